@@ -1,0 +1,52 @@
+/* mw-addr.h - strict RFC 5321 envelope path and RFC 5322 header address parsing. */
+#ifndef MW_ADDR_H
+#define MW_ADDR_H
+
+#include "mw-util.h"
+
+#define MW_ADDR_LOCAL_MAX 64	/* RFC 5321 4.5.3.1.1, in canonical form */
+#define MW_ADDR_DOMAIN_MAX 255	/* RFC 5321 4.5.3.1.2, A-label form */
+#define MW_ADDR_MAX 320		/* local@domain */
+#define MW_ADDR_HEADER_MAX 16384 /* an address header longer than this is refused */
+#define MW_ADDR_LIST_MAX 100	/* more addresses than this in one header is refused */
+
+/* One addr-spec in canonical form:
+   - local: dot-atom as written (case kept), or the quoted form reduced to a dot-atom when
+     the quotes were unnecessary ("john"@x -> john@x), else kept quoted with minimal escapes;
+   - domain: lower-case, IDN U-labels converted to A-labels (libidn2, IDNA2008 + TR46),
+     trailing dot removed; or a domain literal "[...]" as written;
+   - addr: local@domain. */
+struct mw_addr {
+	char local[MW_ADDR_LOCAL_MAX + 3]; /* + possible quotes */
+	char domain[MW_ADDR_DOMAIN_MAX + 1];
+	char addr[MW_ADDR_MAX + 1];
+	bool null_path; /* envelope "<>" */
+};
+
+struct mw_addr_list {
+	size_t count;
+	struct mw_addr *addrs; /* count entries, owned */
+	size_t groups;	       /* how many RFC 5322 groups appeared (even empty ones) */
+};
+
+/* RFC 5321 Path / Reverse-path: "<a@b>", "<>" (null_path), with or without source route
+   ("<@x,@y:a@b>", dropped). Bare "a@b" without brackets is accepted only when
+   allow_bare is true (Postfix hands milters the bracketed form; the policy protocol bare). */
+int mw_addr_parse_envelope(const char *s, size_t len, bool allow_bare, struct mw_addr *addr_r,
+			   mw_error *error_r);
+
+/* RFC 5322 address-list (the value of From:, Sender:, To:, ... after the colon, possibly
+   folded with CRLF/LF + WSP): display names, quoted strings, comments (nested), groups,
+   encoded words in phrases, obs-syntax (obs-route, obs-local-part, CFWS between atoms).
+   Returns every addr-spec. A header that does not parse as a whole is an error: no
+   best-effort guessing, since From enforcement depends on it. An empty list (or only
+   empty groups) yields count 0 and is not an error; the caller decides. */
+int mw_addr_parse_header(const char *s, size_t len, struct mw_addr_list *list_r,
+			 mw_error *error_r);
+void mw_addr_list_free(struct mw_addr_list *list);
+
+/* Normalises a domain (U-label or A-label, any case) to lower-case A-label form. */
+int mw_addr_domain_normalize(const char *domain, size_t len, char *out, size_t outsize,
+			     mw_error *error_r);
+
+#endif

@@ -1,0 +1,2 @@
+/* lib/mw-password.c - placeholder until implemented */
+typedef int mw_placeholder_mw_password;

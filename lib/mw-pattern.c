@@ -1,0 +1,2 @@
+/* lib/mw-pattern.c - placeholder until implemented */
+typedef int mw_placeholder_mw_pattern;

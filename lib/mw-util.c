@@ -1,0 +1,323 @@
+/*
+ * mw-util.c - allocation wrappers, error messages, bounded strings, slices.
+ *
+ * Public: mw_malloc, mw_calloc, mw_realloc, mw_strdup, mw_strndup, mw_error_set,
+ * mw_error_prefix, mw_slice_*, mw_str_*, mw_strlcpy, mw_ascii_*, mw_memzero, mw_now.
+ *
+ * Diagnostics: allocation failure aborts with a message on stderr; nothing else here
+ * logs.
+ */
+#include "mw-build.h"
+#include "mw-util.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* mw_oom - report allocation failure and abort: there is no sane way to go on. */
+static MW_NORETURN void mw_oom(size_t size)
+{
+	fprintf(stderr, "mailwarden: out of memory allocating %zu bytes\n", size);
+	abort();
+}
+
+/* mw_malloc - malloc that never returns NULL */
+void *mw_malloc(size_t size)
+{
+	void *p = malloc(size ? size : 1);
+	if (p == NULL)
+		mw_oom(size);
+	return p;
+}
+
+/* mw_calloc - calloc that never returns NULL and checks the multiplication */
+void *mw_calloc(size_t nmemb, size_t size)
+{
+	void *p;
+	if (size != 0 && nmemb > SIZE_MAX / size)
+		mw_oom(SIZE_MAX);
+	p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+	if (p == NULL)
+		mw_oom(nmemb * size);
+	return p;
+}
+
+/* mw_realloc - realloc that never returns NULL */
+void *mw_realloc(void *ptr, size_t size)
+{
+	void *p = realloc(ptr, size ? size : 1);
+	if (p == NULL)
+		mw_oom(size);
+	return p;
+}
+
+/* mw_strdup - strdup that never returns NULL */
+char *mw_strdup(const char *s)
+{
+	return mw_strndup(s, strlen(s));
+}
+
+/* mw_strndup - copy at most n bytes of s into a new NUL-terminated string */
+char *mw_strndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = mw_malloc(len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+/* mw_error_set - format a message into error_r (if any) */
+void mw_error_set(mw_error *error_r, const char *fmt, ...)
+{
+	va_list ap;
+	if (error_r == NULL)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(error_r->msg, sizeof(error_r->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* mw_error_prefix - put "PREFIX: " before the message already in error_r
+   (an error message may be cut at its buffer's end: it is for people, not parsing) */
+void mw_error_prefix(mw_error *error_r, const char *fmt, ...)
+{
+	char prefix[256];
+	size_t plen, olen, cap = sizeof(error_r->msg) - 1;
+	va_list ap;
+	if (error_r == NULL)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	plen = strlen(prefix);
+	olen = strnlen(error_r->msg, cap);
+	if (plen + 2 + olen > cap)
+		olen = cap - plen - 2;
+	memmove(error_r->msg + plen + 2, error_r->msg, olen);
+	memcpy(error_r->msg, prefix, plen);
+	error_r->msg[plen] = ':';
+	error_r->msg[plen + 1] = ' ';
+	error_r->msg[plen + 2 + olen] = '\0';
+}
+
+/* mw_slice_from - a slice over a NUL-terminated string */
+mw_slice mw_slice_from(const char *s)
+{
+	mw_slice sl = { s, strlen(s) };
+	return sl;
+}
+
+/* mw_slice_eq - exact comparison of a slice with a string */
+bool mw_slice_eq(mw_slice a, const char *s)
+{
+	size_t n = strlen(s);
+	return a.len == n && memcmp(a.ptr, s, n) == 0;
+}
+
+/* mw_slice_ieq - ASCII case-insensitive comparison of a slice with a string */
+bool mw_slice_ieq(mw_slice a, const char *s)
+{
+	size_t n = strlen(s);
+	return a.len == n && mw_ascii_strncasecmp(a.ptr, s, n) == 0;
+}
+
+/* mw_slice_trim - drop leading and trailing blanks (space, tab, CR, LF) */
+mw_slice mw_slice_trim(mw_slice s)
+{
+	while (s.len > 0 && (s.ptr[0] == ' ' || s.ptr[0] == '\t' || s.ptr[0] == '\r' ||
+			     s.ptr[0] == '\n')) {
+		s.ptr++;
+		s.len--;
+	}
+	while (s.len > 0 && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t' ||
+			     s.ptr[s.len - 1] == '\r' || s.ptr[s.len - 1] == '\n'))
+		s.len--;
+	return s;
+}
+
+/* mw_str_init - an empty string bounded to max bytes (0: unbounded) */
+void mw_str_init(mw_str *s, size_t max)
+{
+	s->buf = NULL;
+	s->len = 0;
+	s->cap = 0;
+	s->max = max;
+}
+
+/* mw_str_free - release the buffer; the string is empty and reusable after */
+void mw_str_free(mw_str *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+	s->len = s->cap = 0;
+}
+
+/* mw_str_reset - empty the string, keeping its buffer */
+void mw_str_reset(mw_str *s)
+{
+	s->len = 0;
+	if (s->buf != NULL)
+		s->buf[0] = '\0';
+}
+
+/* mw_str_reserve - make room for n more bytes plus the NUL, within the bound */
+static int mw_str_reserve(mw_str *s, size_t n)
+{
+	size_t need, cap;
+	if (n > SIZE_MAX - s->len - 1)
+		return -1;
+	need = s->len + n;
+	if (s->max != 0 && need > s->max)
+		return -1;
+	if (need + 1 <= s->cap)
+		return 0;
+	cap = s->cap ? s->cap : 64;
+	while (cap < need + 1)
+		cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
+	s->buf = mw_realloc(s->buf, cap);
+	s->cap = cap;
+	return 0;
+}
+
+/* mw_str_append - append n bytes; -1 (nothing appended) when over the bound */
+int mw_str_append(mw_str *s, const char *p, size_t n)
+{
+	if (mw_str_reserve(s, n) < 0)
+		return -1;
+	if (n > 0)
+		memcpy(s->buf + s->len, p, n);
+	s->len += n;
+	s->buf[s->len] = '\0';
+	return 0;
+}
+
+/* mw_str_appends - append a NUL-terminated string */
+int mw_str_appends(mw_str *s, const char *p)
+{
+	return mw_str_append(s, p, strlen(p));
+}
+
+/* mw_str_appendc - append one byte */
+int mw_str_appendc(mw_str *s, char c)
+{
+	return mw_str_append(s, &c, 1);
+}
+
+/* mw_str_vappendf - append formatted text; -1 (nothing appended) when over the bound */
+int mw_str_vappendf(mw_str *s, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n;
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0 || mw_str_reserve(s, (size_t)n) < 0)
+		return -1;
+	if (vsnprintf(s->buf + s->len, (size_t)n + 1, fmt, ap) != n)
+		return -1;
+	s->len += (size_t)n;
+	return 0;
+}
+
+/* mw_str_appendf - append formatted text */
+int mw_str_appendf(mw_str *s, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+	va_start(ap, fmt);
+	ret = mw_str_vappendf(s, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* mw_str_c - the string's text ("" when nothing was appended yet) */
+const char *mw_str_c(const mw_str *s)
+{
+	return s->buf != NULL ? s->buf : "";
+}
+
+/* mw_str_steal - hand the buffer to the caller */
+char *mw_str_steal(mw_str *s)
+{
+	char *p = s->buf != NULL ? s->buf : mw_strdup("");
+	s->buf = NULL;
+	s->len = s->cap = 0;
+	return p;
+}
+
+/* mw_strlcpy - copy src into dst, failing rather than truncating */
+int mw_strlcpy(char *dst, const char *src, size_t dstsize)
+{
+	size_t n = strlen(src);
+	if (dstsize == 0)
+		return -1;
+	if (n >= dstsize) {
+		dst[0] = '\0';
+		return -1;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+/* mw_ascii_lower - lower-case ASCII letters in place; other bytes untouched */
+void mw_ascii_lower(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+static int mw_ascii_tolower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* mw_ascii_strcasecmp - locale-independent case-insensitive compare */
+int mw_ascii_strcasecmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		int ca = mw_ascii_tolower((unsigned char)*a);
+		int cb = mw_ascii_tolower((unsigned char)*b);
+		if (ca != cb || ca == 0)
+			return ca - cb;
+	}
+}
+
+/* mw_ascii_strncasecmp - the same, for at most n bytes */
+int mw_ascii_strncasecmp(const char *a, const char *b, size_t n)
+{
+	for (; n > 0; n--, a++, b++) {
+		int ca = mw_ascii_tolower((unsigned char)*a);
+		int cb = mw_ascii_tolower((unsigned char)*b);
+		if (ca != cb || ca == 0)
+			return ca - cb;
+	}
+	return 0;
+}
+
+/* mw_memzero - wipe a secret */
+void mw_memzero(void *p, size_t n)
+{
+	sodium_memzero(p, n);
+}
+
+/* mw_now - the current time, or MW_FAKE_NOW (+ the seconds elapsed since) in tests */
+int64_t mw_now(void)
+{
+	static int fake_checked;
+	static int64_t fake_base, real_base;
+	if (!fake_checked) {
+		const char *f = getenv("MW_FAKE_NOW");
+		fake_checked = 1;
+		if (f != NULL && *f != '\0') {
+			fake_base = strtoll(f, NULL, 10);
+			real_base = (int64_t)time(NULL);
+		}
+	}
+	if (fake_base != 0)
+		return fake_base + ((int64_t)time(NULL) - real_base);
+	return (int64_t)time(NULL);
+}

@@ -1,0 +1,78 @@
+/* mw-util.h - allocation, errors, bounded strings and slices for libmailwarden. */
+#ifndef MW_UTIL_H
+#define MW_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MW_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define MW_NORETURN __attribute__((noreturn))
+#define MW_N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation: these never return NULL; on exhaustion they abort. */
+void *mw_malloc(size_t size);
+void *mw_calloc(size_t nmemb, size_t size);
+void *mw_realloc(void *ptr, size_t size);
+char *mw_strdup(const char *s);
+char *mw_strndup(const char *s, size_t n);
+
+/* An error message passed out of a function through its error_r argument.
+   A NULL error_r is allowed everywhere and discards the message. */
+typedef struct mw_error {
+	char msg[512];
+} mw_error;
+
+void mw_error_set(mw_error *error_r, const char *fmt, ...) MW_PRINTF(2, 3);
+void mw_error_prefix(mw_error *error_r, const char *fmt, ...) MW_PRINTF(2, 3);
+
+/* A non-owning view of bytes: not NUL-terminated. */
+typedef struct mw_slice {
+	const char *ptr;
+	size_t len;
+} mw_slice;
+
+mw_slice mw_slice_from(const char *s);
+bool mw_slice_eq(mw_slice a, const char *s);
+bool mw_slice_ieq(mw_slice a, const char *s);
+mw_slice mw_slice_trim(mw_slice s);
+
+/* An owning, growable string with an optional bound; always NUL-terminated.
+   Appending past max fails (-1) and leaves the string as it was: over-long input
+   is refused, never silently truncated. */
+typedef struct mw_str {
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t max; /* 0 = no bound */
+} mw_str;
+
+void mw_str_init(mw_str *s, size_t max);
+void mw_str_free(mw_str *s);
+void mw_str_reset(mw_str *s);
+int mw_str_append(mw_str *s, const char *p, size_t n);
+int mw_str_appends(mw_str *s, const char *p);
+int mw_str_appendc(mw_str *s, char c);
+int mw_str_appendf(mw_str *s, const char *fmt, ...) MW_PRINTF(2, 3);
+int mw_str_vappendf(mw_str *s, const char *fmt, va_list ap) MW_PRINTF(2, 0);
+const char *mw_str_c(const mw_str *s);
+/* Hands the buffer to the caller (who frees it) and resets s. */
+char *mw_str_steal(mw_str *s);
+
+/* Bounded copy: returns -1 (and an empty dst) when src does not fit. */
+int mw_strlcpy(char *dst, const char *src, size_t dstsize);
+
+/* ASCII case folding, locale-independent. */
+void mw_ascii_lower(char *s);
+int mw_ascii_strcasecmp(const char *a, const char *b);
+int mw_ascii_strncasecmp(const char *a, const char *b, size_t n);
+
+/* Wipes memory holding secrets (not optimised away). */
+void mw_memzero(void *p, size_t n);
+
+/* Seconds since the epoch; tests fix it with the MW_FAKE_NOW environment variable
+   (read once) so nothing depends on the wall clock. */
+int64_t mw_now(void);
+
+#endif
