@@ -41,12 +41,17 @@ struct mw_config_key {
 extern const struct mw_config_key mw_config_keys[MWK__COUNT];
 
 /* A parsed, validated, immutable snapshot; reference-counted so a reload never frees
-   a configuration a request is still using. */
+   a configuration a request is still using. The count is a plain int: a snapshot is
+   handed to another thread only through mw_config_ref() taken under the owner's lock
+   (e.g. the daemon's reload lock), and each thread drops its own reference. */
 typedef struct mw_config mw_config;
 
-/* Loads PATH, then every DIR/conf.d/ *.conf (DIR = PATH's directory) in name order.
+/* Loads PATH, then every DIR/conf.d/ *.conf (DIR = PATH's directory) in strcmp() name
+   order; other names (and names starting with '.') are ignored, a missing conf.d is fine.
    A key may be set once per file; a later file overrides an earlier one.
    missing_ok: a missing PATH gives the defaults (conf.d is still read).
+   File format: [section] headers, key = value lines, whole-line # comments (a '#' after
+   a value is part of the value), optional "double-quoted" values with \" and \\.
    Errors name file:line and key. */
 mw_config *mw_config_load(const char *path, bool missing_ok, mw_error *error_r);
 /* Parses text as if it were the file NAME (tests, `config check -`). No conf.d. */
@@ -57,21 +62,37 @@ mw_config *mw_config_defaults(void);
 mw_config *mw_config_ref(mw_config *cfg);
 void mw_config_unref(mw_config **cfg);
 
-/* Typed accessors; the key's type must match (a mismatch is a bug: mw_panic). */
-const char *mw_config_str(const mw_config *cfg, enum mw_config_key_id id);  /* STRING PATH ENUM URL */
-long long mw_config_int(const mw_config *cfg, enum mw_config_key_id id);    /* INT DURATION(s) SIZE(bytes) */
+/* The key SECTION/NAME, or NULL. */
+const struct mw_config_key *mw_config_key_find(const char *section, const char *name);
+/* Checks VALUE (unquoted text) as the key's value, exactly as the parser would:
+   0, or -1 with "bad value for KEY: ..." in error_r (URL values are not echoed). */
+int mw_config_check(enum mw_config_key_id id, const char *value, mw_error *error_r);
+
+/* Typed accessors; the key's type must match (a mismatch is a bug: mw_panic).
+   mw_config_str: STRING PATH ENUM URL (ENUM values spelt as in the table);
+   mw_config_int: INT, DURATION in seconds, SIZE in bytes; mw_config_bool: BOOL. */
+const char *mw_config_str(const mw_config *cfg, enum mw_config_key_id id);
+long long mw_config_int(const mw_config *cfg, enum mw_config_key_id id);
 bool mw_config_bool(const mw_config *cfg, enum mw_config_key_id id);
 /* Where a key's value came from: "file:line" or "default". */
 const char *mw_config_origin(const mw_config *cfg, enum mw_config_key_id id);
 
-/* Value parsers, exposed for tests and for other input (API, CLI flags). */
-int mw_config_parse_duration(const char *s, long long *secs_r, mw_error *error_r); /* 30s 5m 1h 1d, bare = s */
-int mw_config_parse_size(const char *s, long long *bytes_r, mw_error *error_r);     /* 10k 25M 1G, bare = bytes */
-int mw_config_parse_bool(const char *s, bool *b_r, mw_error *error_r);              /* yes/no true/false on/off 1/0 */
+/* Value parsers, exposed for tests and for other input (API, CLI flags).
+   On failure error_r holds the reason only (the caller names the input). No blanks are
+   allowed; overflow is an error.
+   duration: a whole number with an optional unit s m h d w (30s 5m 1h 1d 2w), bare = s;
+   size: a whole number with an optional k K M m G g (powers of 1024), bare = bytes;
+   bool: yes/no true/false on/off 1/0, any case. */
+int mw_config_parse_duration(const char *s, long long *secs_r, mw_error *error_r);
+int mw_config_parse_size(const char *s, long long *bytes_r, mw_error *error_r);
+int mw_config_parse_bool(const char *s, bool *b_r, mw_error *error_r);
 
-/* Writes every key as "[section]\nkey = value  # origin" (config dump). */
+/* Writes every key as "[section]" groups of "key = value" lines, quoting values that need
+   it; with_origin adds a "# origin: FILE:LINE" (or "default") comment line above each key.
+   The output parses back to the same values (config dump). */
 void mw_config_dump(const mw_config *cfg, FILE *out, bool with_origin);
-/* Writes the key reference (for --help and docs): markdown when markdown is true. */
+/* Writes the key reference: plain text for --help, or the markdown that
+   docs/configuration.md holds below its "generated" marker. */
 void mw_config_describe(FILE *out, bool markdown);
 
 #endif

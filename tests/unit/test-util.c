@@ -1,7 +1,161 @@
-/* placeholder until implemented: fails so it cannot pass by accident */
-#include <stdio.h>
+/* test-util.c - bounded strings, slices, errors and log-value escaping. */
+#include "mw-build.h"
+#include "mw-log.h"
+#include "mw-util.h"
+
+#include "mw-test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* test_str_bound - appending past the bound fails and leaves the string unchanged */
+static void test_str_bound(void **state)
+{
+	mw_str s;
+	(void)state;
+	mw_str_init(&s, 8);
+	assert_int_equal(mw_str_appends(&s, "abcd"), 0);
+	assert_int_equal(mw_str_appends(&s, "efgh"), 0);
+	assert_int_equal(mw_str_appendc(&s, 'i'), -1);
+	assert_string_equal(mw_str_c(&s), "abcdefgh");
+	assert_int_equal(mw_str_appendf(&s, "%d", 1), -1);
+	assert_int_equal(s.len, 8);
+	mw_str_reset(&s);
+	assert_string_equal(mw_str_c(&s), "");
+	assert_int_equal(mw_str_appendf(&s, "%s-%d", "ab", 12), 0);
+	assert_string_equal(mw_str_c(&s), "ab-12");
+	mw_str_free(&s);
+}
+
+/* test_str_grow - an unbounded string grows past its first allocation */
+static void test_str_grow(void **state)
+{
+	mw_str s;
+	char *p;
+	int i;
+	(void)state;
+	mw_str_init(&s, 0);
+	assert_string_equal(mw_str_c(&s), "");
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(mw_str_appendf(&s, "%03d", i), 0);
+	assert_int_equal(s.len, 3000);
+	assert_memory_equal(s.buf + 2997, "999", 3);
+	assert_int_equal(s.buf[3000], '\0');
+	p = mw_str_steal(&s);
+	assert_null(s.buf);
+	assert_int_equal(strlen(p), 3000);
+	free(p);
+}
+
+/* test_strlcpy - refuses to truncate */
+static void test_strlcpy(void **state)
+{
+	char buf[4];
+	(void)state;
+	assert_int_equal(mw_strlcpy(buf, "abc", sizeof(buf)), 0);
+	assert_string_equal(buf, "abc");
+	assert_int_equal(mw_strlcpy(buf, "abcd", sizeof(buf)), -1);
+	assert_string_equal(buf, "");
+	assert_int_equal(mw_strlcpy(buf, "", 0), -1);
+}
+
+/* test_slices - trim and comparisons */
+static void test_slices(void **state)
+{
+	mw_slice s = mw_slice_trim(mw_slice_from(" \t hello \r\n"));
+	(void)state;
+	assert_int_equal(s.len, 5);
+	assert_true(mw_slice_eq(s, "hello"));
+	assert_false(mw_slice_eq(s, "hell"));
+	assert_true(mw_slice_ieq(s, "HeLLo"));
+	assert_false(mw_slice_ieq(s, "hello!"));
+	s = mw_slice_trim(mw_slice_from("   "));
+	assert_int_equal(s.len, 0);
+}
+
+/* test_ascii_case - folding touches ASCII letters only */
+static void test_ascii_case(void **state)
+{
+	char s[] = "JoHn@EXAMPLE.com\xc3\x89";
+	(void)state;
+	mw_ascii_lower(s);
+	assert_string_equal(s, "john@example.com\xc3\x89");
+	assert_int_equal(mw_ascii_strcasecmp("ABC", "abc"), 0);
+	assert_true(mw_ascii_strcasecmp("abc", "abd") < 0);
+	assert_int_equal(mw_ascii_strncasecmp("ABCx", "abcy", 3), 0);
+	assert_true(mw_ascii_strncasecmp("ABCx", "abcy", 4) != 0);
+}
+
+/* test_error_prefix - prefixes stack and never overflow */
+static void test_error_prefix(void **state)
+{
+	mw_error e;
+	char big[600];
+	(void)state;
+	mw_error_set(&e, "bad value %d", 7);
+	mw_error_prefix(&e, "file.conf:%d", 3);
+	assert_string_equal(e.msg, "file.conf:3: bad value 7");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	mw_error_set(&e, "%s", big);
+	mw_error_prefix(&e, "p");
+	assert_int_equal(strlen(e.msg), sizeof(e.msg) - 1);
+	assert_memory_equal(e.msg, "p: xxx", 6);
+	mw_error_set(NULL, "ignored %s", "fine");
+	mw_error_prefix(NULL, "ignored");
+}
+
+/* test_log_value - hostile values are escaped, quoted and bounded */
+static void test_log_value(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *out;
+	} cases[] = {
+		{ "plain", 5, "plain" },
+		{ "two words", 9, "\"two words\"" },
+		{ "a=b", 3, "\"a=b\"" },
+		{ "line\r\nInjected: x", 17, NULL },
+		{ "nul\0byte", 8, "nul\\x00byte" },
+		{ "q\"uote\\", 7, "q\\x22uote\\x5c" },
+		{ "\xc3\xa9", 2, "\\xc3\\xa9" },
+	};
+	char buf[64];
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		const char *got = mw_log_value(buf, sizeof(buf), cases[i].in, cases[i].len);
+		/* a blank inside quotes is kept as is */
+		if (i == 3)
+			assert_string_equal(got, "\"line\\x0d\\x0aInjected: x\"");
+		else
+			assert_string_equal(got, cases[i].out);
+	}
+	{
+		char longin[200];
+		memset(longin, 'a', sizeof(longin));
+		mw_log_value(buf, 32, longin, sizeof(longin));
+		assert_true(strlen(buf) < 32);
+		assert_non_null(strstr(buf, "..."));
+	}
+}
+
+/* test_fake_now - the clock follows MW_FAKE_NOW when set */
+static void test_fake_now(void **state)
+{
+	(void)state;
+	setenv("MW_FAKE_NOW", "1000000000", 1);
+	assert_true(mw_now() >= 1000000000 && mw_now() < 1000000000 + 60);
+}
+
 int main(void)
 {
-	printf("1..1\nnot ok 1 - not implemented\n");
-	return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_str_bound),    cmocka_unit_test(test_str_grow),
+		cmocka_unit_test(test_strlcpy),	     cmocka_unit_test(test_slices),
+		cmocka_unit_test(test_ascii_case),   cmocka_unit_test(test_error_prefix),
+		cmocka_unit_test(test_log_value),    cmocka_unit_test(test_fake_now),
+	};
+	MW_RUN_TESTS(tests);
 }
