@@ -206,6 +206,11 @@ class TestCtl(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn(f"{bad}:3", p.stderr)
 
+    def test_sample_config_is_valid(self):
+        sample = os.path.join(os.path.dirname(__file__), "..", "..", "conf.d", "mailwarden.conf.sample")
+        rc, out, err = self.s.run("config", "check", sample)
+        self.assertEqual(rc, 0, err)
+
     def test_config_dump_shows_effective_values(self):
         out, _ = self.ok("config", "dump", "--origin")
         self.assertIn(f"store = sqlite:{self.s.db}", out)
