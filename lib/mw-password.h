@@ -4,16 +4,18 @@
 
 #include "mw-util.h"
 
-#define MW_PASSWORD_SCHEME "{ARGON2ID}"
-#define MW_PASSWORD_HASH_MAX 256 /* "{ARGON2ID}$argon2id$v=19$m=...,t=...,p=1$salt$hash" */
-#define MW_PASSWORD_MAX 1024	 /* longer passwords are refused */
+#define MW_PASSWORD_SCHEME   "{ARGON2ID}"
+#define MW_PASSWORD_HASH_MAX 256  /* "{ARGON2ID}$argon2id$v=19$m=...,t=...,p=1$salt$hash" */
+#define MW_PASSWORD_MAX      1024 /* longer passwords are refused */
 
 /* Hashes password with argon2id (libsodium) using memlimit bytes and opslimit passes;
    writes "{ARGON2ID}$argon2id$v=19$m=KiB,t=N,p=1$salt$hash" into out. */
-int mw_password_hash(const char *password, size_t memlimit, unsigned long long opslimit,
-		     char *out, size_t outsize, mw_error *error_r);
-/* 1: password matches stored; 0: it does not; -1: stored is malformed or of an unknown
-   scheme (error_r says which). The comparison is constant-time. */
+int mw_password_hash(const char *password, size_t memlimit, unsigned long long opslimit, char *out,
+                     size_t outsize, mw_error *error_r);
+/* 1: password matches stored; 0: it does not (also for a well-formed hash whose salt,
+   digest or costs were altered, and for a password over MW_PASSWORD_MAX); -1: stored is
+   malformed, of an unknown scheme, or asks for more than 1 GiB of memory (error_r says
+   which). Scheme names compare case-insensitively. The comparison is constant-time. */
 int mw_password_verify(const char *stored, const char *password, mw_error *error_r);
 /* True when stored was hashed with other parameters than these (rehash on next login). */
 bool mw_password_needs_rehash(const char *stored, size_t memlimit, unsigned long long opslimit);

@@ -1,5 +1,10 @@
 /* mw-store-private.h - what the store front end and its backends share; callers never
-   include this. */
+   include this.
+
+   The front end (mw-store.c) parses the URL, checks every argument (lengths, normalised
+   names, NULLs) and then calls the backend through struct mw_store_backend. A backend
+   therefore receives only validated input: non-NULL strings within their limits, and
+   usernames already normalised. Each backend keeps its own state in store->ctx. */
 #ifndef MW_STORE_PRIVATE_H
 #define MW_STORE_PRIVATE_H
 
@@ -13,5 +18,58 @@ struct mw_migration {
 
 extern const struct mw_migration mw_sqlite_migrations[];
 extern const unsigned mw_sqlite_migrations_count;
+
+/* One function pointer per operation; same meaning and return values as the public
+   functions of the same name in mw-store.h. */
+struct mw_store_backend {
+	const char *name; /* "sqlite", "postgresql" */
+	/* location: what followed the URL scheme (SQLite: an absolute path). */
+	int (*open)(mw_store *store, const char *location, unsigned busy_timeout_ms,
+	            mw_error *error_r);
+	void (*close)(mw_store *store);
+	int (*migrate)(mw_store *store, mw_error *error_r);
+	int (*schema_version)(mw_store *store, int *version_r, mw_error *error_r);
+	int (*latest_schema_version)(void);
+
+	int (*user_add)(mw_store *store, const char *username, const char *password_hash,
+	                enum mw_user_status status, enum mw_user_role role, const char *description,
+	                int64_t *id_r, mw_error *error_r);
+	int (*user_get)(mw_store *store, const char *username, struct mw_user *user_r,
+	                mw_error *error_r);
+	int (*user_get_by_id)(mw_store *store, int64_t id, struct mw_user *user_r,
+	                      mw_error *error_r);
+	/* Fills *users_r with an owned array of *count_r users (the front end calls the
+	   callback after the backend has released its statement, so the callback may use
+	   the store). */
+	int (*user_list)(mw_store *store, const struct mw_user_filter *filter,
+	                 struct mw_user **users_r, size_t *count_r, mw_error *error_r);
+	int (*user_set_password)(mw_store *store, const char *username, const char *password_hash,
+	                         mw_error *error_r);
+	int (*user_set_status)(mw_store *store, const char *username, enum mw_user_status status,
+	                       mw_error *error_r);
+	int (*user_set_role)(mw_store *store, const char *username, enum mw_user_role role,
+	                     mw_error *error_r);
+	int (*user_set_description)(mw_store *store, const char *username, const char *description,
+	                            mw_error *error_r);
+	int (*user_delete)(mw_store *store, const char *username, mw_error *error_r);
+
+	int (*allowed_from_add)(mw_store *store, const char *username, const char *pattern,
+	                        mw_error *error_r);
+	int (*allowed_from_del)(mw_store *store, const char *username, const char *pattern,
+	                        mw_error *error_r);
+	int (*allowed_from_list)(mw_store *store, const char *username, char ***patterns_r,
+	                         size_t *count_r, mw_error *error_r);
+
+	int (*audit_append)(mw_store *store, const char *actor, const char *action,
+	                    const char *target, const char *client, const char *details,
+	                    mw_error *error_r);
+};
+
+struct mw_store {
+	const struct mw_store_backend *backend;
+	void *ctx; /* the backend's own state */
+};
+
+extern const struct mw_store_backend mw_store_backend_sqlite;
 
 #endif

@@ -1,2 +1,925 @@
-/* lib/mw-store-sqlite.c - placeholder until implemented */
-typedef int mw_placeholder_mw_store_sqlite;
+/* mw-store-sqlite.c - the SQLite backend of the store.
+ *
+ * One sqlite3 connection per mw_store, opened without SQLite's full mutex: a store is not
+ * shared between threads (each thread opens its own). The connection runs in WAL mode
+ * with foreign_keys=ON (deleting a user cascades), synchronous=NORMAL, trusted_schema=OFF
+ * and the caller's busy timeout. Every value reaches SQL through a bound parameter of a
+ * prepared statement (sqlite3_prepare_v3); the statements are cached per store.
+ *
+ * Migrations are the numbered files lib/sql/sqlite/NNN_name.sql, embedded by
+ * scripts/embed-sql as mw_sqlite_migrations[]. Each pending one runs inside
+ * BEGIN IMMEDIATE ... COMMIT together with the schema_version update, so two processes
+ * migrating at once are serialised and a failed migration leaves nothing behind.
+ *
+ * The database file is not created by open: mw_store_migrate creates it with mode 0640
+ * (existing files keep their mode). Its directory must exist.
+ *
+ * Public: mw_store_backend_sqlite (through mw-store-private.h only).
+ *
+ * Diagnostics: through error_r; the caller names the store (only file-level messages
+ * name the path). A lock held past the busy
+ * timeout is MW_STORE_ERROR "... is busy ..."; a UNIQUE or PRIMARY KEY violation is
+ * MW_STORE_EXISTS; other SQLite errors are MW_STORE_ERROR with SQLite's message (which
+ * names columns, never values).
+ */
+#include "mw-build.h"
+#include "mw-store-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_USER_ADD,
+	ST_USER_GET,
+	ST_USER_GET_ID,
+	ST_USER_LIST,
+	ST_USER_ID,
+	ST_USER_TOUCH,
+	ST_USER_SET_PASSWORD,
+	ST_USER_SET_STATUS,
+	ST_USER_SET_ROLE,
+	ST_USER_SET_DESCRIPTION,
+	ST_USER_DELETE,
+	ST_AF_ADD,
+	ST_AF_DEL,
+	ST_AF_LIST,
+	ST_AUDIT_ADD,
+	ST_COUNT
+};
+
+#define USER_COLUMNS                                                                               \
+	"id, username, password, status, role, description, created_at, updated_at, "              \
+	"password_changed_at, totp_secret IS NOT NULL, failed_logins, locked_until"
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_USER_ADD] = "INSERT INTO users (username, password, status, role, description, "
+                    "created_at, updated_at, password_changed_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+    [ST_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE username = ?1",
+    [ST_USER_GET_ID] = "SELECT " USER_COLUMNS " FROM users WHERE id = ?1",
+    [ST_USER_LIST] = "SELECT " USER_COLUMNS " FROM users WHERE id > ?1 "
+                     "AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR role = ?3) "
+                     "ORDER BY id LIMIT ?4",
+    [ST_USER_ID] = "SELECT id FROM users WHERE username = ?1",
+    [ST_USER_TOUCH] = "UPDATE users SET updated_at = ?2 WHERE id = ?1",
+    [ST_USER_SET_PASSWORD] = "UPDATE users SET password = ?2, password_changed_at = ?3, "
+                             "updated_at = ?3 WHERE username = ?1",
+    [ST_USER_SET_STATUS] = "UPDATE users SET status = ?2, updated_at = ?3 "
+                           "WHERE username = ?1",
+    [ST_USER_SET_ROLE] = "UPDATE users SET role = ?2, updated_at = ?3 WHERE username = ?1",
+    [ST_USER_SET_DESCRIPTION] = "UPDATE users SET description = ?2, updated_at = ?3 "
+                                "WHERE username = ?1",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE username = ?1",
+    [ST_AF_ADD] = "INSERT INTO allowed_from (user_id, pattern) VALUES (?1, ?2)",
+    [ST_AF_DEL] = "DELETE FROM allowed_from WHERE user_id = ?1 AND pattern = ?2",
+    [ST_AF_LIST] = "SELECT a.pattern FROM users u "
+                   "LEFT JOIN allowed_from a ON a.user_id = u.id "
+                   "WHERE u.username = ?1 ORDER BY a.pattern",
+    [ST_AUDIT_ADD] = "INSERT INTO audit_log (at, actor, action, target, client, details) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+};
+
+struct sqlite_store {
+	sqlite3 *db; /* NULL until the file exists (mw_store_migrate creates it) */
+	char *path;
+	unsigned busy_timeout_ms;
+	sqlite3_stmt *stmts[ST_COUNT];
+};
+
+/* ctx_of - the backend state of a store */
+static struct sqlite_store *ctx_of(mw_store *store)
+{
+	return store->ctx;
+}
+
+/* db_fail - turn an SQLite result code into a store status and a message */
+static int db_fail(struct sqlite_store *s, int rc, const char *what, mw_error *error_r)
+{
+	int primary = rc & 0xff;
+	if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+		mw_error_set(error_r,
+		             "the store is busy: still locked by another process after "
+		             "%u ms (%s)",
+		             s->busy_timeout_ms, what);
+		return MW_STORE_ERROR;
+	}
+	if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		mw_error_set(error_r, "%s: already exists", what);
+		return MW_STORE_EXISTS;
+	}
+	mw_error_set(error_r, "%s: %s", what,
+	             s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	return MW_STORE_ERROR;
+}
+
+/* set_pragmas - connection settings every store needs */
+static int set_pragmas(struct sqlite_store *s, mw_error *error_r)
+{
+	static const char *const pragmas[] = {
+	    "PRAGMA foreign_keys = ON",
+	    "PRAGMA synchronous = NORMAL",
+	    "PRAGMA trusted_schema = OFF",
+	};
+	sqlite3_stmt *st = NULL;
+	const unsigned char *mode;
+	size_t i;
+	int rc;
+	(void)sqlite3_extended_result_codes(s->db, 1);
+	rc = sqlite3_busy_timeout(s->db,
+	                          s->busy_timeout_ms > INT_MAX ? INT_MAX : (int)s->busy_timeout_ms);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, "setting the busy timeout", error_r);
+	/* journal_mode answers with the mode now in force: insist it is WAL */
+	rc = sqlite3_prepare_v3(s->db, "PRAGMA journal_mode = WAL", -1, 0, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return db_fail(s, rc, "switching to WAL", error_r);
+	}
+	mode = sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
+		mw_error_set(error_r, "cannot switch to WAL journal mode (got %s)",
+		             mode != NULL ? (const char *)mode : "nothing");
+		sqlite3_finalize(st);
+		return MW_STORE_ERROR;
+	}
+	sqlite3_finalize(st);
+	for (i = 0; i < MW_N_ELEMENTS(pragmas); i++) {
+		rc = sqlite3_exec(s->db, pragmas[i], NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return db_fail(s, rc, pragmas[i], error_r);
+	}
+	return 0;
+}
+
+/* file_exists - 1 when path names something, 0 when not, -1 on another error */
+static int file_exists(const char *path, mw_error *error_r)
+{
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			mw_error_set(error_r, "%s is not a regular file", path);
+			return -1;
+		}
+		return 1;
+	}
+	if (errno == ENOENT)
+		return 0;
+	mw_error_set(error_r, "%s: %s", path, strerror(errno));
+	return -1;
+}
+
+/* create_file - create the database file with mode 0640 whatever the umask; an existing
+   file (another process won the race) is left as it is */
+static int create_file(const char *path, mw_error *error_r)
+{
+	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		mw_error_set(error_r, "%s: cannot create: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0640) < 0) {
+		mw_error_set(error_r, "%s: fchmod: %s", path, strerror(errno));
+		(void)close(fd);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		mw_error_set(error_r, "%s: close: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* connect_db - open the connection if the file exists (or create it when create is set) */
+static int connect_db(struct sqlite_store *s, bool create, mw_error *error_r)
+{
+	int rc, exists;
+	if (s->db != NULL)
+		return 0;
+	exists = file_exists(s->path, error_r);
+	if (exists < 0)
+		return MW_STORE_ERROR;
+	if (exists == 0) {
+		if (!create) {
+			mw_error_set(error_r,
+			             "database file %s does not exist yet: run "
+			             "'mailwardenctl init' to create it",
+			             s->path);
+			return MW_STORE_ERROR;
+		}
+		if (create_file(s->path, error_r) < 0)
+			return MW_STORE_ERROR;
+	}
+	rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		int ret = db_fail(s, rc, "open", error_r);
+		sqlite3_close_v2(s->db);
+		s->db = NULL;
+		return ret;
+	}
+	if (set_pragmas(s, error_r) != 0) {
+		sqlite3_close_v2(s->db);
+		s->db = NULL;
+		return MW_STORE_ERROR;
+	}
+	return 0;
+}
+
+/* stmt_get - the cached prepared statement id, preparing it on first use */
+static int stmt_get(struct sqlite_store *s, enum stmt_id id, sqlite3_stmt **st_r, mw_error *error_r)
+{
+	int rc;
+	if (connect_db(s, false, error_r) != 0)
+		return MW_STORE_ERROR;
+	if (s->stmts[id] == NULL) {
+		rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+		                        &s->stmts[id], NULL);
+		if (rc != SQLITE_OK) {
+			int ret = db_fail(s, rc, "preparing a statement", error_r);
+			if (strstr(sqlite3_errmsg(s->db), "no such table") != NULL)
+				mw_error_prefix(error_r, "schema missing (run 'mailwardenctl "
+				                         "init')");
+			return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+		}
+	}
+	*st_r = s->stmts[id];
+	return MW_STORE_OK;
+}
+
+/* stmt_done - make a cached statement ready for its next use (releases its locks) */
+static void stmt_done(sqlite3_stmt *st)
+{
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+}
+
+/* bind_text - bind a string that outlives the statement's current use */
+static int bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+/* exec_cached - run a cached statement that returns no rows (BEGIN, COMMIT...) */
+static int exec_cached(struct sqlite_store *s, enum stmt_id id, const char *what, mw_error *error_r)
+{
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, id, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_step(st);
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, what, error_r);
+	return MW_STORE_OK;
+}
+
+/* tx_begin - start a write transaction (waits for the lock up to the busy timeout) */
+static int tx_begin(struct sqlite_store *s, mw_error *error_r)
+{
+	return exec_cached(s, ST_BEGIN, "begin transaction", error_r);
+}
+
+/* tx_end - commit when ret is MW_STORE_OK, roll back otherwise; returns the outcome */
+static int tx_end(struct sqlite_store *s, int ret, mw_error *error_r)
+{
+	if (ret == MW_STORE_OK) {
+		ret = exec_cached(s, ST_COMMIT, "commit", error_r);
+		if (ret == MW_STORE_OK)
+			return ret;
+	}
+	if (!sqlite3_get_autocommit(s->db))
+		(void)exec_cached(s, ST_ROLLBACK, "rollback", NULL);
+	return ret;
+}
+
+/* run_update - step a bound statement that changes rows; MW_STORE_NOTFOUND when it
+   matched none */
+static int run_update(struct sqlite_store *s, sqlite3_stmt *st, int rc, const char *what,
+                      mw_error *error_r)
+{
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, what, error_r);
+	if (sqlite3_changes(s->db) == 0) {
+		mw_error_set(error_r, "%s: no such row", what);
+		return MW_STORE_NOTFOUND;
+	}
+	return MW_STORE_OK;
+}
+
+/* sqlite_open - remember the path and connect if the database already exists */
+static int sqlite_open(mw_store *store, const char *location, unsigned busy_timeout_ms,
+                       mw_error *error_r)
+{
+	struct sqlite_store *s;
+	const char *slash = strrchr(location, '/');
+	char *dir;
+	struct stat st;
+	int exists;
+	dir = mw_strndup(location, slash == location ? 1 : (size_t)(slash - location));
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		mw_error_set(error_r, "directory %s does not exist", dir);
+		free(dir);
+		return -1;
+	}
+	free(dir);
+	if (slash[1] == '\0') {
+		mw_error_set(error_r, "%s names a directory, not a file", location);
+		return -1;
+	}
+	s = mw_calloc(1, sizeof(*s));
+	s->path = mw_strdup(location);
+	s->busy_timeout_ms = busy_timeout_ms;
+	store->ctx = s;
+	exists = file_exists(s->path, error_r);
+	if (exists < 0 || (exists > 0 && connect_db(s, false, error_r) != 0)) {
+		free(s->path);
+		free(s);
+		store->ctx = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* sqlite_close - finalise the cached statements and close the connection */
+static void sqlite_close(mw_store *store)
+{
+	struct sqlite_store *s = ctx_of(store);
+	size_t i;
+	if (s == NULL)
+		return;
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->stmts[i]);
+	sqlite3_close_v2(s->db);
+	free(s->path);
+	free(s);
+	store->ctx = NULL;
+}
+
+/* read_version - the recorded schema version, 0 when there is no schema_version table */
+static int read_version(struct sqlite_store *s, int *version_r, mw_error *error_r)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 v = 0;
+	int rc;
+	*version_r = 0;
+	rc = sqlite3_prepare_v3(s->db,
+	                        "SELECT count(*) FROM sqlite_master "
+	                        "WHERE type = 'table' AND name = 'schema_version'",
+	                        -1, 0, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return db_fail(s, rc, "reading the schema version", error_r);
+	}
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (v == 0)
+		return 0;
+	rc = sqlite3_prepare_v3(s->db, "SELECT max(version) FROM schema_version", -1, 0, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return db_fail(s, rc, "reading the schema version", error_r);
+	}
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (v < 0 || v > INT_MAX) {
+		mw_error_set(error_r, "schema version %lld is invalid", (long long)v);
+		return MW_STORE_ERROR;
+	}
+	*version_r = (int)v;
+	return 0;
+}
+
+/* sqlite_latest - the newest embedded migration */
+static int sqlite_latest(void)
+{
+	return (int)mw_sqlite_migrations_count;
+}
+
+/* sqlite_schema_version - 0 for a store whose file does not exist yet */
+static int sqlite_schema_version(mw_store *store, int *version_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	int exists;
+	*version_r = 0;
+	if (s->db == NULL) {
+		exists = file_exists(s->path, error_r);
+		if (exists <= 0)
+			return exists;
+		if (connect_db(s, false, error_r) != 0)
+			return MW_STORE_ERROR;
+	}
+	return read_version(s, version_r, error_r);
+}
+
+/* record_version - replace the schema_version row (inside the migration's transaction) */
+static int record_version(struct sqlite_store *s, unsigned version, mw_error *error_r)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_exec(s->db, "DELETE FROM schema_version", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(s->db, "INSERT INTO schema_version (version) VALUES (?1)",
+		                        -1, 0, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)version);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_OK)
+		return db_fail(s, rc, "recording the schema version", error_r);
+	return 0;
+}
+
+/* apply_one - run migration m if the store has not got it yet, in one transaction */
+static int apply_one(struct sqlite_store *s, const struct mw_migration *m, mw_error *error_r)
+{
+	int version, ret, rc, latest = sqlite_latest();
+	char *errmsg = NULL;
+	if ((ret = tx_begin(s, error_r)) != MW_STORE_OK)
+		return ret;
+	ret = read_version(s, &version, error_r);
+	if (ret == 0 && version > latest) {
+		mw_error_set(error_r,
+		             "schema version %d is newer than this mailwarden "
+		             "knows (%d): upgrade mailwarden instead",
+		             version, latest);
+		ret = MW_STORE_ERROR;
+	}
+	if (ret != 0 || version >= (int)m->version)
+		return tx_end(s, ret == 0 ? MW_STORE_OK : ret, error_r);
+	if ((unsigned)version != m->version - 1) {
+		mw_error_set(error_r, "schema version %d cannot take migration %s", version,
+		             m->name);
+		return tx_end(s, MW_STORE_ERROR, error_r);
+	}
+	rc = sqlite3_exec(s->db, m->sql, NULL, NULL, &errmsg);
+	if (rc != SQLITE_OK) {
+		mw_error_set(error_r, "migration %s failed: %s", m->name,
+		             errmsg != NULL ? errmsg : sqlite3_errstr(rc));
+		sqlite3_free(errmsg);
+		return tx_end(s,
+		              (rc & 0xff) == SQLITE_BUSY ? db_fail(s, rc, m->name, error_r)
+		                                         : MW_STORE_ERROR,
+		              error_r);
+	}
+	if (sqlite3_get_autocommit(s->db)) {
+		/* the migration ended our transaction itself: a bug in the .sql file */
+		mw_error_set(error_r, "migration %s must not contain BEGIN/COMMIT", m->name);
+		return MW_STORE_ERROR;
+	}
+	if (record_version(s, m->version, error_r) != 0)
+		return tx_end(s, MW_STORE_ERROR, error_r);
+	ret = tx_end(s, MW_STORE_OK, error_r);
+	if (ret != MW_STORE_OK)
+		mw_error_prefix(error_r, "migration %s", m->name);
+	return ret;
+}
+
+/* sqlite_migrate - create the file if needed and apply every pending migration */
+static int sqlite_migrate(mw_store *store, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	unsigned i;
+	int ret;
+	if (connect_db(s, true, error_r) != 0)
+		return MW_STORE_ERROR;
+	for (i = 0; i < mw_sqlite_migrations_count; i++) {
+		if (mw_sqlite_migrations[i].version != i + 1) {
+			mw_error_set(error_r, "embedded migration %s is out of order",
+			             mw_sqlite_migrations[i].name);
+			return MW_STORE_ERROR;
+		}
+		ret = apply_one(s, &mw_sqlite_migrations[i], error_r);
+		if (ret != MW_STORE_OK)
+			return MW_STORE_ERROR;
+	}
+	return MW_STORE_OK;
+}
+
+/* column_dup - an owned copy of a text column; NULL stays NULL */
+static char *column_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+	return v != NULL ? mw_strdup((const char *)v) : NULL;
+}
+
+/* read_user - fill user_r from the current row of a USER_COLUMNS query */
+static int read_user(struct sqlite_store *s, sqlite3_stmt *st, struct mw_user *user_r,
+                     mw_error *error_r)
+{
+	const unsigned char *name = sqlite3_column_text(st, 1);
+	const unsigned char *status = sqlite3_column_text(st, 3);
+	const unsigned char *role = sqlite3_column_text(st, 4);
+	sqlite3_int64 failed;
+	memset(user_r, 0, sizeof(*user_r));
+	user_r->id = sqlite3_column_int64(st, 0);
+	if (name == NULL || status == NULL || role == NULL ||
+	    mw_strlcpy(user_r->username, (const char *)name, sizeof(user_r->username)) < 0 ||
+	    mw_user_status_parse((const char *)status, &user_r->status) < 0 ||
+	    mw_user_role_parse((const char *)role, &user_r->role) < 0) {
+		mw_error_set(error_r, "user row %lld is malformed", (long long)user_r->id);
+		return MW_STORE_ERROR;
+	}
+	user_r->password = column_dup(st, 2);
+	user_r->description = column_dup(st, 5);
+	if (user_r->password == NULL)
+		user_r->password = mw_strdup("");
+	if (user_r->description == NULL)
+		user_r->description = mw_strdup("");
+	user_r->created_at = sqlite3_column_int64(st, 6);
+	user_r->updated_at = sqlite3_column_int64(st, 7);
+	user_r->password_changed_at = sqlite3_column_int64(st, 8);
+	user_r->has_totp = sqlite3_column_int(st, 9) != 0;
+	failed = sqlite3_column_int64(st, 10);
+	user_r->failed_logins = failed < 0 ? 0 : failed > INT_MAX ? INT_MAX : (int)failed;
+	user_r->locked_until = sqlite3_column_int64(st, 11);
+	return MW_STORE_OK;
+}
+
+/* get_one_user - run a bound single-user query */
+static int get_one_user(struct sqlite_store *s, sqlite3_stmt *st, int rc, struct mw_user *user_r,
+                        mw_error *error_r)
+{
+	int ret;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		stmt_done(st);
+		mw_error_set(error_r, "no such user");
+		return MW_STORE_NOTFOUND;
+	}
+	if (rc != SQLITE_ROW) {
+		stmt_done(st);
+		return db_fail(s, rc, "reading a user", error_r);
+	}
+	ret = read_user(s, st, user_r, error_r);
+	stmt_done(st);
+	if (ret != MW_STORE_OK)
+		mw_user_clear(user_r);
+	return ret;
+}
+
+/* sqlite_user_add - insert a user row */
+static int sqlite_user_add(mw_store *store, const char *username, const char *password_hash,
+                           enum mw_user_status status, enum mw_user_role role,
+                           const char *description, int64_t *id_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_USER_ADD, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, password_hash);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 3, mw_user_status_name(status));
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 4, mw_user_role_name(role));
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 5, description);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 6, mw_now());
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(s, rc, "adding a user", error_r);
+		if (ret == MW_STORE_EXISTS)
+			mw_error_set(error_r, "user %s already exists", username);
+		return ret;
+	}
+	*id_r = sqlite3_last_insert_rowid(s->db);
+	return MW_STORE_OK;
+}
+
+/* sqlite_user_get - a user by username */
+static int sqlite_user_get(mw_store *store, const char *username, struct mw_user *user_r,
+                           mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int ret = stmt_get(s, ST_USER_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	return get_one_user(s, st, bind_text(st, 1, username), user_r, error_r);
+}
+
+/* sqlite_user_get_by_id - a user by id */
+static int sqlite_user_get_by_id(mw_store *store, int64_t id, struct mw_user *user_r,
+                                 mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int ret = stmt_get(s, ST_USER_GET_ID, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	return get_one_user(s, st, sqlite3_bind_int64(st, 1, id), user_r, error_r);
+}
+
+/* sqlite_user_list - one page of users in id order */
+static int sqlite_user_list(mw_store *store, const struct mw_user_filter *filter,
+                            struct mw_user **users_r, size_t *count_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_user *users = NULL;
+	size_t count = 0, cap = 0, i;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_USER_LIST, &st, error_r);
+	*users_r = NULL;
+	*count_r = 0;
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, filter->after_id);
+	if (rc == SQLITE_OK)
+		rc = filter->status < 0
+		         ? sqlite3_bind_null(st, 2)
+		         : bind_text(st, 2,
+		                     mw_user_status_name((enum mw_user_status)filter->status));
+	if (rc == SQLITE_OK)
+		rc = filter->role < 0
+		         ? sqlite3_bind_null(st, 3)
+		         : bind_text(st, 3, mw_user_role_name((enum mw_user_role)filter->role));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, filter->limit == 0 ? -1 : (int64_t)filter->limit);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		if (count == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			users = mw_realloc(users, cap * sizeof(*users));
+		}
+		if ((ret = read_user(s, st, &users[count], error_r)) != MW_STORE_OK)
+			break;
+		count++;
+	}
+	stmt_done(st);
+	if (ret == MW_STORE_OK && rc != SQLITE_DONE)
+		ret = db_fail(s, rc, "listing users", error_r);
+	if (ret != MW_STORE_OK) {
+		for (i = 0; i < count; i++)
+			mw_user_clear(&users[i]);
+		free(users);
+		return ret;
+	}
+	*users_r = users;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* set_column - the shared body of the user_set_* operations: ?1 username, ?2 value,
+   ?3 now */
+static int set_column(struct sqlite_store *s, enum stmt_id id, const char *username,
+                      const char *value, const char *what, mw_error *error_r)
+{
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, id, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, value);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, mw_now());
+	ret = run_update(s, st, rc, what, error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such user");
+	return ret;
+}
+
+/* sqlite_user_set_password - new hash; also stamps password_changed_at */
+static int sqlite_user_set_password(mw_store *store, const char *username,
+                                    const char *password_hash, mw_error *error_r)
+{
+	return set_column(ctx_of(store), ST_USER_SET_PASSWORD, username, password_hash,
+	                  "setting a password", error_r);
+}
+
+/* sqlite_user_set_status - new status */
+static int sqlite_user_set_status(mw_store *store, const char *username, enum mw_user_status status,
+                                  mw_error *error_r)
+{
+	return set_column(ctx_of(store), ST_USER_SET_STATUS, username, mw_user_status_name(status),
+	                  "setting a status", error_r);
+}
+
+/* sqlite_user_set_role - new role */
+static int sqlite_user_set_role(mw_store *store, const char *username, enum mw_user_role role,
+                                mw_error *error_r)
+{
+	return set_column(ctx_of(store), ST_USER_SET_ROLE, username, mw_user_role_name(role),
+	                  "setting a role", error_r);
+}
+
+/* sqlite_user_set_description - new description */
+static int sqlite_user_set_description(mw_store *store, const char *username,
+                                       const char *description, mw_error *error_r)
+{
+	return set_column(ctx_of(store), ST_USER_SET_DESCRIPTION, username, description,
+	                  "setting a description", error_r);
+}
+
+/* sqlite_user_delete - delete the user; foreign keys cascade to what they own */
+static int sqlite_user_delete(mw_store *store, const char *username, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int ret = stmt_get(s, ST_USER_DELETE, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = run_update(s, st, bind_text(st, 1, username), "deleting a user", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such user");
+	return ret;
+}
+
+/* user_id - a user's id, inside the caller's transaction */
+static int user_id(struct sqlite_store *s, const char *username, int64_t *id_r, mw_error *error_r)
+{
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_USER_ID, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id_r = sqlite3_column_int64(st, 0);
+	stmt_done(st);
+	if (rc == SQLITE_DONE) {
+		mw_error_set(error_r, "no such user");
+		return MW_STORE_NOTFOUND;
+	}
+	if (rc != SQLITE_ROW)
+		return db_fail(s, rc, "looking up a user", error_r);
+	return MW_STORE_OK;
+}
+
+/* touch_user - stamp updated_at on a user whose belongings changed */
+static int touch_user(struct sqlite_store *s, int64_t id, mw_error *error_r)
+{
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_USER_TOUCH, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, mw_now());
+	return run_update(s, st, rc, "updating a user", error_r);
+}
+
+/* pattern_change - add (add=true) or delete one pattern of a user, in a transaction */
+static int pattern_change(mw_store *store, const char *username, const char *pattern, bool add,
+                          mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int64_t id = 0;
+	int rc, ret = tx_begin(s, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = user_id(s, username, &id, error_r);
+	if (ret == MW_STORE_OK)
+		ret = stmt_get(s, add ? ST_AF_ADD : ST_AF_DEL, &st, error_r);
+	if (ret == MW_STORE_OK) {
+		rc = sqlite3_bind_int64(st, 1, id);
+		if (rc == SQLITE_OK)
+			rc = bind_text(st, 2, pattern);
+		ret =
+		    run_update(s, st, rc, add ? "adding a pattern" : "deleting a pattern", error_r);
+		if (ret == MW_STORE_EXISTS)
+			mw_error_set(error_r, "pattern %s is already allowed for %s", pattern,
+			             username);
+		else if (ret == MW_STORE_NOTFOUND)
+			mw_error_set(error_r, "pattern %s is not allowed for %s", pattern,
+			             username);
+	}
+	if (ret == MW_STORE_OK)
+		ret = touch_user(s, id, error_r);
+	return tx_end(s, ret, error_r);
+}
+
+/* sqlite_allowed_from_add - allow a pattern */
+static int sqlite_allowed_from_add(mw_store *store, const char *username, const char *pattern,
+                                   mw_error *error_r)
+{
+	return pattern_change(store, username, pattern, true, error_r);
+}
+
+/* sqlite_allowed_from_del - remove a pattern */
+static int sqlite_allowed_from_del(mw_store *store, const char *username, const char *pattern,
+                                   mw_error *error_r)
+{
+	return pattern_change(store, username, pattern, false, error_r);
+}
+
+/* sqlite_allowed_from_list - a user's patterns in one read (an unknown user has no row) */
+static int sqlite_allowed_from_list(mw_store *store, const char *username, char ***patterns_r,
+                                    size_t *count_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	char **v = mw_calloc(1, sizeof(*v));
+	size_t count = 0;
+	bool seen_user = false;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_AF_LIST, &st, error_r);
+	if (ret != MW_STORE_OK) {
+		free(v);
+		return ret;
+	}
+	rc = bind_text(st, 1, username);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		const unsigned char *p;
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		seen_user = true;
+		p = sqlite3_column_text(st, 0);
+		if (p == NULL)
+			continue; /* the user has no patterns */
+		v = mw_realloc(v, (count + 2) * sizeof(*v));
+		v[count++] = mw_strdup((const char *)p);
+		v[count] = NULL;
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE || !seen_user) {
+		mw_store_strv_free(v);
+		if (rc != SQLITE_DONE)
+			return db_fail(s, rc, "listing patterns", error_r);
+		mw_error_set(error_r, "no such user");
+		return MW_STORE_NOTFOUND;
+	}
+	*patterns_r = v;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* sqlite_audit_append - insert one audit row */
+static int sqlite_audit_append(mw_store *store, const char *actor, const char *action,
+                               const char *target, const char *client, const char *details,
+                               mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_AUDIT_ADD, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, mw_now());
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, actor);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 3, action);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 4, target);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 5, client);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 6, details);
+	ret = run_update(s, st, rc, "appending to the audit log", error_r);
+	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
+const struct mw_store_backend mw_store_backend_sqlite = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .migrate = sqlite_migrate,
+    .schema_version = sqlite_schema_version,
+    .latest_schema_version = sqlite_latest,
+    .user_add = sqlite_user_add,
+    .user_get = sqlite_user_get,
+    .user_get_by_id = sqlite_user_get_by_id,
+    .user_list = sqlite_user_list,
+    .user_set_password = sqlite_user_set_password,
+    .user_set_status = sqlite_user_set_status,
+    .user_set_role = sqlite_user_set_role,
+    .user_set_description = sqlite_user_set_description,
+    .user_delete = sqlite_user_delete,
+    .allowed_from_add = sqlite_allowed_from_add,
+    .allowed_from_del = sqlite_allowed_from_del,
+    .allowed_from_list = sqlite_allowed_from_list,
+    .audit_append = sqlite_audit_append,
+};
