@@ -2,7 +2,7 @@
  * mw-addr.c - strict parsing of RFC 5322 header addresses and RFC 5321 envelope paths.
  *
  * Public: mw_addr_parse_header, mw_addr_parse_envelope, mw_addr_list_free,
- * mw_addr_domain_normalize, mw_addr_utf8_valid.
+ * mw_addr_domain_normalize.
  *
  * This is the ground under From enforcement: a user may send only as addresses an admin
  * allowed, so what this module returns must be exactly what the header says, and a header
@@ -98,64 +98,6 @@ static bool is_ldh(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       c == '-';
-}
-
-/* utf8_check - true when s[0..len) is valid UTF-8 (no overlongs, surrogates, > U+10FFFF);
-   otherwise *bad_r is the offset of the first bad byte */
-static bool utf8_check(const unsigned char *s, size_t len, size_t *bad_r)
-{
-	size_t i = 0;
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n, k;
-		unsigned char lo = 0x80, hi = 0xbf;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1;
-		else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			if (c == 0xe0)
-				lo = 0xa0;
-			else if (c == 0xed)
-				hi = 0x9f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			if (c == 0xf0)
-				lo = 0x90;
-			else if (c == 0xf4)
-				hi = 0x8f;
-		} else {
-			*bad_r = i;
-			return false;
-		}
-		if (i + n >= len) {
-			*bad_r = i;
-			return false;
-		}
-		for (k = 1; k <= n; k++) {
-			unsigned char d = s[i + k];
-			unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xbf;
-			if (d < l || d > h) {
-				*bad_r = i;
-				return false;
-			}
-		}
-		i += n + 1;
-	}
-	return true;
-}
-
-/* mw_addr_utf8_valid - strict UTF-8 check for callers outside this module */
-bool mw_addr_utf8_valid(const char *s, size_t len, size_t *bad_r)
-{
-	size_t bad = 0;
-	bool ok = utf8_check((const unsigned char *)s, len, &bad);
-	if (!ok && bad_r != NULL)
-		*bad_r = bad;
-	return ok;
 }
 
 /* describe_byte - "'c'" for printable ASCII, "byte 0xNN" otherwise */
@@ -605,7 +547,7 @@ int mw_addr_domain_normalize(const char *domain, size_t len, char *out, size_t o
 		mw_error_set(error_r, "NUL byte in domain");
 		return -1;
 	}
-	if (!utf8_check((const unsigned char *)domain, len, &bad)) {
+	if (!mw_utf8_valid(domain, len, &bad)) {
 		mw_error_set(error_r, "invalid UTF-8 in domain at offset %zu", bad);
 		return -1;
 	}
@@ -1048,7 +990,7 @@ int mw_addr_parse_header(const char *s, size_t len, struct mw_addr_list *list_r,
 			return -1;
 		}
 	}
-	if (!utf8_check((const unsigned char *)s, len, &bad)) {
+	if (!mw_utf8_valid(s, len, &bad)) {
 		mw_error_set(error_r, "invalid UTF-8 at offset %zu", bad);
 		return -1;
 	}
@@ -1183,7 +1125,7 @@ int mw_addr_parse_envelope(const char *s, size_t len, bool allow_bare, struct mw
 			return -1;
 		}
 	}
-	if (!utf8_check((const unsigned char *)s, len, &bad)) {
+	if (!mw_utf8_valid(s, len, &bad)) {
 		mw_error_set(error_r, "invalid UTF-8 at offset %zu", bad);
 		return -1;
 	}

@@ -57,10 +57,6 @@ int mw_addr_parse_envelope(const char *s, size_t len, bool allow_bare, struct mw
 int mw_addr_parse_header(const char *s, size_t len, struct mw_addr_list *list_r, mw_error *error_r);
 void mw_addr_list_free(struct mw_addr_list *list);
 
-/* True when s[0..len) is valid UTF-8 (no overlong forms, surrogates or code points past
-   U+10FFFF); otherwise *bad_r (when not NULL) is the offset of the first bad byte. */
-bool mw_addr_utf8_valid(const char *s, size_t len, size_t *bad_r);
-
 /* Normalises a host name domain (U-label or A-label, any case, one optional trailing dot)
    to lower-case A-label form. Refused: empty labels, characters other than letters,
    digits and '-' (ASCII) or non-ASCII labels that do not convert to a single valid

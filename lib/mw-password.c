@@ -256,42 +256,10 @@ int mw_password_generate(char *out, size_t outsize, size_t len, mw_error *error_
 	return 0;
 }
 
-/* utf8_char - length of the strict UTF-8 sequence at s and its code point; 0 if invalid */
-static size_t utf8_char(const unsigned char *s, uint32_t *cp_r)
-{
-	uint32_t cp;
-	size_t n, i;
-	if (s[0] < 0x80) {
-		*cp_r = s[0];
-		return 1;
-	} else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		cp = s[0] & 0x1f;
-		n = 2;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		cp = s[0] & 0x0f;
-		n = 3;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		cp = s[0] & 0x07;
-		n = 4;
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*cp_r = cp;
-	return n;
-}
-
 /* mw_password_check_policy - length in characters, valid UTF-8, no control characters */
 int mw_password_check_policy(const char *password, size_t min_length, mw_error *error_r)
 {
-	const unsigned char *p;
+	const char *p, *end;
 	size_t chars = 0, n;
 	uint32_t cp;
 	if (password == NULL) {
@@ -302,13 +270,14 @@ int mw_password_check_policy(const char *password, size_t min_length, mw_error *
 		mw_error_set(error_r, "password is longer than %d bytes", MW_PASSWORD_MAX);
 		return -1;
 	}
-	for (p = (const unsigned char *)password; *p != '\0'; p += n, chars++) {
-		n = utf8_char(p, &cp);
+	end = password + strlen(password);
+	for (p = password; p < end; p += n, chars++) {
+		n = mw_utf8_decode(p, (size_t)(end - p), &cp);
 		if (n == 0) {
 			mw_error_set(error_r, "password is not valid UTF-8");
 			return -1;
 		}
-		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+		if (mw_unichar_is_control(cp)) {
 			mw_error_set(error_r, "password contains a control character");
 			return -1;
 		}

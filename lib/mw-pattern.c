@@ -105,7 +105,7 @@ int mw_pattern_normalize(const char *pattern, char *canon, size_t canonsize, mw_
 			return -1;
 		}
 	}
-	if (!mw_addr_utf8_valid(pattern, len, &i)) {
+	if (!mw_utf8_valid(pattern, len, &i)) {
 		mw_error_set(error_r, "invalid UTF-8 in pattern at offset %zu", i);
 		return -1;
 	}

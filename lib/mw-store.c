@@ -21,64 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* utf8_next - decode one UTF-8 sequence at s (strict: no overlong forms, no surrogates,
-   nothing above U+10FFFF); returns its length and the code point, or 0 when invalid */
-static size_t utf8_next(const unsigned char *s, uint32_t *cp_r)
-{
-	uint32_t cp;
-	size_t n, i;
-	if (s[0] < 0x80) {
-		*cp_r = s[0];
-		return 1;
-	} else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		cp = s[0] & 0x1f;
-		n = 2;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		cp = s[0] & 0x0f;
-		n = 3;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		cp = s[0] & 0x07;
-		n = 4;
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*cp_r = cp;
-	return n;
-}
-
-/* utf8_valid - the whole string is valid UTF-8 */
-static bool utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	uint32_t cp;
-	size_t n;
-	for (; *p != '\0'; p += n)
-		if ((n = utf8_next(p, &cp)) == 0)
-			return false;
-	return true;
-}
-
-/* is_control - C0, DEL and C1 control characters */
-static bool is_control(uint32_t cp)
-{
-	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
-}
-
 /* check_text - a free-text argument: at most max bytes of valid UTF-8 without control
    characters; what names the argument in the message */
 static int check_text(const char *what, const char *s, size_t max, bool allow_empty,
                       mw_error *error_r)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t len, n;
+	size_t len, i, n;
 	uint32_t cp;
 	if (s == NULL) {
 		mw_error_set(error_r, "%s is missing", what);
@@ -93,17 +41,16 @@ static int check_text(const char *what, const char *s, size_t max, bool allow_em
 		mw_error_set(error_r, "%s is empty", what);
 		return -1;
 	}
-	while (*p != '\0') {
-		n = utf8_next(p, &cp);
+	for (i = 0; i < len; i += n) {
+		n = mw_utf8_decode(s + i, len - i, &cp);
 		if (n == 0) {
 			mw_error_set(error_r, "%s is not valid UTF-8", what);
 			return -1;
 		}
-		if (is_control(cp)) {
+		if (mw_unichar_is_control(cp)) {
 			mw_error_set(error_r, "%s contains a control character", what);
 			return -1;
 		}
-		p += n;
 	}
 	return 0;
 }
@@ -111,8 +58,7 @@ static int check_text(const char *what, const char *s, size_t max, bool allow_em
 /* mw_store_username_normalize - validate a login name and fold its ASCII letters */
 int mw_store_username_normalize(const char *in, char *out, size_t outsize, mw_error *error_r)
 {
-	const unsigned char *p;
-	size_t len, n;
+	size_t len, i, n;
 	uint32_t cp;
 	if (in == NULL || *in == '\0') {
 		mw_error_set(error_r, "username is empty");
@@ -123,13 +69,13 @@ int mw_store_username_normalize(const char *in, char *out, size_t outsize, mw_er
 		mw_error_set(error_r, "username is longer than %d bytes", MW_USERNAME_MAX);
 		return -1;
 	}
-	for (p = (const unsigned char *)in; *p != '\0'; p += n) {
-		n = utf8_next(p, &cp);
+	for (i = 0; i < len; i += n) {
+		n = mw_utf8_decode(in + i, len - i, &cp);
 		if (n == 0) {
 			mw_error_set(error_r, "username is not valid UTF-8");
 			return -1;
 		}
-		if (is_control(cp)) {
+		if (mw_unichar_is_control(cp)) {
 			mw_error_set(error_r, "username contains a control character");
 			return -1;
 		}
@@ -564,7 +510,7 @@ int mw_store_audit_append(mw_store *store, const char *actor, const char *action
 		             MW_AUDIT_DETAILS_MAX);
 		return MW_STORE_ERROR;
 	}
-	if (!utf8_valid(details)) {
+	if (!mw_utf8_valid(details, strlen(details), NULL)) {
 		mw_error_set(error_r, "audit details are not valid UTF-8");
 		return MW_STORE_ERROR;
 	}

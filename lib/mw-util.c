@@ -298,6 +298,66 @@ int mw_ascii_strncasecmp(const char *a, const char *b, size_t n)
 	return 0;
 }
 
+/* mw_utf8_decode - one strict UTF-8 sequence */
+size_t mw_utf8_decode(const char *str, size_t len, uint32_t *cp_r)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	uint32_t cp;
+	size_t n, i;
+	if (len == 0)
+		return 0;
+	if (s[0] < 0x80) {
+		*cp_r = s[0];
+		return 1;
+	} else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		cp = s[0] & 0x1f;
+		n = 2;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		cp = s[0] & 0x0f;
+		n = 3;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		cp = s[0] & 0x07;
+		n = 4;
+	} else {
+		return 0;
+	}
+	if (n > len)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*cp_r = cp;
+	return n;
+}
+
+/* mw_utf8_valid - the whole buffer is strict UTF-8 */
+bool mw_utf8_valid(const char *s, size_t len, size_t *bad_r)
+{
+	size_t i = 0, n;
+	uint32_t cp;
+	while (i < len) {
+		n = mw_utf8_decode(s + i, len - i, &cp);
+		if (n == 0) {
+			if (bad_r != NULL)
+				*bad_r = i;
+			return false;
+		}
+		i += n;
+	}
+	return true;
+}
+
+/* mw_unichar_is_control - C0, DEL and C1 control characters */
+bool mw_unichar_is_control(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
 /* mw_memzero - wipe a secret */
 void mw_memzero(void *p, size_t n)
 {

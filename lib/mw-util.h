@@ -68,6 +68,15 @@ void mw_ascii_lower(char *s);
 int mw_ascii_strcasecmp(const char *a, const char *b);
 int mw_ascii_strncasecmp(const char *a, const char *b, size_t n);
 
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+   mw_utf8_decode: length of the sequence at s[0..len) and its code point, 0 when invalid
+   or cut short. mw_utf8_valid: the whole of s[0..len) is valid; else *bad_r (if not NULL)
+   is the offset of the first bad byte. */
+size_t mw_utf8_decode(const char *s, size_t len, uint32_t *cp_r);
+bool mw_utf8_valid(const char *s, size_t len, size_t *bad_r);
+/* C0 controls, DEL and C1 controls. */
+bool mw_unichar_is_control(uint32_t cp);
+
 /* Wipes memory holding secrets (not optimised away). */
 void mw_memzero(void *p, size_t n);
 
