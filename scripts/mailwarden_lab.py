@@ -42,12 +42,12 @@ import time
 
 DOMAIN = 'example.org'
 DEFAULT_BUILDDIR = os.environ.get('MW_BUILDDIR') or os.path.join(
-	os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'build')
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'build')
 LOG_TAIL_LINES = 60
 
 
 class LabError(Exception):
-	"""A lab service could not be set up, started or stopped."""
+    """A lab service could not be set up, started or stopped."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,418 +58,418 @@ _PORTS = set()		# ports handed out by this process
 
 
 def find_binary(name, package, extra_dirs=()):
-	"""find_binary - absolute path of NAME, or LabError naming the Debian PACKAGE."""
-	pg = sorted(glob.glob('/usr/lib/postgresql/*/bin'), reverse=True)
-	for d in list(extra_dirs) + ['/usr/sbin', '/usr/bin', '/sbin', '/bin'] + pg:
-		p = os.path.join(d, name)
-		if os.path.isfile(p) and os.access(p, os.X_OK):
-			return p
-	p = shutil.which(name)
-	if p:
-		return p
-	raise LabError('%s not found: install the Debian package %s (run scripts/setup as root)'
-		       % (name, package))
+    """find_binary - absolute path of NAME, or LabError naming the Debian PACKAGE."""
+    pg = sorted(glob.glob('/usr/lib/postgresql/*/bin'), reverse=True)
+    for d in list(extra_dirs) + ['/usr/sbin', '/usr/bin', '/sbin', '/bin'] + pg:
+        p = os.path.join(d, name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    p = shutil.which(name)
+    if p:
+        return p
+    raise LabError('%s not found: install the Debian package %s (run scripts/setup as root)'
+               % (name, package))
 
 
 def free_port():
-	"""free_port - a TCP port on 127.0.0.1 that nothing listens on now (and not handed out)."""
-	for _ in range(100):
-		s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-		try:
-			s.bind(('127.0.0.1', 0))
-			port = s.getsockname()[1]
-		finally:
-			s.close()
-		if port not in _PORTS:
-			_PORTS.add(port)
-			return port
-	raise LabError('no free port found')
+    """free_port - a TCP port on 127.0.0.1 that nothing listens on now (and not handed out)."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _PORTS:
+            _PORTS.add(port)
+            return port
+    raise LabError('no free port found')
 
 
 def port_open(port, host='127.0.0.1'):
-	"""port_open - True when something accepts TCP connections on HOST:PORT."""
-	try:
-		with socket.create_connection((host, port), timeout=1):
-			return True
-	except OSError:
-		return False
+    """port_open - True when something accepts TCP connections on HOST:PORT."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def pid_alive(pid):
-	"""pid_alive - True when process PID exists (and is not a zombie)."""
-	try:
-		os.kill(pid, 0)
-	except ProcessLookupError:
-		return False
-	except PermissionError:
-		return True
-	try:
-		with open('/proc/%d/stat' % pid) as f:
-			return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-	except OSError:
-		return False
+    """pid_alive - True when process PID exists (and is not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
 
 
 def read_pidfile(path):
-	"""read_pidfile - the pid in PATH (first word), or None."""
-	try:
-		with open(path) as f:
-			return int(f.read().split()[0])
-	except (OSError, ValueError, IndexError):
-		return None
+    """read_pidfile - the pid in PATH (first word), or None."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def wait_until(pred, timeout, what):
-	"""wait_until - poll PRED until true; LabError after TIMEOUT seconds saying WHAT."""
-	deadline = time.monotonic() + timeout
-	delay = 0.02
-	while True:
-		if pred():
-			return
-		if time.monotonic() > deadline:
-			raise LabError('timed out after %.0fs waiting for %s' % (timeout, what))
-		time.sleep(delay)
-		delay = min(delay * 1.5, 0.25)
+    """wait_until - poll PRED until true; LabError after TIMEOUT seconds saying WHAT."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        if pred():
+            return
+        if time.monotonic() > deadline:
+            raise LabError('timed out after %.0fs waiting for %s' % (timeout, what))
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
 
 
 def run(cmd, check=True, input=None, env=None, timeout=60, log=None):
-	"""run - run CMD (list); LabError with its output when CHECK and rc != 0.
+    """run - run CMD (list); LabError with its output when CHECK and rc != 0.
 
 	Output goes through temp files, not pipes: a daemon that forks keeps inherited pipes
 	open and would make us wait for EOF forever."""
-	with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
-		try:
-			p = subprocess.run(cmd, input=input, stdout=out, stderr=err, env=env, text=True,
-					   timeout=timeout,
-					   stdin=subprocess.DEVNULL if input is None else None)
-		except subprocess.TimeoutExpired:
-			raise LabError('%s: timed out after %ss' % (' '.join(cmd), timeout))
-		out.seek(0)
-		err.seek(0)
-		p.stdout, p.stderr = out.read(), err.read()
-	if log:
-		with open(log, 'a') as f:
-			f.write('$ %s\n-> rc=%d\n%s%s' % (' '.join(cmd), p.returncode, p.stdout, p.stderr))
-	if check and p.returncode != 0:
-		raise LabError('%s: exit %d\n%s%s' % (' '.join(cmd), p.returncode, p.stdout, p.stderr))
-	return p
+    with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
+        try:
+            p = subprocess.run(cmd, input=input, stdout=out, stderr=err, env=env, text=True,
+                       timeout=timeout,
+                       stdin=subprocess.DEVNULL if input is None else None)
+        except subprocess.TimeoutExpired:
+            raise LabError('%s: timed out after %ss' % (' '.join(cmd), timeout))
+        out.seek(0)
+        err.seek(0)
+        p.stdout, p.stderr = out.read(), err.read()
+    if log:
+        with open(log, 'a') as f:
+            f.write('$ %s\n-> rc=%d\n%s%s' % (' '.join(cmd), p.returncode, p.stdout, p.stderr))
+    if check and p.returncode != 0:
+        raise LabError('%s: exit %d\n%s%s' % (' '.join(cmd), p.returncode, p.stdout, p.stderr))
+    return p
 
 
 def write_file(path, text, mode=0o644):
-	"""write_file - write TEXT to PATH with MODE."""
-	with open(path, 'w') as f:
-		f.write(text)
-	os.chmod(path, mode)
+    """write_file - write TEXT to PATH with MODE."""
+    with open(path, 'w') as f:
+        f.write(text)
+    os.chmod(path, mode)
 
 
 def tail(path, lines=LOG_TAIL_LINES):
-	"""tail - the last LINES lines of PATH ('' when missing)."""
-	try:
-		with open(path, errors='replace') as f:
-			return ''.join(f.readlines()[-lines:])
-	except OSError:
-		return ''
+    """tail - the last LINES lines of PATH ('' when missing)."""
+    try:
+        with open(path, errors='replace') as f:
+            return ''.join(f.readlines()[-lines:])
+    except OSError:
+        return ''
 
 
 def active_logs(lines=LOG_TAIL_LINES):
-	"""active_logs - the log tails of every running service, as one text."""
-	return ''.join(s.logs(lines) for s in list(_ACTIVE))
+    """active_logs - the log tails of every running service, as one text."""
+    return ''.join(s.logs(lines) for s in list(_ACTIVE))
 
 
 def make_root(prefix='mwlab-'):
-	"""make_root - a new temp directory, traversable (0755) so daemons reach their sockets."""
-	root = tempfile.mkdtemp(prefix=prefix)
-	os.chmod(root, 0o755)
-	return root
+    """make_root - a new temp directory, traversable (0755) so daemons reach their sockets."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(root, 0o755)
+    return root
 
 
 # ---------------------------------------------------------------------------------------------
 # base class
 
 class Service:
-	"""Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager."""
-	name = 'service'
+    """Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager."""
+    name = 'service'
 
-	def __init__(self, root, autostop=True):
-		self.root = os.path.abspath(root)
-		self.dir = os.path.join(self.root, self.name)
-		self.autostop = autostop
-		self.running = False
+    def __init__(self, root, autostop=True):
+        self.root = os.path.abspath(root)
+        self.dir = os.path.join(self.root, self.name)
+        self.autostop = autostop
+        self.running = False
 
-	def log_files(self):
-		"""log_files - paths of this instance's logs."""
-		return []
+    def log_files(self):
+        """log_files - paths of this instance's logs."""
+        return []
 
-	def logs(self, lines=LOG_TAIL_LINES):
-		"""logs - the tails of this instance's logs, with headers."""
-		out = []
-		for path in self.log_files():
-			text = tail(path, lines)
-			if text:
-				out.append('----- %s: %s (last %d lines)\n%s' % (self.name, path, lines, text))
-		return ''.join(out)
+    def logs(self, lines=LOG_TAIL_LINES):
+        """logs - the tails of this instance's logs, with headers."""
+        out = []
+        for path in self.log_files():
+            text = tail(path, lines)
+            if text:
+                out.append('----- %s: %s (last %d lines)\n%s' % (self.name, path, lines, text))
+        return ''.join(out)
 
-	def start(self):
-		"""start - set up and start; on failure stop what started and raise with the logs."""
-		os.makedirs(self.dir, exist_ok=True)
-		os.chmod(self.dir, 0o755)
-		try:
-			self._start()
-		except Exception as e:
-			logs = self.logs()
-			try:
-				self._stop()
-			except Exception:
-				pass
-			if isinstance(e, LabError):
-				raise LabError('%s: start failed: %s\n%s' % (self.name, e, logs)) from e
-			raise
-		self.running = True
-		_ACTIVE.append(self)
-		if self.autostop:
-			atexit.register(self.stop)
-		return self
+    def start(self):
+        """start - set up and start; on failure stop what started and raise with the logs."""
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        try:
+            self._start()
+        except Exception as e:
+            logs = self.logs()
+            try:
+                self._stop()
+            except Exception:
+                pass
+            if isinstance(e, LabError):
+                raise LabError('%s: start failed: %s\n%s' % (self.name, e, logs)) from e
+            raise
+        self.running = True
+        _ACTIVE.append(self)
+        if self.autostop:
+            atexit.register(self.stop)
+        return self
 
-	def stop(self):
-		"""stop - stop the instance (idempotent)."""
-		if self in _ACTIVE:
-			_ACTIVE.remove(self)
-		if self.autostop:
-			atexit.unregister(self.stop)
-		self.running = False
-		self._stop()
+    def stop(self):
+        """stop - stop the instance (idempotent)."""
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if self.autostop:
+            atexit.unregister(self.stop)
+        self.running = False
+        self._stop()
 
-	def alive(self):
-		"""alive - True when the instance runs (a restart check for quickstart)."""
-		return self.running
+    def alive(self):
+        """alive - True when the instance runs (a restart check for quickstart)."""
+        return self.running
 
-	def _start(self):
-		raise NotImplementedError
+    def _start(self):
+        raise NotImplementedError
 
-	def _stop(self):
-		pass
+    def _stop(self):
+        pass
 
-	def __enter__(self):
-		return self.start()
+    def __enter__(self):
+        return self.start()
 
-	def __exit__(self, *exc):
-		self.stop()
-		return False
+    def __exit__(self, *exc):
+        self.stop()
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
 # the store
 
 class Store(Service):
-	"""Store - mailwarden.conf + SQLite store via `mailwardenctl init`; ctl() runs the CLI."""
-	name = 'store'
+    """Store - mailwarden.conf + SQLite store via `mailwardenctl init`; ctl() runs the CLI."""
+    name = 'store'
 
-	def __init__(self, root, builddir=None, group='dovecot', argon2_memory='8M',
-		     argon2_passes=1, extra_config='', autostop=True):
-		super().__init__(root, autostop)
-		self.builddir = os.path.abspath(builddir or DEFAULT_BUILDDIR)
-		self.group = group
-		self.etc = os.path.join(self.dir, 'etc')
-		self.data = os.path.join(self.dir, 'data')
-		self.db = os.path.join(self.data, 'mailwarden.db')
-		self.config = os.path.join(self.etc, 'mailwarden.conf')
-		self.master_key = os.path.join(self.etc, 'master.key')
-		self.url = 'sqlite:' + self.db
-		self.ctl_log = os.path.join(self.dir, 'mailwardenctl.log')
-		self.argon2_memory = argon2_memory
-		self.argon2_passes = argon2_passes
-		self.extra_config = extra_config
+    def __init__(self, root, builddir=None, group='dovecot', argon2_memory='8M',
+             argon2_passes=1, extra_config='', autostop=True):
+        super().__init__(root, autostop)
+        self.builddir = os.path.abspath(builddir or DEFAULT_BUILDDIR)
+        self.group = group
+        self.etc = os.path.join(self.dir, 'etc')
+        self.data = os.path.join(self.dir, 'data')
+        self.db = os.path.join(self.data, 'mailwarden.db')
+        self.config = os.path.join(self.etc, 'mailwarden.conf')
+        self.master_key = os.path.join(self.etc, 'master.key')
+        self.url = 'sqlite:' + self.db
+        self.ctl_log = os.path.join(self.dir, 'mailwardenctl.log')
+        self.argon2_memory = argon2_memory
+        self.argon2_passes = argon2_passes
+        self.extra_config = extra_config
 
-	@property
-	def ctl_path(self):
-		"""ctl_path - the mailwardenctl binary in the build dir."""
-		return os.path.join(self.builddir, 'webapi', 'mailwardenctl')
+    @property
+    def ctl_path(self):
+        """ctl_path - the mailwardenctl binary in the build dir."""
+        return os.path.join(self.builddir, 'webapi', 'mailwardenctl')
 
-	def ctl_command(self):
-		"""ctl_command - the mailwardenctl command line with -c (a list)."""
-		return [self.ctl_path, '-c', self.config]
+    def ctl_command(self):
+        """ctl_command - the mailwardenctl command line with -c (a list)."""
+        return [self.ctl_path, '-c', self.config]
 
-	def log_files(self):
-		return [self.ctl_log]
+    def log_files(self):
+        return [self.ctl_log]
 
-	def _start(self):
-		if not os.access(self.ctl_path, os.X_OK):
-			raise LabError('%s missing: build the project (make) in %s'
-				       % (self.ctl_path, self.builddir))
-		os.makedirs(self.etc, exist_ok=True)
-		os.chmod(self.etc, 0o755)
-		os.makedirs(self.data, exist_ok=True)
-		gid = grp.getgrnam(self.group).gr_gid
-		os.chown(self.data, 0, gid)
-		os.chmod(self.data, 0o2770)
-		write_file(self.config, self.render_config(), 0o640)
-		self.ctl('init')
-		self.fix_permissions()
+    def _start(self):
+        if not os.access(self.ctl_path, os.X_OK):
+            raise LabError('%s missing: build the project (make) in %s'
+                       % (self.ctl_path, self.builddir))
+        os.makedirs(self.etc, exist_ok=True)
+        os.chmod(self.etc, 0o755)
+        os.makedirs(self.data, exist_ok=True)
+        gid = grp.getgrnam(self.group).gr_gid
+        os.chown(self.data, 0, gid)
+        os.chmod(self.data, 0o2770)
+        write_file(self.config, self.render_config(), 0o640)
+        self.ctl('init')
+        self.fix_permissions()
 
-	def render_config(self):
-		"""render_config - the mailwarden.conf text of this store."""
-		return ('# mailwarden lab store (generated by scripts/mailwarden_lab.py)\n'
-			'store = %s\nmaster_key = %s\nlog = stderr\n%s\n'
-			'[password]\nargon2_memory = %s\nargon2_passes = %d\n'
-			% (self.url, self.master_key, self.extra_config, self.argon2_memory,
-			   self.argon2_passes))
+    def render_config(self):
+        """render_config - the mailwarden.conf text of this store."""
+        return ('# mailwarden lab store (generated by scripts/mailwarden_lab.py)\n'
+            'store = %s\nmaster_key = %s\nlog = stderr\n%s\n'
+            '[password]\nargon2_memory = %s\nargon2_passes = %d\n'
+            % (self.url, self.master_key, self.extra_config, self.argon2_memory,
+               self.argon2_passes))
 
-	def fix_permissions(self):
-		"""fix_permissions - check the db files are group-readable by the store group.
+    def fix_permissions(self):
+        """fix_permissions - check the db files are group-readable by the store group.
 
 		mailwardenctl should create them so (in the setgid store directory); this only
 		repairs what it did not, and notes it in the ctl log so a regression stays visible."""
-		gid = grp.getgrnam(self.group).gr_gid
-		for path in glob.glob(self.db + '*'):
-			st = os.stat(path)
-			if st.st_gid != gid or (st.st_mode & 0o040) != 0o040:
-				with open(self.ctl_log, 'a') as f:
-					f.write('lab: fixed permissions of %s (mode %o gid %d)\n'
-						% (path, st.st_mode & 0o7777, st.st_gid))
-				os.chown(path, -1, gid)
-				os.chmod(path, ((st.st_mode & 0o7777) | 0o040) & ~0o007)
+        gid = grp.getgrnam(self.group).gr_gid
+        for path in glob.glob(self.db + '*'):
+            st = os.stat(path)
+            if st.st_gid != gid or (st.st_mode & 0o040) != 0o040:
+                with open(self.ctl_log, 'a') as f:
+                    f.write('lab: fixed permissions of %s (mode %o gid %d)\n'
+                        % (path, st.st_mode & 0o7777, st.st_gid))
+                os.chown(path, -1, gid)
+                os.chmod(path, ((st.st_mode & 0o7777) | 0o040) & ~0o007)
 
-	def ctl(self, *args, input=None, check=True, secret_stdout=False):
-		"""ctl - run `mailwardenctl -c CONFIG ARGS...`; CHECK: True (rc 0) or an expected rc.
+    def ctl(self, *args, input=None, check=True, secret_stdout=False):
+        """ctl - run `mailwardenctl -c CONFIG ARGS...`; CHECK: True (rc 0) or an expected rc.
 
 		Returns the CompletedProcess (text). stdout is not logged when SECRET_STDOUT."""
-		p = subprocess.run(self.ctl_command() + list(args), input=input, capture_output=True,
-				   text=True, timeout=60)
-		with open(self.ctl_log, 'a') as f:
-			f.write('$ mailwardenctl %s\n-> rc=%d\n%s%s' % (
-				' '.join(args), p.returncode, '' if secret_stdout else p.stdout, p.stderr))
-		want = 0 if check is True else check
-		if check is not False and p.returncode != want:
-			raise LabError('mailwardenctl %s: exit %d (expected %d)\n%s%s'
-				       % (' '.join(args), p.returncode, want, p.stdout, p.stderr))
-		return p
+        p = subprocess.run(self.ctl_command() + list(args), input=input, capture_output=True,
+                   text=True, timeout=60)
+        with open(self.ctl_log, 'a') as f:
+            f.write('$ mailwardenctl %s\n-> rc=%d\n%s%s' % (
+                ' '.join(args), p.returncode, '' if secret_stdout else p.stdout, p.stderr))
+        want = 0 if check is True else check
+        if check is not False and p.returncode != want:
+            raise LabError('mailwardenctl %s: exit %d (expected %d)\n%s%s'
+                       % (' '.join(args), p.returncode, want, p.stdout, p.stderr))
+        return p
 
-	def add_user(self, user, password=None, role='user', status='active', description=None):
-		"""add_user - create USER; returns the password (generated when PASSWORD is None)."""
-		args = ['user', 'add', user, '--role', role, '--status', status]
-		if description is not None:
-			args += ['--description', description]
-		if password is None:
-			p = self.ctl(*(args + ['--generate']), secret_stdout=True)
-			password = p.stdout.strip().splitlines()[-1].strip()
-		else:
-			self.ctl(*(args + ['--password-stdin']), input=password + '\n')
-		return password
+    def add_user(self, user, password=None, role='user', status='active', description=None):
+        """add_user - create USER; returns the password (generated when PASSWORD is None)."""
+        args = ['user', 'add', user, '--role', role, '--status', status]
+        if description is not None:
+            args += ['--description', description]
+        if password is None:
+            p = self.ctl(*(args + ['--generate']), secret_stdout=True)
+            password = p.stdout.strip().splitlines()[-1].strip()
+        else:
+            self.ctl(*(args + ['--password-stdin']), input=password + '\n')
+        return password
 
-	def set_password(self, user, password):
-		"""set_password - `user passwd USER --password-stdin`."""
-		self.ctl('user', 'passwd', user, '--password-stdin', input=password + '\n')
+    def set_password(self, user, password):
+        """set_password - `user passwd USER --password-stdin`."""
+        self.ctl('user', 'passwd', user, '--password-stdin', input=password + '\n')
 
-	def allow_from(self, user, *patterns):
-		"""allow_from - `allow-from add USER PATTERN...`."""
-		self.ctl('allow-from', 'add', user, *patterns)
+    def allow_from(self, user, *patterns):
+        """allow_from - `allow-from add USER PATTERN...`."""
+        self.ctl('allow-from', 'add', user, *patterns)
 
 
 # ---------------------------------------------------------------------------------------------
 # Dovecot
 
 class Dovecot(Service):
-	"""Dovecot - IMAP + LMTP on loopback, passdb sql on the store, a SASL socket for Postfix."""
-	name = 'dovecot'
+    """Dovecot - IMAP + LMTP on loopback, passdb sql on the store, a SASL socket for Postfix."""
+    name = 'dovecot'
 
-	def __init__(self, root, store, imap_port=None, lmtp_port=None, mail_user='mail',
-		     mail_plugins='', mail_plugin_dir=None, plugin_settings=None, extra_config='',
-		     autostop=True):
-		super().__init__(root, autostop)
-		self.store = store
-		self.imap_port = imap_port or free_port()
-		self.lmtp_port = lmtp_port or free_port()
-		self.mail_user = mail_user
-		self.mail_plugins = mail_plugins
-		self.mail_plugin_dir = mail_plugin_dir
-		self.plugin_settings = plugin_settings or {}
-		self.extra_config = extra_config
-		self.config = os.path.join(self.dir, 'dovecot.conf')
-		self.sql_config = os.path.join(self.dir, 'dovecot-sql.conf.ext')
-		self.base_dir = os.path.join(self.dir, 'run')
-		self.state_dir = os.path.join(self.dir, 'state')
-		self.log_path = os.path.join(self.dir, 'dovecot.log')
-		self.mail_root = os.path.join(self.root, 'mail')
-		self.auth_socket = os.path.join(self.base_dir, 'auth-postfix')
-		self.pidfile = os.path.join(self.base_dir, 'master.pid')
+    def __init__(self, root, store, imap_port=None, lmtp_port=None, mail_user='mail',
+             mail_plugins='', mail_plugin_dir=None, plugin_settings=None, extra_config='',
+             autostop=True):
+        super().__init__(root, autostop)
+        self.store = store
+        self.imap_port = imap_port or free_port()
+        self.lmtp_port = lmtp_port or free_port()
+        self.mail_user = mail_user
+        self.mail_plugins = mail_plugins
+        self.mail_plugin_dir = mail_plugin_dir
+        self.plugin_settings = plugin_settings or {}
+        self.extra_config = extra_config
+        self.config = os.path.join(self.dir, 'dovecot.conf')
+        self.sql_config = os.path.join(self.dir, 'dovecot-sql.conf.ext')
+        self.base_dir = os.path.join(self.dir, 'run')
+        self.state_dir = os.path.join(self.dir, 'state')
+        self.log_path = os.path.join(self.dir, 'dovecot.log')
+        self.mail_root = os.path.join(self.root, 'mail')
+        self.auth_socket = os.path.join(self.base_dir, 'auth-postfix')
+        self.pidfile = os.path.join(self.base_dir, 'master.pid')
 
-	def log_files(self):
-		return [self.log_path]
+    def log_files(self):
+        return [self.log_path]
 
-	def maildir(self, user):
-		"""maildir - the Maildir of USER (lower-cased, as auth_username_format %Lu)."""
-		return os.path.join(self.mail_root, user.lower(), 'Maildir')
+    def maildir(self, user):
+        """maildir - the Maildir of USER (lower-cased, as auth_username_format %Lu)."""
+        return os.path.join(self.mail_root, user.lower(), 'Maildir')
 
-	def render_sql_config(self):
-		"""render_sql_config - the passdb sql connect file (SQLite store)."""
-		return render_dovecot_sql(self.store.db)
+    def render_sql_config(self):
+        """render_sql_config - the passdb sql connect file (SQLite store)."""
+        return render_dovecot_sql(self.store.db)
 
-	def render_config(self):
-		"""render_config - the dovecot.conf text of this instance."""
-		pw = pwd.getpwnam(self.mail_user)
-		settings = dict(self.plugin_settings)
-		plugin = ''
-		if settings:
-			plugin = 'plugin {\n%s}\n' % ''.join(
-				'  %s = %s\n' % (k, v) for k, v in sorted(settings.items()))
-		return DOVECOT_TEMPLATE % dict(
-			base_dir=self.base_dir, state_dir=self.state_dir, log_path=self.log_path,
-			uid=pw.pw_uid, gid=pw.pw_gid, mail_root=self.mail_root,
-			mail_plugins=self.mail_plugins,
-			mail_plugin_dir=self.mail_plugin_dir or '/usr/lib/dovecot/modules',
-			imap_port=self.imap_port, lmtp_port=self.lmtp_port, domain=DOMAIN,
-			auth_common=render_dovecot_auth(self.sql_config), plugin=plugin,
-			extra=self.extra_config)
+    def render_config(self):
+        """render_config - the dovecot.conf text of this instance."""
+        pw = pwd.getpwnam(self.mail_user)
+        settings = dict(self.plugin_settings)
+        plugin = ''
+        if settings:
+            plugin = 'plugin {\n%s}\n' % ''.join(
+                '  %s = %s\n' % (k, v) for k, v in sorted(settings.items()))
+        return DOVECOT_TEMPLATE % dict(
+            base_dir=self.base_dir, state_dir=self.state_dir, log_path=self.log_path,
+            uid=pw.pw_uid, gid=pw.pw_gid, mail_root=self.mail_root,
+            mail_plugins=self.mail_plugins,
+            mail_plugin_dir=self.mail_plugin_dir or '/usr/lib/dovecot/modules',
+            imap_port=self.imap_port, lmtp_port=self.lmtp_port, domain=DOMAIN,
+            auth_common=render_dovecot_auth(self.sql_config), plugin=plugin,
+            extra=self.extra_config)
 
-	def _start(self):
-		dovecot = find_binary('dovecot', 'dovecot-core')
-		for d in (self.base_dir, self.state_dir):
-			os.makedirs(d, exist_ok=True)
-			os.chmod(d, 0o755)
-		pw = pwd.getpwnam(self.mail_user)
-		os.makedirs(self.mail_root, exist_ok=True)
-		os.chown(self.mail_root, pw.pw_uid, pw.pw_gid)
-		os.chmod(self.mail_root, 0o770)
-		write_file(self.sql_config, self.render_sql_config(), 0o640)
-		os.chown(self.sql_config, 0, grp.getgrnam('dovecot').gr_gid)
-		write_file(self.config, self.render_config(), 0o644)
-		run([dovecot, '-c', self.config])
-		wait_until(lambda: port_open(self.imap_port) and port_open(self.lmtp_port)
-			   and os.path.exists(self.auth_socket), 20, 'dovecot (IMAP, LMTP, auth socket)')
+    def _start(self):
+        dovecot = find_binary('dovecot', 'dovecot-core')
+        for d in (self.base_dir, self.state_dir):
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, 0o755)
+        pw = pwd.getpwnam(self.mail_user)
+        os.makedirs(self.mail_root, exist_ok=True)
+        os.chown(self.mail_root, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.mail_root, 0o770)
+        write_file(self.sql_config, self.render_sql_config(), 0o640)
+        os.chown(self.sql_config, 0, grp.getgrnam('dovecot').gr_gid)
+        write_file(self.config, self.render_config(), 0o644)
+        run([dovecot, '-c', self.config])
+        wait_until(lambda: port_open(self.imap_port) and port_open(self.lmtp_port)
+               and os.path.exists(self.auth_socket), 20, 'dovecot (IMAP, LMTP, auth socket)')
 
-	def _stop(self):
-		pid = read_pidfile(self.pidfile)
-		if pid is None or not pid_alive(pid):
-			return
-		doveadm = find_binary('doveadm', 'dovecot-core')
-		run([doveadm, '-c', self.config, 'stop'], check=False)
-		try:
-			wait_until(lambda: not pid_alive(pid), 15, 'dovecot to stop')
-		except LabError:
-			os.kill(pid, signal.SIGKILL)
+    def _stop(self):
+        pid = read_pidfile(self.pidfile)
+        if pid is None or not pid_alive(pid):
+            return
+        doveadm = find_binary('doveadm', 'dovecot-core')
+        run([doveadm, '-c', self.config, 'stop'], check=False)
+        try:
+            wait_until(lambda: not pid_alive(pid), 15, 'dovecot to stop')
+        except LabError:
+            os.kill(pid, signal.SIGKILL)
 
-	def alive(self):
-		pid = read_pidfile(self.pidfile)
-		return pid is not None and pid_alive(pid) and port_open(self.imap_port)
+    def alive(self):
+        pid = read_pidfile(self.pidfile)
+        return pid is not None and pid_alive(pid) and port_open(self.imap_port)
 
 
 def render_dovecot_sql(db):
-	"""render_dovecot_sql - the dovecot-sql.conf.ext text for a SQLite store at DB."""
-	return ('# passdb sql on the mailwarden store\n'
-		'driver = sqlite\n'
-		'connect = %s\n'
-		'default_pass_scheme = ARGON2ID\n'
-		'password_query = SELECT username AS user, password FROM users '
-		'WHERE username = \'%%u\' AND status = \'active\'\n' % db)
+    """render_dovecot_sql - the dovecot-sql.conf.ext text for a SQLite store at DB."""
+    return ('# passdb sql on the mailwarden store\n'
+        'driver = sqlite\n'
+        'connect = %s\n'
+        'default_pass_scheme = ARGON2ID\n'
+        'password_query = SELECT username AS user, password FROM users '
+        'WHERE username = \'%%u\' AND status = \'active\'\n' % db)
 
 
 def render_dovecot_auth(sql_config):
-	"""render_dovecot_auth - the auth settings shared by the lab and conf.d sample."""
-	return ('auth_mechanisms = plain login\n'
-		'auth_username_format = %%Lu\n'
-		'passdb {\n  driver = sql\n  args = %s\n}\n'
-		'# Dovecot 2.3 runs auth-worker as root unless told otherwise; the store needs no root\n'
-		'service auth-worker {\n  user = $default_internal_user\n}\n' % sql_config)
+    """render_dovecot_auth - the auth settings shared by the lab and conf.d sample."""
+    return ('auth_mechanisms = plain login\n'
+        'auth_username_format = %%Lu\n'
+        'passdb {\n  driver = sql\n  args = %s\n}\n'
+        '# Dovecot 2.3 runs auth-worker as root unless told otherwise; the store needs no root\n'
+        'service auth-worker {\n  user = $default_internal_user\n}\n' % sql_config)
 
 
 DOVECOT_TEMPLATE = '''# mailwarden lab Dovecot (generated by scripts/mailwarden_lab.py)
@@ -535,170 +535,170 @@ protocol lmtp {
 # Postfix
 
 class Postfix(Service):
-	"""Postfix - smtpd on a loopback port, SASL via Dovecot, delivery over LMTP to Dovecot.
+    """Postfix - smtpd on a loopback port, SASL via Dovecot, delivery over LMTP to Dovecot.
 
 	Hooks for later issues: MILTERS (list of 'inet:127.0.0.1:PORT' / 'unix:PATH'),
 	POLICY_SERVICES (list of 'inet:127.0.0.1:PORT' / 'unix:PATH', checked at RCPT and at
 	END-OF-DATA), EXTRA_MAIN (dict of main.cf parameters, applied last)."""
-	name = 'postfix'
+    name = 'postfix'
 
-	def __init__(self, root, dovecot, smtp_port=None, domain=DOMAIN, milters=(),
-		     policy_services=(), extra_main=None, autostop=True):
-		super().__init__(root, autostop)
-		self.dovecot = dovecot
-		self.smtp_port = smtp_port or free_port()
-		self.domain = domain
-		self.milters = list(milters)
-		self.policy_services = list(policy_services)
-		self.extra_main = dict(extra_main or {})
-		self.config_dir = os.path.join(self.dir, 'etc')
-		self.queue_dir = os.path.join(self.dir, 'spool')
-		self.data_dir = os.path.join(self.dir, 'data')
-		self.log_path = os.path.join(self.dir, 'postfix.log')
-		self.pidfile = os.path.join(self.queue_dir, 'pid', 'master.pid')
+    def __init__(self, root, dovecot, smtp_port=None, domain=DOMAIN, milters=(),
+             policy_services=(), extra_main=None, autostop=True):
+        super().__init__(root, autostop)
+        self.dovecot = dovecot
+        self.smtp_port = smtp_port or free_port()
+        self.domain = domain
+        self.milters = list(milters)
+        self.policy_services = list(policy_services)
+        self.extra_main = dict(extra_main or {})
+        self.config_dir = os.path.join(self.dir, 'etc')
+        self.queue_dir = os.path.join(self.dir, 'spool')
+        self.data_dir = os.path.join(self.dir, 'data')
+        self.log_path = os.path.join(self.dir, 'postfix.log')
+        self.pidfile = os.path.join(self.queue_dir, 'pid', 'master.pid')
 
-	def log_files(self):
-		return [self.log_path]
+    def log_files(self):
+        return [self.log_path]
 
-	def main_settings(self):
-		"""main_settings - the main.cf parameters (ordered dict)."""
-		s = {
-			'compatibility_level': '3.6',
-			'config_directory': self.config_dir,
-			'queue_directory': self.queue_dir,
-			'data_directory': self.data_dir,
-			'maillog_file_prefixes': self.dir,
-			'maillog_file': self.log_path,
-			'mail_owner': 'postfix',
-			'setgid_group': 'postdrop',
-			'myhostname': 'mail.' + self.domain,
-			'mydomain': self.domain,
-			'myorigin': self.domain,
-			'mydestination': '',
-			'inet_interfaces': 'loopback-only',
-			'inet_protocols': 'ipv4',
-			'mynetworks': '127.0.0.0/8',
-			'smtputf8_enable': 'no',
-			'biff': 'no',
-			'alias_maps': '',
-			'alias_database': '',
-			'local_recipient_maps': '',
-			'relayhost': '',
-			'smtp_dns_support_level': 'disabled',
-			'smtpd_tls_security_level': 'none',
-			'smtp_tls_security_level': 'none',
-			'lmtp_tls_security_level': 'none',
-			'delay_warning_time': '0',
-		}
-		s.update(postfix_mailwarden_settings(self.dovecot.auth_socket, self.domain,
-						      'lmtp:inet:127.0.0.1:%d' % self.dovecot.lmtp_port,
-						      self.policy_services, self.milters))
-		s.update({
-			# lab: answer unknown recipients fast and without stale caches
-			'address_verify_map': '',
-			'address_verify_negative_expire_time': '10s',
-			'address_verify_negative_refresh_time': '5s',
-			'address_verify_positive_expire_time': '60s',
-			'address_verify_positive_refresh_time': '30s',
-			'address_verify_poll_delay': '1s',
-			'address_verify_poll_count': '10',
-			'smtpd_error_sleep_time': '0',
-			'smtpd_soft_error_limit': '1000',
-			'smtpd_hard_error_limit': '1000',
-			'in_flow_delay': '0',
-			'queue_run_delay': '10s',
-			'minimal_backoff_time': '10s',
-			'maximal_backoff_time': '20s',
-		})
-		s.update(self.extra_main)
-		return s
+    def main_settings(self):
+        """main_settings - the main.cf parameters (ordered dict)."""
+        s = {
+            'compatibility_level': '3.6',
+            'config_directory': self.config_dir,
+            'queue_directory': self.queue_dir,
+            'data_directory': self.data_dir,
+            'maillog_file_prefixes': self.dir,
+            'maillog_file': self.log_path,
+            'mail_owner': 'postfix',
+            'setgid_group': 'postdrop',
+            'myhostname': 'mail.' + self.domain,
+            'mydomain': self.domain,
+            'myorigin': self.domain,
+            'mydestination': '',
+            'inet_interfaces': 'loopback-only',
+            'inet_protocols': 'ipv4',
+            'mynetworks': '127.0.0.0/8',
+            'smtputf8_enable': 'no',
+            'biff': 'no',
+            'alias_maps': '',
+            'alias_database': '',
+            'local_recipient_maps': '',
+            'relayhost': '',
+            'smtp_dns_support_level': 'disabled',
+            'smtpd_tls_security_level': 'none',
+            'smtp_tls_security_level': 'none',
+            'lmtp_tls_security_level': 'none',
+            'delay_warning_time': '0',
+        }
+        s.update(postfix_mailwarden_settings(self.dovecot.auth_socket, self.domain,
+                              'lmtp:inet:127.0.0.1:%d' % self.dovecot.lmtp_port,
+                              self.policy_services, self.milters))
+        s.update({
+            # lab: answer unknown recipients fast and without stale caches
+            'address_verify_map': '',
+            'address_verify_negative_expire_time': '10s',
+            'address_verify_negative_refresh_time': '5s',
+            'address_verify_positive_expire_time': '60s',
+            'address_verify_positive_refresh_time': '30s',
+            'address_verify_poll_delay': '1s',
+            'address_verify_poll_count': '10',
+            'smtpd_error_sleep_time': '0',
+            'smtpd_soft_error_limit': '1000',
+            'smtpd_hard_error_limit': '1000',
+            'in_flow_delay': '0',
+            'queue_run_delay': '10s',
+            'minimal_backoff_time': '10s',
+            'maximal_backoff_time': '20s',
+        })
+        s.update(self.extra_main)
+        return s
 
-	def render_main(self):
-		"""render_main - the main.cf text."""
-		return '# mailwarden lab Postfix (generated by scripts/mailwarden_lab.py)\n' + ''.join(
-			'%s = %s\n' % (k, v) for k, v in self.main_settings().items())
+    def render_main(self):
+        """render_main - the main.cf text."""
+        return '# mailwarden lab Postfix (generated by scripts/mailwarden_lab.py)\n' + ''.join(
+            '%s = %s\n' % (k, v) for k, v in self.main_settings().items())
 
-	def render_master(self):
-		"""render_master - the master.cf text (every service chroot n)."""
-		return POSTFIX_MASTER % dict(port=self.smtp_port)
+    def render_master(self):
+        """render_master - the master.cf text (every service chroot n)."""
+        return POSTFIX_MASTER % dict(port=self.smtp_port)
 
-	def postfix(self, *args, check=True):
-		"""postfix - run `postfix -c CONFIG_DIR ARGS...`."""
-		return run([find_binary('postfix', 'postfix'), '-c', self.config_dir] + list(args),
-			   check=check, log=os.path.join(self.dir, 'postfix-cmd.log'))
+    def postfix(self, *args, check=True):
+        """postfix - run `postfix -c CONFIG_DIR ARGS...`."""
+        return run([find_binary('postfix', 'postfix'), '-c', self.config_dir] + list(args),
+               check=check, log=os.path.join(self.dir, 'postfix-cmd.log'))
 
-	def _start(self):
-		find_binary('postfix', 'postfix')
-		os.makedirs(self.config_dir, exist_ok=True)
-		os.makedirs(self.queue_dir, exist_ok=True)
-		os.chmod(self.queue_dir, 0o755)
-		pw = pwd.getpwnam('postfix')
-		os.makedirs(self.data_dir, exist_ok=True)
-		os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
-		os.chmod(self.data_dir, 0o700)
-		write_file(os.path.join(self.config_dir, 'main.cf'), self.render_main())
-		write_file(os.path.join(self.config_dir, 'master.cf'), self.render_master())
-		open(self.log_path, 'a').close()
-		p = self.postfix('check', check=False)
-		if p.returncode != 0:
-			raise LabError('postfix check failed:\n%s%s' % (p.stdout, p.stderr))
-		self.postfix('start')
-		wait_until(lambda: port_open(self.smtp_port), 20, 'postfix smtpd on port %d'
-			   % self.smtp_port)
+    def _start(self):
+        find_binary('postfix', 'postfix')
+        os.makedirs(self.config_dir, exist_ok=True)
+        os.makedirs(self.queue_dir, exist_ok=True)
+        os.chmod(self.queue_dir, 0o755)
+        pw = pwd.getpwnam('postfix')
+        os.makedirs(self.data_dir, exist_ok=True)
+        os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.data_dir, 0o700)
+        write_file(os.path.join(self.config_dir, 'main.cf'), self.render_main())
+        write_file(os.path.join(self.config_dir, 'master.cf'), self.render_master())
+        open(self.log_path, 'a').close()
+        p = self.postfix('check', check=False)
+        if p.returncode != 0:
+            raise LabError('postfix check failed:\n%s%s' % (p.stdout, p.stderr))
+        self.postfix('start')
+        wait_until(lambda: port_open(self.smtp_port), 20, 'postfix smtpd on port %d'
+               % self.smtp_port)
 
-	def _stop(self):
-		pid = read_pidfile(self.pidfile)
-		if pid is None or not pid_alive(pid):
-			return
-		self.postfix('stop', check=False)
-		try:
-			wait_until(lambda: not pid_alive(pid), 15, 'postfix to stop')
-		except LabError:
-			self.postfix('abort', check=False)
-			if pid_alive(pid):
-				os.kill(pid, signal.SIGKILL)
+    def _stop(self):
+        pid = read_pidfile(self.pidfile)
+        if pid is None or not pid_alive(pid):
+            return
+        self.postfix('stop', check=False)
+        try:
+            wait_until(lambda: not pid_alive(pid), 15, 'postfix to stop')
+        except LabError:
+            self.postfix('abort', check=False)
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
-	def alive(self):
-		pid = read_pidfile(self.pidfile)
-		return pid is not None and pid_alive(pid) and port_open(self.smtp_port)
+    def alive(self):
+        pid = read_pidfile(self.pidfile)
+        return pid is not None and pid_alive(pid) and port_open(self.smtp_port)
 
-	def flush(self):
-		"""flush - `postfix flush` (retry deferred mail now)."""
-		self.postfix('flush', check=False)
+    def flush(self):
+        """flush - `postfix flush` (retry deferred mail now)."""
+        self.postfix('flush', check=False)
 
 
 def postfix_mailwarden_settings(auth_socket, domain, transport, policy_services=(), milters=()):
-	"""postfix_mailwarden_settings - the main.cf lines mailwarden needs (lab and sample)."""
-	# Postfix asks Dovecot (LMTP) whether a local recipient exists: address verification,
-	# scoped to the local domain so mail to other domains is never probed
-	rcpt = ['check_recipient_access inline:{%s=reject_unverified_recipient}' % domain]
-	rcpt += ['check_policy_service ' + p for p in policy_services]
-	s = {
-		'smtpd_sasl_auth_enable': 'yes',
-		'smtpd_sasl_type': 'dovecot',
-		'smtpd_sasl_path': auth_socket,
-		'smtpd_sasl_security_options': 'noanonymous',
-		'smtpd_sasl_authenticated_header': 'no',
-		'broken_sasl_auth_clients': 'no',
-		'virtual_mailbox_domains': domain,
-		'virtual_transport': transport,
-		'smtpd_relay_restrictions': 'permit_sasl_authenticated, reject_unauth_destination',
-		'smtpd_recipient_restrictions': ', '.join(rcpt),
-		'unverified_recipient_reject_code': '550',
-		# a recipient created after a refused attempt is accepted within minutes
-		'address_verify_negative_expire_time': '10m',
-		'address_verify_negative_refresh_time': '5m',
-	}
-	if policy_services:
-		s['smtpd_end_of_data_restrictions'] = ', '.join(
-			'check_policy_service ' + p for p in policy_services)
-	if milters:
-		s['smtpd_milters'] = ', '.join(milters)
-		s['milter_default_action'] = 'tempfail'
-		s['milter_protocol'] = '6'
-		s['milter_mail_macros'] = 'i {auth_type} {auth_authen} {auth_author} {mail_addr} ' \
-			'{mail_host} {mail_mailer}'
-	return s
+    """postfix_mailwarden_settings - the main.cf lines mailwarden needs (lab and sample)."""
+    # Postfix asks Dovecot (LMTP) whether a local recipient exists: address verification,
+    # scoped to the local domain so mail to other domains is never probed
+    rcpt = ['check_recipient_access inline:{%s=reject_unverified_recipient}' % domain]
+    rcpt += ['check_policy_service ' + p for p in policy_services]
+    s = {
+        'smtpd_sasl_auth_enable': 'yes',
+        'smtpd_sasl_type': 'dovecot',
+        'smtpd_sasl_path': auth_socket,
+        'smtpd_sasl_security_options': 'noanonymous',
+        'smtpd_sasl_authenticated_header': 'no',
+        'broken_sasl_auth_clients': 'no',
+        'virtual_mailbox_domains': domain,
+        'virtual_transport': transport,
+        'smtpd_relay_restrictions': 'permit_sasl_authenticated, reject_unauth_destination',
+        'smtpd_recipient_restrictions': ', '.join(rcpt),
+        'unverified_recipient_reject_code': '550',
+        # a recipient created after a refused attempt is accepted within minutes
+        'address_verify_negative_expire_time': '10m',
+        'address_verify_negative_refresh_time': '5m',
+    }
+    if policy_services:
+        s['smtpd_end_of_data_restrictions'] = ', '.join(
+            'check_policy_service ' + p for p in policy_services)
+    if milters:
+        s['smtpd_milters'] = ', '.join(milters)
+        s['milter_default_action'] = 'tempfail'
+        s['milter_protocol'] = '6'
+        s['milter_mail_macros'] = 'i {auth_type} {auth_authen} {auth_author} {mail_addr} ' \
+            '{mail_host} {mail_mailer}'
+    return s
 
 
 POSTFIX_MASTER = '''# mailwarden lab Postfix master.cf (generated); every service chroot n
@@ -745,53 +745,53 @@ place and work unchanged with the PostgreSQL backend.
 
 
 def comment_block(text):
-	"""comment_block - TEXT with '# ' before every line."""
-	return ''.join('# %s\n' % l if l else '#\n' for l in text.rstrip('\n').split('\n'))
+    """comment_block - TEXT with '# ' before every line."""
+    return ''.join('# %s\n' % l if l else '#\n' for l in text.rstrip('\n').split('\n'))
 
 
 def render_postfix_sample():
-	"""render_postfix_sample - conf.d/postfix-main.cf.sample (same settings as the lab)."""
-	s = postfix_mailwarden_settings('private/auth', DOMAIN, 'lmtp:unix:private/dovecot-lmtp')
-	out = ['# mailwarden: main.cf lines for a Postfix that hands out SMTP AUTH via Dovecot.\n',
-	       '# Generated by `scripts/mailwarden_lab.py samples conf.d` from the settings the\n',
-	       '# integration lab uses (tests/integration/test_samples.py checks they agree).\n',
-	       '# Replace example.org with your domain(s). With Debian\'s chrooted smtpd the\n',
-	       '# SASL and LMTP sockets are under /var/spool/postfix/private (see the Dovecot\n',
-	       '# sample, conf.d/dovecot-mailwarden.conf.sample).\n#\n',
-	       comment_block(PERMISSIONS_NOTE), '\n']
-	for k, v in s.items():
-		out.append('%s = %s\n' % (k, v))
-	out.append('\n# Later: the mailwarden milter and policy daemon (enable with their issues).\n')
-	later = postfix_mailwarden_settings('private/auth', DOMAIN, 'lmtp:unix:private/dovecot-lmtp',
-					    ['unix:private/mailwarden-policy'],
-					    ['unix:/run/mailwarden/milter.sock'])
-	for k, v in later.items():
-		if s.get(k) != v:
-			out.append('#%s = %s\n' % (k, v))
-	return ''.join(out)
+    """render_postfix_sample - conf.d/postfix-main.cf.sample (same settings as the lab)."""
+    s = postfix_mailwarden_settings('private/auth', DOMAIN, 'lmtp:unix:private/dovecot-lmtp')
+    out = ['# mailwarden: main.cf lines for a Postfix that hands out SMTP AUTH via Dovecot.\n',
+           '# Generated by `scripts/mailwarden_lab.py samples conf.d` from the settings the\n',
+           '# integration lab uses (tests/integration/test_samples.py checks they agree).\n',
+           '# Replace example.org with your domain(s). With Debian\'s chrooted smtpd the\n',
+           '# SASL and LMTP sockets are under /var/spool/postfix/private (see the Dovecot\n',
+           '# sample, conf.d/dovecot-mailwarden.conf.sample).\n#\n',
+           comment_block(PERMISSIONS_NOTE), '\n']
+    for k, v in s.items():
+        out.append('%s = %s\n' % (k, v))
+    out.append('\n# Later: the mailwarden milter and policy daemon (enable with their issues).\n')
+    later = postfix_mailwarden_settings('private/auth', DOMAIN, 'lmtp:unix:private/dovecot-lmtp',
+                        ['unix:private/mailwarden-policy'],
+                        ['unix:/run/mailwarden/milter.sock'])
+    for k, v in later.items():
+        if s.get(k) != v:
+            out.append('#%s = %s\n' % (k, v))
+    return ''.join(out)
 
 
 def render_dovecot_sample():
-	"""render_dovecot_sample - conf.d/dovecot-mailwarden.conf.sample (same as the lab)."""
-	sql_path = '/etc/dovecot/dovecot-sql-mailwarden.conf.ext'
-	return ('# mailwarden: Dovecot settings (e.g. /etc/dovecot/conf.d/90-mailwarden.conf).\n'
-		'# Generated by `scripts/mailwarden_lab.py samples conf.d` from the settings the\n'
-		'# integration lab uses (tests/integration/test_samples.py checks they agree).\n'
-		'# Disable the other passdb blocks (auth-system.conf.ext) so the store decides.\n#\n'
-		+ comment_block(PERMISSIONS_NOTE) + '\n'
-		+ render_dovecot_auth(sql_path)
-		+ 'service auth {\n  unix_listener /var/spool/postfix/private/auth {\n'
-		'    mode = 0660\n    user = postfix\n    group = postfix\n  }\n}\n'
-		'service lmtp {\n  unix_listener /var/spool/postfix/private/dovecot-lmtp {\n'
-		'    mode = 0600\n    user = postfix\n    group = postfix\n  }\n}\n'
-		'protocol lmtp {\n  postmaster_address = postmaster@%s\n}\n\n' % DOMAIN
-		+ '# %s (root:dovecot 0640) contains:\n' % sql_path
-		+ comment_block(render_dovecot_sql('/var/lib/mailwarden/mailwarden.db')))
+    """render_dovecot_sample - conf.d/dovecot-mailwarden.conf.sample (same as the lab)."""
+    sql_path = '/etc/dovecot/dovecot-sql-mailwarden.conf.ext'
+    return ('# mailwarden: Dovecot settings (e.g. /etc/dovecot/conf.d/90-mailwarden.conf).\n'
+        '# Generated by `scripts/mailwarden_lab.py samples conf.d` from the settings the\n'
+        '# integration lab uses (tests/integration/test_samples.py checks they agree).\n'
+        '# Disable the other passdb blocks (auth-system.conf.ext) so the store decides.\n#\n'
+        + comment_block(PERMISSIONS_NOTE) + '\n'
+        + render_dovecot_auth(sql_path)
+        + 'service auth {\n  unix_listener /var/spool/postfix/private/auth {\n'
+        '    mode = 0660\n    user = postfix\n    group = postfix\n  }\n}\n'
+        'service lmtp {\n  unix_listener /var/spool/postfix/private/dovecot-lmtp {\n'
+        '    mode = 0600\n    user = postfix\n    group = postfix\n  }\n}\n'
+        'protocol lmtp {\n  postmaster_address = postmaster@%s\n}\n\n' % DOMAIN
+        + '# %s (root:dovecot 0640) contains:\n' % sql_path
+        + comment_block(render_dovecot_sql('/var/lib/mailwarden/mailwarden.db')))
 
 
 SAMPLES = {
-	'postfix-main.cf.sample': render_postfix_sample,
-	'dovecot-mailwarden.conf.sample': render_dovecot_sample,
+    'postfix-main.cf.sample': render_postfix_sample,
+    'dovecot-mailwarden.conf.sample': render_dovecot_sample,
 }
 
 
@@ -799,261 +799,261 @@ SAMPLES = {
 # nginx
 
 class Nginx(Service):
-	"""Nginx - own prefix and config on a loopback port, a static root, optional fastcgi_pass.
+    """Nginx - own prefix and config on a loopback port, a static root, optional fastcgi_pass.
 
 	FASTCGI: None, or (location, address) e.g. ('/api/', '127.0.0.1:9000' or 'unix:/path')."""
-	name = 'nginx'
+    name = 'nginx'
 
-	def __init__(self, root, port=None, fastcgi=None, extra_server='', autostop=True):
-		super().__init__(root, autostop)
-		self.port = port or free_port()
-		self.fastcgi = fastcgi
-		self.extra_server = extra_server
-		self.static_root = os.path.join(self.dir, 'html')
-		self.config = os.path.join(self.dir, 'nginx.conf')
-		self.pidfile = os.path.join(self.dir, 'nginx.pid')
-		self.error_log = os.path.join(self.dir, 'error.log')
-		self.access_log = os.path.join(self.dir, 'access.log')
+    def __init__(self, root, port=None, fastcgi=None, extra_server='', autostop=True):
+        super().__init__(root, autostop)
+        self.port = port or free_port()
+        self.fastcgi = fastcgi
+        self.extra_server = extra_server
+        self.static_root = os.path.join(self.dir, 'html')
+        self.config = os.path.join(self.dir, 'nginx.conf')
+        self.pidfile = os.path.join(self.dir, 'nginx.pid')
+        self.error_log = os.path.join(self.dir, 'error.log')
+        self.access_log = os.path.join(self.dir, 'access.log')
 
-	def log_files(self):
-		return [self.error_log, self.access_log]
+    def log_files(self):
+        return [self.error_log, self.access_log]
 
-	def url(self, path='/'):
-		"""url - http://127.0.0.1:PORT/PATH."""
-		return 'http://127.0.0.1:%d%s' % (self.port, path)
+    def url(self, path='/'):
+        """url - http://127.0.0.1:PORT/PATH."""
+        return 'http://127.0.0.1:%d%s' % (self.port, path)
 
-	def render_config(self):
-		"""render_config - the nginx.conf text."""
-		fcgi = ''
-		if self.fastcgi:
-			loc, addr = self.fastcgi
-			fcgi = ('    location %s {\n      include /etc/nginx/fastcgi_params;\n'
-				'      fastcgi_pass %s;\n    }\n' % (loc, addr))
-		t = self.dir
-		return ('# mailwarden lab nginx (generated)\n'
-			'daemon on;\nworker_processes 1;\npid %s;\nerror_log %s info;\n'
-			'events { worker_connections 64; }\n'
-			'http {\n  access_log %s;\n  client_body_temp_path %s/tmp/body;\n'
-			'  proxy_temp_path %s/tmp/proxy;\n  fastcgi_temp_path %s/tmp/fastcgi;\n'
-			'  uwsgi_temp_path %s/tmp/uwsgi;\n  scgi_temp_path %s/tmp/scgi;\n'
-			'  default_type application/octet-stream;\n'
-			'  server {\n    listen 127.0.0.1:%d;\n    server_name localhost;\n'
-			'    root %s;\n%s%s  }\n}\n'
-			% (self.pidfile, self.error_log, self.access_log, t, t, t, t, t, self.port,
-			   self.static_root, fcgi, self.extra_server))
+    def render_config(self):
+        """render_config - the nginx.conf text."""
+        fcgi = ''
+        if self.fastcgi:
+            loc, addr = self.fastcgi
+            fcgi = ('    location %s {\n      include /etc/nginx/fastcgi_params;\n'
+                '      fastcgi_pass %s;\n    }\n' % (loc, addr))
+        t = self.dir
+        return ('# mailwarden lab nginx (generated)\n'
+            'daemon on;\nworker_processes 1;\npid %s;\nerror_log %s info;\n'
+            'events { worker_connections 64; }\n'
+            'http {\n  access_log %s;\n  client_body_temp_path %s/tmp/body;\n'
+            '  proxy_temp_path %s/tmp/proxy;\n  fastcgi_temp_path %s/tmp/fastcgi;\n'
+            '  uwsgi_temp_path %s/tmp/uwsgi;\n  scgi_temp_path %s/tmp/scgi;\n'
+            '  default_type application/octet-stream;\n'
+            '  server {\n    listen 127.0.0.1:%d;\n    server_name localhost;\n'
+            '    root %s;\n%s%s  }\n}\n'
+            % (self.pidfile, self.error_log, self.access_log, t, t, t, t, t, self.port,
+               self.static_root, fcgi, self.extra_server))
 
-	def _start(self):
-		nginx = find_binary('nginx', 'nginx')
-		os.makedirs(os.path.join(self.dir, 'tmp'), exist_ok=True)
-		os.makedirs(self.static_root, exist_ok=True)
-		write_file(self.config, self.render_config())
-		run([nginx, '-p', self.dir, '-c', self.config, '-e', self.error_log, '-t'])
-		run([nginx, '-p', self.dir, '-c', self.config, '-e', self.error_log])
-		wait_until(lambda: port_open(self.port), 15, 'nginx on port %d' % self.port)
+    def _start(self):
+        nginx = find_binary('nginx', 'nginx')
+        os.makedirs(os.path.join(self.dir, 'tmp'), exist_ok=True)
+        os.makedirs(self.static_root, exist_ok=True)
+        write_file(self.config, self.render_config())
+        run([nginx, '-p', self.dir, '-c', self.config, '-e', self.error_log, '-t'])
+        run([nginx, '-p', self.dir, '-c', self.config, '-e', self.error_log])
+        wait_until(lambda: port_open(self.port), 15, 'nginx on port %d' % self.port)
 
-	def _stop(self):
-		pid = read_pidfile(self.pidfile)
-		if pid is None or not pid_alive(pid):
-			return
-		os.kill(pid, signal.SIGQUIT)
-		try:
-			wait_until(lambda: not pid_alive(pid), 10, 'nginx to stop')
-		except LabError:
-			os.kill(pid, signal.SIGKILL)
+    def _stop(self):
+        pid = read_pidfile(self.pidfile)
+        if pid is None or not pid_alive(pid):
+            return
+        os.kill(pid, signal.SIGQUIT)
+        try:
+            wait_until(lambda: not pid_alive(pid), 10, 'nginx to stop')
+        except LabError:
+            os.kill(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------------------------
 # Redis
 
 class Redis(Service):
-	"""Redis - redis-server on a loopback port, no persistence (daemonised)."""
-	name = 'redis'
+    """Redis - redis-server on a loopback port, no persistence (daemonised)."""
+    name = 'redis'
 
-	def __init__(self, root, port=None, autostop=True):
-		super().__init__(root, autostop)
-		self.port = port or free_port()
-		self.pidfile = os.path.join(self.dir, 'redis.pid')
-		self.log_path = os.path.join(self.dir, 'redis.log')
-		self.config = os.path.join(self.dir, 'redis.conf')
-		self.url = 'redis://127.0.0.1:%d/0' % self.port
+    def __init__(self, root, port=None, autostop=True):
+        super().__init__(root, autostop)
+        self.port = port or free_port()
+        self.pidfile = os.path.join(self.dir, 'redis.pid')
+        self.log_path = os.path.join(self.dir, 'redis.log')
+        self.config = os.path.join(self.dir, 'redis.conf')
+        self.url = 'redis://127.0.0.1:%d/0' % self.port
 
-	def log_files(self):
-		return [self.log_path]
+    def log_files(self):
+        return [self.log_path]
 
-	def _start(self):
-		redis = find_binary('redis-server', 'redis-server')
-		write_file(self.config, 'bind 127.0.0.1\nport %d\nprotected-mode yes\n'
-			   'daemonize yes\npidfile %s\nlogfile %s\ndir %s\nsave ""\nappendonly no\n'
-			   % (self.port, self.pidfile, self.log_path, self.dir))
-		run([redis, self.config])
-		wait_until(lambda: port_open(self.port), 15, 'redis on port %d' % self.port)
+    def _start(self):
+        redis = find_binary('redis-server', 'redis-server')
+        write_file(self.config, 'bind 127.0.0.1\nport %d\nprotected-mode yes\n'
+               'daemonize yes\npidfile %s\nlogfile %s\ndir %s\nsave ""\nappendonly no\n'
+               % (self.port, self.pidfile, self.log_path, self.dir))
+        run([redis, self.config])
+        wait_until(lambda: port_open(self.port), 15, 'redis on port %d' % self.port)
 
-	def _stop(self):
-		pid = read_pidfile(self.pidfile)
-		if pid is None or not pid_alive(pid):
-			return
-		os.kill(pid, signal.SIGTERM)
-		try:
-			wait_until(lambda: not pid_alive(pid), 10, 'redis to stop')
-		except LabError:
-			os.kill(pid, signal.SIGKILL)
+    def _stop(self):
+        pid = read_pidfile(self.pidfile)
+        if pid is None or not pid_alive(pid):
+            return
+        os.kill(pid, signal.SIGTERM)
+        try:
+            wait_until(lambda: not pid_alive(pid), 10, 'redis to stop')
+        except LabError:
+            os.kill(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL
 
 class PostgreSQL(Service):
-	"""PostgreSQL - initdb (as postgres) into the lab dir, pg_ctl start on a free port with
+    """PostgreSQL - initdb (as postgres) into the lab dir, pg_ctl start on a free port with
 	its socket in the lab dir, createdb DBNAME."""
-	name = 'postgresql'
+    name = 'postgresql'
 
-	def __init__(self, root, port=None, dbname='mailwarden', autostop=True):
-		super().__init__(root, autostop)
-		self.port = port or free_port()
-		self.dbname = dbname
-		self.data = os.path.join(self.dir, 'data')
-		self.socket_dir = os.path.join(self.dir, 'socket')
-		self.log_path = os.path.join(self.dir, 'postgresql.log')
-		self.user = 'postgres'
-		self.url = 'postgresql://%s@/%s?host=%s&port=%d' % (self.user, dbname, self.socket_dir,
-								      self.port)
+    def __init__(self, root, port=None, dbname='mailwarden', autostop=True):
+        super().__init__(root, autostop)
+        self.port = port or free_port()
+        self.dbname = dbname
+        self.data = os.path.join(self.dir, 'data')
+        self.socket_dir = os.path.join(self.dir, 'socket')
+        self.log_path = os.path.join(self.dir, 'postgresql.log')
+        self.user = 'postgres'
+        self.url = 'postgresql://%s@/%s?host=%s&port=%d' % (self.user, dbname, self.socket_dir,
+                                      self.port)
 
-	def log_files(self):
-		return [self.log_path]
+    def log_files(self):
+        return [self.log_path]
 
-	def as_postgres(self, *cmd, check=True):
-		"""as_postgres - run CMD as the postgres user (runuser)."""
-		return run([find_binary('runuser', 'util-linux'), '-u', self.user, '--'] + list(cmd),
-			   check=check, timeout=120)
+    def as_postgres(self, *cmd, check=True):
+        """as_postgres - run CMD as the postgres user (runuser)."""
+        return run([find_binary('runuser', 'util-linux'), '-u', self.user, '--'] + list(cmd),
+               check=check, timeout=120)
 
-	def psql(self, sql, dbname=None):
-		"""psql - run SQL through psql over the socket; returns stdout (unaligned, tuples)."""
-		psql = find_binary('psql', 'postgresql-client')
-		p = self.as_postgres(psql, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-				     '-h', self.socket_dir, '-p', str(self.port),
-				     '-d', dbname or self.dbname, '-c', sql)
-		return p.stdout
+    def psql(self, sql, dbname=None):
+        """psql - run SQL through psql over the socket; returns stdout (unaligned, tuples)."""
+        psql = find_binary('psql', 'postgresql-client')
+        p = self.as_postgres(psql, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+                     '-h', self.socket_dir, '-p', str(self.port),
+                     '-d', dbname or self.dbname, '-c', sql)
+        return p.stdout
 
-	def _start(self):
-		initdb = find_binary('initdb', 'postgresql')
-		pg_ctl = find_binary('pg_ctl', 'postgresql')
-		createdb = find_binary('createdb', 'postgresql-client')
-		pw = pwd.getpwnam(self.user)
-		for d in (self.dir, self.socket_dir):
-			os.makedirs(d, exist_ok=True)
-			os.chown(d, pw.pw_uid, pw.pw_gid)
-		os.chmod(self.dir, 0o755)
-		open(self.log_path, 'a').close()
-		os.chown(self.log_path, pw.pw_uid, pw.pw_gid)
-		if not os.path.exists(os.path.join(self.data, 'PG_VERSION')):
-			self.as_postgres(initdb, '-D', self.data, '-A', 'trust', '-U', self.user,
-					 '--no-sync', '-E', 'UTF8', '--locale=C')
-		opts = ("-p %d -k %s -c listen_addresses='' -c fsync=off -c full_page_writes=off"
-			% (self.port, self.socket_dir))
-		self.as_postgres(pg_ctl, '-D', self.data, '-l', self.log_path, '-o', opts, '-w',
-				 '-t', '60', 'start')
-		self.as_postgres(createdb, '-h', self.socket_dir, '-p', str(self.port), self.dbname)
+    def _start(self):
+        initdb = find_binary('initdb', 'postgresql')
+        pg_ctl = find_binary('pg_ctl', 'postgresql')
+        createdb = find_binary('createdb', 'postgresql-client')
+        pw = pwd.getpwnam(self.user)
+        for d in (self.dir, self.socket_dir):
+            os.makedirs(d, exist_ok=True)
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.dir, 0o755)
+        open(self.log_path, 'a').close()
+        os.chown(self.log_path, pw.pw_uid, pw.pw_gid)
+        if not os.path.exists(os.path.join(self.data, 'PG_VERSION')):
+            self.as_postgres(initdb, '-D', self.data, '-A', 'trust', '-U', self.user,
+                     '--no-sync', '-E', 'UTF8', '--locale=C')
+        opts = ("-p %d -k %s -c listen_addresses='' -c fsync=off -c full_page_writes=off"
+            % (self.port, self.socket_dir))
+        self.as_postgres(pg_ctl, '-D', self.data, '-l', self.log_path, '-o', opts, '-w',
+                 '-t', '60', 'start')
+        self.as_postgres(createdb, '-h', self.socket_dir, '-p', str(self.port), self.dbname)
 
-	def _stop(self):
-		if not os.path.exists(os.path.join(self.data, 'postmaster.pid')):
-			return
-		pg_ctl = find_binary('pg_ctl', 'postgresql')
-		self.as_postgres(pg_ctl, '-D', self.data, '-m', 'fast', '-w', '-t', '30', 'stop',
-				 check=False)
+    def _stop(self):
+        if not os.path.exists(os.path.join(self.data, 'postmaster.pid')):
+            return
+        pg_ctl = find_binary('pg_ctl', 'postgresql')
+        self.as_postgres(pg_ctl, '-D', self.data, '-m', 'fast', '-w', '-t', '30', 'stop',
+                 check=False)
 
 
 # ---------------------------------------------------------------------------------------------
 # the whole lab
 
 class Lab:
-	"""Lab - a lab directory and the services started in it; stop() stops them in reverse
+    """Lab - a lab directory and the services started in it; stop() stops them in reverse
 	order and removes the directory (unless KEEP or MW_LAB_KEEP=1 or it was given)."""
 
-	def __init__(self, builddir=None, root=None, keep=None, autostop=True):
-		self.builddir = os.path.abspath(builddir or DEFAULT_BUILDDIR)
-		self.own_root = root is None
-		self.root = make_root() if root is None else os.path.abspath(root)
-		if root is not None:
-			os.makedirs(self.root, exist_ok=True)
-			os.chmod(self.root, 0o755)
-		self.keep = keep if keep is not None else os.environ.get('MW_LAB_KEEP') == '1'
-		self.autostop = autostop
-		self.services = []
-		if autostop:
-			atexit.register(self.stop)
+    def __init__(self, builddir=None, root=None, keep=None, autostop=True):
+        self.builddir = os.path.abspath(builddir or DEFAULT_BUILDDIR)
+        self.own_root = root is None
+        self.root = make_root() if root is None else os.path.abspath(root)
+        if root is not None:
+            os.makedirs(self.root, exist_ok=True)
+            os.chmod(self.root, 0o755)
+        self.keep = keep if keep is not None else os.environ.get('MW_LAB_KEEP') == '1'
+        self.autostop = autostop
+        self.services = []
+        if autostop:
+            atexit.register(self.stop)
 
-	def add(self, service):
-		"""add - start SERVICE and keep it for stop(); returns it."""
-		service.start()
-		self.services.append(service)
-		return service
+    def add(self, service):
+        """add - start SERVICE and keep it for stop(); returns it."""
+        service.start()
+        self.services.append(service)
+        return service
 
-	def store(self, **kw):
-		"""store - start a Store."""
-		return self.add(Store(self.root, builddir=self.builddir, autostop=self.autostop, **kw))
+    def store(self, **kw):
+        """store - start a Store."""
+        return self.add(Store(self.root, builddir=self.builddir, autostop=self.autostop, **kw))
 
-	def dovecot(self, store, **kw):
-		"""dovecot - start a Dovecot on STORE."""
-		return self.add(Dovecot(self.root, store, autostop=self.autostop, **kw))
+    def dovecot(self, store, **kw):
+        """dovecot - start a Dovecot on STORE."""
+        return self.add(Dovecot(self.root, store, autostop=self.autostop, **kw))
 
-	def postfix(self, dovecot, **kw):
-		"""postfix - start a Postfix delivering to DOVECOT."""
-		return self.add(Postfix(self.root, dovecot, autostop=self.autostop, **kw))
+    def postfix(self, dovecot, **kw):
+        """postfix - start a Postfix delivering to DOVECOT."""
+        return self.add(Postfix(self.root, dovecot, autostop=self.autostop, **kw))
 
-	def mail_stack(self, **kw):
-		"""mail_stack - Store + Dovecot + Postfix; returns the three."""
-		store = self.store()
-		dovecot = self.dovecot(store, **kw.pop('dovecot', {}))
-		postfix = self.postfix(dovecot, **kw.pop('postfix', {}))
-		return store, dovecot, postfix
+    def mail_stack(self, **kw):
+        """mail_stack - Store + Dovecot + Postfix; returns the three."""
+        store = self.store()
+        dovecot = self.dovecot(store, **kw.pop('dovecot', {}))
+        postfix = self.postfix(dovecot, **kw.pop('postfix', {}))
+        return store, dovecot, postfix
 
-	def nginx(self, **kw):
-		return self.add(Nginx(self.root, autostop=self.autostop, **kw))
+    def nginx(self, **kw):
+        return self.add(Nginx(self.root, autostop=self.autostop, **kw))
 
-	def redis(self, **kw):
-		return self.add(Redis(self.root, autostop=self.autostop, **kw))
+    def redis(self, **kw):
+        return self.add(Redis(self.root, autostop=self.autostop, **kw))
 
-	def postgresql(self, **kw):
-		return self.add(PostgreSQL(self.root, autostop=self.autostop, **kw))
+    def postgresql(self, **kw):
+        return self.add(PostgreSQL(self.root, autostop=self.autostop, **kw))
 
-	def logs(self, lines=LOG_TAIL_LINES):
-		"""logs - the log tails of every service of this lab."""
-		return ''.join(s.logs(lines) for s in self.services)
+    def logs(self, lines=LOG_TAIL_LINES):
+        """logs - the log tails of every service of this lab."""
+        return ''.join(s.logs(lines) for s in self.services)
 
-	def stop(self):
-		"""stop - stop every service (reverse order), remove the directory if owned."""
-		if self.autostop:
-			atexit.unregister(self.stop)
-		errors = []
-		while self.services:
-			s = self.services.pop()
-			try:
-				s.stop()
-			except Exception as e:	# keep stopping the others
-				errors.append('%s: %s' % (s.name, e))
-		if self.own_root and not self.keep and os.path.isdir(self.root):
-			shutil.rmtree(self.root, ignore_errors=True)
-		if errors:
-			raise LabError('stop: ' + '; '.join(errors))
+    def stop(self):
+        """stop - stop every service (reverse order), remove the directory if owned."""
+        if self.autostop:
+            atexit.unregister(self.stop)
+        errors = []
+        while self.services:
+            s = self.services.pop()
+            try:
+                s.stop()
+            except Exception as e:	# keep stopping the others
+                errors.append('%s: %s' % (s.name, e))
+        if self.own_root and not self.keep and os.path.isdir(self.root):
+            shutil.rmtree(self.root, ignore_errors=True)
+        if errors:
+            raise LabError('stop: ' + '; '.join(errors))
 
-	def __enter__(self):
-		return self
+    def __enter__(self):
+        return self
 
-	def __exit__(self, *exc):
-		self.stop()
-		return False
+    def __exit__(self, *exc):
+        self.stop()
+        return False
 
 
 def main(argv):
-	"""main - `mailwarden_lab.py samples DIR`: write the conf.d samples into DIR."""
-	if len(argv) == 3 and argv[1] == 'samples':
-		for name, render in SAMPLES.items():
-			write_file(os.path.join(argv[2], name), render())
-		return 0
-	print('usage: %s samples DIR' % argv[0])
-	return 2
+    """main - `mailwarden_lab.py samples DIR`: write the conf.d samples into DIR."""
+    if len(argv) == 3 and argv[1] == 'samples':
+        for name, render in SAMPLES.items():
+            write_file(os.path.join(argv[2], name), render())
+        return 0
+    print('usage: %s samples DIR' % argv[0])
+    return 2
 
 
 if __name__ == '__main__':
-	import sys
-	sys.exit(main(sys.argv))
+    import sys
+    sys.exit(main(sys.argv))
