@@ -1,0 +1,69 @@
+/*
+ * ctl-config.c - mailwardenctl config check, dump and keys.
+ */
+#include "mw-build.h"
+#include "ctl.h"
+
+#include <string.h>
+
+
+/* cmd_config_check - load the configuration (or FILE) and report the first error */
+static int cmd_config_check(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	mw_error err = { "" };
+	const char *path = ctl->config_path;
+	mw_config *cfg;
+	int first;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	if (ctl_want_args(ctl_current, argc - first, 0, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	if (argc - first == 1)
+		path = argv[first];
+	cfg = mw_config_load(path, false, &err);
+	if (cfg == NULL) {
+		ctl_err("%s", err.msg);
+		return EXIT_ERROR;
+	}
+	mw_config_unref(&cfg);
+	printf("%s: ok\n", path);
+	return EXIT_OK;
+}
+
+/* cmd_config_dump - every key with its effective value */
+static int cmd_config_dump(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	int first;
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_ORIGIN);
+	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
+		return EXIT_USAGE;
+	mw_config_dump(ctl->cfg, stdout, o.origin);
+	return EXIT_OK;
+}
+
+/* cmd_config_keys - the reference of every key (docs/configuration.md is made from it) */
+static int cmd_config_keys(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	int first;
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_MARKDOWN);
+	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
+		return EXIT_USAGE;
+	mw_config_describe(stdout, o.markdown);
+	return EXIT_OK;
+}
+
+
+static const struct mw_ctl_command config_commands[] = {
+	{ "config", "check", cmd_config_check, false, "config check [FILE]",
+	  "Parse the configuration (default: -c FILE) and report the first error as\n"
+	  "FILE:LINE: message. Exit 0 when it is valid." },
+	{ "config", "dump", cmd_config_dump, false, "config dump [--origin]",
+	  "Print every key with its effective value; --origin adds where each came from." },
+	{ "config", "keys", cmd_config_keys, false, "config keys [--markdown]",
+	  "Describe every configuration key: section, type, default, meaning." },
+};
+
+const struct mw_ctl_table ctl_config_table = { config_commands, MW_N_ELEMENTS(config_commands) };
