@@ -1,0 +1,84 @@
+/* pd-counters.h - rate-limit counter stores for mailwarden-policyd: memory and Redis.
+ *
+ * Every limit is a GCRA (generic cell rate algorithm) over one key: "limit N per window W"
+ * lets N units through at once and then refills continuously at N/W (a token bucket of
+ * size N). State per key is one number, the theoretical arrival time (TAT, microseconds):
+ *   interval T = W / N (rounded up, at least 1 us), request of cost c at time now:
+ *   new_tat = max(tat, now) + c * T;  allowed  <=>  new_tat - now <= W
+ *   denied: retry_after = new_tat - W - now;  usage = ceil((max(tat,now) - now) / T)
+ * A key whose TAT is in the past is the same as an absent key, so stores may expire it.
+ * The arithmetic lives in pd_gcra() (pd-counters.c) and, for Redis, in the Lua script,
+ * which must compute exactly the same; a unit test feeds both the same sequences.
+ *
+ * A batch holds all the limits one policy request touches. It is atomic: with commit
+ * set, either every limit allows and all are charged, or none is charged.
+ * Stores answer through a callback so Redis can be asynchronous on the daemon's
+ * libevent loop; the memory store calls back before pd_counters_apply returns.
+ */
+#ifndef PD_COUNTERS_H
+#define PD_COUNTERS_H
+
+#include "mw-util.h"
+
+#define PD_COUNTER_KEY_MAX 512
+#define PD_BATCH_MAX 32 /* limits per request; more is a configuration error */
+
+struct pd_limit_req {
+	char key[PD_COUNTER_KEY_MAX]; /* e.g. "sasl_username:john@example.com:messages:3600:100" */
+	int64_t window_us;	      /* W */
+	int64_t limit;		      /* N, > 0 */
+	int64_t cost;		      /* units this request adds (0 = check only what is there) */
+};
+
+struct pd_limit_res {
+	bool allowed;
+	int64_t usage;	       /* units in use after the operation (before, when denied) */
+	int64_t retry_after_us; /* denied: how long until this request would pass */
+	int64_t reset_after_us; /* how long until the key is empty again */
+};
+
+struct pd_batch_res {
+	bool allowed; /* every limit allowed */
+	bool degraded; /* answered from the in-memory fallback (Redis unreachable) */
+	size_t count;
+	struct pd_limit_res res[PD_BATCH_MAX];
+};
+
+typedef void pd_counters_cb(const struct pd_batch_res *res, void *ctx);
+
+struct pd_counters;
+
+struct pd_counters_ops {
+	const char *name; /* "memory", "redis" */
+	/* commit false: evaluate only (RCPT); true: charge when every limit allows
+	   (END-OF-MESSAGE). now_us is the caller's clock (tests fix it). */
+	void (*apply)(struct pd_counters *c, const struct pd_limit_req *reqs, size_t n, bool commit,
+		      int64_t now_us, pd_counters_cb *cb, void *ctx);
+	/* Clears every key starting with prefix; calls back with count = keys cleared. */
+	void (*reset)(struct pd_counters *c, const char *prefix, int64_t now_us, pd_counters_cb *cb,
+		      void *ctx);
+	void (*free)(struct pd_counters *c);
+};
+
+struct pd_counters {
+	const struct pd_counters_ops *ops;
+};
+
+/* The shared arithmetic: evaluates (and with commit, updates) one TAT. */
+void pd_gcra(int64_t *tat_us, const struct pd_limit_req *req, int64_t now_us, bool commit,
+	     struct pd_limit_res *res_r);
+
+/* In-memory store: a hash table with expiry holding at most max_keys keys (when full,
+   expired keys are dropped first, then the keys closest to reset). */
+struct pd_counters *pd_counters_memory_new(size_t max_keys);
+
+/* Redis store (redis://host:port/db): one Lua script does a whole batch atomically; a small
+   connection pool on the libevent base; when Redis is unreachable the batch is answered by
+   fallback (a memory store) with degraded set, and reconnection is retried with backoff.
+   timeout_ms bounds each call so Postfix's policy timeout is never reached. */
+struct event_base;
+struct pd_counters *pd_counters_redis_new(const char *url, struct event_base *base,
+					  struct pd_counters *fallback, unsigned timeout_ms,
+					  mw_error *error_r);
+
+#endif
