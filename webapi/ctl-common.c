@@ -290,3 +290,13 @@ int ctl_want_args(const struct mw_ctl_command *cmd, int n, int min, int max)
 	return EXIT_OK;
 }
 
+/* ctl_one_user - exactly one USER argument, normalised into username */
+int ctl_one_user(int argc, char **argv, int first, char *username, size_t size)
+{
+	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	if (ctl_username(argv[first], username, size) < 0)
+		return EXIT_USAGE;
+	return EXIT_OK;
+}
+

@@ -104,9 +104,7 @@ static int cmd_user_add(struct mw_ctl *ctl, int argc, char **argv)
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_ROLE, OPT_STATUS, OPT_DESCRIPTION,
 		 OPT_PASSWORD_STDIN, OPT_GENERATE);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
-	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
 		return EXIT_USAGE;
 	if (o.role != NULL && mw_user_role_parse(o.role, &role) < 0) {
 		ctl_err("--role: expected admin or user, not \"%s\"", o.role);
@@ -152,9 +150,7 @@ static int cmd_user_passwd(struct mw_ctl *ctl, int argc, char **argv)
 	int first, ret;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_PASSWORD_STDIN, OPT_GENERATE);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
-	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
 		return EXIT_USAGE;
 	/* Fail on an unknown user before asking for a password. */
 	ret = mw_store_user_get(ctl->store, username, &user, &err);
@@ -190,9 +186,7 @@ static int ctl_user_set_status(struct mw_ctl *ctl, int argc, char **argv,
 	int first, ret;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
-	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
 		return EXIT_USAGE;
 	ret = mw_store_user_set_status(ctl->store, username, status, &err);
 	if (ret != MW_STORE_OK)
@@ -331,9 +325,7 @@ static int cmd_user_show(struct mw_ctl *ctl, int argc, char **argv)
 	int first, ret;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
-	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
 		return EXIT_USAGE;
 	ret = mw_store_user_get(ctl->store, username, &u, &err);
 	if (ret != MW_STORE_OK)
@@ -442,9 +434,7 @@ static int cmd_allow_from_list(struct mw_ctl *ctl, int argc, char **argv)
 	int first, ret;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
-	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
 		return EXIT_USAGE;
 	ret = mw_store_user_get(ctl->store, username, &u, &err);
 	if (ret != MW_STORE_OK)

@@ -81,6 +81,8 @@ int ctl_hash_password(struct mw_ctl *ctl, const char *password, char *hash, size
 int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, const int *allowed,
 		   struct ctl_opts *o, int *first_arg_r);
 int ctl_want_args(const struct mw_ctl_command *cmd, int n, int min, int max);
+/* The command takes exactly one USER argument at argv[first]: check and normalise it. */
+int ctl_one_user(int argc, char **argv, int first, char *username, size_t size);
 void ctl_json_print(json_t *v);
 
 /* Parses the options listed (ids from the enum above, at least one: -1 for none); on
