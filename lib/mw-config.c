@@ -65,6 +65,7 @@ static const char *const mw_type_names[] = {
     [MW_CFG_STRING] = "string", [MW_CFG_PATH] = "path",         [MW_CFG_BOOL] = "bool",
     [MW_CFG_INT] = "integer",   [MW_CFG_DURATION] = "duration", [MW_CFG_SIZE] = "size",
     [MW_CFG_ENUM] = "enum",     [MW_CFG_URL] = "url",
+    [MW_CFG_STRLIST] = "list",
 };
 
 /* show - copy untrusted text into buf for an error message: bytes outside printable
@@ -292,6 +293,12 @@ static int parse_value(const struct mw_config_key *k, const char *s, struct mw_c
 		return 0;
 	case MW_CFG_URL:
 		return check_url(k, s, error_r);
+	case MW_CFG_STRLIST:
+		if (*s == '\0' && *k->def != '\0') {
+			mw_error_set(error_r, "must not be empty");
+			return -1;
+		}
+		return 0;
 	case MW_CFG_INT:
 		ret = parse_int(s, &v->num, error_r);
 		break;
@@ -344,6 +351,27 @@ static int set_value(mw_config *cfg, const struct mw_config_key *k, const char *
 	v->num = nv.num;
 	v->b = nv.b;
 	v->origin = origin;
+	return 0;
+}
+
+/* list_append - add one item (text) to a STRLIST that this file already set; the origin
+   stays the first line's */
+static int list_append(mw_config *cfg, const struct mw_config_key *k, const mw_str *text,
+                       char *origin, mw_error *error_r)
+{
+	struct mw_config_value *v = &cfg->v[k->id];
+	mw_str joined;
+	free(origin);
+	if (text->len == 0) {
+		mw_error_set(error_r, "bad value for %s: an item must not be empty", k->name);
+		return -1;
+	}
+	mw_str_init(&joined, 0);
+	if (*v->str != '\0')
+		(void)mw_str_appendf(&joined, "%s\n", v->str);
+	(void)mw_str_append(&joined, text->buf, text->len);
+	free(v->str);
+	v->str = mw_str_steal(&joined);
 	return 0;
 }
 
@@ -522,7 +550,7 @@ static int parse_assignment(struct parse_state *st, mw_slice line, mw_error *err
 		             show(shown, sizeof(shown), key.ptr, key.len), st->section);
 		return -1;
 	}
-	if (st->set_at[k->id] != 0) {
+	if (st->set_at[k->id] != 0 && k->type != MW_CFG_STRLIST) {
 		mw_error_set(error_r, "duplicate key \"%s\" (first set at line %u)",
 		             key_label(label, sizeof(label), k), st->set_at[k->id]);
 		return -1;
@@ -536,8 +564,12 @@ static int parse_assignment(struct parse_state *st, mw_slice line, mw_error *err
 		mw_str origin;
 		mw_str_init(&origin, 0);
 		(void)mw_str_appendf(&origin, "%s:%u", st->name, st->lineno);
-		ret = set_value(st->cfg, k, mw_str_c(&text), mw_str_steal(&origin), error_r);
-		if (ret == 0)
+		if (st->set_at[k->id] != 0) /* a STRLIST line after the first: one more item */
+			ret = list_append(st->cfg, k, &text, mw_str_steal(&origin), error_r);
+		else
+			ret = set_value(st->cfg, k, mw_str_c(&text), mw_str_steal(&origin),
+			                error_r);
+		if (ret == 0 && st->set_at[k->id] == 0)
 			st->set_at[k->id] = st->lineno;
 	}
 	mw_str_free(&text);
@@ -747,7 +779,7 @@ const char *mw_config_str(const mw_config *cfg, enum mw_config_key_id id)
 {
 	return value_of(cfg, id,
 	                1u << MW_CFG_STRING | 1u << MW_CFG_PATH | 1u << MW_CFG_ENUM |
-	                    1u << MW_CFG_URL)
+	                    1u << MW_CFG_URL | 1u << MW_CFG_STRLIST)
 	    ->str;
 }
 
@@ -755,6 +787,12 @@ const char *mw_config_str(const mw_config *cfg, enum mw_config_key_id id)
 long long mw_config_int(const mw_config *cfg, enum mw_config_key_id id)
 {
 	return value_of(cfg, id, 1u << MW_CFG_INT | 1u << MW_CFG_DURATION | 1u << MW_CFG_SIZE)->num;
+}
+
+/* mw_config_list - a STRLIST value: items joined by '\n' */
+const char *mw_config_list(const mw_config *cfg, enum mw_config_key_id id)
+{
+	return value_of(cfg, id, 1u << MW_CFG_STRLIST)->str;
 }
 
 /* mw_config_bool - a BOOL value */
@@ -794,6 +832,20 @@ static void put_value(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/* put_list - a STRLIST as one "name = item" line per item (name = "" when empty) */
+static void put_list(FILE *out, const char *name, const char *items)
+{
+	do {
+		size_t n = strcspn(items, "\n");
+		char *item = mw_strndup(items, n);
+		fprintf(out, "%s = ", name);
+		put_value(out, item); /* an empty list: "" */
+		fputc('\n', out);
+		free(item);
+		items += n;
+	} while (*items++ != '\0');
+}
+
 /* first_of_section - whether key i is the first of its section in the table */
 static bool first_of_section(size_t i)
 {
@@ -818,6 +870,10 @@ void mw_config_dump(const mw_config *cfg, FILE *out, bool with_origin)
 			if (with_origin)
 				fprintf(out, "# origin: %s\n",
 				        mw_config_origin(cfg, (enum mw_config_key_id)j));
+			if (mw_config_keys[j].type == MW_CFG_STRLIST) {
+				put_list(out, mw_config_keys[j].name, cfg->v[j].str);
+				continue;
+			}
 			fprintf(out, "%s = ", mw_config_keys[j].name);
 			put_value(out, cfg->v[j].str);
 			fputc('\n', out);
@@ -879,7 +935,8 @@ static void allowed(mw_str *s, const struct mw_config_key *k, bool markdown)
 	}
 }
 
-/* wrap - write text in lines of at most width columns after indent; long words stay whole */
+/* wrap - write text in lines of at most width columns after indent, breaking at a blank or
+   after a comma (long comma lists such as header names); a longer word stays whole */
 static void wrap(FILE *out, const char *text, size_t indent, size_t width)
 {
 	size_t avail = width - indent;
@@ -887,7 +944,7 @@ static void wrap(FILE *out, const char *text, size_t indent, size_t width)
 		size_t cut = strlen(text);
 		if (cut > avail) {
 			cut = avail;
-			while (cut > 0 && text[cut] != ' ')
+			while (cut > 0 && text[cut] != ' ' && text[cut - 1] != ',')
 				cut--;
 			if (cut == 0)
 				cut = strcspn(text, " ");
@@ -947,9 +1004,15 @@ void mw_config_describe(FILE *out, bool markdown)
 				fputs(" |\n", out);
 				continue;
 			}
-			fprintf(out, "  %s (%s, default ", k->name, mw_type_names[k->type]);
-			put_value(out, k->def);
-			fputs(")\n", out);
+			if (strlen(k->name) + strlen(k->def) + 24 <= 80) {
+				fprintf(out, "  %s (%s, default ", k->name, mw_type_names[k->type]);
+				put_value(out, k->def);
+				fputs(")\n", out);
+			} else {
+				/* a long default gets its own wrapped lines */
+				fprintf(out, "  %s (%s), default:\n", k->name, mw_type_names[k->type]);
+				wrap(out, k->def, 6, 78);
+			}
 			if (s.len > 0) {
 				char *acc = mw_str_steal(&s);
 				(void)mw_str_appendf(&s, "%s Accepted: %s.", k->doc, acc);

@@ -18,6 +18,7 @@ enum mw_config_type {
 	MW_CFG_SIZE,
 	MW_CFG_ENUM,
 	MW_CFG_URL,
+	MW_CFG_STRLIST, /* a key that may repeat: every line adds one item (in file order) */
 };
 
 enum mw_config_key_id {
@@ -69,11 +70,15 @@ const struct mw_config_key *mw_config_key_find(const char *section, const char *
 int mw_config_check(enum mw_config_key_id id, const char *value, mw_error *error_r);
 
 /* Typed accessors; the key's type must match (a mismatch is a bug: mw_panic).
-   mw_config_str: STRING PATH ENUM URL (ENUM values spelt as in the table);
+   mw_config_str: STRING PATH ENUM URL (ENUM values spelt as in the table), STRLIST (as
+   mw_config_list);
    mw_config_int: INT, DURATION in seconds, SIZE in bytes; mw_config_bool: BOOL. */
 const char *mw_config_str(const mw_config *cfg, enum mw_config_key_id id);
 long long mw_config_int(const mw_config *cfg, enum mw_config_key_id id);
 bool mw_config_bool(const mw_config *cfg, enum mw_config_key_id id);
+/* A STRLIST: its items joined by '\n' ("" = no items). Within one file every line of the
+   key adds an item; a later file that sets the key replaces the earlier file's items. */
+const char *mw_config_list(const mw_config *cfg, enum mw_config_key_id id);
 /* Where a key's value came from: "file:line" or "default". */
 const char *mw_config_origin(const mw_config *cfg, enum mw_config_key_id id);
 

@@ -9,6 +9,7 @@
 #define MW_STORE_PRIVATE_H
 
 #include "mw-store.h"
+#include "mw-tagrule.h"
 
 struct mw_migration {
 	unsigned version;
@@ -63,6 +64,55 @@ struct mw_store_backend {
 	int (*audit_append)(mw_store *store, const char *actor, const char *action,
 	                    const char *target, const char *client, const char *details,
 	                    mw_error *error_r);
+
+	int (*tag_rule_add)(mw_store *store, const char *username, const struct mw_tag_rule *rule,
+	                    int64_t *id_r, mw_error *error_r);
+	int (*tag_rule_list)(mw_store *store, const char *username, struct mw_tag_rule **rules_r,
+	                     size_t *count_r, mw_error *error_r);
+	int (*tag_rule_del)(mw_store *store, const char *username, int64_t id, mw_error *error_r);
+	int (*training_add)(mw_store *store, const char *username, const char *message_id,
+	                    enum mw_training_verdict verdict, mw_error *error_r);
+	int (*training_list)(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
+	                     struct mw_training_event **events_r, size_t *count_r,
+	                     mw_error *error_r);
+
+	/* mailwarden-api (issue 5) */
+	int (*session_add)(mw_store *store, const struct mw_session *session, mw_error *error_r);
+	int (*session_get)(mw_store *store, const char *token_hash, struct mw_session *session_r,
+	                   mw_error *error_r);
+	int (*session_touch)(mw_store *store, const char *token_hash, int64_t now,
+	                     mw_error *error_r);
+	int (*session_revoke)(mw_store *store, const char *token_hash, mw_error *error_r);
+	int (*session_revoke_id)(mw_store *store, int64_t user_id, const char *id,
+	                         mw_error *error_r);
+	int (*session_revoke_user)(mw_store *store, int64_t user_id, const char *except_hash,
+	                           unsigned *count_r, mw_error *error_r);
+	int (*session_list)(mw_store *store, int64_t user_id, int64_t now,
+	                    struct mw_session **sessions_r, size_t *count_r, mw_error *error_r);
+	int (*user_set_login_state)(mw_store *store, const char *username, int failed_logins,
+	                            int64_t locked_until, mw_error *error_r);
+	int (*audit_list)(mw_store *store, const struct mw_audit_filter *filter,
+	                  struct mw_audit_entry **entries_r, size_t *count_r, mw_error *error_r);
+
+	/* mailwarden-policyd (issue 4) */
+	int (*rate_policy_add)(mw_store *store, const struct mw_rate_policy *policy, int64_t *id_r,
+	                       mw_error *error_r);
+	int (*rate_policy_list)(mw_store *store, struct mw_rate_policy **policies_r,
+	                        size_t *count_r, mw_error *error_r);
+	int (*rate_policy_del)(mw_store *store, int64_t id, mw_error *error_r);
+
+	/* DKIM signing keys (issue 3): public_key here is the stored text "k=TYPE; p=B64" */
+	int (*dkim_key_add)(mw_store *store, const char *domain, const char *selector,
+	                    const char *private_key, const char *public_key, bool active,
+	                    mw_error *error_r);
+	int (*dkim_key_list)(mw_store *store, const char *domain, struct mw_dkim_key_row **rows_r,
+	                     size_t *count_r, mw_error *error_r);
+	int (*dkim_key_get)(mw_store *store, const char *domain, const char *selector,
+	                    bool active_only, struct mw_dkim_key_row *row_r, mw_error *error_r);
+	int (*dkim_key_set_active)(mw_store *store, const char *domain, const char *selector,
+	                           mw_error *error_r);
+	int (*dkim_key_delete)(mw_store *store, const char *domain, const char *selector,
+	                       mw_error *error_r);
 };
 
 struct mw_store {

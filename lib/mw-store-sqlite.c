@@ -53,12 +53,47 @@ enum stmt_id {
 	ST_AF_DEL,
 	ST_AF_LIST,
 	ST_AUDIT_ADD,
+	/* mailwarden-api (issue 5) */
+	ST_SESSION_ADD,
+	ST_SESSION_GET,
+	ST_SESSION_TOUCH,
+	ST_SESSION_REVOKE,
+	ST_SESSION_REVOKE_ID,
+	ST_SESSION_REVOKE_USER,
+	ST_SESSION_LIST,
+	ST_USER_SET_LOGIN,
+	ST_AUDIT_LIST,
+	/* Dovecot plugin (issue 6) */
+	ST_TAG_COUNT,
+	ST_TAG_ADD,
+	ST_TAG_LIST,
+	ST_TAG_DEL,
+	ST_TRAIN_ADD,
+	ST_TRAIN_LIST,
+	/* mailwarden-policyd (issue 4) */
+	ST_RATE_ADD,
+	ST_RATE_LIST,
+	ST_RATE_DEL,
+	/* DKIM signing keys (issue 3) */
+	ST_DKIM_ADD,
+	ST_DKIM_DEACTIVATE,
+	ST_DKIM_ACTIVATE,
+	ST_DKIM_LIST,
+	ST_DKIM_GET,
+	ST_DKIM_GET_ACTIVE,
+	ST_DKIM_DELETE,
 	ST_COUNT
 };
+
+#define SESSION_COLUMNS                                                                            \
+	"token_hash, user_id, created_at, last_seen_at, idle_timeout, expires_at, client_ip, "     \
+	"user_agent, coalesce(revoked_at, 0)"
 
 #define USER_COLUMNS                                                                               \
 	"id, username, password, status, role, description, created_at, updated_at, "              \
 	"password_changed_at, totp_secret IS NOT NULL, failed_logins, locked_until"
+
+#define DKIM_COLUMNS "id, domain, selector, private_key, public_key, created_at, active"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -89,6 +124,64 @@ static const char *const stmt_sql[ST_COUNT] = {
                    "WHERE u.username = ?1 ORDER BY a.pattern",
     [ST_AUDIT_ADD] = "INSERT INTO audit_log (at, actor, action, target, client, details) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* mailwarden-api (issue 5) */
+    [ST_SESSION_ADD] = "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, "
+                       "idle_timeout, expires_at, client_ip, user_agent) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_SESSION_GET] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE token_hash = ?1",
+    [ST_SESSION_TOUCH] = "UPDATE sessions SET last_seen_at = ?2 "
+                         "WHERE token_hash = ?1 AND revoked_at IS NULL",
+    [ST_SESSION_REVOKE] = "UPDATE sessions SET revoked_at = ?2 "
+                          "WHERE token_hash = ?1 AND revoked_at IS NULL",
+    [ST_SESSION_REVOKE_ID] = "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 "
+                             "AND substr(token_hash, 1, 16) = ?2 AND revoked_at IS NULL",
+    [ST_SESSION_REVOKE_USER] = "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 "
+                               "AND revoked_at IS NULL AND (?3 IS NULL OR token_hash <> ?3)",
+    [ST_SESSION_LIST] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE user_id = ?1 "
+                        "AND revoked_at IS NULL AND expires_at > ?2 "
+                        "AND last_seen_at + idle_timeout > ?2 "
+                        "ORDER BY created_at DESC, token_hash",
+    [ST_USER_SET_LOGIN] = "UPDATE users SET failed_logins = ?2, locked_until = ?3 "
+                          "WHERE username = ?1",
+    [ST_AUDIT_LIST] = "SELECT id, at, actor, action, target, client, details FROM audit_log "
+                      "WHERE id > ?1 AND (?2 IS NULL OR actor = ?2) "
+                      "AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR target = ?4) "
+                      "AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6) "
+                      "ORDER BY id LIMIT ?7",
+    [ST_TAG_COUNT] = "SELECT count(*), coalesce(max(position), 0) FROM tag_rules "
+                     "WHERE user_id = ?1",
+    [ST_TAG_ADD] = "INSERT INTO tag_rules (user_id, position, field, match_type, value, keyword, "
+                   "mailbox, enabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_TAG_LIST] = "SELECT t.id, t.position, t.field, t.match_type, t.value, t.keyword, "
+                    "t.mailbox, t.enabled FROM users u "
+                    "LEFT JOIN tag_rules t ON t.user_id = u.id "
+                    "WHERE u.username = ?1 ORDER BY t.position, t.id",
+    [ST_TAG_DEL] = "DELETE FROM tag_rules WHERE id = ?2 "
+                   "AND user_id = (SELECT id FROM users WHERE username = ?1)",
+    [ST_TRAIN_ADD] = "INSERT INTO training_events (user_id, message_id, verdict, created_at) "
+                     "SELECT id, ?2, ?3, ?4 FROM users WHERE username = ?1",
+    [ST_TRAIN_LIST] = "SELECT e.id, u.username, e.message_id, e.verdict, e.created_at, "
+                      "e.consumed_at FROM training_events e JOIN users u ON u.id = e.user_id "
+                      "WHERE e.id > ?1 AND (?2 = 0 OR e.consumed_at IS NULL) "
+                      "ORDER BY e.id LIMIT ?3",
+    [ST_RATE_ADD] = "INSERT INTO rate_policies (scope, match, metric, limit_count, "
+                    "window_seconds, action, user_id, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_RATE_LIST] = "SELECT r.id, r.scope, r.match, r.metric, r.limit_count, r.window_seconds, "
+                     "r.action, COALESCE(u.username, ''), r.created_at FROM rate_policies r "
+                     "LEFT JOIN users u ON u.id = r.user_id ORDER BY r.id",
+    [ST_RATE_DEL] = "DELETE FROM rate_policies WHERE id = ?1",
+    [ST_DKIM_ADD] = "INSERT INTO dkim_keys (domain, selector, private_key, public_key, "
+                    "created_at, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_DKIM_DEACTIVATE] = "UPDATE dkim_keys SET active = 0 "
+                           "WHERE domain = ?1 AND selector <> ?2 AND active <> 0",
+    [ST_DKIM_ACTIVATE] = "UPDATE dkim_keys SET active = 1 WHERE domain = ?1 AND selector = ?2",
+    [ST_DKIM_LIST] = "SELECT " DKIM_COLUMNS " FROM dkim_keys WHERE (?1 IS NULL OR domain = ?1) "
+                     "ORDER BY domain, created_at, id",
+    [ST_DKIM_GET] = "SELECT " DKIM_COLUMNS " FROM dkim_keys WHERE domain = ?1 AND selector = ?2",
+    [ST_DKIM_GET_ACTIVE] = "SELECT " DKIM_COLUMNS " FROM dkim_keys WHERE domain = ?1 "
+                           "AND active = 1 ORDER BY created_at DESC, id DESC LIMIT 1",
+    [ST_DKIM_DELETE] = "DELETE FROM dkim_keys WHERE domain = ?1 AND selector = ?2",
 };
 
 struct sqlite_store {
@@ -902,6 +995,780 @@ static int sqlite_audit_append(mw_store *store, const char *actor, const char *a
 	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
 }
 
+/* ---- API sessions and audit listing (mailwarden-api, issue 5) ---- */
+
+/* sqlite_session_add - insert a session row */
+static int sqlite_session_add(mw_store *store, const struct mw_session *se, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_SESSION_ADD, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, se->token_hash);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, se->user_id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, se->created_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, se->last_seen_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 5, se->idle_timeout);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 6, se->expires_at);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 7, se->client_ip);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 8, se->user_agent);
+	ret = run_update(s, st, rc, "adding a session", error_r);
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
+}
+
+/* read_session - fill se from the current row of a SESSION_COLUMNS query */
+static void read_session(sqlite3_stmt *st, struct mw_session *se)
+{
+	const unsigned char *v;
+	memset(se, 0, sizeof(*se));
+	v = sqlite3_column_text(st, 0);
+	(void)mw_strlcpy(se->token_hash, v != NULL ? (const char *)v : "", sizeof(se->token_hash));
+	se->user_id = sqlite3_column_int64(st, 1);
+	se->created_at = sqlite3_column_int64(st, 2);
+	se->last_seen_at = sqlite3_column_int64(st, 3);
+	se->idle_timeout = sqlite3_column_int64(st, 4);
+	se->expires_at = sqlite3_column_int64(st, 5);
+	v = sqlite3_column_text(st, 6);
+	(void)mw_strlcpy(se->client_ip, v != NULL ? (const char *)v : "", sizeof(se->client_ip));
+	v = sqlite3_column_text(st, 7);
+	(void)mw_strlcpy(se->user_agent, v != NULL ? (const char *)v : "", sizeof(se->user_agent));
+	se->revoked_at = sqlite3_column_int64(st, 8);
+}
+
+/* sqlite_session_get - a session by token hash */
+static int sqlite_session_get(mw_store *store, const char *token_hash, struct mw_session *se,
+                              mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_SESSION_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, token_hash);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_session(st, se);
+	stmt_done(st);
+	if (rc == SQLITE_DONE) {
+		mw_error_set(error_r, "no such session");
+		return MW_STORE_NOTFOUND;
+	}
+	if (rc != SQLITE_ROW)
+		return db_fail(s, rc, "reading a session", error_r);
+	return MW_STORE_OK;
+}
+
+/* session_update - the shared body of touch and revoke: ?1 token hash, ?2 time */
+static int session_update(mw_store *store, enum stmt_id id, const char *token_hash, int64_t t,
+                          const char *what, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, id, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, token_hash);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, t);
+	ret = run_update(s, st, rc, what, error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such live session");
+	return ret;
+}
+
+/* sqlite_session_touch - stamp last_seen_at */
+static int sqlite_session_touch(mw_store *store, const char *token_hash, int64_t now,
+                                mw_error *error_r)
+{
+	return session_update(store, ST_SESSION_TOUCH, token_hash, now, "touching a session",
+	                      error_r);
+}
+
+/* sqlite_session_revoke - stamp revoked_at on a live session */
+static int sqlite_session_revoke(mw_store *store, const char *token_hash, mw_error *error_r)
+{
+	return session_update(store, ST_SESSION_REVOKE, token_hash, mw_now(),
+	                      "revoking a session", error_r);
+}
+
+/* sqlite_session_revoke_id - revoke a user's live session by public id */
+static int sqlite_session_revoke_id(mw_store *store, int64_t user_id, const char *id,
+                                    mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_SESSION_REVOKE_ID, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, user_id);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, mw_now());
+	ret = run_update(s, st, rc, "revoking a session", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such live session");
+	return ret;
+}
+
+/* sqlite_session_revoke_user - revoke all of a user's live sessions but one */
+static int sqlite_session_revoke_user(mw_store *store, int64_t user_id, const char *except_hash,
+                                      unsigned *count_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_SESSION_REVOKE_USER, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, user_id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, mw_now());
+	if (rc == SQLITE_OK)
+		rc = except_hash != NULL ? bind_text(st, 3, except_hash) : sqlite3_bind_null(st, 3);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "revoking sessions", error_r);
+	*count_r = (unsigned)sqlite3_changes(s->db);
+	return MW_STORE_OK;
+}
+
+/* sqlite_session_list - a user's live sessions */
+static int sqlite_session_list(mw_store *store, int64_t user_id, int64_t now,
+                               struct mw_session **sessions_r, size_t *count_r,
+                               mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_session *v = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_SESSION_LIST, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, user_id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, now);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		if (count == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			v = mw_realloc(v, cap * sizeof(*v));
+		}
+		read_session(st, &v[count++]);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_fail(s, rc, "listing sessions", error_r);
+	}
+	*sessions_r = v;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* sqlite_user_set_login_state - failed_logins and locked_until, without updated_at */
+static int sqlite_user_set_login_state(mw_store *store, const char *username, int failed_logins,
+                                       int64_t locked_until, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_USER_SET_LOGIN, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, failed_logins);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, locked_until);
+	ret = run_update(s, st, rc, "recording a login", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such user");
+	return ret;
+}
+
+/* bind_opt_text - bind a string, or NULL when v is NULL */
+static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
+{
+	return v != NULL ? bind_text(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+/* bind_opt_time - bind a time, or NULL when t is 0 */
+static int bind_opt_time(sqlite3_stmt *st, int i, int64_t t)
+{
+	return t != 0 ? sqlite3_bind_int64(st, i, t) : sqlite3_bind_null(st, i);
+}
+
+/* sqlite_audit_list - one page of audit entries in id order */
+static int sqlite_audit_list(mw_store *store, const struct mw_audit_filter *f,
+                             struct mw_audit_entry **entries_r, size_t *count_r,
+                             mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_audit_entry *v = NULL, *e;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_AUDIT_LIST, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, f->after_id);
+	if (rc == SQLITE_OK)
+		rc = bind_opt_text(st, 2, f->actor);
+	if (rc == SQLITE_OK)
+		rc = bind_opt_text(st, 3, f->action);
+	if (rc == SQLITE_OK)
+		rc = bind_opt_text(st, 4, f->target);
+	if (rc == SQLITE_OK)
+		rc = bind_opt_time(st, 5, f->since);
+	if (rc == SQLITE_OK)
+		rc = bind_opt_time(st, 6, f->until);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 7, f->limit == 0 ? -1 : (int64_t)f->limit);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		if (count == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = mw_realloc(v, cap * sizeof(*v));
+		}
+		e = &v[count++];
+		e->id = sqlite3_column_int64(st, 0);
+		e->at = sqlite3_column_int64(st, 1);
+		e->actor = column_dup(st, 2);
+		e->action = column_dup(st, 3);
+		e->target = column_dup(st, 4);
+		e->client = column_dup(st, 5);
+		e->details = column_dup(st, 6);
+		if (e->actor == NULL)
+			e->actor = mw_strdup("");
+		if (e->action == NULL)
+			e->action = mw_strdup("");
+		if (e->target == NULL)
+			e->target = mw_strdup("");
+		if (e->client == NULL)
+			e->client = mw_strdup("");
+		if (e->details == NULL)
+			e->details = mw_strdup("");
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		mw_audit_entries_free(v, count);
+		return db_fail(s, rc, "listing the audit log", error_r);
+	}
+	*entries_r = v;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* ---- tag rules and training events (Dovecot plugin, issue 6) ---- */
+
+/* bind_text_or_null - bind a string, NULL as SQL NULL */
+static int bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+	return v != NULL ? bind_text(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+/* sqlite_tag_rule_add - append a rule after the user's last one, in a transaction */
+static int sqlite_tag_rule_add(mw_store *store, const char *username, const struct mw_tag_rule *rule,
+                               int64_t *id_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int64_t uid = 0, count = 0, last = 0;
+	int rc, ret = tx_begin(s, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = user_id(s, username, &uid, error_r);
+	if (ret == MW_STORE_OK)
+		ret = stmt_get(s, ST_TAG_COUNT, &st, error_r);
+	if (ret == MW_STORE_OK) {
+		rc = sqlite3_bind_int64(st, 1, uid);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			count = sqlite3_column_int64(st, 0);
+			last = sqlite3_column_int64(st, 1);
+		}
+		stmt_done(st);
+		if (rc != SQLITE_ROW)
+			ret = db_fail(s, rc, "counting tag rules", error_r);
+		else if (count >= MW_TAGRULE_MAX_PER_USER) {
+			mw_error_set(error_r, "%s already has %d tag rules, the most allowed",
+			             username, MW_TAGRULE_MAX_PER_USER);
+			ret = MW_STORE_ERROR;
+		}
+	}
+	if (ret == MW_STORE_OK)
+		ret = stmt_get(s, ST_TAG_ADD, &st, error_r);
+	if (ret == MW_STORE_OK) {
+		rc = sqlite3_bind_int64(st, 1, uid);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 2, last + 1);
+		if (rc == SQLITE_OK)
+			rc = bind_text(st, 3, rule->field);
+		if (rc == SQLITE_OK)
+			rc = bind_text(st, 4, mw_tagrule_match_name(rule->match));
+		if (rc == SQLITE_OK)
+			rc = bind_text(st, 5, rule->value);
+		if (rc == SQLITE_OK)
+			rc = bind_text_or_null(st, 6, rule->keyword);
+		if (rc == SQLITE_OK)
+			rc = bind_text_or_null(st, 7, rule->mailbox);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int(st, 8, rule->enabled ? 1 : 0);
+		ret = run_update(s, st, rc, "adding a tag rule", error_r);
+		if (ret == MW_STORE_OK)
+			*id_r = sqlite3_last_insert_rowid(s->db);
+		else if (ret != MW_STORE_ERROR)
+			ret = MW_STORE_ERROR;
+	}
+	if (ret == MW_STORE_OK)
+		ret = touch_user(s, uid, error_r);
+	return tx_end(s, ret, error_r);
+}
+
+/* sqlite_tag_rule_list - a user's rules in one read (an unknown user has no row) */
+static int sqlite_tag_rule_list(mw_store *store, const char *username, struct mw_tag_rule **rules_r,
+                                size_t *count_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_tag_rule *v = NULL;
+	size_t count = 0, cap = 0;
+	bool seen_user = false;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_TAG_LIST, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		struct mw_tag_rule *r;
+		const unsigned char *m;
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		seen_user = true;
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+			continue; /* the user has no rules */
+		if (count == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = mw_realloc(v, cap * sizeof(*v));
+		}
+		r = &v[count++];
+		memset(r, 0, sizeof(*r));
+		r->id = sqlite3_column_int64(st, 0);
+		r->position = sqlite3_column_int64(st, 1);
+		r->field = column_dup(st, 2);
+		m = sqlite3_column_text(st, 3);
+		/* an unknown match type is kept as an invalid value: the caller skips it */
+		if (m == NULL || mw_tagrule_match_parse((const char *)m, &r->match) < 0)
+			r->match = (enum mw_tagrule_match)-1;
+		r->value = column_dup(st, 4);
+		r->keyword = column_dup(st, 5);
+		r->mailbox = column_dup(st, 6);
+		r->enabled = sqlite3_column_int(st, 7) != 0;
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE || !seen_user) {
+		mw_tag_rules_free(v, count);
+		if (rc != SQLITE_DONE)
+			return db_fail(s, rc, "listing tag rules", error_r);
+		mw_error_set(error_r, "no such user");
+		return MW_STORE_NOTFOUND;
+	}
+	*rules_r = v;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* sqlite_tag_rule_del - delete a rule of this user */
+static int sqlite_tag_rule_del(mw_store *store, const char *username, int64_t id, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_TAG_DEL, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, id);
+	ret = run_update(s, st, rc, "deleting a tag rule", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "%s has no tag rule %lld", username, (long long)id);
+	return ret;
+}
+
+/* sqlite_training_add - one event row for the user (none when the user is unknown) */
+static int sqlite_training_add(mw_store *store, const char *username, const char *message_id,
+                               enum mw_training_verdict verdict, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_TRAIN_ADD, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, message_id);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 3, mw_training_verdict_name(verdict));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, mw_now());
+	ret = run_update(s, st, rc, "recording a training event", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such user");
+	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
+/* sqlite_training_list - one page of events in id order */
+static int sqlite_training_list(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
+                                struct mw_training_event **events_r, size_t *count_r,
+                                mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_training_event *v = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_TRAIN_LIST, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, after_id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(st, 2, pending_only ? 1 : 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (int64_t)limit);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		struct mw_training_event *e;
+		const unsigned char *name, *verdict;
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		if (count == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = mw_realloc(v, cap * sizeof(*v));
+		}
+		e = &v[count];
+		memset(e, 0, sizeof(*e));
+		e->id = sqlite3_column_int64(st, 0);
+		name = sqlite3_column_text(st, 1);
+		verdict = sqlite3_column_text(st, 3);
+		if (name == NULL || verdict == NULL ||
+		    mw_strlcpy(e->username, (const char *)name, sizeof(e->username)) < 0 ||
+		    (strcmp((const char *)verdict, "spam") != 0 &&
+		     strcmp((const char *)verdict, "ham") != 0)) {
+			mw_error_set(error_r, "training event %lld is malformed", (long long)e->id);
+			ret = MW_STORE_ERROR;
+			break;
+		}
+		e->verdict = strcmp((const char *)verdict, "spam") == 0 ? MW_TRAINING_SPAM
+		                                                         : MW_TRAINING_HAM;
+		e->message_id = column_dup(st, 2);
+		if (e->message_id == NULL)
+			e->message_id = mw_strdup("");
+		e->created_at = sqlite3_column_int64(st, 4);
+		e->consumed_at = sqlite3_column_int64(st, 5);
+		count++;
+	}
+	stmt_done(st);
+	if (ret == MW_STORE_OK && rc != SQLITE_DONE)
+		ret = db_fail(s, rc, "listing training events", error_r);
+	if (ret != MW_STORE_OK) {
+		mw_training_events_free(v, count);
+		return ret;
+	}
+	*events_r = v;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* sqlite_rate_policy_add - insert one rate policy (user_id looked up by name) */
+static int sqlite_rate_policy_add(mw_store *store, const struct mw_rate_policy *p, int64_t *id_r,
+                                  mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int64_t uid = 0;
+	int rc, ret = MW_STORE_OK;
+	if (p->username[0] != '\0')
+		ret = user_id(s, p->username, &uid, error_r);
+	if (ret == MW_STORE_OK)
+		ret = stmt_get(s, ST_RATE_ADD, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, p->scope);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, p->match);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 3, p->metric);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, p->limit_count);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 5, p->window_seconds);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 6, p->action);
+	if (rc == SQLITE_OK)
+		rc = uid != 0 ? sqlite3_bind_int64(st, 7, uid) : sqlite3_bind_null(st, 7);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 8, mw_now());
+	ret = run_update(s, st, rc, "adding a rate policy", error_r);
+	if (ret == MW_STORE_OK && id_r != NULL)
+		*id_r = sqlite3_last_insert_rowid(s->db);
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
+}
+
+/* copy_col - a text column into a fixed buffer (an over-long value is cut: the front end
+   refuses such values on add, so only a hand-edited row can have one) */
+static void copy_col(sqlite3_stmt *st, int col, char *buf, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = t != NULL ? strlen((const char *)t) : 0;
+	if (n >= size)
+		n = size - 1;
+	if (n > 0)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
+}
+
+/* sqlite_rate_policy_list - every rate policy in id order */
+static int sqlite_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r,
+                                   size_t *count_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_rate_policy *v = NULL;
+	size_t count = 0;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_RATE_LIST, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct mw_rate_policy *p;
+		v = mw_realloc(v, (count + 1) * sizeof(*v));
+		p = &v[count++];
+		memset(p, 0, sizeof(*p));
+		p->id = sqlite3_column_int64(st, 0);
+		copy_col(st, 1, p->scope, sizeof(p->scope));
+		copy_col(st, 2, p->match, sizeof(p->match));
+		copy_col(st, 3, p->metric, sizeof(p->metric));
+		p->limit_count = sqlite3_column_int64(st, 4);
+		p->window_seconds = sqlite3_column_int64(st, 5);
+		copy_col(st, 6, p->action, sizeof(p->action));
+		copy_col(st, 7, p->username, sizeof(p->username));
+		p->created_at = sqlite3_column_int64(st, 8);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_fail(s, rc, "listing rate policies", error_r);
+	}
+	*policies_r = v;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* sqlite_rate_policy_del - delete one rate policy */
+static int sqlite_rate_policy_del(mw_store *store, int64_t id, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int ret = stmt_get(s, ST_RATE_DEL, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = run_update(s, st, sqlite3_bind_int64(st, 1, id), "deleting a rate policy", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no rate policy with id %lld", (long long)id);
+	return ret;
+}
+
+/* ---- DKIM signing keys (issue 3) ---- */
+
+/* read_dkim_row - fill row_r from the current row of a DKIM_COLUMNS query */
+static int read_dkim_row(sqlite3_stmt *st, struct mw_dkim_key_row *row_r, mw_error *error_r)
+{
+	const unsigned char *domain = sqlite3_column_text(st, 1);
+	const unsigned char *selector = sqlite3_column_text(st, 2);
+	memset(row_r, 0, sizeof(*row_r));
+	row_r->id = sqlite3_column_int64(st, 0);
+	if (domain == NULL || selector == NULL ||
+	    mw_strlcpy(row_r->domain, (const char *)domain, sizeof(row_r->domain)) < 0 ||
+	    mw_strlcpy(row_r->selector, (const char *)selector, sizeof(row_r->selector)) < 0) {
+		mw_error_set(error_r, "DKIM key row %lld is malformed", (long long)row_r->id);
+		return MW_STORE_ERROR;
+	}
+	row_r->private_key = column_dup(st, 3);
+	row_r->public_key = column_dup(st, 4);
+	if (row_r->private_key == NULL)
+		row_r->private_key = mw_strdup("");
+	if (row_r->public_key == NULL)
+		row_r->public_key = mw_strdup("");
+	row_r->created_at = sqlite3_column_int64(st, 5);
+	row_r->active = sqlite3_column_int(st, 6) != 0;
+	return MW_STORE_OK;
+}
+
+/* dkim_pair_update - run a statement taking ?1 domain, ?2 selector */
+static int dkim_pair_update(struct sqlite_store *s, enum stmt_id id, const char *domain,
+                            const char *selector, const char *what, mw_error *error_r)
+{
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, id, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, domain);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, selector);
+	return run_update(s, st, rc, what, error_r);
+}
+
+/* dkim_deactivate_others - every other key of domain inactive (none to change is fine) */
+static int dkim_deactivate_others(struct sqlite_store *s, const char *domain,
+                                  const char *selector, mw_error *error_r)
+{
+	int ret = dkim_pair_update(s, ST_DKIM_DEACTIVATE, domain, selector,
+	                           "deactivating DKIM keys", error_r);
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_OK : ret;
+}
+
+/* sqlite_dkim_key_add - insert a key; an active one deactivates the domain's others */
+static int sqlite_dkim_key_add(mw_store *store, const char *domain, const char *selector,
+                               const char *private_key, const char *public_key, bool active,
+                               mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = tx_begin(s, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = stmt_get(s, ST_DKIM_ADD, &st, error_r);
+	if (ret == MW_STORE_OK) {
+		rc = bind_text(st, 1, domain);
+		if (rc == SQLITE_OK)
+			rc = bind_text(st, 2, selector);
+		if (rc == SQLITE_OK)
+			rc = bind_text(st, 3, private_key);
+		if (rc == SQLITE_OK)
+			rc = bind_text(st, 4, public_key);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 5, mw_now());
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int(st, 6, active ? 1 : 0);
+		ret = run_update(s, st, rc, "adding a DKIM key", error_r);
+		if (ret == MW_STORE_EXISTS)
+			mw_error_set(error_r, "DKIM key %s for %s already exists", selector, domain);
+	}
+	if (ret == MW_STORE_OK && active)
+		ret = dkim_deactivate_others(s, domain, selector, error_r);
+	return tx_end(s, ret, error_r);
+}
+
+/* sqlite_dkim_key_list - every key or a domain's, by domain then age */
+static int sqlite_dkim_key_list(mw_store *store, const char *domain,
+                                struct mw_dkim_key_row **rows_r, size_t *count_r,
+                                mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_dkim_key_row *rows = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_DKIM_LIST, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = domain == NULL ? sqlite3_bind_null(st, 1) : bind_text(st, 1, domain);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		if (count == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			rows = mw_realloc(rows, cap * sizeof(*rows));
+		}
+		if ((ret = read_dkim_row(st, &rows[count], error_r)) != MW_STORE_OK)
+			break;
+		count++;
+	}
+	stmt_done(st);
+	if (ret == MW_STORE_OK && rc != SQLITE_DONE)
+		ret = db_fail(s, rc, "listing DKIM keys", error_r);
+	if (ret != MW_STORE_OK) {
+		mw_dkim_key_rows_free(rows, count);
+		return ret;
+	}
+	*rows_r = rows;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* sqlite_dkim_key_get - one key by selector, or the domain's active one */
+static int sqlite_dkim_key_get(mw_store *store, const char *domain, const char *selector,
+                               bool active_only, struct mw_dkim_key_row *row_r,
+                               mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, active_only ? ST_DKIM_GET_ACTIVE : ST_DKIM_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, domain);
+	if (rc == SQLITE_OK && !active_only)
+		rc = bind_text(st, 2, selector);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret = read_dkim_row(st, row_r, error_r);
+		stmt_done(st);
+		if (ret != MW_STORE_OK)
+			mw_dkim_key_row_clear(row_r);
+		return ret;
+	}
+	stmt_done(st);
+	if (rc == SQLITE_DONE) {
+		if (active_only)
+			mw_error_set(error_r, "no active DKIM key for %s", domain);
+		else
+			mw_error_set(error_r, "no DKIM key %s for %s", selector, domain);
+		return MW_STORE_NOTFOUND;
+	}
+	return db_fail(s, rc, "reading a DKIM key", error_r);
+}
+
+/* sqlite_dkim_key_set_active - make one key the domain's only active key */
+static int sqlite_dkim_key_set_active(mw_store *store, const char *domain, const char *selector,
+                                      mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	int ret = tx_begin(s, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = dkim_pair_update(s, ST_DKIM_ACTIVATE, domain, selector, "activating a DKIM key",
+	                       error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no DKIM key %s for %s", selector, domain);
+	if (ret == MW_STORE_OK)
+		ret = dkim_deactivate_others(s, domain, selector, error_r);
+	return tx_end(s, ret, error_r);
+}
+
+/* sqlite_dkim_key_delete - delete one key */
+static int sqlite_dkim_key_delete(mw_store *store, const char *domain, const char *selector,
+                                  mw_error *error_r)
+{
+	int ret = dkim_pair_update(ctx_of(store), ST_DKIM_DELETE, domain, selector,
+	                           "deleting a DKIM key", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no DKIM key %s for %s", selector, domain);
+	return ret;
+}
+
 const struct mw_store_backend mw_store_backend_sqlite = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -922,4 +1789,26 @@ const struct mw_store_backend mw_store_backend_sqlite = {
     .allowed_from_del = sqlite_allowed_from_del,
     .allowed_from_list = sqlite_allowed_from_list,
     .audit_append = sqlite_audit_append,
+    .session_add = sqlite_session_add,
+    .session_get = sqlite_session_get,
+    .session_touch = sqlite_session_touch,
+    .session_revoke = sqlite_session_revoke,
+    .session_revoke_id = sqlite_session_revoke_id,
+    .session_revoke_user = sqlite_session_revoke_user,
+    .session_list = sqlite_session_list,
+    .user_set_login_state = sqlite_user_set_login_state,
+    .audit_list = sqlite_audit_list,
+    .rate_policy_add = sqlite_rate_policy_add,
+    .rate_policy_list = sqlite_rate_policy_list,
+    .rate_policy_del = sqlite_rate_policy_del,
+    .tag_rule_add = sqlite_tag_rule_add,
+    .tag_rule_list = sqlite_tag_rule_list,
+    .tag_rule_del = sqlite_tag_rule_del,
+    .training_add = sqlite_training_add,
+    .training_list = sqlite_training_list,
+    .dkim_key_add = sqlite_dkim_key_add,
+    .dkim_key_list = sqlite_dkim_key_list,
+    .dkim_key_get = sqlite_dkim_key_get,
+    .dkim_key_set_active = sqlite_dkim_key_set_active,
+    .dkim_key_delete = sqlite_dkim_key_delete,
 };

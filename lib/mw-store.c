@@ -9,7 +9,9 @@
  * mw_store_latest_schema_version, mw_store_check_schema, mw_store_backend_name,
  * mw_store_username_normalize, mw_user_status_name/_parse, mw_user_role_name/_parse,
  * mw_store_user_*, mw_user_clear, mw_store_allowed_from_*, mw_store_strv_free,
- * mw_store_audit_append.
+ * mw_store_audit_append, mw_store_session_* and mw_store_user_set_login_state,
+ * mw_store_audit_list, mw_audit_entries_free (mailwarden-api).
+ * mw_store_dkim_key_*, mw_dkim_key_row_clear, mw_dkim_key_rows_free (DKIM signing keys).
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
@@ -515,4 +517,523 @@ int mw_store_audit_append(mw_store *store, const char *actor, const char *action
 		return MW_STORE_ERROR;
 	}
 	return store->backend->audit_append(store, actor, action, target, client, details, error_r);
+}
+
+/* ---- API sessions and audit listing (mailwarden-api, issue 5) ---- */
+
+/* hex_check - exactly len lower-case hex digits */
+static bool hex_check(const char *s, size_t len)
+{
+	size_t i;
+	if (s == NULL || strnlen(s, len + 1) != len)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* token_hash_check - a session key: 64 lower-case hex digits */
+static int token_hash_check(const char *hash, mw_error *error_r)
+{
+	if (!hex_check(hash, MW_TOKEN_HASH_HEX)) {
+		mw_error_set(error_r, "a session token hash is 64 lower-case hex digits");
+		return -1;
+	}
+	return 0;
+}
+
+/* mw_store_session_add - record a new session */
+int mw_store_session_add(mw_store *store, const struct mw_session *session, mw_error *error_r)
+{
+	if (token_hash_check(session->token_hash, error_r) < 0 ||
+	    check_text("client IP", session->client_ip, MW_CLIENT_IP_MAX, true, error_r) < 0 ||
+	    check_text("user agent", session->user_agent, MW_USER_AGENT_MAX, true, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (session->user_id <= 0 || session->idle_timeout <= 0 ||
+	    session->expires_at <= session->created_at) {
+		mw_error_set(error_r, "invalid session times or user");
+		return MW_STORE_ERROR;
+	}
+	return store->backend->session_add(store, session, error_r);
+}
+
+/* mw_store_session_get - a session by token hash, whatever its state */
+int mw_store_session_get(mw_store *store, const char *token_hash, struct mw_session *session_r,
+                         mw_error *error_r)
+{
+	memset(session_r, 0, sizeof(*session_r));
+	if (token_hash_check(token_hash, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->session_get(store, token_hash, session_r, error_r);
+}
+
+/* mw_store_session_touch - note that a session was used at now */
+int mw_store_session_touch(mw_store *store, const char *token_hash, int64_t now,
+                           mw_error *error_r)
+{
+	if (token_hash_check(token_hash, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->session_touch(store, token_hash, now, error_r);
+}
+
+/* mw_store_session_revoke - end one live session */
+int mw_store_session_revoke(mw_store *store, const char *token_hash, mw_error *error_r)
+{
+	if (token_hash_check(token_hash, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->session_revoke(store, token_hash, error_r);
+}
+
+/* mw_store_session_revoke_id - end one live session of a user, named by its public id */
+int mw_store_session_revoke_id(mw_store *store, int64_t user_id, const char *id,
+                               mw_error *error_r)
+{
+	if (!hex_check(id, MW_SESSION_ID_LEN)) {
+		mw_error_set(error_r, "a session id is %d lower-case hex digits", MW_SESSION_ID_LEN);
+		return MW_STORE_NOTFOUND;
+	}
+	return store->backend->session_revoke_id(store, user_id, id, error_r);
+}
+
+/* mw_store_session_revoke_user - end every live session of a user but one */
+int mw_store_session_revoke_user(mw_store *store, int64_t user_id, const char *except_hash,
+                                 unsigned *count_r, mw_error *error_r)
+{
+	unsigned count;
+	if (count_r == NULL)
+		count_r = &count;
+	*count_r = 0;
+	if (except_hash != NULL && token_hash_check(except_hash, error_r) < 0)
+		return MW_STORE_ERROR;
+	return store->backend->session_revoke_user(store, user_id, except_hash, count_r, error_r);
+}
+
+/* mw_store_session_list - a user's live sessions, newest first */
+int mw_store_session_list(mw_store *store, int64_t user_id, int64_t now,
+                          struct mw_session **sessions_r, size_t *count_r, mw_error *error_r)
+{
+	*sessions_r = NULL;
+	*count_r = 0;
+	return store->backend->session_list(store, user_id, now, sessions_r, count_r, error_r);
+}
+
+/* mw_store_user_set_login_state - record failed logins and a lock */
+int mw_store_user_set_login_state(mw_store *store, const char *username, int failed_logins,
+                                  int64_t locked_until, mw_error *error_r)
+{
+	if (failed_logins < 0 || locked_until < 0) {
+		mw_error_set(error_r, "invalid login state");
+		return MW_STORE_ERROR;
+	}
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->user_set_login_state(store, username, failed_logins, locked_until,
+	                                            error_r);
+}
+
+/* mw_store_audit_list - one page of audit entries */
+int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *filter,
+                        struct mw_audit_entry **entries_r, size_t *count_r, mw_error *error_r)
+{
+	*entries_r = NULL;
+	*count_r = 0;
+	if ((filter->actor != NULL &&
+	     check_text("actor filter", filter->actor, MW_AUDIT_FIELD_MAX, false, error_r) < 0) ||
+	    (filter->action != NULL &&
+	     check_text("action filter", filter->action, MW_AUDIT_FIELD_MAX, false, error_r) < 0) ||
+	    (filter->target != NULL &&
+	     check_text("target filter", filter->target, MW_AUDIT_FIELD_MAX, false, error_r) < 0))
+		return MW_STORE_ERROR;
+	return store->backend->audit_list(store, filter, entries_r, count_r, error_r);
+}
+
+/* mw_audit_entries_free - free what mw_store_audit_list returned */
+void mw_audit_entries_free(struct mw_audit_entry *entries, size_t count)
+{
+	size_t i;
+	for (i = 0; i < count; i++) {
+		free(entries[i].actor);
+		free(entries[i].action);
+		free(entries[i].target);
+		free(entries[i].client);
+		free(entries[i].details);
+	}
+	free(entries);
+}
+
+/* ---- tag rules and training events (Dovecot plugin, issue 6) ---- */
+
+/* mw_store_tag_rule_add - append a checked rule to the user's list */
+int mw_store_tag_rule_add(mw_store *store, const char *username, const struct mw_tag_rule *rule,
+                          int64_t *id_r, mw_error *error_r)
+{
+	int64_t id;
+	if (rule == NULL || mw_tagrule_check(rule, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->tag_rule_add(store, username, rule, id_r != NULL ? id_r : &id,
+	                                    error_r);
+}
+
+/* mw_store_tag_rule_list - a user's rules in position order */
+int mw_store_tag_rule_list(mw_store *store, const char *username, struct mw_tag_rule **rules_r,
+                           size_t *count_r, mw_error *error_r)
+{
+	*rules_r = NULL;
+	*count_r = 0;
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->tag_rule_list(store, username, rules_r, count_r, error_r);
+}
+
+/* mw_store_tag_rule_del - delete one of the user's rules */
+int mw_store_tag_rule_del(mw_store *store, const char *username, int64_t id, mw_error *error_r)
+{
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	if (id <= 0) {
+		mw_error_set(error_r, "no rule with id %lld", (long long)id);
+		return MW_STORE_NOTFOUND;
+	}
+	return store->backend->tag_rule_del(store, username, id, error_r);
+}
+
+/* mw_training_verdict_name - "spam" or "ham", NULL for a bad value */
+const char *mw_training_verdict_name(enum mw_training_verdict v)
+{
+	switch (v) {
+	case MW_TRAINING_SPAM:
+		return "spam";
+	case MW_TRAINING_HAM:
+		return "ham";
+	}
+	return NULL;
+}
+
+/* mw_store_training_add - record one spam/ham event for the classifier */
+int mw_store_training_add(mw_store *store, const char *username, const char *message_id,
+                          enum mw_training_verdict verdict, mw_error *error_r)
+{
+	if (mw_training_verdict_name(verdict) == NULL) {
+		mw_error_set(error_r, "invalid training verdict %d", (int)verdict);
+		return MW_STORE_ERROR;
+	}
+	if (message_id == NULL)
+		message_id = "";
+	if (check_text("message id", message_id, MW_MESSAGE_ID_MAX, true, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->training_add(store, username, message_id, verdict, error_r);
+}
+
+/* mw_store_training_list - events after after_id, oldest first */
+int mw_store_training_list(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
+                           struct mw_training_event **events_r, size_t *count_r,
+                           mw_error *error_r)
+{
+	*events_r = NULL;
+	*count_r = 0;
+	if (after_id < 0)
+		after_id = 0;
+	return store->backend->training_list(store, after_id, limit, pending_only, events_r,
+	                                     count_r, error_r);
+}
+
+/* mw_training_events_free - free what mw_store_training_list returned */
+void mw_training_events_free(struct mw_training_event *events, size_t count)
+{
+	size_t i;
+	if (events == NULL)
+		return;
+	for (i = 0; i < count; i++)
+		free(events[i].message_id);
+	free(events);
+}
+
+/* rate_word - VALUE is one of the words of LIST ("a|b|c") */
+static bool rate_word(const char *list, const char *value)
+{
+	size_t n = strlen(value);
+	while (*list != '\0') {
+		size_t w = strcspn(list, "|");
+		if (w == n && n > 0 && strncmp(list, value, n) == 0)
+			return true;
+		list += w;
+		if (*list == '|')
+			list++;
+	}
+	return false;
+}
+
+/* mw_store_rate_policy_add - add a rate policy after checking every field */
+int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *policy, int64_t *id_r,
+                             mw_error *error_r)
+{
+	struct mw_rate_policy p = *policy;
+	if (!rate_word("sasl_username|client_address|sender|sender_domain|recipient|"
+	               "recipient_domain",
+	               p.scope)) {
+		mw_error_set(error_r, "unknown rate policy scope");
+		return MW_STORE_ERROR;
+	}
+	if (!rate_word("messages|recipients|size", p.metric)) {
+		mw_error_set(error_r, "unknown rate policy metric (messages, recipients or size)");
+		return MW_STORE_ERROR;
+	}
+	if (!rate_word("defer|reject", p.action)) {
+		mw_error_set(error_r, "unknown rate policy action (defer or reject)");
+		return MW_STORE_ERROR;
+	}
+	if (p.limit_count < 1 || p.window_seconds < 1 || p.window_seconds > MW_RATE_WINDOW_MAX) {
+		mw_error_set(error_r, "rate policy count must be >= 1 and window 1s..366d");
+		return MW_STORE_ERROR;
+	}
+	if (memchr(p.match, '\0', sizeof(p.match)) == NULL ||
+	    check_text("rate policy match", p.match, MW_RATE_MATCH_MAX, true, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (memchr(p.username, '\0', sizeof(p.username)) == NULL)
+		return MW_STORE_ERROR;
+	if (p.username[0] != '\0' &&
+	    mw_store_username_normalize(policy->username, p.username, sizeof(p.username),
+	                                error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->rate_policy_add(store, &p, id_r, error_r);
+}
+
+/* mw_store_rate_policy_list - every rate policy, id order */
+int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r,
+                              size_t *count_r, mw_error *error_r)
+{
+	*policies_r = NULL;
+	*count_r = 0;
+	return store->backend->rate_policy_list(store, policies_r, count_r, error_r);
+}
+
+/* mw_store_rate_policy_del - delete a rate policy by id */
+int mw_store_rate_policy_del(mw_store *store, int64_t id, mw_error *error_r)
+{
+	if (id <= 0) {
+		mw_error_set(error_r, "no rate policy with id %lld", (long long)id);
+		return MW_STORE_NOTFOUND;
+	}
+	return store->backend->rate_policy_del(store, id, error_r);
+}
+
+/* ---- DKIM signing keys (issue 3) ---- */
+
+/* check_dkim_name - a lower-case LDH name: labels of [a-z0-9-] (and '_' when underscore)
+   separated by single dots, each 1..63 bytes, at most max in all */
+static int check_dkim_name(const char *what, const char *s, size_t max, bool underscore,
+                           mw_error *error_r)
+{
+	size_t len, i, label = 0;
+	if (s == NULL || *s == '\0') {
+		mw_error_set(error_r, "%s is empty", what);
+		return -1;
+	}
+	len = strnlen(s, max + 1);
+	if (len > max) {
+		mw_error_set(error_r, "%s is longer than %zu bytes", what, max);
+		return -1;
+	}
+	for (i = 0; i <= len; i++) {
+		char c = s[i];
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63) {
+				mw_error_set(error_r, "%s has an empty or over-long label", what);
+				return -1;
+			}
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		      (underscore && c == '_'))) {
+			mw_error_set(error_r, "%s contains a character other than a-z 0-9 - %s.",
+			             what, underscore ? "_ " : "");
+			return -1;
+		}
+		label++;
+	}
+	return 0;
+}
+
+/* check_dkim_pair - domain and selector of a DKIM key */
+static int check_dkim_pair(const char *domain, const char *selector, mw_error *error_r)
+{
+	if (check_dkim_name("DKIM domain", domain, MW_DKIM_DOMAIN_MAX, false, error_r) < 0)
+		return -1;
+	if (selector != NULL &&
+	    check_dkim_name("DKIM selector", selector, MW_DKIM_SELECTOR_MAX, true, error_r) < 0)
+		return -1;
+	return 0;
+}
+
+/* dkim_row_split - turn the stored "k=TYPE; p=B64" text of a row into key_type and the
+   bare p= value (a row without the prefix is taken as rsa) */
+static int dkim_row_split(struct mw_dkim_key_row *row, mw_error *error_r)
+{
+	const char *p = row->public_key, *semi;
+	char *bare;
+	if (p == NULL) {
+		mw_error_set(error_r, "DKIM key %s/%s has no public key", row->domain, row->selector);
+		return MW_STORE_ERROR;
+	}
+	if (strncmp(p, "k=", 2) != 0) {
+		(void)mw_strlcpy(row->key_type, "rsa", sizeof(row->key_type));
+		return MW_STORE_OK;
+	}
+	semi = strchr(p, ';');
+	if (semi == NULL || (size_t)(semi - p - 2) >= sizeof(row->key_type) || semi == p + 2 ||
+	    strncmp(semi, "; p=", 4) != 0) {
+		mw_error_set(error_r, "DKIM key %s/%s: malformed public key", row->domain,
+		             row->selector);
+		return MW_STORE_ERROR;
+	}
+	memcpy(row->key_type, p + 2, (size_t)(semi - p - 2));
+	row->key_type[semi - p - 2] = '\0';
+	bare = mw_strdup(semi + 4);
+	free(row->public_key);
+	row->public_key = bare;
+	return MW_STORE_OK;
+}
+
+/* mw_store_dkim_key_add - store a new (encrypted) DKIM key */
+int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selector,
+                          const char *key_type, const char *private_key,
+                          const char *public_key, bool active, mw_error *error_r)
+{
+	mw_str stored;
+	size_t i;
+	int ret;
+	if (check_dkim_pair(domain, selector, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (key_type == NULL || (strcmp(key_type, "rsa") != 0 && strcmp(key_type, "ed25519") != 0)) {
+		mw_error_set(error_r, "DKIM key type must be rsa or ed25519");
+		return MW_STORE_ERROR;
+	}
+	if (check_text("DKIM private key", private_key, MW_DKIM_SECRET_MAX, false, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (strncmp(private_key, "v1:", 3) != 0) {
+		mw_error_set(error_r, "DKIM private key is not encrypted text");
+		return MW_STORE_ERROR;
+	}
+	if (check_text("DKIM public key", public_key, MW_DKIM_PUBLIC_MAX, false, error_r) < 0)
+		return MW_STORE_ERROR;
+	for (i = 0; public_key[i] != '\0'; i++) {
+		char c = public_key[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/' || c == '=')) {
+			mw_error_set(error_r, "DKIM public key is not base64");
+			return MW_STORE_ERROR;
+		}
+	}
+	mw_str_init(&stored, 0);
+	(void)mw_str_appendf(&stored, "k=%s; p=%s", key_type, public_key);
+	ret = store->backend->dkim_key_add(store, domain, selector, private_key, mw_str_c(&stored),
+	                                   active, error_r);
+	mw_str_free(&stored);
+	return ret;
+}
+
+/* mw_store_dkim_key_list - every DKIM key, or a domain's */
+int mw_store_dkim_key_list(mw_store *store, const char *domain, struct mw_dkim_key_row **rows_r,
+                           size_t *count_r, mw_error *error_r)
+{
+	size_t i;
+	int ret;
+	*rows_r = NULL;
+	*count_r = 0;
+	if (domain != NULL && check_dkim_pair(domain, NULL, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	ret = store->backend->dkim_key_list(store, domain, rows_r, count_r, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	for (i = 0; i < *count_r; i++) {
+		if (dkim_row_split(&(*rows_r)[i], error_r) != MW_STORE_OK) {
+			mw_dkim_key_rows_free(*rows_r, *count_r);
+			*rows_r = NULL;
+			*count_r = 0;
+			return MW_STORE_ERROR;
+		}
+	}
+	return MW_STORE_OK;
+}
+
+/* dkim_get - the shared body of get and get_active */
+static int dkim_get(mw_store *store, const char *domain, const char *selector,
+                    struct mw_dkim_key_row *row_r, mw_error *error_r)
+{
+	int ret;
+	memset(row_r, 0, sizeof(*row_r));
+	if (check_dkim_pair(domain, selector, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	ret = store->backend->dkim_key_get(store, domain, selector != NULL ? selector : "",
+	                                   selector == NULL, row_r, error_r);
+	if (ret == MW_STORE_OK && (ret = dkim_row_split(row_r, error_r)) != MW_STORE_OK)
+		mw_dkim_key_row_clear(row_r);
+	return ret;
+}
+
+/* mw_store_dkim_key_get - one key by domain and selector */
+int mw_store_dkim_key_get(mw_store *store, const char *domain, const char *selector,
+                          struct mw_dkim_key_row *row_r, mw_error *error_r)
+{
+	if (selector == NULL) {
+		memset(row_r, 0, sizeof(*row_r));
+		mw_error_set(error_r, "DKIM selector is missing");
+		return MW_STORE_NOTFOUND;
+	}
+	return dkim_get(store, domain, selector, row_r, error_r);
+}
+
+/* mw_store_dkim_key_get_active - the active key of a domain */
+int mw_store_dkim_key_get_active(mw_store *store, const char *domain,
+                                 struct mw_dkim_key_row *row_r, mw_error *error_r)
+{
+	return dkim_get(store, domain, NULL, row_r, error_r);
+}
+
+/* mw_store_dkim_key_set_active - make one key the domain's only active key */
+int mw_store_dkim_key_set_active(mw_store *store, const char *domain, const char *selector,
+                                 mw_error *error_r)
+{
+	if (selector == NULL || check_dkim_pair(domain, selector, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->dkim_key_set_active(store, domain, selector, error_r);
+}
+
+/* mw_store_dkim_key_delete - delete one key */
+int mw_store_dkim_key_delete(mw_store *store, const char *domain, const char *selector,
+                             mw_error *error_r)
+{
+	if (selector == NULL || check_dkim_pair(domain, selector, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->dkim_key_delete(store, domain, selector, error_r);
+}
+
+/* mw_dkim_key_row_clear - wipe the encrypted key and free the row's strings */
+void mw_dkim_key_row_clear(struct mw_dkim_key_row *row)
+{
+	if (row == NULL)
+		return;
+	if (row->private_key != NULL) {
+		mw_memzero(row->private_key, strlen(row->private_key));
+		free(row->private_key);
+	}
+	free(row->public_key);
+	memset(row, 0, sizeof(*row));
+}
+
+/* mw_dkim_key_rows_free - free an array of rows from mw_store_dkim_key_list */
+void mw_dkim_key_rows_free(struct mw_dkim_key_row *rows, size_t count)
+{
+	size_t i;
+	if (rows == NULL)
+		return;
+	for (i = 0; i < count; i++)
+		mw_dkim_key_row_clear(&rows[i]);
+	free(rows);
 }

@@ -123,11 +123,177 @@ int mw_store_allowed_from_list(mw_store *store, const char *username, char ***pa
                                size_t *count_r, mw_error *error_r);
 void mw_store_strv_free(char **strv);
 
+/* Tag rules (tag_rules; mw-tagrule.h). rule is checked with mw_tagrule_check; id and
+   position are ignored on add: the rule goes last (position max+1), *id_r gets its id.
+   An unknown user is MW_STORE_NOTFOUND; more than MW_TAGRULE_MAX_PER_USER rules is
+   MW_STORE_ERROR. list: the user's rules in position order as an owned array (free with
+   mw_tag_rules_free; rows that fail mw_tagrule_check are returned too, the caller skips
+   them). del: MW_STORE_NOTFOUND when the user has no rule with that id. */
+struct mw_tag_rule;
+int mw_store_tag_rule_add(mw_store *store, const char *username, const struct mw_tag_rule *rule,
+                          int64_t *id_r, mw_error *error_r);
+int mw_store_tag_rule_list(mw_store *store, const char *username, struct mw_tag_rule **rules_r,
+                           size_t *count_r, mw_error *error_r);
+int mw_store_tag_rule_del(mw_store *store, const char *username, int64_t id, mw_error *error_r);
+
+/* Training events (spam/ham feedback from the Dovecot plugin), consumed by the
+   classifier. message_id: the message's Message-ID header (UTF-8 text without controls,
+   at most MW_MESSAGE_ID_MAX bytes, may be ""). */
+#define MW_MESSAGE_ID_MAX 998
+enum mw_training_verdict { MW_TRAINING_SPAM, MW_TRAINING_HAM };
+struct mw_training_event {
+	int64_t id;
+	char username[MW_USERNAME_MAX + 1];
+	char *message_id; /* owned */
+	enum mw_training_verdict verdict;
+	int64_t created_at;
+	int64_t consumed_at; /* 0 = not yet */
+};
+const char *mw_training_verdict_name(enum mw_training_verdict v);
+int mw_store_training_add(mw_store *store, const char *username, const char *message_id,
+                          enum mw_training_verdict verdict, mw_error *error_r);
+/* Events with id > after_id in id order, at most limit (0 = all); pending_only: not yet
+   consumed. An owned array: free with mw_training_events_free. */
+int mw_store_training_list(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
+                           struct mw_training_event **events_r, size_t *count_r,
+                           mw_error *error_r);
+void mw_training_events_free(struct mw_training_event *events, size_t count);
+
 /* Audit log: append-only. actor "cli:root" / "api:alice", action "user.add", target,
    client (IP or "local"), details (JSON text or ""); target, client and details may be
    NULL (stored as ""). The time is mw_now(). */
 int mw_store_audit_append(mw_store *store, const char *actor, const char *action,
                           const char *target, const char *client, const char *details,
                           mw_error *error_r);
+
+/* ---- API sessions and audit listing (mailwarden-api, issue 5) ---- */
+#define MW_TOKEN_HASH_HEX 64 /* hex SHA-256 of a session token */
+#define MW_SESSION_ID_LEN 16 /* a session's public id: the first 16 hex digits of its hash */
+#define MW_CLIENT_IP_MAX  64
+#define MW_USER_AGENT_MAX 512
+
+struct mw_session {
+	char token_hash[MW_TOKEN_HASH_HEX + 1]; /* lower-case hex */
+	int64_t user_id;
+	int64_t created_at, last_seen_at;
+	int64_t idle_timeout; /* seconds */
+	int64_t expires_at;   /* absolute expiry */
+	char client_ip[MW_CLIENT_IP_MAX + 1];
+	char user_agent[MW_USER_AGENT_MAX + 1];
+	int64_t revoked_at; /* 0 = live */
+};
+
+/* Sessions. token_hash must be 64 lower-case hex digits (else MW_STORE_NOTFOUND for
+   lookups, MW_STORE_ERROR for add); client_ip and user_agent printable UTF-8 within their
+   limits. session_get returns the row whatever its state: the caller judges expiry.
+   session_touch sets last_seen_at; session_revoke stamps revoked_at on a live session
+   (MW_STORE_NOTFOUND when there is none); session_revoke_id does so for the live session
+   of user_id whose public id (MW_SESSION_ID_LEN hex digits) is id; session_revoke_user
+   revokes every live session of user_id except except_hash (NULL: none excepted) and
+   counts them. session_list gives user_id's sessions that are live at now (not revoked,
+   not past expires_at, not idle past idle_timeout), newest first, as an owned array. */
+int mw_store_session_add(mw_store *store, const struct mw_session *session, mw_error *error_r);
+int mw_store_session_get(mw_store *store, const char *token_hash, struct mw_session *session_r,
+                         mw_error *error_r);
+int mw_store_session_touch(mw_store *store, const char *token_hash, int64_t now,
+                           mw_error *error_r);
+int mw_store_session_revoke(mw_store *store, const char *token_hash, mw_error *error_r);
+int mw_store_session_revoke_id(mw_store *store, int64_t user_id, const char *id,
+                               mw_error *error_r);
+int mw_store_session_revoke_user(mw_store *store, int64_t user_id, const char *except_hash,
+                                 unsigned *count_r, mw_error *error_r);
+int mw_store_session_list(mw_store *store, int64_t user_id, int64_t now,
+                          struct mw_session **sessions_r, size_t *count_r, mw_error *error_r);
+
+/* Login throttling state of a user (failed_logins, locked_until; 0 = not locked). Does not
+   stamp updated_at: it is not a change of the account. */
+int mw_store_user_set_login_state(mw_store *store, const char *username, int failed_logins,
+                                  int64_t locked_until, mw_error *error_r);
+
+/* Audit listing: entries matching every given filter field (NULL / 0 = any), in id order,
+   ids above after_id, at most limit (0 = no limit). since/until bound `at` inclusively. */
+struct mw_audit_entry {
+	int64_t id, at;
+	char *actor, *action, *target, *client, *details; /* owned */
+};
+struct mw_audit_filter {
+	const char *actor, *action, *target; /* exact match */
+	int64_t since, until;
+	int64_t after_id;
+	unsigned limit;
+};
+int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *filter,
+                        struct mw_audit_entry **entries_r, size_t *count_r, mw_error *error_r);
+void mw_audit_entries_free(struct mw_audit_entry *entries, size_t count);
+
+/* Rate policies (rate_policies; mailwarden-policyd reads them, mailwardenctl and the API
+   manage them). scope: sasl_username client_address sender sender_domain recipient
+   recipient_domain; metric: messages recipients size; action: defer reject; match: "" (every
+   value) or the value (client_address: an address or CIDR), at most MW_RATE_MATCH_MAX bytes
+   of text without controls; limit_count >= 1; window_seconds 1..MW_RATE_WINDOW_MAX;
+   username: "" for everyone, else the user this policy overrides the general ones for
+   (normalised; unknown is MW_STORE_NOTFOUND). list: every policy in id order as an owned
+   array (free()). del: MW_STORE_NOTFOUND for an unknown id. */
+#define MW_RATE_MATCH_MAX  255
+#define MW_RATE_WINDOW_MAX (366LL * 86400)
+struct mw_rate_policy {
+	int64_t id;
+	char scope[32];
+	char match[MW_RATE_MATCH_MAX + 1];
+	char metric[16];
+	int64_t limit_count, window_seconds;
+	char action[16];
+	char username[MW_USERNAME_MAX + 1];
+	int64_t created_at;
+};
+int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *policy, int64_t *id_r,
+                             mw_error *error_r);
+int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r,
+                              size_t *count_r, mw_error *error_r);
+int mw_store_rate_policy_del(mw_store *store, int64_t id, mw_error *error_r);
+
+/* ---- DKIM signing keys (issue 3, mw-dkim-sign) ---- */
+#define MW_DKIM_DOMAIN_MAX   253   /* lower-case A-label form, no trailing dot */
+#define MW_DKIM_SELECTOR_MAX 253
+#define MW_DKIM_SECRET_MAX   32768 /* the encrypted private key as stored ("v1:...") */
+#define MW_DKIM_PUBLIC_MAX   4096  /* the p= value (base64) */
+
+struct mw_dkim_key_row {
+	int64_t id;
+	char domain[MW_DKIM_DOMAIN_MAX + 1];
+	char selector[MW_DKIM_SELECTOR_MAX + 1];
+	char *private_key; /* encrypted text (mw_secret_encrypt), owned; never printed */
+	char *public_key;  /* base64 p= value, owned */
+	char key_type[16]; /* "rsa" or "ed25519", as recorded in public_key's row */
+	int64_t created_at;
+	bool active;
+};
+
+/* DKIM keys. domain and selector must be lower-case LDH names (letters, digits, '-',
+   '_' in selectors, dots between labels) within their limits; anything else is
+   MW_STORE_ERROR on add and MW_STORE_NOTFOUND on lookups. private_key is the encrypted
+   text, public_key the base64 p= value. Each domain has at most one active key: adding
+   an active key (or set_active) deactivates the domain's others in the same
+   transaction. (domain, selector) taken is MW_STORE_EXISTS. list: every key (domain
+   NULL) or a domain's, ordered by domain then created_at, as an owned array (free with
+   mw_dkim_key_rows_free). get_active: the active key of domain, MW_STORE_NOTFOUND when
+   it has none. The key type is not a column of dkim_keys: it is kept as a "k=TYPE;"
+   prefix of the stored public_key text and split off again here. */
+int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selector,
+                          const char *key_type, const char *private_key,
+                          const char *public_key, bool active, mw_error *error_r);
+int mw_store_dkim_key_list(mw_store *store, const char *domain, struct mw_dkim_key_row **rows_r,
+                           size_t *count_r, mw_error *error_r);
+int mw_store_dkim_key_get(mw_store *store, const char *domain, const char *selector,
+                          struct mw_dkim_key_row *row_r, mw_error *error_r);
+int mw_store_dkim_key_get_active(mw_store *store, const char *domain,
+                                 struct mw_dkim_key_row *row_r, mw_error *error_r);
+int mw_store_dkim_key_set_active(mw_store *store, const char *domain, const char *selector,
+                                 mw_error *error_r);
+int mw_store_dkim_key_delete(mw_store *store, const char *domain, const char *selector,
+                             mw_error *error_r);
+/* Wipes and frees what a row owns. */
+void mw_dkim_key_row_clear(struct mw_dkim_key_row *row);
+void mw_dkim_key_rows_free(struct mw_dkim_key_row *rows, size_t count);
 
 #endif

@@ -3,9 +3,11 @@
  * Every limit is a GCRA (generic cell rate algorithm) over one key: "limit N per window W"
  * lets N units through at once and then refills continuously at N/W (a token bucket of
  * size N). State per key is one number, the theoretical arrival time (TAT, microseconds):
- *   interval T = W / N (rounded up, at least 1 us), request of cost c at time now:
- *   new_tat = max(tat, now) + c * T;  allowed  <=>  new_tat - now <= W
- *   denied: retry_after = new_tat - W - now;  usage = ceil((max(tat,now) - now) / T)
+ *   interval T = W / N (rounded up, at least 1 us), capacity N * T (>= W), request of
+ *   cost c at time now:
+ *   new_tat = max(tat, now) + c * T;  allowed  <=>  new_tat - now <= N * T
+ *   denied: retry_after = new_tat - N * T - now;  usage = ceil((max(tat,now) - now) / T)
+ * So N units always fit at once, and the refill is one unit per T (never faster than N/W).
  * A key whose TAT is in the past is the same as an absent key, so stores may expire it.
  * The arithmetic lives in pd_gcra() (pd-counters.c) and, for Redis, in the Lua script,
  * which must compute exactly the same; a unit test feeds both the same sequences.
@@ -71,6 +73,8 @@ void pd_gcra(int64_t *tat_us, const struct pd_limit_req *req, int64_t now_us, bo
 /* In-memory store: a hash table with expiry holding at most max_keys keys (when full,
    expired keys are dropped first, then the keys closest to reset). */
 struct pd_counters *pd_counters_memory_new(size_t max_keys);
+/* Keys the memory store holds now (tests, status). */
+size_t pd_counters_memory_count(struct pd_counters *c);
 
 /* Redis store (redis://host:port/db): one Lua script does a whole batch atomically; a small
    connection pool on the libevent base; when Redis is unreachable the batch is answered by

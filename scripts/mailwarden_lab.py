@@ -9,8 +9,10 @@ system-wide configuration (/etc/postfix, /etc/dovecot, ...). Services:
   Dovecot     IMAP + LMTP on loopback ports, passdb sql on the store, SASL socket for Postfix
   Postfix     smtpd on a loopback port, SASL via Dovecot, delivery over LMTP to Dovecot
   Nginx       own prefix and config, a static root, optional fastcgi_pass
+  Api         mailwarden-api under spawn-fcgi on a loopback port (pair with Nginx(fastcgi=...))
   Redis       redis-server on a free port, no persistence
   PostgreSQL  initdb into the lab dir (as postgres), pg_ctl on a free port, createdb
+  DNSServer   NSD serving test zones (SPF, DKIM keys, DMARC) on a loopback port; reload()
 
 Each class has start()/stop() and is a context manager. Started services register an atexit
 stop (autostop=True, the default) so a crashed test run leaves nothing behind; quickstart
@@ -329,6 +331,20 @@ class Store(Service):
                 os.chown(path, -1, gid)
                 os.chmod(path, ((st.st_mode & 0o7777) | 0o040) & ~0o007)
 
+    def share_with_group(self):
+        """share_with_group - let the store group WRITE the store and read the config.
+
+        For the Dovecot plugin: lmtp/imap run as the mail user with the store group as a
+        supplementary group (mail_access_groups) and record training events, so the db files
+        are 0660 (SQLite gives new -wal/-shm files the db file's mode) and mailwarden.conf
+        is root:GROUP 0640."""
+        gid = grp.getgrnam(self.group).gr_gid
+        for path in glob.glob(self.db + '*'):
+            os.chown(path, -1, gid)
+            os.chmod(path, 0o660)
+        os.chown(self.config, 0, gid)
+        os.chmod(self.config, 0o640)
+
     def ctl(self, *args, input=None, check=True, secret_stdout=False):
         """ctl - run `mailwardenctl -c CONFIG ARGS...`; CHECK: True (rc 0) or an expected rc.
 
@@ -451,6 +467,65 @@ class Dovecot(Service):
     def alive(self):
         pid = read_pidfile(self.pidfile)
         return pid is not None and pid_alive(pid) and port_open(self.imap_port)
+
+
+def mailwarden_plugin_settings(config, **extra):
+    """mailwarden_plugin_settings - plugin { } settings of the mailwarden Dovecot plugin.
+
+    Shared by the lab and the conf.d sample; EXTRA adds or overrides settings."""
+    settings = {
+        'mailwarden_config': config,
+        'mailwarden_spam_mailbox': 'Junk',
+        'mailwarden_file_spam': 'yes',
+    }
+    settings.update(extra)
+    return settings
+
+
+MAILWARDEN_PLUGIN_EXTRA = """\
+# the plugin opens the store as the mail user: give it the store's group
+mail_access_groups = %(group)s
+# spam and rule mailboxes (Junk, ...) are created on first delivery
+lda_mailbox_autocreate = yes
+lda_mailbox_autosubscribe = yes
+"""
+
+
+def mailwarden_plugin_options(store, builddir=None, extra_config='', share=True, **settings):
+    """mailwarden_plugin_options - Dovecot(...) keyword arguments that load the build's
+    lib90_mailwarden_plugin.so (mail_plugin_dir = BUILDDIR/dovecot-plugin/.libs) on STORE,
+    with the plugin SETTINGS (mailwarden_* = value) on top of mailwarden_plugin_settings().
+    SHARE: also share the (started) store with its group now (Store.share_with_group);
+    a caller that builds the options before starting the store calls that itself."""
+    builddir = os.path.abspath(builddir or store.builddir)
+    plugin_dir = os.path.join(builddir, 'dovecot-plugin', '.libs')
+    if not os.path.exists(os.path.join(plugin_dir, 'lib90_mailwarden_plugin.so')):
+        raise LabError('%s/lib90_mailwarden_plugin.so missing: build the project (make)'
+                       % plugin_dir)
+    if share:
+        store.share_with_group()
+    return dict(mail_plugins='mailwarden', mail_plugin_dir=plugin_dir,
+                plugin_settings=mailwarden_plugin_settings(store.config, **settings),
+                extra_config=MAILWARDEN_PLUGIN_EXTRA % dict(group=store.group) + extra_config)
+
+
+def render_plugin_sample():
+    """render_plugin_sample - the commented mailwarden plugin block of the Dovecot sample."""
+    settings = mailwarden_plugin_settings(
+        '/etc/mailwarden/mailwarden.conf', mailwarden_authserv_id='mail.%s' % DOMAIN)
+    text = ('The mailwarden plugin (IMAP keywords, tag rules, Junk filing, learning).\n'
+            'Install lib90_mailwarden_plugin.so into Dovecot\'s module directory\n'
+            '(./configure --with-dovecot-moduledir) and enable it here. The mail user needs\n'
+            'the store\'s group (mail_access_groups) and the store files 0660.\n'
+            'mail_plugins = $mail_plugins mailwarden\n'
+            + MAILWARDEN_PLUGIN_EXTRA % dict(group='dovecot')
+            + 'plugin {\n'
+            + ''.join('  %s = %s\n' % (k, v) for k, v in sorted(settings.items()))
+            + '  # keyword names; quote values starting with $ (variable expansion)\n'
+            + '  #mailwarden_keyword_spam = "$Junk"\n'
+            + '  #mailwarden_keyword_dmarc_fail = "$DMARCFail"\n'
+            + '}\n')
+    return '\n' + comment_block(text)
 
 
 def render_dovecot_sql(db):
@@ -694,6 +769,7 @@ def postfix_mailwarden_settings(auth_socket, domain, transport, policy_services=
             'check_policy_service ' + p for p in policy_services)
     if milters:
         s['smtpd_milters'] = ', '.join(milters)
+        s['non_smtpd_milters'] = '$smtpd_milters'
         s['milter_default_action'] = 'tempfail'
         s['milter_protocol'] = '6'
         s['milter_mail_macros'] = 'i {auth_type} {auth_authen} {auth_author} {mail_addr} ' \
@@ -749,16 +825,30 @@ def comment_block(text):
     return ''.join('# %s\n' % l if l else '#\n' for l in text.rstrip('\n').split('\n'))
 
 
+MILTER_NOTE = """\
+mailwarden-milter (see mailwarden-milter(8)): smtpd_milters sends every SMTP session to it,
+non_smtpd_milters also local submissions (sendmail(1)), so forged X-Mailwarden-* headers
+are removed from those too. milter_default_action = tempfail: while the milter is down
+Postfix answers 4xx and nothing passes unchecked. The milter asks for the macros it needs
+itself; milter_mail_macros is the fallback for an MTA that cannot. With Debian's chrooted
+smtpd put the socket inside the chroot ([milter] socket =
+unix:/var/spool/postfix/mailwarden/milter.sock, smtpd_milters = unix:/mailwarden/milter.sock)
+or use an inet socket on loopback ([milter] socket = inet:8891@127.0.0.1,
+smtpd_milters = inet:127.0.0.1:8891).
+"""
+
+
 def render_postfix_sample():
     """render_postfix_sample - conf.d/postfix-main.cf.sample (same settings as the lab)."""
-    s = postfix_mailwarden_settings('private/auth', DOMAIN, 'lmtp:unix:private/dovecot-lmtp')
+    s = postfix_mailwarden_settings('private/auth', DOMAIN, 'lmtp:unix:private/dovecot-lmtp',
+                                    milters=['unix:/run/mailwarden/milter.sock'])
     out = ['# mailwarden: main.cf lines for a Postfix that hands out SMTP AUTH via Dovecot.\n',
            '# Generated by `scripts/mailwarden_lab.py samples conf.d` from the settings the\n',
            '# integration lab uses (tests/integration/test_samples.py checks they agree).\n',
            '# Replace example.org with your domain(s). With Debian\'s chrooted smtpd the\n',
            '# SASL and LMTP sockets are under /var/spool/postfix/private (see the Dovecot\n',
            '# sample, conf.d/dovecot-mailwarden.conf.sample).\n#\n',
-           comment_block(PERMISSIONS_NOTE), '\n']
+           comment_block(PERMISSIONS_NOTE), '\n', comment_block(MILTER_NOTE), '\n']
     for k, v in s.items():
         out.append('%s = %s\n' % (k, v))
     out.append('\n# Later: the mailwarden milter and policy daemon (enable with their issues).\n')
@@ -786,13 +876,158 @@ def render_dovecot_sample():
         '    mode = 0600\n    user = postfix\n    group = postfix\n  }\n}\n'
         'protocol lmtp {\n  postmaster_address = postmaster@%s\n}\n\n' % DOMAIN
         + '# %s (root:dovecot 0640) contains:\n' % sql_path
-        + comment_block(render_dovecot_sql('/var/lib/mailwarden/mailwarden.db')))
+        + comment_block(render_dovecot_sql('/var/lib/mailwarden/mailwarden.db'))
+        + render_plugin_sample())
 
 
 SAMPLES = {
     'postfix-main.cf.sample': render_postfix_sample,
     'dovecot-mailwarden.conf.sample': render_dovecot_sample,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# mailwarden-milter
+
+class Milter(Service):
+    """Milter - mailwarden-milter (build dir) in the foreground on a unix or inet socket.
+
+	Runs as USER (default dovecot: in the lab the store's group is dovecot, and the milter
+	must read the store; a real install uses its own account in the store's group). The
+	unix socket is group postfix, mode 0660, so Postfix's smtpd reaches it. postfix_spec is
+	what goes into Postfix(milters=[...]); miltertest_spec what miltertest -D socket= wants.
+	CONFIG: extra lines for the [milter] section. sanitizer_report() returns the ASan/UBSan
+	lines of the log (tests assert it is empty)."""
+    name = 'milter'
+
+    def __init__(self, root, store, builddir=None, socket='unix', user='dovecot',
+             cache_ttl='5s', config='', autostop=True):
+        super().__init__(root, autostop)
+        self.store = store
+        self.builddir = os.path.abspath(builddir or store.builddir)
+        self.binary = os.path.join(self.builddir, 'milter', 'mailwarden-milter')
+        self.user = user
+        self.cache_ttl = cache_ttl
+        self.extra = config
+        self.config = os.path.join(self.dir, 'milter.conf')
+        self.log_path = os.path.join(self.dir, 'milter.log')
+        self.pidfile = os.path.join(self.dir, 'milter.pid')
+        self.proc = None
+        if socket == 'inet':
+            self.port = free_port()
+            self.socket = 'inet:%d@127.0.0.1' % self.port
+            self.postfix_spec = 'inet:127.0.0.1:%d' % self.port
+        else:
+            self.port = None
+            self.sock_path = os.path.join(self.dir, 'milter.sock')
+            self.socket = 'unix:' + self.sock_path
+            self.postfix_spec = self.socket
+        self.miltertest_spec = self.socket
+
+    def log_files(self):
+        return [self.log_path]
+
+    def render_config(self, extra=None):
+        """render_config - milter.conf: the store's keys, the account, the [milter] section."""
+        return ('# mailwarden lab milter (generated by scripts/mailwarden_lab.py)\n'
+            'store = %s\nmaster_key = %s\nlog = stderr\nlog_level = debug\nuser = %s\n'
+            '[milter]\nsocket = %s\nsocket_group = postfix\nsocket_mode = 0660\n'
+            'cache_ttl = %s\nauthserv_id = mail.%s\nshutdown_timeout = 10s\n%s\n'
+            % (self.store.url, self.store.master_key, self.user, self.socket, self.cache_ttl,
+               DOMAIN, self.extra if extra is None else extra))
+
+    def write_config(self, extra=None):
+        """write_config - (re)write milter.conf; EXTRA replaces the extra [milter] lines."""
+        write_file(self.config, self.render_config(extra), 0o644)
+
+    def ready(self):
+        """ready - the socket accepts connections."""
+        if self.port is not None:
+            return port_open(self.port)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(1)
+            s.connect(self.sock_path)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def _start(self):
+        if not os.access(self.binary, os.X_OK):
+            raise LabError('%s missing: build the project (make) in %s'
+                       % (self.binary, self.builddir))
+        if not os.path.exists(self.config):
+            self.write_config()
+        log = open(self.log_path, 'a')
+        env = dict(os.environ)
+        env.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=0')
+        env.setdefault('UBSAN_OPTIONS', 'print_stacktrace=1')
+        self.proc = subprocess.Popen([self.binary, '-f', '-c', self.config, '-p', self.pidfile],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                         start_new_session=True)
+        log.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise LabError('mailwarden-milter exited with status %d' % self.proc.returncode)
+            return self.ready()
+        wait_until(up, 20, 'mailwarden-milter on %s' % self.socket)
+
+    def signal(self, sig):
+        """signal - send SIG to the daemon."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=30):
+        """wait_exit - wait for the daemon to exit; its status."""
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        """kill - SIGKILL (a crash); start() brings it back on the same socket."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.stop()
+
+    def _stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is not None:
+                return
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            return
+        # started by another process (quickstart): by its pid file
+        pid = read_pidfile(self.pidfile)
+        if pid is None or not pid_alive(pid):
+            return
+        os.kill(pid, signal.SIGTERM)
+        try:
+            wait_until(lambda: not pid_alive(pid), 20, 'mailwarden-milter to stop')
+        except LabError:
+            os.kill(pid, signal.SIGKILL)
+
+    def alive(self):
+        if self.proc is not None:
+            return self.proc.poll() is None and self.ready()
+        pid = read_pidfile(self.pidfile)
+        return pid is not None and pid_alive(pid) and self.ready()
+
+    def sanitizer_report(self):
+        """sanitizer_report - AddressSanitizer / UBSan lines in the log ('' when none)."""
+        try:
+            with open(self.log_path, errors='replace') as f:
+                text = f.read()
+        except OSError:
+            return ''
+        return ''.join(l for l in text.splitlines(True)
+                       if 'AddressSanitizer' in l or 'LeakSanitizer' in l
+                       or 'runtime error:' in l)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -863,6 +1098,212 @@ class Nginx(Service):
 
 
 # ---------------------------------------------------------------------------------------------
+# mailwarden-api (issue 5): spawn-fcgi on a loopback port; reach it through Nginx(fastcgi=...)
+
+class Api(Service):
+    """Api - mailwarden-api under spawn-fcgi (-n: the pid is the API's) on 127.0.0.1:PORT.
+
+	Its config is the store's plus an [api] section (API_CONFIG: dict or text). spawn-fcgi
+	drops to nobody:dovecot before exec, so the API never runs as root; the store files are
+	made group-writable for it (the store directory is already root:dovecot 2770). NAME lets
+	two instances share a lab. fastcgi() is the (location, address) pair for Nginx."""
+    name = 'api'
+
+    def __init__(self, root, store, port=None, api_config=None, name=None, run_as='nobody',
+             autostop=True):
+        if name:
+            self.name = name
+        super().__init__(root, autostop)
+        self.store = store
+        self.port = port or free_port()
+        self.api_config = api_config or {}
+        self.run_as = run_as
+        self.config = os.path.join(self.dir, 'api.conf')
+        self.log_path = os.path.join(self.dir, 'api.log')
+        self.proc = None
+
+    @property
+    def binary(self):
+        """binary - the mailwarden-api in the build dir."""
+        return os.path.join(self.store.builddir, 'webapi', 'mailwarden-api')
+
+    def log_files(self):
+        return [self.log_path]
+
+    def fastcgi(self):
+        """fastcgi - the Nginx fastcgi hook value for this instance."""
+        return ('/api/', '127.0.0.1:%d' % self.port)
+
+    def render_config(self):
+        """render_config - the store's mailwarden.conf plus [api]."""
+        extra = self.api_config
+        if isinstance(extra, dict):
+            extra = ''.join('%s = %s\n' % kv for kv in sorted(extra.items()))
+        return self.store.render_config() + '\n[api]\n' + extra
+
+    def sanitizer_report(self):
+        """sanitizer_report - ASan/UBSan findings in the API log ('' when none)."""
+        text = tail(self.log_path, 400)
+        if 'AddressSanitizer' in text or 'runtime error:' in text or 'LeakSanitizer' in text:
+            return text
+        return ''
+
+    def _start(self):
+        spawn = find_binary('spawn-fcgi', 'spawn-fcgi')
+        if not os.access(self.binary, os.X_OK):
+            raise LabError('%s missing: build the project (make)' % self.binary)
+        write_file(self.config, self.render_config(), 0o640)
+        os.chown(self.config, 0, grp.getgrnam('dovecot').gr_gid)
+        for path in glob.glob(self.store.db + '*'):
+            os.chmod(path, (os.stat(path).st_mode & 0o7777) | 0o060)
+        log = open(self.log_path, 'ab')
+        env = dict(os.environ, ASAN_OPTIONS='detect_leaks=0:abort_on_error=0')
+        self.proc = subprocess.Popen(
+            [spawn, '-n', '-a', '127.0.0.1', '-p', str(self.port), '-u', self.run_as,
+             '-g', 'dovecot', '--', self.binary, '-c', self.config],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        log.close()
+        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 15,
+               'mailwarden-api on port %d' % self.port)
+        if self.proc.poll() is not None:
+            raise LabError('mailwarden-api exited with %d' % self.proc.returncode)
+
+    def _stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None and port_open(self.port)
+
+
+# ---------------------------------------------------------------------------------------------
+# mailwarden-policyd
+
+class Policyd(Service):
+    """Policyd - mailwarden-policyd in the foreground on an inet port, its own config file
+	(the store's settings plus [policyd]), control socket in its directory; runs as the
+	store group's user (dovecot) so it can read the SQLite store. LIMITS: `limit` values;
+	EXTRA: more [policyd] lines. Postfix gets it with policy_services=[p.service]."""
+    name = 'policyd'
+
+    def __init__(self, root, store, limits=(), extra='', port=None, user='dovecot',
+             counters='memory', autostop=True, name=None):
+        if name:
+            self.name = name
+        super().__init__(root, autostop)
+        self.store = store
+        self.port = port or free_port()
+        self.limits = list(limits)
+        self.extra = extra
+        self.user = user
+        self.counters = counters
+        self.config = os.path.join(self.dir, 'policyd.conf')
+        self.control = os.path.join(self.dir, 'control.sock')
+        self.pidfile = os.path.join(self.dir, 'policyd.pid')
+        self.log_path = os.path.join(self.dir, 'policyd.log')
+        self.proc = None
+
+    @property
+    def binary(self):
+        return os.path.join(self.store.builddir, 'policy-daemon', 'mailwarden-policyd')
+
+    @property
+    def service(self):
+        """service - the check_policy_service target for Postfix."""
+        return 'inet:127.0.0.1:%d' % self.port
+
+    def log_files(self):
+        return [self.log_path]
+
+    def render_config(self):
+        """render_config - the daemon's config text."""
+        return ('# mailwarden lab policyd (generated by scripts/mailwarden_lab.py)\n'
+            'store = %s\nmaster_key = %s\nlog = stderr\nlog_level = debug\nuser = %s\n\n'
+            '[policyd]\nsocket = inet:%d@127.0.0.1\ncontrol_socket = %s\npid_file = %s\n'
+            'counters = %s\n%s%s\n'
+            % (self.store.url, self.store.master_key, self.user, self.port, self.control,
+               self.pidfile, self.counters, ''.join('limit = %s\n' % l for l in self.limits),
+               self.extra))
+
+    def ctl(self, *args, check=True):
+        """ctl - mailwardenctl with this daemon's config (control socket, store)."""
+        p = subprocess.run([self.store.ctl_path, '-c', self.config] + list(args),
+                   capture_output=True, text=True, timeout=60)
+        if check is not False and p.returncode != (0 if check is True else check):
+            raise LabError('mailwardenctl %s: exit %d\n%s%s' % (' '.join(args), p.returncode,
+                                        p.stdout, p.stderr))
+        return p
+
+    def reload(self, limits=None, extra=None):
+        """reload - rewrite the config (new LIMITS/EXTRA) and send SIGHUP; waits for the log."""
+        if limits is not None:
+            self.limits = list(limits)
+        if extra is not None:
+            self.extra = extra
+        write_file(self.config, self.render_config(), 0o644)
+        before = self.log_text().count('policyd: reloaded')
+        self.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.log_text().count('policyd: reloaded') > before, 10,
+               'policyd reload')
+
+    def log_text(self):
+        """log_text - the whole log."""
+        try:
+            with open(self.log_path, errors='replace') as f:
+                return f.read()
+        except FileNotFoundError:
+            return ''
+
+    def sanitizer_errors(self):
+        """sanitizer_errors - ASan/UBSan reports in the log ('' when none)."""
+        return '\n'.join(l for l in self.log_text().splitlines()
+                  if 'AddressSanitizer' in l or 'runtime error:' in l
+                  or 'LeakSanitizer' in l)
+
+    def _start(self):
+        if not os.access(self.binary, os.X_OK):
+            raise LabError('%s missing: build the project' % self.binary)
+        # readable by the daemon after it dropped privileges (SIGHUP re-reads it)
+        write_file(self.config, self.render_config(), 0o644)
+        log = open(self.log_path, 'a')
+        self.proc = subprocess.Popen([self.binary, '-c', self.config, '-f'], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 15,
+               'policyd on port %d' % self.port)
+        if self.proc.poll() is not None:
+            raise LabError('policyd exited with %d' % self.proc.returncode)
+
+    def _stop(self):
+        if self.proc is None:  # started by an earlier process (quickstart): the pid file
+            pid = read_pidfile(self.pidfile)
+            if pid is not None and pid_alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                wait_until(lambda: not pid_alive(pid), 10, 'policyd to stop')
+            return
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def alive(self):
+        if self.proc is None:
+            pid = read_pidfile(self.pidfile)
+            return pid is not None and pid_alive(pid) and port_open(self.port)
+        return self.proc.poll() is None and port_open(self.port)
+
+
+# ---------------------------------------------------------------------------------------------
 # Redis
 
 class Redis(Service):
@@ -897,6 +1338,28 @@ class Redis(Service):
             wait_until(lambda: not pid_alive(pid), 10, 'redis to stop')
         except LabError:
             os.kill(pid, signal.SIGKILL)
+
+    def kill(self):
+        """kill - SIGKILL the server (a crash: no clean close); start() brings it back on
+        the same port, empty."""
+        pid = read_pidfile(self.pidfile)
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not pid_alive(pid), 10, 'redis to die')
+        self.stop()
+
+    def pause(self, paused=True):
+        """pause - SIGSTOP (paused) or SIGCONT the server: connections hang, nothing closes."""
+        pid = read_pidfile(self.pidfile)
+        if pid is None or not pid_alive(pid):
+            raise LabError('redis is not running')
+        os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
+
+    def cli(self, *args):
+        """cli - run redis-cli ARGS against this server; returns stdout."""
+        redis_cli = find_binary('redis-cli', 'redis-tools')
+        return run([redis_cli, '-h', '127.0.0.1', '-p', str(self.port)] + list(args)).stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -963,6 +1426,113 @@ class PostgreSQL(Service):
 
 
 # ---------------------------------------------------------------------------------------------
+# DNS (authoritative test zones)
+
+def zone_txt(text):
+    """zone_txt - TEXT as zone-file TXT rdata: quoted character-strings of at most 255 bytes."""
+    data = text.encode()
+    parts = [data[i:i + 255] for i in range(0, len(data), 255)] or [b'']
+    out = []
+    for part in parts:
+        out.append('"%s"' % part.decode('latin-1').replace('\\', '\\\\').replace('"', '\\"'))
+    return ' '.join(out)
+
+
+class DNSServer(Service):
+    """DNSServer - NSD serving the zones the tests write, on 127.0.0.1:PORT (UDP and TCP).
+
+	zones: {'example.com': [(owner, type, rdata), ...]}; owner is relative to the zone
+	('@', '_dmarc', 'sel._domainkey'), rdata in zone-file form except for TXT, which is
+	the plain text (split into 255-byte strings here). set_zone() rewrites one zone,
+	reload() makes NSD read the zone files again. server is the "127.0.0.1@PORT" form that
+	mailwarden's dns_servers key and libunbound take. NSD runs in the foreground as a child
+	of the test process (no privilege drop: it only reads the lab directory)."""
+    name = 'dns'
+
+    def __init__(self, root, zones=None, port=None, autostop=True):
+        super().__init__(root, autostop)
+        self.port = port or free_port()
+        self.zones = dict(zones or {})
+        self.config = os.path.join(self.dir, 'nsd.conf')
+        self.log_path = os.path.join(self.dir, 'nsd.log')
+        self.pidfile = os.path.join(self.dir, 'nsd.pid')
+        self.server = '127.0.0.1@%d' % self.port
+        self.proc = None
+        self.serial = 1
+
+    def log_files(self):
+        return [self.log_path]
+
+    def _zone_text(self, domain, records):
+        lines = ['$ORIGIN %s.' % domain, '$TTL 60',
+                 '@ IN SOA ns.%s. hostmaster.%s. %d 3600 600 86400 60' % (domain, domain,
+                                                                           self.serial),
+                 '@ IN NS ns.%s.' % domain, 'ns IN A 127.0.0.1']
+        for owner, rtype, rdata in records:
+            if rtype.upper() == 'TXT':
+                rdata = zone_txt(rdata)
+            lines.append('%s IN %s %s' % (owner, rtype.upper(), rdata))
+        return '\n'.join(lines) + '\n'
+
+    def _write(self):
+        self.serial += 1
+        conf = ['server:', '  ip-address: 127.0.0.1@%d' % self.port, '  port: %d' % self.port,
+                '  do-ip6: no', '  username: ""', '  chroot: ""', '  database: ""',
+                '  zonesdir: "%s"' % self.dir, '  pidfile: "%s"' % self.pidfile,
+                '  logfile: "%s"' % self.log_path,
+                '  xfrdfile: "%s"' % os.path.join(self.dir, 'xfrd.state'),
+                '  zonelistfile: "%s"' % os.path.join(self.dir, 'zone.list'),
+                '  xfrdir: "%s"' % self.dir, '  server-count: 1', '  verbosity: 1',
+                '  hide-version: yes', 'remote-control:', '  control-enable: no']
+        for domain, records in sorted(self.zones.items()):
+            path = os.path.join(self.dir, '%s.zone' % domain)
+            write_file(path, self._zone_text(domain, records))
+            conf += ['zone:', '  name: "%s"' % domain, '  zonefile: "%s"' % path]
+        write_file(self.config, '\n'.join(conf) + '\n')
+        run([find_binary('nsd-checkconf', 'nsd'), self.config])
+        for domain in self.zones:
+            run([find_binary('nsd-checkzone', 'nsd'), domain,
+                 os.path.join(self.dir, '%s.zone' % domain)])
+
+    def set_zone(self, domain, records):
+        """set_zone - replace (or add) DOMAIN's records; call reload() to serve them."""
+        self.zones[domain] = list(records)
+
+    def reload(self):
+        """reload - write the zones and restart NSD on the same port (a new zone needs a
+	restart; NSD answers again within a fraction of a second)."""
+        self._stop()
+        self._start()
+
+    def _start(self):
+        nsd = find_binary('nsd', 'nsd')
+        self._write()
+        log = open(self.log_path, 'a')
+        try:
+            self.proc = subprocess.Popen([nsd, '-d', '-c', self.config], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+        def ready():
+            if self.proc.poll() is not None:
+                raise LabError('nsd exited with status %d' % self.proc.returncode)
+            return port_open(self.port)
+        wait_until(ready, 15, 'nsd on port %d' % self.port)
+
+    def _stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+# ---------------------------------------------------------------------------------------------
 # the whole lab
 
 class Lab:
@@ -1000,6 +1570,11 @@ class Lab:
         """postfix - start a Postfix delivering to DOVECOT."""
         return self.add(Postfix(self.root, dovecot, autostop=self.autostop, **kw))
 
+    def milter(self, store, **kw):
+        """milter - start a mailwarden-milter on STORE."""
+        return self.add(Milter(self.root, store, builddir=self.builddir, autostop=self.autostop,
+                       **kw))
+
     def mail_stack(self, **kw):
         """mail_stack - Store + Dovecot + Postfix; returns the three."""
         store = self.store()
@@ -1010,11 +1585,24 @@ class Lab:
     def nginx(self, **kw):
         return self.add(Nginx(self.root, autostop=self.autostop, **kw))
 
+    def api(self, store, **kw):
+        """api - start a mailwarden-api (spawn-fcgi) on STORE; pair it with
+		nginx(fastcgi=api.fastcgi())."""
+        return self.add(Api(self.root, store, autostop=self.autostop, **kw))
+
     def redis(self, **kw):
         return self.add(Redis(self.root, autostop=self.autostop, **kw))
 
+    def policyd(self, store, **kw):
+        """policyd - start a mailwarden-policyd on STORE."""
+        return self.add(Policyd(self.root, store, autostop=self.autostop, **kw))
+
     def postgresql(self, **kw):
         return self.add(PostgreSQL(self.root, autostop=self.autostop, **kw))
+
+    def dns(self, **kw):
+        """dns - start a DNSServer (NSD) serving test zones."""
+        return self.add(DNSServer(self.root, autostop=self.autostop, **kw))
 
     def logs(self, lines=LOG_TAIL_LINES):
         """logs - the log tails of every service of this lab."""

@@ -97,5 +97,8 @@ void ctl_json_print(json_t *v);
 
 
 extern const struct mw_ctl_table ctl_users_table, ctl_config_table;
+extern const struct mw_ctl_table ctl_tagrules_table; /* ctl-tagrules.c (issue 6) */
+extern const struct mw_ctl_table ctl_dkim_table;     /* ctl-dkim.c (issue 3) */
+extern const struct mw_ctl_table ctl_ratelimit_table; /* ctl-ratelimit.c (issue 4) */
 
 #endif

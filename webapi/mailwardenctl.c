@@ -29,6 +29,9 @@
 static const struct mw_ctl_table *const mw_ctl_tables[] = {
 	&ctl_users_table,
 	&ctl_config_table,
+	&ctl_tagrules_table,
+	&ctl_dkim_table,
+	&ctl_ratelimit_table,
 };
 
 static const char mw_ctl_help_tail[] =

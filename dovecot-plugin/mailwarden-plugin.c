@@ -1,0 +1,837 @@
+/* mailwarden-plugin.c - Dovecot 2.3 plugin: IMAP keywords on delivery, user tag rules,
+ * Junk filing and spam/ham learning (lib90_mailwarden_plugin.so).
+ *
+ * Delivery (LMTP, dovecot-lda): lib-lda saves through mailbox_save_using_mail(), which
+ * calls the mailbox's copy method on a box opened with MAILBOX_FLAG_POST_SESSION. Our copy
+ * override reads the milter's verdict headers (X-Mailwarden-Spam, X-Mailwarden-Virus,
+ * Authentication-Results of our authserv-id only) and the recipient's tag rules, and merges
+ * the resulting keywords into the save context. A deliver_mail hook (found at run time in
+ * lib-lda, so the imap process needs no lib-lda) only changes the recipient's default
+ * mailbox: spam into the Junk mailbox when mailwarden_file_spam is set, else the mailbox
+ * of the first matching rule; lib-lda creates it if missing (lda_mailbox_autocreate) and
+ * falls back to INBOX when it cannot save there.
+ *
+ * Learning (imap and anything else that is not a delivery): a message copied, moved or
+ * APPENDed into the Junk mailbox records a "spam" training event and gets $Junk (and loses
+ * $NotJunk); one copied or moved out of Junk (not into Trash) records "ham" and gets
+ * $NotJunk (loses $Junk). Setting $Junk / $NotJunk on a message that lacked it records
+ * spam / ham. Events go to the store (training_events) keyed by the Message-ID header.
+ *
+ * Store: mailwarden_store (a store URL) or the store key of mailwarden_config
+ * (/etc/mailwarden/mailwarden.conf), opened lazily per mail user as that user (the mail
+ * processes need group access to the store). Tag rules are cached per process and user
+ * for mailwarden_rules_cache_ttl. A store that cannot be opened or read never fails a
+ * delivery: the message gets the header-based keywords only and the error is logged.
+ *
+ * Public: mailwarden_plugin_version, mailwarden_plugin_init, mailwarden_plugin_deinit.
+ *
+ * Diagnostics: Dovecot's log through the user's event, prefixed "mailwarden:"; header and
+ * rule text is sanitised (str_sanitize) before it is logged.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_DEFAULT */
+#endif
+#include "lib.h"
+#include "array.h"
+#include "ioloop.h"
+#include "str.h"
+#include "str-sanitize.h"
+#include "message-address.h"
+#include "mail-user.h"
+#include "mail-namespace.h"
+#include "mail-storage-private.h"
+#include "mail-storage-hooks.h"
+#include "mail-deliver.h"
+#include "module-context.h"
+#include "mailwarden-plugin.h"
+
+#include "mw-config.h"
+#include "mw-store.h"
+#include "mw-tagrule.h"
+#include "mw-verdict.h"
+
+#include <dlfcn.h>
+
+#define MW_DEFAULT_CONFIG    "/etc/mailwarden/mailwarden.conf"
+#define MW_RULE_CACHE_SIZE   128 /* users whose rules one process keeps */
+#define MW_FAIL_CACHE_SECS   5   /* a failed rule read is not retried sooner */
+#define MW_MAX_ADDRS         100 /* addresses read from one header */
+#define MW_MAX_HEADER_VALUES 20  /* occurrences of one field a rule looks at */
+
+#define MW_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mw_user_module)
+#define MW_BOX_CONTEXT(obj)  MODULE_CONTEXT(obj, mw_storage_module)
+#define MW_MAIL_CONTEXT(obj) MODULE_CONTEXT_REQUIRE(obj, mw_mail_module)
+
+const char *mailwarden_plugin_version = DOVECOT_ABI_VERSION;
+
+struct mw_plugin_user {
+	union mail_user_module_context module_ctx;
+	struct mail_user *user;
+
+	const char *config_path, *store_url, *authserv_id;
+	const char *junk_box, *trash_box, *phishing_tests;
+	const char *kw_spam, *kw_ham, *kw_phishing, *kw_virus;
+	const char *kw_dkim_fail, *kw_dmarc_fail, *kw_spf_fail;
+	bool file_spam, learn;
+	unsigned int cache_ttl;
+
+	/* normalised username, "" when it cannot be a store username */
+	char username[MW_USERNAME_MAX + 1];
+	mw_store *store;
+	bool store_failed;
+};
+
+struct mw_mailbox {
+	union mailbox_module_context module_ctx;
+	bool is_junk, is_trash;
+};
+
+/* What the headers and rules say about one delivered message. */
+struct mw_decision {
+	ARRAY_TYPE(const_string) keywords;
+	const char *mailbox; /* NULL: the default */
+	bool spam;
+};
+
+struct mw_rule_cache_entry {
+	char *username;
+	struct mw_tag_rule *rules;
+	size_t count;
+	time_t expires;
+	bool failed;
+};
+
+static MODULE_CONTEXT_DEFINE_INIT(mw_user_module, &mail_user_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(mw_storage_module, &mail_storage_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(mw_mail_module, &mail_module_register);
+
+static struct mw_rule_cache_entry mw_rule_cache[MW_RULE_CACHE_SIZE];
+static deliver_mail_func_t *mw_next_deliver_mail;
+static deliver_mail_func_t *(*mw_deliver_hook_set)(deliver_mail_func_t *);
+
+/* ---- settings and the store --------------------------------------------------------- */
+
+/* mw_setting - a plugin setting with a default */
+static const char *mw_setting(struct mail_user *user, const char *name, const char *def)
+{
+	const char *v = mail_user_plugin_getenv(user, name);
+	return v != NULL ? v : def;
+}
+
+/* mw_setting_keyword - a keyword setting; an invalid one is logged and disabled */
+static const char *mw_setting_keyword(struct mail_user *user, const char *name, const char *def)
+{
+	const char *v = mw_setting(user, name, def);
+	mw_error err = {""};
+	if (*v == '\0')
+		return NULL;
+	if (mw_tagrule_check_keyword(v, &err) < 0) {
+		e_error(user->event, "mailwarden: %s = %s: %s; keyword disabled", name,
+		        str_sanitize(v, 80), err.msg);
+		return NULL;
+	}
+	return v;
+}
+
+/* mw_setting_bool - yes/no style setting */
+static bool mw_setting_bool(struct mail_user *user, const char *name, bool def)
+{
+	const char *v = mail_user_plugin_getenv(user, name);
+	bool b;
+	if (v == NULL || *v == '\0')
+		return def;
+	if (mw_config_parse_bool(v, &b, NULL) < 0) {
+		e_error(user->event, "mailwarden: %s = %s: not yes or no; using %s", name,
+		        str_sanitize(v, 40), def ? "yes" : "no");
+		return def;
+	}
+	return b;
+}
+
+/* mw_user_store - the user's store connection, opened on first use; NULL when it fails */
+static mw_store *mw_user_store(struct mw_plugin_user *muser)
+{
+	mw_error err = {""};
+	mw_config *cfg = NULL;
+	const char *url = muser->store_url;
+	unsigned int busy_ms = 2000;
+
+	if (muser->store != NULL || muser->store_failed)
+		return muser->store;
+	if (muser->username[0] == '\0') {
+		muser->store_failed = true;
+		return NULL;
+	}
+	if (url == NULL) {
+		cfg = mw_config_load(muser->config_path, false, &err);
+		if (cfg == NULL) {
+			e_error(muser->user->event, "mailwarden: store unavailable: %s", err.msg);
+			muser->store_failed = true;
+			return NULL;
+		}
+		url = mw_config_str(cfg, MWK_STORE);
+		busy_ms = (unsigned int)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000;
+	}
+	muser->store = mw_store_open(url, busy_ms, &err);
+	if (muser->store != NULL && mw_store_check_schema(muser->store, &err) < 0)
+		mw_store_close(&muser->store);
+	if (muser->store == NULL) {
+		/* the URL may hold a password: never logged */
+		e_error(muser->user->event, "mailwarden: store unavailable: %s", err.msg);
+		muser->store_failed = true;
+	}
+	if (cfg != NULL)
+		mw_config_unref(&cfg);
+	return muser->store;
+}
+
+/* ---- tag rule cache (per process, keyed by username) --------------------------------- */
+
+/* mw_rule_cache_clear - free one cache entry */
+static void mw_rule_cache_clear(struct mw_rule_cache_entry *e)
+{
+	free(e->username);
+	mw_tag_rules_free(e->rules, e->count);
+	memset(e, 0, sizeof(*e));
+}
+
+/* mw_user_rules - the user's tag rules, from the cache or the store; count 0 on failure */
+static const struct mw_tag_rule *mw_user_rules(struct mw_plugin_user *muser, size_t *count_r)
+{
+	struct mw_rule_cache_entry *e = NULL, *victim = &mw_rule_cache[0];
+	struct mw_tag_rule *rules = NULL;
+	mw_error err = {""};
+	mw_store *store;
+	size_t count = 0, i;
+	int ret;
+
+	*count_r = 0;
+	if (muser->username[0] == '\0')
+		return NULL;
+	for (i = 0; i < MW_RULE_CACHE_SIZE; i++) {
+		struct mw_rule_cache_entry *c = &mw_rule_cache[i];
+		if (c->username != NULL && strcmp(c->username, muser->username) == 0) {
+			e = c;
+			break;
+		}
+		if (c->username == NULL || c->expires < victim->expires)
+			victim = c;
+	}
+	if (e != NULL && e->expires > ioloop_time) {
+		*count_r = e->count;
+		return e->rules;
+	}
+	if (e == NULL)
+		e = victim;
+	mw_rule_cache_clear(e);
+	e->username = mw_strdup(muser->username);
+
+	store = mw_user_store(muser);
+	ret = store == NULL ? MW_STORE_ERROR
+	                    : mw_store_tag_rule_list(store, muser->username, &rules, &count, &err);
+	if (ret == MW_STORE_NOTFOUND) {
+		/* not a store user (e.g. a system account): no rules */
+		e->expires = ioloop_time + muser->cache_ttl;
+		return NULL;
+	}
+	if (ret != MW_STORE_OK) {
+		if (store != NULL)
+			e_error(muser->user->event, "mailwarden: reading tag rules: %s", err.msg);
+		e_warning(muser->user->event,
+		          "mailwarden: store unreachable: delivering with header keywords only");
+		e->failed = true;
+		e->expires =
+		    ioloop_time +
+		    (muser->cache_ttl < MW_FAIL_CACHE_SECS ? muser->cache_ttl : MW_FAIL_CACHE_SECS);
+		return NULL;
+	}
+	e->rules = rules;
+	e->count = count;
+	e->expires = ioloop_time + muser->cache_ttl;
+	*count_r = count;
+	return rules;
+}
+
+/* ---- delivery: the decision ---------------------------------------------------------- */
+
+/* mw_unfold - a header value with CR, LF and TAB turned into spaces (data stack) */
+static const char *mw_unfold(const char *value)
+{
+	char *s = t_strdup_noconst(value), *p;
+	for (p = s; *p != '\0'; p++)
+		if (*p == '\r' || *p == '\n' || *p == '\t')
+			*p = ' ';
+	return s;
+}
+
+/* mw_add_keyword - add kw to the decision once */
+static void mw_add_keyword(struct mw_decision *d, const char *kw)
+{
+	const char *const *k;
+	if (kw == NULL)
+		return;
+	array_foreach(&d->keywords, k) if (strcasecmp(*k, kw) == 0) return;
+	array_push_back(&d->keywords, &kw);
+}
+
+/* mw_header_verdicts - keywords from the milter's headers */
+static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
+                               struct mw_decision *d)
+{
+	const char *value, *const *values;
+	struct mw_spam_verdict spam;
+	struct mw_virus_verdict virus;
+	struct mw_auth_verdict auth;
+	mw_error err = {""};
+	bool ours = false;
+
+	if (mail_get_first_header(mail, "X-Mailwarden-Spam", &value) > 0) {
+		if (mw_verdict_parse_spam(mw_unfold(value), &spam, &err) < 0) {
+			e_warning(muser->user->event, "mailwarden: X-Mailwarden-Spam ignored: %s",
+			          err.msg);
+		} else {
+			if (spam.spam) {
+				d->spam = true;
+				mw_add_keyword(d, muser->kw_spam);
+			}
+			if (mw_verdict_has_test(spam.tests, muser->phishing_tests))
+				mw_add_keyword(d, muser->kw_phishing);
+		}
+	}
+	if (mail_get_first_header(mail, "X-Mailwarden-Virus", &value) > 0) {
+		if (mw_verdict_parse_virus(mw_unfold(value), &virus, &err) < 0)
+			e_warning(muser->user->event, "mailwarden: X-Mailwarden-Virus ignored: %s",
+			          err.msg);
+		else if (virus.infected)
+			mw_add_keyword(d, muser->kw_virus);
+	}
+	if (muser->authserv_id == NULL ||
+	    mail_get_headers(mail, "Authentication-Results", &values) <= 0)
+		return;
+	memset(&auth, 0, sizeof(auth));
+	for (; *values != NULL; values++) {
+		int ret =
+		    mw_verdict_parse_authres(mw_unfold(*values), muser->authserv_id, &auth, &err);
+		if (ret < 0)
+			e_warning(muser->user->event,
+			          "mailwarden: Authentication-Results ignored: %s", err.msg);
+		else if (ret > 0)
+			ours = true;
+	}
+	if (!ours)
+		return;
+	if (auth.dkim_fail && !auth.dkim_pass)
+		mw_add_keyword(d, muser->kw_dkim_fail);
+	if (auth.dmarc_fail)
+		mw_add_keyword(d, muser->kw_dmarc_fail);
+	if (auth.spf_fail)
+		mw_add_keyword(d, muser->kw_spf_fail);
+}
+
+/* mw_subjects - the occurrences of field in mail as match subjects (data stack) */
+static unsigned int mw_subjects(struct mail *mail, const char *field,
+                                struct mw_tagrule_subject *subjects)
+{
+	const char *const *raw, *const *decoded;
+	bool address = mw_tagrule_field_is_address(field);
+	unsigned int n = 0;
+
+	if (mail_get_headers(mail, field, &raw) <= 0)
+		return 0;
+	if (mail_get_headers_utf8(mail, field, &decoded) <= 0)
+		decoded = raw;
+	for (; raw[n] != NULL && n < MW_MAX_HEADER_VALUES; n++) {
+		struct mw_tagrule_subject *s = &subjects[n];
+		const char *text = decoded[n] != NULL ? decoded[n] : raw[n];
+		memset(s, 0, sizeof(*s));
+		s->text = mw_unfold(text);
+		if (address) {
+			ARRAY_TYPE(const_string) addrs;
+			const struct message_address *a;
+			t_array_init(&addrs, 4);
+			a = message_address_parse(pool_datastack_create(),
+			                          (const unsigned char *)raw[n], strlen(raw[n]),
+			                          MW_MAX_ADDRS, 0);
+			for (; a != NULL; a = a->next) {
+				const char *addr;
+				if (a->mailbox == NULL || a->domain == NULL || *a->domain == '\0')
+					continue;
+				addr = t_strconcat(a->mailbox, "@", a->domain, NULL);
+				array_push_back(&addrs, &addr);
+			}
+			{
+				unsigned int cnt;
+				s->addrs = array_get(&addrs, &cnt);
+				s->n_addrs = cnt;
+			}
+		}
+	}
+	return n;
+}
+
+/* mw_apply_rules - keywords and mailbox from the user's tag rules, in order */
+static void mw_apply_rules(struct mw_plugin_user *muser, struct mail *mail, struct mw_decision *d)
+{
+	struct mw_tagrule_subject subjects[MW_MAX_HEADER_VALUES];
+	const struct mw_tag_rule *rules;
+	mw_error err = {""};
+	size_t count, i;
+
+	rules = mw_user_rules(muser, &count);
+	for (i = 0; i < count; i++) {
+		const struct mw_tag_rule *r = &rules[i];
+		unsigned int n;
+		if (!r->enabled)
+			continue;
+		if (mw_tagrule_check(r, &err) < 0) {
+			e_warning(muser->user->event, "mailwarden: tag rule %lld skipped: %s",
+			          (long long)r->id, err.msg);
+			continue;
+		}
+		n = mw_subjects(mail, r->field, subjects);
+		if (n == 0 || !mw_tagrule_matches(r, subjects, n))
+			continue;
+		e_debug(muser->user->event, "mailwarden: tag rule %lld matched", (long long)r->id);
+		if (r->keyword != NULL)
+			mw_add_keyword(d, t_strdup(r->keyword));
+		if (r->mailbox != NULL && d->mailbox == NULL)
+			d->mailbox = t_strdup(r->mailbox);
+	}
+}
+
+/* mw_decide - everything the plugin does to one delivered message (data stack) */
+static void mw_decide(struct mw_plugin_user *muser, struct mail *mail, struct mw_decision *d)
+{
+	i_zero(d);
+	t_array_init(&d->keywords, 8);
+	mw_header_verdicts(muser, mail, d);
+	mw_apply_rules(muser, mail, d);
+	if (d->spam && muser->file_spam)
+		d->mailbox = muser->junk_box;
+}
+
+/* ---- keywords on a save context ------------------------------------------------------ */
+
+/* mw_kw_has - the index list holds idx */
+static bool mw_kw_has(const ARRAY_TYPE(keyword_indexes) * arr, unsigned int idx)
+{
+	const unsigned int *i;
+	array_foreach(arr, i) if (*i == idx) return true;
+	return false;
+}
+
+/* mw_save_keywords - add and remove keywords on what ctx will save. The context keeps
+   its own reference to its keywords (mailbox_save_set_flags takes one); we drop the
+   reference it held on the old set and the one we got from creating the new set. */
+static void mw_save_keywords(struct mail_save_context *ctx, const char *const *add,
+                             const char *const *remove)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct mail_keywords *old = ctx->data.keywords, *kw, *newkw;
+	ARRAY_TYPE(keyword_indexes) idx, drop;
+	unsigned int i;
+
+	t_array_init(&idx, 8);
+	t_array_init(&drop, 4);
+	if (remove != NULL && remove[0] != NULL) {
+		kw = mailbox_keywords_create_valid(box, remove);
+		for (i = 0; i < kw->count; i++)
+			array_push_back(&drop, &kw->idx[i]);
+		mailbox_keywords_unref(&kw);
+	}
+	if (old != NULL)
+		for (i = 0; i < old->count; i++)
+			if (!mw_kw_has(&idx, old->idx[i]) && !mw_kw_has(&drop, old->idx[i]))
+				array_push_back(&idx, &old->idx[i]);
+	if (add != NULL && add[0] != NULL) {
+		kw = mailbox_keywords_create_valid(box, add);
+		for (i = 0; i < kw->count; i++)
+			if (!mw_kw_has(&idx, kw->idx[i]))
+				array_push_back(&idx, &kw->idx[i]);
+		mailbox_keywords_unref(&kw);
+	}
+	newkw = array_count(&idx) == 0 ? NULL : mailbox_keywords_create_from_indexes(box, &idx);
+	ctx->data.keywords = NULL;
+	mailbox_save_set_flags(ctx, ctx->data.flags | ctx->data.pvt_flags, newkw);
+	if (newkw != NULL)
+		mailbox_keywords_unref(&newkw);
+	if (old != NULL)
+		mailbox_keywords_unref(&old);
+}
+
+/* mw_strv - a NULL-terminated list of the non-NULL arguments (data stack) */
+static const char *const *mw_strv2(const char *a, const char *b)
+{
+	const char **v = t_new(const char *, 3);
+	unsigned int n = 0;
+	if (a != NULL)
+		v[n++] = a;
+	if (b != NULL)
+		v[n++] = b;
+	return v;
+}
+
+/* ---- learning -------------------------------------------------------------------------- */
+
+/* mw_record - one training event for the message; failures are logged, never returned */
+static void mw_record(struct mw_plugin_user *muser, struct mail *mail, enum mw_training_verdict v)
+{
+	const char *msgid = NULL;
+	mw_error err = {""};
+	mw_store *store;
+	int ret;
+
+	if (mail_get_first_header(mail, "Message-ID", &msgid) <= 0 || msgid == NULL)
+		msgid = "";
+	msgid = mw_unfold(msgid);
+	if (strlen(msgid) > MW_MESSAGE_ID_MAX)
+		msgid = ""; /* refused, not cut: an over-long id identifies nothing */
+	store = mw_user_store(muser);
+	if (store == NULL) {
+		e_error(muser->user->event,
+		        "mailwarden: %s training event for %s lost: store "
+		        "unavailable",
+		        mw_training_verdict_name(v), str_sanitize(msgid, 120));
+		return;
+	}
+	ret = mw_store_training_add(store, muser->username, msgid, v, &err);
+	if (ret == MW_STORE_ERROR && strstr(err.msg, "UTF-8") != NULL)
+		ret = mw_store_training_add(store, muser->username, "", v, &err);
+	if (ret != MW_STORE_OK) {
+		e_error(muser->user->event, "mailwarden: %s training event for %s lost: %s",
+		        mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg);
+		return;
+	}
+	e_info(muser->user->event, "mailwarden: learned %s msgid=%s", mw_training_verdict_name(v),
+	       str_sanitize(msgid, 120));
+}
+
+/* mw_is_delivery - the box was opened by lib-lda for a delivery */
+static bool mw_is_delivery(struct mailbox *box)
+{
+	return (box->flags & MAILBOX_FLAG_POST_SESSION) != 0;
+}
+
+/* mw_box_is_junk - the source of a copy is the user's Junk mailbox */
+static bool mw_box_is_junk(struct mw_plugin_user *muser, struct mailbox *box)
+{
+	return box != NULL && box->storage->user == muser->user &&
+	       strcmp(box->vname, muser->junk_box) == 0;
+}
+
+/* ---- mailbox overrides ------------------------------------------------------------------ */
+
+/* mw_copy - delivery: add the decision's keywords; otherwise learn from moves into and
+   out of Junk */
+static int mw_copy(struct mail_save_context *ctx, struct mail *mail)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct mw_mailbox *mbox = MW_BOX_CONTEXT(box);
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(box->storage->user);
+	int verdict = -1, ret;
+
+	if (muser == NULL)
+		return mbox->module_ctx.super.copy(ctx, mail);
+	if (mw_is_delivery(box)) {
+		T_BEGIN
+		{
+			struct mw_decision d;
+			mw_decide(muser, mail, &d);
+			if (array_count(&d.keywords) > 0) {
+				array_append_zero(&d.keywords);
+				mw_save_keywords(ctx, array_front(&d.keywords), NULL);
+			}
+		}
+		T_END;
+		return mbox->module_ctx.super.copy(ctx, mail);
+	}
+	if (muser->learn) {
+		bool from_junk = mw_box_is_junk(muser, mail->box);
+		T_BEGIN
+		{
+			if (mbox->is_junk && !from_junk) {
+				verdict = MW_TRAINING_SPAM;
+				mw_save_keywords(ctx, mw_strv2(muser->kw_spam, NULL),
+				                 mw_strv2(muser->kw_ham, NULL));
+			} else if (from_junk && !mbox->is_junk && !mbox->is_trash) {
+				verdict = MW_TRAINING_HAM;
+				mw_save_keywords(ctx, mw_strv2(muser->kw_ham, NULL),
+				                 mw_strv2(muser->kw_spam, NULL));
+			}
+		}
+		T_END;
+	}
+	ret = mbox->module_ctx.super.copy(ctx, mail);
+	if (ret == 0 && verdict >= 0) {
+		T_BEGIN
+		{
+			mw_record(muser, mail, (enum mw_training_verdict)verdict);
+		}
+		T_END;
+	}
+	return ret;
+}
+
+/* mw_is_append - a save that is an APPEND by the user: not a delivery, and not a copy
+   done through saving (copying_or_moving; mailbox_save_begin sets "saving" for both) */
+static bool mw_is_append(struct mail_save_context *ctx)
+{
+	return !ctx->copying_or_moving && !mw_is_delivery(ctx->transaction->box);
+}
+
+/* mw_save_begin - an APPEND into Junk gets $Junk (and loses $NotJunk) */
+static int mw_save_begin(struct mail_save_context *ctx, struct istream *input)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct mw_mailbox *mbox = MW_BOX_CONTEXT(box);
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(box->storage->user);
+
+	if (muser != NULL && muser->learn && mbox->is_junk && mw_is_append(ctx)) {
+		T_BEGIN
+		{
+			mw_save_keywords(ctx, mw_strv2(muser->kw_spam, NULL),
+			                 mw_strv2(muser->kw_ham, NULL));
+		}
+		T_END;
+	}
+	return mbox->module_ctx.super.save_begin(ctx, input);
+}
+
+/* mw_save_finish - an APPEND into Junk records spam */
+static int mw_save_finish(struct mail_save_context *ctx)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct mw_mailbox *mbox = MW_BOX_CONTEXT(box);
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(box->storage->user);
+	bool learn = muser != NULL && muser->learn && mbox->is_junk && mw_is_append(ctx);
+	struct mail *dest = ctx->dest_mail;
+
+	if (mbox->module_ctx.super.save_finish(ctx) < 0)
+		return -1;
+	if (learn && dest != NULL) {
+		T_BEGIN
+		{
+			mw_record(muser, dest, MW_TRAINING_SPAM);
+		}
+		T_END;
+	}
+	return 0;
+}
+
+/* mw_mailbox_allocated - hook the mailbox methods we need */
+static void mw_mailbox_allocated(struct mailbox *box)
+{
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(box->storage->user);
+	struct mailbox_vfuncs *v = box->vlast;
+	struct mw_mailbox *mbox;
+
+	if (muser == NULL)
+		return;
+	mbox = p_new(box->pool, struct mw_mailbox, 1);
+	mbox->module_ctx.super = *v;
+	box->vlast = &mbox->module_ctx.super;
+	mbox->is_junk = strcmp(box->vname, muser->junk_box) == 0;
+	mbox->is_trash = strcmp(box->vname, muser->trash_box) == 0 ||
+	                 (box->set != NULL && box->set->special_use != NULL &&
+	                  strstr(box->set->special_use, "\\Trash") != NULL);
+	v->copy = mw_copy;
+	v->save_begin = mw_save_begin;
+	v->save_finish = mw_save_finish;
+	MODULE_CONTEXT_SET(box, mw_storage_module, mbox);
+}
+
+/* ---- keyword changes by the user -------------------------------------------------------- */
+
+/* mw_kw_names_has - the keywords hold name (a mail_keywords of box) */
+static bool mw_kw_set_has(struct mailbox *box, const struct mail_keywords *kw, const char *name)
+{
+	const ARRAY_TYPE(keywords) *names = mail_index_get_keywords(box->index);
+	unsigned int i;
+	if (kw == NULL || name == NULL)
+		return false;
+	for (i = 0; i < kw->count; i++) {
+		const char *const *n = array_idx(names, kw->idx[i]);
+		if (strcasecmp(*n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* mw_mail_has_kw - the message already carries name */
+static bool mw_mail_has_kw(struct mail *mail, const char *name)
+{
+	const char *const *k;
+	for (k = mail_get_keywords(mail); *k != NULL; k++)
+		if (strcasecmp(*k, name) == 0)
+			return true;
+	return false;
+}
+
+/* mw_update_keywords - $Junk / $NotJunk newly set by the user records spam / ham */
+static void mw_update_keywords(struct mail *_mail, enum modify_type modify_type,
+                               struct mail_keywords *keywords)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *mmail = MW_MAIL_CONTEXT(mail);
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(_mail->box->storage->user);
+	int verdict = -1;
+
+	if (muser != NULL && muser->learn && modify_type != MODIFY_REMOVE &&
+	    !mw_is_delivery(_mail->box)) {
+		if (muser->kw_spam != NULL && mw_kw_set_has(_mail->box, keywords, muser->kw_spam) &&
+		    !mw_mail_has_kw(_mail, muser->kw_spam))
+			verdict = MW_TRAINING_SPAM;
+		else if (muser->kw_ham != NULL &&
+		         mw_kw_set_has(_mail->box, keywords, muser->kw_ham) &&
+		         !mw_mail_has_kw(_mail, muser->kw_ham))
+			verdict = MW_TRAINING_HAM;
+	}
+	mmail->super.update_keywords(_mail, modify_type, keywords);
+	if (verdict >= 0) {
+		T_BEGIN
+		{
+			mw_record(muser, _mail, (enum mw_training_verdict)verdict);
+		}
+		T_END;
+	}
+}
+
+/* mw_mail_allocated - hook update_keywords on every mail of a plugin user */
+static void mw_mail_allocated(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *mmail;
+
+	if (MW_USER_CONTEXT(_mail->box->storage->user) == NULL)
+		return;
+	mmail = p_new(mail->pool, union mail_module_context, 1);
+	mmail->super = *v;
+	mail->vlast = &mmail->super;
+	v->update_keywords = mw_update_keywords;
+	MODULE_CONTEXT_SET_SELF(mail, mw_mail_module, mmail);
+}
+
+/* ---- the mail user ------------------------------------------------------------------------ */
+
+/* mw_user_deinit - close the store with the user */
+static void mw_user_deinit(struct mail_user *user)
+{
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(user);
+	mw_store_close(&muser->store);
+	muser->module_ctx.super.deinit(user);
+}
+
+/* mw_mail_user_created - read the settings once per user */
+static void mw_mail_user_created(struct mail_user *user)
+{
+	struct mail_user_vfuncs *v = user->vlast;
+	struct mw_plugin_user *muser;
+	const char *ttl;
+	mw_error err = {""};
+	long long secs;
+
+	muser = p_new(user->pool, struct mw_plugin_user, 1);
+	muser->module_ctx.super = *v;
+	user->vlast = &muser->module_ctx.super;
+	v->deinit = mw_user_deinit;
+	muser->user = user;
+
+	muser->config_path = mw_setting(user, "mailwarden_config", MW_DEFAULT_CONFIG);
+	muser->store_url = mail_user_plugin_getenv(user, "mailwarden_store");
+	if (muser->store_url != NULL && *muser->store_url == '\0')
+		muser->store_url = NULL;
+	muser->authserv_id = mail_user_plugin_getenv(user, "mailwarden_authserv_id");
+	if (muser->authserv_id != NULL && *muser->authserv_id == '\0')
+		muser->authserv_id = NULL;
+	muser->junk_box = mw_setting(user, "mailwarden_spam_mailbox", "Junk");
+	muser->trash_box = mw_setting(user, "mailwarden_trash_mailbox", "Trash");
+	muser->phishing_tests =
+	    mw_setting(user, "mailwarden_phishing_tests", "FROM_LOOKALIKE,PHISHING");
+	muser->kw_spam = mw_setting_keyword(user, "mailwarden_keyword_spam", "$Junk");
+	muser->kw_ham = mw_setting_keyword(user, "mailwarden_keyword_ham", "$NotJunk");
+	muser->kw_phishing = mw_setting_keyword(user, "mailwarden_keyword_phishing", "$Phishing");
+	muser->kw_virus = mw_setting_keyword(user, "mailwarden_keyword_virus", "$Virus");
+	muser->kw_dkim_fail = mw_setting_keyword(user, "mailwarden_keyword_dkim_fail", "$DKIMFail");
+	muser->kw_dmarc_fail =
+	    mw_setting_keyword(user, "mailwarden_keyword_dmarc_fail", "$DMARCFail");
+	muser->kw_spf_fail = mw_setting_keyword(user, "mailwarden_keyword_spf_fail", "");
+	muser->file_spam = mw_setting_bool(user, "mailwarden_file_spam", false);
+	muser->learn = mw_setting_bool(user, "mailwarden_learn", true);
+	muser->cache_ttl = 60;
+	ttl = mail_user_plugin_getenv(user, "mailwarden_rules_cache_ttl");
+	if (ttl != NULL && *ttl != '\0') {
+		if (mw_config_parse_duration(ttl, &secs, &err) < 0 || secs > 86400)
+			e_error(user->event,
+			        "mailwarden: mailwarden_rules_cache_ttl = %s: %s; "
+			        "using 60s",
+			        str_sanitize(ttl, 40),
+			        err.msg[0] != '\0' ? err.msg : "more than 1d");
+		else
+			muser->cache_ttl = (unsigned int)secs;
+	}
+	if (mw_store_username_normalize(user->username, muser->username, sizeof(muser->username),
+	                                &err) < 0)
+		muser->username[0] = '\0';
+	MODULE_CONTEXT_SET(user, mw_user_module, muser);
+}
+
+/* ---- the deliver_mail hook: which mailbox ------------------------------------------------- */
+
+/* mw_deliver_mail - point the delivery at Junk (spam) or a rule's mailbox */
+static int mw_deliver_mail(struct mail_deliver_context *ctx, struct mail_storage **storage_r)
+{
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(ctx->rcpt_user);
+
+	if (muser != NULL) {
+		T_BEGIN
+		{
+			struct mw_decision d;
+			mw_decide(muser, ctx->src_mail, &d);
+			if (d.mailbox != NULL &&
+			    strcmp(d.mailbox, ctx->rcpt_default_mailbox) != 0) {
+				e_debug(muser->user->event, "mailwarden: delivering into %s",
+				        str_sanitize(d.mailbox, 80));
+				ctx->rcpt_default_mailbox = p_strdup(ctx->pool, d.mailbox);
+			}
+		}
+		T_END;
+	}
+	if (mw_next_deliver_mail != NULL)
+		return mw_next_deliver_mail(ctx, storage_r);
+	/* -1 without saving: lib-lda saves into rcpt_default_mailbox, then INBOX */
+	return -1;
+}
+
+static struct mail_storage_hooks mw_mail_storage_hooks = {
+    .mail_user_created = mw_mail_user_created,
+    .mailbox_allocated = mw_mailbox_allocated,
+    .mail_allocated = mw_mail_allocated,
+};
+
+/* mailwarden_plugin_init - register the storage hooks (and the delivery hook in lmtp/lda) */
+void mailwarden_plugin_init(struct module *module)
+{
+	void *sym;
+	mail_storage_hooks_add(module, &mw_mail_storage_hooks);
+	/* lib-lda is only in lmtp and dovecot-lda: look it up instead of linking it, so the
+	   imap process does not need it */
+	sym = dlsym(RTLD_DEFAULT, "mail_deliver_hook_set");
+	if (sym != NULL) {
+		memcpy(&mw_deliver_hook_set, &sym, sizeof(sym));
+		mw_next_deliver_mail = mw_deliver_hook_set(mw_deliver_mail);
+	}
+}
+
+/* mailwarden_plugin_deinit - unregister and free the rule cache */
+void mailwarden_plugin_deinit(void)
+{
+	size_t i;
+	if (mw_deliver_hook_set != NULL) {
+		(void)mw_deliver_hook_set(mw_next_deliver_mail);
+		mw_deliver_hook_set = NULL;
+	}
+	mail_storage_hooks_remove(&mw_mail_storage_hooks);
+	for (i = 0; i < MW_RULE_CACHE_SIZE; i++)
+		mw_rule_cache_clear(&mw_rule_cache[i]);
+}

@@ -1,0 +1,1157 @@
+/* mw-authcheck.c - inbound message authentication: SPF, DKIM, DMARC, Authentication-Results.
+ *
+ * Public functions: mw_authcheck_lib_new, mw_authcheck_lib_free, mw_authcheck_lib_dns,
+ * mw_authcheck_new, mw_authcheck_free, mw_authcheck_connect, mw_authcheck_mail_from,
+ * mw_authcheck_header, mw_authcheck_eoh, mw_authcheck_body, mw_authcheck_eom,
+ * mw_auth_result_str, mw_dmarc_policy_str, mw_authcheck_format_ar, mw_authcheck_verdict,
+ * mw_authcheck_domain_listed, mw_authcheck_ip_in_networks.
+ *
+ * The field's libraries do the work and all of them resolve through mw-dns:
+ * - libspf2 through an SPF_dns_server_t layer whose lookup asks mw_dns_query; a
+ *   temporary failure becomes TRY_AGAIN, which libspf2 reports as temperror. libspf2 gives
+ *   loopback clients a free "pass"; we report that as "none" (nothing was checked).
+ * - libopendkim through dkim_set_key_lookup: our callback fetches the key TXT record and
+ *   remembers per signature whether the lookup failed temporarily, so such a signature is
+ *   reported as temperror (never pass, never a plain fail).
+ * - libopendmarc gets the DMARC record we fetched (opendmarc_policy_store_dmarc), the From
+ *   domain, and the SPF and DKIM outcomes; it decides alignment (relaxed alignment with the
+ *   public suffix list loaded into it) and the policy to apply. The organisational domain for
+ *   the fallback record lookup comes from libpsl.
+ *
+ * Diagnostics: functions that can fail return -1 with error_r; the results carry short
+ * reasons. Nothing is logged here (the milter logs the decision).
+ */
+#include "mw-build.h"
+#include "mw-authcheck.h"
+#include "mw-addr.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <spf2/spf.h>
+#include <spf2/spf_dns.h>
+#include <opendkim/dkim.h>
+#include <opendmarc/dmarc.h>
+#include <libpsl.h>
+
+#define DEFAULT_PSL_FILE "/usr/share/publicsuffix/public_suffix_list.dat"
+#define MAX_FROM_HEADERS 2 /* we only need to know whether there is more than one */
+#define MAX_KEYREC       (MW_AUTH_MAX_SIGS * 2)
+#define DMARC_RECORD_MAX 1024
+
+struct mw_authcheck_lib {
+	mw_dns *dns;
+	DKIM_LIB *dkim;
+	psl_ctx_t *psl;
+};
+
+/* what the key lookup callback saw for one signature */
+struct keyrec {
+	const DKIM_SIGINFO *sig;
+	enum mw_dns_status status;
+};
+
+struct mw_authcheck {
+	mw_authcheck_lib *lib;
+	char client_ip[INET6_ADDRSTRLEN];
+	bool ipv6;
+	char helo[MW_DNS_NAME_MAX + 1];
+	struct mw_addr mail_from;
+	bool have_mail_from;
+
+	SPF_dns_server_t spf_dns; /* our libspf2 layer: destroy == NULL, never freed by it */
+	unsigned spf_tempfails;   /* lookups of the running SPF check that failed temporarily */
+
+	DKIM *dkim;
+	bool dkim_off;     /* no signature, or libopendkim refused the message */
+	bool dkim_eoh_err; /* signatures, but dkim_eoh failed (e.g. key lookup): skip eom */
+	int dkim_eoh_status;
+	size_t headers, header_bytes;
+	char *from_value[MAX_FROM_HEADERS];
+	size_t from_headers;
+	struct keyrec keyrec[MAX_KEYREC];
+	size_t nkeyrec;
+
+	struct mw_auth_results res;
+	bool done;
+};
+
+static pthread_mutex_t dmarc_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool dmarc_initialised; /* libopendmarc has one global TLD table per process */
+
+/* mw_auth_result_str - RFC 8601 result word */
+const char *mw_auth_result_str(enum mw_auth_result r)
+{
+	static const char *const names[] = {"none",    "pass",   "fail",      "softfail",
+	                                    "neutral", "policy", "temperror", "permerror"};
+
+	return (size_t)r < MW_N_ELEMENTS(names) ? names[r] : "permerror";
+}
+
+/* mw_dmarc_policy_str - the policy as written in a DMARC record */
+const char *mw_dmarc_policy_str(enum mw_dmarc_policy p)
+{
+	switch (p) {
+	case MW_DMARC_POLICY_NONE:
+		return "none";
+	case MW_DMARC_POLICY_QUARANTINE:
+		return "quarantine";
+	case MW_DMARC_POLICY_REJECT:
+		return "reject";
+	case MW_DMARC_POLICY_ABSENT:
+		break;
+	}
+	return "absent";
+}
+
+/* ---- libspf2 DNS layer ------------------------------------------------------------- */
+
+/* spf_dns_lookup - libspf2 lookup through mw_dns_query */
+static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
+                                    int should_cache)
+{
+	mw_authcheck *ac = server->hook;
+	struct mw_dns_answer ans;
+	SPF_dns_rr_t *rr;
+	size_t i;
+	int herr;
+
+	(void)should_cache;
+	if (type != ns_t_a && type != ns_t_aaaa && type != ns_t_mx && type != ns_t_txt &&
+	    type != ns_t_ptr)
+		return SPF_dns_rr_new_init(server, domain, type, 0, NO_DATA);
+	switch (mw_dns_query(ac->lib->dns, domain, (int)type, &ans, NULL)) {
+	case MW_DNS_OK:
+		herr = NETDB_SUCCESS;
+		break;
+	case MW_DNS_NXDOMAIN:
+		herr = HOST_NOT_FOUND;
+		break;
+	case MW_DNS_NODATA:
+		herr = NO_DATA;
+		break;
+	case MW_DNS_TEMPFAIL:
+		herr = TRY_AGAIN;
+		ac->spf_tempfails++;
+		break;
+	case MW_DNS_PERMFAIL:
+	default:
+		herr = NO_RECOVERY;
+		break;
+	}
+	rr = SPF_dns_rr_new_init(server, domain, type, (int)ans.ttl, herr);
+	if (rr == NULL) {
+		mw_dns_answer_free(&ans);
+		return NULL;
+	}
+	for (i = 0; herr == NETDB_SUCCESS && i < ans.count; i++) {
+		size_t need = (type == ns_t_a || type == ns_t_aaaa) ? ans.len[i] : ans.len[i] + 1;
+
+		if (SPF_dns_rr_buf_realloc(rr, (int)i, need) != SPF_E_SUCCESS) {
+			rr->herrno = NO_RECOVERY;
+			break;
+		}
+		if (type == ns_t_a)
+			memcpy(&rr->rr[i]->a, ans.rec[i], 4);
+		else if (type == ns_t_aaaa)
+			memcpy(&rr->rr[i]->aaaa, ans.rec[i], 16);
+		else
+			memcpy(rr->rr[i]->txt, ans.rec[i], ans.len[i] + 1);
+		rr->num_rr = (int)i + 1;
+	}
+	mw_dns_answer_free(&ans);
+	return rr;
+}
+
+/* ---- libopendkim key lookup ---------------------------------------------------------- */
+
+/* dkim_key_lookup - fetch SELECTOR._domainkey.DOMAIN TXT for libopendkim */
+static DKIM_CBSTAT dkim_key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
+{
+	mw_authcheck *ac = dkim_get_user_context(dkim);
+	const char *sel = (const char *)dkim_sig_getselector(sig);
+	const char *dom = (const char *)dkim_sig_getdomain(sig);
+	struct mw_dns_answer ans;
+	enum mw_dns_status st;
+	mw_str name;
+	DKIM_CBSTAT ret;
+
+	if (ac == NULL || sel == NULL || dom == NULL)
+		return DKIM_CBSTAT_ERROR;
+	mw_str_init(&name, MW_DNS_NAME_MAX + 1);
+	if (mw_str_appendf(&name, "%s._domainkey.%s", sel, dom) < 0) {
+		mw_str_free(&name);
+		return DKIM_CBSTAT_NOTFOUND;
+	}
+	st = mw_dns_query(ac->lib->dns, mw_str_c(&name), MW_DNS_TXT, &ans, NULL);
+	mw_str_free(&name);
+	if (ac->nkeyrec < MAX_KEYREC) {
+		ac->keyrec[ac->nkeyrec].sig = sig;
+		ac->keyrec[ac->nkeyrec].status = st;
+		ac->nkeyrec++;
+	}
+	switch (st) {
+	case MW_DNS_OK:
+		/* RFC 6376 3.6.2.2: more than one key record is ambiguous; use the first */
+		if (ans.len[0] + 1 > buflen || memchr(ans.rec[0], '\0', ans.len[0]) != NULL) {
+			ret = DKIM_CBSTAT_ERROR;
+			break;
+		}
+		memcpy(buf, ans.rec[0], ans.len[0] + 1);
+		ret = DKIM_CBSTAT_CONTINUE;
+		break;
+	case MW_DNS_NXDOMAIN:
+	case MW_DNS_NODATA:
+		ret = DKIM_CBSTAT_NOTFOUND;
+		break;
+	case MW_DNS_TEMPFAIL:
+		ret = DKIM_CBSTAT_TRYAGAIN;
+		break;
+	case MW_DNS_PERMFAIL:
+	default:
+		ret = DKIM_CBSTAT_ERROR;
+		break;
+	}
+	mw_dns_answer_free(&ans);
+	return ret;
+}
+
+/* ---- library ----------------------------------------------------------------------- */
+
+/* mw_authcheck_lib_new - resolver, libopendkim handle, libopendmarc and libpsl set-up */
+mw_authcheck_lib *mw_authcheck_lib_new(const struct mw_authcheck_settings *s, mw_error *error_r)
+{
+	mw_authcheck_lib *lib = mw_calloc(1, sizeof(*lib));
+	const char *psl_file = s->psl_file != NULL ? s->psl_file : DEFAULT_PSL_FILE;
+
+	lib->dns = mw_dns_new(s->dns_servers, s->dns_timeout_ms, error_r);
+	if (lib->dns == NULL) {
+		free(lib);
+		return NULL;
+	}
+	lib->dkim = dkim_init(NULL, NULL);
+	if (lib->dkim == NULL) {
+		mw_error_set(error_r, "dkim_init failed");
+		mw_dns_free(&lib->dns);
+		free(lib);
+		return NULL;
+	}
+	(void)dkim_set_key_lookup(lib->dkim, dkim_key_lookup);
+
+	lib->psl = psl_latest(NULL);
+	if (lib->psl == NULL)
+		lib->psl = (psl_ctx_t *)psl_builtin();
+
+	pthread_mutex_lock(&dmarc_init_lock);
+	if (!dmarc_initialised) {
+		OPENDMARC_LIB_T init;
+
+		memset(&init, 0, sizeof(init));
+		init.tld_type = OPENDMARC_TLD_TYPE_MOZILLA;
+		if (access(psl_file, R_OK) == 0)
+			(void)mw_strlcpy((char *)init.tld_source_file, psl_file,
+			                 sizeof(init.tld_source_file));
+		if (opendmarc_policy_library_init(&init) != DMARC_PARSE_OKAY) {
+			pthread_mutex_unlock(&dmarc_init_lock);
+			mw_error_set(error_r, "opendmarc_policy_library_init(%s) failed", psl_file);
+			mw_authcheck_lib_free(&lib);
+			return NULL;
+		}
+		dmarc_initialised = true;
+	}
+	pthread_mutex_unlock(&dmarc_init_lock);
+	return lib;
+}
+
+/* mw_authcheck_lib_free - release the process-wide state */
+void mw_authcheck_lib_free(mw_authcheck_lib **libp)
+{
+	mw_authcheck_lib *lib = *libp;
+
+	if (lib == NULL)
+		return;
+	*libp = NULL;
+	if (lib->dkim != NULL)
+		dkim_close(lib->dkim);
+	if (lib->psl != NULL && lib->psl != psl_builtin())
+		psl_free(lib->psl);
+	mw_dns_free(&lib->dns);
+	free(lib);
+}
+
+/* mw_authcheck_lib_dns - the shared resolver */
+mw_dns *mw_authcheck_lib_dns(mw_authcheck_lib *lib)
+{
+	return lib->dns;
+}
+
+/* ---- per message ------------------------------------------------------------------- */
+
+/* mw_authcheck_new - a message context */
+mw_authcheck *mw_authcheck_new(mw_authcheck_lib *lib)
+{
+	mw_authcheck *ac = mw_calloc(1, sizeof(*ac));
+	DKIM_STAT st;
+
+	ac->lib = lib;
+	ac->spf_dns.destroy = NULL;
+	ac->spf_dns.lookup = spf_dns_lookup;
+	ac->spf_dns.layer_below = NULL;
+	ac->spf_dns.name = "mailwarden";
+	ac->spf_dns.hook = ac;
+	ac->dkim = dkim_verify(lib->dkim, (const unsigned char *)"mailwarden", NULL, &st);
+	if (ac->dkim == NULL)
+		ac->dkim_off = true;
+	else
+		(void)dkim_set_user_context(ac->dkim, ac);
+	return ac;
+}
+
+/* mw_authcheck_free - free a message context */
+void mw_authcheck_free(mw_authcheck **acp)
+{
+	mw_authcheck *ac = *acp;
+	size_t i;
+
+	if (ac == NULL)
+		return;
+	*acp = NULL;
+	if (ac->dkim != NULL)
+		dkim_free(ac->dkim);
+	for (i = 0; i < ac->from_headers && i < MAX_FROM_HEADERS; i++)
+		free(ac->from_value[i]);
+	free(ac);
+}
+
+/* mw_authcheck_connect - the client's address and HELO name */
+int mw_authcheck_connect(mw_authcheck *ac, const char *client_ip, const char *helo,
+                         mw_error *error_r)
+{
+	unsigned char buf[16];
+
+	if (client_ip == NULL || mw_strlcpy(ac->client_ip, client_ip, sizeof(ac->client_ip)) < 0) {
+		mw_error_set(error_r, "client address too long");
+		return -1;
+	}
+	if (inet_pton(AF_INET, client_ip, buf) == 1) {
+		ac->ipv6 = false;
+	} else if (inet_pton(AF_INET6, client_ip, buf) == 1) {
+		ac->ipv6 = true;
+	} else {
+		ac->client_ip[0] = '\0';
+		mw_error_set(error_r, "client address is not an IP address");
+		return -1;
+	}
+	ac->helo[0] = '\0';
+	if (helo != NULL && *helo != '\0' &&
+	    mw_addr_domain_normalize(helo, strlen(helo), ac->helo, sizeof(ac->helo), NULL) < 0)
+		ac->helo[0] = '\0'; /* an address literal or junk: no HELO identity to check */
+	return 0;
+}
+
+/* mw_authcheck_mail_from - the envelope sender */
+int mw_authcheck_mail_from(mw_authcheck *ac, const char *addr, mw_error *error_r)
+{
+	if (mw_addr_parse_envelope(addr, strlen(addr), true, &ac->mail_from, error_r) < 0) {
+		ac->have_mail_from = false;
+		return -1;
+	}
+	ac->have_mail_from = true;
+	return 0;
+}
+
+/* crlf_copy - NAME ":" VALUE with every bare LF turned into CRLF */
+static void crlf_copy(mw_str *out, const char *name, const char *value, size_t len)
+{
+	size_t i;
+
+	(void)mw_str_appends(out, name);
+	(void)mw_str_appendc(out, ':');
+	for (i = 0; i < len; i++) {
+		if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r'))
+			(void)mw_str_appendc(out, '\r');
+		(void)mw_str_appendc(out, value[i]);
+	}
+}
+
+/* mw_authcheck_header - one header field, in order */
+int mw_authcheck_header(mw_authcheck *ac, const char *name, const char *value, size_t len,
+                        mw_error *error_r)
+{
+	size_t nlen = strlen(name), total = nlen + 1 + len;
+	mw_str field;
+
+	if (nlen == 0 || total > MW_AUTH_MAX_HEADER_LEN) {
+		mw_error_set(error_r, "header field too long (%zu bytes, limit %d)", total,
+		             MW_AUTH_MAX_HEADER_LEN);
+		return -1;
+	}
+	if (++ac->headers > MW_AUTH_MAX_HEADERS ||
+	    (ac->header_bytes += total) > MW_AUTH_MAX_HEADERS_TOTAL) {
+		mw_error_set(error_r, "too many header fields or bytes (limits %d, %d)",
+		             MW_AUTH_MAX_HEADERS, MW_AUTH_MAX_HEADERS_TOTAL);
+		return -1;
+	}
+	if (mw_ascii_strcasecmp(name, "From") == 0) {
+		if (ac->from_headers < MAX_FROM_HEADERS)
+			ac->from_value[ac->from_headers] = mw_strndup(value, len);
+		ac->from_headers++;
+	}
+	if (ac->dkim_off)
+		return 0;
+	mw_str_init(&field, 0);
+	crlf_copy(&field, name, value, len);
+	if (dkim_header(ac->dkim, (u_char *)field.buf, field.len) != DKIM_STAT_OK)
+		ac->dkim_off = true; /* reported as no verifiable signature */
+	mw_str_free(&field);
+	return 0;
+}
+
+/* mw_authcheck_eoh - end of the header */
+void mw_authcheck_eoh(mw_authcheck *ac)
+{
+	DKIM_STAT st;
+
+	if (ac->dkim_off)
+		return;
+	st = dkim_eoh(ac->dkim);
+	ac->dkim_eoh_status = (int)st;
+	if (st == DKIM_STAT_NOSIG)
+		ac->dkim_off = true;
+	else if (st != DKIM_STAT_OK)
+		ac->dkim_eoh_err = true; /* results per signature come from dkim_getsiglist */
+}
+
+/* mw_authcheck_body - a chunk of the body (CRLF line ends) */
+void mw_authcheck_body(mw_authcheck *ac, const char *chunk, size_t len)
+{
+	if (ac->dkim_off || ac->dkim_eoh_err || len == 0)
+		return;
+	if (dkim_body(ac->dkim, (u_char *)chunk, len) != DKIM_STAT_OK)
+		ac->dkim_off = true;
+}
+
+/* spf_map - libspf2 result to ours */
+static enum mw_auth_result spf_map(SPF_response_t *resp)
+{
+	if (resp == NULL)
+		return MW_AUTH_TEMPERROR;
+	if (SPF_response_reason(resp) == SPF_REASON_LOCALHOST)
+		return MW_AUTH_NONE; /* libspf2's free ride for loopback: nothing was checked */
+	switch (SPF_response_result(resp)) {
+	case SPF_RESULT_PASS:
+		return MW_AUTH_PASS;
+	case SPF_RESULT_FAIL:
+		return MW_AUTH_FAIL;
+	case SPF_RESULT_SOFTFAIL:
+		return MW_AUTH_SOFTFAIL;
+	case SPF_RESULT_NEUTRAL:
+		return MW_AUTH_NEUTRAL;
+	case SPF_RESULT_NONE:
+		return MW_AUTH_NONE;
+	case SPF_RESULT_TEMPERROR:
+		return MW_AUTH_TEMPERROR;
+	case SPF_RESULT_PERMERROR:
+	case SPF_RESULT_INVALID:
+	default:
+		return MW_AUTH_PERMERROR;
+	}
+}
+
+/* spf_check - one SPF evaluation for FROM (an address, or "" for postmaster@HELO) */
+static enum mw_auth_result spf_check(mw_authcheck *ac, const char *from)
+{
+	SPF_server_t *server;
+	SPF_request_t *req;
+	SPF_response_t *resp = NULL;
+	enum mw_auth_result r;
+	int ret;
+
+	ac->spf_tempfails = 0;
+	server = SPF_server_new_dns(&ac->spf_dns, 0);
+	if (server == NULL)
+		return MW_AUTH_TEMPERROR;
+	req = SPF_request_new(server);
+	ret = ac->ipv6 ? SPF_request_set_ipv6_str(req, ac->client_ip)
+	               : SPF_request_set_ipv4_str(req, ac->client_ip);
+	if (ret == 0 && ac->helo[0] != '\0')
+		ret = SPF_request_set_helo_dom(req, ac->helo);
+	if (ret == 0 && (*from != '\0' || ac->helo[0] != '\0'))
+		ret = SPF_request_set_env_from(req, from);
+	else if (ret == 0)
+		ret = -1;
+	if (ret != 0) {
+		r = MW_AUTH_NONE; /* nothing to check (RFC 7208 4.3: malformed domain -> none) */
+	} else {
+		(void)SPF_request_query_mailfrom(req, &resp);
+		r = spf_map(resp);
+		/* libspf2 may turn a failed lookup into permerror, or evaluate past it: any
+		   temporary DNS failure during the check makes the result temperror */
+		if (ac->spf_tempfails > 0)
+			r = MW_AUTH_TEMPERROR;
+	}
+	if (resp != NULL)
+		SPF_response_free(resp);
+	SPF_request_free(req);
+	SPF_server_free(server);
+	return r;
+}
+
+/* run_spf - SPF for MAIL FROM and HELO */
+static void run_spf(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+
+	(void)mw_strlcpy(res->helo, ac->helo, sizeof(res->helo));
+	res->spf = res->spf_helo = MW_AUTH_NONE;
+	if (ac->client_ip[0] == '\0')
+		return;
+	if (ac->helo[0] != '\0') {
+		char pm[MW_DNS_NAME_MAX + 16];
+
+		snprintf(pm, sizeof(pm), "postmaster@%s", ac->helo);
+		res->spf_helo = spf_check(ac, pm);
+	}
+	if (ac->have_mail_from && !ac->mail_from.null_path) {
+		if (ac->mail_from.domain[0] == '[')
+			return; /* a domain literal has no SPF record */
+		(void)mw_strlcpy(res->spf_mailfrom, ac->mail_from.addr, sizeof(res->spf_mailfrom));
+		(void)mw_strlcpy(res->spf_domain, ac->mail_from.domain, sizeof(res->spf_domain));
+		res->spf = spf_check(ac, ac->mail_from.addr);
+	} else if (ac->have_mail_from && ac->helo[0] != '\0') {
+		/* null sender: RFC 7208 2.4, the MAIL FROM identity is postmaster@HELO */
+		(void)mw_strlcpy(res->spf_domain, ac->helo, sizeof(res->spf_domain));
+		res->spf = res->spf_helo;
+	}
+}
+
+/* keyrec_status - what the key lookup saw for SIG (MW_DNS_OK when it never ran) */
+static enum mw_dns_status keyrec_status(const mw_authcheck *ac, const DKIM_SIGINFO *sig)
+{
+	size_t i;
+
+	for (i = 0; i < ac->nkeyrec; i++)
+		if (ac->keyrec[i].sig == sig)
+			return ac->keyrec[i].status;
+	return MW_DNS_OK;
+}
+
+/* sig_names - d= and s= of SIG into D */
+static void sig_names(DKIM_SIGINFO *sig, struct mw_auth_dkim *d)
+{
+	const char *s;
+
+	s = (const char *)dkim_sig_getdomain(sig);
+	if (s == NULL || mw_strlcpy(d->domain, s, sizeof(d->domain)) < 0)
+		d->domain[0] = '\0';
+	mw_ascii_lower(d->domain);
+	s = (const char *)dkim_sig_getselector(sig);
+	if (s == NULL || mw_strlcpy(d->selector, s, sizeof(d->selector)) < 0)
+		d->selector[0] = '\0';
+}
+
+/* dkim_from_keyrecs - results when dkim_eoh failed: from the key lookups that ran */
+static void dkim_from_keyrecs(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+	size_t i;
+
+	for (i = 0; i < ac->nkeyrec && res->dkim_count < MW_AUTH_MAX_SIGS; i++) {
+		struct mw_auth_dkim *d = &res->dkim[res->dkim_count++];
+
+		sig_names((DKIM_SIGINFO *)ac->keyrec[i].sig, d);
+		if (ac->keyrec[i].status == MW_DNS_TEMPFAIL) {
+			d->result = MW_AUTH_TEMPERROR;
+			(void)mw_strlcpy(d->reason, "key lookup failed temporarily",
+			                 sizeof(d->reason));
+		} else {
+			d->result = MW_AUTH_PERMERROR;
+			(void)mw_strlcpy(d->reason,
+			                 ac->keyrec[i].status == MW_DNS_OK ? "not verifiable"
+			                                                   : "no key",
+			                 sizeof(d->reason));
+		}
+	}
+	if (res->dkim_count == 0) {
+		struct mw_auth_dkim *d = &res->dkim[res->dkim_count++];
+
+		d->result = ac->dkim_eoh_status == DKIM_STAT_CBTRYAGAIN ? MW_AUTH_TEMPERROR
+		                                                        : MW_AUTH_PERMERROR;
+		snprintf(d->reason, sizeof(d->reason), "%s",
+		         dkim_getresultstr(ac->dkim_eoh_status));
+	}
+}
+
+/* run_dkim - finish DKIM verification and collect each signature's result */
+static void run_dkim(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+	DKIM_SIGINFO **sigs = NULL;
+	int nsigs = 0, i;
+
+	if (ac->dkim_off || ac->dkim == NULL)
+		return;
+	if (ac->dkim_eoh_err) {
+		/* libopendkim stops at the first key it could not fetch and then refuses
+		   dkim_getsiglist(): report the signatures our key lookup saw */
+		dkim_from_keyrecs(ac);
+		return;
+	}
+	(void)dkim_eom(ac->dkim, NULL);
+	if (dkim_getsiglist(ac->dkim, &sigs, &nsigs) != DKIM_STAT_OK)
+		return;
+	for (i = 0; i < nsigs && res->dkim_count < MW_AUTH_MAX_SIGS; i++) {
+		struct mw_auth_dkim *d = &res->dkim[res->dkim_count];
+		DKIM_SIGINFO *sig = sigs[i];
+		unsigned flags = dkim_sig_getflags(sig);
+		int err = dkim_sig_geterror(sig);
+		const char *s;
+
+		sig_names(sig, d);
+		switch (keyrec_status(ac, sig)) {
+		case MW_DNS_TEMPFAIL:
+			d->result = MW_AUTH_TEMPERROR;
+			(void)mw_strlcpy(d->reason, "key lookup failed temporarily",
+			                 sizeof(d->reason));
+			break;
+		case MW_DNS_NXDOMAIN:
+		case MW_DNS_NODATA:
+			d->result = MW_AUTH_PERMERROR;
+			(void)mw_strlcpy(d->reason, "no key", sizeof(d->reason));
+			break;
+		case MW_DNS_PERMFAIL:
+			d->result = MW_AUTH_PERMERROR;
+			(void)mw_strlcpy(d->reason, "key lookup failed", sizeof(d->reason));
+			break;
+		case MW_DNS_OK:
+			if ((flags & DKIM_SIGFLAG_PASSED) != 0 &&
+			    dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH) {
+				d->result = MW_AUTH_PASS;
+			} else if (dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH) {
+				d->result = MW_AUTH_FAIL;
+				(void)mw_strlcpy(d->reason, "body hash mismatch",
+				                 sizeof(d->reason));
+			} else if (err == DKIM_SIGERROR_BADSIG ||
+			           ((flags & DKIM_SIGFLAG_PROCESSED) != 0 &&
+			            err == DKIM_SIGERROR_OK)) {
+				d->result = MW_AUTH_FAIL;
+				(void)mw_strlcpy(d->reason, "signature mismatch",
+				                 sizeof(d->reason));
+			} else if (err == DKIM_SIGERROR_KEYFAIL) {
+				d->result = MW_AUTH_TEMPERROR;
+				(void)mw_strlcpy(d->reason, "key lookup failed", sizeof(d->reason));
+			} else {
+				d->result = MW_AUTH_PERMERROR;
+				s = err != DKIM_SIGERROR_OK ? dkim_sig_geterrorstr(err) : NULL;
+				(void)mw_strlcpy(d->reason, s != NULL ? s : "not verifiable",
+				                 sizeof(d->reason));
+			}
+			break;
+		}
+		if (d->domain[0] == '\0') {
+			d->result = MW_AUTH_PERMERROR;
+			(void)mw_strlcpy(d->reason, "no d= tag", sizeof(d->reason));
+		}
+		res->dkim_count++;
+	}
+}
+
+/* is_dmarc_record - "v=DMARC1" followed by ';', blank or the end */
+static bool is_dmarc_record(const char *txt, size_t len)
+{
+	if (len < 8 || strncmp(txt, "v=DMARC1", 8) != 0 || memchr(txt, '\0', len) != NULL)
+		return false;
+	return len == 8 || txt[8] == ';' || txt[8] == ' ' || txt[8] == '\t';
+}
+
+/* fetch_dmarc - the single DMARC record of DOMAIN into rec; TEMPFAIL, OK or NODATA */
+static enum mw_dns_status fetch_dmarc(mw_authcheck *ac, const char *domain, char *rec,
+                                      size_t recsize)
+{
+	struct mw_dns_answer ans;
+	enum mw_dns_status st;
+	size_t i, found = 0, idx = 0;
+	char name[MW_DNS_NAME_MAX + 16];
+
+	if ((size_t)snprintf(name, sizeof(name), "_dmarc.%s", domain) >= sizeof(name))
+		return MW_DNS_NODATA;
+	st = mw_dns_query(ac->lib->dns, name, MW_DNS_TXT, &ans, NULL);
+	if (st == MW_DNS_TEMPFAIL)
+		return st;
+	for (i = 0; st == MW_DNS_OK && i < ans.count; i++) {
+		if (is_dmarc_record(ans.rec[i], ans.len[i])) {
+			found++;
+			idx = i;
+		}
+	}
+	/* RFC 7489 6.6.3: several records, or none, mean no policy */
+	st = MW_DNS_NODATA;
+	if (found == 1 && mw_strlcpy(rec, ans.rec[idx], recsize) == 0)
+		st = MW_DNS_OK;
+	mw_dns_answer_free(&ans);
+	return st;
+}
+
+/* from_domain - the one From address's domain, or a reason why there is none */
+static int from_domain(mw_authcheck *ac, char *reason, size_t rsize)
+{
+	struct mw_auth_results *res = &ac->res;
+	struct mw_addr_list list;
+
+	if (ac->from_headers != 1) {
+		snprintf(reason, rsize, "%zu From header fields", ac->from_headers);
+		return -1;
+	}
+	if (mw_addr_parse_header(ac->from_value[0], strlen(ac->from_value[0]), &list, NULL) < 0) {
+		snprintf(reason, rsize, "unparseable From");
+		return -1;
+	}
+	res->from_count = list.count;
+	if (list.count != 1 || list.addrs[0].domain[0] == '[') {
+		if (list.count != 1)
+			snprintf(reason, rsize, "%zu addresses in From", list.count);
+		else
+			snprintf(reason, rsize, "domain literal in From");
+		mw_addr_list_free(&list);
+		return -1;
+	}
+	(void)mw_strlcpy(res->from_domain, list.addrs[0].domain, sizeof(res->from_domain));
+	mw_addr_list_free(&list);
+	return 0;
+}
+
+/* dmarc_spf_outcome - our SPF result as libopendmarc's outcome */
+static int dmarc_spf_outcome(enum mw_auth_result r)
+{
+	switch (r) {
+	case MW_AUTH_PASS:
+		return DMARC_POLICY_SPF_OUTCOME_PASS;
+	case MW_AUTH_NONE:
+		return DMARC_POLICY_SPF_OUTCOME_NONE;
+	case MW_AUTH_TEMPERROR:
+		return DMARC_POLICY_SPF_OUTCOME_TMPFAIL;
+	default:
+		return DMARC_POLICY_SPF_OUTCOME_FAIL;
+	}
+}
+
+/* run_dmarc - DMARC for the header From domain */
+static void run_dmarc(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+	char rec[DMARC_RECORD_MAX], org[MW_DNS_NAME_MAX + 1];
+	enum mw_dns_status st;
+	DMARC_POLICY_T *pctx;
+	bool used_org = false, could_pass = false;
+	int pol, dkim_al = 0, spf_al = 0, p = 0;
+	size_t i;
+
+	res->dmarc = MW_AUTH_NONE;
+	res->policy = MW_DMARC_POLICY_ABSENT;
+	if (from_domain(ac, res->reason, sizeof(res->reason)) < 0) {
+		res->dmarc = MW_AUTH_PERMERROR;
+		return;
+	}
+	org[0] = '\0';
+	if (ac->lib->psl != NULL) {
+		const char *o = psl_registrable_domain(ac->lib->psl, res->from_domain);
+
+		if (o != NULL)
+			(void)mw_strlcpy(org, o, sizeof(org));
+	}
+	st = fetch_dmarc(ac, res->from_domain, rec, sizeof(rec));
+	if (st == MW_DNS_NODATA && org[0] != '\0' && strcmp(org, res->from_domain) != 0) {
+		st = fetch_dmarc(ac, org, rec, sizeof(rec));
+		used_org = true;
+	}
+	if (st == MW_DNS_TEMPFAIL) {
+		res->dmarc = MW_AUTH_TEMPERROR;
+		snprintf(res->reason, sizeof(res->reason), "DMARC record lookup failed");
+		return;
+	}
+	if (st != MW_DNS_OK)
+		return; /* no record: dmarc=none */
+
+	pctx = opendmarc_policy_connect_init((u_char *)ac->client_ip, ac->ipv6);
+	if (pctx == NULL) {
+		res->dmarc = MW_AUTH_TEMPERROR;
+		return;
+	}
+	if (opendmarc_policy_store_from_domain(pctx, (u_char *)res->from_domain) !=
+	        DMARC_PARSE_OKAY ||
+	    opendmarc_policy_store_dmarc(pctx, (u_char *)rec, (u_char *)res->from_domain,
+	                                 used_org ? (u_char *)org : NULL) != DMARC_PARSE_OKAY) {
+		res->dmarc = MW_AUTH_PERMERROR;
+		snprintf(res->reason, sizeof(res->reason), "invalid DMARC record");
+		(void)opendmarc_policy_connect_shutdown(pctx);
+		return;
+	}
+	if (res->spf_domain[0] != '\0')
+		(void)opendmarc_policy_store_spf(
+		    pctx, (u_char *)res->spf_domain, dmarc_spf_outcome(res->spf),
+		    ac->mail_from.null_path ? DMARC_POLICY_SPF_ORIGIN_HELO
+		                            : DMARC_POLICY_SPF_ORIGIN_MAILFROM,
+		    NULL);
+	if (res->spf == MW_AUTH_TEMPERROR)
+		could_pass = true;
+	for (i = 0; i < res->dkim_count; i++) {
+		const struct mw_auth_dkim *d = &res->dkim[i];
+		int outcome = d->result == MW_AUTH_PASS        ? DMARC_POLICY_DKIM_OUTCOME_PASS
+		              : d->result == MW_AUTH_TEMPERROR ? DMARC_POLICY_DKIM_OUTCOME_TMPFAIL
+		                                               : DMARC_POLICY_DKIM_OUTCOME_FAIL;
+
+		if (d->result == MW_AUTH_TEMPERROR)
+			could_pass = true;
+		if (d->domain[0] != '\0')
+			(void)opendmarc_policy_store_dkim(pctx, (u_char *)d->domain,
+			                                  (u_char *)d->selector, outcome, NULL);
+	}
+	pol = opendmarc_get_policy_to_enforce(pctx);
+	(void)opendmarc_policy_fetch_alignment(pctx, &dkim_al, &spf_al);
+	res->dmarc_dkim_aligned = dkim_al == DMARC_POLICY_DKIM_ALIGNMENT_PASS;
+	res->dmarc_spf_aligned = spf_al == DMARC_POLICY_SPF_ALIGNMENT_PASS;
+	/* the organisational record's sp= applies to a subdomain, else p= */
+	if (!used_org || opendmarc_policy_fetch_sp(pctx, &p) != DMARC_PARSE_OKAY ||
+	    p == DMARC_RECORD_P_UNSPECIFIED)
+		(void)opendmarc_policy_fetch_p(pctx, &p);
+	res->policy = p == DMARC_RECORD_P_REJECT       ? MW_DMARC_POLICY_REJECT
+	              : p == DMARC_RECORD_P_QUARANTINE ? MW_DMARC_POLICY_QUARANTINE
+	                                               : MW_DMARC_POLICY_NONE;
+	switch (pol) {
+	case DMARC_POLICY_PASS:
+		res->dmarc = MW_AUTH_PASS;
+		break;
+	case DMARC_POLICY_REJECT:
+	case DMARC_POLICY_QUARANTINE:
+	case DMARC_POLICY_NONE:
+		/* a check that failed temporarily might have passed and aligned */
+		res->dmarc = could_pass ? MW_AUTH_TEMPERROR : MW_AUTH_FAIL;
+		if (could_pass)
+			snprintf(res->reason, sizeof(res->reason),
+			         "SPF or DKIM failed temporarily");
+		break;
+	default:
+		res->dmarc = MW_AUTH_PERMERROR;
+		snprintf(res->reason, sizeof(res->reason), "libopendmarc: %s",
+		         opendmarc_policy_status_to_str(pol));
+		break;
+	}
+	(void)opendmarc_policy_connect_shutdown(pctx);
+}
+
+/* mw_authcheck_eom - run every check; see mw-authcheck.h */
+const struct mw_auth_results *mw_authcheck_eom(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+	size_t i;
+
+	if (ac->done)
+		return res;
+	ac->done = true;
+	run_spf(ac);
+	run_dkim(ac);
+	run_dmarc(ac);
+	res->temperror = res->spf == MW_AUTH_TEMPERROR || res->dmarc == MW_AUTH_TEMPERROR;
+	for (i = 0; i < res->dkim_count; i++)
+		if (res->dkim[i].result == MW_AUTH_TEMPERROR)
+			res->temperror = true;
+	return res;
+}
+
+/* ---- Authentication-Results -------------------------------------------------------- */
+
+/* safe_value - printable, no blanks, no quotes or parentheses: usable as a pvalue */
+static bool safe_value(const char *s)
+{
+	const unsigned char *p;
+
+	if (*s == '\0')
+		return false;
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p <= 0x20 || *p == 0x7f || *p == '(' || *p == ')' || *p == ';' || *p == '\\' ||
+		    (*p == '"' && p != (const unsigned char *)s))
+			return false;
+	return true;
+}
+
+/* safe_id - an authserv-id: a host-name-like token */
+static bool safe_id(const char *s)
+{
+	const char *p;
+
+	if (*s == '\0' || strlen(s) > 255)
+		return false;
+	for (p = s; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
+			return false;
+	return true;
+}
+
+/* append_prop - " ptype.property=value", quoted-string when needed, refused when unsafe */
+static int append_prop(mw_str *out, const char *prop, const char *value)
+{
+	const unsigned char *p;
+
+	if (safe_value(value))
+		return mw_str_appendf(out, " %s=%s", prop, value);
+	/* the value may be a quoted local part: write it as a quoted-string */
+	for (p = (const unsigned char *)value; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return -1;
+	if (mw_str_appendf(out, " %s=\"", prop) < 0)
+		return -1;
+	for (p = (const unsigned char *)value; *p != '\0'; p++) {
+		if ((*p == '"' || *p == '\\') && mw_str_appendc(out, '\\') < 0)
+			return -1;
+		if (mw_str_appendc(out, (char)*p) < 0)
+			return -1;
+	}
+	return mw_str_appendc(out, '"');
+}
+
+/* mw_authcheck_format_ar - the Authentication-Results value */
+int mw_authcheck_format_ar(const char *authserv_id, const struct mw_auth_results *res, mw_str *out,
+                           mw_error *error_r)
+{
+	size_t i;
+	int ret = 0;
+
+	if (!safe_id(authserv_id)) {
+		mw_error_set(error_r, "authserv-id must be a host name");
+		return -1;
+	}
+	ret |= mw_str_appendf(out, "%s;", authserv_id);
+
+	ret |= mw_str_appendf(out, " spf=%s", mw_auth_result_str(res->spf));
+	if (res->spf_mailfrom[0] != '\0')
+		ret |= append_prop(out, "smtp.mailfrom", res->spf_mailfrom);
+	else if (res->spf_domain[0] != '\0')
+		ret |= append_prop(out, "smtp.mailfrom", res->spf_domain);
+	if (res->helo[0] != '\0')
+		ret |= append_prop(out, "smtp.helo", res->helo);
+	ret |= mw_str_appendc(out, ';');
+
+	if (res->dkim_count == 0)
+		ret |= mw_str_appends(out, " dkim=none;");
+	for (i = 0; i < res->dkim_count; i++) {
+		const struct mw_auth_dkim *d = &res->dkim[i];
+
+		ret |= mw_str_appendf(out, " dkim=%s", mw_auth_result_str(d->result));
+		if (d->reason[0] != '\0' && d->result != MW_AUTH_PASS) {
+			ret |= mw_str_appends(out, " (");
+			/* reasons are ours, but keep the comment well-formed whatever they hold */
+			for (const char *p = d->reason; *p != '\0'; p++)
+				if (*p >= 0x20 && *p < 0x7f && *p != '(' && *p != ')' && *p != '\\')
+					ret |= mw_str_appendc(out, *p);
+			ret |= mw_str_appendc(out, ')');
+		}
+		if (d->domain[0] != '\0')
+			ret |= append_prop(out, "header.d", d->domain);
+		if (d->selector[0] != '\0')
+			ret |= append_prop(out, "header.s", d->selector);
+		ret |= mw_str_appendc(out, ';');
+	}
+
+	ret |= mw_str_appendf(out, " dmarc=%s", mw_auth_result_str(res->dmarc));
+	if (res->policy != MW_DMARC_POLICY_ABSENT)
+		ret |= mw_str_appendf(out, " (p=%s)", mw_dmarc_policy_str(res->policy));
+	if (res->from_domain[0] != '\0')
+		ret |= append_prop(out, "header.from", res->from_domain);
+	if (ret != 0) {
+		mw_error_set(error_r, "Authentication-Results: unsafe value or too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- verdict ----------------------------------------------------------------------- */
+
+/* mw_authcheck_domain_listed - DOMAIN is one of LIST's entries */
+bool mw_authcheck_domain_listed(const char *list, const char *domain)
+{
+	size_t dlen = strlen(domain);
+	const char *p = list;
+
+	if (list == NULL || dlen == 0)
+		return false;
+	while (*p != '\0') {
+		size_t len;
+
+		p += strspn(p, " \t,");
+		len = strcspn(p, " \t,");
+		if (len == dlen && mw_ascii_strncasecmp(p, domain, len) == 0)
+			return true;
+		if (len > 0 && len == dlen + 1 && p[len - 1] == '.' &&
+		    mw_ascii_strncasecmp(p, domain, dlen) == 0)
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* mw_authcheck_ip_in_networks - IP inside one of NETWORKS */
+int mw_authcheck_ip_in_networks(const char *networks, const char *ip, mw_error *error_r)
+{
+	unsigned char addr[16], net[16];
+	int family, found = 0;
+	const char *p = networks;
+
+	if (inet_pton(AF_INET, ip, addr) == 1)
+		family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, addr) == 1)
+		family = AF_INET6;
+	else {
+		mw_error_set(error_r, "not an IP address");
+		return -1;
+	}
+	while (*p != '\0') {
+		char item[64], *slash;
+		size_t len, nbytes;
+		long bits;
+		int nfam;
+
+		p += strspn(p, " \t,");
+		len = strcspn(p, " \t,");
+		if (len == 0)
+			break;
+		if (len >= sizeof(item)) {
+			mw_error_set(error_r, "network entry too long");
+			return -1;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		p += len;
+		slash = strchr(item, '/');
+		if (slash != NULL)
+			*slash++ = '\0';
+		if (inet_pton(AF_INET, item, net) == 1)
+			nfam = AF_INET;
+		else if (inet_pton(AF_INET6, item, net) == 1)
+			nfam = AF_INET6;
+		else {
+			mw_error_set(error_r, "bad network address in trusted networks");
+			return -1;
+		}
+		nbytes = nfam == AF_INET ? 4 : 16;
+		bits = (long)nbytes * 8;
+		if (slash != NULL) {
+			char *end;
+
+			bits = strtol(slash, &end, 10);
+			if (*slash < '0' || *slash > '9' || *end != '\0' || bits < 0 ||
+			    bits > (long)nbytes * 8) {
+				mw_error_set(error_r, "bad prefix length in trusted networks");
+				return -1;
+			}
+		}
+		if (nfam != family)
+			continue;
+		{
+			size_t full = (size_t)bits / 8, rest = (size_t)bits % 8;
+			unsigned char mask = (unsigned char)(0xff << (8 - rest));
+
+			if (memcmp(addr, net, full) == 0 &&
+			    (rest == 0 || ((addr[full] ^ net[full]) & mask) == 0))
+				found = 1;
+		}
+	}
+	return found;
+}
+
+/* set_verdict - fill V */
+static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, const char *code,
+                        const char *xcode, const char *fmt, ...) MW_PRINTF(5, 6);
+static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, const char *code,
+                        const char *xcode, const char *fmt, ...)
+{
+	va_list ap;
+
+	v->action = action;
+	v->smtp_code = code;
+	v->xcode = xcode;
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* mw_authcheck_verdict - what to do with a message, in this order:
+ *   1. authenticated or trusted client                         -> accept
+ *   2. header From domain is local and DMARC did not pass, or
+ *      the envelope domain is local and SPF did not pass        -> 550 5.7.1 (spoofing);
+ *      when the failing check was a temperror                    -> 451 4.7.1
+ *   3. DMARC enforcement on:
+ *      dmarc=temperror and the policy is not known to be none   -> 451 4.7.1
+ *      dmarc=fail, p=reject                                      -> 550 5.7.26
+ *      dmarc=fail, p=quarantine                                  -> quarantine (hold or tag)
+ *   4. otherwise                                                 -> accept
+ * With tempfail_on_dns_error off, the 451 cases accept instead (the A-R header still says
+ * temperror). */
+void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_verdict_policy *policy,
+                          struct mw_verdict *v)
+{
+	const char *local = policy->local_domains != NULL ? policy->local_domains : "";
+
+	memset(v, 0, sizeof(*v));
+	set_verdict(v, MW_VERDICT_ACCEPT, "", "", "%s", "accepted");
+	if (policy->authenticated || policy->trusted_client)
+		return;
+
+	if (res->from_domain[0] != '\0' && mw_authcheck_domain_listed(local, res->from_domain) &&
+	    res->dmarc != MW_AUTH_PASS) {
+		if (res->temperror && res->dmarc == MW_AUTH_TEMPERROR) {
+			if (policy->tempfail_on_dns_error)
+				set_verdict(v, MW_VERDICT_TEMPFAIL, "451", "4.7.1",
+				            "Cannot verify the sender %s now, try again later",
+				            res->from_domain);
+			return;
+		}
+		set_verdict(v, MW_VERDICT_REJECT, "550", "5.7.1",
+		            "Message claims to be from local domain %s but is not authenticated",
+		            res->from_domain);
+		return;
+	}
+	if (res->spf_mailfrom[0] != '\0' && mw_authcheck_domain_listed(local, res->spf_domain) &&
+	    res->spf != MW_AUTH_PASS) {
+		if (res->spf == MW_AUTH_TEMPERROR) {
+			if (policy->tempfail_on_dns_error)
+				set_verdict(v, MW_VERDICT_TEMPFAIL, "451", "4.7.1",
+				            "Cannot verify the sender %s now, try again later",
+				            res->spf_domain);
+			return;
+		}
+		set_verdict(v, MW_VERDICT_REJECT, "550", "5.7.1",
+		            "Envelope sender claims local domain %s but is not authenticated",
+		            res->spf_domain);
+		return;
+	}
+
+	if (!policy->dmarc_enforce)
+		return;
+	if (res->dmarc == MW_AUTH_TEMPERROR && res->policy != MW_DMARC_POLICY_NONE) {
+		if (policy->tempfail_on_dns_error)
+			set_verdict(v, MW_VERDICT_TEMPFAIL, "451", "4.7.1",
+			            "DMARC check for %s failed temporarily, try again later",
+			            res->from_domain);
+		return;
+	}
+	if (res->dmarc != MW_AUTH_FAIL)
+		return;
+	if (res->policy == MW_DMARC_POLICY_REJECT) {
+		set_verdict(v, MW_VERDICT_REJECT, "550", "5.7.26",
+		            "Unauthenticated email from %s is not accepted due to the domain's "
+		            "DMARC policy",
+		            res->from_domain);
+	} else if (res->policy == MW_DMARC_POLICY_QUARANTINE) {
+		set_verdict(v, MW_VERDICT_QUARANTINE, "", "", "DMARC policy of %s is quarantine",
+		            res->from_domain);
+		v->hold = policy->quarantine_hold;
+		v->tag = !policy->quarantine_hold;
+	}
+}

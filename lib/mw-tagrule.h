@@ -1,0 +1,82 @@
+/* mw-tagrule.h - users' tag rules: validation of their parts and matching (no I/O).
+ *
+ * A tag rule says: when header FIELD of a delivered message matches VALUE (exact,
+ * substring, glob or domain), set IMAP keyword KEYWORD and/or file it into MAILBOX.
+ * The store keeps them (tag_rules); the Dovecot plugin applies them; mailwardenctl and
+ * the API validate them with the same functions before storing.
+ */
+#ifndef MW_TAGRULE_H
+#define MW_TAGRULE_H
+
+#include "mw-util.h"
+
+#define MW_TAGRULE_FIELD_MAX    64  /* a header field name */
+#define MW_TAGRULE_VALUE_MAX    512 /* what is matched against */
+#define MW_TAGRULE_KEYWORD_MAX  64  /* an IMAP keyword (atom) */
+#define MW_TAGRULE_MAILBOX_MAX  255 /* a mailbox name (UTF-8) */
+#define MW_TAGRULE_MAX_PER_USER 500 /* rules a user may have */
+
+enum mw_tagrule_match {
+	MW_TAGRULE_EXACT,
+	MW_TAGRULE_SUBSTRING,
+	MW_TAGRULE_GLOB,
+	MW_TAGRULE_DOMAIN,
+};
+
+/* One rule as stored. keyword and mailbox may be NULL (not both). Strings are owned. */
+struct mw_tag_rule {
+	int64_t id;
+	int64_t position;
+	char *field;
+	enum mw_tagrule_match match;
+	char *value;
+	char *keyword;
+	char *mailbox;
+	bool enabled;
+};
+
+const char *mw_tagrule_match_name(enum mw_tagrule_match m);
+int mw_tagrule_match_parse(const char *name, enum mw_tagrule_match *m_r);
+
+/* Validation; each returns 0, or -1 with the reason in error_r.
+   field: an RFC 5322 field name (printable ASCII except ':'), 1..MW_TAGRULE_FIELD_MAX.
+   keyword: an IMAP flag-keyword atom (RFC 3501: CHARs except atom-specials and ']'),
+   not starting with '\' (system flags), 1..MW_TAGRULE_KEYWORD_MAX.
+   value: valid UTF-8 without control characters, 1..MW_TAGRULE_VALUE_MAX; for domain
+   matching a domain name (letters, digits, '-', '.', no leading/trailing dot).
+   mailbox: valid UTF-8 without control characters or '*' '%', 1..MW_TAGRULE_MAILBOX_MAX. */
+int mw_tagrule_check_field(const char *field, mw_error *error_r);
+int mw_tagrule_check_keyword(const char *keyword, mw_error *error_r);
+int mw_tagrule_check_value(enum mw_tagrule_match m, const char *value, mw_error *error_r);
+int mw_tagrule_check_mailbox(const char *mailbox, mw_error *error_r);
+/* The whole rule: every part, and at least one of keyword and mailbox. */
+int mw_tagrule_check(const struct mw_tag_rule *rule, mw_error *error_r);
+
+/* Address header fields (From, To, Cc, Reply-To, Sender...): their rules match
+   addresses, not the raw text (except substring, which sees both). */
+bool mw_tagrule_field_is_address(const char *field);
+
+/* What one header occurrence offers to matching: its unfolded text and, for address
+   fields, the addresses in it ("local@domain"). */
+struct mw_tagrule_subject {
+	const char *text;
+	const char *const *addrs;
+	size_t n_addrs;
+};
+
+/* True when rule matches any of the n subjects (occurrences of rule->field).
+   Comparison is ASCII case-insensitive. exact: the whole text (or an address) equals
+   value; substring: value occurs in the text or an address; glob: '*' any run, '?' one
+   byte, over the whole text (or an address); domain: an address's domain (for non-address
+   fields: the text inside <...> if any, else the text) equals value or ends in "."value. */
+bool mw_tagrule_matches(const struct mw_tag_rule *rule, const struct mw_tagrule_subject *subjects,
+                        size_t n);
+
+/* Glob matching on its own (tests): '*' and '?', ASCII case-insensitive, linear-time
+   backtracking on the last star. */
+bool mw_tagrule_glob(const char *pattern, const char *text);
+
+void mw_tag_rule_clear(struct mw_tag_rule *rule);
+void mw_tag_rules_free(struct mw_tag_rule *rules, size_t count);
+
+#endif

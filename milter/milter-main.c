@@ -1,0 +1,548 @@
+/*
+ * milter-main.c - mailwarden-milter: options, the listening socket, privileges, signals
+ * and configuration reloads around libmilter.
+ *
+ * Public: main, milter_config_get, milter_config_put, milter_authserv_id,
+ * milter_inflight_begin, milter_inflight_end.
+ *
+ * Start-up order: config -> logging -> socket checked by hand (libmilter only logs to
+ * syslog and exits silently when it cannot bind) and opened with smfi_opensocket ->
+ * socket mode/group -> pid file opened -> privileges dropped to main.user -> store opened
+ * (errors still on stderr) -> daemonised (unless -f) -> threads.
+ *
+ * Threads: libmilter's own signal thread treats SIGHUP like SIGTERM (it stops the milter),
+ * so smfi_main runs in a thread of its own and the main thread waits in sigwait() for
+ * SIGHUP, SIGTERM and SIGINT. Linux hands a signal sent to the process to the main thread
+ * when that thread is waiting for it; the main thread only ever hands work to the reload
+ * thread and goes straight back to sigwait, so libmilter's thread never sees our SIGHUPs.
+ * SIGHUP: reload the configuration (a new counted snapshot; a connection keeps the one it
+ * started with) and reopen the store, emptying the user cache; on any error the old ones
+ * stay. socket*, user and log* take effect only on restart.
+ * SIGTERM/SIGINT: new messages get 451 4.7.1; the messages in flight (MAIL FROM seen, end
+ * not yet) may finish for up to shutdown_timeout; then smfi_stop and exit 0. (libmilter's
+ * sessions stall once smfi_stop has run, so it comes last.)
+ *
+ * Diagnostics: start-up errors on stderr ("mailwarden-milter: ...") with exit status 1;
+ * afterwards through mw_log (event=start, event=reload, event=stop ...).
+ */
+#include "mw-build.h"
+#include "milter.h"
+#include "mw-log.h"
+
+#include <libmilter/mfapi.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+static mw_config *cur_cfg;
+static char host_name[256];
+
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t conn_cond = PTHREAD_COND_INITIALIZER;
+static int inflight;
+static bool draining;
+
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reload_cond = PTHREAD_COND_INITIALIZER;
+static bool reload_pending, reload_quit;
+
+static pthread_t main_thread;
+static volatile int milter_main_result = MI_SUCCESS;
+
+static const char *config_path = MW_CONFIG_DEFAULT_PATH;
+static bool config_explicit;
+
+static const char usage_text[] =
+    "usage: mailwarden-milter [-f] [-c FILE] [-p PIDFILE]\n"
+    "\n"
+    "The mailwarden milter for Postfix: a user who authenticated with SMTP AUTH may send\n"
+    "only as the addresses an admin allowed (envelope sender at MAIL FROM, every address\n"
+    "of From: and Sender: at end of message); X-Mailwarden-* headers and\n"
+    "Authentication-Results headers carrying our authserv-id are removed from every\n"
+    "message so later stages can trust them.\n"
+    "\n"
+    "OPTIONS\n"
+    "  -c FILE      configuration file (default " MW_CONFIG_DEFAULT_PATH "; FILE's\n"
+    "               directory's conf.d/*.conf is read after it, in name order)\n"
+    "  -f           stay in the foreground (default: detach and run as a daemon)\n"
+    "  -p PIDFILE   write the process id to PIDFILE (opened before dropping privileges)\n"
+    "  -h, --help   this text\n"
+    "  --version    print the version\n"
+    "\n"
+    "CONFIGURATION ([milter] section; `mailwardenctl config keys` lists every key)\n"
+    "  socket            unix:/path or inet:PORT@ADDRESS (inet6:PORT@ADDRESS)\n"
+    "  socket_mode       octal mode of a unix socket (default 0660)\n"
+    "  socket_group      group of a unix socket (default postfix)\n"
+    "  cache_ttl         how long user data is cached (default 5s)\n"
+    "  on_error          store unreachable: tempfail | reject | accept\n"
+    "  null_sender       MAIL FROM:<> from an authenticated user: reject | accept\n"
+    "  authserv_id       our Authentication-Results id (default: the host name)\n"
+    "  shutdown_timeout  how long SIGTERM waits for messages in flight (default 30s)\n"
+    "  and user (the account to run as), store, log, log_level in the main section.\n"
+    "\n"
+    "SIGNALS\n"
+    "  SIGHUP reloads the configuration and reopens the store; SIGTERM and SIGINT stop\n"
+    "  accepting connections and exit once the messages in flight are done.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0 stopped by a signal, 1 start-up error (message on stderr), 2 usage error.\n"
+    "\n"
+    "See mailwarden-milter(8) for the SMTP replies and the Postfix settings.\n";
+
+/* die - a start-up error on stderr, exit 1 */
+static void die(const char *fmt, ...) MW_PRINTF(1, 2) MW_NORETURN;
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	fputs(MILTER_NAME ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* milter_config_get - a counted reference to the current snapshot */
+mw_config *milter_config_get(void)
+{
+	mw_config *cfg;
+	(void)pthread_mutex_lock(&cfg_lock);
+	cfg = mw_config_ref(cur_cfg);
+	(void)pthread_mutex_unlock(&cfg_lock);
+	return cfg;
+}
+
+/* milter_config_put - drop a reference (the count is not atomic: always under cfg_lock) */
+void milter_config_put(mw_config **cfg)
+{
+	(void)pthread_mutex_lock(&cfg_lock);
+	mw_config_unref(cfg);
+	(void)pthread_mutex_unlock(&cfg_lock);
+}
+
+/* milter_authserv_id - configured authserv-id, else the host name */
+const char *milter_authserv_id(const mw_config *cfg)
+{
+	const char *id = mw_config_str(cfg, MWK_MILTER_AUTHSERV_ID);
+	return id[0] != '\0' ? id : host_name;
+}
+
+/* milter_inflight_begin - one more message in flight, unless we are stopping */
+bool milter_inflight_begin(void)
+{
+	bool ok;
+	(void)pthread_mutex_lock(&conn_lock);
+	ok = !draining;
+	if (ok)
+		inflight++;
+	(void)pthread_mutex_unlock(&conn_lock);
+	return ok;
+}
+
+/* milter_inflight_end - a message ended */
+void milter_inflight_end(void)
+{
+	(void)pthread_mutex_lock(&conn_lock);
+	if (--inflight == 0)
+		(void)pthread_cond_broadcast(&conn_cond);
+	(void)pthread_mutex_unlock(&conn_lock);
+}
+
+/* socket_path - the path of a unix:/local: spec, or NULL for inet */
+static const char *socket_path(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		return spec + 5;
+	if (strncmp(spec, "local:", 6) == 0)
+		return spec + 6;
+	return NULL;
+}
+
+/* check_unix_socket - the directory exists and nobody listens on PATH already */
+static void check_unix_socket(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	char dir[sizeof(sun.sun_path)];
+	char *slash;
+	int fd;
+
+	if (path[0] != '/')
+		die("socket unix:%s: the path must be absolute", path);
+	if (mw_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0)
+		die("socket unix:%s: path too long (at most %zu bytes)", path,
+		    sizeof(sun.sun_path) - 1);
+	(void)mw_strlcpy(dir, path, sizeof(dir));
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		die("socket unix:%s: directory %s does not exist", path, dir);
+	if (lstat(path, &st) < 0)
+		return;
+	if (!S_ISSOCK(st.st_mode))
+		die("socket unix:%s: the path exists and is not a socket", path);
+	sun.sun_family = AF_UNIX;
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket(): %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		die("socket unix:%s: already in use by another process", path);
+	(void)close(fd);
+	/* a stale socket: smfi_opensocket removes it */
+}
+
+/* check_inet_socket - PORT@ADDRESS parses and can be bound right now */
+static void check_inet_socket(const char *spec, bool v6)
+{
+	const char *rest = spec + (v6 ? 6 : 5), *at = strchr(rest, '@');
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char *end;
+	long port;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	port = strtol(rest, &end, 10);
+	if (at == NULL || end != at || port < 1 || port > 65535)
+		die("socket %s: expected inet:PORT@ADDRESS with a port 1-65535", spec);
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, at + 1, &s6->sin6_addr) != 1)
+			die("socket %s: the address must be an IPv6 literal", spec);
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, at + 1, &s4->sin_addr) != 1)
+			die("socket %s: the address must be an IPv4 literal", spec);
+		len = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket(): %s", strerror(errno));
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+		die("socket %s: cannot bind: %s", spec, strerror(errno));
+	(void)close(fd);
+}
+
+/* open_socket - check the spec ourselves, then let libmilter open it */
+static void open_socket(const mw_config *cfg, uid_t uid, gid_t user_gid)
+{
+	const char *spec = mw_config_str(cfg, MWK_MILTER_SOCKET);
+	const char *path = socket_path(spec);
+
+	if (path != NULL)
+		check_unix_socket(path);
+	else if (strncmp(spec, "inet:", 5) == 0)
+		check_inet_socket(spec, false);
+	else if (strncmp(spec, "inet6:", 6) == 0)
+		check_inet_socket(spec, true);
+	else
+		die("socket %s: expected unix:/path, inet:PORT@ADDRESS or inet6:PORT@ADDRESS",
+		    spec);
+	if (smfi_setconn((char *)spec) != MI_SUCCESS || smfi_opensocket(true) != MI_SUCCESS)
+		die("socket %s: libmilter could not open it", spec);
+	if (path != NULL) {
+		const char *mode_s = mw_config_str(cfg, MWK_MILTER_SOCKET_MODE);
+		const char *group = mw_config_str(cfg, MWK_MILTER_SOCKET_GROUP);
+		gid_t gid = user_gid;
+		char *end;
+		long mode = strtol(mode_s, &end, 8);
+		if (*end != '\0' || end == mode_s || mode < 0 || mode > 0777)
+			die("[milter] socket_mode %s: expected an octal mode up to 0777", mode_s);
+		if (group[0] != '\0') {
+			struct group *gr = getgrnam(group);
+			if (gr == NULL)
+				die("[milter] socket_group %s: no such group", group);
+			gid = gr->gr_gid;
+		}
+		if (chmod(path, (mode_t)mode) < 0)
+			die("chmod %s: %s", path, strerror(errno));
+		if (geteuid() == 0 && chown(path, uid, gid) < 0)
+			die("chown %s: %s", path, strerror(errno));
+	}
+}
+
+/* drop_privileges - become USER (with its groups); refuse to go on as root */
+static void drop_privileges(const struct passwd *pw)
+{
+	if (geteuid() == 0) {
+		if (pw->pw_uid == 0)
+			die("main.user %s is root: choose an unprivileged account", pw->pw_name);
+		if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+		    setuid(pw->pw_uid) < 0)
+			die("cannot switch to user %s: %s", pw->pw_name, strerror(errno));
+		if (setuid(0) == 0)
+			die("could switch back to root after dropping privileges");
+	} else if (geteuid() != pw->pw_uid) {
+		/* started unprivileged by someone else: keep going as that account */
+		fprintf(stderr, MILTER_NAME ": note: not root, running as uid %u, not %s\n",
+		        (unsigned)geteuid(), pw->pw_name);
+	}
+}
+
+/* daemonise - detach from the terminal; the parent exits 0 */
+static void daemonise(void)
+{
+	pid_t pid = fork();
+	int fd;
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		die("setsid: %s", strerror(errno));
+	if (chdir("/") < 0)
+		die("chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		(void)dup2(fd, STDIN_FILENO);
+		(void)dup2(fd, STDOUT_FILENO);
+		(void)dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			(void)close(fd);
+	}
+}
+
+/* store_busy_ms - [store] busy_timeout in milliseconds */
+static unsigned store_busy_ms(const mw_config *cfg)
+{
+	return (unsigned)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000u;
+}
+
+/* reload - a new config snapshot and store connection (SIGHUP) */
+static void reload(void)
+{
+	mw_error err;
+	mw_config *cfg = mw_config_load(config_path, !config_explicit, &err), *old;
+	char e[MILTER_LOGV];
+	if (cfg == NULL) {
+		mw_error_log("event=reload status=failed error=%s",
+		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		return;
+	}
+	if (milter_users_reload(mw_config_str(cfg, MWK_STORE), store_busy_ms(cfg),
+	                        (unsigned)mw_config_int(cfg, MWK_MILTER_CACHE_TTL), &err) < 0) {
+		mw_error_log("event=reload status=failed error=%s",
+		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		mw_config_unref(&cfg);
+		return;
+	}
+	(void)pthread_mutex_lock(&cfg_lock);
+	old = cur_cfg;
+	cur_cfg = cfg;
+	mw_config_unref(&old);
+	(void)pthread_mutex_unlock(&cfg_lock);
+	mw_info("event=reload status=ok");
+}
+
+/* reload_thread - runs reloads so the main thread never leaves sigwait for long */
+static void *reload_thread(void *arg)
+{
+	(void)arg;
+	(void)pthread_mutex_lock(&reload_lock);
+	for (;;) {
+		while (!reload_pending && !reload_quit)
+			(void)pthread_cond_wait(&reload_cond, &reload_lock);
+		if (reload_quit)
+			break;
+		reload_pending = false;
+		(void)pthread_mutex_unlock(&reload_lock);
+		reload();
+		(void)pthread_mutex_lock(&reload_lock);
+	}
+	(void)pthread_mutex_unlock(&reload_lock);
+	return NULL;
+}
+
+/* milter_thread - libmilter's accept loop; wakes the main thread when it ends */
+static void *milter_thread(void *arg)
+{
+	(void)arg;
+	milter_main_result = smfi_main();
+	(void)pthread_kill(main_thread, SIGTERM);
+	return NULL;
+}
+
+/* drain - stop taking messages; wait until none is in flight, at most SECS seconds */
+static int drain(long long secs)
+{
+	struct timespec until;
+	int left;
+	(void)clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)secs;
+	(void)pthread_mutex_lock(&conn_lock);
+	draining = true;
+	while (inflight > 0)
+		if (pthread_cond_timedwait(&conn_cond, &conn_lock, &until) != 0)
+			break;
+	left = inflight;
+	(void)pthread_mutex_unlock(&conn_lock);
+	return left;
+}
+
+/* parse_args - the command line */
+static void parse_args(int argc, char **argv, bool *foreground_r, const char **pidfile_r)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "c:fp:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			config_explicit = true;
+			break;
+		case 'f':
+			*foreground_r = true;
+			break;
+		case 'p':
+			*pidfile_r = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case 'V':
+			printf("%s %s\n", MILTER_NAME, PACKAGE_VERSION);
+			exit(0);
+		default:
+			fputs(usage_text, stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, MILTER_NAME ": unexpected argument %s\n", argv[optind]);
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	bool foreground = false;
+	const char *pidfile = NULL;
+	int pidfd = -1, sig, left;
+	enum mw_log_level level;
+	const struct passwd *pwp;
+	struct passwd pw;
+	mw_config *cfg;
+	pthread_t mt, rt;
+	sigset_t set;
+	mw_error err;
+	char buf[32];
+
+	parse_args(argc, argv, &foreground, &pidfile);
+	cur_cfg = mw_config_load(config_path, !config_explicit, &err);
+	if (cur_cfg == NULL)
+		die("%s", err.msg);
+	if (mw_log_level_parse(mw_config_str(cur_cfg, MWK_LOG_LEVEL), &level) < 0)
+		level = MW_LOG_INFO;
+	if (mw_log_init(MILTER_NAME,
+	                strcmp(mw_config_str(cur_cfg, MWK_LOG), "stderr") == 0
+	                    ? MW_LOG_TARGET_STDERR
+	                    : MW_LOG_TARGET_SYSLOG,
+	                mw_config_str(cur_cfg, MWK_SYSLOG_FACILITY), level, &err) < 0)
+		die("%s", err.msg);
+	if (gethostname(host_name, sizeof(host_name)) < 0 || host_name[0] == '\0')
+		(void)mw_strlcpy(host_name, "localhost", sizeof(host_name));
+	host_name[sizeof(host_name) - 1] = '\0';
+
+	pwp = getpwnam(mw_config_str(cur_cfg, MWK_USER));
+	if (pwp == NULL)
+		die("main.user %s: no such account", mw_config_str(cur_cfg, MWK_USER));
+	pw = *pwp;
+	pw.pw_name = mw_strdup(pwp->pw_name);
+
+	if (smfi_register(milter_desc) != MI_SUCCESS)
+		die("smfi_register failed (libmilter version mismatch?)");
+	open_socket(cur_cfg, pw.pw_uid, pw.pw_gid);
+	if (pidfile != NULL) {
+		pidfd = open(pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (pidfd < 0)
+			die("pid file %s: %s", pidfile, strerror(errno));
+	}
+	drop_privileges(&pw);
+	if (milter_users_init(mw_config_str(cur_cfg, MWK_STORE), store_busy_ms(cur_cfg),
+	                      (unsigned)mw_config_int(cur_cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
+		die("store: %s", err.msg);
+	if (!foreground)
+		daemonise();
+	if (pidfd >= 0) {
+		int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+		if (n < 0 || write(pidfd, buf, (size_t)n) != n)
+			mw_warn("event=pidfile_write_failed");
+		(void)close(pidfd);
+	}
+
+	/* every thread inherits the mask: the main thread alone takes these via sigwait */
+	(void)sigemptyset(&set);
+	(void)sigaddset(&set, SIGHUP);
+	(void)sigaddset(&set, SIGTERM);
+	(void)sigaddset(&set, SIGINT);
+	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
+	main_thread = pthread_self();
+	if (pthread_create(&rt, NULL, reload_thread, NULL) != 0 ||
+	    pthread_create(&mt, NULL, milter_thread, NULL) != 0)
+		mw_fatal("event=start status=failed error=\"cannot create threads\"");
+	mw_info("event=start socket=%s user=%s pid=%ld", mw_config_str(cur_cfg, MWK_MILTER_SOCKET),
+	        pw.pw_name, (long)getpid());
+
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		(void)pthread_mutex_lock(&reload_lock);
+		reload_pending = true;
+		(void)pthread_cond_signal(&reload_cond);
+		(void)pthread_mutex_unlock(&reload_lock);
+	}
+
+	/* messages in flight finish first; libmilter's sessions stall once smfi_stop ran */
+	mw_info("event=stop signal=%d", sig);
+	cfg = milter_config_get();
+	left = drain(mw_config_int(cfg, MWK_MILTER_SHUTDOWN_TIMEOUT));
+	milter_config_put(&cfg);
+	if (left > 0)
+		mw_warn("event=stop messages_left=%d", left);
+	(void)smfi_stop();
+	(void)pthread_join(mt, NULL);
+	(void)pthread_mutex_lock(&reload_lock);
+	reload_quit = true;
+	(void)pthread_cond_signal(&reload_cond);
+	(void)pthread_mutex_unlock(&reload_lock);
+	(void)pthread_join(rt, NULL);
+	milter_users_deinit();
+	if (left == 0)
+		milter_config_put(&cur_cfg);
+	if (pidfile != NULL)
+		(void)unlink(pidfile); /* may fail once unprivileged: documented */
+	free(pw.pw_name);
+	mw_info("event=stopped status=%s", milter_main_result == MI_SUCCESS ? "ok" : "error");
+	return milter_main_result == MI_SUCCESS ? 0 : 1;
+}

@@ -1,0 +1,271 @@
+/*
+ * milter-users.c - a sending user's status and allowed-From patterns, from the store
+ * through a small cache.
+ *
+ * Public: milter_users_init, milter_users_reload, milter_users_lookup,
+ * milter_user_info_clear, milter_users_deinit.
+ *
+ * One store connection serves every milter thread, behind store_lock (an mw_store must not
+ * be used by two threads at once). The cache is a hash table by username, entries live
+ * cache_ttl seconds on the monotonic clock (so a change through the store is seen within
+ * that time) and at most CACHE_MAX entries are kept: when full, expired entries go, and if
+ * none had expired the whole table is emptied. Unknown users are cached too (as NOTFOUND);
+ * store errors never are. Lock order: store_lock, then cache_lock (never the other way).
+ *
+ * Diagnostics: store errors come back through error_r; the callbacks log them.
+ */
+#include "mw-build.h"
+#include "milter.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CACHE_BUCKETS 256
+#define CACHE_MAX     4096
+
+struct cache_entry {
+	struct cache_entry *next;
+	char username[MW_USERNAME_MAX + 1];
+	bool found;
+	struct milter_user_info info;
+	int64_t expires; /* monotonic seconds */
+};
+
+static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static mw_store *users_store;
+static struct cache_entry *cache[CACHE_BUCKETS];
+static size_t cache_count;
+static unsigned cache_ttl;
+
+/* mono_now - monotonic seconds (cache expiry must not follow wall-clock jumps) */
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* hash - FNV-1a of a username */
+static unsigned hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % CACHE_BUCKETS;
+}
+
+/* strv_copy - an owned copy of a NULL-terminated string vector */
+static char **strv_copy(char *const *v, size_t n)
+{
+	char **out = mw_calloc(n + 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = mw_strdup(v[i]);
+	return out;
+}
+
+/* milter_user_info_clear - free what a lookup filled in */
+void milter_user_info_clear(struct milter_user_info *info)
+{
+	if (info->patterns != NULL) {
+		for (size_t i = 0; i < info->npatterns; i++)
+			free(info->patterns[i]);
+		free(info->patterns);
+	}
+	memset(info, 0, sizeof(*info));
+}
+
+/* cache_clear_locked - drop every entry (cache_lock held) */
+static void cache_clear_locked(void)
+{
+	for (size_t b = 0; b < CACHE_BUCKETS; b++) {
+		while (cache[b] != NULL) {
+			struct cache_entry *e = cache[b];
+			cache[b] = e->next;
+			milter_user_info_clear(&e->info);
+			free(e);
+		}
+	}
+	cache_count = 0;
+}
+
+/* cache_purge_locked - drop expired entries; everything when none had expired */
+static void cache_purge_locked(int64_t now)
+{
+	size_t before = cache_count;
+	for (size_t b = 0; b < CACHE_BUCKETS; b++) {
+		struct cache_entry **pp = &cache[b];
+		while (*pp != NULL) {
+			struct cache_entry *e = *pp;
+			if (e->expires <= now) {
+				*pp = e->next;
+				milter_user_info_clear(&e->info);
+				free(e);
+				cache_count--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+	if (cache_count == before)
+		cache_clear_locked();
+}
+
+/* cache_get - a fresh entry's data copied out: 1 hit, 0 miss */
+static int cache_get(const char *username, bool *found_r, struct milter_user_info *info_r)
+{
+	int64_t now = mono_now();
+	int hit = 0;
+	(void)pthread_mutex_lock(&cache_lock);
+	for (struct cache_entry *e = cache[hash(username)]; e != NULL; e = e->next) {
+		if (strcmp(e->username, username) != 0 || e->expires <= now)
+			continue;
+		*found_r = e->found;
+		info_r->status = e->info.status;
+		info_r->npatterns = e->info.npatterns;
+		info_r->patterns = strv_copy(e->info.patterns, e->info.npatterns);
+		hit = 1;
+		break;
+	}
+	(void)pthread_mutex_unlock(&cache_lock);
+	return hit;
+}
+
+/* cache_put - remember a lookup result (replacing an older one) */
+static void cache_put(const char *username, bool found, const struct milter_user_info *info)
+{
+	int64_t now = mono_now();
+	unsigned b = hash(username);
+	struct cache_entry *e;
+
+	if (cache_ttl == 0)
+		return;
+	(void)pthread_mutex_lock(&cache_lock);
+	for (struct cache_entry **pp = &cache[b]; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->username, username) == 0) {
+			e = *pp;
+			*pp = e->next;
+			milter_user_info_clear(&e->info);
+			free(e);
+			cache_count--;
+			break;
+		}
+	}
+	if (cache_count >= CACHE_MAX)
+		cache_purge_locked(now);
+	b = hash(username);
+	e = mw_calloc(1, sizeof(*e));
+	(void)mw_strlcpy(e->username, username, sizeof(e->username));
+	e->found = found;
+	e->info.status = info->status;
+	e->info.npatterns = info->npatterns;
+	e->info.patterns = strv_copy(info->patterns, info->npatterns);
+	e->expires = now + (int64_t)cache_ttl;
+	e->next = cache[b];
+	cache[b] = e;
+	cache_count++;
+	(void)pthread_mutex_unlock(&cache_lock);
+}
+
+/* milter_users_init - open the store, set the cache TTL */
+int milter_users_init(const char *url, unsigned busy_ms, unsigned ttl_secs, mw_error *error_r)
+{
+	mw_store *store = mw_store_open(url, busy_ms, error_r);
+	if (store == NULL)
+		return -1;
+	if (mw_store_check_schema(store, error_r) < 0) {
+		mw_store_close(&store);
+		return -1;
+	}
+	(void)pthread_mutex_lock(&store_lock);
+	users_store = store;
+	cache_ttl = ttl_secs;
+	(void)pthread_mutex_unlock(&store_lock);
+	return 0;
+}
+
+/* milter_users_reload - a new store connection and an empty cache; the old store stays
+   when the new one cannot be opened */
+int milter_users_reload(const char *url, unsigned busy_ms, unsigned ttl_secs, mw_error *error_r)
+{
+	mw_store *store = mw_store_open(url, busy_ms, error_r), *old;
+	if (store == NULL)
+		return -1;
+	if (mw_store_check_schema(store, error_r) < 0) {
+		mw_store_close(&store);
+		return -1;
+	}
+	(void)pthread_mutex_lock(&store_lock);
+	old = users_store;
+	users_store = store;
+	(void)pthread_mutex_lock(&cache_lock);
+	cache_ttl = ttl_secs;
+	cache_clear_locked();
+	(void)pthread_mutex_unlock(&cache_lock);
+	(void)pthread_mutex_unlock(&store_lock);
+	mw_store_close(&old);
+	return 0;
+}
+
+/* milter_users_lookup - status and patterns of USERNAME (cache, then store) */
+enum milter_lookup milter_users_lookup(const char *username, struct milter_user_info *info_r,
+                                       mw_error *error_r)
+{
+	struct mw_user user;
+	char **patterns = NULL;
+	size_t n = 0;
+	bool found = false;
+	int ret;
+
+	memset(info_r, 0, sizeof(*info_r));
+	if (cache_get(username, &found, info_r))
+		return found ? MILTER_LOOKUP_OK : MILTER_LOOKUP_NOTFOUND;
+
+	(void)pthread_mutex_lock(&store_lock);
+	if (users_store == NULL) {
+		(void)pthread_mutex_unlock(&store_lock);
+		mw_error_set(error_r, "store not open");
+		return MILTER_LOOKUP_ERROR;
+	}
+	memset(&user, 0, sizeof(user));
+	ret = mw_store_user_get(users_store, username, &user, error_r);
+	if (ret == MW_STORE_OK) {
+		info_r->status = user.status;
+		mw_user_clear(&user);
+		ret = mw_store_allowed_from_list(users_store, username, &patterns, &n, error_r);
+		if (ret == MW_STORE_NOTFOUND) { /* deleted between the two reads */
+			ret = MW_STORE_OK;
+			patterns = NULL;
+			n = 0;
+		}
+	}
+	(void)pthread_mutex_unlock(&store_lock);
+
+	if (ret == MW_STORE_NOTFOUND) {
+		cache_put(username, false, info_r);
+		return MILTER_LOOKUP_NOTFOUND;
+	}
+	if (ret != MW_STORE_OK) {
+		mw_store_strv_free(patterns);
+		milter_user_info_clear(info_r);
+		return MILTER_LOOKUP_ERROR;
+	}
+	info_r->npatterns = n;
+	info_r->patterns = strv_copy(patterns, n);
+	mw_store_strv_free(patterns);
+	cache_put(username, true, info_r);
+	return MILTER_LOOKUP_OK;
+}
+
+/* milter_users_deinit - close the store, empty the cache */
+void milter_users_deinit(void)
+{
+	(void)pthread_mutex_lock(&store_lock);
+	mw_store_close(&users_store);
+	(void)pthread_mutex_lock(&cache_lock);
+	cache_clear_locked();
+	(void)pthread_mutex_unlock(&cache_lock);
+	(void)pthread_mutex_unlock(&store_lock);
+}

@@ -1,0 +1,159 @@
+/* milter.h - mailwarden-milter: shared types of the daemon's modules.
+ *
+ * Layers: milter-from.c (pure decisions: header From/Sender against patterns, the
+ * authserv-id of an Authentication-Results value; no libmilter, unit-tested),
+ * milter-users.c (user status + allowed-From patterns from the store, cached),
+ * milter-callbacks.c (libmilter callbacks, connection and message contexts),
+ * milter-inbound.c (end-of-message work for unauthenticated mail),
+ * milter-main.c (options, socket, privileges, signals, reload).
+ */
+#ifndef MILTER_H
+#define MILTER_H
+
+#include "mw-addr.h"
+#include "mw-config.h"
+#include "mw-store.h"
+#include "mw-util.h"
+
+#include <stdint.h>
+
+#define MILTER_NAME          "mailwarden-milter"
+#define MILTER_REPLY_MAX     400 /* text of one SMTP reply we build */
+#define MILTER_MAX_STRIP     512 /* headers deleted from one message; more is refused */
+#define MILTER_MAX_HDR_NAMES 64  /* distinct strippable header names counted per message */
+#define MILTER_LOGV          200 /* room for one escaped untrusted value in a log line */
+
+/* ---- milter-from.c: decisions without libmilter ---- */
+
+/* An SMTP reply: rcode "550", xcode "5.7.1", text without CR/LF or '%'. */
+struct milter_reply {
+	const char *rcode;
+	const char *xcode;
+	char text[MILTER_REPLY_MAX];
+	const char *reason; /* short key for the log: "from_not_allowed", ... */
+};
+
+/* The header values of one message that From enforcement looks at. */
+struct milter_from_input {
+	const char *const *from; /* values of every From: header, in order */
+	size_t n_from;
+	const char *const *sender; /* values of every Sender: header */
+	size_t n_sender;
+};
+
+/* Checks every address of From: (exactly one header, at least one address) and of Sender:
+   (at most one header) against the user's canonical patterns. Returns 0 when all match,
+   1 with *reply_r filled when the message is refused. */
+int milter_from_check(const struct milter_from_input *in, const char *const *patterns,
+                      size_t npatterns, const char *user, struct milter_reply *reply_r);
+/* Checks an envelope sender (argv[0] of MAIL FROM as Postfix passes it, "<a@b>").
+   null_ok: whether "<>" is accepted. Returns 0 or 1 with *reply_r filled. */
+int milter_envfrom_check(const char *envfrom, bool null_ok, const char *const *patterns,
+                         size_t npatterns, const char *user, struct milter_reply *reply_r);
+/* True when the Authentication-Results VALUE carries authserv-id ID (case-insensitive,
+   comments and folding before it skipped, quoted-string form accepted). */
+bool milter_ar_is_ours(const char *value, const char *id);
+/* True for a header name we own outright: X-Mailwarden-* (any case). */
+bool milter_header_is_ours(const char *name);
+/* Copies untrusted text into a reply: printable ASCII and space, except '%' and '\\',
+   as is; other bytes as \xNN; cut with "..." when dst is full. */
+void milter_reply_value(char *dst, size_t dstsize, const char *src);
+void milter_reply_set(struct milter_reply *r, const char *rcode, const char *xcode,
+                      const char *reason, const char *fmt, ...) MW_PRINTF(5, 6);
+
+/* ---- milter-users.c: user lookups through a small cache ---- */
+
+enum milter_lookup { MILTER_LOOKUP_OK, MILTER_LOOKUP_NOTFOUND, MILTER_LOOKUP_ERROR };
+
+/* What the milter needs to know about a sending user (owned copy). */
+struct milter_user_info {
+	enum mw_user_status status;
+	char **patterns; /* NULL-terminated, owned */
+	size_t npatterns;
+};
+
+/* Opens the store (url) and sets up the cache; -1 with error_r. */
+int milter_users_init(const char *url, unsigned busy_ms, unsigned ttl_secs, mw_error *error_r);
+/* Reopens the store and empties the cache (SIGHUP). On failure the old store stays. */
+int milter_users_reload(const char *url, unsigned busy_ms, unsigned ttl_secs, mw_error *error_r);
+/* Looks up a normalised username. */
+enum milter_lookup milter_users_lookup(const char *username, struct milter_user_info *info_r,
+                                       mw_error *error_r);
+void milter_user_info_clear(struct milter_user_info *info);
+void milter_users_deinit(void);
+
+/* ---- milter-main.c: the current configuration snapshot ---- */
+
+/* A counted reference to the current snapshot (drop it with milter_config_put). */
+mw_config *milter_config_get(void);
+void milter_config_put(mw_config **cfg);
+/* Our authserv-id: [milter] authserv_id or the host name. */
+const char *milter_authserv_id(const mw_config *cfg);
+/* Messages in flight, between MAIL FROM and their end (SIGTERM waits for them):
+   milter_inflight_begin counts one more, or returns false once SIGTERM arrived (the
+   message then gets 451 4.7.1); milter_inflight_end counts one less. */
+bool milter_inflight_begin(void);
+void milter_inflight_end(void);
+
+/* ---- milter-callbacks.c: contexts ---- */
+
+/* One header to delete at end of message: the IDX-th (1-based) header called NAME. */
+struct milter_strip {
+	char *name;
+	unsigned idx;
+};
+
+/* How many headers of one strippable name were seen so far. */
+struct milter_hdr_count {
+	char *name;
+	unsigned count;
+};
+
+/* Per message: reset at MAIL FROM, at abort and at end of message (milter_msg_reset frees
+   everything it owns in one place). */
+struct milter_msg {
+	bool active;    /* between MAIL FROM and end of message / abort */
+	bool outbound;  /* {auth_authen} was set */
+	bool unchecked; /* outbound, store down and on_error = accept */
+	char qid[64];   /* Postfix queue id (macro i), "" until known */
+	char user[MW_USERNAME_MAX + 1];
+	char envfrom[MW_ADDR_MAX + 3];
+	struct milter_user_info info; /* outbound: status and patterns */
+	unsigned nrcpt;
+	char *from_first, *sender_first; /* first From:/Sender: values (owned) */
+	size_t n_from, n_sender;
+	struct milter_strip strip[MILTER_MAX_STRIP];
+	size_t nstrip;
+	struct milter_hdr_count names[MILTER_MAX_HDR_NAMES];
+	size_t nnames;
+};
+
+/* Per connection (SMTP session): created at connect, freed at close. Holds the config
+   snapshot it started with, so a reload never changes a session half-way. */
+struct milter_conn {
+	mw_config *cfg;
+	char client_addr[64];
+	char client_name[256];
+	unsigned nmsgs;
+	struct milter_msg msg;
+};
+
+void milter_msg_reset(struct milter_msg *msg);
+
+/* ---- milter-inbound.c ---- */
+
+struct smfi_str;
+/* End-of-message work for unauthenticated mail, after our headers were stripped: the place
+   where SPF/DKIM/DMARC verification (lib/mw-authcheck) adds its Authentication-Results.
+   Returns 0 to accept, 1 with *reply_r filled to refuse, -1 with *reply_r filled for a
+   temporary failure. */
+int milter_inbound_eom(struct smfi_str *ctx, struct milter_conn *conn,
+                       struct milter_reply *reply_r);
+
+/* ---- milter-callbacks.c ---- */
+
+struct smfiDesc;
+/* The filter description registered with libmilter. */
+extern struct smfiDesc milter_desc;
+
+#endif

@@ -1,0 +1,1033 @@
+/* pd-main.c - mailwarden-policyd: the daemon (libevent loop, sockets, control socket, reload).
+ *
+ * One process, one libevent loop, any number of persistent connections. Each connection
+ * owns a bounded protocol parser (pd-proto.c); a connection that breaks a protocol rule, stays
+ * idle past idle_timeout, or takes longer than request_timeout to finish a request is closed
+ * and logged; the others are not affected. Connections beyond max_connections are closed at
+ * once. A request is decided by pd-policy.c and, when limits apply, by one atomic batch on the
+ * counter store (memory, or Redis through pd-counters-redis.c); the answer goes back on the
+ * same connection, which stays open for the next request.
+ *
+ * SIGHUP re-reads the configuration and the store's rate_policies: new limits apply to the
+ * next request of every connection, no connection is dropped; a configuration that does not
+ * load is logged and the old one kept. socket, control_socket, counters, pid_file and user
+ * only change on restart. SIGTERM/SIGINT stop the loop.
+ *
+ * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) serves one-line
+ * commands: "status USER|IP" (usage of each limit and when it resets) and "reset USER|IP";
+ * every answer ends with a line "ok" or "error: REASON".
+ *
+ * The store is read every store_refresh; when it cannot be read the last good rate_policies
+ * (and always the config limits) stay in force and a warning is logged.
+ *
+ * Public: main.
+ * Diagnostics: start-up problems are fatal (exit 1); at run time everything is logged with
+ * the connection's peer, never ending the process.
+ */
+#define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
+#include "mw-build.h"
+#include "mw-config.h"
+#include "mw-log.h"
+#include "mw-store.h"
+#include "pd-counters.h"
+#include "pd-policy.h"
+#include "pd-proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#define PD_OUT_MAX      (64 * 1024) /* unread answers before we stop reading a client */
+#define PD_CTL_LINE_MAX 1024
+#define PD_PROG         "mailwarden-policyd"
+
+struct pd_runtime {
+	int refcount;
+	mw_config *cfg;
+	struct pd_policy *policy;
+};
+
+struct pd_conn;
+
+struct pd_daemon {
+	struct event_base *base;
+	const char *config_path;
+	struct pd_runtime *rt;
+	struct pd_limit *store_limits;
+	size_t store_count;
+	mw_store *store;
+	struct pd_counters *counters;
+	struct evconnlistener *listener, *ctl_listener;
+	struct pd_conn *conns;
+	unsigned nconns;
+	struct event *refresh_timer;
+	uint64_t next_id;
+};
+
+struct pd_pending;
+
+struct pd_conn {
+	struct pd_daemon *d;
+	struct bufferevent *bev;
+	bool control;
+	bool in_loop, closing;
+	struct pd_proto proto;
+	struct event *req_timer;
+	unsigned request_timeout;
+	struct pd_msg_state msg;
+	struct pd_pending *pending;
+	char peer[96];
+	uint64_t id;
+	struct pd_conn *prev, *next;
+};
+
+struct pd_pending {
+	struct pd_conn *conn; /* NULL once the connection is gone */
+	struct pd_runtime *rt;
+	struct pd_eval ev;
+	char label[PD_VALUE_MAX + 64]; /* control: what was asked */
+};
+
+static void conn_process(struct pd_conn *c);
+static void ctl_process(struct pd_conn *c);
+
+/* now_us - wall-clock microseconds (shared Redis counters need hosts to agree) */
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* rt_ref - take a reference on a runtime */
+static struct pd_runtime *rt_ref(struct pd_runtime *rt)
+{
+	rt->refcount++;
+	return rt;
+}
+
+/* rt_unref - drop a reference */
+static void rt_unref(struct pd_runtime *rt)
+{
+	if (rt == NULL || --rt->refcount > 0)
+		return;
+	mw_config_unref(&rt->cfg);
+	pd_policy_free(rt->policy);
+	free(rt);
+}
+
+/* rt_new - a runtime from a config and the store limits; NULL with error_r */
+static struct pd_runtime *rt_new(mw_config *cfg, const struct pd_daemon *d, mw_error *error_r)
+{
+	struct pd_policy *p = pd_policy_new(cfg, d->store_limits, d->store_count, error_r);
+	struct pd_runtime *rt;
+	if (p == NULL)
+		return NULL;
+	rt = mw_calloc(1, sizeof(*rt));
+	rt->refcount = 1;
+	rt->cfg = mw_config_ref(cfg);
+	rt->policy = p;
+	return rt;
+}
+
+/* rt_swap - make rt current */
+static void rt_swap(struct pd_daemon *d, struct pd_runtime *rt)
+{
+	rt_unref(d->rt);
+	d->rt = rt;
+}
+
+/* safe - untrusted text for the log */
+static const char *safe(char *buf, size_t size, const char *s)
+{
+	return mw_log_value(buf, size, s, strlen(s));
+}
+
+/* conn_free - close a connection (its pending operation, if any, is orphaned) */
+static void conn_free(struct pd_conn *c)
+{
+	struct pd_daemon *d = c->d;
+	if (c->pending != NULL)
+		c->pending->conn = NULL;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (!c->control)
+		d->nconns--;
+	if (c->req_timer != NULL)
+		event_free(c->req_timer);
+	bufferevent_free(c->bev);
+	pd_proto_free(&c->proto);
+	free(c);
+}
+
+/* conn_close - close now, or at the end of the processing loop when inside it */
+static void conn_close(struct pd_conn *c)
+{
+	if (c->in_loop)
+		c->closing = true;
+	else
+		conn_free(c);
+}
+
+/* conn_drop - close a misbehaving connection and log why */
+static void conn_drop(struct pd_conn *c, const char *why)
+{
+	mw_warn("policyd: closing connection #%" PRIu64 " from %s: %s", c->id, c->peer, why);
+	conn_close(c);
+}
+
+/* req_timeout_cb - a started request did not end in time */
+static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_conn *c = arg;
+	char why[64];
+	(void)fd;
+	(void)what;
+	(void)snprintf(why, sizeof(why), "request not completed within %us", c->request_timeout);
+	conn_drop(c, why);
+}
+
+/* pending_done - answer a request and go on with the connection's input */
+static void pending_done(struct pd_pending *pp, const char *action, bool passed)
+{
+	struct pd_conn *c = pp->conn;
+	struct pd_request req;
+	if (c != NULL) {
+		c->pending = NULL;
+		if (!c->control) {
+			pd_proto_request(&c->proto, &req);
+			if (passed)
+				pd_policy_note_rcpt(pp->rt->policy, &req, &c->msg);
+			if (pp->ev.stage == PD_STAGE_EOM)
+				memset(&c->msg, 0, sizeof(c->msg));
+			evbuffer_add_printf(bufferevent_get_output(c->bev), "action=%s\n\n",
+			                    action);
+			pd_proto_reset(&c->proto);
+		}
+	}
+	rt_unref(pp->rt);
+	free(pp);
+	if (c != NULL && !c->in_loop) {
+		bufferevent_enable(c->bev, EV_READ);
+		if (c->control)
+			ctl_process(c);
+		else
+			conn_process(c);
+	}
+}
+
+/* log_refusal - one line per refused request */
+static void log_refusal(struct pd_conn *c, const char *action)
+{
+	struct pd_request req;
+	char state[40], client[64], user[128], sender[128], rcpt[128], inst[64];
+	pd_proto_request(&c->proto, &req);
+	mw_info("policyd: refused state=%s client=%s sasl_username=%s sender=%s recipient=%s "
+	        "instance=%s: %s",
+	        safe(state, sizeof(state), pd_request_get(&req, "protocol_state")),
+	        safe(client, sizeof(client), pd_request_get(&req, "client_address")),
+	        safe(user, sizeof(user), pd_request_get(&req, "sasl_username")),
+	        safe(sender, sizeof(sender), pd_request_get(&req, "sender")),
+	        safe(rcpt, sizeof(rcpt), pd_request_get(&req, "recipient")),
+	        safe(inst, sizeof(inst), pd_request_get(&req, "instance")), action);
+}
+
+/* counters_cb - the counter store's answer to a policy request */
+static void counters_cb(const struct pd_batch_res *res, void *ctx)
+{
+	struct pd_pending *pp = ctx;
+	char action[512];
+	if (pp->conn == NULL) {
+		pending_done(pp, "", false);
+		return;
+	}
+	if (res->allowed) {
+		pending_done(pp, "DUNNO", true);
+		return;
+	}
+	pd_policy_action(&pp->ev, res, action, sizeof(action));
+	log_refusal(pp->conn, action);
+	pending_done(pp, action, false);
+}
+
+/* error_action - the on_error answer */
+static const char *error_action(const struct pd_runtime *rt, enum pd_stage stage)
+{
+	if (strcmp(mw_config_str(rt->cfg, MWK_PD_ON_ERROR), "dunno") == 0)
+		return "DUNNO";
+	return stage == PD_STAGE_EOM
+	           ? "451 4.3.0 policy service error, try again later"
+	           : "DEFER_IF_PERMIT 4.3.0 policy service error, try again later";
+}
+
+/* handle_request - decide one complete policy request */
+static void handle_request(struct pd_conn *c)
+{
+	struct pd_daemon *d = c->d;
+	struct pd_pending *pp = mw_calloc(1, sizeof(*pp));
+	struct pd_request req;
+	char action[512];
+	pp->conn = c;
+	pp->rt = rt_ref(d->rt);
+	c->pending = pp;
+	pd_proto_request(&c->proto, &req);
+	switch (pd_policy_eval(pp->rt->policy, &req, &c->msg, &pp->ev)) {
+	case PD_DUNNO:
+		pending_done(pp, "DUNNO", true);
+		return;
+	case PD_BLOCK:
+		log_refusal(c, "blocked client");
+		pending_done(pp, "550 5.7.1 client address blocked by local policy", false);
+		return;
+	case PD_CAP:
+		pd_policy_action(&pp->ev, NULL, action, sizeof(action));
+		log_refusal(c, action);
+		pending_done(pp, action, false);
+		return;
+	case PD_ERROR:
+		mw_warn("policyd: connection #%" PRIu64 " from %s: %s", c->id, c->peer,
+		        pp->ev.error);
+		pending_done(pp, error_action(pp->rt, pp->ev.stage), false);
+		return;
+	case PD_COUNTERS:
+		d->counters->ops->apply(d->counters, pp->ev.reqs, pp->ev.n, pp->ev.commit, now_us(),
+		                        counters_cb, pp);
+		return;
+	}
+}
+
+/* conn_process - feed buffered input to the parser and answer complete requests */
+static void conn_process(struct pd_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	mw_error err;
+	c->in_loop = true;
+	while (c->pending == NULL && !c->closing) {
+		size_t n = evbuffer_get_length(in), take, used = 0;
+		unsigned char *data;
+		int r;
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > PD_OUT_MAX) {
+			bufferevent_disable(c->bev, EV_READ); /* the write callback resumes */
+			break;
+		}
+		if (n == 0)
+			break;
+		take = n < 4096 ? n : 4096;
+		data = evbuffer_pullup(in, (ev_ssize_t)take);
+		r = pd_proto_feed(&c->proto, (const char *)data, take, &used, &err);
+		evbuffer_drain(in, used);
+		if (r < 0) {
+			conn_drop(c, err.msg);
+			break;
+		}
+		if (r == 1) {
+			evtimer_del(c->req_timer);
+			handle_request(c);
+		}
+	}
+	if (!c->closing && c->pending == NULL && pd_proto_pending(&c->proto) &&
+	    !evtimer_pending(c->req_timer, NULL)) {
+		struct timeval tv = {(time_t)c->request_timeout, 0};
+		evtimer_add(c->req_timer, &tv);
+	}
+	c->in_loop = false;
+	if (c->closing)
+		conn_free(c);
+}
+
+/* ctl_status_cb - print usage of each limit */
+static void ctl_status_cb(const struct pd_batch_res *res, void *ctx)
+{
+	struct pd_pending *pp = ctx;
+	struct evbuffer *out;
+	size_t i;
+	if (pp->conn == NULL) {
+		pending_done(pp, "", false);
+		return;
+	}
+	out = bufferevent_get_output(pp->conn->bev);
+	for (i = 0; i < res->count && i < pp->ev.n; i++) {
+		char spec[512], reset[32];
+		const struct pd_limit_res *r = &res->res[i];
+		pd_limit_format(pp->ev.limit_of[i], spec, sizeof(spec));
+		if (r->reset_after_us > 0)
+			pd_fmt_duration(r->reset_after_us / 1000000 +
+			                    (r->reset_after_us % 1000000 != 0),
+			                reset, sizeof(reset));
+		evbuffer_add_printf(out, "%s  used %" PRId64 "/%" PRId64 "  %s%s  (%s%s%s)\n", spec,
+		                    r->usage, pp->ev.limit_of[i]->count,
+		                    r->reset_after_us > 0 ? "resets in " : "idle",
+		                    r->reset_after_us > 0 ? reset : "", pp->ev.limit_of[i]->origin,
+		                    res->degraded ? ", " : "", res->degraded ? "degraded" : "");
+	}
+	if (pp->ev.n == 0)
+		evbuffer_add_printf(out, "no rate limit applies to %s\n", pp->label);
+	evbuffer_add_printf(out, "ok\n");
+	pending_done(pp, "", false);
+}
+
+/* ctl_reset_cb - report how many keys were cleared */
+static void ctl_reset_cb(const struct pd_batch_res *res, void *ctx)
+{
+	struct pd_pending *pp = ctx;
+	if (pp->conn != NULL) {
+		evbuffer_add_printf(bufferevent_get_output(pp->conn->bev),
+		                    "cleared %zu counters of %s\nok\n", res->count, pp->label);
+		mw_info("policyd: control: reset %s (%zu counters)", pp->label, res->count);
+	}
+	pending_done(pp, "", false);
+}
+
+/* ctl_subject - "USER" or "IP" of a control command as scope and value */
+static int ctl_subject(const struct pd_policy *p, const char *arg, enum pd_scope *scope_r,
+                       char *value, size_t size)
+{
+	size_t i;
+	if (pd_addr_group(arg, p->v4_prefix, p->v6_prefix, value, size, NULL) == 0) {
+		*scope_r = PD_SCOPE_CLIENT_ADDRESS;
+		return 0;
+	}
+	if (*arg == '\0' || mw_strlcpy(value, arg, size) < 0 || strlen(arg) > MW_USERNAME_MAX)
+		return -1;
+	for (i = 0; value[i] != '\0'; i++)
+		if ((unsigned char)value[i] <= 0x20 || value[i] == 0x7f || value[i] == ':')
+			return -1;
+	mw_ascii_lower(value);
+	*scope_r = PD_SCOPE_SASL_USERNAME;
+	return 0;
+}
+
+/* ctl_command - run one control line */
+static void ctl_command(struct pd_conn *c, char *line)
+{
+	struct pd_daemon *d = c->d;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char *arg = strchr(line, ' ');
+	char value[PD_VALUE_MAX + 1], prefix[PD_COUNTER_KEY_MAX];
+	enum pd_scope scope;
+	struct pd_pending *pp;
+	if (arg != NULL)
+		*arg++ = '\0';
+	if (arg == NULL || (strcmp(line, "status") != 0 && strcmp(line, "reset") != 0)) {
+		evbuffer_add_printf(out, "error: expected status USER|IP or reset USER|IP\n");
+		return;
+	}
+	if (ctl_subject(d->rt->policy, arg, &scope, value, sizeof(value)) < 0) {
+		evbuffer_add_printf(out, "error: not a user name or IP address\n");
+		return;
+	}
+	pp = mw_calloc(1, sizeof(*pp));
+	pp->conn = c;
+	pp->rt = rt_ref(d->rt);
+	(void)snprintf(pp->label, sizeof(pp->label), "%s %s", pd_scope_name(scope), value);
+	c->pending = pp;
+	if (strcmp(line, "status") == 0) {
+		pd_policy_status(pp->rt->policy, scope, value, &pp->ev);
+		d->counters->ops->apply(d->counters, pp->ev.reqs, pp->ev.n, false, now_us(),
+		                        ctl_status_cb, pp);
+		return;
+	}
+	if (pd_key_prefix(scope, value, prefix, sizeof(prefix)) < 0) {
+		evbuffer_add_printf(out, "error: name too long\n");
+		pending_done(pp, "", false);
+		return;
+	}
+	d->counters->ops->reset(d->counters, prefix, now_us(), ctl_reset_cb, pp);
+}
+
+/* ctl_process - one command line at a time */
+static void ctl_process(struct pd_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	c->in_loop = true;
+	while (c->pending == NULL && !c->closing) {
+		size_t n = 0;
+		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+		if (line == NULL) {
+			if (evbuffer_get_length(in) > PD_CTL_LINE_MAX)
+				conn_drop(c, "control line too long");
+			break;
+		}
+		if (n > PD_CTL_LINE_MAX || memchr(line, '\0', n) != NULL)
+			conn_drop(c, "bad control line");
+		else
+			ctl_command(c, line);
+		free(line);
+	}
+	c->in_loop = false;
+	if (c->closing)
+		conn_free(c);
+}
+
+/* read_cb - input arrived */
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct pd_conn *c = arg;
+	(void)bev;
+	if (c->pending != NULL)
+		return;
+	if (c->control)
+		ctl_process(c);
+	else
+		conn_process(c);
+}
+
+/* write_cb - the output drained: resume reading a client we paused */
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pd_conn *c = arg;
+	if (!c->control && c->pending == NULL && !(bufferevent_get_enabled(bev) & EV_READ)) {
+		bufferevent_enable(bev, EV_READ);
+		conn_process(c);
+	}
+}
+
+/* event_cb - EOF, error or timeout */
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pd_conn *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (pd_proto_pending(&c->proto))
+			conn_drop(c, "timeout in the middle of a request");
+		else {
+			mw_debug("policyd: connection #%" PRIu64 " idle, closed", c->id);
+			conn_close(c);
+		}
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		mw_info("policyd: connection #%" PRIu64 " from %s: %s", c->id, c->peer,
+		        strerror(EVUTIL_SOCKET_ERROR()));
+	else if (pd_proto_pending(&c->proto))
+		mw_info("policyd: connection #%" PRIu64
+		        " from %s closed in the middle of a request",
+		        c->id, c->peer);
+	conn_close(c);
+}
+
+/* peer_name - "ADDR:PORT" or "unix" */
+static void peer_name(const struct sockaddr *sa, char *buf, size_t size)
+{
+	char host[64], serv[16];
+	if (sa->sa_family == AF_UNIX ||
+	    getnameinfo(sa,
+	                sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                          : sizeof(struct sockaddr_in),
+	                host, sizeof(host), serv, sizeof(serv),
+	                NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		mw_strlcpy(buf, "unix", size);
+		return;
+	}
+	(void)snprintf(buf, size, "%s:%s", host, serv);
+}
+
+/* conn_new - set up an accepted connection */
+static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool control)
+{
+	const mw_config *cfg = d->rt->cfg;
+	struct pd_conn *c = mw_calloc(1, sizeof(*c));
+	struct pd_proto_limits lim;
+	struct timeval idle = {(time_t)mw_config_int(cfg, MWK_PD_IDLE_TIMEOUT), 0};
+	struct timeval wr = {30, 0};
+	c->d = d;
+	c->control = control;
+	c->id = ++d->next_id;
+	c->request_timeout = (unsigned)mw_config_int(cfg, MWK_PD_REQUEST_TIMEOUT);
+	lim.max_line = (size_t)mw_config_int(cfg, MWK_PD_MAX_LINE);
+	lim.max_request = (size_t)mw_config_int(cfg, MWK_PD_MAX_REQUEST);
+	lim.max_attrs = (unsigned)mw_config_int(cfg, MWK_PD_MAX_ATTRIBUTES);
+	pd_proto_init(&c->proto, &lim);
+	c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->req_timer = evtimer_new(d->base, req_timeout_cb, c);
+	if (c->bev == NULL || c->req_timer == NULL)
+		mw_panic("policyd: libevent allocation failed");
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, lim.max_request + 4096);
+	bufferevent_set_timeouts(c->bev, &idle, &wr);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->next = d->conns;
+	if (d->conns != NULL)
+		d->conns->prev = c;
+	d->conns = c;
+	if (!control)
+		d->nconns++;
+	return c;
+}
+
+/* accept_cb - a Postfix (or other) client connected */
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+	struct pd_daemon *d = arg;
+	struct pd_conn *c;
+	char peer[96];
+	(void)l;
+	(void)salen;
+	peer_name(sa, peer, sizeof(peer));
+	if (d->nconns >= (unsigned)mw_config_int(d->rt->cfg, MWK_PD_MAX_CONNECTIONS)) {
+		mw_warn("policyd: refusing connection from %s: max_connections (%u) reached", peer,
+		        d->nconns);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = conn_new(d, fd, false);
+	(void)mw_strlcpy(c->peer, peer, sizeof(c->peer));
+	mw_debug("policyd: connection #%" PRIu64 " from %s", c->id, c->peer);
+}
+
+/* ctl_accept_cb - mailwardenctl connected: check who it is */
+static void ctl_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+	struct pd_daemon *d = arg;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct pd_conn *c;
+	(void)l;
+	(void)sa;
+	(void)salen;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != getuid())) {
+		mw_warn("policyd: control connection from uid %ld refused",
+		        len == sizeof(cred) ? (long)cred.uid : -1L);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = conn_new(d, fd, true);
+	(void)snprintf(c->peer, sizeof(c->peer), "control uid %ld", (long)cred.uid);
+}
+
+/* bind_unix - a listening unix socket at path with mode */
+static int bind_unix(const char *path, mode_t mode, mw_error *error_r)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (mw_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0) {
+		mw_error_set(error_r, "%s: path too long for a unix socket", path);
+		return -1;
+	}
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		(void)unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, mode) < 0 ||
+	    listen(fd, 128) < 0) {
+		mw_error_set(error_r, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* bind_inet - "PORT@ADDRESS" */
+static int bind_inet(const char *spec, mw_error *error_r)
+{
+	char port[16], host[256];
+	const char *at = strchr(spec, '@');
+	struct addrinfo hints, *ai = NULL;
+	int fd = -1, one = 1, rc;
+	if (at == NULL || at == spec || (size_t)(at - spec) >= sizeof(port) ||
+	    mw_strlcpy(host, at + 1, sizeof(host)) < 0 || host[0] == '\0') {
+		mw_error_set(error_r, "socket inet:%s: expected inet:PORT@ADDRESS", spec);
+		return -1;
+	}
+	memcpy(port, spec, (size_t)(at - spec));
+	port[at - spec] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc != 0) {
+		mw_error_set(error_r, "socket inet:%s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		mw_error_set(error_r, "socket inet:%s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* open_socket - the policy socket from its config value */
+static int open_socket(const char *spec, mw_error *error_r)
+{
+	if (strncmp(spec, "unix:", 5) == 0 && spec[5] == '/')
+		return bind_unix(spec + 5, 0666, error_r);
+	if (strncmp(spec, "inet:", 5) == 0)
+		return bind_inet(spec + 5, error_r);
+	mw_error_set(error_r, "socket: expected unix:/path or inet:PORT@ADDRESS");
+	return -1;
+}
+
+/* load_store_limits - re-read rate_policies; false when the store could not be read */
+static bool load_store_limits(struct pd_daemon *d)
+{
+	const mw_config *cfg = d->rt->cfg;
+	struct mw_rate_policy *v = NULL;
+	struct pd_limit *limits;
+	size_t count = 0, i, n = 0;
+	mw_error err;
+	if (d->store == NULL) {
+		d->store = mw_store_open(
+		    mw_config_str(cfg, MWK_STORE),
+		    (unsigned)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000, &err);
+		if (d->store == NULL) {
+			mw_warn("policyd: store unreachable (%s): keeping %zu store limits",
+			        err.msg, d->store_count);
+			return false;
+		}
+	}
+	if (mw_store_rate_policy_list(d->store, &v, &count, &err) != MW_STORE_OK) {
+		mw_warn("policyd: reading rate_policies failed (%s): keeping %zu store limits",
+		        err.msg, d->store_count);
+		mw_store_close(&d->store);
+		return false;
+	}
+	limits = mw_calloc(count + 1, sizeof(*limits));
+	for (i = 0; i < count; i++) {
+		if (pd_limit_from_store(&v[i], &limits[n], &err) < 0) {
+			mw_warn("policyd: %s: ignored", err.msg);
+			continue;
+		}
+		n++;
+	}
+	free(v);
+	free(d->store_limits);
+	d->store_limits = limits;
+	d->store_count = n;
+	return true;
+}
+
+/* rebuild - a new runtime from cfg and the current store limits */
+static int rebuild(struct pd_daemon *d, mw_config *cfg, mw_error *error_r)
+{
+	struct pd_runtime *rt = rt_new(cfg, d, error_r);
+	if (rt == NULL)
+		return -1;
+	rt_swap(d, rt);
+	return 0;
+}
+
+/* refresh_cb - periodic re-read of the store's rate_policies */
+static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_daemon *d = arg;
+	mw_error err;
+	(void)fd;
+	(void)what;
+	if (load_store_limits(d) && rebuild(d, d->rt->cfg, &err) < 0)
+		mw_warn("policyd: store limits not applied: %s", err.msg);
+}
+
+/* arm_refresh - (re)start the refresh timer with the configured period */
+static void arm_refresh(struct pd_daemon *d)
+{
+	struct timeval tv = {(time_t)mw_config_int(d->rt->cfg, MWK_PD_STORE_REFRESH), 0};
+	event_del(d->refresh_timer);
+	event_add(d->refresh_timer, &tv);
+}
+
+/* restart_only - warn about keys that a reload cannot change */
+static void restart_only(const mw_config *old, const mw_config *cfg)
+{
+	static const enum mw_config_key_id keys[] = {
+	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS, MWK_PD_PID_FILE, MWK_USER,
+	    MWK_STORE,     MWK_PD_MAX_KEYS,
+	};
+	size_t i;
+	for (i = 0; i < MW_N_ELEMENTS(keys); i++)
+		if ((mw_config_keys[keys[i]].type != MW_CFG_INT &&
+		     strcmp(mw_config_str(old, keys[i]), mw_config_str(cfg, keys[i])) != 0) ||
+		    (mw_config_keys[keys[i]].type == MW_CFG_INT &&
+		     mw_config_int(old, keys[i]) != mw_config_int(cfg, keys[i])))
+			mw_warn("policyd: reload: %s changed; it takes effect on restart",
+			        mw_config_keys[keys[i]].name);
+}
+
+/* sighup_cb - reload the configuration and the store limits, keeping every connection */
+static void sighup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_daemon *d = arg;
+	mw_config *cfg;
+	mw_error err;
+	(void)fd;
+	(void)what;
+	cfg = mw_config_load(d->config_path, false, &err);
+	if (cfg == NULL) {
+		mw_error_log("policyd: reload failed, keeping the old configuration: %s", err.msg);
+		return;
+	}
+	restart_only(d->rt->cfg, cfg);
+	(void)load_store_limits(d);
+	if (rebuild(d, cfg, &err) < 0)
+		mw_error_log("policyd: reload failed, keeping the old configuration: %s", err.msg);
+	else
+		mw_info(
+		    "policyd: reloaded %s: %zu limits (%zu from the store), %u connections kept",
+		    d->config_path, d->rt->policy->count, d->store_count, d->nconns);
+	mw_config_unref(&cfg);
+	arm_refresh(d);
+}
+
+/* stop_cb - SIGTERM / SIGINT */
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_daemon *d = arg;
+	(void)fd;
+	(void)what;
+	mw_info("policyd: stopping");
+	event_base_loopbreak(d->base);
+}
+
+/* drop_privileges - become the configured user (only when started as root) */
+static void drop_privileges(const char *user, const char *control_path)
+{
+	struct passwd *pw;
+	if (geteuid() != 0) {
+		mw_info("policyd: not started as root, running as uid %ld", (long)geteuid());
+		return;
+	}
+	pw = getpwnam(user);
+	if (pw == NULL)
+		mw_fatal("policyd: user %s does not exist (key user)", user);
+	if (pw->pw_uid == 0)
+		mw_fatal("policyd: refusing to run as root (key user = %s)", user);
+	if (control_path[0] != '\0' && chown(control_path, pw->pw_uid, pw->pw_gid) < 0)
+		mw_fatal("policyd: chown %s: %s", control_path, strerror(errno));
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		mw_fatal("policyd: dropping privileges to %s: %s", user, strerror(errno));
+	if (setuid(0) == 0)
+		mw_fatal("policyd: could regain root after dropping privileges");
+}
+
+/* write_pid - the pid file */
+static void write_pid(const char *path)
+{
+	FILE *f;
+	if (path[0] == '\0')
+		return;
+	f = fopen(path, "w");
+	if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+		mw_fatal("policyd: pid file %s: %s", path, strerror(errno));
+}
+
+/* daemonize - detach from the terminal */
+static void daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+	if (pid < 0)
+		mw_fatal("policyd: fork: %s", strerror(errno));
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		mw_fatal("policyd: setsid: %s", strerror(errno));
+	if (chdir("/") < 0)
+		mw_fatal("policyd: chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		(void)dup2(fd, 0);
+		(void)dup2(fd, 1);
+		if (fd > 1)
+			close(fd);
+	}
+}
+
+static const char usage_text[] =
+    "Usage: " PD_PROG " [-c FILE] [-f] [-t]\n"
+    "\n"
+    "Rate limits for Postfix over the policy delegation protocol (check_policy_service at\n"
+    "RCPT and END-OF-DATA). Limits come from [policyd] limit lines and the store's\n"
+    "rate_policies; counters live in memory or in Redis.\n"
+    "\n"
+    "Options:\n"
+    "  -c FILE  configuration file (default " MW_CONFIG_DEFAULT_PATH "; then conf.d/*.conf)\n"
+    "  -f       stay in the foreground (do not detach)\n"
+    "  -t       check the configuration and exit (0 when it loads)\n"
+    "  -h       this help, followed by the configuration keys\n"
+    "\n"
+    "Signals: SIGHUP reloads the configuration and rate_policies without dropping\n"
+    "connections; SIGTERM and SIGINT stop the daemon.\n"
+    "Answers: DUNNO; DEFER_IF_PERMIT 4.7.1 (RCPT) or 450 4.7.1 (END-OF-MESSAGE) for a\n"
+    "deferring limit; 550 5.7.1 for a rejecting limit or a blocked client; on_error decides\n"
+    "what a request that cannot be evaluated gets. See mailwarden-policyd(8).\n"
+    "\n";
+
+/* log_setup - logging as configured */
+static void log_setup(const mw_config *cfg)
+{
+	enum mw_log_level level = MW_LOG_INFO;
+	mw_error err;
+	(void)mw_log_level_parse(mw_config_str(cfg, MWK_LOG_LEVEL), &level);
+	if (mw_log_init(PD_PROG,
+	                strcmp(mw_config_str(cfg, MWK_LOG), "stderr") == 0 ? MW_LOG_TARGET_STDERR
+	                                                                   : MW_LOG_TARGET_SYSLOG,
+	                mw_config_str(cfg, MWK_SYSLOG_FACILITY), level, &err) < 0)
+		mw_fatal("policyd: %s", err.msg);
+}
+
+/* open_counters - the counter store named by `counters` */
+static struct pd_counters *open_counters(struct pd_daemon *d, const mw_config *cfg)
+{
+	const char *url = mw_config_str(cfg, MWK_PD_COUNTERS);
+	size_t max_keys = (size_t)mw_config_int(cfg, MWK_PD_MAX_KEYS);
+	struct pd_counters *c;
+	mw_error err;
+	if (strcmp(url, "memory") == 0)
+		return pd_counters_memory_new(max_keys);
+	if (strncmp(url, "redis://", 8) != 0)
+		mw_fatal("policyd: counters: expected memory or redis://host:port/db");
+	c = pd_counters_redis_new(url, d->base, pd_counters_memory_new(max_keys),
+	                          (unsigned)mw_config_int(cfg, MWK_PD_COUNTERS_TIMEOUT_MS), &err);
+	if (c == NULL)
+		mw_fatal("policyd: counters: %s", err.msg);
+	return c;
+}
+
+/* main - parse options, bind, drop privileges, run the loop */
+int main(int argc, char **argv)
+{
+	struct pd_daemon d;
+	struct event *sighup, *sigterm, *sigint;
+	const char *control_path;
+	bool foreground = false, check_only = false;
+	mw_config *cfg;
+	mw_error err;
+	int opt, fd, cfd = -1;
+	memset(&d, 0, sizeof(d));
+	d.config_path = MW_CONFIG_DEFAULT_PATH;
+	while ((opt = getopt(argc, argv, "c:fth")) != -1) {
+		switch (opt) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			mw_config_describe(stdout, false);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	cfg = mw_config_load(d.config_path, false, &err);
+	if (cfg == NULL) {
+		fprintf(stderr, "%s: %s\n", PD_PROG, err.msg);
+		return 1;
+	}
+	d.rt = rt_new(cfg, &d, &err);
+	if (d.rt == NULL) {
+		fprintf(stderr, "%s: %s\n", PD_PROG, err.msg);
+		return 1;
+	}
+	mw_config_unref(&cfg);
+	if (check_only) {
+		printf("%s: configuration OK (%zu limits)\n", d.config_path, d.rt->policy->count);
+		rt_unref(d.rt);
+		return 0;
+	}
+	log_setup(d.rt->cfg);
+	(void)signal(SIGPIPE, SIG_IGN);
+	fd = open_socket(mw_config_str(d.rt->cfg, MWK_PD_SOCKET), &err);
+	if (fd < 0)
+		mw_fatal("policyd: %s", err.msg);
+	control_path = mw_config_str(d.rt->cfg, MWK_PD_CONTROL_SOCKET);
+	if (control_path[0] != '\0') {
+		cfd = bind_unix(control_path, 0600, &err);
+		if (cfd < 0)
+			mw_fatal("policyd: control socket %s", err.msg);
+	}
+	if (!foreground)
+		daemonize();
+	write_pid(mw_config_str(d.rt->cfg, MWK_PD_PID_FILE));
+	drop_privileges(mw_config_str(d.rt->cfg, MWK_USER), control_path);
+
+	d.base = event_base_new();
+	if (d.base == NULL)
+		mw_fatal("policyd: event_base_new failed");
+	evutil_make_socket_nonblocking(fd);
+	d.listener = evconnlistener_new(d.base, accept_cb, &d, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (d.listener == NULL)
+		mw_fatal("policyd: listener setup failed");
+	if (cfd >= 0) {
+		evutil_make_socket_nonblocking(cfd);
+		d.ctl_listener =
+		    evconnlistener_new(d.base, ctl_accept_cb, &d, LEV_OPT_CLOSE_ON_FREE, -1, cfd);
+		if (d.ctl_listener == NULL)
+			mw_fatal("policyd: control listener setup failed");
+	}
+	d.counters = open_counters(&d, d.rt->cfg);
+	d.refresh_timer = event_new(d.base, -1, EV_PERSIST, refresh_cb, &d);
+	if (load_store_limits(&d) && rebuild(&d, d.rt->cfg, &err) < 0)
+		mw_warn("policyd: store limits not applied: %s", err.msg);
+	arm_refresh(&d);
+	sighup = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
+	sigterm = evsignal_new(d.base, SIGTERM, stop_cb, &d);
+	sigint = evsignal_new(d.base, SIGINT, stop_cb, &d);
+	if (sighup == NULL || sigterm == NULL || sigint == NULL || event_add(sighup, NULL) < 0 ||
+	    event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
+		mw_fatal("policyd: signal setup failed");
+	mw_info("policyd: ready on %s, counters %s, %zu limits (%zu from the store)",
+	        mw_config_str(d.rt->cfg, MWK_PD_SOCKET), d.counters->ops->name, d.rt->policy->count,
+	        d.store_count);
+
+	event_base_dispatch(d.base);
+
+	while (d.conns != NULL)
+		conn_free(d.conns);
+	evconnlistener_free(d.listener);
+	if (d.ctl_listener != NULL)
+		evconnlistener_free(d.ctl_listener);
+	event_free(sighup);
+	event_free(sigterm);
+	event_free(sigint);
+	event_free(d.refresh_timer);
+	d.counters->ops->free(d.counters);
+	event_base_free(d.base);
+	mw_store_close(&d.store);
+	free(d.store_limits);
+	rt_unref(d.rt);
+	return 0;
+}

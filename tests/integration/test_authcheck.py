@@ -1,0 +1,311 @@
+"""test_authcheck - inbound SPF, DKIM and DMARC (lib/mw-authcheck) against a real DNS server.
+
+A real authoritative server (NSD, scripts/mailwarden_lab.py DNSServer) serves the test zones
+on a loopback port; tests/tools/mw-authcheck-tool runs the module on a message exactly as
+the milter does and prints the results as JSON. Messages are signed by an independent
+signer (dkimsign from python3-dkim) with keys made by opendkim-genkey at run time.
+
+Zones (client addresses from 192.0.2.0/24, TEST-NET-1):
+  example.com   SPF ip4:192.0.2.10 -all, key sel1, DMARC p=reject
+  mail.example.com  SPF ip4:192.0.2.11 -all (relaxed SPF alignment for example.com)
+  example.net   SPF ip4:192.0.2.20 ~all, key sel2, DMARC p=quarantine
+  example.org   no SPF, DMARC p=none
+  example.edu   SPF ip4:192.0.2.30 -all, no DMARC; our "local domain" in the spoofing tests
+"""
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+import unittest
+
+import mailwarden_lab as lab_mod
+
+ID = 'mx.example.net'
+
+
+def genkey(directory, domain, selector):
+    """genkey - opendkim-genkey: (private key path, public key TXT text)."""
+    tool = lab_mod.find_binary('opendkim-genkey', 'opendkim-tools')
+    lab_mod.run([tool, '-D', directory, '-d', domain, '-s', selector, '-b', '2048'])
+    with open(os.path.join(directory, selector + '.txt')) as f:
+        txt = ''.join(re.findall(r'"([^"]*)"', f.read()))
+    return os.path.join(directory, selector + '.private'), txt
+
+
+def message(sender, subject='hello', body='Hello there.\r\nSecond line.\r\n'):
+    """message - a small message from SENDER (CRLF line ends)."""
+    return ('From: Sender <%s>\r\nTo: rcpt@example.net\r\nSubject: %s\r\n'
+            'Date: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <%s@test>\r\n\r\n%s'
+            % (sender, subject, time.monotonic_ns(), body))
+
+
+class AuthcheckTest(unittest.TestCase):
+    """SPF/DKIM/DMARC results and verdicts through the real DNS server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.tool = os.path.join(cls.lab.builddir, 'tests', 'tools', 'mw-authcheck-tool')
+            if not os.access(cls.tool, os.X_OK):
+                raise lab_mod.LabError('%s not built (make check builds it)' % cls.tool)
+            cls.signer = lab_mod.find_binary('dkimsign', 'python3-dkim')
+            cls.keydir = os.path.join(cls.lab.root, 'keys')
+            os.makedirs(cls.keydir)
+            cls.key_com, txt_com = genkey(cls.keydir, 'example.com', 'sel1')
+            cls.key_net, txt_net = genkey(cls.keydir, 'example.net', 'sel2')
+            cls.zones = {
+                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
+                                ('@', 'A', '192.0.2.10'),
+                                ('sel1._domainkey', 'TXT', txt_com),
+                                ('_dmarc', 'TXT', 'v=DMARC1; p=reject'),
+                                ('mail', 'TXT', 'v=spf1 ip4:192.0.2.11 -all')],
+                'example.net': [('@', 'TXT', 'v=spf1 ip4:192.0.2.20 ~all'),
+                                ('sel2._domainkey', 'TXT', txt_net),
+                                ('_dmarc', 'TXT', 'v=DMARC1; p=quarantine')],
+                'example.org': [('@', 'A', '192.0.2.40'),
+                                ('_dmarc', 'TXT', 'v=DMARC1; p=none')],
+                'example.edu': [('@', 'TXT', 'v=spf1 ip4:192.0.2.30 -all')],
+            }
+            cls.dns = cls.lab.dns(zones=cls.zones)
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def sign(self, text, selector='sel1', domain='example.com', key=None):
+        """sign - TEXT signed by dkimsign (relaxed/relaxed, rsa-sha256)."""
+        key = key or self.key_com
+        p = subprocess.run([self.signer, '--hcanon', 'relaxed', '--bcanon', 'relaxed',
+                            selector, domain, key], input=text.encode(),
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors='replace'))
+        self.assertTrue(p.stdout.startswith(b'DKIM-Signature:'), p.stdout[:200])
+        return p.stdout.decode()
+
+    def check(self, text, ip, mail_from, helo='mail.example.com', dns=None, extra=(),
+              timeout_ms=3000):
+        """check - run the tool on TEXT; returns the parsed JSON."""
+        with tempfile.NamedTemporaryFile('w', suffix='.eml', dir=self.lab.root,
+                                         delete=False, newline='') as f:
+            f.write(text)
+            path = f.name
+        cmd = [self.tool, '--client-ip', ip, '--helo', helo, '--mail-from', mail_from,
+               '--authserv-id', ID, '--dns', dns or self.dns.server,
+               '--timeout', str(timeout_ms)] + list(extra) + [path]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        os.unlink(path)
+        for bad in ('AddressSanitizer', 'runtime error:', 'LeakSanitizer'):
+            self.assertNotIn(bad, p.stderr)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = json.loads(p.stdout)
+        self.assertTrue(out['authentication_results'].startswith(ID + '; '))
+        return out
+
+    # ---- DKIM ------------------------------------------------------------------------
+
+    def test_dkim_pass(self):
+        r = self.check(self.sign(message('alice@example.com')), '192.0.2.10',
+                       '<alice@example.com>')
+        self.assertEqual(len(r['dkim']), 1)
+        self.assertEqual(r['dkim'][0], {'result': 'pass', 'd': 'example.com', 's': 'sel1',
+                                         'reason': ''})
+        self.assertEqual((r['spf'], r['dmarc'], r['policy']), ('pass', 'pass', 'reject'))
+        self.assertTrue(r['dkim_aligned'] and r['spf_aligned'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+        self.assertEqual(r['authentication_results'],
+                         '%s; spf=pass smtp.mailfrom=alice@example.com '
+                         'smtp.helo=mail.example.com; dkim=pass header.d=example.com '
+                         'header.s=sel1; dmarc=pass (p=reject) header.from=example.com' % ID)
+
+    def test_dkim_pass_lf_message(self):
+        # a message file with bare LF line ends is fed as CRLF, as Postfix does
+        signed = self.sign(message('alice@example.com'))
+        r = self.check(signed.replace('\r\n', '\n'), '192.0.2.99', '<alice@example.com>')
+        self.assertEqual(r['dkim'][0]['result'], 'pass')
+        self.assertEqual(r['spf'], 'fail')
+        self.assertEqual(r['dmarc'], 'pass')   # via DKIM alignment alone
+        self.assertTrue(r['dkim_aligned'])
+        self.assertFalse(r['spf_aligned'])
+
+    def test_dkim_tampered_body_fails(self):
+        signed = self.sign(message('alice@example.com'))
+        tampered = signed.replace('Second line.', 'Second line!')
+        self.assertNotEqual(signed, tampered)
+        r = self.check(tampered, '192.0.2.99', '<alice@example.com>')
+        self.assertEqual(r['dkim'][0]['result'], 'fail')
+        self.assertEqual(r['dkim'][0]['d'], 'example.com')
+        self.assertIn('dkim=fail', r['authentication_results'])
+        self.assertNotIn('=pass', r['authentication_results'])
+        # SPF fails too and example.com publishes p=reject: 550 5.7.26
+        self.assertEqual((r['dmarc'], r['policy']), ('fail', 'reject'))
+        self.assertEqual(r['verdict']['action'], 'reject')
+        self.assertEqual((r['verdict']['code'], r['verdict']['xcode']), ('550', '5.7.26'))
+
+    def test_dkim_tampered_header_fails(self):
+        signed = self.sign(message('alice@example.com', subject='original subject'))
+        tampered = signed.replace('Subject: original subject', 'Subject: changed subject')
+        self.assertNotEqual(signed, tampered)
+        r = self.check(tampered, '192.0.2.10', '<alice@example.com>')
+        self.assertEqual(r['dkim'][0]['result'], 'fail')
+        # SPF still passes and aligns: DMARC passes, the message is accepted
+        self.assertEqual((r['spf'], r['dmarc']), ('pass', 'pass'))
+        self.assertEqual(r['verdict']['action'], 'accept')
+
+    def test_dkim_no_key_and_wrong_key(self):
+        # signed with example.net's key but claiming example.com/sel1: signature mismatch
+        r = self.check(self.sign(message('alice@example.com'), key=self.key_net),
+                       '192.0.2.99', '<alice@example.com>')
+        self.assertEqual(r['dkim'][0]['result'], 'fail')
+        # a selector without a key record: permerror, never pass
+        r = self.check(self.sign(message('alice@example.com'), selector='nokey'),
+                       '192.0.2.10', '<alice@example.com>')
+        self.assertEqual((r['dkim'][0]['result'], r['dkim'][0]['s']), ('permerror', 'nokey'))
+        self.assertEqual(r['dmarc'], 'pass')   # SPF aligned
+
+    def test_unsigned_is_dkim_none(self):
+        r = self.check(message('alice@example.com'), '192.0.2.10', '<alice@example.com>')
+        self.assertEqual(r['dkim'], [])
+        self.assertIn('dkim=none;', r['authentication_results'])
+
+    # ---- SPF ---------------------------------------------------------------------------
+
+    def test_spf_per_client(self):
+        cases = [('192.0.2.10', '<a@example.com>', 'pass'),
+                 ('192.0.2.99', '<a@example.com>', 'fail'),
+                 ('192.0.2.20', '<a@example.net>', 'pass'),
+                 ('192.0.2.99', '<a@example.net>', 'softfail'),
+                 ('192.0.2.99', '<a@example.org>', 'none'),
+                 ('2001:db8::1', '<a@example.com>', 'fail')]
+        for ip, sender, want in cases:
+            with self.subTest(ip=ip, sender=sender):
+                r = self.check(message(sender[1:-1]), ip, sender)
+                self.assertEqual(r['spf'], want)
+                self.assertIn('spf=%s smtp.mailfrom=%s' % (want, sender[1:-1]),
+                              r['authentication_results'])
+
+    def test_spf_null_sender_uses_helo(self):
+        r = self.check(message('alice@example.com'), '192.0.2.10', '<>', helo='example.com')
+        self.assertEqual((r['spf'], r['spf_helo'], r['spf_domain']),
+                         ('pass', 'pass', 'example.com'))
+
+    # ---- DMARC -------------------------------------------------------------------------
+
+    def test_dmarc_pass_via_relaxed_spf_alignment(self):
+        r = self.check(message('alice@example.com'), '192.0.2.11', '<bounce@mail.example.com>')
+        self.assertEqual((r['spf'], r['dmarc']), ('pass', 'pass'))
+        self.assertTrue(r['spf_aligned'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+
+    def test_dmarc_fail_unaligned_spf_pass(self):
+        # SPF passes for example.net, but From is example.com (p=reject): not aligned
+        r = self.check(message('alice@example.com'), '192.0.2.20', '<a@example.net>')
+        self.assertEqual((r['spf'], r['dmarc'], r['policy']), ('pass', 'fail', 'reject'))
+        self.assertEqual(r['verdict']['xcode'], '5.7.26')
+        # enforcement off: the result is recorded, the message accepted
+        r = self.check(message('alice@example.com'), '192.0.2.20', '<a@example.net>',
+                       extra=['--no-enforce'])
+        self.assertEqual((r['dmarc'], r['verdict']['action']), ('fail', 'accept'))
+
+    def test_dmarc_quarantine(self):
+        r = self.check(message('bob@example.net'), '192.0.2.99', '<bob@example.net>')
+        self.assertEqual((r['spf'], r['dmarc'], r['policy']), ('softfail', 'fail', 'quarantine'))
+        self.assertEqual(r['verdict']['action'], 'quarantine')
+        self.assertTrue(r['verdict']['hold'])
+        r = self.check(message('bob@example.net'), '192.0.2.99', '<bob@example.net>',
+                       extra=['--quarantine', 'tag'])
+        self.assertEqual(r['verdict']['action'], 'quarantine')
+        self.assertTrue(r['verdict']['tag'] and not r['verdict']['hold'])
+        # signed by example.net: DKIM aligned, DMARC passes despite the SPF softfail
+        r = self.check(self.sign(message('bob@example.net'), 'sel2', 'example.net',
+                                 self.key_net), '192.0.2.99', '<bob@example.net>')
+        self.assertEqual((r['dkim'][0]['result'], r['dmarc']), ('pass', 'pass'))
+        self.assertEqual(r['verdict']['action'], 'accept')
+
+    def test_dmarc_none_policy_and_absent_record(self):
+        r = self.check(message('carol@example.org'), '192.0.2.99', '<carol@example.org>')
+        self.assertEqual((r['dmarc'], r['policy']), ('fail', 'none'))
+        self.assertEqual(r['verdict']['action'], 'accept')
+        r = self.check(message('dave@example.edu'), '192.0.2.99', '<x@example.org>')
+        self.assertEqual((r['dmarc'], r['policy']), ('none', 'absent'))
+        self.assertEqual(r['verdict']['action'], 'accept')
+
+    def test_local_domain_spoofing_refused(self):
+        local = ['--local-domains', 'example.edu']
+        r = self.check(message('ceo@example.edu'), '192.0.2.99', '<x@example.org>',
+                       extra=local)
+        self.assertEqual((r['verdict']['action'], r['verdict']['code'],
+                          r['verdict']['xcode']), ('reject', '550', '5.7.1'))
+        # envelope claiming the local domain from an unauthorised client
+        r = self.check(message('x@example.org'), '192.0.2.99', '<ceo@example.edu>',
+                       extra=local)
+        self.assertEqual((r['spf'], r['verdict']['xcode']), ('fail', '5.7.1'))
+        # a trusted client is never refused here
+        r = self.check(message('ceo@example.edu'), '192.0.2.99', '<x@example.org>',
+                       extra=local + ['--trusted'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+        # the domain's own server passes SPF; without a DMARC record a local From still
+        # needs DMARC to pass, so an unsigned message is refused
+        r = self.check(message('ceo@example.edu'), '192.0.2.30', '<ceo@example.edu>',
+                       extra=local)
+        self.assertEqual((r['spf'], r['dmarc']), ('pass', 'none'))
+        self.assertEqual(r['verdict']['xcode'], '5.7.1')
+
+    def test_multiple_from_is_permerror(self):
+        text = message('alice@example.com').replace(
+            'To: ', 'From: other@example.org\r\nTo: ', 1)
+        r = self.check(text, '192.0.2.10', '<alice@example.com>')
+        self.assertEqual(r['dmarc'], 'permerror')
+        self.assertNotIn('dmarc=pass', r['authentication_results'])
+
+    def test_zone_reload(self):
+        # a separate server, so the shared zones stay as they are for the other tests
+        dns = self.lab.dns(zones={'example.org': [('_dmarc', 'TXT', 'v=DMARC1; p=none')]})
+        try:
+            r = self.check(message('carol@example.org'), '192.0.2.99', '<carol@example.org>',
+                           dns=dns.server)
+            self.assertEqual((r['dmarc'], r['policy']), ('fail', 'none'))
+            dns.set_zone('example.org', [('_dmarc', 'TXT', 'v=DMARC1; p=reject')])
+            dns.reload()
+            r = self.check(message('carol@example.org'), '192.0.2.99', '<carol@example.org>',
+                           dns=dns.server)
+            self.assertEqual((r['dmarc'], r['policy']), ('fail', 'reject'))
+            self.assertEqual(r['verdict']['xcode'], '5.7.26')
+        finally:
+            dns.stop()
+
+    # ---- DNS failure -------------------------------------------------------------------
+
+    def test_dns_down_is_temperror_never_pass(self):
+        dns = self.lab.dns(zones=self.zones)
+        signed = self.sign(message('alice@example.com'))
+        r = self.check(signed, '192.0.2.10', '<alice@example.com>', dns=dns.server)
+        self.assertEqual((r['spf'], r['dkim'][0]['result'], r['dmarc']),
+                         ('pass', 'pass', 'pass'))
+        dns.stop()
+        t0 = time.monotonic()
+        r = self.check(signed, '192.0.2.10', '<alice@example.com>', dns=dns.server,
+                       timeout_ms=700)
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assertEqual(r['spf'], 'temperror')
+        self.assertEqual([d['result'] for d in r['dkim']], ['temperror'])
+        self.assertEqual(r['dmarc'], 'temperror')
+        self.assertTrue(r['temperror'])
+        self.assertNotIn('pass', r['authentication_results'])
+        self.assertEqual((r['verdict']['action'], r['verdict']['code'],
+                          r['verdict']['xcode']), ('tempfail', '451', '4.7.1'))
+        # configured to accept on DNS errors: delivered, still marked temperror
+        r = self.check(signed, '192.0.2.10', '<alice@example.com>', dns=dns.server,
+                       timeout_ms=700, extra=['--dns-error-action', 'accept'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+        self.assertIn('dmarc=temperror', r['authentication_results'])
+
+
+if __name__ == '__main__':
+    unittest.main()

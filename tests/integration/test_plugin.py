@@ -1,0 +1,370 @@
+"""test_plugin - the Dovecot plugin in a real Dovecot: keywords and Junk filing on LMTP
+delivery from the milter's verdict headers and the users' tag rules, learning from IMAP
+MOVE / APPEND / STORE, and delivery that survives an unreadable store.
+
+One Store + Dovecot (LMTP + IMAP, mail_plugins = mailwarden from the build dir) for the
+module; every test uses its own users so the tests are independent of their order.
+"""
+
+import imaplib
+import json
+import os
+import pwd
+import re
+import smtplib
+import sqlite3
+import time
+import unittest
+import uuid
+
+import mailwarden_lab as lab_mod
+
+DOMAIN = lab_mod.DOMAIN
+AUTHSERV_ID = 'mx.%s' % DOMAIN
+
+
+def message(token, headers=(), sender='sender@remote.example', to=None, subject=None):
+    """message - an RFC 5322 message with Message-ID <TOKEN@test> and extra HEADERS."""
+    lines = ['From: Sender <%s>' % sender, 'To: <%s>' % (to or 'rcpt@%s' % DOMAIN),
+             'Subject: %s' % (subject or 'plugin test %s' % token),
+             'Message-ID: <%s@test>' % token,
+             'Date: %s' % time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())]
+    lines += list(headers)
+    return '\r\n'.join(lines) + '\r\n\r\nbody %s\r\n' % token
+
+
+class PluginTest(unittest.TestCase):
+    """lib90_mailwarden_plugin.so loaded into the lab's Dovecot."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.store = cls.lab.store()
+            opts = lab_mod.mailwarden_plugin_options(
+                cls.store, mailwarden_authserv_id=AUTHSERV_ID,
+                mailwarden_rules_cache_ttl='1s')
+            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def tearDown(self):
+        log = open(self.dovecot.log_path, errors='replace').read()
+        for bad in ('AddressSanitizer', 'runtime error:', 'Panic:', 'Fatal:', 'segfault'):
+            self.assertNotIn(bad, log, 'dovecot log shows a crash or sanitizer report')
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def new_user(self):
+        """new_user - a store user; returns (name, password)."""
+        user = 'p%s@%s' % (uuid.uuid4().hex[:10], DOMAIN)
+        return user, self.store.add_user(user)
+
+    def deliver(self, user, text, sender='sender@remote.example'):
+        """deliver - one message over LMTP to USER; asserts it was accepted."""
+        with smtplib.LMTP('127.0.0.1', self.dovecot.lmtp_port, timeout=30) as lmtp:
+            refused = lmtp.sendmail(sender, [user], text.encode())
+        self.assertEqual(refused, {})
+
+    def imap(self, user, password):
+        """imap - a logged-in IMAP4 connection."""
+        m = imaplib.IMAP4('127.0.0.1', self.dovecot.imap_port, timeout=30)
+        m.login(user, password)
+        self.addCleanup(self._logout, m)
+        return m
+
+    @staticmethod
+    def _logout(m):
+        try:
+            m.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+
+    def find(self, m, mailbox, token):
+        """find - (uid, flags) of the message TOKEN in MAILBOX, None if absent."""
+        typ, _ = m.select('"%s"' % mailbox)
+        if typ != 'OK':
+            return None
+        typ, data = m.uid('SEARCH', None, 'HEADER', 'Message-ID', '<%s@test>' % token)
+        self.assertEqual(typ, 'OK')
+        uids = data[0].split()
+        if not uids:
+            return None
+        self.assertEqual(len(uids), 1)
+        typ, data = m.uid('FETCH', uids[0], '(FLAGS)')
+        self.assertEqual(typ, 'OK')
+        flags = re.search(rb'FLAGS \(([^)]*)\)', data[0]).group(1).decode().split()
+        return uids[0].decode(), set(flags)
+
+    def flags_in(self, m, mailbox, token):
+        """flags_in - the flags of TOKEN in MAILBOX; fails when it is not there."""
+        found = self.find(m, mailbox, token)
+        self.assertIsNotNone(found, 'message %s not in %s' % (token, mailbox))
+        return found[1]
+
+    def training(self):
+        """training - the training events as mailwardenctl reports them."""
+        return json.loads(self.store.ctl('training', 'list', '--json').stdout)
+
+    def events_for(self, user, token):
+        return [(e['verdict'], e['message_id']) for e in self.training()
+                if e['user'] == user and e['message_id'] == '<%s@test>' % token]
+
+    def log_since(self, offset):
+        with open(self.dovecot.log_path, errors='replace') as f:
+            f.seek(offset)
+            return f.read()
+
+    def log_size(self):
+        return os.path.getsize(self.dovecot.log_path)
+
+    def add_rule(self, user, field, match, value, keyword=None, mailbox=None):
+        args = ['tag-rule', 'add', user, '--field', field, '--match', match, '--value', value]
+        if keyword:
+            args += ['--keyword', keyword]
+        if mailbox:
+            args += ['--mailbox', mailbox]
+        return int(self.store.ctl(*args).stdout.strip())
+
+    # ---- delivery: verdict headers ----------------------------------------------------------
+
+    def test_spam_verdict_filed_into_junk_with_keywords(self):
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok, [
+            'X-Mailwarden-Spam: yes; score=9.1; required=5.0; tests=BAYES_99,FROM_LOOKALIKE']))
+        m = self.imap(user, pw)
+        self.assertIsNone(self.find(m, 'INBOX', tok), 'spam must not stay in INBOX')
+        flags = self.flags_in(m, 'Junk', tok)
+        self.assertIn('$Junk', flags)
+        self.assertIn('$Phishing', flags)
+        self.assertNotIn('$NotJunk', flags)
+        typ, data = m.lsub('""', 'Junk')
+        self.assertEqual(typ, 'OK')
+        self.assertTrue(data and data[0], 'Junk was created and subscribed')
+
+    def test_ham_verdict_stays_in_inbox(self):
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok, [
+            'X-Mailwarden-Spam: no; score=0.3; required=5.0; tests=',
+            'X-Mailwarden-Virus: clean']))
+        flags = self.flags_in(self.imap(user, pw), 'INBOX', tok)
+        self.assertFalse({'$Junk', '$Phishing', '$Virus'} & flags, flags)
+
+    def test_virus_keyword(self):
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok, ['X-Mailwarden-Virus: infected (Test.Sig.UNOFFICIAL)']))
+        self.assertIn('$Virus', self.flags_in(self.imap(user, pw), 'INBOX', tok))
+
+    def test_authentication_results_only_ours(self):
+        user, pw = self.new_user()
+        ours, theirs = uuid.uuid4().hex, uuid.uuid4().hex
+        self.deliver(user, message(ours, [
+            'Authentication-Results: %s; dkim=fail header.d=bank.example;\r\n'
+            '\tdmarc=fail (p=reject) header.from=bank.example; spf=pass' % AUTHSERV_ID]))
+        self.deliver(user, message(theirs, [
+            'Authentication-Results: other.example; dkim=fail; dmarc=fail']))
+        m = self.imap(user, pw)
+        flags = self.flags_in(m, 'INBOX', ours)
+        self.assertIn('$DKIMFail', flags)
+        self.assertIn('$DMARCFail', flags)
+        self.assertFalse({'$DKIMFail', '$DMARCFail'} & self.flags_in(m, 'INBOX', theirs))
+
+    def test_malformed_verdict_ignored(self):
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok, ['X-Mailwarden-Spam: maybe; score=99']))
+        self.assertNotIn('$Junk', self.flags_in(self.imap(user, pw), 'INBOX', tok))
+
+    # ---- delivery: tag rules --------------------------------------------------------------
+
+    def test_rules_of_each_kind(self):
+        user, pw = self.new_user()
+        self.add_rule(user, 'From', 'exact', 'boss@work.example', keyword='boss')
+        self.add_rule(user, 'Subject', 'substring', 'invoice', keyword='invoice')
+        self.add_rule(user, 'To', 'glob', 'team-*@%s' % DOMAIN, keyword='team')
+        self.add_rule(user, 'From', 'domain', 'shop.example', keyword='shopping')
+        self.add_rule(user, 'List-Id', 'domain', 'lists.example.net', keyword='list',
+                      mailbox='Lists')
+        toks = {k: uuid.uuid4().hex for k in
+                ('exact', 'substring', 'glob', 'domain', 'listid', 'none')}
+        self.deliver(user, message(toks['exact'], sender='boss@work.example'),
+                     sender='boss@work.example')
+        self.deliver(user, message(toks['substring'], subject='Your INVOICE no. 7'))
+        self.deliver(user, message(toks['glob'], to='team-dev@%s' % DOMAIN))
+        self.deliver(user, message(toks['domain'], sender='offers@news.shop.example'))
+        self.deliver(user, message(toks['listid'], [
+            'List-Id: Developers <dev.lists.example.net>']))
+        self.deliver(user, message(toks['none'], sender='boss@work.example.evil',
+                                   subject='hello'))
+        m = self.imap(user, pw)
+        self.assertIn('boss', self.flags_in(m, 'INBOX', toks['exact']))
+        self.assertIn('invoice', self.flags_in(m, 'INBOX', toks['substring']))
+        self.assertIn('team', self.flags_in(m, 'INBOX', toks['glob']))
+        self.assertIn('shopping', self.flags_in(m, 'INBOX', toks['domain']))
+        self.assertIsNone(self.find(m, 'INBOX', toks['listid']))
+        self.assertIn('list', self.flags_in(m, 'Lists', toks['listid']))
+        none = self.flags_in(m, 'INBOX', toks['none'])
+        self.assertFalse({'boss', 'invoice', 'team', 'shopping', 'list'} & none, none)
+
+    def test_spam_and_rule_keywords_together(self):
+        user, pw = self.new_user()
+        self.add_rule(user, 'Subject', 'substring', 'lottery', keyword='lottery')
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok, ['X-Mailwarden-Spam: yes; score=12; required=5'],
+                                   subject='You won the lottery'))
+        flags = self.flags_in(self.imap(user, pw), 'Junk', tok)
+        self.assertTrue({'$Junk', 'lottery'} <= flags, flags)
+
+    def test_invalid_rule_keyword_skipped_and_logged(self):
+        user, pw = self.new_user()
+        good = self.add_rule(user, 'Subject', 'substring', 'report', keyword='report')
+        # mailwardenctl refuses the bad keyword ...
+        p = self.store.ctl('tag-rule', 'add', user, '--field', 'Subject', '--match',
+                           'substring', '--value', 'report', '--keyword', 'bad keyword',
+                           check=2)
+        self.assertIn('IMAP atom', p.stderr)
+        # ... so write one straight into the store, before the good rule
+        with sqlite3.connect(self.store.db) as db:
+            uid = db.execute('SELECT id FROM users WHERE username = ?', (user,)).fetchone()[0]
+            cur = db.execute(
+                'INSERT INTO tag_rules (user_id, position, field, match_type, value, keyword) '
+                "VALUES (?, 0, 'Subject', 'substring', 'report', 'bad (keyword')", (uid,))
+            bad = cur.lastrowid
+        listed = self.store.ctl('tag-rule', 'list', user).stdout
+        self.assertIn('INVALID', listed)
+        offset = self.log_size()
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok, subject='weekly report'))
+        flags = self.flags_in(self.imap(user, pw), 'INBOX', tok)
+        self.assertIn('report', flags)
+        self.assertNotIn('bad', flags)
+        self.assertIn('tag rule %d skipped' % bad, self.log_since(offset))
+        self.assertGreater(good, 0)
+
+    def test_tag_rule_cli(self):
+        user, _ = self.new_user()
+        rid = self.add_rule(user, 'From', 'domain', 'example.net', keyword='net')
+        rules = json.loads(self.store.ctl('tag-rule', 'list', user, '--json').stdout)
+        self.assertEqual([(r['id'], r['field'], r['match'], r['value'], r['keyword'],
+                           r['mailbox'], r['valid']) for r in rules],
+                         [(rid, 'From', 'domain', 'example.net', 'net', None, True)])
+        self.store.ctl('tag-rule', 'add', user, '--field', 'From', '--match', 'regex',
+                       '--value', 'x', '--keyword', 'k', check=2)
+        self.store.ctl('tag-rule', 'add', user, '--field', 'From', '--match', 'domain',
+                       '--value', '*.example.net', '--keyword', 'k', check=2)
+        self.store.ctl('tag-rule', 'add', user, '--field', 'From', '--match', 'exact',
+                       '--value', 'x@y.example', check=2)
+        self.store.ctl('tag-rule', 'add', 'nobody-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN),
+                       '--field', 'From', '--match', 'exact', '--value', 'x', '--keyword',
+                       'k', check=3)
+        self.store.ctl('tag-rule', 'del', user, str(rid))
+        self.store.ctl('tag-rule', 'del', user, str(rid), check=3)
+        self.assertEqual(json.loads(self.store.ctl('tag-rule', 'list', user,
+                                                   '--json').stdout), [])
+
+    # ---- learning ---------------------------------------------------------------------------
+
+    def test_move_to_junk_and_back(self):
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok))
+        m = self.imap(user, pw)
+        m.create('Junk')
+        uid, flags = self.find(m, 'INBOX', tok)
+        self.assertNotIn('$Junk', flags)
+        typ, _ = m.uid('MOVE', uid, 'Junk')
+        self.assertEqual(typ, 'OK')
+        self.assertIsNone(self.find(m, 'INBOX', tok))
+        flags = self.flags_in(m, 'Junk', tok)
+        self.assertIn('$Junk', flags)
+        self.assertNotIn('$NotJunk', flags)
+        self.assertEqual(self.events_for(user, tok), [('spam', '<%s@test>' % tok)])
+        uid, _ = self.find(m, 'Junk', tok)
+        typ, _ = m.uid('MOVE', uid, 'INBOX')
+        self.assertEqual(typ, 'OK')
+        flags = self.flags_in(m, 'INBOX', tok)
+        self.assertIn('$NotJunk', flags)
+        self.assertNotIn('$Junk', flags)
+        self.assertEqual(self.events_for(user, tok),
+                         [('spam', '<%s@test>' % tok), ('ham', '<%s@test>' % tok)])
+        # moving between other mailboxes teaches nothing
+        m.create('Archive')
+        uid, _ = self.find(m, 'INBOX', tok)
+        self.assertEqual(m.uid('MOVE', uid, 'Archive')[0], 'OK')
+        self.assertEqual(len(self.events_for(user, tok)), 2)
+
+    def test_append_into_junk_records_spam(self):
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        m = self.imap(user, pw)
+        m.create('Junk')
+        typ, _ = m.append('Junk', r'(\Seen $NotJunk)', None, message(tok).encode())
+        self.assertEqual(typ, 'OK')
+        flags = self.flags_in(m, 'Junk', tok)
+        self.assertIn('$Junk', flags)
+        self.assertIn('\\Seen', flags)
+        self.assertNotIn('$NotJunk', flags)
+        self.assertEqual(self.events_for(user, tok), [('spam', '<%s@test>' % tok)])
+        # an APPEND elsewhere teaches nothing
+        other = uuid.uuid4().hex
+        self.assertEqual(m.append('INBOX', None, None, message(other).encode())[0], 'OK')
+        self.assertEqual(self.events_for(user, other), [])
+
+    def test_store_flags_record_spam_and_ham(self):
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok))
+        m = self.imap(user, pw)
+        uid, _ = self.find(m, 'INBOX', tok)
+        self.assertEqual(m.uid('STORE', uid, '+FLAGS', '($Junk)')[0], 'OK')
+        self.assertEqual(self.events_for(user, tok), [('spam', '<%s@test>' % tok)])
+        # setting it again changes nothing and records nothing
+        self.assertEqual(m.uid('STORE', uid, '+FLAGS', '($Junk)')[0], 'OK')
+        self.assertEqual(len(self.events_for(user, tok)), 1)
+        self.assertEqual(m.uid('STORE', uid, '+FLAGS', '($NotJunk)')[0], 'OK')
+        self.assertEqual(self.events_for(user, tok),
+                         [('spam', '<%s@test>' % tok), ('ham', '<%s@test>' % tok)])
+
+    # ---- failure: the store is unreadable ----------------------------------------------
+
+    def test_unreadable_store_still_delivers_with_header_keywords(self):
+        user, pw = self.new_user()
+        self.add_rule(user, 'Subject', 'substring', 'store-down', keyword='ruled')
+        offset = self.log_size()
+        tok = uuid.uuid4().hex
+        # The db file becomes dovecot:root 0600: Dovecot's auth-worker (user dovecot) still
+        # finds the user, the mail user (group dovecot only) can no longer open the store.
+        st = os.stat(self.store.db)
+        os.chown(self.store.db, pwd.getpwnam('dovecot').pw_uid, 0)
+        os.chmod(self.store.db, 0o600)
+        try:
+            self.deliver(user, message(tok, ['X-Mailwarden-Spam: yes; score=8; required=5'],
+                                       subject='store-down test'))
+        finally:
+            os.chown(self.store.db, st.st_uid, st.st_gid)
+            os.chmod(self.store.db, st.st_mode & 0o7777)
+        m = self.imap(user, pw)
+        flags = self.flags_in(m, 'Junk', tok)
+        self.assertIn('$Junk', flags)
+        self.assertNotIn('ruled', flags)
+        log = self.log_since(offset)
+        self.assertIn('store unreachable', log)
+        self.assertIn('header keywords only', log)
+        # and with the store back, the rule applies again (after the cache expiry)
+        time.sleep(2.2)
+        tok2 = uuid.uuid4().hex
+        self.deliver(user, message(tok2, subject='store-down test again'))
+        time.sleep(0.1)
+        self.assertIn('ruled', self.flags_in(m, 'INBOX', tok2))
+
+
+if __name__ == '__main__':
+    unittest.main()

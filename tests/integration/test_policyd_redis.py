@@ -1,0 +1,505 @@
+"""test_policyd_redis - the policy daemon's Redis counters against a real redis-server.
+
+The counter stores are driven through tests/tools/pd-counters-driver (built by make check),
+which runs them on a libevent loop exactly as mailwarden-policyd does, with a fixed clock
+given per request:
+  - the Lua script computes what pd_gcra() computes, on thousands of random batches and on
+    hand-picked boundaries (the memory store and the Redis store fed the same requests);
+  - a batch is atomic: one denied limit charges nothing; keys expire when they empty;
+  - two driver processes (two policyd hosts) on one Redis share one limit, reset clears it
+    for both, a SCRIPT FLUSH (NOSCRIPT) is survived without degrading;
+  - Redis stopped (SIGSTOP: hangs) and killed (SIGKILL): batches are answered from memory
+    marked degraded, none waits longer than the timeout, "degraded" is logged once, and
+    after Redis is back the store recovers and logs "recovered";
+  - through the real daemon: two mailwarden-policyd on one Redis, one behind a real Postfix
+    (SMTP AUTH submissions), the other asked over its policy socket as a second host's
+    Postfix would, enforce one combined limit; Redis killed keeps mail flowing (degraded
+    logged once per daemon), and after Redis returns both recover and share the limit again.
+"""
+
+import os
+import queue
+import random
+import smtplib
+import socket
+import subprocess
+import threading
+import time
+import unittest
+import uuid
+
+import mailwarden_lab as lab_mod
+
+HOUR = 3600 * 1000000
+DAY = 24 * HOUR
+T0 = 1700000000 * 1000000		# the fixed clock the tests start from (microseconds)
+TIMEOUT_MS = 300
+SLACK_MS = 250			# scheduling slack under ASan on a busy 2-core machine
+
+
+class Driver:
+    """Driver - one pd-counters-driver process (one "policyd host"); cmd() sends a line and
+	returns the answer line; stderr (the store's log) goes to a file."""
+
+    def __init__(self, builddir, log_path):
+        path = os.path.join(builddir, 'tests', 'tools', 'pd-counters-driver')
+        if not os.access(path, os.X_OK):
+            raise lab_mod.LabError('%s missing: run make check in %s' % (path, builddir))
+        self.log_path = log_path
+        self.log = open(log_path, 'w')
+        self.p = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                      stderr=self.log, text=True, bufsize=1)
+        self.lines = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip('\n'))
+        self.lines.put(None)
+
+    def cmd(self, line, timeout=20):
+        """cmd - send LINE, return the answer; AssertionError when none comes in TIMEOUT s."""
+        self.p.stdin.write(line + '\n')
+        self.p.stdin.flush()
+        try:
+            out = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError('driver gave no answer to %r in %ss' % (line, timeout))
+        if out is None:
+            raise AssertionError('driver exited on %r:\n%s' % (line, self.stderr()))
+        if out.startswith('error'):
+            raise AssertionError('driver: %s (for %r)' % (out, line))
+        return out
+
+    def open_redis(self, name, url, timeout_ms=TIMEOUT_MS):
+        return self.cmd('open %s redis %s %d' % (name, url, timeout_ms))
+
+    def apply(self, name, now, limits, commit=True):
+        """apply - LIMITS: [(key, window_us, limit, cost)]; returns a dict with allowed,
+		degraded, elapsed_ms and res (a list of (allowed, usage, retry_us, reset_us))."""
+        parts = ['apply', name, 'commit' if commit else 'check', str(now), str(len(limits))]
+        for key, w, n, c in limits:
+            parts += [key, str(w), str(n), str(c)]
+        f = self.cmd(' '.join(parts)).split()
+        if f[0] != 'res':
+            raise AssertionError('bad answer %r' % f)
+        return {'allowed': f[1] == '1', 'degraded': f[2] == '1',
+                'elapsed_ms': int(f[3]) / 1000.0,
+                'res': [tuple(int(x) for x in r.split(',')) for r in f[4:]]}
+
+    def reset(self, name, prefix, now):
+        f = self.cmd('reset %s %s %d' % (name, prefix or '-', now)).split()
+        return {'count': int(f[1]), 'degraded': f[2] == '1', 'allowed': f[3] == '1',
+                'elapsed_ms': int(f[4]) / 1000.0}
+
+    def stderr(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, errors='replace') as f:
+            return f.read()
+
+    def close(self):
+        """close - end the driver; it must exit 0 with no sanitizer report."""
+        self.p.stdin.close()
+        try:
+            rc = self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise AssertionError('driver did not exit')
+        self.log.close()
+        text = self.stderr()
+        if rc != 0 or 'AddressSanitizer' in text or 'runtime error:' in text:
+            raise AssertionError('driver exit %d:\n%s' % (rc, text))
+
+
+class PolicydRedisTest(unittest.TestCase):
+    """Redis counters: arithmetic, atomicity, sharing, outages."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.redis = cls.lab.redis()
+        except BaseException:
+            cls.lab.stop()
+            raise
+        cls.builddir = cls.lab.builddir
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def setUp(self):
+        self.drivers = []
+
+    def tearDown(self):
+        for d in self.drivers:
+            d.close()
+
+    def driver(self, tag):
+        d = Driver(self.builddir, os.path.join(self.lab.root, 'driver-%s-%s.log'
+                               % (self._testMethodName, tag)))
+        self.drivers.append(d)
+        return d
+
+    def url(self, redis, prefix):
+        return '%s?pool=2&prefix=%s' % (redis.url, prefix)
+
+    # -- arithmetic ------------------------------------------------------------------
+
+    def test_script_matches_pd_gcra(self):
+        d = self.driver('a')
+        d.cmd('open mem memory')
+        d.open_redis('red', self.url(self.redis, 'mw:t1:'))
+        # (window, limit, largest cost): divisible and non-divisible windows, T = 1
+        # (window < limit), a 30-day window, a size limit in bytes
+        shapes = [(1000000, 3, 5), (60 * 1000000, 10, 12), (HOUR, 100, 3), (DAY, 7, 9),
+                  (1000000, 1, 2), (5, 10, 4), (30 * DAY, 1000000, 5000),
+                  (HOUR, 50000000, 30000000), (1000, 1000, 1001)]
+        keys = [('k%d:%d' % (i, j), w, n, cmax)
+                for i, (w, n, cmax) in enumerate(shapes) for j in range(3)]
+        rng = random.Random(4)
+        now = T0
+        seen = {'allowed': 0, 'denied': 0, 'mixed': 0}
+        for step in range(2500):
+            # the fixed clock runs faster than real time, so Redis's own expiry (PX, real
+            # time) never drops a key the fixed clock still counts
+            now += rng.choice([0, 0, 1, 999, 1000, 1001, rng.randrange(1, 2000000),
+                               rng.randrange(1, 20000000)])
+            batch = rng.sample(keys, rng.randint(1, 4))
+            limits = [(k, w, n, rng.choice([0, 1, 1, 1, 2, rng.randint(0, cmax)]))
+                      for k, w, n, cmax in batch]
+            commit = rng.random() < 0.75
+            a = d.apply('mem', now, limits, commit)
+            b = d.apply('red', now, limits, commit)
+            self.assertFalse(b['degraded'], 'step %d: Redis store degraded' % step)
+            self.assertEqual((a['allowed'], a['res']), (b['allowed'], b['res']),
+                             'step %d: now=%d commit=%s %r' % (step, now, commit, limits))
+            if a['allowed']:
+                seen['allowed'] += 1
+            else:
+                seen['denied'] += 1
+                if any(r[0] for r in a['res']):
+                    seen['mixed'] += 1
+        # the sequence exercised every branch
+        self.assertGreater(seen['allowed'], 300, seen)
+        self.assertGreater(seen['denied'], 300, seen)
+        self.assertGreater(seen['mixed'], 50, seen)
+
+    def test_boundaries(self):
+        d = self.driver('a')
+        d.cmd('open mem memory')
+        d.open_redis('red', self.url(self.redis, 'mw:t1b:'))
+        cases = [
+            # exactly at the window: 10 per 10 s, 10 at once, the 11th waits one interval
+            [(T0, 'b:1', 10000000, 10, 10), (T0, 'b:1', 10000000, 10, 1),
+             (T0 + 999999, 'b:1', 10000000, 10, 1), (T0 + 1000000, 'b:1', 10000000, 10, 1)],
+            # cost over the limit is never allowed; cost 0 only reads
+            [(T0, 'b:2', HOUR, 5, 6), (T0, 'b:2', HOUR, 5, 0), (T0, 'b:2', HOUR, 5, 5),
+             (T0, 'b:2', HOUR, 5, 0)],
+            # a key whose TAT is in the past is empty again
+            [(T0, 'b:3', 1000000, 2, 2), (T0 + 1000000, 'b:3', 1000000, 2, 2),
+             (T0 + 5000000, 'b:3', 1000000, 2, 1)],
+        ]
+        for case in cases:
+            for now, key, w, n, c in case:
+                a = d.apply('mem', now, [(key, w, n, c)])
+                b = d.apply('red', now, [(key, w, n, c)])
+                self.assertEqual(a, dict(b, elapsed_ms=a['elapsed_ms']), (now, key, w, n, c))
+        # hand-checked values of the first case: 10 allowed at once, then 1 per second
+        r = d.apply('red', T0 + 1000000, [('b:1', 10000000, 10, 1)], commit=False)
+        self.assertEqual(r['res'][0][:3], (0, 10, 1000000))
+
+    def test_batch_is_atomic_and_keys_expire(self):
+        d = self.driver('a')
+        d.open_redis('red', self.url(self.redis, 'mw:t1c:'))
+        full = ('atom:full', HOUR, 1, 1)
+        other = ('atom:other', HOUR, 100, 1)
+        self.assertTrue(d.apply('red', T0, [full])['allowed'])
+        r = d.apply('red', T0 + 1, [other, full])
+        self.assertFalse(r['allowed'])
+        self.assertEqual(r['res'][0][0], 1)	# this limit alone would have passed...
+        self.assertEqual(self.redis.cli('EXISTS', 'mw:t1c:atom:other').strip(), '0')
+        r = d.apply('red', T0 + 2, [('atom:other', HOUR, 100, 0)], commit=False)
+        self.assertEqual(r['res'][0][1], 0)	# ...but nothing was charged
+        # a check (commit false) never writes
+        d.apply('red', T0 + 3, [other], commit=False)
+        self.assertEqual(self.redis.cli('EXISTS', 'mw:t1c:atom:other').strip(), '0')
+        # a charged key expires when it would be empty again (1 of 100 per hour = 36 s),
+        # plus one grace second for clock skew between hosts
+        r = d.apply('red', T0 + 4, [other])
+        self.assertTrue(r['allowed'])
+        pttl = int(self.redis.cli('PTTL', 'mw:t1c:atom:other'))
+        self.assertEqual(r['res'][0][3], 36000000)
+        self.assertTrue(36000 < pttl <= 37000, pttl)
+        tat = int(self.redis.cli('GET', 'mw:t1c:atom:other'))
+        self.assertEqual(tat, T0 + 4 + 36000000)
+        # a key that is not a counter: the script refuses, the batch comes from memory
+        self.redis.cli('SET', 'mw:t1c:atom:junk', 'not a number')
+        r = d.apply('red', T0 + 5, [other, ('atom:junk', HOUR, 100, 1)])
+        self.assertEqual((r['allowed'], r['degraded']), (True, True))
+        self.assertEqual(self.redis.cli('GET', 'mw:t1c:atom:other').strip(), str(tat))
+        r = d.apply('red', T0 + 6, [other])
+        self.assertEqual((r['allowed'], r['degraded'], r['res'][0][1]), (True, False, 2))
+        log = d.stderr()
+        self.assertIn('counters=redis degraded: script error', log)
+        self.assertIn('not a counter: mw:t1c:atom:junk', log)
+        self.assertEqual(log.count('counters=redis recovered'), 1, log)
+
+    # -- two hosts -------------------------------------------------------------------
+
+    def test_two_hosts_share_one_limit(self):
+        a, b = self.driver('host-a'), self.driver('host-b')
+        url = self.url(self.redis, 'mw:t2:')
+        a.open_redis('r', url)
+        b.open_redis('r', url)
+        key = 'sasl_username:john@example.org:messages:3600:10'
+        allowed = {'a': 0, 'b': 0}
+        for i in range(16):
+            host, d = (('a', a), ('b', b))[i % 2]
+            r = d.apply('r', T0 + i, [(key, HOUR, 10, 1)])
+            self.assertFalse(r['degraded'])
+            allowed[host] += r['allowed']
+        self.assertEqual(allowed, {'a': 5, 'b': 5})	# 10 in all, not 10 each
+        r = b.apply('r', T0 + 20, [(key, HOUR, 10, 0)], commit=False)
+        self.assertEqual(r['res'][0][1], 10)
+        # a reset on one host clears the limit for both
+        r = a.reset('r', 'sasl_username:john@', T0 + 21)
+        self.assertEqual((r['count'], r['degraded'], r['allowed']), (1, False, True))
+        self.assertEqual(self.redis.cli('KEYS', 'mw:t2:*').strip(), '')
+        self.assertTrue(b.apply('r', T0 + 22, [(key, HOUR, 10, 1)])['allowed'])
+        # a reset matches the prefix literally (glob characters are not patterns)
+        self.assertEqual(a.reset('r', 'sasl_username:*', T0 + 23)['count'], 0)
+        self.assertEqual(a.reset('r', 'sasl_', T0 + 23)['count'], 1)
+        # scripts flushed (as after a Redis restart): NOSCRIPT is answered by reloading
+        self.redis.cli('SCRIPT', 'FLUSH')
+        r = a.apply('r', T0 + 30, [(key, HOUR, 10, 1)])
+        self.assertEqual((r['allowed'], r['degraded']), (True, False))
+        r = b.apply('r', T0 + 31, [(key, HOUR, 10, 1)])
+        self.assertEqual((r['allowed'], r['degraded'], r['res'][0][1]), (True, False, 2))
+        for d in (a, b):
+            self.assertNotIn('degraded', d.stderr())
+
+    def test_many_keys_reset_in_batches(self):
+        d = self.driver('a')
+        d.open_redis('r', self.url(self.redis, 'mw:t2b:'))
+        for i in range(1200):
+            d.apply('r', T0, [('client_address:10.0.%d.0/24' % i, HOUR, 100, 1)])
+        d.apply('r', T0, [('sender:x@example.org', HOUR, 100, 1)])
+        r = d.reset('r', 'client_address:', T0 + 1)
+        self.assertEqual((r['count'], r['degraded']), (1200, False))
+        self.assertEqual(self.redis.cli('KEYS', 'mw:t2b:*').split(),
+                         ['mw:t2b:sender:x@example.org'])
+
+    # -- outages ---------------------------------------------------------------------
+
+    def test_redis_down_degrades_and_recovers(self):
+        redis = lab_mod.Redis(self.lab.root + '/outage')
+        os.makedirs(redis.root, exist_ok=True)
+        redis.start()
+        self.lab.services.append(redis)
+        d = self.driver('a')
+        d.open_redis('r', self.url(redis, 'mw:t3:'))
+        key = ('sasl_username:amy@example.org', HOUR, 3, 1)
+        r = d.apply('r', T0, [key])
+        self.assertEqual((r['allowed'], r['degraded']), (True, False))
+
+        # 1. Redis hangs: the first call waits for the timeout, no longer
+        redis.pause(True)
+        try:
+            r = d.apply('r', T0 + 1, [key])
+            self.assertTrue(r['degraded'])
+            self.assertTrue(r['allowed'])
+            self.assertGreaterEqual(r['elapsed_ms'], TIMEOUT_MS - 5, r)
+            self.assertLess(r['elapsed_ms'], TIMEOUT_MS + SLACK_MS, r)
+            # every connection was dropped: later calls are answered from memory at once,
+            # and the memory counters enforce the limit meanwhile (they saw the call above
+            # and these: 3 per hour lets two more through)
+            results = [d.apply('r', T0 + 2 + i, [key]) for i in range(4)]
+            for r in results:
+                self.assertTrue(r['degraded'])
+                self.assertLess(r['elapsed_ms'], 50, r)
+            self.assertEqual([r['allowed'] for r in results], [True, True, False, False])
+        finally:
+            redis.pause(False)
+        self.assertEqual(d.stderr().count('counters=redis degraded'), 1, d.stderr())
+        self.wait_recovered(d, key)
+        self.assertEqual(d.stderr().count('counters=redis recovered'), 1, d.stderr())
+
+        # 2. Redis dies: answered from memory at once; back (empty) on the same port
+        redis.kill()
+        r = d.apply('r', T0 + 20, [('other', HOUR, 3, 1)])
+        self.assertEqual((r['allowed'], r['degraded']), (True, True))
+        self.assertLess(r['elapsed_ms'], TIMEOUT_MS + SLACK_MS, r)
+        r = d.reset('r', 'other', T0 + 21)
+        self.assertEqual((r['count'], r['degraded'], r['allowed']), (1, True, False))
+        time.sleep(0.5)
+        redis.start()
+        self.wait_recovered(d, key)
+        log = d.stderr()
+        self.assertEqual(log.count('counters=redis degraded'), 2, log)
+        self.assertEqual(log.count('counters=redis recovered'), 2, log)
+        redis.stop()
+
+    def wait_recovered(self, d, key, limit_s=15):
+        """wait_recovered - poll (with the driver's loop running) until a check is answered
+		by Redis again; backoff is at most 10 s."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            r = d.apply('r', T0 + 10, [(key[0], key[1], key[2], 0)], commit=False)
+            if not r['degraded']:
+                return
+            d.cmd('sleep 200')
+        self.fail('store did not recover within %ds:\n%s' % (limit_s, d.stderr()))
+
+
+def policy_request(port, attrs, timeout=5):
+    """policy_request - one policy request (dict) to the daemon on PORT; returns (action,
+    seconds taken)."""
+    data = ''.join('%s=%s\n' % kv for kv in attrs.items()) + '\n'
+    t0 = time.monotonic()
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as sock:
+        sock.sendall(data.encode())
+        buf = b''
+        while not buf.endswith(b'\n\n'):
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise AssertionError('policyd on port %d closed the connection' % port)
+            buf += chunk
+    reply = buf.decode().strip()
+    if not reply.startswith('action='):
+        raise AssertionError('bad policy reply %r' % reply)
+    return reply[len('action='):], time.monotonic() - t0
+
+
+def message(user, n, stage, rcpt_count=1):
+    """message - the policy request Postfix sends for message N of USER at STAGE."""
+    return {
+        'request': 'smtpd_access_policy', 'protocol_state': stage, 'protocol_name': 'ESMTP',
+        'client_address': '127.0.0.1', 'client_name': 'localhost',
+        'reverse_client_name': 'localhost', 'helo_name': 'client.example.org',
+        'sender': user, 'recipient': 'dest%d@example.net' % n,
+        'recipient_count': str(rcpt_count if stage == 'END-OF-MESSAGE' else 0),
+        'queue_id': '', 'instance': '%x.%s.%d' % (n, user.split('@')[0], n),
+        'size': '1200', 'sasl_method': 'PLAIN', 'sasl_username': user, 'sasl_sender': '',
+        'ccert_subject': '', 'ccert_issuer': '', 'ccert_fingerprint': '',
+        'encryption_protocol': '', 'encryption_cipher': '', 'encryption_keysize': '0',
+        'etrn_domain': '', 'stress': '', 'server_address': '127.0.0.1', 'server_port': '25',
+        'policy_context': '',
+    }
+
+
+def send_message(port, user, n):
+    """send_message - RCPT then END-OF-MESSAGE as Postfix would ask the daemon on PORT;
+    returns (rcpt action, end-of-message action or None when RCPT was not accepted, slowest
+    answer in s)."""
+    rcpt, t1 = policy_request(port, message(user, n, 'RCPT'))
+    if rcpt != 'DUNNO':
+        return rcpt, None, t1
+    eom, t2 = policy_request(port, message(user, n, 'END-OF-MESSAGE'))
+    return rcpt, eom, max(t1, t2)
+
+
+def submit(port, user, password, n):
+    """submit - one message from USER to a remote address through Postfix's submission with
+    SMTP AUTH; returns (code, text) of the first refusal or of DATA, and the seconds taken."""
+    t0 = time.monotonic()
+    with smtplib.SMTP('127.0.0.1', port, timeout=30) as s:
+        s.ehlo('client.example.org')
+        s.login(user, password)
+        code, text = s.mail(user)
+        if code == 250:
+            code, text = s.rcpt('dest%d@remote.example' % n)
+        if code == 250:
+            code, text = s.data(('From: <%s>\r\nTo: <dest%d@remote.example>\r\n'
+                                 'Subject: shared limit %d\r\n\r\nbody\r\n'
+                                 % (user, n, n)).encode())
+    return code, text.decode(errors='replace'), time.monotonic() - t0
+
+
+class PolicydSharedRedisTest(unittest.TestCase):
+    """Two mailwarden-policyd instances on one Redis: policyd-a behind a real Postfix
+	(check_policy_service), policyd-b asked through its policy socket with the requests a
+	second host's Postfix would send."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.store = cls.lab.store()
+            cls.redis = cls.lab.redis()
+            cls.daemons = [cls.lab.policyd(cls.store, name=name,
+                                           counters=cls.redis.url + '?prefix=mw:pd:',
+                                           limits=['sasl_username messages 3/1h defer'],
+                                           extra='counters_timeout_ms = %d\n' % TIMEOUT_MS)
+                           for name in ('policyd-a', 'policyd-b')]
+            cls.dovecot = cls.lab.dovecot(cls.store)
+            cls.postfix = cls.lab.postfix(cls.dovecot,
+                                          policy_services=[cls.daemons[0].service])
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def tearDown(self):
+        for d in self.daemons:
+            self.assertEqual(d.sanitizer_errors(), '')
+            self.assertTrue(d.alive(), '%s died' % d.name)
+
+    def new_user(self, name):
+        user = '%s-%s@%s' % (name, uuid.uuid4().hex[:6], lab_mod.DOMAIN)
+        return user, self.store.add_user(user, 'Pw-' + uuid.uuid4().hex)
+
+    def test_combined_limit_and_outage(self):
+        a, b = self.daemons
+        smtp = self.postfix.smtp_port
+        # 1. one limit for both hosts: 3 messages per hour in all
+        john, pw = self.new_user('john')
+        self.assertEqual(submit(smtp, john, pw, 0)[0], 250)
+        self.assertEqual(send_message(b.port, john, 1)[:2], ('DUNNO', 'DUNNO'))
+        self.assertEqual(submit(smtp, john, pw, 2)[0], 250)
+        code, text, _ = submit(smtp, john, pw, 3)		# through host A: over
+        self.assertEqual(code, 450, text)
+        self.assertTrue(text.startswith('4.7.1 '), text)
+        self.assertIn('rate limit: 3 messages per 1h for ' + john, text)
+        rcpt, eom, _ = send_message(b.port, john, 4)	# through host B: over as well
+        self.assertTrue(rcpt.startswith('DEFER_IF_PERMIT 4.7.1'), rcpt)
+        self.assertIsNone(eom)
+        self.assertEqual(self.redis.cli('KEYS', 'mw:pd:*').count(john), 1)
+
+        # 2. Redis dies: mail keeps flowing, answered from memory within the timeout
+        self.redis.kill()
+        try:
+            mary, mpw = self.new_user('mary')
+            for n in range(2):
+                code, text, took = submit(smtp, mary, mpw, n)
+                self.assertEqual(code, 250, text)
+                self.assertLess(took, 5)
+                rcpt, eom, slowest = send_message(b.port, mary, 10 + n)
+                self.assertEqual((rcpt, eom), ('DUNNO', 'DUNNO'))
+                self.assertLess(slowest, (TIMEOUT_MS + SLACK_MS) / 1000.0)
+            for d in (a, b):
+                self.assertEqual(d.log_text().count('counters=redis degraded'), 1,
+                                 d.log_text())
+        finally:
+            time.sleep(0.3)
+            self.redis.start()
+
+        # 3. Redis is back (empty): both recover and share the limit again
+        for d in (a, b):
+            lab_mod.wait_until(lambda: 'counters=redis recovered' in d.log_text(), 15,
+                               '%s to log recovered' % d.name)
+        zed, zpw = self.new_user('zed')
+        self.assertEqual(send_message(b.port, zed, 0)[:2], ('DUNNO', 'DUNNO'))
+        self.assertEqual(send_message(b.port, zed, 1)[:2], ('DUNNO', 'DUNNO'))
+        self.assertEqual(submit(smtp, zed, zpw, 2)[0], 250)
+        code, text, _ = submit(smtp, zed, zpw, 3)
+        self.assertEqual(code, 450, text)
+
+
+if __name__ == '__main__':
+    unittest.main()

@@ -1,0 +1,290 @@
+/* mw-authcheck-tool.c - runs mw-authcheck on one raw message file, exactly as the milter
+ * calls it, and prints the Authentication-Results value, the results and the verdict as JSON.
+ *
+ * Usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]
+ *          [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]
+ *          [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]
+ *          [--dns-error-action tempfail|accept] MESSAGE-FILE
+ *
+ * The message is split into header fields (with their continuation lines) and the body,
+ * like Postfix does for a milter: header values are the bytes after the colon (leading space
+ * kept, as with SMFIP_HDR_LEADSPC), the body gets CRLF line ends. Exit status 0 when the
+ * checks ran, 2 on usage or input errors.
+ */
+#include "mw-build.h"
+#include "mw-authcheck.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MESSAGE (64 * 1024 * 1024)
+
+/* json_str - S as a JSON string */
+static void json_str(FILE *out, const char *s)
+{
+	const unsigned char *p;
+
+	fputc('"', out);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+/* read_file - the whole of PATH */
+static char *read_file(const char *path, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	mw_str s;
+	char buf[65536];
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	mw_str_init(&s, MAX_MESSAGE);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (mw_str_append(&s, buf, n) < 0) {
+			fclose(f);
+			mw_str_free(&s);
+			return NULL;
+		}
+	}
+	fclose(f);
+	*len_r = s.len;
+	return mw_str_steal(&s);
+}
+
+/* usage - print the synopsis */
+static int usage(void)
+{
+	fprintf(stderr,
+	        "usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]\n"
+	        "  [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]\n"
+	        "  [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]\n"
+	        "  [--dns-error-action tempfail|accept] MESSAGE-FILE\n");
+	return 2;
+}
+
+/* feed - headers and body of MSG into AC */
+static int feed(mw_authcheck *ac, const char *msg, size_t len)
+{
+	size_t i = 0;
+	mw_error err;
+	mw_str body;
+
+	while (i < len) {
+		size_t start = i, colon, end;
+		char name[256];
+
+		if (msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')) {
+			i += msg[i] == '\r' ? 2 : 1;
+			break;
+		}
+		/* a field runs to the LF that is not followed by WSP */
+		end = i;
+		for (;;) {
+			const char *nl = memchr(msg + end, '\n', len - end);
+
+			if (nl == NULL) {
+				end = len;
+				break;
+			}
+			end = (size_t)(nl - msg) + 1;
+			if (end >= len || (msg[end] != ' ' && msg[end] != '\t'))
+				break;
+		}
+		i = end;
+		for (colon = start; colon < end && msg[colon] != ':'; colon++)
+			;
+		if (colon == end || colon - start >= sizeof(name) || colon == start) {
+			fprintf(stderr, "mw-authcheck-tool: malformed header line\n");
+			return -1;
+		}
+		memcpy(name, msg + start, colon - start);
+		name[colon - start] = '\0';
+		/* strip the field's own line end */
+		if (end > colon + 1 && msg[end - 1] == '\n')
+			end--;
+		if (end > colon + 1 && msg[end - 1] == '\r')
+			end--;
+		if (mw_authcheck_header(ac, name, msg + colon + 1, end - colon - 1, &err) < 0) {
+			fprintf(stderr, "mw-authcheck-tool: header refused: %s\n", err.msg);
+			return -1;
+		}
+	}
+	mw_authcheck_eoh(ac);
+	mw_str_init(&body, 0);
+	for (; i < len; i++) {
+		if (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'))
+			(void)mw_str_appendc(&body, '\r');
+		(void)mw_str_appendc(&body, msg[i]);
+		if (body.len >= 65536) {
+			mw_authcheck_body(ac, body.buf, body.len);
+			mw_str_reset(&body);
+		}
+	}
+	if (body.len > 0)
+		mw_authcheck_body(ac, body.buf, body.len);
+	mw_str_free(&body);
+	return 0;
+}
+
+/* print_json - the results and verdict */
+static void print_json(const char *ar, const struct mw_auth_results *res,
+                       const struct mw_verdict *v)
+{
+	static const char *const actions[] = {"accept", "quarantine", "reject", "tempfail"};
+	size_t i;
+
+	printf("{\"authentication_results\": ");
+	json_str(stdout, ar);
+	printf(", \"spf\": \"%s\", \"spf_helo\": \"%s\", \"spf_domain\": ",
+	       mw_auth_result_str(res->spf), mw_auth_result_str(res->spf_helo));
+	json_str(stdout, res->spf_domain);
+	printf(", \"dkim\": [");
+	for (i = 0; i < res->dkim_count; i++) {
+		printf("%s{\"result\": \"%s\", \"d\": ", i > 0 ? ", " : "",
+		       mw_auth_result_str(res->dkim[i].result));
+		json_str(stdout, res->dkim[i].domain);
+		printf(", \"s\": ");
+		json_str(stdout, res->dkim[i].selector);
+		printf(", \"reason\": ");
+		json_str(stdout, res->dkim[i].reason);
+		printf("}");
+	}
+	printf("], \"dmarc\": \"%s\", \"policy\": \"%s\", \"spf_aligned\": %s, "
+	       "\"dkim_aligned\": %s, \"from_domain\": ",
+	       mw_auth_result_str(res->dmarc), mw_dmarc_policy_str(res->policy),
+	       res->dmarc_spf_aligned ? "true" : "false",
+	       res->dmarc_dkim_aligned ? "true" : "false");
+	json_str(stdout, res->from_domain);
+	printf(", \"reason\": ");
+	json_str(stdout, res->reason);
+	printf(", \"temperror\": %s, \"verdict\": {\"action\": \"%s\", \"code\": \"%s\", "
+	       "\"xcode\": \"%s\", \"hold\": %s, \"tag\": %s, \"reason\": ",
+	       res->temperror ? "true" : "false", actions[v->action], v->smtp_code, v->xcode,
+	       v->hold ? "true" : "false", v->tag ? "true" : "false");
+	json_str(stdout, v->reason);
+	printf("}}\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"client-ip", required_argument, NULL, 'i'},
+	    {"helo", required_argument, NULL, 'h'},
+	    {"mail-from", required_argument, NULL, 'f'},
+	    {"authserv-id", required_argument, NULL, 'a'},
+	    {"dns", required_argument, NULL, 'd'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"local-domains", required_argument, NULL, 'l'},
+	    {"no-enforce", no_argument, NULL, 'n'},
+	    {"quarantine", required_argument, NULL, 'q'},
+	    {"trusted", no_argument, NULL, 'T'},
+	    {"authenticated", no_argument, NULL, 'A'},
+	    {"dns-error-action", required_argument, NULL, 'e'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct mw_authcheck_settings settings = {"", 5000, NULL};
+	struct mw_verdict_policy policy = {true, true, true, "", false, false};
+	const char *client_ip = NULL, *helo = NULL, *mail_from = NULL, *id = "mx.example.net";
+	const struct mw_auth_results *res;
+	mw_authcheck_lib *lib;
+	mw_authcheck *ac;
+	struct mw_verdict v;
+	mw_error err = {{0}};
+	mw_str ar;
+	char *msg;
+	size_t len;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			client_ip = optarg;
+			break;
+		case 'h':
+			helo = optarg;
+			break;
+		case 'f':
+			mail_from = optarg;
+			break;
+		case 'a':
+			id = optarg;
+			break;
+		case 'd':
+			settings.dns_servers = optarg;
+			break;
+		case 't':
+			settings.dns_timeout_ms = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'l':
+			policy.local_domains = optarg;
+			break;
+		case 'n':
+			policy.dmarc_enforce = false;
+			break;
+		case 'q':
+			policy.quarantine_hold = strcmp(optarg, "tag") != 0;
+			break;
+		case 'T':
+			policy.trusted_client = true;
+			break;
+		case 'A':
+			policy.authenticated = true;
+			break;
+		case 'e':
+			policy.tempfail_on_dns_error = strcmp(optarg, "accept") != 0;
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (optind + 1 != argc || client_ip == NULL)
+		return usage();
+	msg = read_file(argv[optind], &len);
+	if (msg == NULL) {
+		fprintf(stderr, "mw-authcheck-tool: cannot read %s\n", argv[optind]);
+		return 2;
+	}
+	lib = mw_authcheck_lib_new(&settings, &err);
+	if (lib == NULL) {
+		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
+		free(msg);
+		return 2;
+	}
+	ac = mw_authcheck_new(lib);
+	if (mw_authcheck_connect(ac, client_ip, helo, &err) < 0 ||
+	    (mail_from != NULL && mw_authcheck_mail_from(ac, mail_from, &err) < 0) ||
+	    feed(ac, msg, len) < 0) {
+		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
+		mw_authcheck_free(&ac);
+		mw_authcheck_lib_free(&lib);
+		free(msg);
+		return 2;
+	}
+	res = mw_authcheck_eom(ac);
+	mw_str_init(&ar, 0);
+	if (mw_authcheck_format_ar(id, res, &ar, &err) < 0) {
+		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
+		mw_str_free(&ar);
+		mw_authcheck_free(&ac);
+		mw_authcheck_lib_free(&lib);
+		free(msg);
+		return 2;
+	}
+	mw_authcheck_verdict(res, &policy, &v);
+	print_json(mw_str_c(&ar), res, &v);
+	mw_str_free(&ar);
+	mw_authcheck_free(&ac);
+	mw_authcheck_lib_free(&lib);
+	free(msg);
+	return 0;
+}

@@ -1,0 +1,244 @@
+/* test-api-http.c - mailwarden-api request parsing, routing and response headers. */
+#include "mw-build.h"
+#include "api-common.h"
+#include "mw-test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Handlers are never called here: the routing tests only look at which route matched. */
+static void h_dummy(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
+{
+	(void)ctx;
+	(void)req;
+	(void)res;
+}
+
+static const struct api_route routes[] = {
+    {"GET", "/api/v1/users", API_ROLE_ADMIN, h_dummy},
+    {"POST", "/api/v1/users", API_ROLE_ADMIN, h_dummy},
+    {"GET", "/api/v1/users/{username}", API_ROLE_SELF, h_dummy},
+    {"DELETE", "/api/v1/sessions/current", API_ROLE_USER, h_dummy},
+    {"DELETE", "/api/v1/sessions/{id}", API_ROLE_USER, h_dummy},
+    {"DELETE", "/api/v1/users/{username}/allowed-from/{pattern}", API_ROLE_ADMIN, h_dummy},
+};
+
+/* test_path_split - good paths decode, hostile ones are refused */
+static void test_path_split(void **state)
+{
+	static const struct {
+		const char *uri;
+		int ok;
+		size_t nseg;
+		const char *last;
+	} cases[] = {
+	    {"/api/v1/users", 0, 3, "users"},
+	    {"/api/v1/users/a%40b.example", 0, 4, "a@b.example"},
+	    {"/api/v1/users/x?limit=5", 0, 4, "x"},
+	    {"/api/v1/users/", 0, 4, ""},
+	    {"/api/v1/users/..%2Fetc", -1, 0, NULL},
+	    {"/api/v1/users/%2e%2e", -1, 0, NULL},
+	    {"/api/v1/users/..", -1, 0, NULL},
+	    {"/api/v1/users/.", -1, 0, NULL},
+	    {"/api/v1/users/a%00b", -1, 0, NULL},
+	    {"/api/v1/users/a%0Ab", -1, 0, NULL},
+	    {"/api/v1/users/a%zz", -1, 0, NULL},
+	    {"/api/v1/users/a%4", -1, 0, NULL},
+	    {"/api/v1/users/a%", -1, 0, NULL},
+	    {"/api/v1/users/%ff%fe", -1, 0, NULL},
+	    {"/api/v1/users/%C3%A9", 0, 4, "\xc3\xa9"},
+	    {"api/v1", -1, 0, NULL},
+	    {"/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q", -1, 0, NULL},
+	    {"/api/v1/users?x=%00", -1, 0, NULL},
+	    {"/api/v1/users?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11&l=12&m=13&n=14&o=15&"
+	     "p=16&q=17",
+	     -1, 0, NULL},
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		struct api_request req;
+		mw_error err = {{0}};
+		int rc;
+		memset(&req, 0, sizeof(req));
+		rc = api_path_split(cases[i].uri, &req, &err);
+		if (rc != cases[i].ok)
+			fail_msg("%s: rc %d, expected %d (%s)", cases[i].uri, rc, cases[i].ok,
+			         err.msg);
+		if (rc == 0) {
+			assert_int_equal(req.nsegments, cases[i].nseg);
+			assert_string_equal(req.segments[req.nsegments - 1], cases[i].last);
+		} else {
+			assert_true(err.msg[0] != '\0');
+		}
+		api_request_free(&req);
+	}
+}
+
+/* test_query - decoding, '+' as blank, lookup */
+static void test_query(void **state)
+{
+	struct api_request req;
+	mw_error err = {{0}};
+	(void)state;
+	memset(&req, 0, sizeof(req));
+	assert_int_equal(api_path_split("/x?actor=api%3Aal+ice&&limit=5&flag", &req, &err), 0);
+	assert_string_equal(api_query_get(&req, "actor"), "api:al ice");
+	assert_string_equal(api_query_get(&req, "limit"), "5");
+	assert_string_equal(api_query_get(&req, "flag"), "");
+	assert_null(api_query_get(&req, "none"));
+	api_request_free(&req);
+}
+
+/* test_content_type - only JSON (UTF-8) is accepted */
+static void test_content_type(void **state)
+{
+	(void)state;
+	assert_true(api_content_type_is_json("application/json"));
+	assert_true(api_content_type_is_json("Application/JSON; charset=UTF-8"));
+	assert_true(api_content_type_is_json("application/json;charset=utf-8"));
+	assert_false(api_content_type_is_json(NULL));
+	assert_false(api_content_type_is_json(""));
+	assert_false(api_content_type_is_json("text/plain"));
+	assert_false(api_content_type_is_json("application/jsonx"));
+	assert_false(api_content_type_is_json("application/json; charset=latin1"));
+	assert_false(api_content_type_is_json("application/x-www-form-urlencoded"));
+}
+
+/* test_routes - match, parameters, 404 and 405 with Allow */
+static void test_routes(void **state)
+{
+	static const struct {
+		const char *method, *uri;
+		int rc;
+		int index;
+		const char *param0, *allow;
+	} cases[] = {
+	    {"GET", "/api/v1/users", 0, 0, NULL, NULL},
+	    {"POST", "/api/v1/users", 0, 1, NULL, NULL},
+	    {"PUT", "/api/v1/users", 405, -1, NULL, "GET, POST"},
+	    {"GET", "/api/v1/users/bob%40x.org", 0, 2, "bob@x.org", NULL},
+	    {"GET", "/api/v1/users/", 404, -1, NULL, NULL},
+	    {"GET", "/api/v1/users/a/b", 404, -1, NULL, NULL},
+	    {"DELETE", "/api/v1/sessions/current", 0, 3, NULL, NULL},
+	    {"DELETE", "/api/v1/sessions/abc", 0, 4, "abc", NULL},
+	    {"GET", "/api/v1/sessions/abc", 405, -1, NULL, "DELETE"},
+	    {"DELETE", "/api/v1/users/u/allowed-from/*%40x.org", 0, 5, "u", NULL},
+	    {"GET", "/api/v2/users", 404, -1, NULL, NULL},
+	    {"GET", "/", 404, -1, NULL, NULL},
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		const struct api_route *route;
+		struct api_request req;
+		char allow[128] = "";
+		mw_error err = {{0}};
+		int rc;
+		memset(&req, 0, sizeof(req));
+		req.method = cases[i].method;
+		assert_int_equal(api_path_split(cases[i].uri, &req, &err), 0);
+		rc = api_route_match(routes, MW_N_ELEMENTS(routes), &req, &route, allow,
+		                     sizeof(allow));
+		if (rc != cases[i].rc)
+			fail_msg("%s %s: %d, expected %d", cases[i].method, cases[i].uri, rc,
+			         cases[i].rc);
+		if (rc == 0) {
+			assert_ptr_equal(route, &routes[cases[i].index]);
+			if (cases[i].param0 != NULL)
+				assert_string_equal(req.params[0], cases[i].param0);
+		}
+		if (cases[i].allow != NULL)
+			assert_string_equal(allow, cases[i].allow);
+		api_request_free(&req);
+	}
+}
+
+/* test_head - security headers always; CORS only for the configured origin */
+static void test_head(void **state)
+{
+	struct api_response res;
+	mw_str out;
+	(void)state;
+	memset(&res, 0, sizeof(res));
+	api_error(&res, 404, "not_found", "no such %s", "thing");
+	mw_str_init(&out, 0);
+	api_render_head(&out, &res, "", "https://evil.example");
+	assert_non_null(strstr(out.buf, "Status: 404 Not Found\r\n"));
+	assert_non_null(strstr(out.buf, "Content-Type: application/json\r\n"));
+	assert_non_null(strstr(out.buf, "Cache-Control: no-store\r\n"));
+	assert_non_null(strstr(out.buf, "X-Content-Type-Options: nosniff\r\n"));
+	assert_non_null(strstr(out.buf, "Content-Security-Policy: default-src 'none'"));
+	assert_non_null(strstr(out.buf, "Referrer-Policy: no-referrer\r\n"));
+	assert_non_null(strstr(out.buf, "X-Frame-Options: DENY\r\n"));
+	assert_null(strstr(out.buf, "Access-Control"));
+	assert_int_equal(strcmp(out.buf + out.len - 4, "\r\n\r\n"), 0);
+	mw_str_reset(&out);
+	api_render_head(&out, &res, "https://admin.example", "https://evil.example");
+	assert_null(strstr(out.buf, "Access-Control-Allow-Origin"));
+	mw_str_reset(&out);
+	api_render_head(&out, &res, "https://admin.example", "https://admin.example");
+	assert_non_null(
+	    strstr(out.buf, "Access-Control-Allow-Origin: https://admin.example\r\n"));
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(res.body, "error"), "code")),
+	    "not_found");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(res.body, "error"), "message")),
+	    "no such thing");
+	json_decref(res.body);
+	mw_str_free(&out);
+}
+
+/* test_fields - unknown fields and wrong types are 422 naming the field */
+static void test_fields(void **state)
+{
+	static const char *const names[] = {"username", "password", NULL};
+	static const struct {
+		const char *body;
+		int rc;
+		const char *needle;
+	} cases[] = {
+	    {"{\"username\":\"a\",\"password\":\"b\"}", 1, NULL},
+	    {"{\"username\":5}", -1, "username"},
+	    {"{\"username\":null}", -1, "username"},
+	    {"{\"password\":\"b\"}", -1, "username"},
+	    {"{\"username\":\"a\",\"evil\":1}", -1, "evil"},
+	    {"{\"username\":\"a\\u0000b\"}", -1, "username"},
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		struct api_request req;
+		struct api_response res;
+		const char *v;
+		int rc;
+		memset(&req, 0, sizeof(req));
+		memset(&res, 0, sizeof(res));
+		req.json = json_loads(cases[i].body, JSON_ALLOW_NUL, NULL);
+		assert_non_null(req.json);
+		rc = api_fields_check(&req, &res, names);
+		if (rc == 0)
+			rc = api_field_string(&req, &res, "username", true, 100, &v);
+		assert_int_equal(rc, cases[i].rc);
+		if (rc < 0) {
+			const char *msg = json_string_value(
+			    json_object_get(json_object_get(res.body, "error"), "message"));
+			assert_int_equal(res.status, 422);
+			assert_non_null(strstr(msg, cases[i].needle));
+		}
+		if (res.body != NULL)
+			json_decref(res.body);
+		api_request_free(&req);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_path_split), cmocka_unit_test(test_query),
+	    cmocka_unit_test(test_content_type), cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_head), cmocka_unit_test(test_fields),
+	};
+	MW_RUN_TESTS(tests);
+}

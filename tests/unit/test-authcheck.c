@@ -1,0 +1,365 @@
+/* test-authcheck.c - mw-authcheck without DNS: Authentication-Results formatting, the
+   verdict table, domain and network lists, DNS server lists, and hostile header input. */
+#include "mw-build.h"
+#include "mw-authcheck.h"
+
+#include "mw-test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* results - a results struct with the common fields set */
+static struct mw_auth_results results(enum mw_auth_result spf, enum mw_auth_result dkim,
+                                      enum mw_auth_result dmarc, enum mw_dmarc_policy policy,
+                                      const char *from_domain, const char *mailfrom)
+{
+	struct mw_auth_results r;
+
+	memset(&r, 0, sizeof(r));
+	r.spf = spf;
+	r.spf_helo = MW_AUTH_NONE;
+	if (mailfrom != NULL) {
+		snprintf(r.spf_mailfrom, sizeof(r.spf_mailfrom), "%s", mailfrom);
+		snprintf(r.spf_domain, sizeof(r.spf_domain), "%s", strchr(mailfrom, '@') + 1);
+	}
+	if (dkim != MW_AUTH_NONE) {
+		r.dkim_count = 1;
+		r.dkim[0].result = dkim;
+		snprintf(r.dkim[0].domain, sizeof(r.dkim[0].domain), "%s", from_domain);
+		snprintf(r.dkim[0].selector, sizeof(r.dkim[0].selector), "sel");
+	}
+	r.dmarc = dmarc;
+	r.policy = policy;
+	snprintf(r.from_domain, sizeof(r.from_domain), "%s", from_domain);
+	r.temperror =
+	    spf == MW_AUTH_TEMPERROR || dkim == MW_AUTH_TEMPERROR || dmarc == MW_AUTH_TEMPERROR;
+	return r;
+}
+
+/* test_format_ar - the header value for typical results */
+static void test_format_ar(void **state)
+{
+	struct mw_auth_results r =
+	    results(MW_AUTH_PASS, MW_AUTH_PASS, MW_AUTH_PASS, MW_DMARC_POLICY_REJECT, "example.com",
+	            "bob@example.com");
+	mw_str s;
+	mw_error err;
+
+	(void)state;
+	snprintf(r.helo, sizeof(r.helo), "mail.example.com");
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_authcheck_format_ar("mx.example.net", &r, &s, &err), 0);
+	assert_string_equal(mw_str_c(&s),
+	                    "mx.example.net; spf=pass smtp.mailfrom=bob@example.com "
+	                    "smtp.helo=mail.example.com; dkim=pass header.d=example.com "
+	                    "header.s=sel; dmarc=pass (p=reject) header.from=example.com");
+	mw_str_free(&s);
+
+	r = results(MW_AUTH_TEMPERROR, MW_AUTH_NONE, MW_AUTH_NONE, MW_DMARC_POLICY_ABSENT, "",
+	            NULL);
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_authcheck_format_ar("mx", &r, &s, &err), 0);
+	assert_string_equal(mw_str_c(&s), "mx; spf=temperror; dkim=none; dmarc=none");
+	mw_str_free(&s);
+
+	/* two signatures, one failing with a reason comment */
+	r = results(MW_AUTH_FAIL, MW_AUTH_PASS, MW_AUTH_FAIL, MW_DMARC_POLICY_QUARANTINE,
+	            "example.org", "x@other.example");
+	r.dkim_count = 2;
+	r.dkim[1].result = MW_AUTH_FAIL;
+	snprintf(r.dkim[1].domain, sizeof(r.dkim[1].domain), "other.example");
+	snprintf(r.dkim[1].selector, sizeof(r.dkim[1].selector), "s2");
+	snprintf(r.dkim[1].reason, sizeof(r.dkim[1].reason), "body hash (mismatch)\x01");
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_authcheck_format_ar("mx", &r, &s, &err), 0);
+	assert_string_equal(mw_str_c(&s),
+	                    "mx; spf=fail smtp.mailfrom=x@other.example; dkim=pass "
+	                    "header.d=example.org header.s=sel; dkim=fail (body hash mismatch) "
+	                    "header.d=other.example header.s=s2; dmarc=fail (p=quarantine) "
+	                    "header.from=example.org");
+	mw_str_free(&s);
+}
+
+/* test_format_ar_hostile - unsafe ids refused, odd local parts quoted, controls refused */
+static void test_format_ar_hostile(void **state)
+{
+	static const char *const bad_ids[] = {"",           "mx example", "mx;dkim=pass",
+	                                      "mx\r\nX: y", "m\xc3\xa9x", "mx(comment)"};
+	struct mw_auth_results r =
+	    results(MW_AUTH_PASS, MW_AUTH_NONE, MW_AUTH_NONE, MW_DMARC_POLICY_ABSENT, "", NULL);
+	size_t i;
+	mw_str s;
+	mw_error err;
+
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(bad_ids); i++) {
+		mw_str_init(&s, 0);
+		assert_int_equal(mw_authcheck_format_ar(bad_ids[i], &r, &s, &err), -1);
+		mw_str_free(&s);
+	}
+	/* a quoted local part with a blank and a semicolon stays one quoted value */
+	snprintf(r.spf_mailfrom, sizeof(r.spf_mailfrom), "\"a b;dkim=pass\"@example.com");
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_authcheck_format_ar("mx", &r, &s, &err), 0);
+	assert_string_equal(mw_str_c(&s), "mx; spf=pass "
+	                                  "smtp.mailfrom=\"\\\"a b;dkim=pass\\\"@example.com\"; "
+	                                  "dkim=none; dmarc=none");
+	mw_str_free(&s);
+	/* control characters can never reach the header */
+	snprintf(r.spf_mailfrom, sizeof(r.spf_mailfrom), "a\r\nX-Evil: 1@example.com");
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_authcheck_format_ar("mx", &r, &s, &err), -1);
+	mw_str_free(&s);
+}
+
+/* verdict cases */
+static const struct {
+	const char *name;
+	enum mw_auth_result spf, dkim, dmarc;
+	enum mw_dmarc_policy policy;
+	const char *from, *mailfrom;
+	bool enforce, hold, tempfail, trusted, authenticated;
+	const char *local;
+	enum mw_verdict_action want;
+	const char *code, *xcode;
+} verdicts[] = {
+    {"dmarc pass", MW_AUTH_PASS, MW_AUTH_PASS, MW_AUTH_PASS, MW_DMARC_POLICY_REJECT, "example.com",
+     "a@example.com", true, true, true, false, false, "", MW_VERDICT_ACCEPT, "", ""},
+    {"dmarc fail reject", MW_AUTH_FAIL, MW_AUTH_FAIL, MW_AUTH_FAIL, MW_DMARC_POLICY_REJECT,
+     "example.com", "a@evil.example", true, true, true, false, false, "", MW_VERDICT_REJECT, "550",
+     "5.7.26"},
+    {"dmarc fail reject, not enforced", MW_AUTH_FAIL, MW_AUTH_FAIL, MW_AUTH_FAIL,
+     MW_DMARC_POLICY_REJECT, "example.com", "a@evil.example", false, true, true, false, false, "",
+     MW_VERDICT_ACCEPT, "", ""},
+    {"dmarc fail quarantine hold", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_FAIL,
+     MW_DMARC_POLICY_QUARANTINE, "example.com", "a@evil.example", true, true, true, false, false,
+     "", MW_VERDICT_QUARANTINE, "", ""},
+    {"dmarc fail none", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_FAIL, MW_DMARC_POLICY_NONE,
+     "example.com", "a@evil.example", true, true, true, false, false, "", MW_VERDICT_ACCEPT, "",
+     ""},
+    {"dmarc temperror", MW_AUTH_NONE, MW_AUTH_NONE, MW_AUTH_TEMPERROR, MW_DMARC_POLICY_ABSENT,
+     "example.com", "a@example.com", true, true, true, false, false, "", MW_VERDICT_TEMPFAIL, "451",
+     "4.7.1"},
+    {"dmarc temperror, accept configured", MW_AUTH_NONE, MW_AUTH_NONE, MW_AUTH_TEMPERROR,
+     MW_DMARC_POLICY_ABSENT, "example.com", "a@example.com", true, true, false, false, false, "",
+     MW_VERDICT_ACCEPT, "", ""},
+    {"dkim temperror under p=none", MW_AUTH_FAIL, MW_AUTH_TEMPERROR, MW_AUTH_TEMPERROR,
+     MW_DMARC_POLICY_NONE, "example.com", "a@evil.example", true, true, true, false, false, "",
+     MW_VERDICT_ACCEPT, "", ""},
+    {"spf temperror under p=reject", MW_AUTH_TEMPERROR, MW_AUTH_NONE, MW_AUTH_TEMPERROR,
+     MW_DMARC_POLICY_REJECT, "example.com", "a@example.com", true, true, true, false, false, "",
+     MW_VERDICT_TEMPFAIL, "451", "4.7.1"},
+    {"no dmarc record", MW_AUTH_SOFTFAIL, MW_AUTH_NONE, MW_AUTH_NONE, MW_DMARC_POLICY_ABSENT,
+     "example.com", "a@example.com", true, true, true, false, false, "", MW_VERDICT_ACCEPT, "", ""},
+    {"local From spoof", MW_AUTH_PASS, MW_AUTH_NONE, MW_AUTH_NONE, MW_DMARC_POLICY_ABSENT,
+     "ours.example", "a@evil.example", true, true, true, false, false, "x.org, ours.example",
+     MW_VERDICT_REJECT, "550", "5.7.1"},
+    {"local From spoof, case", MW_AUTH_PASS, MW_AUTH_NONE, MW_AUTH_FAIL, MW_DMARC_POLICY_NONE,
+     "ours.example", "a@evil.example", false, true, true, false, false, "OURS.Example",
+     MW_VERDICT_REJECT, "550", "5.7.1"},
+    {"local envelope spoof", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_NONE, MW_DMARC_POLICY_ABSENT,
+     "evil.example", "a@ours.example", true, true, true, false, false, "ours.example",
+     MW_VERDICT_REJECT, "550", "5.7.1"},
+    {"local envelope, spf temperror", MW_AUTH_TEMPERROR, MW_AUTH_NONE, MW_AUTH_NONE,
+     MW_DMARC_POLICY_ABSENT, "evil.example", "a@ours.example", true, true, true, false, false,
+     "ours.example", MW_VERDICT_TEMPFAIL, "451", "4.7.1"},
+    {"local From, dmarc temperror", MW_AUTH_NONE, MW_AUTH_NONE, MW_AUTH_TEMPERROR,
+     MW_DMARC_POLICY_ABSENT, "ours.example", "a@x.example", true, true, true, false, false,
+     "ours.example", MW_VERDICT_TEMPFAIL, "451", "4.7.1"},
+    {"local From, dmarc pass", MW_AUTH_PASS, MW_AUTH_PASS, MW_AUTH_PASS, MW_DMARC_POLICY_REJECT,
+     "ours.example", "a@ours.example", true, true, true, false, false, "ours.example",
+     MW_VERDICT_ACCEPT, "", ""},
+    {"local subdomain is not local", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_NONE,
+     MW_DMARC_POLICY_ABSENT, "sub.ours.example", "a@evil.example", true, true, true, false, false,
+     "ours.example", MW_VERDICT_ACCEPT, "", ""},
+    {"spoof from trusted client", MW_AUTH_FAIL, MW_AUTH_FAIL, MW_AUTH_FAIL, MW_DMARC_POLICY_REJECT,
+     "ours.example", "a@ours.example", true, true, true, true, false, "ours.example",
+     MW_VERDICT_ACCEPT, "", ""},
+    {"authenticated", MW_AUTH_FAIL, MW_AUTH_FAIL, MW_AUTH_FAIL, MW_DMARC_POLICY_REJECT,
+     "example.com", "a@example.com", true, true, true, false, true, "", MW_VERDICT_ACCEPT, "", ""},
+    {"dmarc permerror", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_PERMERROR, MW_DMARC_POLICY_ABSENT, "",
+     "a@example.com", true, true, true, false, false, "", MW_VERDICT_ACCEPT, "", ""},
+};
+
+/* test_verdict_table - the decision for each combination */
+static void test_verdict_table(void **state)
+{
+	size_t i, failures = 0;
+
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(verdicts); i++) {
+		struct mw_auth_results r =
+		    results(verdicts[i].spf, verdicts[i].dkim, verdicts[i].dmarc,
+		            verdicts[i].policy, verdicts[i].from, verdicts[i].mailfrom);
+		struct mw_verdict_policy p = {verdicts[i].enforce,  verdicts[i].hold,
+		                              verdicts[i].tempfail, verdicts[i].local,
+		                              verdicts[i].trusted,  verdicts[i].authenticated};
+		struct mw_verdict v;
+
+		mw_authcheck_verdict(&r, &p, &v);
+		if (v.action != verdicts[i].want || strcmp(v.smtp_code, verdicts[i].code) != 0 ||
+		    strcmp(v.xcode, verdicts[i].xcode) != 0) {
+			printf("# %s: action %d code %s %s (%s)\n", verdicts[i].name, v.action,
+			       v.smtp_code, v.xcode, v.reason);
+			failures++;
+		}
+		if (v.action == MW_VERDICT_QUARANTINE)
+			assert_true(v.hold == verdicts[i].hold && v.tag == !verdicts[i].hold);
+	}
+	assert_int_equal(failures, 0);
+}
+
+/* test_domain_listed - exact, case-insensitive matches only */
+static void test_domain_listed(void **state)
+{
+	(void)state;
+	assert_true(mw_authcheck_domain_listed("a.example, b.example", "b.example"));
+	assert_true(mw_authcheck_domain_listed("a.example\tB.EXAMPLE.", "b.example"));
+	assert_false(mw_authcheck_domain_listed("a.example", "xa.example"));
+	assert_false(mw_authcheck_domain_listed("a.example", "a.example.evil"));
+	assert_false(mw_authcheck_domain_listed("", "a.example"));
+	assert_false(mw_authcheck_domain_listed("a.example", ""));
+}
+
+/* test_networks - CIDR matching and malformed lists */
+static void test_networks(void **state)
+{
+	static const struct {
+		const char *nets, *ip;
+		int want;
+	} cases[] = {
+	    {"192.0.2.0/24", "192.0.2.77", 1},
+	    {"192.0.2.0/24", "192.0.3.1", 0},
+	    {"10.0.0.0/8, 192.0.2.7", "192.0.2.7", 1},
+	    {"192.0.2.128/25", "192.0.2.127", 0},
+	    {"192.0.2.128/25", "192.0.2.200", 1},
+	    {"0.0.0.0/0", "203.0.113.5", 1},
+	    {"2001:db8::/32", "2001:db8:1::5", 1},
+	    {"2001:db8::/32", "2001:db9::5", 0},
+	    {"::1", "::1", 1},
+	    {"192.0.2.0/24", "2001:db8::1", 0},
+	    {"", "192.0.2.1", 0},
+	    {"192.0.2.0/33", "192.0.2.1", -1},
+	    {"192.0.2.0/", "192.0.2.1", -1},
+	    {"example.com", "192.0.2.1", -1},
+	    {"192.0.2.0/24", "not-an-ip", -1},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		int got = mw_authcheck_ip_in_networks(cases[i].nets, cases[i].ip, NULL);
+
+		if (got != cases[i].want)
+			printf("# %s in %s: %d\n", cases[i].ip, cases[i].nets, got);
+		assert_int_equal(got, cases[i].want);
+	}
+}
+
+/* test_dns_servers - the server list grammar */
+static void test_dns_servers(void **state)
+{
+	char out[MW_DNS_SERVERS_MAX][64];
+	mw_error err;
+
+	(void)state;
+	assert_int_equal(mw_dns_parse_servers("127.0.0.1@5353, ::1", out, 8, &err), 2);
+	assert_string_equal(out[0], "127.0.0.1@5353");
+	assert_string_equal(out[1], "::1");
+	assert_int_equal(mw_dns_parse_servers("", out, 8, &err), 0);
+	assert_int_equal(mw_dns_parse_servers("dns.example.com", out, 8, &err), -1);
+	assert_int_equal(mw_dns_parse_servers("127.0.0.1@0", out, 8, &err), -1);
+	assert_int_equal(mw_dns_parse_servers("127.0.0.1@65536", out, 8, &err), -1);
+	assert_int_equal(mw_dns_parse_servers("127.0.0.1@x", out, 8, &err), -1);
+	assert_int_equal(mw_dns_parse_servers("127.0.0.1@", out, 8, &err), -1);
+	assert_int_equal(mw_dns_parse_servers("1.1.1.1 1.1.1.2 1.1.1.3", out, 2, &err), -1);
+	assert_null(mw_dns_new("127.0.0.1@5353", 0, &err));
+}
+
+/* test_hostile_headers - limits on header input, DMARC with odd From fields */
+static void test_hostile_headers(void **state)
+{
+	struct mw_authcheck_settings s = {"127.0.0.1@9", 200, NULL};
+	mw_authcheck_lib *lib;
+	mw_authcheck *ac;
+	mw_error err;
+	char *big;
+	size_t i;
+	const struct mw_auth_results *res;
+
+	(void)state;
+	lib = mw_authcheck_lib_new(&s, &err);
+	assert_non_null(lib);
+
+	/* one huge field is refused */
+	ac = mw_authcheck_new(lib);
+	big = mw_malloc(MW_AUTH_MAX_HEADER_LEN + 10);
+	memset(big, 'a', MW_AUTH_MAX_HEADER_LEN + 9);
+	big[MW_AUTH_MAX_HEADER_LEN + 9] = '\0';
+	assert_int_equal(mw_authcheck_header(ac, "Subject", big, strlen(big), &err), -1);
+	assert_non_null(strstr(err.msg, "too long"));
+	free(big);
+	/* too many fields */
+	for (i = 0; i < MW_AUTH_MAX_HEADERS; i++)
+		assert_int_equal(mw_authcheck_header(ac, "X-A", " b", 2, &err), 0);
+	assert_int_equal(mw_authcheck_header(ac, "X-A", " b", 2, &err), -1);
+	assert_int_equal(mw_authcheck_header(ac, "", " b", 2, &err), -1);
+	mw_authcheck_free(&ac);
+
+	/* two From fields: DMARC permerror, no DNS needed (no client -> no SPF) */
+	ac = mw_authcheck_new(lib);
+	assert_int_equal(mw_authcheck_header(ac, "From", " a@example.com", 14, &err), 0);
+	assert_int_equal(mw_authcheck_header(ac, "from", " b@example.org", 14, &err), 0);
+	mw_authcheck_eoh(ac);
+	mw_authcheck_body(ac, "hi\r\n", 4);
+	res = mw_authcheck_eom(ac);
+	assert_int_equal(res->dmarc, MW_AUTH_PERMERROR);
+	assert_int_equal(res->spf, MW_AUTH_NONE);
+	assert_int_equal(res->dkim_count, 0);
+	assert_string_equal(res->from_domain, "");
+	mw_authcheck_free(&ac);
+
+	/* a From with two addresses, a group, garbage, a domain literal: all permerror */
+	{
+		static const char *const froms[] = {" a@example.com, b@example.com",
+		                                    " g: a@example.com, b@example.org;",
+		                                    " <<<>>>",
+		                                    " a@[192.0.2.1]",
+		                                    " \"x@example.com\" <@>",
+		                                    ""};
+
+		for (i = 0; i < MW_N_ELEMENTS(froms); i++) {
+			ac = mw_authcheck_new(lib);
+			assert_int_equal(
+			    mw_authcheck_header(ac, "From", froms[i], strlen(froms[i]), &err), 0);
+			mw_authcheck_eoh(ac);
+			res = mw_authcheck_eom(ac);
+			assert_int_equal(res->dmarc, MW_AUTH_PERMERROR);
+			assert_string_equal(res->from_domain, "");
+			mw_authcheck_free(&ac);
+		}
+	}
+
+	/* bad client address and envelope */
+	ac = mw_authcheck_new(lib);
+	assert_int_equal(mw_authcheck_connect(ac, "192.0.2.300", "h", &err), -1);
+	assert_int_equal(mw_authcheck_connect(ac, "x", "h", &err), -1);
+	assert_int_equal(mw_authcheck_mail_from(ac, "<a@b@c>", &err), -1);
+	assert_int_equal(mw_authcheck_mail_from(ac, "<a@example.com> SIZE=1", &err), -1);
+	mw_authcheck_free(&ac);
+
+	mw_authcheck_lib_free(&lib);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_format_ar),       cmocka_unit_test(test_format_ar_hostile),
+	    cmocka_unit_test(test_verdict_table),   cmocka_unit_test(test_domain_listed),
+	    cmocka_unit_test(test_networks),        cmocka_unit_test(test_dns_servers),
+	    cmocka_unit_test(test_hostile_headers),
+	};
+
+	MW_RUN_TESTS(tests);
+}

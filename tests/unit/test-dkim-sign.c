@@ -1,0 +1,593 @@
+/* test-dkim-sign.c - unit tests for mw-dkim-sign: signing (checked by libopendkim's verifier
+ * reading the public key from a file), canonicalisation corner cases, over-signing, bad keys,
+ * call order, key files and the store round trip of encrypted keys.
+ *
+ * The RSA key is generated at run time; nothing depends on DNS or the wall clock.
+ */
+#include "mw-build.h"
+#include "mw-dkim-sign.h"
+#include "mw-secret.h"
+#include "mw-store.h"
+#include "mw-test.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <opendkim/dkim.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct {
+	char dir[64];
+	char keyinfo[128]; /* DKIM_QUERY_FILE key list */
+	mw_str pem, pub;
+	DKIM_LIB *vlib; /* the verifier's own library handle */
+} g;
+
+/* write_file - create path with text and mode */
+static void write_file(const char *path, const char *text, size_t len, mode_t mode)
+{
+	FILE *f;
+	(void)unlink(path);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* group_setup - one RSA key, its record in a key file for the verifier */
+static int group_setup(void **state)
+{
+	mw_error err = { "" };
+	mw_str line;
+	unsigned int q = DKIM_QUERY_FILE;
+	(void)state;
+	(void)setenv("MW_FAKE_NOW", "1767225600", 1);
+	(void)mw_strlcpy(g.dir, "/tmp/mw-test-dkim.XXXXXX", sizeof(g.dir));
+	if (mkdtemp(g.dir) == NULL)
+		return -1;
+	mw_str_init(&g.pem, 0);
+	mw_str_init(&g.pub, 0);
+	if (mw_dkim_generate_rsa(2048, &g.pem, &g.pub, &err) < 0) {
+		fprintf(stderr, "# keygen: %s\n", err.msg);
+		return -1;
+	}
+	(void)snprintf(g.keyinfo, sizeof(g.keyinfo), "%s/keys.txt", g.dir);
+	mw_str_init(&line, 0);
+	(void)mw_str_appendf(&line, "s1._domainkey.example.org v=DKIM1; k=rsa; p=%s\n",
+	                     mw_str_c(&g.pub));
+	write_file(g.keyinfo, line.buf, line.len, 0600);
+	mw_str_free(&line);
+	g.vlib = dkim_init(NULL, NULL);
+	if (g.vlib == NULL ||
+	    dkim_options(g.vlib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYMETHOD, &q, sizeof(q)) != 0 ||
+	    dkim_options(g.vlib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYINFO, g.keyinfo,
+	                 strlen(g.keyinfo)) != 0)
+		return -1;
+	return 0;
+}
+
+/* group_teardown - remove the key files */
+static int group_teardown(void **state)
+{
+	char cmd[128];
+	(void)state;
+	dkim_close(g.vlib);
+	mw_str_free(&g.pem);
+	mw_str_free(&g.pub);
+	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g.dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* verify - run libopendkim's verifier over a complete message (CRLF or LF); returns the
+   DKIM_STAT of dkim_eom */
+static DKIM_STAT verify(const char *msg, size_t len)
+{
+	DKIM_STAT st;
+	DKIM *d = dkim_verify(g.vlib, (const unsigned char *)"v", NULL, &st);
+	mw_str h;
+	size_t i = 0;
+	assert_non_null(d);
+	mw_str_init(&h, 0);
+	while (i < len && !(msg[i] == '\n' || (msg[i] == '\r' && msg[i + 1] == '\n'))) {
+		size_t e = i;
+		while (e < len && msg[e] != '\n')
+			e++;
+		while (e + 1 < len && (msg[e + 1] == ' ' || msg[e + 1] == '\t')) {
+			e++;
+			while (e < len && msg[e] != '\n')
+				e++;
+		}
+		mw_str_reset(&h);
+		(void)mw_str_append(&h, msg + i, e - i);
+		/* drop the field's final line end, turn inner LF into CRLF */
+		if (h.len > 0 && h.buf[h.len - 1] == '\r')
+			h.buf[--h.len] = '\0';
+		{
+			mw_str c;
+			size_t k;
+			mw_str_init(&c, 0);
+			for (k = 0; k < h.len; k++) {
+				if (h.buf[k] == '\n' && (k == 0 || h.buf[k - 1] != '\r'))
+					(void)mw_str_appendc(&c, '\r');
+				(void)mw_str_appendc(&c, h.buf[k]);
+			}
+			st = dkim_header(d, (unsigned char *)c.buf, c.len);
+			mw_str_free(&c);
+		}
+		assert_int_equal(st, DKIM_STAT_OK);
+		i = e + 1;
+	}
+	mw_str_free(&h);
+	assert_int_equal(dkim_eoh(d), DKIM_STAT_OK);
+	if (i < len)
+		i += msg[i] == '\r' ? 2 : 1;
+	{
+		/* the verifier gets CRLF bodies, as on the wire */
+		mw_str b;
+		size_t k;
+		mw_str_init(&b, 0);
+		for (k = i; k < len; k++) {
+			if (msg[k] == '\n' && (k == 0 || msg[k - 1] != '\r'))
+				(void)mw_str_appendc(&b, '\r');
+			(void)mw_str_appendc(&b, msg[k]);
+		}
+		if (b.len > 0)
+			assert_int_equal(dkim_body(d, (unsigned char *)b.buf, b.len), DKIM_STAT_OK);
+		mw_str_free(&b);
+	}
+	st = dkim_eom(d, NULL);
+	(void)dkim_free(d);
+	return st;
+}
+
+struct hdr {
+	const char *name, *value;
+};
+
+struct sign_case {
+	const char *what;
+	struct hdr hdrs[8];
+	const char *body;   /* as fed to the signer */
+	size_t chunk;       /* 0 = in one piece */
+	const char *vbody;  /* the body the verifier sees (NULL = body) */
+	const char *extra;  /* a header line prepended for the verifier (NULL = none) */
+	const char *append; /* a header line appended after the others (NULL = none) */
+	bool valid;
+};
+
+/* sign_msg - sign hdrs+body, build the signed message as the verifier will see it */
+static void sign_msg(const struct sign_case *c, mw_str *out)
+{
+	mw_error err = { "" };
+	mw_dkim_key *key = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
+	mw_dkim_signer *s;
+	mw_str sig;
+	size_t i, len = strlen(c->body);
+	assert_non_null(key);
+	s = mw_dkim_signer_new(key, "t", NULL, &err);
+	mw_dkim_key_free(&key); /* the signer keeps what it needs */
+	assert_non_null(s);
+	for (i = 0; c->hdrs[i].name != NULL; i++)
+		assert_int_equal(mw_dkim_signer_header(s, c->hdrs[i].name, c->hdrs[i].value, &err),
+		                 0);
+	assert_int_equal(mw_dkim_signer_eoh(s, &err), 0);
+	if (c->chunk == 0) {
+		assert_int_equal(mw_dkim_signer_body(s, c->body, len, &err), 0);
+	} else {
+		for (i = 0; i < len; i += c->chunk)
+			assert_int_equal(mw_dkim_signer_body(s, c->body + i,
+			                                     len - i < c->chunk ? len - i : c->chunk,
+			                                     &err),
+			                 0);
+	}
+	mw_str_init(&sig, 0);
+	assert_int_equal(mw_dkim_signer_eom(s, &sig, &err), 0);
+	/* the value is ready for smfi_insheader: no CR, no leading blank, no final newline */
+	assert_null(strchr(sig.buf, '\r'));
+	assert_true(sig.buf[0] != ' ' && sig.buf[sig.len - 1] != '\n');
+	assert_non_null(strstr(sig.buf, "a=rsa-sha256"));
+	assert_non_null(strstr(sig.buf, "c=relaxed/relaxed"));
+	assert_non_null(strstr(sig.buf, "d=example.org"));
+	/* out of order after the end: refused, no crash */
+	assert_int_equal(mw_dkim_signer_body(s, "x", 1, &err), -1);
+	mw_dkim_signer_free(&s);
+	assert_null(s);
+
+	if (c->extra != NULL)
+		(void)mw_str_appendf(out, "%s\n", c->extra);
+	(void)mw_str_appendf(out, "DKIM-Signature: %s\n", mw_str_c(&sig));
+	for (i = 0; c->hdrs[i].name != NULL; i++)
+		(void)mw_str_appendf(out, "%s:%s%s\n", c->hdrs[i].name,
+		                     c->hdrs[i].value[0] == ' ' ? "" : " ", c->hdrs[i].value);
+	if (c->append != NULL)
+		(void)mw_str_appendf(out, "%s\n", c->append);
+	(void)mw_str_appendf(out, "\n%s", c->vbody != NULL ? c->vbody : c->body);
+	mw_str_free(&sig);
+}
+
+#define STD_HDRS                                                                             \
+	{ "From", "Alice <alice@example.org>" }, { "To", "bob@example.net" },                 \
+	    { "Subject", "hello" }, { "Date", "Thu, 01 Jan 2026 00:00:00 +0000" },            \
+	    { "Message-ID", "<1@example.org>" }
+
+static const struct sign_case sign_cases[] = {
+	{ "plain", { STD_HDRS }, "Hello\r\nWorld\r\n", 0, NULL, NULL, NULL, true },
+	{ "LF body, CRLF on the wire", { STD_HDRS }, "Hello\nWorld\n", 0, "Hello\r\nWorld\r\n",
+	  NULL, NULL, true },
+	{ "empty body", { STD_HDRS }, "", 0, NULL, NULL, NULL, true },
+	{ "empty body vs CRLF", { STD_HDRS }, "", 0, "\r\n", NULL, NULL, true },
+	{ "trailing blank lines", { STD_HDRS }, "a\r\n\r\n\r\n\r\n", 0, "a\r\n", NULL, NULL,
+	  true },
+	{ "one-byte chunks", { STD_HDRS }, "line one\r\nline  two \r\n\r\nend\r\n", 1, NULL,
+	  NULL, NULL, true },
+	{ "relaxed: inner and trailing blanks", { STD_HDRS }, "a  b \t\r\nc\r\n", 3,
+	  "a b\r\nc\r\n", NULL, NULL, true },
+	{ "folded header (LF)",
+	  { { "From", "alice@example.org" }, { "Subject", "a long\n\tfolded subject" }, { NULL, NULL } },
+	  "x\r\n", 0, NULL, NULL, NULL, true },
+	{ "folded header (CRLF)",
+	  { { "From", "alice@example.org" }, { "Subject", " a long\r\n  folded subject" }, { NULL, NULL } },
+	  "x\r\n", 0, NULL, NULL, NULL, true },
+	{ "unsigned header may be added", { STD_HDRS }, "x\r\n", 0, NULL, "Received: by x", NULL,
+	  true },
+	{ "body tampered", { STD_HDRS }, "Pay 10\r\n", 0, "Pay 99\r\n", NULL, NULL, false },
+	{ "body appended", { STD_HDRS }, "a\r\n", 0, "a\r\nb\r\n", NULL, NULL, false },
+	{ "second From added (over-signed)", { STD_HDRS }, "x\r\n", 0, NULL, NULL,
+	  "From: mallory@example.org", false },
+	{ "second Subject added (over-signed)", { STD_HDRS }, "x\r\n", 0, NULL, NULL,
+	  "Subject: urgent", false },
+	{ "missing To added later (over-signed)",
+	  { { "From", "alice@example.org" }, { "Subject", "s" }, { NULL, NULL } }, "x\r\n", 0, NULL,
+	  NULL, "To: victim@example.net", false },
+};
+
+/* test_sign_table - every sign case verifies (or fails) as the table says */
+static void test_sign_table(void **state)
+{
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(sign_cases); i++) {
+		mw_str m;
+		DKIM_STAT st;
+		mw_str_init(&m, 0);
+		sign_msg(&sign_cases[i], &m);
+		st = verify(m.buf, m.len);
+		if ((st == DKIM_STAT_OK) != sign_cases[i].valid)
+			fail_msg("case \"%s\": verifier said %s", sign_cases[i].what,
+			         dkim_getresultstr(st));
+		mw_str_free(&m);
+	}
+}
+
+/* test_header_list - the configured list is what h= names, From always included */
+static void test_header_list(void **state)
+{
+	mw_error err = { "" };
+	mw_dkim_key *key = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
+	mw_dkim_signer *s;
+	mw_str sig;
+	(void)state;
+	assert_non_null(key);
+	s = mw_dkim_signer_new(key, NULL, "subject, x-custom", &err);
+	assert_non_null(s);
+	assert_int_equal(mw_dkim_signer_header(s, "From", "a@example.org", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "X-Custom", "1", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "Subject", "s", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "X-Other", "1", &err), 0);
+	assert_int_equal(mw_dkim_signer_eoh(s, &err), 0);
+	mw_str_init(&sig, 0);
+	assert_int_equal(mw_dkim_signer_eom(s, &sig, &err), 0);
+	assert_non_null(strstr(sig.buf, "h=From:X-Custom:Subject:"));
+	assert_null(strstr(sig.buf, "X-Other"));
+	mw_str_free(&sig);
+	mw_dkim_signer_free(&s);
+	/* regex metacharacters and empty lists are refused */
+	assert_null(mw_dkim_signer_new(key, NULL, "from|.*", &err));
+	assert_null(mw_dkim_signer_new(key, NULL, " , ", &err));
+	mw_dkim_key_free(&key);
+}
+
+/* test_call_order - out-of-order and hostile calls fail cleanly */
+static void test_call_order(void **state)
+{
+	mw_error err = { "" };
+	mw_dkim_key *key = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
+	mw_dkim_signer *s;
+	mw_str sig, big;
+	(void)state;
+	mw_str_init(&sig, 0);
+	s = mw_dkim_signer_new(key, NULL, NULL, &err);
+	assert_int_equal(mw_dkim_signer_body(s, "x", 1, &err), -1);
+	assert_non_null(strstr(err.msg, "order"));
+	assert_int_equal(mw_dkim_signer_eoh(s, &err), -1); /* poisoned */
+	mw_dkim_signer_free(&s);
+
+	s = mw_dkim_signer_new(key, NULL, NULL, &err);
+	assert_int_equal(mw_dkim_signer_header(s, "Bad Name", "x", &err), -1);
+	mw_dkim_signer_free(&s);
+	s = mw_dkim_signer_new(key, NULL, NULL, &err);
+	assert_int_equal(mw_dkim_signer_header(s, "", "x", &err), -1);
+	mw_dkim_signer_free(&s);
+	s = mw_dkim_signer_new(key, NULL, NULL, &err);
+	mw_str_init(&big, 0);
+	while (big.len <= MW_DKIM_HEADER_MAX)
+		(void)mw_str_appends(&big, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ");
+	assert_int_equal(mw_dkim_signer_header(s, "Subject", big.buf, &err), -1);
+	mw_str_free(&big);
+	mw_dkim_signer_free(&s);
+
+	s = mw_dkim_signer_new(key, NULL, NULL, &err);
+	assert_int_equal(mw_dkim_signer_eom(s, &sig, &err), -1);
+	mw_dkim_signer_free(&s);
+	assert_null(mw_dkim_signer_new(NULL, NULL, NULL, &err));
+	mw_dkim_signer_free(NULL);
+	mw_str_free(&sig);
+	mw_dkim_key_free(&key);
+}
+
+/* pem_of - PEM of a fresh key of an OpenSSL type (PKCS#8, optionally encrypted) */
+static void pem_of(const char *type, size_t bits, bool encrypted, mw_str *out)
+{
+	EVP_PKEY *k = bits > 0 ? EVP_PKEY_Q_keygen(NULL, NULL, type, bits)
+	                       : EVP_PKEY_Q_keygen(NULL, NULL, type, "P-256");
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+	assert_non_null(k);
+	assert_int_equal(PEM_write_bio_PrivateKey(b, k, encrypted ? EVP_aes_128_cbc() : NULL,
+	                                          encrypted ? (unsigned char *)"pw" : NULL,
+	                                          encrypted ? 2 : 0, NULL, NULL),
+	                 1);
+	n = BIO_get_mem_data(b, &data);
+	(void)mw_str_append(out, data, (size_t)n);
+	BIO_free(b);
+	EVP_PKEY_free(k);
+}
+
+/* test_bad_keys - every bad key is a clear error, never a crash */
+static void test_bad_keys(void **state)
+{
+	static const char *const texts[] = {
+		"", "not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+		"-----BEGIN RSA PRIVATE KEY-----\n!!!!\n-----END RSA PRIVATE KEY-----\n",
+	};
+	mw_error err = { "" };
+	mw_str p;
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(texts); i++) {
+		err.msg[0] = '\0';
+		assert_null(mw_dkim_key_new("example.org", "s1", texts[i], strlen(texts[i]), &err));
+		assert_true(err.msg[0] != '\0');
+	}
+	/* truncated real key */
+	assert_null(mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len / 2, &err));
+	/* a short RSA key */
+	mw_str_init(&p, 0);
+	pem_of("RSA", 512, false, &p);
+	assert_null(mw_dkim_key_new("example.org", "s1", p.buf, p.len, &err));
+	assert_non_null(strstr(err.msg, "512 bits"));
+	/* an EC key */
+	mw_str_reset(&p);
+	pem_of("EC", 0, false, &p);
+	assert_null(mw_dkim_key_new("example.org", "s1", p.buf, p.len, &err));
+	assert_non_null(strstr(err.msg, "neither RSA nor Ed25519"));
+	/* a passphrase-protected key */
+	mw_str_reset(&p);
+	pem_of("RSA", 1024, true, &p);
+	assert_null(mw_dkim_key_new("example.org", "s1", p.buf, p.len, &err));
+	assert_non_null(strstr(err.msg, "passphrase"));
+	/* Ed25519: accepted only when this libopendkim signs with it */
+	mw_str_reset(&p);
+	pem_of("ED25519", 0, false, &p);
+	if (mw_dkim_ed25519_supported()) {
+		mw_dkim_key *k = mw_dkim_key_new("example.org", "s1", p.buf, p.len, &err);
+		assert_non_null(k);
+		assert_string_equal(mw_dkim_key_algorithm(k), "ed25519-sha256");
+		mw_dkim_key_free(&k);
+	} else {
+		assert_null(mw_dkim_key_new("example.org", "s1", p.buf, p.len, &err));
+		assert_non_null(strstr(err.msg, "Ed25519"));
+	}
+	mw_str_free(&p);
+	/* bad names */
+	assert_null(mw_dkim_key_new("example", "s1", g.pem.buf, g.pem.len, &err));
+	assert_null(mw_dkim_key_new("exa mple.org", "s1", g.pem.buf, g.pem.len, &err));
+	assert_null(mw_dkim_key_new("example.org", "s 1", g.pem.buf, g.pem.len, &err));
+	assert_null(mw_dkim_key_new("example.org", "", g.pem.buf, g.pem.len, &err));
+	assert_null(mw_dkim_key_new("example.org", "a..b", g.pem.buf, g.pem.len, &err));
+	/* generation sizes */
+	mw_str_init(&p, 0);
+	assert_int_equal(mw_dkim_generate_rsa(1024, &p, &p, &err), -1);
+	mw_str_free(&p);
+}
+
+/* test_txt_record - split into 255-byte strings that join to the record */
+static void test_txt_record(void **state)
+{
+	mw_error err = { "" };
+	mw_str out, joined;
+	const char *p, *q;
+	(void)state;
+	mw_str_init(&out, 0);
+	mw_str_init(&joined, 0);
+	assert_int_equal(mw_dkim_txt_record("example.org", "s1", MW_DKIM_KEY_RSA, g.pub.buf, &out,
+	                                    &err),
+	                 0);
+	assert_int_equal(strncmp(out.buf, "s1._domainkey.example.org. IN TXT ( \"", 37), 0);
+	for (p = strchr(out.buf, '"'); p != NULL; p = strchr(q + 1, '"')) {
+		q = strchr(p + 1, '"');
+		assert_non_null(q);
+		assert_true(q - p - 1 <= 255);
+		(void)mw_str_append(&joined, p + 1, (size_t)(q - p - 1));
+	}
+	assert_int_equal(strncmp(joined.buf, "v=DKIM1; k=rsa; p=", 18), 0);
+	assert_string_equal(joined.buf + 18, g.pub.buf);
+	mw_str_free(&out);
+	mw_str_free(&joined);
+}
+
+/* test_key_files - permissions, naming, one key per domain */
+static void test_key_files(void **state)
+{
+	char kdir[128], path[192], path2[192];
+	mw_error err = { "" };
+	mw_dkim_key *key = NULL;
+	(void)state;
+	(void)snprintf(kdir, sizeof(kdir), "%s/keys", g.dir);
+	assert_int_equal(mkdir(kdir, 0700), 0);
+	assert_int_equal(mw_dkim_key_from_dir(kdir, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_NONE);
+	(void)snprintf(path, sizeof(path), "%s/example.org.sel1.key", kdir);
+	write_file(path, g.pem.buf, g.pem.len, 0644);
+	assert_int_equal(mw_dkim_key_from_dir(kdir, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_ERROR);
+	assert_non_null(strstr(err.msg, "group or others"));
+	assert_null(key);
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(mw_dkim_key_from_dir(kdir, "EXAMPLE.org", &key, &err),
+	                 MW_DKIM_LOOKUP_FOUND);
+	assert_string_equal(mw_dkim_key_selector(key), "sel1");
+	assert_string_equal(mw_dkim_key_domain(key), "example.org");
+	mw_dkim_key_free(&key);
+	/* a sub-domain's file is not the domain's; a dotted "selector" is ignored */
+	(void)snprintf(path2, sizeof(path2), "%s/sub.example.org.s.key", kdir);
+	write_file(path2, g.pem.buf, g.pem.len, 0600);
+	(void)snprintf(path2, sizeof(path2), "%s/example.org.a.b.key", kdir);
+	write_file(path2, g.pem.buf, g.pem.len, 0600);
+	assert_int_equal(mw_dkim_key_lookup(NULL, NULL, kdir, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_FOUND);
+	mw_dkim_key_free(&key);
+	/* two keys for one domain: ambiguous */
+	(void)snprintf(path2, sizeof(path2), "%s/example.org.sel2.key", kdir);
+	write_file(path2, g.pem.buf, g.pem.len, 0600);
+	assert_int_equal(mw_dkim_key_from_dir(kdir, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_ERROR);
+	assert_non_null(strstr(err.msg, "several"));
+	/* a garbage key file */
+	(void)unlink(path2);
+	write_file(path, "garbage\n", 8, 0600);
+	assert_int_equal(mw_dkim_key_from_dir(kdir, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_ERROR);
+	assert_null(key);
+	/* no such directory */
+	assert_int_equal(mw_dkim_key_from_dir("/nonexistent-mw", "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_ERROR);
+}
+
+/* add_key - encrypt the test key as the store does and add it */
+static int add_key(mw_store *st, const mw_master_key *mk, const char *domain,
+                   const char *selector, const char *ad_domain, bool active)
+{
+	mw_error err = { "" };
+	mw_str ad, enc;
+	int ret;
+	mw_str_init(&ad, 0);
+	mw_str_init(&enc, 0);
+	(void)mw_dkim_key_ad(ad_domain, selector, &ad);
+	assert_int_equal(mw_secret_encrypt(mk, g.pem.buf, g.pem.len, ad.buf, &enc, &err), 0);
+	ret = mw_store_dkim_key_add(st, domain, selector, "rsa", enc.buf, g.pub.buf, active, &err);
+	mw_str_free(&ad);
+	mw_str_free(&enc);
+	return ret;
+}
+
+/* test_store_round_trip - encrypted keys in the store: add, active, list, wrong key, delete */
+static void test_store_round_trip(void **state)
+{
+	char url[128], mkpath[128], mkpath2[128];
+	mw_error err = { "" };
+	mw_master_key mk, mk2;
+	struct mw_dkim_key_row row, *rows = NULL;
+	size_t n = 0;
+	mw_dkim_key *key = NULL;
+	mw_store *st;
+	(void)state;
+	(void)snprintf(url, sizeof(url), "sqlite:%s/s.db", g.dir);
+	(void)snprintf(mkpath, sizeof(mkpath), "%s/master.key", g.dir);
+	(void)snprintf(mkpath2, sizeof(mkpath2), "%s/other.key", g.dir);
+	assert_int_equal(mw_secret_key_create(mkpath, &err), 0);
+	assert_int_equal(mw_secret_key_create(mkpath2, &err), 0);
+	assert_int_equal(mw_secret_key_load(mkpath, &mk, &err), 0);
+	assert_int_equal(mw_secret_key_load(mkpath2, &mk2, &err), 0);
+	st = mw_store_open(url, 1000, &err);
+	assert_non_null(st);
+	assert_int_equal(mw_store_migrate(st, &err), 0);
+
+	assert_int_equal(mw_dkim_key_from_store(st, &mk, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_NONE);
+	assert_int_equal(add_key(st, &mk, "example.org", "s1", "example.org", true), MW_STORE_OK);
+	assert_int_equal(add_key(st, &mk, "example.org", "s1", "example.org", true),
+	                 MW_STORE_EXISTS);
+	assert_int_equal(add_key(st, &mk, "example.org", "s2", "example.org", true), MW_STORE_OK);
+	/* s2 is active now, s1 not */
+	assert_int_equal(mw_store_dkim_key_get_active(st, "example.org", &row, &err), MW_STORE_OK);
+	assert_string_equal(row.selector, "s2");
+	assert_string_equal(row.key_type, "rsa");
+	assert_string_equal(row.public_key, g.pub.buf);
+	assert_int_equal(strncmp(row.private_key, "v1:", 3), 0);
+	assert_null(strstr(row.private_key, "PRIVATE"));
+	mw_dkim_key_row_clear(&row);
+	assert_int_equal(mw_store_dkim_key_set_active(st, "example.org", "s1", &err), MW_STORE_OK);
+	assert_int_equal(mw_store_dkim_key_set_active(st, "example.org", "nope", &err),
+	                 MW_STORE_NOTFOUND);
+	assert_int_equal(mw_store_dkim_key_list(st, NULL, &rows, &n, &err), MW_STORE_OK);
+	assert_int_equal(n, 2);
+	assert_true(rows[0].active && !rows[1].active);
+	mw_dkim_key_rows_free(rows, n);
+
+	/* round trip: the decrypted key signs as s1 */
+	assert_int_equal(mw_dkim_key_lookup(st, &mk, NULL, "Example.Org", &key, &err),
+	                 MW_DKIM_LOOKUP_FOUND);
+	assert_string_equal(mw_dkim_key_selector(key), "s1");
+	mw_dkim_key_free(&key);
+	/* the wrong master key fails with a clear message */
+	assert_int_equal(mw_dkim_key_from_store(st, &mk2, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_ERROR);
+	assert_non_null(strstr(err.msg, "cannot decrypt"));
+	assert_null(key);
+	/* a row encrypted for another domain (moved) does not decrypt */
+	assert_int_equal(add_key(st, &mk, "example.net", "s1", "example.org", true), MW_STORE_OK);
+	assert_int_equal(mw_dkim_key_from_store(st, &mk, "example.net", &key, &err),
+	                 MW_DKIM_LOOKUP_ERROR);
+	/* bad arguments */
+	assert_int_equal(add_key(st, &mk, "Example.org", "s3", "example.org", true),
+	                 MW_STORE_ERROR);
+	assert_int_equal(mw_store_dkim_key_add(st, "example.org", "s9", "rsa", "plain", "AAAA",
+	                                       true, &err),
+	                 MW_STORE_ERROR);
+	assert_int_equal(mw_store_dkim_key_add(st, "example.org", "s9", "dsa", "v1:x", "AAAA",
+	                                       true, &err),
+	                 MW_STORE_ERROR);
+	assert_int_equal(mw_store_dkim_key_get(st, "example.org", "x;y", &row, &err),
+	                 MW_STORE_NOTFOUND);
+	/* delete */
+	assert_int_equal(mw_store_dkim_key_delete(st, "example.org", "s1", &err), MW_STORE_OK);
+	assert_int_equal(mw_store_dkim_key_delete(st, "example.org", "s1", &err),
+	                 MW_STORE_NOTFOUND);
+	assert_int_equal(mw_dkim_key_from_store(st, &mk, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_NONE);
+	mw_store_close(&st);
+	mw_secret_key_wipe(&mk);
+	mw_secret_key_wipe(&mk2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sign_table),
+		cmocka_unit_test(test_header_list),
+		cmocka_unit_test(test_call_order),
+		cmocka_unit_test(test_bad_keys),
+		cmocka_unit_test(test_txt_record),
+		cmocka_unit_test(test_key_files),
+		cmocka_unit_test(test_store_round_trip),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,140 @@
+/* api-common.h - mailwarden-api: request, response, route and context types of its modules. */
+#ifndef API_COMMON_H
+#define API_COMMON_H
+
+#include "mw-config.h"
+#include "mw-password.h"
+#include "mw-store.h"
+
+#include <jansson.h>
+
+#define API_PREFIX           "/api/v1"
+#define API_URI_MAX          4096 /* REQUEST_URI; longer is 414 */
+#define API_MAX_SEGMENTS     16
+#define API_MAX_PARAMS       4
+#define API_QUERY_PARAMS_MAX 16
+#define API_QUERY_VALUE_MAX  1024
+#define API_HEADER_MAX       8192 /* Authorization, User-Agent, Origin */
+#define API_PAGE_DEFAULT     100
+#define API_PAGE_MAX         1000
+
+/* Who may call a route. SELF: a session whose user is the route's {username}, or an admin. */
+enum api_role { API_ROLE_NONE, API_ROLE_USER, API_ROLE_SELF, API_ROLE_ADMIN };
+
+struct api_query_param {
+	char *name, *value; /* decoded, owned */
+};
+
+struct api_request {
+	/* from the FastCGI environment (not owned; NULL when absent) */
+	const char *method;
+	const char *request_uri;
+	const char *content_type;
+	const char *authorization;
+	const char *remote_addr;
+	const char *user_agent;
+	const char *origin;
+	char *body; /* owned, NUL-terminated, body_len bytes */
+	size_t body_len;
+	/* parsed */
+	char *segments[API_MAX_SEGMENTS]; /* decoded path segments, owned */
+	size_t nsegments;
+	struct api_query_param query[API_QUERY_PARAMS_MAX];
+	size_t nquery;
+	const char *params[API_MAX_PARAMS]; /* the route's {...} values (into segments) */
+	size_t nparams;
+	json_t *json; /* the body as an object ({} when there is no body) */
+	/* the session, once authenticated */
+	bool authed;
+	struct mw_user user;
+	struct mw_session session;
+	char actor[MW_USERNAME_MAX + 8]; /* "api:USERNAME" or "api:-" */
+};
+
+struct api_response {
+	int status;
+	json_t *body;         /* owned; NULL = no body (204) */
+	char retry_after[24]; /* seconds, "" = no Retry-After */
+	char allow[128];      /* Allow header of a 405, "" = none */
+	bool cors_preflight;  /* answer to an allowed CORS preflight (OPTIONS) */
+};
+
+/* Process-wide state: one FastCGI process serves one request at a time. */
+struct api_ip_slot {
+	char ip[MW_CLIENT_IP_MAX + 1];
+	int failures;
+	int64_t first_at, blocked_until;
+};
+#define API_IP_SLOTS 1024
+
+struct api_ctx {
+	mw_config *cfg;
+	mw_store *store;
+	char dummy_hash[MW_PASSWORD_HASH_MAX]; /* verified when a login names no usable user */
+	struct api_ip_slot ips[API_IP_SLOTS];
+};
+
+typedef void api_handler_fn(struct api_ctx *ctx, struct api_request *req,
+                            struct api_response *res);
+
+struct api_route {
+	const char *method;
+	const char *pattern; /* "/api/v1/users/{username}": {name} matches one segment */
+	enum api_role role;
+	api_handler_fn *fn;
+};
+
+/* api-routes.c */
+extern const struct api_route api_routes[];
+extern const size_t api_routes_count;
+const char *api_role_name(enum api_role role);
+/* Runs one parsed request: CORS preflight, route lookup, body checks, authentication,
+   role check, handler. */
+void api_dispatch(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
+
+/* api-http.c: request parsing and response rendering, independent of FastCGI */
+int api_path_split(const char *uri, struct api_request *req, mw_error *error_r);
+int api_query_parse(const char *query, struct api_request *req, mw_error *error_r);
+const char *api_query_get(const struct api_request *req, const char *name);
+bool api_content_type_is_json(const char *content_type);
+/* 0: found (*route_r, params set); 404: no route has that path; 405: the path exists but
+   not for that method (allow lists the methods). */
+int api_route_match(const struct api_route *routes, size_t n, struct api_request *req,
+                    const struct api_route **route_r, char *allow, size_t allowsize);
+const char *api_status_text(int status);
+/* The CGI head (Status line, headers, blank line) of res; cors_origin: the configured
+   origin or "" (its headers are added only when it equals req_origin). */
+void api_render_head(mw_str *out, const struct api_response *res, const char *cors_origin,
+                     const char *req_origin);
+void api_request_free(struct api_request *req);
+void api_error(struct api_response *res, int status, const char *code, const char *fmt, ...)
+    MW_PRINTF(4, 5);
+void api_ok(struct api_response *res, int status, json_t *body);
+/* Body field helpers: each sets a 422 naming the field and returns -1 on a wrong type.
+   api_fields_check: every member of the body is one of names (NULL-terminated).
+   api_field_string: 1 and *value_r set, 0 when absent (a 422 when required), -1. */
+int api_fields_check(struct api_request *req, struct api_response *res, const char *const *names);
+int api_field_string(struct api_request *req, struct api_response *res, const char *name,
+                     bool required, size_t max, const char **value_r);
+/* Query helpers: a whole number in [min, max] (absent: def); 422 naming it otherwise. */
+int api_query_int(struct api_request *req, struct api_response *res, const char *name,
+                  long long def, long long min, long long max, long long *value_r);
+int api_query_check(struct api_request *req, struct api_response *res,
+                    const char *const *names);
+
+/* api-sessions.c */
+int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
+void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
+               const char *target, json_t *details);
+void api_store_error(struct api_response *res, const char *what, const mw_error *err);
+api_handler_fn api_session_create, api_session_refresh, api_session_delete_current,
+    api_session_list, api_session_delete, api_user_sessions_delete;
+
+/* api-users.c */
+api_handler_fn api_user_list, api_user_create, api_user_get, api_user_update, api_user_delete,
+    api_user_password, api_af_get, api_af_replace, api_af_add, api_af_delete;
+
+/* api-misc.c */
+api_handler_fn api_healthz, api_audit_list;
+
+#endif

@@ -1,0 +1,425 @@
+/* api-sessions.c - mailwarden-api sessions: login, bearer tokens, throttling, audit.
+ *
+ * A token is 32 random bytes (libsodium) in unpadded base64url (43 characters), handed to
+ * the client once; the store keeps only the hex SHA-256 of that text (sessions.token_hash).
+ * Every authenticated request checks, at mw_now(): not revoked, before expires_at (the
+ * absolute lifetime, [api] session_lifetime), and less than idle_timeout since last use
+ * ([api] session_idle_timeout); the user must still be active. Refresh issues a new token
+ * with the same absolute end and revokes the old one.
+ *
+ * Login throttling: per account in the store (failed_logins, locked_until: after
+ * login_max_failures failures in a row the account is refused for login_lock_time, with
+ * the same answer as a wrong password) and per client IP in this process's memory
+ * (ip_max_failures failures within login_lock_time: 429 with Retry-After). A login naming
+ * no usable account verifies the password against a dummy hash, so the answer and its
+ * timing do not tell whether the account exists.
+ *
+ * Public: api_authenticate, api_audit, api_store_error, api_session_create,
+ * api_session_refresh, api_session_delete_current, api_session_list, api_session_delete,
+ * api_user_sessions_delete.
+ *
+ * Diagnostics: failed logins are logged (username escaped with mw_log_value, client IP);
+ * tokens and passwords never are.
+ */
+#include "mw-build.h"
+#include "api-common.h"
+#include "mw-log.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TOKEN_BYTES 32
+#define TOKEN_CHARS 43 /* unpadded base64url of 32 bytes */
+
+/* api_store_error - answer 503 for a store that failed, logging why */
+void api_store_error(struct api_response *res, const char *what, const mw_error *err)
+{
+	mw_error_log("store error while %s: %s", what, err->msg);
+	api_error(res, 503, "store_unavailable", "the store is unavailable, try again later");
+}
+
+/* api_audit - append an audit entry for a change (actor api:USER, client IP) */
+void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
+               const char *target, json_t *details)
+{
+	char *text = details != NULL ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	mw_error err = {{0}};
+	if (mw_store_audit_append(ctx->store, req->actor, action, target,
+	                          req->remote_addr != NULL ? req->remote_addr : "", text,
+	                          &err) != MW_STORE_OK)
+		mw_error_log("audit append failed (%s %s): %s", req->actor, action, err.msg);
+	free(text);
+	if (details != NULL)
+		json_decref(details);
+}
+
+/* token_hash_hex - the hex SHA-256 of the token text */
+static void token_hash_hex(const char *token, char out[MW_TOKEN_HASH_HEX + 1])
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(digest, (const unsigned char *)token, strlen(token));
+	(void)sodium_bin2hex(out, MW_TOKEN_HASH_HEX + 1, digest, sizeof(digest));
+}
+
+/* token_valid_form - 43 base64url characters */
+static bool token_valid_form(const char *t)
+{
+	size_t i;
+	for (i = 0; t[i] != '\0'; i++) {
+		char c = t[i];
+		if (i >= TOKEN_CHARS || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		                          (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return false;
+	}
+	return i == TOKEN_CHARS;
+}
+
+/* session_json - the public view of a session */
+static json_t *session_json(const struct mw_session *se, bool current)
+{
+	char id[MW_SESSION_ID_LEN + 1];
+	(void)mw_strlcpy(id, "", sizeof(id));
+	memcpy(id, se->token_hash, MW_SESSION_ID_LEN);
+	id[MW_SESSION_ID_LEN] = '\0';
+	return json_pack("{s:s,s:I,s:I,s:I,s:I,s:s,s:s,s:b}", "id", id, "created_at",
+	                 (json_int_t)se->created_at, "last_seen_at", (json_int_t)se->last_seen_at,
+	                 "expires_at", (json_int_t)se->expires_at, "idle_timeout",
+	                 (json_int_t)se->idle_timeout, "client_ip", se->client_ip, "user_agent",
+	                 se->user_agent, "current", current);
+}
+
+/* api_authenticate - check the bearer token and load its session and user */
+int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
+{
+	const char *auth = req->authorization, *token;
+	char hash[MW_TOKEN_HASH_HEX + 1];
+	int64_t now = mw_now();
+	mw_error err = {{0}};
+	int ret;
+	if (auth == NULL || mw_ascii_strncasecmp(auth, "Bearer ", 7) != 0) {
+		api_error(res, 401, "unauthenticated", "a session token is required "
+		          "(Authorization: Bearer TOKEN)");
+		return -1;
+	}
+	token = auth + 7;
+	if (!token_valid_form(token)) {
+		api_error(res, 401, "invalid_session", "the session token is not valid");
+		return -1;
+	}
+	token_hash_hex(token, hash);
+	ret = mw_store_session_get(ctx->store, hash, &req->session, &err);
+	if (ret == MW_STORE_ERROR) {
+		api_store_error(res, "reading a session", &err);
+		return -1;
+	}
+	if (ret != MW_STORE_OK || req->session.revoked_at != 0) {
+		api_error(res, 401, "invalid_session", "the session token is not valid");
+		return -1;
+	}
+	if (now >= req->session.expires_at ||
+	    now - req->session.last_seen_at >= req->session.idle_timeout) {
+		api_error(res, 401, "session_expired", "the session has expired");
+		return -1;
+	}
+	ret = mw_store_user_get_by_id(ctx->store, req->session.user_id, &req->user, &err);
+	if (ret == MW_STORE_ERROR) {
+		api_store_error(res, "reading a user", &err);
+		return -1;
+	}
+	if (ret != MW_STORE_OK || req->user.status != MW_USER_ACTIVE) {
+		(void)mw_store_session_revoke(ctx->store, hash, NULL);
+		api_error(res, 401, "invalid_session", "the session token is not valid");
+		return -1;
+	}
+	if (now > req->session.last_seen_at &&
+	    mw_store_session_touch(ctx->store, hash, now, &err) == MW_STORE_ERROR) {
+		api_store_error(res, "touching a session", &err);
+		return -1;
+	}
+	req->session.last_seen_at = now;
+	req->authed = true;
+	(void)snprintf(req->actor, sizeof(req->actor), "api:%s", req->user.username);
+	return 0;
+}
+
+/* ip_slot - the throttling slot of ip (a free or the stalest one when create is set) */
+static struct api_ip_slot *ip_slot(struct api_ctx *ctx, const char *ip, bool create)
+{
+	struct api_ip_slot *oldest = &ctx->ips[0];
+	size_t i;
+	for (i = 0; i < API_IP_SLOTS; i++) {
+		if (strcmp(ctx->ips[i].ip, ip) == 0 && ip[0] != '\0')
+			return &ctx->ips[i];
+		if (ctx->ips[i].first_at < oldest->first_at)
+			oldest = &ctx->ips[i];
+	}
+	if (!create)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	if (mw_strlcpy(oldest->ip, ip, sizeof(oldest->ip)) < 0)
+		return NULL;
+	return oldest;
+}
+
+/* ip_blocked - seconds the client IP must still wait, 0 when it may try */
+static int64_t ip_blocked(struct api_ctx *ctx, const char *ip, int64_t now)
+{
+	struct api_ip_slot *s = ip_slot(ctx, ip, false);
+	return s != NULL && s->blocked_until > now ? s->blocked_until - now : 0;
+}
+
+/* ip_failed - count a failed login from ip; block it at ip_max_failures */
+static void ip_failed(struct api_ctx *ctx, const char *ip, int64_t now)
+{
+	int64_t window = mw_config_int(ctx->cfg, MWK_API_LOGIN_LOCK_TIME);
+	struct api_ip_slot *s = ip_slot(ctx, ip, true);
+	if (s == NULL)
+		return;
+	if (s->failures == 0 || now - s->first_at >= window) {
+		s->failures = 0;
+		s->first_at = now;
+	}
+	if (++s->failures >= mw_config_int(ctx->cfg, MWK_API_IP_MAX_FAILURES)) {
+		s->blocked_until = now + window;
+		s->failures = 0;
+		mw_warn("client %s blocked for %llds after too many failed logins", ip,
+		        (long long)window);
+	}
+}
+
+/* new_session - create a session for user (expires_at: 0 = now + lifetime); answers
+   201 with the token */
+static void new_session(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+                        const struct mw_user *user, int64_t expires_at, const char *action)
+{
+	unsigned char raw[TOKEN_BYTES];
+	char token[TOKEN_CHARS + 2], id[MW_SESSION_ID_LEN + 1];
+	struct mw_session se;
+	int64_t now = mw_now();
+	mw_error err = {{0}};
+	memset(&se, 0, sizeof(se));
+	randombytes_buf(raw, sizeof(raw));
+	(void)sodium_bin2base64(token, sizeof(token), raw, sizeof(raw),
+	                        sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	mw_memzero(raw, sizeof(raw));
+	token_hash_hex(token, se.token_hash);
+	se.user_id = user->id;
+	se.created_at = se.last_seen_at = now;
+	se.idle_timeout = mw_config_int(ctx->cfg, MWK_API_SESSION_IDLE_TIMEOUT);
+	se.expires_at =
+	    expires_at != 0 ? expires_at : now + mw_config_int(ctx->cfg, MWK_API_SESSION_LIFETIME);
+	(void)mw_strlcpy(se.client_ip, req->remote_addr != NULL ? req->remote_addr : "",
+	                 sizeof(se.client_ip));
+	/* a user agent that does not fit or is not printable UTF-8 is simply not recorded */
+	if (req->user_agent != NULL &&
+	    mw_strlcpy(se.user_agent, req->user_agent, sizeof(se.user_agent)) < 0)
+		se.user_agent[0] = '\0';
+	if (!mw_utf8_valid(se.user_agent, strlen(se.user_agent), NULL))
+		se.user_agent[0] = '\0';
+	for (size_t i = 0; se.user_agent[i] != '\0'; i++)
+		if ((unsigned char)se.user_agent[i] < 0x20 || se.user_agent[i] == 0x7f)
+			se.user_agent[0] = '\0';
+	if (mw_store_session_add(ctx->store, &se, &err) != MW_STORE_OK) {
+		mw_memzero(token, sizeof(token));
+		api_store_error(res, "adding a session", &err);
+		return;
+	}
+	memcpy(id, se.token_hash, MW_SESSION_ID_LEN);
+	id[MW_SESSION_ID_LEN] = '\0';
+	api_ok(res, 201,
+	       json_pack("{s:s,s:s,s:I,s:I,s:s}", "token", token, "id", id, "expires_at",
+	                 (json_int_t)se.expires_at, "idle_timeout", (json_int_t)se.idle_timeout,
+	                 "username", user->username));
+	mw_memzero(token, sizeof(token));
+	api_audit(ctx, req, action, user->username, json_pack("{s:s}", "session", id));
+}
+
+/* login_failed - the one answer to every failed login */
+static void login_failed(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+                         const char *username, const char *why)
+{
+	char safe[MW_USERNAME_MAX * 4 + 8];
+	const char *ip = req->remote_addr != NULL ? req->remote_addr : "";
+	ip_failed(ctx, ip, mw_now());
+	mw_info("login failed for %s from %s: %s",
+	        mw_log_value(safe, sizeof(safe), username, strlen(username)), ip, why);
+	api_audit(ctx, req, "session.login_failed", username[0] != '\0' ? username : NULL, NULL);
+	api_error(res, 401, "invalid_credentials", "invalid username or password");
+}
+
+/* api_session_create - POST /sessions {username, password}: log in */
+void api_session_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
+{
+	static const char *const fields[] = {"username", "password", NULL};
+	const char *username, *password, *ip = req->remote_addr != NULL ? req->remote_addr : "";
+	char name[MW_USERNAME_MAX + 1];
+	struct mw_user user;
+	struct mw_session *live = NULL;
+	size_t nlive = 0;
+	int64_t now = mw_now(), wait;
+	mw_error err = {{0}};
+	bool usable;
+	int ret, ok;
+	if ((wait = ip_blocked(ctx, ip, now)) > 0) {
+		(void)snprintf(res->retry_after, sizeof(res->retry_after), "%lld", (long long)wait);
+		api_error(res, 429, "too_many_attempts",
+		          "too many failed logins from this address; try again later");
+		return;
+	}
+	if (api_fields_check(req, res, fields) < 0 ||
+	    api_field_string(req, res, "username", true, MW_USERNAME_MAX * 4, &username) < 0 ||
+	    api_field_string(req, res, "password", true, MW_PASSWORD_MAX, &password) < 0)
+		return;
+	memset(&user, 0, sizeof(user));
+	ret = mw_store_username_normalize(username, name, sizeof(name), NULL) == 0
+	          ? mw_store_user_get(ctx->store, name, &user, &err)
+	          : MW_STORE_NOTFOUND;
+	if (ret == MW_STORE_ERROR) {
+		api_store_error(res, "reading a user", &err);
+		return;
+	}
+	if (ret != MW_STORE_OK)
+		name[0] = '\0';
+	usable = ret == MW_STORE_OK && user.status == MW_USER_ACTIVE && user.locked_until <= now;
+	/* always one verification of about the same cost */
+	ok = mw_password_verify(ret == MW_STORE_OK ? user.password : ctx->dummy_hash, password,
+	                        NULL);
+	if (!usable || ok != 1) {
+		if (ret == MW_STORE_OK && user.locked_until <= now) {
+			int failed = user.failed_logins + 1;
+			int64_t until = 0;
+			if (failed >= mw_config_int(ctx->cfg, MWK_API_LOGIN_MAX_FAILURES)) {
+				until = now + mw_config_int(ctx->cfg, MWK_API_LOGIN_LOCK_TIME);
+				failed = 0;
+				mw_warn("account %s locked until %lld after failed logins", name,
+				        (long long)until);
+			}
+			if (ok != 1 && mw_store_user_set_login_state(ctx->store, name, failed, until,
+			                                             &err) == MW_STORE_ERROR)
+				mw_error_log("recording a failed login: %s", err.msg);
+		}
+		login_failed(ctx, req, res, name,
+		             ret != MW_STORE_OK               ? "no such user"
+		             : user.status != MW_USER_ACTIVE ? "account not active"
+		             : user.locked_until > now       ? "account locked"
+		                                             : "wrong password");
+		mw_user_clear(&user);
+		return;
+	}
+	if ((user.failed_logins != 0 || user.locked_until != 0) &&
+	    mw_store_user_set_login_state(ctx->store, name, 0, 0, &err) == MW_STORE_ERROR)
+		mw_error_log("resetting failed logins: %s", err.msg);
+	if (mw_store_session_list(ctx->store, user.id, now, &live, &nlive, &err) != MW_STORE_OK) {
+		api_store_error(res, "counting sessions", &err);
+		mw_user_clear(&user);
+		return;
+	}
+	free(live);
+	if ((long long)nlive >= mw_config_int(ctx->cfg, MWK_API_MAX_SESSIONS)) {
+		api_error(res, 409, "too_many_sessions",
+		          "this account already has the most sessions allowed; log out of one");
+		mw_user_clear(&user);
+		return;
+	}
+	(void)snprintf(req->actor, sizeof(req->actor), "api:%s", user.username);
+	new_session(ctx, req, res, &user, 0, "session.create");
+	mw_user_clear(&user);
+}
+
+/* api_session_refresh - POST /sessions/refresh: new token, same end; the old one dies */
+void api_session_refresh(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
+{
+	static const char *const fields[] = {NULL};
+	mw_error err = {{0}};
+	if (api_fields_check(req, res, fields) < 0)
+		return;
+	if (mw_store_session_revoke(ctx->store, req->session.token_hash, &err) != MW_STORE_OK) {
+		api_store_error(res, "revoking a session", &err);
+		return;
+	}
+	new_session(ctx, req, res, &req->user, req->session.expires_at, "session.refresh");
+}
+
+/* api_session_delete_current - DELETE /sessions/current: log out */
+void api_session_delete_current(struct api_ctx *ctx, struct api_request *req,
+                                struct api_response *res)
+{
+	mw_error err = {{0}};
+	if (mw_store_session_revoke(ctx->store, req->session.token_hash, &err) != MW_STORE_OK) {
+		api_store_error(res, "revoking a session", &err);
+		return;
+	}
+	api_audit(ctx, req, "session.delete", req->user.username, NULL);
+	api_ok(res, 204, NULL);
+}
+
+/* api_session_list - GET /sessions: the caller's live sessions */
+void api_session_list(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
+{
+	static const char *const params[] = {NULL};
+	struct mw_session *v = NULL;
+	size_t n = 0, i;
+	json_t *arr;
+	mw_error err = {{0}};
+	if (api_query_check(req, res, params) < 0)
+		return;
+	if (mw_store_session_list(ctx->store, req->user.id, mw_now(), &v, &n, &err) !=
+	    MW_STORE_OK) {
+		api_store_error(res, "listing sessions", &err);
+		return;
+	}
+	arr = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(
+		    arr, session_json(&v[i], strcmp(v[i].token_hash, req->session.token_hash) == 0));
+	free(v);
+	api_ok(res, 200, json_pack("{s:o}", "sessions", arr));
+}
+
+/* api_session_delete - DELETE /sessions/{id}: end one of the caller's sessions */
+void api_session_delete(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
+{
+	mw_error err = {{0}};
+	int ret = mw_store_session_revoke_id(ctx->store, req->user.id, req->params[0], &err);
+	if (ret == MW_STORE_NOTFOUND) {
+		api_error(res, 404, "not_found", "no such session");
+		return;
+	}
+	if (ret != MW_STORE_OK) {
+		api_store_error(res, "revoking a session", &err);
+		return;
+	}
+	api_audit(ctx, req, "session.delete", req->user.username,
+	          json_pack("{s:s}", "session", req->params[0]));
+	api_ok(res, 204, NULL);
+}
+
+/* api_user_sessions_delete - DELETE /users/{username}/sessions: end all of them (admin) */
+void api_user_sessions_delete(struct api_ctx *ctx, struct api_request *req,
+                              struct api_response *res)
+{
+	char name[MW_USERNAME_MAX + 1];
+	struct mw_user user;
+	unsigned count = 0;
+	mw_error err = {{0}};
+	int ret = MW_STORE_NOTFOUND;
+	if (mw_store_username_normalize(req->params[0], name, sizeof(name), NULL) == 0)
+		ret = mw_store_user_get(ctx->store, name, &user, &err);
+	if (ret == MW_STORE_NOTFOUND) {
+		api_error(res, 404, "not_found", "no such user");
+		return;
+	}
+	if (ret != MW_STORE_OK) {
+		api_store_error(res, "reading a user", &err);
+		return;
+	}
+	ret = mw_store_session_revoke_user(ctx->store, user.id, NULL, &count, &err);
+	mw_user_clear(&user);
+	if (ret != MW_STORE_OK) {
+		api_store_error(res, "revoking sessions", &err);
+		return;
+	}
+	api_audit(ctx, req, "session.revoke_all", name, json_pack("{s:i}", "revoked", (int)count));
+	api_ok(res, 200, json_pack("{s:i}", "revoked", (int)count));
+}

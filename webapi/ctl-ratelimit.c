@@ -1,0 +1,245 @@
+/*
+ * ctl-ratelimit.c - mailwardenctl ratelimit status|reset (through mailwarden-policyd's control
+ * socket) and ratelimit policy add|list|del (the store's rate_policies).
+ *
+ * status and reset send one line ("status USER|IP", "reset USER|IP") to [policyd]
+ * control_socket and print the answer up to its final "ok" (exit 0) or "error: ..." line
+ * (exit 1). The daemon answers only root and its own user.
+ * policy add/del are written to the audit log as actor "cli:LOGIN".
+ * Diagnostics: "policyd control socket PATH: REASON" when the daemon cannot be reached.
+ */
+#include "mw-build.h"
+#include "ctl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define RL_REPLY_MAX (256 * 1024)
+
+/* rl_ask - send one control line and print the answer; exit code */
+static int rl_ask(struct mw_ctl *ctl, const char *verb, const char *subject)
+{
+	const char *path = mw_config_str(ctl->cfg, MWK_PD_CONTROL_SOCKET);
+	struct sockaddr_un sun;
+	mw_str line, reply;
+	int fd, ret = EXIT_ERROR;
+	size_t i;
+	for (i = 0; subject[i] != '\0'; i++)
+		if ((unsigned char)subject[i] <= 0x20 || subject[i] == 0x7f) {
+			ctl_err("%s: not a user name or IP address", subject);
+			return EXIT_USAGE;
+		}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (path[0] == '\0' || mw_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0) {
+		ctl_err("[policyd] control_socket is not set (or too long)");
+		return EXIT_ERROR;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		ctl_err("policyd control socket %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return EXIT_ERROR;
+	}
+	mw_str_init(&line, 1024);
+	mw_str_init(&reply, RL_REPLY_MAX);
+	if (mw_str_appendf(&line, "%s %s\n", verb, subject) < 0 ||
+	    write(fd, line.buf, line.len) != (ssize_t)line.len) {
+		ctl_err("policyd control socket %s: cannot send the request", path);
+		goto out;
+	}
+	for (;;) {
+		char buf[4096];
+		struct pollfd pfd = {fd, POLLIN, 0};
+		const char *last;
+		ssize_t n;
+		if (poll(&pfd, 1, 10000) <= 0) {
+			ctl_err("policyd control socket %s: no answer", path);
+			goto out;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0 || mw_str_append(&reply, buf, (size_t)n) < 0) {
+			ctl_err("policyd control socket %s: answer cut short", path);
+			goto out;
+		}
+		if (reply.len == 0 || reply.buf[reply.len - 1] != '\n')
+			continue;
+		reply.buf[reply.len - 1] = '\0';
+		last = strrchr(reply.buf, '\n');
+		last = last != NULL ? last + 1 : reply.buf;
+		if (strcmp(last, "ok") == 0) {
+			fwrite(reply.buf, 1, (size_t)(last - reply.buf), stdout);
+			ret = EXIT_OK;
+			break;
+		}
+		if (strncmp(last, "error: ", 7) == 0) {
+			fwrite(reply.buf, 1, (size_t)(last - reply.buf), stdout);
+			ctl_err("policyd: %s", last + 7);
+			break;
+		}
+		reply.buf[reply.len - 1] = '\n';
+	}
+out:
+	mw_str_free(&line);
+	mw_str_free(&reply);
+	close(fd);
+	return ret;
+}
+
+/* cmd_rl_status - usage of every limit of a user or client address */
+static int cmd_rl_status(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	int first;
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	return rl_ask(ctl, "status", argv[first]);
+}
+
+/* cmd_rl_reset - clear the counters of a user or client address */
+static int cmd_rl_reset(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	int first, ret;
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	ret = rl_ask(ctl, "reset", argv[first]);
+	return ret;
+}
+
+/* rl_parse - "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" into a rate policy */
+static int rl_parse(char **argv, struct mw_rate_policy *p)
+{
+	const char *eq = strchr(argv[0], '='), *slash = strchr(argv[2], '/');
+	char *end;
+	long long secs;
+	mw_error err;
+	size_t n = eq != NULL ? (size_t)(eq - argv[0]) : strlen(argv[0]);
+	memset(p, 0, sizeof(*p));
+	if (n >= sizeof(p->scope) ||
+	    (eq != NULL && mw_strlcpy(p->match, eq + 1, sizeof(p->match)) < 0)) {
+		ctl_err("bad scope or match: %s", argv[0]);
+		return -1;
+	}
+	memcpy(p->scope, argv[0], n);
+	if (mw_strlcpy(p->metric, argv[1], sizeof(p->metric)) < 0 ||
+	    mw_strlcpy(p->action, argv[3], sizeof(p->action)) < 0) {
+		ctl_err("bad metric or action");
+		return -1;
+	}
+	if (slash == NULL || slash == argv[2]) {
+		ctl_err("expected COUNT/WINDOW, e.g. 100/1h: %s", argv[2]);
+		return -1;
+	}
+	errno = 0;
+	p->limit_count = strtoll(argv[2], &end, 10);
+	if (errno != 0 || end != slash || p->limit_count < 1) {
+		ctl_err("COUNT must be a whole number >= 1: %s", argv[2]);
+		return -1;
+	}
+	if (mw_config_parse_duration(slash + 1, &secs, &err) < 0) {
+		ctl_err("WINDOW %s: %s", slash + 1, err.msg);
+		return -1;
+	}
+	p->window_seconds = secs;
+	return 0;
+}
+
+/* cmd_rl_policy - ratelimit policy add|list|del */
+static int cmd_rl_policy(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	mw_error err = {""};
+	int first, n, ret;
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
+	n = argc - first;
+	if (n >= 1 && strcmp(argv[first], "list") == 0 && n == 1) {
+		struct mw_rate_policy *v = NULL;
+		size_t count = 0, i;
+		json_t *arr = o.json ? json_array() : NULL;
+		ret = mw_store_rate_policy_list(ctl->store, &v, &count, &err);
+		if (ret != MW_STORE_OK)
+			return ctl_store_exit(ret, &err, "listing rate policies");
+		for (i = 0; i < count; i++) {
+			const struct mw_rate_policy *p = &v[i];
+			if (arr != NULL) {
+				json_array_append_new(
+				    arr, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "id",
+				                   (json_int_t)p->id, "scope", p->scope, "match",
+				                   p->match, "metric", p->metric, "count",
+				                   (json_int_t)p->limit_count, "window_seconds",
+				                   (json_int_t)p->window_seconds, "action",
+				                   p->action, "user", p->username));
+				continue;
+			}
+			printf("%" PRId64 "\t%s%s%s %s %" PRId64 "/%" PRId64 "s %s\t%s\n", p->id,
+			       p->scope, p->match[0] != '\0' ? "=" : "", p->match, p->metric,
+			       p->limit_count, p->window_seconds, p->action,
+			       p->username[0] != '\0' ? p->username : "(everyone)");
+		}
+		if (arr != NULL)
+			ctl_json_print(arr);
+		free(v);
+		return EXIT_OK;
+	}
+	if (n >= 5 && n <= 6 && strcmp(argv[first], "add") == 0) {
+		struct mw_rate_policy p;
+		char details[128];
+		int64_t id = 0;
+		if (rl_parse(argv + first + 1, &p) < 0)
+			return EXIT_USAGE;
+		if (n == 6 && ctl_username(argv[first + 5], p.username, sizeof(p.username)) != 0)
+			return EXIT_USAGE;
+		ret = mw_store_rate_policy_add(ctl->store, &p, &id, &err);
+		if (ret != MW_STORE_OK)
+			return ctl_store_exit(ret, &err, "adding a rate policy");
+		(void)snprintf(details, sizeof(details), "{\"id\":%" PRId64 "}", id);
+		if (ctl_audit(ctl, "ratelimit.policy.add", p.username, details) != EXIT_OK)
+			return EXIT_ERROR;
+		printf("%" PRId64 "\n", id);
+		return EXIT_OK;
+	}
+	if (n == 2 && strcmp(argv[first], "del") == 0) {
+		char *end;
+		long long id;
+		errno = 0;
+		id = strtoll(argv[first + 1], &end, 10);
+		if (errno != 0 || *end != '\0' || id <= 0) {
+			ctl_err("expected a policy id: %s", argv[first + 1]);
+			return EXIT_USAGE;
+		}
+		ret = mw_store_rate_policy_del(ctl->store, id, &err);
+		if (ret != MW_STORE_OK)
+			return ctl_store_exit(ret, &err, "deleting a rate policy");
+		return ctl_audit(ctl, "ratelimit.policy.del", argv[first + 1], NULL);
+	}
+	(void)ctl_want_args(ctl_current, -1, 0, 0);
+	return EXIT_USAGE;
+}
+
+static const struct mw_ctl_command ratelimit_commands[] = {
+    {"ratelimit", "status", cmd_rl_status, false, "ratelimit status USER|IP",
+     "Show the usage of every rate limit of USER (sasl_username) or of IP's network\n"
+     "(client_address), and when each resets, as mailwarden-policyd counts them."},
+    {"ratelimit", "reset", cmd_rl_reset, false, "ratelimit reset USER|IP",
+     "Clear every rate-limit counter of USER or of IP's network."},
+    {"ratelimit", "policy", cmd_rl_policy, true,
+     "ratelimit policy add SCOPE[=MATCH] METRIC COUNT/WINDOW defer|reject [USER] | "
+     "list [--json] | del ID",
+     "Manage the store's rate_policies (read by mailwarden-policyd every store_refresh\n"
+     "and on SIGHUP). SCOPE: sasl_username client_address sender sender_domain recipient\n"
+     "recipient_domain; METRIC: messages recipients size; with USER the policy replaces\n"
+     "the general limits of the same scope and metric for that user only."},
+};
+
+const struct mw_ctl_table ctl_ratelimit_table = {ratelimit_commands,
+                                                 MW_N_ELEMENTS(ratelimit_commands)};

@@ -1,0 +1,264 @@
+/*
+ * ctl-tagrules.c - mailwardenctl tag-rule and training commands (on the store directly).
+ *
+ * tag-rule add/list/del manage a user's tag rules, which the Dovecot plugin applies at
+ * delivery (IMAP keywords, target mailbox). Every rule is checked (mw_tagrule_check: IMAP
+ * atom keywords, header field names, domain values) before it is stored. training list
+ * shows the spam/ham events the plugin recorded for the classifier.
+ *
+ * Public: ctl_tagrules_table.
+ *
+ * Diagnostics: "mailwardenctl: ..." on stderr; changes are audited as tag_rule.add/.del.
+ */
+#include "mw-build.h"
+#include "ctl.h"
+#include "mw-tagrule.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TR_FIELD = 2000, TR_MATCH, TR_VALUE, TR_KEYWORD, TR_MAILBOX, TR_DISABLED };
+
+/* tr_user_exists - EXIT_OK when the user is in the store, else the exit code */
+static int tr_user_exists(struct mw_ctl *ctl, const char *username)
+{
+	struct mw_user u;
+	mw_error err = {""};
+	int ret = mw_store_user_get(ctl->store, username, &u, &err);
+	if (ret == MW_STORE_OK)
+		mw_user_clear(&u);
+	return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "store");
+}
+
+/* cmd_tag_rule_add - tag-rule add USER --field F --match M --value V [--keyword K] [--mailbox M] */
+static int cmd_tag_rule_add(struct mw_ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"field", required_argument, NULL, TR_FIELD},
+	    {"match", required_argument, NULL, TR_MATCH},
+	    {"value", required_argument, NULL, TR_VALUE},
+	    {"keyword", required_argument, NULL, TR_KEYWORD},
+	    {"mailbox", required_argument, NULL, TR_MAILBOX},
+	    {"disabled", no_argument, NULL, TR_DISABLED},
+	    {NULL, 0, NULL, 0},
+	};
+	struct mw_tag_rule rule;
+	const char *match = NULL;
+	char username[MW_USERNAME_MAX + 1], details[1024];
+	mw_error err = {""};
+	int64_t id = 0;
+	int c, ret;
+
+	memset(&rule, 0, sizeof(rule));
+	rule.enabled = true;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
+			       ctl_current->help);
+			return EXIT_OK;
+		case TR_FIELD:
+			rule.field = optarg;
+			break;
+		case TR_MATCH:
+			match = optarg;
+			break;
+		case TR_VALUE:
+			rule.value = optarg;
+			break;
+		case TR_KEYWORD:
+			rule.keyword = optarg;
+			break;
+		case TR_MAILBOX:
+			rule.mailbox = optarg;
+			break;
+		case TR_DISABLED:
+			rule.enabled = false;
+			break;
+		default:
+			ctl_err("tag-rule add: unknown or misplaced option %s", argv[optind - 1]);
+			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (ctl_want_args(ctl_current, argc - optind, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	if (ctl_username(argv[optind], username, sizeof(username)) < 0)
+		return EXIT_USAGE;
+	if (rule.field == NULL || match == NULL || rule.value == NULL) {
+		ctl_err("tag-rule add: --field, --match and --value are required");
+		return EXIT_USAGE;
+	}
+	if (mw_tagrule_match_parse(match, &rule.match) < 0) {
+		ctl_err("--match: expected exact, substring, glob or domain");
+		return EXIT_USAGE;
+	}
+	if (mw_tagrule_check(&rule, &err) < 0) {
+		ctl_err("invalid tag rule: %s", err.msg);
+		return EXIT_USAGE;
+	}
+	ret = mw_store_tag_rule_add(ctl->store, username, &rule, &id, &err);
+	if (ret != MW_STORE_OK)
+		return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "tag rule");
+	(void)snprintf(details, sizeof(details), "{\"id\":%lld}", (long long)id);
+	if (ctl_audit(ctl, "tag_rule.add", username, details) != EXIT_OK)
+		return EXIT_ERROR;
+	printf("%lld\n", (long long)id);
+	return EXIT_OK;
+}
+
+/* cmd_tag_rule_list - a user's rules in the order they are applied */
+static int cmd_tag_rule_list(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	mw_error err = {""};
+	char username[MW_USERNAME_MAX + 1];
+	struct mw_tag_rule *rules = NULL;
+	size_t n = 0, i;
+	int first, ret;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
+	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+		return EXIT_USAGE;
+	ret = mw_store_tag_rule_list(ctl->store, username, &rules, &n, &err);
+	if (ret != MW_STORE_OK)
+		return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "tag rules");
+	if (o.json) {
+		json_t *arr = json_array();
+		for (i = 0; i < n; i++) {
+			const struct mw_tag_rule *r = &rules[i];
+			const char *m = mw_tagrule_match_name(r->match);
+			json_array_append_new(
+			    arr,
+			    json_pack("{s:I, s:I, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b}", "id",
+			              (json_int_t)r->id, "position", (json_int_t)r->position,
+			              "field", r->field, "match", m, "value", r->value, "keyword",
+			              r->keyword, "mailbox", r->mailbox, "enabled", r->enabled,
+			              "valid", mw_tagrule_check(r, NULL) == 0));
+		}
+		ctl_json_print(arr);
+	} else {
+		for (i = 0; i < n; i++) {
+			const struct mw_tag_rule *r = &rules[i];
+			const char *m = mw_tagrule_match_name(r->match);
+			printf("%lld\t%s\t%s\t%s\tkeyword=%s\tmailbox=%s%s%s\n", (long long)r->id,
+			       r->field != NULL ? r->field : "?", m != NULL ? m : "?",
+			       r->value != NULL ? r->value : "?",
+			       r->keyword != NULL ? r->keyword : "-",
+			       r->mailbox != NULL ? r->mailbox : "-",
+			       r->enabled ? "" : "\tdisabled",
+			       mw_tagrule_check(r, NULL) == 0 ? "" : "\tINVALID (skipped)");
+		}
+	}
+	mw_tag_rules_free(rules, n);
+	return EXIT_OK;
+}
+
+/* cmd_tag_rule_del - delete one rule by id */
+static int cmd_tag_rule_del(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	mw_error err = {""};
+	char username[MW_USERNAME_MAX + 1], details[64], what[MW_USERNAME_MAX + 48];
+	long long id;
+	char *end;
+	int first, ret;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	if (ctl_want_args(ctl_current, argc - first, 2, 2) != EXIT_OK)
+		return EXIT_USAGE;
+	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+		return EXIT_USAGE;
+	errno = 0;
+	id = strtoll(argv[first + 1], &end, 10);
+	if (errno != 0 || *end != '\0' || end == argv[first + 1] || id <= 0) {
+		ctl_err("tag-rule del: not a rule id: %s", argv[first + 1]);
+		return EXIT_USAGE;
+	}
+	ret = tr_user_exists(ctl, username);
+	if (ret != EXIT_OK)
+		return ret;
+	ret = mw_store_tag_rule_del(ctl->store, username, id, &err);
+	(void)snprintf(what, sizeof(what), "%s: tag rule %lld", username, id);
+	if (ret != MW_STORE_OK)
+		return ctl_store_exit(ret, &err, what);
+	(void)snprintf(details, sizeof(details), "{\"id\":%lld}", id);
+	return ctl_audit(ctl, "tag_rule.del", username, details);
+}
+
+/* cmd_training_list - the spam/ham events recorded by the Dovecot plugin */
+static int cmd_training_list(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	mw_error err = {""};
+	struct mw_training_event *ev = NULL;
+	char t1[32], t2[32];
+	size_t n = 0, i;
+	int first, ret;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON, OPT_LIMIT, OPT_AFTER);
+	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
+		return EXIT_USAGE;
+	if (o.limit > 1000000) {
+		ctl_err("--limit: at most 1000000");
+		return EXIT_USAGE;
+	}
+	ret = mw_store_training_list(ctl->store, o.after, (unsigned)o.limit, false, &ev, &n, &err);
+	if (ret != MW_STORE_OK)
+		return ctl_store_exit(ret, &err, "training events");
+	if (o.json) {
+		json_t *arr = json_array();
+		for (i = 0; i < n; i++)
+			json_array_append_new(
+			    arr,
+			    json_pack("{s:I, s:s, s:s, s:s, s:I, s:o}", "id", (json_int_t)ev[i].id,
+			              "user", ev[i].username, "message_id", ev[i].message_id,
+			              "verdict", mw_training_verdict_name(ev[i].verdict),
+			              "created_at", (json_int_t)ev[i].created_at, "consumed_at",
+			              ev[i].consumed_at != 0 ? json_integer(ev[i].consumed_at)
+			                                     : json_null()));
+		ctl_json_print(arr);
+	} else {
+		for (i = 0; i < n; i++)
+			printf("%lld\t%s\t%s\t%s\t%s\tconsumed=%s\n", (long long)ev[i].id,
+			       ctl_time(ev[i].created_at, t1, sizeof(t1)), ev[i].username,
+			       mw_training_verdict_name(ev[i].verdict),
+			       ev[i].message_id[0] != '\0' ? ev[i].message_id : "-",
+			       ctl_time(ev[i].consumed_at, t2, sizeof(t2)));
+	}
+	mw_training_events_free(ev, n);
+	return EXIT_OK;
+}
+
+static const struct mw_ctl_command tagrules_commands[] = {
+    {"tag-rule", "add", cmd_tag_rule_add, true,
+     "tag-rule add USER --field F --match exact|substring|glob|domain --value V\n"
+     "       [--keyword K] [--mailbox M] [--disabled]",
+     "Add a tag rule for USER, applied by the Dovecot plugin at delivery after the\n"
+     "user's earlier rules: when header F (From, To, Cc, Subject, List-Id or any other\n"
+     "header name) matches V, set IMAP keyword K and/or file the message into mailbox M.\n"
+     "exact: the whole value (for address fields: an address); substring: anywhere,\n"
+     "any case; glob: * and ? over the whole value or an address; domain: an address\n"
+     "in that domain or a subdomain (List-Id: the id in <...>). K must be an IMAP atom\n"
+     "(no blanks or ( ) { % * \" \\ ]). Prints the new rule's id."},
+    {"tag-rule", "list", cmd_tag_rule_list, true, "tag-rule list USER [--json]",
+     "List USER's tag rules in the order they are applied: id, field, match, value,\n"
+     "keyword, mailbox. A rule the plugin would skip is marked INVALID."},
+    {"tag-rule", "del", cmd_tag_rule_del, true, "tag-rule del USER ID",
+     "Delete USER's tag rule ID. Running Dovecot processes see it within\n"
+     "mailwarden_rules_cache_ttl."},
+    {"training", "list", cmd_training_list, true,
+     "training list [--limit N] [--after-id ID] [--json]",
+     "List the spam/ham training events the Dovecot plugin recorded (messages moved or\n"
+     "appended into or out of Junk, $Junk/$NotJunk set by the user), oldest first."},
+};
+
+const struct mw_ctl_table ctl_tagrules_table = {tagrules_commands,
+                                                MW_N_ELEMENTS(tagrules_commands)};
