@@ -1,15 +1,17 @@
 /* mailwarden-plugin.c - Dovecot 2.3 plugin: IMAP keywords on delivery, user tag rules,
  * Junk filing and spam/ham learning (lib90_mailwarden_plugin.so).
  *
- * Delivery (LMTP, dovecot-lda): lib-lda saves through mailbox_save_using_mail(), which
- * calls the mailbox's copy method on a box opened with MAILBOX_FLAG_POST_SESSION. Our copy
- * override reads the milter's verdict headers (X-Mailwarden-Spam, X-Mailwarden-Virus,
- * Authentication-Results of our authserv-id only) and the recipient's tag rules, and merges
- * the resulting keywords into the save context. A deliver_mail hook (found at run time in
- * lib-lda, so the imap process needs no lib-lda) only changes the recipient's default
- * mailbox: spam into the Junk mailbox when mailwarden_file_spam is set, else the mailbox
- * of the first matching rule; lib-lda creates it if missing (lda_mailbox_autocreate) and
- * falls back to INBOX when it cannot save there.
+ * Delivery (LMTP, dovecot-lda): a deliver_mail hook (found at run time in lib-lda, so the
+ * imap process needs no lib-lda) reads the milter's verdict headers (X-Mailwarden-Spam,
+ * X-Mailwarden-Virus, Authentication-Results of our authserv-id only) and the recipient's
+ * tag rules once, changes the recipient's default mailbox (spam into the Junk mailbox
+ * when mailwarden_file_spam is set, else the mailbox of the first matching rule; lib-lda
+ * creates it if missing (lda_mailbox_autocreate) and falls back to INBOX when it cannot
+ * save there) and keeps the keywords for the save. lib-lda saves through
+ * mailbox_save_using_mail(), which calls the mailbox's copy method on a box opened with
+ * MAILBOX_FLAG_POST_SESSION; our copy override merges those keywords into the save
+ * context (deciding itself when no hook call came before, e.g. a second save of the same
+ * message). The rules' header fields are parsed once per decision.
  *
  * Learning (imap and anything else that is not a delivery): a message copied, moved or
  * APPENDed into the Junk mailbox records a "spam" training event and gets $Junk (and loses
@@ -20,8 +22,10 @@
  * Store: mailwarden_store (a store URL) or the store key of mailwarden_config
  * (/etc/mailwarden/mailwarden.conf), opened lazily per mail user as that user (the mail
  * processes need group access to the store). Tag rules are cached per process and user
- * for mailwarden_rules_cache_ttl. A store that cannot be opened or read never fails a
- * delivery: the message gets the header-based keywords only and the error is logged.
+ * for mailwarden_rules_cache_ttl and validated when the cache is filled (an invalid rule
+ * is logged then and skipped until the next fill). A store that cannot be opened or read
+ * never fails a delivery: the message gets the header-based keywords only and the error
+ * is logged.
  *
  * Public: mailwarden_plugin_version, mailwarden_plugin_init, mailwarden_plugin_deinit.
  *
@@ -57,6 +61,7 @@
 #define MW_FAIL_CACHE_SECS   5   /* a failed rule read is not retried sooner */
 #define MW_MAX_ADDRS         100 /* addresses read from one header */
 #define MW_MAX_HEADER_VALUES 20  /* occurrences of one field a rule looks at */
+#define MW_FIELD_CACHE_SIZE  16  /* distinct fields one decision keeps parsed */
 
 #define MW_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mw_user_module)
 #define MW_BOX_CONTEXT(obj)  MODULE_CONTEXT(obj, mw_storage_module)
@@ -79,6 +84,11 @@ struct mw_plugin_user {
 	char username[MW_USERNAME_MAX + 1];
 	mw_store *store;
 	bool store_failed;
+
+	/* the keywords mw_deliver_mail decided for delivery_mail, taken by the save that
+	   follows (mw_copy) so the headers and rules are looked at once per delivery */
+	struct mail *delivery_mail;
+	const char **delivery_keywords;
 };
 
 struct mw_mailbox {
@@ -91,6 +101,17 @@ struct mw_decision {
 	ARRAY_TYPE(const_string) keywords;
 	const char *mailbox; /* NULL: the default */
 	bool spam;
+};
+
+/* The parsed occurrences of the header fields one decision's rules have looked at. */
+struct mw_field_cache_entry {
+	const char *field;
+	const struct mw_tagrule_subject *subjects;
+	unsigned int n;
+};
+struct mw_field_cache {
+	struct mw_field_cache_entry entries[MW_FIELD_CACHE_SIZE];
+	unsigned int count;
 };
 
 struct mw_rule_cache_entry {
@@ -245,6 +266,15 @@ static const struct mw_tag_rule *mw_user_rules(struct mw_plugin_user *muser, siz
 		    (muser->cache_ttl < MW_FAIL_CACHE_SECS ? muser->cache_ttl : MW_FAIL_CACHE_SECS);
 		return NULL;
 	}
+	/* validated once per fill, not per delivery: an invalid rule is logged once and
+	   disabled in the cached copy */
+	for (i = 0; i < count; i++) {
+		if (rules[i].enabled && mw_tagrule_check(&rules[i], &err) < 0) {
+			e_warning(muser->user->event, "mailwarden: tag rule %lld skipped: %s",
+			          (long long)rules[i].id, err.msg);
+			rules[i].enabled = false;
+		}
+	}
 	e->rules = rules;
 	e->count = count;
 	e->expires = ioloop_time + muser->cache_ttl;
@@ -330,16 +360,20 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 
 /* mw_subjects - the occurrences of field in mail as match subjects (data stack) */
 static unsigned int mw_subjects(struct mail *mail, const char *field,
-                                struct mw_tagrule_subject *subjects)
+                                const struct mw_tagrule_subject **subjects_r)
 {
 	const char *const *raw, *const *decoded;
 	bool address = mw_tagrule_field_is_address(field);
+	struct mw_tagrule_subject *subjects;
 	unsigned int n = 0;
 
+	*subjects_r = NULL;
 	if (mail_get_headers(mail, field, &raw) <= 0)
 		return 0;
 	if (mail_get_headers_utf8(mail, field, &decoded) <= 0)
 		decoded = raw;
+	subjects = t_new(struct mw_tagrule_subject, MW_MAX_HEADER_VALUES);
+	*subjects_r = subjects;
 	for (; raw[n] != NULL && n < MW_MAX_HEADER_VALUES; n++) {
 		struct mw_tagrule_subject *s = &subjects[n];
 		const char *text = decoded[n] != NULL ? decoded[n] : raw[n];
@@ -369,26 +403,49 @@ static unsigned int mw_subjects(struct mail *mail, const char *field,
 	return n;
 }
 
+/* mw_field_subjects - the subjects of field, read and parsed once per decision: each
+   header lookup on the delivered mail costs a pass over its header, and a user's rules
+   name the same few fields over and over (data stack) */
+static unsigned int mw_field_subjects(struct mail *mail, const char *field,
+                                      struct mw_field_cache *cache,
+                                      const struct mw_tagrule_subject **subjects_r)
+{
+	struct mw_field_cache_entry *e;
+	unsigned int i;
+
+	for (i = 0; i < cache->count; i++) {
+		if (strcasecmp(cache->entries[i].field, field) == 0) {
+			*subjects_r = cache->entries[i].subjects;
+			return cache->entries[i].n;
+		}
+	}
+	if (cache->count == MW_FIELD_CACHE_SIZE)
+		return mw_subjects(mail, field, subjects_r); /* rare: many distinct fields */
+	e = &cache->entries[cache->count++];
+	e->field = field;
+	e->n = mw_subjects(mail, field, &e->subjects);
+	*subjects_r = e->subjects;
+	return e->n;
+}
+
 /* mw_apply_rules - keywords and mailbox from the user's tag rules, in order */
 static void mw_apply_rules(struct mw_plugin_user *muser, struct mail *mail, struct mw_decision *d)
 {
-	struct mw_tagrule_subject subjects[MW_MAX_HEADER_VALUES];
+	const struct mw_tagrule_subject *subjects;
 	const struct mw_tag_rule *rules;
-	mw_error err = {""};
+	struct mw_field_cache *cache;
 	size_t count, i;
 
 	rules = mw_user_rules(muser, &count);
+	if (count == 0)
+		return;
+	cache = t_new(struct mw_field_cache, 1);
 	for (i = 0; i < count; i++) {
 		const struct mw_tag_rule *r = &rules[i];
 		unsigned int n;
-		if (!r->enabled)
+		if (!r->enabled) /* disabled, or invalid (logged when the cache was filled) */
 			continue;
-		if (mw_tagrule_check(r, &err) < 0) {
-			e_warning(muser->user->event, "mailwarden: tag rule %lld skipped: %s",
-			          (long long)r->id, err.msg);
-			continue;
-		}
-		n = mw_subjects(mail, r->field, subjects);
+		n = mw_field_subjects(mail, r->field, cache, &subjects);
 		if (n == 0 || !mw_tagrule_matches(r, subjects, n))
 			continue;
 		e_debug(muser->user->event, "mailwarden: tag rule %lld matched", (long long)r->id);
@@ -535,12 +592,22 @@ static int mw_copy(struct mail_save_context *ctx, struct mail *mail)
 	if (mw_is_delivery(box)) {
 		T_BEGIN
 		{
-			struct mw_decision d;
-			mw_decide(muser, mail, &d);
-			if (array_count(&d.keywords) > 0) {
+			const char *const *kws;
+			if (muser->delivery_keywords != NULL && muser->delivery_mail == mail) {
+				/* decided by mw_deliver_mail for this very message */
+				kws = muser->delivery_keywords;
+				muser->delivery_keywords = NULL;
+				muser->delivery_mail = NULL;
+			} else {
+				/* no deliver_mail hook call before (or a second save of the
+				   message, e.g. a Sieve fileinto plus keep): decide here */
+				struct mw_decision d;
+				mw_decide(muser, mail, &d);
 				array_append_zero(&d.keywords);
-				mw_save_keywords(ctx, array_front(&d.keywords), NULL);
+				kws = array_front(&d.keywords);
 			}
+			if (kws[0] != NULL)
+				mw_save_keywords(ctx, kws, NULL);
 		}
 		T_END;
 		return mbox->module_ctx.super.copy(ctx, mail);
@@ -788,6 +855,10 @@ static int mw_deliver_mail(struct mail_deliver_context *ctx, struct mail_storage
 		{
 			struct mw_decision d;
 			mw_decide(muser, ctx->src_mail, &d);
+			array_append_zero(&d.keywords);
+			muser->delivery_mail = ctx->src_mail;
+			muser->delivery_keywords =
+			    p_strarray_dup(muser->user->pool, array_front(&d.keywords));
 			if (d.mailbox != NULL &&
 			    strcmp(d.mailbox, ctx->rcpt_default_mailbox) != 0) {
 				e_debug(muser->user->event, "mailwarden: delivering into %s",

@@ -113,6 +113,23 @@ struct mw_store_backend {
 	                           mw_error *error_r);
 	int (*dkim_key_delete)(mw_store *store, const char *domain, const char *selector,
 	                       mw_error *error_r);
+
+	/* TOTP state and app passwords (mailwarden-api 2FA, issue 5) */
+	int (*user_totp_get)(mw_store *store, const char *username, char **text_r,
+	                     mw_error *error_r);
+	int (*user_totp_set)(mw_store *store, const char *username, const char *old_text,
+	                     const char *new_text, mw_error *error_r);
+	int (*user_main_protocols_get)(mw_store *store, const char *username,
+	                               char out[MW_PROTOCOLS_MAX + 1], mw_error *error_r);
+	int (*user_main_protocols_set)(mw_store *store, const char *username,
+	                               const char *protocols, mw_error *error_r);
+	int (*app_password_add)(mw_store *store, const char *username,
+	                        const struct mw_app_password *ap, int64_t *id_r, mw_error *error_r);
+	int (*app_password_list)(mw_store *store, const char *username,
+	                         struct mw_app_password **list_r, size_t *count_r,
+	                         mw_error *error_r);
+	int (*app_password_del)(mw_store *store, const char *username, int64_t id,
+	                        mw_error *error_r);
 };
 
 struct mw_store {

@@ -82,6 +82,15 @@ enum stmt_id {
 	ST_DKIM_GET,
 	ST_DKIM_GET_ACTIVE,
 	ST_DKIM_DELETE,
+	/* TOTP state and app passwords (mailwarden-api 2FA, issue 5) */
+	ST_TOTP_GET,
+	ST_TOTP_SET,
+	ST_MAINPROTO_GET,
+	ST_MAINPROTO_SET,
+	ST_APPPW_COUNT,
+	ST_APPPW_ADD,
+	ST_APPPW_LIST,
+	ST_APPPW_DEL,
 	ST_COUNT
 };
 
@@ -91,7 +100,8 @@ enum stmt_id {
 
 #define USER_COLUMNS                                                                               \
 	"id, username, password, status, role, description, created_at, updated_at, "              \
-	"password_changed_at, totp_secret IS NOT NULL, failed_logins, locked_until"
+	"password_changed_at, coalesce(substr(totp_secret, 1, 3) = 'v1:', 0), failed_logins, "    \
+	"locked_until"
 
 #define DKIM_COLUMNS "id, domain, selector, private_key, public_key, created_at, active"
 
@@ -182,6 +192,24 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DKIM_GET_ACTIVE] = "SELECT " DKIM_COLUMNS " FROM dkim_keys WHERE domain = ?1 "
                            "AND active = 1 ORDER BY created_at DESC, id DESC LIMIT 1",
     [ST_DKIM_DELETE] = "DELETE FROM dkim_keys WHERE domain = ?1 AND selector = ?2",
+    [ST_TOTP_GET] = "SELECT totp_secret FROM users WHERE username = ?1",
+    [ST_TOTP_SET] = "UPDATE users SET totp_secret = ?3 WHERE username = ?1 "
+                    "AND totp_secret IS ?2",
+    [ST_MAINPROTO_GET] = "SELECT main_password_protocols FROM users WHERE username = ?1",
+    [ST_MAINPROTO_SET] = "UPDATE users SET main_password_protocols = ?2, updated_at = ?3 "
+                         "WHERE username = ?1",
+    [ST_APPPW_COUNT] = "SELECT u.id, count(a.id) FROM users u "
+                       "LEFT JOIN app_passwords a ON a.user_id = u.id "
+                       "WHERE u.username = ?1 GROUP BY u.id",
+    [ST_APPPW_ADD] = "INSERT INTO app_passwords (user_id, name, protocols, hash, created_at, "
+                     "expires_at, allow_nets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_APPPW_LIST] = "SELECT a.id, a.name, a.protocols, a.hash, a.created_at, "
+                      "coalesce(a.expires_at, 0), coalesce(a.allow_nets, ''), "
+                      "coalesce(a.last_used_at, 0), coalesce(a.last_ip, '') FROM users u "
+                      "LEFT JOIN app_passwords a ON a.user_id = u.id "
+                      "WHERE u.username = ?1 ORDER BY a.id",
+    [ST_APPPW_DEL] = "DELETE FROM app_passwords WHERE id = ?2 "
+                     "AND user_id = (SELECT id FROM users WHERE username = ?1)",
 };
 
 struct sqlite_store {
@@ -1769,6 +1797,246 @@ static int sqlite_dkim_key_delete(mw_store *store, const char *domain, const cha
 	return ret;
 }
 
+/* ---- TOTP state and app passwords (mailwarden-api 2FA, issue 5) ---- */
+
+/* sqlite_user_totp_get - the TOTP state text of a user (NULL = none) */
+static int sqlite_user_totp_get(mw_store *store, const char *username, char **text_r,
+                                mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_TOTP_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*text_r = column_dup(st, 0);
+	stmt_done(st);
+	if (rc == SQLITE_DONE) {
+		mw_error_set(error_r, "no such user");
+		return MW_STORE_NOTFOUND;
+	}
+	if (rc != SQLITE_ROW)
+		return db_fail(s, rc, "reading TOTP state", error_r);
+	return MW_STORE_OK;
+}
+
+/* sqlite_user_totp_set - replace the TOTP state only if it is still old_text */
+static int sqlite_user_totp_set(mw_store *store, const char *username, const char *old_text,
+                                const char *new_text, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_TOTP_SET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = old_text != NULL ? bind_text(st, 2, old_text) : sqlite3_bind_null(st, 2);
+	if (rc == SQLITE_OK)
+		rc = new_text != NULL ? bind_text(st, 3, new_text) : sqlite3_bind_null(st, 3);
+	ret = run_update(s, st, rc, "changing TOTP state", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such user, or its TOTP state changed meanwhile");
+	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
+/* sqlite_user_main_protocols_get - users.main_password_protocols */
+static int sqlite_user_main_protocols_get(mw_store *store, const char *username,
+                                          char out[MW_PROTOCOLS_MAX + 1], mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	const unsigned char *v = NULL;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_MAINPROTO_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		v = sqlite3_column_text(st, 0);
+		if (mw_strlcpy(out, v != NULL ? (const char *)v : "", MW_PROTOCOLS_MAX + 1) < 0)
+			out[0] = '\0';
+	}
+	stmt_done(st);
+	if (rc == SQLITE_DONE) {
+		mw_error_set(error_r, "no such user");
+		return MW_STORE_NOTFOUND;
+	}
+	if (rc != SQLITE_ROW)
+		return db_fail(s, rc, "reading main password protocols", error_r);
+	return MW_STORE_OK;
+}
+
+/* sqlite_user_main_protocols_set - set users.main_password_protocols, stamp updated_at */
+static int sqlite_user_main_protocols_set(mw_store *store, const char *username,
+                                          const char *protocols, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_MAINPROTO_SET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, protocols);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, mw_now());
+	ret = run_update(s, st, rc, "setting main password protocols", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such user");
+	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
+/* app_password_insert - count the user's app passwords and insert one (in a transaction) */
+static int app_password_insert(struct sqlite_store *s, const char *username,
+                               const struct mw_app_password *ap, int64_t *id_r,
+                               mw_error *error_r)
+{
+	sqlite3_stmt *st;
+	int64_t uid = 0, count = 0;
+	int rc, ret = stmt_get(s, ST_APPPW_COUNT, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		uid = sqlite3_column_int64(st, 0);
+		count = sqlite3_column_int64(st, 1);
+	}
+	stmt_done(st);
+	if (rc == SQLITE_DONE) {
+		mw_error_set(error_r, "no such user");
+		return MW_STORE_NOTFOUND;
+	}
+	if (rc != SQLITE_ROW)
+		return db_fail(s, rc, "counting app passwords", error_r);
+	if (count >= MW_APP_PW_PER_USER_MAX) {
+		mw_error_set(error_r, "a user may have at most %d app passwords",
+		             MW_APP_PW_PER_USER_MAX);
+		return MW_STORE_ERROR;
+	}
+	ret = stmt_get(s, ST_APPPW_ADD, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, uid);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, ap->name);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 3, ap->protocols);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 4, ap->hash);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 5, mw_now());
+	/* NULL, not 0 or '': Dovecot's passdb sql skips NULL fields */
+	if (rc == SQLITE_OK)
+		rc = ap->expires_at != 0 ? sqlite3_bind_int64(st, 6, ap->expires_at)
+		                         : sqlite3_bind_null(st, 6);
+	if (rc == SQLITE_OK)
+		rc = ap->allow_nets[0] != '\0' ? bind_text(st, 7, ap->allow_nets)
+		                               : sqlite3_bind_null(st, 7);
+	ret = run_update(s, st, rc, "adding an app password", error_r);
+	if (ret == MW_STORE_OK)
+		*id_r = sqlite3_last_insert_rowid(s->db);
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
+}
+
+/* sqlite_app_password_add - add an app password, refusing more than the per-user limit */
+static int sqlite_app_password_add(mw_store *store, const char *username,
+                                   const struct mw_app_password *ap, int64_t *id_r,
+                                   mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	int ret = tx_begin(s, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = app_password_insert(s, username, ap, id_r, error_r);
+	return tx_end(s, ret, error_r);
+}
+
+/* read_app_password - fill ap from the current row of ST_APPPW_LIST */
+static void read_app_password(sqlite3_stmt *st, struct mw_app_password *ap)
+{
+	const unsigned char *v;
+	memset(ap, 0, sizeof(*ap));
+	ap->id = sqlite3_column_int64(st, 0);
+	v = sqlite3_column_text(st, 1);
+	(void)mw_strlcpy(ap->name, v != NULL ? (const char *)v : "", sizeof(ap->name));
+	v = sqlite3_column_text(st, 2);
+	(void)mw_strlcpy(ap->protocols, v != NULL ? (const char *)v : "", sizeof(ap->protocols));
+	v = sqlite3_column_text(st, 3);
+	(void)mw_strlcpy(ap->hash, v != NULL ? (const char *)v : "", sizeof(ap->hash));
+	ap->created_at = sqlite3_column_int64(st, 4);
+	ap->expires_at = sqlite3_column_int64(st, 5);
+	v = sqlite3_column_text(st, 6);
+	(void)mw_strlcpy(ap->allow_nets, v != NULL ? (const char *)v : "", sizeof(ap->allow_nets));
+	ap->last_used_at = sqlite3_column_int64(st, 7);
+	v = sqlite3_column_text(st, 8);
+	(void)mw_strlcpy(ap->last_ip, v != NULL ? (const char *)v : "", sizeof(ap->last_ip));
+}
+
+/* sqlite_app_password_list - a user's app passwords (an unknown user has no row) */
+static int sqlite_app_password_list(mw_store *store, const char *username,
+                                    struct mw_app_password **list_r, size_t *count_r,
+                                    mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_app_password *v = NULL;
+	size_t count = 0, cap = 0;
+	bool seen_user = false;
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_APPPW_LIST, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		seen_user = true;
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+			continue; /* the user has none */
+		if (count == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			v = mw_realloc(v, cap * sizeof(*v));
+		}
+		read_app_password(st, &v[count++]);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE || !seen_user) {
+		free(v);
+		if (rc != SQLITE_DONE)
+			return db_fail(s, rc, "listing app passwords", error_r);
+		mw_error_set(error_r, "no such user");
+		return MW_STORE_NOTFOUND;
+	}
+	*list_r = v;
+	*count_r = count;
+	return MW_STORE_OK;
+}
+
+/* sqlite_app_password_del - delete one of a user's app passwords */
+static int sqlite_app_password_del(mw_store *store, const char *username, int64_t id,
+                                   mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_APPPW_DEL, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, id);
+	ret = run_update(s, st, rc, "deleting an app password", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such app password");
+	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
 const struct mw_store_backend mw_store_backend_sqlite = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -1811,4 +2079,11 @@ const struct mw_store_backend mw_store_backend_sqlite = {
     .dkim_key_get = sqlite_dkim_key_get,
     .dkim_key_set_active = sqlite_dkim_key_set_active,
     .dkim_key_delete = sqlite_dkim_key_delete,
+    .user_totp_get = sqlite_user_totp_get,
+    .user_totp_set = sqlite_user_totp_set,
+    .user_main_protocols_get = sqlite_user_main_protocols_get,
+    .user_main_protocols_set = sqlite_user_main_protocols_set,
+    .app_password_add = sqlite_app_password_add,
+    .app_password_list = sqlite_app_password_list,
+    .app_password_del = sqlite_app_password_del,
 };

@@ -12,6 +12,8 @@
  * mw_store_audit_append, mw_store_session_* and mw_store_user_set_login_state,
  * mw_store_audit_list, mw_audit_entries_free (mailwarden-api).
  * mw_store_dkim_key_*, mw_dkim_key_row_clear, mw_dkim_key_rows_free (DKIM signing keys).
+ * mw_store_user_totp_get/_set, mw_store_user_main_protocols_get/_set,
+ * mw_store_protocols_valid, mw_store_app_password_* (2FA and app passwords).
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
@@ -136,16 +138,11 @@ const char *mw_user_status_name(enum mw_user_status s)
 /* mw_user_status_parse - a status name (ASCII case-insensitive) to its value */
 int mw_user_status_parse(const char *name, enum mw_user_status *s_r)
 {
-	size_t i;
-	if (name == NULL)
+	int i = mw_name_index(status_names, MW_N_ELEMENTS(status_names), name);
+	if (i < 0)
 		return -1;
-	for (i = 0; i < MW_N_ELEMENTS(status_names); i++) {
-		if (mw_ascii_strcasecmp(name, status_names[i]) == 0) {
-			*s_r = (enum mw_user_status)i;
-			return 0;
-		}
-	}
-	return -1;
+	*s_r = (enum mw_user_status)i;
+	return 0;
 }
 
 /* mw_user_role_name - the name stored in the role column, NULL for a bad value */
@@ -159,16 +156,11 @@ const char *mw_user_role_name(enum mw_user_role r)
 /* mw_user_role_parse - a role name (ASCII case-insensitive) to its value */
 int mw_user_role_parse(const char *name, enum mw_user_role *r_r)
 {
-	size_t i;
-	if (name == NULL)
+	int i = mw_name_index(role_names, MW_N_ELEMENTS(role_names), name);
+	if (i < 0)
 		return -1;
-	for (i = 0; i < MW_N_ELEMENTS(role_names); i++) {
-		if (mw_ascii_strcasecmp(name, role_names[i]) == 0) {
-			*r_r = (enum mw_user_role)i;
-			return 0;
-		}
-	}
-	return -1;
+	*r_r = (enum mw_user_role)i;
+	return 0;
 }
 
 /* mw_store_open - pick the backend named by url and open it */
@@ -1036,4 +1028,129 @@ void mw_dkim_key_rows_free(struct mw_dkim_key_row *rows, size_t count)
 	for (i = 0; i < count; i++)
 		mw_dkim_key_row_clear(&rows[i]);
 	free(rows);
+}
+
+/* ---- TOTP state and app passwords (mailwarden-api 2FA, issue 5) ---- */
+
+/* totp_text_check - TOTP state text: printable ASCII within MW_TOTP_STATE_MAX (NULL ok) */
+static int totp_text_check(const char *text, mw_error *error_r)
+{
+	size_t i;
+	if (text == NULL)
+		return 0;
+	for (i = 0; text[i] != '\0'; i++) {
+		if (i >= MW_TOTP_STATE_MAX || text[i] < 0x21 || text[i] > 0x7e) {
+			mw_error_set(error_r, "TOTP state is not short printable ASCII");
+			return -1;
+		}
+	}
+	if (i == 0) {
+		mw_error_set(error_r, "TOTP state is empty");
+		return -1;
+	}
+	return 0;
+}
+
+/* mw_store_user_totp_get - a user's TOTP state text (NULL = none) */
+int mw_store_user_totp_get(mw_store *store, const char *username, char **text_r,
+                           mw_error *error_r)
+{
+	*text_r = NULL;
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->user_totp_get(store, username, text_r, error_r);
+}
+
+/* mw_store_user_totp_set - compare-and-swap a user's TOTP state */
+int mw_store_user_totp_set(mw_store *store, const char *username, const char *old_text,
+                           const char *new_text, mw_error *error_r)
+{
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	if (totp_text_check(old_text, error_r) < 0 || totp_text_check(new_text, error_r) < 0)
+		return MW_STORE_ERROR;
+	return store->backend->user_totp_set(store, username, old_text, new_text, error_r);
+}
+
+/* mw_store_protocols_valid - one of the protocol lists the store accepts */
+bool mw_store_protocols_valid(const char *protocols, bool allow_empty)
+{
+	return protocols != NULL &&
+	       ((allow_empty && protocols[0] == '\0') || strcmp(protocols, "imap") == 0 ||
+	        strcmp(protocols, "smtp") == 0 || strcmp(protocols, "imap,smtp") == 0);
+}
+
+/* mw_store_user_main_protocols_get - where a user's main password is accepted */
+int mw_store_user_main_protocols_get(mw_store *store, const char *username,
+                                     char out[MW_PROTOCOLS_MAX + 1], mw_error *error_r)
+{
+	out[0] = '\0';
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->user_main_protocols_get(store, username, out, error_r);
+}
+
+/* mw_store_user_main_protocols_set - set where a user's main password is accepted */
+int mw_store_user_main_protocols_set(mw_store *store, const char *username,
+                                     const char *protocols, mw_error *error_r)
+{
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	if (!mw_store_protocols_valid(protocols, true)) {
+		mw_error_set(error_r, "protocols must be \"\", imap, smtp or imap,smtp");
+		return MW_STORE_ERROR;
+	}
+	return store->backend->user_main_protocols_set(store, username, protocols, error_r);
+}
+
+/* mw_store_app_password_add - record a new app password of a user */
+int mw_store_app_password_add(mw_store *store, const char *username,
+                              const struct mw_app_password *ap, int64_t *id_r,
+                              mw_error *error_r)
+{
+	int64_t id;
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	if (check_text("app password name", ap->name, MW_APP_PW_NAME_MAX, false, error_r) < 0 ||
+	    check_text("allow_nets", ap->allow_nets, MW_APP_PW_NETS_MAX, true, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (!mw_store_protocols_valid(ap->protocols, false)) {
+		mw_error_set(error_r, "protocols must be imap, smtp or imap,smtp");
+		return MW_STORE_ERROR;
+	}
+	if (strlen(ap->hash) != MW_APP_PW_HASH_HEX || !hex_check(ap->hash, MW_APP_PW_HASH_HEX)) {
+		mw_error_set(error_r, "an app password hash is 64 lower-case hex digits");
+		return MW_STORE_ERROR;
+	}
+	if (ap->expires_at < 0) {
+		mw_error_set(error_r, "invalid expiry time");
+		return MW_STORE_ERROR;
+	}
+	return store->backend->app_password_add(store, username, ap, id_r != NULL ? id_r : &id,
+	                                        error_r);
+}
+
+/* mw_store_app_password_list - a user's app passwords in id order */
+int mw_store_app_password_list(mw_store *store, const char *username,
+                               struct mw_app_password **list_r, size_t *count_r,
+                               mw_error *error_r)
+{
+	*list_r = NULL;
+	*count_r = 0;
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->app_password_list(store, username, list_r, count_r, error_r);
+}
+
+/* mw_store_app_password_del - delete one app password of a user */
+int mw_store_app_password_del(mw_store *store, const char *username, int64_t id,
+                              mw_error *error_r)
+{
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	if (id <= 0) {
+		mw_error_set(error_r, "no such app password");
+		return MW_STORE_NOTFOUND;
+	}
+	return store->backend->app_password_del(store, username, id, error_r);
 }

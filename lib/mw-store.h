@@ -296,4 +296,62 @@ int mw_store_dkim_key_delete(mw_store *store, const char *domain, const char *se
 void mw_dkim_key_row_clear(struct mw_dkim_key_row *row);
 void mw_dkim_key_rows_free(struct mw_dkim_key_row *rows, size_t count);
 
+/* ---- TOTP state and app passwords (mailwarden-api 2FA, issue 5) ---- */
+#define MW_TOTP_STATE_MAX      8192 /* users.totp_secret text (encrypted state + prefix) */
+#define MW_APP_PW_NAME_MAX     64
+#define MW_APP_PW_NETS_MAX     1024 /* allow_nets: comma-separated addresses/CIDRs */
+#define MW_APP_PW_HASH_HEX     64   /* hex SHA-256 of the app password */
+#define MW_APP_PW_PER_USER_MAX 100
+#define MW_PROTOCOLS_MAX       32 /* "imap,smtp" */
+
+/* The TOTP state text of a user (users.totp_secret: NULL = none). The store treats it as
+   opaque printable ASCII; has_totp in struct mw_user is true when it starts with "v1:"
+   (an active enrolment; mailwarden-api keeps a pending one as "pending:v1:..."). get:
+   *text_r is an owned copy or NULL (none); MW_STORE_NOTFOUND for an unknown user. set:
+   compare-and-swap: the state changes to new_text (NULL clears it) only when it is still
+   old_text (NULL = none), else MW_STORE_NOTFOUND (unknown user or changed meanwhile), so
+   a one-time code or recovery code can be consumed only once even between processes.
+   Does not stamp updated_at. */
+int mw_store_user_totp_get(mw_store *store, const char *username, char **text_r,
+                           mw_error *error_r);
+int mw_store_user_totp_set(mw_store *store, const char *username, const char *old_text,
+                           const char *new_text, mw_error *error_r);
+
+/* Where the main password is accepted (users.main_password_protocols): "" or a
+   comma-separated subset of imap,smtp, in that order (e.g. "imap,smtp", "smtp", ""). set
+   stamps updated_at. MW_STORE_NOTFOUND for an unknown user. */
+int mw_store_user_main_protocols_get(mw_store *store, const char *username,
+                                     char out[MW_PROTOCOLS_MAX + 1], mw_error *error_r);
+int mw_store_user_main_protocols_set(mw_store *store, const char *username,
+                                     const char *protocols, mw_error *error_r);
+
+/* App passwords (app_passwords; Dovecot's passdb sql compares hash with
+   %{sha256:password}). name: 1..MW_APP_PW_NAME_MAX bytes of text without controls, unique
+   per user (MW_STORE_EXISTS); protocols: "imap", "smtp" or "imap,smtp"; hash: 64 lower-case
+   hex digits; expires_at 0 = never; allow_nets "" = any network, else addresses/CIDRs
+   separated by commas (checked by the caller); last_used_at 0 / last_ip "" = never used.
+   add: at most MW_APP_PW_PER_USER_MAX per user (more is MW_STORE_ERROR); id and
+   created_at are set by the store (*id_r). list: the user's in id order (owned array,
+   free()). del: MW_STORE_NOTFOUND when the user has no app password with that id. */
+struct mw_app_password {
+	int64_t id;
+	char name[MW_APP_PW_NAME_MAX + 1];
+	char protocols[MW_PROTOCOLS_MAX + 1];
+	char hash[MW_APP_PW_HASH_HEX + 1];
+	int64_t created_at, expires_at;
+	char allow_nets[MW_APP_PW_NETS_MAX + 1];
+	int64_t last_used_at;
+	char last_ip[MW_CLIENT_IP_MAX + 1];
+};
+/* true when protocols is "", "imap", "smtp" or "imap,smtp" (allow_empty: "" too) */
+bool mw_store_protocols_valid(const char *protocols, bool allow_empty);
+int mw_store_app_password_add(mw_store *store, const char *username,
+                              const struct mw_app_password *ap, int64_t *id_r,
+                              mw_error *error_r);
+int mw_store_app_password_list(mw_store *store, const char *username,
+                               struct mw_app_password **list_r, size_t *count_r,
+                               mw_error *error_r);
+int mw_store_app_password_del(mw_store *store, const char *username, int64_t id,
+                              mw_error *error_r);
+
 #endif

@@ -35,16 +35,11 @@ const char *mw_tagrule_match_name(enum mw_tagrule_match m)
 /* mw_tagrule_match_parse - a match type name (ASCII case-insensitive) to its value */
 int mw_tagrule_match_parse(const char *name, enum mw_tagrule_match *m_r)
 {
-	size_t i;
-	if (name == NULL)
+	int i = mw_name_index(match_names, MW_N_ELEMENTS(match_names), name);
+	if (i < 0)
 		return -1;
-	for (i = 0; i < MW_N_ELEMENTS(match_names); i++) {
-		if (mw_ascii_strcasecmp(name, match_names[i]) == 0) {
-			*m_r = (enum mw_tagrule_match)i;
-			return 0;
-		}
-	}
-	return -1;
+	*m_r = (enum mw_tagrule_match)i;
+	return 0;
 }
 
 /* check_len - s is not NULL and 1..max bytes */

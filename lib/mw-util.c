@@ -358,6 +358,18 @@ bool mw_unichar_is_control(uint32_t cp)
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
 }
 
+/* mw_name_index - look a name up in an enum's name table */
+int mw_name_index(const char *const *names, size_t n, const char *name)
+{
+	size_t i;
+	if (name == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (names[i] != NULL && mw_ascii_strcasecmp(name, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
 /* mw_memzero - wipe a secret */
 void mw_memzero(void *p, size_t n)
 {

@@ -77,6 +77,10 @@ bool mw_utf8_valid(const char *s, size_t len, size_t *bad_r);
 /* C0 controls, DEL and C1 controls. */
 bool mw_unichar_is_control(uint32_t cp);
 
+/* The index of name in names[0..n) (ASCII case-insensitive), or -1: for the small
+   enum <-> name tables (user status, role, tag-rule match, ...). */
+int mw_name_index(const char *const *names, size_t n, const char *name);
+
 /* Wipes memory holding secrets (not optimised away). */
 void mw_memzero(void *p, size_t n);
 

@@ -4,13 +4,22 @@
  *
  * Public: milter_desc (the filter description), milter_msg_reset.
  *
- * Flow: negotiate (ask Postfix for the macros we read) -> connect (connection context,
- * holding a counted reference to the config snapshot of the moment) -> MAIL FROM (message
- * reset; {auth_authen} set = outbound: user status and envelope sender checked) -> headers
- * (first From:/Sender: kept, strippable headers counted) -> end of message (strip, then
- * From enforcement for outbound mail, milter_inbound_eom for inbound) -> abort/close.
- * The message context is reset in one place (milter_msg_reset) at MAIL FROM, abort, end of
- * message and close.
+ * Flow: negotiate (ask Postfix for the macros we read; header values with their leading
+ * blank; the body, with SMFIS_SKIP when a message needs no more of it) -> connect
+ * (connection context, holding counted references to the config snapshot of the moment
+ * and its SPF/DKIM/DMARC state; trusted_networks decided) -> HELO (kept for SPF) -> MAIL
+ * FROM (message reset; {auth_authen} set = outbound: user status and envelope sender
+ * checked; otherwise, for an untrusted client, an mw_authcheck is started) -> headers
+ * (first From:/Sender: kept, strippable headers counted; inbound: every header to the
+ * checker; outbound with dkim_sign: every header we keep, buffered until the From domain is
+ * known) -> end of headers (outbound: the signer for the From domain, fed the buffered
+ * headers) -> body (to the checker or the signer; SMFIS_SKIP when neither wants it) -> end
+ * of message (From enforcement for outbound mail, strip, then the DKIM-Signature for
+ * outbound and milter_inbound_eom for inbound) -> abort/close. The message context is reset
+ * in one place (milter_msg_reset) at MAIL FROM, abort, end of message and close.
+ *
+ * Header changes at end of message: deletions first (last index first), then insertions at
+ * index 0, which cannot shift the indices of the deleted ones any more.
  *
  * Diagnostics: one log line per decision: event=mail action=accept|reject|tempfail
  * stage=... qid= user= client= reason= (untrusted values through mw_log_value).
@@ -20,6 +29,8 @@
  *   550 5.7.1 sender check unavailable                                (on_error = reject)
  *   552 5.3.4 From: header too long / Sender: header too long (over max_address_header)
  *   552 5.3.4 too many headers to remove (X-Mailwarden-* / Authentication-Results)
+ *   552 5.3.4 message header too large to check / to sign
+ *   451 4.7.1 cannot sign the message now, try again later   (dkim_on_error = tempfail)
  *   451 4.7.1 internal error, try again later    (an MTA action failed)
  */
 #include "mw-build.h"
@@ -49,8 +60,12 @@ void milter_msg_reset(struct milter_msg *msg)
 		free(msg->strip[i].name);
 	for (i = 0; i < msg->nnames; i++)
 		free(msg->names[i].name);
+	mw_authcheck_free(&msg->ac);
+	mw_dkim_signer_free(&msg->signer);
 	memset(msg, 0, sizeof(*msg));
 }
+
+static void conn_free(struct milter_conn *conn);
 
 /* conn_of - the connection context, or NULL */
 static struct milter_conn *conn_of(SMFICTX *ctx)
@@ -114,7 +129,8 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
                              unsigned long f3, unsigned long *pf0, unsigned long *pf1,
                              unsigned long *pf2, unsigned long *pf3)
 {
-	unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST;
+	unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST | SMFIF_QUARANTINE;
+	struct milter_conn *conn;
 	(void)f2;
 	(void)f3;
 	if ((f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS)) != (SMFIF_ADDHDRS | SMFIF_CHGHDRS)) {
@@ -122,9 +138,20 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 		return SMFIS_REJECT;
 	}
 	*pf0 = f0 & want;
-	/* the body is not read yet (DKIM will need it); unknown commands never matter */
-	*pf1 = f1 & (SMFIP_NOBODY | SMFIP_NOUNKNOWN);
+	/* the body is read (DKIM), skipped per message when not needed; header values keep
+	   their leading blank (what DKIM verification must see); unknown commands never matter */
+	*pf1 = f1 & (SMFIP_NOUNKNOWN | SMFIP_HDR_LEADSPC | SMFIP_SKIP);
 	*pf2 = 0;
+	/* the connection context is made here so connect can find the negotiated options */
+	conn = mw_calloc(1, sizeof(*conn));
+	conn->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
+	conn->can_skip = (*pf1 & SMFIP_SKIP) != 0;
+	mw_str_init(&conn->hdrs, MW_DKIM_HEADERS_MAX);
+	mw_str_init(&conn->scratch, MW_AUTH_MAX_HEADER_LEN + 2);
+	if (smfi_setpriv(ctx, conn) != MI_SUCCESS) {
+		conn_free(conn);
+		return SMFIS_TEMPFAIL;
+	}
 	*pf3 = 0;
 	if ((f0 & SMFIF_SETSYMLIST) != 0) {
 		if (smfi_setsymlist(ctx, SMFIM_CONNECT,
@@ -142,13 +169,53 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	return SMFIS_CONTINUE;
 }
 
-/* cb_connect - a new connection context with the current config snapshot */
+/* conn_free - a connection context and everything it holds */
+static void conn_free(struct milter_conn *conn)
+{
+	milter_msg_reset(&conn->msg);
+	if (conn->cfg != NULL)
+		milter_config_put(&conn->cfg);
+	milter_auth_put(&conn->auth);
+	mw_str_free(&conn->hdrs);
+	mw_str_free(&conn->scratch);
+	free(conn);
+}
+
+/* is_trusted - whether ADDR is in trusted_networks ("none": no client is) */
+static bool is_trusted(const mw_config *cfg, const char *addr)
+{
+	const char *nets = mw_config_str(cfg, MWK_MILTER_TRUSTED_NETWORKS);
+	mw_error err;
+	if (strcmp(nets, "none") == 0)
+		return false;
+	/* an address that is not an IP ("unknown") is not trusted; the list was checked at
+	   load time, so -1 means the address */
+	return mw_authcheck_ip_in_networks(nets, addr, &err) == 1;
+}
+
+/* cb_connect - the connection context gets the current config snapshot */
 static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
-	struct milter_conn *conn = mw_calloc(1, sizeof(*conn));
+	struct milter_conn *conn = conn_of(ctx);
 	const char *addr = macro(ctx, "{client_addr}");
 
+	if (conn == NULL) { /* no negotiation callback (an old MTA): made here */
+		conn = mw_calloc(1, sizeof(*conn));
+		mw_str_init(&conn->hdrs, MW_DKIM_HEADERS_MAX);
+		mw_str_init(&conn->scratch, MW_AUTH_MAX_HEADER_LEN + 2);
+		if (smfi_setpriv(ctx, conn) != MI_SUCCESS) {
+			conn_free(conn);
+			return SMFIS_TEMPFAIL;
+		}
+	}
+	if (conn->cfg != NULL) { /* Postfix reconnects after XCLIENT: start afresh */
+		milter_msg_reset(&conn->msg);
+		milter_config_put(&conn->cfg);
+		milter_auth_put(&conn->auth);
+		conn->helo[0] = '\0';
+	}
 	conn->cfg = milter_config_get();
+	conn->auth = milter_auth_get();
 	if (addr[0] == '\0' && hostaddr != NULL) {
 		char buf[INET6_ADDRSTRLEN];
 		const void *src = NULL;
@@ -168,12 +235,43 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	if (hostname == NULL ||
 	    mw_strlcpy(conn->client_name, hostname, sizeof(conn->client_name)) < 0)
 		(void)mw_strlcpy(conn->client_name, "unknown", sizeof(conn->client_name));
-	if (smfi_setpriv(ctx, conn) != MI_SUCCESS) {
-		milter_config_put(&conn->cfg);
-		free(conn);
-		return SMFIS_TEMPFAIL;
-	}
+	conn->trusted = is_trusted(conn->cfg, conn->client_addr);
 	return SMFIS_CONTINUE;
+}
+
+/* cb_helo - the HELO/EHLO name, for SPF (a name too long to be one is no name) */
+static sfsistat cb_helo(SMFICTX *ctx, char *helo)
+{
+	struct milter_conn *conn = conn_of(ctx);
+	if (conn == NULL)
+		return SMFIS_TEMPFAIL;
+	if (helo == NULL || mw_strlcpy(conn->helo, helo, sizeof(conn->helo)) < 0)
+		conn->helo[0] = '\0';
+	return SMFIS_CONTINUE;
+}
+
+/* inbound_start - the SPF/DKIM/DMARC checker of an inbound message (untrusted client) */
+static void inbound_start(struct milter_conn *conn, const char *envfrom)
+{
+	struct milter_msg *msg = &conn->msg;
+	mw_authcheck_lib *lib = milter_auth_lib(conn->auth);
+	char e[MILTER_LOGV], c[MILTER_LOGV];
+	mw_error err;
+
+	if (conn->trusted || lib == NULL)
+		return;
+	msg->ac = mw_authcheck_new(lib);
+	if (mw_authcheck_connect(msg->ac, conn->client_addr, conn->helo, &err) < 0) {
+		/* no client address to check (e.g. "unknown"): nothing can be verified */
+		mw_warn("event=authcheck_skipped client=%s error=%s",
+		        mw_log_value(c, sizeof(c), conn->client_addr, strlen(conn->client_addr)),
+		        mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		mw_authcheck_free(&msg->ac);
+		return;
+	}
+	if (mw_authcheck_mail_from(msg->ac, envfrom, &err) < 0)
+		mw_debug("event=authcheck_mail_from error=%s",
+		         mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
 }
 
 /* lookup_error - the on_error choice for an unreachable store */
@@ -224,9 +322,12 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	note_qid(ctx, msg);
 	if (argv[0] == NULL || mw_strlcpy(msg->envfrom, argv[0], sizeof(msg->envfrom)) < 0)
 		msg->envfrom[0] = '\0';
+	mw_str_reset(&conn->hdrs);
 	authen = macro(ctx, "{auth_authen}");
-	if (authen[0] == '\0')
-		return SMFIS_CONTINUE; /* inbound: checked at end of message */
+	if (authen[0] == '\0') {
+		inbound_start(conn, argv[0] != NULL ? argv[0] : "<>");
+		return SMFIS_CONTINUE; /* inbound: verdict at end of message */
+	}
 
 	msg->outbound = true;
 	if (mw_store_username_normalize(authen, msg->user, sizeof(msg->user), &err) < 0) {
@@ -256,6 +357,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	        strcmp(mw_config_str(conn->cfg, MWK_MILTER_NULL_SENDER), "accept") == 0,
 	        (const char *const *)msg->info.patterns, msg->info.npatterns, msg->user, &r) != 0)
 		return reply(ctx, conn, &r, "mail_from");
+	msg->sign_wanted = mw_config_bool(conn->cfg, MWK_MILTER_DKIM_SIGN);
 	return SMFIS_CONTINUE;
 }
 
@@ -299,13 +401,42 @@ static int note_strippable(struct milter_msg *msg, const char *name, bool delete
 	return 0;
 }
 
-/* cb_header - keep From:/Sender:, note headers to strip */
+/* feed_checker - one header to the inbound checker, with its leading blank */
+static int feed_checker(struct milter_conn *conn, const char *name, const char *value,
+                        mw_error *err)
+{
+	if (conn->leadspc)
+		return mw_authcheck_header(conn->msg.ac, name, value, strlen(value), err);
+	mw_str_reset(&conn->scratch);
+	if (mw_str_appendc(&conn->scratch, ' ') < 0 || mw_str_appends(&conn->scratch, value) < 0) {
+		mw_error_set(err, "header field too long");
+		return -1;
+	}
+	return mw_authcheck_header(conn->msg.ac, name, conn->scratch.buf, conn->scratch.len, err);
+}
+
+/* keep_for_signer - buffer a header the signer will see (name NUL value NUL) */
+static int keep_for_signer(struct milter_conn *conn, const char *name, const char *value)
+{
+	size_t mark = conn->hdrs.len;
+	if (mw_str_append(&conn->hdrs, name, strlen(name) + 1) < 0 ||
+	    mw_str_append(&conn->hdrs, value, strlen(value) + 1) < 0) {
+		conn->hdrs.len = mark;
+		return -1;
+	}
+	return 0;
+}
+
+/* cb_header - keep From:/Sender:, note headers to strip, feed checker or signer buffer */
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct milter_conn *conn = conn_of(ctx);
 	struct milter_msg *msg;
 	struct milter_reply r;
 	bool is_from, is_sender;
+	mw_error err;
+	char e[MILTER_LOGV];
+	size_t nstrip;
 
 	if (conn == NULL)
 		return SMFIS_TEMPFAIL;
@@ -316,6 +447,14 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		                 "header name too long");
 		return reply(ctx, conn, &r, "header");
 	}
+	if (msg->ac != NULL && feed_checker(conn, name, value, &err) < 0) {
+		mw_info("event=authcheck_header_refused error=%s",
+		        mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		milter_reply_set(&r, "552", "5.3.4", "header_too_large_to_check",
+		                 "message header too large to check");
+		return reply(ctx, conn, &r, "header");
+	}
+	nstrip = msg->nstrip;
 	is_from = mw_ascii_strcasecmp(name, "From") == 0;
 	is_sender = mw_ascii_strcasecmp(name, "Sender") == 0;
 	if (is_from || is_sender) {
@@ -329,9 +468,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 			msg->from_first = mw_strdup(value);
 		if (is_sender && msg->n_sender++ == 0)
 			msg->sender_first = mw_strdup(value);
-		return SMFIS_CONTINUE;
-	}
-	if (milter_header_is_ours(name) ||
+	} else if (milter_header_is_ours(name) ||
 	    mw_ascii_strcasecmp(name, "Authentication-Results") == 0) {
 		bool del = milter_header_is_ours(name) ||
 		           milter_ar_is_ours(value, milter_authserv_id(conn->cfg));
@@ -340,6 +477,112 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 			                 "too many headers to remove");
 			return reply(ctx, conn, &r, "header");
 		}
+	}
+	/* the signer sees the message as it leaves: without the headers we delete */
+	if (msg->sign_wanted && msg->nstrip == nstrip && keep_for_signer(conn, name, value) < 0) {
+		milter_reply_set(&r, "552", "5.3.4", "header_too_large_to_sign",
+		                 "message header too large to sign");
+		return reply(ctx, conn, &r, "header");
+	}
+	return SMFIS_CONTINUE;
+}
+
+/* sign_fail - remember why signing cannot happen; dkim_on_error decides at the end */
+static void sign_fail(struct milter_msg *msg, const char *why)
+{
+	msg->sign_failed = true;
+	mw_dkim_signer_free(&msg->signer);
+	if (mw_strlcpy(msg->sign_error, why, sizeof(msg->sign_error)) < 0)
+		(void)mw_strlcpy(msg->sign_error, "error message too long", sizeof(msg->sign_error));
+}
+
+/* from_domain - the domain of the only address of the only From: ("" otherwise: the From
+   check refuses such a message at the end anyway) */
+static void from_domain(const struct milter_msg *msg, char *out, size_t size)
+{
+	struct mw_addr_list list;
+	mw_error err;
+	out[0] = '\0';
+	if (msg->n_from != 1 || msg->from_first == NULL)
+		return;
+	if (mw_addr_parse_header(msg->from_first, strlen(msg->from_first), &list, &err) < 0)
+		return;
+	if (list.count >= 1 && mw_strlcpy(out, list.addrs[0].domain, size) < 0)
+		out[0] = '\0';
+	mw_addr_list_free(&list);
+}
+
+/* start_signer - the signer for the From domain, fed the buffered headers */
+static void start_signer(struct milter_conn *conn)
+{
+	struct milter_msg *msg = &conn->msg;
+	mw_error err;
+	char e[MILTER_LOGV];
+	const char *p, *end;
+	int ret;
+
+	from_domain(msg, msg->sign_domain, sizeof(msg->sign_domain));
+	if (msg->sign_domain[0] == '\0')
+		return;
+	ret = milter_dkim_signer(conn->cfg, msg->sign_domain, msg->qid[0] != '\0' ? msg->qid : NULL,
+	                         &msg->signer, msg->sign_selector, sizeof(msg->sign_selector),
+	                         &err);
+	if (ret == MW_DKIM_LOOKUP_NONE) {
+		mw_debug("event=dkim_no_key domain=%s",
+		         mw_log_value(e, sizeof(e), msg->sign_domain, strlen(msg->sign_domain)));
+		return;
+	}
+	if (ret != MW_DKIM_LOOKUP_FOUND) {
+		sign_fail(msg, err.msg);
+		return;
+	}
+	p = conn->hdrs.buf;
+	end = p != NULL ? p + conn->hdrs.len : NULL;
+	while (p != NULL && p < end) {
+		const char *value = p + strlen(p) + 1;
+		if (mw_dkim_signer_header(msg->signer, p, value, &err) < 0) {
+			sign_fail(msg, err.msg);
+			return;
+		}
+		p = value + strlen(value) + 1;
+	}
+	if (mw_dkim_signer_eoh(msg->signer, &err) < 0)
+		sign_fail(msg, err.msg);
+}
+
+/* cb_eoh - end of headers: inbound checker, outbound signer */
+static sfsistat cb_eoh(SMFICTX *ctx)
+{
+	struct milter_conn *conn = conn_of(ctx);
+	struct milter_msg *msg;
+	if (conn == NULL)
+		return SMFIS_TEMPFAIL;
+	msg = &conn->msg;
+	note_qid(ctx, msg);
+	if (msg->ac != NULL)
+		mw_authcheck_eoh(msg->ac);
+	if (msg->outbound && msg->sign_wanted && !msg->unchecked)
+		start_signer(conn);
+	mw_str_reset(&conn->hdrs);
+	return SMFIS_CONTINUE;
+}
+
+/* cb_body - a body chunk to whoever needs it; skip the rest when nobody does */
+static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	struct milter_conn *conn = conn_of(ctx);
+	struct milter_msg *msg;
+	mw_error err;
+	if (conn == NULL)
+		return SMFIS_TEMPFAIL;
+	msg = &conn->msg;
+	if (msg->ac != NULL)
+		mw_authcheck_body(msg->ac, (const char *)chunk, len);
+	if (msg->signer != NULL && mw_dkim_signer_body(msg->signer, chunk, len, &err) < 0)
+		sign_fail(msg, err.msg);
+	if (msg->ac == NULL && msg->signer == NULL && conn->can_skip) {
+		msg->skipped = true;
+		return SMFIS_SKIP;
 	}
 	return SMFIS_CONTINUE;
 }
@@ -355,13 +598,68 @@ static int strip_headers(SMFICTX *ctx, struct milter_msg *msg)
 	return 0;
 }
 
+/* insert_top - a header at the very top, with the leading blank LEADSPC asks for */
+static int insert_top(SMFICTX *ctx, const struct milter_conn *conn, const char *name,
+                      const char *value)
+{
+	char *v = NULL;
+	int ret;
+	if (conn->leadspc) {
+		size_t n = strlen(value);
+		v = mw_malloc(n + 2);
+		v[0] = ' ';
+		memcpy(v + 1, value, n + 1);
+	}
+	ret = smfi_insheader(ctx, 0, (char *)name, v != NULL ? v : (char *)value);
+	free(v);
+	return ret == MI_SUCCESS ? 0 : -1;
+}
+
+/* sign_eom - the DKIM-Signature of an outbound message, or dkim_on_error's choice */
+static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r,
+                    char *extra, size_t extra_size)
+{
+	struct milter_msg *msg = &conn->msg;
+	char e[MILTER_LOGV], d[MILTER_LOGV];
+	mw_error err;
+	mw_str sig;
+
+	if (msg->signer != NULL) {
+		mw_str_init(&sig, 0);
+		if (mw_dkim_signer_eom(msg->signer, &sig, &err) < 0)
+			sign_fail(msg, err.msg);
+		else if (insert_top(ctx, conn, "DKIM-Signature", mw_str_c(&sig)) < 0)
+			sign_fail(msg, "smfi_insheader failed");
+		mw_str_free(&sig);
+	}
+	mw_log_value(d, sizeof(d), msg->sign_domain, strlen(msg->sign_domain));
+	if (msg->sign_failed) {
+		mw_error_log("event=dkim_sign_failed qid=%s domain=%s error=%s",
+		             msg->qid[0] != '\0' ? msg->qid : "-", d,
+		             mw_log_value(e, sizeof(e), msg->sign_error, strlen(msg->sign_error)));
+		if (strcmp(mw_config_str(conn->cfg, MWK_MILTER_DKIM_ON_ERROR), "accept") != 0) {
+			milter_reply_set(r, "451", "4.7.1", "dkim_sign_failed",
+			                 "cannot sign the message now, try again later");
+			return 1;
+		}
+		(void)snprintf(extra, extra_size, "dkim=unsigned_error domain=%s", d);
+	} else if (msg->signer != NULL) {
+		(void)snprintf(extra, extra_size, "dkim=signed domain=%s selector=%s", d,
+		               msg->sign_selector);
+	} else if (msg->sign_wanted) {
+		(void)snprintf(extra, extra_size, "dkim=no_key domain=%s", d[0] != '\0' ? d : "-");
+	}
+	return 0;
+}
+
 /* cb_eom - strip, then From enforcement (outbound) or the inbound checks */
 static sfsistat cb_eom(SMFICTX *ctx)
 {
 	struct milter_conn *conn = conn_of(ctx);
 	struct milter_msg *msg;
 	struct milter_reply r;
-	char extra[64];
+	char extra[400] = "";
+	size_t len;
 	int ret;
 
 	if (conn == NULL)
@@ -381,14 +679,18 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		return reply(ctx, conn, &r, "end_of_data");
 	}
 	if (!msg->outbound) {
-		ret = milter_inbound_eom(ctx, conn, &r);
+		ret = milter_inbound_eom(ctx, conn, &r, extra, sizeof(extra));
 		if (ret != 0)
 			return reply(ctx, conn, &r, "end_of_data");
 	}
-	/* outbound: DKIM signing (lib/mw-dkim-sign) plugs in here */
-	(void)snprintf(extra, sizeof(extra), "stripped=%zu", msg->nstrip);
-	log_decision(MW_LOG_INFO, conn, "accept", "end_of_data",
-	             msg->outbound ? "from_allowed" : "inbound", extra);
+	if (msg->outbound && sign_eom(ctx, conn, &r, extra, sizeof(extra)) != 0)
+		return reply(ctx, conn, &r, "end_of_data");
+	len = strlen(extra);
+	(void)snprintf(extra + len, sizeof(extra) - len, "%sstripped=%zu",
+	               len > 0 ? " " : "", msg->nstrip);
+	log_decision(MW_LOG_INFO, conn, msg->quarantined ? "hold" : "accept", "end_of_data",
+	             msg->outbound ? "from_allowed" : conn->trusted ? "trusted_client" : "inbound",
+	             extra);
 	milter_msg_reset(msg);
 	return SMFIS_CONTINUE;
 }
@@ -409,23 +711,21 @@ static sfsistat cb_close(SMFICTX *ctx)
 	if (conn == NULL)
 		return SMFIS_CONTINUE;
 	(void)smfi_setpriv(ctx, NULL);
-	milter_msg_reset(&conn->msg);
-	milter_config_put(&conn->cfg);
-	free(conn);
+	conn_free(conn);
 	return SMFIS_CONTINUE;
 }
 
 struct smfiDesc milter_desc = {
     .xxfi_name = (char *)MILTER_NAME,
     .xxfi_version = SMFI_VERSION,
-    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST,
+    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST | SMFIF_QUARANTINE,
     .xxfi_connect = cb_connect,
-    .xxfi_helo = NULL,
+    .xxfi_helo = cb_helo,
     .xxfi_envfrom = cb_envfrom,
     .xxfi_envrcpt = cb_envrcpt,
     .xxfi_header = cb_header,
-    .xxfi_eoh = NULL,
-    .xxfi_body = NULL,
+    .xxfi_eoh = cb_eoh,
+    .xxfi_body = cb_body,
     .xxfi_eom = cb_eom,
     .xxfi_abort = cb_abort,
     .xxfi_close = cb_close,

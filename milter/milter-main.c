@@ -3,21 +3,26 @@
  * and configuration reloads around libmilter.
  *
  * Public: main, milter_config_get, milter_config_put, milter_authserv_id,
- * milter_inflight_begin, milter_inflight_end.
+ * milter_auth_get, milter_auth_put, milter_auth_lib, milter_inflight_begin,
+ * milter_inflight_end.
  *
- * Start-up order: config -> logging -> socket checked by hand (libmilter only logs to
- * syslog and exits silently when it cannot bind) and opened with smfi_opensocket ->
- * socket mode/group -> pid file opened -> privileges dropped to main.user -> store opened
- * (errors still on stderr) -> daemonised (unless -f) -> threads.
+ * Start-up order: config (and the [milter] values the table cannot check: trusted_networks,
+ * dns_servers) -> logging -> socket checked by hand (libmilter only logs to syslog and
+ * exits silently when it cannot bind) and opened with smfi_opensocket -> socket
+ * mode/group -> pid file opened -> master key read (dkim_sign) -> privileges dropped to
+ * main.user -> store opened and the SPF/DKIM/DMARC state tried (errors still on stderr) ->
+ * daemonised (unless -f) -> the SPF/DKIM/DMARC state made for good (libunbound's resolver
+ * thread must be started in the process that uses it) -> threads.
  *
  * Threads: libmilter's own signal thread treats SIGHUP like SIGTERM (it stops the milter),
  * so smfi_main runs in a thread of its own and the main thread waits in sigwait() for
  * SIGHUP, SIGTERM and SIGINT. Linux hands a signal sent to the process to the main thread
  * when that thread is waiting for it; the main thread only ever hands work to the reload
  * thread and goes straight back to sigwait, so libmilter's thread never sees our SIGHUPs.
- * SIGHUP: reload the configuration (a new counted snapshot; a connection keeps the one it
- * started with) and reopen the store, emptying the user cache; on any error the old ones
- * stay. socket*, user and log* take effect only on restart.
+ * SIGHUP: reload the configuration (a new counted snapshot with its own SPF/DKIM/DMARC
+ * state and resolver; a connection keeps the ones it started with), reopen the store,
+ * empty the user and DKIM key caches and re-read the master key when it is readable; on
+ * any error the old ones stay. socket*, user and log* take effect only on restart.
  * SIGTERM/SIGINT: new messages get 451 4.7.1; the messages in flight (MAIL FROM seen, end
  * not yet) may finish for up to shutdown_timeout; then smfi_stop and exit 0. (libmilter's
  * sessions stall once smfi_stop has run, so it comes last.)
@@ -49,8 +54,15 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The SPF/DKIM/DMARC state of one snapshot, counted like the config (under cfg_lock). */
+struct milter_auth {
+	unsigned refs;
+	mw_authcheck_lib *lib;
+};
+
 static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 static mw_config *cur_cfg;
+static struct milter_auth *cur_auth;
 static char host_name[256];
 
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -94,7 +106,22 @@ static const char usage_text[] =
     "  null_sender       MAIL FROM:<> from an authenticated user: reject | accept\n"
     "  authserv_id       our Authentication-Results id (default: the host name)\n"
     "  shutdown_timeout  how long SIGTERM waits for messages in flight (default 30s)\n"
-    "  and user (the account to run as), store, log, log_level in the main section.\n"
+    "  Inbound (unauthenticated clients outside trusted_networks): SPF, DKIM and DMARC,\n"
+    "  one Authentication-Results header, and the verdict:\n"
+    "  dns_servers       resolvers (ADDR[@PORT], ...; \"\" = /etc/resolv.conf)\n"
+    "  dns_timeout       longest wait for one DNS answer (default 5s)\n"
+    "  dns_error_action  a DNS failure that decides acceptance: tempfail | accept\n"
+    "  dmarc_enforce     act on p=reject (550 5.7.26) and p=quarantine (default yes)\n"
+    "  dmarc_quarantine  p=quarantine failure: hold (Postfix hold queue) | tag\n"
+    "  local_domains     our domains: unauthenticated mail claiming them must pass\n"
+    "  trusted_networks  clients not checked (default 127.0.0.0/8 ::1/128; none)\n"
+    "  Outbound (authenticated): DKIM signature with the header-From domain's key:\n"
+    "  dkim_sign         yes | no (default yes; needs main.master_key)\n"
+    "  dkim_key_dir      key files DOMAIN.SELECTOR.key when the store has no key\n"
+    "  dkim_headers      header fields to sign\n"
+    "  dkim_on_error     a key that cannot be used: tempfail | accept (unsigned)\n"
+    "  and user (the account to run as), store, master_key, log, log_level in the main\n"
+    "  section.\n"
     "\n"
     "SIGNALS\n"
     "  SIGHUP reloads the configuration and reopens the store; SIGTERM and SIGINT stop\n"
@@ -134,6 +161,80 @@ void milter_config_put(mw_config **cfg)
 	(void)pthread_mutex_lock(&cfg_lock);
 	mw_config_unref(cfg);
 	(void)pthread_mutex_unlock(&cfg_lock);
+}
+
+/* milter_auth_get - a counted reference to the current SPF/DKIM/DMARC state */
+struct milter_auth *milter_auth_get(void)
+{
+	struct milter_auth *auth;
+	(void)pthread_mutex_lock(&cfg_lock);
+	auth = cur_auth;
+	if (auth != NULL)
+		auth->refs++;
+	(void)pthread_mutex_unlock(&cfg_lock);
+	return auth;
+}
+
+/* milter_auth_put - drop a reference; the last one frees the state */
+void milter_auth_put(struct milter_auth **authp)
+{
+	struct milter_auth *auth = *authp, *dead = NULL;
+	if (auth == NULL)
+		return;
+	*authp = NULL;
+	(void)pthread_mutex_lock(&cfg_lock);
+	if (--auth->refs == 0)
+		dead = auth;
+	(void)pthread_mutex_unlock(&cfg_lock);
+	if (dead != NULL) {
+		mw_authcheck_lib_free(&dead->lib);
+		free(dead);
+	}
+}
+
+/* milter_auth_lib - the library handle of a state */
+mw_authcheck_lib *milter_auth_lib(struct milter_auth *auth)
+{
+	return auth != NULL ? auth->lib : NULL;
+}
+
+/* auth_new - SPF/DKIM/DMARC state for CFG (one reference), or NULL with error_r */
+static struct milter_auth *auth_new(const mw_config *cfg, mw_error *error_r)
+{
+	struct mw_authcheck_settings settings;
+	struct milter_auth *auth;
+	memset(&settings, 0, sizeof(settings));
+	settings.dns_servers = mw_config_str(cfg, MWK_MILTER_DNS_SERVERS);
+	settings.dns_timeout_ms = (unsigned)mw_config_int(cfg, MWK_MILTER_DNS_TIMEOUT) * 1000u;
+	settings.psl_file = NULL;
+	auth = mw_calloc(1, sizeof(*auth));
+	auth->refs = 1;
+	auth->lib = mw_authcheck_lib_new(&settings, error_r);
+	if (auth->lib == NULL) {
+		free(auth);
+		return NULL;
+	}
+	return auth;
+}
+
+/* check_milter_values - what the key table cannot check: network and server lists */
+static int check_milter_values(const mw_config *cfg, mw_error *error_r)
+{
+	const char *nets = mw_config_str(cfg, MWK_MILTER_TRUSTED_NETWORKS);
+	char servers[MW_DNS_SERVERS_MAX][64];
+	mw_error err;
+	if (strcmp(nets, "none") != 0 &&
+	    mw_authcheck_ip_in_networks(nets, "127.0.0.1", &err) < 0) {
+		mw_error_set(error_r, "[milter] trusted_networks: %s", err.msg);
+		return -1;
+	}
+	if (mw_config_str(cfg, MWK_MILTER_DNS_SERVERS)[0] != '\0' &&
+	    mw_dns_parse_servers(mw_config_str(cfg, MWK_MILTER_DNS_SERVERS), servers,
+	                         MW_DNS_SERVERS_MAX, &err) < 0) {
+		mw_error_set(error_r, "[milter] dns_servers: %s", err.msg);
+		return -1;
+	}
+	return 0;
 }
 
 /* milter_authserv_id - configured authserv-id, else the host name */
@@ -338,24 +439,43 @@ static void reload(void)
 {
 	mw_error err;
 	mw_config *cfg = mw_config_load(config_path, !config_explicit, &err), *old;
+	struct milter_auth *auth, *old_auth;
 	char e[MILTER_LOGV];
-	if (cfg == NULL) {
+	if (cfg == NULL || check_milter_values(cfg, &err) < 0) {
 		mw_error_log("event=reload status=failed error=%s",
 		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		mw_config_unref(&cfg);
+		return;
+	}
+	auth = auth_new(cfg, &err);
+	if (auth == NULL) {
+		mw_error_log("event=reload status=failed error=%s",
+		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		mw_config_unref(&cfg);
 		return;
 	}
 	if (milter_users_reload(mw_config_str(cfg, MWK_STORE), store_busy_ms(cfg),
 	                        (unsigned)mw_config_int(cfg, MWK_MILTER_CACHE_TTL), &err) < 0) {
 		mw_error_log("event=reload status=failed error=%s",
 		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		milter_auth_put(&auth);
 		mw_config_unref(&cfg);
 		return;
 	}
+	if (milter_dkim_reload(mw_config_bool(cfg, MWK_MILTER_DKIM_SIGN)
+	                           ? mw_config_str(cfg, MWK_MASTER_KEY)
+	                           : "",
+	                       (unsigned)mw_config_int(cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
+		mw_info("event=reload master_key=kept note=%s",
+		        mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
 	(void)pthread_mutex_lock(&cfg_lock);
 	old = cur_cfg;
 	cur_cfg = cfg;
 	mw_config_unref(&old);
+	old_auth = cur_auth;
+	cur_auth = auth;
 	(void)pthread_mutex_unlock(&cfg_lock);
+	milter_auth_put(&old_auth);
 	mw_info("event=reload status=ok");
 }
 
@@ -458,7 +578,7 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &foreground, &pidfile);
 	cur_cfg = mw_config_load(config_path, !config_explicit, &err);
-	if (cur_cfg == NULL)
+	if (cur_cfg == NULL || check_milter_values(cur_cfg, &err) < 0)
 		die("%s", err.msg);
 	if (mw_log_level_parse(mw_config_str(cur_cfg, MWK_LOG_LEVEL), &level) < 0)
 		level = MW_LOG_INFO;
@@ -486,12 +606,28 @@ int main(int argc, char **argv)
 		if (pidfd < 0)
 			die("pid file %s: %s", pidfile, strerror(errno));
 	}
+	/* the master key is root's: read it while we still are */
+	if (milter_dkim_init(mw_config_bool(cur_cfg, MWK_MILTER_DKIM_SIGN)
+	                         ? mw_config_str(cur_cfg, MWK_MASTER_KEY)
+	                         : "",
+	                     (unsigned)mw_config_int(cur_cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
+		die("master_key (needed by [milter] dkim_sign = yes): %s", err.msg);
 	drop_privileges(&pw);
 	if (milter_users_init(mw_config_str(cur_cfg, MWK_STORE), store_busy_ms(cur_cfg),
 	                      (unsigned)mw_config_int(cur_cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
 		die("store: %s", err.msg);
-	if (!foreground)
+	/* tried here so a bad resolver setting is reported on stderr; made for good below */
+	cur_auth = auth_new(cur_cfg, &err);
+	if (cur_auth == NULL)
+		die("SPF/DKIM/DMARC set-up: %s", err.msg);
+	if (!foreground) {
+		milter_auth_put(&cur_auth);
 		daemonise();
+		cur_auth = auth_new(cur_cfg, &err);
+		if (cur_auth == NULL)
+			mw_fatal("event=start status=failed error=\"SPF/DKIM/DMARC set-up: %s\"",
+			         err.msg);
+	}
 	if (pidfd >= 0) {
 		int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 		if (n < 0 || write(pidfd, buf, (size_t)n) != n)
@@ -538,8 +674,11 @@ int main(int argc, char **argv)
 	(void)pthread_mutex_unlock(&reload_lock);
 	(void)pthread_join(rt, NULL);
 	milter_users_deinit();
-	if (left == 0)
+	milter_dkim_deinit();
+	if (left == 0) {
 		milter_config_put(&cur_cfg);
+		milter_auth_put(&cur_auth);
+	}
 	if (pidfile != NULL)
 		(void)unlink(pidfile); /* may fail once unprivileged: documented */
 	free(pw.pw_name);

@@ -3,7 +3,7 @@
  * through a small cache.
  *
  * Public: milter_users_init, milter_users_reload, milter_users_lookup,
- * milter_user_info_clear, milter_users_deinit.
+ * milter_user_info_clear, milter_users_deinit, milter_users_dkim_key.
  *
  * One store connection serves every milter thread, behind store_lock (an mw_store must not
  * be used by two threads at once). The cache is a hash table by username, entries live
@@ -268,4 +268,16 @@ void milter_users_deinit(void)
 	cache_clear_locked();
 	(void)pthread_mutex_unlock(&cache_lock);
 	(void)pthread_mutex_unlock(&store_lock);
+}
+
+/* milter_users_dkim_key - a domain's signing key through the shared store connection */
+int milter_users_dkim_key(const mw_master_key *master_key, const char *dir, const char *domain,
+                          mw_dkim_key **key_r, mw_error *error_r)
+{
+	int ret;
+	(void)pthread_mutex_lock(&store_lock);
+	ret = mw_dkim_key_lookup(master_key != NULL ? users_store : NULL, master_key, dir, domain,
+	                         key_r, error_r);
+	(void)pthread_mutex_unlock(&store_lock);
+	return ret;
 }

@@ -3,15 +3,18 @@
  * Layers: milter-from.c (pure decisions: header From/Sender against patterns, the
  * authserv-id of an Authentication-Results value; no libmilter, unit-tested),
  * milter-users.c (user status + allowed-From patterns from the store, cached),
+ * milter-dkim.c (DKIM signing keys per domain, cached; the master key),
  * milter-callbacks.c (libmilter callbacks, connection and message contexts),
- * milter-inbound.c (end-of-message work for unauthenticated mail),
+ * milter-inbound.c (SPF/DKIM/DMARC verdict for unauthenticated mail),
  * milter-main.c (options, socket, privileges, signals, reload).
  */
 #ifndef MILTER_H
 #define MILTER_H
 
 #include "mw-addr.h"
+#include "mw-authcheck.h"
 #include "mw-config.h"
+#include "mw-dkim-sign.h"
 #include "mw-store.h"
 #include "mw-util.h"
 
@@ -81,6 +84,25 @@ enum milter_lookup milter_users_lookup(const char *username, struct milter_user_
                                        mw_error *error_r);
 void milter_user_info_clear(struct milter_user_info *info);
 void milter_users_deinit(void);
+/* mw_dkim_key_lookup on the shared store connection (store_lock held meanwhile). */
+int milter_users_dkim_key(const mw_master_key *master_key, const char *dir, const char *domain,
+                          mw_dkim_key **key_r, mw_error *error_r);
+
+/* ---- milter-dkim.c: signing keys per domain, cached ---- */
+
+/* Loads the master key (at start, before privileges are dropped; again on SIGHUP: when the
+   file cannot be read any more, the key already loaded stays) and sets the key cache TTL,
+   emptying the cache. path "" = no master key (store keys cannot be used). */
+int milter_dkim_init(const char *master_key_path, unsigned ttl_secs, mw_error *error_r);
+int milter_dkim_reload(const char *master_key_path, unsigned ttl_secs, mw_error *error_r);
+/* A signer for a message whose header From domain is DOMAIN (any case): the cached key,
+   else the store's active key, else dkim_key_dir's. Returns MW_DKIM_LOOKUP_FOUND with
+   *signer_r set, MW_DKIM_LOOKUP_NONE (no key for the domain: sign nothing) or
+   MW_DKIM_LOOKUP_ERROR (a broken key, a wrong master key, the store down). */
+int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job_id,
+                       mw_dkim_signer **signer_r, char *selector_r, size_t selsize,
+                       mw_error *error_r);
+void milter_dkim_deinit(void);
 
 /* ---- milter-main.c: the current configuration snapshot ---- */
 
@@ -89,6 +111,12 @@ mw_config *milter_config_get(void);
 void milter_config_put(mw_config **cfg);
 /* Our authserv-id: [milter] authserv_id or the host name. */
 const char *milter_authserv_id(const mw_config *cfg);
+/* A counted reference to the SPF/DKIM/DMARC library state of the current snapshot (made
+   at start and on every reload); drop it with milter_auth_put. */
+struct milter_auth;
+struct milter_auth *milter_auth_get(void);
+void milter_auth_put(struct milter_auth **auth);
+mw_authcheck_lib *milter_auth_lib(struct milter_auth *auth);
 /* Messages in flight, between MAIL FROM and their end (SIGTERM waits for them):
    milter_inflight_begin counts one more, or returns false once SIGTERM arrived (the
    message then gets 451 4.7.1); milter_inflight_end counts one less. */
@@ -115,6 +143,8 @@ struct milter_msg {
 	bool active;    /* between MAIL FROM and end of message / abort */
 	bool outbound;  /* {auth_authen} was set */
 	bool unchecked; /* outbound, store down and on_error = accept */
+	bool skipped;   /* body callback answered SMFIS_SKIP */
+	bool quarantined; /* inbound: put on hold (smfi_quarantine) */
 	char qid[64];   /* Postfix queue id (macro i), "" until known */
 	char user[MW_USERNAME_MAX + 1];
 	char envfrom[MW_ADDR_MAX + 3];
@@ -126,15 +156,32 @@ struct milter_msg {
 	size_t nstrip;
 	struct milter_hdr_count names[MILTER_MAX_HDR_NAMES];
 	size_t nnames;
+	/* inbound: SPF/DKIM/DMARC (NULL for trusted clients and when checks cannot run) */
+	mw_authcheck *ac;
+	/* outbound: DKIM signing */
+	bool sign_wanted;              /* dkim_sign on and From enforcement ran */
+	mw_dkim_signer *signer;        /* a key was found for the From domain */
+	bool sign_failed;              /* key lookup or signer failed: dkim_on_error */
+	char sign_domain[MW_ADDR_DOMAIN_MAX + 1];
+	char sign_selector[64];
+	char sign_error[200];          /* why signing failed (for the log) */
 };
 
 /* Per connection (SMTP session): created at connect, freed at close. Holds the config
    snapshot it started with, so a reload never changes a session half-way. */
 struct milter_conn {
 	mw_config *cfg;
+	struct milter_auth *auth; /* the SPF/DKIM/DMARC state of the same snapshot */
 	char client_addr[64];
 	char client_name[256];
+	char helo[256];   /* HELO/EHLO argument, "" when none or too long */
+	bool trusted;     /* client in trusted_networks: no inbound checks */
+	bool leadspc;     /* header values keep their leading blank (SMFIP_HDR_LEADSPC) */
+	bool can_skip;    /* the MTA takes SMFIS_SKIP from the body callback */
 	unsigned nmsgs;
+	mw_str hdrs;      /* outbound headers kept for the signer ("name\0value\0"...),
+	                     reused from message to message */
+	mw_str scratch;   /* one header value with a blank prepended (no LEADSPC) */
 	struct milter_msg msg;
 };
 
@@ -143,12 +190,13 @@ void milter_msg_reset(struct milter_msg *msg);
 /* ---- milter-inbound.c ---- */
 
 struct smfi_str;
-/* End-of-message work for unauthenticated mail, after our headers were stripped: the place
-   where SPF/DKIM/DMARC verification (lib/mw-authcheck) adds its Authentication-Results.
-   Returns 0 to accept, 1 with *reply_r filled to refuse, -1 with *reply_r filled for a
-   temporary failure. */
+/* End-of-message work for unauthenticated mail, after our headers were stripped: the
+   SPF/DKIM/DMARC results, one Authentication-Results header at the top, and the verdict
+   (quarantine = smfi_quarantine when dmarc_quarantine = hold). Returns 0 to accept, 1 with
+   *reply_r filled to refuse (or tempfail: reply_r->rcode "451"). extra_r gets the results
+   for the log line ("spf=pass dkim=pass dmarc=pass ..."). */
 int milter_inbound_eom(struct smfi_str *ctx, struct milter_conn *conn,
-                       struct milter_reply *reply_r);
+                       struct milter_reply *reply_r, char *extra_r, size_t extra_size);
 
 /* ---- milter-callbacks.c ---- */
 

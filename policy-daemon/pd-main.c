@@ -93,7 +93,9 @@ struct pd_conn {
 	struct event *req_timer;
 	unsigned request_timeout;
 	struct pd_msg_state msg;
-	struct pd_pending *pending;
+	struct pd_request req;      /* the complete request, built once when it ends */
+	struct pd_pending *pending; /* the request being decided */
+	struct pd_pending *spare;   /* a decided request's record, reused for the next one */
 	char peer[96];
 	uint64_t id;
 	struct pd_conn *prev, *next;
@@ -167,6 +169,7 @@ static void conn_free(struct pd_conn *c)
 	struct pd_daemon *d = c->d;
 	if (c->pending != NULL)
 		c->pending->conn = NULL;
+	free(c->spare);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -209,26 +212,67 @@ static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_drop(c, why);
 }
 
+/* pending_new - the connection's record for a request being decided (reused, not zeroed:
+   pd_policy_eval and pd_policy_status set what they fill) */
+static struct pd_pending *pending_new(struct pd_conn *c)
+{
+	struct pd_pending *pp = c->spare != NULL ? c->spare : mw_malloc(sizeof(*pp));
+	c->spare = NULL;
+	pp->conn = c;
+	pp->rt = rt_ref(c->d->rt);
+	pp->label[0] = '\0';
+	c->pending = pp;
+	return pp;
+}
+
+/* conn_answer - "action=ACTION" and a blank line: straight to the socket when nothing is
+   queued before it (no write event per request), else (or for what does not fit at once)
+   through the bufferevent, which also reports a broken connection */
+static void conn_answer(struct pd_conn *c, const char *action)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char buf[600];
+	size_t alen = strlen(action), len = 7 + alen + 2;
+	ssize_t n = 0;
+	if (len > sizeof(buf)) {
+		evbuffer_add(out, "action=", 7);
+		evbuffer_add(out, action, alen);
+		evbuffer_add(out, "\n\n", 2);
+		return;
+	}
+	memcpy(buf, "action=", 7);
+	memcpy(buf + 7, action, alen);
+	memcpy(buf + 7 + alen, "\n\n", 2);
+	if (evbuffer_get_length(out) == 0) {
+		n = send(bufferevent_getfd(c->bev), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0)
+			n = 0; /* EAGAIN: queue it; an error: the bufferevent's write reports it */
+		if ((size_t)n == len)
+			return;
+	}
+	evbuffer_add(out, buf + n, len - (size_t)n);
+}
+
 /* pending_done - answer a request and go on with the connection's input */
 static void pending_done(struct pd_pending *pp, const char *action, bool passed)
 {
 	struct pd_conn *c = pp->conn;
-	struct pd_request req;
 	if (c != NULL) {
 		c->pending = NULL;
 		if (!c->control) {
-			pd_proto_request(&c->proto, &req);
 			if (passed)
-				pd_policy_note_rcpt(pp->rt->policy, &req, &c->msg);
+				pd_policy_note_rcpt(pp->rt->policy, &c->req, &c->msg);
 			if (pp->ev.stage == PD_STAGE_EOM)
-				memset(&c->msg, 0, sizeof(c->msg));
-			evbuffer_add_printf(bufferevent_get_output(c->bev), "action=%s\n\n",
-			                    action);
+				pd_msg_reset(&c->msg);
+			conn_answer(c, action);
 			pd_proto_reset(&c->proto);
 		}
 	}
 	rt_unref(pp->rt);
-	free(pp);
+	if (c != NULL && c->spare == NULL)
+		c->spare = pp;
+	else
+		free(pp);
 	if (c != NULL && !c->in_loop) {
 		bufferevent_enable(c->bev, EV_READ);
 		if (c->control)
@@ -241,17 +285,16 @@ static void pending_done(struct pd_pending *pp, const char *action, bool passed)
 /* log_refusal - one line per refused request */
 static void log_refusal(struct pd_conn *c, const char *action)
 {
-	struct pd_request req;
+	const struct pd_request *req = &c->req;
 	char state[40], client[64], user[128], sender[128], rcpt[128], inst[64];
-	pd_proto_request(&c->proto, &req);
 	mw_info("policyd: refused state=%s client=%s sasl_username=%s sender=%s recipient=%s "
 	        "instance=%s: %s",
-	        safe(state, sizeof(state), pd_request_get(&req, "protocol_state")),
-	        safe(client, sizeof(client), pd_request_get(&req, "client_address")),
-	        safe(user, sizeof(user), pd_request_get(&req, "sasl_username")),
-	        safe(sender, sizeof(sender), pd_request_get(&req, "sender")),
-	        safe(rcpt, sizeof(rcpt), pd_request_get(&req, "recipient")),
-	        safe(inst, sizeof(inst), pd_request_get(&req, "instance")), action);
+	        safe(state, sizeof(state), pd_request_known(req, PD_A_PROTOCOL_STATE)),
+	        safe(client, sizeof(client), pd_request_known(req, PD_A_CLIENT_ADDRESS)),
+	        safe(user, sizeof(user), pd_request_known(req, PD_A_SASL_USERNAME)),
+	        safe(sender, sizeof(sender), pd_request_known(req, PD_A_SENDER)),
+	        safe(rcpt, sizeof(rcpt), pd_request_known(req, PD_A_RECIPIENT)),
+	        safe(inst, sizeof(inst), pd_request_known(req, PD_A_INSTANCE)), action);
 }
 
 /* counters_cb - the counter store's answer to a policy request */
@@ -286,14 +329,9 @@ static const char *error_action(const struct pd_runtime *rt, enum pd_stage stage
 static void handle_request(struct pd_conn *c)
 {
 	struct pd_daemon *d = c->d;
-	struct pd_pending *pp = mw_calloc(1, sizeof(*pp));
-	struct pd_request req;
+	struct pd_pending *pp = pending_new(c);
 	char action[512];
-	pp->conn = c;
-	pp->rt = rt_ref(d->rt);
-	c->pending = pp;
-	pd_proto_request(&c->proto, &req);
-	switch (pd_policy_eval(pp->rt->policy, &req, &c->msg, &pp->ev)) {
+	switch (pd_policy_eval(pp->rt->policy, &c->req, &c->msg, &pp->ev)) {
 	case PD_DUNNO:
 		pending_done(pp, "DUNNO", true);
 		return;
@@ -344,6 +382,7 @@ static void conn_process(struct pd_conn *c)
 		}
 		if (r == 1) {
 			evtimer_del(c->req_timer);
+			pd_proto_request(&c->proto, &c->req);
 			handle_request(c);
 		}
 	}
@@ -438,11 +477,8 @@ static void ctl_command(struct pd_conn *c, char *line)
 		evbuffer_add_printf(out, "error: not a user name or IP address\n");
 		return;
 	}
-	pp = mw_calloc(1, sizeof(*pp));
-	pp->conn = c;
-	pp->rt = rt_ref(d->rt);
+	pp = pending_new(c);
 	(void)snprintf(pp->label, sizeof(pp->label), "%s %s", pd_scope_name(scope), value);
-	c->pending = pp;
 	if (strcmp(line, "status") == 0) {
 		pd_policy_status(pp->rt->policy, scope, value, &pp->ev);
 		d->counters->ops->apply(d->counters, pp->ev.reqs, pp->ev.n, false, now_us(),

@@ -457,17 +457,17 @@ static void scope_value(const struct pd_policy *p, enum pd_scope scope,
 	out[0] = '\0';
 	switch (scope) {
 	case PD_SCOPE_SASL_USERNAME:
-		if (!lower_copy(pd_request_get(req, "sasl_username"), out, size))
+		if (!lower_copy(pd_request_known(req, PD_A_SASL_USERNAME), out, size))
 			out[0] = '\0';
 		break;
 	case PD_SCOPE_CLIENT_ADDRESS:
-		if (pd_addr_group(pd_request_get(req, "client_address"), p->v4_prefix, p->v6_prefix,
+		if (pd_addr_group(pd_request_known(req, PD_A_CLIENT_ADDRESS), p->v4_prefix, p->v6_prefix,
 		                  out, size, NULL) < 0)
 			out[0] = '\0';
 		break;
 	case PD_SCOPE_SENDER:
 	case PD_SCOPE_SENDER_DOMAIN:
-		if (!lower_copy(pd_request_get(req, "sender"), tmp, sizeof(tmp)))
+		if (!lower_copy(pd_request_known(req, PD_A_SENDER), tmp, sizeof(tmp)))
 			break;
 		(void)mw_strlcpy(out, scope == PD_SCOPE_SENDER ? tmp : domain_of(tmp), size);
 		break;
@@ -523,15 +523,48 @@ int pd_key_prefix(enum pd_scope scope, const char *value, char *buf, size_t size
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-/* pd_limit_req_make - "SCOPE:VALUE:METRIC:WINDOW:COUNT" with window and cost */
+/* key_put - append s[0..n) at *off; false when it does not fit (with its NUL) */
+static bool key_put(char *buf, size_t size, size_t *off, const char *s, size_t n)
+{
+	if (n >= size - *off)
+		return false;
+	memcpy(buf + *off, s, n);
+	*off += n;
+	return true;
+}
+
+/* key_put_num - append a decimal number */
+static bool key_put_num(char *buf, size_t size, size_t *off, int64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do {
+		tmp[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		tmp[--i] = '-';
+	return key_put(buf, size, off, tmp + i, sizeof(tmp) - i);
+}
+
+/* pd_limit_req_make - "SCOPE:VALUE:METRIC:WINDOW:COUNT" with window and cost (built by hand:
+   snprintf was a visible part of every request) */
 int pd_limit_req_make(const struct pd_limit *l, const char *value, int64_t cost,
                       struct pd_limit_req *r)
 {
-	int n = snprintf(r->key, sizeof(r->key), "%s:%s:%s:%" PRId64 ":%" PRId64,
-	                 pd_scope_name(l->scope), value, pd_metric_name(l->metric), l->window_s,
-	                 l->count);
-	if (n < 0 || (size_t)n >= sizeof(r->key))
+	const char *scope = pd_scope_name(l->scope), *metric = pd_metric_name(l->metric);
+	size_t off = 0, size = sizeof(r->key);
+	if (!key_put(r->key, size, &off, scope, strlen(scope)) ||
+	    !key_put(r->key, size, &off, ":", 1) ||
+	    !key_put(r->key, size, &off, value, strlen(value)) ||
+	    !key_put(r->key, size, &off, ":", 1) ||
+	    !key_put(r->key, size, &off, metric, strlen(metric)) ||
+	    !key_put(r->key, size, &off, ":", 1) ||
+	    !key_put_num(r->key, size, &off, l->window_s) ||
+	    !key_put(r->key, size, &off, ":", 1) || !key_put_num(r->key, size, &off, l->count))
 		return -1;
+	r->key[off] = '\0';
 	r->window_us = l->window_s * 1000000;
 	r->limit = l->count;
 	r->cost = cost;
@@ -539,9 +572,9 @@ int pd_limit_req_make(const struct pd_limit *l, const char *value, int64_t cost,
 }
 
 /* num_attr - a numeric attribute (0 when absent or malformed) */
-static int64_t num_attr(const struct pd_request *req, const char *name)
+static int64_t num_attr(const struct pd_request *req, enum pd_known_attr name)
 {
-	const char *v = pd_request_get(req, name);
+	const char *v = pd_request_known(req, name);
 	char *end;
 	long long n;
 	if (*v < '0' || *v > '9')
@@ -562,12 +595,12 @@ static int64_t metric_cost(enum pd_metric m, enum pd_stage stage, const struct p
 		if (per_rcpt)
 			return 1;
 		return stage == PD_STAGE_RCPT ? (int64_t)st->rcpts + 1
-		                              : num_attr(req, "recipient_count");
+		                              : num_attr(req, PD_A_RECIPIENT_COUNT);
 	case PD_METRIC_SIZE:
 	case PD_METRIC_COUNT:
 		break;
 	}
-	return num_attr(req, "size");
+	return num_attr(req, PD_A_SIZE);
 }
 
 /* add_req - append one counter request; false when the batch is full */
@@ -588,7 +621,7 @@ static bool add_req(struct pd_eval *ev, const struct pd_limit *l, const char *va
 /* instance_matches - the message state belongs to this request's message */
 static bool instance_matches(const struct pd_msg_state *st, const struct pd_request *req)
 {
-	const char *inst = pd_request_get(req, "instance");
+	const char *inst = pd_request_known(req, PD_A_INSTANCE);
 	return *inst != '\0' && strcmp(st->instance, inst) == 0;
 }
 
@@ -596,15 +629,21 @@ static bool instance_matches(const struct pd_msg_state *st, const struct pd_requ
 enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_request *req,
                                 const struct pd_msg_state *st_in, struct pd_eval *ev)
 {
-	const char *client = pd_request_get(req, "client_address");
-	const char *state = pd_request_get(req, "protocol_state");
+	const char *client = pd_request_known(req, PD_A_CLIENT_ADDRESS);
+	const char *state = pd_request_known(req, PD_A_PROTOCOL_STATE);
 	static const struct pd_msg_state empty_state;
 	const struct pd_msg_state *st = instance_matches(st_in, req) ? st_in : &empty_state;
 	char user[MW_USERNAME_MAX + 1];
 	char value[PD_VALUE_MAX + 1];
 	size_t i, j, r;
-	memset(ev, 0, sizeof(*ev));
-	if (strcmp(pd_request_get(req, "request"), "smtpd_access_policy") != 0) {
+	/* not a memset: the batch arrays are large and only their first n entries are read */
+	ev->stage = PD_STAGE_OTHER;
+	ev->commit = false;
+	ev->n = 0;
+	ev->cap_limit = NULL;
+	ev->cap_value[0] = '\0';
+	ev->error[0] = '\0';
+	if (strcmp(pd_request_known(req, PD_A_REQUEST), "smtpd_access_policy") != 0) {
 		mw_strlcpy(ev->error, "not an smtpd_access_policy request", sizeof(ev->error));
 		return PD_ERROR;
 	}
@@ -621,11 +660,11 @@ enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_reque
 	else
 		return PD_DUNNO;
 	ev->commit = ev->stage == PD_STAGE_EOM;
-	if (!lower_copy(pd_request_get(req, "sasl_username"), user, sizeof(user)))
+	if (!lower_copy(pd_request_known(req, PD_A_SASL_USERNAME), user, sizeof(user)))
 		user[0] = '\0';
 	if (user[0] == '\0' &&
 	    (p->originating_context[0] == '\0' ||
-	     strcmp(pd_request_get(req, "policy_context"), p->originating_context) != 0))
+	     strcmp(pd_request_known(req, PD_A_POLICY_CONTEXT), p->originating_context) != 0))
 		return PD_DUNNO; /* inbound: never limited */
 	for (i = 0; i < p->count; i++) {
 		const struct pd_limit *l = &p->limits[i];
@@ -639,7 +678,7 @@ enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_reque
 			nvalues = st->nrcpt_values;
 		for (r = 0; r < nvalues; r++) {
 			const char *rcpt = ev->stage == PD_STAGE_RCPT
-			                       ? pd_request_get(req, "recipient")
+			                       ? pd_request_known(req, PD_A_RECIPIENT)
 			                       : st->rcpt_values[r];
 			scope_value(p, l->scope, req, rcpt, value, sizeof(value));
 			if (value[0] == '\0' || !limit_fits(l, user, value))
@@ -692,17 +731,25 @@ void pd_policy_status(const struct pd_policy *p, enum pd_scope scope, const char
 	}
 }
 
+/* pd_msg_reset - forget the message (only the fields that say what the arrays hold) */
+void pd_msg_reset(struct pd_msg_state *st)
+{
+	st->instance[0] = '\0';
+	st->rcpts = 0;
+	st->nrcpt_values = 0;
+}
+
 /* pd_policy_note_rcpt - the RCPT was answered DUNNO: count it for this message */
 void pd_policy_note_rcpt(const struct pd_policy *p, const struct pd_request *req,
                          struct pd_msg_state *st)
 {
-	const char *inst = pd_request_get(req, "instance");
-	const char *rcpt = pd_request_get(req, "recipient");
+	const char *inst = pd_request_known(req, PD_A_INSTANCE);
+	const char *rcpt = pd_request_known(req, PD_A_RECIPIENT);
 	unsigned i;
-	if (mw_ascii_strcasecmp(pd_request_get(req, "protocol_state"), "RCPT") != 0)
+	if (mw_ascii_strcasecmp(pd_request_known(req, PD_A_PROTOCOL_STATE), "RCPT") != 0)
 		return;
 	if (!instance_matches(st, req)) {
-		memset(st, 0, sizeof(*st));
+		pd_msg_reset(st);
 		if (mw_strlcpy(st->instance, inst, sizeof(st->instance)) < 0)
 			st->instance[0] = '\0';
 	}

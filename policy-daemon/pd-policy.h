@@ -110,6 +110,8 @@ void pd_policy_free(struct pd_policy *p);
 /* Evaluates one request: which limits apply and at what cost. Updates nothing. */
 enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_request *req,
                                 const struct pd_msg_state *st, struct pd_eval *ev);
+/* Forgets the message state (cheaper than clearing the whole struct). */
+void pd_msg_reset(struct pd_msg_state *st);
 /* After the answer: the RCPT was let through (count it in the message state). */
 void pd_policy_note_rcpt(const struct pd_policy *p, const struct pd_request *req,
                          struct pd_msg_state *st);

@@ -5,8 +5,15 @@
  * checked as the bytes arrive, so a hostile client is refused as soon as it breaks one and
  * never makes the buffer grow past the limit.
  *
+ * Input is taken a line segment at a time (memchr for the LF, one memchr for a NUL, the
+ * limits checked once per segment, one memcpy), and each name goes into a small
+ * open-addressing table keyed by its hash, so the duplicate check costs one probe per line
+ * instead of a comparison with every earlier name. The names the daemon reads are indexed
+ * as their lines end, so a lookup by pd_request_known is one array access.
+ *
  * Public: pd_proto_init, pd_proto_free, pd_proto_feed, pd_proto_request, pd_proto_reset,
- * pd_proto_pending, pd_request_get.
+ * pd_proto_pending, pd_request_get, pd_request_index, pd_request_known, pd_name_hash,
+ * pd_known_attr_find.
  * Diagnostics: pd_proto_feed's error_r names the broken rule (never echoing input).
  */
 #include "mw-build.h"
@@ -15,13 +22,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const struct {
+	const char *name;
+	size_t len;
+} known_names[PD_A_COUNT] = {
+    [PD_A_REQUEST] = {"request", 7},
+    [PD_A_PROTOCOL_STATE] = {"protocol_state", 14},
+    [PD_A_CLIENT_ADDRESS] = {"client_address", 14},
+    [PD_A_SASL_USERNAME] = {"sasl_username", 13},
+    [PD_A_SENDER] = {"sender", 6},
+    [PD_A_RECIPIENT] = {"recipient", 9},
+    [PD_A_INSTANCE] = {"instance", 8},
+    [PD_A_RECIPIENT_COUNT] = {"recipient_count", 15},
+    [PD_A_SIZE] = {"size", 4},
+    [PD_A_POLICY_CONTEXT] = {"policy_context", 14},
+};
+
 /* pd_proto_init - an empty parser with the given limits */
 void pd_proto_init(struct pd_proto *p, const struct pd_proto_limits *limits)
 {
+	size_t i;
 	memset(p, 0, sizeof(*p));
 	p->limits = *limits;
 	if (p->limits.max_attrs > PD_ATTRS_MAX)
 		p->limits.max_attrs = PD_ATTRS_MAX;
+	if (p->limits.max_request > UINT32_MAX - 1)
+		p->limits.max_request = UINT32_MAX - 1;
+	for (i = 0; i < PD_A_COUNT; i++)
+		p->known[i] = -1;
 	p->buf = mw_malloc(p->limits.max_request + 1);
 }
 
@@ -32,19 +60,75 @@ void pd_proto_free(struct pd_proto *p)
 	p->buf = NULL;
 }
 
-/* name_char - a byte allowed in an attribute name */
+/* pd_name_hash - the duplicate table's key of a name: eight bytes at a time (names are
+   short, so a byte-at-a-time hash would cost more than the rest of the line's work) */
+uint32_t pd_name_hash(const char *name, size_t len)
+{
+	uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15ULL, w;
+	while (len >= 8) {
+		memcpy(&w, name, 8);
+		h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+		h ^= h >> 32;
+		name += 8;
+		len -= 8;
+	}
+	if (len > 0) {
+		w = 0;
+		memcpy(&w, name, len);
+		h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+	}
+	h ^= h >> 29;
+	return (uint32_t)h ^ (uint32_t)(h >> 32);
+}
+
+/* pd_known_attr_find - the known attribute called name[0..len), or -1 */
+int pd_known_attr_find(const char *name, size_t len)
+{
+	int i;
+	for (i = 0; i < PD_A_COUNT; i++)
+		if (known_names[i].len == len && memcmp(known_names[i].name, name, len) == 0)
+			return i;
+	return -1;
+}
+
+/* name_char - a byte allowed in an attribute name ([A-Za-z0-9_-]) */
 static bool name_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '-';
+	static const uint64_t ok[4] = {
+	    0x03ff200000000000ULL, /* '-' 0x2d, '0'-'9' 0x30-0x39 */
+	    0x07fffffe87fffffeULL, /* 'A'-'Z' 0x41-0x5a, '_' 0x5f, 'a'-'z' 0x61-0x7a */
+	    0, 0};
+	unsigned char u = (unsigned char)c;
+	return (ok[u >> 6] >> (u & 63)) & 1;
+}
+
+/* add_name - enter name[0..nlen) as attribute p->nattrs; -1 when it is already there */
+static int add_name(struct pd_proto *p, const char *name, size_t nlen)
+{
+	uint32_t slot = pd_name_hash(name, nlen) & (PD_NAME_SLOTS - 1);
+	for (;; slot = (slot + 1) & (PD_NAME_SLOTS - 1)) {
+		unsigned other = p->names[slot];
+		const char *oname;
+		if (other == 0)
+			break;
+		oname = p->buf + p->offs[other - 1];
+		/* the earlier name ends where its value starts, minus the '=' */
+		if (p->voffs[other - 1] - p->offs[other - 1] - 1 == nlen &&
+		    memcmp(oname, name, nlen) == 0)
+			return -1;
+	}
+	p->names[slot] = (uint16_t)(p->nattrs + 1);
+	p->slot_of[p->nattrs] = (uint16_t)slot;
+	return 0;
 }
 
 /* end_line - check the line buf[line_start..len) (its LF not stored) and record it */
 static int end_line(struct pd_proto *p, mw_error *error_r)
 {
 	char *line = p->buf + p->line_start;
-	size_t n = p->len - p->line_start, i;
+	size_t n = p->len - p->line_start, i, nlen;
 	char *eq;
+	int k;
 	if (n > 0 && line[n - 1] == '\r')
 		n--;
 	if (n == 0) {
@@ -64,7 +148,8 @@ static int end_line(struct pd_proto *p, mw_error *error_r)
 		mw_error_set(error_r, "attribute with an empty name");
 		return -1;
 	}
-	for (i = 0; line + i < eq; i++)
+	nlen = (size_t)(eq - line);
+	for (i = 0; i < nlen; i++)
 		if (!name_char(line[i])) {
 			mw_error_set(error_r, "attribute name with a forbidden character");
 			return -1;
@@ -75,12 +160,16 @@ static int end_line(struct pd_proto *p, mw_error *error_r)
 	}
 	line[n] = '\0';
 	*eq = '\0';
-	for (i = 0; i < p->nattrs; i++)
-		if (strcmp(p->buf + p->offs[i], line) == 0) {
-			mw_error_set(error_r, "attribute %s given twice", line);
-			return -1;
-		}
-	p->offs[p->nattrs++] = p->line_start;
+	p->offs[p->nattrs] = (uint32_t)p->line_start;
+	p->voffs[p->nattrs] = (uint32_t)(p->line_start + nlen + 1);
+	if (add_name(p, line, nlen) < 0) {
+		mw_error_set(error_r, "attribute %s given twice", line);
+		return -1;
+	}
+	k = pd_known_attr_find(line, nlen);
+	if (k >= 0)
+		p->known[k] = (int16_t)p->nattrs;
+	p->nattrs++;
 	p->len = p->line_start + n + 1; /* keep the NUL that ends the value */
 	p->line_start = p->len;
 	return 0;
@@ -90,33 +179,41 @@ static int end_line(struct pd_proto *p, mw_error *error_r)
 int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used_r,
                   mw_error *error_r)
 {
-	size_t i;
+	size_t i = 0;
 	*used_r = 0;
 	if (p->done) {
 		mw_error_set(error_r, "pd_proto_feed: previous request not reset");
 		return -1;
 	}
-	for (i = 0; i < len; i++) {
-		char c = data[i];
+	while (i < len) {
+		const char *lf = memchr(data + i, '\n', len - i);
+		size_t seg = lf != NULL ? (size_t)(lf - (data + i)) : len - i;
+		/* a line may hold max_line bytes plus a CR; the request max_request bytes */
+		size_t line_room = p->limits.max_line + 1 - (p->len - p->line_start);
+		size_t req_room = p->limits.max_request - p->len;
+		const char *nul = memchr(data + i, '\0', seg);
+		size_t bad = nul != NULL ? (size_t)(nul - (data + i)) : seg;
 		int r;
-		if (c == '\0') {
-			mw_error_set(error_r, "NUL byte in request");
-			return -1;
-		}
-		if (c != '\n') {
-			if (p->len - p->line_start >= p->limits.max_line + 1) { /* +1: a CR */
+		/* the first offending byte decides, checked in the order NUL, line, request */
+		if (line_room < bad || req_room < bad) {
+			if (line_room <= req_room) {
 				mw_error_set(error_r, "line longer than %zu bytes",
 				             p->limits.max_line);
 				return -1;
 			}
-			if (p->len >= p->limits.max_request) {
-				mw_error_set(error_r, "request larger than %zu bytes",
-				             p->limits.max_request);
-				return -1;
-			}
-			p->buf[p->len++] = c;
-			continue;
+			mw_error_set(error_r, "request larger than %zu bytes", p->limits.max_request);
+			return -1;
 		}
+		if (nul != NULL) {
+			mw_error_set(error_r, "NUL byte in request");
+			return -1;
+		}
+		memcpy(p->buf + p->len, data + i, seg);
+		p->len += seg;
+		i += seg;
+		if (lf == NULL)
+			break;
+		i++; /* the LF */
 		if (p->len - p->line_start > p->limits.max_line && p->buf[p->len - 1] != '\r') {
 			mw_error_set(error_r, "line longer than %zu bytes", p->limits.max_line);
 			return -1;
@@ -125,7 +222,7 @@ int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used
 		if (r < 0)
 			return -1;
 		if (r > 0) {
-			*used_r = i + 1;
+			*used_r = i;
 			return 1;
 		}
 	}
@@ -133,20 +230,28 @@ int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used
 	return 0;
 }
 
-/* pd_proto_request - the complete request's attributes */
+/* pd_proto_request - the complete request's attributes, indexed */
 void pd_proto_request(struct pd_proto *p, struct pd_request *req_r)
 {
 	unsigned i;
 	req_r->count = p->nattrs;
 	for (i = 0; i < p->nattrs; i++) {
 		req_r->attrs[i].name = p->buf + p->offs[i];
-		req_r->attrs[i].value = req_r->attrs[i].name + strlen(req_r->attrs[i].name) + 1;
+		req_r->attrs[i].value = p->buf + p->voffs[i];
 	}
+	for (i = 0; i < PD_A_COUNT; i++)
+		req_r->known[i] = p->known[i] >= 0 ? req_r->attrs[p->known[i]].value : NULL;
+	req_r->indexed = true;
 }
 
 /* pd_proto_reset - ready for the next request */
 void pd_proto_reset(struct pd_proto *p)
 {
+	unsigned i;
+	for (i = 0; i < p->nattrs; i++)
+		p->names[p->slot_of[i]] = 0;
+	for (i = 0; i < PD_A_COUNT; i++)
+		p->known[i] = -1;
 	p->len = 0;
 	p->line_start = 0;
 	p->nattrs = 0;
@@ -167,4 +272,26 @@ const char *pd_request_get(const struct pd_request *req, const char *name)
 		if (strcmp(req->attrs[i].name, name) == 0)
 			return req->attrs[i].value;
 	return "";
+}
+
+/* pd_request_index - fill req->known from req->attrs (the first of a name wins) */
+void pd_request_index(struct pd_request *req)
+{
+	unsigned i;
+	for (i = 0; i < PD_A_COUNT; i++)
+		req->known[i] = NULL;
+	for (i = 0; i < req->count; i++) {
+		int k = pd_known_attr_find(req->attrs[i].name, strlen(req->attrs[i].name));
+		if (k >= 0 && req->known[k] == NULL)
+			req->known[k] = req->attrs[i].value;
+	}
+	req->indexed = true;
+}
+
+/* pd_request_known - a known attribute's value, "" when absent */
+const char *pd_request_known(const struct pd_request *req, enum pd_known_attr a)
+{
+	if (!req->indexed)
+		return pd_request_get(req, known_names[a].name);
+	return req->known[a] != NULL ? req->known[a] : "";
 }

@@ -4,6 +4,7 @@
 
 #include "mw-config.h"
 #include "mw-password.h"
+#include "mw-secret.h"
 #include "mw-store.h"
 
 #include <jansson.h>
@@ -136,5 +137,27 @@ api_handler_fn api_user_list, api_user_create, api_user_get, api_user_update, ap
 
 /* api-misc.c */
 api_handler_fn api_healthz, api_audit_list;
+
+/* api-totp.c: two-factor login. api_master_key loads the master key (503 when it cannot;
+   the caller wipes it with mw_secret_key_wipe). api_totp_login checks the second factor
+   of a user with active TOTP (code NULL: none given) and consumes the code. */
+enum api_totp_result { API_TOTP_OK, API_TOTP_MISSING, API_TOTP_WRONG, API_TOTP_ERROR };
+int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r);
+int api_totp_login(struct api_ctx *ctx, struct api_response *res, const struct mw_user *user,
+                   const char *code);
+api_handler_fn api_totp_enrol, api_totp_confirm, api_totp_delete;
+
+/* api-apppw.c: app passwords. api_protocols_parse turns a JSON array of "imap"/"smtp"
+   into the store's form ("imap,smtp", ...; "" only when allow_empty); 422 naming field. */
+int api_protocols_parse(struct api_response *res, json_t *arr, const char *field,
+                        bool allow_empty, char out[MW_PROTOCOLS_MAX + 1]);
+json_t *api_protocols_json(const char *protocols);
+api_handler_fn api_apppw_list, api_apppw_create, api_apppw_delete;
+
+/* api-policies.c, api-tagrules.c, api-dkim.c */
+api_handler_fn api_rl_policy_list, api_rl_policy_create, api_rl_policy_delete,
+    api_user_ratelimit_get, api_user_ratelimit_reset;
+api_handler_fn api_tag_rule_list, api_tag_rule_create, api_tag_rule_delete;
+api_handler_fn api_dkim_list, api_dkim_generate, api_dkim_activate, api_dkim_delete;
 
 #endif

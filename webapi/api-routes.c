@@ -34,6 +34,30 @@ const struct api_route api_routes[] = {
     {"DELETE", API_PREFIX "/users/{username}/allowed-from/{pattern}", API_ROLE_ADMIN,
      api_af_delete},
     {"GET", API_PREFIX "/audit", API_ROLE_ADMIN, api_audit_list},
+    /* two-factor login and app passwords (api-totp.c, api-apppw.c) */
+    {"POST", API_PREFIX "/users/{username}/totp", API_ROLE_SELF, api_totp_enrol},
+    {"POST", API_PREFIX "/users/{username}/totp/confirm", API_ROLE_SELF, api_totp_confirm},
+    {"DELETE", API_PREFIX "/users/{username}/totp", API_ROLE_SELF, api_totp_delete},
+    {"GET", API_PREFIX "/users/{username}/app-passwords", API_ROLE_SELF, api_apppw_list},
+    {"POST", API_PREFIX "/users/{username}/app-passwords", API_ROLE_SELF, api_apppw_create},
+    {"DELETE", API_PREFIX "/users/{username}/app-passwords/{id}", API_ROLE_SELF,
+     api_apppw_delete},
+    /* rate limits, tag rules, DKIM keys (api-policies.c, api-tagrules.c, api-dkim.c) */
+    {"GET", API_PREFIX "/ratelimit/policies", API_ROLE_ADMIN, api_rl_policy_list},
+    {"POST", API_PREFIX "/ratelimit/policies", API_ROLE_ADMIN, api_rl_policy_create},
+    {"DELETE", API_PREFIX "/ratelimit/policies/{id}", API_ROLE_ADMIN, api_rl_policy_delete},
+    {"GET", API_PREFIX "/users/{username}/ratelimit", API_ROLE_ADMIN, api_user_ratelimit_get},
+    {"DELETE", API_PREFIX "/users/{username}/ratelimit", API_ROLE_ADMIN,
+     api_user_ratelimit_reset},
+    {"GET", API_PREFIX "/users/{username}/tag-rules", API_ROLE_SELF, api_tag_rule_list},
+    {"POST", API_PREFIX "/users/{username}/tag-rules", API_ROLE_SELF, api_tag_rule_create},
+    {"DELETE", API_PREFIX "/users/{username}/tag-rules/{id}", API_ROLE_SELF,
+     api_tag_rule_delete},
+    {"GET", API_PREFIX "/dkim/keys", API_ROLE_ADMIN, api_dkim_list},
+    {"POST", API_PREFIX "/dkim/keys", API_ROLE_ADMIN, api_dkim_generate},
+    {"POST", API_PREFIX "/dkim/keys/{domain}/{selector}/activate", API_ROLE_ADMIN,
+     api_dkim_activate},
+    {"DELETE", API_PREFIX "/dkim/keys/{domain}/{selector}", API_ROLE_ADMIN, api_dkim_delete},
 };
 const size_t api_routes_count = MW_N_ELEMENTS(api_routes);
 

@@ -7,6 +7,14 @@
  * ([api] session_idle_timeout); the user must still be active. Refresh issues a new token
  * with the same absolute end and revokes the old one.
  *
+ * Two-factor login: a user with active TOTP must also send totp (a 6-digit code or a
+ * recovery code, api-totp.c). A missing or wrong one gets the same 401 as a wrong password;
+ * only when the password was right does the error carry "totp_required": true. Trade-off:
+ * that tells someone who has the password that it is right, but IMAP/SMTP AUTH tell them
+ * as much unless main_password_protocols forbids it, and it lets clients ask for the code
+ * only when needed. A wrong code counts as a failed login (account lock, IP block), so
+ * codes cannot be guessed faster than passwords; a missing one is not counted.
+ *
  * Login throttling: per account in the store (failed_logins, locked_until: after
  * login_max_failures failures in a row the account is refused for login_lock_time, with
  * the same answer as a wrong password) and per client IP in this process's memory
@@ -248,11 +256,22 @@ static void login_failed(struct api_ctx *ctx, struct api_request *req, struct ap
 	api_error(res, 401, "invalid_credentials", "invalid username or password");
 }
 
-/* api_session_create - POST /sessions {username, password}: log in */
+/* totp_required - mark a failed login's answer: the password was right, a second factor
+   (totp: a 6-digit code or a recovery code) is what is missing or wrong */
+static void totp_required(struct api_response *res)
+{
+	json_t *e = json_object_get(res->body, "error");
+	if (e != NULL)
+		json_object_set_new(e, "totp_required", json_true());
+}
+
+/* api_session_create - POST /sessions {username, password, totp?}: log in */
 void api_session_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const fields[] = {"username", "password", NULL};
+	static const char *const fields[] = {"username", "password", "totp", NULL};
 	const char *username, *password, *ip = req->remote_addr != NULL ? req->remote_addr : "";
+	const char *totp = NULL;
+	int second = API_TOTP_OK;
 	char name[MW_USERNAME_MAX + 1];
 	struct mw_user user;
 	struct mw_session *live = NULL;
@@ -269,7 +288,8 @@ void api_session_create(struct api_ctx *ctx, struct api_request *req, struct api
 	}
 	if (api_fields_check(req, res, fields) < 0 ||
 	    api_field_string(req, res, "username", true, MW_USERNAME_MAX * 4, &username) < 0 ||
-	    api_field_string(req, res, "password", true, MW_PASSWORD_MAX, &password) < 0)
+	    api_field_string(req, res, "password", true, MW_PASSWORD_MAX, &password) < 0 ||
+	    api_field_string(req, res, "totp", false, 64, &totp) < 0)
 		return;
 	memset(&user, 0, sizeof(user));
 	ret = mw_store_username_normalize(username, name, sizeof(name), NULL) == 0
@@ -285,6 +305,23 @@ void api_session_create(struct api_ctx *ctx, struct api_request *req, struct api
 	/* always one verification of about the same cost */
 	ok = mw_password_verify(ret == MW_STORE_OK ? user.password : ctx->dummy_hash, password,
 	                        NULL);
+	/* the second factor is asked only after a right password (api-totp.c): a missing
+	   code is not a guess and is not counted; a wrong one counts like a wrong password */
+	if (usable && ok == 1 && user.has_totp) {
+		second = api_totp_login(ctx, res, &user, totp);
+		if (second == API_TOTP_ERROR) {
+			mw_user_clear(&user);
+			return;
+		}
+		if (second == API_TOTP_MISSING) {
+			api_error(res, 401, "invalid_credentials", "invalid username or password");
+			totp_required(res);
+			mw_user_clear(&user);
+			return;
+		}
+		if (second == API_TOTP_WRONG)
+			ok = 0;
+	}
 	if (!usable || ok != 1) {
 		if (ret == MW_STORE_OK && user.locked_until <= now) {
 			int failed = user.failed_logins + 1;
@@ -303,7 +340,10 @@ void api_session_create(struct api_ctx *ctx, struct api_request *req, struct api
 		             ret != MW_STORE_OK               ? "no such user"
 		             : user.status != MW_USER_ACTIVE ? "account not active"
 		             : user.locked_until > now       ? "account locked"
+		             : second == API_TOTP_WRONG      ? "wrong second factor"
 		                                             : "wrong password");
+		if (second == API_TOTP_WRONG)
+			totp_required(res);
 		mw_user_clear(&user);
 		return;
 	}

@@ -293,25 +293,34 @@ void api_user_create(struct api_ctx *ctx, struct api_request *req, struct api_re
 void api_user_get(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
 	char name[MW_USERNAME_MAX + 1];
-	char **patterns = NULL;
+	char **patterns = NULL, protocols[MW_PROTOCOLS_MAX + 1];
 	struct mw_user user;
 	mw_error err = {{0}};
 	if (target_user(ctx, req, res, name, &user) < 0)
 		return;
-	if (mw_store_allowed_from_list(ctx->store, name, &patterns, NULL, &err) != MW_STORE_OK) {
+	if (mw_store_allowed_from_list(ctx->store, name, &patterns, NULL, &err) != MW_STORE_OK ||
+	    mw_store_user_main_protocols_get(ctx->store, name, protocols, &err) != MW_STORE_OK) {
+		mw_store_strv_free(patterns);
 		mw_user_clear(&user);
 		api_store_error(res, "listing patterns", &err);
 		return;
 	}
 	api_ok(res, 200, user_json(&user, patterns));
+	/* 2FA (api-totp.c, api-apppw.c): where the main password works, TOTP on or off */
+	json_object_set_new(res->body, "main_password_protocols", api_protocols_json(protocols));
+	json_object_set_new(res->body, "totp", json_boolean(user.has_totp));
 	mw_store_strv_free(patterns);
 	mw_user_clear(&user);
 }
 
-/* api_user_update - PATCH /users/{username} {status?, role?, description?} */
+/* api_user_update - PATCH /users/{username} {status?, role?, description?,
+   main_password_protocols?} */
 void api_user_update(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const fields[] = {"status", "role", "description", NULL};
+	static const char *const fields[] = {"status", "role", "description",
+	                                     "main_password_protocols", NULL};
+	json_t *mpp = json_object_get(req->json, "main_password_protocols");
+	char protocols[MW_PROTOCOLS_MAX + 1];
 	const char *status_s, *role_s, *desc;
 	char name[MW_USERNAME_MAX + 1];
 	enum mw_user_status status = MW_USER_ACTIVE;
@@ -326,10 +335,14 @@ void api_user_update(struct api_ctx *ctx, struct api_request *req, struct api_re
 	    api_field_string(req, res, "role", false, 32, &role_s) < 0 ||
 	    api_field_string(req, res, "description", false, MW_DESCRIPTION_MAX, &desc) < 0)
 		return;
-	if (status_s == NULL && role_s == NULL && desc == NULL) {
-		api_error(res, 422, "missing_field", "give at least one of status, role, description");
+	if (status_s == NULL && role_s == NULL && desc == NULL && mpp == NULL) {
+		api_error(res, 422, "missing_field", "give at least one of status, role, description, "
+		          "main_password_protocols");
 		return;
 	}
+	if (mpp != NULL && api_protocols_parse(res, mpp, "main_password_protocols", true,
+	                                       protocols) < 0)
+		return;
 	if (status_s != NULL && mw_user_status_parse(status_s, &status) < 0) {
 		api_error(res, 422, "invalid_field",
 		          "field status must be pending, active or disabled");
@@ -360,6 +373,8 @@ void api_user_update(struct api_ctx *ctx, struct api_request *req, struct api_re
 		ret = mw_store_user_set_status(ctx->store, name, status, &err);
 	if (ret == MW_STORE_OK && role_s != NULL)
 		ret = mw_store_user_set_role(ctx->store, name, role, &err);
+	if (ret == MW_STORE_OK && mpp != NULL)
+		ret = mw_store_user_main_protocols_set(ctx->store, name, protocols, &err);
 	if (ret == MW_STORE_OK && status_s != NULL && status != MW_USER_ACTIVE)
 		ret = mw_store_session_revoke_user(ctx->store, uid, NULL, NULL, &err);
 	if (ret == MW_STORE_NOTFOUND) {

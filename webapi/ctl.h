@@ -25,6 +25,8 @@ struct mw_ctl {
 	mw_config *cfg;
 	mw_store *store;
 	char actor[96];
+	const char *api_url;    /* --api URL: commands go to mailwarden-api (ctl-api.c) */
+	const char *token_file; /* --token-file FILE (else MAILWARDEN_TOKEN) */
 };
 
 struct mw_ctl_command {
@@ -100,5 +102,7 @@ extern const struct mw_ctl_table ctl_users_table, ctl_config_table;
 extern const struct mw_ctl_table ctl_tagrules_table; /* ctl-tagrules.c (issue 6) */
 extern const struct mw_ctl_table ctl_dkim_table;     /* ctl-dkim.c (issue 3) */
 extern const struct mw_ctl_table ctl_ratelimit_table; /* ctl-ratelimit.c (issue 4) */
+/* ctl-api.c: run a user or allow-from command against ctl->api_url */
+int ctl_api_run(struct mw_ctl *ctl, const struct mw_ctl_command *cmd, int argc, char **argv);
 
 #endif

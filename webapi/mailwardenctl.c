@@ -41,6 +41,10 @@ static const char mw_ctl_help_tail[] =
 	"               directory's conf.d/*.conf is read after it, in name order)\n"
 	"  -h, --help   this text;  mailwardenctl COMMAND --help describes one command\n"
 	"  --version    print the version\n"
+	"  --api URL    send user and allow-from commands to mailwarden-api at URL\n"
+	"               (http://HOST:PORT[/PREFIX] or unix:/PATH) instead of the store;\n"
+	"               the session token comes from MAILWARDEN_TOKEN or --token-file\n"
+	"  --token-file FILE  the session token for --api (first line; chmod o-rwx)\n"
 	"\n"
 	"PASSWORDS\n"
 	"  Never given on the command line. Without an option the password is asked twice\n"
@@ -129,9 +133,11 @@ int main(int argc, char **argv)
 	static const struct option global[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "api", required_argument, NULL, 'A' },
+		{ "token-file", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mw_ctl ctl = { MW_CONFIG_DEFAULT_PATH, false, NULL, NULL, "" };
+	struct mw_ctl ctl = { MW_CONFIG_DEFAULT_PATH, false, NULL, NULL, "", NULL, NULL };
 	const struct mw_ctl_command *cmd = NULL;
 	mw_error err = { "" };
 	const char *group = "", *name;
@@ -149,6 +155,12 @@ int main(int argc, char **argv)
 		case 'h':
 			ctl_usage(stdout);
 			return EXIT_OK;
+		case 'A':
+			ctl.api_url = optarg;
+			break;
+		case 'T':
+			ctl.token_file = optarg;
+			break;
 		case 'V':
 			printf("mailwardenctl %s\n", PACKAGE_VERSION);
 			return EXIT_OK;
@@ -192,6 +204,16 @@ int main(int argc, char **argv)
 		}
 	}
 	ctl_set_actor(&ctl);
+	if (ctl.api_url != NULL || ctl.token_file != NULL) {
+		if (ctl.api_url == NULL) {
+			ctl_err("--token-file needs --api URL");
+			ret = EXIT_USAGE;
+		} else
+			ret = ctl_api_run(&ctl, cmd, sub_argc, sub_argv);
+		if (ctl.cfg != NULL)
+			mw_config_unref(&ctl.cfg);
+		return ret;
+	}
 	if (cmd->needs_store) {
 		bool help = false;
 		for (c = 1; c < sub_argc; c++)

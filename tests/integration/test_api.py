@@ -380,6 +380,34 @@ class ApiTest(ApiBase):
                                   body={'pattern': p}, token=tok), 201)
             return p
 
+        RL_POLICY = {'scope': 'sasl_username', 'metric': 'messages', 'count': 100,
+                     'window_seconds': 3600, 'action': 'defer'}
+        TAG_RULE = {'field': 'Subject', 'match': 'substring', 'value': 'x', 'keyword': 'kw'}
+
+        def rate_policy():
+            return self.expect(self.call('POST', '/api/v1/ratelimit/policies', body=RL_POLICY,
+                                         token=tok), 201).json['id']
+
+        def tag_rule():
+            return self.expect(self.call('POST', '/api/v1/users/%s/tag-rules' % user,
+                                         body=TAG_RULE, token=tok), 201).json['id']
+
+        from test_api_totp import totp  # RFC 6238 in Python (imports this module)
+        pending = {}
+
+        def totp_pending():
+            # no TOTP left active between callers (the table logs in with passwords only):
+            # an admin removes whatever there is, then the user enrols (pending)
+            a = self.call('DELETE', U + '/totp', token=tok)
+            self.assertIn(a.status, (204, 404), a)
+            pending['secret'] = self.expect(self.call(
+                'POST', U + '/totp', token=self.login(user, upw)), 201).json['secret']
+            return U + '/totp'
+
+        def app_password():
+            return self.expect(self.call('POST', U + '/app-passwords', token=tok,
+                                         body={'name': uuid.uuid4().hex}), 201).json['id']
+
         U = '/api/v1/users/' + user
         # route -> (method, path factory, body factory(caller), {caller: status})
         table = {
@@ -436,6 +464,61 @@ class ApiTest(ApiBase):
                 dict(anon=401, user=403, other=403, admin=204)),
             ('GET', '/api/v1/audit'): (lambda: '/api/v1/audit', None,
                                       dict(anon=401, user=403, other=403, admin=200)),
+            # two-factor login and app passwords (test_api_totp.py, test_app_passwords.py)
+            ('POST', '/api/v1/users/{username}/totp'): (
+                lambda: totp_pending(), None, dict(anon=401, user=201, other=403, admin=403)),
+            ('POST', '/api/v1/users/{username}/totp/confirm'): (
+                lambda: totp_pending() + '/confirm',
+                lambda c: {'code': totp(pending['secret'])},
+                dict(anon=401, user=200, other=403, admin=403)),
+            ('DELETE', '/api/v1/users/{username}/totp'): (
+                lambda: totp_pending(),
+                lambda c: ({'password': upw, 'code': totp(pending['secret'])} if c == 'user'
+                           else {}),
+                dict(anon=401, user=204, other=403, admin=204)),
+            ('GET', '/api/v1/users/{username}/app-passwords'): (
+                lambda: U + '/app-passwords', None,
+                dict(anon=401, user=200, other=403, admin=200)),
+            ('POST', '/api/v1/users/{username}/app-passwords'): (
+                lambda: U + '/app-passwords', lambda c: {'name': uuid.uuid4().hex},
+                dict(anon=401, user=201, other=403, admin=201)),
+            ('DELETE', '/api/v1/users/{username}/app-passwords/{id}'): (
+                lambda: U + '/app-passwords/%d' % app_password(), None,
+                dict(anon=401, user=204, other=403, admin=204)),
+            # rate limits, tag rules, DKIM (test_api_resources.py tests what they do; here
+            # no policyd runs, so usage is 503, and the DKIM rows stop at validation or 404)
+            ('GET', '/api/v1/ratelimit/policies'): (
+                lambda: '/api/v1/ratelimit/policies', None,
+                dict(anon=401, user=403, other=403, admin=200)),
+            ('POST', '/api/v1/ratelimit/policies'): (
+                lambda: '/api/v1/ratelimit/policies', lambda c: dict(RL_POLICY),
+                dict(anon=401, user=403, other=403, admin=201)),
+            ('DELETE', '/api/v1/ratelimit/policies/{id}'): (
+                lambda: '/api/v1/ratelimit/policies/%d' % rate_policy(), None,
+                dict(anon=401, user=403, other=403, admin=204)),
+            ('GET', '/api/v1/users/{username}/ratelimit'): (
+                lambda: U + '/ratelimit', None, dict(anon=401, user=403, other=403, admin=503)),
+            ('DELETE', '/api/v1/users/{username}/ratelimit'): (
+                lambda: U + '/ratelimit', None, dict(anon=401, user=403, other=403, admin=503)),
+            ('GET', '/api/v1/users/{username}/tag-rules'): (
+                lambda: U + '/tag-rules', None, dict(anon=401, user=200, other=403, admin=200)),
+            ('POST', '/api/v1/users/{username}/tag-rules'): (
+                lambda: U + '/tag-rules', lambda c: dict(TAG_RULE),
+                dict(anon=401, user=201, other=403, admin=201)),
+            ('DELETE', '/api/v1/users/{username}/tag-rules/{id}'): (
+                lambda: U + '/tag-rules/%d' % tag_rule(), None,
+                dict(anon=401, user=204, other=403, admin=204)),
+            ('GET', '/api/v1/dkim/keys'): (lambda: '/api/v1/dkim/keys', None,
+                                          dict(anon=401, user=403, other=403, admin=200)),
+            ('POST', '/api/v1/dkim/keys'): (
+                lambda: '/api/v1/dkim/keys', lambda c: {'domain': 'authz.example', 'bits': 1000},
+                dict(anon=401, user=403, other=403, admin=422)),
+            ('POST', '/api/v1/dkim/keys/{domain}/{selector}/activate'): (
+                lambda: '/api/v1/dkim/keys/authz.example/nosuch/activate', None,
+                dict(anon=401, user=403, other=403, admin=404)),
+            ('DELETE', '/api/v1/dkim/keys/{domain}/{selector}'): (
+                lambda: '/api/v1/dkim/keys/authz.example/nosuch', None,
+                dict(anon=401, user=403, other=403, admin=404)),
         }
         routes = set(tuple(l.split()[:2]) for l in subprocess.run(
             [self.api.binary, '--routes'], capture_output=True, text=True,

@@ -148,6 +148,7 @@ static void build(struct pd_request *r, const char *const *kv, char store[][128]
 		r->attrs[i].value = eq + 1;
 	}
 	r->count = (unsigned)i;
+	pd_request_index(r);
 }
 
 static struct pd_policy *load(const char *text, size_t store_n, const struct pd_limit *store)

@@ -1,0 +1,214 @@
+/*
+ * milter-dkim.c - DKIM signing keys for outbound mail: the master key and a per-domain cache.
+ *
+ * Public: milter_dkim_init, milter_dkim_reload, milter_dkim_signer, milter_dkim_deinit.
+ *
+ * A key is looked up by the header-From domain with mw_dkim_key_lookup (the store's active
+ * key, decrypted with the master key, then [milter] dkim_key_dir) and kept in a small hash
+ * table for cache_ttl seconds (the same TTL as user data), so a message does not pay for a
+ * store read and a decryption; "no key for this domain" is cached too, errors never are.
+ * SIGHUP empties the cache (milter_dkim_reload). A signer copies the key it is made from,
+ * so the cache lock is held only while the signer is made.
+ *
+ * The master key is read at start, before privileges are dropped (it is normally
+ * root-only). On SIGHUP it is read again; when that fails (the file is not readable by the
+ * unprivileged account, which is the normal case) the key already loaded stays.
+ *
+ * Diagnostics: errors come back through error_r; the callbacks log them. Key material is
+ * never logged.
+ */
+#include "mw-build.h"
+#include "milter.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KCACHE_BUCKETS 64
+#define KCACHE_MAX     4096
+
+struct kentry {
+	struct kentry *next;
+	char domain[MW_ADDR_DOMAIN_MAX + 1];
+	mw_dkim_key *key; /* NULL: the domain has no key */
+	int64_t expires;  /* monotonic seconds */
+};
+
+static pthread_mutex_t dkim_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kentry *kcache[KCACHE_BUCKETS];
+static size_t kcache_count;
+static unsigned kcache_ttl;
+static mw_master_key master_key;
+static bool have_master_key;
+
+/* mono_now - monotonic seconds */
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* khash - FNV-1a of a domain */
+static unsigned khash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % KCACHE_BUCKETS;
+}
+
+/* kcache_clear_locked - drop every entry (dkim_lock held) */
+static void kcache_clear_locked(void)
+{
+	for (size_t b = 0; b < KCACHE_BUCKETS; b++) {
+		while (kcache[b] != NULL) {
+			struct kentry *e = kcache[b];
+			kcache[b] = e->next;
+			mw_dkim_key_free(&e->key);
+			free(e);
+		}
+	}
+	kcache_count = 0;
+}
+
+/* load_master_key - read PATH into the process's master key; keep the old one on failure */
+static int load_master_key(const char *path, bool keep_old, mw_error *error_r)
+{
+	mw_master_key mk;
+	if (path[0] == '\0') {
+		(void)pthread_mutex_lock(&dkim_lock);
+		if (!keep_old) {
+			mw_secret_key_wipe(&master_key);
+			have_master_key = false;
+		}
+		(void)pthread_mutex_unlock(&dkim_lock);
+		return 0;
+	}
+	if (mw_secret_key_load(path, &mk, error_r) < 0)
+		return -1;
+	(void)pthread_mutex_lock(&dkim_lock);
+	master_key = mk;
+	have_master_key = true;
+	(void)pthread_mutex_unlock(&dkim_lock);
+	mw_secret_key_wipe(&mk);
+	return 0;
+}
+
+/* milter_dkim_init - the master key (as root) and the cache TTL */
+int milter_dkim_init(const char *master_key_path, unsigned ttl_secs, mw_error *error_r)
+{
+	if (load_master_key(master_key_path, false, error_r) < 0)
+		return -1;
+	(void)pthread_mutex_lock(&dkim_lock);
+	kcache_ttl = ttl_secs;
+	kcache_clear_locked();
+	(void)pthread_mutex_unlock(&dkim_lock);
+	return 0;
+}
+
+/* milter_dkim_reload - re-read the master key when possible, empty the cache */
+int milter_dkim_reload(const char *master_key_path, unsigned ttl_secs, mw_error *error_r)
+{
+	int ret = load_master_key(master_key_path, true, error_r);
+	(void)pthread_mutex_lock(&dkim_lock);
+	kcache_ttl = ttl_secs;
+	kcache_clear_locked();
+	(void)pthread_mutex_unlock(&dkim_lock);
+	return ret;
+}
+
+/* make_signer - a signer from KEY (dkim_lock held: the key belongs to the cache) */
+static int make_signer(const mw_dkim_key *key, const mw_config *cfg, const char *job_id,
+                       mw_dkim_signer **signer_r, char *selector_r, size_t selsize,
+                       mw_error *error_r)
+{
+	if (key == NULL)
+		return MW_DKIM_LOOKUP_NONE;
+	*signer_r = mw_dkim_signer_new(key, job_id, mw_config_str(cfg, MWK_MILTER_DKIM_HEADERS),
+	                               error_r);
+	if (*signer_r == NULL)
+		return MW_DKIM_LOOKUP_ERROR;
+	(void)mw_strlcpy(selector_r, mw_dkim_key_selector(key), selsize);
+	return MW_DKIM_LOOKUP_FOUND;
+}
+
+/* milter_dkim_signer - a signer for DOMAIN's key (cache, then store and key directory) */
+int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job_id,
+                       mw_dkim_signer **signer_r, char *selector_r, size_t selsize,
+                       mw_error *error_r)
+{
+	char dom[MW_ADDR_DOMAIN_MAX + 1];
+	mw_master_key mk;
+	bool mk_ok;
+	mw_dkim_key *key = NULL;
+	struct kentry *e;
+	int64_t now = mono_now();
+	unsigned b;
+	int ret;
+
+	*signer_r = NULL;
+	if (mw_dkim_domain_normalize(domain, dom, sizeof(dom), error_r) < 0)
+		return MW_DKIM_LOOKUP_ERROR;
+	b = khash(dom);
+	(void)pthread_mutex_lock(&dkim_lock);
+	for (e = kcache[b]; e != NULL; e = e->next) {
+		if (strcmp(e->domain, dom) == 0 && e->expires > now) {
+			ret = make_signer(e->key, cfg, job_id, signer_r, selector_r, selsize, error_r);
+			(void)pthread_mutex_unlock(&dkim_lock);
+			return ret;
+		}
+	}
+	mk = master_key;
+	mk_ok = have_master_key;
+	(void)pthread_mutex_unlock(&dkim_lock);
+
+	/* not cached: the store (store_lock, never under dkim_lock) and the key directory */
+	ret = milter_users_dkim_key(mk_ok ? &mk : NULL, mw_config_str(cfg, MWK_MILTER_DKIM_KEY_DIR),
+	                            dom, &key, error_r);
+	mw_secret_key_wipe(&mk);
+	if (ret == MW_DKIM_LOOKUP_ERROR)
+		return ret;
+
+	(void)pthread_mutex_lock(&dkim_lock);
+	if (kcache_ttl > 0) {
+		struct kentry **pp;
+		for (pp = &kcache[b]; *pp != NULL; pp = &(*pp)->next) {
+			if (strcmp((*pp)->domain, dom) == 0) {
+				e = *pp;
+				*pp = e->next;
+				mw_dkim_key_free(&e->key);
+				free(e);
+				kcache_count--;
+				break;
+			}
+		}
+		if (kcache_count >= KCACHE_MAX)
+			kcache_clear_locked();
+		e = mw_calloc(1, sizeof(*e));
+		(void)mw_strlcpy(e->domain, dom, sizeof(e->domain));
+		e->key = key;
+		e->expires = now + (int64_t)kcache_ttl;
+		e->next = kcache[b];
+		kcache[b] = e;
+		kcache_count++;
+		ret = make_signer(e->key, cfg, job_id, signer_r, selector_r, selsize, error_r);
+		(void)pthread_mutex_unlock(&dkim_lock);
+		return ret;
+	}
+	(void)pthread_mutex_unlock(&dkim_lock);
+	ret = make_signer(key, cfg, job_id, signer_r, selector_r, selsize, error_r);
+	mw_dkim_key_free(&key);
+	return ret;
+}
+
+/* milter_dkim_deinit - empty the cache, wipe the master key */
+void milter_dkim_deinit(void)
+{
+	(void)pthread_mutex_lock(&dkim_lock);
+	kcache_clear_locked();
+	mw_secret_key_wipe(&master_key);
+	have_master_key = false;
+	(void)pthread_mutex_unlock(&dkim_lock);
+}

@@ -1,0 +1,327 @@
+"""test_milter_auth - inbound SPF, DKIM and DMARC in mailwarden-milter through real Postfix.
+
+Real parts: NSD (the lab DNS server) serves the test zones on a loopback port and the milter
+resolves through it ([milter] dns_servers); Postfix (smtpd_milters = the ASan milter,
+milter_default_action = tempfail) delivers over LMTP to Dovecot, and delivered messages are
+read back over IMAP. Clients connect from loopback, which is in the milter's default
+trusted_networks, so each session first sends Postfix's XCLIENT (allowed from loopback by
+smtpd_authorized_xclient_hosts) to appear as a TEST-NET-1 address: the milter sees that
+address as {client_addr} and SPF checks it. Inbound messages are signed by python3-dkim's
+dkimsign with keys made by opendkim-genkey and published in the zones.
+
+Zones:
+  example.com  SPF ip4:192.0.2.10 -all, key sel1, DMARC p=reject
+  example.net  SPF ip4:192.0.2.20 ~all, DMARC p=quarantine
+  example.edu  SPF ip4:192.0.2.30 -all, key sel3, DMARC p=reject (the DNS failure test only)
+  example.org  the lab's mail domain and the milter's local_domains: SPF ip4:192.0.2.50 -all,
+               DMARC p=reject
+"""
+
+import imaplib
+import os
+import re
+import smtplib
+import subprocess
+import time
+import unittest
+import uuid
+
+import mailwarden_lab as lab_mod
+
+DOMAIN = lab_mod.DOMAIN
+AUTHSERV_ID = 'mail.' + DOMAIN
+DELIVERY_TIMEOUT = 30
+
+
+def uniq(prefix):
+    """uniq - a fresh token."""
+    return '%s%s' % (prefix, uuid.uuid4().hex[:10])
+
+
+def genkey(directory, domain, selector):
+    """genkey - opendkim-genkey: (private key path, public key TXT text)."""
+    tool = lab_mod.find_binary('opendkim-genkey', 'opendkim-tools')
+    lab_mod.run([tool, '-D', directory, '-d', domain, '-s', selector, '-b', '2048'])
+    with open(os.path.join(directory, selector + '.txt')) as f:
+        txt = ''.join(re.findall(r'"([^"]*)"', f.read()))
+    return os.path.join(directory, selector + '.private'), txt
+
+
+def message(sender, rcpt, token, extra_headers=''):
+    """message - a small message from SENDER carrying TOKEN (CRLF line ends)."""
+    return ('From: Sender <%s>\r\nTo: <%s>\r\nSubject: auth test %s\r\n'
+            'Date: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <%s@test>\r\n%s\r\n'
+            'Hello there.\r\nbody token %s\r\n' % (sender, rcpt, token, token, extra_headers,
+                                                   token))
+
+
+def header_lines(raw):
+    """header_lines - the header block of RAW (unfolded lines)."""
+    head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
+    out = []
+    for line in head.split('\n'):
+        if line[:1] in (' ', '\t') and out:
+            out[-1] += ' ' + line.strip()
+        else:
+            out.append(line)
+    return out
+
+
+def fetch_message(port, user, password, token, timeout=DELIVERY_TIMEOUT):
+    """fetch_message - the raw message carrying TOKEN in USER's INBOX (waits), or None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = imaplib.IMAP4('127.0.0.1', port, timeout=20)
+        try:
+            m.login(user, password)
+            m.select('INBOX', readonly=True)
+            typ, data = m.search(None, 'BODY', token)
+            ids = data[0].split() if typ == 'OK' and data and data[0] else []
+            if ids:
+                typ, msg = m.fetch(ids[-1], '(RFC822)')
+                return msg[0][1].decode('utf-8', 'replace')
+        finally:
+            try:
+                m.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.3)
+
+
+class MilterAuthTest(unittest.TestCase):
+    """SPF/DKIM/DMARC verdicts of mailwarden-milter on mail through Postfix."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.signer = lab_mod.find_binary('dkimsign', 'python3-dkim')
+            keydir = os.path.join(cls.lab.root, 'keys')
+            os.makedirs(keydir)
+            cls.key_com, txt_com = genkey(keydir, 'example.com', 'sel1')
+            cls.key_edu, txt_edu = genkey(keydir, 'example.edu', 'sel3')
+            cls.zones = {
+                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
+                                ('sel1._domainkey', 'TXT', txt_com),
+                                ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+                'example.net': [('@', 'TXT', 'v=spf1 ip4:192.0.2.20 ~all'),
+                                ('_dmarc', 'TXT', 'v=DMARC1; p=quarantine')],
+                # only used by the DNS failure test: nothing of it is in any cache before
+                'example.edu': [('@', 'TXT', 'v=spf1 ip4:192.0.2.30 -all'),
+                                ('sel3._domainkey', 'TXT', txt_edu),
+                                ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+                DOMAIN: [('@', 'TXT', 'v=spf1 ip4:192.0.2.50 -all'),
+                         ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+            }
+            cls.dns = cls.lab.dns(zones=cls.zones)
+            cls.store = cls.lab.store()
+            cls.dovecot = cls.lab.dovecot(cls.store)
+            cls.milter = cls.lab.milter(cls.store, config=(
+                'dns_servers = %s\ndns_timeout = 1s\nlocal_domains = %s\n'
+                'dmarc_quarantine = hold\n' % (cls.dns.server, DOMAIN)))
+            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                          extra_main={
+                                              'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+            cls.rcpt = 'inbox%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def tearDown(self):
+        report = self.milter.sanitizer_report()
+        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
+        self.assertTrue(self.milter.alive(), 'the milter died')
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def sign(self, text, selector='sel1', domain='example.com', key=None):
+        """sign - TEXT signed by dkimsign (relaxed/relaxed, rsa-sha256)."""
+        p = subprocess.run([self.signer, '--hcanon', 'relaxed', '--bcanon', 'relaxed',
+                            selector, domain, key or self.key_com], input=text.encode(),
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors='replace'))
+        self.assertTrue(p.stdout.startswith(b'DKIM-Signature:'), p.stdout[:200])
+        return p.stdout.decode()
+
+    def send(self, ip, helo, envfrom, text):
+        """send - one message from client IP (via XCLIENT) to the inbox user:
+        (stage, code, reply text)."""
+        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=60)
+        try:
+            s.ehlo('lab-client.example')
+            code, resp = s.docmd('XCLIENT', 'ADDR=%s NAME=[UNAVAILABLE] HELO=%s' % (ip, helo))
+            self.assertEqual(code, 220, resp)
+            s.ehlo_resp = None
+            s.esmtp_features = {}
+            s.ehlo(helo)
+            code, resp = s.mail(envfrom)
+            if code != 250:
+                return 'mail', code, resp.decode()
+            code, resp = s.rcpt(self.rcpt)
+            if code not in (250, 251):
+                return 'rcpt', code, resp.decode()
+            code, resp = s.data(text.replace('\r\n', '\n').encode())
+            return ('sent' if code == 250 else 'data'), code, resp.decode()
+        finally:
+            try:
+                s.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+
+    def delivered(self, token, timeout=DELIVERY_TIMEOUT):
+        return fetch_message(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token, timeout)
+
+    def our_ar(self, raw):
+        """our_ar - the Authentication-Results values carrying our authserv-id."""
+        out = []
+        for line in header_lines(raw):
+            name, _, value = line.partition(':')
+            if name.lower() == 'authentication-results' and \
+                    value.strip().lower().startswith(AUTHSERV_ID + ';'):
+                out.append(value.strip())
+        return out
+
+    # -- tests -------------------------------------------------------------------------------
+
+    def test_signed_message_passes_and_forged_results_replaced(self):
+        token = uniq('pass')
+        forged = 'Authentication-Results: %s; dkim=pass header.d=forged.example\r\n' % AUTHSERV_ID
+        text = self.sign(message('alice@example.com', self.rcpt, token, forged))
+        r = self.send('192.0.2.10', 'mail.example.com', 'alice@example.com', text)
+        self.assertEqual(r[0], 'sent', r)
+        raw = self.delivered(token)
+        self.assertIsNotNone(raw, 'signed message not delivered')
+        ar = self.our_ar(raw)
+        self.assertEqual(len(ar), 1, header_lines(raw))
+        self.assertEqual(ar[0], '%s; spf=pass smtp.mailfrom=alice@example.com '
+                         'smtp.helo=mail.example.com; dkim=pass header.d=example.com '
+                         'header.s=sel1; dmarc=pass (p=reject) header.from=example.com'
+                         % AUTHSERV_ID)
+        self.assertNotIn('forged.example', raw)
+        # ours comes before the message's own header fields
+        names = [l.split(':', 1)[0].lower() for l in header_lines(raw)]
+        self.assertLess(names.index('authentication-results'), names.index('dkim-signature'))
+
+    def test_tampered_message_is_dkim_fail(self):
+        token = uniq('tamper')
+        signed = self.sign(message('alice@example.com', self.rcpt, token))
+        tampered = signed.replace('Hello there.', 'Hello there!')
+        self.assertNotEqual(signed, tampered)
+        # SPF passes and aligns: DMARC passes, delivered with the DKIM failure recorded
+        r = self.send('192.0.2.10', 'mail.example.com', 'alice@example.com', tampered)
+        self.assertEqual(r[0], 'sent', r)
+        raw = self.delivered(token)
+        self.assertIsNotNone(raw)
+        ar = self.our_ar(raw)
+        self.assertEqual(len(ar), 1, ar)
+        self.assertIn('dkim=fail', ar[0])
+        self.assertIn('spf=pass', ar[0])
+        self.assertIn('dmarc=pass', ar[0])
+
+    def test_dmarc_reject_refused_at_end_of_data(self):
+        token = uniq('reject')
+        r = self.send('192.0.2.99', 'mx.elsewhere.example', 'alice@example.com',
+                      message('alice@example.com', self.rcpt, token))
+        self.assertEqual(r[:2], ('data', 550), r)
+        self.assertIn('5.7.26', r[2])
+        self.assertIn('DMARC', r[2])
+        self.assertIsNone(self.delivered(token, timeout=2))
+
+    def test_dmarc_quarantine_goes_to_hold_queue(self):
+        token = uniq('hold')
+        r = self.send('192.0.2.99', 'mx.elsewhere.example', 'bob@example.net',
+                      message('bob@example.net', self.rcpt, token))
+        self.assertEqual(r[0], 'sent', r)
+        m = re.search(r'queued as ([0-9A-Za-z]+)', r[2])
+        self.assertIsNotNone(m, r)
+        qid = m.group(1)
+        postqueue = lab_mod.find_binary('postqueue', 'postfix')
+        deadline = time.monotonic() + 15
+        while True:
+            p = subprocess.run([postqueue, '-c', self.postfix.config_dir, '-p'],
+                               capture_output=True, text=True, timeout=30)
+            if qid + '!' in p.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        self.assertIn(qid + '!', p.stdout, 'not on hold:\n' + p.stdout)
+        self.assertTrue(os.path.exists(os.path.join(self.postfix.queue_dir, 'hold', qid)))
+        self.assertIsNone(self.delivered(token, timeout=2))
+
+    def test_local_domain_spoofing_refused(self):
+        token = uniq('spoof')
+        r = self.send('192.0.2.99', 'mx.elsewhere.example', 'x@example.net',
+                      message('ceo@%s' % DOMAIN, self.rcpt, token))
+        self.assertEqual(r[:2], ('data', 550), r)
+        self.assertIn('5.7.1', r[2])
+        self.assertIn('local domain %s' % DOMAIN, r[2])
+        # SPF passes for the envelope (example.net's server) but nothing aligns with the
+        # local From: refused as well
+        r = self.send('192.0.2.20', 'mx.example.net', 'x@example.net',
+                      message('ceo@%s' % DOMAIN, self.rcpt, uniq('spoof')))
+        self.assertEqual(r[:2], ('data', 550), r)
+        self.assertIn('5.7.1', r[2])
+        # the domain's own server with an aligned envelope passes DMARC: delivered
+        ok = uniq('own')
+        r = self.send('192.0.2.50', 'mail.%s' % DOMAIN, 'ceo@%s' % DOMAIN,
+                      message('ceo@%s' % DOMAIN, self.rcpt, ok))
+        self.assertEqual(r[0], 'sent', r)
+        raw = self.delivered(ok)
+        self.assertIsNotNone(raw)
+        self.assertIn('dmarc=pass', self.our_ar(raw)[0])
+        self.assertIsNone(self.delivered(token, timeout=1))
+
+    def test_loopback_client_is_trusted_and_not_checked(self):
+        token = uniq('trusted')
+        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=60)
+        try:
+            s.ehlo('lab-client.example')
+            # would be a DMARC reject from anywhere else
+            s.sendmail('alice@example.com', [self.rcpt],
+                       message('alice@example.com', self.rcpt, token).encode())
+        finally:
+            s.quit()
+        raw = self.delivered(token)
+        self.assertIsNotNone(raw)
+        self.assertEqual(self.our_ar(raw), [])
+
+    def test_z_dns_down_tempfails_then_delivers(self):
+        # example.edu was never looked up: nothing can come from the resolver's cache
+        token = uniq('dns')
+        text = self.sign(message('dean@example.edu', self.rcpt, token), 'sel3', 'example.edu',
+                         self.key_edu)
+        self.dns.stop()
+        try:
+            r = self.send('192.0.2.30', 'mail.example.edu', 'dean@example.edu', text)
+            self.assertEqual(r[:2], ('data', 451), r)
+            self.assertIn('4.7.1', r[2])
+            self.assertIsNone(self.delivered(token, timeout=1))
+        finally:
+            self.dns.start()
+        # the client retries once DNS is back
+        deadline = time.monotonic() + 40
+        while True:
+            r = self.send('192.0.2.30', 'mail.example.edu', 'dean@example.edu', text)
+            if r[0] == 'sent' or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        self.assertEqual(r[0], 'sent', r)
+        raw = self.delivered(token)
+        self.assertIsNotNone(raw)
+        ar = self.our_ar(raw)
+        self.assertEqual(len(ar), 1, ar)
+        self.assertIn('spf=pass', ar[0])
+        # the resolver may still remember the key lookup's failure for a moment: the
+        # signature is then temperror (never fail); SPF alone aligns, so DMARC passes
+        self.assertRegex(ar[0], r'dkim=(pass|temperror \(key lookup failed temporarily\)) '
+                         r'header\.d=example\.edu')
+        self.assertIn('dmarc=pass', ar[0])
+
+if __name__ == '__main__':
+    unittest.main()
