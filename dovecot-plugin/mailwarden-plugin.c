@@ -429,14 +429,13 @@ static unsigned int mw_field_subjects(struct mail *mail, const char *field,
 }
 
 /* mw_apply_rules - keywords and mailbox from the user's tag rules, in order */
-static void mw_apply_rules(struct mw_plugin_user *muser, struct mail *mail, struct mw_decision *d)
+static void mw_apply_rules(struct mail *mail, const struct mw_tag_rule *rules, size_t count,
+                           struct mw_plugin_user *muser, struct mw_decision *d)
 {
 	const struct mw_tagrule_subject *subjects;
-	const struct mw_tag_rule *rules;
 	struct mw_field_cache *cache;
-	size_t count, i;
+	size_t i;
 
-	rules = mw_user_rules(muser, &count);
 	if (count == 0)
 		return;
 	cache = t_new(struct mw_field_cache, 1);
@@ -456,13 +455,53 @@ static void mw_apply_rules(struct mw_plugin_user *muser, struct mail *mail, stru
 	}
 }
 
+/* mw_want_headers - tell the mail every header field the decision reads, so that the
+   first lookup parses the header once for all of them: a lookup of a field not parsed
+   yet costs a pass over the whole header (data stack) */
+static void mw_want_headers(struct mw_plugin_user *muser, struct mail *mail,
+                            const struct mw_tag_rule *rules, size_t count)
+{
+	ARRAY_TYPE(const_string) names;
+	struct mailbox_header_lookup_ctx *hctx;
+	const char *name;
+	size_t i;
+
+	t_array_init(&names, 16);
+	name = "X-Mailwarden-Spam";
+	array_push_back(&names, &name);
+	name = "X-Mailwarden-Virus";
+	array_push_back(&names, &name);
+	if (muser->authserv_id != NULL) {
+		name = "Authentication-Results";
+		array_push_back(&names, &name);
+	}
+	for (i = 0; i < count; i++) {
+		const char *const *n;
+		bool seen = false;
+		if (!rules[i].enabled)
+			continue;
+		array_foreach(&names, n) if (strcasecmp(*n, rules[i].field) == 0) seen = true;
+		if (!seen)
+			array_push_back(&names, (const char *const *)&rules[i].field);
+	}
+	array_append_zero(&names);
+	hctx = mailbox_header_lookup_init(mail->box, array_front(&names));
+	mail_add_temp_wanted_fields(mail, 0, hctx);
+	mailbox_header_lookup_unref(&hctx);
+}
+
 /* mw_decide - everything the plugin does to one delivered message (data stack) */
 static void mw_decide(struct mw_plugin_user *muser, struct mail *mail, struct mw_decision *d)
 {
+	const struct mw_tag_rule *rules;
+	size_t count;
+
 	i_zero(d);
 	t_array_init(&d->keywords, 8);
+	rules = mw_user_rules(muser, &count);
+	mw_want_headers(muser, mail, rules, count);
 	mw_header_verdicts(muser, mail, d);
-	mw_apply_rules(muser, mail, d);
+	mw_apply_rules(mail, rules, count, muser, d);
 	if (d->spam && muser->file_spam)
 		d->mailbox = muser->junk_box;
 }

@@ -130,6 +130,8 @@ struct mw_store_backend {
 	                         mw_error *error_r);
 	int (*app_password_del)(mw_store *store, const char *username, int64_t id,
 	                        mw_error *error_r);
+	int (*app_password_used)(mw_store *store, const char *username, int64_t id, int64_t at,
+	                         const char *ip, mw_error *error_r);
 };
 
 struct mw_store {

@@ -91,6 +91,7 @@ enum stmt_id {
 	ST_APPPW_ADD,
 	ST_APPPW_LIST,
 	ST_APPPW_DEL,
+	ST_APPPW_USED,
 	ST_COUNT
 };
 
@@ -210,6 +211,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "WHERE u.username = ?1 ORDER BY a.id",
     [ST_APPPW_DEL] = "DELETE FROM app_passwords WHERE id = ?2 "
                      "AND user_id = (SELECT id FROM users WHERE username = ?1)",
+    [ST_APPPW_USED] = "UPDATE app_passwords SET last_used_at = ?3, last_ip = nullif(?4, '') "
+                      "WHERE id = ?2 AND user_id = (SELECT id FROM users WHERE username = ?1)",
 };
 
 struct sqlite_store {
@@ -2037,6 +2040,28 @@ static int sqlite_app_password_del(mw_store *store, const char *username, int64_
 	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
 }
 
+/* sqlite_app_password_used - stamp the last use of one of a user's app passwords */
+static int sqlite_app_password_used(mw_store *store, const char *username, int64_t id,
+                                    int64_t at, const char *ip, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_APPPW_USED, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, at);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 4, ip);
+	ret = run_update(s, st, rc, "recording an app password's use", error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such app password");
+	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
 const struct mw_store_backend mw_store_backend_sqlite = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -2086,4 +2111,5 @@ const struct mw_store_backend mw_store_backend_sqlite = {
     .app_password_add = sqlite_app_password_add,
     .app_password_list = sqlite_app_password_list,
     .app_password_del = sqlite_app_password_del,
+    .app_password_used = sqlite_app_password_used,
 };

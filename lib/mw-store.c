@@ -1154,3 +1154,22 @@ int mw_store_app_password_del(mw_store *store, const char *username, int64_t id,
 	}
 	return store->backend->app_password_del(store, username, id, error_r);
 }
+
+/* mw_store_app_password_used - stamp an app password's last use and client address */
+int mw_store_app_password_used(mw_store *store, const char *username, int64_t id, int64_t at,
+                               const char *ip, mw_error *error_r)
+{
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	if (id <= 0) {
+		mw_error_set(error_r, "no such app password");
+		return MW_STORE_NOTFOUND;
+	}
+	if (at < 0) {
+		mw_error_set(error_r, "invalid time");
+		return MW_STORE_ERROR;
+	}
+	if (check_text("client address", ip, MW_CLIENT_IP_MAX, true, error_r) < 0)
+		return MW_STORE_ERROR;
+	return store->backend->app_password_used(store, username, id, at, ip, error_r);
+}

@@ -353,5 +353,10 @@ int mw_store_app_password_list(mw_store *store, const char *username,
                                mw_error *error_r);
 int mw_store_app_password_del(mw_store *store, const char *username, int64_t id,
                               mw_error *error_r);
+/* Records a login with app password id of username (Dovecot's auth policy report):
+   last_used_at = at, last_ip = ip (an address, at most MW_CLIENT_IP_MAX bytes; "" = unknown,
+   stored as NULL). MW_STORE_NOTFOUND when the user has no app password with that id. */
+int mw_store_app_password_used(mw_store *store, const char *username, int64_t id, int64_t at,
+                               const char *ip, mw_error *error_r);
 
 #endif

@@ -8,10 +8,15 @@
  *   prefix  prepended to every counter key (default "mw:rl:"), so one Redis can be shared
  * A host name is resolved once, at start-up; requests never wait for DNS.
  *
- * A batch is one EVALSHA of pd-counters-redis.lua (embedded at build time, loaded with
+ * Batches go to Redis through pd-counters-redis.lua (embedded at build time, loaded with
  * SCRIPT LOAD on every new connection; NOSCRIPT after a Redis restart or SCRIPT FLUSH is
- * answered by resending the same call as EVAL). The script decides and charges the whole
- * batch atomically and returns the TATs it found; usage and times are then derived with
+ * answered by resending the same call as EVAL). The batches handed to apply during one loop
+ * iteration (the policy requests that arrived together) are queued on one connection and
+ * sent as a single EVALSHA by an event that runs later in the same iteration: no waiting,
+ * one command instead of one per request. The script runs them in order, each exactly as a
+ * call of its own would (atomic, all or nothing), and a batch it refuses (a key that is not
+ * a counter) is answered from memory without touching the others. For each batch it
+ * returns the TATs it found; usage and times are then derived with
  * pd_gcra(), so the memory and Redis stores report the same numbers. Time comes from the
  * caller (now_us), never from Redis TIME: tests fix the clock, and hosts sharing one Redis
  * must keep their clocks synchronised (NTP); a skew of S makes a host see limits S early
@@ -45,7 +50,6 @@
 #include <event2/event_struct.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
 #include <openssl/evp.h>
 
 #include "policy-daemon/pd-counters-redis-lua.h"
@@ -60,13 +64,14 @@
 #define REDIS_BACKOFF_MAX_MS 10000
 #define REDIS_SETUP_MIN_MS   1000 /* connect + SCRIPT LOAD: at least this, else 4 x timeout_ms */
 #define REDIS_SCAN_COUNT     "500"
-/* EVALSHA sha numkeys, then n keys, now, commit, and 3 numbers per key */
-#define REDIS_APPLY_ARGC (3 + PD_BATCH_MAX + 2 + 3 * PD_BATCH_MAX)
-#define REDIS_NUM_MAX    24
+#define REDIS_NUM_MAX        24
+#define REDIS_GROUP_MAX      64 /* batches sent in one script call */
 
 enum redis_conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 
 struct redis_store;
+
+struct redis_op;
 
 struct redis_conn {
 	struct redis_store *store;
@@ -75,6 +80,10 @@ struct redis_conn {
 	unsigned backoff_ms;
 	struct event retry;
 	struct event setup_timer; /* bounds connect + set-up, even with no call waiting */
+	/* batches waiting for the send event (later this loop iteration): sent as one call */
+	struct redis_op *queue_head, *queue_tail;
+	struct event send_ev;
+	bool send_queued;
 };
 
 struct redis_store {
@@ -93,6 +102,7 @@ struct redis_store {
 	unsigned next;
 	struct redis_conn *conns;
 	char sha[41];
+	mw_str cmd; /* the next command in the wire format, built in place (reused) */
 	bool ever_up;
 	bool degraded;
 	bool closing;
@@ -109,7 +119,8 @@ struct redis_op {
 	struct event timer;
 	bool answered;
 	bool in_hiredis;
-	bool sent_eval;
+	bool in_queue;
+	struct redis_op *queue_next;
 	pd_counters_cb *cb;
 	void *ctx;
 	int64_t now_us;
@@ -124,8 +135,17 @@ struct redis_op {
 	size_t fallback_cleared;
 };
 
-static void redis_send_apply(struct redis_op *op);
+/* The batches of one script call, in order (hiredis's privdata for the call). */
+struct redis_group {
+	struct redis_conn *conn;
+	bool sent_eval; /* NOSCRIPT was answered: sent again as EVAL */
+	size_t n;
+	struct redis_op *ops[REDIS_GROUP_MAX];
+};
+
+static void redis_send_group(struct redis_group *g);
 static void redis_conn_connect(struct redis_conn *conn);
+static void redis_queue_fallback(struct redis_conn *conn);
 
 /* redis_store_of - the store behind the public handle */
 static struct redis_store *redis_store_of(struct pd_counters *c)
@@ -174,6 +194,172 @@ static const char *redis_fmt_i64(char *buf, size_t size, int64_t v)
 	return buf;
 }
 
+/* ---- the hiredis event adapter ------------------------------------------------------ */
+
+/* hiredis's own libevent adapter uses one-shot events: every reply and every command costs an
+   epoll_ctl pair. This one keeps the read event added (persistent) and, once connected, does
+   not wait for writability to send: a command queued during this loop iteration is written by
+   one deferred flush (an active event, no system call) together with every other command
+   queued meanwhile; only when the socket does not take everything is the write event
+   added. */
+struct redis_ev {
+	redisAsyncContext *ac;
+	struct event *rev, *wev, *flush;
+	bool reading, writing, flush_queued, in_flush, dead;
+};
+
+/* redis_ev_read - the socket is readable */
+static void redis_ev_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis_ev *e = arg;
+	(void)fd;
+	(void)what;
+	redisAsyncHandleRead(e->ac); /* may free e (through redis_ev_cleanup) */
+}
+
+/* redis_ev_write - the socket is writable (connecting, or it did not take everything) */
+static void redis_ev_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis_ev *e = arg;
+	(void)fd;
+	(void)what;
+	redisAsyncHandleWrite(e->ac); /* may free e */
+}
+
+/* redis_ev_flush - write what this loop iteration queued */
+static void redis_ev_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis_ev *e = arg;
+	(void)fd;
+	(void)what;
+	e->flush_queued = false;
+	e->in_flush = true;
+	redisAsyncHandleWrite(e->ac);
+	if (e->dead) /* cleaned up meanwhile: the events are gone, the struct is ours */
+		free(e);
+	else
+		e->in_flush = false;
+}
+
+/* redis_ev_add_read - hiredis wants replies */
+static void redis_ev_add_read(void *privdata)
+{
+	struct redis_ev *e = privdata;
+	if (!e->reading)
+		event_add(e->rev, NULL);
+	e->reading = true;
+}
+
+/* redis_ev_del_read - hiredis wants no more replies */
+static void redis_ev_del_read(void *privdata)
+{
+	struct redis_ev *e = privdata;
+	if (e->reading)
+		event_del(e->rev);
+	e->reading = false;
+}
+
+/* redis_ev_add_write - hiredis has output: flush it soon, or wait for writability when the
+   socket is not connected yet or has just refused part of it */
+static void redis_ev_add_write(void *privdata)
+{
+	struct redis_ev *e = privdata;
+	if ((e->ac->c.flags & REDIS_CONNECTED) && !e->in_flush) {
+		if (!e->flush_queued && !e->writing) {
+			event_active(e->flush, EV_TIMEOUT, 1);
+			e->flush_queued = true;
+		}
+		return;
+	}
+	if (!e->writing)
+		event_add(e->wev, NULL);
+	e->writing = true;
+}
+
+/* redis_ev_del_write - all output written */
+static void redis_ev_del_write(void *privdata)
+{
+	struct redis_ev *e = privdata;
+	if (e->writing)
+		event_del(e->wev);
+	e->writing = false;
+}
+
+/* redis_ev_cleanup - hiredis frees the context */
+static void redis_ev_cleanup(void *privdata)
+{
+	struct redis_ev *e = privdata;
+	event_free(e->rev);
+	event_free(e->wev);
+	event_free(e->flush);
+	if (e->in_flush)
+		e->dead = true; /* redis_ev_flush frees it when hiredis returns */
+	else
+		free(e);
+}
+
+/* redis_ev_attach - our adapter on the context */
+static void redis_ev_attach(redisAsyncContext *ac, struct event_base *base)
+{
+	struct redis_ev *e = mw_calloc(1, sizeof(*e));
+	e->ac = ac;
+	e->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, redis_ev_read, e);
+	e->wev = event_new(base, ac->c.fd, EV_WRITE | EV_PERSIST, redis_ev_write, e);
+	e->flush = event_new(base, -1, 0, redis_ev_flush, e);
+	if (e->rev == NULL || e->wev == NULL || e->flush == NULL)
+		mw_panic("redis: libevent allocation failed");
+	ac->ev.addRead = redis_ev_add_read;
+	ac->ev.delRead = redis_ev_del_read;
+	ac->ev.addWrite = redis_ev_add_write;
+	ac->ev.delWrite = redis_ev_del_write;
+	ac->ev.cleanup = redis_ev_cleanup;
+	ac->ev.data = e;
+	/* as hiredis's adapter: watch both ways until the non-blocking connect completes */
+	redis_ev_add_read(e);
+	redis_ev_add_write(e);
+}
+
+/* ---- the wire format ------------------------------------------------------------------- */
+
+/* resp_len - "$LEN\r\n" or "*COUNT\r\n" */
+static void resp_len(mw_str *b, char kind, size_t n)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	tmp[--i] = '\n';
+	tmp[--i] = '\r';
+	do {
+		tmp[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	tmp[--i] = kind;
+	(void)mw_str_append(b, tmp + i, sizeof(tmp) - i); /* unbounded: cannot fail */
+}
+
+/* resp_arg - one bulk string argument made of two parts (the second may be empty) */
+static void resp_arg(mw_str *b, const char *p1, size_t n1, const char *p2, size_t n2)
+{
+	resp_len(b, '$', n1 + n2);
+	(void)mw_str_append(b, p1, n1);
+	(void)mw_str_append(b, p2, n2);
+	(void)mw_str_append(b, "\r\n", 2);
+}
+
+/* resp_num - a decimal number as a bulk string */
+static void resp_num(mw_str *b, int64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do {
+		tmp[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		tmp[--i] = '-';
+	resp_arg(b, tmp + i, sizeof(tmp) - i, "", 0);
+}
+
 /* ---- connections ------------------------------------------------------------------- */
 
 /* redis_conn_retry_later - schedule the next connection attempt with exponential backoff */
@@ -211,6 +397,7 @@ static void redis_conn_drop(struct redis_conn *conn)
 	   inside a hiredis callback the free is deferred until it returns */
 	redis_conn_lost(conn, ac);
 	redisAsyncFree(ac);
+	redis_queue_fallback(conn);
 }
 
 /* redis_on_connect - hiredis: the TCP connection is up or has failed */
@@ -312,7 +499,7 @@ static void redis_conn_connect(struct redis_conn *conn)
 		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 		evtimer_add(&conn->setup_timer, &tv);
 	}
-	redisLibeventAttach(ac, s->base);
+	redis_ev_attach(ac, s->base);
 	redisAsyncSetConnectCallback(ac, redis_on_connect);
 	redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
 	/* hiredis buffers these until the socket is connected */
@@ -366,7 +553,7 @@ static struct redis_conn *redis_pick_conn(struct redis_store *s)
 /* redis_op_maybe_free - free an op once it is answered and hiredis has let go of it */
 static void redis_op_maybe_free(struct redis_op *op)
 {
-	if (!op->answered || op->in_hiredis)
+	if (!op->answered || op->in_hiredis || op->in_queue)
 		return;
 	evtimer_del(&op->timer);
 	free(op->reqs);
@@ -441,113 +628,225 @@ static void redis_op_arm(struct redis_op *op)
 	evtimer_add(&op->timer, &tv);
 }
 
-/* redis_parse_apply - check the script's reply and fill the batch result */
-static int redis_parse_apply(struct redis_op *op, const redisReply *r, struct pd_batch_res *res)
+/* redis_parse_apply - one batch's part of the script's reply, from element *at on: fill the
+   batch result (0), or -1 for a malformed reply; *at moves past the batch. A batch the script
+   refused ({-1, message}) is -2 with the message in err. */
+static int redis_parse_apply(struct redis_op *op, const redisReply *r, size_t *at,
+                             struct pd_batch_res *res, char *err, size_t errsize)
 {
-	size_t i;
+	size_t i, base = *at;
 	bool all = true, committed;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 2 * op->n)
+	if (base + 2 > r->elements || r->element[base]->type != REDIS_REPLY_INTEGER)
 		return -1;
-	for (i = 0; i < r->elements; i++)
+	if (r->element[base]->integer == -1) {
+		const redisReply *m = r->element[base + 1];
+		if (m->type != REDIS_REPLY_STRING)
+			return -1;
+		(void)mw_log_value(err, errsize, m->str, m->len);
+		*at = base + 2;
+		return -2;
+	}
+	if (base + 2 + 2 * op->n > r->elements)
+		return -1;
+	for (i = base; i < base + 2 + 2 * op->n; i++)
 		if (r->element[i]->type != REDIS_REPLY_INTEGER)
 			return -1;
-	committed = r->element[1]->integer == 1;
-	memset(res, 0, sizeof(*res));
+	*at = base + 2 + 2 * op->n;
+	committed = r->element[base + 1]->integer == 1;
+	res->degraded = false;
 	res->count = op->n;
 	for (i = 0; i < op->n; i++) {
-		bool script_allowed = r->element[2 + 2 * i]->integer == 1;
-		int64_t tat = r->element[3 + 2 * i]->integer;
+		bool script_allowed = r->element[base + 2 + 2 * i]->integer == 1;
+		int64_t tat = r->element[base + 3 + 2 * i]->integer;
 		pd_gcra(&tat, &op->reqs[i], op->now_us, committed, &res->res[i]);
 		if (res->res[i].allowed != script_allowed)
 			return -1; /* the script and pd_gcra disagree: a bug, never trust it */
 		if (!res->res[i].allowed)
 			all = false;
 	}
-	if (all != (r->element[0]->integer == 1) || (committed && (!all || !op->commit)))
+	if (all != (r->element[base]->integer == 1) || (committed && (!all || !op->commit)))
 		return -1;
 	res->allowed = all;
 	return 0;
 }
 
-/* redis_on_apply_reply - hiredis: the script's answer (NULL when the link went) */
-static void redis_on_apply_reply(redisAsyncContext *ac, void *reply, void *privdata)
+/* redis_group_fallback - answer the group's unanswered batches from memory and let go */
+static void redis_group_fallback(struct redis_group *g, size_t from)
 {
-	struct redis_op *op = privdata;
-	struct redis_store *s = op->store;
-	redisReply *r = reply;
-	struct pd_batch_res res;
-	char buf[200];
-	op->in_hiredis = false;
-	if (op->answered) {
-		redis_op_maybe_free(op);
-		return;
+	size_t i;
+	for (i = from; i < g->n; i++) {
+		redis_op_fallback(g->ops[i]);
+		redis_op_maybe_free(g->ops[i]);
 	}
-	if (r == NULL) {
-		redis_degraded(s, "connection to %s:%d lost", s->host, s->port);
-		redis_op_fallback(op);
-	} else if (r->type == REDIS_REPLY_ERROR && !op->sent_eval &&
-	           strncmp(r->str, "NOSCRIPT", 8) == 0) {
-		/* Redis restarted or flushed its scripts: EVAL caches it again */
-		op->sent_eval = true;
-		redis_send_apply(op);
-		if (op->in_hiredis)
-			return;
-		redis_op_fallback(op);
-	} else if (r->type == REDIS_REPLY_ERROR) {
-		redis_degraded(s, "script error from %s:%d: %s", s->host, s->port,
-		               redis_reply_error(buf, sizeof(buf), r));
-		redis_op_fallback(op);
-	} else if (redis_parse_apply(op, r, &res) < 0) {
-		redis_degraded(s, "unexpected script reply from %s:%d", s->host, s->port);
-		redis_op_fallback(op);
-	} else {
-		op->answered = true;
-		evtimer_del(&op->timer);
-		redis_recovered(s, "answering again from");
-		op->cb(&res, op->ctx);
-	}
-	redis_op_maybe_free(op);
+	free(g);
 }
 
-/* redis_send_apply - send the batch as EVALSHA (or EVAL after NOSCRIPT) on op->conn */
-static void redis_send_apply(struct redis_op *op)
+/* redis_on_group_reply - hiredis: the script's answer to a group (NULL when the link went) */
+static void redis_on_group_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-	struct redis_store *s = op->store;
-	const char *argv[REDIS_APPLY_ARGC];
-	size_t lens[REDIS_APPLY_ARGC];
-	char keys[PD_BATCH_MAX][REDIS_PREFIX_MAX + PD_COUNTER_KEY_MAX];
-	char nums[2 + 3 * PD_BATCH_MAX][REDIS_NUM_MAX];
-	size_t argc = 0, k = 0, i;
-	op->in_hiredis = false;
-	if (op->conn->ac == NULL)
+	struct redis_group *g = privdata;
+	struct redis_store *s = g->conn->store;
+	redisReply *r = reply;
+	size_t i, at = 0;
+	char buf[200];
+	(void)ac;
+	for (i = 0; i < g->n; i++)
+		g->ops[i]->in_hiredis = false;
+	if (r == NULL) {
+		redis_degraded(s, "connection to %s:%d lost", s->host, s->port);
+		redis_group_fallback(g, 0);
 		return;
-	argv[argc++] = op->sent_eval ? "EVAL" : "EVALSHA";
-	argv[argc++] = op->sent_eval ? pd_redis_script : s->sha;
-	argv[argc++] = redis_fmt_i64(nums[k], sizeof(nums[k]), (int64_t)op->n);
-	k++;
-	for (i = 0; i < op->n; i++) {
-		/* both parts were checked for length: prefix <= 64, key < 512 */
-		int len = snprintf(keys[i], sizeof(keys[i]), "%s%s", s->prefix, op->reqs[i].key);
-		if (len < 0 || (size_t)len >= sizeof(keys[i]))
-			mw_panic("redis_send_apply: key longer than checked");
-		argv[argc++] = keys[i];
 	}
-	argv[argc++] = redis_fmt_i64(nums[k], sizeof(nums[k]), op->now_us);
-	k++;
-	argv[argc++] = op->commit ? "1" : "0";
-	for (i = 0; i < op->n; i++) {
-		argv[argc++] = redis_fmt_i64(nums[k], sizeof(nums[k]), op->reqs[i].window_us);
-		k++;
-		argv[argc++] = redis_fmt_i64(nums[k], sizeof(nums[k]), op->reqs[i].limit);
-		k++;
-		argv[argc++] = redis_fmt_i64(nums[k], sizeof(nums[k]), op->reqs[i].cost);
-		k++;
+	if (r->type == REDIS_REPLY_ERROR && !g->sent_eval && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+		/* Redis restarted or flushed its scripts: EVAL caches it again */
+		g->sent_eval = true;
+		redis_send_group(g);
+		if (g->ops[0]->in_hiredis)
+			return;
+		redis_group_fallback(g, 0);
+		return;
 	}
-	for (i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	if (redisAsyncCommandArgv(op->conn->ac, redis_on_apply_reply, op, (int)argc, argv, lens) ==
+	if (r->type == REDIS_REPLY_ERROR) {
+		redis_degraded(s, "script error from %s:%d: %s", s->host, s->port,
+		               redis_reply_error(buf, sizeof(buf), r));
+		redis_group_fallback(g, 0);
+		return;
+	}
+	if (r->type != REDIS_REPLY_ARRAY) {
+		redis_degraded(s, "unexpected script reply from %s:%d", s->host, s->port);
+		redis_group_fallback(g, 0);
+		return;
+	}
+	for (i = 0; i < g->n; i++) {
+		struct redis_op *op = g->ops[i];
+		struct pd_batch_res res;
+		int rc = redis_parse_apply(op, r, &at, &res, buf, sizeof(buf));
+		if (rc == -1) {
+			redis_degraded(s, "unexpected script reply from %s:%d", s->host, s->port);
+			redis_group_fallback(g, i);
+			return;
+		}
+		if (rc == -2) {
+			redis_degraded(s, "script error from %s:%d: %s", s->host, s->port, buf);
+			redis_op_fallback(op);
+		} else if (!op->answered) {
+			op->answered = true;
+			evtimer_del(&op->timer);
+			redis_recovered(s, "answering again from");
+			op->cb(&res, op->ctx);
+		}
+		redis_op_maybe_free(op);
+	}
+	if (at != r->elements)
+		redis_degraded(s, "unexpected script reply from %s:%d", s->host, s->port);
+	free(g);
+}
+
+/* redis_send_group - the group's batches as one EVALSHA (or EVAL after NOSCRIPT), written
+   straight in the wire format (no argv, no per-number snprintf); sets each op's in_hiredis
+   when hiredis took it */
+static void redis_send_group(struct redis_group *g)
+{
+	struct redis_store *s = g->conn->store;
+	mw_str *b = &s->cmd;
+	const char *body = g->sent_eval ? pd_redis_script : s->sha;
+	size_t plen = strlen(s->prefix), nkeys = 0, i, j;
+	if (g->conn->ac == NULL)
+		return;
+	for (i = 0; i < g->n; i++)
+		nkeys += g->ops[i]->n;
+	mw_str_reset(b);
+	/* EVALSHA sha numkeys, the keys; per batch: now, commit, n and 3 numbers per key */
+	resp_len(b, '*', 3 + nkeys + 3 * g->n + 3 * nkeys);
+	if (g->sent_eval)
+		resp_arg(b, "EVAL", 4, "", 0);
+	else
+		resp_arg(b, "EVALSHA", 7, "", 0);
+	resp_arg(b, body, strlen(body), "", 0);
+	resp_num(b, (int64_t)nkeys);
+	for (i = 0; i < g->n; i++)
+		for (j = 0; j < g->ops[i]->n; j++)
+			resp_arg(b, s->prefix, plen, g->ops[i]->reqs[j].key,
+			         strlen(g->ops[i]->reqs[j].key));
+	for (i = 0; i < g->n; i++) {
+		const struct redis_op *op = g->ops[i];
+		resp_num(b, op->now_us);
+		resp_arg(b, op->commit ? "1" : "0", 1, "", 0);
+		resp_num(b, (int64_t)op->n);
+		for (j = 0; j < op->n; j++) {
+			resp_num(b, op->reqs[j].window_us);
+			resp_num(b, op->reqs[j].limit);
+			resp_num(b, op->reqs[j].cost);
+		}
+	}
+	if (redisAsyncFormattedCommand(g->conn->ac, redis_on_group_reply, g, b->buf, b->len) !=
 	    REDIS_OK)
-		op->in_hiredis = true;
+		return;
+	for (i = 0; i < g->n; i++)
+		g->ops[i]->in_hiredis = true;
+}
+
+/* redis_queue_pop - the next queued op of conn, or NULL */
+static struct redis_op *redis_queue_pop(struct redis_conn *conn)
+{
+	struct redis_op *op = conn->queue_head;
+	if (op == NULL)
+		return NULL;
+	conn->queue_head = op->queue_next;
+	if (conn->queue_head == NULL)
+		conn->queue_tail = NULL;
+	op->queue_next = NULL;
+	op->in_queue = false;
+	return op;
+}
+
+/* redis_queue_fallback - answer every queued op of conn from memory (its link is gone) */
+static void redis_queue_fallback(struct redis_conn *conn)
+{
+	struct redis_op *op;
+	while ((op = redis_queue_pop(conn)) != NULL) {
+		redis_op_fallback(op);
+		redis_op_maybe_free(op);
+	}
+}
+
+/* redis_on_send - the send event: the batches queued on a connection go out as groups */
+static void redis_on_send(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis_conn *conn = arg;
+	struct redis_store *s = conn->store;
+	(void)fd;
+	(void)what;
+	conn->send_queued = false;
+	while (conn->queue_head != NULL) {
+		struct redis_group *g;
+		struct redis_op *op;
+		if (conn->ac == NULL) {
+			redis_degraded(s, "connection to %s:%d lost", s->host, s->port);
+			redis_queue_fallback(conn);
+			return;
+		}
+		g = mw_malloc(sizeof(*g));
+		g->conn = conn;
+		g->sent_eval = false;
+		g->n = 0;
+		while (g->n < REDIS_GROUP_MAX && (op = redis_queue_pop(conn)) != NULL) {
+			if (op->answered) { /* timed out while queued */
+				redis_op_maybe_free(op);
+				continue;
+			}
+			g->ops[g->n++] = op;
+		}
+		if (g->n == 0) {
+			free(g);
+			continue;
+		}
+		redis_send_group(g);
+		if (!g->ops[0]->in_hiredis) {
+			redis_degraded(s, "cannot send to %s:%d", s->host, s->port);
+			redis_group_fallback(g, 0);
+		}
+	}
 }
 
 /* redis_apply - ops->apply: one atomic batch through the script, or from memory */
@@ -572,17 +871,30 @@ static void redis_apply(struct pd_counters *c, const struct pd_limit_req *reqs, 
 	op->n = n;
 	op->reqs = mw_calloc(n, sizeof(*reqs));
 	memcpy(op->reqs, reqs, n * sizeof(*reqs));
-	op->conn = redis_pick_conn(s);
+	op->conn = NULL;
+	for (i = 0; i < s->pool_size && op->conn == NULL; i++)
+		if (s->conns[i].queue_head != NULL && s->conns[i].state == CONN_UP)
+			op->conn = &s->conns[i]; /* join the call being gathered */
+	if (op->conn == NULL)
+		op->conn = redis_pick_conn(s);
 	if (op->conn != NULL) {
-		redis_send_apply(op);
-		if (op->in_hiredis) {
-			redis_op_arm(op);
-			return;
+		/* sent later in this loop iteration, with the batches of the other requests that
+		   arrived together */
+		struct redis_conn *conn = op->conn;
+		op->in_queue = true;
+		if (conn->queue_tail != NULL)
+			conn->queue_tail->queue_next = op;
+		else
+			conn->queue_head = op;
+		conn->queue_tail = op;
+		if (!conn->send_queued) {
+			event_active(&conn->send_ev, EV_TIMEOUT, 1);
+			conn->send_queued = true;
 		}
-		redis_degraded(s, "cannot send to %s:%d", s->host, s->port);
-	} else {
-		redis_degraded(s, "no connection to %s:%d", s->host, s->port);
+		redis_op_arm(op);
+		return;
 	}
+	redis_degraded(s, "no connection to %s:%d", s->host, s->port);
 	redis_op_fallback(op);
 	redis_op_maybe_free(op);
 }
@@ -740,9 +1052,12 @@ static void redis_free(struct pd_counters *c)
 		evtimer_del(&conn->retry);
 		evtimer_del(&conn->setup_timer);
 		redis_conn_drop(conn);
+		redis_queue_fallback(conn);
+		event_del(&conn->send_ev);
 	}
 	s->fallback->ops->free(s->fallback);
 	mw_memzero(s->password, sizeof(s->password));
+	mw_str_free(&s->cmd);
 	free(s->conns);
 	free(s);
 }
@@ -946,6 +1261,7 @@ struct pd_counters *pd_counters_redis_new(const char *url, struct event_base *ba
 	s->port = 6379;
 	s->pool_size = REDIS_POOL_DEFAULT;
 	s->timeout_ms = timeout_ms;
+	mw_str_init(&s->cmd, 0);
 	mw_strlcpy(s->prefix, REDIS_PREFIX_DEFAULT, sizeof(s->prefix));
 	if (timeout_ms == 0 || timeout_ms > 60000) {
 		mw_error_set(error_r, "redis timeout must be 1..60000 ms");
@@ -965,11 +1281,13 @@ struct pd_counters *pd_counters_redis_new(const char *url, struct event_base *ba
 		conn->backoff_ms = REDIS_BACKOFF_MIN_MS;
 		evtimer_assign(&conn->retry, base, redis_on_retry, conn);
 		evtimer_assign(&conn->setup_timer, base, redis_on_setup_timeout, conn);
+		event_assign(&conn->send_ev, base, -1, 0, redis_on_send, conn);
 		redis_conn_connect(conn);
 	}
 	return &s->c;
 fail:
 	mw_memzero(s->password, sizeof(s->password));
+	mw_str_free(&s->cmd);
 	free(s);
 	return NULL;
 }

@@ -199,13 +199,19 @@ static void mem_apply(struct pd_counters *c, const struct pd_limit_req *reqs, si
 	struct mem_store *m = (struct mem_store *)c;
 	struct pd_batch_res res;
 	int64_t tats[PD_BATCH_MAX];
+	uint64_t hashes[PD_BATCH_MAX];
 	size_t i;
 	res.degraded = false;
-	sweep_some(m, SWEEP_READ, now_us);
 	res.allowed = true;
 	res.count = n > PD_BATCH_MAX ? PD_BATCH_MAX : n;
+	/* the buckets are cache misses: start loading them all before walking any */
 	for (i = 0; i < res.count; i++) {
-		struct mem_entry *e = mem_find(m, reqs[i].key, key_hash(reqs[i].key));
+		hashes[i] = key_hash(reqs[i].key);
+		__builtin_prefetch(&m->buckets[hashes[i] & (m->size - 1)]);
+	}
+	sweep_some(m, SWEEP_READ, now_us);
+	for (i = 0; i < res.count; i++) {
+		struct mem_entry *e = mem_find(m, reqs[i].key, hashes[i]);
 		tats[i] = e != NULL ? e->tat : 0;
 		pd_gcra(&tats[i], &reqs[i], now_us, true, &res.res[i]);
 		if (!res.res[i].allowed)

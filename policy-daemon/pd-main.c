@@ -55,9 +55,11 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#define PD_OUT_MAX      (64 * 1024) /* unread answers before we stop reading a client */
-#define PD_CTL_LINE_MAX 1024
-#define PD_PROG         "mailwarden-policyd"
+#define PD_OUT_MAX       (64 * 1024) /* unread answers before we stop reading a client */
+#define PD_IN_MAX        (16 * 1024) /* bytes read ahead of the parser (pipelined requests) */
+#define PD_WRITE_TIMEOUT 30          /* seconds a client may leave its answers unread */
+#define PD_CTL_LINE_MAX  1024
+#define PD_PROG          "mailwarden-policyd"
 
 struct pd_runtime {
 	int refcount;
@@ -84,9 +86,20 @@ struct pd_daemon {
 
 struct pd_pending;
 
+/* A policy client does its own socket I/O on two events (read with the idle timeout, write
+   only while answers wait): the answer of a request usually goes out with one send(), and a
+   request costs one read() - no FIONREAD ioctl, no buffer chains, no event changes. A control
+   client (a few lines a day) uses a bufferevent. */
 struct pd_conn {
 	struct pd_daemon *d;
-	struct bufferevent *bev;
+	struct bufferevent *bev; /* control clients */
+	evutil_socket_t fd;      /* policy clients */
+	struct event *rev, *wev;
+	struct evbuffer *out; /* answers the socket did not take at once */
+	char *in;             /* PD_IN_MAX bytes read, in[in_off..in_len) not yet parsed */
+	size_t in_off, in_len;
+	struct timeval idle;
+	bool reading; /* rev is added */
 	bool control;
 	bool in_loop, closing;
 	struct pd_proto proto;
@@ -180,7 +193,17 @@ static void conn_free(struct pd_conn *c)
 		d->nconns--;
 	if (c->req_timer != NULL)
 		event_free(c->req_timer);
-	bufferevent_free(c->bev);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	if (c->rev != NULL)
+		event_free(c->rev);
+	if (c->wev != NULL)
+		event_free(c->wev);
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	if (!c->control)
+		evutil_closesocket(c->fd);
+	free(c->in);
 	pd_proto_free(&c->proto);
 	free(c);
 }
@@ -230,7 +253,8 @@ static struct pd_pending *pending_new(struct pd_conn *c)
    through the bufferevent, which also reports a broken connection */
 static void conn_answer(struct pd_conn *c, const char *action)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = c->out;
+	struct timeval wr = {PD_WRITE_TIMEOUT, 0};
 	char buf[600];
 	size_t alen = strlen(action), len = 7 + alen + 2;
 	ssize_t n = 0;
@@ -238,19 +262,31 @@ static void conn_answer(struct pd_conn *c, const char *action)
 		evbuffer_add(out, "action=", 7);
 		evbuffer_add(out, action, alen);
 		evbuffer_add(out, "\n\n", 2);
+		event_add(c->wev, &wr);
 		return;
 	}
 	memcpy(buf, "action=", 7);
 	memcpy(buf + 7, action, alen);
 	memcpy(buf + 7 + alen, "\n\n", 2);
 	if (evbuffer_get_length(out) == 0) {
-		n = send(bufferevent_getfd(c->bev), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0)
-			n = 0; /* EAGAIN: queue it; an error: the bufferevent's write reports it */
+			n = 0; /* EAGAIN: queue it; an error: the write event reports it */
 		if ((size_t)n == len)
 			return;
 	}
 	evbuffer_add(out, buf + n, len - (size_t)n);
+	event_add(c->wev, &wr);
+}
+
+/* conn_reading - start or stop watching a policy client for input */
+static void conn_reading(struct pd_conn *c, bool on)
+{
+	if (on && !c->reading)
+		event_add(c->rev, &c->idle);
+	else if (!on && c->reading)
+		event_del(c->rev);
+	c->reading = on;
 }
 
 /* pending_done - answer a request and go on with the connection's input */
@@ -274,11 +310,12 @@ static void pending_done(struct pd_pending *pp, const char *action, bool passed)
 	else
 		free(pp);
 	if (c != NULL && !c->in_loop) {
-		bufferevent_enable(c->bev, EV_READ);
-		if (c->control)
+		if (c->control) {
+			bufferevent_enable(c->bev, EV_READ);
 			ctl_process(c);
-		else
+		} else {
 			conn_process(c);
+		}
 	}
 }
 
@@ -356,26 +393,24 @@ static void handle_request(struct pd_conn *c)
 	}
 }
 
-/* conn_process - feed buffered input to the parser and answer complete requests */
+/* conn_process - feed buffered input to the parser and answer complete requests; then watch
+   for input again unless a request is being decided or the client does not read its answers */
 static void conn_process(struct pd_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
 	mw_error err;
+	bool full = false;
 	c->in_loop = true;
 	while (c->pending == NULL && !c->closing) {
-		size_t n = evbuffer_get_length(in), take, used = 0;
-		unsigned char *data;
+		size_t used = 0;
 		int r;
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > PD_OUT_MAX) {
-			bufferevent_disable(c->bev, EV_READ); /* the write callback resumes */
+		if (evbuffer_get_length(c->out) > PD_OUT_MAX) {
+			full = true; /* the write event resumes */
 			break;
 		}
-		if (n == 0)
+		if (c->in_off == c->in_len)
 			break;
-		take = n < 4096 ? n : 4096;
-		data = evbuffer_pullup(in, (ev_ssize_t)take);
-		r = pd_proto_feed(&c->proto, (const char *)data, take, &used, &err);
-		evbuffer_drain(in, used);
+		r = pd_proto_feed(&c->proto, c->in + c->in_off, c->in_len - c->in_off, &used, &err);
+		c->in_off += used;
 		if (r < 0) {
 			conn_drop(c, err.msg);
 			break;
@@ -386,6 +421,19 @@ static void conn_process(struct pd_conn *c)
 			handle_request(c);
 		}
 	}
+	if (c->in_off == c->in_len) {
+		c->in_off = 0;
+		c->in_len = 0;
+	}
+	if (!c->closing) {
+		/* keep what was read ahead (pipelined, or while a request is decided) */
+		if (c->in_off > 0) {
+			memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+			c->in_len -= c->in_off;
+			c->in_off = 0;
+		}
+		conn_reading(c, !full && c->in_len < PD_IN_MAX);
+	}
 	if (!c->closing && c->pending == NULL && pd_proto_pending(&c->proto) &&
 	    !evtimer_pending(c->req_timer, NULL)) {
 		struct timeval tv = {(time_t)c->request_timeout, 0};
@@ -394,6 +442,71 @@ static void conn_process(struct pd_conn *c)
 	c->in_loop = false;
 	if (c->closing)
 		conn_free(c);
+}
+
+/* conn_timeout - a policy client's idle or write timeout */
+static void conn_timeout(struct pd_conn *c)
+{
+	if (pd_proto_pending(&c->proto)) {
+		conn_drop(c, "timeout in the middle of a request");
+	} else {
+		mw_debug("policyd: connection #%" PRIu64 " idle, closed", c->id);
+		conn_close(c);
+	}
+}
+
+/* conn_read_cb - input, EOF, an error or the idle timeout on a policy client */
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_conn *c = arg;
+	ssize_t n;
+	if (what & EV_TIMEOUT) {
+		conn_timeout(c);
+		return;
+	}
+	n = read(fd, c->in + c->in_len, PD_IN_MAX - c->in_len);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (n < 0)
+			mw_info("policyd: connection #%" PRIu64 " from %s: %s", c->id, c->peer,
+			        strerror(errno));
+		else if (pd_proto_pending(&c->proto) || c->in_len > c->in_off)
+			mw_info("policyd: connection #%" PRIu64
+			        " from %s closed in the middle of a request",
+			        c->id, c->peer);
+		conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	if (c->pending != NULL) {
+		if (c->in_len >= PD_IN_MAX)
+			conn_reading(c, false); /* conn_process resumes */
+		return;
+	}
+	conn_process(c);
+}
+
+/* conn_write_cb - the socket takes more of the queued answers (or the write timeout) */
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_conn *c = arg;
+	if (what & EV_TIMEOUT) {
+		conn_timeout(c);
+		return;
+	}
+	if (evbuffer_write(c->out, fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR) {
+		mw_info("policyd: connection #%" PRIu64 " from %s: %s", c->id, c->peer,
+		        strerror(errno));
+		conn_close(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out) > 0)
+		return;
+	event_del(c->wev);
+	if (c->pending == NULL && !c->reading && !c->in_loop)
+		conn_process(c); /* resume a client paused for not reading */
 }
 
 /* ctl_status_cb - print usage of each limit */
@@ -524,23 +637,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (c->pending != NULL)
 		return;
-	if (c->control)
-		ctl_process(c);
-	else
-		conn_process(c);
+	ctl_process(c);
 }
 
-/* write_cb - the output drained: resume reading a client we paused */
-static void write_cb(struct bufferevent *bev, void *arg)
-{
-	struct pd_conn *c = arg;
-	if (!c->control && c->pending == NULL && !(bufferevent_get_enabled(bev) & EV_READ)) {
-		bufferevent_enable(bev, EV_READ);
-		conn_process(c);
-	}
-}
-
-/* event_cb - EOF, error or timeout */
+/* event_cb - EOF, error or timeout on a control connection */
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct pd_conn *c = arg;
@@ -587,8 +687,10 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 	struct pd_conn *c = mw_calloc(1, sizeof(*c));
 	struct pd_proto_limits lim;
 	struct timeval idle = {(time_t)mw_config_int(cfg, MWK_PD_IDLE_TIMEOUT), 0};
-	struct timeval wr = {30, 0};
+	struct timeval wr = {PD_WRITE_TIMEOUT, 0};
 	c->d = d;
+	c->fd = fd;
+	c->idle = idle;
 	c->control = control;
 	c->id = ++d->next_id;
 	c->request_timeout = (unsigned)mw_config_int(cfg, MWK_PD_REQUEST_TIMEOUT);
@@ -596,14 +698,24 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 	lim.max_request = (size_t)mw_config_int(cfg, MWK_PD_MAX_REQUEST);
 	lim.max_attrs = (unsigned)mw_config_int(cfg, MWK_PD_MAX_ATTRIBUTES);
 	pd_proto_init(&c->proto, &lim);
-	c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->req_timer = evtimer_new(d->base, req_timeout_cb, c);
-	if (c->bev == NULL || c->req_timer == NULL)
-		mw_panic("policyd: libevent allocation failed");
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, lim.max_request + 4096);
-	bufferevent_set_timeouts(c->bev, &idle, &wr);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (control) {
+		c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL || c->req_timer == NULL)
+			mw_panic("policyd: libevent allocation failed");
+		bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+		bufferevent_setwatermark(c->bev, EV_READ, 0, lim.max_request + 4096);
+		bufferevent_set_timeouts(c->bev, &idle, &wr);
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	} else {
+		c->in = mw_malloc(PD_IN_MAX);
+		c->out = evbuffer_new();
+		c->rev = event_new(d->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+		c->wev = event_new(d->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+		if (c->out == NULL || c->rev == NULL || c->wev == NULL || c->req_timer == NULL)
+			mw_panic("policyd: libevent allocation failed");
+		conn_reading(c, true);
+	}
 	c->next = d->conns;
 	if (d->conns != NULL)
 		d->conns->prev = c;

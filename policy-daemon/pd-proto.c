@@ -60,46 +60,83 @@ void pd_proto_free(struct pd_proto *p)
 	p->buf = NULL;
 }
 
-/* pd_name_hash - the duplicate table's key of a name: eight bytes at a time (names are
-   short, so a byte-at-a-time hash would cost more than the rest of the line's work) */
+/* pd_name_hash - the duplicate table's key of a name: eight bytes at a time, the tail with
+   two overlapping fixed-size loads (no per-byte loop, no memcpy call: this runs for every
+   line of every request) */
 uint32_t pd_name_hash(const char *name, size_t len)
 {
 	uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15ULL, w;
-	while (len >= 8) {
+	size_t n = len;
+	while (n > 8) {
 		memcpy(&w, name, 8);
 		h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
 		h ^= h >> 32;
 		name += 8;
-		len -= 8;
+		n -= 8;
 	}
-	if (len > 0) {
+	if (n >= 4) {
+		uint32_t a, b;
+		memcpy(&a, name, 4);
+		memcpy(&b, name + n - 4, 4);
+		w = a | (uint64_t)b << 32;
+	} else if (n > 0) {
+		w = (unsigned char)name[0] | (uint64_t)(unsigned char)name[n / 2] << 8 |
+		    (uint64_t)(unsigned char)name[n - 1] << 16;
+	} else {
 		w = 0;
-		memcpy(&w, name, len);
-		h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
 	}
+	h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
 	h ^= h >> 29;
 	return (uint32_t)h ^ (uint32_t)(h >> 32);
 }
 
-/* pd_known_attr_find - the known attribute called name[0..len), or -1 */
-int pd_known_attr_find(const char *name, size_t len)
+/* known_is - name[0..len) is known attribute a */
+static int known_is(const char *name, size_t len, enum pd_known_attr a)
 {
-	int i;
-	for (i = 0; i < PD_A_COUNT; i++)
-		if (known_names[i].len == len && memcmp(known_names[i].name, name, len) == 0)
-			return i;
-	return -1;
+	if (known_names[a].len != len || memcmp(known_names[a].name, name, len) != 0)
+		return -1;
+	return (int)a;
 }
 
-/* name_char - a byte allowed in an attribute name ([A-Za-z0-9_-]) */
+/* pd_known_attr_find - the known attribute called name[0..len), or -1 (by length first: it
+   runs for every line of every request) */
+int pd_known_attr_find(const char *name, size_t len)
+{
+	switch (len) {
+	case 4:
+		return known_is(name, len, PD_A_SIZE);
+	case 6:
+		return known_is(name, len, PD_A_SENDER);
+	case 7:
+		return known_is(name, len, PD_A_REQUEST);
+	case 8:
+		return known_is(name, len, PD_A_INSTANCE);
+	case 9:
+		return known_is(name, len, PD_A_RECIPIENT);
+	case 13:
+		return known_is(name, len, PD_A_SASL_USERNAME);
+	case 14:
+		if (name[0] == 'c')
+			return known_is(name, len, PD_A_CLIENT_ADDRESS);
+		if (name[1] == 'r')
+			return known_is(name, len, PD_A_PROTOCOL_STATE);
+		return known_is(name, len, PD_A_POLICY_CONTEXT);
+	case 15:
+		return known_is(name, len, PD_A_RECIPIENT_COUNT);
+	default:
+		return -1;
+	}
+}
+
+/* The bytes allowed in an attribute name: [A-Za-z0-9_-] (a table: one load per byte). */
+static const bool name_chars[256] = {
+    ['-'] = true, ['_'] = true, ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true,
+};
+
+/* name_char - a byte allowed in an attribute name */
 static bool name_char(char c)
 {
-	static const uint64_t ok[4] = {
-	    0x03ff200000000000ULL, /* '-' 0x2d, '0'-'9' 0x30-0x39 */
-	    0x07fffffe87fffffeULL, /* 'A'-'Z' 0x41-0x5a, '_' 0x5f, 'a'-'z' 0x61-0x7a */
-	    0, 0};
-	unsigned char u = (unsigned char)c;
-	return (ok[u >> 6] >> (u & 63)) & 1;
+	return name_chars[(unsigned char)c];
 }
 
 /* add_name - enter name[0..nlen) as attribute p->nattrs; -1 when it is already there */
@@ -139,21 +176,21 @@ static int end_line(struct pd_proto *p, mw_error *error_r)
 		p->done = true;
 		return 1;
 	}
-	eq = memchr(line, '=', n);
-	if (eq == NULL) {
-		mw_error_set(error_r, "attribute line without '='");
-		return -1;
-	}
-	if (eq == line) {
-		mw_error_set(error_r, "attribute with an empty name");
-		return -1;
-	}
-	nlen = (size_t)(eq - line);
-	for (i = 0; i < nlen; i++)
-		if (!name_char(line[i])) {
+	/* the name and its '=' in one pass; the rarer errors are told apart afterwards */
+	for (i = 0; i < n && name_char(line[i]); i++)
+		;
+	if (i == n || line[i] != '=' || i == 0) {
+		eq = memchr(line, '=', n);
+		if (eq == NULL)
+			mw_error_set(error_r, "attribute line without '='");
+		else if (eq == line)
+			mw_error_set(error_r, "attribute with an empty name");
+		else
 			mw_error_set(error_r, "attribute name with a forbidden character");
-			return -1;
-		}
+		return -1;
+	}
+	eq = line + i;
+	nlen = i;
 	if (p->nattrs >= p->limits.max_attrs) {
 		mw_error_set(error_r, "more than %u attributes", p->limits.max_attrs);
 		return -1;
@@ -175,6 +212,27 @@ static int end_line(struct pd_proto *p, mw_error *error_r)
 	return 0;
 }
 
+/* find_lf_or_nul - offset of the first LF or NUL in s[0..n), or n: eight bytes at a time
+   (lines are short: a libc call per line and per byte class cost more than the scan) */
+static size_t find_lf_or_nul(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	const uint64_t lfs = ones * '\n';
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, x;
+		memcpy(&w, s + i, 8);
+		x = w ^ lfs;
+		/* a byte of w is 0, or a byte of x is 0 (an LF in w) */
+		if ((((w - ones) & ~w) | ((x - ones) & ~x)) & highs)
+			break;
+	}
+	for (; i < n; i++)
+		if (s[i] == '\n' || s[i] == '\0')
+			return i;
+	return n;
+}
+
 /* pd_proto_feed - consume bytes until a request is complete or the input breaks a rule */
 int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used_r,
                   mw_error *error_r)
@@ -186,13 +244,13 @@ int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used
 		return -1;
 	}
 	while (i < len) {
-		const char *lf = memchr(data + i, '\n', len - i);
-		size_t seg = lf != NULL ? (size_t)(lf - (data + i)) : len - i;
+		size_t seg = find_lf_or_nul(data + i, len - i);
+		bool nul = seg < len - i && data[i + seg] == '\0';
+		bool lf = seg < len - i && !nul;
 		/* a line may hold max_line bytes plus a CR; the request max_request bytes */
 		size_t line_room = p->limits.max_line + 1 - (p->len - p->line_start);
 		size_t req_room = p->limits.max_request - p->len;
-		const char *nul = memchr(data + i, '\0', seg);
-		size_t bad = nul != NULL ? (size_t)(nul - (data + i)) : seg;
+		size_t bad = seg; /* the NUL's offset, or the end of the segment */
 		int r;
 		/* the first offending byte decides, checked in the order NUL, line, request */
 		if (line_room < bad || req_room < bad) {
@@ -201,17 +259,18 @@ int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used
 				             p->limits.max_line);
 				return -1;
 			}
-			mw_error_set(error_r, "request larger than %zu bytes", p->limits.max_request);
+			mw_error_set(error_r, "request larger than %zu bytes",
+			             p->limits.max_request);
 			return -1;
 		}
-		if (nul != NULL) {
+		if (nul) {
 			mw_error_set(error_r, "NUL byte in request");
 			return -1;
 		}
 		memcpy(p->buf + p->len, data + i, seg);
 		p->len += seg;
 		i += seg;
-		if (lf == NULL)
+		if (!lf)
 			break;
 		i++; /* the LF */
 		if (p->len - p->line_start > p->limits.max_line && p->buf[p->len - 1] != '\r') {

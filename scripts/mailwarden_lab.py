@@ -390,9 +390,11 @@ class Dovecot(Service):
 
     def __init__(self, root, store, imap_port=None, lmtp_port=None, mail_user='mail',
              mail_plugins='', mail_plugin_dir=None, plugin_settings=None, extra_config='',
-             autostop=True):
+             auth_policy=None, autostop=True):
         super().__init__(root, autostop)
         self.store = store
+        # (url, secret): report every authentication to mailwarden-api (app password last use)
+        self.auth_policy = auth_policy
         self.imap_port = imap_port or free_port()
         self.lmtp_port = lmtp_port or free_port()
         self.mail_user = mail_user
@@ -436,7 +438,8 @@ class Dovecot(Service):
             mail_plugin_dir=self.mail_plugin_dir or '/usr/lib/dovecot/modules',
             imap_port=self.imap_port, lmtp_port=self.lmtp_port, domain=DOMAIN,
             auth_common=render_dovecot_auth(self.sql_config, self.apppw_config), plugin=plugin,
-            extra=self.extra_config)
+            extra=(render_dovecot_auth_policy(*self.auth_policy, nonce=os.urandom(16).hex())
+                   if self.auth_policy else '') + self.extra_config)
 
     def _start(self):
         dovecot = find_binary('dovecot', 'dovecot-core')
@@ -558,12 +561,34 @@ def render_dovecot_sql_apppw(db):
         'driver = sqlite\n'
         'connect = ' + db + '\n'
         "password_query = SELECT u.username AS user, NULL AS password, 'Y' AS nopassword, "
-        "a.allow_nets AS allow_nets FROM users u "
+        "a.allow_nets AS allow_nets, a.id AS mailwarden_app_password_id FROM users u "
         "JOIN app_passwords a ON a.user_id = u.id "
         "WHERE u.username = '%u' AND u.status = 'active' "
         "AND a.hash = '%{sha256:password}' "
         "AND instr(',' || a.protocols || ',', " + SQL_PROTOCOL + ") > 0 "
         "AND (a.expires_at IS NULL OR a.expires_at > CAST(strftime('%%s', 'now') AS INTEGER))\n")
+
+
+AUTH_POLICY_PATH = '/api/v1/internal/auth-policy'
+
+
+def render_dovecot_auth_policy(url, secret, nonce):
+    """render_dovecot_auth_policy - Dovecot's auth policy hook as a reporter only: after each
+	authentication it POSTs {user, remote, protocol, app_password_id, success, ...} to URL
+	(mailwarden-api's AUTH_POLICY_PATH) with SECRET ([api] auth_policy_secret); the API
+	stamps the app password's last use. No check before or after auth, so a slow or absent
+	API never refuses or delays a login. NONCE: Dovecot insists on one (the attributes use
+	no password hash)."""
+    return ('# auth policy hook: report each login to mailwarden-api (app password last use)\n'
+        'auth_policy_server_url = %s\n'
+        'auth_policy_server_api_header = Authorization: Bearer %s\n'
+        'auth_policy_hash_nonce = %s\n'
+        'auth_policy_request_attributes = user=%%{user} remote=%%{rip} protocol=%%s '
+        'app_password_id=%%{passdb:mailwarden_app_password_id}\n'
+        'auth_policy_check_before_auth = no\n'
+        'auth_policy_check_after_auth = no\n'
+        'auth_policy_report_after_auth = yes\n'
+        'auth_policy_reject_on_fail = no\n' % (url, secret, nonce))
 
 
 def render_dovecot_auth(sql_config, apppw_config):
@@ -926,7 +951,21 @@ def render_dovecot_sample():
         + comment_block(render_dovecot_sql('/var/lib/mailwarden/mailwarden.db'))
         + '\n# %s (root:dovecot 0640) contains:\n' % apppw_path
         + comment_block(render_dovecot_sql_apppw('/var/lib/mailwarden/mailwarden.db'))
+        + '\n' + comment_block(AUTH_POLICY_NOTE + render_dovecot_auth_policy(
+            'http://127.0.0.1' + AUTH_POLICY_PATH, 'SECRET', 'RANDOM-STRING'))
         + render_plugin_sample())
+
+
+AUTH_POLICY_NOTE = """\
+App passwords' last use and last IP (optional): Dovecot reports every authentication to
+mailwarden-api through its auth policy hook. Set [api] auth_policy_secret in mailwarden.conf
+to a random string (openssl rand -hex 24), use the same as SECRET below, RANDOM-STRING is any
+other random string, and point the URL at the nginx that serves the API. Keep the secret out
+of world-readable files (e.g. put these lines in a root:dovecot 0640 file and !include it).
+The hook only reports (nothing is checked before or after authentication): logins never
+wait for the API and succeed while it is down. Dovecot has one policy server: this replaces
+any other auth_policy_server_url.
+"""
 
 
 SAMPLES = {

@@ -160,4 +160,7 @@ api_handler_fn api_rl_policy_list, api_rl_policy_create, api_rl_policy_delete,
 api_handler_fn api_tag_rule_list, api_tag_rule_create, api_tag_rule_delete;
 api_handler_fn api_dkim_list, api_dkim_generate, api_dkim_activate, api_dkim_delete;
 
+/* api-authpolicy.c: Dovecot's auth policy hook (no session; [api] auth_policy_secret) */
+api_handler_fn api_auth_policy;
+
 #endif

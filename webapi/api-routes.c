@@ -58,6 +58,8 @@ const struct api_route api_routes[] = {
     {"POST", API_PREFIX "/dkim/keys/{domain}/{selector}/activate", API_ROLE_ADMIN,
      api_dkim_activate},
     {"DELETE", API_PREFIX "/dkim/keys/{domain}/{selector}", API_ROLE_ADMIN, api_dkim_delete},
+    /* Dovecot's auth policy reports: the handler checks the shared secret (api-authpolicy.c) */
+    {"POST", API_PREFIX "/internal/auth-policy", API_ROLE_NONE, api_auth_policy},
 };
 const size_t api_routes_count = MW_N_ELEMENTS(api_routes);
 

@@ -28,6 +28,7 @@ SECURITY_HEADERS = {
     'referrer-policy': 'no-referrer',
     'x-frame-options': 'DENY',
 }
+AUTH_POLICY_SECRET = 'authz-' + uuid.uuid4().hex  # [api] auth_policy_secret of ApiTest
 
 
 class Answer:
@@ -115,7 +116,8 @@ class ApiTest(ApiBase):
         cls.lab = lab_mod.Lab()
         try:
             cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000'})
+            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
+                                                         'auth_policy_secret': AUTH_POLICY_SECRET})
             cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
         except BaseException:
             cls.lab.stop()
@@ -519,6 +521,10 @@ class ApiTest(ApiBase):
             ('DELETE', '/api/v1/dkim/keys/{domain}/{selector}'): (
                 lambda: '/api/v1/dkim/keys/authz.example/nosuch', None,
                 dict(anon=401, user=403, other=403, admin=404)),
+            # Dovecot's auth policy hook: no session opens it, only the shared secret (below)
+            ('POST', '/api/v1/internal/auth-policy'): (
+                lambda: '/api/v1/internal/auth-policy?command=report',
+                lambda c: {'success': False}, dict(anon=401, user=401, other=401, admin=401)),
         }
         routes = set(tuple(l.split()[:2]) for l in subprocess.run(
             [self.api.binary, '--routes'], capture_output=True, text=True,
@@ -537,6 +543,10 @@ class ApiTest(ApiBase):
                         failures.append('%s %s as %s: header %s missing' % (method, _pat,
                                                                              caller, k))
         self.assertEqual(failures, [])
+        a = self.call('POST', '/api/v1/internal/auth-policy?command=report',
+                      body={'success': False},
+                      headers={'Authorization': 'Bearer ' + AUTH_POLICY_SECRET})
+        self.assertEqual(self.expect(a, 200).json['status'], 0)
 
     # ---- hostile input -------------------------------------------------------------------
 

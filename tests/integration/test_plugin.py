@@ -183,6 +183,45 @@ class PluginTest(unittest.TestCase):
         self.deliver(user, message(tok, ['X-Mailwarden-Spam: maybe; score=99']))
         self.assertNotIn('$Junk', self.flags_in(self.imap(user, pw), 'INBOX', tok))
 
+    def test_verdict_read_once_per_delivery(self):
+        # the deliver hook decides and the save takes its keywords: one warning, not two
+        user, pw = self.new_user()
+        self.add_rule(user, 'Subject', 'substring', 'once', keyword='once')
+        offset = self.log_size()
+        tok = uuid.uuid4().hex
+        self.deliver(user, message(tok, ['X-Mailwarden-Spam: maybe; score=99'],
+                                   subject='only once'))
+        self.assertIn('once', self.flags_in(self.imap(user, pw), 'INBOX', tok))
+        log = self.log_since(offset)
+        self.assertEqual(log.count('X-Mailwarden-Spam ignored'), 1, log)
+
+    def test_two_recipients_in_one_transaction(self):
+        # LMTP saves the second recipient's copy from the first recipient's saved mail
+        (u1, p1), (u2, p2) = self.new_user(), self.new_user()
+        self.add_rule(u1, 'Subject', 'substring', 'shared', keyword='first')
+        self.add_rule(u2, 'Subject', 'substring', 'shared', keyword='second',
+                      mailbox='Shared')
+        tok = uuid.uuid4().hex
+        text = message(tok, ['X-Mailwarden-Spam: no; score=1; required=5'],
+                       subject='shared news')
+        # smtplib's sendmail reads one reply after DATA; LMTP sends one per recipient
+        lmtp = smtplib.LMTP('127.0.0.1', self.dovecot.lmtp_port, timeout=30)
+        try:
+            lmtp.ehlo_or_helo_if_needed()
+            self.assertEqual(lmtp.mail('sender@remote.example')[0], 250)
+            self.assertEqual(lmtp.rcpt(u1)[0], 250)
+            self.assertEqual(lmtp.rcpt(u2)[0], 250)
+            self.assertEqual(lmtp.data(text.encode())[0], 250)
+            self.assertEqual(lmtp.getreply()[0], 250)
+        finally:
+            lmtp.quit()
+        f1 = self.flags_in(self.imap(u1, p1), 'INBOX', tok)
+        self.assertIn('first', f1)
+        self.assertNotIn('second', f1)
+        f2 = self.flags_in(self.imap(u2, p2), 'Shared', tok)
+        self.assertIn('second', f2)
+        self.assertNotIn('first', f2)
+
     # ---- delivery: tag rules --------------------------------------------------------------
 
     def test_rules_of_each_kind(self):

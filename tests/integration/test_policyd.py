@@ -217,6 +217,51 @@ class PolicydTest(unittest.TestCase):
                     'request not completed within 2s'):
             self.assertIn(why, log)
 
+    def test_pipelined_and_split_requests_answered_in_order(self):
+        """Requests sent back to back in one write, and requests cut at arbitrary points
+        over many writes, are each answered once, in order (3 messages per 3 s: the fourth
+        and fifth END-OF-MESSAGE of a user are deferred)."""
+        user = 'pipe-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN)
+
+        def eom(i):
+            return ('request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n'
+                    'client_address=127.0.0.1\nsasl_username=%s\nrecipient_count=1\n'
+                    'size=100\ninstance=pipe%d\n\n' % (user, i)).encode()
+
+        def answers(c, n):
+            buf = b''
+            while buf.count(b'\n\n') < n:
+                chunk = c.recv(65536)
+                if not chunk:
+                    raise AssertionError('policyd closed the connection')
+                buf += chunk
+            got = buf.decode().split('\n\n')
+            self.assertEqual(got[n:], [''], 'more answers than requests')
+            return got[:n]
+
+        c = self.policy_client()
+        c.sendall(b''.join(eom(i) for i in range(5)))
+        got = answers(c, 5)
+        self.assertEqual(got[:3], ['action=DUNNO'] * 3)
+        for a in got[3:]:
+            self.assertTrue(a.startswith('action=450 4.7.1 rate limit: 3 messages per 3s'), a)
+        # the same stream (RCPT checks: nothing charged) in pieces of 1 to 97 bytes
+        rcpt = b''.join(eom(i).replace(b'END-OF-MESSAGE', b'RCPT') for i in range(40))
+        c2 = self.policy_client()
+        c2.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        off, step = 0, 1
+        while off < len(rcpt):
+            c2.sendall(rcpt[off:off + step])
+            off += step
+            step = step % 97 + 13
+            if off % 7 == 0:
+                time.sleep(0.001)
+        got = answers(c2, 40)
+        self.assertEqual(len(got), 40)
+        for a in got:
+            self.assertTrue(a.startswith('action=DEFER_IF_PERMIT 4.7.1 rate limit'), a)
+        self.assertEqual(self.ask(c, sasl_username='nobody-yet@x.test'), 'action=DUNNO')
+
     def test_ctl_status_and_reset(self):
         user, pw = self.new_user()
         s = self.session(user, pw)

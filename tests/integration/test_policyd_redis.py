@@ -88,6 +88,24 @@ class Driver:
                 'elapsed_ms': int(f[3]) / 1000.0,
                 'res': [tuple(int(x) for x in r.split(',')) for r in f[4:]]}
 
+    def group(self, name, batches):
+        """group - BATCHES: [(now, limits, commit)], all handed to the store before any
+        answer is awaited; returns one dict (as apply) per batch."""
+        parts = ['group', name]
+        for now, limits, commit in batches:
+            parts += [';', 'commit' if commit else 'check', str(now), str(len(limits))]
+            for key, w, n, c in limits:
+                parts += [key, str(w), str(n), str(c)]
+        line = self.cmd(' '.join(parts))
+        if not line.startswith('group '):
+            raise AssertionError('bad answer %r' % line)
+        out = []
+        for part in line[len('group '):].split(' | '):
+            f = part.split()
+            out.append({'allowed': f[0] == '1', 'degraded': f[1] == '1',
+                        'res': [tuple(int(x) for x in r.split(',')) for r in f[3:]]})
+        return out
+
     def reset(self, name, prefix, now):
         f = self.cmd('reset %s %s %d' % (name, prefix or '-', now)).split()
         return {'count': int(f[1]), 'degraded': f[2] == '1', 'allowed': f[3] == '1',
@@ -186,6 +204,55 @@ class PolicydRedisTest(unittest.TestCase):
         self.assertGreater(seen['allowed'], 300, seen)
         self.assertGreater(seen['denied'], 300, seen)
         self.assertGreater(seen['mixed'], 50, seen)
+
+    def test_grouped_batches_match_sequential(self):
+        """Batches handed over together go to Redis as one script call (the daemon does this
+        with requests that arrive together): each must come out exactly as if it had been
+        applied alone, in order, and a batch the script refuses must not spoil the others."""
+        d = self.driver('a')
+        d.cmd('open mem memory')
+        d.open_redis('red', self.url(self.redis, 'mw:tg:'))
+        calls0 = self.evalsha_calls()
+        keys = [('g%d' % i, w, n) for i, (w, n) in
+                enumerate([(1000000, 3), (HOUR, 5), (DAY, 2), (60 * 1000000, 7)])]
+        rng = random.Random(11)
+        now, nbatches = T0, 0
+        for step in range(300):
+            now += rng.choice([0, 1, 1000, rng.randrange(1, 3000000)])
+            group = []
+            for _ in range(rng.randint(2, 8)):
+                # the same keys recur within a group: later batches must see earlier charges
+                limits = [(k, w, n, rng.choice([0, 1, 1, 2]))
+                          for k, w, n in rng.sample(keys, rng.randint(1, 3))]
+                group.append((now + rng.randint(0, 5), limits, rng.random() < 0.7))
+            want = [d.apply('mem', t, limits, commit) for t, limits, commit in group]
+            got = d.group('red', group)
+            nbatches += len(group)
+            for i, (a, b) in enumerate(zip(want, got)):
+                self.assertFalse(b['degraded'], 'step %d batch %d degraded' % (step, i))
+                self.assertEqual((a['allowed'], a['res']), (b['allowed'], b['res']),
+                                 'step %d batch %d: %r' % (step, i, group[i]))
+        # fewer script calls than batches: the groups really went out together
+        calls = self.evalsha_calls() - calls0
+        self.assertLess(calls, nbatches / 2, (calls, nbatches))
+        # a refused batch in the middle of a group: only it is answered from memory
+        self.redis.cli('SET', 'mw:tg:junk', 'not a number')
+        t = now + 10 * DAY
+        got = d.group('red', [(t, [('h1', HOUR, 2, 1)], True),
+                              (t, [('h2', HOUR, 2, 1), ('junk', HOUR, 2, 1)], True),
+                              (t, [('h1', HOUR, 2, 1)], True),
+                              (t, [('h1', HOUR, 2, 1)], True)])
+        self.assertEqual([(g['allowed'], g['degraded']) for g in got],
+                         [(True, False), (True, True), (True, False), (False, False)])
+        self.assertEqual(self.redis.cli('EXISTS', 'mw:tg:h2').strip(), '0')
+        self.assertIn('not a counter: mw:tg:junk', d.stderr())
+
+    def evalsha_calls(self):
+        """evalsha_calls - EVALSHA calls Redis has counted so far."""
+        for line in self.redis.cli('INFO', 'commandstats').splitlines():
+            if line.startswith('cmdstat_evalsha:'):
+                return int(line.split('calls=')[1].split(',')[0])
+        return 0
 
     def test_boundaries(self):
         d = self.driver('a')
@@ -453,6 +520,38 @@ class PolicydSharedRedisTest(unittest.TestCase):
     def new_user(self, name):
         user = '%s-%s@%s' % (name, uuid.uuid4().hex[:6], lab_mod.DOMAIN)
         return user, self.store.add_user(user, 'Pw-' + uuid.uuid4().hex)
+
+    def test_pipelined_requests_from_many_clients(self):
+        """Several clients, each with requests sent back to back (the daemon reads ahead
+        while Redis decides, and groups the batches of clients into one script call): every
+        request gets its own answer, in order, and the limit holds across all of them."""
+        b = self.daemons[1]
+        user = 'pipe-%s@%s' % (uuid.uuid4().hex[:6], lab_mod.DOMAIN)
+        clients = [socket.create_connection(('127.0.0.1', b.port), timeout=10)
+                   for _ in range(4)]
+        for c in clients:
+            self.addCleanup(c.close)
+        for k, c in enumerate(clients):
+            c.sendall(b''.join(
+                ('request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n'
+                 'client_address=127.0.0.1\nsasl_username=%s\nrecipient_count=1\n'
+                 'size=10\ninstance=p%d.%d\n\n' % (user, k, i)).encode() for i in range(3)))
+        got = []
+        for c in clients:
+            buf = b''
+            while buf.count(b'\n\n') < 3:
+                chunk = c.recv(65536)
+                self.assertTrue(chunk, 'policyd closed the connection')
+                buf += chunk
+            answers = buf.decode().split('\n\n')
+            self.assertEqual(answers[3:], [''])
+            got += answers[:3]
+        self.assertEqual(sum(a == 'action=DUNNO' for a in got), 3, got)
+        self.assertEqual(sum(a.startswith('action=450 4.7.1 rate limit: 3 messages per 1h')
+                             for a in got), 9, got)
+        # counted in Redis (not in a degraded host's memory)
+        self.assertEqual(self.redis.cli(
+            'EXISTS', 'mw:pd:sasl_username:%s:messages:3600:3' % user).strip(), '1')
 
     def test_combined_limit_and_outage(self):
         a, b = self.daemons

@@ -7,6 +7,10 @@
  *   open NAME redis URL TIMEOUT_MS        -> ok | error MESSAGE
  *   apply NAME check|commit NOW_US N KEY W LIMIT COST ... (N times)
  *       -> res ALLOWED DEGRADED ELAPSED_US ALLOWED,USAGE,RETRY_US,RESET_US ... (N times)
+ *   group NAME ; check|commit NOW_US N KEY W LIMIT COST... ; ...   (up to 16 batches)
+ *       -> group RES | RES ...  every batch handed to the store before any answer is
+ *          awaited (as the daemon does with requests that arrive together); each RES is
+ *          ALLOWED DEGRADED ELAPSED_US and the limits, as for apply
  *   reset NAME PREFIX NOW_US              -> reset COUNT DEGRADED ALLOWED ELAPSED_US
  *   sleep MS                              -> ok   (runs the event loop: reconnects happen)
  *   close NAME                            -> ok
@@ -175,6 +179,70 @@ static void driver_apply(char **save)
 	printf("\n");
 }
 
+#define DRIVER_GROUP_MAX 16
+
+/* driver_group - group NAME ; BATCH ; BATCH ...: all applied before waiting for answers */
+static void driver_group(char **save)
+{
+	static struct pd_limit_req reqs[DRIVER_GROUP_MAX][PD_BATCH_MAX];
+	static struct driver_wait w[DRIVER_GROUP_MAX];
+	struct driver_store *st = driver_find(strtok_r(NULL, " ", save) ?: "");
+	bool commit[DRIVER_GROUP_MAX];
+	int64_t now[DRIVER_GROUP_MAX], n[DRIVER_GROUP_MAX], t0, i, k, count = 0;
+	const char *tok = strtok_r(NULL, " ", save);
+	memset(reqs, 0, sizeof(reqs));
+	memset(w, 0, sizeof(w));
+	if (st == NULL) {
+		printf("error group NAME ; check|commit NOW_US N KEY W LIMIT COST... ; ...\n");
+		return;
+	}
+	while (tok != NULL && strcmp(tok, ";") == 0) {
+		const char *mode = strtok_r(NULL, " ", save);
+		if (count == DRIVER_GROUP_MAX || mode == NULL ||
+		    driver_parse_i64(strtok_r(NULL, " ", save), &now[count]) < 0 ||
+		    driver_parse_i64(strtok_r(NULL, " ", save), &n[count]) < 0 || n[count] < 1 ||
+		    n[count] > PD_BATCH_MAX) {
+			printf("error group: bad batch %" PRId64 "\n", count);
+			return;
+		}
+		commit[count] = strcmp(mode, "commit") == 0;
+		for (i = 0; i < n[count]; i++) {
+			struct pd_limit_req *r = &reqs[count][i];
+			const char *key = strtok_r(NULL, " ", save);
+			if (key == NULL || mw_strlcpy(r->key, key, sizeof(r->key)) < 0 ||
+			    driver_parse_i64(strtok_r(NULL, " ", save), &r->window_us) < 0 ||
+			    driver_parse_i64(strtok_r(NULL, " ", save), &r->limit) < 0 ||
+			    driver_parse_i64(strtok_r(NULL, " ", save), &r->cost) < 0) {
+				printf("error group: bad limit %" PRId64 " of batch %" PRId64 "\n",
+				       i, count);
+				return;
+			}
+		}
+		count++;
+		tok = strtok_r(NULL, " ", save);
+	}
+	if (tok != NULL || count == 0) {
+		printf("error group: expected ; BATCH ...\n");
+		return;
+	}
+	t0 = driver_now_us();
+	for (k = 0; k < count; k++)
+		st->c->ops->apply(st->c, reqs[k], (size_t)n[k], commit[k], now[k], driver_cb,
+		                  &w[k]);
+	for (k = 0; k < count; k++)
+		driver_wait_for(&w[k]);
+	printf("group");
+	for (k = 0; k < count; k++) {
+		printf("%s %d %d %" PRId64, k > 0 ? " |" : "", w[k].res.allowed, w[k].res.degraded,
+		       driver_now_us() - t0);
+		for (i = 0; i < (int64_t)w[k].res.count && i < PD_BATCH_MAX; i++)
+			printf(" %d,%" PRId64 ",%" PRId64 ",%" PRId64, w[k].res.res[i].allowed,
+			       w[k].res.res[i].usage, w[k].res.res[i].retry_after_us,
+			       w[k].res.res[i].reset_after_us);
+	}
+	printf("\n");
+}
+
 /* driver_reset - reset NAME PREFIX NOW_US */
 static void driver_reset(char **save)
 {
@@ -253,6 +321,8 @@ int main(void)
 			driver_apply(&save);
 		else if (strcmp(cmd, "reset") == 0)
 			driver_reset(&save);
+		else if (strcmp(cmd, "group") == 0)
+			driver_group(&save);
 		else if (strcmp(cmd, "sleep") == 0)
 			driver_sleep(&save);
 		else if (strcmp(cmd, "close") == 0)

@@ -386,13 +386,55 @@ static void test_fmt_duration(void **state)
 	}
 }
 
+/* The counter key is built by hand: it must equal the snprintf spelling, and a value that
+   does not leave room for the whole key (with its NUL) is refused, never truncated. */
+static void test_limit_req_make(void **state)
+{
+	static const struct {
+		const char *spec;
+		const char *value;
+	} cases[] = {
+	    {"sasl_username messages 100/1h", "john@example.org"},
+	    {"client_address=10.0.0.0/8 size 9223372036854775/366d reject", "10.1.2.0/24"},
+	    {"recipient_domain recipients 1/1s", ""},
+	};
+	struct pd_limit l;
+	struct pd_limit_req r;
+	char want[PD_COUNTER_KEY_MAX + 64], value[PD_COUNTER_KEY_MAX + 1];
+	mw_error err = {""};
+	size_t i, fixed;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		if (pd_limit_parse(cases[i].spec, &l, &err) < 0)
+			fail_msg("%s: %s", cases[i].spec, err.msg);
+		assert_int_equal(pd_limit_req_make(&l, cases[i].value, 3, &r), 0);
+		snprintf(want, sizeof(want), "%s:%s:%s:%lld:%lld", pd_scope_name(l.scope),
+		         cases[i].value, pd_metric_name(l.metric), (long long)l.window_s,
+		         (long long)l.count);
+		assert_string_equal(r.key, want);
+		assert_int_equal(r.window_us, l.window_s * 1000000);
+		assert_int_equal(r.limit, l.count);
+		assert_int_equal(r.cost, 3);
+	}
+	/* "sasl_username:VALUE:messages:3600:100": the longest value that fits, then one more */
+	assert_int_equal(pd_limit_parse("sasl_username messages 100/1h", &l, &err), 0);
+	fixed = strlen("sasl_username::messages:3600:100");
+	memset(value, 'v', sizeof(value));
+	value[PD_COUNTER_KEY_MAX - 1 - fixed] = '\0';
+	assert_int_equal(pd_limit_req_make(&l, value, 1, &r), 0);
+	assert_int_equal(strlen(r.key), PD_COUNTER_KEY_MAX - 1);
+	value[PD_COUNTER_KEY_MAX - 1 - fixed] = 'v';
+	value[PD_COUNTER_KEY_MAX - fixed] = '\0';
+	assert_int_equal(pd_limit_req_make(&l, value, 1, &r), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_limit_parse),  cmocka_unit_test(test_addr_group),
 	    cmocka_unit_test(test_cidr),         cmocka_unit_test(test_policy_eval),
 	    cmocka_unit_test(test_overrides),    cmocka_unit_test(test_strlist_config),
-	    cmocka_unit_test(test_fmt_duration),
+	    cmocka_unit_test(test_fmt_duration), cmocka_unit_test(test_limit_req_make),
 	};
 	MW_RUN_TESTS(tests);
 }
