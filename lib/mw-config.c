@@ -856,9 +856,40 @@ static bool first_of_section(size_t i)
 	return true;
 }
 
-/* mw_config_dump - every key, grouped by section, in a form that parses back */
-void mw_config_dump(const mw_config *cfg, FILE *out, bool with_origin)
+/* is_secret_key - a key whose whole value is a secret (name ends in _secret or password) */
+static bool is_secret_key(const char *name)
 {
+	size_t n = strlen(name);
+	return (n >= 7 && strcmp(name + n - 7, "_secret") == 0) ||
+	       (n >= 8 && strcmp(name + n - 8, "password") == 0);
+}
+
+/* mask_url_password - a copy of value with the password of a URL's user info replaced by
+   "***" (scheme://user:PASSWORD@host...), or NULL when there is none */
+static char *mask_url_password(const char *value)
+{
+	const char *auth = strstr(value, "://"), *end, *colon;
+	mw_str s;
+	if (auth == NULL)
+		return NULL;
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	colon = memchr(auth, ':', (size_t)(end - auth));
+	end = colon != NULL ? memchr(colon, '@', (size_t)(end - colon)) : NULL;
+	if (colon == NULL || end == NULL)
+		return NULL;
+	mw_str_init(&s, 0);
+	(void)mw_str_append(&s, value, (size_t)(colon + 1 - value));
+	(void)mw_str_appends(&s, "***");
+	(void)mw_str_appends(&s, end);
+	return mw_str_steal(&s);
+}
+
+/* mw_config_dump - every key, grouped by section, in a form that parses back */
+void mw_config_dump(const mw_config *cfg, FILE *out, unsigned flags)
+{
+	bool with_origin = (flags & MW_CONFIG_DUMP_ORIGIN) != 0;
+	bool secrets = (flags & MW_CONFIG_DUMP_SECRETS) != 0;
 	size_t i, j;
 	for (i = 0; i < MWK__COUNT; i++) {
 		if (!first_of_section(i))
@@ -875,7 +906,13 @@ void mw_config_dump(const mw_config *cfg, FILE *out, bool with_origin)
 				continue;
 			}
 			fprintf(out, "%s = ", mw_config_keys[j].name);
-			put_value(out, cfg->v[j].str);
+			if (!secrets && is_secret_key(mw_config_keys[j].name) && *cfg->v[j].str != '\0') {
+				fputs("<hidden>", out);
+			} else {
+				char *masked = secrets ? NULL : mask_url_password(cfg->v[j].str);
+				put_value(out, masked != NULL ? masked : cfg->v[j].str);
+				free(masked);
+			}
 			fputc('\n', out);
 		}
 	}

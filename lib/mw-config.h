@@ -93,9 +93,14 @@ int mw_config_parse_size(const char *s, long long *bytes_r, mw_error *error_r);
 int mw_config_parse_bool(const char *s, bool *b_r, mw_error *error_r);
 
 /* Writes every key as "[section]" groups of "key = value" lines, quoting values that need
-   it; with_origin adds a "# origin: FILE:LINE" (or "default") comment line above each key.
-   The output parses back to the same values (config dump). */
-void mw_config_dump(const mw_config *cfg, FILE *out, bool with_origin);
+   it. Flags: MW_CONFIG_DUMP_ORIGIN adds a "# origin: FILE:LINE" (or "default") comment line
+   above each key; without MW_CONFIG_DUMP_SECRETS, secrets are masked: keys whose name ends
+   in "_secret" or "password" print as "<hidden>", and the password of a URL's user info
+   (scheme://user:PASSWORD@host) as "***". Only output with secrets parses back to the same
+   values. */
+#define MW_CONFIG_DUMP_ORIGIN 1u
+#define MW_CONFIG_DUMP_SECRETS 2u
+void mw_config_dump(const mw_config *cfg, FILE *out, unsigned flags);
 /* Writes the key reference: plain text for --help, or the markdown that
    docs/configuration.md holds below its "generated" marker. */
 void mw_config_describe(FILE *out, bool markdown);

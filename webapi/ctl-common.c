@@ -213,6 +213,7 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv,
 		{ "generate", no_argument, NULL, OPT_GENERATE },
 		{ "yes", no_argument, NULL, OPT_YES },
 		{ "origin", no_argument, NULL, OPT_ORIGIN },
+		{ "show-secrets", no_argument, NULL, OPT_SHOW_SECRETS },
 		{ "markdown", no_argument, NULL, OPT_MARKDOWN },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "after-id", required_argument, NULL, OPT_AFTER },
@@ -242,6 +243,7 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv,
 		case OPT_DESCRIPTION: o->description = optarg; break;
 		case OPT_YES: o->yes = true; break;
 		case OPT_ORIGIN: o->origin = true; break;
+		case OPT_SHOW_SECRETS: o->show_secrets = true; break;
 		case OPT_MARKDOWN: o->markdown = true; break;
 		case OPT_PASSWORD_STDIN:
 		case OPT_GENERATE:

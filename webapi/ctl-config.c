@@ -36,10 +36,12 @@ static int cmd_config_dump(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	int first;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_ORIGIN);
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_ORIGIN, OPT_SHOW_SECRETS);
 	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
 		return EXIT_USAGE;
-	mw_config_dump(ctl->cfg, stdout, o.origin);
+	mw_config_dump(ctl->cfg, stdout,
+	               (o.origin ? MW_CONFIG_DUMP_ORIGIN : 0) |
+	                   (o.show_secrets ? MW_CONFIG_DUMP_SECRETS : 0));
 	return EXIT_OK;
 }
 
@@ -60,8 +62,10 @@ static const struct mw_ctl_command config_commands[] = {
 	{ "config", "check", cmd_config_check, false, "config check [FILE]",
 	  "Parse the configuration (default: -c FILE) and report the first error as\n"
 	  "FILE:LINE: message. Exit 0 when it is valid." },
-	{ "config", "dump", cmd_config_dump, false, "config dump [--origin]",
-	  "Print every key with its effective value; --origin adds where each came from." },
+	{ "config", "dump", cmd_config_dump, false, "config dump [--origin] [--show-secrets]",
+	  "Print every key with its effective value; --origin adds where each came from.\n"
+	  "Secrets (keys ending in _secret or password, URL passwords) are masked unless\n"
+	  "--show-secrets is given; only unmasked output reads back as a configuration." },
 	{ "config", "keys", cmd_config_keys, false, "config keys [--markdown]",
 	  "Describe every configuration key: section, type, default, meaning." },
 };

@@ -57,13 +57,14 @@ enum {
 	OPT_GENERATE,
 	OPT_YES,
 	OPT_ORIGIN,
+	OPT_SHOW_SECRETS,
 	OPT_MARKDOWN,
 	OPT_LIMIT,
 	OPT_AFTER,
 };
 
 struct ctl_opts {
-	bool json, yes, origin, markdown, help;
+	bool json, yes, origin, show_secrets, markdown, help;
 	const char *role, *status, *description;
 	enum ctl_pw_source pw;
 	bool pw_set;

@@ -528,9 +528,41 @@ static char *dump(const mw_config *cfg, bool with_origin)
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	assert_non_null(f);
-	mw_config_dump(cfg, f, with_origin);
+	mw_config_dump(cfg, f, (with_origin ? MW_CONFIG_DUMP_ORIGIN : 0) | MW_CONFIG_DUMP_SECRETS);
 	assert_int_equal(fclose(f), 0);
 	return buf;
+}
+
+/* test_dump_masks_secrets - without MW_CONFIG_DUMP_SECRETS no secret reaches the output */
+static void test_dump_masks_secrets(void **state)
+{
+	static const char text[] =
+	    "store = postgresql://mw:s3cr3t-pw@db.example/mailwarden\n"
+	    "[policyd]\ncounters = redis://:r3d1s-pw@127.0.0.1:6379/0\n"
+	    "[api]\nauth_policy_secret = 0123456789abcdef-secret\n";
+	mw_error err;
+	mw_config *cfg = mw_config_load_string(text, sizeof(text) - 1, "t.conf", &err);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	(void)state;
+	assert_non_null(cfg);
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	mw_config_dump(cfg, f, 0);
+	assert_int_equal(fclose(f), 0);
+	assert_null(strstr(buf, "s3cr3t-pw"));
+	assert_null(strstr(buf, "r3d1s-pw"));
+	assert_null(strstr(buf, "0123456789abcdef-secret"));
+	assert_non_null(strstr(buf, "store = postgresql://mw:***@db.example/mailwarden"));
+	assert_non_null(strstr(buf, "counters = redis://:***@127.0.0.1:6379/0"));
+	assert_non_null(strstr(buf, "auth_policy_secret = <hidden>"));
+	free(buf);
+	buf = dump(cfg, false); /* with secrets: everything, and it parses back */
+	assert_non_null(strstr(buf, "s3cr3t-pw"));
+	assert_non_null(strstr(buf, "0123456789abcdef-secret"));
+	free(buf);
+	mw_config_unref(&cfg);
 }
 
 /* test_dump_roundtrip - dump output parses back to the same values */
@@ -718,6 +750,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_value_parsers),
 	    cmocka_unit_test(test_conf_d),
 	    cmocka_unit_test(test_missing),
+	    cmocka_unit_test(test_dump_masks_secrets),
 	    cmocka_unit_test(test_dump_roundtrip),
 	    cmocka_unit_test(test_describe_text),
 	    cmocka_unit_test(test_docs),

@@ -341,7 +341,7 @@ static void test_strlist_config(void **state)
 	assert_string_equal(mw_config_list(cfg, MWK_PD_ALLOW),
 	                    "203.0.113.0/24, 2001:db8:aaaa::/48");
 	f = open_memstream(&dump, &len);
-	mw_config_dump(cfg, f, false);
+	mw_config_dump(cfg, f, MW_CONFIG_DUMP_SECRETS);
 	fclose(f);
 	back = mw_config_load_string(dump, len, "dump", &err);
 	assert_non_null(back);
