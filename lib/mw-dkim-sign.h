@@ -97,7 +97,7 @@ int mw_dkim_key_lookup(mw_store *store, const mw_master_key *master_key, const c
 typedef struct mw_dkim_signer mw_dkim_signer;
 
 /* A signer for one message: relaxed/relaxed, rsa-sha256 or ed25519-sha256 by key type.
-   job_id names the message in libopendkim's messages (the queue id; NULL = "-").
+   job_id (the queue id, or NULL) is accepted for the caller's convenience and unused.
    sign_headers: comma- or blank-separated header names ('*' wildcard); NULL or "" =
    MW_DKIM_DEFAULT_SIGN_HEADERS; From is always signed. The key may be freed after this. */
 mw_dkim_signer *mw_dkim_signer_new(const mw_dkim_key *key, const char *job_id,

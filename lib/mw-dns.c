@@ -10,6 +10,11 @@
  * on a condition variable. A query that times out is cancelled; if its answer is already
  * on its way the query record is marked abandoned and freed by the callback instead.
  *
+ * Answers (records, NXDOMAIN, NODATA; never failures) are also kept in a small cache of our
+ * own for their TTL (at most DNS_CACHE_MAX_TTL seconds, DNS_CACHE_MAX entries): libunbound
+ * caches as well, but asking it costs two thread switches through its pipe per query,
+ * several queries per message.
+ *
  * Diagnostics: everything comes back through error_r; nothing is logged here.
  */
 #include "mw-build.h"
@@ -25,7 +30,24 @@
 #include <arpa/inet.h>
 #include <unbound.h>
 
+static long long now_ms(void);
+
+#define DNS_CACHE_BUCKETS 256
+#define DNS_CACHE_MAX     4096
+#define DNS_CACHE_MAX_TTL 300
+
+struct dns_centry {
+	struct dns_centry *next;
+	int type;
+	long long expires_ms;
+	struct mw_dns_answer ans;
+	char name[]; /* lower case, no trailing dot */
+};
+
 struct mw_dns {
+	pthread_mutex_t cache_lock;
+	struct dns_centry *cache[DNS_CACHE_BUCKETS];
+	size_t cache_count;
 	struct ub_ctx *ctx;
 	unsigned timeout_ms;
 	pthread_mutex_t lock;
@@ -157,8 +179,112 @@ mw_dns *mw_dns_new(const char *servers, unsigned timeout_ms, mw_error *error_r)
 		return NULL;
 	}
 	pthread_mutex_init(&dns->lock, NULL);
+	pthread_mutex_init(&dns->cache_lock, NULL);
 	pthread_cond_init(&dns->cond, NULL);
 	return dns;
+}
+
+/* cache_clear - drop every cached answer */
+static void cache_clear(mw_dns *dns)
+{
+	size_t b;
+
+	for (b = 0; b < DNS_CACHE_BUCKETS; b++) {
+		while (dns->cache[b] != NULL) {
+			struct dns_centry *e = dns->cache[b];
+
+			dns->cache[b] = e->next;
+			mw_dns_answer_free(&e->ans);
+			free(e);
+		}
+	}
+	dns->cache_count = 0;
+}
+
+/* answer_copy - a deep copy of an answer */
+static void answer_copy(struct mw_dns_answer *dst, const struct mw_dns_answer *src)
+{
+	size_t i;
+
+	*dst = *src;
+	for (i = 0; i < src->count; i++) {
+		dst->rec[i] = mw_malloc(src->len[i] + 1);
+		memcpy(dst->rec[i], src->rec[i], src->len[i]);
+		dst->rec[i][src->len[i]] = '\0';
+	}
+}
+
+/* cache_bucket - FNV-1a of name and type */
+static unsigned cache_bucket(const char *name, int type)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)type;
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h % DNS_CACHE_BUCKETS;
+}
+
+/* cache_get - a fresh cached answer for NAME/TYPE into ans_r; false when none */
+static bool cache_get(mw_dns *dns, const char *name, int type, struct mw_dns_answer *ans_r)
+{
+	struct dns_centry **pp, *e;
+	long long now = now_ms();
+	bool found = false;
+
+	pthread_mutex_lock(&dns->cache_lock);
+	for (pp = &dns->cache[cache_bucket(name, type)]; (e = *pp) != NULL; pp = &e->next) {
+		if (e->type != type || strcmp(e->name, name) != 0)
+			continue;
+		if (e->expires_ms > now) {
+			answer_copy(ans_r, &e->ans);
+			found = true;
+		} else {
+			*pp = e->next;
+			mw_dns_answer_free(&e->ans);
+			free(e);
+			dns->cache_count--;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&dns->cache_lock);
+	return found;
+}
+
+/* cache_put - keep ANS for NAME/TYPE for TTL seconds (capped) */
+static void cache_put(mw_dns *dns, const char *name, int type, const struct mw_dns_answer *ans,
+                      unsigned ttl)
+{
+	size_t nlen = strlen(name);
+	unsigned b = cache_bucket(name, type);
+	struct dns_centry **pp, *e;
+
+	if (ttl == 0)
+		return;
+	if (ttl > DNS_CACHE_MAX_TTL)
+		ttl = DNS_CACHE_MAX_TTL;
+	e = mw_malloc(sizeof(*e) + nlen + 1);
+	memcpy(e->name, name, nlen + 1);
+	e->type = type;
+	e->expires_ms = now_ms() + (long long)ttl * 1000;
+	answer_copy(&e->ans, ans);
+	pthread_mutex_lock(&dns->cache_lock);
+	for (pp = &dns->cache[b]; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->type == type && strcmp((*pp)->name, name) == 0) {
+			struct dns_centry *old = *pp;
+
+			*pp = old->next;
+			mw_dns_answer_free(&old->ans);
+			free(old);
+			dns->cache_count--;
+			break;
+		}
+	}
+	if (dns->cache_count >= DNS_CACHE_MAX)
+		cache_clear(dns);
+	e->next = dns->cache[b];
+	dns->cache[b] = e;
+	dns->cache_count++;
+	pthread_mutex_unlock(&dns->cache_lock);
 }
 
 /* mw_dns_free - drop the context (no query may be running) */
@@ -170,6 +296,8 @@ void mw_dns_free(mw_dns **dnsp)
 		return;
 	*dnsp = NULL;
 	ub_ctx_delete(dns->ctx);
+	cache_clear(dns);
+	pthread_mutex_destroy(&dns->cache_lock);
 	pthread_mutex_destroy(&dns->lock);
 	pthread_cond_destroy(&dns->cond);
 	free(dns);
@@ -373,6 +501,11 @@ enum mw_dns_status mw_dns_query(mw_dns *dns, const char *name, int type,
 	}
 	memcpy(qname, name, len);
 	qname[len] = '\0';
+	for (i = 0; qname[i] != '\0'; i++)
+		if (qname[i] >= 'A' && qname[i] <= 'Z')
+			qname[i] = (char)(qname[i] - 'A' + 'a');
+	if (cache_get(dns, qname, type, ans_r))
+		return ans_r->status;
 
 	q = mw_calloc(1, sizeof(*q));
 	pthread_mutex_lock(&dns->lock);
@@ -430,6 +563,9 @@ enum mw_dns_status mw_dns_query(mw_dns *dns, const char *name, int type,
 			}
 		}
 	}
+	if (ans_r->status == MW_DNS_OK || ans_r->status == MW_DNS_NXDOMAIN ||
+	    ans_r->status == MW_DNS_NODATA)
+		cache_put(dns, qname, type, ans_r, r->ttl > 0 ? (unsigned)r->ttl : 0);
 	ub_resolve_free(r);
 	return ans_r->status;
 }

@@ -18,6 +18,10 @@
  * outbound and milter_inbound_eom for inbound) -> abort/close. The message context is reset
  * in one place (milter_msg_reset) at MAIL FROM, abort, end of message and close.
  *
+ * Round trips: when the MTA offers them, HELO, RCPT and header callbacks are negotiated as
+ * no-reply (SMFIP_NR_*) and DATA is not sent (SMFIP_NODATA); those callbacks then return
+ * SMFIS_NOREPLY and never refuse: a header refusal is kept and given at end of headers.
+ *
  * Header changes at end of message: deletions first (last index first), then insertions at
  * index 0, which cannot shift the indices of the deleted ones any more.
  *
@@ -139,13 +143,19 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	}
 	*pf0 = f0 & want;
 	/* the body is read (DKIM), skipped per message when not needed; header values keep
-	   their leading blank (what DKIM verification must see); unknown commands never matter */
-	*pf1 = f1 & (SMFIP_NOUNKNOWN | SMFIP_HDR_LEADSPC | SMFIP_SKIP);
+	   their leading blank (what DKIM verification must see); unknown commands and DATA
+	   never matter; HELO, RCPT and each header need no reply (a round trip each, most of
+	   a message's cost besides the crypto) */
+	*pf1 = f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC | SMFIP_SKIP |
+	             SMFIP_NR_HELO | SMFIP_NR_RCPT | SMFIP_NR_HDR);
 	*pf2 = 0;
 	/* the connection context is made here so connect can find the negotiated options */
 	conn = mw_calloc(1, sizeof(*conn));
 	conn->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
 	conn->can_skip = (*pf1 & SMFIP_SKIP) != 0;
+	conn->nr_helo = (*pf1 & SMFIP_NR_HELO) != 0;
+	conn->nr_rcpt = (*pf1 & SMFIP_NR_RCPT) != 0;
+	conn->nr_hdr = (*pf1 & SMFIP_NR_HDR) != 0;
 	mw_str_init(&conn->hdrs, MW_DKIM_HEADERS_MAX);
 	mw_str_init(&conn->scratch, MW_AUTH_MAX_HEADER_LEN + 2);
 	if (smfi_setpriv(ctx, conn) != MI_SUCCESS) {
@@ -247,7 +257,7 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 		return SMFIS_TEMPFAIL;
 	if (helo == NULL || mw_strlcpy(conn->helo, helo, sizeof(conn->helo)) < 0)
 		conn->helo[0] = '\0';
-	return SMFIS_CONTINUE;
+	return conn->nr_helo ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 /* inbound_start - the SPF/DKIM/DMARC checker of an inbound message (untrusted client) */
@@ -370,7 +380,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		return SMFIS_TEMPFAIL;
 	if (conn->msg.nrcpt < UINT32_MAX)
 		conn->msg.nrcpt++;
-	return SMFIS_CONTINUE;
+	return conn->nr_rcpt ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 /* note_strippable - count a header we may delete; record it when it is ours */
@@ -427,6 +437,18 @@ static int keep_for_signer(struct milter_conn *conn, const char *name, const cha
 	return 0;
 }
 
+/* header_refuse - refuse at a header, or at end of headers when the MTA takes no reply
+   per header (the first refusal counts; later headers are ignored) */
+static sfsistat header_refuse(SMFICTX *ctx, struct milter_conn *conn,
+                              const struct milter_reply *r)
+{
+	if (!conn->nr_hdr)
+		return reply(ctx, conn, r, "header");
+	conn->msg.hdr_refused = true;
+	conn->msg.hdr_reply = *r;
+	return SMFIS_NOREPLY;
+}
+
 /* cb_header - keep From:/Sender:, note headers to strip, feed checker or signer buffer */
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 {
@@ -441,18 +463,20 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	if (conn == NULL)
 		return SMFIS_TEMPFAIL;
 	msg = &conn->msg;
+	if (msg->hdr_refused)
+		return SMFIS_NOREPLY;
 	note_qid(ctx, msg);
 	if (strlen(name) > HEADER_NAME_MAX) {
 		milter_reply_set(&r, "552", "5.3.4", "header_name_too_long",
 		                 "header name too long");
-		return reply(ctx, conn, &r, "header");
+		return header_refuse(ctx, conn, &r);
 	}
 	if (msg->ac != NULL && feed_checker(conn, name, value, &err) < 0) {
 		mw_info("event=authcheck_header_refused error=%s",
 		        mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
 		milter_reply_set(&r, "552", "5.3.4", "header_too_large_to_check",
 		                 "message header too large to check");
-		return reply(ctx, conn, &r, "header");
+		return header_refuse(ctx, conn, &r);
 	}
 	nstrip = msg->nstrip;
 	is_from = mw_ascii_strcasecmp(name, "From") == 0;
@@ -462,7 +486,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		    (size_t)mw_config_int(conn->cfg, MWK_MILTER_MAX_ADDRESS_HEADER)) {
 			milter_reply_set(&r, "552", "5.3.4", "header_too_long",
 			                 "%s: header too long", is_from ? "From" : "Sender");
-			return reply(ctx, conn, &r, "header");
+			return header_refuse(ctx, conn, &r);
 		}
 		if (is_from && msg->n_from++ == 0)
 			msg->from_first = mw_strdup(value);
@@ -475,16 +499,16 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		if (note_strippable(msg, name, del) < 0) {
 			milter_reply_set(&r, "552", "5.3.4", "too_many_headers",
 			                 "too many headers to remove");
-			return reply(ctx, conn, &r, "header");
+			return header_refuse(ctx, conn, &r);
 		}
 	}
 	/* the signer sees the message as it leaves: without the headers we delete */
 	if (msg->sign_wanted && msg->nstrip == nstrip && keep_for_signer(conn, name, value) < 0) {
 		milter_reply_set(&r, "552", "5.3.4", "header_too_large_to_sign",
 		                 "message header too large to sign");
-		return reply(ctx, conn, &r, "header");
+		return header_refuse(ctx, conn, &r);
 	}
-	return SMFIS_CONTINUE;
+	return conn->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 /* sign_fail - remember why signing cannot happen; dkim_on_error decides at the end */
@@ -559,6 +583,10 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 		return SMFIS_TEMPFAIL;
 	msg = &conn->msg;
 	note_qid(ctx, msg);
+	if (msg->hdr_refused) {
+		struct milter_reply r = msg->hdr_reply;
+		return reply(ctx, conn, &r, "header");
+	}
 	if (msg->ac != NULL)
 		mw_authcheck_eoh(msg->ac);
 	if (msg->outbound && msg->sign_wanted && !msg->unchecked)

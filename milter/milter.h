@@ -165,6 +165,10 @@ struct milter_msg {
 	char sign_domain[MW_ADDR_DOMAIN_MAX + 1];
 	char sign_selector[64];
 	char sign_error[200];          /* why signing failed (for the log) */
+	/* a header refused while the MTA takes no reply per header (SMFIP_NR_HDR): the
+	   refusal is given at end of headers */
+	bool hdr_refused;
+	struct milter_reply hdr_reply;
 };
 
 /* Per connection (SMTP session): created at connect, freed at close. Holds the config
@@ -178,6 +182,9 @@ struct milter_conn {
 	bool trusted;     /* client in trusted_networks: no inbound checks */
 	bool leadspc;     /* header values keep their leading blank (SMFIP_HDR_LEADSPC) */
 	bool can_skip;    /* the MTA takes SMFIS_SKIP from the body callback */
+	bool nr_helo;     /* no reply to HELO, RCPT, each header (SMFIP_NR_*): one round */
+	bool nr_rcpt;     /*   trip less per command; those callbacks never refuse (a */
+	bool nr_hdr;      /*   header refusal waits for the end of the headers) */
 	unsigned nmsgs;
 	mw_str hdrs;      /* outbound headers kept for the signer ("name\0value\0"...),
 	                     reused from message to message */
