@@ -24,8 +24,8 @@
 -- Returns, per batch in order, {all_allowed, committed, allowed_1, tat_1, ..., allowed_n,
 -- tat_n}: tat_i is the TAT stored before the batch (0 when absent); the caller derives usage
 -- and times from it with pd_gcra() itself, so the reported numbers have one implementation.
--- A batch that cannot be evaluated (bad limit, a key that is not a counter) changes nothing
--- and returns {-1, message} in its place; the other batches are not affected.
+-- A batch that cannot be evaluated (bad limit, a key that is not a counter or not a string)
+-- changes nothing and returns {-1, message} in its place; the other batches are not affected.
 
 local GRACE_MS = 1000
 
@@ -48,8 +48,12 @@ local function run_batch(now, commit, n, k0, a0)
 		if w == nil or lim == nil or cost == nil or w <= 0 or lim <= 0 or cost < 0 then
 			return {-1, 'mw-gcra: bad limit for ' .. key}
 		end
-		local stored = redis.call('GET', key)
+		-- pcall: a key of another type (WRONGTYPE) refuses this batch, not the whole call
+		local stored = redis.pcall('GET', key)
 		local tat = 0
+		if type(stored) == 'table' and stored.err then
+			return {-1, 'mw-gcra: ' .. stored.err .. ': ' .. key}
+		end
 		if stored then
 			tat = tonumber(stored)
 			if tat == nil then

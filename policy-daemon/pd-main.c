@@ -6,7 +6,10 @@
  * and logged; the others are not affected. Connections beyond max_connections are closed at
  * once. A request is decided by pd-policy.c and, when limits apply, by one atomic batch on the
  * counter store (memory, or Redis through pd-counters-redis.c); the answer goes back on the
- * same connection, which stays open for the next request.
+ * same connection, which stays open for the next request. The hot path is kept short: one
+ * read() per request into a per-connection buffer, the request parsed and indexed once, the
+ * answer sent with one send() (the write event only when the socket does not take it), no
+ * allocation and no event change per request.
  *
  * SIGHUP re-reads the configuration and the store's rate_policies: new limits apply to the
  * next request of every connection, no connection is dropped; a configuration that does not
@@ -462,6 +465,10 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	if (what & EV_TIMEOUT) {
 		conn_timeout(c);
+		return;
+	}
+	if (c->in_len >= PD_IN_MAX) { /* never with reading on; a read of 0 bytes would be EOF */
+		conn_reading(c, false);
 		return;
 	}
 	n = read(fd, c->in + c->in_len, PD_IN_MAX - c->in_len);

@@ -262,6 +262,60 @@ class PolicydTest(unittest.TestCase):
             self.assertTrue(a.startswith('action=DEFER_IF_PERMIT 4.7.1 rate limit'), a)
         self.assertEqual(self.ask(c, sasl_username='nobody-yet@x.test'), 'action=DUNNO')
 
+    def test_client_that_does_not_read_is_paused_then_served(self):
+        """A client that pipelines 80000 requests without reading the answers (~7 MB of
+        them): the daemon stops reading it once its answers pile up (its memory stays
+        bounded), serves other clients meanwhile, and resumes when the client reads: every
+        request is answered exactly once."""
+        n = 80000
+        user = 'bp-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN)
+        req = ('request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n'
+               'client_address=127.0.0.1\nsasl_username=%s\nrecipient_count=1\n'
+               'instance=bp\n\n' % user).encode()
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(('127.0.0.1', self.policyd.port))
+        self.addCleanup(c.close)
+        c.setblocking(False)
+        data, sent = req * n, 0
+        deadline = time.time() + 30
+        while sent < len(data) and time.time() < deadline:
+            try:
+                sent += c.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                time.sleep(0.2)  # give the daemon time to drain what it still reads
+                try:
+                    sent += c.send(data[sent:sent + 65536])
+                except BlockingIOError:
+                    break
+        self.assertLess(sent, len(data), 'the daemon read everything without being read')
+        self.assertEqual(self.ask(self.policy_client(), sasl_username='nobody-yet@x.test'),
+                         'action=DUNNO')
+        buf = b''
+        deadline = time.time() + 60
+        while buf.count(b'\n\n') < n and time.time() < deadline:
+            if sent < len(data):
+                try:
+                    sent += c.send(data[sent:sent + 65536])
+                except BlockingIOError:
+                    pass
+            try:
+                chunk = c.recv(1 << 20)
+            except BlockingIOError:
+                time.sleep(0.001)
+                continue
+            self.assertTrue(chunk, 'policyd closed the connection')
+            buf += chunk
+        answers = buf.decode().split('\n\n')
+        self.assertEqual(len(answers), n + 1)
+        self.assertEqual(answers[-1], '')
+        self.assertEqual(answers[:3], ['action=DUNNO'] * 3)
+        self.assertTrue(answers[3].startswith('action=450 4.7.1 rate limit'), answers[3])
+        # the 3 s window refills while this runs: every answer is one of the two
+        bad = [a for a in answers[:-1] if a != 'action=DUNNO' and not a.startswith(
+            'action=450 4.7.1 rate limit: 3 messages per 3s for %s, retry in ' % user)]
+        self.assertEqual(bad, [])
+
     def test_ctl_status_and_reset(self):
         user, pw = self.new_user()
         s = self.session(user, pw)

@@ -246,6 +246,16 @@ class PolicydRedisTest(unittest.TestCase):
                          [(True, False), (True, True), (True, False), (False, False)])
         self.assertEqual(self.redis.cli('EXISTS', 'mw:tg:h2').strip(), '0')
         self.assertIn('not a counter: mw:tg:junk', d.stderr())
+        # a key of another type (GET fails with WRONGTYPE): the same, only its batch
+        self.redis.cli('RPUSH', 'mw:tg:list', 'x')
+        got = d.group('red', [(t + 1, [('h3', HOUR, 2, 1)], True),
+                              (t + 1, [('list', HOUR, 2, 1)], True),
+                              (t + 1, [('h3', HOUR, 2, 1)], True)])
+        self.assertEqual([(g['allowed'], g['degraded']) for g in got],
+                         [(True, False), (True, True), (True, False)])
+        self.assertEqual(got[2]['res'][0][1], 2)
+        self.assertIn('WRONGTYPE', d.stderr())
+        self.assertEqual(self.redis.cli('TYPE', 'mw:tg:list').strip(), 'list')
 
     def evalsha_calls(self):
         """evalsha_calls - EVALSHA calls Redis has counted so far."""
