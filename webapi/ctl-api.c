@@ -1,5 +1,8 @@
 /*
- * ctl-api.c - mailwardenctl --api URL: the user and allow-from commands over mailwarden-api.
+ * ctl-api.c - mailwardenctl --api URL: the commands with API routes, over mailwarden-api:
+ * user, allow-from, tag-rule, dkim (but import: the private key stays where the store is),
+ * ratelimit status|reset (users only) and ratelimit policy. init, config, training list and
+ * dkim import have no route and are refused (exit 2) with a message naming the command.
  *
  * Instead of opening the store, each command becomes one or a few HTTP requests to the API
  * (through the nginx in front of it), with the same arguments, output, messages and exit
@@ -17,18 +20,28 @@
  *
  * Differences from the store mode: `user list --json` and `user show --json` carry no "id"
  * (the API does not expose row ids); `user passwd` of the token's own user needs the current
- * password, which this client does not send (the API answers 422).
+ * password, which this client does not send (the API answers 422). `tag-rule list` shows
+ * only the rules the plugin applies (the API does not list invalid ones). `dkim del` of a
+ * domain's active key is refused by the API (exit 1). `ratelimit status|reset` take a user
+ * known to the store (an IP address: exit 2; an unknown user: exit 3) and need the API to
+ * run as mailwarden-policyd's user; the output is rebuilt from the API's JSON in the
+ * daemon's words. `dkim generate` asks for "activate": the new key is active, as in the
+ * store mode; the TXT records are made here from the public keys, as the store mode does.
  *
  * Public: ctl_api_run.
  * Diagnostics: "mailwardenctl: ..." on stderr; "api: ..." for what the API answered.
  */
 #include "mw-build.h"
 #include "ctl.h"
+#include "mw-dkim-sign.h"
 #include "mw-password.h"
 #include "mw-pattern.h"
+#include "mw-tagrule.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -952,6 +965,800 @@ static int api_af_list(const struct api_target *t, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- tag rules -------------------------------------------------------------------------- */
+
+enum { TR_FIELD = 2000, TR_MATCH, TR_VALUE, TR_KEYWORD, TR_MAILBOX, TR_DISABLED };
+
+/* api_tr_add - tag-rule add: the store mode's checks, then POST .../tag-rules */
+static int api_tr_add(const struct api_target *t, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"field", required_argument, NULL, TR_FIELD},
+	    {"match", required_argument, NULL, TR_MATCH},
+	    {"value", required_argument, NULL, TR_VALUE},
+	    {"keyword", required_argument, NULL, TR_KEYWORD},
+	    {"mailbox", required_argument, NULL, TR_MAILBOX},
+	    {"disabled", no_argument, NULL, TR_DISABLED},
+	    {NULL, 0, NULL, 0},
+	};
+	struct mw_tag_rule rule;
+	const char *match = NULL;
+	char username[MW_USERNAME_MAX + 1], what[MW_USERNAME_MAX + 16];
+	struct api_answer a;
+	mw_error err = {""};
+	json_t *body;
+	mw_str path;
+	int c, ret;
+
+	memset(&rule, 0, sizeof(rule));
+	rule.enabled = true;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
+			       ctl_current->help);
+			return EXIT_OK;
+		case TR_FIELD:
+			rule.field = optarg;
+			break;
+		case TR_MATCH:
+			match = optarg;
+			break;
+		case TR_VALUE:
+			rule.value = optarg;
+			break;
+		case TR_KEYWORD:
+			rule.keyword = optarg;
+			break;
+		case TR_MAILBOX:
+			rule.mailbox = optarg;
+			break;
+		case TR_DISABLED:
+			rule.enabled = false;
+			break;
+		default:
+			ctl_err("tag-rule add: unknown or misplaced option %s", argv[optind - 1]);
+			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (ctl_want_args(ctl_current, argc - optind, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	if (ctl_username(argv[optind], username, sizeof(username)) < 0)
+		return EXIT_USAGE;
+	if (rule.field == NULL || match == NULL || rule.value == NULL) {
+		ctl_err("tag-rule add: --field, --match and --value are required");
+		return EXIT_USAGE;
+	}
+	if (mw_tagrule_match_parse(match, &rule.match) < 0) {
+		ctl_err("--match: expected exact, substring, glob or domain");
+		return EXIT_USAGE;
+	}
+	if (mw_tagrule_check(&rule, &err) < 0) {
+		ctl_err("invalid tag rule: %s", err.msg);
+		return EXIT_USAGE;
+	}
+	body = json_pack("{s:s,s:s,s:s,s:b}", "field", rule.field, "match",
+	                 mw_tagrule_match_name(rule.match), "value", rule.value, "enabled",
+	                 rule.enabled);
+	if (rule.keyword != NULL)
+		json_object_set_new(body, "keyword", json_string(rule.keyword));
+	if (rule.mailbox != NULL)
+		json_object_set_new(body, "mailbox", json_string(rule.mailbox));
+	user_path(&path, username, "/tag-rules");
+	if (api_request(t, "POST", mw_str_c(&path), body, &a) < 0)
+		ret = EXIT_ERROR;
+	else if (a.status == 201) {
+		printf("%lld\n", (long long)json_integer_value(json_object_get(a.json, "id")));
+		ret = EXIT_OK;
+	} else if (a.status == 409) {
+		/* the store's "at most N rules" refusal, as the store mode words it */
+		ctl_err("tag rule: %s", answer_message(&a));
+		ret = EXIT_ERROR;
+	} else {
+		(void)snprintf(what, sizeof(what), "%s", username);
+		ret = answer_exit(&a, what);
+	}
+	json_decref(a.json);
+	mw_str_free(&path);
+	return ret;
+}
+
+/* jstr_or - a string member, or dflt when absent or null */
+static const char *jstr_or(json_t *o, const char *name, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, name));
+	return s != NULL ? s : dflt;
+}
+
+/* api_tr_list - tag-rule list (the API lists the rules the plugin applies: all valid) */
+static int api_tr_list(const struct api_target *t, int argc, char **argv)
+{
+	struct ctl_opts o;
+	char username[MW_USERNAME_MAX + 1];
+	struct api_answer a;
+	json_t *rules, *r, *arr = NULL;
+	mw_str path;
+	size_t i;
+	int first, ret;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
+	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+		return EXIT_USAGE;
+	user_path(&path, username, "/tag-rules");
+	ret = call(t, "GET", mw_str_c(&path), NULL, 200, username, &a);
+	mw_str_free(&path);
+	rules = json_object_get(a.json, "rules");
+	if (ret == EXIT_OK && !json_is_array(rules)) {
+		ctl_err("api: the answer has no rule list");
+		ret = EXIT_ERROR;
+	}
+	if (ret != EXIT_OK) {
+		json_decref(a.json);
+		return ret;
+	}
+	if (o.json)
+		arr = json_array();
+	json_array_foreach(rules, i, r)
+	{
+		json_int_t id = json_integer_value(json_object_get(r, "id"));
+		bool enabled = json_is_true(json_object_get(r, "enabled"));
+		if (arr != NULL) {
+			json_array_append_new(
+			    arr, json_pack("{s:I, s:I, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b}",
+			                   "id", id, "position",
+			                   json_integer_value(json_object_get(r, "position")),
+			                   "field", jstr_or(r, "field", NULL), "match",
+			                   jstr_or(r, "match", NULL), "value",
+			                   jstr_or(r, "value", NULL), "keyword",
+			                   jstr_or(r, "keyword", NULL), "mailbox",
+			                   jstr_or(r, "mailbox", NULL), "enabled", enabled, "valid",
+			                   true));
+			continue;
+		}
+		printf("%lld\t%s\t%s\t%s\tkeyword=%s\tmailbox=%s%s\n", (long long)id,
+		       jstr_or(r, "field", "?"), jstr_or(r, "match", "?"), jstr_or(r, "value", "?"),
+		       jstr_or(r, "keyword", "-"), jstr_or(r, "mailbox", "-"),
+		       enabled ? "" : "\tdisabled");
+	}
+	if (arr != NULL)
+		ctl_json_print(arr);
+	json_decref(a.json);
+	return EXIT_OK;
+}
+
+/* api_tr_del - tag-rule del USER ID */
+static int api_tr_del(const struct api_target *t, int argc, char **argv)
+{
+	struct ctl_opts o;
+	char username[MW_USERNAME_MAX + 1], what[MW_USERNAME_MAX + 48];
+	struct api_answer a;
+	long long id;
+	char *end;
+	mw_str path;
+	int first, ret;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	if (ctl_want_args(ctl_current, argc - first, 2, 2) != EXIT_OK)
+		return EXIT_USAGE;
+	if (ctl_username(argv[first], username, sizeof(username)) < 0)
+		return EXIT_USAGE;
+	errno = 0;
+	id = strtoll(argv[first + 1], &end, 10);
+	if (errno != 0 || *end != '\0' || end == argv[first + 1] || id <= 0) {
+		ctl_err("tag-rule del: not a rule id: %s", argv[first + 1]);
+		return EXIT_USAGE;
+	}
+	/* as the store mode: an unknown user first (the API's DELETE answers only "no such
+	   tag rule" for both) */
+	user_path(&path, username, "/tag-rules");
+	ret = call(t, "GET", mw_str_c(&path), NULL, 200, username, &a);
+	json_decref(a.json);
+	if (ret != EXIT_OK) {
+		mw_str_free(&path);
+		return ret;
+	}
+	(void)mw_str_appendf(&path, "/%lld", id);
+	if (api_request(t, "DELETE", mw_str_c(&path), NULL, &a) < 0)
+		ret = EXIT_ERROR;
+	else if (a.status == 204)
+		ret = EXIT_OK;
+	else {
+		if (a.status == 404 && strncmp(answer_message(&a), "no such user", 12) == 0)
+			(void)snprintf(what, sizeof(what), "%s", username);
+		else
+			(void)snprintf(what, sizeof(what), "%s: tag rule %lld", username, id);
+		ret = answer_exit(&a, what);
+	}
+	json_decref(a.json);
+	mw_str_free(&path);
+	return ret;
+}
+
+/* ---- DKIM keys -------------------------------------------------------------------------- */
+
+/* dk_names - normalise DOMAIN (and SELECTOR when sel_in is not NULL) as the store mode does */
+static int dk_names(const char *dom_in, const char *sel_in, char *domain, size_t dsize,
+                    char *selector, size_t ssize)
+{
+	mw_error err = {""};
+	if (mw_dkim_domain_normalize(dom_in, domain, dsize, &err) < 0 ||
+	    (sel_in != NULL && mw_dkim_selector_normalize(sel_in, selector, ssize, &err) < 0)) {
+		ctl_err("%s", err.msg);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* dk_print_txt - the DNS record of the key k (an API key object), made here as the store
+   mode makes it */
+static int dk_print_txt(json_t *k)
+{
+	mw_error err = {""};
+	mw_str out;
+	int ret = EXIT_OK;
+	mw_str_init(&out, 0);
+	if (mw_dkim_txt_record(jstr(k, "domain"), jstr(k, "selector"),
+	                       strcmp(jstr(k, "type"), "ed25519") == 0 ? MW_DKIM_KEY_ED25519
+	                                                               : MW_DKIM_KEY_RSA,
+	                       jstr(k, "public_key"), &out, &err) < 0) {
+		ctl_err("%s", err.msg);
+		ret = EXIT_ERROR;
+	} else
+		printf("%s\n", mw_str_c(&out));
+	mw_str_free(&out);
+	return ret;
+}
+
+/* dk_path - "/api/v1/dkim/keys/DOMAIN/SELECTOR" + tail */
+static void dk_path(mw_str *out, const char *domain, const char *selector, const char *tail)
+{
+	mw_str_init(out, 0);
+	(void)mw_str_appends(out, "/api/v1/dkim/keys/");
+	url_escape(out, domain);
+	(void)mw_str_appendc(out, '/');
+	url_escape(out, selector);
+	(void)mw_str_appends(out, tail);
+}
+
+/* api_dk_generate - dkim generate: POST /dkim/keys with activate (the store mode's key is
+   always the domain's active key) */
+static int api_dk_generate(const struct api_target *t, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"selector", required_argument, NULL, 's'},
+	    {"bits", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char domain[MW_DKIM_DOMAIN_MAX + 2], selector[MW_DKIM_SELECTOR_MAX + 1];
+	char target[MW_DKIM_DOMAIN_MAX + MW_DKIM_SELECTOR_MAX + 4], month[16];
+	const char *sel_in = NULL;
+	unsigned bits = 2048;
+	struct api_answer a;
+	int c, ret;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sel_in = optarg;
+			break;
+		case 'b':
+			if (strcmp(optarg, "2048") == 0 || strcmp(optarg, "3072") == 0 ||
+			    strcmp(optarg, "4096") == 0) {
+				bits = (unsigned)atoi(optarg);
+				break;
+			}
+			ctl_err("--bits: expected 2048, 3072 or 4096, not \"%s\"", optarg);
+			return EXIT_USAGE;
+		case 'h':
+			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
+			       ctl_current->help);
+			return EXIT_OK;
+		default:
+			ctl_err("dkim generate: unknown or misplaced option %s", argv[optind - 1]);
+			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (ctl_want_args(ctl_current, argc - optind, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	if (sel_in == NULL) {
+		time_t now = (time_t)mw_now();
+		struct tm tm;
+		if (gmtime_r(&now, &tm) == NULL ||
+		    strftime(month, sizeof(month), "%Y%m", &tm) == 0) {
+			ctl_err("cannot format the default selector");
+			return EXIT_ERROR;
+		}
+		sel_in = month;
+	}
+	ret = dk_names(argv[optind], sel_in, domain, sizeof(domain), selector, sizeof(selector));
+	if (ret != EXIT_OK)
+		return ret;
+	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
+	ret = call(t, "POST", "/api/v1/dkim/keys",
+	           json_pack("{s:s,s:s,s:i,s:b}", "domain", domain, "selector", selector, "bits",
+	                     (int)bits, "activate", true),
+	           201, target, &a);
+	if (ret == EXIT_OK) {
+		fprintf(stderr, "DKIM key %s is now the active signing key of %s. Publish:\n",
+		        selector, domain);
+		ret = dk_print_txt(a.json);
+	}
+	json_decref(a.json);
+	return ret;
+}
+
+/* dk_list - GET /dkim/keys[?domain=D] into *keys_r (a new reference) */
+static int dk_list(const struct api_target *t, const char *domain, json_t **keys_r)
+{
+	struct api_answer a;
+	mw_str path;
+	int ret;
+	mw_str_init(&path, 0);
+	(void)mw_str_appends(&path, "/api/v1/dkim/keys");
+	if (domain != NULL) {
+		(void)mw_str_appends(&path, "?domain=");
+		url_escape(&path, domain);
+	}
+	ret = call(t, "GET", mw_str_c(&path), NULL, 200, "dkim list", &a);
+	mw_str_free(&path);
+	if (ret == EXIT_OK && !json_is_array(json_object_get(a.json, "keys"))) {
+		ctl_err("api: the answer has no key list");
+		ret = EXIT_ERROR;
+	}
+	*keys_r = ret == EXIT_OK ? json_incref(json_object_get(a.json, "keys")) : NULL;
+	json_decref(a.json);
+	return ret;
+}
+
+/* api_dk_list - dkim list */
+static int api_dk_list(const struct api_target *t, int argc, char **argv)
+{
+	struct ctl_opts o;
+	json_t *keys, *k, *arr;
+	size_t i;
+	char tb[32];
+	int first, ret;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
+	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
+		return EXIT_USAGE;
+	ret = dk_list(t, NULL, &keys);
+	if (ret != EXIT_OK)
+		return ret;
+	if (o.json) {
+		arr = json_array();
+		json_array_foreach(keys, i, k)
+		    json_array_append_new(
+			arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:s}", "domain",
+			               jstr(k, "domain"), "selector", jstr(k, "selector"), "type",
+			               jstr(k, "type"),
+			               "active", json_is_true(json_object_get(k, "active")),
+			               "created_at",
+			               json_integer_value(json_object_get(k, "created_at")),
+			               "public_key", jstr(k, "public_key")));
+		ctl_json_print(arr);
+	} else {
+		printf("%-40s %-20s %-8s %-7s %s\n", "DOMAIN", "SELECTOR", "TYPE", "ACTIVE",
+		       "CREATED");
+		json_array_foreach(keys, i, k)
+		    printf("%-40s %-20s %-8s %-7s %s\n", jstr(k, "domain"), jstr(k, "selector"),
+		           jstr(k, "type"),
+		           json_is_true(json_object_get(k, "active")) ? "yes" : "no",
+		           jtime(k, "created_at", tb, sizeof(tb)));
+	}
+	json_decref(keys);
+	return EXIT_OK;
+}
+
+/* api_dk_txt - dkim txt DOMAIN [SELECTOR]: the domain's keys, then the record made here */
+static int api_dk_txt(const struct api_target *t, int argc, char **argv)
+{
+	char domain[MW_DKIM_DOMAIN_MAX + 2], selector[MW_DKIM_SELECTOR_MAX + 1];
+	struct ctl_opts o;
+	json_t *keys, *k, *found = NULL;
+	bool by_sel;
+	size_t i;
+	int first, ret;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	if (ctl_want_args(ctl_current, argc - first, 1, 2) != EXIT_OK)
+		return EXIT_USAGE;
+	by_sel = argc - first == 2;
+	ret = dk_names(argv[first], by_sel ? argv[first + 1] : NULL, domain, sizeof(domain),
+	               selector, sizeof(selector));
+	if (ret != EXIT_OK)
+		return ret;
+	ret = dk_list(t, domain, &keys);
+	if (ret != EXIT_OK)
+		return ret;
+	json_array_foreach(keys, i, k)
+	{
+		if (strcmp(jstr(k, "domain"), domain) != 0)
+			continue;
+		if (by_sel ? strcmp(jstr(k, "selector"), selector) == 0
+		           : json_is_true(json_object_get(k, "active"))) {
+			found = k;
+			break;
+		}
+	}
+	if (found == NULL) {
+		/* the store's words */
+		if (by_sel)
+			ctl_err("no DKIM key %s for %s", selector, domain);
+		else
+			ctl_err("no active DKIM key for %s", domain);
+		ret = EXIT_NOTFOUND;
+	} else
+		ret = dk_print_txt(found);
+	json_decref(keys);
+	return ret;
+}
+
+/* api_dk_change - dkim activate DOMAIN SELECTOR / dkim del DOMAIN SELECTOR --yes */
+static int api_dk_change(const struct api_target *t, int argc, char **argv, bool del)
+{
+	char domain[MW_DKIM_DOMAIN_MAX + 2], selector[MW_DKIM_SELECTOR_MAX + 1];
+	char target[MW_DKIM_DOMAIN_MAX + MW_DKIM_SELECTOR_MAX + 4];
+	struct ctl_opts o;
+	struct api_answer a;
+	mw_str path;
+	int first, ret;
+
+	if (del)
+		CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_YES);
+	else
+		CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	if (ctl_want_args(ctl_current, argc - first, 2, 2) != EXIT_OK)
+		return EXIT_USAGE;
+	if (del && !o.yes) {
+		ctl_err("dkim del: add --yes to delete the key for good");
+		return EXIT_USAGE;
+	}
+	ret = dk_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
+	               sizeof(selector));
+	if (ret != EXIT_OK)
+		return ret;
+	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
+	dk_path(&path, domain, selector, del ? "" : "/activate");
+	if (api_request(t, del ? "DELETE" : "POST", mw_str_c(&path), del ? NULL : json_object(),
+	                &a) < 0)
+		ret = EXIT_ERROR;
+	else if (a.status == (del ? 204 : 200))
+		ret = EXIT_OK;
+	else if (a.status == 409) {
+		/* the API keeps a domain's active key: activate another first */
+		ctl_err("%s: %s", target, answer_message(&a));
+		ret = EXIT_ERROR;
+	} else
+		ret = answer_exit(&a, target);
+	json_decref(a.json);
+	mw_str_free(&path);
+	return ret;
+}
+
+/* ---- rate limits ------------------------------------------------------------------------ */
+
+/* fmt_duration - "1h30m", "7m", "3s" as mailwarden-policyd writes a reset time */
+static void fmt_duration(long long secs, char *buf, size_t size)
+{
+	static const long long units[] = {86400, 3600, 60, 1};
+	static const char names[] = "dhms";
+	long long q1, q2 = 0;
+	size_t i = 0;
+	if (secs < 1)
+		secs = 1;
+	while (secs < units[i])
+		i++;
+	q1 = secs / units[i];
+	if (i + 1 < MW_N_ELEMENTS(units)) {
+		long long rem = secs % units[i];
+		q2 = (rem + units[i + 1] - 1) / units[i + 1];
+		if (q2 * units[i + 1] >= units[i]) {
+			q1++;
+			q2 = 0;
+		}
+	}
+	if (q2 > 0)
+		(void)snprintf(buf, size, "%lld%c%lld%c", q1, names[i], q2, names[i + 1]);
+	else
+		(void)snprintf(buf, size, "%lld%c", q1, names[i]);
+}
+
+/* rl_subject - the USER of ratelimit status|reset (the API reports users, not addresses) */
+static int rl_subject(const char *in, char *username, size_t size)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	char addr[INET6_ADDRSTRLEN + 1];
+	size_t i, len = strcspn(in, "/");
+	for (i = 0; in[i] != '\0'; i++)
+		if ((unsigned char)in[i] <= 0x20 || in[i] == 0x7f) {
+			ctl_err("%s: not a user name or IP address", in);
+			return EXIT_USAGE;
+		}
+	if (len < sizeof(addr)) {
+		memcpy(addr, in, len);
+		addr[len] = '\0';
+		if (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1) {
+			ctl_err("ratelimit %s IP is not available with --api (the API reports "
+			        "users only): run it where mailwarden-policyd runs",
+			        ctl_current->name);
+			return EXIT_USAGE;
+		}
+	}
+	if (ctl_username(in, username, size) < 0)
+		return EXIT_USAGE;
+	return EXIT_OK;
+}
+
+/* api_rl_ask - ratelimit status|reset USER through /users/USER/ratelimit; prints what
+   mailwarden-policyd printed in the store mode */
+static int api_rl_ask(const struct api_target *t, int argc, char **argv, bool reset)
+{
+	struct ctl_opts o;
+	char username[MW_USERNAME_MAX + 1];
+	struct api_answer a;
+	json_t *limits, *l;
+	mw_str path;
+	size_t i;
+	int first, ret;
+
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
+		return EXIT_USAGE;
+	ret = rl_subject(argv[first], username, sizeof(username));
+	if (ret != EXIT_OK)
+		return ret;
+	user_path(&path, username, "/ratelimit");
+	if (api_request(t, reset ? "DELETE" : "GET", mw_str_c(&path), NULL, &a) < 0)
+		ret = EXIT_ERROR;
+	else if (a.status == 200)
+		ret = EXIT_OK;
+	else if (a.status == 502 && strncmp(answer_message(&a), "mailwarden-policyd refused: ",
+	                                    28) == 0) {
+		ctl_err("policyd: %s", answer_message(&a) + 28);
+		ret = EXIT_ERROR;
+	} else
+		ret = answer_exit(&a, username);
+	mw_str_free(&path);
+	if (ret != EXIT_OK) {
+		json_decref(a.json);
+		return ret;
+	}
+	if (reset) {
+		printf("cleared %lld counters of sasl_username %s\n",
+		       (long long)json_integer_value(json_object_get(a.json, "cleared")),
+		       jstr_or(a.json, "username", username));
+		json_decref(a.json);
+		return EXIT_OK;
+	}
+	limits = json_object_get(a.json, "limits");
+	json_array_foreach(limits, i, l)
+	{
+		json_t *after = json_object_get(l, "reset_after_seconds");
+		char dur[64] = "";
+		if (json_is_integer(after))
+			fmt_duration((long long)json_integer_value(after), dur, sizeof(dur));
+		printf("%s  used %lld/%lld  %s%s  (%s%s)\n", jstr(l, "limit"),
+		       (long long)json_integer_value(json_object_get(l, "used")),
+		       (long long)json_integer_value(json_object_get(l, "count")),
+		       json_is_integer(after) ? "resets in " : "idle", dur, jstr(l, "origin"),
+		       json_is_true(json_object_get(l, "degraded")) ? ", degraded" : "");
+	}
+	if (json_array_size(limits) == 0)
+		printf("no rate limit applies to sasl_username %s\n",
+		       jstr_or(a.json, "username", username));
+	json_decref(a.json);
+	return EXIT_OK;
+}
+
+/* rl_word - value is one of the '|'-separated words */
+static bool rl_word(const char *value, const char *words)
+{
+	size_t n = strlen(value);
+	const char *p = words;
+	for (;;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar != NULL ? (size_t)(bar - p) : strlen(p);
+		if (n > 0 && len == n && memcmp(p, value, n) == 0)
+			return true;
+		if (bar == NULL)
+			return false;
+		p = bar + 1;
+	}
+}
+
+/* rl_parse_policy - "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" as the store mode parses it */
+static int rl_parse_policy(char **argv, struct mw_rate_policy *p)
+{
+	const char *eq = strchr(argv[0], '='), *slash = strchr(argv[2], '/');
+	char *end;
+	long long secs;
+	mw_error err;
+	size_t n = eq != NULL ? (size_t)(eq - argv[0]) : strlen(argv[0]);
+	memset(p, 0, sizeof(*p));
+	if (n >= sizeof(p->scope) ||
+	    (eq != NULL && mw_strlcpy(p->match, eq + 1, sizeof(p->match)) < 0)) {
+		ctl_err("bad scope or match: %s", argv[0]);
+		return -1;
+	}
+	memcpy(p->scope, argv[0], n);
+	if (mw_strlcpy(p->metric, argv[1], sizeof(p->metric)) < 0 ||
+	    mw_strlcpy(p->action, argv[3], sizeof(p->action)) < 0) {
+		ctl_err("bad metric or action");
+		return -1;
+	}
+	if (slash == NULL || slash == argv[2]) {
+		ctl_err("expected COUNT/WINDOW, e.g. 100/1h: %s", argv[2]);
+		return -1;
+	}
+	errno = 0;
+	p->limit_count = strtoll(argv[2], &end, 10);
+	if (errno != 0 || end != slash || p->limit_count < 1) {
+		ctl_err("COUNT must be a whole number >= 1: %s", argv[2]);
+		return -1;
+	}
+	if (mw_config_parse_duration(slash + 1, &secs, &err) < 0) {
+		ctl_err("WINDOW %s: %s", slash + 1, err.msg);
+		return -1;
+	}
+	p->window_seconds = secs;
+	return 0;
+}
+
+/* api_rl_policy_add - ratelimit policy add: the store's checks first (its words), then POST */
+static int api_rl_policy_add(const struct api_target *t, char **argv, int n)
+{
+	static const char what[] = "adding a rate policy";
+	struct mw_rate_policy p;
+	struct api_answer a;
+	json_t *body;
+	int ret;
+	if (rl_parse_policy(argv, &p) < 0)
+		return EXIT_USAGE;
+	if (n == 6 && ctl_username(argv[4], p.username, sizeof(p.username)) != 0)
+		return EXIT_USAGE;
+	if (!rl_word(p.scope, "sasl_username|client_address|sender|sender_domain|recipient|"
+	                      "recipient_domain")) {
+		ctl_err("%s: unknown rate policy scope", what);
+		return EXIT_ERROR;
+	}
+	if (!rl_word(p.metric, "messages|recipients|size")) {
+		ctl_err("%s: unknown rate policy metric (messages, recipients or size)", what);
+		return EXIT_ERROR;
+	}
+	if (!rl_word(p.action, "defer|reject")) {
+		ctl_err("%s: unknown rate policy action (defer or reject)", what);
+		return EXIT_ERROR;
+	}
+	if (p.window_seconds < 1 || p.window_seconds > MW_RATE_WINDOW_MAX) {
+		ctl_err("%s: rate policy count must be >= 1 and window 1s..366d", what);
+		return EXIT_ERROR;
+	}
+	body = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "scope", p.scope, "match", p.match,
+	                 "metric", p.metric, "count", (json_int_t)p.limit_count, "window_seconds",
+	                 (json_int_t)p.window_seconds, "action", p.action);
+	if (p.username[0] != '\0')
+		json_object_set_new(body, "username", json_string(p.username));
+	if (api_request(t, "POST", "/api/v1/ratelimit/policies", body, &a) < 0)
+		ret = EXIT_ERROR;
+	else if (a.status == 201) {
+		printf("%lld\n", (long long)json_integer_value(json_object_get(a.json, "id")));
+		ret = EXIT_OK;
+	} else if (a.status == 422 &&
+	           strcmp(answer_message(&a), "field username: no such user") == 0) {
+		ctl_err("%s: not found", what);
+		ret = EXIT_NOTFOUND;
+	} else
+		ret = answer_exit(&a, what);
+	json_decref(a.json);
+	return ret;
+}
+
+/* api_rl_policy - ratelimit policy add|list|del */
+static int api_rl_policy(const struct api_target *t, int argc, char **argv)
+{
+	struct ctl_opts o;
+	struct api_answer a;
+	int first, n, ret;
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
+	n = argc - first;
+	if (n == 1 && strcmp(argv[first], "list") == 0) {
+		json_t *pols, *p, *arr = o.json ? json_array() : NULL;
+		size_t i;
+		ret = call(t, "GET", "/api/v1/ratelimit/policies", NULL, 200,
+		           "listing rate policies", &a);
+		pols = json_object_get(a.json, "policies");
+		if (ret == EXIT_OK && !json_is_array(pols)) {
+			ctl_err("api: the answer has no policy list");
+			ret = EXIT_ERROR;
+		}
+		if (ret != EXIT_OK) {
+			json_decref(arr);
+			json_decref(a.json);
+			return ret;
+		}
+		json_array_foreach(pols, i, p)
+		{
+			const char *match = jstr(p, "match"), *user = jstr(p, "username");
+			json_int_t id = json_integer_value(json_object_get(p, "id"));
+			json_int_t count = json_integer_value(json_object_get(p, "count"));
+			json_int_t win = json_integer_value(json_object_get(p, "window_seconds"));
+			if (arr != NULL) {
+				json_array_append_new(
+				    arr, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "id", id,
+				                   "scope", jstr(p, "scope"), "match", match,
+				                   "metric", jstr(p, "metric"), "count", count,
+				                   "window_seconds", win, "action",
+				                   jstr(p, "action"), "user", user));
+				continue;
+			}
+			printf("%lld\t%s%s%s %s %lld/%llds %s\t%s\n", (long long)id,
+			       jstr(p, "scope"), match[0] != '\0' ? "=" : "", match,
+			       jstr(p, "metric"),
+			       (long long)count, (long long)win, jstr(p, "action"),
+			       user[0] != '\0' ? user : "(everyone)");
+		}
+		if (arr != NULL)
+			ctl_json_print(arr);
+		json_decref(a.json);
+		return EXIT_OK;
+	}
+	if (n >= 5 && n <= 6 && strcmp(argv[first], "add") == 0)
+		return api_rl_policy_add(t, argv + first + 1, n);
+	if (n == 2 && strcmp(argv[first], "del") == 0) {
+		char *end;
+		long long id;
+		mw_str path;
+		errno = 0;
+		id = strtoll(argv[first + 1], &end, 10);
+		if (errno != 0 || *end != '\0' || id <= 0) {
+			ctl_err("expected a policy id: %s", argv[first + 1]);
+			return EXIT_USAGE;
+		}
+		mw_str_init(&path, 0);
+		(void)mw_str_appendf(&path, "/api/v1/ratelimit/policies/%lld", id);
+		ret = call(t, "DELETE", mw_str_c(&path), NULL, 204, "deleting a rate policy", &a);
+		json_decref(a.json);
+		mw_str_free(&path);
+		return ret;
+	}
+	(void)ctl_want_args(ctl_current, -1, 0, 0);
+	return EXIT_USAGE;
+}
+
+/* the commands --api runs, as "GROUP NAME" */
+static const char *const ctl_api_commands[] = {
+    "user add",          "user list",     "user show",        "user passwd",
+    "user enable",       "user disable",  "user del",         "allow-from add",
+    "allow-from del",    "allow-from list", "tag-rule add",   "tag-rule list",
+    "tag-rule del",      "dkim generate", "dkim list",        "dkim txt",
+    "dkim activate",     "dkim del",      "ratelimit status", "ratelimit reset",
+    "ratelimit policy",
+};
+
+/* ctl_api_supported - the command GROUP NAME has API routes */
+static bool ctl_api_supported(const char *group, const char *name)
+{
+	size_t i, glen = strlen(group);
+	for (i = 0; i < MW_N_ELEMENTS(ctl_api_commands); i++) {
+		const char *c = ctl_api_commands[i];
+		if (strncmp(c, group, glen) == 0 && c[glen] == ' ' &&
+		    strcmp(c + glen + 1, name) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* ctl_api_run - run cmd against the API at ctl->api_url */
 int ctl_api_run(struct mw_ctl *ctl, const struct mw_ctl_command *cmd, int argc, char **argv)
 {
@@ -962,9 +1769,10 @@ int ctl_api_run(struct mw_ctl *ctl, const struct mw_ctl_command *cmd, int argc, 
 	for (i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 			help = true;
-	if (!(strcmp(g, "user") == 0 || strcmp(g, "allow-from") == 0)) {
-		ctl_err("%s%s%s is not available with --api (only user and allow-from commands)", g,
-		        *g != '\0' ? " " : "", n);
+	if (!ctl_api_supported(g, n)) {
+		ctl_err("%s%s%s is not available with --api: the API has no route for it; run it "
+		        "where the store is, without --api",
+		        g, *g != '\0' ? " " : "", n);
 		return EXIT_USAGE;
 	}
 	memset(&t, 0, sizeof(t));
@@ -983,20 +1791,33 @@ int ctl_api_run(struct mw_ctl *ctl, const struct mw_ctl_command *cmd, int argc, 
 			ret = api_user_del(&t, argc, argv);
 		else if (strcmp(n, "list") == 0)
 			ret = api_user_list(&t, argc, argv);
-		else if (strcmp(n, "show") == 0)
+		else
 			ret = api_user_show(&t, argc, argv);
-		else {
-			ctl_err("user %s is not available with --api", n);
-			ret = EXIT_USAGE;
-		}
-	} else if (strcmp(n, "add") == 0 || strcmp(n, "del") == 0)
-		ret = api_af_change(&t, argc, argv, strcmp(n, "add") == 0);
-	else if (strcmp(n, "list") == 0)
-		ret = api_af_list(&t, argc, argv);
-	else {
-		ctl_err("allow-from %s is not available with --api", n);
-		ret = EXIT_USAGE;
-	}
+	} else if (strcmp(g, "allow-from") == 0) {
+		if (strcmp(n, "list") == 0)
+			ret = api_af_list(&t, argc, argv);
+		else
+			ret = api_af_change(&t, argc, argv, strcmp(n, "add") == 0);
+	} else if (strcmp(g, "tag-rule") == 0) {
+		if (strcmp(n, "add") == 0)
+			ret = api_tr_add(&t, argc, argv);
+		else if (strcmp(n, "list") == 0)
+			ret = api_tr_list(&t, argc, argv);
+		else
+			ret = api_tr_del(&t, argc, argv);
+	} else if (strcmp(g, "dkim") == 0) {
+		if (strcmp(n, "generate") == 0)
+			ret = api_dk_generate(&t, argc, argv);
+		else if (strcmp(n, "list") == 0)
+			ret = api_dk_list(&t, argc, argv);
+		else if (strcmp(n, "txt") == 0)
+			ret = api_dk_txt(&t, argc, argv);
+		else
+			ret = api_dk_change(&t, argc, argv, strcmp(n, "del") == 0);
+	} else if (strcmp(n, "policy") == 0)
+		ret = api_rl_policy(&t, argc, argv);
+	else
+		ret = api_rl_ask(&t, argc, argv, strcmp(n, "reset") == 0);
 	mw_memzero(t.token, sizeof(t.token));
 	return ret;
 }
