@@ -967,80 +967,19 @@ static int api_af_list(const struct api_target *t, int argc, char **argv)
 
 /* ---- tag rules -------------------------------------------------------------------------- */
 
-enum { TR_FIELD = 2000, TR_MATCH, TR_VALUE, TR_KEYWORD, TR_MAILBOX, TR_DISABLED };
-
 /* api_tr_add - tag-rule add: the store mode's checks, then POST .../tag-rules */
 static int api_tr_add(const struct api_target *t, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"field", required_argument, NULL, TR_FIELD},
-	    {"match", required_argument, NULL, TR_MATCH},
-	    {"value", required_argument, NULL, TR_VALUE},
-	    {"keyword", required_argument, NULL, TR_KEYWORD},
-	    {"mailbox", required_argument, NULL, TR_MAILBOX},
-	    {"disabled", no_argument, NULL, TR_DISABLED},
-	    {NULL, 0, NULL, 0},
-	};
 	struct mw_tag_rule rule;
-	const char *match = NULL;
 	char username[MW_USERNAME_MAX + 1], what[MW_USERNAME_MAX + 16];
 	struct api_answer a;
-	mw_error err = {""};
 	json_t *body;
 	mw_str path;
-	int c, ret;
+	int ret;
 
-	memset(&rule, 0, sizeof(rule));
-	rule.enabled = true;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
-			       ctl_current->help);
-			return EXIT_OK;
-		case TR_FIELD:
-			rule.field = optarg;
-			break;
-		case TR_MATCH:
-			match = optarg;
-			break;
-		case TR_VALUE:
-			rule.value = optarg;
-			break;
-		case TR_KEYWORD:
-			rule.keyword = optarg;
-			break;
-		case TR_MAILBOX:
-			rule.mailbox = optarg;
-			break;
-		case TR_DISABLED:
-			rule.enabled = false;
-			break;
-		default:
-			ctl_err("tag-rule add: unknown or misplaced option %s", argv[optind - 1]);
-			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (ctl_want_args(ctl_current, argc - optind, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
-	if (ctl_username(argv[optind], username, sizeof(username)) < 0)
-		return EXIT_USAGE;
-	if (rule.field == NULL || match == NULL || rule.value == NULL) {
-		ctl_err("tag-rule add: --field, --match and --value are required");
-		return EXIT_USAGE;
-	}
-	if (mw_tagrule_match_parse(match, &rule.match) < 0) {
-		ctl_err("--match: expected exact, substring, glob or domain");
-		return EXIT_USAGE;
-	}
-	if (mw_tagrule_check(&rule, &err) < 0) {
-		ctl_err("invalid tag rule: %s", err.msg);
-		return EXIT_USAGE;
-	}
+	ret = ctl_tagrule_parse_add(argc, argv, username, sizeof(username), &rule);
+	if (ret != EXIT_OK)
+		return ret < 0 ? EXIT_OK : ret;
 	body = json_pack("{s:s,s:s,s:s,s:b}", "field", rule.field, "match",
 	                 mw_tagrule_match_name(rule.match), "value", rule.value, "enabled",
 	                 rule.enabled);
@@ -1577,44 +1516,6 @@ static bool rl_word(const char *value, const char *words)
 	}
 }
 
-/* rl_parse_policy - "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" as the store mode parses it */
-static int rl_parse_policy(char **argv, struct mw_rate_policy *p)
-{
-	const char *eq = strchr(argv[0], '='), *slash = strchr(argv[2], '/');
-	char *end;
-	long long secs;
-	mw_error err;
-	size_t n = eq != NULL ? (size_t)(eq - argv[0]) : strlen(argv[0]);
-	memset(p, 0, sizeof(*p));
-	if (n >= sizeof(p->scope) ||
-	    (eq != NULL && mw_strlcpy(p->match, eq + 1, sizeof(p->match)) < 0)) {
-		ctl_err("bad scope or match: %s", argv[0]);
-		return -1;
-	}
-	memcpy(p->scope, argv[0], n);
-	if (mw_strlcpy(p->metric, argv[1], sizeof(p->metric)) < 0 ||
-	    mw_strlcpy(p->action, argv[3], sizeof(p->action)) < 0) {
-		ctl_err("bad metric or action");
-		return -1;
-	}
-	if (slash == NULL || slash == argv[2]) {
-		ctl_err("expected COUNT/WINDOW, e.g. 100/1h: %s", argv[2]);
-		return -1;
-	}
-	errno = 0;
-	p->limit_count = strtoll(argv[2], &end, 10);
-	if (errno != 0 || end != slash || p->limit_count < 1) {
-		ctl_err("COUNT must be a whole number >= 1: %s", argv[2]);
-		return -1;
-	}
-	if (mw_config_parse_duration(slash + 1, &secs, &err) < 0) {
-		ctl_err("WINDOW %s: %s", slash + 1, err.msg);
-		return -1;
-	}
-	p->window_seconds = secs;
-	return 0;
-}
-
 /* api_rl_policy_add - ratelimit policy add: the store's checks first (its words), then POST */
 static int api_rl_policy_add(const struct api_target *t, char **argv, int n)
 {
@@ -1623,7 +1524,7 @@ static int api_rl_policy_add(const struct api_target *t, char **argv, int n)
 	struct api_answer a;
 	json_t *body;
 	int ret;
-	if (rl_parse_policy(argv, &p) < 0)
+	if (ctl_rl_parse_policy(argv, &p) < 0)
 		return EXIT_USAGE;
 	if (n == 6 && ctl_username(argv[4], p.username, sizeof(p.username)) != 0)
 		return EXIT_USAGE;

@@ -116,8 +116,9 @@ static int cmd_rl_reset(struct mw_ctl *ctl, int argc, char **argv)
 	return ret;
 }
 
-/* rl_parse - "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" into a rate policy */
-static int rl_parse(char **argv, struct mw_rate_policy *p)
+/* ctl_rl_parse_policy - "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" (argv[0..3]) into a
+   rate policy; shared by the store and --api modes */
+int ctl_rl_parse_policy(char **argv, struct mw_rate_policy *p)
 {
 	const char *eq = strchr(argv[0], '='), *slash = strchr(argv[2], '/');
 	char *end;
@@ -195,7 +196,7 @@ static int cmd_rl_policy(struct mw_ctl *ctl, int argc, char **argv)
 		struct mw_rate_policy p;
 		char details[128];
 		int64_t id = 0;
-		if (rl_parse(argv + first + 1, &p) < 0)
+		if (ctl_rl_parse_policy(argv + first + 1, &p) < 0)
 			return EXIT_USAGE;
 		if (n == 6 && ctl_username(argv[first + 5], p.username, sizeof(p.username)) != 0)
 			return EXIT_USAGE;

@@ -32,8 +32,10 @@ static int tr_user_exists(struct mw_ctl *ctl, const char *username)
 	return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "store");
 }
 
-/* cmd_tag_rule_add - tag-rule add USER --field F --match M --value V [--keyword K] [--mailbox M] */
-static int cmd_tag_rule_add(struct mw_ctl *ctl, int argc, char **argv)
+/* ctl_tagrule_parse_add - the arguments of tag-rule add (both modes): USER and a checked
+   rule whose strings point into argv; EXIT_OK, an exit code, or -1 after --help */
+int ctl_tagrule_parse_add(int argc, char **argv, char *username, size_t size,
+                          struct mw_tag_rule *rule_r)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
@@ -45,15 +47,12 @@ static int cmd_tag_rule_add(struct mw_ctl *ctl, int argc, char **argv)
 	    {"disabled", no_argument, NULL, TR_DISABLED},
 	    {NULL, 0, NULL, 0},
 	};
-	struct mw_tag_rule rule;
 	const char *match = NULL;
-	char username[MW_USERNAME_MAX + 1], details[1024];
 	mw_error err = {""};
-	int64_t id = 0;
-	int c, ret;
+	int c;
 
-	memset(&rule, 0, sizeof(rule));
-	rule.enabled = true;
+	memset(rule_r, 0, sizeof(*rule_r));
+	rule_r->enabled = true;
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -61,24 +60,24 @@ static int cmd_tag_rule_add(struct mw_ctl *ctl, int argc, char **argv)
 		case 'h':
 			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
 			       ctl_current->help);
-			return EXIT_OK;
+			return -1;
 		case TR_FIELD:
-			rule.field = optarg;
+			rule_r->field = optarg;
 			break;
 		case TR_MATCH:
 			match = optarg;
 			break;
 		case TR_VALUE:
-			rule.value = optarg;
+			rule_r->value = optarg;
 			break;
 		case TR_KEYWORD:
-			rule.keyword = optarg;
+			rule_r->keyword = optarg;
 			break;
 		case TR_MAILBOX:
-			rule.mailbox = optarg;
+			rule_r->mailbox = optarg;
 			break;
 		case TR_DISABLED:
-			rule.enabled = false;
+			rule_r->enabled = false;
 			break;
 		default:
 			ctl_err("tag-rule add: unknown or misplaced option %s", argv[optind - 1]);
@@ -86,22 +85,35 @@ static int cmd_tag_rule_add(struct mw_ctl *ctl, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (ctl_want_args(ctl_current, argc - optind, 1, 1) != EXIT_OK)
+	if (ctl_one_user(argc, argv, optind, username, size) != EXIT_OK)
 		return EXIT_USAGE;
-	if (ctl_username(argv[optind], username, sizeof(username)) < 0)
-		return EXIT_USAGE;
-	if (rule.field == NULL || match == NULL || rule.value == NULL) {
+	if (rule_r->field == NULL || match == NULL || rule_r->value == NULL) {
 		ctl_err("tag-rule add: --field, --match and --value are required");
 		return EXIT_USAGE;
 	}
-	if (mw_tagrule_match_parse(match, &rule.match) < 0) {
+	if (mw_tagrule_match_parse(match, &rule_r->match) < 0) {
 		ctl_err("--match: expected exact, substring, glob or domain");
 		return EXIT_USAGE;
 	}
-	if (mw_tagrule_check(&rule, &err) < 0) {
+	if (mw_tagrule_check(rule_r, &err) < 0) {
 		ctl_err("invalid tag rule: %s", err.msg);
 		return EXIT_USAGE;
 	}
+	return EXIT_OK;
+}
+
+/* cmd_tag_rule_add - tag-rule add USER --field F --match M --value V [--keyword K] [--mailbox M] */
+static int cmd_tag_rule_add(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct mw_tag_rule rule;
+	char username[MW_USERNAME_MAX + 1], details[1024];
+	mw_error err = {""};
+	int64_t id = 0;
+	int ret;
+
+	ret = ctl_tagrule_parse_add(argc, argv, username, sizeof(username), &rule);
+	if (ret != EXIT_OK)
+		return ret < 0 ? EXIT_OK : ret;
 	ret = mw_store_tag_rule_add(ctl->store, username, &rule, &id, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "tag rule");

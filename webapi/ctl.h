@@ -88,6 +88,14 @@ int ctl_want_args(const struct mw_ctl_command *cmd, int n, int min, int max);
 int ctl_one_user(int argc, char **argv, int first, char *username, size_t size);
 void ctl_json_print(json_t *v);
 
+struct mw_tag_rule;
+struct mw_rate_policy;
+/* ratelimit policy add's "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" (ctl-ratelimit.c). */
+int ctl_rl_parse_policy(char **argv, struct mw_rate_policy *p);
+/* tag-rule add's arguments, shared by the store and --api modes (ctl-tagrules.c). */
+int ctl_tagrule_parse_add(int argc, char **argv, char *username, size_t size,
+                          struct mw_tag_rule *rule_r);
+
 /* Parses the options listed (ids from the enum above, at least one: -1 for none); on
    --help prints the command's usage and returns EXIT_OK from the calling handler. */
 #define CTL_OPTS(cmd, argc, argv, o, first, ...)                                          \
