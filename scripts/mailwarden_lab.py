@@ -178,15 +178,39 @@ def active_logs(lines=LOG_TAIL_LINES):
     return ''.join(s.logs(lines) for s in list(_ACTIVE))
 
 
+MADE_ROOTS = []  # every lab directory this process made (run.py checks none is left in use)
+
+
 def make_root(prefix='mwlab-'):
     """make_root - a new temp directory, traversable (0755) so daemons reach their sockets."""
     root = tempfile.mkdtemp(prefix=prefix)
     os.chmod(root, 0o755)
+    MADE_ROOTS.append(root)
     return root
+
+
+def processes_under(roots):
+    """processes_under - (pid, command line) of running processes whose command line names
+    one of the directories ROOTS: services a lab failed to stop."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                cmd = f.read().replace(b'\0', b' ').decode(errors='replace').strip()
+        except OSError:
+            continue
+        if any(r + '/' in cmd for r in roots):
+            found.append((int(entry), cmd))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
 # base class
+
+_CLAIMED_DIRS = set()  # (lab root, service directory name) taken in this process
+
 
 class Service:
     """Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager."""
@@ -194,6 +218,14 @@ class Service:
 
     def __init__(self, root, autostop=True):
         self.root = os.path.abspath(root)
+        # Two instances of one kind in one lab (two nginx, two APIs) get their own
+        # directories (NAME, NAME-2, ...): sharing one would lose the first one's pid file
+        # and leave it running after stop().
+        base, n = self.name, 1
+        while (self.root, self.name) in _CLAIMED_DIRS:
+            n += 1
+            self.name = '%s-%d' % (base, n)
+        _CLAIMED_DIRS.add((self.root, self.name))
         self.dir = os.path.join(self.root, self.name)
         self.autostop = autostop
         self.running = False

@@ -135,10 +135,22 @@ def main():
     t0 = time.monotonic()
     suite.run(result)
     nfail = len(result.failed_names)
+    # Every lab must stop what it started: a daemon still running under a lab directory
+    # of this run is a failure of its own (it would hold ports and files on CI).
+    time.sleep(0.5)
+    leaked = mailwarden_lab.processes_under(mailwarden_lab.MADE_ROOTS)
+    if leaked:
+        nfail += 1
+        print('FAIL lab processes left running after the tests:')
+        for pid, cmd in leaked:
+            print('  %d %s' % (pid, cmd[:200]))
+    else:
+        result.passed += 1
+        print('PASS no lab process left running')
     if result.testsRun == 0 and nfail == 0:
         print('integration: no tests found')
         nfail = 1
-    print('integration: %d tests in %.0fs' % (result.testsRun, time.monotonic() - t0))
+    print('integration: %d tests in %.0fs' % (result.testsRun + 1, time.monotonic() - t0))
     print('integration: %d passed, %d failed' % (result.passed, nfail))
     return 1 if nfail else 0
 
