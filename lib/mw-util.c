@@ -11,6 +11,7 @@
 #include "mw-util.h"
 
 #include <sodium.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,33 @@ int mw_name_index(const char *const *names, size_t n, const char *name)
 		if (names[i] != NULL && mw_ascii_strcasecmp(name, names[i]) == 0)
 			return (int)i;
 	return -1;
+}
+
+/* mw_fmt_duration - "1h30m", "7m", "3s" (seconds, at most two units, the last rounded up) */
+void mw_fmt_duration(int64_t secs, char *buf, size_t size)
+{
+	static const int64_t units[] = {86400, 3600, 60, 1};
+	static const char names[] = "dhms";
+	int64_t q1, q2 = 0;
+	size_t i = 0;
+	if (secs < 1)
+		secs = 1;
+	while (secs < units[i])
+		i++;
+	q1 = secs / units[i];
+	if (i + 1 < MW_N_ELEMENTS(units)) {
+		int64_t rem = secs % units[i];
+		q2 = (rem + units[i + 1] - 1) / units[i + 1];
+		if (q2 * units[i + 1] >= units[i]) {
+			q1++;
+			q2 = 0;
+		}
+	}
+	if (q2 > 0)
+		(void)snprintf(buf, size, "%" PRId64 "%c%" PRId64 "%c", q1, names[i], q2,
+		               names[i + 1]);
+	else
+		(void)snprintf(buf, size, "%" PRId64 "%c", q1, names[i]);
 }
 
 /* mw_memzero - wipe a secret */

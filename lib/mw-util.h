@@ -81,6 +81,10 @@ bool mw_unichar_is_control(uint32_t cp);
    enum <-> name tables (user status, role, tag-rule match, ...). */
 int mw_name_index(const char *const *names, size_t n, const char *name);
 
+/* Writes a duration in seconds as people read it: "1h30m", "7m", "3s" (at most two units,
+   the last rounded up; below 1 s is "1s"). Used for reset times in replies and tools. */
+void mw_fmt_duration(int64_t secs, char *buf, size_t size);
+
 /* Wipes memory holding secrets (not optimised away). */
 void mw_memzero(void *p, size_t n);
 

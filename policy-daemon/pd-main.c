@@ -532,7 +532,7 @@ static void ctl_status_cb(const struct pd_batch_res *res, void *ctx)
 		const struct pd_limit_res *r = &res->res[i];
 		pd_limit_format(pp->ev.limit_of[i], spec, sizeof(spec));
 		if (r->reset_after_us > 0)
-			pd_fmt_duration(r->reset_after_us / 1000000 +
+			mw_fmt_duration(r->reset_after_us / 1000000 +
 			                    (r->reset_after_us % 1000000 != 0),
 			                reset, sizeof(reset));
 		evbuffer_add_printf(out, "%s  used %" PRId64 "/%" PRId64 "  %s%s  (%s%s%s)\n", spec,

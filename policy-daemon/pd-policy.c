@@ -763,33 +763,6 @@ void pd_policy_note_rcpt(const struct pd_policy *p, const struct pd_request *req
 		st->nrcpt_values++;
 }
 
-/* pd_fmt_duration - "1h30m", "7m", "3s" (seconds, at most two units, the last rounded up) */
-void pd_fmt_duration(int64_t secs, char *buf, size_t size)
-{
-	static const int64_t units[] = {86400, 3600, 60, 1};
-	static const char names[] = "dhms";
-	int64_t q1, q2 = 0;
-	size_t i = 0;
-	if (secs < 1)
-		secs = 1;
-	while (secs < units[i])
-		i++;
-	q1 = secs / units[i];
-	if (i + 1 < MW_N_ELEMENTS(units)) {
-		int64_t rem = secs % units[i];
-		q2 = (rem + units[i + 1] - 1) / units[i + 1];
-		if (q2 * units[i + 1] >= units[i]) {
-			q1++;
-			q2 = 0;
-		}
-	}
-	if (q2 > 0)
-		(void)snprintf(buf, size, "%" PRId64 "%c%" PRId64 "%c", q1, names[i], q2,
-		               names[i + 1]);
-	else
-		(void)snprintf(buf, size, "%" PRId64 "%c", q1, names[i]);
-}
-
 /* printable - the value may go into an SMTP reply as it is */
 static bool printable(const char *s)
 {
@@ -836,7 +809,7 @@ void pd_policy_action(const struct pd_eval *ev, const struct pd_batch_res *res, 
 		return;
 	}
 	fmt_window(l->window_s, win, sizeof(win));
-	pd_fmt_duration(
+	mw_fmt_duration(
 	    lr != NULL
 	        ? (l->action == PD_ACTION_REJECT ? lr->reset_after_us : lr->retry_after_us) /
 	                  1000000 +

@@ -123,8 +123,6 @@ void pd_policy_action(const struct pd_eval *ev, const struct pd_batch_res *res, 
    already normalised/grouped) as cost-0 requests; per-message caps are not included. */
 void pd_policy_status(const struct pd_policy *p, enum pd_scope scope, const char *value,
                       struct pd_eval *ev);
-/* "7m", "1h30m", "3s": a duration in seconds (rounded up) for messages. */
-void pd_fmt_duration(int64_t secs, char *buf, size_t size);
 /* The counter key prefix of SCOPE's VALUE ("sasl_username:john@example.org:"). */
 int pd_key_prefix(enum pd_scope scope, const char *value, char *buf, size_t size);
 /* Builds the counter request for limit l and value (cost c). */

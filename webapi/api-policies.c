@@ -325,7 +325,7 @@ out:
 	return ret;
 }
 
-/* parse_duration - "1h30m", "7m", "3s" as pd_fmt_duration writes them; -1 if not one */
+/* parse_duration - "1h30m", "7m", "3s" as mw_fmt_duration writes them; -1 if not one */
 static long long parse_duration(const char *s, size_t len)
 {
 	long long total = 0, q = 0;

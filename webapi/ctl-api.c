@@ -1387,32 +1387,6 @@ static int api_dk_change(const struct api_target *t, int argc, char **argv, bool
 
 /* ---- rate limits ------------------------------------------------------------------------ */
 
-/* fmt_duration - "1h30m", "7m", "3s" as mailwarden-policyd writes a reset time */
-static void fmt_duration(long long secs, char *buf, size_t size)
-{
-	static const long long units[] = {86400, 3600, 60, 1};
-	static const char names[] = "dhms";
-	long long q1, q2 = 0;
-	size_t i = 0;
-	if (secs < 1)
-		secs = 1;
-	while (secs < units[i])
-		i++;
-	q1 = secs / units[i];
-	if (i + 1 < MW_N_ELEMENTS(units)) {
-		long long rem = secs % units[i];
-		q2 = (rem + units[i + 1] - 1) / units[i + 1];
-		if (q2 * units[i + 1] >= units[i]) {
-			q1++;
-			q2 = 0;
-		}
-	}
-	if (q2 > 0)
-		(void)snprintf(buf, size, "%lld%c%lld%c", q1, names[i], q2, names[i + 1]);
-	else
-		(void)snprintf(buf, size, "%lld%c", q1, names[i]);
-}
-
 /* rl_subject - the USER of ratelimit status|reset (the API reports users, not addresses) */
 static int rl_subject(const char *in, char *username, size_t size)
 {
@@ -1486,7 +1460,7 @@ static int api_rl_ask(const struct api_target *t, int argc, char **argv, bool re
 		json_t *after = json_object_get(l, "reset_after_seconds");
 		char dur[64] = "";
 		if (json_is_integer(after))
-			fmt_duration((long long)json_integer_value(after), dur, sizeof(dur));
+			mw_fmt_duration((int64_t)json_integer_value(after), dur, sizeof(dur));
 		printf("%s  used %lld/%lld  %s%s  (%s%s)\n", jstr(l, "limit"),
 		       (long long)json_integer_value(json_object_get(l, "used")),
 		       (long long)json_integer_value(json_object_get(l, "count")),

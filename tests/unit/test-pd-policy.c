@@ -380,7 +380,7 @@ static void test_fmt_duration(void **state)
 	(void)state;
 	for (i = 0; i < MW_N_ELEMENTS(c); i++) {
 		char buf[32];
-		pd_fmt_duration(c[i].s, buf, sizeof(buf));
+		mw_fmt_duration(c[i].s, buf, sizeof(buf));
 		if (strcmp(buf, c[i].want) != 0)
 			fail_msg("%lld: %s, want %s", (long long)c[i].s, buf, c[i].want);
 	}
