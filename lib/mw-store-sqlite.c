@@ -880,26 +880,55 @@ static int sqlite_user_delete(mw_store *store, const char *username, mw_error *e
 	return ret;
 }
 
-/* user_id - a user's id, inside the caller's transaction */
-static int user_id(struct sqlite_store *s, const char *username, int64_t *id_r, mw_error *error_r)
+/* row_by_user - run statement ID with ?1 = username and hand the row to read(st, out);
+   no row is MW_STORE_NOTFOUND ("no such user"); what names the work in a failure */
+static int row_by_user(struct sqlite_store *s, enum stmt_id id, const char *username,
+                       const char *what, void (*read)(sqlite3_stmt *st, void *out), void *out,
+                       mw_error *error_r)
 {
 	sqlite3_stmt *st;
-	int rc, ret = stmt_get(s, ST_USER_ID, &st, error_r);
+	int rc, ret = stmt_get(s, id, &st, error_r);
 	if (ret != MW_STORE_OK)
 		return ret;
 	rc = bind_text(st, 1, username);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*id_r = sqlite3_column_int64(st, 0);
+		read(st, out);
 	stmt_done(st);
 	if (rc == SQLITE_DONE) {
 		mw_error_set(error_r, "no such user");
 		return MW_STORE_NOTFOUND;
 	}
 	if (rc != SQLITE_ROW)
-		return db_fail(s, rc, "looking up a user", error_r);
+		return db_fail(s, rc, what, error_r);
 	return MW_STORE_OK;
+}
+
+/* read_int64 - column 0 as an int64_t */
+static void read_int64(sqlite3_stmt *st, void *out)
+{
+	*(int64_t *)out = sqlite3_column_int64(st, 0);
+}
+
+/* read_text_dup - column 0 as a new string (NULL for SQL NULL) */
+static void read_text_dup(sqlite3_stmt *st, void *out)
+{
+	*(char **)out = column_dup(st, 0);
+}
+
+/* read_protocols - column 0 into a MW_PROTOCOLS_MAX buffer ("" when it does not fit) */
+static void read_protocols(sqlite3_stmt *st, void *out)
+{
+	const unsigned char *v = sqlite3_column_text(st, 0);
+	if (mw_strlcpy(out, v != NULL ? (const char *)v : "", MW_PROTOCOLS_MAX + 1) < 0)
+		((char *)out)[0] = '\0';
+}
+
+/* user_id - a user's id, inside the caller's transaction */
+static int user_id(struct sqlite_store *s, const char *username, int64_t *id_r, mw_error *error_r)
+{
+	return row_by_user(s, ST_USER_ID, username, "looking up a user", read_int64, id_r, error_r);
 }
 
 /* touch_user - stamp updated_at on a user whose belongings changed */
@@ -1806,24 +1835,8 @@ static int sqlite_dkim_key_delete(mw_store *store, const char *domain, const cha
 static int sqlite_user_totp_get(mw_store *store, const char *username, char **text_r,
                                 mw_error *error_r)
 {
-	struct sqlite_store *s = ctx_of(store);
-	sqlite3_stmt *st;
-	int rc, ret = stmt_get(s, ST_TOTP_GET, &st, error_r);
-	if (ret != MW_STORE_OK)
-		return ret;
-	rc = bind_text(st, 1, username);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*text_r = column_dup(st, 0);
-	stmt_done(st);
-	if (rc == SQLITE_DONE) {
-		mw_error_set(error_r, "no such user");
-		return MW_STORE_NOTFOUND;
-	}
-	if (rc != SQLITE_ROW)
-		return db_fail(s, rc, "reading TOTP state", error_r);
-	return MW_STORE_OK;
+	return row_by_user(ctx_of(store), ST_TOTP_GET, username, "reading TOTP state", read_text_dup,
+	                   text_r, error_r);
 }
 
 /* sqlite_user_totp_set - replace the TOTP state only if it is still old_text */
@@ -1850,28 +1863,8 @@ static int sqlite_user_totp_set(mw_store *store, const char *username, const cha
 static int sqlite_user_main_protocols_get(mw_store *store, const char *username,
                                           char out[MW_PROTOCOLS_MAX + 1], mw_error *error_r)
 {
-	struct sqlite_store *s = ctx_of(store);
-	const unsigned char *v = NULL;
-	sqlite3_stmt *st;
-	int rc, ret = stmt_get(s, ST_MAINPROTO_GET, &st, error_r);
-	if (ret != MW_STORE_OK)
-		return ret;
-	rc = bind_text(st, 1, username);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		v = sqlite3_column_text(st, 0);
-		if (mw_strlcpy(out, v != NULL ? (const char *)v : "", MW_PROTOCOLS_MAX + 1) < 0)
-			out[0] = '\0';
-	}
-	stmt_done(st);
-	if (rc == SQLITE_DONE) {
-		mw_error_set(error_r, "no such user");
-		return MW_STORE_NOTFOUND;
-	}
-	if (rc != SQLITE_ROW)
-		return db_fail(s, rc, "reading main password protocols", error_r);
-	return MW_STORE_OK;
+	return row_by_user(ctx_of(store), ST_MAINPROTO_GET, username,
+	                   "reading main password protocols", read_protocols, out, error_r);
 }
 
 /* sqlite_user_main_protocols_set - set users.main_password_protocols, stamp updated_at */
