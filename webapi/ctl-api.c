@@ -1121,19 +1121,6 @@ static int api_tr_del(const struct api_target *t, int argc, char **argv)
 
 /* ---- DKIM keys -------------------------------------------------------------------------- */
 
-/* dk_names - normalise DOMAIN (and SELECTOR when sel_in is not NULL) as the store mode does */
-static int dk_names(const char *dom_in, const char *sel_in, char *domain, size_t dsize,
-                    char *selector, size_t ssize)
-{
-	mw_error err = {""};
-	if (mw_dkim_domain_normalize(dom_in, domain, dsize, &err) < 0 ||
-	    (sel_in != NULL && mw_dkim_selector_normalize(sel_in, selector, ssize, &err) < 0)) {
-		ctl_err("%s", err.msg);
-		return EXIT_USAGE;
-	}
-	return EXIT_OK;
-}
-
 /* dk_print_txt - the DNS record of the key k (an API key object), made here as the store
    mode makes it */
 static int dk_print_txt(json_t *k)
@@ -1169,59 +1156,16 @@ static void dk_path(mw_str *out, const char *domain, const char *selector, const
    always the domain's active key) */
 static int api_dk_generate(const struct api_target *t, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"selector", required_argument, NULL, 's'},
-	    {"bits", required_argument, NULL, 'b'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	char domain[MW_DKIM_DOMAIN_MAX + 2], selector[MW_DKIM_SELECTOR_MAX + 1];
-	char target[MW_DKIM_DOMAIN_MAX + MW_DKIM_SELECTOR_MAX + 4], month[16];
-	const char *sel_in = NULL;
-	unsigned bits = 2048;
+	char target[MW_DKIM_DOMAIN_MAX + MW_DKIM_SELECTOR_MAX + 4];
+	unsigned bits;
 	struct api_answer a;
-	int c, ret;
+	int ret;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			sel_in = optarg;
-			break;
-		case 'b':
-			if (strcmp(optarg, "2048") == 0 || strcmp(optarg, "3072") == 0 ||
-			    strcmp(optarg, "4096") == 0) {
-				bits = (unsigned)atoi(optarg);
-				break;
-			}
-			ctl_err("--bits: expected 2048, 3072 or 4096, not \"%s\"", optarg);
-			return EXIT_USAGE;
-		case 'h':
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
-			       ctl_current->help);
-			return EXIT_OK;
-		default:
-			ctl_err("dkim generate: unknown or misplaced option %s", argv[optind - 1]);
-			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (ctl_want_args(ctl_current, argc - optind, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
-	if (sel_in == NULL) {
-		time_t now = (time_t)mw_now();
-		struct tm tm;
-		if (gmtime_r(&now, &tm) == NULL ||
-		    strftime(month, sizeof(month), "%Y%m", &tm) == 0) {
-			ctl_err("cannot format the default selector");
-			return EXIT_ERROR;
-		}
-		sel_in = month;
-	}
-	ret = dk_names(argv[optind], sel_in, domain, sizeof(domain), selector, sizeof(selector));
+	ret = ctl_dkim_parse_generate(argc, argv, domain, sizeof(domain), selector, sizeof(selector),
+	                              &bits);
 	if (ret != EXIT_OK)
-		return ret;
+		return ret < 0 ? EXIT_OK : ret;
 	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
 	ret = call(t, "POST", "/api/v1/dkim/keys",
 	           json_pack("{s:s,s:s,s:i,s:b}", "domain", domain, "selector", selector, "bits",
@@ -1313,7 +1257,7 @@ static int api_dk_txt(const struct api_target *t, int argc, char **argv)
 	if (ctl_want_args(ctl_current, argc - first, 1, 2) != EXIT_OK)
 		return EXIT_USAGE;
 	by_sel = argc - first == 2;
-	ret = dk_names(argv[first], by_sel ? argv[first + 1] : NULL, domain, sizeof(domain),
+	ret = ctl_dkim_names(argv[first], by_sel ? argv[first + 1] : NULL, domain, sizeof(domain),
 	               selector, sizeof(selector));
 	if (ret != EXIT_OK)
 		return ret;
@@ -1363,7 +1307,7 @@ static int api_dk_change(const struct api_target *t, int argc, char **argv, bool
 		ctl_err("dkim del: add --yes to delete the key for good");
 		return EXIT_USAGE;
 	}
-	ret = dk_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
+	ret = ctl_dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
 	               sizeof(selector));
 	if (ret != EXIT_OK)
 		return ret;

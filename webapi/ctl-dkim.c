@@ -26,8 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* dkim_names - normalise DOMAIN (and SELECTOR when sel_in is not NULL) arguments */
-static int dkim_names(const char *dom_in, const char *sel_in, char *domain, size_t dsize,
+/* ctl_dkim_names - normalise DOMAIN (and SELECTOR when sel_in is not NULL) arguments;
+   shared by the store and --api modes */
+int ctl_dkim_names(const char *dom_in, const char *sel_in, char *domain, size_t dsize,
                       char *selector, size_t ssize)
 {
 	mw_error err = { "" };
@@ -118,8 +119,10 @@ static int dkim_store_key(struct mw_ctl *ctl, const char *action, const char *do
 	return ret;
 }
 
-/* cmd_dkim_generate - a new RSA key, the domain's active key from now on */
-static int cmd_dkim_generate(struct mw_ctl *ctl, int argc, char **argv)
+/* ctl_dkim_parse_generate - dkim generate's arguments (both modes): DOMAIN, --selector
+   (default the month, YYYYMM) and --bits; EXIT_OK, an exit code, or -1 after --help */
+int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, char *selector,
+                            size_t ssize, unsigned *bits_r)
 {
 	static const struct option opts[] = {
 		{ "selector", required_argument, NULL, 's' },
@@ -127,13 +130,11 @@ static int cmd_dkim_generate(struct mw_ctl *ctl, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char domain[MW_DKIM_DOMAIN_MAX + 2], selector[MW_DKIM_SELECTOR_MAX + 1], details[64];
+	char month[16];
 	const char *sel_in = NULL;
-	unsigned bits = 2048;
-	mw_error err = { "" };
-	mw_str pem, pub;
-	int c, ret;
+	int c;
 
+	*bits_r = 2048;
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -144,14 +145,14 @@ static int cmd_dkim_generate(struct mw_ctl *ctl, int argc, char **argv)
 		case 'b':
 			if (strcmp(optarg, "2048") == 0 || strcmp(optarg, "3072") == 0 ||
 			    strcmp(optarg, "4096") == 0) {
-				bits = (unsigned)atoi(optarg);
+				*bits_r = (unsigned)atoi(optarg);
 				break;
 			}
 			ctl_err("--bits: expected 2048, 3072 or 4096, not \"%s\"", optarg);
 			return EXIT_USAGE;
 		case 'h':
 			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage, ctl_current->help);
-			return EXIT_OK;
+			return -1;
 		default:
 			ctl_err("dkim generate: unknown or misplaced option %s", argv[optind - 1]);
 			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
@@ -162,7 +163,6 @@ static int cmd_dkim_generate(struct mw_ctl *ctl, int argc, char **argv)
 		return EXIT_USAGE;
 	if (sel_in == NULL) {
 		/* default selector: the month, YYYYMM (rotate by generating next month's) */
-		static char month[16];
 		time_t now = (time_t)mw_now();
 		struct tm tm;
 		if (gmtime_r(&now, &tm) == NULL || strftime(month, sizeof(month), "%Y%m", &tm) == 0) {
@@ -171,9 +171,22 @@ static int cmd_dkim_generate(struct mw_ctl *ctl, int argc, char **argv)
 		}
 		sel_in = month;
 	}
-	ret = dkim_names(argv[optind], sel_in, domain, sizeof(domain), selector, sizeof(selector));
+	return ctl_dkim_names(argv[optind], sel_in, domain, dsize, selector, ssize);
+}
+
+/* cmd_dkim_generate - a new RSA key, the domain's active key from now on */
+static int cmd_dkim_generate(struct mw_ctl *ctl, int argc, char **argv)
+{
+	char domain[MW_DKIM_DOMAIN_MAX + 2], selector[MW_DKIM_SELECTOR_MAX + 1], details[64];
+	unsigned bits;
+	mw_error err = { "" };
+	mw_str pem, pub;
+	int ret;
+
+	ret = ctl_dkim_parse_generate(argc, argv, domain, sizeof(domain), selector, sizeof(selector),
+	                              &bits);
 	if (ret != EXIT_OK)
-		return ret;
+		return ret < 0 ? EXIT_OK : ret;
 	mw_str_init(&pem, 0);
 	mw_str_init(&pub, 0);
 	if (mw_dkim_generate_rsa(bits, &pem, &pub, &err) < 0) {
@@ -235,7 +248,7 @@ static int cmd_dkim_import(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
 	if (ctl_want_args(ctl_current, argc - first, 3, 3) != EXIT_OK)
 		return EXIT_USAGE;
-	ret = dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
+	ret = ctl_dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
 	                 sizeof(selector));
 	if (ret != EXIT_OK)
 		return ret;
@@ -299,7 +312,7 @@ static int cmd_dkim_txt(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
 	if (ctl_want_args(ctl_current, argc - first, 1, 2) != EXIT_OK)
 		return EXIT_USAGE;
-	ret = dkim_names(argv[first], argc - first == 2 ? argv[first + 1] : NULL, domain,
+	ret = ctl_dkim_names(argv[first], argc - first == 2 ? argv[first + 1] : NULL, domain,
 	                 sizeof(domain), selector, sizeof(selector));
 	if (ret != EXIT_OK)
 		return ret;
@@ -328,7 +341,7 @@ static int cmd_dkim_activate(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
 	if (ctl_want_args(ctl_current, argc - first, 2, 2) != EXIT_OK)
 		return EXIT_USAGE;
-	ret = dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
+	ret = ctl_dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
 	                 sizeof(selector));
 	if (ret != EXIT_OK)
 		return ret;
@@ -356,7 +369,7 @@ static int cmd_dkim_del(struct mw_ctl *ctl, int argc, char **argv)
 		ctl_err("dkim del: add --yes to delete the key for good");
 		return EXIT_USAGE;
 	}
-	ret = dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
+	ret = ctl_dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
 	                 sizeof(selector));
 	if (ret != EXIT_OK)
 		return ret;

@@ -90,6 +90,11 @@ void ctl_json_print(json_t *v);
 
 struct mw_tag_rule;
 struct mw_rate_policy;
+/* dkim DOMAIN [SELECTOR] names and dkim generate's arguments (ctl-dkim.c). */
+int ctl_dkim_names(const char *dom_in, const char *sel_in, char *domain, size_t dsize,
+                   char *selector, size_t ssize);
+int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, char *selector,
+                            size_t ssize, unsigned *bits_r);
 /* ratelimit policy add's "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" (ctl-ratelimit.c). */
 int ctl_rl_parse_policy(char **argv, struct mw_rate_policy *p);
 /* tag-rule add's arguments, shared by the store and --api modes (ctl-tagrules.c). */
