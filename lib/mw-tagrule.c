@@ -6,14 +6,16 @@
  *
  * Public: mw_tagrule_match_name, mw_tagrule_match_parse, mw_tagrule_check_field,
  * mw_tagrule_check_keyword, mw_tagrule_check_value, mw_tagrule_check_mailbox,
- * mw_tagrule_check, mw_tagrule_field_is_address, mw_tagrule_matches, mw_tagrule_glob,
- * mw_tag_rule_clear, mw_tag_rules_free.
+ * mw_tagrule_check, mw_tagrule_field_is_address, mw_tagrule_matches,
+ * mw_tagrule_matches_work, mw_tagrule_glob, mw_tagrule_glob_work, mw_tag_rule_clear,
+ * mw_tag_rules_free.
  *
  * Diagnostics: through error_r only; messages never echo the rejected text.
  */
 #include "mw-build.h"
 #include "mw-tagrule.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,45 +202,284 @@ bool mw_tagrule_field_is_address(const char *field)
 	return false;
 }
 
+/* ---- matching -------------------------------------------------------------------------
+
+   Every match is linear in the text. A value is compiled once per rule (lower-cased; for
+   glob, split at runs of '*' into segments of literal bytes and '?'). The first and the
+   last segment are anchored at the ends of the text and compared in place; the middle ones
+   are found left to right, each at its leftmost occurrence after the previous one (the
+   leftmost occurrence never loses for '*'-separated segments, so nothing is retried), and
+   each text byte is looked at by one segment search only. A segment's literal core (its
+   leading and trailing '?' cut off: they only shift it) is found with Knuth-Morris-Pratt
+   (a failure table made at compile time, at most 2n comparisons) when it holds no '?',
+   else with the bit-parallel Shift-And (ceil(len/64) <= 8 word operations per text byte).
+   A substring value is one literal core searched with KMP. So a rule costs
+   O(m + n * ceil(m/64)) for text length n and value length m <= MW_TAGRULE_VALUE_MAX, never
+   the O(n * m) of backtracking. Steps (comparisons and word operations) are counted in a
+   struct mw_tagrule_work, which also carries the per-text cap and the budget. */
+
+#define TR_SEG_MAX   (MW_TAGRULE_VALUE_MAX / 2 + 2) /* segments of a glob (stars collapsed) */
+#define TR_WORDS_MAX ((MW_TAGRULE_VALUE_MAX + 63) / 64)
+#define TR_CLASS_MAX 257 /* distinct bytes of a core, plus "none of them" */
+
+struct tr_seg {
+	uint16_t off, len;     /* in the compiled pattern */
+	uint16_t lead, trail;  /* leading and trailing '?' */
+	bool wild;             /* the core (between them) holds a '?' */
+};
+
+/* A value compiled for matching: glob segments, or one literal core for substring. */
+struct tr_prog {
+	char pat[MW_TAGRULE_VALUE_MAX + 1]; /* lower-cased */
+	size_t len, nseg;
+	struct tr_seg seg[TR_SEG_MAX];
+	uint16_t fail[MW_TAGRULE_VALUE_MAX]; /* KMP table of each literal core, at its offset */
+};
+
 /* lower - ASCII lower case of one byte */
 static char lower(char c)
 {
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
+/* work_add - count steps; true while the budget (if any) holds */
+static bool work_add(struct mw_tagrule_work *w, uint64_t steps)
+{
+	if (w == NULL)
+		return true;
+	w->steps += steps;
+	if (w->budget != 0 && w->steps > w->budget)
+		w->exhausted = true;
+	return !w->exhausted;
+}
+
+/* kmp_table - the failure function of the literal core p[0..c) into fail[0..c) */
+static void kmp_table(const char *p, size_t c, uint16_t *fail)
+{
+	size_t i, k = 0;
+	fail[0] = 0;
+	for (i = 1; i < c; i++) {
+		while (k > 0 && p[i] != p[k])
+			k = fail[k - 1];
+		if (p[i] == p[k])
+			k++;
+		fail[i] = (uint16_t)k;
+	}
+}
+
+/* prog_compile - lower-case VALUE and, for glob, cut it into segments; -1 when too long */
+static int prog_compile(struct tr_prog *g, const char *value, bool glob, struct mw_tagrule_work *w)
+{
+	size_t i, start, len = strnlen(value, MW_TAGRULE_VALUE_MAX + 1);
+	if (len > MW_TAGRULE_VALUE_MAX)
+		return -1;
+	for (i = 0; i < len; i++)
+		g->pat[i] = lower(value[i]);
+	g->pat[len] = '\0';
+	g->len = len;
+	g->nseg = 0;
+	(void)work_add(w, len);
+	for (start = 0;;) {
+		struct tr_seg *s = &g->seg[g->nseg++];
+		size_t end = start, j, c;
+		if (glob)
+			while (end < len && g->pat[end] != '*')
+				end++;
+		else
+			end = len;
+		s->off = (uint16_t)start;
+		s->len = (uint16_t)(end - start);
+		s->lead = s->trail = 0;
+		s->wild = false;
+		if (glob) {
+			while (s->lead < s->len && g->pat[start + s->lead] == '?')
+				s->lead++;
+			while (s->trail < s->len - s->lead &&
+			       g->pat[end - 1 - s->trail] == '?')
+				s->trail++;
+		}
+		c = (size_t)(s->len - s->lead - s->trail);
+		for (j = 0; glob && j < c; j++)
+			if (g->pat[start + s->lead + j] == '?')
+				s->wild = true;
+		if (c > 0 && !s->wild)
+			kmp_table(g->pat + start + s->lead, c, g->fail + start + s->lead);
+		if (end == len)
+			break;
+		while (end < len && g->pat[end] == '*')
+			end++;
+		start = end;
+		if (g->nseg == TR_SEG_MAX) /* cannot happen for a value within the limit */
+			return -1;
+	}
+	return 0;
+}
+
+/* seg_at - segment s matches the text at t (it has room: checked by the caller) */
+static bool seg_at(const struct tr_prog *g, const struct tr_seg *s, const char *t,
+                   struct mw_tagrule_work *w)
+{
+	size_t j;
+	(void)work_add(w, s->len);
+	for (j = 0; j < s->len; j++) {
+		char p = g->pat[s->off + j];
+		if (p != '?' && p != lower(t[j]))
+			return false;
+	}
+	return true;
+}
+
+/* kmp_find - leftmost start of the literal core p[0..c) in t[from..to), or -1 */
+static ptrdiff_t kmp_find(const char *p, size_t c, const uint16_t *fail, const char *t,
+                          size_t from, size_t to, struct mw_tagrule_work *w)
+{
+	size_t i, q = 0;
+	uint64_t steps = 0;
+	ptrdiff_t found = -1;
+	for (i = from; i < to; i++) {
+		char ch = lower(t[i]);
+		while (q > 0 && p[q] != ch) {
+			q = fail[q - 1];
+			steps++;
+		}
+		steps++;
+		if (p[q] == ch && ++q == c) {
+			found = (ptrdiff_t)(i + 1 - c);
+			break;
+		}
+	}
+	(void)work_add(w, steps);
+	return found;
+}
+
+/* shift_and_find - leftmost start of the core p[0..c) ('?' any byte) in t[from..to), or -1 */
+static ptrdiff_t shift_and_find(const char *p, size_t c, const char *t, size_t from, size_t to,
+                                struct mw_tagrule_work *w)
+{
+	uint64_t masks[TR_CLASS_MAX * TR_WORDS_MAX], wild[TR_WORDS_MAX] = {0}, d[TR_WORDS_MAX] = {0};
+	uint64_t last = (uint64_t)1 << ((c - 1) % 64), steps = 0;
+	unsigned char cls[256];
+	size_t nw = (c + 63) / 64, ncls = 1, i, j, k;
+	ptrdiff_t found = -1;
+
+	/* byte -> class (0: a byte the core does not name), then each class's position mask */
+	memset(cls, 0, sizeof(cls));
+	for (j = 0; j < c; j++) {
+		unsigned char ch = (unsigned char)p[j];
+		if (ch == '?') {
+			wild[j / 64] |= (uint64_t)1 << (j % 64);
+		} else if (cls[ch] == 0 && ncls < TR_CLASS_MAX) {
+			cls[ch] = (unsigned char)ncls;
+			if (ch >= 'a' && ch <= 'z')
+				cls[ch - 'a' + 'A'] = (unsigned char)ncls;
+			ncls++;
+		}
+	}
+	for (k = 0; k < ncls; k++)
+		for (i = 0; i < nw; i++)
+			masks[k * nw + i] = wild[i];
+	for (j = 0; j < c; j++)
+		if (p[j] != '?')
+			masks[cls[(unsigned char)p[j]] * nw + j / 64] |= (uint64_t)1 << (j % 64);
+	steps += sizeof(cls) / 8 + ncls * nw + c;
+
+	for (i = from; i < to; i++) {
+		const uint64_t *m = &masks[cls[(unsigned char)t[i]] * nw];
+		uint64_t carry = 1;
+		for (k = 0; k < nw; k++) {
+			uint64_t x = d[k];
+			d[k] = ((x << 1) | carry) & m[k];
+			carry = x >> 63;
+		}
+		steps += nw;
+		if (d[nw - 1] & last) {
+			found = (ptrdiff_t)(i + 1 - c);
+			break;
+		}
+	}
+	(void)work_add(w, steps);
+	return found;
+}
+
+/* seg_find - leftmost start of middle segment s within t[from..to), or -1 */
+static ptrdiff_t seg_find(const struct tr_prog *g, const struct tr_seg *s, const char *t,
+                          size_t from, size_t to, struct mw_tagrule_work *w)
+{
+	size_t c = (size_t)(s->len - s->lead - s->trail);
+	const char *core = g->pat + s->off + s->lead;
+	ptrdiff_t r;
+	if (to < from || to - from < s->len)
+		return -1;
+	if (c == 0) /* only '?': any s->len bytes */
+		return (ptrdiff_t)from;
+	from += s->lead;
+	to -= s->trail;
+	r = s->wild ? shift_and_find(core, c, t, from, to, w)
+	            : kmp_find(core, c, g->fail + s->off + s->lead, t, from, to, w);
+	return r < 0 ? -1 : r - (ptrdiff_t)s->lead;
+}
+
+/* prog_glob - the compiled glob over the whole of t[0..n) */
+static bool prog_glob(const struct tr_prog *g, const char *t, size_t n, struct mw_tagrule_work *w)
+{
+	const struct tr_seg *first = &g->seg[0], *last = &g->seg[g->nseg - 1];
+	size_t pos, limit, i;
+	if (g->nseg == 1)
+		return n == first->len && seg_at(g, first, t, w);
+	if ((size_t)first->len + last->len > n || !seg_at(g, first, t, w) ||
+	    !seg_at(g, last, t + n - last->len, w))
+		return false;
+	pos = first->len;
+	limit = n - last->len;
+	for (i = 1; i + 1 < g->nseg; i++) {
+		ptrdiff_t r = seg_find(g, &g->seg[i], t, pos, limit, w);
+		if (r < 0 || (w != NULL && w->exhausted))
+			return false;
+		pos = (size_t)r + g->seg[i].len;
+	}
+	return true;
+}
+
+/* prog_substring - the compiled literal value occurs in t[0..n) */
+static bool prog_substring(const struct tr_prog *g, const char *t, size_t n,
+                           struct mw_tagrule_work *w)
+{
+	return g->len <= n && kmp_find(g->pat, g->len, g->fail, t, 0, n, w) >= 0;
+}
+
+/* text_len - how much of text is examined: all of it, or the first work->text_max bytes */
+static size_t text_len(const char *text, struct mw_tagrule_work *w)
+{
+	size_t n;
+	if (w == NULL || w->text_max == 0)
+		return strlen(text);
+	n = strnlen(text, w->text_max + 1);
+	if (n > w->text_max) {
+		w->truncated = true;
+		n = w->text_max;
+	}
+	return n;
+}
+
+/* mw_tagrule_glob_work - '*' and '?' over the whole text, counting steps in work */
+bool mw_tagrule_glob_work(const char *pattern, const char *text, struct mw_tagrule_work *work)
+{
+	struct tr_prog g;
+	if (pattern == NULL || text == NULL || prog_compile(&g, pattern, true, work) < 0)
+		return false;
+	return prog_glob(&g, text, text_len(text, work), work) && (work == NULL || !work->exhausted);
+}
+
 /* mw_tagrule_glob - '*' and '?' over the whole text, ASCII case-insensitive */
 bool mw_tagrule_glob(const char *pattern, const char *text)
 {
-	const char *p = pattern, *t = text, *star = NULL, *star_t = NULL;
-	while (*t != '\0') {
-		if (*p == '*') {
-			star = p++;
-			star_t = t;
-		} else if (*p != '\0' && (*p == '?' || lower(*p) == lower(*t))) {
-			p++;
-			t++;
-		} else if (star != NULL) {
-			p = star + 1;
-			t = ++star_t;
-		} else {
-			return false;
-		}
-	}
-	while (*p == '*')
-		p++;
-	return *p == '\0';
+	return mw_tagrule_glob_work(pattern, text, NULL);
 }
 
-/* contains_ci - needle occurs in haystack, ASCII case-insensitive */
-static bool contains_ci(const char *haystack, const char *needle)
+/* contains - the compiled substring value occurs in text (capped) */
+static bool contains(const struct tr_prog *g, const char *text, struct mw_tagrule_work *w)
 {
-	size_t n = strlen(needle), h = strlen(haystack), i;
-	if (n > h)
-		return false;
-	for (i = 0; i + n <= h; i++)
-		if (mw_ascii_strncasecmp(haystack + i, needle, n) == 0)
-			return true;
-	return false;
+	return prog_substring(g, text, text_len(text, w), w);
 }
 
 /* domain_matches - host (len bytes) is domain or a subdomain of it */
@@ -253,12 +494,13 @@ static bool domain_matches(const char *host, size_t len, const char *domain)
 	       mw_ascii_strncasecmp(host + len - d, domain, d) == 0;
 }
 
-/* host_of_text - the part of a non-address field a domain rule looks at */
-static bool text_domain_matches(const char *text, const char *domain)
+/* text_domain_matches - the part of a non-address field (its first n bytes) a domain rule
+   looks at: the text inside <...> if any, else the whole; after an '@' if there is one */
+static bool text_domain_matches(const char *text, size_t n, const char *domain)
 {
-	const char *lt = strchr(text, '<'), *gt, *at;
-	mw_slice s = mw_slice_trim(mw_slice_from(text));
-	if (lt != NULL && (gt = strchr(lt + 1, '>')) != NULL) {
+	const char *lt = memchr(text, '<', n), *gt, *at;
+	mw_slice s = mw_slice_trim((mw_slice){text, n});
+	if (lt != NULL && (gt = memchr(lt + 1, '>', n - (size_t)(lt + 1 - text))) != NULL) {
 		s.ptr = lt + 1;
 		s.len = (size_t)(gt - lt - 1);
 	}
@@ -270,55 +512,75 @@ static bool text_domain_matches(const char *text, const char *domain)
 	return domain_matches(s.ptr, s.len, domain);
 }
 
-/* one_matches - the rule against one header occurrence */
-static bool one_matches(const struct mw_tag_rule *rule, const struct mw_tagrule_subject *s,
-                        bool address)
+/* last_at - the last '@' in a[0..n), NULL for none */
+static const char *last_at(const char *a, size_t n)
 {
-	size_t i;
+	while (n-- > 0)
+		if (a[n] == '@')
+			return a + n;
+	return NULL;
+}
+
+/* one_matches - the rule (value compiled in g) against one header occurrence */
+static bool one_matches(const struct mw_tag_rule *rule, const struct tr_prog *g,
+                        const struct mw_tagrule_subject *s, bool address,
+                        struct mw_tagrule_work *w)
+{
+	size_t i, n;
 	const char *text = s->text != NULL ? s->text : "";
 	switch (rule->match) {
 	case MW_TAGRULE_SUBSTRING:
-		if (contains_ci(text, rule->value))
+		if (contains(g, text, w))
 			return true;
 		break;
 	case MW_TAGRULE_EXACT:
 		if (!address) {
-			mw_slice t = mw_slice_trim(mw_slice_from(text));
+			mw_slice t;
+			n = text_len(text, w);
+			(void)work_add(w, n);
+			t = mw_slice_trim((mw_slice){text, n});
 			return t.len == strlen(rule->value) &&
 			       mw_ascii_strncasecmp(t.ptr, rule->value, t.len) == 0;
 		}
 		break;
 	case MW_TAGRULE_GLOB:
 		if (!address)
-			return mw_tagrule_glob(rule->value, text);
+			return prog_glob(g, text, text_len(text, w), w);
 		break;
 	case MW_TAGRULE_DOMAIN:
-		if (!address)
-			return text_domain_matches(text, rule->value);
+		if (!address) {
+			n = text_len(text, w);
+			(void)work_add(w, n);
+			return text_domain_matches(text, n, rule->value);
+		}
 		break;
 	}
 	if (!address)
 		return false;
-	for (i = 0; i < s->n_addrs; i++) {
+	for (i = 0; i < s->n_addrs && (w == NULL || !w->exhausted); i++) {
 		const char *a = s->addrs[i], *at;
 		if (a == NULL)
 			continue;
 		switch (rule->match) {
 		case MW_TAGRULE_SUBSTRING:
-			if (contains_ci(a, rule->value))
+			if (contains(g, a, w))
 				return true;
 			break;
 		case MW_TAGRULE_EXACT:
-			if (mw_ascii_strcasecmp(a, rule->value) == 0)
+			n = text_len(a, w);
+			(void)work_add(w, n);
+			if (n == strlen(rule->value) && mw_ascii_strncasecmp(a, rule->value, n) == 0)
 				return true;
 			break;
 		case MW_TAGRULE_GLOB:
-			if (mw_tagrule_glob(rule->value, a))
+			if (prog_glob(g, a, text_len(a, w), w))
 				return true;
 			break;
 		case MW_TAGRULE_DOMAIN:
-			at = strrchr(a, '@');
-			if (at != NULL && domain_matches(at + 1, strlen(at + 1), rule->value))
+			n = text_len(a, w);
+			(void)work_add(w, n);
+			at = last_at(a, n);
+			if (at != NULL && domain_matches(at + 1, n - (size_t)(at + 1 - a), rule->value))
 				return true;
 			break;
 		}
@@ -326,19 +588,38 @@ static bool one_matches(const struct mw_tag_rule *rule, const struct mw_tagrule_
 	return false;
 }
 
-/* mw_tagrule_matches - the rule against every occurrence of its field */
+/* mw_tagrule_matches_work - the rule against every occurrence of its field, within work */
+bool mw_tagrule_matches_work(const struct mw_tag_rule *rule,
+                             const struct mw_tagrule_subject *subjects, size_t n,
+                             struct mw_tagrule_work *work)
+{
+	struct tr_prog prog, *g = NULL;
+	bool address, found = false;
+	size_t i;
+	if (rule == NULL || rule->value == NULL || rule->field == NULL || !rule->enabled ||
+	    (work != NULL && work->exhausted))
+		return false;
+	if (rule->match == MW_TAGRULE_SUBSTRING || rule->match == MW_TAGRULE_GLOB) {
+		g = &prog;
+		if (prog_compile(g, rule->value, rule->match == MW_TAGRULE_GLOB, work) < 0)
+			return false; /* longer than a valid value: never matches */
+	}
+	address = mw_tagrule_field_is_address(rule->field);
+	for (i = 0; i < n && !found; i++) {
+		found = one_matches(rule, g, &subjects[i], address, work);
+		if (work != NULL && work->exhausted)
+			found = false;
+		if (work != NULL && work->exhausted)
+			break;
+	}
+	return found;
+}
+
+/* mw_tagrule_matches - the rule against every occurrence of its field, no limits */
 bool mw_tagrule_matches(const struct mw_tag_rule *rule, const struct mw_tagrule_subject *subjects,
                         size_t n)
 {
-	bool address;
-	size_t i;
-	if (rule == NULL || rule->value == NULL || rule->field == NULL || !rule->enabled)
-		return false;
-	address = mw_tagrule_field_is_address(rule->field);
-	for (i = 0; i < n; i++)
-		if (one_matches(rule, &subjects[i], address))
-			return true;
-	return false;
+	return mw_tagrule_matches_work(rule, subjects, n, NULL);
 }
 
 /* mw_tag_rule_clear - free what a rule owns */

@@ -64,17 +64,41 @@ struct mw_tagrule_subject {
 	size_t n_addrs;
 };
 
+/* Limits and accounting for matching. The Dovecot plugin gives one of these to every rule
+   of a delivery: text_max caps the bytes of each header text (and each address) looked
+   at, budget caps the steps of the whole delivery. A step is one byte comparison or one
+   64-bit word operation of the matchers (every match is linear in the text: see
+   mw-tagrule.c); steps also serves tests as a count to bound. */
+#define MW_TAGRULE_TEXT_MAX_DEFAULT 8192     /* bytes of one header examined */
+#define MW_TAGRULE_BUDGET_DEFAULT   20000000 /* steps for all rules of one delivery */
+struct mw_tagrule_work {
+	size_t text_max;  /* 0: no cap */
+	uint64_t budget;  /* 0: no budget */
+	uint64_t steps;   /* spent so far */
+	bool truncated;   /* a text was longer than text_max: only its start was examined */
+	bool exhausted;   /* the budget ran out: no rule matches any more */
+};
+
 /* True when rule matches any of the n subjects (occurrences of rule->field).
    Comparison is ASCII case-insensitive. exact: the whole text (or an address) equals
    value; substring: value occurs in the text or an address; glob: '*' any run, '?' one
    byte, over the whole text (or an address); domain: an address's domain (for non-address
-   fields: the text inside <...> if any, else the text) equals value or ends in "."value. */
+   fields: the text inside <...> if any, else the text) equals value or ends in "."value.
+   With work (may be NULL: no cap, no budget): only the first work->text_max bytes of each
+   text and address are examined, steps are added to work->steps, and once they pass
+   work->budget the rule (and every later call with this work) does not match and
+   work->exhausted is set. */
+bool mw_tagrule_matches_work(const struct mw_tag_rule *rule,
+                             const struct mw_tagrule_subject *subjects, size_t n,
+                             struct mw_tagrule_work *work);
 bool mw_tagrule_matches(const struct mw_tag_rule *rule, const struct mw_tagrule_subject *subjects,
                         size_t n);
 
-/* Glob matching on its own (tests): '*' and '?', ASCII case-insensitive, linear-time
-   backtracking on the last star. */
+/* Glob matching on its own (tests, fuzzing): '*' and '?', ASCII case-insensitive, in
+   O(m + n * ceil(m/64)) steps for a pattern of m <= MW_TAGRULE_VALUE_MAX bytes (a longer
+   one never matches) and a text of n. */
 bool mw_tagrule_glob(const char *pattern, const char *text);
+bool mw_tagrule_glob_work(const char *pattern, const char *text, struct mw_tagrule_work *work);
 
 void mw_tag_rule_clear(struct mw_tag_rule *rule);
 void mw_tag_rules_free(struct mw_tag_rule *rules, size_t count);

@@ -6,7 +6,9 @@
 #include "mw-test.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const struct {
 	const char *kw;
@@ -133,6 +135,24 @@ static const struct {
     {"*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
     {"**x", "yyx", true},
     {"x", "xx", false},
+    {"", "", true},
+    {"", "x", false},
+    {"a?c", "ABC", true},
+    {"*?", "", false},
+    {"*??*", "ab", true},
+    {"*??*", "a", false},
+    {"a*b?d*e", "axxbcdyye", true},
+    {"a*b?d*e", "axxbcdyy", false},
+    {"*ab?ab*", "xxabXabyy", true},
+    {"*ab?ab*", "ababab", false},
+    {"*ab?ab*", "abaabab", true},
+    {"*aab*", "aaab", true},
+    {"*abab*", "abaabab", true},
+    {"ab*ba", "aba", false},
+    {"ab*ba", "abba", true},
+    {"*a?b", "axb", true},
+    {"*a?b", "xaxb", true},
+    {"*?a?b?*", "zzaybzz", true},
 };
 
 /* test_glob - wildcards, case, pathological input in linear time */
@@ -229,12 +249,232 @@ static void test_several_occurrences(void **state)
 	assert_false(mw_tagrule_field_is_address("Subject"));
 }
 
+/* ref_glob - the obvious recursive matcher, for short inputs only */
+static bool ref_glob(const char *p, const char *t)
+{
+	char a, b;
+	if (*p == '\0')
+		return *t == '\0';
+	if (*p == '*')
+		return ref_glob(p + 1, t) || (*t != '\0' && ref_glob(p, t + 1));
+	if (*t == '\0')
+		return false;
+	a = *p >= 'A' && *p <= 'Z' ? (char)(*p + 32) : *p;
+	b = *t >= 'A' && *t <= 'Z' ? (char)(*t + 32) : *t;
+	return (*p == '?' || a == b) && ref_glob(p + 1, t + 1);
+}
+
+/* test_glob_reference - the linear matcher agrees with the obvious one on random input */
+static void test_glob_reference(void **state)
+{
+	static const char palphabet[] = "aAb?*", talphabet[] = "aAbB";
+	uint32_t x = 12345;
+	char p[12], t[14];
+	int i, j, pn, tn;
+	(void)state;
+	for (i = 0; i < 200000; i++) {
+		x = x * 1103515245u + 12345u;
+		pn = (int)((x >> 16) % 11);
+		x = x * 1103515245u + 12345u;
+		tn = (int)((x >> 16) % 13);
+		for (j = 0; j < pn; j++) {
+			x = x * 1103515245u + 12345u;
+			p[j] = palphabet[(x >> 16) % 5];
+		}
+		p[pn] = '\0';
+		for (j = 0; j < tn; j++) {
+			x = x * 1103515245u + 12345u;
+			t[j] = talphabet[(x >> 16) % 4];
+		}
+		t[tn] = '\0';
+		if (mw_tagrule_glob(p, t) != ref_glob(p, t))
+			fail_msg("glob %s vs %s: want %d", p, t, ref_glob(p, t));
+	}
+}
+
+/* glob_steps - the steps one glob match takes; the match result must be want */
+static uint64_t glob_steps(const char *pattern, const char *text, bool want)
+{
+	struct mw_tagrule_work w;
+	memset(&w, 0, sizeof(w));
+	if (mw_tagrule_glob_work(pattern, text, &w) != want)
+		fail_msg("glob result for a %zu-byte pattern on %zu bytes", strlen(pattern),
+		         strlen(text));
+	return w.steps;
+}
+
+/* test_glob_linear - steps counted by the matcher grow linearly with the text, whatever
+   the pattern: (n + 1) * (ceil(m / 64) + 2) + 64 * (m + 1) at most, and doubling the text
+   at most doubles the text-dependent part */
+static void test_glob_linear(void **state)
+{
+	static const char *const shapes[] = {
+	    "*?a", /* repeated, then 'b' appended: one anchored and one wild segment */
+	    "a?",  /* "*a?a?...a?b*": a wild core, Shift-And */
+	    "a",   /* "*aaa...ab*": a literal core, KMP */
+	    "*a",  /* "*a*a*...*ab": many segments */
+	    "?",   /* "*???...?b": the reported one */
+	};
+	enum { N = 16384 };
+	char *text = malloc(2 * N + 1), pattern[MW_TAGRULE_VALUE_MAX + 1];
+	size_t i, m, n;
+	(void)state;
+	assert_non_null(text);
+	for (i = 0; i < MW_N_ELEMENTS(shapes); i++) {
+		uint64_t s1, s2, bound;
+		size_t k = strlen(shapes[i]);
+		m = 0;
+		pattern[m++] = '*';
+		while (m + k + 2 <= MW_TAGRULE_VALUE_MAX) {
+			memcpy(pattern + m, shapes[i], k);
+			m += k;
+		}
+		pattern[m++] = 'b';
+		if (i == 1 || i == 2)
+			pattern[m++] = '*';
+		pattern[m] = '\0';
+		memset(text, 'a', 2 * N);
+		text[N] = '\0';
+		s1 = glob_steps(pattern, text, false);
+		text[N] = 'a';
+		text[2 * N] = '\0';
+		s2 = glob_steps(pattern, text, false);
+		for (n = N; n <= 2 * N; n += N) {
+			bound = (uint64_t)(n + 1) * ((m + 63) / 64 + 2) + 64 * (uint64_t)(m + 1);
+			if ((n == N ? s1 : s2) > bound)
+				fail_msg("shape %zu: %llu steps for m=%zu n=%zu (bound %llu)", i,
+				         (unsigned long long)(n == N ? s1 : s2), m, n,
+				         (unsigned long long)bound);
+		}
+		if (s2 > 2 * s1 + 64 * (uint64_t)(m + 1))
+			fail_msg("shape %zu: %llu steps for %d bytes, %llu for %d", i,
+			         (unsigned long long)s1, N, (unsigned long long)s2, 2 * N);
+		/* and a match at the very end is found */
+		text[2 * N - 1] = 'b';
+		(void)glob_steps(pattern, text, true);
+	}
+	free(text);
+}
+
+/* test_cap_and_budget - text past text_max is not examined; an exhausted budget stops
+   every later rule of the delivery */
+static void test_cap_and_budget(void **state)
+{
+	enum { TEXT = 20000 };
+	char *text = malloc(TEXT + 1);
+	struct mw_tagrule_subject s;
+	struct mw_tagrule_work w;
+	struct mw_tag_rule r = {0};
+	(void)state;
+	assert_non_null(text);
+	memset(text, 'x', TEXT);
+	memcpy(text + TEXT - 6, "needle", 6);
+	text[TEXT] = '\0';
+	s.text = text;
+	s.addrs = NULL;
+	s.n_addrs = 0;
+	r.field = (char *)"Subject";
+	r.match = MW_TAGRULE_SUBSTRING;
+	r.value = (char *)"NEEDLE";
+	r.keyword = (char *)"k";
+	r.enabled = true;
+
+	memset(&w, 0, sizeof(w));
+	assert_true(mw_tagrule_matches_work(&r, &s, 1, &w));
+	assert_false(w.truncated);
+	w.text_max = MW_TAGRULE_TEXT_MAX_DEFAULT;
+	w.steps = 0;
+	assert_false(mw_tagrule_matches_work(&r, &s, 1, &w));
+	assert_true(w.truncated);
+	assert_true(w.steps <= 2 * MW_TAGRULE_TEXT_MAX_DEFAULT + 64);
+	r.match = MW_TAGRULE_GLOB;
+	r.value = (char *)"*needle";
+	assert_false(mw_tagrule_matches_work(&r, &s, 1, &w));
+	r.value = (char *)"x*x";
+	assert_true(mw_tagrule_matches_work(&r, &s, 1, &w));
+
+	/* the budget: spent in the middle of a rule that would match, then nothing matches */
+	memset(&w, 0, sizeof(w));
+	w.budget = 1000;
+	r.match = MW_TAGRULE_SUBSTRING;
+	r.value = (char *)"needle";
+	assert_false(mw_tagrule_matches_work(&r, &s, 1, &w));
+	assert_true(w.exhausted);
+	assert_true(w.steps < 1000 + TEXT);
+	r.match = MW_TAGRULE_EXACT;
+	r.value = (char *)"x";
+	memcpy(text, "x", 2);
+	assert_false(mw_tagrule_matches_work(&r, &s, 1, &w));
+	w.exhausted = false;
+	w.budget = 0;
+	assert_true(mw_tagrule_matches_work(&r, &s, 1, &w));
+	free(text);
+}
+
+/* mono_secs - monotonic seconds, for the one timing assertion below */
+static double mono_secs(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* test_worst_case_reported - issue 16 item 5 as reported: five rules "*???...?b" (the
+   longest value allowed) against five 100 KB Subject headers without a 'b' took 2.7 s
+   with the backtracking glob; it must take well under a second (even under ASan) */
+static void test_worst_case_reported(void **state)
+{
+	enum { TEXT = 100 * 1024 };
+	struct mw_tagrule_subject s[5];
+	struct mw_tag_rule r[5];
+	char *text = malloc(TEXT + 1), *value = malloc(MW_TAGRULE_VALUE_MAX + 1);
+	double t0, dt;
+	size_t i;
+	(void)state;
+	assert_non_null(text);
+	assert_non_null(value);
+	memset(text, 'a', TEXT);
+	text[TEXT] = '\0';
+	value[0] = '*';
+	memset(value + 1, '?', MW_TAGRULE_VALUE_MAX - 2);
+	value[MW_TAGRULE_VALUE_MAX - 1] = 'b';
+	value[MW_TAGRULE_VALUE_MAX] = '\0';
+	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_GLOB, value, NULL), 0);
+	for (i = 0; i < 5; i++) {
+		s[i].text = text;
+		s[i].addrs = NULL;
+		s[i].n_addrs = 0;
+		memset(&r[i], 0, sizeof(r[i]));
+		r[i].field = (char *)"Subject";
+		r[i].match = MW_TAGRULE_GLOB;
+		r[i].value = value;
+		r[i].keyword = (char *)"k";
+		r[i].enabled = true;
+	}
+	t0 = mono_secs();
+	for (i = 0; i < 5; i++)
+		assert_false(mw_tagrule_matches(&r[i], s, 5));
+	/* the same shape as a substring rule: '*' and '?' are literal there */
+	for (i = 0; i < 5; i++) {
+		r[i].match = MW_TAGRULE_SUBSTRING;
+		memset(value, 'a', MW_TAGRULE_VALUE_MAX - 1);
+		assert_false(mw_tagrule_matches(&r[i], s, 5));
+	}
+	dt = mono_secs() - t0;
+	free(text);
+	free(value);
+	if (dt > 0.3)
+		fail_msg("10 rules x 5 x 100 KB took %.3f s", dt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_keywords),   cmocka_unit_test(test_fields_values_mailboxes),
 	    cmocka_unit_test(test_rule_check), cmocka_unit_test(test_glob),
 	    cmocka_unit_test(test_matching),   cmocka_unit_test(test_several_occurrences),
+	    cmocka_unit_test(test_worst_case_reported), cmocka_unit_test(test_glob_reference),
+	    cmocka_unit_test(test_glob_linear),         cmocka_unit_test(test_cap_and_budget),
 	};
 	MW_RUN_TESTS(tests);
 }
