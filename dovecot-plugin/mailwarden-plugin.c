@@ -27,6 +27,13 @@
  * never fails a delivery: the message gets the header-based keywords only and the error
  * is logged.
  *
+ * Tag rule cost: matching is linear in the header text (lib/mw-tagrule.c); each rule
+ * examines at most mailwarden_rules_text_max bytes of each header occurrence (default 8k;
+ * the rest is not looked at, logged once per delivery at info level), and all rules of one
+ * delivery share a budget of mailwarden_rules_budget matching steps (default 20 000 000):
+ * once it is spent the remaining rules are not evaluated and a warning is logged (rule id
+ * and counts only, no message content). The delivery itself never fails for either.
+ *
  * Public: mailwarden_plugin_version, mailwarden_plugin_init, mailwarden_plugin_deinit.
  *
  * Diagnostics: Dovecot's log through the user's event, prefixed "mailwarden:"; header and
@@ -40,6 +47,7 @@
 #include "ioloop.h"
 #include "str.h"
 #include "str-sanitize.h"
+#include "strnum.h"
 #include "message-address.h"
 #include "mail-user.h"
 #include "mail-namespace.h"
@@ -79,6 +87,8 @@ struct mw_plugin_user {
 	const char *kw_dkim_fail, *kw_dmarc_fail, *kw_spf_fail;
 	bool file_spam, learn;
 	unsigned int cache_ttl;
+	size_t rules_text_max;     /* bytes of one header the tag rules examine */
+	uint64_t rules_budget;     /* matching steps for all tag rules of one delivery */
 
 	/* normalised username, "" when it cannot be a store username */
 	char username[MW_USERNAME_MAX + 1];
@@ -167,6 +177,31 @@ static bool mw_setting_bool(struct mail_user *user, const char *name, bool def)
 		return def;
 	}
 	return b;
+}
+
+/* mw_setting_number - a size (with k/M suffixes when size) or plain count setting within
+   min..max; a bad one is logged and the default used */
+static uint64_t mw_setting_number(struct mail_user *user, const char *name, uint64_t def,
+                                  uint64_t min, uint64_t max, bool size)
+{
+	const char *v = mail_user_plugin_getenv(user, name);
+	mw_error err = {""};
+	long long n = -1;
+	if (v == NULL || *v == '\0')
+		return def;
+	if (size) {
+		if (mw_config_parse_size(v, &n, &err) < 0)
+			n = -1;
+	} else if (str_to_llong(v, &n) < 0) {
+		n = -1;
+	}
+	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max) {
+		e_error(user->event, "mailwarden: %s = %s: not a number in %llu..%llu; using %llu",
+		        name, str_sanitize(v, 40), (unsigned long long)min,
+		        (unsigned long long)max, (unsigned long long)def);
+		return def;
+	}
+	return (uint64_t)n;
 }
 
 /* mw_user_store - the user's store connection, opened on first use; NULL when it fails */
@@ -428,24 +463,38 @@ static unsigned int mw_field_subjects(struct mail *mail, const char *field,
 	return e->n;
 }
 
-/* mw_apply_rules - keywords and mailbox from the user's tag rules, in order */
+/* mw_apply_rules - keywords and mailbox from the user's tag rules, in order, within the
+   delivery's matching budget: once it is spent the remaining rules are not evaluated */
 static void mw_apply_rules(struct mail *mail, const struct mw_tag_rule *rules, size_t count,
                            struct mw_plugin_user *muser, struct mw_decision *d)
 {
 	const struct mw_tagrule_subject *subjects;
 	struct mw_field_cache *cache;
+	struct mw_tagrule_work work;
 	size_t i;
 
 	if (count == 0)
 		return;
+	i_zero(&work);
+	work.text_max = muser->rules_text_max;
+	work.budget = muser->rules_budget;
 	cache = t_new(struct mw_field_cache, 1);
 	for (i = 0; i < count; i++) {
 		const struct mw_tag_rule *r = &rules[i];
 		unsigned int n;
+		bool matched;
 		if (!r->enabled) /* disabled, or invalid (logged when the cache was filled) */
 			continue;
 		n = mw_field_subjects(mail, r->field, cache, &subjects);
-		if (n == 0 || !mw_tagrule_matches(r, subjects, n))
+		matched = n > 0 && mw_tagrule_matches_work(r, subjects, n, &work);
+		if (work.exhausted) {
+			e_warning(muser->user->event,
+			          "mailwarden: tag rule budget spent (mailwarden_rules_budget=%llu "
+			          "steps) at rule %lld: %zu of %zu rules not evaluated",
+			          (unsigned long long)work.budget, (long long)r->id, count - i, count);
+			break;
+		}
+		if (!matched)
 			continue;
 		e_debug(muser->user->event, "mailwarden: tag rule %lld matched", (long long)r->id);
 		if (r->keyword != NULL)
@@ -453,6 +502,11 @@ static void mw_apply_rules(struct mail *mail, const struct mw_tag_rule *rules, s
 		if (r->mailbox != NULL && d->mailbox == NULL)
 			d->mailbox = t_strdup(r->mailbox);
 	}
+	if (work.truncated)
+		e_info(muser->user->event,
+		       "mailwarden: a header longer than mailwarden_rules_text_max=%zu bytes: tag "
+		       "rules examined its first %zu bytes only",
+		       work.text_max, work.text_max);
 }
 
 /* mw_want_headers - tell the mail every header field the decision reads, so that the
@@ -876,6 +930,11 @@ static void mw_mail_user_created(struct mail_user *user)
 		else
 			muser->cache_ttl = (unsigned int)secs;
 	}
+	muser->rules_text_max = (size_t)mw_setting_number(
+	    user, "mailwarden_rules_text_max", MW_TAGRULE_TEXT_MAX_DEFAULT, 256, 1024 * 1024, true);
+	muser->rules_budget = mw_setting_number(user, "mailwarden_rules_budget",
+	                                        MW_TAGRULE_BUDGET_DEFAULT, 10000,
+	                                        UINT64_C(100000000000), false);
 	if (mw_store_username_normalize(user->username, muser->username, sizeof(muser->username),
 	                                &err) < 0)
 		muser->username[0] = '\0';
