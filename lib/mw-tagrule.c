@@ -444,6 +444,8 @@ static bool prog_glob(const struct tr_prog *g, const char *t, size_t n, struct m
 static bool prog_substring(const struct tr_prog *g, const char *t, size_t n,
                            struct mw_tagrule_work *w)
 {
+	if (g->len == 0) /* not a valid value; it occurs everywhere */
+		return true;
 	return g->len <= n && kmp_find(g->pat, g->len, g->fail, t, 0, n, w) >= 0;
 }
 
