@@ -12,7 +12,7 @@
  * mw_dkim_selector_normalize, mw_dkim_key_new/_free/_domain/_selector/_type/_algorithm,
  * mw_dkim_pem_public, mw_dkim_generate_rsa, mw_dkim_txt_record, mw_dkim_key_ad,
  * mw_dkim_key_from_store, mw_dkim_key_load_file, mw_dkim_key_from_dir, mw_dkim_key_lookup,
- * mw_dkim_signer_new/_header/_eoh/_body/_eom/_free.
+ * mw_dkim_signer_new/_header/_too_many/_eoh/_body/_eom/_free.
  *
  * Diagnostics: through error_r only; nothing here logs. Messages never contain key
  * material; header values from messages are not echoed.
@@ -62,8 +62,9 @@ struct mw_dkim_signer {
 	char domain[MW_DKIM_DOMAIN_MAX + 1];
 	char selector[MW_DKIM_SELECTOR_MAX + 1];
 	size_t header_bytes;
-	mw_str hdrs; /* header fields as given: name NUL value NUL, in message order */
+	mw_str hdrs; /* the signed header fields as given: name NUL value NUL, in message order */
 	size_t nhdrs;
+	bool too_many; /* more than MW_DKIM_SIGNED_FIELDS_MAX fields to sign */
 	const char **hdrlist; /* sign_headers, split (owned strings in hdrbuf) */
 	char *hdrbuf;
 	EVP_MD_CTX *bh;     /* the body hash */
@@ -81,11 +82,7 @@ static DKIM_LIB *lib_handle;
 /* lib_init - make the process's libopendkim handle (once) */
 static void lib_init(void)
 {
-	const char *oversign[8];
-	char buf[sizeof(MW_DKIM_OVERSIGN_HEADERS)];
 	unsigned int flags = 0;
-	size_t n = 0;
-	char *p, *save = NULL;
 	DKIM_LIB *lib = dkim_init(NULL, NULL);
 	if (lib == NULL)
 		return;
@@ -95,16 +92,8 @@ static void lib_init(void)
 		return;
 	}
 	flags |= DKIM_LIBFLAGS_FIXCRLF;
-	(void)mw_strlcpy(buf, MW_DKIM_OVERSIGN_HEADERS, sizeof(buf));
-	for (p = strtok_r(buf, ",", &save); p != NULL && n + 1 < MW_N_ELEMENTS(oversign);
-	     p = strtok_r(NULL, ",", &save))
-		oversign[n++] = p;
-	oversign[n] = NULL;
 	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof(flags)) !=
-	        DKIM_STAT_OK ||
-	    /* the library copies the array; len is the size of the pointer it keeps */
-	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, oversign,
-	                 sizeof(const char **)) != DKIM_STAT_OK) {
+	    DKIM_STAT_OK) {
 		dkim_close(lib);
 		return;
 	}
@@ -735,7 +724,8 @@ mw_dkim_signer *mw_dkim_signer_new(const mw_dkim_key *key, const char *job_id,
 	return s;
 }
 
-/* mw_dkim_signer_header - keep one header field (name NUL value NUL) for the end */
+/* mw_dkim_signer_header - keep one header field to sign (name NUL value NUL) for the end;
+   a field not signed only counts towards MW_DKIM_HEADERS_MAX */
 int mw_dkim_signer_header(mw_dkim_signer *signer, const char *name, const char *value,
                           mw_error *error_r)
 {
@@ -765,11 +755,27 @@ int mw_dkim_signer_header(mw_dkim_signer *signer, const char *name, const char *
 		}
 	}
 	signer->header_bytes += nlen + vlen + 4;
+	if (!wanted(signer, name))
+		return 0;
+	if (signer->nhdrs >= MW_DKIM_SIGNED_FIELDS_MAX) {
+		mw_error_set(error_r, "DKIM header: more than %d header fields to sign",
+		             MW_DKIM_SIGNED_FIELDS_MAX);
+		signer->too_many = true;
+		signer->state = SIGNER_FAILED;
+		return -1;
+	}
 	if (mw_str_append(&signer->hdrs, name, nlen + 1) < 0 ||
 	    mw_str_append(&signer->hdrs, value, vlen + 1) < 0)
 		return signer_error(signer, error_r, "header");
 	signer->nhdrs++;
 	return 0;
+}
+
+/* mw_dkim_signer_too_many - the signer failed on more than MW_DKIM_SIGNED_FIELDS_MAX
+   header fields to sign (a property of the message, not a passing failure) */
+bool mw_dkim_signer_too_many(const mw_dkim_signer *signer)
+{
+	return signer != NULL && signer->too_many;
 }
 
 /* mw_dkim_signer_eoh - the end of the header */
@@ -956,10 +962,40 @@ static int header_hash_input(mw_dkim_signer *s, const char **names, const char *
 	return canon_header(canon, "DKIM-Signature", mw_str_c(sigval));
 }
 
+/* over_add - append NAME (lower case) to the over-signed part of h= unless already there */
+static int over_add(mw_str *hlist, size_t over_start, const char *name)
+{
+	const char *p = hlist->buf + over_start, *end = hlist->buf + hlist->len;
+	size_t len = strlen(name), i;
+	for (; p < end; p += strlen(p) + 1)
+		if (mw_ascii_strcasecmp(p, name) == 0)
+			return 0;
+	for (i = 0; i < len; i++)
+		if (mw_str_appendc(hlist, lower(name[i])) < 0)
+			return -1;
+	return mw_str_appendc(hlist, '\0');
+}
+
+/* oversign_names - every signed name once more in h=: the names of the signed fields,
+   every name of the list without a wildcard (present or not) and From. A verifier then
+   finds no field for each extra entry, and a field of that name added after signing
+   breaks the signature (RFC 6376 5.4.2, 8.15). Names of a wildcard entry ("list-*") can
+   only be over-signed when the message has them. */
+static int oversign_names(const mw_dkim_signer *s, const char **names, size_t n, mw_str *hlist)
+{
+	size_t over_start = hlist->len, i;
+	for (i = 0; i < n; i++)
+		if (over_add(hlist, over_start, names[i]) < 0)
+			return -1;
+	for (i = 0; s->hdrlist[i] != NULL; i++)
+		if (strchr(s->hdrlist[i], '*') == NULL && over_add(hlist, over_start, s->hdrlist[i]) < 0)
+			return -1;
+	return over_add(hlist, over_start, "from");
+}
+
 /* mw_dkim_signer_eom - finish and give the DKIM-Signature value */
 int mw_dkim_signer_eom(mw_dkim_signer *signer, mw_str *value_r, mw_error *error_r)
 {
-	static const char *const oversign[] = {"from", "to", "subject", "date", "message-id"};
 	const char **names = NULL, **values = NULL;
 	bool *used = NULL;
 	unsigned char digest[EVP_MAX_MD_SIZE], sig[1024];
@@ -1002,15 +1038,13 @@ int mw_dkim_signer_eom(mw_dkim_signer *signer, mw_str *value_r, mw_error *error_
 		p = values[n] + strlen(values[n]) + 1;
 		n++;
 	}
-	/* h=: every signed field in message order, then the over-signed names once more */
+	/* h=: every signed field in message order (all kept fields are signed), then every
+	   signed name once more, so that no field of a signed name can be added */
 	for (i = 0; i < n; i++)
-		if (wanted(signer, names[i]) &&
-		    mw_str_append(&hlist, names[i], strlen(names[i]) + 1) < 0)
+		if (mw_str_append(&hlist, names[i], strlen(names[i]) + 1) < 0)
 			goto out;
-	for (i = 0; i < MW_N_ELEMENTS(oversign); i++)
-		if (wanted(signer, oversign[i]) &&
-		    mw_str_append(&hlist, oversign[i], strlen(oversign[i]) + 1) < 0)
-			goto out;
+	if (oversign_names(signer, names, n, &hlist) < 0)
+		goto out;
 
 	(void)snprintf(num, sizeof(num), "%lld", (long long)time(NULL));
 	if (mw_str_appendf(&v, "v=1; a=%s; c=relaxed/relaxed; d=%s; s=%s;",

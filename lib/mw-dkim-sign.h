@@ -17,14 +17,18 @@
 #define MW_DKIM_DEFAULT_SIGN_HEADERS                                                     \
 	"from,sender,to,cc,subject,date,message-id,reply-to,in-reply-to,references,"      \
 	"mime-version,content-type,content-transfer-encoding,list-*"
-/* Over-signed (h= names one instance more than the message has, so none can be added
-   after signing): process-wide, set when the library is initialised. */
-#define MW_DKIM_OVERSIGN_HEADERS "from,to,subject,date,message-id"
+/* Every signed name is over-signed: h= names each one instance more than the message
+   has (names of the list without a wildcard, and From, even when absent), so no field of
+   a signed name can be added after signing without breaking the signature. */
+/* At most this many header fields of one message are signed (their instances, counted
+   over all signed names): a message with more is not signed (mw_dkim_signer_header fails
+   and mw_dkim_signer_too_many says why); the milter refuses it permanently. */
+#define MW_DKIM_SIGNED_FIELDS_MAX 200
 
 struct dkim_lib;
 
-/* The process's libopendkim handle, made once (pthread_once) with relaxed defaults,
-   FIXCRLF (bare LF in input is taken as CRLF) and the over-sign list above. NULL when
+/* The process's libopendkim handle, made once (pthread_once) with relaxed defaults and
+   FIXCRLF (bare LF in input is taken as CRLF). NULL when
    libopendkim could not be initialised (then every signer_new fails). Never closed.
    libopendkim is thread-safe per handle: one signer per message and thread. */
 struct dkim_lib *mw_dkim_lib_get(void);
@@ -103,9 +107,11 @@ typedef struct mw_dkim_signer mw_dkim_signer;
 mw_dkim_signer *mw_dkim_signer_new(const mw_dkim_key *key, const char *job_id,
                                    const char *sign_headers, mw_error *error_r);
 /* One header field in message order: name without colon, value as the milter gives it
-   (leading blank optional; folds as LF or CRLF + WSP). */
+   (leading blank optional; folds as LF or CRLF + WSP). Fails for the field that would be
+   the (MW_DKIM_SIGNED_FIELDS_MAX + 1)th to sign; then mw_dkim_signer_too_many is true. */
 int mw_dkim_signer_header(mw_dkim_signer *signer, const char *name, const char *value,
                           mw_error *error_r);
+bool mw_dkim_signer_too_many(const mw_dkim_signer *signer);
 int mw_dkim_signer_eoh(mw_dkim_signer *signer, mw_error *error_r);
 /* A chunk of the body (CRLF or LF line ends), any size, any number of calls. */
 int mw_dkim_signer_body(mw_dkim_signer *signer, const void *chunk, size_t len, mw_error *error_r);

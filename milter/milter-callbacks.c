@@ -35,6 +35,8 @@
  *   552 5.3.4 too many headers to remove (X-Mailwarden-* / Authentication-Results)
  *   552 5.3.4 message header too large to check / to sign
  *   451 4.7.1 cannot sign the message now, try again later   (dkim_on_error = tempfail)
+ *   550 5.7.1 message has more than 200 header fields to sign (MW_DKIM_SIGNED_FIELDS_MAX,
+ *             whatever dkim_on_error says)
  *   451 4.7.1 internal error, try again later    (an MTA action failed)
  */
 #include "mw-build.h"
@@ -565,6 +567,7 @@ static void start_signer(struct milter_conn *conn)
 	while (p != NULL && p < end) {
 		const char *value = p + strlen(p) + 1;
 		if (mw_dkim_signer_header(msg->signer, p, value, &err) < 0) {
+			msg->sign_refused = mw_dkim_signer_too_many(msg->signer);
 			sign_fail(msg, err.msg);
 			return;
 		}
@@ -661,6 +664,18 @@ static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply 
 		mw_str_free(&sig);
 	}
 	mw_log_value(d, sizeof(d), msg->sign_domain, strlen(msg->sign_domain));
+	if (msg->sign_refused) {
+		/* a property of the message: retrying cannot help, and sending it unsigned
+		   would let a signing domain's user send what is not signed */
+		mw_error_log("event=dkim_sign_refused qid=%s domain=%s error=%s",
+		             msg->qid[0] != '\0' ? msg->qid : "-", d,
+		             mw_log_value(e, sizeof(e), msg->sign_error, strlen(msg->sign_error)));
+		milter_reply_set(r, "550", "5.7.1", "dkim_too_many_headers",
+		                 "message has more than %d header fields to sign (To, Cc, "
+		                 "Subject, ...); send it with fewer",
+		                 MW_DKIM_SIGNED_FIELDS_MAX);
+		return 1;
+	}
 	if (msg->sign_failed) {
 		mw_error_log("event=dkim_sign_failed qid=%s domain=%s error=%s",
 		             msg->qid[0] != '\0' ? msg->qid : "-", d,

@@ -162,6 +162,7 @@ struct milter_msg {
 	bool sign_wanted;              /* dkim_sign on and From enforcement ran */
 	mw_dkim_signer *signer;        /* a key was found for the From domain */
 	bool sign_failed;              /* key lookup or signer failed: dkim_on_error */
+	bool sign_refused;             /* more header fields to sign than the signer takes */
 	char sign_domain[MW_ADDR_DOMAIN_MAX + 1];
 	char sign_selector[64];
 	char sign_error[200];          /* why signing failed (for the log) */

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 try:
@@ -215,6 +216,76 @@ class DkimSignTest(unittest.TestCase):
             self.assertFalse(self.verify(signed[:i] + added + signed[i:])[0], added)
         # a header outside the signed set may be added (e.g. Received on the way)
         self.assertTrue(self.verify(b"Received: from x by y\n" + signed)[0])
+
+    def opendkim_verify(self, signed):
+        """opendkim_verify - libopendkim's verdict (mw-dkim-sign-tool --verify) on SIGNED,
+        with the keys' records from a key list file: True for pass."""
+        keylist = os.path.join(self.dir, "keylist.txt")
+        with open(keylist, "w") as f:
+            for name, rec in self.records().items():
+                f.write(f"{name} {rec}\n")
+        path = os.path.join(self.dir, "verify.eml")
+        with open(path, "wb") as f:
+            f.write(signed)
+        p = subprocess.run([TOOL, "--verify", keylist, path], capture_output=True, timeout=60)
+        err = p.stderr.decode(errors="replace")
+        self.assertTrue(sanitizer_clean(err), err)
+        self.assertIn(p.returncode, (0, 4), err)
+        return p.returncode == 0
+
+    def test_every_signed_name_is_oversigned(self):
+        """Issue 16 item 6: a Reply-To, Cc, Sender, In-Reply-To, References or second
+        Content-Type / Content-Transfer-Encoding / MIME-Version / Subject added after
+        signing kept the signature valid (only five names were over-signed). Both
+        libopendkim and python3-dkim must now refuse each, and pass the untouched message."""
+        rc, signed, err = self.sign(MSG)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(self.verify(signed)[0])
+        self.assertTrue(self.opendkim_verify(signed))
+        h = [x.lower() for x in self.sig_tags(signed)["h"].split(":")]
+        for name in ("reply-to", "cc", "sender", "in-reply-to", "references",
+                     "content-transfer-encoding"):  # absent: named once, so none may come
+            self.assertEqual(h.count(name), 1, f"{name}: {h}")
+        for name in ("from", "to", "subject", "date", "message-id", "mime-version",
+                     "content-type"):  # present once: named twice
+            self.assertEqual(h.count(name), 2, f"{name}: {h}")
+        for added in (b"Reply-To: Mallory <mallory@evil.example>\n",
+                      b"Cc: victim@example.net\n",
+                      b"Sender: mallory@evil.example\n",
+                      b"In-Reply-To: <x@evil.example>\n",
+                      b"References: <x@evil.example>\n",
+                      b"Content-Type: text/html\n",
+                      b"Content-Transfer-Encoding: base64\n",
+                      b"MIME-Version: 1.0\n",
+                      b"Subject: urgent!\n"):
+            for where in ("top", "bottom"):
+                if where == "top":
+                    tampered = added + signed
+                else:
+                    i = signed.index(b"\n\n") + 1
+                    tampered = signed[:i] + added + signed[i:]
+                self.assertFalse(self.verify(tampered)[0], (where, added))
+                self.assertFalse(self.opendkim_verify(tampered), (where, added))
+
+    def test_signed_field_cap(self):
+        """Issue 16 item 6: 170 000 To: fields took 6 s and made a 524 KB signature. At most
+        200 fields are signed; one more is refused at once (no signature), while unsigned
+        fields do not count and a message at the cap verifies with both verifiers."""
+        head, body = MSG.split(b"\n\n", 1)
+        at_cap = head + b"\n" + b"To: x@example.net\n" * (200 - 7) + b"X-Note: 1\n" * 5000 \
+            + b"\n" + body
+        rc, signed, err = self.sign(at_cap)
+        self.assertEqual(rc, 0, err)
+        self.assertLess(len(self.sig_tags(signed)["h"]), 4000)
+        self.assertTrue(self.verify(signed)[0])
+        self.assertTrue(self.opendkim_verify(signed))
+        over = head + b"\n" + b"To: x@example.net\n" * 20000 + b"\n" + body
+        started = time.monotonic()
+        rc, signed, err = self.sign(over)
+        self.assertLess(time.monotonic() - started, 5.0)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("more than 200 header fields to sign", err)
+        self.assertEqual(signed, b"")
 
     def test_rotation_and_activate(self):
         rc, out, err = self.ctl("dkim", "generate", "rot.example", "--selector", "old")

@@ -141,15 +141,16 @@ class MilterSignTest(unittest.TestCase):
         self.store.allow_from(name, name)
         return name, pw
 
-    def submit(self, user, pw, token):
-        """submit - an authenticated message from USER to the recipient: (code, reply)."""
+    def submit(self, user, pw, token, text=None):
+        """submit - an authenticated message from USER to the recipient (TEXT, default
+        message()): (code, reply)."""
         s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=60)
         try:
             s.ehlo('client.example')
             s.login(user, pw)
             s.mail(user)
             s.rcpt(self.rcpt)
-            code, resp = s.data(message(user, self.rcpt, token).encode())
+            code, resp = s.data((text or message(user, self.rcpt, token)).encode())
             return code, resp.decode()
         finally:
             try:
@@ -239,6 +240,43 @@ class MilterSignTest(unittest.TestCase):
         raw = fetch_raw(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token)
         self.assertIsNotNone(raw)
         self.assertNotIn(b'dkim-signature:', raw.lower())
+
+    def test_every_signed_name_oversigned(self):
+        # issue 16 item 6 through Postfix and the milter: a Reply-To, Cc or second
+        # Content-Type added to the delivered message breaks the signature
+        user, pw = self.user(DOMAIN)
+        token = uniq('over')
+        code, resp = self.submit(user, pw, token)
+        self.assertEqual(code, 250, resp)
+        raw = fetch_raw(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token)
+        self.assertIsNotNone(raw, 'signed message not delivered')
+        self.assertTrue(self.verify(raw)[0], raw[:1500])
+        signed = self.signature(raw)['h'].lower().split(':')
+        for h in ('reply-to', 'cc', 'sender', 'in-reply-to', 'references'):
+            self.assertEqual(signed.count(h), 1, signed)
+        for h in ('mime-version', 'content-type'):
+            self.assertEqual(signed.count(h), 2, signed)
+        end = raw.index(b'\r\n\r\n') + 2
+        for added in (b'Reply-To: <mallory@evil.example>\r\n', b'Cc: <victim@example.net>\r\n',
+                      b'Content-Type: text/html\r\n', b'Subject: urgent\r\n'):
+            self.assertFalse(self.verify(raw[:end] + added + raw[end:])[0], added)
+
+    def test_too_many_signed_fields_refused(self):
+        # issue 16 item 6: more header fields to sign than MW_DKIM_SIGNED_FIELDS_MAX (200)
+        # is refused for good (550 5.7.1): retrying cannot help and unsigned is no option
+        user, pw = self.user(DOMAIN)
+        token = uniq('many')
+        text = message(user, self.rcpt, token)
+        head, body = text.split('\r\n\r\n', 1)
+        text = head + '\r\n' + '\r\n'.join(['To: <%s>' % self.rcpt] * 2000) + '\r\n\r\n' + body
+        started = time.monotonic()
+        code, resp = self.submit(user, pw, token, text)
+        self.assertLess(time.monotonic() - started, 20)
+        self.assertEqual(code, 550, resp)
+        self.assertIn('5.7.1', resp)
+        self.assertIn('more than 200 header fields to sign', resp)
+        with open(self.milter.log_path) as f:
+            self.assertIn('event=dkim_sign_refused', f.read())
 
     def test_z_broken_key_tempfails_then_recovers(self):
         # a key file that exists for a domain but does not parse is a configuration

@@ -3,6 +3,12 @@
  *
  * Usage: mw-dkim-sign-tool [-c CONFIG] [--key-dir DIR] [--key-file FILE --selector S]
  *          [--domain D] [--headers LIST] [--chunk N] MESSAGE-FILE
+ *        mw-dkim-sign-tool --verify KEY-LIST MESSAGE-FILE
+ *
+ * --verify checks the message's DKIM signature with libopendkim instead (the second
+ * verifier of the tests besides python3-dkim), its key records read from KEY-LIST (lines
+ * "SELECTOR._domainkey.DOMAIN v=DKIM1; k=rsa; p=...", libopendkim's DKIM_QUERY_FILE):
+ * exit 0 and "pass" when it verifies, 4 and libopendkim's reason when it does not.
  *
  * Key: with --key-file, that PEM file (mode 0600) for --domain (default: the header-From
  * domain) and --selector; otherwise mw_dkim_key_lookup for the header-From domain (or
@@ -17,6 +23,8 @@
 #include "mw-addr.h"
 #include "mw-config.h"
 #include "mw-dkim-sign.h"
+
+#include <opendkim/dkim.h>
 
 #include <getopt.h>
 #include <stdio.h>
@@ -129,6 +137,75 @@ static int feed(mw_dkim_signer *s, const char *msg, size_t len, size_t chunk, mw
 	return 0;
 }
 
+/* crlf_append - append p[0..n) with every bare LF made CRLF */
+static void crlf_append(mw_str *out, const char *p, size_t n)
+{
+	size_t k;
+	for (k = 0; k < n; k++) {
+		if (p[k] == '\n' && (k == 0 || p[k - 1] != '\r'))
+			(void)mw_str_appendc(out, '\r');
+		(void)mw_str_appendc(out, p[k]);
+	}
+}
+
+/* verify_message - libopendkim's verdict on msg with keys from keylist: 0 pass, 4 fail,
+   1 error */
+static int verify_message(const char *keylist, const char *msg, size_t len)
+{
+	unsigned int q = DKIM_QUERY_FILE;
+	DKIM_LIB *lib = dkim_init(NULL, NULL);
+	DKIM *d = NULL;
+	DKIM_STAT st;
+	mw_str h, b;
+	size_t i = 0;
+	int ret = 1;
+	mw_str_init(&h, 0);
+	mw_str_init(&b, 0);
+	if (lib == NULL ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYMETHOD, &q, sizeof(q)) != 0 ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYINFO, (void *)keylist,
+	                 strlen(keylist)) != 0 ||
+	    (d = dkim_verify(lib, (const unsigned char *)"v", NULL, &st)) == NULL) {
+		fprintf(stderr, "mw-dkim-sign-tool: libopendkim could not be set up\n");
+		goto out;
+	}
+	while (i < len && !(msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n'))) {
+		size_t e = i;
+		while (e < len && msg[e] != '\n')
+			e++;
+		while (e + 1 < len && (msg[e + 1] == ' ' || msg[e + 1] == '\t')) {
+			e++;
+			while (e < len && msg[e] != '\n')
+				e++;
+		}
+		mw_str_reset(&h);
+		crlf_append(&h, msg + i, e > i && msg[e - 1] == '\r' ? e - i - 1 : e - i);
+		if (dkim_header(d, (unsigned char *)h.buf, h.len) != DKIM_STAT_OK) {
+			fprintf(stderr, "mw-dkim-sign-tool: libopendkim refused a header field\n");
+			goto out;
+		}
+		i = e + 1;
+	}
+	if (i < len)
+		i += msg[i] == '\r' ? 2 : 1;
+	crlf_append(&b, msg + i, i < len ? len - i : 0);
+	st = dkim_eoh(d);
+	if (st == DKIM_STAT_OK && b.len > 0)
+		st = dkim_body(d, (unsigned char *)b.buf, b.len);
+	if (st == DKIM_STAT_OK)
+		st = dkim_eom(d, NULL);
+	printf("%s\n", st == DKIM_STAT_OK ? "pass" : dkim_getresultstr(st));
+	ret = st == DKIM_STAT_OK ? 0 : 4;
+out:
+	if (d != NULL)
+		(void)dkim_free(d);
+	if (lib != NULL)
+		dkim_close(lib);
+	mw_str_free(&h);
+	mw_str_free(&b);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -138,10 +215,11 @@ int main(int argc, char **argv)
 		{ "domain", required_argument, NULL, 'd' },
 		{ "headers", required_argument, NULL, 'H' },
 		{ "chunk", required_argument, NULL, 'n' },
+		{ "verify", required_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL, *key_dir = NULL, *key_file = NULL, *selector = NULL;
-	const char *domain = NULL, *headers = NULL;
+	const char *domain = NULL, *headers = NULL, *verify = NULL;
 	char from_dom[MW_ADDR_DOMAIN_MAX + 1];
 	size_t chunk = 65536, hdr_end, i;
 	mw_config *cfg = NULL;
@@ -162,6 +240,7 @@ int main(int argc, char **argv)
 		case 's': selector = optarg; break;
 		case 'd': domain = optarg; break;
 		case 'H': headers = optarg; break;
+		case 'V': verify = optarg; break;
 		case 'n':
 			chunk = (size_t)strtoul(optarg, NULL, 10);
 			if (chunk == 0)
@@ -174,7 +253,8 @@ int main(int argc, char **argv)
 	if (optind + 1 != argc || (key_file != NULL && selector == NULL)) {
 		fprintf(stderr, "usage: mw-dkim-sign-tool [-c CONFIG] [--key-dir DIR] "
 		                "[--key-file FILE --selector S] [--domain D] [--headers LIST] "
-		                "[--chunk N] MESSAGE-FILE\n");
+		                "[--chunk N] MESSAGE-FILE\n"
+		                "       mw-dkim-sign-tool --verify KEY-LIST MESSAGE-FILE\n");
 		return 2;
 	}
 	mw_str_init(&msg, MAX_MESSAGE);
@@ -182,6 +262,10 @@ int main(int argc, char **argv)
 	if (read_file(argv[optind], &msg) < 0 || msg.len == 0) {
 		fprintf(stderr, "mw-dkim-sign-tool: %s: unreadable, empty or too large\n",
 		        argv[optind]);
+		goto out;
+	}
+	if (verify != NULL) {
+		ret = verify_message(verify, msg.buf, msg.len);
 		goto out;
 	}
 	/* end of the header: the first empty line */
