@@ -453,13 +453,14 @@ static bool prog_substring(const struct tr_prog *g, const char *t, size_t n,
 static size_t text_len(const char *text, struct mw_tagrule_work *w)
 {
 	size_t n;
-	if (w == NULL || w->text_max == 0)
+	if (w == NULL)
 		return strlen(text);
-	n = strnlen(text, w->text_max + 1);
-	if (n > w->text_max) {
+	n = w->text_max == 0 ? strlen(text) : strnlen(text, w->text_max + 1);
+	if (w->text_max != 0 && n > w->text_max) {
 		w->truncated = true;
 		n = w->text_max;
 	}
+	(void)work_add(w, n); /* measuring it is work too */
 	return n;
 }
 

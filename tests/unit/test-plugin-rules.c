@@ -393,14 +393,31 @@ static void test_cap_and_budget(void **state)
 	r.value = (char *)"x*x";
 	assert_true(mw_tagrule_matches_work(&r, &s, 1, &w));
 
-	/* the budget: spent in the middle of a rule that would match, then nothing matches */
+	/* the budget: spent on a rule that would match, which then does not */
 	memset(&w, 0, sizeof(w));
 	w.budget = 1000;
 	r.match = MW_TAGRULE_SUBSTRING;
 	r.value = (char *)"needle";
 	assert_false(mw_tagrule_matches_work(&r, &s, 1, &w));
 	assert_true(w.exhausted);
-	assert_true(w.steps < 1000 + TEXT);
+	/* spent on the first of two occurrences: the second is not looked at */
+	{
+		struct mw_tagrule_subject two[2] = {s, s};
+		memset(&w, 0, sizeof(w));
+		w.budget = 1000;
+		r.value = (char *)"needlf";
+		assert_false(mw_tagrule_matches_work(&r, two, 2, &w));
+		assert_true(w.exhausted);
+		assert_true(w.steps < 3 * TEXT);
+		w.budget = 0;
+		w.exhausted = false;
+		w.steps = 0;
+		assert_false(mw_tagrule_matches_work(&r, two, 2, &w));
+		assert_true(w.steps > 3 * TEXT);
+	}
+	/* once exhausted, a cheap rule that would match does not either */
+	w.budget = 1000;
+	w.exhausted = true;
 	r.match = MW_TAGRULE_EXACT;
 	r.value = (char *)"x";
 	memcpy(text, "x", 2);
