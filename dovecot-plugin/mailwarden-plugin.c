@@ -87,8 +87,8 @@ struct mw_plugin_user {
 	const char *kw_dkim_fail, *kw_dmarc_fail, *kw_spf_fail;
 	bool file_spam, learn;
 	unsigned int cache_ttl;
-	size_t rules_text_max;     /* bytes of one header the tag rules examine */
-	uint64_t rules_budget;     /* matching steps for all tag rules of one delivery */
+	size_t rules_text_max; /* bytes of one header the tag rules examine */
+	uint64_t rules_budget; /* matching steps for all tag rules of one delivery */
 
 	/* normalised username, "" when it cannot be a store username */
 	char username[MW_USERNAME_MAX + 1];
@@ -197,8 +197,8 @@ static uint64_t mw_setting_number(struct mail_user *user, const char *name, uint
 	}
 	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max) {
 		e_error(user->event, "mailwarden: %s = %s: not a number in %llu..%llu; using %llu",
-		        name, str_sanitize(v, 40), (unsigned long long)min,
-		        (unsigned long long)max, (unsigned long long)def);
+		        name, str_sanitize(v, 40), (unsigned long long)min, (unsigned long long)max,
+		        (unsigned long long)def);
 		return def;
 	}
 	return (uint64_t)n;
@@ -491,7 +491,8 @@ static void mw_apply_rules(struct mail *mail, const struct mw_tag_rule *rules, s
 			e_warning(muser->user->event,
 			          "mailwarden: tag rule budget spent (mailwarden_rules_budget=%llu "
 			          "steps) at rule %lld: %zu of %zu rules not evaluated",
-			          (unsigned long long)work.budget, (long long)r->id, count - i, count);
+			          (unsigned long long)work.budget, (long long)r->id, count - i,
+			          count);
 			break;
 		}
 		if (!matched)
@@ -932,9 +933,9 @@ static void mw_mail_user_created(struct mail_user *user)
 	}
 	muser->rules_text_max = (size_t)mw_setting_number(
 	    user, "mailwarden_rules_text_max", MW_TAGRULE_TEXT_MAX_DEFAULT, 256, 1024 * 1024, true);
-	muser->rules_budget = mw_setting_number(user, "mailwarden_rules_budget",
-	                                        MW_TAGRULE_BUDGET_DEFAULT, 10000,
-	                                        UINT64_C(100000000000), false);
+	muser->rules_budget =
+	    mw_setting_number(user, "mailwarden_rules_budget", MW_TAGRULE_BUDGET_DEFAULT, 10000,
+	                      UINT64_C(100000000000), false);
 	if (mw_store_username_normalize(user->username, muser->username, sizeof(muser->username),
 	                                &err) < 0)
 		muser->username[0] = '\0';

@@ -223,9 +223,9 @@ bool mw_tagrule_field_is_address(const char *field)
 #define TR_CLASS_MAX 257 /* distinct bytes of a core, plus "none of them" */
 
 struct tr_seg {
-	uint16_t off, len;     /* in the compiled pattern */
-	uint16_t lead, trail;  /* leading and trailing '?' */
-	bool wild;             /* the core (between them) holds a '?' */
+	uint16_t off, len;    /* in the compiled pattern */
+	uint16_t lead, trail; /* leading and trailing '?' */
+	bool wild;            /* the core (between them) holds a '?' */
 };
 
 /* A value compiled for matching: glob segments, or one literal core for substring. */
@@ -294,8 +294,7 @@ static int prog_compile(struct tr_prog *g, const char *value, bool glob, struct 
 		if (glob) {
 			while (s->lead < s->len && g->pat[start + s->lead] == '?')
 				s->lead++;
-			while (s->trail < s->len - s->lead &&
-			       g->pat[end - 1 - s->trail] == '?')
+			while (s->trail < s->len - s->lead && g->pat[end - 1 - s->trail] == '?')
 				s->trail++;
 		}
 		c = (size_t)(s->len - s->lead - s->trail);
@@ -330,8 +329,8 @@ static bool seg_at(const struct tr_prog *g, const struct tr_seg *s, const char *
 }
 
 /* kmp_find - leftmost start of the literal core p[0..c) in t[from..to), or -1 */
-static ptrdiff_t kmp_find(const char *p, size_t c, const uint16_t *fail, const char *t,
-                          size_t from, size_t to, struct mw_tagrule_work *w)
+static ptrdiff_t kmp_find(const char *p, size_t c, const uint16_t *fail, const char *t, size_t from,
+                          size_t to, struct mw_tagrule_work *w)
 {
 	size_t i, q = 0;
 	uint64_t steps = 0;
@@ -356,7 +355,8 @@ static ptrdiff_t kmp_find(const char *p, size_t c, const uint16_t *fail, const c
 static ptrdiff_t shift_and_find(const char *p, size_t c, const char *t, size_t from, size_t to,
                                 struct mw_tagrule_work *w)
 {
-	uint64_t masks[TR_CLASS_MAX * TR_WORDS_MAX], wild[TR_WORDS_MAX] = {0}, d[TR_WORDS_MAX] = {0};
+	uint64_t masks[TR_CLASS_MAX * TR_WORDS_MAX], wild[TR_WORDS_MAX] = {0},
+	                                             d[TR_WORDS_MAX] = {0};
 	uint64_t last = (uint64_t)1 << ((c - 1) % 64), steps = 0;
 	unsigned char cls[256];
 	size_t nw = (c + 63) / 64, ncls = 1, i, j, k;
@@ -470,7 +470,8 @@ bool mw_tagrule_glob_work(const char *pattern, const char *text, struct mw_tagru
 	struct tr_prog g;
 	if (pattern == NULL || text == NULL || prog_compile(&g, pattern, true, work) < 0)
 		return false;
-	return prog_glob(&g, text, text_len(text, work), work) && (work == NULL || !work->exhausted);
+	return prog_glob(&g, text, text_len(text, work), work) &&
+	       (work == NULL || !work->exhausted);
 }
 
 /* mw_tagrule_glob - '*' and '?' over the whole text, ASCII case-insensitive */
@@ -526,8 +527,7 @@ static const char *last_at(const char *a, size_t n)
 
 /* one_matches - the rule (value compiled in g) against one header occurrence */
 static bool one_matches(const struct mw_tag_rule *rule, const struct tr_prog *g,
-                        const struct mw_tagrule_subject *s, bool address,
-                        struct mw_tagrule_work *w)
+                        const struct mw_tagrule_subject *s, bool address, struct mw_tagrule_work *w)
 {
 	size_t i, n;
 	const char *text = s->text != NULL ? s->text : "";
@@ -572,7 +572,8 @@ static bool one_matches(const struct mw_tag_rule *rule, const struct tr_prog *g,
 		case MW_TAGRULE_EXACT:
 			n = text_len(a, w);
 			(void)work_add(w, n);
-			if (n == strlen(rule->value) && mw_ascii_strncasecmp(a, rule->value, n) == 0)
+			if (n == strlen(rule->value) &&
+			    mw_ascii_strncasecmp(a, rule->value, n) == 0)
 				return true;
 			break;
 		case MW_TAGRULE_GLOB:
@@ -583,7 +584,8 @@ static bool one_matches(const struct mw_tag_rule *rule, const struct tr_prog *g,
 			n = text_len(a, w);
 			(void)work_add(w, n);
 			at = last_at(a, n);
-			if (at != NULL && domain_matches(at + 1, n - (size_t)(at + 1 - a), rule->value))
+			if (at != NULL &&
+			    domain_matches(at + 1, n - (size_t)(at + 1 - a), rule->value))
 				return true;
 			break;
 		}

@@ -72,11 +72,11 @@ struct mw_tagrule_subject {
 #define MW_TAGRULE_TEXT_MAX_DEFAULT 8192     /* bytes of one header examined */
 #define MW_TAGRULE_BUDGET_DEFAULT   20000000 /* steps for all rules of one delivery */
 struct mw_tagrule_work {
-	size_t text_max;  /* 0: no cap */
-	uint64_t budget;  /* 0: no budget */
-	uint64_t steps;   /* spent so far */
-	bool truncated;   /* a text was longer than text_max: only its start was examined */
-	bool exhausted;   /* the budget ran out: no rule matches any more */
+	size_t text_max; /* 0: no cap */
+	uint64_t budget; /* 0: no budget */
+	uint64_t steps;  /* spent so far */
+	bool truncated;  /* a text was longer than text_max: only its start was examined */
+	bool exhausted;  /* the budget ran out: no rule matches any more */
 };
 
 /* True when rule matches any of the n subjects (occurrences of rule->field).

@@ -487,11 +487,16 @@ static void test_worst_case_reported(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_keywords),   cmocka_unit_test(test_fields_values_mailboxes),
-	    cmocka_unit_test(test_rule_check), cmocka_unit_test(test_glob),
-	    cmocka_unit_test(test_matching),   cmocka_unit_test(test_several_occurrences),
-	    cmocka_unit_test(test_worst_case_reported), cmocka_unit_test(test_glob_reference),
-	    cmocka_unit_test(test_glob_linear),         cmocka_unit_test(test_cap_and_budget),
+	    cmocka_unit_test(test_keywords),
+	    cmocka_unit_test(test_fields_values_mailboxes),
+	    cmocka_unit_test(test_rule_check),
+	    cmocka_unit_test(test_glob),
+	    cmocka_unit_test(test_matching),
+	    cmocka_unit_test(test_several_occurrences),
+	    cmocka_unit_test(test_worst_case_reported),
+	    cmocka_unit_test(test_glob_reference),
+	    cmocka_unit_test(test_glob_linear),
+	    cmocka_unit_test(test_cap_and_budget),
 	};
 	MW_RUN_TESTS(tests);
 }
