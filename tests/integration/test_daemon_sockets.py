@@ -8,6 +8,7 @@ refuses a FIFO at once, a symbolic link, and a key others can read.
 
 import grp
 import os
+import smtplib
 import socket
 import stat
 import subprocess
@@ -287,6 +288,49 @@ class DaemonSocketsTest(unittest.TestCase):
         self.assertIn('ok.example', p.stdout)
         self.assertNotIn('link.example', p.stdout)
         self.assertNotIn('fifo.example', p.stdout)
+
+
+class PostfixReachesSocketsTest(unittest.TestCase):
+    """Postfix's smtpd (user postfix) reaches both unix sockets through paths relative to its
+    queue directory, the form conf.d/postfix-main.cf.sample uses (works chrooted or not)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.store = cls.lab.store()
+            cls.dovecot = cls.lab.dovecot(cls.store)
+            cls.milter = cls.lab.milter(cls.store)
+            cls.policyd = cls.lab.policyd(cls.store, socket='unix')
+            queue = os.path.join(cls.lab.root, 'postfix', 'spool')
+            cls.postfix = cls.lab.postfix(
+                cls.dovecot,
+                milters=['unix:' + os.path.relpath(cls.milter.sock_path, queue)],
+                policy_services=['unix:' + os.path.relpath(cls.policyd.sock_path, queue)])
+            assert cls.postfix.queue_dir == queue, cls.postfix.queue_dir
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def test_mail_passes_policyd_and_milter(self):
+        user = 'sock-%s@%s' % (os.urandom(4).hex(), lab_mod.DOMAIN)
+        self.store.add_user(user, 'Sock-pass-' + os.urandom(4).hex())
+        before_pd = self.policyd.log_text().count('connection #')
+        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=30)
+        try:
+            s.ehlo('client.example.net')
+            # RCPT asks policyd, DATA passes the milter: either unreachable would be a 4xx
+            s.sendmail('someone@example.net', [user],
+                       'From: <someone@example.net>\r\nTo: <%s>\r\nSubject: s\r\n\r\nhi\r\n'
+                       % user)
+        finally:
+            s.quit()
+        self.assertGreater(self.policyd.log_text().count('connection #'), before_pd)
+        self.assertIn('event=mail', lab_mod.tail(self.milter.log_path, 200))
 
 
 if __name__ == '__main__':
