@@ -16,6 +16,10 @@
  * load is logged and the old one kept. socket, control_socket, counters, pid_file and user
  * only change on restart. SIGTERM/SIGINT stop the loop.
  *
+ * Sockets, the pid file and privileges come from lib/mw-daemon.c: the policy socket is a unix
+ * socket 0660 group postfix in a private directory; inet only with allow_inet and inet_peers,
+ * and a peer outside inet_peers is disconnected in accept_cb.
+ *
  * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) serves one-line
  * commands: "status USER|IP" (usage of each limit and when it resets) and "reset USER|IP";
  * every answer ends with a line "ok" or "error: REASON".
