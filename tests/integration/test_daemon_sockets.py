@@ -6,8 +6,11 @@ file that is a symbolic link is refused and its target untouched; `mailwardenctl
 refuses a FIFO at once, a symbolic link, and a key others can read.
 """
 
+import glob
 import grp
+import http.client
 import os
+import pwd
 import smtplib
 import socket
 import stat
@@ -199,6 +202,39 @@ class DaemonSocketsTest(unittest.TestCase):
         self.assertEqual(st.st_gid, grp.getgrnam('www-data').gr_gid)
         dst = os.stat(os.path.dirname(path))
         self.assertEqual((dst.st_uid, stat.S_IMODE(dst.st_mode)), (0, 0o750))
+
+    def test_api_serves_nginx_over_its_own_unix_socket(self):
+        # mailwarden-api -s /path (started as root, drops to [main] user): nginx's group only
+        nginx_group = grp.getgrgid(pwd.getpwnam('nobody').pw_gid).gr_name  # nginx workers
+        path = os.path.join(self.tmp, 'api-run', 'api.sock')
+        conf = self.conf('api-unix.conf', 'user = dovecot\n' + self.store.render_config()
+                         + '\n[api]\nsocket_group = %s\n' % nginx_group)
+        for db in glob.glob(self.store.db + '*'):
+            os.chmod(db, (os.stat(db).st_mode & 0o7777) | 0o060)
+        log = open(os.path.join(self.tmp, 'api-unix.log'), 'ab')
+        env = dict(os.environ, ASAN_OPTIONS='detect_leaks=0:abort_on_error=0')
+        proc = subprocess.Popen([self.api_binary(), '-c', conf, '-s', path],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        log.close()
+        lab = lab_mod.Lab()
+        try:
+            lab_mod.wait_until(lambda: os.path.exists(path) or proc.poll() is not None, 15,
+                               'mailwarden-api socket')
+            self.assertIsNone(proc.poll())
+            st = os.lstat(path)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+            self.assertEqual(st.st_gid, grp.getgrnam(nginx_group).gr_gid)
+            self.assertEqual(connect_as('postfix', path), 'EACCES')
+            nginx = lab.nginx(fastcgi=('/api/', 'unix:' + path))
+            c = http.client.HTTPConnection('127.0.0.1', nginx.port, timeout=20)
+            c.request('GET', '/api/v1/healthz')
+            r = c.getresponse()
+            self.assertEqual(r.status, 200, r.read())
+            c.close()
+        finally:
+            lab.stop()
+            proc.terminate()
+            proc.wait(15)
 
     # -- pid files ------------------------------------------------------------------------------
 
