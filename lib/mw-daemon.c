@@ -199,12 +199,14 @@ static int private_dir(const char *dir, gid_t gid, mw_error *error_r)
 	fd = open_dir(dir);
 	if (fd < 0 && errno == ENOENT) {
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			mw_error_set(error_r, "socket directory %s: mkdir: %s", dir, strerror(errno));
+			mw_error_set(error_r, "socket directory %s: mkdir: %s", dir,
+			             strerror(errno));
 			return -1;
 		}
 		fd = open_dir(dir);
 		/* only root may give the directory away; otherwise it stays ours, 0750 */
-		if (fd >= 0 && ((geteuid() == 0 && fchown(fd, 0, gid) < 0) || fchmod(fd, 0750) < 0)) {
+		if (fd >= 0 &&
+		    ((geteuid() == 0 && fchown(fd, 0, gid) < 0) || fchmod(fd, 0750) < 0)) {
 			mw_error_set(error_r, "socket directory %s: %s", dir, strerror(errno));
 			(void)close(fd);
 			return -1;
@@ -212,7 +214,8 @@ static int private_dir(const char *dir, gid_t gid, mw_error *error_r)
 	}
 	if (fd < 0) {
 		mw_error_set(error_r, "socket directory %s: %s%s", dir, strerror(errno),
-		             errno == ELOOP || errno == ENOTDIR ? " (a symbolic link is refused)" : "");
+		             errno == ELOOP || errno == ENOTDIR ? " (a symbolic link is refused)"
+		                                                : "");
 		return -1;
 	}
 	if (dir_safe(fd, dir, false, error_r) < 0) {
@@ -277,8 +280,7 @@ mode_t mw_daemon_unix_umask(unsigned mode)
 }
 
 /* mw_daemon_unix_finish - owner and group of the new socket, without following links */
-int mw_daemon_unix_finish(const char *path, unsigned mode, uid_t uid, gid_t gid,
-                          mw_error *error_r)
+int mw_daemon_unix_finish(const char *path, unsigned mode, uid_t uid, gid_t gid, mw_error *error_r)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	const char *base;
@@ -327,8 +329,9 @@ int mw_daemon_unix_params(const struct mw_listen *l, gid_t *gid_r, unsigned *mod
 		return -1;
 	}
 	if ((mode & 07) != 0) {
-		mw_error_set(error_r, "%s mode %s: a socket for others (o+rwx) is refused: every "
-		                      "local user could connect",
+		mw_error_set(error_r,
+		             "%s mode %s: a socket for others (o+rwx) is refused: every "
+		             "local user could connect",
 		             l->what, l->mode);
 		return -1;
 	}
@@ -496,7 +499,8 @@ int mw_daemon_pidfile_open(const char *path, int *fd_r, mw_error *error_r)
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
 	    st.st_uid != geteuid()) {
-		mw_error_set(error_r, "pid file %s: not a regular file of ours with one link: refused",
+		mw_error_set(error_r,
+		             "pid file %s: not a regular file of ours with one link: refused",
 		             path);
 		(void)close(fd);
 		return -1;
@@ -537,14 +541,16 @@ int mw_daemon_drop_privileges(const char *user, bool *not_root_r, mw_error *erro
 		return 0;
 	pw = getpwnam(user);
 	if (pw == NULL) {
-		mw_error_set(error_r, "user %s (config key user) does not exist: refusing to run as "
-		                      "root",
+		mw_error_set(error_r,
+		             "user %s (config key user) does not exist: refusing to run as "
+		             "root",
 		             user);
 		return -1;
 	}
 	if (pw->pw_uid == 0) {
-		mw_error_set(error_r, "user %s (config key user) is root: choose an unprivileged "
-		                      "account",
+		mw_error_set(error_r,
+		             "user %s (config key user) is root: choose an unprivileged "
+		             "account",
 		             user);
 		return -1;
 	}
@@ -576,8 +582,9 @@ int mw_daemon_read_private_file(const char *path, size_t max, mw_str *out, mw_er
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		mw_error_set(error_r, "%s: not a regular file (a FIFO, device or directory is "
-		                      "refused)",
+		mw_error_set(error_r,
+		             "%s: not a regular file (a FIFO, device or directory is "
+		             "refused)",
 		             path);
 		goto fail;
 	}
@@ -587,8 +594,9 @@ int mw_daemon_read_private_file(const char *path, size_t max, mw_str *out, mw_er
 		goto fail;
 	}
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		mw_error_set(error_r, "%s is accessible by group or others (mode %04o): chmod 600 it",
-		             path, (unsigned)(st.st_mode & 07777));
+		mw_error_set(error_r,
+		             "%s is accessible by group or others (mode %04o): chmod 600 it", path,
+		             (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	if (st.st_size <= 0 || (unsigned long long)st.st_size > max) {

@@ -43,8 +43,7 @@ int mw_daemon_unix_prepare(const char *path, gid_t gid, mw_error *error_r);
    with MODE (never wider), then give it OWNER/GID relative to its private directory
    without following links, and check what bind made. */
 mode_t mw_daemon_unix_umask(unsigned mode);
-int mw_daemon_unix_finish(const char *path, unsigned mode, uid_t uid, gid_t gid,
-                          mw_error *error_r);
+int mw_daemon_unix_finish(const char *path, unsigned mode, uid_t uid, gid_t gid, mw_error *error_r);
 
 /* Opens L: unix sockets through the three steps above and listen(); inet sockets only when
    mw_daemon_inet_allowed. *fd_r: the listening descriptor (close-on-exec). */

@@ -10,10 +10,10 @@
  * dns_servers) -> logging -> socket checked by hand (libmilter only logs to syslog and
  * exits silently when it cannot bind) and opened with smfi_opensocket -> socket
  * mode/group (lib/mw-daemon.c: private directory, umask around bind, group set without
- * following links; inet only with allow_inet = yes) -> pid file opened and locked -> master key read (dkim_sign) -> privileges dropped to
- * main.user -> store opened and the SPF/DKIM/DMARC state tried (errors still on stderr) ->
- * daemonised (unless -f) -> the SPF/DKIM/DMARC state made for good (libunbound's resolver
- * thread must be started in the process that uses it) -> threads.
+ * following links; inet only with allow_inet = yes) -> pid file opened and locked -> master key
+ * read (dkim_sign) -> privileges dropped to main.user -> store opened and the SPF/DKIM/DMARC state
+ * tried (errors still on stderr) -> daemonised (unless -f) -> the SPF/DKIM/DMARC state made for
+ * good (libunbound's resolver thread must be started in the process that uses it) -> threads.
  *
  * Threads: libmilter's own signal thread treats SIGHUP like SIGTERM (it stops the milter),
  * so smfi_main runs in a thread of its own and the main thread waits in sigwait() for
@@ -355,9 +355,10 @@ static void open_socket(const mw_config *cfg, gid_t user_gid)
 	if (path != NULL && mw_daemon_unix_finish(path, mode, (uid_t)-1, gid, &err) < 0)
 		die("%s", err.msg);
 	if (path == NULL)
-		fprintf(stderr, MILTER_NAME ": warning: %s is an inet socket: any local user who "
-		        "can connect can claim any SMTP AUTH login and get mail DKIM-signed; "
-		        "firewall it\n", spec);
+		fprintf(stderr,
+		        MILTER_NAME ": warning: %s is an inet socket: any local user who can connect "
+		                    "can claim any SMTP AUTH login and get mail DKIM-signed; firewall it\n",
+		        spec);
 }
 
 /* daemonise - detach from the terminal; the parent exits 0 */

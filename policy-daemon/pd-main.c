@@ -810,7 +810,8 @@ static void open_listeners(const mw_config *cfg, int *fd_r, int *cfd_r)
 	mw_error err;
 
 	if (geteuid() == 0 && pw == NULL)
-		mw_fatal("policyd: user %s does not exist (key user)", mw_config_str(cfg, MWK_USER));
+		mw_fatal("policyd: user %s does not exist (key user)",
+		         mw_config_str(cfg, MWK_USER));
 	if (pw != NULL)
 		l.gid = pw->pw_gid;
 	if (mw_daemon_listen(&l, 128, fd_r, &err) < 0)
@@ -902,7 +903,7 @@ static void arm_refresh(struct pd_daemon *d)
 static void restart_only(const mw_config *old, const mw_config *cfg)
 {
 	static const enum mw_config_key_id keys[] = {
-	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS, MWK_PD_PID_FILE, MWK_USER,
+	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS,    MWK_PD_PID_FILE,     MWK_USER,
 	    MWK_STORE,     MWK_PD_MAX_KEYS,       MWK_PD_SOCKET_MODE, MWK_PD_SOCKET_GROUP,
 	};
 	size_t i;

@@ -72,8 +72,8 @@ static void test_unix_socket(void **state)
 {
 	struct fixture *f = *state;
 	char sp[128], spec[160], sub[128];
-	struct mw_listen l = {.what = "test socket", .mode = "0660", .group = "", .gid = getegid(),
-	                      .uid = (uid_t)-1};
+	struct mw_listen l = {
+	    .what = "test socket", .mode = "0660", .group = "", .gid = getegid(), .uid = (uid_t)-1};
 	struct stat st;
 	mw_error err;
 	int fd, fd2;
@@ -120,8 +120,10 @@ static void test_unix_socket(void **state)
 
 static void test_inet_allowed(void **state)
 {
-	struct mw_listen l = {.what = "test socket", .spec = "inet:12345@127.0.0.1",
-	                      .allow_key = "[t] allow_inet", .peers_key = "[t] inet_peers"};
+	struct mw_listen l = {.what = "test socket",
+	                      .spec = "inet:12345@127.0.0.1",
+	                      .allow_key = "[t] allow_inet",
+	                      .peers_key = "[t] inet_peers"};
 	mw_error err;
 	int fd = -1;
 	(void)state;
