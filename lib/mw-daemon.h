@@ -64,7 +64,7 @@ int mw_daemon_pidfile_open(const char *path, int *fd_r, mw_error *error_r);
 int mw_daemon_pidfile_write(int fd, long pid, mw_error *error_r);
 
 /* Become USER and its groups when root (refuses a user that is root, checks root cannot
-   be regained); when not root, *note_r (may be NULL) is set and nothing changes. */
+   be regained); when not root, *not_root_r (may be NULL) is set and nothing changes. */
 int mw_daemon_drop_privileges(const char *user, bool *not_root_r, mw_error *error_r);
 
 /* Reads a private file (a key) of at most MAX bytes into OUT: not a symbolic link, a regular
