@@ -9,10 +9,11 @@
  * Start-up order: config (and the [milter] values the table cannot check: trusted_networks,
  * dns_servers) -> logging -> socket checked by hand (libmilter only logs to syslog and
  * exits silently when it cannot bind) and opened with smfi_opensocket -> socket
- * mode/group -> pid file opened -> master key read (dkim_sign) -> privileges dropped to
- * main.user -> store opened and the SPF/DKIM/DMARC state tried (errors still on stderr) ->
- * daemonised (unless -f) -> the SPF/DKIM/DMARC state made for good (libunbound's resolver
- * thread must be started in the process that uses it) -> threads.
+ * mode/group (lib/mw-daemon.c: private directory, umask around bind, group set without
+ * following links; inet only with allow_inet = yes) -> pid file opened and locked -> master key
+ * read (dkim_sign) -> privileges dropped to main.user -> store opened and the SPF/DKIM/DMARC state
+ * tried (errors still on stderr) -> daemonised (unless -f) -> the SPF/DKIM/DMARC state made for
+ * good (libunbound's resolver thread must be started in the process that uses it) -> threads.
  *
  * Threads: libmilter's own signal thread treats SIGHUP like SIGTERM (it stops the milter),
  * so smfi_main runs in a thread of its own and the main thread waits in sigwait() for
@@ -32,6 +33,7 @@
  */
 #include "mw-build.h"
 #include "milter.h"
+#include "mw-daemon.h"
 #include "mw-log.h"
 
 #include <libmilter/mfapi.h>
@@ -98,7 +100,9 @@ static const char usage_text[] =
     "  --version    print the version\n"
     "\n"
     "CONFIGURATION ([milter] section; `mailwardenctl config keys` lists every key)\n"
-    "  socket            unix:/path or inet:PORT@ADDRESS (inet6:PORT@ADDRESS)\n"
+    "  socket            unix:/path in a private directory (default\n"
+    "                    /var/spool/postfix/mailwarden/milter.sock) or inet:PORT@ADDRESS\n"
+    "  allow_inet        yes: accept an inet socket (anyone who connects gets mail signed)\n"
     "  socket_mode       octal mode of a unix socket (default 0660)\n"
     "  socket_group      group of a unix socket (default postfix)\n"
     "  cache_ttl         how long user data is cached (default 5s)\n"
@@ -265,52 +269,6 @@ void milter_inflight_end(void)
 	(void)pthread_mutex_unlock(&conn_lock);
 }
 
-/* socket_path - the path of a unix:/local: spec, or NULL for inet */
-static const char *socket_path(const char *spec)
-{
-	if (strncmp(spec, "unix:", 5) == 0)
-		return spec + 5;
-	if (strncmp(spec, "local:", 6) == 0)
-		return spec + 6;
-	return NULL;
-}
-
-/* check_unix_socket - the directory exists and nobody listens on PATH already */
-static void check_unix_socket(const char *path)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	char dir[sizeof(sun.sun_path)];
-	char *slash;
-	int fd;
-
-	if (path[0] != '/')
-		die("socket unix:%s: the path must be absolute", path);
-	if (mw_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0)
-		die("socket unix:%s: path too long (at most %zu bytes)", path,
-		    sizeof(sun.sun_path) - 1);
-	(void)mw_strlcpy(dir, path, sizeof(dir));
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		die("socket unix:%s: directory %s does not exist", path, dir);
-	if (lstat(path, &st) < 0)
-		return;
-	if (!S_ISSOCK(st.st_mode))
-		die("socket unix:%s: the path exists and is not a socket", path);
-	sun.sun_family = AF_UNIX;
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	if (fd < 0)
-		die("socket(): %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-		die("socket unix:%s: already in use by another process", path);
-	(void)close(fd);
-	/* a stale socket: smfi_opensocket removes it */
-}
-
 /* check_inet_socket - PORT@ADDRESS parses and can be bound right now */
 static void check_inet_socket(const char *spec, bool v6)
 {
@@ -349,60 +307,58 @@ static void check_inet_socket(const char *spec, bool v6)
 	(void)close(fd);
 }
 
-/* open_socket - check the spec ourselves, then let libmilter open it */
-static void open_socket(const mw_config *cfg, uid_t uid, gid_t user_gid)
+/* open_socket - check the spec ourselves, then let libmilter open it: a unix socket in a
+   private directory, born with its mode (umask around smfi_opensocket), its group set
+   without following links (lib/mw-daemon.c); inet only with [milter] allow_inet = yes */
+static void open_socket(const mw_config *cfg, gid_t user_gid)
 {
 	const char *spec = mw_config_str(cfg, MWK_MILTER_SOCKET);
-	const char *path = socket_path(spec);
+	const char *path = mw_daemon_unix_path(spec);
+	struct mw_listen l = {
+	    .what = "[milter] socket",
+	    .spec = spec,
+	    .mode = mw_config_str(cfg, MWK_MILTER_SOCKET_MODE),
+	    .group = mw_config_str(cfg, MWK_MILTER_SOCKET_GROUP),
+	    .gid = user_gid,
+	    .uid = (uid_t)-1,
+	    .allow_inet = mw_config_bool(cfg, MWK_MILTER_ALLOW_INET),
+	    .peers_unchecked = true, /* libmilter accepts: we never see the peer */
+	    .allow_key = "[milter] allow_inet",
+	};
+	unsigned mode = 0;
+	gid_t gid = user_gid;
+	mw_error err;
+	mode_t old = 0;
+	int ret;
 
-	if (path != NULL)
-		check_unix_socket(path);
-	else if (strncmp(spec, "inet:", 5) == 0)
-		check_inet_socket(spec, false);
-	else if (strncmp(spec, "inet6:", 6) == 0)
-		check_inet_socket(spec, true);
-	else
+	if (path != NULL) {
+		if (mw_daemon_unix_params(&l, &gid, &mode, &err) < 0 ||
+		    mw_daemon_unix_prepare(path, gid, &err) < 0)
+			die("%s", err.msg);
+	} else if (strncmp(spec, "inet:", 5) == 0 || strncmp(spec, "inet6:", 6) == 0) {
+		if (mw_daemon_inet_allowed(&l, &err) < 0)
+			die("%s", err.msg);
+		check_inet_socket(spec, spec[4] == '6');
+	} else {
 		die("socket %s: expected unix:/path, inet:PORT@ADDRESS or inet6:PORT@ADDRESS",
 		    spec);
-	if (smfi_setconn((char *)spec) != MI_SUCCESS || smfi_opensocket(true) != MI_SUCCESS)
+	}
+	if (smfi_setconn((char *)spec) != MI_SUCCESS)
+		die("socket %s: libmilter does not take it", spec);
+	if (path != NULL)
+		old = mw_daemon_unix_umask(mode);
+	ret = smfi_opensocket(true);
+	if (path != NULL)
+		(void)umask(old);
+	if (ret != MI_SUCCESS)
 		die("socket %s: libmilter could not open it", spec);
-	if (path != NULL) {
-		const char *mode_s = mw_config_str(cfg, MWK_MILTER_SOCKET_MODE);
-		const char *group = mw_config_str(cfg, MWK_MILTER_SOCKET_GROUP);
-		gid_t gid = user_gid;
-		char *end;
-		long mode = strtol(mode_s, &end, 8);
-		if (*end != '\0' || end == mode_s || mode < 0 || mode > 0777)
-			die("[milter] socket_mode %s: expected an octal mode up to 0777", mode_s);
-		if (group[0] != '\0') {
-			struct group *gr = getgrnam(group);
-			if (gr == NULL)
-				die("[milter] socket_group %s: no such group", group);
-			gid = gr->gr_gid;
-		}
-		if (chmod(path, (mode_t)mode) < 0)
-			die("chmod %s: %s", path, strerror(errno));
-		if (geteuid() == 0 && chown(path, uid, gid) < 0)
-			die("chown %s: %s", path, strerror(errno));
-	}
-}
-
-/* drop_privileges - become USER (with its groups); refuse to go on as root */
-static void drop_privileges(const struct passwd *pw)
-{
-	if (geteuid() == 0) {
-		if (pw->pw_uid == 0)
-			die("main.user %s is root: choose an unprivileged account", pw->pw_name);
-		if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-		    setuid(pw->pw_uid) < 0)
-			die("cannot switch to user %s: %s", pw->pw_name, strerror(errno));
-		if (setuid(0) == 0)
-			die("could switch back to root after dropping privileges");
-	} else if (geteuid() != pw->pw_uid) {
-		/* started unprivileged by someone else: keep going as that account */
-		fprintf(stderr, MILTER_NAME ": note: not root, running as uid %u, not %s\n",
-		        (unsigned)geteuid(), pw->pw_name);
-	}
+	if (path != NULL && mw_daemon_unix_finish(path, mode, (uid_t)-1, gid, &err) < 0)
+		die("%s", err.msg);
+	if (path == NULL)
+		fprintf(stderr,
+		        MILTER_NAME ": warning: %s is an inet socket: any local user who can connect "
+		                    "can claim any SMTP AUTH login and get mail DKIM-signed; firewall it\n",
+		        spec);
 }
 
 /* daemonise - detach from the terminal; the parent exits 0 */
@@ -574,7 +530,7 @@ int main(int argc, char **argv)
 	pthread_t mt, rt;
 	sigset_t set;
 	mw_error err;
-	char buf[32];
+	bool not_root;
 
 	parse_args(argc, argv, &foreground, &pidfile);
 	cur_cfg = mw_config_load(config_path, !config_explicit, &err);
@@ -600,19 +556,21 @@ int main(int argc, char **argv)
 
 	if (smfi_register(milter_desc) != MI_SUCCESS)
 		die("smfi_register failed (libmilter version mismatch?)");
-	open_socket(cur_cfg, pw.pw_uid, pw.pw_gid);
-	if (pidfile != NULL) {
-		pidfd = open(pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (pidfd < 0)
-			die("pid file %s: %s", pidfile, strerror(errno));
-	}
+	open_socket(cur_cfg, pw.pw_gid);
+	if (pidfile != NULL && mw_daemon_pidfile_open(pidfile, &pidfd, &err) < 0)
+		die("%s", err.msg);
 	/* the master key is root's: read it while we still are */
 	if (milter_dkim_init(mw_config_bool(cur_cfg, MWK_MILTER_DKIM_SIGN)
 	                         ? mw_config_str(cur_cfg, MWK_MASTER_KEY)
 	                         : "",
 	                     (unsigned)mw_config_int(cur_cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
 		die("master_key (needed by [milter] dkim_sign = yes): %s", err.msg);
-	drop_privileges(&pw);
+	if (mw_daemon_drop_privileges(pw.pw_name, &not_root, &err) < 0)
+		die("main.user: %s", err.msg);
+	if (not_root && geteuid() != pw.pw_uid)
+		/* started unprivileged by someone else: keep going as that account */
+		fprintf(stderr, MILTER_NAME ": note: not root, running as uid %u, not %s\n",
+		        (unsigned)geteuid(), pw.pw_name);
 	if (milter_users_init(mw_config_str(cur_cfg, MWK_STORE), store_busy_ms(cur_cfg),
 	                      (unsigned)mw_config_int(cur_cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
 		die("store: %s", err.msg);
@@ -628,12 +586,9 @@ int main(int argc, char **argv)
 			mw_fatal("event=start status=failed error=\"SPF/DKIM/DMARC set-up: %s\"",
 			         err.msg);
 	}
-	if (pidfd >= 0) {
-		int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-		if (n < 0 || write(pidfd, buf, (size_t)n) != n)
-			mw_warn("event=pidfile_write_failed");
-		(void)close(pidfd);
-	}
+	/* the descriptor stays open: its lock keeps a second instance out */
+	if (pidfd >= 0 && mw_daemon_pidfile_write(pidfd, (long)getpid(), &err) < 0)
+		mw_warn("event=pidfile_write_failed error=\"%s\"", err.msg);
 
 	/* every thread inherits the mask: the main thread alone takes these via sigwait */
 	(void)sigemptyset(&set);
@@ -681,6 +636,8 @@ int main(int argc, char **argv)
 	}
 	if (pidfile != NULL)
 		(void)unlink(pidfile); /* may fail once unprivileged: documented */
+	if (pidfd >= 0)
+		(void)close(pidfd);
 	free(pw.pw_name);
 	mw_info("event=stopped status=%s", milter_main_result == MI_SUCCESS ? "ok" : "error");
 	return milter_main_result == MI_SUCCESS ? 0 : 1;

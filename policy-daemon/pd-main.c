@@ -16,6 +16,10 @@
  * load is logged and the old one kept. socket, control_socket, counters, pid_file and user
  * only change on restart. SIGTERM/SIGINT stop the loop.
  *
+ * Sockets, the pid file and privileges come from lib/mw-daemon.c: the policy socket is a unix
+ * socket 0660 group postfix in a private directory; inet only with allow_inet and inet_peers,
+ * and a peer outside inet_peers is disconnected in accept_cb.
+ *
  * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) serves one-line
  * commands: "status USER|IP" (usage of each limit and when it resets) and "reset USER|IP";
  * every answer ends with a line "ok" or "error: REASON".
@@ -30,6 +34,7 @@
 #define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 #include "mw-build.h"
 #include "mw-config.h"
+#include "mw-daemon.h"
 #include "mw-log.h"
 #include "mw-store.h"
 #include "pd-counters.h"
@@ -741,6 +746,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	char peer[96];
 	(void)l;
 	(void)salen;
+	/* an inet socket: only the networks [policyd] inet_peers names (unix: the mode decides) */
+	if (!mw_daemon_peer_allowed(fd, mw_config_str(d->rt->cfg, MWK_PD_INET_PEERS), peer,
+	                            sizeof(peer))) {
+		mw_warn("policyd: refusing connection from %s: not in inet_peers", peer);
+		evutil_closesocket(fd);
+		return;
+	}
 	peer_name(sa, peer, sizeof(peer));
 	if (d->nconns >= (unsigned)mw_config_int(d->rt->cfg, MWK_PD_MAX_CONNECTIONS)) {
 		mw_warn("policyd: refusing connection from %s: max_connections (%u) reached", peer,
@@ -775,74 +787,48 @@ static void ctl_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
 	(void)snprintf(c->peer, sizeof(c->peer), "control uid %ld", (long)cred.uid);
 }
 
-/* bind_unix - a listening unix socket at path with mode */
-static int bind_unix(const char *path, mode_t mode, mw_error *error_r)
+/* open_listeners - the policy socket (lib/mw-daemon.c: unix in a private directory, mode
+   and group from the config; inet only with allow_inet and inet_peers) and the control
+   socket (0600, owned by the daemon's user so mailwardenctl run as that user may connect) */
+static void open_listeners(const mw_config *cfg, int *fd_r, int *cfd_r)
 {
-	struct sockaddr_un sun;
-	struct stat st;
-	int fd;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (mw_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0) {
-		mw_error_set(error_r, "%s: path too long for a unix socket", path);
-		return -1;
-	}
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		(void)unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, mode) < 0 ||
-	    listen(fd, 128) < 0) {
-		mw_error_set(error_r, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
+	const char *control_path = mw_config_str(cfg, MWK_PD_CONTROL_SOCKET);
+	const struct passwd *pw = getpwnam(mw_config_str(cfg, MWK_USER));
+	char control_spec[128];
+	struct mw_listen l = {
+	    .what = "[policyd] socket",
+	    .spec = mw_config_str(cfg, MWK_PD_SOCKET),
+	    .mode = mw_config_str(cfg, MWK_PD_SOCKET_MODE),
+	    .group = mw_config_str(cfg, MWK_PD_SOCKET_GROUP),
+	    .gid = getegid(),
+	    .uid = (uid_t)-1,
+	    .allow_inet = mw_config_bool(cfg, MWK_PD_ALLOW_INET),
+	    .inet_peers = mw_config_str(cfg, MWK_PD_INET_PEERS),
+	    .allow_key = "[policyd] allow_inet",
+	    .peers_key = "[policyd] inet_peers",
+	};
+	mw_error err;
 
-/* bind_inet - "PORT@ADDRESS" */
-static int bind_inet(const char *spec, mw_error *error_r)
-{
-	char port[16], host[256];
-	const char *at = strchr(spec, '@');
-	struct addrinfo hints, *ai = NULL;
-	int fd = -1, one = 1, rc;
-	if (at == NULL || at == spec || (size_t)(at - spec) >= sizeof(port) ||
-	    mw_strlcpy(host, at + 1, sizeof(host)) < 0 || host[0] == '\0') {
-		mw_error_set(error_r, "socket inet:%s: expected inet:PORT@ADDRESS", spec);
-		return -1;
-	}
-	memcpy(port, spec, (size_t)(at - spec));
-	port[at - spec] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	rc = getaddrinfo(host, port, &hints, &ai);
-	if (rc != 0) {
-		mw_error_set(error_r, "socket inet:%s: %s", spec, gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-		mw_error_set(error_r, "socket inet:%s: %s", spec, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
-
-/* open_socket - the policy socket from its config value */
-static int open_socket(const char *spec, mw_error *error_r)
-{
-	if (strncmp(spec, "unix:", 5) == 0 && spec[5] == '/')
-		return bind_unix(spec + 5, 0666, error_r);
-	if (strncmp(spec, "inet:", 5) == 0)
-		return bind_inet(spec + 5, error_r);
-	mw_error_set(error_r, "socket: expected unix:/path or inet:PORT@ADDRESS");
-	return -1;
+	if (geteuid() == 0 && pw == NULL)
+		mw_fatal("policyd: user %s does not exist (key user)",
+		         mw_config_str(cfg, MWK_USER));
+	if (pw != NULL)
+		l.gid = pw->pw_gid;
+	if (mw_daemon_listen(&l, 128, fd_r, &err) < 0)
+		mw_fatal("policyd: %s", err.msg);
+	*cfd_r = -1;
+	if (control_path[0] == '\0')
+		return;
+	if ((size_t)snprintf(control_spec, sizeof(control_spec), "unix:%s", control_path) >=
+	    sizeof(control_spec))
+		mw_fatal("policyd: control_socket %s: path too long", control_path);
+	l.what = "[policyd] control_socket";
+	l.spec = control_spec;
+	l.mode = "0600";
+	l.group = "";
+	l.uid = pw != NULL ? pw->pw_uid : (uid_t)-1;
+	if (mw_daemon_listen(&l, 16, cfd_r, &err) < 0)
+		mw_fatal("policyd: %s", err.msg);
 }
 
 /* load_store_limits - re-read rate_policies; false when the store could not be read */
@@ -917,8 +903,8 @@ static void arm_refresh(struct pd_daemon *d)
 static void restart_only(const mw_config *old, const mw_config *cfg)
 {
 	static const enum mw_config_key_id keys[] = {
-	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS, MWK_PD_PID_FILE, MWK_USER,
-	    MWK_STORE,     MWK_PD_MAX_KEYS,
+	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS,    MWK_PD_PID_FILE,     MWK_USER,
+	    MWK_STORE,     MWK_PD_MAX_KEYS,       MWK_PD_SOCKET_MODE, MWK_PD_SOCKET_GROUP,
 	};
 	size_t i;
 	for (i = 0; i < MW_N_ELEMENTS(keys); i++)
@@ -963,39 +949,6 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	mw_info("policyd: stopping");
 	event_base_loopbreak(d->base);
-}
-
-/* drop_privileges - become the configured user (only when started as root) */
-static void drop_privileges(const char *user, const char *control_path)
-{
-	struct passwd *pw;
-	if (geteuid() != 0) {
-		mw_info("policyd: not started as root, running as uid %ld", (long)geteuid());
-		return;
-	}
-	pw = getpwnam(user);
-	if (pw == NULL)
-		mw_fatal("policyd: user %s does not exist (key user)", user);
-	if (pw->pw_uid == 0)
-		mw_fatal("policyd: refusing to run as root (key user = %s)", user);
-	if (control_path[0] != '\0' && chown(control_path, pw->pw_uid, pw->pw_gid) < 0)
-		mw_fatal("policyd: chown %s: %s", control_path, strerror(errno));
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0)
-		mw_fatal("policyd: dropping privileges to %s: %s", user, strerror(errno));
-	if (setuid(0) == 0)
-		mw_fatal("policyd: could regain root after dropping privileges");
-}
-
-/* write_pid - the pid file */
-static void write_pid(const char *path)
-{
-	FILE *f;
-	if (path[0] == '\0')
-		return;
-	f = fopen(path, "w");
-	if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
-		mw_fatal("policyd: pid file %s: %s", path, strerror(errno));
 }
 
 /* daemonize - detach from the terminal */
@@ -1076,11 +1029,11 @@ int main(int argc, char **argv)
 {
 	struct pd_daemon d;
 	struct event *sighup, *sigterm, *sigint;
-	const char *control_path;
-	bool foreground = false, check_only = false;
+	const char *pid_path;
+	bool foreground = false, check_only = false, not_root;
 	mw_config *cfg;
 	mw_error err;
-	int opt, fd, cfd = -1;
+	int opt, fd, cfd = -1, pidfd = -1;
 	memset(&d, 0, sizeof(d));
 	d.config_path = MW_CONFIG_DEFAULT_PATH;
 	while ((opt = getopt(argc, argv, "c:fth")) != -1) {
@@ -1125,19 +1078,19 @@ int main(int argc, char **argv)
 	}
 	log_setup(d.rt->cfg);
 	(void)signal(SIGPIPE, SIG_IGN);
-	fd = open_socket(mw_config_str(d.rt->cfg, MWK_PD_SOCKET), &err);
-	if (fd < 0)
+	open_listeners(d.rt->cfg, &fd, &cfd);
+	pid_path = mw_config_str(d.rt->cfg, MWK_PD_PID_FILE);
+	if (pid_path[0] != '\0' && mw_daemon_pidfile_open(pid_path, &pidfd, &err) < 0)
 		mw_fatal("policyd: %s", err.msg);
-	control_path = mw_config_str(d.rt->cfg, MWK_PD_CONTROL_SOCKET);
-	if (control_path[0] != '\0') {
-		cfd = bind_unix(control_path, 0600, &err);
-		if (cfd < 0)
-			mw_fatal("policyd: control socket %s", err.msg);
-	}
 	if (!foreground)
 		daemonize();
-	write_pid(mw_config_str(d.rt->cfg, MWK_PD_PID_FILE));
-	drop_privileges(mw_config_str(d.rt->cfg, MWK_USER), control_path);
+	/* the descriptor stays open: its lock keeps a second instance out */
+	if (pidfd >= 0 && mw_daemon_pidfile_write(pidfd, (long)getpid(), &err) < 0)
+		mw_fatal("policyd: %s", err.msg);
+	if (mw_daemon_drop_privileges(mw_config_str(d.rt->cfg, MWK_USER), &not_root, &err) < 0)
+		mw_fatal("policyd: %s", err.msg);
+	if (not_root)
+		mw_info("policyd: not started as root, running as uid %ld", (long)geteuid());
 
 	d.base = event_base_new();
 	if (d.base == NULL)

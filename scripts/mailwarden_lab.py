@@ -437,6 +437,7 @@ class Dovecot(Service):
         self.config = os.path.join(self.dir, 'dovecot.conf')
         self.sql_config = os.path.join(self.dir, 'dovecot-sql.conf.ext')
         self.apppw_config = os.path.join(self.dir, 'dovecot-sql-apppw.conf.ext')
+        self.userdb_config = os.path.join(self.dir, 'dovecot-sql-userdb.conf.ext')
         self.base_dir = os.path.join(self.dir, 'run')
         self.state_dir = os.path.join(self.dir, 'state')
         self.log_path = os.path.join(self.dir, 'dovecot.log')
@@ -469,7 +470,10 @@ class Dovecot(Service):
             mail_plugins=self.mail_plugins,
             mail_plugin_dir=self.mail_plugin_dir or '/usr/lib/dovecot/modules',
             imap_port=self.imap_port, lmtp_port=self.lmtp_port, domain=DOMAIN,
-            auth_common=render_dovecot_auth(self.sql_config, self.apppw_config), plugin=plugin,
+            auth_common=render_dovecot_auth(
+                self.sql_config, self.apppw_config, self.userdb_config,
+                'uid=%d gid=%d home=%s/%%Lu' % (pw.pw_uid, pw.pw_gid, self.mail_root)),
+            plugin=plugin,
             extra=(render_dovecot_auth_policy(*self.auth_policy, nonce=os.urandom(16).hex())
                    if self.auth_policy else '') + self.extra_config)
 
@@ -486,6 +490,8 @@ class Dovecot(Service):
         os.chown(self.sql_config, 0, grp.getgrnam('dovecot').gr_gid)
         write_file(self.apppw_config, render_dovecot_sql_apppw(self.store.db), 0o640)
         os.chown(self.apppw_config, 0, grp.getgrnam('dovecot').gr_gid)
+        write_file(self.userdb_config, render_dovecot_sql_userdb(self.store.db), 0o640)
+        os.chown(self.userdb_config, 0, grp.getgrnam('dovecot').gr_gid)
         write_file(self.config, self.render_config(), 0o644)
         run([dovecot, '-c', self.config])
         wait_until(lambda: port_open(self.imap_port) and port_open(self.lmtp_port)
@@ -566,39 +572,44 @@ def render_plugin_sample():
     return '\n' + comment_block(text)
 
 
-# The protocol family of Dovecot's service name %s: imap (and pop3) read mail, smtp (Postfix
-# SASL; and submission) send it. Other services (lmtp, doveadm...) only look users up.
-SQL_PROTOCOL = "CASE WHEN '%s' IN ('imap', 'pop3') THEN ',imap,' ELSE ',smtp,' END"
+# The Dovecot sql files (passdb: main password, app passwords; userdb) live in ONE place,
+# conf.d/dovecot-sql-mailwarden*.conf.ext: the lab and the Dovecot sample read those files
+# and change nothing but the connect line (tests/integration/test_samples.py checks).
+CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'conf.d')
+DOVECOT_SQL_FILES = {
+    'main': 'dovecot-sql-mailwarden.conf.ext',
+    'apppw': 'dovecot-sql-mailwarden-apppw.conf.ext',
+    'userdb': 'dovecot-sql-mailwarden-userdb.conf.ext',
+}
+DOVECOT_SQL_DB = '/var/lib/mailwarden/mailwarden.db'
+
+
+def render_dovecot_sql_file(kind, db=DOVECOT_SQL_DB):
+    """render_dovecot_sql_file - conf.d's Dovecot sql file of KIND (main | apppw | userdb)
+	with its connect line pointing at the SQLite store DB (the file's own when DB is the
+	default); a file without exactly one `connect = ` line is an error."""
+    with open(os.path.join(CONF_DIR, DOVECOT_SQL_FILES[kind])) as f:
+        text = f.read()
+    line = 'connect = %s\n' % DOVECOT_SQL_DB
+    if text.count('\nconnect = ') != 1 or text.count('\n' + line) != 1:
+        raise LabError('conf.d/%s: expected one line "%s"' % (DOVECOT_SQL_FILES[kind],
+                                                             line.strip()))
+    return text.replace('\n' + line, '\nconnect = %s\n' % db)
 
 
 def render_dovecot_sql(db):
-    """render_dovecot_sql - the first passdb's file for a SQLite store at DB: the main
-	password, on a login service only where main_password_protocols allows it (lookups by
-	lmtp and the like are not logins and always find the user)."""
-    return ('# passdb sql on the mailwarden store: the main password\n'
-        'driver = sqlite\n'
-        'connect = ' + db + '\n'
-        'default_pass_scheme = ARGON2ID\n'
-        "password_query = SELECT username AS user, password FROM users "
-        "WHERE username = '%u' AND status = 'active' "
-        "AND ('%s' NOT IN ('imap', 'pop3', 'smtp', 'submission') "
-        "OR instr(',' || main_password_protocols || ',', " + SQL_PROTOCOL + ") > 0)\n")
+    """render_dovecot_sql - the first passdb's file (the main password) for a store at DB."""
+    return render_dovecot_sql_file('main', db)
 
 
 def render_dovecot_sql_apppw(db):
-    """render_dovecot_sql_apppw - the second passdb's file: an app password, matched by its
-	unsalted SHA-256 in SQL (nopassword=Y for the row found), for its protocols (%s), before
-	its expiry; allow_nets comes back as a field so Dovecot checks the client network."""
-    return ('# passdb sql on the mailwarden store: app passwords\n'
-        'driver = sqlite\n'
-        'connect = ' + db + '\n'
-        "password_query = SELECT u.username AS user, NULL AS password, 'Y' AS nopassword, "
-        "a.allow_nets AS allow_nets, a.id AS mailwarden_app_password_id FROM users u "
-        "JOIN app_passwords a ON a.user_id = u.id "
-        "WHERE u.username = '%u' AND u.status = 'active' "
-        "AND a.hash = '%{sha256:password}' "
-        "AND instr(',' || a.protocols || ',', " + SQL_PROTOCOL + ") > 0 "
-        "AND (a.expires_at IS NULL OR a.expires_at > CAST(strftime('%%s', 'now') AS INTEGER))\n")
+    """render_dovecot_sql_apppw - the second passdb's file (app passwords) for a store at DB."""
+    return render_dovecot_sql_file('apppw', db)
+
+
+def render_dovecot_sql_userdb(db):
+    """render_dovecot_sql_userdb - the userdb's file (which users exist) for a store at DB."""
+    return render_dovecot_sql_file('userdb', db)
 
 
 AUTH_POLICY_PATH = '/api/v1/internal/auth-policy'
@@ -623,17 +634,22 @@ def render_dovecot_auth_policy(url, secret, nonce):
         'auth_policy_reject_on_fail = no\n' % (url, secret, nonce))
 
 
-def render_dovecot_auth(sql_config, apppw_config):
+def render_dovecot_auth(sql_config, apppw_config, userdb_config, userdb_fields):
     """render_dovecot_auth - the auth settings shared by the lab and conf.d sample: the main
-	password first, then app passwords (a failure in the first continues to the second)."""
+	password first, then app passwords (a failure in the first continues to the second);
+	the users that exist come from a userdb of their own (USERDB_FIELDS: its uid, gid and
+	home), so delivery and doveadm never need a passdb that answers them."""
     return ('auth_mechanisms = plain login\n'
         'auth_username_format = %%Lu\n'
-        '# main password (where main_password_protocols allows it), then app passwords\n'
+        '# main password (where main_password_protocols allows it and TOTP is off), then app\n'
+        '# passwords; both refuse every service name that is not a known login\n'
         'passdb {\n  driver = sql\n  args = %s\n}\n'
         'passdb {\n  driver = sql\n  args = %s\n}\n'
+        '# who exists (LMTP delivery, address verification, doveadm): no password involved\n'
+        'userdb {\n  driver = sql\n  args = %s\n  default_fields = %s\n}\n'
         '# Dovecot 2.3 runs auth-worker as root unless told otherwise; the store needs no root\n'
         'service auth-worker {\n  user = $default_internal_user\n}\n'
-        % (sql_config, apppw_config))
+        % (sql_config, apppw_config, userdb_config, userdb_fields))
 
 
 DOVECOT_TEMPLATE = '''# mailwarden lab Dovecot (generated by scripts/mailwarden_lab.py)
@@ -654,10 +670,6 @@ service anvil {
   }
 }
 auth_cache_size = 0
-userdb {
-  driver = static
-  args = uid=%(uid)d gid=%(gid)d home=%(mail_root)s/%%Lu
-}
 first_valid_uid = %(uid)d
 first_valid_gid = %(gid)d
 mail_location = maildir:~/Maildir
@@ -921,11 +933,13 @@ mailwarden-milter (see mailwarden-milter(8)): smtpd_milters sends every SMTP ses
 non_smtpd_milters also local submissions (sendmail(1)), so forged X-Mailwarden-* headers
 are removed from those too. milter_default_action = tempfail: while the milter is down
 Postfix answers 4xx and nothing passes unchecked. The milter asks for the macros it needs
-itself; milter_mail_macros is the fallback for an MTA that cannot. With Debian's chrooted
-smtpd put the socket inside the chroot ([milter] socket =
-unix:/var/spool/postfix/mailwarden/milter.sock, smtpd_milters = unix:/mailwarden/milter.sock)
-or use an inet socket on loopback ([milter] socket = inet:8891@127.0.0.1,
-smtpd_milters = inet:127.0.0.1:8891).
+itself; milter_mail_macros is the fallback for an MTA that cannot. Its socket is
+[milter] socket = unix:/var/spool/postfix/mailwarden/milter.sock (the default): 0660 group
+postfix in a root-owned directory (created 0750 root:postfix when missing) inside Postfix's
+queue directory. The path below is relative to the queue directory, so it works with
+Debian's chrooted smtpd and without a chroot alike. Whoever can connect to the milter can
+claim any SMTP AUTH login and get mail DKIM-signed: never give it an inet socket other local
+users reach (the milter refuses one unless [milter] allow_inet = yes).
 """
 
 
@@ -934,9 +948,11 @@ mailwarden-policyd (see mailwarden-policyd(8)): check_policy_service in
 smtpd_recipient_restrictions asks it at RCPT (check only: a sender over a limit gets
 DEFER_IF_PERMIT 4.7.1, or 550 5.7.1 for a reject limit), and in smtpd_end_of_data_restrictions
 at END-OF-MESSAGE, where recipient_count and size are known and the counters are charged.
-Use the same service in both places. It listens on loopback here ([policyd] socket =
-inet:10040@127.0.0.1), which also works with Debian's chrooted smtpd; a non-chrooted smtpd
-may use the unix socket instead (check_policy_service unix:/run/mailwarden/policyd.sock).
+Use the same service in both places. Its socket is [policyd] socket =
+unix:/var/spool/postfix/mailwarden/policyd.sock (the default, 0660 group postfix, next to
+the milter's); the path below is relative to the queue directory (chrooted or not). Whoever
+can connect can spend any user's quota: an inet socket needs [policyd] allow_inet = yes and
+inet_peers, and 127.0.0.1 there admits every local user.
 smtpd_policy_service_default_action (shown with Postfix's default) is what Postfix answers
 when the daemon cannot be reached: keep it a 4xx so no mail passes unlimited.
 smtpd_policy_service_timeout (default 100s) bounds one request; the daemon answers in well
@@ -949,8 +965,8 @@ through spawn(8); mailwarden-policyd runs as its own daemon.
 def render_postfix_sample():
     """render_postfix_sample - conf.d/postfix-main.cf.sample (same settings as the lab)."""
     s = postfix_mailwarden_settings('private/auth', DOMAIN, 'lmtp:unix:private/dovecot-lmtp',
-                                    policy_services=['inet:127.0.0.1:10040'],
-                                    milters=['unix:/run/mailwarden/milter.sock'])
+                                    policy_services=['unix:mailwarden/policyd.sock'],
+                                    milters=['unix:mailwarden/milter.sock'])
     out = ['# mailwarden: main.cf lines for a Postfix that hands out SMTP AUTH via Dovecot.\n',
            '# Generated by `scripts/mailwarden_lab.py samples conf.d` from the settings the\n',
            '# integration lab uses (tests/integration/test_samples.py checks they agree).\n',
@@ -965,27 +981,39 @@ def render_postfix_sample():
 
 
 def render_dovecot_sample():
-    """render_dovecot_sample - conf.d/dovecot-mailwarden.conf.sample (same as the lab)."""
-    sql_path = '/etc/dovecot/dovecot-sql-mailwarden.conf.ext'
-    apppw_path = '/etc/dovecot/dovecot-sql-mailwarden-apppw.conf.ext'
+    """render_dovecot_sample - conf.d/dovecot-mailwarden.conf.sample (same as the lab); the
+	sql files it names are conf.d/dovecot-sql-mailwarden*.conf.ext, shown as they are."""
+    paths = dict((k, '/etc/dovecot/' + v) for k, v in DOVECOT_SQL_FILES.items())
     return ('# mailwarden: Dovecot settings (e.g. /etc/dovecot/conf.d/90-mailwarden.conf).\n'
         '# Generated by `scripts/mailwarden_lab.py samples conf.d` from the settings the\n'
         '# integration lab uses (tests/integration/test_samples.py checks they agree).\n'
-        '# Disable the other passdb blocks (auth-system.conf.ext) so the store decides.\n#\n'
+        '# Disable the other passdb and userdb blocks (auth-system.conf.ext) so the store\n'
+        '# decides, and install conf.d/dovecot-sql-mailwarden*.conf.ext as shown below.\n#\n'
         + comment_block(PERMISSIONS_NOTE) + '\n'
-        + render_dovecot_auth(sql_path, apppw_path)
+        + comment_block(SERVICES_NOTE) + '\n'
+        + render_dovecot_auth(paths['main'], paths['apppw'], paths['userdb'],
+                              'uid=vmail gid=vmail home=/var/vmail/%Lu')
         + 'service auth {\n  unix_listener /var/spool/postfix/private/auth {\n'
         '    mode = 0660\n    user = postfix\n    group = postfix\n  }\n}\n'
         'service lmtp {\n  unix_listener /var/spool/postfix/private/dovecot-lmtp {\n'
         '    mode = 0600\n    user = postfix\n    group = postfix\n  }\n}\n'
         'protocol lmtp {\n  postmaster_address = postmaster@%s\n}\n\n' % DOMAIN
-        + '# %s (root:dovecot 0640) contains:\n' % sql_path
-        + comment_block(render_dovecot_sql('/var/lib/mailwarden/mailwarden.db'))
-        + '\n# %s (root:dovecot 0640) contains:\n' % apppw_path
-        + comment_block(render_dovecot_sql_apppw('/var/lib/mailwarden/mailwarden.db'))
-        + '\n' + comment_block(AUTH_POLICY_NOTE + render_dovecot_auth_policy(
+        + ''.join('# %s (root:dovecot 0640) is conf.d/%s:\n' % (paths[k], DOVECOT_SQL_FILES[k])
+                  + comment_block(render_dovecot_sql_file(k)) + '\n'
+                  for k in ('main', 'apppw', 'userdb'))
+        + comment_block(AUTH_POLICY_NOTE + render_dovecot_auth_policy(
             'http://127.0.0.1' + AUTH_POLICY_PATH, 'SECRET', 'RANDOM-STRING'))
         + render_plugin_sample())
+
+
+SERVICES_NOTE = """\
+A credential means the same for every service name Dovecot passes (%s): imap, pop3, sieve
+and managesieve (ManageSieve can install redirect scripts, so it counts as mail access) are
+imap; smtp (Postfix SASL) and submission are smtp; lmtp, doveadm, imap-urlauth and any name
+added later get no password login at all. `doveadm auth test` uses service doveadm: test
+with -x service=imap (or smtp). A user with confirmed TOTP logs in to mail with app
+passwords only. Delivery and doveadm user lookups read the userdb, which has no password.
+"""
 
 
 AUTH_POLICY_NOTE = """\
@@ -1051,9 +1079,11 @@ class Milter(Service):
         """render_config - milter.conf: the store's keys, the account, the [milter] section."""
         return ('# mailwarden lab milter (generated by scripts/mailwarden_lab.py)\n'
             'store = %s\nmaster_key = %s\nlog = stderr\nlog_level = debug\nuser = %s\n'
-            '[milter]\nsocket = %s\nsocket_group = postfix\nsocket_mode = 0660\n'
+            '[milter]\nsocket = %s\nsocket_group = postfix\nsocket_mode = 0660\n%s'
             'cache_ttl = %s\nauthserv_id = mail.%s\nshutdown_timeout = 10s\n%s\n'
-            % (self.store.url, self.store.master_key, self.user, self.socket, self.cache_ttl,
+            % (self.store.url, self.store.master_key, self.user, self.socket,
+               # the lab's inet milter says so explicitly (the milter refuses it otherwise)
+               'allow_inet = yes\n' if self.port is not None else '', self.cache_ttl,
                DOMAIN, self.extra if extra is None else extra))
 
     def write_config(self, extra=None):
@@ -1259,6 +1289,9 @@ class Api(Service):
         extra = self.api_config
         if isinstance(extra, dict):
             extra = ''.join('%s = %s\n' % kv for kv in sorted(extra.items()))
+        # spawn-fcgi listens on loopback TCP here: the API refuses that unless told so
+        if 'allow_inet' not in extra:
+            extra = 'allow_inet = yes\ninet_peers = 127.0.0.1\n' + extra
         return self.store.render_config() + '\n[api]\n' + extra
 
     def sanitizer_report(self):
@@ -1316,7 +1349,7 @@ class Policyd(Service):
     name = 'policyd'
 
     def __init__(self, root, store, limits=(), extra='', port=None, user='dovecot',
-             counters='memory', autostop=True, name=None):
+             counters='memory', autostop=True, name=None, socket='inet'):
         if name:
             self.name = name
         super().__init__(root, autostop)
@@ -1329,6 +1362,9 @@ class Policyd(Service):
         self.config = os.path.join(self.dir, 'policyd.conf')
         self.control = os.path.join(self.dir, 'control.sock')
         self.pidfile = os.path.join(self.dir, 'policyd.pid')
+        # SOCKET: 'inet' (loopback port, allowed explicitly: allow_inet + inet_peers) or
+        # 'unix' (self.sock_path, 0660 group postfix: what a real install uses)
+        self.sock_path = os.path.join(self.dir, 'policyd.sock') if socket == 'unix' else None
         self.log_path = os.path.join(self.dir, 'policyd.log')
         self.proc = None
 
@@ -1339,7 +1375,31 @@ class Policyd(Service):
     @property
     def service(self):
         """service - the check_policy_service target for Postfix."""
+        if self.sock_path is not None:
+            return 'unix:' + self.sock_path
         return 'inet:127.0.0.1:%d' % self.port
+
+    def socket_spec(self):
+        """socket_spec - the [policyd] socket lines of the config."""
+        if self.sock_path is not None:
+            return 'socket = unix:%s\nsocket_group = postfix\nsocket_mode = 0660\n' % (
+                self.sock_path)
+        return ('socket = inet:%d@127.0.0.1\nallow_inet = yes\ninet_peers = 127.0.0.1\n'
+                % self.port)
+
+    def ready(self):
+        """ready - the policy socket accepts connections."""
+        if self.sock_path is None:
+            return port_open(self.port)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(1)
+            s.connect(self.sock_path)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def log_files(self):
         return [self.log_path]
@@ -1348,9 +1408,9 @@ class Policyd(Service):
         """render_config - the daemon's config text."""
         return ('# mailwarden lab policyd (generated by scripts/mailwarden_lab.py)\n'
             'store = %s\nmaster_key = %s\nlog = stderr\nlog_level = debug\nuser = %s\n\n'
-            '[policyd]\nsocket = inet:%d@127.0.0.1\ncontrol_socket = %s\npid_file = %s\n'
+            '[policyd]\n%scontrol_socket = %s\npid_file = %s\n'
             'counters = %s\n%s%s\n'
-            % (self.store.url, self.store.master_key, self.user, self.port, self.control,
+            % (self.store.url, self.store.master_key, self.user, self.socket_spec(), self.control,
                self.pidfile, self.counters, ''.join('limit = %s\n' % l for l in self.limits),
                self.extra))
 
@@ -1398,8 +1458,8 @@ class Policyd(Service):
         self.proc = subprocess.Popen([self.binary, '-c', self.config, '-f'], stdin=subprocess.DEVNULL,
                          stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 15,
-               'policyd on port %d' % self.port)
+        wait_until(lambda: self.ready() or self.proc.poll() is not None, 15,
+               'policyd on %s' % self.service)
         if self.proc.poll() is not None:
             raise LabError('policyd exited with %d' % self.proc.returncode)
 
@@ -1422,8 +1482,8 @@ class Policyd(Service):
     def alive(self):
         if self.proc is None:
             pid = read_pidfile(self.pidfile)
-            return pid is not None and pid_alive(pid) and port_open(self.port)
-        return self.proc.poll() is None and port_open(self.port)
+            return pid is not None and pid_alive(pid) and self.ready()
+        return self.proc.poll() is None and self.ready()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-daemon.h"
 #include "mw-log.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static const char api_help[] =
@@ -37,14 +39,19 @@ static const char api_help[] =
     "The mailwarden JSON API (users, passwords, allowed-From patterns, sessions, audit log)\n"
     "as a FastCGI application behind nginx. Normally started by spawn-fcgi, which passes the\n"
     "listening socket as descriptor 0:\n"
-    "  spawn-fcgi -a 127.0.0.1 -p 9000 -u mailwarden -- /usr/sbin/mailwarden-api -c FILE\n"
+    "  spawn-fcgi -s /run/mailwarden-api/api.sock -M 0660 -U root -G www-data \\\n"
+    "      -u mailwarden -- /usr/sbin/mailwarden-api -c FILE\n"
+    "(the socket in a directory only root and nginx's group can enter). An inet socket\n"
+    "(spawn-fcgi -a/-p, -s HOST:PORT) is refused unless [api] allow_inet = yes and\n"
+    "inet_peers names who may connect: whoever connects sets REMOTE_ADDR.\n"
     "and reached from nginx with fastcgi_pass (see conf.d/nginx-mailwarden.conf.sample).\n"
     "\n"
     "OPTIONS\n"
     "  -c FILE     configuration file (default " MW_CONFIG_DEFAULT_PATH "; its conf.d/\n"
     "              *.conf follow in name order). Keys: [api] section, store, user, log.\n"
-    "  -s ADDRESS  listen on ADDRESS itself (\":PORT\" on all addresses, \"HOST:PORT\" or a\n"
-    "              socket path) instead of the socket inherited on descriptor 0\n"
+    "  -s ADDRESS  listen on ADDRESS itself instead of the socket inherited on descriptor\n"
+    "              0: a socket path (made [api] socket_mode, group socket_group, in a\n"
+    "              private directory), or \":PORT\" / \"HOST:PORT\" (needs allow_inet)\n"
     "  --routes    print the route table (METHOD PATH ROLE) and exit\n"
     "  --check     load the configuration, open the store, check its schema, exit\n"
     "  -h, --help  this text\n"
@@ -65,21 +72,75 @@ static const char api_help[] =
 /* drop_privileges - become the configured user when started as root */
 static void drop_privileges(const mw_config *cfg)
 {
-	const char *name = mw_config_str(cfg, MWK_USER);
-	struct passwd *pw;
-	if (geteuid() != 0)
-		return;
-	pw = getpwnam(name);
-	if (pw == NULL)
-		mw_fatal("started as root but user %s (config key user) does not exist: refusing to "
-		         "serve requests as root",
-		         name);
-	if (pw->pw_uid == 0)
-		mw_fatal("config key user names root: refusing to serve requests as root");
-	if (initgroups(name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
-		mw_fatal("cannot switch to user %s: %s", name, strerror(errno));
-	if (setuid(0) == 0)
-		mw_fatal("could switch back to root after dropping privileges");
+	mw_error err = {{0}};
+	if (mw_daemon_drop_privileges(mw_config_str(cfg, MWK_USER), NULL, &err) < 0)
+		mw_fatal("%s: refusing to serve requests as root", err.msg);
+}
+
+/* api_listen - the FastCGI socket: -s /path is a unix socket made by lib/mw-daemon.c
+   (private directory, [api] socket_mode/socket_group); -s HOST:PORT and an inherited inet
+   socket (spawn-fcgi -a/-p) only with [api] allow_inet = yes and inet_peers, because
+   whoever reaches the socket sets REMOTE_ADDR (the per-IP throttle, the audit log). Sets
+   *inet_r when connections must be checked against inet_peers. */
+static int api_listen(const mw_config *cfg, const char *listen_addr, bool *inet_r)
+{
+	struct mw_listen l = {
+	    .what = "mailwarden-api socket",
+	    .mode = mw_config_str(cfg, MWK_API_SOCKET_MODE),
+	    .group = mw_config_str(cfg, MWK_API_SOCKET_GROUP),
+	    .gid = getegid(),
+	    .uid = (uid_t)-1,
+	    .allow_inet = mw_config_bool(cfg, MWK_API_ALLOW_INET),
+	    .inet_peers = mw_config_str(cfg, MWK_API_INET_PEERS),
+	    .allow_key = "[api] allow_inet",
+	    .peers_key = "[api] inet_peers",
+	};
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	mw_error err = {{0}};
+	char spec[256];
+	int fd;
+
+	*inet_r = false;
+	if (listen_addr == NULL) {
+		/* spawn-fcgi's socket on descriptor 0; not a socket = not reachable by anyone */
+		if (getsockname(0, (struct sockaddr *)&ss, &len) < 0 ||
+		    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+			return 0;
+		l.spec = "inet:(descriptor 0 from spawn-fcgi)";
+		if (mw_daemon_inet_allowed(&l, &err) < 0)
+			mw_fatal("%s", err.msg);
+		*inet_r = true;
+		return 0;
+	}
+	if ((size_t)snprintf(spec, sizeof(spec), "%s%s", listen_addr[0] == '/' ? "unix:" : "inet:",
+	                     listen_addr) >= sizeof(spec))
+		mw_fatal("-s %s: too long", listen_addr);
+	l.spec = spec;
+	if (listen_addr[0] == '/') {
+		if (mw_daemon_listen(&l, 64, &fd, &err) < 0)
+			mw_fatal("%s", err.msg);
+		return fd;
+	}
+	if (mw_daemon_inet_allowed(&l, &err) < 0)
+		mw_fatal("%s", err.msg);
+	fd = FCGX_OpenSocket(listen_addr, 64);
+	if (fd < 0)
+		mw_fatal("cannot listen on %s", listen_addr);
+	*inet_r = true;
+	return fd;
+}
+
+/* peer_refused - an inet connection from outside [api] inet_peers: 403, nothing read */
+static bool peer_refused(const mw_config *cfg, FCGX_Request *r)
+{
+	char peer[64];
+	if (mw_daemon_peer_allowed(r->ipcFd, mw_config_str(cfg, MWK_API_INET_PEERS), peer,
+	                           sizeof(peer)))
+		return false;
+	mw_warn("FastCGI connection from %s refused: not in [api] inet_peers", peer);
+	(void)FCGX_PutS("Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\n", r->out);
+	return true;
 }
 
 /* parse_length - CONTENT_LENGTH: absent or "" = 0; digits only; -1 when malformed */
@@ -236,7 +297,7 @@ int main(int argc, char **argv)
 	struct api_ctx *ctx;
 	FCGX_Request r;
 	mw_error err = {{0}};
-	bool check = false;
+	bool check = false, inet = false;
 	int c, sock = 0;
 	(void)mw_log_init("mailwarden-api", MW_LOG_TARGET_STDERR, "mail", MW_LOG_INFO, NULL);
 	while ((c = getopt_long(argc, argv, "c:s:h", longopts, NULL)) != -1) {
@@ -262,11 +323,7 @@ int main(int argc, char **argv)
 	init_log(ctx->cfg);
 	if (FCGX_Init() != 0)
 		mw_fatal("FastCGI library cannot start");
-	if (listen_addr != NULL) {
-		sock = FCGX_OpenSocket(listen_addr, 64);
-		if (sock < 0)
-			mw_fatal("cannot listen on %s", listen_addr);
-	}
+	sock = api_listen(ctx->cfg, listen_addr, &inet);
 	drop_privileges(ctx->cfg);
 	ctx->store = open_store(ctx->cfg);
 	if (mw_password_generate(dummy_pw, sizeof(dummy_pw), 20, &err) < 0 ||
@@ -276,6 +333,9 @@ int main(int argc, char **argv)
 		mw_fatal("password hashing: %s", err.msg);
 	if (check) {
 		printf("configuration and store are fine\n");
+		mw_store_close(&ctx->store);
+		mw_config_unref(&ctx->cfg);
+		free(ctx);
 		return 0;
 	}
 	(void)signal(SIGPIPE, SIG_IGN);
@@ -283,7 +343,8 @@ int main(int argc, char **argv)
 		mw_fatal("FastCGI request set-up failed");
 	mw_info("ready (store %s)", mw_store_backend_name(ctx->store));
 	while (FCGX_Accept_r(&r) >= 0) {
-		handle(ctx, &r);
+		if (!inet || !peer_refused(ctx->cfg, &r))
+			handle(ctx, &r);
 		FCGX_Finish_r(&r);
 	}
 	mw_store_close(&ctx->store);

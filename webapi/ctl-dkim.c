@@ -1,7 +1,8 @@
 /*
  * ctl-dkim.c - mailwardenctl dkim: DKIM signing keys in the store.
  *
- * generate makes an RSA key with OpenSSL, import reads a PEM file; either way the private
+ * generate makes an RSA key with OpenSSL, import reads a PEM file (refused when it is a
+ * symbolic link, a FIFO or device, or readable by group or others); either way the private
  * key is encrypted with the master key (associated data "dkim:DOMAIN:SELECTOR", so a row
  * cannot be moved to another domain or selector) and becomes the domain's active key,
  * the one mailwarden-milter signs with. txt prints the DNS record to publish. Private keys
@@ -14,6 +15,7 @@
  */
 #include "mw-build.h"
 #include "ctl.h"
+#include "mw-daemon.h"
 #include "mw-dkim-sign.h"
 #include "mw-secret.h"
 
@@ -203,38 +205,17 @@ static int cmd_dkim_generate(struct mw_ctl *ctl, int argc, char **argv)
 	return ret;
 }
 
-/* read_pem_file - read a PEM file of at most MW_DKIM_KEY_PEM_MAX bytes */
+/* read_pem_file - a private key file of at most MW_DKIM_KEY_PEM_MAX bytes: not a symbolic
+   link, not a FIFO or device (refused at once, never waited on), owned by root or the caller,
+   no access for group or others (lib/mw-daemon.c) */
 static int read_pem_file(const char *path, mw_str *out)
 {
-	char buf[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ctl_err("%s: %s", path, strerror(errno));
+	mw_error err = {{0}};
+	if (mw_daemon_read_private_file(path, MW_DKIM_KEY_PEM_MAX, out, &err) < 0) {
+		ctl_err("%s", err.msg);
 		return EXIT_ERROR;
 	}
-	for (;;) {
-		n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ctl_err("%s: %s", path, strerror(errno));
-			break;
-		}
-		if (n == 0) {
-			mw_memzero(buf, sizeof(buf));
-			(void)close(fd);
-			return EXIT_OK;
-		}
-		if (mw_str_append(out, buf, (size_t)n) < 0) {
-			ctl_err("%s: longer than %d bytes: not a DKIM private key", path,
-			        MW_DKIM_KEY_PEM_MAX);
-			break;
-		}
-	}
-	mw_memzero(buf, sizeof(buf));
-	(void)close(fd);
-	return EXIT_ERROR;
+	return EXIT_OK;
 }
 
 /* cmd_dkim_import - store an existing private key as the domain's active key */

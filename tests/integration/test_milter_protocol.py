@@ -76,7 +76,7 @@ class MilterProtocolTest(unittest.TestCase):
         bad = os.path.join(self.milter.dir, 'bad.conf')
         with open(bad, 'w') as f:
             f.write(self.milter.render_config().replace(
-                self.milter.socket, 'unix:/nonexistent-dir/milter.sock'))
+                self.milter.socket, 'unix:/nonexistent-dir/sub/milter.sock'))
         p = subprocess.run([self.milter.binary, '-f', '-c', bad], capture_output=True,
                    text=True, timeout=30)
         self.assertEqual(p.returncode, 1, p.stderr)
