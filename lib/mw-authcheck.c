@@ -924,8 +924,7 @@ int mw_authcheck_format_ar(const char *authserv_id, const struct mw_auth_results
 		if (r != NULL && d->selector[0] != '\0')
 			ret |= add_prop(r, "header.s", d->selector);
 	}
-	r = add_result(ar, "dmarc", res->dmarc,
-	               res->policy != MW_DMARC_POLICY_ABSENT ? "" : NULL);
+	r = add_result(ar, "dmarc", res->dmarc, res->policy != MW_DMARC_POLICY_ABSENT ? "" : NULL);
 	if (r != NULL && res->policy != MW_DMARC_POLICY_ABSENT)
 		(void)snprintf(r->comment, sizeof(r->comment), "p=%s",
 		               mw_dmarc_policy_str(res->policy));

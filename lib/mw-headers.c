@@ -17,6 +17,7 @@
  *
  * Diagnostics: through error_r only; header text is never echoed into messages.
  */
+#include "mw-build.h"
 #include "mw-headers.h"
 
 #include <stdio.h>
@@ -331,8 +332,9 @@ static int read_id(struct scan *sc, char *id, size_t size, mw_error *error_r)
 		while (at(sc) >= '0' && at(sc) <= '9')
 			sc->pos++;
 		/* a version needs blanks or a comment before it: "id1;" is no id "id" */
-		if (start == 0 || (sc->p[start - 1] != ' ' && sc->p[start - 1] != '\t' &&
-		                   sc->p[start - 1] != ')' && sc->p[start - 1] != '\n') ||
+		if (start == 0 ||
+		    (sc->p[start - 1] != ' ' && sc->p[start - 1] != '\t' &&
+		     sc->p[start - 1] != ')' && sc->p[start - 1] != '\n') ||
 		    cfws(sc, NULL, 0) < 0) {
 			mw_error_set(error_r, "malformed authserv-id or version");
 			return -1;
@@ -662,7 +664,8 @@ int mw_hdr_authres_pick(const char *const *values, size_t n, const char *ours,
 	if (claimants == 0)
 		return 0;
 	if (claimants > 1) {
-		mw_error_set(error_r, "%zu headers claim our authserv-id: none believed", claimants);
+		mw_error_set(error_r, "%zu headers claim our authserv-id: none believed",
+		             claimants);
 		return -1;
 	}
 	if (values[0] == NULL ||
@@ -858,8 +861,9 @@ int mw_hdr_spam_parse(const char *value, size_t len, struct mw_hdr_spam *v_r, mw
 			*seen = true;
 		} else if (mw_slice_ieq(name, "tests")) {
 			if (seen_tests || !tests_ok(val.ptr, val.len)) {
-				mw_error_set(error_r, "tests is repeated, longer than %d bytes or "
-				                      "holds a character outside A-Z a-z 0-9 _ - . ,",
+				mw_error_set(error_r,
+				             "tests is repeated, longer than %d bytes or "
+				             "holds a character outside A-Z a-z 0-9 _ - . ,",
 				             MW_HDR_TESTS_MAX);
 				goto bad;
 			}
@@ -947,8 +951,7 @@ static bool sig_char(char c)
 }
 
 /* mw_hdr_virus_parse - "clean" or "infected [(SIGNATURE)]" */
-int mw_hdr_virus_parse(const char *value, size_t len, struct mw_hdr_virus *v_r,
-                       mw_error *error_r)
+int mw_hdr_virus_parse(const char *value, size_t len, struct mw_hdr_virus *v_r, mw_error *error_r)
 {
 	mw_slice s, sig;
 	size_t i;

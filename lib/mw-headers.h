@@ -18,15 +18,15 @@
 
 #include "mw-util.h"
 
-#define MW_HDR_VALUE_MAX     8192 /* a longer header value is refused, never cut */
-#define MW_HDR_ID_MAX        253  /* authserv-id (a host name) */
-#define MW_HDR_AR_RESULTS    16   /* resinfo entries in one Authentication-Results */
-#define MW_HDR_AR_PROPS      4    /* properties of one result */
-#define MW_HDR_AR_WORD_MAX   31   /* method, ptype.property */
-#define MW_HDR_AR_PVALUE_MAX 400  /* a property value (an address fits) */
-#define MW_HDR_AR_COMMENT    95   /* the comment right after a result (a reason) */
-#define MW_HDR_TESTS_MAX     1024 /* tests=NAME1,NAME2 */
-#define MW_HDR_SIG_MAX       256  /* a virus signature name */
+#define MW_HDR_VALUE_MAX     8192    /* a longer header value is refused, never cut */
+#define MW_HDR_ID_MAX        253     /* authserv-id (a host name) */
+#define MW_HDR_AR_RESULTS    16      /* resinfo entries in one Authentication-Results */
+#define MW_HDR_AR_PROPS      4       /* properties of one result */
+#define MW_HDR_AR_WORD_MAX   31      /* method, ptype.property */
+#define MW_HDR_AR_PVALUE_MAX 400     /* a property value (an address fits) */
+#define MW_HDR_AR_COMMENT    95      /* the comment right after a result (a reason) */
+#define MW_HDR_TESTS_MAX     1024    /* tests=NAME1,NAME2 */
+#define MW_HDR_SIG_MAX       256     /* a virus signature name */
 #define MW_HDR_SCORE_MAX     9999999 /* |score| in hundredths (99999.99) */
 
 /* RFC 8601 result words. */
@@ -118,8 +118,8 @@ void mw_hdr_authres_summary(const struct mw_hdr_authres *ar, struct mw_hdr_auth_
 
 struct mw_hdr_spam {
 	bool spam;
-	long score;    /* hundredths of a point */
-	long required; /* hundredths */
+	long score;                       /* hundredths of a point */
+	long required;                    /* hundredths */
 	char tests[MW_HDR_TESTS_MAX + 1]; /* "NAME1,NAME2" or "" */
 };
 /* "yes|no" then "; name=value" parameters, each at most once: score and required are
@@ -140,8 +140,7 @@ struct mw_hdr_virus {
 };
 /* "clean" or "infected" with an optional "(SIGNATURE)" of printable ASCII without blanks,
    parentheses, quotes, ';' or '\'. */
-int mw_hdr_virus_parse(const char *value, size_t len, struct mw_hdr_virus *v_r,
-                       mw_error *error_r);
+int mw_hdr_virus_parse(const char *value, size_t len, struct mw_hdr_virus *v_r, mw_error *error_r);
 int mw_hdr_virus_print(const struct mw_hdr_virus *v, mw_str *out, mw_error *error_r);
 bool mw_hdr_virus_equal(const struct mw_hdr_virus *a, const struct mw_hdr_virus *b);
 

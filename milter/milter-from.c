@@ -166,4 +166,3 @@ int milter_envfrom_check(const char *envfrom, bool null_ok, const char *const *p
 	}
 	return 0;
 }
-

@@ -111,8 +111,7 @@ static void fuzz_pick(const char *s, size_t size)
 	for (i = 0; i < n; i++)
 		if (mw_hdr_authres_id(v[i], strlen(v[i]), OURS) != MW_HDR_ID_FOREIGN)
 			claim++;
-	if (r == 1 && (claim != 1 || mw_hdr_authres_id(v[0], strlen(v[0]), OURS) !=
-	                                 MW_HDR_ID_OURS))
+	if (r == 1 && (claim != 1 || mw_hdr_authres_id(v[0], strlen(v[0]), OURS) != MW_HDR_ID_OURS))
 		broken("believed a header among several claimants or not first", v[0]);
 	if (r == 0 && claim != 0)
 		broken("a claimant was silently ignored", "");

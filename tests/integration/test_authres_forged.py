@@ -296,6 +296,46 @@ class ForgedAuthResultsTest(unittest.TestCase):
                 failures.append('%d: keywords %r' % (i, flags))
         self.assertEqual(failures, [], '\n'.join(failures))
 
+    def lmtp(self, token, headers):
+        """lmtp - straight to Dovecot over LMTP (no Postfix, no milter): HEADERS (lines)
+        above a plain message carrying TOKEN."""
+        text = ('%sFrom: <alice@example.com>\r\nTo: <%s>\r\nSubject: lmtp %s\r\n'
+                'Message-ID: <%s@test>\r\n\r\nbody token %s\r\n'
+                % (''.join(h + '\r\n' for h in headers), self.rcpt, token, token, token))
+        with smtplib.LMTP('127.0.0.1', self.dovecot.lmtp_port, timeout=30) as lm:
+            lm.sendmail('alice@example.com', [self.rcpt], text.encode())
+
+    def test_plugin_believes_only_the_single_first_claimant(self):
+        # Without the milter in the way, the plugin itself must refuse any header layout the
+        # milter never produces: a second header claiming our id above or below ours, or
+        # two X-Mailwarden-Spam headers.
+        mine = '%s; spf=pass; dkim=pass header.d=example.com; dmarc=pass' % AUTHSERV_ID
+        cases = [
+            ('alone', ['Authentication-Results: ' + mine.replace('dkim=pass', 'dkim=fail')],
+             ['$DKIMFail']),
+            ('forged_above', ['Authentication-Results: %s; dmarc=fail' % AUTHSERV_ID,
+                              'Authentication-Results: ' + mine], []),
+            ('forged_below', ['Authentication-Results: ' + mine.replace('dkim=pass',
+                                                                        'dkim=fail'),
+                              'Authentication-Results: "%s"; dkim=pass' % AUTHSERV_ID], []),
+            ('foreign_above', ['Authentication-Results: other.example; none',
+                               'Authentication-Results: %s; dmarc=fail' % AUTHSERV_ID], []),
+            ('two_spam', ['X-Mailwarden-Spam: yes; tests=FORGED', 'X-Mailwarden-Spam: no'],
+             []),
+        ]
+        failures = []
+        for name, headers, want in cases:
+            token = uniq('lmtp')
+            self.lmtp(token, headers)
+            got = self.delivered(token)
+            if got is None:
+                failures.append('%s: not delivered to INBOX' % name)
+                continue
+            have = sorted(f for f in got[0] if f in ('$DKIMFail', '$DMARCFail', '$Junk'))
+            if have != want:
+                failures.append('%s: keywords %r, want %r' % (name, have, want))
+        self.assertEqual(failures, [], '\n'.join(failures))
+
 
 if __name__ == '__main__':
     unittest.main()

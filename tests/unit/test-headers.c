@@ -99,8 +99,8 @@ static void test_spam_limits(void **state)
 /* test_spam_round_trip - print -> parse -> equal for every verdict, sign and tests list */
 static void test_spam_round_trip(void **state)
 {
-	static const long scores[] = {0, 1, -1, 99, 100, 750, -1225, MW_HDR_SCORE_MAX,
-	                              -MW_HDR_SCORE_MAX};
+	static const long scores[] = {
+	    0, 1, -1, 99, 100, 750, -1225, MW_HDR_SCORE_MAX, -MW_HDR_SCORE_MAX};
 	static const char *const tests[] = {"", "A", "BAYES_99,FROM_LOOKALIKE", "a.b-c_d,E"};
 	size_t s, r, t;
 	int spam;
@@ -121,7 +121,8 @@ static void test_spam_round_trip(void **state)
 					assert_int_equal(mw_hdr_spam_print(&v, &out, &err), 0);
 					if (mw_hdr_spam_parse(out.buf, out.len, &back, &err) != 0 ||
 					    !mw_hdr_spam_equal(&v, &back))
-						fail_msg("spam round trip: %s (%s)", out.buf, err.msg);
+						fail_msg("spam round trip: %s (%s)", out.buf,
+						         err.msg);
 					mw_str_free(&out);
 				}
 	{
@@ -167,8 +168,16 @@ static void test_has_test(void **state)
 static void test_virus(void **state)
 {
 	static const char *const bad[] = {
-	    "infected (unclosed", "infectedX", "dirty", "", "infected ()", "infected (a b)",
-	    "infected (a) trailing", "clean (x)", "infected (a(b))", "infected (\xc3\xa9)",
+	    "infected (unclosed",
+	    "infectedX",
+	    "dirty",
+	    "",
+	    "infected ()",
+	    "infected (a b)",
+	    "infected (a) trailing",
+	    "clean (x)",
+	    "infected (a(b))",
+	    "infected (\xc3\xa9)",
 	    "infected(a)",
 	};
 	struct mw_hdr_virus v;
@@ -208,7 +217,8 @@ static void test_virus_round_trip(void **state)
 				assert_int_equal(mw_hdr_virus_print(&v, &out, NULL), -1);
 			} else {
 				assert_int_equal(mw_hdr_virus_print(&v, &out, NULL), 0);
-				assert_int_equal(mw_hdr_virus_parse(out.buf, out.len, &back, NULL), 0);
+				assert_int_equal(mw_hdr_virus_parse(out.buf, out.len, &back, NULL),
+				                 0);
 				assert_true(mw_hdr_virus_equal(&v, &back));
 			}
 			mw_str_free(&out);
@@ -339,9 +349,8 @@ static void test_authres_id_nul_and_length(void **state)
 	(void)state;
 	/* a C-string reader would stop at the NUL and see only someone else's id */
 	assert_int_equal(mw_hdr_authres_id("other.example\0; x=y", 19, OURS), U);
-	assert_int_equal(mw_hdr_authres_id("other.example; x=y\0mail.example.org; dkim=pass", 46,
-	                                   OURS),
-	                 U);
+	assert_int_equal(
+	    mw_hdr_authres_id("other.example; x=y\0mail.example.org; dkim=pass", 46, OURS), U);
 	assert_int_equal(mw_hdr_authres_id("\0mail.example.org; dkim=pass", 28, OURS), U);
 	/* over the limit: refused whatever the id; exactly at the limit: read */
 	n = (size_t)snprintf(big, sizeof(big), "other.example; dkim=pass header.b=");
@@ -394,12 +403,10 @@ static const struct ar_case ar_cases[] = {
     {"mail.example.org; spf=softfail smtp.mailfrom=a@b.example", 0, false, false, false, false},
     {"mail.example.org; dkim=permerror (bad sig)", 0, false, true, false, false},
     {"mail.example.org; dkim/1=fail", 0, false, true, false, false},
-    {"mail.example.org; dkim = fail reason=\"bad key\" header.d=x", 0, false, true, false,
-     false},
+    {"mail.example.org; dkim = fail reason=\"bad key\" header.d=x", 0, false, true, false, false},
     {"mail.example.org;\r\n\tdkim=fail\r\n header.d=x", 0, false, true, false, false},
     /* comments and quotes hide what looks like results */
-    {"mail.example.org; dkim=pass (dmarc=fail; spf=fail) header.d=x", 0, true, false, false,
-     false},
+    {"mail.example.org; dkim=pass (dmarc=fail; spf=fail) header.d=x", 0, true, false, false, false},
     {"mail.example.org; dkim=pass header.b=\"dmarc=fail;x\"", 0, true, false, false, false},
     {"mail.example.org (nested (comment)); dmarc=fail", 0, false, false, true, false},
     /* malformed */
@@ -447,7 +454,8 @@ static void test_authres_round_trip(void **state)
 	static const char *const methods[] = {"spf", "dkim", "dmarc", "iprev"};
 	static const char *const comments[] = {"", "p=reject", "body hash mismatch", " x "};
 	static const char *const values[] = {"a@b.example", "\"a b;dkim=pass\"@example.com",
-	                                     "example.com", "x\\y", "a(b)c", "with space"};
+	                                     "example.com", "x\\y",
+	                                     "a(b)c",       "with space"};
 	struct mw_hdr_authres *ar = mw_calloc(1, sizeof(*ar));
 	struct mw_hdr_authres *back = mw_calloc(1, sizeof(*back));
 	size_t m, c, v, n = 0;
@@ -466,13 +474,15 @@ static void test_authres_round_trip(void **state)
 					                 sizeof(ar->authserv_id));
 					ar->count = 1;
 					res = &ar->results[0];
-					(void)mw_strlcpy(res->method, methods[m], sizeof(res->method));
+					(void)mw_strlcpy(res->method, methods[m],
+					                 sizeof(res->method));
 					res->result = (enum mw_auth_result)r;
 					(void)mw_strlcpy(res->comment, comments[c],
 					                 sizeof(res->comment));
 					if (v < MW_N_ELEMENTS(values)) {
 						res->nprops = 2;
-						(void)mw_strlcpy(res->props[0].name, "smtp.mailfrom",
+						(void)mw_strlcpy(res->props[0].name,
+						                 "smtp.mailfrom",
 						                 sizeof(res->props[0].name));
 						(void)mw_strlcpy(res->props[0].value, values[v],
 						                 sizeof(res->props[0].value));
@@ -489,7 +499,8 @@ static void test_authres_round_trip(void **state)
 					mw_str_init(&out, 0);
 					if (mw_hdr_authres_print(ar, &out, &err) != 0)
 						fail_msg("print refused (%s)", err.msg);
-					if (mw_hdr_authres_parse(out.buf, out.len, back, &err) != 0 ||
+					if (mw_hdr_authres_parse(out.buf, out.len, back, &err) !=
+					        0 ||
 					    !mw_hdr_authres_equal(ar, back))
 						fail_msg("round trip: %s (%s)", out.buf, err.msg);
 					if (mw_hdr_authres_id(out.buf, out.len, OURS) != O)
@@ -515,7 +526,8 @@ static void test_authres_round_trip(void **state)
 		res->result = MW_AUTH_FAIL;
 		res->nprops = MW_HDR_AR_PROPS;
 		for (v = 0; v < MW_HDR_AR_PROPS; v++) {
-			(void)mw_strlcpy(res->props[v].name, "header.d", sizeof(res->props[v].name));
+			(void)mw_strlcpy(res->props[v].name, "header.d",
+			                 sizeof(res->props[v].name));
 			(void)mw_strlcpy(res->props[v].value, "x.example",
 			                 sizeof(res->props[v].value));
 		}
@@ -531,8 +543,9 @@ static void test_authres_round_trip(void **state)
 /* test_authres_print_refuses - what the parser would not read back is never printed */
 static void test_authres_print_refuses(void **state)
 {
-	static const char *const bad_ids[] = {"", "mx example", "mx;dkim=pass", "mx\r\nX: y",
-	                                      "m\xc3\xa9x", "mx(comment)", ".mx", "a..b"};
+	static const char *const bad_ids[] = {"",           "mx example", "mx;dkim=pass",
+	                                      "mx\r\nX: y", "m\xc3\xa9x", "mx(comment)",
+	                                      ".mx",        "a..b"};
 	struct mw_hdr_authres ar;
 	mw_str out;
 	size_t i;

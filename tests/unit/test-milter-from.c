@@ -241,8 +241,10 @@ static void test_long_user(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_from_table),  cmocka_unit_test(test_envfrom),
-	    cmocka_unit_test(test_reply_value), cmocka_unit_test(test_long_user),
+	    cmocka_unit_test(test_from_table),
+	    cmocka_unit_test(test_envfrom),
+	    cmocka_unit_test(test_reply_value),
+	    cmocka_unit_test(test_long_user),
 	};
 	MW_RUN_TESTS(tests);
 }
