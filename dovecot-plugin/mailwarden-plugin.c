@@ -60,7 +60,7 @@
 #include "mw-config.h"
 #include "mw-store.h"
 #include "mw-tagrule.h"
-#include "mw-verdict.h"
+#include "mw-headers.h"
 
 #include <dlfcn.h>
 
@@ -339,19 +339,39 @@ static void mw_add_keyword(struct mw_decision *d, const char *kw)
 	array_push_back(&d->keywords, &kw);
 }
 
-/* mw_header_verdicts - keywords from the milter's headers */
+/* mw_single_header - the only value of field: 1 and *value_r; 0 when absent; -1 when the
+   field occurs more than once (the milter deletes every X-Mailwarden-* header that arrives
+   and writes at most one of each, so two are not the milter's: none is believed) */
+static int mw_single_header(struct mail *mail, const char *field, const char **value_r)
+{
+	const char *const *values;
+	if (mail_get_headers(mail, field, &values) <= 0 || values[0] == NULL)
+		return 0;
+	if (values[1] != NULL)
+		return -1;
+	*value_r = values[0];
+	return 1;
+}
+
+/* mw_header_verdicts - keywords from the milter's headers, read by lib/mw-headers */
 static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
                                struct mw_decision *d)
 {
 	const char *value, *const *values;
-	struct mw_spam_verdict spam;
-	struct mw_virus_verdict virus;
-	struct mw_auth_verdict auth;
+	struct mw_hdr_spam spam;
+	struct mw_hdr_virus virus;
+	struct mw_hdr_authres *ar;
+	struct mw_hdr_auth_summary auth;
 	mw_error err = {""};
-	bool ours = false;
+	unsigned int n;
+	int ret;
 
-	if (mail_get_first_header(mail, "X-Mailwarden-Spam", &value) > 0) {
-		if (mw_verdict_parse_spam(mw_unfold(value), &spam, &err) < 0) {
+	ret = mw_single_header(mail, "X-Mailwarden-Spam", &value);
+	if (ret < 0) {
+		e_warning(muser->user->event,
+		          "mailwarden: X-Mailwarden-Spam ignored: more than one header");
+	} else if (ret > 0) {
+		if (mw_hdr_spam_parse(value, strlen(value), &spam, &err) < 0) {
 			e_warning(muser->user->event, "mailwarden: X-Mailwarden-Spam ignored: %s",
 			          err.msg);
 		} else {
@@ -359,12 +379,16 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 				d->spam = true;
 				mw_add_keyword(d, muser->kw_spam);
 			}
-			if (mw_verdict_has_test(spam.tests, muser->phishing_tests))
+			if (mw_hdr_tests_has(spam.tests, muser->phishing_tests))
 				mw_add_keyword(d, muser->kw_phishing);
 		}
 	}
-	if (mail_get_first_header(mail, "X-Mailwarden-Virus", &value) > 0) {
-		if (mw_verdict_parse_virus(mw_unfold(value), &virus, &err) < 0)
+	ret = mw_single_header(mail, "X-Mailwarden-Virus", &value);
+	if (ret < 0) {
+		e_warning(muser->user->event,
+		          "mailwarden: X-Mailwarden-Virus ignored: more than one header");
+	} else if (ret > 0) {
+		if (mw_hdr_virus_parse(value, strlen(value), &virus, &err) < 0)
 			e_warning(muser->user->event, "mailwarden: X-Mailwarden-Virus ignored: %s",
 			          err.msg);
 		else if (virus.infected)
@@ -373,18 +397,17 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 	if (muser->authserv_id == NULL ||
 	    mail_get_headers(mail, "Authentication-Results", &values) <= 0)
 		return;
-	memset(&auth, 0, sizeof(auth));
-	for (; *values != NULL; values++) {
-		int ret =
-		    mw_verdict_parse_authres(mw_unfold(*values), muser->authserv_id, &auth, &err);
-		if (ret < 0)
-			e_warning(muser->user->event,
-			          "mailwarden: Authentication-Results ignored: %s", err.msg);
-		else if (ret > 0)
-			ours = true;
-	}
-	if (!ours)
+	for (n = 0; values[n] != NULL; n++)
+		;
+	/* only the header the milter wrote: the one claiming our authserv-id, first */
+	ar = t_new(struct mw_hdr_authres, 1);
+	ret = mw_hdr_authres_pick(values, n, muser->authserv_id, ar, &err);
+	if (ret < 0)
+		e_warning(muser->user->event, "mailwarden: Authentication-Results ignored: %s",
+		          err.msg);
+	if (ret <= 0)
 		return;
+	mw_hdr_authres_summary(ar, &auth);
 	if (auth.dkim_fail && !auth.dkim_pass)
 		mw_add_keyword(d, muser->kw_dkim_fail);
 	if (auth.dmarc_fail)

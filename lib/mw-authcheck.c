@@ -3,7 +3,7 @@
  * Public functions: mw_authcheck_lib_new, mw_authcheck_lib_free, mw_authcheck_lib_dns,
  * mw_authcheck_new, mw_authcheck_free, mw_authcheck_connect, mw_authcheck_mail_from,
  * mw_authcheck_header, mw_authcheck_eoh, mw_authcheck_body, mw_authcheck_eom,
- * mw_auth_result_str, mw_dmarc_policy_str, mw_authcheck_format_ar, mw_authcheck_verdict,
+ * mw_dmarc_policy_str, mw_authcheck_format_ar, mw_authcheck_verdict,
  * mw_authcheck_domain_listed, mw_authcheck_ip_in_networks.
  *
  * The field's libraries do the work and all of them resolve through mw-dns:
@@ -84,15 +84,6 @@ struct mw_authcheck {
 
 static pthread_mutex_t dmarc_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool dmarc_initialised; /* libopendmarc has one global TLD table per process */
-
-/* mw_auth_result_str - RFC 8601 result word */
-const char *mw_auth_result_str(enum mw_auth_result r)
-{
-	static const char *const names[] = {"none",    "pass",   "fail",      "softfail",
-	                                    "neutral", "policy", "temperror", "permerror"};
-
-	return (size_t)r < MW_N_ELEMENTS(names) ? names[r] : "permerror";
-}
 
 /* mw_dmarc_policy_str - the policy as written in a DMARC record */
 const char *mw_dmarc_policy_str(enum mw_dmarc_policy p)
@@ -866,109 +857,89 @@ const struct mw_auth_results *mw_authcheck_eom(mw_authcheck *ac)
 
 /* ---- Authentication-Results -------------------------------------------------------- */
 
-/* safe_value - printable, no blanks, no quotes or parentheses: usable as a pvalue */
-static bool safe_value(const char *s)
+/* add_result - one more result (method, result, comment) in the header being built */
+static struct mw_hdr_ar_result *add_result(struct mw_hdr_authres *ar, const char *method,
+                                           enum mw_auth_result result, const char *comment)
 {
-	const unsigned char *p;
-
-	if (*s == '\0')
-		return false;
-	for (p = (const unsigned char *)s; *p != '\0'; p++)
-		if (*p <= 0x20 || *p == 0x7f || *p == '(' || *p == ')' || *p == ';' || *p == '\\' ||
-		    (*p == '"' && p != (const unsigned char *)s))
-			return false;
-	return true;
-}
-
-/* safe_id - an authserv-id: a host-name-like token */
-static bool safe_id(const char *s)
-{
+	struct mw_hdr_ar_result *r;
 	const char *p;
-
-	if (*s == '\0' || strlen(s) > 255)
-		return false;
-	for (p = s; *p != '\0'; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
-			return false;
-	return true;
+	size_t n = 0;
+	if (ar->count >= MW_HDR_AR_RESULTS)
+		return NULL;
+	r = &ar->results[ar->count++];
+	memset(r, 0, sizeof(*r));
+	(void)mw_strlcpy(r->method, method, sizeof(r->method));
+	r->result = result;
+	/* reasons are ours, but keep the comment well-formed whatever they hold */
+	for (p = comment; p != NULL && *p != '\0' && n + 1 < sizeof(r->comment); p++)
+		if (*p >= 0x20 && *p < 0x7f && *p != '(' && *p != ')' && *p != '\\')
+			r->comment[n++] = *p;
+	r->comment[n] = '\0';
+	return r;
 }
 
-/* append_prop - " ptype.property=value", quoted-string when needed, refused when unsafe */
-static int append_prop(mw_str *out, const char *prop, const char *value)
+/* add_prop - a property of r; -1 when it does not fit (refused, never cut) */
+static int add_prop(struct mw_hdr_ar_result *r, const char *name, const char *value)
 {
-	const unsigned char *p;
-
-	if (safe_value(value))
-		return mw_str_appendf(out, " %s=%s", prop, value);
-	/* the value may be a quoted local part: write it as a quoted-string */
-	for (p = (const unsigned char *)value; *p != '\0'; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return -1;
-	if (mw_str_appendf(out, " %s=\"", prop) < 0)
+	struct mw_hdr_ar_prop *p;
+	if (r == NULL || r->nprops >= MW_HDR_AR_PROPS)
 		return -1;
-	for (p = (const unsigned char *)value; *p != '\0'; p++) {
-		if ((*p == '"' || *p == '\\') && mw_str_appendc(out, '\\') < 0)
-			return -1;
-		if (mw_str_appendc(out, (char)*p) < 0)
-			return -1;
-	}
-	return mw_str_appendc(out, '"');
+	p = &r->props[r->nprops++];
+	if (mw_strlcpy(p->name, name, sizeof(p->name)) < 0 ||
+	    mw_strlcpy(p->value, value, sizeof(p->value)) < 0)
+		return -1;
+	return 0;
 }
 
-/* mw_authcheck_format_ar - the Authentication-Results value */
+/* mw_authcheck_format_ar - the Authentication-Results value, printed by lib/mw-headers */
 int mw_authcheck_format_ar(const char *authserv_id, const struct mw_auth_results *res, mw_str *out,
                            mw_error *error_r)
 {
+	struct mw_hdr_authres *ar = mw_calloc(1, sizeof(*ar));
+	struct mw_hdr_ar_result *r;
 	size_t i;
 	int ret = 0;
 
-	if (!safe_id(authserv_id)) {
+	if (mw_strlcpy(ar->authserv_id, authserv_id, sizeof(ar->authserv_id)) < 0) {
+		free(ar);
 		mw_error_set(error_r, "authserv-id must be a host name");
 		return -1;
 	}
-	ret |= mw_str_appendf(out, "%s;", authserv_id);
-
-	ret |= mw_str_appendf(out, " spf=%s", mw_auth_result_str(res->spf));
+	r = add_result(ar, "spf", res->spf, NULL);
 	if (res->spf_mailfrom[0] != '\0')
-		ret |= append_prop(out, "smtp.mailfrom", res->spf_mailfrom);
+		ret |= add_prop(r, "smtp.mailfrom", res->spf_mailfrom);
 	else if (res->spf_domain[0] != '\0')
-		ret |= append_prop(out, "smtp.mailfrom", res->spf_domain);
+		ret |= add_prop(r, "smtp.mailfrom", res->spf_domain);
 	if (res->helo[0] != '\0')
-		ret |= append_prop(out, "smtp.helo", res->helo);
-	ret |= mw_str_appendc(out, ';');
-
+		ret |= add_prop(r, "smtp.helo", res->helo);
 	if (res->dkim_count == 0)
-		ret |= mw_str_appends(out, " dkim=none;");
+		(void)add_result(ar, "dkim", MW_AUTH_NONE, NULL);
 	for (i = 0; i < res->dkim_count; i++) {
 		const struct mw_auth_dkim *d = &res->dkim[i];
-
-		ret |= mw_str_appendf(out, " dkim=%s", mw_auth_result_str(d->result));
-		if (d->reason[0] != '\0' && d->result != MW_AUTH_PASS) {
-			ret |= mw_str_appends(out, " (");
-			/* reasons are ours, but keep the comment well-formed whatever they hold */
-			for (const char *p = d->reason; *p != '\0'; p++)
-				if (*p >= 0x20 && *p < 0x7f && *p != '(' && *p != ')' && *p != '\\')
-					ret |= mw_str_appendc(out, *p);
-			ret |= mw_str_appendc(out, ')');
-		}
-		if (d->domain[0] != '\0')
-			ret |= append_prop(out, "header.d", d->domain);
-		if (d->selector[0] != '\0')
-			ret |= append_prop(out, "header.s", d->selector);
-		ret |= mw_str_appendc(out, ';');
+		r = add_result(ar, "dkim", d->result, d->result != MW_AUTH_PASS ? d->reason : NULL);
+		if (r == NULL)
+			ret = -1;
+		else if (d->domain[0] != '\0')
+			ret |= add_prop(r, "header.d", d->domain);
+		if (r != NULL && d->selector[0] != '\0')
+			ret |= add_prop(r, "header.s", d->selector);
 	}
-
-	ret |= mw_str_appendf(out, " dmarc=%s", mw_auth_result_str(res->dmarc));
-	if (res->policy != MW_DMARC_POLICY_ABSENT)
-		ret |= mw_str_appendf(out, " (p=%s)", mw_dmarc_policy_str(res->policy));
-	if (res->from_domain[0] != '\0')
-		ret |= append_prop(out, "header.from", res->from_domain);
+	r = add_result(ar, "dmarc", res->dmarc, res->policy != MW_DMARC_POLICY_ABSENT ? "" : NULL);
+	if (r != NULL && res->policy != MW_DMARC_POLICY_ABSENT)
+		(void)snprintf(r->comment, sizeof(r->comment), "p=%s",
+		               mw_dmarc_policy_str(res->policy));
+	if (r == NULL)
+		ret = -1;
+	else if (res->from_domain[0] != '\0')
+		ret |= add_prop(r, "header.from", res->from_domain);
 	if (ret != 0) {
+		free(ar);
 		mw_error_set(error_r, "Authentication-Results: unsafe value or too long");
 		return -1;
 	}
-	return 0;
+	ret = mw_hdr_authres_print(ar, out, error_r);
+	free(ar);
+	return ret;
 }
 
 /* ---- verdict ----------------------------------------------------------------------- */

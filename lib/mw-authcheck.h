@@ -31,6 +31,7 @@
 #define MW_AUTHCHECK_H
 
 #include "mw-dns.h"
+#include "mw-headers.h"
 #include "mw-util.h"
 
 #define MW_AUTH_MAX_SIGS          8    /* more DKIM signatures than this are not evaluated */
@@ -38,17 +39,7 @@
 #define MW_AUTH_MAX_HEADER_LEN    65536 /* one header field (name + value) */
 #define MW_AUTH_MAX_HEADERS_TOTAL (1024 * 1024)
 
-/* RFC 8601 result words. */
-enum mw_auth_result {
-	MW_AUTH_NONE,
-	MW_AUTH_PASS,
-	MW_AUTH_FAIL,
-	MW_AUTH_SOFTFAIL,
-	MW_AUTH_NEUTRAL,
-	MW_AUTH_POLICY,
-	MW_AUTH_TEMPERROR,
-	MW_AUTH_PERMERROR,
-};
+/* RFC 8601 result words: enum mw_auth_result and mw_auth_result_str, in mw-headers.h. */
 
 enum mw_dmarc_policy {
 	MW_DMARC_POLICY_ABSENT, /* no DMARC record (or none could be fetched) */
@@ -124,13 +115,13 @@ const struct mw_auth_results *mw_authcheck_eom(mw_authcheck *ac);
 
 /* ---- pure functions (no DNS) ---- */
 
-const char *mw_auth_result_str(enum mw_auth_result r);
 const char *mw_dmarc_policy_str(enum mw_dmarc_policy p);
 
 /* The Authentication-Results value (without "Authentication-Results:"), RFC 8601:
    "ID; spf=pass smtp.mailfrom=a@b smtp.helo=h; dkim=pass header.d=d header.s=s;
-   dmarc=pass (p=reject) header.from=d". Values that are not RFC 2045 tokens are quoted;
-   anything unsafe in them (control characters, non-ASCII in an id) is refused: -1. */
+   dmarc=pass (p=reject) header.from=d", printed by mw_hdr_authres_print (lib/mw-headers):
+   values that are not plain words are quoted; anything unsafe in them (control characters,
+   non-ASCII, an id that is not a host name) is refused: -1. */
 int mw_authcheck_format_ar(const char *authserv_id, const struct mw_auth_results *res, mw_str *out,
                            mw_error *error_r);
 

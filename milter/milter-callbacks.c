@@ -494,10 +494,11 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 			msg->from_first = mw_strdup(value);
 		if (is_sender && msg->n_sender++ == 0)
 			msg->sender_first = mw_strdup(value);
-	} else if (milter_header_is_ours(name) ||
-	    mw_ascii_strcasecmp(name, "Authentication-Results") == 0) {
-		bool del = milter_header_is_ours(name) ||
-		           milter_ar_is_ours(value, milter_authserv_id(conn->cfg));
+	} else if (mw_hdr_name_is_ours(name) || mw_hdr_name_is_authres(name)) {
+		/* deleted unless lib/mw-headers proves the authserv-id someone else's */
+		bool del = mw_hdr_name_is_ours(name) ||
+		           mw_hdr_authres_id(value, strlen(value), milter_authserv_id(conn->cfg)) !=
+		               MW_HDR_ID_FOREIGN;
 		if (note_strippable(msg, name, del) < 0) {
 			milter_reply_set(&r, "552", "5.3.4", "too_many_headers",
 			                 "too many headers to remove");

@@ -2,8 +2,7 @@
  * milter-from.c - the milter's pure decisions: may this user send with this envelope
  * sender and these From:/Sender: headers, and is an Authentication-Results header ours.
  *
- * Public: milter_from_check, milter_envfrom_check, milter_ar_is_ours,
- * milter_header_is_ours, milter_reply_value, milter_reply_set.
+ * Public: milter_from_check, milter_envfrom_check, milter_reply_value, milter_reply_set.
  *
  * No libmilter here: the callbacks pass header values in and get a reply out, so the unit
  * tests (tests/unit/test-milter-from.c) run the very function the daemon uses.
@@ -166,66 +165,4 @@ int milter_envfrom_check(const char *envfrom, bool null_ok, const char *const *p
 		return 1;
 	}
 	return 0;
-}
-
-/* skip_cfws - skip white space, line breaks and (nested) comments; NULL when unbalanced */
-static const char *skip_cfws(const char *p)
-{
-	for (;;) {
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		if (*p != '(')
-			return p;
-		int depth = 0;
-		do {
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			else if (*p == '(')
-				depth++;
-			else if (*p == ')')
-				depth--;
-			else if (*p == '\0')
-				return NULL;
-			p++;
-		} while (depth > 0);
-	}
-}
-
-/* milter_ar_is_ours - does this Authentication-Results value carry our authserv-id? */
-bool milter_ar_is_ours(const char *value, const char *id)
-{
-	char tok[MW_ADDR_DOMAIN_MAX + 1];
-	size_t n = 0;
-	const char *p = skip_cfws(value);
-
-	if (p == NULL || id == NULL || *id == '\0')
-		return false;
-	if (*p == '"') {
-		for (p++; *p != '"'; p++) {
-			if (*p == '\0')
-				return false;
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			if (n + 1 >= sizeof(tok))
-				return false;
-			tok[n++] = *p;
-		}
-	} else {
-		/* RFC 8601 authserv-id is a value: a token ends at blanks, ';', '(' or specials */
-		for (; *p != '\0' && *p != ';' && *p != '(' && *p != ' ' && *p != '\t' &&
-		       *p != '\r' && *p != '\n';
-		     p++) {
-			if (n + 1 >= sizeof(tok))
-				return false;
-			tok[n++] = *p;
-		}
-	}
-	tok[n] = '\0';
-	return n > 0 && mw_ascii_strcasecmp(tok, id) == 0;
-}
-
-/* milter_header_is_ours - X-Mailwarden-* (any case) */
-bool milter_header_is_ours(const char *name)
-{
-	return mw_ascii_strncasecmp(name, "X-Mailwarden-", 13) == 0;
 }

@@ -53,11 +53,6 @@ int milter_from_check(const struct milter_from_input *in, const char *const *pat
    null_ok: whether "<>" is accepted. Returns 0 or 1 with *reply_r filled. */
 int milter_envfrom_check(const char *envfrom, bool null_ok, const char *const *patterns,
                          size_t npatterns, const char *user, struct milter_reply *reply_r);
-/* True when the Authentication-Results VALUE carries authserv-id ID (case-insensitive,
-   comments and folding before it skipped, quoted-string form accepted). */
-bool milter_ar_is_ours(const char *value, const char *id);
-/* True for a header name we own outright: X-Mailwarden-* (any case). */
-bool milter_header_is_ours(const char *name);
 /* Copies untrusted text into a reply: printable ASCII and space, except '%' and '\\',
    as is; other bytes as \xNN; cut with "..." when dst is full. */
 void milter_reply_value(char *dst, size_t dstsize, const char *src);

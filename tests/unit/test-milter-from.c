@@ -1,5 +1,5 @@
 /* test-milter-from.c - the milter's From enforcement on a table of tricky headers, the
-   envelope sender check, the Authentication-Results authserv-id test and reply escaping.
+   envelope sender check and reply escaping (which headers are stripped: test-headers.c).
    Every case runs through the functions the daemon calls (milter/milter-from.c). */
 #include "mw-build.h"
 #include "milter.h"
@@ -201,54 +201,6 @@ static void test_envfrom(void **state)
 	}
 }
 
-/* Authentication-Results values: ours when the authserv-id is mail.example.org. */
-static const struct {
-	const char *value;
-	bool ours;
-} ar_cases[] = {
-    {"mail.example.org; spf=pass smtp.mailfrom=x.org", true},
-    {" mail.example.org;\r\n\tdkim=pass", true},
-    {"MAIL.Example.ORG; none", true},
-    {"mail.example.org 1; spf=pass", true},
-    {"(forged) mail.example.org; spf=pass", true},
-    {"\r\n (a (b) c)\r\n mail.example.org; x=y", true},
-    {"\"mail.example.org\"; spf=pass", true},
-    {"mail.example.org(comment); spf=pass", true},
-    {"mail.example.org", true},
-    {"other.example.org; spf=pass", false},
-    {"mail.example.org.evil; spf=pass", false},
-    {"example.org; spf=pass", false},
-    {"xmail.example.org; spf=pass", false},
-    {"", false},
-    {"(unclosed mail.example.org; spf=pass", false},
-    {"\"mail.example.org; spf=pass", false},
-    {";mail.example.org", false},
-};
-
-/* test_ar - milter_ar_is_ours */
-static void test_ar(void **state)
-{
-	(void)state;
-	for (size_t i = 0; i < MW_N_ELEMENTS(ar_cases); i++)
-		if (milter_ar_is_ours(ar_cases[i].value, "mail.example.org") != ar_cases[i].ours)
-			fail_msg("ar case %zu (%s): want %d", i, ar_cases[i].value,
-			         ar_cases[i].ours);
-	assert_false(milter_ar_is_ours("mail.example.org; x", ""));
-}
-
-/* test_header_names - X-Mailwarden-* in any case, nothing else */
-static void test_header_names(void **state)
-{
-	(void)state;
-	assert_true(milter_header_is_ours("X-Mailwarden-Spam"));
-	assert_true(milter_header_is_ours("x-mailwarden-virus"));
-	assert_true(milter_header_is_ours("X-MAILWARDEN-"));
-	assert_false(milter_header_is_ours("X-Mailwarden"));
-	assert_false(milter_header_is_ours("X-Mailwardens-Spam"));
-	assert_false(milter_header_is_ours("X-Spam"));
-	assert_false(milter_header_is_ours(""));
-}
-
 /* test_reply_value - untrusted text in replies: no CR/LF/%/controls, bounded */
 static void test_reply_value(void **state)
 {
@@ -289,9 +241,10 @@ static void test_long_user(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_from_table),  cmocka_unit_test(test_envfrom),
-	    cmocka_unit_test(test_ar),          cmocka_unit_test(test_header_names),
-	    cmocka_unit_test(test_reply_value), cmocka_unit_test(test_long_user),
+	    cmocka_unit_test(test_from_table),
+	    cmocka_unit_test(test_envfrom),
+	    cmocka_unit_test(test_reply_value),
+	    cmocka_unit_test(test_long_user),
 	};
 	MW_RUN_TESTS(tests);
 }
