@@ -714,11 +714,14 @@ class ApiTimingTest(ApiBase):
         self.assertEqual(int(a.headers['retry-after']), 2, a.headers)
         self.login(user, pw, source=owner)
         time.sleep(2.2)
-        # the right password from the attacker's network after the wait works and forgets
+        # the right password from that network after the wait works and forgets the pair's
+        # failures (the network's own count, any accounts, is ip_max_failures' and stays)
         self.login(user, pw, source=src)
         self.expect(self.call('POST', '/api/v1/sessions', source=src,
                               body={'username': user, 'password': 'wrong-pass-3'}), 401)
-        self.login(user, pw, source=src)
+        self.expect(self.call('POST', '/api/v1/sessions', source=src,
+                              body={'username': user, 'password': 'wrong-pass-4'}), 429,
+                    'too_many_attempts')
 
     def test_unknown_account_is_delayed_alike(self):
         """A name that is no account gets the same delays: a 429 never says it exists."""
