@@ -29,7 +29,9 @@
  * REMOTE_ADDR is the network "unknown", shared by all such clients.
  *
  * A missing TOTP code is not a guess and is not counted; a wrong one is, like a wrong
- * password. A store error while counting refuses (503): a guard that cannot count must
+ * password. A login to an account that may not log in (disabled, or locked at the
+ * ceiling) is counted even with the right password, so the delays cannot tell a guesser
+ * that a guess was right. A store error while counting refuses (503): a guard that cannot count must
  * not let the guess through uncounted.
  *
  * Public: api_verify, api_guard_secret_blocked, api_guard_secret_failed,
@@ -158,6 +160,14 @@ static int count_account(struct api_ctx *ctx, const char *name, const struct mw_
 	if (mw_store_auth_fail_sum(ctx->store, key, now - window, &total, &nets, err) !=
 	    MW_STORE_OK)
 		return -1;
+	if (total >= ceiling && user->failed_logins >= ceiling &&
+	    mw_config_bool(ctx->cfg, MWK_API_LOGIN_ACCOUNT_LOCK) && until <= now) {
+		/* still over the ceiling when the lock ran out: lock again (alerted already) */
+		until = now + lock;
+		mw_warn("account %s locked again: %lld failed logins within %llds",
+		        mw_log_value(safe, sizeof(safe), name, strlen(name)), (long long)total,
+		        (long long)window);
+	}
 	if (total >= ceiling && user->failed_logins < ceiling) {
 		bool do_lock = mw_config_bool(ctx->cfg, MWK_API_LOGIN_ACCOUNT_LOCK);
 		if (do_lock)
@@ -200,11 +210,11 @@ static int forget_account(struct api_ctx *ctx, const char *name, const struct mw
 /* api_verify - check password (and, when the user has TOTP on and need_code, code: a
    6-digit code or a recovery code, consumed when right) for the account named name (user
    NULL: no such account; usable false: the account may not log in now, so the answer is
-   WRONG whatever was given, counted only when the password was wrong). what names the
-   check in the log ("login", "password change"...). BLOCKED and ERROR set res. */
+   WRONG, and counted, whatever was given). what names the check in the log ("login",
+   "password change"...). BLOCKED and ERROR set res. */
 int api_verify(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
-               const char *name, const struct mw_user *user, bool usable,
-               const char *password, const char *code, bool need_code, const char *what)
+               const char *name, const struct mw_user *user, bool usable, const char *password,
+               const char *code, bool need_code, const char *what)
 {
 	const char *ip = req->remote_addr != NULL ? req->remote_addr : "";
 	char net[GUARD_NET_MAX + 1], key[GUARD_KEY_MAX + 1], safe[MW_USERNAME_MAX * 4 + 8];
@@ -239,16 +249,19 @@ int api_verify(struct api_ctx *ctx, struct api_request *req, struct api_response
 		if (second == API_TOTP_WRONG)
 			ok = 0;
 	}
-	if (ok == 1) {
+	if (ok == 1 && usable) {
 		if (forget_account(ctx, name, user, net, now, &err) < 0)
 			mw_error_log("forgetting failed logins: %s", err.msg);
-		return usable ? API_VERIFY_OK : API_VERIFY_WRONG;
+		return API_VERIFY_OK;
 	}
+	/* an account that may not log in (disabled, locked) is counted whatever was given:
+	   were a right password not counted, the delays would tell a guesser it was right */
 	mw_info("%s failed for %s from %s: %s", what,
 	        mw_log_value(safe, sizeof(safe), name, strlen(name)), ip,
-	        user == NULL                ? "no such user"
+	        user == NULL               ? "no such user"
+	        : !usable                  ? "account not usable (disabled or locked)"
 	        : second == API_TOTP_WRONG ? "wrong second factor"
-	                                    : "wrong password");
+	                                   : "wrong password");
 	if (count_network(ctx, GUARD_CLIENT, net, now, &err) < 0 ||
 	    count_account(ctx, name, user, net, now, &err) < 0) {
 		api_store_error(res, "counting a failed login", &err);
@@ -259,8 +272,7 @@ int api_verify(struct api_ctx *ctx, struct api_request *req, struct api_response
 
 /* api_guard_secret_blocked - 429 when the client network sent too many wrong internal
    secrets (or 503 when the store cannot say); 0 when it may try */
-int api_guard_secret_blocked(struct api_ctx *ctx, struct api_request *req,
-                             struct api_response *res)
+int api_guard_secret_blocked(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
 	char net[GUARD_NET_MAX + 1];
 	mw_error err = {{0}};
@@ -327,9 +339,9 @@ void api_guard_mail_report(struct api_ctx *ctx, const char *name, const char *ip
 	if (!success)
 		mw_info("mail login failed for %s from %s",
 		        mw_log_value(safe, sizeof(safe), name, strlen(name)), ip);
-	if ((success ? forget_account(ctx, name, ret == MW_STORE_OK ? &user : NULL, net, now, &err)
-	             : count_account(ctx, name, ret == MW_STORE_OK ? &user : NULL, net, now,
-	                             &err)) < 0)
+	if ((success
+	         ? forget_account(ctx, name, ret == MW_STORE_OK ? &user : NULL, net, now, &err)
+	         : count_account(ctx, name, ret == MW_STORE_OK ? &user : NULL, net, now, &err)) < 0)
 		mw_error_log("recording a mail login: %s", err.msg);
 	mw_user_clear(&user);
 }

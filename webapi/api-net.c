@@ -57,4 +57,3 @@ void api_client_net(const char *ip, int v4_prefix, int v6_prefix, char *out, siz
 	    snprintf(out, outsize, "%s/%d", text, bits) >= (int)outsize)
 		(void)mw_strlcpy(out, "unknown", outsize);
 }
-

@@ -184,8 +184,12 @@ class ApiGuardTest(ApiBase):
         # login_account_lock = yes: the right password from a fresh network is refused too
         self.expect(self.session(user, pw, '127.0.0.79'), 401, 'invalid_credentials')
         row = self.user_row(user)
-        self.assertEqual(row['failed_logins'], 4)
+        # counted too (a locked account's right password must not reset anything), and
+        # alerted once only
+        self.assertEqual(row['failed_logins'], 5)
         self.assertGreater(row['locked_until'], time.time())
+        with open(self.api.log_path, errors='replace') as f:
+            self.assertEqual(len([l for l in f if 'alert:' in l and user in l]), 1)
 
     def test_mail_login_failures_share_the_state_and_refuse_before_auth(self):
         user, pw = self.new_user()
