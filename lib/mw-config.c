@@ -65,7 +65,7 @@ static const char *const mw_type_names[] = {
     [MW_CFG_STRING] = "string", [MW_CFG_PATH] = "path",         [MW_CFG_BOOL] = "bool",
     [MW_CFG_INT] = "integer",   [MW_CFG_DURATION] = "duration", [MW_CFG_SIZE] = "size",
     [MW_CFG_ENUM] = "enum",     [MW_CFG_URL] = "url",
-    [MW_CFG_STRLIST] = "list",
+    [MW_CFG_STRLIST] = "list",  [MW_CFG_ORIGIN] = "origin",
 };
 
 /* show - copy untrusted text into buf for an error message: bytes outside printable
@@ -259,6 +259,74 @@ static int check_url(const struct mw_config_key *k, const char *s, mw_error *err
 	return 0;
 }
 
+/* check_origin - s is "" or one exact web origin, scheme://host[:port] as a browser sends
+   it in Origin: (RFC 6454 serialisation): http or https, a lower-case DNS name, IPv4
+   address or [IPv6] literal, an optional port 1..65535, nothing else. "null" (what
+   sandboxed pages and file: URLs send), "*" and any pattern are refused: an origin that
+   many pages can claim is no restriction. */
+static int check_origin(const char *s, mw_error *error_r)
+{
+	const char *p, *host;
+	size_t label = 0;
+	long port = 0;
+	if (*s == '\0')
+		return 0;
+	if (strncmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else if (strncmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else {
+		mw_error_set(error_r, "expected an origin https://host[:port] or http://host[:port] "
+		                      "(\"null\", \"*\" and patterns are refused)");
+		return -1;
+	}
+	p = host;
+	if (*p == '[') {
+		for (p++; *p != ']'; p++)
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == ':' ||
+			      *p == '.')) {
+				mw_error_set(error_r, "malformed IPv6 literal in the origin");
+				return -1;
+			}
+		if (p == host + 1) {
+			mw_error_set(error_r, "malformed IPv6 literal in the origin");
+			return -1;
+		}
+		p++;
+	} else {
+		for (; *p != '\0' && *p != ':'; p++) {
+			if (*p == '.') {
+				if (label == 0)
+					break;
+				label = 0;
+				continue;
+			}
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+				break;
+			if (++label > 63)
+				break;
+		}
+		if (label == 0 || (*p != '\0' && *p != ':')) {
+			mw_error_set(error_r, "the origin's host must be a lower-case name or address, "
+			                      "with no path, user, wildcard or trailing slash");
+			return -1;
+		}
+	}
+	if (*p == ':') {
+		for (p++; *p >= '0' && *p <= '9' && port <= 65535; p++)
+			port = port * 10 + (*p - '0');
+		if (port < 1 || port > 65535 || *p != '\0') {
+			mw_error_set(error_r, "the origin's port must be 1..65535 and end the origin");
+			return -1;
+		}
+	}
+	if (*p != '\0') {
+		mw_error_set(error_r, "the origin must end after host[:port] (no path or slash)");
+		return -1;
+	}
+	return 0;
+}
+
 /* parse_value - check s as key k's value and fill v->num/b; the text to keep in *text_r
    (s itself, or the table's spelling of an ENUM value); the reason in error_r */
 static int parse_value(const struct mw_config_key *k, const char *s, struct mw_config_value *v,
@@ -293,6 +361,8 @@ static int parse_value(const struct mw_config_key *k, const char *s, struct mw_c
 		return 0;
 	case MW_CFG_URL:
 		return check_url(k, s, error_r);
+	case MW_CFG_ORIGIN:
+		return check_origin(s, error_r);
 	case MW_CFG_STRLIST:
 		if (*s == '\0' && *k->def != '\0') {
 			mw_error_set(error_r, "must not be empty");
@@ -774,12 +844,12 @@ static const struct mw_config_value *value_of(const mw_config *cfg, enum mw_conf
 	return &cfg->v[id];
 }
 
-/* mw_config_str - a STRING, PATH, ENUM or URL value */
+/* mw_config_str - a STRING, PATH, ENUM, URL or ORIGIN value */
 const char *mw_config_str(const mw_config *cfg, enum mw_config_key_id id)
 {
 	return value_of(cfg, id,
 	                1u << MW_CFG_STRING | 1u << MW_CFG_PATH | 1u << MW_CFG_ENUM |
-	                    1u << MW_CFG_URL | 1u << MW_CFG_STRLIST)
+	                    1u << MW_CFG_URL | 1u << MW_CFG_STRLIST | 1u << MW_CFG_ORIGIN)
 	    ->str;
 }
 
@@ -964,6 +1034,9 @@ static void allowed(mw_str *s, const struct mw_config_key *k, bool markdown)
 			(void)mw_str_appends(s, " URLs");
 	} else if (k->type == MW_CFG_PATH) {
 		(void)mw_str_appends(s, "absolute path");
+	} else if (k->type == MW_CFG_ORIGIN) {
+		(void)mw_str_appends(s, markdown ? "`https://host[:port]`, `http://host[:port]`, empty"
+		                                 : "https://host[:port], http://host[:port], empty");
 	} else if (k->type == MW_CFG_BOOL) {
 		(void)mw_str_appends(s, markdown ? "`yes`, `no`" : "yes, no");
 	} else if (k->min != 0 || k->max != 0) {

@@ -19,6 +19,7 @@ enum mw_config_type {
 	MW_CFG_ENUM,
 	MW_CFG_URL,
 	MW_CFG_STRLIST, /* a key that may repeat: every line adds one item (in file order) */
+	MW_CFG_ORIGIN,  /* a web origin http(s)://host[:port] as browsers send it, or "" */
 };
 
 enum mw_config_key_id {

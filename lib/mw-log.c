@@ -2,7 +2,7 @@
  * mw-log.c - one logging path for every mailwarden program.
  *
  * Public: mw_log_init, mw_log_level_parse, mw_log, mw_debug, mw_info, mw_warn,
- * mw_error_log, mw_fatal, mw_panic, mw_log_value.
+ * mw_error_log, mw_alert, mw_fatal, mw_panic, mw_log_value.
  *
  * Messages are "key=value" fields (e.g. "event=user_add user=john@example.com").
  * Callers never pass secrets; untrusted values go through mw_log_value first.
@@ -103,6 +103,20 @@ MW_LOG_FN(mw_debug, MW_LOG_DEBUG)
 MW_LOG_FN(mw_info, MW_LOG_INFO)
 MW_LOG_FN(mw_warn, MW_LOG_WARNING)
 MW_LOG_FN(mw_error_log, MW_LOG_ERROR)
+
+/* mw_alert - a message an operator must act on, above every threshold */
+void mw_alert(const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (mw_log_state.target == MW_LOG_TARGET_SYSLOG)
+		syslog(LOG_ALERT, "alert: %s", line);
+	else
+		fprintf(stderr, "%s: alert: %s\n", mw_log_state.ident, line);
+}
 
 /* mw_fatal - configuration/environment error at start-up */
 void mw_fatal(const char *fmt, ...)

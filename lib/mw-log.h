@@ -17,6 +17,9 @@ void mw_debug(const char *fmt, ...) MW_PRINTF(1, 2);
 void mw_info(const char *fmt, ...) MW_PRINTF(1, 2);
 void mw_warn(const char *fmt, ...) MW_PRINTF(1, 2);
 void mw_error_log(const char *fmt, ...) MW_PRINTF(1, 2);
+/* Something an operator must act on now (an account under attack): syslog LOG_ALERT,
+   "alert:" on stderr, written whatever log_level says. */
+void mw_alert(const char *fmt, ...) MW_PRINTF(1, 2);
 /* Configuration or environment error at start-up: logs and exits 1. Never in a request path. */
 void mw_fatal(const char *fmt, ...) MW_PRINTF(1, 2) MW_NORETURN;
 /* A bug: logs and aborts. */

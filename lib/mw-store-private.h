@@ -132,6 +132,18 @@ struct mw_store_backend {
 	                        mw_error *error_r);
 	int (*app_password_used)(mw_store *store, const char *username, int64_t id, int64_t at,
 	                         const char *ip, mw_error *error_r);
+	/* failed authentications (mailwarden-api lockouts, issue 9) */
+	int (*auth_fail_add)(mw_store *store, const char *key, const char *net, int64_t now,
+	                     int64_t since, struct mw_auth_fail *row_r, mw_error *error_r);
+	int (*auth_fail_get)(mw_store *store, const char *key, const char *net,
+	                     struct mw_auth_fail *row_r, mw_error *error_r);
+	int (*auth_fail_clear)(mw_store *store, const char *key, const char *net,
+	                       mw_error *error_r);
+	int (*auth_fail_sum)(mw_store *store, const char *key, int64_t since, int64_t *failures_r,
+	                     int64_t *nets_r, mw_error *error_r);
+	int (*auth_fail_prune)(mw_store *store, int64_t before, mw_error *error_r);
+	int (*app_password_revoke_all)(mw_store *store, const char *username, unsigned *count_r,
+	                               mw_error *error_r);
 };
 
 struct mw_store {

@@ -92,6 +92,13 @@ enum stmt_id {
 	ST_APPPW_LIST,
 	ST_APPPW_DEL,
 	ST_APPPW_USED,
+	/* failed authentications (mailwarden-api lockouts, issue 9) */
+	ST_AUTHFAIL_ADD,
+	ST_AUTHFAIL_GET,
+	ST_AUTHFAIL_CLEAR,
+	ST_AUTHFAIL_SUM,
+	ST_AUTHFAIL_PRUNE,
+	ST_APPPW_REVOKE_ALL,
 	ST_COUNT
 };
 
@@ -211,6 +218,20 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "WHERE u.username = ?1 ORDER BY a.id",
     [ST_APPPW_DEL] = "DELETE FROM app_passwords WHERE id = ?2 "
                      "AND user_id = (SELECT id FROM users WHERE username = ?1)",
+    /* one statement, so two API processes counting at once never lose a failure */
+    [ST_AUTHFAIL_ADD] = "INSERT INTO auth_failures (key, net, failures, first_at, last_at) "
+                        "VALUES (?1, ?2, 1, ?3, ?3) ON CONFLICT (key, net) DO UPDATE SET "
+                        "failures = CASE WHEN last_at < ?4 THEN 1 ELSE failures + 1 END, "
+                        "first_at = CASE WHEN last_at < ?4 THEN ?3 ELSE first_at END, "
+                        "last_at = max(last_at, ?3) RETURNING failures, first_at, last_at",
+    [ST_AUTHFAIL_GET] = "SELECT failures, first_at, last_at FROM auth_failures "
+                        "WHERE key = ?1 AND net = ?2",
+    [ST_AUTHFAIL_CLEAR] = "DELETE FROM auth_failures WHERE key = ?1 AND (?2 IS NULL OR net = ?2)",
+    [ST_AUTHFAIL_SUM] = "SELECT coalesce(sum(failures), 0), count(*) FROM auth_failures "
+                        "WHERE key = ?1 AND last_at >= ?2",
+    [ST_AUTHFAIL_PRUNE] = "DELETE FROM auth_failures WHERE last_at < ?1",
+    [ST_APPPW_REVOKE_ALL] = "DELETE FROM app_passwords "
+                            "WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
     [ST_APPPW_USED] = "UPDATE app_passwords SET last_used_at = ?3, last_ip = nullif(?4, '') "
                       "WHERE id = ?2 AND user_id = (SELECT id FROM users WHERE username = ?1)",
 };
@@ -2055,6 +2076,142 @@ static int sqlite_app_password_used(mw_store *store, const char *username, int64
 	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
 }
 
+/* authfail_row - step st and read (failures, first_at, last_at) from its row */
+static int authfail_row(struct sqlite_store *s, sqlite3_stmt *st, int rc, const char *what,
+                        struct mw_auth_fail *row_r, mw_error *error_r)
+{
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row_r->failures = sqlite3_column_int64(st, 0);
+		row_r->first_at = sqlite3_column_int64(st, 1);
+		row_r->last_at = sqlite3_column_int64(st, 2);
+		rc = sqlite3_step(st);
+		stmt_done(st);
+		if (rc != SQLITE_DONE)
+			return db_fail(s, rc, what, error_r);
+		return MW_STORE_OK;
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, what, error_r);
+	mw_error_set(error_r, "%s: no such row", what);
+	return MW_STORE_NOTFOUND;
+}
+
+/* sqlite_auth_fail_add - count one failure of (key, net) */
+static int sqlite_auth_fail_add(mw_store *store, const char *key, const char *net, int64_t now,
+                                int64_t since, struct mw_auth_fail *row_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_AUTHFAIL_ADD, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, key);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, net);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, now);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, since);
+	ret = authfail_row(s, st, rc, "counting a failed authentication", row_r, error_r);
+	return ret == MW_STORE_OK ? ret : MW_STORE_ERROR;
+}
+
+/* sqlite_auth_fail_get - the row of (key, net) */
+static int sqlite_auth_fail_get(mw_store *store, const char *key, const char *net,
+                                struct mw_auth_fail *row_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_AUTHFAIL_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, key);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 2, net);
+	ret = authfail_row(s, st, rc, "reading failed authentications", row_r, error_r);
+	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
+/* sqlite_auth_fail_clear - delete (key, net)'s row, or all of key's */
+static int sqlite_auth_fail_clear(mw_store *store, const char *key, const char *net,
+                                  mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_AUTHFAIL_CLEAR, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, key);
+	if (rc == SQLITE_OK)
+		rc = net != NULL ? bind_text(st, 2, net) : sqlite3_bind_null(st, 2);
+	ret = run_update(s, st, rc, "clearing failed authentications", error_r);
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_OK : ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
+/* sqlite_auth_fail_sum - failures and networks of key since a time */
+static int sqlite_auth_fail_sum(mw_store *store, const char *key, int64_t since,
+                                int64_t *failures_r, int64_t *nets_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	struct mw_auth_fail row = {0, 0, 0};
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_AUTHFAIL_SUM, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, since);
+	/* the aggregate has one row whatever matches: read it as (sum, count, -) */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row.failures = sqlite3_column_int64(st, 0);
+		row.first_at = sqlite3_column_int64(st, 1);
+		rc = SQLITE_DONE;
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "summing failed authentications", error_r);
+	*failures_r = row.failures;
+	*nets_r = row.first_at;
+	return MW_STORE_OK;
+}
+
+/* sqlite_auth_fail_prune - delete rows whose last failure is older than before */
+static int sqlite_auth_fail_prune(mw_store *store, int64_t before, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_AUTHFAIL_PRUNE, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, before);
+	ret = run_update(s, st, rc, "pruning failed authentications", error_r);
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_OK : ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
+/* sqlite_app_password_revoke_all - delete every app password of a user */
+static int sqlite_app_password_revoke_all(mw_store *store, const char *username,
+                                          unsigned *count_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_APPPW_REVOKE_ALL, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = bind_text(st, 1, username);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "revoking app passwords", error_r);
+	*count_r = (unsigned)sqlite3_changes(s->db);
+	return MW_STORE_OK;
+}
+
 const struct mw_store_backend mw_store_backend_sqlite = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -2105,4 +2262,10 @@ const struct mw_store_backend mw_store_backend_sqlite = {
     .app_password_list = sqlite_app_password_list,
     .app_password_del = sqlite_app_password_del,
     .app_password_used = sqlite_app_password_used,
+    .auth_fail_add = sqlite_auth_fail_add,
+    .auth_fail_get = sqlite_auth_fail_get,
+    .auth_fail_clear = sqlite_auth_fail_clear,
+    .auth_fail_sum = sqlite_auth_fail_sum,
+    .auth_fail_prune = sqlite_auth_fail_prune,
+    .app_password_revoke_all = sqlite_app_password_revoke_all,
 };

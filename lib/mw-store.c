@@ -14,6 +14,7 @@
  * mw_store_dkim_key_*, mw_dkim_key_row_clear, mw_dkim_key_rows_free (DKIM signing keys).
  * mw_store_user_totp_get/_set, mw_store_user_main_protocols_get/_set,
  * mw_store_protocols_valid, mw_store_app_password_* (2FA and app passwords).
+ * mw_store_auth_fail_* (failed authentications per key and client network, issue 9).
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
@@ -1172,4 +1173,83 @@ int mw_store_app_password_used(mw_store *store, const char *username, int64_t id
 	if (check_text("client address", ip, MW_CLIENT_IP_MAX, true, error_r) < 0)
 		return MW_STORE_ERROR;
 	return store->backend->app_password_used(store, username, id, at, ip, error_r);
+}
+
+/* auth_fail_word - a key or network: 1..max printable ASCII bytes without blanks */
+static int auth_fail_word(const char *what, const char *s, size_t max, mw_error *error_r)
+{
+	size_t i;
+	if (s == NULL || s[0] == '\0') {
+		mw_error_set(error_r, "%s is empty", what);
+		return -1;
+	}
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i >= max || s[i] <= 0x20 || s[i] >= 0x7f) {
+			mw_error_set(error_r, "%s is not 1..%zu printable characters", what, max);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* mw_store_auth_fail_add - count one failed authentication of (key, net) */
+int mw_store_auth_fail_add(mw_store *store, const char *key, const char *net, int64_t now,
+                           int64_t since, struct mw_auth_fail *row_r, mw_error *error_r)
+{
+	memset(row_r, 0, sizeof(*row_r));
+	if (auth_fail_word("key", key, MW_AUTH_FAIL_KEY_MAX, error_r) < 0 ||
+	    auth_fail_word("network", net, MW_AUTH_FAIL_NET_MAX, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (now < 0 || since > now) {
+		mw_error_set(error_r, "invalid time");
+		return MW_STORE_ERROR;
+	}
+	return store->backend->auth_fail_add(store, key, net, now, since, row_r, error_r);
+}
+
+/* mw_store_auth_fail_get - the failures of (key, net) */
+int mw_store_auth_fail_get(mw_store *store, const char *key, const char *net,
+                           struct mw_auth_fail *row_r, mw_error *error_r)
+{
+	memset(row_r, 0, sizeof(*row_r));
+	if (auth_fail_word("key", key, MW_AUTH_FAIL_KEY_MAX, error_r) < 0 ||
+	    auth_fail_word("network", net, MW_AUTH_FAIL_NET_MAX, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->auth_fail_get(store, key, net, row_r, error_r);
+}
+
+/* mw_store_auth_fail_clear - forget (key, net)'s failures, or all of key's (net NULL) */
+int mw_store_auth_fail_clear(mw_store *store, const char *key, const char *net,
+                             mw_error *error_r)
+{
+	if (auth_fail_word("key", key, MW_AUTH_FAIL_KEY_MAX, error_r) < 0 ||
+	    (net != NULL && auth_fail_word("network", net, MW_AUTH_FAIL_NET_MAX, error_r) < 0))
+		return MW_STORE_ERROR;
+	return store->backend->auth_fail_clear(store, key, net, error_r);
+}
+
+/* mw_store_auth_fail_sum - key's failures and networks since a time */
+int mw_store_auth_fail_sum(mw_store *store, const char *key, int64_t since, int64_t *failures_r,
+                           int64_t *nets_r, mw_error *error_r)
+{
+	*failures_r = *nets_r = 0;
+	if (auth_fail_word("key", key, MW_AUTH_FAIL_KEY_MAX, error_r) < 0)
+		return MW_STORE_ERROR;
+	return store->backend->auth_fail_sum(store, key, since, failures_r, nets_r, error_r);
+}
+
+/* mw_store_auth_fail_prune - delete rows whose last failure is older than before */
+int mw_store_auth_fail_prune(mw_store *store, int64_t before, mw_error *error_r)
+{
+	return store->backend->auth_fail_prune(store, before, error_r);
+}
+
+/* mw_store_app_password_revoke_all - delete all of a user's app passwords */
+int mw_store_app_password_revoke_all(mw_store *store, const char *username, unsigned *count_r,
+                                     mw_error *error_r)
+{
+	*count_r = 0;
+	if (username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	return store->backend->app_password_revoke_all(store, username, count_r, error_r);
 }

@@ -359,4 +359,33 @@ int mw_store_app_password_del(mw_store *store, const char *username, int64_t id,
 int mw_store_app_password_used(mw_store *store, const char *username, int64_t id, int64_t at,
                                const char *ip, mw_error *error_r);
 
+/* ---- failed authentications per (key, client network) (mailwarden-api, issue 9) ----
+   key: what was attacked, 1..MW_AUTH_FAIL_KEY_MAX bytes of printable ASCII ("account:12",
+   "client", "internal"); net: the client network as text ("192.0.2.7/32",
+   "2001:db8::/64"), 1..MW_AUTH_FAIL_NET_MAX bytes of printable ASCII.
+   add: counts one failure at now, atomically (several API processes share the rows); a
+   row whose last failure is before since starts again at 1; *row_r gets the row after the
+   change. get: MW_STORE_NOTFOUND when (key, net) has no row. clear: deletes (key, net)'s
+   row, or every row of key when net is NULL (MW_STORE_OK when there was none). sum: the
+   failures and the number of networks of key's rows whose last failure is at or after
+   since. prune: deletes the rows whose last failure is before `before`. */
+#define MW_AUTH_FAIL_KEY_MAX 64
+#define MW_AUTH_FAIL_NET_MAX 64
+struct mw_auth_fail {
+	int64_t failures; /* in a row, since first_at */
+	int64_t first_at, last_at;
+};
+int mw_store_auth_fail_add(mw_store *store, const char *key, const char *net, int64_t now,
+                           int64_t since, struct mw_auth_fail *row_r, mw_error *error_r);
+int mw_store_auth_fail_get(mw_store *store, const char *key, const char *net,
+                           struct mw_auth_fail *row_r, mw_error *error_r);
+int mw_store_auth_fail_clear(mw_store *store, const char *key, const char *net,
+                             mw_error *error_r);
+int mw_store_auth_fail_sum(mw_store *store, const char *key, int64_t since, int64_t *failures_r,
+                           int64_t *nets_r, mw_error *error_r);
+int mw_store_auth_fail_prune(mw_store *store, int64_t before, mw_error *error_r);
+/* Deletes every app password of username and counts them (a password reset). */
+int mw_store_app_password_revoke_all(mw_store *store, const char *username, unsigned *count_r,
+                                     mw_error *error_r);
+
 #endif

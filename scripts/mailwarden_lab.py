@@ -1214,6 +1214,11 @@ class Nginx(Service):
             loc, addr = self.fastcgi
             fcgi = ('    location %s {\n      include /etc/nginx/fastcgi_params;\n'
                 '      fastcgi_pass %s;\n    }\n' % (loc, addr))
+            # as conf.d/nginx-mailwarden.conf.sample: the internal routes (Dovecot's auth
+            # policy hook) answer 127.0.0.1 and ::1 only
+            fcgi += ('    location %sv1/internal/ {\n      allow 127.0.0.1;\n      allow ::1;\n'
+                '      deny all;\n      include /etc/nginx/fastcgi_params;\n'
+                '      fastcgi_pass %s;\n    }\n' % (loc, addr))
         t = self.dir
         return ('# mailwarden lab nginx (generated)\n'
             'daemon on;\nworker_processes 1;\npid %s;\nerror_log %s info;\n'

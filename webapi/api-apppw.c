@@ -9,6 +9,10 @@
  * protocols (%s), the expiry and, by returning allow_nets, the client networks; deleting
  * a row stops the password at the next login.
  *
+ * Creating one for yourself needs current_password (and code when TOTP is on), checked
+ * and counted by api_reauth / api-guard.c; an admin creating one for another user needs
+ * neither. A password change deletes them all (api-users.c).
+ *
  * Input limits: name 1..MW_APP_PW_NAME_MAX bytes of text; protocols a non-empty array of
  * "imap"/"smtp"; expires_at a unix time in the future; allow_nets at most 16 addresses or
  * CIDR networks (IPv4 or IPv6), each checked with inet_pton and a prefix in range.
@@ -217,11 +221,15 @@ void api_apppw_list(struct api_ctx *ctx, struct api_request *req, struct api_res
 }
 
 /* api_apppw_create - POST /users/{username}/app-passwords {name, protocols?, expires_at?,
-   allow_nets?}: the password is in the answer, once */
+   allow_nets?, current_password, code?}: the password is in the answer, once. The user
+   themself gives current_password (and code when TOTP is on): an app password is lasting
+   mail access, which a stolen session alone must not mint. An admin making one for
+   another user gives neither (their session is the authority, as for every admin change). */
 void api_apppw_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const fields[] = {"name", "protocols", "expires_at", "allow_nets",
-	                                     NULL};
+	static const char *const fields[] = {"name",       "protocols",        "expires_at",
+	                                     "allow_nets", "current_password", "code", NULL};
+	const char *current = NULL, *code = NULL;
 	char name[MW_USERNAME_MAX + 1], pw[APPPW_LENGTH + 1];
 	unsigned char digest[crypto_hash_sha256_BYTES];
 	struct mw_app_password ap;
@@ -260,8 +268,23 @@ void api_apppw_create(struct api_ctx *ctx, struct api_request *req, struct api_r
 		ap.expires_at = (int64_t)json_integer_value(expires);
 	}
 	if (parse_nets(res, json_object_get(req->json, "allow_nets"), ap.allow_nets) < 0 ||
-	    route_user(req, res, name) < 0)
+	    route_user(req, res, name) < 0 ||
+	    api_field_string(req, res, "current_password", false, MW_PASSWORD_MAX, &current) < 0 ||
+	    api_field_string(req, res, "code", false, 64, &code) < 0)
 		return;
+	if (strcmp(name, req->user.username) == 0) {
+		if (current == NULL) {
+			api_error(res, 422, "missing_field", "field current_password is required to "
+			          "create your own app password");
+			return;
+		}
+		if (api_reauth(ctx, req, res, current, code, "app password creation") < 0)
+			return;
+	} else if (current != NULL || code != NULL) {
+		api_error(res, 422, "unknown_field", "an admin creating another user's app password "
+		          "gives neither current_password nor code");
+		return;
+	}
 	if (mw_password_generate(pw, sizeof(pw), APPPW_LENGTH, &err) < 0) {
 		mw_error_log("generating an app password: %s", err.msg);
 		api_error(res, 503, "internal", "cannot generate a password now");

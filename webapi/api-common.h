@@ -60,19 +60,12 @@ struct api_response {
 	bool cors_preflight;  /* answer to an allowed CORS preflight (OPTIONS) */
 };
 
-/* Process-wide state: one FastCGI process serves one request at a time. */
-struct api_ip_slot {
-	char ip[MW_CLIENT_IP_MAX + 1];
-	int failures;
-	int64_t first_at, blocked_until;
-};
-#define API_IP_SLOTS 1024
-
+/* Process-wide state: one FastCGI process serves one request at a time. Failure counts
+   live in the store (api-guard.c), shared by every process. */
 struct api_ctx {
 	mw_config *cfg;
 	mw_store *store;
 	char dummy_hash[MW_PASSWORD_HASH_MAX]; /* verified when a login names no usable user */
-	struct api_ip_slot ips[API_IP_SLOTS];
 };
 
 typedef void api_handler_fn(struct api_ctx *ctx, struct api_request *req,
@@ -123,6 +116,30 @@ int api_query_int(struct api_request *req, struct api_response *res, const char 
 int api_query_check(struct api_request *req, struct api_response *res,
                     const char *const *names);
 
+/* api-guard.c: every check of a password, TOTP code, recovery code or internal secret,
+   counted per (account, client network) and per client network (see the file header).
+   api_verify: OK; WRONG / WRONG_CODE (wrong password / right password, wrong code;
+   counted, res untouched: the caller answers); TOTP_MISSING (right password, no code
+   given: not counted); BLOCKED (429 set); ERROR (res set). */
+enum api_verify_result {
+	API_VERIFY_OK,
+	API_VERIFY_WRONG,
+	API_VERIFY_WRONG_CODE,
+	API_VERIFY_TOTP_MISSING,
+	API_VERIFY_BLOCKED,
+	API_VERIFY_ERROR
+};
+void api_client_net(const char *ip, int v4_prefix, int v6_prefix, char *out, size_t outsize);
+int api_verify(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+               const char *name, const struct mw_user *user, bool usable,
+               const char *password, const char *code, bool need_code, const char *what);
+int api_guard_secret_blocked(struct api_ctx *ctx, struct api_request *req,
+                             struct api_response *res);
+void api_guard_secret_failed(struct api_ctx *ctx, struct api_request *req);
+int64_t api_guard_mail_wait(struct api_ctx *ctx, const char *name, const char *ip);
+void api_guard_mail_report(struct api_ctx *ctx, const char *name, const char *ip, bool success,
+                           bool main);
+
 /* api-sessions.c */
 int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
 void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
@@ -131,7 +148,10 @@ void api_store_error(struct api_response *res, const char *what, const mw_error 
 api_handler_fn api_session_create, api_session_refresh, api_session_delete_current,
     api_session_list, api_session_delete, api_user_sessions_delete;
 
-/* api-users.c */
+/* api-users.c. api_reauth: the caller's current password (and TOTP code when on) again,
+   through api_verify; -1 with res set (403/429/503). */
+int api_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+               const char *password, const char *code, const char *what);
 api_handler_fn api_user_list, api_user_create, api_user_get, api_user_update, api_user_delete,
     api_user_password, api_af_get, api_af_replace, api_af_add, api_af_delete;
 

@@ -11,16 +11,14 @@
  * recovery code, api-totp.c). A missing or wrong one gets the same 401 as a wrong password;
  * only when the password was right does the error carry "totp_required": true. Trade-off:
  * that tells someone who has the password that it is right, but IMAP/SMTP AUTH tell them
- * as much unless main_password_protocols forbids it, and it lets clients ask for the code
- * only when needed. A wrong code counts as a failed login (account lock, IP block), so
- * codes cannot be guessed faster than passwords; a missing one is not counted.
+ * as much for users without TOTP, and it lets clients ask for the code only when needed.
  *
- * Login throttling: per account in the store (failed_logins, locked_until: after
- * login_max_failures failures in a row the account is refused for login_lock_time, with
- * the same answer as a wrong password) and per client IP in this process's memory
- * (ip_max_failures failures within login_lock_time: 429 with Retry-After). A login naming
- * no usable account verifies the password against a dummy hash, so the answer and its
- * timing do not tell whether the account exists.
+ * Login throttling is api-guard.c's (api_verify, shared with every other check of a
+ * password or code): growing delays per (account, client network), a per-network
+ * throttle (429 with Retry-After) and a per-account ceiling that alerts. A login naming no
+ * usable account verifies the password against a dummy hash and is counted the same way,
+ * so the answer, its timing and the delays do not tell whether the account exists. An
+ * account locked at the ceiling (login_account_lock = yes) gets the wrong-password answer.
  *
  * Public: api_authenticate, api_audit, api_store_error, api_session_create,
  * api_session_refresh, api_session_delete_current, api_session_list, api_session_delete,
@@ -151,51 +149,6 @@ int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_re
 	return 0;
 }
 
-/* ip_slot - the throttling slot of ip (a free or the stalest one when create is set) */
-static struct api_ip_slot *ip_slot(struct api_ctx *ctx, const char *ip, bool create)
-{
-	struct api_ip_slot *oldest = &ctx->ips[0];
-	size_t i;
-	for (i = 0; i < API_IP_SLOTS; i++) {
-		if (strcmp(ctx->ips[i].ip, ip) == 0 && ip[0] != '\0')
-			return &ctx->ips[i];
-		if (ctx->ips[i].first_at < oldest->first_at)
-			oldest = &ctx->ips[i];
-	}
-	if (!create)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	if (mw_strlcpy(oldest->ip, ip, sizeof(oldest->ip)) < 0)
-		return NULL;
-	return oldest;
-}
-
-/* ip_blocked - seconds the client IP must still wait, 0 when it may try */
-static int64_t ip_blocked(struct api_ctx *ctx, const char *ip, int64_t now)
-{
-	struct api_ip_slot *s = ip_slot(ctx, ip, false);
-	return s != NULL && s->blocked_until > now ? s->blocked_until - now : 0;
-}
-
-/* ip_failed - count a failed login from ip; block it at ip_max_failures */
-static void ip_failed(struct api_ctx *ctx, const char *ip, int64_t now)
-{
-	int64_t window = mw_config_int(ctx->cfg, MWK_API_LOGIN_LOCK_TIME);
-	struct api_ip_slot *s = ip_slot(ctx, ip, true);
-	if (s == NULL)
-		return;
-	if (s->failures == 0 || now - s->first_at >= window) {
-		s->failures = 0;
-		s->first_at = now;
-	}
-	if (++s->failures >= mw_config_int(ctx->cfg, MWK_API_IP_MAX_FAILURES)) {
-		s->blocked_until = now + window;
-		s->failures = 0;
-		mw_warn("client %s blocked for %llds after too many failed logins", ip,
-		        (long long)window);
-	}
-}
-
 /* new_session - create a session for user (expires_at: 0 = now + lifetime); answers
    201 with the token */
 static void new_session(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
@@ -245,13 +198,8 @@ static void new_session(struct api_ctx *ctx, struct api_request *req, struct api
 
 /* login_failed - the one answer to every failed login */
 static void login_failed(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
-                         const char *username, const char *why)
+                         const char *username)
 {
-	char safe[MW_USERNAME_MAX * 4 + 8];
-	const char *ip = req->remote_addr != NULL ? req->remote_addr : "";
-	ip_failed(ctx, ip, mw_now());
-	mw_info("login failed for %s from %s: %s",
-	        mw_log_value(safe, sizeof(safe), username, strlen(username)), ip, why);
 	api_audit(ctx, req, "session.login_failed", username[0] != '\0' ? username : NULL, NULL);
 	api_error(res, 401, "invalid_credentials", "invalid username or password");
 }
@@ -269,87 +217,50 @@ static void totp_required(struct api_response *res)
 void api_session_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
 	static const char *const fields[] = {"username", "password", "totp", NULL};
-	const char *username, *password, *ip = req->remote_addr != NULL ? req->remote_addr : "";
-	const char *totp = NULL;
-	int second = API_TOTP_OK;
-	char name[MW_USERNAME_MAX + 1];
+	const char *username, *password, *totp = NULL;
+	char name[MW_USERNAME_MAX + 1], safe[MW_USERNAME_MAX * 4 + 8];
 	struct mw_user user;
 	struct mw_session *live = NULL;
 	size_t nlive = 0;
-	int64_t now = mw_now(), wait;
+	int64_t now = mw_now();
 	mw_error err = {{0}};
 	bool usable;
-	int ret, ok;
-	if ((wait = ip_blocked(ctx, ip, now)) > 0) {
-		(void)snprintf(res->retry_after, sizeof(res->retry_after), "%lld", (long long)wait);
-		api_error(res, 429, "too_many_attempts",
-		          "too many failed logins from this address; try again later");
-		return;
-	}
+	int ret, v;
 	if (api_fields_check(req, res, fields) < 0 ||
 	    api_field_string(req, res, "username", true, MW_USERNAME_MAX * 4, &username) < 0 ||
 	    api_field_string(req, res, "password", true, MW_PASSWORD_MAX, &password) < 0 ||
 	    api_field_string(req, res, "totp", false, 64, &totp) < 0)
 		return;
 	memset(&user, 0, sizeof(user));
-	ret = mw_store_username_normalize(username, name, sizeof(name), NULL) == 0
-	          ? mw_store_user_get(ctx->store, name, &user, &err)
-	          : MW_STORE_NOTFOUND;
+	if (mw_store_username_normalize(username, name, sizeof(name), NULL) == 0) {
+		ret = mw_store_user_get(ctx->store, name, &user, &err);
+	} else {
+		/* no account can have this name; it still gets its own (escaped) failure key */
+		(void)mw_log_value(safe, sizeof(safe), username, strlen(username));
+		(void)mw_strlcpy(name, safe, sizeof(name));
+		ret = MW_STORE_NOTFOUND;
+	}
 	if (ret == MW_STORE_ERROR) {
 		api_store_error(res, "reading a user", &err);
 		return;
 	}
-	if (ret != MW_STORE_OK)
-		name[0] = '\0';
 	usable = ret == MW_STORE_OK && user.status == MW_USER_ACTIVE && user.locked_until <= now;
-	/* always one verification of about the same cost */
-	ok = mw_password_verify(ret == MW_STORE_OK ? user.password : ctx->dummy_hash, password,
-	                        NULL);
-	/* the second factor is asked only after a right password (api-totp.c): a missing
-	   code is not a guess and is not counted; a wrong one counts like a wrong password */
-	if (usable && ok == 1 && user.has_totp) {
-		second = api_totp_login(ctx, res, &user, totp);
-		if (second == API_TOTP_ERROR) {
-			mw_user_clear(&user);
-			return;
-		}
-		if (second == API_TOTP_MISSING) {
-			api_error(res, 401, "invalid_credentials", "invalid username or password");
-			totp_required(res);
-			mw_user_clear(&user);
-			return;
-		}
-		if (second == API_TOTP_WRONG)
-			ok = 0;
+	v = api_verify(ctx, req, res, name, ret == MW_STORE_OK ? &user : NULL, usable, password,
+	               totp, true, "login");
+	if (v == API_VERIFY_BLOCKED || v == API_VERIFY_ERROR) {
+		mw_user_clear(&user);
+		return;
 	}
-	if (!usable || ok != 1) {
-		if (ret == MW_STORE_OK && user.locked_until <= now) {
-			int failed = user.failed_logins + 1;
-			int64_t until = 0;
-			if (failed >= mw_config_int(ctx->cfg, MWK_API_LOGIN_MAX_FAILURES)) {
-				until = now + mw_config_int(ctx->cfg, MWK_API_LOGIN_LOCK_TIME);
-				failed = 0;
-				mw_warn("account %s locked until %lld after failed logins", name,
-				        (long long)until);
-			}
-			if (ok != 1 && mw_store_user_set_login_state(ctx->store, name, failed, until,
-			                                             &err) == MW_STORE_ERROR)
-				mw_error_log("recording a failed login: %s", err.msg);
-		}
-		login_failed(ctx, req, res, name,
-		             ret != MW_STORE_OK               ? "no such user"
-		             : user.status != MW_USER_ACTIVE ? "account not active"
-		             : user.locked_until > now       ? "account locked"
-		             : second == API_TOTP_WRONG      ? "wrong second factor"
-		                                             : "wrong password");
-		if (second == API_TOTP_WRONG)
+	if (v != API_VERIFY_OK) {
+		if (usable && (v == API_VERIFY_TOTP_MISSING || v == API_VERIFY_WRONG))
+			mw_debug("login refused for %s: %s", user.username,
+			         v == API_VERIFY_TOTP_MISSING ? "second factor missing" : "wrong");
+		login_failed(ctx, req, res, ret == MW_STORE_OK ? name : "");
+		if (v == API_VERIFY_TOTP_MISSING || v == API_VERIFY_WRONG_CODE)
 			totp_required(res);
 		mw_user_clear(&user);
 		return;
 	}
-	if ((user.failed_logins != 0 || user.locked_until != 0) &&
-	    mw_store_user_set_login_state(ctx->store, name, 0, 0, &err) == MW_STORE_ERROR)
-		mw_error_log("resetting failed logins: %s", err.msg);
 	if (mw_store_session_list(ctx->store, user.id, now, &live, &nlive, &err) != MW_STORE_OK) {
 		api_store_error(res, "counting sessions", &err);
 		mw_user_clear(&user);

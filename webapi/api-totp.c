@@ -1,10 +1,18 @@
 /* api-totp.c - mailwarden-api two-factor login with TOTP (RFC 6238, liboath).
  *
- * Enrolment is self-service: POST /users/{u}/totp makes a 160-bit secret and ten recovery
- * codes, answers the otpauth:// URI (issuer mailwarden, account = username) and the codes
- * once, and keeps the enrolment pending until POST /users/{u}/totp/confirm proves the
- * authenticator works. DELETE /users/{u}/totp removes it: the user themself with their
- * password and a current code (or a recovery code), an admin for anyone else with nothing.
+ * Enrolment is self-service: POST /users/{u}/totp {current_password} makes a 160-bit
+ * secret and ten recovery codes, answers the otpauth:// URI (issuer mailwarden, account =
+ * username) and the codes once, and keeps the enrolment pending until POST
+ * /users/{u}/totp/confirm proves the authenticator works. The password is asked again
+ * (api_reauth, counted like a login) because whoever enrols holds the second factor: a
+ * stolen session must not be able to plant its own. DELETE /users/{u}/totp removes it:
+ * the user themself with their password and a current code (or a recovery code), an
+ * admin for anyone else with nothing (the admin's own session is the authority there,
+ * and removing a lost authenticator is what an admin is asked for).
+ *
+ * Confirming turns the main password off for every mail service (the passdb query
+ * refuses it for a user with confirmed TOTP: app passwords only); the confirm answer
+ * says so with main_password_protocols [].
  *
  * State at rest: the whole TOTP state of a user is one JSON object {"k": hex secret,
  * "l": last used time step, "r": [hex SHA-256 of each unused recovery code]}, encrypted
@@ -341,10 +349,12 @@ static void uri_escape(mw_str *out, const char *s)
 	}
 }
 
-/* api_totp_enrol - POST /users/{username}/totp: a new pending enrolment (self only) */
+/* api_totp_enrol - POST /users/{username}/totp {current_password}: a new pending
+   enrolment (self only) */
 void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const fields[] = {NULL};
+	static const char *const fields[] = {"current_password", NULL};
+	const char *current = NULL;
 	char name[MW_USERNAME_MAX + 1], *text = NULL, *b32 = NULL;
 	char codes[TOTP_RECOVERY_N][TOTP_RECOVERY_LEN + 2];
 	struct totp_state st;
@@ -356,12 +366,20 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	json_t *arr;
 	int ret;
 	if (api_fields_check(req, res, fields) < 0 ||
+	    api_field_string(req, res, "current_password", true, MW_PASSWORD_MAX, &current) < 0 ||
 	    self_target(ctx, req, res, name, &user, true) < 0)
 		return;
 	ret = mw_store_user_totp_get(ctx->store, name, &text, &err);
 	if (ret != MW_STORE_OK) {
 		mw_user_clear(&user);
 		api_store_error(res, "reading TOTP state", &err);
+		return;
+	}
+	/* on already: 409 below, before any password is checked (nothing to guess there) */
+	if ((text == NULL || strncmp(text, "v1:", 3) != 0) &&
+	    api_reauth(ctx, req, res, current, NULL, "TOTP enrolment") < 0) {
+		free(text);
+		mw_user_clear(&user);
 		return;
 	}
 	if (text != NULL && strncmp(text, "v1:", 3) == 0) {
@@ -486,8 +504,20 @@ void api_totp_confirm(struct api_ctx *ctx, struct api_request *req, struct api_r
 	else if (ret != MW_STORE_OK)
 		api_store_error(res, "storing TOTP state", &err);
 	else {
+		char protocols[MW_PROTOCOLS_MAX + 1] = "";
 		api_audit(ctx, req, "totp.confirm", name, NULL);
-		api_ok(res, 200, json_pack("{s:s,s:s}", "username", name, "status", "active"));
+		if (mw_store_user_main_protocols_get(ctx->store, name, protocols, &err) !=
+		    MW_STORE_OK)
+			mw_error_log("reading main password protocols of %s: %s", name, err.msg);
+		/* from now on the passdb query refuses the main password for every mail
+		   service: say so, and what applies again once TOTP is off */
+		api_ok(res, 200,
+		       json_pack("{s:s,s:s,s:o,s:o,s:s}", "username", name, "status", "active",
+		                 "main_password_protocols", json_array(),
+		                 "main_password_protocols_without_totp",
+		                 api_protocols_json(protocols), "mail_login",
+		                 "app passwords only: the main password no longer works for IMAP, "
+		                 "POP3, SMTP or any other mail service while TOTP is on"));
 	}
 out:
 	state_clear(&st);
@@ -496,7 +526,8 @@ out:
 	mw_user_clear(&user);
 }
 
-/* api_totp_delete - DELETE /users/{username}/totp: self {password, code}, admin {} */
+/* api_totp_delete - DELETE /users/{username}/totp: self {password, code} (code: only
+   when TOTP is active, a pending enrolment needs the password alone), admin {} */
 void api_totp_delete(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
 	static const char *const self_fields[] = {"password", "code", NULL};
@@ -512,7 +543,7 @@ void api_totp_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 	self = user.id == req->user.id;
 	if (api_fields_check(req, res, self ? self_fields : admin_fields) < 0 ||
 	    (self && (api_field_string(req, res, "password", true, MW_PASSWORD_MAX, &password) < 0 ||
-	              api_field_string(req, res, "code", true, TOTP_CODE_MAX, &code) < 0)))
+	              api_field_string(req, res, "code", false, TOTP_CODE_MAX, &code) < 0)))
 		goto out;
 	ret = mw_store_user_totp_get(ctx->store, name, &text, &err);
 	if (ret != MW_STORE_OK) {
@@ -524,13 +555,10 @@ void api_totp_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 		goto out;
 	}
 	if (self) {
-		int ok = mw_password_verify(user.password, password, NULL);
-		int used = ok == 1 ? use_code(ctx, res, name, user.id, text, code, true) : 0;
-		if (used < 0)
-			goto out;
-		if (used == 0) {
+		/* the password and (TOTP active) a code, consumed: checked and counted like a
+		   login (api-guard.c) */
+		if (api_reauth(ctx, req, res, password, code, "TOTP removal") < 0) {
 			api_audit(ctx, req, "totp.disable_failed", name, NULL);
-			api_error(res, 403, "wrong_credentials", "the password or the code is wrong");
 			goto out;
 		}
 		free(text);

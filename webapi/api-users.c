@@ -2,17 +2,25 @@
  *
  * Admins list, create, show, change and delete users, rotate passwords and manage
  * allowed-From patterns; a user may show themself, list their own patterns and change
- * their own password (giving the current one). Every change is audited (api-sessions.c
+ * their own password (giving the current one, and a TOTP code when TOTP is on: api_reauth,
+ * counted like a login by api-guard.c). Every change is audited (api-sessions.c
  * api_audit). Generated passwords appear once, in the answer that made them. Disabling a
  * user, deleting one or changing a password ends their API sessions (a user changing their
- * own password keeps the session they are using); IMAP and SMTP AUTH read the store on
- * every login, so they refuse the old password or a disabled user at once.
+ * own password keeps the session they are using); a password change also deletes all the
+ * user's app passwords. IMAP and SMTP AUTH read the store on every login, so they refuse
+ * the old password or a disabled user at once (see the admin guide on Dovecot's
+ * auth_cache).
+ *
+ * With TOTP confirmed the main password works for no mail service (the passdb query
+ * refuses it; app passwords only): the user's answer then reports main_password_protocols
+ * [] and keeps the stored choice, which applies again once TOTP is off, as
+ * main_password_protocols_without_totp.
  *
  * Input: the {username} of a route is normalised like every login name (404 when it can
  * never name a user); a pattern is checked with mw_pattern_normalize (422 naming it).
  *
  * Public: api_user_list, api_user_create, api_user_get, api_user_update, api_user_delete,
- * api_user_password, api_af_get, api_af_replace, api_af_add, api_af_delete.
+ * api_user_password, api_reauth, api_af_get, api_af_replace, api_af_add, api_af_delete.
  */
 #include "mw-build.h"
 #include "api-common.h"
@@ -306,8 +314,12 @@ void api_user_get(struct api_ctx *ctx, struct api_request *req, struct api_respo
 		return;
 	}
 	api_ok(res, 200, user_json(&user, patterns));
-	/* 2FA (api-totp.c, api-apppw.c): where the main password works, TOTP on or off */
-	json_object_set_new(res->body, "main_password_protocols", api_protocols_json(protocols));
+	/* 2FA (api-totp.c, api-apppw.c): where the main password works now; with TOTP on that
+	   is nowhere (the passdb query refuses it), the stored choice waits for TOTP off */
+	json_object_set_new(res->body, "main_password_protocols",
+	                    api_protocols_json(user.has_totp ? "" : protocols));
+	json_object_set_new(res->body, "main_password_protocols_without_totp",
+	                    api_protocols_json(protocols));
 	json_object_set_new(res->body, "totp", json_boolean(user.has_totp));
 	mw_store_strv_free(patterns);
 	mw_user_clear(&user);
@@ -416,33 +428,60 @@ void api_user_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 	api_ok(res, 204, NULL);
 }
 
+/* api_reauth - the caller proves again who they are before a change a stolen session
+   must not make: current_password, and code when TOTP is on, checked and counted by
+   api_verify. 0 when right; -1 with res set (403 wrong, 429 blocked, 503). */
+int api_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+               const char *password, const char *code, const char *what)
+{
+	int v = api_verify(ctx, req, res, req->user.username, &req->user, true, password, code,
+	                   true, what);
+	if (v == API_VERIFY_OK)
+		return 0;
+	if (v == API_VERIFY_BLOCKED || v == API_VERIFY_ERROR)
+		return -1;
+	api_audit(ctx, req, "user.reauth_failed", req->user.username,
+	          json_pack("{s:s}", "for", what));
+	if (v == API_VERIFY_TOTP_MISSING) {
+		api_error(res, 403, "totp_required", "two-factor login is on: give code (a 6-digit "
+		          "code or a recovery code) with current_password");
+		return -1;
+	}
+	if (req->user.has_totp)
+		api_error(res, 403, "wrong_credentials", "the password or the code is wrong");
+	else
+		api_error(res, 403, "wrong_password", "the current password is wrong");
+	return -1;
+}
+
 /* api_user_password - POST /users/{username}/password: admin {password?}; the user
-   themself {current_password, password?}; a generated password is in the answer */
+   themself {current_password, code?, password?}; a generated password is in the answer.
+   Either way the user's other sessions and all their app passwords end: a reset is what
+   follows a leak, and an app password made by whoever caused it must not outlive it. */
 void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
 	static const char *const admin_fields[] = {"password", NULL};
-	static const char *const self_fields[] = {"current_password", "password", NULL};
-	const char *given, *current = NULL;
+	static const char *const self_fields[] = {"current_password", "code", "password", NULL};
+	const char *given, *current = NULL, *code = NULL;
 	char name[MW_USERNAME_MAX + 1], pw[MW_PASSWORD_MAX + 1], hash[MW_PASSWORD_HASH_MAX];
 	struct mw_user user;
 	bool self, generated;
-	unsigned revoked = 0;
+	unsigned revoked = 0, apppw_revoked = 0;
 	mw_error err = {{0}};
 	int ret;
 	if (target_user(ctx, req, res, name, &user) < 0)
 		return;
 	self = user.id == req->user.id;
 	if (api_fields_check(req, res, self ? self_fields : admin_fields) < 0 ||
-	    (self && api_field_string(req, res, "current_password", true, MW_PASSWORD_MAX,
-	                              &current) < 0) ||
+	    (self && (api_field_string(req, res, "current_password", true, MW_PASSWORD_MAX,
+	                               &current) < 0 ||
+	              api_field_string(req, res, "code", false, 64, &code) < 0)) ||
 	    api_field_string(req, res, "password", false, MW_PASSWORD_MAX, &given) < 0) {
 		mw_user_clear(&user);
 		return;
 	}
-	if (self && mw_password_verify(user.password, current, NULL) != 1) {
+	if (self && api_reauth(ctx, req, res, current, code, "password change") < 0) {
 		mw_user_clear(&user);
-		api_audit(ctx, req, "user.password_failed", name, NULL);
-		api_error(res, 403, "wrong_password", "the current password is wrong");
 		return;
 	}
 	if (choose_password(ctx, res, given, "password", pw, sizeof(pw), &generated) < 0 ||
@@ -456,6 +495,8 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 		ret = mw_store_session_revoke_user(ctx->store, user.id,
 		                                   self ? req->session.token_hash : NULL, &revoked,
 		                                   &err);
+	if (ret == MW_STORE_OK)
+		ret = mw_store_app_password_revoke_all(ctx->store, name, &apppw_revoked, &err);
 	mw_user_clear(&user);
 	if (ret != MW_STORE_OK) {
 		mw_memzero(pw, sizeof(pw));
@@ -466,10 +507,10 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 		return;
 	}
 	api_audit(ctx, req, "user.password", name,
-	          json_pack("{s:b,s:i}", "generated", generated, "sessions_revoked",
-	                    (int)revoked));
-	api_ok(res, 200, json_pack("{s:s,s:i}", "username", name, "sessions_revoked",
-	                           (int)revoked));
+	          json_pack("{s:b,s:i,s:i}", "generated", generated, "sessions_revoked",
+	                    (int)revoked, "app_passwords_revoked", (int)apppw_revoked));
+	api_ok(res, 200, json_pack("{s:s,s:i,s:i}", "username", name, "sessions_revoked",
+	                           (int)revoked, "app_passwords_revoked", (int)apppw_revoked));
 	if (generated)
 		json_object_set_new(res->body, "password", json_string(pw));
 	mw_memzero(pw, sizeof(pw));

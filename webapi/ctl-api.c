@@ -695,9 +695,13 @@ static int api_user_passwd(struct mw_ctl *ctl, const struct api_target *t, int a
 	(void)mw_str_appends(&path, "/password");
 	ret = call(t, "POST", mw_str_c(&path), body, 200, username, &a);
 	if (ret == EXIT_OK) {
+		json_t *sv = json_object_get(a.json, "sessions_revoked");
+		json_t *av = json_object_get(a.json, "app_passwords_revoked");
 		if (o.pw == PW_GENERATE)
 			printf("%s\n", jstr(a.json, "password"));
-		fprintf(stderr, "user %s: password changed\n", username);
+		fprintf(stderr, "user %s: password changed (%lld sessions ended, %lld app passwords "
+		        "deleted)\n", username, (long long)json_integer_value(sv),
+		        (long long)json_integer_value(av));
 	}
 	json_decref(a.json);
 	mw_str_free(&path);

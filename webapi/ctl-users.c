@@ -147,6 +147,8 @@ static int cmd_user_passwd(struct mw_ctl *ctl, int argc, char **argv)
 	char username[MW_USERNAME_MAX + 1], password[MW_PASSWORD_MAX + 2];
 	char hash[MW_PASSWORD_HASH_MAX];
 	struct mw_user user;
+	unsigned sessions = 0, apppws = 0;
+	int64_t uid;
 	int first, ret;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_PASSWORD_STDIN, OPT_GENERATE);
@@ -156,6 +158,7 @@ static int cmd_user_passwd(struct mw_ctl *ctl, int argc, char **argv)
 	ret = mw_store_user_get(ctl->store, username, &user, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, username);
+	uid = user.id;
 	mw_user_clear(&user);
 	ret = ctl_get_password(ctl, o.pw, password, sizeof(password));
 	if (ret == EXIT_OK)
@@ -164,7 +167,13 @@ static int cmd_user_passwd(struct mw_ctl *ctl, int argc, char **argv)
 		mw_memzero(password, sizeof(password));
 		return ret;
 	}
+	/* a reset follows a leak: like the API, end the user's sessions and delete their app
+	   passwords, which whoever caused the leak may have made */
 	ret = mw_store_user_set_password(ctl->store, username, hash, &err);
+	if (ret == MW_STORE_OK)
+		ret = mw_store_session_revoke_user(ctl->store, uid, NULL, &sessions, &err);
+	if (ret == MW_STORE_OK)
+		ret = mw_store_app_password_revoke_all(ctl->store, username, &apppws, &err);
 	if (ret != MW_STORE_OK) {
 		mw_memzero(password, sizeof(password));
 		return ctl_store_exit(ret, &err, username);
@@ -172,7 +181,8 @@ static int cmd_user_passwd(struct mw_ctl *ctl, int argc, char **argv)
 	if (o.pw == PW_GENERATE)
 		printf("%s\n", password);
 	mw_memzero(password, sizeof(password));
-	fprintf(stderr, "user %s: password changed\n", username);
+	fprintf(stderr, "user %s: password changed (%u sessions ended, %u app passwords deleted)\n",
+	        username, sessions, apppws);
 	return ctl_audit(ctl, "user.passwd", username, "");
 }
 
@@ -472,7 +482,8 @@ static const struct mw_ctl_command users_commands[] = {
 	{ "user", "show", cmd_user_show, true, "user show USER [--json]",
 	  "Show a user's details and allowed-From patterns (never the password hash)." },
 	{ "user", "passwd", cmd_user_passwd, true, "user passwd USER [--password-stdin | --generate]",
-	  "Set a new password. The old one stops working at once for IMAP and SMTP AUTH." },
+	  "Set a new password. The old one stops working at once for IMAP and SMTP AUTH; the "
+	  "user's API sessions end and all their app passwords are deleted." },
 	{ "user", "disable", cmd_user_disable, true, "user disable USER",
 	  "Refuse the user's logins (IMAP, SMTP AUTH) from now on; keeps their data." },
 	{ "user", "enable", cmd_user_enable, true, "user enable USER",

@@ -5,7 +5,8 @@ API log in over IMAP and SMTP AUTH; disabling and rotating take effect at once; 
 is checked for every kind of caller (authorisation table); hostile input gets a clear 4xx
 and changes nothing.
 ApiTimingTest: a second API + nginx on the same store with short session and lock times
-(idle and absolute expiry, refresh, account lockout, per-IP blocking, configured CORS).
+(idle and absolute expiry, refresh, (account, network) delays, per-IP blocking, configured
+CORS).
 Clients connect from distinct 127.0.0.x source addresses so per-IP counters stay apart.
 """
 
@@ -403,7 +404,8 @@ class ApiTest(ApiBase):
             a = self.call('DELETE', U + '/totp', token=tok)
             self.assertIn(a.status, (204, 404), a)
             pending['secret'] = self.expect(self.call(
-                'POST', U + '/totp', token=self.login(user, upw)), 201).json['secret']
+                'POST', U + '/totp', token=self.login(user, upw),
+                body={'current_password': upw}), 201).json['secret']
             return U + '/totp'
 
         def app_password():
@@ -468,7 +470,8 @@ class ApiTest(ApiBase):
                                       dict(anon=401, user=403, other=403, admin=200)),
             # two-factor login and app passwords (test_api_totp.py, test_app_passwords.py)
             ('POST', '/api/v1/users/{username}/totp'): (
-                lambda: totp_pending(), None, dict(anon=401, user=201, other=403, admin=403)),
+                lambda: totp_pending(), lambda c: {'current_password': upw},
+                dict(anon=401, user=201, other=403, admin=403)),
             ('POST', '/api/v1/users/{username}/totp/confirm'): (
                 lambda: totp_pending() + '/confirm',
                 lambda c: {'code': totp(pending['secret'])},
@@ -482,7 +485,9 @@ class ApiTest(ApiBase):
                 lambda: U + '/app-passwords', None,
                 dict(anon=401, user=200, other=403, admin=200)),
             ('POST', '/api/v1/users/{username}/app-passwords'): (
-                lambda: U + '/app-passwords', lambda c: {'name': uuid.uuid4().hex},
+                lambda: U + '/app-passwords',
+                lambda c: ({'name': uuid.uuid4().hex, 'current_password': upw} if c == 'user'
+                           else {'name': uuid.uuid4().hex}),
                 dict(anon=401, user=201, other=403, admin=201)),
             ('DELETE', '/api/v1/users/{username}/app-passwords/{id}'): (
                 lambda: U + '/app-passwords/%d' % app_password(), None,
@@ -645,6 +650,7 @@ class ApiTimingTest(ApiBase):
             cls.api = cls.lab.api(cls.store, name='api-timing', api_config={
                 'session_idle_timeout': '2s', 'session_lifetime': '5s',
                 'login_max_failures': '3', 'login_lock_time': '3s', 'ip_max_failures': '5',
+                'login_delay': '2s', 'login_delay_max': '60s',
                 'cors_origin': 'https://admin.example.org', 'max_sessions_per_user': '3'})
             cls.nginx = cls.lab.add(Nginx2(cls.lab.root, fastcgi=cls.api.fastcgi()))
         except BaseException:
@@ -684,19 +690,53 @@ class ApiTimingTest(ApiBase):
                     'session_expired')
         self.assertLess(time.time() - t0, 8)
 
-    def test_account_lockout(self):
+    def test_account_lockout_hurts_the_attacker_not_the_owner(self):
+        """issue 9: failures delay only the (account, network) pair that made them, with
+        growing delays; the owner on another network logs in at once."""
         user, pw = self.new_user()
-        src = '127.0.0.33'
+        src, owner = '127.0.0.33', '127.0.0.133'
         for _ in range(3):
             self.expect(self.call('POST', '/api/v1/sessions', source=src,
                                   body={'username': user, 'password': 'wrong-pass-1'}), 401)
-        # locked: the right password gets the same answer as a wrong one
+        # that pair waits (even the right password is not checked), login_delay (2 s) first;
+        # Retry-After counts whole seconds, so a second boundary may take one off
         a = self.expect(self.call('POST', '/api/v1/sessions', source=src,
-                                  body={'username': user, 'password': pw}), 401,
-                        'invalid_credentials')
-        self.assertEqual(a.message, 'invalid username or password')
-        time.sleep(3.2)
+                                  body={'username': user, 'password': pw}), 429,
+                        'too_many_attempts')
+        self.assertIn(int(a.headers['retry-after']), (1, 2), a.headers)
+        # the owner elsewhere is not locked out
+        self.login(user, pw, source=owner)
+        time.sleep(2.2)
+        # one more failure doubles the wait (4 s)
+        self.expect(self.call('POST', '/api/v1/sessions', source=src,
+                              body={'username': user, 'password': 'wrong-pass-2'}), 401)
+        a = self.expect(self.call('POST', '/api/v1/sessions', source=src,
+                                  body={'username': user, 'password': pw}), 429)
+        self.assertIn(int(a.headers['retry-after']), (3, 4), a.headers)
+        self.login(user, pw, source=owner)
+        time.sleep(4.2)
+        # the right password from that network after the wait works and forgets the pair's
+        # failures: three more wrong ones are free again (without the reset the first would
+        # meet an 8 s wait), the one after them waits
         self.login(user, pw, source=src)
+        for i in range(3):
+            self.expect(self.call('POST', '/api/v1/sessions', source=src,
+                                  body={'username': user, 'password': 'again-%d-xxxx' % i}),
+                        401)
+        self.expect(self.call('POST', '/api/v1/sessions', source=src,
+                              body={'username': user, 'password': pw}), 429,
+                    'too_many_attempts')
+
+    def test_unknown_account_is_delayed_alike(self):
+        """A name that is no account gets the same delays: a 429 never says it exists."""
+        src = '127.0.0.37'
+        name = 'nobody-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        for _ in range(3):
+            self.expect(self.call('POST', '/api/v1/sessions', source=src,
+                                  body={'username': name, 'password': 'wrong-pass-1'}), 401)
+        self.expect(self.call('POST', '/api/v1/sessions', source=src,
+                              body={'username': name, 'password': 'wrong-pass-1'}), 429,
+                    'too_many_attempts')
 
     def test_ip_blocking(self):
         src = '127.0.0.34'

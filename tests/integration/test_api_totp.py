@@ -62,9 +62,12 @@ class ApiTotpTest(ApiBase):
     def tearDownClass(cls):
         cls.lab.stop()
 
+    pw = {}
+
     def new_user(self):
         user, pw = unique_user(), 'User-pass-' + uuid.uuid4().hex[:8]
         self.store.add_user(user, pw)
+        self.pw[user] = pw
         return user, pw
 
     def session(self, user, pw, code=None):
@@ -73,8 +76,9 @@ class ApiTotpTest(ApiBase):
             body['totp'] = code
         return self.call('POST', '/api/v1/sessions', body=body)
 
-    def enrol(self, user, token):
-        a = self.expect(self.call('POST', '/api/v1/users/%s/totp' % user, token=token), 201)
+    def enrol(self, user, token, password=None):
+        a = self.expect(self.call('POST', '/api/v1/users/%s/totp' % user, token=token,
+                                  body={'current_password': password or self.pw[user]}), 201)
         return a.json
 
     def user_row(self, user):
@@ -124,8 +128,8 @@ class ApiTotpTest(ApiBase):
         self.expect(self.call('POST', '/api/v1/users/%s/totp/confirm' % user, token=tok,
                               body={'code': totp(secret, step)}), 409, 'no_pending_enrolment')
         # a second enrolment is refused while one is active
-        self.expect(self.call('POST', '/api/v1/users/%s/totp' % user, token=tok), 409,
-                    'totp_active')
+        self.expect(self.call('POST', '/api/v1/users/%s/totp' % user, token=tok,
+                              body={'current_password': pw}), 409, 'totp_active')
         failed0 = self.user_row(user)['failed_logins']
         # no code: the same 401 as a wrong password, plus totp_required; not counted
         a = self.expect(self.session(user, pw), 401, 'invalid_credentials')
@@ -157,7 +161,8 @@ class ApiTotpTest(ApiBase):
         # turning it off needs the password and a code
         tok = self.expect(self.session(user, pw, codes[2]), 201).json['token']
         base = '/api/v1/users/%s/totp' % user
-        self.expect(self.call('DELETE', base, token=tok, body={'password': pw}), 422)
+        self.expect(self.call('DELETE', base, token=tok, body={'password': pw}), 403,
+                    'totp_required')
         self.expect(self.call('DELETE', base, token=tok,
                               body={'password': pw + 'x', 'code': codes[3]}), 403,
                     'wrong_credentials')
@@ -186,7 +191,7 @@ class ApiTotpTest(ApiBase):
         path = '/api/v1/users/%s/totp' % user
         self.expect(self.call('POST', path), 401)
         self.expect(self.call('POST', path, token=otok), 403)
-        self.expect(self.call('POST', path, token=admin), 403)
+        self.expect(self.call('POST', path, token=admin, body={'current_password': pw}), 403)
         self.expect(self.call('DELETE', path, token=admin), 404)  # nothing enrolled
         tok = self.login(user, pw)
         e = self.enrol(user, tok)

@@ -106,13 +106,19 @@ class AppPasswordLastUseTest(ApiBase):
 
     # ---- helpers -------------------------------------------------------------------------
 
+    own_password = {}  # token -> its user's password (creating your own needs it)
+
     def new_user(self):
         user, pw = unique_user(), 'User-pass-' + uuid.uuid4().hex[:8]
         self.store.add_user(user, pw)
-        return user, pw, self.login(user, pw)
+        tok = self.login(user, pw)
+        self.own_password[tok] = pw
+        return user, pw, tok
 
     def create(self, user, token, **body):
         body.setdefault('name', 'dev-' + uuid.uuid4().hex[:6])
+        if token in self.own_password:
+            body.setdefault('current_password', self.own_password[token])
         return self.expect(self.call('POST', '/api/v1/users/%s/app-passwords' % user,
                                      body=body, token=token), 201).json
 

@@ -46,13 +46,19 @@ class AppPasswordTest(ApiBase):
         log = lab_mod.tail(self.dovecot.log_path, 400)
         self.assertNotIn('Error: sql', log, 'Dovecot passdb sql errors')
 
+    own_password = {}  # token -> its user's password (creating your own needs it)
+
     def new_user(self):
         user, pw = unique_user(), 'User-pass-' + uuid.uuid4().hex[:8]
         self.store.add_user(user, pw)
-        return user, pw, self.login(user, pw)
+        tok = self.login(user, pw)
+        self.own_password[tok] = pw
+        return user, pw, tok
 
     def create(self, user, token, status=201, **body):
         body.setdefault('name', 'dev-' + uuid.uuid4().hex[:6])
+        if token in self.own_password:
+            body.setdefault('current_password', self.own_password[token])
         a = self.expect(self.call('POST', '/api/v1/users/%s/app-passwords' % user,
                                   body=body, token=token), status)
         return a.json

@@ -233,12 +233,46 @@ static void test_fields(void **state)
 	}
 }
 
+/* test_client_net - lockouts count IPv4 per configured prefix, IPv6 per /64 (issue 9) */
+static void test_client_net(void **state)
+{
+	static const struct {
+		const char *ip;
+		int v4, v6;
+		const char *net;
+	} cases[] = {
+	    {"192.0.2.7", 32, 64, "192.0.2.7/32"},
+	    {"192.0.2.7", 24, 64, "192.0.2.0/24"},
+	    {"192.0.2.255", 8, 64, "192.0.0.0/8"},
+	    {"2001:db8:1:2:3:4:5:6", 32, 64, "2001:db8:1:2::/64"},
+	    {"2001:db8:1:2:ffff:ffff:ffff:ffff", 32, 64, "2001:db8:1:2::/64"},
+	    {"2001:db8:1:2:3:4:5:6", 32, 128, "2001:db8:1:2:3:4:5:6/128"},
+	    {"2001:db8:1:2:3:4:5:6", 32, 56, "2001:db8:1::/56"},
+	    {"::ffff:198.51.100.9", 24, 64, "198.51.100.0/24"},
+	    {"::1", 32, 64, "::/64"},
+	    {"", 32, 64, "unknown"},
+	    {"not-an-address", 32, 64, "unknown"},
+	    {"192.0.2.7/24", 32, 64, "unknown"},
+	    {NULL, 32, 64, "unknown"},
+	};
+	char out[64];
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		api_client_net(cases[i].ip, cases[i].v4, cases[i].v6, out, sizeof(out));
+		if (strcmp(out, cases[i].net) != 0)
+			fail_msg("case %zu (%s): %s, expected %s", i,
+			         cases[i].ip != NULL ? cases[i].ip : "NULL", out, cases[i].net);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_path_split), cmocka_unit_test(test_query),
 	    cmocka_unit_test(test_content_type), cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_head), cmocka_unit_test(test_fields),
+	    cmocka_unit_test(test_client_net),
 	};
 	MW_RUN_TESTS(tests);
 }

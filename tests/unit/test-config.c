@@ -89,6 +89,12 @@ static const struct good_case {
 	long long num;   /* expected number when str is NULL */
 	const char *origin;
 } good_cases[] = {
+    {"[api]\ncors_origin = https://admin.example.org\n", MWK_API_CORS_ORIGIN,
+     "https://admin.example.org", 0, "t.conf:2"},
+    {"[api]\ncors_origin = http://127.0.0.1:8080\n", MWK_API_CORS_ORIGIN,
+     "http://127.0.0.1:8080", 0, "t.conf:2"},
+    {"[api]\ncors_origin = https://[::1]:8443\n", MWK_API_CORS_ORIGIN, "https://[::1]:8443",
+     0, "t.conf:2"},
     {"user = joe\n", MWK_USER, "joe", 0, "t.conf:1"},
     {"user=joe", MWK_USER, "joe", 0, "t.conf:1"},                     /* no final newline */
     {"\n# c\n  user   =   joe   \n", MWK_USER, "joe", 0, "t.conf:3"}, /* trailing blanks */
@@ -144,6 +150,18 @@ static const struct bad_case {
 	const char *where; /* "t.conf:LINE" */
 	const char *what;  /* another part of the message */
 } bad_cases[] = {
+    /* cors_origin (issue 16): exactly one origin, never null, * or a pattern */
+    {"[api]\ncors_origin = null\n", "t.conf:2: ", "bad value for api.cors_origin"},
+    {"[api]\ncors_origin = *\n", "t.conf:2: ", "expected an origin"},
+    {"[api]\ncors_origin = https://*.example.org\n", "t.conf:2: ", "lower-case name"},
+    {"[api]\ncors_origin = https://admin.example.org/\n", "t.conf:2: ", "no path"},
+    {"[api]\ncors_origin = https://Admin.example.org\n", "t.conf:2: ", "lower-case"},
+    {"[api]\ncors_origin = https://u@admin.example.org\n", "t.conf:2: ", "no path, user"},
+    {"[api]\ncors_origin = https://admin.example.org:0\n", "t.conf:2: ", "port"},
+    {"[api]\ncors_origin = https://admin.example.org:65536\n", "t.conf:2: ", "port"},
+    {"[api]\ncors_origin = ftp://admin.example.org\n", "t.conf:2: ", "expected an origin"},
+    {"[api]\ncors_origin = https://a..b\n", "t.conf:2: ", "lower-case name"},
+    {"[api]\ncors_origin = https://[]\n", "t.conf:2: ", "IPv6"},
     {"foo = 1\n", "t.conf:1: ", "unknown key \"foo\" in section [main]"},
     {"[store]\nstore = x\n", "t.conf:2: ", "unknown key \"store\" in section [store]"},
     {"[x]\n", "t.conf:1: ", "unknown section [x]"},

@@ -357,26 +357,27 @@ static void test_migrate(void **state)
 	struct fixture *f = *state;
 	static const char *const tables[] = {
 	    "schema_version", "users",     "allowed_from", "sessions",        "app_passwords",
-	    "rate_policies",  "tag_rules", "dkim_keys",    "training_events", "audit_log"};
+	    "rate_policies",  "tag_rules", "dkim_keys",    "training_events", "audit_log",
+	    "auth_failures"};
 	char sql[200];
 	mw_error err = {""};
 	mw_store *second;
 	int version = 0;
 	sqlite3 *db;
 	size_t i;
-	assert_int_equal(mw_store_latest_schema_version(), 1);
+	assert_int_equal(mw_store_latest_schema_version(), 2);
 	assert_int_equal(mw_store_migrate(f->store, &err), MW_STORE_OK); /* again */
 	second = mw_store_open(f->path, 100, &err);
 	assert_non_null(second);
 	assert_int_equal(mw_store_migrate(second, &err), MW_STORE_OK); /* from another store */
 	assert_int_equal(mw_store_schema_version(second, &version, &err), 0);
-	assert_int_equal(version, 1);
+	assert_int_equal(version, 2);
 	assert_int_equal(mw_store_check_schema(second, &err), 0);
 	mw_store_close(&second);
 
 	db = raw_open(f);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 1);
-	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 1);
+	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 2);
 	for (i = 0; i < MW_N_ELEMENTS(tables); i++) {
 		assert_true(snprintf(sql, sizeof(sql),
 		                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
@@ -1001,6 +1002,110 @@ static void test_dovecot_query(void **state)
 	assert_string_equal(pw, HASH2);
 }
 
+/* test_auth_fail - failures per (key, network): counted atomically, restarted after the
+   window, summed per key, cleared, pruned; hostile keys refused (issue 9) */
+static void test_auth_fail(void **state)
+{
+	struct fixture *f = *state;
+	struct mw_auth_fail row;
+	int64_t total = 0, nets = 0;
+	unsigned n = 0;
+	mw_error err = {""};
+	int i;
+	for (i = 1; i <= 3; i++) {
+		assert_int_equal(mw_store_auth_fail_add(f->store, "acct:a", "192.0.2.1/32", 100 + i,
+		                                        50, &row, &err),
+		                 MW_STORE_OK);
+		assert_int_equal(row.failures, i);
+		assert_int_equal(row.first_at, 101);
+		assert_int_equal(row.last_at, 100 + i);
+	}
+	assert_int_equal(mw_store_auth_fail_add(f->store, "acct:a", "2001:db8::/64", 110, 50, &row,
+	                                        &err),
+	                 MW_STORE_OK);
+	assert_int_equal(row.failures, 1);
+	assert_int_equal(mw_store_auth_fail_add(f->store, "client", "192.0.2.1/32", 110, 50, &row,
+	                                        &err),
+	                 MW_STORE_OK);
+	assert_int_equal(mw_store_auth_fail_sum(f->store, "acct:a", 0, &total, &nets, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(total, 4);
+	assert_int_equal(nets, 2);
+	assert_int_equal(mw_store_auth_fail_sum(f->store, "acct:a", 105, &total, &nets, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(total, 1); /* only the IPv6 row failed at or after 105 */
+	assert_int_equal(nets, 1);
+	assert_int_equal(mw_store_auth_fail_sum(f->store, "acct:none", 0, &total, &nets, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(total + nets, 0);
+	/* a row silent since before the window starts again at 1 */
+	assert_int_equal(mw_store_auth_fail_add(f->store, "acct:a", "192.0.2.1/32", 500, 400, &row,
+	                                        &err),
+	                 MW_STORE_OK);
+	assert_int_equal(row.failures, 1);
+	assert_int_equal(row.first_at, 500);
+	assert_int_equal(mw_store_auth_fail_get(f->store, "acct:a", "192.0.2.1/32", &row, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(row.last_at, 500);
+	assert_int_equal(mw_store_auth_fail_get(f->store, "acct:a", "198.51.100.0/24", &row, &err),
+	                 MW_STORE_NOTFOUND);
+	/* clear one network, then prune what is old */
+	assert_int_equal(mw_store_auth_fail_clear(f->store, "acct:a", "192.0.2.1/32", &err),
+	                 MW_STORE_OK);
+	assert_int_equal(mw_store_auth_fail_clear(f->store, "acct:a", "192.0.2.1/32", &err),
+	                 MW_STORE_OK); /* none left: still fine */
+	assert_int_equal(mw_store_auth_fail_get(f->store, "acct:a", "192.0.2.1/32", &row, &err),
+	                 MW_STORE_NOTFOUND);
+	assert_int_equal(mw_store_auth_fail_prune(f->store, 111, &err), MW_STORE_OK);
+	assert_int_equal(mw_store_auth_fail_get(f->store, "client", "192.0.2.1/32", &row, &err),
+	                 MW_STORE_NOTFOUND);
+	assert_int_equal(mw_store_auth_fail_clear(f->store, "acct:a", NULL, &err), MW_STORE_OK);
+	assert_int_equal(mw_store_auth_fail_sum(f->store, "acct:a", 0, &total, &nets, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(total, 0);
+	/* hostile keys and networks never reach SQL */
+	assert_int_equal(mw_store_auth_fail_add(f->store, "", "x", 1, 0, &row, &err),
+	                 MW_STORE_ERROR);
+	assert_int_equal(mw_store_auth_fail_add(f->store, "a b", "x", 1, 0, &row, &err),
+	                 MW_STORE_ERROR);
+	assert_int_equal(mw_store_auth_fail_add(f->store, "k", "x\n", 1, 0, &row, &err),
+	                 MW_STORE_ERROR);
+	assert_int_equal(mw_store_auth_fail_add(f->store, "k", "x", 1, 5, &row, &err),
+	                 MW_STORE_ERROR); /* since after now */
+	assert_int_equal(
+	    mw_store_auth_fail_add(f->store,
+	                           "k1234567890123456789012345678901234567890123456789012345678901234",
+	                           "x", 1, 0, &row, &err),
+	    MW_STORE_ERROR); /* 65 bytes */
+	/* a password reset deletes every app password of the user, and only theirs */
+	(void)add_user(f->store, "reset@example.com", MW_USER_ACTIVE, MW_ROLE_USER);
+	(void)add_user(f->store, "keep@example.com", MW_USER_ACTIVE, MW_ROLE_USER);
+	for (i = 0; i < 3; i++) {
+		struct mw_app_password ap;
+		memset(&ap, 0, sizeof(ap));
+		(void)snprintf(ap.name, sizeof(ap.name), "dev%d", i);
+		(void)snprintf(ap.protocols, sizeof(ap.protocols), "imap");
+		(void)snprintf(ap.hash, sizeof(ap.hash), "%064d", i);
+		assert_int_equal(mw_store_app_password_add(f->store,
+		                                           i < 2 ? "reset@example.com"
+		                                                 : "keep@example.com",
+		                                           &ap, NULL, &err),
+		                 MW_STORE_OK);
+	}
+	assert_int_equal(mw_store_app_password_revoke_all(f->store, "reset@example.com", &n, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(mw_store_app_password_revoke_all(f->store, "reset@example.com", &n, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(mw_store_app_password_revoke_all(f->store, "keep@example.com", &n, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(mw_store_app_password_revoke_all(f->store, "nobody@example.com", &n, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(n, 0);
+}
+
 /* test_busy - a lock held past the busy timeout is an error that says "busy" */
 static void test_busy(void **state)
 {
@@ -1053,6 +1158,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_metacharacters, setup_migrated, teardown),
 	    cmocka_unit_test_setup_teardown(test_dovecot_query, setup_migrated, teardown),
 	    cmocka_unit_test_setup_teardown(test_busy, setup_migrated, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_fail, setup_migrated, teardown),
 	};
 	/* fixed clock: every timestamp is checked against it */
 	if (setenv("MW_FAKE_NOW", "1700000000", 1) != 0)
