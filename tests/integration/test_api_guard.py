@@ -58,7 +58,7 @@ class SampleNginx(lab_mod.Nginx):
     def __init__(self, root, api_addr, **kw):
         with open(os.path.join(TOP, 'conf.d', 'nginx-mailwarden.conf.sample')) as f:
             sample = f.read()
-        self.sample_text = sample.replace('fastcgi_pass 127.0.0.1:9000;',
+        self.sample_text = sample.replace('fastcgi_pass unix:/run/mailwarden-api/api.sock;',
                                           'fastcgi_pass %s;' % api_addr)
         assert self.sample_text.count(api_addr) >= 2, 'the sample names its fastcgi_pass'
         super().__init__(root, **kw)
