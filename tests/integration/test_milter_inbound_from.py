@@ -31,6 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(os.path.dirname(HERE), 'milter')
 DOMAIN = lab_mod.DOMAIN
 USER = 'mt-inbound@%s' % DOMAIN
+LOCAL_FROM = 'Message claims to be from local domain %s but is not authenticated' % DOMAIN
+LOCAL_ENV = 'Envelope sender claims local domain %s but is not authenticated' % DOMAIN
 
 
 def lua_str(value):
@@ -51,8 +53,8 @@ def lua_str(value):
 def script(ip, envfrom, headers, want, auth=''):
     """script - a miltertest script for one inbound message.
 
-    WANT: ('mail', None, None) refused at MAIL FROM; ('eom', code, xcode) refused at end of
-    message with that reply; ('accept', None, None) accepted."""
+    WANT: ('mail',) refused at MAIL FROM; ('eom', code, xcode, text) refused at end of
+    message with that reply (miltertest's check needs all three); ('accept',) accepted."""
     lines = ['dofile(dir .. "/common.lua")', 'function main()',
              '  local conn = mt.connect(socket, 20, 0.25)',
              '  check(conn ~= nil, "mt.connect failed")',
@@ -60,7 +62,7 @@ def script(ip, envfrom, headers, want, auth=''):
              % lua_str(ip),
              '  expect(SMFIR_CONTINUE, "helo", mt.helo, conn, "mx.elsewhere.example")',
              '  mt.macro(conn, SMFIC_MAIL, "{auth_authen}", %s, "i", "QIDIN")' % lua_str(auth)]
-    stage, code, xcode = want
+    stage = want[0]
     if stage == 'mail':
         lines += ['  expect(SMFIR_REPLYCODE, "mailfrom", mt.mailfrom, conn, %s)' % lua_str(envfrom),
                   '  mt.disconnect(conn)', 'end', 'run(main)']
@@ -71,13 +73,16 @@ def script(ip, envfrom, headers, want, auth=''):
         lines.append('  expect(SMFIR_CONTINUE, "header %d", mt.header, conn, %s, %s)'
                      % (i, lua_str(name), lua_str(value)))
     lines += ['  expect(SMFIR_CONTINUE, "eoh", mt.eoh, conn)',
-              '  expect(SMFIR_CONTINUE, "body", mt.bodystring, conn, "hello\\r\\n")']
+              '  check(mt.bodystring(conn, "hello\\r\\n") == nil, "body failed")',
+              '  local b = mt.getreply(conn)',
+              '  check(b == SMFIR_CONTINUE or b == SMFIR_SKIP, "body reply " .. tostring(b))']
     if stage == 'accept':
         lines += ['  expect(SMFIR_CONTINUE, "eom", mt.eom, conn)']
     else:
         lines += ['  expect(SMFIR_REPLYCODE, "eom", mt.eom, conn)',
-                  '  check(mt.eom_check(conn, MT_SMTPREPLY, %s, %s), "not refused with %s %s")'
-                  % (lua_str(code), lua_str(xcode), code, xcode)]
+                  '  check(mt.eom_check(conn, MT_SMTPREPLY, %s, %s, %s), "not refused with %s %s %s")'
+                  % (lua_str(want[1]), lua_str(want[2]), lua_str(want[3]), want[1], want[2],
+                     re.sub(r'[^\w ()]', '.', want[3]))]
     lines += ['  mt.disconnect(conn)', 'end', 'run(main)']
     return '\n'.join(lines) + '\n'
 
@@ -133,58 +138,66 @@ class MilterInboundFromTest(unittest.TestCase):
     def test_unusable_from_refused(self):
         cases = {
             # what Postfix never passes on: no From at all
-            'missing': [('To', ' <inbox@%s>' % DOMAIN), ('Subject', ' no From')],
-            'missing, Sender only': [('Sender', ' ceo@example.com'), ('Subject', ' x')],
-            'two From fields': self.base_headers(['ceo@example.com', 'x@elsewhere.example']),
-            'From and "From "': [('From', ' x@elsewhere.example'),
-                                 ('From ', ' ceo@example.com')],
-            'From and "FROM\\t"': [('From', ' x@elsewhere.example'),
-                                   ('FROM\t', ' ceo@example.com')],
-            'empty group': self.base_headers(['undisclosed-recipients:;']),
-            'two addresses': self.base_headers(['x@elsewhere.example, ceo@example.com']),
-            'two addresses in a group': self.base_headers(
-                ['g: x@elsewhere.example, ceo@%s;' % DOMAIN]),
-            'plain address as display name': self.base_headers(
-                ['ceo@example.com <x@elsewhere.example>']),
-            'domain literal': self.base_headers(['ceo@[192.0.2.10]']),
-            '8-bit': self.base_headers([b'\xffCEO <ceo@example.com>'.decode('latin-1')]),
-            'control character': self.base_headers(['ceo@example.com\x01']),
-            'bare CR': self.base_headers(['ceo@example.com\r x@y.example']),
-            'empty': self.base_headers(['']),
+            'missing': ([('To', ' <inbox@%s>' % DOMAIN), ('Subject', ' no From')], '0 From header fields'),
+            'missing, Sender only': ([('Sender', ' ceo@example.com'), ('Subject', ' x')],
+                                     '0 From header fields'),
+            'two From fields': (self.base_headers(['ceo@example.com', 'x@elsewhere.example']),
+                                '2 From header fields'),
+            'From and "From "': ([('From', ' x@elsewhere.example'), ('From ', ' ceo@example.com')],
+                                 '2 From header fields'),
+            'From and "FROM\\t"': ([('From', ' x@elsewhere.example'),
+                                    ('FROM\t', ' ceo@example.com')], '2 From header fields'),
+            'empty group': (self.base_headers(['undisclosed-recipients:;']),
+                            '0 addresses in From'),
+            'two addresses': (self.base_headers(['x@elsewhere.example, ceo@example.com']),
+                              '2 addresses in From'),
+            'two addresses in a group': (self.base_headers(
+                ['g: x@elsewhere.example, ceo@%s;' % DOMAIN]), '2 addresses in From'),
+            'plain address as display name': (self.base_headers(
+                ['ceo@example.com <x@elsewhere.example>']), 'unparseable From'),
+            'domain literal': (self.base_headers(['ceo@[192.0.2.10]']), 'domain literal in From'),
+            '8-bit': (self.base_headers([b'\xffCEO <ceo@example.com>'.decode('latin-1')]),
+                      'unparseable From'),
+            'control character': (self.base_headers(['ceo@example.com\x01']), 'unparseable From'),
+            'bare CR': (self.base_headers(['ceo@example.com\r x@y.example']), 'unparseable From'),
+            'empty': (self.base_headers(['']), '0 addresses in From'),
         }
-        for name, headers in cases.items():
+        for name, (headers, why) in cases.items():
             if name == '8-bit':
                 headers = [(n, v.encode('latin-1')) for n, v in headers]
             for ip in ('192.0.2.99', '192.0.2.10'):
                 with self.subTest(name, ip=ip):
-                    self.run_case(name, script(ip, '<x@elsewhere.example>', headers,
-                                               ('eom', '550', '5.7.1')))
+                    self.run_case(name, script(ip, '<x@elsewhere.example>', headers, (
+                        'eom', '550', '5.7.1',
+                        'Message must have one From header with one address (%s)' % why)))
 
     def test_from_name_with_blank_is_checked(self):
         # a single "From " field: counted as From, so DMARC applies (p=reject, SPF fails)
         self.run_case('from-blank', script('192.0.2.99', '<x@elsewhere.example>',
                                            [('From ', ' ceo@example.com'),
                                             ('Subject', ' x')],
-                                           ('eom', '550', '5.7.26')))
+                                           ('eom', '550', '5.7.26',
+                                            'Unauthenticated email from example.com is not '
+                                            "accepted due to the domain's DMARC policy")))
         # and claiming the local domain that way is the local-domain refusal
         self.run_case('from-blank-local', script('192.0.2.99', '<x@elsewhere.example>',
                                                  [('From\t', ' boss@%s' % DOMAIN)],
-                                                 ('eom', '550', '5.7.1')))
+                                                 ('eom', '550', '5.7.1', LOCAL_FROM)))
 
     def test_good_mail_still_accepted(self):
         # SPF passes and aligns for example.com from its own server: accepted
         self.run_case('good', script('192.0.2.10', '<alice@example.com>',
                                      self.base_headers(['Alice <alice@example.com>']),
-                                     ('accept', None, None)))
+                                     ('accept',)))
         # a trusted (loopback) client is not checked at all
         self.run_case('trusted', script('127.0.0.1', '<x@elsewhere.example>',
                                         self.base_headers(['a@b.example', 'c@d.example']),
-                                        ('accept', None, None)))
+                                        ('accept',)))
 
     def test_unknown_client_address_refused(self):
         # no address to check SPF against: refused at MAIL FROM, never accepted unchecked
         self.run_case('unspec', script('unspec', '<ceo@example.com>', [],
-                                       ('mail', None, None)))
+                                       ('mail',)))
         with open(self.milter.log_path, errors='replace') as f:
             self.assertIn('event=authcheck_refused', f.read())
 
@@ -193,15 +206,16 @@ class MilterInboundFromTest(unittest.TestCase):
         # on it, the domain still counts
         self.run_case('env-local', script('192.0.2.99', '<boss..x@%s>' % DOMAIN,
                                           self.base_headers(['x@elsewhere.example']),
-                                          ('eom', '550', '5.7.1')))
+                                          ('eom', '550', '5.7.1', LOCAL_ENV)))
         # no host name in it at all: cannot be judged, refused
         self.run_case('env-junk', script('192.0.2.99', '<nodomain>',
                                          self.base_headers(['x@elsewhere.example']),
-                                         ('eom', '550', '5.7.1')))
+                                         ('eom', '550', '5.7.1',
+                                          'Envelope sender does not parse')))
         # another domain: judged by DMARC as usual (no DMARC record for it: accepted)
         self.run_case('env-other', script('192.0.2.99', '<a..b@elsewhere.example>',
                                           self.base_headers(['x@elsewhere.example']),
-                                          ('accept', None, None)))
+                                          ('accept',)))
 
 
 class MilterStoreErrorLogTest(unittest.TestCase):
@@ -231,7 +245,7 @@ class MilterStoreErrorLogTest(unittest.TestCase):
             db.commit()
         finally:
             db.close()
-        text = script('127.0.0.1', '<%s>' % USER, [], ('mail', None, None), auth=USER)
+        text = script('127.0.0.1', '<%s>' % USER, [], ('mail',), auth=USER)
         path = os.path.join(self.milter.dir, 'store-error.lua')
         with open(path, 'w') as f:
             f.write(text)
