@@ -290,7 +290,8 @@ class MilterAuthTest(unittest.TestCase):
                 'two': (['From: %s' % ceo, 'From: x@example.net'], '5.7.1'),
                 'two, other first': (['From: x@example.net', 'From: %s' % ceo], '5.7.1'),
                 'malformed': (['From: %s <x@example.net>' % ceo], '5.7.1'),
-                'unterminated': (['From: <%s' % ceo], '5.7.1'),
+                # Postfix's cleanup closes the '<' itself: DMARC then judges it
+                'unterminated': (['From: <%s' % ceo], one_xcode),
                 'several addresses': (['From: x@example.net, %s' % ceo], '5.7.1'),
                 'several in a group': (['From: g: x@example.net, %s;' % ceo], '5.7.1'),
                 'empty group': (['From: undisclosed:;'], '5.7.1'),
