@@ -75,6 +75,8 @@ struct mw_authcheck {
 	size_t headers, header_bytes;
 	char *from_value[MAX_FROM_HEADERS];
 	size_t from_headers;
+	char *sender_value; /* the first Sender: */
+	size_t sender_headers;
 	struct keyrec keyrec[MAX_KEYREC];
 	size_t nkeyrec;
 
@@ -326,6 +328,7 @@ void mw_authcheck_free(mw_authcheck **acp)
 		dkim_free(ac->dkim);
 	for (i = 0; i < ac->from_headers && i < MAX_FROM_HEADERS; i++)
 		free(ac->from_value[i]);
+	free(ac->sender_value);
 	free(ac);
 }
 
@@ -426,6 +429,9 @@ int mw_authcheck_header(mw_authcheck *ac, const char *name, const char *value, s
 		if (ac->from_headers < MAX_FROM_HEADERS)
 			ac->from_value[ac->from_headers] = mw_strndup(value, len);
 		ac->from_headers++;
+	} else if (mw_addr_header_name_is(name, "Sender")) {
+		if (ac->sender_headers++ == 0)
+			ac->sender_value = mw_strndup(value, len);
 	}
 	if (ac->dkim_off)
 		return 0;
@@ -759,6 +765,56 @@ static int from_domain(mw_authcheck *ac, char *reason, size_t rsize)
 	return 0;
 }
 
+/* domain_covers - whether identity D (DKIM d=, SPF domain) is DOMAIN or a parent of it */
+static bool domain_covers(const char *d, const char *domain)
+{
+	size_t dl = strlen(d), l = strlen(domain);
+
+	if (dl == 0 || dl > l)
+		return false;
+	if (mw_ascii_strcasecmp(d, domain) == 0)
+		return true;
+	return domain[l - dl - 1] == '.' && mw_ascii_strcasecmp(domain + l - dl, d) == 0;
+}
+
+/* run_sender - the Sender: field's one domain and whether DKIM or SPF vouches for it */
+static void run_sender(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+	struct mw_addr_list list;
+	size_t i;
+
+	if (ac->sender_headers == 0)
+		return;
+	if (ac->sender_headers > 1) {
+		snprintf(res->sender_problem, sizeof(res->sender_problem), "%zu Sender header fields",
+		         ac->sender_headers);
+		return;
+	}
+	if (mw_addr_parse_header(ac->sender_value, strlen(ac->sender_value), &list, NULL) < 0) {
+		snprintf(res->sender_problem, sizeof(res->sender_problem), "unparseable Sender");
+		return;
+	}
+	if (list.count != 1)
+		snprintf(res->sender_problem, sizeof(res->sender_problem), "%zu addresses in Sender",
+		         list.count);
+	else if (list.addrs[0].domain[0] == '[' ||
+	         mw_strlcpy(res->sender_domain, list.addrs[0].domain,
+	                    sizeof(res->sender_domain)) < 0)
+		snprintf(res->sender_problem, sizeof(res->sender_problem), "unusable Sender address");
+	mw_addr_list_free(&list);
+	if (res->sender_problem[0] != '\0') {
+		res->sender_domain[0] = '\0';
+		return;
+	}
+	if (res->spf == MW_AUTH_PASS && domain_covers(res->spf_domain, res->sender_domain))
+		res->sender_authenticated = true;
+	for (i = 0; i < res->dkim_count; i++)
+		if (res->dkim[i].result == MW_AUTH_PASS &&
+		    domain_covers(res->dkim[i].domain, res->sender_domain))
+			res->sender_authenticated = true;
+}
+
 /* dmarc_spf_outcome - our SPF result as libopendmarc's outcome */
 static int dmarc_spf_outcome(enum mw_auth_result r)
 {
@@ -890,6 +946,7 @@ const struct mw_auth_results *mw_authcheck_eom(mw_authcheck *ac)
 	run_spf(ac);
 	run_dkim(ac);
 	run_dmarc(ac);
+	run_sender(ac);
 	res->temperror = res->spf == MW_AUTH_TEMPERROR || res->dmarc == MW_AUTH_TEMPERROR;
 	for (i = 0; i < res->dkim_count; i++)
 		if (res->dkim[i].result == MW_AUTH_TEMPERROR)
@@ -1124,8 +1181,11 @@ static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, con
  *                                                               -> 550 5.7.1
  *      an envelope sender that does not parse, unless its domain is a host name that is
  *      not local                                                -> 550 5.7.1
+ *      a Sender: that is repeated, unparseable or not one address -> 550 5.7.1
  *   3. header From domain is local and DMARC did not pass, or
- *      the envelope domain is local and SPF did not pass        -> 550 5.7.1 (spoofing);
+ *      the envelope domain is local and SPF did not pass, or
+ *      the Sender: domain is local and no passing DKIM signature
+ *      or SPF identity is that domain (or a parent)            -> 550 5.7.1 (spoofing);
  *      when the failing check was a temperror                    -> 451 4.7.1
  *   4. DMARC enforcement on:
  *      dmarc=temperror and the policy is not known to be none   -> 451 4.7.1
@@ -1149,6 +1209,12 @@ void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_ver
 		set_verdict(v, MW_VERDICT_REJECT, "from_invalid", "550", "5.7.1",
 		            "Message must have one From header with one address (%s)",
 		            res->from_problem[0] != '\0' ? res->from_problem : "no From domain");
+		return;
+	}
+	if (res->sender_problem[0] != '\0') {
+		set_verdict(v, MW_VERDICT_REJECT, "sender_invalid", "550", "5.7.1",
+		            "Message must have at most one Sender header with one address (%s)",
+		            res->sender_problem);
 		return;
 	}
 	if (res->envelope_invalid) {
@@ -1190,6 +1256,21 @@ void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_ver
 		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
 		            "Envelope sender claims local domain %s but is not authenticated",
 		            res->spf_domain);
+		return;
+	}
+
+	if (res->sender_domain[0] != '\0' && !res->sender_authenticated &&
+	    mw_authcheck_domain_listed(local, res->sender_domain)) {
+		if (res->temperror) {
+			if (policy->tempfail_on_dns_error)
+				set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
+				            "Cannot verify the sender %s now, try again later",
+				            res->sender_domain);
+			return;
+		}
+		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
+		            "Sender header claims local domain %s but is not authenticated",
+		            res->sender_domain);
 		return;
 	}
 

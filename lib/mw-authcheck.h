@@ -87,6 +87,13 @@ struct mw_auth_results {
 	   when even that is not a host name */
 	bool envelope_invalid;
 	char envelope_domain[MW_DNS_NAME_MAX + 1];
+	/* Sender: (readers show it as "on behalf of"): sender_problem is why it is unusable
+	   (repeated, unparseable, not one address; "" when absent or fine); sender_domain is
+	   its one address's domain, sender_authenticated whether a passing DKIM signature or a
+	   passing SPF identity is that domain or a parent of it */
+	char sender_problem[64];
+	char sender_domain[MW_DNS_NAME_MAX + 1];
+	bool sender_authenticated;
 	char reason[160];                      /* why dmarc is temperror/permerror, for the log */
 
 	bool temperror; /* some check met a temporary DNS failure */

@@ -296,6 +296,31 @@ class AuthcheckTest(unittest.TestCase):
                                    extra=extra + ['--trusted'])
                     self.assertEqual(r['verdict']['action'], 'accept')
 
+    def test_sender_claiming_local_domain(self):
+        # readers show Sender: as "on behalf of": a local domain there needs DKIM or SPF
+        local = ['--local-domains', 'example.edu,example.com']
+        text = message('carol@example.org').replace('To: ', 'Sender: boss@example.edu\r\nTo: ', 1)
+        r = self.check(text, '192.0.2.99', '<carol@example.org>', extra=local)
+        self.assertEqual((r['sender_domain'], r['sender_authenticated']), ('example.edu', False))
+        self.assertEqual((r['verdict']['xcode'], r['verdict']['why']),
+                         ('5.7.1', 'local_domain_spoof'))
+        self.assertIn('Sender header claims local domain example.edu', r['verdict']['reason'])
+        # the local domain's own server (SPF pass for it): vouched for
+        r = self.check(text, '192.0.2.30', '<boss@example.edu>', extra=local)
+        self.assertTrue(r['sender_authenticated'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+        # a passing DKIM signature of the Sender's domain: vouched for
+        text = self.sign(message('carol@example.org').replace(
+            'To: ', 'Sender: boss@example.com\r\nTo: ', 1))
+        r = self.check(text, '192.0.2.99', '<carol@example.org>', extra=local)
+        self.assertTrue(r['sender_authenticated'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+        # two Sender fields: refused whatever they say
+        text = message('carol@example.org').replace(
+            'To: ', 'Sender: a@example.org\r\nSender: b@example.org\r\nTo: ', 1)
+        r = self.check(text, '192.0.2.99', '<carol@example.org>')
+        self.assertEqual((r['verdict']['xcode'], r['verdict']['why']), ('5.7.1', 'sender_invalid'))
+
     def test_unparseable_envelope_claiming_local_domain(self):
         local = ['--local-domains', 'example.edu']
         r = self.check(message('x@example.org'), '192.0.2.99', '<ceo..x@example.edu>',

@@ -337,6 +337,29 @@ class MilterAuthTest(unittest.TestCase):
         for t in tokens:
             self.assertIsNone(self.delivered(t, timeout=0.3), t)
 
+    def test_sender_claiming_local_domain_refused(self):
+        # From passes DMARC (example.net's own server), but Sender: shows the local domain
+        token = uniq('sender')
+        text = message('bob@example.net', self.rcpt, token).replace(
+            'To: ', 'Sender: Boss <boss@%s>\r\nTo: ' % DOMAIN, 1)
+        r = self.send('192.0.2.20', 'mx.example.net', 'bob@example.net', text)
+        self.assertEqual(r[:2], ('data', 550), r)
+        self.assertIn('5.7.1 Sender header claims local domain %s' % DOMAIN, r[2])
+        # two Sender fields
+        text = message('bob@example.net', self.rcpt, uniq('sender')).replace(
+            'To: ', 'Sender: a@example.net\r\nSender: b@example.net\r\nTo: ', 1)
+        r = self.send('192.0.2.20', 'mx.example.net', 'bob@example.net', text)
+        self.assertEqual(r[:2], ('data', 550), r)
+        self.assertIn('5.7.1', r[2])
+        # a Sender of the From's own domain is fine
+        ok = uniq('sender')
+        text = message('bob@example.net', self.rcpt, ok).replace(
+            'To: ', 'Sender: list@example.net\r\nTo: ', 1)
+        r = self.send('192.0.2.20', 'mx.example.net', 'bob@example.net', text)
+        self.assertEqual(r[0], 'sent', r)
+        self.assertIsNotNone(self.delivered(ok))
+        self.assertIsNone(self.delivered(token, timeout=0.3))
+
     def test_from_with_blank_before_colon_is_renamed_by_postfix(self):
         # `From : x` never reaches the milter as From: Postfix renames it X-Mailbox-Line
         # and adds a From from the envelope, and that From is what DMARC judges

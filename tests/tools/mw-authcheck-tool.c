@@ -172,6 +172,11 @@ static void print_json(const char *ar, const struct mw_auth_results *res,
 	printf(", \"envelope_invalid\": %s, \"envelope_domain\": ",
 	       res->envelope_invalid ? "true" : "false");
 	json_str(stdout, res->envelope_domain);
+	printf(", \"sender_problem\": ");
+	json_str(stdout, res->sender_problem);
+	printf(", \"sender_domain\": ");
+	json_str(stdout, res->sender_domain);
+	printf(", \"sender_authenticated\": %s", res->sender_authenticated ? "true" : "false");
 	printf(", \"temperror\": %s, \"verdict\": {\"action\": \"%s\", \"code\": \"%s\", "
 	       "\"xcode\": \"%s\", \"hold\": %s, \"tag\": %s, \"why\": \"%s\", \"reason\": ",
 	       res->temperror ? "true" : "false", actions[v->action], v->smtp_code, v->xcode,

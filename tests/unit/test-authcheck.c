@@ -253,6 +253,46 @@ static void test_verdict_envelope(void **state)
 	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
 }
 
+/* test_verdict_sender - Sender: claiming a local domain, or unusable */
+static void test_verdict_sender(void **state)
+{
+	struct mw_auth_results r = results(MW_AUTH_PASS, MW_AUTH_PASS, MW_AUTH_PASS,
+	                                   MW_DMARC_POLICY_REJECT, "example.org", "a@example.org");
+	struct mw_verdict_policy p = {true, true, true, "ours.example", false, false};
+	struct mw_verdict v;
+
+	(void)state;
+	snprintf(r.sender_domain, sizeof(r.sender_domain), "ours.example");
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_REJECT);
+	assert_string_equal(v.xcode, "5.7.1");
+	assert_string_equal(v.why, "local_domain_spoof");
+	/* vouched for by DKIM or SPF (run_sender decides): fine */
+	r.sender_authenticated = true;
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+	/* not local: fine */
+	r.sender_authenticated = false;
+	snprintf(r.sender_domain, sizeof(r.sender_domain), "lists.example");
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+	/* a DNS failure might have vouched for it: temporary */
+	snprintf(r.sender_domain, sizeof(r.sender_domain), "ours.example");
+	r.temperror = true;
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_TEMPFAIL);
+	r.temperror = false;
+	/* unusable Sender: refused */
+	r.sender_domain[0] = '\0';
+	snprintf(r.sender_problem, sizeof(r.sender_problem), "2 Sender header fields");
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_REJECT);
+	assert_string_equal(v.why, "sender_invalid");
+	p.authenticated = true;
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+}
+
 /* test_domain_listed - exact, case-insensitive matches only */
 static void test_domain_listed(void **state)
 {
@@ -381,6 +421,37 @@ static void test_hostile_headers(void **state)
 	res = mw_authcheck_eom(ac);
 	assert_string_equal(res->from_problem, "2 From header fields");
 	mw_authcheck_free(&ac);
+	/* Sender fields: counted (also "Sender :"), parsed, one address */
+	{
+		static const struct {
+			const char *v1, *v2, *problem, *domain;
+		} senders[] = {
+		    {" a@Ours.Example", NULL, "", "ours.example"},
+		    {" a@ours.example", " b@ours.example", "2 Sender header fields", ""},
+		    {" a@ours.example, b@x.example", NULL, "2 addresses in Sender", ""},
+		    {" undisclosed:;", NULL, "0 addresses in Sender", ""},
+		    {" a@ours.example <b@x.example>", NULL, "unparseable Sender", ""},
+		    {" a@[192.0.2.1]", NULL, "unusable Sender address", ""},
+		};
+
+		for (i = 0; i < MW_N_ELEMENTS(senders); i++) {
+			ac = mw_authcheck_new(lib);
+			assert_int_equal(mw_authcheck_header(ac, "From", " a@example.com", 14, &err), 0);
+			assert_int_equal(mw_authcheck_header(ac, "Sender", senders[i].v1,
+			                                     strlen(senders[i].v1), &err),
+			                 0);
+			if (senders[i].v2 != NULL)
+				assert_int_equal(mw_authcheck_header(ac, "sender ", senders[i].v2,
+				                                     strlen(senders[i].v2), &err),
+				                 0);
+			mw_authcheck_eoh(ac);
+			res = mw_authcheck_eom(ac);
+			assert_string_equal(res->sender_problem, senders[i].problem);
+			assert_string_equal(res->sender_domain, senders[i].domain);
+			assert_false(res->sender_authenticated);
+			mw_authcheck_free(&ac);
+		}
+	}
 	/* no From at all */
 	ac = mw_authcheck_new(lib);
 	assert_int_equal(mw_authcheck_header(ac, "Fromage", " a@example.com", 14, &err), 0);
@@ -453,6 +524,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_format_ar),       cmocka_unit_test(test_format_ar_hostile),
 	    cmocka_unit_test(test_verdict_table),   cmocka_unit_test(test_verdict_envelope),
+	    cmocka_unit_test(test_verdict_sender),
 	    cmocka_unit_test(test_domain_listed),
 	    cmocka_unit_test(test_networks),        cmocka_unit_test(test_dns_servers),
 	    cmocka_unit_test(test_hostile_headers),
