@@ -36,6 +36,9 @@
  *   552 5.3.4 message header too large to check / to sign
  *   451 4.7.1 cannot sign the message now, try again later   (dkim_on_error = tempfail)
  *   451 4.7.1 internal error, try again later    (an MTA action failed)
+ *   550 5.7.1 client address unknown, the sender cannot be verified   (inbound, at MAIL
+ *             FROM: an untrusted client whose checks cannot start is never accepted)
+ *   451 4.7.1 sender checks unavailable, try again later
  */
 #include "mw-build.h"
 #include "milter.h"
