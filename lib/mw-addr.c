@@ -1238,7 +1238,7 @@ out:
 /* is_display_sep - a byte that ends an address-like token in shown text */
 static bool is_display_sep(unsigned char c)
 {
-	return c <= 0x20 || c == 0x7f || strchr("<>()[]\",;:'`\\@", c) != NULL;
+	return c <= 0x20 || c == 0x7f || strchr("<>()[]\",;:\\@", c) != NULL;
 }
 
 /* display_listed - whether LOCAL@DOMAIN (as shown) is one of LIST's addresses */
