@@ -765,16 +765,20 @@ static int from_domain(mw_authcheck *ac, char *reason, size_t rsize)
 	return 0;
 }
 
-/* domain_covers - whether identity D (DKIM d=, SPF domain) is DOMAIN or a parent of it */
-static bool domain_covers(const char *d, const char *domain)
+/* domain_covers - whether identity D (DKIM d=, SPF domain) is DOMAIN or a parent of it
+   that is not a public suffix */
+static bool domain_covers(const mw_authcheck *ac, const char *d, const char *domain)
 {
 	size_t dl = strlen(d), l = strlen(domain);
 
 	if (dl == 0 || dl > l)
 		return false;
-	if (mw_ascii_strcasecmp(d, domain) == 0)
-		return true;
-	return domain[l - dl - 1] == '.' && mw_ascii_strcasecmp(domain + l - dl, d) == 0;
+	if (dl == l)
+		return mw_ascii_strcasecmp(d, domain) == 0;
+	if (domain[l - dl - 1] != '.' || mw_ascii_strcasecmp(domain + l - dl, d) != 0)
+		return false;
+	return strchr(d, '.') != NULL &&
+	       (ac->lib->psl == NULL || !psl_is_public_suffix(ac->lib->psl, d));
 }
 
 /* run_sender - the Sender: field's one domain and whether DKIM or SPF vouches for it */
@@ -807,11 +811,11 @@ static void run_sender(mw_authcheck *ac)
 		res->sender_domain[0] = '\0';
 		return;
 	}
-	if (res->spf == MW_AUTH_PASS && domain_covers(res->spf_domain, res->sender_domain))
+	if (res->spf == MW_AUTH_PASS && domain_covers(ac, res->spf_domain, res->sender_domain))
 		res->sender_authenticated = true;
 	for (i = 0; i < res->dkim_count; i++)
 		if (res->dkim[i].result == MW_AUTH_PASS &&
-		    domain_covers(res->dkim[i].domain, res->sender_domain))
+		    domain_covers(ac, res->dkim[i].domain, res->sender_domain))
 			res->sender_authenticated = true;
 }
 

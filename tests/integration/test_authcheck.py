@@ -309,6 +309,17 @@ class AuthcheckTest(unittest.TestCase):
         r = self.check(text, '192.0.2.30', '<boss@example.edu>', extra=local)
         self.assertTrue(r['sender_authenticated'])
         self.assertEqual(r['verdict']['action'], 'accept')
+        # SPF passes, but for another domain of the same length: not vouched for
+        r = self.check(text, '192.0.2.10', '<alice@example.com>', extra=local)
+        self.assertEqual((r['spf'], r['sender_authenticated']), ('pass', False))
+        self.assertEqual(r['verdict']['why'], 'local_domain_spoof')
+        # SPF of a parent domain vouches for a subdomain
+        sub = message('carol@example.org').replace(
+            'To: ', 'Sender: boss@mail.example.edu\r\nTo: ', 1)
+        r = self.check(sub, '192.0.2.30', '<boss@example.edu>',
+                       extra=['--local-domains', 'mail.example.edu'])
+        self.assertTrue(r['sender_authenticated'])
+        self.assertEqual(r['verdict']['action'], 'accept')
         # a passing DKIM signature of the Sender's domain: vouched for
         text = self.sign(message('carol@example.org').replace(
             'To: ', 'Sender: boss@example.com\r\nTo: ', 1))
