@@ -2,7 +2,7 @@
  * mw-addr.c - strict parsing of RFC 5322 header addresses and RFC 5321 envelope paths.
  *
  * Public: mw_addr_parse_header, mw_addr_parse_envelope, mw_addr_list_free,
- * mw_addr_domain_normalize.
+ * mw_addr_domain_normalize, mw_addr_header_name_is, mw_addr_display_check.
  *
  * This is the ground under From enforcement: a user may send only as addresses an admin
  * allowed, so what this module returns must be exactly what the header says, and a header
@@ -36,11 +36,20 @@
  *   - "<>" in a header, an address without domain and a group without display name are
  *     errors.
  *
+ * Display text (mw_addr_display_check): an authenticated sender's From: may not show,
+ * anywhere a reader displays text (display names, group names, comments), an address other
+ * than its own. The text is taken as a reader decodes it: quoted-pairs undone, encoded-words
+ * decoded in any charset, and an encoded-word that cannot be decoded is refused rather
+ * than skipped. "Address-like" is deliberately broad (x@y, blanks around the '@', the
+ * full-width and small '@'): a false refusal costs the user a display name, a miss lets
+ * the user impersonate someone.
+ *
  * Diagnostics: every failure sets error_r to what went wrong and where (byte offset), e.g.
  * "unexpected '<' at offset 12". Messages never echo the input itself.
  */
 #include "mw-build.h"
 #include "mw-addr.h"
+#include "mw-rfc2047.h"
 
 #include <arpa/inet.h>
 #include <idn2.h>
@@ -954,6 +963,15 @@ static int parse_list(struct addr_parser *p, struct mw_addr_list *list, bool in_
 	}
 }
 
+/* mw_addr_header_name_is - NAME is WANT, blanks before the colon ignored */
+bool mw_addr_header_name_is(const char *name, const char *want)
+{
+	size_t n = strlen(name), w = strlen(want);
+	while (n > 0 && is_wsp((unsigned char)name[n - 1]))
+		n--;
+	return n == w && mw_ascii_strncasecmp(name, want, w) == 0;
+}
+
 /* mw_addr_list_free - free the addresses of a list */
 void mw_addr_list_free(struct mw_addr_list *list)
 {
@@ -1210,5 +1228,228 @@ out:
 	mw_str_free(&w.text);
 	if (ret < 0)
 		memset(addr_r, 0, sizeof(*addr_r));
+	return ret;
+}
+
+/* ---- display text ------------------------------------------------------------------ */
+
+#define MW_ADDR_DISPLAY_MAX (4 * MW_ADDR_HEADER_MAX) /* decoded text of one display part */
+
+/* is_display_sep - a byte that ends an address-like token in shown text */
+static bool is_display_sep(unsigned char c)
+{
+	return c <= 0x20 || c == 0x7f || strchr("<>()[]\",;:\\@", c) != NULL;
+}
+
+/* display_listed - whether LOCAL@DOMAIN (as shown) is one of LIST's addresses */
+static bool display_listed(const char *local, size_t llen, const char *domain, size_t dlen,
+                           const struct mw_addr_list *list)
+{
+	char dom[MW_ADDR_DOMAIN_MAX + 1];
+	size_t i;
+
+	if (mw_addr_domain_normalize(domain, dlen, dom, sizeof(dom), NULL) < 0)
+		return false;
+	for (i = 0; i < list->count; i++) {
+		const struct mw_addr *a = &list->addrs[i];
+		if (strcmp(a->domain, dom) == 0 && strlen(a->local) == llen &&
+		    mw_ascii_strncasecmp(a->local, local, llen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* display_judge - one piece of shown text (raw, before decoding): 0, 1 or -1 */
+static int display_judge(const char *raw, size_t rlen, const struct mw_addr_list *list,
+                         mw_error *error_r)
+{
+	mw_str dec, t;
+	size_t i;
+	int ret = 0;
+
+	if (rlen == 0)
+		return 0;
+	mw_str_init(&dec, MW_ADDR_DISPLAY_MAX);
+	mw_str_init(&t, MW_ADDR_DISPLAY_MAX);
+	if (mw_rfc2047_decode(raw, rlen, &dec, error_r) < 0) {
+		mw_error_prefix(error_r, "display text");
+		ret = -1;
+		goto out;
+	}
+	/* the full-width and the small commercial at look like '@' */
+	for (i = 0; i < dec.len; i++) {
+		const unsigned char *u = (const unsigned char *)dec.buf + i;
+		int r;
+		if (i + 3 <= dec.len &&
+		    ((u[0] == 0xef && u[1] == 0xbc && u[2] == 0xa0) ||
+		     (u[0] == 0xef && u[1] == 0xb9 && u[2] == 0xab))) {
+			r = mw_str_appendc(&t, '@');
+			i += 2;
+		} else {
+			r = mw_str_appendc(&t, (char)u[0]);
+		}
+		if (r < 0) {
+			mw_error_set(error_r, "display text too long");
+			ret = -1;
+			goto out;
+		}
+	}
+	for (i = 0; i < t.len; i++) {
+		size_t l, lend, r, rs;
+		if (t.buf[i] != '@')
+			continue;
+		l = i;
+		while (l > 0 && is_wsp((unsigned char)t.buf[l - 1]))
+			l--;
+		lend = l;
+		while (l > 0 && !is_display_sep((unsigned char)t.buf[l - 1]))
+			l--;
+		r = i + 1;
+		while (r < t.len && is_wsp((unsigned char)t.buf[r]))
+			r++;
+		rs = r;
+		while (r < t.len && !is_display_sep((unsigned char)t.buf[r]))
+			r++;
+		if (lend > l && r > rs &&
+		    !display_listed(t.buf + l, lend - l, t.buf + rs, r - rs, list)) {
+			mw_error_set(error_r, "display text shows an address other than the "
+			                      "sender's");
+			ret = 1;
+			goto out;
+		}
+	}
+out:
+	mw_str_free(&dec);
+	mw_str_free(&t);
+	return ret;
+}
+
+/* display_quoted - a quoted string at *pos ('"'), content (quoted-pairs undone, folds
+   removed) appended to OUT when not NULL; -1 when unterminated */
+static int display_quoted(const char *s, size_t len, size_t *pos, mw_str *out)
+{
+	size_t i = *pos + 1;
+	for (; i < len && s[i] != '"'; i++) {
+		if (s[i] == '\\' && i + 1 < len)
+			i++;
+		else if (s[i] == '\r' || s[i] == '\n')
+			continue;
+		if (out != NULL && mw_str_appendc(out, s[i]) < 0)
+			return -1;
+	}
+	if (i >= len)
+		return -1;
+	*pos = i + 1;
+	return 0;
+}
+
+/* display_comment - a comment at *pos ('('): its text with the nested parentheses kept,
+   quoted-pairs undone, folds removed; -1 when unterminated or too deep */
+static int display_comment(const char *s, size_t len, size_t *pos, mw_str *out)
+{
+	size_t i = *pos;
+	int depth = 0;
+	for (; i < len; i++) {
+		char c = s[i];
+		if (c == '\\' && i + 1 < len) {
+			c = s[++i];
+		} else if (c == '(') {
+			if (++depth > MW_ADDR_COMMENT_DEPTH_MAX)
+				return -1;
+			if (depth == 1)
+				continue;
+		} else if (c == ')') {
+			if (--depth == 0) {
+				*pos = i + 1;
+				return 0;
+			}
+		} else if (c == '\r' || c == '\n') {
+			continue;
+		}
+		if (mw_str_appendc(out, c) < 0)
+			return -1;
+	}
+	return -1;
+}
+
+/* mw_addr_display_check - see mw-addr.h */
+int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *list,
+                          mw_error *error_r)
+{
+	mw_str phrase, com;
+	size_t pos = 0;
+	bool angle = false, bare = false, space = false;
+	int ret = 0;
+
+	if (len > MW_ADDR_HEADER_MAX) {
+		mw_error_set(error_r, "address header longer than %d bytes", MW_ADDR_HEADER_MAX);
+		return -1;
+	}
+	mw_str_init(&phrase, MW_ADDR_HEADER_MAX);
+	mw_str_init(&com, MW_ADDR_HEADER_MAX);
+	while (ret == 0 && pos < len) {
+		unsigned char c = (unsigned char)s[pos];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			space = true;
+			pos++;
+			continue;
+		}
+		if (c == '(') {
+			mw_str_reset(&com);
+			if (display_comment(s, len, &pos, &com) < 0) {
+				mw_error_set(error_r, "comment at offset %zu does not parse", pos);
+				ret = -1;
+			} else {
+				ret = display_judge(com.buf, com.len, list, error_r);
+			}
+			space = true;
+			continue;
+		}
+		if (c == '"') {
+			bool in_phrase = !angle && !bare;
+			if (in_phrase && space && phrase.len > 0 && mw_str_appendc(&phrase, ' ') < 0)
+				ret = -1;
+			if (ret == 0 &&
+			    display_quoted(s, len, &pos, in_phrase ? &phrase : NULL) < 0)
+				ret = -1;
+			if (ret < 0)
+				mw_error_set(error_r, "quoted string at offset %zu does not parse", pos);
+			space = false;
+			continue;
+		}
+		if (c == '[') { /* a domain literal: part of an address */
+			while (pos < len && s[pos] != ']')
+				pos += s[pos] == '\\' ? 2 : 1;
+			pos++;
+			space = false;
+			continue;
+		}
+		pos++;
+		if (angle) {
+			if (c == '>')
+				angle = false;
+			continue;
+		}
+		if (c == '<' || c == ':') { /* what came before was a display or group name */
+			ret = display_judge(phrase.buf, phrase.len, list, error_r);
+			mw_str_reset(&phrase);
+			angle = c == '<';
+		} else if (c == ',' || c == ';') {
+			mw_str_reset(&phrase); /* it was an addr-spec (or nothing) */
+			bare = false;
+		} else if (c == '@') {
+			mw_str_reset(&phrase); /* a bare addr-spec: its words are the address */
+			bare = true;
+		} else if (!bare) {
+			if ((space && phrase.len > 0 && mw_str_appendc(&phrase, ' ') < 0) ||
+			    mw_str_appendc(&phrase, (char)c) < 0) {
+				mw_error_set(error_r, "display text too long");
+				ret = -1;
+			}
+		}
+		space = false;
+	}
+	mw_str_free(&phrase);
+	mw_str_free(&com);
 	return ret;
 }

@@ -65,4 +65,20 @@ void mw_addr_list_free(struct mw_addr_list *list);
 int mw_addr_domain_normalize(const char *domain, size_t len, char *out, size_t outsize,
                              mw_error *error_r);
 
+/* Judges the display text of an address header that mw_addr_parse_header accepted (LIST is
+   its result) as a mail reader shows it: display names (atoms and quoted strings, quoted-
+   pairs undone), group names and every comment, with RFC 2047 encoded-words decoded in
+   any charset (mw-rfc2047) wherever they appear. Returns 0 when no such text holds
+   anything address-like ("x@y", also with blanks around the '@' or with U+FF20/U+FE6B for
+   '@') other than an address of LIST (local part and domain compared case-insensitively,
+   the domain after IDN normalisation); 1 when one does (error_r says so, without echoing
+   it); -1 when the text cannot be decoded (error_r names the problem and offset) or the
+   header does not parse. */
+int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *list,
+                          mw_error *error_r);
+
+/* True when header field NAME is WANT (ASCII case-insensitive), ignoring blanks between the
+   name and the colon ("From :" is a From field to every mail reader, RFC 5322 4.5.1). */
+bool mw_addr_header_name_is(const char *name, const char *want);
+
 #endif

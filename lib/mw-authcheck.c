@@ -75,6 +75,8 @@ struct mw_authcheck {
 	size_t headers, header_bytes;
 	char *from_value[MAX_FROM_HEADERS];
 	size_t from_headers;
+	char *sender_value; /* the first Sender: */
+	size_t sender_headers;
 	struct keyrec keyrec[MAX_KEYREC];
 	size_t nkeyrec;
 
@@ -317,6 +319,7 @@ void mw_authcheck_free(mw_authcheck **acp)
 		dkim_free(ac->dkim);
 	for (i = 0; i < ac->from_headers && i < MAX_FROM_HEADERS; i++)
 		free(ac->from_value[i]);
+	free(ac->sender_value);
 	free(ac);
 }
 
@@ -346,13 +349,37 @@ int mw_authcheck_connect(mw_authcheck *ac, const char *client_ip, const char *he
 	return 0;
 }
 
+/* envelope_fallback - an envelope sender that does not parse: still learn its domain, so
+   the verdict can refuse a local domain claimed this way (SPF never ran on it) */
+static void envelope_fallback(mw_authcheck *ac, const char *addr)
+{
+	struct mw_auth_results *res = &ac->res;
+	const char *at = strrchr(addr, '@');
+	size_t len;
+
+	res->envelope_invalid = true;
+	res->envelope_domain[0] = '\0';
+	if (at == NULL)
+		return;
+	at++;
+	len = strlen(at);
+	if (len > 0 && at[len - 1] == '>')
+		len--;
+	if (mw_addr_domain_normalize(at, len, res->envelope_domain, sizeof(res->envelope_domain),
+	                             NULL) < 0)
+		res->envelope_domain[0] = '\0';
+}
+
 /* mw_authcheck_mail_from - the envelope sender */
 int mw_authcheck_mail_from(mw_authcheck *ac, const char *addr, mw_error *error_r)
 {
 	if (mw_addr_parse_envelope(addr, strlen(addr), true, &ac->mail_from, error_r) < 0) {
 		ac->have_mail_from = false;
+		envelope_fallback(ac, addr);
 		return -1;
 	}
+	ac->res.envelope_invalid = false;
+	ac->res.envelope_domain[0] = '\0';
 	ac->have_mail_from = true;
 	return 0;
 }
@@ -389,10 +416,13 @@ int mw_authcheck_header(mw_authcheck *ac, const char *name, const char *value, s
 		             MW_AUTH_MAX_HEADERS, MW_AUTH_MAX_HEADERS_TOTAL);
 		return -1;
 	}
-	if (mw_ascii_strcasecmp(name, "From") == 0) {
+	if (mw_addr_header_name_is(name, "From")) {
 		if (ac->from_headers < MAX_FROM_HEADERS)
 			ac->from_value[ac->from_headers] = mw_strndup(value, len);
 		ac->from_headers++;
+	} else if (mw_addr_header_name_is(name, "Sender")) {
+		if (ac->sender_headers++ == 0)
+			ac->sender_value = mw_strndup(value, len);
 	}
 	if (ac->dkim_off)
 		return 0;
@@ -689,32 +719,95 @@ static enum mw_dns_status fetch_dmarc(mw_authcheck *ac, const char *domain, char
 	return st;
 }
 
-/* from_domain - the one From address's domain, or a reason why there is none */
+/* from_domain - the one From address's domain, or a reason why there is none (also kept in
+   res->from_problem: the verdict refuses such mail from unauthenticated clients) */
 static int from_domain(mw_authcheck *ac, char *reason, size_t rsize)
 {
 	struct mw_auth_results *res = &ac->res;
 	struct mw_addr_list list;
 
+	res->from_domain[0] = '\0';
 	if (ac->from_headers != 1) {
-		snprintf(reason, rsize, "%zu From header fields", ac->from_headers);
-		return -1;
-	}
-	if (mw_addr_parse_header(ac->from_value[0], strlen(ac->from_value[0]), &list, NULL) < 0) {
-		snprintf(reason, rsize, "unparseable From");
-		return -1;
-	}
-	res->from_count = list.count;
-	if (list.count != 1 || list.addrs[0].domain[0] == '[') {
+		snprintf(res->from_problem, sizeof(res->from_problem), "%zu From header fields",
+		         ac->from_headers);
+	} else if (mw_addr_parse_header(ac->from_value[0], strlen(ac->from_value[0]), &list,
+	                                NULL) < 0) {
+		snprintf(res->from_problem, sizeof(res->from_problem), "unparseable From");
+	} else {
+		res->from_count = list.count;
 		if (list.count != 1)
-			snprintf(reason, rsize, "%zu addresses in From", list.count);
-		else
-			snprintf(reason, rsize, "domain literal in From");
+			snprintf(res->from_problem, sizeof(res->from_problem),
+			         "%zu addresses in From", list.count);
+		else if (list.addrs[0].domain[0] == '[')
+			snprintf(res->from_problem, sizeof(res->from_problem),
+			         "domain literal in From");
+		else if (mw_strlcpy(res->from_domain, list.addrs[0].domain,
+		                    sizeof(res->from_domain)) < 0)
+			snprintf(res->from_problem, sizeof(res->from_problem),
+			         "From domain too long");
 		mw_addr_list_free(&list);
+	}
+	if (res->from_domain[0] == '\0') {
+		if (res->from_problem[0] == '\0')
+			snprintf(res->from_problem, sizeof(res->from_problem), "no From domain");
+		snprintf(reason, rsize, "%s", res->from_problem);
 		return -1;
 	}
-	(void)mw_strlcpy(res->from_domain, list.addrs[0].domain, sizeof(res->from_domain));
-	mw_addr_list_free(&list);
 	return 0;
+}
+
+/* domain_covers - whether identity D (DKIM d=, SPF domain) is DOMAIN or a parent of it
+   that is not a public suffix */
+static bool domain_covers(const mw_authcheck *ac, const char *d, const char *domain)
+{
+	size_t dl = strlen(d), l = strlen(domain);
+
+	if (dl == 0 || dl > l)
+		return false;
+	if (dl == l)
+		return mw_ascii_strcasecmp(d, domain) == 0;
+	if (domain[l - dl - 1] != '.' || mw_ascii_strcasecmp(domain + l - dl, d) != 0)
+		return false;
+	return strchr(d, '.') != NULL &&
+	       (ac->lib->psl == NULL || !psl_is_public_suffix(ac->lib->psl, d));
+}
+
+/* run_sender - the Sender: field's one domain and whether DKIM or SPF vouches for it */
+static void run_sender(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+	struct mw_addr_list list;
+	size_t i;
+
+	if (ac->sender_headers == 0)
+		return;
+	if (ac->sender_headers > 1) {
+		snprintf(res->sender_problem, sizeof(res->sender_problem), "%zu Sender header fields",
+		         ac->sender_headers);
+		return;
+	}
+	if (mw_addr_parse_header(ac->sender_value, strlen(ac->sender_value), &list, NULL) < 0) {
+		snprintf(res->sender_problem, sizeof(res->sender_problem), "unparseable Sender");
+		return;
+	}
+	if (list.count != 1)
+		snprintf(res->sender_problem, sizeof(res->sender_problem), "%zu addresses in Sender",
+		         list.count);
+	else if (list.addrs[0].domain[0] == '[' ||
+	         mw_strlcpy(res->sender_domain, list.addrs[0].domain,
+	                    sizeof(res->sender_domain)) < 0)
+		snprintf(res->sender_problem, sizeof(res->sender_problem), "unusable Sender address");
+	mw_addr_list_free(&list);
+	if (res->sender_problem[0] != '\0') {
+		res->sender_domain[0] = '\0';
+		return;
+	}
+	if (res->spf == MW_AUTH_PASS && domain_covers(ac, res->spf_domain, res->sender_domain))
+		res->sender_authenticated = true;
+	for (i = 0; i < res->dkim_count; i++)
+		if (res->dkim[i].result == MW_AUTH_PASS &&
+		    domain_covers(ac, res->dkim[i].domain, res->sender_domain))
+			res->sender_authenticated = true;
 }
 
 /* dmarc_spf_outcome - our SPF result as libopendmarc's outcome */
@@ -848,6 +941,7 @@ const struct mw_auth_results *mw_authcheck_eom(mw_authcheck *ac)
 	run_spf(ac);
 	run_dkim(ac);
 	run_dmarc(ac);
+	run_sender(ac);
 	res->temperror = res->spf == MW_AUTH_TEMPERROR || res->dmarc == MW_AUTH_TEMPERROR;
 	for (i = 0; i < res->dkim_count; i++)
 		if (res->dkim[i].result == MW_AUTH_TEMPERROR)
@@ -1037,14 +1131,16 @@ int mw_authcheck_ip_in_networks(const char *networks, const char *ip, mw_error *
 }
 
 /* set_verdict - fill V */
-static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, const char *code,
-                        const char *xcode, const char *fmt, ...) MW_PRINTF(5, 6);
-static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, const char *code,
-                        const char *xcode, const char *fmt, ...)
+static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, const char *why,
+                        const char *code, const char *xcode, const char *fmt, ...)
+    MW_PRINTF(6, 7);
+static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, const char *why,
+                        const char *code, const char *xcode, const char *fmt, ...)
 {
 	va_list ap;
 
 	v->action = action;
+	v->why = why;
 	v->smtp_code = code;
 	v->xcode = xcode;
 	va_start(ap, fmt);
@@ -1054,36 +1150,71 @@ static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, con
 
 /* mw_authcheck_verdict - what to do with a message, in this order:
  *   1. authenticated or trusted client                         -> accept
- *   2. header From domain is local and DMARC did not pass, or
- *      the envelope domain is local and SPF did not pass        -> 550 5.7.1 (spoofing);
+ *   2. no single header From domain (From missing, repeated, unparseable, without an
+ *      address, with several addresses or a domain literal): DMARC cannot be evaluated,
+ *      so nothing would stop a spoofed From (RFC 7489 6.6.1 allows refusing it)
+ *                                                               -> 550 5.7.1
+ *      an envelope sender that does not parse, unless its domain is a host name that is
+ *      not local                                                -> 550 5.7.1
+ *      a Sender: that is repeated, unparseable or not one address -> 550 5.7.1
+ *   3. header From domain is local and DMARC did not pass, or
+ *      the envelope domain is local and SPF did not pass, or
+ *      the Sender: domain is local and no passing DKIM signature
+ *      or SPF identity is that domain (or a parent)            -> 550 5.7.1 (spoofing);
  *      when the failing check was a temperror                    -> 451 4.7.1
- *   3. DMARC enforcement on:
+ *   4. DMARC enforcement on:
  *      dmarc=temperror and the policy is not known to be none   -> 451 4.7.1
  *      dmarc=fail, p=reject                                      -> 550 5.7.26
  *      dmarc=fail, p=quarantine                                  -> quarantine (hold or tag)
- *   4. otherwise                                                 -> accept
+ *   5. otherwise                                                 -> accept
  * With tempfail_on_dns_error off, the 451 cases accept instead (the A-R header still says
- * temperror). */
+ * temperror). Step 2 does not depend on dmarc_enforce: it is what makes the local-domain
+ * check of step 3 decidable. */
 void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_verdict_policy *policy,
                           struct mw_verdict *v)
 {
 	const char *local = policy->local_domains != NULL ? policy->local_domains : "";
 
 	memset(v, 0, sizeof(*v));
-	set_verdict(v, MW_VERDICT_ACCEPT, "", "", "%s", "accepted");
+	set_verdict(v, MW_VERDICT_ACCEPT, "", "", "", "%s", "accepted");
 	if (policy->authenticated || policy->trusted_client)
 		return;
 
-	if (res->from_domain[0] != '\0' && mw_authcheck_domain_listed(local, res->from_domain) &&
-	    res->dmarc != MW_AUTH_PASS) {
+	if (res->from_domain[0] == '\0') {
+		set_verdict(v, MW_VERDICT_REJECT, "from_invalid", "550", "5.7.1",
+		            "Message must have one From header with one address (%s)",
+		            res->from_problem[0] != '\0' ? res->from_problem : "no From domain");
+		return;
+	}
+	if (res->sender_problem[0] != '\0') {
+		set_verdict(v, MW_VERDICT_REJECT, "sender_invalid", "550", "5.7.1",
+		            "Message must have at most one Sender header with one address (%s)",
+		            res->sender_problem);
+		return;
+	}
+	if (res->envelope_invalid) {
+		if (res->envelope_domain[0] == '\0') {
+			set_verdict(v, MW_VERDICT_REJECT, "envelope_invalid", "550", "5.7.1",
+			            "Envelope sender does not parse");
+			return;
+		}
+		if (mw_authcheck_domain_listed(local, res->envelope_domain)) {
+			set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
+			            "Envelope sender claims local domain %s but is not authenticated",
+			            res->envelope_domain);
+			return;
+		}
+	}
+
+	if (mw_authcheck_domain_listed(local, res->from_domain) && res->dmarc != MW_AUTH_PASS) {
 		if (res->temperror && res->dmarc == MW_AUTH_TEMPERROR) {
 			if (policy->tempfail_on_dns_error)
-				set_verdict(v, MW_VERDICT_TEMPFAIL, "451", "4.7.1",
+				set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
 				            "Cannot verify the sender %s now, try again later",
 				            res->from_domain);
 			return;
 		}
-		set_verdict(v, MW_VERDICT_REJECT, "550", "5.7.1",
+		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
 		            "Message claims to be from local domain %s but is not authenticated",
 		            res->from_domain);
 		return;
@@ -1092,14 +1223,29 @@ void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_ver
 	    res->spf != MW_AUTH_PASS) {
 		if (res->spf == MW_AUTH_TEMPERROR) {
 			if (policy->tempfail_on_dns_error)
-				set_verdict(v, MW_VERDICT_TEMPFAIL, "451", "4.7.1",
+				set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
 				            "Cannot verify the sender %s now, try again later",
 				            res->spf_domain);
 			return;
 		}
-		set_verdict(v, MW_VERDICT_REJECT, "550", "5.7.1",
+		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
 		            "Envelope sender claims local domain %s but is not authenticated",
 		            res->spf_domain);
+		return;
+	}
+
+	if (res->sender_domain[0] != '\0' && !res->sender_authenticated &&
+	    mw_authcheck_domain_listed(local, res->sender_domain)) {
+		if (res->temperror) {
+			if (policy->tempfail_on_dns_error)
+				set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
+				            "Cannot verify the sender %s now, try again later",
+				            res->sender_domain);
+			return;
+		}
+		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
+		            "Sender header claims local domain %s but is not authenticated",
+		            res->sender_domain);
 		return;
 	}
 
@@ -1107,7 +1253,7 @@ void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_ver
 		return;
 	if (res->dmarc == MW_AUTH_TEMPERROR && res->policy != MW_DMARC_POLICY_NONE) {
 		if (policy->tempfail_on_dns_error)
-			set_verdict(v, MW_VERDICT_TEMPFAIL, "451", "4.7.1",
+			set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
 			            "DMARC check for %s failed temporarily, try again later",
 			            res->from_domain);
 		return;
@@ -1115,13 +1261,13 @@ void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_ver
 	if (res->dmarc != MW_AUTH_FAIL)
 		return;
 	if (res->policy == MW_DMARC_POLICY_REJECT) {
-		set_verdict(v, MW_VERDICT_REJECT, "550", "5.7.26",
+		set_verdict(v, MW_VERDICT_REJECT, "dmarc_reject", "550", "5.7.26",
 		            "Unauthenticated email from %s is not accepted due to the domain's "
 		            "DMARC policy",
 		            res->from_domain);
 	} else if (res->policy == MW_DMARC_POLICY_QUARANTINE) {
-		set_verdict(v, MW_VERDICT_QUARANTINE, "", "", "DMARC policy of %s is quarantine",
-		            res->from_domain);
+		set_verdict(v, MW_VERDICT_QUARANTINE, "dmarc_quarantine", "", "",
+		            "DMARC policy of %s is quarantine", res->from_domain);
 		v->hold = policy->quarantine_hold;
 		v->tag = !policy->quarantine_hold;
 	}

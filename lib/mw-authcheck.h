@@ -73,6 +73,18 @@ struct mw_auth_results {
 	bool dmarc_dkim_aligned;
 	char from_domain[MW_DNS_NAME_MAX + 1]; /* "" when From is missing or unparseable */
 	size_t from_count;                     /* addresses in From (DMARC needs exactly one) */
+	char from_problem[64]; /* why from_domain is "" ("2 From header fields", ...) */
+	/* the envelope sender did not parse: its domain (after the last '@', normalised) or ""
+	   when even that is not a host name */
+	bool envelope_invalid;
+	char envelope_domain[MW_DNS_NAME_MAX + 1];
+	/* Sender: (readers show it as "on behalf of"): sender_problem is why it is unusable
+	   (repeated, unparseable, not one address; "" when absent or fine); sender_domain is
+	   its one address's domain, sender_authenticated whether a passing DKIM signature or a
+	   passing SPF identity is that domain or a parent of it */
+	char sender_problem[64];
+	char sender_domain[MW_DNS_NAME_MAX + 1];
+	bool sender_authenticated;
 	char reason[160];                      /* why dmarc is temperror/permerror, for the log */
 
 	bool temperror; /* some check met a temporary DNS failure */
@@ -104,7 +116,8 @@ int mw_authcheck_connect(mw_authcheck *ac, const char *client_ip, const char *he
                          mw_error *error_r);
 /* addr: the envelope sender as Postfix passes it ("<a@b>", "<>") or bare. */
 int mw_authcheck_mail_from(mw_authcheck *ac, const char *addr, mw_error *error_r);
-/* Fails (-1) past the limits above; the caller then treats the message as it sees fit
+/* A field named "From" in any case, with blanks before the colon too (obs-optional), counts
+   as a From field. Fails (-1) past the limits above; the caller then treats the message as it sees fit
    (the milter: tempfail or reject it; it must not deliver it unchecked as "pass"). */
 int mw_authcheck_header(mw_authcheck *ac, const char *name, const char *value, size_t len,
                         mw_error *error_r);
@@ -147,6 +160,9 @@ struct mw_verdict {
 	bool tag;              /* QUARANTINE with tag */
 	const char *smtp_code; /* "550", "451", "" for accept */
 	const char *xcode;     /* "5.7.26", "5.7.1", "4.7.1", "" */
+	const char *why;       /* a short key for the log: "dmarc_reject", "from_invalid",
+	                          "envelope_invalid", "local_domain_spoof", "auth_tempfail",
+	                          "dmarc_quarantine", "" for accept */
 	char reason[400];      /* the SMTP reply text / log reason */
 };
 

@@ -38,6 +38,9 @@
  *   550 5.7.1 message has more than 200 header fields to sign (MW_DKIM_SIGNED_FIELDS_MAX,
  *             whatever dkim_on_error says)
  *   451 4.7.1 internal error, try again later    (an MTA action failed)
+ *   550 5.7.1 client address unknown, the sender cannot be verified   (inbound, at MAIL
+ *             FROM: an untrusted client whose checks cannot start is never accepted)
+ *   451 4.7.1 sender checks unavailable, try again later
  */
 #include "mw-build.h"
 #include "milter.h"
@@ -262,28 +265,38 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 	return conn->nr_helo ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
-/* inbound_start - the SPF/DKIM/DMARC checker of an inbound message (untrusted client) */
-static void inbound_start(struct milter_conn *conn, const char *envfrom)
+/* inbound_start - the SPF/DKIM/DMARC checker of an inbound message (untrusted client);
+   -1 with *r filled when it cannot start: such a message is never accepted unchecked */
+static int inbound_start(struct milter_conn *conn, const char *envfrom, struct milter_reply *r)
 {
 	struct milter_msg *msg = &conn->msg;
 	mw_authcheck_lib *lib = milter_auth_lib(conn->auth);
 	char e[MILTER_LOGV], c[MILTER_LOGV];
 	mw_error err;
 
-	if (conn->trusted || lib == NULL)
-		return;
+	if (conn->trusted)
+		return 0;
+	if (lib == NULL) {
+		milter_reply_set(r, "451", "4.7.1", "authcheck_unavailable",
+		                 "sender checks unavailable, try again later");
+		return -1;
+	}
 	msg->ac = mw_authcheck_new(lib);
 	if (mw_authcheck_connect(msg->ac, conn->client_addr, conn->helo, &err) < 0) {
 		/* no client address to check (e.g. "unknown"): nothing can be verified */
-		mw_warn("event=authcheck_skipped client=%s error=%s",
+		mw_warn("event=authcheck_refused client=%s error=%s",
 		        mw_log_value(c, sizeof(c), conn->client_addr, strlen(conn->client_addr)),
 		        mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
 		mw_authcheck_free(&msg->ac);
-		return;
+		milter_reply_set(r, "550", "5.7.1", "client_unverifiable",
+		                 "client address unknown, the sender cannot be verified");
+		return -1;
 	}
+	/* an envelope that does not parse is judged by the verdict at end of message */
 	if (mw_authcheck_mail_from(msg->ac, envfrom, &err) < 0)
 		mw_debug("event=authcheck_mail_from error=%s",
 		         mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+	return 0;
 }
 
 /* lookup_error - the on_error choice for an unreachable store */
@@ -291,9 +304,10 @@ static sfsistat lookup_error(SMFICTX *ctx, struct milter_conn *conn, const mw_er
 {
 	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_ON_ERROR);
 	struct milter_reply r;
-	char e[MILTER_LOGV];
+	char u[MILTER_LOGV], e[MILTER_LOGV];
+	/* one buffer per value: both are formatted before the line is written */
 	mw_error_log("event=store_error user=%s error=%s",
-	             mw_log_value(e, sizeof(e), conn->msg.user, strlen(conn->msg.user)),
+	             mw_log_value(u, sizeof(u), conn->msg.user, strlen(conn->msg.user)),
 	             mw_log_value(e, sizeof(e), err->msg, strlen(err->msg)));
 	if (strcmp(mode, "accept") == 0) {
 		/* headers are still stripped at end of message; only From goes unchecked */
@@ -337,7 +351,8 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	mw_str_reset(&conn->hdrs);
 	authen = macro(ctx, "{auth_authen}");
 	if (authen[0] == '\0') {
-		inbound_start(conn, argv[0] != NULL ? argv[0] : "<>");
+		if (inbound_start(conn, argv[0] != NULL ? argv[0] : "<>", &r) < 0)
+			return reply(ctx, conn, &r, "mail_from");
 		return SMFIS_CONTINUE; /* inbound: verdict at end of message */
 	}
 
@@ -481,8 +496,8 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		return header_refuse(ctx, conn, &r);
 	}
 	nstrip = msg->nstrip;
-	is_from = mw_ascii_strcasecmp(name, "From") == 0;
-	is_sender = mw_ascii_strcasecmp(name, "Sender") == 0;
+	is_from = mw_addr_header_name_is(name, "From");
+	is_sender = mw_addr_header_name_is(name, "Sender");
 	if (is_from || is_sender) {
 		if (strlen(value) >
 		    (size_t)mw_config_int(conn->cfg, MWK_MILTER_MAX_ADDRESS_HEADER)) {

@@ -15,6 +15,11 @@
  *   550 5.6.0 From: header has no address         empty, or only empty groups
  *   550 5.6.0 From: header does not parse: ...    syntax (the reason, never the input)
  *   550 5.6.0 message has N Sender: headers / Sender: header does not parse / has no address
+ *   550 5.7.1 From: display name shows an address other than the sender's   (a display
+ *             name, group name or comment, decoded as a reader shows it: quoted-pairs,
+ *             RFC 2047 encoded-words in any charset, holds another x@y)
+ *   550 5.7.1 From: display name cannot be decoded: ...   (an undecodable encoded-word)
+ *   (the same two for Sender:)
  * The reply text never echoes raw input: addresses are canonical and escaped.
  */
 #include "mw-build.h"
@@ -123,6 +128,25 @@ static int check_header_list(const char *label, const char *const *values, size_
 			mw_addr_list_free(&list);
 			return 1;
 		}
+	}
+	/* what a reader shows besides the addresses: no other address in any decoded form */
+	switch (mw_addr_display_check(values[0], strlen(values[0]), &list, &err)) {
+	case 0:
+		break;
+	case 1:
+		mw_addr_list_free(&list);
+		milter_reply_set(r, "550", "5.7.1", "display_name_address",
+		                 "%s: display name shows an address other than the sender's",
+		                 label);
+		return 1;
+	default: {
+		char e[MILTER_LOGV];
+		mw_addr_list_free(&list);
+		milter_reply_value(e, sizeof(e), err.msg);
+		milter_reply_set(r, "550", "5.7.1", "display_name_undecodable",
+		                 "%s: display name cannot be decoded: %s", label, e);
+		return 1;
+	}
 	}
 	mw_addr_list_free(&list);
 	return 0;

@@ -13,10 +13,11 @@
  *   accept; quarantine (dmarc_quarantine = hold: smfi_quarantine puts the message in
  *   Postfix's hold queue; tag: only the header, whose dmarc=fail the Dovecot plugin turns
  *   into its DMARC-failure keyword); 550 5.7.26 (DMARC p=reject); 550 5.7.1 (a local
- *   domain claimed without authentication); 451 4.7.1 (a DNS failure that decides, with
+ *   domain claimed without authentication, or a From header without exactly one usable
+ *   address, or an envelope sender that does not parse); 451 4.7.1 (a DNS failure that decides, with
  *   dns_error_action = tempfail).
- * Trusted clients and messages whose checks could not start get no header: we never claim
- * a check we did not make.
+ * Trusted clients get no header: we never claim a check we did not make. An untrusted
+ * client's message whose checks could not start is never accepted.
  *
  * Diagnostics: the results go into the caller's log line (extra_r); a header that cannot be
  * formatted or inserted is logged and the message is tempfailed (an MTA action failed).
@@ -63,8 +64,16 @@ int milter_inbound_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	mw_str ar;
 	int ret = 0;
 
-	if (msg->ac == NULL)
+	if (msg->ac == NULL) {
+		/* an untrusted client whose checks never started (inbound_start refuses that at
+		   MAIL FROM already): never accept it unchecked */
+		if (!conn->trusted) {
+			milter_reply_set(reply_r, "451", "4.7.1", "authcheck_unavailable",
+			                 "sender checks unavailable, try again later");
+			return 1;
+		}
 		return 0;
+	}
 	res = mw_authcheck_eom(msg->ac);
 	dkim_summary(res, dkim, sizeof(dkim));
 	(void)snprintf(extra_r, extra_size, "spf=%s dkim=%s dmarc=%s policy=%s from_domain=%s",
@@ -86,11 +95,7 @@ int milter_inbound_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	case MW_VERDICT_REJECT:
 	case MW_VERDICT_TEMPFAIL:
 		milter_reply_value(text, sizeof(text), v.reason);
-		milter_reply_set(reply_r, v.smtp_code, v.xcode,
-		                 v.action == MW_VERDICT_TEMPFAIL  ? "auth_tempfail"
-		                 : strcmp(v.xcode, "5.7.26") == 0 ? "dmarc_reject"
-		                                                  : "local_domain_spoof",
-		                 "%s", text);
+		milter_reply_set(reply_r, v.smtp_code, v.xcode, v.why, "%s", text);
 		return 1;
 	case MW_VERDICT_QUARANTINE:
 	case MW_VERDICT_ACCEPT:

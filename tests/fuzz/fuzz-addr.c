@@ -4,10 +4,13 @@
  * Public: LLVMFuzzerTestOneInput.
  *
  * Feeds the input to mw_addr_parse_header, mw_addr_parse_envelope (bracketed and bare),
- * mw_addr_domain_normalize and mw_pattern_normalize, and checks what a success promises:
+ * mw_addr_domain_normalize, mw_pattern_normalize, mw_addr_display_check (on a header that
+ * parsed) and mw_rfc2047_decode, and checks what a success promises:
  * every address has local@domain within the limits, the canonical address re-parses as
  * the envelope "<addr>" to exactly itself, canonical domains and patterns are fixed points
- * of their normalisation. A failed parse must leave an error message and an empty result.
+ * of their normalisation, the display check answers 0, 1 or -1 with a message for the
+ * last two, decoded text from valid UTF-8 is valid UTF-8 and text without "=?" decodes to
+ * itself. A failed parse must leave an error message and an empty result.
  * The same target runs under libFuzzer (scripts/fuzz) and over the corpus in make check
  * (replay-main.c).
  *
@@ -16,6 +19,7 @@
 #include "mw-build.h"
 #include "mw-addr.h"
 #include "mw-pattern.h"
+#include "mw-rfc2047.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +123,33 @@ static void fuzz_pattern(const uint8_t *data, size_t size, const struct mw_addr_
 		(void)mw_pattern_match(canon, &list->addrs[i]);
 }
 
+/* fuzz_rfc2047 - encoded-word decoding of arbitrary text */
+static void fuzz_rfc2047(const char *s, size_t size)
+{
+	mw_str out;
+	mw_error err;
+	bool plain = true;
+	size_t i;
+
+	for (i = 0; i + 1 < size; i++)
+		if (s[i] == '=' && s[i + 1] == '?')
+			plain = false;
+	mw_str_init(&out, 4 * MW_ADDR_HEADER_MAX);
+	err.msg[0] = '\0';
+	if (mw_rfc2047_decode(s, size, &out, &err) == 0) {
+		if (mw_utf8_valid(s, size, NULL) && out.len > 0 &&
+		    !mw_utf8_valid(out.buf, out.len, NULL))
+			broken("decoded valid UTF-8 is not UTF-8", "");
+		if (plain && (out.len != size || (size > 0 && memcmp(out.buf, s, size) != 0)))
+			broken("text without encoded-words changed", "");
+	} else if (err.msg[0] == '\0') {
+		broken("refused encoded-word without message", "");
+	} else if (plain && size <= 4 * MW_ADDR_HEADER_MAX) {
+		broken("text without encoded-words refused", err.msg);
+	}
+	mw_str_free(&out);
+}
+
 /* LLVMFuzzerTestOneInput - run every parser over one input */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -139,6 +170,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_patterns(&list.addrs[i]);
 		}
 		fuzz_pattern(data, size, &list);
+		err.msg[0] = '\0';
+		b = mw_addr_display_check(s, size, &list, &err);
+		if (b < -1 || b > 1 || (b != 0 && err.msg[0] == '\0'))
+			broken("display check answer", err.msg);
 		mw_addr_list_free(&list);
 	} else {
 		if (err.msg[0] == '\0' || list.count != 0 || list.addrs != NULL)
@@ -160,6 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			broken("refused envelope without message or with an address", err.msg);
 		}
 	}
+
+	fuzz_rfc2047(s, size);
 
 	if (mw_addr_domain_normalize(s, size, dom, sizeof(dom), &err) == 0) {
 		if (mw_addr_domain_normalize(dom, strlen(dom), dom2, sizeof(dom2), &err) != 0 ||

@@ -92,9 +92,10 @@ class AuthcheckTest(unittest.TestCase):
     def check(self, text, ip, mail_from, helo='mail.example.com', dns=None, extra=(),
               timeout_ms=3000):
         """check - run the tool on TEXT; returns the parsed JSON."""
-        with tempfile.NamedTemporaryFile('w', suffix='.eml', dir=self.lab.root,
-                                         delete=False, newline='') as f:
-            f.write(text)
+        raw = text if isinstance(text, bytes) else text.encode()
+        with tempfile.NamedTemporaryFile('wb', suffix='.eml', dir=self.lab.root,
+                                         delete=False) as f:
+            f.write(raw)
             path = f.name
         cmd = [self.tool, '--client-ip', ip, '--helo', helo, '--mail-from', mail_from,
                '--authserv-id', ID, '--dns', dns or self.dns.server,
@@ -257,12 +258,91 @@ class AuthcheckTest(unittest.TestCase):
         self.assertEqual((r['spf'], r['dmarc']), ('pass', 'none'))
         self.assertEqual(r['verdict']['xcode'], '5.7.1')
 
-    def test_multiple_from_is_permerror(self):
+    def test_multiple_from_is_refused(self):
+        # issue 9: a second From used to make DMARC permerror with no From domain, and the
+        # verdict accepted it; now any From that gives no single domain is refused
         text = message('alice@example.com').replace(
             'To: ', 'From: other@example.org\r\nTo: ', 1)
         r = self.check(text, '192.0.2.10', '<alice@example.com>')
         self.assertEqual(r['dmarc'], 'permerror')
         self.assertNotIn('dmarc=pass', r['authentication_results'])
+        self.assertEqual(r['from_problem'], '2 From header fields')
+        self.assertEqual((r['verdict']['action'], r['verdict']['code'], r['verdict']['xcode'],
+                          r['verdict']['why']), ('reject', '550', '5.7.1', 'from_invalid'))
+
+    def test_unusable_from_refused_even_without_enforcement(self):
+        base = message('ceo@example.com')
+        cases = {
+            'missing': base.replace('From: Sender <ceo@example.com>\r\n', ''),
+            'twice': base.replace('To: ', 'From: Sender <ceo@example.com>\r\nTo: ', 1),
+            'malformed': base.replace('Sender <ceo@example.com>', 'ceo@example.com <x@y.org>'),
+            'two addresses': base.replace('Sender <ceo@example.com>',
+                                          'ceo@example.com, x@example.org'),
+            'empty group': base.replace('Sender <ceo@example.com>', 'undisclosed:;'),
+            'domain literal': base.replace('Sender <ceo@example.com>', 'ceo@[192.0.2.10]'),
+            '8-bit': base.encode().replace(b'Sender <ceo', b'\xffSender <ceo'),
+            'name with blank': base.replace('From: Sender', 'From : Sender').replace(
+                'To: ', 'From: x@example.org\r\nTo: ', 1),
+        }
+        for name, text in cases.items():
+            for extra in ([], ['--no-enforce'], ['--local-domains', 'example.com']):
+                with self.subTest(name, extra=extra):
+                    r = self.check(text, '192.0.2.99', '<x@example.org>', extra=extra)
+                    self.assertEqual(r['from_domain'], '')
+                    self.assertNotEqual(r['from_problem'], '')
+                    self.assertEqual((r['verdict']['action'], r['verdict']['xcode'],
+                                      r['verdict']['why']), ('reject', '5.7.1', 'from_invalid'))
+                    r = self.check(text, '192.0.2.99', '<x@example.org>',
+                                   extra=extra + ['--trusted'])
+                    self.assertEqual(r['verdict']['action'], 'accept')
+
+    def test_sender_claiming_local_domain(self):
+        # readers show Sender: as "on behalf of": a local domain there needs DKIM or SPF
+        local = ['--local-domains', 'example.edu,example.com']
+        text = message('carol@example.org').replace('To: ', 'Sender: boss@example.edu\r\nTo: ', 1)
+        r = self.check(text, '192.0.2.99', '<carol@example.org>', extra=local)
+        self.assertEqual((r['sender_domain'], r['sender_authenticated']), ('example.edu', False))
+        self.assertEqual((r['verdict']['xcode'], r['verdict']['why']),
+                         ('5.7.1', 'local_domain_spoof'))
+        self.assertIn('Sender header claims local domain example.edu', r['verdict']['reason'])
+        # the local domain's own server (SPF pass for it): vouched for
+        r = self.check(text, '192.0.2.30', '<boss@example.edu>', extra=local)
+        self.assertTrue(r['sender_authenticated'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+        # SPF passes, but for another domain of the same length: not vouched for
+        r = self.check(text, '192.0.2.10', '<alice@example.com>', extra=local)
+        self.assertEqual((r['spf'], r['sender_authenticated']), ('pass', False))
+        self.assertEqual(r['verdict']['why'], 'local_domain_spoof')
+        # SPF of a parent domain vouches for a subdomain
+        sub = message('carol@example.org').replace(
+            'To: ', 'Sender: boss@mail.example.edu\r\nTo: ', 1)
+        r = self.check(sub, '192.0.2.30', '<boss@example.edu>',
+                       extra=['--local-domains', 'mail.example.edu'])
+        self.assertTrue(r['sender_authenticated'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+        # a passing DKIM signature of the Sender's domain: vouched for
+        text = self.sign(message('carol@example.org').replace(
+            'To: ', 'Sender: boss@example.com\r\nTo: ', 1))
+        r = self.check(text, '192.0.2.99', '<carol@example.org>', extra=local)
+        self.assertTrue(r['sender_authenticated'])
+        self.assertEqual(r['verdict']['action'], 'accept')
+        # two Sender fields: refused whatever they say
+        text = message('carol@example.org').replace(
+            'To: ', 'Sender: a@example.org\r\nSender: b@example.org\r\nTo: ', 1)
+        r = self.check(text, '192.0.2.99', '<carol@example.org>')
+        self.assertEqual((r['verdict']['xcode'], r['verdict']['why']), ('5.7.1', 'sender_invalid'))
+
+    def test_unparseable_envelope_claiming_local_domain(self):
+        local = ['--local-domains', 'example.edu']
+        r = self.check(message('x@example.org'), '192.0.2.99', '<ceo..x@example.edu>',
+                       extra=local)
+        self.assertTrue(r['envelope_invalid'])
+        self.assertEqual(r['envelope_domain'], 'example.edu')
+        self.assertEqual((r['verdict']['xcode'], r['verdict']['why']),
+                         ('5.7.1', 'local_domain_spoof'))
+        r = self.check(message('carol@example.org'), '192.0.2.99', '<ceo..x@example.net>',
+                       extra=local)
+        self.assertEqual(r['verdict']['action'], 'accept')
 
     def test_zone_reload(self):
         # a separate server, so the shared zones stay as they are for the other tests

@@ -167,7 +167,8 @@ class MilterAuthTest(unittest.TestCase):
             code, resp = s.rcpt(self.rcpt)
             if code not in (250, 251):
                 return 'rcpt', code, resp.decode()
-            code, resp = s.data(text.replace('\r\n', '\n').encode())
+            raw = text if isinstance(text, bytes) else text.encode()
+            code, resp = s.data(raw.replace(b'\r\n', b'\n'))
             return ('sent' if code == 250 else 'data'), code, resp.decode()
         finally:
             try:
@@ -276,6 +277,109 @@ class MilterAuthTest(unittest.TestCase):
         self.assertIsNotNone(raw)
         self.assertIn('dmarc=pass', self.our_ar(raw)[0])
         self.assertIsNone(self.delivered(token, timeout=1))
+
+    def test_unusable_from_refused(self):
+        # issue 9: with the From header twice (or unparseable, or several addresses) DMARC
+        # had no domain, became permerror, and the message was delivered; the local-domain
+        # check had the same hole. Each form, for a p=reject domain and the local domain.
+        tokens = []
+        for dom, one_xcode in (('example.com', '5.7.26'), (DOMAIN, '5.7.1')):
+            ceo = 'ceo@%s' % dom
+            froms = {
+                'one': (['From: %s' % ceo], one_xcode),
+                'two': (['From: %s' % ceo, 'From: x@example.net'], '5.7.1'),
+                'two, other first': (['From: x@example.net', 'From: %s' % ceo], '5.7.1'),
+                'malformed': (['From: %s <x@example.net>' % ceo], '5.7.1'),
+                # Postfix's cleanup closes the '<' itself: DMARC then judges it
+                'unterminated': (['From: <%s' % ceo], one_xcode),
+                'several addresses': (['From: x@example.net, %s' % ceo], '5.7.1'),
+                'several in a group': (['From: g: x@example.net, %s;' % ceo], '5.7.1'),
+                'empty group': (['From: undisclosed:;'], '5.7.1'),
+                'domain literal': (['From: ceo@[192.0.2.10]'], '5.7.1'),
+                'folded': (['From: "The\r\n CEO"\r\n\t<%s>' % ceo], one_xcode),
+                'encoded display name': (['From: =?utf-8?q?C=C3=A9O?= <%s>' % ceo], one_xcode),
+                'one in a group': (['From: board: %s;' % ceo], one_xcode),
+            }
+            for name, (lines, xcode) in froms.items():
+                with self.subTest(dom, form=name):
+                    token = uniq('from')
+                    tokens.append(token)
+                    text = message(ceo, self.rcpt, token).replace(
+                        'From: Sender <%s>' % ceo, '\r\n'.join(lines), 1)
+                    r = self.send('192.0.2.99', 'mx.elsewhere.example', 'x@example.net', text)
+                    self.assertEqual(r[:2], ('data', 550), r)
+                    self.assertIn(xcode, r[2])
+            # bytes a reader may show but the parser refuses: 8-bit, NUL
+            for name, raw in (('8-bit', b'From: \xffCEO <%s>' % ceo.encode()),
+                              ('NUL', b'From: %s\x00, x@example.net' % ceo.encode())):
+                with self.subTest(dom, form=name):
+                    token = uniq('from')
+                    tokens.append(token)
+                    text = message(ceo, self.rcpt, token).encode().replace(
+                        b'From: Sender <%s>' % ceo.encode(), raw, 1)
+                    r = self.send('192.0.2.99', 'mx.elsewhere.example', 'x@example.net', text)
+                    self.assertEqual(r[1] // 100, 5, r)
+            # a client that passes SPF for its own domain adds a second From: refused too
+            token = uniq('from')
+            tokens.append(token)
+            text = message('alice@example.com', self.rcpt, token).replace(
+                'To: ', 'From: %s\r\nTo: ' % ceo, 1)
+            r = self.send('192.0.2.10', 'mail.example.com', 'alice@example.com', text)
+            self.assertEqual(r[:2], ('data', 550), r)
+            self.assertIn('5.7.1', r[2])
+            # no From at all: Postfix adds one from the envelope, which DMARC then judges
+            token = uniq('from')
+            tokens.append(token)
+            text = message(ceo, self.rcpt, token).replace('From: Sender <%s>\r\n' % ceo, '')
+            r = self.send('192.0.2.99', 'mx.elsewhere.example', ceo, text)
+            self.assertEqual(r[:2], ('data', 550), r)
+            self.assertIn(one_xcode, r[2])
+        for t in tokens:
+            self.assertIsNone(self.delivered(t, timeout=0.3), t)
+
+    def test_sender_claiming_local_domain_refused(self):
+        # From passes DMARC (example.net's own server), but Sender: shows the local domain
+        token = uniq('sender')
+        text = message('bob@example.net', self.rcpt, token).replace(
+            'To: ', 'Sender: Boss <boss@%s>\r\nTo: ' % DOMAIN, 1)
+        r = self.send('192.0.2.20', 'mx.example.net', 'bob@example.net', text)
+        self.assertEqual(r[:2], ('data', 550), r)
+        self.assertIn('5.7.1 Sender header claims local domain %s' % DOMAIN, r[2])
+        # two Sender fields
+        text = message('bob@example.net', self.rcpt, uniq('sender')).replace(
+            'To: ', 'Sender: a@example.net\r\nSender: b@example.net\r\nTo: ', 1)
+        r = self.send('192.0.2.20', 'mx.example.net', 'bob@example.net', text)
+        self.assertEqual(r[:2], ('data', 550), r)
+        self.assertIn('5.7.1', r[2])
+        # a Sender of the From's own domain is fine
+        ok = uniq('sender')
+        text = message('bob@example.net', self.rcpt, ok).replace(
+            'To: ', 'Sender: list@example.net\r\nTo: ', 1)
+        r = self.send('192.0.2.20', 'mx.example.net', 'bob@example.net', text)
+        self.assertEqual(r[0], 'sent', r)
+        self.assertIsNotNone(self.delivered(ok))
+        self.assertIsNone(self.delivered(token, timeout=0.3))
+
+    def test_from_with_blank_before_colon_is_renamed_by_postfix(self):
+        # `From : x` never reaches the milter as From: Postfix renames it X-Mailbox-Line
+        # and adds a From from the envelope, and that From is what DMARC judges
+        token = uniq('mbox')
+        text = message('ceo@%s' % DOMAIN, self.rcpt, token).replace(
+            'From: Sender', 'From : Sender', 1)
+        r = self.send('192.0.2.20', 'mx.example.net', 'bob@example.net', text)
+        self.assertEqual(r[0], 'sent', r)
+        raw = self.delivered(token)
+        self.assertIsNotNone(raw)
+        lines = header_lines(raw)
+        self.assertIn('From: bob@example.net', lines)
+        self.assertTrue(any(l.startswith('X-Mailbox-Line: ') for l in lines), lines)
+        self.assertIn('dmarc=pass', self.our_ar(raw)[0])
+        # and the same from an address whose envelope fails DMARC is refused
+        r = self.send('192.0.2.99', 'mx.elsewhere.example', 'alice@example.com',
+                      message('ceo@%s' % DOMAIN, self.rcpt, uniq('mbox')).replace(
+                          'From: Sender', 'From : Sender', 1))
+        self.assertEqual(r[:2], ('data', 550), r)
+        self.assertIn('5.7.26', r[2])
 
     def test_loopback_client_is_trusted_and_not_checked(self):
         token = uniq('trusted')

@@ -200,6 +200,45 @@ class MilterFromTest(unittest.TestCase):
         for t in tokens + [token]:
             self.assertIsNone(fetch_message(self.imap, user, pw, t, timeout=0.5), t)
 
+    def test_display_name_showing_another_address_refused(self):
+        # issue 9: the plain form (`ceo@x <me@y>`) never parsed; quoted, encoded and
+        # commented forms used to be delivered showing the other address
+        user, pw = self.user()
+        s = self.session(user, pw)
+        ceo = 'ceo@bank.example'
+        shows = '5.7.1 From: display name shows an address other than the sender\'s'
+        cases = [
+            ('"%s" <%s>' % (ceo, user), shows),
+            ('=?utf-8?q?%s?= <%s>' % (ceo.replace('@', '=40'), user), shows),
+            ('=?iso-8859-1?B?Y2VvQGJhbmsuZXhhbXBsZQ==?= <%s>' % user, shows),
+            ('=?utf-16be?b?AGMAZQBvAEAAYgBhAG4AawAuAGUAeABhAG0AcABsAGU=?= <%s>' % user, shows),
+            ('%s (%s)' % (user, ceo), shows),
+            ('Boss (=?utf-8?q?%s?=) <%s>' % (ceo.replace('@', '=40'), user), shows),
+            ('=?x-unknown?q?Boss?= <%s>' % user,
+             '5.7.1 From: display name cannot be decoded'),
+        ]
+        tokens = []
+        for from_hdr, want in cases:
+            with self.subTest(from_hdr=from_hdr):
+                token = uniq('tok')
+                tokens.append(token)
+                r = self.send(s, user, user, message(from_hdr, user, token))
+                self.assert_refused(r, 'data', 550, want)
+        # Sender: the same
+        token = uniq('tok')
+        tokens.append(token)
+        r = self.send(s, user, user, message(user, user, token,
+                                              'Sender: "%s" <%s>\r\n' % (ceo, user)))
+        self.assert_refused(r, 'data', 550, '5.7.1 Sender: display name shows')
+        # the user's own address shown, in any form, is fine
+        ok = uniq('tok')
+        own = '=?utf-8?q?%s?= (%s) <%s>' % (user.replace('@', '=40'), user.upper(), user)
+        self.assertEqual(self.send(s, user, user, message(own, user, ok))[0], 'sent')
+        raw = fetch_message(self.imap, user, pw, ok)
+        self.assertIsNotNone(raw)
+        for t in tokens:
+            self.assertIsNone(fetch_message(self.imap, user, pw, t, timeout=0.5), t)
+
     def test_huge_from_header_refused(self):
         user, pw = self.user()
         s = self.session(user, pw)

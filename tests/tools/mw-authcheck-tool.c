@@ -167,10 +167,20 @@ static void print_json(const char *ar, const struct mw_auth_results *res,
 	json_str(stdout, res->from_domain);
 	printf(", \"reason\": ");
 	json_str(stdout, res->reason);
+	printf(", \"from_problem\": ");
+	json_str(stdout, res->from_problem);
+	printf(", \"envelope_invalid\": %s, \"envelope_domain\": ",
+	       res->envelope_invalid ? "true" : "false");
+	json_str(stdout, res->envelope_domain);
+	printf(", \"sender_problem\": ");
+	json_str(stdout, res->sender_problem);
+	printf(", \"sender_domain\": ");
+	json_str(stdout, res->sender_domain);
+	printf(", \"sender_authenticated\": %s", res->sender_authenticated ? "true" : "false");
 	printf(", \"temperror\": %s, \"verdict\": {\"action\": \"%s\", \"code\": \"%s\", "
-	       "\"xcode\": \"%s\", \"hold\": %s, \"tag\": %s, \"reason\": ",
+	       "\"xcode\": \"%s\", \"hold\": %s, \"tag\": %s, \"why\": \"%s\", \"reason\": ",
 	       res->temperror ? "true" : "false", actions[v->action], v->smtp_code, v->xcode,
-	       v->hold ? "true" : "false", v->tag ? "true" : "false");
+	       v->hold ? "true" : "false", v->tag ? "true" : "false", v->why);
 	json_str(stdout, v->reason);
 	printf("}}\n");
 }
@@ -261,9 +271,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ac = mw_authcheck_new(lib);
-	if (mw_authcheck_connect(ac, client_ip, helo, &err) < 0 ||
-	    (mail_from != NULL && mw_authcheck_mail_from(ac, mail_from, &err) < 0) ||
-	    feed(ac, msg, len) < 0) {
+	/* an envelope that does not parse goes on, as in the milter (the verdict judges it) */
+	if (mail_from != NULL && mw_authcheck_mail_from(ac, mail_from, &err) < 0)
+		fprintf(stderr, "mw-authcheck-tool: envelope: %s\n", err.msg);
+	if (mw_authcheck_connect(ac, client_ip, helo, &err) < 0 || feed(ac, msg, len) < 0) {
 		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
 		mw_authcheck_free(&ac);
 		mw_authcheck_lib_free(&lib);

@@ -2,6 +2,7 @@
    accepted inputs with their exact addr-spec lists, hostile inputs with their errors. */
 #include "mw-build.h"
 #include "mw-addr.h"
+#include "mw-rfc2047.h"
 
 #include "mw-test.h"
 
@@ -509,6 +510,101 @@ static void test_roundtrip(void **state)
 	}
 }
 
+/* RFC 2047 decoding: input, UTF-8 output (NULL: refused, err containing the text) */
+static const struct {
+	const char *in, *out, *err;
+} rfc2047_cases[] = {
+    {"plain text", "plain text", NULL},
+    {"a = b ? c", "a = b ? c", NULL},
+    {"=?utf-8?q?J=C3=B6rg_M?=", "J\xc3\xb6rg M", NULL},
+    {"=?UTF-8?Q?J=c3=b6rg?=", "J\xc3\xb6rg", NULL},
+    {"=?iso-8859-1?q?J=F6rg?=", "J\xc3\xb6rg", NULL},
+    {"=?ISO-8859-15?Q?=A4?=", "\xe2\x82\xac", NULL},
+    {"=?windows-1252?q?=80?=", "\xe2\x82\xac", NULL},
+    {"=?utf-8?b?SsO2cmc=?=", "J\xc3\xb6rg", NULL},
+    {"=?utf-8?b?SsO2?=", "J\xc3\xb6", NULL},
+    {"=?utf-8?b?SsO2cg==?=", "J\xc3\xb6r", NULL},
+    {"=?utf-8?b?" "?=", "", NULL},
+    {"=?utf-16be?b?AEoA9g==?=", "J\xc3\xb6", NULL},
+    {"=?iso-2022-jp?b?GyRCJCIbKEI=?=", "\xe3\x81\x82", NULL},
+    {"=?utf-7?q?a+AEA-b?=", "a@b", NULL},
+    {"=?utf-8*de?q?J=C3=B6rg?=", "J\xc3\xb6rg", NULL},
+    {"=?utf-8?q?a?= =?utf-8?q?b?=", "ab", NULL},
+    {"=?utf-8?q?a?=\r\n\t=?utf-8?q?b?=", "ab", NULL},
+    {"=?utf-8?q?a?= b =?utf-8?q?c?=", "a b c", NULL},
+    {"x=?utf-8?q?a?=y", "xay", NULL},
+    {"=?utf-8?q?a?= ", "a ", NULL},
+    {"=?utf-8?q?=00?=", NULL, NULL}, /* a NUL: decodes (the caller judges it) */
+    {"=?", NULL, "malformed"},
+    {"=?utf-8?q?abc", NULL, "malformed"},
+    {"=?utf-8?q?a b?=", NULL, "malformed"},
+    {"=??q?a?=", NULL, "malformed"},
+    {"=?utf-8?z?a?=", NULL, "malformed"},
+    {"=?utf-8?q?=4?=", NULL, "quoted-printable"},
+    {"=?utf-8?q?=G0?=", NULL, "quoted-printable"},
+    {"=?utf-8?b?SsO?=", NULL, "base64"},
+    {"=?utf-8?b?S!O2?=", NULL, "base64"},
+    {"=?utf-8?q?=C3?=", NULL, "cannot be converted"},
+    {"=?utf-8?q?=FF?=", NULL, "cannot be converted"},
+    {"=?us-ascii?q?=80?=", NULL, "cannot be converted"},
+    {"=?x-no-such?q?a?=", NULL, "cannot be converted"},
+    {"=?*en?q?a?=", NULL, "without charset"},
+    {"=?utf-8AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA?q?a?=", NULL,
+     "too long"},
+};
+
+/* test_rfc2047 - encoded-words decoded, or refused with a reason */
+static void test_rfc2047(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(rfc2047_cases); i++) {
+		mw_str out;
+		mw_error err;
+		int r;
+
+		mw_str_init(&out, 1024);
+		err.msg[0] = '\0';
+		r = mw_rfc2047_decode(rfc2047_cases[i].in, strlen(rfc2047_cases[i].in), &out, &err);
+		if (rfc2047_cases[i].err != NULL) {
+			if (r != -1 || strstr(err.msg, rfc2047_cases[i].err) == NULL)
+				fail_msg("case %zu: %d \"%s\", want error ...%s...", i, r, err.msg,
+				         rfc2047_cases[i].err);
+		} else if (r != 0) {
+			fail_msg("case %zu: refused: %s", i, err.msg);
+		} else if (rfc2047_cases[i].out != NULL &&
+		           (out.len != strlen(rfc2047_cases[i].out) ||
+		            memcmp(mw_str_c(&out), rfc2047_cases[i].out, out.len) != 0)) {
+			fail_msg("case %zu: got \"%s\"", i, mw_str_c(&out));
+		}
+		mw_str_free(&out);
+	}
+	{
+		/* the output bound is respected */
+		mw_str out;
+		mw_error err;
+		mw_str_init(&out, 3);
+		assert_int_equal(mw_rfc2047_decode("=?utf-8?q?abcd?=", 16, &out, &err), -1);
+		mw_str_free(&out);
+	}
+}
+
+/* test_header_name_is - "From", "from", "From " and "FROM\t" are From; others not */
+static void test_header_name_is(void **state)
+{
+	(void)state;
+	assert_true(mw_addr_header_name_is("From", "From"));
+	assert_true(mw_addr_header_name_is("fROM", "From"));
+	assert_true(mw_addr_header_name_is("From ", "From"));
+	assert_true(mw_addr_header_name_is("From \t ", "From"));
+	assert_false(mw_addr_header_name_is(" From", "From"));
+	assert_false(mw_addr_header_name_is("Fromx", "From"));
+	assert_false(mw_addr_header_name_is("Fro", "From"));
+	assert_false(mw_addr_header_name_is("", "From"));
+	assert_false(mw_addr_header_name_is("Resent-From", "From"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +612,7 @@ int main(void)
 	    cmocka_unit_test(test_header_limits),    cmocka_unit_test(test_header_multiline),
 	    cmocka_unit_test(test_envelope_table),   cmocka_unit_test(test_envelope_nul),
 	    cmocka_unit_test(test_domain_normalize), cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_rfc2047),          cmocka_unit_test(test_header_name_is),
 	};
 	MW_RUN_TESTS(tests);
 }

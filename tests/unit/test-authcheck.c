@@ -178,8 +178,19 @@ static const struct {
      MW_VERDICT_ACCEPT, "", ""},
     {"authenticated", MW_AUTH_FAIL, MW_AUTH_FAIL, MW_AUTH_FAIL, MW_DMARC_POLICY_REJECT,
      "example.com", "a@example.com", true, true, true, false, true, "", MW_VERDICT_ACCEPT, "", ""},
-    {"dmarc permerror", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_PERMERROR, MW_DMARC_POLICY_ABSENT, "",
-     "a@example.com", true, true, true, false, false, "", MW_VERDICT_ACCEPT, "", ""},
+    /* no single From domain: refused whether or not DMARC is enforced (issue 9) */
+    {"dmarc permerror, no From domain", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_PERMERROR,
+     MW_DMARC_POLICY_ABSENT, "", "a@example.com", true, true, true, false, false, "",
+     MW_VERDICT_REJECT, "550", "5.7.1"},
+    {"no From domain, not enforced", MW_AUTH_PASS, MW_AUTH_PASS, MW_AUTH_PERMERROR,
+     MW_DMARC_POLICY_ABSENT, "", "a@example.com", false, true, true, false, false,
+     "ours.example", MW_VERDICT_REJECT, "550", "5.7.1"},
+    {"no From domain, trusted", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_PERMERROR,
+     MW_DMARC_POLICY_ABSENT, "", "a@example.com", true, true, true, true, false, "",
+     MW_VERDICT_ACCEPT, "", ""},
+    {"no From domain, authenticated", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_PERMERROR,
+     MW_DMARC_POLICY_ABSENT, "", "a@example.com", true, true, true, false, true, "",
+     MW_VERDICT_ACCEPT, "", ""},
 };
 
 /* test_verdict_table - the decision for each combination */
@@ -208,6 +219,78 @@ static void test_verdict_table(void **state)
 			assert_true(v.hold == verdicts[i].hold && v.tag == !verdicts[i].hold);
 	}
 	assert_int_equal(failures, 0);
+}
+
+/* test_verdict_envelope - an envelope sender that did not parse */
+static void test_verdict_envelope(void **state)
+{
+	struct mw_auth_results r = results(MW_AUTH_NONE, MW_AUTH_NONE, MW_AUTH_NONE,
+	                                   MW_DMARC_POLICY_ABSENT, "example.org", NULL);
+	struct mw_verdict_policy p = {true, true, true, "ours.example", false, false};
+	struct mw_verdict v;
+
+	(void)state;
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+	/* its domain is local: the spoofing refusal SPF would have given */
+	r.envelope_invalid = true;
+	snprintf(r.envelope_domain, sizeof(r.envelope_domain), "ours.example");
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_REJECT);
+	assert_string_equal(v.xcode, "5.7.1");
+	assert_string_equal(v.why, "local_domain_spoof");
+	/* a domain that is not local: no SPF identity, decided by DMARC as usual */
+	snprintf(r.envelope_domain, sizeof(r.envelope_domain), "elsewhere.example");
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+	/* no host name at all: cannot decide, refused */
+	r.envelope_domain[0] = '\0';
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_REJECT);
+	assert_string_equal(v.why, "envelope_invalid");
+	p.trusted_client = true;
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+}
+
+/* test_verdict_sender - Sender: claiming a local domain, or unusable */
+static void test_verdict_sender(void **state)
+{
+	struct mw_auth_results r = results(MW_AUTH_PASS, MW_AUTH_PASS, MW_AUTH_PASS,
+	                                   MW_DMARC_POLICY_REJECT, "example.org", "a@example.org");
+	struct mw_verdict_policy p = {true, true, true, "ours.example", false, false};
+	struct mw_verdict v;
+
+	(void)state;
+	snprintf(r.sender_domain, sizeof(r.sender_domain), "ours.example");
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_REJECT);
+	assert_string_equal(v.xcode, "5.7.1");
+	assert_string_equal(v.why, "local_domain_spoof");
+	/* vouched for by DKIM or SPF (run_sender decides): fine */
+	r.sender_authenticated = true;
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+	/* not local: fine */
+	r.sender_authenticated = false;
+	snprintf(r.sender_domain, sizeof(r.sender_domain), "lists.example");
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+	/* a DNS failure might have vouched for it: temporary */
+	snprintf(r.sender_domain, sizeof(r.sender_domain), "ours.example");
+	r.temperror = true;
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_TEMPFAIL);
+	r.temperror = false;
+	/* unusable Sender: refused */
+	r.sender_domain[0] = '\0';
+	snprintf(r.sender_problem, sizeof(r.sender_problem), "2 Sender header fields");
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_REJECT);
+	assert_string_equal(v.why, "sender_invalid");
+	p.authenticated = true;
+	mw_authcheck_verdict(&r, &p, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
 }
 
 /* test_domain_listed - exact, case-insensitive matches only */
@@ -318,6 +401,63 @@ static void test_hostile_headers(void **state)
 	assert_int_equal(res->spf, MW_AUTH_NONE);
 	assert_int_equal(res->dkim_count, 0);
 	assert_string_equal(res->from_domain, "");
+	assert_string_equal(res->from_problem, "2 From header fields");
+	{
+		struct mw_verdict_policy p = {true, true, true, "", false, false};
+		struct mw_verdict v;
+
+		mw_authcheck_verdict(res, &p, &v);
+		assert_int_equal(v.action, MW_VERDICT_REJECT);
+		assert_string_equal(v.xcode, "5.7.1");
+		assert_string_equal(v.why, "from_invalid");
+	}
+	mw_authcheck_free(&ac);
+
+	/* "From :" (blanks before the colon) is a From field to a mail reader: counted */
+	ac = mw_authcheck_new(lib);
+	assert_int_equal(mw_authcheck_header(ac, "From ", " a@example.com", 14, &err), 0);
+	assert_int_equal(mw_authcheck_header(ac, "FROM\t", " b@example.org", 14, &err), 0);
+	mw_authcheck_eoh(ac);
+	res = mw_authcheck_eom(ac);
+	assert_string_equal(res->from_problem, "2 From header fields");
+	mw_authcheck_free(&ac);
+	/* Sender fields: counted (also "Sender :"), parsed, one address */
+	{
+		static const struct {
+			const char *v1, *v2, *problem, *domain;
+		} senders[] = {
+		    {" a@Ours.Example", NULL, "", "ours.example"},
+		    {" a@ours.example", " b@ours.example", "2 Sender header fields", ""},
+		    {" a@ours.example, b@x.example", NULL, "2 addresses in Sender", ""},
+		    {" undisclosed:;", NULL, "0 addresses in Sender", ""},
+		    {" a@ours.example <b@x.example>", NULL, "unparseable Sender", ""},
+		    {" a@[192.0.2.1]", NULL, "unusable Sender address", ""},
+		};
+
+		for (i = 0; i < MW_N_ELEMENTS(senders); i++) {
+			ac = mw_authcheck_new(lib);
+			assert_int_equal(mw_authcheck_header(ac, "From", " a@example.com", 14, &err), 0);
+			assert_int_equal(mw_authcheck_header(ac, "Sender", senders[i].v1,
+			                                     strlen(senders[i].v1), &err),
+			                 0);
+			if (senders[i].v2 != NULL)
+				assert_int_equal(mw_authcheck_header(ac, "sender ", senders[i].v2,
+				                                     strlen(senders[i].v2), &err),
+				                 0);
+			mw_authcheck_eoh(ac);
+			res = mw_authcheck_eom(ac);
+			assert_string_equal(res->sender_problem, senders[i].problem);
+			assert_string_equal(res->sender_domain, senders[i].domain);
+			assert_false(res->sender_authenticated);
+			mw_authcheck_free(&ac);
+		}
+	}
+	/* no From at all */
+	ac = mw_authcheck_new(lib);
+	assert_int_equal(mw_authcheck_header(ac, "Fromage", " a@example.com", 14, &err), 0);
+	mw_authcheck_eoh(ac);
+	res = mw_authcheck_eom(ac);
+	assert_string_equal(res->from_problem, "0 From header fields");
 	mw_authcheck_free(&ac);
 
 	/* a From with two addresses, a group, garbage, a domain literal: all permerror */
@@ -337,6 +477,7 @@ static void test_hostile_headers(void **state)
 			res = mw_authcheck_eom(ac);
 			assert_int_equal(res->dmarc, MW_AUTH_PERMERROR);
 			assert_string_equal(res->from_domain, "");
+			assert_true(res->from_problem[0] != '\0');
 			mw_authcheck_free(&ac);
 		}
 	}
@@ -348,6 +489,32 @@ static void test_hostile_headers(void **state)
 	assert_int_equal(mw_authcheck_mail_from(ac, "<a@b@c>", &err), -1);
 	assert_int_equal(mw_authcheck_mail_from(ac, "<a@example.com> SIZE=1", &err), -1);
 	mw_authcheck_free(&ac);
+	/* an envelope that does not parse keeps its domain for the verdict */
+	{
+		static const struct {
+			const char *env, *domain;
+		} envs[] = {{"<a..b@Ours.Example>", "ours.example"}, {"<.a@ours.example.>", "ours.example"},
+		            {"<a@b@c>", "c"},                        {"<nodomain>", ""},
+		            {"<a b@x_y.example>", ""},                {"a..b@ours.example", "ours.example"}};
+
+		for (i = 0; i < MW_N_ELEMENTS(envs); i++) {
+			ac = mw_authcheck_new(lib);
+			assert_int_equal(mw_authcheck_mail_from(ac, envs[i].env, &err), -1);
+			assert_int_equal(mw_authcheck_header(ac, "From", " a@example.com", 14, &err), 0);
+			mw_authcheck_eoh(ac);
+			res = mw_authcheck_eom(ac);
+			assert_true(res->envelope_invalid);
+			assert_string_equal(res->envelope_domain, envs[i].domain);
+			mw_authcheck_free(&ac);
+		}
+		ac = mw_authcheck_new(lib);
+		assert_int_equal(mw_authcheck_mail_from(ac, "<a@b@c>", &err), -1);
+		assert_int_equal(mw_authcheck_mail_from(ac, "<a@example.com>", &err), 0);
+		mw_authcheck_eoh(ac);
+		res = mw_authcheck_eom(ac);
+		assert_false(res->envelope_invalid);
+		mw_authcheck_free(&ac);
+	}
 
 	mw_authcheck_lib_free(&lib);
 }
@@ -356,7 +523,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_format_ar),       cmocka_unit_test(test_format_ar_hostile),
-	    cmocka_unit_test(test_verdict_table),   cmocka_unit_test(test_domain_listed),
+	    cmocka_unit_test(test_verdict_table),   cmocka_unit_test(test_verdict_envelope),
+	    cmocka_unit_test(test_verdict_sender),
+	    cmocka_unit_test(test_domain_listed),
 	    cmocka_unit_test(test_networks),        cmocka_unit_test(test_dns_servers),
 	    cmocka_unit_test(test_hostile_headers),
 	};
