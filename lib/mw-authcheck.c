@@ -921,7 +921,9 @@ static void run_dmarc(mw_authcheck *ac)
 			         "SPF or DKIM failed temporarily");
 		break;
 	default:
-		res->dmarc = MW_AUTH_PERMERROR;
+		/* an answer we do not know: unable to decide is not a pass. Retrying costs the
+		   sender a delay; accepting would let whatever provoked it through p=reject. */
+		res->dmarc = MW_AUTH_TEMPERROR;
 		snprintf(res->reason, sizeof(res->reason), "libopendmarc: %s",
 		         opendmarc_policy_status_to_str(pol));
 		break;
