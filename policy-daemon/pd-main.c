@@ -2,9 +2,13 @@
  *
  * One process, one libevent loop, any number of persistent connections. Each connection
  * owns a bounded protocol parser (pd-proto.c); a connection that breaks a protocol rule, stays
- * idle past idle_timeout, or takes longer than request_timeout to finish a request is closed
- * and logged; the others are not affected. Connections beyond max_connections are closed at
- * once. A request is decided by pd-policy.c and, when limits apply, by one atomic batch on the
+ * idle past idle_timeout, takes longer than request_timeout to finish a request, or has not
+ * completed its first request within first_request_timeout is closed and logged; the others
+ * are not affected. Slots are shared so that one local client cannot stop mail: a peer (a unix
+ * socket peer's uid, an inet peer's address) holds at most max_connections_per_peer, and a
+ * newcomer that finds its peer's share or all max_connections taken replaces the longest idle
+ * connection (one that never sent a byte first, then one idle between requests, then one
+ * still sending its first request); only when every candidate is busy is it closed at once. A request is decided by pd-policy.c and, when limits apply, by one atomic batch on the
  * counter store (memory, or Redis through pd-counters-redis.c); the answer goes back on the
  * same connection, which stays open for the next request. The hot path is kept short: one
  * read() per request into a per-connection buffer, the request parsed and indexed once, the
@@ -44,6 +48,7 @@
 #include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +77,16 @@ struct pd_runtime {
 
 struct pd_conn;
 
+#define PD_PEER_BUCKETS 1024
+
+/* A peer (a unix socket peer's uid, an inet peer's address) and the policy connections it
+   holds: max_connections_per_peer and the eviction order count them. */
+struct pd_peer {
+	char key[64];
+	unsigned conns;
+	struct pd_peer *next;
+};
+
 struct pd_daemon {
 	struct event_base *base;
 	const char *config_path;
@@ -83,8 +98,12 @@ struct pd_daemon {
 	struct evconnlistener *listener, *ctl_listener;
 	struct pd_conn *conns;
 	unsigned nconns;
+	struct pd_peer *peers[PD_PEER_BUCKETS];
 	struct event *refresh_timer;
 	uint64_t next_id;
+	int64_t warn_second; /* the slot warnings' rate limit: the current second ... */
+	unsigned warn_count; /* ... the warnings logged in it, and those left out */
+	unsigned warn_dropped;
 };
 
 struct pd_pending;
@@ -113,6 +132,9 @@ struct pd_conn {
 	struct pd_pending *pending; /* the request being decided */
 	struct pd_pending *spare;   /* a decided request's record, reused for the next one */
 	char peer[96];
+	struct pd_peer *owner;  /* who max_connections_per_peer counts (policy clients) */
+	uint64_t requests;      /* requests completed on this connection */
+	int64_t last_active_us; /* accepted or last read (monotonic): the eviction order */
 	uint64_t id;
 	struct pd_conn *prev, *next;
 };
@@ -126,6 +148,14 @@ struct pd_pending {
 
 static void conn_process(struct pd_conn *c);
 static void ctl_process(struct pd_conn *c);
+
+/* mono_us - monotonic microseconds (connection ages) */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* now_us - wall-clock microseconds (shared Redis counters need hosts to agree) */
 static int64_t now_us(void)
@@ -179,6 +209,54 @@ static const char *safe(char *buf, size_t size, const char *s)
 	return mw_log_value(buf, size, s, strlen(s));
 }
 
+/* peer_hash - bucket of a peer key */
+static size_t peer_hash(const char *key)
+{
+	uint32_t h = 2166136261u;
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h % PD_PEER_BUCKETS;
+}
+
+/* peer_find - the peer of key, or NULL */
+static struct pd_peer *peer_find(struct pd_daemon *d, const char *key)
+{
+	struct pd_peer *p;
+	for (p = d->peers[peer_hash(key)]; p != NULL; p = p->next)
+		if (strcmp(p->key, key) == 0)
+			return p;
+	return NULL;
+}
+
+/* peer_ref - the peer of key with one more connection */
+static struct pd_peer *peer_ref(struct pd_daemon *d, const char *key)
+{
+	struct pd_peer *p = peer_find(d, key);
+	if (p == NULL) {
+		size_t b = peer_hash(key);
+		p = mw_calloc(1, sizeof(*p));
+		(void)mw_strlcpy(p->key, key, sizeof(p->key));
+		p->next = d->peers[b];
+		d->peers[b] = p;
+	}
+	p->conns++;
+	return p;
+}
+
+/* peer_unref - one connection of p less; forgotten at none */
+static void peer_unref(struct pd_daemon *d, struct pd_peer *p)
+{
+	struct pd_peer **pp;
+	if (p == NULL || --p->conns > 0)
+		return;
+	for (pp = &d->peers[peer_hash(p->key)]; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	free(p);
+}
+
 /* conn_free - close a connection (its pending operation, if any, is orphaned) */
 static void conn_free(struct pd_conn *c)
 {
@@ -194,6 +272,7 @@ static void conn_free(struct pd_conn *c)
 		c->next->prev = c->prev;
 	if (!c->control)
 		d->nconns--;
+	peer_unref(d, c->owner);
 	if (c->req_timer != NULL)
 		event_free(c->req_timer);
 	if (c->bev != NULL)
@@ -227,15 +306,50 @@ static void conn_drop(struct pd_conn *c, const char *why)
 	conn_close(c);
 }
 
-/* req_timeout_cb - a started request did not end in time */
+/* slot_warn - a warning about connection slots, at most 5 a second (a hostile client can
+   cause one per connection); the number left out is told with the next one logged */
+static void MW_PRINTF(2, 3) slot_warn(struct pd_daemon *d, const char *fmt, ...)
+{
+	int64_t second = mono_us() / 1000000;
+	char msg[512];
+	va_list ap;
+	if (second != d->warn_second) {
+		d->warn_second = second;
+		d->warn_count = 0;
+	}
+	if (d->warn_count >= 5) {
+		d->warn_dropped++;
+		return;
+	}
+	d->warn_count++;
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (d->warn_dropped > 0)
+		mw_warn("%s (and %u similar messages not logged)", msg, d->warn_dropped);
+	else
+		mw_warn("%s", msg);
+	d->warn_dropped = 0;
+}
+
+/* req_timeout_cb - the first request, or a started one, did not end in time */
 static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pd_conn *c = arg;
-	char why[64];
 	(void)fd;
 	(void)what;
-	(void)snprintf(why, sizeof(why), "request not completed within %us", c->request_timeout);
-	conn_drop(c, why);
+	if (c->requests == 0) {
+		slot_warn(c->d,
+		          "policyd: closing connection #%" PRIu64
+		          " from %s: no request within first_request_timeout (%lds)",
+		          c->id, c->peer,
+		          (long)mw_config_int(c->d->rt->cfg, MWK_PD_FIRST_REQUEST_TIMEOUT));
+		conn_close(c);
+		return;
+	}
+	mw_warn("policyd: closing connection #%" PRIu64 " from %s: request not completed within %us",
+	        c->id, c->peer, c->request_timeout);
+	conn_close(c);
 }
 
 /* pending_new - the connection's record for a request being decided (reused, not zeroed:
@@ -420,6 +534,7 @@ static void conn_process(struct pd_conn *c)
 		}
 		if (r == 1) {
 			evtimer_del(c->req_timer);
+			c->requests++;
 			pd_proto_request(&c->proto, &c->req);
 			handle_request(c);
 		}
@@ -486,6 +601,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->in_len += (size_t)n;
+	c->last_active_us = mono_us();
 	if (c->pending != NULL) {
 		if (c->in_len >= PD_IN_MAX)
 			conn_reading(c, false); /* conn_process resumes */
@@ -671,20 +787,35 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_close(c);
 }
 
-/* peer_name - "ADDR:PORT" or "unix" */
-static void peer_name(const struct sockaddr *sa, char *buf, size_t size)
+/* peer_name - "ADDR:PORT" or "unix uid N" for the log, and the key max_connections_per_peer
+   counts: "uid N" (a unix peer whose credentials cannot be read is "uid ?", one shared
+   share) or the address */
+static void peer_name(evutil_socket_t fd, const struct sockaddr *sa, char *buf, size_t size,
+                      char *key, size_t key_size)
 {
 	char host[64], serv[16];
-	if (sa->sa_family == AF_UNIX ||
+	if (sa->sa_family != AF_UNIX &&
 	    getnameinfo(sa,
 	                sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                          : sizeof(struct sockaddr_in),
 	                host, sizeof(host), serv, sizeof(serv),
-	                NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		mw_strlcpy(buf, "unix", size);
+	                NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+		(void)snprintf(buf, size, "%s:%s", host, serv);
+		(void)mw_strlcpy(key, host, key_size);
 		return;
 	}
-	(void)snprintf(buf, size, "%s:%s", host, serv);
+	if (sa->sa_family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+		    len == sizeof(cred)) {
+			(void)snprintf(buf, size, "unix uid %ld", (long)cred.uid);
+			(void)snprintf(key, key_size, "uid %ld", (long)cred.uid);
+			return;
+		}
+	}
+	(void)mw_strlcpy(buf, "unix", size);
+	(void)mw_strlcpy(key, "uid ?", key_size);
 }
 
 /* conn_new - set up an accepted connection */
@@ -701,6 +832,7 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 	c->control = control;
 	c->id = ++d->next_id;
 	c->request_timeout = (unsigned)mw_config_int(cfg, MWK_PD_REQUEST_TIMEOUT);
+	c->last_active_us = mono_us();
 	lim.max_line = (size_t)mw_config_int(cfg, MWK_PD_MAX_LINE);
 	lim.max_request = (size_t)mw_config_int(cfg, MWK_PD_MAX_REQUEST);
 	lim.max_attrs = (unsigned)mw_config_int(cfg, MWK_PD_MAX_ATTRIBUTES);
@@ -722,6 +854,13 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 		if (c->out == NULL || c->rev == NULL || c->wev == NULL || c->req_timer == NULL)
 			mw_panic("policyd: libevent allocation failed");
 		conn_reading(c, true);
+		/* the first request must be complete within first_request_timeout, silent or
+		   not (request_timeout starts only once a request has started) */
+		{
+			struct timeval first = {
+			    (time_t)mw_config_int(cfg, MWK_PD_FIRST_REQUEST_TIMEOUT), 0};
+			evtimer_add(c->req_timer, &first);
+		}
 	}
 	c->next = d->conns;
 	if (d->conns != NULL)
@@ -732,24 +871,93 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 	return c;
 }
 
+/* conn_evict_class - how readily a policy connection gives up its slot to a newcomer: 0 it
+   never sent a byte, 1 it is idle between requests (Postfix reconnects when it needs it),
+   2 it is still sending its first request; -1 busy (a request being decided or half sent
+   after earlier ones, answers not yet taken): never evicted */
+static int conn_evict_class(const struct pd_conn *c)
+{
+	bool partial = pd_proto_pending(&c->proto) || c->in_len > c->in_off;
+	if (c->control || c->closing || c->in_loop || c->pending != NULL ||
+	    evbuffer_get_length(c->out) > 0)
+		return -1;
+	if (c->requests == 0)
+		return partial ? 2 : 0;
+	return partial ? -1 : 1;
+}
+
+/* conn_victim - the connection a newcomer replaces: the lowest class first, then the peer
+   holding the most connections (a flood from one peer never pushes out the others), then the
+   longest idle; among p's connections only (or all when p is NULL); NULL when all are busy */
+static struct pd_conn *conn_victim(struct pd_daemon *d, const struct pd_peer *p)
+{
+	struct pd_conn *c, *best = NULL;
+	int best_class = 3;
+	for (c = d->conns; c != NULL; c = c->next) {
+		int k;
+		if (c->control || c->owner == NULL || (p != NULL && c->owner != p))
+			continue;
+		k = conn_evict_class(c);
+		if (k < 0)
+			continue;
+		if (best == NULL || k < best_class ||
+		    (k == best_class && (c->owner->conns > best->owner->conns ||
+		                         (c->owner->conns == best->owner->conns &&
+		                          c->last_active_us < best->last_active_us)))) {
+			best = c;
+			best_class = k;
+		}
+	}
+	return best;
+}
+
+/* make_room - free a slot for a connection of peer key: 0 when it may be accepted */
+static int make_room(struct pd_daemon *d, const char *key, const char *peer)
+{
+	const mw_config *cfg = d->rt->cfg;
+	unsigned per_peer = (unsigned)mw_config_int(cfg, MWK_PD_MAX_CONNECTIONS_PER_PEER);
+	unsigned max = (unsigned)mw_config_int(cfg, MWK_PD_MAX_CONNECTIONS);
+	const char *which;
+	struct pd_conn *v;
+	struct pd_peer *p = peer_find(d, key);
+	if (p != NULL && p->conns >= per_peer) {
+		which = "max_connections_per_peer";
+		v = conn_victim(d, p);
+	} else if (d->nconns >= max) {
+		which = "max_connections";
+		v = conn_victim(d, NULL);
+	} else {
+		return 0;
+	}
+	if (v == NULL) {
+		slot_warn(d, "policyd: refusing connection from %s: %s reached and every connection "
+		             "is busy",
+		          peer, which);
+		return -1;
+	}
+	slot_warn(d, "policyd: %s reached: closing %s connection #%" PRIu64 " from %s for one from %s",
+	          which, v->requests == 0 ? "silent" : "idle", v->id, v->peer, peer);
+	conn_close(v);
+	return 0;
+}
+
 /* accept_cb - a Postfix (or other) client connected */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
 	struct pd_daemon *d = arg;
 	struct pd_conn *c;
-	char peer[96];
+	char peer[96], key[64];
 	(void)l;
 	(void)salen;
-	peer_name(sa, peer, sizeof(peer));
-	if (d->nconns >= (unsigned)mw_config_int(d->rt->cfg, MWK_PD_MAX_CONNECTIONS)) {
-		mw_warn("policyd: refusing connection from %s: max_connections (%u) reached", peer,
-		        d->nconns);
+	peer_name(fd, sa, peer, sizeof(peer), key, sizeof(key));
+	if (make_room(d, key, peer) < 0) {
 		evutil_closesocket(fd);
 		return;
 	}
 	c = conn_new(d, fd, false);
 	(void)mw_strlcpy(c->peer, peer, sizeof(c->peer));
+	c->owner = peer_ref(d, key);
 	mw_debug("policyd: connection #%" PRIu64 " from %s", c->id, c->peer);
 }
 
