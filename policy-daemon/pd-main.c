@@ -20,9 +20,10 @@
  * load is logged and the old one kept. socket, control_socket, counters, pid_file and user
  * only change on restart. SIGTERM/SIGINT stop the loop.
  *
- * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) serves one-line
- * commands: "status USER|IP" (usage of each limit and when it resets) and "reset USER|IP";
- * every answer ends with a line "ok" or "error: REASON".
+ * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) speaks the typed
+ * records of lib/mw-pdctl.c (the one encoder and decoder, shared with the API and
+ * mailwardenctl): "status USER|IP" (usage of each limit, reset times in whole seconds) and
+ * "reset USER|IP" (counters cleared); every reply ends with an ok or an error record.
  *
  * The store is read every store_refresh; when it cannot be read the last good rate_policies
  * (and always the config limits) stay in force and a warning is logged.
@@ -35,6 +36,7 @@
 #include "mw-build.h"
 #include "mw-config.h"
 #include "mw-log.h"
+#include "mw-pdctl.h"
 #include "mw-store.h"
 #include "pd-counters.h"
 #include "pd-policy.h"
@@ -66,7 +68,6 @@
 #define PD_OUT_MAX       (64 * 1024) /* unread answers before we stop reading a client */
 #define PD_IN_MAX        (16 * 1024) /* bytes read ahead of the parser (pipelined requests) */
 #define PD_WRITE_TIMEOUT 30          /* seconds a client may leave its answers unread */
-#define PD_CTL_LINE_MAX  1024
 #define PD_PROG          "mailwarden-policyd"
 
 struct pd_runtime {
@@ -135,6 +136,8 @@ struct pd_conn {
 	struct pd_peer *owner;  /* who max_connections_per_peer counts (policy clients) */
 	uint64_t requests;      /* requests completed on this connection */
 	int64_t last_active_us; /* accepted or last read (monotonic): the eviction order */
+	int64_t first_deadline_us; /* the first request must be complete by then (monotonic) */
+	bool request_started;   /* req_timer runs for a started request (request_timeout) */
 	uint64_t id;
 	struct pd_conn *prev, *next;
 };
@@ -338,7 +341,7 @@ static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct pd_conn *c = arg;
 	(void)fd;
 	(void)what;
-	if (c->requests == 0) {
+	if (c->requests == 0 && mono_us() >= c->first_deadline_us) {
 		slot_warn(c->d,
 		          "policyd: closing connection #%" PRIu64
 		          " from %s: no request within first_request_timeout (%lds)",
@@ -534,6 +537,7 @@ static void conn_process(struct pd_conn *c)
 		}
 		if (r == 1) {
 			evtimer_del(c->req_timer);
+			c->request_started = false;
 			c->requests++;
 			pd_proto_request(&c->proto, &c->req);
 			handle_request(c);
@@ -553,9 +557,16 @@ static void conn_process(struct pd_conn *c)
 		conn_reading(c, !full && c->in_len < PD_IN_MAX);
 	}
 	if (!c->closing && c->pending == NULL && pd_proto_pending(&c->proto) &&
-	    !evtimer_pending(c->req_timer, NULL)) {
-		struct timeval tv = {(time_t)c->request_timeout, 0};
+	    !c->request_started) {
+		/* request_timeout from the first byte, never past the first request's deadline */
+		int64_t us = (int64_t)c->request_timeout * 1000000;
+		struct timeval tv;
+		if (c->requests == 0 && c->first_deadline_us - mono_us() < us)
+			us = c->first_deadline_us - mono_us() > 0 ? c->first_deadline_us - mono_us() : 0;
+		tv.tv_sec = (time_t)(us / 1000000);
+		tv.tv_usec = (suseconds_t)(us % 1000000);
 		evtimer_add(c->req_timer, &tv);
+		c->request_started = true;
 	}
 	c->in_loop = false;
 	if (c->closing)
@@ -632,34 +643,61 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		conn_process(c); /* resume a client paused for not reading */
 }
 
-/* ctl_status_cb - print usage of each limit */
+/* ctl_send - a reply's records to a control client (one encoder: lib/mw-pdctl.c); a reply
+   the format cannot carry becomes an error record */
+static void ctl_send(struct pd_conn *c, const struct mw_pdctl_reply *reply)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	mw_str s;
+	mw_error err;
+	mw_str_init(&s, MW_PDCTL_REPLY_MAX);
+	if (mw_pdctl_encode_reply(&s, reply, &err) < 0) {
+		mw_error_log("policyd: control reply not sent: %s", err.msg);
+		mw_str_reset(&s);
+		(void)mw_pdctl_encode_error(&s, "internal error: reply not encodable", NULL);
+	}
+	evbuffer_add(out, s.buf, s.len);
+	mw_str_free(&s);
+}
+
+/* ctl_refuse - an error reply */
+static void ctl_refuse(struct pd_conn *c, const char *reason)
+{
+	struct mw_pdctl_reply *reply = mw_calloc(1, sizeof(*reply));
+	reply->cleared = -1;
+	(void)mw_strlcpy(reply->error, reason, sizeof(reply->error));
+	ctl_send(c, reply);
+	free(reply);
+}
+
+/* ctl_status_cb - the usage of each limit, in whole seconds */
 static void ctl_status_cb(const struct pd_batch_res *res, void *ctx)
 {
 	struct pd_pending *pp = ctx;
-	struct evbuffer *out;
+	struct mw_pdctl_reply *reply;
 	size_t i;
 	if (pp->conn == NULL) {
 		pending_done(pp, "", false);
 		return;
 	}
-	out = bufferevent_get_output(pp->conn->bev);
-	for (i = 0; i < res->count && i < pp->ev.n; i++) {
-		char spec[512], reset[32];
+	reply = mw_calloc(1, sizeof(*reply));
+	reply->ok = true;
+	reply->cleared = -1;
+	(void)mw_strlcpy(reply->subject, pp->label, sizeof(reply->subject));
+	for (i = 0; i < res->count && i < pp->ev.n && i < MW_PDCTL_LIMITS_MAX; i++) {
 		const struct pd_limit_res *r = &res->res[i];
-		pd_limit_format(pp->ev.limit_of[i], spec, sizeof(spec));
-		if (r->reset_after_us > 0)
-			mw_fmt_duration(r->reset_after_us / 1000000 +
-			                    (r->reset_after_us % 1000000 != 0),
-			                reset, sizeof(reset));
-		evbuffer_add_printf(out, "%s  used %" PRId64 "/%" PRId64 "  %s%s  (%s%s%s)\n", spec,
-		                    r->usage, pp->ev.limit_of[i]->count,
-		                    r->reset_after_us > 0 ? "resets in " : "idle",
-		                    r->reset_after_us > 0 ? reset : "", pp->ev.limit_of[i]->origin,
-		                    res->degraded ? ", " : "", res->degraded ? "degraded" : "");
+		struct mw_pdctl_limit *l = &reply->limits[reply->nlimits++];
+		pd_limit_format(pp->ev.limit_of[i], l->limit, sizeof(l->limit));
+		(void)mw_strlcpy(l->origin, pp->ev.limit_of[i]->origin, sizeof(l->origin));
+		l->used = r->usage;
+		l->count = pp->ev.limit_of[i]->count;
+		l->reset_after = r->reset_after_us > 0 ? r->reset_after_us / 1000000 +
+		                                             (r->reset_after_us % 1000000 != 0)
+		                                       : 0;
+		l->degraded = res->degraded;
 	}
-	if (pp->ev.n == 0)
-		evbuffer_add_printf(out, "no rate limit applies to %s\n", pp->label);
-	evbuffer_add_printf(out, "ok\n");
+	ctl_send(pp->conn, reply);
+	free(reply);
 	pending_done(pp, "", false);
 }
 
@@ -668,8 +706,12 @@ static void ctl_reset_cb(const struct pd_batch_res *res, void *ctx)
 {
 	struct pd_pending *pp = ctx;
 	if (pp->conn != NULL) {
-		evbuffer_add_printf(bufferevent_get_output(pp->conn->bev),
-		                    "cleared %zu counters of %s\nok\n", res->count, pp->label);
+		struct mw_pdctl_reply *reply = mw_calloc(1, sizeof(*reply));
+		reply->ok = true;
+		reply->cleared = (int64_t)res->count;
+		(void)mw_strlcpy(reply->subject, pp->label, sizeof(reply->subject));
+		ctl_send(pp->conn, reply);
+		free(reply);
 		mw_info("policyd: control: reset %s (%zu counters)", pp->label, res->count);
 	}
 	pending_done(pp, "", false);
@@ -694,59 +736,64 @@ static int ctl_subject(const struct pd_policy *p, const char *arg, enum pd_scope
 	return 0;
 }
 
-/* ctl_command - run one control line */
-static void ctl_command(struct pd_conn *c, char *line)
+/* ctl_command - run one decoded control request */
+static void ctl_command(struct pd_conn *c, const struct mw_pdctl_request *req)
 {
 	struct pd_daemon *d = c->d;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char *arg = strchr(line, ' ');
 	char value[PD_VALUE_MAX + 1], prefix[PD_COUNTER_KEY_MAX];
 	enum pd_scope scope;
 	struct pd_pending *pp;
-	if (arg != NULL)
-		*arg++ = '\0';
-	if (arg == NULL || (strcmp(line, "status") != 0 && strcmp(line, "reset") != 0)) {
-		evbuffer_add_printf(out, "error: expected status USER|IP or reset USER|IP\n");
-		return;
-	}
-	if (ctl_subject(d->rt->policy, arg, &scope, value, sizeof(value)) < 0) {
-		evbuffer_add_printf(out, "error: not a user name or IP address\n");
+	if (ctl_subject(d->rt->policy, req->subject, &scope, value, sizeof(value)) < 0) {
+		ctl_refuse(c, "not a user name or IP address");
 		return;
 	}
 	pp = pending_new(c);
 	(void)snprintf(pp->label, sizeof(pp->label), "%s %s", pd_scope_name(scope), value);
-	if (strcmp(line, "status") == 0) {
+	if (req->command == MW_PDCTL_STATUS) {
 		pd_policy_status(pp->rt->policy, scope, value, &pp->ev);
 		d->counters->ops->apply(d->counters, pp->ev.reqs, pp->ev.n, false, now_us(),
 		                        ctl_status_cb, pp);
 		return;
 	}
 	if (pd_key_prefix(scope, value, prefix, sizeof(prefix)) < 0) {
-		evbuffer_add_printf(out, "error: name too long\n");
+		ctl_refuse(c, "name too long");
 		pending_done(pp, "", false);
 		return;
 	}
 	d->counters->ops->reset(d->counters, prefix, now_us(), ctl_reset_cb, pp);
 }
 
-/* ctl_process - one command line at a time */
+/* ctl_process - one request record at a time (lib/mw-pdctl.c decodes it whole); a record
+   longer than MW_PDCTL_REQUEST_MAX closes the connection, a malformed one is refused */
 static void ctl_process(struct pd_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	c->in_loop = true;
 	while (c->pending == NULL && !c->closing) {
-		size_t n = 0;
-		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
-		if (line == NULL) {
-			if (evbuffer_get_length(in) > PD_CTL_LINE_MAX)
-				conn_drop(c, "control line too long");
+		size_t avail = evbuffer_get_length(in), look, n = 0;
+		const char *buf;
+		struct mw_pdctl_request req;
+		mw_error err;
+		int r;
+		if (avail == 0)
+			break;
+		look = avail < MW_PDCTL_REQUEST_MAX ? avail : MW_PDCTL_REQUEST_MAX;
+		buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+		r = mw_pdctl_frame(buf, look, MW_PDCTL_REQUEST_MAX, &n);
+		if (r < 0) {
+			conn_drop(c, "control request too long");
 			break;
 		}
-		if (n > PD_CTL_LINE_MAX || memchr(line, '\0', n) != NULL)
-			conn_drop(c, "bad control line");
-		else
-			ctl_command(c, line);
-		free(line);
+		if (r == 0)
+			break;
+		if (mw_pdctl_decode_request(buf, n, &req, &err) < 0) {
+			char reason[600];
+			(void)snprintf(reason, sizeof(reason), "bad request: %s", err.msg);
+			ctl_refuse(c, reason);
+		} else {
+			ctl_command(c, &req);
+		}
+		evbuffer_drain(in, n);
 	}
 	c->in_loop = false;
 	if (c->closing)
@@ -859,6 +906,7 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 		{
 			struct timeval first = {
 			    (time_t)mw_config_int(cfg, MWK_PD_FIRST_REQUEST_TIMEOUT), 0};
+			c->first_deadline_us = c->last_active_us + (int64_t)first.tv_sec * 1000000;
 			evtimer_add(c->req_timer, &first);
 		}
 	}

@@ -176,6 +176,26 @@ class ApiResourcesTest(ApiBase):
         self.assertIn('ratelimit.policy.add', actions)
         self.assertIn('ratelimit.policy.del', self.audit_actions(tok, str(pid)))
 
+    def test_reset_time_is_exact_seconds(self):
+        """Issue 9: the reset time reaches the API as whole seconds from the daemon, not
+        re-parsed from the text shown to people ("4h48m" was 17280 for 17279 s)."""
+        tok = self.token()
+        user, pw = self.new_user(tok)
+        body = {'scope': 'sasl_username', 'metric': 'messages', 'count': 5,
+                'window_seconds': 86400, 'action': 'defer', 'username': user}
+        pid = self.expect(self.call('POST', '/api/v1/ratelimit/policies', body=body, token=tok),
+                          201).json['id']
+        self.addCleanup(self.call, 'DELETE', '/api/v1/ratelimit/policies/%d' % pid, token=tok)
+        time.sleep(1.5)  # store_refresh
+        self.assertEqual(submit(self.postfix.smtp_port, user, pw, 1), [250])
+        time.sleep(1.2)  # so the exact value is below 17280 (one message = 86400/5 s)
+        a = self.expect(self.call('GET', '/api/v1/users/%s/ratelimit' % user, token=tok), 200)
+        lim = a.json['limits']
+        self.assertEqual([l['origin'] for l in lim], ['store #%d' % pid])
+        self.assertEqual((lim[0]['used'], lim[0]['count']), (1, 5))
+        self.assertGreater(lim[0]['reset_after_seconds'], 17270)
+        self.assertLess(lim[0]['reset_after_seconds'], 17280)
+
     def test_bad_policies_are_422_naming_the_field(self):
         tok = self.token()
         good = {'scope': 'client_address', 'match': '192.0.2.0/24', 'metric': 'recipients',
