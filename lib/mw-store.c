@@ -7,7 +7,7 @@
  *
  * Public: mw_store_open, mw_store_close, mw_store_migrate, mw_store_schema_version,
  * mw_store_latest_schema_version, mw_store_check_schema, mw_store_backend_name,
- * mw_store_username_normalize, mw_user_status_name/_parse, mw_user_role_name/_parse,
+ * mw_store_username_normalize, mw_rate_limit_check, mw_user_status_name/_parse, mw_user_role_name/_parse,
  * mw_store_user_*, mw_user_clear, mw_store_allowed_from_*, mw_store_strv_free,
  * mw_store_audit_append, mw_store_session_* and mw_store_user_set_login_state,
  * mw_store_audit_list, mw_audit_entries_free (mailwarden-api).
@@ -745,6 +745,25 @@ void mw_training_events_free(struct mw_training_event *events, size_t count)
 	free(events);
 }
 
+/* mw_rate_limit_check - count and window inside what the rate counters compute exactly */
+int mw_rate_limit_check(int64_t count, int64_t window_seconds, bool per_message,
+                        mw_error *error_r)
+{
+	if (count < 1 || count > MW_RATE_COUNT_MAX) {
+		mw_error_set(error_r,
+		             "count must be a whole number in 1..%lld (the largest the rate "
+		             "counters compute exactly)",
+		             MW_RATE_COUNT_MAX);
+		return -1;
+	}
+	if ((window_seconds != 0 || !per_message) &&
+	    (window_seconds < 1 || window_seconds > MW_RATE_WINDOW_MAX)) {
+		mw_error_set(error_r, "window must be 1..%lld seconds (1s..366d)", MW_RATE_WINDOW_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 /* rate_word - VALUE is one of the words of LIST ("a|b|c") */
 static bool rate_word(const char *list, const char *value)
 {
@@ -779,8 +798,8 @@ int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *polic
 		mw_error_set(error_r, "unknown rate policy action (defer or reject)");
 		return MW_STORE_ERROR;
 	}
-	if (p.limit_count < 1 || p.window_seconds < 1 || p.window_seconds > MW_RATE_WINDOW_MAX) {
-		mw_error_set(error_r, "rate policy count must be >= 1 and window 1s..366d");
+	if (mw_rate_limit_check(p.limit_count, p.window_seconds, false, error_r) < 0) {
+		mw_error_prefix(error_r, "rate policy: ");
 		return MW_STORE_ERROR;
 	}
 	if (memchr(p.match, '\0', sizeof(p.match)) == NULL ||

@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,11 +146,17 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 	    api_field_string(req, res, "scope", true, sizeof(p.scope) - 1, &scope) < 0 ||
 	    api_field_string(req, res, "match", false, MW_RATE_MATCH_MAX, &match) < 0 ||
 	    api_field_string(req, res, "metric", true, sizeof(p.metric) - 1, &metric) < 0 ||
-	    field_int(req, res, "count", 1, INT64_MAX, &count) < 0 ||
-	    field_int(req, res, "window_seconds", 1, MW_RATE_WINDOW_MAX, &window) < 0 ||
+	    field_int(req, res, "count", LLONG_MIN, LLONG_MAX, &count) < 0 ||
+	    field_int(req, res, "window_seconds", LLONG_MIN, LLONG_MAX, &window) < 0 ||
 	    api_field_string(req, res, "action", true, sizeof(p.action) - 1, &action) < 0 ||
 	    api_field_string(req, res, "username", false, MW_USERNAME_MAX * 4, &username) < 0)
 		return;
+	/* the bounds are those of the counters' arithmetic: one check for every entry point */
+	if (mw_rate_limit_check(count, window, false, &err) < 0) {
+		api_error(res, 422, "invalid_field", "field %s: %s",
+		          strncmp(err.msg, "count", 5) == 0 ? "count" : "window_seconds", err.msg);
+		return;
+	}
 	if (!one_of(scope, scopes)) {
 		api_error(res, 422, "invalid_field", "field scope must be one of %s", scopes);
 		return;

@@ -129,6 +129,10 @@ int ctl_rl_parse_policy(char **argv, struct mw_rate_policy *p)
 		return -1;
 	}
 	p->window_seconds = secs;
+	if (mw_rate_limit_check(p->limit_count, p->window_seconds, false, &err) < 0) {
+		ctl_err("%s: %s", argv[2], err.msg);
+		return -1;
+	}
 	return 0;
 }
 

@@ -206,6 +206,10 @@ class ApiResourcesTest(ApiBase):
             ({'scope': 'sender_ip'}, 'scope'), ({'metric': 'bytes'}, 'metric'),
             ({'action': 'drop'}, 'action'), ({'count': 0}, 'count'), ({'count': '5'}, 'count'),
             ({'window_seconds': 10 ** 9}, 'window_seconds'), ({'match': '192.0.2.0/33'}, 'match'),
+            # the bound pd_gcra computes exactly (issue 9): 10**15, one more is refused
+            ({'count': 10 ** 15 + 1}, 'field count: count must be a whole number in 1..1000000000000000'),
+            ({'count': 2 ** 63 - 1}, 'count'), ({'window_seconds': 366 * 86400 + 1},
+                                                'window_seconds'),
             ({'match': 'x\u0001'}, 'match'), ({'username': 'no-such@' + DOMAIN}, 'username'),
             ({'extra': 1}, 'extra'), ({'match': "'; DROP TABLE rate_policies; --"}, 'match'),
         ]
@@ -218,10 +222,12 @@ class ApiResourcesTest(ApiBase):
         self.expect(self.call('DELETE', '/api/v1/ratelimit/policies/..%2F1', token=tok), 400)
         after = self.expect(self.call('GET', '/api/v1/ratelimit/policies', token=tok), 200).json
         self.assertEqual(before, after)
-        a = self.expect(self.call('POST', '/api/v1/ratelimit/policies', body=good, token=tok),
-                        201)
-        self.expect(self.call('DELETE', '/api/v1/ratelimit/policies/%d' % a.json['id'],
-                              token=tok), 204)
+        for edge in ({}, {'count': 10 ** 15, 'window_seconds': 366 * 86400},
+                     {'count': 10 ** 15, 'window_seconds': 1}):
+            a = self.expect(self.call('POST', '/api/v1/ratelimit/policies',
+                                      body=dict(good, **edge), token=tok), 201)
+            self.expect(self.call('DELETE', '/api/v1/ratelimit/policies/%d' % a.json['id'],
+                                  token=tok), 204)
 
     # ---- tag rules -------------------------------------------------------------------------
 
