@@ -9,9 +9,11 @@ and a 2 s first-request timeout; attackers connect from 127.0.0.2 and 127.0.0.3 
 on the loopback), Postfix and the good clients from 127.0.0.1 and 127.0.0.4.
 """
 
+import os
 import select
 import smtplib
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -76,6 +78,120 @@ class Flood(threading.Thread):
         self.join(10)
         for s in self.socks:
             s.close()
+
+
+class UnixPolicyd(lab_mod.Policyd):
+    """UnixPolicyd - the lab's policyd on a unix socket in its directory (peers are uids)."""
+
+    @property
+    def sock_path(self):
+        return os.path.join(self.dir, 'policy.sock')
+
+    def render_config(self):
+        return super().render_config().replace(
+            'socket = inet:%d@127.0.0.1\n' % self.port, 'socket = unix:%s\n' % self.sock_path)
+
+    def unix_ready(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(1)
+            s.connect(self.sock_path)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def _start(self):
+        lab_mod.write_file(self.config, self.render_config(), 0o644)
+        log = open(self.log_path, 'a')
+        self.proc = subprocess.Popen([self.binary, '-c', self.config, '-f'],
+                                     stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        log.close()
+        lab_mod.wait_until(lambda: self.unix_ready() or self.proc.poll() is not None, 15,
+                           'policyd on %s' % self.sock_path)
+        if self.proc.poll() is not None:
+            raise lab_mod.LabError('policyd exited with %d' % self.proc.returncode)
+        os.chmod(self.dir, 0o755)  # the other uid's client reaches the socket
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None and self.unix_ready()
+
+
+# one policy request as another uid: connects, asks, prints the action
+AS_OTHER_UID = r'''
+import socket, sys, time
+path, silent = sys.argv[1], int(sys.argv[2])
+socks = []
+for _ in range(silent):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    socks.append(s)
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.settimeout(5)
+c.connect(path)
+c.sendall(b'request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.9\n\n')
+buf = b''
+while not buf.endswith(b'\n\n'):
+    chunk = c.recv(4096)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.decode().strip())
+sys.stdout.flush()
+time.sleep(float(sys.argv[3]))
+'''
+
+
+class PolicydSlotsUnixTest(unittest.TestCase):
+    """On a unix socket a peer is a uid (SO_PEERCRED): root's silent connections are
+    capped at its share and never push out another uid's."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.store = cls.lab.store()
+            # a long first-request timeout: the check must not race the other uid's start
+            cls.policyd = cls.lab.add(UnixPolicyd(
+                cls.lab.root, cls.store, autostop=cls.lab.autostop,
+                extra=EXTRA.replace('first_request_timeout = %ds' % FIRST,
+                                    'first_request_timeout = 30s')))
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.policyd.stop()
+        errors = cls.policyd.sanitizer_errors()
+        cls.lab.stop()
+        if errors:
+            raise AssertionError('policyd sanitizer report:\n' + errors)
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(self.policyd.sock_path)
+        self.addCleanup(s.close)
+        return s
+
+    def test_peers_are_uids(self):
+        root = [self.connect() for _ in range(12)]
+        time.sleep(0.3)
+        # uid 0 holds at most 10: its two oldest made way for its own newest
+        self.assertEqual([i for i, s in enumerate(root) if closed(s)], [0, 1])
+        # uid postfix opens 9 silent connections and asks on a 10th: its own share, so the
+        # daemon is full (20) and nothing of root's was touched
+        p = subprocess.run(['runuser', '-u', 'postfix', '--', '/usr/bin/python3', '-c',
+                            AS_OTHER_UID, self.policyd.sock_path, '9', '0'],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.stdout.strip(), 'action=DUNNO', p.stderr)
+        self.assertEqual([i for i, s in enumerate(root) if closed(s)], [0, 1])
+        log = self.policyd.log_text()
+        self.assertIn('from unix uid 0', log)
+        self.assertIn('from unix uid %d' % __import__('pwd').getpwnam('postfix').pw_uid, log)
 
 
 class PolicydSlotsTest(unittest.TestCase):
