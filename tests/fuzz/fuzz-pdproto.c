@@ -25,7 +25,7 @@
  * Diagnostics: a broken invariant prints what broke on stderr and aborts.
  */
 #include "mw-build.h"
-#include "pd-proto.h"
+#include "../../policy-daemon/pd-proto.h" /* found without -Ipolicy-daemon */
 
 #include <stdio.h>
 #include <stdlib.h>
