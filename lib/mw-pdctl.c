@@ -45,9 +45,18 @@ struct field {
 	size_t size; /* F_TEXT: the buffer's size */
 };
 
-#define TEXT(st, m) {#m, F_TEXT, offsetof(st, m), sizeof(((st *)0)->m)}
-#define INT(st, m)  {#m, F_INT, offsetof(st, m), 0}
-#define BOOL(st, m) {#m, F_BOOL, offsetof(st, m), 0}
+#define TEXT(st, m)                                                                                \
+	{                                                                                          \
+#m, F_TEXT, offsetof(st, m), sizeof(((st *)0)->m)                                  \
+	}
+#define INT(st, m)                                                                                 \
+	{                                                                                          \
+#m, F_INT, offsetof(st, m), 0                                                      \
+	}
+#define BOOL(st, m)                                                                                \
+	{                                                                                          \
+#m, F_BOOL, offsetof(st, m), 0                                                     \
+	}
 
 /* The fields of the records that are not a struct of the header: cleared, ok, error. */
 struct rec_cleared {
@@ -62,8 +71,8 @@ struct rec_error {
 
 static const struct field request_fields[] = {TEXT(struct mw_pdctl_request, subject)};
 static const struct field limit_fields[] = {
-    TEXT(struct mw_pdctl_limit, limit), TEXT(struct mw_pdctl_limit, origin),
-    INT(struct mw_pdctl_limit, used),   INT(struct mw_pdctl_limit, count),
+    TEXT(struct mw_pdctl_limit, limit),      TEXT(struct mw_pdctl_limit, origin),
+    INT(struct mw_pdctl_limit, used),        INT(struct mw_pdctl_limit, count),
     INT(struct mw_pdctl_limit, reset_after), BOOL(struct mw_pdctl_limit, degraded),
 };
 static const struct field cleared_fields[] = {INT(struct rec_cleared, count)};
@@ -108,7 +117,8 @@ static int encode(mw_str *out, enum rec_type type, const void *base, mw_error *e
 		switch (f->type) {
 		case F_TEXT:
 			if (memchr(p, '\0', f->size) == NULL || !text_ok(p)) {
-				mw_error_set(error_r, "%s record: %s is not a text the format carries",
+				mw_error_set(error_r,
+				             "%s record: %s is not a text the format carries",
 				             records[type].name, f->name);
 				rc = -1;
 				break;
@@ -119,8 +129,8 @@ static int encode(mw_str *out, enum rec_type type, const void *base, mw_error *e
 			int64_t v;
 			memcpy(&v, p, sizeof(v));
 			if (v < 0) {
-				mw_error_set(error_r, "%s record: %s is negative", records[type].name,
-				             f->name);
+				mw_error_set(error_r, "%s record: %s is negative",
+				             records[type].name, f->name);
 				rc = -1;
 				break;
 			}
@@ -267,8 +277,8 @@ static int set_field(const char *rec, const struct field *f, void *base, const c
 	case F_INT: {
 		int64_t x;
 		if (parse_int(v, n, &x) < 0) {
-			mw_error_set(error_r, "%s record: %s is not a number 0..%" PRId64, rec, f->name,
-			             (int64_t)MW_PDCTL_INT_MAX);
+			mw_error_set(error_r, "%s record: %s is not a number 0..%" PRId64, rec,
+			             f->name, (int64_t)MW_PDCTL_INT_MAX);
 			return -1;
 		}
 		memcpy(p, &x, sizeof(x));
@@ -292,7 +302,8 @@ static int set_field(const char *rec, const struct field *f, void *base, const c
 static int next_line(const char *buf, size_t len, size_t *pos, const char **line, size_t *n,
                      mw_error *error_r)
 {
-	size_t left = len - *pos, look = left < MW_PDCTL_LINE_MAX + 1 ? left : MW_PDCTL_LINE_MAX + 1;
+	size_t left = len - *pos,
+	       look = left < MW_PDCTL_LINE_MAX + 1 ? left : MW_PDCTL_LINE_MAX + 1;
 	const char *lf = memchr(buf + *pos, '\n', look);
 	if (lf == NULL) {
 		if (left > MW_PDCTL_LINE_MAX) {
@@ -324,7 +335,8 @@ static int decode_record(const char *buf, size_t len, size_t *pos, unsigned allo
 		return -1;
 	}
 	for (t = 0; t < MW_N_ELEMENTS(records); t++)
-		if (strlen(records[t].name) == n - 7 && memcmp(records[t].name, line + 7, n - 7) == 0)
+		if (strlen(records[t].name) == n - 7 &&
+		    memcmp(records[t].name, line + 7, n - 7) == 0)
 			break;
 	if (t == MW_N_ELEMENTS(records) || !(allowed & (1u << t))) {
 		mw_error_set(error_r, "unknown or unexpected record type");
@@ -422,7 +434,8 @@ int mw_pdctl_decode_reply(const char *buf, size_t len, struct mw_pdctl_reply *re
 		switch (t) {
 		case REC_LIMIT:
 			if (reply_r->nlimits == MW_PDCTL_LIMITS_MAX) {
-				mw_error_set(error_r, "more than %d limit records", MW_PDCTL_LIMITS_MAX);
+				mw_error_set(error_r, "more than %d limit records",
+				             MW_PDCTL_LIMITS_MAX);
 				return -1;
 			}
 			reply_r->limits[reply_r->nlimits++] = lim;
@@ -430,7 +443,8 @@ int mw_pdctl_decode_reply(const char *buf, size_t len, struct mw_pdctl_reply *re
 			break;
 		case REC_CLEARED:
 			reply_r->cleared = cleared.count;
-			allowed = 1u << REC_OK | 1u << REC_ERROR; /* at most one, after the limits */
+			allowed =
+			    1u << REC_OK | 1u << REC_ERROR; /* at most one, after the limits */
 			break;
 		case REC_OK:
 		case REC_ERROR:
@@ -515,8 +529,8 @@ int mw_pdctl_call(const char *path, const struct mw_pdctl_request *req, int time
 			goto done;
 		}
 		if (mw_str_append(&in, buf, (size_t)n) < 0) {
-			mw_error_set(error_r, "control socket %s: answer longer than %d bytes", path,
-			             MW_PDCTL_REPLY_MAX);
+			mw_error_set(error_r, "control socket %s: answer longer than %d bytes",
+			             path, MW_PDCTL_REPLY_MAX);
 			goto done;
 		}
 		if (in.len < 2 || in.buf[in.len - 1] != '\n' || in.buf[in.len - 2] != '\n')
@@ -544,7 +558,7 @@ void mw_pdctl_format_limit(const struct mw_pdctl_limit *l, char *buf, size_t siz
 	char reset[32] = "";
 	if (l->reset_after > 0)
 		mw_fmt_duration(l->reset_after, reset, sizeof(reset));
-	(void)snprintf(buf, size, "%s  used %" PRId64 "/%" PRId64 "  %s%s  (%s%s)", l->limit, l->used,
-	               l->count, l->reset_after > 0 ? "resets in " : "idle", reset, l->origin,
-	               l->degraded ? ", degraded" : "");
+	(void)snprintf(buf, size, "%s  used %" PRId64 "/%" PRId64 "  %s%s  (%s%s)", l->limit,
+	               l->used, l->count, l->reset_after > 0 ? "resets in " : "idle", reset,
+	               l->origin, l->degraded ? ", degraded" : "");
 }

@@ -30,10 +30,10 @@ struct mw_pdctl_limit {
 };
 
 struct mw_pdctl_reply {
-	bool ok;                               /* false: the daemon refused, reason in error */
-	char subject[MW_PDCTL_TEXT_MAX + 1];   /* what the daemon looked at: "SCOPE VALUE" */
+	bool ok;                             /* false: the daemon refused, reason in error */
+	char subject[MW_PDCTL_TEXT_MAX + 1]; /* what the daemon looked at: "SCOPE VALUE" */
 	char error[MW_PDCTL_TEXT_MAX + 1];
-	int64_t cleared;                       /* reset: counters cleared; -1 = no such record */
+	int64_t cleared; /* reset: counters cleared; -1 = no such record */
 	size_t nlimits;
 	struct mw_pdctl_limit limits[MW_PDCTL_LIMITS_MAX];
 };

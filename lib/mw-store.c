@@ -7,13 +7,14 @@
  *
  * Public: mw_store_open, mw_store_close, mw_store_migrate, mw_store_schema_version,
  * mw_store_latest_schema_version, mw_store_check_schema, mw_store_backend_name,
- * mw_store_username_normalize, mw_rate_limit_check, mw_user_status_name/_parse, mw_user_role_name/_parse,
+ * mw_store_username_normalize, mw_user_status_name/_parse, mw_user_role_name/_parse,
  * mw_store_user_*, mw_user_clear, mw_store_allowed_from_*, mw_store_strv_free,
  * mw_store_audit_append, mw_store_session_* and mw_store_user_set_login_state,
  * mw_store_audit_list, mw_audit_entries_free (mailwarden-api).
  * mw_store_dkim_key_*, mw_dkim_key_row_clear, mw_dkim_key_rows_free (DKIM signing keys).
  * mw_store_user_totp_get/_set, mw_store_user_main_protocols_get/_set,
  * mw_store_protocols_valid, mw_store_app_password_* (2FA and app passwords).
+ * mw_rate_limit_check (the bounds of a rate limit's count and window).
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
@@ -746,8 +747,7 @@ void mw_training_events_free(struct mw_training_event *events, size_t count)
 }
 
 /* mw_rate_limit_check - count and window inside what the rate counters compute exactly */
-int mw_rate_limit_check(int64_t count, int64_t window_seconds, bool per_message,
-                        mw_error *error_r)
+int mw_rate_limit_check(int64_t count, int64_t window_seconds, bool per_message, mw_error *error_r)
 {
 	if (count < 1 || count > MW_RATE_COUNT_MAX) {
 		mw_error_set(error_r,
@@ -758,7 +758,8 @@ int mw_rate_limit_check(int64_t count, int64_t window_seconds, bool per_message,
 	}
 	if ((window_seconds != 0 || !per_message) &&
 	    (window_seconds < 1 || window_seconds > MW_RATE_WINDOW_MAX)) {
-		mw_error_set(error_r, "window must be 1..%lld seconds (1s..366d)", MW_RATE_WINDOW_MAX);
+		mw_error_set(error_r, "window must be 1..%lld seconds (1s..366d)",
+		             MW_RATE_WINDOW_MAX);
 		return -1;
 	}
 	return 0;

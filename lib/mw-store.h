@@ -248,8 +248,7 @@ void mw_audit_entries_free(struct mw_audit_entry *entries, size_t count);
    (or 0, a per-message cap, when per_message is allowed); -1 with error_r naming the field
    ("count", "window") and its bounds. The one check the API, mailwardenctl, the store and
    mailwarden-policyd's config and store loaders share. */
-int mw_rate_limit_check(int64_t count, int64_t window_seconds, bool per_message,
-                        mw_error *error_r);
+int mw_rate_limit_check(int64_t count, int64_t window_seconds, bool per_message, mw_error *error_r);
 struct mw_rate_policy {
 	int64_t id;
 	char scope[32];

@@ -78,7 +78,7 @@ struct pd_counters {
    is outside what it computes exactly: then nothing is charged and the request is denied
    (a check that cannot decide refuses), never an overflow. */
 int pd_gcra(int64_t *tat_us, const struct pd_limit_req *req, int64_t now_us, bool commit,
-	    struct pd_limit_res *res_r);
+            struct pd_limit_res *res_r);
 
 /* In-memory store: a hash table with expiry holding at most max_keys keys (when full,
    expired keys are dropped first, then the keys closest to reset). */

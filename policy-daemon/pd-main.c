@@ -8,12 +8,13 @@
  * socket peer's uid, an inet peer's address) holds at most max_connections_per_peer, and a
  * newcomer that finds its peer's share or all max_connections taken replaces the longest idle
  * connection (one that never sent a byte first, then one idle between requests, then one
- * still sending its first request); only when every candidate is busy is it closed at once. A request is decided by pd-policy.c and, when limits apply, by one atomic batch on the
- * counter store (memory, or Redis through pd-counters-redis.c); the answer goes back on the
- * same connection, which stays open for the next request. The hot path is kept short: one
- * read() per request into a per-connection buffer, the request parsed and indexed once, the
- * answer sent with one send() (the write event only when the socket does not take it), no
- * allocation and no event change per request.
+ * still sending its first request); only when every candidate is busy is it closed at once. A
+ * request is decided by pd-policy.c and, when limits apply, by one atomic batch on the counter
+ * store (memory, or Redis through pd-counters-redis.c); the answer goes back on the same
+ * connection, which stays open for the next request. The hot path is kept short: one read() per
+ * request into a per-connection buffer, the request parsed and indexed once, the answer sent with
+ * one send() (the write event only when the socket does not take it), no allocation and no event
+ * change per request.
  *
  * SIGHUP re-reads the configuration and the store's rate_policies: new limits apply to the
  * next request of every connection, no connection is dropped; a configuration that does not
@@ -133,11 +134,11 @@ struct pd_conn {
 	struct pd_pending *pending; /* the request being decided */
 	struct pd_pending *spare;   /* a decided request's record, reused for the next one */
 	char peer[96];
-	struct pd_peer *owner;  /* who max_connections_per_peer counts (policy clients) */
-	uint64_t requests;      /* requests completed on this connection */
-	int64_t last_active_us; /* accepted or last read (monotonic): the eviction order */
+	struct pd_peer *owner;     /* who max_connections_per_peer counts (policy clients) */
+	uint64_t requests;         /* requests completed on this connection */
+	int64_t last_active_us;    /* accepted or last read (monotonic): the eviction order */
 	int64_t first_deadline_us; /* the first request must be complete by then (monotonic) */
-	bool request_started;   /* req_timer runs for a started request (request_timeout) */
+	bool request_started;      /* req_timer runs for a started request (request_timeout) */
 	uint64_t id;
 	struct pd_conn *prev, *next;
 };
@@ -350,7 +351,8 @@ static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 		return;
 	}
-	mw_warn("policyd: closing connection #%" PRIu64 " from %s: request not completed within %us",
+	mw_warn("policyd: closing connection #%" PRIu64
+	        " from %s: request not completed within %us",
 	        c->id, c->peer, c->request_timeout);
 	conn_close(c);
 }
@@ -562,7 +564,8 @@ static void conn_process(struct pd_conn *c)
 		int64_t us = (int64_t)c->request_timeout * 1000000;
 		struct timeval tv;
 		if (c->requests == 0 && c->first_deadline_us - mono_us() < us)
-			us = c->first_deadline_us - mono_us() > 0 ? c->first_deadline_us - mono_us() : 0;
+			us = c->first_deadline_us - mono_us() > 0 ? c->first_deadline_us - mono_us()
+			                                          : 0;
 		tv.tv_sec = (time_t)(us / 1000000);
 		tv.tv_usec = (suseconds_t)(us % 1000000);
 		evtimer_add(c->req_timer, &tv);
@@ -978,12 +981,14 @@ static int make_room(struct pd_daemon *d, const char *key, const char *peer)
 		return 0;
 	}
 	if (v == NULL) {
-		slot_warn(d, "policyd: refusing connection from %s: %s reached and every connection "
-		             "is busy",
+		slot_warn(d,
+		          "policyd: refusing connection from %s: %s reached and every connection "
+		          "is busy",
 		          peer, which);
 		return -1;
 	}
-	slot_warn(d, "policyd: %s reached: closing %s connection #%" PRIu64 " from %s for one from %s",
+	slot_warn(d,
+	          "policyd: %s reached: closing %s connection #%" PRIu64 " from %s for one from %s",
 	          which, v->requests == 0 ? "silent" : "idle", v->id, v->peer, peer);
 	conn_close(v);
 	return 0;

@@ -278,7 +278,8 @@ int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used
 			return -1;
 		}
 		if (lf && req_room == seg) {
-			mw_error_set(error_r, "request larger than %zu bytes", p->limits.max_request);
+			mw_error_set(error_r, "request larger than %zu bytes",
+			             p->limits.max_request);
 			return -1;
 		}
 		memcpy(p->buf + p->len, data + i, seg);

@@ -46,7 +46,7 @@ struct pd_request {
 struct pd_proto {
 	struct pd_proto_limits limits;
 	char *buf; /* the request so far (max_request + 1 bytes) */
-	size_t len;        /* bytes stored in buf (each line's LF, and a CR before it, as one NUL) */
+	size_t len; /* bytes stored in buf (each line's LF, and a CR before it, as one NUL) */
 	size_t line_start; /* where the current line starts in buf */
 	size_t received;   /* bytes of the request taken from the input, line ends included:
 	                      len <= received <= max_request, so buf never overflows */

@@ -5,10 +5,10 @@
  * username overrides the general limits of its scope and metric for that user only.
  * Usage and reset go to mailwarden-policyd's control socket ([policyd] control_socket, the
  * key mailwardenctl ratelimit uses too) through the one client of its record format
- * (lib/mw-pdctl.c): reset times arrive as whole seconds, not as text for people. The daemon accepts only root and its own user, so the
- * API must run as the policy daemon's user for these two routes. When the daemon cannot be
- * reached (no socket, refused, no answer within API_PD_TIMEOUT_MS) the answer is 503
- * policyd_unavailable; nothing is retried.
+ * (lib/mw-pdctl.c): reset times arrive as whole seconds, not as text for people. The daemon accepts
+ * only root and its own user, so the API must run as the policy daemon's user for these two routes.
+ * When the daemon cannot be reached (no socket, refused, no answer within API_PD_TIMEOUT_MS) the
+ * answer is 503 policyd_unavailable; nothing is retried.
  *
  * Every change (policy add and delete, a reset) is audited.
  *
@@ -274,7 +274,8 @@ static json_t *limit_json(const struct mw_pdctl_limit *l)
 {
 	return json_pack("{s:s,s:I,s:I,s:o,s:o,s:s,s:b}", "limit", l->limit, "used",
 	                 (json_int_t)l->used, "count", (json_int_t)l->count, "reset_after_seconds",
-	                 l->reset_after > 0 ? json_integer((json_int_t)l->reset_after) : json_null(),
+	                 l->reset_after > 0 ? json_integer((json_int_t)l->reset_after)
+	                                    : json_null(),
 	                 "resets_at",
 	                 l->reset_after > 0 ? json_integer((json_int_t)(mw_now() + l->reset_after))
 	                                    : json_null(),

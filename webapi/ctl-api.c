@@ -1394,7 +1394,8 @@ static int api_rl_ask(const struct api_target *t, int argc, char **argv, bool re
 	}
 	reply = mw_calloc(1, sizeof(*reply));
 	reply->ok = true;
-	reply->cleared = reset ? (int64_t)json_integer_value(json_object_get(a.json, "cleared")) : -1;
+	reply->cleared =
+	    reset ? (int64_t)json_integer_value(json_object_get(a.json, "cleared")) : -1;
 	(void)snprintf(reply->subject, sizeof(reply->subject), "sasl_username %s",
 	               jstr_or(a.json, "username", username));
 	limits = json_object_get(a.json, "limits");

@@ -40,8 +40,8 @@ static bool same_reply(const struct mw_pdctl_reply *a, const struct mw_pdctl_rep
 	for (i = 0; i < a->nlimits; i++) {
 		const struct mw_pdctl_limit *x = &a->limits[i], *y = &b->limits[i];
 		if (strcmp(x->limit, y->limit) != 0 || strcmp(x->origin, y->origin) != 0 ||
-		    x->used != y->used || x->count != y->count || x->reset_after != y->reset_after ||
-		    x->degraded != y->degraded)
+		    x->used != y->used || x->count != y->count ||
+		    x->reset_after != y->reset_after || x->degraded != y->degraded)
 			return false;
 	}
 	return true;

@@ -69,8 +69,8 @@ static void trace_add(struct trace *t, const char *s, size_t n)
 }
 
 /* check_request - what a complete request promises; recorded in t */
-static void check_request(const struct pd_proto_limits *lim, struct pd_proto *p,
-                          struct trace *t, size_t request_bytes)
+static void check_request(const struct pd_proto_limits *lim, struct pd_proto *p, struct trace *t,
+                          size_t request_bytes)
 {
 	struct pd_request req;
 	unsigned i, j;

@@ -135,7 +135,8 @@ static void test_gcra_bounds(void **state)
 				assert_true(res.allowed);
 				assert_true(res.usage == n);
 				assert_true(res.reset_after_us == n * t);
-				assert_true(res.reset_after_us <= w + n - 1 && res.reset_after_us >= w);
+				assert_true(res.reset_after_us <= w + n - 1 &&
+				            res.reset_after_us >= w);
 				r.cost = 1;
 				assert_int_equal(pd_gcra(&tat, &r, now, true, &res), 0);
 				assert_false(res.allowed);

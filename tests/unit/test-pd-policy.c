@@ -62,8 +62,8 @@ static void test_limit_parse(void **state)
 				fail_msg("case %zu accepted: %s", i, limit_cases[i].spec);
 			/* a count out of range is named with its bound */
 			if (strstr(limit_cases[i].spec, "000000000000001/") != NULL &&
-			    strstr(err.msg, "count must be a whole number in 1..1000000000000000") ==
-			        NULL)
+			    strstr(err.msg,
+			           "count must be a whole number in 1..1000000000000000") == NULL)
 				fail_msg("case %zu: %s", i, err.msg);
 			continue;
 		}

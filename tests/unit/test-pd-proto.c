@@ -40,8 +40,7 @@ static const struct {
      0, "request larger than 256", 0},
     /* limits at their exact edges: 64 bytes (+ CR) pass, 65 do not */
     {"a=0123456789012345678901234567890123456789012345678901234567abcd\n\n", 0, NULL, 1},
-    {"a=0123456789012345678901234567890123456789012345678901234567abcd\r\n\r\n", 0, NULL,
-     1},
+    {"a=0123456789012345678901234567890123456789012345678901234567abcd\r\n\r\n", 0, NULL, 1},
     {"a=0123456789012345678901234567890123456789012345678901234567abcde\n", 0,
      "line longer than 64", 0},
     {"a=0123456789012345678901234567890123456789012345678901234567abcd\r\r\n", 0,
@@ -49,8 +48,9 @@ static const struct {
     /* the first offending byte decides: an over-long line before a NUL, a NUL before it */
     {"a=0123456789012345678901234567890123456789012345678901234567abcdef\0\n", 68,
      "line longer than 64", 0},
-    {"a=0123456789\0" "0123456789012345678901234567890123456789012345678901234567\n", 72,
-     "NUL byte", 0},
+    {"a=0123456789\0"
+     "0123456789012345678901234567890123456789012345678901234567\n",
+     72, "NUL byte", 0},
     {"a=1\nb=2\n\0\n", 11, "NUL byte", 0},
     {"\r\n", 0, "empty request", 0},
     {"a=1\nA=2\n\n", 0, NULL, 2}, /* names are case-sensitive */
@@ -350,7 +350,6 @@ static void test_known_index(void **state)
 	pd_proto_free(&p);
 }
 
-
 /* ---- the size rule at its edges, and requests split anywhere ------------------------ */
 
 /* A small deterministic generator (xorshift64*): the same pieces on every run. */
@@ -366,11 +365,11 @@ static uint64_t rng(void)
 }
 
 struct outcome {
-	int r;               /* 1 complete, 0 incomplete, -1 refused */
-	size_t used;         /* bytes of the input consumed when r == 1 */
+	int r;       /* 1 complete, 0 incomplete, -1 refused */
+	size_t used; /* bytes of the input consumed when r == 1 */
 	char err[sizeof(((mw_error *)0)->msg)];
 	unsigned count;
-	char flat[20000];    /* the attributes as "name=value\n" */
+	char flat[20000]; /* the attributes as "name=value\n" */
 };
 
 /* feed_pieces - feed in[0..len) in pieces (sizes[] cycled; 0 = the rest) and record what
@@ -415,9 +414,9 @@ static void feed_pieces(const struct pd_proto_limits *lim, const char *in, size_
 		o->count = req.count;
 		mw_str_init(&flat, sizeof(o->flat));
 		for (i = 0; i < req.count; i++)
-			assert_int_equal(mw_str_appendf(&flat, "%s=%s\n", req.attrs[i].name,
-			                                req.attrs[i].value),
-			                 0);
+			assert_int_equal(
+			    mw_str_appendf(&flat, "%s=%s\n", req.attrs[i].name, req.attrs[i].value),
+			    0);
 		assert_int_equal(mw_strlcpy(o->flat, mw_str_c(&flat), sizeof(o->flat)), 0);
 		mw_str_free(&flat);
 		assert_true(pd_proto_pending(&p));
@@ -520,12 +519,14 @@ static void test_size_edges_in_pieces(void **state)
 				struct outcome whole, part;
 				size_t one = 1, rounds;
 				char what[128];
-				len = build_request(in, sizeof(in), total, lim->max_line, crlf != 0);
+				len =
+				    build_request(in, sizeof(in), total, lim->max_line, crlf != 0);
 				/* a line of the next request follows: it must not be consumed */
 				memcpy(in + len, "next=1\n", 7);
 				feed_pieces(lim, in, len + 7, NULL, 0, &whole);
-				snprintf(what, sizeof(what), "limits %zu/%zu, %zu bytes%s", lim->max_line,
-				         lim->max_request, total, crlf ? " CRLF" : "");
+				snprintf(what, sizeof(what), "limits %zu/%zu, %zu bytes%s",
+				         lim->max_line, lim->max_request, total,
+				         crlf ? " CRLF" : "");
 				if (delta <= 0) {
 					if (whole.r != 1 || whole.used != len)
 						fail_msg("%s: r=%d used=%zu err=%s", what, whole.r,
@@ -539,7 +540,8 @@ static void test_size_edges_in_pieces(void **state)
 				/* every offset of the small requests; of the big ones, every
 				   61st and each of the last 32 (around the limit) */
 				for (cut = 1; cut < len + 7;
-				     cut += lim->max_request <= 1024 || cut + 32 >= len + 7 ? 1 : 61) {
+				     cut +=
+				     lim->max_request <= 1024 || cut + 32 >= len + 7 ? 1 : 61) {
 					size_t two[2] = {cut, 0};
 					feed_pieces(lim, in, len + 7, two, 2, &part);
 					same_outcome(&whole, &part, what);
@@ -575,10 +577,22 @@ static void test_size_edges_in_pieces(void **state)
    ASan). */
 static void test_random_pieces(void **state)
 {
-	static const char *const atoms[] = {
-	    "a=1\n", "b=2\n", "\n", "\r\n", "=", "x", "\r", "request=smtpd_access_policy\n",
-	    "sender=", "a=1\n", "name with space=1\n", "\0", "0123456789012345678901234567",
-	    "c=", "d=x=y\n", "\n\n"};
+	static const char *const atoms[] = {"a=1\n",
+	                                    "b=2\n",
+	                                    "\n",
+	                                    "\r\n",
+	                                    "=",
+	                                    "x",
+	                                    "\r",
+	                                    "request=smtpd_access_policy\n",
+	                                    "sender=",
+	                                    "a=1\n",
+	                                    "name with space=1\n",
+	                                    "\0",
+	                                    "0123456789012345678901234567",
+	                                    "c=",
+	                                    "d=x=y\n",
+	                                    "\n\n"};
 	static const struct pd_proto_limits lims[] = {{64, 256, 4}, {64, 1024, 8}};
 	static char in[4096];
 	size_t i, round;

@@ -44,15 +44,16 @@ static struct mw_pdctl_reply *sample(size_t n, bool ok, int64_t cleared)
 	size_t i;
 	r->ok = ok;
 	r->cleared = cleared;
-	(void)mw_strlcpy(r->subject, ok ? "sasl_username u\xc3\xa9@example.org" : "", sizeof(r->subject));
+	(void)mw_strlcpy(r->subject, ok ? "sasl_username u\xc3\xa9@example.org" : "",
+	                 sizeof(r->subject));
 	(void)mw_strlcpy(r->error, ok ? "" : "not a user name or IP address", sizeof(r->error));
 	r->nlimits = n;
 	for (i = 0; i < n; i++) {
 		struct mw_pdctl_limit *l = &r->limits[i];
 		(void)snprintf(l->limit, sizeof(l->limit), "sasl_username messages %zu/1h defer",
 		               i + 1);
-		(void)snprintf(l->origin, sizeof(l->origin), i % 2 ? "store #%zu" : "/etc/x.conf:%zu",
-		               i);
+		(void)snprintf(l->origin, sizeof(l->origin),
+		               i % 2 ? "store #%zu" : "/etc/x.conf:%zu", i);
 		l->used = i == 1 ? INT64_MAX : (int64_t)i;
 		l->count = i == 2 ? INT64_MAX : (int64_t)i + 1;
 		l->reset_after = i == 0 ? 0 : i == 3 ? INT64_MAX : 3601 + (int64_t)i;
@@ -75,7 +76,8 @@ static void test_reply_round_trip(void **state)
 	(void)state;
 	for (i = 0; i < MW_N_ELEMENTS(ns); i++)
 		for (variant = 0; variant < 3; variant++) {
-			struct mw_pdctl_reply *in = sample(ns[i], variant != 2, variant == 1 ? 7 : -1);
+			struct mw_pdctl_reply *in =
+			    sample(ns[i], variant != 2, variant == 1 ? 7 : -1);
 			struct mw_pdctl_reply *out = mw_calloc(1, sizeof(*out));
 			mw_str s;
 			mw_error err = {""};
@@ -84,7 +86,7 @@ static void test_reply_round_trip(void **state)
 			assert_int_equal(mw_pdctl_decode_reply(s.buf, s.len, out, &err), 1);
 			same_reply(in, out);
 			/* every proper prefix is a correct beginning, never a reply */
-			for (cut = 0; cut < s.len; cut += ns[i] > 2 ? 97 : 1)
+			for (cut = 0; cut<s.len; cut += ns[i]> 2 ? 97 : 1)
 				if (mw_pdctl_decode_reply(s.buf, cut, out, &err) != 0)
 					fail_msg("prefix %zu of %zu: %s", cut, s.len, err.msg);
 			mw_str_free(&s);
@@ -141,8 +143,8 @@ static void test_encoder_refuses(void **state)
 }
 
 #define OK_END "record=ok\nsubject=sasl_username u\n\n"
-#define LIMIT_FIELDS                                                                         \
-	"limit=sasl_username messages 3/3s defer\norigin=x.conf:1\nused=1\ncount=3\n"        \
+#define LIMIT_FIELDS                                                                               \
+	"limit=sasl_username messages 3/3s defer\norigin=x.conf:1\nused=1\ncount=3\n"              \
 	"reset_after=2\ndegraded=0\n"
 
 /* Hostile replies: each refused (-1) with a reason containing the expected words. */
@@ -168,26 +170,26 @@ static const struct {
     {"record=limit\n" LIMIT_FIELDS "used=2\n\n" OK_END, 0, "used given twice"},
     {"record=limit\nlimit=x\norigin=y\nused=1\ncount=3\ndegraded=0\n\n" OK_END, 0,
      "reset_after missing"},
-    {"record=limit\nlimit=x\norigin=y\nused=-1\ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END,
-     0, "used is not a number"},
-    {"record=limit\nlimit=x\norigin=y\nused=+1\ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END,
-     0, "used is not a number"},
-    {"record=limit\nlimit=x\norigin=y\nused=01\ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END,
-     0, "used is not a number"},
+    {"record=limit\nlimit=x\norigin=y\nused=-1\ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END, 0,
+     "used is not a number"},
+    {"record=limit\nlimit=x\norigin=y\nused=+1\ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END, 0,
+     "used is not a number"},
+    {"record=limit\nlimit=x\norigin=y\nused=01\ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END, 0,
+     "used is not a number"},
     {"record=limit\nlimit=x\norigin=y\nused=\ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END, 0,
      "used is not a number"},
-    {"record=limit\nlimit=x\norigin=y\nused=1 \ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END,
-     0, "used is not a number"},
+    {"record=limit\nlimit=x\norigin=y\nused=1 \ncount=3\nreset_after=0\ndegraded=0\n\n" OK_END, 0,
+     "used is not a number"},
     {"record=limit\nlimit=x\norigin=y\nused=9223372036854775808\ncount=3\nreset_after=0\n"
      "degraded=0\n\n" OK_END,
      0, "used is not a number"},
     {"record=limit\nlimit=x\norigin=y\nused=9223372036854775807\ncount=3\nreset_after=0\n"
      "degraded=0\n\n" OK_END,
      0, NULL},
-    {"record=limit\nlimit=x\norigin=y\nused=1\ncount=3\nreset_after=1.5\ndegraded=0\n\n" OK_END,
-     0, "reset_after is not a number"},
-    {"record=limit\nlimit=x\norigin=y\nused=1\ncount=3\nreset_after=1\ndegraded=yes\n\n" OK_END,
-     0, "degraded is not 0 or 1"},
+    {"record=limit\nlimit=x\norigin=y\nused=1\ncount=3\nreset_after=1.5\ndegraded=0\n\n" OK_END, 0,
+     "reset_after is not a number"},
+    {"record=limit\nlimit=x\norigin=y\nused=1\ncount=3\nreset_after=1\ndegraded=yes\n\n" OK_END, 0,
+     "degraded is not 0 or 1"},
     {"record=cleared\ncount=3\n\nrecord=limit\n" LIMIT_FIELDS "\n" OK_END, 0,
      "unknown or unexpected record"},
     {"record=cleared\ncount=3\n\nrecord=cleared\ncount=3\n\n" OK_END, 0,
@@ -203,14 +205,16 @@ static void test_decoder_refuses(void **state)
 	size_t i;
 	(void)state;
 	for (i = 0; i < MW_N_ELEMENTS(bad_replies); i++) {
-		size_t len = bad_replies[i].len != 0 ? bad_replies[i].len : strlen(bad_replies[i].in);
+		size_t len =
+		    bad_replies[i].len != 0 ? bad_replies[i].len : strlen(bad_replies[i].in);
 		mw_error err = {""};
 		int rc = mw_pdctl_decode_reply(bad_replies[i].in, len, r, &err);
 		if (bad_replies[i].err == NULL) {
 			if (rc != 1)
 				fail_msg("case %zu: rc=%d err=%s", i, rc, err.msg);
 		} else if (rc != -1 || strstr(err.msg, bad_replies[i].err) == NULL) {
-			fail_msg("case %zu: rc=%d err=%s (want %s)", i, rc, err.msg, bad_replies[i].err);
+			fail_msg("case %zu: rc=%d err=%s (want %s)", i, rc, err.msg,
+			         bad_replies[i].err);
 		}
 	}
 	free(r);
@@ -262,7 +266,8 @@ static void test_decoder_limits(void **state)
 	assert_int_equal(mw_pdctl_frame("record=status\nsubject=aaaaaaaa", 30, 20, &framed), -1);
 	assert_int_equal(mw_pdctl_frame("\nrecord=x", 9, 64, &framed), 1);
 	assert_int_equal(framed, 1);
-	assert_int_equal(mw_pdctl_decode_request("record=status\nsubject=a\n\n", 25, &req, &err), 0);
+	assert_int_equal(mw_pdctl_decode_request("record=status\nsubject=a\n\n", 25, &req, &err),
+	                 0);
 	assert_int_equal(
 	    mw_pdctl_decode_request("record=status\nsubject=a\n\nrecord=reset\nsubject=b\n\n", 50,
 	                            &req, &err),
@@ -362,12 +367,14 @@ static void test_format_limit(void **state)
 	char buf[1200];
 	(void)state;
 	mw_pdctl_format_limit(&l, buf, sizeof(buf));
-	assert_string_equal(buf, "sasl_username messages 3/3s defer  used 3/3  resets in 2s  (x.conf:4)");
+	assert_string_equal(
+	    buf, "sasl_username messages 3/3s defer  used 3/3  resets in 2s  (x.conf:4)");
 	l.reset_after = 0;
 	l.used = 0;
 	l.degraded = true;
 	mw_pdctl_format_limit(&l, buf, sizeof(buf));
-	assert_string_equal(buf, "sasl_username messages 3/3s defer  used 0/3  idle  (x.conf:4, degraded)");
+	assert_string_equal(
+	    buf, "sasl_username messages 3/3s defer  used 0/3  idle  (x.conf:4, degraded)");
 }
 
 int main(void)
