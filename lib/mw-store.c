@@ -15,6 +15,7 @@
  * mw_store_user_totp_get/_set, mw_store_user_main_protocols_get/_set,
  * mw_store_protocols_valid, mw_store_app_password_* (2FA and app passwords).
  * mw_store_auth_fail_* (failed authentications per key and client network, issue 9).
+ * mw_rate_limit_check (the bounds of a rate limit's count and window).
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
@@ -746,6 +747,25 @@ void mw_training_events_free(struct mw_training_event *events, size_t count)
 	free(events);
 }
 
+/* mw_rate_limit_check - count and window inside what the rate counters compute exactly */
+int mw_rate_limit_check(int64_t count, int64_t window_seconds, bool per_message, mw_error *error_r)
+{
+	if (count < 1 || count > MW_RATE_COUNT_MAX) {
+		mw_error_set(error_r,
+		             "count must be a whole number in 1..%lld (the largest the rate "
+		             "counters compute exactly)",
+		             MW_RATE_COUNT_MAX);
+		return -1;
+	}
+	if ((window_seconds != 0 || !per_message) &&
+	    (window_seconds < 1 || window_seconds > MW_RATE_WINDOW_MAX)) {
+		mw_error_set(error_r, "window must be 1..%lld seconds (1s..366d)",
+		             MW_RATE_WINDOW_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 /* rate_word - VALUE is one of the words of LIST ("a|b|c") */
 static bool rate_word(const char *list, const char *value)
 {
@@ -780,8 +800,8 @@ int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *polic
 		mw_error_set(error_r, "unknown rate policy action (defer or reject)");
 		return MW_STORE_ERROR;
 	}
-	if (p.limit_count < 1 || p.window_seconds < 1 || p.window_seconds > MW_RATE_WINDOW_MAX) {
-		mw_error_set(error_r, "rate policy count must be >= 1 and window 1s..366d");
+	if (mw_rate_limit_check(p.limit_count, p.window_seconds, false, error_r) < 0) {
+		mw_error_prefix(error_r, "rate policy: ");
 		return MW_STORE_ERROR;
 	}
 	if (memchr(p.match, '\0', sizeof(p.match)) == NULL ||

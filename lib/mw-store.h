@@ -236,6 +236,19 @@ void mw_audit_entries_free(struct mw_audit_entry *entries, size_t count);
    array (free()). del: MW_STORE_NOTFOUND for an unknown id. */
 #define MW_RATE_MATCH_MAX  255
 #define MW_RATE_WINDOW_MAX (366LL * 86400)
+/* The largest count of a rate limit, derived from mailwarden-policyd's GCRA arithmetic
+   (policy-daemon/pd-counters.c, pd_gcra): with W the window in microseconds (at most
+   MW_RATE_WINDOW_MAX s = 3.2e13 us) and N the count, it computes T = (W + N - 1) / N, the
+   capacity N * T <= W + N - 1, and usage (N * T + T - 1) / T; the Redis script computes the
+   same in Lua's doubles, exact below 2^53 (9.0e15), with every time offset by "now" (1.8e15
+   us in 2026). N <= 1e15 keeps W + N + T below 1.1e15: every product and quotient exact,
+   in int64 and in doubles, until the year 2220. */
+#define MW_RATE_COUNT_MAX 1000000000000000LL
+/* mw_rate_limit_check - count 1..MW_RATE_COUNT_MAX and window_seconds 1..MW_RATE_WINDOW_MAX
+   (or 0, a per-message cap, when per_message is allowed); -1 with error_r naming the field
+   ("count", "window") and its bounds. The one check the API, mailwardenctl, the store and
+   mailwarden-policyd's config and store loaders share. */
+int mw_rate_limit_check(int64_t count, int64_t window_seconds, bool per_message, mw_error *error_r);
 struct mw_rate_policy {
 	int64_t id;
 	char scope[32];

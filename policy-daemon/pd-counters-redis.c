@@ -658,7 +658,8 @@ static int redis_parse_apply(struct redis_op *op, const redisReply *r, size_t *a
 	for (i = 0; i < op->n; i++) {
 		bool script_allowed = r->element[base + 2 + 2 * i]->integer == 1;
 		int64_t tat = r->element[base + 3 + 2 * i]->integer;
-		pd_gcra(&tat, &op->reqs[i], op->now_us, committed, &res->res[i]);
+		if (pd_gcra(&tat, &op->reqs[i], op->now_us, committed, &res->res[i]) < 0)
+			return -1; /* outside what both compute exactly: never trust it */
 		if (res->res[i].allowed != script_allowed)
 			return -1; /* the script and pd_gcra disagree: a bug, never trust it */
 		if (!res->res[i].allowed)

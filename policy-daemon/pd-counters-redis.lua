@@ -45,7 +45,10 @@ local function run_batch(now, commit, n, k0, a0)
 		local w = tonumber(ARGV[a0 + 3 * (i - 1)])
 		local lim = tonumber(ARGV[a0 + 3 * (i - 1) + 1])
 		local cost = tonumber(ARGV[a0 + 3 * (i - 1) + 2])
-		if w == nil or lim == nil or cost == nil or w <= 0 or lim <= 0 or cost < 0 then
+		-- the bounds of pd_gcra (pd-counters.h, MW_RATE_COUNT_MAX): inside them every number
+		-- here stays exact in doubles
+		if w == nil or lim == nil or cost == nil or w <= 0 or lim <= 0 or cost < 0 or
+			w > 31622400000000 or lim > 1000000000000000 then
 			return {-1, 'mw-gcra: bad limit for ' .. key}
 		end
 		-- pcall: a key of another type (WRONGTYPE) refuses this batch, not the whole call

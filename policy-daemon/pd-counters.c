@@ -37,13 +37,20 @@ struct mem_store {
 };
 
 /* pd_gcra - evaluate one request against a TAT; with commit (and allowed) update the TAT */
-void pd_gcra(int64_t *tat_us, const struct pd_limit_req *req, int64_t now_us, bool commit,
-             struct pd_limit_res *res_r)
+int pd_gcra(int64_t *tat_us, const struct pd_limit_req *req, int64_t now_us, bool commit,
+            struct pd_limit_res *res_r)
 {
-	int64_t t = (req->window_us + req->limit - 1) / req->limit;
-	int64_t base = *tat_us > now_us ? *tat_us : now_us;
-	int64_t new_tat, cap;
+	int64_t t, base, new_tat, cap;
 	bool overflow = false;
+	/* inside these bounds every sum, product and quotient below is exact (mw-store.h) */
+	if (req->limit < 1 || req->limit > MW_RATE_COUNT_MAX || req->window_us < 1 ||
+	    req->window_us > PD_GCRA_WINDOW_US_MAX || req->cost < 0 || now_us < 0 ||
+	    now_us > PD_GCRA_NOW_MAX || *tat_us < 0 || *tat_us - now_us > PD_GCRA_SPAN_MAX) {
+		memset(res_r, 0, sizeof(*res_r));
+		return -1;
+	}
+	t = (req->window_us + req->limit - 1) / req->limit;
+	base = *tat_us > now_us ? *tat_us : now_us;
 	if (t < 1)
 		t = 1;
 	if (req->cost > 0 && t > (INT64_MAX - base) / req->cost)
@@ -59,12 +66,13 @@ void pd_gcra(int64_t *tat_us, const struct pd_limit_req *req, int64_t now_us, bo
 		res_r->reset_after_us = new_tat - now_us;
 		if (commit)
 			*tat_us = new_tat;
-		return;
+		return 0;
 	}
 	res_r->allowed = false;
 	res_r->usage = (base - now_us + t - 1) / t;
 	res_r->reset_after_us = base - now_us;
 	res_r->retry_after_us = overflow ? INT64_MAX : new_tat - cap - now_us;
+	return 0;
 }
 
 /* key_hash - hash of a key, eight bytes at a time (keys are ~50 bytes; a byte-at-a-time
@@ -213,7 +221,8 @@ static void mem_apply(struct pd_counters *c, const struct pd_limit_req *reqs, si
 	for (i = 0; i < res.count; i++) {
 		struct mem_entry *e = mem_find(m, reqs[i].key, hashes[i]);
 		tats[i] = e != NULL ? e->tat : 0;
-		pd_gcra(&tats[i], &reqs[i], now_us, true, &res.res[i]);
+		if (pd_gcra(&tats[i], &reqs[i], now_us, true, &res.res[i]) < 0)
+			res.res[i].allowed = false; /* out of range: refused, never charged */
 		if (!res.res[i].allowed)
 			res.allowed = false;
 	}

@@ -20,6 +20,7 @@
 #ifndef PD_COUNTERS_H
 #define PD_COUNTERS_H
 
+#include "mw-store.h"
 #include "mw-util.h"
 
 #define PD_COUNTER_KEY_MAX 512
@@ -66,9 +67,18 @@ struct pd_counters {
 	const struct pd_counters_ops *ops;
 };
 
-/* The shared arithmetic: evaluates (and with commit, updates) one TAT. */
-void pd_gcra(int64_t *tat_us, const struct pd_limit_req *req, int64_t now_us, bool commit,
-	     struct pd_limit_res *res_r);
+/* The inputs pd_gcra computes exactly (see MW_RATE_COUNT_MAX in mw-store.h): limit
+   1..MW_RATE_COUNT_MAX, window 1 us..MW_RATE_WINDOW_MAX s, cost >= 0, now 0..PD_GCRA_NOW_MAX,
+   a TAT 0..now + PD_GCRA_SPAN_MAX (no capacity N * T is larger). */
+#define PD_GCRA_WINDOW_US_MAX (MW_RATE_WINDOW_MAX * 1000000)
+#define PD_GCRA_SPAN_MAX      (PD_GCRA_WINDOW_US_MAX + MW_RATE_COUNT_MAX)
+#define PD_GCRA_NOW_MAX       (INT64_MAX / 4)
+
+/* The shared arithmetic: evaluates (and with commit, updates) one TAT. 0; or -1 when an input
+   is outside what it computes exactly: then nothing is charged and the request is denied
+   (a check that cannot decide refuses), never an overflow. */
+int pd_gcra(int64_t *tat_us, const struct pd_limit_req *req, int64_t now_us, bool commit,
+            struct pd_limit_res *res_r);
 
 /* In-memory store: a hash table with expiry holding at most max_keys keys (when full,
    expired keys are dropped first, then the keys closest to reset). */

@@ -2,14 +2,19 @@
  *
  * One process, one libevent loop, any number of persistent connections. Each connection
  * owns a bounded protocol parser (pd-proto.c); a connection that breaks a protocol rule, stays
- * idle past idle_timeout, or takes longer than request_timeout to finish a request is closed
- * and logged; the others are not affected. Connections beyond max_connections are closed at
- * once. A request is decided by pd-policy.c and, when limits apply, by one atomic batch on the
- * counter store (memory, or Redis through pd-counters-redis.c); the answer goes back on the
- * same connection, which stays open for the next request. The hot path is kept short: one
- * read() per request into a per-connection buffer, the request parsed and indexed once, the
- * answer sent with one send() (the write event only when the socket does not take it), no
- * allocation and no event change per request.
+ * idle past idle_timeout, takes longer than request_timeout to finish a request, or has not
+ * completed its first request within first_request_timeout is closed and logged; the others
+ * are not affected. Slots are shared so that one local client cannot stop mail: a peer (a unix
+ * socket peer's uid, an inet peer's address) holds at most max_connections_per_peer, and a
+ * newcomer that finds its peer's share or all max_connections taken replaces the longest idle
+ * connection (one that never sent a byte first, then one idle between requests, then one
+ * still sending its first request); only when every candidate is busy is it closed at once. A
+ * request is decided by pd-policy.c and, when limits apply, by one atomic batch on the counter
+ * store (memory, or Redis through pd-counters-redis.c); the answer goes back on the same
+ * connection, which stays open for the next request. The hot path is kept short: one read() per
+ * request into a per-connection buffer, the request parsed and indexed once, the answer sent with
+ * one send() (the write event only when the socket does not take it), no allocation and no event
+ * change per request.
  *
  * SIGHUP re-reads the configuration and the store's rate_policies: new limits apply to the
  * next request of every connection, no connection is dropped; a configuration that does not
@@ -20,9 +25,10 @@
  * socket 0660 group postfix in a private directory; inet only with allow_inet and inet_peers,
  * and a peer outside inet_peers is disconnected in accept_cb.
  *
- * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) serves one-line
- * commands: "status USER|IP" (usage of each limit and when it resets) and "reset USER|IP";
- * every answer ends with a line "ok" or "error: REASON".
+ * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) speaks the typed
+ * records of lib/mw-pdctl.c (the one encoder and decoder, shared with the API and
+ * mailwardenctl): "status USER|IP" (usage of each limit, reset times in whole seconds) and
+ * "reset USER|IP" (counters cleared); every reply ends with an ok or an error record.
  *
  * The store is read every store_refresh; when it cannot be read the last good rate_policies
  * (and always the config limits) stay in force and a warning is logged.
@@ -36,6 +42,7 @@
 #include "mw-config.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
+#include "mw-pdctl.h"
 #include "mw-store.h"
 #include "pd-counters.h"
 #include "pd-policy.h"
@@ -49,6 +56,7 @@
 #include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +74,6 @@
 #define PD_OUT_MAX       (64 * 1024) /* unread answers before we stop reading a client */
 #define PD_IN_MAX        (16 * 1024) /* bytes read ahead of the parser (pipelined requests) */
 #define PD_WRITE_TIMEOUT 30          /* seconds a client may leave its answers unread */
-#define PD_CTL_LINE_MAX  1024
 #define PD_PROG          "mailwarden-policyd"
 
 struct pd_runtime {
@@ -76,6 +83,16 @@ struct pd_runtime {
 };
 
 struct pd_conn;
+
+#define PD_PEER_BUCKETS 1024
+
+/* A peer (a unix socket peer's uid, an inet peer's address) and the policy connections it
+   holds: max_connections_per_peer and the eviction order count them. */
+struct pd_peer {
+	char key[64];
+	unsigned conns;
+	struct pd_peer *next;
+};
 
 struct pd_daemon {
 	struct event_base *base;
@@ -88,8 +105,12 @@ struct pd_daemon {
 	struct evconnlistener *listener, *ctl_listener;
 	struct pd_conn *conns;
 	unsigned nconns;
+	struct pd_peer *peers[PD_PEER_BUCKETS];
 	struct event *refresh_timer;
 	uint64_t next_id;
+	int64_t warn_second; /* the slot warnings' rate limit: the current second ... */
+	unsigned warn_count; /* ... the warnings logged in it, and those left out */
+	unsigned warn_dropped;
 };
 
 struct pd_pending;
@@ -118,6 +139,11 @@ struct pd_conn {
 	struct pd_pending *pending; /* the request being decided */
 	struct pd_pending *spare;   /* a decided request's record, reused for the next one */
 	char peer[96];
+	struct pd_peer *owner;     /* who max_connections_per_peer counts (policy clients) */
+	uint64_t requests;         /* requests completed on this connection */
+	int64_t last_active_us;    /* accepted or last read (monotonic): the eviction order */
+	int64_t first_deadline_us; /* the first request must be complete by then (monotonic) */
+	bool request_started;      /* req_timer runs for a started request (request_timeout) */
 	uint64_t id;
 	struct pd_conn *prev, *next;
 };
@@ -131,6 +157,14 @@ struct pd_pending {
 
 static void conn_process(struct pd_conn *c);
 static void ctl_process(struct pd_conn *c);
+
+/* mono_us - monotonic microseconds (connection ages) */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* now_us - wall-clock microseconds (shared Redis counters need hosts to agree) */
 static int64_t now_us(void)
@@ -184,6 +218,54 @@ static const char *safe(char *buf, size_t size, const char *s)
 	return mw_log_value(buf, size, s, strlen(s));
 }
 
+/* peer_hash - bucket of a peer key */
+static size_t peer_hash(const char *key)
+{
+	uint32_t h = 2166136261u;
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h % PD_PEER_BUCKETS;
+}
+
+/* peer_find - the peer of key, or NULL */
+static struct pd_peer *peer_find(struct pd_daemon *d, const char *key)
+{
+	struct pd_peer *p;
+	for (p = d->peers[peer_hash(key)]; p != NULL; p = p->next)
+		if (strcmp(p->key, key) == 0)
+			return p;
+	return NULL;
+}
+
+/* peer_ref - the peer of key with one more connection */
+static struct pd_peer *peer_ref(struct pd_daemon *d, const char *key)
+{
+	struct pd_peer *p = peer_find(d, key);
+	if (p == NULL) {
+		size_t b = peer_hash(key);
+		p = mw_calloc(1, sizeof(*p));
+		(void)mw_strlcpy(p->key, key, sizeof(p->key));
+		p->next = d->peers[b];
+		d->peers[b] = p;
+	}
+	p->conns++;
+	return p;
+}
+
+/* peer_unref - one connection of p less; forgotten at none */
+static void peer_unref(struct pd_daemon *d, struct pd_peer *p)
+{
+	struct pd_peer **pp;
+	if (p == NULL || --p->conns > 0)
+		return;
+	for (pp = &d->peers[peer_hash(p->key)]; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	free(p);
+}
+
 /* conn_free - close a connection (its pending operation, if any, is orphaned) */
 static void conn_free(struct pd_conn *c)
 {
@@ -199,6 +281,7 @@ static void conn_free(struct pd_conn *c)
 		c->next->prev = c->prev;
 	if (!c->control)
 		d->nconns--;
+	peer_unref(d, c->owner);
 	if (c->req_timer != NULL)
 		event_free(c->req_timer);
 	if (c->bev != NULL)
@@ -232,15 +315,51 @@ static void conn_drop(struct pd_conn *c, const char *why)
 	conn_close(c);
 }
 
-/* req_timeout_cb - a started request did not end in time */
+/* slot_warn - a warning about connection slots, at most 5 a second (a hostile client can
+   cause one per connection); the number left out is told with the next one logged */
+static void MW_PRINTF(2, 3) slot_warn(struct pd_daemon *d, const char *fmt, ...)
+{
+	int64_t second = mono_us() / 1000000;
+	char msg[512];
+	va_list ap;
+	if (second != d->warn_second) {
+		d->warn_second = second;
+		d->warn_count = 0;
+	}
+	if (d->warn_count >= 5) {
+		d->warn_dropped++;
+		return;
+	}
+	d->warn_count++;
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (d->warn_dropped > 0)
+		mw_warn("%s (and %u similar messages not logged)", msg, d->warn_dropped);
+	else
+		mw_warn("%s", msg);
+	d->warn_dropped = 0;
+}
+
+/* req_timeout_cb - the first request, or a started one, did not end in time */
 static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pd_conn *c = arg;
-	char why[64];
 	(void)fd;
 	(void)what;
-	(void)snprintf(why, sizeof(why), "request not completed within %us", c->request_timeout);
-	conn_drop(c, why);
+	if (c->requests == 0 && mono_us() >= c->first_deadline_us) {
+		slot_warn(c->d,
+		          "policyd: closing connection #%" PRIu64
+		          " from %s: no request within first_request_timeout (%lds)",
+		          c->id, c->peer,
+		          (long)mw_config_int(c->d->rt->cfg, MWK_PD_FIRST_REQUEST_TIMEOUT));
+		conn_close(c);
+		return;
+	}
+	mw_warn("policyd: closing connection #%" PRIu64
+	        " from %s: request not completed within %us",
+	        c->id, c->peer, c->request_timeout);
+	conn_close(c);
 }
 
 /* pending_new - the connection's record for a request being decided (reused, not zeroed:
@@ -425,6 +544,8 @@ static void conn_process(struct pd_conn *c)
 		}
 		if (r == 1) {
 			evtimer_del(c->req_timer);
+			c->request_started = false;
+			c->requests++;
 			pd_proto_request(&c->proto, &c->req);
 			handle_request(c);
 		}
@@ -443,9 +564,17 @@ static void conn_process(struct pd_conn *c)
 		conn_reading(c, !full && c->in_len < PD_IN_MAX);
 	}
 	if (!c->closing && c->pending == NULL && pd_proto_pending(&c->proto) &&
-	    !evtimer_pending(c->req_timer, NULL)) {
-		struct timeval tv = {(time_t)c->request_timeout, 0};
+	    !c->request_started) {
+		/* request_timeout from the first byte, never past the first request's deadline */
+		int64_t us = (int64_t)c->request_timeout * 1000000;
+		struct timeval tv;
+		if (c->requests == 0 && c->first_deadline_us - mono_us() < us)
+			us = c->first_deadline_us - mono_us() > 0 ? c->first_deadline_us - mono_us()
+			                                          : 0;
+		tv.tv_sec = (time_t)(us / 1000000);
+		tv.tv_usec = (suseconds_t)(us % 1000000);
 		evtimer_add(c->req_timer, &tv);
+		c->request_started = true;
 	}
 	c->in_loop = false;
 	if (c->closing)
@@ -491,6 +620,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->in_len += (size_t)n;
+	c->last_active_us = mono_us();
 	if (c->pending != NULL) {
 		if (c->in_len >= PD_IN_MAX)
 			conn_reading(c, false); /* conn_process resumes */
@@ -521,34 +651,61 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		conn_process(c); /* resume a client paused for not reading */
 }
 
-/* ctl_status_cb - print usage of each limit */
+/* ctl_send - a reply's records to a control client (one encoder: lib/mw-pdctl.c); a reply
+   the format cannot carry becomes an error record */
+static void ctl_send(struct pd_conn *c, const struct mw_pdctl_reply *reply)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	mw_str s;
+	mw_error err;
+	mw_str_init(&s, MW_PDCTL_REPLY_MAX);
+	if (mw_pdctl_encode_reply(&s, reply, &err) < 0) {
+		mw_error_log("policyd: control reply not sent: %s", err.msg);
+		mw_str_reset(&s);
+		(void)mw_pdctl_encode_error(&s, "internal error: reply not encodable", NULL);
+	}
+	evbuffer_add(out, s.buf, s.len);
+	mw_str_free(&s);
+}
+
+/* ctl_refuse - an error reply */
+static void ctl_refuse(struct pd_conn *c, const char *reason)
+{
+	struct mw_pdctl_reply *reply = mw_calloc(1, sizeof(*reply));
+	reply->cleared = -1;
+	(void)mw_strlcpy(reply->error, reason, sizeof(reply->error));
+	ctl_send(c, reply);
+	free(reply);
+}
+
+/* ctl_status_cb - the usage of each limit, in whole seconds */
 static void ctl_status_cb(const struct pd_batch_res *res, void *ctx)
 {
 	struct pd_pending *pp = ctx;
-	struct evbuffer *out;
+	struct mw_pdctl_reply *reply;
 	size_t i;
 	if (pp->conn == NULL) {
 		pending_done(pp, "", false);
 		return;
 	}
-	out = bufferevent_get_output(pp->conn->bev);
-	for (i = 0; i < res->count && i < pp->ev.n; i++) {
-		char spec[512], reset[32];
+	reply = mw_calloc(1, sizeof(*reply));
+	reply->ok = true;
+	reply->cleared = -1;
+	(void)mw_strlcpy(reply->subject, pp->label, sizeof(reply->subject));
+	for (i = 0; i < res->count && i < pp->ev.n && i < MW_PDCTL_LIMITS_MAX; i++) {
 		const struct pd_limit_res *r = &res->res[i];
-		pd_limit_format(pp->ev.limit_of[i], spec, sizeof(spec));
-		if (r->reset_after_us > 0)
-			mw_fmt_duration(r->reset_after_us / 1000000 +
-			                    (r->reset_after_us % 1000000 != 0),
-			                reset, sizeof(reset));
-		evbuffer_add_printf(out, "%s  used %" PRId64 "/%" PRId64 "  %s%s  (%s%s%s)\n", spec,
-		                    r->usage, pp->ev.limit_of[i]->count,
-		                    r->reset_after_us > 0 ? "resets in " : "idle",
-		                    r->reset_after_us > 0 ? reset : "", pp->ev.limit_of[i]->origin,
-		                    res->degraded ? ", " : "", res->degraded ? "degraded" : "");
+		struct mw_pdctl_limit *l = &reply->limits[reply->nlimits++];
+		pd_limit_format(pp->ev.limit_of[i], l->limit, sizeof(l->limit));
+		(void)mw_strlcpy(l->origin, pp->ev.limit_of[i]->origin, sizeof(l->origin));
+		l->used = r->usage;
+		l->count = pp->ev.limit_of[i]->count;
+		l->reset_after = r->reset_after_us > 0 ? r->reset_after_us / 1000000 +
+		                                             (r->reset_after_us % 1000000 != 0)
+		                                       : 0;
+		l->degraded = res->degraded;
 	}
-	if (pp->ev.n == 0)
-		evbuffer_add_printf(out, "no rate limit applies to %s\n", pp->label);
-	evbuffer_add_printf(out, "ok\n");
+	ctl_send(pp->conn, reply);
+	free(reply);
 	pending_done(pp, "", false);
 }
 
@@ -557,8 +714,12 @@ static void ctl_reset_cb(const struct pd_batch_res *res, void *ctx)
 {
 	struct pd_pending *pp = ctx;
 	if (pp->conn != NULL) {
-		evbuffer_add_printf(bufferevent_get_output(pp->conn->bev),
-		                    "cleared %zu counters of %s\nok\n", res->count, pp->label);
+		struct mw_pdctl_reply *reply = mw_calloc(1, sizeof(*reply));
+		reply->ok = true;
+		reply->cleared = (int64_t)res->count;
+		(void)mw_strlcpy(reply->subject, pp->label, sizeof(reply->subject));
+		ctl_send(pp->conn, reply);
+		free(reply);
 		mw_info("policyd: control: reset %s (%zu counters)", pp->label, res->count);
 	}
 	pending_done(pp, "", false);
@@ -583,59 +744,64 @@ static int ctl_subject(const struct pd_policy *p, const char *arg, enum pd_scope
 	return 0;
 }
 
-/* ctl_command - run one control line */
-static void ctl_command(struct pd_conn *c, char *line)
+/* ctl_command - run one decoded control request */
+static void ctl_command(struct pd_conn *c, const struct mw_pdctl_request *req)
 {
 	struct pd_daemon *d = c->d;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char *arg = strchr(line, ' ');
 	char value[PD_VALUE_MAX + 1], prefix[PD_COUNTER_KEY_MAX];
 	enum pd_scope scope;
 	struct pd_pending *pp;
-	if (arg != NULL)
-		*arg++ = '\0';
-	if (arg == NULL || (strcmp(line, "status") != 0 && strcmp(line, "reset") != 0)) {
-		evbuffer_add_printf(out, "error: expected status USER|IP or reset USER|IP\n");
-		return;
-	}
-	if (ctl_subject(d->rt->policy, arg, &scope, value, sizeof(value)) < 0) {
-		evbuffer_add_printf(out, "error: not a user name or IP address\n");
+	if (ctl_subject(d->rt->policy, req->subject, &scope, value, sizeof(value)) < 0) {
+		ctl_refuse(c, "not a user name or IP address");
 		return;
 	}
 	pp = pending_new(c);
 	(void)snprintf(pp->label, sizeof(pp->label), "%s %s", pd_scope_name(scope), value);
-	if (strcmp(line, "status") == 0) {
+	if (req->command == MW_PDCTL_STATUS) {
 		pd_policy_status(pp->rt->policy, scope, value, &pp->ev);
 		d->counters->ops->apply(d->counters, pp->ev.reqs, pp->ev.n, false, now_us(),
 		                        ctl_status_cb, pp);
 		return;
 	}
 	if (pd_key_prefix(scope, value, prefix, sizeof(prefix)) < 0) {
-		evbuffer_add_printf(out, "error: name too long\n");
+		ctl_refuse(c, "name too long");
 		pending_done(pp, "", false);
 		return;
 	}
 	d->counters->ops->reset(d->counters, prefix, now_us(), ctl_reset_cb, pp);
 }
 
-/* ctl_process - one command line at a time */
+/* ctl_process - one request record at a time (lib/mw-pdctl.c decodes it whole); a record
+   longer than MW_PDCTL_REQUEST_MAX closes the connection, a malformed one is refused */
 static void ctl_process(struct pd_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	c->in_loop = true;
 	while (c->pending == NULL && !c->closing) {
-		size_t n = 0;
-		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
-		if (line == NULL) {
-			if (evbuffer_get_length(in) > PD_CTL_LINE_MAX)
-				conn_drop(c, "control line too long");
+		size_t avail = evbuffer_get_length(in), look, n = 0;
+		const char *buf;
+		struct mw_pdctl_request req;
+		mw_error err;
+		int r;
+		if (avail == 0)
+			break;
+		look = avail < MW_PDCTL_REQUEST_MAX ? avail : MW_PDCTL_REQUEST_MAX;
+		buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+		r = mw_pdctl_frame(buf, look, MW_PDCTL_REQUEST_MAX, &n);
+		if (r < 0) {
+			conn_drop(c, "control request too long");
 			break;
 		}
-		if (n > PD_CTL_LINE_MAX || memchr(line, '\0', n) != NULL)
-			conn_drop(c, "bad control line");
-		else
-			ctl_command(c, line);
-		free(line);
+		if (r == 0)
+			break;
+		if (mw_pdctl_decode_request(buf, n, &req, &err) < 0) {
+			char reason[600];
+			(void)snprintf(reason, sizeof(reason), "bad request: %s", err.msg);
+			ctl_refuse(c, reason);
+		} else {
+			ctl_command(c, &req);
+		}
+		evbuffer_drain(in, n);
 	}
 	c->in_loop = false;
 	if (c->closing)
@@ -676,20 +842,35 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_close(c);
 }
 
-/* peer_name - "ADDR:PORT" or "unix" */
-static void peer_name(const struct sockaddr *sa, char *buf, size_t size)
+/* peer_name - "ADDR:PORT" or "unix uid N" for the log, and the key max_connections_per_peer
+   counts: "uid N" (a unix peer whose credentials cannot be read is "uid ?", one shared
+   share) or the address */
+static void peer_name(evutil_socket_t fd, const struct sockaddr *sa, char *buf, size_t size,
+                      char *key, size_t key_size)
 {
 	char host[64], serv[16];
-	if (sa->sa_family == AF_UNIX ||
+	if (sa->sa_family != AF_UNIX &&
 	    getnameinfo(sa,
 	                sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                          : sizeof(struct sockaddr_in),
 	                host, sizeof(host), serv, sizeof(serv),
-	                NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		mw_strlcpy(buf, "unix", size);
+	                NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+		(void)snprintf(buf, size, "%s:%s", host, serv);
+		(void)mw_strlcpy(key, host, key_size);
 		return;
 	}
-	(void)snprintf(buf, size, "%s:%s", host, serv);
+	if (sa->sa_family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+		    len == sizeof(cred)) {
+			(void)snprintf(buf, size, "unix uid %ld", (long)cred.uid);
+			(void)snprintf(key, key_size, "uid %ld", (long)cred.uid);
+			return;
+		}
+	}
+	(void)mw_strlcpy(buf, "unix", size);
+	(void)mw_strlcpy(key, "uid ?", key_size);
 }
 
 /* conn_new - set up an accepted connection */
@@ -706,6 +887,7 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 	c->control = control;
 	c->id = ++d->next_id;
 	c->request_timeout = (unsigned)mw_config_int(cfg, MWK_PD_REQUEST_TIMEOUT);
+	c->last_active_us = mono_us();
 	lim.max_line = (size_t)mw_config_int(cfg, MWK_PD_MAX_LINE);
 	lim.max_request = (size_t)mw_config_int(cfg, MWK_PD_MAX_REQUEST);
 	lim.max_attrs = (unsigned)mw_config_int(cfg, MWK_PD_MAX_ATTRIBUTES);
@@ -727,6 +909,14 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 		if (c->out == NULL || c->rev == NULL || c->wev == NULL || c->req_timer == NULL)
 			mw_panic("policyd: libevent allocation failed");
 		conn_reading(c, true);
+		/* the first request must be complete within first_request_timeout, silent or
+		   not (request_timeout starts only once a request has started) */
+		{
+			struct timeval first = {
+			    (time_t)mw_config_int(cfg, MWK_PD_FIRST_REQUEST_TIMEOUT), 0};
+			c->first_deadline_us = c->last_active_us + (int64_t)first.tv_sec * 1000000;
+			evtimer_add(c->req_timer, &first);
+		}
 	}
 	c->next = d->conns;
 	if (d->conns != NULL)
@@ -737,13 +927,85 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 	return c;
 }
 
+/* conn_evict_class - how readily a policy connection gives up its slot to a newcomer: 0 it
+   never sent a byte, 1 it is idle between requests (Postfix reconnects when it needs it),
+   2 it is still sending its first request; -1 busy (a request being decided or half sent
+   after earlier ones, answers not yet taken): never evicted */
+static int conn_evict_class(const struct pd_conn *c)
+{
+	bool partial = pd_proto_pending(&c->proto) || c->in_len > c->in_off;
+	if (c->control || c->closing || c->in_loop || c->pending != NULL ||
+	    evbuffer_get_length(c->out) > 0)
+		return -1;
+	if (c->requests == 0)
+		return partial ? 2 : 0;
+	return partial ? -1 : 1;
+}
+
+/* conn_victim - the connection a newcomer replaces: the lowest class first, then the peer
+   holding the most connections (a flood from one peer never pushes out the others), then the
+   longest idle; among p's connections only (or all when p is NULL); NULL when all are busy */
+static struct pd_conn *conn_victim(struct pd_daemon *d, const struct pd_peer *p)
+{
+	struct pd_conn *c, *best = NULL;
+	int best_class = 3;
+	for (c = d->conns; c != NULL; c = c->next) {
+		int k;
+		if (c->control || c->owner == NULL || (p != NULL && c->owner != p))
+			continue;
+		k = conn_evict_class(c);
+		if (k < 0)
+			continue;
+		if (best == NULL || k < best_class ||
+		    (k == best_class && (c->owner->conns > best->owner->conns ||
+		                         (c->owner->conns == best->owner->conns &&
+		                          c->last_active_us < best->last_active_us)))) {
+			best = c;
+			best_class = k;
+		}
+	}
+	return best;
+}
+
+/* make_room - free a slot for a connection of peer key: 0 when it may be accepted */
+static int make_room(struct pd_daemon *d, const char *key, const char *peer)
+{
+	const mw_config *cfg = d->rt->cfg;
+	unsigned per_peer = (unsigned)mw_config_int(cfg, MWK_PD_MAX_CONNECTIONS_PER_PEER);
+	unsigned max = (unsigned)mw_config_int(cfg, MWK_PD_MAX_CONNECTIONS);
+	const char *which;
+	struct pd_conn *v;
+	struct pd_peer *p = peer_find(d, key);
+	if (p != NULL && p->conns >= per_peer) {
+		which = "max_connections_per_peer";
+		v = conn_victim(d, p);
+	} else if (d->nconns >= max) {
+		which = "max_connections";
+		v = conn_victim(d, NULL);
+	} else {
+		return 0;
+	}
+	if (v == NULL) {
+		slot_warn(d,
+		          "policyd: refusing connection from %s: %s reached and every connection "
+		          "is busy",
+		          peer, which);
+		return -1;
+	}
+	slot_warn(d,
+	          "policyd: %s reached: closing %s connection #%" PRIu64 " from %s for one from %s",
+	          which, v->requests == 0 ? "silent" : "idle", v->id, v->peer, peer);
+	conn_close(v);
+	return 0;
+}
+
 /* accept_cb - a Postfix (or other) client connected */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
 	struct pd_daemon *d = arg;
 	struct pd_conn *c;
-	char peer[96];
+	char peer[96], key[64];
 	(void)l;
 	(void)salen;
 	/* an inet socket: only the networks [policyd] inet_peers names (unix: the mode decides) */
@@ -753,15 +1015,14 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	peer_name(sa, peer, sizeof(peer));
-	if (d->nconns >= (unsigned)mw_config_int(d->rt->cfg, MWK_PD_MAX_CONNECTIONS)) {
-		mw_warn("policyd: refusing connection from %s: max_connections (%u) reached", peer,
-		        d->nconns);
+	peer_name(fd, sa, peer, sizeof(peer), key, sizeof(key));
+	if (make_room(d, key, peer) < 0) {
 		evutil_closesocket(fd);
 		return;
 	}
 	c = conn_new(d, fd, false);
 	(void)mw_strlcpy(c->peer, peer, sizeof(c->peer));
+	c->owner = peer_ref(d, key);
 	mw_debug("policyd: connection #%" PRIu64 " from %s", c->id, c->peer);
 }
 

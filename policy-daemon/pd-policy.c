@@ -150,9 +150,8 @@ int pd_limit_parse(const char *spec, struct pd_limit *l, mw_error *error_r)
 	win[rate.len - (size_t)(slash + 1 - rate.ptr)] = '\0';
 	errno = 0;
 	l->count = strtoll(num, &end, 10);
-	if (errno != 0 || *end != '\0' || num[0] < '0' || num[0] > '9' || l->count < 1 ||
-	    l->count > INT64_MAX / 2) {
-		mw_error_set(error_r, "COUNT must be a whole number >= 1");
+	if (errno != 0 || *end != '\0' || num[0] < '0' || num[0] > '9') {
+		mw_error_set(error_r, "COUNT must be a whole number in 1..%lld", MW_RATE_COUNT_MAX);
 		return -1;
 	}
 	if (strcmp(win, "message") == 0) {
@@ -172,6 +171,8 @@ int pd_limit_parse(const char *spec, struct pd_limit *l, mw_error *error_r)
 		}
 		l->window_s = secs;
 	}
+	if (mw_rate_limit_check(l->count, l->window_s, true, error_r) < 0)
+		return -1;
 	if (action.len == 0 || mw_slice_eq(action, "defer")) {
 		l->action = PD_ACTION_DEFER;
 	} else if (mw_slice_eq(action, "reject")) {
@@ -220,7 +221,7 @@ int pd_limit_from_store(const struct mw_rate_policy *p, struct pd_limit *l, mw_e
 	if (pd_scope_parse(p->scope, strlen(p->scope), &l->scope) < 0 ||
 	    pd_metric_parse(p->metric, strlen(p->metric), &l->metric) < 0 ||
 	    (strcmp(p->action, "defer") != 0 && strcmp(p->action, "reject") != 0) ||
-	    p->limit_count < 1 || p->window_seconds < 1 || p->window_seconds > MW_RATE_WINDOW_MAX ||
+	    mw_rate_limit_check(p->limit_count, p->window_seconds, false, NULL) < 0 ||
 	    mw_strlcpy(l->match, p->match, sizeof(l->match)) < 0 ||
 	    mw_strlcpy(l->user, p->username, sizeof(l->user)) < 0) {
 		mw_error_set(error_r, "rate policy #%lld is malformed", (long long)p->id);

@@ -48,6 +48,8 @@ void pd_proto_init(struct pd_proto *p, const struct pd_proto_limits *limits)
 		p->limits.max_attrs = PD_ATTRS_MAX;
 	if (p->limits.max_request > UINT32_MAX - 1)
 		p->limits.max_request = UINT32_MAX - 1;
+	if (p->limits.max_line > UINT32_MAX - 1)
+		p->limits.max_line = UINT32_MAX - 1;
 	for (i = 0; i < PD_A_COUNT; i++)
 		p->known[i] = -1;
 	p->buf = mw_malloc(p->limits.max_request + 1);
@@ -247,13 +249,21 @@ int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used
 		size_t seg = find_lf_or_nul(data + i, len - i);
 		bool nul = seg < len - i && data[i + seg] == '\0';
 		bool lf = seg < len - i && !nul;
-		/* a line may hold max_line bytes plus a CR; the request max_request bytes */
-		size_t line_room = p->limits.max_line + 1 - (p->len - p->line_start);
-		size_t req_room = p->limits.max_request - p->len;
-		size_t bad = seg; /* the NUL's offset, or the end of the segment */
+		/* the invariants that keep every write inside buf: the current line holds at
+		   most max_line + 1 bytes (a CR may follow the last allowed byte), and
+		   len <= received <= max_request (a stored line never outgrows its input) */
+		size_t line_used = p->len - p->line_start;
+		size_t line_room = p->limits.max_line + 1 - line_used;
+		size_t req_room = p->limits.max_request - p->received;
 		int r;
-		/* the first offending byte decides, checked in the order NUL, line, request */
-		if (line_room < bad || req_room < bad) {
+		if (line_used > p->limits.max_line + 1 || p->len > p->received ||
+		    p->received > p->limits.max_request) {
+			mw_error_set(error_r, "pd_proto_feed: parser state corrupt");
+			return -1;
+		}
+		/* the first offending byte decides: the segment's bytes (line, then request
+		   limit), then the byte that ends it (a NUL; an LF beyond the request limit) */
+		if (line_room < seg || req_room < seg) {
 			if (line_room <= req_room) {
 				mw_error_set(error_r, "line longer than %zu bytes",
 				             p->limits.max_line);
@@ -267,12 +277,19 @@ int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used
 			mw_error_set(error_r, "NUL byte in request");
 			return -1;
 		}
+		if (lf && req_room == seg) {
+			mw_error_set(error_r, "request larger than %zu bytes",
+			             p->limits.max_request);
+			return -1;
+		}
 		memcpy(p->buf + p->len, data + i, seg);
 		p->len += seg;
+		p->received += seg;
 		i += seg;
 		if (!lf)
 			break;
 		i++; /* the LF */
+		p->received++;
 		if (p->len - p->line_start > p->limits.max_line && p->buf[p->len - 1] != '\r') {
 			mw_error_set(error_r, "line longer than %zu bytes", p->limits.max_line);
 			return -1;
@@ -313,6 +330,7 @@ void pd_proto_reset(struct pd_proto *p)
 		p->known[i] = -1;
 	p->len = 0;
 	p->line_start = 0;
+	p->received = 0;
 	p->nattrs = 0;
 	p->done = false;
 }
@@ -320,7 +338,7 @@ void pd_proto_reset(struct pd_proto *p)
 /* pd_proto_pending - part of a request has arrived */
 bool pd_proto_pending(const struct pd_proto *p)
 {
-	return p->len > 0 || p->nattrs > 0;
+	return p->received > 0;
 }
 
 /* pd_request_get - an attribute's value, "" when absent */

@@ -46,8 +46,10 @@ struct pd_request {
 struct pd_proto {
 	struct pd_proto_limits limits;
 	char *buf; /* the request so far (max_request + 1 bytes) */
-	size_t len;
-	size_t line_start;
+	size_t len; /* bytes stored in buf (each line's LF, and a CR before it, as one NUL) */
+	size_t line_start; /* where the current line starts in buf */
+	size_t received;   /* bytes of the request taken from the input, line ends included:
+	                      len <= received <= max_request, so buf never overflows */
 	unsigned nattrs;
 	uint32_t offs[PD_ATTRS_MAX];  /* start of each complete line (its name) */
 	uint32_t voffs[PD_ATTRS_MAX]; /* start of each value */
@@ -64,7 +66,9 @@ void pd_proto_free(struct pd_proto *p);
    reason in error_r; the connection must be closed). Rules: LF-terminated lines (an
    optional CR before the LF is dropped), no NUL byte, each line at most max_line bytes
    and of the form name=value with a non-empty name of [A-Za-z0-9_-], no name twice, at most
-   max_attrs lines and max_request bytes, and at least one attribute before the blank line. */
+   max_attrs lines and max_request bytes (every byte counts: each LF, a CR before it and the
+   final blank line), and at least one attribute before the blank line. The outcome does
+   not depend on how the bytes are split between calls. */
 int pd_proto_feed(struct pd_proto *p, const char *data, size_t len, size_t *used_r,
                   mw_error *error_r);
 /* The complete request (after feed returned 1), indexed. */

@@ -4,11 +4,11 @@
  * store_refresh and on SIGHUP): an admin lists, adds and deletes them; a policy with a
  * username overrides the general limits of its scope and metric for that user only.
  * Usage and reset go to mailwarden-policyd's control socket ([policyd] control_socket, the
- * key mailwardenctl ratelimit uses too): one line "status USER" or "reset USER", an answer
- * ending in "ok" or "error: REASON". The daemon accepts only root and its own user, so the
- * API must run as the policy daemon's user for these two routes. When the daemon cannot be
- * reached (no socket, refused, no answer within API_PD_TIMEOUT_MS) the answer is 503
- * policyd_unavailable; nothing is retried.
+ * key mailwardenctl ratelimit uses too) through the one client of its record format
+ * (lib/mw-pdctl.c): reset times arrive as whole seconds, not as text for people. The daemon accepts
+ * only root and its own user, so the API must run as the policy daemon's user for these two routes.
+ * When the daemon cannot be reached (no socket, refused, no answer within API_PD_TIMEOUT_MS) the
+ * answer is 503 policyd_unavailable; nothing is retried.
  *
  * Every change (policy add and delete, a reset) is audited.
  *
@@ -20,20 +20,16 @@
 #include "mw-build.h"
 #include "api-common.h"
 #include "mw-log.h"
+#include "mw-pdctl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 
 #define API_PD_TIMEOUT_MS 5000
-#define API_PD_REPLY_MAX  (256 * 1024)
 
 /* policy_json - the public view of a rate policy */
 static json_t *policy_json(const struct mw_rate_policy *p)
@@ -150,11 +146,17 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 	    api_field_string(req, res, "scope", true, sizeof(p.scope) - 1, &scope) < 0 ||
 	    api_field_string(req, res, "match", false, MW_RATE_MATCH_MAX, &match) < 0 ||
 	    api_field_string(req, res, "metric", true, sizeof(p.metric) - 1, &metric) < 0 ||
-	    field_int(req, res, "count", 1, INT64_MAX, &count) < 0 ||
-	    field_int(req, res, "window_seconds", 1, MW_RATE_WINDOW_MAX, &window) < 0 ||
+	    field_int(req, res, "count", LLONG_MIN, LLONG_MAX, &count) < 0 ||
+	    field_int(req, res, "window_seconds", LLONG_MIN, LLONG_MAX, &window) < 0 ||
 	    api_field_string(req, res, "action", true, sizeof(p.action) - 1, &action) < 0 ||
 	    api_field_string(req, res, "username", false, MW_USERNAME_MAX * 4, &username) < 0)
 		return;
+	/* the bounds are those of the counters' arithmetic: one check for every entry point */
+	if (mw_rate_limit_check(count, window, false, &err) < 0) {
+		api_error(res, 422, "invalid_field", "field %s: %s",
+		          strncmp(err.msg, "count", 5) == 0 ? "count" : "window_seconds", err.msg);
+		return;
+	}
 	if (!one_of(scope, scopes)) {
 		api_error(res, 422, "invalid_field", "field scope must be one of %s", scopes);
 		return;
@@ -244,171 +246,40 @@ void api_rl_policy_delete(struct api_ctx *ctx, struct api_request *req, struct a
 
 /* ---- usage through mailwarden-policyd ------------------------------------------------ */
 
-/* mono_ms - a monotonic clock in milliseconds (deadlines; mw_now may be fixed in tests) */
-static int64_t mono_ms(void)
+/* pd_ask - one request to mailwarden-policyd's control socket through the one client
+   (lib/mw-pdctl.c): 0 with the reply, 1 when the daemon refused (its reason in error_r), -1
+   with error_r when it cannot be reached or does not answer with a reply */
+static int pd_ask(struct api_ctx *ctx, enum mw_pdctl_command command, const char *subject,
+                  struct mw_pdctl_reply *reply_r, mw_error *error_r)
 {
-	struct timespec ts;
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* pd_ask - send "VERB SUBJECT" to the control socket; *reply_r gets every line before the
-   final "ok" (0), or the reason of an "error: " line (1); -1 with error_r set when the
-   daemon cannot be reached or answers nothing sensible */
-static int pd_ask(struct api_ctx *ctx, const char *verb, const char *subject, mw_str *reply_r,
-                  mw_error *error_r)
-{
-	const char *path = mw_config_str(ctx->cfg, MWK_PD_CONTROL_SOCKET);
-	struct sockaddr_un sun;
-	mw_str line;
-	int64_t deadline = mono_ms() + API_PD_TIMEOUT_MS;
-	int fd, ret = -1;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (path[0] == '\0' || mw_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0) {
-		mw_error_set(error_r, "[policyd] control_socket is not set (or too long)");
+	struct mw_pdctl_request req;
+	memset(&req, 0, sizeof(req));
+	req.command = command;
+	if (mw_strlcpy(req.subject, subject, sizeof(req.subject)) < 0) {
+		mw_error_set(error_r, "subject too long");
+		return 1;
+	}
+	if (mw_pdctl_call(mw_config_str(ctx->cfg, MWK_PD_CONTROL_SOCKET), &req, API_PD_TIMEOUT_MS,
+	                  reply_r, error_r) < 0)
 		return -1;
+	if (!reply_r->ok) {
+		mw_error_set(error_r, "%s", reply_r->error);
+		return 1;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		mw_error_set(error_r, "control socket %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	mw_str_init(&line, 1024);
-	if (mw_str_appendf(&line, "%s %s\n", verb, subject) < 0 ||
-	    send(fd, line.buf, line.len, MSG_NOSIGNAL) != (ssize_t)line.len) {
-		mw_error_set(error_r, "control socket %s: cannot send the request", path);
-		goto out;
-	}
-	for (;;) {
-		char buf[4096];
-		struct pollfd pfd = {fd, POLLIN, 0};
-		int64_t left = deadline - mono_ms();
-		const char *last;
-		ssize_t n;
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-			mw_error_set(error_r, "control socket %s: no answer", path);
-			goto out;
-		}
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0 || reply_r->len + (size_t)n > API_PD_REPLY_MAX ||
-		    mw_str_append(reply_r, buf, (size_t)n) < 0) {
-			mw_error_set(error_r, "control socket %s: answer cut short or too long",
-			             path);
-			goto out;
-		}
-		if (reply_r->buf[reply_r->len - 1] != '\n')
-			continue;
-		reply_r->buf[reply_r->len - 1] = '\0';
-		last = strrchr(reply_r->buf, '\n');
-		last = last != NULL ? last + 1 : reply_r->buf;
-		if (strcmp(last, "ok") == 0 || strncmp(last, "error: ", 7) == 0) {
-			size_t keep = (size_t)(last - reply_r->buf);
-			ret = last[0] == 'o' ? 0 : 1;
-			if (ret == 1) {
-				mw_error_set(error_r, "%s", last + 7);
-				keep = 0;
-			}
-			reply_r->len = keep;
-			reply_r->buf[keep] = '\0';
-			break;
-		}
-		reply_r->buf[reply_r->len - 1] = '\n';
-	}
-out:
-	mw_str_free(&line);
-	close(fd);
-	return ret;
+	return 0;
 }
 
-/* parse_duration - "1h30m", "7m", "3s" as mw_fmt_duration writes them; -1 if not one */
-static long long parse_duration(const char *s, size_t len)
+/* limit_json - one limit's usage as the API shows it (reset times in whole seconds) */
+static json_t *limit_json(const struct mw_pdctl_limit *l)
 {
-	long long total = 0, q = 0;
-	bool digits = false;
-	size_t i;
-	for (i = 0; i < len; i++) {
-		char c = s[i];
-		if (c >= '0' && c <= '9') {
-			if (q > 1000000000LL)
-				return -1;
-			q = q * 10 + (c - '0');
-			digits = true;
-			continue;
-		}
-		if (!digits)
-			return -1;
-		switch (c) {
-		case 'd':
-			total += q * 86400;
-			break;
-		case 'h':
-			total += q * 3600;
-			break;
-		case 'm':
-			total += q * 60;
-			break;
-		case 's':
-			total += q;
-			break;
-		default:
-			return -1;
-		}
-		q = 0;
-		digits = false;
-	}
-	return digits || len == 0 ? -1 : total;
-}
-
-/* status_line - one "SPEC  used U/C  resets in D|idle  (ORIGIN[, degraded])" line as JSON;
-   NULL when the line has another form */
-static json_t *status_line(const char *l)
-{
-	const char *used = strstr(l, "  used "), *p, *sp, *open, *close;
-	char *end;
-	long long u, c, secs = -1;
-	json_t *o;
-	if (used == NULL)
-		return NULL;
-	p = used + 7;
-	errno = 0;
-	u = strtoll(p, &end, 10);
-	if (errno != 0 || end == p || *end != '/')
-		return NULL;
-	p = end + 1;
-	c = strtoll(p, &end, 10);
-	if (errno != 0 || end == p || strncmp(end, "  ", 2) != 0)
-		return NULL;
-	p = end + 2;
-	open = strstr(p, "  (");
-	close = strrchr(p, ')');
-	if (open == NULL || close == NULL || close < open || close[1] != '\0')
-		return NULL;
-	if (strncmp(p, "resets in ", 10) == 0) {
-		sp = p + 10;
-		if ((secs = parse_duration(sp, (size_t)(open - sp))) < 0)
-			return NULL;
-	} else if ((size_t)(open - p) != 4 || strncmp(p, "idle", 4) != 0)
-		return NULL;
-	o = json_pack("{s:s%,s:I,s:I,s:o,s:o,s:s%,s:b}", "limit", l, (size_t)(used - l), "used",
-	              (json_int_t)u, "count", (json_int_t)c, "reset_after_seconds",
-	              secs >= 0 ? json_integer(secs) : json_null(), "resets_at",
-	              secs >= 0 ? json_integer(mw_now() + secs) : json_null(), "origin", open + 3,
-	              (size_t)(close - open - 3), "degraded", false);
-	if (o != NULL) {
-		const char *origin = json_string_value(json_object_get(o, "origin"));
-		const char *comma = origin != NULL ? strstr(origin, ", degraded") : NULL;
-		if (comma != NULL && comma[10] == '\0') {
-			json_object_set_new(o, "origin",
-			                    json_stringn(origin, (size_t)(comma - origin)));
-			json_object_set_new(o, "degraded", json_true());
-		}
-	}
-	return o;
+	return json_pack("{s:s,s:I,s:I,s:o,s:o,s:s,s:b}", "limit", l->limit, "used",
+	                 (json_int_t)l->used, "count", (json_int_t)l->count, "reset_after_seconds",
+	                 l->reset_after > 0 ? json_integer((json_int_t)l->reset_after)
+	                                    : json_null(),
+	                 "resets_at",
+	                 l->reset_after > 0 ? json_integer((json_int_t)(mw_now() + l->reset_after))
+	                                    : json_null(),
+	                 "origin", l->origin, "degraded", l->degraded);
 }
 
 /* rl_target - the route's user, normalised and known to the store (404 otherwise) */
@@ -451,33 +322,23 @@ void api_user_ratelimit_get(struct api_ctx *ctx, struct api_request *req, struct
 	static const char *const params[] = {NULL};
 	char name[MW_USERNAME_MAX + 1];
 	mw_error err = {{0}};
-	mw_str reply;
+	struct mw_pdctl_reply *reply;
 	json_t *arr;
-	char *save = NULL, *l;
+	size_t i;
 	int rc;
 	if (api_query_check(req, res, params) < 0 || rl_target(ctx, req, res, name) < 0)
 		return;
-	mw_str_init(&reply, API_PD_REPLY_MAX);
-	rc = pd_ask(ctx, "status", name, &reply, &err);
+	reply = mw_calloc(1, sizeof(*reply));
+	rc = pd_ask(ctx, MW_PDCTL_STATUS, name, reply, &err);
 	if (rc != 0) {
-		mw_str_free(&reply);
+		free(reply);
 		pd_failed(res, rc, &err);
 		return;
 	}
 	arr = json_array();
-	for (l = strtok_r(reply.buf, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
-		json_t *o;
-		if (strncmp(l, "no rate limit applies", 21) == 0)
-			continue;
-		if ((o = status_line(l)) == NULL) {
-			char safe[256];
-			mw_error_log("policyd: unexpected status line %s",
-			             mw_log_value(safe, sizeof(safe), l, strlen(l)));
-			continue;
-		}
-		json_array_append_new(arr, o);
-	}
-	mw_str_free(&reply);
+	for (i = 0; i < reply->nlimits; i++)
+		json_array_append_new(arr, limit_json(&reply->limits[i]));
+	free(reply);
 	api_ok(res, 200, json_pack("{s:s,s:o}", "username", name, "limits", arr));
 }
 
@@ -487,21 +348,23 @@ void api_user_ratelimit_reset(struct api_ctx *ctx, struct api_request *req,
 {
 	char name[MW_USERNAME_MAX + 1];
 	mw_error err = {{0}};
-	mw_str reply;
-	unsigned long long cleared = 0;
+	struct mw_pdctl_reply *reply;
+	int64_t cleared;
 	int rc;
 	if (rl_target(ctx, req, res, name) < 0)
 		return;
-	mw_str_init(&reply, API_PD_REPLY_MAX);
-	rc = pd_ask(ctx, "reset", name, &reply, &err);
+	reply = mw_calloc(1, sizeof(*reply));
+	rc = pd_ask(ctx, MW_PDCTL_RESET, name, reply, &err);
+	if (rc == 0 && reply->cleared < 0) {
+		rc = -1;
+		mw_error_set(&err, "the reply to a reset has no cleared record");
+	}
+	cleared = reply->cleared;
+	free(reply);
 	if (rc != 0) {
-		mw_str_free(&reply);
 		pd_failed(res, rc, &err);
 		return;
 	}
-	if (strncmp(mw_str_c(&reply), "cleared ", 8) == 0)
-		cleared = strtoull(reply.buf + 8, NULL, 10);
-	mw_str_free(&reply);
 	api_audit(ctx, req, "ratelimit.reset", name,
 	          json_pack("{s:I}", "cleared", (json_int_t)cleared));
 	api_ok(res, 200, json_pack("{s:s,s:I}", "username", name, "cleared", (json_int_t)cleared));

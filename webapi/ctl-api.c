@@ -1368,6 +1368,7 @@ static int api_rl_ask(const struct api_target *t, int argc, char **argv, bool re
 	struct ctl_opts o;
 	char username[MW_USERNAME_MAX + 1];
 	struct api_answer a;
+	struct mw_pdctl_reply *reply;
 	json_t *limits, *l;
 	mw_str path;
 	size_t i;
@@ -1395,29 +1396,29 @@ static int api_rl_ask(const struct api_target *t, int argc, char **argv, bool re
 		json_decref(a.json);
 		return ret;
 	}
-	if (reset) {
-		printf("cleared %lld counters of sasl_username %s\n",
-		       (long long)json_integer_value(json_object_get(a.json, "cleared")),
-		       jstr_or(a.json, "username", username));
-		json_decref(a.json);
-		return EXIT_OK;
-	}
+	reply = mw_calloc(1, sizeof(*reply));
+	reply->ok = true;
+	reply->cleared =
+	    reset ? (int64_t)json_integer_value(json_object_get(a.json, "cleared")) : -1;
+	(void)snprintf(reply->subject, sizeof(reply->subject), "sasl_username %s",
+	               jstr_or(a.json, "username", username));
 	limits = json_object_get(a.json, "limits");
 	json_array_foreach(limits, i, l)
 	{
+		struct mw_pdctl_limit *pl;
 		json_t *after = json_object_get(l, "reset_after_seconds");
-		char dur[64] = "";
-		if (json_is_integer(after))
-			mw_fmt_duration((int64_t)json_integer_value(after), dur, sizeof(dur));
-		printf("%s  used %lld/%lld  %s%s  (%s%s)\n", jstr(l, "limit"),
-		       (long long)json_integer_value(json_object_get(l, "used")),
-		       (long long)json_integer_value(json_object_get(l, "count")),
-		       json_is_integer(after) ? "resets in " : "idle", dur, jstr(l, "origin"),
-		       json_is_true(json_object_get(l, "degraded")) ? ", degraded" : "");
+		if (reply->nlimits == MW_PDCTL_LIMITS_MAX)
+			break;
+		pl = &reply->limits[reply->nlimits++];
+		(void)mw_strlcpy(pl->limit, jstr(l, "limit"), sizeof(pl->limit));
+		(void)mw_strlcpy(pl->origin, jstr(l, "origin"), sizeof(pl->origin));
+		pl->used = (int64_t)json_integer_value(json_object_get(l, "used"));
+		pl->count = (int64_t)json_integer_value(json_object_get(l, "count"));
+		pl->reset_after = json_is_integer(after) ? (int64_t)json_integer_value(after) : 0;
+		pl->degraded = json_is_true(json_object_get(l, "degraded"));
 	}
-	if (json_array_size(limits) == 0)
-		printf("no rate limit applies to sasl_username %s\n",
-		       jstr_or(a.json, "username", username));
+	ctl_rl_print(reply, reset);
+	free(reply);
 	json_decref(a.json);
 	return EXIT_OK;
 }

@@ -2,9 +2,10 @@
  * ctl-ratelimit.c - mailwardenctl ratelimit status|reset (through mailwarden-policyd's control
  * socket) and ratelimit policy add|list|del (the store's rate_policies).
  *
- * status and reset send one line ("status USER|IP", "reset USER|IP") to [policyd]
- * control_socket and print the answer up to its final "ok" (exit 0) or "error: ..." line
- * (exit 1). The daemon answers only root and its own user.
+ * status and reset ask [policyd] control_socket through the one client of its record format
+ * (lib/mw-pdctl.c) and print the reply as people read it (ctl_rl_print, shared with --api
+ * mode): exit 0, or 1 with the daemon's reason. The daemon answers only root and its own
+ * user.
  * policy add/del are written to the audit log as actor "cli:LOGIN".
  * Diagnostics: "policyd control socket PATH: REASON" when the daemon cannot be reached.
  */
@@ -13,84 +14,60 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#define RL_REPLY_MAX (256 * 1024)
+#define RL_TIMEOUT_MS 10000
 
-/* rl_ask - send one control line and print the answer; exit code */
-static int rl_ask(struct mw_ctl *ctl, const char *verb, const char *subject)
+/* rl_ask - one request to mailwarden-policyd's control socket (the one client,
+   lib/mw-pdctl.c) and the answer as people read it; exit code */
+static int rl_ask(struct mw_ctl *ctl, enum mw_pdctl_command command, const char *subject)
 {
-	const char *path = mw_config_str(ctl->cfg, MWK_PD_CONTROL_SOCKET);
-	struct sockaddr_un sun;
-	mw_str line, reply;
-	int fd, ret = EXIT_ERROR;
+	struct mw_pdctl_request req;
+	struct mw_pdctl_reply *reply;
+	mw_error err;
 	size_t i;
+	int ret = EXIT_ERROR;
 	for (i = 0; subject[i] != '\0'; i++)
 		if ((unsigned char)subject[i] <= 0x20 || subject[i] == 0x7f) {
 			ctl_err("%s: not a user name or IP address", subject);
 			return EXIT_USAGE;
 		}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (path[0] == '\0' || mw_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0) {
-		ctl_err("[policyd] control_socket is not set (or too long)");
-		return EXIT_ERROR;
+	memset(&req, 0, sizeof(req));
+	req.command = command;
+	if (mw_strlcpy(req.subject, subject, sizeof(req.subject)) < 0) {
+		ctl_err("%s: not a user name or IP address", subject);
+		return EXIT_USAGE;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		ctl_err("policyd control socket %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return EXIT_ERROR;
+	reply = mw_calloc(1, sizeof(*reply));
+	if (mw_pdctl_call(mw_config_str(ctl->cfg, MWK_PD_CONTROL_SOCKET), &req, RL_TIMEOUT_MS,
+	                  reply, &err) < 0) {
+		ctl_err("policyd %s", err.msg);
+	} else if (!reply->ok) {
+		ctl_err("policyd: %s", reply->error);
+	} else {
+		ctl_rl_print(reply, command == MW_PDCTL_RESET);
+		ret = EXIT_OK;
 	}
-	mw_str_init(&line, 1024);
-	mw_str_init(&reply, RL_REPLY_MAX);
-	if (mw_str_appendf(&line, "%s %s\n", verb, subject) < 0 ||
-	    write(fd, line.buf, line.len) != (ssize_t)line.len) {
-		ctl_err("policyd control socket %s: cannot send the request", path);
-		goto out;
-	}
-	for (;;) {
-		char buf[4096];
-		struct pollfd pfd = {fd, POLLIN, 0};
-		const char *last;
-		ssize_t n;
-		if (poll(&pfd, 1, 10000) <= 0) {
-			ctl_err("policyd control socket %s: no answer", path);
-			goto out;
-		}
-		n = read(fd, buf, sizeof(buf));
-		if (n <= 0 || mw_str_append(&reply, buf, (size_t)n) < 0) {
-			ctl_err("policyd control socket %s: answer cut short", path);
-			goto out;
-		}
-		if (reply.len == 0 || reply.buf[reply.len - 1] != '\n')
-			continue;
-		reply.buf[reply.len - 1] = '\0';
-		last = strrchr(reply.buf, '\n');
-		last = last != NULL ? last + 1 : reply.buf;
-		if (strcmp(last, "ok") == 0) {
-			fwrite(reply.buf, 1, (size_t)(last - reply.buf), stdout);
-			ret = EXIT_OK;
-			break;
-		}
-		if (strncmp(last, "error: ", 7) == 0) {
-			fwrite(reply.buf, 1, (size_t)(last - reply.buf), stdout);
-			ctl_err("policyd: %s", last + 7);
-			break;
-		}
-		reply.buf[reply.len - 1] = '\n';
-	}
-out:
-	mw_str_free(&line);
-	mw_str_free(&reply);
-	close(fd);
+	free(reply);
 	return ret;
+}
+
+/* ctl_rl_print - a status or reset reply as people read it (the same in both modes) */
+void ctl_rl_print(const struct mw_pdctl_reply *reply, bool reset)
+{
+	size_t i;
+	if (reset) {
+		printf("cleared %" PRId64 " counters of %s\n", reply->cleared, reply->subject);
+		return;
+	}
+	for (i = 0; i < reply->nlimits; i++) {
+		char line[2 * MW_PDCTL_TEXT_MAX + 128];
+		mw_pdctl_format_limit(&reply->limits[i], line, sizeof(line));
+		printf("%s\n", line);
+	}
+	if (reply->nlimits == 0)
+		printf("no rate limit applies to %s\n", reply->subject);
 }
 
 /* cmd_rl_status - usage of every limit of a user or client address */
@@ -101,7 +78,7 @@ static int cmd_rl_status(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
 	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
 		return EXIT_USAGE;
-	return rl_ask(ctl, "status", argv[first]);
+	return rl_ask(ctl, MW_PDCTL_STATUS, argv[first]);
 }
 
 /* cmd_rl_reset - clear the counters of a user or client address */
@@ -112,7 +89,7 @@ static int cmd_rl_reset(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
 	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
 		return EXIT_USAGE;
-	ret = rl_ask(ctl, "reset", argv[first]);
+	ret = rl_ask(ctl, MW_PDCTL_RESET, argv[first]);
 	return ret;
 }
 
@@ -152,6 +129,10 @@ int ctl_rl_parse_policy(char **argv, struct mw_rate_policy *p)
 		return -1;
 	}
 	p->window_seconds = secs;
+	if (mw_rate_limit_check(p->limit_count, p->window_seconds, false, &err) < 0) {
+		ctl_err("%s: %s", argv[2], err.msg);
+		return -1;
+	}
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #define MW_CTL_H
 
 #include "mw-config.h"
+#include "mw-pdctl.h"
 #include "mw-store.h"
 
 #include <jansson.h>
@@ -97,6 +98,8 @@ int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, c
                             size_t ssize, unsigned *bits_r);
 /* ratelimit policy add's "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" (ctl-ratelimit.c). */
 int ctl_rl_parse_policy(char **argv, struct mw_rate_policy *p);
+/* A ratelimit status or reset reply as people read it, the same in both modes. */
+void ctl_rl_print(const struct mw_pdctl_reply *reply, bool reset);
 /* tag-rule add's arguments, shared by the store and --api modes (ctl-tagrules.c). */
 int ctl_tagrule_parse_add(int argc, char **argv, char *username, size_t size,
                           struct mw_tag_rule *rule_r);

@@ -176,6 +176,26 @@ class ApiResourcesTest(ApiBase):
         self.assertIn('ratelimit.policy.add', actions)
         self.assertIn('ratelimit.policy.del', self.audit_actions(tok, str(pid)))
 
+    def test_reset_time_is_exact_seconds(self):
+        """Issue 9: the reset time reaches the API as whole seconds from the daemon, not
+        re-parsed from the text shown to people ("4h48m" was 17280 for 17279 s)."""
+        tok = self.token()
+        user, pw = self.new_user(tok)
+        body = {'scope': 'sasl_username', 'metric': 'messages', 'count': 5,
+                'window_seconds': 86400, 'action': 'defer', 'username': user}
+        pid = self.expect(self.call('POST', '/api/v1/ratelimit/policies', body=body, token=tok),
+                          201).json['id']
+        self.addCleanup(self.call, 'DELETE', '/api/v1/ratelimit/policies/%d' % pid, token=tok)
+        time.sleep(1.5)  # store_refresh
+        self.assertEqual(submit(self.postfix.smtp_port, user, pw, 1), [250])
+        time.sleep(1.2)  # so the exact value is below 17280 (one message = 86400/5 s)
+        a = self.expect(self.call('GET', '/api/v1/users/%s/ratelimit' % user, token=tok), 200)
+        lim = a.json['limits']
+        self.assertEqual([l['origin'] for l in lim], ['store #%d' % pid])
+        self.assertEqual((lim[0]['used'], lim[0]['count']), (1, 5))
+        self.assertGreater(lim[0]['reset_after_seconds'], 17270)
+        self.assertLess(lim[0]['reset_after_seconds'], 17280)
+
     def test_bad_policies_are_422_naming_the_field(self):
         tok = self.token()
         good = {'scope': 'client_address', 'match': '192.0.2.0/24', 'metric': 'recipients',
@@ -186,6 +206,10 @@ class ApiResourcesTest(ApiBase):
             ({'scope': 'sender_ip'}, 'scope'), ({'metric': 'bytes'}, 'metric'),
             ({'action': 'drop'}, 'action'), ({'count': 0}, 'count'), ({'count': '5'}, 'count'),
             ({'window_seconds': 10 ** 9}, 'window_seconds'), ({'match': '192.0.2.0/33'}, 'match'),
+            # the bound pd_gcra computes exactly (issue 9): 10**15, one more is refused
+            ({'count': 10 ** 15 + 1}, 'field count: count must be a whole number in 1..1000000000000000'),
+            ({'count': 2 ** 63 - 1}, 'count'), ({'window_seconds': 366 * 86400 + 1},
+                                                'window_seconds'),
             ({'match': 'x\u0001'}, 'match'), ({'username': 'no-such@' + DOMAIN}, 'username'),
             ({'extra': 1}, 'extra'), ({'match': "'; DROP TABLE rate_policies; --"}, 'match'),
         ]
@@ -198,10 +222,12 @@ class ApiResourcesTest(ApiBase):
         self.expect(self.call('DELETE', '/api/v1/ratelimit/policies/..%2F1', token=tok), 400)
         after = self.expect(self.call('GET', '/api/v1/ratelimit/policies', token=tok), 200).json
         self.assertEqual(before, after)
-        a = self.expect(self.call('POST', '/api/v1/ratelimit/policies', body=good, token=tok),
-                        201)
-        self.expect(self.call('DELETE', '/api/v1/ratelimit/policies/%d' % a.json['id'],
-                              token=tok), 204)
+        for edge in ({}, {'count': 10 ** 15, 'window_seconds': 366 * 86400},
+                     {'count': 10 ** 15, 'window_seconds': 1}):
+            a = self.expect(self.call('POST', '/api/v1/ratelimit/policies',
+                                      body=dict(good, **edge), token=tok), 201)
+            self.expect(self.call('DELETE', '/api/v1/ratelimit/policies/%d' % a.json['id'],
+                                  token=tok), 204)
 
     # ---- tag rules -------------------------------------------------------------------------
 

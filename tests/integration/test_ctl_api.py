@@ -289,6 +289,14 @@ class CtlApiTest(unittest.TestCase):
             run('ratelimit', 'policy', 'add', 'sender', 'messages', '10/1h', 'drop')  # 1
             run('ratelimit', 'policy', 'add', 'sender', 'messages', '10', 'defer')  # 2
             run('ratelimit', 'policy', 'add', 'sender', 'messages', '0/1h', 'defer')  # 2
+            # the bound pd_gcra computes exactly, and one past it
+            big = run('ratelimit', 'policy', 'add', 'sender', 'size', '1000000000000000/366d',
+                      'defer')[1].strip()
+            run('ratelimit', 'policy', 'add', 'sender', 'size', '1000000000000001/1h',
+                'defer')  # 2
+            run('ratelimit', 'policy', 'add', 'sender', 'size', '9223372036854775807/1h',
+                'defer')  # 2
+            run('ratelimit', 'policy', 'del', big)
             run('ratelimit', 'policy', 'add', 'sender', 'messages', '5/1h', 'defer',
                 'missing-' + user)  # 3
             run('ratelimit', 'policy', 'del', pid)
@@ -298,7 +306,9 @@ class CtlApiTest(unittest.TestCase):
             return [(rc, re.sub(r'^\d+\n$', 'ID\n', so), se) for rc, so, se in r]
 
         store, api = self.both(script)
-        self.assertEqual([x[0] for x in store], [0, 1, 1, 1, 2, 2, 3, 0, 3, 2, 2])
+        self.assertEqual([x[0] for x in store], [0, 1, 1, 1, 2, 2, 0, 2, 2, 0, 3, 0, 3, 2, 2])
+        for bad in (store[7], store[8]):
+            self.assertIn('count must be a whole number in 1..1000000000000000', bad[2])
         self.assertEqual(store, api)
         self.assertEqual(store[0][1], 'ID\n')
         self.assertEqual(store[1][2],

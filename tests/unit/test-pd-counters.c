@@ -112,6 +112,90 @@ static void test_gcra_huge_cost_no_overflow(void **state)
 	assert_int_equal(tat, 0);
 }
 
+/* The bounds of the arithmetic (issue 9): at the largest count and window, and the smallest,
+   a full burst fits, the next unit is denied and every number is consistent (UBSan watches
+   every sum and product); one past any bound is refused (-1, denied, nothing charged), never
+   computed with an overflow. */
+static void test_gcra_bounds(void **state)
+{
+	static const int64_t counts[] = {1, 7, MW_RATE_COUNT_MAX - 1, MW_RATE_COUNT_MAX};
+	static const int64_t windows[] = {1, S, 86399 * S + 1, PD_GCRA_WINDOW_US_MAX};
+	static const int64_t nows[] = {0, 1800000000LL * S, PD_GCRA_NOW_MAX - PD_GCRA_SPAN_MAX};
+	size_t ci, wi, ni;
+	(void)state;
+	for (ci = 0; ci < MW_N_ELEMENTS(counts); ci++)
+		for (wi = 0; wi < MW_N_ELEMENTS(windows); wi++)
+			for (ni = 0; ni < MW_N_ELEMENTS(nows); ni++) {
+				int64_t n = counts[ci], w = windows[wi], now = nows[ni], tat = 0;
+				int64_t t = (w + n - 1) / n;
+				struct pd_limit_req r = req("k", n, 1, n);
+				struct pd_limit_res res;
+				r.window_us = w;
+				assert_int_equal(pd_gcra(&tat, &r, now, true, &res), 0);
+				assert_true(res.allowed);
+				assert_true(res.usage == n);
+				assert_true(res.reset_after_us == n * t);
+				assert_true(res.reset_after_us <= w + n - 1 &&
+				            res.reset_after_us >= w);
+				r.cost = 1;
+				assert_int_equal(pd_gcra(&tat, &r, now, true, &res), 0);
+				assert_false(res.allowed);
+				assert_true(res.usage == n);
+				assert_true(res.retry_after_us == t);
+				r.cost = 0;
+				assert_int_equal(pd_gcra(&tat, &r, now + n * t, false, &res), 0);
+				assert_true(res.allowed && res.usage == 0);
+				r.cost = INT64_MAX; /* any cost: denied, never an overflow */
+				assert_int_equal(pd_gcra(&tat, &r, now, true, &res), 0);
+				assert_false(res.allowed);
+			}
+}
+
+static void test_gcra_refuses_out_of_range(void **state)
+{
+	static const struct {
+		int64_t limit, window_us, cost, now, tat;
+	} bad[] = {
+	    {MW_RATE_COUNT_MAX + 1, S, 1, 0, 0},
+	    {INT64_MAX, S, 1, 0, 0},
+	    {0, S, 1, 0, 0},
+	    {-1, S, 1, 0, 0},
+	    {1, 0, 1, 0, 0},
+	    {1, -S, 1, 0, 0},
+	    {1, PD_GCRA_WINDOW_US_MAX + 1, 1, 0, 0},
+	    {1, INT64_MAX, 1, 0, 0},
+	    {1, S, -1, 0, 0},
+	    {1, S, 1, -1, 0},
+	    {1, S, 1, PD_GCRA_NOW_MAX + 1, 0},
+	    {1, S, 1, INT64_MAX, 0},
+	    {1, S, 1, 0, -1},
+	    {1, S, 1, 0, PD_GCRA_SPAN_MAX + 1},
+	    {1, S, 1, 5, INT64_MAX},
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(bad); i++) {
+		struct pd_limit_req r = req("k", 1, 1, bad[i].cost);
+		struct pd_limit_res res;
+		int64_t tat = bad[i].tat;
+		r.limit = bad[i].limit;
+		r.window_us = bad[i].window_us;
+		res.allowed = true;
+		if (pd_gcra(&tat, &r, bad[i].now, true, &res) != -1 || res.allowed ||
+		    tat != bad[i].tat)
+			fail_msg("case %zu: not refused (allowed %d)", i, res.allowed);
+	}
+	/* the edges themselves are computed */
+	{
+		struct pd_limit_req r = req("k", MW_RATE_COUNT_MAX, 1, 1);
+		struct pd_limit_res res;
+		int64_t tat = PD_GCRA_SPAN_MAX;
+		r.window_us = PD_GCRA_WINDOW_US_MAX;
+		assert_int_equal(pd_gcra(&tat, &r, 0, true, &res), 0);
+		assert_false(res.allowed);
+	}
+}
+
 static struct pd_batch_res last;
 static int calls;
 
@@ -182,6 +266,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_gcra_sequence),
+	    cmocka_unit_test(test_gcra_bounds),
+	    cmocka_unit_test(test_gcra_refuses_out_of_range),
 	    cmocka_unit_test(test_gcra_burst_not_dividing),
 	    cmocka_unit_test(test_gcra_check_only_does_not_charge),
 	    cmocka_unit_test(test_gcra_huge_cost_no_overflow),

@@ -31,6 +31,15 @@ static const struct {
     {"sasl_username messages -1/1h", NULL},
     {"sasl_username messages 1/0s", NULL},
     {"sasl_username messages 1/400d", NULL},
+    /* the bounds pd_gcra computes exactly (MW_RATE_COUNT_MAX, MW_RATE_WINDOW_MAX) */
+    {"sasl_username size 1000000000000000/366d", "sasl_username size 1000000000000000/366d defer"},
+    {"sasl_username size 1000000000000000/1s", "sasl_username size 1000000000000000/1s defer"},
+    {"sasl_username size 1000000000000001/1h", NULL},
+    {"sasl_username size 9223372036854775807/1h", NULL},
+    {"sasl_username size 99999999999999999999/1h", NULL},
+    {"sasl_username recipients 1000000000000001/message", NULL},
+    {"sasl_username messages 1/31622400", "sasl_username messages 1/366d defer"},
+    {"sasl_username messages 1/31622401", NULL},
     {"sasl_username messages 1h", NULL},
     {"sasl_username messages 10/1h maybe", NULL},
     {"sasl_username messages 10/1h defer extra", NULL},
@@ -51,6 +60,11 @@ static void test_limit_parse(void **state)
 		if (limit_cases[i].back == NULL) {
 			if (r == 0)
 				fail_msg("case %zu accepted: %s", i, limit_cases[i].spec);
+			/* a count out of range is named with its bound */
+			if (strstr(limit_cases[i].spec, "000000000000001/") != NULL &&
+			    strstr(err.msg,
+			           "count must be a whole number in 1..1000000000000000") == NULL)
+				fail_msg("case %zu: %s", i, err.msg);
 			continue;
 		}
 		if (r != 0)
@@ -395,7 +409,7 @@ static void test_limit_req_make(void **state)
 		const char *value;
 	} cases[] = {
 	    {"sasl_username messages 100/1h", "john@example.org"},
-	    {"client_address=10.0.0.0/8 size 9223372036854775/366d reject", "10.1.2.0/24"},
+	    {"client_address=10.0.0.0/8 size 1000000000000000/366d reject", "10.1.2.0/24"},
 	    {"recipient_domain recipients 1/1s", ""},
 	};
 	struct pd_limit l;

@@ -40,8 +40,7 @@ static const struct {
      0, "request larger than 256", 0},
     /* limits at their exact edges: 64 bytes (+ CR) pass, 65 do not */
     {"a=0123456789012345678901234567890123456789012345678901234567abcd\n\n", 0, NULL, 1},
-    {"a=0123456789012345678901234567890123456789012345678901234567abcd\r\n\r\n", 0, NULL,
-     1},
+    {"a=0123456789012345678901234567890123456789012345678901234567abcd\r\n\r\n", 0, NULL, 1},
     {"a=0123456789012345678901234567890123456789012345678901234567abcde\n", 0,
      "line longer than 64", 0},
     {"a=0123456789012345678901234567890123456789012345678901234567abcd\r\r\n", 0,
@@ -49,22 +48,35 @@ static const struct {
     /* the first offending byte decides: an over-long line before a NUL, a NUL before it */
     {"a=0123456789012345678901234567890123456789012345678901234567abcdef\0\n", 68,
      "line longer than 64", 0},
-    {"a=0123456789\0" "0123456789012345678901234567890123456789012345678901234567\n", 72,
-     "NUL byte", 0},
+    {"a=0123456789\0"
+     "0123456789012345678901234567890123456789012345678901234567\n",
+     72, "NUL byte", 0},
     {"a=1\nb=2\n\0\n", 11, "NUL byte", 0},
     {"\r\n", 0, "empty request", 0},
     {"a=1\nA=2\n\n", 0, NULL, 2}, /* names are case-sensitive */
     {"ab=1\nb=2\na=3\nab=4\n\n", 0, "given twice", 0},
-    /* exactly 256 bytes of request (each LF stored as a NUL), then one more */
+    /* exactly 256 bytes of request (every LF and the blank line count), then one more */
     {"a=012345678901234567890123456789012345678901234567890123456789xy\n"
      "b=012345678901234567890123456789012345678901234567890123456789xy\n"
      "c=012345678901234567890123456789012345678901234567890123456789xy\n"
-     "d=01234567890123456789012345678901234567890123456789012345678\n\n",
+     "d=012345678901234567890123456789012345678901234567890123456\n\n",
      0, NULL, 4},
     {"a=012345678901234567890123456789012345678901234567890123456789xy\n"
      "b=012345678901234567890123456789012345678901234567890123456789xy\n"
      "c=012345678901234567890123456789012345678901234567890123456789xy\n"
-     "d=01234567890123456789012345678901234567890123456789012345678z\n\n",
+     "d=0123456789012345678901234567890123456789012345678901234567\n\n",
+     0, "request larger than 256", 0},
+    {"a=012345678901234567890123456789012345678901234567890123456789xy\n"
+     "b=012345678901234567890123456789012345678901234567890123456789xy\n"
+     "c=012345678901234567890123456789012345678901234567890123456789xy\n"
+     "d=012345678901234567890123456789012345678901234567890123456\r\n\n",
+     0, "request larger than 256", 0},
+    /* 256 bytes stored before the blank line (the old count let the next line overflow) */
+    {"a=012345678901234567890123456789012345678901234567890123456789xy\n"
+     "b=012345678901234567890123456789012345678901234567890123456789xy\n"
+     "c=012345678901234567890123456789012345678901234567890123456789xy\n"
+     "d=01234567890123456789012345678901234567890123456789012345678\n"
+     "e=0123456789012345678901234567890123456789012345678901234567\n\n",
      0, "request larger than 256", 0},
 };
 
@@ -338,6 +350,285 @@ static void test_known_index(void **state)
 	pd_proto_free(&p);
 }
 
+/* ---- the size rule at its edges, and requests split anywhere ------------------------ */
+
+/* A small deterministic generator (xorshift64*): the same pieces on every run. */
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
+
+/* rng - the next pseudo-random number */
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+struct outcome {
+	int r;       /* 1 complete, 0 incomplete, -1 refused */
+	size_t used; /* bytes of the input consumed when r == 1 */
+	char err[sizeof(((mw_error *)0)->msg)];
+	unsigned count;
+	char flat[20000]; /* the attributes as "name=value\n" */
+};
+
+/* feed_pieces - feed in[0..len) in pieces (sizes[] cycled; 0 = the rest) and record what
+   came out; the parser must never consume more than it was given */
+static void feed_pieces(const struct pd_proto_limits *lim, const char *in, size_t len,
+                        const size_t *sizes, size_t nsizes, struct outcome *o)
+{
+	struct pd_proto p;
+	size_t off = 0, k = 0;
+	mw_error err = {""};
+	o->r = 0;
+	o->used = 0;
+	o->err[0] = '\0';
+	o->count = 0;
+	o->flat[0] = '\0';
+	pd_proto_init(&p, lim);
+	while (off < len) {
+		size_t want = nsizes > 0 ? sizes[k++ % nsizes] : 0;
+		size_t n = want != 0 && want < len - off ? want : len - off, used = 0;
+		/* an exact-size copy: ASan sees any read past the piece */
+		char *piece = mw_malloc(n);
+		memcpy(piece, in + off, n);
+		o->r = pd_proto_feed(&p, piece, n, &used, &err);
+		free(piece);
+		if (o->r < 0) {
+			(void)mw_strlcpy(o->err, err.msg, sizeof(o->err));
+			break;
+		}
+		if (used > n)
+			fail_msg("feed consumed %zu of %zu bytes", used, n);
+		off += used;
+		if (o->r == 1)
+			break;
+		assert_int_equal(used, n);
+	}
+	if (o->r == 1) {
+		struct pd_request req;
+		mw_str flat;
+		unsigned i;
+		o->used = off;
+		pd_proto_request(&p, &req);
+		o->count = req.count;
+		mw_str_init(&flat, sizeof(o->flat));
+		for (i = 0; i < req.count; i++)
+			assert_int_equal(
+			    mw_str_appendf(&flat, "%s=%s\n", req.attrs[i].name, req.attrs[i].value),
+			    0);
+		assert_int_equal(mw_strlcpy(o->flat, mw_str_c(&flat), sizeof(o->flat)), 0);
+		mw_str_free(&flat);
+		assert_true(pd_proto_pending(&p));
+		pd_proto_reset(&p);
+		assert_false(pd_proto_pending(&p));
+	}
+	pd_proto_free(&p);
+}
+
+/* same_outcome - b (fed in pieces) is exactly a (fed whole) */
+static void same_outcome(const struct outcome *a, const struct outcome *b, const char *what)
+{
+	if (a->r != b->r || strcmp(a->err, b->err) != 0 || a->count != b->count ||
+	    a->used != b->used || strcmp(a->flat, b->flat) != 0)
+		fail_msg("%s: whole r=%d used=%zu n=%u err=%s; in pieces r=%d used=%zu n=%u err=%s",
+		         what, a->r, a->used, a->count, a->err, b->r, b->used, b->count, b->err);
+}
+
+/* build_request - a request of exactly total bytes (line ends and the final blank line
+   included) with lines of at most line bytes; crlf ends lines with CR LF */
+static size_t build_request(char *out, size_t size, size_t total, size_t line, bool crlf)
+{
+	size_t eol = crlf ? 2 : 1, off = 0;
+	unsigned n = 0;
+	assert_true(total + 1 <= size && total >= 3 + 2 * eol);
+	while (total - off > eol) {
+		size_t left = total - off - eol; /* room before the final blank line */
+		size_t body = left - eol;        /* bytes of this line's name=value */
+		size_t i, nlen;
+		char name[16];
+		if (body > line)
+			body = line;
+		/* never leave a remainder too short for a line of its own */
+		if (left - (body + eol) != 0 && left - (body + eol) < 3 + eol)
+			body -= 3 + eol;
+		nlen = (size_t)snprintf(name, sizeof(name), "n%u", n++);
+		assert_true(body >= nlen + 1);
+		memcpy(out + off, name, nlen);
+		out[off + nlen] = '=';
+		for (i = nlen + 1; i < body; i++)
+			out[off + i] = (char)('a' + (off + i) % 26);
+		off += body;
+		if (crlf)
+			out[off++] = '\r';
+		out[off++] = '\n';
+	}
+	if (crlf)
+		out[off++] = '\r';
+	out[off++] = '\n';
+	assert_int_equal(off, total);
+	out[off] = '\0';
+	return off;
+}
+
+/* The reproducer of issue 9 (item 2) with the daemon's default limits: lines that fill
+   max_request_size exactly (one NUL stored per LF), then one more full line, were copied
+   past the buffer (heap-buffer-overflow WRITE of size 2048). */
+static void test_overflow_reproducer(void **state)
+{
+	static const struct pd_proto_limits dflt = {2048, 16384, 64};
+	static char in[20000];
+	struct outcome whole;
+	size_t off = 0, i;
+	(void)state;
+	for (i = 0; i < 8; i++) { /* 7 lines of 2047 bytes and one of 2048: 16384 bytes */
+		size_t body = i < 7 ? 2047 : 2048, k;
+		off += (size_t)snprintf(in + off, 8, "a%zu=", i);
+		for (k = 3; k < body; k++)
+			in[off++] = 'x';
+		in[off++] = '\n';
+	}
+	in[off++] = 'z';
+	in[off++] = '=';
+	for (i = 2; i < 2048; i++)
+		in[off++] = 'y';
+	in[off++] = '\n';
+	in[off++] = '\n';
+	feed_pieces(&dflt, in, off, NULL, 0, &whole);
+	assert_int_equal(whole.r, -1);
+	assert_string_equal(whole.err, "request larger than 16384 bytes");
+}
+
+/* A request of exactly max_request bytes (LF or CR LF line ends) passes, one byte more is
+   refused, whatever the pieces it arrives in: whole, byte by byte, split in two at every
+   offset, and in random pieces (sizes 1, exactly max_line, exactly max_request, and
+   anything between). */
+static void test_size_edges_in_pieces(void **state)
+{
+	static const struct pd_proto_limits lims[] = {
+	    {64, 256, 16}, {64, 1024, PD_ATTRS_MAX}, {2048, 16384, 64}, {200, 300, 4}};
+	static char in[20000];
+	size_t li;
+	(void)state;
+	for (li = 0; li < MW_N_ELEMENTS(lims); li++) {
+		const struct pd_proto_limits *lim = &lims[li];
+		int delta, crlf;
+		for (crlf = 0; crlf < 2; crlf++)
+			for (delta = -2; delta <= 2; delta++) {
+				size_t total = lim->max_request + (size_t)(ssize_t)delta, len, cut;
+				struct outcome whole, part;
+				size_t one = 1, rounds;
+				char what[128];
+				len =
+				    build_request(in, sizeof(in), total, lim->max_line, crlf != 0);
+				/* a line of the next request follows: it must not be consumed */
+				memcpy(in + len, "next=1\n", 7);
+				feed_pieces(lim, in, len + 7, NULL, 0, &whole);
+				snprintf(what, sizeof(what), "limits %zu/%zu, %zu bytes%s",
+				         lim->max_line, lim->max_request, total,
+				         crlf ? " CRLF" : "");
+				if (delta <= 0) {
+					if (whole.r != 1 || whole.used != len)
+						fail_msg("%s: r=%d used=%zu err=%s", what, whole.r,
+						         whole.used, whole.err);
+				} else if (whole.r != -1 ||
+				           strstr(whole.err, "request larger than") == NULL) {
+					fail_msg("%s: r=%d err=%s", what, whole.r, whole.err);
+				}
+				feed_pieces(lim, in, len + 7, &one, 1, &part);
+				same_outcome(&whole, &part, what);
+				/* every offset of the small requests; of the big ones, every
+				   61st and each of the last 32 (around the limit) */
+				for (cut = 1; cut < len + 7;
+				     cut +=
+				     lim->max_request <= 1024 || cut + 32 >= len + 7 ? 1 : 61) {
+					size_t two[2] = {cut, 0};
+					feed_pieces(lim, in, len + 7, two, 2, &part);
+					same_outcome(&whole, &part, what);
+				}
+				for (rounds = 0; rounds < (lim->max_request <= 1024 ? 200u : 20u);
+				     rounds++) {
+					size_t sizes[16], k;
+					for (k = 0; k < MW_N_ELEMENTS(sizes); k++) {
+						switch (rng() % 5) {
+						case 0:
+							sizes[k] = 1;
+							break;
+						case 1:
+							sizes[k] = lim->max_line;
+							break;
+						case 2:
+							sizes[k] = lim->max_request;
+							break;
+						default:
+							sizes[k] = 1 + rng() % (lim->max_line + 2);
+						}
+					}
+					feed_pieces(lim, in, len + 7, sizes, MW_N_ELEMENTS(sizes),
+					            &part);
+					same_outcome(&whole, &part, what);
+				}
+			}
+	}
+}
+
+/* Every case of the table, and random hostile inputs built from request-like pieces, give
+   the same outcome in random pieces as whole (and never touch memory outside the buffer:
+   ASan). */
+static void test_random_pieces(void **state)
+{
+	static const char *const atoms[] = {"a=1\n",
+	                                    "b=2\n",
+	                                    "\n",
+	                                    "\r\n",
+	                                    "=",
+	                                    "x",
+	                                    "\r",
+	                                    "request=smtpd_access_policy\n",
+	                                    "sender=",
+	                                    "a=1\n",
+	                                    "name with space=1\n",
+	                                    "\0",
+	                                    "0123456789012345678901234567",
+	                                    "c=",
+	                                    "d=x=y\n",
+	                                    "\n\n"};
+	static const struct pd_proto_limits lims[] = {{64, 256, 4}, {64, 1024, 8}};
+	static char in[4096];
+	size_t i, round;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		size_t len = cases[i].len != 0 ? cases[i].len : strlen(cases[i].in), k;
+		struct outcome whole, part;
+		feed_pieces(&limits, cases[i].in, len, NULL, 0, &whole);
+		for (k = 0; k < 50; k++) {
+			size_t sizes[8], j;
+			for (j = 0; j < MW_N_ELEMENTS(sizes); j++)
+				sizes[j] = 1 + rng() % 70;
+			feed_pieces(&limits, cases[i].in, len, sizes, MW_N_ELEMENTS(sizes), &part);
+			same_outcome(&whole, &part, cases[i].in);
+		}
+	}
+	for (round = 0; round < 3000; round++) {
+		const struct pd_proto_limits *lim = &lims[round % 2];
+		struct outcome whole, part;
+		size_t len = 0, target = rng() % (lim->max_request + 80), sizes[8], j;
+		while (len < target) {
+			const char *a = atoms[rng() % MW_N_ELEMENTS(atoms)];
+			size_t alen = a[0] == '\0' ? 1 : strlen(a);
+			if (len + alen > sizeof(in))
+				break;
+			memcpy(in + len, a, alen);
+			len += alen;
+		}
+		feed_pieces(lim, in, len, NULL, 0, &whole);
+		for (j = 0; j < MW_N_ELEMENTS(sizes); j++)
+			sizes[j] = rng() % 3 == 0 ? 1 : 1 + rng() % (lim->max_request + 1);
+		feed_pieces(lim, in, len, sizes, MW_N_ELEMENTS(sizes), &part);
+		same_outcome(&whole, &part, "random input");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +637,9 @@ int main(void)
 	    cmocka_unit_test(test_duplicates_with_collisions),
 	    cmocka_unit_test(test_many_attributes),
 	    cmocka_unit_test(test_known_index),
+	    cmocka_unit_test(test_overflow_reproducer),
+	    cmocka_unit_test(test_size_edges_in_pieces),
+	    cmocka_unit_test(test_random_pieces),
 	};
 	MW_RUN_TESTS(tests);
 }
