@@ -1354,7 +1354,8 @@ class Policyd(Service):
     name = 'policyd'
 
     def __init__(self, root, store, limits=(), extra='', port=None, user='dovecot',
-             counters='memory', autostop=True, name=None, socket='inet'):
+             counters='memory', autostop=True, name=None, socket='inet',
+             inet_peers='127.0.0.1'):
         if name:
             self.name = name
         super().__init__(root, autostop)
@@ -1370,6 +1371,7 @@ class Policyd(Service):
         # SOCKET: 'inet' (loopback port, allowed explicitly: allow_inet + inet_peers) or
         # 'unix' (self.sock_path, 0660 group postfix: what a real install uses)
         self.sock_path = os.path.join(self.dir, 'policyd.sock') if socket == 'unix' else None
+        self.inet_peers = inet_peers
         self.log_path = os.path.join(self.dir, 'policyd.log')
         self.proc = None
 
@@ -1389,8 +1391,8 @@ class Policyd(Service):
         if self.sock_path is not None:
             return 'socket = unix:%s\nsocket_group = postfix\nsocket_mode = 0660\n' % (
                 self.sock_path)
-        return ('socket = inet:%d@127.0.0.1\nallow_inet = yes\ninet_peers = 127.0.0.1\n'
-                % self.port)
+        return ('socket = inet:%d@127.0.0.1\nallow_inet = yes\ninet_peers = %s\n'
+                % (self.port, self.inet_peers))
 
     def ready(self):
         """ready - the policy socket accepts connections."""

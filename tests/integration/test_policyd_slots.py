@@ -80,45 +80,6 @@ class Flood(threading.Thread):
             s.close()
 
 
-class UnixPolicyd(lab_mod.Policyd):
-    """UnixPolicyd - the lab's policyd on a unix socket in its directory (peers are uids)."""
-
-    @property
-    def sock_path(self):
-        return os.path.join(self.dir, 'policy.sock')
-
-    def render_config(self):
-        return super().render_config().replace(
-            'socket = inet:%d@127.0.0.1\n' % self.port, 'socket = unix:%s\n' % self.sock_path)
-
-    def unix_ready(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.settimeout(1)
-            s.connect(self.sock_path)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
-
-    def _start(self):
-        lab_mod.write_file(self.config, self.render_config(), 0o644)
-        log = open(self.log_path, 'a')
-        self.proc = subprocess.Popen([self.binary, '-c', self.config, '-f'],
-                                     stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT)
-        log.close()
-        lab_mod.wait_until(lambda: self.unix_ready() or self.proc.poll() is not None, 15,
-                           'policyd on %s' % self.sock_path)
-        if self.proc.poll() is not None:
-            raise lab_mod.LabError('policyd exited with %d' % self.proc.returncode)
-        os.chmod(self.dir, 0o755)  # the other uid's client reaches the socket
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None and self.unix_ready()
-
-
 # one policy request as another uid: connects, asks, prints the action
 AS_OTHER_UID = r'''
 import socket, sys, time
@@ -154,10 +115,10 @@ class PolicydSlotsUnixTest(unittest.TestCase):
         try:
             cls.store = cls.lab.store()
             # a long first-request timeout: the check must not race the other uid's start
-            cls.policyd = cls.lab.add(UnixPolicyd(
-                cls.lab.root, cls.store, autostop=cls.lab.autostop,
+            cls.policyd = cls.lab.policyd(
+                cls.store, socket='unix',
                 extra=EXTRA.replace('first_request_timeout = %ds' % FIRST,
-                                    'first_request_timeout = 30s')))
+                                    'first_request_timeout = 30s'))
         except BaseException:
             cls.lab.stop()
             raise
@@ -202,7 +163,8 @@ class PolicydSlotsTest(unittest.TestCase):
         try:
             cls.store = cls.lab.store()
             cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.policyd = cls.lab.policyd(cls.store, extra=EXTRA)
+            # every 127/8 address may connect: the test's peers are 127.0.0.2 and .4
+            cls.policyd = cls.lab.policyd(cls.store, extra=EXTRA, inet_peers='127.0.0.0/8')
             cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
             cls.local = 'slots-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
             cls.store.add_user(cls.local)
