@@ -437,7 +437,7 @@ static void reload(void)
 	milter_auth_put(&old_auth);
 	mw_info("event=reload status=ok");
 	/* a new virus engine, built here while scans go on with the old one */
-	milter_scan_reload(cfg);
+	milter_scan_reload();
 }
 
 /* reload_thread - runs reloads so the main thread never leaves sigwait for long */
@@ -602,7 +602,7 @@ int main(int argc, char **argv)
 	(void)sigaddset(&set, SIGINT);
 	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
 	main_thread = pthread_self();
-	if (milter_scan_init(cur_cfg, &err) < 0)
+	if (milter_scan_init(&err) < 0)
 		mw_error_log("event=start virus_engine=none error=\"%s\"", err.msg);
 	if (pthread_create(&rt, NULL, reload_thread, NULL) != 0 ||
 	    pthread_create(&mt, NULL, milter_thread, NULL) != 0)

@@ -33,7 +33,7 @@
  *   over a limit (scan_over_limit): 451 4.7.1 message too large or too complex to scan, try
  *     again later | 552 5.3.4 message too large or too complex to scan | accept (logged)
  *
- * Diagnostics: event=virus_engine, event=virus_reload, event=virus_unscanned lines; the
+ * Diagnostics: event=virus_found, event=virus_reload, event=virus_unscanned lines; the
  * verdict goes into the caller's decision line (extra: virus=...).
  */
 #include "mw-build.h"
@@ -52,7 +52,6 @@
 
 static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
 static mw_virus *cur_engine;
-static char cur_kind[16]; /* "off", "libclamav", "clamd": what cur_engine was built for */
 
 static pthread_mutex_t build_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -90,17 +89,25 @@ static mw_virus *engine_get(void)
 	return v;
 }
 
-/* build - a new engine for CFG, swapped in whole; on failure the old one stays */
-static int build(const mw_config *cfg, const char *why)
+/* build - a new engine for the current config snapshot, swapped in whole; on failure the
+   old one stays. The snapshot is taken under build_lock, so a SIGHUP that changes engines
+   and a watcher rebuild can never swap in an engine of an older snapshot. WATCHER: build
+   only when the current snapshot still wants libclamav. */
+static int build(const char *why, bool watcher)
 {
 	struct mw_virus_settings s;
 	struct timespec t0, t1;
 	mw_virus *v = NULL, *old;
 	char e[MILTER_LOGV];
+	mw_config *cfg;
 	mw_error err;
 	long ms;
+	int ret = 0;
 
 	(void)pthread_mutex_lock(&build_lock);
+	cfg = milter_config_get();
+	if (watcher && strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "libclamav") != 0)
+		goto out;
 	if (settings_of(cfg, &s)) {
 		(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 		v = mw_virus_new(&s, &err);
@@ -110,8 +117,8 @@ static int build(const mw_config *cfg, const char *why)
 			             "note=\"the previous engine stays\" error=%s",
 			             why, mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN),
 			             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
-			(void)pthread_mutex_unlock(&build_lock);
-			return -1;
+			ret = -1;
+			goto out;
 		}
 		ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 		mw_info("event=virus_reload status=ok why=%s engine=%s signatures=%u build_ms=%ld", why,
@@ -120,11 +127,12 @@ static int build(const mw_config *cfg, const char *why)
 	(void)pthread_mutex_lock(&engine_lock);
 	old = cur_engine;
 	cur_engine = v;
-	(void)mw_strlcpy(cur_kind, mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), sizeof(cur_kind));
 	(void)pthread_mutex_unlock(&engine_lock);
 	mw_virus_unref(&old); /* freed here or by the last scan still holding it */
+out:
+	milter_config_put(&cfg);
 	(void)pthread_mutex_unlock(&build_lock);
-	return 0;
+	return ret;
 }
 
 /* watcher - rebuild the libclamav engine when its signatures change (or are missing) */
@@ -135,20 +143,17 @@ static void *watcher(void *arg)
 	while (!watch_quit) {
 		mw_config *cfg = milter_config_get();
 		long long secs = mw_config_int(cfg, MWK_MILTER_VIRUS_RELOAD_CHECK);
+		bool lib = strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "libclamav") == 0;
 		struct timespec until;
+		milter_config_put(&cfg);
 		(void)pthread_mutex_unlock(&watch_lock);
-		if (secs > 0 && strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "libclamav") == 0) {
+		if (secs > 0 && lib) {
 			mw_virus *v = engine_get();
-			bool kind_ok;
-			(void)pthread_mutex_lock(&engine_lock);
-			kind_ok = strcmp(cur_kind, "libclamav") == 0;
-			(void)pthread_mutex_unlock(&engine_lock);
-			/* a SIGHUP reload may be switching engines: only libclamav engines are ours */
-			if (kind_ok && (v == NULL || mw_virus_stale(v)))
-				(void)build(cfg, v == NULL ? "no_engine" : "signatures_changed");
+			/* no engine: retried every check (signatures may appear after start) */
+			if (v == NULL || mw_virus_stale(v))
+				(void)build(v == NULL ? "no_engine" : "signatures_changed", true);
 			mw_virus_unref(&v);
 		}
-		milter_config_put(&cfg);
 		(void)clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += secs > 0 ? (time_t)secs : 5;
 		(void)pthread_mutex_lock(&watch_lock);
@@ -160,9 +165,9 @@ static void *watcher(void *arg)
 }
 
 /* milter_scan_init - the first engine and the watcher (after daemonising, signals blocked) */
-int milter_scan_init(const mw_config *cfg, mw_error *error_r)
+int milter_scan_init(mw_error *error_r)
 {
-	int ret = build(cfg, "start");
+	int ret = build("start", false);
 	if (ret < 0)
 		mw_error_set(error_r, "no virus engine (see the log); mail gets virus_on_error "
 		                      "until one can be built");
@@ -172,9 +177,9 @@ int milter_scan_init(const mw_config *cfg, mw_error *error_r)
 }
 
 /* milter_scan_reload - SIGHUP: a new engine from CFG (in the reload thread) */
-void milter_scan_reload(const mw_config *cfg)
+void milter_scan_reload(void)
 {
-	(void)build(cfg, "sighup");
+	(void)build("sighup", false);
 }
 
 /* milter_scan_deinit - stop the watcher, drop the engine */
@@ -366,6 +371,13 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	}
 	(void)snprintf(extra, extra_size, "virus=found signature=%s",
 	               mw_log_value(e, sizeof(e), name, strlen(name)));
+	{
+		char q[MILTER_LOGV];
+		mw_info("event=virus_found qid=%s direction=%s signature=%s action=%s",
+		        mw_log_value(q, sizeof(q), msg->qid[0] != '\0' ? msg->qid : "-",
+		                     strlen(msg->qid[0] != '\0' ? msg->qid : "-")),
+		        msg->outbound ? "outbound" : "inbound", e, action);
+	}
 	if (strcmp(action, "reject") == 0) {
 		milter_reply_value(n, sizeof(n), name);
 		milter_reply_set(r, "554", "5.7.1", "virus_found", "virus found: %s", n);

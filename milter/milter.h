@@ -209,13 +209,14 @@ int milter_inbound_eom(struct smfi_str *ctx, struct milter_conn *conn,
 
 /* ---- milter-scan.c: the message as received and the scan stages ---- */
 
-/* The first virus engine ([milter] virus_scan; none when off) and the thread that rebuilds
+/* The first virus engine (current snapshot's [milter] virus_scan; none when off) and the thread that rebuilds
    it when the signature files change. Call once signals are blocked, after daemonising.
    -1 with error_r when no engine could be built: the milter runs on, and mail gets
    virus_on_error until one can be. */
-int milter_scan_init(const mw_config *cfg, mw_error *error_r);
-/* SIGHUP: a new engine built from CFG and swapped in; the old one stays on failure. */
-void milter_scan_reload(const mw_config *cfg);
+int milter_scan_init(mw_error *error_r);
+/* SIGHUP (after the new snapshot is current): a new engine built from it and swapped in;
+   the old one stays on failure. */
+void milter_scan_reload(void);
 void milter_scan_deinit(void);
 /* Capture: decided at MAIL FROM (direction known), fed every header, the end of the
    headers and each body chunk; freed by milter_msg_reset. */
