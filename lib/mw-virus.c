@@ -112,8 +112,10 @@ static int parse_clamd_spec(const char *spec, struct sockaddr_storage *ss, sockl
 		struct sockaddr_un *su = (struct sockaddr_un *)ss;
 		const char *path = spec + 5;
 		if (path[0] != '/' || mw_strlcpy(su->sun_path, path, sizeof(su->sun_path)) < 0) {
-			mw_error_set(error_r, "clamd socket %s: expected unix:/absolute/path (at most "
-			                      "%zu bytes)", spec, sizeof(su->sun_path) - 1);
+			mw_error_set(error_r,
+			             "clamd socket %s: expected unix:/absolute/path (at most "
+			             "%zu bytes)",
+			             spec, sizeof(su->sun_path) - 1);
 			return -1;
 		}
 		su->sun_family = AF_UNIX;
@@ -145,8 +147,10 @@ static int parse_clamd_spec(const char *spec, struct sockaddr_storage *ss, sockl
 		return 0;
 	}
 bad:
-	mw_error_set(error_r, "clamd socket %s: expected unix:/path, inet:PORT@IPv4 or "
-	                      "inet6:PORT@IPv6", spec);
+	mw_error_set(error_r,
+	             "clamd socket %s: expected unix:/path, inet:PORT@IPv4 or "
+	             "inet6:PORT@IPv6",
+	             spec);
 	return -1;
 }
 
@@ -179,8 +183,10 @@ static int new_libclamav(mw_virus *v, const struct mw_virus_settings *s, mw_erro
 		mw_error_set(error_r, "cl_engine_new failed");
 		return -1;
 	}
-	if (cl_engine_set_num(v->cl, CL_ENGINE_MAX_SCANSIZE, (long long)s->max_scansize) != CL_SUCCESS ||
-	    cl_engine_set_num(v->cl, CL_ENGINE_MAX_FILESIZE, (long long)s->max_filesize) != CL_SUCCESS ||
+	if (cl_engine_set_num(v->cl, CL_ENGINE_MAX_SCANSIZE, (long long)s->max_scansize) !=
+	        CL_SUCCESS ||
+	    cl_engine_set_num(v->cl, CL_ENGINE_MAX_FILESIZE, (long long)s->max_filesize) !=
+	        CL_SUCCESS ||
 	    cl_engine_set_num(v->cl, CL_ENGINE_MAX_FILES, s->max_files) != CL_SUCCESS ||
 	    cl_engine_set_num(v->cl, CL_ENGINE_MAX_RECURSION, s->max_recursion) != CL_SUCCESS ||
 	    cl_engine_set_num(v->cl, CL_ENGINE_MAX_SCANTIME, s->max_scantime_ms) != CL_SUCCESS) {
@@ -202,7 +208,8 @@ static int new_libclamav(mw_virus *v, const struct mw_virus_settings *s, mw_erro
 	}
 	ret = cl_engine_compile(v->cl);
 	if (ret != CL_SUCCESS) {
-		mw_error_set(error_r, "signatures %s: compile: %s", s->signatures, cl_strerror(ret));
+		mw_error_set(error_r, "signatures %s: compile: %s", s->signatures,
+		             cl_strerror(ret));
 		return -1;
 	}
 	return 0;
@@ -287,8 +294,8 @@ static void set_name(char *name_r, size_t namesize, const char *name)
 }
 
 /* scan_libclamav - one message from memory through the engine */
-static enum mw_virus_status scan_libclamav(mw_virus *v, const void *data, size_t len,
-                                           char *name_r, size_t namesize, mw_error *error_r)
+static enum mw_virus_status scan_libclamav(mw_virus *v, const void *data, size_t len, char *name_r,
+                                           size_t namesize, mw_error *error_r)
 {
 	struct cl_scan_options opts;
 	struct found found;
@@ -369,7 +376,8 @@ static int clamd_connect(const mw_virus *v, mw_error *error_r)
 			goto fail;
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err != 0) {
-			mw_error_set(error_r, "clamd: connect: %s", strerror(err != 0 ? err : errno));
+			mw_error_set(error_r, "clamd: connect: %s",
+			             strerror(err != 0 ? err : errno));
 			goto fail;
 		}
 	}
@@ -434,9 +442,9 @@ static int clamd_read(int fd, char *buf, size_t size, size_t *len_r, mw_error *e
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			mw_error_set(error_r, "clamd: %s", errno == EAGAIN || errno == EWOULDBLOCK
-			                                       ? "no reply in time"
-			                                       : strerror(errno));
+			mw_error_set(error_r, "clamd: %s",
+			             errno == EAGAIN || errno == EWOULDBLOCK ? "no reply in time"
+			                                                     : strerror(errno));
 			return -1;
 		}
 		if (n == 0)
@@ -519,7 +527,8 @@ enum mw_virus_status mw_virus_clamd_parse(const char *reply, size_t len, char *n
 	n = len - (sizeof(prefix) - 1);
 	if (n == 2 && memcmp(p, "OK", 2) == 0)
 		return MW_VIRUS_CLEAN;
-	if (n > sizeof(found) - 1 && memcmp(p + n - (sizeof(found) - 1), found, sizeof(found) - 1) == 0) {
+	if (n > sizeof(found) - 1 &&
+	    memcmp(p + n - (sizeof(found) - 1), found, sizeof(found) - 1) == 0) {
 		n -= sizeof(found) - 1;
 		if (n == 0 || n > MW_VIRUS_NAME_MAX || n >= namesize) {
 			mw_error_set(error_r, "clamd: signature name empty or too long");
@@ -527,8 +536,9 @@ enum mw_virus_status mw_virus_clamd_parse(const char *reply, size_t len, char *n
 		}
 		for (i = 0; i < n; i++) {
 			if (!sig_char(p[i])) {
-				mw_error_set(error_r, "clamd: signature name %s holds a blank or a "
-				                      "character a header cannot carry",
+				mw_error_set(error_r,
+				             "clamd: signature name %s holds a blank or a "
+				             "character a header cannot carry",
 				             mw_log_value(v, sizeof(v), p, n));
 				return MW_VIRUS_ERROR;
 			}
@@ -545,7 +555,8 @@ enum mw_virus_status mw_virus_clamd_parse(const char *reply, size_t len, char *n
 		}
 		return MW_VIRUS_FOUND;
 	}
-	if (n >= sizeof(error) - 1 && memcmp(p + n - (sizeof(error) - 1), error, sizeof(error) - 1) == 0) {
+	if (n >= sizeof(error) - 1 &&
+	    memcmp(p + n - (sizeof(error) - 1), error, sizeof(error) - 1) == 0) {
 		mw_error_set(error_r, "clamd: %s", mw_log_value(v, sizeof(v), p, n));
 		return MW_VIRUS_ERROR;
 	}

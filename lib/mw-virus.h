@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MW_VIRUS_NAME_MAX  256  /* a signature name (as X-Mailwarden-Virus carries it) */
-#define MW_VIRUS_REPLY_MAX 1024 /* the longest clamd reply read */
+#define MW_VIRUS_NAME_MAX     256  /* a signature name (as X-Mailwarden-Virus carries it) */
+#define MW_VIRUS_REPLY_MAX    1024 /* the longest clamd reply read */
 #define MW_VIRUS_LIMIT_PREFIX "Heuristics.Limits.Exceeded"
 
 enum mw_virus_engine { MW_VIRUS_LIBCLAMAV, MW_VIRUS_CLAMD };

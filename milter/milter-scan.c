@@ -121,8 +121,8 @@ static int build(const char *why, bool watcher)
 			goto out;
 		}
 		ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-		mw_info("event=virus_reload status=ok why=%s engine=%s signatures=%u build_ms=%ld", why,
-		        mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), mw_virus_signatures(v), ms);
+		mw_info("event=virus_reload status=ok why=%s engine=%s signatures=%u build_ms=%ld",
+		        why, mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), mw_virus_signatures(v), ms);
 	}
 	(void)pthread_mutex_lock(&engine_lock);
 	old = cur_engine;
@@ -300,7 +300,8 @@ static int unscannable(struct milter_conn *conn, const char *why, struct milter_
 	        mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
 	        mw_log_value(w, sizeof(w), why, strlen(why)));
 	if (strcmp(mode, "accept") == 0) {
-		(void)snprintf(extra, extra_size, "virus=unscanned_over_limit action=accept_unscanned");
+		(void)snprintf(extra, extra_size,
+		               "virus=unscanned_over_limit action=accept_unscanned");
 		return 0;
 	}
 	if (strcmp(mode, "reject") == 0)
@@ -326,7 +327,8 @@ static int no_verdict(struct milter_conn *conn, const char *why, struct milter_r
 		return 0;
 	}
 	if (strcmp(mode, "reject") == 0)
-		milter_reply_set(r, "554", "5.7.1", "virus_scan_error", "virus scanner unavailable");
+		milter_reply_set(r, "554", "5.7.1", "virus_scan_error",
+		                 "virus scanner unavailable");
 	else
 		milter_reply_set(r, "451", "4.7.1", "virus_scan_error",
 		                 "virus scanner unavailable, try again later");
@@ -334,8 +336,8 @@ static int no_verdict(struct milter_conn *conn, const char *why, struct milter_r
 }
 
 /* virus_stage - scan the kept message and act on the verdict */
-static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r,
-                       char *extra, size_t extra_size)
+static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
+                       size_t extra_size)
 {
 	struct milter_msg *msg = &conn->msg;
 	const char *action = mw_config_str(conn->cfg, MWK_MILTER_VIRUS_ACTION);
@@ -401,8 +403,8 @@ mta_failed:
 
 /* milter_scan_eom - the scan stages, after the headers were stripped and the
    authentication results added; 0 accept, 1 with *r filled to refuse */
-int milter_scan_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r,
-                    char *extra, size_t extra_size)
+int milter_scan_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
+                    size_t extra_size)
 {
 	size_t len = strlen(extra);
 	char mine[200] = "";

@@ -18,8 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static const char eicar[] =
-    "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+static const char eicar[] = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
 /* tmpdir - a fresh directory */
 static char *tmpdir(void)
@@ -71,7 +70,8 @@ static struct mw_virus_settings lib_settings(const char *dir)
 /* a mail with the EICAR string as a base64 attachment */
 static char *mime_message(const char *payload)
 {
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = strlen(payload), i, o = 0;
 	char *enc = calloc(1, n * 2 + 8), *msg;
 	for (i = 0; i < n; i += 3) {
@@ -266,7 +266,8 @@ static void test_clamd_parse(void **state)
 	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
 		const struct parse_case *c = &cases[i];
 		size_t len = c->len != 0 ? c->len : strlen(c->reply);
-		enum mw_virus_status st = mw_virus_clamd_parse(c->reply, len, name, sizeof(name), &err);
+		enum mw_virus_status st =
+		    mw_virus_clamd_parse(c->reply, len, name, sizeof(name), &err);
 		if (st != c->want)
 			fail_msg("case %zu (%s): got %d, want %d", i, c->reply, st, c->want);
 		if (c->name != NULL)
@@ -378,8 +379,8 @@ static void fake_stop(struct fake *f)
 	unlink(f->path);
 }
 
-static enum mw_virus_status clamd_scan(const char *dir, const void *data, size_t len,
-                                       char *name, mw_error *err)
+static enum mw_virus_status clamd_scan(const char *dir, const void *data, size_t len, char *name,
+                                       mw_error *err)
 {
 	char spec[200];
 	struct mw_virus_settings s;
@@ -444,9 +445,16 @@ static void test_clamd_fake(void **state)
 
 static void test_clamd_spec(void **state)
 {
-	static const char *bad[] = {"", "unix:", "unix:relative", "inet:", "inet:0@127.0.0.1",
-	                            "inet:3310", "inet:3310@", "inet:3310@localhost",
-	                            "inet6:3310@127.0.0.1", "tcp:3310@127.0.0.1",
+	static const char *bad[] = {"",
+	                            "unix:",
+	                            "unix:relative",
+	                            "inet:",
+	                            "inet:0@127.0.0.1",
+	                            "inet:3310",
+	                            "inet:3310@",
+	                            "inet:3310@localhost",
+	                            "inet6:3310@127.0.0.1",
+	                            "tcp:3310@127.0.0.1",
 	                            "inet:70000@127.0.0.1"};
 	struct mw_virus_settings s;
 	mw_error err;
