@@ -15,7 +15,8 @@
  * known) -> end of headers (outbound: the signer for the From domain, fed the buffered
  * headers) -> body (to the checker or the signer; SMFIS_SKIP when neither wants it) -> end
  * of message (From enforcement for outbound mail, strip, then the DKIM-Signature for
- * outbound and milter_inbound_eom for inbound) -> abort/close. The message context is reset
+ * outbound and milter_inbound_eom for inbound, then the scan stages of milter-scan.c, which
+ * were fed the message as received along the way) -> abort/close. The message context is reset
  * in one place (milter_msg_reset) at MAIL FROM, abort, end of message and close.
  *
  * Round trips: when the MTA offers them, HELO, RCPT and header callbacks are negotiated as
@@ -71,6 +72,7 @@ void milter_msg_reset(struct milter_msg *msg)
 		free(msg->names[i].name);
 	mw_authcheck_free(&msg->ac);
 	mw_dkim_signer_free(&msg->signer);
+	mw_str_free(&msg->scan_buf);
 	memset(msg, 0, sizeof(*msg));
 }
 
@@ -353,10 +355,12 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	if (authen[0] == '\0') {
 		if (inbound_start(conn, argv[0] != NULL ? argv[0] : "<>", &r) < 0)
 			return reply(ctx, conn, &r, "mail_from");
+		milter_scan_begin(conn);
 		return SMFIS_CONTINUE; /* inbound: verdict at end of message */
 	}
 
 	msg->outbound = true;
+	milter_scan_begin(conn);
 	if (mw_store_username_normalize(authen, msg->user, sizeof(msg->user), &err) < 0) {
 		(void)mw_strlcpy(msg->user, "-", sizeof(msg->user));
 		milter_reply_value(u, sizeof(u), authen);
@@ -488,6 +492,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		                 "header name too long");
 		return header_refuse(ctx, conn, &r);
 	}
+	milter_scan_header(conn, name, value); /* as received, before anything is stripped */
 	if (msg->ac != NULL && feed_checker(conn, name, value, &err) < 0) {
 		mw_info("event=authcheck_header_refused error=%s",
 		        mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
@@ -608,6 +613,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 	}
 	if (msg->ac != NULL)
 		mw_authcheck_eoh(msg->ac);
+	milter_scan_eoh(conn);
 	if (msg->outbound && msg->sign_wanted && !msg->unchecked)
 		start_signer(conn);
 	mw_str_reset(&conn->hdrs);
@@ -627,7 +633,9 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 		mw_authcheck_body(msg->ac, (const char *)chunk, len);
 	if (msg->signer != NULL && mw_dkim_signer_body(msg->signer, chunk, len, &err) < 0)
 		sign_fail(msg, err.msg);
-	if (msg->ac == NULL && msg->signer == NULL && conn->can_skip) {
+	milter_scan_body(conn, chunk, len);
+	if (msg->ac == NULL && msg->signer == NULL && !milter_scan_wants_body(msg) &&
+	    conn->can_skip) {
 		msg->skipped = true;
 		return SMFIS_SKIP;
 	}
@@ -743,6 +751,8 @@ static sfsistat cb_eom(SMFICTX *ctx)
 			return reply(ctx, conn, &r, "end_of_data");
 	}
 	if (msg->outbound && sign_eom(ctx, conn, &r, extra, sizeof(extra)) != 0)
+		return reply(ctx, conn, &r, "end_of_data");
+	if (milter_scan_eom(ctx, conn, &r, extra, sizeof(extra)) != 0)
 		return reply(ctx, conn, &r, "end_of_data");
 	len = strlen(extra);
 	(void)snprintf(extra + len, sizeof(extra) - len, "%sstripped=%zu",

@@ -20,6 +20,9 @@
  * SIGHUP, SIGTERM and SIGINT. Linux hands a signal sent to the process to the main thread
  * when that thread is waiting for it; the main thread only ever hands work to the reload
  * thread and goes straight back to sigwait, so libmilter's thread never sees our SIGHUPs.
+ * Virus engines (milter-scan.c) are built after daemonising, once signals are blocked;
+ * SIGHUP builds a new one in the reload thread and a watcher thread rebuilds it when the
+ * signature files change; scans go on with the old engine until the new one is swapped in.
  * SIGHUP: reload the configuration (a new counted snapshot with its own SPF/DKIM/DMARC
  * state and resolver; a connection keeps the ones it started with), reopen the store,
  * empty the user and DKIM key caches and re-read the master key when it is readable; on
@@ -433,6 +436,8 @@ static void reload(void)
 	(void)pthread_mutex_unlock(&cfg_lock);
 	milter_auth_put(&old_auth);
 	mw_info("event=reload status=ok");
+	/* a new virus engine, built here while scans go on with the old one */
+	milter_scan_reload();
 }
 
 /* reload_thread - runs reloads so the main thread never leaves sigwait for long */
@@ -597,6 +602,8 @@ int main(int argc, char **argv)
 	(void)sigaddset(&set, SIGINT);
 	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
 	main_thread = pthread_self();
+	if (milter_scan_init(&err) < 0)
+		mw_error_log("event=start virus_engine=none error=\"%s\"", err.msg);
 	if (pthread_create(&rt, NULL, reload_thread, NULL) != 0 ||
 	    pthread_create(&mt, NULL, milter_thread, NULL) != 0)
 		mw_fatal("event=start status=failed error=\"cannot create threads\"");
@@ -630,6 +637,7 @@ int main(int argc, char **argv)
 	(void)pthread_join(rt, NULL);
 	milter_users_deinit();
 	milter_dkim_deinit();
+	milter_scan_deinit();
 	if (left == 0) {
 		milter_config_put(&cur_cfg);
 		milter_auth_put(&cur_auth);

@@ -6,6 +6,7 @@
  * milter-dkim.c (DKIM signing keys per domain, cached; the master key),
  * milter-callbacks.c (libmilter callbacks, connection and message contexts),
  * milter-inbound.c (SPF/DKIM/DMARC verdict for unauthenticated mail),
+ * milter-scan.c (the message as received, kept for the scan stages; virus scanning),
  * milter-main.c (options, socket, privileges, signals, reload).
  */
 #ifndef MILTER_H
@@ -165,6 +166,11 @@ struct milter_msg {
 	   refusal is given at end of headers */
 	bool hdr_refused;
 	struct milter_reply hdr_reply;
+	/* the scan stages (milter-scan.c): the message as received, bounded by scan_max_size */
+	bool scan_wanted; /* some stage wants the message kept */
+	bool scan_virus;  /* the virus stage runs at end of message */
+	bool scan_over;   /* over scan_max_size: nothing kept, scan_over_limit decides */
+	mw_str scan_buf;
 };
 
 /* Per connection (SMTP session): created at connect, freed at close. Holds the config
@@ -200,6 +206,29 @@ struct smfi_str;
    for the log line ("spf=pass dkim=pass dmarc=pass ..."). */
 int milter_inbound_eom(struct smfi_str *ctx, struct milter_conn *conn,
                        struct milter_reply *reply_r, char *extra_r, size_t extra_size);
+
+/* ---- milter-scan.c: the message as received and the scan stages ---- */
+
+/* The first virus engine (current snapshot's [milter] virus_scan; none when off) and the thread that rebuilds
+   it when the signature files change. Call once signals are blocked, after daemonising.
+   -1 with error_r when no engine could be built: the milter runs on, and mail gets
+   virus_on_error until one can be. */
+int milter_scan_init(mw_error *error_r);
+/* SIGHUP (after the new snapshot is current): a new engine built from it and swapped in;
+   the old one stays on failure. */
+void milter_scan_reload(void);
+void milter_scan_deinit(void);
+/* Capture: decided at MAIL FROM (direction known), fed every header, the end of the
+   headers and each body chunk; freed by milter_msg_reset. */
+void milter_scan_begin(struct milter_conn *conn);
+void milter_scan_header(struct milter_conn *conn, const char *name, const char *value);
+void milter_scan_eoh(struct milter_conn *conn);
+void milter_scan_body(struct milter_conn *conn, const unsigned char *chunk, size_t len);
+bool milter_scan_wants_body(const struct milter_msg *msg);
+/* End of message, after strip and Authentication-Results: every stage. 0 accept, 1 with
+   *reply_r filled to refuse; the verdicts are appended to extra (for the log line). */
+int milter_scan_eom(struct smfi_str *ctx, struct milter_conn *conn,
+                    struct milter_reply *reply_r, char *extra, size_t extra_size);
 
 /* ---- milter-callbacks.c ---- */
 

@@ -1181,6 +1181,77 @@ class Milter(Service):
 
 
 # ---------------------------------------------------------------------------------------------
+# clamd
+
+class Clamd(Service):
+    """Clamd - Debian's clamd (package clamav-daemon) in the foreground on a unix socket in
+	the lab directory, reading SIGNATURES (a directory the test writes its own signatures
+	to: nothing is downloaded). The socket is mode 0666 inside the lab so the milter's
+	account can reach it; AlertExceedsMax makes scan limits an answer, not a silent OK."""
+    name = 'clamd'
+
+    def __init__(self, root, signatures, autostop=True):
+        super().__init__(root, autostop)
+        self.signatures = signatures
+        self.sock_path = os.path.join(self.dir, 'clamd.sock')
+        self.socket = 'unix:' + self.sock_path
+        self.config = os.path.join(self.dir, 'clamd.conf')
+        self.log_path = os.path.join(self.dir, 'clamd.log')
+        self.proc = None
+
+    def log_files(self):
+        return [self.log_path]
+
+    def ready(self):
+        """ready - clamd answers PING."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(2)
+            s.connect(self.sock_path)
+            s.sendall(b'zPING\0')
+            return s.recv(16).startswith(b'PONG')
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def _start(self):
+        clamd = find_binary('clamd', 'clamav-daemon', extra_dirs=('/usr/sbin',))
+        tmp = os.path.join(self.dir, 'tmp')
+        os.makedirs(tmp, exist_ok=True)
+        write_file(self.config, 'Foreground yes\nLocalSocket %s\nLocalSocketMode 666\n'
+                   'DatabaseDirectory %s\nTemporaryDirectory %s\nLogFile %s\nLogTime yes\n'
+                   'PidFile %s\nSelfCheck 0\nAlertExceedsMax yes\nStreamMaxLength 25M\n'
+                   'MaxThreads 4\n' % (self.sock_path, self.signatures, tmp, self.log_path,
+                                        os.path.join(self.dir, 'clamd.pid')))
+        log = open(os.path.join(self.dir, 'clamd.out'), 'a')
+        self.proc = subprocess.Popen([clamd, '--config-file=' + self.config],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     start_new_session=True)
+        log.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise LabError('clamd exited with status %d: %s'
+                               % (self.proc.returncode, tail(self.log_path)))
+            return self.ready()
+        wait_until(up, 30, 'clamd on %s' % self.sock_path)
+
+    def _stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+# ---------------------------------------------------------------------------------------------
 # nginx
 
 class Nginx(Service):
@@ -1789,6 +1860,10 @@ class Lab:
 
     def postgresql(self, **kw):
         return self.add(PostgreSQL(self.root, autostop=self.autostop, **kw))
+
+    def clamd(self, signatures, **kw):
+        """clamd - start Debian's clamd on SIGNATURES (a directory)."""
+        return self.add(Clamd(self.root, signatures, autostop=self.autostop, **kw))
 
     def dns(self, **kw):
         """dns - start a DNSServer (NSD) serving test zones."""

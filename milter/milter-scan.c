@@ -1,0 +1,418 @@
+/*
+ * milter-scan.c - the message as received, kept for the scan stages, and the stages
+ * themselves (virus scanning now; the spam scorer reads the same buffer later).
+ *
+ * Public: milter_scan_init, milter_scan_reload, milter_scan_deinit, milter_scan_begin,
+ * milter_scan_header, milter_scan_eoh, milter_scan_body, milter_scan_wants_body,
+ * milter_scan_eom.
+ *
+ * Capture: at MAIL FROM milter_scan_begin decides whether any stage wants this message
+ * (virus_scan on, and for authenticated mail virus_outbound). If so, every header field is
+ * kept as "Name: value" CRLF as Postfix passes it, then a blank line, then the body chunks:
+ * the message as received, before we strip or add anything. [milter] scan_max_size bounds
+ * it: past the bound the buffer is dropped and the message is marked over the limit, and at
+ * end of message scan_over_limit decides (tempfail by default; accept only with a log
+ * line). The buffer belongs to the message context and goes in milter_msg_reset.
+ *
+ * Engines (lib/mw-virus): one current mw_virus, swapped under engine_lock; each scan takes
+ * a counted reference, so a swap never disturbs a scan in flight and the last scan of an
+ * old engine frees it. A new engine is built whole before the swap, outside every lock but
+ * build_lock (which keeps two builds from racing): on SIGHUP (milter_scan_reload, from the
+ * reload thread) and, for libclamav, by a watcher thread that checks the signature
+ * directory every virus_reload_check and builds when a file changed or when there is no
+ * engine yet (signatures that appear after start are picked up). A failed build keeps the
+ * old engine and logs event=virus_reload status=failed. With no engine at all every
+ * message gets virus_on_error.
+ *
+ * Verdicts at end of message (after strip and Authentication-Results):
+ *   infected, virus_action = reject: 554 5.7.1 virus found: NAME
+ *   infected, quarantine: X-Mailwarden-Virus: infected (NAME) and smfi_quarantine (hold)
+ *   infected, tag: X-Mailwarden-Virus: infected (NAME); clean mail: X-Mailwarden-Virus: clean
+ *   no verdict (virus_on_error): 451 4.7.1 virus scanner unavailable, try again later |
+ *     554 5.7.1 virus scanner unavailable | accept (logged action=accept_unscanned)
+ *   over a limit (scan_over_limit): 451 4.7.1 message too large or too complex to scan, try
+ *     again later | 552 5.3.4 message too large or too complex to scan | accept (logged)
+ *
+ * Diagnostics: event=virus_found, event=virus_reload, event=virus_unscanned lines; the
+ * verdict goes into the caller's decision line (extra: virus=...).
+ */
+#include "mw-build.h"
+#include "milter.h"
+#include "mw-headers.h"
+#include "mw-log.h"
+#include "mw-virus.h"
+
+#include <libmilter/mfapi.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
+static mw_virus *cur_engine;
+
+static pthread_mutex_t build_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watch_cond = PTHREAD_COND_INITIALIZER;
+static bool watch_quit, watch_started;
+static pthread_t watch_thread;
+
+/* settings_of - the engine settings of a config snapshot; false when scanning is off */
+static bool settings_of(const mw_config *cfg, struct mw_virus_settings *s)
+{
+	const char *kind = mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN);
+	memset(s, 0, sizeof(*s));
+	if (strcmp(kind, "off") == 0)
+		return false;
+	s->engine = strcmp(kind, "clamd") == 0 ? MW_VIRUS_CLAMD : MW_VIRUS_LIBCLAMAV;
+	s->signatures = mw_config_str(cfg, MWK_MILTER_VIRUS_SIGNATURES);
+	s->clamd_socket = mw_config_str(cfg, MWK_MILTER_VIRUS_CLAMD_SOCKET);
+	s->clamd_timeout_ms = (unsigned)mw_config_int(cfg, MWK_MILTER_VIRUS_CLAMD_TIMEOUT) * 1000u;
+	s->max_scansize = (uint64_t)mw_config_int(cfg, MWK_MILTER_VIRUS_MAX_SCANSIZE);
+	s->max_filesize = (uint64_t)mw_config_int(cfg, MWK_MILTER_VIRUS_MAX_FILESIZE);
+	s->max_files = (unsigned)mw_config_int(cfg, MWK_MILTER_VIRUS_MAX_FILES);
+	s->max_recursion = (unsigned)mw_config_int(cfg, MWK_MILTER_VIRUS_MAX_RECURSION);
+	s->max_scantime_ms = (unsigned)mw_config_int(cfg, MWK_MILTER_VIRUS_MAX_SCANTIME) * 1000u;
+	return true;
+}
+
+/* engine_get - a counted reference to the current engine (NULL when none) */
+static mw_virus *engine_get(void)
+{
+	mw_virus *v;
+	(void)pthread_mutex_lock(&engine_lock);
+	v = mw_virus_ref(cur_engine);
+	(void)pthread_mutex_unlock(&engine_lock);
+	return v;
+}
+
+/* build - a new engine for the current config snapshot, swapped in whole; on failure the
+   old one stays. The snapshot is taken under build_lock, so a SIGHUP that changes engines
+   and a watcher rebuild can never swap in an engine of an older snapshot. WATCHER: build
+   only when the current snapshot still wants libclamav. */
+static int build(const char *why, bool watcher)
+{
+	struct mw_virus_settings s;
+	struct timespec t0, t1;
+	mw_virus *v = NULL, *old;
+	char e[MILTER_LOGV];
+	mw_config *cfg;
+	mw_error err;
+	long ms;
+	int ret = 0;
+
+	(void)pthread_mutex_lock(&build_lock);
+	cfg = milter_config_get();
+	if (watcher && strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "libclamav") != 0)
+		goto out;
+	if (settings_of(cfg, &s)) {
+		(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+		v = mw_virus_new(&s, &err);
+		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (v == NULL) {
+			mw_error_log("event=virus_reload status=failed why=%s engine=%s "
+			             "note=\"the previous engine stays\" error=%s",
+			             why, mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN),
+			             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+			ret = -1;
+			goto out;
+		}
+		ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		mw_info("event=virus_reload status=ok why=%s engine=%s signatures=%u build_ms=%ld",
+		        why, mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), mw_virus_signatures(v), ms);
+	}
+	(void)pthread_mutex_lock(&engine_lock);
+	old = cur_engine;
+	cur_engine = v;
+	(void)pthread_mutex_unlock(&engine_lock);
+	mw_virus_unref(&old); /* freed here or by the last scan still holding it */
+out:
+	milter_config_put(&cfg);
+	(void)pthread_mutex_unlock(&build_lock);
+	return ret;
+}
+
+/* watcher - rebuild the libclamav engine when its signatures change (or are missing) */
+static void *watcher(void *arg)
+{
+	(void)arg;
+	(void)pthread_mutex_lock(&watch_lock);
+	while (!watch_quit) {
+		mw_config *cfg = milter_config_get();
+		long long secs = mw_config_int(cfg, MWK_MILTER_VIRUS_RELOAD_CHECK);
+		bool lib = strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "libclamav") == 0;
+		struct timespec until;
+		milter_config_put(&cfg);
+		(void)pthread_mutex_unlock(&watch_lock);
+		if (secs > 0 && lib) {
+			mw_virus *v = engine_get();
+			/* no engine: retried every check (signatures may appear after start) */
+			if (v == NULL || mw_virus_stale(v))
+				(void)build(v == NULL ? "no_engine" : "signatures_changed", true);
+			mw_virus_unref(&v);
+		}
+		(void)clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += secs > 0 ? (time_t)secs : 5;
+		(void)pthread_mutex_lock(&watch_lock);
+		if (!watch_quit)
+			(void)pthread_cond_timedwait(&watch_cond, &watch_lock, &until);
+	}
+	(void)pthread_mutex_unlock(&watch_lock);
+	return NULL;
+}
+
+/* milter_scan_init - the first engine and the watcher (after daemonising, signals blocked) */
+int milter_scan_init(mw_error *error_r)
+{
+	int ret = build("start", false);
+	if (ret < 0)
+		mw_error_set(error_r, "no virus engine (see the log); mail gets virus_on_error "
+		                      "until one can be built");
+	if (pthread_create(&watch_thread, NULL, watcher, NULL) == 0)
+		watch_started = true;
+	return ret;
+}
+
+/* milter_scan_reload - SIGHUP: a new engine from CFG (in the reload thread) */
+void milter_scan_reload(void)
+{
+	(void)build("sighup", false);
+}
+
+/* milter_scan_deinit - stop the watcher, drop the engine */
+void milter_scan_deinit(void)
+{
+	mw_virus *old;
+	if (watch_started) {
+		(void)pthread_mutex_lock(&watch_lock);
+		watch_quit = true;
+		(void)pthread_cond_signal(&watch_cond);
+		(void)pthread_mutex_unlock(&watch_lock);
+		(void)pthread_join(watch_thread, NULL);
+		watch_started = false;
+	}
+	(void)pthread_mutex_lock(&engine_lock);
+	old = cur_engine;
+	cur_engine = NULL;
+	(void)pthread_mutex_unlock(&engine_lock);
+	mw_virus_unref(&old);
+}
+
+/* milter_scan_begin - at MAIL FROM (direction known): whether to keep this message */
+void milter_scan_begin(struct milter_conn *conn)
+{
+	struct milter_msg *msg = &conn->msg;
+	const mw_config *cfg = conn->cfg;
+	msg->scan_virus = strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "off") != 0 &&
+	                  (!msg->outbound || mw_config_bool(cfg, MWK_MILTER_VIRUS_OUTBOUND));
+	msg->scan_wanted = msg->scan_virus;
+	msg->scan_over = false;
+	mw_str_free(&msg->scan_buf);
+	mw_str_init(&msg->scan_buf, 0);
+}
+
+/* scan_append - N more bytes of the message, or the over-limit mark */
+static void scan_append(struct milter_conn *conn, const void *p, size_t n)
+{
+	struct milter_msg *msg = &conn->msg;
+	size_t max = (size_t)mw_config_int(conn->cfg, MWK_MILTER_SCAN_MAX_SIZE);
+	if (!msg->scan_wanted || msg->scan_over)
+		return;
+	if (n > max || msg->scan_buf.len > max - n) {
+		msg->scan_over = true;
+		mw_str_free(&msg->scan_buf); /* nothing partial is ever scanned */
+		return;
+	}
+	(void)mw_str_append(&msg->scan_buf, p, n); /* unbounded str: cannot fail */
+}
+
+/* milter_scan_header - one header field as received: "Name: value" CRLF */
+void milter_scan_header(struct milter_conn *conn, const char *name, const char *value)
+{
+	if (!conn->msg.scan_wanted)
+		return;
+	scan_append(conn, name, strlen(name));
+	scan_append(conn, conn->leadspc ? ":" : ": ", conn->leadspc ? 1 : 2);
+	scan_append(conn, value, strlen(value));
+	scan_append(conn, "\r\n", 2);
+}
+
+/* milter_scan_eoh - the blank line between header and body */
+void milter_scan_eoh(struct milter_conn *conn)
+{
+	scan_append(conn, "\r\n", 2);
+}
+
+/* milter_scan_body - one body chunk */
+void milter_scan_body(struct milter_conn *conn, const unsigned char *chunk, size_t len)
+{
+	scan_append(conn, chunk, len);
+}
+
+/* milter_scan_wants_body - whether the body must be read (no SMFIS_SKIP) */
+bool milter_scan_wants_body(const struct milter_msg *msg)
+{
+	return msg->scan_wanted && !msg->scan_over;
+}
+
+/* insert_virus_header - X-Mailwarden-Virus at the top, through lib/mw-headers' printer */
+static int insert_virus_header(SMFICTX *ctx, const struct milter_conn *conn, bool infected,
+                               const char *name)
+{
+	struct mw_hdr_virus hv;
+	mw_str value;
+	mw_error err;
+	int ret = -1;
+
+	memset(&hv, 0, sizeof(hv));
+	hv.infected = infected;
+	if (infected && mw_strlcpy(hv.signature, name, sizeof(hv.signature)) < 0)
+		hv.signature[0] = '\0';
+	mw_str_init(&value, 0);
+	if (conn->leadspc)
+		(void)mw_str_appendc(&value, ' ');
+	if (mw_hdr_virus_print(&hv, &value, &err) < 0) {
+		/* a name the header cannot carry: the verdict without it */
+		hv.signature[0] = '\0';
+		mw_str_reset(&value);
+		if (conn->leadspc)
+			(void)mw_str_appendc(&value, ' ');
+		if (mw_hdr_virus_print(&hv, &value, &err) < 0)
+			goto out;
+	}
+	if (smfi_insheader(ctx, 0, (char *)"X-Mailwarden-Virus", value.buf) == MI_SUCCESS)
+		ret = 0;
+out:
+	mw_str_free(&value);
+	return ret;
+}
+
+/* unscannable - scan_over_limit's choice for a message that cannot be scanned whole */
+static int unscannable(struct milter_conn *conn, const char *why, struct milter_reply *r,
+                       char *extra, size_t extra_size)
+{
+	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_SCAN_OVER_LIMIT);
+	char w[MILTER_LOGV], q[MILTER_LOGV];
+	mw_warn("event=virus_unscanned qid=%s reason=over_limit action=%s detail=%s",
+	        mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
+	        mw_log_value(w, sizeof(w), why, strlen(why)));
+	if (strcmp(mode, "accept") == 0) {
+		(void)snprintf(extra, extra_size,
+		               "virus=unscanned_over_limit action=accept_unscanned");
+		return 0;
+	}
+	if (strcmp(mode, "reject") == 0)
+		milter_reply_set(r, "552", "5.3.4", "scan_over_limit",
+		                 "message too large or too complex to scan");
+	else
+		milter_reply_set(r, "451", "4.7.1", "scan_over_limit",
+		                 "message too large or too complex to scan, try again later");
+	return 1;
+}
+
+/* no_verdict - virus_on_error's choice when no engine could judge the message */
+static int no_verdict(struct milter_conn *conn, const char *why, struct milter_reply *r,
+                      char *extra, size_t extra_size)
+{
+	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_VIRUS_ON_ERROR);
+	char w[MILTER_LOGV], q[MILTER_LOGV];
+	mw_error_log("event=virus_unscanned qid=%s reason=engine_error action=%s error=%s",
+	             mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
+	             mw_log_value(w, sizeof(w), why, strlen(why)));
+	if (strcmp(mode, "accept") == 0) {
+		(void)snprintf(extra, extra_size, "virus=unscanned_error action=accept_unscanned");
+		return 0;
+	}
+	if (strcmp(mode, "reject") == 0)
+		milter_reply_set(r, "554", "5.7.1", "virus_scan_error",
+		                 "virus scanner unavailable");
+	else
+		milter_reply_set(r, "451", "4.7.1", "virus_scan_error",
+		                 "virus scanner unavailable, try again later");
+	return 1;
+}
+
+/* virus_stage - scan the kept message and act on the verdict */
+static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
+                       size_t extra_size)
+{
+	struct milter_msg *msg = &conn->msg;
+	const char *action = mw_config_str(conn->cfg, MWK_MILTER_VIRUS_ACTION);
+	char name[MW_VIRUS_NAME_MAX + 1], n[MILTER_REPLY_MAX], e[MILTER_LOGV];
+	enum mw_virus_status st;
+	mw_virus *v;
+	mw_error err;
+
+	if (msg->scan_over) {
+		char why[80];
+		(void)snprintf(why, sizeof(why), "message over scan_max_size (%lld bytes)",
+		               mw_config_int(conn->cfg, MWK_MILTER_SCAN_MAX_SIZE));
+		return unscannable(conn, why, r, extra, extra_size);
+	}
+	v = engine_get();
+	if (v == NULL)
+		return no_verdict(conn, "no virus engine", r, extra, extra_size);
+	st = mw_virus_scan(v, msg->scan_buf.buf != NULL ? msg->scan_buf.buf : "", msg->scan_buf.len,
+	                   name, sizeof(name), &err);
+	mw_virus_unref(&v);
+	switch (st) {
+	case MW_VIRUS_ERROR:
+		return no_verdict(conn, err.msg, r, extra, extra_size);
+	case MW_VIRUS_LIMIT:
+		return unscannable(conn, err.msg, r, extra, extra_size);
+	case MW_VIRUS_CLEAN:
+		(void)snprintf(extra, extra_size, "virus=clean");
+		if (strcmp(action, "tag") == 0 && insert_virus_header(ctx, conn, false, "") < 0)
+			goto mta_failed;
+		return 0;
+	case MW_VIRUS_FOUND:
+		break;
+	}
+	(void)snprintf(extra, extra_size, "virus=found signature=%s",
+	               mw_log_value(e, sizeof(e), name, strlen(name)));
+	{
+		char q[MILTER_LOGV];
+		mw_info("event=virus_found qid=%s direction=%s signature=%s action=%s",
+		        mw_log_value(q, sizeof(q), msg->qid[0] != '\0' ? msg->qid : "-",
+		                     strlen(msg->qid[0] != '\0' ? msg->qid : "-")),
+		        msg->outbound ? "outbound" : "inbound", e, action);
+	}
+	if (strcmp(action, "reject") == 0) {
+		milter_reply_value(n, sizeof(n), name);
+		milter_reply_set(r, "554", "5.7.1", "virus_found", "virus found: %s", n);
+		return 1;
+	}
+	if (insert_virus_header(ctx, conn, true, name) < 0)
+		goto mta_failed;
+	if (strcmp(action, "quarantine") == 0) {
+		char reason[MILTER_REPLY_MAX + 20];
+		milter_reply_value(n, sizeof(n), name);
+		(void)snprintf(reason, sizeof(reason), "virus found: %s", n);
+		if (smfi_quarantine(ctx, reason) != MI_SUCCESS)
+			goto mta_failed;
+		msg->quarantined = true;
+	}
+	return 0;
+mta_failed:
+	milter_reply_set(r, "451", "4.7.1", "mta_action_failed", "internal error, try again later");
+	return 1;
+}
+
+/* milter_scan_eom - the scan stages, after the headers were stripped and the
+   authentication results added; 0 accept, 1 with *r filled to refuse */
+int milter_scan_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
+                    size_t extra_size)
+{
+	size_t len = strlen(extra);
+	char mine[200] = "";
+	int ret = 0;
+	if (conn->msg.scan_virus)
+		ret = virus_stage(ctx, conn, r, mine, sizeof(mine));
+	/* the spam stage goes here, reading the same conn->msg.scan_buf */
+	if (mine[0] != '\0')
+		(void)snprintf(extra + len, extra_size - len, "%s%s", len > 0 ? " " : "", mine);
+	return ret;
+}
