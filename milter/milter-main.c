@@ -537,6 +537,15 @@ int main(int argc, char **argv)
 	mw_error err;
 	bool not_root;
 
+	/* Blocked before anything is opened, inherited by every thread: the main thread alone
+	   takes these via sigwait. Blocked this early, a SIGHUP that arrives once the socket
+	   accepts connections but before the threads exist waits for sigwait instead of
+	   killing the daemon (the default action). */
+	(void)sigemptyset(&set);
+	(void)sigaddset(&set, SIGHUP);
+	(void)sigaddset(&set, SIGTERM);
+	(void)sigaddset(&set, SIGINT);
+	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
 	parse_args(argc, argv, &foreground, &pidfile);
 	cur_cfg = mw_config_load(config_path, !config_explicit, &err);
 	if (cur_cfg == NULL || check_milter_values(cur_cfg, &err) < 0)
@@ -595,12 +604,6 @@ int main(int argc, char **argv)
 	if (pidfd >= 0 && mw_daemon_pidfile_write(pidfd, (long)getpid(), &err) < 0)
 		mw_warn("event=pidfile_write_failed error=\"%s\"", err.msg);
 
-	/* every thread inherits the mask: the main thread alone takes these via sigwait */
-	(void)sigemptyset(&set);
-	(void)sigaddset(&set, SIGHUP);
-	(void)sigaddset(&set, SIGTERM);
-	(void)sigaddset(&set, SIGINT);
-	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
 	main_thread = pthread_self();
 	if (milter_scan_init(&err) < 0)
 		mw_error_log("event=start virus_engine=none error=\"%s\"", err.msg);
