@@ -376,7 +376,7 @@ static bool host_char(unsigned char c)
 /* wire_name - a wire-format name (uncompressed) in presentation form, no trailing dot.
    A label byte that presentation form would have to escape ('.', NUL, blanks, anything
    outside LDH and '_') is refused: copied raw, "a.b" as one label reads as two labels and
-   a NUL cuts the name short. */
+   a NUL cuts the name short. So is a name longer than MW_DNS_NAME_MAX. */
 static int wire_name(const unsigned char *p, size_t len, char *out, size_t outsize)
 {
 	size_t i = 0, o = 0;
@@ -398,7 +398,7 @@ static int wire_name(const unsigned char *p, size_t len, char *out, size_t outsi
 		}
 		i += l;
 	}
-	if (i >= len)
+	if (i >= len || o > MW_DNS_NAME_MAX) /* 255 octets on the wire are 253 here */
 		return -1;
 	out[o] = '\0';
 	return 0;

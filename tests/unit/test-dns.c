@@ -236,7 +236,7 @@ static enum mw_dns_status answer_one(int type, const char *rdata, size_t len,
 
 /* test_answer_host_names - MX/PTR targets with '.', NUL or other bytes in a label are
    refused (found by tests/fuzz/fuzz-dns.c: they were copied raw, so "a.b" in one label
-   read as two labels and a NUL cut the name short) */
+   read as two labels and a NUL cut the name short), and so are names over 253 characters */
 static void test_answer_host_names(void **state)
 {
 	static const struct {
@@ -254,10 +254,25 @@ static void test_answer_host_names(void **state)
 		{ MW_DNS_PTR, "\4ma l\3com", 10, MW_DNS_PERMFAIL, NULL },
 		{ MW_DNS_MX, "\0\1\4m+x1\3com", 12, MW_DNS_PERMFAIL, NULL },
 	};
-	size_t i;
+	char longname[300];
+	struct mw_dns_answer ans;
+	size_t i, o = 0;
 	(void)state;
+	/* five labels of 50: 254 characters in presentation form, one too many */
+	for (i = 0; i < 5; i++) {
+		longname[o++] = 50;
+		memset(longname + o, 'a', 50);
+		o += 50;
+	}
+	longname[o++] = 0;
+	assert_int_equal(answer_one(MW_DNS_PTR, longname, o, &ans), MW_DNS_PERMFAIL);
+	mw_dns_answer_free(&ans);
+	longname[4 * 51] = 49; /* the last label one shorter: 253, fine */
+	longname[5 * 51 - 1] = 0;
+	assert_int_equal(answer_one(MW_DNS_PTR, longname, 5 * 51, &ans), MW_DNS_OK);
+	assert_int_equal(ans.len[0], 253);
+	mw_dns_answer_free(&ans);
 	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
-		struct mw_dns_answer ans;
 		assert_int_equal(answer_one(cases[i].type, cases[i].rdata, cases[i].len, &ans),
 		                 cases[i].status);
 		if (cases[i].name != NULL) {
