@@ -129,6 +129,20 @@ static void add_user(mw_store *store, const char *name, enum mw_user_role role,
 		broken("session add", err.msg);
 }
 
+/* cleanup - remove the temporary directory at exit */
+static void cleanup(void)
+{
+	static const char *const names[] = {"t.db", "t.db-journal", "t.db-wal", "t.db-shm",
+	                                    "template.db", "master.key"};
+	char path[256];
+	size_t i;
+	for (i = 0; i < MW_N_ELEMENTS(names); i++) {
+		(void)snprintf(path, sizeof(path), "%s/%s", g.dir, names[i]);
+		(void)unlink(path);
+	}
+	(void)rmdir(g.dir);
+}
+
 /* init - the configuration, the template store and the route list, once */
 static void init(void)
 {
@@ -145,6 +159,7 @@ static void init(void)
 	(void)snprintf(g.dir, sizeof(g.dir), "%s/mw-fuzz-apijson.XXXXXX", base);
 	if (mkdtemp(g.dir) == NULL)
 		broken("mkdtemp", g.dir);
+	(void)atexit(cleanup);
 	(void)snprintf(g.db, sizeof(g.db), "%s/t.db", g.dir);
 	(void)snprintf(g.template_db, sizeof(g.template_db), "%s/template.db", g.dir);
 	(void)snprintf(key, sizeof(key), "%s/master.key", g.dir);
