@@ -245,7 +245,7 @@ static void test_answer_host_names(void **state)
 		size_t len;
 		enum mw_dns_status status;
 		const char *name;
-	} cases[] = {
+	} names[] = {
 		{ MW_DNS_PTR, "\4mail\7example\3com", 18, MW_DNS_OK, "mail.example.com" },
 		{ MW_DNS_MX, "\0\12\2mx\7example\3org", 18, MW_DNS_OK, "mx.example.org" },
 		{ MW_DNS_MX, "\0\0", 3, MW_DNS_OK, "" },
@@ -272,12 +272,12 @@ static void test_answer_host_names(void **state)
 	assert_int_equal(answer_one(MW_DNS_PTR, longname, 5 * 51, &ans), MW_DNS_OK);
 	assert_int_equal(ans.len[0], 253);
 	mw_dns_answer_free(&ans);
-	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
-		assert_int_equal(answer_one(cases[i].type, cases[i].rdata, cases[i].len, &ans),
-		                 cases[i].status);
-		if (cases[i].name != NULL) {
+	for (i = 0; i < MW_N_ELEMENTS(names); i++) {
+		assert_int_equal(answer_one(names[i].type, names[i].rdata, names[i].len, &ans),
+		                 names[i].status);
+		if (names[i].name != NULL) {
 			assert_int_equal(ans.count, 1);
-			assert_string_equal(ans.rec[0], cases[i].name);
+			assert_string_equal(ans.rec[0], names[i].name);
 		} else {
 			assert_int_equal(ans.count, 0);
 		}
