@@ -187,6 +187,16 @@ static void ssl_error(mw_error *error_r, const char *what)
 	ERR_clear_error();
 }
 
+/* mem_has - whether NEEDLE occurs in p[0..len) (p need not be NUL-terminated) */
+static bool mem_has(const char *p, size_t len, const char *needle)
+{
+	size_t n = strlen(needle), i;
+	for (i = 0; n <= len && i <= len - n; i++)
+		if (memcmp(p + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
 /* pem_parse - parse and check a PEM private key; the caller frees the EVP_PKEY */
 static EVP_PKEY *pem_parse(const char *pem, size_t pem_len, enum mw_dkim_key_type *type_r,
                            mw_error *error_r)
@@ -202,11 +212,12 @@ static EVP_PKEY *pem_parse(const char *pem, size_t pem_len, enum mw_dkim_key_typ
 		mw_error_set(error_r, "DKIM private key is longer than %d bytes", MW_DKIM_KEY_PEM_MAX);
 		return NULL;
 	}
-	if (memchr(pem, '\0', pem_len) != NULL || strstr(pem, "-----BEGIN ") == NULL) {
+	/* pem need not be NUL-terminated: search within pem_len only */
+	if (memchr(pem, '\0', pem_len) != NULL || !mem_has(pem, pem_len, "-----BEGIN ")) {
 		mw_error_set(error_r, "DKIM private key is not in PEM form");
 		return NULL;
 	}
-	if (strstr(pem, "ENCRYPTED") != NULL) {
+	if (mem_has(pem, pem_len, "ENCRYPTED")) {
 		mw_error_set(error_r, "DKIM private key is protected by a passphrase: "
 		                      "store it unencrypted (the store encrypts it)");
 		return NULL;
@@ -657,10 +668,14 @@ static bool glob_match(const char *pat, const char *name)
 	return *pat == '\0';
 }
 
-/* wanted - whether header NAME is signed (the list, and From always) */
+/* wanted - whether header NAME is signed (the list, and From always). A name with ';'
+   (RFC 5322 allows it) is never signed: in h= it would end the tag, and what follows would
+   be read as tags the sender chose (l=0, leaving the body unsigned). */
 static bool wanted(const mw_dkim_signer *s, const char *name)
 {
 	size_t i;
+	if (strchr(name, ';') != NULL)
+		return false;
 	if (mw_ascii_strcasecmp(name, "From") == 0)
 		return true;
 	for (i = 0; s->hdrlist[i] != NULL; i++)
@@ -852,7 +867,9 @@ int mw_dkim_signer_body(mw_dkim_signer *signer, const void *chunk, size_t len, m
 					return signer_error(signer, error_r, "body hash");
 				continue;
 			}
-			if (bh_char(signer, '\r') < 0) /* a bare CR is content */
+			/* a bare CR ends a line, as a bare LF does (RFC 6376 5.3: both are made CRLF
+			   before signing; libopendkim's FIXCRLF does the same) */
+			if (bh_eol(signer) < 0)
 				return signer_error(signer, error_r, "body hash");
 		}
 		if (p[i] == '\r') {
@@ -1009,10 +1026,10 @@ int mw_dkim_signer_eom(mw_dkim_signer *signer, mw_str *value_r, mw_error *error_
 
 	if (signer_state_check(signer, SIGNER_BODY, "end of message", error_r) < 0)
 		return -1;
-	/* the body: a pending bare CR is content; an unterminated last line gets its CRLF */
+	/* the body: a pending bare CR ends its line; an unterminated last line gets its CRLF */
 	if (signer->cr) {
 		signer->cr = false;
-		if (bh_char(signer, '\r') < 0)
+		if (bh_eol(signer) < 0)
 			return signer_error(signer, error_r, "body hash");
 	}
 	if (signer->line_len > 0 && bh_eol(signer) < 0)

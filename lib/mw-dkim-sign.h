@@ -113,7 +113,8 @@ int mw_dkim_signer_header(mw_dkim_signer *signer, const char *name, const char *
                           mw_error *error_r);
 bool mw_dkim_signer_too_many(const mw_dkim_signer *signer);
 int mw_dkim_signer_eoh(mw_dkim_signer *signer, mw_error *error_r);
-/* A chunk of the body (CRLF or LF line ends), any size, any number of calls. */
+/* A chunk of the body (CRLF, LF or bare CR line ends: RFC 6376 5.3), any size, any number
+   of calls. */
 int mw_dkim_signer_body(mw_dkim_signer *signer, const void *chunk, size_t len, mw_error *error_r);
 /* Finishes: appends to value_r the value of the DKIM-Signature header field to insert
    first in the message (smfi_insheader(ctx, 0, "DKIM-Signature", value)): no leading

@@ -1,7 +1,7 @@
 /* mw-dns.c - DNS lookups through libunbound with our own servers and a per-query timeout.
  *
  * Public functions: mw_dns_new, mw_dns_free, mw_dns_query, mw_dns_answer_free,
- * mw_dns_status_str, mw_dns_parse_servers.
+ * mw_dns_status_str, mw_dns_parse_servers, mw_dns_answer_from_result.
  *
  * One libunbound context forwards every query to the configured servers (or follows
  * /etc/resolv.conf). Queries are asynchronous on libunbound's resolver thread; a caller
@@ -366,7 +366,17 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* wire_name - a wire-format name (uncompressed) in presentation form, no trailing dot */
+/* host_char - a byte a host name label may hold (LDH, and '_' as in valid_name) */
+static bool host_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_';
+}
+
+/* wire_name - a wire-format name (uncompressed) in presentation form, no trailing dot.
+   A label byte that presentation form would have to escape ('.', NUL, blanks, anything
+   outside LDH and '_') is refused: copied raw, "a.b" as one label reads as two labels and
+   a NUL cuts the name short. So is a name longer than MW_DNS_NAME_MAX. */
 static int wire_name(const unsigned char *p, size_t len, char *out, size_t outsize)
 {
 	size_t i = 0, o = 0;
@@ -382,13 +392,13 @@ static int wire_name(const unsigned char *p, size_t len, char *out, size_t outsi
 			out[o++] = '.';
 		}
 		for (k = 0; k < l; k++) {
-			if (o + 1 >= outsize)
+			if (o + 1 >= outsize || !host_char(p[i + k]))
 				return -1;
 			out[o++] = (char)p[i + k];
 		}
 		i += l;
 	}
-	if (i >= len)
+	if (i >= len || o > MW_DNS_NAME_MAX) /* 255 octets on the wire are 253 here */
 		return -1;
 	out[o] = '\0';
 	return 0;
@@ -444,6 +454,40 @@ static int convert_record(int type, const unsigned char *d, size_t len, struct m
 	}
 	ans->count++;
 	return 0;
+}
+
+/* mw_dns_answer_from_result - a libunbound result for QNAME and TYPE in our answer form */
+enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const char *qname,
+                                             int type, struct mw_dns_answer *ans_r,
+                                             mw_error *error_r)
+{
+	int i;
+
+	memset(ans_r, 0, sizeof(*ans_r));
+	if (r->nxdomain) {
+		ans_r->status = MW_DNS_NXDOMAIN;
+	} else if (r->rcode != 0) {
+		/* SERVFAIL (2) and REFUSED (5) come from a server in trouble: try later */
+		ans_r->status = r->rcode == 1 ? MW_DNS_PERMFAIL : MW_DNS_TEMPFAIL;
+		mw_error_set(error_r, "DNS query for %s: rcode %d", qname, r->rcode);
+	} else if (!r->havedata) {
+		ans_r->status = MW_DNS_NODATA;
+	} else {
+		ans_r->status = MW_DNS_OK;
+		ans_r->ttl = r->ttl > 0 ? (unsigned)r->ttl : 0;
+		for (i = 0; r->data[i] != NULL; i++) {
+			if (ans_r->count >= MW_DNS_MAX_RECORDS ||
+			    convert_record(type, (const unsigned char *)r->data[i],
+			                   (size_t)r->len[i], ans_r) < 0) {
+				mw_dns_answer_free(ans_r);
+				ans_r->status = MW_DNS_PERMFAIL;
+				mw_error_set(error_r, "DNS answer for %s is corrupt or too large",
+				             qname);
+				break;
+			}
+		}
+	}
+	return ans_r->status;
 }
 
 /* wait_for - wait until Q is done or the deadline passes; called and returns with the lock */
@@ -540,29 +584,7 @@ enum mw_dns_status mw_dns_query(mw_dns *dns, const char *name, int type,
 		ans_r->status = MW_DNS_TEMPFAIL;
 		return ans_r->status;
 	}
-	if (r->nxdomain) {
-		ans_r->status = MW_DNS_NXDOMAIN;
-	} else if (r->rcode != 0) {
-		/* SERVFAIL (2) and REFUSED (5) come from a server in trouble: try later */
-		ans_r->status = r->rcode == 1 ? MW_DNS_PERMFAIL : MW_DNS_TEMPFAIL;
-		mw_error_set(error_r, "DNS query for %s: rcode %d", qname, r->rcode);
-	} else if (!r->havedata) {
-		ans_r->status = MW_DNS_NODATA;
-	} else {
-		ans_r->status = MW_DNS_OK;
-		ans_r->ttl = r->ttl > 0 ? (unsigned)r->ttl : 0;
-		for (i = 0; r->data[i] != NULL; i++) {
-			if (ans_r->count >= MW_DNS_MAX_RECORDS ||
-			    convert_record(type, (const unsigned char *)r->data[i],
-			                   (size_t)r->len[i], ans_r) < 0) {
-				mw_dns_answer_free(ans_r);
-				ans_r->status = MW_DNS_PERMFAIL;
-				mw_error_set(error_r, "DNS answer for %s is corrupt or too large",
-				             qname);
-				break;
-			}
-		}
-	}
+	(void)mw_dns_answer_from_result(r, qname, type, ans_r, error_r);
 	if (ans_r->status == MW_DNS_OK || ans_r->status == MW_DNS_NXDOMAIN ||
 	    ans_r->status == MW_DNS_NODATA)
 		cache_put(dns, qname, type, ans_r, r->ttl > 0 ? (unsigned)r->ttl : 0);

@@ -65,6 +65,16 @@ void mw_dns_answer_free(struct mw_dns_answer *ans);
 
 const char *mw_dns_status_str(enum mw_dns_status status);
 
+/* The part of mw_dns_query after the lookup: turns libunbound's result for QNAME (used in
+   messages only) and TYPE into ans_r (always filled; free it with mw_dns_answer_free) and
+   returns its status. An rdata that does not fit the type (A/AAAA length, TXT strings,
+   MX/PTR names) or more than MW_DNS_MAX_RECORDS records make the whole answer
+   MW_DNS_PERMFAIL. Exposed for the fuzz target (tests/fuzz/fuzz-dns.c). */
+struct ub_result;
+enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const char *qname,
+                                             int type, struct mw_dns_answer *ans_r,
+                                             mw_error *error_r);
+
 /* Parses a server list as mw_dns_new() does, writing each entry in libunbound's
    "ADDR@PORT" form to out[] (at most MW_DNS_SERVERS_MAX). Returns the count or -1. */
 int mw_dns_parse_servers(const char *servers, char out[][64], size_t max, mw_error *error_r);

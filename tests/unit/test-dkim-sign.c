@@ -233,6 +233,11 @@ static const struct sign_case sign_cases[] = {
 	{ "folded header (CRLF)",
 	  { { "From", "alice@example.org" }, { "Subject", " a long\r\n  folded subject" }, { NULL, NULL } },
 	  "x\r\n", 0, NULL, NULL, NULL, true },
+	/* found by tests/fuzz/fuzz-dkimcanon.c: a bare CR was hashed as content */
+	{ "bare CR ends a line (RFC 6376 5.3)", { STD_HDRS }, "a\rb\r\nc\r", 0,
+	  "a\r\nb\r\nc\r\n", NULL, NULL, true },
+	{ "bare CR before CRLF, one-byte chunks", { STD_HDRS }, "x\r\r\ny  \r", 1,
+	  "x\r\n\r\ny\r\n", NULL, NULL, true },
 	{ "unsigned header may be added", { STD_HDRS }, "x\r\n", 0, NULL, "Received: by x", NULL,
 	  true },
 	{ "body tampered", { STD_HDRS }, "Pay 10\r\n", 0, "Pay 99\r\n", NULL, NULL, false },
@@ -363,6 +368,21 @@ static void test_header_list(void **state)
 	assert_null(strstr(sig.buf, "X-Other"));
 	mw_str_free(&sig);
 	mw_dkim_signer_free(&s);
+	/* a field name with ';' (RFC 5322 allows it) matching the list is not signed: in h= it
+	   would end the tag and start the sender's own tags, here a body length of 0 (found by
+	   tests/fuzz/fuzz-dkimcanon.c) */
+	s = mw_dkim_signer_new(key, NULL, "list-*", &err);
+	assert_non_null(s);
+	assert_int_equal(mw_dkim_signer_header(s, "From", "a@example.org", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "List-Id", "<l.example.org>", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "List-X;l=0;z=", "1", &err), 0);
+	assert_int_equal(mw_dkim_signer_eoh(s, &err), 0);
+	mw_str_init(&sig, 0);
+	assert_int_equal(mw_dkim_signer_eom(s, &sig, &err), 0);
+	assert_non_null(strstr(sig.buf, "h=From:List-Id:from;"));
+	assert_null(strstr(sig.buf, "l=0"));
+	mw_str_free(&sig);
+	mw_dkim_signer_free(&s);
 	/* regex metacharacters and empty lists are refused */
 	assert_null(mw_dkim_signer_new(key, NULL, "from|.*", &err));
 	assert_null(mw_dkim_signer_new(key, NULL, " , ", &err));
@@ -444,6 +464,18 @@ static void test_bad_keys(void **state)
 	}
 	/* truncated real key */
 	assert_null(mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len / 2, &err));
+	/* a key in a buffer of exactly its length, no NUL after it (as a BIO or a file read
+	   gives it): nothing past pem_len is read (found by tests/fuzz/fuzz-dkimcanon.c) */
+	{
+		char *exact = malloc(g.pem.len);
+		mw_dkim_key *k;
+		assert_non_null(exact);
+		memcpy(exact, g.pem.buf, g.pem.len);
+		k = mw_dkim_key_new("example.org", "s1", exact, g.pem.len, &err);
+		assert_non_null(k);
+		mw_dkim_key_free(&k);
+		free(exact);
+	}
 	/* a short RSA key */
 	mw_str_init(&p, 0);
 	pem_of("RSA", 512, false, &p);

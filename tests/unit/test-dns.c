@@ -1,7 +1,8 @@
 /*
  * test-dns.c - mw_dns against a tiny UDP responder on loopback: answers, the answer cache
  * (copies survive the cache, names are case-insensitive, TTL 0 is never cached, NXDOMAIN
- * keeps its status) and hostile names refused without a query.
+ * keeps its status), hostile names refused without a query, and host names in MX/PTR
+ * answers that presentation form cannot hold refused (mw_dns_answer_from_result).
  *
  * The responder answers every TXT and A question: a name starting "nx" gets NXDOMAIN, one
  * starting "zero" a TTL of 0, anything else TTL 60; it counts the queries it saw.
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unbound.h>
 #include <unistd.h>
 
 static struct {
@@ -214,11 +216,81 @@ static void test_hostile_names(void **state)
 	assert_int_equal(queries(), before);
 }
 
+/* answer_one - mw_dns_answer_from_result over one rdata of TYPE */
+static enum mw_dns_status answer_one(int type, const char *rdata, size_t len,
+                                     struct mw_dns_answer *ans)
+{
+	char *data[2] = { (char *)rdata, NULL };
+	int lens[2] = { (int)len, 0 };
+	struct ub_result r;
+	mw_error err = { "" };
+	memset(&r, 0, sizeof(r));
+	r.qtype = type;
+	r.qclass = 1;
+	r.data = data;
+	r.len = lens;
+	r.havedata = 1;
+	r.ttl = 60;
+	return mw_dns_answer_from_result(&r, "x.test", type, ans, &err);
+}
+
+/* test_answer_host_names - MX/PTR targets with '.', NUL or other bytes in a label are
+   refused (found by tests/fuzz/fuzz-dns.c: they were copied raw, so "a.b" in one label
+   read as two labels and a NUL cut the name short), and so are names over 253 characters */
+static void test_answer_host_names(void **state)
+{
+	static const struct {
+		int type;
+		const char *rdata;
+		size_t len;
+		enum mw_dns_status status;
+		const char *name;
+	} names[] = {
+		{ MW_DNS_PTR, "\4mail\7example\3com", 18, MW_DNS_OK, "mail.example.com" },
+		{ MW_DNS_MX, "\0\12\2mx\7example\3org", 18, MW_DNS_OK, "mx.example.org" },
+		{ MW_DNS_MX, "\0\0", 3, MW_DNS_OK, "" },
+		{ MW_DNS_PTR, "\14mail.example\3com", 18, MW_DNS_PERMFAIL, NULL },
+		{ MW_DNS_PTR, "\4good\3com\5\0evil\0", 16, MW_DNS_PERMFAIL, NULL },
+		{ MW_DNS_PTR, "\4ma l\3com", 10, MW_DNS_PERMFAIL, NULL },
+		{ MW_DNS_MX, "\0\1\4m+x1\3com", 12, MW_DNS_PERMFAIL, NULL },
+	};
+	char longname[300];
+	struct mw_dns_answer ans;
+	size_t i, o = 0;
+	(void)state;
+	/* five labels of 50: 254 characters in presentation form, one too many */
+	for (i = 0; i < 5; i++) {
+		longname[o++] = 50;
+		memset(longname + o, 'a', 50);
+		o += 50;
+	}
+	longname[o++] = 0;
+	assert_int_equal(answer_one(MW_DNS_PTR, longname, o, &ans), MW_DNS_PERMFAIL);
+	mw_dns_answer_free(&ans);
+	longname[4 * 51] = 49; /* the last label one shorter: 253, fine */
+	longname[5 * 51 - 1] = 0;
+	assert_int_equal(answer_one(MW_DNS_PTR, longname, 5 * 51, &ans), MW_DNS_OK);
+	assert_int_equal(ans.len[0], 253);
+	mw_dns_answer_free(&ans);
+	for (i = 0; i < MW_N_ELEMENTS(names); i++) {
+		assert_int_equal(answer_one(names[i].type, names[i].rdata, names[i].len, &ans),
+		                 names[i].status);
+		if (names[i].name != NULL) {
+			assert_int_equal(ans.count, 1);
+			assert_string_equal(ans.rec[0], names[i].name);
+		} else {
+			assert_int_equal(ans.count, 0);
+		}
+		mw_dns_answer_free(&ans);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_answers_and_cache),
 		cmocka_unit_test(test_hostile_names),
+		cmocka_unit_test(test_answer_host_names),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, setup, teardown);
