@@ -1,4 +1,4 @@
-/* FUZZ_SOURCES: webapi/api-http.c webapi/api-routes.c webapi/api-sessions.c webapi/api-users.c webapi/api-misc.c webapi/api-totp.c webapi/api-apppw.c webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c webapi/api-guard.c webapi/api-net.c lib/mw-pdctl.c lib/mw-util.c lib/mw-log.c lib/mw-config.c lib/mw-addr.c lib/mw-pattern.c lib/mw-password.c lib/mw-secret.c lib/mw-store.c lib/mw-store-sqlite.c lib/mw-migrations.c lib/mw-dkim-sign.c lib/mw-tagrule.c */
+/* FUZZ_SOURCES: webapi/api-http.c webapi/api-routes.c webapi/api-sessions.c webapi/api-users.c webapi/api-misc.c webapi/api-totp.c webapi/api-apppw.c webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c webapi/api-guard.c webapi/api-net.c lib/mw-pdctl.c lib/mw-util.c lib/mw-log.c lib/mw-config.c lib/mw-addr.c lib/mw-rfc2047.c lib/mw-pattern.c lib/mw-password.c lib/mw-secret.c lib/mw-store.c lib/mw-store-sqlite.c lib/mw-migrations.c lib/mw-dkim-sign.c lib/mw-tagrule.c */
 /* FUZZ_PKGS: jansson libsodium sqlite3 libidn2 liboath opendkim libcrypto */
 /* FUZZ_LDFLAGS: -Wl,--wrap=mw_dkim_generate_rsa */
 /*
@@ -273,7 +273,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g.ctx->store = mw_store_open(url, 1000, &err);
 	if (g.ctx->store == NULL)
 		broken("store open", err.msg);
-	memset(g.ctx->ips, 0, sizeof(g.ctx->ips));
 
 	memset(&req, 0, sizeof(req));
 	memset(&res, 0, sizeof(res));

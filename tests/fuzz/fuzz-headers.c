@@ -1,4 +1,4 @@
-/* FUZZ_SOURCES: tests/fuzz/fuzz-headers.c lib/mw-headers.c lib/mw-util.c */
+/* FUZZ_SOURCES: lib/mw-headers.c lib/mw-util.c */
 /* FUZZ_PKGS: libsodium */
 /*
  * fuzz-headers.c - fuzz target for the verdict header parsers and printers of lib/mw-headers

@@ -1,4 +1,4 @@
-/* FUZZ_SOURCES: tests/fuzz/fuzz-pdctl.c lib/mw-pdctl.c lib/mw-util.c */
+/* FUZZ_SOURCES: lib/mw-pdctl.c lib/mw-util.c */
 /* FUZZ_PKGS: libsodium */
 /*
  * fuzz-pdctl.c - fuzz target for the policyd control-socket records (libFuzzer entry point).

@@ -1,4 +1,4 @@
-/* FUZZ_SOURCES: tests/fuzz/fuzz-pdproto.c policy-daemon/pd-proto.c lib/mw-util.c */
+/* FUZZ_SOURCES: policy-daemon/pd-proto.c lib/mw-util.c */
 /* FUZZ_PKGS: libsodium */
 /*
  * fuzz-pdproto.c - fuzz target for the policy protocol parser (libFuzzer entry point).
