@@ -32,18 +32,6 @@ static bool is_wsp(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* hexval - value of a hex digit, -1 otherwise */
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* b64val - value of a base64 digit, -1 otherwise */
 static int b64val(unsigned char c)
 {
@@ -72,8 +60,8 @@ static int decode_q(const char *t, size_t n, mw_str *raw)
 			int h, l;
 			if (i + 2 >= n)
 				return -1;
-			h = hexval((unsigned char)t[i + 1]);
-			l = hexval((unsigned char)t[i + 2]);
+			h = mw_hexval((unsigned char)t[i + 1]);
+			l = mw_hexval((unsigned char)t[i + 2]);
 			if (h < 0 || l < 0)
 				return -1;
 			c = (char)(h * 16 + l);

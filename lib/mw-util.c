@@ -299,6 +299,18 @@ int mw_ascii_strncasecmp(const char *a, const char *b, size_t n)
 	return 0;
 }
 
+/* mw_hexval - the value of one hex digit, -1 when it is none */
+int mw_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* mw_utf8_decode - one strict UTF-8 sequence */
 size_t mw_utf8_decode(const char *str, size_t len, uint32_t *cp_r)
 {

@@ -67,6 +67,8 @@ int mw_strlcpy(char *dst, const char *src, size_t dstsize);
 void mw_ascii_lower(char *s);
 int mw_ascii_strcasecmp(const char *a, const char *b);
 int mw_ascii_strncasecmp(const char *a, const char *b, size_t n);
+/* The value of one hex digit (either case), -1 when c is none. */
+int mw_hexval(unsigned char c);
 
 /* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
    mw_utf8_decode: length of the sequence at s[0..len) and its code point, 0 when invalid

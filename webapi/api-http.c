@@ -22,18 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* hexval - value of a hex digit, -1 when it is none */
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* pct_decode - decode p[0..len) (plus_blank: '+' means ' '); refuses bad escapes, control
    characters and invalid UTF-8; returns an owned string or NULL */
 static char *pct_decode(const char *p, size_t len, bool plus_blank, const char *what,
@@ -44,8 +32,8 @@ static char *pct_decode(const char *p, size_t len, bool plus_blank, const char *
 	uint32_t cp;
 	for (i = 0; i < len; i++) {
 		if (p[i] == '%') {
-			int hi = i + 2 < len ? hexval(p[i + 1]) : -1;
-			int lo = i + 2 < len ? hexval(p[i + 2]) : -1;
+			int hi = i + 2 < len ? mw_hexval((unsigned char)p[i + 1]) : -1;
+			int lo = i + 2 < len ? mw_hexval((unsigned char)p[i + 2]) : -1;
 			if (hi < 0 || lo < 0) {
 				mw_error_set(error_r, "%s holds an invalid %%-escape", what);
 				free(out);

@@ -379,7 +379,9 @@ static void test_header_list(void **state)
 	assert_int_equal(mw_dkim_signer_eoh(s, &err), 0);
 	mw_str_init(&sig, 0);
 	assert_int_equal(mw_dkim_signer_eom(s, &sig, &err), 0);
-	assert_non_null(strstr(sig.buf, "h=From:List-Id:from;"));
+	/* From and List-Id signed and over-signed; the ';' name nowhere */
+	assert_non_null(strstr(sig.buf, "h=From:List-Id:"));
+	assert_null(strstr(sig.buf, "List-X"));
 	assert_null(strstr(sig.buf, "l=0"));
 	mw_str_free(&sig);
 	mw_dkim_signer_free(&s);

@@ -142,6 +142,21 @@ static void test_log_value(void **state)
 }
 
 /* test_fake_now - the clock follows MW_FAKE_NOW when set */
+static void test_hexval(void **state)
+{
+	(void)state;
+	assert_int_equal(mw_hexval('0'), 0);
+	assert_int_equal(mw_hexval('9'), 9);
+	assert_int_equal(mw_hexval('a'), 10);
+	assert_int_equal(mw_hexval('F'), 15);
+	assert_int_equal(mw_hexval('g'), -1);
+	assert_int_equal(mw_hexval('G'), -1);
+	assert_int_equal(mw_hexval('/'), -1);
+	assert_int_equal(mw_hexval(':'), -1);
+	assert_int_equal(mw_hexval(0), -1);
+	assert_int_equal(mw_hexval(0xff), -1);
+}
+
 static void test_fake_now(void **state)
 {
 	(void)state;
@@ -156,6 +171,7 @@ int main(void)
 		cmocka_unit_test(test_strlcpy),	     cmocka_unit_test(test_slices),
 		cmocka_unit_test(test_ascii_case),   cmocka_unit_test(test_error_prefix),
 		cmocka_unit_test(test_log_value),    cmocka_unit_test(test_fake_now),
+		cmocka_unit_test(test_hexval),
 	};
 	MW_RUN_TESTS(tests);
 }
