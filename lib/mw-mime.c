@@ -310,6 +310,8 @@ void mw_mime_html_to_text(const char *html, size_t len, mw_str *out, mw_mime_url
 		if (c == '<') {
 			const char *t = html + i + 1, *end;
 			size_t rest = len - i - 1, tl, nl;
+			if (rest == 0)
+				break; /* a '<' as the last byte: nothing follows */
 			if (rest >= 3 && memcmp(t, "!--", 3) == 0) {
 				const char *e = ci_find(t + 3, rest - 3, "-->");
 				i = e == NULL ? len : (size_t)(e - html) + 3;

@@ -121,6 +121,26 @@ static void test_html_to_text(void **state)
 	mw_str_free(&out);
 }
 
+/* A '<' as the last byte: the tag reader looked one byte past the input (fuzz-mime). */
+static void test_html_lt_at_end(void **state)
+{
+	static const char *const inputs[] = {"<", "abc<", "x</", "<!-", "&#"};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(inputs); i++) {
+		size_t len = strlen(inputs[i]);
+		char *exact = mw_malloc(len); /* no NUL after it: ASan sees any read past */
+		bool hidden = false, cut = false;
+		mw_str out;
+		memcpy(exact, inputs[i], len);
+		mw_str_init(&out, 0);
+		mw_mime_html_to_text(exact, len, &out, NULL, NULL, &hidden, &cut);
+		assert_true(out.len == 0 || mw_utf8_valid(out.buf, out.len, NULL));
+		mw_str_free(&out);
+		free(exact);
+	}
+}
+
 /* nested - a message nested depth multiparts deep */
 static char *nested(unsigned depth)
 {
@@ -269,7 +289,7 @@ int main(void)
 	    cmocka_unit_test(test_alternative),     cmocka_unit_test(test_html_to_text),
 	    cmocka_unit_test(test_deep_nesting),    cmocka_unit_test(test_many_parts),
 	    cmocka_unit_test(test_huge_header),     cmocka_unit_test(test_broken_encodings),
-	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_limits),          cmocka_unit_test(test_html_lt_at_end),
 	};
 	MW_RUN_TESTS(tests);
 }
