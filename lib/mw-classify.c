@@ -330,18 +330,24 @@ static double score_robinson(const mw_classifier *c, const struct mw_tokens *t)
 	return (S - H + 1.0) / 2.0;
 }
 
-/* linear_sum - bias + sum of the weights of the message's tokens (lock held) */
+/* token_scale - each token's feature value: 1, or 1/sqrt(count) when normalized */
+static double token_scale(const mw_classifier *c, size_t count)
+{
+	return c->set.normalize && count > 0 ? 1.0 / sqrt((double)count) : 1.0;
+}
+
+/* linear_sum - bias + the scaled sum of the weights of the message's tokens (lock held) */
 static double linear_sum(const mw_classifier *c, const struct mw_tokens *t)
 {
 	const struct entry *e = map_find(&c->map, c->bias_hash);
-	double z = e != NULL ? e->weight : 0.0;
+	double z = e != NULL ? e->weight : 0.0, sum = 0.0;
 	size_t i;
 	for (i = 0; i < t->count; i++) {
 		e = map_find(&c->map, t->hash[i]);
 		if (e != NULL)
-			z += e->weight;
+			sum += e->weight;
 	}
-	return z;
+	return z + sum * token_scale(c, t->count);
 }
 
 /* sigmoid - logistic function, safe for large |z| */
@@ -417,8 +423,8 @@ int mw_classifier_score(mw_classifier *c, const char *msg, size_t len, double *p
 /* ---- learning ---- */
 
 /* digest - BLAKE2b-256 of the Message-ID and the body, or of the whole message when it has
-   no Message-ID (CRs dropped, so a message stored with LF or CRLF line ends is the same
-   message) */
+   no Message-ID (CRs and trailing line ends dropped, so a message stored with LF or CRLF
+   line ends, in an mbox or a maildir, is the same message) */
 static void digest(const char *msg, size_t len, const char *msg_id, unsigned char *out)
 {
 	crypto_generichash_state st;
@@ -437,6 +443,9 @@ static void digest(const char *msg, size_t len, const char *msg_id, unsigned cha
 		crypto_generichash_update(&st, (const unsigned char *)msg_id, strlen(msg_id));
 	}
 	crypto_generichash_update(&st, (const unsigned char *)"\0", 1);
+	/* trailing line ends differ between mbox, maildir and IMAP copies of one message */
+	while (end > msg && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
 	p = msg_id == NULL ? msg : body != NULL ? body : end;
 	while (p < end) {
 		const char *cr = memchr(p, '\r', (size_t)(end - p));
@@ -472,7 +481,7 @@ int mw_classifier_learn(mw_classifier *c, const char *msg, size_t len, bool spam
 	struct mw_tokens t;
 	char idbuf[1000];
 	bool was_spam = false, flip = false;
-	double z, total = 0.0, y = spam ? 1.0 : 0.0;
+	double z, scale, total = 0.0, y = spam ? 1.0 : 0.0;
 	unsigned step;
 	size_t i, n;
 	int ret;
@@ -502,16 +511,18 @@ int mw_classifier_learn(mw_classifier *c, const char *msg, size_t len, bool spam
 		}
 		flip = true;
 	}
-	/* the logistic steps: every token of the message gets the same delta per step */
+	/* the logistic steps: every token of the message gets the same delta per step (its
+	   feature value times the step), the bias the step itself */
 	z = linear_sum(c, &t);
 	n = t.count + 1; /* + bias */
+	scale = token_scale(c, t.count);
 	for (step = 0; step < c->set.max_steps; step++) {
 		double err = y - sigmoid(z), d;
 		if (fabs(err) < c->set.margin)
 			break;
 		d = c->set.rate * err;
 		total += d;
-		z += d * (double)n;
+		z += d * (1.0 + (double)t.count * scale * scale);
 	}
 	deltas = mw_calloc(n, sizeof(*deltas));
 	for (i = 0; i < n; i++) {
@@ -520,11 +531,11 @@ int mw_classifier_learn(mw_classifier *c, const char *msg, size_t len, bool spam
 		d->hash = i < t.count ? t.hash[i] : c->bias_hash;
 		d->nspam = (spam ? 1 : 0) - (flip && was_spam ? 1 : 0);
 		d->nham = (spam ? 0 : 1) - (flip && !was_spam ? 1 : 0);
-		d->weight = total;
+		d->weight = i < t.count ? total * scale : total;
 		e = map_get(&c->map, d->hash);
 		e->nspam = clamp32((int64_t)e->nspam + d->nspam);
 		e->nham = clamp32((int64_t)e->nham + d->nham);
-		e->weight += (float)total;
+		e->weight += (float)d->weight;
 	}
 	memset(&l, 0, sizeof(l));
 	l.scope = c->scope;

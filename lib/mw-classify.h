@@ -34,6 +34,7 @@ struct mw_classifier_settings {
 	double rate;          /* logistic: learning rate */
 	unsigned max_steps;   /* logistic: gradient steps per learned message, at most */
 	double margin;        /* logistic: stop when |label - p| < margin */
+	bool normalize;       /* logistic: token features 1/sqrt(tokens) instead of 1 */
 	unsigned token_flags; /* enum mw_tokenize_flag */
 };
 

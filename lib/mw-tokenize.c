@@ -11,7 +11,9 @@
  *     domain ("from:name:", "from:dom:", "from:reg:"), Reply-To / Return-Path / Message-ID
  *     domains, X-Mailer / User-Agent words ("xm:"), Received host hints ("rcvd:" registrable
  *     domains of host names, "rcvd:ip:" /24 of IPv4 addresses), the header field names
- *     present ("h:"), the Content-Type / charset / transfer encoding of every part;
+ *     present ("h:"), the time zone of Date ("date:tz:"), the words of the first 200 bytes
+ *     of every other field ("NAME:word"), the Content-Type / charset / transfer encoding
+ *     of every part;
  *   - attachments: "att:ext:" and "att:ct:";
  *   - URLs: scheme, host, registrable domain (libpsl), "url:ip" for a literal address,
  *     words of the path and query;
@@ -509,8 +511,19 @@ void mw_tokenize(const struct mw_mime_msg *m, unsigned flags, struct mw_tokens *
 		} else if (mw_ascii_strcasecmp(name, "X-Mailer") == 0 ||
 		           mw_ascii_strcasecmp(name, "User-Agent") == 0) {
 			words(t, "xm:", v, strlen(v), false);
-		} else if (mw_ascii_strcasecmp(name, "Received") == 0 && received++ < 8) {
-			received_tokens(t, v);
+		} else if (mw_ascii_strcasecmp(name, "Received") == 0) {
+			if (received++ < 8)
+				received_tokens(t, v);
+		} else if (mw_ascii_strcasecmp(name, "Date") == 0) {
+			const char *tz = strrchr(v, ' ');
+			if (tz != NULL && (tz[1] == '+' || tz[1] == '-'))
+				adds(t, "date:tz:", tz + 1);
+		} else if (strlen(name) < sizeof(lname) - 2) {
+			/* any other field: its first words, prefixed with its name */
+			char pfx[sizeof(lname) + 1];
+			size_t vl = strlen(v);
+			snprintf(pfx, sizeof(pfx), "%s:", lname);
+			words(t, pfx, v, vl > 200 ? 200 : vl, false);
 		}
 	}
 	if (mw_mime_header(m, "Message-ID") == NULL)

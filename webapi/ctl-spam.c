@@ -171,6 +171,9 @@ static int learn_mbox(struct learn_run *r, const char *path, const char *data, s
 			ctl_err("%s: message %lu: larger than %u bytes", path, number, MESSAGE_MAX);
 			continue;
 		}
+		/* the empty line before the next "From " belongs to the separator */
+		if (msg.len >= 2 && msg.buf[msg.len - 1] == '\n' && msg.buf[msg.len - 2] == '\n')
+			msg.buf[--msg.len] = '\0';
 		ret = learn_one(r, msg.buf != NULL ? msg.buf : "", msg.len, path, number);
 	}
 	mw_str_free(&msg);

@@ -3,7 +3,7 @@
  * does) on k-1 folds and scores the held-out fold with both methods.
  *
  * Usage: mw-spam-eval [--folds K] [--seed N] [--rate R] [--steps N] [--margin M]
- *                     [--no-bigrams] TMPDIR LIST
+ *                     [--normalize] [--no-bigrams] TMPDIR LIST
  * LIST: one "spam PATH" or "ham PATH" per line. Folds are stratified (each label shuffled
  * with the seed, dealt round-robin); the training order is shuffled with the seed too.
  * Output (stdout): "score FOLD METHOD LABEL P" per held-out message and method,
@@ -113,6 +113,10 @@ int main(int argc, char **argv)
 			set.max_steps = (unsigned)atoi(argv[++a]);
 		else if (strcmp(argv[a], "--margin") == 0 && a + 1 < argc)
 			set.margin = atof(argv[++a]);
+		else if (strcmp(argv[a], "--normalize") == 0)
+			set.normalize = true;
+		else if (strcmp(argv[a], "--no-normalize") == 0)
+			set.normalize = false;
 		else if (strcmp(argv[a], "--no-bigrams") == 0)
 			set.token_flags &= ~(unsigned)MW_TOK_BIGRAMS;
 		else {
