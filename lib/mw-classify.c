@@ -22,6 +22,7 @@
  *   - Logistic: p = sigmoid(b + sum w_t) over the message's distinct tokens (binary
  *     features); learning takes gradient steps (w_t += rate * (y - p)) until the message
  *     is on the right side by the margin or max_steps were taken: "train until margin".
+ *   - Combined (the default): the mean of the two probabilities.
  *
  * Diagnostics: through error_r, prefixed with what failed ("parsing the message: ...",
  * "store: ...").
@@ -155,7 +156,7 @@ static int refresh(mw_classifier *c, mw_error *error_r)
 void mw_classifier_settings_default(struct mw_classifier_settings *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->method = MW_CLASSIFIER_LOGISTIC;
+	s->method = MW_CLASSIFIER_COMBINED;
 	s->min_spam = 200;
 	s->min_ham = 200;
 	s->refresh_ms = 1000;
@@ -168,19 +169,22 @@ void mw_classifier_settings_default(struct mw_classifier_settings *s)
 /* mw_classifier_settings_from_config - the [classifier] keys */
 void mw_classifier_settings_from_config(const mw_config *cfg, struct mw_classifier_settings *s)
 {
+	const char *m = mw_config_str(cfg, MWK_CLASSIFIER_METHOD);
 	mw_classifier_settings_default(s);
-	s->method = strcmp(mw_config_str(cfg, MWK_CLASSIFIER_METHOD), "robinson") == 0
-	                ? MW_CLASSIFIER_ROBINSON
-	                : MW_CLASSIFIER_LOGISTIC;
+	s->method = strcmp(m, "robinson") == 0   ? MW_CLASSIFIER_ROBINSON
+	            : strcmp(m, "logistic") == 0 ? MW_CLASSIFIER_LOGISTIC
+	                                         : MW_CLASSIFIER_COMBINED;
 	s->min_spam = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_MIN_SPAM);
 	s->min_ham = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_MIN_HAM);
 	s->refresh_ms = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_REFRESH) * 1000;
 }
 
-/* mw_classifier_method_name - "logistic" or "robinson" */
+/* mw_classifier_method_name - "combined", "logistic" or "robinson" */
 const char *mw_classifier_method_name(enum mw_classifier_method m)
 {
-	return m == MW_CLASSIFIER_ROBINSON ? "robinson" : "logistic";
+	return m == MW_CLASSIFIER_ROBINSON ? "robinson"
+	       : m == MW_CLASSIFIER_LOGISTIC ? "logistic"
+	                                     : "combined";
 }
 
 /* ---- open / close ---- */
@@ -367,8 +371,12 @@ static int score_tokens(const mw_classifier *c, enum mw_classifier_method method
 		*p_r = -1.0;
 		return 1;
 	}
-	*p_r = method == MW_CLASSIFIER_ROBINSON ? score_robinson(c, t)
-	                                        : sigmoid(linear_sum(c, t));
+	if (method == MW_CLASSIFIER_ROBINSON)
+		*p_r = score_robinson(c, t);
+	else if (method == MW_CLASSIFIER_LOGISTIC)
+		*p_r = sigmoid(linear_sum(c, t));
+	else
+		*p_r = (score_robinson(c, t) + sigmoid(linear_sum(c, t))) / 2.0;
 	return 0;
 }
 

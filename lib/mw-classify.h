@@ -6,8 +6,9 @@
  *   - robinson: Robinson's f(w) with Fisher's chi-square combining, as SpamBayes and
  *     SpamAssassin's Bayes do (the baseline);
  *   - logistic: an online logistic regression over the same binary token features,
- *     trained per learned message until it is on the right side with a margin (the
- *     default: it measured better, see bench/README.md).
+ *     trained per learned message until it is on the right side with a margin;
+ *   - combined (the default): the mean of the two probabilities, which measured best
+ *     (bench/README.md) and keeps half of the verdict independent of learning order.
  * Learning always updates both, so the method can be switched without relearning.
  *
  * Threads: one mw_classifier may be shared by threads. Scoring takes a read lock on the
@@ -24,7 +25,11 @@
 
 typedef struct mw_classifier mw_classifier;
 
-enum mw_classifier_method { MW_CLASSIFIER_LOGISTIC, MW_CLASSIFIER_ROBINSON };
+enum mw_classifier_method {
+	MW_CLASSIFIER_COMBINED, /* the mean of the two probabilities (the default) */
+	MW_CLASSIFIER_LOGISTIC,
+	MW_CLASSIFIER_ROBINSON,
+};
 
 struct mw_classifier_settings {
 	enum mw_classifier_method method;

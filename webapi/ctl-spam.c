@@ -363,9 +363,10 @@ static int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 	}
 	mw_classifier_counts(c, &ns, &nh);
 	printf("model: %lld spam, %lld ham learned\n", (long long)ns, (long long)nh);
-	for (m = 0; m < 2 && ret == EXIT_OK; m++) {
-		enum mw_classifier_method meth = m == 0 ? MW_CLASSIFIER_LOGISTIC
-		                                        : MW_CLASSIFIER_ROBINSON;
+	for (m = 0; m < 3 && ret == EXIT_OK; m++) {
+		enum mw_classifier_method meth = m == 0   ? MW_CLASSIFIER_COMBINED
+		                                 : m == 1 ? MW_CLASSIFIER_LOGISTIC
+		                                          : MW_CLASSIFIER_ROBINSON;
 		double p;
 		int r = mw_classifier_score_with(c, meth, data != NULL ? data : "", len, &p, &err);
 		if (r < 0) {
@@ -399,7 +400,7 @@ static const struct mw_ctl_command spam_commands[] = {
 	{ "learn", "ham", cmd_learn, true, "learn ham PATH...",
 	  "The same for legitimate mail (ham)." },
 	{ "", "classify", cmd_classify, true, "classify FILE",
-	  "Print the spam probability of the message in FILE by both methods and the\n"
+	  "Print the spam probability of the message in FILE by each method and the\n"
 	  "tokens that weigh most (debugging)." },
 };
 

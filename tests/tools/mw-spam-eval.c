@@ -4,7 +4,7 @@
  *
  * Usage: mw-spam-eval [--folds K] [--seed N] [--rate R] [--steps N] [--margin M]
  *                     [--normalize] [--no-bigrams] TMPDIR LIST
- * LIST: one "spam PATH" or "ham PATH" per line. Folds are stratified (each label shuffled
+ * LIST: one "spam PATH" or "ham PATH" per line. Methods: robinson, logistic, combined. Folds are stratified (each label shuffled
  * with the seed, dealt round-robin); the training order is shuffled with the seed too.
  * Output (stdout): "score FOLD METHOD LABEL P" per held-out message and method,
  * "cpu METHOD SECONDS MESSAGES" (process CPU time spent in mw_classifier_score_with),
@@ -94,8 +94,8 @@ int main(int argc, char **argv)
 	struct item *items = NULL;
 	size_t n = 0, cap = 0, i, *order;
 	unsigned folds = 5, fold, seed = 42;
-	double cpu[2] = {0, 0};
-	unsigned long scored[2] = {0, 0};
+	double cpu[3] = {0, 0, 0};
+	unsigned long scored[3] = {0, 0, 0};
 	const char *tmpdir, *list;
 	char line[4096];
 	FILE *f;
@@ -208,9 +208,10 @@ int main(int argc, char **argv)
 			int m;
 			if (items[i].fold != fold)
 				continue;
-			for (m = 0; m < 2; m++) {
-				enum mw_classifier_method meth = m == 0 ? MW_CLASSIFIER_ROBINSON
-				                                        : MW_CLASSIFIER_LOGISTIC;
+			for (m = 0; m < 3; m++) {
+				enum mw_classifier_method meth = m == 0   ? MW_CLASSIFIER_ROBINSON
+				                                 : m == 1 ? MW_CLASSIFIER_LOGISTIC
+				                                          : MW_CLASSIFIER_COMBINED;
 				double p, c0 = cpu_now();
 				int r = mw_classifier_score_with(c, meth, items[i].data, items[i].len,
 				                                 &p, &err);
@@ -233,6 +234,7 @@ int main(int argc, char **argv)
 	}
 	printf("cpu robinson %.6f %lu\n", cpu[0], scored[0]);
 	printf("cpu logistic %.6f %lu\n", cpu[1], scored[1]);
+	printf("cpu combined %.6f %lu\n", cpu[2], scored[2]);
 	for (i = 0; i < n; i++) {
 		free(items[i].path);
 		free(items[i].data);
