@@ -37,11 +37,11 @@
 #include <string.h>
 #include <time.h>
 
-#define ROBINSON_S 0.45
-#define ROBINSON_X 0.5
+#define ROBINSON_S            0.45
+#define ROBINSON_X            0.5
 #define ROBINSON_MIN_STRENGTH 0.1
-#define ROBINSON_MAX_CLUES 150
-#define BIAS_TOKEN "\001bias"
+#define ROBINSON_MAX_CLUES    150
+#define BIAS_TOKEN            "\001bias"
 
 struct entry {
 	uint64_t hash; /* 0: empty */
@@ -138,8 +138,8 @@ static int refresh(mw_classifier *c, mw_error *error_r)
 	clock_gettime(CLOCK_MONOTONIC, &c->last_check);
 	if (meta.generation == c->generation && c->map.cap != 0)
 		return 0;
-	ret = mw_store_spam_tokens_load(c->store, c->scope, c->generation, load_cb, &c->map,
-	                                error_r);
+	ret =
+	    mw_store_spam_tokens_load(c->store, c->scope, c->generation, load_cb, &c->map, error_r);
 	if (ret != MW_STORE_OK) {
 		mw_error_prefix(error_r, "store");
 		return -1;
@@ -182,7 +182,7 @@ void mw_classifier_settings_from_config(const mw_config *cfg, struct mw_classifi
 /* mw_classifier_method_name - "combined", "logistic" or "robinson" */
 const char *mw_classifier_method_name(enum mw_classifier_method m)
 {
-	return m == MW_CLASSIFIER_ROBINSON ? "robinson"
+	return m == MW_CLASSIFIER_ROBINSON   ? "robinson"
 	       : m == MW_CLASSIFIER_LOGISTIC ? "logistic"
 	                                     : "combined";
 }
@@ -392,8 +392,8 @@ static bool refresh_due(const mw_classifier *c)
 }
 
 /* mw_classifier_score_with - score by a given method, no refresh */
-int mw_classifier_score_with(mw_classifier *c, enum mw_classifier_method method,
-                             const char *msg, size_t len, double *p_spam_r, mw_error *error_r)
+int mw_classifier_score_with(mw_classifier *c, enum mw_classifier_method method, const char *msg,
+                             size_t len, double *p_spam_r, mw_error *error_r)
 {
 	struct mw_tokens t;
 	int ret;

@@ -58,8 +58,8 @@ void mw_classifier_close(mw_classifier **c);
 int mw_classifier_score(mw_classifier *c, const char *msg, size_t len, double *p_spam_r,
                         mw_error *error_r);
 /* The same with the method given, without refreshing from the store (bench, tests). */
-int mw_classifier_score_with(mw_classifier *c, enum mw_classifier_method method,
-                             const char *msg, size_t len, double *p_spam_r, mw_error *error_r);
+int mw_classifier_score_with(mw_classifier *c, enum mw_classifier_method method, const char *msg,
+                             size_t len, double *p_spam_r, mw_error *error_r);
 
 /* 0 learned, 1 already learned with that label (nothing done), -1 error. A message learned
    before with the other label is unlearned first (its counts move to the new label).

@@ -154,9 +154,9 @@ static const struct {
 	const char *name;
 	uint32_t cp;
 } html_entities[] = {
-    {"amp", '&'},     {"lt", '<'},      {"gt", '>'},      {"quot", '"'},   {"apos", '\''},
-    {"nbsp", 0xA0},   {"copy", 0xA9},   {"reg", 0xAE},    {"euro", 0x20AC}, {"pound", 0xA3},
-    {"shy", 0xAD},    {"zwnj", 0x200C}, {"zwj", 0x200D},  {"mdash", 0x2014}, {"ndash", 0x2013},
+    {"amp", '&'},       {"lt", '<'},       {"gt", '>'},     {"quot", '"'},     {"apos", '\''},
+    {"nbsp", 0xA0},     {"copy", 0xA9},    {"reg", 0xAE},   {"euro", 0x20AC},  {"pound", 0xA3},
+    {"shy", 0xAD},      {"zwnj", 0x200C},  {"zwj", 0x200D}, {"mdash", 0x2014}, {"ndash", 0x2013},
     {"hellip", 0x2026}, {"trade", 0x2122}, {"laquo", 0xAB}, {"raquo", 0xBB},
 };
 
@@ -248,8 +248,8 @@ static const char *ci_find(const char *s, size_t len, const char *needle)
 /* tag_hidden - the tag's text (spaces removed) asks for hidden text */
 static bool tag_hidden(const char *t, size_t len)
 {
-	static const char *const marks[] = {"display:none", "visibility:hidden", "font-size:0",
-	                                    "font-size:1px", "font-size:2px", "opacity:0"};
+	static const char *const marks[] = {"display:none",  "visibility:hidden", "font-size:0",
+	                                    "font-size:1px", "font-size:2px",     "opacity:0"};
 	char buf[1024];
 	size_t i, n = 0;
 	for (i = 0; i < len && n < sizeof(buf) - 1; i++)
@@ -320,18 +320,18 @@ void mw_mime_html_to_text(const char *html, size_t len, mw_str *out, mw_mime_url
 			end = memchr(t, '>', rest);
 			tl = end == NULL ? rest : (size_t)(end - t);
 			i += tl + 2;
-			for (nl = (t[0] == '/') ? 1 : 0; nl < tl && ((t[nl] | 0x20) >= 'a' &&
-			                                             (t[nl] | 0x20) <= 'z');
-			     nl++)
+			for (nl = (t[0] == '/') ? 1 : 0;
+			     nl < tl && ((t[nl] | 0x20) >= 'a' && (t[nl] | 0x20) <= 'z'); nl++)
 				;
 			if (tag_hidden(t, tl) && hidden_r != NULL)
 				*hidden_r = true;
 			tag_urls(t, tl, url_cb, ctx);
-			if (t[0] != '/' && ((nl == 6 && mw_ascii_strncasecmp(t, "script", 6) == 0) ||
-			                    (nl == 5 && mw_ascii_strncasecmp(t, "style", 5) == 0))) {
-				const char *e = ci_find(html + (i > len ? len : i),
-				                        i > len ? 0 : len - i,
-				                        nl == 6 ? "</script" : "</style");
+			if (t[0] != '/' &&
+			    ((nl == 6 && mw_ascii_strncasecmp(t, "script", 6) == 0) ||
+			     (nl == 5 && mw_ascii_strncasecmp(t, "style", 5) == 0))) {
+				const char *e =
+				    ci_find(html + (i > len ? len : i), i > len ? 0 : len - i,
+				            nl == 6 ? "</script" : "</style");
 				i = e == NULL ? len : (size_t)(e - html);
 				continue;
 			}
@@ -378,7 +378,8 @@ void mw_mime_text_urls(const char *text, size_t len, mw_mime_url_cb *cb, void *c
 		    (mw_ascii_strncasecmp(text + i, "http://", 7) == 0 ||
 		     mw_ascii_strncasecmp(text + i, "https://", 8) == 0))
 			hit = true;
-		else if ((text[i] | 0x20) == 'w' && mw_ascii_strncasecmp(text + i, "www.", 4) == 0 &&
+		else if ((text[i] | 0x20) == 'w' &&
+		         mw_ascii_strncasecmp(text + i, "www.", 4) == 0 &&
 		         (i == 0 || strchr(" \t\r\n(<\"'", text[i - 1]) != NULL))
 			hit = true;
 		if (!hit) {
@@ -494,11 +495,10 @@ static void walk_leaf(struct walk *w, GMimePart *part)
 	p = &m->parts[m->nparts++];
 	p->content_type = dup_lower(ctype);
 	p->charset = dup_lower(charset);
-	p->encoding = dup_lower(enc == GMIME_CONTENT_ENCODING_DEFAULT
-	                            ? ""
-	                            : g_mime_content_encoding_to_string(enc));
-	text_type = strcmp(p->content_type, "text/plain") == 0 ||
-	            strcmp(p->content_type, "text/html") == 0;
+	p->encoding = dup_lower(
+	    enc == GMIME_CONTENT_ENCODING_DEFAULT ? "" : g_mime_content_encoding_to_string(enc));
+	text_type =
+	    strcmp(p->content_type, "text/plain") == 0 || strcmp(p->content_type, "text/html") == 0;
 	if ((filename != NULL && filename[0] != '\0') || g_mime_part_is_attachment(part)) {
 		if (m->nattachments < w->lim->max_attachments) {
 			struct mw_mime_attachment *a;
@@ -607,8 +607,9 @@ int mw_mime_parse(const char *raw, size_t len, const struct mw_mime_limits *limi
 	if (message == NULL) {
 		/* no header block GMime accepts (empty input, garbage): the bytes as plain text */
 		mw_str text;
-		size_t room = limits->max_part_text < limits->max_total_text ? limits->max_part_text
-		                                                            : limits->max_total_text;
+		size_t room = limits->max_part_text < limits->max_total_text
+		                  ? limits->max_part_text
+		                  : limits->max_total_text;
 		bool bad = false;
 		m->flags |= MW_MIME_UNPARSED;
 		mw_str_init(&text, room);

@@ -152,7 +152,8 @@ struct mw_store_backend {
 	int (*spam_learned_get)(mw_store *store, int64_t scope, const unsigned char *digest,
 	                        bool *spam_r, mw_error *error_r);
 	int (*spam_learn)(mw_store *store, const struct mw_spam_learn *learn, mw_error *error_r);
-	int (*spam_batch)(mw_store *store, int what, mw_error *error_r); /* 0 begin, 1 commit, 2 rollback */
+	/* what: 0 begin, 1 commit, 2 roll back */
+	int (*spam_batch)(mw_store *store, int what, mw_error *error_r);
 };
 
 struct mw_store {

@@ -2324,8 +2324,7 @@ static int sqlite_spam_learned_get(mw_store *store, int64_t scope, const unsigne
 }
 
 /* spam_learn_rows - the statements of one learned message (inside a transaction) */
-static int spam_learn_rows(struct sqlite_store *s, const struct mw_spam_learn *l,
-                           mw_error *error_r)
+static int spam_learn_rows(struct sqlite_store *s, const struct mw_spam_learn *l, mw_error *error_r)
 {
 	struct mw_spam_meta meta;
 	sqlite3_stmt *st;
@@ -2380,8 +2379,7 @@ static int spam_learn_rows(struct sqlite_store *s, const struct mw_spam_learn *l
 }
 
 /* sqlite_spam_learn - one learned message: its own transaction unless in a batch */
-static int sqlite_spam_learn(mw_store *store, const struct mw_spam_learn *learn,
-                             mw_error *error_r)
+static int sqlite_spam_learn(mw_store *store, const struct mw_spam_learn *learn, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	int ret;

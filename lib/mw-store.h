@@ -401,7 +401,6 @@ int mw_store_auth_fail_prune(mw_store *store, int64_t before, mw_error *error_r)
 int mw_store_app_password_revoke_all(mw_store *store, const char *username, unsigned *count_r,
                                      mw_error *error_r);
 
-
 /* ---- statistical spam classifier (issue 10) ----
    A model lives in a scope (0: the global model; per-user scopes are reserved). Tokens are
    64-bit hashes (lib/mw-tokenize). spam_learn applies one learned message: the token

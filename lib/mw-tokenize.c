@@ -124,7 +124,8 @@ static void add_hashed(struct mw_tokens *t, uint64_t h, const char *s, size_t le
 	if (!set_insert(t, h))
 		return;
 	if (t->text != NULL)
-		t->text[t->count] = mw_strndup(s, len > MW_TOKEN_TEXT_MAX ? MW_TOKEN_TEXT_MAX : len);
+		t->text[t->count] =
+		    mw_strndup(s, len > MW_TOKEN_TEXT_MAX ? MW_TOKEN_TEXT_MAX : len);
 	t->hash[t->count++] = h;
 }
 
@@ -215,9 +216,9 @@ static void word(struct words *w, const char *s, size_t len)
 		return;
 	if (len > 4 * WORD_MAX) {
 		char skip[32];
-		int sl = snprintf(skip, sizeof(skip), "skip:%c:%zu",
-		                  (unsigned char)s[0] < 0x80 ? (char)(s[0] | 0x20) : '?',
-		                  len / 10 * 10);
+		int sl =
+		    snprintf(skip, sizeof(skip), "skip:%c:%zu",
+		             (unsigned char)s[0] < 0x80 ? (char)(s[0] | 0x20) : '?', len / 10 * 10);
 		if (sl > 0 && (size_t)sl < sizeof(skip))
 			addp(w->t, w->prefix, skip, (size_t)sl);
 		w->prev_len = 0;
@@ -256,8 +257,7 @@ static void word(struct words *w, const char *s, size_t len)
 }
 
 /* words - every whitespace-separated word of a UTF-8 text */
-static void words(struct mw_tokens *t, const char *prefix, const char *s, size_t len,
-                  bool bigrams)
+static void words(struct mw_tokens *t, const char *prefix, const char *s, size_t len, bool bigrams)
 {
 	struct words w;
 	size_t i = 0;
@@ -499,10 +499,10 @@ void mw_tokenize(const struct mw_mime_msg *m, unsigned flags, struct mw_tokens *
 		} else if (mw_ascii_strcasecmp(name, "Reply-To") == 0 ||
 		           mw_ascii_strcasecmp(name, "Return-Path") == 0 ||
 		           mw_ascii_strcasecmp(name, "Message-ID") == 0) {
-			const char *pfx = (name[0] | 0x20) == 'r' ? (name[2] == 'p' || name[2] == 'P'
-			                                                 ? "replyto:"
-			                                                 : "retpath:")
-			                                          : "mid:";
+			const char *pfx =
+			    (name[0] | 0x20) == 'r'
+			        ? (name[2] == 'p' || name[2] == 'P' ? "replyto:" : "retpath:")
+			        : "mid:";
 			d = address_domain(v, &dl);
 			if (d != NULL)
 				domain_tokens(t, pfx, d, dl);
@@ -548,7 +548,11 @@ void mw_tokenize(const struct mw_mime_msg *m, unsigned flags, struct mw_tokens *
 	}
 	for (i = 0; i < m->nurls; i++)
 		url_tokens(t, m->urls[i]);
-	snprintf(buf, sizeof(buf), "count:%u", m->nurls == 0 ? 0 : (unsigned)(m->nurls < 4 ? 1 : m->nurls < 16 ? 2 : 3));
+	snprintf(buf, sizeof(buf), "count:%u",
+	         m->nurls == 0 ? 0
+	                       : (unsigned)(m->nurls < 4    ? 1
+	                                    : m->nurls < 16 ? 2
+	                                                    : 3));
 	adds(t, "url:", buf);
 	if (m->flags & MW_MIME_HIDDEN_TEXT)
 		adds(t, "mime:", "hidden");

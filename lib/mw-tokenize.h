@@ -11,7 +11,7 @@
 
 #include "mw-mime.h"
 
-#define MW_TOKENS_MAX 4000
+#define MW_TOKENS_MAX     4000
 #define MW_TOKEN_TEXT_MAX 64 /* bytes of token text kept (longer: cut) */
 
 enum mw_tokenize_flag {

@@ -50,8 +50,8 @@ static void progress(struct learn_run *r, bool final)
 	if (!r->tty || (!final && elapsed(&r->last_progress) < 0.2))
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &r->last_progress);
-	fprintf(stderr, "\r%lu messages (%lu learned, %lu already known, %lu failed), %.0f/s ",
-	        n, r->learned, r->known, r->failed, secs > 0 ? (double)n / secs : 0.0);
+	fprintf(stderr, "\r%lu messages (%lu learned, %lu already known, %lu failed), %.0f/s ", n,
+	        r->learned, r->known, r->failed, secs > 0 ? (double)n / secs : 0.0);
 	if (final)
 		fputc('\n', stderr);
 }
@@ -373,14 +373,14 @@ static int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 			ctl_err("%s: %s", argv[first], err.msg);
 			ret = EXIT_ERROR;
 		} else if (r == 1) {
-			printf("%s: too little training to judge\n", mw_classifier_method_name(meth));
+			printf("%s: too little training to judge\n",
+			       mw_classifier_method_name(meth));
 		} else {
 			printf("%s: %.4f\n", mw_classifier_method_name(meth), p);
 		}
 	}
-	if (ret == EXIT_OK &&
-	    mw_classifier_explain(c, data != NULL ? data : "", len, clues, MW_N_ELEMENTS(clues),
-	                          &n, &err) == 0) {
+	if (ret == EXIT_OK && mw_classifier_explain(c, data != NULL ? data : "", len, clues,
+	                                            MW_N_ELEMENTS(clues), &n, &err) == 0) {
 		printf("%-40s %9s %7s %8s %8s\n", "token", "weight", "f(w)", "spam", "ham");
 		for (i = 0; i < n; i++)
 			printf("%-40s %9.4f %7.4f %8lld %8lld\n", clues[i].text, clues[i].weight,
@@ -393,15 +393,14 @@ static int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 }
 
 static const struct mw_ctl_command spam_commands[] = {
-	{ "learn", "spam", cmd_learn, true, "learn spam PATH...",
-	  "Teach the classifier that the messages in PATH are spam. PATH is a message file,\n"
-	  "an mbox, a directory of message files or a maildir (cur/ and new/). A message\n"
-	  "already learned as spam is skipped; one learned as ham is relearned." },
-	{ "learn", "ham", cmd_learn, true, "learn ham PATH...",
-	  "The same for legitimate mail (ham)." },
-	{ "", "classify", cmd_classify, true, "classify FILE",
-	  "Print the spam probability of the message in FILE by each method and the\n"
-	  "tokens that weigh most (debugging)." },
+    {"learn", "spam", cmd_learn, true, "learn spam PATH...",
+     "Teach the classifier that the messages in PATH are spam. PATH is a message file,\n"
+     "an mbox, a directory of message files or a maildir (cur/ and new/). A message\n"
+     "already learned as spam is skipped; one learned as ham is relearned."},
+    {"learn", "ham", cmd_learn, true, "learn ham PATH...", "The same for legitimate mail (ham)."},
+    {"", "classify", cmd_classify, true, "classify FILE",
+     "Print the spam probability of the message in FILE by each method and the\n"
+     "tokens that weigh most (debugging)."},
 };
 
-const struct mw_ctl_table ctl_spam_table = { spam_commands, MW_N_ELEMENTS(spam_commands) };
+const struct mw_ctl_table ctl_spam_table = {spam_commands, MW_N_ELEMENTS(spam_commands)};

@@ -4,9 +4,9 @@
  *
  * Usage: mw-spam-eval [--folds K] [--seed N] [--rate R] [--steps N] [--margin M]
  *                     [--normalize] [--no-bigrams] TMPDIR LIST
- * LIST: one "spam PATH" or "ham PATH" per line. Methods: robinson, logistic, combined. Folds are stratified (each label shuffled
- * with the seed, dealt round-robin); the training order is shuffled with the seed too.
- * Output (stdout): "score FOLD METHOD LABEL P" per held-out message and method,
+ * LIST: one "spam PATH" or "ham PATH" per line. Methods: robinson, logistic, combined. Folds are
+ * stratified (each label shuffled with the seed, dealt round-robin); the training order is shuffled
+ * with the seed too. Output (stdout): "score FOLD METHOD LABEL P" per held-out message and method,
  * "cpu METHOD SECONDS MESSAGES" (process CPU time spent in mw_classifier_score_with),
  * "train FOLD SECONDS MESSAGES" (wall time of the learn batch).
  */
@@ -213,16 +213,17 @@ int main(int argc, char **argv)
 				                                 : m == 1 ? MW_CLASSIFIER_LOGISTIC
 				                                          : MW_CLASSIFIER_COMBINED;
 				double p, c0 = cpu_now();
-				int r = mw_classifier_score_with(c, meth, items[i].data, items[i].len,
-				                                 &p, &err);
+				int r = mw_classifier_score_with(c, meth, items[i].data,
+				                                 items[i].len, &p, &err);
 				cpu[m] += cpu_now() - c0;
 				scored[m]++;
 				if (r < 0) {
-					fprintf(stderr, "mw-spam-eval: score %s: %s\n", items[i].path,
-					        err.msg);
+					fprintf(stderr, "mw-spam-eval: score %s: %s\n",
+					        items[i].path, err.msg);
 					p = 0.5;
 				}
-				printf("score %u %s %s %.9f\n", fold, mw_classifier_method_name(meth),
+				printf("score %u %s %s %.9f\n", fold,
+				       mw_classifier_method_name(meth),
 				       items[i].spam ? "spam" : "ham", p);
 			}
 		}

@@ -30,17 +30,19 @@ static unsigned rnd(unsigned n)
 }
 
 static const char *const spam_words[] = {
-    "viagra", "winner", "prize", "casino", "unsubscribe", "offer", "cheap", "pills",
-    "bitcoin", "investment", "guaranteed", "limited", "click", "exclusive", "bonus", "loan",
-    "credit", "diploma", "replica", "weight", "inheritance", "lottery", "claim", "urgent"};
+    "viagra",  "winner",    "prize",       "casino",     "unsubscribe", "offer",
+    "cheap",   "pills",     "bitcoin",     "investment", "guaranteed",  "limited",
+    "click",   "exclusive", "bonus",       "loan",       "credit",      "diploma",
+    "replica", "weight",    "inheritance", "lottery",    "claim",       "urgent"};
 static const char *const ham_words[] = {
-    "meeting", "agenda", "patch", "review", "kernel", "lunch", "minutes", "project",
-    "deadline", "draft", "report", "commit", "branch", "release", "thanks", "regards",
-    "schedule", "budget", "invoice", "colleague", "conference", "slides", "repository", "build"};
+    "meeting",  "agenda", "patch",   "review",    "kernel",     "lunch",   "minutes",    "project",
+    "deadline", "draft",  "report",  "commit",    "branch",     "release", "thanks",     "regards",
+    "schedule", "budget", "invoice", "colleague", "conference", "slides",  "repository", "build"};
 static const char *const common_words[] = {
-    "the", "and", "you", "this", "that", "with", "for", "have", "from", "your", "will",
-    "about", "more", "time", "today", "please", "information", "email", "message", "here",
-    "there", "what", "when", "which", "their", "would", "could", "should", "other", "into"};
+    "the",         "and",   "you",     "this",   "that",  "with", "for",   "have",
+    "from",        "your",  "will",    "about",  "more",  "time", "today", "please",
+    "information", "email", "message", "here",   "there", "what", "when",  "which",
+    "their",       "would", "could",   "should", "other", "into"};
 
 /* make_msg - a synthetic message of the class (id makes it unique) */
 static char *make_msg(bool spam, unsigned id)
@@ -58,7 +60,7 @@ static char *make_msg(bool spam, unsigned id)
 	for (i = 0; i < 40; i++) {
 		/* 25 % class words, 5 % words of the other class, the rest common */
 		unsigned r = rnd(100);
-		const char *w = r < 25 ? cls[rnd(24)]
+		const char *w = r < 25   ? cls[rnd(24)]
 		                : r < 30 ? (spam ? ham_words : spam_words)[rnd(24)]
 		                         : common_words[rnd(30)];
 		mw_str_appendf(&s, "%s%s", w, i % 10 == 9 ? "\r\n" : " ");
@@ -144,11 +146,11 @@ static void test_separates(void **state)
 			bool spam = i % 2 == 0;
 			char *m = make_msg(spam, 100000 + i);
 			double p;
-			assert_int_equal(mw_classifier_score_with(f->c,
-			                                          meth == 0 ? MW_CLASSIFIER_LOGISTIC
-			                                                    : MW_CLASSIFIER_ROBINSON,
-			                                          m, strlen(m), &p, &err),
-			                 0);
+			assert_int_equal(
+			    mw_classifier_score_with(
+			        f->c, meth == 0 ? MW_CLASSIFIER_LOGISTIC : MW_CLASSIFIER_ROBINSON,
+			        m, strlen(m), &p, &err),
+			    0);
 			assert_true(p >= 0.0 && p <= 1.0);
 			if ((p >= 0.5) == spam)
 				right[meth]++;
@@ -191,12 +193,12 @@ static void test_dedupe_and_flip(void **state)
 	assert_int_equal(nh, 31);
 	assert_int_equal(mw_classifier_learn(f->c, m, strlen(m), false, NULL, &err), 1);
 	/* an explicit Message-ID dedupes messages whose headers differ */
-	assert_int_equal(mw_classifier_learn(f->c, "Subject: a\r\n\r\nsame body\r\n", 26, true,
-	                                     "<x@y>", &err),
-	                 0);
-	assert_int_equal(mw_classifier_learn(f->c, "Subject: b\r\n\r\nsame body\r\n", 26, true,
-	                                     "<x@y>", &err),
-	                 1);
+	assert_int_equal(
+	    mw_classifier_learn(f->c, "Subject: a\r\n\r\nsame body\r\n", 26, true, "<x@y>", &err),
+	    0);
+	assert_int_equal(
+	    mw_classifier_learn(f->c, "Subject: b\r\n\r\nsame body\r\n", 26, true, "<x@y>", &err),
+	    1);
 	free(m);
 	free(crlf);
 }
@@ -221,12 +223,10 @@ static void test_round_trip_and_refresh(void **state)
 	mw_classifier_configure(other, &set);
 	train(f, 60);
 	m = make_msg(true, 777777);
-	assert_int_equal(mw_classifier_score_with(f->c, MW_CLASSIFIER_LOGISTIC, m, strlen(m), &p1,
-	                                          &err),
-	                 0);
-	assert_int_equal(mw_classifier_score_with(f->c, MW_CLASSIFIER_ROBINSON, m, strlen(m), &r1,
-	                                          &err),
-	                 0);
+	assert_int_equal(
+	    mw_classifier_score_with(f->c, MW_CLASSIFIER_LOGISTIC, m, strlen(m), &p1, &err), 0);
+	assert_int_equal(
+	    mw_classifier_score_with(f->c, MW_CLASSIFIER_ROBINSON, m, strlen(m), &r1, &err), 0);
 	/* the other one sees it after its refresh (its default method: combined) */
 	assert_int_equal(mw_classifier_score(other, m, strlen(m), &p2, &err), 0);
 	assert_true(fabs((p1 + r1) / 2 - p2) < 1e-3);
@@ -239,12 +239,10 @@ static void test_round_trip_and_refresh(void **state)
 	assert_int_equal(mw_classifier_open(f->store, &f->c, &err), 0);
 	set.refresh_ms = 1000;
 	mw_classifier_configure(f->c, &set);
-	assert_int_equal(mw_classifier_score_with(f->c, MW_CLASSIFIER_LOGISTIC, m, strlen(m), &p2,
-	                                          &err),
-	                 0);
-	assert_int_equal(mw_classifier_score_with(f->c, MW_CLASSIFIER_ROBINSON, m, strlen(m), &r2,
-	                                          &err),
-	                 0);
+	assert_int_equal(
+	    mw_classifier_score_with(f->c, MW_CLASSIFIER_LOGISTIC, m, strlen(m), &p2, &err), 0);
+	assert_int_equal(
+	    mw_classifier_score_with(f->c, MW_CLASSIFIER_ROBINSON, m, strlen(m), &r2, &err), 0);
 	assert_true(fabs(p1 - p2) < 1e-3);
 	assert_true(fabs(r1 - r2) < 1e-9);
 	mw_store_close(&store2);
@@ -259,13 +257,11 @@ static void test_batch(void **state)
 	train(f, 25);
 	assert_int_equal(mw_classifier_batch_begin(f->c, &err), 0);
 	learn(f, true, 5000, 0);
-	assert_int_equal(mw_classifier_learn(f->c, "Subject: a\r\n\r\nbody\r\n", 21, true,
-	                                     "<b@c>", &err),
-	                 0);
+	assert_int_equal(
+	    mw_classifier_learn(f->c, "Subject: a\r\n\r\nbody\r\n", 21, true, "<b@c>", &err), 0);
 	/* dedupe sees the batch's own uncommitted rows */
-	assert_int_equal(mw_classifier_learn(f->c, "Subject: a\r\n\r\nbody\r\n", 21, true,
-	                                     "<b@c>", &err),
-	                 1);
+	assert_int_equal(
+	    mw_classifier_learn(f->c, "Subject: a\r\n\r\nbody\r\n", 21, true, "<b@c>", &err), 1);
 	assert_int_equal(mw_classifier_batch_end(f->c, false, &err), 0); /* rolled back */
 	mw_classifier_counts(f->c, &ns, &nh);
 	assert_int_equal(ns, 25);

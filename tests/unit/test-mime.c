@@ -149,8 +149,8 @@ static char *nested(unsigned depth)
 	mw_str_init(&s, 0);
 	mw_str_appends(&s, "Subject: deep\r\n");
 	for (i = 0; i < depth; i++)
-		mw_str_appendf(&s, "Content-Type: multipart/mixed; boundary=\"d%u\"\r\n\r\n--d%u\r\n",
-		               i, i);
+		mw_str_appendf(
+		    &s, "Content-Type: multipart/mixed; boundary=\"d%u\"\r\n\r\n--d%u\r\n", i, i);
 	mw_str_appends(&s, "Content-Type: text/plain\r\n\r\ndeepest words\r\n");
 	for (i = depth; i-- > 0;)
 		mw_str_appendf(&s, "--d%u--\r\n", i);
@@ -191,7 +191,8 @@ static void test_many_parts(void **state)
 	unsigned i;
 	(void)state;
 	mw_str_init(&s, 0);
-	mw_str_appends(&s, "Subject: parts\r\nContent-Type: multipart/mixed; boundary=\"p\"\r\n\r\n");
+	mw_str_appends(&s,
+	               "Subject: parts\r\nContent-Type: multipart/mixed; boundary=\"p\"\r\n\r\n");
 	for (i = 0; i < 200; i++)
 		mw_str_appendf(&s, "--p\r\nContent-Type: text/plain\r\n\r\npart%u\r\n", i);
 	mw_str_appends(&s, "--p--\r\n");
@@ -218,7 +219,8 @@ static void test_huge_header(void **state)
 	mw_str_appends(&s, "\r\nbody\r\n");
 	m = parse(s.buf);
 	assert_true(m->flags & MW_MIME_TRUNCATED);
-	assert_true(strlen(mw_mime_header(m, "Subject")) <= mw_mime_default_limits.max_header_value);
+	assert_true(strlen(mw_mime_header(m, "Subject")) <=
+	            mw_mime_default_limits.max_header_value);
 	assert_int_equal(m->nheaders, mw_mime_default_limits.max_headers);
 	mw_mime_free(&m);
 	mw_str_free(&s);
@@ -286,10 +288,10 @@ static void test_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_alternative),     cmocka_unit_test(test_html_to_text),
-	    cmocka_unit_test(test_deep_nesting),    cmocka_unit_test(test_many_parts),
-	    cmocka_unit_test(test_huge_header),     cmocka_unit_test(test_broken_encodings),
-	    cmocka_unit_test(test_limits),          cmocka_unit_test(test_html_lt_at_end),
+	    cmocka_unit_test(test_alternative),  cmocka_unit_test(test_html_to_text),
+	    cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_many_parts),
+	    cmocka_unit_test(test_huge_header),  cmocka_unit_test(test_broken_encodings),
+	    cmocka_unit_test(test_limits),       cmocka_unit_test(test_html_lt_at_end),
 	};
 	MW_RUN_TESTS(tests);
 }
