@@ -144,6 +144,16 @@ struct mw_store_backend {
 	int (*auth_fail_prune)(mw_store *store, int64_t before, mw_error *error_r);
 	int (*app_password_revoke_all)(mw_store *store, const char *username, unsigned *count_r,
 	                               mw_error *error_r);
+	/* statistical spam classifier (issue 10) */
+	int (*spam_meta_get)(mw_store *store, int64_t scope, struct mw_spam_meta *meta_r,
+	                     mw_error *error_r);
+	int (*spam_tokens_load)(mw_store *store, int64_t scope, int64_t since_gen,
+	                        mw_spam_token_cb *cb, void *ctx, mw_error *error_r);
+	int (*spam_learned_get)(mw_store *store, int64_t scope, const unsigned char *digest,
+	                        bool *spam_r, mw_error *error_r);
+	int (*spam_learn)(mw_store *store, const struct mw_spam_learn *learn, mw_error *error_r);
+	/* what: 0 begin, 1 commit, 2 roll back */
+	int (*spam_batch)(mw_store *store, int what, mw_error *error_r);
 };
 
 struct mw_store {

@@ -99,6 +99,13 @@ enum stmt_id {
 	ST_AUTHFAIL_SUM,
 	ST_AUTHFAIL_PRUNE,
 	ST_APPPW_REVOKE_ALL,
+	/* statistical spam classifier (issue 10) */
+	ST_SPAM_META_GET,
+	ST_SPAM_META_BUMP,
+	ST_SPAM_TOKENS_LOAD,
+	ST_SPAM_TOKEN_UPSERT,
+	ST_SPAM_LEARNED_GET,
+	ST_SPAM_LEARNED_SET,
 	ST_COUNT
 };
 
@@ -234,6 +241,22 @@ static const char *const stmt_sql[ST_COUNT] = {
                             "WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
     [ST_APPPW_USED] = "UPDATE app_passwords SET last_used_at = ?3, last_ip = nullif(?4, '') "
                       "WHERE id = ?2 AND user_id = (SELECT id FROM users WHERE username = ?1)",
+    [ST_SPAM_META_GET] = "SELECT nspam, nham, generation FROM spam_meta WHERE scope = ?1",
+    [ST_SPAM_META_BUMP] = "INSERT INTO spam_meta (scope, nspam, nham, generation) "
+                          "VALUES (?1, max(?2, 0), max(?3, 0), 1) ON CONFLICT (scope) DO UPDATE "
+                          "SET nspam = max(nspam + ?2, 0), nham = max(nham + ?3, 0), "
+                          "generation = generation + 1",
+    [ST_SPAM_TOKENS_LOAD] = "SELECT hash, nspam, nham, weight FROM spam_tokens "
+                            "WHERE scope = ?1 AND gen > ?2",
+    [ST_SPAM_TOKEN_UPSERT] = "INSERT INTO spam_tokens (scope, hash, nspam, nham, weight, gen) "
+                             "VALUES (?1, ?2, max(?3, 0), max(?4, 0), ?5, ?6) "
+                             "ON CONFLICT (scope, hash) DO UPDATE SET "
+                             "nspam = max(nspam + ?3, 0), nham = max(nham + ?4, 0), "
+                             "weight = weight + ?5, gen = ?6",
+    [ST_SPAM_LEARNED_GET] = "SELECT spam FROM spam_learned WHERE scope = ?1 AND digest = ?2",
+    [ST_SPAM_LEARNED_SET] = "INSERT INTO spam_learned (scope, digest, spam, learned_at) "
+                            "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (scope, digest) DO UPDATE "
+                            "SET spam = excluded.spam, learned_at = excluded.learned_at",
 };
 
 struct sqlite_store {
@@ -241,6 +264,7 @@ struct sqlite_store {
 	char *path;
 	unsigned busy_timeout_ms;
 	sqlite3_stmt *stmts[ST_COUNT];
+	bool spam_batch; /* inside mw_store_spam_batch_begin/end */
 };
 
 /* ctx_of - the backend state of a store */
@@ -2212,6 +2236,187 @@ static int sqlite_app_password_revoke_all(mw_store *store, const char *username,
 	return MW_STORE_OK;
 }
 
+/* ---- statistical spam classifier (issue 10) ---- */
+
+/* spam_meta_read - counts and generation of a model (zeros when never learned) */
+static int spam_meta_read(struct sqlite_store *s, int64_t scope, struct mw_spam_meta *meta_r,
+                          mw_error *error_r)
+{
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_SPAM_META_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, scope);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		meta_r->nspam = sqlite3_column_int64(st, 0);
+		meta_r->nham = sqlite3_column_int64(st, 1);
+		meta_r->generation = sqlite3_column_int64(st, 2);
+		rc = SQLITE_DONE;
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "reading the spam model", error_r);
+	return MW_STORE_OK;
+}
+
+/* sqlite_spam_meta_get - counts and generation of a model */
+static int sqlite_spam_meta_get(mw_store *store, int64_t scope, struct mw_spam_meta *meta_r,
+                                mw_error *error_r)
+{
+	return spam_meta_read(ctx_of(store), scope, meta_r, error_r);
+}
+
+/* sqlite_spam_tokens_load - rows changed after since_gen, one callback each */
+static int sqlite_spam_tokens_load(mw_store *store, int64_t scope, int64_t since_gen,
+                                   mw_spam_token_cb *cb, void *ctx, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_SPAM_TOKENS_LOAD, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, scope);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, since_gen);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		struct mw_spam_token t;
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		t.hash = (uint64_t)sqlite3_column_int64(st, 0);
+		t.nspam = sqlite3_column_int64(st, 1);
+		t.nham = sqlite3_column_int64(st, 2);
+		t.weight = sqlite3_column_double(st, 3);
+		cb(ctx, &t);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "reading spam tokens", error_r);
+	return MW_STORE_OK;
+}
+
+/* sqlite_spam_learned_get - the label a digest was learned with */
+static int sqlite_spam_learned_get(mw_store *store, int64_t scope, const unsigned char *digest,
+                                   bool *spam_r, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	int rc, ret = stmt_get(s, ST_SPAM_LEARNED_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, scope);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(st, 2, digest, MW_SPAM_DIGEST_LEN, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	ret = MW_STORE_NOTFOUND;
+	if (rc == SQLITE_ROW) {
+		*spam_r = sqlite3_column_int(st, 0) != 0;
+		ret = MW_STORE_OK;
+		rc = SQLITE_DONE;
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "reading learned messages", error_r);
+	return ret;
+}
+
+/* spam_learn_rows - the statements of one learned message (inside a transaction) */
+static int spam_learn_rows(struct sqlite_store *s, const struct mw_spam_learn *l, mw_error *error_r)
+{
+	struct mw_spam_meta meta;
+	sqlite3_stmt *st;
+	size_t i;
+	int rc, ret = stmt_get(s, ST_SPAM_META_BUMP, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, l->scope);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, l->dspam);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, l->dham);
+	ret = run_update(s, st, rc, "updating the spam model", error_r);
+	if (ret != MW_STORE_OK)
+		return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
+	memset(&meta, 0, sizeof(meta));
+	ret = spam_meta_read(s, l->scope, &meta, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = stmt_get(s, ST_SPAM_TOKEN_UPSERT, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	for (i = 0; i < l->count; i++) {
+		const struct mw_spam_token *t = &l->tokens[i];
+		rc = sqlite3_bind_int64(st, 1, l->scope);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 2, (int64_t)t->hash);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 3, t->nspam);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 4, t->nham);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_double(st, 5, t->weight);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 6, meta.generation);
+		ret = run_update(s, st, rc, "updating spam tokens", error_r);
+		if (ret != MW_STORE_OK)
+			return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
+	}
+	ret = stmt_get(s, ST_SPAM_LEARNED_SET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	rc = sqlite3_bind_int64(st, 1, l->scope);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(st, 2, l->digest, MW_SPAM_DIGEST_LEN, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(st, 3, l->spam ? 1 : 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, mw_now());
+	ret = run_update(s, st, rc, "recording a learned message", error_r);
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
+}
+
+/* sqlite_spam_learn - one learned message: its own transaction unless in a batch */
+static int sqlite_spam_learn(mw_store *store, const struct mw_spam_learn *learn, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	int ret;
+	if (s->spam_batch)
+		return spam_learn_rows(s, learn, error_r);
+	ret = tx_begin(s, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	return tx_end(s, spam_learn_rows(s, learn, error_r), error_r);
+}
+
+/* sqlite_spam_batch - begin (0), commit (1) or roll back (2) a learn batch */
+static int sqlite_spam_batch(mw_store *store, int what, mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	int ret;
+	if (what == 0) {
+		if (s->spam_batch) {
+			mw_error_set(error_r, "spam learn batch already open");
+			return MW_STORE_ERROR;
+		}
+		ret = tx_begin(s, error_r);
+		if (ret == MW_STORE_OK)
+			s->spam_batch = true;
+		return ret;
+	}
+	if (!s->spam_batch) {
+		mw_error_set(error_r, "no spam learn batch open");
+		return MW_STORE_ERROR;
+	}
+	s->spam_batch = false;
+	if (what == 1)
+		return tx_end(s, MW_STORE_OK, error_r);
+	(void)tx_end(s, MW_STORE_ERROR, NULL);
+	return MW_STORE_OK;
+}
+
 const struct mw_store_backend mw_store_backend_sqlite = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -2268,4 +2473,9 @@ const struct mw_store_backend mw_store_backend_sqlite = {
     .auth_fail_sum = sqlite_auth_fail_sum,
     .auth_fail_prune = sqlite_auth_fail_prune,
     .app_password_revoke_all = sqlite_app_password_revoke_all,
+    .spam_meta_get = sqlite_spam_meta_get,
+    .spam_tokens_load = sqlite_spam_tokens_load,
+    .spam_learned_get = sqlite_spam_learned_get,
+    .spam_learn = sqlite_spam_learn,
+    .spam_batch = sqlite_spam_batch,
 };

@@ -1273,3 +1273,51 @@ int mw_store_app_password_revoke_all(mw_store *store, const char *username, unsi
 		return MW_STORE_NOTFOUND;
 	return store->backend->app_password_revoke_all(store, username, count_r, error_r);
 }
+
+/* ---- statistical spam classifier (issue 10) ---- */
+
+/* mw_store_spam_meta_get - learned message counts and generation of a model */
+int mw_store_spam_meta_get(mw_store *store, int64_t scope, struct mw_spam_meta *meta_r,
+                           mw_error *error_r)
+{
+	memset(meta_r, 0, sizeof(*meta_r));
+	return store->backend->spam_meta_get(store, scope, meta_r, error_r);
+}
+
+/* mw_store_spam_tokens_load - every token row changed after since_gen, to cb */
+int mw_store_spam_tokens_load(mw_store *store, int64_t scope, int64_t since_gen,
+                              mw_spam_token_cb *cb, void *ctx, mw_error *error_r)
+{
+	return store->backend->spam_tokens_load(store, scope, since_gen < 0 ? 0 : since_gen, cb,
+	                                        ctx, error_r);
+}
+
+/* mw_store_spam_learned_get - the label a message digest was learned with */
+int mw_store_spam_learned_get(mw_store *store, int64_t scope, const unsigned char *digest,
+                              bool *spam_r, mw_error *error_r)
+{
+	*spam_r = false;
+	return store->backend->spam_learned_get(store, scope, digest, spam_r, error_r);
+}
+
+/* mw_store_spam_learn - apply one learned message in one transaction */
+int mw_store_spam_learn(mw_store *store, const struct mw_spam_learn *learn, mw_error *error_r)
+{
+	if (learn->digest == NULL || (learn->count > 0 && learn->tokens == NULL)) {
+		mw_error_set(error_r, "spam learn: no digest or tokens");
+		return MW_STORE_ERROR;
+	}
+	return store->backend->spam_learn(store, learn, error_r);
+}
+
+/* mw_store_spam_batch_begin - start one transaction for many spam_learn calls */
+int mw_store_spam_batch_begin(mw_store *store, mw_error *error_r)
+{
+	return store->backend->spam_batch(store, 0, error_r);
+}
+
+/* mw_store_spam_batch_end - commit (or roll back) a batch */
+int mw_store_spam_batch_end(mw_store *store, bool commit, mw_error *error_r)
+{
+	return store->backend->spam_batch(store, commit ? 1 : 2, error_r);
+}

@@ -401,4 +401,43 @@ int mw_store_auth_fail_prune(mw_store *store, int64_t before, mw_error *error_r)
 int mw_store_app_password_revoke_all(mw_store *store, const char *username, unsigned *count_r,
                                      mw_error *error_r);
 
+/* ---- statistical spam classifier (issue 10) ----
+   A model lives in a scope (0: the global model; per-user scopes are reserved). Tokens are
+   64-bit hashes (lib/mw-tokenize). spam_learn applies one learned message: the token
+   deltas (counts and weight), the message count deltas and the digest's label, in one
+   transaction (or inside the caller's open spam_batch). Counts never go below 0. */
+#define MW_SPAM_DIGEST_LEN 32
+struct mw_spam_meta {
+	int64_t nspam, nham; /* learned messages */
+	int64_t generation;  /* bumped by every spam_learn */
+};
+struct mw_spam_token {
+	uint64_t hash;
+	int64_t nspam, nham; /* absolute (load) or deltas (learn) */
+	double weight;       /* absolute (load) or delta (learn) */
+};
+struct mw_spam_learn {
+	int64_t scope;
+	const unsigned char *digest; /* MW_SPAM_DIGEST_LEN bytes */
+	bool spam;                   /* the message's label from now on */
+	int64_t dspam, dham;         /* message count deltas */
+	const struct mw_spam_token *tokens;
+	size_t count;
+};
+typedef void mw_spam_token_cb(void *ctx, const struct mw_spam_token *token);
+int mw_store_spam_meta_get(mw_store *store, int64_t scope, struct mw_spam_meta *meta_r,
+                           mw_error *error_r);
+/* Calls cb for every token of scope whose row changed after generation since_gen
+   (0: all of them). */
+int mw_store_spam_tokens_load(mw_store *store, int64_t scope, int64_t since_gen,
+                              mw_spam_token_cb *cb, void *ctx, mw_error *error_r);
+/* MW_STORE_OK with *spam_r, or MW_STORE_NOTFOUND when the digest was never learned. */
+int mw_store_spam_learned_get(mw_store *store, int64_t scope, const unsigned char *digest,
+                              bool *spam_r, mw_error *error_r);
+int mw_store_spam_learn(mw_store *store, const struct mw_spam_learn *learn, mw_error *error_r);
+/* A learn run: spam_learn calls between begin and end share one transaction (end commits
+   when commit is true, else rolls back). */
+int mw_store_spam_batch_begin(mw_store *store, mw_error *error_r);
+int mw_store_spam_batch_end(mw_store *store, bool commit, mw_error *error_r);
+
 #endif

@@ -118,6 +118,7 @@ int ctl_tagrule_parse_add(int argc, char **argv, char *username, size_t size,
 extern const struct mw_ctl_table ctl_users_table, ctl_config_table;
 extern const struct mw_ctl_table ctl_tagrules_table; /* ctl-tagrules.c (issue 6) */
 extern const struct mw_ctl_table ctl_dkim_table;     /* ctl-dkim.c (issue 3) */
+extern const struct mw_ctl_table ctl_spam_table;     /* ctl-spam.c (issue 10) */
 extern const struct mw_ctl_table ctl_ratelimit_table; /* ctl-ratelimit.c (issue 4) */
 /* ctl-api.c: run a command against ctl->api_url (refused, exit 2, when it has no route) */
 int ctl_api_run(struct mw_ctl *ctl, const struct mw_ctl_command *cmd, int argc, char **argv);

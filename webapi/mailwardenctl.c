@@ -32,6 +32,7 @@ static const struct mw_ctl_table *const mw_ctl_tables[] = {
 	&ctl_tagrules_table,
 	&ctl_dkim_table,
 	&ctl_ratelimit_table,
+	&ctl_spam_table,
 };
 
 static const char mw_ctl_help_tail[] =

@@ -1,0 +1,666 @@
+/* mw-classify.c - the statistical spam classifier (Robinson-Fisher and online logistic
+ * regression over one token model).
+ *
+ * Public: see mw-classify.h.
+ *
+ * Design:
+ *   - The store (migration 003) holds one row per token: (hash, nspam, nham, weight, gen),
+ *     plus the learned message counts and a generation number bumped by every learn, and
+ *     the digest and label of every learned message.
+ *   - mw_classifier_open loads every row into an in-memory open-addressing hash table
+ *     (24 bytes a token; ~0.7 load). Scoring never touches the store: it parses the
+ *     message (mw-mime), tokenizes it (a set of 64-bit hashes) and looks each token up.
+ *   - At most every refresh_ms, scoring reads the generation; when another process has
+ *     learned, it reloads only the rows whose gen is newer (indexed), so a busy learner
+ *     costs readers little.
+ *   - Learning computes per-token deltas (counts, weight) and applies them to memory and
+ *     to the store through upserts that add the deltas (never absolute values), so several
+ *     processes learning at once never overwrite each other.
+ *   - Robinson: f(w) = (s*x + n*p(w)) / (s + n), s = 0.45, x = 0.5, p(w) from the
+ *     count ratios; tokens with |f - 0.5| < 0.1 ignored; the 150 strongest combined with
+ *     Fisher's chi-square inverse: (1 + (1 - C(-2 ln prod(1-f))) - (1 - C(-2 ln prod f))) / 2.
+ *   - Logistic: p = sigmoid(b + sum w_t) over the message's distinct tokens (binary
+ *     features); learning takes gradient steps (w_t += rate * (y - p)) until the message
+ *     is on the right side by the margin or max_steps were taken: "train until margin".
+ *   - Combined (the default): the mean of the two probabilities.
+ *
+ * Diagnostics: through error_r, prefixed with what failed ("parsing the message: ...",
+ * "store: ...").
+ */
+#include "mw-build.h"
+#include "mw-classify.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ROBINSON_S            0.45
+#define ROBINSON_X            0.5
+#define ROBINSON_MIN_STRENGTH 0.1
+#define ROBINSON_MAX_CLUES    150
+#define BIAS_TOKEN            "\001bias"
+
+struct entry {
+	uint64_t hash; /* 0: empty */
+	int32_t nspam, nham;
+	float weight;
+};
+
+struct tokmap {
+	struct entry *v;
+	size_t cap, count; /* cap: power of two */
+};
+
+struct mw_classifier {
+	mw_store *store;
+	int64_t scope;
+	struct mw_classifier_settings set;
+	pthread_rwlock_t lock;
+	struct tokmap map;
+	int64_t nspam, nham, generation;
+	uint64_t bias_hash;
+	struct timespec last_check;
+	bool batch;
+};
+
+/* ---- the token table ---- */
+
+/* map_slot - the slot of hash (found or where it would go) */
+static size_t map_slot(const struct tokmap *m, uint64_t hash)
+{
+	size_t i = (size_t)(hash ^ (hash >> 31)) & (m->cap - 1);
+	while (m->v[i].hash != 0 && m->v[i].hash != hash)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+/* map_find - the entry of hash, or NULL */
+static const struct entry *map_find(const struct tokmap *m, uint64_t hash)
+{
+	const struct entry *e;
+	if (m->cap == 0)
+		return NULL;
+	e = &m->v[map_slot(m, hash)];
+	return e->hash == 0 ? NULL : e;
+}
+
+/* map_get - the entry of hash, created (zeroed) when absent */
+static struct entry *map_get(struct tokmap *m, uint64_t hash)
+{
+	struct entry *e;
+	if ((m->count + 1) * 10 > m->cap * 7) {
+		struct tokmap bigger;
+		size_t i;
+		bigger.cap = m->cap == 0 ? 1024 : m->cap * 2;
+		bigger.count = m->count;
+		bigger.v = mw_calloc(bigger.cap, sizeof(*bigger.v));
+		for (i = 0; i < m->cap; i++)
+			if (m->v[i].hash != 0)
+				bigger.v[map_slot(&bigger, m->v[i].hash)] = m->v[i];
+		free(m->v);
+		*m = bigger;
+	}
+	e = &m->v[map_slot(m, hash)];
+	if (e->hash == 0) {
+		e->hash = hash;
+		m->count++;
+	}
+	return e;
+}
+
+/* clamp32 - an int64 count as an int32 (counts never get near the bound in practice) */
+static int32_t clamp32(int64_t v)
+{
+	return v < 0 ? 0 : v > INT32_MAX ? INT32_MAX : (int32_t)v;
+}
+
+/* load_cb - one token row from the store into the table (absolute values) */
+static void load_cb(void *ctx, const struct mw_spam_token *t)
+{
+	struct entry *e = map_get(ctx, t->hash);
+	e->nspam = clamp32(t->nspam);
+	e->nham = clamp32(t->nham);
+	e->weight = (float)t->weight;
+}
+
+/* refresh - read the rows changed since our generation (all of them the first time) */
+static int refresh(mw_classifier *c, mw_error *error_r)
+{
+	struct mw_spam_meta meta;
+	int ret = mw_store_spam_meta_get(c->store, c->scope, &meta, error_r);
+	if (ret != MW_STORE_OK) {
+		mw_error_prefix(error_r, "store");
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &c->last_check);
+	if (meta.generation == c->generation && c->map.cap != 0)
+		return 0;
+	ret =
+	    mw_store_spam_tokens_load(c->store, c->scope, c->generation, load_cb, &c->map, error_r);
+	if (ret != MW_STORE_OK) {
+		mw_error_prefix(error_r, "store");
+		return -1;
+	}
+	c->nspam = meta.nspam;
+	c->nham = meta.nham;
+	c->generation = meta.generation;
+	return 0;
+}
+
+/* ---- settings ---- */
+
+/* mw_classifier_settings_default - the measured best (see bench/README.md) */
+void mw_classifier_settings_default(struct mw_classifier_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->method = MW_CLASSIFIER_COMBINED;
+	s->min_spam = 200;
+	s->min_ham = 200;
+	s->refresh_ms = 1000;
+	s->rate = 0.02;
+	s->max_steps = 8;
+	s->margin = 0.1;
+	s->token_flags = MW_TOK_BIGRAMS;
+}
+
+/* mw_classifier_settings_from_config - the [classifier] keys */
+void mw_classifier_settings_from_config(const mw_config *cfg, struct mw_classifier_settings *s)
+{
+	const char *m = mw_config_str(cfg, MWK_CLASSIFIER_METHOD);
+	mw_classifier_settings_default(s);
+	s->method = strcmp(m, "robinson") == 0   ? MW_CLASSIFIER_ROBINSON
+	            : strcmp(m, "logistic") == 0 ? MW_CLASSIFIER_LOGISTIC
+	                                         : MW_CLASSIFIER_COMBINED;
+	s->min_spam = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_MIN_SPAM);
+	s->min_ham = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_MIN_HAM);
+	s->refresh_ms = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_REFRESH) * 1000;
+}
+
+/* mw_classifier_method_name - "combined", "logistic" or "robinson" */
+const char *mw_classifier_method_name(enum mw_classifier_method m)
+{
+	return m == MW_CLASSIFIER_ROBINSON   ? "robinson"
+	       : m == MW_CLASSIFIER_LOGISTIC ? "logistic"
+	                                     : "combined";
+}
+
+/* ---- open / close ---- */
+
+/* mw_classifier_open - the global model, loaded from the store */
+int mw_classifier_open(mw_store *store, mw_classifier **c_r, mw_error *error_r)
+{
+	mw_classifier *c;
+	*c_r = NULL;
+	if (sodium_init() < 0) {
+		mw_error_set(error_r, "libsodium failed to initialise");
+		return -1;
+	}
+	c = mw_calloc(1, sizeof(*c));
+	c->store = store;
+	c->scope = 0;
+	mw_classifier_settings_default(&c->set);
+	c->bias_hash = mw_token_hash(BIAS_TOKEN, strlen(BIAS_TOKEN));
+	if (pthread_rwlock_init(&c->lock, NULL) != 0) {
+		free(c);
+		mw_error_set(error_r, "pthread_rwlock_init failed");
+		return -1;
+	}
+	if (refresh(c, error_r) < 0) {
+		mw_classifier_close(&c);
+		return -1;
+	}
+	*c_r = c;
+	return 0;
+}
+
+/* mw_classifier_configure - replace the settings */
+void mw_classifier_configure(mw_classifier *c, const struct mw_classifier_settings *s)
+{
+	pthread_rwlock_wrlock(&c->lock);
+	c->set = *s;
+	pthread_rwlock_unlock(&c->lock);
+}
+
+/* mw_classifier_close - free the in-memory model (the store stays open) */
+void mw_classifier_close(mw_classifier **cp)
+{
+	mw_classifier *c = *cp;
+	if (c == NULL)
+		return;
+	if (c->batch)
+		(void)mw_store_spam_batch_end(c->store, false, NULL);
+	pthread_rwlock_destroy(&c->lock);
+	free(c->map.v);
+	free(c);
+	*cp = NULL;
+}
+
+/* mw_classifier_counts - learned messages in the loaded model */
+void mw_classifier_counts(mw_classifier *c, int64_t *nspam_r, int64_t *nham_r)
+{
+	pthread_rwlock_rdlock(&c->lock);
+	*nspam_r = c->nspam;
+	*nham_r = c->nham;
+	pthread_rwlock_unlock(&c->lock);
+}
+
+/* ---- tokens of a message ---- */
+
+/* message_tokens - parse and tokenize; the parse is handed back when msg_r is not NULL */
+static int message_tokens(mw_classifier *c, const char *msg, size_t len, unsigned flags,
+                          struct mw_tokens *t, struct mw_mime_msg **msg_r, mw_error *error_r)
+{
+	struct mw_mime_msg *m;
+	(void)c;
+	if (mw_mime_parse(msg, len, NULL, &m, error_r) < 0) {
+		mw_error_prefix(error_r, "parsing the message");
+		return -1;
+	}
+	mw_tokenize(m, flags, t);
+	if (msg_r != NULL)
+		*msg_r = m;
+	else
+		mw_mime_free(&m);
+	return 0;
+}
+
+/* ---- scoring ---- */
+
+/* chi2q - survival function of chi-square with v (even) degrees of freedom at x2 */
+static double chi2q(double x2, unsigned v)
+{
+	double m = x2 / 2.0, sum, term;
+	unsigned i;
+	sum = term = exp(-m);
+	for (i = 1; i < v / 2; i++) {
+		term *= m / i;
+		sum += term;
+	}
+	return sum < 1.0 ? sum : 1.0;
+}
+
+/* robinson_f - Robinson's f(w) of one token */
+static double robinson_f(int64_t ns, int64_t nh, int64_t NS, int64_t NH)
+{
+	double rs = NS > 0 ? (double)ns / (double)NS : 0.0;
+	double rh = NH > 0 ? (double)nh / (double)NH : 0.0;
+	double n = (double)(ns + nh), p;
+	if (rs + rh <= 0.0)
+		return ROBINSON_X;
+	p = rs / (rs + rh);
+	return (ROBINSON_S * ROBINSON_X + n * p) / (ROBINSON_S + n);
+}
+
+/* cmp_strength - strongest clue first */
+static int cmp_strength(const void *a, const void *b)
+{
+	double x = fabs(*(const double *)a - 0.5), y = fabs(*(const double *)b - 0.5);
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* score_robinson - chi-square combining of the strongest clues (lock held) */
+static double score_robinson(const mw_classifier *c, const struct mw_tokens *t)
+{
+	double *f = mw_malloc((t->count + 1) * sizeof(*f)), S = 0.0, H = 0.0;
+	size_t i, n = 0;
+	for (i = 0; i < t->count; i++) {
+		const struct entry *e = map_find(&c->map, t->hash[i]);
+		double v;
+		if (e == NULL || e->nspam + e->nham == 0)
+			continue;
+		v = robinson_f(e->nspam, e->nham, c->nspam, c->nham);
+		if (fabs(v - 0.5) >= ROBINSON_MIN_STRENGTH)
+			f[n++] = v;
+	}
+	if (n > ROBINSON_MAX_CLUES) {
+		qsort(f, n, sizeof(*f), cmp_strength);
+		n = ROBINSON_MAX_CLUES;
+	}
+	if (n == 0) {
+		free(f);
+		return 0.5;
+	}
+	for (i = 0; i < n; i++) {
+		double v = f[i] < 1e-6 ? 1e-6 : f[i] > 1 - 1e-6 ? 1 - 1e-6 : f[i];
+		S += log(1.0 - v);
+		H += log(v);
+	}
+	free(f);
+	S = 1.0 - chi2q(-2.0 * S, 2 * (unsigned)n);
+	H = 1.0 - chi2q(-2.0 * H, 2 * (unsigned)n);
+	return (S - H + 1.0) / 2.0;
+}
+
+/* token_scale - each token's feature value: 1, or 1/sqrt(count) when normalized */
+static double token_scale(const mw_classifier *c, size_t count)
+{
+	return c->set.normalize && count > 0 ? 1.0 / sqrt((double)count) : 1.0;
+}
+
+/* linear_sum - bias + the scaled sum of the weights of the message's tokens (lock held) */
+static double linear_sum(const mw_classifier *c, const struct mw_tokens *t)
+{
+	const struct entry *e = map_find(&c->map, c->bias_hash);
+	double z = e != NULL ? e->weight : 0.0, sum = 0.0;
+	size_t i;
+	for (i = 0; i < t->count; i++) {
+		e = map_find(&c->map, t->hash[i]);
+		if (e != NULL)
+			sum += e->weight;
+	}
+	return z + sum * token_scale(c, t->count);
+}
+
+/* sigmoid - logistic function, safe for large |z| */
+static double sigmoid(double z)
+{
+	if (z >= 0)
+		return 1.0 / (1.0 + exp(-z));
+	return exp(z) / (1.0 + exp(z));
+}
+
+/* score_tokens - probability by method (lock held); 1 when too little training */
+static int score_tokens(const mw_classifier *c, enum mw_classifier_method method,
+                        const struct mw_tokens *t, double *p_r)
+{
+	if (c->nspam < (int64_t)c->set.min_spam || c->nham < (int64_t)c->set.min_ham ||
+	    c->nspam == 0 || c->nham == 0) {
+		*p_r = -1.0;
+		return 1;
+	}
+	if (method == MW_CLASSIFIER_ROBINSON)
+		*p_r = score_robinson(c, t);
+	else if (method == MW_CLASSIFIER_LOGISTIC)
+		*p_r = sigmoid(linear_sum(c, t));
+	else
+		*p_r = (score_robinson(c, t) + sigmoid(linear_sum(c, t))) / 2.0;
+	return 0;
+}
+
+/* refresh_due - refresh_ms have passed since the last look at the store */
+static bool refresh_due(const mw_classifier *c)
+{
+	struct timespec now;
+	int64_t ms;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (int64_t)(now.tv_sec - c->last_check.tv_sec) * 1000 +
+	     (now.tv_nsec - c->last_check.tv_nsec) / 1000000;
+	return ms >= (int64_t)c->set.refresh_ms;
+}
+
+/* mw_classifier_score_with - score by a given method, no refresh */
+int mw_classifier_score_with(mw_classifier *c, enum mw_classifier_method method, const char *msg,
+                             size_t len, double *p_spam_r, mw_error *error_r)
+{
+	struct mw_tokens t;
+	int ret;
+	*p_spam_r = -1.0;
+	mw_tokens_init(&t, false);
+	if (message_tokens(c, msg, len, c->set.token_flags, &t, NULL, error_r) < 0) {
+		mw_tokens_free(&t);
+		return -1;
+	}
+	pthread_rwlock_rdlock(&c->lock);
+	ret = score_tokens(c, method, &t, p_spam_r);
+	pthread_rwlock_unlock(&c->lock);
+	mw_tokens_free(&t);
+	return ret;
+}
+
+/* mw_classifier_score - spam probability of a message (see mw-classify.h) */
+int mw_classifier_score(mw_classifier *c, const char *msg, size_t len, double *p_spam_r,
+                        mw_error *error_r)
+{
+	*p_spam_r = -1.0;
+	pthread_rwlock_rdlock(&c->lock);
+	if (refresh_due(c) && !c->batch) {
+		pthread_rwlock_unlock(&c->lock);
+		pthread_rwlock_wrlock(&c->lock);
+		if (refresh_due(c) && refresh(c, error_r) < 0) {
+			pthread_rwlock_unlock(&c->lock);
+			return -1;
+		}
+	}
+	pthread_rwlock_unlock(&c->lock);
+	return mw_classifier_score_with(c, c->set.method, msg, len, p_spam_r, error_r);
+}
+
+/* ---- learning ---- */
+
+/* digest - BLAKE2b-256 of the Message-ID and the body, or of the whole message when it has
+   no Message-ID (CRs and trailing line ends dropped, so a message stored with LF or CRLF
+   line ends, in an mbox or a maildir, is the same message) */
+static void digest(const char *msg, size_t len, const char *msg_id, unsigned char *out)
+{
+	crypto_generichash_state st;
+	const char *body = NULL, *p, *end = msg + len;
+	size_t i;
+	for (i = 0; msg_id != NULL && i + 1 < len; i++) {
+		if (msg[i] == '\n' && (msg[i + 1] == '\n' ||
+		                       (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n'))) {
+			body = msg + i + 1;
+			break;
+		}
+	}
+	crypto_generichash_init(&st, NULL, 0, MW_SPAM_DIGEST_LEN);
+	if (msg_id != NULL) {
+		crypto_generichash_update(&st, (const unsigned char *)"id:", 3);
+		crypto_generichash_update(&st, (const unsigned char *)msg_id, strlen(msg_id));
+	}
+	crypto_generichash_update(&st, (const unsigned char *)"\0", 1);
+	/* trailing line ends differ between mbox, maildir and IMAP copies of one message */
+	while (end > msg && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	p = msg_id == NULL ? msg : body != NULL ? body : end;
+	while (p < end) {
+		const char *cr = memchr(p, '\r', (size_t)(end - p));
+		const char *stop = cr != NULL ? cr : end;
+		crypto_generichash_update(&st, (const unsigned char *)p, (size_t)(stop - p));
+		p = cr != NULL ? cr + 1 : end;
+	}
+	crypto_generichash_final(&st, out, MW_SPAM_DIGEST_LEN);
+}
+
+/* trimmed_id - the Message-ID without surrounding space, into buf */
+static const char *trimmed_id(const char *v, char *buf, size_t size)
+{
+	mw_slice s;
+	if (v == NULL)
+		return NULL;
+	s = mw_slice_trim(mw_slice_from(v));
+	if (s.len == 0 || s.len >= size)
+		return NULL;
+	memcpy(buf, s.ptr, s.len);
+	buf[s.len] = '\0';
+	return buf;
+}
+
+/* mw_classifier_learn - learn one labelled message (see mw-classify.h) */
+int mw_classifier_learn(mw_classifier *c, const char *msg, size_t len, bool spam,
+                        const char *msg_id, mw_error *error_r)
+{
+	unsigned char dg[MW_SPAM_DIGEST_LEN];
+	struct mw_spam_token *deltas;
+	struct mw_spam_learn l;
+	struct mw_mime_msg *m = NULL;
+	struct mw_tokens t;
+	char idbuf[1000];
+	bool was_spam = false, flip = false;
+	double z, scale, total = 0.0, y = spam ? 1.0 : 0.0;
+	unsigned step;
+	size_t i, n;
+	int ret;
+	mw_tokens_init(&t, false);
+	if (message_tokens(c, msg, len, c->set.token_flags, &t, &m, error_r) < 0) {
+		mw_tokens_free(&t);
+		return -1;
+	}
+	if (msg_id == NULL)
+		msg_id = trimmed_id(mw_mime_header(m, "Message-ID"), idbuf, sizeof(idbuf));
+	digest(msg, len, msg_id, dg);
+	mw_mime_free(&m);
+
+	pthread_rwlock_wrlock(&c->lock);
+	ret = mw_store_spam_learned_get(c->store, c->scope, dg, &was_spam, error_r);
+	if (ret == MW_STORE_ERROR) {
+		pthread_rwlock_unlock(&c->lock);
+		mw_tokens_free(&t);
+		mw_error_prefix(error_r, "store");
+		return -1;
+	}
+	if (ret == MW_STORE_OK) {
+		if (was_spam == spam) {
+			pthread_rwlock_unlock(&c->lock);
+			mw_tokens_free(&t);
+			return 1;
+		}
+		flip = true;
+	}
+	/* the logistic steps: every token of the message gets the same delta per step (its
+	   feature value times the step), the bias the step itself */
+	z = linear_sum(c, &t);
+	n = t.count + 1; /* + bias */
+	scale = token_scale(c, t.count);
+	for (step = 0; step < c->set.max_steps; step++) {
+		double err = y - sigmoid(z), d;
+		if (fabs(err) < c->set.margin)
+			break;
+		d = c->set.rate * err;
+		total += d;
+		z += d * (1.0 + (double)t.count * scale * scale);
+	}
+	deltas = mw_calloc(n, sizeof(*deltas));
+	for (i = 0; i < n; i++) {
+		struct mw_spam_token *d = &deltas[i];
+		struct entry *e;
+		d->hash = i < t.count ? t.hash[i] : c->bias_hash;
+		d->nspam = (spam ? 1 : 0) - (flip && was_spam ? 1 : 0);
+		d->nham = (spam ? 0 : 1) - (flip && !was_spam ? 1 : 0);
+		d->weight = i < t.count ? total * scale : total;
+		e = map_get(&c->map, d->hash);
+		e->nspam = clamp32((int64_t)e->nspam + d->nspam);
+		e->nham = clamp32((int64_t)e->nham + d->nham);
+		e->weight += (float)d->weight;
+	}
+	memset(&l, 0, sizeof(l));
+	l.scope = c->scope;
+	l.digest = dg;
+	l.spam = spam;
+	l.dspam = (spam ? 1 : 0) - (flip && was_spam ? 1 : 0);
+	l.dham = (spam ? 0 : 1) - (flip && !was_spam ? 1 : 0);
+	l.tokens = deltas;
+	l.count = n;
+	c->nspam += l.dspam;
+	c->nham += l.dham;
+	ret = mw_store_spam_learn(c->store, &l, error_r);
+	free(deltas);
+	mw_tokens_free(&t);
+	if (ret != MW_STORE_OK) {
+		/* memory now holds a learn the store refused: start again from the store */
+		mw_error_prefix(error_r, "store");
+		free(c->map.v);
+		memset(&c->map, 0, sizeof(c->map));
+		c->generation = 0;
+		if (!c->batch)
+			(void)refresh(c, NULL);
+		pthread_rwlock_unlock(&c->lock);
+		return -1;
+	}
+	pthread_rwlock_unlock(&c->lock);
+	return 0;
+}
+
+/* mw_classifier_batch_begin - one store transaction for many learns */
+int mw_classifier_batch_begin(mw_classifier *c, mw_error *error_r)
+{
+	int ret;
+	pthread_rwlock_wrlock(&c->lock);
+	ret = mw_store_spam_batch_begin(c->store, error_r);
+	if (ret == MW_STORE_OK)
+		c->batch = true;
+	pthread_rwlock_unlock(&c->lock);
+	if (ret != MW_STORE_OK) {
+		mw_error_prefix(error_r, "store");
+		return -1;
+	}
+	return 0;
+}
+
+/* mw_classifier_batch_end - commit (or roll back and reload) a learn batch */
+int mw_classifier_batch_end(mw_classifier *c, bool commit, mw_error *error_r)
+{
+	int ret;
+	pthread_rwlock_wrlock(&c->lock);
+	ret = mw_store_spam_batch_end(c->store, commit, error_r);
+	c->batch = false;
+	if (ret != MW_STORE_OK || !commit) {
+		free(c->map.v);
+		memset(&c->map, 0, sizeof(c->map));
+		c->generation = 0;
+		c->nspam = c->nham = 0;
+		(void)refresh(c, NULL);
+	}
+	pthread_rwlock_unlock(&c->lock);
+	if (ret != MW_STORE_OK) {
+		mw_error_prefix(error_r, "store");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- explaining ---- */
+
+struct clue_sort {
+	struct mw_classifier_clue clue;
+	double key;
+};
+
+/* cmp_clue - largest key first */
+static int cmp_clue(const void *a, const void *b)
+{
+	double x = ((const struct clue_sort *)a)->key, y = ((const struct clue_sort *)b)->key;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* mw_classifier_explain - the message's known tokens, strongest (by |weight|) first */
+int mw_classifier_explain(mw_classifier *c, const char *msg, size_t len,
+                          struct mw_classifier_clue *clues, size_t max, size_t *count_r,
+                          mw_error *error_r)
+{
+	struct mw_tokens t;
+	struct clue_sort *v;
+	size_t i, n = 0;
+	*count_r = 0;
+	mw_tokens_init(&t, true);
+	if (message_tokens(c, msg, len, c->set.token_flags, &t, NULL, error_r) < 0) {
+		mw_tokens_free(&t);
+		return -1;
+	}
+	v = mw_calloc(t.count + 1, sizeof(*v));
+	pthread_rwlock_rdlock(&c->lock);
+	for (i = 0; i < t.count; i++) {
+		const struct entry *e = map_find(&c->map, t.hash[i]);
+		struct mw_classifier_clue *cl = &v[n].clue;
+		if (e == NULL)
+			continue;
+		mw_strlcpy(cl->text, t.text[i], sizeof(cl->text));
+		cl->nspam = e->nspam;
+		cl->nham = e->nham;
+		cl->weight = e->weight;
+		cl->prob = robinson_f(e->nspam, e->nham, c->nspam, c->nham);
+		v[n].key = c->set.method == MW_CLASSIFIER_ROBINSON ? fabs(cl->prob - 0.5)
+		                                                   : fabs(cl->weight);
+		n++;
+	}
+	pthread_rwlock_unlock(&c->lock);
+	qsort(v, n, sizeof(*v), cmp_clue);
+	for (i = 0; i < n && i < max; i++)
+		clues[i] = v[i].clue;
+	*count_r = i;
+	free(v);
+	mw_tokens_free(&t);
+	return 0;
+}

@@ -1,0 +1,302 @@
+/* test-classify.c - lib/mw-classify on a synthetic labelled set written by the test: both
+   methods separate held-out messages; too little training; dedupe; label flip; batches;
+   the store round trip and another process's learning seen through refresh. */
+#include "mw-build.h"
+#include "mw-classify.h"
+#include "mw-test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fixture {
+	char dir[64];
+	char url[128];
+	mw_store *store;
+	mw_classifier *c;
+};
+
+static uint64_t rng;
+
+/* rnd - deterministic xorshift */
+static unsigned rnd(unsigned n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (unsigned)(rng % n);
+}
+
+static const char *const spam_words[] = {
+    "viagra",  "winner",    "prize",       "casino",     "unsubscribe", "offer",
+    "cheap",   "pills",     "bitcoin",     "investment", "guaranteed",  "limited",
+    "click",   "exclusive", "bonus",       "loan",       "credit",      "diploma",
+    "replica", "weight",    "inheritance", "lottery",    "claim",       "urgent"};
+static const char *const ham_words[] = {
+    "meeting",  "agenda", "patch",   "review",    "kernel",     "lunch",   "minutes",    "project",
+    "deadline", "draft",  "report",  "commit",    "branch",     "release", "thanks",     "regards",
+    "schedule", "budget", "invoice", "colleague", "conference", "slides",  "repository", "build"};
+static const char *const common_words[] = {
+    "the",         "and",   "you",     "this",   "that",  "with", "for",   "have",
+    "from",        "your",  "will",    "about",  "more",  "time", "today", "please",
+    "information", "email", "message", "here",   "there", "what", "when",  "which",
+    "their",       "would", "could",   "should", "other", "into"};
+
+/* make_msg - a synthetic message of the class (id makes it unique) */
+static char *make_msg(bool spam, unsigned id)
+{
+	mw_str s;
+	unsigned i;
+	const char *const *cls = spam ? spam_words : ham_words;
+	mw_str_init(&s, 0);
+	mw_str_appendf(&s, "From: %s <sender%u@%s>\r\n", spam ? "Deals" : "Colleague", id % 7,
+	               spam ? (id % 3 ? "promo.example.biz" : "mail.example.com")
+	                    : (id % 3 ? "corp.example.org" : "mail.example.com"));
+	mw_str_appendf(&s, "Subject: %s %s %s\r\n", cls[rnd(24)], common_words[rnd(30)],
+	               cls[rnd(24)]);
+	mw_str_appendf(&s, "Message-ID: <%u.%s@example.net>\r\n\r\n", id, spam ? "s" : "h");
+	for (i = 0; i < 40; i++) {
+		/* 25 % class words, 5 % words of the other class, the rest common */
+		unsigned r = rnd(100);
+		const char *w = r < 25   ? cls[rnd(24)]
+		                : r < 30 ? (spam ? ham_words : spam_words)[rnd(24)]
+		                         : common_words[rnd(30)];
+		mw_str_appendf(&s, "%s%s", w, i % 10 == 9 ? "\r\n" : " ");
+	}
+	return mw_str_steal(&s);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = mw_calloc(1, sizeof(*f));
+	mw_error err = {""};
+	struct mw_classifier_settings set;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mw-test-classify.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->url, sizeof(f->url), "sqlite:%s/s.db", f->dir);
+	f->store = mw_store_open(f->url, 2000, &err);
+	assert_non_null(f->store);
+	assert_int_equal(mw_store_migrate(f->store, &err), MW_STORE_OK);
+	assert_int_equal(mw_classifier_open(f->store, &f->c, &err), 0);
+	mw_classifier_settings_default(&set);
+	set.min_spam = set.min_ham = 20;
+	mw_classifier_configure(f->c, &set);
+	rng = 0x1234567;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+	mw_classifier_close(&f->c);
+	mw_store_close(&f->store);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* learn - learn a synthetic message, asserting the outcome */
+static void learn(struct fixture *f, bool spam, unsigned id, int want)
+{
+	mw_error err = {""};
+	char *m = make_msg(spam, id);
+	int ret = mw_classifier_learn(f->c, m, strlen(m), spam, NULL, &err);
+	if (ret != want)
+		fprintf(stderr, "learn: %d %s\n", ret, err.msg);
+	assert_int_equal(ret, want);
+	free(m);
+}
+
+/* train - n spam and n ham */
+static void train(struct fixture *f, unsigned n)
+{
+	unsigned i;
+	for (i = 0; i < n; i++) {
+		learn(f, true, i, 0);
+		learn(f, false, i, 0);
+	}
+}
+
+static void test_too_little_training(void **state)
+{
+	struct fixture *f = *state;
+	mw_error err = {""};
+	char *m = make_msg(true, 9999);
+	double p = 0.5;
+	train(f, 10);
+	assert_int_equal(mw_classifier_score(f->c, m, strlen(m), &p, &err), 1);
+	assert_true(p == -1.0);
+	free(m);
+}
+
+static void test_separates(void **state)
+{
+	struct fixture *f = *state;
+	mw_error err = {""};
+	unsigned i, meth, right[2] = {0, 0};
+	train(f, 150);
+	for (meth = 0; meth < 2; meth++) {
+		rng = 0xfeedbeef; /* the same held-out set for both methods */
+		for (i = 0; i < 100; i++) {
+			bool spam = i % 2 == 0;
+			char *m = make_msg(spam, 100000 + i);
+			double p;
+			assert_int_equal(
+			    mw_classifier_score_with(
+			        f->c, meth == 0 ? MW_CLASSIFIER_LOGISTIC : MW_CLASSIFIER_ROBINSON,
+			        m, strlen(m), &p, &err),
+			    0);
+			assert_true(p >= 0.0 && p <= 1.0);
+			if ((p >= 0.5) == spam)
+				right[meth]++;
+			free(m);
+		}
+	}
+	assert_true(right[0] >= 97);
+	assert_true(right[1] >= 97);
+}
+
+static void test_dedupe_and_flip(void **state)
+{
+	struct fixture *f = *state;
+	mw_error err = {""};
+	int64_t ns, nh;
+	char *m, *crlf;
+	size_t i, k = 0;
+	train(f, 30);
+	mw_classifier_counts(f->c, &ns, &nh);
+	assert_int_equal(ns, 30);
+	assert_int_equal(nh, 30);
+	/* the same message again: nothing learned */
+	rng = 0x1234567;
+	learn(f, true, 0, 1);
+	/* the same content with LF line ends is the same message */
+	m = make_msg(true, 424242);
+	assert_int_equal(mw_classifier_learn(f->c, m, strlen(m), true, NULL, &err), 0);
+	crlf = mw_malloc(strlen(m) + 1);
+	for (i = 0; m[i] != '\0'; i++)
+		if (m[i] != '\r')
+			crlf[k++] = m[i];
+	crlf[k] = '\0';
+	assert_int_equal(mw_classifier_learn(f->c, crlf, k, true, NULL, &err), 1);
+	mw_classifier_counts(f->c, &ns, &nh);
+	assert_int_equal(ns, 31);
+	/* the label flips: unlearned as spam, learned as ham */
+	assert_int_equal(mw_classifier_learn(f->c, crlf, k, false, NULL, &err), 0);
+	mw_classifier_counts(f->c, &ns, &nh);
+	assert_int_equal(ns, 30);
+	assert_int_equal(nh, 31);
+	assert_int_equal(mw_classifier_learn(f->c, m, strlen(m), false, NULL, &err), 1);
+	/* an explicit Message-ID dedupes messages whose headers differ */
+	assert_int_equal(
+	    mw_classifier_learn(f->c, "Subject: a\r\n\r\nsame body\r\n", 26, true, "<x@y>", &err),
+	    0);
+	assert_int_equal(
+	    mw_classifier_learn(f->c, "Subject: b\r\n\r\nsame body\r\n", 26, true, "<x@y>", &err),
+	    1);
+	free(m);
+	free(crlf);
+}
+
+static void test_round_trip_and_refresh(void **state)
+{
+	struct fixture *f = *state;
+	struct mw_classifier_settings set;
+	mw_error err = {""};
+	mw_store *store2;
+	mw_classifier *other;
+	char *m;
+	double p1, p2, r1, r2;
+	int64_t ns, nh;
+	/* a second process, opened before the learning */
+	store2 = mw_store_open(f->url, 2000, &err);
+	assert_non_null(store2);
+	assert_int_equal(mw_classifier_open(store2, &other, &err), 0);
+	mw_classifier_settings_default(&set);
+	set.min_spam = set.min_ham = 20;
+	set.refresh_ms = 0;
+	mw_classifier_configure(other, &set);
+	train(f, 60);
+	m = make_msg(true, 777777);
+	assert_int_equal(
+	    mw_classifier_score_with(f->c, MW_CLASSIFIER_LOGISTIC, m, strlen(m), &p1, &err), 0);
+	assert_int_equal(
+	    mw_classifier_score_with(f->c, MW_CLASSIFIER_ROBINSON, m, strlen(m), &r1, &err), 0);
+	/* the other one sees it after its refresh (its default method: combined) */
+	assert_int_equal(mw_classifier_score(other, m, strlen(m), &p2, &err), 0);
+	assert_true(fabs((p1 + r1) / 2 - p2) < 1e-3);
+	mw_classifier_counts(other, &ns, &nh);
+	assert_int_equal(ns, 60);
+	assert_int_equal(nh, 60);
+	mw_classifier_close(&other);
+	/* reopened from the store: the same scores */
+	mw_classifier_close(&f->c);
+	assert_int_equal(mw_classifier_open(f->store, &f->c, &err), 0);
+	set.refresh_ms = 1000;
+	mw_classifier_configure(f->c, &set);
+	assert_int_equal(
+	    mw_classifier_score_with(f->c, MW_CLASSIFIER_LOGISTIC, m, strlen(m), &p2, &err), 0);
+	assert_int_equal(
+	    mw_classifier_score_with(f->c, MW_CLASSIFIER_ROBINSON, m, strlen(m), &r2, &err), 0);
+	assert_true(fabs(p1 - p2) < 1e-3);
+	assert_true(fabs(r1 - r2) < 1e-9);
+	mw_store_close(&store2);
+	free(m);
+}
+
+static void test_batch(void **state)
+{
+	struct fixture *f = *state;
+	mw_error err = {""};
+	int64_t ns, nh;
+	train(f, 25);
+	assert_int_equal(mw_classifier_batch_begin(f->c, &err), 0);
+	learn(f, true, 5000, 0);
+	assert_int_equal(
+	    mw_classifier_learn(f->c, "Subject: a\r\n\r\nbody\r\n", 21, true, "<b@c>", &err), 0);
+	/* dedupe sees the batch's own uncommitted rows */
+	assert_int_equal(
+	    mw_classifier_learn(f->c, "Subject: a\r\n\r\nbody\r\n", 21, true, "<b@c>", &err), 1);
+	assert_int_equal(mw_classifier_batch_end(f->c, false, &err), 0); /* rolled back */
+	mw_classifier_counts(f->c, &ns, &nh);
+	assert_int_equal(ns, 25);
+	assert_int_equal(mw_classifier_batch_begin(f->c, &err), 0);
+	learn(f, true, 5000, 0);
+	assert_int_equal(mw_classifier_batch_end(f->c, true, &err), 0);
+	mw_classifier_counts(f->c, &ns, &nh);
+	assert_int_equal(ns, 26);
+}
+
+static void test_refused_message(void **state)
+{
+	struct fixture *f = *state;
+	mw_error err = {""};
+	mw_str s;
+	double p;
+	unsigned i;
+	mw_str_init(&s, 0);
+	for (i = 0; i < 1000; i++)
+		mw_str_appends(&s, "Content-Type: multipart/mixed; boundary=a\r\n");
+	assert_int_equal(mw_classifier_score(f->c, s.buf, s.len, &p, &err), -1);
+	assert_non_null(strstr(err.msg, "parsing the message"));
+	assert_int_equal(mw_classifier_learn(f->c, s.buf, s.len, true, NULL, &err), -1);
+	mw_str_free(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_too_little_training, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_separates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dedupe_and_flip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip_and_refresh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_message, setup, teardown),
+	};
+	MW_RUN_TESTS(tests);
+}
