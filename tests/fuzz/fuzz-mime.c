@@ -1,4 +1,4 @@
-/* FUZZ_SOURCES: tests/fuzz/fuzz-mime.c lib/mw-mime.c lib/mw-tokenize.c lib/mw-util.c */
+/* FUZZ_SOURCES: lib/mw-mime.c lib/mw-tokenize.c lib/mw-util.c */
 /* FUZZ_PKGS: gmime-3.0 libpsl libsodium */
 /*
  * fuzz-mime.c - fuzz target for the spam classifier's input side: lib/mw-mime (GMime
