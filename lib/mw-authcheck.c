@@ -661,15 +661,19 @@ int mw_authcheck_mail_from(mw_authcheck *ac, const char *addr, mw_error *error_r
 /* crlf_copy - NAME ":" VALUE with every bare LF turned into CRLF */
 static void crlf_copy(mw_str *out, const char *name, const char *value, size_t len)
 {
-	size_t i;
+	size_t i, start = 0;
 
 	(void)mw_str_appends(out, name);
 	(void)mw_str_appendc(out, ':');
+	/* copy the runs between bare LFs in one piece each */
 	for (i = 0; i < len; i++) {
-		if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r'))
+		if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) {
+			(void)mw_str_append(out, value + start, i - start);
 			(void)mw_str_appendc(out, '\r');
-		(void)mw_str_appendc(out, value[i]);
+			start = i;
+		}
 	}
+	(void)mw_str_append(out, value + start, len - start);
 }
 
 /* mw_authcheck_header - one header field, in order */
