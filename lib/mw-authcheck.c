@@ -235,7 +235,8 @@ static void spf_server_put(mw_authcheck_lib *lib, struct spf_slot *slot)
  * never be answered with a key that DNS no longer publishes. How long a key record is
  * believed is the DNS answer cache's business (mw-dns: its TTL, capped; failures are never
  * cached). Only keys that parsed are kept; a call with a caller's EVP_PKEY, a BIO other than
- * a memory buffer or an oversized input goes straight to OpenSSL. The keys handed out are
+ * a memory buffer, an oversized input, or any call in a process without a live
+ * mw_authcheck_lib (mailwardenctl, the API...) goes straight to OpenSSL. The keys handed out are
  * shared (counted references): libopendkim only reads them. */
 
 #define PKEY_CACHE_MAX 256
@@ -380,7 +381,9 @@ EVP_PKEY *d2i_PUBKEY_bio(BIO *bp, EVP_PKEY **a)
 	(void)pthread_once(&pkey_once, pkey_find_real);
 	if (pkey_real == NULL)
 		return NULL; /* cannot happen with libcrypto linked in: parse nothing, verify nothing */
-	if (a != NULL || bp == NULL || BIO_method_type(bp) != BIO_TYPE_MEM)
+	/* only in a process that verifies DKIM (an mw_authcheck_lib is alive) */
+	if (a != NULL || bp == NULL || BIO_method_type(bp) != BIO_TYPE_MEM ||
+	    __atomic_load_n(&lib_count, __ATOMIC_RELAXED) == 0)
 		return pkey_real(bp, a);
 	n = BIO_get_mem_data(bp, (char **)&data);
 	if (n <= 0 || n > PKEY_DER_MAX || data == NULL)
@@ -495,7 +498,7 @@ mw_authcheck_lib *mw_authcheck_lib_new(const struct mw_authcheck_settings *s, mw
 	(void)dkim_set_key_lookup(lib->dkim, dkim_key_lookup);
 	pthread_mutex_init(&lib->spf_lock, NULL);
 	pthread_mutex_lock(&pkey_lock);
-	lib_count++;
+	__atomic_add_fetch(&lib_count, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&pkey_lock);
 
 	lib->psl = psl_latest(NULL);
@@ -544,7 +547,7 @@ void mw_authcheck_lib_free(mw_authcheck_lib **libp)
 		}
 		pthread_mutex_destroy(&lib->spf_lock);
 		pthread_mutex_lock(&pkey_lock);
-		last = --lib_count == 0;
+		last = __atomic_sub_fetch(&lib_count, 1, __ATOMIC_RELAXED) == 0;
 		pthread_mutex_unlock(&pkey_lock);
 		if (last)
 			pkey_cache_clear();
