@@ -380,7 +380,7 @@ EVP_PKEY *d2i_PUBKEY_bio(BIO *bp, EVP_PKEY **a)
 
 	(void)pthread_once(&pkey_once, pkey_find_real);
 	if (pkey_real == NULL)
-		return NULL; /* cannot happen with libcrypto linked in: parse nothing, verify nothing */
+		return NULL; /* libcrypto is linked in: cannot happen */
 	/* only in a process that verifies DKIM (an mw_authcheck_lib is alive) */
 	if (a != NULL || bp == NULL || BIO_method_type(bp) != BIO_TYPE_MEM ||
 	    __atomic_load_n(&lib_count, __ATOMIC_RELAXED) == 0)
@@ -410,8 +410,7 @@ EVP_PKEY *d2i_PUBKEY_bio(BIO *bp, EVP_PKEY **a)
 }
 
 /* mw_authcheck_key_cache_stats - hits and misses of the parsed-key cache so far */
-void mw_authcheck_key_cache_stats(unsigned long *hits_r, unsigned long *misses_r,
-                                  size_t *entries_r)
+void mw_authcheck_key_cache_stats(unsigned long *hits_r, unsigned long *misses_r, size_t *entries_r)
 {
 	pthread_mutex_lock(&pkey_lock);
 	*hits_r = pkey_hits;

@@ -291,8 +291,8 @@ int main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct mw_authcheck_settings settings = {"", 5000, NULL};
-	struct run run = {NULL, {true, true, true, "", false, false}, NULL, NULL, NULL,
-	                  "mx.example.net"};
+	struct run run = {
+	    NULL, {true, true, true, "", false, false}, NULL, NULL, NULL, "mx.example.net"};
 	struct mw_verdict_policy *policy = &run.policy;
 	mw_error err = {{0}};
 	unsigned long repeat = 1, i;
@@ -382,7 +382,8 @@ int main(int argc, char **argv)
 				if (check_one(&run, msg, len, i + 1 == repeat) < 0)
 					ret = 2;
 			mw_authcheck_key_cache_stats(&hits, &misses, &entries);
-			fprintf(stderr, "cpu_us_per_message=%.1f messages=%lu key_cache_hits=%lu "
+			fprintf(stderr,
+			        "cpu_us_per_message=%.1f messages=%lu key_cache_hits=%lu "
 			        "key_cache_misses=%lu key_cache_entries=%zu\n",
 			        (cpu_us() - t0) / (double)(repeat - 1), repeat - 1, hits, misses,
 			        entries);
