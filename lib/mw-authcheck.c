@@ -4,7 +4,8 @@
  * mw_authcheck_new, mw_authcheck_free, mw_authcheck_connect, mw_authcheck_mail_from,
  * mw_authcheck_header, mw_authcheck_eoh, mw_authcheck_body, mw_authcheck_eom,
  * mw_dmarc_policy_str, mw_authcheck_format_ar, mw_authcheck_verdict,
- * mw_authcheck_domain_listed, mw_authcheck_ip_in_networks.
+ * mw_authcheck_domain_listed, mw_authcheck_ip_in_networks, mw_authcheck_key_cache_stats;
+ * and d2i_PUBKEY_bio, OpenSSL's function answered from a cache of parsed DKIM keys.
  *
  * The field's libraries do the work and all of them resolve through mw-dns:
  * - libspf2 through an SPF_dns_server_t layer whose lookup asks mw_dns_query; a
@@ -12,11 +13,15 @@
  *   loopback clients a free "pass"; we report that as "none" (nothing was checked).
  * - libopendkim through dkim_set_key_lookup: our callback fetches the key TXT record and
  *   remembers per signature whether the lookup failed temporarily, so such a signature is
- *   reported as temperror (never pass, never a plain fail).
+ *   reported as temperror (never pass, never a plain fail). The key it parses from that
+ *   record comes from a cache of parsed keys keyed by the key's bytes (d2i_PUBKEY_bio below).
  * - libopendmarc gets the DMARC record we fetched (opendmarc_policy_store_dmarc), the From
  *   domain, and the SPF and DKIM outcomes; it decides alignment (relaxed alignment with the
  *   public suffix list loaded into it) and the policy to apply. The organisational domain for
  *   the fallback record lookup comes from libpsl.
+ * Per process: the resolver (with its answer cache), libopendkim's handle, a pool of libspf2
+ * servers (one per concurrent check, reused) and the parsed-key cache. Per message: one
+ * context with the libopendkim handle and a scratch buffer reused for every header field.
  *
  * Diagnostics: functions that can fail return -1 with error_r; the results carry short
  * reasons. Nothing is logged here (the milter logs the decision).
@@ -25,6 +30,7 @@
 #include "mw-authcheck.h"
 #include "mw-addr.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,16 +45,28 @@
 #include <opendkim/dkim.h>
 #include <opendmarc/dmarc.h>
 #include <libpsl.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #define DEFAULT_PSL_FILE "/usr/share/publicsuffix/public_suffix_list.dat"
 #define MAX_FROM_HEADERS 2 /* we only need to know whether there is more than one */
 #define MAX_KEYREC       (MW_AUTH_MAX_SIGS * 2)
 #define DMARC_RECORD_MAX 1024
 
+/* a libspf2 server with its DNS layer, kept for reuse (see spf_server_get) */
+struct spf_slot {
+	struct spf_slot *next;
+	SPF_dns_server_t layer; /* our libspf2 layer: destroy == NULL, never freed by it */
+	SPF_server_t *server;
+};
+
 struct mw_authcheck_lib {
 	mw_dns *dns;
 	DKIM_LIB *dkim;
 	psl_ctx_t *psl;
+	pthread_mutex_t spf_lock;
+	struct spf_slot *spf_free; /* idle servers, one per concurrent check at most */
 };
 
 /* what the key lookup callback saw for one signature */
@@ -65,8 +83,7 @@ struct mw_authcheck {
 	struct mw_addr mail_from;
 	bool have_mail_from;
 
-	SPF_dns_server_t spf_dns; /* our libspf2 layer: destroy == NULL, never freed by it */
-	unsigned spf_tempfails;   /* lookups of the running SPF check that failed temporarily */
+	unsigned spf_tempfails; /* lookups of the running SPF check that failed temporarily */
 
 	DKIM *dkim;
 	bool dkim_off;     /* no signature, or libopendkim refused the message */
@@ -79,6 +96,7 @@ struct mw_authcheck {
 	size_t sender_headers;
 	struct keyrec keyrec[MAX_KEYREC];
 	size_t nkeyrec;
+	mw_str field; /* scratch for one header field in DKIM's form, reused per field */
 
 	struct mw_auth_results res;
 	bool done;
@@ -162,6 +180,245 @@ static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server, const char *domain
 	return rr;
 }
 
+/* spf_server_get - an idle libspf2 server of LIB (made when none is idle) for AC's check */
+static struct spf_slot *spf_server_get(mw_authcheck *ac)
+{
+	mw_authcheck_lib *lib = ac->lib;
+	struct spf_slot *slot;
+
+	pthread_mutex_lock(&lib->spf_lock);
+	slot = lib->spf_free;
+	if (slot != NULL)
+		lib->spf_free = slot->next;
+	pthread_mutex_unlock(&lib->spf_lock);
+	if (slot == NULL) {
+		/* a server holds only its settings (explanation, local policy, limits): one per
+		   concurrent check serves every message, instead of one made per check */
+		slot = mw_calloc(1, sizeof(*slot));
+		slot->layer.destroy = NULL;
+		slot->layer.lookup = spf_dns_lookup;
+		slot->layer.layer_below = NULL;
+		slot->layer.name = "mailwarden";
+		slot->server = SPF_server_new_dns(&slot->layer, 0);
+		if (slot->server == NULL) {
+			free(slot);
+			return NULL;
+		}
+	}
+	slot->next = NULL;
+	slot->layer.hook = ac;
+	return slot;
+}
+
+/* spf_server_put - SLOT is idle again */
+static void spf_server_put(mw_authcheck_lib *lib, struct spf_slot *slot)
+{
+	slot->layer.hook = NULL;
+	pthread_mutex_lock(&lib->spf_lock);
+	slot->next = lib->spf_free;
+	lib->spf_free = slot;
+	pthread_mutex_unlock(&lib->spf_lock);
+}
+
+/* ---- parsed DKIM public keys ------------------------------------------------------- */
+
+/* libopendkim turns a key record's p= into an EVP_PKEY with d2i_PUBKEY_bio() for every
+ * signature it verifies, and OpenSSL 3's decoder (provider look-ups under read-write locks,
+ * then a legacy RSA copy and a fresh Montgomery set-up per key) costs several times the RSA
+ * verification itself. libopendkim has no hook to hand it a parsed key, so the program
+ * defines d2i_PUBKEY_bio itself: the dynamic linker binds libopendkim's call to this
+ * definition (as it does for malloc), which answers from a cache of keys parsed before and
+ * hands everything else to OpenSSL's own function.
+ *
+ * The cache is keyed by the key's bytes, not by selector: a key that was rotated or revoked
+ * in DNS comes back as other bytes (or as no key, when libopendkim never calls us), so it can
+ * never be answered with a key that DNS no longer publishes. How long a key record is
+ * believed is the DNS answer cache's business (mw-dns: its TTL, capped; failures are never
+ * cached). Only keys that parsed are kept; a call with a caller's EVP_PKEY, a BIO other than
+ * a memory buffer, an oversized input, or any call in a process without a live
+ * mw_authcheck_lib (mailwardenctl, the API...) goes straight to OpenSSL. The keys handed out are
+ * shared (counted references): libopendkim only reads them. */
+
+#define PKEY_CACHE_MAX 256
+#define PKEY_DER_MAX   4096 /* a DER public key above this is not cached (RSA-16384 fits) */
+
+struct pkey_entry {
+	uint64_t hash;
+	size_t len;      /* of der */
+	size_t consumed; /* bytes OpenSSL read from the BIO for it */
+	EVP_PKEY *pkey;
+	unsigned long long used; /* pkey_tick of the last hit, for eviction */
+	unsigned char der[];
+};
+
+typedef EVP_PKEY *d2i_pubkey_bio_fn(BIO *bp, EVP_PKEY **a);
+
+static pthread_mutex_t pkey_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pkey_entry *pkey_cache[PKEY_CACHE_MAX];
+static size_t pkey_count;
+static unsigned long long pkey_tick;
+static unsigned long pkey_hits, pkey_misses;
+static size_t lib_count; /* live mw_authcheck_lib: the last one empties the cache */
+static pthread_once_t pkey_once = PTHREAD_ONCE_INIT;
+static d2i_pubkey_bio_fn *pkey_real;
+
+/* pkey_find_real - OpenSSL's d2i_PUBKEY_bio, the next definition after ours */
+static void pkey_find_real(void)
+{
+	void *sym = dlsym(RTLD_NEXT, "d2i_PUBKEY_bio");
+
+	/* converting a data pointer to a function pointer is how dlsym is used (POSIX) */
+	memcpy(&pkey_real, &sym, sizeof(pkey_real));
+	if (pkey_real == d2i_PUBKEY_bio)
+		pkey_real = NULL;
+}
+
+/* pkey_hash - FNV-1a over the key bytes */
+static uint64_t pkey_hash(const unsigned char *p, size_t len)
+{
+	uint64_t h = 14695981039346656037ull;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+/* pkey_cache_get - a counted reference to the key parsed from exactly DER, or NULL */
+static EVP_PKEY *pkey_cache_get(const unsigned char *der, size_t len, uint64_t hash,
+                                size_t *consumed_r)
+{
+	EVP_PKEY *pkey = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&pkey_lock);
+	for (i = 0; i < pkey_count; i++) {
+		struct pkey_entry *e = pkey_cache[i];
+
+		if (e->hash == hash && e->len == len && memcmp(e->der, der, len) == 0) {
+			if (EVP_PKEY_up_ref(e->pkey) == 1) {
+				pkey = e->pkey;
+				*consumed_r = e->consumed;
+				e->used = ++pkey_tick;
+			}
+			break;
+		}
+	}
+	if (pkey != NULL)
+		pkey_hits++;
+	else
+		pkey_misses++;
+	pthread_mutex_unlock(&pkey_lock);
+	return pkey;
+}
+
+/* pkey_cache_put - remember PKEY (one more reference taken) as parsed from DER */
+static void pkey_cache_put(const unsigned char *der, size_t len, uint64_t hash, size_t consumed,
+                           EVP_PKEY *pkey)
+{
+	struct pkey_entry *e, *old = NULL;
+	size_t i, slot;
+
+	if (EVP_PKEY_up_ref(pkey) != 1)
+		return;
+	e = mw_malloc(sizeof(*e) + len);
+	e->hash = hash;
+	e->len = len;
+	e->consumed = consumed;
+	e->pkey = pkey;
+	memcpy(e->der, der, len);
+	pthread_mutex_lock(&pkey_lock);
+	e->used = ++pkey_tick;
+	for (i = 0; i < pkey_count; i++) {
+		if (pkey_cache[i]->hash == hash && pkey_cache[i]->len == len &&
+		    memcmp(pkey_cache[i]->der, der, len) == 0)
+			break; /* another thread parsed the same key meanwhile */
+	}
+	if (i < pkey_count) {
+		old = e;
+	} else if (pkey_count < PKEY_CACHE_MAX) {
+		pkey_cache[pkey_count++] = e;
+	} else {
+		/* full: the least recently used key goes */
+		for (slot = 0, i = 1; i < pkey_count; i++)
+			if (pkey_cache[i]->used < pkey_cache[slot]->used)
+				slot = i;
+		old = pkey_cache[slot];
+		pkey_cache[slot] = e;
+	}
+	pthread_mutex_unlock(&pkey_lock);
+	if (old != NULL) {
+		EVP_PKEY_free(old->pkey);
+		free(old);
+	}
+}
+
+/* pkey_cache_clear - drop every cached key */
+static void pkey_cache_clear(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&pkey_lock);
+	for (i = 0; i < pkey_count; i++) {
+		EVP_PKEY_free(pkey_cache[i]->pkey);
+		free(pkey_cache[i]);
+		pkey_cache[i] = NULL;
+	}
+	pkey_count = 0;
+	pthread_mutex_unlock(&pkey_lock);
+}
+
+/* d2i_PUBKEY_bio - OpenSSL's function, answered from the key cache when it can be */
+EVP_PKEY *d2i_PUBKEY_bio(BIO *bp, EVP_PKEY **a)
+{
+	unsigned char der[PKEY_DER_MAX];
+	const char *data = NULL;
+	size_t len, consumed = 0;
+	uint64_t hash;
+	EVP_PKEY *pkey;
+	long n;
+
+	(void)pthread_once(&pkey_once, pkey_find_real);
+	if (pkey_real == NULL)
+		return NULL; /* libcrypto is linked in: cannot happen */
+	/* only in a process that verifies DKIM (an mw_authcheck_lib is alive) */
+	if (a != NULL || bp == NULL || BIO_method_type(bp) != BIO_TYPE_MEM ||
+	    __atomic_load_n(&lib_count, __ATOMIC_RELAXED) == 0)
+		return pkey_real(bp, a);
+	n = BIO_get_mem_data(bp, (char **)&data);
+	if (n <= 0 || n > PKEY_DER_MAX || data == NULL)
+		return pkey_real(bp, a);
+	len = (size_t)n;
+	memcpy(der, data, len);
+	hash = pkey_hash(der, len);
+	pkey = pkey_cache_get(der, len, hash, &consumed);
+	if (pkey != NULL) {
+		/* leave the BIO where OpenSSL would have left it */
+		if (consumed > 0 && BIO_read(bp, der, (int)consumed) != (int)consumed) {
+			EVP_PKEY_free(pkey);
+			return NULL;
+		}
+		return pkey;
+	}
+	pkey = pkey_real(bp, NULL);
+	if (pkey != NULL) {
+		n = BIO_get_mem_data(bp, (char **)&data);
+		if (n >= 0 && (size_t)n <= len)
+			pkey_cache_put(der, len, hash, len - (size_t)n, pkey);
+	}
+	return pkey;
+}
+
+/* mw_authcheck_key_cache_stats - hits and misses of the parsed-key cache so far */
+void mw_authcheck_key_cache_stats(unsigned long *hits_r, unsigned long *misses_r, size_t *entries_r)
+{
+	pthread_mutex_lock(&pkey_lock);
+	*hits_r = pkey_hits;
+	*misses_r = pkey_misses;
+	*entries_r = pkey_count;
+	pthread_mutex_unlock(&pkey_lock);
+}
+
 /* ---- libopendkim key lookup ---------------------------------------------------------- */
 
 /* dkim_key_lookup - fetch SELECTOR._domainkey.DOMAIN TXT for libopendkim */
@@ -172,18 +429,20 @@ static DKIM_CBSTAT dkim_key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, s
 	const char *dom = (const char *)dkim_sig_getdomain(sig);
 	struct mw_dns_answer ans;
 	enum mw_dns_status st;
-	mw_str name;
+	char name[MW_DNS_NAME_MAX + 2];
+	size_t sl, dl;
 	DKIM_CBSTAT ret;
 
 	if (ac == NULL || sel == NULL || dom == NULL)
 		return DKIM_CBSTAT_ERROR;
-	mw_str_init(&name, MW_DNS_NAME_MAX + 1);
-	if (mw_str_appendf(&name, "%s._domainkey.%s", sel, dom) < 0) {
-		mw_str_free(&name);
-		return DKIM_CBSTAT_NOTFOUND;
-	}
-	st = mw_dns_query(ac->lib->dns, mw_str_c(&name), MW_DNS_TXT, &ans, NULL);
-	mw_str_free(&name);
+	sl = strlen(sel);
+	dl = strlen(dom);
+	if (sl + dl + sizeof("._domainkey.") - 1 > MW_DNS_NAME_MAX + 1)
+		return DKIM_CBSTAT_NOTFOUND; /* as before: a name too long to ask about */
+	memcpy(name, sel, sl);
+	memcpy(name + sl, "._domainkey.", sizeof("._domainkey.") - 1);
+	memcpy(name + sl + sizeof("._domainkey.") - 1, dom, dl + 1);
+	st = mw_dns_query(ac->lib->dns, name, MW_DNS_TXT, &ans, NULL);
 	if (ac->nkeyrec < MAX_KEYREC) {
 		ac->keyrec[ac->nkeyrec].sig = sig;
 		ac->keyrec[ac->nkeyrec].status = st;
@@ -236,6 +495,10 @@ mw_authcheck_lib *mw_authcheck_lib_new(const struct mw_authcheck_settings *s, mw
 		return NULL;
 	}
 	(void)dkim_set_key_lookup(lib->dkim, dkim_key_lookup);
+	pthread_mutex_init(&lib->spf_lock, NULL);
+	pthread_mutex_lock(&pkey_lock);
+	__atomic_add_fetch(&lib_count, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&pkey_lock);
 
 	lib->psl = psl_latest(NULL);
 	if (lib->psl == NULL)
@@ -270,8 +533,24 @@ void mw_authcheck_lib_free(mw_authcheck_lib **libp)
 	if (lib == NULL)
 		return;
 	*libp = NULL;
-	if (lib->dkim != NULL)
+	if (lib->dkim != NULL) {
+		bool last;
+
 		dkim_close(lib->dkim);
+		while (lib->spf_free != NULL) {
+			struct spf_slot *slot = lib->spf_free;
+
+			lib->spf_free = slot->next;
+			SPF_server_free(slot->server);
+			free(slot);
+		}
+		pthread_mutex_destroy(&lib->spf_lock);
+		pthread_mutex_lock(&pkey_lock);
+		last = __atomic_sub_fetch(&lib_count, 1, __ATOMIC_RELAXED) == 0;
+		pthread_mutex_unlock(&pkey_lock);
+		if (last)
+			pkey_cache_clear();
+	}
 	if (lib->psl != NULL && lib->psl != psl_builtin())
 		psl_free(lib->psl);
 	mw_dns_free(&lib->dns);
@@ -293,11 +572,7 @@ mw_authcheck *mw_authcheck_new(mw_authcheck_lib *lib)
 	DKIM_STAT st;
 
 	ac->lib = lib;
-	ac->spf_dns.destroy = NULL;
-	ac->spf_dns.lookup = spf_dns_lookup;
-	ac->spf_dns.layer_below = NULL;
-	ac->spf_dns.name = "mailwarden";
-	ac->spf_dns.hook = ac;
+	mw_str_init(&ac->field, 0);
 	ac->dkim = dkim_verify(lib->dkim, (const unsigned char *)"mailwarden", NULL, &st);
 	if (ac->dkim == NULL)
 		ac->dkim_off = true;
@@ -320,6 +595,7 @@ void mw_authcheck_free(mw_authcheck **acp)
 	for (i = 0; i < ac->from_headers && i < MAX_FROM_HEADERS; i++)
 		free(ac->from_value[i]);
 	free(ac->sender_value);
+	mw_str_free(&ac->field);
 	free(ac);
 }
 
@@ -387,15 +663,19 @@ int mw_authcheck_mail_from(mw_authcheck *ac, const char *addr, mw_error *error_r
 /* crlf_copy - NAME ":" VALUE with every bare LF turned into CRLF */
 static void crlf_copy(mw_str *out, const char *name, const char *value, size_t len)
 {
-	size_t i;
+	size_t i, start = 0;
 
 	(void)mw_str_appends(out, name);
 	(void)mw_str_appendc(out, ':');
+	/* copy the runs between bare LFs in one piece each */
 	for (i = 0; i < len; i++) {
-		if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r'))
+		if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) {
+			(void)mw_str_append(out, value + start, i - start);
 			(void)mw_str_appendc(out, '\r');
-		(void)mw_str_appendc(out, value[i]);
+			start = i;
+		}
 	}
+	(void)mw_str_append(out, value + start, len - start);
 }
 
 /* mw_authcheck_header - one header field, in order */
@@ -403,7 +683,6 @@ int mw_authcheck_header(mw_authcheck *ac, const char *name, const char *value, s
                         mw_error *error_r)
 {
 	size_t nlen = strlen(name), total = nlen + 1 + len;
-	mw_str field;
 
 	if (nlen == 0 || total > MW_AUTH_MAX_HEADER_LEN) {
 		mw_error_set(error_r, "header field too long (%zu bytes, limit %d)", total,
@@ -426,11 +705,10 @@ int mw_authcheck_header(mw_authcheck *ac, const char *name, const char *value, s
 	}
 	if (ac->dkim_off)
 		return 0;
-	mw_str_init(&field, 0);
-	crlf_copy(&field, name, value, len);
-	if (dkim_header(ac->dkim, (u_char *)field.buf, field.len) != DKIM_STAT_OK)
+	mw_str_reset(&ac->field);
+	crlf_copy(&ac->field, name, value, len);
+	if (dkim_header(ac->dkim, (u_char *)ac->field.buf, ac->field.len) != DKIM_STAT_OK)
 		ac->dkim_off = true; /* reported as no verifiable signature */
-	mw_str_free(&field);
 	return 0;
 }
 
@@ -488,17 +766,17 @@ static enum mw_auth_result spf_map(SPF_response_t *resp)
 /* spf_check - one SPF evaluation for FROM (an address, or "" for postmaster@HELO) */
 static enum mw_auth_result spf_check(mw_authcheck *ac, const char *from)
 {
-	SPF_server_t *server;
+	struct spf_slot *slot;
 	SPF_request_t *req;
 	SPF_response_t *resp = NULL;
 	enum mw_auth_result r;
 	int ret;
 
 	ac->spf_tempfails = 0;
-	server = SPF_server_new_dns(&ac->spf_dns, 0);
-	if (server == NULL)
+	slot = spf_server_get(ac);
+	if (slot == NULL)
 		return MW_AUTH_TEMPERROR;
-	req = SPF_request_new(server);
+	req = SPF_request_new(slot->server);
 	ret = ac->ipv6 ? SPF_request_set_ipv6_str(req, ac->client_ip)
 	               : SPF_request_set_ipv4_str(req, ac->client_ip);
 	if (ret == 0 && ac->helo[0] != '\0')
@@ -520,7 +798,7 @@ static enum mw_auth_result spf_check(mw_authcheck *ac, const char *from)
 	if (resp != NULL)
 		SPF_response_free(resp);
 	SPF_request_free(req);
-	SPF_server_free(server);
+	spf_server_put(ac->lib, slot);
 	return r;
 }
 

@@ -1729,10 +1729,13 @@ class DNSServer(Service):
                  '@ IN SOA ns.%s. hostmaster.%s. %d 3600 600 86400 60' % (domain, domain,
                                                                            self.serial),
                  '@ IN NS ns.%s.' % domain, 'ns IN A 127.0.0.1']
-        for owner, rtype, rdata in records:
+        for rec in records:
+            # (owner, type, rdata) or (owner, type, rdata, ttl seconds)
+            owner, rtype, rdata = rec[:3]
+            ttl = ' %d' % rec[3] if len(rec) > 3 else ''
             if rtype.upper() == 'TXT':
                 rdata = zone_txt(rdata)
-            lines.append('%s IN %s %s' % (owner, rtype.upper(), rdata))
+            lines.append('%s%s IN %s %s' % (owner, ttl, rtype.upper(), rdata))
         return '\n'.join(lines) + '\n'
 
     def _write(self):

@@ -16,6 +16,7 @@ Zones (client addresses from 192.0.2.0/24, TEST-NET-1):
 import json
 import os
 import re
+import select
 import subprocess
 import tempfile
 import time
@@ -358,6 +359,85 @@ class AuthcheckTest(unittest.TestCase):
             self.assertEqual((r['dmarc'], r['policy']), ('fail', 'reject'))
             self.assertEqual(r['verdict']['xcode'], '5.7.26')
         finally:
+            dns.stop()
+
+    def test_key_rotation_revocation_and_failure_in_one_process(self):
+        # The milter checks many messages in one process, and parsed DKIM keys are cached
+        # there (by their bytes) on top of the DNS answer cache (by TTL). A key rotated or
+        # revoked in DNS must take effect once its TTL has passed, and a failed key lookup
+        # must not be remembered as a key, nor as "no key".
+        keydir_b = os.path.join(self.lab.root, 'keys-rotated')
+        os.makedirs(keydir_b, exist_ok=True)
+        key_b, txt_b = genkey(keydir_b, 'example.com', 'sel1')
+        txt_a = [r[2] for r in self.zones['example.com'] if r[0] == 'sel1._domainkey'][0]
+
+        def zone(key_txt):
+            return [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
+                    ('sel1._domainkey', 'TXT', key_txt, 1),
+                    ('_dmarc', 'TXT', 'v=DMARC1; p=reject')]
+
+        dns = self.lab.dns(zones={'example.com': zone(txt_a)})
+        proc = subprocess.Popen([self.tool, '--client-ip', '192.0.2.10', '--helo',
+                                 'mail.example.com', '--mail-from', '<alice@example.com>',
+                                 '--authserv-id', ID, '--dns', dns.server, '--timeout', '700',
+                                 '--stdin'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+        def check(text):
+            path = os.path.join(self.lab.root, 'rot-%d.eml' % time.monotonic_ns())
+            with open(path, 'w', newline='') as f:
+                f.write(text)
+            proc.stdin.write(path + '\n')
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            self.assertTrue(ready, 'no answer from the tool within 60 s')
+            line = proc.stdout.readline()
+            if not line:
+                self.fail('the tool ended: %s' % proc.stderr.read())
+            r = json.loads(line)
+            self.assertEqual(len(r['dkim']), 1)
+            return r['dkim'][0]
+
+        def switch(key_txt):
+            dns.set_zone('example.com', zone(key_txt))
+            dns.reload()
+            time.sleep(2.2)   # the key record's TTL (1 s) has passed
+
+        try:
+            signed_a = self.sign(message('alice@example.com'))
+            signed_b = self.sign(message('alice@example.com'), key=key_b)
+            self.assertEqual(check(signed_a)['result'], 'pass')
+            self.assertEqual(check(signed_a)['result'], 'pass')   # from the caches
+            self.assertEqual(check(signed_b)['result'], 'fail')
+            # rotated: the old key is gone, the new one verifies
+            switch(txt_b)
+            self.assertEqual(check(signed_a)['result'], 'fail')
+            self.assertEqual(check(signed_b)['result'], 'pass')
+            # revoked (empty p=): nothing verifies any more
+            switch('v=DKIM1; k=rsa; p=')
+            d = check(signed_b)
+            self.assertEqual(d['result'], 'permerror', d)
+            # back, then the server goes away: a temporary failure, not a cached key
+            switch(txt_b)
+            self.assertEqual(check(signed_b)['result'], 'pass')
+            dns.stop()
+            time.sleep(2.2)
+            d = check(signed_b)
+            self.assertEqual((d['result'], d['reason']),
+                             ('temperror', 'key lookup failed temporarily'))
+            # the server is back: the failure was not remembered either
+            dns.reload()
+            self.assertEqual(check(signed_b)['result'], 'pass')
+            self.assertEqual(check(signed_a)['result'], 'fail')
+            proc.stdin.close()
+            self.assertEqual(proc.wait(timeout=30), 0)
+            err = proc.stderr.read()
+            for bad in ('AddressSanitizer', 'runtime error:', 'LeakSanitizer'):
+                self.assertNotIn(bad, err)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
             dns.stop()
 
     # ---- DNS failure -------------------------------------------------------------------

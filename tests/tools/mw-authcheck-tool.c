@@ -4,18 +4,26 @@
  * Usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]
  *          [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]
  *          [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]
- *          [--dns-error-action tempfail|accept] MESSAGE-FILE
+ *          [--dns-error-action tempfail|accept] [--repeat N] MESSAGE-FILE
+ *        mw-authcheck-tool ... --stdin
  *
  * The message is split into header fields (with their continuation lines) and the body,
  * like Postfix does for a milter: header values are the bytes after the colon (leading space
  * kept, as with SMFIP_HDR_LEADSPC), the body gets CRLF line ends. Exit status 0 when the
  * checks ran, 2 on usage or input errors.
+ *
+ * Several messages in one process, as the milter sees them (its caches live across
+ * messages): --stdin reads one message file name per line and prints one JSON line per
+ * message (flushed, so a test can change the DNS zones between messages); --repeat N
+ * checks MESSAGE-FILE N times, prints the last result and, on stderr, the CPU time per
+ * message ("cpu_us_per_message=...") and the parsed-key cache counters.
  */
 #include "mw-build.h"
 #include "mw-authcheck.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +76,7 @@ static int usage(void)
 	        "usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]\n"
 	        "  [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]\n"
 	        "  [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]\n"
-	        "  [--dns-error-action tempfail|accept] MESSAGE-FILE\n");
+	        "  [--dns-error-action tempfail|accept] [--repeat N] MESSAGE-FILE | --stdin\n");
 	return 2;
 }
 
@@ -183,6 +191,84 @@ static void print_json(const char *ar, const struct mw_auth_results *res,
 	       v->hold ? "true" : "false", v->tag ? "true" : "false", v->why);
 	json_str(stdout, v->reason);
 	printf("}}\n");
+	fflush(stdout);
+}
+
+struct run {
+	mw_authcheck_lib *lib;
+	struct mw_verdict_policy policy;
+	const char *client_ip, *helo, *mail_from, *id;
+};
+
+/* check_one - run the checks on MSG as the milter does; print the JSON when PRINT */
+static int check_one(const struct run *run, const char *msg, size_t len, bool print)
+{
+	const struct mw_auth_results *res;
+	mw_authcheck *ac = mw_authcheck_new(run->lib);
+	struct mw_verdict v;
+	mw_error err = {{0}};
+	mw_str ar;
+
+	/* an envelope that does not parse goes on, as in the milter (the verdict judges it) */
+	if (run->mail_from != NULL && mw_authcheck_mail_from(ac, run->mail_from, &err) < 0)
+		fprintf(stderr, "mw-authcheck-tool: envelope: %s\n", err.msg);
+	if (mw_authcheck_connect(ac, run->client_ip, run->helo, &err) < 0 ||
+	    feed(ac, msg, len) < 0) {
+		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
+		mw_authcheck_free(&ac);
+		return -1;
+	}
+	res = mw_authcheck_eom(ac);
+	mw_str_init(&ar, 0);
+	if (mw_authcheck_format_ar(run->id, res, &ar, &err) < 0) {
+		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
+		mw_str_free(&ar);
+		mw_authcheck_free(&ac);
+		return -1;
+	}
+	mw_authcheck_verdict(res, &run->policy, &v);
+	if (print)
+		print_json(mw_str_c(&ar), res, &v);
+	mw_str_free(&ar);
+	mw_authcheck_free(&ac);
+	return 0;
+}
+
+/* cpu_us - user + system CPU time of the process so far, in microseconds */
+static double cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+	       (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
+}
+
+/* run_stdin - one message file name per line from stdin, one JSON line each */
+static int run_stdin(const struct run *run)
+{
+	char path[4096];
+
+	while (fgets(path, sizeof(path), stdin) != NULL) {
+		size_t n = strcspn(path, "\r\n");
+		size_t len;
+		char *msg;
+
+		path[n] = '\0';
+		if (n == 0)
+			continue;
+		msg = read_file(path, &len);
+		if (msg == NULL) {
+			fprintf(stderr, "mw-authcheck-tool: cannot read %s\n", path);
+			return 2;
+		}
+		if (check_one(run, msg, len, true) < 0) {
+			free(msg);
+			return 2;
+		}
+		free(msg);
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -200,34 +286,34 @@ int main(int argc, char **argv)
 	    {"trusted", no_argument, NULL, 'T'},
 	    {"authenticated", no_argument, NULL, 'A'},
 	    {"dns-error-action", required_argument, NULL, 'e'},
+	    {"repeat", required_argument, NULL, 'r'},
+	    {"stdin", no_argument, NULL, 's'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct mw_authcheck_settings settings = {"", 5000, NULL};
-	struct mw_verdict_policy policy = {true, true, true, "", false, false};
-	const char *client_ip = NULL, *helo = NULL, *mail_from = NULL, *id = "mx.example.net";
-	const struct mw_auth_results *res;
-	mw_authcheck_lib *lib;
-	mw_authcheck *ac;
-	struct mw_verdict v;
+	struct run run = {
+	    NULL, {true, true, true, "", false, false}, NULL, NULL, NULL, "mx.example.net"};
+	struct mw_verdict_policy *policy = &run.policy;
 	mw_error err = {{0}};
-	mw_str ar;
+	unsigned long repeat = 1, i;
+	bool from_stdin = false;
 	char *msg;
 	size_t len;
-	int c;
+	int c, ret = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
-			client_ip = optarg;
+			run.client_ip = optarg;
 			break;
 		case 'h':
-			helo = optarg;
+			run.helo = optarg;
 			break;
 		case 'f':
-			mail_from = optarg;
+			run.mail_from = optarg;
 			break;
 		case 'a':
-			id = optarg;
+			run.id = optarg;
 			break;
 		case 'd':
 			settings.dns_servers = optarg;
@@ -236,66 +322,76 @@ int main(int argc, char **argv)
 			settings.dns_timeout_ms = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'l':
-			policy.local_domains = optarg;
+			policy->local_domains = optarg;
 			break;
 		case 'n':
-			policy.dmarc_enforce = false;
+			policy->dmarc_enforce = false;
 			break;
 		case 'q':
-			policy.quarantine_hold = strcmp(optarg, "tag") != 0;
+			policy->quarantine_hold = strcmp(optarg, "tag") != 0;
 			break;
 		case 'T':
-			policy.trusted_client = true;
+			policy->trusted_client = true;
 			break;
 		case 'A':
-			policy.authenticated = true;
+			policy->authenticated = true;
 			break;
 		case 'e':
-			policy.tempfail_on_dns_error = strcmp(optarg, "accept") != 0;
+			policy->tempfail_on_dns_error = strcmp(optarg, "accept") != 0;
+			break;
+		case 'r':
+			repeat = strtoul(optarg, NULL, 10);
+			if (repeat == 0)
+				return usage();
+			break;
+		case 's':
+			from_stdin = true;
 			break;
 		default:
 			return usage();
 		}
 	}
-	if (optind + 1 != argc || client_ip == NULL)
+	if (run.client_ip == NULL || (from_stdin ? optind != argc : optind + 1 != argc))
 		return usage();
+	run.lib = mw_authcheck_lib_new(&settings, &err);
+	if (run.lib == NULL) {
+		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
+		return 2;
+	}
+	if (from_stdin) {
+		ret = run_stdin(&run);
+		mw_authcheck_lib_free(&run.lib);
+		return ret;
+	}
 	msg = read_file(argv[optind], &len);
 	if (msg == NULL) {
 		fprintf(stderr, "mw-authcheck-tool: cannot read %s\n", argv[optind]);
+		mw_authcheck_lib_free(&run.lib);
 		return 2;
 	}
-	lib = mw_authcheck_lib_new(&settings, &err);
-	if (lib == NULL) {
-		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
-		free(msg);
-		return 2;
+	if (repeat > 1) {
+		/* the first message fills the caches (DNS answers, keys) as in a running milter */
+		if (check_one(&run, msg, len, false) < 0)
+			ret = 2;
+		else {
+			unsigned long hits, misses;
+			size_t entries;
+			double t0 = cpu_us();
+
+			for (i = 1; ret == 0 && i < repeat; i++)
+				if (check_one(&run, msg, len, i + 1 == repeat) < 0)
+					ret = 2;
+			mw_authcheck_key_cache_stats(&hits, &misses, &entries);
+			fprintf(stderr,
+			        "cpu_us_per_message=%.1f messages=%lu key_cache_hits=%lu "
+			        "key_cache_misses=%lu key_cache_entries=%zu\n",
+			        (cpu_us() - t0) / (double)(repeat - 1), repeat - 1, hits, misses,
+			        entries);
+		}
+	} else if (check_one(&run, msg, len, true) < 0) {
+		ret = 2;
 	}
-	ac = mw_authcheck_new(lib);
-	/* an envelope that does not parse goes on, as in the milter (the verdict judges it) */
-	if (mail_from != NULL && mw_authcheck_mail_from(ac, mail_from, &err) < 0)
-		fprintf(stderr, "mw-authcheck-tool: envelope: %s\n", err.msg);
-	if (mw_authcheck_connect(ac, client_ip, helo, &err) < 0 || feed(ac, msg, len) < 0) {
-		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
-		mw_authcheck_free(&ac);
-		mw_authcheck_lib_free(&lib);
-		free(msg);
-		return 2;
-	}
-	res = mw_authcheck_eom(ac);
-	mw_str_init(&ar, 0);
-	if (mw_authcheck_format_ar(id, res, &ar, &err) < 0) {
-		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
-		mw_str_free(&ar);
-		mw_authcheck_free(&ac);
-		mw_authcheck_lib_free(&lib);
-		free(msg);
-		return 2;
-	}
-	mw_authcheck_verdict(res, &policy, &v);
-	print_json(mw_str_c(&ar), res, &v);
-	mw_str_free(&ar);
-	mw_authcheck_free(&ac);
-	mw_authcheck_lib_free(&lib);
+	mw_authcheck_lib_free(&run.lib);
 	free(msg);
-	return 0;
+	return ret;
 }

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 /* results - a results struct with the common fields set */
 static struct mw_auth_results results(enum mw_auth_result spf, enum mw_auth_result dkim,
                                       enum mw_auth_result dmarc, enum mw_dmarc_policy policy,
@@ -519,6 +523,103 @@ static void test_hostile_headers(void **state)
 	mw_authcheck_lib_free(&lib);
 }
 
+/* pubkey_der - the DER SubjectPublicKeyInfo of a fresh P-256 key into buf; its length */
+static int pubkey_der(unsigned char *buf, size_t size)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	unsigned char *p = buf;
+	int n;
+
+	assert_non_null(k);
+	n = i2d_PUBKEY(k, NULL);
+	assert_true(n > 0 && (size_t)n <= size);
+	assert_int_equal(i2d_PUBKEY(k, &p), n);
+	EVP_PKEY_free(k);
+	return n;
+}
+
+/* parse - d2i_PUBKEY_bio on a memory BIO holding DER (as libopendkim calls it); how many
+   bytes were left unread in *left_r */
+static EVP_PKEY *parse(const unsigned char *der, int len, int *left_r)
+{
+	BIO *b = BIO_new_mem_buf(der, len);
+	EVP_PKEY *k;
+
+	assert_non_null(b);
+	k = d2i_PUBKEY_bio(b, NULL);
+	*left_r = (int)BIO_pending(b);
+	BIO_free(b);
+	return k;
+}
+
+/* test_key_cache - parsed public keys are shared only for exactly the same bytes */
+static void test_key_cache(void **state)
+{
+	struct mw_authcheck_settings s = {"127.0.0.1@1", 100, NULL};
+	unsigned char a[256], b[256], junk[300];
+	unsigned long hits0, misses0, hits, misses;
+	EVP_PKEY *k1, *k2, *k3, *k4;
+	mw_authcheck_lib *lib;
+	size_t entries;
+	mw_error err;
+	int alen, blen, left;
+
+	(void)state;
+	alen = pubkey_der(a, sizeof(a));
+	blen = pubkey_der(b, sizeof(b));
+	memcpy(junk, a, (size_t)alen);
+	memcpy(junk + alen, "trailing", 8);
+
+	/* no live mw_authcheck_lib: nothing is cached */
+	mw_authcheck_key_cache_stats(&hits0, &misses0, &entries);
+	k1 = parse(a, alen, &left);
+	k2 = parse(a, alen, &left);
+	assert_non_null(k1);
+	assert_non_null(k2);
+	assert_ptr_not_equal(k1, k2);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	mw_authcheck_key_cache_stats(&hits, &misses, &entries);
+	assert_int_equal(hits, hits0);
+	assert_int_equal(misses, misses0);
+
+	lib = mw_authcheck_lib_new(&s, &err);
+	assert_non_null(lib);
+	k1 = parse(a, alen, &left);
+	assert_int_equal(left, 0);
+	k2 = parse(a, alen, &left);
+	assert_int_equal(left, 0);
+	assert_ptr_equal(k1, k2); /* the same bytes: the same parsed key */
+	k3 = parse(b, blen, &left);
+	assert_non_null(k3);
+	assert_ptr_not_equal(k3, k1);
+	assert_int_equal(EVP_PKEY_eq(k3, k1), 0);
+	/* the same key followed by other bytes is other input: parsed on its own, and the BIO
+	   is left where OpenSSL leaves it, also when answered from the cache */
+	k4 = parse(junk, alen + 8, &left);
+	assert_non_null(k4);
+	assert_ptr_not_equal(k4, k1);
+	assert_int_equal(EVP_PKEY_eq(k4, k1), 1);
+	EVP_PKEY_free(k4);
+	k4 = parse(junk, alen + 8, &left);
+	assert_int_equal(left, 8);
+	EVP_PKEY_free(k4);
+	/* what does not parse is never cached and never answered */
+	junk[0] ^= 0xff;
+	assert_null(parse(junk, alen, &left));
+	assert_null(parse(junk, alen, &left));
+	mw_authcheck_key_cache_stats(&hits, &misses, &entries);
+	assert_int_equal(hits - hits0, 2);
+	assert_int_equal(misses - misses0, 5);
+	assert_int_equal(entries, 3);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(k3);
+	mw_authcheck_lib_free(&lib);
+	mw_authcheck_key_cache_stats(&hits, &misses, &entries);
+	assert_int_equal(entries, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,7 +628,7 @@ int main(void)
 	    cmocka_unit_test(test_verdict_sender),
 	    cmocka_unit_test(test_domain_listed),
 	    cmocka_unit_test(test_networks),        cmocka_unit_test(test_dns_servers),
-	    cmocka_unit_test(test_hostile_headers),
+	    cmocka_unit_test(test_hostile_headers), cmocka_unit_test(test_key_cache),
 	};
 
 	MW_RUN_TESTS(tests);
