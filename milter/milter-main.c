@@ -36,6 +36,7 @@
  */
 #include "mw-build.h"
 #include "milter.h"
+#include "mw-spam.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
 
@@ -240,6 +241,11 @@ static int check_milter_values(const mw_config *cfg, mw_error *error_r)
 	                         MW_DNS_SERVERS_MAX, &err) < 0) {
 		mw_error_set(error_r, "[milter] dns_servers: %s", err.msg);
 		return -1;
+	}
+	{
+		struct mw_spam_settings spam;
+		if (mw_spam_settings_from_config(cfg, &spam, error_r) < 0)
+			return -1;
 	}
 	return 0;
 }

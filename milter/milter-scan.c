@@ -38,8 +38,10 @@
  */
 #include "mw-build.h"
 #include "milter.h"
+#include "mw-classify.h"
 #include "mw-headers.h"
 #include "mw-log.h"
+#include "mw-spam.h"
 #include "mw-virus.h"
 
 #include <libmilter/mfapi.h>
@@ -54,6 +56,17 @@ static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
 static mw_virus *cur_engine;
 
 static pthread_mutex_t build_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The classifier: opened lazily with its own store connection, shared by every thread;
+   reopened when a snapshot names another store (cls_rw held for writing), retried at
+   most every CLS_RETRY_SECS while the store is down. */
+#define CLS_RETRY_SECS 30
+static pthread_rwlock_t cls_rw = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t cls_open_lock = PTHREAD_MUTEX_INITIALIZER;
+static mw_classifier *cls;
+static mw_store *cls_store;
+static char cls_url[1024];
+static time_t cls_next_try;
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t watch_cond = PTHREAD_COND_INITIALIZER;
@@ -199,6 +212,10 @@ void milter_scan_deinit(void)
 	cur_engine = NULL;
 	(void)pthread_mutex_unlock(&engine_lock);
 	mw_virus_unref(&old);
+	(void)pthread_rwlock_wrlock(&cls_rw);
+	mw_classifier_close(&cls);
+	mw_store_close(&cls_store);
+	(void)pthread_rwlock_unlock(&cls_rw);
 }
 
 /* milter_scan_begin - at MAIL FROM (direction known): whether to keep this message */
@@ -208,7 +225,10 @@ void milter_scan_begin(struct milter_conn *conn)
 	const mw_config *cfg = conn->cfg;
 	msg->scan_virus = strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "off") != 0 &&
 	                  (!msg->outbound || mw_config_bool(cfg, MWK_MILTER_VIRUS_OUTBOUND));
-	msg->scan_wanted = msg->scan_virus;
+	/* spam: inbound mail only; trusted clients (trusted_networks) are not scored, as they
+	   get no SPF/DKIM/DMARC either */
+	msg->scan_spam = mw_config_bool(cfg, MWK_SPAM_ENABLE) && !msg->outbound && !conn->trusted;
+	msg->scan_wanted = msg->scan_virus || msg->scan_spam;
 	msg->scan_over = false;
 	mw_str_free(&msg->scan_buf);
 	mw_str_init(&msg->scan_buf, 0);
@@ -401,17 +421,233 @@ mta_failed:
 	return 1;
 }
 
+/* classifier_ensure - the shared classifier for CFG's store (opened or reopened here) */
+static void classifier_ensure(const mw_config *cfg)
+{
+	const char *url = mw_config_str(cfg, MWK_STORE);
+	struct mw_classifier_settings cs;
+	struct timespec now;
+	bool current;
+	mw_error err;
+	mw_store *store;
+	mw_classifier *c = NULL;
+	char e[MILTER_LOGV];
+
+	(void)pthread_rwlock_rdlock(&cls_rw);
+	current = cls != NULL && strcmp(cls_url, url) == 0;
+	(void)pthread_rwlock_unlock(&cls_rw);
+	if (current)
+		return;
+	(void)pthread_mutex_lock(&cls_open_lock);
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec < cls_next_try)
+		goto out;
+	(void)pthread_rwlock_rdlock(&cls_rw);
+	current = cls != NULL && strcmp(cls_url, url) == 0;
+	(void)pthread_rwlock_unlock(&cls_rw);
+	if (current)
+		goto out;
+	store = mw_store_open(url, (unsigned)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000u,
+	                      &err);
+	if (store == NULL || mw_classifier_open(store, &c, &err) < 0) {
+		mw_store_close(&store);
+		cls_next_try = now.tv_sec + CLS_RETRY_SECS;
+		mw_warn("event=spam_classifier status=unavailable retry_secs=%d error=%s",
+		        CLS_RETRY_SECS, mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		goto out;
+	}
+	mw_classifier_settings_from_config(cfg, &cs);
+	mw_classifier_configure(c, &cs);
+	(void)pthread_rwlock_wrlock(&cls_rw);
+	mw_classifier_close(&cls);
+	mw_store_close(&cls_store);
+	cls = c;
+	cls_store = store;
+	(void)mw_strlcpy(cls_url, url, sizeof(cls_url));
+	(void)pthread_rwlock_unlock(&cls_rw);
+	mw_info("event=spam_classifier status=open");
+out:
+	(void)pthread_mutex_unlock(&cls_open_lock);
+}
+
+/* classify - mw_spam's classifier callback over the shared classifier */
+static int classify(void *ctx, const char *m, size_t len, double *p_r, mw_error *error_r)
+{
+	int rc;
+	(void)ctx;
+	(void)pthread_rwlock_rdlock(&cls_rw);
+	if (cls == NULL) {
+		(void)pthread_rwlock_unlock(&cls_rw);
+		mw_error_set(error_r, "classifier store unavailable");
+		return -1;
+	}
+	rc = mw_classifier_score(cls, m, len, p_r, error_r);
+	(void)pthread_rwlock_unlock(&cls_rw);
+	return rc;
+}
+
+/* list_lookup - mw_spam's block-list callback over the milter's resolver */
+static int list_lookup(void *ctx, const char *name, unsigned char a_r[4], mw_error *error_r)
+{
+	struct mw_dns_answer ans;
+	enum mw_dns_status st = mw_dns_query(ctx, name, MW_DNS_A, &ans, error_r);
+	int ret = -1;
+	switch (st) {
+	case MW_DNS_OK:
+		if (ans.count > 0 && ans.len[0] == 4) {
+			memcpy(a_r, ans.rec[0], 4);
+			ret = 1;
+		} else
+			mw_error_set(error_r, "malformed A answer");
+		break;
+	case MW_DNS_NXDOMAIN:
+	case MW_DNS_NODATA:
+		ret = 0;
+		break;
+	default:
+		if (error_r != NULL && error_r->msg[0] == '\0')
+			mw_error_set(error_r, "%s", mw_dns_status_str(st));
+		break;
+	}
+	mw_dns_answer_free(&ans);
+	return ret;
+}
+
+/* subject_prefix - put PREFIX before the Subject (or add one when there is none) */
+static int subject_prefix(SMFICTX *ctx, const struct milter_conn *conn, const char *prefix)
+{
+	const char *b = conn->msg.scan_buf.buf, *p, *end, *v = NULL, *ve = NULL;
+	mw_str value;
+	int ret;
+
+	end = b != NULL ? b + conn->msg.scan_buf.len : NULL;
+	/* the first Subject field of the kept header (CRLF line ends, folded lines start with
+	   blanks); the header ends at the first empty line */
+	for (p = b; p != NULL && p < end && !(p[0] == '\r' && p + 1 < end && p[1] == '\n');) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			break;
+		if (v == NULL && (size_t)(end - p) > 8 && mw_ascii_strncasecmp(p, "Subject:", 8) == 0)
+			v = p + 8;
+		p = nl + 1;
+		if (v != NULL && ve == NULL && (p >= end || (*p != ' ' && *p != '\t')))
+			ve = nl > v && nl[-1] == '\r' ? nl - 1 : nl;
+	}
+	mw_str_init(&value, 0);
+	(void)mw_str_appends(&value, conn->leadspc ? " " : "");
+	(void)mw_str_appends(&value, prefix);
+	if (v != NULL && ve != NULL) {
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		(void)mw_str_append(&value, v, (size_t)(ve - v));
+		ret = smfi_chgheader(ctx, (char *)"Subject", 1, value.buf);
+	} else
+		ret = smfi_addheader(ctx, (char *)"Subject", value.buf);
+	mw_str_free(&value);
+	return ret == MI_SUCCESS ? 0 : -1;
+}
+
+/* spam_stage - score an inbound message: X-Mailwarden-Spam, subject prefix, or 550 5.7.1 */
+static int spam_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
+                      size_t extra_size)
+{
+	struct milter_msg *msg = &conn->msg;
+	struct mw_spam_settings s;
+	struct mw_spam_input in;
+	struct mw_spam_result res;
+	char q[MILTER_LOGV], e[MILTER_LOGV], scorebuf[32];
+	mw_str value;
+	mw_error err;
+	long a;
+
+	if (msg->scan_over) {
+		(void)snprintf(extra, extra_size, "spam=unscored_over_limit");
+		return 0;
+	}
+	if (mw_spam_settings_from_config(conn->cfg, &s, &err) < 0) {
+		/* checked at load: cannot happen with a loaded snapshot */
+		mw_error_log("event=spam_config error=%s",
+		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		(void)snprintf(extra, extra_size, "spam=unscored_config");
+		return 0;
+	}
+	s.dns = list_lookup;
+	s.dns_ctx = mw_authcheck_lib_dns(milter_auth_lib(conn->auth));
+	if (s.dns_ctx == NULL)
+		s.dns = NULL;
+	if (mw_config_bool(conn->cfg, MWK_SPAM_CLASSIFIER)) {
+		classifier_ensure(conn->cfg);
+		s.classify = classify;
+	}
+	memset(&in, 0, sizeof(in));
+	in.msg = msg->scan_buf.buf != NULL ? msg->scan_buf.buf : "";
+	in.len = msg->scan_buf.len;
+	in.auth = msg->ac != NULL ? mw_authcheck_eom(msg->ac) : NULL;
+	in.client_ip = conn->client_addr;
+	in.helo = conn->helo;
+	in.envfrom = msg->envfrom;
+	mw_spam_score(&s, &in, &res);
+
+	(void)mw_log_value(q, sizeof(q), msg->qid[0] != '\0' ? msg->qid : "-",
+	                   strlen(msg->qid[0] != '\0' ? msg->qid : "-"));
+	if (res.dns_failures > 0)
+		mw_warn("event=spam_list_error qid=%s failures=%u note=\"no score added\" error=%s", q,
+		        res.dns_failures,
+		        mw_log_value(e, sizeof(e), res.dns_error, strlen(res.dns_error)));
+	if (res.classifier_error[0] != '\0')
+		mw_warn("event=spam_classifier qid=%s status=skipped error=%s", q,
+		        mw_log_value(e, sizeof(e), res.classifier_error,
+		                     strlen(res.classifier_error)));
+	a = res.score < 0 ? -res.score : res.score;
+	(void)snprintf(scorebuf, sizeof(scorebuf), "%s%ld.%02ld", res.score < 0 ? "-" : "",
+	               a / 100, a % 100);
+	/* the log line may cut a long tests list; the header never does */
+	if (snprintf(extra, extra_size, "spam=%s score=%s tests=%s",
+	             s.reject > 0 && res.score >= s.reject ? "reject"
+	             : res.spam                            ? "yes"
+	                                                   : "no",
+	             scorebuf, res.tests[0] != '\0' ? res.tests : "-") < 0)
+		extra[0] = '\0';
+	if (s.reject > 0 && res.score >= s.reject) {
+		milter_reply_set(r, "550", "5.7.1", "spam", "message looks like spam (score %s)",
+		                 scorebuf);
+		return 1;
+	}
+	mw_str_init(&value, 0);
+	if (conn->leadspc)
+		(void)mw_str_appendc(&value, ' ');
+	if (mw_spam_header(&s, &res, &value, &err) < 0 ||
+	    smfi_insheader(ctx, 0, (char *)"X-Mailwarden-Spam", value.buf) != MI_SUCCESS) {
+		mw_str_free(&value);
+		goto mta_failed;
+	}
+	mw_str_free(&value);
+	if (res.spam && mw_config_str(conn->cfg, MWK_SPAM_SUBJECT_PREFIX)[0] != '\0' &&
+	    subject_prefix(ctx, conn, mw_config_str(conn->cfg, MWK_SPAM_SUBJECT_PREFIX)) < 0)
+		goto mta_failed;
+	return 0;
+mta_failed:
+	milter_reply_set(r, "451", "4.7.1", "mta_action_failed", "internal error, try again later");
+	return 1;
+}
+
 /* milter_scan_eom - the scan stages, after the headers were stripped and the
    authentication results added; 0 accept, 1 with *r filled to refuse */
 int milter_scan_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
                     size_t extra_size)
 {
 	size_t len = strlen(extra);
-	char mine[200] = "";
+	char mine[400] = "";
 	int ret = 0;
 	if (conn->msg.scan_virus)
 		ret = virus_stage(ctx, conn, r, mine, sizeof(mine));
-	/* the spam stage goes here, reading the same conn->msg.scan_buf */
+	if (mine[0] != '\0') {
+		(void)snprintf(extra + len, extra_size - len, "%s%s", len > 0 ? " " : "", mine);
+		len = strlen(extra);
+	}
+	mine[0] = '\0';
+	if (ret == 0 && conn->msg.scan_spam)
+		ret = spam_stage(ctx, conn, r, mine, sizeof(mine));
 	if (mine[0] != '\0')
 		(void)snprintf(extra + len, extra_size - len, "%s%s", len > 0 ? " " : "", mine);
 	return ret;

@@ -169,6 +169,7 @@ struct milter_msg {
 	/* the scan stages (milter-scan.c): the message as received, bounded by scan_max_size */
 	bool scan_wanted; /* some stage wants the message kept */
 	bool scan_virus;  /* the virus stage runs at end of message */
+	bool scan_spam;   /* the spam stage runs at end of message (inbound, untrusted) */
 	bool scan_over;   /* over scan_max_size: nothing kept, scan_over_limit decides */
 	mw_str scan_buf;
 };

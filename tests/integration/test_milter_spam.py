@@ -1,0 +1,226 @@
+"""test_milter_spam - spam scoring in mailwarden-milter through real Postfix and Dovecot (issue 10).
+
+Real parts: NSD (the lab DNS server) serving the sender's SPF zone, an IP block list
+(bl.test: 192.0.2.20 listed, 192.0.2.21 answering the 127.255.255.254 "refused" code) and a
+URL block list (uri.test: badlinks.example listed); Postfix (smtpd_milters = the ASan
+milter, XCLIENT from loopback so the milter sees a TEST-NET-1 client outside
+trusted_networks) delivering over LMTP to Dovecot with the mailwarden plugin, which files
+X-Mailwarden-Spam: yes into Junk with $Junk.
+
+Cases: a clean message gets X-Mailwarden-Spam: no and stays in INBOX; a message from a
+listed client gets RCVD_IN_DNSBL in its tests; one over spam_score is tagged (subject
+prefix) and lands in Junk with $Junk; one over reject_score is refused with 550 5.7.1; a
+block list answering an error code adds nothing; a trusted client is not scored.
+"""
+
+import imaplib
+import re
+import smtplib
+import time
+import unittest
+import uuid
+
+import mailwarden_lab as lab_mod
+
+DOMAIN = lab_mod.DOMAIN
+DELIVERY_TIMEOUT = 30
+
+
+def uniq(prefix):
+    return '%s%s' % (prefix, uuid.uuid4().hex[:10])
+
+
+def message(rcpt, token, date=True, mid=True, body=''):
+    """message - a small message from alice@example.com carrying TOKEN (CRLF line ends)."""
+    lines = ['From: Alice <alice@example.com>', 'To: <%s>' % rcpt, 'Subject: spam test %s' % token]
+    if date:
+        lines.append('Date: Sat, 28 Nov 2026 10:00:00 +0000')
+    if mid:
+        lines.append('Message-ID: <%s@test>' % token)
+    return '\r\n'.join(lines) + '\r\n\r\ntoken %s\r\n%s\r\n' % (token, body)
+
+
+class MilterSpamTest(unittest.TestCase):
+    """Spam verdicts of mailwarden-milter on inbound mail through Postfix into Dovecot."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            zones = {
+                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.0/24 -all')],
+                'bl.test': [('20.2.0.192', 'A', '127.0.0.2'),
+                            ('21.2.0.192', 'A', '127.255.255.254')],
+                'uri.test': [('badlinks.example', 'A', '127.0.0.2')],
+            }
+            cls.dns = cls.lab.dns(zones=zones)
+            cls.store = cls.lab.store()
+            opts = lab_mod.mailwarden_plugin_options(cls.store)
+            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+            cls.milter = cls.lab.milter(cls.store, config=(
+                'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
+                'trusted_networks = 127.0.0.0/8 192.0.2.99/32\n'
+                '[spam]\nenable = yes\ndnsbl_zones = bl.test\nuribl_zones = uri.test\n'
+                'spam_score = 5\nreject_score = 12\nsubject_prefix = "[SPAM] "\n'
+                % (cls.dns.server, DOMAIN)))
+            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                          extra_main={
+                                              'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+            cls.rcpt = 'spamrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def tearDown(self):
+        report = self.milter.sanitizer_report()
+        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
+        self.assertTrue(self.milter.alive(), 'the milter died')
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def send(self, ip, helo, text, envfrom='alice@example.com'):
+        """send - one message from client IP (via XCLIENT): (stage, code, reply text)."""
+        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=60)
+        try:
+            s.ehlo('lab-client.example')
+            code, resp = s.docmd('XCLIENT', 'ADDR=%s NAME=[UNAVAILABLE] HELO=%s' % (ip, helo))
+            self.assertEqual(code, 220, resp)
+            s.ehlo_resp = None
+            s.esmtp_features = {}
+            s.ehlo(helo)
+            code, resp = s.mail(envfrom)
+            if code != 250:
+                return 'mail', code, resp.decode()
+            code, resp = s.rcpt(self.rcpt)
+            if code not in (250, 251):
+                return 'rcpt', code, resp.decode()
+            code, resp = s.data(text.encode().replace(b'\r\n', b'\n'))
+            return ('sent' if code == 250 else 'data'), code, resp.decode()
+        finally:
+            try:
+                s.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+
+    def find(self, token, mailbox='INBOX', timeout=DELIVERY_TIMEOUT):
+        """find - (raw message, flags) of TOKEN in MAILBOX (waits), or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = imaplib.IMAP4('127.0.0.1', self.dovecot.imap_port, timeout=20)
+            try:
+                m.login(self.rcpt, self.rcpt_pw)
+                typ, _ = m.select('"%s"' % mailbox, readonly=True)
+                if typ == 'OK':
+                    typ, data = m.search(None, 'BODY', token)
+                    ids = data[0].split() if typ == 'OK' and data and data[0] else []
+                    if ids:
+                        typ, msg = m.fetch(ids[-1], '(FLAGS RFC822)')
+                        flags = re.search(rb'FLAGS \(([^)]*)\)', msg[0][0]).group(1)
+                        return msg[0][1].decode('utf-8', 'replace'), set(flags.decode().split())
+            finally:
+                try:
+                    m.logout()
+                except (imaplib.IMAP4.error, OSError):
+                    pass
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.3)
+
+    @staticmethod
+    def spam_headers(raw):
+        head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
+        return [line.split(':', 1)[1].strip() for line in head.split('\n')
+                if line.lower().startswith('x-mailwarden-spam:')]
+
+    def log(self):
+        with open(self.milter.log_path, errors='replace') as f:
+            return f.read()
+
+    # -- tests -------------------------------------------------------------------------------
+
+    def test_clean_message_gets_no(self):
+        token = uniq('clean')
+        r = self.send('192.0.2.10', 'mail.example.com', message(self.rcpt, token))
+        self.assertEqual(r[0], 'sent', r)
+        found = self.find(token)
+        self.assertIsNotNone(found, 'clean message not in INBOX')
+        hdrs = self.spam_headers(found[0])
+        self.assertEqual(len(hdrs), 1, hdrs)
+        self.assertTrue(hdrs[0].startswith('no;'), hdrs)
+        self.assertIn('required=5', hdrs[0])
+        self.assertNotIn('$Junk', found[1])
+
+    def test_listed_client_gets_dnsbl_test(self):
+        token = uniq('listed')
+        r = self.send('192.0.2.20', 'mail.example.com', message(self.rcpt, token))
+        self.assertEqual(r[0], 'sent', r)
+        found = self.find(token)
+        self.assertIsNotNone(found, 'listed message (score 4 < 5) not in INBOX')
+        hdrs = self.spam_headers(found[0])
+        self.assertEqual(len(hdrs), 1, hdrs)
+        self.assertTrue(hdrs[0].startswith('no;'), hdrs)
+        self.assertIn('score=4', hdrs[0])
+        self.assertRegex(hdrs[0], r'tests=[A-Z_,]*RCVD_IN_DNSBL')
+
+    def test_list_error_code_adds_nothing(self):
+        token = uniq('refused')
+        r = self.send('192.0.2.21', 'mail.example.com', message(self.rcpt, token))
+        self.assertEqual(r[0], 'sent', r)
+        found = self.find(token)
+        self.assertIsNotNone(found)
+        hdrs = self.spam_headers(found[0])
+        self.assertNotIn('RCVD_IN_DNSBL', hdrs[0])
+        self.assertIn('event=spam_list_error', self.log())
+
+    def test_tagged_message_lands_in_junk(self):
+        token = uniq('tagged')
+        # listed (4) + no Date (1) + no Message-ID (1) = 6 >= 5
+        r = self.send('192.0.2.20', 'mail.example.com',
+                      message(self.rcpt, token, date=False, mid=False))
+        self.assertEqual(r[0], 'sent', r)
+        found = self.find(token, 'Junk')
+        self.assertIsNotNone(found, 'tagged message not filed into Junk')
+        raw, flags = found
+        self.assertIn('$Junk', flags)
+        hdrs = self.spam_headers(raw)
+        self.assertEqual(len(hdrs), 1, hdrs)
+        self.assertTrue(hdrs[0].startswith('yes;'), hdrs)
+        self.assertIn('score=6', hdrs[0])
+        self.assertIn('MISSING_DATE', hdrs[0])
+        self.assertRegex(raw, r'(?m)^Subject: \[SPAM\] spam test ' + token)
+
+    def test_over_reject_score_refused(self):
+        token = uniq('reject')
+        # listed (4) + URL on uri.test (4) + no Date/Message-ID (2) + HELO literal (1.5) = 11.5,
+        # + forged local HELO is not possible with a literal: add an executable (4) = 15.5
+        body = ('see https://www.badlinks.example/offer\r\n')
+        text = ('From: Alice <alice@example.com>\r\nTo: <%s>\r\nSubject: %s\r\n'
+                'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+                '--b\r\nContent-Type: text/plain\r\n\r\ntoken %s %s--b\r\n'
+                'Content-Type: application/octet-stream\r\n'
+                'Content-Disposition: attachment; filename="invoice.pdf.exe"\r\n\r\nMZ\r\n'
+                '--b--\r\n' % (self.rcpt, token, token, body))
+        r = self.send('192.0.2.20', '[192.0.2.20]', text)
+        self.assertEqual(r[0], 'data', r)
+        self.assertEqual(r[1], 550, r)
+        self.assertIn('5.7.1', r[2])
+        self.assertIsNone(self.find(token, timeout=2))
+        self.assertIsNone(self.find(token, 'Junk', timeout=1))
+
+    def test_trusted_client_not_scored(self):
+        token = uniq('trusted')
+        r = self.send('192.0.2.99', 'mail.example.com',
+                      message(self.rcpt, token, date=False, mid=False))
+        self.assertEqual(r[0], 'sent', r)
+        found = self.find(token)
+        self.assertIsNotNone(found)
+        self.assertEqual(self.spam_headers(found[0]), [])
+
+
+if __name__ == '__main__':
+    unittest.main()
