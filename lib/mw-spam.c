@@ -36,40 +36,40 @@ struct test_def {
 };
 
 static const struct test_def tests[MW_SPAM_TEST_COUNT] = {
-	[MW_SPAM_SPF_FAIL] = {"SPF_FAIL", MWK_SPAM_SCORE_SPF_FAIL},
-	[MW_SPAM_SPF_SOFTFAIL] = {"SPF_SOFTFAIL", MWK_SPAM_SCORE_SPF_SOFTFAIL},
-	[MW_SPAM_DKIM_INVALID] = {"DKIM_INVALID", MWK_SPAM_SCORE_DKIM_INVALID},
-	[MW_SPAM_DMARC_FAIL] = {"DMARC_FAIL", MWK_SPAM_SCORE_DMARC_FAIL},
-	[MW_SPAM_DMARC_PASS] = {"DMARC_PASS", MWK_SPAM_SCORE_DMARC_PASS},
-	[MW_SPAM_RCVD_IN_DNSBL] = {"RCVD_IN_DNSBL", MWK_SPAM_SCORE_RCVD_IN_DNSBL},
-	[MW_SPAM_RHSBL_SENDER] = {"RHSBL_SENDER", MWK_SPAM_SCORE_RHSBL_SENDER},
-	[MW_SPAM_URIBL] = {"URIBL", MWK_SPAM_SCORE_URIBL},
-	[MW_SPAM_MISSING_DATE] = {"MISSING_DATE", MWK_SPAM_SCORE_MISSING_DATE},
-	[MW_SPAM_MISSING_MID] = {"MISSING_MID", MWK_SPAM_SCORE_MISSING_MID},
-	[MW_SPAM_HELO_IP_LITERAL] = {"HELO_IP_LITERAL", MWK_SPAM_SCORE_HELO_IP_LITERAL},
-	[MW_SPAM_HELO_LOCAL_FORGED] = {"HELO_LOCAL_FORGED", MWK_SPAM_SCORE_HELO_LOCAL_FORGED},
-	[MW_SPAM_FROM_DISPLAY_ADDR] = {"FROM_DISPLAY_ADDR", MWK_SPAM_SCORE_FROM_DISPLAY_ADDR},
-	[MW_SPAM_FROM_LOOKALIKE] = {"FROM_LOOKALIKE", MWK_SPAM_SCORE_FROM_LOOKALIKE},
-	[MW_SPAM_HTML_HIDDEN] = {"HTML_HIDDEN", MWK_SPAM_SCORE_HTML_HIDDEN},
-	[MW_SPAM_ATTACH_EXECUTABLE] = {"ATTACH_EXECUTABLE", MWK_SPAM_SCORE_ATTACH_EXECUTABLE},
-	[MW_SPAM_ATTACH_DOUBLE_EXT] = {"ATTACH_DOUBLE_EXT", MWK_SPAM_SCORE_ATTACH_DOUBLE_EXT},
-	[MW_SPAM_FREEMAIL_REPLYTO] = {"FREEMAIL_REPLYTO", MWK_SPAM_SCORE_FREEMAIL_REPLYTO},
-	[MW_SPAM_BAYES_00] = {"BAYES_00", MWK_SPAM_SCORE_BAYES_00},
-	[MW_SPAM_BAYES_20] = {"BAYES_20", MWK_SPAM_SCORE_BAYES_20},
-	[MW_SPAM_BAYES_80] = {"BAYES_80", MWK_SPAM_SCORE_BAYES_80},
-	[MW_SPAM_BAYES_95] = {"BAYES_95", MWK_SPAM_SCORE_BAYES_95},
-	[MW_SPAM_BAYES_99] = {"BAYES_99", MWK_SPAM_SCORE_BAYES_99},
+    [MW_SPAM_SPF_FAIL] = {"SPF_FAIL", MWK_SPAM_SCORE_SPF_FAIL},
+    [MW_SPAM_SPF_SOFTFAIL] = {"SPF_SOFTFAIL", MWK_SPAM_SCORE_SPF_SOFTFAIL},
+    [MW_SPAM_DKIM_INVALID] = {"DKIM_INVALID", MWK_SPAM_SCORE_DKIM_INVALID},
+    [MW_SPAM_DMARC_FAIL] = {"DMARC_FAIL", MWK_SPAM_SCORE_DMARC_FAIL},
+    [MW_SPAM_DMARC_PASS] = {"DMARC_PASS", MWK_SPAM_SCORE_DMARC_PASS},
+    [MW_SPAM_RCVD_IN_DNSBL] = {"RCVD_IN_DNSBL", MWK_SPAM_SCORE_RCVD_IN_DNSBL},
+    [MW_SPAM_RHSBL_SENDER] = {"RHSBL_SENDER", MWK_SPAM_SCORE_RHSBL_SENDER},
+    [MW_SPAM_URIBL] = {"URIBL", MWK_SPAM_SCORE_URIBL},
+    [MW_SPAM_MISSING_DATE] = {"MISSING_DATE", MWK_SPAM_SCORE_MISSING_DATE},
+    [MW_SPAM_MISSING_MID] = {"MISSING_MID", MWK_SPAM_SCORE_MISSING_MID},
+    [MW_SPAM_HELO_IP_LITERAL] = {"HELO_IP_LITERAL", MWK_SPAM_SCORE_HELO_IP_LITERAL},
+    [MW_SPAM_HELO_LOCAL_FORGED] = {"HELO_LOCAL_FORGED", MWK_SPAM_SCORE_HELO_LOCAL_FORGED},
+    [MW_SPAM_FROM_DISPLAY_ADDR] = {"FROM_DISPLAY_ADDR", MWK_SPAM_SCORE_FROM_DISPLAY_ADDR},
+    [MW_SPAM_FROM_LOOKALIKE] = {"FROM_LOOKALIKE", MWK_SPAM_SCORE_FROM_LOOKALIKE},
+    [MW_SPAM_HTML_HIDDEN] = {"HTML_HIDDEN", MWK_SPAM_SCORE_HTML_HIDDEN},
+    [MW_SPAM_ATTACH_EXECUTABLE] = {"ATTACH_EXECUTABLE", MWK_SPAM_SCORE_ATTACH_EXECUTABLE},
+    [MW_SPAM_ATTACH_DOUBLE_EXT] = {"ATTACH_DOUBLE_EXT", MWK_SPAM_SCORE_ATTACH_DOUBLE_EXT},
+    [MW_SPAM_FREEMAIL_REPLYTO] = {"FREEMAIL_REPLYTO", MWK_SPAM_SCORE_FREEMAIL_REPLYTO},
+    [MW_SPAM_BAYES_00] = {"BAYES_00", MWK_SPAM_SCORE_BAYES_00},
+    [MW_SPAM_BAYES_20] = {"BAYES_20", MWK_SPAM_SCORE_BAYES_20},
+    [MW_SPAM_BAYES_80] = {"BAYES_80", MWK_SPAM_SCORE_BAYES_80},
+    [MW_SPAM_BAYES_95] = {"BAYES_95", MWK_SPAM_SCORE_BAYES_95},
+    [MW_SPAM_BAYES_99] = {"BAYES_99", MWK_SPAM_SCORE_BAYES_99},
 };
 
 /* Executable extensions (Windows and script hosts). */
 static const char *const exe_ext[] = {
-	"exe", "scr", "com", "pif", "bat", "cmd", "vbs", "vbe", "js",  "jse", "wsf", "wsh",
-	"hta", "cpl", "msi", "msp", "jar", "ps1", "lnk", "reg", "iso", "img", "dll", "apk",
+    "exe", "scr", "com", "pif", "bat", "cmd", "vbs", "vbe", "js",  "jse", "wsf", "wsh",
+    "hta", "cpl", "msi", "msp", "jar", "ps1", "lnk", "reg", "iso", "img", "dll", "apk",
 };
 /* Extensions a victim believes harmless (the first half of a double extension). */
 static const char *const doc_ext[] = {
-	"pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg",
-	"png", "gif", "zip", "rtf", "csv", "htm", "html", "mp3", "mp4", "odt",
+    "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg",
+    "png", "gif", "zip",  "rtf", "csv",  "htm", "html", "mp3", "mp4", "odt",
 };
 
 static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
@@ -144,7 +144,8 @@ int mw_spam_settings_from_config(const mw_config *cfg, struct mw_spam_settings *
 				lower[j] = (char)(tests[i].name[j] | 0x20);
 			lower[j] = '\0';
 			mw_error_set(error_r,
-			             "[spam] score_%s: not a decimal with at most two places", lower);
+			             "[spam] score_%s: not a decimal with at most two places",
+			             lower);
 			return -1;
 		}
 	if (mw_spam_parse_points(mw_config_str(cfg, MWK_SPAM_SPAM_SCORE), &s->required) < 0) {
@@ -156,11 +157,14 @@ int mw_spam_settings_from_config(const mw_config *cfg, struct mw_spam_settings *
 		return -1;
 	}
 	if (copy_list(s->dnsbl_zones, sizeof(s->dnsbl_zones),
-	              mw_config_str(cfg, MWK_SPAM_DNSBL_ZONES), "[spam] dnsbl_zones", error_r) < 0 ||
+	              mw_config_str(cfg, MWK_SPAM_DNSBL_ZONES), "[spam] dnsbl_zones",
+	              error_r) < 0 ||
 	    copy_list(s->rhsbl_zones, sizeof(s->rhsbl_zones),
-	              mw_config_str(cfg, MWK_SPAM_RHSBL_ZONES), "[spam] rhsbl_zones", error_r) < 0 ||
+	              mw_config_str(cfg, MWK_SPAM_RHSBL_ZONES), "[spam] rhsbl_zones",
+	              error_r) < 0 ||
 	    copy_list(s->uribl_zones, sizeof(s->uribl_zones),
-	              mw_config_str(cfg, MWK_SPAM_URIBL_ZONES), "[spam] uribl_zones", error_r) < 0 ||
+	              mw_config_str(cfg, MWK_SPAM_URIBL_ZONES), "[spam] uribl_zones",
+	              error_r) < 0 ||
 	    copy_list(s->freemail_domains, sizeof(s->freemail_domains),
 	              mw_config_str(cfg, MWK_SPAM_FREEMAIL_DOMAINS), "[spam] freemail_domains",
 	              error_r) < 0 ||
@@ -184,7 +188,8 @@ static bool next_item(const char *list, size_t *pos, char *buf, size_t size)
 	}
 	while (list[i] != '\0' && list[i] != ' ' && list[i] != ',' && list[i] != '\t') {
 		if (n + 1 < size)
-			buf[n++] = list[i] >= 'A' && list[i] <= 'Z' ? (char)(list[i] + 32) : list[i];
+			buf[n++] =
+			    list[i] >= 'A' && list[i] <= 'Z' ? (char)(list[i] + 32) : list[i];
 		i++;
 	}
 	buf[n] = '\0';
@@ -234,8 +239,8 @@ static void dns_failed(struct mw_spam_result *r, const char *zone, const char *w
 }
 
 /* list_query - one lookup of NAME.ZONE within the cap: true when listed */
-static bool list_query(const struct mw_spam_settings *s, struct mw_spam_result *r,
-                       const char *name, const char *zone)
+static bool list_query(const struct mw_spam_settings *s, struct mw_spam_result *r, const char *name,
+                       const char *zone)
 {
 	char q[MW_DNS_NAME_MAX + 2];
 	unsigned char a[4] = {0, 0, 0, 0};
@@ -411,8 +416,8 @@ static void attachment_tests(const struct mw_spam_settings *s, struct mw_spam_re
 	fire(s, r, MW_SPAM_ATTACH_EXECUTABLE);
 	for (prev = dot - 1; prev >= name && *prev != '.'; prev--)
 		;
-	if (prev >= name && ext_in(prev + 1, (size_t)(dot - prev - 1), doc_ext,
-	                           MW_N_ELEMENTS(doc_ext)))
+	if (prev >= name &&
+	    ext_in(prev + 1, (size_t)(dot - prev - 1), doc_ext, MW_N_ELEMENTS(doc_ext)))
 		fire(s, r, MW_SPAM_ATTACH_DOUBLE_EXT);
 }
 
@@ -432,8 +437,7 @@ static bool one_addr(const char *v, struct mw_addr *a_r, struct mw_addr_list *li
 
 /* display_tests - From's display name: another address, a local domain look-alike */
 static void display_tests(const struct mw_spam_settings *s, struct mw_spam_result *r,
-                          const char *from, const struct mw_addr *fa,
-                          const struct mw_addr_list *fl)
+                          const char *from, const struct mw_addr *fa, const struct mw_addr_list *fl)
 {
 	const char *lt = strchr(from, '<');
 	char word[MW_DNS_NAME_MAX + 2];
@@ -448,14 +452,14 @@ static void display_tests(const struct mw_spam_settings *s, struct mw_spam_resul
 	/* domain-like words of the display name: a local domain (or look-alike) named while
 	   the address is elsewhere */
 	for (i = 0; i < end;) {
-		while (i < end && !(from[i] == '.' || from[i] == '-' ||
-		                    (from[i] >= 'a' && from[i] <= 'z') ||
-		                    (from[i] >= 'A' && from[i] <= 'Z') ||
-		                    (from[i] >= '0' && from[i] <= '9')))
+		while (i < end &&
+		       !(from[i] == '.' || from[i] == '-' || (from[i] >= 'a' && from[i] <= 'z') ||
+		         (from[i] >= 'A' && from[i] <= 'Z') || (from[i] >= '0' && from[i] <= '9')))
 			i++;
-		for (n = 0; i < end && n + 1 < sizeof(word) &&
-		            (from[i] == '.' || from[i] == '-' || (from[i] >= 'a' && from[i] <= 'z') ||
-		             (from[i] >= 'A' && from[i] <= 'Z') || (from[i] >= '0' && from[i] <= '9'));
+		for (n = 0;
+		     i < end && n + 1 < sizeof(word) &&
+		     (from[i] == '.' || from[i] == '-' || (from[i] >= 'a' && from[i] <= 'z') ||
+		      (from[i] >= 'A' && from[i] <= 'Z') || (from[i] >= '0' && from[i] <= '9'));
 		     i++)
 			word[n++] = from[i];
 		word[n] = '\0';
@@ -508,7 +512,8 @@ static void uribl_tests(const struct mw_spam_settings *s, struct mw_spam_result 
 			;
 		if (j < nseen)
 			continue;
-		if (nseen < MW_N_ELEMENTS(seen) && mw_strlcpy(seen[nseen], reg, sizeof(seen[0])) == 0)
+		if (nseen < MW_N_ELEMENTS(seen) &&
+		    mw_strlcpy(seen[nseen], reg, sizeof(seen[0])) == 0)
 			nseen++;
 		if (zones_query(s, r, s->uribl_zones, reg))
 			fire(s, r, MW_SPAM_URIBL);
@@ -529,7 +534,8 @@ static void auth_tests(const struct mw_spam_settings *s, struct mw_spam_result *
 	for (size_t i = 0; i < a->dkim_count; i++) {
 		if (a->dkim[i].result == MW_AUTH_PASS)
 			dkim_pass = true;
-		else if (a->dkim[i].result == MW_AUTH_FAIL || a->dkim[i].result == MW_AUTH_PERMERROR)
+		else if (a->dkim[i].result == MW_AUTH_FAIL ||
+		         a->dkim[i].result == MW_AUTH_PERMERROR)
 			dkim_fail = true;
 	}
 	if (dkim_fail && !dkim_pass)
@@ -660,8 +666,8 @@ void mw_spam_score(const struct mw_spam_settings *s, const struct mw_spam_input 
 }
 
 /* mw_spam_header - the X-Mailwarden-Spam value */
-int mw_spam_header(const struct mw_spam_settings *s, const struct mw_spam_result *r,
-                   mw_str *out, mw_error *error_r)
+int mw_spam_header(const struct mw_spam_settings *s, const struct mw_spam_result *r, mw_str *out,
+                   mw_error *error_r)
 {
 	struct mw_hdr_spam h;
 	memset(&h, 0, sizeof(h));

@@ -90,8 +90,8 @@ struct mw_spam_input {
 };
 
 struct mw_spam_result {
-	long score;                       /* hundredths */
-	bool spam;                        /* score >= required */
+	long score; /* hundredths */
+	bool spam;  /* score >= required */
 	bool fired[MW_SPAM_TEST_COUNT];
 	char tests[MW_HDR_TESTS_MAX + 1]; /* "NAME1,NAME2" in firing order */
 	unsigned lookups;                 /* list queries made */
@@ -109,7 +109,7 @@ void mw_spam_score(const struct mw_spam_settings *s, const struct mw_spam_input 
                    struct mw_spam_result *r);
 
 /* The X-Mailwarden-Spam value for a result (through lib/mw-headers' printer). */
-int mw_spam_header(const struct mw_spam_settings *s, const struct mw_spam_result *r,
-                   mw_str *out, mw_error *error_r);
+int mw_spam_header(const struct mw_spam_settings *s, const struct mw_spam_result *r, mw_str *out,
+                   mw_error *error_r);
 
 #endif

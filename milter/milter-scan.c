@@ -447,8 +447,8 @@ static void classifier_ensure(const mw_config *cfg)
 	(void)pthread_rwlock_unlock(&cls_rw);
 	if (current)
 		goto out;
-	store = mw_store_open(url, (unsigned)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000u,
-	                      &err);
+	store =
+	    mw_store_open(url, (unsigned)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000u, &err);
 	if (store == NULL || mw_classifier_open(store, &c, &err) < 0) {
 		mw_store_close(&store);
 		cls_next_try = now.tv_sec + CLS_RETRY_SECS;
@@ -527,7 +527,8 @@ static int subject_prefix(SMFICTX *ctx, const struct milter_conn *conn, const ch
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (nl == NULL)
 			break;
-		if (v == NULL && (size_t)(end - p) > 8 && mw_ascii_strncasecmp(p, "Subject:", 8) == 0)
+		if (v == NULL && (size_t)(end - p) > 8 &&
+		    mw_ascii_strncasecmp(p, "Subject:", 8) == 0)
 			v = p + 8;
 		p = nl + 1;
 		if (v != NULL && ve == NULL && (p >= end || (*p != ' ' && *p != '\t')))
@@ -591,16 +592,16 @@ static int spam_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_repl
 	(void)mw_log_value(q, sizeof(q), msg->qid[0] != '\0' ? msg->qid : "-",
 	                   strlen(msg->qid[0] != '\0' ? msg->qid : "-"));
 	if (res.dns_failures > 0)
-		mw_warn("event=spam_list_error qid=%s failures=%u note=\"no score added\" error=%s", q,
-		        res.dns_failures,
+		mw_warn("event=spam_list_error qid=%s failures=%u note=\"no score added\" error=%s",
+		        q, res.dns_failures,
 		        mw_log_value(e, sizeof(e), res.dns_error, strlen(res.dns_error)));
 	if (res.classifier_error[0] != '\0')
-		mw_warn("event=spam_classifier qid=%s status=skipped error=%s", q,
-		        mw_log_value(e, sizeof(e), res.classifier_error,
-		                     strlen(res.classifier_error)));
+		mw_warn(
+		    "event=spam_classifier qid=%s status=skipped error=%s", q,
+		    mw_log_value(e, sizeof(e), res.classifier_error, strlen(res.classifier_error)));
 	a = res.score < 0 ? -res.score : res.score;
-	(void)snprintf(scorebuf, sizeof(scorebuf), "%s%ld.%02ld", res.score < 0 ? "-" : "",
-	               a / 100, a % 100);
+	(void)snprintf(scorebuf, sizeof(scorebuf), "%s%ld.%02ld", res.score < 0 ? "-" : "", a / 100,
+	               a % 100);
 	/* the log line may cut a long tests list; the header never does */
 	if (snprintf(extra, extra_size, "spam=%s score=%s tests=%s",
 	             s.reject > 0 && res.score >= s.reject ? "reject"

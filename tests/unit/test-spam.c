@@ -11,9 +11,9 @@
 
 /* The fake block lists: names listed (127.0.0.2), names that fail, everything else absent. */
 static const char *const listed[] = {
-	"2.2.0.192.bl.test",           /* client 192.0.2.2 */
-	"spammer.example.bl-dom.test", /* envelope domain */
-	"badlinks.example.uri.test",   /* URL registrable domain */
+    "2.2.0.192.bl.test",           /* client 192.0.2.2 */
+    "spammer.example.bl-dom.test", /* envelope domain */
+    "badlinks.example.uri.test",   /* URL registrable domain */
 };
 static const char *const failing[] = {"3.2.0.192.bl.test"};
 static const char *const weird[] = {"4.2.0.192.bl.test"}; /* answers 127.255.255.254 */
@@ -81,30 +81,31 @@ struct spam_case {
 };
 
 static const struct spam_case cases[] = {
-    {"clean", "From: Alice <alice@example.com>\r\nTo: b@example.org\r\n" HDRS_OK
-              "Subject: lunch\r\n\r\nSee you at noon.\r\n",
+    {"clean",
+     "From: Alice <alice@example.com>\r\nTo: b@example.org\r\n" HDRS_OK
+     "Subject: lunch\r\n\r\nSee you at noon.\r\n",
      "192.0.2.1", "mail.example.com", "<alice@example.com>", "", 0},
     {"missing date and message-id", "From: alice@example.com\r\nSubject: x\r\n\r\nhi\r\n",
      "192.0.2.1", "mail.example.com", "<alice@example.com>", "MISSING_DATE,MISSING_MID", 200},
     {"client on the dnsbl", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.2",
      "mail.example.com", "<alice@example.com>", "RCVD_IN_DNSBL", 400},
-    {"dnsbl failure adds nothing", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n",
-     "192.0.2.3", "mail.example.com", "<alice@example.com>", "", 0},
+    {"dnsbl failure adds nothing", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.3",
+     "mail.example.com", "<alice@example.com>", "", 0},
     {"dnsbl error code adds nothing", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n",
      "192.0.2.4", "mail.example.com", "<alice@example.com>", "", 0},
     {"envelope domain on the rhsbl", "From: bob@spammer.example\r\n" HDRS_OK "\r\nhi\r\n",
      "192.0.2.1", "mail.example.com", "<bob@spammer.example>", "RHSBL_SENDER", 300},
-    {"From domain on the rhsbl", "From: bob@spammer.example\r\n" HDRS_OK "\r\nhi\r\n",
-     "192.0.2.1", "mail.example.com", "<bounce@other.example>", "RHSBL_SENDER", 300},
-    {"URL domain on the uribl", "From: alice@example.com\r\n" HDRS_OK
-                                "\r\nclick https://www.BadLinks.example/win?x=1 now\r\n",
+    {"From domain on the rhsbl", "From: bob@spammer.example\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1",
+     "mail.example.com", "<bounce@other.example>", "RHSBL_SENDER", 300},
+    {"URL domain on the uribl",
+     "From: alice@example.com\r\n" HDRS_OK "\r\nclick https://www.BadLinks.example/win?x=1 now\r\n",
      "192.0.2.1", "mail.example.com", "<alice@example.com>", "URIBL", 400},
     {"HELO IP literal", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1",
      "[192.0.2.1]", "<alice@example.com>", "HELO_IP_LITERAL", 150},
-    {"HELO bare IP", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1",
-     "192.0.2.1", "<alice@example.com>", "HELO_IP_LITERAL", 150},
-    {"HELO claims a local domain", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n",
-     "192.0.2.1", "mx.mailwarden.test", "<alice@example.com>", "HELO_LOCAL_FORGED", 300},
+    {"HELO bare IP", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1", "192.0.2.1",
+     "<alice@example.com>", "HELO_IP_LITERAL", 150},
+    {"HELO claims a local domain", "From: alice@example.com\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1",
+     "mx.mailwarden.test", "<alice@example.com>", "HELO_LOCAL_FORGED", 300},
     {"display name holds another address",
      "From: \"ceo@mailwarden.test\" <x@evil.example>\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1",
      "mail.evil.example", "<x@evil.example>", "FROM_DISPLAY_ADDR,FROM_LOOKALIKE", 500},
@@ -117,11 +118,11 @@ static const struct spam_case cases[] = {
      "From: IT <it@example.org.evil.example>\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1",
      "mail.evil.example", "<it@example.org.evil.example>", "FROM_LOOKALIKE", 300},
     {"subdomain of a local domain is not a look-alike",
-     "From: IT <it@lists.example.org>\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1",
-     "mail.example.com", "<it@lists.example.org>", "", 0},
+     "From: IT <it@lists.example.org>\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1", "mail.example.com",
+     "<it@lists.example.org>", "", 0},
     {"display name names a local domain",
-     "From: \"Mailwarden.test Helpdesk\" <x@evil.example>\r\n" HDRS_OK "\r\nhi\r\n",
-     "192.0.2.1", "mail.evil.example", "<x@evil.example>", "FROM_LOOKALIKE", 300},
+     "From: \"Mailwarden.test Helpdesk\" <x@evil.example>\r\n" HDRS_OK "\r\nhi\r\n", "192.0.2.1",
+     "mail.evil.example", "<x@evil.example>", "FROM_LOOKALIKE", 300},
     {"HTML only with hidden text",
      "From: alice@example.com\r\n" HDRS_OK "MIME-Version: 1.0\r\n"
      "Content-Type: text/html\r\n\r\n<p>Buy</p><div style=\"display:none\">ham words</div>\r\n",
@@ -135,8 +136,8 @@ static const struct spam_case cases[] = {
      "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
      "invoice\r\n--b\r\nContent-Type: application/octet-stream\r\n"
      "Content-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\n\r\nMZ\r\n--b--\r\n",
-     "192.0.2.1", "mail.example.com", "<alice@example.com>",
-     "ATTACH_EXECUTABLE,ATTACH_DOUBLE_EXT", 700},
+     "192.0.2.1", "mail.example.com", "<alice@example.com>", "ATTACH_EXECUTABLE,ATTACH_DOUBLE_EXT",
+     700},
     {"plain executable",
      "From: alice@example.com\r\n" HDRS_OK "MIME-Version: 1.0\r\n"
      "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
@@ -171,11 +172,12 @@ static void test_table(void **state)
 	fake_rc = 1;
 	for (size_t i = 0; i < MW_N_ELEMENTS(cases); i++) {
 		const struct spam_case *c = &cases[i];
-		struct mw_spam_input in = {c->msg, strlen(c->msg), NULL, c->client_ip, c->helo,
-		                           c->envfrom};
+		struct mw_spam_input in = {c->msg,       strlen(c->msg), NULL,
+		                           c->client_ip, c->helo,        c->envfrom};
 		mw_spam_score(&s, &in, &r);
 		if (strcmp(r.tests, c->tests) != 0 || r.score != c->score)
-			fprintf(stderr, "case \"%s\": tests=%s score=%ld, want tests=%s score=%ld\n",
+			fprintf(stderr,
+			        "case \"%s\": tests=%s score=%ld, want tests=%s score=%ld\n",
 			        c->name, r.tests, r.score, c->tests, c->score);
 		assert_string_equal(r.tests, c->tests);
 		assert_int_equal(r.score, c->score);
@@ -188,8 +190,8 @@ static void test_dns_failure_counted(void **state)
 	struct mw_spam_settings s;
 	struct mw_spam_result r;
 	static const char msg[] = "From: a@example.com\r\n" HDRS_OK "\r\nhi\r\n";
-	struct mw_spam_input in = {msg, strlen(msg), NULL, "192.0.2.3", "h.example.com",
-	                           "<a@example.com>"};
+	struct mw_spam_input in = {msg,         strlen(msg),     NULL,
+	                           "192.0.2.3", "h.example.com", "<a@example.com>"};
 	(void)state;
 	settings(&s);
 	mw_spam_score(&s, &in, &r);
@@ -216,8 +218,8 @@ static void test_lookup_cap(void **state)
 	for (int i = 0; i < 50; i++)
 		(void)mw_str_appendf(&msg, "http://d%d.example/ ", i);
 	(void)mw_str_appends(&msg, "https://badlinks.example/\r\n");
-	struct mw_spam_input in = {msg.buf, msg.len, NULL, "192.0.2.1", "h.example.com",
-	                           "<a@example.com>"};
+	struct mw_spam_input in = {msg.buf,     msg.len,         NULL,
+	                           "192.0.2.1", "h.example.com", "<a@example.com>"};
 	queries = 0;
 	mw_spam_score(&s, &in, &r);
 	assert_int_equal(queries, 5);
@@ -233,8 +235,8 @@ static void test_auth_results(void **state)
 	struct mw_spam_result r;
 	struct mw_auth_results a;
 	static const char msg[] = "From: a@example.com\r\n" HDRS_OK "\r\nhi\r\n";
-	struct mw_spam_input in = {msg, strlen(msg), &a, "192.0.2.1", "h.example.com",
-	                           "<a@example.com>"};
+	struct mw_spam_input in = {msg,         strlen(msg),     &a,
+	                           "192.0.2.1", "h.example.com", "<a@example.com>"};
 	(void)state;
 	settings(&s);
 	memset(&a, 0, sizeof(a));
@@ -346,9 +348,9 @@ static void test_settings_and_header(void **state)
 int main(void)
 {
 	const struct CMUnitTest t[] = {
-	    cmocka_unit_test(test_table),        cmocka_unit_test(test_dns_failure_counted),
-	    cmocka_unit_test(test_lookup_cap),   cmocka_unit_test(test_auth_results),
-	    cmocka_unit_test(test_bayes_bands),  cmocka_unit_test(test_settings_and_header),
+	    cmocka_unit_test(test_table),       cmocka_unit_test(test_dns_failure_counted),
+	    cmocka_unit_test(test_lookup_cap),  cmocka_unit_test(test_auth_results),
+	    cmocka_unit_test(test_bayes_bands), cmocka_unit_test(test_settings_and_header),
 	};
 	MW_RUN_TESTS(t);
 }
