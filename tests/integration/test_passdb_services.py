@@ -62,8 +62,9 @@ class PassdbServicesTest(unittest.TestCase):
     def auth(self, user, password, service, rip='127.0.0.1'):
         """auth - True when `doveadm auth test` succeeds (exit 0), False when it is refused
         (exit 77); anything else is an error of the test set-up."""
+        # '--': a generated app password may begin with '-' (doveadm took it for an option)
         p = self.doveadm('auth', 'test', '-x', 'service=' + service, '-x', 'rip=' + rip,
-                         user, password)
+                         '--', user, password)
         if p.returncode not in (0, 77):
             self.fail('doveadm auth test %s: exit %d\n%s%s' % (service, p.returncode, p.stdout,
                                                                p.stderr))
