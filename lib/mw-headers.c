@@ -587,10 +587,28 @@ static int print_prop(mw_str *out, const struct mw_hdr_ar_prop *p)
 	return mw_str_appendc(out, '"');
 }
 
-/* mw_hdr_authres_print - the value the milter adds */
+/* fold_add - append PIECE (which starts with one blank) to out, breaking the line before it
+   ("\n\t", the folding the milter protocol carries) when it would pass MW_HDR_FOLD_AT
+   columns; *col is the current column. A header line never reaches 998 octets this way:
+   no piece is longer than a property value plus its name. */
+static int fold_add(mw_str *out, size_t *col, const char *piece, size_t len)
+{
+	if (*col > 1 && *col + len > MW_HDR_FOLD_AT) {
+		if (mw_str_appends(out, "\n\t") < 0 || mw_str_append(out, piece + 1, len - 1) < 0)
+			return -1;
+		*col = 8 + len - 1;
+		return 0;
+	}
+	*col += len;
+	return mw_str_append(out, piece, len);
+}
+
+/* mw_hdr_authres_print - the value the milter adds, folded into lines of at most about
+   MW_HDR_FOLD_AT columns */
 int mw_hdr_authres_print(const struct mw_hdr_authres *ar, mw_str *out, mw_error *error_r)
 {
-	size_t mark = out->len, i, j;
+	size_t mark = out->len, i, j, col = sizeof("Authentication-Results: ") - 1;
+	mw_str piece;
 	int ret = 0;
 
 	if (!clean_host(ar->authserv_id)) {
@@ -602,8 +620,10 @@ int mw_hdr_authres_print(const struct mw_hdr_authres *ar, mw_str *out, mw_error 
 		return -1;
 	}
 	ret |= mw_str_appendf(out, "%s;", ar->authserv_id);
+	col += strlen(ar->authserv_id) + 1;
 	if (ar->count == 0)
-		ret |= mw_str_appends(out, " none");
+		ret |= fold_add(out, &col, " none", 5);
+	mw_str_init(&piece, 0);
 	for (i = 0; i < ar->count && ret == 0; i++) {
 		const struct mw_hdr_ar_result *r = &ar->results[i];
 		if (!keyword_ok(r->method, strlen(r->method)) || r->nprops > MW_HDR_AR_PROPS ||
@@ -612,13 +632,21 @@ int mw_hdr_authres_print(const struct mw_hdr_authres *ar, mw_str *out, mw_error 
 			ret = -1;
 			break;
 		}
-		ret |= mw_str_appendf(out, "%s %s=%s", i > 0 ? ";" : "", r->method,
-		                      mw_auth_result_str(r->result));
+		if (i > 0)
+			ret |= mw_str_appendc(out, ';');
+		col++;
+		mw_str_reset(&piece);
+		ret |= mw_str_appendf(&piece, " %s=%s", r->method, mw_auth_result_str(r->result));
 		if (r->comment[0] != '\0')
-			ret |= mw_str_appendf(out, " (%s)", r->comment);
-		for (j = 0; j < r->nprops && ret == 0; j++)
-			ret |= print_prop(out, &r->props[j]);
+			ret |= mw_str_appendf(&piece, " (%s)", r->comment);
+		ret |= fold_add(out, &col, piece.buf, piece.len);
+		for (j = 0; j < r->nprops && ret == 0; j++) {
+			mw_str_reset(&piece);
+			ret |= print_prop(&piece, &r->props[j]);
+			ret |= fold_add(out, &col, piece.buf, piece.len);
+		}
 	}
+	mw_str_free(&piece);
 	if (ret != 0 || out->len - mark > MW_HDR_VALUE_MAX) {
 		out->len = mark;
 		if (out->buf != NULL)

@@ -19,6 +19,7 @@
 #include "mw-util.h"
 
 #define MW_HDR_VALUE_MAX     8192    /* a longer header value is refused, never cut */
+#define MW_HDR_FOLD_AT       78      /* printed values are folded before this column */
 #define MW_HDR_ID_MAX        253     /* authserv-id (a host name) */
 #define MW_HDR_AR_RESULTS    16      /* resinfo entries in one Authentication-Results */
 #define MW_HDR_AR_PROPS      4       /* properties of one result */
@@ -91,7 +92,9 @@ enum mw_hdr_id_class mw_hdr_authres_id(const char *value, size_t len, const char
    control bytes are refused). Comments other than the first after a result are skipped. */
 int mw_hdr_authres_parse(const char *value, size_t len, struct mw_hdr_authres *ar_r,
                          mw_error *error_r);
-/* Appends the value (no name, no leading blank) to out: "id; m=r (c) p.q=v; ...". Values that
+/* Appends the value (no name, no leading blank) to out: "id; m=r (c) p.q=v; ...", folded
+   with "\n\t" before a result or property that would pass MW_HDR_FOLD_AT columns (a line of
+   the header never comes near RFC 5322's 998 octets, which Postfix would split). Values that
    are not plain words are written as quoted-strings; anything the parser would not read back
    as it was given (unsafe id, bytes outside printable ASCII, a ')' in a comment, empty
    fields) is refused: -1, out unchanged. */

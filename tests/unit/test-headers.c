@@ -540,6 +540,62 @@ static void test_authres_round_trip(void **state)
 	free(back);
 }
 
+/* test_authres_print_folds - many results, long values: every line of the printed header
+   stays short (Postfix splits a line past its line_length_limit, and RFC 5322 caps a line at
+   998 octets), and the folded value reads back the same */
+static void test_authres_print_folds(void **state)
+{
+	struct mw_hdr_authres *ar = calloc(2, sizeof(*ar)), *back;
+	const char *line;
+	mw_error err;
+	mw_str out;
+	size_t m, first = sizeof("Authentication-Results: ") - 1, lines = 0;
+	(void)state;
+	assert_non_null(ar);
+	back = ar + 1;
+	(void)mw_strlcpy(ar->authserv_id, OURS, sizeof(ar->authserv_id));
+	ar->count = MW_HDR_AR_RESULTS;
+	for (m = 0; m < MW_HDR_AR_RESULTS; m++) {
+		struct mw_hdr_ar_result *res = &ar->results[m];
+		(void)mw_strlcpy(res->method, "dkim", sizeof(res->method));
+		res->result = MW_AUTH_PASS;
+		(void)mw_strlcpy(res->comment, "a comment about the key", sizeof(res->comment));
+		res->nprops = 2;
+		(void)mw_strlcpy(res->props[0].name, "header.d", sizeof(res->props[0].name));
+		memset(res->props[0].value, 'd', 200);
+		memcpy(res->props[0].value + 196, ".org", 5);
+		(void)mw_strlcpy(res->props[1].name, "header.s", sizeof(res->props[1].name));
+		(void)mw_strlcpy(res->props[1].value, "sel", sizeof(res->props[1].value));
+	}
+	mw_str_init(&out, 0);
+	assert_int_equal(mw_hdr_authres_print(ar, &out, &err), 0);
+	/* was one line of about 4000 octets */
+	for (line = out.buf; line != NULL; lines++) {
+		const char *nl = strchr(line, '\n');
+		size_t len = (nl != NULL ? (size_t)(nl - line) : strlen(line)) + first;
+		assert_true(len <= 998);
+		if (nl != NULL)
+			assert_int_equal(nl[1], '\t');
+		line = nl != NULL ? nl + 1 : NULL;
+		first = 0;
+	}
+	assert_true(lines >= 2 * MW_HDR_AR_RESULTS);
+	assert_int_equal(mw_hdr_authres_parse(out.buf, out.len, back, &err), 0);
+	assert_true(mw_hdr_authres_equal(ar, back));
+	assert_int_equal(mw_hdr_authres_id(out.buf, out.len, OURS), MW_HDR_ID_OURS);
+
+	/* a short one stays on one line */
+	ar->count = 1;
+	ar->results[0].comment[0] = '\0';
+	ar->results[0].nprops = 1;
+	(void)mw_strlcpy(ar->results[0].props[0].value, "example.org", 64);
+	mw_str_reset(&out);
+	assert_int_equal(mw_hdr_authres_print(ar, &out, &err), 0);
+	assert_string_equal(out.buf, OURS "; dkim=pass header.d=example.org");
+	mw_str_free(&out);
+	free(ar);
+}
+
 /* test_authres_print_refuses - what the parser would not read back is never printed */
 static void test_authres_print_refuses(void **state)
 {
@@ -689,6 +745,7 @@ int main(void)
 	    cmocka_unit_test(test_header_names),
 	    cmocka_unit_test(test_authres_parse),
 	    cmocka_unit_test(test_authres_round_trip),
+	    cmocka_unit_test(test_authres_print_folds),
 	    cmocka_unit_test(test_authres_print_refuses),
 	    cmocka_unit_test(test_pick),
 	    cmocka_unit_test(test_issue9_forged_ids),
