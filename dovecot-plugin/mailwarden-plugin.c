@@ -55,14 +55,22 @@
 #include "mail-storage-hooks.h"
 #include "mail-deliver.h"
 #include "module-context.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include "istream.h"
+#pragma GCC diagnostic pop
+#include "buffer.h"
 #include "mailwarden-plugin.h"
 
 #include "mw-config.h"
 #include "mw-store.h"
 #include "mw-tagrule.h"
 #include "mw-headers.h"
+#include "mw-classify.h"
+#include "mw-learnspool.h"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #define MW_DEFAULT_CONFIG    "/etc/mailwarden/mailwarden.conf"
 #define MW_RULE_CACHE_SIZE   128 /* users whose rules one process keeps */
@@ -94,6 +102,15 @@ struct mw_plugin_user {
 	char username[MW_USERNAME_MAX + 1];
 	mw_store *store;
 	bool store_failed;
+	time_t store_retry_at; /* a failed open is not retried before */
+
+	/* learning: a learner classifier on the store, the spool for store outages */
+	mw_classifier *learner;
+	unsigned int token_flags;
+	size_t learn_max_size; /* bytes of a message learned from */
+	const char *spool_dir; /* NULL: no spool (events are lost while the store is down) */
+	unsigned int spool_max, spool_retry_secs;
+	struct timeout *spool_to, *startup_to;
 
 	/* the keywords mw_deliver_mail decided for delivery_mail, taken by the save that
 	   follows (mw_copy) so the headers and rules are looked at once per delivery */
@@ -212,8 +229,11 @@ static mw_store *mw_user_store(struct mw_plugin_user *muser)
 	const char *url = muser->store_url;
 	unsigned int busy_ms = 2000;
 
-	if (muser->store != NULL || muser->store_failed)
+	if (muser->store != NULL)
 		return muser->store;
+	if (muser->store_failed && (muser->username[0] == '\0' || ioloop_time < muser->store_retry_at))
+		return NULL;
+	muser->store_failed = false;
 	if (muser->username[0] == '\0') {
 		muser->store_failed = true;
 		return NULL;
@@ -223,6 +243,7 @@ static mw_store *mw_user_store(struct mw_plugin_user *muser)
 		if (cfg == NULL) {
 			e_error(muser->user->event, "mailwarden: store unavailable: %s", err.msg);
 			muser->store_failed = true;
+			muser->store_retry_at = ioloop_time + MW_FAIL_CACHE_SECS;
 			return NULL;
 		}
 		url = mw_config_str(cfg, MWK_STORE);
@@ -235,6 +256,7 @@ static mw_store *mw_user_store(struct mw_plugin_user *muser)
 		/* the URL may hold a password: never logged */
 		e_error(muser->user->event, "mailwarden: store unavailable: %s", err.msg);
 		muser->store_failed = true;
+		muser->store_retry_at = ioloop_time + MW_FAIL_CACHE_SECS;
 	}
 	if (cfg != NULL)
 		mw_config_unref(&cfg);
@@ -647,37 +669,227 @@ static const char *const *mw_strv2(const char *a, const char *b)
 
 /* ---- learning -------------------------------------------------------------------------- */
 
-/* mw_record - one training event for the message; failures are logged, never returned */
+/* mw_learner - the user's learner classifier on the store; NULL when the store is down */
+static mw_classifier *mw_learner(struct mw_plugin_user *muser, mw_error *err)
+{
+	mw_store *store = mw_user_store(muser);
+	if (store == NULL) {
+		mw_error_set(err, "store unavailable");
+		return NULL;
+	}
+	if (muser->learner == NULL && mw_classifier_open_learner(store, &muser->learner, err) < 0)
+		return NULL;
+	return muser->learner;
+}
+
+/* mw_apply - learn one prepared event in the store and record its training_events row:
+   0 done (learned now or before), -1 the store failed (err) */
+static int mw_apply(struct mw_plugin_user *muser, const struct mw_learn_item *it, mw_error *err)
+{
+	enum mw_training_verdict v = it->spam ? MW_TRAINING_SPAM : MW_TRAINING_HAM;
+	mw_classifier *c = mw_learner(muser, err);
+	mw_error terr = {""};
+	int ret;
+
+	if (c == NULL)
+		return -1;
+	ret = mw_classifier_learn_tokens(c, it->hash, it->count, it->digest, it->spam, err);
+	if (ret < 0)
+		return -1;
+	if (ret > 0) {
+		e_info(muser->user->event, "mailwarden: %s msgid=%s already learned for %s",
+		       mw_training_verdict_name(v), str_sanitize(it->message_id, 120),
+		       str_sanitize(it->username, 80));
+		return 0;
+	}
+	/* the row says who taught what; the learn itself is already committed */
+	ret = mw_store_training_add(mw_user_store(muser), it->username, it->message_id, v, &terr);
+	if (ret == MW_STORE_ERROR && strstr(terr.msg, "UTF-8") != NULL)
+		ret = mw_store_training_add(mw_user_store(muser), it->username, "", v, &terr);
+	if (ret != MW_STORE_OK)
+		e_warning(muser->user->event, "mailwarden: training event row not recorded: %s",
+		          terr.msg);
+	e_info(muser->user->event, "mailwarden: learned %s msgid=%s tokens=%zu",
+	       mw_training_verdict_name(v), str_sanitize(it->message_id, 120), it->count);
+	return 0;
+}
+
+/* mw_flush_cb - one spooled event into the store */
+static int mw_flush_cb(void *ctx, const struct mw_learn_item *it, mw_error *err)
+{
+	return mw_apply(ctx, it, err);
+}
+
+static void mw_spool_retry(struct mw_plugin_user *muser);
+
+/* mw_retry_timer - the spool retry timer (Dovecot's timeout_add type-checks the callback
+   with a construct -Wvla refuses) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wvla"
+static struct timeout *mw_retry_timer(struct mw_plugin_user *muser)
+{
+	return timeout_add(muser->spool_retry_secs * 1000, mw_spool_retry, muser);
+}
+#pragma GCC diagnostic pop
+
+/* mw_spool_flush - learn what the spool holds: 0 it is empty now, -1 not (logged) */
+static int mw_spool_flush(struct mw_plugin_user *muser)
+{
+	mw_error err = {""};
+	unsigned int done = 0, bad = 0;
+	int ret;
+
+	if (muser->spool_dir == NULL)
+		return 0;
+	ret = mw_learnspool_flush(muser->spool_dir, mw_flush_cb, muser, &done, &bad, &err);
+	if (done > 0)
+		e_info(muser->user->event, "mailwarden: learned %u spooled event(s) from %s", done,
+		       muser->spool_dir);
+	if (bad > 0)
+		e_error(muser->user->event,
+		        "mailwarden: %u file(s) in %s are not learning events: renamed *.bad", bad,
+		        muser->spool_dir);
+	if (ret == 0) {
+		if (muser->spool_to != NULL)
+			timeout_remove(&muser->spool_to);
+		return 0;
+	}
+	if (ret < 0)
+		e_error(muser->user->event, "mailwarden: %s", err.msg);
+	else
+		e_warning(muser->user->event,
+		          "mailwarden: spooled learning events wait in %s: %s (retry in %us)",
+		          muser->spool_dir, err.msg, muser->spool_retry_secs);
+	if (muser->spool_to == NULL && ret > 0)
+		muser->spool_to = mw_retry_timer(muser);
+	return -1;
+}
+
+/* mw_spool_retry - the timer: try the spool again while the session lasts */
+static void mw_spool_retry(struct mw_plugin_user *muser)
+{
+	T_BEGIN
+	{
+		(void)mw_spool_flush(muser);
+	}
+	T_END;
+}
+
+/* mw_spool_startup - after login: learn what earlier sessions left in the spool */
+static void mw_spool_startup(struct mw_plugin_user *muser)
+{
+	timeout_remove(&muser->startup_to);
+	mw_spool_retry(muser);
+}
+
+/* mw_startup_timer - mw_spool_startup at the next turn of the ioloop */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wvla"
+static struct timeout *mw_startup_timer(struct mw_plugin_user *muser)
+{
+	return timeout_add_short(0, mw_spool_startup, muser);
+}
+#pragma GCC diagnostic pop
+
+/* mw_read_head - the first max bytes of the message (data stack); NULL on a read error */
+static const buffer_t *mw_read_head(struct mw_plugin_user *muser, struct mail *mail, size_t max)
+{
+	struct istream *input;
+	buffer_t *buf;
+	const unsigned char *data;
+	size_t size;
+	int ret;
+
+	if (mail_get_stream(mail, NULL, NULL, &input) < 0) {
+		e_error(muser->user->event, "mailwarden: reading the message to learn: %s",
+		        mailbox_get_last_internal_error(mail->box, NULL));
+		return NULL;
+	}
+	buf = t_buffer_create(8192);
+	i_stream_seek(input, 0);
+	while (buf->used < max && (ret = i_stream_read_more(input, &data, &size)) > 0) {
+		size_t n = I_MIN(size, max - buf->used);
+		buffer_append(buf, data, n);
+		i_stream_skip(input, n);
+	}
+	if (input->stream_errno != 0) {
+		e_error(muser->user->event, "mailwarden: reading the message to learn: %s",
+		        i_stream_get_error(input));
+		return NULL;
+	}
+	return buf;
+}
+
+/* mw_record - learn the message's content as spam or ham for the user: prepared (tokens
+   and per-user digest) here, applied to the store at once, spooled when the store fails;
+   failures are logged, never returned (data stack) */
 static void mw_record(struct mw_plugin_user *muser, struct mail *mail, enum mw_training_verdict v)
 {
 	const char *msgid = NULL;
+	const buffer_t *head;
+	struct mw_learn_item it;
+	struct mw_tokens tokens;
 	mw_error err = {""};
-	mw_store *store;
-	int ret;
 
+	if (muser->username[0] == '\0')
+		return;
 	if (mail_get_first_header(mail, "Message-ID", &msgid) <= 0 || msgid == NULL)
 		msgid = "";
 	msgid = mw_unfold(msgid);
 	if (strlen(msgid) > MW_MESSAGE_ID_MAX)
 		msgid = ""; /* refused, not cut: an over-long id identifies nothing */
-	store = mw_user_store(muser);
-	if (store == NULL) {
-		e_error(muser->user->event,
-		        "mailwarden: %s training event for %s lost: store "
-		        "unavailable",
+	head = mw_read_head(muser, mail, muser->learn_max_size);
+	if (head == NULL) {
+		e_error(muser->user->event, "mailwarden: %s training event for %s lost",
 		        mw_training_verdict_name(v), str_sanitize(msgid, 120));
 		return;
 	}
-	ret = mw_store_training_add(store, muser->username, msgid, v, &err);
-	if (ret == MW_STORE_ERROR && strstr(err.msg, "UTF-8") != NULL)
-		ret = mw_store_training_add(store, muser->username, "", v, &err);
-	if (ret != MW_STORE_OK) {
-		e_error(muser->user->event, "mailwarden: %s training event for %s lost: %s",
-		        mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg);
+	memset(&it, 0, sizeof(it));
+	mw_tokens_init(&tokens, false);
+	if (mw_classifier_prepare(muser->token_flags, head->data, head->used, muser->username,
+	                          &tokens, it.digest, &err) < 0) {
+		e_warning(muser->user->event, "mailwarden: %s msgid=%s not learned: %s",
+		          mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg);
+		mw_tokens_free(&tokens);
 		return;
 	}
-	e_info(muser->user->event, "mailwarden: learned %s msgid=%s", mw_training_verdict_name(v),
-	       str_sanitize(msgid, 120));
+	i_assert(strlen(muser->username) < sizeof(it.username));
+	i_strocpy(it.username, muser->username, sizeof(it.username));
+	i_strocpy(it.message_id, msgid, sizeof(it.message_id));
+	it.spam = v == MW_TRAINING_SPAM;
+	it.hash = tokens.hash;
+	it.count = tokens.count;
+	/* while a retry is pending the store is known to fail: straight into the spool, so an
+	   outage costs the session one store timeout per retry, not one per message; else
+	   the spool first, so an older judgement never lands after this one */
+	if (muser->spool_to == NULL && mw_spool_flush(muser) == 0 &&
+	    mw_apply(muser, &it, &err) == 0) {
+		mw_tokens_free(&tokens);
+		return;
+	}
+	if (err.msg[0] == '\0')
+		mw_error_set(&err, "the store failed earlier and older events wait in the spool");
+	if (muser->spool_dir == NULL) {
+		e_error(muser->user->event,
+		        "mailwarden: %s training event for %s lost: %s (no mailwarden_learn_spool)",
+		        mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg);
+	} else {
+		mw_error serr = {""};
+		if (mw_learnspool_write(muser->spool_dir, muser->spool_max, &it, &serr) < 0) {
+			e_error(muser->user->event,
+			        "mailwarden: %s training event for %s lost: %s; spooling: %s",
+			        mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg,
+			        serr.msg);
+		} else {
+			e_warning(muser->user->event,
+			          "mailwarden: %s training event for %s spooled in %s: %s",
+			          mw_training_verdict_name(v), str_sanitize(msgid, 120),
+			          muser->spool_dir, err.msg);
+			if (muser->spool_to == NULL)
+				muser->spool_to = mw_retry_timer(muser);
+		}
+	}
+	mw_tokens_free(&tokens);
 }
 
 /* mw_is_delivery - the box was opened by lib-lda for a delivery */
@@ -902,8 +1114,59 @@ static void mw_mail_allocated(struct mail *_mail)
 static void mw_user_deinit(struct mail_user *user)
 {
 	struct mw_plugin_user *muser = MW_USER_CONTEXT(user);
+	if (muser->startup_to != NULL)
+		timeout_remove(&muser->startup_to);
+	if (muser->spool_to != NULL) {
+		/* one last try with what the session could not learn */
+		timeout_remove(&muser->spool_to);
+		T_BEGIN
+		{
+			(void)mw_spool_flush(muser);
+		}
+		T_END;
+		if (muser->spool_to != NULL)
+			timeout_remove(&muser->spool_to);
+	}
+	mw_classifier_close(&muser->learner);
 	mw_store_close(&muser->store);
 	muser->module_ctx.super.deinit(user);
+}
+
+/* mw_learn_settings - the learning settings; the spool defaults to HOME/mailwarden-learn */
+static void mw_learn_settings(struct mail_user *user, struct mw_plugin_user *muser)
+{
+	struct mw_classifier_settings cs;
+	const char *v, *home = NULL;
+	mw_error err = {""};
+	long long secs;
+	struct stat st;
+
+	mw_classifier_settings_default(&cs);
+	muser->token_flags = cs.token_flags;
+	muser->learn_max_size = (size_t)mw_setting_number(user, "mailwarden_learn_max_size",
+	                                                  256 * 1024, 1024, 64 * 1024 * 1024, true);
+	muser->spool_max = (unsigned int)mw_setting_number(user, "mailwarden_learn_spool_max", 1000,
+	                                                   1, 1000000, false);
+	muser->spool_retry_secs = 30;
+	v = mail_user_plugin_getenv(user, "mailwarden_learn_retry");
+	if (v != NULL && *v != '\0') {
+		if (mw_config_parse_duration(v, &secs, &err) < 0 || secs < 1 || secs > 3600)
+			e_error(user->event, "mailwarden: mailwarden_learn_retry = %s: %s; using 30s",
+			        str_sanitize(v, 40), err.msg[0] != '\0' ? err.msg : "not in 1s..1h");
+		else
+			muser->spool_retry_secs = (unsigned int)secs;
+	}
+	v = mail_user_plugin_getenv(user, "mailwarden_learn_spool");
+	if (v == NULL) {
+		if (mail_user_get_home(user, &home) > 0 && home != NULL && *home != '\0')
+			v = p_strconcat(user->pool, home, "/mailwarden-learn", NULL);
+	}
+	muser->spool_dir = v != NULL && *v != '\0' ? v : NULL;
+	/* a session that is not a delivery learns what earlier ones left behind, after login */
+	if (muser->learn && muser->spool_dir != NULL && current_ioloop != NULL &&
+	    user->service != NULL && strcmp(user->service, "lmtp") != 0 &&
+	    strcmp(user->service, "lda") != 0 && stat(muser->spool_dir, &st) == 0)
+		muser->startup_to = mw_startup_timer(muser);
 }
 
 /* mw_mail_user_created - read the settings once per user */
@@ -962,6 +1225,7 @@ static void mw_mail_user_created(struct mail_user *user)
 	if (mw_store_username_normalize(user->username, muser->username, sizeof(muser->username),
 	                                &err) < 0)
 		muser->username[0] = '\0';
+	mw_learn_settings(user, muser);
 	MODULE_CONTEXT_SET(user, mw_user_module, muser);
 }
 
