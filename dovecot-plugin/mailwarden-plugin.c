@@ -14,10 +14,29 @@
  * message). The rules' header fields are parsed once per decision.
  *
  * Learning (imap and anything else that is not a delivery): a message copied, moved or
- * APPENDed into the Junk mailbox records a "spam" training event and gets $Junk (and loses
- * $NotJunk); one copied or moved out of Junk (not into Trash) records "ham" and gets
- * $NotJunk (loses $Junk). Setting $Junk / $NotJunk on a message that lacked it records
- * spam / ham. Events go to the store (training_events) keyed by the Message-ID header.
+ * APPENDed into the Junk mailbox is learned as spam and gets $Junk (and loses $NotJunk);
+ * one copied or moved out of Junk (not into Trash) is learned as ham and gets $NotJunk
+ * (loses $Junk). Setting $Junk / $NotJunk on a message that lacked it learns spam / ham.
+ * What is learned is the content: the first mailwarden_learn_max_size bytes of the
+ * message, tokenized here by the same lib/ code the milter scores with (mw-mime,
+ * mw-tokenize), and applied to the store at once by a "learner" classifier (lib/mw-classify:
+ * it reads the rows of the message's tokens inside one store transaction and never loads
+ * the model). Learning here rather than in a queue consumed by another process: the plugin
+ * already holds the message and a store connection, no daemon has to run for learning to
+ * happen, and the user's action is learned before its command completes; the cost is one
+ * bounded store transaction (size limit, MW_TOKENS_MAX tokens). The learned label is kept
+ * under a digest of the user and the message (mw_classifier_prepare), so one user's
+ * judgement counts once however often it is repeated, and moving a message back out of
+ * Junk unlearns the spam and learns ham. A newly learned event also writes a
+ * training_events row (user, Message-ID, verdict).
+ *
+ * Store outages: an event the store does not take is written to the spool
+ * (mailwarden_learn_spool, default HOME/mailwarden-learn; lib/mw-learnspool: one file per
+ * message and user, bounded by mailwarden_learn_spool_max) and logged; while a retry is
+ * pending (every mailwarden_learn_retry) new events go straight to the spool, so an outage
+ * costs the session one store timeout per retry. The spool is flushed before any new
+ * event is learned (an older judgement never lands after a newer one), by the retry
+ * timer, after login of a later session and at the end of a session.
  *
  * Store: mailwarden_store (a store URL) or the store key of mailwarden_config
  * (/etc/mailwarden/mailwarden.conf), opened lazily per mail user as that user (the mail
@@ -231,7 +250,8 @@ static mw_store *mw_user_store(struct mw_plugin_user *muser)
 
 	if (muser->store != NULL)
 		return muser->store;
-	if (muser->store_failed && (muser->username[0] == '\0' || ioloop_time < muser->store_retry_at))
+	if (muser->store_failed &&
+	    (muser->username[0] == '\0' || ioloop_time < muser->store_retry_at))
 		return NULL;
 	muser->store_failed = false;
 	if (muser->username[0] == '\0') {
@@ -1151,8 +1171,9 @@ static void mw_learn_settings(struct mail_user *user, struct mw_plugin_user *mus
 	v = mail_user_plugin_getenv(user, "mailwarden_learn_retry");
 	if (v != NULL && *v != '\0') {
 		if (mw_config_parse_duration(v, &secs, &err) < 0 || secs < 1 || secs > 3600)
-			e_error(user->event, "mailwarden: mailwarden_learn_retry = %s: %s; using 30s",
-			        str_sanitize(v, 40), err.msg[0] != '\0' ? err.msg : "not in 1s..1h");
+			e_error(
+			    user->event, "mailwarden: mailwarden_learn_retry = %s: %s; using 30s",
+			    str_sanitize(v, 40), err.msg[0] != '\0' ? err.msg : "not in 1s..1h");
 		else
 			muser->spool_retry_secs = (unsigned int)secs;
 	}

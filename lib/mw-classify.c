@@ -566,10 +566,10 @@ static int learner_begin(mw_classifier *c, const uint64_t *hash, size_t count, b
 	}
 	free(c->map.v);
 	memset(&c->map, 0, sizeof(c->map));
-	if (mw_store_spam_tokens_get(c->store, c->scope, hash, count, load_cb, &c->map,
-	                             error_r) != MW_STORE_OK ||
-	    mw_store_spam_tokens_get(c->store, c->scope, &bias, 1, load_cb, &c->map,
-	                             error_r) != MW_STORE_OK) {
+	if (mw_store_spam_tokens_get(c->store, c->scope, hash, count, load_cb, &c->map, error_r) !=
+	        MW_STORE_OK ||
+	    mw_store_spam_tokens_get(c->store, c->scope, &bias, 1, load_cb, &c->map, error_r) !=
+	        MW_STORE_OK) {
 		if (*own_tx_r)
 			(void)mw_store_spam_batch_end(c->store, false, NULL);
 		*own_tx_r = false;

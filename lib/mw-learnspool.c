@@ -69,7 +69,7 @@ char *mw_learnspool_format(const struct mw_learn_item *it, size_t *len_r)
 }
 
 /* next_line - the next LF-terminated line of [*p, end) with the given key, its value in
-   *v_r; -1 when there is none or the key differs */
+ *v_r; -1 when there is none or the key differs */
 static int next_line(const char **p, const char *end, const char *key, mw_slice *v_r)
 {
 	const char *nl = memchr(*p, '\n', (size_t)(end - *p));
@@ -103,8 +103,7 @@ void mw_learn_item_free(struct mw_learn_item *it)
 }
 
 /* mw_learnspool_parse - one event from a spool file's text (strict) */
-int mw_learnspool_parse(const char *text, size_t len, struct mw_learn_item *it,
-                        mw_error *error_r)
+int mw_learnspool_parse(const char *text, size_t len, struct mw_learn_item *it, mw_error *error_r)
 {
 	const char *p = text, *end = text + len;
 	mw_slice v;
@@ -294,8 +293,8 @@ static char *read_event(int dfd, const char *name, size_t *len_r)
 }
 
 /* mw_learnspool_flush - apply and remove every spooled event */
-int mw_learnspool_flush(const char *dir, mw_learnspool_apply_cb *cb, void *ctx,
-                        unsigned *done_r, unsigned *bad_r, mw_error *error_r)
+int mw_learnspool_flush(const char *dir, mw_learnspool_apply_cb *cb, void *ctx, unsigned *done_r,
+                        unsigned *bad_r, mw_error *error_r)
 {
 	DIR *d;
 	struct dirent *e;

@@ -41,8 +41,7 @@ struct mw_learn_item {
 /* The file text of it (malloc'ed, NUL-terminated), *len_r its length. */
 char *mw_learnspool_format(const struct mw_learn_item *it, size_t *len_r);
 /* 0 and *it (free with mw_learn_item_free), -1 when text is not exactly one event. */
-int mw_learnspool_parse(const char *text, size_t len, struct mw_learn_item *it,
-                        mw_error *error_r);
+int mw_learnspool_parse(const char *text, size_t len, struct mw_learn_item *it, mw_error *error_r);
 void mw_learn_item_free(struct mw_learn_item *it);
 
 /* Writes it into dir (created 0700 when missing); -1 when dir holds max_files events
@@ -55,7 +54,7 @@ typedef int mw_learnspool_apply_cb(void *ctx, const struct mw_learn_item *it, mw
 /* Applies every event of dir through cb. 0: dir is empty now (or does not exist); 1: cb
    failed and the rest stays (error_r says why); -1: dir cannot be read. *done_r counts the
    events applied; a file that is not an event is renamed NAME.bad and counted in *bad_r. */
-int mw_learnspool_flush(const char *dir, mw_learnspool_apply_cb *cb, void *ctx,
-                        unsigned *done_r, unsigned *bad_r, mw_error *error_r);
+int mw_learnspool_flush(const char *dir, mw_learnspool_apply_cb *cb, void *ctx, unsigned *done_r,
+                        unsigned *bad_r, mw_error *error_r);
 
 #endif

@@ -504,7 +504,7 @@ static void walk_leaf(struct walk *w, GMimePart *part)
 		if (m->nattachments < w->lim->max_attachments) {
 			struct mw_mime_attachment *a;
 			m->attachments = grow(m->attachments, m->nattachments, &w->cap_atts,
-			     sizeof(*m->attachments));
+			                      sizeof(*m->attachments));
 			a = &m->attachments[m->nattachments++];
 			a->filename = dup_clean(filename, 255, NULL);
 			a->content_type = mw_strdup(p->content_type);

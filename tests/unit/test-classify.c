@@ -320,7 +320,8 @@ static int learner_learn(mw_classifier *c, const char *m, const char *who, bool 
 	int ret;
 	mw_classifier_settings_default(&set);
 	mw_tokens_init(&t, false);
-	assert_int_equal(mw_classifier_prepare(set.token_flags, m, strlen(m), who, &t, dg, &err), 0);
+	assert_int_equal(mw_classifier_prepare(set.token_flags, m, strlen(m), who, &t, dg, &err),
+	                 0);
 	ret = mw_classifier_learn_tokens(c, t.hash, t.count, dg, spam, &err);
 	if (ret < 0)
 		fprintf(stderr, "learner: %s\n", err.msg);
@@ -350,7 +351,8 @@ static void test_learner_matches_and_dedupes_per_user(void **state)
 	/* the same sequence through both paths: identical token rows */
 	for (i = 0; i < 30; i++) {
 		char *m = make_msg(i % 2 == 0, i);
-		assert_int_equal(mw_classifier_learn(f->c, m, strlen(m), i % 2 == 0, NULL, &err), 0);
+		assert_int_equal(mw_classifier_learn(f->c, m, strlen(m), i % 2 == 0, NULL, &err),
+		                 0);
 		assert_int_equal(learner_learn(learner, m, NULL, i % 2 == 0), 0);
 		free(m);
 	}
