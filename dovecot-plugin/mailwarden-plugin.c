@@ -101,6 +101,7 @@
 #define MW_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mw_user_module)
 #define MW_BOX_CONTEXT(obj)  MODULE_CONTEXT(obj, mw_storage_module)
 #define MW_MAIL_CONTEXT(obj) MODULE_CONTEXT_REQUIRE(obj, mw_mail_module)
+#define MW_MAX_ANNOUNCED     32 /* header fields announced on a delivered message */
 
 const char *mailwarden_plugin_version = DOVECOT_ABI_VERSION;
 
@@ -140,6 +141,15 @@ struct mw_plugin_user {
 struct mw_mailbox {
 	union mailbox_module_context module_ctx;
 	bool is_junk, is_trash;
+};
+
+/* Our context of every mail of a plugin user. For the message being delivered (a mail of
+   lmtp's or dovecot-lda's raw mailbox) it lists the header fields we announced when the
+   mail was set up, so lmtp's own header pass (for its log line) collected them as well
+   and the decision finds them parsed. */
+struct mw_mail {
+	union mail_module_context module_ctx; /* first: MODULE_CONTEXT_SET_SELF */
+	const char **announced;               /* NULL-terminated (mail pool); NULL: none */
 };
 
 /* What the headers and rules say about one delivered message. */
@@ -575,6 +585,25 @@ static void mw_apply_rules(struct mail *mail, const struct mw_tag_rule *rules, s
 		       work.text_max, work.text_max);
 }
 
+/* mw_all_announced - every field of names was announced when mail was set up */
+static bool mw_all_announced(struct mail *mail, const ARRAY_TYPE(const_string) * names)
+{
+	struct mw_mail *mm = (struct mw_mail *)MODULE_CONTEXT((struct mail_private *)mail, mw_mail_module);
+	const char *const *n;
+	if (mm == NULL || mm->announced == NULL)
+		return false;
+	array_foreach(names, n)
+	{
+		const char *const *a;
+		bool found = false;
+		for (a = mm->announced; *a != NULL && !found; a++)
+			found = strcasecmp(*a, *n) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 /* mw_want_headers - tell the mail every header field the decision reads, so that the
    first lookup parses the header once for all of them: a lookup of a field not parsed
    yet costs a pass over the whole header (data stack) */
@@ -604,6 +633,15 @@ static void mw_want_headers(struct mw_plugin_user *muser, struct mail *mail,
 		if (!seen)
 			array_push_back(&names, (const char *const *)&rules[i].field);
 	}
+	if (mw_all_announced(mail, &names)) {
+		/* parsed with lmtp's own pass already: asking again would cost a pass */
+		e_debug(muser->user->event,
+		        "mailwarden: header fields parsed in the delivery's first pass");
+		return;
+	}
+	e_debug(muser->user->event,
+	        "mailwarden: %u header fields wanted, not all announced: one more header pass",
+	        array_count(&names));
 	array_append_zero(&names);
 	hctx = mailbox_header_lookup_init(mail->box, array_front(&names));
 	mail_add_temp_wanted_fields(mail, 0, hctx);
@@ -1112,20 +1150,79 @@ static void mw_update_keywords(struct mail *_mail, enum modify_type modify_type,
 	}
 }
 
-/* mw_mail_allocated - hook update_keywords on every mail of a plugin user */
+/* mw_announce_add - add field to the list once, within MW_MAX_ANNOUNCED */
+static void mw_announce_add(ARRAY_TYPE(const_string) * names, const char *field)
+{
+	const char *const *n;
+	if (field == NULL || array_count(names) >= MW_MAX_ANNOUNCED)
+		return;
+	array_foreach(names, n) if (strcasecmp(*n, field) == 0) return;
+	array_push_back(names, &field);
+}
+
+/* mw_announce_fields - the header fields a delivery decision will read: the verdict
+   headers and the fields of every tag rule this process has cached (the recipients'
+   rules are not known yet when the message is set up; the cache holds those of the
+   users delivered to lately). Allocated from pool. */
+static const char **mw_announce_fields(struct mw_plugin_user *muser, pool_t pool)
+{
+	ARRAY_TYPE(const_string) names;
+	size_t i, j;
+
+	t_array_init(&names, MW_MAX_ANNOUNCED);
+	mw_announce_add(&names, "X-Mailwarden-Spam");
+	mw_announce_add(&names, "X-Mailwarden-Virus");
+	if (muser->authserv_id != NULL)
+		mw_announce_add(&names, "Authentication-Results");
+	for (i = 0; i < MW_RULE_CACHE_SIZE; i++) {
+		const struct mw_rule_cache_entry *e = &mw_rule_cache[i];
+		for (j = 0; e->username != NULL && j < e->count; j++)
+			if (e->rules[j].enabled)
+				mw_announce_add(&names, e->rules[j].field);
+	}
+	array_append_zero(&names);
+	return p_strarray_dup(pool, array_front(&names));
+}
+
+/* mw_mail_set_seq - a delivered message being set up: announce the fields the decision
+   will read, so that the first header pass (lmtp's, for its log line) parses them too */
+static void mw_mail_set_seq(struct mail *_mail, uint32_t seq, bool saving)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mw_mail *mm = (struct mw_mail *)MW_MAIL_CONTEXT(mail);
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(_mail->box->storage->user);
+
+	mm->module_ctx.super.set_seq(_mail, seq, saving);
+	if (muser == NULL)
+		return;
+	T_BEGIN
+	{
+		struct mailbox_header_lookup_ctx *hctx;
+		mm->announced = mw_announce_fields(muser, mail->pool);
+		hctx = mailbox_header_lookup_init(_mail->box, mm->announced);
+		mail_add_temp_wanted_fields(_mail, 0, hctx);
+		mailbox_header_lookup_unref(&hctx);
+	}
+	T_END;
+}
+
+/* mw_mail_allocated - hook update_keywords on every mail of a plugin user, and set_seq
+   on the message a delivery reads (a mail of the raw storage lmtp and lda open it in) */
 static void mw_mail_allocated(struct mail *_mail)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
 	struct mail_vfuncs *v = mail->vlast;
-	union mail_module_context *mmail;
+	struct mw_mail *mm;
 
 	if (MW_USER_CONTEXT(_mail->box->storage->user) == NULL)
 		return;
-	mmail = p_new(mail->pool, union mail_module_context, 1);
-	mmail->super = *v;
-	mail->vlast = &mmail->super;
+	mm = p_new(mail->pool, struct mw_mail, 1);
+	mm->module_ctx.super = *v;
+	mail->vlast = &mm->module_ctx.super;
 	v->update_keywords = mw_update_keywords;
-	MODULE_CONTEXT_SET_SELF(mail, mw_mail_module, mmail);
+	if (strcmp(_mail->box->storage->name, "raw") == 0)
+		v->set_seq = mw_mail_set_seq;
+	MODULE_CONTEXT_SET_SELF(mail, mw_mail_module, &mm->module_ctx);
 }
 
 /* ---- the mail user ------------------------------------------------------------------------ */

@@ -51,7 +51,8 @@ class PluginTest(unittest.TestCase):
             opts = lab_mod.mailwarden_plugin_options(
                 cls.store, mailwarden_authserv_id=AUTHSERV_ID,
                 mailwarden_rules_cache_ttl='1s', mailwarden_rules_budget='1000000',
-                mailwarden_learn_retry='1s')
+                mailwarden_learn_retry='1s',
+                extra_config='protocol lmtp {\n  mail_debug = yes\n}\n')
             cls.dovecot = cls.lab.dovecot(cls.store, **opts)
         except BaseException:
             cls.lab.stop()
@@ -202,6 +203,30 @@ class PluginTest(unittest.TestCase):
         self.assertIn('once', self.flags_in(self.imap(user, pw), 'INBOX', tok))
         log = self.log_since(offset)
         self.assertEqual(log.count('X-Mailwarden-Spam ignored'), 1, log)
+
+    def test_header_fields_parsed_in_lmtps_own_pass(self):
+        # the plugin announces the fields it will read when lmtp sets the message up, so
+        # lmtp's own header pass (for its log line) parses them and the decision does not
+        # parse the header a second time; a rule field the process has not seen yet (the
+        # user's first delivery) still costs one more pass
+        user, pw = self.new_user()
+        self.add_rule(user, 'List-Id', 'domain', 'lists.example', keyword='listed')
+        toks = [uuid.uuid4().hex, uuid.uuid4().hex]
+        logs = []
+        with smtplib.LMTP('127.0.0.1', self.dovecot.lmtp_port, timeout=30) as lmtp:
+            for tok in toks:  # one connection: one lmtp process, its rule cache
+                offset = self.log_size()
+                refused = lmtp.sendmail('sender@remote.example', [user], message(
+                    tok, ['List-Id: <x.lists.example>']).encode())
+                self.assertEqual(refused, {})
+                time.sleep(0.2)
+                logs.append(self.log_since(offset))
+        self.assertIn('not all announced: one more header pass', logs[0])
+        self.assertIn("header fields parsed in the delivery's first pass", logs[1])
+        self.assertNotIn('one more header pass', logs[1])
+        m = self.imap(user, pw)
+        for tok in toks:
+            self.assertIn('listed', self.flags_in(m, 'INBOX', tok))
 
     def test_two_recipients_in_one_transaction(self):
         # LMTP saves the second recipient's copy from the first recipient's saved mail
