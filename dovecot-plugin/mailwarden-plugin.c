@@ -183,6 +183,10 @@ static MODULE_CONTEXT_DEFINE_INIT(mw_storage_module, &mail_storage_module_regist
 static MODULE_CONTEXT_DEFINE_INIT(mw_mail_module, &mail_module_register);
 
 static struct mw_rule_cache_entry mw_rule_cache[MW_RULE_CACHE_SIZE];
+/* the header fields a delivery announces (mw_announce_fields), rebuilt only after the rule
+   cache changed: the cache's fields, the verdict headers */
+static char **mw_announce_cache;
+static bool mw_announce_stale = true;
 static deliver_mail_func_t *mw_next_deliver_mail;
 static deliver_mail_func_t *(*mw_deliver_hook_set)(deliver_mail_func_t *);
 
@@ -301,6 +305,7 @@ static void mw_rule_cache_clear(struct mw_rule_cache_entry *e)
 	free(e->username);
 	mw_tag_rules_free(e->rules, e->count);
 	memset(e, 0, sizeof(*e));
+	mw_announce_stale = true;
 }
 
 /* mw_user_rules - the user's tag rules, from the cache or the store; count 0 on failure */
@@ -452,7 +457,7 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 	for (n = 0; values[n] != NULL; n++)
 		;
 	/* only the header the milter wrote: the one claiming our authserv-id, first */
-	ar = t_new(struct mw_hdr_authres, 1);
+	ar = t_malloc_no0(sizeof(*ar)); /* ~30 KB, cleared by mw_hdr_authres_pick itself */
 	ret = mw_hdr_authres_pick(values, n, muser->authserv_id, ar, &err);
 	if (ret < 0)
 		e_warning(muser->user->event, "mailwarden: Authentication-Results ignored: %s",
@@ -588,7 +593,8 @@ static void mw_apply_rules(struct mail *mail, const struct mw_tag_rule *rules, s
 /* mw_all_announced - every field of names was announced when mail was set up */
 static bool mw_all_announced(struct mail *mail, const ARRAY_TYPE(const_string) * names)
 {
-	struct mw_mail *mm = (struct mw_mail *)MODULE_CONTEXT((struct mail_private *)mail, mw_mail_module);
+	struct mw_mail *mm =
+	    (struct mw_mail *)MODULE_CONTEXT((struct mail_private *)mail, mw_mail_module);
 	const char *const *n;
 	if (mm == NULL || mm->announced == NULL)
 		return false;
@@ -1163,15 +1169,18 @@ static void mw_announce_add(ARRAY_TYPE(const_string) * names, const char *field)
 /* mw_announce_fields - the header fields a delivery decision will read: the verdict
    headers and the fields of every tag rule this process has cached (the recipients'
    rules are not known yet when the message is set up; the cache holds those of the
-   users delivered to lately). Allocated from pool. */
-static const char **mw_announce_fields(struct mw_plugin_user *muser, pool_t pool)
+   users delivered to lately). Rebuilt only when the rule cache changed. */
+static const char *const *mw_announce_fields(struct mw_plugin_user *muser)
 {
 	ARRAY_TYPE(const_string) names;
-	size_t i, j;
+	size_t i, j, n;
 
+	if (!mw_announce_stale && mw_announce_cache != NULL)
+		return (const char *const *)mw_announce_cache;
 	t_array_init(&names, MW_MAX_ANNOUNCED);
 	mw_announce_add(&names, "X-Mailwarden-Spam");
 	mw_announce_add(&names, "X-Mailwarden-Virus");
+	/* plugin settings are the same for every user of the process */
 	if (muser->authserv_id != NULL)
 		mw_announce_add(&names, "Authentication-Results");
 	for (i = 0; i < MW_RULE_CACHE_SIZE; i++) {
@@ -1180,8 +1189,16 @@ static const char **mw_announce_fields(struct mw_plugin_user *muser, pool_t pool
 			if (e->rules[j].enabled)
 				mw_announce_add(&names, e->rules[j].field);
 	}
-	array_append_zero(&names);
-	return p_strarray_dup(pool, array_front(&names));
+	if (mw_announce_cache != NULL)
+		for (i = 0; mw_announce_cache[i] != NULL; i++)
+			i_free(mw_announce_cache[i]);
+	i_free(mw_announce_cache);
+	n = array_count(&names);
+	mw_announce_cache = i_new(char *, n + 1);
+	for (i = 0; i < n; i++)
+		mw_announce_cache[i] = i_strdup(array_idx_elem(&names, i));
+	mw_announce_stale = false;
+	return (const char *const *)mw_announce_cache;
 }
 
 /* mw_mail_set_seq - a delivered message being set up: announce the fields the decision
@@ -1198,7 +1215,7 @@ static void mw_mail_set_seq(struct mail *_mail, uint32_t seq, bool saving)
 	T_BEGIN
 	{
 		struct mailbox_header_lookup_ctx *hctx;
-		mm->announced = mw_announce_fields(muser, mail->pool);
+		mm->announced = p_strarray_dup(mail->pool, mw_announce_fields(muser));
 		hctx = mailbox_header_lookup_init(_mail->box, mm->announced);
 		mail_add_temp_wanted_fields(_mail, 0, hctx);
 		mailbox_header_lookup_unref(&hctx);
@@ -1409,4 +1426,8 @@ void mailwarden_plugin_deinit(void)
 	mail_storage_hooks_remove(&mw_mail_storage_hooks);
 	for (i = 0; i < MW_RULE_CACHE_SIZE; i++)
 		mw_rule_cache_clear(&mw_rule_cache[i]);
+	if (mw_announce_cache != NULL)
+		for (i = 0; mw_announce_cache[i] != NULL; i++)
+			i_free(mw_announce_cache[i]);
+	i_free(mw_announce_cache);
 }
