@@ -14,10 +14,29 @@
  * message). The rules' header fields are parsed once per decision.
  *
  * Learning (imap and anything else that is not a delivery): a message copied, moved or
- * APPENDed into the Junk mailbox records a "spam" training event and gets $Junk (and loses
- * $NotJunk); one copied or moved out of Junk (not into Trash) records "ham" and gets
- * $NotJunk (loses $Junk). Setting $Junk / $NotJunk on a message that lacked it records
- * spam / ham. Events go to the store (training_events) keyed by the Message-ID header.
+ * APPENDed into the Junk mailbox is learned as spam and gets $Junk (and loses $NotJunk);
+ * one copied or moved out of Junk (not into Trash) is learned as ham and gets $NotJunk
+ * (loses $Junk). Setting $Junk / $NotJunk on a message that lacked it learns spam / ham.
+ * What is learned is the content: the first mailwarden_learn_max_size bytes of the
+ * message, tokenized here by the same lib/ code the milter scores with (mw-mime,
+ * mw-tokenize), and applied to the store at once by a "learner" classifier (lib/mw-classify:
+ * it reads the rows of the message's tokens inside one store transaction and never loads
+ * the model). Learning here rather than in a queue consumed by another process: the plugin
+ * already holds the message and a store connection, no daemon has to run for learning to
+ * happen, and the user's action is learned before its command completes; the cost is one
+ * bounded store transaction (size limit, MW_TOKENS_MAX tokens). The learned label is kept
+ * under a digest of the user and the message (mw_classifier_prepare), so one user's
+ * judgement counts once however often it is repeated, and moving a message back out of
+ * Junk unlearns the spam and learns ham. A newly learned event also writes a
+ * training_events row (user, Message-ID, verdict).
+ *
+ * Store outages: an event the store does not take is written to the spool
+ * (mailwarden_learn_spool, default HOME/mailwarden-learn; lib/mw-learnspool: one file per
+ * message and user, bounded by mailwarden_learn_spool_max) and logged; while a retry is
+ * pending (every mailwarden_learn_retry) new events go straight to the spool, so an outage
+ * costs the session one store timeout per retry. The spool is flushed before any new
+ * event is learned (an older judgement never lands after a newer one), by the retry
+ * timer, after login of a later session and at the end of a session.
  *
  * Store: mailwarden_store (a store URL) or the store key of mailwarden_config
  * (/etc/mailwarden/mailwarden.conf), opened lazily per mail user as that user (the mail
@@ -55,14 +74,22 @@
 #include "mail-storage-hooks.h"
 #include "mail-deliver.h"
 #include "module-context.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include "istream.h"
+#pragma GCC diagnostic pop
+#include "buffer.h"
 #include "mailwarden-plugin.h"
 
 #include "mw-config.h"
 #include "mw-store.h"
 #include "mw-tagrule.h"
 #include "mw-headers.h"
+#include "mw-classify.h"
+#include "mw-learnspool.h"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #define MW_DEFAULT_CONFIG    "/etc/mailwarden/mailwarden.conf"
 #define MW_RULE_CACHE_SIZE   128 /* users whose rules one process keeps */
@@ -74,6 +101,7 @@
 #define MW_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mw_user_module)
 #define MW_BOX_CONTEXT(obj)  MODULE_CONTEXT(obj, mw_storage_module)
 #define MW_MAIL_CONTEXT(obj) MODULE_CONTEXT_REQUIRE(obj, mw_mail_module)
+#define MW_MAX_ANNOUNCED     32 /* header fields announced on a delivered message */
 
 const char *mailwarden_plugin_version = DOVECOT_ABI_VERSION;
 
@@ -94,6 +122,15 @@ struct mw_plugin_user {
 	char username[MW_USERNAME_MAX + 1];
 	mw_store *store;
 	bool store_failed;
+	time_t store_retry_at; /* a failed open is not retried before */
+
+	/* learning: a learner classifier on the store, the spool for store outages */
+	mw_classifier *learner;
+	unsigned int token_flags;
+	size_t learn_max_size; /* bytes of a message learned from */
+	const char *spool_dir; /* NULL: no spool (events are lost while the store is down) */
+	unsigned int spool_max, spool_retry_secs;
+	struct timeout *spool_to, *startup_to;
 
 	/* the keywords mw_deliver_mail decided for delivery_mail, taken by the save that
 	   follows (mw_copy) so the headers and rules are looked at once per delivery */
@@ -104,6 +141,15 @@ struct mw_plugin_user {
 struct mw_mailbox {
 	union mailbox_module_context module_ctx;
 	bool is_junk, is_trash;
+};
+
+/* Our context of every mail of a plugin user. For the message being delivered (a mail of
+   lmtp's or dovecot-lda's raw mailbox) it lists the header fields we announced when the
+   mail was set up, so lmtp's own header pass (for its log line) collected them as well
+   and the decision finds them parsed. */
+struct mw_mail {
+	union mail_module_context module_ctx; /* first: MODULE_CONTEXT_SET_SELF */
+	const char **announced;               /* NULL-terminated (mail pool); NULL: none */
 };
 
 /* What the headers and rules say about one delivered message. */
@@ -137,6 +183,10 @@ static MODULE_CONTEXT_DEFINE_INIT(mw_storage_module, &mail_storage_module_regist
 static MODULE_CONTEXT_DEFINE_INIT(mw_mail_module, &mail_module_register);
 
 static struct mw_rule_cache_entry mw_rule_cache[MW_RULE_CACHE_SIZE];
+/* the header fields a delivery announces (mw_announce_fields), rebuilt only after the rule
+   cache changed: the cache's fields, the verdict headers */
+static char **mw_announce_cache;
+static bool mw_announce_stale = true;
 static deliver_mail_func_t *mw_next_deliver_mail;
 static deliver_mail_func_t *(*mw_deliver_hook_set)(deliver_mail_func_t *);
 
@@ -212,8 +262,12 @@ static mw_store *mw_user_store(struct mw_plugin_user *muser)
 	const char *url = muser->store_url;
 	unsigned int busy_ms = 2000;
 
-	if (muser->store != NULL || muser->store_failed)
+	if (muser->store != NULL)
 		return muser->store;
+	if (muser->store_failed &&
+	    (muser->username[0] == '\0' || ioloop_time < muser->store_retry_at))
+		return NULL;
+	muser->store_failed = false;
 	if (muser->username[0] == '\0') {
 		muser->store_failed = true;
 		return NULL;
@@ -223,6 +277,7 @@ static mw_store *mw_user_store(struct mw_plugin_user *muser)
 		if (cfg == NULL) {
 			e_error(muser->user->event, "mailwarden: store unavailable: %s", err.msg);
 			muser->store_failed = true;
+			muser->store_retry_at = ioloop_time + MW_FAIL_CACHE_SECS;
 			return NULL;
 		}
 		url = mw_config_str(cfg, MWK_STORE);
@@ -235,6 +290,7 @@ static mw_store *mw_user_store(struct mw_plugin_user *muser)
 		/* the URL may hold a password: never logged */
 		e_error(muser->user->event, "mailwarden: store unavailable: %s", err.msg);
 		muser->store_failed = true;
+		muser->store_retry_at = ioloop_time + MW_FAIL_CACHE_SECS;
 	}
 	if (cfg != NULL)
 		mw_config_unref(&cfg);
@@ -249,6 +305,7 @@ static void mw_rule_cache_clear(struct mw_rule_cache_entry *e)
 	free(e->username);
 	mw_tag_rules_free(e->rules, e->count);
 	memset(e, 0, sizeof(*e));
+	mw_announce_stale = true;
 }
 
 /* mw_user_rules - the user's tag rules, from the cache or the store; count 0 on failure */
@@ -400,7 +457,7 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 	for (n = 0; values[n] != NULL; n++)
 		;
 	/* only the header the milter wrote: the one claiming our authserv-id, first */
-	ar = t_new(struct mw_hdr_authres, 1);
+	ar = t_malloc_no0(sizeof(*ar)); /* ~30 KB, cleared by mw_hdr_authres_pick itself */
 	ret = mw_hdr_authres_pick(values, n, muser->authserv_id, ar, &err);
 	if (ret < 0)
 		e_warning(muser->user->event, "mailwarden: Authentication-Results ignored: %s",
@@ -533,6 +590,26 @@ static void mw_apply_rules(struct mail *mail, const struct mw_tag_rule *rules, s
 		       work.text_max, work.text_max);
 }
 
+/* mw_all_announced - every field of names was announced when mail was set up */
+static bool mw_all_announced(struct mail *mail, const ARRAY_TYPE(const_string) * names)
+{
+	struct mw_mail *mm =
+	    (struct mw_mail *)MODULE_CONTEXT((struct mail_private *)mail, mw_mail_module);
+	const char *const *n;
+	if (mm == NULL || mm->announced == NULL)
+		return false;
+	array_foreach(names, n)
+	{
+		const char *const *a;
+		bool found = false;
+		for (a = mm->announced; *a != NULL && !found; a++)
+			found = strcasecmp(*a, *n) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 /* mw_want_headers - tell the mail every header field the decision reads, so that the
    first lookup parses the header once for all of them: a lookup of a field not parsed
    yet costs a pass over the whole header (data stack) */
@@ -562,6 +639,15 @@ static void mw_want_headers(struct mw_plugin_user *muser, struct mail *mail,
 		if (!seen)
 			array_push_back(&names, (const char *const *)&rules[i].field);
 	}
+	if (mw_all_announced(mail, &names)) {
+		/* parsed with lmtp's own pass already: asking again would cost a pass */
+		e_debug(muser->user->event,
+		        "mailwarden: header fields parsed in the delivery's first pass");
+		return;
+	}
+	e_debug(muser->user->event,
+	        "mailwarden: %u header fields wanted, not all announced: one more header pass",
+	        array_count(&names));
 	array_append_zero(&names);
 	hctx = mailbox_header_lookup_init(mail->box, array_front(&names));
 	mail_add_temp_wanted_fields(mail, 0, hctx);
@@ -647,37 +733,227 @@ static const char *const *mw_strv2(const char *a, const char *b)
 
 /* ---- learning -------------------------------------------------------------------------- */
 
-/* mw_record - one training event for the message; failures are logged, never returned */
+/* mw_learner - the user's learner classifier on the store; NULL when the store is down */
+static mw_classifier *mw_learner(struct mw_plugin_user *muser, mw_error *err)
+{
+	mw_store *store = mw_user_store(muser);
+	if (store == NULL) {
+		mw_error_set(err, "store unavailable");
+		return NULL;
+	}
+	if (muser->learner == NULL && mw_classifier_open_learner(store, &muser->learner, err) < 0)
+		return NULL;
+	return muser->learner;
+}
+
+/* mw_apply - learn one prepared event in the store and record its training_events row:
+   0 done (learned now or before), -1 the store failed (err) */
+static int mw_apply(struct mw_plugin_user *muser, const struct mw_learn_item *it, mw_error *err)
+{
+	enum mw_training_verdict v = it->spam ? MW_TRAINING_SPAM : MW_TRAINING_HAM;
+	mw_classifier *c = mw_learner(muser, err);
+	mw_error terr = {""};
+	int ret;
+
+	if (c == NULL)
+		return -1;
+	ret = mw_classifier_learn_tokens(c, it->hash, it->count, it->digest, it->spam, err);
+	if (ret < 0)
+		return -1;
+	if (ret > 0) {
+		e_info(muser->user->event, "mailwarden: %s msgid=%s already learned for %s",
+		       mw_training_verdict_name(v), str_sanitize(it->message_id, 120),
+		       str_sanitize(it->username, 80));
+		return 0;
+	}
+	/* the row says who taught what; the learn itself is already committed */
+	ret = mw_store_training_add(mw_user_store(muser), it->username, it->message_id, v, &terr);
+	if (ret == MW_STORE_ERROR && strstr(terr.msg, "UTF-8") != NULL)
+		ret = mw_store_training_add(mw_user_store(muser), it->username, "", v, &terr);
+	if (ret != MW_STORE_OK)
+		e_warning(muser->user->event, "mailwarden: training event row not recorded: %s",
+		          terr.msg);
+	e_info(muser->user->event, "mailwarden: learned %s msgid=%s tokens=%zu",
+	       mw_training_verdict_name(v), str_sanitize(it->message_id, 120), it->count);
+	return 0;
+}
+
+/* mw_flush_cb - one spooled event into the store */
+static int mw_flush_cb(void *ctx, const struct mw_learn_item *it, mw_error *err)
+{
+	return mw_apply(ctx, it, err);
+}
+
+static void mw_spool_retry(struct mw_plugin_user *muser);
+
+/* mw_retry_timer - the spool retry timer (Dovecot's timeout_add type-checks the callback
+   with a construct -Wvla refuses) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wvla"
+static struct timeout *mw_retry_timer(struct mw_plugin_user *muser)
+{
+	return timeout_add(muser->spool_retry_secs * 1000, mw_spool_retry, muser);
+}
+#pragma GCC diagnostic pop
+
+/* mw_spool_flush - learn what the spool holds: 0 it is empty now, -1 not (logged) */
+static int mw_spool_flush(struct mw_plugin_user *muser)
+{
+	mw_error err = {""};
+	unsigned int done = 0, bad = 0;
+	int ret;
+
+	if (muser->spool_dir == NULL)
+		return 0;
+	ret = mw_learnspool_flush(muser->spool_dir, mw_flush_cb, muser, &done, &bad, &err);
+	if (done > 0)
+		e_info(muser->user->event, "mailwarden: learned %u spooled event(s) from %s", done,
+		       muser->spool_dir);
+	if (bad > 0)
+		e_error(muser->user->event,
+		        "mailwarden: %u file(s) in %s are not learning events: renamed *.bad", bad,
+		        muser->spool_dir);
+	if (ret == 0) {
+		if (muser->spool_to != NULL)
+			timeout_remove(&muser->spool_to);
+		return 0;
+	}
+	if (ret < 0)
+		e_error(muser->user->event, "mailwarden: %s", err.msg);
+	else
+		e_warning(muser->user->event,
+		          "mailwarden: spooled learning events wait in %s: %s (retry in %us)",
+		          muser->spool_dir, err.msg, muser->spool_retry_secs);
+	if (muser->spool_to == NULL && ret > 0)
+		muser->spool_to = mw_retry_timer(muser);
+	return -1;
+}
+
+/* mw_spool_retry - the timer: try the spool again while the session lasts */
+static void mw_spool_retry(struct mw_plugin_user *muser)
+{
+	T_BEGIN
+	{
+		(void)mw_spool_flush(muser);
+	}
+	T_END;
+}
+
+/* mw_spool_startup - after login: learn what earlier sessions left in the spool */
+static void mw_spool_startup(struct mw_plugin_user *muser)
+{
+	timeout_remove(&muser->startup_to);
+	mw_spool_retry(muser);
+}
+
+/* mw_startup_timer - mw_spool_startup at the next turn of the ioloop */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wvla"
+static struct timeout *mw_startup_timer(struct mw_plugin_user *muser)
+{
+	return timeout_add_short(0, mw_spool_startup, muser);
+}
+#pragma GCC diagnostic pop
+
+/* mw_read_head - the first max bytes of the message (data stack); NULL on a read error */
+static const buffer_t *mw_read_head(struct mw_plugin_user *muser, struct mail *mail, size_t max)
+{
+	struct istream *input;
+	buffer_t *buf;
+	const unsigned char *data;
+	size_t size;
+	int ret;
+
+	if (mail_get_stream(mail, NULL, NULL, &input) < 0) {
+		e_error(muser->user->event, "mailwarden: reading the message to learn: %s",
+		        mailbox_get_last_internal_error(mail->box, NULL));
+		return NULL;
+	}
+	buf = t_buffer_create(8192);
+	i_stream_seek(input, 0);
+	while (buf->used < max && (ret = i_stream_read_more(input, &data, &size)) > 0) {
+		size_t n = I_MIN(size, max - buf->used);
+		buffer_append(buf, data, n);
+		i_stream_skip(input, n);
+	}
+	if (input->stream_errno != 0) {
+		e_error(muser->user->event, "mailwarden: reading the message to learn: %s",
+		        i_stream_get_error(input));
+		return NULL;
+	}
+	return buf;
+}
+
+/* mw_record - learn the message's content as spam or ham for the user: prepared (tokens
+   and per-user digest) here, applied to the store at once, spooled when the store fails;
+   failures are logged, never returned (data stack) */
 static void mw_record(struct mw_plugin_user *muser, struct mail *mail, enum mw_training_verdict v)
 {
 	const char *msgid = NULL;
+	const buffer_t *head;
+	struct mw_learn_item it;
+	struct mw_tokens tokens;
 	mw_error err = {""};
-	mw_store *store;
-	int ret;
 
+	if (muser->username[0] == '\0')
+		return;
 	if (mail_get_first_header(mail, "Message-ID", &msgid) <= 0 || msgid == NULL)
 		msgid = "";
 	msgid = mw_unfold(msgid);
 	if (strlen(msgid) > MW_MESSAGE_ID_MAX)
 		msgid = ""; /* refused, not cut: an over-long id identifies nothing */
-	store = mw_user_store(muser);
-	if (store == NULL) {
-		e_error(muser->user->event,
-		        "mailwarden: %s training event for %s lost: store "
-		        "unavailable",
+	head = mw_read_head(muser, mail, muser->learn_max_size);
+	if (head == NULL) {
+		e_error(muser->user->event, "mailwarden: %s training event for %s lost",
 		        mw_training_verdict_name(v), str_sanitize(msgid, 120));
 		return;
 	}
-	ret = mw_store_training_add(store, muser->username, msgid, v, &err);
-	if (ret == MW_STORE_ERROR && strstr(err.msg, "UTF-8") != NULL)
-		ret = mw_store_training_add(store, muser->username, "", v, &err);
-	if (ret != MW_STORE_OK) {
-		e_error(muser->user->event, "mailwarden: %s training event for %s lost: %s",
-		        mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg);
+	memset(&it, 0, sizeof(it));
+	mw_tokens_init(&tokens, false);
+	if (mw_classifier_prepare(muser->token_flags, head->data, head->used, muser->username,
+	                          &tokens, it.digest, &err) < 0) {
+		e_warning(muser->user->event, "mailwarden: %s msgid=%s not learned: %s",
+		          mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg);
+		mw_tokens_free(&tokens);
 		return;
 	}
-	e_info(muser->user->event, "mailwarden: learned %s msgid=%s", mw_training_verdict_name(v),
-	       str_sanitize(msgid, 120));
+	i_assert(strlen(muser->username) < sizeof(it.username));
+	i_strocpy(it.username, muser->username, sizeof(it.username));
+	i_strocpy(it.message_id, msgid, sizeof(it.message_id));
+	it.spam = v == MW_TRAINING_SPAM;
+	it.hash = tokens.hash;
+	it.count = tokens.count;
+	/* while a retry is pending the store is known to fail: straight into the spool, so an
+	   outage costs the session one store timeout per retry, not one per message; else
+	   the spool first, so an older judgement never lands after this one */
+	if (muser->spool_to == NULL && mw_spool_flush(muser) == 0 &&
+	    mw_apply(muser, &it, &err) == 0) {
+		mw_tokens_free(&tokens);
+		return;
+	}
+	if (err.msg[0] == '\0')
+		mw_error_set(&err, "the store failed earlier and older events wait in the spool");
+	if (muser->spool_dir == NULL) {
+		e_error(muser->user->event,
+		        "mailwarden: %s training event for %s lost: %s (no mailwarden_learn_spool)",
+		        mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg);
+	} else {
+		mw_error serr = {""};
+		if (mw_learnspool_write(muser->spool_dir, muser->spool_max, &it, &serr) < 0) {
+			e_error(muser->user->event,
+			        "mailwarden: %s training event for %s lost: %s; spooling: %s",
+			        mw_training_verdict_name(v), str_sanitize(msgid, 120), err.msg,
+			        serr.msg);
+		} else {
+			e_warning(muser->user->event,
+			          "mailwarden: %s training event for %s spooled in %s: %s",
+			          mw_training_verdict_name(v), str_sanitize(msgid, 120),
+			          muser->spool_dir, err.msg);
+			if (muser->spool_to == NULL)
+				muser->spool_to = mw_retry_timer(muser);
+		}
+	}
+	mw_tokens_free(&tokens);
 }
 
 /* mw_is_delivery - the box was opened by lib-lda for a delivery */
@@ -880,20 +1156,90 @@ static void mw_update_keywords(struct mail *_mail, enum modify_type modify_type,
 	}
 }
 
-/* mw_mail_allocated - hook update_keywords on every mail of a plugin user */
+/* mw_announce_add - add field to the list once, within MW_MAX_ANNOUNCED */
+static void mw_announce_add(ARRAY_TYPE(const_string) * names, const char *field)
+{
+	const char *const *n;
+	if (field == NULL || array_count(names) >= MW_MAX_ANNOUNCED)
+		return;
+	array_foreach(names, n) if (strcasecmp(*n, field) == 0) return;
+	array_push_back(names, &field);
+}
+
+/* mw_announce_fields - the header fields a delivery decision will read: the verdict
+   headers and the fields of every tag rule this process has cached (the recipients'
+   rules are not known yet when the message is set up; the cache holds those of the
+   users delivered to lately). Rebuilt only when the rule cache changed. */
+static const char *const *mw_announce_fields(struct mw_plugin_user *muser)
+{
+	ARRAY_TYPE(const_string) names;
+	size_t i, j, n;
+
+	if (!mw_announce_stale && mw_announce_cache != NULL)
+		return (const char *const *)mw_announce_cache;
+	t_array_init(&names, MW_MAX_ANNOUNCED);
+	mw_announce_add(&names, "X-Mailwarden-Spam");
+	mw_announce_add(&names, "X-Mailwarden-Virus");
+	/* plugin settings are the same for every user of the process */
+	if (muser->authserv_id != NULL)
+		mw_announce_add(&names, "Authentication-Results");
+	for (i = 0; i < MW_RULE_CACHE_SIZE; i++) {
+		const struct mw_rule_cache_entry *e = &mw_rule_cache[i];
+		for (j = 0; e->username != NULL && j < e->count; j++)
+			if (e->rules[j].enabled)
+				mw_announce_add(&names, e->rules[j].field);
+	}
+	if (mw_announce_cache != NULL)
+		for (i = 0; mw_announce_cache[i] != NULL; i++)
+			i_free(mw_announce_cache[i]);
+	i_free(mw_announce_cache);
+	n = array_count(&names);
+	mw_announce_cache = i_new(char *, n + 1);
+	for (i = 0; i < n; i++)
+		mw_announce_cache[i] = i_strdup(array_idx_elem(&names, i));
+	mw_announce_stale = false;
+	return (const char *const *)mw_announce_cache;
+}
+
+/* mw_mail_set_seq - a delivered message being set up: announce the fields the decision
+   will read, so that the first header pass (lmtp's, for its log line) parses them too */
+static void mw_mail_set_seq(struct mail *_mail, uint32_t seq, bool saving)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mw_mail *mm = (struct mw_mail *)MW_MAIL_CONTEXT(mail);
+	struct mw_plugin_user *muser = MW_USER_CONTEXT(_mail->box->storage->user);
+
+	mm->module_ctx.super.set_seq(_mail, seq, saving);
+	if (muser == NULL)
+		return;
+	T_BEGIN
+	{
+		struct mailbox_header_lookup_ctx *hctx;
+		mm->announced = p_strarray_dup(mail->pool, mw_announce_fields(muser));
+		hctx = mailbox_header_lookup_init(_mail->box, mm->announced);
+		mail_add_temp_wanted_fields(_mail, 0, hctx);
+		mailbox_header_lookup_unref(&hctx);
+	}
+	T_END;
+}
+
+/* mw_mail_allocated - hook update_keywords on every mail of a plugin user, and set_seq
+   on the message a delivery reads (a mail of the raw storage lmtp and lda open it in) */
 static void mw_mail_allocated(struct mail *_mail)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
 	struct mail_vfuncs *v = mail->vlast;
-	union mail_module_context *mmail;
+	struct mw_mail *mm;
 
 	if (MW_USER_CONTEXT(_mail->box->storage->user) == NULL)
 		return;
-	mmail = p_new(mail->pool, union mail_module_context, 1);
-	mmail->super = *v;
-	mail->vlast = &mmail->super;
+	mm = p_new(mail->pool, struct mw_mail, 1);
+	mm->module_ctx.super = *v;
+	mail->vlast = &mm->module_ctx.super;
 	v->update_keywords = mw_update_keywords;
-	MODULE_CONTEXT_SET_SELF(mail, mw_mail_module, mmail);
+	if (strcmp(_mail->box->storage->name, "raw") == 0)
+		v->set_seq = mw_mail_set_seq;
+	MODULE_CONTEXT_SET_SELF(mail, mw_mail_module, &mm->module_ctx);
 }
 
 /* ---- the mail user ------------------------------------------------------------------------ */
@@ -902,8 +1248,60 @@ static void mw_mail_allocated(struct mail *_mail)
 static void mw_user_deinit(struct mail_user *user)
 {
 	struct mw_plugin_user *muser = MW_USER_CONTEXT(user);
+	if (muser->startup_to != NULL)
+		timeout_remove(&muser->startup_to);
+	if (muser->spool_to != NULL) {
+		/* one last try with what the session could not learn */
+		timeout_remove(&muser->spool_to);
+		T_BEGIN
+		{
+			(void)mw_spool_flush(muser);
+		}
+		T_END;
+		if (muser->spool_to != NULL)
+			timeout_remove(&muser->spool_to);
+	}
+	mw_classifier_close(&muser->learner);
 	mw_store_close(&muser->store);
 	muser->module_ctx.super.deinit(user);
+}
+
+/* mw_learn_settings - the learning settings; the spool defaults to HOME/mailwarden-learn */
+static void mw_learn_settings(struct mail_user *user, struct mw_plugin_user *muser)
+{
+	struct mw_classifier_settings cs;
+	const char *v, *home = NULL;
+	mw_error err = {""};
+	long long secs;
+	struct stat st;
+
+	mw_classifier_settings_default(&cs);
+	muser->token_flags = cs.token_flags;
+	muser->learn_max_size = (size_t)mw_setting_number(user, "mailwarden_learn_max_size",
+	                                                  256 * 1024, 1024, 64 * 1024 * 1024, true);
+	muser->spool_max = (unsigned int)mw_setting_number(user, "mailwarden_learn_spool_max", 1000,
+	                                                   1, 1000000, false);
+	muser->spool_retry_secs = 30;
+	v = mail_user_plugin_getenv(user, "mailwarden_learn_retry");
+	if (v != NULL && *v != '\0') {
+		if (mw_config_parse_duration(v, &secs, &err) < 0 || secs < 1 || secs > 3600)
+			e_error(
+			    user->event, "mailwarden: mailwarden_learn_retry = %s: %s; using 30s",
+			    str_sanitize(v, 40), err.msg[0] != '\0' ? err.msg : "not in 1s..1h");
+		else
+			muser->spool_retry_secs = (unsigned int)secs;
+	}
+	v = mail_user_plugin_getenv(user, "mailwarden_learn_spool");
+	if (v == NULL) {
+		if (mail_user_get_home(user, &home) > 0 && home != NULL && *home != '\0')
+			v = p_strconcat(user->pool, home, "/mailwarden-learn", NULL);
+	}
+	muser->spool_dir = v != NULL && *v != '\0' ? v : NULL;
+	/* a session that is not a delivery learns what earlier ones left behind, after login */
+	if (muser->learn && muser->spool_dir != NULL && current_ioloop != NULL &&
+	    user->service != NULL && strcmp(user->service, "lmtp") != 0 &&
+	    strcmp(user->service, "lda") != 0 && stat(muser->spool_dir, &st) == 0)
+		muser->startup_to = mw_startup_timer(muser);
 }
 
 /* mw_mail_user_created - read the settings once per user */
@@ -962,6 +1360,7 @@ static void mw_mail_user_created(struct mail_user *user)
 	if (mw_store_username_normalize(user->username, muser->username, sizeof(muser->username),
 	                                &err) < 0)
 		muser->username[0] = '\0';
+	mw_learn_settings(user, muser);
 	MODULE_CONTEXT_SET(user, mw_user_module, muser);
 }
 
@@ -1027,4 +1426,8 @@ void mailwarden_plugin_deinit(void)
 	mail_storage_hooks_remove(&mw_mail_storage_hooks);
 	for (i = 0; i < MW_RULE_CACHE_SIZE; i++)
 		mw_rule_cache_clear(&mw_rule_cache[i]);
+	if (mw_announce_cache != NULL)
+		for (i = 0; mw_announce_cache[i] != NULL; i++)
+			i_free(mw_announce_cache[i]);
+	i_free(mw_announce_cache);
 }

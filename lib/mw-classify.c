@@ -23,6 +23,11 @@
  *     features); learning takes gradient steps (w_t += rate * (y - p)) until the message
  *     is on the right side by the margin or max_steps were taken: "train until margin".
  *   - Combined (the default): the mean of the two probabilities.
+ *   - A learner (mw_classifier_open_learner, the Dovecot plugin) holds no model: a learn
+ *     opens a store transaction, reads the rows of the message's tokens and the bias
+ *     inside it, computes the same deltas as above from them, applies them and commits.
+ *     The learned-digest check and the update share that transaction, so two processes
+ *     learning the same judgement at once count it once.
  *
  * Diagnostics: through error_r, prefixed with what failed ("parsing the message: ...",
  * "store: ...").
@@ -64,6 +69,7 @@ struct mw_classifier {
 	uint64_t bias_hash;
 	struct timespec last_check;
 	bool batch;
+	bool learner; /* no model in memory: each learn reads its tokens' rows */
 };
 
 /* ---- the token table ---- */
@@ -216,6 +222,30 @@ int mw_classifier_open(mw_store *store, mw_classifier **c_r, mw_error *error_r)
 	return 0;
 }
 
+/* mw_classifier_open_learner - a classifier that only learns: nothing loaded (see .h) */
+int mw_classifier_open_learner(mw_store *store, mw_classifier **c_r, mw_error *error_r)
+{
+	mw_classifier *c;
+	*c_r = NULL;
+	if (sodium_init() < 0) {
+		mw_error_set(error_r, "libsodium failed to initialise");
+		return -1;
+	}
+	c = mw_calloc(1, sizeof(*c));
+	c->store = store;
+	c->scope = 0;
+	c->learner = true;
+	mw_classifier_settings_default(&c->set);
+	c->bias_hash = mw_token_hash(BIAS_TOKEN, strlen(BIAS_TOKEN));
+	if (pthread_rwlock_init(&c->lock, NULL) != 0) {
+		free(c);
+		mw_error_set(error_r, "pthread_rwlock_init failed");
+		return -1;
+	}
+	*c_r = c;
+	return 0;
+}
+
 /* mw_classifier_configure - replace the settings */
 void mw_classifier_configure(mw_classifier *c, const struct mw_classifier_settings *s)
 {
@@ -340,18 +370,24 @@ static double token_scale(const mw_classifier *c, size_t count)
 	return c->set.normalize && count > 0 ? 1.0 / sqrt((double)count) : 1.0;
 }
 
-/* linear_sum - bias + the scaled sum of the weights of the message's tokens (lock held) */
-static double linear_sum(const mw_classifier *c, const struct mw_tokens *t)
+/* linear_sum_of - bias + the scaled sum of the weights of count tokens (lock held) */
+static double linear_sum_of(const mw_classifier *c, const uint64_t *hash, size_t count)
 {
 	const struct entry *e = map_find(&c->map, c->bias_hash);
 	double z = e != NULL ? e->weight : 0.0, sum = 0.0;
 	size_t i;
-	for (i = 0; i < t->count; i++) {
-		e = map_find(&c->map, t->hash[i]);
+	for (i = 0; i < count; i++) {
+		e = map_find(&c->map, hash[i]);
 		if (e != NULL)
 			sum += e->weight;
 	}
-	return z + sum * token_scale(c, t->count);
+	return z + sum * token_scale(c, count);
+}
+
+/* linear_sum - linear_sum_of a message's tokens (lock held) */
+static double linear_sum(const mw_classifier *c, const struct mw_tokens *t)
+{
+	return linear_sum_of(c, t->hash, t->count);
 }
 
 /* sigmoid - logistic function, safe for large |z| */
@@ -478,68 +514,121 @@ static const char *trimmed_id(const char *v, char *buf, size_t size)
 	return buf;
 }
 
-/* mw_classifier_learn - learn one labelled message (see mw-classify.h) */
-int mw_classifier_learn(mw_classifier *c, const char *msg, size_t len, bool spam,
-                        const char *msg_id, mw_error *error_r)
+/* user_digest - the digest of one user's judgement: of who and of the message's digest */
+static void user_digest(const char *who, const unsigned char *msg_digest, unsigned char *out)
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, MW_SPAM_DIGEST_LEN);
+	crypto_generichash_update(&st, (const unsigned char *)"user:", 5);
+	crypto_generichash_update(&st, (const unsigned char *)who, strlen(who) + 1);
+	crypto_generichash_update(&st, msg_digest, MW_SPAM_DIGEST_LEN);
+	crypto_generichash_final(&st, out, MW_SPAM_DIGEST_LEN);
+}
+
+/* mw_classifier_prepare - the tokens and the (per user) digest of a message to learn */
+int mw_classifier_prepare(unsigned token_flags, const char *msg, size_t len, const char *who,
+                          struct mw_tokens *t, unsigned char *digest_r, mw_error *error_r)
 {
 	unsigned char dg[MW_SPAM_DIGEST_LEN];
+	struct mw_mime_msg *m;
+	char idbuf[1000];
+	const char *msg_id;
+	if (sodium_init() < 0) {
+		mw_error_set(error_r, "libsodium failed to initialise");
+		return -1;
+	}
+	if (mw_mime_parse(msg, len, NULL, &m, error_r) < 0) {
+		mw_error_prefix(error_r, "parsing the message");
+		return -1;
+	}
+	mw_tokenize(m, token_flags, t);
+	msg_id = trimmed_id(mw_mime_header(m, "Message-ID"), idbuf, sizeof(idbuf));
+	digest(msg, len, msg_id, dg);
+	mw_mime_free(&m);
+	if (who != NULL)
+		user_digest(who, dg, digest_r);
+	else
+		memcpy(digest_r, dg, sizeof(dg));
+	return 0;
+}
+
+/* learner_begin - a learner's transaction and the rows of the message's tokens and the
+   bias, read inside it (lock held) */
+static int learner_begin(mw_classifier *c, const uint64_t *hash, size_t count, bool *own_tx_r,
+                         mw_error *error_r)
+{
+	uint64_t bias = c->bias_hash;
+	*own_tx_r = false;
+	if (!c->batch) {
+		if (mw_store_spam_batch_begin(c->store, error_r) != MW_STORE_OK)
+			return -1;
+		*own_tx_r = true;
+	}
+	free(c->map.v);
+	memset(&c->map, 0, sizeof(c->map));
+	if (mw_store_spam_tokens_get(c->store, c->scope, hash, count, load_cb, &c->map, error_r) !=
+	        MW_STORE_OK ||
+	    mw_store_spam_tokens_get(c->store, c->scope, &bias, 1, load_cb, &c->map, error_r) !=
+	        MW_STORE_OK) {
+		if (*own_tx_r)
+			(void)mw_store_spam_batch_end(c->store, false, NULL);
+		*own_tx_r = false;
+		return -1;
+	}
+	return 0;
+}
+
+/* mw_classifier_learn_tokens - learn one prepared message (see mw-classify.h) */
+int mw_classifier_learn_tokens(mw_classifier *c, const uint64_t *hash, size_t count,
+                               const unsigned char *dg, bool spam, mw_error *error_r)
+{
 	struct mw_spam_token *deltas;
 	struct mw_spam_learn l;
-	struct mw_mime_msg *m = NULL;
-	struct mw_tokens t;
-	char idbuf[1000];
-	bool was_spam = false, flip = false;
+	bool was_spam = false, flip = false, own_tx = false;
 	double z, scale, total = 0.0, y = spam ? 1.0 : 0.0;
 	unsigned step;
 	size_t i, n;
 	int ret;
-	mw_tokens_init(&t, false);
-	if (message_tokens(c, msg, len, c->set.token_flags, &t, &m, error_r) < 0) {
-		mw_tokens_free(&t);
-		return -1;
-	}
-	if (msg_id == NULL)
-		msg_id = trimmed_id(mw_mime_header(m, "Message-ID"), idbuf, sizeof(idbuf));
-	digest(msg, len, msg_id, dg);
-	mw_mime_free(&m);
 
 	pthread_rwlock_wrlock(&c->lock);
-	ret = mw_store_spam_learned_get(c->store, c->scope, dg, &was_spam, error_r);
-	if (ret == MW_STORE_ERROR) {
+	if (c->learner && learner_begin(c, hash, count, &own_tx, error_r) < 0) {
 		pthread_rwlock_unlock(&c->lock);
-		mw_tokens_free(&t);
 		mw_error_prefix(error_r, "store");
 		return -1;
 	}
-	if (ret == MW_STORE_OK) {
-		if (was_spam == spam) {
-			pthread_rwlock_unlock(&c->lock);
-			mw_tokens_free(&t);
-			return 1;
+	ret = mw_store_spam_learned_get(c->store, c->scope, dg, &was_spam, error_r);
+	if (ret == MW_STORE_ERROR || (ret == MW_STORE_OK && was_spam == spam)) {
+		if (own_tx)
+			(void)mw_store_spam_batch_end(c->store, false, NULL);
+		pthread_rwlock_unlock(&c->lock);
+		if (ret == MW_STORE_ERROR) {
+			mw_error_prefix(error_r, "store");
+			return -1;
 		}
-		flip = true;
+		return 1;
 	}
+	flip = ret == MW_STORE_OK;
 	/* the logistic steps: every token of the message gets the same delta per step (its
 	   feature value times the step), the bias the step itself */
-	z = linear_sum(c, &t);
-	n = t.count + 1; /* + bias */
-	scale = token_scale(c, t.count);
+	z = linear_sum_of(c, hash, count);
+	n = count + 1; /* + bias */
+	scale = token_scale(c, count);
 	for (step = 0; step < c->set.max_steps; step++) {
 		double err = y - sigmoid(z), d;
 		if (fabs(err) < c->set.margin)
 			break;
 		d = c->set.rate * err;
 		total += d;
-		z += d * (1.0 + (double)t.count * scale * scale);
+		z += d * (1.0 + (double)count * scale * scale);
 	}
 	deltas = mw_calloc(n, sizeof(*deltas));
 	for (i = 0; i < n; i++) {
 		struct mw_spam_token *d = &deltas[i];
 		struct entry *e;
-		d->hash = i < t.count ? t.hash[i] : c->bias_hash;
+		d->hash = i < count ? hash[i] : c->bias_hash;
 		d->nspam = (spam ? 1 : 0) - (flip && was_spam ? 1 : 0);
 		d->nham = (spam ? 0 : 1) - (flip && !was_spam ? 1 : 0);
-		d->weight = i < t.count ? total * scale : total;
+		d->weight = i < count ? total * scale : total;
 		e = map_get(&c->map, d->hash);
 		e->nspam = clamp32((int64_t)e->nspam + d->nspam);
 		e->nham = clamp32((int64_t)e->nham + d->nham);
@@ -556,21 +645,47 @@ int mw_classifier_learn(mw_classifier *c, const char *msg, size_t len, bool spam
 	c->nspam += l.dspam;
 	c->nham += l.dham;
 	ret = mw_store_spam_learn(c->store, &l, error_r);
+	if (ret == MW_STORE_OK && own_tx)
+		ret = mw_store_spam_batch_end(c->store, true, error_r);
+	else if (own_tx)
+		(void)mw_store_spam_batch_end(c->store, false, NULL);
 	free(deltas);
-	mw_tokens_free(&t);
 	if (ret != MW_STORE_OK) {
 		/* memory now holds a learn the store refused: start again from the store */
 		mw_error_prefix(error_r, "store");
 		free(c->map.v);
 		memset(&c->map, 0, sizeof(c->map));
 		c->generation = 0;
-		if (!c->batch)
+		if (!c->batch && !c->learner)
 			(void)refresh(c, NULL);
 		pthread_rwlock_unlock(&c->lock);
 		return -1;
 	}
 	pthread_rwlock_unlock(&c->lock);
 	return 0;
+}
+
+/* mw_classifier_learn - learn one labelled message (see mw-classify.h) */
+int mw_classifier_learn(mw_classifier *c, const char *msg, size_t len, bool spam,
+                        const char *msg_id, mw_error *error_r)
+{
+	unsigned char dg[MW_SPAM_DIGEST_LEN];
+	struct mw_mime_msg *m = NULL;
+	struct mw_tokens t;
+	char idbuf[1000];
+	int ret;
+	mw_tokens_init(&t, false);
+	if (message_tokens(c, msg, len, c->set.token_flags, &t, &m, error_r) < 0) {
+		mw_tokens_free(&t);
+		return -1;
+	}
+	if (msg_id == NULL)
+		msg_id = trimmed_id(mw_mime_header(m, "Message-ID"), idbuf, sizeof(idbuf));
+	digest(msg, len, msg_id, dg);
+	mw_mime_free(&m);
+	ret = mw_classifier_learn_tokens(c, t.hash, t.count, dg, spam, error_r);
+	mw_tokens_free(&t);
+	return ret;
 }
 
 /* mw_classifier_batch_begin - one store transaction for many learns */

@@ -67,6 +67,23 @@ int mw_classifier_score_with(mw_classifier *c, enum mw_classifier_method method,
    the body. */
 int mw_classifier_learn(mw_classifier *c, const char *msg, size_t len, bool spam,
                         const char *msg_id, mw_error *error_r);
+/* Learning from users (the Dovecot plugin):
+   - a learner holds no model in memory: each learn reads the store rows of the message's
+     tokens inside its own transaction (an IMAP process learns a few messages; loading the
+     whole model there would cost more than the learns);
+   - mw_classifier_prepare makes what a learn needs from a message once: its tokens (added
+     to t, with token_flags, enum mw_tokenize_flag) and the digest the learned label is kept
+     under; with who (a username) that digest is the user's: one user's judgement of a
+     message counts once however often it is repeated, and a flipped judgement unlearns
+     the old label first, while another user's judgement of the same message is a vote of
+     its own. who NULL: the digest of mw_classifier_learn;
+   - mw_classifier_learn_tokens learns prepared tokens (returns as mw_classifier_learn). */
+int mw_classifier_open_learner(mw_store *store, mw_classifier **c_r, mw_error *error_r);
+int mw_classifier_prepare(unsigned token_flags, const char *msg, size_t len, const char *who,
+                          struct mw_tokens *t, unsigned char *digest_r, mw_error *error_r);
+int mw_classifier_learn_tokens(mw_classifier *c, const uint64_t *hash, size_t count,
+                               const unsigned char *digest, bool spam, mw_error *error_r);
+
 /* A learn run: learns between begin and end go to the store in one transaction per batch
    (end commits, or rolls back and reloads the model when commit is false). */
 int mw_classifier_batch_begin(mw_classifier *c, mw_error *error_r);

@@ -50,13 +50,14 @@ struct walk {
 	bool have_plain, have_html;
 };
 
-/* grow - make room for one more element of an array */
-static void grow(void **v, size_t count, size_t *cap, size_t size)
+/* grow - the array v with room for one more element (returned, not through a void **:
+   that would pun the element pointer types) */
+static void *grow(void *v, size_t count, size_t *cap, size_t size)
 {
 	if (count < *cap)
-		return;
+		return v;
 	*cap = *cap == 0 ? 8 : *cap * 2;
-	*v = mw_realloc(*v, *cap * size);
+	return mw_realloc(v, *cap * size);
 }
 
 /* utf8_clean - append s as valid UTF-8 (bad bytes become U+FFFD, controls a space) to
@@ -144,7 +145,7 @@ static void add_url(void *ctx, const char *url, size_t len)
 			free(u);
 			return;
 		}
-	grow((void **)&m->urls, m->nurls, &w->cap_urls, sizeof(*m->urls));
+	m->urls = grow(m->urls, m->nurls, &w->cap_urls, sizeof(*m->urls));
 	m->urls[m->nurls++] = u;
 }
 
@@ -461,7 +462,7 @@ static void part_text(struct walk *w, GMimePart *part, bool html, const char *ch
 		g_object_unref(dst);
 	g_object_unref(mem);
 	w->total_text += text.len;
-	grow((void **)&m->texts, m->ntexts, &w->cap_texts, sizeof(*m->texts));
+	m->texts = grow(m->texts, m->ntexts, &w->cap_texts, sizeof(*m->texts));
 	m->texts[m->ntexts].len = text.len;
 	m->texts[m->ntexts].html = html;
 	m->texts[m->ntexts].text = text.buf == NULL ? mw_strdup("") : mw_str_steal(&text);
@@ -491,7 +492,7 @@ static void walk_leaf(struct walk *w, GMimePart *part)
 		sub = "plain";
 	if (snprintf(ctype, sizeof(ctype), "%s/%s", type, sub) >= (int)sizeof(ctype))
 		mw_strlcpy(ctype, "application/octet-stream", sizeof(ctype));
-	grow((void **)&m->parts, m->nparts, &w->cap_parts, sizeof(*m->parts));
+	m->parts = grow(m->parts, m->nparts, &w->cap_parts, sizeof(*m->parts));
 	p = &m->parts[m->nparts++];
 	p->content_type = dup_lower(ctype);
 	p->charset = dup_lower(charset);
@@ -502,8 +503,8 @@ static void walk_leaf(struct walk *w, GMimePart *part)
 	if ((filename != NULL && filename[0] != '\0') || g_mime_part_is_attachment(part)) {
 		if (m->nattachments < w->lim->max_attachments) {
 			struct mw_mime_attachment *a;
-			grow((void **)&m->attachments, m->nattachments, &w->cap_atts,
-			     sizeof(*m->attachments));
+			m->attachments = grow(m->attachments, m->nattachments, &w->cap_atts,
+			                      sizeof(*m->attachments));
 			a = &m->attachments[m->nattachments++];
 			a->filename = dup_clean(filename, 255, NULL);
 			a->content_type = mw_strdup(p->content_type);
@@ -619,7 +620,7 @@ int mw_mime_parse(const char *raw, size_t len, const struct mw_mime_limits *limi
 			m->flags |= MW_MIME_BAD_UTF8;
 		if (text.len > 0)
 			mw_mime_text_urls(text.buf, text.len, add_url, &w);
-		grow((void **)&m->texts, m->ntexts, &w.cap_texts, sizeof(*m->texts));
+		m->texts = grow(m->texts, m->ntexts, &w.cap_texts, sizeof(*m->texts));
 		m->texts[0].len = text.len;
 		m->texts[0].html = false;
 		m->texts[0].text = text.buf == NULL ? mw_strdup("") : mw_str_steal(&text);
@@ -636,7 +637,7 @@ int mw_mime_parse(const char *raw, size_t len, const struct mw_mime_limits *limi
 			m->flags |= MW_MIME_TRUNCATED;
 			break;
 		}
-		grow((void **)&m->headers, m->nheaders, &cap_headers, sizeof(*m->headers));
+		m->headers = grow(m->headers, m->nheaders, &cap_headers, sizeof(*m->headers));
 		m->headers[m->nheaders].name = dup_clean(g_mime_header_get_name(h), 255, NULL);
 		m->headers[m->nheaders].value =
 		    dup_clean(g_mime_header_get_value(h), limits->max_header_value, &cut);

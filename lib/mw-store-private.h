@@ -149,6 +149,8 @@ struct mw_store_backend {
 	                     mw_error *error_r);
 	int (*spam_tokens_load)(mw_store *store, int64_t scope, int64_t since_gen,
 	                        mw_spam_token_cb *cb, void *ctx, mw_error *error_r);
+	int (*spam_tokens_get)(mw_store *store, int64_t scope, const uint64_t *hash, size_t count,
+	                       mw_spam_token_cb *cb, void *ctx, mw_error *error_r);
 	int (*spam_learned_get)(mw_store *store, int64_t scope, const unsigned char *digest,
 	                        bool *spam_r, mw_error *error_r);
 	int (*spam_learn)(mw_store *store, const struct mw_spam_learn *learn, mw_error *error_r);

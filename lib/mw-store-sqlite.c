@@ -104,6 +104,7 @@ enum stmt_id {
 	ST_SPAM_META_BUMP,
 	ST_SPAM_TOKENS_LOAD,
 	ST_SPAM_TOKEN_UPSERT,
+	ST_SPAM_TOKEN_GET,
 	ST_SPAM_LEARNED_GET,
 	ST_SPAM_LEARNED_SET,
 	ST_COUNT
@@ -253,6 +254,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                              "ON CONFLICT (scope, hash) DO UPDATE SET "
                              "nspam = max(nspam + ?3, 0), nham = max(nham + ?4, 0), "
                              "weight = weight + ?5, gen = ?6",
+    [ST_SPAM_TOKEN_GET] = "SELECT hash, nspam, nham, weight FROM spam_tokens "
+                          "WHERE scope = ?1 AND hash = ?2",
     [ST_SPAM_LEARNED_GET] = "SELECT spam FROM spam_learned WHERE scope = ?1 AND digest = ?2",
     [ST_SPAM_LEARNED_SET] = "INSERT INTO spam_learned (scope, digest, spam, learned_at) "
                             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (scope, digest) DO UPDATE "
@@ -2297,6 +2300,40 @@ static int sqlite_spam_tokens_load(mw_store *store, int64_t scope, int64_t since
 	return MW_STORE_OK;
 }
 
+/* sqlite_spam_tokens_get - the rows of count given tokens, one callback each */
+static int sqlite_spam_tokens_get(mw_store *store, int64_t scope, const uint64_t *hash,
+                                  size_t count, mw_spam_token_cb *cb, void *ctx,
+                                  mw_error *error_r)
+{
+	struct sqlite_store *s = ctx_of(store);
+	sqlite3_stmt *st;
+	size_t i;
+	int rc = SQLITE_DONE, ret = stmt_get(s, ST_SPAM_TOKEN_GET, &st, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	for (i = 0; i < count && rc == SQLITE_DONE; i++) {
+		struct mw_spam_token t;
+		sqlite3_reset(st);
+		rc = sqlite3_bind_int64(st, 1, scope);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 2, (int64_t)hash[i]);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			t.hash = (uint64_t)sqlite3_column_int64(st, 0);
+			t.nspam = sqlite3_column_int64(st, 1);
+			t.nham = sqlite3_column_int64(st, 2);
+			t.weight = sqlite3_column_double(st, 3);
+			cb(ctx, &t);
+			rc = SQLITE_DONE;
+		}
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "reading spam tokens", error_r);
+	return MW_STORE_OK;
+}
+
 /* sqlite_spam_learned_get - the label a digest was learned with */
 static int sqlite_spam_learned_get(mw_store *store, int64_t scope, const unsigned char *digest,
                                    bool *spam_r, mw_error *error_r)
@@ -2475,6 +2512,7 @@ const struct mw_store_backend mw_store_backend_sqlite = {
     .app_password_revoke_all = sqlite_app_password_revoke_all,
     .spam_meta_get = sqlite_spam_meta_get,
     .spam_tokens_load = sqlite_spam_tokens_load,
+    .spam_tokens_get = sqlite_spam_tokens_get,
     .spam_learned_get = sqlite_spam_learned_get,
     .spam_learn = sqlite_spam_learn,
     .spam_batch = sqlite_spam_batch,

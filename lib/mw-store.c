@@ -1292,6 +1292,13 @@ int mw_store_spam_tokens_load(mw_store *store, int64_t scope, int64_t since_gen,
 	                                        ctx, error_r);
 }
 
+/* mw_store_spam_tokens_get - the rows of the given tokens, to cb */
+int mw_store_spam_tokens_get(mw_store *store, int64_t scope, const uint64_t *hash, size_t count,
+                             mw_spam_token_cb *cb, void *ctx, mw_error *error_r)
+{
+	return store->backend->spam_tokens_get(store, scope, hash, count, cb, ctx, error_r);
+}
+
 /* mw_store_spam_learned_get - the label a message digest was learned with */
 int mw_store_spam_learned_get(mw_store *store, int64_t scope, const unsigned char *digest,
                               bool *spam_r, mw_error *error_r)

@@ -431,6 +431,9 @@ int mw_store_spam_meta_get(mw_store *store, int64_t scope, struct mw_spam_meta *
    (0: all of them). */
 int mw_store_spam_tokens_load(mw_store *store, int64_t scope, int64_t since_gen,
                               mw_spam_token_cb *cb, void *ctx, mw_error *error_r);
+/* Calls cb for each of the count tokens hash[] that has a row in scope (a learner's read). */
+int mw_store_spam_tokens_get(mw_store *store, int64_t scope, const uint64_t *hash, size_t count,
+                             mw_spam_token_cb *cb, void *ctx, mw_error *error_r);
 /* MW_STORE_OK with *spam_r, or MW_STORE_NOTFOUND when the digest was never learned. */
 int mw_store_spam_learned_get(mw_store *store, int64_t scope, const unsigned char *digest,
                               bool *spam_r, mw_error *error_r);

@@ -1,6 +1,10 @@
 """test_plugin - the Dovecot plugin in a real Dovecot: keywords and Junk filing on LMTP
 delivery from the milter's verdict headers and the users' tag rules, learning from IMAP
-MOVE / APPEND / STORE, and delivery that survives an unreadable store.
+MOVE / COPY / APPEND / STORE (the message's content reaches the classifier: its tokens'
+counts change at once, once per message and user; out of Junk relearns as ham; a store
+outage spools the event and it is learned once after recovery; a huge message is learned
+from its first mailwarden_learn_max_size bytes), and delivery that survives an unreadable
+store.
 
 One Store + Dovecot (LMTP + IMAP, mail_plugins = mailwarden from the build dir) for the
 module; every test uses its own users so the tests are independent of their order.
@@ -18,6 +22,9 @@ import unittest
 import uuid
 
 import mailwarden_lab as lab_mod
+import random
+import string
+import tempfile
 
 DOMAIN = lab_mod.DOMAIN
 AUTHSERV_ID = 'mx.%s' % DOMAIN
@@ -43,7 +50,9 @@ class PluginTest(unittest.TestCase):
             cls.store = cls.lab.store()
             opts = lab_mod.mailwarden_plugin_options(
                 cls.store, mailwarden_authserv_id=AUTHSERV_ID,
-                mailwarden_rules_cache_ttl='1s', mailwarden_rules_budget='1000000')
+                mailwarden_rules_cache_ttl='1s', mailwarden_rules_budget='1000000',
+                mailwarden_learn_retry='1s',
+                extra_config='protocol lmtp {\n  mail_debug = yes\n}\n')
             cls.dovecot = cls.lab.dovecot(cls.store, **opts)
         except BaseException:
             cls.lab.stop()
@@ -194,6 +203,30 @@ class PluginTest(unittest.TestCase):
         self.assertIn('once', self.flags_in(self.imap(user, pw), 'INBOX', tok))
         log = self.log_since(offset)
         self.assertEqual(log.count('X-Mailwarden-Spam ignored'), 1, log)
+
+    def test_header_fields_parsed_in_lmtps_own_pass(self):
+        # the plugin announces the fields it will read when lmtp sets the message up, so
+        # lmtp's own header pass (for its log line) parses them and the decision does not
+        # parse the header a second time; a rule field the process has not seen yet (the
+        # user's first delivery) still costs one more pass
+        user, pw = self.new_user()
+        self.add_rule(user, 'List-Id', 'domain', 'lists.example', keyword='listed')
+        toks = [uuid.uuid4().hex, uuid.uuid4().hex]
+        logs = []
+        with smtplib.LMTP('127.0.0.1', self.dovecot.lmtp_port, timeout=30) as lmtp:
+            for tok in toks:  # one connection: one lmtp process, its rule cache
+                offset = self.log_size()
+                refused = lmtp.sendmail('sender@remote.example', [user], message(
+                    tok, ['List-Id: <x.lists.example>']).encode())
+                self.assertEqual(refused, {})
+                time.sleep(0.2)
+                logs.append(self.log_since(offset))
+        self.assertIn('not all announced: one more header pass', logs[0])
+        self.assertIn("header fields parsed in the delivery's first pass", logs[1])
+        self.assertNotIn('one more header pass', logs[1])
+        m = self.imap(user, pw)
+        for tok in toks:
+            self.assertIn('listed', self.flags_in(m, 'INBOX', tok))
 
     def test_two_recipients_in_one_transaction(self):
         # LMTP saves the second recipient's copy from the first recipient's saved mail
@@ -401,6 +434,175 @@ class PluginTest(unittest.TestCase):
         self.assertEqual(m.uid('STORE', uid, '+FLAGS', '($NotJunk)')[0], 'OK')
         self.assertEqual(self.events_for(user, tok),
                          [('spam', '<%s@test>' % tok), ('ham', '<%s@test>' % tok)])
+
+    # ---- learning the content (issue 10) ---------------------------------------------------
+
+    @staticmethod
+    def word():
+        """word - a body word no other message has (letters only, so it is one token)."""
+        return 'zq' + ''.join(random.choice(string.ascii_lowercase) for _ in range(10))
+
+    def counts(self, word):
+        """counts - (spam, ham) learned counts of the body token WORD in the classifier,
+        through mailwardenctl classify; (0, 0) when the model does not know it."""
+        with tempfile.NamedTemporaryFile('w', suffix='.eml') as f:
+            f.write('Subject: probe\r\n\r\n%s\r\n' % word)
+            f.flush()
+            out = self.store.ctl('classify', f.name).stdout
+        for line in out.splitlines():
+            cols = line.split()
+            if len(cols) == 5 and cols[0] == word:
+                return int(cols[3]), int(cols[4])
+        return 0, 0
+
+    def wait_counts(self, word, want, timeout=20):
+        """wait_counts - the counts of WORD once they equal WANT (fails after TIMEOUT s)."""
+        deadline = time.time() + timeout
+        got = self.counts(word)
+        while got != want and time.time() < deadline:
+            time.sleep(0.3)
+            got = self.counts(word)
+        self.assertEqual(got, want, 'learned counts of %s' % word)
+        return got
+
+    def spool_dir(self, user):
+        return os.path.join(self.dovecot.mail_root, user.lower(), 'mailwarden-learn')
+
+    def spooled(self, user):
+        d = self.spool_dir(user)
+        return sorted(n for n in os.listdir(d) if n.endswith('.learn')) \
+            if os.path.isdir(d) else []
+
+    def test_learn_content_copy_twice_counted_once_then_ham(self):
+        user, pw = self.new_user()
+        tok, w = uuid.uuid4().hex, self.word()
+        self.deliver(user, message(tok).replace('body %s' % tok, 'body %s %s' % (tok, w)))
+        self.assertEqual(self.counts(w), (0, 0))
+        m = self.imap(user, pw)
+        m.create('Junk')
+        uid, _ = self.find(m, 'INBOX', tok)
+        offset = self.log_size()
+        # COPY into Junk twice: two messages in Junk, one judgement of one message
+        self.assertEqual(m.uid('COPY', uid, 'Junk')[0], 'OK')
+        self.assertEqual(self.counts(w), (1, 0))
+        self.assertEqual(m.uid('COPY', uid, 'Junk')[0], 'OK')
+        self.assertEqual(self.counts(w), (1, 0))
+        self.assertIn('already learned', self.log_since(offset))
+        self.assertEqual(self.events_for(user, tok), [('spam', '<%s@test>' % tok)])
+        # out of Junk: the spam is unlearned and the message learned as ham, once
+        m.select('Junk')
+        typ, data = m.uid('SEARCH', None, 'HEADER', 'Message-ID', '<%s@test>' % tok)
+        junk_uids = data[0].split()
+        self.assertEqual(len(junk_uids), 2)
+        self.assertEqual(m.uid('MOVE', junk_uids[0], 'INBOX')[0], 'OK')
+        self.assertEqual(self.counts(w), (0, 1))
+        self.assertEqual(m.uid('MOVE', junk_uids[1], 'INBOX')[0], 'OK')
+        self.assertEqual(self.counts(w), (0, 1))
+        self.assertEqual(self.events_for(user, tok),
+                         [('spam', '<%s@test>' % tok), ('ham', '<%s@test>' % tok)])
+        # another user judging the same message is a vote of its own
+        user2, pw2 = self.new_user()
+        self.deliver(user2, message(tok).replace('body %s' % tok, 'body %s %s' % (tok, w)))
+        m2 = self.imap(user2, pw2)
+        uid2, _ = self.find(m2, 'INBOX', tok)
+        self.assertEqual(m2.uid('STORE', uid2, '+FLAGS', '($Junk)')[0], 'OK')
+        self.assertEqual(self.counts(w), (1, 1))
+
+    def test_learn_append_and_flag(self):
+        user, pw = self.new_user()
+        tok, w, w2 = uuid.uuid4().hex, self.word(), self.word()
+        m = self.imap(user, pw)
+        m.create('Junk')
+        text = message(tok).replace('body %s' % tok, 'body %s' % w)
+        self.assertEqual(m.append('Junk', None, None, text.encode())[0], 'OK')
+        self.assertEqual(self.counts(w), (1, 0))
+        # $NotJunk on it: relearned as ham
+        uid, _ = self.find(m, 'Junk', tok)
+        self.assertEqual(m.uid('STORE', uid, '+FLAGS', '($NotJunk)')[0], 'OK')
+        self.assertEqual(self.counts(w), (0, 1))
+        # an APPEND elsewhere teaches nothing
+        other = uuid.uuid4().hex
+        self.assertEqual(m.append('INBOX', None, None, message(other).replace(
+            'body %s' % other, 'body %s' % w2).encode())[0], 'OK')
+        self.assertEqual(self.counts(w2), (0, 0))
+
+    def test_learn_huge_message_from_its_head(self):
+        user, pw = self.new_user()
+        tok, head_w, tail_w = uuid.uuid4().hex, self.word(), self.word()
+        # 6 MB: the first word within mailwarden_learn_max_size (256k), the last far past it
+        filler = ('lorem ipsum dolor sit amet ' * 3 + '\r\n') * 75000
+        text = message(tok).replace('body %s' % tok, 'body %s\r\n%s%s' % (head_w, filler, tail_w))
+        self.assertGreater(len(text), 6000000)
+        m = self.imap(user, pw)
+        m.create('Junk')
+        self.assertEqual(m.append('Junk', None, None, text.encode())[0], 'OK')
+        self.assertEqual(self.counts(head_w), (1, 0))
+        self.assertEqual(self.counts(tail_w), (0, 0))
+
+    def test_store_down_event_spooled_then_learned_once(self):
+        user, pw = self.new_user()
+        tok, w = uuid.uuid4().hex, self.word()
+        self.deliver(user, message(tok).replace('body %s' % tok, 'body %s %s' % (tok, w)))
+        m = self.imap(user, pw)
+        m.create('Junk')
+        uid, _ = self.find(m, 'INBOX', tok)
+        offset = self.log_size()
+        # the store becomes unreadable for the mail user (as in the delivery test below)
+        st = os.stat(self.store.db)
+        os.chown(self.store.db, pwd.getpwnam('dovecot').pw_uid, 0)
+        os.chmod(self.store.db, 0o600)
+        try:
+            self.assertEqual(m.uid('MOVE', uid, 'Junk')[0], 'OK')
+            self.assertIn('$Junk', self.flags_in(m, 'Junk', tok))
+            self.assertEqual(len(self.spooled(user)), 1)
+            log = self.log_since(offset)
+            self.assertIn('spooled in', log)
+            self.assertEqual(self.counts(w), (0, 0))
+            time.sleep(1.5)  # a retry while the store is still down keeps the event
+            self.assertEqual(len(self.spooled(user)), 1)
+        finally:
+            os.chown(self.store.db, st.st_uid, st.st_gid)
+            os.chmod(self.store.db, st.st_mode & 0o7777)
+        # the session's retry timer learns it once the store is back
+        self.wait_counts(w, (1, 0))
+        self.assertEqual(self.spooled(user), [])
+        self.assertIn('learned 1 spooled event', self.log_since(offset))
+        self.assertEqual(self.events_for(user, tok), [('spam', '<%s@test>' % tok)])
+        # logout, a new session, the same judgement again: still once
+        m.logout()
+        m = self.imap(user, pw)
+        m.select('Junk')
+        uid, _ = self.find(m, 'Junk', tok)
+        self.assertEqual(m.uid('STORE', uid, '-FLAGS', '($Junk)')[0], 'OK')
+        self.assertEqual(m.uid('STORE', uid, '+FLAGS', '($Junk)')[0], 'OK')
+        time.sleep(0.5)
+        self.assertEqual(self.counts(w), (1, 0))
+        self.assertEqual(self.events_for(user, tok), [('spam', '<%s@test>' % tok)])
+
+    def test_store_down_session_ends_spool_learned_at_next_login(self):
+        user, pw = self.new_user()
+        tok, w = uuid.uuid4().hex, self.word()
+        self.deliver(user, message(tok).replace('body %s' % tok, 'body %s %s' % (tok, w)))
+        m = self.imap(user, pw)
+        m.create('Junk')
+        uid, _ = self.find(m, 'INBOX', tok)
+        st = os.stat(self.store.db)
+        os.chown(self.store.db, pwd.getpwnam('dovecot').pw_uid, 0)
+        os.chmod(self.store.db, 0o600)
+        try:
+            self.assertEqual(m.uid('MOVE', uid, 'Junk')[0], 'OK')
+            m.logout()
+            time.sleep(0.5)
+            self.assertEqual(len(self.spooled(user)), 1)
+        finally:
+            os.chown(self.store.db, st.st_uid, st.st_gid)
+            os.chmod(self.store.db, st.st_mode & 0o7777)
+        self.assertEqual(self.counts(w), (0, 0))
+        # the next login learns what the last session left behind
+        m = self.imap(user, pw)
+        m.noop()
+        self.wait_counts(w, (1, 0))
+        self.assertEqual(self.spooled(user), [])
 
     # ---- failure: the store is unreadable ----------------------------------------------
 

@@ -288,6 +288,149 @@ static void test_refused_message(void **state)
 	mw_str_free(&s);
 }
 
+/* tokens_cb - collect every token row */
+struct rows {
+	struct mw_spam_token v[4096];
+	size_t n;
+};
+static void rows_cb(void *ctx, const struct mw_spam_token *t)
+{
+	struct rows *r = ctx;
+	if (r->n < 4096)
+		r->v[r->n++] = *t;
+}
+
+/* row_of - the row of hash in r, or NULL */
+static const struct mw_spam_token *row_of(const struct rows *r, uint64_t hash)
+{
+	size_t i;
+	for (i = 0; i < r->n; i++)
+		if (r->v[i].hash == hash)
+			return &r->v[i];
+	return NULL;
+}
+
+/* learner_learn - prepare and learn a message through a learner (the plugin's path) */
+static int learner_learn(mw_classifier *c, const char *m, const char *who, bool spam)
+{
+	struct mw_classifier_settings set;
+	unsigned char dg[MW_SPAM_DIGEST_LEN];
+	struct mw_tokens t;
+	mw_error err = {""};
+	int ret;
+	mw_classifier_settings_default(&set);
+	mw_tokens_init(&t, false);
+	assert_int_equal(mw_classifier_prepare(set.token_flags, m, strlen(m), who, &t, dg, &err),
+	                 0);
+	ret = mw_classifier_learn_tokens(c, t.hash, t.count, dg, spam, &err);
+	if (ret < 0)
+		fprintf(stderr, "learner: %s\n", err.msg);
+	mw_tokens_free(&t);
+	return ret;
+}
+
+/* A learner (no model in memory) writes the same rows as a loaded classifier would, per
+   user digests count each user's judgement once, and a flip moves the counts. */
+static void test_learner_matches_and_dedupes_per_user(void **state)
+{
+	struct fixture *f = *state;
+	mw_error err = {""};
+	char url[160];
+	mw_store *s2;
+	mw_classifier *learner, *check;
+	struct rows *a = mw_calloc(1, sizeof(*a)), *b = mw_calloc(1, sizeof(*b));
+	struct mw_spam_meta meta;
+	unsigned i;
+	size_t k;
+
+	snprintf(url, sizeof(url), "sqlite:%s/learner.db", f->dir);
+	s2 = mw_store_open(url, 2000, &err);
+	assert_non_null(s2);
+	assert_int_equal(mw_store_migrate(s2, &err), MW_STORE_OK);
+	assert_int_equal(mw_classifier_open_learner(s2, &learner, &err), 0);
+	/* the same sequence through both paths: identical token rows */
+	for (i = 0; i < 30; i++) {
+		char *m = make_msg(i % 2 == 0, i);
+		assert_int_equal(mw_classifier_learn(f->c, m, strlen(m), i % 2 == 0, NULL, &err),
+		                 0);
+		assert_int_equal(learner_learn(learner, m, NULL, i % 2 == 0), 0);
+		free(m);
+	}
+	assert_int_equal(mw_store_spam_tokens_load(f->store, 0, 0, rows_cb, a, &err), MW_STORE_OK);
+	assert_int_equal(mw_store_spam_tokens_load(s2, 0, 0, rows_cb, b, &err), MW_STORE_OK);
+	assert_true(a->n > 50);
+	assert_int_equal(a->n, b->n);
+	for (k = 0; k < a->n; k++) {
+		const struct mw_spam_token *o = row_of(b, a->v[k].hash);
+		assert_non_null(o);
+		assert_int_equal(o->nspam, a->v[k].nspam);
+		assert_int_equal(o->nham, a->v[k].nham);
+		assert_true(fabs(o->weight - a->v[k].weight) < 1e-3);
+	}
+
+	/* per user: alice's judgement counts once however often; bob's is his own vote */
+	{
+		char *m = make_msg(true, 1000);
+		assert_int_equal(learner_learn(learner, m, "alice@example.com", true), 0);
+		assert_int_equal(learner_learn(learner, m, "alice@example.com", true), 1);
+		assert_int_equal(learner_learn(learner, m, "bob@example.com", true), 0);
+		assert_int_equal(mw_store_spam_meta_get(s2, 0, &meta, &err), MW_STORE_OK);
+		assert_int_equal(meta.nspam, 15 + 2);
+		assert_int_equal(meta.nham, 15);
+		/* alice moves it out of Junk: her spam is unlearned, ham learned */
+		assert_int_equal(learner_learn(learner, m, "alice@example.com", false), 0);
+		assert_int_equal(learner_learn(learner, m, "alice@example.com", false), 1);
+		assert_int_equal(mw_store_spam_meta_get(s2, 0, &meta, &err), MW_STORE_OK);
+		assert_int_equal(meta.nspam, 15 + 1);
+		assert_int_equal(meta.nham, 15 + 1);
+		/* a loaded classifier on that store sees the learner's work */
+		assert_int_equal(mw_classifier_open(s2, &check, &err), 0);
+		{
+			int64_t ns, nh;
+			mw_classifier_counts(check, &ns, &nh);
+			assert_int_equal(ns, 16);
+			assert_int_equal(nh, 16);
+		}
+		mw_classifier_close(&check);
+		free(m);
+	}
+	mw_classifier_close(&learner);
+	mw_store_close(&s2);
+	free(a);
+	free(b);
+}
+
+/* A learner whose store is locked by another writer fails (the plugin spools then) and
+   leaves nothing half-learned: the retry learns it once. */
+static void test_learner_store_busy(void **state)
+{
+	struct fixture *f = *state;
+	mw_error err = {""};
+	mw_store *s2, *s3;
+	mw_classifier *learner;
+	struct mw_spam_meta meta;
+	char *m = make_msg(true, 7);
+
+	s2 = mw_store_open(f->url, 100, &err);
+	assert_non_null(s2);
+	s3 = mw_store_open(f->url, 100, &err);
+	assert_non_null(s3);
+	assert_int_equal(mw_classifier_open_learner(s2, &learner, &err), 0);
+	assert_int_equal(mw_store_spam_batch_begin(s3, &err), MW_STORE_OK); /* holds the lock */
+	assert_int_equal(learner_learn(learner, m, "carol@example.com", true), -1);
+	assert_int_equal(mw_store_spam_batch_end(s3, false, &err), MW_STORE_OK);
+	assert_int_equal(mw_store_spam_meta_get(s2, 0, &meta, &err), MW_STORE_OK);
+	assert_int_equal(meta.nspam, 0);
+	assert_int_equal(learner_learn(learner, m, "carol@example.com", true), 0);
+	assert_int_equal(learner_learn(learner, m, "carol@example.com", true), 1);
+	assert_int_equal(mw_store_spam_meta_get(s2, 0, &meta, &err), MW_STORE_OK);
+	assert_int_equal(meta.nspam, 1);
+	mw_classifier_close(&learner);
+	mw_store_close(&s2);
+	mw_store_close(&s3);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +440,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_round_trip_and_refresh, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_message, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_learner_matches_and_dedupes_per_user, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_learner_store_busy, setup, teardown),
 	};
 	MW_RUN_TESTS(tests);
 }
