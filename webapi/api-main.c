@@ -205,11 +205,18 @@ static void handle(struct api_ctx *ctx, FCGX_Request *r)
 	req.remote_addr = FCGX_GetParam("REMOTE_ADDR", r->envp);
 	req.user_agent = FCGX_GetParam("HTTP_USER_AGENT", r->envp);
 	req.origin = FCGX_GetParam("HTTP_ORIGIN", r->envp);
+	req.cookie = FCGX_GetParam("HTTP_COOKIE", r->envp);
+	req.csrf_header = FCGX_GetParam("HTTP_X_CSRF_TOKEN", r->envp);
+	req.sec_fetch_site = FCGX_GetParam("HTTP_SEC_FETCH_SITE", r->envp);
+	req.host = FCGX_GetParam("HTTP_HOST", r->envp);
+	req.https = FCGX_GetParam("HTTPS", r->envp);
+	req.server_port = FCGX_GetParam("SERVER_PORT", r->envp);
 	if (req.remote_addr != NULL && strlen(req.remote_addr) > MW_CLIENT_IP_MAX)
 		req.remote_addr = "";
 	len = parse_length(FCGX_GetParam("CONTENT_LENGTH", r->envp));
 	if (!header_ok(req.authorization) || !header_ok(req.user_agent) || !header_ok(req.origin) ||
-	    !header_ok(req.content_type)) {
+	    !header_ok(req.content_type) || !header_ok(req.cookie) || !header_ok(req.csrf_header) ||
+	    !header_ok(req.sec_fetch_site) || !header_ok(req.host) || !header_ok(req.server_port)) {
 		api_error(&res, 400, "bad_request", "a request header is longer than %d bytes",
 		          API_HEADER_MAX);
 	} else if (req.request_uri != NULL && strnlen(req.request_uri, API_URI_MAX + 1) > API_URI_MAX) {
