@@ -272,9 +272,12 @@ class WebApiTest(ApiBase):
     # -- the static page ---------------------------------------------------------------------
 
     def test_page_is_served_with_a_strict_policy(self):
-        for path in ('/', '/index.html', '/app.js', '/style.css'):
+        types = {'/': 'text/html', '/index.html': 'text/html', '/app.js': 'text/javascript',
+                 '/style.css': 'text/css'}
+        for path, ctype in types.items():
             a = self.call('GET', path)
             self.assertEqual(a.status, 200, path)
+            self.assertEqual(a.headers.get('content-type'), ctype + '; charset=utf-8', path)
             self.assertEqual(a.headers.get('content-security-policy'), PAGE_CSP, path)
             self.assertEqual(a.headers.get('x-frame-options'), 'DENY', path)
             self.assertEqual(a.headers.get('x-content-type-options'), 'nosniff', path)

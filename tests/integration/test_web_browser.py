@@ -65,8 +65,11 @@ def need_browser():
 class Browser:
     """Browser - one headless chromium with its own profile (cookies)."""
 
-    def __init__(self, base, width=1100, height=900):
+    def __init__(self, base, width=1100, height=900, phone=False):
         opts = webdriver.ChromeOptions()
+        if phone:  # a phone's viewport (a desktop window cannot be that narrow)
+            opts.add_experimental_option('mobileEmulation', {'deviceMetrics': {
+                'width': width, 'height': height, 'pixelRatio': 2.0}})
         opts.binary_location = CHROMIUM
         for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
                   '--no-first-run', '--disable-extensions', '--disable-background-networking',
@@ -145,6 +148,7 @@ class WebBrowserTest(unittest.TestCase):
 
     def setUp(self):
         need_browser()
+        self.browsers = []
 
     def tearDown(self):
         for b in self.browsers:
@@ -312,7 +316,7 @@ class WebBrowserTest(unittest.TestCase):
 
     def test_phone_width_keyboard_and_csp_enforced(self):
         user, pw = self.new_user()
-        b = self.browser(width=375, height=740)
+        b = self.browser(width=375, height=740, phone=True)
         b.go()
         b.wait(lambda: b.visible('login-username'), 'the login form')
         # keyboard only: the skip link and the fields are reachable with Tab
@@ -329,6 +333,7 @@ class WebBrowserTest(unittest.TestCase):
         b.el('login-username').send_keys(Keys.TAB)
         b.d.switch_to.active_element.send_keys(pw + Keys.ENTER)
         b.wait(lambda: b.visible('nav'), 'being logged in')
+        self.assertEqual(b.d.execute_script('return window.innerWidth'), 375)
         width = b.d.execute_script('return document.documentElement.scrollWidth')
         self.assertLessEqual(width, 375, 'the page scrolls sideways on a phone')
         b.shot('14-phone-account')
