@@ -52,6 +52,9 @@ class WebApiTest(ApiBase):
             raise
         cls.port = cls.nginx.port
         cls.origin = 'http://127.0.0.1:%d' % cls.port
+        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
+        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
 
     @classmethod
     def tearDownClass(cls):
@@ -248,6 +251,38 @@ class WebApiTest(ApiBase):
         a = self.with_cookie('GET', '/api/v1/sessions/current', cookie)
         self.assertEqual(a.status, 401, a)
         self.assertEqual(cookie_of(a)[0], '')
+
+    # -- the audit log, newest first (the page's view) ----------------------------------------
+
+    def test_audit_log_newest_first_paged_with_before(self):
+        user, pw = self.new_user()
+        cookie, csrf = self.cookie_login(user, pw)
+        for i in range(5):
+            rule = dict(self.RULE, value='v%d' % i)
+            self.expect(self.with_cookie('POST', '/api/v1/users/%s/tag-rules' % user, cookie,
+                                         csrf, body=rule), 201)
+        token = self.login(self.admin, self.admin_pw)
+        q = '/api/v1/audit?order=desc&limit=2&action=tag_rule.add&target=' + user
+        a = self.expect(self.call('GET', q, token=token), 200)
+        ids = [e['id'] for e in a.json['entries']]
+        self.assertEqual(len(ids), 2)
+        self.assertGreater(ids[0], ids[1])
+        self.assertNotIn('next_after', a.json)
+        seen = list(ids)
+        while a.json['next_before'] is not None:
+            a = self.expect(self.call('GET', q + '&before=%d' % a.json['next_before'],
+                                      token=token), 200)
+            seen += [e['id'] for e in a.json['entries']]
+        self.assertEqual(len(seen), 5)
+        self.assertEqual(seen, sorted(seen, reverse=True))
+        # oldest first is still the default, and each order pages its own way
+        a = self.expect(self.call('GET', '/api/v1/audit?action=tag_rule.add&target=' + user,
+                                  token=token), 200)
+        self.assertEqual([e['id'] for e in a.json['entries']], sorted(seen))
+        for bad in ('order=desc&after=1', 'before=5', 'order=newest', 'order=desc&before=0',
+                    'order=desc&before=x'):
+            self.expect(self.call('GET', '/api/v1/audit?' + bad, token=token), 422,
+                        'invalid_parameter')
 
     # -- QR codes ----------------------------------------------------------------------------
 

@@ -112,6 +112,12 @@ class Browser:
             e.clear()
         e.send_keys(value)
 
+    def rows(self, table_id):
+        """rows - the text of each body row of a table, read at once (no stale elements)."""
+        return self.d.execute_script(
+            'return Array.from(document.querySelectorAll(arguments[0])).map('
+            'function (r) { return r.innerText; });', '#%s tbody tr' % table_id)
+
     def click(self, id_):
         self.el(id_).click()
 
@@ -308,6 +314,16 @@ class WebBrowserTest(unittest.TestCase):
         ab.d.find_element(By.XPATH, button).click()
         ab.wait(lambda: 'disabled' in ab.text('status'), 'the user to be disabled')
         ab.shot('admin-user-disabled')
+        # the audit log shows it first (newest first), and filters by action
+        ab.go('audit')
+        ab.wait(lambda: ab.rows('audit-table') and 'user.update' in ab.rows('audit-table')[0],
+                'the audit entry')
+        self.assertIn(user, ab.rows('audit-table')[0])
+        ab.type('audit-action', 'session.create')
+        ab.el('audit-action').send_keys(Keys.ENTER)
+        ab.wait(lambda: ab.rows('audit-table') and
+                all('session.create' in r for r in ab.rows('audit-table')), 'the filter')
+        ab.shot('admin-audit-filtered')
         # the user's next step on the page finds the session gone
         ub.go('tag-rules')
         ub.d.refresh()
