@@ -108,8 +108,15 @@
 
   function route() { show(location.hash.replace(/^#/, '') || 'account'); }
 
+  /* totpFields - the code fields of the forms are shown only when TOTP is on */
+  function totpFields(on) {
+    var f = document.querySelectorAll('.totp-needed'), i;
+    for (i = 0; i < f.length; i++) f[i].hidden = !on;
+  }
+
   function loggedIn(j) {
     me = j;
+    totpFields(me.totp === true);
     $('nav').hidden = false;
     $('who').textContent = me.username + (me.role === 'admin' ? ' (admin)' : '');
     var admin = document.querySelectorAll('#nav .admin'), i;
@@ -160,6 +167,7 @@
       if (!ok(a)) return;
       var on = a.json.totp === true;
       me.totp = on;
+      totpFields(on);
       $('totp-state').textContent = 'Two-factor login is ' + (on ? 'on.' : 'off.');
       $('totp-delete-form').hidden = !on;
       $('totp-enrol-form').hidden = on;
@@ -327,7 +335,7 @@
   /* ---- admin: users ---- */
   function userRow(x) {
     var toggle = x.status === 'disabled' ? 'active' : 'disabled';
-    return row(x.username, x.role, x.status, x.totp ? String(x.totp.status || x.totp) : (x.totp_enabled ? 'on' : ''),
+    return row(x.username, x.role, x.status, when(x.password_changed_at),
       el('span', null,
         el('button', { type: 'button', text: toggle === 'disabled' ? 'Disable' : 'Enable', 'aria-label': (toggle === 'disabled' ? 'Disable ' : 'Enable ') + x.username, onclick: function () {
           api('PATCH', '/users/' + u(x.username), { status: toggle }).then(function (d) {
@@ -418,7 +426,7 @@
                  window_seconds: parseInt(fieldValue('rl-window'), 10), action: fieldValue('rl-action') };
     optional(body, 'match', fieldValue('rl-match'));
     optional(body, 'username', fieldValue('rl-username'));
-    api('POST', '/ratelimit/policies', body).then(function (a) { if (ok(a)) { say('Policy added.'); loaders['rate-limits'](); } });
+    api('POST', '/ratelimit/policies', body).then(function (a) { if (ok(a)) { $('rl-form').reset(); say('Policy added.'); loaders['rate-limits'](); } });
   });
   function loadUsage() {
     api('GET', '/users/' + u(rlUser) + '/ratelimit').then(function (a) {
@@ -444,7 +452,7 @@
         box.appendChild(el('article', { 'class': 'key' },
           el('h3', { text: id + (k.active ? ' (active)' : '') }),
           el('p', null, 'Publish in DNS: ', el('code', { text: k.dns_name || (k.selector + '._domainkey.' + k.domain) }), ' TXT'),
-          el('pre', { text: k.dns_record || k.txt || '' }),
+          el('pre', { text: k.txt_record || '' }),
           k.active ? null : el('button', { type: 'button', text: 'Activate', 'aria-label': 'Activate ' + id, onclick: function () {
             api('POST', '/dkim/keys/' + u(k.domain) + '/' + u(k.selector) + '/activate').then(function (d) { if (ok(d)) { say(id + ' is active.'); loaders.dkim(); } });
           } }), ' ',

@@ -308,6 +308,7 @@ class WebBrowserTest(unittest.TestCase):
             ab.wait(lambda: ab.d.find_elements(By.CSS_SELECTOR, probe) and
                     ab.d.find_elements(By.CSS_SELECTOR, probe)[0].is_displayed(), view)
             ab.shot('2x-admin-' + view)
+        self.admin_pages_change_things(ab)
         ab.go('users')
         button = '//tr[td[1][text()="%s"]]//button[text()="Disable"]' % user
         ab.wait(lambda: ab.d.find_elements(By.XPATH, button), 'the user row')
@@ -329,6 +330,54 @@ class WebBrowserTest(unittest.TestCase):
         ub.d.refresh()
         ub.wait(lambda: ub.visible('login-username'), 'the user to be logged out')
         ub.shot('13-user-session-ended')
+
+    def admin_pages_change_things(self, ab):
+        """admin_pages_change_things - create a user and reset their password (they log in to
+        IMAP with it), allow a From pattern, add a rate policy, generate a DKIM key."""
+        new, pw1, pw2 = ('n%s@%s' % (uuid.uuid4().hex[:8], DOMAIN), 'First-pass-1234567',
+                         'Second-pass-1234567')
+        ab.go('users')
+        ab.wait(lambda: ab.visible('user-name'), 'the user form')
+        ab.type('user-name', new)
+        ab.type('user-password', pw1)
+        ab.el('user-password').send_keys(Keys.ENTER)
+        ab.wait(lambda: [r for r in ab.rows('users-table') if new in r], 'the new user')
+        self.assertTrue(imap_login(self.dovecot.imap_port, new, pw1))
+        ab.d.find_element(By.XPATH, '//tr[td[1][text()="%s"]]//button[text()="Reset password"]'
+                          % new).click()
+        ab.wait(lambda: ab.visible('reset-password'), 'the reset form')
+        ab.type('reset-password', pw2)
+        ab.el('reset-password').send_keys(Keys.ENTER)
+        ab.wait(lambda: 'is set' in ab.text('status'), 'the password to be set')
+        self.assertTrue(imap_login(self.dovecot.imap_port, new, pw2))
+        self.assertFalse(imap_login(self.dovecot.imap_port, new, pw1))
+        # allowed From
+        ab.go('allowed-from')
+        ab.wait(lambda: ab.visible('af-user'), 'the allowed-From form')
+        ab.type('af-user', new)
+        ab.el('af-user').send_keys(Keys.ENTER)
+        ab.wait(lambda: ab.visible('af-pattern'), 'the pattern form')
+        ab.type('af-pattern', 'alias@' + DOMAIN)
+        ab.el('af-pattern').send_keys(Keys.ENTER)
+        ab.wait(lambda: 'alias@' + DOMAIN in ab.el('af-list').text, 'the pattern')
+        ab.shot('2x-admin-allowed-from-added')
+        # a rate policy
+        ab.go('rate-limits')
+        ab.wait(lambda: ab.visible('rl-count'), 'the policy form')
+        ab.type('rl-match', new)
+        ab.type('rl-count', '77')
+        ab.el('rl-count').send_keys(Keys.ENTER)
+        ab.wait(lambda: [r for r in ab.rows('rl-table') if new in r and '77' in r], 'the policy')
+        ab.shot('2x-admin-rate-policy-added')
+        # a DKIM key and the record to publish
+        ab.go('dkim')
+        ab.wait(lambda: ab.visible('dkim-domain'), 'the DKIM form')
+        ab.type('dkim-domain', 'web.example')
+        ab.type('dkim-selector', 'webtest')
+        ab.el('dkim-selector').send_keys(Keys.ENTER)
+        ab.wait(lambda: 'v=DKIM1' in ab.el('dkim-list').text, 'the DKIM record', timeout=90)
+        self.assertIn('webtest._domainkey.web.example', ab.el('dkim-list').text)
+        ab.shot('2x-admin-dkim-generated')
 
     def test_phone_width_keyboard_and_csp_enforced(self):
         user, pw = self.new_user()
