@@ -87,6 +87,8 @@
   var adminViews = ['users', 'allowed-from', 'rate-limits', 'dkim', 'audit'];
   var loaders = {};
 
+  var moved = false; /* focus moves to a page's heading when the person went there */
+
   function show(name) {
     var i, v, links = document.querySelectorAll('#nav a');
     if (!me) name = 'login';
@@ -104,6 +106,7 @@
     if (loaders[name]) loaders[name]();
     var first = $('view-' + name).querySelector('input, select, button');
     if (name === 'login' && first) first.focus();
+    else if (moved) $('view-' + name).querySelector('h2').focus();
   }
 
   function route() { show(location.hash.replace(/^#/, '') || 'account'); }
@@ -126,6 +129,7 @@
 
   function loggedOut(msg) {
     me = null;
+    forgetShown();
     $('nav').hidden = true;
     $('login-totp-box').hidden = true;
     $('login-form').reset();
@@ -232,6 +236,16 @@
     return tb;
   }
 
+  /* addRow - append tr to the table body tb; each cell is labelled with its column's
+     heading (shown before the value on a phone, where the heading row is hidden) */
+  function addRow(tb, tr) {
+    var th = tb.parentNode.tHead ? tb.parentNode.tHead.rows[0].cells : [], i;
+    for (i = 0; i < tr.cells.length && i < th.length; i++) {
+      if (th[i].textContent && !th[i].querySelector('.sr')) tr.cells[i].setAttribute('data-label', th[i].textContent);
+    }
+    tb.appendChild(tr);
+  }
+
   function row() {
     var tr = el('tr'), i;
     for (i = 0; i < arguments.length; i++) {
@@ -246,7 +260,7 @@
       if (!ok(a)) return;
       var tb = clearBody('apppw-table');
       a.json.app_passwords.forEach(function (p) {
-        tb.appendChild(row(p.name, p.protocols.join(', '), when(p.expires_at) || 'never',
+        addRow(tb, row(p.name, p.protocols.join(', '), when(p.expires_at) || 'never',
           (p.allow_nets || []).join(', ') || 'any',
           p.last_used_at ? when(p.last_used_at) + (p.last_ip ? ' from ' + p.last_ip : '') : 'never',
           el('button', { type: 'button', 'aria-label': 'Revoke ' + p.name, text: 'Revoke', onclick: function () {
@@ -295,7 +309,7 @@
       if (!ok(a)) return;
       var tb = clearBody('sessions-table');
       a.json.sessions.forEach(function (s) {
-        tb.appendChild(row(when(s.created_at), when(s.last_seen_at), s.client_ip, s.user_agent,
+        addRow(tb, row(when(s.created_at), when(s.last_seen_at), s.client_ip, s.user_agent,
           s.current ? el('span', { text: 'this session' })
             : el('button', { type: 'button', text: 'End', 'aria-label': 'End the session from ' + s.client_ip + ' started ' + when(s.created_at), onclick: function () {
               api('DELETE', '/sessions/' + u(s.id)).then(function (d) { if (ok(d)) { say('Session ended.'); loaders.sessions(); } });
@@ -310,7 +324,7 @@
       if (!ok(a)) return;
       var tb = clearBody('tagrule-table');
       (a.json.rules || a.json.tag_rules || []).forEach(function (r) {
-        tb.appendChild(row(r.field || '', r.match, r.value || '', r.keyword || '', r.mailbox || '',
+        addRow(tb, row(r.field || '', r.match, r.value || '', r.keyword || '', r.mailbox || '',
           el('button', { type: 'button', text: 'Delete', 'aria-label': 'Delete the rule on ' + (r.field || '') + ' ' + (r.value || ''), onclick: function () {
             api('DELETE', '/users/' + u(me.username) + '/tag-rules/' + u(String(r.id))).then(function (d) { if (ok(d)) { say('Rule deleted.'); loaders['tag-rules'](); } });
           } })));
@@ -354,7 +368,7 @@
     api('GET', '/users?limit=50' + (after ? '&after=' + u(String(after)) : '')).then(function (a) {
       if (!ok(a)) return;
       var tb = after ? $('users-table').tBodies[0] : clearBody('users-table');
-      a.json.users.forEach(function (x) { tb.appendChild(userRow(x)); });
+      a.json.users.forEach(function (x) { addRow(tb, userRow(x)); });
       usersNext = a.json.next_after;
       $('users-more').hidden = usersNext === null || usersNext === undefined;
     });
@@ -413,7 +427,7 @@
       if (!ok(a)) return;
       var tb = clearBody('rl-table');
       (a.json.policies || []).forEach(function (p) {
-        tb.appendChild(row(p.scope, p.match || '(every)', p.metric, p.count, p.window_seconds, p.action, p.username || '',
+        addRow(tb, row(p.scope, p.match || '(every)', p.metric, p.count, p.window_seconds, p.action, p.username || '',
           el('button', { type: 'button', text: 'Delete', 'aria-label': 'Delete policy ' + p.id, onclick: function () {
             api('DELETE', '/ratelimit/policies/' + u(String(p.id))).then(function (d) { if (ok(d)) { say('Policy deleted.'); loaders['rate-limits'](); } });
           } })));
@@ -483,7 +497,7 @@
       if (!ok(a)) return;
       var tb = before ? $('audit-table').tBodies[0] : clearBody('audit-table');
       (a.json.entries || []).forEach(function (e) {
-        tb.appendChild(row(when(e.at || e.time || e.created_at), e.actor, e.action, e.target || '', e.client || '',
+        addRow(tb, row(when(e.at || e.time || e.created_at), e.actor, e.action, e.target || '', e.client || '',
           e.details ? (typeof e.details === 'string' ? e.details : JSON.stringify(e.details)) : ''));
       });
       auditNext = a.json.next_before;
@@ -495,7 +509,21 @@
   $('audit-older').addEventListener('click', function () { loadAudit(auditNext); });
 
   /* ---- start ---- */
-  window.addEventListener('hashchange', function () { say(''); $('error').textContent = ''; route(); });
+  /* forgetShown - secrets shown once leave the page when the person leaves it */
+  function forgetShown() {
+    $('apppw-secret').textContent = '';
+    $('apppw-qr').removeAttribute('src');
+    $('apppw-new').hidden = true;
+    $('totp-secret').textContent = '';
+    $('totp-qr').removeAttribute('src');
+    $('totp-enrolment').hidden = true;
+    var list = $('totp-recovery');
+    while (list.firstChild) list.removeChild(list.firstChild);
+  }
+
+  window.addEventListener('hashchange', function () {
+    say(''); $('error').textContent = ''; forgetShown(); moved = true; route();
+  });
   api('GET', '/sessions/current').then(function (a) {
     if (a.status === 200) loggedIn(a.json); else loggedOut('');
   });

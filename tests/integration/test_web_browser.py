@@ -407,6 +407,20 @@ class WebBrowserTest(unittest.TestCase):
         self.assertLessEqual(b.d.execute_script('return document.documentElement.scrollWidth'),
                              375)
         b.shot('15-phone-app-passwords')
+        # a link followed with the keyboard moves the focus to the new page's heading
+        link = b.d.find_element(By.CSS_SELECTOR, '#nav a[href="#sessions"]')
+        link.send_keys(Keys.ENTER)
+        b.wait(lambda: b.d.switch_to.active_element.get_attribute('id') == 'h-sessions',
+               'the focus on the heading')
+        # on a phone each cell says which column it is (the heading row is hidden)
+        b.wait(lambda: b.rows('sessions-table'), 'the sessions')
+        cell = b.d.find_element(By.CSS_SELECTOR, '#sessions-table tbody td')
+        self.assertEqual(cell.get_attribute('data-label'), 'Started')
+        self.assertIn('Started', b.d.execute_script(
+            'return getComputedStyle(arguments[0], "::before").content', cell))
+        self.assertLessEqual(b.d.execute_script('return document.documentElement.scrollWidth'),
+                             375)
+        b.shot('16-phone-sessions')
         # the policy is in force: an inline script added to the page does not run, and
         # the browser reports it (this one violation is ours, so it is taken out again)
         ran = b.d.execute_script(
