@@ -148,7 +148,9 @@
         $('login-totp').value = '';
         say('');
         return api('GET', '/sessions/current').then(function (c) {
-          if (c.status === 200) loggedIn(c.json); else fail(errText(c));
+          if (c.status === 200) loggedIn(c.json);
+          else if (c.status === 401) fail('The browser did not keep the session cookie. It is sent over HTTPS only: open this page with https://.');
+          else fail(errText(c));
         });
       }
       if (a.json && a.json.error && a.json.error.totp_required) {
