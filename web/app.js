@@ -149,7 +149,7 @@
         say('');
         return api('GET', '/sessions/current').then(function (c) {
           if (c.status === 200) loggedIn(c.json);
-          else if (c.status === 401) fail('The browser did not keep the session cookie. It is sent over HTTPS only: open this page with https://.');
+          else if (c.status === 401) fail('The browser did not keep the session cookie. It is sent over HTTPS only: open this page over HTTPS.');
           else fail(errText(c));
         });
       }

@@ -3,7 +3,8 @@
  * The table is the single list of what the API serves: method, path pattern, the role a
  * caller needs, handler. `mailwarden-api --routes` prints it, and a test compares it with
  * docs/api/openapi.yaml. Dispatch order: path and query decoding (400), CORS preflight,
- * route lookup (404/405), session (401), role (403), body (415, 400, 422), handler. The
+ * route lookup (404/405), the web page's cookie (CSRF token and origin, 403; api-cookie.c),
+ * session (401), role (403), body (415, 400, 422), handler, then the cookie's Set-Cookie. The
  * 413 for an over-long body is answered before the body is read (api-main.c).
  *
  * Public: api_routes, api_routes_count, api_role_name, api_dispatch.

@@ -24,6 +24,7 @@ import unittest
 import uuid
 
 import mailwarden_lab as lab_mod
+from test_api import call
 from test_login import imap_login
 from test_web_api import WEB_DIR
 
@@ -34,7 +35,8 @@ OUT = os.path.join(os.environ.get('MW_TEST_OUTPUT', '/tmp/mailwarden-test-output
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import (NoSuchElementException,
+                                            StaleElementReferenceException, TimeoutException)
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -117,6 +119,16 @@ class Browser:
         return self.d.execute_script(
             'return Array.from(document.querySelectorAll(arguments[0])).map('
             'function (r) { return r.innerText; });', '#%s tbody tr' % table_id)
+
+    def click_xpath(self, xpath, what):
+        """click_xpath - click what XPATH finds, again if the page redrew it meanwhile."""
+        def attempt():
+            try:
+                self.d.find_element(By.XPATH, xpath).click()
+                return True
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+        self.wait(attempt, what)
 
     def click(self, id_):
         self.el(id_).click()
@@ -253,7 +265,7 @@ class WebBrowserTest(unittest.TestCase):
         b.click('apppw-done')
         self.assertEqual(b.text('apppw-secret'), '')
         # revoke it (the page asks first)
-        b.d.find_element(By.CSS_SELECTOR, '#apppw-table tbody button').click()
+        b.click_xpath('//table[@id="apppw-table"]/tbody//button', 'the Revoke button')
         b.d.switch_to.alert.accept()
         b.wait(lambda: not b.d.find_elements(By.CSS_SELECTOR, '#apppw-table tbody tr'),
                'the list to be empty')
@@ -264,10 +276,20 @@ class WebBrowserTest(unittest.TestCase):
         user, pw = self.new_user()
         b = self.browser()
         self.log_in(b, user, pw)
+        # a second session elsewhere (a script with a bearer token), ended from the page
+        other = call(self.nginx.port, 'POST', '/api/v1/sessions',
+                     body={'username': user, 'password': pw},
+                     headers={'User-Agent': 'phone-script/1'}).json['token']
+        self.assertEqual(call(self.nginx.port, 'GET', '/api/v1/sessions', token=other).status,
+                         200)
         b.go('sessions')
-        b.wait(lambda: b.d.find_elements(By.CSS_SELECTOR, '#sessions-table tbody tr'),
-               'the sessions')
+        b.wait(lambda: len(b.rows('sessions-table')) == 2, 'the two sessions')
         b.shot('10-sessions')
+        b.click_xpath('//tr[td[contains(., "phone-script/1")]]//button', 'the End button')
+        b.wait(lambda: len(b.rows('sessions-table')) == 1 and 'ended' in b.text('status'),
+               'the session to end')
+        self.assertEqual(call(self.nginx.port, 'GET', '/api/v1/sessions', token=other).status,
+                         401)
         b.go('tag-rules')
         b.wait(lambda: b.visible('tr-field'), 'the tag rule form')
         b.type('tr-field', 'List-Id')
@@ -311,8 +333,7 @@ class WebBrowserTest(unittest.TestCase):
         self.admin_pages_change_things(ab)
         ab.go('users')
         button = '//tr[td[1][text()="%s"]]//button[text()="Disable"]' % user
-        ab.wait(lambda: ab.d.find_elements(By.XPATH, button), 'the user row')
-        ab.d.find_element(By.XPATH, button).click()
+        ab.click_xpath(button, 'the user row')
         ab.wait(lambda: 'disabled' in ab.text('status'), 'the user to be disabled')
         ab.shot('admin-user-disabled')
         # the audit log shows it first (newest first), and filters by action
@@ -343,8 +364,8 @@ class WebBrowserTest(unittest.TestCase):
         ab.el('user-password').send_keys(Keys.ENTER)
         ab.wait(lambda: [r for r in ab.rows('users-table') if new in r], 'the new user')
         self.assertTrue(imap_login(self.dovecot.imap_port, new, pw1))
-        ab.d.find_element(By.XPATH, '//tr[td[1][text()="%s"]]//button[text()="Reset password"]'
-                          % new).click()
+        ab.click_xpath('//tr[td[1][text()="%s"]]//button[text()="Reset password"]' % new,
+                       'the reset button')
         ab.wait(lambda: ab.visible('reset-password'), 'the reset form')
         ab.type('reset-password', pw2)
         ab.el('reset-password').send_keys(Keys.ENTER)
