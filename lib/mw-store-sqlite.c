@@ -63,6 +63,7 @@ enum stmt_id {
 	ST_SESSION_LIST,
 	ST_USER_SET_LOGIN,
 	ST_AUDIT_LIST,
+	ST_AUDIT_LIST_DESC,
 	/* Dovecot plugin (issue 6) */
 	ST_TAG_COUNT,
 	ST_TAG_ADD,
@@ -174,6 +175,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR target = ?4) "
                       "AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6) "
                       "ORDER BY id LIMIT ?7",
+    [ST_AUDIT_LIST_DESC] = "SELECT id, at, actor, action, target, client, details FROM audit_log "
+                           "WHERE (?1 = 0 OR id < ?1) AND (?2 IS NULL OR actor = ?2) "
+                           "AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR target = ?4) "
+                           "AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6) "
+                           "ORDER BY id DESC LIMIT ?7",
     [ST_TAG_COUNT] = "SELECT count(*), coalesce(max(position), 0) FROM tag_rules "
                      "WHERE user_id = ?1",
     [ST_TAG_ADD] = "INSERT INTO tag_rules (user_id, position, field, match_type, value, keyword, "
@@ -1318,7 +1324,7 @@ static int bind_opt_time(sqlite3_stmt *st, int i, int64_t t)
 	return t != 0 ? sqlite3_bind_int64(st, i, t) : sqlite3_bind_null(st, i);
 }
 
-/* sqlite_audit_list - one page of audit entries in id order */
+/* sqlite_audit_list - one page of audit entries in id order (or newest first) */
 static int sqlite_audit_list(mw_store *store, const struct mw_audit_filter *f,
                              struct mw_audit_entry **entries_r, size_t *count_r,
                              mw_error *error_r)
@@ -1327,10 +1333,10 @@ static int sqlite_audit_list(mw_store *store, const struct mw_audit_filter *f,
 	struct mw_audit_entry *v = NULL, *e;
 	size_t count = 0, cap = 0;
 	sqlite3_stmt *st;
-	int rc, ret = stmt_get(s, ST_AUDIT_LIST, &st, error_r);
+	int rc, ret = stmt_get(s, f->newest_first ? ST_AUDIT_LIST_DESC : ST_AUDIT_LIST, &st, error_r);
 	if (ret != MW_STORE_OK)
 		return ret;
-	rc = sqlite3_bind_int64(st, 1, f->after_id);
+	rc = sqlite3_bind_int64(st, 1, f->newest_first ? f->before_id : f->after_id);
 	if (rc == SQLITE_OK)
 		rc = bind_opt_text(st, 2, f->actor);
 	if (rc == SQLITE_OK)

@@ -221,6 +221,9 @@ struct mw_audit_filter {
 	int64_t since, until;
 	int64_t after_id;
 	unsigned limit;
+	/* newest first: entries with id below before_id (0: from the newest); after_id unused */
+	bool newest_first;
+	int64_t before_id;
 };
 int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *filter,
                         struct mw_audit_entry **entries_r, size_t *count_r, mw_error *error_r);

@@ -35,6 +35,7 @@ import glob
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -1254,17 +1255,35 @@ class Clamd(Service):
 # ---------------------------------------------------------------------------------------------
 # nginx
 
+def web_page_block(web_dir):
+    """web_page_block - conf.d/nginx-mailwarden.conf.sample's web-page location, its root
+    set to WEB_DIR."""
+    with open(os.path.join(CONF_DIR, 'nginx-mailwarden.conf.sample')) as f:
+        text = f.read()
+    m = re.search(r'# BEGIN web-page[^\n]*\n(.*?)# END web-page', text, re.S)
+    if not m:
+        raise LabError('nginx sample: no web-page block')
+    block, n = re.subn(r'(?m)^    root [^;]*;', '    root %s;' % web_dir, m.group(1))
+    if n != 1:
+        raise LabError('nginx sample: the web-page block has no root line')
+    return re.sub(r'(?m)^', '    ', block)
+
+
 class Nginx(Service):
     """Nginx - own prefix and config on a loopback port, a static root, optional fastcgi_pass.
 
 	FASTCGI: None, or (location, address) e.g. ('/api/', '127.0.0.1:9000' or 'unix:/path')."""
     name = 'nginx'
 
-    def __init__(self, root, port=None, fastcgi=None, extra_server='', autostop=True):
+    def __init__(self, root, port=None, fastcgi=None, extra_server='', autostop=True, web=None):
         super().__init__(root, autostop)
         self.port = port or free_port()
         self.fastcgi = fastcgi
         self.extra_server = extra_server
+        # WEB: a directory of the web page (web/) served under / with the headers of the
+        # sample's "web-page" block, as written there (issue 15)
+        if web:
+            self.extra_server = web_page_block(web) + extra_server
         self.static_root = os.path.join(self.dir, 'html')
         self.config = os.path.join(self.dir, 'nginx.conf')
         self.pidfile = os.path.join(self.dir, 'nginx.pid')

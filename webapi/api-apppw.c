@@ -313,6 +313,7 @@ void api_apppw_create(struct api_ctx *ctx, struct api_request *req, struct api_r
 	                    "allow_nets", ap.allow_nets));
 	api_ok(res, 201, apppw_json(&ap));
 	json_object_set_new(res->body, "password", json_string(pw));
+	json_object_set_new(res->body, "password_qr_svg", api_qr_svg(pw)); /* api-qr.c */
 	mw_memzero(pw, sizeof(pw));
 }
 

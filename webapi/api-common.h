@@ -35,6 +35,16 @@ struct api_request {
 	const char *remote_addr;
 	const char *user_agent;
 	const char *origin;
+	/* the web page's cookie session (api-cookie.c) */
+	const char *cookie;         /* HTTP_COOKIE */
+	const char *csrf_header;    /* HTTP_X_CSRF_TOKEN */
+	const char *sec_fetch_site; /* HTTP_SEC_FETCH_SITE */
+	const char *host;           /* HTTP_HOST (nginx: $host, without the port) */
+	const char *server_port;    /* SERVER_PORT */
+	const char *https;          /* HTTPS ("on" behind TLS) */
+	bool via_cookie;            /* authenticated (or refused) through the cookie */
+	bool cookie_login;          /* POST /sessions/cookie */
+	char cookie_auth[80];       /* "Bearer TOKEN" made from the cookie */
 	char *body; /* owned, NUL-terminated, body_len bytes */
 	size_t body_len;
 	/* parsed */
@@ -58,6 +68,7 @@ struct api_response {
 	char retry_after[24]; /* seconds, "" = no Retry-After */
 	char allow[128];      /* Allow header of a 405, "" = none */
 	bool cors_preflight;  /* answer to an allowed CORS preflight (OPTIONS) */
+	char set_cookie[160]; /* Set-Cookie value, "" = none (api-cookie.c) */
 };
 
 /* Process-wide state: one FastCGI process serves one request at a time. Failure counts
@@ -147,6 +158,18 @@ void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
 void api_store_error(struct api_response *res, const char *what, const mw_error *err);
 api_handler_fn api_session_create, api_session_refresh, api_session_delete_current,
     api_session_list, api_session_delete, api_user_sessions_delete;
+
+/* api-cookie.c: the web page's session cookie and CSRF token (see its header) */
+#define API_COOKIE_NAME "__Host-mw_session"
+#define API_CSRF_CHARS  43
+void api_cookie_csrf(const char *token, char out[API_CSRF_CHARS + 1]);
+int api_cookie_prepare(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
+void api_cookie_finish(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
+api_handler_fn api_cookie_login, api_session_current;
+
+/* api-qr.c: a QR code as an SVG document (JSON string; NULL when text is too long) */
+#define API_QR_TEXT_MAX 512
+json_t *api_qr_svg(const char *text);
 
 /* api-users.c. api_reauth: the caller's current password (and TOTP code when on) again,
    through api_verify; -1 with res set (403/429/503). */

@@ -265,6 +265,8 @@ void api_render_head(mw_str *out, const struct api_response *res, const char *co
 		(void)mw_str_appendf(out, "Retry-After: %s\r\n", res->retry_after);
 	if (res->allow[0] != '\0')
 		(void)mw_str_appendf(out, "Allow: %s\r\n", res->allow);
+	if (res->set_cookie[0] != '\0')
+		(void)mw_str_appendf(out, "Set-Cookie: %s\r\n", res->set_cookie);
 	if (cors_origin != NULL && cors_origin[0] != '\0') {
 		(void)mw_str_appends(out, "Vary: Origin\r\n");
 		if (req_origin != NULL && strcmp(cors_origin, req_origin) == 0)

@@ -61,6 +61,9 @@ static const char api_help[] =
     "  Authorization: Bearer TOKEN); it ends after [api] session_idle_timeout unused or\n"
     "  session_lifetime in all. Failed logins lock the account after login_max_failures\n"
     "  and block the client IP after ip_max_failures, for login_lock_time.\n"
+    "  The web page logs in with POST /api/v1/sessions/cookie instead: the token goes into\n"
+    "  an HttpOnly, Secure, SameSite=Strict cookie and every change made with it needs the\n"
+    "  answer's csrf_token in X-CSRF-Token (see mailwarden-api(8)).\n"
     "\n"
     "PRIVILEGES\n"
     "  Started as root, the API switches to the configured user (key user) and its groups\n"
@@ -205,11 +208,18 @@ static void handle(struct api_ctx *ctx, FCGX_Request *r)
 	req.remote_addr = FCGX_GetParam("REMOTE_ADDR", r->envp);
 	req.user_agent = FCGX_GetParam("HTTP_USER_AGENT", r->envp);
 	req.origin = FCGX_GetParam("HTTP_ORIGIN", r->envp);
+	req.cookie = FCGX_GetParam("HTTP_COOKIE", r->envp);
+	req.csrf_header = FCGX_GetParam("HTTP_X_CSRF_TOKEN", r->envp);
+	req.sec_fetch_site = FCGX_GetParam("HTTP_SEC_FETCH_SITE", r->envp);
+	req.host = FCGX_GetParam("HTTP_HOST", r->envp);
+	req.https = FCGX_GetParam("HTTPS", r->envp);
+	req.server_port = FCGX_GetParam("SERVER_PORT", r->envp);
 	if (req.remote_addr != NULL && strlen(req.remote_addr) > MW_CLIENT_IP_MAX)
 		req.remote_addr = "";
 	len = parse_length(FCGX_GetParam("CONTENT_LENGTH", r->envp));
 	if (!header_ok(req.authorization) || !header_ok(req.user_agent) || !header_ok(req.origin) ||
-	    !header_ok(req.content_type)) {
+	    !header_ok(req.content_type) || !header_ok(req.cookie) || !header_ok(req.csrf_header) ||
+	    !header_ok(req.sec_fetch_site) || !header_ok(req.host) || !header_ok(req.server_port)) {
 		api_error(&res, 400, "bad_request", "a request header is longer than %d bytes",
 		          API_HEADER_MAX);
 	} else if (req.request_uri != NULL && strnlen(req.request_uri, API_URI_MAX + 1) > API_URI_MAX) {

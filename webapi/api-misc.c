@@ -3,7 +3,7 @@
  * Public: api_healthz (GET /healthz, no session: 200 when the store answers with the schema
  * this build expects, 503 otherwise), api_audit_list (GET /audit, admin: filters actor,
  * action, target, since, until (unix seconds, inclusive), paging with after and limit,
- * oldest first).
+ * oldest first; order=desc: newest first, paging with before instead of after).
  */
 #include "mw-build.h"
 #include "api-common.h"
@@ -43,11 +43,12 @@ static int text_param(struct api_request *req, struct api_response *res, const c
 /* api_audit_list - GET /audit?actor=&action=&target=&since=&until=&after=&limit= */
 void api_audit_list(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const params[] = {"actor", "action", "target", "since",
-	                                     "until", "after",  "limit",  NULL};
+	static const char *const params[] = {"actor", "action", "target", "since", "until",
+	                                     "after", "limit",  "order",  "before", NULL};
 	struct mw_audit_filter f;
 	struct mw_audit_entry *v = NULL;
-	long long since, until, after, limit;
+	long long since, until, after, limit, before;
+	const char *order = api_query_get(req, "order");
 	size_t n = 0, i;
 	json_t *arr;
 	mw_error err = {{0}};
@@ -58,8 +59,22 @@ void api_audit_list(struct api_ctx *ctx, struct api_request *req, struct api_res
 	    api_query_int(req, res, "since", 0, 0, INT64_MAX, &since) < 0 ||
 	    api_query_int(req, res, "until", 0, 0, INT64_MAX, &until) < 0 ||
 	    api_query_int(req, res, "after", 0, 0, INT64_MAX, &after) < 0 ||
-	    api_query_int(req, res, "limit", API_PAGE_DEFAULT, 1, API_PAGE_MAX, &limit) < 0)
+	    api_query_int(req, res, "limit", API_PAGE_DEFAULT, 1, API_PAGE_MAX, &limit) < 0 ||
+	    api_query_int(req, res, "before", 0, 1, INT64_MAX, &before) < 0)
 		return;
+	if (order != NULL && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+		api_error(res, 422, "invalid_parameter", "query parameter order must be asc or desc");
+		return;
+	}
+	f.newest_first = order != NULL && strcmp(order, "desc") == 0;
+	if ((f.newest_first && api_query_get(req, "after") != NULL) ||
+	    (!f.newest_first && api_query_get(req, "before") != NULL)) {
+		api_error(res, 422, "invalid_parameter",
+		          "query parameter %s does not page in this order (order=desc pages with "
+		          "before, asc with after)", f.newest_first ? "after" : "before");
+		return;
+	}
+	f.before_id = before;
 	f.since = since;
 	f.until = until;
 	f.after_id = after;
@@ -76,7 +91,7 @@ void api_audit_list(struct api_ctx *ctx, struct api_request *req, struct api_res
 		                   "target", v[i].target, "client", v[i].client, "details",
 		                   v[i].details));
 	api_ok(res, 200,
-	       json_pack("{s:o,s:o}", "entries", arr, "next_after",
+	       json_pack("{s:o,s:o}", "entries", arr, f.newest_first ? "next_before" : "next_after",
 	                 n == (size_t)limit && n > 0 ? json_integer(v[n - 1].id) : json_null()));
 	mw_audit_entries_free(v, n);
 }

@@ -3,7 +3,8 @@
  * The table is the single list of what the API serves: method, path pattern, the role a
  * caller needs, handler. `mailwarden-api --routes` prints it, and a test compares it with
  * docs/api/openapi.yaml. Dispatch order: path and query decoding (400), CORS preflight,
- * route lookup (404/405), session (401), role (403), body (415, 400, 422), handler. The
+ * route lookup (404/405), the web page's cookie (CSRF token and origin, 403; api-cookie.c),
+ * session (401), role (403), body (415, 400, 422), handler, then the cookie's Set-Cookie. The
  * 413 for an over-long body is answered before the body is read (api-main.c).
  *
  * Public: api_routes, api_routes_count, api_role_name, api_dispatch.
@@ -18,6 +19,9 @@ const struct api_route api_routes[] = {
     {"POST", API_PREFIX "/sessions", API_ROLE_NONE, api_session_create},
     {"GET", API_PREFIX "/sessions", API_ROLE_USER, api_session_list},
     {"POST", API_PREFIX "/sessions/refresh", API_ROLE_USER, api_session_refresh},
+    /* the web page's cookie session (api-cookie.c) */
+    {"POST", API_PREFIX "/sessions/cookie", API_ROLE_NONE, api_cookie_login},
+    {"GET", API_PREFIX "/sessions/current", API_ROLE_USER, api_session_current},
     {"DELETE", API_PREFIX "/sessions/current", API_ROLE_USER, api_session_delete_current},
     {"DELETE", API_PREFIX "/sessions/{id}", API_ROLE_USER, api_session_delete},
     {"GET", API_PREFIX "/users", API_ROLE_ADMIN, api_user_list},
@@ -150,8 +154,10 @@ void api_dispatch(struct api_ctx *ctx, struct api_request *req, struct api_respo
 		return;
 	}
 	if (route->role != API_ROLE_NONE) {
-		if (api_authenticate(ctx, req, res) < 0)
+		if (api_cookie_prepare(ctx, req, res) < 0 || api_authenticate(ctx, req, res) < 0) {
+			api_cookie_finish(ctx, req, res);
 			return;
+		}
 		if (!check_role(route, req)) {
 			api_error(res, 403, "forbidden", "this needs the %s role",
 			          route->role == API_ROLE_SELF ? "admin (or to be that user)"
@@ -162,4 +168,5 @@ void api_dispatch(struct api_ctx *ctx, struct api_request *req, struct api_respo
 	if (parse_body(req, res) < 0)
 		return;
 	route->fn(ctx, req, res);
+	api_cookie_finish(ctx, req, res);
 }

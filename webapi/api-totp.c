@@ -441,6 +441,7 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 		json_array_append_new(arr, json_string(codes[i]));
 	api_ok(res, 201, json_pack("{s:s,s:s,s:s,s:o}", "status", "pending", "otpauth_uri",
 	                           uri.buf, "secret", b32, "recovery_codes", arr));
+	json_object_set_new(res->body, "otpauth_qr_svg", api_qr_svg(uri.buf)); /* api-qr.c */
 	mw_memzero(codes, sizeof(codes));
 	mw_memzero(b32, b32len);
 	free(b32);

@@ -168,15 +168,22 @@ static void test_audit_list(void **state)
 		struct mw_audit_filter f;
 		size_t count;
 	} cases[] = {
-	    {{NULL, NULL, NULL, 0, 0, 0, 0}, 4},
-	    {{"api:a", NULL, NULL, 0, 0, 0, 0}, 2},
-	    {{NULL, "user.add", NULL, 0, 0, 0, 0}, 3},
-	    {{"api:a", "user.add", "t2", 0, 0, 0, 0}, 1},
-	    {{"x' OR '1'='1", NULL, NULL, 0, 0, 0, 0}, 0},
-	    {{NULL, NULL, NULL, 1, 0, 0, 0}, 4},
-	    {{NULL, NULL, NULL, 0, 1, 0, 0}, 0},
-	    {{NULL, NULL, NULL, 0, 0, 0, 2}, 2},
-	    {{NULL, NULL, NULL, 0, 0, 3, 0}, 1},
+	    {{NULL, NULL, NULL, 0, 0, 0, 0, false, 0}, 4},
+	    {{"api:a", NULL, NULL, 0, 0, 0, 0, false, 0}, 2},
+	    {{NULL, "user.add", NULL, 0, 0, 0, 0, false, 0}, 3},
+	    {{"api:a", "user.add", "t2", 0, 0, 0, 0, false, 0}, 1},
+	    {{"x' OR '1'='1", NULL, NULL, 0, 0, 0, 0, false, 0}, 0},
+	    {{NULL, NULL, NULL, 1, 0, 0, 0, false, 0}, 4},
+	    {{NULL, NULL, NULL, 0, 1, 0, 0, false, 0}, 0},
+	    {{NULL, NULL, NULL, 0, 0, 0, 2, false, 0}, 2},
+	    {{NULL, NULL, NULL, 0, 0, 3, 0, false, 0}, 1},
+	    /* newest first: before_id (0: from the newest) and not after_id bounds the page */
+	    {{NULL, NULL, NULL, 0, 0, 0, 0, true, 0}, 4},
+	    {{NULL, NULL, NULL, 0, 0, 3, 0, true, 0}, 4},
+	    {{NULL, NULL, NULL, 0, 0, 0, 0, true, 3}, 2},
+	    {{NULL, NULL, NULL, 0, 0, 0, 1, true, 4}, 1},
+	    {{NULL, NULL, NULL, 0, 0, 0, 0, true, 1}, 0},
+	    {{"api:b", NULL, NULL, 0, 0, 0, 0, true, 0}, 2},
 	};
 	int64_t alice, bob;
 	struct mw_audit_entry *v;
@@ -194,10 +201,16 @@ static void test_audit_list(void **state)
 		assert_int_equal(mw_store_audit_list(store, &cases[i].f, &v, &n, &err), 0);
 		if (n != cases[i].count)
 			fail_msg("case %zu: %zu entries, expected %zu", i, n, cases[i].count);
+		for (size_t k = 1; k < n; k++)
+			if (cases[i].f.newest_first ? v[k].id >= v[k - 1].id : v[k].id <= v[k - 1].id)
+				fail_msg("case %zu: entry %zu out of order", i, k);
+		if (cases[i].f.newest_first && cases[i].f.before_id != 0)
+			for (size_t k = 0; k < n; k++)
+				assert_true(v[k].id < cases[i].f.before_id);
 		mw_audit_entries_free(v, n);
 	}
 	{
-		struct mw_audit_filter f = {NULL, NULL, NULL, 0, 0, 1, 2};
+		struct mw_audit_filter f = {NULL, NULL, NULL, 0, 0, 1, 2, false, 0};
 		assert_int_equal(mw_store_audit_list(store, &f, &v, &n, &err), 0);
 		assert_int_equal(n, 2);
 		assert_int_equal(v[0].id, 2);
