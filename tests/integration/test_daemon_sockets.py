@@ -213,7 +213,7 @@ class DaemonSocketsTest(unittest.TestCase):
             os.chmod(db, (os.stat(db).st_mode & 0o7777) | 0o060)
         log = open(os.path.join(self.tmp, 'api-unix.log'), 'ab')
         env = dict(os.environ, ASAN_OPTIONS='detect_leaks=0:abort_on_error=0')
-        proc = subprocess.Popen([self.api_binary(), '-c', conf, '-s', path],
+        proc = subprocess.Popen([self.api_binary(), '-f', '-c', conf, '-s', path],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
         lab = lab_mod.Lab()
