@@ -140,11 +140,17 @@ int64_t api_guard_mail_wait(struct api_ctx *ctx, const char *name, const char *i
 void api_guard_mail_report(struct api_ctx *ctx, const char *name, const char *ip, bool success,
                            bool main);
 
-/* api-sessions.c */
-int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
+/* api-support.c: used by every handler module, calls none of them. api_audit appends an
+   audit entry (actor, client IP; takes DETAILS); api_store_error answers 503 and logs why;
+   api_master_key loads the master key (503 master_key_unavailable when it cannot; the
+   caller wipes it with mw_secret_key_wipe). */
 void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
                const char *target, json_t *details);
 void api_store_error(struct api_response *res, const char *what, const mw_error *err);
+int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r);
+
+/* api-sessions.c */
+int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
 api_handler_fn api_session_create, api_session_refresh, api_session_delete_current,
     api_session_list, api_session_delete, api_user_sessions_delete;
 
@@ -158,11 +164,9 @@ api_handler_fn api_user_list, api_user_create, api_user_get, api_user_update, ap
 /* api-misc.c */
 api_handler_fn api_healthz, api_audit_list;
 
-/* api-totp.c: two-factor login. api_master_key loads the master key (503 when it cannot;
-   the caller wipes it with mw_secret_key_wipe). api_totp_login checks the second factor
-   of a user with active TOTP (code NULL: none given) and consumes the code. */
+/* api-totp.c: two-factor login. api_totp_login checks the second factor of a user with
+   active TOTP (code NULL: none given) and consumes the code. */
 enum api_totp_result { API_TOTP_OK, API_TOTP_MISSING, API_TOTP_WRONG, API_TOTP_ERROR };
-int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r);
 int api_totp_login(struct api_ctx *ctx, struct api_response *res, const struct mw_user *user,
                    const char *code);
 api_handler_fn api_totp_enrol, api_totp_confirm, api_totp_delete;

@@ -44,7 +44,7 @@ static const char api_summary[] =
     "as a FastCGI application behind nginx: a master and [api] workers processes on one\n"
     "socket. Normally started by spawn-fcgi, which passes the listening socket as\n"
     "descriptor 0:\n"
-    "  spawn-fcgi -n -s /run/mailwarden-api/api.sock -M 0660 -U root -G www-data \\\n"
+    "  spawn-fcgi -s /run/mailwarden-api/api.sock -M 0660 -U root -G www-data \\\n"
     "      -u mailwarden -- /usr/sbin/mailwarden-api -f -c FILE\n"
     "(the socket in a directory only root and nginx's group can enter), or with -s. An\n"
     "inet socket (spawn-fcgi -a/-p, -s HOST:PORT) is refused unless [api] allow_inet = yes\n"

@@ -28,7 +28,7 @@
  * used one is refused (no replay). Recovery codes are "xxxxx-xxxxx" (about 49 random bits
  * from a 31-character alphabet), compared by hash in constant time and consumed.
  *
- * Public: api_master_key, api_totp_login, api_totp_enrol, api_totp_confirm, api_totp_delete.
+ * Public: api_totp_login, api_totp_enrol, api_totp_confirm, api_totp_delete.
  * Diagnostics: store and key failures are logged (503); codes, secrets and recovery codes
  * never are.
  */
@@ -59,18 +59,6 @@ struct totp_state {
 	char recovery[TOTP_RECOVERY_N][crypto_hash_sha256_BYTES * 2 + 1];
 	size_t nrecovery;
 };
-
-/* api_master_key - load the master key (config key master_key); 503 when it cannot be */
-int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r)
-{
-	mw_error err = {{0}};
-	if (mw_secret_key_load(mw_config_str(ctx->cfg, MWK_MASTER_KEY), key_r, &err) < 0) {
-		mw_error_log("master key: %s", err.msg);
-		api_error(res, 503, "internal", "the secret store is unavailable");
-		return -1;
-	}
-	return 0;
-}
 
 /* oath_ready - initialise liboath once per process (it keeps no per-request state) */
 static int oath_ready(void)
