@@ -421,10 +421,11 @@ static int worker_start(const struct mw_service_pool *pool, struct pool_worker *
 	return 0;
 }
 
-/* reap - collect every ended child; a worker of generation GEN ended early is logged */
+/* reap - collect every ended child; a worker of generation GEN that ended unasked is
+   logged; the number of those that ended within a second of their start */
 static unsigned reap(struct pool_worker *ws, size_t n, unsigned gen, bool stopping)
 {
-	unsigned current_died = 0;
+	unsigned early = 0;
 	int status;
 	pid_t pid;
 	size_t i;
@@ -435,7 +436,8 @@ static unsigned reap(struct pool_worker *ws, size_t n, unsigned gen, bool stoppi
 		if (i == n)
 			continue;
 		if (ws[i].gen == gen && !stopping) {
-			current_died++;
+			if (mono_s() - ws[i].started <= 1)
+				early++;
 			if (WIFSIGNALED(status))
 				mw_error_log("event=worker_died pid=%ld signal=%d", (long)pid,
 				             WTERMSIG(status));
@@ -445,7 +447,7 @@ static unsigned reap(struct pool_worker *ws, size_t n, unsigned gen, bool stoppi
 		}
 		ws[i].pid = 0;
 	}
-	return current_died;
+	return early;
 }
 
 /* live - workers still running */
@@ -526,8 +528,8 @@ int mw_service_pool_run(const struct mw_service_pool *pool, mw_error *error_r)
 			mw_info("event=reload status=ok workers=%u", want);
 		}
 		died = reap(ws, n, gen, false);
-		if (died > 0)
-			hold_until = mono_s() + 1; /* a crash loop must not become a fork loop */
+		if (died > 0) /* dying right after the start: a crash loop must not fork-loop */
+			hold_until = mono_s() + 1;
 		fill(pool, &ws, &n, gen, want, &hold_until);
 	}
 	mw_info("event=stop workers=%zu", live(ws, n));

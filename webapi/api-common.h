@@ -60,7 +60,7 @@ struct api_response {
 	bool cors_preflight;  /* answer to an allowed CORS preflight (OPTIONS) */
 };
 
-/* Process-wide state: one FastCGI process serves one request at a time. Failure counts
+/* Per worker process (api-main.c), which serves one request at a time. Failure counts
    live in the store (api-guard.c), shared by every process. */
 struct api_ctx {
 	mw_config *cfg;
