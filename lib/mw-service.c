@@ -211,13 +211,27 @@ void mw_service_args(struct mw_service *s, const struct mw_service_info *info, i
 			s->config_path = optarg;
 			s->config_explicit = true;
 			break;
-		case 'f': s->foreground = true; break;
-		case 't': s->check = true; break;
-		case 'p': s->pid_file = optarg; break;
-		case 'h': mw_service_help(info, stdout); exit(0);
-		case 'V': printf("%s %s\n", info->name, PACKAGE_VERSION); exit(0);
-		case ':': usage_error(info, "option needs an argument:", argv[optind - 1]); break;
-		case '?': usage_error(info, "unknown option", argv[optind - 1]); break;
+		case 'f':
+			s->foreground = true;
+			break;
+		case 't':
+			s->check = true;
+			break;
+		case 'p':
+			s->pid_file = optarg;
+			break;
+		case 'h':
+			mw_service_help(info, stdout);
+			exit(0);
+		case 'V':
+			printf("%s %s\n", info->name, PACKAGE_VERSION);
+			exit(0);
+		case ':':
+			usage_error(info, "option needs an argument:", argv[optind - 1]);
+			break;
+		case '?':
+			usage_error(info, "unknown option", argv[optind - 1]);
+			break;
 		default:
 			r = info->option != NULL ? info->option(info->ctx, c, optarg) : -1;
 			if (r > 0)
@@ -241,7 +255,8 @@ static int log_init(struct mw_service *s, const mw_config *cfg, mw_error *error_
 {
 	enum mw_log_level level = MW_LOG_INFO;
 	(void)mw_log_level_parse(mw_config_str(cfg, MWK_LOG_LEVEL), &level);
-	return mw_log_init(s->info->name, s->log_stderr ? MW_LOG_TARGET_STDERR : MW_LOG_TARGET_SYSLOG,
+	return mw_log_init(s->info->name,
+	                   s->log_stderr ? MW_LOG_TARGET_STDERR : MW_LOG_TARGET_SYSLOG,
 	                   mw_config_str(cfg, MWK_SYSLOG_FACILITY), level, error_r);
 }
 
@@ -254,8 +269,7 @@ int mw_service_pidfile_open(struct mw_service *s, mw_error *error_r)
 }
 
 /* mw_service_detach - into the background unless -f; the configured logging; the pid file */
-int mw_service_detach(struct mw_service *s, const mw_config *cfg, int *keep_fd,
-                      mw_error *error_r)
+int mw_service_detach(struct mw_service *s, const mw_config *cfg, int *keep_fd, mw_error *error_r)
 {
 	pid_t pid;
 	int fd;
@@ -317,11 +331,15 @@ void mw_service_end(struct mw_service *s)
 static enum mw_service_event event_of(int sig)
 {
 	switch (sig) {
-	case SIGHUP: return MW_SERVICE_RELOAD;
+	case SIGHUP:
+		return MW_SERVICE_RELOAD;
 	case SIGTERM:
-	case SIGINT: return MW_SERVICE_STOP;
-	case SIGCHLD: return MW_SERVICE_CHILD;
-	default: return MW_SERVICE_NONE;
+	case SIGINT:
+		return MW_SERVICE_STOP;
+	case SIGCHLD:
+		return MW_SERVICE_CHILD;
+	default:
+		return MW_SERVICE_NONE;
 	}
 }
 
@@ -383,9 +401,9 @@ void mw_service_worker_idle(bool idle)
 }
 
 struct pool_worker {
-	pid_t pid;        /* 0 = a free slot to fill */
-	time_t started;   /* monotonic seconds */
-	unsigned gen;     /* the generation (reload count) it was started in */
+	pid_t pid;      /* 0 = a free slot to fill */
+	time_t started; /* monotonic seconds */
+	unsigned gen;   /* the generation (reload count) it was started in */
 };
 
 /* mono_s - monotonic seconds */

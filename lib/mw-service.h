@@ -67,8 +67,7 @@ int mw_service_pidfile_open(struct mw_service *s, mw_error *error_r);
    new number returned), switches logging to what CFG says (log, log_level,
    syslog_facility: until here every message went to stderr), writes our pid into the pid
    file. */
-int mw_service_detach(struct mw_service *s, const mw_config *cfg, int *keep_fd,
-                      mw_error *error_r);
+int mw_service_detach(struct mw_service *s, const mw_config *cfg, int *keep_fd, mw_error *error_r);
 
 /* At exit: the pid file removed (may fail once unprivileged) and closed. */
 void mw_service_end(struct mw_service *s);
@@ -97,7 +96,7 @@ struct mw_service_pool {
 	const struct mw_service *service;
 	unsigned workers;
 	unsigned grace_s;
-	void (*run)(void *ctx);               /* in the child; returns = the worker exits 0 */
+	void (*run)(void *ctx); /* in the child; returns = the worker exits 0 */
 	int (*reload)(void *ctx, unsigned *workers_r); /* in the master: a new config */
 	void *ctx;
 };

@@ -70,10 +70,10 @@ static void unblock(void)
 /* test_common_and_own_options - every common option, short and long, and the own ones */
 static void test_common_and_own_options(void **state)
 {
-	char *a1[] = {"d", "-c", "/x.conf", "-f", "-t", "-p", "/run/x.pid", "-s", "/s",
-	              "--routes", NULL};
-	char *a2[] = {"d", "--config", "/y.conf", "--foreground", "--check", "--pid-file",
-	              "/run/y.pid", "--socket", "/t", NULL};
+	char *a1[] = {"d",          "-c", "/x.conf", "-f",       "-t", "-p",
+	              "/run/x.pid", "-s", "/s",      "--routes", NULL};
+	char *a2[] = {"d",          "--config",   "/y.conf",  "--foreground", "--check",
+	              "--pid-file", "/run/y.pid", "--socket", "/t",           NULL};
 	char *a3[] = {"d", NULL};
 	struct seen seen = {0};
 	struct mw_service_info info = info_for(&seen);
