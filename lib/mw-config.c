@@ -4,7 +4,8 @@
  * Public: mw_config_keys[], mw_config_load, mw_config_load_string, mw_config_defaults,
  * mw_config_ref, mw_config_unref, mw_config_key_find, mw_config_check, mw_config_str,
  * mw_config_int, mw_config_bool, mw_config_origin, mw_config_parse_duration,
- * mw_config_parse_size, mw_config_parse_bool, mw_config_dump, mw_config_describe.
+ * mw_config_parse_size, mw_config_parse_bool, mw_config_dump, mw_config_describe,
+ * mw_config_describe_sections.
  *
  * Every key lives in lib/mw-config-keys.def; this file turns it into mw_config_keys[].
  * A snapshot holds, per key, the value as text plus its parsed number/boolean and where
@@ -1076,22 +1077,41 @@ static void md_cell(FILE *out, const char *s)
 	}
 }
 
+/* section_listed - SECTION is in the NULL-terminated list (NULL = every section) */
+static bool section_listed(const char *const *sections, const char *section)
+{
+	if (sections == NULL)
+		return true;
+	for (; *sections != NULL; sections++)
+		if (strcmp(*sections, section) == 0)
+			return true;
+	return false;
+}
+
 /* mw_config_describe - the key reference, from the table */
 void mw_config_describe(FILE *out, bool markdown)
 {
+	mw_config_describe_sections(out, markdown, NULL);
+}
+
+/* mw_config_describe_sections - the key reference of some sections (a daemon's --help) */
+void mw_config_describe_sections(FILE *out, bool markdown, const char *const *sections)
+{
 	size_t i, j;
+	bool first = true;
 	mw_str s;
 	mw_str_init(&s, 0);
 	for (i = 0; i < MWK__COUNT; i++) {
-		if (!first_of_section(i))
+		if (!first_of_section(i) || !section_listed(sections, mw_config_keys[i].section))
 			continue;
 		if (markdown)
 			fprintf(out,
 			        "%s### [%s]\n\n| key | type | default | accepted | description |\n"
 			        "|---|---|---|---|---|\n",
-			        i == 0 ? "" : "\n", mw_config_keys[i].section);
+			        first ? "" : "\n", mw_config_keys[i].section);
 		else
-			fprintf(out, "%s[%s]\n", i == 0 ? "" : "\n", mw_config_keys[i].section);
+			fprintf(out, "%s[%s]\n", first ? "" : "\n", mw_config_keys[i].section);
+		first = false;
 		for (j = i; j < MWK__COUNT; j++) {
 			const struct mw_config_key *k = &mw_config_keys[j];
 			if (strcmp(k->section, mw_config_keys[i].section) != 0)

@@ -105,5 +105,7 @@ void mw_config_dump(const mw_config *cfg, FILE *out, unsigned flags);
 /* Writes the key reference: plain text for --help, or the markdown that
    docs/configuration.md holds below its "generated" marker. */
 void mw_config_describe(FILE *out, bool markdown);
+/* The same for the sections named in SECTIONS (NULL-terminated; NULL = every section). */
+void mw_config_describe_sections(FILE *out, bool markdown, const char *const *sections);
 
 #endif

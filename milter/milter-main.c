@@ -16,10 +16,11 @@
  * good (libunbound's resolver thread must be started in the process that uses it) -> threads.
  *
  * Threads: libmilter's own signal thread treats SIGHUP like SIGTERM (it stops the milter),
- * so smfi_main runs in a thread of its own and the main thread waits in sigwait() for
- * SIGHUP, SIGTERM and SIGINT. Linux hands a signal sent to the process to the main thread
+ * so smfi_main runs in a thread of its own and the main thread waits for SIGHUP, SIGTERM and
+ * SIGINT in mw_service_signal_wait (the daemon skeleton, lib/mw-service.c, which also owns
+ * the options, --help, the pid file and detaching). Linux hands a signal sent to the process to the main thread
  * when that thread is waiting for it; the main thread only ever hands work to the reload
- * thread and goes straight back to sigwait, so libmilter's thread never sees our SIGHUPs.
+ * thread and goes straight back to waiting, so libmilter's thread never sees our SIGHUPs.
  * Virus engines (milter-scan.c) are built after daemonising, once signals are blocked;
  * SIGHUP builds a new one in the reload thread and a watcher thread rebuilds it when the
  * signature files change; scans go on with the old engine until the new one is swapped in.
@@ -39,13 +40,13 @@
 #include "mw-spam.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
+#include "mw-service.h"
 
 #include <libmilter/mfapi.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -83,75 +84,29 @@ static bool reload_pending, reload_quit;
 static pthread_t main_thread;
 static volatile int milter_main_result = MI_SUCCESS;
 
-static const char *config_path = MW_CONFIG_DEFAULT_PATH;
-static bool config_explicit;
+static struct mw_service svc;
 
-static const char usage_text[] =
-    "usage: mailwarden-milter [-f] [-c FILE] [-p PIDFILE]\n"
-    "\n"
+static const char milter_summary[] =
     "The mailwarden milter for Postfix: a user who authenticated with SMTP AUTH may send\n"
     "only as the addresses an admin allowed (envelope sender at MAIL FROM, every address\n"
     "of From: and Sender: at end of message); X-Mailwarden-* headers and\n"
     "Authentication-Results headers carrying our authserv-id are removed from every\n"
-    "message so later stages can trust them.\n"
-    "\n"
-    "OPTIONS\n"
-    "  -c FILE      configuration file (default " MW_CONFIG_DEFAULT_PATH "; FILE's\n"
-    "               directory's conf.d/*.conf is read after it, in name order)\n"
-    "  -f           stay in the foreground (default: detach and run as a daemon)\n"
-    "  -p PIDFILE   write the process id to PIDFILE (opened before dropping privileges)\n"
-    "  -h, --help   this text\n"
-    "  --version    print the version\n"
-    "\n"
-    "CONFIGURATION ([milter] section; `mailwardenctl config keys` lists every key)\n"
-    "  socket            unix:/path in a private directory (default\n"
-    "                    /var/spool/postfix/mailwarden/milter.sock) or inet:PORT@ADDRESS\n"
-    "  allow_inet        yes: accept an inet socket (anyone who connects gets mail signed)\n"
-    "  socket_mode       octal mode of a unix socket (default 0660)\n"
-    "  socket_group      group of a unix socket (default postfix)\n"
-    "  cache_ttl         how long user data is cached (default 5s)\n"
-    "  on_error          store unreachable: tempfail | reject | accept\n"
-    "  null_sender       MAIL FROM:<> from an authenticated user: reject | accept\n"
-    "  authserv_id       our Authentication-Results id (default: the host name)\n"
-    "  shutdown_timeout  how long SIGTERM waits for messages in flight (default 30s)\n"
-    "  Inbound (unauthenticated clients outside trusted_networks): SPF, DKIM and DMARC,\n"
-    "  one Authentication-Results header, and the verdict:\n"
-    "  dns_servers       resolvers (ADDR[@PORT], ...; \"\" = /etc/resolv.conf)\n"
-    "  dns_timeout       longest wait for one DNS answer (default 5s)\n"
-    "  dns_error_action  a DNS failure that decides acceptance: tempfail | accept\n"
-    "  dmarc_enforce     act on p=reject (550 5.7.26) and p=quarantine (default yes)\n"
-    "  dmarc_quarantine  p=quarantine failure: hold (Postfix hold queue) | tag\n"
-    "  local_domains     our domains: unauthenticated mail claiming them must pass\n"
-    "  trusted_networks  clients not checked (default 127.0.0.0/8 ::1/128; none)\n"
-    "  Outbound (authenticated): DKIM signature with the header-From domain's key:\n"
-    "  dkim_sign         yes | no (default yes; needs main.master_key)\n"
-    "  dkim_key_dir      key files DOMAIN.SELECTOR.key when the store has no key\n"
-    "  dkim_headers      header fields to sign\n"
-    "  dkim_on_error     a key that cannot be used: tempfail | accept (unsigned)\n"
-    "  and user (the account to run as), store, master_key, log, log_level in the main\n"
-    "  section.\n"
-    "\n"
-    "SIGNALS\n"
-    "  SIGHUP reloads the configuration and reopens the store; SIGTERM and SIGINT stop\n"
-    "  accepting connections and exit once the messages in flight are done.\n"
+    "message so later stages can trust them. Inbound mail (unauthenticated clients outside\n"
+    "trusted_networks) gets SPF, DKIM and DMARC, one Authentication-Results header and a\n"
+    "verdict; outbound mail a DKIM signature with the header-From domain's key.\n";
+
+static const char milter_more_help[] =
+    "RELOAD AND STOP\n"
+    "  SIGHUP also reopens the store, empties the caches and re-reads the master key;\n"
+    "  socket*, user and log* change only on restart. SIGTERM waits for the messages in\n"
+    "  flight up to [milter] shutdown_timeout; new ones get 451 4.7.1 meanwhile.\n"
     "\n"
     "EXIT STATUS\n"
-    "  0 stopped by a signal, 1 start-up error (message on stderr), 2 usage error.\n"
-    "\n"
-    "See mailwarden-milter(8) for the SMTP replies and the Postfix settings.\n";
+    "  0 stopped by a signal or after -t/-h/-V, 1 start-up error (message on stderr), 2\n"
+    "  usage error. See mailwarden-milter(8) for the SMTP replies and the Postfix settings.\n";
 
-/* die - a start-up error on stderr, exit 1 */
-static void die(const char *fmt, ...) MW_PRINTF(1, 2) MW_NORETURN;
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	fputs(MILTER_NAME ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
+static const char *const milter_sections[] = {"main", "store", "milter", "spam", "classifier",
+                                              NULL};
 
 /* milter_config_get - a counted reference to the current snapshot */
 mw_config *milter_config_get(void)
@@ -291,28 +246,28 @@ static void check_inet_socket(const char *spec, bool v6)
 	memset(&ss, 0, sizeof(ss));
 	port = strtol(rest, &end, 10);
 	if (at == NULL || end != at || port < 1 || port > 65535)
-		die("socket %s: expected inet:PORT@ADDRESS with a port 1-65535", spec);
+		mw_fatal("socket %s: expected inet:PORT@ADDRESS with a port 1-65535", spec);
 	if (v6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)port);
 		if (inet_pton(AF_INET6, at + 1, &s6->sin6_addr) != 1)
-			die("socket %s: the address must be an IPv6 literal", spec);
+			mw_fatal("socket %s: the address must be an IPv6 literal", spec);
 		len = sizeof(*s6);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons((uint16_t)port);
 		if (inet_pton(AF_INET, at + 1, &s4->sin_addr) != 1)
-			die("socket %s: the address must be an IPv4 literal", spec);
+			mw_fatal("socket %s: the address must be an IPv4 literal", spec);
 		len = sizeof(*s4);
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0)
-		die("socket(): %s", strerror(errno));
+		mw_fatal("socket(): %s", strerror(errno));
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
-		die("socket %s: cannot bind: %s", spec, strerror(errno));
+		mw_fatal("socket %s: cannot bind: %s", spec, strerror(errno));
 	(void)close(fd);
 }
 
@@ -343,54 +298,31 @@ static void open_socket(const mw_config *cfg, gid_t user_gid)
 	if (path != NULL) {
 		if (mw_daemon_unix_params(&l, &gid, &mode, &err) < 0 ||
 		    mw_daemon_unix_prepare(path, gid, &err) < 0)
-			die("%s", err.msg);
+			mw_fatal("%s", err.msg);
 	} else if (strncmp(spec, "inet:", 5) == 0 || strncmp(spec, "inet6:", 6) == 0) {
 		if (mw_daemon_inet_allowed(&l, &err) < 0)
-			die("%s", err.msg);
+			mw_fatal("%s", err.msg);
 		check_inet_socket(spec, spec[4] == '6');
 	} else {
-		die("socket %s: expected unix:/path, inet:PORT@ADDRESS or inet6:PORT@ADDRESS",
+		mw_fatal("socket %s: expected unix:/path, inet:PORT@ADDRESS or inet6:PORT@ADDRESS",
 		    spec);
 	}
 	if (smfi_setconn((char *)spec) != MI_SUCCESS)
-		die("socket %s: libmilter does not take it", spec);
+		mw_fatal("socket %s: libmilter does not take it", spec);
 	if (path != NULL)
 		old = mw_daemon_unix_umask(mode);
 	ret = smfi_opensocket(true);
 	if (path != NULL)
 		(void)umask(old);
 	if (ret != MI_SUCCESS)
-		die("socket %s: libmilter could not open it", spec);
+		mw_fatal("socket %s: libmilter could not open it", spec);
 	if (path != NULL && mw_daemon_unix_finish(path, mode, (uid_t)-1, gid, &err) < 0)
-		die("%s", err.msg);
+		mw_fatal("%s", err.msg);
 	if (path == NULL)
 		fprintf(stderr,
 		        MILTER_NAME ": warning: %s is an inet socket: any local user who can connect "
 		                    "can claim any SMTP AUTH login and get mail DKIM-signed; firewall it\n",
 		        spec);
-}
-
-/* daemonise - detach from the terminal; the parent exits 0 */
-static void daemonise(void)
-{
-	pid_t pid = fork();
-	int fd;
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		die("setsid: %s", strerror(errno));
-	if (chdir("/") < 0)
-		die("chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		(void)dup2(fd, STDIN_FILENO);
-		(void)dup2(fd, STDOUT_FILENO);
-		(void)dup2(fd, STDERR_FILENO);
-		if (fd > STDERR_FILENO)
-			(void)close(fd);
-	}
 }
 
 /* store_busy_ms - [store] busy_timeout in milliseconds */
@@ -403,7 +335,7 @@ static unsigned store_busy_ms(const mw_config *cfg)
 static void reload(void)
 {
 	mw_error err;
-	mw_config *cfg = mw_config_load(config_path, !config_explicit, &err), *old;
+	mw_config *cfg = mw_service_config(&svc, &err), *old;
 	struct milter_auth *auth, *old_auth;
 	char e[MILTER_LOGV];
 	if (cfg == NULL || check_milter_values(cfg, &err) < 0) {
@@ -491,124 +423,85 @@ static int drain(long long secs)
 	return left;
 }
 
-/* parse_args - the command line */
-static void parse_args(int argc, char **argv, bool *foreground_r, const char **pidfile_r)
-{
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, "c:fp:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config_path = optarg;
-			config_explicit = true;
-			break;
-		case 'f':
-			*foreground_r = true;
-			break;
-		case 'p':
-			*pidfile_r = optarg;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
-		case 'V':
-			printf("%s %s\n", MILTER_NAME, PACKAGE_VERSION);
-			exit(0);
-		default:
-			fputs(usage_text, stderr);
-			exit(2);
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, MILTER_NAME ": unexpected argument %s\n", argv[optind]);
-		exit(2);
-	}
-}
-
+/* main - options, configuration, socket, privileges, then libmilter and the signals */
 int main(int argc, char **argv)
 {
-	bool foreground = false;
-	const char *pidfile = NULL;
-	int pidfd = -1, sig, left;
-	enum mw_log_level level;
+	static const struct mw_service_info info = {
+	    .name = MILTER_NAME,
+	    .summary = milter_summary,
+	    .sections = milter_sections,
+	    .more_help = milter_more_help,
+	};
+	enum mw_service_event ev;
+	int left;
 	const struct passwd *pwp;
 	struct passwd pw;
 	mw_config *cfg;
 	pthread_t mt, rt;
-	sigset_t set;
 	mw_error err;
 	bool not_root;
 
-	/* Blocked before anything is opened, inherited by every thread: the main thread alone
-	   takes these via sigwait. Blocked this early, a SIGHUP that arrives once the socket
-	   accepts connections but before the threads exist waits for sigwait instead of
+	/* The skeleton blocks HUP, TERM, INT (and CHLD) before anything is opened, so every
+	   thread inherits the mask and the main thread alone takes them: a SIGHUP that arrives
+	   once the socket accepts connections but before the threads exist waits instead of
 	   killing the daemon (the default action). */
-	(void)sigemptyset(&set);
-	(void)sigaddset(&set, SIGHUP);
-	(void)sigaddset(&set, SIGTERM);
-	(void)sigaddset(&set, SIGINT);
-	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
-	parse_args(argc, argv, &foreground, &pidfile);
-	cur_cfg = mw_config_load(config_path, !config_explicit, &err);
+	mw_service_args(&svc, &info, argc, argv);
+	cur_cfg = mw_service_config(&svc, &err);
 	if (cur_cfg == NULL || check_milter_values(cur_cfg, &err) < 0)
-		die("%s", err.msg);
-	if (mw_log_level_parse(mw_config_str(cur_cfg, MWK_LOG_LEVEL), &level) < 0)
-		level = MW_LOG_INFO;
-	if (mw_log_init(MILTER_NAME,
-	                strcmp(mw_config_str(cur_cfg, MWK_LOG), "stderr") == 0
-	                    ? MW_LOG_TARGET_STDERR
-	                    : MW_LOG_TARGET_SYSLOG,
-	                mw_config_str(cur_cfg, MWK_SYSLOG_FACILITY), level, &err) < 0)
-		die("%s", err.msg);
+		mw_fatal("%s", err.msg);
+	if (svc.check) {
+		cur_auth = auth_new(cur_cfg, &err);
+		if (cur_auth == NULL)
+			mw_fatal("SPF/DKIM/DMARC set-up: %s", err.msg);
+		printf("%s: configuration OK\n", svc.config_path);
+		milter_auth_put(&cur_auth);
+		mw_config_unref(&cur_cfg);
+		return 0;
+	}
 	if (gethostname(host_name, sizeof(host_name)) < 0 || host_name[0] == '\0')
 		(void)mw_strlcpy(host_name, "localhost", sizeof(host_name));
 	host_name[sizeof(host_name) - 1] = '\0';
 
 	pwp = getpwnam(mw_config_str(cur_cfg, MWK_USER));
 	if (pwp == NULL)
-		die("main.user %s: no such account", mw_config_str(cur_cfg, MWK_USER));
+		mw_fatal("main.user %s: no such account", mw_config_str(cur_cfg, MWK_USER));
 	pw = *pwp;
 	pw.pw_name = mw_strdup(pwp->pw_name);
 
 	if (smfi_register(milter_desc) != MI_SUCCESS)
-		die("smfi_register failed (libmilter version mismatch?)");
+		mw_fatal("smfi_register failed (libmilter version mismatch?)");
 	open_socket(cur_cfg, pw.pw_gid);
-	if (pidfile != NULL && mw_daemon_pidfile_open(pidfile, &pidfd, &err) < 0)
-		die("%s", err.msg);
+	if (mw_service_pidfile_open(&svc, &err) < 0)
+		mw_fatal("%s", err.msg);
 	/* the master key is root's: read it while we still are */
 	if (milter_dkim_init(mw_config_bool(cur_cfg, MWK_MILTER_DKIM_SIGN)
 	                         ? mw_config_str(cur_cfg, MWK_MASTER_KEY)
 	                         : "",
 	                     (unsigned)mw_config_int(cur_cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
-		die("master_key (needed by [milter] dkim_sign = yes): %s", err.msg);
+		mw_fatal("master_key (needed by [milter] dkim_sign = yes): %s", err.msg);
 	if (mw_daemon_drop_privileges(pw.pw_name, &not_root, &err) < 0)
-		die("main.user: %s", err.msg);
+		mw_fatal("main.user: %s", err.msg);
 	if (not_root && geteuid() != pw.pw_uid)
 		/* started unprivileged by someone else: keep going as that account */
 		fprintf(stderr, MILTER_NAME ": note: not root, running as uid %u, not %s\n",
 		        (unsigned)geteuid(), pw.pw_name);
 	if (milter_users_init(mw_config_str(cur_cfg, MWK_STORE), store_busy_ms(cur_cfg),
 	                      (unsigned)mw_config_int(cur_cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
-		die("store: %s", err.msg);
+		mw_fatal("store: %s", err.msg);
 	/* tried here so a bad resolver setting is reported on stderr; made for good below */
 	cur_auth = auth_new(cur_cfg, &err);
 	if (cur_auth == NULL)
-		die("SPF/DKIM/DMARC set-up: %s", err.msg);
-	if (!foreground) {
+		mw_fatal("SPF/DKIM/DMARC set-up: %s", err.msg);
+	if (!svc.foreground)
 		milter_auth_put(&cur_auth);
-		daemonise();
+	if (mw_service_detach(&svc, cur_cfg, NULL, &err) < 0)
+		mw_fatal("event=start status=failed error=\"%s\"", err.msg);
+	if (cur_auth == NULL) {
 		cur_auth = auth_new(cur_cfg, &err);
 		if (cur_auth == NULL)
 			mw_fatal("event=start status=failed error=\"SPF/DKIM/DMARC set-up: %s\"",
 			         err.msg);
 	}
-	/* the descriptor stays open: its lock keeps a second instance out */
-	if (pidfd >= 0 && mw_daemon_pidfile_write(pidfd, (long)getpid(), &err) < 0)
-		mw_warn("event=pidfile_write_failed error=\"%s\"", err.msg);
 
 	main_thread = pthread_self();
 	if (milter_scan_init(&err) < 0)
@@ -619,11 +512,9 @@ int main(int argc, char **argv)
 	mw_info("event=start socket=%s user=%s pid=%ld", mw_config_str(cur_cfg, MWK_MILTER_SOCKET),
 	        pw.pw_name, (long)getpid());
 
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+	while ((ev = mw_service_signal_wait(-1)) != MW_SERVICE_STOP) {
+		if (ev != MW_SERVICE_RELOAD)
 			continue;
-		if (sig != SIGHUP)
-			break;
 		(void)pthread_mutex_lock(&reload_lock);
 		reload_pending = true;
 		(void)pthread_cond_signal(&reload_cond);
@@ -631,7 +522,7 @@ int main(int argc, char **argv)
 	}
 
 	/* messages in flight finish first; libmilter's sessions stall once smfi_stop ran */
-	mw_info("event=stop signal=%d", sig);
+	mw_info("event=stop");
 	cfg = milter_config_get();
 	left = drain(mw_config_int(cfg, MWK_MILTER_SHUTDOWN_TIMEOUT));
 	milter_config_put(&cfg);
@@ -651,10 +542,7 @@ int main(int argc, char **argv)
 		milter_config_put(&cur_cfg);
 		milter_auth_put(&cur_auth);
 	}
-	if (pidfile != NULL)
-		(void)unlink(pidfile); /* may fail once unprivileged: documented */
-	if (pidfd >= 0)
-		(void)close(pidfd);
+	mw_service_end(&svc);
 	free(pw.pw_name);
 	mw_info("event=stopped status=%s", milter_main_result == MI_SUCCESS ? "ok" : "error");
 	return milter_main_result == MI_SUCCESS ? 0 : 1;

@@ -18,8 +18,9 @@
  *
  * SIGHUP re-reads the configuration and the store's rate_policies: new limits apply to the
  * next request of every connection, no connection is dropped; a configuration that does not
- * load is logged and the old one kept. socket, control_socket, counters, pid_file and user
- * only change on restart. SIGTERM/SIGINT stop the loop.
+ * load is logged and the old one kept. socket, control_socket, counters and user only change
+ * on restart. SIGTERM/SIGINT stop the loop. Options, --help, the pid file, detaching and the
+ * signals (a signalfd in the loop) are the daemon skeleton's (lib/mw-service.c).
  *
  * Sockets, the pid file and privileges come from lib/mw-daemon.c: the policy socket is a unix
  * socket 0660 group postfix in a private directory; inet only with allow_inet and inet_peers,
@@ -43,6 +44,7 @@
 #include "mw-daemon.h"
 #include "mw-log.h"
 #include "mw-pdctl.h"
+#include "mw-service.h"
 #include "mw-store.h"
 #include "pd-counters.h"
 #include "pd-policy.h"
@@ -50,7 +52,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -96,7 +97,7 @@ struct pd_peer {
 
 struct pd_daemon {
 	struct event_base *base;
-	const char *config_path;
+	const struct mw_service *svc; /* the command line (config path) */
 	struct pd_runtime *rt;
 	struct pd_limit *store_limits;
 	size_t store_count;
@@ -1164,8 +1165,8 @@ static void arm_refresh(struct pd_daemon *d)
 static void restart_only(const mw_config *old, const mw_config *cfg)
 {
 	static const enum mw_config_key_id keys[] = {
-	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS,    MWK_PD_PID_FILE,     MWK_USER,
-	    MWK_STORE,     MWK_PD_MAX_KEYS,       MWK_PD_SOCKET_MODE, MWK_PD_SOCKET_GROUP,
+	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS,     MWK_USER,
+	    MWK_STORE,     MWK_PD_MAX_KEYS,       MWK_PD_SOCKET_MODE,  MWK_PD_SOCKET_GROUP,
 	};
 	size_t i;
 	for (i = 0; i < MW_N_ELEMENTS(keys); i++)
@@ -1177,15 +1178,12 @@ static void restart_only(const mw_config *old, const mw_config *cfg)
 			        mw_config_keys[keys[i]].name);
 }
 
-/* sighup_cb - reload the configuration and the store limits, keeping every connection */
-static void sighup_cb(evutil_socket_t fd, short what, void *arg)
+/* reload - SIGHUP: the configuration and the store limits again, keeping every connection */
+static void reload(struct pd_daemon *d)
 {
-	struct pd_daemon *d = arg;
 	mw_config *cfg;
 	mw_error err;
-	(void)fd;
-	(void)what;
-	cfg = mw_config_load(d->config_path, false, &err);
+	cfg = mw_service_config(d->svc, &err);
 	if (cfg == NULL) {
 		mw_error_log("policyd: reload failed, keeping the old configuration: %s", err.msg);
 		return;
@@ -1197,75 +1195,43 @@ static void sighup_cb(evutil_socket_t fd, short what, void *arg)
 	else
 		mw_info(
 		    "policyd: reloaded %s: %zu limits (%zu from the store), %u connections kept",
-		    d->config_path, d->rt->policy->count, d->store_count, d->nconns);
+		    d->svc->config_path, d->rt->policy->count, d->store_count, d->nconns);
 	mw_config_unref(&cfg);
 	arm_refresh(d);
 }
 
-/* stop_cb - SIGTERM / SIGINT */
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
+/* signal_cb - the skeleton's signals (lib/mw-service.c): HUP reload, TERM/INT stop */
+static void signal_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pd_daemon *d = arg;
-	(void)fd;
+	enum mw_service_event ev;
 	(void)what;
-	mw_info("policyd: stopping");
-	event_base_loopbreak(d->base);
-}
-
-/* daemonize - detach from the terminal */
-static void daemonize(void)
-{
-	pid_t pid = fork();
-	int fd;
-	if (pid < 0)
-		mw_fatal("policyd: fork: %s", strerror(errno));
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		mw_fatal("policyd: setsid: %s", strerror(errno));
-	if (chdir("/") < 0)
-		mw_fatal("policyd: chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		(void)dup2(fd, 0);
-		(void)dup2(fd, 1);
-		if (fd > 1)
-			close(fd);
+	while ((ev = mw_service_signal_read(fd)) != MW_SERVICE_NONE) {
+		if (ev == MW_SERVICE_RELOAD) {
+			reload(d);
+		} else if (ev == MW_SERVICE_STOP) {
+			mw_info("policyd: stopping");
+			event_base_loopbreak(d->base);
+		}
 	}
 }
 
-static const char usage_text[] =
-    "Usage: " PD_PROG " [-c FILE] [-f] [-t]\n"
-    "\n"
+static const char pd_summary[] =
     "Rate limits for Postfix over the policy delegation protocol (check_policy_service at\n"
     "RCPT and END-OF-DATA). Limits come from [policyd] limit lines and the store's\n"
-    "rate_policies; counters live in memory or in Redis.\n"
-    "\n"
-    "Options:\n"
-    "  -c FILE  configuration file (default " MW_CONFIG_DEFAULT_PATH "; then conf.d/*.conf)\n"
-    "  -f       stay in the foreground (do not detach)\n"
-    "  -t       check the configuration and exit (0 when it loads)\n"
-    "  -h       this help, followed by the configuration keys\n"
-    "\n"
-    "Signals: SIGHUP reloads the configuration and rate_policies without dropping\n"
-    "connections; SIGTERM and SIGINT stop the daemon.\n"
-    "Answers: DUNNO; DEFER_IF_PERMIT 4.7.1 (RCPT) or 450 4.7.1 (END-OF-MESSAGE) for a\n"
-    "deferring limit; 550 5.7.1 for a rejecting limit or a blocked client; on_error decides\n"
-    "what a request that cannot be evaluated gets. See mailwarden-policyd(8).\n"
-    "\n";
+    "rate_policies; counters live in memory or in Redis. SIGHUP also re-reads\n"
+    "rate_policies, keeping every connection.\n";
 
-/* log_setup - logging as configured */
-static void log_setup(const mw_config *cfg)
-{
-	enum mw_log_level level = MW_LOG_INFO;
-	mw_error err;
-	(void)mw_log_level_parse(mw_config_str(cfg, MWK_LOG_LEVEL), &level);
-	if (mw_log_init(PD_PROG,
-	                strcmp(mw_config_str(cfg, MWK_LOG), "stderr") == 0 ? MW_LOG_TARGET_STDERR
-	                                                                   : MW_LOG_TARGET_SYSLOG,
-	                mw_config_str(cfg, MWK_SYSLOG_FACILITY), level, &err) < 0)
-		mw_fatal("policyd: %s", err.msg);
-}
+static const char pd_more_help[] =
+    "ANSWERS\n"
+    "  DUNNO; DEFER_IF_PERMIT 4.7.1 (RCPT) or 450 4.7.1 (END-OF-MESSAGE) for a deferring\n"
+    "  limit; 550 5.7.1 for a rejecting limit or a blocked client; on_error decides what a\n"
+    "  request that cannot be evaluated gets. See mailwarden-policyd(8).\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0 stopped by a signal or after -t/-h/-V, 1 start-up error, 2 usage error.\n";
+
+static const char *const pd_sections[] = {"main", "store", "policyd", NULL};
 
 /* open_counters - the counter store named by `counters` */
 static struct pd_counters *open_counters(struct pd_daemon *d, const mw_config *cfg)
@@ -1288,65 +1254,36 @@ static struct pd_counters *open_counters(struct pd_daemon *d, const mw_config *c
 /* main - parse options, bind, drop privileges, run the loop */
 int main(int argc, char **argv)
 {
+	static const struct mw_service_info info = {
+	    .name = PD_PROG,
+	    .summary = pd_summary,
+	    .sections = pd_sections,
+	    .more_help = pd_more_help,
+	};
+	struct mw_service svc;
 	struct pd_daemon d;
-	struct event *sighup, *sigterm, *sigint;
-	const char *pid_path;
-	bool foreground = false, check_only = false, not_root;
+	struct event *sigev;
+	bool not_root;
 	mw_config *cfg;
 	mw_error err;
-	int opt, fd, cfd = -1, pidfd = -1;
+	int fd, cfd = -1, sigfd;
 	memset(&d, 0, sizeof(d));
-	d.config_path = MW_CONFIG_DEFAULT_PATH;
-	while ((opt = getopt(argc, argv, "c:fth")) != -1) {
-		switch (opt) {
-		case 'c':
-			d.config_path = optarg;
-			break;
-		case 'f':
-			foreground = true;
-			break;
-		case 't':
-			check_only = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			mw_config_describe(stdout, false);
-			return 0;
-		default:
-			fputs(usage_text, stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
-	cfg = mw_config_load(d.config_path, false, &err);
-	if (cfg == NULL) {
-		fprintf(stderr, "%s: %s\n", PD_PROG, err.msg);
-		return 1;
-	}
+	mw_service_args(&svc, &info, argc, argv);
+	d.svc = &svc;
+	cfg = mw_service_config(&svc, &err);
+	if (cfg == NULL)
+		mw_fatal("%s", err.msg);
 	d.rt = rt_new(cfg, &d, &err);
-	if (d.rt == NULL) {
-		fprintf(stderr, "%s: %s\n", PD_PROG, err.msg);
-		return 1;
-	}
+	if (d.rt == NULL)
+		mw_fatal("%s", err.msg);
 	mw_config_unref(&cfg);
-	if (check_only) {
-		printf("%s: configuration OK (%zu limits)\n", d.config_path, d.rt->policy->count);
+	if (svc.check) {
+		printf("%s: configuration OK (%zu limits)\n", svc.config_path, d.rt->policy->count);
 		rt_unref(d.rt);
 		return 0;
 	}
-	log_setup(d.rt->cfg);
-	(void)signal(SIGPIPE, SIG_IGN);
 	open_listeners(d.rt->cfg, &fd, &cfd);
-	pid_path = mw_config_str(d.rt->cfg, MWK_PD_PID_FILE);
-	if (pid_path[0] != '\0' && mw_daemon_pidfile_open(pid_path, &pidfd, &err) < 0)
-		mw_fatal("policyd: %s", err.msg);
-	if (!foreground)
-		daemonize();
-	/* the descriptor stays open: its lock keeps a second instance out */
-	if (pidfd >= 0 && mw_daemon_pidfile_write(pidfd, (long)getpid(), &err) < 0)
+	if (mw_service_pidfile_open(&svc, &err) < 0 || mw_service_detach(&svc, d.rt->cfg, NULL, &err) < 0)
 		mw_fatal("policyd: %s", err.msg);
 	if (mw_daemon_drop_privileges(mw_config_str(d.rt->cfg, MWK_USER), &not_root, &err) < 0)
 		mw_fatal("policyd: %s", err.msg);
@@ -1372,11 +1309,11 @@ int main(int argc, char **argv)
 	if (load_store_limits(&d) && rebuild(&d, d.rt->cfg, &err) < 0)
 		mw_warn("policyd: store limits not applied: %s", err.msg);
 	arm_refresh(&d);
-	sighup = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
-	sigterm = evsignal_new(d.base, SIGTERM, stop_cb, &d);
-	sigint = evsignal_new(d.base, SIGINT, stop_cb, &d);
-	if (sighup == NULL || sigterm == NULL || sigint == NULL || event_add(sighup, NULL) < 0 ||
-	    event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
+	sigfd = mw_service_signal_fd(&err);
+	if (sigfd < 0)
+		mw_fatal("policyd: %s", err.msg);
+	sigev = event_new(d.base, sigfd, EV_READ | EV_PERSIST, signal_cb, &d);
+	if (sigev == NULL || event_add(sigev, NULL) < 0)
 		mw_fatal("policyd: signal setup failed");
 	mw_info("policyd: ready on %s, counters %s, %zu limits (%zu from the store)",
 	        mw_config_str(d.rt->cfg, MWK_PD_SOCKET), d.counters->ops->name, d.rt->policy->count,
@@ -1389,14 +1326,14 @@ int main(int argc, char **argv)
 	evconnlistener_free(d.listener);
 	if (d.ctl_listener != NULL)
 		evconnlistener_free(d.ctl_listener);
-	event_free(sighup);
-	event_free(sigterm);
-	event_free(sigint);
+	event_free(sigev);
+	(void)close(sigfd);
 	event_free(d.refresh_timer);
 	d.counters->ops->free(d.counters);
 	event_base_free(d.base);
 	mw_store_close(&d.store);
 	free(d.store_limits);
 	rt_unref(d.rt);
+	mw_service_end(&svc);
 	return 0;
 }

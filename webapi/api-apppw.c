@@ -17,7 +17,7 @@
  * "imap"/"smtp"; expires_at a unix time in the future; allow_nets at most 16 addresses or
  * CIDR networks (IPv4 or IPv6), each checked with inet_pton and a prefix in range.
  *
- * Public: api_protocols_parse, api_protocols_json, api_apppw_list, api_apppw_create,
+ * Public: api_apppw_list, api_apppw_create,
  * api_apppw_delete.
  * Diagnostics: the generated password is never logged or audited (the audit names the app
  * password and its restrictions).
@@ -34,53 +34,6 @@
 
 #define APPPW_LENGTH   32
 #define APPPW_NETS_MAX 16
-
-/* api_protocols_parse - a JSON array of protocol names in the store's canonical form */
-int api_protocols_parse(struct api_response *res, json_t *arr, const char *field,
-                        bool allow_empty, char out[MW_PROTOCOLS_MAX + 1])
-{
-	bool imap = false, smtp = false;
-	size_t i;
-	json_t *item;
-	if (!json_is_array(arr) || json_array_size(arr) > 2) {
-		api_error(res, 422, "invalid_field",
-		          "field %s must be an array of \"imap\" and/or \"smtp\"", field);
-		return -1;
-	}
-	json_array_foreach(arr, i, item)
-	{
-		const char *p = json_string_value(item);
-		bool *seen = p == NULL ? NULL : strcmp(p, "imap") == 0 ? &imap
-		                              : strcmp(p, "smtp") == 0 ? &smtp
-		                                                       : NULL;
-		if (seen == NULL || *seen || strlen(p) != json_string_length(item)) {
-			api_error(res, 422, "invalid_field",
-			          "field %s[%zu] must be \"imap\" or \"smtp\", each at most once",
-			          field, i);
-			return -1;
-		}
-		*seen = true;
-	}
-	if (!imap && !smtp && !allow_empty) {
-		api_error(res, 422, "invalid_field", "field %s must name at least one protocol",
-		          field);
-		return -1;
-	}
-	(void)mw_strlcpy(out, imap && smtp ? "imap,smtp" : imap ? "imap" : smtp ? "smtp" : "",
-	                 MW_PROTOCOLS_MAX + 1);
-	return 0;
-}
-
-/* api_protocols_json - "imap,smtp" as ["imap","smtp"] */
-json_t *api_protocols_json(const char *protocols)
-{
-	json_t *arr = json_array();
-	if (strstr(protocols, "imap") != NULL)
-		json_array_append_new(arr, json_string("imap"));
-	if (strstr(protocols, "smtp") != NULL)
-		json_array_append_new(arr, json_string("smtp"));
-	return arr;
-}
 
 /* net_valid - an IPv4/IPv6 address, optionally /PREFIX within the family's bits */
 static bool net_valid(const char *s)

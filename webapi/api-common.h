@@ -71,7 +71,7 @@ struct api_response {
 	char set_cookie[160]; /* Set-Cookie value, "" = none (api-cookie.c) */
 };
 
-/* Process-wide state: one FastCGI process serves one request at a time. Failure counts
+/* Per worker process (api-main.c), which serves one request at a time. Failure counts
    live in the store (api-guard.c), shared by every process. */
 struct api_ctx {
 	mw_config *cfg;
@@ -151,13 +151,10 @@ int64_t api_guard_mail_wait(struct api_ctx *ctx, const char *name, const char *i
 void api_guard_mail_report(struct api_ctx *ctx, const char *name, const char *ip, bool success,
                            bool main);
 
-/* api-sessions.c */
-int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
-void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
-               const char *target, json_t *details);
-void api_store_error(struct api_response *res, const char *what, const mw_error *err);
-api_handler_fn api_session_create, api_session_refresh, api_session_delete_current,
-    api_session_list, api_session_delete, api_user_sessions_delete;
+/* api_reauth: the caller's current password (and TOTP code when on) again,
+   through api_verify; -1 with res set (403/429/503). */
+int api_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+               const char *password, const char *code, const char *what);
 
 /* api-cookie.c: the web page's session cookie and CSRF token (see its header) */
 #define API_COOKIE_NAME "__Host-mw_session"
@@ -171,30 +168,40 @@ api_handler_fn api_cookie_login, api_session_current;
 #define API_QR_TEXT_MAX 512
 json_t *api_qr_svg(const char *text);
 
-/* api-users.c. api_reauth: the caller's current password (and TOTP code when on) again,
-   through api_verify; -1 with res set (403/429/503). */
-int api_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
-               const char *password, const char *code, const char *what);
+/* api-support.c: used by every handler module, calls none of them. api_audit appends an
+   audit entry (actor, client IP; takes DETAILS); api_store_error answers 503 and logs why;
+   api_master_key loads the master key (503 master_key_unavailable when it cannot; the
+   caller wipes it with mw_secret_key_wipe). */
+void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
+               const char *target, json_t *details);
+void api_store_error(struct api_response *res, const char *what, const mw_error *err);
+int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r);
+/* api_protocols_parse turns a JSON array of "imap"/"smtp" (users and app passwords)
+   into the store's form ("imap,smtp", ...; "" only when allow_empty); 422 naming field. */
+int api_protocols_parse(struct api_response *res, json_t *arr, const char *field,
+                        bool allow_empty, char out[MW_PROTOCOLS_MAX + 1]);
+json_t *api_protocols_json(const char *protocols);
+
+/* api-sessions.c */
+int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
+api_handler_fn api_session_create, api_session_refresh, api_session_delete_current,
+    api_session_list, api_session_delete, api_user_sessions_delete;
+
+/* api-users.c */
 api_handler_fn api_user_list, api_user_create, api_user_get, api_user_update, api_user_delete,
     api_user_password, api_af_get, api_af_replace, api_af_add, api_af_delete;
 
 /* api-misc.c */
 api_handler_fn api_healthz, api_audit_list;
 
-/* api-totp.c: two-factor login. api_master_key loads the master key (503 when it cannot;
-   the caller wipes it with mw_secret_key_wipe). api_totp_login checks the second factor
-   of a user with active TOTP (code NULL: none given) and consumes the code. */
+/* api-totp-state.c: api_totp_login checks the second factor of a user with active TOTP
+   (code NULL: none given) and consumes the code. api-totp.c: the enrolment routes. */
 enum api_totp_result { API_TOTP_OK, API_TOTP_MISSING, API_TOTP_WRONG, API_TOTP_ERROR };
-int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r);
 int api_totp_login(struct api_ctx *ctx, struct api_response *res, const struct mw_user *user,
                    const char *code);
 api_handler_fn api_totp_enrol, api_totp_confirm, api_totp_delete;
 
-/* api-apppw.c: app passwords. api_protocols_parse turns a JSON array of "imap"/"smtp"
-   into the store's form ("imap,smtp", ...; "" only when allow_empty); 422 naming field. */
-int api_protocols_parse(struct api_response *res, json_t *arr, const char *field,
-                        bool allow_empty, char out[MW_PROTOCOLS_MAX + 1]);
-json_t *api_protocols_json(const char *protocols);
+/* api-apppw.c: app passwords */
 api_handler_fn api_apppw_list, api_apppw_create, api_apppw_delete;
 
 /* api-policies.c, api-tagrules.c, api-dkim.c */

@@ -190,12 +190,8 @@ void api_dkim_generate(struct api_ctx *ctx, struct api_request *req, struct api_
 		          selector);
 		return;
 	}
-	if (mw_secret_key_load(mw_config_str(ctx->cfg, MWK_MASTER_KEY), &mk, &err) < 0) {
-		mw_error_log("DKIM generate: master key: %s", err.msg);
-		api_error(res, 503, "master_key_unavailable",
-		          "the master key cannot be read by the API (see the log)");
+	if (api_master_key(ctx, res, &mk) < 0)
 		return;
-	}
 	mw_str_init(&pem, 0);
 	mw_str_init(&pub, 0);
 	mw_str_init(&enc, 0);

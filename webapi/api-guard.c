@@ -34,7 +34,7 @@
  * that a guess was right. A store error while counting refuses (503): a guard that cannot count must
  * not let the guess through uncounted.
  *
- * Public: api_verify, api_guard_secret_blocked, api_guard_secret_failed,
+ * Public: api_verify, api_reauth, api_guard_secret_blocked, api_guard_secret_failed,
  * api_guard_mail_wait, api_guard_mail_report.
  * Diagnostics: failures are logged at info (name escaped, client address), blocks at
  * warning, the ceiling with mw_alert; passwords, codes and secrets never are.
@@ -344,4 +344,30 @@ void api_guard_mail_report(struct api_ctx *ctx, const char *name, const char *ip
 	         : count_account(ctx, name, ret == MW_STORE_OK ? &user : NULL, net, now, &err)) < 0)
 		mw_error_log("recording a mail login: %s", err.msg);
 	mw_user_clear(&user);
+}
+
+/* api_reauth - the caller proves again who they are before a change a stolen session
+   must not make: current_password, and code when TOTP is on, checked and counted by
+   api_verify. 0 when right; -1 with res set (403 wrong, 429 blocked, 503). */
+int api_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+               const char *password, const char *code, const char *what)
+{
+	int v = api_verify(ctx, req, res, req->user.username, &req->user, true, password, code,
+	                   true, what);
+	if (v == API_VERIFY_OK)
+		return 0;
+	if (v == API_VERIFY_BLOCKED || v == API_VERIFY_ERROR)
+		return -1;
+	api_audit(ctx, req, "user.reauth_failed", req->user.username,
+	          json_pack("{s:s}", "for", what));
+	if (v == API_VERIFY_TOTP_MISSING) {
+		api_error(res, 403, "totp_required", "two-factor login is on: give code (a 6-digit "
+		          "code or a recovery code) with current_password");
+		return -1;
+	}
+	if (req->user.has_totp)
+		api_error(res, 403, "wrong_credentials", "the password or the code is wrong");
+	else
+		api_error(res, 403, "wrong_password", "the current password is wrong");
+	return -1;
 }

@@ -1,9 +1,15 @@
 /* api-main.c - mailwarden-api: the FastCGI JSON API for users, passwords and sessions.
  *
- * Runs under spawn-fcgi (the listening socket arrives as descriptor 0) or opens its own
- * socket with -s; serves one request at a time (run several processes with spawn-fcgi -F
- * for concurrency). Started as root it switches to the configured user (config key user)
- * before opening the store; it never serves a request as root.
+ * Runs in the daemon skeleton (lib/mw-service.c: options, --help, pid file, detaching,
+ * signals) as a prefork pool: the master opens or inherits the one listening socket, drops
+ * privileges, and forks [api] workers processes that each accept on it and serve one request
+ * at a time, so a slow request (a password check: argon2) holds up only its own worker.
+ * A worker that dies is restarted; SIGHUP re-reads the configuration and replaces the
+ * workers once each has finished its request; SIGTERM/SIGINT let every worker finish its
+ * request and exit. The socket is inherited from spawn-fcgi (descriptor 0) or opened with
+ * -s. Started as root the master switches to the configured user (config key user) before
+ * opening the store; no request is ever served as root. Each worker opens its own store
+ * connection after the fork (a database handle never crosses a fork).
  *
  * Per request: the FastCGI parameters are read with limits (URI, header lengths, body size
  * [api] max_body: a larger CONTENT_LENGTH is drained and answered 413 without parsing),
@@ -12,18 +18,17 @@
  *
  * Public: main.
  * Diagnostics: start-up errors go to stderr and exit 1; requests are logged at info
- * level (method, path, status, actor, client) through mw_log.
+ * level (method, path, status, actor, client) through mw_log; workers that die, reloads
+ * and the stop as event=... lines.
  */
 #include "mw-build.h"
 #include "api-common.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
+#include "mw-service.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
-#include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -32,30 +37,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char api_help[] =
-    "usage: mailwarden-api [-c FILE] [-s ADDRESS]\n"
-    "       mailwarden-api --routes | --check [-c FILE] | --help\n"
-    "\n"
+#define API_NAME "mailwarden-api"
+
+static const char api_summary[] =
     "The mailwarden JSON API (users, passwords, allowed-From patterns, sessions, audit log)\n"
-    "as a FastCGI application behind nginx. Normally started by spawn-fcgi, which passes the\n"
-    "listening socket as descriptor 0:\n"
+    "as a FastCGI application behind nginx: a master and [api] workers processes on one\n"
+    "socket. Normally started by spawn-fcgi, which passes the listening socket as\n"
+    "descriptor 0:\n"
     "  spawn-fcgi -s /run/mailwarden-api/api.sock -M 0660 -U root -G www-data \\\n"
-    "      -u mailwarden -- /usr/sbin/mailwarden-api -c FILE\n"
-    "(the socket in a directory only root and nginx's group can enter). An inet socket\n"
-    "(spawn-fcgi -a/-p, -s HOST:PORT) is refused unless [api] allow_inet = yes and\n"
-    "inet_peers names who may connect: whoever connects sets REMOTE_ADDR. nginx reaches\n"
-    "it with fastcgi_pass (see conf.d/nginx-mailwarden.conf.sample).\n"
-    "\n"
-    "OPTIONS\n"
-    "  -c FILE     configuration file (default " MW_CONFIG_DEFAULT_PATH "; its conf.d/\n"
-    "              *.conf follow in name order). Keys: [api] section, store, user, log.\n"
-    "  -s ADDRESS  listen on ADDRESS itself instead of the socket inherited on descriptor\n"
-    "              0: a socket path (made [api] socket_mode, group socket_group, in a\n"
-    "              private directory), or \":PORT\" / \"HOST:PORT\" (needs allow_inet)\n"
-    "  --routes    print the route table (METHOD PATH ROLE) and exit\n"
-    "  --check     load the configuration, open the store, check its schema, exit\n"
-    "  -h, --help  this text\n"
-    "\n"
+    "      -u mailwarden -- /usr/sbin/mailwarden-api -f -c FILE\n"
+    "(the socket in a directory only root and nginx's group can enter), or with -s. An\n"
+    "inet socket (spawn-fcgi -a/-p, -s HOST:PORT) is refused unless [api] allow_inet = yes\n"
+    "and inet_peers names who may connect: whoever connects sets REMOTE_ADDR. nginx\n"
+    "reaches it with fastcgi_pass (see conf.d/nginx-mailwarden.conf.sample).\n";
+
+static const char api_more_help[] =
     "SESSIONS\n"
     "  POST /api/v1/sessions {\"username\",\"password\"} returns a bearer token (send it as\n"
     "  Authorization: Bearer TOKEN); it ends after [api] session_idle_timeout unused or\n"
@@ -70,14 +66,43 @@ static const char api_help[] =
     "  before opening the store, which that user must be able to write.\n"
     "\n"
     "EXIT STATUS\n"
-    "  0 after --routes/--check/--help or when the socket is closed, 1 on a start-up error.\n";
+    "  0 after --routes/--check/--help or a stop, 1 on a start-up error, 2 usage error.\n";
 
-/* drop_privileges - become the configured user when started as root */
-static void drop_privileges(const mw_config *cfg)
+static const struct mw_service_opt api_opts[] = {
+    {"socket", 's', "ADDRESS",
+     "listen on ADDRESS itself instead of the socket inherited on\ndescriptor 0: a socket "
+     "path (made [api] socket_mode, group\nsocket_group, in a private directory), or "
+     "\":PORT\" / \"HOST:PORT\"\n(needs allow_inet)"},
+    {"routes", 0, NULL, "print the route table (METHOD PATH ROLE) and exit"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *const api_sections[] = {"main", "store", "password", "api", NULL};
+
+/* What the master hands its workers. */
+struct api_main {
+	struct mw_service svc;
+	struct api_ctx *ctx;
+	const char *listen_addr; /* -s */
+	int sock;                /* the FastCGI listening socket */
+	bool inet;               /* peers are checked against [api] inet_peers */
+};
+
+static void print_routes(void);
+
+/* api_option - -s ADDRESS, --routes */
+static int api_option(void *arg, int opt, const char *value)
 {
-	mw_error err = {{0}};
-	if (mw_daemon_drop_privileges(mw_config_str(cfg, MWK_USER), NULL, &err) < 0)
-		mw_fatal("%s: refusing to serve requests as root", err.msg);
+	struct api_main *m = arg;
+	if (opt == 's') {
+		m->listen_addr = value;
+		return 0;
+	}
+	if (opt == MW_SERVICE_OPT_LONG(1)) {
+		print_routes();
+		return 1;
+	}
+	return -1;
 }
 
 /* api_listen - the FastCGI socket: -s /path is a unix socket made by lib/mw-daemon.c
@@ -270,19 +295,6 @@ static void print_routes(void)
 		       api_role_name(api_routes[i].role));
 }
 
-/* init_log - logging as the configuration says */
-static void init_log(const mw_config *cfg)
-{
-	enum mw_log_level level = MW_LOG_INFO;
-	mw_error err = {{0}};
-	(void)mw_log_level_parse(mw_config_str(cfg, MWK_LOG_LEVEL), &level);
-	if (mw_log_init("mailwarden-api",
-	                strcmp(mw_config_str(cfg, MWK_LOG), "syslog") == 0 ? MW_LOG_TARGET_SYSLOG
-	                                                                   : MW_LOG_TARGET_STDERR,
-	                mw_config_str(cfg, MWK_SYSLOG_FACILITY), level, &err) < 0)
-		mw_fatal("logging: %s", err.msg);
-}
-
 /* open_store - the store, with a current schema */
 static mw_store *open_store(const mw_config *cfg)
 {
@@ -295,70 +307,120 @@ static mw_store *open_store(const mw_config *cfg)
 	return store;
 }
 
-/* main - options, configuration, privileges, then the FastCGI loop */
-int main(int argc, char **argv)
+/* dummy_hash - the hash a login that names no usable user is verified against, so it
+   costs what a real check costs */
+static void dummy_hash(struct api_ctx *ctx)
 {
-	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
-	                                         {"routes", no_argument, NULL, 'R'},
-	                                         {"check", no_argument, NULL, 'C'},
-	                                         {NULL, 0, NULL, 0}};
-	const char *config_path = MW_CONFIG_DEFAULT_PATH, *listen_addr = NULL;
-	char dummy_pw[32];
-	struct api_ctx *ctx;
-	FCGX_Request r;
+	char pw[32];
 	mw_error err = {{0}};
-	bool check = false, inet = false;
-	int c, sock = 0;
-	(void)mw_log_init("mailwarden-api", MW_LOG_TARGET_STDERR, "mail", MW_LOG_INFO, NULL);
-	while ((c = getopt_long(argc, argv, "c:s:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': config_path = optarg; break;
-		case 's': listen_addr = optarg; break;
-		case 'h': fputs(api_help, stdout); return 0;
-		case 'R': print_routes(); return 0;
-		case 'C': check = true; break;
-		default: fputs(api_help, stderr); return 2;
-		}
-	}
-	if (optind != argc) {
-		fputs(api_help, stderr);
-		return 2;
-	}
-	if (sodium_init() < 0)
-		mw_fatal("libsodium cannot start");
-	ctx = mw_calloc(1, sizeof(*ctx));
-	ctx->cfg = mw_config_load(config_path, false, &err);
-	if (ctx->cfg == NULL)
-		mw_fatal("%s", err.msg);
-	init_log(ctx->cfg);
-	if (FCGX_Init() != 0)
-		mw_fatal("FastCGI library cannot start");
-	sock = api_listen(ctx->cfg, listen_addr, &inet);
-	drop_privileges(ctx->cfg);
-	ctx->store = open_store(ctx->cfg);
-	if (mw_password_generate(dummy_pw, sizeof(dummy_pw), 20, &err) < 0 ||
-	    mw_password_hash(dummy_pw, (size_t)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_MEMORY),
+	if (mw_password_generate(pw, sizeof(pw), 20, &err) < 0 ||
+	    mw_password_hash(pw, (size_t)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_MEMORY),
 	                     (unsigned long long)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_PASSES),
 	                     ctx->dummy_hash, sizeof(ctx->dummy_hash), &err) < 0)
 		mw_fatal("password hashing: %s", err.msg);
-	if (check) {
-		printf("configuration and store are fine\n");
-		mw_store_close(&ctx->store);
-		mw_config_unref(&ctx->cfg);
-		free(ctx);
-		return 0;
-	}
-	(void)signal(SIGPIPE, SIG_IGN);
-	if (FCGX_InitRequest(&r, sock, 0) != 0)
+	mw_memzero(pw, sizeof(pw));
+}
+
+/* worker_run - one worker: its own store connection, then requests until told to stop */
+static void worker_run(void *arg)
+{
+	struct api_main *m = arg;
+	struct api_ctx *ctx = m->ctx;
+	FCGX_Request r;
+	int rc;
+
+	ctx->store = open_store(ctx->cfg);
+	if (FCGX_InitRequest(&r, m->sock, 0) != 0)
 		mw_fatal("FastCGI request set-up failed");
-	mw_info("ready (store %s)", mw_store_backend_name(ctx->store));
-	while (FCGX_Accept_r(&r) >= 0) {
-		if (!inet || !peer_refused(ctx->cfg, &r))
+	for (;;) {
+		mw_service_worker_idle(true); /* a stop now ends us: nothing is in hand */
+		rc = FCGX_Accept_r(&r);
+		mw_service_worker_idle(false); /* a stop now waits for the answer */
+		if (rc < 0)
+			break;
+		if (!m->inet || !peer_refused(ctx->cfg, &r))
 			handle(ctx, &r);
 		FCGX_Finish_r(&r);
 	}
 	mw_store_close(&ctx->store);
-	mw_config_unref(&ctx->cfg);
-	free(ctx);
+}
+
+/* api_reload - SIGHUP in the master: a new configuration for the next workers */
+static int api_reload(void *arg, unsigned *workers_r)
+{
+	struct api_main *m = arg;
+	mw_error err = {{0}};
+	mw_config *cfg = mw_service_config(&m->svc, &err);
+	if (cfg == NULL) {
+		mw_error_log("event=reload status=failed error=\"%s\"", err.msg);
+		return -1;
+	}
+	mw_config_unref(&m->ctx->cfg);
+	m->ctx->cfg = cfg;
+	dummy_hash(m->ctx);
+	*workers_r = (unsigned)mw_config_int(cfg, MWK_API_WORKERS);
+	return 0;
+}
+
+/* main - options, configuration, socket, privileges, then the pool of workers */
+int main(int argc, char **argv)
+{
+	static const struct mw_service_info info = {
+	    .name = API_NAME,
+	    .summary = api_summary,
+	    .sections = api_sections,
+	    .opts = api_opts,
+	    .more_help = api_more_help,
+	    .option = api_option,
+	};
+	static struct api_main m;
+	struct mw_service_info own = info;
+	struct mw_service_pool pool;
+	mw_error err = {{0}};
+	char backend[32];
+	bool not_root;
+
+	own.ctx = &m;
+	mw_service_args(&m.svc, &own, argc, argv);
+	if (sodium_init() < 0)
+		mw_fatal("libsodium cannot start");
+	m.ctx = mw_calloc(1, sizeof(*m.ctx));
+	m.ctx->cfg = mw_service_config(&m.svc, &err);
+	if (m.ctx->cfg == NULL)
+		mw_fatal("%s", err.msg);
+	if (FCGX_Init() != 0)
+		mw_fatal("FastCGI library cannot start");
+	m.sock = api_listen(m.ctx->cfg, m.listen_addr, &m.inet);
+	if (!m.svc.check && mw_service_pidfile_open(&m.svc, &err) < 0)
+		mw_fatal("%s", err.msg);
+	if (mw_daemon_drop_privileges(mw_config_str(m.ctx->cfg, MWK_USER), &not_root, &err) < 0)
+		mw_fatal("%s: refusing to serve requests as root", err.msg);
+	/* the store is checked here, then closed: each worker opens its own */
+	m.ctx->store = open_store(m.ctx->cfg);
+	(void)mw_strlcpy(backend, mw_store_backend_name(m.ctx->store), sizeof(backend));
+	mw_store_close(&m.ctx->store);
+	dummy_hash(m.ctx);
+	if (m.svc.check) {
+		printf("configuration and store are fine\n");
+		mw_config_unref(&m.ctx->cfg);
+		free(m.ctx);
+		return 0;
+	}
+	if (mw_service_detach(&m.svc, m.ctx->cfg, &m.sock, &err) < 0)
+		mw_fatal("%s", err.msg);
+	mw_info("ready (store %s, %ld workers)", backend,
+	        (long)mw_config_int(m.ctx->cfg, MWK_API_WORKERS));
+	memset(&pool, 0, sizeof(pool));
+	pool.service = &m.svc;
+	pool.workers = (unsigned)mw_config_int(m.ctx->cfg, MWK_API_WORKERS);
+	pool.grace_s = 30;
+	pool.run = worker_run;
+	pool.reload = api_reload;
+	pool.ctx = &m;
+	if (mw_service_pool_run(&pool, &err) < 0)
+		mw_fatal("%s", err.msg);
+	mw_service_end(&m.svc);
+	mw_config_unref(&m.ctx->cfg);
+	free(m.ctx);
 	return 0;
 }

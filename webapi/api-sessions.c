@@ -20,7 +20,7 @@
  * so the answer, its timing and the delays do not tell whether the account exists. An
  * account locked at the ceiling (login_account_lock = yes) gets the wrong-password answer.
  *
- * Public: api_authenticate, api_audit, api_store_error, api_session_create,
+ * Public: api_authenticate, api_session_create,
  * api_session_refresh, api_session_delete_current, api_session_list, api_session_delete,
  * api_user_sessions_delete.
  *
@@ -37,28 +37,6 @@
 
 #define TOKEN_BYTES 32
 #define TOKEN_CHARS 43 /* unpadded base64url of 32 bytes */
-
-/* api_store_error - answer 503 for a store that failed, logging why */
-void api_store_error(struct api_response *res, const char *what, const mw_error *err)
-{
-	mw_error_log("store error while %s: %s", what, err->msg);
-	api_error(res, 503, "store_unavailable", "the store is unavailable, try again later");
-}
-
-/* api_audit - append an audit entry for a change (actor api:USER, client IP) */
-void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
-               const char *target, json_t *details)
-{
-	char *text = details != NULL ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	mw_error err = {{0}};
-	if (mw_store_audit_append(ctx->store, req->actor, action, target,
-	                          req->remote_addr != NULL ? req->remote_addr : "", text,
-	                          &err) != MW_STORE_OK)
-		mw_error_log("audit append failed (%s %s): %s", req->actor, action, err.msg);
-	free(text);
-	if (details != NULL)
-		json_decref(details);
-}
 
 /* token_hash_hex - the hex SHA-256 of the token text */
 static void token_hash_hex(const char *token, char out[MW_TOKEN_HASH_HEX + 1])

@@ -28,288 +28,20 @@
  * used one is refused (no replay). Recovery codes are "xxxxx-xxxxx" (about 49 random bits
  * from a 31-character alphabet), compared by hash in constant time and consumed.
  *
- * Public: api_master_key, api_totp_login, api_totp_enrol, api_totp_confirm, api_totp_delete.
+ * The state at rest and the check of a code are api-totp-state.c's (the login path in
+ * api-guard.c uses them too); this file holds the routes.
+ *
+ * Public: api_totp_enrol, api_totp_confirm, api_totp_delete.
  * Diagnostics: store and key failures are logged (503); codes, secrets and recovery codes
  * never are.
  */
 #include "mw-build.h"
-#include "api-common.h"
+#include "api-totp.h"
 #include "mw-log.h"
 
 #include <liboath/oath.h>
 #include <sodium.h>
 #include <string.h>
-
-#define TOTP_KEY_BYTES   20 /* 160 bits, RFC 4226's recommendation */
-#define TOTP_STEP        30
-#define TOTP_DIGITS      6
-#define TOTP_WINDOW      1
-#define TOTP_RECOVERY_N  10
-#define TOTP_RECOVERY_LEN 10 /* characters, shown as two groups of five */
-#define TOTP_CODE_MAX    64  /* longest code field accepted */
-#define TOTP_PENDING     "pending:"
-#define TOTP_ISSUER      "mailwarden"
-
-/* 31 characters without look-alikes (no i, l, o, 0, 1): ten of them are about 49 bits */
-static const char recovery_alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
-
-struct totp_state {
-	unsigned char key[TOTP_KEY_BYTES];
-	int64_t last_step;
-	char recovery[TOTP_RECOVERY_N][crypto_hash_sha256_BYTES * 2 + 1];
-	size_t nrecovery;
-};
-
-/* api_master_key - load the master key (config key master_key); 503 when it cannot be */
-int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r)
-{
-	mw_error err = {{0}};
-	if (mw_secret_key_load(mw_config_str(ctx->cfg, MWK_MASTER_KEY), key_r, &err) < 0) {
-		mw_error_log("master key: %s", err.msg);
-		api_error(res, 503, "internal", "the secret store is unavailable");
-		return -1;
-	}
-	return 0;
-}
-
-/* oath_ready - initialise liboath once per process (it keeps no per-request state) */
-static int oath_ready(void)
-{
-	static bool done;
-	if (!done && oath_init() == OATH_OK)
-		done = true;
-	return done ? 0 : -1;
-}
-
-/* state_clear - wipe a state */
-static void state_clear(struct totp_state *st)
-{
-	mw_memzero(st, sizeof(*st));
-}
-
-/* totp_ad - the associated data that binds a state to its user */
-static void totp_ad(int64_t user_id, char *out, size_t outsize)
-{
-	(void)snprintf(out, outsize, "totp:%lld", (long long)user_id);
-}
-
-/* state_decode - decrypt and parse stored text; *pending_r set from its prefix */
-static int state_decode(const mw_master_key *mk, int64_t user_id, const char *text,
-                        struct totp_state *st, bool *pending_r, mw_error *error_r)
-{
-	char ad[40], *hex = NULL;
-	mw_str plain;
-	json_t *o, *k, *l, *r, *item;
-	json_error_t jerr;
-	size_t i, binlen = 0;
-	int ret = -1;
-	memset(st, 0, sizeof(*st));
-	*pending_r = strncmp(text, TOTP_PENDING, strlen(TOTP_PENDING)) == 0;
-	if (*pending_r)
-		text += strlen(TOTP_PENDING);
-	totp_ad(user_id, ad, sizeof(ad));
-	mw_str_init(&plain, 0);
-	if (mw_secret_decrypt(mk, text, ad, &plain, error_r) < 0) {
-		mw_str_free(&plain);
-		return -1;
-	}
-	o = json_loadb(plain.buf, plain.len, 0, &jerr);
-	mw_memzero(plain.buf, plain.len);
-	mw_str_free(&plain);
-	k = json_object_get(o, "k");
-	l = json_object_get(o, "l");
-	r = json_object_get(o, "r");
-	if (!json_is_string(k) || !json_is_integer(l) || !json_is_array(r) ||
-	    json_array_size(r) > TOTP_RECOVERY_N ||
-	    sodium_hex2bin(st->key, sizeof(st->key), json_string_value(k),
-	                   json_string_length(k), NULL, &binlen, NULL) != 0 ||
-	    binlen != sizeof(st->key)) {
-		mw_error_set(error_r, "stored TOTP state is malformed");
-		goto out;
-	}
-	st->last_step = json_integer_value(l);
-	json_array_foreach(r, i, item)
-	{
-		if (!json_is_string(item) ||
-		    mw_strlcpy(st->recovery[i], json_string_value(item), sizeof(st->recovery[i])) < 0) {
-			mw_error_set(error_r, "stored TOTP state is malformed");
-			goto out;
-		}
-	}
-	st->nrecovery = json_array_size(r);
-	ret = 0;
-out:
-	if (o != NULL) {
-		/* wipe the hex secret held by jansson before freeing it */
-		if (json_is_string(k) && (hex = (char *)json_string_value(k)) != NULL)
-			mw_memzero(hex, strlen(hex));
-		json_decref(o);
-	}
-	if (ret < 0)
-		state_clear(st);
-	return ret;
-}
-
-/* state_encode - the stored text of a state (pending: with the "pending:" prefix) */
-static int state_encode(const mw_master_key *mk, int64_t user_id, const struct totp_state *st,
-                        bool pending, mw_str *out, mw_error *error_r)
-{
-	char ad[40], hex[TOTP_KEY_BYTES * 2 + 1], *text;
-	json_t *o, *r = json_array();
-	size_t i;
-	int ret;
-	for (i = 0; i < st->nrecovery; i++)
-		json_array_append_new(r, json_string(st->recovery[i]));
-	(void)sodium_bin2hex(hex, sizeof(hex), st->key, sizeof(st->key));
-	o = json_pack("{s:s,s:I,s:o}", "k", hex, "l", (json_int_t)st->last_step, "r", r);
-	mw_memzero(hex, sizeof(hex));
-	text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (text == NULL) {
-		mw_error_set(error_r, "cannot encode TOTP state");
-		return -1;
-	}
-	totp_ad(user_id, ad, sizeof(ad));
-	if (pending)
-		(void)mw_str_appends(out, TOTP_PENDING);
-	ret = mw_secret_encrypt(mk, text, strlen(text), ad, out, error_r);
-	mw_memzero(text, strlen(text));
-	free(text);
-	return ret;
-}
-
-/* recovery_hash - hex SHA-256 of a normalised recovery code */
-static void recovery_hash(const char *code, char out[crypto_hash_sha256_BYTES * 2 + 1])
-{
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(d, (const unsigned char *)code, strlen(code));
-	(void)sodium_bin2hex(out, crypto_hash_sha256_BYTES * 2 + 1, d, sizeof(d));
-}
-
-/* recovery_normalize - "ABCDE-FGHJK" / "abcdefghjk" → "abcdefghjk"; -1 when not one */
-static int recovery_normalize(const char *in, char out[TOTP_RECOVERY_LEN + 1])
-{
-	size_t n = 0;
-	for (; *in != '\0'; in++) {
-		char c = *in >= 'A' && *in <= 'Z' ? (char)(*in - 'A' + 'a') : *in;
-		if (c == '-' || c == ' ')
-			continue;
-		if (n >= TOTP_RECOVERY_LEN || strchr(recovery_alphabet, c) == NULL)
-			return -1;
-		out[n++] = c;
-	}
-	out[n] = '\0';
-	return n == TOTP_RECOVERY_LEN ? 0 : -1;
-}
-
-/* is_digits - exactly n ASCII digits */
-static bool is_digits(const char *s, size_t n)
-{
-	size_t i;
-	for (i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return s[n] == '\0';
-}
-
-/* code_use - check code (6-digit TOTP or a recovery code) against st and consume it
-   there; recovery_ok: whether recovery codes are accepted. 0 accepted, -1 not. */
-static int code_use(struct totp_state *st, const char *code, bool recovery_ok)
-{
-	char norm[TOTP_RECOVERY_LEN + 1], h[crypto_hash_sha256_BYTES * 2 + 1];
-	uint64_t counter = 0;
-	int pos = 0, found = -1;
-	size_t i;
-	if (is_digits(code, TOTP_DIGITS)) {
-		if (oath_ready() < 0)
-			return -1;
-		if (oath_totp_validate3((const char *)st->key, sizeof(st->key), (time_t)mw_now(),
-		                        TOTP_STEP, 0, TOTP_WINDOW, &pos, &counter, code) < 0)
-			return -1;
-		if ((int64_t)counter <= st->last_step)
-			return -1; /* this step (or a later one) was used already: a replay */
-		st->last_step = (int64_t)counter;
-		return 0;
-	}
-	if (!recovery_ok || recovery_normalize(code, norm) < 0)
-		return -1;
-	recovery_hash(norm, h);
-	mw_memzero(norm, sizeof(norm));
-	/* look at every entry whatever matches, so the time does not tell which */
-	for (i = 0; i < st->nrecovery; i++)
-		if (sodium_memcmp(h, st->recovery[i], sizeof(h) - 1) == 0)
-			found = (int)i;
-	if (found < 0)
-		return -1;
-	for (i = (size_t)found; i + 1 < st->nrecovery; i++)
-		memcpy(st->recovery[i], st->recovery[i + 1], sizeof(st->recovery[i]));
-	st->nrecovery--;
-	return 0;
-}
-
-/* use_code - verify code against the stored state text and consume it in the store;
-   1 accepted, 0 refused (including a lost race), -1 store/key error (res set) */
-static int use_code(struct api_ctx *ctx, struct api_response *res, const char *username,
-                    int64_t user_id, const char *text, const char *code, bool recovery_ok)
-{
-	mw_master_key mk;
-	struct totp_state st;
-	mw_str out;
-	mw_error err = {{0}};
-	bool pending;
-	int ret;
-	if (api_master_key(ctx, res, &mk) < 0)
-		return -1;
-	if (state_decode(&mk, user_id, text, &st, &pending, &err) < 0) {
-		mw_secret_key_wipe(&mk);
-		mw_error_log("TOTP state of %s: %s", username, err.msg);
-		api_error(res, 503, "internal", "the two-factor state cannot be read");
-		return -1;
-	}
-	if (code_use(&st, code, recovery_ok) < 0) {
-		state_clear(&st);
-		mw_secret_key_wipe(&mk);
-		return 0;
-	}
-	mw_str_init(&out, 0);
-	ret = state_encode(&mk, user_id, &st, pending, &out, &err);
-	state_clear(&st);
-	mw_secret_key_wipe(&mk);
-	if (ret == 0)
-		ret = mw_store_user_totp_set(ctx->store, username, text, out.buf, &err);
-	mw_str_free(&out);
-	if (ret == MW_STORE_NOTFOUND)
-		return 0; /* changed meanwhile: another request used a code first */
-	if (ret != MW_STORE_OK) {
-		api_store_error(res, "recording a used code", &err);
-		return -1;
-	}
-	return 1;
-}
-
-/* api_totp_login - the second factor of a login by user (active TOTP); code NULL when the
-   client sent none */
-int api_totp_login(struct api_ctx *ctx, struct api_response *res, const struct mw_user *user,
-                   const char *code)
-{
-	char *text = NULL;
-	mw_error err = {{0}};
-	int ret;
-	if (code == NULL)
-		return API_TOTP_MISSING;
-	ret = mw_store_user_totp_get(ctx->store, user->username, &text, &err);
-	if (ret != MW_STORE_OK) {
-		api_store_error(res, "reading TOTP state", &err);
-		return API_TOTP_ERROR;
-	}
-	if (text == NULL || strncmp(text, "v1:", 3) != 0) {
-		free(text);
-		return API_TOTP_WRONG; /* turned off meanwhile: refuse, the client retries */
-	}
-	ret = use_code(ctx, res, user->username, user->id, text, code, true);
-	free(text);
-	return ret < 0 ? API_TOTP_ERROR : ret == 1 ? API_TOTP_OK : API_TOTP_WRONG;
-}
 
 /* self_target - the route's user, who must be the caller (404 unknown, 403 someone else) */
 static int self_target(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
@@ -357,7 +89,7 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	const char *current = NULL;
 	char name[MW_USERNAME_MAX + 1], *text = NULL, *b32 = NULL;
 	char codes[TOTP_RECOVERY_N][TOTP_RECOVERY_LEN + 2];
-	struct totp_state st;
+	struct api_totp_state st;
 	struct mw_user user;
 	mw_master_key mk;
 	mw_str out, uri;
@@ -399,9 +131,9 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	for (i = 0; i < TOTP_RECOVERY_N; i++) {
 		char norm[TOTP_RECOVERY_LEN + 1];
 		for (k = 0; k < TOTP_RECOVERY_LEN; k++)
-			norm[k] = recovery_alphabet[randombytes_uniform(sizeof(recovery_alphabet) - 1)];
+			norm[k] = api_totp_recovery_alphabet[randombytes_uniform(sizeof(api_totp_recovery_alphabet) - 1)];
 		norm[k] = '\0';
-		recovery_hash(norm, st.recovery[i]);
+		api_totp_recovery_hash(norm, st.recovery[i]);
 		memcpy(codes[i], norm, 5);
 		codes[i][5] = '-';
 		memcpy(codes[i] + 6, norm + 5, 5);
@@ -410,14 +142,14 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	}
 	st.nrecovery = TOTP_RECOVERY_N;
 	mw_str_init(&out, 0);
-	ret = state_encode(&mk, user.id, &st, true, &out, &err) < 0 ? MW_STORE_ERROR
+	ret = api_totp_state_encode(&mk, user.id, &st, true, &out, &err) < 0 ? MW_STORE_ERROR
 	      : mw_store_user_totp_set(ctx->store, name, text, out.buf, &err);
 	mw_secret_key_wipe(&mk);
 	mw_str_free(&out);
 	free(text);
-	if (ret != MW_STORE_OK || oath_ready() < 0 ||
+	if (ret != MW_STORE_OK || api_totp_oath_ready() < 0 ||
 	    oath_base32_encode((const char *)st.key, sizeof(st.key), &b32, &b32len) != OATH_OK) {
-		state_clear(&st);
+		api_totp_state_clear(&st);
 		mw_memzero(codes, sizeof(codes));
 		mw_user_clear(&user);
 		if (ret == MW_STORE_NOTFOUND)
@@ -428,7 +160,7 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 			api_error(res, 503, "internal", "cannot encode the secret");
 		return;
 	}
-	state_clear(&st);
+	api_totp_state_clear(&st);
 	while (b32len > 0 && b32[b32len - 1] == '=')
 		b32[--b32len] = '\0';
 	mw_str_init(&uri, 0);
@@ -457,7 +189,7 @@ void api_totp_confirm(struct api_ctx *ctx, struct api_request *req, struct api_r
 	static const char *const fields[] = {"code", NULL};
 	char name[MW_USERNAME_MAX + 1], *text = NULL;
 	const char *code;
-	struct totp_state st;
+	struct api_totp_state st;
 	struct mw_user user;
 	mw_master_key mk;
 	mw_str out;
@@ -485,18 +217,18 @@ void api_totp_confirm(struct api_ctx *ctx, struct api_request *req, struct api_r
 		mw_user_clear(&user);
 		return;
 	}
-	if (state_decode(&mk, user.id, text, &st, &pending, &err) < 0) {
+	if (api_totp_state_decode(&mk, user.id, text, &st, &pending, &err) < 0) {
 		mw_error_log("TOTP state of %s: %s", name, err.msg);
 		api_error(res, 503, "internal", "the two-factor state cannot be read");
 		goto out;
 	}
-	if (code_use(&st, code, false) < 0) {
+	if (api_totp_code_use(&st, code, false) < 0) {
 		api_error(res, 422, "invalid_code", "the code is not valid (check the "
 		          "authenticator's clock)");
 		goto out;
 	}
 	mw_str_init(&out, 0);
-	ret = state_encode(&mk, user.id, &st, false, &out, &err) < 0
+	ret = api_totp_state_encode(&mk, user.id, &st, false, &out, &err) < 0
 	          ? MW_STORE_ERROR
 	          : mw_store_user_totp_set(ctx->store, name, text, out.buf, &err);
 	mw_str_free(&out);
@@ -521,7 +253,7 @@ void api_totp_confirm(struct api_ctx *ctx, struct api_request *req, struct api_r
 		                 "POP3, SMTP or any other mail service while TOTP is on"));
 	}
 out:
-	state_clear(&st);
+	api_totp_state_clear(&st);
 	mw_secret_key_wipe(&mk);
 	free(text);
 	mw_user_clear(&user);

@@ -3,7 +3,7 @@
  * Admins list, create, show, change and delete users, rotate passwords and manage
  * allowed-From patterns; a user may show themself, list their own patterns and change
  * their own password (giving the current one, and a TOTP code when TOTP is on: api_reauth,
- * counted like a login by api-guard.c). Every change is audited (api-sessions.c
+ * api-guard.c, counted like a login). Every change is audited (api-sessions.c
  * api_audit). Generated passwords appear once, in the answer that made them. Disabling a
  * user, deleting one or changing a password ends their API sessions (a user changing their
  * own password keeps the session they are using); a password change also deletes all the
@@ -20,7 +20,7 @@
  * never name a user); a pattern is checked with mw_pattern_normalize (422 naming it).
  *
  * Public: api_user_list, api_user_create, api_user_get, api_user_update, api_user_delete,
- * api_user_password, api_reauth, api_af_get, api_af_replace, api_af_add, api_af_delete.
+ * api_user_password, api_af_get, api_af_replace, api_af_add, api_af_delete.
  */
 #include "mw-build.h"
 #include "api-common.h"
@@ -426,32 +426,6 @@ void api_user_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 	}
 	api_audit(ctx, req, "user.delete", name, NULL);
 	api_ok(res, 204, NULL);
-}
-
-/* api_reauth - the caller proves again who they are before a change a stolen session
-   must not make: current_password, and code when TOTP is on, checked and counted by
-   api_verify. 0 when right; -1 with res set (403 wrong, 429 blocked, 503). */
-int api_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
-               const char *password, const char *code, const char *what)
-{
-	int v = api_verify(ctx, req, res, req->user.username, &req->user, true, password, code,
-	                   true, what);
-	if (v == API_VERIFY_OK)
-		return 0;
-	if (v == API_VERIFY_BLOCKED || v == API_VERIFY_ERROR)
-		return -1;
-	api_audit(ctx, req, "user.reauth_failed", req->user.username,
-	          json_pack("{s:s}", "for", what));
-	if (v == API_VERIFY_TOTP_MISSING) {
-		api_error(res, 403, "totp_required", "two-factor login is on: give code (a 6-digit "
-		          "code or a recovery code) with current_password");
-		return -1;
-	}
-	if (req->user.has_totp)
-		api_error(res, 403, "wrong_credentials", "the password or the code is wrong");
-	else
-		api_error(res, 403, "wrong_password", "the current password is wrong");
-	return -1;
 }
 
 /* api_user_password - POST /users/{username}/password: admin {password?}; the user

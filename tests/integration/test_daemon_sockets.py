@@ -213,7 +213,7 @@ class DaemonSocketsTest(unittest.TestCase):
             os.chmod(db, (os.stat(db).st_mode & 0o7777) | 0o060)
         log = open(os.path.join(self.tmp, 'api-unix.log'), 'ab')
         env = dict(os.environ, ASAN_OPTIONS='detect_leaks=0:abort_on_error=0')
-        proc = subprocess.Popen([self.api_binary(), '-c', conf, '-s', path],
+        proc = subprocess.Popen([self.api_binary(), '-f', '-c', conf, '-s', path],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
         lab = lab_mod.Lab()
@@ -251,9 +251,8 @@ class DaemonSocketsTest(unittest.TestCase):
         os.symlink(v, link)
         conf = self.conf('pd-pid.conf', self.policyd.render_config().replace(
             self.policyd.sock_path, os.path.join(self.tmp, 'p4.sock')).replace(
-            self.policyd.pidfile, link).replace(
             self.policyd.control, os.path.join(self.tmp, 'c4.sock')))
-        p = self.run_daemon([self.policyd.binary, '-f', '-c', conf])
+        p = self.run_daemon([self.policyd.binary, '-f', '-c', conf, '-p', link])
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('symbolic link', p.stderr)
         with open(v) as f:
@@ -284,7 +283,7 @@ class DaemonSocketsTest(unittest.TestCase):
         conf = self.conf('pd-second.conf', self.policyd.render_config().replace(
             self.policyd.sock_path, os.path.join(self.tmp, 'p5.sock')).replace(
             self.policyd.control, os.path.join(self.tmp, 'c5.sock')))
-        p = self.run_daemon([self.policyd.binary, '-f', '-c', conf])
+        p = self.run_daemon([self.policyd.binary, '-f', '-c', conf, '-p', self.policyd.pidfile])
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('locked by another running instance', p.stderr)
         with open(self.policyd.pidfile) as f:

@@ -756,6 +756,33 @@ static void test_docs(void **state)
 	free(md);
 }
 
+/* test_describe_sections - a daemon's --help: every key of its sections, none of others */
+static void test_describe_sections(void **state)
+{
+	static const char *const sections[] = {"main", "api", NULL};
+	char *buf = NULL, needle[128];
+	size_t len = 0, k;
+	FILE *f = open_memstream(&buf, &len);
+	(void)state;
+	assert_non_null(f);
+	mw_config_describe_sections(f, false, sections);
+	assert_int_equal(fclose(f), 0);
+	assert_true(strncmp(buf, "[main]\n", 7) == 0);
+	assert_non_null(strstr(buf, "\n[api]\n"));
+	assert_null(strstr(buf, "[milter]"));
+	assert_null(strstr(buf, "[policyd]"));
+	for (k = 0; k < MWK__COUNT; k++) {
+		const struct mw_config_key *key = &mw_config_keys[k];
+		bool listed = strcmp(key->section, "main") == 0 || strcmp(key->section, "api") == 0;
+		(void)snprintf(needle, sizeof(needle), "\n  %s (", key->name);
+		if (listed && strstr(buf, needle) == NULL)
+			fail_msg("[%s] %s missing from the help of its sections", key->section,
+			         key->name);
+	}
+	assert_non_null(strstr(buf, "\n  workers ("));
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -771,6 +798,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_dump_masks_secrets),
 	    cmocka_unit_test(test_dump_roundtrip),
 	    cmocka_unit_test(test_describe_text),
+	    cmocka_unit_test(test_describe_sections),
 	    cmocka_unit_test(test_docs),
 	    cmocka_unit_test(test_golden),
 	};

@@ -1,0 +1,176 @@
+"""test_api_workers - mailwarden-api serves with a prefork pool of workers (issue 11).
+
+The API runs as a master and [api] workers processes on the one FastCGI socket
+(lib/mw-service.c). Through real nginx:
+- a slow request (a login that fails: an argon2 check made deliberately slow here) does not
+  hold up a cheap one sent while it runs; with workers = 1 it does (the control: the
+  measurement can tell the difference);
+- a worker that dies (SIGKILL) is replaced and the API keeps answering;
+- SIGTERM lets a worker finish the request it serves (its answer arrives) and the master
+  exits 0; SIGHUP replaces the workers (new pids) without losing a request.
+Ordering, never speed, is asserted: the machine is shared.
+"""
+
+import os
+import signal
+import threading
+import time
+import unittest
+import uuid
+
+import mailwarden_lab as lab_mod
+from test_api import call
+
+DOMAIN = lab_mod.DOMAIN
+# argon2 with these costs takes seconds: the failed login below is the slow request
+SLOW_MEMORY, SLOW_PASSES = '64M', 40
+
+
+def children(pid):
+    """children - the pids of PID's child processes."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
+
+
+class Pool:
+    """Pool - a store, an API with WORKERS workers and nginx in front of it."""
+
+    def __init__(self, workers):
+        self.lab = lab_mod.Lab()
+        try:
+            self.store = self.lab.store(argon2_memory=SLOW_MEMORY, argon2_passes=SLOW_PASSES)
+            self.api = self.lab.api(self.store, name='api-w%d' % workers,
+                                    api_config={'workers': str(workers),
+                                                'login_max_failures': '1000',
+                                                'ip_max_failures': '1000'})
+            self.nginx = self.lab.nginx(fastcgi=self.api.fastcgi())
+            # spawn-fcgi opens the port; the workers follow the (slow) dummy hash
+            lab_mod.wait_until(lambda: len(children(self.api.proc.pid)) == workers, 120,
+                               '%d API workers' % workers)
+        except Exception:
+            self.lab.stop()
+            raise
+        self.port = self.nginx.port
+
+    def slow_then_cheap(self):
+        """slow_then_cheap - a failing login, and while it runs a cheap request;
+        (cheap answer, slow answer, which the API finished first: 'cheap' or 'slow').
+        The order comes from the API's own log (each request is logged when answered),
+        not from clocks."""
+        out = {}
+        cheap_path = '/api/v1/users/cheap-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN)
+        start = os.path.getsize(self.api.log_path)
+
+        def slow():
+            out['slow'] = call(self.port, 'POST', '/api/v1/sessions',
+                               body={'username': 'nobody-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN),
+                                     'password': 'wrong-password-1'})
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(1.0)  # the login is in a worker by now (it takes seconds there)
+        cheap = call(self.port, 'GET', cheap_path)
+        t.join(120)
+        with open(self.api.log_path, 'rb') as f:
+            f.seek(start)
+            log = f.read().decode(errors='replace')
+        slow_at = log.find('POST /api/v1/sessions 401')
+        cheap_at = log.find('GET %s 401' % cheap_path)
+        if slow_at < 0 or cheap_at < 0:
+            raise AssertionError('requests not in the API log:\n' + log)
+        return cheap, out['slow'], 'cheap' if cheap_at < slow_at else 'slow'
+
+
+class ApiWorkersTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pool = Pool(3)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pool.lab.stop()
+
+    def tearDown(self):
+        report = self.pool.api.sanitizer_report()
+        self.assertEqual(report, '', report)
+
+    def test_slow_request_does_not_hold_up_a_cheap_one(self):
+        cheap, slow, first = self.pool.slow_then_cheap()
+        self.assertEqual(cheap.status, 401, cheap)
+        self.assertEqual(slow.status, 401, slow)
+        self.assertEqual(first, 'cheap', 'the cheap request waited for the slow login')
+
+    def test_dead_worker_is_replaced(self):
+        api = self.pool.api
+        before = children(api.proc.pid)
+        self.assertEqual(len(before), 3, before)
+        os.kill(before[0], signal.SIGKILL)
+        lab_mod.wait_until(lambda: len(children(api.proc.pid)) == 3
+                           and before[0] not in children(api.proc.pid), 20,
+                           'a new worker')
+        self.assertEqual(call(self.pool.port, 'GET', '/api/v1/users/x@' + DOMAIN).status, 401)
+        with open(api.log_path, errors='replace') as f:
+            self.assertIn('event=worker_died pid=%d signal=9' % before[0], f.read())
+
+    def test_reload_replaces_workers(self):
+        api = self.pool.api
+        before = children(api.proc.pid)
+        os.kill(api.proc.pid, signal.SIGHUP)
+        lab_mod.wait_until(lambda: len(children(api.proc.pid)) == 3
+                           and not set(before) & set(children(api.proc.pid)), 30,
+                           'the workers replaced after SIGHUP')
+        self.assertEqual(call(self.pool.port, 'GET', '/api/v1/users/x@' + DOMAIN).status, 401)
+
+
+class ApiOneWorkerTest(unittest.TestCase):
+    """With one worker the slow login does hold the cheap request up: the ordering the test
+    above asserts is the pool's doing, not the timing's."""
+
+    def test_one_worker_serialises(self):
+        pool = Pool(1)
+        try:
+            cheap, slow, first = pool.slow_then_cheap()
+            self.assertEqual(cheap.status, 401, cheap)
+            self.assertEqual(slow.status, 401, slow)
+            self.assertEqual(first, 'slow')
+        finally:
+            pool.lab.stop()
+
+
+class ApiStopTest(unittest.TestCase):
+    def test_sigterm_lets_the_request_in_hand_finish(self):
+        pool = Pool(2)
+        try:
+            api = pool.api
+            out = {}
+
+            def slow():
+                out['a'] = call(pool.port, 'POST', '/api/v1/sessions',
+                                body={'username': 'stop-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN),
+                                      'password': 'wrong-password-2'})
+
+            t = threading.Thread(target=slow)
+            t.start()
+            time.sleep(1.0)
+            api.proc.send_signal(signal.SIGTERM)
+            status = api.proc.wait(120)
+            t.join(120)
+            self.assertEqual(status, 0)
+            self.assertEqual(out['a'].status, 401, out['a'])
+            self.assertEqual(api.sanitizer_report(), '')
+        finally:
+            pool.lab.stop()
+
+
+if __name__ == '__main__':
+    unittest.main()

@@ -1,0 +1,107 @@
+/*
+ * api-support.c - mailwarden-api: what every handler module uses and nothing else owns:
+ * the audit entry of a change, the answer to a store error, the master key, the mail
+ * protocols field of users and app passwords.
+ *
+ * Every api-*.c module may call these; this file calls none of them (it depends only on
+ * lib/ and api-http.c's api_error), so the handler modules depend on it in one direction.
+ *
+ * Public: api_store_error, api_audit, api_master_key, api_protocols_parse,
+ * api_protocols_json.
+ * Diagnostics: a store error and a master key that cannot be read are logged with the
+ * reason and answered 503 (store_unavailable, master_key_unavailable) without it; a failed
+ * audit append is logged.
+ */
+#include "mw-build.h"
+#include "api-common.h"
+#include "mw-log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* api_store_error - answer 503 for a store that failed, logging why */
+void api_store_error(struct api_response *res, const char *what, const mw_error *err)
+{
+	mw_error_log("store error while %s: %s", what, err->msg);
+	api_error(res, 503, "store_unavailable", "the store is unavailable, try again later");
+}
+
+/* api_audit - append an audit entry for a change (actor api:USER, client IP) */
+void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action, const char *target,
+               json_t *details)
+{
+	char *text = details != NULL ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	mw_error err = {{0}};
+	if (mw_store_audit_append(ctx->store, req->actor, action, target,
+	                          req->remote_addr != NULL ? req->remote_addr : "", text,
+	                          &err) != MW_STORE_OK)
+		mw_error_log("audit append failed (%s %s): %s", req->actor, action, err.msg);
+	free(text);
+	if (details != NULL)
+		json_decref(details);
+}
+
+/* api_master_key - load the master key (config key master_key); 503 when it cannot be */
+int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r)
+{
+	mw_error err = {{0}};
+	if (mw_secret_key_load(mw_config_str(ctx->cfg, MWK_MASTER_KEY), key_r, &err) < 0) {
+		mw_error_log("master key: %s", err.msg);
+		api_error(res, 503, "master_key_unavailable",
+		          "the master key cannot be read by the API (see the log)");
+		return -1;
+	}
+	return 0;
+}
+
+/* api_protocols_parse - a JSON array of protocol names in the store's canonical form */
+int api_protocols_parse(struct api_response *res, json_t *arr, const char *field, bool allow_empty,
+                        char out[MW_PROTOCOLS_MAX + 1])
+{
+	bool imap = false, smtp = false;
+	size_t i;
+	json_t *item;
+	if (!json_is_array(arr) || json_array_size(arr) > 2) {
+		api_error(res, 422, "invalid_field",
+		          "field %s must be an array of \"imap\" and/or \"smtp\"", field);
+		return -1;
+	}
+	json_array_foreach(arr, i, item)
+	{
+		const char *p = json_string_value(item);
+		bool *seen = p == NULL                ? NULL
+		             : strcmp(p, "imap") == 0 ? &imap
+		             : strcmp(p, "smtp") == 0 ? &smtp
+		                                      : NULL;
+		if (seen == NULL || *seen || strlen(p) != json_string_length(item)) {
+			api_error(res, 422, "invalid_field",
+			          "field %s[%zu] must be \"imap\" or \"smtp\", each at most once",
+			          field, i);
+			return -1;
+		}
+		*seen = true;
+	}
+	if (!imap && !smtp && !allow_empty) {
+		api_error(res, 422, "invalid_field", "field %s must name at least one protocol",
+		          field);
+		return -1;
+	}
+	(void)mw_strlcpy(out,
+	                 imap && smtp ? "imap,smtp"
+	                 : imap       ? "imap"
+	                 : smtp       ? "smtp"
+	                              : "",
+	                 MW_PROTOCOLS_MAX + 1);
+	return 0;
+}
+
+/* api_protocols_json - "imap,smtp" as ["imap","smtp"] */
+json_t *api_protocols_json(const char *protocols)
+{
+	json_t *arr = json_array();
+	if (strstr(protocols, "imap") != NULL)
+		json_array_append_new(arr, json_string("imap"));
+	if (strstr(protocols, "smtp") != NULL)
+		json_array_append_new(arr, json_string("smtp"));
+	return arr;
+}
