@@ -30,8 +30,6 @@
 #include <arpa/inet.h>
 #include <unbound.h>
 
-static long long now_ms(void);
-
 #define DNS_CACHE_BUCKETS 256
 #define DNS_CACHE_MAX     4096
 #define DNS_CACHE_MAX_TTL 300
@@ -228,7 +226,7 @@ static unsigned cache_bucket(const char *name, int type)
 static bool cache_get(mw_dns *dns, const char *name, int type, struct mw_dns_answer *ans_r)
 {
 	struct dns_centry **pp, *e;
-	long long now = now_ms();
+	long long now = mw_mono_ms();
 	bool found = false;
 
 	pthread_mutex_lock(&dns->cache_lock);
@@ -265,7 +263,7 @@ static void cache_put(mw_dns *dns, const char *name, int type, const struct mw_d
 	e = mw_malloc(sizeof(*e) + nlen + 1);
 	memcpy(e->name, name, nlen + 1);
 	e->type = type;
-	e->expires_ms = now_ms() + (long long)ttl * 1000;
+	e->expires_ms = mw_mono_ms() + (long long)ttl * 1000;
 	answer_copy(&e->ans, ans);
 	pthread_mutex_lock(&dns->cache_lock);
 	for (pp = &dns->cache[b]; *pp != NULL; pp = &(*pp)->next) {
@@ -355,15 +353,6 @@ static void query_done(void *arg, int err, struct ub_result *result)
 	q->err = err;
 	q->result = result;
 	q->done = true;
-}
-
-/* now_ms - a monotonic clock in milliseconds */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* host_char - a byte a host name label may hold (LDH, and '_' as in valid_name) */
@@ -494,7 +483,7 @@ enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const ch
 static bool wait_for(mw_dns *dns, struct dns_query *q, long long deadline)
 {
 	while (!q->done) {
-		long long left = deadline - now_ms();
+		long long left = deadline - mw_mono_ms();
 
 		if (left <= 0)
 			return false;
@@ -561,7 +550,7 @@ enum mw_dns_status mw_dns_query(mw_dns *dns, const char *name, int type,
 		ans_r->status = MW_DNS_TEMPFAIL;
 		return ans_r->status;
 	}
-	if (!wait_for(dns, q, now_ms() + dns->timeout_ms)) {
+	if (!wait_for(dns, q, mw_mono_ms() + dns->timeout_ms)) {
 		if (ub_cancel(dns->ctx, id) == 0)
 			free(q);
 		else

@@ -42,14 +42,6 @@ static unsigned kcache_ttl;
 static mw_master_key master_key;
 static bool have_master_key;
 
-/* mono_now - monotonic seconds */
-static int64_t mono_now(void)
-{
-	struct timespec ts;
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 /* khash - FNV-1a of a domain */
 static unsigned khash(const char *s)
 {
@@ -144,7 +136,7 @@ int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job
 	bool mk_ok;
 	mw_dkim_key *key = NULL;
 	struct kentry *e;
-	int64_t now = mono_now();
+	int64_t now = mw_mono_s();
 	unsigned b;
 	int ret;
 

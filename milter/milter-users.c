@@ -40,14 +40,6 @@ static struct cache_entry *cache[CACHE_BUCKETS];
 static size_t cache_count;
 static unsigned cache_ttl;
 
-/* mono_now - monotonic seconds (cache expiry must not follow wall-clock jumps) */
-static int64_t mono_now(void)
-{
-	struct timespec ts;
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 /* hash - FNV-1a of a username */
 static unsigned hash(const char *s)
 {
@@ -116,7 +108,7 @@ static void cache_purge_locked(int64_t now)
 /* cache_get - a fresh entry's data copied out: 1 hit, 0 miss */
 static int cache_get(const char *username, bool *found_r, struct milter_user_info *info_r)
 {
-	int64_t now = mono_now();
+	int64_t now = mw_mono_s();
 	int hit = 0;
 	(void)pthread_mutex_lock(&cache_lock);
 	for (struct cache_entry *e = cache[hash(username)]; e != NULL; e = e->next) {
@@ -136,7 +128,7 @@ static int cache_get(const char *username, bool *found_r, struct milter_user_inf
 /* cache_put - remember a lookup result (replacing an older one) */
 static void cache_put(const char *username, bool found, const struct milter_user_info *info)
 {
-	int64_t now = mono_now();
+	int64_t now = mw_mono_s();
 	unsigned b = hash(username);
 	struct cache_entry *e;
 
