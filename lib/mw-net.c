@@ -4,7 +4,8 @@
  * and the API (app-password networks, rate policies) share.
  *
  * Public: mw_ip_parse, mw_ip_bits, mw_ip_mask, mw_cidr_parse, mw_cidr_contains,
- * mw_cidr_match, mw_cidr_valid.
+ * mw_cidr_match, mw_cidr_valid, mw_ip_network (the client network a counter keys on: the
+ * policy daemon's client_address scope, the API's login throttling).
  *
  * Strict at the boundary: the address must be all that inet_pton reads, the prefix 1..3
  * digits within the family's bits, and nothing may follow it. Matching never fails: an
@@ -18,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -132,4 +134,38 @@ bool mw_cidr_valid(const char *s)
 	struct mw_cidr c;
 
 	return mw_cidr_parse(s, &c, NULL) == 0;
+}
+
+/* mw_ip_network - the address's network at the family's prefix, as text */
+int mw_ip_network(const char *ip, unsigned v4_prefix, unsigned v6_prefix, bool unmap_v4, char *out,
+                  size_t size)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	char text[INET6_ADDRSTRLEN];
+	struct mw_ip a;
+	unsigned prefix;
+	int n;
+
+	if (size > 0)
+		out[0] = '\0';
+	if (mw_ip_parse(ip, &a) < 0)
+		return -1;
+	if (unmap_v4 && a.family == AF_INET6 && memcmp(a.addr, mapped, sizeof(mapped)) == 0) {
+		memmove(a.addr, a.addr + 12, 4);
+		memset(a.addr + 4, 0, 12);
+		a.family = AF_INET;
+	}
+	prefix = a.family == AF_INET ? v4_prefix : v6_prefix;
+	if (prefix > mw_ip_bits(a.family))
+		prefix = mw_ip_bits(a.family);
+	mw_ip_mask(a.addr, a.family, prefix);
+	if (inet_ntop(a.family, a.addr, text, sizeof(text)) == NULL)
+		return -1;
+	n = snprintf(out, size, "%s/%u", text, prefix);
+	if (n < 0 || (size_t)n >= size) {
+		if (size > 0)
+			out[0] = '\0';
+		return -1;
+	}
+	return 0;
 }

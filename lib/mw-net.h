@@ -42,4 +42,10 @@ bool mw_cidr_match(const struct mw_cidr *cidr, const char *ip);
 /* True when s is a valid "ADDRESS[/PREFIX]". */
 bool mw_cidr_valid(const char *s);
 
+/* The network of address ip at v4_prefix or v6_prefix bits as text into out:
+   "192.0.2.0/24", "2001:db8:1:2::/64". With unmap_v4, an IPv4-mapped IPv6 address
+   (::ffff:a.b.c.d) counts as IPv4. -1 when ip is not a bare address or out is too small. */
+int mw_ip_network(const char *ip, unsigned v4_prefix, unsigned v6_prefix, bool unmap_v4, char *out,
+                  size_t size);
+
 #endif

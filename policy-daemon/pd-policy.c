@@ -244,22 +244,13 @@ int pd_limit_from_store(const struct mw_rate_policy *p, struct pd_limit *l, mw_e
 	return 0;
 }
 
-/* pd_addr_group - the client's network at the configured prefix */
+/* pd_addr_group - the client's network at the configured prefix (IPv4-mapped IPv6 stays
+   IPv6, as Postfix reports IPv4 clients in IPv4 form anyway) */
 int pd_addr_group(const char *ip, unsigned v4_prefix, unsigned v6_prefix, char *out, size_t size,
                   mw_error *error_r)
 {
-	struct mw_ip a;
-	char text[INET6_ADDRSTRLEN];
-	unsigned prefix;
-	if (mw_ip_parse(ip, &a) < 0) {
+	if (mw_ip_network(ip, v4_prefix, v6_prefix, false, out, size) < 0) {
 		mw_error_set(error_r, "client_address is not an IP address");
-		return -1;
-	}
-	prefix = a.family == AF_INET ? v4_prefix : v6_prefix;
-	mw_ip_mask(a.addr, a.family, prefix);
-	if (inet_ntop(a.family, a.addr, text, sizeof(text)) == NULL ||
-	    snprintf(out, size, "%s/%u", text, prefix) >= (int)size) {
-		mw_error_set(error_r, "client_address too long");
 		return -1;
 	}
 	return 0;

@@ -142,13 +142,59 @@ static void test_ip_parse_mask(void **state)
 	assert_int_equal(mw_ip_bits(AF_INET6), 128);
 }
 
+/* test_ip_network - the counted network of a client, for the policy daemon and the API */
+static void test_ip_network(void **state)
+{
+	static const struct {
+		const char *ip;
+		unsigned v4, v6;
+		bool unmap;
+		const char *want; /* NULL: refused */
+	} cases[] = {
+	    {"192.0.2.77", 24, 64, false, "192.0.2.0/24"},
+	    {"192.0.2.77", 32, 64, false, "192.0.2.77/32"},
+	    {"198.51.100.255", 25, 64, false, "198.51.100.128/25"},
+	    {"203.0.113.9", 0, 64, false, "0.0.0.0/0"},
+	    {"2001:db8:1:2:3:4:5:6", 24, 64, false, "2001:db8:1:2::/64"},
+	    {"2001:DB8::1", 24, 128, false, "2001:db8::1/128"},
+	    {"::ffff:192.0.2.1", 24, 96, false, "::ffff:0.0.0.0/96"},
+	    {"::ffff:192.0.2.1", 24, 64, true, "192.0.2.0/24"},
+	    {"::ffff:192.0.2.1", 32, 64, true, "192.0.2.1/32"},
+	    {"2001:db8::1", 24, 64, true, "2001:db8::/64"},
+	    {"", 24, 64, true, NULL},
+	    {"192.0.2", 24, 64, true, NULL},
+	    {"192.0.2.1/24", 24, 64, true, NULL},
+	    {"example.org", 24, 64, true, NULL},
+	    {NULL, 24, 64, true, NULL},
+	};
+	char out[64];
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		int r = mw_ip_network(cases[i].ip, cases[i].v4, cases[i].v6, cases[i].unmap, out,
+		                      sizeof(out));
+		if (cases[i].want == NULL) {
+			if (r == 0)
+				fail_msg("case %zu accepted: %s", i, out);
+			assert_string_equal(out, "");
+			continue;
+		}
+		if (r != 0 || strcmp(out, cases[i].want) != 0)
+			fail_msg("case %zu: %s", i, r == 0 ? out : "refused");
+	}
+	/* too small a buffer is refused, never cut */
+	assert_int_equal(mw_ip_network("192.0.2.77", 24, 64, false, out, 12), -1);
+	assert_string_equal(out, "");
+	assert_int_equal(mw_ip_network("192.0.2.77", 24, 64, false, out, 13), 0);
+	assert_string_equal(out, "192.0.2.0/24");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_cidr_parse),
-	    cmocka_unit_test(test_cidr_huge),
-	    cmocka_unit_test(test_cidr_match),
-	    cmocka_unit_test(test_ip_parse_mask),
+	    cmocka_unit_test(test_cidr_parse), cmocka_unit_test(test_cidr_huge),
+	    cmocka_unit_test(test_cidr_match), cmocka_unit_test(test_ip_parse_mask),
+	    cmocka_unit_test(test_ip_network),
 	};
 	MW_RUN_TESTS(tests);
 }
