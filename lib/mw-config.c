@@ -76,27 +76,16 @@ static const char *const mw_type_names[] = {
 };
 
 /* show - copy untrusted text into buf for an error message: bytes outside printable
-   ASCII, quotes and backslashes become \xNN; cut at MW_CONFIG_SHOW_MAX with "..." */
+   ASCII, quotes and backslashes become \xNN (mw_text_escape); cut at MW_CONFIG_SHOW_MAX
+   input bytes with "..." */
 static const char *show(char *buf, size_t size, const char *p, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-	for (i = 0; i < len && i < MW_CONFIG_SHOW_MAX && o + 8 < size; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-			buf[o++] = (char)c;
-		} else {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		}
-	}
-	if (i < len && o + 4 <= size) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
+	size_t o;
+	(void)mw_text_escape(buf, size, p, len < MW_CONFIG_SHOW_MAX ? len : MW_CONFIG_SHOW_MAX,
+	                     "\"\\", false);
+	o = strlen(buf);
+	if (len > MW_CONFIG_SHOW_MAX && o + 4 <= size)
+		memcpy(buf + o, "...", 4);
 	return buf;
 }
 

@@ -216,6 +216,8 @@ static const struct bad_case {
     {"ü = 1\n", "t.conf:1: ", "unknown key \"\\xc3\\xbc\""},
     {"User = x\n", "t.conf:1: ", "unknown key \"User\""},
     {"user = x\n[\"a\\b]\n", "t.conf:2: ", "unknown section [\\x22a\\x5cb]"},
+    /* an over-long name is shown cut at 80 bytes */
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbb = 1\n", "t.conf:1: ", "unknown key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\""},
 };
 
 /* test_bad - refused configs name the file, the line and what was wrong */
