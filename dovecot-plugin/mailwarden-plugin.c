@@ -91,7 +91,6 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 
-#define MW_DEFAULT_CONFIG    "/etc/mailwarden/mailwarden.conf"
 #define MW_RULE_CACHE_SIZE   128 /* users whose rules one process keeps */
 #define MW_FAIL_CACHE_SECS   5   /* a failed rule read is not retried sooner */
 #define MW_MAX_ADDRS         100 /* addresses read from one header */
@@ -192,66 +191,46 @@ static deliver_mail_func_t *(*mw_deliver_hook_set)(deliver_mail_func_t *);
 
 /* ---- settings and the store --------------------------------------------------------- */
 
-/* mw_setting - a plugin setting with a default */
-static const char *mw_setting(struct mail_user *user, const char *name, const char *def)
+/* mw_setting - a plugin setting, or its default from lib/mw-plugin-keys.def */
+static const char *mw_setting(struct mail_user *user, enum mw_plugin_key_id id)
 {
-	const char *v = mail_user_plugin_getenv(user, name);
-	return v != NULL ? v : def;
+	const char *v = mail_user_plugin_getenv(user, mw_plugin_keys[id].name);
+	return v != NULL ? v : mw_plugin_keys[id].def;
 }
 
 /* mw_setting_keyword - a keyword setting; an invalid one is logged and disabled */
-static const char *mw_setting_keyword(struct mail_user *user, const char *name, const char *def)
+static const char *mw_setting_keyword(struct mail_user *user, enum mw_plugin_key_id id)
 {
-	const char *v = mw_setting(user, name, def);
+	const char *v = mw_setting(user, id);
 	mw_error err = {""};
 	if (*v == '\0')
 		return NULL;
 	if (mw_tagrule_check_keyword(v, &err) < 0) {
-		e_error(user->event, "mailwarden: %s = %s: %s; keyword disabled", name,
-		        str_sanitize(v, 80), err.msg);
+		e_error(user->event, "mailwarden: %s = %s: %s; keyword disabled",
+		        mw_plugin_keys[id].name, str_sanitize(v, 80), err.msg);
 		return NULL;
 	}
 	return v;
 }
 
-/* mw_setting_bool - yes/no style setting */
-static bool mw_setting_bool(struct mail_user *user, const char *name, bool def)
+/* mw_setting_number - a bool, count, size or duration setting checked against its row of
+   lib/mw-plugin-keys.def; a bad one is logged and the default used */
+static long long mw_setting_number(struct mail_user *user, enum mw_plugin_key_id id)
 {
-	const char *v = mail_user_plugin_getenv(user, name);
-	bool b;
-	if (v == NULL || *v == '\0')
-		return def;
-	if (mw_config_parse_bool(v, &b, NULL) < 0) {
-		e_error(user->event, "mailwarden: %s = %s: not yes or no; using %s", name,
-		        str_sanitize(v, 40), def ? "yes" : "no");
-		return def;
-	}
-	return b;
-}
-
-/* mw_setting_number - a size (with k/M suffixes when size) or plain count setting within
-   min..max; a bad one is logged and the default used */
-static uint64_t mw_setting_number(struct mail_user *user, const char *name, uint64_t def,
-                                  uint64_t min, uint64_t max, bool size)
-{
-	const char *v = mail_user_plugin_getenv(user, name);
+	const struct mw_config_key *k = &mw_plugin_keys[id];
+	const char *v = mail_user_plugin_getenv(user, k->name);
 	mw_error err = {""};
-	long long n = -1;
+	long long n, def;
+	if (mw_plugin_key_parse(id, k->def, &def, NULL) < 0)
+		i_panic("mailwarden: bad default %s = %s", k->name, k->def);
 	if (v == NULL || *v == '\0')
 		return def;
-	if (size) {
-		if (mw_config_parse_size(v, &n, &err) < 0)
-			n = -1;
-	} else if (str_to_llong(v, &n) < 0) {
-		n = -1;
-	}
-	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max) {
-		e_error(user->event, "mailwarden: %s = %s: not a number in %llu..%llu; using %llu",
-		        name, str_sanitize(v, 40), (unsigned long long)min, (unsigned long long)max,
-		        (unsigned long long)def);
+	if (mw_plugin_key_parse(id, v, &n, &err) < 0) {
+		e_error(user->event, "mailwarden: %s = %s: %s; using %s", k->name,
+		        str_sanitize(v, 40), err.msg, k->def);
 		return def;
 	}
-	return (uint64_t)n;
+	return n;
 }
 
 /* mw_user_store - the user's store connection, opened on first use; NULL when it fails */
@@ -1271,27 +1250,15 @@ static void mw_learn_settings(struct mail_user *user, struct mw_plugin_user *mus
 {
 	struct mw_classifier_settings cs;
 	const char *v, *home = NULL;
-	mw_error err = {""};
-	long long secs;
 	struct stat st;
 
 	mw_classifier_settings_default(&cs);
 	muser->token_flags = cs.token_flags;
-	muser->learn_max_size = (size_t)mw_setting_number(user, "mailwarden_learn_max_size",
-	                                                  256 * 1024, 1024, 64 * 1024 * 1024, true);
-	muser->spool_max = (unsigned int)mw_setting_number(user, "mailwarden_learn_spool_max", 1000,
-	                                                   1, 1000000, false);
-	muser->spool_retry_secs = 30;
-	v = mail_user_plugin_getenv(user, "mailwarden_learn_retry");
-	if (v != NULL && *v != '\0') {
-		if (mw_config_parse_duration(v, &secs, &err) < 0 || secs < 1 || secs > 3600)
-			e_error(
-			    user->event, "mailwarden: mailwarden_learn_retry = %s: %s; using 30s",
-			    str_sanitize(v, 40), err.msg[0] != '\0' ? err.msg : "not in 1s..1h");
-		else
-			muser->spool_retry_secs = (unsigned int)secs;
-	}
-	v = mail_user_plugin_getenv(user, "mailwarden_learn_spool");
+	muser->learn_max_size = (size_t)mw_setting_number(user, MWP_LEARN_MAX_SIZE);
+	muser->spool_max = (unsigned int)mw_setting_number(user, MWP_LEARN_SPOOL_MAX);
+	muser->spool_retry_secs = (unsigned int)mw_setting_number(user, MWP_LEARN_RETRY);
+	/* unset: under the home directory; set but empty: no spool */
+	v = mail_user_plugin_getenv(user, mw_plugin_keys[MWP_LEARN_SPOOL].name);
 	if (v == NULL) {
 		if (mail_user_get_home(user, &home) > 0 && home != NULL && *home != '\0')
 			v = p_strconcat(user->pool, home, "/mailwarden-learn", NULL);
@@ -1309,9 +1276,7 @@ static void mw_mail_user_created(struct mail_user *user)
 {
 	struct mail_user_vfuncs *v = user->vlast;
 	struct mw_plugin_user *muser;
-	const char *ttl;
 	mw_error err = {""};
-	long long secs;
 
 	muser = p_new(user->pool, struct mw_plugin_user, 1);
 	muser->module_ctx.super = *v;
@@ -1319,44 +1284,29 @@ static void mw_mail_user_created(struct mail_user *user)
 	v->deinit = mw_user_deinit;
 	muser->user = user;
 
-	muser->config_path = mw_setting(user, "mailwarden_config", MW_DEFAULT_CONFIG);
-	muser->store_url = mail_user_plugin_getenv(user, "mailwarden_store");
-	if (muser->store_url != NULL && *muser->store_url == '\0')
+	/* names and defaults: lib/mw-plugin-keys.def */
+	muser->config_path = mw_setting(user, MWP_CONFIG);
+	muser->store_url = mw_setting(user, MWP_STORE);
+	if (*muser->store_url == '\0')
 		muser->store_url = NULL;
-	muser->authserv_id = mail_user_plugin_getenv(user, "mailwarden_authserv_id");
-	if (muser->authserv_id != NULL && *muser->authserv_id == '\0')
+	muser->authserv_id = mw_setting(user, MWP_AUTHSERV_ID);
+	if (*muser->authserv_id == '\0')
 		muser->authserv_id = NULL;
-	muser->junk_box = mw_setting(user, "mailwarden_spam_mailbox", "Junk");
-	muser->trash_box = mw_setting(user, "mailwarden_trash_mailbox", "Trash");
-	muser->phishing_tests =
-	    mw_setting(user, "mailwarden_phishing_tests", "FROM_LOOKALIKE,PHISHING");
-	muser->kw_spam = mw_setting_keyword(user, "mailwarden_keyword_spam", "$Junk");
-	muser->kw_ham = mw_setting_keyword(user, "mailwarden_keyword_ham", "$NotJunk");
-	muser->kw_phishing = mw_setting_keyword(user, "mailwarden_keyword_phishing", "$Phishing");
-	muser->kw_virus = mw_setting_keyword(user, "mailwarden_keyword_virus", "$Virus");
-	muser->kw_dkim_fail = mw_setting_keyword(user, "mailwarden_keyword_dkim_fail", "$DKIMFail");
-	muser->kw_dmarc_fail =
-	    mw_setting_keyword(user, "mailwarden_keyword_dmarc_fail", "$DMARCFail");
-	muser->kw_spf_fail = mw_setting_keyword(user, "mailwarden_keyword_spf_fail", "");
-	muser->file_spam = mw_setting_bool(user, "mailwarden_file_spam", false);
-	muser->learn = mw_setting_bool(user, "mailwarden_learn", true);
-	muser->cache_ttl = 60;
-	ttl = mail_user_plugin_getenv(user, "mailwarden_rules_cache_ttl");
-	if (ttl != NULL && *ttl != '\0') {
-		if (mw_config_parse_duration(ttl, &secs, &err) < 0 || secs > 86400)
-			e_error(user->event,
-			        "mailwarden: mailwarden_rules_cache_ttl = %s: %s; "
-			        "using 60s",
-			        str_sanitize(ttl, 40),
-			        err.msg[0] != '\0' ? err.msg : "more than 1d");
-		else
-			muser->cache_ttl = (unsigned int)secs;
-	}
-	muser->rules_text_max = (size_t)mw_setting_number(
-	    user, "mailwarden_rules_text_max", MW_TAGRULE_TEXT_MAX_DEFAULT, 256, 1024 * 1024, true);
-	muser->rules_budget =
-	    mw_setting_number(user, "mailwarden_rules_budget", MW_TAGRULE_BUDGET_DEFAULT, 10000,
-	                      UINT64_C(100000000000), false);
+	muser->junk_box = mw_setting(user, MWP_SPAM_MAILBOX);
+	muser->trash_box = mw_setting(user, MWP_TRASH_MAILBOX);
+	muser->phishing_tests = mw_setting(user, MWP_PHISHING_TESTS);
+	muser->kw_spam = mw_setting_keyword(user, MWP_KEYWORD_SPAM);
+	muser->kw_ham = mw_setting_keyword(user, MWP_KEYWORD_HAM);
+	muser->kw_phishing = mw_setting_keyword(user, MWP_KEYWORD_PHISHING);
+	muser->kw_virus = mw_setting_keyword(user, MWP_KEYWORD_VIRUS);
+	muser->kw_dkim_fail = mw_setting_keyword(user, MWP_KEYWORD_DKIM_FAIL);
+	muser->kw_dmarc_fail = mw_setting_keyword(user, MWP_KEYWORD_DMARC_FAIL);
+	muser->kw_spf_fail = mw_setting_keyword(user, MWP_KEYWORD_SPF_FAIL);
+	muser->file_spam = mw_setting_number(user, MWP_FILE_SPAM) != 0;
+	muser->learn = mw_setting_number(user, MWP_LEARN) != 0;
+	muser->cache_ttl = (unsigned int)mw_setting_number(user, MWP_RULES_CACHE_TTL);
+	muser->rules_text_max = (size_t)mw_setting_number(user, MWP_RULES_TEXT_MAX);
+	muser->rules_budget = (uint64_t)mw_setting_number(user, MWP_RULES_BUDGET);
 	if (mw_store_username_normalize(user->username, muser->username, sizeof(muser->username),
 	                                &err) < 0)
 		muser->username[0] = '\0';

@@ -28,6 +28,7 @@
  */
 #include "mw-build.h"
 #include "mw-authcheck.h"
+#include "mw-net.h"
 #include "mw-addr.h"
 
 #include <dlfcn.h>
@@ -1341,26 +1342,21 @@ bool mw_authcheck_domain_listed(const char *list, const char *domain)
 	return false;
 }
 
-/* mw_authcheck_ip_in_networks - IP inside one of NETWORKS */
+/* mw_authcheck_ip_in_networks - IP inside one of NETWORKS (parsed by mw-net) */
 int mw_authcheck_ip_in_networks(const char *networks, const char *ip, mw_error *error_r)
 {
-	unsigned char addr[16], net[16];
-	int family, found = 0;
+	struct mw_ip addr;
+	int found = 0;
 	const char *p = networks;
 
-	if (inet_pton(AF_INET, ip, addr) == 1)
-		family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, addr) == 1)
-		family = AF_INET6;
-	else {
+	if (mw_ip_parse(ip, &addr) < 0) {
 		mw_error_set(error_r, "not an IP address");
 		return -1;
 	}
 	while (*p != '\0') {
-		char item[64], *slash;
-		size_t len, nbytes;
-		long bits;
-		int nfam;
+		char item[MW_CIDR_TEXT_MAX + 1];
+		struct mw_cidr net;
+		size_t len;
 
 		p += strspn(p, " \t,");
 		len = strcspn(p, " \t,");
@@ -1373,39 +1369,13 @@ int mw_authcheck_ip_in_networks(const char *networks, const char *ip, mw_error *
 		memcpy(item, p, len);
 		item[len] = '\0';
 		p += len;
-		slash = strchr(item, '/');
-		if (slash != NULL)
-			*slash++ = '\0';
-		if (inet_pton(AF_INET, item, net) == 1)
-			nfam = AF_INET;
-		else if (inet_pton(AF_INET6, item, net) == 1)
-			nfam = AF_INET6;
-		else {
-			mw_error_set(error_r, "bad network address in trusted networks");
+		/* every entry is checked, so a bad one is found whatever comes before it */
+		if (mw_cidr_parse(item, &net, error_r) < 0) {
+			mw_error_prefix(error_r, "trusted networks: %s: ", item);
 			return -1;
 		}
-		nbytes = nfam == AF_INET ? 4 : 16;
-		bits = (long)nbytes * 8;
-		if (slash != NULL) {
-			char *end;
-
-			bits = strtol(slash, &end, 10);
-			if (*slash < '0' || *slash > '9' || *end != '\0' || bits < 0 ||
-			    bits > (long)nbytes * 8) {
-				mw_error_set(error_r, "bad prefix length in trusted networks");
-				return -1;
-			}
-		}
-		if (nfam != family)
-			continue;
-		{
-			size_t full = (size_t)bits / 8, rest = (size_t)bits % 8;
-			unsigned char mask = (unsigned char)(0xff << (8 - rest));
-
-			if (memcmp(addr, net, full) == 0 &&
-			    (rest == 0 || ((addr[full] ^ net[full]) & mask) == 0))
-				found = 1;
-		}
+		if (mw_cidr_contains(&net, &addr))
+			found = 1;
 	}
 	return found;
 }

@@ -67,7 +67,7 @@ struct mw_classifier {
 	struct tokmap map;
 	int64_t nspam, nham, generation;
 	uint64_t bias_hash;
-	struct timespec last_check;
+	int64_t last_check_ms; /* mw_mono_ms */
 	bool batch;
 	bool learner; /* no model in memory: each learn reads its tokens' rows */
 };
@@ -141,7 +141,7 @@ static int refresh(mw_classifier *c, mw_error *error_r)
 		mw_error_prefix(error_r, "store");
 		return -1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &c->last_check);
+	c->last_check_ms = mw_mono_ms();
 	if (meta.generation == c->generation && c->map.cap != 0)
 		return 0;
 	ret =
@@ -419,12 +419,7 @@ static int score_tokens(const mw_classifier *c, enum mw_classifier_method method
 /* refresh_due - refresh_ms have passed since the last look at the store */
 static bool refresh_due(const mw_classifier *c)
 {
-	struct timespec now;
-	int64_t ms;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (int64_t)(now.tv_sec - c->last_check.tv_sec) * 1000 +
-	     (now.tv_nsec - c->last_check.tv_nsec) / 1000000;
-	return ms >= (int64_t)c->set.refresh_ms;
+	return mw_mono_ms() - c->last_check_ms >= (int64_t)c->set.refresh_ms;
 }
 
 /* mw_classifier_score_with - score by a given method, no refresh */

@@ -50,6 +50,13 @@ const struct mw_config_key mw_config_keys[MWK__COUNT] = {
 #undef MW_KEY
 };
 
+const struct mw_config_key mw_plugin_keys[MWP__COUNT] = {
+#define MW_PLUGIN_KEY(id, name, type, def, min, max, doc)                                          \
+	{MWK__COUNT, "dovecot-plugin", name, MW_CFG_##type, def, min, max, NULL, doc},
+#include "mw-plugin-keys.def"
+#undef MW_PLUGIN_KEY
+};
+
 struct mw_config_value {
 	char *str;     /* the value as text (ENUM: the table's spelling) */
 	long long num; /* INT, DURATION (seconds), SIZE (bytes), BOOL (0/1) */
@@ -70,27 +77,16 @@ static const char *const mw_type_names[] = {
 };
 
 /* show - copy untrusted text into buf for an error message: bytes outside printable
-   ASCII, quotes and backslashes become \xNN; cut at MW_CONFIG_SHOW_MAX with "..." */
+   ASCII, quotes and backslashes become \xNN (mw_text_escape); cut at MW_CONFIG_SHOW_MAX
+   input bytes with "..." */
 static const char *show(char *buf, size_t size, const char *p, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-	for (i = 0; i < len && i < MW_CONFIG_SHOW_MAX && o + 8 < size; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-			buf[o++] = (char)c;
-		} else {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		}
-	}
-	if (i < len && o + 4 <= size) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
+	size_t o;
+	(void)mw_text_escape(buf, size, p, len < MW_CONFIG_SHOW_MAX ? len : MW_CONFIG_SHOW_MAX,
+	                     "\"\\", false);
+	o = strlen(buf);
+	if (len > MW_CONFIG_SHOW_MAX && o + 4 <= size)
+		memcpy(buf + o, "...", 4);
 	return buf;
 }
 
@@ -388,6 +384,21 @@ static int parse_value(const struct mw_config_key *k, const char *s, struct mw_c
 		return -1;
 	}
 	return ret;
+}
+
+/* mw_plugin_key_parse - a plugin setting's value checked against its row */
+int mw_plugin_key_parse(enum mw_plugin_key_id id, const char *value, long long *num_r,
+                        mw_error *error_r)
+{
+	struct mw_config_value v;
+	mw_slice text;
+	if ((unsigned)id >= MWP__COUNT)
+		mw_panic("config: plugin key id %d out of range", (int)id);
+	if (parse_value(&mw_plugin_keys[id], value, &v, &text, error_r) < 0)
+		return -1;
+	if (num_r != NULL)
+		*num_r = v.num;
+	return 0;
 }
 
 /* bad_value - "bad value for KEY: "VALUE" (REASON)", the reason being in error_r */
@@ -1088,10 +1099,65 @@ static bool section_listed(const char *const *sections, const char *section)
 	return false;
 }
 
-/* mw_config_describe - the key reference, from the table */
+/* describe_key - one key of the reference, as a markdown row or a text paragraph */
+static void describe_key(FILE *out, const struct mw_config_key *k, bool markdown, mw_str *s)
+{
+	mw_str_reset(s);
+	allowed(s, k, markdown);
+	if (markdown) {
+		fprintf(out, "| `%s` | %s | ", k->name, mw_type_names[k->type]);
+		if (*k->def != '\0') {
+			fputc('`', out);
+			md_cell(out, k->def);
+			fputc('`', out);
+		} else {
+			fputs("(empty)", out);
+		}
+		fputs(" | ", out);
+		md_cell(out, mw_str_c(s));
+		fputs(" | ", out);
+		md_cell(out, k->doc);
+		fputs(" |\n", out);
+		return;
+	}
+	if (strlen(k->name) + strlen(k->def) + 24 <= 80) {
+		fprintf(out, "  %s (%s, default ", k->name, mw_type_names[k->type]);
+		put_value(out, k->def);
+		fputs(")\n", out);
+	} else {
+		/* a long default gets its own wrapped lines */
+		fprintf(out, "  %s (%s), default:\n", k->name, mw_type_names[k->type]);
+		wrap(out, k->def, 6, 78);
+	}
+	if (s->len > 0) {
+		char *acc = mw_str_steal(s);
+		(void)mw_str_appendf(s, "%s Accepted: %s.", k->doc, acc);
+		free(acc);
+	} else {
+		(void)mw_str_appends(s, k->doc);
+	}
+	wrap(out, mw_str_c(s), 6, 78);
+}
+
+/* mw_config_describe - the key reference, from the table; the markdown form ends with the
+   Dovecot plugin's settings */
 void mw_config_describe(FILE *out, bool markdown)
 {
+	mw_str s;
+	size_t j;
 	mw_config_describe_sections(out, markdown, NULL);
+	if (!markdown)
+		return;
+	mw_str_init(&s, 0);
+	fputs("\n### Dovecot plugin settings\n\n"
+	      "Set in dovecot.conf, `plugin { mailwarden_... = VALUE }`, not in mailwarden.conf "
+	      "(from `lib/mw-plugin-keys.def`; quote values starting with `$`, e.g. `\"$Junk\"`; "
+	      "a value outside the accepted range is logged and the default used).\n\n"
+	      "| setting | type | default | accepted | description |\n|---|---|---|---|---|\n",
+	      out);
+	for (j = 0; j < MWP__COUNT; j++)
+		describe_key(out, &mw_plugin_keys[j], true, &s);
+	mw_str_free(&s);
 }
 
 /* mw_config_describe_sections - the key reference of some sections (a daemon's --help) */
@@ -1114,43 +1180,8 @@ void mw_config_describe_sections(FILE *out, bool markdown, const char *const *se
 		first = false;
 		for (j = i; j < MWK__COUNT; j++) {
 			const struct mw_config_key *k = &mw_config_keys[j];
-			if (strcmp(k->section, mw_config_keys[i].section) != 0)
-				continue;
-			mw_str_reset(&s);
-			allowed(&s, k, markdown);
-			if (markdown) {
-				fprintf(out, "| `%s` | %s | ", k->name, mw_type_names[k->type]);
-				if (*k->def != '\0') {
-					fputc('`', out);
-					md_cell(out, k->def);
-					fputc('`', out);
-				} else {
-					fputs("(empty)", out);
-				}
-				fputs(" | ", out);
-				md_cell(out, mw_str_c(&s));
-				fputs(" | ", out);
-				md_cell(out, k->doc);
-				fputs(" |\n", out);
-				continue;
-			}
-			if (strlen(k->name) + strlen(k->def) + 24 <= 80) {
-				fprintf(out, "  %s (%s, default ", k->name, mw_type_names[k->type]);
-				put_value(out, k->def);
-				fputs(")\n", out);
-			} else {
-				/* a long default gets its own wrapped lines */
-				fprintf(out, "  %s (%s), default:\n", k->name, mw_type_names[k->type]);
-				wrap(out, k->def, 6, 78);
-			}
-			if (s.len > 0) {
-				char *acc = mw_str_steal(&s);
-				(void)mw_str_appendf(&s, "%s Accepted: %s.", k->doc, acc);
-				free(acc);
-			} else {
-				(void)mw_str_appends(&s, k->doc);
-			}
-			wrap(out, mw_str_c(&s), 6, 78);
+			if (strcmp(k->section, mw_config_keys[i].section) == 0)
+				describe_key(out, k, markdown, &s);
 		}
 	}
 	mw_str_free(&s);

@@ -42,6 +42,16 @@ struct mw_config_key {
 
 extern const struct mw_config_key mw_config_keys[MWK__COUNT];
 
+/* The Dovecot plugin's settings (plugin { mailwarden_* }), from lib/mw-plugin-keys.def: the
+   same fields, section "dovecot-plugin", id MWK__COUNT (not a mailwarden.conf key). */
+enum mw_plugin_key_id {
+#define MW_PLUGIN_KEY(id, name, type, def, min, max, doc) MWP_##id,
+#include "mw-plugin-keys.def"
+#undef MW_PLUGIN_KEY
+	MWP__COUNT
+};
+extern const struct mw_config_key mw_plugin_keys[MWP__COUNT];
+
 /* A parsed, validated, immutable snapshot; reference-counted so a reload never frees
    a configuration a request is still using. The count is a plain int: a snapshot is
    handed to another thread only through mw_config_ref() taken under the owner's lock
@@ -107,5 +117,9 @@ void mw_config_dump(const mw_config *cfg, FILE *out, unsigned flags);
 void mw_config_describe(FILE *out, bool markdown);
 /* The same for the sections named in SECTIONS (NULL-terminated; NULL = every section). */
 void mw_config_describe_sections(FILE *out, bool markdown, const char *const *sections);
+/* Checks the text value of a plugin setting (type and bounds of its row): 0 with the number
+   (INT, DURATION, SIZE; BOOL as 0/1) in num_r, or -1 with a reason in error_r. */
+int mw_plugin_key_parse(enum mw_plugin_key_id id, const char *value, long long *num_r,
+                        mw_error *error_r);
 
 #endif

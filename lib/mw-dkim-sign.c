@@ -19,6 +19,7 @@
  */
 #include "mw-build.h"
 #include "mw-dkim-sign.h"
+#include "mw-tagrule.h"
 #include "mw-addr.h"
 
 #include <dirent.h>
@@ -629,8 +630,14 @@ static int split_headers(mw_dkim_signer *s, const char *list, mw_error *error_r)
 	}
 	s->hdrbuf = mw_strdup(list);
 	s->hdrlist = mw_calloc(len / 2 + 2, sizeof(*s->hdrlist));
-	for (p = strtok_r(s->hdrbuf, ", \t", &save); p != NULL; p = strtok_r(NULL, ", \t", &save))
+	for (p = strtok_r(s->hdrbuf, ", \t", &save); p != NULL; p = strtok_r(NULL, ", \t", &save)) {
+		if (strlen(p) > MW_TAGRULE_VALUE_MAX) {
+			mw_error_set(error_r, "DKIM header list: a name is longer than %d bytes",
+			             MW_TAGRULE_VALUE_MAX);
+			return -1;
+		}
 		s->hdrlist[n++] = p;
+	}
 	s->hdrlist[n] = NULL;
 	if (n == 0) {
 		mw_error_set(error_r, "DKIM header list is empty");
@@ -645,29 +652,6 @@ static char lower(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-/* glob_match - case-insensitive match of NAME against PAT, where '*' is any run */
-static bool glob_match(const char *pat, const char *name)
-{
-	const char *star = NULL, *resume = NULL;
-	while (*name != '\0') {
-		if (*pat == '*') {
-			star = pat++;
-			resume = name;
-		} else if (*pat != '\0' && lower(*pat) == lower(*name)) {
-			pat++;
-			name++;
-		} else if (star != NULL) {
-			pat = star + 1;
-			name = ++resume;
-		} else {
-			return false;
-		}
-	}
-	while (*pat == '*')
-		pat++;
-	return *pat == '\0';
-}
-
 /* wanted - whether header NAME is signed (the list, and From always). A name with ';'
    (RFC 5322 allows it) is never signed: in h= it would end the tag, and what follows would
    be read as tags the sender chose (l=0, leaving the body unsigned). */
@@ -679,7 +663,7 @@ static bool wanted(const mw_dkim_signer *s, const char *name)
 	if (mw_ascii_strcasecmp(name, "From") == 0)
 		return true;
 	for (i = 0; s->hdrlist[i] != NULL; i++)
-		if (glob_match(s->hdrlist[i], name))
+		if (mw_tagrule_glob(s->hdrlist[i], name)) /* the one glob matcher */
 			return true;
 	return false;
 }

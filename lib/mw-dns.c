@@ -19,6 +19,7 @@
  */
 #include "mw-build.h"
 #include "mw-dns.h"
+#include "mw-ttlcache.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -30,24 +31,13 @@
 #include <arpa/inet.h>
 #include <unbound.h>
 
-static long long now_ms(void);
-
 #define DNS_CACHE_BUCKETS 256
 #define DNS_CACHE_MAX     4096
 #define DNS_CACHE_MAX_TTL 300
 
-struct dns_centry {
-	struct dns_centry *next;
-	int type;
-	long long expires_ms;
-	struct mw_dns_answer ans;
-	char name[]; /* lower case, no trailing dot */
-};
-
 struct mw_dns {
 	pthread_mutex_t cache_lock;
-	struct dns_centry *cache[DNS_CACHE_BUCKETS];
-	size_t cache_count;
+	mw_ttlcache *cache; /* "TYPE/name" -> struct mw_dns_answer, expiry in monotonic ms */
 	struct ub_ctx *ctx;
 	unsigned timeout_ms;
 	pthread_mutex_t lock;
@@ -141,6 +131,15 @@ int mw_dns_parse_servers(const char *servers, char out[][64], size_t max, mw_err
 	return (int)n;
 }
 
+/* cache_value_free - a cached answer */
+static void cache_value_free(void *p)
+{
+	struct mw_dns_answer *ans = p;
+
+	mw_dns_answer_free(ans);
+	free(ans);
+}
+
 /* mw_dns_new - a resolver context forwarding to SERVERS */
 mw_dns *mw_dns_new(const char *servers, unsigned timeout_ms, mw_error *error_r)
 {
@@ -180,25 +179,9 @@ mw_dns *mw_dns_new(const char *servers, unsigned timeout_ms, mw_error *error_r)
 	}
 	pthread_mutex_init(&dns->lock, NULL);
 	pthread_mutex_init(&dns->cache_lock, NULL);
+	dns->cache = mw_ttlcache_new(DNS_CACHE_BUCKETS, DNS_CACHE_MAX, cache_value_free);
 	pthread_cond_init(&dns->cond, NULL);
 	return dns;
-}
-
-/* cache_clear - drop every cached answer */
-static void cache_clear(mw_dns *dns)
-{
-	size_t b;
-
-	for (b = 0; b < DNS_CACHE_BUCKETS; b++) {
-		while (dns->cache[b] != NULL) {
-			struct dns_centry *e = dns->cache[b];
-
-			dns->cache[b] = e->next;
-			mw_dns_answer_free(&e->ans);
-			free(e);
-		}
-	}
-	dns->cache_count = 0;
 }
 
 /* answer_copy - a deep copy of an answer */
@@ -214,38 +197,27 @@ static void answer_copy(struct mw_dns_answer *dst, const struct mw_dns_answer *s
 	}
 }
 
-/* cache_bucket - FNV-1a of name and type */
-static unsigned cache_bucket(const char *name, int type)
+/* cache_key - "TYPE/name"; -1 when it does not fit (then nothing is cached) */
+static int cache_key(char *key, size_t size, const char *name, int type)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)type;
+	int n = snprintf(key, size, "%d/%s", type, name);
 
-	for (; *name != '\0'; name++)
-		h = (h ^ (unsigned char)*name) * 16777619u;
-	return h % DNS_CACHE_BUCKETS;
+	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
 /* cache_get - a fresh cached answer for NAME/TYPE into ans_r; false when none */
 static bool cache_get(mw_dns *dns, const char *name, int type, struct mw_dns_answer *ans_r)
 {
-	struct dns_centry **pp, *e;
-	long long now = now_ms();
+	char key[16 + MW_DNS_NAME_MAX + 1];
+	const struct mw_dns_answer *ans;
 	bool found = false;
 
+	if (cache_key(key, sizeof(key), name, type) < 0)
+		return false;
 	pthread_mutex_lock(&dns->cache_lock);
-	for (pp = &dns->cache[cache_bucket(name, type)]; (e = *pp) != NULL; pp = &e->next) {
-		if (e->type != type || strcmp(e->name, name) != 0)
-			continue;
-		if (e->expires_ms > now) {
-			answer_copy(ans_r, &e->ans);
-			found = true;
-		} else {
-			*pp = e->next;
-			mw_dns_answer_free(&e->ans);
-			free(e);
-			dns->cache_count--;
-		}
-		break;
-	}
+	ans = mw_ttlcache_get(dns->cache, key, mw_mono_ms(), &found);
+	if (found)
+		answer_copy(ans_r, ans);
 	pthread_mutex_unlock(&dns->cache_lock);
 	return found;
 }
@@ -254,36 +226,19 @@ static bool cache_get(mw_dns *dns, const char *name, int type, struct mw_dns_ans
 static void cache_put(mw_dns *dns, const char *name, int type, const struct mw_dns_answer *ans,
                       unsigned ttl)
 {
-	size_t nlen = strlen(name);
-	unsigned b = cache_bucket(name, type);
-	struct dns_centry **pp, *e;
+	char key[16 + MW_DNS_NAME_MAX + 1];
+	struct mw_dns_answer *copy;
+	int64_t now;
 
-	if (ttl == 0)
+	if (ttl == 0 || cache_key(key, sizeof(key), name, type) < 0)
 		return;
 	if (ttl > DNS_CACHE_MAX_TTL)
 		ttl = DNS_CACHE_MAX_TTL;
-	e = mw_malloc(sizeof(*e) + nlen + 1);
-	memcpy(e->name, name, nlen + 1);
-	e->type = type;
-	e->expires_ms = now_ms() + (long long)ttl * 1000;
-	answer_copy(&e->ans, ans);
+	copy = mw_malloc(sizeof(*copy));
+	answer_copy(copy, ans);
+	now = mw_mono_ms();
 	pthread_mutex_lock(&dns->cache_lock);
-	for (pp = &dns->cache[b]; *pp != NULL; pp = &(*pp)->next) {
-		if ((*pp)->type == type && strcmp((*pp)->name, name) == 0) {
-			struct dns_centry *old = *pp;
-
-			*pp = old->next;
-			mw_dns_answer_free(&old->ans);
-			free(old);
-			dns->cache_count--;
-			break;
-		}
-	}
-	if (dns->cache_count >= DNS_CACHE_MAX)
-		cache_clear(dns);
-	e->next = dns->cache[b];
-	dns->cache[b] = e;
-	dns->cache_count++;
+	(void)mw_ttlcache_put(dns->cache, key, copy, now, now + (int64_t)ttl * 1000);
 	pthread_mutex_unlock(&dns->cache_lock);
 }
 
@@ -296,7 +251,7 @@ void mw_dns_free(mw_dns **dnsp)
 		return;
 	*dnsp = NULL;
 	ub_ctx_delete(dns->ctx);
-	cache_clear(dns);
+	mw_ttlcache_free(&dns->cache);
 	pthread_mutex_destroy(&dns->cache_lock);
 	pthread_mutex_destroy(&dns->lock);
 	pthread_cond_destroy(&dns->cond);
@@ -355,15 +310,6 @@ static void query_done(void *arg, int err, struct ub_result *result)
 	q->err = err;
 	q->result = result;
 	q->done = true;
-}
-
-/* now_ms - a monotonic clock in milliseconds */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* host_char - a byte a host name label may hold (LDH, and '_' as in valid_name) */
@@ -494,7 +440,7 @@ enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const ch
 static bool wait_for(mw_dns *dns, struct dns_query *q, long long deadline)
 {
 	while (!q->done) {
-		long long left = deadline - now_ms();
+		long long left = deadline - mw_mono_ms();
 
 		if (left <= 0)
 			return false;
@@ -561,7 +507,7 @@ enum mw_dns_status mw_dns_query(mw_dns *dns, const char *name, int type,
 		ans_r->status = MW_DNS_TEMPFAIL;
 		return ans_r->status;
 	}
-	if (!wait_for(dns, q, now_ms() + dns->timeout_ms)) {
+	if (!wait_for(dns, q, mw_mono_ms() + dns->timeout_ms)) {
 		if (ub_cancel(dns->ctx, id) == 0)
 			free(q);
 		else

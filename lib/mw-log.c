@@ -2,7 +2,8 @@
  * mw-log.c - one logging path for every mailwarden program.
  *
  * Public: mw_log_init, mw_log_level_parse, mw_log, mw_debug, mw_info, mw_warn,
- * mw_error_log, mw_alert, mw_fatal, mw_panic, mw_log_value.
+ * mw_error_log, mw_alert, mw_fatal, mw_panic, mw_log_value, mw_text_escape (the one
+ * escaper of untrusted text: log values here, SMTP reply text in the milter).
  *
  * Messages are "key=value" fields (e.g. "event=user_add user=john@example.com").
  * Callers never pass secrets; untrusted values go through mw_log_value first.
@@ -138,31 +139,34 @@ void mw_panic(const char *fmt, ...)
 	abort();
 }
 
-/* mw_log_value - escape and bound an untrusted value for a log line */
-const char *mw_log_value(char *dst, size_t dstsize, const char *src, size_t len)
+/* mw_text_escape - escape and bound untrusted text */
+const char *mw_text_escape(char *dst, size_t dstsize, const char *src, size_t len,
+                           const char *also, bool quote)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
-	bool quote = false;
 	if (dstsize < 8) {
 		if (dstsize > 0)
 			dst[0] = '\0';
 		return dst;
 	}
-	for (i = 0; i < len; i++)
-		if (src[i] == ' ' || src[i] == '=' || src[i] == '\t')
-			quote = true;
+	if (quote) {
+		quote = false;
+		for (i = 0; i < len; i++)
+			if (src[i] == ' ' || src[i] == '=' || src[i] == '\t')
+				quote = true;
+	}
 	if (quote)
 		dst[o++] = '"';
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)src[i];
-		/* room for an escape (4), "..." (3), closing quote and NUL */
-		if (o + 4 + 3 + 2 > dstsize) {
+		/* room for an escape (4), "..." (3), a closing quote and NUL */
+		if (o + 4 + 3 + (quote ? 2 : 1) > dstsize) {
 			memcpy(dst + o, "...", 3);
 			o += 3;
 			break;
 		}
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+		if (c < 0x20 || c >= 0x7f || (c != '\0' && strchr(also, c) != NULL)) {
 			dst[o++] = '\\';
 			dst[o++] = 'x';
 			dst[o++] = hex[c >> 4];
@@ -175,4 +179,10 @@ const char *mw_log_value(char *dst, size_t dstsize, const char *src, size_t len)
 		dst[o++] = '"';
 	dst[o] = '\0';
 	return dst;
+}
+
+/* mw_log_value - escape and bound an untrusted value for a log line */
+const char *mw_log_value(char *dst, size_t dstsize, const char *src, size_t len)
+{
+	return mw_text_escape(dst, dstsize, src, len, "\"\\", true);
 }

@@ -30,5 +30,11 @@ void mw_panic(const char *fmt, ...) MW_PRINTF(1, 2) MW_NORETURN;
    when it holds a blank or '=', and it is cut at max_len input bytes with "..." appended.
    Returns dst, so it can be used inside a log call. */
 const char *mw_log_value(char *dst, size_t dstsize, const char *src, size_t len);
+/* The escaper under mw_log_value, for other places untrusted text is echoed (an SMTP reply):
+   control bytes, non-ASCII and every byte of also are written as \xNN; quoted when quote is
+   true and the text holds a blank or '='; cut with "..." when dstsize is reached. A dstsize
+   below 8 gives "". Returns dst. */
+const char *mw_text_escape(char *dst, size_t dstsize, const char *src, size_t len,
+                           const char *also, bool quote);
 
 #endif

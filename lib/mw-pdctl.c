@@ -468,21 +468,13 @@ int mw_pdctl_decode_reply(const char *buf, size_t len, struct mw_pdctl_reply *re
 
 /* ---- the client -------------------------------------------------------------------- */
 
-/* mono_ms - a monotonic clock in milliseconds (deadlines) */
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* mw_pdctl_call - one request to the daemon and its decoded reply */
 int mw_pdctl_call(const char *path, const struct mw_pdctl_request *req, int timeout_ms,
                   struct mw_pdctl_reply *reply_r, mw_error *error_r)
 {
 	struct sockaddr_un sun;
 	mw_str out, in;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = mw_mono_ms() + timeout_ms;
 	int fd, ret = -1;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -513,7 +505,7 @@ int mw_pdctl_call(const char *path, const struct mw_pdctl_request *req, int time
 	for (;;) {
 		char buf[4096];
 		struct pollfd pfd = {fd, POLLIN, 0};
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - mw_mono_ms();
 		ssize_t n;
 		int r;
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {

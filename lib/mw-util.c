@@ -2,7 +2,8 @@
  * mw-util.c - allocation wrappers, error messages, bounded strings, slices.
  *
  * Public: mw_malloc, mw_calloc, mw_realloc, mw_strdup, mw_strndup, mw_error_set,
- * mw_error_prefix, mw_slice_*, mw_str_*, mw_strlcpy, mw_ascii_*, mw_memzero, mw_now.
+ * mw_error_prefix, mw_slice_*, mw_str_*, mw_strlcpy, mw_ascii_*, mw_memzero, mw_now, mw_mono_us,
+ * mw_mono_ms, mw_mono_s.
  *
  * Diagnostics: allocation failure aborts with a message on stderr; nothing else here
  * logs.
@@ -432,4 +433,26 @@ int64_t mw_now(void)
 	if (fake_base != 0)
 		return fake_base + ((int64_t)time(NULL) - real_base);
 	return (int64_t)time(NULL);
+}
+
+/* mw_mono_us - monotonic microseconds */
+int64_t mw_mono_us(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* mw_mono_ms - monotonic milliseconds */
+int64_t mw_mono_ms(void)
+{
+	return mw_mono_us() / 1000;
+}
+
+/* mw_mono_s - monotonic seconds */
+int64_t mw_mono_s(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
 }

@@ -94,4 +94,11 @@ void mw_memzero(void *p, size_t n);
    (read once) so nothing depends on the wall clock. */
 int64_t mw_now(void);
 
+/* A monotonic clock (CLOCK_MONOTONIC) in microseconds, milliseconds or seconds since an
+   unspecified start: for deadlines, cache expiry and durations, which must not follow
+   wall-clock jumps. Never faked: tests do not depend on it. */
+int64_t mw_mono_us(void);
+int64_t mw_mono_ms(void);
+int64_t mw_mono_s(void);
+
 #endif

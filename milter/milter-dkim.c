@@ -19,6 +19,7 @@
  */
 #include "mw-build.h"
 #include "milter.h"
+#include "mw-ttlcache.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,49 +29,24 @@
 #define KCACHE_BUCKETS 64
 #define KCACHE_MAX     4096
 
-struct kentry {
-	struct kentry *next;
-	char domain[MW_ADDR_DOMAIN_MAX + 1];
-	mw_dkim_key *key; /* NULL: the domain has no key */
-	int64_t expires;  /* monotonic seconds */
-};
-
 static pthread_mutex_t dkim_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct kentry *kcache[KCACHE_BUCKETS];
-static size_t kcache_count;
+static mw_ttlcache *kcache; /* domain -> mw_dkim_key (NULL: no key); created on first use */
 static unsigned kcache_ttl;
 static mw_master_key master_key;
 static bool have_master_key;
 
-/* mono_now - monotonic seconds */
-static int64_t mono_now(void)
+/* kcache_value_free - a cached key */
+static void kcache_value_free(void *p)
 {
-	struct timespec ts;
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
-/* khash - FNV-1a of a domain */
-static unsigned khash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % KCACHE_BUCKETS;
+	mw_dkim_key *key = p;
+	mw_dkim_key_free(&key);
 }
 
 /* kcache_clear_locked - drop every entry (dkim_lock held) */
 static void kcache_clear_locked(void)
 {
-	for (size_t b = 0; b < KCACHE_BUCKETS; b++) {
-		while (kcache[b] != NULL) {
-			struct kentry *e = kcache[b];
-			kcache[b] = e->next;
-			mw_dkim_key_free(&e->key);
-			free(e);
-		}
-	}
-	kcache_count = 0;
+	if (kcache != NULL)
+		mw_ttlcache_clear(kcache);
 }
 
 /* load_master_key - read PATH into the process's master key; keep the old one on failure */
@@ -143,19 +119,18 @@ int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job
 	mw_master_key mk;
 	bool mk_ok;
 	mw_dkim_key *key = NULL;
-	struct kentry *e;
-	int64_t now = mono_now();
-	unsigned b;
+	int64_t now = mw_mono_s();
 	int ret;
 
 	*signer_r = NULL;
 	if (mw_dkim_domain_normalize(domain, dom, sizeof(dom), error_r) < 0)
 		return MW_DKIM_LOOKUP_ERROR;
-	b = khash(dom);
 	(void)pthread_mutex_lock(&dkim_lock);
-	for (e = kcache[b]; e != NULL; e = e->next) {
-		if (strcmp(e->domain, dom) == 0 && e->expires > now) {
-			ret = make_signer(e->key, cfg, job_id, signer_r, selector_r, selsize, error_r);
+	if (kcache != NULL) {
+		bool hit;
+		const mw_dkim_key *cached = mw_ttlcache_get(kcache, dom, now, &hit);
+		if (hit) {
+			ret = make_signer(cached, cfg, job_id, signer_r, selector_r, selsize, error_r);
 			(void)pthread_mutex_unlock(&dkim_lock);
 			return ret;
 		}
@@ -173,27 +148,10 @@ int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job
 
 	(void)pthread_mutex_lock(&dkim_lock);
 	if (kcache_ttl > 0) {
-		struct kentry **pp;
-		for (pp = &kcache[b]; *pp != NULL; pp = &(*pp)->next) {
-			if (strcmp((*pp)->domain, dom) == 0) {
-				e = *pp;
-				*pp = e->next;
-				mw_dkim_key_free(&e->key);
-				free(e);
-				kcache_count--;
-				break;
-			}
-		}
-		if (kcache_count >= KCACHE_MAX)
-			kcache_clear_locked();
-		e = mw_calloc(1, sizeof(*e));
-		(void)mw_strlcpy(e->domain, dom, sizeof(e->domain));
-		e->key = key;
-		e->expires = now + (int64_t)kcache_ttl;
-		e->next = kcache[b];
-		kcache[b] = e;
-		kcache_count++;
-		ret = make_signer(e->key, cfg, job_id, signer_r, selector_r, selsize, error_r);
+		if (kcache == NULL)
+			kcache = mw_ttlcache_new(KCACHE_BUCKETS, KCACHE_MAX, kcache_value_free);
+		key = mw_ttlcache_put(kcache, dom, key, now, now + (int64_t)kcache_ttl);
+		ret = make_signer(key, cfg, job_id, signer_r, selector_r, selsize, error_r);
 		(void)pthread_mutex_unlock(&dkim_lock);
 		return ret;
 	}
@@ -207,7 +165,7 @@ int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job
 void milter_dkim_deinit(void)
 {
 	(void)pthread_mutex_lock(&dkim_lock);
-	kcache_clear_locked();
+	mw_ttlcache_free(&kcache);
 	mw_secret_key_wipe(&master_key);
 	have_master_key = false;
 	(void)pthread_mutex_unlock(&dkim_lock);

@@ -24,38 +24,17 @@
  */
 #include "mw-build.h"
 #include "milter.h"
+#include "mw-log.h"
 #include "mw-pattern.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* milter_reply_value - untrusted text made safe for an SMTP reply */
+/* milter_reply_value - untrusted text made safe for an SMTP reply ('%' is special to
+   smfi_setreply, so it is escaped as well) */
 void milter_reply_value(char *dst, size_t dstsize, const char *src)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	if (dstsize < 8) {
-		if (dstsize > 0)
-			dst[0] = '\0';
-		return;
-	}
-	for (; *src != '\0'; src++) {
-		unsigned char c = (unsigned char)*src;
-		if (o + 4 + 3 + 1 > dstsize) {
-			memcpy(dst + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c < 0x20 || c >= 0x7f || c == '%' || c == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = 'x';
-			dst[o++] = hex[c >> 4];
-			dst[o++] = hex[c & 15];
-		} else {
-			dst[o++] = (char)c;
-		}
-	}
-	dst[o] = '\0';
+	(void)mw_text_escape(dst, dstsize, src, strlen(src), "%\\", false);
 }
 
 /* milter_reply_set - fill a reply (text formatted, cut to fit) */

@@ -1,6 +1,6 @@
 /*
  * milter-users.c - a sending user's status and allowed-From patterns, from the store
- * through a small cache.
+ * through a small cache (lib/mw-ttlcache.c).
  *
  * Public: milter_users_init, milter_users_reload, milter_users_lookup,
  * milter_user_info_clear, milter_users_deinit, milter_users_dkim_key.
@@ -16,6 +16,7 @@
  */
 #include "mw-build.h"
 #include "milter.h"
+#include "mw-ttlcache.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -25,37 +26,17 @@
 #define CACHE_BUCKETS 256
 #define CACHE_MAX     4096
 
-struct cache_entry {
-	struct cache_entry *next;
-	char username[MW_USERNAME_MAX + 1];
+/* What the cache keeps per username (a NOTFOUND is remembered too). */
+struct cached_user {
 	bool found;
 	struct milter_user_info info;
-	int64_t expires; /* monotonic seconds */
 };
 
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static mw_store *users_store;
-static struct cache_entry *cache[CACHE_BUCKETS];
-static size_t cache_count;
+static mw_ttlcache *cache; /* created on first use, under cache_lock */
 static unsigned cache_ttl;
-
-/* mono_now - monotonic seconds (cache expiry must not follow wall-clock jumps) */
-static int64_t mono_now(void)
-{
-	struct timespec ts;
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
-/* hash - FNV-1a of a username */
-static unsigned hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % CACHE_BUCKETS;
-}
 
 /* strv_copy - an owned copy of a NULL-terminated string vector */
 static char **strv_copy(char *const *v, size_t n)
@@ -77,95 +58,56 @@ void milter_user_info_clear(struct milter_user_info *info)
 	memset(info, 0, sizeof(*info));
 }
 
+/* cached_user_free - a cache value */
+static void cached_user_free(void *p)
+{
+	struct cached_user *cu = p;
+	milter_user_info_clear(&cu->info);
+	free(cu);
+}
+
 /* cache_clear_locked - drop every entry (cache_lock held) */
 static void cache_clear_locked(void)
 {
-	for (size_t b = 0; b < CACHE_BUCKETS; b++) {
-		while (cache[b] != NULL) {
-			struct cache_entry *e = cache[b];
-			cache[b] = e->next;
-			milter_user_info_clear(&e->info);
-			free(e);
-		}
-	}
-	cache_count = 0;
-}
-
-/* cache_purge_locked - drop expired entries; everything when none had expired */
-static void cache_purge_locked(int64_t now)
-{
-	size_t before = cache_count;
-	for (size_t b = 0; b < CACHE_BUCKETS; b++) {
-		struct cache_entry **pp = &cache[b];
-		while (*pp != NULL) {
-			struct cache_entry *e = *pp;
-			if (e->expires <= now) {
-				*pp = e->next;
-				milter_user_info_clear(&e->info);
-				free(e);
-				cache_count--;
-			} else {
-				pp = &e->next;
-			}
-		}
-	}
-	if (cache_count == before)
-		cache_clear_locked();
+	if (cache != NULL)
+		mw_ttlcache_clear(cache);
 }
 
 /* cache_get - a fresh entry's data copied out: 1 hit, 0 miss */
 static int cache_get(const char *username, bool *found_r, struct milter_user_info *info_r)
 {
-	int64_t now = mono_now();
-	int hit = 0;
+	const struct cached_user *cu = NULL;
+	bool hit = false;
 	(void)pthread_mutex_lock(&cache_lock);
-	for (struct cache_entry *e = cache[hash(username)]; e != NULL; e = e->next) {
-		if (strcmp(e->username, username) != 0 || e->expires <= now)
-			continue;
-		*found_r = e->found;
-		info_r->status = e->info.status;
-		info_r->npatterns = e->info.npatterns;
-		info_r->patterns = strv_copy(e->info.patterns, e->info.npatterns);
-		hit = 1;
-		break;
+	if (cache != NULL)
+		cu = mw_ttlcache_get(cache, username, mw_mono_s(), &hit);
+	if (hit) {
+		*found_r = cu->found;
+		info_r->status = cu->info.status;
+		info_r->npatterns = cu->info.npatterns;
+		info_r->patterns = strv_copy(cu->info.patterns, cu->info.npatterns);
 	}
 	(void)pthread_mutex_unlock(&cache_lock);
-	return hit;
+	return hit ? 1 : 0;
 }
 
 /* cache_put - remember a lookup result (replacing an older one) */
 static void cache_put(const char *username, bool found, const struct milter_user_info *info)
 {
-	int64_t now = mono_now();
-	unsigned b = hash(username);
-	struct cache_entry *e;
+	int64_t now = mw_mono_s();
+	struct cached_user *cu;
 
 	if (cache_ttl == 0)
 		return;
+	cu = mw_calloc(1, sizeof(*cu));
+	cu->found = found;
+	cu->info.status = info->status;
+	cu->info.npatterns = info->npatterns;
+	cu->info.patterns = strv_copy(info->patterns, info->npatterns);
 	(void)pthread_mutex_lock(&cache_lock);
-	for (struct cache_entry **pp = &cache[b]; *pp != NULL; pp = &(*pp)->next) {
-		if (strcmp((*pp)->username, username) == 0) {
-			e = *pp;
-			*pp = e->next;
-			milter_user_info_clear(&e->info);
-			free(e);
-			cache_count--;
-			break;
-		}
-	}
-	if (cache_count >= CACHE_MAX)
-		cache_purge_locked(now);
-	b = hash(username);
-	e = mw_calloc(1, sizeof(*e));
-	(void)mw_strlcpy(e->username, username, sizeof(e->username));
-	e->found = found;
-	e->info.status = info->status;
-	e->info.npatterns = info->npatterns;
-	e->info.patterns = strv_copy(info->patterns, info->npatterns);
-	e->expires = now + (int64_t)cache_ttl;
-	e->next = cache[b];
-	cache[b] = e;
-	cache_count++;
+	if (cache == NULL)
+		cache = mw_ttlcache_new(CACHE_BUCKETS, CACHE_MAX, cached_user_free);
+	(void)mw_ttlcache_put(cache, username, cu, now, now + (int64_t)cache_ttl);
 	(void)pthread_mutex_unlock(&cache_lock);
 }
 
@@ -265,7 +207,7 @@ void milter_users_deinit(void)
 	(void)pthread_mutex_lock(&store_lock);
 	mw_store_close(&users_store);
 	(void)pthread_mutex_lock(&cache_lock);
-	cache_clear_locked();
+	mw_ttlcache_free(&cache);
 	(void)pthread_mutex_unlock(&cache_lock);
 	(void)pthread_mutex_unlock(&store_lock);
 }

@@ -127,8 +127,8 @@ int pd_limit_parse(const char *spec, struct pd_limit *l, mw_error *error_r)
 		memcpy(l->match, eq + 1, n);
 		l->match[n] = '\0';
 		if (l->scope == PD_SCOPE_CLIENT_ADDRESS) {
-			struct pd_cidr c;
-			if (pd_cidr_parse(l->match, &c, error_r) < 0)
+			struct mw_cidr c;
+			if (mw_cidr_parse(l->match, &c, error_r) < 0)
 				return -1;
 		} else {
 			mw_ascii_lower(l->match);
@@ -228,8 +228,8 @@ int pd_limit_from_store(const struct mw_rate_policy *p, struct pd_limit *l, mw_e
 		return -1;
 	}
 	if (l->scope == PD_SCOPE_CLIENT_ADDRESS && l->match[0] != '\0') {
-		struct pd_cidr c;
-		if (pd_cidr_parse(l->match, &c, error_r) < 0) {
+		struct mw_cidr c;
+		if (mw_cidr_parse(l->match, &c, error_r) < 0) {
 			mw_error_prefix(error_r, "rate policy #%lld: ", (long long)p->id);
 			return -1;
 		}
@@ -244,99 +244,20 @@ int pd_limit_from_store(const struct mw_rate_policy *p, struct pd_limit *l, mw_e
 	return 0;
 }
 
-/* parse_addr - an IPv4 or IPv6 address into family and 16 bytes */
-static int parse_addr(const char *s, int *family_r, unsigned char *addr)
-{
-	memset(addr, 0, 16);
-	if (inet_pton(AF_INET, s, addr) == 1) {
-		*family_r = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, addr) == 1) {
-		*family_r = AF_INET6;
-		return 0;
-	}
-	return -1;
-}
-
-/* mask_addr - clear every bit after prefix */
-static void mask_addr(unsigned char *addr, unsigned prefix, unsigned bits)
-{
-	unsigned i;
-	for (i = prefix; i < bits; i++)
-		addr[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
-}
-
-/* pd_cidr_parse - "ADDRESS[/PREFIX]" */
-int pd_cidr_parse(const char *s, struct pd_cidr *c, mw_error *error_r)
-{
-	char addr[INET6_ADDRSTRLEN + 1];
-	const char *slash = strchr(s, '/');
-	size_t n = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	unsigned bits;
-	memset(c, 0, sizeof(*c));
-	if (n == 0 || n >= sizeof(addr)) {
-		mw_error_set(error_r, "bad network address (expected ADDRESS[/PREFIX])");
-		return -1;
-	}
-	memcpy(addr, s, n);
-	addr[n] = '\0';
-	if (parse_addr(addr, &c->family, c->addr) < 0) {
-		mw_error_set(error_r, "bad network address (expected ADDRESS[/PREFIX])");
-		return -1;
-	}
-	bits = c->family == AF_INET ? 32 : 128;
-	c->prefix = bits;
-	if (slash != NULL) {
-		char *end;
-		unsigned long p;
-		errno = 0;
-		p = strtoul(slash + 1, &end, 10);
-		if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || errno != 0 || p > bits) {
-			mw_error_set(error_r, "bad prefix length (0..%u)", bits);
-			return -1;
-		}
-		c->prefix = (unsigned)p;
-	}
-	mask_addr(c->addr, c->prefix, bits);
-	return 0;
-}
-
-/* pd_cidr_match - ip lies in the network */
-bool pd_cidr_match(const struct pd_cidr *c, const char *ip)
-{
-	unsigned char a[16];
-	int family;
-	if (parse_addr(ip, &family, a) < 0 || family != c->family)
-		return false;
-	mask_addr(a, c->prefix, family == AF_INET ? 32 : 128);
-	return memcmp(a, c->addr, 16) == 0;
-}
-
-/* pd_addr_group - the client's network at the configured prefix */
+/* pd_addr_group - the client's network at the configured prefix (IPv4-mapped IPv6 stays
+   IPv6, as Postfix reports IPv4 clients in IPv4 form anyway) */
 int pd_addr_group(const char *ip, unsigned v4_prefix, unsigned v6_prefix, char *out, size_t size,
                   mw_error *error_r)
 {
-	unsigned char a[16];
-	char text[INET6_ADDRSTRLEN];
-	int family;
-	unsigned prefix;
-	if (parse_addr(ip, &family, a) < 0) {
+	if (mw_ip_network(ip, v4_prefix, v6_prefix, false, out, size) < 0) {
 		mw_error_set(error_r, "client_address is not an IP address");
-		return -1;
-	}
-	prefix = family == AF_INET ? v4_prefix : v6_prefix;
-	mask_addr(a, prefix, family == AF_INET ? 32 : 128);
-	if (inet_ntop(family, a, text, sizeof(text)) == NULL ||
-	    snprintf(out, size, "%s/%u", text, prefix) >= (int)size) {
-		mw_error_set(error_r, "client_address too long");
 		return -1;
 	}
 	return 0;
 }
 
 /* add_cidrs - the blank- or comma-separated networks of a STRLIST key */
-static int add_cidrs(const char *items, struct pd_cidr **v, size_t *count, const char *what,
+static int add_cidrs(const char *items, struct mw_cidr **v, size_t *count, const char *what,
                      mw_error *error_r)
 {
 	char word[128];
@@ -354,7 +275,7 @@ static int add_cidrs(const char *items, struct pd_cidr **v, size_t *count, const
 		word[n] = '\0';
 		items += n;
 		*v = mw_realloc(*v, (*count + 1) * sizeof(**v));
-		if (pd_cidr_parse(word, &(*v)[*count], error_r) < 0) {
+		if (mw_cidr_parse(word, &(*v)[*count], error_r) < 0) {
 			mw_error_prefix(error_r, "%s: %s: ", what, word);
 			return -1;
 		}
@@ -491,15 +412,15 @@ static bool limit_fits(const struct pd_limit *l, const char *user, const char *v
 	if (l->match[0] == '\0')
 		return true;
 	if (l->scope == PD_SCOPE_CLIENT_ADDRESS) {
-		struct pd_cidr c;
+		struct mw_cidr c;
 		char ip[PD_VALUE_MAX + 1];
 		char *slash;
-		if (pd_cidr_parse(l->match, &c, NULL) < 0 || mw_strlcpy(ip, value, sizeof(ip)) < 0)
+		if (mw_cidr_parse(l->match, &c, NULL) < 0 || mw_strlcpy(ip, value, sizeof(ip)) < 0)
 			return false;
 		slash = strchr(ip, '/');
 		if (slash != NULL)
 			*slash = '\0';
-		return pd_cidr_match(&c, ip);
+		return mw_cidr_match(&c, ip);
 	}
 	return strcmp(l->match, value) == 0;
 }
@@ -649,10 +570,10 @@ enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_reque
 		return PD_ERROR;
 	}
 	for (i = 0; i < p->allow_count; i++)
-		if (pd_cidr_match(&p->allow[i], client))
+		if (mw_cidr_match(&p->allow[i], client))
 			return PD_DUNNO;
 	for (i = 0; i < p->block_count; i++)
-		if (pd_cidr_match(&p->block[i], client))
+		if (mw_cidr_match(&p->block[i], client))
 			return PD_BLOCK;
 	if (mw_ascii_strcasecmp(state, "RCPT") == 0)
 		ev->stage = PD_STAGE_RCPT;

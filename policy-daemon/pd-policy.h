@@ -4,6 +4,7 @@
 #define PD_POLICY_H
 
 #include "mw-config.h"
+#include "mw-net.h"
 #include "mw-store.h"
 #include "pd-counters.h"
 #include "pd-proto.h"
@@ -35,16 +36,10 @@ struct pd_limit {
 	char origin[64];                /* "file:line" or "store #ID" */
 };
 
-struct pd_cidr {
-	int family; /* AF_INET, AF_INET6 */
-	unsigned char addr[16];
-	unsigned prefix;
-};
-
 struct pd_policy {
 	struct pd_limit *limits;
 	size_t count;
-	struct pd_cidr *allow, *block;
+	struct mw_cidr *allow, *block;
 	size_t allow_count, block_count;
 	unsigned v4_prefix, v6_prefix;
 	char originating_context[128];
@@ -95,9 +90,6 @@ void pd_limit_format(const struct pd_limit *l, char *buf, size_t size);
 /* A store rate_policies row as a limit. */
 int pd_limit_from_store(const struct mw_rate_policy *p, struct pd_limit *l, mw_error *error_r);
 
-/* "192.0.2.0/24", "2001:db8::/32", or a bare address (/32, /128). */
-int pd_cidr_parse(const char *s, struct pd_cidr *c, mw_error *error_r);
-bool pd_cidr_match(const struct pd_cidr *c, const char *ip);
 /* The client's network at the given prefix lengths: "192.0.2.0/24", "2001:db8:1:2::/64". */
 int pd_addr_group(const char *ip, unsigned v4_prefix, unsigned v6_prefix, char *out, size_t size,
                   mw_error *error_r);

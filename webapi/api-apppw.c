@@ -15,7 +15,7 @@
  *
  * Input limits: name 1..MW_APP_PW_NAME_MAX bytes of text; protocols a non-empty array of
  * "imap"/"smtp"; expires_at a unix time in the future; allow_nets at most 16 addresses or
- * CIDR networks (IPv4 or IPv6), each checked with inet_pton and a prefix in range.
+ * CIDR networks (IPv4 or IPv6), each checked by mw_cidr_parse (lib/mw-net.c).
  *
  * Public: api_apppw_list, api_apppw_create,
  * api_apppw_delete.
@@ -25,8 +25,8 @@
 #include "mw-build.h"
 #include "api-common.h"
 #include "mw-log.h"
+#include "mw-net.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -34,35 +34,6 @@
 
 #define APPPW_LENGTH   32
 #define APPPW_NETS_MAX 16
-
-/* net_valid - an IPv4/IPv6 address, optionally /PREFIX within the family's bits */
-static bool net_valid(const char *s)
-{
-	char addr[INET6_ADDRSTRLEN + 1];
-	unsigned char buf[sizeof(struct in6_addr)];
-	const char *slash = strchr(s, '/');
-	size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	int bits;
-	char *end;
-	long prefix;
-	if (alen == 0 || alen >= sizeof(addr))
-		return false;
-	memcpy(addr, s, alen);
-	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, buf) == 1)
-		bits = 32;
-	else if (inet_pton(AF_INET6, addr, buf) == 1)
-		bits = 128;
-	else
-		return false;
-	if (slash == NULL)
-		return true;
-	if (slash[1] < '0' || slash[1] > '9' || strlen(slash + 1) > 3)
-		return false;
-	errno = 0;
-	prefix = strtol(slash + 1, &end, 10);
-	return *end == '\0' && errno == 0 && prefix >= 0 && prefix <= bits;
-}
 
 /* parse_nets - allow_nets as the store's comma-separated text ("" when absent) */
 static int parse_nets(struct api_response *res, json_t *arr, char out[MW_APP_PW_NETS_MAX + 1])
@@ -82,7 +53,7 @@ static int parse_nets(struct api_response *res, json_t *arr, char out[MW_APP_PW_
 	json_array_foreach(arr, i, item)
 	{
 		const char *p = json_string_value(item);
-		if (p == NULL || strlen(p) != json_string_length(item) || !net_valid(p)) {
+		if (p == NULL || strlen(p) != json_string_length(item) || !mw_cidr_valid(p)) {
 			mw_str_free(&s);
 			api_error(res, 422, "invalid_field", "field allow_nets[%zu] must be an IP "
 			          "address or network (ADDRESS/PREFIX)", i);

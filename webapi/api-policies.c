@@ -20,9 +20,9 @@
 #include "mw-build.h"
 #include "api-common.h"
 #include "mw-log.h"
+#include "mw-net.h"
 #include "mw-pdctl.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -98,33 +98,6 @@ static int field_int(struct api_request *req, struct api_response *res, const ch
 	return 0;
 }
 
-/* cidr_valid - an IPv4 or IPv6 address, optionally /PREFIX within the family's bits */
-static bool cidr_valid(const char *s)
-{
-	char addr[INET6_ADDRSTRLEN + 1];
-	unsigned char buf[sizeof(struct in6_addr)];
-	const char *slash = strchr(s, '/');
-	size_t len = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	int bits, family;
-	char *end;
-	long prefix;
-	if (len == 0 || len >= sizeof(addr))
-		return false;
-	memcpy(addr, s, len);
-	addr[len] = '\0';
-	family = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
-	bits = family == AF_INET6 ? 128 : 32;
-	if (inet_pton(family, addr, buf) != 1)
-		return false;
-	if (slash == NULL)
-		return true;
-	if (slash[1] < '0' || slash[1] > '9')
-		return false;
-	errno = 0;
-	prefix = strtol(slash + 1, &end, 10);
-	return errno == 0 && *end == '\0' && prefix >= 0 && prefix <= bits;
-}
-
 /* api_rl_policy_create - POST /ratelimit/policies {scope, match?, metric, count,
    window_seconds, action, username?} */
 void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
@@ -171,7 +144,7 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 		return;
 	}
 	if (match != NULL && match[0] != '\0' && strcmp(scope, "client_address") == 0 &&
-	    !cidr_valid(match)) {
+	    !mw_cidr_valid(match)) {
 		api_error(res, 422, "invalid_field",
 		          "field match must be an IP address or network (CIDR) for client_address");
 		return;

@@ -8,6 +8,7 @@
  */
 #include "mw-build.h"
 #include "mw-config.h"
+#include "mw-tagrule.h"
 #include "mw-test.h"
 
 #include <errno.h>
@@ -215,6 +216,8 @@ static const struct bad_case {
     {"ü = 1\n", "t.conf:1: ", "unknown key \"\\xc3\\xbc\""},
     {"User = x\n", "t.conf:1: ", "unknown key \"User\""},
     {"user = x\n[\"a\\b]\n", "t.conf:2: ", "unknown section [\\x22a\\x5cb]"},
+    /* an over-long name is shown cut at 80 bytes */
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbb = 1\n", "t.conf:1: ", "unknown key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\""},
 };
 
 /* test_bad - refused configs name the file, the line and what was wrong */
@@ -736,6 +739,41 @@ static void test_describe_text(void **state)
 	free(text);
 }
 
+/* test_plugin_keys - every Dovecot plugin setting's default parses as its type, within its
+   bounds, and agrees with the limits the tag-rule code was written for */
+static void test_plugin_keys(void **state)
+{
+	size_t i, j;
+	long long n;
+	mw_error err = {""};
+	(void)state;
+	for (i = 0; i < MWP__COUNT; i++) {
+		const struct mw_config_key *k = &mw_plugin_keys[i];
+		if (strncmp(k->name, "mailwarden_", 11) != 0)
+			fail_msg("plugin setting %s lacks the mailwarden_ prefix", k->name);
+		if (mw_plugin_key_parse((enum mw_plugin_key_id)i, k->def, &n, &err) < 0)
+			fail_msg("plugin setting %s: default %s: %s", k->name, k->def, err.msg);
+		for (j = 0; j < i; j++)
+			assert_string_not_equal(k->name, mw_plugin_keys[j].name);
+	}
+	assert_int_equal(mw_plugin_key_parse(MWP_RULES_TEXT_MAX, mw_plugin_keys[MWP_RULES_TEXT_MAX].def,
+	                                     &n, NULL),
+	                 0);
+	assert_int_equal(n, MW_TAGRULE_TEXT_MAX_DEFAULT);
+	assert_int_equal(mw_plugin_key_parse(MWP_RULES_BUDGET, "20000000", &n, NULL), 0);
+	assert_int_equal(n, MW_TAGRULE_BUDGET_DEFAULT);
+	assert_int_equal(mw_plugin_key_parse(MWP_RULES_TEXT_MAX, "255", &n, NULL), -1);
+	assert_int_equal(mw_plugin_key_parse(MWP_RULES_TEXT_MAX, "2M", &n, NULL), -1);
+	assert_int_equal(mw_plugin_key_parse(MWP_RULES_CACHE_TTL, "2d", &n, NULL), -1);
+	assert_int_equal(mw_plugin_key_parse(MWP_RULES_CACHE_TTL, "5m", &n, NULL), 0);
+	assert_int_equal(n, 300);
+	assert_int_equal(mw_plugin_key_parse(MWP_RULES_BUDGET, "9999", &n, NULL), -1);
+	assert_int_equal(mw_plugin_key_parse(MWP_FILE_SPAM, "maybe", &n, NULL), -1);
+	assert_int_equal(mw_plugin_key_parse(MWP_LEARN, mw_plugin_keys[MWP_LEARN].def, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(mw_plugin_key_parse(MWP_CONFIG, "relative.conf", &n, NULL), -1);
+}
+
 /* test_docs - docs/configuration.md holds exactly the generated reference */
 static void test_docs(void **state)
 {
@@ -751,6 +789,8 @@ static void test_docs(void **state)
 		         "the marker with `tests/unit/test-config --print-docs`",
 		         path);
 	assert_contains(md, "| `busy_timeout` | duration | `5s` | 0s..10m |");
+	assert_contains(md, "### Dovecot plugin settings");
+	assert_contains(md, "| `mailwarden_spam_mailbox` | string | `Junk` |");
 	free(path);
 	free(doc);
 	free(md);
@@ -799,6 +839,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_dump_roundtrip),
 	    cmocka_unit_test(test_describe_text),
 	    cmocka_unit_test(test_describe_sections),
+	    cmocka_unit_test(test_plugin_keys),
 	    cmocka_unit_test(test_docs),
 	    cmocka_unit_test(test_golden),
 	};

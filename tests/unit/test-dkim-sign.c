@@ -6,6 +6,7 @@
  */
 #include "mw-build.h"
 #include "mw-dkim-sign.h"
+#include "mw-tagrule.h"
 #include "mw-secret.h"
 #include "mw-store.h"
 #include "mw-test.h"
@@ -388,6 +389,29 @@ static void test_header_list(void **state)
 	/* regex metacharacters and empty lists are refused */
 	assert_null(mw_dkim_signer_new(key, NULL, "from|.*", &err));
 	assert_null(mw_dkim_signer_new(key, NULL, " , ", &err));
+	/* the glob (mw_tagrule_glob): '*' any run, case-insensitive, the whole name */
+	s = mw_dkim_signer_new(key, NULL, "X-*-ID, *-Date", &err);
+	assert_non_null(s);
+	assert_int_equal(mw_dkim_signer_header(s, "From", "a@example.org", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "x-mailer-id", "1", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "X-ID", "2", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "Resent-Date", "3", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "Resent-Dates", "4", &err), 0);
+	assert_int_equal(mw_dkim_signer_eoh(s, &err), 0);
+	mw_str_init(&sig, 0);
+	assert_int_equal(mw_dkim_signer_eom(s, &sig, &err), 0);
+	assert_non_null(strstr(sig.buf, "x-mailer-id:"));
+	assert_non_null(strstr(sig.buf, "Resent-Date:"));
+	assert_null(strstr(sig.buf, "X-ID:"));
+	assert_null(strstr(sig.buf, "Resent-Dates"));
+	mw_str_free(&sig);
+	mw_dkim_signer_free(&s);
+	{
+		char longname[MW_TAGRULE_VALUE_MAX + 2];
+		memset(longname, 'x', sizeof(longname) - 1);
+		longname[sizeof(longname) - 1] = '\0';
+		assert_null(mw_dkim_signer_new(key, NULL, longname, &err));
+	}
 	mw_dkim_key_free(&key);
 }
 

@@ -157,6 +157,44 @@ static void test_hexval(void **state)
 	assert_int_equal(mw_hexval(0xff), -1);
 }
 
+/* test_text_escape - the escaper under mw_log_value, in its SMTP-reply form: extra bytes
+   escaped, no quoting; hostile and huge input bounded */
+static void test_text_escape(void **state)
+{
+	char buf[64];
+	size_t n = 1 << 20;
+	char *huge = malloc(n);
+	(void)state;
+	assert_string_equal(mw_text_escape(buf, sizeof(buf), "a%b c\r\n\\", 8, "%\\", false),
+	                    "a\\x25b c\\x0d\\x0a\\x5c");
+	assert_string_equal(mw_text_escape(buf, sizeof(buf), "a=b \"", 5, "", false), "a=b \"");
+	assert_string_equal(mw_text_escape(buf, sizeof(buf), "a=b", 3, "", true), "\"a=b\"");
+	assert_string_equal(mw_text_escape(buf, 7, "abc", 3, "", false), "");
+	assert_string_equal(mw_text_escape(buf, 8, "", 0, "", true), "");
+	assert_non_null(huge);
+	memset(huge, '\n', n);
+	mw_text_escape(buf, sizeof(buf), huge, n, "", true);
+	assert_true(strlen(buf) < sizeof(buf));
+	assert_string_equal(buf + strlen(buf) - 3, "...");
+	memset(huge, ' ', n);
+	mw_text_escape(buf, sizeof(buf), huge, n, "", true);
+	assert_true(strlen(buf) < sizeof(buf));
+	assert_int_equal(buf[0], '"');
+	assert_int_equal(buf[strlen(buf) - 1], '"');
+	free(huge);
+}
+
+/* test_mono - the monotonic clocks agree and never go back */
+static void test_mono(void **state)
+{
+	int64_t s0 = mw_mono_s(), ms0 = mw_mono_ms(), us0 = mw_mono_us();
+	int64_t us1 = mw_mono_us(), ms1 = mw_mono_ms(), s1 = mw_mono_s();
+	(void)state;
+	assert_true(us1 >= us0 && ms1 >= ms0 && s1 >= s0);
+	assert_true(ms0 / 1000 >= s0 && ms0 / 1000 <= s1);
+	assert_true(us0 / 1000 >= ms0 && us0 / 1000 <= ms1);
+}
+
 static void test_fake_now(void **state)
 {
 	(void)state;
@@ -171,7 +209,8 @@ int main(void)
 		cmocka_unit_test(test_strlcpy),	     cmocka_unit_test(test_slices),
 		cmocka_unit_test(test_ascii_case),   cmocka_unit_test(test_error_prefix),
 		cmocka_unit_test(test_log_value),    cmocka_unit_test(test_fake_now),
-		cmocka_unit_test(test_hexval),
+		cmocka_unit_test(test_hexval),       cmocka_unit_test(test_text_escape),
+		cmocka_unit_test(test_mono),
 	};
 	MW_RUN_TESTS(tests);
 }
