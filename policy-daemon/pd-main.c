@@ -1165,8 +1165,8 @@ static void arm_refresh(struct pd_daemon *d)
 static void restart_only(const mw_config *old, const mw_config *cfg)
 {
 	static const enum mw_config_key_id keys[] = {
-	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS,     MWK_USER,
-	    MWK_STORE,     MWK_PD_MAX_KEYS,       MWK_PD_SOCKET_MODE,  MWK_PD_SOCKET_GROUP,
+	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS,    MWK_USER,
+	    MWK_STORE,     MWK_PD_MAX_KEYS,       MWK_PD_SOCKET_MODE, MWK_PD_SOCKET_GROUP,
 	};
 	size_t i;
 	for (i = 0; i < MW_N_ELEMENTS(keys); i++)
@@ -1283,7 +1283,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	open_listeners(d.rt->cfg, &fd, &cfd);
-	if (mw_service_pidfile_open(&svc, &err) < 0 || mw_service_detach(&svc, d.rt->cfg, NULL, &err) < 0)
+	if (mw_service_pidfile_open(&svc, &err) < 0 ||
+	    mw_service_detach(&svc, d.rt->cfg, NULL, &err) < 0)
 		mw_fatal("policyd: %s", err.msg);
 	if (mw_daemon_drop_privileges(mw_config_str(d.rt->cfg, MWK_USER), &not_root, &err) < 0)
 		mw_fatal("policyd: %s", err.msg);

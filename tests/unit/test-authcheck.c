@@ -41,6 +41,23 @@ static struct mw_auth_results results(enum mw_auth_result spf, enum mw_auth_resu
 	return r;
 }
 
+/* unfolded - the printed value with its folds ("\n\t", lib/mw-headers) made blanks again */
+static const char *unfolded(const mw_str *s)
+{
+	static char buf[4096];
+	size_t i, o = 0;
+	for (i = 0; i < s->len && o + 1 < sizeof(buf); i++) {
+		if (s->buf[i] == '\n' && i + 1 < s->len && s->buf[i + 1] == '\t') {
+			buf[o++] = ' ';
+			i++;
+		} else {
+			buf[o++] = s->buf[i];
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 /* test_format_ar - the header value for typical results */
 static void test_format_ar(void **state)
 {
@@ -54,7 +71,7 @@ static void test_format_ar(void **state)
 	snprintf(r.helo, sizeof(r.helo), "mail.example.com");
 	mw_str_init(&s, 0);
 	assert_int_equal(mw_authcheck_format_ar("mx.example.net", &r, &s, &err), 0);
-	assert_string_equal(mw_str_c(&s),
+	assert_string_equal(unfolded(&s),
 	                    "mx.example.net; spf=pass smtp.mailfrom=bob@example.com "
 	                    "smtp.helo=mail.example.com; dkim=pass header.d=example.com "
 	                    "header.s=sel; dmarc=pass (p=reject) header.from=example.com");
@@ -64,7 +81,7 @@ static void test_format_ar(void **state)
 	            NULL);
 	mw_str_init(&s, 0);
 	assert_int_equal(mw_authcheck_format_ar("mx", &r, &s, &err), 0);
-	assert_string_equal(mw_str_c(&s), "mx; spf=temperror; dkim=none; dmarc=none");
+	assert_string_equal(unfolded(&s), "mx; spf=temperror; dkim=none; dmarc=none");
 	mw_str_free(&s);
 
 	/* two signatures, one failing with a reason comment */
@@ -77,7 +94,7 @@ static void test_format_ar(void **state)
 	snprintf(r.dkim[1].reason, sizeof(r.dkim[1].reason), "body hash (mismatch)\x01");
 	mw_str_init(&s, 0);
 	assert_int_equal(mw_authcheck_format_ar("mx", &r, &s, &err), 0);
-	assert_string_equal(mw_str_c(&s),
+	assert_string_equal(unfolded(&s),
 	                    "mx; spf=fail smtp.mailfrom=x@other.example; dkim=pass "
 	                    "header.d=example.org header.s=sel; dkim=fail (body hash mismatch) "
 	                    "header.d=other.example header.s=s2; dmarc=fail (p=quarantine) "
@@ -106,7 +123,7 @@ static void test_format_ar_hostile(void **state)
 	snprintf(r.spf_mailfrom, sizeof(r.spf_mailfrom), "\"a b;dkim=pass\"@example.com");
 	mw_str_init(&s, 0);
 	assert_int_equal(mw_authcheck_format_ar("mx", &r, &s, &err), 0);
-	assert_string_equal(mw_str_c(&s), "mx; spf=pass "
+	assert_string_equal(unfolded(&s), "mx; spf=pass "
 	                                  "smtp.mailfrom=\"\\\"a b;dkim=pass\\\"@example.com\"; "
 	                                  "dkim=none; dmarc=none");
 	mw_str_free(&s);
