@@ -189,8 +189,9 @@ int mw_spam_settings_from_config(const mw_config *cfg, struct mw_spam_settings *
 		}
 		if (!mw_spamd_user_ok(user) ||
 		    mw_strlcpy(s->spamd.user, user, sizeof(s->spamd.user)) < 0) {
-			mw_error_set(error_r, "[spam] spamd_user: at most %d bytes of "
-			                      "[A-Za-z0-9._@+-]",
+			mw_error_set(error_r,
+			             "[spam] spamd_user: at most %d bytes of "
+			             "[A-Za-z0-9._@+-]",
 			             MW_SPAMD_USER_MAX);
 			return -1;
 		}

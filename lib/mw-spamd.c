@@ -119,8 +119,9 @@ bool mw_spamd_user_ok(const char *user)
 int mw_spamd_request_print(const char *user, size_t len, mw_str *out, mw_error *error_r)
 {
 	if (!mw_spamd_user_ok(user)) {
-		mw_error_set(error_r, "spamd user holds a byte outside [A-Za-z0-9._@+-] or is "
-		                      "longer than %d bytes",
+		mw_error_set(error_r,
+		             "spamd user holds a byte outside [A-Za-z0-9._@+-] or is "
+		             "longer than %d bytes",
 		             MW_SPAMD_USER_MAX);
 		return -1;
 	}
@@ -135,8 +136,7 @@ int mw_spamd_request_print(const char *user, size_t len, mw_str *out, mw_error *
 
 /* next_line - the line at *pos (without CRLF): 0 found, 1 not complete yet, -1 malformed.
    A line is at most MW_SPAMD_LINE_MAX bytes with its CRLF. */
-static int next_line(const char *buf, size_t len, size_t *pos, mw_slice *line_r,
-                     mw_error *error_r)
+static int next_line(const char *buf, size_t len, size_t *pos, mw_slice *line_r, mw_error *error_r)
 {
 	for (size_t i = *pos; i < len; i++) {
 		unsigned char c = (unsigned char)buf[i];
@@ -251,8 +251,7 @@ static int parse_score(const char **pp, const char *end, long *r)
 }
 
 /* parse_spam - "True ; 23.3 / 5.0" */
-static int parse_spam(const char *p, const char *end, struct mw_spamd_result *r,
-                      mw_error *error_r)
+static int parse_spam(const char *p, const char *end, struct mw_spamd_result *r, mw_error *error_r)
 {
 	static const char *const words[] = {"True", "False", "Yes", "No"};
 	size_t i, n = 0;
@@ -362,7 +361,8 @@ int mw_spamd_reply_parse(const char *buf, size_t len, bool eof, struct mw_spamd_
 		if (colon - l.ptr == 14 && mw_ascii_strncasecmp(l.ptr, "Content-length", 14) == 0) {
 			size_t n = digits(p, end, 6);
 			if (seen_clen || n == 0 || n > 6 || skip_blanks(p + n, end) != end) {
-				mw_error_set(error_r, "spamd: Content-length repeated or not a number");
+				mw_error_set(error_r,
+				             "spamd: Content-length repeated or not a number");
 				return -1;
 			}
 			for (size_t i = 0; i < n; i++)

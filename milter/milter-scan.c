@@ -615,7 +615,8 @@ static int spamd_score(struct milter_conn *conn, const struct mw_spam_settings *
 			return 0;
 		}
 		if (strcmp(mode, "truncate") != 0)
-			return spam_refuse(conn, "spamd_over_size", mode, why, r, extra, extra_size);
+			return spam_refuse(conn, "spamd_over_size", mode, why, r, extra,
+			                   extra_size);
 		len = mw_spamd_cut(buf, len, max);
 		truncated = true;
 	}
@@ -623,7 +624,8 @@ static int spamd_score(struct milter_conn *conn, const struct mw_spam_settings *
 	if (mw_spamd_check(&s->spamd, buf, len, &sr, &err) < 0) {
 		const char *mode = mw_config_str(conn->cfg, MWK_SPAM_SPAMD_ON_ERROR);
 		if (strcmp(mode, "accept") == 0) {
-			spam_unscored_accept(conn, "spamd_error", "SPAMD_UNAVAILABLE", err.msg, res);
+			spam_unscored_accept(conn, "spamd_error", "SPAMD_UNAVAILABLE", err.msg,
+			                     res);
 			return 0;
 		}
 		return spam_refuse(conn, "spamd_error", mode, err.msg, r, extra, extra_size);

@@ -63,7 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mw_str_init(&s, 0);
 		if (mw_hdr_spam_print(&h, &s, NULL) < 0)
 			broken("spamd's tests do not fit X-Mailwarden-Spam");
-		if (mw_hdr_spam_parse(s.buf, s.len, &back, NULL) < 0 || !mw_hdr_spam_equal(&h, &back))
+		if (mw_hdr_spam_parse(s.buf, s.len, &back, NULL) < 0 ||
+		    !mw_hdr_spam_equal(&h, &back))
 			broken("X-Mailwarden-Spam round trip");
 		mw_str_free(&s);
 	}

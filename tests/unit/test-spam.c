@@ -356,8 +356,9 @@ static void test_spamd_backend(void **state)
 	    "[spam]\nspamd_user = \"a b\"\n",
 	    "[spam]\nspamd_user = a;b\n",
 	};
-	static const char good[] = "[spam]\nspam_backend = spamd:127.0.0.1:783\nspamd_user = filter\n"
-	                           "spamd_timeout = 7s\nspam_score = 6\n";
+	static const char good[] =
+	    "[spam]\nspam_backend = spamd:127.0.0.1:783\nspamd_user = filter\n"
+	    "spamd_timeout = 7s\nspam_score = 6\n";
 	struct mw_spam_settings s;
 	struct mw_spamd_result sr;
 	struct mw_spam_result r;
@@ -415,9 +416,9 @@ static void test_spamd_backend(void **state)
 int main(void)
 {
 	const struct CMUnitTest t[] = {
-	    cmocka_unit_test(test_table),       cmocka_unit_test(test_dns_failure_counted),
-	    cmocka_unit_test(test_lookup_cap),  cmocka_unit_test(test_auth_results),
-	    cmocka_unit_test(test_bayes_bands), cmocka_unit_test(test_settings_and_header),
+	    cmocka_unit_test(test_table),         cmocka_unit_test(test_dns_failure_counted),
+	    cmocka_unit_test(test_lookup_cap),    cmocka_unit_test(test_auth_results),
+	    cmocka_unit_test(test_bayes_bands),   cmocka_unit_test(test_settings_and_header),
 	    cmocka_unit_test(test_spamd_backend),
 	};
 	MW_RUN_TESTS(t);

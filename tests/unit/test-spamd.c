@@ -36,11 +36,22 @@ static int parse(const char *reply, size_t len, struct mw_spamd_result *r, mw_er
 static void test_backend(void **state)
 {
 	static const char *const bad[] = {
-	    "",           "spamd",          "spamd:",          "spamd:127.0.0.1",
-	    "spamd:127.0.0.1:", "spamd:127.0.0.1:0", "spamd:127.0.0.1:65536",
-	    "spamd:127.0.0.1:78a", "spamd:localhost:783", "spamd::783",
-	    "spamd:::1:783", "spamd:[127.0.0.1]:783", "spamd:unix:", "spamd:unix:rel/sock",
-	    "spamc:127.0.0.1:783", "spamd:127.0.0.1:000000783",
+	    "",
+	    "spamd",
+	    "spamd:",
+	    "spamd:127.0.0.1",
+	    "spamd:127.0.0.1:",
+	    "spamd:127.0.0.1:0",
+	    "spamd:127.0.0.1:65536",
+	    "spamd:127.0.0.1:78a",
+	    "spamd:localhost:783",
+	    "spamd::783",
+	    "spamd:::1:783",
+	    "spamd:[127.0.0.1]:783",
+	    "spamd:unix:",
+	    "spamd:unix:rel/sock",
+	    "spamc:127.0.0.1:783",
+	    "spamd:127.0.0.1:000000783",
 	};
 	struct mw_spamd_settings s;
 	char longpath[300];
@@ -70,14 +81,17 @@ static void test_user_and_request(void **state)
 	assert_false(mw_spamd_user_ok("a b"));
 	assert_false(mw_spamd_user_ok("a\r\nUser: root"));
 	assert_false(mw_spamd_user_ok("a:b"));
-	assert_true(mw_spamd_user_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
-	assert_false(mw_spamd_user_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_true(
+	    mw_spamd_user_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_false(
+	    mw_spamd_user_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 	mw_str_init(&out, 0);
 	assert_int_equal(mw_spamd_request_print("", 42, &out, &err), 0);
 	assert_string_equal(out.buf, "SYMBOLS SPAMC/1.5\r\nContent-length: 42\r\n\r\n");
 	mw_str_reset(&out);
 	assert_int_equal(mw_spamd_request_print("filter", 0, &out, &err), 0);
-	assert_string_equal(out.buf, "SYMBOLS SPAMC/1.5\r\nContent-length: 0\r\nUser: filter\r\n\r\n");
+	assert_string_equal(out.buf,
+	                    "SYMBOLS SPAMC/1.5\r\nContent-length: 0\r\nUser: filter\r\n\r\n");
 	mw_str_reset(&out);
 	assert_int_equal(mw_spamd_request_print("x\r\nUser: root", 1, &out, &err), -1);
 	mw_str_free(&out);
@@ -115,7 +129,8 @@ static void test_prefixes(void **state)
 		if (mw_spamd_reply_parse(real_spam, n, true, &r, &err) != -1)
 			fail_msg("prefix of %zu bytes at EOF accepted", n);
 	}
-	assert_int_equal(mw_spamd_reply_parse(real_spam, sizeof(real_spam) - 1, false, &r, &err), 0);
+	assert_int_equal(mw_spamd_reply_parse(real_spam, sizeof(real_spam) - 1, false, &r, &err),
+	                 0);
 }
 
 struct reply_case {
@@ -155,16 +170,11 @@ static void test_reply_table(void **state)
 	     -1, 0, NULL},
 	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 16385\r\nSpam: True ; 1 / 5\r\n\r\n", -1, 0,
 	     NULL},
-	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: -1\r\nSpam: True ; 1 / 5\r\n\r\n", -1, 0,
-	     NULL},
-	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 1\r\nSpam: True ; 1 / 5\r\n\r\nAB", -1, 0,
-	     NULL},
-	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: Maybe ; 1 / 5\r\n\r\n", -1, 0,
-	     NULL},
-	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: True ; 1e3 / 5\r\n\r\n", -1, 0,
-	     NULL},
-	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: True ; 1. / 5\r\n\r\n", -1, 0,
-	     NULL},
+	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: -1\r\nSpam: True ; 1 / 5\r\n\r\n", -1, 0, NULL},
+	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 1\r\nSpam: True ; 1 / 5\r\n\r\nAB", -1, 0, NULL},
+	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: Maybe ; 1 / 5\r\n\r\n", -1, 0, NULL},
+	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: True ; 1e3 / 5\r\n\r\n", -1, 0, NULL},
+	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: True ; 1. / 5\r\n\r\n", -1, 0, NULL},
 	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: True ; 12345678 / 5\r\n\r\n", -1, 0,
 	     NULL},
 	    {"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\nSpam: True ; 1 / 5 extra\r\n\r\n", -1, 0,
@@ -251,9 +261,10 @@ static void test_limits(void **state)
 	assert_int_equal(parse(buf, n, &r, &err), -1);
 	/* the body at MW_SPAMD_BODY_MAX: names of MW_SPAMD_NAME_MAX bytes; those beyond
 	   MW_HDR_TESTS_MAX are counted, not kept */
-	n = (size_t)snprintf(buf, sizeof(buf),
-	                     "SPAMD/1.1 0 EX_OK\r\nContent-length: %d\r\nSpam: True ; 1 / 5\r\n\r\n",
-	                     MW_SPAMD_BODY_MAX);
+	n = (size_t)snprintf(
+	    buf, sizeof(buf),
+	    "SPAMD/1.1 0 EX_OK\r\nContent-length: %d\r\nSpam: True ; 1 / 5\r\n\r\n",
+	    MW_SPAMD_BODY_MAX);
 	for (i = 0; i < MW_SPAMD_BODY_MAX; i++)
 		buf[n + i] = (i + 1) % (MW_SPAMD_NAME_MAX + 1) == 0 ? ',' : 'A';
 	buf[n + i - 1] = 'B';
@@ -263,9 +274,10 @@ static void test_limits(void **state)
 	assert_true(strlen(r.tests) <= MW_HDR_TESTS_MAX);
 	assert_int_equal(strlen(r.tests) % (MW_SPAMD_NAME_MAX + 1), MW_SPAMD_NAME_MAX);
 	/* a name one byte longer than MW_SPAMD_NAME_MAX */
-	n = (size_t)snprintf(buf, sizeof(buf),
-	                     "SPAMD/1.1 0 EX_OK\r\nContent-length: %d\r\nSpam: True ; 1 / 5\r\n\r\n",
-	                     MW_SPAMD_NAME_MAX + 1);
+	n = (size_t)snprintf(
+	    buf, sizeof(buf),
+	    "SPAMD/1.1 0 EX_OK\r\nContent-length: %d\r\nSpam: True ; 1 / 5\r\n\r\n",
+	    MW_SPAMD_NAME_MAX + 1);
 	memset(buf + n, 'A', MW_SPAMD_NAME_MAX + 1);
 	assert_int_equal(parse(buf, n + MW_SPAMD_NAME_MAX + 1, &r, &err), -1);
 	/* a NUL inside a line */
@@ -286,13 +298,13 @@ static void test_cut(void **state)
 /* ---- a fake spamd on a unix socket ---------------------------------------------------- */
 
 enum fake_mode {
-	FAKE_ANSWER,     /* read the request whole, answer */
-	FAKE_DRIBBLE,    /* answer one byte every DELAY ms */
-	FAKE_SILENT,     /* read the request, say nothing for 3 s */
-	FAKE_NOREAD,     /* read nothing, wait 3 s */
-	FAKE_CLOSE,      /* close at once */
-	FAKE_EARLY,      /* answer right after the request head, close */
-	FAKE_NOCLOSE,    /* answer, then keep the connection open for 3 s */
+	FAKE_ANSWER,  /* read the request whole, answer */
+	FAKE_DRIBBLE, /* answer one byte every DELAY ms */
+	FAKE_SILENT,  /* read the request, say nothing for 3 s */
+	FAKE_NOREAD,  /* read nothing, wait 3 s */
+	FAKE_CLOSE,   /* close at once */
+	FAKE_EARLY,   /* answer right after the request head, close */
+	FAKE_NOCLOSE, /* answer, then keep the connection open for 3 s */
 };
 
 struct fake {
@@ -432,7 +444,8 @@ static void test_client(void **state)
 	fake_start(&f, dir, FAKE_ANSWER, real_spam, sizeof(real_spam) - 1, 0);
 	assert_int_equal(check(dir, 2000, msg, sizeof(msg) - 1, &r, &err), 0);
 	fake_stop(&f);
-	assert_string_equal(f.head, "SYMBOLS SPAMC/1.5\r\nContent-length: 21\r\nUser: filter\r\n\r\n");
+	assert_string_equal(f.head,
+	                    "SYMBOLS SPAMC/1.5\r\nContent-length: 21\r\nUser: filter\r\n\r\n");
 	assert_int_equal(f.received, sizeof(msg) - 1);
 	assert_int_equal(r.score, 2330);
 	assert_int_equal(r.ntests, 6);
