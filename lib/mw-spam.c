@@ -2,7 +2,7 @@
  * mw-spam.c - the rule-based spam score: named tests, each with a weight from [spam].
  *
  * Public: mw_spam_test_name, mw_spam_parse_points, mw_spam_settings_from_config,
- * mw_spam_score, mw_spam_header.
+ * mw_spam_score, mw_spam_from_spamd, mw_spam_unscored, mw_spam_header.
  *
  * The tests (weights in hundredths, from the score_* keys):
  *   SPF_FAIL, SPF_SOFTFAIL, DKIM_INVALID, DMARC_FAIL, DMARC_PASS: from mw_auth_results;
@@ -15,6 +15,8 @@
  *   BAYES_00/20/80/95/99: the classifier's probability band (none between 0.20 and 0.80).
  * List answers count only inside 127.0.0.0/8 and outside 127.255.255.0/24 (the code lists
  * use for "query refused"); anything else is a failure, which never scores.
+ * With spam_backend = spamd:... none of these run: lib/mw-spamd asks spamd, and
+ * mw_spam_from_spamd turns its verdict into the same result (score, tests).
  *
  * Diagnostics: none logged here; the result carries counts and reasons for the caller.
  */
@@ -173,6 +175,28 @@ int mw_spam_settings_from_config(const mw_config *cfg, struct mw_spam_settings *
 	              error_r) < 0)
 		return -1;
 	s->max_lookups = (unsigned)mw_config_int(cfg, MWK_SPAM_MAX_LOOKUPS);
+	{
+		const char *be = mw_config_str(cfg, MWK_SPAM_SPAM_BACKEND);
+		const char *user = mw_config_str(cfg, MWK_SPAM_SPAMD_USER);
+		mw_error e;
+		s->backend = MW_SPAM_BACKEND_BUILTIN;
+		if (strcmp(be, "builtin") != 0) {
+			if (mw_spamd_parse_backend(be, &s->spamd, &e) < 0) {
+				mw_error_set(error_r, "[spam] spam_backend: %s", e.msg);
+				return -1;
+			}
+			s->backend = MW_SPAM_BACKEND_SPAMD;
+		}
+		if (!mw_spamd_user_ok(user) ||
+		    mw_strlcpy(s->spamd.user, user, sizeof(s->spamd.user)) < 0) {
+			mw_error_set(error_r,
+			             "[spam] spamd_user: at most %d bytes of "
+			             "[A-Za-z0-9._@+-]",
+			             MW_SPAMD_USER_MAX);
+			return -1;
+		}
+		s->spamd.timeout_ms = (unsigned)mw_config_int(cfg, MWK_SPAM_SPAMD_TIMEOUT) * 1000u;
+	}
 	return 0;
 }
 
@@ -663,6 +687,29 @@ void mw_spam_score(const struct mw_spam_settings *s, const struct mw_spam_input 
 	if (r->score < -MW_HDR_SCORE_MAX)
 		r->score = -MW_HDR_SCORE_MAX;
 	r->spam = r->score >= s->required;
+}
+
+/* mw_spam_from_spamd - spamd's verdict as a result */
+void mw_spam_from_spamd(const struct mw_spam_settings *s, const struct mw_spamd_result *sr,
+                        struct mw_spam_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->bayes = -1;
+	r->score = sr->score;
+	if (r->score > MW_HDR_SCORE_MAX)
+		r->score = MW_HDR_SCORE_MAX;
+	if (r->score < -MW_HDR_SCORE_MAX)
+		r->score = -MW_HDR_SCORE_MAX;
+	r->spam = r->score >= s->required;
+	(void)mw_strlcpy(r->tests, sr->tests, sizeof(r->tests));
+}
+
+/* mw_spam_unscored - the result of a message accepted without a score */
+void mw_spam_unscored(const char *name, struct mw_spam_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->bayes = -1;
+	(void)mw_strlcpy(r->tests, name, sizeof(r->tests));
 }
 
 /* mw_spam_header - the X-Mailwarden-Spam value */

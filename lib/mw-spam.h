@@ -16,6 +16,7 @@
 #include "mw-authcheck.h"
 #include "mw-config.h"
 #include "mw-headers.h"
+#include "mw-spamd.h"
 #include "mw-util.h"
 
 enum mw_spam_test {
@@ -57,6 +58,9 @@ typedef int mw_spam_classify_fn(void *ctx, const char *msg, size_t len, double *
 
 #define MW_SPAM_LIST_MAX 256 /* a zone or domain list value, in bytes */
 
+/* Who scores: the tests below (builtin) or SpamAssassin's spamd (spam_backend). */
+enum mw_spam_backend { MW_SPAM_BACKEND_BUILTIN, MW_SPAM_BACKEND_SPAMD };
+
 struct mw_spam_settings {
 	long weight[MW_SPAM_TEST_COUNT]; /* hundredths of a point */
 	long required;                   /* spam_score: tag at or above (hundredths) */
@@ -71,10 +75,13 @@ struct mw_spam_settings {
 	void *dns_ctx;
 	mw_spam_classify_fn *classify; /* NULL: no classifier tests */
 	void *classify_ctx;
+	enum mw_spam_backend backend;
+	struct mw_spamd_settings spamd; /* backend SPAMD: address, user, timeout */
 };
 
 /* The [spam] keys (and [milter] local_domains) of cfg into s; callbacks NULL. -1 with
-   error_r for a weight or threshold that is not a decimal with at most two places. */
+   error_r for a weight or threshold that is not a decimal with at most two places, or a
+   spam_backend / spamd_user that mw-spamd refuses. */
 int mw_spam_settings_from_config(const mw_config *cfg, struct mw_spam_settings *s,
                                  mw_error *error_r);
 /* A decimal "-1.5", "3", "0.25" into hundredths; -1 for anything else. */
@@ -107,6 +114,14 @@ struct mw_spam_result {
 /* Scores one message. Never fails: what cannot be judged adds nothing. */
 void mw_spam_score(const struct mw_spam_settings *s, const struct mw_spam_input *in,
                    struct mw_spam_result *r);
+
+/* A result from spamd's verdict: its score against s->required, its test names (as many
+   whole names as tests holds). */
+void mw_spam_from_spamd(const struct mw_spam_settings *s, const struct mw_spamd_result *sr,
+                        struct mw_spam_result *r);
+/* A result for a message spamd did not score and that is accepted anyway: score 0, not
+   spam, tests = NAME (SPAMD_UNAVAILABLE, SPAMD_TOO_BIG). */
+void mw_spam_unscored(const char *name, struct mw_spam_result *r);
 
 /* The X-Mailwarden-Spam value for a result (through lib/mw-headers' printer). */
 int mw_spam_header(const struct mw_spam_settings *s, const struct mw_spam_result *r, mw_str *out,

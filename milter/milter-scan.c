@@ -33,8 +33,20 @@
  *   over a limit (scan_over_limit): 451 4.7.1 message too large or too complex to scan, try
  *     again later | 552 5.3.4 message too large or too complex to scan | accept (logged)
  *
- * Diagnostics: event=virus_found, event=virus_reload, event=virus_unscanned lines; the
- * verdict goes into the caller's decision line (extra: virus=...).
+ * Spam (inbound, untrusted): [spam] spam_backend = builtin scores with lib/mw-spam's tests;
+ * spamd:... asks SpamAssassin's spamd (lib/mw-spamd) and takes its score and test names.
+ * Either way X-Mailwarden-Spam, spam_score (tag, subject prefix) and reject_score
+ * (550 5.7.1) apply. spamd cannot score it (down, slow, refusing, garbage): spamd_on_error,
+ * 451 4.7.1 spam scanner unavailable, try again later | accept with tests=SPAMD_UNAVAILABLE.
+ * Over spamd_max_size: spamd_over_size, truncate (tests gets SPAMD_TRUNCATED) | 451 4.7.1 |
+ * 552 5.3.4 | accept with tests=SPAMD_TOO_BIG. Over scan_max_size (nothing kept):
+ * scan_over_limit, as for viruses (accept: tests=SCAN_OVER_LIMIT). A message accepted
+ * unscored always carries X-Mailwarden-Spam: no; score=0 and is logged
+ * (event=spam_unscored ... action=accept_unscored).
+ *
+ * Diagnostics: event=virus_found, event=virus_reload, event=virus_unscanned,
+ * event=spam_unscored lines; the verdict goes into the caller's decision line (extra:
+ * virus=..., spam=...).
  */
 #include "mw-build.h"
 #include "milter.h"
@@ -548,37 +560,107 @@ static int subject_prefix(SMFICTX *ctx, const struct milter_conn *conn, const ch
 	return ret == MI_SUCCESS ? 0 : -1;
 }
 
-/* spam_stage - score an inbound message: X-Mailwarden-Spam, subject prefix, or 550 5.7.1 */
-static int spam_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
-                      size_t extra_size)
+/* spam_refuse - a temporary or permanent refusal of a message no one scored */
+static int spam_refuse(struct milter_conn *conn, const char *reason, const char *mode,
+                       const char *why, struct milter_reply *r, char *extra, size_t extra_size)
+{
+	char q[MILTER_LOGV], w[MILTER_LOGV];
+	mw_error_log("event=spam_unscored qid=%s reason=%s action=%s error=%s",
+	             mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), reason, mode,
+	             mw_log_value(w, sizeof(w), why, strlen(why)));
+	(void)snprintf(extra, extra_size, "spam=unscored_%s action=%s", reason, mode);
+	if (strcmp(reason, "spamd_error") == 0)
+		milter_reply_set(r, "451", "4.7.1", "spam_scan_error",
+		                 "spam scanner unavailable, try again later");
+	else if (strcmp(mode, "reject") == 0)
+		milter_reply_set(r, "552", "5.3.4", "spam_over_limit",
+		                 "message too large to scan for spam");
+	else
+		milter_reply_set(r, "451", "4.7.1", "spam_over_limit",
+		                 "message too large to scan for spam, try again later");
+	return 1;
+}
+
+/* spam_unscored_accept - log a message accepted without a score; RES says so (tests=NAME) */
+static void spam_unscored_accept(struct milter_conn *conn, const char *reason, const char *name,
+                                 const char *why, struct mw_spam_result *res)
+{
+	char q[MILTER_LOGV], w[MILTER_LOGV];
+	mw_warn("event=spam_unscored qid=%s reason=%s action=accept_unscored error=%s",
+	        mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), reason,
+	        mw_log_value(w, sizeof(w), why, strlen(why)));
+	mw_spam_unscored(name, res);
+}
+
+/* spamd_score - RES from spamd (0), or a refusal (1, R filled) */
+static int spamd_score(struct milter_conn *conn, const struct mw_spam_settings *s,
+                       struct mw_spam_result *res, struct milter_reply *r, char *extra,
+                       size_t extra_size)
 {
 	struct milter_msg *msg = &conn->msg;
-	struct mw_spam_settings s;
-	struct mw_spam_input in;
-	struct mw_spam_result res;
-	char q[MILTER_LOGV], e[MILTER_LOGV], scorebuf[32];
-	mw_str value;
+	size_t len = msg->scan_buf.len,
+	       max = (size_t)mw_config_int(conn->cfg, MWK_SPAM_SPAMD_MAX_SIZE);
+	const char *buf = msg->scan_buf.buf != NULL ? msg->scan_buf.buf : "";
+	struct mw_spamd_result sr;
+	bool truncated = false;
 	mw_error err;
-	long a;
 
-	if (msg->scan_over) {
-		(void)snprintf(extra, extra_size, "spam=unscored_over_limit");
-		return 0;
+	if (len > max) {
+		const char *mode = mw_config_str(conn->cfg, MWK_SPAM_SPAMD_OVER_SIZE);
+		char why[120];
+		(void)snprintf(why, sizeof(why), "message of %zu bytes over spamd_max_size (%zu)",
+		               len, max);
+		if (strcmp(mode, "accept") == 0) {
+			spam_unscored_accept(conn, "spamd_over_size", "SPAMD_TOO_BIG", why, res);
+			return 0;
+		}
+		if (strcmp(mode, "truncate") != 0)
+			return spam_refuse(conn, "spamd_over_size", mode, why, r, extra,
+			                   extra_size);
+		len = mw_spamd_cut(buf, len, max);
+		truncated = true;
 	}
-	if (mw_spam_settings_from_config(conn->cfg, &s, &err) < 0) {
-		/* checked at load: cannot happen with a loaded snapshot */
-		mw_error_log("event=spam_config error=%s",
-		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
-		(void)snprintf(extra, extra_size, "spam=unscored_config");
-		return 0;
+	err.msg[0] = '\0';
+	if (mw_spamd_check(&s->spamd, buf, len, &sr, &err) < 0) {
+		const char *mode = mw_config_str(conn->cfg, MWK_SPAM_SPAMD_ON_ERROR);
+		if (strcmp(mode, "accept") == 0) {
+			spam_unscored_accept(conn, "spamd_error", "SPAMD_UNAVAILABLE", err.msg,
+			                     res);
+			return 0;
+		}
+		return spam_refuse(conn, "spamd_error", mode, err.msg, r, extra, extra_size);
 	}
-	s.dns = list_lookup;
-	s.dns_ctx = mw_authcheck_lib_dns(milter_auth_lib(conn->auth));
-	if (s.dns_ctx == NULL)
-		s.dns = NULL;
+	mw_spam_from_spamd(s, &sr, res);
+	if (truncated) {
+		size_t n = strlen(res->tests);
+		if (n + sizeof(",SPAMD_TRUNCATED") <= sizeof(res->tests))
+			(void)snprintf(res->tests + n, sizeof(res->tests) - n, "%sSPAMD_TRUNCATED",
+			               n > 0 ? "," : "");
+	}
+	if (sr.tests_cut) {
+		char q[MILTER_LOGV];
+		mw_warn("event=spam_spamd_tests_cut qid=%s tests=%u note=\"X-Mailwarden-Spam "
+		        "carries the first names that fit\"",
+		        mw_log_value(q, sizeof(q), msg->qid, strlen(msg->qid)), sr.ntests);
+	}
+	return 0;
+}
+
+/* builtin_score - RES from lib/mw-spam's tests (and the classifier) */
+static void builtin_score(struct milter_conn *conn, struct mw_spam_settings *s,
+                          struct mw_spam_result *res, const char *q)
+{
+	struct milter_msg *msg = &conn->msg;
+	struct mw_spam_input in;
+	char e[MILTER_LOGV];
+
+	s->dns = list_lookup;
+	s->dns_ctx = mw_authcheck_lib_dns(milter_auth_lib(conn->auth));
+	if (s->dns_ctx == NULL)
+		s->dns = NULL;
 	if (mw_config_bool(conn->cfg, MWK_SPAM_CLASSIFIER)) {
 		classifier_ensure(conn->cfg);
-		s.classify = classify;
+		s->classify = classify;
 	}
 	memset(&in, 0, sizeof(in));
 	in.msg = msg->scan_buf.buf != NULL ? msg->scan_buf.buf : "";
@@ -587,27 +669,64 @@ static int spam_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_repl
 	in.client_ip = conn->client_addr;
 	in.helo = conn->helo;
 	in.envfrom = msg->envfrom;
-	mw_spam_score(&s, &in, &res);
+	mw_spam_score(s, &in, res);
+	if (res->dns_failures > 0)
+		mw_warn("event=spam_list_error qid=%s failures=%u note=\"no score added\" error=%s",
+		        q, res->dns_failures,
+		        mw_log_value(e, sizeof(e), res->dns_error, strlen(res->dns_error)));
+	if (res->classifier_error[0] != '\0')
+		mw_warn("event=spam_classifier qid=%s status=skipped error=%s", q,
+		        mw_log_value(e, sizeof(e), res->classifier_error,
+		                     strlen(res->classifier_error)));
+}
 
+/* spam_stage - score an inbound message: X-Mailwarden-Spam, subject prefix, or 550 5.7.1 */
+static int spam_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
+                      size_t extra_size)
+{
+	struct milter_msg *msg = &conn->msg;
+	struct mw_spam_settings s;
+	struct mw_spam_result res;
+	char q[MILTER_LOGV], e[MILTER_LOGV], scorebuf[32];
+	mw_str value;
+	mw_error err;
+	long a;
+
+	if (mw_spam_settings_from_config(conn->cfg, &s, &err) < 0) {
+		/* checked at load: cannot happen with a loaded snapshot */
+		mw_error_log("event=spam_config error=%s",
+		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		(void)snprintf(extra, extra_size, "spam=unscored_config");
+		return 0;
+	}
 	(void)mw_log_value(q, sizeof(q), msg->qid[0] != '\0' ? msg->qid : "-",
 	                   strlen(msg->qid[0] != '\0' ? msg->qid : "-"));
-	if (res.dns_failures > 0)
-		mw_warn("event=spam_list_error qid=%s failures=%u note=\"no score added\" error=%s",
-		        q, res.dns_failures,
-		        mw_log_value(e, sizeof(e), res.dns_error, strlen(res.dns_error)));
-	if (res.classifier_error[0] != '\0')
-		mw_warn(
-		    "event=spam_classifier qid=%s status=skipped error=%s", q,
-		    mw_log_value(e, sizeof(e), res.classifier_error, strlen(res.classifier_error)));
+	if (msg->scan_over) {
+		/* nothing kept: scan_over_limit, as the virus stage (which, when it ran, let the
+		   message through only when that says accept) */
+		const char *mode = mw_config_str(conn->cfg, MWK_MILTER_SCAN_OVER_LIMIT);
+		char why[80];
+		(void)snprintf(why, sizeof(why), "message over scan_max_size (%lld bytes)",
+		               mw_config_int(conn->cfg, MWK_MILTER_SCAN_MAX_SIZE));
+		if (strcmp(mode, "accept") != 0)
+			return spam_refuse(conn, "over_limit", mode, why, r, extra, extra_size);
+		spam_unscored_accept(conn, "over_limit", "SCAN_OVER_LIMIT", why, &res);
+	} else if (s.backend == MW_SPAM_BACKEND_SPAMD) {
+		if (spamd_score(conn, &s, &res, r, extra, extra_size) != 0)
+			return 1;
+	} else
+		builtin_score(conn, &s, &res, q);
+
 	a = res.score < 0 ? -res.score : res.score;
 	(void)snprintf(scorebuf, sizeof(scorebuf), "%s%ld.%02ld", res.score < 0 ? "-" : "", a / 100,
 	               a % 100);
 	/* the log line may cut a long tests list; the header never does */
-	if (snprintf(extra, extra_size, "spam=%s score=%s tests=%s",
+	if (snprintf(extra, extra_size, "spam=%s score=%s tests=%s%s",
 	             s.reject > 0 && res.score >= s.reject ? "reject"
 	             : res.spam                            ? "yes"
 	                                                   : "no",
-	             scorebuf, res.tests[0] != '\0' ? res.tests : "-") < 0)
+	             scorebuf, res.tests[0] != '\0' ? res.tests : "-",
+	             s.backend == MW_SPAM_BACKEND_SPAMD ? " backend=spamd" : "") < 0)
 		extra[0] = '\0';
 	if (s.reject > 0 && res.score >= s.reject) {
 		milter_reply_set(r, "550", "5.7.1", "spam", "message looks like spam (score %s)",

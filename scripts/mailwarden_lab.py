@@ -1252,6 +1252,93 @@ class Clamd(Service):
         return self.proc is not None and self.proc.poll() is None
 
 
+class Spamd(Service):
+    """Spamd - Debian's spamd (package spamd) in the foreground on a loopback port and a unix
+	socket in the lab directory, with its own site config directory (a copy of the
+	system's *.pre plugin lists and a local.cf of LOCAL_CF: the test's rules). No network
+	tests (-L), no Bayes, no per-user config (-x); children run as nobody. kill() is a crash
+	(SIGKILL to the whole process group); start() brings it back on the same port."""
+    name = 'spamd'
+
+    BASE_CF = ('use_bayes 0\nbayes_auto_learn 0\nskip_rbl_checks 1\ndns_available no\n'
+               'use_razor2 0\nuse_pyzor 0\n')
+
+    def __init__(self, root, local_cf='', children=2, autostop=True):
+        super().__init__(root, autostop)
+        self.local_cf = local_cf
+        self.children = children
+        self.port = free_port()
+        self.sock_path = os.path.join(self.dir, 'spamd.sock')
+        self.backend = 'spamd:127.0.0.1:%d' % self.port  # [spam] spam_backend
+        self.unix_backend = 'spamd:unix:' + self.sock_path
+        self.site = os.path.join(self.dir, 'site')
+        self.log_path = os.path.join(self.dir, 'spamd.log')
+        self.proc = None
+
+    def log_files(self):
+        return [self.log_path]
+
+    def ready(self):
+        """ready - spamd answers PING on its port."""
+        try:
+            with socket.create_connection(('127.0.0.1', self.port), timeout=2) as s:
+                s.sendall(b'PING SPAMC/1.5\r\n\r\n')
+                return b'PONG' in s.recv(64)
+        except OSError:
+            return False
+
+    def _start(self):
+        spamd = find_binary('spamd', 'spamd', extra_dirs=('/usr/sbin',))
+        os.makedirs(self.site, exist_ok=True)
+        os.chmod(self.site, 0o755)
+        for pre in glob.glob('/etc/spamassassin/*.pre'):
+            shutil.copy(pre, self.site)
+        write_file(os.path.join(self.site, 'local.cf'), self.BASE_CF + self.local_cf)
+        if os.path.exists(self.sock_path):  # left by a killed spamd
+            os.unlink(self.sock_path)
+        home = os.path.join(self.dir, 'home')
+        os.makedirs(home, exist_ok=True)
+        os.chmod(home, 0o777)
+        log = open(self.log_path, 'a')
+        self.proc = subprocess.Popen(
+            [spamd, '-x', '-L', '--siteconfigpath=' + self.site, '--syslog=stderr',
+             '--listen=127.0.0.1:%d' % self.port, '--listen=' + self.sock_path,
+             '--socketmode=0666', '--max-children=%d' % self.children, '-u', 'nobody',
+             '--helper-home-dir=' + home, '--pidfile=' + os.path.join(self.dir, 'spamd.pid')],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise LabError('spamd exited with status %d: %s'
+                               % (self.proc.returncode, tail(self.log_path)))
+            return self.ready()
+        wait_until(up, 90, 'spamd on 127.0.0.1:%d' % self.port)
+
+    def kill(self):
+        """kill - SIGKILL to spamd and its children (a crash)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+        self.stop()
+
+    def _stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
 # ---------------------------------------------------------------------------------------------
 # nginx
 
@@ -1887,6 +1974,10 @@ class Lab:
     def clamd(self, signatures, **kw):
         """clamd - start Debian's clamd on SIGNATURES (a directory)."""
         return self.add(Clamd(self.root, signatures, autostop=self.autostop, **kw))
+
+    def spamd(self, **kw):
+        """spamd - start Debian's spamd with the test's rules (local_cf=...)."""
+        return self.add(Spamd(self.root, autostop=self.autostop, **kw))
 
     def dns(self, **kw):
         """dns - start a DNSServer (NSD) serving test zones."""

@@ -1,6 +1,9 @@
 /* mw-spam-eval.c - cross-validation driver for bench/spam-eval/run: trains the classifier
  * (lib/mw-classify, through a fresh SQLite store per fold, exactly as mailwardenctl learn
- * does) on k-1 folds and scores the held-out fold with both methods.
+ * does) on k-1 folds and scores the held-out fold with each method, and with the whole
+ * scorer as the milter runs it (lib/mw-spam: header heuristics + the classifier's bands,
+ * default weights; no DNS lists, no SPF/DKIM/DMARC, no client IP or HELO: the corpus has
+ * only the messages).
  *
  * Usage: mw-spam-eval [--folds K] [--seed N] [--rate R] [--steps N] [--margin M]
  *                     [--normalize] [--no-bigrams] TMPDIR LIST
@@ -8,10 +11,15 @@
  * stratified (each label shuffled with the seed, dealt round-robin); the training order is shuffled
  * with the seed too. Output (stdout): "score FOLD METHOD LABEL P" per held-out message and method,
  * "cpu METHOD SECONDS MESSAGES" (process CPU time spent in mw_classifier_score_with),
- * "train FOLD SECONDS MESSAGES" (wall time of the learn batch).
+ * "train FOLD SECONDS MESSAGES" (wall time of the learn batch), "whole FOLD LABEL SCORE TESTS"
+ * per held-out message (SCORE in hundredths, TESTS the fired tests or "-"),
+ * "cpu whole SECONDS MESSAGES" (process CPU in mw_spam_score, classifier included),
+ * "fold FOLD LABEL PATH" per held-out message with --folds-out (for the SpamAssassin peer).
  */
 #include "mw-build.h"
 #include "mw-classify.h"
+#include "mw-config.h"
+#include "mw-spam.h"
 #include "mw-store.h"
 
 #include <errno.h>
@@ -72,6 +80,12 @@ static char *read_all(const char *path, size_t *len_r)
 	return buf;
 }
 
+/* whole_classify - the milter's classifier callback: the configured method */
+static int whole_classify(void *ctx, const char *msg, size_t len, double *p_r, mw_error *error_r)
+{
+	return mw_classifier_score(ctx, msg, len, p_r, error_r);
+}
+
 /* cpu_now - process CPU seconds */
 static double cpu_now(void)
 {
@@ -94,8 +108,10 @@ int main(int argc, char **argv)
 	struct item *items = NULL;
 	size_t n = 0, cap = 0, i, *order;
 	unsigned folds = 5, fold, seed = 42;
-	double cpu[3] = {0, 0, 0};
-	unsigned long scored[3] = {0, 0, 0};
+	double cpu[3] = {0, 0, 0}, cpu_whole = 0;
+	unsigned long scored[3] = {0, 0, 0}, scored_whole = 0;
+	struct mw_spam_settings spam;
+	bool folds_out = false;
 	const char *tmpdir, *list;
 	char line[4096];
 	FILE *f;
@@ -117,6 +133,8 @@ int main(int argc, char **argv)
 			set.normalize = true;
 		else if (strcmp(argv[a], "--no-normalize") == 0)
 			set.normalize = false;
+		else if (strcmp(argv[a], "--folds-out") == 0)
+			folds_out = true;
 		else if (strcmp(argv[a], "--no-bigrams") == 0)
 			set.token_flags &= ~(unsigned)MW_TOK_BIGRAMS;
 		else {
@@ -130,6 +148,16 @@ int main(int argc, char **argv)
 	}
 	tmpdir = argv[a];
 	list = argv[a + 1];
+	{
+		/* the [spam] defaults of the key table, as an untouched install scores */
+		mw_error err = {""};
+		mw_config *cfg = mw_config_load_string("", 0, "defaults", &err);
+		if (cfg == NULL || mw_spam_settings_from_config(cfg, &spam, &err) < 0) {
+			fprintf(stderr, "mw-spam-eval: [spam] defaults: %s\n", err.msg);
+			return 1;
+		}
+		mw_config_unref(&cfg);
+	}
 	rng_state = 0x9E3779B97F4A7C15ULL ^ seed;
 	f = fopen(list, "r");
 	if (f == NULL) {
@@ -170,6 +198,10 @@ int main(int argc, char **argv)
 				items[order[i]].fold = (unsigned)(i % folds);
 		}
 	}
+	if (folds_out)
+		for (i = 0; i < n; i++)
+			printf("fold %u %s %s\n", items[i].fold, items[i].spam ? "spam" : "ham",
+			       items[i].path);
 	for (fold = 0; fold < folds; fold++) {
 		mw_error err = {""};
 		mw_classifier *c;
@@ -226,6 +258,21 @@ int main(int argc, char **argv)
 				       mw_classifier_method_name(meth),
 				       items[i].spam ? "spam" : "ham", p);
 			}
+			{
+				struct mw_spam_input in;
+				struct mw_spam_result res;
+				double c0 = cpu_now();
+				memset(&in, 0, sizeof(in));
+				in.msg = items[i].data;
+				in.len = items[i].len;
+				spam.classify = whole_classify;
+				spam.classify_ctx = c;
+				mw_spam_score(&spam, &in, &res);
+				cpu_whole += cpu_now() - c0;
+				scored_whole++;
+				printf("whole %u %s %ld %s\n", fold, items[i].spam ? "spam" : "ham",
+				       res.score, res.tests[0] != '\0' ? res.tests : "-");
+			}
 		}
 		mw_classifier_close(&c);
 		mw_store_close(&store);
@@ -236,6 +283,7 @@ int main(int argc, char **argv)
 	printf("cpu robinson %.6f %lu\n", cpu[0], scored[0]);
 	printf("cpu logistic %.6f %lu\n", cpu[1], scored[1]);
 	printf("cpu combined %.6f %lu\n", cpu[2], scored[2]);
+	printf("cpu whole %.6f %lu\n", cpu_whole, scored_whole);
 	for (i = 0; i < n; i++) {
 		free(items[i].path);
 		free(items[i].data);

@@ -345,12 +345,81 @@ static void test_settings_and_header(void **state)
 	mw_str_free(&out);
 }
 
+/* test_spamd_backend - spam_backend and spamd_user from the config; spamd's verdict and an
+   unscored acceptance as results, their headers through the shared parser */
+static void test_spamd_backend(void **state)
+{
+	static const char *const bad[] = {
+	    "[spam]\nspam_backend = spamd\n",
+	    "[spam]\nspam_backend = spamd:localhost:783\n",
+	    "[spam]\nspam_backend = spamassassin\n",
+	    "[spam]\nspamd_user = \"a b\"\n",
+	    "[spam]\nspamd_user = a;b\n",
+	};
+	static const char good[] =
+	    "[spam]\nspam_backend = spamd:127.0.0.1:783\nspamd_user = filter\n"
+	    "spamd_timeout = 7s\nspam_score = 6\n";
+	struct mw_spam_settings s;
+	struct mw_spamd_result sr;
+	struct mw_spam_result r;
+	struct mw_hdr_spam h;
+	mw_error err = {""};
+	mw_config *cfg;
+	mw_str out;
+	(void)state;
+	for (size_t i = 0; i < MW_N_ELEMENTS(bad); i++) {
+		cfg = mw_config_load_string(bad[i], strlen(bad[i]), "t.conf", &err);
+		assert_non_null(cfg);
+		if (mw_spam_settings_from_config(cfg, &s, &err) != -1)
+			fail_msg("accepted: %s", bad[i]);
+		assert_non_null(strstr(err.msg, "[spam] spam"));
+		mw_config_unref(&cfg);
+	}
+	cfg = mw_config_load_string(good, strlen(good), "t.conf", &err);
+	assert_non_null(cfg);
+	assert_int_equal(mw_spam_settings_from_config(cfg, &s, &err), 0);
+	mw_config_unref(&cfg);
+	assert_int_equal(s.backend, MW_SPAM_BACKEND_SPAMD);
+	assert_string_equal(s.spamd.user, "filter");
+	assert_int_equal(s.spamd.timeout_ms, 7000);
+	/* spamd's own verdict and threshold do not count: ours do */
+	memset(&sr, 0, sizeof(sr));
+	sr.score = 550;
+	sr.required = 500;
+	sr.spam = true;
+	(void)mw_strlcpy(sr.tests, "MW_TEST_SPAMWORD,MISSING_MID", sizeof(sr.tests));
+	mw_spam_from_spamd(&s, &sr, &r);
+	assert_false(r.spam);
+	assert_int_equal(r.score, 550);
+	sr.score = 600;
+	mw_spam_from_spamd(&s, &sr, &r);
+	assert_true(r.spam);
+	mw_str_init(&out, 0);
+	assert_int_equal(mw_spam_header(&s, &r, &out, &err), 0);
+	assert_int_equal(mw_hdr_spam_parse(out.buf, out.len, &h, &err), 0);
+	assert_true(h.spam);
+	assert_int_equal(h.score, 600);
+	assert_int_equal(h.required, 600);
+	assert_string_equal(h.tests, "MW_TEST_SPAMWORD,MISSING_MID");
+	mw_spam_unscored("SPAMD_UNAVAILABLE", &r);
+	mw_str_reset(&out);
+	assert_int_equal(mw_spam_header(&s, &r, &out, &err), 0);
+	assert_string_equal(out.buf, "no; score=0.00; required=6.00; tests=SPAMD_UNAVAILABLE");
+	mw_str_free(&out);
+	/* the default stays the built-in scorer */
+	cfg = mw_config_load_string("", 0, "t.conf", &err);
+	assert_int_equal(mw_spam_settings_from_config(cfg, &s, &err), 0);
+	mw_config_unref(&cfg);
+	assert_int_equal(s.backend, MW_SPAM_BACKEND_BUILTIN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
-	    cmocka_unit_test(test_table),       cmocka_unit_test(test_dns_failure_counted),
-	    cmocka_unit_test(test_lookup_cap),  cmocka_unit_test(test_auth_results),
-	    cmocka_unit_test(test_bayes_bands), cmocka_unit_test(test_settings_and_header),
+	    cmocka_unit_test(test_table),         cmocka_unit_test(test_dns_failure_counted),
+	    cmocka_unit_test(test_lookup_cap),    cmocka_unit_test(test_auth_results),
+	    cmocka_unit_test(test_bayes_bands),   cmocka_unit_test(test_settings_and_header),
+	    cmocka_unit_test(test_spamd_backend),
 	};
 	MW_RUN_TESTS(t);
 }
