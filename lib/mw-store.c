@@ -21,6 +21,7 @@
  * argument but never a password hash.
  */
 #include "mw-build.h"
+#include "mw-audit.h"
 #include "mw-store-private.h"
 #include "mw-pattern.h"
 
@@ -630,6 +631,9 @@ int mw_store_user_set_login_state(mw_store *store, const char *username, int fai
 int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *filter,
                         struct mw_audit_entry **entries_r, size_t *count_r, mw_error *error_r)
 {
+	struct mw_audit_filter f;
+	size_t i;
+	int ret;
 	*entries_r = NULL;
 	*count_r = 0;
 	if ((filter->actor != NULL &&
@@ -639,7 +643,19 @@ int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *filter,
 	    (filter->target != NULL &&
 	     check_text("target filter", filter->target, MW_AUDIT_FIELD_MAX, false, error_r) < 0))
 		return MW_STORE_ERROR;
-	return store->backend->audit_list(store, filter, entries_r, count_r, error_r);
+	/* one vocabulary (lib/mw-audit.def): filter and report by the current action names,
+	   whatever name an older release wrote */
+	f = *filter;
+	f.action = mw_audit_canonical(filter->action);
+	ret = store->backend->audit_list(store, &f, entries_r, count_r, error_r);
+	for (i = 0; ret == MW_STORE_OK && i < *count_r; i++) {
+		const char *cur = mw_audit_canonical((*entries_r)[i].action);
+		if (cur != (*entries_r)[i].action) {
+			free((*entries_r)[i].action);
+			(*entries_r)[i].action = mw_strdup(cur);
+		}
+	}
+	return ret;
 }
 
 /* mw_audit_entries_free - free what mw_store_audit_list returned */

@@ -12,7 +12,7 @@ import tempfile
 import unittest
 
 BUILDDIR = os.environ.get("MW_BUILDDIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-CTL = os.path.join(BUILDDIR, "webapi", "mailwardenctl")
+CTL = os.path.join(BUILDDIR, "ctl", "mailwardenctl")
 
 
 class CtlStore:

@@ -13,7 +13,7 @@ import tempfile
 import unittest
 
 BUILDDIR = os.environ.get("MW_BUILDDIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-CTL = os.path.join(BUILDDIR, "webapi", "mailwardenctl")
+CTL = os.path.join(BUILDDIR, "ctl", "mailwardenctl")
 
 SPAM = ("viagra winner prize casino unsubscribe offer cheap pills bitcoin investment "
         "guaranteed limited click exclusive bonus loan credit diploma replica lottery").split()

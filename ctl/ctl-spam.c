@@ -296,7 +296,7 @@ static int open_classifier(struct mw_ctl *ctl, mw_classifier **c_r)
 }
 
 /* cmd_learn - learn spam|ham PATH... */
-static int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct learn_run r;
 	struct ctl_opts o;
@@ -331,9 +331,9 @@ static int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 	       (long long)ns, (long long)nh);
 	mw_classifier_close(&r.c);
 	if (r.learned > 0) {
-		char details[96];
-		snprintf(details, sizeof(details), "%lu messages", r.learned);
-		if (ctl_audit(ctl, r.spam ? "learn spam" : "learn ham", "classifier", details) !=
+		if (ctl_audit(ctl, MW_AUDIT_CLASSIFIER_LEARN, "classifier",
+		              json_pack("{s:s,s:I}", "class", r.spam ? "spam" : "ham", "messages",
+		                        (json_int_t)r.learned)) !=
 		    EXIT_OK)
 			ret = -1;
 	}
@@ -341,7 +341,7 @@ static int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 }
 
 /* cmd_classify - classify FILE: probability by both methods and the strongest tokens */
-static int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct mw_classifier_clue clues[20];
 	struct ctl_opts o;
@@ -391,16 +391,3 @@ static int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 		munmap((void *)data, len);
 	return ret;
 }
-
-static const struct mw_ctl_command spam_commands[] = {
-    {"learn", "spam", cmd_learn, true, "learn spam PATH...",
-     "Teach the classifier that the messages in PATH are spam. PATH is a message file,\n"
-     "an mbox, a directory of message files or a maildir (cur/ and new/). A message\n"
-     "already learned as spam is skipped; one learned as ham is relearned."},
-    {"learn", "ham", cmd_learn, true, "learn ham PATH...", "The same for legitimate mail (ham)."},
-    {"", "classify", cmd_classify, true, "classify FILE",
-     "Print the spam probability of the message in FILE by each method and the\n"
-     "tokens that weigh most (debugging)."},
-};
-
-const struct mw_ctl_table ctl_spam_table = {spam_commands, MW_N_ELEMENTS(spam_commands)};

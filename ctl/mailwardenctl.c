@@ -1,18 +1,20 @@
 /*
  * mailwardenctl - administer mailwarden: the store, users, allowed-From patterns, config.
  *
- * This first cut works on the store directly (it must run where the store is, with the
- * permissions to write it); a later --api mode talks to mailwarden-api instead.
+ * Without --api it works on the store directly (it must run where the store is, with the
+ * permissions to write it); with --api URL the same commands go to mailwarden-api.
  *
- * Commands are dispatched from one table per group (mw_ctl_tables); each handler parses its own
- * options and returns an exit code a shell script can rely on:
+ * Commands are dispatched from the one table (ctl-commands.def); each handler parses its own
+ * options, works through ctl->ops (ctl-local.c or ctl-remote.c) and returns an exit code a
+ * shell script can rely on:
  *   0 done, 1 error (store, file, environment), 2 usage, 3 not found, 4 already exists.
  *
  * Passwords are never taken from argv: they come from the terminal (asked twice, echo
  * off), from one line of standard input (--password-stdin), or are generated
  * (--generate, printed once on standard output).
  *
- * Every change is appended to the store's audit log as actor "cli:LOGIN".
+ * Every change is appended to the store's audit log, as actor "cli:LOGIN" locally and as
+ * "api:USER" by the API, with the same action names (lib/mw-audit.def).
  */
 #include "mw-build.h"
 #include "ctl.h"
@@ -25,15 +27,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Every command group's table; a new group adds its file and one line here. */
-static const struct mw_ctl_table *const mw_ctl_tables[] = {
-	&ctl_users_table,
-	&ctl_config_table,
-	&ctl_tagrules_table,
-	&ctl_dkim_table,
-	&ctl_ratelimit_table,
-	&ctl_spam_table,
+/* THE command table: ctl-commands.def, one entry per command. */
+const struct mw_ctl_command ctl_commands[] = {
+#define CTL_COMMAND(group, name, fn, modes, usage, help) {group, name, fn, modes, usage, help},
+#include "ctl-commands.def"
+#undef CTL_COMMAND
 };
+const size_t ctl_commands_count = MW_N_ELEMENTS(ctl_commands);
 
 static const char mw_ctl_help_tail[] =
 	"\n"
@@ -42,11 +42,14 @@ static const char mw_ctl_help_tail[] =
 	"               directory's conf.d/*.conf is read after it, in name order)\n"
 	"  -h, --help   this text;  mailwardenctl COMMAND --help describes one command\n"
 	"  --version    print the version\n"
-	"  --api URL    send user, allow-from, tag-rule, dkim (not import) and ratelimit\n"
-	"               commands to mailwarden-api at URL\n"
-	"               (http://HOST:PORT[/PREFIX] or unix:/PATH) instead of the store;\n"
-	"               the session token comes from MAILWARDEN_TOKEN or --token-file\n"
+	"  --api URL    run the command against mailwarden-api at URL instead of the store:\n"
+	"               http://HOST[:PORT][/PREFIX], https://HOST[:PORT][/PREFIX] or unix:/PATH\n"
+	"               (HTTP over a unix socket). The commands marked [api] above run there;\n"
+	"               the others are refused (exit 2). The session token comes from\n"
+	"               MAILWARDEN_TOKEN or --token-file\n"
 	"  --token-file FILE  the session token for --api (first line; chmod o-rwx)\n"
+	"  --cacert FILE      CA certificates (PEM) to check an https URL's server with,\n"
+	"               instead of the system's\n"
 	"\n"
 	"PASSWORDS\n"
 	"  Never given on the command line. Without an option the password is asked twice\n"
@@ -67,38 +70,35 @@ static const char mw_ctl_help_tail[] =
 /* ctl_usage - the full --help text */
 static void ctl_usage(FILE *out)
 {
-	size_t t, i;
+	size_t i;
 	fputs("usage: mailwardenctl [-c FILE] COMMAND [ARGS]\n\n"
 	      "Administer mailwarden's shared store: users, their passwords and the addresses\n"
 	      "they may send as; check and show the configuration.\n\nCOMMANDS\n",
 	      out);
-	for (t = 0; t < MW_N_ELEMENTS(mw_ctl_tables); t++)
-		for (i = 0; i < mw_ctl_tables[t]->count; i++)
-			fprintf(out, "  %s\n", mw_ctl_tables[t]->commands[i].usage);
+	for (i = 0; i < ctl_commands_count; i++)
+		fprintf(out, "  %s%s\n", ctl_commands[i].usage,
+		        (ctl_commands[i].modes & CTL_API) != 0 ? "  [api]" : "");
 	fputs(mw_ctl_help_tail, out);
 }
 
 /* ctl_is_group - NAME is the first word of some command ("user", "allow-from", ...) */
 static bool ctl_is_group(const char *name)
 {
-	size_t t, i;
-	for (t = 0; t < MW_N_ELEMENTS(mw_ctl_tables); t++)
-		for (i = 0; i < mw_ctl_tables[t]->count; i++)
-			if (strcmp(mw_ctl_tables[t]->commands[i].group, name) == 0)
-				return true;
+	size_t i;
+	for (i = 0; i < ctl_commands_count; i++)
+		if (strcmp(ctl_commands[i].group, name) == 0)
+			return true;
 	return false;
 }
 
 /* ctl_find - the command GROUP NAME, or NULL */
 static const struct mw_ctl_command *ctl_find(const char *group, const char *name)
 {
-	size_t t, i;
-	for (t = 0; t < MW_N_ELEMENTS(mw_ctl_tables); t++)
-		for (i = 0; i < mw_ctl_tables[t]->count; i++) {
-			const struct mw_ctl_command *c = &mw_ctl_tables[t]->commands[i];
-			if (strcmp(c->group, group) == 0 && strcmp(c->name, name) == 0)
-				return c;
-		}
+	size_t i;
+	for (i = 0; i < ctl_commands_count; i++)
+		if (strcmp(ctl_commands[i].group, group) == 0 &&
+		    strcmp(ctl_commands[i].name, name) == 0)
+			return &ctl_commands[i];
 	return NULL;
 }
 
@@ -137,12 +137,15 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "api", required_argument, NULL, 'A' },
 		{ "token-file", required_argument, NULL, 'T' },
+		{ "cacert", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mw_ctl ctl = { MW_CONFIG_DEFAULT_PATH, false, NULL, NULL, "", NULL, NULL };
+	struct mw_ctl ctl = { MW_CONFIG_DEFAULT_PATH, false, NULL, NULL, "", NULL, NULL, NULL,
+		              &ctl_local_ops, NULL };
 	const struct mw_ctl_command *cmd = NULL;
 	mw_error err = { "" };
 	const char *group = "", *name;
+	bool help = false, remote;
 	int c, ret, sub_argc;
 	char **sub_argv;
 
@@ -162,6 +165,9 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			ctl.token_file = optarg;
+			break;
+		case 'C':
+			ctl.cacert = optarg;
 			break;
 		case 'V':
 			printf("mailwardenctl %s\n", PACKAGE_VERSION);
@@ -196,9 +202,24 @@ int main(int argc, char **argv)
 	sub_argv = argv + optind;
 	ctl_current = cmd;
 
+	for (c = 1; c < sub_argc; c++)
+		if (strcmp(sub_argv[c], "--help") == 0 || strcmp(sub_argv[c], "-h") == 0)
+			help = true;
+	remote = ctl.api_url != NULL || ctl.token_file != NULL || ctl.cacert != NULL;
+	if (remote && ctl.api_url == NULL) {
+		ctl_err("--token-file and --cacert need --api URL");
+		return EXIT_USAGE;
+	}
+	if (remote && (cmd->modes & CTL_API) == 0) {
+		ctl_err("%s%s%s is not available with --api: the API has no route for it; run it "
+		        "where the store is, without --api",
+		        cmd->group, *cmd->group != '\0' ? " " : "", cmd->name);
+		return EXIT_USAGE;
+	}
+
 	(void)mw_log_init("mailwardenctl", MW_LOG_TARGET_STDERR, "mail", MW_LOG_WARNING, NULL);
 	/* config check reports errors itself; everything else needs a valid configuration. */
-	if (!(strcmp(cmd->group, "config") == 0 && strcmp(cmd->name, "check") == 0)) {
+	if ((cmd->modes & CTL_NOCONFIG) == 0) {
 		ctl.cfg = mw_config_load(ctl.config_path, !ctl.config_explicit, &err);
 		if (ctl.cfg == NULL) {
 			ctl_err("%s", err.msg);
@@ -206,27 +227,18 @@ int main(int argc, char **argv)
 		}
 	}
 	ctl_set_actor(&ctl);
-	if (ctl.api_url != NULL || ctl.token_file != NULL) {
-		if (ctl.api_url == NULL) {
-			ctl_err("--token-file needs --api URL");
-			ret = EXIT_USAGE;
-		} else
-			ret = ctl_api_run(&ctl, cmd, sub_argc, sub_argv);
-		if (ctl.cfg != NULL)
-			mw_config_unref(&ctl.cfg);
-		return ret;
-	}
-	if (cmd->needs_store) {
-		bool help = false;
-		for (c = 1; c < sub_argc; c++)
-			if (strcmp(sub_argv[c], "--help") == 0 || strcmp(sub_argv[c], "-h") == 0)
-				help = true;
-		if (!help && ctl_open_store(&ctl) != EXIT_OK) {
+	if (remote) {
+		ctl.ops = &ctl_remote_ops;
+		if (!help && ctl_remote_open(&ctl) != EXIT_OK) {
 			mw_config_unref(&ctl.cfg);
 			return EXIT_ERROR;
 		}
+	} else if ((cmd->modes & CTL_STORE) != 0 && !help && ctl_open_store(&ctl) != EXIT_OK) {
+		mw_config_unref(&ctl.cfg);
+		return EXIT_ERROR;
 	}
 	ret = cmd->fn(&ctl, sub_argc, sub_argv);
+	ctl_remote_close(&ctl);
 	if (ctl.store != NULL)
 		mw_store_close(&ctl.store);
 	if (ctl.cfg != NULL)

@@ -47,13 +47,19 @@ int ctl_store_exit(int status, const mw_error *err, const char *what)
 	}
 }
 
-/* ctl_audit - record a change; a failure to record is an error the caller reports */
-int ctl_audit(struct mw_ctl *ctl, const char *action, const char *target,
-		     const char *details)
+/* ctl_audit - record a change (details: a JSON object or NULL, consumed), in the words
+   and detail format the API uses (lib/mw-audit.def); a failure to record is an error */
+int ctl_audit(struct mw_ctl *ctl, enum mw_audit_action action, const char *target,
+              json_t *details)
 {
 	mw_error err = { "" };
-	if (mw_store_audit_append(ctl->store, ctl->actor, action, target, "local",
-				  details != NULL ? details : "", &err) != MW_STORE_OK) {
+	char *text = details != NULL ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	int ret;
+	json_decref(details);
+	ret = mw_store_audit_append(ctl->store, ctl->actor, mw_audit_name(action), target,
+	                            "local", text != NULL ? text : "", &err);
+	free(text);
+	if (ret != MW_STORE_OK) {
 		ctl_err("audit log: %s", err.msg);
 		return EXIT_ERROR;
 	}
