@@ -6,12 +6,11 @@
 
 #include <string.h>
 
-
 /* cmd_config_check - load the configuration (or FILE) and report the first error */
 int cmd_config_check(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
-	mw_error err = { "" };
+	mw_error err = {""};
 	const char *path = ctl->config_path;
 	mw_config *cfg;
 	int first;

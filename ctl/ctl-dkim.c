@@ -34,9 +34,9 @@
 /* ctl_dkim_names - normalise DOMAIN (and SELECTOR when sel_in is not NULL) arguments;
    shared by the store and --api modes */
 int ctl_dkim_names(const char *dom_in, const char *sel_in, char *domain, size_t dsize,
-                      char *selector, size_t ssize)
+                   char *selector, size_t ssize)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	if (mw_dkim_domain_normalize(dom_in, domain, dsize, &err) < 0 ||
 	    (sel_in != NULL && mw_dkim_selector_normalize(sel_in, selector, ssize, &err) < 0)) {
 		ctl_err("%s", err.msg);
@@ -56,7 +56,7 @@ static int dkim_print_txt(const struct mw_dkim_key_row *k)
 {
 	const char *domain = k->domain, *selector = k->selector, *pub = k->public_key;
 	enum mw_dkim_key_type type = dkim_type(k->key_type);
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_str out;
 	mw_str_init(&out, 0);
 	if (mw_dkim_txt_record(domain, selector, type, pub, &out, &err) < 0) {
@@ -75,7 +75,7 @@ int ctl_dkim_store_key(struct mw_ctl *ctl, enum mw_audit_action action, const ch
                        const char *selector, const mw_str *pem, json_t *details,
                        struct mw_dkim_key_row *key_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_master_key mk;
 	enum mw_dkim_key_type type;
 	mw_str pub, enc, ad, target;
@@ -108,17 +108,16 @@ int ctl_dkim_store_key(struct mw_ctl *ctl, enum mw_audit_action action, const ch
 		ctl_err("encrypting the key: %s", err.msg);
 		ret = EXIT_ERROR;
 	} else {
-		ret = ctl_store_exit(mw_store_dkim_key_add(ctl->store, domain, selector,
-		                                           type == MW_DKIM_KEY_ED25519 ? "ed25519"
-		                                                                       : "rsa",
-		                                           mw_str_c(&enc), mw_str_c(&pub), true,
-		                                           &err),
-		                     &err, mw_str_c(&target));
+		ret = ctl_store_exit(
+		    mw_store_dkim_key_add(ctl->store, domain, selector,
+		                          type == MW_DKIM_KEY_ED25519 ? "ed25519" : "rsa",
+		                          mw_str_c(&enc), mw_str_c(&pub), true, &err),
+		    &err, mw_str_c(&target));
 	}
 	mw_secret_key_wipe(&mk);
 	if (ret == EXIT_OK) {
-		json_object_set_new(details, "type", json_string(type == MW_DKIM_KEY_ED25519
-		                                                     ? "ed25519" : "rsa"));
+		json_object_set_new(details, "type",
+		                    json_string(type == MW_DKIM_KEY_ED25519 ? "ed25519" : "rsa"));
 		ret = ctl_audit(ctl, action, mw_str_c(&target), details);
 		details = NULL;
 	}
@@ -146,10 +145,10 @@ int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, c
                             size_t ssize, unsigned *bits_r)
 {
 	static const struct option opts[] = {
-		{ "selector", required_argument, NULL, 's' },
-		{ "bits", required_argument, NULL, 'b' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"selector", required_argument, NULL, 's'},
+	    {"bits", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char month[16];
 	const char *sel_in = NULL;
@@ -172,7 +171,8 @@ int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, c
 			ctl_err("--bits: expected 2048, 3072 or 4096, not \"%s\"", optarg);
 			return EXIT_USAGE;
 		case 'h':
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage, ctl_current->help);
+			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
+			       ctl_current->help);
 			return -1;
 		default:
 			ctl_err("dkim generate: unknown or misplaced option %s", argv[optind - 1]);
@@ -186,7 +186,8 @@ int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, c
 		/* default selector: the month, YYYYMM (rotate by generating next month's) */
 		time_t now = (time_t)mw_now();
 		struct tm tm;
-		if (gmtime_r(&now, &tm) == NULL || strftime(month, sizeof(month), "%Y%m", &tm) == 0) {
+		if (gmtime_r(&now, &tm) == NULL ||
+		    strftime(month, sizeof(month), "%Y%m", &tm) == 0) {
 			ctl_err("cannot format the default selector");
 			return EXIT_ERROR;
 		}
@@ -214,8 +215,8 @@ int cmd_dkim_generate(struct mw_ctl *ctl, int argc, char **argv)
 	unsigned bits;
 	int ret;
 
-	ret = ctl_dkim_parse_generate(argc, argv, domain, sizeof(domain), selector, sizeof(selector),
-	                              &bits);
+	ret = ctl_dkim_parse_generate(argc, argv, domain, sizeof(domain), selector,
+	                              sizeof(selector), &bits);
 	if (ret != EXIT_OK)
 		return ret < 0 ? EXIT_OK : ret;
 	ret = ctl->ops->dkim_generate(ctl, domain, selector, bits, &key);
@@ -249,7 +250,7 @@ int cmd_dkim_import(struct mw_ctl *ctl, int argc, char **argv)
 	if (ctl_want_args(ctl_current, argc - first, 3, 3) != EXIT_OK)
 		return EXIT_USAGE;
 	ret = ctl_dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
-	                 sizeof(selector));
+	                     sizeof(selector));
 	if (ret != EXIT_OK)
 		return ret;
 	mw_str_init(&pem, MW_DKIM_KEY_PEM_MAX);
@@ -283,14 +284,15 @@ int cmd_dkim_list(struct mw_ctl *ctl, int argc, char **argv)
 		arr = json_array();
 		for (i = 0; i < n; i++)
 			(void)json_array_append_new(
-			    arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:s}", "domain", rows[i].domain,
-			                   "selector", rows[i].selector, "type", rows[i].key_type,
-			                   "active", rows[i].active, "created_at",
+			    arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:s}", "domain",
+			                   rows[i].domain, "selector", rows[i].selector, "type",
+			                   rows[i].key_type, "active", rows[i].active, "created_at",
 			                   (json_int_t)rows[i].created_at, "public_key",
 			                   rows[i].public_key != NULL ? rows[i].public_key : ""));
 		ctl_json_print(arr);
 	} else {
-		printf("%-40s %-20s %-8s %-7s %s\n", "DOMAIN", "SELECTOR", "TYPE", "ACTIVE", "CREATED");
+		printf("%-40s %-20s %-8s %-7s %s\n", "DOMAIN", "SELECTOR", "TYPE", "ACTIVE",
+		       "CREATED");
 		for (i = 0; i < n; i++)
 			printf("%-40s %-20s %-8s %-7s %s\n", rows[i].domain, rows[i].selector,
 			       rows[i].key_type, rows[i].active ? "yes" : "no",

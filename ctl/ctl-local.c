@@ -43,7 +43,7 @@ static int local_user_add(struct mw_ctl *ctl, const char *username, const char *
                           enum mw_user_role role, enum mw_user_status status,
                           const char *description, char *generated, size_t gsize)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	char hash[MW_PASSWORD_HASH_MAX];
 	int64_t id;
 	int ret = local_hash(ctl, password, generated, gsize, hash, sizeof(hash));
@@ -62,7 +62,7 @@ static int local_user_add(struct mw_ctl *ctl, const char *username, const char *
 /* local_user_id - the user's row id, or an exit code after a message */
 static int local_user_id(struct mw_ctl *ctl, const char *username, int64_t *id_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	struct mw_user u;
 	int ret = mw_store_user_get(ctl->store, username, &u, &err);
 	if (ret != MW_STORE_OK)
@@ -85,7 +85,7 @@ static int local_user_passwd(struct mw_ctl *ctl, const char *username, const cha
                              char *generated, size_t gsize, unsigned *sessions_r,
                              unsigned *apppws_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	char hash[MW_PASSWORD_HASH_MAX];
 	int64_t uid;
 	int ret = local_user_id(ctl, username, &uid);
@@ -112,7 +112,7 @@ static int local_user_passwd(struct mw_ctl *ctl, const char *username, const cha
 static int local_user_set_status(struct mw_ctl *ctl, const char *username,
                                  enum mw_user_status status)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret = mw_store_user_set_status(ctl->store, username, status, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, username);
@@ -123,7 +123,7 @@ static int local_user_set_status(struct mw_ctl *ctl, const char *username,
 /* local_user_delete - delete a user and what belongs to them */
 static int local_user_delete(struct mw_ctl *ctl, const char *username)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret = mw_store_user_delete(ctl->store, username, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, username);
@@ -152,7 +152,7 @@ static void local_user_copy(const struct mw_user *s, struct ctl_user *u)
 static int local_user_get(struct mw_ctl *ctl, const char *username, struct ctl_user *u,
                           char ***patterns_r, size_t *n_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	struct mw_user s;
 	int ret = mw_store_user_get(ctl->store, username, &s, &err);
 	if (ret != MW_STORE_OK)
@@ -182,9 +182,9 @@ static int local_user_list(struct mw_ctl *ctl, int role, int status, long long a
                            long long limit, int (*each)(const struct ctl_user *u, void *arg),
                            void *arg)
 {
-	mw_error err = { "" };
-	struct mw_user_filter filter = { -1, -1, 0, 0 };
-	struct local_list l = { each, arg };
+	mw_error err = {""};
+	struct mw_user_filter filter = {-1, -1, 0, 0};
+	struct local_list l = {each, arg};
 	filter.role = role;
 	filter.status = status;
 	filter.after_id = after;
@@ -200,14 +200,14 @@ static int local_user_list(struct mw_ctl *ctl, int role, int status, long long a
 static int local_allowed_from_change(struct mw_ctl *ctl, const char *username, const char *canon,
                                      bool add)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	char what[MW_USERNAME_MAX + MW_PATTERN_MAX + 32];
 	int ret = add ? mw_store_allowed_from_add(ctl->store, username, canon, &err)
 	              : mw_store_allowed_from_del(ctl->store, username, canon, &err);
 	(void)snprintf(what, sizeof(what), "%s: pattern %s", username, canon);
 	if (ret == MW_STORE_NOTFOUND) {
 		struct mw_user u;
-		mw_error err2 = { "" };
+		mw_error err2 = {""};
 		int r2 = mw_store_user_get(ctl->store, username, &u, &err2);
 		if (r2 == MW_STORE_OK)
 			mw_user_clear(&u);
@@ -225,13 +225,13 @@ static int local_allowed_from_change(struct mw_ctl *ctl, const char *username, c
 static int local_allowed_from_list(struct mw_ctl *ctl, const char *username, char ***patterns_r,
                                    size_t *n_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret = local_user_exists(ctl, username);
 	if (ret != EXIT_OK)
 		return ret;
-	return ctl_store_exit(mw_store_allowed_from_list(ctl->store, username, patterns_r, n_r,
-	                                                 &err),
-	                      &err, username);
+	return ctl_store_exit(
+	    mw_store_allowed_from_list(ctl->store, username, patterns_r, n_r, &err), &err,
+	    username);
 }
 
 /* ---- tag rules --------------------------------------------------------------------------- */
@@ -240,7 +240,7 @@ static int local_allowed_from_list(struct mw_ctl *ctl, const char *username, cha
 static int local_tag_rule_add(struct mw_ctl *ctl, const char *username,
                               const struct mw_tag_rule *rule, int64_t *id_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret = mw_store_tag_rule_add(ctl->store, username, rule, id_r, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "tag rule");
@@ -257,7 +257,7 @@ static int local_tag_rule_add(struct mw_ctl *ctl, const char *username,
 static int local_tag_rule_list(struct mw_ctl *ctl, const char *username,
                                struct mw_tag_rule **rules_r, size_t *n_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret = mw_store_tag_rule_list(ctl->store, username, rules_r, n_r, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "tag rules");
@@ -267,7 +267,7 @@ static int local_tag_rule_list(struct mw_ctl *ctl, const char *username,
 /* local_tag_rule_del - delete a rule of a known user */
 static int local_tag_rule_del(struct mw_ctl *ctl, const char *username, int64_t id)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	char what[MW_USERNAME_MAX + 48];
 	int ret = local_user_exists(ctl, username);
 	if (ret != EXIT_OK)
@@ -287,7 +287,7 @@ static int local_tag_rule_del(struct mw_ctl *ctl, const char *username, int64_t 
 static int local_dkim_generate(struct mw_ctl *ctl, const char *domain, const char *selector,
                                unsigned bits, struct mw_dkim_key_row *key_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_str pem, pub;
 	int ret;
 	memset(key_r, 0, sizeof(*key_r));
@@ -308,10 +308,10 @@ static int local_dkim_generate(struct mw_ctl *ctl, const char *domain, const cha
 }
 
 /* local_dkim_list - the keys (of one domain when domain is not NULL) */
-static int local_dkim_list(struct mw_ctl *ctl, const char *domain,
-                           struct mw_dkim_key_row **rows_r, size_t *n_r)
+static int local_dkim_list(struct mw_ctl *ctl, const char *domain, struct mw_dkim_key_row **rows_r,
+                           size_t *n_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	size_t i;
 	int ret = mw_store_dkim_key_list(ctl->store, domain, rows_r, n_r, &err);
 	if (ret != MW_STORE_OK)
@@ -329,7 +329,7 @@ static int local_dkim_list(struct mw_ctl *ctl, const char *domain,
 static int local_dkim_activate(struct mw_ctl *ctl, const char *domain, const char *selector)
 {
 	char target[MW_DKIM_DOMAIN_MAX + MW_DKIM_SELECTOR_MAX + 4];
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret;
 	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
 	ret = ctl_store_exit(mw_store_dkim_key_set_active(ctl->store, domain, selector, &err), &err,
@@ -343,7 +343,7 @@ static int local_dkim_activate(struct mw_ctl *ctl, const char *domain, const cha
 static int local_dkim_delete(struct mw_ctl *ctl, const char *domain, const char *selector)
 {
 	char target[MW_DKIM_DOMAIN_MAX + MW_DKIM_SELECTOR_MAX + 4];
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret;
 	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
 	ret = ctl_store_exit(mw_store_dkim_key_delete(ctl->store, domain, selector, &err), &err,
@@ -389,19 +389,21 @@ static int local_rl_ask(struct mw_ctl *ctl, const char *subject, bool reset,
 /* local_rl_policy_add - a new rate policy */
 static int local_rl_policy_add(struct mw_ctl *ctl, const struct mw_rate_policy *p, int64_t *id_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret = mw_store_rate_policy_add(ctl->store, p, id_r, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, "adding a rate policy");
-	return ctl_audit(ctl, MW_AUDIT_RATELIMIT_POLICY_ADD,
-	                 p->username[0] != '\0' ? p->username : "*",
-	                 json_pack("{s:I}", "id", (json_int_t)*id_r));
+	return ctl_audit(
+	    ctl, MW_AUDIT_RATELIMIT_POLICY_ADD, p->username[0] != '\0' ? p->username : "*",
+	    json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:s}", "id", (json_int_t)*id_r, "scope", p->scope,
+	              "match", p->match, "metric", p->metric, "count", (json_int_t)p->limit_count,
+	              "window_seconds", (json_int_t)p->window_seconds, "action", p->action));
 }
 
 /* local_rl_policy_list - every rate policy */
 static int local_rl_policy_list(struct mw_ctl *ctl, struct mw_rate_policy **v_r, size_t *n_r)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	return ctl_store_exit(mw_store_rate_policy_list(ctl->store, v_r, n_r, &err), &err,
 	                      "listing rate policies");
 }
@@ -409,7 +411,7 @@ static int local_rl_policy_list(struct mw_ctl *ctl, struct mw_rate_policy **v_r,
 /* local_rl_policy_del - delete a rate policy */
 static int local_rl_policy_del(struct mw_ctl *ctl, int64_t id)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	char target[24];
 	int ret = mw_store_rate_policy_del(ctl->store, id, &err);
 	if (ret != MW_STORE_OK)
@@ -419,25 +421,25 @@ static int local_rl_policy_del(struct mw_ctl *ctl, int64_t id)
 }
 
 const struct ctl_ops ctl_local_ops = {
-	.name = "local",
-	.user_add = local_user_add,
-	.user_exists = local_user_exists,
-	.user_passwd = local_user_passwd,
-	.user_set_status = local_user_set_status,
-	.user_delete = local_user_delete,
-	.user_get = local_user_get,
-	.user_list = local_user_list,
-	.allowed_from_change = local_allowed_from_change,
-	.allowed_from_list = local_allowed_from_list,
-	.tag_rule_add = local_tag_rule_add,
-	.tag_rule_list = local_tag_rule_list,
-	.tag_rule_del = local_tag_rule_del,
-	.dkim_generate = local_dkim_generate,
-	.dkim_list = local_dkim_list,
-	.dkim_activate = local_dkim_activate,
-	.dkim_delete = local_dkim_delete,
-	.rl_ask = local_rl_ask,
-	.rl_policy_add = local_rl_policy_add,
-	.rl_policy_list = local_rl_policy_list,
-	.rl_policy_del = local_rl_policy_del,
+    .name = "local",
+    .user_add = local_user_add,
+    .user_exists = local_user_exists,
+    .user_passwd = local_user_passwd,
+    .user_set_status = local_user_set_status,
+    .user_delete = local_user_delete,
+    .user_get = local_user_get,
+    .user_list = local_user_list,
+    .allowed_from_change = local_allowed_from_change,
+    .allowed_from_list = local_allowed_from_list,
+    .tag_rule_add = local_tag_rule_add,
+    .tag_rule_list = local_tag_rule_list,
+    .tag_rule_del = local_tag_rule_del,
+    .dkim_generate = local_dkim_generate,
+    .dkim_list = local_dkim_list,
+    .dkim_activate = local_dkim_activate,
+    .dkim_delete = local_dkim_delete,
+    .rl_ask = local_rl_ask,
+    .rl_policy_add = local_rl_policy_add,
+    .rl_policy_list = local_rl_policy_list,
+    .rl_policy_del = local_rl_policy_del,
 };

@@ -60,11 +60,11 @@
 
 struct ctl_remote {
 	bool unix_socket;
-	char host[256];   /* host name or address (no brackets) */
-	char port[8];     /* decimal */
-	char path[108];   /* unix socket path */
-	char prefix[512]; /* path before /api/v1, no trailing '/' */
-	bool tls;         /* https */
+	char host[256];    /* host name or address (no brackets) */
+	char port[8];      /* decimal */
+	char path[108];    /* unix socket path */
+	char prefix[512];  /* path before /api/v1, no trailing '/' */
+	bool tls;          /* https */
 	char cacert[1024]; /* --cacert FILE: the CA certificates for https ("" = the system's) */
 	char token[CTL_API_TOKEN_MAX + 1];
 	bool curl_started;
@@ -321,12 +321,18 @@ static int api_request(const struct ctl_remote *t, const char *method, const cha
 		goto out;
 	}
 	if (rc != CURLE_OK) {
+		long oserr = 0;
+		(void)curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
 		if (t->unix_socket)
-			ctl_err("api unix:%s: %s", t->path, errbuf[0] != '\0' ? errbuf
-			                                                     : curl_easy_strerror(rc));
+			ctl_err("api unix:%s: %s%s%s%s", t->path,
+			        oserr != 0 ? strerror((int)oserr) : "", oserr != 0 ? " (" : "",
+			        errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc),
+			        oserr != 0 ? ")" : "");
 		else
-			ctl_err("api %s port %s: %s", t->host, t->port,
-			        errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+			ctl_err("api %s port %s: %s%s%s%s", t->host, t->port,
+			        oserr != 0 ? strerror((int)oserr) : "", oserr != 0 ? " (" : "",
+			        errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc),
+			        oserr != 0 ? ")" : "");
 		goto out;
 	}
 	(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -633,8 +639,8 @@ static int remote_user_list(struct mw_ctl *ctl, int role, int status, long long 
 /* ---- allowed-From patterns --------------------------------------------------------------- */
 
 /* remote_allowed_from_change - POST or DELETE one pattern */
-static int remote_allowed_from_change(struct mw_ctl *ctl, const char *username,
-                                      const char *canon, bool add)
+static int remote_allowed_from_change(struct mw_ctl *ctl, const char *username, const char *canon,
+                                      bool add)
 {
 	char what[MW_USERNAME_MAX + MW_PATTERN_MAX + 32];
 	struct api_answer a;
@@ -662,8 +668,8 @@ static int remote_allowed_from_change(struct mw_ctl *ctl, const char *username,
 }
 
 /* remote_allowed_from_list - GET /users/USER/allowed-from */
-static int remote_allowed_from_list(struct mw_ctl *ctl, const char *username,
-                                    char ***patterns_r, size_t *n_r)
+static int remote_allowed_from_list(struct mw_ctl *ctl, const char *username, char ***patterns_r,
+                                    size_t *n_r)
 {
 	struct api_answer a;
 	mw_str path;
@@ -831,8 +837,8 @@ static int remote_dkim_generate(struct mw_ctl *ctl, const char *domain, const ch
 }
 
 /* remote_dkim_list - GET /dkim/keys[?domain=D] */
-static int remote_dkim_list(struct mw_ctl *ctl, const char *domain,
-                            struct mw_dkim_key_row **rows_r, size_t *n_r)
+static int remote_dkim_list(struct mw_ctl *ctl, const char *domain, struct mw_dkim_key_row **rows_r,
+                            size_t *n_r)
 {
 	struct api_answer a;
 	json_t *keys, *k;
@@ -945,8 +951,8 @@ static int remote_rl_ask(struct mw_ctl *ctl, const char *subject, bool reset,
 		ret = EXIT_ERROR;
 	else if (a.status == 200)
 		ret = EXIT_OK;
-	else if (a.status == 502 && strncmp(answer_message(&a), "mailwarden-policyd refused: ",
-	                                    28) == 0) {
+	else if (a.status == 502 &&
+	         strncmp(answer_message(&a), "mailwarden-policyd refused: ", 28) == 0) {
 		ctl_err("policyd: %s", answer_message(&a) + 28);
 		ret = EXIT_ERROR;
 	} else
@@ -996,8 +1002,7 @@ static bool rl_word(const char *value, const char *words)
 }
 
 /* remote_rl_policy_add - the store's checks first (its words), then POST */
-static int remote_rl_policy_add(struct mw_ctl *ctl, const struct mw_rate_policy *p,
-                                int64_t *id_r)
+static int remote_rl_policy_add(struct mw_ctl *ctl, const struct mw_rate_policy *p, int64_t *id_r)
 {
 	static const char what[] = "adding a rate policy";
 	struct api_answer a;
@@ -1021,8 +1026,8 @@ static int remote_rl_policy_add(struct mw_ctl *ctl, const struct mw_rate_policy 
 		return EXIT_ERROR;
 	}
 	body = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "scope", p->scope, "match", p->match,
-	                 "metric", p->metric, "count", (json_int_t)p->limit_count,
-	                 "window_seconds", (json_int_t)p->window_seconds, "action", p->action);
+	                 "metric", p->metric, "count", (json_int_t)p->limit_count, "window_seconds",
+	                 (json_int_t)p->window_seconds, "action", p->action);
 	if (p->username[0] != '\0')
 		json_object_set_new(body, "username", json_string(p->username));
 	if (api_request(ctl->remote, "POST", "/api/v1/ratelimit/policies", body, &a) < 0)
@@ -1084,35 +1089,34 @@ static int remote_rl_policy_del(struct mw_ctl *ctl, int64_t id)
 	int ret;
 	mw_str_init(&path, 0);
 	(void)mw_str_appendf(&path, "/api/v1/ratelimit/policies/%lld", (long long)id);
-	ret = call(ctl->remote, "DELETE", mw_str_c(&path), NULL, 204, "deleting a rate policy",
-	           &a);
+	ret = call(ctl->remote, "DELETE", mw_str_c(&path), NULL, 204, "deleting a rate policy", &a);
 	json_decref(a.json);
 	mw_str_free(&path);
 	return ret;
 }
 
 const struct ctl_ops ctl_remote_ops = {
-	.name = "api",
-	.user_add = remote_user_add,
-	.user_exists = remote_user_exists,
-	.user_passwd = remote_user_passwd,
-	.user_set_status = remote_user_set_status,
-	.user_delete = remote_user_delete,
-	.user_get = remote_user_get,
-	.user_list = remote_user_list,
-	.allowed_from_change = remote_allowed_from_change,
-	.allowed_from_list = remote_allowed_from_list,
-	.tag_rule_add = remote_tag_rule_add,
-	.tag_rule_list = remote_tag_rule_list,
-	.tag_rule_del = remote_tag_rule_del,
-	.dkim_generate = remote_dkim_generate,
-	.dkim_list = remote_dkim_list,
-	.dkim_activate = remote_dkim_activate,
-	.dkim_delete = remote_dkim_delete,
-	.rl_ask = remote_rl_ask,
-	.rl_policy_add = remote_rl_policy_add,
-	.rl_policy_list = remote_rl_policy_list,
-	.rl_policy_del = remote_rl_policy_del,
+    .name = "api",
+    .user_add = remote_user_add,
+    .user_exists = remote_user_exists,
+    .user_passwd = remote_user_passwd,
+    .user_set_status = remote_user_set_status,
+    .user_delete = remote_user_delete,
+    .user_get = remote_user_get,
+    .user_list = remote_user_list,
+    .allowed_from_change = remote_allowed_from_change,
+    .allowed_from_list = remote_allowed_from_list,
+    .tag_rule_add = remote_tag_rule_add,
+    .tag_rule_list = remote_tag_rule_list,
+    .tag_rule_del = remote_tag_rule_del,
+    .dkim_generate = remote_dkim_generate,
+    .dkim_list = remote_dkim_list,
+    .dkim_activate = remote_dkim_activate,
+    .dkim_delete = remote_dkim_delete,
+    .rl_ask = remote_rl_ask,
+    .rl_policy_add = remote_rl_policy_add,
+    .rl_policy_list = remote_rl_policy_list,
+    .rl_policy_del = remote_rl_policy_del,
 };
 
 /* ctl_remote_open - parse --api URL and read the token into ctl->remote */
@@ -1120,8 +1124,7 @@ int ctl_remote_open(struct mw_ctl *ctl)
 {
 	struct ctl_remote *t = mw_calloc(1, sizeof(*t));
 	ctl->remote = t;
-	if (ctl->cacert != NULL &&
-	    mw_strlcpy(t->cacert, ctl->cacert, sizeof(t->cacert)) < 0) {
+	if (ctl->cacert != NULL && mw_strlcpy(t->cacert, ctl->cacert, sizeof(t->cacert)) < 0) {
 		ctl_err("--cacert: the path is longer than %zu bytes", sizeof(t->cacert) - 1);
 		return EXIT_ERROR;
 	}

@@ -333,8 +333,7 @@ int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 	if (r.learned > 0) {
 		if (ctl_audit(ctl, MW_AUDIT_CLASSIFIER_LEARN, "classifier",
 		              json_pack("{s:s,s:I}", "class", r.spam ? "spam" : "ham", "messages",
-		                        (json_int_t)r.learned)) !=
-		    EXIT_OK)
+		                        (json_int_t)r.learned)) != EXIT_OK)
 			ret = -1;
 	}
 	return ret == 0 && r.failed == 0 ? EXIT_OK : EXIT_ERROR;

@@ -25,7 +25,7 @@ enum { TR_FIELD = 2000, TR_MATCH, TR_VALUE, TR_KEYWORD, TR_MAILBOX, TR_DISABLED 
 /* tagrule_parse_add - the arguments of tag-rule add: USER and a checked rule whose strings
    point into argv; EXIT_OK, an exit code, or -1 after --help */
 static int tagrule_parse_add(int argc, char **argv, char *username, size_t size,
-                          struct mw_tag_rule *rule_r)
+                             struct mw_tag_rule *rule_r)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 /* ctl_mkdir_parent - create the directory holding path (one level) when missing */
 static int ctl_mkdir_parent(const char *path, mode_t mode)
 {
@@ -38,7 +37,7 @@ static int ctl_mkdir_parent(const char *path, mode_t mode)
 int cmd_init(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
-	mw_error err = { "" };
+	mw_error err = {""};
 	const char *url = mw_config_str(ctl->cfg, MWK_STORE);
 	const char *keypath = mw_config_str(ctl->cfg, MWK_MASTER_KEY);
 	struct stat st;
@@ -50,8 +49,8 @@ int cmd_init(struct mw_ctl *ctl, int argc, char **argv)
 
 	if (strncmp(url, "sqlite:", 7) == 0 && ctl_mkdir_parent(url + 7, 0750) < 0)
 		return EXIT_ERROR;
-	ctl->store = mw_store_open(url, (unsigned)mw_config_int(ctl->cfg, MWK_STORE_BUSY_TIMEOUT) * 1000,
-				   &err);
+	ctl->store = mw_store_open(
+	    url, (unsigned)mw_config_int(ctl->cfg, MWK_STORE_BUSY_TIMEOUT) * 1000, &err);
 	if (ctl->store == NULL) {
 		ctl_err("store %s: %s", url, err.msg);
 		return EXIT_ERROR;
@@ -117,7 +116,7 @@ int cmd_user_add(struct mw_ctl *ctl, int argc, char **argv)
 	int first, ret;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_ROLE, OPT_STATUS, OPT_DESCRIPTION,
-		 OPT_PASSWORD_STDIN, OPT_GENERATE);
+	         OPT_PASSWORD_STDIN, OPT_GENERATE);
 	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
 		return EXIT_USAGE;
 	if (user_options(&o, &role, &status) != EXIT_OK)
@@ -126,8 +125,8 @@ int cmd_user_add(struct mw_ctl *ctl, int argc, char **argv)
 		ctl_err("--description: longer than %d bytes", MW_DESCRIPTION_MAX);
 		return EXIT_USAGE;
 	}
-	ret = o.pw == PW_GENERATE ? EXIT_OK
-	                          : ctl_get_password(ctl, o.pw, password, sizeof(password));
+	ret =
+	    o.pw == PW_GENERATE ? EXIT_OK : ctl_get_password(ctl, o.pw, password, sizeof(password));
 	if (ret == EXIT_OK)
 		ret = ctl->ops->user_add(ctl, username, o.pw == PW_GENERATE ? NULL : password, role,
 		                         status, o.description != NULL ? o.description : "",
@@ -229,14 +228,13 @@ int cmd_user_del(struct mw_ctl *ctl, int argc, char **argv)
 static json_t *user_json(const struct ctl_user *u)
 {
 	char t1[32], t2[32], t3[32], t4[32];
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "username",
-	                      u->username, "status", mw_user_status_name(u->status), "role",
-	                      mw_user_role_name(u->role), "description", u->description,
-	                      "created_at", ctl_time(u->created_at, t1, sizeof(t1)), "updated_at",
-	                      ctl_time(u->updated_at, t2, sizeof(t2)), "password_changed_at",
-	                      ctl_time(u->password_changed_at, t3, sizeof(t3)), "failed_logins",
-	                      u->failed_logins, "locked_until",
-	                      ctl_time(u->locked_until, t4, sizeof(t4)));
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "username", u->username, "status",
+	    mw_user_status_name(u->status), "role", mw_user_role_name(u->role), "description",
+	    u->description, "created_at", ctl_time(u->created_at, t1, sizeof(t1)), "updated_at",
+	    ctl_time(u->updated_at, t2, sizeof(t2)), "password_changed_at",
+	    ctl_time(u->password_changed_at, t3, sizeof(t3)), "failed_logins", u->failed_logins,
+	    "locked_until", ctl_time(u->locked_until, t4, sizeof(t4)));
 	if (u->id >= 0)
 		json_object_set_new(o, "id", json_integer(u->id));
 	if (u->totp >= 0)
@@ -266,13 +264,13 @@ static int list_one(const struct ctl_user *u, void *arg)
 int cmd_user_list(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
-	struct list_ctx ctx = { NULL };
+	struct list_ctx ctx = {NULL};
 	enum mw_user_role role = MW_ROLE_USER;
 	enum mw_user_status status = MW_USER_ACTIVE;
 	int first, ret;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON, OPT_ROLE, OPT_STATUS, OPT_LIMIT,
-		 OPT_AFTER);
+	         OPT_AFTER);
 	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
 		return EXIT_USAGE;
 	if (user_options(&o, &role, &status) != EXIT_OK)
@@ -323,7 +321,7 @@ int cmd_user_show(struct mw_ctl *ctl, int argc, char **argv)
 		printf("created:             %s\n", ctl_time(u.created_at, t, sizeof(t)));
 		printf("updated:             %s\n", ctl_time(u.updated_at, t, sizeof(t)));
 		printf("password changed:    %s\n", ctl_time(u.password_changed_at, t, sizeof(t)));
-		printf("two-factor (TOTP):   %s\n", u.totp < 0    ? "(not reported by the API)"
+		printf("two-factor (TOTP):   %s\n", u.totp < 0   ? "(not reported by the API)"
 		                                    : u.totp > 0 ? "enabled"
 		                                                 : "off");
 		printf("failed logins:       %d\n", u.failed_logins);
@@ -342,7 +340,7 @@ int cmd_user_show(struct mw_ctl *ctl, int argc, char **argv)
 static int allow_from_change(struct mw_ctl *ctl, int argc, char **argv, bool add)
 {
 	struct ctl_opts o;
-	mw_error err = { "" };
+	mw_error err = {""};
 	char username[MW_USERNAME_MAX + 1], canon[MW_PATTERN_MAX + 1];
 	int first, i, ret, worst = EXIT_OK;
 

@@ -34,7 +34,7 @@ struct mw_ctl {
 	const char *config_path;
 	bool config_explicit;
 	mw_config *cfg;
-	mw_store *store;           /* local mode, for commands that need it */
+	mw_store *store; /* local mode, for commands that need it */
 	char actor[96];
 	const char *api_url;       /* --api URL: commands go to mailwarden-api (ctl-remote.c) */
 	const char *token_file;    /* --token-file FILE (else MAILWARDEN_TOKEN) */
@@ -65,7 +65,7 @@ extern const struct mw_ctl_command ctl_commands[];
 extern const size_t ctl_commands_count;
 
 /* Every handler, declared from the table. */
-#define CTL_COMMAND(group, name, fn, modes, usage, help) \
+#define CTL_COMMAND(group, name, fn, modes, usage, help)                                           \
 	int fn(struct mw_ctl *ctl, int argc, char **argv);
 #include "ctl-commands.def"
 #undef CTL_COMMAND
@@ -94,21 +94,19 @@ struct ctl_ops {
 	const char *name; /* "local" or "api" */
 	/* users; password NULL: generated (into generated, size gsize) */
 	int (*user_add)(struct mw_ctl *ctl, const char *username, const char *password,
-	                enum mw_user_role role, enum mw_user_status status,
-	                const char *description, char *generated, size_t gsize);
+	                enum mw_user_role role, enum mw_user_status status, const char *description,
+	                char *generated, size_t gsize);
 	int (*user_exists)(struct mw_ctl *ctl, const char *username);
 	int (*user_passwd)(struct mw_ctl *ctl, const char *username, const char *password,
-	                   char *generated, size_t gsize, unsigned *sessions_r,
-	                   unsigned *apppws_r);
+	                   char *generated, size_t gsize, unsigned *sessions_r, unsigned *apppws_r);
 	int (*user_set_status)(struct mw_ctl *ctl, const char *username,
 	                       enum mw_user_status status);
 	int (*user_delete)(struct mw_ctl *ctl, const char *username);
 	int (*user_get)(struct mw_ctl *ctl, const char *username, struct ctl_user *u,
 	                char ***patterns_r, size_t *n_r);
 	/* each user in id order (role, status: -1 any; limit 0: all) */
-	int (*user_list)(struct mw_ctl *ctl, int role, int status, long long after,
-	                 long long limit, int (*each)(const struct ctl_user *u, void *arg),
-	                 void *arg);
+	int (*user_list)(struct mw_ctl *ctl, int role, int status, long long after, long long limit,
+	                 int (*each)(const struct ctl_user *u, void *arg), void *arg);
 	/* allowed-From: canon is normalised; the message names the user or the pattern */
 	int (*allowed_from_change)(struct mw_ctl *ctl, const char *username, const char *canon,
 	                           bool add);
@@ -117,8 +115,8 @@ struct ctl_ops {
 	/* tag rules (rules_r freed with mw_tag_rules_free) */
 	int (*tag_rule_add)(struct mw_ctl *ctl, const char *username,
 	                    const struct mw_tag_rule *rule, int64_t *id_r);
-	int (*tag_rule_list)(struct mw_ctl *ctl, const char *username,
-	                     struct mw_tag_rule **rules_r, size_t *n_r);
+	int (*tag_rule_list)(struct mw_ctl *ctl, const char *username, struct mw_tag_rule **rules_r,
+	                     size_t *n_r);
 	int (*tag_rule_del)(struct mw_ctl *ctl, const char *username, int64_t id);
 	/* DKIM keys (rows freed with mw_dkim_key_rows_free; private_key is never filled) */
 	int (*dkim_generate)(struct mw_ctl *ctl, const char *domain, const char *selector,
@@ -173,14 +171,13 @@ extern const struct mw_ctl_command *ctl_current;
 void ctl_err(const char *fmt, ...) MW_PRINTF(1, 2);
 int ctl_store_exit(int status, const mw_error *err, const char *what);
 /* local mode: append to the store's audit log (details: a JSON object or NULL, consumed) */
-int ctl_audit(struct mw_ctl *ctl, enum mw_audit_action action, const char *target,
-              json_t *details);
+int ctl_audit(struct mw_ctl *ctl, enum mw_audit_action action, const char *target, json_t *details);
 int ctl_username(const char *in, char *out, size_t outsize);
 const char *ctl_time(int64_t t, char *buf, size_t size);
 int ctl_get_password(struct mw_ctl *ctl, enum ctl_pw_source src, char *buf, size_t size);
 int ctl_hash_password(struct mw_ctl *ctl, const char *password, char *hash, size_t size);
 int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, const int *allowed,
-		   struct ctl_opts *o, int *first_arg_r);
+                   struct ctl_opts *o, int *first_arg_r);
 int ctl_want_args(const struct mw_ctl_command *cmd, int n, int min, int max);
 /* The command takes exactly one USER argument at argv[first]: check and normalise it. */
 int ctl_one_user(int argc, char **argv, int first, char *username, size_t size);
@@ -201,13 +198,12 @@ int ctl_rl_parse_policy(char **argv, struct mw_rate_policy *p);
 
 /* Parses the options listed (ids from the enum above, at least one: -1 for none); on
    --help prints the command's usage and returns EXIT_OK from the calling handler. */
-#define CTL_OPTS(cmd, argc, argv, o, first, ...)                                          \
-	do {                                                                                \
-		static const int allowed_[] = { __VA_ARGS__, 0 };                           \
-		int r_ = ctl_parse_opts(cmd, argc, argv, allowed_, o, first);               \
-		if (r_ != EXIT_OK)                                                          \
-			return r_ < 0 ? EXIT_OK : r_;                                       \
+#define CTL_OPTS(cmd, argc, argv, o, first, ...)                                                   \
+	do {                                                                                       \
+		static const int allowed_[] = {__VA_ARGS__, 0};                                    \
+		int r_ = ctl_parse_opts(cmd, argc, argv, allowed_, o, first);                      \
+		if (r_ != EXIT_OK)                                                                 \
+			return r_ < 0 ? EXIT_OK : r_;                                              \
 	} while (0)
-
 
 #endif

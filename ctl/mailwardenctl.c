@@ -36,36 +36,35 @@ const struct mw_ctl_command ctl_commands[] = {
 const size_t ctl_commands_count = MW_N_ELEMENTS(ctl_commands);
 
 static const char mw_ctl_help_tail[] =
-	"\n"
-	"GLOBAL OPTIONS\n"
-	"  -c FILE      configuration file (default " MW_CONFIG_DEFAULT_PATH "; FILE's\n"
-	"               directory's conf.d/*.conf is read after it, in name order)\n"
-	"  -h, --help   this text;  mailwardenctl COMMAND --help describes one command\n"
-	"  --version    print the version\n"
-	"  --api URL    run the command against mailwarden-api at URL instead of the store:\n"
-	"               http://HOST[:PORT][/PREFIX], https://HOST[:PORT][/PREFIX] or unix:/PATH\n"
-	"               (HTTP over a unix socket). The commands marked [api] above run there;\n"
-	"               the others are refused (exit 2). The session token comes from\n"
-	"               MAILWARDEN_TOKEN or --token-file\n"
-	"  --token-file FILE  the session token for --api (first line; chmod o-rwx)\n"
-	"  --cacert FILE      CA certificates (PEM) to check an https URL's server with,\n"
-	"               instead of the system's\n"
-	"\n"
-	"PASSWORDS\n"
-	"  Never given on the command line. Without an option the password is asked twice\n"
-	"  on the terminal; --password-stdin reads one line from standard input (for scripts);\n"
-	"  --generate makes a random one and prints it once on standard output.\n"
-	"\n"
-	"EXIT STATUS\n"
-	"  0 done, 1 error (store, file, environment), 2 usage error, 3 no such user or\n"
-	"  pattern, 4 already exists.\n"
-	"\n"
-	"FILES\n"
-	"  " MW_CONFIG_DEFAULT_PATH "  configuration (see `mailwardenctl config keys`)\n"
-	"  the store (config key store) and master key file (config key master_key)\n";
+    "\n"
+    "GLOBAL OPTIONS\n"
+    "  -c FILE      configuration file (default " MW_CONFIG_DEFAULT_PATH "; FILE's\n"
+    "               directory's conf.d/*.conf is read after it, in name order)\n"
+    "  -h, --help   this text;  mailwardenctl COMMAND --help describes one command\n"
+    "  --version    print the version\n"
+    "  --api URL    run the command against mailwarden-api at URL instead of the store:\n"
+    "               http://HOST[:PORT][/PREFIX], https://HOST[:PORT][/PREFIX] or unix:/PATH\n"
+    "               (HTTP over a unix socket). The commands marked [api] above run there;\n"
+    "               the others are refused (exit 2). The session token comes from\n"
+    "               MAILWARDEN_TOKEN or --token-file\n"
+    "  --token-file FILE  the session token for --api (first line; chmod o-rwx)\n"
+    "  --cacert FILE      CA certificates (PEM) to check an https URL's server with,\n"
+    "               instead of the system's\n"
+    "\n"
+    "PASSWORDS\n"
+    "  Never given on the command line. Without an option the password is asked twice\n"
+    "  on the terminal; --password-stdin reads one line from standard input (for scripts);\n"
+    "  --generate makes a random one and prints it once on standard output.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0 done, 1 error (store, file, environment), 2 usage error, 3 no such user or\n"
+    "  pattern, 4 already exists.\n"
+    "\n"
+    "FILES\n"
+    "  " MW_CONFIG_DEFAULT_PATH "  configuration (see `mailwardenctl config keys`)\n"
+    "  the store (config key store) and master key file (config key master_key)\n";
 
 /* ---- dispatch -------------------------------------------------------------------------- */
-
 
 /* ctl_usage - the full --help text */
 static void ctl_usage(FILE *out)
@@ -105,10 +104,10 @@ static const struct mw_ctl_command *ctl_find(const char *group, const char *name
 /* ctl_open_store - open the configured store and check its schema */
 static int ctl_open_store(struct mw_ctl *ctl)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	const char *url = mw_config_str(ctl->cfg, MWK_STORE);
-	ctl->store = mw_store_open(url, (unsigned)mw_config_int(ctl->cfg, MWK_STORE_BUSY_TIMEOUT) * 1000,
-				   &err);
+	ctl->store = mw_store_open(
+	    url, (unsigned)mw_config_int(ctl->cfg, MWK_STORE_BUSY_TIMEOUT) * 1000, &err);
 	if (ctl->store == NULL) {
 		ctl_err("store %s: %s", url, err.msg);
 		return EXIT_ERROR;
@@ -126,24 +125,21 @@ static void ctl_set_actor(struct mw_ctl *ctl)
 	struct passwd *pw = getpwuid(getuid());
 	const char *sudo = getenv("SUDO_USER");
 	(void)snprintf(ctl->actor, sizeof(ctl->actor), "cli:%s%s%s",
-		       pw != NULL ? pw->pw_name : "unknown", sudo != NULL ? "/sudo:" : "",
-		       sudo != NULL ? sudo : "");
+	               pw != NULL ? pw->pw_name : "unknown", sudo != NULL ? "/sudo:" : "",
+	               sudo != NULL ? sudo : "");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option global[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "api", required_argument, NULL, 'A' },
-		{ "token-file", required_argument, NULL, 'T' },
-		{ "cacert", required_argument, NULL, 'C' },
-		{ NULL, 0, NULL, 0 },
+	    {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+	    {"api", required_argument, NULL, 'A'},    {"token-file", required_argument, NULL, 'T'},
+	    {"cacert", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0},
 	};
-	struct mw_ctl ctl = { MW_CONFIG_DEFAULT_PATH, false, NULL, NULL, "", NULL, NULL, NULL,
-		              &ctl_local_ops, NULL };
+	struct mw_ctl ctl = {MW_CONFIG_DEFAULT_PATH, false, NULL, NULL, "", NULL, NULL, NULL,
+	                     &ctl_local_ops,         NULL};
 	const struct mw_ctl_command *cmd = NULL;
-	mw_error err = { "" };
+	mw_error err = {""};
 	const char *group = "", *name;
 	bool help = false, remote;
 	int c, ret, sub_argc;
@@ -245,4 +241,3 @@ int main(int argc, char **argv)
 		mw_config_unref(&ctl.cfg);
 	return ret;
 }
-

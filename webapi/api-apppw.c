@@ -342,6 +342,7 @@ void api_apppw_delete(struct api_ctx *ctx, struct api_request *req, struct api_r
 		api_store_error(res, "deleting an app password", &err);
 		return;
 	}
-	api_audit(ctx, req, mw_audit_name(MW_AUDIT_APP_PASSWORD_DELETE), name, json_pack("{s:I}", "id", (json_int_t)id));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_APP_PASSWORD_DELETE), name,
+	          json_pack("{s:I}", "id", (json_int_t)id));
 	api_ok(res, 204, NULL);
 }

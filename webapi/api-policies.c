@@ -201,7 +201,8 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 		api_store_error(res, "adding a rate policy", &err);
 		return;
 	}
-	api_audit(ctx, req, mw_audit_name(MW_AUDIT_RATELIMIT_POLICY_ADD), p.username[0] != '\0' ? p.username : "*",
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_RATELIMIT_POLICY_ADD),
+	          p.username[0] != '\0' ? p.username : "*",
 	          json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:s}", "id", (json_int_t)id, "scope", p.scope,
 	                    "match", p.match, "metric", p.metric, "count",
 	                    (json_int_t)p.limit_count, "window_seconds",

@@ -196,6 +196,7 @@ void api_tag_rule_delete(struct api_ctx *ctx, struct api_request *req, struct ap
 		api_store_error(res, "deleting a tag rule", &err);
 		return;
 	}
-	api_audit(ctx, req, mw_audit_name(MW_AUDIT_TAG_RULE_DELETE), name, json_pack("{s:I}", "id", (json_int_t)id));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_TAG_RULE_DELETE), name,
+	          json_pack("{s:I}", "id", (json_int_t)id));
 	api_ok(res, 204, NULL);
 }

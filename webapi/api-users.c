@@ -607,7 +607,8 @@ void api_af_replace(struct api_ctx *ctx, struct api_request *req, struct api_res
 		api_store_error(res, "replacing patterns", &err);
 		return;
 	}
-	api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_REPLACE), name, json_pack("{s:O}", "patterns", arr));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_REPLACE), name,
+	          json_pack("{s:O}", "patterns", arr));
 	mw_store_strv_free(want);
 	af_answer(ctx, res, name, 200);
 }
@@ -642,7 +643,8 @@ void api_af_add(struct api_ctx *ctx, struct api_request *req, struct api_respons
 	else if (ret != MW_STORE_OK)
 		api_store_error(res, "adding a pattern", &err);
 	else {
-		api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_ADD), name, json_pack("{s:s}", "pattern", v[0]));
+		api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_ADD), name,
+		          json_pack("{s:s}", "pattern", v[0]));
 		af_answer(ctx, res, name, 201);
 	}
 	mw_store_strv_free(v);
@@ -669,6 +671,7 @@ void api_af_delete(struct api_ctx *ctx, struct api_request *req, struct api_resp
 		api_store_error(res, "deleting a pattern", &err);
 		return;
 	}
-	api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_DELETE), name, json_pack("{s:s}", "pattern", canon));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_DELETE), name,
+	          json_pack("{s:s}", "pattern", canon));
 	api_ok(res, 204, NULL);
 }

@@ -186,9 +186,14 @@ class TestCtl(unittest.TestCase):
         self.ok("user", "add", "erin@example.org", "--password-stdin", stdin="0123456789ab\n")
         self.ok("user", "disable", "erin@example.org")
         with sqlite3.connect(self.s.db) as c:
-            rows = c.execute("SELECT actor, action, target, client FROM audit_log "
+            rows = c.execute("SELECT actor, action, target, client, details FROM audit_log "
                              "WHERE target='erin@example.org' ORDER BY id").fetchall()
-        self.assertEqual([r[1] for r in rows], ["user.add", "user.disable"])
+        # the API's words and JSON details for the same changes (lib/mw-audit.def, issue 11):
+        # disabling is the API's PATCH {"status": "disabled"}, user.update
+        self.assertEqual([r[1] for r in rows], ["user.add", "user.update"])
+        self.assertEqual([json.loads(r[4]) for r in rows],
+                         [{"generated_password": False, "role": "user", "status": "active"},
+                          {"status": "disabled"}])
         self.assertTrue(all(r[0].startswith("cli:") and r[3] == "local" for r in rows), rows)
 
     def test_config_check_names_file_and_line(self):
