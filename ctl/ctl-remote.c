@@ -985,44 +985,16 @@ static int remote_rl_ask(struct mw_ctl *ctl, const char *subject, bool reset,
 	return EXIT_OK;
 }
 
-/* rl_word - value is one of the '|'-separated words */
-static bool rl_word(const char *value, const char *words)
-{
-	size_t n = strlen(value);
-	const char *p = words;
-	for (;;) {
-		const char *bar = strchr(p, '|');
-		size_t len = bar != NULL ? (size_t)(bar - p) : strlen(p);
-		if (n > 0 && len == n && memcmp(p, value, n) == 0)
-			return true;
-		if (bar == NULL)
-			return false;
-		p = bar + 1;
-	}
-}
-
-/* remote_rl_policy_add - the store's checks first (its words), then POST */
+/* remote_rl_policy_add - the store's checks first (mw_rate_policy_check), then POST */
 static int remote_rl_policy_add(struct mw_ctl *ctl, const struct mw_rate_policy *p, int64_t *id_r)
 {
 	static const char what[] = "adding a rate policy";
+	mw_error err = {""};
 	struct api_answer a;
 	json_t *body;
 	int ret;
-	if (!rl_word(p->scope, "sasl_username|client_address|sender|sender_domain|recipient|"
-	                       "recipient_domain")) {
-		ctl_err("%s: unknown rate policy scope", what);
-		return EXIT_ERROR;
-	}
-	if (!rl_word(p->metric, "messages|recipients|size")) {
-		ctl_err("%s: unknown rate policy metric (messages, recipients or size)", what);
-		return EXIT_ERROR;
-	}
-	if (!rl_word(p->action, "defer|reject")) {
-		ctl_err("%s: unknown rate policy action (defer or reject)", what);
-		return EXIT_ERROR;
-	}
-	if (p->window_seconds < 1 || p->window_seconds > MW_RATE_WINDOW_MAX) {
-		ctl_err("%s: rate policy count must be >= 1 and window 1s..366d", what);
+	if (mw_rate_policy_check(p, &err) < 0) {
+		ctl_err("%s: %s", what, err.msg);
 		return EXIT_ERROR;
 	}
 	body = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "scope", p->scope, "match", p->match,

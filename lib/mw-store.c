@@ -797,31 +797,40 @@ static bool rate_word(const char *list, const char *value)
 	return false;
 }
 
+/* mw_rate_policy_check - a rate policy's scope, metric, action, limit and match (what
+   mw_store_rate_policy_add checks; mailwardenctl --api checks the same before sending) */
+int mw_rate_policy_check(const struct mw_rate_policy *p, mw_error *error_r)
+{
+	if (!rate_word("sasl_username|client_address|sender|sender_domain|recipient|"
+	               "recipient_domain",
+	               p->scope)) {
+		mw_error_set(error_r, "unknown rate policy scope");
+		return -1;
+	}
+	if (!rate_word("messages|recipients|size", p->metric)) {
+		mw_error_set(error_r, "unknown rate policy metric (messages, recipients or size)");
+		return -1;
+	}
+	if (!rate_word("defer|reject", p->action)) {
+		mw_error_set(error_r, "unknown rate policy action (defer or reject)");
+		return -1;
+	}
+	if (mw_rate_limit_check(p->limit_count, p->window_seconds, false, error_r) < 0) {
+		mw_error_prefix(error_r, "rate policy: ");
+		return -1;
+	}
+	if (memchr(p->match, '\0', sizeof(p->match)) == NULL ||
+	    check_text("rate policy match", p->match, MW_RATE_MATCH_MAX, true, error_r) < 0)
+		return -1;
+	return 0;
+}
+
 /* mw_store_rate_policy_add - add a rate policy after checking every field */
 int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *policy, int64_t *id_r,
                              mw_error *error_r)
 {
 	struct mw_rate_policy p = *policy;
-	if (!rate_word("sasl_username|client_address|sender|sender_domain|recipient|"
-	               "recipient_domain",
-	               p.scope)) {
-		mw_error_set(error_r, "unknown rate policy scope");
-		return MW_STORE_ERROR;
-	}
-	if (!rate_word("messages|recipients|size", p.metric)) {
-		mw_error_set(error_r, "unknown rate policy metric (messages, recipients or size)");
-		return MW_STORE_ERROR;
-	}
-	if (!rate_word("defer|reject", p.action)) {
-		mw_error_set(error_r, "unknown rate policy action (defer or reject)");
-		return MW_STORE_ERROR;
-	}
-	if (mw_rate_limit_check(p.limit_count, p.window_seconds, false, error_r) < 0) {
-		mw_error_prefix(error_r, "rate policy: ");
-		return MW_STORE_ERROR;
-	}
-	if (memchr(p.match, '\0', sizeof(p.match)) == NULL ||
-	    check_text("rate policy match", p.match, MW_RATE_MATCH_MAX, true, error_r) < 0)
+	if (mw_rate_policy_check(&p, error_r) < 0)
 		return MW_STORE_ERROR;
 	if (memchr(p.username, '\0', sizeof(p.username)) == NULL)
 		return MW_STORE_ERROR;

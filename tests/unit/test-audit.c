@@ -80,12 +80,12 @@ static void test_store_reads_current_names(void **state)
 	store = mw_store_open(url, 1000, &err);
 	assert_non_null(store);
 	assert_int_equal(mw_store_migrate(store, &err), MW_STORE_OK);
-	assert_int_equal(mw_store_audit_append(store, "cli:root", "user.del", "a@x", "local", "",
-	                                       &err),
-	                 MW_STORE_OK);
-	assert_int_equal(mw_store_audit_append(store, "cli:root", "allow_from.add", "a@x", "local",
-	                                       "a@x", &err),
-	                 MW_STORE_OK);
+	assert_int_equal(
+	    mw_store_audit_append(store, "cli:root", "user.del", "a@x", "local", "", &err),
+	    MW_STORE_OK);
+	assert_int_equal(
+	    mw_store_audit_append(store, "cli:root", "allow_from.add", "a@x", "local", "a@x", &err),
+	    MW_STORE_OK);
 	assert_int_equal(mw_store_audit_append(store, "api:b", "user.delete", "a@x", "", "", &err),
 	                 MW_STORE_OK);
 	memset(&f, 0, sizeof(f));
