@@ -56,6 +56,10 @@ static const char mw_ctl_help_tail[] =
     "  on the terminal; --password-stdin reads one line from standard input (for scripts);\n"
     "  --generate makes a random one and prints it once on standard output.\n"
     "\n"
+    "AUDIT LOG\n"
+    "  Every change is recorded in the store's audit log as cli:LOGIN (as api:USER by the\n"
+    "  API), under the same action names either way: see `mailwardenctl audit actions`.\n"
+    "\n"
     "EXIT STATUS\n"
     "  0 done, 1 error (store, file, environment), 2 usage error, 3 no such user or\n"
     "  pattern, 4 already exists.\n"
@@ -70,9 +74,12 @@ static const char mw_ctl_help_tail[] =
 static void ctl_usage(FILE *out)
 {
 	size_t i;
-	fputs("usage: mailwardenctl [-c FILE] COMMAND [ARGS]\n\n"
-	      "Administer mailwarden's shared store: users, their passwords and the addresses\n"
-	      "they may send as; check and show the configuration.\n\nCOMMANDS\n",
+	fputs("usage: mailwardenctl [-c FILE] [--api URL [--token-file FILE] [--cacert FILE]]\n"
+	      "                     COMMAND [ARGS]\n\n"
+	      "Administer mailwarden: users, their passwords and the addresses they may send as,\n"
+	      "tag rules, DKIM keys, rate limits and the spam classifier; check and show the\n"
+	      "configuration. Works on the store directly or, with --api, through\n"
+	      "mailwarden-api (the commands marked [api]).\n\nCOMMANDS\n",
 	      out);
 	for (i = 0; i < ctl_commands_count; i++)
 		fprintf(out, "  %s%s\n", ctl_commands[i].usage,
