@@ -233,6 +233,7 @@ int main(int argc, char **argv)
 	if (remote) {
 		ctl.ops = &ctl_remote_ops;
 		if (!help && ctl_remote_open(&ctl) != EXIT_OK) {
+			ctl_remote_close(&ctl);
 			mw_config_unref(&ctl.cfg);
 			return EXIT_ERROR;
 		}
