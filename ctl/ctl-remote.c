@@ -15,7 +15,8 @@
  * --token-file FILE (its first line; the file must not be readable by others), never from
  * the command line; it is sent as "Authorization: Bearer".
  *
- * HTTP is libcurl's (only http and https, no redirects followed), with strict limits:
+ * HTTP is libcurl's (only http and https, no redirects followed, no proxy: the *_proxy
+ * variables are ignored, so the token goes to URL only), with strict limits:
  * CTL_API_BODY_MAX bytes of body, CTL_API_TIMEOUT_MS for the whole exchange; a larger body
  * is an error, never truncated.
  *
@@ -293,6 +294,7 @@ static int api_request(const struct ctl_remote *t, const char *method, const cha
 	hdrs = curl_slist_append(hdrs, "Expect:");
 	if (curl_easy_setopt(h, CURLOPT_URL, mw_str_c(&url)) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK || /* the token goes nowhere else */
 	    (t->unix_socket &&
 	     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, t->path) != CURLE_OK) ||
 	    curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER) != CURLE_OK ||

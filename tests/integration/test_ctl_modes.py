@@ -11,8 +11,8 @@ modes on a fresh user (or domain) of the same shape and checks:
     with --api (exit 2, naming the command);
   - audit rows written by older releases under the old names (user.del, allow_from.add, ...)
     are listed and filtered by the API under the current names;
-  - https: the API behind TLS is reached with --cacert, and a server the CAs do not vouch for
-    is refused.
+  - https: the API behind TLS is reached with --cacert (and not through a proxy named in the
+    environment), and a server the CAs do not vouch for is refused.
 The lab is test_ctl_api's: Store + policyd + API (as the policy daemon's user) + nginx.
 """
 
@@ -283,7 +283,11 @@ class CtlModesTest(unittest.TestCase):
         th.start()
         try:
             url = 'https://127.0.0.1:%d/prefix' % srv.server_address[1]
-            env = dict(os.environ, MAILWARDEN_TOKEN='tls-token')
+            # proxies in the environment are not used: the token goes to URL only
+            env = dict(os.environ, MAILWARDEN_TOKEN='tls-token',
+                       https_proxy='http://127.0.0.1:%d' % lab_mod.free_port(),
+                       HTTPS_PROXY='http://127.0.0.1:%d' % lab_mod.free_port(),
+                       ALL_PROXY='http://127.0.0.1:%d' % lab_mod.free_port())
             p = subprocess.run(self.store.ctl_command() + ['--api', url, '--cacert', cert,
                                                            'user', 'list'],
                                capture_output=True, text=True, env=env, timeout=60)
