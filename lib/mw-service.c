@@ -406,14 +406,6 @@ struct pool_worker {
 	unsigned gen;   /* the generation (reload count) it was started in */
 };
 
-/* mono_s - monotonic seconds */
-static time_t mono_s(void)
-{
-	struct timespec ts;
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* worker_start - fork one worker into slot W */
 static int worker_start(const struct mw_service_pool *pool, struct pool_worker *w, unsigned gen)
 {
@@ -434,7 +426,7 @@ static int worker_start(const struct mw_service_pool *pool, struct pool_worker *
 		exit(0);
 	}
 	w->pid = pid;
-	w->started = mono_s();
+	w->started = (time_t)mw_mono_s();
 	w->gen = gen;
 	return 0;
 }
@@ -454,7 +446,7 @@ static unsigned reap(struct pool_worker *ws, size_t n, unsigned gen, bool stoppi
 		if (i == n)
 			continue;
 		if (ws[i].gen == gen && !stopping) {
-			if (mono_s() - ws[i].started <= 1)
+			if ((time_t)mw_mono_s() - ws[i].started <= 1)
 				early++;
 			if (WIFSIGNALED(status))
 				mw_error_log("event=worker_died pid=%ld signal=%d", (long)pid,
@@ -497,7 +489,7 @@ static void fill(const struct mw_service_pool *pool, struct pool_worker **ws, si
 		if ((*ws)[i].pid > 0 && (*ws)[i].gen == gen)
 			have++;
 	while (have < want) {
-		if (mono_s() < *hold_until)
+		if ((time_t)mw_mono_s() < *hold_until)
 			return;
 		for (i = 0; i < *n && (*ws)[i].pid > 0; i++)
 			;
@@ -507,7 +499,7 @@ static void fill(const struct mw_service_pool *pool, struct pool_worker **ws, si
 			(*n)++;
 		}
 		if (worker_start(pool, &(*ws)[i], gen) < 0) {
-			*hold_until = mono_s() + 1;
+			*hold_until = (time_t)mw_mono_s() + 1;
 			return;
 		}
 		have++;
@@ -547,20 +539,20 @@ int mw_service_pool_run(const struct mw_service_pool *pool, mw_error *error_r)
 		}
 		died = reap(ws, n, gen, false);
 		if (died > 0) /* dying right after the start: a crash loop must not fork-loop */
-			hold_until = mono_s() + 1;
+			hold_until = (time_t)mw_mono_s() + 1;
 		fill(pool, &ws, &n, gen, want, &hold_until);
 	}
 	mw_info("event=stop workers=%zu", live(ws, n));
 	signal_gen(ws, n, gen, true, SIGTERM);
-	deadline = mono_s() + (time_t)pool->grace_s;
+	deadline = (time_t)mw_mono_s() + (time_t)pool->grace_s;
 	while (live(ws, n) > 0) {
 		(void)reap(ws, n, gen, true);
 		if (live(ws, n) == 0)
 			break;
-		if (mono_s() >= deadline) {
+		if ((time_t)mw_mono_s() >= deadline) {
 			mw_warn("event=stop workers_killed=%zu", live(ws, n));
 			signal_gen(ws, n, gen, true, SIGKILL);
-			deadline = mono_s() + 5;
+			deadline = (time_t)mw_mono_s() + 5;
 		}
 		(void)mw_service_signal_wait(200);
 	}

@@ -420,20 +420,12 @@ size_t mw_spamd_cut(const char *msg, size_t len, size_t max)
 	return max;
 }
 
-/* now_ms - a monotonic clock in milliseconds */
-static long long now_ms(void)
-{
-	struct timespec t;
-	(void)clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* wait_fd - poll FD for EVENTS until DEADLINE: 0 ready, -1 timed out or failed */
 static int wait_fd(int fd, short events, long long deadline)
 {
 	struct pollfd p = {.fd = fd, .events = events};
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - (long long)mw_mono_ms();
 		int r;
 		if (left <= 0)
 			return -1;
@@ -503,7 +495,7 @@ fail:
 int mw_spamd_check(const struct mw_spamd_settings *s, const char *msg, size_t len,
                    struct mw_spamd_result *r, mw_error *error_r)
 {
-	long long deadline = now_ms() + (s->timeout_ms > 0 ? s->timeout_ms : 30000);
+	long long deadline = (long long)mw_mono_ms() + (s->timeout_ms > 0 ? s->timeout_ms : 30000);
 	char *buf = NULL;
 	size_t got = 0;
 	mw_str head;

@@ -24,6 +24,7 @@
  */
 #include "mw-build.h"
 #include "mw-store-private.h"
+#include "mw-audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -172,7 +173,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                           "WHERE username = ?1",
     [ST_AUDIT_LIST] = "SELECT id, at, actor, action, target, client, details FROM audit_log "
                       "WHERE id > ?1 AND (?2 IS NULL OR actor = ?2) "
-                      "AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR target = ?4) "
+                      "AND (?3 IS NULL OR mw_audit_action(action) = ?3) AND (?4 IS NULL OR target = ?4) "
                       "AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6) "
                       "ORDER BY id LIMIT ?7",
     [ST_AUDIT_LIST_DESC] = "SELECT id, at, actor, action, target, client, details FROM audit_log "
@@ -383,6 +384,18 @@ static int create_file(const char *path, mw_error *error_r)
 	return 0;
 }
 
+/* sql_audit_action - SQL mw_audit_action(ACTION): the current name of a stored action
+   (lib/mw-audit.def), so that a filter on user.delete also finds an older user.del */
+static void sql_audit_action(sqlite3_context *c, int argc, sqlite3_value **argv)
+{
+	const char *stored = (const char *)sqlite3_value_text(argv[0]);
+	(void)argc;
+	if (stored == NULL)
+		sqlite3_result_null(c);
+	else
+		sqlite3_result_text(c, mw_audit_canonical(stored), -1, SQLITE_TRANSIENT);
+}
+
 /* connect_db - open the connection if the file exists (or create it when create is set) */
 static int connect_db(struct sqlite_store *s, bool create, mw_error *error_r)
 {
@@ -410,7 +423,13 @@ static int connect_db(struct sqlite_store *s, bool create, mw_error *error_r)
 		s->db = NULL;
 		return ret;
 	}
-	if (set_pragmas(s, error_r) != 0) {
+	if (set_pragmas(s, error_r) != 0 ||
+	    sqlite3_create_function_v2(s->db, "mw_audit_action", 1,
+	                               SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_audit_action,
+	                               NULL, NULL, NULL) != SQLITE_OK) {
+		if (s->db != NULL && error_r != NULL && error_r->msg[0] == '\0')
+			mw_error_set(error_r, "%s: registering mw_audit_action: %s", s->path,
+			             sqlite3_errmsg(s->db));
 		sqlite3_close_v2(s->db);
 		s->db = NULL;
 		return MW_STORE_ERROR;

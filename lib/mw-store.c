@@ -21,6 +21,7 @@
  * argument but never a password hash.
  */
 #include "mw-build.h"
+#include "mw-audit.h"
 #include "mw-store-private.h"
 #include "mw-pattern.h"
 
@@ -630,6 +631,9 @@ int mw_store_user_set_login_state(mw_store *store, const char *username, int fai
 int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *filter,
                         struct mw_audit_entry **entries_r, size_t *count_r, mw_error *error_r)
 {
+	struct mw_audit_filter f;
+	size_t i;
+	int ret;
 	*entries_r = NULL;
 	*count_r = 0;
 	if ((filter->actor != NULL &&
@@ -639,7 +643,19 @@ int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *filter,
 	    (filter->target != NULL &&
 	     check_text("target filter", filter->target, MW_AUDIT_FIELD_MAX, false, error_r) < 0))
 		return MW_STORE_ERROR;
-	return store->backend->audit_list(store, filter, entries_r, count_r, error_r);
+	/* one vocabulary (lib/mw-audit.def): filter and report by the current action names,
+	   whatever name an older release wrote */
+	f = *filter;
+	f.action = mw_audit_canonical(filter->action);
+	ret = store->backend->audit_list(store, &f, entries_r, count_r, error_r);
+	for (i = 0; ret == MW_STORE_OK && i < *count_r; i++) {
+		const char *cur = mw_audit_canonical((*entries_r)[i].action);
+		if (cur != (*entries_r)[i].action) {
+			free((*entries_r)[i].action);
+			(*entries_r)[i].action = mw_strdup(cur);
+		}
+	}
+	return ret;
 }
 
 /* mw_audit_entries_free - free what mw_store_audit_list returned */
@@ -781,31 +797,40 @@ static bool rate_word(const char *list, const char *value)
 	return false;
 }
 
+/* mw_rate_policy_check - a rate policy's scope, metric, action, limit and match (what
+   mw_store_rate_policy_add checks; mailwardenctl --api checks the same before sending) */
+int mw_rate_policy_check(const struct mw_rate_policy *p, mw_error *error_r)
+{
+	if (!rate_word("sasl_username|client_address|sender|sender_domain|recipient|"
+	               "recipient_domain",
+	               p->scope)) {
+		mw_error_set(error_r, "unknown rate policy scope");
+		return -1;
+	}
+	if (!rate_word("messages|recipients|size", p->metric)) {
+		mw_error_set(error_r, "unknown rate policy metric (messages, recipients or size)");
+		return -1;
+	}
+	if (!rate_word("defer|reject", p->action)) {
+		mw_error_set(error_r, "unknown rate policy action (defer or reject)");
+		return -1;
+	}
+	if (mw_rate_limit_check(p->limit_count, p->window_seconds, false, error_r) < 0) {
+		mw_error_prefix(error_r, "rate policy: ");
+		return -1;
+	}
+	if (memchr(p->match, '\0', sizeof(p->match)) == NULL ||
+	    check_text("rate policy match", p->match, MW_RATE_MATCH_MAX, true, error_r) < 0)
+		return -1;
+	return 0;
+}
+
 /* mw_store_rate_policy_add - add a rate policy after checking every field */
 int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *policy, int64_t *id_r,
                              mw_error *error_r)
 {
 	struct mw_rate_policy p = *policy;
-	if (!rate_word("sasl_username|client_address|sender|sender_domain|recipient|"
-	               "recipient_domain",
-	               p.scope)) {
-		mw_error_set(error_r, "unknown rate policy scope");
-		return MW_STORE_ERROR;
-	}
-	if (!rate_word("messages|recipients|size", p.metric)) {
-		mw_error_set(error_r, "unknown rate policy metric (messages, recipients or size)");
-		return MW_STORE_ERROR;
-	}
-	if (!rate_word("defer|reject", p.action)) {
-		mw_error_set(error_r, "unknown rate policy action (defer or reject)");
-		return MW_STORE_ERROR;
-	}
-	if (mw_rate_limit_check(p.limit_count, p.window_seconds, false, error_r) < 0) {
-		mw_error_prefix(error_r, "rate policy: ");
-		return MW_STORE_ERROR;
-	}
-	if (memchr(p.match, '\0', sizeof(p.match)) == NULL ||
-	    check_text("rate policy match", p.match, MW_RATE_MATCH_MAX, true, error_r) < 0)
+	if (mw_rate_policy_check(&p, error_r) < 0)
 		return MW_STORE_ERROR;
 	if (memchr(p.username, '\0', sizeof(p.username)) == NULL)
 		return MW_STORE_ERROR;

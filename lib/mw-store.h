@@ -262,6 +262,8 @@ struct mw_rate_policy {
 	char username[MW_USERNAME_MAX + 1];
 	int64_t created_at;
 };
+/* The field checks of mw_store_rate_policy_add, without a store: 0, or -1 with the reason. */
+int mw_rate_policy_check(const struct mw_rate_policy *p, mw_error *error_r);
 int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *policy, int64_t *id_r,
                              mw_error *error_r);
 int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r,

@@ -159,14 +159,6 @@ struct pd_pending {
 static void conn_process(struct pd_conn *c);
 static void ctl_process(struct pd_conn *c);
 
-/* mono_us - monotonic microseconds (connection ages) */
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* now_us - wall-clock microseconds (shared Redis counters need hosts to agree) */
 static int64_t now_us(void)
 {
@@ -320,7 +312,7 @@ static void conn_drop(struct pd_conn *c, const char *why)
    cause one per connection); the number left out is told with the next one logged */
 static void MW_PRINTF(2, 3) slot_warn(struct pd_daemon *d, const char *fmt, ...)
 {
-	int64_t second = mono_us() / 1000000;
+	int64_t second = mw_mono_us() / 1000000;
 	char msg[512];
 	va_list ap;
 	if (second != d->warn_second) {
@@ -348,7 +340,7 @@ static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct pd_conn *c = arg;
 	(void)fd;
 	(void)what;
-	if (c->requests == 0 && mono_us() >= c->first_deadline_us) {
+	if (c->requests == 0 && mw_mono_us() >= c->first_deadline_us) {
 		slot_warn(c->d,
 		          "policyd: closing connection #%" PRIu64
 		          " from %s: no request within first_request_timeout (%lds)",
@@ -569,9 +561,10 @@ static void conn_process(struct pd_conn *c)
 		/* request_timeout from the first byte, never past the first request's deadline */
 		int64_t us = (int64_t)c->request_timeout * 1000000;
 		struct timeval tv;
-		if (c->requests == 0 && c->first_deadline_us - mono_us() < us)
-			us = c->first_deadline_us - mono_us() > 0 ? c->first_deadline_us - mono_us()
-			                                          : 0;
+		if (c->requests == 0 && c->first_deadline_us - mw_mono_us() < us)
+			us = c->first_deadline_us - mw_mono_us() > 0
+			         ? c->first_deadline_us - mw_mono_us()
+			         : 0;
 		tv.tv_sec = (time_t)(us / 1000000);
 		tv.tv_usec = (suseconds_t)(us % 1000000);
 		evtimer_add(c->req_timer, &tv);
@@ -621,7 +614,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->in_len += (size_t)n;
-	c->last_active_us = mono_us();
+	c->last_active_us = mw_mono_us();
 	if (c->pending != NULL) {
 		if (c->in_len >= PD_IN_MAX)
 			conn_reading(c, false); /* conn_process resumes */
@@ -888,7 +881,7 @@ static struct pd_conn *conn_new(struct pd_daemon *d, evutil_socket_t fd, bool co
 	c->control = control;
 	c->id = ++d->next_id;
 	c->request_timeout = (unsigned)mw_config_int(cfg, MWK_PD_REQUEST_TIMEOUT);
-	c->last_active_us = mono_us();
+	c->last_active_us = mw_mono_us();
 	lim.max_line = (size_t)mw_config_int(cfg, MWK_PD_MAX_LINE);
 	lim.max_request = (size_t)mw_config_int(cfg, MWK_PD_MAX_REQUEST);
 	lim.max_attrs = (unsigned)mw_config_int(cfg, MWK_PD_MAX_ATTRIBUTES);

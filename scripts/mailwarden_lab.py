@@ -318,7 +318,7 @@ class Store(Service):
     @property
     def ctl_path(self):
         """ctl_path - the mailwardenctl binary in the build dir."""
-        return os.path.join(self.builddir, 'webapi', 'mailwardenctl')
+        return os.path.join(self.builddir, 'ctl', 'mailwardenctl')
 
     def ctl_command(self):
         """ctl_command - the mailwardenctl command line with -c (a list)."""

@@ -24,6 +24,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-audit.h"
 #include "mw-log.h"
 #include "mw-net.h"
 
@@ -231,7 +232,7 @@ void api_apppw_create(struct api_ctx *ctx, struct api_request *req, struct api_r
 	}
 	ap.id = id;
 	ap.created_at = mw_now();
-	api_audit(ctx, req, "app_password.add", name,
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_APP_PASSWORD_ADD), name,
 	          json_pack("{s:I,s:s,s:s,s:I,s:s}", "id", (json_int_t)id, "name", ap.name,
 	                    "protocols", ap.protocols, "expires_at", (json_int_t)ap.expires_at,
 	                    "allow_nets", ap.allow_nets));
@@ -266,6 +267,7 @@ void api_apppw_delete(struct api_ctx *ctx, struct api_request *req, struct api_r
 		api_store_error(res, "deleting an app password", &err);
 		return;
 	}
-	api_audit(ctx, req, "app_password.delete", name, json_pack("{s:I}", "id", (json_int_t)id));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_APP_PASSWORD_DELETE), name,
+	          json_pack("{s:I}", "id", (json_int_t)id));
 	api_ok(res, 204, NULL);
 }

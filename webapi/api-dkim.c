@@ -16,6 +16,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-audit.h"
 #include "mw-dkim-sign.h"
 #include "mw-log.h"
 #include "mw-secret.h"
@@ -215,7 +216,7 @@ void api_dkim_generate(struct api_ctx *ctx, struct api_request *req, struct api_
 		goto out;
 	}
 	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
-	api_audit(ctx, req, "dkim.generate", target,
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_DKIM_GENERATE), target,
 	          json_pack("{s:s,s:i,s:b}", "type", "rsa", "bits", (int)bits, "active", activate));
 	key_answer(ctx, res, domain, selector, 201);
 out:
@@ -249,7 +250,7 @@ void api_dkim_activate(struct api_ctx *ctx, struct api_request *req, struct api_
 		return;
 	}
 	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
-	api_audit(ctx, req, "dkim.activate", target, NULL);
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_DKIM_ACTIVATE), target, NULL);
 	key_answer(ctx, res, domain, selector, 200);
 }
 
@@ -285,6 +286,6 @@ void api_dkim_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 		return;
 	}
 	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
-	api_audit(ctx, req, "dkim.del", target, NULL);
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_DKIM_DELETE), target, NULL);
 	api_ok(res, 204, NULL);
 }

@@ -31,8 +31,8 @@
  * A missing TOTP code is not a guess and is not counted; a wrong one is, like a wrong
  * password. A login to an account that may not log in (disabled, or locked at the
  * ceiling) is counted even with the right password, so the delays cannot tell a guesser
- * that a guess was right. A store error while counting refuses (503): a guard that cannot count must
- * not let the guess through uncounted.
+ * that a guess was right. A store error while counting refuses (503): a guard that cannot count
+ * must not let the guess through uncounted.
  *
  * Public: api_verify, api_reauth, api_guard_secret_blocked, api_guard_secret_failed,
  * api_guard_mail_wait, api_guard_mail_report.
@@ -41,6 +41,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-audit.h"
 #include "mw-log.h"
 
 #include <sodium.h>
@@ -358,10 +359,11 @@ int api_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response
 		return 0;
 	if (v == API_VERIFY_BLOCKED || v == API_VERIFY_ERROR)
 		return -1;
-	api_audit(ctx, req, "user.reauth_failed", req->user.username,
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_USER_REAUTH_FAILED), req->user.username,
 	          json_pack("{s:s}", "for", what));
 	if (v == API_VERIFY_TOTP_MISSING) {
-		api_error(res, 403, "totp_required", "two-factor login is on: give code (a 6-digit "
+		api_error(res, 403, "totp_required",
+		          "two-factor login is on: give code (a 6-digit "
 		          "code or a recovery code) with current_password");
 		return -1;
 	}

@@ -19,6 +19,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-audit.h"
 #include "mw-log.h"
 #include "mw-net.h"
 #include "mw-pdctl.h"
@@ -173,7 +174,8 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 		api_store_error(res, "adding a rate policy", &err);
 		return;
 	}
-	api_audit(ctx, req, "ratelimit.policy.add", p.username[0] != '\0' ? p.username : "*",
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_RATELIMIT_POLICY_ADD),
+	          p.username[0] != '\0' ? p.username : "*",
 	          json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:s}", "id", (json_int_t)id, "scope", p.scope,
 	                    "match", p.match, "metric", p.metric, "count",
 	                    (json_int_t)p.limit_count, "window_seconds",
@@ -213,7 +215,7 @@ void api_rl_policy_delete(struct api_ctx *ctx, struct api_request *req, struct a
 		api_store_error(res, "deleting a rate policy", &err);
 		return;
 	}
-	api_audit(ctx, req, "ratelimit.policy.del", s, NULL);
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_RATELIMIT_POLICY_DELETE), s, NULL);
 	api_ok(res, 204, NULL);
 }
 
@@ -338,7 +340,7 @@ void api_user_ratelimit_reset(struct api_ctx *ctx, struct api_request *req,
 		pd_failed(res, rc, &err);
 		return;
 	}
-	api_audit(ctx, req, "ratelimit.reset", name,
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_RATELIMIT_RESET), name,
 	          json_pack("{s:I}", "cleared", (json_int_t)cleared));
 	api_ok(res, 200, json_pack("{s:s,s:I}", "username", name, "cleared", (json_int_t)cleared));
 }

@@ -29,6 +29,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-audit.h"
 #include "mw-log.h"
 
 #include <sodium.h>
@@ -82,7 +83,8 @@ int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_re
 	mw_error err = {{0}};
 	int ret;
 	if (auth == NULL || mw_ascii_strncasecmp(auth, "Bearer ", 7) != 0) {
-		api_error(res, 401, "unauthenticated", "a session token is required "
+		api_error(res, 401, "unauthenticated",
+		          "a session token is required "
 		          "(Authorization: Bearer TOKEN)");
 		return -1;
 	}
@@ -178,7 +180,8 @@ static void new_session(struct api_ctx *ctx, struct api_request *req, struct api
 static void login_failed(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
                          const char *username)
 {
-	api_audit(ctx, req, "session.login_failed", username[0] != '\0' ? username : NULL, NULL);
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_SESSION_LOGIN_FAILED),
+	          username[0] != '\0' ? username : NULL, NULL);
 	api_error(res, 401, "invalid_credentials", "invalid username or password");
 }
 
@@ -252,7 +255,7 @@ void api_session_create(struct api_ctx *ctx, struct api_request *req, struct api
 		return;
 	}
 	(void)snprintf(req->actor, sizeof(req->actor), "api:%s", user.username);
-	new_session(ctx, req, res, &user, 0, "session.create");
+	new_session(ctx, req, res, &user, 0, mw_audit_name(MW_AUDIT_SESSION_CREATE));
 	mw_user_clear(&user);
 }
 
@@ -267,7 +270,8 @@ void api_session_refresh(struct api_ctx *ctx, struct api_request *req, struct ap
 		api_store_error(res, "revoking a session", &err);
 		return;
 	}
-	new_session(ctx, req, res, &req->user, req->session.expires_at, "session.refresh");
+	new_session(ctx, req, res, &req->user, req->session.expires_at,
+	            mw_audit_name(MW_AUDIT_SESSION_REFRESH));
 }
 
 /* api_session_delete_current - DELETE /sessions/current: log out */
@@ -279,7 +283,7 @@ void api_session_delete_current(struct api_ctx *ctx, struct api_request *req,
 		api_store_error(res, "revoking a session", &err);
 		return;
 	}
-	api_audit(ctx, req, "session.delete", req->user.username, NULL);
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_SESSION_DELETE), req->user.username, NULL);
 	api_ok(res, 204, NULL);
 }
 
@@ -301,7 +305,8 @@ void api_session_list(struct api_ctx *ctx, struct api_request *req, struct api_r
 	arr = json_array();
 	for (i = 0; i < n; i++)
 		json_array_append_new(
-		    arr, session_json(&v[i], strcmp(v[i].token_hash, req->session.token_hash) == 0));
+		    arr,
+		    session_json(&v[i], strcmp(v[i].token_hash, req->session.token_hash) == 0));
 	free(v);
 	api_ok(res, 200, json_pack("{s:o}", "sessions", arr));
 }
@@ -319,7 +324,7 @@ void api_session_delete(struct api_ctx *ctx, struct api_request *req, struct api
 		api_store_error(res, "revoking a session", &err);
 		return;
 	}
-	api_audit(ctx, req, "session.delete", req->user.username,
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_SESSION_DELETE), req->user.username,
 	          json_pack("{s:s}", "session", req->params[0]));
 	api_ok(res, 204, NULL);
 }
@@ -349,6 +354,7 @@ void api_user_sessions_delete(struct api_ctx *ctx, struct api_request *req,
 		api_store_error(res, "revoking sessions", &err);
 		return;
 	}
-	api_audit(ctx, req, "session.revoke_all", name, json_pack("{s:i}", "revoked", (int)count));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_SESSION_REVOKE_ALL), name,
+	          json_pack("{s:i}", "revoked", (int)count));
 	api_ok(res, 200, json_pack("{s:i}", "revoked", (int)count));
 }

@@ -9,6 +9,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-audit.h"
 #include "mw-log.h"
 #include "mw-tagrule.h"
 
@@ -161,7 +162,7 @@ void api_tag_rule_create(struct api_ctx *ctx, struct api_request *req, struct ap
 		api_store_error(res, "adding a tag rule", &err);
 		return;
 	}
-	api_audit(ctx, req, "tag_rule.add", name,
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_TAG_RULE_ADD), name,
 	          json_pack("{s:I,s:s,s:s,s:s,s:s?,s:s?,s:b}", "id", (json_int_t)id, "field",
 	                    rule.field, "match", mw_tagrule_match_name(rule.match), "value",
 	                    rule.value, "keyword", rule.keyword, "mailbox", rule.mailbox, "enabled",
@@ -195,6 +196,7 @@ void api_tag_rule_delete(struct api_ctx *ctx, struct api_request *req, struct ap
 		api_store_error(res, "deleting a tag rule", &err);
 		return;
 	}
-	api_audit(ctx, req, "tag_rule.del", name, json_pack("{s:I}", "id", (json_int_t)id));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_TAG_RULE_DELETE), name,
+	          json_pack("{s:I}", "id", (json_int_t)id));
 	api_ok(res, 204, NULL);
 }

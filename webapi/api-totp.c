@@ -37,6 +37,7 @@
  */
 #include "mw-build.h"
 #include "api-totp.h"
+#include "mw-audit.h"
 #include "mw-log.h"
 
 #include <liboath/oath.h>
@@ -117,7 +118,8 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	if (text != NULL && strncmp(text, "v1:", 3) == 0) {
 		free(text);
 		mw_user_clear(&user);
-		api_error(res, 409, "totp_active", "two-factor login is already on; turn it off "
+		api_error(res, 409, "totp_active",
+		          "two-factor login is already on; turn it off "
 		          "first to enrol a new authenticator");
 		return;
 	}
@@ -131,7 +133,8 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	for (i = 0; i < TOTP_RECOVERY_N; i++) {
 		char norm[TOTP_RECOVERY_LEN + 1];
 		for (k = 0; k < TOTP_RECOVERY_LEN; k++)
-			norm[k] = api_totp_recovery_alphabet[randombytes_uniform(sizeof(api_totp_recovery_alphabet) - 1)];
+			norm[k] = api_totp_recovery_alphabet[randombytes_uniform(
+			    sizeof(api_totp_recovery_alphabet) - 1)];
 		norm[k] = '\0';
 		api_totp_recovery_hash(norm, st.recovery[i]);
 		memcpy(codes[i], norm, 5);
@@ -142,8 +145,9 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	}
 	st.nrecovery = TOTP_RECOVERY_N;
 	mw_str_init(&out, 0);
-	ret = api_totp_state_encode(&mk, user.id, &st, true, &out, &err) < 0 ? MW_STORE_ERROR
-	      : mw_store_user_totp_set(ctx->store, name, text, out.buf, &err);
+	ret = api_totp_state_encode(&mk, user.id, &st, true, &out, &err) < 0
+	          ? MW_STORE_ERROR
+	          : mw_store_user_totp_set(ctx->store, name, text, out.buf, &err);
 	mw_secret_key_wipe(&mk);
 	mw_str_free(&out);
 	free(text);
@@ -153,7 +157,8 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 		mw_memzero(codes, sizeof(codes));
 		mw_user_clear(&user);
 		if (ret == MW_STORE_NOTFOUND)
-			api_error(res, 409, "conflict", "the enrolment changed meanwhile; try again");
+			api_error(res, 409, "conflict",
+			          "the enrolment changed meanwhile; try again");
 		else if (ret != MW_STORE_OK)
 			api_store_error(res, "storing TOTP state", &err);
 		else
@@ -166,20 +171,22 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	mw_str_init(&uri, 0);
 	(void)mw_str_appends(&uri, "otpauth://totp/" TOTP_ISSUER ":");
 	uri_escape(&uri, name);
-	(void)mw_str_appendf(&uri, "?secret=%s&issuer=" TOTP_ISSUER
-	                     "&algorithm=SHA1&digits=%d&period=%d", b32, TOTP_DIGITS, TOTP_STEP);
+	(void)mw_str_appendf(&uri,
+	                     "?secret=%s&issuer=" TOTP_ISSUER "&algorithm=SHA1&digits=%d&period=%d",
+	                     b32, TOTP_DIGITS, TOTP_STEP);
 	arr = json_array();
 	for (i = 0; i < TOTP_RECOVERY_N; i++)
 		json_array_append_new(arr, json_string(codes[i]));
-	api_ok(res, 201, json_pack("{s:s,s:s,s:s,s:o}", "status", "pending", "otpauth_uri",
-	                           uri.buf, "secret", b32, "recovery_codes", arr));
+	api_ok(res, 201,
+	       json_pack("{s:s,s:s,s:s,s:o}", "status", "pending", "otpauth_uri", uri.buf, "secret",
+	                 b32, "recovery_codes", arr));
 	json_object_set_new(res->body, "otpauth_qr_svg", api_qr_svg(uri.buf)); /* api-qr.c */
 	mw_memzero(codes, sizeof(codes));
 	mw_memzero(b32, b32len);
 	free(b32);
 	mw_memzero(uri.buf, uri.len);
 	mw_str_free(&uri);
-	api_audit(ctx, req, "totp.enrol", name, NULL);
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_TOTP_ENROL), name, NULL);
 	mw_user_clear(&user);
 }
 
@@ -223,7 +230,8 @@ void api_totp_confirm(struct api_ctx *ctx, struct api_request *req, struct api_r
 		goto out;
 	}
 	if (api_totp_code_use(&st, code, false) < 0) {
-		api_error(res, 422, "invalid_code", "the code is not valid (check the "
+		api_error(res, 422, "invalid_code",
+		          "the code is not valid (check the "
 		          "authenticator's clock)");
 		goto out;
 	}
@@ -238,7 +246,7 @@ void api_totp_confirm(struct api_ctx *ctx, struct api_request *req, struct api_r
 		api_store_error(res, "storing TOTP state", &err);
 	else {
 		char protocols[MW_PROTOCOLS_MAX + 1] = "";
-		api_audit(ctx, req, "totp.confirm", name, NULL);
+		api_audit(ctx, req, mw_audit_name(MW_AUDIT_TOTP_CONFIRM), name, NULL);
 		if (mw_store_user_main_protocols_get(ctx->store, name, protocols, &err) !=
 		    MW_STORE_OK)
 			mw_error_log("reading main password protocols of %s: %s", name, err.msg);
@@ -275,8 +283,9 @@ void api_totp_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 		return;
 	self = user.id == req->user.id;
 	if (api_fields_check(req, res, self ? self_fields : admin_fields) < 0 ||
-	    (self && (api_field_string(req, res, "password", true, MW_PASSWORD_MAX, &password) < 0 ||
-	              api_field_string(req, res, "code", false, TOTP_CODE_MAX, &code) < 0)))
+	    (self &&
+	     (api_field_string(req, res, "password", true, MW_PASSWORD_MAX, &password) < 0 ||
+	      api_field_string(req, res, "code", false, TOTP_CODE_MAX, &code) < 0)))
 		goto out;
 	ret = mw_store_user_totp_get(ctx->store, name, &text, &err);
 	if (ret != MW_STORE_OK) {
@@ -291,7 +300,8 @@ void api_totp_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 		/* the password and (TOTP active) a code, consumed: checked and counted like a
 		   login (api-guard.c) */
 		if (api_reauth(ctx, req, res, password, code, "TOTP removal") < 0) {
-			api_audit(ctx, req, "totp.disable_failed", name, NULL);
+			api_audit(ctx, req, mw_audit_name(MW_AUDIT_TOTP_DISABLE_FAILED), name,
+			          NULL);
 			goto out;
 		}
 		free(text);
@@ -302,13 +312,16 @@ void api_totp_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 			goto out;
 		}
 	}
-	ret = text == NULL ? MW_STORE_OK : mw_store_user_totp_set(ctx->store, name, text, NULL, &err);
+	ret =
+	    text == NULL ? MW_STORE_OK : mw_store_user_totp_set(ctx->store, name, text, NULL, &err);
 	if (ret == MW_STORE_NOTFOUND)
-		api_error(res, 409, "conflict", "the two-factor state changed meanwhile; try again");
+		api_error(res, 409, "conflict",
+		          "the two-factor state changed meanwhile; try again");
 	else if (ret != MW_STORE_OK)
 		api_store_error(res, "removing TOTP state", &err);
 	else {
-		api_audit(ctx, req, "totp.disable", name, json_pack("{s:b}", "by_admin", !self));
+		api_audit(ctx, req, mw_audit_name(MW_AUDIT_TOTP_DISABLE), name,
+		          json_pack("{s:b}", "by_admin", !self));
 		api_ok(res, 204, NULL);
 	}
 out:

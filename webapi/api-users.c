@@ -24,6 +24,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-audit.h"
 #include "mw-log.h"
 #include "mw-pattern.h"
 
@@ -277,7 +278,7 @@ void api_user_create(struct api_ctx *ctx, struct api_request *req, struct api_re
 	for (i = 0; patterns != NULL && patterns[i] != NULL; i++)
 		if (mw_store_allowed_from_add(ctx->store, name, patterns[i], &err) == MW_STORE_ERROR)
 			mw_error_log("adding pattern for %s: %s", name, err.msg);
-	api_audit(ctx, req, "user.add", name,
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_USER_ADD), name,
 	          json_pack("{s:s,s:s,s:b}", "status", mw_user_status_name(status), "role",
 	                    mw_user_role_name(role), "generated_password", generated));
 	mw_store_strv_free(patterns);
@@ -397,7 +398,7 @@ void api_user_update(struct api_ctx *ctx, struct api_request *req, struct api_re
 		api_store_error(res, "changing a user", &err);
 		return;
 	}
-	api_audit(ctx, req, "user.update", name, json_deep_copy(req->json));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_USER_UPDATE), name, json_deep_copy(req->json));
 	api_user_get(ctx, req, res);
 }
 
@@ -424,7 +425,7 @@ void api_user_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 		api_store_error(res, "deleting a user", &err);
 		return;
 	}
-	api_audit(ctx, req, "user.delete", name, NULL);
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_USER_DELETE), name, NULL);
 	api_ok(res, 204, NULL);
 }
 
@@ -480,7 +481,7 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 			api_store_error(res, "setting a password", &err);
 		return;
 	}
-	api_audit(ctx, req, "user.password", name,
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_USER_PASSWORD), name,
 	          json_pack("{s:b,s:i,s:i}", "generated", generated, "sessions_revoked",
 	                    (int)revoked, "app_passwords_revoked", (int)apppw_revoked));
 	api_ok(res, 200, json_pack("{s:s,s:i,s:i}", "username", name, "sessions_revoked",
@@ -580,7 +581,8 @@ void api_af_replace(struct api_ctx *ctx, struct api_request *req, struct api_res
 		api_store_error(res, "replacing patterns", &err);
 		return;
 	}
-	api_audit(ctx, req, "allowed_from.replace", name, json_pack("{s:O}", "patterns", arr));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_REPLACE), name,
+	          json_pack("{s:O}", "patterns", arr));
 	mw_store_strv_free(want);
 	af_answer(ctx, res, name, 200);
 }
@@ -615,7 +617,8 @@ void api_af_add(struct api_ctx *ctx, struct api_request *req, struct api_respons
 	else if (ret != MW_STORE_OK)
 		api_store_error(res, "adding a pattern", &err);
 	else {
-		api_audit(ctx, req, "allowed_from.add", name, json_pack("{s:s}", "pattern", v[0]));
+		api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_ADD), name,
+		          json_pack("{s:s}", "pattern", v[0]));
 		af_answer(ctx, res, name, 201);
 	}
 	mw_store_strv_free(v);
@@ -642,6 +645,7 @@ void api_af_delete(struct api_ctx *ctx, struct api_request *req, struct api_resp
 		api_store_error(res, "deleting a pattern", &err);
 		return;
 	}
-	api_audit(ctx, req, "allowed_from.delete", name, json_pack("{s:s}", "pattern", canon));
+	api_audit(ctx, req, mw_audit_name(MW_AUDIT_ALLOWED_FROM_DELETE), name,
+	          json_pack("{s:s}", "pattern", canon));
 	api_ok(res, 204, NULL);
 }

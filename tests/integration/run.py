@@ -109,7 +109,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--builddir', default=os.environ.get('MW_BUILDDIR'),
-            help='build directory with webapi/mailwardenctl etc. (env MW_BUILDDIR; '
+            help='build directory with ctl/mailwardenctl etc. (env MW_BUILDDIR; '
             'default: %s)' % mailwarden_lab.DEFAULT_BUILDDIR)
     ap.add_argument('--keep', action='store_true',
             help='keep the lab directories (MW_LAB_KEEP=1) for inspection')

@@ -174,7 +174,7 @@ class ApiResourcesTest(ApiBase):
             self.call('GET', '/api/v1/ratelimit/policies', token=tok), 200).json['policies']])
         actions = self.audit_actions(tok, user)
         self.assertIn('ratelimit.policy.add', actions)
-        self.assertIn('ratelimit.policy.del', self.audit_actions(tok, str(pid)))
+        self.assertIn('ratelimit.policy.delete', self.audit_actions(tok, str(pid)))
 
     def test_reset_time_is_exact_seconds(self):
         """Issue 9: the reset time reaches the API as whole seconds from the daemon, not
@@ -265,7 +265,7 @@ class ApiResourcesTest(ApiBase):
         self.assertEqual([r['id'] for r in rules], [r2['id']])
         actions = self.audit_actions(tok, user)
         self.assertEqual(actions.count('tag_rule.add'), 2)
-        self.assertEqual(actions.count('tag_rule.del'), 1)
+        self.assertEqual(actions.count('tag_rule.delete'), 1)
 
     def test_bad_tag_rules_are_422_naming_the_field(self):
         tok = self.token()
@@ -343,7 +343,7 @@ class ApiResourcesTest(ApiBase):
         actions = [(e['action'], e['target']) for e in self.expect(self.call(
             'GET', '/api/v1/audit?limit=1000', token=tok), 200).json['entries']]
         for want in [('dkim.generate', domain + '/one'), ('dkim.generate', domain + '/two'),
-                     ('dkim.activate', domain + '/two'), ('dkim.del', domain + '/one')]:
+                     ('dkim.activate', domain + '/two'), ('dkim.delete', domain + '/one')]:
             self.assertIn(want, actions)
 
     def test_dkim_bad_input(self):

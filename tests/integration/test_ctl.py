@@ -4,6 +4,7 @@ These drive the built binary as a shell script would; no service is needed.
 """
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -12,7 +13,8 @@ import tempfile
 import unittest
 
 BUILDDIR = os.environ.get("MW_BUILDDIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-CTL = os.path.join(BUILDDIR, "webapi", "mailwardenctl")
+CTL = os.path.join(BUILDDIR, "ctl", "mailwardenctl")
+SRCDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
 class CtlStore:
@@ -186,9 +188,14 @@ class TestCtl(unittest.TestCase):
         self.ok("user", "add", "erin@example.org", "--password-stdin", stdin="0123456789ab\n")
         self.ok("user", "disable", "erin@example.org")
         with sqlite3.connect(self.s.db) as c:
-            rows = c.execute("SELECT actor, action, target, client FROM audit_log "
+            rows = c.execute("SELECT actor, action, target, client, details FROM audit_log "
                              "WHERE target='erin@example.org' ORDER BY id").fetchall()
-        self.assertEqual([r[1] for r in rows], ["user.add", "user.disable"])
+        # the API's words and JSON details for the same changes (lib/mw-audit.def, issue 11):
+        # disabling is the API's PATCH {"status": "disabled"}, user.update
+        self.assertEqual([r[1] for r in rows], ["user.add", "user.update"])
+        self.assertEqual([json.loads(r[4]) for r in rows],
+                         [{"generated_password": False, "role": "user", "status": "active"},
+                          {"status": "disabled"}])
         self.assertTrue(all(r[0].startswith("cli:") and r[3] == "local" for r in rows), rows)
 
     def test_config_check_names_file_and_line(self):
@@ -225,6 +232,52 @@ class TestCtl(unittest.TestCase):
             self.assertIn(word, p.stdout)
         out, _ = self.ok("user", "add", "--help")
         self.assertIn("usage: mailwardenctl user add", out)
+
+    def test_man_page_describes_every_command(self):
+        """docs/man/mailwardenctl.8 names every command of the one table (ctl-commands.def)."""
+        p = subprocess.run([CTL, "--help"], capture_output=True, text=True)
+        commands = p.stdout.split("\nCOMMANDS\n")[1].split("\nGLOBAL OPTIONS")[0]
+        names = set()
+        for line in commands.splitlines():
+            if line.startswith("  ") and not line.startswith("   "):
+                words = line.split()
+                names.add(" ".join(words[:1] if words[0] in ("init", "classify") else words[:2]))
+        self.assertGreaterEqual(len(names), 30, names)
+        with open(os.path.join(SRCDIR, "docs", "man", "mailwardenctl.8")) as f:
+            man = f.read().replace("\\-", "-")
+        for name in sorted(names):
+            self.assertIn(name, man, name + " is not in mailwardenctl.8")
+
+    def test_admin_guide_lists_every_audit_action(self):
+        """The admin guide's table is `audit actions --markdown` (lib/mw-audit.def)."""
+        out, _ = self.ok("audit", "actions", "--markdown")
+        with open(os.path.join(SRCDIR, "docs", "admin-guide.md")) as f:
+            guide = f.read()
+        start = guide.index("<!-- audit actions:")
+        start = guide.index("\n", start) + 1
+        self.assertEqual(guide[start:guide.index("<!-- end of audit actions -->")], out)
+        self.assertIn("| `user.delete` |", out)
+        self.assertIn("user.del", out)  # the older name is documented
+
+    def test_audit_actions_come_from_the_table(self):
+        """Every action the API or mailwardenctl writes is a name of lib/mw-audit.def: the API
+        names them with mw_audit_name(MW_AUDIT_...) or a literal of the table, mailwardenctl
+        only through the enum."""
+        with open(os.path.join(SRCDIR, "lib", "mw-audit.def")) as f:
+            names = set(re.findall(r'^MW_AUDIT\(\w+, "([^"]+)"', f.read(), re.M))
+        self.assertIn("user.delete", names)
+        seen = 0
+        for d in ("webapi", "ctl"):
+            for fn in sorted(os.listdir(os.path.join(SRCDIR, d))):
+                if not fn.endswith(".c"):
+                    continue
+                with open(os.path.join(SRCDIR, d, fn)) as f:
+                    src = f.read()
+                for m in re.finditer(r'(api_audit|new_session)\((?:[^;"]*?)"([a-z_.]+)"', src):
+                    seen += 1
+                    self.assertIn(m.group(2), names, "%s/%s: %s" % (d, fn, m.group(0)))
+                self.assertNotRegex(src, r'ctl_audit\(ctl, "', fn)
+        self.assertGreater(seen, 5)
 
     def test_store_newer_than_code_refused(self):
         d = CtlStore()

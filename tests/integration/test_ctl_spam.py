@@ -4,6 +4,7 @@ flips, errors naming the file, and classify's verdict on held-out messages.
 
 Messages are synthetic, written by the test; no service is needed.
 """
+import json
 import os
 import random
 import shutil
@@ -13,7 +14,7 @@ import tempfile
 import unittest
 
 BUILDDIR = os.environ.get("MW_BUILDDIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-CTL = os.path.join(BUILDDIR, "webapi", "mailwardenctl")
+CTL = os.path.join(BUILDDIR, "ctl", "mailwardenctl")
 
 SPAM = ("viagra winner prize casino unsubscribe offer cheap pills bitcoin investment "
         "guaranteed limited click exclusive bonus loan credit diploma replica lottery").split()
@@ -127,9 +128,12 @@ class TestCtlSpam(unittest.TestCase):
         rc, out, err = self.run_ctl("learn", "spam", path)
         self.assertEqual(rc, 0, err)
         self.assertIn("0 learned, 1 already known", out)
+        # one audit action for learning (lib/mw-audit.def, issue 11), JSON details
         with sqlite3.connect(self.db) as db:
-            n = db.execute("SELECT count(*) FROM audit_log WHERE action LIKE 'learn %'").fetchone()[0]
-        self.assertEqual(n, 3)
+            rows = db.execute("SELECT details FROM audit_log WHERE action = 'classifier.learn' "
+                              "ORDER BY id").fetchall()
+        self.assertEqual(len(rows), 3)
+        self.assertTrue(all(set(json.loads(r[0])) == {"class", "messages"} for r in rows), rows)
 
     def test_2_classify(self):
         for msg, spam in ((self.held_spam, True), (self.held_ham, False)):

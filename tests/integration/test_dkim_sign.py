@@ -23,7 +23,7 @@ except ImportError:  # a pyenv python: Debian's python3-dkim lives in dist-packa
     import dkim  # noqa: E402  (a missing python3-dkim is an error, not a skip)
 
 BUILDDIR = os.environ.get("MW_BUILDDIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-CTL = os.path.join(BUILDDIR, "webapi", "mailwardenctl")
+CTL = os.path.join(BUILDDIR, "ctl", "mailwardenctl")
 TOOL = os.path.join(BUILDDIR, "tests", "tools", "mw-dkim-sign-tool")
 
 MSG = (b"From: Alice Example <alice@example.org>\n"

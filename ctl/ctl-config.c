@@ -6,12 +6,11 @@
 
 #include <string.h>
 
-
 /* cmd_config_check - load the configuration (or FILE) and report the first error */
-static int cmd_config_check(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_config_check(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
-	mw_error err = { "" };
+	mw_error err = {""};
 	const char *path = ctl->config_path;
 	mw_config *cfg;
 	int first;
@@ -32,7 +31,7 @@ static int cmd_config_check(struct mw_ctl *ctl, int argc, char **argv)
 }
 
 /* cmd_config_dump - every key with its effective value */
-static int cmd_config_dump(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_config_dump(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	int first;
@@ -46,7 +45,7 @@ static int cmd_config_dump(struct mw_ctl *ctl, int argc, char **argv)
 }
 
 /* cmd_config_keys - the reference of every key (docs/configuration.md is made from it) */
-static int cmd_config_keys(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_config_keys(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	int first;
@@ -56,18 +55,3 @@ static int cmd_config_keys(struct mw_ctl *ctl, int argc, char **argv)
 	mw_config_describe(stdout, o.markdown);
 	return EXIT_OK;
 }
-
-
-static const struct mw_ctl_command config_commands[] = {
-	{ "config", "check", cmd_config_check, false, "config check [FILE]",
-	  "Parse the configuration (default: -c FILE) and report the first error as\n"
-	  "FILE:LINE: message. Exit 0 when it is valid." },
-	{ "config", "dump", cmd_config_dump, false, "config dump [--origin] [--show-secrets]",
-	  "Print every key with its effective value; --origin adds where each came from.\n"
-	  "Secrets (keys ending in _secret or password, URL passwords) are masked unless\n"
-	  "--show-secrets is given; only unmasked output reads back as a configuration." },
-	{ "config", "keys", cmd_config_keys, false, "config keys [--markdown]",
-	  "Describe every configuration key: section, type, default, meaning." },
-};
-
-const struct mw_ctl_table ctl_config_table = { config_commands, MW_N_ELEMENTS(config_commands) };

@@ -47,13 +47,18 @@ int ctl_store_exit(int status, const mw_error *err, const char *what)
 	}
 }
 
-/* ctl_audit - record a change; a failure to record is an error the caller reports */
-int ctl_audit(struct mw_ctl *ctl, const char *action, const char *target,
-		     const char *details)
+/* ctl_audit - record a change (details: a JSON object or NULL, consumed), in the words
+   and detail format the API uses (lib/mw-audit.def); a failure to record is an error */
+int ctl_audit(struct mw_ctl *ctl, enum mw_audit_action action, const char *target, json_t *details)
 {
-	mw_error err = { "" };
-	if (mw_store_audit_append(ctl->store, ctl->actor, action, target, "local",
-				  details != NULL ? details : "", &err) != MW_STORE_OK) {
+	mw_error err = {""};
+	char *text = details != NULL ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	int ret;
+	json_decref(details);
+	ret = mw_store_audit_append(ctl->store, ctl->actor, mw_audit_name(action), target, "local",
+	                            text != NULL ? text : "", &err);
+	free(text);
+	if (ret != MW_STORE_OK) {
 		ctl_err("audit log: %s", err.msg);
 		return EXIT_ERROR;
 	}
@@ -63,7 +68,7 @@ int ctl_audit(struct mw_ctl *ctl, const char *action, const char *target,
 /* ctl_username - normalise a username argument */
 int ctl_username(const char *in, char *out, size_t outsize)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	if (mw_store_username_normalize(in, out, outsize, &err) < 0) {
 		ctl_err("invalid username: %s", err.msg);
 		return -1;
@@ -76,7 +81,8 @@ const char *ctl_time(int64_t t, char *buf, size_t size)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
-	if (t == 0 || gmtime_r(&tt, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		(void)mw_strlcpy(buf, "-", size);
 	return buf;
 }
@@ -116,11 +122,10 @@ static int ctl_tty_prompt(FILE *tty, const char *prompt, char *buf, size_t size)
 	return ret;
 }
 
-
 /* ctl_get_password - obtain a new password from the chosen source and check the policy */
 int ctl_get_password(struct mw_ctl *ctl, enum ctl_pw_source src, char *buf, size_t size)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	char again[MW_PASSWORD_MAX + 2];
 	int ret;
 
@@ -135,7 +140,8 @@ int ctl_get_password(struct mw_ctl *ctl, enum ctl_pw_source src, char *buf, size
 	if (src == PW_STDIN) {
 		ret = ctl_read_line(stdin, buf, size);
 		if (ret == -2) {
-			ctl_err("password on standard input is longer than %d bytes", MW_PASSWORD_MAX);
+			ctl_err("password on standard input is longer than %d bytes",
+			        MW_PASSWORD_MAX);
 			return EXIT_USAGE;
 		}
 		if (ret < 0) {
@@ -147,7 +153,8 @@ int ctl_get_password(struct mw_ctl *ctl, enum ctl_pw_source src, char *buf, size
 		if (tty == NULL || !isatty(fileno(tty))) {
 			if (tty != NULL)
 				fclose(tty);
-			ctl_err("no terminal to ask the password on: use --password-stdin or --generate");
+			ctl_err("no terminal to ask the password on: use --password-stdin or "
+			        "--generate");
 			return EXIT_USAGE;
 		}
 		ret = ctl_tty_prompt(tty, "New password: ", buf, size);
@@ -167,7 +174,7 @@ int ctl_get_password(struct mw_ctl *ctl, enum ctl_pw_source src, char *buf, size
 		mw_memzero(again, sizeof(again));
 	}
 	if (mw_password_check_policy(buf, (size_t)mw_config_int(ctl->cfg, MWK_PASSWORD_MIN_LENGTH),
-				     &err) < 0) {
+	                             &err) < 0) {
 		ctl_err("password refused: %s", err.msg);
 		return EXIT_USAGE;
 	}
@@ -177,10 +184,11 @@ int ctl_get_password(struct mw_ctl *ctl, enum ctl_pw_source src, char *buf, size
 /* ctl_hash_password - hash with the configured argon2id parameters */
 int ctl_hash_password(struct mw_ctl *ctl, const char *password, char *hash, size_t size)
 {
-	mw_error err = { "" };
-	if (mw_password_hash(password, (size_t)mw_config_int(ctl->cfg, MWK_PASSWORD_ARGON2_MEMORY),
-			     (unsigned long long)mw_config_int(ctl->cfg, MWK_PASSWORD_ARGON2_PASSES),
-			     hash, size, &err) < 0) {
+	mw_error err = {""};
+	if (mw_password_hash(
+	        password, (size_t)mw_config_int(ctl->cfg, MWK_PASSWORD_ARGON2_MEMORY),
+	        (unsigned long long)mw_config_int(ctl->cfg, MWK_PASSWORD_ARGON2_PASSES), hash, size,
+	        &err) < 0) {
 		ctl_err("cannot hash the password: %s", err.msg);
 		return EXIT_ERROR;
 	}
@@ -198,26 +206,25 @@ void ctl_json_print(json_t *v)
 	json_decref(v);
 }
 
-
 /* ctl_parse_opts - parse the options a command accepts ("allowed" lists their ids) */
-int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv,
-			  const int *allowed, struct ctl_opts *o, int *first_arg_r)
+int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, const int *allowed,
+                   struct ctl_opts *o, int *first_arg_r)
 {
 	static const struct option all[] = {
-		{ "help", no_argument, NULL, OPT_HELP },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "role", required_argument, NULL, OPT_ROLE },
-		{ "status", required_argument, NULL, OPT_STATUS },
-		{ "description", required_argument, NULL, OPT_DESCRIPTION },
-		{ "password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN },
-		{ "generate", no_argument, NULL, OPT_GENERATE },
-		{ "yes", no_argument, NULL, OPT_YES },
-		{ "origin", no_argument, NULL, OPT_ORIGIN },
-		{ "show-secrets", no_argument, NULL, OPT_SHOW_SECRETS },
-		{ "markdown", no_argument, NULL, OPT_MARKDOWN },
-		{ "limit", required_argument, NULL, OPT_LIMIT },
-		{ "after-id", required_argument, NULL, OPT_AFTER },
-		{ NULL, 0, NULL, 0 },
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"role", required_argument, NULL, OPT_ROLE},
+	    {"status", required_argument, NULL, OPT_STATUS},
+	    {"description", required_argument, NULL, OPT_DESCRIPTION},
+	    {"password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN},
+	    {"generate", no_argument, NULL, OPT_GENERATE},
+	    {"yes", no_argument, NULL, OPT_YES},
+	    {"origin", no_argument, NULL, OPT_ORIGIN},
+	    {"show-secrets", no_argument, NULL, OPT_SHOW_SECRETS},
+	    {"markdown", no_argument, NULL, OPT_MARKDOWN},
+	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    {"after-id", required_argument, NULL, OPT_AFTER},
+	    {NULL, 0, NULL, 0},
 	};
 	int c, i;
 	memset(o, 0, sizeof(*o));
@@ -231,20 +238,38 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv,
 				ok = true;
 		if (c == '?' || !ok) {
 			ctl_err("%s %s: unknown or misplaced option %s", cmd->group, cmd->name,
-				argv[optind - 1]);
+			        argv[optind - 1]);
 			fprintf(stderr, "usage: mailwardenctl %s\n", cmd->usage);
 			return EXIT_USAGE;
 		}
 		switch (c) {
-		case OPT_HELP: o->help = true; break;
-		case OPT_JSON: o->json = true; break;
-		case OPT_ROLE: o->role = optarg; break;
-		case OPT_STATUS: o->status = optarg; break;
-		case OPT_DESCRIPTION: o->description = optarg; break;
-		case OPT_YES: o->yes = true; break;
-		case OPT_ORIGIN: o->origin = true; break;
-		case OPT_SHOW_SECRETS: o->show_secrets = true; break;
-		case OPT_MARKDOWN: o->markdown = true; break;
+		case OPT_HELP:
+			o->help = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_ROLE:
+			o->role = optarg;
+			break;
+		case OPT_STATUS:
+			o->status = optarg;
+			break;
+		case OPT_DESCRIPTION:
+			o->description = optarg;
+			break;
+		case OPT_YES:
+			o->yes = true;
+			break;
+		case OPT_ORIGIN:
+			o->origin = true;
+			break;
+		case OPT_SHOW_SECRETS:
+			o->show_secrets = true;
+			break;
+		case OPT_MARKDOWN:
+			o->markdown = true;
+			break;
 		case OPT_PASSWORD_STDIN:
 		case OPT_GENERATE:
 			if (o->pw_set) {
@@ -262,7 +287,7 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv,
 			v = strtoll(optarg, &end, 10);
 			if (errno != 0 || *end != '\0' || end == optarg || v < 0) {
 				ctl_err("--%s: not a non-negative number: %s",
-					c == OPT_LIMIT ? "limit" : "after-id", optarg);
+				        c == OPT_LIMIT ? "limit" : "after-id", optarg);
 				return EXIT_USAGE;
 			}
 			if (c == OPT_LIMIT)
@@ -285,7 +310,8 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv,
 int ctl_want_args(const struct mw_ctl_command *cmd, int n, int min, int max)
 {
 	if (n < min || (max >= 0 && n > max)) {
-		ctl_err("%s %s: %s arguments", cmd->group, cmd->name, n < min ? "missing" : "too many");
+		ctl_err("%s %s: %s arguments", cmd->group, cmd->name,
+		        n < min ? "missing" : "too many");
 		fprintf(stderr, "usage: mailwardenctl %s\n", cmd->usage);
 		return EXIT_USAGE;
 	}
@@ -301,4 +327,3 @@ int ctl_one_user(int argc, char **argv, int first, char *username, size_t size)
 		return EXIT_USAGE;
 	return EXIT_OK;
 }
-

@@ -30,26 +30,24 @@ struct learn_run {
 	mw_classifier *c;
 	bool spam;
 	unsigned long learned, known, failed, in_batch;
-	struct timespec start, last_progress;
+	int64_t start_us, last_progress_us; /* mw_mono_us */
 	bool tty;
 };
 
-/* elapsed - seconds since t */
-static double elapsed(const struct timespec *t)
+/* elapsed - seconds since SINCE_US (mw_mono_us) */
+static double elapsed(int64_t since_us)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+	return (double)(mw_mono_us() - since_us) / 1e6;
 }
 
 /* progress - one status line on a terminal, at most five times a second */
 static void progress(struct learn_run *r, bool final)
 {
-	double secs = elapsed(&r->start);
+	double secs = elapsed(r->start_us);
 	unsigned long n = r->learned + r->known + r->failed;
-	if (!r->tty || (!final && elapsed(&r->last_progress) < 0.2))
+	if (!r->tty || (!final && elapsed(r->last_progress_us) < 0.2))
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &r->last_progress);
+	r->last_progress_us = mw_mono_us();
 	fprintf(stderr, "\r%lu messages (%lu learned, %lu already known, %lu failed), %.0f/s ", n,
 	        r->learned, r->known, r->failed, secs > 0 ? (double)n / secs : 0.0);
 	if (final)
@@ -296,7 +294,7 @@ static int open_classifier(struct mw_ctl *ctl, mw_classifier **c_r)
 }
 
 /* cmd_learn - learn spam|ham PATH... */
-static int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct learn_run r;
 	struct ctl_opts o;
@@ -311,7 +309,7 @@ static int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 	r.tty = isatty(STDERR_FILENO) == 1;
 	if (open_classifier(ctl, &r.c) != EXIT_OK)
 		return EXIT_ERROR;
-	clock_gettime(CLOCK_MONOTONIC, &r.start);
+	r.start_us = mw_mono_us();
 	if (mw_classifier_batch_begin(r.c, &err) < 0) {
 		ctl_err("%s", err.msg);
 		mw_classifier_close(&r.c);
@@ -327,21 +325,20 @@ static int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 	mw_classifier_counts(r.c, &ns, &nh);
 	printf("%s: %lu learned, %lu already known, %lu failed in %.1f s; the model now holds "
 	       "%lld spam and %lld ham\n",
-	       r.spam ? "spam" : "ham", r.learned, r.known, r.failed, elapsed(&r.start),
+	       r.spam ? "spam" : "ham", r.learned, r.known, r.failed, elapsed(r.start_us),
 	       (long long)ns, (long long)nh);
 	mw_classifier_close(&r.c);
 	if (r.learned > 0) {
-		char details[96];
-		snprintf(details, sizeof(details), "%lu messages", r.learned);
-		if (ctl_audit(ctl, r.spam ? "learn spam" : "learn ham", "classifier", details) !=
-		    EXIT_OK)
+		if (ctl_audit(ctl, MW_AUDIT_CLASSIFIER_LEARN, "classifier",
+		              json_pack("{s:s,s:I}", "class", r.spam ? "spam" : "ham", "messages",
+		                        (json_int_t)r.learned)) != EXIT_OK)
 			ret = -1;
 	}
 	return ret == 0 && r.failed == 0 ? EXIT_OK : EXIT_ERROR;
 }
 
 /* cmd_classify - classify FILE: probability by both methods and the strongest tokens */
-static int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct mw_classifier_clue clues[20];
 	struct ctl_opts o;
@@ -391,16 +388,3 @@ static int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 		munmap((void *)data, len);
 	return ret;
 }
-
-static const struct mw_ctl_command spam_commands[] = {
-    {"learn", "spam", cmd_learn, true, "learn spam PATH...",
-     "Teach the classifier that the messages in PATH are spam. PATH is a message file,\n"
-     "an mbox, a directory of message files or a maildir (cur/ and new/). A message\n"
-     "already learned as spam is skipped; one learned as ham is relearned."},
-    {"learn", "ham", cmd_learn, true, "learn ham PATH...", "The same for legitimate mail (ham)."},
-    {"", "classify", cmd_classify, true, "classify FILE",
-     "Print the spam probability of the message in FILE by each method and the\n"
-     "tokens that weigh most (debugging)."},
-};
-
-const struct mw_ctl_table ctl_spam_table = {spam_commands, MW_N_ELEMENTS(spam_commands)};

@@ -1,12 +1,13 @@
 /*
- * ctl-tagrules.c - mailwardenctl tag-rule and training commands (on the store directly).
+ * ctl-tagrules.c - mailwardenctl tag-rule (the store or the API, through ctl->ops) and
+ * training commands (the store only).
  *
  * tag-rule add/list/del manage a user's tag rules, which the Dovecot plugin applies at
  * delivery (IMAP keywords, target mailbox). Every rule is checked (mw_tagrule_check: IMAP
  * atom keywords, header field names, domain values) before it is stored. training list
  * shows the spam/ham events the plugin recorded for the classifier.
  *
- * Public: ctl_tagrules_table.
+ * Public: the cmd_* handlers of ctl-commands.def.
  *
  * Diagnostics: "mailwardenctl: ..." on stderr; changes are audited as tag_rule.add/.del.
  */
@@ -21,21 +22,10 @@
 
 enum { TR_FIELD = 2000, TR_MATCH, TR_VALUE, TR_KEYWORD, TR_MAILBOX, TR_DISABLED };
 
-/* tr_user_exists - EXIT_OK when the user is in the store, else the exit code */
-static int tr_user_exists(struct mw_ctl *ctl, const char *username)
-{
-	struct mw_user u;
-	mw_error err = {""};
-	int ret = mw_store_user_get(ctl->store, username, &u, &err);
-	if (ret == MW_STORE_OK)
-		mw_user_clear(&u);
-	return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "store");
-}
-
-/* ctl_tagrule_parse_add - the arguments of tag-rule add (both modes): USER and a checked
-   rule whose strings point into argv; EXIT_OK, an exit code, or -1 after --help */
-int ctl_tagrule_parse_add(int argc, char **argv, char *username, size_t size,
-                          struct mw_tag_rule *rule_r)
+/* tagrule_parse_add - the arguments of tag-rule add: USER and a checked rule whose strings
+   point into argv; EXIT_OK, an exit code, or -1 after --help */
+static int tagrule_parse_add(int argc, char **argv, char *username, size_t size,
+                             struct mw_tag_rule *rule_r)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
@@ -103,32 +93,26 @@ int ctl_tagrule_parse_add(int argc, char **argv, char *username, size_t size,
 }
 
 /* cmd_tag_rule_add - tag-rule add USER --field F --match M --value V [--keyword K] [--mailbox M] */
-static int cmd_tag_rule_add(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_tag_rule_add(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct mw_tag_rule rule;
-	char username[MW_USERNAME_MAX + 1], details[1024];
-	mw_error err = {""};
+	char username[MW_USERNAME_MAX + 1];
 	int64_t id = 0;
 	int ret;
 
-	ret = ctl_tagrule_parse_add(argc, argv, username, sizeof(username), &rule);
+	ret = tagrule_parse_add(argc, argv, username, sizeof(username), &rule);
 	if (ret != EXIT_OK)
 		return ret < 0 ? EXIT_OK : ret;
-	ret = mw_store_tag_rule_add(ctl->store, username, &rule, &id, &err);
-	if (ret != MW_STORE_OK)
-		return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "tag rule");
-	(void)snprintf(details, sizeof(details), "{\"id\":%lld}", (long long)id);
-	if (ctl_audit(ctl, "tag_rule.add", username, details) != EXIT_OK)
-		return EXIT_ERROR;
-	printf("%lld\n", (long long)id);
-	return EXIT_OK;
+	ret = ctl->ops->tag_rule_add(ctl, username, &rule, &id);
+	if (ret == EXIT_OK)
+		printf("%lld\n", (long long)id);
+	return ret;
 }
 
 /* cmd_tag_rule_list - a user's rules in the order they are applied */
-static int cmd_tag_rule_list(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_tag_rule_list(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
-	mw_error err = {""};
 	char username[MW_USERNAME_MAX + 1];
 	struct mw_tag_rule *rules = NULL;
 	size_t n = 0, i;
@@ -139,9 +123,9 @@ static int cmd_tag_rule_list(struct mw_ctl *ctl, int argc, char **argv)
 		return EXIT_USAGE;
 	if (ctl_username(argv[first], username, sizeof(username)) < 0)
 		return EXIT_USAGE;
-	ret = mw_store_tag_rule_list(ctl->store, username, &rules, &n, &err);
-	if (ret != MW_STORE_OK)
-		return ctl_store_exit(ret, &err, ret == MW_STORE_NOTFOUND ? username : "tag rules");
+	ret = ctl->ops->tag_rule_list(ctl, username, &rules, &n);
+	if (ret != EXIT_OK)
+		return ret;
 	if (o.json) {
 		json_t *arr = json_array();
 		for (i = 0; i < n; i++) {
@@ -174,14 +158,13 @@ static int cmd_tag_rule_list(struct mw_ctl *ctl, int argc, char **argv)
 }
 
 /* cmd_tag_rule_del - delete one rule by id */
-static int cmd_tag_rule_del(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_tag_rule_del(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
-	mw_error err = {""};
-	char username[MW_USERNAME_MAX + 1], details[64], what[MW_USERNAME_MAX + 48];
+	char username[MW_USERNAME_MAX + 1];
 	long long id;
 	char *end;
-	int first, ret;
+	int first;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
 	if (ctl_want_args(ctl_current, argc - first, 2, 2) != EXIT_OK)
@@ -194,19 +177,11 @@ static int cmd_tag_rule_del(struct mw_ctl *ctl, int argc, char **argv)
 		ctl_err("tag-rule del: not a rule id: %s", argv[first + 1]);
 		return EXIT_USAGE;
 	}
-	ret = tr_user_exists(ctl, username);
-	if (ret != EXIT_OK)
-		return ret;
-	ret = mw_store_tag_rule_del(ctl->store, username, id, &err);
-	(void)snprintf(what, sizeof(what), "%s: tag rule %lld", username, id);
-	if (ret != MW_STORE_OK)
-		return ctl_store_exit(ret, &err, what);
-	(void)snprintf(details, sizeof(details), "{\"id\":%lld}", id);
-	return ctl_audit(ctl, "tag_rule.del", username, details);
+	return ctl->ops->tag_rule_del(ctl, username, (int64_t)id);
 }
 
 /* cmd_training_list - the spam/ham events recorded by the Dovecot plugin */
-static int cmd_training_list(struct mw_ctl *ctl, int argc, char **argv)
+int cmd_training_list(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	mw_error err = {""};
@@ -248,29 +223,3 @@ static int cmd_training_list(struct mw_ctl *ctl, int argc, char **argv)
 	mw_training_events_free(ev, n);
 	return EXIT_OK;
 }
-
-static const struct mw_ctl_command tagrules_commands[] = {
-    {"tag-rule", "add", cmd_tag_rule_add, true,
-     "tag-rule add USER --field F --match exact|substring|glob|domain --value V\n"
-     "       [--keyword K] [--mailbox M] [--disabled]",
-     "Add a tag rule for USER, applied by the Dovecot plugin at delivery after the\n"
-     "user's earlier rules: when header F (From, To, Cc, Subject, List-Id or any other\n"
-     "header name) matches V, set IMAP keyword K and/or file the message into mailbox M.\n"
-     "exact: the whole value (for address fields: an address); substring: anywhere,\n"
-     "any case; glob: * and ? over the whole value or an address; domain: an address\n"
-     "in that domain or a subdomain (List-Id: the id in <...>). K must be an IMAP atom\n"
-     "(no blanks or ( ) { % * \" \\ ]). Prints the new rule's id."},
-    {"tag-rule", "list", cmd_tag_rule_list, true, "tag-rule list USER [--json]",
-     "List USER's tag rules in the order they are applied: id, field, match, value,\n"
-     "keyword, mailbox. A rule the plugin would skip is marked INVALID."},
-    {"tag-rule", "del", cmd_tag_rule_del, true, "tag-rule del USER ID",
-     "Delete USER's tag rule ID. Running Dovecot processes see it within\n"
-     "mailwarden_rules_cache_ttl."},
-    {"training", "list", cmd_training_list, true,
-     "training list [--limit N] [--after-id ID] [--json]",
-     "List the spam/ham training events the Dovecot plugin recorded (messages moved or\n"
-     "appended into or out of Junk, $Junk/$NotJunk set by the user), oldest first."},
-};
-
-const struct mw_ctl_table ctl_tagrules_table = {tagrules_commands,
-                                                MW_N_ELEMENTS(tagrules_commands)};
