@@ -75,8 +75,9 @@ static bool utf8_clean(mw_str *out, const char *s, size_t len, size_t room, bool
 			   message passes here); a run that does not fit whole goes byte by byte
 			   as before, so the cut is the same */
 			size_t end = i;
-			while (end < len && ((unsigned char)s[end] >= 0x20 ? (unsigned char)s[end] < 0x7f
-			                                                   : s[end] == '\n' || s[end] == '\t'))
+			while (end < len &&
+			       ((unsigned char)s[end] >= 0x20 ? (unsigned char)s[end] < 0x7f
+			                                      : s[end] == '\n' || s[end] == '\t'))
 				end++;
 			if (end > i) {
 				if (out->len - start + (end - i) <= room &&

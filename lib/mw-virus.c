@@ -339,7 +339,8 @@ static enum mw_virus_status scan_libclamav(mw_virus *v, const void *data, size_t
 	switch (ret) {
 	case CL_CLEAN:
 		if (found.error) { /* "clean" after an error: nothing may have been scanned */
-			mw_error_set(error_r, "libclamav: error during the scan (see its log line)");
+			mw_error_set(error_r,
+			             "libclamav: error during the scan (see its log line)");
 			return MW_VIRUS_ERROR;
 		}
 		return MW_VIRUS_CLEAN;

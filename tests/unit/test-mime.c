@@ -291,7 +291,10 @@ static void test_limits(void **state)
 static void test_clean_text_exact(void **state)
 {
 	static const char msg[] = "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-	                          "ab\tc\x01" "d\x7f" "e\xc3\xa9\xff" "xyz\nend";
+	                          "ab\tc\x01"
+	                          "d\x7f"
+	                          "e\xc3\xa9\xff"
+	                          "xyz\nend";
 	static const char want[] = "ab\tc d e\xc3\xa9\xef\xbf\xbdxyz\nend";
 	static const size_t cuts[] = {1, 3, 5, 9, 10, 12, 13, 15, 16, 19};
 	struct mw_mime_limits lim = mw_mime_default_limits;
@@ -313,7 +316,7 @@ static void test_clean_text_exact(void **state)
 		for (k = 0; k < strlen(want);) {
 			size_t step = ((unsigned char)want[k] & 0xe0) == 0xc0   ? 2
 			              : ((unsigned char)want[k] & 0xf0) == 0xe0 ? 3
-			                                                         : 1;
+			                                                        : 1;
 			if (k + step > cuts[i])
 				break;
 			k += step;
@@ -329,10 +332,10 @@ static void test_clean_text_exact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_alternative),  cmocka_unit_test(test_html_to_text),
-	    cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_many_parts),
-	    cmocka_unit_test(test_huge_header),  cmocka_unit_test(test_broken_encodings),
-	    cmocka_unit_test(test_limits),       cmocka_unit_test(test_html_lt_at_end),
+	    cmocka_unit_test(test_alternative),      cmocka_unit_test(test_html_to_text),
+	    cmocka_unit_test(test_deep_nesting),     cmocka_unit_test(test_many_parts),
+	    cmocka_unit_test(test_huge_header),      cmocka_unit_test(test_broken_encodings),
+	    cmocka_unit_test(test_limits),           cmocka_unit_test(test_html_lt_at_end),
 	    cmocka_unit_test(test_clean_text_exact),
 	};
 	MW_RUN_TESTS(tests);

@@ -522,7 +522,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_libclamav_found_clean_mime),
-	    cmocka_unit_test(test_libclamav_no_signatures), cmocka_unit_test(test_libclamav_tmpdir),
+	    cmocka_unit_test(test_libclamav_no_signatures),
+	    cmocka_unit_test(test_libclamav_tmpdir),
 	    cmocka_unit_test(test_libclamav_stale_and_reload),
 	    cmocka_unit_test(test_libclamav_limits),
 	    cmocka_unit_test(test_clamd_parse),
