@@ -65,11 +65,33 @@ static void *grow(void *v, size_t count, size_t *cap, size_t size)
 static bool utf8_clean(mw_str *out, const char *s, size_t len, size_t room, bool *bad_r)
 {
 	size_t i = 0, start = out->len;
+	bool bulk = true;
 	while (i < len) {
 		uint32_t cp;
-		size_t n = mw_utf8_decode(s + i, len - i, &cp);
-		const char *p = s + i;
-		size_t plen = n;
+		size_t n, plen;
+		const char *p;
+		if (bulk) {
+			/* a run of printable ASCII, tab and newline stays as it is: one append
+			   instead of a decode and an append per byte (the text of every scanned
+			   message passes here); a run that does not fit whole goes byte by byte
+			   as before, so the cut is the same */
+			size_t end = i;
+			while (end < len &&
+			       ((unsigned char)s[end] >= 0x20 ? (unsigned char)s[end] < 0x7f
+			                                      : s[end] == '\n' || s[end] == '\t'))
+				end++;
+			if (end > i) {
+				if (out->len - start + (end - i) <= room &&
+				    mw_str_append(out, s + i, end - i) == 0) {
+					i = end;
+					continue;
+				}
+				bulk = false;
+			}
+		}
+		n = mw_utf8_decode(s + i, len - i, &cp);
+		p = s + i;
+		plen = n;
 		if (n == 0) {
 			p = "\xEF\xBF\xBD";
 			plen = 3;

@@ -23,6 +23,8 @@ enum mw_virus_engine { MW_VIRUS_LIBCLAMAV, MW_VIRUS_CLAMD };
 struct mw_virus_settings {
 	enum mw_virus_engine engine;
 	const char *signatures;   /* libclamav: signature directory */
+	const char *tmpdir;       /* libclamav: its per-scan directories go here; NULL or ""
+	                             for libclamav's default ($TMPDIR or /tmp) */
 	const char *clamd_socket; /* clamd: unix:/path or inet:PORT@ADDRESS */
 	unsigned clamd_timeout_ms;
 	uint64_t max_scansize, max_filesize;

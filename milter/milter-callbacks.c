@@ -19,9 +19,11 @@
  * were fed the message as received along the way) -> abort/close. The message context is reset
  * in one place (milter_msg_reset) at MAIL FROM, abort, end of message and close.
  *
- * Round trips: when the MTA offers them, HELO, RCPT and header callbacks are negotiated as
- * no-reply (SMFIP_NR_*) and DATA is not sent (SMFIP_NODATA); those callbacks then return
- * SMFIS_NOREPLY and never refuse: a header refusal is kept and given at end of headers.
+ * Round trips: when the MTA offers them, connect, HELO, RCPT, header, end-of-header and
+ * body callbacks are negotiated as no-reply (SMFIP_NR_*) and DATA is not sent
+ * (SMFIP_NODATA); those callbacks then return SMFIS_NOREPLY and never refuse: a header
+ * refusal is kept and given at end of headers, or at end of message when end of headers
+ * takes no reply either (then the body is not read and never skipped: the MTA streams it).
  *
  * Header changes at end of message: deletions first (last index first), then insertions at
  * index 0, which cannot shift the indices of the deleted ones any more.
@@ -154,7 +156,16 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	   never matter; HELO, RCPT and each header need no reply (a round trip each, most of
 	   a message's cost besides the crypto) */
 	*pf1 = f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC | SMFIP_SKIP |
-	             SMFIP_NR_HELO | SMFIP_NR_RCPT | SMFIP_NR_HDR);
+	             SMFIP_NR_HELO | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_CONN);
+	/* end of headers and body without a reply too: the MTA then sends the whole content
+	   at once, and libmilter's worker pool hands the session to a worker once instead of
+	   three times (each hand-off: a pipe write, a poll wake-up, a condition signal).
+	   Both or neither: a body that needs a reply after a silent end of headers would
+	   still cost the hand-off. Refusals made before the end of the message are given at
+	   the end of the message, which for Postfix is the same SMTP reply at the same time
+	   (it passes the content to milters only after the client's final dot). */
+	if ((f1 & (SMFIP_NR_EOH | SMFIP_NR_BODY)) == (SMFIP_NR_EOH | SMFIP_NR_BODY))
+		*pf1 |= SMFIP_NR_EOH | SMFIP_NR_BODY;
 	*pf2 = 0;
 	/* the connection context is made here so connect can find the negotiated options */
 	conn = mw_calloc(1, sizeof(*conn));
@@ -163,6 +174,9 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	conn->nr_helo = (*pf1 & SMFIP_NR_HELO) != 0;
 	conn->nr_rcpt = (*pf1 & SMFIP_NR_RCPT) != 0;
 	conn->nr_hdr = (*pf1 & SMFIP_NR_HDR) != 0;
+	conn->nr_conn = (*pf1 & SMFIP_NR_CONN) != 0;
+	conn->nr_eoh = (*pf1 & SMFIP_NR_EOH) != 0;
+	conn->nr_body = (*pf1 & SMFIP_NR_BODY) != 0;
 	mw_str_init(&conn->hdrs, MW_DKIM_HEADERS_MAX);
 	mw_str_init(&conn->scratch, MW_AUTH_MAX_HEADER_LEN + 2);
 	if (smfi_setpriv(ctx, conn) != MI_SUCCESS) {
@@ -253,7 +267,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	    mw_strlcpy(conn->client_name, hostname, sizeof(conn->client_name)) < 0)
 		(void)mw_strlcpy(conn->client_name, "unknown", sizeof(conn->client_name));
 	conn->trusted = is_trusted(conn->cfg, conn->client_addr);
-	return SMFIS_CONTINUE;
+	return conn->nr_conn ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 /* cb_helo - the HELO/EHLO name, for SPF (a name too long to be one is no name) */
@@ -609,6 +623,8 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 	note_qid(ctx, msg);
 	if (msg->hdr_refused) {
 		struct milter_reply r = msg->hdr_reply;
+		if (conn->nr_eoh)
+			return SMFIS_NOREPLY; /* given at end of message */
 		return reply(ctx, conn, &r, "header");
 	}
 	if (msg->ac != NULL)
@@ -617,7 +633,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 	if (msg->outbound && msg->sign_wanted && !msg->unchecked)
 		start_signer(conn);
 	mw_str_reset(&conn->hdrs);
-	return SMFIS_CONTINUE;
+	return conn->nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 /* cb_body - a body chunk to whoever needs it; skip the rest when nobody does */
@@ -629,11 +645,15 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	if (conn == NULL)
 		return SMFIS_TEMPFAIL;
 	msg = &conn->msg;
+	if (msg->hdr_refused) /* refused at end of message (nr_eoh) */
+		return conn->nr_body ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 	if (msg->ac != NULL)
 		mw_authcheck_body(msg->ac, (const char *)chunk, len);
 	if (msg->signer != NULL && mw_dkim_signer_body(msg->signer, chunk, len, &err) < 0)
 		sign_fail(msg, err.msg);
 	milter_scan_body(conn, chunk, len);
+	if (conn->nr_body)
+		return SMFIS_NOREPLY;
 	if (msg->ac == NULL && msg->signer == NULL && !milter_scan_wants_body(msg) &&
 	    conn->can_skip) {
 		msg->skipped = true;
@@ -733,6 +753,10 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		return SMFIS_TEMPFAIL;
 	msg = &conn->msg;
 	note_qid(ctx, msg);
+	if (msg->hdr_refused) { /* a header refusal kept past a silent end of headers */
+		r = msg->hdr_reply;
+		return reply(ctx, conn, &r, "header");
+	}
 	if (msg->outbound && !msg->unchecked) {
 		const char *from[1] = {msg->from_first}, *sender[1] = {msg->sender_first};
 		struct milter_from_input in = {from, msg->n_from, sender, msg->n_sender};

@@ -94,6 +94,7 @@ static bool settings_of(const mw_config *cfg, struct mw_virus_settings *s)
 		return false;
 	s->engine = strcmp(kind, "clamd") == 0 ? MW_VIRUS_CLAMD : MW_VIRUS_LIBCLAMAV;
 	s->signatures = mw_config_str(cfg, MWK_MILTER_VIRUS_SIGNATURES);
+	s->tmpdir = mw_config_str(cfg, MWK_MILTER_VIRUS_TMPDIR);
 	s->clamd_socket = mw_config_str(cfg, MWK_MILTER_VIRUS_CLAMD_SOCKET);
 	s->clamd_timeout_ms = (unsigned)mw_config_int(cfg, MWK_MILTER_VIRUS_CLAMD_TIMEOUT) * 1000u;
 	s->max_scansize = (uint64_t)mw_config_int(cfg, MWK_MILTER_VIRUS_MAX_SCANSIZE);

@@ -188,6 +188,9 @@ struct milter_conn {
 	bool nr_helo;     /* no reply to HELO, RCPT, each header (SMFIP_NR_*): one round */
 	bool nr_rcpt;     /*   trip less per command; those callbacks never refuse (a */
 	bool nr_hdr;      /*   header refusal waits for the end of the headers) */
+	bool nr_conn;     /* no reply to connect, end of headers and body chunks either: */
+	bool nr_eoh;      /*   the MTA sends the whole content in one go; a header refusal */
+	bool nr_body;     /*   then waits for the end of the message (no SMFIS_SKIP) */
 	unsigned nmsgs;
 	mw_str hdrs;      /* outbound headers kept for the signer ("name\0value\0"...),
 	                     reused from message to message */

@@ -285,13 +285,58 @@ static void test_limits(void **state)
 	mw_mime_free(&m);
 }
 
+/* test_clean_text_exact - the text of a part, byte for byte: printable ASCII, tab and
+   newline kept, other controls a space, bad bytes U+FFFD, UTF-8 kept; a cut at
+   max_part_text falls on the same byte whether it is in an ASCII run or not */
+static void test_clean_text_exact(void **state)
+{
+	static const char msg[] = "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+	                          "ab\tc\x01"
+	                          "d\x7f"
+	                          "e\xc3\xa9\xff"
+	                          "xyz\nend";
+	static const char want[] = "ab\tc d e\xc3\xa9\xef\xbf\xbdxyz\nend";
+	static const size_t cuts[] = {1, 3, 5, 9, 10, 12, 13, 15, 16, 19};
+	struct mw_mime_limits lim = mw_mime_default_limits;
+	struct mw_mime_msg *m = NULL;
+	mw_error err = {""};
+	size_t i;
+	(void)state;
+	assert_int_equal(mw_mime_parse(msg, strlen(msg), &lim, &m, &err), 0);
+	assert_int_equal(m->ntexts, 1);
+	assert_int_equal(m->texts[0].len, strlen(want));
+	assert_memory_equal(m->texts[0].text, want, strlen(want));
+	mw_mime_free(&m);
+	for (i = 0; i < MW_N_ELEMENTS(cuts); i++) {
+		size_t n = 0, k;
+		lim.max_part_text = cuts[i];
+		assert_int_equal(mw_mime_parse(msg, strlen(msg), &lim, &m, &err), 0);
+		assert_int_equal(m->ntexts, 1);
+		/* the longest prefix of whole output characters within the cut */
+		for (k = 0; k < strlen(want);) {
+			size_t step = ((unsigned char)want[k] & 0xe0) == 0xc0   ? 2
+			              : ((unsigned char)want[k] & 0xf0) == 0xe0 ? 3
+			                                                        : 1;
+			if (k + step > cuts[i])
+				break;
+			k += step;
+		}
+		n = k;
+		assert_int_equal(m->texts[0].len, n);
+		assert_memory_equal(m->texts[0].text, want, n);
+		assert_true(m->flags & MW_MIME_TRUNCATED);
+		mw_mime_free(&m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_alternative),  cmocka_unit_test(test_html_to_text),
-	    cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_many_parts),
-	    cmocka_unit_test(test_huge_header),  cmocka_unit_test(test_broken_encodings),
-	    cmocka_unit_test(test_limits),       cmocka_unit_test(test_html_lt_at_end),
+	    cmocka_unit_test(test_alternative),      cmocka_unit_test(test_html_to_text),
+	    cmocka_unit_test(test_deep_nesting),     cmocka_unit_test(test_many_parts),
+	    cmocka_unit_test(test_huge_header),      cmocka_unit_test(test_broken_encodings),
+	    cmocka_unit_test(test_limits),           cmocka_unit_test(test_html_lt_at_end),
+	    cmocka_unit_test(test_clean_text_exact),
 	};
 	MW_RUN_TESTS(tests);
 }

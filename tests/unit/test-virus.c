@@ -8,6 +8,7 @@
 #include "mw-test.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -127,6 +128,44 @@ static void test_libclamav_found_clean_mime(void **state)
 	free(msg);
 	mw_virus_unref(&v);
 	assert_null(v);
+	rm_dir(dir);
+}
+
+/* test_libclamav_tmpdir - virus_tmpdir reaches libclamav: a directory that does not exist
+   gives no verdict (never "clean"), a real one works and is left empty after the scan */
+static void test_libclamav_tmpdir(void **state)
+{
+	char *dir = tmpdir(), *tmp = tmpdir(), *msg, name[MW_VIRUS_NAME_MAX + 1], bad[600];
+	struct mw_virus_settings s = lib_settings(dir);
+	mw_error err;
+	mw_virus *v;
+	DIR *d;
+	struct dirent *de;
+	(void)state;
+
+	write_ndb(dir, "test.ndb", "Mailwarden.Test.EICAR", eicar);
+	msg = mime_message(eicar);
+	snprintf(bad, sizeof(bad), "%s/missing", tmp);
+	s.tmpdir = bad;
+	v = mw_virus_new(&s, &err);
+	if (v != NULL) {
+		assert_int_equal(mw_virus_scan(v, msg, strlen(msg), name, sizeof(name), &err),
+		                 MW_VIRUS_ERROR);
+		mw_virus_unref(&v);
+	}
+	s.tmpdir = tmp;
+	v = mw_virus_new(&s, &err);
+	assert_non_null(v);
+	assert_int_equal(mw_virus_scan(v, msg, strlen(msg), name, sizeof(name), &err),
+	                 MW_VIRUS_FOUND);
+	mw_virus_unref(&v);
+	d = opendir(tmp);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		assert_true(strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0);
+	closedir(d);
+	free(msg);
+	rm_dir(tmp);
 	rm_dir(dir);
 }
 
@@ -484,6 +523,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_libclamav_found_clean_mime),
 	    cmocka_unit_test(test_libclamav_no_signatures),
+	    cmocka_unit_test(test_libclamav_tmpdir),
 	    cmocka_unit_test(test_libclamav_stale_and_reload),
 	    cmocka_unit_test(test_libclamav_limits),
 	    cmocka_unit_test(test_clamd_parse),
