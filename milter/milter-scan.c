@@ -78,7 +78,7 @@ static pthread_mutex_t cls_open_lock = PTHREAD_MUTEX_INITIALIZER;
 static mw_classifier *cls;
 static mw_store *cls_store;
 static char cls_url[1024];
-static time_t cls_next_try;
+static int64_t cls_next_try; /* mw_mono_s */
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t watch_cond = PTHREAD_COND_INITIALIZER;
@@ -122,7 +122,7 @@ static mw_virus *engine_get(void)
 static int build(const char *why, bool watcher)
 {
 	struct mw_virus_settings s;
-	struct timespec t0, t1;
+	int64_t t0;
 	mw_virus *v = NULL, *old;
 	char e[MILTER_LOGV];
 	mw_config *cfg;
@@ -135,9 +135,8 @@ static int build(const char *why, bool watcher)
 	if (watcher && strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "libclamav") != 0)
 		goto out;
 	if (settings_of(cfg, &s)) {
-		(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+		t0 = mw_mono_ms();
 		v = mw_virus_new(&s, &err);
-		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (v == NULL) {
 			mw_error_log("event=virus_reload status=failed why=%s engine=%s "
 			             "note=\"the previous engine stays\" error=%s",
@@ -146,7 +145,7 @@ static int build(const char *why, bool watcher)
 			ret = -1;
 			goto out;
 		}
-		ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		ms = (long)(mw_mono_ms() - t0);
 		mw_info("event=virus_reload status=ok why=%s engine=%s signatures=%u build_ms=%ld",
 		        why, mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), mw_virus_signatures(v), ms);
 	}
@@ -439,7 +438,7 @@ static void classifier_ensure(const mw_config *cfg)
 {
 	const char *url = mw_config_str(cfg, MWK_STORE);
 	struct mw_classifier_settings cs;
-	struct timespec now;
+	int64_t now;
 	bool current;
 	mw_error err;
 	mw_store *store;
@@ -452,8 +451,8 @@ static void classifier_ensure(const mw_config *cfg)
 	if (current)
 		return;
 	(void)pthread_mutex_lock(&cls_open_lock);
-	(void)clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec < cls_next_try)
+	now = mw_mono_s();
+	if (now < cls_next_try)
 		goto out;
 	(void)pthread_rwlock_rdlock(&cls_rw);
 	current = cls != NULL && strcmp(cls_url, url) == 0;
@@ -464,7 +463,7 @@ static void classifier_ensure(const mw_config *cfg)
 	    mw_store_open(url, (unsigned)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000u, &err);
 	if (store == NULL || mw_classifier_open(store, &c, &err) < 0) {
 		mw_store_close(&store);
-		cls_next_try = now.tv_sec + CLS_RETRY_SECS;
+		cls_next_try = now + CLS_RETRY_SECS;
 		mw_warn("event=spam_classifier status=unavailable retry_secs=%d error=%s",
 		        CLS_RETRY_SECS, mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
 		goto out;

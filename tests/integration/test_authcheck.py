@@ -107,7 +107,13 @@ class AuthcheckTest(unittest.TestCase):
             self.assertNotIn(bad, p.stderr)
         self.assertEqual(p.returncode, 0, p.stderr)
         out = json.loads(p.stdout)
-        self.assertTrue(out['authentication_results'].startswith(ID + '; '))
+        ar = out['authentication_results']
+        self.assertTrue(ar.startswith(ID + '; '))
+        # folded ('\n\t') into short lines; compared unfolded
+        for line in ar.split('\n'):
+            self.assertLessEqual(len(line), 100, ar)
+        self.assertNotRegex(ar, r'\n(?!\t)')
+        out['authentication_results'] = ar.replace('\n\t', ' ')
         return out
 
     # ---- DKIM ------------------------------------------------------------------------
