@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-addr.c lib/mw-pattern.c lib/mw-rfc2047.c lib/mw-util.c */
-/* FUZZ_PKGS: libidn2 libsodium */
 /*
  * fuzz-addr.c - fuzz target for the address parsers and patterns (libFuzzer entry point).
  *

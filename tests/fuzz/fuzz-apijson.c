@@ -1,5 +1,5 @@
-/* FUZZ_SOURCES: webapi/api-http.c webapi/api-routes.c webapi/api-sessions.c webapi/api-users.c webapi/api-misc.c webapi/api-totp.c webapi/api-apppw.c webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c webapi/api-guard.c webapi/api-net.c lib/mw-pdctl.c lib/mw-util.c lib/mw-log.c lib/mw-config.c lib/mw-addr.c lib/mw-rfc2047.c lib/mw-pattern.c lib/mw-password.c lib/mw-secret.c lib/mw-store.c lib/mw-store-sqlite.c lib/mw-migrations.c lib/mw-dkim-sign.c lib/mw-tagrule.c */
-/* FUZZ_PKGS: jansson libsodium sqlite3 libidn2 liboath opendkim libcrypto */
+/* FUZZ_SOURCES: webapi/api-http.c webapi/api-routes.c webapi/api-support.c webapi/api-sessions.c webapi/api-users.c webapi/api-misc.c webapi/api-totp-state.c webapi/api-totp.c webapi/api-apppw.c webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c webapi/api-guard.c webapi/api-net.c webapi/api-cookie.c webapi/api-qr.c */
+/* FUZZ_PKGS: jansson liboath libqrencode */
 /* FUZZ_LDFLAGS: -Wl,--wrap=mw_dkim_generate_rsa */
 /*
  * fuzz-apijson.c - fuzz target for every JSON request body of mailwarden-api (libFuzzer).

@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-config.c lib/mw-log.c lib/mw-util.c */
-/* FUZZ_PKGS: libsodium */
 /*
  * fuzz-config.c - fuzz target for the configuration file parser (libFuzzer entry point).
  *

@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-dkim-sign.c lib/mw-addr.c lib/mw-rfc2047.c lib/mw-secret.c lib/mw-store.c lib/mw-store-sqlite.c lib/mw-migrations.c lib/mw-util.c lib/mw-log.c lib/mw-tagrule.c */
-/* FUZZ_PKGS: opendkim libcrypto libidn2 libsodium sqlite3 */
 /*
  * fuzz-dkimcanon.c - differential fuzz target: our DKIM relaxed/relaxed canonicalisation
  * (lib/mw-dkim-sign.c) against libopendkim's, on the same message (libFuzzer).

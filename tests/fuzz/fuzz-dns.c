@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-dns.c lib/mw-util.c */
-/* FUZZ_PKGS: libunbound libsodium */
 /*
  * fuzz-dns.c - fuzz target for the DNS answer parser and the server list (libFuzzer).
  *

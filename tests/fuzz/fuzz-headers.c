@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-headers.c lib/mw-util.c */
-/* FUZZ_PKGS: libsodium */
 /*
  * fuzz-headers.c - fuzz target for the verdict header parsers and printers of lib/mw-headers
  * (Authentication-Results, X-Mailwarden-Spam, X-Mailwarden-Virus; libFuzzer entry point).

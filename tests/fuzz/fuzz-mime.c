@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-mime.c lib/mw-tokenize.c lib/mw-util.c */
-/* FUZZ_PKGS: gmime-3.0 libpsl libsodium */
 /*
  * fuzz-mime.c - fuzz target for the spam classifier's input side: lib/mw-mime (GMime
  * walking, HTML to text, URL extraction) and lib/mw-tokenize (libFuzzer entry point).

@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-addr.c lib/mw-rfc2047.c lib/mw-pattern.c lib/mw-util.c */
-/* FUZZ_PKGS: libidn2 libsodium */
 /*
  * fuzz-pattern.c - fuzz target for allowed-From pattern matching (libFuzzer entry point).
  *

@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-pdctl.c lib/mw-util.c */
-/* FUZZ_PKGS: libsodium */
 /*
  * fuzz-pdctl.c - fuzz target for the policyd control-socket records (libFuzzer entry point).
  *

@@ -1,5 +1,4 @@
-/* FUZZ_SOURCES: policy-daemon/pd-proto.c lib/mw-util.c */
-/* FUZZ_PKGS: libsodium */
+/* FUZZ_SOURCES: policy-daemon/pd-proto.c */
 /*
  * fuzz-pdproto.c - fuzz target for the policy protocol parser (libFuzzer entry point).
  *

@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-spamd.c lib/mw-headers.c lib/mw-util.c */
-/* FUZZ_PKGS: libsodium */
 /*
  * fuzz-spamd.c - fuzz target for spamd's SYMBOLS reply parser (libFuzzer entry point).
  *

@@ -1,5 +1,3 @@
-/* FUZZ_SOURCES: lib/mw-tagrule.c lib/mw-util.c */
-/* FUZZ_PKGS: libsodium */
 /*
  * fuzz-tagrule.c - fuzz target for tag rule values and matching (libFuzzer entry point).
  *
