@@ -1280,9 +1280,8 @@ static int display_judge(const char *raw, size_t rlen, const struct mw_addr_list
 	for (i = 0; i < dec.len; i++) {
 		const unsigned char *u = (const unsigned char *)dec.buf + i;
 		int r;
-		if (i + 3 <= dec.len &&
-		    ((u[0] == 0xef && u[1] == 0xbc && u[2] == 0xa0) ||
-		     (u[0] == 0xef && u[1] == 0xb9 && u[2] == 0xab))) {
+		if (i + 3 <= dec.len && ((u[0] == 0xef && u[1] == 0xbc && u[2] == 0xa0) ||
+		                         (u[0] == 0xef && u[1] == 0xb9 && u[2] == 0xab))) {
 			r = mw_str_appendc(&t, '@');
 			i += 2;
 		} else {
@@ -1407,13 +1406,15 @@ int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *
 		}
 		if (c == '"') {
 			bool in_phrase = !angle && !bare;
-			if (in_phrase && space && phrase.len > 0 && mw_str_appendc(&phrase, ' ') < 0)
+			if (in_phrase && space && phrase.len > 0 &&
+			    mw_str_appendc(&phrase, ' ') < 0)
 				ret = -1;
 			if (ret == 0 &&
 			    display_quoted(s, len, &pos, in_phrase ? &phrase : NULL) < 0)
 				ret = -1;
 			if (ret < 0)
-				mw_error_set(error_r, "quoted string at offset %zu does not parse", pos);
+				mw_error_set(error_r, "quoted string at offset %zu does not parse",
+				             pos);
 			space = false;
 			continue;
 		}

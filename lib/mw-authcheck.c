@@ -1009,8 +1009,8 @@ static int from_domain(mw_authcheck *ac, char *reason, size_t rsize)
 	if (ac->from_headers != 1) {
 		snprintf(res->from_problem, sizeof(res->from_problem), "%zu From header fields",
 		         ac->from_headers);
-	} else if (mw_addr_parse_header(ac->from_value[0], strlen(ac->from_value[0]), &list,
-	                                NULL) < 0) {
+	} else if (mw_addr_parse_header(ac->from_value[0], strlen(ac->from_value[0]), &list, NULL) <
+	           0) {
 		snprintf(res->from_problem, sizeof(res->from_problem), "unparseable From");
 	} else {
 		res->from_count = list.count;
@@ -1061,8 +1061,8 @@ static void run_sender(mw_authcheck *ac)
 	if (ac->sender_headers == 0)
 		return;
 	if (ac->sender_headers > 1) {
-		snprintf(res->sender_problem, sizeof(res->sender_problem), "%zu Sender header fields",
-		         ac->sender_headers);
+		snprintf(res->sender_problem, sizeof(res->sender_problem),
+		         "%zu Sender header fields", ac->sender_headers);
 		return;
 	}
 	if (mw_addr_parse_header(ac->sender_value, strlen(ac->sender_value), &list, NULL) < 0) {
@@ -1070,12 +1070,13 @@ static void run_sender(mw_authcheck *ac)
 		return;
 	}
 	if (list.count != 1)
-		snprintf(res->sender_problem, sizeof(res->sender_problem), "%zu addresses in Sender",
-		         list.count);
+		snprintf(res->sender_problem, sizeof(res->sender_problem),
+		         "%zu addresses in Sender", list.count);
 	else if (list.addrs[0].domain[0] == '[' ||
-	         mw_strlcpy(res->sender_domain, list.addrs[0].domain,
-	                    sizeof(res->sender_domain)) < 0)
-		snprintf(res->sender_problem, sizeof(res->sender_problem), "unusable Sender address");
+	         mw_strlcpy(res->sender_domain, list.addrs[0].domain, sizeof(res->sender_domain)) <
+	             0)
+		snprintf(res->sender_problem, sizeof(res->sender_problem),
+		         "unusable Sender address");
 	mw_addr_list_free(&list);
 	if (res->sender_problem[0] != '\0') {
 		res->sender_domain[0] = '\0';
@@ -1382,8 +1383,7 @@ int mw_authcheck_ip_in_networks(const char *networks, const char *ip, mw_error *
 
 /* set_verdict - fill V */
 static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, const char *why,
-                        const char *code, const char *xcode, const char *fmt, ...)
-    MW_PRINTF(6, 7);
+                        const char *code, const char *xcode, const char *fmt, ...) MW_PRINTF(6, 7);
 static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, const char *why,
                         const char *code, const char *xcode, const char *fmt, ...)
 {
@@ -1449,9 +1449,10 @@ void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_ver
 			return;
 		}
 		if (mw_authcheck_domain_listed(local, res->envelope_domain)) {
-			set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
-			            "Envelope sender claims local domain %s but is not authenticated",
-			            res->envelope_domain);
+			set_verdict(
+			    v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
+			    "Envelope sender claims local domain %s but is not authenticated",
+			    res->envelope_domain);
 			return;
 		}
 	}

@@ -85,7 +85,7 @@ struct mw_auth_results {
 	char sender_problem[64];
 	char sender_domain[MW_DNS_NAME_MAX + 1];
 	bool sender_authenticated;
-	char reason[160];                      /* why dmarc is temperror/permerror, for the log */
+	char reason[160]; /* why dmarc is temperror/permerror, for the log */
 
 	bool temperror; /* some check met a temporary DNS failure */
 };
@@ -122,8 +122,8 @@ int mw_authcheck_connect(mw_authcheck *ac, const char *client_ip, const char *he
 /* addr: the envelope sender as Postfix passes it ("<a@b>", "<>") or bare. */
 int mw_authcheck_mail_from(mw_authcheck *ac, const char *addr, mw_error *error_r);
 /* A field named "From" in any case, with blanks before the colon too (obs-optional), counts
-   as a From field. Fails (-1) past the limits above; the caller then treats the message as it sees fit
-   (the milter: tempfail or reject it; it must not deliver it unchecked as "pass"). */
+   as a From field. Fails (-1) past the limits above; the caller then treats the message as it sees
+   fit (the milter: tempfail or reject it; it must not deliver it unchecked as "pass"). */
 int mw_authcheck_header(mw_authcheck *ac, const char *name, const char *value, size_t len,
                         mw_error *error_r);
 void mw_authcheck_eoh(mw_authcheck *ac);

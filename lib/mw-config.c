@@ -72,8 +72,8 @@ struct mw_config {
 static const char *const mw_type_names[] = {
     [MW_CFG_STRING] = "string", [MW_CFG_PATH] = "path",         [MW_CFG_BOOL] = "bool",
     [MW_CFG_INT] = "integer",   [MW_CFG_DURATION] = "duration", [MW_CFG_SIZE] = "size",
-    [MW_CFG_ENUM] = "enum",     [MW_CFG_URL] = "url",
-    [MW_CFG_STRLIST] = "list",  [MW_CFG_ORIGIN] = "origin",
+    [MW_CFG_ENUM] = "enum",     [MW_CFG_URL] = "url",           [MW_CFG_STRLIST] = "list",
+    [MW_CFG_ORIGIN] = "origin",
 };
 
 /* show - copy untrusted text into buf for an error message: bytes outside printable
@@ -273,8 +273,9 @@ static int check_origin(const char *s, mw_error *error_r)
 	else if (strncmp(s, "http://", 7) == 0)
 		host = s + 7;
 	else {
-		mw_error_set(error_r, "expected an origin https://host[:port] or http://host[:port] "
-		                      "(\"null\", \"*\" and patterns are refused)");
+		mw_error_set(error_r,
+		             "expected an origin https://host[:port] or http://host[:port] "
+		             "(\"null\", \"*\" and patterns are refused)");
 		return -1;
 	}
 	p = host;
@@ -304,8 +305,9 @@ static int check_origin(const char *s, mw_error *error_r)
 				break;
 		}
 		if (label == 0 || (*p != '\0' && *p != ':')) {
-			mw_error_set(error_r, "the origin's host must be a lower-case name or address, "
-			                      "with no path, user, wildcard or trailing slash");
+			mw_error_set(error_r,
+			             "the origin's host must be a lower-case name or address, "
+			             "with no path, user, wildcard or trailing slash");
 			return -1;
 		}
 	}
@@ -313,7 +315,8 @@ static int check_origin(const char *s, mw_error *error_r)
 		for (p++; *p >= '0' && *p <= '9' && port <= 65535; p++)
 			port = port * 10 + (*p - '0');
 		if (port < 1 || port > 65535 || *p != '\0') {
-			mw_error_set(error_r, "the origin's port must be 1..65535 and end the origin");
+			mw_error_set(error_r,
+			             "the origin's port must be 1..65535 and end the origin");
 			return -1;
 		}
 	}
@@ -649,8 +652,8 @@ static int parse_assignment(struct parse_state *st, mw_slice line, mw_error *err
 		if (st->set_at[k->id] != 0) /* a STRLIST line after the first: one more item */
 			ret = list_append(st->cfg, k, &text, mw_str_steal(&origin), error_r);
 		else
-			ret = set_value(st->cfg, k, mw_str_c(&text), mw_str_steal(&origin),
-			                error_r);
+			ret =
+			    set_value(st->cfg, k, mw_str_c(&text), mw_str_steal(&origin), error_r);
 		if (ret == 0 && st->set_at[k->id] == 0)
 			st->set_at[k->id] = st->lineno;
 	}
@@ -988,7 +991,8 @@ void mw_config_dump(const mw_config *cfg, FILE *out, unsigned flags)
 				continue;
 			}
 			fprintf(out, "%s = ", mw_config_keys[j].name);
-			if (!secrets && is_secret_key(mw_config_keys[j].name) && *cfg->v[j].str != '\0') {
+			if (!secrets && is_secret_key(mw_config_keys[j].name) &&
+			    *cfg->v[j].str != '\0') {
 				fputs("<hidden>", out);
 			} else {
 				char *masked = secrets ? NULL : mask_url_password(cfg->v[j].str);
@@ -1047,8 +1051,9 @@ static void allowed(mw_str *s, const struct mw_config_key *k, bool markdown)
 	} else if (k->type == MW_CFG_PATH) {
 		(void)mw_str_appends(s, "absolute path");
 	} else if (k->type == MW_CFG_ORIGIN) {
-		(void)mw_str_appends(s, markdown ? "`https://host[:port]`, `http://host[:port]`, empty"
-		                                 : "https://host[:port], http://host[:port], empty");
+		(void)mw_str_appends(s, markdown
+		                            ? "`https://host[:port]`, `http://host[:port]`, empty"
+		                            : "https://host[:port], http://host[:port], empty");
 	} else if (k->type == MW_CFG_BOOL) {
 		(void)mw_str_appends(s, markdown ? "`yes`, `no`" : "yes, no");
 	} else if (k->min != 0 || k->max != 0) {

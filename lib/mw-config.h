@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #define MW_CONFIG_DEFAULT_PATH "/etc/mailwarden/mailwarden.conf"
-#define MW_CONFIG_MAX_LINE 4096 /* longer lines are an error, not truncated */
+#define MW_CONFIG_MAX_LINE     4096 /* longer lines are an error, not truncated */
 
 enum mw_config_type {
 	MW_CFG_STRING,
@@ -67,8 +67,7 @@ typedef struct mw_config mw_config;
    Errors name file:line and key. */
 mw_config *mw_config_load(const char *path, bool missing_ok, mw_error *error_r);
 /* Parses text as if it were the file NAME (tests, `config check -`). No conf.d. */
-mw_config *mw_config_load_string(const char *text, size_t len, const char *name,
-				 mw_error *error_r);
+mw_config *mw_config_load_string(const char *text, size_t len, const char *name, mw_error *error_r);
 /* Only the defaults. */
 mw_config *mw_config_defaults(void);
 mw_config *mw_config_ref(mw_config *cfg);
@@ -109,7 +108,7 @@ int mw_config_parse_bool(const char *s, bool *b_r, mw_error *error_r);
    in "_secret" or "password" print as "<hidden>", and the password of a URL's user info
    (scheme://user:PASSWORD@host) as "***". Only output with secrets parses back to the same
    values. */
-#define MW_CONFIG_DUMP_ORIGIN 1u
+#define MW_CONFIG_DUMP_ORIGIN  1u
 #define MW_CONFIG_DUMP_SECRETS 2u
 void mw_config_dump(const mw_config *cfg, FILE *out, unsigned flags);
 /* Writes the key reference: plain text for --help, or the markdown that

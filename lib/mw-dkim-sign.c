@@ -65,11 +65,11 @@ struct mw_dkim_signer {
 	size_t header_bytes;
 	mw_str hdrs; /* the signed header fields as given: name NUL value NUL, in message order */
 	size_t nhdrs;
-	bool too_many; /* more than MW_DKIM_SIGNED_FIELDS_MAX fields to sign */
+	bool too_many;        /* more than MW_DKIM_SIGNED_FIELDS_MAX fields to sign */
 	const char **hdrlist; /* sign_headers, split (owned strings in hdrbuf) */
 	char *hdrbuf;
-	EVP_MD_CTX *bh;     /* the body hash */
-	char out[4096];     /* canonical body bytes not yet hashed */
+	EVP_MD_CTX *bh; /* the body hash */
+	char out[4096]; /* canonical body bytes not yet hashed */
 	size_t outlen;
 	size_t line_len;    /* content bytes on the current body line */
 	size_t empty_lines; /* empty body lines held back */
@@ -131,8 +131,10 @@ int mw_dkim_domain_normalize(const char *in, char *out, size_t outsize, mw_error
 	if (len > 0 && out[len - 1] == '.')
 		out[len - 1] = '\0';
 	if (strlen(out) > MW_DKIM_DOMAIN_MAX || strchr(out, '.') == NULL) {
-		mw_error_set(error_r, "DKIM domain must have at least two labels and at most %d "
-		                      "bytes", MW_DKIM_DOMAIN_MAX);
+		mw_error_set(error_r,
+		             "DKIM domain must have at least two labels and at most %d "
+		             "bytes",
+		             MW_DKIM_DOMAIN_MAX);
 		return -1;
 	}
 	return 0;
@@ -148,14 +150,16 @@ int mw_dkim_selector_normalize(const char *in, char *out, size_t outsize, mw_err
 	}
 	len = strnlen(in, MW_DKIM_SELECTOR_MAX + 1);
 	if (len > MW_DKIM_SELECTOR_MAX || len >= outsize) {
-		mw_error_set(error_r, "DKIM selector is longer than %d bytes", MW_DKIM_SELECTOR_MAX);
+		mw_error_set(error_r, "DKIM selector is longer than %d bytes",
+		             MW_DKIM_SELECTOR_MAX);
 		return -1;
 	}
 	for (i = 0; i <= len; i++) {
 		char c = in[i];
 		if (c == '.' || c == '\0') {
 			if (label == 0 || label > 63) {
-				mw_error_set(error_r, "DKIM selector has an empty or over-long label");
+				mw_error_set(error_r,
+				             "DKIM selector has an empty or over-long label");
 				return -1;
 			}
 			label = 0;
@@ -163,8 +167,9 @@ int mw_dkim_selector_normalize(const char *in, char *out, size_t outsize, mw_err
 		}
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '-' || c == '_')) {
-			mw_error_set(error_r, "DKIM selector may hold only letters, digits, '-', '_' "
-			                      "and dots");
+			mw_error_set(error_r,
+			             "DKIM selector may hold only letters, digits, '-', '_' "
+			             "and dots");
 			return -1;
 		}
 		label++;
@@ -210,7 +215,8 @@ static EVP_PKEY *pem_parse(const char *pem, size_t pem_len, enum mw_dkim_key_typ
 		return NULL;
 	}
 	if (pem_len > MW_DKIM_KEY_PEM_MAX) {
-		mw_error_set(error_r, "DKIM private key is longer than %d bytes", MW_DKIM_KEY_PEM_MAX);
+		mw_error_set(error_r, "DKIM private key is longer than %d bytes",
+		             MW_DKIM_KEY_PEM_MAX);
 		return NULL;
 	}
 	/* pem need not be NUL-terminated: search within pem_len only */
@@ -239,8 +245,8 @@ static EVP_PKEY *pem_parse(const char *pem, size_t pem_len, enum mw_dkim_key_typ
 	if (EVP_PKEY_is_a(pkey, "RSA")) {
 		bits = EVP_PKEY_get_bits(pkey);
 		if (bits < MW_DKIM_RSA_MIN_BITS || bits > MW_DKIM_RSA_MAX_BITS) {
-			mw_error_set(error_r, "DKIM RSA key has %d bits: %d to %d are accepted", bits,
-			             MW_DKIM_RSA_MIN_BITS, MW_DKIM_RSA_MAX_BITS);
+			mw_error_set(error_r, "DKIM RSA key has %d bits: %d to %d are accepted",
+			             bits, MW_DKIM_RSA_MIN_BITS, MW_DKIM_RSA_MAX_BITS);
 			EVP_PKEY_free(pkey);
 			return NULL;
 		}
@@ -266,8 +272,7 @@ static void b64_append(mw_str *out, const unsigned char *p, size_t len)
 }
 
 /* public_b64 - the p= value of a parsed key */
-static int public_b64(EVP_PKEY *pkey, enum mw_dkim_key_type type, mw_str *pub_r,
-                      mw_error *error_r)
+static int public_b64(EVP_PKEY *pkey, enum mw_dkim_key_type type, mw_str *pub_r, mw_error *error_r)
 {
 	unsigned char raw[64], *der = NULL;
 	size_t rawlen = sizeof(raw);
@@ -459,8 +464,10 @@ int mw_dkim_key_from_store(mw_store *store, const mw_master_key *master_key, con
 	mw_str_init(&plain, MW_DKIM_KEY_PEM_MAX);
 	(void)mw_dkim_key_ad(row.domain, row.selector, &ad);
 	if (mw_secret_decrypt(master_key, row.private_key, mw_str_c(&ad), &plain, error_r) < 0) {
-		mw_error_prefix(error_r, "DKIM key %s for %s: cannot decrypt (wrong master key "
-		                         "or tampered row)", row.selector, row.domain);
+		mw_error_prefix(error_r,
+		                "DKIM key %s for %s: cannot decrypt (wrong master key "
+		                "or tampered row)",
+		                row.selector, row.domain);
 		ret = MW_DKIM_LOOKUP_ERROR;
 	} else {
 		*key_r = mw_dkim_key_new(row.domain, row.selector, plain.buf, plain.len, error_r);
@@ -496,8 +503,10 @@ int mw_dkim_key_load_file(const char *path, const char *domain, const char *sele
 		goto fail;
 	}
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		mw_error_set(error_r, "DKIM key file %s is accessible by group or others (mode %04o): "
-		                      "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+		mw_error_set(error_r,
+		             "DKIM key file %s is accessible by group or others (mode %04o): "
+		             "chmod 600 it",
+		             path, (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	if (st.st_size <= 0 || st.st_size > MW_DKIM_KEY_PEM_MAX) {
@@ -559,8 +568,8 @@ int mw_dkim_key_from_dir(const char *dir, const char *domain, mw_dkim_key **key_
 		nlen = strlen(name);
 		/* DOMAIN "." SELECTOR ".key" in lower case, the selector one label (so no name
 		   is ambiguous) */
-		if (nlen <= dlen + 5 || strncmp(name, d, dlen) != 0 ||
-		    name[dlen] != '.' || strcmp(name + nlen - 4, ".key") != 0)
+		if (nlen <= dlen + 5 || strncmp(name, d, dlen) != 0 || name[dlen] != '.' ||
+		    strcmp(name + nlen - 4, ".key") != 0)
 			continue;
 		s = name + dlen + 1;
 		if ((size_t)(name + nlen - 4 - s) >= sizeof(sel))
@@ -572,8 +581,10 @@ int mw_dkim_key_from_dir(const char *dir, const char *domain, mw_dkim_key **key_
 		    strcmp(sel, norm) != 0)
 			continue;
 		if (found[0] != '\0') {
-			mw_error_set(error_r, "DKIM key directory %s has several keys for %s (%s, %s): "
-			                      "keep one", dir, d, found, sel);
+			mw_error_set(error_r,
+			             "DKIM key directory %s has several keys for %s (%s, %s): "
+			             "keep one",
+			             dir, d, found, sel);
 			(void)closedir(dh);
 			return MW_DKIM_LOOKUP_ERROR;
 		}
@@ -851,8 +862,8 @@ int mw_dkim_signer_body(mw_dkim_signer *signer, const void *chunk, size_t len, m
 					return signer_error(signer, error_r, "body hash");
 				continue;
 			}
-			/* a bare CR ends a line, as a bare LF does (RFC 6376 5.3: both are made CRLF
-			   before signing; libopendkim's FIXCRLF does the same) */
+			/* a bare CR ends a line, as a bare LF does (RFC 6376 5.3: both are made
+			   CRLF before signing; libopendkim's FIXCRLF does the same) */
 			if (bh_eol(signer) < 0)
 				return signer_error(signer, error_r, "body hash");
 		}
@@ -942,9 +953,8 @@ static int sign_digest(mw_dkim_signer *s, const unsigned char *digest, unsigned 
 
 /* header_hash_input - the canonical signed header fields (bottom-up per name, as h=
    names them) followed by the canonical DKIM-Signature without its b= value */
-static int header_hash_input(mw_dkim_signer *s, const char **names, const char **values,
-                             bool *used, const mw_str *hlist, const mw_str *sigval,
-                             mw_str *canon)
+static int header_hash_input(mw_dkim_signer *s, const char **names, const char **values, bool *used,
+                             const mw_str *hlist, const mw_str *sigval, mw_str *canon)
 {
 	const char *p = hlist->buf, *end = hlist->buf + hlist->len;
 	while (p < end) {
@@ -989,7 +999,8 @@ static int oversign_names(const mw_dkim_signer *s, const char **names, size_t n,
 		if (over_add(hlist, over_start, names[i]) < 0)
 			return -1;
 	for (i = 0; s->hdrlist[i] != NULL; i++)
-		if (strchr(s->hdrlist[i], '*') == NULL && over_add(hlist, over_start, s->hdrlist[i]) < 0)
+		if (strchr(s->hdrlist[i], '*') == NULL &&
+		    over_add(hlist, over_start, s->hdrlist[i]) < 0)
 			return -1;
 	return over_add(hlist, over_start, "from");
 }
@@ -1054,8 +1065,7 @@ int mw_dkim_signer_eom(mw_dkim_signer *signer, mw_str *value_r, mw_error *error_
 	    mw_str_appendf(&v, "\n\tt=%s; bh=%s;\n\th=", num, bh) < 0)
 		goto out;
 	col = 3;
-	for (p = hlist.buf, end = hlist.buf + hlist.len; p != NULL && p < end;
-	     p += strlen(p) + 1) {
+	for (p = hlist.buf, end = hlist.buf + hlist.len; p != NULL && p < end; p += strlen(p) + 1) {
 		mw_str item;
 		int r;
 		mw_str_init(&item, 0);

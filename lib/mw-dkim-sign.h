@@ -6,16 +6,16 @@
 #include "mw-store.h"
 #include "mw-util.h"
 
-#define MW_DKIM_KEY_PEM_MAX  16384   /* a private key in PEM (RSA 4096 is ~3.3k) */
-#define MW_DKIM_HEADER_MAX   65536   /* one header field, name and value */
-#define MW_DKIM_HEADERS_MAX  1048576 /* all header fields of one message */
-#define MW_DKIM_HEADER_LIST_MAX 1024 /* a sign_headers list */
-#define MW_DKIM_RSA_MIN_BITS 1024    /* RFC 8301: shorter RSA keys are refused */
-#define MW_DKIM_RSA_MAX_BITS 8192
+#define MW_DKIM_KEY_PEM_MAX     16384   /* a private key in PEM (RSA 4096 is ~3.3k) */
+#define MW_DKIM_HEADER_MAX      65536   /* one header field, name and value */
+#define MW_DKIM_HEADERS_MAX     1048576 /* all header fields of one message */
+#define MW_DKIM_HEADER_LIST_MAX 1024    /* a sign_headers list */
+#define MW_DKIM_RSA_MIN_BITS    1024    /* RFC 8301: shorter RSA keys are refused */
+#define MW_DKIM_RSA_MAX_BITS    8192
 
 /* Header fields signed by default: comma-separated, '*' is a wildcard. */
-#define MW_DKIM_DEFAULT_SIGN_HEADERS                                                     \
-	"from,sender,to,cc,subject,date,message-id,reply-to,in-reply-to,references,"      \
+#define MW_DKIM_DEFAULT_SIGN_HEADERS                                                               \
+	"from,sender,to,cc,subject,date,message-id,reply-to,in-reply-to,references,"               \
 	"mime-version,content-type,content-transfer-encoding,list-*"
 /* Every signed name is over-signed: h= names each one instance more than the message
    has (names of the list without a wildcard, and From, even when absent), so no field of
@@ -75,7 +75,11 @@ int mw_dkim_txt_record(const char *domain, const char *selector, enum mw_dkim_ke
 int mw_dkim_key_ad(const char *domain, const char *selector, mw_str *out);
 
 /* ---- key lookup ---- */
-enum mw_dkim_lookup { MW_DKIM_LOOKUP_ERROR = -1, MW_DKIM_LOOKUP_FOUND = 0, MW_DKIM_LOOKUP_NONE = 1 };
+enum mw_dkim_lookup {
+	MW_DKIM_LOOKUP_ERROR = -1,
+	MW_DKIM_LOOKUP_FOUND = 0,
+	MW_DKIM_LOOKUP_NONE = 1
+};
 
 /* The active key of domain in the store, decrypted with master_key (associated data
    "dkim:DOMAIN:SELECTOR"). A wrong master key, a row moved to another domain or selector

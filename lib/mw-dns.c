@@ -403,9 +403,8 @@ static int convert_record(int type, const unsigned char *d, size_t len, struct m
 }
 
 /* mw_dns_answer_from_result - a libunbound result for QNAME and TYPE in our answer form */
-enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const char *qname,
-                                             int type, struct mw_dns_answer *ans_r,
-                                             mw_error *error_r)
+enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const char *qname, int type,
+                                             struct mw_dns_answer *ans_r, mw_error *error_r)
 {
 	int i;
 

@@ -71,9 +71,8 @@ const char *mw_dns_status_str(enum mw_dns_status status);
    MX/PTR names) or more than MW_DNS_MAX_RECORDS records make the whole answer
    MW_DNS_PERMFAIL. Exposed for the fuzz target (tests/fuzz/fuzz-dns.c). */
 struct ub_result;
-enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const char *qname,
-                                             int type, struct mw_dns_answer *ans_r,
-                                             mw_error *error_r);
+enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const char *qname, int type,
+                                             struct mw_dns_answer *ans_r, mw_error *error_r);
 
 /* Parses a server list as mw_dns_new() does, writing each entry in libunbound's
    "ADDR@PORT" form to out[] (at most MW_DNS_SERVERS_MAX). Returns the count or -1. */

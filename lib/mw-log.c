@@ -21,23 +21,22 @@ static struct {
 	enum mw_log_target target;
 	enum mw_log_level level;
 	char ident[64];
-} mw_log_state = { MW_LOG_TARGET_STDERR, MW_LOG_INFO, "mailwarden" };
+} mw_log_state = {MW_LOG_TARGET_STDERR, MW_LOG_INFO, "mailwarden"};
 
 static const struct {
 	const char *name;
 	int value;
 } mw_facilities[] = {
-	{ "mail", LOG_MAIL },	  { "daemon", LOG_DAEMON }, { "user", LOG_USER },
-	{ "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 },
-	{ "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
-	{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
+    {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},     {"local0", LOG_LOCAL0},
+    {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
+    {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
 };
 
-static const char *const mw_level_names[] = { "debug", "info", "warning", "error" };
+static const char *const mw_level_names[] = {"debug", "info", "warning", "error"};
 
 /* mw_log_init - choose target, facility and threshold */
 int mw_log_init(const char *ident, enum mw_log_target target, const char *facility,
-		enum mw_log_level level, mw_error *error_r)
+                enum mw_log_level level, mw_error *error_r)
 {
 	size_t i;
 	int fac = -1;
@@ -73,7 +72,7 @@ int mw_log_level_parse(const char *name, enum mw_log_level *level_r)
 static void mw_vlog(enum mw_log_level level, const char *fmt, va_list ap) MW_PRINTF(2, 0);
 static void mw_vlog(enum mw_log_level level, const char *fmt, va_list ap)
 {
-	static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
+	static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
 	char line[2048];
 	if (level < mw_log_state.level)
 		return;
@@ -92,13 +91,13 @@ void mw_log(enum mw_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-#define MW_LOG_FN(fn, lvl)                      \
-	void fn(const char *fmt, ...)           \
-	{                                       \
-		va_list ap;                     \
-		va_start(ap, fmt);              \
-		mw_vlog(lvl, fmt, ap);          \
-		va_end(ap);                     \
+#define MW_LOG_FN(fn, lvl)                                                                         \
+	void fn(const char *fmt, ...)                                                              \
+	{                                                                                          \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		mw_vlog(lvl, fmt, ap);                                                             \
+		va_end(ap);                                                                        \
 	}
 MW_LOG_FN(mw_debug, MW_LOG_DEBUG)
 MW_LOG_FN(mw_info, MW_LOG_INFO)
@@ -140,8 +139,8 @@ void mw_panic(const char *fmt, ...)
 }
 
 /* mw_text_escape - escape and bound untrusted text */
-const char *mw_text_escape(char *dst, size_t dstsize, const char *src, size_t len,
-                           const char *also, bool quote)
+const char *mw_text_escape(char *dst, size_t dstsize, const char *src, size_t len, const char *also,
+                           bool quote)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;

@@ -9,7 +9,7 @@ enum mw_log_target { MW_LOG_TARGET_STDERR, MW_LOG_TARGET_SYSLOG };
 
 /* ident: program name; facility: a syslog facility name ("mail", "local0"...). */
 int mw_log_init(const char *ident, enum mw_log_target target, const char *facility,
-		enum mw_log_level level, mw_error *error_r);
+                enum mw_log_level level, mw_error *error_r);
 int mw_log_level_parse(const char *name, enum mw_log_level *level_r);
 
 void mw_log(enum mw_log_level level, const char *fmt, ...) MW_PRINTF(2, 3);
@@ -34,7 +34,7 @@ const char *mw_log_value(char *dst, size_t dstsize, const char *src, size_t len)
    control bytes, non-ASCII and every byte of also are written as \xNN; quoted when quote is
    true and the text holds a blank or '='; cut with "..." when dstsize is reached. A dstsize
    below 8 gives "". Returns dst. */
-const char *mw_text_escape(char *dst, size_t dstsize, const char *src, size_t len,
-                           const char *also, bool quote);
+const char *mw_text_escape(char *dst, size_t dstsize, const char *src, size_t len, const char *also,
+                           bool quote);
 
 #endif

@@ -140,8 +140,8 @@ static int convert(const char *charset, const mw_str *raw, mw_str *out)
 
 /* encoded_word - length of a well-formed encoded-word at s[0..len) (which starts "=?"),
    0 when there is none; its parts through the pointers */
-static size_t encoded_word(const char *s, size_t len, size_t *cs_len, char *enc,
-                           const char **text, size_t *text_len)
+static size_t encoded_word(const char *s, size_t len, size_t *cs_len, char *enc, const char **text,
+                           size_t *text_len)
 {
 	size_t i = 2, c0 = 2, t0;
 	while (i < len && is_token_char((unsigned char)s[i]))
@@ -232,16 +232,18 @@ int mw_rfc2047_decode(const char *s, size_t len, mw_str *out, mw_error *error_r)
 			r = convert(charset, &raw, out);
 			mw_str_free(&raw);
 			if (r < 0) {
-				mw_error_set(error_r,
-				             "encoded-word at offset %zu cannot be converted from its "
-				             "charset",
-				             pos);
+				mw_error_set(
+				    error_r,
+				    "encoded-word at offset %zu cannot be converted from its "
+				    "charset",
+				    pos);
 				return -1;
 			}
 			if (out->len > before &&
 			    !mw_utf8_valid(out->buf + before, out->len - before, &bad)) {
 				mw_error_set(error_r,
-				             "encoded-word at offset %zu does not decode to UTF-8", pos);
+				             "encoded-word at offset %zu does not decode to UTF-8",
+				             pos);
 				return -1;
 			}
 		}

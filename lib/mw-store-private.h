@@ -121,8 +121,8 @@ struct mw_store_backend {
 	                     const char *new_text, mw_error *error_r);
 	int (*user_main_protocols_get)(mw_store *store, const char *username,
 	                               char out[MW_PROTOCOLS_MAX + 1], mw_error *error_r);
-	int (*user_main_protocols_set)(mw_store *store, const char *username,
-	                               const char *protocols, mw_error *error_r);
+	int (*user_main_protocols_set)(mw_store *store, const char *username, const char *protocols,
+	                               mw_error *error_r);
 	int (*app_password_add)(mw_store *store, const char *username,
 	                        const struct mw_app_password *ap, int64_t *id_r, mw_error *error_r);
 	int (*app_password_list)(mw_store *store, const char *username,

@@ -118,7 +118,7 @@ enum stmt_id {
 
 #define USER_COLUMNS                                                                               \
 	"id, username, password, status, role, description, created_at, updated_at, "              \
-	"password_changed_at, coalesce(substr(totp_secret, 1, 3) = 'v1:', 0), failed_logins, "    \
+	"password_changed_at, coalesce(substr(totp_secret, 1, 3) = 'v1:', 0), failed_logins, "     \
 	"locked_until"
 
 #define DKIM_COLUMNS "id, domain, selector, private_key, public_key, created_at, active"
@@ -171,11 +171,12 @@ static const char *const stmt_sql[ST_COUNT] = {
                         "ORDER BY created_at DESC, token_hash",
     [ST_USER_SET_LOGIN] = "UPDATE users SET failed_logins = ?2, locked_until = ?3 "
                           "WHERE username = ?1",
-    [ST_AUDIT_LIST] = "SELECT id, at, actor, action, target, client, details FROM audit_log "
-                      "WHERE id > ?1 AND (?2 IS NULL OR actor = ?2) "
-                      "AND (?3 IS NULL OR mw_audit_action(action) = ?3) AND (?4 IS NULL OR target = ?4) "
-                      "AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6) "
-                      "ORDER BY id LIMIT ?7",
+    [ST_AUDIT_LIST] =
+        "SELECT id, at, actor, action, target, client, details FROM audit_log "
+        "WHERE id > ?1 AND (?2 IS NULL OR actor = ?2) "
+        "AND (?3 IS NULL OR mw_audit_action(action) = ?3) AND (?4 IS NULL OR target = ?4) "
+        "AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6) "
+        "ORDER BY id LIMIT ?7",
     [ST_AUDIT_LIST_DESC] = "SELECT id, at, actor, action, target, client, details FROM audit_log "
                            "WHERE (?1 = 0 OR id < ?1) AND (?2 IS NULL OR actor = ?2) "
                            "AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR target = ?4) "
@@ -1229,8 +1230,8 @@ static int sqlite_session_touch(mw_store *store, const char *token_hash, int64_t
 /* sqlite_session_revoke - stamp revoked_at on a live session */
 static int sqlite_session_revoke(mw_store *store, const char *token_hash, mw_error *error_r)
 {
-	return session_update(store, ST_SESSION_REVOKE, token_hash, mw_now(),
-	                      "revoking a session", error_r);
+	return session_update(store, ST_SESSION_REVOKE, token_hash, mw_now(), "revoking a session",
+	                      error_r);
 }
 
 /* sqlite_session_revoke_id - revoke a user's live session by public id */
@@ -1278,8 +1279,7 @@ static int sqlite_session_revoke_user(mw_store *store, int64_t user_id, const ch
 
 /* sqlite_session_list - a user's live sessions */
 static int sqlite_session_list(mw_store *store, int64_t user_id, int64_t now,
-                               struct mw_session **sessions_r, size_t *count_r,
-                               mw_error *error_r)
+                               struct mw_session **sessions_r, size_t *count_r, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	struct mw_session *v = NULL;
@@ -1345,14 +1345,14 @@ static int bind_opt_time(sqlite3_stmt *st, int i, int64_t t)
 
 /* sqlite_audit_list - one page of audit entries in id order (or newest first) */
 static int sqlite_audit_list(mw_store *store, const struct mw_audit_filter *f,
-                             struct mw_audit_entry **entries_r, size_t *count_r,
-                             mw_error *error_r)
+                             struct mw_audit_entry **entries_r, size_t *count_r, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	struct mw_audit_entry *v = NULL, *e;
 	size_t count = 0, cap = 0;
 	sqlite3_stmt *st;
-	int rc, ret = stmt_get(s, f->newest_first ? ST_AUDIT_LIST_DESC : ST_AUDIT_LIST, &st, error_r);
+	int rc,
+	    ret = stmt_get(s, f->newest_first ? ST_AUDIT_LIST_DESC : ST_AUDIT_LIST, &st, error_r);
 	if (ret != MW_STORE_OK)
 		return ret;
 	rc = sqlite3_bind_int64(st, 1, f->newest_first ? f->before_id : f->after_id);
@@ -1414,8 +1414,8 @@ static int bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 }
 
 /* sqlite_tag_rule_add - append a rule after the user's last one, in a transaction */
-static int sqlite_tag_rule_add(mw_store *store, const char *username, const struct mw_tag_rule *rule,
-                               int64_t *id_r, mw_error *error_r)
+static int sqlite_tag_rule_add(mw_store *store, const char *username,
+                               const struct mw_tag_rule *rule, int64_t *id_r, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	sqlite3_stmt *st;
@@ -1506,7 +1506,7 @@ static int sqlite_tag_rule_list(mw_store *store, const char *username, struct mw
 		m = sqlite3_column_text(st, 3);
 		/* an unknown match type is kept as an invalid value: the caller skips it */
 		if (m == NULL || mw_tagrule_match_parse((const char *)m, &r->match) < 0)
-			r->match = (enum mw_tagrule_match)-1;
+			r->match = (enum mw_tagrule_match) - 1;
 		r->value = column_dup(st, 4);
 		r->keyword = column_dup(st, 5);
 		r->mailbox = column_dup(st, 6);
@@ -1565,9 +1565,9 @@ static int sqlite_training_add(mw_store *store, const char *username, const char
 }
 
 /* sqlite_training_list - one page of events in id order */
-static int sqlite_training_list(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
-                                struct mw_training_event **events_r, size_t *count_r,
-                                mw_error *error_r)
+static int sqlite_training_list(mw_store *store, int64_t after_id, unsigned limit,
+                                bool pending_only, struct mw_training_event **events_r,
+                                size_t *count_r, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	struct mw_training_event *v = NULL;
@@ -1604,8 +1604,8 @@ static int sqlite_training_list(mw_store *store, int64_t after_id, unsigned limi
 			ret = MW_STORE_ERROR;
 			break;
 		}
-		e->verdict = strcmp((const char *)verdict, "spam") == 0 ? MW_TRAINING_SPAM
-		                                                         : MW_TRAINING_HAM;
+		e->verdict =
+		    strcmp((const char *)verdict, "spam") == 0 ? MW_TRAINING_SPAM : MW_TRAINING_HAM;
 		e->message_id = column_dup(st, 2);
 		if (e->message_id == NULL)
 			e->message_id = mw_strdup("");
@@ -1764,8 +1764,8 @@ static int dkim_pair_update(struct sqlite_store *s, enum stmt_id id, const char 
 }
 
 /* dkim_deactivate_others - every other key of domain inactive (none to change is fine) */
-static int dkim_deactivate_others(struct sqlite_store *s, const char *domain,
-                                  const char *selector, mw_error *error_r)
+static int dkim_deactivate_others(struct sqlite_store *s, const char *domain, const char *selector,
+                                  mw_error *error_r)
 {
 	int ret = dkim_pair_update(s, ST_DKIM_DEACTIVATE, domain, selector,
 	                           "deactivating DKIM keys", error_r);
@@ -1797,7 +1797,8 @@ static int sqlite_dkim_key_add(mw_store *store, const char *domain, const char *
 			rc = sqlite3_bind_int(st, 6, active ? 1 : 0);
 		ret = run_update(s, st, rc, "adding a DKIM key", error_r);
 		if (ret == MW_STORE_EXISTS)
-			mw_error_set(error_r, "DKIM key %s for %s already exists", selector, domain);
+			mw_error_set(error_r, "DKIM key %s for %s already exists", selector,
+			             domain);
 	}
 	if (ret == MW_STORE_OK && active)
 		ret = dkim_deactivate_others(s, domain, selector, error_r);
@@ -1806,8 +1807,7 @@ static int sqlite_dkim_key_add(mw_store *store, const char *domain, const char *
 
 /* sqlite_dkim_key_list - every key or a domain's, by domain then age */
 static int sqlite_dkim_key_list(mw_store *store, const char *domain,
-                                struct mw_dkim_key_row **rows_r, size_t *count_r,
-                                mw_error *error_r)
+                                struct mw_dkim_key_row **rows_r, size_t *count_r, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	struct mw_dkim_key_row *rows = NULL;
@@ -1843,8 +1843,7 @@ static int sqlite_dkim_key_list(mw_store *store, const char *domain,
 
 /* sqlite_dkim_key_get - one key by selector, or the domain's active one */
 static int sqlite_dkim_key_get(mw_store *store, const char *domain, const char *selector,
-                               bool active_only, struct mw_dkim_key_row *row_r,
-                               mw_error *error_r)
+                               bool active_only, struct mw_dkim_key_row *row_r, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	sqlite3_stmt *st;
@@ -1908,8 +1907,8 @@ static int sqlite_dkim_key_delete(mw_store *store, const char *domain, const cha
 static int sqlite_user_totp_get(mw_store *store, const char *username, char **text_r,
                                 mw_error *error_r)
 {
-	return row_by_user(ctx_of(store), ST_TOTP_GET, username, "reading TOTP state", read_text_dup,
-	                   text_r, error_r);
+	return row_by_user(ctx_of(store), ST_TOTP_GET, username, "reading TOTP state",
+	                   read_text_dup, text_r, error_r);
 }
 
 /* sqlite_user_totp_set - replace the TOTP state only if it is still old_text */
@@ -1962,8 +1961,7 @@ static int sqlite_user_main_protocols_set(mw_store *store, const char *username,
 
 /* app_password_insert - count the user's app passwords and insert one (in a transaction) */
 static int app_password_insert(struct sqlite_store *s, const char *username,
-                               const struct mw_app_password *ap, int64_t *id_r,
-                               mw_error *error_r)
+                               const struct mw_app_password *ap, int64_t *id_r, mw_error *error_r)
 {
 	sqlite3_stmt *st;
 	int64_t uid = 0, count = 0;
@@ -2107,8 +2105,8 @@ static int sqlite_app_password_del(mw_store *store, const char *username, int64_
 }
 
 /* sqlite_app_password_used - stamp the last use of one of a user's app passwords */
-static int sqlite_app_password_used(mw_store *store, const char *username, int64_t id,
-                                    int64_t at, const char *ip, mw_error *error_r)
+static int sqlite_app_password_used(mw_store *store, const char *username, int64_t id, int64_t at,
+                                    const char *ip, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	sqlite3_stmt *st;
@@ -2200,7 +2198,9 @@ static int sqlite_auth_fail_clear(mw_store *store, const char *key, const char *
 	if (rc == SQLITE_OK)
 		rc = net != NULL ? bind_text(st, 2, net) : sqlite3_bind_null(st, 2);
 	ret = run_update(s, st, rc, "clearing failed authentications", error_r);
-	return ret == MW_STORE_NOTFOUND ? MW_STORE_OK : ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_OK
+	       : ret == MW_STORE_EXISTS ? MW_STORE_ERROR
+	                                : ret;
 }
 
 /* sqlite_auth_fail_sum - failures and networks of key since a time */
@@ -2242,12 +2242,14 @@ static int sqlite_auth_fail_prune(mw_store *store, int64_t before, mw_error *err
 		return ret;
 	rc = sqlite3_bind_int64(st, 1, before);
 	ret = run_update(s, st, rc, "pruning failed authentications", error_r);
-	return ret == MW_STORE_NOTFOUND ? MW_STORE_OK : ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_OK
+	       : ret == MW_STORE_EXISTS ? MW_STORE_ERROR
+	                                : ret;
 }
 
 /* sqlite_app_password_revoke_all - delete every app password of a user */
-static int sqlite_app_password_revoke_all(mw_store *store, const char *username,
-                                          unsigned *count_r, mw_error *error_r)
+static int sqlite_app_password_revoke_all(mw_store *store, const char *username, unsigned *count_r,
+                                          mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	sqlite3_stmt *st;
@@ -2327,8 +2329,7 @@ static int sqlite_spam_tokens_load(mw_store *store, int64_t scope, int64_t since
 
 /* sqlite_spam_tokens_get - the rows of count given tokens, one callback each */
 static int sqlite_spam_tokens_get(mw_store *store, int64_t scope, const uint64_t *hash,
-                                  size_t count, mw_spam_token_cb *cb, void *ctx,
-                                  mw_error *error_r)
+                                  size_t count, mw_spam_token_cb *cb, void *ctx, mw_error *error_r)
 {
 	struct sqlite_store *s = ctx_of(store);
 	sqlite3_stmt *st;

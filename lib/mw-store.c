@@ -564,8 +564,7 @@ int mw_store_session_get(mw_store *store, const char *token_hash, struct mw_sess
 }
 
 /* mw_store_session_touch - note that a session was used at now */
-int mw_store_session_touch(mw_store *store, const char *token_hash, int64_t now,
-                           mw_error *error_r)
+int mw_store_session_touch(mw_store *store, const char *token_hash, int64_t now, mw_error *error_r)
 {
 	if (token_hash_check(token_hash, error_r) < 0)
 		return MW_STORE_NOTFOUND;
@@ -581,11 +580,11 @@ int mw_store_session_revoke(mw_store *store, const char *token_hash, mw_error *e
 }
 
 /* mw_store_session_revoke_id - end one live session of a user, named by its public id */
-int mw_store_session_revoke_id(mw_store *store, int64_t user_id, const char *id,
-                               mw_error *error_r)
+int mw_store_session_revoke_id(mw_store *store, int64_t user_id, const char *id, mw_error *error_r)
 {
 	if (!hex_check(id, MW_SESSION_ID_LEN)) {
-		mw_error_set(error_r, "a session id is %d lower-case hex digits", MW_SESSION_ID_LEN);
+		mw_error_set(error_r, "a session id is %d lower-case hex digits",
+		             MW_SESSION_ID_LEN);
 		return MW_STORE_NOTFOUND;
 	}
 	return store->backend->session_revoke_id(store, user_id, id, error_r);
@@ -741,8 +740,7 @@ int mw_store_training_add(mw_store *store, const char *username, const char *mes
 
 /* mw_store_training_list - events after after_id, oldest first */
 int mw_store_training_list(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
-                           struct mw_training_event **events_r, size_t *count_r,
-                           mw_error *error_r)
+                           struct mw_training_event **events_r, size_t *count_r, mw_error *error_r)
 {
 	*events_r = NULL;
 	*count_r = 0;
@@ -834,16 +832,15 @@ int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *polic
 		return MW_STORE_ERROR;
 	if (memchr(p.username, '\0', sizeof(p.username)) == NULL)
 		return MW_STORE_ERROR;
-	if (p.username[0] != '\0' &&
-	    mw_store_username_normalize(policy->username, p.username, sizeof(p.username),
-	                                error_r) < 0)
+	if (p.username[0] != '\0' && mw_store_username_normalize(policy->username, p.username,
+	                                                         sizeof(p.username), error_r) < 0)
 		return MW_STORE_NOTFOUND;
 	return store->backend->rate_policy_add(store, &p, id_r, error_r);
 }
 
 /* mw_store_rate_policy_list - every rate policy, id order */
-int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r,
-                              size_t *count_r, mw_error *error_r)
+int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r, size_t *count_r,
+                              mw_error *error_r)
 {
 	*policies_r = NULL;
 	*count_r = 0;
@@ -916,7 +913,8 @@ static int dkim_row_split(struct mw_dkim_key_row *row, mw_error *error_r)
 	const char *p = row->public_key, *semi;
 	char *bare;
 	if (p == NULL) {
-		mw_error_set(error_r, "DKIM key %s/%s has no public key", row->domain, row->selector);
+		mw_error_set(error_r, "DKIM key %s/%s has no public key", row->domain,
+		             row->selector);
 		return MW_STORE_ERROR;
 	}
 	if (strncmp(p, "k=", 2) != 0) {
@@ -940,15 +938,16 @@ static int dkim_row_split(struct mw_dkim_key_row *row, mw_error *error_r)
 
 /* mw_store_dkim_key_add - store a new (encrypted) DKIM key */
 int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selector,
-                          const char *key_type, const char *private_key,
-                          const char *public_key, bool active, mw_error *error_r)
+                          const char *key_type, const char *private_key, const char *public_key,
+                          bool active, mw_error *error_r)
 {
 	mw_str stored;
 	size_t i;
 	int ret;
 	if (check_dkim_pair(domain, selector, error_r) < 0)
 		return MW_STORE_ERROR;
-	if (key_type == NULL || (strcmp(key_type, "rsa") != 0 && strcmp(key_type, "ed25519") != 0)) {
+	if (key_type == NULL ||
+	    (strcmp(key_type, "rsa") != 0 && strcmp(key_type, "ed25519") != 0)) {
 		mw_error_set(error_r, "DKIM key type must be rsa or ed25519");
 		return MW_STORE_ERROR;
 	}
@@ -1028,8 +1027,8 @@ int mw_store_dkim_key_get(mw_store *store, const char *domain, const char *selec
 }
 
 /* mw_store_dkim_key_get_active - the active key of a domain */
-int mw_store_dkim_key_get_active(mw_store *store, const char *domain,
-                                 struct mw_dkim_key_row *row_r, mw_error *error_r)
+int mw_store_dkim_key_get_active(mw_store *store, const char *domain, struct mw_dkim_key_row *row_r,
+                                 mw_error *error_r)
 {
 	return dkim_get(store, domain, NULL, row_r, error_r);
 }
@@ -1098,8 +1097,7 @@ static int totp_text_check(const char *text, mw_error *error_r)
 }
 
 /* mw_store_user_totp_get - a user's TOTP state text (NULL = none) */
-int mw_store_user_totp_get(mw_store *store, const char *username, char **text_r,
-                           mw_error *error_r)
+int mw_store_user_totp_get(mw_store *store, const char *username, char **text_r, mw_error *error_r)
 {
 	*text_r = NULL;
 	if (username_check(username, error_r) < 0)
@@ -1137,8 +1135,8 @@ int mw_store_user_main_protocols_get(mw_store *store, const char *username,
 }
 
 /* mw_store_user_main_protocols_set - set where a user's main password is accepted */
-int mw_store_user_main_protocols_set(mw_store *store, const char *username,
-                                     const char *protocols, mw_error *error_r)
+int mw_store_user_main_protocols_set(mw_store *store, const char *username, const char *protocols,
+                                     mw_error *error_r)
 {
 	if (username_check(username, error_r) < 0)
 		return MW_STORE_NOTFOUND;
@@ -1151,8 +1149,7 @@ int mw_store_user_main_protocols_set(mw_store *store, const char *username,
 
 /* mw_store_app_password_add - record a new app password of a user */
 int mw_store_app_password_add(mw_store *store, const char *username,
-                              const struct mw_app_password *ap, int64_t *id_r,
-                              mw_error *error_r)
+                              const struct mw_app_password *ap, int64_t *id_r, mw_error *error_r)
 {
 	int64_t id;
 	if (username_check(username, error_r) < 0)
@@ -1178,8 +1175,7 @@ int mw_store_app_password_add(mw_store *store, const char *username,
 
 /* mw_store_app_password_list - a user's app passwords in id order */
 int mw_store_app_password_list(mw_store *store, const char *username,
-                               struct mw_app_password **list_r, size_t *count_r,
-                               mw_error *error_r)
+                               struct mw_app_password **list_r, size_t *count_r, mw_error *error_r)
 {
 	*list_r = NULL;
 	*count_r = 0;
@@ -1189,8 +1185,7 @@ int mw_store_app_password_list(mw_store *store, const char *username,
 }
 
 /* mw_store_app_password_del - delete one app password of a user */
-int mw_store_app_password_del(mw_store *store, const char *username, int64_t id,
-                              mw_error *error_r)
+int mw_store_app_password_del(mw_store *store, const char *username, int64_t id, mw_error *error_r)
 {
 	if (username_check(username, error_r) < 0)
 		return MW_STORE_NOTFOUND;
@@ -1264,8 +1259,7 @@ int mw_store_auth_fail_get(mw_store *store, const char *key, const char *net,
 }
 
 /* mw_store_auth_fail_clear - forget (key, net)'s failures, or all of key's (net NULL) */
-int mw_store_auth_fail_clear(mw_store *store, const char *key, const char *net,
-                             mw_error *error_r)
+int mw_store_auth_fail_clear(mw_store *store, const char *key, const char *net, mw_error *error_r)
 {
 	if (auth_fail_word("key", key, MW_AUTH_FAIL_KEY_MAX, error_r) < 0 ||
 	    (net != NULL && auth_fail_word("network", net, MW_AUTH_FAIL_NET_MAX, error_r) < 0))

@@ -155,8 +155,7 @@ int mw_store_training_add(mw_store *store, const char *username, const char *mes
 /* Events with id > after_id in id order, at most limit (0 = all); pending_only: not yet
    consumed. An owned array: free with mw_training_events_free. */
 int mw_store_training_list(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
-                           struct mw_training_event **events_r, size_t *count_r,
-                           mw_error *error_r);
+                           struct mw_training_event **events_r, size_t *count_r, mw_error *error_r);
 void mw_training_events_free(struct mw_training_event *events, size_t count);
 
 /* Audit log: append-only. actor "cli:root" / "api:alice", action "user.add", target,
@@ -195,11 +194,9 @@ struct mw_session {
 int mw_store_session_add(mw_store *store, const struct mw_session *session, mw_error *error_r);
 int mw_store_session_get(mw_store *store, const char *token_hash, struct mw_session *session_r,
                          mw_error *error_r);
-int mw_store_session_touch(mw_store *store, const char *token_hash, int64_t now,
-                           mw_error *error_r);
+int mw_store_session_touch(mw_store *store, const char *token_hash, int64_t now, mw_error *error_r);
 int mw_store_session_revoke(mw_store *store, const char *token_hash, mw_error *error_r);
-int mw_store_session_revoke_id(mw_store *store, int64_t user_id, const char *id,
-                               mw_error *error_r);
+int mw_store_session_revoke_id(mw_store *store, int64_t user_id, const char *id, mw_error *error_r);
 int mw_store_session_revoke_user(mw_store *store, int64_t user_id, const char *except_hash,
                                  unsigned *count_r, mw_error *error_r);
 int mw_store_session_list(mw_store *store, int64_t user_id, int64_t now,
@@ -266,12 +263,12 @@ struct mw_rate_policy {
 int mw_rate_policy_check(const struct mw_rate_policy *p, mw_error *error_r);
 int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *policy, int64_t *id_r,
                              mw_error *error_r);
-int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r,
-                              size_t *count_r, mw_error *error_r);
+int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r, size_t *count_r,
+                              mw_error *error_r);
 int mw_store_rate_policy_del(mw_store *store, int64_t id, mw_error *error_r);
 
 /* ---- DKIM signing keys (issue 3, mw-dkim-sign) ---- */
-#define MW_DKIM_DOMAIN_MAX   253   /* lower-case A-label form, no trailing dot */
+#define MW_DKIM_DOMAIN_MAX   253 /* lower-case A-label form, no trailing dot */
 #define MW_DKIM_SELECTOR_MAX 253
 #define MW_DKIM_SECRET_MAX   32768 /* the encrypted private key as stored ("v1:...") */
 #define MW_DKIM_PUBLIC_MAX   4096  /* the p= value (base64) */
@@ -298,14 +295,14 @@ struct mw_dkim_key_row {
    it has none. The key type is not a column of dkim_keys: it is kept as a "k=TYPE;"
    prefix of the stored public_key text and split off again here. */
 int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selector,
-                          const char *key_type, const char *private_key,
-                          const char *public_key, bool active, mw_error *error_r);
+                          const char *key_type, const char *private_key, const char *public_key,
+                          bool active, mw_error *error_r);
 int mw_store_dkim_key_list(mw_store *store, const char *domain, struct mw_dkim_key_row **rows_r,
                            size_t *count_r, mw_error *error_r);
 int mw_store_dkim_key_get(mw_store *store, const char *domain, const char *selector,
                           struct mw_dkim_key_row *row_r, mw_error *error_r);
-int mw_store_dkim_key_get_active(mw_store *store, const char *domain,
-                                 struct mw_dkim_key_row *row_r, mw_error *error_r);
+int mw_store_dkim_key_get_active(mw_store *store, const char *domain, struct mw_dkim_key_row *row_r,
+                                 mw_error *error_r);
 int mw_store_dkim_key_set_active(mw_store *store, const char *domain, const char *selector,
                                  mw_error *error_r);
 int mw_store_dkim_key_delete(mw_store *store, const char *domain, const char *selector,
@@ -330,8 +327,7 @@ void mw_dkim_key_rows_free(struct mw_dkim_key_row *rows, size_t count);
    old_text (NULL = none), else MW_STORE_NOTFOUND (unknown user or changed meanwhile), so
    a one-time code or recovery code can be consumed only once even between processes.
    Does not stamp updated_at. */
-int mw_store_user_totp_get(mw_store *store, const char *username, char **text_r,
-                           mw_error *error_r);
+int mw_store_user_totp_get(mw_store *store, const char *username, char **text_r, mw_error *error_r);
 int mw_store_user_totp_set(mw_store *store, const char *username, const char *old_text,
                            const char *new_text, mw_error *error_r);
 
@@ -340,8 +336,8 @@ int mw_store_user_totp_set(mw_store *store, const char *username, const char *ol
    stamps updated_at. MW_STORE_NOTFOUND for an unknown user. */
 int mw_store_user_main_protocols_get(mw_store *store, const char *username,
                                      char out[MW_PROTOCOLS_MAX + 1], mw_error *error_r);
-int mw_store_user_main_protocols_set(mw_store *store, const char *username,
-                                     const char *protocols, mw_error *error_r);
+int mw_store_user_main_protocols_set(mw_store *store, const char *username, const char *protocols,
+                                     mw_error *error_r);
 
 /* App passwords (app_passwords; Dovecot's passdb sql compares hash with
    %{sha256:password}). name: 1..MW_APP_PW_NAME_MAX bytes of text without controls, unique
@@ -364,13 +360,10 @@ struct mw_app_password {
 /* true when protocols is "", "imap", "smtp" or "imap,smtp" (allow_empty: "" too) */
 bool mw_store_protocols_valid(const char *protocols, bool allow_empty);
 int mw_store_app_password_add(mw_store *store, const char *username,
-                              const struct mw_app_password *ap, int64_t *id_r,
-                              mw_error *error_r);
+                              const struct mw_app_password *ap, int64_t *id_r, mw_error *error_r);
 int mw_store_app_password_list(mw_store *store, const char *username,
-                               struct mw_app_password **list_r, size_t *count_r,
-                               mw_error *error_r);
-int mw_store_app_password_del(mw_store *store, const char *username, int64_t id,
-                              mw_error *error_r);
+                               struct mw_app_password **list_r, size_t *count_r, mw_error *error_r);
+int mw_store_app_password_del(mw_store *store, const char *username, int64_t id, mw_error *error_r);
 /* Records a login with app password id of username (Dovecot's auth policy report):
    last_used_at = at, last_ip = ip (an address, at most MW_CLIENT_IP_MAX bytes; "" = unknown,
    stored as NULL). MW_STORE_NOTFOUND when the user has no app password with that id. */
@@ -397,8 +390,7 @@ int mw_store_auth_fail_add(mw_store *store, const char *key, const char *net, in
                            int64_t since, struct mw_auth_fail *row_r, mw_error *error_r);
 int mw_store_auth_fail_get(mw_store *store, const char *key, const char *net,
                            struct mw_auth_fail *row_r, mw_error *error_r);
-int mw_store_auth_fail_clear(mw_store *store, const char *key, const char *net,
-                             mw_error *error_r);
+int mw_store_auth_fail_clear(mw_store *store, const char *key, const char *net, mw_error *error_r);
 int mw_store_auth_fail_sum(mw_store *store, const char *key, int64_t since, int64_t *failures_r,
                            int64_t *nets_r, mw_error *error_r);
 int mw_store_auth_fail_prune(mw_store *store, int64_t before, mw_error *error_r);

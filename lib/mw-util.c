@@ -108,7 +108,7 @@ void mw_error_prefix(mw_error *error_r, const char *fmt, ...)
 /* mw_slice_from - a slice over a NUL-terminated string */
 mw_slice mw_slice_from(const char *s)
 {
-	mw_slice sl = { s, strlen(s) };
+	mw_slice sl = {s, strlen(s)};
 	return sl;
 }
 
@@ -129,13 +129,13 @@ bool mw_slice_ieq(mw_slice a, const char *s)
 /* mw_slice_trim - drop leading and trailing blanks (space, tab, CR, LF) */
 mw_slice mw_slice_trim(mw_slice s)
 {
-	while (s.len > 0 && (s.ptr[0] == ' ' || s.ptr[0] == '\t' || s.ptr[0] == '\r' ||
-			     s.ptr[0] == '\n')) {
+	while (s.len > 0 &&
+	       (s.ptr[0] == ' ' || s.ptr[0] == '\t' || s.ptr[0] == '\r' || s.ptr[0] == '\n')) {
 		s.ptr++;
 		s.len--;
 	}
 	while (s.len > 0 && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t' ||
-			     s.ptr[s.len - 1] == '\r' || s.ptr[s.len - 1] == '\n'))
+	                     s.ptr[s.len - 1] == '\r' || s.ptr[s.len - 1] == '\n'))
 		s.len--;
 	return s;
 }

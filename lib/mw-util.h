@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MW_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define MW_NORETURN __attribute__((noreturn))
+#define MW_PRINTF(f, a)  __attribute__((format(printf, f, a)))
+#define MW_NORETURN      __attribute__((noreturn))
 #define MW_N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Allocation: these never return NULL; on exhaustion they abort. */

@@ -474,8 +474,7 @@ static int keep_for_signer(struct milter_conn *conn, const char *name, const cha
 
 /* header_refuse - refuse at a header, or at end of headers when the MTA takes no reply
    per header (the first refusal counts; later headers are ignored) */
-static sfsistat header_refuse(SMFICTX *ctx, struct milter_conn *conn,
-                              const struct milter_reply *r)
+static sfsistat header_refuse(SMFICTX *ctx, struct milter_conn *conn, const struct milter_reply *r)
 {
 	if (!conn->nr_hdr)
 		return reply(ctx, conn, r, "header");
@@ -554,7 +553,8 @@ static void sign_fail(struct milter_msg *msg, const char *why)
 	msg->sign_failed = true;
 	mw_dkim_signer_free(&msg->signer);
 	if (mw_strlcpy(msg->sign_error, why, sizeof(msg->sign_error)) < 0)
-		(void)mw_strlcpy(msg->sign_error, "error message too long", sizeof(msg->sign_error));
+		(void)mw_strlcpy(msg->sign_error, "error message too long",
+		                 sizeof(msg->sign_error));
 }
 
 /* from_domain - the domain of the only address of the only From: ("" otherwise: the From
@@ -585,9 +585,9 @@ static void start_signer(struct milter_conn *conn)
 	from_domain(msg, msg->sign_domain, sizeof(msg->sign_domain));
 	if (msg->sign_domain[0] == '\0')
 		return;
-	ret = milter_dkim_signer(conn->cfg, msg->sign_domain, msg->qid[0] != '\0' ? msg->qid : NULL,
-	                         &msg->signer, msg->sign_selector, sizeof(msg->sign_selector),
-	                         &err);
+	ret =
+	    milter_dkim_signer(conn->cfg, msg->sign_domain, msg->qid[0] != '\0' ? msg->qid : NULL,
+	                       &msg->signer, msg->sign_selector, sizeof(msg->sign_selector), &err);
 	if (ret == MW_DKIM_LOOKUP_NONE) {
 		mw_debug("event=dkim_no_key domain=%s",
 		         mw_log_value(e, sizeof(e), msg->sign_domain, strlen(msg->sign_domain)));
@@ -691,8 +691,8 @@ static int insert_top(SMFICTX *ctx, const struct milter_conn *conn, const char *
 }
 
 /* sign_eom - the DKIM-Signature of an outbound message, or dkim_on_error's choice */
-static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r,
-                    char *extra, size_t extra_size)
+static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
+                    size_t extra_size)
 {
 	struct milter_msg *msg = &conn->msg;
 	char e[MILTER_LOGV], d[MILTER_LOGV];
@@ -779,10 +779,12 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	if (milter_scan_eom(ctx, conn, &r, extra, sizeof(extra)) != 0)
 		return reply(ctx, conn, &r, "end_of_data");
 	len = strlen(extra);
-	(void)snprintf(extra + len, sizeof(extra) - len, "%sstripped=%zu",
-	               len > 0 ? " " : "", msg->nstrip);
+	(void)snprintf(extra + len, sizeof(extra) - len, "%sstripped=%zu", len > 0 ? " " : "",
+	               msg->nstrip);
 	log_decision(MW_LOG_INFO, conn, msg->quarantined ? "hold" : "accept", "end_of_data",
-	             msg->outbound ? "from_allowed" : conn->trusted ? "trusted_client" : "inbound",
+	             msg->outbound   ? "from_allowed"
+	             : conn->trusted ? "trusted_client"
+	                             : "inbound",
 	             extra);
 	milter_msg_reset(msg);
 	return SMFIS_CONTINUE;

@@ -102,8 +102,8 @@ static int make_signer(const mw_dkim_key *key, const mw_config *cfg, const char 
 {
 	if (key == NULL)
 		return MW_DKIM_LOOKUP_NONE;
-	*signer_r = mw_dkim_signer_new(key, job_id, mw_config_str(cfg, MWK_MILTER_DKIM_HEADERS),
-	                               error_r);
+	*signer_r =
+	    mw_dkim_signer_new(key, job_id, mw_config_str(cfg, MWK_MILTER_DKIM_HEADERS), error_r);
 	if (*signer_r == NULL)
 		return MW_DKIM_LOOKUP_ERROR;
 	(void)mw_strlcpy(selector_r, mw_dkim_key_selector(key), selsize);
@@ -130,7 +130,8 @@ int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job
 		bool hit;
 		const mw_dkim_key *cached = mw_ttlcache_get(kcache, dom, now, &hit);
 		if (hit) {
-			ret = make_signer(cached, cfg, job_id, signer_r, selector_r, selsize, error_r);
+			ret = make_signer(cached, cfg, job_id, signer_r, selector_r, selsize,
+			                  error_r);
 			(void)pthread_mutex_unlock(&dkim_lock);
 			return ret;
 		}

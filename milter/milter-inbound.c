@@ -14,10 +14,9 @@
  *   Postfix's hold queue; tag: only the header, whose dmarc=fail the Dovecot plugin turns
  *   into its DMARC-failure keyword); 550 5.7.26 (DMARC p=reject); 550 5.7.1 (a local
  *   domain claimed without authentication, or a From header without exactly one usable
- *   address, or an envelope sender that does not parse); 451 4.7.1 (a DNS failure that decides, with
- *   dns_error_action = tempfail).
- * Trusted clients get no header: we never claim a check we did not make. An untrusted
- * client's message whose checks could not start is never accepted.
+ *   address, or an envelope sender that does not parse); 451 4.7.1 (a DNS failure that decides,
+ * with dns_error_action = tempfail). Trusted clients get no header: we never claim a check we did
+ * not make. An untrusted client's message whose checks could not start is never accepted.
  *
  * Diagnostics: the results go into the caller's log line (extra_r); a header that cannot be
  * formatted or inserted is logged and the message is tempfailed (an MTA action failed).
@@ -83,7 +82,8 @@ int milter_inbound_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 
 	memset(&policy, 0, sizeof(policy));
 	policy.dmarc_enforce = mw_config_bool(cfg, MWK_MILTER_DMARC_ENFORCE);
-	policy.quarantine_hold = strcmp(mw_config_str(cfg, MWK_MILTER_DMARC_QUARANTINE), "hold") == 0;
+	policy.quarantine_hold =
+	    strcmp(mw_config_str(cfg, MWK_MILTER_DMARC_QUARANTINE), "hold") == 0;
 	policy.tempfail_on_dns_error =
 	    strcmp(mw_config_str(cfg, MWK_MILTER_DNS_ERROR_ACTION), "tempfail") == 0;
 	policy.local_domains = mw_config_str(cfg, MWK_MILTER_LOCAL_DOMAINS);

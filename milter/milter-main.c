@@ -18,9 +18,9 @@
  * Threads: libmilter's own signal thread treats SIGHUP like SIGTERM (it stops the milter),
  * so smfi_main runs in a thread of its own and the main thread waits for SIGHUP, SIGTERM and
  * SIGINT in mw_service_signal_wait (the daemon skeleton, lib/mw-service.c, which also owns
- * the options, --help, the pid file and detaching). Linux hands a signal sent to the process to the main thread
- * when that thread is waiting for it; the main thread only ever hands work to the reload
- * thread and goes straight back to waiting, so libmilter's thread never sees our SIGHUPs.
+ * the options, --help, the pid file and detaching). Linux hands a signal sent to the process to the
+ * main thread when that thread is waiting for it; the main thread only ever hands work to the
+ * reload thread and goes straight back to waiting, so libmilter's thread never sees our SIGHUPs.
  * Virus engines (milter-scan.c) are built after daemonising, once signals are blocked;
  * SIGHUP builds a new one in the reload thread and a watcher thread rebuilds it when the
  * signature files change; scans go on with the old engine until the new one is swapped in.
@@ -105,8 +105,8 @@ static const char milter_more_help[] =
     "  0 stopped by a signal or after -t/-h/-V, 1 start-up error (message on stderr), 2\n"
     "  usage error. See mailwarden-milter(8) for the SMTP replies and the Postfix settings.\n";
 
-static const char *const milter_sections[] = {"main", "store", "milter", "spam", "classifier",
-                                              NULL};
+static const char *const milter_sections[] = {"main", "store",      "milter",
+                                              "spam", "classifier", NULL};
 
 /* milter_config_get - a counted reference to the current snapshot */
 mw_config *milter_config_get(void)
@@ -186,8 +186,7 @@ static int check_milter_values(const mw_config *cfg, mw_error *error_r)
 	const char *nets = mw_config_str(cfg, MWK_MILTER_TRUSTED_NETWORKS);
 	char servers[MW_DNS_SERVERS_MAX][64];
 	mw_error err;
-	if (strcmp(nets, "none") != 0 &&
-	    mw_authcheck_ip_in_networks(nets, "127.0.0.1", &err) < 0) {
+	if (strcmp(nets, "none") != 0 && mw_authcheck_ip_in_networks(nets, "127.0.0.1", &err) < 0) {
 		mw_error_set(error_r, "[milter] trusted_networks: %s", err.msg);
 		return -1;
 	}
@@ -305,7 +304,7 @@ static void open_socket(const mw_config *cfg, gid_t user_gid)
 		check_inet_socket(spec, spec[4] == '6');
 	} else {
 		mw_fatal("socket %s: expected unix:/path, inet:PORT@ADDRESS or inet6:PORT@ADDRESS",
-		    spec);
+		         spec);
 	}
 	if (smfi_setconn((char *)spec) != MI_SUCCESS)
 		mw_fatal("socket %s: libmilter does not take it", spec);
@@ -320,8 +319,9 @@ static void open_socket(const mw_config *cfg, gid_t user_gid)
 		mw_fatal("%s", err.msg);
 	if (path == NULL)
 		fprintf(stderr,
-		        MILTER_NAME ": warning: %s is an inet socket: any local user who can connect "
-		                    "can claim any SMTP AUTH login and get mail DKIM-signed; firewall it\n",
+		        MILTER_NAME
+		        ": warning: %s is an inet socket: any local user who can connect "
+		        "can claim any SMTP AUTH login and get mail DKIM-signed; firewall it\n",
 		        spec);
 }
 
@@ -359,10 +359,9 @@ static void reload(void)
 		mw_config_unref(&cfg);
 		return;
 	}
-	if (milter_dkim_reload(mw_config_bool(cfg, MWK_MILTER_DKIM_SIGN)
-	                           ? mw_config_str(cfg, MWK_MASTER_KEY)
-	                           : "",
-	                       (unsigned)mw_config_int(cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
+	if (milter_dkim_reload(
+	        mw_config_bool(cfg, MWK_MILTER_DKIM_SIGN) ? mw_config_str(cfg, MWK_MASTER_KEY) : "",
+	        (unsigned)mw_config_int(cfg, MWK_MILTER_CACHE_TTL), &err) < 0)
 		mw_info("event=reload master_key=kept note=%s",
 		        mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
 	(void)pthread_mutex_lock(&cfg_lock);

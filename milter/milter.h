@@ -136,12 +136,12 @@ struct milter_hdr_count {
 /* Per message: reset at MAIL FROM, at abort and at end of message (milter_msg_reset frees
    everything it owns in one place). */
 struct milter_msg {
-	bool active;    /* between MAIL FROM and end of message / abort */
-	bool outbound;  /* {auth_authen} was set */
-	bool unchecked; /* outbound, store down and on_error = accept */
-	bool skipped;   /* body callback answered SMFIS_SKIP */
+	bool active;      /* between MAIL FROM and end of message / abort */
+	bool outbound;    /* {auth_authen} was set */
+	bool unchecked;   /* outbound, store down and on_error = accept */
+	bool skipped;     /* body callback answered SMFIS_SKIP */
 	bool quarantined; /* inbound: put on hold (smfi_quarantine) */
-	char qid[64];   /* Postfix queue id (macro i), "" until known */
+	char qid[64];     /* Postfix queue id (macro i), "" until known */
 	char user[MW_USERNAME_MAX + 1];
 	char envfrom[MW_ADDR_MAX + 3];
 	struct milter_user_info info; /* outbound: status and patterns */
@@ -155,13 +155,13 @@ struct milter_msg {
 	/* inbound: SPF/DKIM/DMARC (NULL for trusted clients and when checks cannot run) */
 	mw_authcheck *ac;
 	/* outbound: DKIM signing */
-	bool sign_wanted;              /* dkim_sign on and From enforcement ran */
-	mw_dkim_signer *signer;        /* a key was found for the From domain */
-	bool sign_failed;              /* key lookup or signer failed: dkim_on_error */
-	bool sign_refused;             /* more header fields to sign than the signer takes */
+	bool sign_wanted;       /* dkim_sign on and From enforcement ran */
+	mw_dkim_signer *signer; /* a key was found for the From domain */
+	bool sign_failed;       /* key lookup or signer failed: dkim_on_error */
+	bool sign_refused;      /* more header fields to sign than the signer takes */
 	char sign_domain[MW_ADDR_DOMAIN_MAX + 1];
 	char sign_selector[64];
-	char sign_error[200];          /* why signing failed (for the log) */
+	char sign_error[200]; /* why signing failed (for the log) */
 	/* a header refused while the MTA takes no reply per header (SMFIP_NR_HDR): the
 	   refusal is given at end of headers */
 	bool hdr_refused;
@@ -181,20 +181,20 @@ struct milter_conn {
 	struct milter_auth *auth; /* the SPF/DKIM/DMARC state of the same snapshot */
 	char client_addr[64];
 	char client_name[256];
-	char helo[256];   /* HELO/EHLO argument, "" when none or too long */
-	bool trusted;     /* client in trusted_networks: no inbound checks */
-	bool leadspc;     /* header values keep their leading blank (SMFIP_HDR_LEADSPC) */
-	bool can_skip;    /* the MTA takes SMFIS_SKIP from the body callback */
-	bool nr_helo;     /* no reply to HELO, RCPT, each header (SMFIP_NR_*): one round */
-	bool nr_rcpt;     /*   trip less per command; those callbacks never refuse (a */
-	bool nr_hdr;      /*   header refusal waits for the end of the headers) */
-	bool nr_conn;     /* no reply to connect, end of headers and body chunks either: */
-	bool nr_eoh;      /*   the MTA sends the whole content in one go; a header refusal */
-	bool nr_body;     /*   then waits for the end of the message (no SMFIS_SKIP) */
+	char helo[256]; /* HELO/EHLO argument, "" when none or too long */
+	bool trusted;   /* client in trusted_networks: no inbound checks */
+	bool leadspc;   /* header values keep their leading blank (SMFIP_HDR_LEADSPC) */
+	bool can_skip;  /* the MTA takes SMFIS_SKIP from the body callback */
+	bool nr_helo;   /* no reply to HELO, RCPT, each header (SMFIP_NR_*): one round */
+	bool nr_rcpt;   /*   trip less per command; those callbacks never refuse (a */
+	bool nr_hdr;    /*   header refusal waits for the end of the headers) */
+	bool nr_conn;   /* no reply to connect, end of headers and body chunks either: */
+	bool nr_eoh;    /*   the MTA sends the whole content in one go; a header refusal */
+	bool nr_body;   /*   then waits for the end of the message (no SMFIS_SKIP) */
 	unsigned nmsgs;
-	mw_str hdrs;      /* outbound headers kept for the signer ("name\0value\0"...),
-	                     reused from message to message */
-	mw_str scratch;   /* one header value with a blank prepended (no LEADSPC) */
+	mw_str hdrs;    /* outbound headers kept for the signer ("name\0value\0"...),
+	                   reused from message to message */
+	mw_str scratch; /* one header value with a blank prepended (no LEADSPC) */
 	struct milter_msg msg;
 };
 
@@ -208,14 +208,14 @@ struct smfi_str;
    (quarantine = smfi_quarantine when dmarc_quarantine = hold). Returns 0 to accept, 1 with
    *reply_r filled to refuse (or tempfail: reply_r->rcode "451"). extra_r gets the results
    for the log line ("spf=pass dkim=pass dmarc=pass ..."). */
-int milter_inbound_eom(struct smfi_str *ctx, struct milter_conn *conn,
-                       struct milter_reply *reply_r, char *extra_r, size_t extra_size);
+int milter_inbound_eom(struct smfi_str *ctx, struct milter_conn *conn, struct milter_reply *reply_r,
+                       char *extra_r, size_t extra_size);
 
 /* ---- milter-scan.c: the message as received and the scan stages ---- */
 
-/* The first virus engine (current snapshot's [milter] virus_scan; none when off) and the thread that rebuilds
-   it when the signature files change. Call once signals are blocked, after daemonising.
-   -1 with error_r when no engine could be built: the milter runs on, and mail gets
+/* The first virus engine (current snapshot's [milter] virus_scan; none when off) and the thread
+   that rebuilds it when the signature files change. Call once signals are blocked, after
+   daemonising. -1 with error_r when no engine could be built: the milter runs on, and mail gets
    virus_on_error until one can be. */
 int milter_scan_init(mw_error *error_r);
 /* SIGHUP (after the new snapshot is current): a new engine built from it and swapped in;
@@ -230,9 +230,9 @@ void milter_scan_eoh(struct milter_conn *conn);
 void milter_scan_body(struct milter_conn *conn, const unsigned char *chunk, size_t len);
 bool milter_scan_wants_body(const struct milter_msg *msg);
 /* End of message, after strip and Authentication-Results: every stage. 0 accept, 1 with
-   *reply_r filled to refuse; the verdicts are appended to extra (for the log line). */
-int milter_scan_eom(struct smfi_str *ctx, struct milter_conn *conn,
-                    struct milter_reply *reply_r, char *extra, size_t extra_size);
+ *reply_r filled to refuse; the verdicts are appended to extra (for the log line). */
+int milter_scan_eom(struct smfi_str *ctx, struct milter_conn *conn, struct milter_reply *reply_r,
+                    char *extra, size_t extra_size);
 
 /* ---- milter-callbacks.c ---- */
 

@@ -24,24 +24,24 @@
 #include "mw-util.h"
 
 #define PD_COUNTER_KEY_MAX 512
-#define PD_BATCH_MAX 32 /* limits per request; more is a configuration error */
+#define PD_BATCH_MAX       32 /* limits per request; more is a configuration error */
 
 struct pd_limit_req {
 	char key[PD_COUNTER_KEY_MAX]; /* e.g. "sasl_username:john@example.com:messages:3600:100" */
-	int64_t window_us;	      /* W */
-	int64_t limit;		      /* N, > 0 */
-	int64_t cost;		      /* units this request adds (0 = check only what is there) */
+	int64_t window_us;            /* W */
+	int64_t limit;                /* N, > 0 */
+	int64_t cost;                 /* units this request adds (0 = check only what is there) */
 };
 
 struct pd_limit_res {
 	bool allowed;
-	int64_t usage;	       /* units in use after the operation (before, when denied) */
+	int64_t usage;          /* units in use after the operation (before, when denied) */
 	int64_t retry_after_us; /* denied: how long until this request would pass */
 	int64_t reset_after_us; /* how long until the key is empty again */
 };
 
 struct pd_batch_res {
-	bool allowed; /* every limit allowed */
+	bool allowed;  /* every limit allowed */
 	bool degraded; /* answered from the in-memory fallback (Redis unreachable) */
 	size_t count;
 	struct pd_limit_res res[PD_BATCH_MAX];
@@ -56,10 +56,10 @@ struct pd_counters_ops {
 	/* commit false: evaluate only (RCPT); true: charge when every limit allows
 	   (END-OF-MESSAGE). now_us is the caller's clock (tests fix it). */
 	void (*apply)(struct pd_counters *c, const struct pd_limit_req *reqs, size_t n, bool commit,
-		      int64_t now_us, pd_counters_cb *cb, void *ctx);
+	              int64_t now_us, pd_counters_cb *cb, void *ctx);
 	/* Clears every key starting with prefix; calls back with count = keys cleared. */
 	void (*reset)(struct pd_counters *c, const char *prefix, int64_t now_us, pd_counters_cb *cb,
-		      void *ctx);
+	              void *ctx);
 	void (*free)(struct pd_counters *c);
 };
 
@@ -92,7 +92,7 @@ size_t pd_counters_memory_count(struct pd_counters *c);
    timeout_ms bounds each call so Postfix's policy timeout is never reached. */
 struct event_base;
 struct pd_counters *pd_counters_redis_new(const char *url, struct event_base *base,
-					  struct pd_counters *fallback, unsigned timeout_ms,
-					  mw_error *error_r);
+                                          struct pd_counters *fallback, unsigned timeout_ms,
+                                          mw_error *error_r);
 
 #endif

@@ -383,8 +383,8 @@ static void scope_value(const struct pd_policy *p, enum pd_scope scope,
 			out[0] = '\0';
 		break;
 	case PD_SCOPE_CLIENT_ADDRESS:
-		if (pd_addr_group(pd_request_known(req, PD_A_CLIENT_ADDRESS), p->v4_prefix, p->v6_prefix,
-		                  out, size, NULL) < 0)
+		if (pd_addr_group(pd_request_known(req, PD_A_CLIENT_ADDRESS), p->v4_prefix,
+		                  p->v6_prefix, out, size, NULL) < 0)
 			out[0] = '\0';
 		break;
 	case PD_SCOPE_SENDER:
@@ -482,8 +482,7 @@ int pd_limit_req_make(const struct pd_limit *l, const char *value, int64_t cost,
 	    !key_put(r->key, size, &off, value, strlen(value)) ||
 	    !key_put(r->key, size, &off, ":", 1) ||
 	    !key_put(r->key, size, &off, metric, strlen(metric)) ||
-	    !key_put(r->key, size, &off, ":", 1) ||
-	    !key_put_num(r->key, size, &off, l->window_s) ||
+	    !key_put(r->key, size, &off, ":", 1) || !key_put_num(r->key, size, &off, l->window_s) ||
 	    !key_put(r->key, size, &off, ":", 1) || !key_put_num(r->key, size, &off, l->count))
 		return -1;
 	r->key[off] = '\0';

@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#define PD_ATTRS_MAX   256 /* hard ceiling of max_attributes */
-#define PD_NAME_SLOTS  512 /* duplicate-name table: a power of two >= 2 * PD_ATTRS_MAX */
+#define PD_ATTRS_MAX  256 /* hard ceiling of max_attributes */
+#define PD_NAME_SLOTS 512 /* duplicate-name table: a power of two >= 2 * PD_ATTRS_MAX */
 
 /* The attributes the daemon reads, indexed once per request (pd_request_known). */
 enum pd_known_attr {
@@ -45,14 +45,14 @@ struct pd_request {
 
 struct pd_proto {
 	struct pd_proto_limits limits;
-	char *buf; /* the request so far (max_request + 1 bytes) */
+	char *buf;  /* the request so far (max_request + 1 bytes) */
 	size_t len; /* bytes stored in buf (each line's LF, and a CR before it, as one NUL) */
 	size_t line_start; /* where the current line starts in buf */
 	size_t received;   /* bytes of the request taken from the input, line ends included:
 	                      len <= received <= max_request, so buf never overflows */
 	unsigned nattrs;
-	uint32_t offs[PD_ATTRS_MAX];  /* start of each complete line (its name) */
-	uint32_t voffs[PD_ATTRS_MAX]; /* start of each value */
+	uint32_t offs[PD_ATTRS_MAX];    /* start of each complete line (its name) */
+	uint32_t voffs[PD_ATTRS_MAX];   /* start of each value */
 	uint16_t slot_of[PD_ATTRS_MAX]; /* each name's slot in names[] */
 	uint16_t names[PD_NAME_SLOTS];  /* open addressing by name hash: attribute index + 1 */
 	int16_t known[PD_A_COUNT];      /* attribute index of each known name, -1 = absent */

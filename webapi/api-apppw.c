@@ -47,7 +47,8 @@ static int parse_nets(struct api_response *res, json_t *arr, char out[MW_APP_PW_
 		return 0;
 	if (!json_is_array(arr) || json_array_size(arr) > APPPW_NETS_MAX) {
 		api_error(res, 422, "invalid_field",
-		          "field allow_nets must be an array of at most %d networks", APPPW_NETS_MAX);
+		          "field allow_nets must be an array of at most %d networks",
+		          APPPW_NETS_MAX);
 		return -1;
 	}
 	mw_str_init(&s, MW_APP_PW_NETS_MAX);
@@ -56,8 +57,10 @@ static int parse_nets(struct api_response *res, json_t *arr, char out[MW_APP_PW_
 		const char *p = json_string_value(item);
 		if (p == NULL || strlen(p) != json_string_length(item) || !mw_cidr_valid(p)) {
 			mw_str_free(&s);
-			api_error(res, 422, "invalid_field", "field allow_nets[%zu] must be an IP "
-			          "address or network (ADDRESS/PREFIX)", i);
+			api_error(res, 422, "invalid_field",
+			          "field allow_nets[%zu] must be an IP "
+			          "address or network (ADDRESS/PREFIX)",
+			          i);
 			return -1;
 		}
 		if ((i > 0 && mw_str_appendc(&s, ',') < 0) || mw_str_appends(&s, p) < 0) {
@@ -81,8 +84,8 @@ static json_t *nets_json(const char *nets)
 	arr = json_array();
 	for (;;) {
 		comma = strchr(p, ',');
-		json_array_append_new(arr, json_stringn(p, comma != NULL ? (size_t)(comma - p)
-		                                                         : strlen(p)));
+		json_array_append_new(
+		    arr, json_stringn(p, comma != NULL ? (size_t)(comma - p) : strlen(p)));
 		if (comma == NULL)
 			break;
 		p = comma + 1;
@@ -152,8 +155,8 @@ void api_apppw_list(struct api_ctx *ctx, struct api_request *req, struct api_res
    another user gives neither (their session is the authority, as for every admin change). */
 void api_apppw_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const fields[] = {"name",       "protocols",        "expires_at",
-	                                     "allow_nets", "current_password", "code", NULL};
+	static const char *const fields[] = {
+	    "name", "protocols", "expires_at", "allow_nets", "current_password", "code", NULL};
 	const char *current = NULL, *code = NULL;
 	char name[MW_USERNAME_MAX + 1], pw[APPPW_LENGTH + 1];
 	unsigned char digest[crypto_hash_sha256_BYTES];
@@ -169,13 +172,14 @@ void api_apppw_create(struct api_ctx *ctx, struct api_request *req, struct api_r
 	    api_field_string(req, res, "name", true, MW_APP_PW_NAME_MAX, &label) < 0)
 		return;
 	if (label[0] == '\0' || !mw_utf8_valid(label, strlen(label), NULL)) {
-		api_error(res, 422, "invalid_field", "field name must be 1 to %d bytes of UTF-8 text",
-		          MW_APP_PW_NAME_MAX);
+		api_error(res, 422, "invalid_field",
+		          "field name must be 1 to %d bytes of UTF-8 text", MW_APP_PW_NAME_MAX);
 		return;
 	}
 	for (size_t i = 0; label[i] != '\0'; i++) {
 		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f) {
-			api_error(res, 422, "invalid_field", "field name holds a control character");
+			api_error(res, 422, "invalid_field",
+			          "field name holds a control character");
 			return;
 		}
 	}
@@ -199,14 +203,16 @@ void api_apppw_create(struct api_ctx *ctx, struct api_request *req, struct api_r
 		return;
 	if (strcmp(name, req->user.username) == 0) {
 		if (current == NULL) {
-			api_error(res, 422, "missing_field", "field current_password is required to "
+			api_error(res, 422, "missing_field",
+			          "field current_password is required to "
 			          "create your own app password");
 			return;
 		}
 		if (api_reauth(ctx, req, res, current, code, "app password creation") < 0)
 			return;
 	} else if (current != NULL || code != NULL) {
-		api_error(res, 422, "unknown_field", "an admin creating another user's app password "
+		api_error(res, 422, "unknown_field",
+		          "an admin creating another user's app password "
 		          "gives neither current_password nor code");
 		return;
 	}

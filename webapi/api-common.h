@@ -45,7 +45,7 @@ struct api_request {
 	bool via_cookie;            /* authenticated (or refused) through the cookie */
 	bool cookie_login;          /* POST /sessions/cookie */
 	char cookie_auth[80];       /* "Bearer TOKEN" made from the cookie */
-	char *body; /* owned, NUL-terminated, body_len bytes */
+	char *body;                 /* owned, NUL-terminated, body_len bytes */
 	size_t body_len;
 	/* parsed */
 	char *segments[API_MAX_SEGMENTS]; /* decoded path segments, owned */
@@ -79,8 +79,7 @@ struct api_ctx {
 	char dummy_hash[MW_PASSWORD_HASH_MAX]; /* verified when a login names no usable user */
 };
 
-typedef void api_handler_fn(struct api_ctx *ctx, struct api_request *req,
-                            struct api_response *res);
+typedef void api_handler_fn(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
 
 struct api_route {
 	const char *method;
@@ -124,8 +123,7 @@ int api_field_string(struct api_request *req, struct api_response *res, const ch
 /* Query helpers: a whole number in [min, max] (absent: def); 422 naming it otherwise. */
 int api_query_int(struct api_request *req, struct api_response *res, const char *name,
                   long long def, long long min, long long max, long long *value_r);
-int api_query_check(struct api_request *req, struct api_response *res,
-                    const char *const *names);
+int api_query_check(struct api_request *req, struct api_response *res, const char *const *names);
 
 /* api-guard.c: every check of a password, TOTP code, recovery code or internal secret,
    counted per (account, client network) and per client network (see the file header).
@@ -142,8 +140,8 @@ enum api_verify_result {
 };
 void api_client_net(const char *ip, int v4_prefix, int v6_prefix, char *out, size_t outsize);
 int api_verify(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
-               const char *name, const struct mw_user *user, bool usable,
-               const char *password, const char *code, bool need_code, const char *what);
+               const char *name, const struct mw_user *user, bool usable, const char *password,
+               const char *code, bool need_code, const char *what);
 int api_guard_secret_blocked(struct api_ctx *ctx, struct api_request *req,
                              struct api_response *res);
 void api_guard_secret_failed(struct api_ctx *ctx, struct api_request *req);
@@ -172,14 +170,14 @@ json_t *api_qr_svg(const char *text);
    audit entry (actor, client IP; takes DETAILS); api_store_error answers 503 and logs why;
    api_master_key loads the master key (503 master_key_unavailable when it cannot; the
    caller wipes it with mw_secret_key_wipe). */
-void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
-               const char *target, json_t *details);
+void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action, const char *target,
+               json_t *details);
 void api_store_error(struct api_response *res, const char *what, const mw_error *err);
 int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r);
 /* api_protocols_parse turns a JSON array of "imap"/"smtp" (users and app passwords)
    into the store's form ("imap,smtp", ...; "" only when allow_empty); 422 naming field. */
-int api_protocols_parse(struct api_response *res, json_t *arr, const char *field,
-                        bool allow_empty, char out[MW_PROTOCOLS_MAX + 1]);
+int api_protocols_parse(struct api_response *res, json_t *arr, const char *field, bool allow_empty,
+                        char out[MW_PROTOCOLS_MAX + 1]);
 json_t *api_protocols_json(const char *protocols);
 
 /* api-sessions.c */

@@ -125,8 +125,8 @@ int api_query_parse(const char *query, struct api_request *req, mw_error *error_
 			                      "a query parameter name", error_r);
 			if (qp->name == NULL)
 				return -1;
-			qp->value = eq != NULL ? pct_decode(eq + 1, len - (size_t)(eq + 1 - p), true,
-			                                    "a query parameter", error_r)
+			qp->value = eq != NULL ? pct_decode(eq + 1, len - (size_t)(eq + 1 - p),
+			                                    true, "a query parameter", error_r)
 			                       : mw_strdup("");
 			req->nquery++;
 			if (qp->value == NULL)
@@ -229,22 +229,38 @@ int api_route_match(const struct api_route *routes, size_t n, struct api_request
 const char *api_status_text(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 503: return "Service Unavailable";
-	default: return "Internal Server Error";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 414:
+		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Entity";
+	case 429:
+		return "Too Many Requests";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
 	}
 }
 
@@ -270,7 +286,8 @@ void api_render_head(mw_str *out, const struct api_response *res, const char *co
 	if (cors_origin != NULL && cors_origin[0] != '\0') {
 		(void)mw_str_appends(out, "Vary: Origin\r\n");
 		if (req_origin != NULL && strcmp(cors_origin, req_origin) == 0)
-			(void)mw_str_appendf(out, "Access-Control-Allow-Origin: %s\r\n", cors_origin);
+			(void)mw_str_appendf(out, "Access-Control-Allow-Origin: %s\r\n",
+			                     cors_origin);
 		if (res->cors_preflight)
 			(void)mw_str_appends(out, "Access-Control-Allow-Methods: GET, POST, PUT, "
 			                          "PATCH, DELETE\r\n"
@@ -384,7 +401,8 @@ int api_query_int(struct api_request *req, struct api_response *res, const char 
 	n = strtoll(v, &end, 10);
 	if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < min || n > max) {
 		api_error(res, 422, "invalid_parameter",
-		          "query parameter %s must be a whole number in %lld..%lld", name, min, max);
+		          "query parameter %s must be a whole number in %lld..%lld", name, min,
+		          max);
 		return -1;
 	}
 	*value_r = n;

@@ -247,7 +247,8 @@ static void handle(struct api_ctx *ctx, FCGX_Request *r)
 	    !header_ok(req.sec_fetch_site) || !header_ok(req.host) || !header_ok(req.server_port)) {
 		api_error(&res, 400, "bad_request", "a request header is longer than %d bytes",
 		          API_HEADER_MAX);
-	} else if (req.request_uri != NULL && strnlen(req.request_uri, API_URI_MAX + 1) > API_URI_MAX) {
+	} else if (req.request_uri != NULL &&
+	           strnlen(req.request_uri, API_URI_MAX + 1) > API_URI_MAX) {
 		api_error(&res, 414, "uri_too_long", "the request URI is longer than %d bytes",
 		          API_URI_MAX);
 	} else if (len < 0) {
@@ -277,9 +278,9 @@ static void handle(struct api_ctx *ctx, FCGX_Request *r)
 		json_decref(res.body);
 	}
 	mw_info("%s %s %d actor=%s client=%s", req.method != NULL ? req.method : "-",
-	        req.request_uri != NULL ? mw_log_value(safe, sizeof(safe), req.request_uri,
-	                                               strlen(req.request_uri))
-	                                : "-",
+	        req.request_uri != NULL
+	            ? mw_log_value(safe, sizeof(safe), req.request_uri, strlen(req.request_uri))
+	            : "-",
 	        res.status, req.actor[0] != '\0' ? req.actor : "api:-",
 	        req.remote_addr != NULL ? req.remote_addr : "-");
 	mw_str_free(&head);
@@ -314,9 +315,10 @@ static void dummy_hash(struct api_ctx *ctx)
 	char pw[32];
 	mw_error err = {{0}};
 	if (mw_password_generate(pw, sizeof(pw), 20, &err) < 0 ||
-	    mw_password_hash(pw, (size_t)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_MEMORY),
-	                     (unsigned long long)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_PASSES),
-	                     ctx->dummy_hash, sizeof(ctx->dummy_hash), &err) < 0)
+	    mw_password_hash(
+	        pw, (size_t)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_MEMORY),
+	        (unsigned long long)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_PASSES),
+	        ctx->dummy_hash, sizeof(ctx->dummy_hash), &err) < 0)
 		mw_fatal("password hashing: %s", err.msg);
 	mw_memzero(pw, sizeof(pw));
 }

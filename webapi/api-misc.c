@@ -23,8 +23,8 @@ void api_healthz(struct api_ctx *ctx, struct api_request *req, struct api_respon
 		api_error(res, 503, "store_unavailable", "the store is unavailable");
 		return;
 	}
-	api_ok(res, 200, json_pack("{s:s,s:s}", "status", "ok", "store",
-	                           mw_store_backend_name(ctx->store)));
+	api_ok(res, 200,
+	       json_pack("{s:s,s:s}", "status", "ok", "store", mw_store_backend_name(ctx->store)));
 }
 
 /* text_param - a text filter: NULL when absent, 422 when empty or too long */
@@ -43,7 +43,7 @@ static int text_param(struct api_request *req, struct api_response *res, const c
 /* api_audit_list - GET /audit?actor=&action=&target=&since=&until=&after=&limit= */
 void api_audit_list(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const params[] = {"actor", "action", "target", "since", "until",
+	static const char *const params[] = {"actor", "action", "target", "since",  "until",
 	                                     "after", "limit",  "order",  "before", NULL};
 	struct mw_audit_filter f;
 	struct mw_audit_entry *v = NULL;
@@ -63,7 +63,8 @@ void api_audit_list(struct api_ctx *ctx, struct api_request *req, struct api_res
 	    api_query_int(req, res, "before", 0, 1, INT64_MAX, &before) < 0)
 		return;
 	if (order != NULL && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
-		api_error(res, 422, "invalid_parameter", "query parameter order must be asc or desc");
+		api_error(res, 422, "invalid_parameter",
+		          "query parameter order must be asc or desc");
 		return;
 	}
 	f.newest_first = order != NULL && strcmp(order, "desc") == 0;
@@ -71,7 +72,8 @@ void api_audit_list(struct api_ctx *ctx, struct api_request *req, struct api_res
 	    (!f.newest_first && api_query_get(req, "before") != NULL)) {
 		api_error(res, 422, "invalid_parameter",
 		          "query parameter %s does not page in this order (order=desc pages with "
-		          "before, asc with after)", f.newest_first ? "after" : "before");
+		          "before, asc with after)",
+		          f.newest_first ? "after" : "before");
 		return;
 	}
 	f.before_id = before;
@@ -85,11 +87,11 @@ void api_audit_list(struct api_ctx *ctx, struct api_request *req, struct api_res
 	}
 	arr = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(
-		    arr, json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)v[i].id, "at",
-		                   (json_int_t)v[i].at, "actor", v[i].actor, "action", v[i].action,
-		                   "target", v[i].target, "client", v[i].client, "details",
-		                   v[i].details));
+		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s}", "id",
+		                                     (json_int_t)v[i].id, "at", (json_int_t)v[i].at,
+		                                     "actor", v[i].actor, "action", v[i].action,
+		                                     "target", v[i].target, "client", v[i].client,
+		                                     "details", v[i].details));
 	api_ok(res, 200,
 	       json_pack("{s:o,s:o}", "entries", arr, f.newest_first ? "next_before" : "next_after",
 	                 n == (size_t)limit && n > 0 ? json_integer(v[n - 1].id) : json_null()));

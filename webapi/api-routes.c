@@ -30,8 +30,7 @@ const struct api_route api_routes[] = {
     {"PATCH", API_PREFIX "/users/{username}", API_ROLE_ADMIN, api_user_update},
     {"DELETE", API_PREFIX "/users/{username}", API_ROLE_ADMIN, api_user_delete},
     {"POST", API_PREFIX "/users/{username}/password", API_ROLE_SELF, api_user_password},
-    {"DELETE", API_PREFIX "/users/{username}/sessions", API_ROLE_ADMIN,
-     api_user_sessions_delete},
+    {"DELETE", API_PREFIX "/users/{username}/sessions", API_ROLE_ADMIN, api_user_sessions_delete},
     {"GET", API_PREFIX "/users/{username}/allowed-from", API_ROLE_SELF, api_af_get},
     {"PUT", API_PREFIX "/users/{username}/allowed-from", API_ROLE_ADMIN, api_af_replace},
     {"POST", API_PREFIX "/users/{username}/allowed-from", API_ROLE_ADMIN, api_af_add},
@@ -44,19 +43,16 @@ const struct api_route api_routes[] = {
     {"DELETE", API_PREFIX "/users/{username}/totp", API_ROLE_SELF, api_totp_delete},
     {"GET", API_PREFIX "/users/{username}/app-passwords", API_ROLE_SELF, api_apppw_list},
     {"POST", API_PREFIX "/users/{username}/app-passwords", API_ROLE_SELF, api_apppw_create},
-    {"DELETE", API_PREFIX "/users/{username}/app-passwords/{id}", API_ROLE_SELF,
-     api_apppw_delete},
+    {"DELETE", API_PREFIX "/users/{username}/app-passwords/{id}", API_ROLE_SELF, api_apppw_delete},
     /* rate limits, tag rules, DKIM keys (api-policies.c, api-tagrules.c, api-dkim.c) */
     {"GET", API_PREFIX "/ratelimit/policies", API_ROLE_ADMIN, api_rl_policy_list},
     {"POST", API_PREFIX "/ratelimit/policies", API_ROLE_ADMIN, api_rl_policy_create},
     {"DELETE", API_PREFIX "/ratelimit/policies/{id}", API_ROLE_ADMIN, api_rl_policy_delete},
     {"GET", API_PREFIX "/users/{username}/ratelimit", API_ROLE_ADMIN, api_user_ratelimit_get},
-    {"DELETE", API_PREFIX "/users/{username}/ratelimit", API_ROLE_ADMIN,
-     api_user_ratelimit_reset},
+    {"DELETE", API_PREFIX "/users/{username}/ratelimit", API_ROLE_ADMIN, api_user_ratelimit_reset},
     {"GET", API_PREFIX "/users/{username}/tag-rules", API_ROLE_SELF, api_tag_rule_list},
     {"POST", API_PREFIX "/users/{username}/tag-rules", API_ROLE_SELF, api_tag_rule_create},
-    {"DELETE", API_PREFIX "/users/{username}/tag-rules/{id}", API_ROLE_SELF,
-     api_tag_rule_delete},
+    {"DELETE", API_PREFIX "/users/{username}/tag-rules/{id}", API_ROLE_SELF, api_tag_rule_delete},
     {"GET", API_PREFIX "/dkim/keys", API_ROLE_ADMIN, api_dkim_list},
     {"POST", API_PREFIX "/dkim/keys", API_ROLE_ADMIN, api_dkim_generate},
     {"POST", API_PREFIX "/dkim/keys/{domain}/{selector}/activate", API_ROLE_ADMIN,
@@ -71,10 +67,14 @@ const size_t api_routes_count = MW_N_ELEMENTS(api_routes);
 const char *api_role_name(enum api_role role)
 {
 	switch (role) {
-	case API_ROLE_NONE: return "none";
-	case API_ROLE_USER: return "user";
-	case API_ROLE_SELF: return "self";
-	case API_ROLE_ADMIN: return "admin";
+	case API_ROLE_NONE:
+		return "none";
+	case API_ROLE_USER:
+		return "user";
+	case API_ROLE_SELF:
+		return "self";
+	case API_ROLE_ADMIN:
+		return "admin";
 	}
 	return "?";
 }
@@ -114,8 +114,10 @@ static int parse_body(struct api_request *req, struct api_response *res)
 	}
 	req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (req->json == NULL) {
-		api_error(res, 400, "malformed_json", "the body is not valid JSON (line %d, column "
-		          "%d): %s", jerr.line, jerr.column, jerr.text);
+		api_error(res, 400, "malformed_json",
+		          "the body is not valid JSON (line %d, column "
+		          "%d): %s",
+		          jerr.line, jerr.column, jerr.text);
 		return -1;
 	}
 	if (!json_is_object(req->json)) {

@@ -34,13 +34,12 @@
 /* user_json - the public view of a user (never the hash); patterns: NULL = left out */
 static json_t *user_json(const struct mw_user *u, char **patterns)
 {
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:I}", "username", u->username,
-	                      "status", mw_user_status_name(u->status), "role",
-	                      mw_user_role_name(u->role), "description", u->description,
-	                      "created_at", (json_int_t)u->created_at, "updated_at",
-	                      (json_int_t)u->updated_at, "password_changed_at",
-	                      (json_int_t)u->password_changed_at, "failed_logins",
-	                      u->failed_logins, "locked_until", (json_int_t)u->locked_until);
+	json_t *o = json_pack(
+	    "{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:I}", "username", u->username, "status",
+	    mw_user_status_name(u->status), "role", mw_user_role_name(u->role), "description",
+	    u->description, "created_at", (json_int_t)u->created_at, "updated_at",
+	    (json_int_t)u->updated_at, "password_changed_at", (json_int_t)u->password_changed_at,
+	    "failed_logins", u->failed_logins, "locked_until", (json_int_t)u->locked_until);
 	size_t i;
 	if (patterns != NULL) {
 		json_t *arr = json_array();
@@ -72,13 +71,14 @@ static int target_user(struct api_ctx *ctx, struct api_request *req, struct api_
 }
 
 /* hash_password - argon2id with the configured costs; 503 on failure */
-static int hash_password(struct api_ctx *ctx, struct api_response *res, const char *pw,
-                         char *out, size_t outsize)
+static int hash_password(struct api_ctx *ctx, struct api_response *res, const char *pw, char *out,
+                         size_t outsize)
 {
 	mw_error err = {{0}};
-	if (mw_password_hash(pw, (size_t)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_MEMORY),
-	                     (unsigned long long)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_PASSES),
-	                     out, outsize, &err) < 0) {
+	if (mw_password_hash(
+	        pw, (size_t)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_MEMORY),
+	        (unsigned long long)mw_config_int(ctx->cfg, MWK_PASSWORD_ARGON2_PASSES), out,
+	        outsize, &err) < 0) {
 		mw_error_log("hashing a password: %s", err.msg);
 		api_error(res, 503, "internal", "cannot hash the password now");
 		return -1;
@@ -94,7 +94,8 @@ static int choose_password(struct api_ctx *ctx, struct api_response *res, const 
 	*generated_r = given == NULL;
 	if (given != NULL) {
 		if (mw_password_check_policy(
-		        given, (size_t)mw_config_int(ctx->cfg, MWK_PASSWORD_MIN_LENGTH), &err) < 0) {
+		        given, (size_t)mw_config_int(ctx->cfg, MWK_PASSWORD_MIN_LENGTH), &err) <
+		    0) {
 			api_error(res, 422, "invalid_field", "field %s: %s", field, err.msg);
 			return -1;
 		}
@@ -128,7 +129,8 @@ static char **normalize_patterns(json_t *arr, const char *field, struct api_resp
 		return NULL;
 	}
 	if (json_array_size(arr) > 1000) {
-		api_error(res, 422, "invalid_field", "field %s holds more than 1000 patterns", field);
+		api_error(res, 422, "invalid_field", "field %s holds more than 1000 patterns",
+		          field);
 		return NULL;
 	}
 	v = mw_calloc(json_array_size(arr) + 1, sizeof(*v));
@@ -136,14 +138,15 @@ static char **normalize_patterns(json_t *arr, const char *field, struct api_resp
 	{
 		const char *p = json_string_value(item);
 		if (p == NULL || strlen(p) != json_string_length(item)) {
-			api_error(res, 422, "invalid_field", "field %s[%zu] must be a string", field,
-			          i);
+			api_error(res, 422, "invalid_field", "field %s[%zu] must be a string",
+			          field, i);
 			mw_store_strv_free(v);
 			return NULL;
 		}
 		if (mw_pattern_normalize(p, canon, sizeof(canon), &err) < 0) {
 			api_error(res, 422, "invalid_pattern", "field %s[%zu]: bad pattern %s: %s",
-			          field, i, mw_log_value(safe, sizeof(safe), p, strlen(p)), err.msg);
+			          field, i, mw_log_value(safe, sizeof(safe), p, strlen(p)),
+			          err.msg);
 			mw_store_strv_free(v);
 			return NULL;
 		}
@@ -221,8 +224,8 @@ void api_user_list(struct api_ctx *ctx, struct api_request *req, struct api_resp
    allowed_from?} */
 void api_user_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const fields[] = {"username", "password",    "status",
-	                                     "role",     "description", "allowed_from", NULL};
+	static const char *const fields[] = {"username",    "password",     "status", "role",
+	                                     "description", "allowed_from", NULL};
 	const char *username, *password, *status_s, *role_s, *desc;
 	char name[MW_USERNAME_MAX + 1], pw[MW_PASSWORD_MAX + 1], hash[MW_PASSWORD_HASH_MAX];
 	enum mw_user_status status = MW_USER_ACTIVE;
@@ -276,7 +279,8 @@ void api_user_create(struct api_ctx *ctx, struct api_request *req, struct api_re
 		return;
 	}
 	for (i = 0; patterns != NULL && patterns[i] != NULL; i++)
-		if (mw_store_allowed_from_add(ctx->store, name, patterns[i], &err) == MW_STORE_ERROR)
+		if (mw_store_allowed_from_add(ctx->store, name, patterns[i], &err) ==
+		    MW_STORE_ERROR)
 			mw_error_log("adding pattern for %s: %s", name, err.msg);
 	api_audit(ctx, req, mw_audit_name(MW_AUDIT_USER_ADD), name,
 	          json_pack("{s:s,s:s,s:b}", "status", mw_user_status_name(status), "role",
@@ -349,12 +353,13 @@ void api_user_update(struct api_ctx *ctx, struct api_request *req, struct api_re
 	    api_field_string(req, res, "description", false, MW_DESCRIPTION_MAX, &desc) < 0)
 		return;
 	if (status_s == NULL && role_s == NULL && desc == NULL && mpp == NULL) {
-		api_error(res, 422, "missing_field", "give at least one of status, role, description, "
+		api_error(res, 422, "missing_field",
+		          "give at least one of status, role, description, "
 		          "main_password_protocols");
 		return;
 	}
-	if (mpp != NULL && api_protocols_parse(res, mpp, "main_password_protocols", true,
-	                                       protocols) < 0)
+	if (mpp != NULL &&
+	    api_protocols_parse(res, mpp, "main_password_protocols", true, protocols) < 0)
 		return;
 	if (status_s != NULL && mw_user_status_parse(status_s, &status) < 0) {
 		api_error(res, 422, "invalid_field",
@@ -448,9 +453,9 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 		return;
 	self = user.id == req->user.id;
 	if (api_fields_check(req, res, self ? self_fields : admin_fields) < 0 ||
-	    (self && (api_field_string(req, res, "current_password", true, MW_PASSWORD_MAX,
-	                               &current) < 0 ||
-	              api_field_string(req, res, "code", false, 64, &code) < 0)) ||
+	    (self &&
+	     (api_field_string(req, res, "current_password", true, MW_PASSWORD_MAX, &current) < 0 ||
+	      api_field_string(req, res, "code", false, 64, &code) < 0)) ||
 	    api_field_string(req, res, "password", false, MW_PASSWORD_MAX, &given) < 0) {
 		mw_user_clear(&user);
 		return;
@@ -467,9 +472,8 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 	}
 	ret = mw_store_user_set_password(ctx->store, name, hash, &err);
 	if (ret == MW_STORE_OK)
-		ret = mw_store_session_revoke_user(ctx->store, user.id,
-		                                   self ? req->session.token_hash : NULL, &revoked,
-		                                   &err);
+		ret = mw_store_session_revoke_user(
+		    ctx->store, user.id, self ? req->session.token_hash : NULL, &revoked, &err);
 	if (ret == MW_STORE_OK)
 		ret = mw_store_app_password_revoke_all(ctx->store, name, &apppw_revoked, &err);
 	mw_user_clear(&user);
@@ -484,8 +488,9 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 	api_audit(ctx, req, mw_audit_name(MW_AUDIT_USER_PASSWORD), name,
 	          json_pack("{s:b,s:i,s:i}", "generated", generated, "sessions_revoked",
 	                    (int)revoked, "app_passwords_revoked", (int)apppw_revoked));
-	api_ok(res, 200, json_pack("{s:s,s:i,s:i}", "username", name, "sessions_revoked",
-	                           (int)revoked, "app_passwords_revoked", (int)apppw_revoked));
+	api_ok(res, 200,
+	       json_pack("{s:s,s:i,s:i}", "username", name, "sessions_revoked", (int)revoked,
+	                 "app_passwords_revoked", (int)apppw_revoked));
 	if (generated)
 		json_object_set_new(res->body, "password", json_string(pw));
 	mw_memzero(pw, sizeof(pw));
@@ -494,8 +499,7 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 /* ---- allowed-From ------------------------------------------------------------------- */
 
 /* af_answer - answer status with the user's patterns */
-static void af_answer(struct api_ctx *ctx, struct api_response *res, const char *name,
-                      int status)
+static void af_answer(struct api_ctx *ctx, struct api_response *res, const char *name, int status)
 {
 	char **patterns = NULL;
 	json_t *arr;

@@ -33,10 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQ_MAX    4096
-#define ANS_MAX    4096
-#define HIST_US    200000 /* 1 µs buckets up to 200 ms, then one overflow bucket */
-#define CONNS_MAX  1024
+#define REQ_MAX   4096
+#define ANS_MAX   4096
+#define HIST_US   200000 /* 1 µs buckets up to 200 ms, then one overflow bucket */
+#define CONNS_MAX 1024
 
 struct conn {
 	int fd;
@@ -104,7 +104,8 @@ static void build_request(struct conn *c)
 		snprintf(user, sizeof(user), "user%u@bench.example", u);
 	snprintf(rcpt, sizeof(rcpt), "rcpt%u@dest%u.example", (unsigned)(rnd() % 100000),
 	         (unsigned)(rnd() % 1000));
-	n = snprintf(c->req, sizeof(c->req),
+	n = snprintf(
+	    c->req, sizeof(c->req),
 	    "request=smtpd_access_policy\nprotocol_state=%s\nprotocol_name=ESMTP\n"
 	    "client_address=%s\nclient_name=host-%u.clients.example\nclient_port=%u\n"
 	    "reverse_client_name=host-%u.clients.example\nserver_address=127.0.0.1\n"
@@ -172,7 +173,8 @@ static int issue(struct conn *c)
 static void answered(struct conn *c, const char *ans)
 {
 	int64_t us = (now_ns() - c->sent_ns) / 1000;
-	bool ok = strncmp(ans, "action=DUNNO\n", 13) == 0 || strncmp(ans, "action=dunno\n", 13) == 0;
+	bool ok =
+	    strncmp(ans, "action=DUNNO\n", 13) == 0 || strncmp(ans, "action=dunno\n", 13) == 0;
 	if (measuring) {
 		hist[us < HIST_US ? us : HIST_US]++;
 		n_req++;
@@ -287,7 +289,8 @@ static unsigned percentile(double p)
 /* usage - the help text */
 static void usage(FILE *f)
 {
-	fprintf(f,
+	fprintf(
+	    f,
 	    "Usage: pdload [-a ADDR] [-c CONNS] [-d SECONDS] [-w SECONDS] [-u USERS] [-r MAX]\n"
 	    "              [-k N [-K ip]] [-l LABEL]\n\n"
 	    "Drives a Postfix policy server with CONNS persistent connections (default 8), each\n"
@@ -310,17 +313,39 @@ int main(int argc, char **argv)
 	int64_t start, stop, t0;
 	while ((o = getopt(argc, argv, "a:c:d:w:u:r:k:K:l:h")) != -1) {
 		switch (o) {
-		case 'a': opt.addr = optarg; break;
-		case 'c': opt.conns = (unsigned)atoi(optarg); break;
-		case 'd': opt.seconds = atof(optarg); break;
-		case 'w': opt.warmup = atof(optarg); break;
-		case 'u': opt.users = (unsigned)atoi(optarg); break;
-		case 'r': opt.max_rcpt = (unsigned)atoi(optarg); break;
-		case 'k': opt.distinct = strtoull(optarg, NULL, 10); break;
-		case 'K': opt.distinct_ip = strcmp(optarg, "ip") == 0; break;
-		case 'l': opt.label = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'a':
+			opt.addr = optarg;
+			break;
+		case 'c':
+			opt.conns = (unsigned)atoi(optarg);
+			break;
+		case 'd':
+			opt.seconds = atof(optarg);
+			break;
+		case 'w':
+			opt.warmup = atof(optarg);
+			break;
+		case 'u':
+			opt.users = (unsigned)atoi(optarg);
+			break;
+		case 'r':
+			opt.max_rcpt = (unsigned)atoi(optarg);
+			break;
+		case 'k':
+			opt.distinct = strtoull(optarg, NULL, 10);
+			break;
+		case 'K':
+			opt.distinct_ip = strcmp(optarg, "ip") == 0;
+			break;
+		case 'l':
+			opt.label = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (opt.conns < 1 || opt.conns > CONNS_MAX || opt.users < 1 || opt.max_rcpt < 1 ||
@@ -381,8 +406,8 @@ int main(int argc, char **argv)
 	{
 		double secs = (double)((opt.distinct ? now_ns() : stop) - start) / 1e9;
 		printf("RESULT label=%s conns=%u seconds=%.2f requests=%" PRIu64
-		       " rps=%.0f p50_us=%u p99_us=%u p999_us=%u dunno=%" PRIu64
-		       " refused=%" PRIu64 "\n",
+		       " rps=%.0f p50_us=%u p99_us=%u p999_us=%u dunno=%" PRIu64 " refused=%" PRIu64
+		       "\n",
 		       opt.label, opt.conns, secs, n_req, (double)n_req / secs, percentile(0.50),
 		       percentile(0.99), percentile(0.999), n_dunno, n_refused);
 	}

@@ -62,7 +62,8 @@ static int serve(struct client *c)
 			char prev = i > 0 ? c->buf[i - 1] : c->last;
 			if (c->buf[i] == '\n' && prev == '\n') {
 				if (nout + sizeof(answer) > sizeof(out))
-					return -1; /* more than 64 pipelined requests: not Postfix */
+					return -1; /* more than 64 pipelined requests: not Postfix
+					            */
 				memcpy(out + nout, answer, sizeof(answer) - 1);
 				nout += sizeof(answer) - 1;
 				c->buf[i] = '\0'; /* the next LF starts over */

@@ -1,4 +1,7 @@
-/* FUZZ_SOURCES: webapi/api-http.c webapi/api-routes.c webapi/api-support.c webapi/api-sessions.c webapi/api-users.c webapi/api-misc.c webapi/api-totp-state.c webapi/api-totp.c webapi/api-apppw.c webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c webapi/api-guard.c webapi/api-net.c webapi/api-cookie.c webapi/api-qr.c */
+/* FUZZ_SOURCES: webapi/api-http.c webapi/api-routes.c webapi/api-support.c webapi/api-sessions.c
+ * webapi/api-users.c webapi/api-misc.c webapi/api-totp-state.c webapi/api-totp.c webapi/api-apppw.c
+ * webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c
+ * webapi/api-guard.c webapi/api-net.c webapi/api-cookie.c webapi/api-qr.c */
 /* FUZZ_PKGS: jansson liboath libqrencode */
 /* FUZZ_LDFLAGS: -Wl,--wrap=mw_dkim_generate_rsa */
 /*
@@ -41,10 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int __real_mw_dkim_generate_rsa(unsigned bits, mw_str *pem_r, mw_str *pub_r, mw_error *error_r);
 int __wrap_mw_dkim_generate_rsa(unsigned bits, mw_str *pem_r, mw_str *pub_r, mw_error *error_r);
 
-#define ADMIN_TOKEN "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-#define ALICE_TOKEN "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+#define ADMIN_TOKEN    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define ALICE_TOKEN    "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
 #define ALICE_PASSWORD "correct horse battery"
-#define POLICY_SECRET "fuzz-policy-secret-0123456789abcdefghijkl"
+#define POLICY_SECRET  "fuzz-policy-secret-0123456789abcdefghijkl"
 
 static struct {
 	bool ready;
@@ -110,8 +113,8 @@ static void copy_file(const char *from, const char *to)
 }
 
 /* add_user - a user with a live session of TOKEN */
-static void add_user(mw_store *store, const char *name, enum mw_user_role role,
-                     const char *hash, const char *token)
+static void add_user(mw_store *store, const char *name, enum mw_user_role role, const char *hash,
+                     const char *token)
 {
 	struct mw_session se;
 	mw_error err = {{0}};
@@ -132,8 +135,8 @@ static void add_user(mw_store *store, const char *name, enum mw_user_role role,
 /* cleanup - remove the temporary directory at exit */
 static void cleanup(void)
 {
-	static const char *const names[] = {"t.db", "t.db-journal", "t.db-wal", "t.db-shm",
-	                                    "template.db", "master.key"};
+	static const char *const names[] = {"t.db",     "t.db-journal", "t.db-wal",
+	                                    "t.db-shm", "template.db",  "master.key"};
 	char path[256];
 	size_t i;
 	for (i = 0; i < MW_N_ELEMENTS(names); i++) {

@@ -118,9 +118,8 @@ static void init(void)
 	EVP_PKEY_CTX_free(pc);
 
 	g.verifier = dkim_init(NULL, NULL);
-	if (g.verifier == NULL ||
-	    dkim_options(g.verifier, DKIM_OP_GETOPT, DKIM_OPTS_FLAGS, &flags, sizeof(flags)) !=
-	        DKIM_STAT_OK)
+	if (g.verifier == NULL || dkim_options(g.verifier, DKIM_OP_GETOPT, DKIM_OPTS_FLAGS, &flags,
+	                                       sizeof(flags)) != DKIM_STAT_OK)
 		broken("dkim_init", "");
 	flags |= DKIM_LIBFLAGS_FIXCRLF;
 	if (dkim_options(g.verifier, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof(flags)) !=
@@ -131,8 +130,7 @@ static void init(void)
 }
 
 /* next_line - the line at *pos (without its "\n" or "\r\n"); false at the end */
-static bool next_line(const char *s, size_t size, size_t *pos, const char **line_r,
-                      size_t *len_r)
+static bool next_line(const char *s, size_t size, size_t *pos, const char **line_r, size_t *len_r)
 {
 	const char *nl;
 	size_t len;
@@ -149,8 +147,8 @@ static bool next_line(const char *s, size_t size, size_t *pos, const char **line
 }
 
 /* parse_header - the header section into fields; false for a section out of scope */
-static bool parse_header(const char *s, size_t size, size_t *body_r, struct field *f,
-                         size_t *n_r, mw_str *values)
+static bool parse_header(const char *s, size_t size, size_t *body_r, struct field *f, size_t *n_r,
+                         mw_str *values)
 {
 	size_t pos = 0, n = 0, i;
 	const char *line;
@@ -181,7 +179,8 @@ static bool parse_header(const char *s, size_t size, size_t *body_r, struct fiel
 		for (i = 0; line + i < colon; i++)
 			if (line[i] <= 32 || line[i] >= 127)
 				return false;
-		if ((size_t)(colon - line) == 14 && mw_ascii_strncasecmp(line, "DKIM-Signature", 14) == 0)
+		if ((size_t)(colon - line) == 14 &&
+		    mw_ascii_strncasecmp(line, "DKIM-Signature", 14) == 0)
 			return false;
 		if (n > 0)
 			(void)mw_str_appendc(values, '\0');
@@ -290,8 +289,9 @@ static void verify(const struct field *f, size_t n, const char *body, size_t ble
 	bh = dkim_sig_getbh(sigs[0]);
 	flags = (int)dkim_sig_getflags(sigs[0]);
 	if (bh != DKIM_SIGBH_MATCH)
-		broken("relaxed BODY canonicalisation differs from libopendkim (body hash mismatch)",
-		       dkim_sig_geterrorstr(dkim_sig_geterror(sigs[0])));
+		broken(
+		    "relaxed BODY canonicalisation differs from libopendkim (body hash mismatch)",
+		    dkim_sig_geterrorstr(dkim_sig_geterror(sigs[0])));
 	if ((flags & DKIM_SIGFLAG_PASSED) == 0 || st != DKIM_STAT_OK)
 		broken("relaxed HEADER canonicalisation differs from libopendkim (bad signature)",
 		       dkim_sig_geterrorstr(dkim_sig_geterror(sigs[0])));

@@ -1,4 +1,7 @@
-/* FUZZ_SOURCES: webapi/api-http.c webapi/api-routes.c webapi/api-support.c webapi/api-sessions.c webapi/api-users.c webapi/api-misc.c webapi/api-totp-state.c webapi/api-totp.c webapi/api-apppw.c webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c webapi/api-guard.c webapi/api-net.c webapi/api-cookie.c webapi/api-qr.c */
+/* FUZZ_SOURCES: webapi/api-http.c webapi/api-routes.c webapi/api-support.c webapi/api-sessions.c
+ * webapi/api-users.c webapi/api-misc.c webapi/api-totp-state.c webapi/api-totp.c webapi/api-apppw.c
+ * webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c
+ * webapi/api-guard.c webapi/api-net.c webapi/api-cookie.c webapi/api-qr.c */
 /* FUZZ_PKGS: jansson liboath libqrencode */
 /*
  * fuzz-http.c - fuzz target for mailwarden-api's request line: path and query decoding,
@@ -153,7 +156,8 @@ static void check_head(const mw_str *head)
 				broken("text after the end of the head", "");
 			return;
 		}
-		if (memchr(p, ':', (size_t)(nl - p)) == NULL || memchr(p, '\r', (size_t)(nl - 1 - p)))
+		if (memchr(p, ':', (size_t)(nl - p)) == NULL ||
+		    memchr(p, '\r', (size_t)(nl - 1 - p)))
 			broken("head line is not a header", "");
 		if (first && strncmp(p, "Status: ", 8) != 0)
 			broken("head does not start with Status", "");
@@ -215,9 +219,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    req.nquery > API_QUERY_PARAMS_MAX)
 			broken("segment or parameter count", req.request_uri);
 		for (i = 0; i < req.nsegments; i++) {
-			check_text(req.segments[i], "segment with invalid UTF-8 or a control character");
-			if (strchr(req.segments[i], '/') != NULL || strcmp(req.segments[i], ".") == 0 ||
-			    strcmp(req.segments[i], "..") == 0)
+			check_text(req.segments[i],
+			           "segment with invalid UTF-8 or a control character");
+			if (strchr(req.segments[i], '/') != NULL ||
+			    strcmp(req.segments[i], ".") == 0 || strcmp(req.segments[i], "..") == 0)
 				broken("segment '.', '..' or with '/'", req.segments[i]);
 		}
 		for (i = 0; i < req.nquery; i++) {
@@ -233,7 +238,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		                     sizeof(res.allow));
 		check_route(&req, route, rc, res.allow);
 		if (rc == 0) {
-			static const char *const known[] = {"limit", "after", "status", "role", NULL};
+			static const char *const known[] = {"limit", "after", "status", "role",
+			                                    NULL};
 			long long v;
 			if (api_query_check(&req, &res, known) == 0 &&
 			    api_query_int(&req, &res, "limit", 100, 1, 1000, &v) == 0 &&

@@ -53,8 +53,8 @@ static bool ref_match(const char *pat, const struct mw_addr *a)
 	if (a->domain[0] == '[' || dl == 0)
 		domain_ok = false;
 	else if (pd[0] == '*')
-		domain_ok = dl > strlen(pd + 1) &&
-		            strcasecmp(a->domain + dl - strlen(pd + 1), pd + 1) == 0;
+		domain_ok =
+		    dl > strlen(pd + 1) && strcasecmp(a->domain + dl - strlen(pd + 1), pd + 1) == 0;
 	else
 		domain_ok = strcasecmp(a->domain, pd) == 0;
 	return local_ok && domain_ok;

@@ -56,7 +56,7 @@ static int from_domain(const char *msg, size_t hdr_end, char *out, size_t size)
 {
 	size_t i = 0, start, end;
 	struct mw_addr_list list;
-	mw_error err = { "" };
+	mw_error err = {""};
 	int ret = -1;
 	while (i < hdr_end) {
 		size_t eol = i;
@@ -169,7 +169,8 @@ static int verify_message(const char *keylist, const char *msg, size_t len)
 		fprintf(stderr, "mw-dkim-sign-tool: libopendkim could not be set up\n");
 		goto out;
 	}
-	while (i < len && !(msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n'))) {
+	while (i < len &&
+	       !(msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n'))) {
 		size_t e = i;
 		while (e < len && msg[e] != '\n')
 			e++;
@@ -209,14 +210,10 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "key-dir", required_argument, NULL, 'k' },
-		{ "key-file", required_argument, NULL, 'f' },
-		{ "selector", required_argument, NULL, 's' },
-		{ "domain", required_argument, NULL, 'd' },
-		{ "headers", required_argument, NULL, 'H' },
-		{ "chunk", required_argument, NULL, 'n' },
-		{ "verify", required_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+	    {"key-dir", required_argument, NULL, 'k'},  {"key-file", required_argument, NULL, 'f'},
+	    {"selector", required_argument, NULL, 's'}, {"domain", required_argument, NULL, 'd'},
+	    {"headers", required_argument, NULL, 'H'},  {"chunk", required_argument, NULL, 'n'},
+	    {"verify", required_argument, NULL, 'V'},   {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *key_dir = NULL, *key_file = NULL, *selector = NULL;
 	const char *domain = NULL, *headers = NULL, *verify = NULL;
@@ -228,19 +225,33 @@ int main(int argc, char **argv)
 	bool have_mk = false, crlf;
 	mw_dkim_key *key = NULL;
 	mw_dkim_signer *signer = NULL;
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_str msg, sig;
 	int c, ret = 1;
 
 	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'k': key_dir = optarg; break;
-		case 'f': key_file = optarg; break;
-		case 's': selector = optarg; break;
-		case 'd': domain = optarg; break;
-		case 'H': headers = optarg; break;
-		case 'V': verify = optarg; break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			key_dir = optarg;
+			break;
+		case 'f':
+			key_file = optarg;
+			break;
+		case 's':
+			selector = optarg;
+			break;
+		case 'd':
+			domain = optarg;
+			break;
+		case 'H':
+			headers = optarg;
+			break;
+		case 'V':
+			verify = optarg;
+			break;
 		case 'n':
 			chunk = (size_t)strtoul(optarg, NULL, 10);
 			if (chunk == 0)

@@ -8,10 +8,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#define MW_RUN_TESTS(tests)                                 \
-	do {                                                \
-		cmocka_set_message_output(CM_OUTPUT_TAP);   \
-		return cmocka_run_group_tests(tests, NULL, NULL); \
+#define MW_RUN_TESTS(tests)                                                                        \
+	do {                                                                                       \
+		cmocka_set_message_output(CM_OUTPUT_TAP);                                          \
+		return cmocka_run_group_tests(tests, NULL, NULL);                                  \
 	} while (0)
 
 #endif

@@ -524,7 +524,9 @@ static const struct {
     {"=?utf-8?b?SsO2cmc=?=", "J\xc3\xb6rg", NULL},
     {"=?utf-8?b?SsO2?=", "J\xc3\xb6", NULL},
     {"=?utf-8?b?SsO2cg==?=", "J\xc3\xb6r", NULL},
-    {"=?utf-8?b?" "?=", "", NULL},
+    {"=?utf-8?b?"
+     "?=",
+     "", NULL},
     {"=?utf-16be?b?AEoA9g==?=", "J\xc3\xb6", NULL},
     {"=?iso-2022-jp?b?GyRCJCIbKEI=?=", "\xe3\x81\x82", NULL},
     {"=?utf-7?q?a+AEA-b?=", "a@b", NULL},

@@ -178,8 +178,7 @@ static void test_head(void **state)
 	assert_null(strstr(out.buf, "Access-Control-Allow-Origin"));
 	mw_str_reset(&out);
 	api_render_head(&out, &res, "https://admin.example", "https://admin.example");
-	assert_non_null(
-	    strstr(out.buf, "Access-Control-Allow-Origin: https://admin.example\r\n"));
+	assert_non_null(strstr(out.buf, "Access-Control-Allow-Origin: https://admin.example\r\n"));
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(res.body, "error"), "code")),
 	    "not_found");
@@ -269,9 +268,9 @@ static void test_client_net(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_path_split), cmocka_unit_test(test_query),
+	    cmocka_unit_test(test_path_split),   cmocka_unit_test(test_query),
 	    cmocka_unit_test(test_content_type), cmocka_unit_test(test_routes),
-	    cmocka_unit_test(test_head), cmocka_unit_test(test_fields),
+	    cmocka_unit_test(test_head),         cmocka_unit_test(test_fields),
 	    cmocka_unit_test(test_client_net),
 	};
 	MW_RUN_TESTS(tests);

@@ -23,9 +23,11 @@ static mw_store *open_fresh(int64_t *alice_r, int64_t *bob_r)
 	assert_non_null(store);
 	assert_int_equal(mw_store_migrate(store, &err), 0);
 	assert_int_equal(mw_store_user_add(store, "alice@x.org", "{X}h", MW_USER_ACTIVE,
-	                                   MW_ROLE_USER, NULL, alice_r, &err), 0);
-	assert_int_equal(mw_store_user_add(store, "bob@x.org", "{X}h", MW_USER_ACTIVE,
-	                                   MW_ROLE_USER, NULL, bob_r, &err), 0);
+	                                   MW_ROLE_USER, NULL, alice_r, &err),
+	                 0);
+	assert_int_equal(mw_store_user_add(store, "bob@x.org", "{X}h", MW_USER_ACTIVE, MW_ROLE_USER,
+	                                   NULL, bob_r, &err),
+	                 0);
 	return store;
 }
 
@@ -77,10 +79,11 @@ static void test_sessions(void **state)
 	add(store, '3', alice, now, 10, now + 600); /* idle by now + 20 */
 	add(store, '4', bob, now, 60, now + 600);
 	hash_n(h, '1');
-	assert_int_equal(mw_store_session_add(store, &(struct mw_session){.user_id = alice,
-	                                                                   .idle_timeout = 1,
-	                                                                   .created_at = 1,
-	                                                                   .expires_at = 2},
+	assert_int_equal(mw_store_session_add(store,
+	                                      &(struct mw_session){.user_id = alice,
+	                                                           .idle_timeout = 1,
+	                                                           .created_at = 1,
+	                                                           .expires_at = 2},
 	                                      &err),
 	                 MW_STORE_ERROR); /* no hash */
 	assert_int_equal(mw_store_session_get(store, h, &se, &err), MW_STORE_OK);
@@ -191,10 +194,12 @@ static void test_audit_list(void **state)
 	mw_error err = {{0}};
 	mw_store *store = open_fresh(&alice, &bob);
 	(void)state;
-	assert_int_equal(mw_store_audit_append(store, "api:a", "user.add", "t1", "ip", "", &err), 0);
+	assert_int_equal(mw_store_audit_append(store, "api:a", "user.add", "t1", "ip", "", &err),
+	                 0);
 	assert_int_equal(mw_store_audit_append(store, "api:a", "user.add", "t2", "ip", "{}", &err),
 	                 0);
-	assert_int_equal(mw_store_audit_append(store, "api:b", "user.add", "t3", "", NULL, &err), 0);
+	assert_int_equal(mw_store_audit_append(store, "api:b", "user.add", "t3", "", NULL, &err),
+	                 0);
 	assert_int_equal(mw_store_audit_append(store, "api:b", "user.delete", "t3", "", NULL, &err),
 	                 0);
 	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
@@ -202,7 +207,8 @@ static void test_audit_list(void **state)
 		if (n != cases[i].count)
 			fail_msg("case %zu: %zu entries, expected %zu", i, n, cases[i].count);
 		for (size_t k = 1; k < n; k++)
-			if (cases[i].f.newest_first ? v[k].id >= v[k - 1].id : v[k].id <= v[k - 1].id)
+			if (cases[i].f.newest_first ? v[k].id >= v[k - 1].id
+			                            : v[k].id <= v[k - 1].id)
 				fail_msg("case %zu: entry %zu out of order", i, k);
 		if (cases[i].f.newest_first && cases[i].f.before_id != 0)
 			for (size_t k = 0; k < n; k++)

@@ -204,8 +204,8 @@ static const struct {
      MW_DMARC_POLICY_ABSENT, "", "a@example.com", true, true, true, false, false, "",
      MW_VERDICT_REJECT, "550", "5.7.1"},
     {"no From domain, not enforced", MW_AUTH_PASS, MW_AUTH_PASS, MW_AUTH_PERMERROR,
-     MW_DMARC_POLICY_ABSENT, "", "a@example.com", false, true, true, false, false,
-     "ours.example", MW_VERDICT_REJECT, "550", "5.7.1"},
+     MW_DMARC_POLICY_ABSENT, "", "a@example.com", false, true, true, false, false, "ours.example",
+     MW_VERDICT_REJECT, "550", "5.7.1"},
     {"no From domain, trusted", MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_PERMERROR,
      MW_DMARC_POLICY_ABSENT, "", "a@example.com", true, true, true, true, false, "",
      MW_VERDICT_ACCEPT, "", ""},
@@ -461,7 +461,8 @@ static void test_hostile_headers(void **state)
 
 		for (i = 0; i < MW_N_ELEMENTS(senders); i++) {
 			ac = mw_authcheck_new(lib);
-			assert_int_equal(mw_authcheck_header(ac, "From", " a@example.com", 14, &err), 0);
+			assert_int_equal(
+			    mw_authcheck_header(ac, "From", " a@example.com", 14, &err), 0);
 			assert_int_equal(mw_authcheck_header(ac, "Sender", senders[i].v1,
 			                                     strlen(senders[i].v1), &err),
 			                 0);
@@ -518,14 +519,18 @@ static void test_hostile_headers(void **state)
 	{
 		static const struct {
 			const char *env, *domain;
-		} envs[] = {{"<a..b@Ours.Example>", "ours.example"}, {"<.a@ours.example.>", "ours.example"},
-		            {"<a@b@c>", "c"},                        {"<nodomain>", ""},
-		            {"<a b@x_y.example>", ""},                {"a..b@ours.example", "ours.example"}};
+		} envs[] = {{"<a..b@Ours.Example>", "ours.example"},
+		            {"<.a@ours.example.>", "ours.example"},
+		            {"<a@b@c>", "c"},
+		            {"<nodomain>", ""},
+		            {"<a b@x_y.example>", ""},
+		            {"a..b@ours.example", "ours.example"}};
 
 		for (i = 0; i < MW_N_ELEMENTS(envs); i++) {
 			ac = mw_authcheck_new(lib);
 			assert_int_equal(mw_authcheck_mail_from(ac, envs[i].env, &err), -1);
-			assert_int_equal(mw_authcheck_header(ac, "From", " a@example.com", 14, &err), 0);
+			assert_int_equal(
+			    mw_authcheck_header(ac, "From", " a@example.com", 14, &err), 0);
 			mw_authcheck_eoh(ac);
 			res = mw_authcheck_eom(ac);
 			assert_true(res->envelope_invalid);
@@ -646,8 +651,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_format_ar),       cmocka_unit_test(test_format_ar_hostile),
 	    cmocka_unit_test(test_verdict_table),   cmocka_unit_test(test_verdict_envelope),
-	    cmocka_unit_test(test_verdict_sender),
-	    cmocka_unit_test(test_domain_listed),
+	    cmocka_unit_test(test_verdict_sender),  cmocka_unit_test(test_domain_listed),
 	    cmocka_unit_test(test_networks),        cmocka_unit_test(test_dns_servers),
 	    cmocka_unit_test(test_hostile_headers), cmocka_unit_test(test_key_cache),
 	};

@@ -92,10 +92,10 @@ static const struct good_case {
 } good_cases[] = {
     {"[api]\ncors_origin = https://admin.example.org\n", MWK_API_CORS_ORIGIN,
      "https://admin.example.org", 0, "t.conf:2"},
-    {"[api]\ncors_origin = http://127.0.0.1:8080\n", MWK_API_CORS_ORIGIN,
-     "http://127.0.0.1:8080", 0, "t.conf:2"},
-    {"[api]\ncors_origin = https://[::1]:8443\n", MWK_API_CORS_ORIGIN, "https://[::1]:8443",
+    {"[api]\ncors_origin = http://127.0.0.1:8080\n", MWK_API_CORS_ORIGIN, "http://127.0.0.1:8080",
      0, "t.conf:2"},
+    {"[api]\ncors_origin = https://[::1]:8443\n", MWK_API_CORS_ORIGIN, "https://[::1]:8443", 0,
+     "t.conf:2"},
     {"user = joe\n", MWK_USER, "joe", 0, "t.conf:1"},
     {"user=joe", MWK_USER, "joe", 0, "t.conf:1"},                     /* no final newline */
     {"\n# c\n  user   =   joe   \n", MWK_USER, "joe", 0, "t.conf:3"}, /* trailing blanks */
@@ -217,7 +217,11 @@ static const struct bad_case {
     {"User = x\n", "t.conf:1: ", "unknown key \"User\""},
     {"user = x\n[\"a\\b]\n", "t.conf:2: ", "unknown section [\\x22a\\x5cb]"},
     /* an over-long name is shown cut at 80 bytes */
-    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbb = 1\n", "t.conf:1: ", "unknown key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\""},
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbb"
+     "bbbbbbb = 1\n",
+     "t.conf:1: ",
+     "unknown key "
+     "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\""},
 };
 
 /* test_bad - refused configs name the file, the line and what was wrong */
@@ -557,10 +561,9 @@ static char *dump(const mw_config *cfg, bool with_origin)
 /* test_dump_masks_secrets - without MW_CONFIG_DUMP_SECRETS no secret reaches the output */
 static void test_dump_masks_secrets(void **state)
 {
-	static const char text[] =
-	    "store = postgresql://mw:s3cr3t-pw@db.example/mailwarden\n"
-	    "[policyd]\ncounters = redis://:r3d1s-pw@127.0.0.1:6379/0\n"
-	    "[api]\nauth_policy_secret = 0123456789abcdef-secret\n";
+	static const char text[] = "store = postgresql://mw:s3cr3t-pw@db.example/mailwarden\n"
+	                           "[policyd]\ncounters = redis://:r3d1s-pw@127.0.0.1:6379/0\n"
+	                           "[api]\nauth_policy_secret = 0123456789abcdef-secret\n";
 	mw_error err;
 	mw_config *cfg = mw_config_load_string(text, sizeof(text) - 1, "t.conf", &err);
 	char *buf = NULL;
@@ -756,8 +759,8 @@ static void test_plugin_keys(void **state)
 		for (j = 0; j < i; j++)
 			assert_string_not_equal(k->name, mw_plugin_keys[j].name);
 	}
-	assert_int_equal(mw_plugin_key_parse(MWP_RULES_TEXT_MAX, mw_plugin_keys[MWP_RULES_TEXT_MAX].def,
-	                                     &n, NULL),
+	assert_int_equal(mw_plugin_key_parse(MWP_RULES_TEXT_MAX,
+	                                     mw_plugin_keys[MWP_RULES_TEXT_MAX].def, &n, NULL),
 	                 0);
 	assert_int_equal(n, MW_TAGRULE_TEXT_MAX_DEFAULT);
 	assert_int_equal(mw_plugin_key_parse(MWP_RULES_BUDGET, "20000000", &n, NULL), 0);
@@ -769,7 +772,8 @@ static void test_plugin_keys(void **state)
 	assert_int_equal(n, 300);
 	assert_int_equal(mw_plugin_key_parse(MWP_RULES_BUDGET, "9999", &n, NULL), -1);
 	assert_int_equal(mw_plugin_key_parse(MWP_FILE_SPAM, "maybe", &n, NULL), -1);
-	assert_int_equal(mw_plugin_key_parse(MWP_LEARN, mw_plugin_keys[MWP_LEARN].def, &n, NULL), 0);
+	assert_int_equal(mw_plugin_key_parse(MWP_LEARN, mw_plugin_keys[MWP_LEARN].def, &n, NULL),
+	                 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(mw_plugin_key_parse(MWP_CONFIG, "relative.conf", &n, NULL), -1);
 }

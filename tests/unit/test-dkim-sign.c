@@ -43,7 +43,7 @@ static void write_file(const char *path, const char *text, size_t len, mode_t mo
 /* group_setup - one RSA key, its record in a key file for the verifier */
 static int group_setup(void **state)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_str line;
 	unsigned int q = DKIM_QUERY_FILE;
 	(void)state;
@@ -164,7 +164,7 @@ struct sign_case {
 /* sign_msg - sign hdrs+body, build the signed message as the verifier will see it */
 static void sign_msg(const struct sign_case *c, mw_str *out)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_dkim_key *key = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
 	mw_dkim_signer *s;
 	mw_str sig;
@@ -181,10 +181,10 @@ static void sign_msg(const struct sign_case *c, mw_str *out)
 		assert_int_equal(mw_dkim_signer_body(s, c->body, len, &err), 0);
 	} else {
 		for (i = 0; i < len; i += c->chunk)
-			assert_int_equal(mw_dkim_signer_body(s, c->body + i,
-			                                     len - i < c->chunk ? len - i : c->chunk,
-			                                     &err),
-			                 0);
+			assert_int_equal(
+			    mw_dkim_signer_body(s, c->body + i,
+			                        len - i < c->chunk ? len - i : c->chunk, &err),
+			    0);
 	}
 	mw_str_init(&sig, 0);
 	assert_int_equal(mw_dkim_signer_eom(s, &sig, &err), 0);
@@ -211,64 +211,141 @@ static void sign_msg(const struct sign_case *c, mw_str *out)
 	mw_str_free(&sig);
 }
 
-#define STD_HDRS                                                                             \
-	{ "From", "Alice <alice@example.org>" }, { "To", "bob@example.net" },                 \
-	    { "Subject", "hello" }, { "Date", "Thu, 01 Jan 2026 00:00:00 +0000" },            \
-	    { "Message-ID", "<1@example.org>" }
+#define STD_HDRS                                                                                   \
+	{"From", "Alice <alice@example.org>"}, {"To", "bob@example.net"}, {"Subject", "hello"},    \
+	    {"Date", "Thu, 01 Jan 2026 00:00:00 +0000"},                                           \
+	{                                                                                          \
+		"Message-ID", "<1@example.org>"                                                    \
+	}
 
 static const struct sign_case sign_cases[] = {
-	{ "plain", { STD_HDRS }, "Hello\r\nWorld\r\n", 0, NULL, NULL, NULL, true },
-	{ "LF body, CRLF on the wire", { STD_HDRS }, "Hello\nWorld\n", 0, "Hello\r\nWorld\r\n",
-	  NULL, NULL, true },
-	{ "empty body", { STD_HDRS }, "", 0, NULL, NULL, NULL, true },
-	{ "empty body vs CRLF", { STD_HDRS }, "", 0, "\r\n", NULL, NULL, true },
-	{ "trailing blank lines", { STD_HDRS }, "a\r\n\r\n\r\n\r\n", 0, "a\r\n", NULL, NULL,
-	  true },
-	{ "one-byte chunks", { STD_HDRS }, "line one\r\nline  two \r\n\r\nend\r\n", 1, NULL,
-	  NULL, NULL, true },
-	{ "relaxed: inner and trailing blanks", { STD_HDRS }, "a  b \t\r\nc\r\n", 3,
-	  "a b\r\nc\r\n", NULL, NULL, true },
-	{ "folded header (LF)",
-	  { { "From", "alice@example.org" }, { "Subject", "a long\n\tfolded subject" }, { NULL, NULL } },
-	  "x\r\n", 0, NULL, NULL, NULL, true },
-	{ "folded header (CRLF)",
-	  { { "From", "alice@example.org" }, { "Subject", " a long\r\n  folded subject" }, { NULL, NULL } },
-	  "x\r\n", 0, NULL, NULL, NULL, true },
-	/* found by tests/fuzz/fuzz-dkimcanon.c: a bare CR was hashed as content */
-	{ "bare CR ends a line (RFC 6376 5.3)", { STD_HDRS }, "a\rb\r\nc\r", 0,
-	  "a\r\nb\r\nc\r\n", NULL, NULL, true },
-	{ "bare CR before CRLF, one-byte chunks", { STD_HDRS }, "x\r\r\ny  \r", 1,
-	  "x\r\n\r\ny\r\n", NULL, NULL, true },
-	{ "unsigned header may be added", { STD_HDRS }, "x\r\n", 0, NULL, "Received: by x", NULL,
-	  true },
-	{ "body tampered", { STD_HDRS }, "Pay 10\r\n", 0, "Pay 99\r\n", NULL, NULL, false },
-	{ "body appended", { STD_HDRS }, "a\r\n", 0, "a\r\nb\r\n", NULL, NULL, false },
-	{ "second From added (over-signed)", { STD_HDRS }, "x\r\n", 0, NULL, NULL,
-	  "From: mallory@example.org", false },
-	{ "second Subject added (over-signed)", { STD_HDRS }, "x\r\n", 0, NULL, NULL,
-	  "Subject: urgent", false },
-	{ "missing To added later (over-signed)",
-	  { { "From", "alice@example.org" }, { "Subject", "s" }, { NULL, NULL } }, "x\r\n", 0, NULL,
-	  NULL, "To: victim@example.net", false },
-	/* issue 16 item 6: every signed name is over-signed, present or not */
-	{ "Reply-To added", { STD_HDRS }, "x\r\n", 0, NULL, NULL, "Reply-To: mallory@evil.example",
-	  false },
-	{ "Cc added", { STD_HDRS }, "x\r\n", 0, NULL, NULL, "Cc: victim@example.net", false },
-	{ "Sender added", { STD_HDRS }, "x\r\n", 0, NULL, NULL, "Sender: mallory@evil.example",
-	  false },
-	{ "In-Reply-To added", { STD_HDRS }, "x\r\n", 0, NULL, NULL, "In-Reply-To: <x@y>", false },
-	{ "References added", { STD_HDRS }, "x\r\n", 0, NULL, NULL, "References: <x@y>", false },
-	{ "MIME-Version added", { STD_HDRS }, "x\r\n", 0, NULL, NULL, "MIME-Version: 1.0", false },
-	{ "Content-Transfer-Encoding added", { STD_HDRS }, "x\r\n", 0, NULL, NULL,
-	  "Content-Transfer-Encoding: base64", false },
-	{ "second Content-Type added",
-	  { STD_HDRS, { "MIME-Version", "1.0" }, { "Content-Type", "text/plain" } }, "x\r\n", 0,
-	  NULL, NULL, "Content-Type: text/html", false },
-	{ "second List-Id added (wildcard name, present)",
-	  { STD_HDRS, { "List-Id", "<a.example.org>" } }, "x\r\n", 0, NULL, NULL,
-	  "List-Id: <b.example.org>", false },
-	{ "Content-Type, untouched", { STD_HDRS, { "MIME-Version", "1.0" },
-	  { "Content-Type", "text/plain" } }, "x\r\n", 0, NULL, NULL, NULL, true },
+    {"plain", {STD_HDRS}, "Hello\r\nWorld\r\n", 0, NULL, NULL, NULL, true},
+    {"LF body, CRLF on the wire",
+     {STD_HDRS},
+     "Hello\nWorld\n",
+     0,
+     "Hello\r\nWorld\r\n",
+     NULL,
+     NULL,
+     true},
+    {"empty body", {STD_HDRS}, "", 0, NULL, NULL, NULL, true},
+    {"empty body vs CRLF", {STD_HDRS}, "", 0, "\r\n", NULL, NULL, true},
+    {"trailing blank lines", {STD_HDRS}, "a\r\n\r\n\r\n\r\n", 0, "a\r\n", NULL, NULL, true},
+    {"one-byte chunks",
+     {STD_HDRS},
+     "line one\r\nline  two \r\n\r\nend\r\n",
+     1,
+     NULL,
+     NULL,
+     NULL,
+     true},
+    {"relaxed: inner and trailing blanks",
+     {STD_HDRS},
+     "a  b \t\r\nc\r\n",
+     3,
+     "a b\r\nc\r\n",
+     NULL,
+     NULL,
+     true},
+    {"folded header (LF)",
+     {{"From", "alice@example.org"}, {"Subject", "a long\n\tfolded subject"}, {NULL, NULL}},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     NULL,
+     true},
+    {"folded header (CRLF)",
+     {{"From", "alice@example.org"}, {"Subject", " a long\r\n  folded subject"}, {NULL, NULL}},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     NULL,
+     true},
+    /* found by tests/fuzz/fuzz-dkimcanon.c: a bare CR was hashed as content */
+    {"bare CR ends a line (RFC 6376 5.3)",
+     {STD_HDRS},
+     "a\rb\r\nc\r",
+     0,
+     "a\r\nb\r\nc\r\n",
+     NULL,
+     NULL,
+     true},
+    {"bare CR before CRLF, one-byte chunks",
+     {STD_HDRS},
+     "x\r\r\ny  \r",
+     1,
+     "x\r\n\r\ny\r\n",
+     NULL,
+     NULL,
+     true},
+    {"unsigned header may be added", {STD_HDRS}, "x\r\n", 0, NULL, "Received: by x", NULL, true},
+    {"body tampered", {STD_HDRS}, "Pay 10\r\n", 0, "Pay 99\r\n", NULL, NULL, false},
+    {"body appended", {STD_HDRS}, "a\r\n", 0, "a\r\nb\r\n", NULL, NULL, false},
+    {"second From added (over-signed)",
+     {STD_HDRS},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     "From: mallory@example.org",
+     false},
+    {"second Subject added (over-signed)",
+     {STD_HDRS},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     "Subject: urgent",
+     false},
+    {"missing To added later (over-signed)",
+     {{"From", "alice@example.org"}, {"Subject", "s"}, {NULL, NULL}},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     "To: victim@example.net",
+     false},
+    /* issue 16 item 6: every signed name is over-signed, present or not */
+    {"Reply-To added", {STD_HDRS}, "x\r\n", 0, NULL, NULL, "Reply-To: mallory@evil.example", false},
+    {"Cc added", {STD_HDRS}, "x\r\n", 0, NULL, NULL, "Cc: victim@example.net", false},
+    {"Sender added", {STD_HDRS}, "x\r\n", 0, NULL, NULL, "Sender: mallory@evil.example", false},
+    {"In-Reply-To added", {STD_HDRS}, "x\r\n", 0, NULL, NULL, "In-Reply-To: <x@y>", false},
+    {"References added", {STD_HDRS}, "x\r\n", 0, NULL, NULL, "References: <x@y>", false},
+    {"MIME-Version added", {STD_HDRS}, "x\r\n", 0, NULL, NULL, "MIME-Version: 1.0", false},
+    {"Content-Transfer-Encoding added",
+     {STD_HDRS},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     "Content-Transfer-Encoding: base64",
+     false},
+    {"second Content-Type added",
+     {STD_HDRS, {"MIME-Version", "1.0"}, {"Content-Type", "text/plain"}},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     "Content-Type: text/html",
+     false},
+    {"second List-Id added (wildcard name, present)",
+     {STD_HDRS, {"List-Id", "<a.example.org>"}},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     "List-Id: <b.example.org>",
+     false},
+    {"Content-Type, untouched",
+     {STD_HDRS, {"MIME-Version", "1.0"}, {"Content-Type", "text/plain"}},
+     "x\r\n",
+     0,
+     NULL,
+     NULL,
+     NULL,
+     true},
 };
 
 /* test_sign_table - every sign case verifies (or fails) as the table says */
@@ -294,7 +371,7 @@ static void test_sign_table(void **state)
    are not signed do not count, and a message at the cap signs and verifies */
 static void test_signed_fields_cap(void **state)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_dkim_key *key = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
 	mw_dkim_signer *s;
 	mw_str sig, m;
@@ -350,7 +427,7 @@ static void test_signed_fields_cap(void **state)
 /* test_header_list - the configured list is what h= names, From always included */
 static void test_header_list(void **state)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_dkim_key *key = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
 	mw_dkim_signer *s;
 	mw_str sig;
@@ -418,7 +495,7 @@ static void test_header_list(void **state)
 /* test_call_order - out-of-order and hostile calls fail cleanly */
 static void test_call_order(void **state)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_dkim_key *key = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
 	mw_dkim_signer *s;
 	mw_str sig, big;
@@ -476,10 +553,12 @@ static void pem_of(const char *type, size_t bits, bool encrypted, mw_str *out)
 static void test_bad_keys(void **state)
 {
 	static const char *const texts[] = {
-		"", "not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-		"-----BEGIN RSA PRIVATE KEY-----\n!!!!\n-----END RSA PRIVATE KEY-----\n",
+	    "",
+	    "not a key",
+	    "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+	    "-----BEGIN RSA PRIVATE KEY-----\n!!!!\n-----END RSA PRIVATE KEY-----\n",
 	};
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_str p;
 	size_t i;
 	(void)state;
@@ -545,15 +624,14 @@ static void test_bad_keys(void **state)
 /* test_txt_record - split into 255-byte strings that join to the record */
 static void test_txt_record(void **state)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_str out, joined;
 	const char *p, *q;
 	(void)state;
 	mw_str_init(&out, 0);
 	mw_str_init(&joined, 0);
-	assert_int_equal(mw_dkim_txt_record("example.org", "s1", MW_DKIM_KEY_RSA, g.pub.buf, &out,
-	                                    &err),
-	                 0);
+	assert_int_equal(
+	    mw_dkim_txt_record("example.org", "s1", MW_DKIM_KEY_RSA, g.pub.buf, &out, &err), 0);
 	assert_int_equal(strncmp(out.buf, "s1._domainkey.example.org. IN TXT ( \"", 37), 0);
 	for (p = strchr(out.buf, '"'); p != NULL; p = strchr(q + 1, '"')) {
 		q = strchr(p + 1, '"');
@@ -571,7 +649,7 @@ static void test_txt_record(void **state)
 static void test_key_files(void **state)
 {
 	char kdir[128], path[192], path2[192];
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_dkim_key *key = NULL;
 	(void)state;
 	(void)snprintf(kdir, sizeof(kdir), "%s/keys", g.dir);
@@ -616,10 +694,10 @@ static void test_key_files(void **state)
 }
 
 /* add_key - encrypt the test key as the store does and add it */
-static int add_key(mw_store *st, const mw_master_key *mk, const char *domain,
-                   const char *selector, const char *ad_domain, bool active)
+static int add_key(mw_store *st, const mw_master_key *mk, const char *domain, const char *selector,
+                   const char *ad_domain, bool active)
 {
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_str ad, enc;
 	int ret;
 	mw_str_init(&ad, 0);
@@ -636,7 +714,7 @@ static int add_key(mw_store *st, const mw_master_key *mk, const char *domain,
 static void test_store_round_trip(void **state)
 {
 	char url[128], mkpath[128], mkpath2[128];
-	mw_error err = { "" };
+	mw_error err = {""};
 	mw_master_key mk, mk2;
 	struct mw_dkim_key_row row, *rows = NULL;
 	size_t n = 0;
@@ -693,12 +771,12 @@ static void test_store_round_trip(void **state)
 	/* bad arguments */
 	assert_int_equal(add_key(st, &mk, "Example.org", "s3", "example.org", true),
 	                 MW_STORE_ERROR);
-	assert_int_equal(mw_store_dkim_key_add(st, "example.org", "s9", "rsa", "plain", "AAAA",
-	                                       true, &err),
-	                 MW_STORE_ERROR);
-	assert_int_equal(mw_store_dkim_key_add(st, "example.org", "s9", "dsa", "v1:x", "AAAA",
-	                                       true, &err),
-	                 MW_STORE_ERROR);
+	assert_int_equal(
+	    mw_store_dkim_key_add(st, "example.org", "s9", "rsa", "plain", "AAAA", true, &err),
+	    MW_STORE_ERROR);
+	assert_int_equal(
+	    mw_store_dkim_key_add(st, "example.org", "s9", "dsa", "v1:x", "AAAA", true, &err),
+	    MW_STORE_ERROR);
 	assert_int_equal(mw_store_dkim_key_get(st, "example.org", "x;y", &row, &err),
 	                 MW_STORE_NOTFOUND);
 	/* delete */
@@ -715,14 +793,10 @@ static void test_store_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sign_table),
-		cmocka_unit_test(test_header_list),
-		cmocka_unit_test(test_signed_fields_cap),
-		cmocka_unit_test(test_call_order),
-		cmocka_unit_test(test_bad_keys),
-		cmocka_unit_test(test_txt_record),
-		cmocka_unit_test(test_key_files),
-		cmocka_unit_test(test_store_round_trip),
+	    cmocka_unit_test(test_sign_table),        cmocka_unit_test(test_header_list),
+	    cmocka_unit_test(test_signed_fields_cap), cmocka_unit_test(test_call_order),
+	    cmocka_unit_test(test_bad_keys),          cmocka_unit_test(test_txt_record),
+	    cmocka_unit_test(test_key_files),         cmocka_unit_test(test_store_round_trip),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

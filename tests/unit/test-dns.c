@@ -27,7 +27,7 @@ static struct {
 	int queries;
 	pthread_mutex_t lock;
 	mw_dns *dns;
-} g = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* respond - answer one query packet Q of QLEN bytes into OUT; the reply's length or 0 */
 static size_t respond(const unsigned char *q, size_t qlen, unsigned char *out, size_t outsize)
@@ -51,7 +51,7 @@ static size_t respond(const unsigned char *q, size_t qlen, unsigned char *out, s
 	if (zero)
 		ttl = 0;
 	memcpy(out, q, qend);
-	out[2] = 0x81; /* QR, RD */
+	out[2] = 0x81;             /* QR, RD */
 	out[3] = nx ? 0x83 : 0x80; /* RA, rcode */
 	out[4] = 0, out[5] = 1;
 	out[6] = 0, out[7] = nx ? 0 : 1;
@@ -64,7 +64,7 @@ static size_t respond(const unsigned char *q, size_t qlen, unsigned char *out, s
 	out[o++] = 0, out[o++] = 1;
 	out[o++] = 0, out[o++] = 0, out[o++] = 0, out[o++] = (unsigned char)ttl;
 	if (qtype == MW_DNS_A) {
-		static const unsigned char a[4] = { 192, 0, 2, 7 };
+		static const unsigned char a[4] = {192, 0, 2, 7};
 		out[o++] = 0, out[o++] = 4;
 		memcpy(out + o, a, 4);
 		return o + 4;
@@ -112,7 +112,7 @@ static int setup(void **state)
 	struct sockaddr_in sa;
 	socklen_t sl = sizeof(sa);
 	char servers[64];
-	mw_error err = { "" };
+	mw_error err = {""};
 	(void)state;
 	g.fd = socket(AF_INET, SOCK_DGRAM, 0);
 	memset(&sa, 0, sizeof(sa));
@@ -149,11 +149,11 @@ static const struct {
 	size_t len;      /* record length (A: 4) */
 	bool cached;     /* a second query asks nobody */
 } cases[] = {
-	{ "txt.mw.example.net", MW_DNS_TXT, MW_DNS_OK, 60, "v=test", 6, true },
-	{ "TXT.MW.Example.Net.", MW_DNS_TXT, MW_DNS_OK, 60, "v=test", 6, true },
-	{ "a.mw.example.net", MW_DNS_A, MW_DNS_OK, 60, NULL, 4, true },
-	{ "zero.mw.example.net", MW_DNS_TXT, MW_DNS_OK, 0, "v=test", 6, false },
-	{ "nx.mw.example.net", MW_DNS_TXT, MW_DNS_NXDOMAIN, 0, NULL, 0, false },
+    {"txt.mw.example.net", MW_DNS_TXT, MW_DNS_OK, 60, "v=test", 6, true},
+    {"TXT.MW.Example.Net.", MW_DNS_TXT, MW_DNS_OK, 60, "v=test", 6, true},
+    {"a.mw.example.net", MW_DNS_A, MW_DNS_OK, 60, NULL, 4, true},
+    {"zero.mw.example.net", MW_DNS_TXT, MW_DNS_OK, 0, "v=test", 6, false},
+    {"nx.mw.example.net", MW_DNS_TXT, MW_DNS_NXDOMAIN, 0, NULL, 0, false},
 };
 
 /* check_answer - ANS is what the case says */
@@ -181,7 +181,7 @@ static void test_answers_and_cache(void **state)
 	(void)state;
 	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
 		struct mw_dns_answer ans;
-		mw_error err = { "" };
+		mw_error err = {""};
 		int before;
 		(void)mw_dns_query(g.dns, cases[i].name, cases[i].type, &ans, &err);
 		check_answer(i, &ans, &err);
@@ -202,13 +202,13 @@ static void test_answers_and_cache(void **state)
 /* test_hostile_names - refused without a query */
 static void test_hostile_names(void **state)
 {
-	static const char *const bad[] = { "", ".", "a..b", "a b.test", "x\n.test", "-\x80.test" };
+	static const char *const bad[] = {"", ".", "a..b", "a b.test", "x\n.test", "-\x80.test"};
 	size_t i;
 	int before = queries();
 	(void)state;
 	for (i = 0; i < MW_N_ELEMENTS(bad); i++) {
 		struct mw_dns_answer ans;
-		mw_error err = { "" };
+		mw_error err = {""};
 		assert_int_equal(mw_dns_query(g.dns, bad[i], MW_DNS_TXT, &ans, &err),
 		                 MW_DNS_PERMFAIL);
 		mw_dns_answer_free(&ans);
@@ -220,10 +220,10 @@ static void test_hostile_names(void **state)
 static enum mw_dns_status answer_one(int type, const char *rdata, size_t len,
                                      struct mw_dns_answer *ans)
 {
-	char *data[2] = { (char *)rdata, NULL };
-	int lens[2] = { (int)len, 0 };
+	char *data[2] = {(char *)rdata, NULL};
+	int lens[2] = {(int)len, 0};
 	struct ub_result r;
-	mw_error err = { "" };
+	mw_error err = {""};
 	memset(&r, 0, sizeof(r));
 	r.qtype = type;
 	r.qclass = 1;
@@ -246,13 +246,13 @@ static void test_answer_host_names(void **state)
 		enum mw_dns_status status;
 		const char *name;
 	} names[] = {
-		{ MW_DNS_PTR, "\4mail\7example\3com", 18, MW_DNS_OK, "mail.example.com" },
-		{ MW_DNS_MX, "\0\12\2mx\7example\3org", 18, MW_DNS_OK, "mx.example.org" },
-		{ MW_DNS_MX, "\0\0", 3, MW_DNS_OK, "" },
-		{ MW_DNS_PTR, "\14mail.example\3com", 18, MW_DNS_PERMFAIL, NULL },
-		{ MW_DNS_PTR, "\4good\3com\5\0evil\0", 16, MW_DNS_PERMFAIL, NULL },
-		{ MW_DNS_PTR, "\4ma l\3com", 10, MW_DNS_PERMFAIL, NULL },
-		{ MW_DNS_MX, "\0\1\4m+x1\3com", 12, MW_DNS_PERMFAIL, NULL },
+	    {MW_DNS_PTR, "\4mail\7example\3com", 18, MW_DNS_OK, "mail.example.com"},
+	    {MW_DNS_MX, "\0\12\2mx\7example\3org", 18, MW_DNS_OK, "mx.example.org"},
+	    {MW_DNS_MX, "\0\0", 3, MW_DNS_OK, ""},
+	    {MW_DNS_PTR, "\14mail.example\3com", 18, MW_DNS_PERMFAIL, NULL},
+	    {MW_DNS_PTR, "\4good\3com\5\0evil\0", 16, MW_DNS_PERMFAIL, NULL},
+	    {MW_DNS_PTR, "\4ma l\3com", 10, MW_DNS_PERMFAIL, NULL},
+	    {MW_DNS_MX, "\0\1\4m+x1\3com", 12, MW_DNS_PERMFAIL, NULL},
 	};
 	char longname[300];
 	struct mw_dns_answer ans;
@@ -288,9 +288,9 @@ static void test_answer_host_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_answers_and_cache),
-		cmocka_unit_test(test_hostile_names),
-		cmocka_unit_test(test_answer_host_names),
+	    cmocka_unit_test(test_answers_and_cache),
+	    cmocka_unit_test(test_hostile_names),
+	    cmocka_unit_test(test_answer_host_names),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, setup, teardown);

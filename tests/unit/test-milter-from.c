@@ -101,10 +101,13 @@ static const struct {
     {{"john@localhost"}, NULL, {"*@example.com"}, "5.6.0", "does not parse"},
     {{"john@example.com\x01"}, NULL, {"john@example.com"}, "5.6.0", "does not parse"},
     {{"\"\xff\"@example.com"}, NULL, {"*@example.com"}, "5.6.0", "does not parse"},
-    /* issue 9: a display name (or group name, or comment) that shows another address is
-       refused in every form a reader decodes; the same address, or none, is fine */
+/* issue 9: a display name (or group name, or comment) that shows another address is
+   refused in every form a reader decodes; the same address, or none, is fine */
 #define J "<john@example.com>"
-#define P {"john@example.com"}
+#define P                                                                                          \
+	{                                                                                          \
+		"john@example.com"                                                                 \
+	}
 #define SHOWS "5.7.1", "From: display name shows an address other than the sender's"
 #define UNDEC "5.7.1", "From: display name cannot be decoded"
     {{"\"ceo@bank.com\" " J}, NULL, P, SHOWS},
@@ -113,8 +116,16 @@ static const struct {
     {{"\"ceo@\r\n bank.com\" " J}, NULL, P, SHOWS},
     {{"\"CEO <ceo@bank.com>\" " J}, NULL, P, SHOWS},
     {{"\"mailto:ceo@bank.com\" " J}, NULL, P, SHOWS},
-    {{"\"ceo\xef\xbc\xa0" "bank.com\" " J}, NULL, P, SHOWS},
-    {{"\"ceo\xef\xb9\xab" "bank.com\" " J}, NULL, P, SHOWS},
+    {{"\"ceo\xef\xbc\xa0"
+      "bank.com\" " J},
+     NULL,
+     P,
+     SHOWS},
+    {{"\"ceo\xef\xb9\xab"
+      "bank.com\" " J},
+     NULL,
+     P,
+     SHOWS},
     {{"Mr. ceo@bank.com. " J}, NULL, P, "5.6.0", "does not parse"},
     {{"=?utf-8?q?ceo=40bank.com?= " J}, NULL, P, SHOWS},
     {{"=?UTF-8?Q?ceo=40bank=2Ecom?= " J}, NULL, P, SHOWS},
@@ -140,7 +151,11 @@ static const struct {
     {{"\"ceo@bank.com\": john@example.com;"}, NULL, P, SHOWS},
     {{"\"billing@example.com\" " J}, NULL, P, SHOWS},
     {{"\"john@example.com.evil.org\" " J}, NULL, P, SHOWS},
-    {{"\"john@ex\xc2\xa0" "ample.com\" " J}, NULL, P, SHOWS},
+    {{"\"john@ex\xc2\xa0"
+      "ample.com\" " J},
+     NULL,
+     P,
+     SHOWS},
     {{"=?x-no-such-charset?q?John?= " J}, NULL, P, UNDEC},
     {{"=?utf-8?b?Y2VvQGJhbmsuY29?= " J}, NULL, P, UNDEC},
     {{"=?utf-8?b?!!!!?= " J}, NULL, P, UNDEC},
@@ -169,7 +184,8 @@ static const struct {
     {{"\"'ceo@bank.com'\" " J}, NULL, P, SHOWS},
     {{"\"`ceo@bank.com`\" " J}, NULL, P, SHOWS},
     {{"\"a=b?c\" " J}, NULL, P, NULL, NULL},
-    {{"\"jo@b\xc3\xbc" "cher.example\" <jo@xn--bcher-kva.example>"},
+    {{"\"jo@b\xc3\xbc"
+      "cher.example\" <jo@xn--bcher-kva.example>"},
      NULL,
      {"*@xn--bcher-kva.example"},
      NULL,

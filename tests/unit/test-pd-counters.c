@@ -62,7 +62,7 @@ static void test_gcra_sequence(void **state)
 /* test_gcra_burst_not_dividing - N units fit at once even when N does not divide W */
 static void test_gcra_burst_not_dividing(void **state)
 {
-	static const int64_t limits[] = { 3, 7, 9, 1000003 };
+	static const int64_t limits[] = {3, 7, 9, 1000003};
 	size_t i;
 	int64_t k;
 	(void)state;
@@ -73,8 +73,8 @@ static void test_gcra_burst_not_dividing(void **state)
 		for (k = 0; k < limits[i]; k++) {
 			pd_gcra(&tat, &r, 0, true, &res);
 			if (!res.allowed)
-				fail_msg("limit %lld: unit %lld of the burst denied", (long long)limits[i],
-				         (long long)k + 1);
+				fail_msg("limit %lld: unit %lld of the burst denied",
+				         (long long)limits[i], (long long)k + 1);
 		}
 		pd_gcra(&tat, &r, 0, true, &res);
 		assert_false(res.allowed);

@@ -120,8 +120,8 @@ static void test_cases(void **state)
 					fail_msg("case %zu: r=%d count=%u err=%s", i, r, req.count,
 					         err.msg);
 			} else if (r != -1 || strstr(err.msg, cases[i].err) == NULL) {
-				fail_msg("case %zu (chunk %zu): r=%d err=%s", i, chunks[bytewise], r,
-				         err.msg);
+				fail_msg("case %zu (chunk %zu): r=%d err=%s", i, chunks[bytewise],
+				         r, err.msg);
 			}
 		}
 }
@@ -307,8 +307,8 @@ static void test_known_index(void **state)
 	                         "sasl_username=u@example.org\nsenderx=no\nsender=s@x\n"
 	                         "recipient=r@y\nsize=12\nSIZE=13\npolicy_context=\n\n";
 	static const char *const names[PD_A_COUNT] = {
-	    "request",  "protocol_state",  "client_address", "sasl_username",  "sender",
-	    "recipient", "instance", "recipient_count", "size",           "policy_context"};
+	    "request",   "protocol_state", "client_address",  "sasl_username", "sender",
+	    "recipient", "instance",       "recipient_count", "size",          "policy_context"};
 	struct pd_proto p;
 	struct pd_request req, manual;
 	mw_error err = {""};

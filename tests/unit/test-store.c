@@ -1020,13 +1020,13 @@ static void test_auth_fail(void **state)
 		assert_int_equal(row.first_at, 101);
 		assert_int_equal(row.last_at, 100 + i);
 	}
-	assert_int_equal(mw_store_auth_fail_add(f->store, "acct:a", "2001:db8::/64", 110, 50, &row,
-	                                        &err),
-	                 MW_STORE_OK);
+	assert_int_equal(
+	    mw_store_auth_fail_add(f->store, "acct:a", "2001:db8::/64", 110, 50, &row, &err),
+	    MW_STORE_OK);
 	assert_int_equal(row.failures, 1);
-	assert_int_equal(mw_store_auth_fail_add(f->store, "client", "192.0.2.1/32", 110, 50, &row,
-	                                        &err),
-	                 MW_STORE_OK);
+	assert_int_equal(
+	    mw_store_auth_fail_add(f->store, "client", "192.0.2.1/32", 110, 50, &row, &err),
+	    MW_STORE_OK);
 	assert_int_equal(mw_store_auth_fail_sum(f->store, "acct:a", 0, &total, &nets, &err),
 	                 MW_STORE_OK);
 	assert_int_equal(total, 4);
@@ -1039,9 +1039,9 @@ static void test_auth_fail(void **state)
 	                 MW_STORE_OK);
 	assert_int_equal(total + nets, 0);
 	/* a row silent since before the window starts again at 1 */
-	assert_int_equal(mw_store_auth_fail_add(f->store, "acct:a", "192.0.2.1/32", 500, 400, &row,
-	                                        &err),
-	                 MW_STORE_OK);
+	assert_int_equal(
+	    mw_store_auth_fail_add(f->store, "acct:a", "192.0.2.1/32", 500, 400, &row, &err),
+	    MW_STORE_OK);
 	assert_int_equal(row.failures, 1);
 	assert_int_equal(row.first_at, 500);
 	assert_int_equal(mw_store_auth_fail_get(f->store, "acct:a", "192.0.2.1/32", &row, &err),
@@ -1072,11 +1072,11 @@ static void test_auth_fail(void **state)
 	                 MW_STORE_ERROR);
 	assert_int_equal(mw_store_auth_fail_add(f->store, "k", "x", 1, 5, &row, &err),
 	                 MW_STORE_ERROR); /* since after now */
-	assert_int_equal(
-	    mw_store_auth_fail_add(f->store,
-	                           "k1234567890123456789012345678901234567890123456789012345678901234",
-	                           "x", 1, 0, &row, &err),
-	    MW_STORE_ERROR); /* 65 bytes */
+	assert_int_equal(mw_store_auth_fail_add(
+	                     f->store,
+	                     "k1234567890123456789012345678901234567890123456789012345678901234",
+	                     "x", 1, 0, &row, &err),
+	                 MW_STORE_ERROR); /* 65 bytes */
 	/* a password reset deletes every app password of the user, and only theirs */
 	(void)add_user(f->store, "reset@example.com", MW_USER_ACTIVE, MW_ROLE_USER);
 	(void)add_user(f->store, "keep@example.com", MW_USER_ACTIVE, MW_ROLE_USER);
@@ -1086,10 +1086,9 @@ static void test_auth_fail(void **state)
 		(void)snprintf(ap.name, sizeof(ap.name), "dev%d", i);
 		(void)snprintf(ap.protocols, sizeof(ap.protocols), "imap");
 		(void)snprintf(ap.hash, sizeof(ap.hash), "%064d", i);
-		assert_int_equal(mw_store_app_password_add(f->store,
-		                                           i < 2 ? "reset@example.com"
-		                                                 : "keep@example.com",
-		                                           &ap, NULL, &err),
+		assert_int_equal(mw_store_app_password_add(
+		                     f->store, i < 2 ? "reset@example.com" : "keep@example.com",
+		                     &ap, NULL, &err),
 		                 MW_STORE_OK);
 	}
 	assert_int_equal(mw_store_app_password_revoke_all(f->store, "reset@example.com", &n, &err),

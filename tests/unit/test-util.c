@@ -113,13 +113,13 @@ static void test_log_value(void **state)
 		size_t len;
 		const char *out;
 	} cases[] = {
-		{ "plain", 5, "plain" },
-		{ "two words", 9, "\"two words\"" },
-		{ "a=b", 3, "\"a=b\"" },
-		{ "line\r\nInjected: x", 17, NULL },
-		{ "nul\0byte", 8, "nul\\x00byte" },
-		{ "q\"uote\\", 7, "q\\x22uote\\x5c" },
-		{ "\xc3\xa9", 2, "\\xc3\\xa9" },
+	    {"plain", 5, "plain"},
+	    {"two words", 9, "\"two words\""},
+	    {"a=b", 3, "\"a=b\""},
+	    {"line\r\nInjected: x", 17, NULL},
+	    {"nul\0byte", 8, "nul\\x00byte"},
+	    {"q\"uote\\", 7, "q\\x22uote\\x5c"},
+	    {"\xc3\xa9", 2, "\\xc3\\xa9"},
 	};
 	char buf[64];
 	size_t i;
@@ -205,12 +205,12 @@ static void test_fake_now(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_str_bound),    cmocka_unit_test(test_str_grow),
-		cmocka_unit_test(test_strlcpy),	     cmocka_unit_test(test_slices),
-		cmocka_unit_test(test_ascii_case),   cmocka_unit_test(test_error_prefix),
-		cmocka_unit_test(test_log_value),    cmocka_unit_test(test_fake_now),
-		cmocka_unit_test(test_hexval),       cmocka_unit_test(test_text_escape),
-		cmocka_unit_test(test_mono),
+	    cmocka_unit_test(test_str_bound),  cmocka_unit_test(test_str_grow),
+	    cmocka_unit_test(test_strlcpy),    cmocka_unit_test(test_slices),
+	    cmocka_unit_test(test_ascii_case), cmocka_unit_test(test_error_prefix),
+	    cmocka_unit_test(test_log_value),  cmocka_unit_test(test_fake_now),
+	    cmocka_unit_test(test_hexval),     cmocka_unit_test(test_text_escape),
+	    cmocka_unit_test(test_mono),
 	};
 	MW_RUN_TESTS(tests);
 }
