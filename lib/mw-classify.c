@@ -195,25 +195,35 @@ const char *mw_classifier_method_name(enum mw_classifier_method m)
 
 /* ---- open / close ---- */
 
-/* mw_classifier_open - the global model, loaded from the store */
-int mw_classifier_open(mw_store *store, mw_classifier **c_r, mw_error *error_r)
+/* classifier_new - an empty classifier on STORE (LEARNER: one that never loads the model) */
+static mw_classifier *classifier_new(mw_store *store, bool learner, mw_error *error_r)
 {
 	mw_classifier *c;
-	*c_r = NULL;
 	if (sodium_init() < 0) {
 		mw_error_set(error_r, "libsodium failed to initialise");
-		return -1;
+		return NULL;
 	}
 	c = mw_calloc(1, sizeof(*c));
 	c->store = store;
 	c->scope = 0;
+	c->learner = learner;
 	mw_classifier_settings_default(&c->set);
 	c->bias_hash = mw_token_hash(BIAS_TOKEN, strlen(BIAS_TOKEN));
 	if (pthread_rwlock_init(&c->lock, NULL) != 0) {
 		free(c);
 		mw_error_set(error_r, "pthread_rwlock_init failed");
-		return -1;
+		return NULL;
 	}
+	return c;
+}
+
+/* mw_classifier_open - the global model, loaded from the store */
+int mw_classifier_open(mw_store *store, mw_classifier **c_r, mw_error *error_r)
+{
+	mw_classifier *c = classifier_new(store, false, error_r);
+	*c_r = NULL;
+	if (c == NULL)
+		return -1;
 	if (refresh(c, error_r) < 0) {
 		mw_classifier_close(&c);
 		return -1;
@@ -225,25 +235,8 @@ int mw_classifier_open(mw_store *store, mw_classifier **c_r, mw_error *error_r)
 /* mw_classifier_open_learner - a classifier that only learns: nothing loaded (see .h) */
 int mw_classifier_open_learner(mw_store *store, mw_classifier **c_r, mw_error *error_r)
 {
-	mw_classifier *c;
-	*c_r = NULL;
-	if (sodium_init() < 0) {
-		mw_error_set(error_r, "libsodium failed to initialise");
-		return -1;
-	}
-	c = mw_calloc(1, sizeof(*c));
-	c->store = store;
-	c->scope = 0;
-	c->learner = true;
-	mw_classifier_settings_default(&c->set);
-	c->bias_hash = mw_token_hash(BIAS_TOKEN, strlen(BIAS_TOKEN));
-	if (pthread_rwlock_init(&c->lock, NULL) != 0) {
-		free(c);
-		mw_error_set(error_r, "pthread_rwlock_init failed");
-		return -1;
-	}
-	*c_r = c;
-	return 0;
+	*c_r = classifier_new(store, true, error_r);
+	return *c_r != NULL ? 0 : -1;
 }
 
 /* mw_classifier_configure - replace the settings */
