@@ -11,10 +11,15 @@ X-Mailwarden-Spam: yes into Junk with $Junk.
 Cases: a clean message gets X-Mailwarden-Spam: no and stays in INBOX; a message from a
 listed client gets RCVD_IN_DNSBL in its tests; one over spam_score is tagged (subject
 prefix) and lands in Junk with $Junk; one over reject_score is refused with 550 5.7.1; a
-block list answering an error code adds nothing; a trusted client is not scored.
+block list answering an error code adds nothing; a trusted client is not scored. With a
+trained classifier ([classifier] minimum lowered, every [spam] weight and spam_score at the
+default), spam the classifier recognises is tagged into Junk on the classifier's band alone
+and ham is not.
 """
 
 import imaplib
+import os
+import random
 import re
 import smtplib
 import time
@@ -221,6 +226,100 @@ class MilterSpamTest(unittest.TestCase):
         found = self.find(token)
         self.assertIsNotNone(found)
         self.assertEqual(self.spam_headers(found[0]), [])
+
+
+SPAM_WORDS = ('viagra winner prize casino unsubscribe offer cheap pills bitcoin investment '
+              'guaranteed limited click exclusive bonus loan credit diploma replica lottery').split()
+HAM_WORDS = ('meeting agenda patch review kernel lunch minutes project deadline draft report '
+             'commit branch release thanks regards schedule budget slides repository').split()
+
+
+def trained_message(rng, spam, n, rcpt='user@example.org'):
+    """trained_message - a message made mostly of the spam or ham words (LF line ends)."""
+    words = [rng.choice(SPAM_WORDS if spam else HAM_WORDS) for _ in range(30)]
+    dom = 'promo.example.biz' if spam else 'corp.example.org'
+    return ('From: Sender <s%d@%s>\nTo: <%s>\nSubject: %s %s\n'
+            'Date: Sat, 28 Nov 2026 10:00:00 +0000\nMessage-ID: <%d.%s@example.net>\n\n'
+            '%s\n%s\n' % (n, dom, rcpt, words[0], words[1], n, 's' if spam else 'h',
+                            ' '.join(words[:15]), ' '.join(words[15:])))
+
+
+class MilterClassifierOnlyTest(unittest.TestCase):
+    """The classifier alone tags spam with the DEFAULT [spam] weights and spam_score (issue
+    10's tuning: BAYES_67 and above weigh at least 5.0; BAYES_99 weighed 4.0 before, so
+    nothing the classifier judged was tagged unless another test joined in)."""
+
+    send = MilterSpamTest.send
+    find = MilterSpamTest.find
+    spam_headers = staticmethod(MilterSpamTest.spam_headers)
+    tearDown = MilterSpamTest.tearDown
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.dns = cls.lab.dns(zones={
+                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.0/24 -all')]})
+            cls.store = cls.lab.store()
+            rng = random.Random(10)
+            train = os.path.join(cls.lab.root, 'train')
+            for label in ('spam', 'ham'):
+                os.makedirs(os.path.join(train, label))
+                for i in range(40):
+                    with open(os.path.join(train, label, '%d.eml' % i), 'w') as f:
+                        f.write(trained_message(rng, label == 'spam', i))
+                cls.store.ctl('learn', label, os.path.join(train, label))
+            opts = lab_mod.mailwarden_plugin_options(cls.store)
+            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+            # no spam_score, no score_* keys: the defaults; only the training minimum lowered
+            cls.milter = cls.lab.milter(cls.store, config=(
+                'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
+                'trusted_networks = 127.0.0.0/8\n[spam]\nenable = yes\n'
+                '[classifier]\nmin_spam = 20\nmin_ham = 20\n' % (cls.dns.server, DOMAIN)))
+            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                          extra_main={
+                                              'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+            cls.rcpt = 'bayesrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
+            cls.rng = rng
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def deliver(self, spam):
+        token = uniq('bayes')
+        # From a domain the lab DNS serves (SPF pass, no DMARC record: no points either way)
+        text = trained_message(self.rng, spam, 9000, self.rcpt).replace(
+            '\n\n', '\n\ntoken %s\n' % token, 1)
+        text = re.sub(r'^From: .*', 'From: Alice <alice@example.com>', text, count=1)
+        text = text.replace('\n', '\r\n')
+        r = self.send('192.0.2.30', 'mail.example.com', text)
+        self.assertEqual(r[0], 'sent', r)
+        return token
+
+    def test_spam_tagged_by_classifier_alone(self):
+        token = self.deliver(True)
+        found = self.find(token, 'Junk')
+        self.assertIsNotNone(found, 'classifier-judged spam not tagged into Junk')
+        hdrs = self.spam_headers(found[0])
+        self.assertEqual(len(hdrs), 1, hdrs)
+        self.assertTrue(hdrs[0].startswith('yes;'), hdrs)
+        # a classifier band and nothing else (SPF passes for 192.0.2.30; no DMARC record)
+        self.assertRegex(hdrs[0], r'tests=BAYES_(67|80|95|99)$')
+        self.assertIn('required=5.00', hdrs[0])
+
+    def test_ham_not_tagged(self):
+        token = self.deliver(False)
+        found = self.find(token)
+        self.assertIsNotNone(found, 'ham not in INBOX')
+        hdrs = self.spam_headers(found[0])
+        self.assertEqual(len(hdrs), 1, hdrs)
+        self.assertTrue(hdrs[0].startswith('no;'), hdrs)
+        self.assertRegex(hdrs[0], r'tests=BAYES_(00|20)$')
 
 
 if __name__ == '__main__':

@@ -268,8 +268,21 @@ static void test_bayes_bands(void **state)
 		const char *tests;
 		long score;
 	} bands[] = {
-	    {0.0, "BAYES_00", -150}, {0.05, "BAYES_20", -50}, {0.5, "", 0},
-	    {0.85, "BAYES_80", 200}, {0.97, "BAYES_95", 300}, {0.999, "BAYES_99", 400},
+	    {0.0, "BAYES_00", -150},
+	    {0.0099, "BAYES_00", -150},
+	    {0.01, "BAYES_20", -50},
+	    {0.05, "BAYES_20", -50},
+	    {0.2, "", 0},
+	    {0.4999, "", 0},
+	    {0.5, "BAYES_50", 150},
+	    {0.6699, "BAYES_50", 150},
+	    {0.67, "BAYES_67", 500},
+	    {0.7999, "BAYES_67", 500},
+	    {0.8, "BAYES_80", 550},
+	    {0.85, "BAYES_80", 550},
+	    {0.97, "BAYES_95", 600},
+	    {0.999, "BAYES_99", 700},
+	    {1.0, "BAYES_99", 700},
 	};
 	struct mw_spam_settings s;
 	struct mw_spam_result r;
@@ -284,6 +297,9 @@ static void test_bayes_bands(void **state)
 		assert_string_equal(r.tests, bands[i].tests);
 		assert_int_equal(r.score, bands[i].score);
 		assert_false(r.classifier_skipped);
+		/* with the default weights the classifier alone tags from 0.67 up (issue 10:
+		   recall >= 97 % at FPR <= 0.2 % on the bench folds), and only from there */
+		assert_int_equal(r.spam, bands[i].p >= 0.67);
 	}
 	fake_rc = 1; /* untrained */
 	fake_p = -1;
