@@ -193,7 +193,7 @@
         $('usage-table').hidden = true;
         if (a.status === 401) return;
         $('usage-state').textContent = a.status === 503 || a.status === 502 || a.status === 0
-          ? 'Your sending counters cannot be shown right now: the rate-limit service is not available. Sending mail is not affected by this page; try again later.'
+          ? 'Your sending counters cannot be shown right now: the rate-limit service is not reachable. Try again later, or tell your administrator if this lasts.'
           : 'Your sending counters cannot be shown: ' + errText(a);
         return;
       }
