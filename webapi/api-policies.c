@@ -288,9 +288,10 @@ static void pd_failed(const struct api_request *req, struct api_response *res, i
 	if (rc < 0) {
 		mw_error_log("policyd: %s", err->msg);
 		if (!admin)
-			api_error(res, 503, "policyd_unavailable",
-			          "mailwarden-policyd cannot be reached; the administrator can find "
-			          "out why in the API's log");
+			api_error(
+			    res, 503, "policyd_unavailable",
+			    "mailwarden-policyd cannot be reached; the administrator can find "
+			    "out why in the API's log");
 		else
 			api_error(res, 503, "policyd_unavailable",
 			          "mailwarden-policyd cannot be reached through its control socket "
