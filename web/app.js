@@ -178,7 +178,38 @@
       $('totp-delete-form').hidden = !on;
       $('totp-enrol-form').hidden = on;
     });
+    loadMyUsage();
   };
+
+  /* loadMyUsage - the person's own rate-limit counters (from mailwarden-policyd, through the
+     API); when the daemon cannot be reached, a sentence in place of the table, not an error */
+  function loadMyUsage() {
+    var asked = me.username;
+    $('usage-state').textContent = 'Reading your counters...';
+    api('GET', '/users/' + u(asked) + '/ratelimit').then(function (a) {
+      if (!me || me.username !== asked) return;
+      var tb = clearBody('usage-table'), limits;
+      if (a.status !== 200 || !a.json || !Array.isArray(a.json.limits)) {
+        $('usage-table').hidden = true;
+        if (a.status === 401) return;
+        $('usage-state').textContent = a.status === 503 || a.status === 502 || a.status === 0
+          ? 'Your sending counters cannot be shown right now: the rate-limit service is not reachable. Try again later, or tell your administrator if this lasts.'
+          : 'Your sending counters cannot be shown: ' + errText(a);
+        return;
+      }
+      limits = a.json.limits;
+      limits.forEach(function (l) {
+        addRow(tb, row(String(l.limit), String(l.used), String(l.count),
+                       l.resets_at ? when(l.resets_at) : 'now'));
+      });
+      $('usage-table').hidden = limits.length === 0;
+      $('usage-state').textContent = limits.length === 0 ? 'No sending limit applies to you.'
+        : limits.some(function (l) { return l.degraded; })
+          ? 'The counters are approximate right now (the counter store is degraded).'
+          : 'Counted as of ' + when(Math.floor(Date.now() / 1000)) + '.';
+    });
+  }
+  $('usage-refresh').addEventListener('click', function () { loadMyUsage(); });
 
   $('password-form').addEventListener('submit', function (ev) {
     ev.preventDefault();

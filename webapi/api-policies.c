@@ -8,7 +8,9 @@
  * (lib/mw-pdctl.c): reset times arrive as whole seconds, not as text for people. The daemon accepts
  * only root and its own user, so the API must run as the policy daemon's user for these two routes.
  * When the daemon cannot be reached (no socket, refused, no answer within API_PD_TIMEOUT_MS) the
- * answer is 503 policyd_unavailable; nothing is retried.
+ * answer is 503 policyd_unavailable; nothing is retried. A user may read their own usage (the
+ * route is self-or-admin); only an admin is told the socket and the reason, which go to the log
+ * for everyone. Reset is admin-only.
  *
  * Every change (policy add and delete, a reset) is audited.
  *
@@ -277,18 +279,31 @@ static int rl_target(struct api_ctx *ctx, struct api_request *req, struct api_re
 	return -1;
 }
 
-/* pd_failed - answer for a control socket failure (rc -1: unreachable, 1: refused) */
-static void pd_failed(struct api_response *res, int rc, const mw_error *err)
+/* pd_failed - answer for a control socket failure (rc -1: unreachable, 1: refused); the
+   socket and the reason only to an admin (a user asking for their own usage gets the code) */
+static void pd_failed(const struct api_request *req, struct api_response *res, int rc,
+                      const mw_error *err)
 {
+	bool admin = req->user.role == MW_ROLE_ADMIN;
 	if (rc < 0) {
 		mw_error_log("policyd: %s", err->msg);
-		api_error(res, 503, "policyd_unavailable",
-		          "mailwarden-policyd cannot be reached through its control socket "
-		          "([policyd] control_socket): %s",
-		          err->msg);
+		if (!admin)
+			api_error(
+			    res, 503, "policyd_unavailable",
+			    "mailwarden-policyd cannot be reached; the administrator can find "
+			    "out why in the API's log");
+		else
+			api_error(res, 503, "policyd_unavailable",
+			          "mailwarden-policyd cannot be reached through its control socket "
+			          "([policyd] control_socket): %s",
+			          err->msg);
 		return;
 	}
-	api_error(res, 502, "policyd_error", "mailwarden-policyd refused: %s", err->msg);
+	mw_error_log("policyd refused: %s", err->msg);
+	if (!admin)
+		api_error(res, 502, "policyd_error", "mailwarden-policyd refused the request");
+	else
+		api_error(res, 502, "policyd_error", "mailwarden-policyd refused: %s", err->msg);
 }
 
 /* api_user_ratelimit_get - GET /users/{username}/ratelimit: usage of each limit */
@@ -307,7 +322,7 @@ void api_user_ratelimit_get(struct api_ctx *ctx, struct api_request *req, struct
 	rc = pd_ask(ctx, MW_PDCTL_STATUS, name, reply, &err);
 	if (rc != 0) {
 		free(reply);
-		pd_failed(res, rc, &err);
+		pd_failed(req, res, rc, &err);
 		return;
 	}
 	arr = json_array();
@@ -337,7 +352,7 @@ void api_user_ratelimit_reset(struct api_ctx *ctx, struct api_request *req,
 	cleared = reply->cleared;
 	free(reply);
 	if (rc != 0) {
-		pd_failed(res, rc, &err);
+		pd_failed(req, res, rc, &err);
 		return;
 	}
 	api_audit(ctx, req, mw_audit_name(MW_AUDIT_RATELIMIT_RESET), name,

@@ -48,7 +48,7 @@ const struct api_route api_routes[] = {
     {"GET", API_PREFIX "/ratelimit/policies", API_ROLE_ADMIN, api_rl_policy_list},
     {"POST", API_PREFIX "/ratelimit/policies", API_ROLE_ADMIN, api_rl_policy_create},
     {"DELETE", API_PREFIX "/ratelimit/policies/{id}", API_ROLE_ADMIN, api_rl_policy_delete},
-    {"GET", API_PREFIX "/users/{username}/ratelimit", API_ROLE_ADMIN, api_user_ratelimit_get},
+    {"GET", API_PREFIX "/users/{username}/ratelimit", API_ROLE_SELF, api_user_ratelimit_get},
     {"DELETE", API_PREFIX "/users/{username}/ratelimit", API_ROLE_ADMIN, api_user_ratelimit_reset},
     {"GET", API_PREFIX "/users/{username}/tag-rules", API_ROLE_SELF, api_tag_rule_list},
     {"POST", API_PREFIX "/users/{username}/tag-rules", API_ROLE_SELF, api_tag_rule_create},

@@ -501,7 +501,8 @@ class ApiTest(ApiBase):
                 lambda: U + '/app-passwords/%d' % app_password(), None,
                 dict(anon=401, user=204, other=403, admin=204)),
             # rate limits, tag rules, DKIM (test_api_resources.py tests what they do; here
-            # no policyd runs, so usage is 503, and the DKIM rows stop at validation or 404)
+            # no policyd runs, so usage is 503 for whoever may ask (a user for their own
+            # counters, an admin for anyone's), and the DKIM rows stop at validation or 404)
             ('GET', '/api/v1/ratelimit/policies'): (
                 lambda: '/api/v1/ratelimit/policies', None,
                 dict(anon=401, user=403, other=403, admin=200)),
@@ -512,7 +513,7 @@ class ApiTest(ApiBase):
                 lambda: '/api/v1/ratelimit/policies/%d' % rate_policy(), None,
                 dict(anon=401, user=403, other=403, admin=204)),
             ('GET', '/api/v1/users/{username}/ratelimit'): (
-                lambda: U + '/ratelimit', None, dict(anon=401, user=403, other=403, admin=503)),
+                lambda: U + '/ratelimit', None, dict(anon=401, user=503, other=403, admin=503)),
             ('DELETE', '/api/v1/users/{username}/ratelimit'): (
                 lambda: U + '/ratelimit', None, dict(anon=401, user=403, other=403, admin=503)),
             ('GET', '/api/v1/users/{username}/tag-rules'): (

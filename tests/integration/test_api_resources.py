@@ -136,6 +136,37 @@ class ApiResourcesTest(ApiBase):
         self.expect(self.call('GET', '/api/v1/users/nobody-%s@%s/ratelimit'
                               % (uuid.uuid4().hex[:6], DOMAIN), token=tok), 404, 'not_found')
 
+    def test_user_sees_own_usage_only(self):
+        """Issue 15: a user reads their own counters (any spelling of their name), never
+        another user's, and cannot reset even their own; an admin still reads and resets
+        anyone's."""
+        tok = self.token()
+        user, pw = self.new_user(tok)
+        other, opw = self.new_user(tok)
+        self.assertEqual(submit(self.postfix.smtp_port, user, pw, 2), [250, 250])
+        self.assertEqual(submit(self.postfix.smtp_port, other, opw, 1), [250])
+        utok = self.login(user, pw)
+        for name in (user, user.upper()):
+            a = self.expect(self.call('GET', '/api/v1/users/%s/ratelimit' % name, token=utok),
+                            200)
+            self.assertEqual(a.json['username'], user)
+            self.assertEqual([(l['limit'], l['used'], l['count']) for l in a.json['limits']],
+                             [('sasl_username messages 4/1h defer', 2, 4)])
+        self.expect(self.call('GET', '/api/v1/users/%s/ratelimit' % other, token=utok), 403,
+                    'forbidden')
+        self.expect(self.call('GET', '/api/v1/users/nobody-%s@%s/ratelimit'
+                              % (uuid.uuid4().hex[:6], DOMAIN), token=utok), 403, 'forbidden')
+        for name in (user, other):
+            self.expect(self.call('DELETE', '/api/v1/users/%s/ratelimit' % name, token=utok),
+                        403, 'forbidden')
+        # nothing was reset: both counters as they were, and no reset in the audit log
+        a = self.expect(self.call('GET', '/api/v1/users/%s/ratelimit' % user, token=tok), 200)
+        self.assertEqual(a.json['limits'][0]['used'], 2)
+        a = self.expect(self.call('GET', '/api/v1/users/%s/ratelimit' % other, token=tok), 200)
+        self.assertEqual(a.json['limits'][0]['used'], 1)
+        self.assertNotIn('ratelimit.reset', self.audit_actions(tok, user))
+        self.assertNotIn('ratelimit.reset', self.audit_actions(tok, other))
+
     def test_policyd_unreachable_is_503_with_clear_message(self):
         tok = call_login(self.nginx_nopd.port, self.admin, self.admin_pw)
         user = self.new_user(self.token())[0]
@@ -146,6 +177,15 @@ class ApiResourcesTest(ApiBase):
             self.assertIn('mailwarden-policyd', a.message)
             self.assertIn('control_socket', a.message)
         self.assertNotIn('ratelimit.reset', self.audit_actions(self.token(), user))
+        # a user asking for their own counters learns that the daemon is down, not where
+        # its socket is or why the connection failed (that is for the admin and the log)
+        user, pw = self.new_user(self.token())
+        a = self.expect(lab_call(self.nginx_nopd.port, 'GET', '/api/v1/users/%s/ratelimit' % user,
+                                 token=call_login(self.nginx_nopd.port, user, pw)), 503,
+                        'policyd_unavailable')
+        self.assertIn('mailwarden-policyd', a.message)
+        self.assertNotIn(self.lab.root, a.message)
+        self.assertNotIn('no-such.sock', a.message)
 
     def test_policy_override_through_api_is_enforced(self):
         tok = self.token()

@@ -25,12 +25,14 @@ import uuid
 
 import mailwarden_lab as lab_mod
 from test_api import call
+from test_api_resources import submit
 from test_login import imap_login
 from test_web_api import WEB_DIR
 
 DOMAIN = lab_mod.DOMAIN
 CHROMIUM = '/usr/bin/chromium'
 CHROMEDRIVER = '/usr/bin/chromedriver'
+USAGE_LIMITS = ['sasl_username messages 5/1h defer']
 OUT = os.path.join(os.environ.get('MW_TEST_OUTPUT', '/tmp/mailwarden-test-output'), 'web')
 
 try:
@@ -143,22 +145,10 @@ class Browser:
         self.d.save_screenshot(os.path.join(OUT, name + '.png'))
 
 
-class WebBrowserTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        need_browser()
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
-                                                         'login_max_failures': '50',
-                                                         'ip_max_failures': '1000'})
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=WEB_DIR)
-        except BaseException:
-            cls.lab.stop()
-            raise
-        cls.base = 'http://127.0.0.1:%d' % cls.nginx.port
-        cls.browsers = []
+class BrowserCase(unittest.TestCase):
+    """BrowserCase - what every browser test class shares: browsers closed after each test
+    with no CSP violation, users, logging in. A subclass starts its lab in setUpClass and sets
+    cls.store, cls.api and cls.base."""
 
     @classmethod
     def tearDownClass(cls):
@@ -206,6 +196,23 @@ class WebBrowserTest(unittest.TestCase):
             b.type('login-totp', code)
             b.el('login-totp').send_keys(Keys.ENTER)
         b.wait(lambda: b.visible('nav') and user in b.text('who'), 'being logged in')
+
+
+class WebBrowserTest(BrowserCase):
+    @classmethod
+    def setUpClass(cls):
+        need_browser()
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
+            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
+                                                         'login_max_failures': '50',
+                                                         'ip_max_failures': '1000'})
+            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=WEB_DIR)
+        except BaseException:
+            cls.lab.stop()
+            raise
+        cls.base = 'http://127.0.0.1:%d' % cls.nginx.port
 
     def test_login_totp_enrolment_and_login_with_a_code(self):
         user, pw = self.new_user()
@@ -400,6 +407,21 @@ class WebBrowserTest(unittest.TestCase):
         self.assertIn('webtest._domainkey.web.example', ab.el('dkim-list').text)
         ab.shot('2x-admin-dkim-generated')
 
+    def test_own_usage_when_policyd_is_not_reachable(self):
+        """No mailwarden-policyd in this lab: the Account page says the counters cannot be
+        shown, in a sentence, without the API's error text (no socket path reaches a user)."""
+        user, pw = self.new_user()
+        b = self.browser()
+        self.log_in(b, user, pw)
+        b.wait(lambda: 'cannot be shown right now' in (b.text('usage-state') or ''),
+               'the unavailable message')
+        self.assertFalse(b.visible('usage-table'))
+        self.assertNotIn('control', b.text('usage-state'))
+        self.assertNotIn('.sock', b.text('usage-state'))
+        self.assertEqual(b.text('error'), '')
+        b.d.execute_script('arguments[0].scrollIntoView()', b.el('usage-state'))
+        b.shot('17-usage-unavailable')
+
     def test_phone_width_keyboard_and_csp_enforced(self):
         user, pw = self.new_user()
         b = self.browser(width=375, height=740, phone=True)
@@ -456,6 +478,73 @@ class WebBrowserTest(unittest.TestCase):
         logs = b.logs()
         self.assertTrue([m for m in logs if 'Content Security Policy' in m['message']], logs)
         b.console = [m for m in logs if 'Content Security Policy' not in m['message']]
+
+
+
+class WebUsageBrowserTest(BrowserCase):
+    """A user's own rate-limit usage on their Account page, counted by a real
+    mailwarden-policyd from real SMTP AUTH submissions through Postfix (issue 15). The API runs
+    as the policy daemon's user, as its control socket requires (test_api_resources.py)."""
+
+    @classmethod
+    def setUpClass(cls):
+        need_browser()
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.store = cls.lab.store()
+            cls.dovecot = cls.lab.dovecot(cls.store)
+            cls.policyd = cls.lab.policyd(cls.store, limits=USAGE_LIMITS,
+                                          extra='store_refresh = 1s\n')
+            cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
+            cls.api = cls.lab.api(cls.store, run_as='dovecot', api_config=(
+                'max_sessions_per_user = 1000\n\n[policyd]\ncontrol_socket = %s\n'
+                % cls.policyd.control))
+            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=WEB_DIR)
+        except BaseException:
+            cls.lab.stop()
+            raise
+        cls.base = 'http://127.0.0.1:%d' % cls.nginx.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.policyd.stop()
+        errors = cls.policyd.sanitizer_errors()
+        cls.lab.stop()
+        if errors:
+            raise AssertionError('policyd sanitizer report:\n' + errors)
+
+    def usage_rows(self, b):
+        return b.d.execute_script(
+            'return Array.from(document.querySelectorAll("#usage-table tbody tr")).map('
+            'function (r) { return Array.from(r.cells).map(function (c) {'
+            ' return c.textContent; }); });')
+
+    def test_user_page_shows_own_counters(self):
+        user, pw = self.new_user()
+        other, opw = self.new_user()
+        self.assertEqual(submit(self.postfix.smtp_port, user, pw, 3), [250, 250, 250])
+        self.assertEqual(submit(self.postfix.smtp_port, other, opw, 1), [250])
+        b = self.browser()
+        self.log_in(b, user, pw)
+        b.wait(lambda: b.visible('usage-table') and self.usage_rows(b), 'the counters')
+        rows = self.usage_rows(b)
+        self.assertEqual([r[:3] for r in rows], [[USAGE_LIMITS[0], '3', '5']])
+        self.assertRegex(rows[0][3], r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$')
+        self.assertIn('Counted as of', b.text('usage-state'))
+        b.d.execute_script('arguments[0].scrollIntoView()', b.el('usage-state'))
+        b.shot('18-account-usage')
+        # one more message, then Refresh shows it
+        self.assertEqual(submit(self.postfix.smtp_port, user, pw, 1), [250])
+        b.click('usage-refresh')
+        b.wait(lambda: [r[1] for r in self.usage_rows(b)] == ['4'], 'the refreshed count')
+        self.assertEqual(b.text('error'), '')
+        # the page asks for the logged-in user's counters only; the other user's are refused
+        # to this session, and so is a reset of its own
+        status = b.d.execute_async_script(
+            'var done = arguments[arguments.length - 1];'
+            'fetch("/api/v1/users/" + encodeURIComponent(arguments[0]) + "/ratelimit",'
+            ' {credentials: "same-origin"}).then(function (r) { done(r.status); });', other)
+        self.assertEqual(status, 403)
 
 
 if __name__ == '__main__':
