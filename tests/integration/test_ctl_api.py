@@ -17,7 +17,7 @@ import unittest
 import uuid
 
 import mailwarden_lab as lab_mod
-from test_api import call
+from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
 TIME = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ')

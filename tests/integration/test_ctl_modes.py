@@ -29,7 +29,7 @@ import uuid
 
 import mailwarden_lab as lab_mod
 import test_ctl_api
-from test_api import call
+from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
 TIME = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ')

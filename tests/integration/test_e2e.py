@@ -16,8 +16,9 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
-from test_api import call
+from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
 CACHE_TTL = 2
@@ -28,31 +29,21 @@ def uniq(prefix):
     return '%s%s' % (prefix, uuid.uuid4().hex[:10])
 
 
-class EndToEndTest(unittest.TestCase):
+class EndToEndTest(labcase.LabCase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            opts = lab_mod.mailwarden_plugin_options(cls.store, mailwarden_authserv_id=AUTHSERV_ID)
-            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-            # Loopback is this lab's only network: trust it so inbound checks need no DNS;
-            # stripping of forged headers applies to every client, trusted or not.
-            cls.milter = cls.lab.milter(cls.store, cache_ttl='%ds' % CACHE_TTL,
-                                        config='trusted_networks = 127.0.0.0/8\n')
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
-            cls.api = cls.lab.api(cls.store)
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        opts = lab_mod.mailwarden_plugin_options(cls.store, mailwarden_authserv_id=AUTHSERV_ID)
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+        # Loopback is this lab's only network: trust it so inbound checks need no DNS;
+        # stripping of forged headers applies to every client, trusted or not.
+        cls.milter = cls.lab.milter(cls.store, cache_ttl='%ds' % CACHE_TTL,
+                                    config='trusted_networks = 127.0.0.0/8\n')
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
+        cls.start_api()
         cls.admin = '%s@%s' % (uniq('admin'), DOMAIN)
         cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
         cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def tearDown(self):
         report = self.milter.sanitizer_report()

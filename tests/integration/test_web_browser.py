@@ -23,8 +23,9 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
-from test_api import call
+from labcase import call
 from test_login import imap_login
 from test_web_api import WEB_DIR
 
@@ -143,26 +144,14 @@ class Browser:
         self.d.save_screenshot(os.path.join(OUT, name + '.png'))
 
 
-class WebBrowserTest(unittest.TestCase):
+class WebBrowserTest(labcase.LabCase):
     @classmethod
-    def setUpClass(cls):
+    def start_lab(cls):
         need_browser()
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
-                                                         'login_max_failures': '50',
-                                                         'ip_max_failures': '1000'})
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=WEB_DIR)
-        except BaseException:
-            cls.lab.stop()
-            raise
+        cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
+        cls.start_api(web=WEB_DIR, api_config=labcase.MANY_LOGINS)
         cls.base = 'http://127.0.0.1:%d' % cls.nginx.port
         cls.browsers = []
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def setUp(self):
         need_browser()
