@@ -6,10 +6,14 @@ No tests here (run.py collects test_*.py only; a module importing these classes 
 test from them either: they have no test methods).
 
 LabCase: setUpClass makes cls.lab and calls the class's start_lab(); when that fails the lab
-is stopped before the error goes on; tearDownClass stops the lab.
-MilterCase: LabCase whose tearDown checks the milter's sanitizer report (and that it lives).
-ApiBase: LabCase with the API's request helpers (call, expect, login) and a tearDown that
-checks the API's sanitizer report.
+is stopped before the error goes on; tearDownClass stops the lab. start_api(): API + nginx.
+PolicydCase: LabCase that fails the class when cls.policyd's sanitizer reported anything.
+MilterCase: LabCase whose tearDown checks the milter's sanitizer report (and that it lives);
+log(), xclient() and send_from() for mail through Postfix from a chosen client address.
+imap_fetch() / imap_text(): poll a mailbox for the message carrying a token.
+DkimSigner (mixin) and genkey(): keys by opendkim-genkey, signatures by dkimsign.
+ApiBase: LabCase with the API's request helpers (call, expect, login), add_admin(),
+store_user(), and a tearDown that checks the API's sanitizer report.
 """
 
 import contextlib
@@ -68,6 +72,18 @@ class LabCase(unittest.TestCase):
         behind a new cls.nginx (serving the static files of WEB when given)."""
         cls.api = cls.lab.api(cls.store, **api_kw)
         cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=web)
+
+
+class PolicydCase(LabCase):
+    """PolicydCase - a lab with cls.policyd, whose sanitizer report fails the class."""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.policyd.stop()  # LeakSanitizer reports at exit
+        errors = cls.policyd.sanitizer_errors()
+        cls.lab.stop()
+        if errors:
+            raise AssertionError('policyd sanitizer report:\n' + errors)
 
 
 # -- mail --------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 from labcase import ApiBase, unique_user
 
@@ -49,7 +50,7 @@ def submit(port, user, password, n):
     return codes
 
 
-class ApiResourcesTest(ApiBase):
+class ApiResourcesTest(labcase.PolicydCase, ApiBase):
 
     @classmethod
     def start_lab(cls):
@@ -69,14 +70,6 @@ class ApiResourcesTest(ApiBase):
                                    % os.path.join(cls.lab.root, 'no-such.sock'))
         cls.nginx_nopd = cls.lab.nginx(fastcgi=cls.api_nopd.fastcgi())
         cls.add_admin()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.policyd.stop()
-        errors = cls.policyd.sanitizer_errors()
-        cls.lab.stop()
-        if errors:
-            raise AssertionError('policyd sanitizer report:\n' + errors)
 
     def tearDown(self):
         super().tearDown()

@@ -10,7 +10,6 @@ single component's tests can:
 """
 
 import email
-import imaplib
 import smtplib
 import time
 import unittest
@@ -79,24 +78,9 @@ class EndToEndTest(labcase.LabCase):
 
     def fetch(self, user, pw, token, mailbox='INBOX', timeout=20):
         """fetch - (flags, message) of the message whose body holds TOKEN in MAILBOX."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = imaplib.IMAP4('127.0.0.1', self.dovecot.imap_port)
-            try:
-                m.login(user, pw)
-                typ, _ = m.select('"%s"' % mailbox, readonly=True)
-                if typ == 'OK':
-                    typ, data = m.search(None, 'BODY', token)
-                    ids = data[0].split() if typ == 'OK' and data and data[0] else []
-                    if ids:
-                        typ, data = m.fetch(ids[-1], '(FLAGS RFC822)')
-                        flags = imaplib.ParseFlags(data[0][0])
-                        return [f.decode() for f in flags], email.message_from_bytes(data[0][1])
-            finally:
-                m.logout()
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.3)
+        found = labcase.imap_fetch(self.dovecot.imap_port, user, pw, token, mailbox,
+                                   timeout=timeout)
+        return None if found is None else (found[0], email.message_from_bytes(found[1]))
 
     # -- tests -----------------------------------------------------------------------------
 

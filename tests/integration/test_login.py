@@ -11,6 +11,7 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 
 DOMAIN = lab_mod.DOMAIN
@@ -61,23 +62,14 @@ def make_message(sender, rcpt, token):
                        token))
 
 
-class LoginTest(unittest.TestCase):
+class LoginTest(labcase.LabCase):
     """Logins and delivery through a real Postfix + Dovecot on the mailwarden store."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
         cls.imap = cls.dovecot.imap_port
         cls.smtp = cls.postfix.smtp_port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def new_user(self, password=None, **kw):
         """new_user - a fresh user (unique name); returns (user, password)."""
