@@ -96,6 +96,35 @@ def quit_quietly(s):
         pass
 
 
+def smtp_login(port, user, password, source=None):
+    """smtp_login - True when AUTH (from SOURCE when given) succeeds (235), False when
+    refused with 535."""
+    s = smtplib.SMTP('127.0.0.1', port, timeout=20,
+                     source_address=(source, 0) if source else None)
+    try:
+        s.ehlo('client.example.org')
+        s.login(user, password)
+    except smtplib.SMTPAuthenticationError as e:
+        if e.smtp_code != 535:
+            raise
+        return False
+    finally:
+        quit_quietly(s)
+    return True
+
+
+def header_lines(raw):
+    """header_lines - the header block of RAW (unfolded lines)."""
+    head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
+    out = []
+    for line in head.split('\n'):
+        if line[:1] in (' ', '\t') and out:
+            out[-1] += ' ' + line.strip()
+        else:
+            out.append(line)
+    return out
+
+
 def imap_fetch(port, user, password, token, mailbox='INBOX', key='BODY', timeout=40):
     """imap_fetch - (flags, raw bytes) of the newest message in USER's MAILBOX whose KEY
     (BODY, SUBJECT) contains TOKEN, waiting up to TIMEOUT seconds for it; None when none."""

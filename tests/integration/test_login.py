@@ -13,6 +13,7 @@ import uuid
 
 import labcase
 import mailwarden_lab as lab_mod
+from labcase import smtp_login
 
 DOMAIN = lab_mod.DOMAIN
 DELIVERY_TIMEOUT = 30
@@ -31,24 +32,6 @@ def imap_login(port, user, password):
         try:
             m.logout()
         except (imaplib.IMAP4.error, OSError):
-            pass
-    return True
-
-
-def smtp_login(port, user, password):
-    """smtp_login - True when AUTH succeeds (235), False when refused with 535."""
-    s = smtplib.SMTP('127.0.0.1', port, timeout=20)
-    try:
-        s.ehlo('client.example.org')
-        s.login(user, password)
-    except smtplib.SMTPAuthenticationError as e:
-        if e.smtp_code != 535:
-            raise
-        return False
-    finally:
-        try:
-            s.quit()
-        except (smtplib.SMTPException, OSError):
             pass
     return True
 

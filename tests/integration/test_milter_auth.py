@@ -27,6 +27,7 @@ import uuid
 
 import labcase
 import mailwarden_lab as lab_mod
+from labcase import header_lines
 
 DOMAIN = lab_mod.DOMAIN
 AUTHSERV_ID = 'mail.' + DOMAIN
@@ -44,18 +45,6 @@ def message(sender, rcpt, token, extra_headers=''):
             'Date: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <%s@test>\r\n%s\r\n'
             'Hello there.\r\nbody token %s\r\n' % (sender, rcpt, token, token, extra_headers,
                                                    token))
-
-
-def header_lines(raw):
-    """header_lines - the header block of RAW (unfolded lines)."""
-    head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
-    out = []
-    for line in head.split('\n'):
-        if line[:1] in (' ', '\t') and out:
-            out[-1] += ' ' + line.strip()
-        else:
-            out.append(line)
-    return out
 
 
 def fetch_message(port, user, password, token, timeout=DELIVERY_TIMEOUT):

@@ -16,6 +16,7 @@ import uuid
 
 import labcase
 import mailwarden_lab as lab_mod
+from labcase import header_lines
 
 DOMAIN = lab_mod.DOMAIN
 DELIVERY_TIMEOUT = 30
@@ -39,18 +40,6 @@ def message(from_hdr, to, token, extra_headers=''):
 def fetch_message(port, user, password, token, timeout=DELIVERY_TIMEOUT):
     """fetch_message - the raw message carrying TOKEN in USER's INBOX (waits), or None."""
     return labcase.imap_text(port, user, password, token, timeout=timeout)
-
-
-def header_lines(raw):
-    """header_lines - the header block of RAW (unfolded lines)."""
-    head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
-    out = []
-    for line in head.split('\n'):
-        if line[:1] in (' ', '\t') and out:
-            out[-1] += ' ' + line.strip()
-        else:
-            out.append(line)
-    return out
 
 
 class MilterFromTest(labcase.MilterCase):
