@@ -10,7 +10,6 @@ CORS).
 Clients connect from distinct 127.0.0.x source addresses so per-IP counters stay apart.
 """
 
-import http.client
 import json
 import os
 import subprocess
@@ -19,118 +18,22 @@ import unittest
 import uuid
 
 import mailwarden_lab as lab_mod
+from labcase import SECURITY_HEADERS, ApiBase, unique_user
 from test_login import imap_login, smtp_login
 
 DOMAIN = lab_mod.DOMAIN
-SECURITY_HEADERS = {
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-    'referrer-policy': 'no-referrer',
-    'x-frame-options': 'DENY',
-}
 AUTH_POLICY_SECRET = 'authz-' + uuid.uuid4().hex  # [api] auth_policy_secret of ApiTest
-
-
-class Answer:
-    """Answer - status, lower-cased headers, raw body and parsed JSON (None when not JSON)."""
-
-    def __init__(self, status, headers, raw):
-        self.status = status
-        self.headers = headers
-        self.raw = raw
-        try:
-            self.json = json.loads(raw) if raw else None
-        except ValueError:
-            self.json = None
-
-    @property
-    def code(self):
-        """code - error.code of an error answer."""
-        return (self.json or {}).get('error', {}).get('code')
-
-    @property
-    def message(self):
-        return (self.json or {}).get('error', {}).get('message', '')
-
-    def __repr__(self):
-        return 'Answer(%d, %r)' % (self.status, self.raw[:300])
-
-
-def call(port, method, path, body=None, token=None, raw=None, ctype='application/json',
-         source='127.0.0.1', headers=None):
-    """call - one HTTP request to nginx on PORT; BODY is JSON-encoded, RAW sent as is."""
-    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=30,
-                                      source_address=(source, 0))
-    hdrs = dict(headers or {})
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    if data is not None and ctype:
-        hdrs['Content-Type'] = ctype
-    if token:
-        hdrs['Authorization'] = 'Bearer ' + token
-    try:
-        conn.request(method, path, body=data, headers=hdrs)
-        r = conn.getresponse()
-        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-    finally:
-        conn.close()
-
-
-def unique_user():
-    return 'u%s@%s' % (uuid.uuid4().hex[:10], DOMAIN)
-
-
-class ApiBase(unittest.TestCase):
-    """Shared helpers; subclasses set cls.port and cls.api."""
-    source = '127.0.0.1'
-
-    def call(self, method, path, **kw):
-        kw.setdefault('source', self.source)
-        return call(self.port, method, path, **kw)
-
-    def expect(self, answer, status, code=None):
-        self.assertEqual(answer.status, status, answer)
-        if answer.json is not None or answer.status == 204:
-            for k, v in SECURITY_HEADERS.items():
-                self.assertEqual(answer.headers.get(k), v, '%s on %r' % (k, answer))
-        if code is not None:
-            self.assertEqual(answer.code, code, answer)
-        return answer
-
-    def login(self, user, password, source=None):
-        a = self.call('POST', '/api/v1/sessions', body={'username': user, 'password': password},
-                      source=source or self.source)
-        self.expect(a, 201)
-        self.assertEqual(len(a.json['token']), 43)
-        return a.json['token']
-
-    def tearDown(self):
-        report = self.api.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer report in the API log')
 
 
 class ApiTest(ApiBase):
     """The API on the real mail stack."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
-                                                         'auth_policy_secret': AUTH_POLICY_SECRET})
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
-        except BaseException:
-            cls.lab.stop()
-            raise
-        cls.port = cls.nginx.port
-        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
-        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
+        cls.start_api(api_config={'max_sessions_per_user': '1000',
+                                  'auth_policy_secret': AUTH_POLICY_SECRET})
+        cls.add_admin()
 
     def admin_token(self):
         return self.login(self.admin, self.admin_pw)
@@ -652,24 +555,15 @@ class ApiTimingTest(ApiBase):
     """Short session and lock times on a second API instance."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.api = cls.lab.api(cls.store, name='api-timing', api_config={
-                'session_idle_timeout': '2s', 'session_lifetime': '5s',
-                'login_max_failures': '3', 'login_lock_time': '3s', 'ip_max_failures': '5',
-                'login_delay': '2s', 'login_delay_max': '60s',
-                'cors_origin': 'https://admin.example.org', 'max_sessions_per_user': '3'})
-            cls.nginx = cls.lab.add(Nginx2(cls.lab.root, fastcgi=cls.api.fastcgi()))
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.api = cls.lab.api(cls.store, name='api-timing', api_config={
+            'session_idle_timeout': '2s', 'session_lifetime': '5s',
+            'login_max_failures': '3', 'login_lock_time': '3s', 'ip_max_failures': '5',
+            'login_delay': '2s', 'login_delay_max': '60s',
+            'cors_origin': 'https://admin.example.org', 'max_sessions_per_user': '3'})
+        cls.nginx = cls.lab.add(Nginx2(cls.lab.root, fastcgi=cls.api.fastcgi()))
         cls.port = cls.nginx.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def new_user(self):
         user, pw = unique_user(), 'Timing-pass-' + uuid.uuid4().hex[:8]

@@ -18,8 +18,6 @@ test has its own client networks.
   cors_origin = null or * stops the API at start with file:line (issue 16 item 8).
 """
 
-import http.client
-import json
 import os
 import sqlite3
 import time
@@ -27,7 +25,7 @@ import unittest
 import uuid
 
 import mailwarden_lab as lab_mod
-from test_api import Answer, ApiBase, call, unique_user
+from labcase import ApiBase, call
 from test_api_totp import totp
 
 DOMAIN = lab_mod.DOMAIN
@@ -38,17 +36,7 @@ INTERNAL = '/api/v1/internal/auth-policy'
 
 def call6(port, method, path, body=None, headers=None):
     """call6 - one request to nginx over [::1]."""
-    conn = http.client.HTTPConnection('::1', port, timeout=30)
-    hdrs = dict(headers or {})
-    data = json.dumps(body).encode() if body is not None else None
-    if data is not None:
-        hdrs['Content-Type'] = 'application/json'
-    try:
-        conn.request(method, path, body=data, headers=hdrs)
-        r = conn.getresponse()
-        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-    finally:
-        conn.close()
+    return call(port, method, path, body=body, headers=headers, host='::1', source=None)
 
 
 class SampleNginx(lab_mod.Nginx):
@@ -70,32 +58,18 @@ class SampleNginx(lab_mod.Nginx):
 
 class ApiGuardTest(ApiBase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.api = cls.lab.api(cls.store, name='api-guard', api_config={
-                'max_sessions_per_user': '1000', 'login_max_failures': '3',
-                'login_delay': '30s', 'login_delay_max': '120s', 'login_lock_time': '60s',
-                'ip_max_failures': '8', 'login_account_ceiling': '4',
-                'login_account_lock': 'yes', 'auth_policy_secret': SECRET})
-            cls.nginx = cls.lab.add(SampleNginx(cls.lab.root, cls.api.fastcgi()[1]))
-        except BaseException:
-            cls.lab.stop()
-            raise
-        cls.port = cls.nginx.port
-        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
-        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.api = cls.lab.api(cls.store, name='api-guard', api_config={
+            'max_sessions_per_user': '1000', 'login_max_failures': '3',
+            'login_delay': '30s', 'login_delay_max': '120s', 'login_lock_time': '60s',
+            'ip_max_failures': '8', 'login_account_ceiling': '4',
+            'login_account_lock': 'yes', 'auth_policy_secret': SECRET})
+        cls.nginx = cls.lab.add(SampleNginx(cls.lab.root, cls.api.fastcgi()[1]))
+        cls.add_admin()
 
     def new_user(self):
-        user, pw = unique_user(), 'Guard-pass-' + uuid.uuid4().hex[:8]
-        self.store.add_user(user, pw)
-        return user, pw
+        return self.store_user('Guard-pass-')
 
     def admin_token(self):
         return self.login(self.admin, self.admin_pw, source='127.0.0.250')

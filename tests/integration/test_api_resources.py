@@ -17,8 +17,9 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
-from test_api import ApiBase, unique_user
+from labcase import ApiBase, unique_user
 
 DOMAIN = lab_mod.DOMAIN
 REMOTE = 'remote.example'
@@ -49,43 +50,26 @@ def submit(port, user, password, n):
     return codes
 
 
-class ApiResourcesTest(ApiBase):
+class ApiResourcesTest(labcase.PolicydCase, ApiBase):
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS,
-                                          extra='store_refresh = 1s\n')
-            cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-            dovecot_uid = pwd.getpwnam('dovecot').pw_uid
-            os.chown(cls.store.master_key, dovecot_uid, -1)
-            cls.api = cls.lab.api(cls.store, run_as='dovecot', api_config=(
-                'max_sessions_per_user = 1000\n\n[policyd]\ncontrol_socket = %s\n'
-                % cls.policyd.control))
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
-            # a second API whose policy daemon is gone: 503 with a clear message
-            cls.api_nopd = cls.lab.api(cls.store, run_as='dovecot', name='api-nopd',
-                                       api_config='\n[policyd]\ncontrol_socket = %s\n'
-                                       % os.path.join(cls.lab.root, 'no-such.sock'))
-            cls.nginx_nopd = cls.lab.nginx(fastcgi=cls.api_nopd.fastcgi())
-        except BaseException:
-            cls.lab.stop()
-            raise
-        cls.port = cls.nginx.port
-        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
-        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.policyd.stop()
-        errors = cls.policyd.sanitizer_errors()
-        cls.lab.stop()
-        if errors:
-            raise AssertionError('policyd sanitizer report:\n' + errors)
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS,
+                                      extra='store_refresh = 1s\n')
+        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
+        dovecot_uid = pwd.getpwnam('dovecot').pw_uid
+        os.chown(cls.store.master_key, dovecot_uid, -1)
+        cls.start_api(run_as='dovecot', api_config=(
+            'max_sessions_per_user = 1000\n\n[policyd]\ncontrol_socket = %s\n'
+            % cls.policyd.control))
+        # a second API whose policy daemon is gone: 503 with a clear message
+        cls.api_nopd = cls.lab.api(cls.store, run_as='dovecot', name='api-nopd',
+                                   api_config='\n[policyd]\ncontrol_socket = %s\n'
+                                   % os.path.join(cls.lab.root, 'no-such.sock'))
+        cls.nginx_nopd = cls.lab.nginx(fastcgi=cls.api_nopd.fastcgi())
+        cls.add_admin()
 
     def tearDown(self):
         super().tearDown()
@@ -409,7 +393,7 @@ class ApiResourcesTest(ApiBase):
 
 
 def lab_call(port, method, path, **kw):
-    from test_api import call
+    from labcase import call
     return call(port, method, path, **kw)
 
 

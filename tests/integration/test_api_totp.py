@@ -12,10 +12,10 @@ import struct
 import time
 import unittest
 import urllib.parse
-import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
-from test_api import ApiBase, unique_user
+from labcase import ApiBase
 
 DOMAIN = lab_mod.DOMAIN
 
@@ -42,31 +42,15 @@ class TotpFunctionTest(unittest.TestCase):
 
 class ApiTotpTest(ApiBase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
-                                                         'login_max_failures': '50',
-                                                         'ip_max_failures': '1000'})
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
-        except BaseException:
-            cls.lab.stop()
-            raise
-        cls.port = cls.nginx.port
-        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
-        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.start_api(api_config=labcase.MANY_LOGINS)
+        cls.add_admin()
 
     pw = {}
 
     def new_user(self):
-        user, pw = unique_user(), 'User-pass-' + uuid.uuid4().hex[:8]
-        self.store.add_user(user, pw)
+        user, pw = self.store_user()
         self.pw[user] = pw
         return user, pw
 

@@ -19,7 +19,7 @@ import unittest
 import uuid
 
 import mailwarden_lab as lab_mod
-from test_api import call
+from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
 # argon2 with these costs takes seconds: the failed login below is the slow request

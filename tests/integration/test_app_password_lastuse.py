@@ -11,13 +11,12 @@ asynchronous: the tests count the report requests in nginx's access log and wait
 
 import imaplib
 import os
-import smtplib
 import socket
 import time
 import uuid
 
 import mailwarden_lab as lab_mod
-from test_api import ApiBase, unique_user
+from labcase import ApiBase, smtp_login
 
 DOMAIN = lab_mod.DOMAIN
 SECRET = 'lastuse-' + uuid.uuid4().hex
@@ -54,47 +53,16 @@ def imap_login(port, user, password, source='127.0.0.1'):
     return True
 
 
-def smtp_login(port, user, password, source='127.0.0.1'):
-    """smtp_login - True when AUTH from SOURCE succeeds (235), False on 535."""
-    s = smtplib.SMTP('127.0.0.1', port, timeout=20, source_address=(source, 0))
-    try:
-        s.ehlo('client.example.org')
-        s.login(user, password)
-    except smtplib.SMTPAuthenticationError as e:
-        if e.smtp_code != 535:
-            raise
-        return False
-    finally:
-        try:
-            s.quit()
-        except (smtplib.SMTPException, OSError):
-            pass
-    return True
-
-
 class AppPasswordLastUseTest(ApiBase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
-                                                         'auth_policy_secret': SECRET})
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
-            cls.dovecot = cls.lab.dovecot(cls.store,
-                                          auth_policy=(cls.nginx.url(ROUTE), SECRET))
-            cls.postfix = cls.lab.postfix(cls.dovecot)
-        except BaseException:
-            cls.lab.stop()
-            raise
-        cls.port = cls.nginx.port
-        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
-        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.start_api(api_config={'max_sessions_per_user': '1000',
+                                  'auth_policy_secret': SECRET})
+        cls.dovecot = cls.lab.dovecot(cls.store,
+                                      auth_policy=(cls.nginx.url(ROUTE), SECRET))
+        cls.postfix = cls.lab.postfix(cls.dovecot)
+        cls.add_admin()
 
     def tearDown(self):
         super().tearDown()
@@ -109,8 +77,7 @@ class AppPasswordLastUseTest(ApiBase):
     own_password = {}  # token -> its user's password (creating your own needs it)
 
     def new_user(self):
-        user, pw = unique_user(), 'User-pass-' + uuid.uuid4().hex[:8]
-        self.store.add_user(user, pw)
+        user, pw = self.store_user()
         tok = self.login(user, pw)
         self.own_password[tok] = pw
         return user, pw, tok
@@ -297,20 +264,10 @@ class AuthPolicyOffTest(ApiBase):
     """Without [api] auth_policy_secret the route refuses everyone (403)."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.api = cls.lab.api(cls.store)
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.start_api()
         cls.port = cls.nginx.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def test_hook_off(self):
         for headers in ({}, {'Authorization': 'Bearer '}, {'Authorization': 'Bearer x' * 3}):

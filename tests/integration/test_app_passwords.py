@@ -15,7 +15,7 @@ import unittest
 import uuid
 
 import mailwarden_lab as lab_mod
-from test_api import ApiBase, unique_user
+from labcase import ApiBase
 from test_login import imap_login, make_message, smtp_login
 
 DOMAIN = lab_mod.DOMAIN
@@ -23,23 +23,10 @@ DOMAIN = lab_mod.DOMAIN
 
 class AppPasswordTest(ApiBase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000'})
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
-        except BaseException:
-            cls.lab.stop()
-            raise
-        cls.port = cls.nginx.port
-        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
-        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
+        cls.start_api(api_config={'max_sessions_per_user': '1000'})
+        cls.add_admin()
 
     def tearDown(self):
         super().tearDown()
@@ -49,8 +36,7 @@ class AppPasswordTest(ApiBase):
     own_password = {}  # token -> its user's password (creating your own needs it)
 
     def new_user(self):
-        user, pw = unique_user(), 'User-pass-' + uuid.uuid4().hex[:8]
-        self.store.add_user(user, pw)
+        user, pw = self.store_user()
         tok = self.login(user, pw)
         self.own_password[tok] = pw
         return user, pw, tok

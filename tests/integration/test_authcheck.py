@@ -15,25 +15,16 @@ Zones (client addresses from 192.0.2.0/24, TEST-NET-1):
 
 import json
 import os
-import re
 import select
 import subprocess
 import tempfile
 import time
 import unittest
 
+import labcase
 import mailwarden_lab as lab_mod
 
 ID = 'mx.example.net'
-
-
-def genkey(directory, domain, selector):
-    """genkey - opendkim-genkey: (private key path, public key TXT text)."""
-    tool = lab_mod.find_binary('opendkim-genkey', 'opendkim-tools')
-    lab_mod.run([tool, '-D', directory, '-d', domain, '-s', selector, '-b', '2048'])
-    with open(os.path.join(directory, selector + '.txt')) as f:
-        txt = ''.join(re.findall(r'"([^"]*)"', f.read()))
-    return os.path.join(directory, selector + '.private'), txt
 
 
 def message(sender, subject='hello', body='Hello there.\r\nSecond line.\r\n'):
@@ -43,52 +34,31 @@ def message(sender, subject='hello', body='Hello there.\r\nSecond line.\r\n'):
             % (sender, subject, time.monotonic_ns(), body))
 
 
-class AuthcheckTest(unittest.TestCase):
+class AuthcheckTest(labcase.DkimSigner, labcase.LabCase):
     """SPF/DKIM/DMARC results and verdicts through the real DNS server."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.tool = os.path.join(cls.lab.builddir, 'tests', 'tools', 'mw-authcheck-tool')
-            if not os.access(cls.tool, os.X_OK):
-                raise lab_mod.LabError('%s not built (make check builds it)' % cls.tool)
-            cls.signer = lab_mod.find_binary('dkimsign', 'python3-dkim')
-            cls.keydir = os.path.join(cls.lab.root, 'keys')
-            os.makedirs(cls.keydir)
-            cls.key_com, txt_com = genkey(cls.keydir, 'example.com', 'sel1')
-            cls.key_net, txt_net = genkey(cls.keydir, 'example.net', 'sel2')
-            cls.zones = {
-                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
-                                ('@', 'A', '192.0.2.10'),
-                                ('sel1._domainkey', 'TXT', txt_com),
-                                ('_dmarc', 'TXT', 'v=DMARC1; p=reject'),
-                                ('mail', 'TXT', 'v=spf1 ip4:192.0.2.11 -all')],
-                'example.net': [('@', 'TXT', 'v=spf1 ip4:192.0.2.20 ~all'),
-                                ('sel2._domainkey', 'TXT', txt_net),
-                                ('_dmarc', 'TXT', 'v=DMARC1; p=quarantine')],
-                'example.org': [('@', 'A', '192.0.2.40'),
-                                ('_dmarc', 'TXT', 'v=DMARC1; p=none')],
-                'example.edu': [('@', 'TXT', 'v=spf1 ip4:192.0.2.30 -all')],
-            }
-            cls.dns = cls.lab.dns(zones=cls.zones)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def sign(self, text, selector='sel1', domain='example.com', key=None):
-        """sign - TEXT signed by dkimsign (relaxed/relaxed, rsa-sha256)."""
-        key = key or self.key_com
-        p = subprocess.run([self.signer, '--hcanon', 'relaxed', '--bcanon', 'relaxed',
-                            selector, domain, key], input=text.encode(),
-                           capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr.decode(errors='replace'))
-        self.assertTrue(p.stdout.startswith(b'DKIM-Signature:'), p.stdout[:200])
-        return p.stdout.decode()
+    def start_lab(cls):
+        cls.tool = os.path.join(cls.lab.builddir, 'tests', 'tools', 'mw-authcheck-tool')
+        if not os.access(cls.tool, os.X_OK):
+            raise lab_mod.LabError('%s not built (make check builds it)' % cls.tool)
+        cls.start_signer()
+        cls.key_com, txt_com = labcase.genkey(cls.keydir, 'example.com', 'sel1')
+        cls.key_net, txt_net = labcase.genkey(cls.keydir, 'example.net', 'sel2')
+        cls.zones = {
+            'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
+                            ('@', 'A', '192.0.2.10'),
+                            ('sel1._domainkey', 'TXT', txt_com),
+                            ('_dmarc', 'TXT', 'v=DMARC1; p=reject'),
+                            ('mail', 'TXT', 'v=spf1 ip4:192.0.2.11 -all')],
+            'example.net': [('@', 'TXT', 'v=spf1 ip4:192.0.2.20 ~all'),
+                            ('sel2._domainkey', 'TXT', txt_net),
+                            ('_dmarc', 'TXT', 'v=DMARC1; p=quarantine')],
+            'example.org': [('@', 'A', '192.0.2.40'),
+                            ('_dmarc', 'TXT', 'v=DMARC1; p=none')],
+            'example.edu': [('@', 'TXT', 'v=spf1 ip4:192.0.2.30 -all')],
+        }
+        cls.dns = cls.lab.dns(zones=cls.zones)
 
     def check(self, text, ip, mail_from, helo='mail.example.com', dns=None, extra=(),
               timeout_ms=3000):
@@ -374,7 +344,7 @@ class AuthcheckTest(unittest.TestCase):
         # must not be remembered as a key, nor as "no key".
         keydir_b = os.path.join(self.lab.root, 'keys-rotated')
         os.makedirs(keydir_b, exist_ok=True)
-        key_b, txt_b = genkey(keydir_b, 'example.com', 'sel1')
+        key_b, txt_b = labcase.genkey(keydir_b, 'example.com', 'sel1')
         txt_a = [r[2] for r in self.zones['example.com'] if r[0] == 'sel1._domainkey'][0]
 
         def zone(key_txt):

@@ -20,15 +20,11 @@ keywords are exactly $DKIMFail. Each forged header claims dkim=pass (would hide 
 dmarc=fail and spf=fail (would add $DMARCFail and $SPFFail).
 """
 
-import imaplib
-import os
-import re
 import smtplib
-import subprocess
-import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 
 DOMAIN = lab_mod.DOMAIN
@@ -77,15 +73,6 @@ def uniq(prefix):
     return '%s%s' % (prefix, uuid.uuid4().hex[:10])
 
 
-def genkey(directory, domain, selector):
-    """genkey - opendkim-genkey: (private key path, public key TXT text)."""
-    tool = lab_mod.find_binary('opendkim-genkey', 'opendkim-tools')
-    lab_mod.run([tool, '-D', directory, '-d', domain, '-s', selector, '-b', '2048'])
-    with open(os.path.join(directory, selector + '.txt')) as f:
-        txt = ''.join(re.findall(r'"([^"]*)"', f.read()))
-    return os.path.join(directory, selector + '.private'), txt
-
-
 def header_fields(raw):
     """header_fields - [(lower-case name without blanks, unfolded value)] of RAW's header."""
     head = raw.replace(b'\r\n', b'\n').split(b'\n\n', 1)[0]
@@ -99,45 +86,29 @@ def header_fields(raw):
     return [(n.decode('ascii', 'replace'), v.decode('utf-8', 'replace')) for n, v in fields]
 
 
-class ForgedAuthResultsTest(unittest.TestCase):
+class ForgedAuthResultsTest(labcase.DkimSigner, labcase.MilterCase):
     """Forged Authentication-Results / X-Mailwarden-* never reach the mailbox or the plugin."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.signer = lab_mod.find_binary('dkimsign', 'python3-dkim')
-            keydir = os.path.join(cls.lab.root, 'keys')
-            os.makedirs(keydir)
-            cls.key_com, txt_com = genkey(keydir, 'example.com', 'sel1')
-            cls.dns = cls.lab.dns(zones={
-                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
-                                ('sel1._domainkey', 'TXT', txt_com),
-                                ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
-            })
-            cls.store = cls.lab.store()
-            opts = lab_mod.mailwarden_plugin_options(cls.store,
-                                                     mailwarden_authserv_id=AUTHSERV_ID)
-            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-            cls.milter = cls.lab.milter(cls.store, config=(
-                'dns_servers = %s\ndns_timeout = 1s\n' % cls.dns.server))
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                          extra_main={
-                                              'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-            cls.rcpt = 'forged%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
-        self.assertTrue(self.milter.alive(), 'the milter died')
+    def start_lab(cls):
+        cls.start_signer()
+        cls.key_com, txt_com = labcase.genkey(cls.keydir, 'example.com', 'sel1')
+        cls.dns = cls.lab.dns(zones={
+            'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
+                            ('sel1._domainkey', 'TXT', txt_com),
+                            ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+        })
+        cls.store = cls.lab.store()
+        opts = lab_mod.mailwarden_plugin_options(cls.store,
+                                                 mailwarden_authserv_id=AUTHSERV_ID)
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+        cls.milter = cls.lab.milter(cls.store, config=(
+            'dns_servers = %s\ndns_timeout = 1s\n' % cls.dns.server))
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                      extra_main={
+                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+        cls.rcpt = 'forged%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -148,58 +119,23 @@ class ForgedAuthResultsTest(unittest.TestCase):
         text = ('From: Alice <alice@example.com>\r\nTo: <%s>\r\nSubject: forged %s\r\n'
                 'Date: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <%s@test>\r\n\r\n'
                 'Hello there.\r\nbody token %s\r\n' % (self.rcpt, token, token, token))
-        p = subprocess.run([self.signer, '--hcanon', 'relaxed', '--bcanon', 'relaxed', 'sel1',
-                            'example.com', self.key_com], input=text.encode(),
-                           capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr.decode(errors='replace'))
-        signed = p.stdout.replace(b'Hello there.', b'Hello there!')
+        signed = self.signed(text, 'sel1', 'example.com', self.key_com)
+        signed = signed.replace(b'Hello there.', b'Hello there!')
         head, body = signed.split(b'\r\n\r\n', 1)
         return head + b'\r\n' + extra + b'\r\n' + body
 
     def send(self, data):
         """send - DATA from 192.0.2.10 (XCLIENT) to the inbox user; the reply code."""
-        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=60)
-        try:
-            s.ehlo('lab-client.example')
-            code, resp = s.docmd('XCLIENT', 'ADDR=192.0.2.10 NAME=[UNAVAILABLE] '
-                                 'HELO=mail.example.com')
-            self.assertEqual(code, 220, resp)
-            s.ehlo_resp = None
-            s.esmtp_features = {}
-            s.ehlo('mail.example.com')
+        with self.xclient('192.0.2.10', 'mail.example.com') as s:
             self.assertEqual(s.mail('alice@example.com')[0], 250)
             self.assertIn(s.rcpt(self.rcpt)[0], (250, 251))
             code, resp = s.data(data)
             return code, resp.decode(errors='replace')
-        finally:
-            try:
-                s.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
 
     def delivered(self, token, mailbox='INBOX', timeout=DELIVERY_TIMEOUT):
         """delivered - (flags, raw bytes) of the message carrying TOKEN, or None."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = imaplib.IMAP4('127.0.0.1', self.dovecot.imap_port, timeout=20)
-            try:
-                m.login(self.rcpt, self.rcpt_pw)
-                typ, _ = m.select('"%s"' % mailbox, readonly=True)
-                if typ == 'OK':
-                    typ, data = m.search(None, 'BODY', token)
-                    ids = data[0].split() if typ == 'OK' and data and data[0] else []
-                    if ids:
-                        typ, data = m.fetch(ids[-1], '(FLAGS RFC822)')
-                        flags = [f.decode() for f in imaplib.ParseFlags(data[0][0])]
-                        return flags, data[0][1]
-            finally:
-                try:
-                    m.logout()
-                except (imaplib.IMAP4.error, OSError):
-                    pass
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.3)
+        return labcase.imap_fetch(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token,
+                                  mailbox, timeout=timeout)
 
     def ours_only(self, raw, foreign=()):
         """ours_only - the delivered header holds our one Authentication-Results, first of

@@ -16,8 +16,9 @@ import subprocess
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
-from test_api import call
+from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
 TIME = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ')
@@ -25,42 +26,29 @@ LIMITS = ['sasl_username messages 4/1h defer', 'client_address recipients 50/1d 
 B64 = re.compile(r'[A-Za-z0-9+/=]{24,}')
 
 
-class CtlApiTest(unittest.TestCase):
+class CtlApiTest(labcase.PolicydCase):
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS)
-            # the policy daemon's control socket answers root and its own user only: the
-            # API runs as that user (dovecot), as it must in production for these routes
-            cls.api = cls.lab.api(cls.store, run_as='dovecot', api_config=(
-                'max_sessions_per_user = 1000\n\n[policyd]\ncontrol_socket = %s\n'
-                % cls.policyd.control))
-            # the store mode's mailwardenctl reaches the same daemon
-            cls.ctl_config = os.path.join(cls.lab.root, 'ctl.conf')
-            with open(cls.ctl_config, 'w') as f:
-                f.write(cls.store.render_config() + '\n[policyd]\ncontrol_socket = %s\n'
-                        % cls.policyd.control)
-            cls.sock = os.path.join(cls.lab.root, 'nginx-api.sock')
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(),
-                                      extra_server='    listen unix:%s;\n' % cls.sock)
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS)
+        # the policy daemon's control socket answers root and its own user only: the
+        # API runs as that user (dovecot), as it must in production for these routes
+        cls.api = cls.lab.api(cls.store, run_as='dovecot', api_config=(
+            'max_sessions_per_user = 1000\n\n[policyd]\ncontrol_socket = %s\n'
+            % cls.policyd.control))
+        # the store mode's mailwardenctl reaches the same daemon
+        cls.ctl_config = os.path.join(cls.lab.root, 'ctl.conf')
+        with open(cls.ctl_config, 'w') as f:
+            f.write(cls.store.render_config() + '\n[policyd]\ncontrol_socket = %s\n'
+                    % cls.policyd.control)
+        cls.sock = os.path.join(cls.lab.root, 'nginx-api.sock')
+        cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(),
+                                  extra_server='    listen unix:%s;\n' % cls.sock)
         cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
         cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
         cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
         cls.token = cls.login(cls.admin, cls.admin_pw)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.policyd.stop()
-        errors = cls.policyd.sanitizer_errors()
-        cls.lab.stop()
-        if errors:
-            raise AssertionError('policyd sanitizer report:\n' + errors)
 
     def tearDown(self):
         self.assertEqual(self.api.sanitizer_report(), '')

@@ -27,9 +27,10 @@ import threading
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 import test_ctl_api
-from test_api import call
+from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
 TIME = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ')
@@ -130,9 +131,8 @@ CASES = [
 ]
 
 
-class CtlModesTest(unittest.TestCase):
-    setUpClass = test_ctl_api.CtlApiTest.__dict__['setUpClass']
-    tearDownClass = test_ctl_api.CtlApiTest.__dict__['tearDownClass']
+class CtlModesTest(labcase.PolicydCase):
+    start_lab = test_ctl_api.CtlApiTest.__dict__['start_lab']
     login = test_ctl_api.CtlApiTest.__dict__['login']
     ctl = test_ctl_api.CtlApiTest.ctl
 

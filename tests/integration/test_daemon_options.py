@@ -13,6 +13,7 @@ import re
 import subprocess
 import unittest
 
+import labcase
 import mailwarden_lab as lab_mod
 
 SECTIONS = {
@@ -37,25 +38,16 @@ def keys_by_section(text):
     return out
 
 
-class DaemonOptionsTest(unittest.TestCase):
+class DaemonOptionsTest(labcase.LabCase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store = cls.lab.store()
         cls.tmp = os.path.join(cls.lab.root, 'options-test')
         os.makedirs(cls.tmp)
         os.chmod(cls.tmp, 0o755)
         p = subprocess.run(cls.store.ctl_command() + ['config', 'keys'], capture_output=True,
                            text=True, timeout=30, check=True)
         cls.all_keys = keys_by_section(p.stdout)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def binary(self, name):
         return os.path.join(self.store.builddir, SECTIONS[name][0])

@@ -18,6 +18,7 @@ import subprocess
 import time
 import unittest
 
+import labcase
 import mailwarden_lab as lab_mod
 
 CONNECT = ('import socket, sys\n'
@@ -38,24 +39,15 @@ def connect_as(user, path):
     return p.stdout.strip()
 
 
-class DaemonSocketsTest(unittest.TestCase):
+class DaemonSocketsTest(labcase.LabCase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.milter = cls.lab.milter(cls.store)
-            cls.policyd = cls.lab.policyd(cls.store, socket='unix')
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.milter = cls.lab.milter(cls.store)
+        cls.policyd = cls.lab.policyd(cls.store, socket='unix')
         cls.tmp = os.path.join(cls.lab.root, 'sockets-test')
         os.makedirs(cls.tmp)
         os.chmod(cls.tmp, 0o755)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def run_daemon(self, argv, timeout=30):
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
@@ -325,31 +317,22 @@ class DaemonSocketsTest(unittest.TestCase):
         self.assertNotIn('fifo.example', p.stdout)
 
 
-class PostfixReachesSocketsTest(unittest.TestCase):
+class PostfixReachesSocketsTest(labcase.LabCase):
     """Postfix's smtpd (user postfix) reaches both unix sockets through paths relative to its
     queue directory, the form conf.d/postfix-main.cf.sample uses (works chrooted or not)."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.milter = cls.lab.milter(cls.store)
-            cls.policyd = cls.lab.policyd(cls.store, socket='unix')
-            queue = os.path.join(cls.lab.root, 'postfix', 'spool')
-            cls.postfix = cls.lab.postfix(
-                cls.dovecot,
-                milters=['unix:' + os.path.relpath(cls.milter.sock_path, queue)],
-                policy_services=['unix:' + os.path.relpath(cls.policyd.sock_path, queue)])
-            assert cls.postfix.queue_dir == queue, cls.postfix.queue_dir
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.milter = cls.lab.milter(cls.store)
+        cls.policyd = cls.lab.policyd(cls.store, socket='unix')
+        queue = os.path.join(cls.lab.root, 'postfix', 'spool')
+        cls.postfix = cls.lab.postfix(
+            cls.dovecot,
+            milters=['unix:' + os.path.relpath(cls.milter.sock_path, queue)],
+            policy_services=['unix:' + os.path.relpath(cls.policyd.sock_path, queue)])
+        assert cls.postfix.queue_dir == queue, cls.postfix.queue_dir
 
     def test_mail_passes_policyd_and_milter(self):
         user = 'sock-%s@%s' % (os.urandom(4).hex(), lab_mod.DOMAIN)

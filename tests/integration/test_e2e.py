@@ -10,14 +10,14 @@ single component's tests can:
 """
 
 import email
-import imaplib
 import smtplib
 import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
-from test_api import call
+from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
 CACHE_TTL = 2
@@ -28,31 +28,21 @@ def uniq(prefix):
     return '%s%s' % (prefix, uuid.uuid4().hex[:10])
 
 
-class EndToEndTest(unittest.TestCase):
+class EndToEndTest(labcase.LabCase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            opts = lab_mod.mailwarden_plugin_options(cls.store, mailwarden_authserv_id=AUTHSERV_ID)
-            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-            # Loopback is this lab's only network: trust it so inbound checks need no DNS;
-            # stripping of forged headers applies to every client, trusted or not.
-            cls.milter = cls.lab.milter(cls.store, cache_ttl='%ds' % CACHE_TTL,
-                                        config='trusted_networks = 127.0.0.0/8\n')
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
-            cls.api = cls.lab.api(cls.store)
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        opts = lab_mod.mailwarden_plugin_options(cls.store, mailwarden_authserv_id=AUTHSERV_ID)
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+        # Loopback is this lab's only network: trust it so inbound checks need no DNS;
+        # stripping of forged headers applies to every client, trusted or not.
+        cls.milter = cls.lab.milter(cls.store, cache_ttl='%ds' % CACHE_TTL,
+                                    config='trusted_networks = 127.0.0.0/8\n')
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
+        cls.start_api()
         cls.admin = '%s@%s' % (uniq('admin'), DOMAIN)
         cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
         cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def tearDown(self):
         report = self.milter.sanitizer_report()
@@ -88,24 +78,9 @@ class EndToEndTest(unittest.TestCase):
 
     def fetch(self, user, pw, token, mailbox='INBOX', timeout=20):
         """fetch - (flags, message) of the message whose body holds TOKEN in MAILBOX."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = imaplib.IMAP4('127.0.0.1', self.dovecot.imap_port)
-            try:
-                m.login(user, pw)
-                typ, _ = m.select('"%s"' % mailbox, readonly=True)
-                if typ == 'OK':
-                    typ, data = m.search(None, 'BODY', token)
-                    ids = data[0].split() if typ == 'OK' and data and data[0] else []
-                    if ids:
-                        typ, data = m.fetch(ids[-1], '(FLAGS RFC822)')
-                        flags = imaplib.ParseFlags(data[0][0])
-                        return [f.decode() for f in flags], email.message_from_bytes(data[0][1])
-            finally:
-                m.logout()
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.3)
+        found = labcase.imap_fetch(self.dovecot.imap_port, user, pw, token, mailbox,
+                                   timeout=timeout)
+        return None if found is None else (found[0], email.message_from_bytes(found[1]))
 
     # -- tests -----------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
+from labcase import smtp_login
 
 DOMAIN = lab_mod.DOMAIN
 DELIVERY_TIMEOUT = 30
@@ -34,24 +36,6 @@ def imap_login(port, user, password):
     return True
 
 
-def smtp_login(port, user, password):
-    """smtp_login - True when AUTH succeeds (235), False when refused with 535."""
-    s = smtplib.SMTP('127.0.0.1', port, timeout=20)
-    try:
-        s.ehlo('client.example.org')
-        s.login(user, password)
-    except smtplib.SMTPAuthenticationError as e:
-        if e.smtp_code != 535:
-            raise
-        return False
-    finally:
-        try:
-            s.quit()
-        except (smtplib.SMTPException, OSError):
-            pass
-    return True
-
-
 def make_message(sender, rcpt, token):
     """make_message - a small RFC 5322 message carrying TOKEN in its Message-ID and body."""
     return ('From: <%s>\r\nTo: <%s>\r\nSubject: lab test %s\r\n'
@@ -61,23 +45,14 @@ def make_message(sender, rcpt, token):
                        token))
 
 
-class LoginTest(unittest.TestCase):
+class LoginTest(labcase.LabCase):
     """Logins and delivery through a real Postfix + Dovecot on the mailwarden store."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
         cls.imap = cls.dovecot.imap_port
         cls.smtp = cls.postfix.smtp_port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def new_user(self, password=None, **kw):
         """new_user - a fresh user (unique name); returns (user, password)."""

@@ -17,7 +17,6 @@ Zones:
                DMARC p=reject
 """
 
-import imaplib
 import os
 import re
 import smtplib
@@ -26,7 +25,9 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
+from labcase import header_lines
 
 DOMAIN = lab_mod.DOMAIN
 AUTHSERV_ID = 'mail.' + DOMAIN
@@ -38,15 +39,6 @@ def uniq(prefix):
     return '%s%s' % (prefix, uuid.uuid4().hex[:10])
 
 
-def genkey(directory, domain, selector):
-    """genkey - opendkim-genkey: (private key path, public key TXT text)."""
-    tool = lab_mod.find_binary('opendkim-genkey', 'opendkim-tools')
-    lab_mod.run([tool, '-D', directory, '-d', domain, '-s', selector, '-b', '2048'])
-    with open(os.path.join(directory, selector + '.txt')) as f:
-        txt = ''.join(re.findall(r'"([^"]*)"', f.read()))
-    return os.path.join(directory, selector + '.private'), txt
-
-
 def message(sender, rcpt, token, extra_headers=''):
     """message - a small message from SENDER carrying TOKEN (CRLF line ends)."""
     return ('From: Sender <%s>\r\nTo: <%s>\r\nSubject: auth test %s\r\n'
@@ -55,126 +47,50 @@ def message(sender, rcpt, token, extra_headers=''):
                                                    token))
 
 
-def header_lines(raw):
-    """header_lines - the header block of RAW (unfolded lines)."""
-    head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
-    out = []
-    for line in head.split('\n'):
-        if line[:1] in (' ', '\t') and out:
-            out[-1] += ' ' + line.strip()
-        else:
-            out.append(line)
-    return out
-
-
 def fetch_message(port, user, password, token, timeout=DELIVERY_TIMEOUT):
     """fetch_message - the raw message carrying TOKEN in USER's INBOX (waits), or None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        m = imaplib.IMAP4('127.0.0.1', port, timeout=20)
-        try:
-            m.login(user, password)
-            m.select('INBOX', readonly=True)
-            typ, data = m.search(None, 'BODY', token)
-            ids = data[0].split() if typ == 'OK' and data and data[0] else []
-            if ids:
-                typ, msg = m.fetch(ids[-1], '(RFC822)')
-                return msg[0][1].decode('utf-8', 'replace')
-        finally:
-            try:
-                m.logout()
-            except (imaplib.IMAP4.error, OSError):
-                pass
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.3)
+    return labcase.imap_text(port, user, password, token, timeout=timeout)
 
 
-class MilterAuthTest(unittest.TestCase):
+class MilterAuthTest(labcase.DkimSigner, labcase.MilterCase):
     """SPF/DKIM/DMARC verdicts of mailwarden-milter on mail through Postfix."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.signer = lab_mod.find_binary('dkimsign', 'python3-dkim')
-            keydir = os.path.join(cls.lab.root, 'keys')
-            os.makedirs(keydir)
-            cls.key_com, txt_com = genkey(keydir, 'example.com', 'sel1')
-            cls.key_edu, txt_edu = genkey(keydir, 'example.edu', 'sel3')
-            cls.zones = {
-                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
-                                ('sel1._domainkey', 'TXT', txt_com),
-                                ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
-                'example.net': [('@', 'TXT', 'v=spf1 ip4:192.0.2.20 ~all'),
-                                ('_dmarc', 'TXT', 'v=DMARC1; p=quarantine')],
-                # only used by the DNS failure test: nothing of it is in any cache before
-                'example.edu': [('@', 'TXT', 'v=spf1 ip4:192.0.2.30 -all'),
-                                ('sel3._domainkey', 'TXT', txt_edu),
-                                ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
-                DOMAIN: [('@', 'TXT', 'v=spf1 ip4:192.0.2.50 -all'),
-                         ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
-            }
-            cls.dns = cls.lab.dns(zones=cls.zones)
-            cls.store = cls.lab.store()
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.milter = cls.lab.milter(cls.store, config=(
-                'dns_servers = %s\ndns_timeout = 1s\nlocal_domains = %s\n'
-                'dmarc_quarantine = hold\n' % (cls.dns.server, DOMAIN)))
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                          extra_main={
-                                              'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-            cls.rcpt = 'inbox%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
-        self.assertTrue(self.milter.alive(), 'the milter died')
+    def start_lab(cls):
+        cls.start_signer()
+        cls.key_com, txt_com = labcase.genkey(cls.keydir, 'example.com', 'sel1')
+        cls.key_edu, txt_edu = labcase.genkey(cls.keydir, 'example.edu', 'sel3')
+        cls.zones = {
+            'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
+                            ('sel1._domainkey', 'TXT', txt_com),
+                            ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+            'example.net': [('@', 'TXT', 'v=spf1 ip4:192.0.2.20 ~all'),
+                            ('_dmarc', 'TXT', 'v=DMARC1; p=quarantine')],
+            # only used by the DNS failure test: nothing of it is in any cache before
+            'example.edu': [('@', 'TXT', 'v=spf1 ip4:192.0.2.30 -all'),
+                            ('sel3._domainkey', 'TXT', txt_edu),
+                            ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+            DOMAIN: [('@', 'TXT', 'v=spf1 ip4:192.0.2.50 -all'),
+                     ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+        }
+        cls.dns = cls.lab.dns(zones=cls.zones)
+        cls.store = cls.lab.store()
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.milter = cls.lab.milter(cls.store, config=(
+            'dns_servers = %s\ndns_timeout = 1s\nlocal_domains = %s\n'
+            'dmarc_quarantine = hold\n' % (cls.dns.server, DOMAIN)))
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                      extra_main={
+                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+        cls.rcpt = 'inbox%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def sign(self, text, selector='sel1', domain='example.com', key=None):
-        """sign - TEXT signed by dkimsign (relaxed/relaxed, rsa-sha256)."""
-        p = subprocess.run([self.signer, '--hcanon', 'relaxed', '--bcanon', 'relaxed',
-                            selector, domain, key or self.key_com], input=text.encode(),
-                           capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr.decode(errors='replace'))
-        self.assertTrue(p.stdout.startswith(b'DKIM-Signature:'), p.stdout[:200])
-        return p.stdout.decode()
 
     def send(self, ip, helo, envfrom, text):
         """send - one message from client IP (via XCLIENT) to the inbox user:
         (stage, code, reply text)."""
-        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=60)
-        try:
-            s.ehlo('lab-client.example')
-            code, resp = s.docmd('XCLIENT', 'ADDR=%s NAME=[UNAVAILABLE] HELO=%s' % (ip, helo))
-            self.assertEqual(code, 220, resp)
-            s.ehlo_resp = None
-            s.esmtp_features = {}
-            s.ehlo(helo)
-            code, resp = s.mail(envfrom)
-            if code != 250:
-                return 'mail', code, resp.decode()
-            code, resp = s.rcpt(self.rcpt)
-            if code not in (250, 251):
-                return 'rcpt', code, resp.decode()
-            raw = text if isinstance(text, bytes) else text.encode()
-            code, resp = s.data(raw.replace(b'\r\n', b'\n'))
-            return ('sent' if code == 250 else 'data'), code, resp.decode()
-        finally:
-            try:
-                s.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
+        return self.send_from(ip, helo, envfrom, text)
 
     def delivered(self, token, timeout=DELIVERY_TIMEOUT):
         return fetch_message(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token, timeout)

@@ -7,7 +7,6 @@ milter_default_action = tempfail) for the module; users are made per test with d
 names. The cache TTL is 2 s so changes through mailwardenctl show within the test.
 """
 
-import imaplib
 import os
 import signal
 import smtplib
@@ -15,7 +14,9 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
+from labcase import header_lines
 
 DOMAIN = lab_mod.DOMAIN
 DELIVERY_TIMEOUT = 30
@@ -38,62 +39,21 @@ def message(from_hdr, to, token, extra_headers=''):
 
 def fetch_message(port, user, password, token, timeout=DELIVERY_TIMEOUT):
     """fetch_message - the raw message carrying TOKEN in USER's INBOX (waits), or None."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = imaplib.IMAP4('127.0.0.1', port, timeout=20)
-        try:
-            m.login(user, password)
-            m.select('INBOX', readonly=True)
-            typ, data = m.search(None, 'BODY', token)
-            ids = data[0].split() if typ == 'OK' and data and data[0] else []
-            if ids:
-                typ, msg = m.fetch(ids[-1], '(RFC822)')
-                return msg[0][1].decode('utf-8', 'replace')
-        finally:
-            try:
-                m.logout()
-            except (imaplib.IMAP4.error, OSError):
-                pass
-        time.sleep(0.3)
-    return None
+    return labcase.imap_text(port, user, password, token, timeout=timeout)
 
 
-def header_lines(raw):
-    """header_lines - the header block of RAW (unfolded lines)."""
-    head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
-    out = []
-    for line in head.split('\n'):
-        if line[:1] in (' ', '\t') and out:
-            out[-1] += ' ' + line.strip()
-        else:
-            out.append(line)
-    return out
-
-
-class MilterFromTest(unittest.TestCase):
+class MilterFromTest(labcase.MilterCase):
     """Allowed-From through real Postfix + Dovecot + mailwarden-milter."""
+    milter_must_live = False
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.milter = cls.lab.milter(cls.store, cache_ttl='%ds' % CACHE_TTL)
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.milter = cls.lab.milter(cls.store, cache_ttl='%ds' % CACHE_TTL)
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
         cls.smtp = cls.postfix.smtp_port
         cls.imap = cls.dovecot.imap_port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import subprocess
 import time
 import unittest
 
+import labcase
 import mailwarden_lab as lab_mod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,39 +88,25 @@ def script(ip, envfrom, headers, want, auth=''):
     return '\n'.join(lines) + '\n'
 
 
-class MilterInboundFromTest(unittest.TestCase):
+class MilterInboundFromTest(labcase.MilterCase):
     """Unusable From headers and unverifiable senders, straight through the milter protocol."""
 
     @classmethod
-    def setUpClass(cls):
+    def start_lab(cls):
         cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.dns = cls.lab.dns(zones={
-                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
-                                ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
-                DOMAIN: [('@', 'TXT', 'v=spf1 ip4:192.0.2.50 -all'),
-                         ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
-                'elsewhere.example': [('@', 'A', '192.0.2.99'), ('mx', 'A', '192.0.2.99')],
-            })
-            cls.store = cls.lab.store()
-            cls.store.add_user(USER)
-            cls.store.allow_from(USER, USER)
-            cls.milter = cls.lab.milter(cls.store, socket='inet', config=(
-                'dns_servers = %s\ndns_timeout = 1s\nlocal_domains = %s\n'
-                % (cls.dns.server, DOMAIN)))
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
-        self.assertTrue(self.milter.alive(), 'the milter died')
+        cls.dns = cls.lab.dns(zones={
+            'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all'),
+                            ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+            DOMAIN: [('@', 'TXT', 'v=spf1 ip4:192.0.2.50 -all'),
+                     ('_dmarc', 'TXT', 'v=DMARC1; p=reject')],
+            'elsewhere.example': [('@', 'A', '192.0.2.99'), ('mx', 'A', '192.0.2.99')],
+        })
+        cls.store = cls.lab.store()
+        cls.store.add_user(USER)
+        cls.store.allow_from(USER, USER)
+        cls.milter = cls.lab.milter(cls.store, socket='inet', config=(
+            'dns_servers = %s\ndns_timeout = 1s\nlocal_domains = %s\n'
+            % (cls.dns.server, DOMAIN)))
 
     def run_case(self, name, text):
         path = os.path.join(self.milter.dir, 'case-%s.lua' % re.sub(r'\W+', '-', name))
@@ -218,25 +205,16 @@ class MilterInboundFromTest(unittest.TestCase):
                                           ('accept',)))
 
 
-class MilterStoreErrorLogTest(unittest.TestCase):
+class MilterStoreErrorLogTest(labcase.LabCase):
     """Issue 9 item 6: the store's error text reaches the log next to the user."""
 
     @classmethod
-    def setUpClass(cls):
+    def start_lab(cls):
         cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.store.add_user(USER)
-            cls.store.allow_from(USER, USER)
-            cls.milter = cls.lab.milter(cls.store, socket='inet', config='on_error = tempfail')
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+        cls.store = cls.lab.store()
+        cls.store.add_user(USER)
+        cls.store.allow_from(USER, USER)
+        cls.milter = cls.lab.milter(cls.store, socket='inet', config='on_error = tempfail')
 
     def test_store_error_logged_with_its_text(self):
         db = sqlite3.connect(self.store.db)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import unittest
 
+import labcase
 import mailwarden_lab as lab_mod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -18,32 +19,18 @@ SCRIPTS = os.path.join(os.path.dirname(HERE), 'milter')
 USER = 'mt-user@%s' % lab_mod.DOMAIN
 
 
-class MilterProtocolTest(unittest.TestCase):
+class MilterProtocolTest(labcase.MilterCase):
     """miltertest scripts against mailwarden-milter on an inet socket."""
 
     @classmethod
-    def setUpClass(cls):
+    def start_lab(cls):
         cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.store.add_user(USER)
-            cls.store.allow_from(USER, USER)
-            # miltertest cannot send headers over ~1 kB: a small From: limit to test it
-            cls.milter = cls.lab.milter(cls.store, socket='inet',
-                                        config='max_address_header = 512')
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
-        self.assertTrue(self.milter.alive(), 'the milter died')
+        cls.store = cls.lab.store()
+        cls.store.add_user(USER)
+        cls.store.allow_from(USER, USER)
+        # miltertest cannot send headers over ~1 kB: a small From: limit to test it
+        cls.milter = cls.lab.milter(cls.store, socket='inet',
+                                    config='max_address_header = 512')
 
     def run_script(self, name):
         p = subprocess.run([self.miltertest, '-s', os.path.join(SCRIPTS, name),

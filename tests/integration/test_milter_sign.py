@@ -10,7 +10,6 @@ prints.
 
 import base64
 import grp
-import imaplib
 import os
 import pwd
 import re
@@ -28,6 +27,7 @@ except ImportError:  # a pyenv python: Debian's python3-dkim lives in dist-packa
     sys.path.append('/usr/lib/python3/dist-packages')
     import dkim  # noqa: E402  (a missing python3-dkim is an error, not a skip)
 
+import labcase
 import mailwarden_lab as lab_mod
 
 DOMAIN = lab_mod.DOMAIN
@@ -52,67 +52,41 @@ def message(from_addr, to, token):
 
 def fetch_raw(port, user, password, token, timeout=DELIVERY_TIMEOUT):
     """fetch_raw - the raw bytes of the message carrying TOKEN in USER's INBOX, or None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        m = imaplib.IMAP4('127.0.0.1', port, timeout=20)
-        try:
-            m.login(user, password)
-            m.select('INBOX', readonly=True)
-            typ, data = m.search(None, 'BODY', token)
-            ids = data[0].split() if typ == 'OK' and data and data[0] else []
-            if ids:
-                typ, msg = m.fetch(ids[-1], '(RFC822)')
-                return msg[0][1]
-        finally:
-            try:
-                m.logout()
-            except (imaplib.IMAP4.error, OSError):
-                pass
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.3)
+    found = labcase.imap_fetch(port, user, password, token, timeout=timeout)
+    return None if found is None else found[1]
 
 
-class MilterSignTest(unittest.TestCase):
+class MilterSignTest(labcase.MilterCase):
     """Outbound DKIM signatures, verified by dkimpy."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.store.ctl('dkim', 'generate', DOMAIN, '--selector', 'mw1')
-            cls.keydir = os.path.join(cls.lab.root, 'dkimkeys')
-            os.makedirs(cls.keydir)
-            gid = grp.getgrnam('dovecot').gr_gid
-            os.chown(cls.keydir, 0, gid)
-            os.chmod(cls.keydir, 0o750)
-            keyfile = os.path.join(cls.keydir, '%s.f1.key' % FILEDOM)
-            genrsa = subprocess.run(['openssl', 'genpkey', '-algorithm', 'RSA',
-                                     '-pkeyopt', 'rsa_keygen_bits:2048'],
-                                    capture_output=True, text=True, timeout=60, check=True)
-            with open(keyfile, 'w') as f:
-                f.write(genrsa.stdout)
-            # the milter runs as dovecot: the key file is its own, mode 0600
-            os.chown(keyfile, pwd.getpwnam('dovecot').pw_uid, gid)
-            os.chmod(keyfile, 0o600)
-            cls.records = {}
-            cls.add_record(DOMAIN, 'mw1')
-            cls.file_pub = cls.public_of(keyfile)
-            cls.records['f1._domainkey.' + FILEDOM] = 'v=DKIM1; k=rsa; p=' + cls.file_pub
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.milter = cls.lab.milter(cls.store, cache_ttl='2s',
-                                        config='dkim_key_dir = %s\n' % cls.keydir)
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
-            cls.rcpt = 'signrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.store.ctl('dkim', 'generate', DOMAIN, '--selector', 'mw1')
+        cls.keydir = os.path.join(cls.lab.root, 'dkimkeys')
+        os.makedirs(cls.keydir)
+        gid = grp.getgrnam('dovecot').gr_gid
+        os.chown(cls.keydir, 0, gid)
+        os.chmod(cls.keydir, 0o750)
+        keyfile = os.path.join(cls.keydir, '%s.f1.key' % FILEDOM)
+        genrsa = subprocess.run(['openssl', 'genpkey', '-algorithm', 'RSA',
+                                 '-pkeyopt', 'rsa_keygen_bits:2048'],
+                                capture_output=True, text=True, timeout=60, check=True)
+        with open(keyfile, 'w') as f:
+            f.write(genrsa.stdout)
+        # the milter runs as dovecot: the key file is its own, mode 0600
+        os.chown(keyfile, pwd.getpwnam('dovecot').pw_uid, gid)
+        os.chmod(keyfile, 0o600)
+        cls.records = {}
+        cls.add_record(DOMAIN, 'mw1')
+        cls.file_pub = cls.public_of(keyfile)
+        cls.records['f1._domainkey.' + FILEDOM] = 'v=DKIM1; k=rsa; p=' + cls.file_pub
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.milter = cls.lab.milter(cls.store, cache_ttl='2s',
+                                    config='dkim_key_dir = %s\n' % cls.keydir)
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
+        cls.rcpt = 'signrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     @classmethod
     def add_record(cls, domain, selector):
@@ -126,11 +100,6 @@ class MilterSignTest(unittest.TestCase):
         der = subprocess.run(['openssl', 'pkey', '-in', keyfile, '-pubout', '-outform', 'DER'],
                              capture_output=True, timeout=30, check=True).stdout
         return base64.b64encode(der).decode()
-
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
-        self.assertTrue(self.milter.alive(), 'the milter died')
 
     # -- helpers ---------------------------------------------------------------------------
 

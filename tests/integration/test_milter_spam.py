@@ -26,6 +26,7 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 
 DOMAIN = lab_mod.DOMAIN
@@ -46,106 +47,46 @@ def message(rcpt, token, date=True, mid=True, body=''):
     return '\r\n'.join(lines) + '\r\n\r\ntoken %s\r\n%s\r\n' % (token, body)
 
 
-class MilterSpamTest(unittest.TestCase):
+class MilterSpamTest(labcase.MilterCase):
     """Spam verdicts of mailwarden-milter on inbound mail through Postfix into Dovecot."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            zones = {
-                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.0/24 -all')],
-                'bl.example.net': [('20.2.0.192', 'A', '127.0.0.2'),
-                            ('21.2.0.192', 'A', '127.255.255.254')],
-                'uri.example.net': [('badlinks.net', 'A', '127.0.0.2')],
-            }
-            cls.dns = cls.lab.dns(zones=zones)
-            cls.store = cls.lab.store()
-            opts = lab_mod.mailwarden_plugin_options(cls.store)
-            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-            cls.milter = cls.lab.milter(cls.store, config=(
-                'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
-                'trusted_networks = 127.0.0.0/8 192.0.2.99/32\n'
-                '[spam]\nenable = yes\ndnsbl_zones = bl.example.net\nuribl_zones = uri.example.net\n'
-                'spam_score = 5\nreject_score = 12\nsubject_prefix = "[SPAM] "\n'
-                % (cls.dns.server, DOMAIN)))
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                          extra_main={
-                                              'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-            cls.rcpt = 'spamrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
-        self.assertTrue(self.milter.alive(), 'the milter died')
+    def start_lab(cls):
+        zones = {
+            'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.0/24 -all')],
+            'bl.example.net': [('20.2.0.192', 'A', '127.0.0.2'),
+                        ('21.2.0.192', 'A', '127.255.255.254')],
+            'uri.example.net': [('badlinks.net', 'A', '127.0.0.2')],
+        }
+        cls.dns = cls.lab.dns(zones=zones)
+        cls.store = cls.lab.store()
+        opts = lab_mod.mailwarden_plugin_options(cls.store)
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+        cls.milter = cls.lab.milter(cls.store, config=(
+            'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
+            'trusted_networks = 127.0.0.0/8 192.0.2.99/32\n'
+            '[spam]\nenable = yes\ndnsbl_zones = bl.example.net\nuribl_zones = uri.example.net\n'
+            'spam_score = 5\nreject_score = 12\nsubject_prefix = "[SPAM] "\n'
+            % (cls.dns.server, DOMAIN)))
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                      extra_main={
+                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+        cls.rcpt = 'spamrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     # -- helpers ---------------------------------------------------------------------------
 
     def send(self, ip, helo, text, envfrom='alice@example.com'):
         """send - one message from client IP (via XCLIENT): (stage, code, reply text)."""
-        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=60)
-        try:
-            s.ehlo('lab-client.example')
-            code, resp = s.docmd('XCLIENT', 'ADDR=%s NAME=[UNAVAILABLE] HELO=%s' % (ip, helo))
-            self.assertEqual(code, 220, resp)
-            s.ehlo_resp = None
-            s.esmtp_features = {}
-            s.ehlo(helo)
-            code, resp = s.mail(envfrom)
-            if code != 250:
-                return 'mail', code, resp.decode()
-            code, resp = s.rcpt(self.rcpt)
-            if code not in (250, 251):
-                return 'rcpt', code, resp.decode()
-            code, resp = s.data(text.encode().replace(b'\r\n', b'\n'))
-            return ('sent' if code == 250 else 'data'), code, resp.decode()
-        finally:
-            try:
-                s.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
+        return self.send_from(ip, helo, envfrom, text)
 
     def find(self, token, mailbox='INBOX', timeout=DELIVERY_TIMEOUT):
         """find - (raw message, flags) of TOKEN in MAILBOX (waits), or None."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = imaplib.IMAP4('127.0.0.1', self.dovecot.imap_port, timeout=20)
-            try:
-                m.login(self.rcpt, self.rcpt_pw)
-                typ, _ = m.select('"%s"' % mailbox, readonly=True)
-                if typ == 'OK':
-                    typ, data = m.search(None, 'BODY', token)
-                    ids = data[0].split() if typ == 'OK' and data and data[0] else []
-                    if ids:
-                        typ, msg = m.fetch(ids[-1], '(FLAGS RFC822)')
-                        flags = re.search(rb'FLAGS \(([^)]*)\)', msg[0][0]).group(1)
-                        return msg[0][1].decode('utf-8', 'replace'), set(flags.decode().split())
-            finally:
-                try:
-                    m.logout()
-                except (imaplib.IMAP4.error, OSError):
-                    pass
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.3)
+        found = labcase.imap_fetch(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token,
+                                   mailbox, 'BODY', timeout)
+        return None if found is None else (found[1].decode('utf-8', 'replace'), set(found[0]))
 
-    @staticmethod
-    def spam_headers(raw):
-        head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
-        return [line.split(':', 1)[1].strip() for line in head.split('\n')
-                if line.lower().startswith('x-mailwarden-spam:')]
-
-    def log(self):
-        with open(self.milter.log_path, errors='replace') as f:
-            return f.read()
+    spam_headers = staticmethod(labcase.spam_headers)
 
     # -- tests -------------------------------------------------------------------------------
 
@@ -244,51 +185,41 @@ def trained_message(rng, spam, n, rcpt='user@example.org'):
                             ' '.join(words[:15]), ' '.join(words[15:])))
 
 
-class MilterClassifierOnlyTest(unittest.TestCase):
+class MilterClassifierOnlyTest(labcase.MilterCase):
     """The classifier alone tags spam with the DEFAULT [spam] weights and spam_score (issue
     10's tuning: BAYES_67 and above weigh at least 5.0; BAYES_99 weighed 4.0 before, so
     nothing the classifier judged was tagged unless another test joined in)."""
 
     send = MilterSpamTest.send
     find = MilterSpamTest.find
-    spam_headers = staticmethod(MilterSpamTest.spam_headers)
-    tearDown = MilterSpamTest.tearDown
+    spam_headers = staticmethod(labcase.spam_headers)
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.dns = cls.lab.dns(zones={
-                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.0/24 -all')]})
-            cls.store = cls.lab.store()
-            rng = random.Random(10)
-            train = os.path.join(cls.lab.root, 'train')
-            for label in ('spam', 'ham'):
-                os.makedirs(os.path.join(train, label))
-                for i in range(40):
-                    with open(os.path.join(train, label, '%d.eml' % i), 'w') as f:
-                        f.write(trained_message(rng, label == 'spam', i))
-                cls.store.ctl('learn', label, os.path.join(train, label))
-            opts = lab_mod.mailwarden_plugin_options(cls.store)
-            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-            # no spam_score, no score_* keys: the defaults; only the training minimum lowered
-            cls.milter = cls.lab.milter(cls.store, config=(
-                'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
-                'trusted_networks = 127.0.0.0/8\n[spam]\nenable = yes\n'
-                '[classifier]\nmin_spam = 20\nmin_ham = 20\n' % (cls.dns.server, DOMAIN)))
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                          extra_main={
-                                              'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-            cls.rcpt = 'bayesrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-            cls.rng = rng
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.dns = cls.lab.dns(zones={
+            'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.0/24 -all')]})
+        cls.store = cls.lab.store()
+        rng = random.Random(10)
+        train = os.path.join(cls.lab.root, 'train')
+        for label in ('spam', 'ham'):
+            os.makedirs(os.path.join(train, label))
+            for i in range(40):
+                with open(os.path.join(train, label, '%d.eml' % i), 'w') as f:
+                    f.write(trained_message(rng, label == 'spam', i))
+            cls.store.ctl('learn', label, os.path.join(train, label))
+        opts = lab_mod.mailwarden_plugin_options(cls.store)
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+        # no spam_score, no score_* keys: the defaults; only the training minimum lowered
+        cls.milter = cls.lab.milter(cls.store, config=(
+            'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
+            'trusted_networks = 127.0.0.0/8\n[spam]\nenable = yes\n'
+            '[classifier]\nmin_spam = 20\nmin_ham = 20\n' % (cls.dns.server, DOMAIN)))
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                      extra_main={
+                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+        cls.rcpt = 'bayesrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
+        cls.rng = rng
 
     def deliver(self, spam):
         token = uniq('bayes')

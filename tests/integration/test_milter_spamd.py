@@ -18,16 +18,14 @@ spamd_over_size says; a message over scan_max_size with virus scanning off gets
 scan_over_limit (451), never passes unscored; spamd killed gives 451 4.7.1.
 """
 
-import imaplib
-import re
 import signal
-import smtplib
 import socket
 import threading
 import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 
 DOMAIN = lab_mod.DOMAIN
@@ -103,37 +101,28 @@ class FakeSpamd:
         self.thread.join(5)
 
 
-class MilterSpamdTest(unittest.TestCase):
+class MilterSpamdTest(labcase.MilterCase):
     """Verdicts of mailwarden-milter with spamd as the scorer, through Postfix into Dovecot."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.dns = cls.lab.dns(zones={
-                'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.0/24 -all')]})
-            cls.spamd = cls.lab.spamd(local_cf=LOCAL_CF)
-            cls.store = cls.lab.store()
-            opts = lab_mod.mailwarden_plugin_options(cls.store)
-            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-            cls.base = ('dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
-                        'trusted_networks = 127.0.0.0/8\n'
-                        % (cls.dns.server, DOMAIN))
-            cls.spam_base = ('[spam]\nenable = yes\nspam_score = 5\nreject_score = 12\n'
-                             'subject_prefix = "[SPAM] "\nspamd_user = mailwarden\n')
-            cls.milter = cls.lab.milter(cls.store, config=cls.config(cls.spamd.backend))
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                          extra_main={
-                                              'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-            cls.rcpt = 'spamdrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.dns = cls.lab.dns(zones={
+            'example.com': [('@', 'TXT', 'v=spf1 ip4:192.0.2.0/24 -all')]})
+        cls.spamd = cls.lab.spamd(local_cf=LOCAL_CF)
+        cls.store = cls.lab.store()
+        opts = lab_mod.mailwarden_plugin_options(cls.store)
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+        cls.base = ('dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
+                    'trusted_networks = 127.0.0.0/8\n'
+                    % (cls.dns.server, DOMAIN))
+        cls.spam_base = ('[spam]\nenable = yes\nspam_score = 5\nreject_score = 12\n'
+                         'subject_prefix = "[SPAM] "\nspamd_user = mailwarden\n')
+        cls.milter = cls.lab.milter(cls.store, config=cls.config(cls.spamd.backend))
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                      extra_main={
+                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+        cls.rcpt = 'spamdrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     @classmethod
     def config(cls, backend, milter_extra='', spam_extra=''):
@@ -142,16 +131,7 @@ class MilterSpamdTest(unittest.TestCase):
         return (cls.base + milter_extra + cls.spam_base + 'spam_backend = %s\n' % backend
                 + spam_extra)
 
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
-        self.assertTrue(self.milter.alive(), 'the milter died')
-
     # -- helpers ---------------------------------------------------------------------------
-
-    def log(self):
-        with open(self.milter.log_path, errors='replace') as f:
-            return f.read()
 
     def configure(self, text):
         """configure - milter.conf = TEXT, SIGHUP, wait for the reload to be logged."""
@@ -166,57 +146,15 @@ class MilterSpamdTest(unittest.TestCase):
 
     def send(self, text, ip='192.0.2.10', helo='mail.example.com'):
         """send - one message from client IP (via XCLIENT): (stage, code, reply text)."""
-        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=120)
-        try:
-            s.ehlo('lab-client.example')
-            code, resp = s.docmd('XCLIENT', 'ADDR=%s NAME=[UNAVAILABLE] HELO=%s' % (ip, helo))
-            self.assertEqual(code, 220, resp)
-            s.ehlo_resp = None
-            s.esmtp_features = {}
-            s.ehlo(helo)
-            code, resp = s.mail('alice@example.com')
-            if code != 250:
-                return 'mail', code, resp.decode()
-            code, resp = s.rcpt(self.rcpt)
-            if code not in (250, 251):
-                return 'rcpt', code, resp.decode()
-            code, resp = s.data(text.encode().replace(b'\r\n', b'\n'))
-            return ('sent' if code == 250 else 'data'), code, resp.decode()
-        finally:
-            try:
-                s.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
+        return self.send_from(ip, helo, 'alice@example.com', text, timeout=120)
 
     def find(self, token, mailbox='INBOX', timeout=DELIVERY_TIMEOUT):
         """find - (raw message, flags) of TOKEN in MAILBOX (waits), or None."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = imaplib.IMAP4('127.0.0.1', self.dovecot.imap_port, timeout=20)
-            try:
-                m.login(self.rcpt, self.rcpt_pw)
-                typ, _ = m.select('"%s"' % mailbox, readonly=True)
-                if typ == 'OK':
-                    typ, data = m.search(None, 'SUBJECT', token)
-                    ids = data[0].split() if typ == 'OK' and data and data[0] else []
-                    if ids:
-                        typ, msg = m.fetch(ids[-1], '(FLAGS RFC822)')
-                        flags = re.search(rb'FLAGS \(([^)]*)\)', msg[0][0]).group(1)
-                        return msg[0][1].decode('utf-8', 'replace'), set(flags.decode().split())
-            finally:
-                try:
-                    m.logout()
-                except (imaplib.IMAP4.error, OSError):
-                    pass
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.3)
+        found = labcase.imap_fetch(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token,
+                                   mailbox, 'SUBJECT', timeout)
+        return None if found is None else (found[1].decode('utf-8', 'replace'), set(found[0]))
 
-    @staticmethod
-    def spam_headers(raw):
-        head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
-        return [line.split(':', 1)[1].strip() for line in head.split('\n')
-                if line.lower().startswith('x-mailwarden-spam:')]
+    spam_headers = staticmethod(labcase.spam_headers)
 
     def delivered_header(self, token, mailbox='INBOX'):
         found = self.find(token, mailbox)

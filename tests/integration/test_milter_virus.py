@@ -15,7 +15,6 @@ messages: every message must get its right answer, none a tempfail.
 """
 
 import base64
-import imaplib
 import io
 import os
 import re
@@ -27,6 +26,7 @@ import unittest
 import uuid
 import zipfile
 
+import labcase
 import mailwarden_lab as lab_mod
 
 DOMAIN = lab_mod.DOMAIN
@@ -74,51 +74,33 @@ def zipped(name, text):
     return buf.getvalue()
 
 
-class MilterVirusTest(unittest.TestCase):
+class MilterVirusTest(labcase.MilterCase):
     """Virus verdicts of mailwarden-milter (libclamav and clamd) on mail through Postfix."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.sigs = os.path.join(cls.lab.root, 'signatures')
-            os.makedirs(cls.sigs)
-            os.chmod(cls.sigs, 0o755)
-            write_ndb(cls.sigs, 'eicar.ndb', 'Mailwarden.Test.EICAR', EICAR)
-            cls.empty = os.path.join(cls.lab.root, 'nosignatures')
-            os.makedirs(cls.empty)
-            os.chmod(cls.empty, 0o777)
-            cls.store = cls.lab.store()
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.clamd = cls.lab.clamd(cls.sigs)
-            cls.base = ('virus_signatures = %s\nvirus_reload_check = 1s\n'
-                        'virus_clamd_socket = %s\nvirus_clamd_timeout = 10s\n'
-                        'dkim_sign = no\n' % (cls.sigs, cls.clamd.socket))
-            cls.milter = cls.lab.milter(cls.store, config=cls.base + 'virus_scan = libclamav\n')
-            cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
-            cls.rcpt = 'vrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-            cls.sender = 'vsend%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.sender_pw = cls.store.add_user(cls.sender)
-            cls.store.allow_from(cls.sender, cls.sender)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def tearDown(self):
-        report = self.milter.sanitizer_report()
-        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
-        self.assertTrue(self.milter.alive(), 'the milter died')
+    def start_lab(cls):
+        cls.sigs = os.path.join(cls.lab.root, 'signatures')
+        os.makedirs(cls.sigs)
+        os.chmod(cls.sigs, 0o755)
+        write_ndb(cls.sigs, 'eicar.ndb', 'Mailwarden.Test.EICAR', EICAR)
+        cls.empty = os.path.join(cls.lab.root, 'nosignatures')
+        os.makedirs(cls.empty)
+        os.chmod(cls.empty, 0o777)
+        cls.store = cls.lab.store()
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.clamd = cls.lab.clamd(cls.sigs)
+        cls.base = ('virus_signatures = %s\nvirus_reload_check = 1s\n'
+                    'virus_clamd_socket = %s\nvirus_clamd_timeout = 10s\n'
+                    'dkim_sign = no\n' % (cls.sigs, cls.clamd.socket))
+        cls.milter = cls.lab.milter(cls.store, config=cls.base + 'virus_scan = libclamav\n')
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
+        cls.rcpt = 'vrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
+        cls.sender = 'vsend%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.sender_pw = cls.store.add_user(cls.sender)
+        cls.store.allow_from(cls.sender, cls.sender)
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def log(self):
-        with open(self.milter.log_path, errors='replace') as f:
-            return f.read()
 
     def configure(self, extra, base=None):
         """configure - milter.conf with EXTRA after the base lines (BASE: other ones); SIGHUP;
@@ -164,25 +146,8 @@ class MilterVirusTest(unittest.TestCase):
 
     def fetch(self, token, timeout=30):
         """fetch - the delivered message carrying TOKEN, or None."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = imaplib.IMAP4('127.0.0.1', self.dovecot.imap_port, timeout=20)
-            try:
-                m.login(self.rcpt, self.rcpt_pw)
-                m.select('INBOX', readonly=True)
-                typ, data = m.search(None, 'BODY', token)
-                ids = data[0].split() if typ == 'OK' and data and data[0] else []
-                if ids:
-                    typ, msg = m.fetch(ids[-1], '(RFC822)')
-                    return msg[0][1].decode('utf-8', 'replace')
-            finally:
-                try:
-                    m.logout()
-                except (imaplib.IMAP4.error, OSError):
-                    pass
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.3)
+        return labcase.imap_text(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token,
+                                 timeout=timeout)
 
     def assert_refused(self, text, name, **kw):
         code, resp = self.send(text, **kw)

@@ -18,6 +18,7 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 from test_login import imap_login, smtp_login
 
@@ -34,19 +35,10 @@ NET = '192.0.2.0/24'
 IN_NET, OUT_NET = '192.0.2.7', '198.51.100.9'
 
 
-class PassdbServicesTest(unittest.TestCase):
+class PassdbServicesTest(labcase.LabCase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
 
     def tearDown(self):
         log = lab_mod.tail(self.dovecot.log_path, 400)

@@ -10,6 +10,7 @@ One Store + Dovecot (LMTP + IMAP, mail_plugins = mailwarden from the build dir) 
 module; every test uses its own users so the tests are independent of their order.
 """
 
+import contextlib
 import imaplib
 import json
 import os
@@ -21,6 +22,7 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 import random
 import string
@@ -40,27 +42,18 @@ def message(token, headers=(), sender='sender@remote.example', to=None, subject=
     return '\r\n'.join(lines) + '\r\n\r\nbody %s\r\n' % token
 
 
-class PluginTest(unittest.TestCase):
+class PluginTest(labcase.LabCase):
     """lib90_mailwarden_plugin.so loaded into the lab's Dovecot."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            opts = lab_mod.mailwarden_plugin_options(
-                cls.store, mailwarden_authserv_id=AUTHSERV_ID,
-                mailwarden_rules_cache_ttl='1s', mailwarden_rules_budget='1000000',
-                mailwarden_learn_retry='1s',
-                extra_config='protocol lmtp {\n  mail_debug = yes\n}\n')
-            cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        opts = lab_mod.mailwarden_plugin_options(
+            cls.store, mailwarden_authserv_id=AUTHSERV_ID,
+            mailwarden_rules_cache_ttl='1s', mailwarden_rules_budget='1000000',
+            mailwarden_learn_retry='1s',
+            extra_config='protocol lmtp {\n  mail_debug = yes\n}\n')
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
 
     def tearDown(self):
         log = open(self.dovecot.log_path, errors='replace').read()
@@ -539,19 +532,36 @@ class PluginTest(unittest.TestCase):
         self.assertEqual(self.counts(head_w), (1, 0))
         self.assertEqual(self.counts(tail_w), (0, 0))
 
-    def test_store_down_event_spooled_then_learned_once(self):
+    @contextlib.contextmanager
+    def store_unreadable(self):
+        """store_unreadable - inside the block the store db is dovecot:root 0600: Dovecot's
+        auth-worker (user dovecot) still finds the user, the mail user (group dovecot only)
+        can no longer open the store."""
+        st = os.stat(self.store.db)
+        os.chown(self.store.db, pwd.getpwnam('dovecot').pw_uid, 0)
+        os.chmod(self.store.db, 0o600)
+        try:
+            yield
+        finally:
+            os.chown(self.store.db, st.st_uid, st.st_gid)
+            os.chmod(self.store.db, st.st_mode & 0o7777)
+
+    def inbox_message_with_word(self):
+        """inbox_message_with_word - a new user with a message in INBOX carrying a new
+        token and word, and a Junk folder: (user, pw, token, word, IMAP session, INBOX uid)."""
         user, pw = self.new_user()
         tok, w = uuid.uuid4().hex, self.word()
         self.deliver(user, message(tok).replace('body %s' % tok, 'body %s %s' % (tok, w)))
         m = self.imap(user, pw)
         m.create('Junk')
         uid, _ = self.find(m, 'INBOX', tok)
+        return user, pw, tok, w, m, uid
+
+    def test_store_down_event_spooled_then_learned_once(self):
+        user, pw, tok, w, m, uid = self.inbox_message_with_word()
         offset = self.log_size()
         # the store becomes unreadable for the mail user (as in the delivery test below)
-        st = os.stat(self.store.db)
-        os.chown(self.store.db, pwd.getpwnam('dovecot').pw_uid, 0)
-        os.chmod(self.store.db, 0o600)
-        try:
+        with self.store_unreadable():
             self.assertEqual(m.uid('MOVE', uid, 'Junk')[0], 'OK')
             self.assertIn('$Junk', self.flags_in(m, 'Junk', tok))
             self.assertEqual(len(self.spooled(user)), 1)
@@ -560,9 +570,6 @@ class PluginTest(unittest.TestCase):
             self.assertEqual(self.counts(w), (0, 0))
             time.sleep(1.5)  # a retry while the store is still down keeps the event
             self.assertEqual(len(self.spooled(user)), 1)
-        finally:
-            os.chown(self.store.db, st.st_uid, st.st_gid)
-            os.chmod(self.store.db, st.st_mode & 0o7777)
         # the session's retry timer learns it once the store is back
         self.wait_counts(w, (1, 0))
         self.assertEqual(self.spooled(user), [])
@@ -580,23 +587,12 @@ class PluginTest(unittest.TestCase):
         self.assertEqual(self.events_for(user, tok), [('spam', '<%s@test>' % tok)])
 
     def test_store_down_session_ends_spool_learned_at_next_login(self):
-        user, pw = self.new_user()
-        tok, w = uuid.uuid4().hex, self.word()
-        self.deliver(user, message(tok).replace('body %s' % tok, 'body %s %s' % (tok, w)))
-        m = self.imap(user, pw)
-        m.create('Junk')
-        uid, _ = self.find(m, 'INBOX', tok)
-        st = os.stat(self.store.db)
-        os.chown(self.store.db, pwd.getpwnam('dovecot').pw_uid, 0)
-        os.chmod(self.store.db, 0o600)
-        try:
+        user, pw, tok, w, m, uid = self.inbox_message_with_word()
+        with self.store_unreadable():
             self.assertEqual(m.uid('MOVE', uid, 'Junk')[0], 'OK')
             m.logout()
             time.sleep(0.5)
             self.assertEqual(len(self.spooled(user)), 1)
-        finally:
-            os.chown(self.store.db, st.st_uid, st.st_gid)
-            os.chmod(self.store.db, st.st_mode & 0o7777)
         self.assertEqual(self.counts(w), (0, 0))
         # the next login learns what the last session left behind
         m = self.imap(user, pw)
@@ -613,15 +609,9 @@ class PluginTest(unittest.TestCase):
         tok = uuid.uuid4().hex
         # The db file becomes dovecot:root 0600: Dovecot's auth-worker (user dovecot) still
         # finds the user, the mail user (group dovecot only) can no longer open the store.
-        st = os.stat(self.store.db)
-        os.chown(self.store.db, pwd.getpwnam('dovecot').pw_uid, 0)
-        os.chmod(self.store.db, 0o600)
-        try:
+        with self.store_unreadable():
             self.deliver(user, message(tok, ['X-Mailwarden-Spam: yes; score=8; required=5'],
                                        subject='store-down test'))
-        finally:
-            os.chown(self.store.db, st.st_uid, st.st_gid)
-            os.chmod(self.store.db, st.st_mode & 0o7777)
         m = self.imap(user, pw)
         flags = self.flags_in(m, 'Junk', tok)
         self.assertIn('$Junk', flags)

@@ -12,6 +12,7 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 
 DOMAIN = lab_mod.DOMAIN
@@ -63,29 +64,16 @@ class Session:
             pass
 
 
-class PolicydTest(unittest.TestCase):
+class PolicydTest(labcase.PolicydCase):
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS, extra=EXTRA)
-            cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-            cls.local = 'bob-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.store.add_user(cls.local)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.policyd.stop()  # LeakSanitizer reports at exit
-        errors = cls.policyd.sanitizer_errors()
-        cls.lab.stop()
-        if errors:
-            raise AssertionError('policyd sanitizer report:\n' + errors)
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS, extra=EXTRA)
+        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
+        cls.local = 'bob-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.store.add_user(cls.local)
 
     def tearDown(self):
         self.assertEqual(self.policyd.sanitizer_errors(), '')

@@ -28,6 +28,7 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 
 HOUR = 3600 * 1000000
@@ -131,22 +132,13 @@ class Driver:
             raise AssertionError('driver exit %d:\n%s' % (rc, text))
 
 
-class PolicydRedisTest(unittest.TestCase):
+class PolicydRedisTest(labcase.LabCase):
     """Redis counters: arithmetic, atomicity, sharing, outages."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.redis = cls.lab.redis()
-        except BaseException:
-            cls.lab.stop()
-            raise
+    def start_lab(cls):
+        cls.redis = cls.lab.redis()
         cls.builddir = cls.lab.builddir
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def setUp(self):
         self.drivers = []
@@ -495,32 +487,23 @@ def submit(port, user, password, n):
     return code, text.decode(errors='replace'), time.monotonic() - t0
 
 
-class PolicydSharedRedisTest(unittest.TestCase):
+class PolicydSharedRedisTest(labcase.LabCase):
     """Two mailwarden-policyd instances on one Redis: policyd-a behind a real Postfix
 	(check_policy_service), policyd-b asked through its policy socket with the requests a
 	second host's Postfix would send."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.redis = cls.lab.redis()
-            cls.daemons = [cls.lab.policyd(cls.store, name=name,
-                                           counters=cls.redis.url + '?prefix=mw:pd:',
-                                           limits=['sasl_username messages 3/1h defer'],
-                                           extra='counters_timeout_ms = %d\n' % TIMEOUT_MS)
-                           for name in ('policyd-a', 'policyd-b')]
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.postfix = cls.lab.postfix(cls.dovecot,
-                                          policy_services=[cls.daemons[0].service])
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.redis = cls.lab.redis()
+        cls.daemons = [cls.lab.policyd(cls.store, name=name,
+                                       counters=cls.redis.url + '?prefix=mw:pd:',
+                                       limits=['sasl_username messages 3/1h defer'],
+                                       extra='counters_timeout_ms = %d\n' % TIMEOUT_MS)
+                       for name in ('policyd-a', 'policyd-b')]
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.postfix = cls.lab.postfix(cls.dovecot,
+                                      policy_services=[cls.daemons[0].service])
 
     def tearDown(self):
         for d in self.daemons:

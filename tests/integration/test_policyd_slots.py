@@ -19,6 +19,7 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 
 DOMAIN = lab_mod.DOMAIN
@@ -105,31 +106,18 @@ time.sleep(float(sys.argv[3]))
 '''
 
 
-class PolicydSlotsUnixTest(unittest.TestCase):
+class PolicydSlotsUnixTest(labcase.PolicydCase):
     """On a unix socket a peer is a uid (SO_PEERCRED): root's silent connections are
     capped at its share and never push out another uid's."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            # a long first-request timeout: the check must not race the other uid's start
-            cls.policyd = cls.lab.policyd(
-                cls.store, socket='unix',
-                extra=EXTRA.replace('first_request_timeout = %ds' % FIRST,
-                                    'first_request_timeout = 30s'))
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.policyd.stop()
-        errors = cls.policyd.sanitizer_errors()
-        cls.lab.stop()
-        if errors:
-            raise AssertionError('policyd sanitizer report:\n' + errors)
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        # a long first-request timeout: the check must not race the other uid's start
+        cls.policyd = cls.lab.policyd(
+            cls.store, socket='unix',
+            extra=EXTRA.replace('first_request_timeout = %ds' % FIRST,
+                                'first_request_timeout = 30s'))
 
     def connect(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -155,30 +143,17 @@ class PolicydSlotsUnixTest(unittest.TestCase):
         self.assertIn('from unix uid %d' % __import__('pwd').getpwnam('postfix').pw_uid, log)
 
 
-class PolicydSlotsTest(unittest.TestCase):
+class PolicydSlotsTest(labcase.PolicydCase):
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            # every 127/8 address may connect: the test's peers are 127.0.0.2 and .4
-            cls.policyd = cls.lab.policyd(cls.store, extra=EXTRA, inet_peers='127.0.0.0/8')
-            cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-            cls.local = 'slots-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-            cls.store.add_user(cls.local)
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.policyd.stop()  # LeakSanitizer reports at exit
-        errors = cls.policyd.sanitizer_errors()
-        cls.lab.stop()
-        if errors:
-            raise AssertionError('policyd sanitizer report:\n' + errors)
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        # every 127/8 address may connect: the test's peers are 127.0.0.2 and .4
+        cls.policyd = cls.lab.policyd(cls.store, extra=EXTRA, inet_peers='127.0.0.0/8')
+        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
+        cls.local = 'slots-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.store.add_user(cls.local)
 
     def tearDown(self):
         self.assertEqual(self.policyd.sanitizer_errors(), '')

@@ -9,7 +9,7 @@ import unittest
 import urllib.request
 import uuid
 
-import mailwarden_lab as lab_mod
+import labcase
 
 
 def read_resp(f):
@@ -35,23 +35,14 @@ def read_resp(f):
     raise AssertionError('bad RESP reply: %r' % line)
 
 
-class ServicesTest(unittest.TestCase):
+class ServicesTest(labcase.LabCase):
     """nginx, Redis and PostgreSQL in one lab directory."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.nginx = cls.lab.nginx()
-            cls.redis = cls.lab.redis()
-            cls.pg = cls.lab.postgresql()
-        except BaseException:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.nginx = cls.lab.nginx()
+        cls.redis = cls.lab.redis()
+        cls.pg = cls.lab.postgresql()
 
     def test_nginx_serves_static_file(self):
         token = uuid.uuid4().hex

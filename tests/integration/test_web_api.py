@@ -15,8 +15,9 @@ import re
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
-from test_api import ApiBase, unique_user
+from labcase import ApiBase
 
 DOMAIN = lab_mod.DOMAIN
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,31 +40,11 @@ def cookie_of(answer):
 
 class WebApiTest(ApiBase):
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
-                                                         'login_max_failures': '50',
-                                                         'ip_max_failures': '1000'})
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=WEB_DIR)
-        except BaseException:
-            cls.lab.stop()
-            raise
-        cls.port = cls.nginx.port
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.start_api(web=WEB_DIR, api_config=labcase.MANY_LOGINS)
+        cls.add_admin()
         cls.origin = 'http://127.0.0.1:%d' % cls.port
-        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
-        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-
-    def new_user(self):
-        user, pw = unique_user(), 'User-pass-' + uuid.uuid4().hex[:8]
-        self.store.add_user(user, pw)
-        return user, pw
 
     def cookie_login(self, user, pw, headers=None):
         """cookie_login - (cookie value, csrf token) of a cookie login as a browser does it."""
@@ -93,7 +74,7 @@ class WebApiTest(ApiBase):
     # -- the cookie ------------------------------------------------------------------------
 
     def test_cookie_login_sets_a_strict_cookie_and_no_token_in_the_body(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         a = self.expect(self.call('POST', '/api/v1/sessions/cookie',
                                   body={'username': user, 'password': pw},
                                   headers={'Origin': self.origin}), 201)
@@ -114,14 +95,14 @@ class WebApiTest(ApiBase):
         self.assertTrue(c.json['cookie'])
 
     def test_wrong_password_sets_no_cookie(self):
-        user, _ = self.new_user()
+        user, _ = self.store_user()
         a = self.expect(self.call('POST', '/api/v1/sessions/cookie',
                                   body={'username': user, 'password': 'wrong-password-1'},
                                   headers={'Origin': self.origin}), 401, 'invalid_credentials')
         self.assertIsNone(a.headers.get('set-cookie'))
 
     def test_bearer_sessions_get_no_cookie_and_no_csrf(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         a = self.expect(self.call('POST', '/api/v1/sessions',
                                   body={'username': user, 'password': pw}), 201)
         self.assertIsNone(a.headers.get('set-cookie'))
@@ -129,7 +110,7 @@ class WebApiTest(ApiBase):
         self.assertNotIn('csrf_token', c.json)
         self.assertFalse(c.json['cookie'])
         # a bearer change needs no CSRF token, with or without a (foreign) cookie beside it
-        other, opw = self.new_user()
+        other, opw = self.store_user()
         ocookie, _ = self.cookie_login(other, opw)
         r = self.call('POST', '/api/v1/users/%s/tag-rules' % user, body=self.RULE,
                       token=a.json['token'], headers={'Cookie': '%s=%s' % (COOKIE, ocookie)})
@@ -138,14 +119,14 @@ class WebApiTest(ApiBase):
     # -- CSRF --------------------------------------------------------------------------------
 
     def test_change_with_the_token_passes(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, csrf = self.cookie_login(user, pw)
         self.expect(self.with_cookie('POST', '/api/v1/users/%s/tag-rules' % user, cookie, csrf,
                                      body=self.RULE), 201)
         self.assertEqual(len(self.rules(user, cookie)), 1)
 
     def test_cookie_without_token_is_refused_and_changes_nothing(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, _ = self.cookie_login(user, pw)
         for method, path, body in (
                 ('POST', '/api/v1/users/%s/tag-rules' % user, self.RULE),
@@ -161,7 +142,7 @@ class WebApiTest(ApiBase):
         self.cookie_login(user, pw)
 
     def test_forged_token_is_refused(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, csrf = self.cookie_login(user, pw)
         _, other_csrf = self.cookie_login(user, pw)  # the same user's other session
         forged = [other_csrf, csrf[:-1], csrf + 'A', csrf[:-1] + ('A' if csrf[-1] != 'A' else 'B'),
@@ -172,7 +153,7 @@ class WebApiTest(ApiBase):
         self.assertEqual(self.rules(user, cookie), [])
 
     def test_cross_origin_requests_are_refused_even_with_the_token(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, csrf = self.cookie_login(user, pw)
         path = '/api/v1/users/%s/tag-rules' % user
         for extra in ({'Origin': 'http://evil.example'},
@@ -191,7 +172,7 @@ class WebApiTest(ApiBase):
                     201)
 
     def test_cookie_login_from_another_origin_is_refused(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         for extra in ({'Origin': 'http://evil.example'}, {'Sec-Fetch-Site': 'cross-site'}):
             a = self.call('POST', '/api/v1/sessions/cookie',
                           body={'username': user, 'password': pw}, headers=extra)
@@ -204,7 +185,7 @@ class WebApiTest(ApiBase):
         self.assertIsNone(a.headers.get('set-cookie'))
 
     def test_two_cookies_or_a_bad_one_are_refused_and_cleared(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, _ = self.cookie_login(user, pw)
         other, _ = self.cookie_login(user, pw)
         for header in ('%s=%s; %s=%s' % (COOKIE, cookie, COOKIE, other),
@@ -221,7 +202,7 @@ class WebApiTest(ApiBase):
         self.expect(a, 200)
 
     def test_logout_clears_the_cookie_and_ends_the_session(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, csrf = self.cookie_login(user, pw)
         a = self.expect(self.with_cookie('DELETE', '/api/v1/sessions/current', cookie, csrf), 204)
         value, attrs = cookie_of(a)
@@ -230,7 +211,7 @@ class WebApiTest(ApiBase):
         self.expect(self.with_cookie('GET', '/api/v1/sessions/current', cookie), 401)
 
     def test_refresh_through_the_cookie_sets_a_new_cookie_and_token(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, csrf = self.cookie_login(user, pw)
         a = self.expect(self.with_cookie('POST', '/api/v1/sessions/refresh', cookie, csrf), 201)
         new, _ = cookie_of(a)
@@ -245,7 +226,7 @@ class WebApiTest(ApiBase):
                                      a.json['csrf_token'], body=self.RULE), 201)
 
     def test_disabled_user_cookie_session_ends(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, _ = self.cookie_login(user, pw)
         self.store.ctl('user', 'disable', user)
         a = self.with_cookie('GET', '/api/v1/sessions/current', cookie)
@@ -255,7 +236,7 @@ class WebApiTest(ApiBase):
     # -- the audit log, newest first (the page's view) ----------------------------------------
 
     def test_audit_log_newest_first_paged_with_before(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, csrf = self.cookie_login(user, pw)
         for i in range(5):
             rule = dict(self.RULE, value='v%d' % i)
@@ -287,7 +268,7 @@ class WebApiTest(ApiBase):
     # -- QR codes ----------------------------------------------------------------------------
 
     def test_totp_enrolment_and_app_password_carry_an_svg_qr_code(self):
-        user, pw = self.new_user()
+        user, pw = self.store_user()
         cookie, csrf = self.cookie_login(user, pw)
         a = self.expect(self.with_cookie('POST', '/api/v1/users/%s/totp' % user, cookie, csrf,
                                          body={'current_password': pw}), 201)

@@ -23,8 +23,9 @@ import time
 import unittest
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
-from test_api import call
+from labcase import call
 from test_api_resources import submit
 from test_login import imap_login
 from test_web_api import WEB_DIR
@@ -145,14 +146,10 @@ class Browser:
         self.d.save_screenshot(os.path.join(OUT, name + '.png'))
 
 
-class BrowserCase(unittest.TestCase):
+class BrowserCase(labcase.LabCase):
     """BrowserCase - what every browser test class shares: browsers closed after each test
-    with no CSP violation, users, logging in. A subclass starts its lab in setUpClass and sets
+    with no CSP violation, users, logging in. A subclass starts its lab in start_lab and sets
     cls.store, cls.api and cls.base."""
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
 
     def setUp(self):
         need_browser()
@@ -200,18 +197,10 @@ class BrowserCase(unittest.TestCase):
 
 class WebBrowserTest(BrowserCase):
     @classmethod
-    def setUpClass(cls):
+    def start_lab(cls):
         need_browser()
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
-            cls.api = cls.lab.api(cls.store, api_config={'max_sessions_per_user': '1000',
-                                                         'login_max_failures': '50',
-                                                         'ip_max_failures': '1000'})
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=WEB_DIR)
-        except BaseException:
-            cls.lab.stop()
-            raise
+        cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
+        cls.start_api(web=WEB_DIR, api_config=labcase.MANY_LOGINS)
         cls.base = 'http://127.0.0.1:%d' % cls.nginx.port
 
     def test_login_totp_enrolment_and_login_with_a_code(self):
@@ -481,37 +470,24 @@ class WebBrowserTest(BrowserCase):
 
 
 
-class WebUsageBrowserTest(BrowserCase):
+class WebUsageBrowserTest(BrowserCase, labcase.PolicydCase):
     """A user's own rate-limit usage on their Account page, counted by a real
     mailwarden-policyd from real SMTP AUTH submissions through Postfix (issue 15). The API runs
     as the policy daemon's user, as its control socket requires (test_api_resources.py)."""
 
     @classmethod
-    def setUpClass(cls):
+    def start_lab(cls):
         need_browser()
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.dovecot = cls.lab.dovecot(cls.store)
-            cls.policyd = cls.lab.policyd(cls.store, limits=USAGE_LIMITS,
-                                          extra='store_refresh = 1s\n')
-            cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-            cls.api = cls.lab.api(cls.store, run_as='dovecot', api_config=(
-                'max_sessions_per_user = 1000\n\n[policyd]\ncontrol_socket = %s\n'
-                % cls.policyd.control))
-            cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=WEB_DIR)
-        except BaseException:
-            cls.lab.stop()
-            raise
+        cls.store = cls.lab.store()
+        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.policyd = cls.lab.policyd(cls.store, limits=USAGE_LIMITS,
+                                      extra='store_refresh = 1s\n')
+        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
+        cls.api = cls.lab.api(cls.store, run_as='dovecot', api_config=(
+            'max_sessions_per_user = 1000\n\n[policyd]\ncontrol_socket = %s\n'
+            % cls.policyd.control))
+        cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=WEB_DIR)
         cls.base = 'http://127.0.0.1:%d' % cls.nginx.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.policyd.stop()
-        errors = cls.policyd.sanitizer_errors()
-        cls.lab.stop()
-        if errors:
-            raise AssertionError('policyd sanitizer report:\n' + errors)
 
     def usage_rows(self, b):
         return b.d.execute_script(

@@ -1,0 +1,340 @@
+"""labcase - what the integration test modules share: the lab's life around a test class, the
+milter checks and mail helpers of the Postfix + milter + Dovecot modules, and the request
+helpers of the nginx + API modules.
+
+No tests here (run.py collects test_*.py only; a module importing these classes gets no
+test from them either: they have no test methods).
+
+LabCase: setUpClass makes cls.lab and calls the class's start_lab(); when that fails the lab
+is stopped before the error goes on; tearDownClass stops the lab. start_api(): API + nginx.
+PolicydCase: LabCase that fails the class when cls.policyd's sanitizer reported anything.
+MilterCase: LabCase whose tearDown checks the milter's sanitizer report (and that it lives);
+log(), xclient() and send_from() for mail through Postfix from a chosen client address.
+imap_fetch() / imap_text(): poll a mailbox for the message carrying a token.
+DkimSigner (mixin) and genkey(): keys by opendkim-genkey, signatures by dkimsign.
+ApiBase: LabCase with the API's request helpers (call, expect, login), add_admin(),
+store_user(), and a tearDown that checks the API's sanitizer report.
+"""
+
+import contextlib
+import http.client
+import imaplib
+import json
+import os
+import re
+import smtplib
+import subprocess
+import time
+import unittest
+import uuid
+
+import mailwarden_lab as lab_mod
+
+DOMAIN = lab_mod.DOMAIN
+SECURITY_HEADERS = {
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
+}
+# [api] settings of a lab whose tests log in often, some of them with wrong passwords
+MANY_LOGINS = {'max_sessions_per_user': '1000', 'login_max_failures': '50',
+               'ip_max_failures': '1000'}
+
+
+# -- lab ---------------------------------------------------------------------------------------
+
+class LabCase(unittest.TestCase):
+    """LabCase - one lab per test class: subclasses start their instances in start_lab()."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.start_lab()
+        except BaseException:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def start_lab(cls):
+        """start_lab - start the class's instances in cls.lab (set them as class attributes)."""
+        raise NotImplementedError('%s has no start_lab' % cls.__name__)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    @classmethod
+    def start_api(cls, web=None, **api_kw):
+        """start_api - cls.api, a mailwarden-api on cls.store (API_KW: Lab.api's options),
+        behind a new cls.nginx (serving the static files of WEB when given)."""
+        cls.api = cls.lab.api(cls.store, **api_kw)
+        cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=web)
+
+
+class PolicydCase(LabCase):
+    """PolicydCase - a lab with cls.policyd, whose sanitizer report fails the class."""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.policyd.stop()  # LeakSanitizer reports at exit
+        errors = cls.policyd.sanitizer_errors()
+        cls.lab.stop()
+        if errors:
+            raise AssertionError('policyd sanitizer report:\n' + errors)
+
+
+# -- mail --------------------------------------------------------------------------------------
+
+def quit_quietly(s):
+    """quit_quietly - QUIT on SMTP session S, whatever state it is in."""
+    try:
+        s.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+
+
+def smtp_login(port, user, password, source=None):
+    """smtp_login - True when AUTH (from SOURCE when given) succeeds (235), False when
+    refused with 535."""
+    s = smtplib.SMTP('127.0.0.1', port, timeout=20,
+                     source_address=(source, 0) if source else None)
+    try:
+        s.ehlo('client.example.org')
+        s.login(user, password)
+    except smtplib.SMTPAuthenticationError as e:
+        if e.smtp_code != 535:
+            raise
+        return False
+    finally:
+        quit_quietly(s)
+    return True
+
+
+def header_lines(raw):
+    """header_lines - the header block of RAW (unfolded lines)."""
+    head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
+    out = []
+    for line in head.split('\n'):
+        if line[:1] in (' ', '\t') and out:
+            out[-1] += ' ' + line.strip()
+        else:
+            out.append(line)
+    return out
+
+
+def imap_fetch(port, user, password, token, mailbox='INBOX', key='BODY', timeout=40):
+    """imap_fetch - (flags, raw bytes) of the newest message in USER's MAILBOX whose KEY
+    (BODY, SUBJECT) contains TOKEN, waiting up to TIMEOUT seconds for it; None when none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = imaplib.IMAP4('127.0.0.1', port, timeout=20)
+        try:
+            m.login(user, password)
+            typ, _ = m.select('"%s"' % mailbox, readonly=True)
+            if typ == 'OK':
+                typ, data = m.search(None, key, token)
+                ids = data[0].split() if typ == 'OK' and data and data[0] else []
+                if ids:
+                    typ, msg = m.fetch(ids[-1], '(FLAGS RFC822)')
+                    flags = [f.decode() for f in imaplib.ParseFlags(msg[0][0])]
+                    return flags, msg[0][1]
+        finally:
+            try:
+                m.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.3)
+
+
+def imap_text(port, user, password, token, mailbox='INBOX', timeout=40):
+    """imap_text - the message of imap_fetch as text (undecodable bytes replaced), or None."""
+    found = imap_fetch(port, user, password, token, mailbox, timeout=timeout)
+    return None if found is None else found[1].decode('utf-8', 'replace')
+
+
+def spam_headers(raw):
+    """spam_headers - the values of RAW's X-Mailwarden-Spam: header lines."""
+    head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
+    return [line.split(':', 1)[1].strip() for line in head.split('\n')
+            if line.lower().startswith('x-mailwarden-spam:')]
+
+
+class MilterCase(LabCase):
+    """MilterCase - a lab with cls.milter (and for the mail helpers cls.postfix, cls.rcpt)."""
+
+    milter_must_live = True  # tearDown: the milter is still running after every test
+
+    def tearDown(self):
+        report = self.milter.sanitizer_report()
+        self.assertEqual(report, '', 'sanitizer findings in the milter log:\n' + report)
+        if self.milter_must_live:
+            self.assertTrue(self.milter.alive(), 'the milter died')
+
+    def log(self):
+        """log - the milter's log so far."""
+        with open(self.milter.log_path, errors='replace') as f:
+            return f.read()
+
+    @contextlib.contextmanager
+    def xclient(self, ip, helo, timeout=60):
+        """xclient - an SMTP session to Postfix that XCLIENT made come from IP saying HELO."""
+        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=timeout)
+        try:
+            s.ehlo('lab-client.example')
+            code, resp = s.docmd('XCLIENT', 'ADDR=%s NAME=[UNAVAILABLE] HELO=%s' % (ip, helo))
+            self.assertEqual(code, 220, resp)
+            s.ehlo_resp = None
+            s.esmtp_features = {}
+            s.ehlo(helo)
+            yield s
+        finally:
+            quit_quietly(s)
+
+    def send_from(self, ip, helo, envfrom, text, timeout=60):
+        """send_from - TEXT (str or bytes, CRLF line ends) from client IP (XCLIENT) to
+        cls.rcpt: (stage, code, reply text), stage 'sent' or where it was refused."""
+        with self.xclient(ip, helo, timeout) as s:
+            code, resp = s.mail(envfrom)
+            if code != 250:
+                return 'mail', code, resp.decode()
+            code, resp = s.rcpt(self.rcpt)
+            if code not in (250, 251):
+                return 'rcpt', code, resp.decode()
+            raw = text if isinstance(text, bytes) else text.encode()
+            code, resp = s.data(raw.replace(b'\r\n', b'\n'))
+            return ('sent' if code == 250 else 'data'), code, resp.decode()
+
+
+# -- DKIM --------------------------------------------------------------------------------------
+
+def genkey(directory, domain, selector):
+    """genkey - opendkim-genkey: (private key path, public key TXT text)."""
+    tool = lab_mod.find_binary('opendkim-genkey', 'opendkim-tools')
+    lab_mod.run([tool, '-D', directory, '-d', domain, '-s', selector, '-b', '2048'])
+    with open(os.path.join(directory, selector + '.txt')) as f:
+        txt = ''.join(re.findall(r'"([^"]*)"', f.read()))
+    return os.path.join(directory, selector + '.private'), txt
+
+
+class DkimSigner:
+    """DkimSigner - mixin of a lab case signing with dkimsign (python3-dkim): start_signer()
+    in start_lab sets cls.signer and an empty cls.keydir; cls.key_com is the default key."""
+
+    @classmethod
+    def start_signer(cls):
+        cls.signer = lab_mod.find_binary('dkimsign', 'python3-dkim')
+        cls.keydir = os.path.join(cls.lab.root, 'keys')
+        os.makedirs(cls.keydir)
+
+    def signed(self, text, selector, domain, key):
+        """signed - dkimsign's output (bytes) for TEXT (relaxed/relaxed, rsa-sha256)."""
+        p = subprocess.run([self.signer, '--hcanon', 'relaxed', '--bcanon', 'relaxed',
+                            selector, domain, key], input=text.encode(),
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors='replace'))
+        return p.stdout
+
+    def sign(self, text, selector='sel1', domain='example.com', key=None):
+        """sign - TEXT signed by dkimsign, with the DKIM-Signature: on top."""
+        out = self.signed(text, selector, domain, key or self.key_com)
+        self.assertTrue(out.startswith(b'DKIM-Signature:'), out[:200])
+        return out.decode()
+
+
+# -- API ---------------------------------------------------------------------------------------
+
+class Answer:
+    """Answer - status, lower-cased headers, raw body and parsed JSON (None when not JSON)."""
+
+    def __init__(self, status, headers, raw):
+        self.status = status
+        self.headers = headers
+        self.raw = raw
+        try:
+            self.json = json.loads(raw) if raw else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def code(self):
+        """code - error.code of an error answer."""
+        return (self.json or {}).get('error', {}).get('code')
+
+    @property
+    def message(self):
+        return (self.json or {}).get('error', {}).get('message', '')
+
+    def __repr__(self):
+        return 'Answer(%d, %r)' % (self.status, self.raw[:300])
+
+
+def call(port, method, path, body=None, token=None, raw=None, ctype='application/json',
+         source='127.0.0.1', headers=None, host='127.0.0.1'):
+    """call - one HTTP request to nginx on HOST:PORT from SOURCE (None: any address); BODY
+    is JSON-encoded, RAW sent as is."""
+    conn = http.client.HTTPConnection(host, port, timeout=30,
+                                      source_address=(source, 0) if source else None)
+    hdrs = dict(headers or {})
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if data is not None and ctype:
+        hdrs['Content-Type'] = ctype
+    if token:
+        hdrs['Authorization'] = 'Bearer ' + token
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()
+
+
+def unique_user():
+    return 'u%s@%s' % (uuid.uuid4().hex[:10], DOMAIN)
+
+
+class ApiBase(LabCase):
+    """ApiBase - request helpers; start_lab sets cls.api and cls.nginx (add_admin: cls.port)."""
+    source = '127.0.0.1'
+
+    @classmethod
+    def add_admin(cls):
+        """add_admin - cls.port of cls.nginx, and a new admin cls.admin / cls.admin_pw."""
+        cls.port = cls.nginx.port
+        cls.admin = 'admin-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        cls.admin_pw = 'Admin-pass-' + uuid.uuid4().hex[:8]
+        cls.store.add_user(cls.admin, cls.admin_pw, role='admin')
+
+    def store_user(self, pw_prefix='User-pass-'):
+        """store_user - (name, password) of a new user added to the store directly."""
+        user, pw = unique_user(), pw_prefix + uuid.uuid4().hex[:8]
+        self.store.add_user(user, pw)
+        return user, pw
+
+    def call(self, method, path, **kw):
+        kw.setdefault('source', self.source)
+        return call(self.port, method, path, **kw)
+
+    def expect(self, answer, status, code=None):
+        self.assertEqual(answer.status, status, answer)
+        if answer.json is not None or answer.status == 204:
+            for k, v in SECURITY_HEADERS.items():
+                self.assertEqual(answer.headers.get(k), v, '%s on %r' % (k, answer))
+        if code is not None:
+            self.assertEqual(answer.code, code, answer)
+        return answer
+
+    def login(self, user, password, source=None):
+        a = self.call('POST', '/api/v1/sessions', body={'username': user, 'password': password},
+                      source=source or self.source)
+        self.expect(a, 201)
+        self.assertEqual(len(a.json['token']), 43)
+        return a.json['token']
+
+    def tearDown(self):
+        report = self.api.sanitizer_report()
+        self.assertEqual(report, '', 'sanitizer report in the API log')
