@@ -1370,7 +1370,16 @@ class Nginx(Service):
         # WEB: a directory of the web page (web/) served under / with the headers of the
         # sample's "web-page" block, as written there (issue 15)
         if web:
-            self.extra_server = web_page_block(web) + extra_server
+            # a copy under the lab root: nginx's workers must read it, and the checkout may
+            # be private to root (CI clones into a mode-0700 temporary directory)
+            copy = os.path.join(self.dir, 'web')
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(web, copy)
+            for d, _subdirs, files in os.walk(self.dir):
+                os.chmod(d, 0o755)
+                for fn in files:
+                    os.chmod(os.path.join(d, fn), 0o644)
+            self.extra_server = web_page_block(copy) + extra_server
         self.static_root = os.path.join(self.dir, 'html')
         self.config = os.path.join(self.dir, 'nginx.conf')
         self.pidfile = os.path.join(self.dir, 'nginx.pid')
