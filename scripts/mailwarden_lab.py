@@ -39,6 +39,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -87,6 +88,25 @@ def free_port():
             _PORTS.add(port)
             return port
     raise LabError('no free port found')
+
+
+def udp_soa_answers(port, zone, host='127.0.0.1'):
+    """udp_soa_answers - True when a DNS server on HOST:PORT answers a UDP SOA query for
+	ZONE with NOERROR (authoritative data loaded), within 0.5 s."""
+    qid = os.getpid() & 0xffff
+    name = b''.join(bytes([len(p)]) + p.encode('ascii') for p in zone.strip('.').split('.'))
+    query = struct.pack('>HHHHHH', qid, 0, 1, 0, 0, 0) + name + b'\0' + struct.pack('>HH', 6, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.sendto(query, (host, port))
+            reply = s.recv(4096)
+        except OSError:
+            return False
+    if len(reply) < 12:
+        return False
+    rid, flags, _, ancount = struct.unpack('>HHHH', reply[:8])
+    return rid == qid and (flags & 0x8000) and (flags & 0xf) == 0 and ancount > 0
 
 
 def port_open(port, host='127.0.0.1'):
@@ -1896,7 +1916,10 @@ class DNSServer(Service):
         def ready():
             if self.proc.poll() is not None:
                 raise LabError('nsd exited with status %d' % self.proc.returncode)
-            return port_open(self.port)
+            if not self.zones:
+                return port_open(self.port)
+            # NSD listens before it has loaded the zones: ready means it answers for one
+            return udp_soa_answers(self.port, sorted(self.zones)[0])
         wait_until(ready, 15, 'nsd on port %d' % self.port)
 
     def _stop(self):
