@@ -815,6 +815,26 @@ static bool tests_ok(const char *s, size_t n)
 	return true;
 }
 
+/* unfold_tests - copy a tests list into out (MW_HDR_TESTS_MAX + 1 bytes) without the
+   folding the printer puts after a comma; blanks anywhere else, or a list tests_ok
+   refuses, is -1 */
+static int unfold_tests(mw_slice val, char *out)
+{
+	size_t i, n = 0;
+	for (i = 0; i < val.len; i++) {
+		if (is_blank(val.ptr[i])) {
+			if (n == 0 || out[n - 1] != ',')
+				return -1;
+			continue;
+		}
+		if (n == MW_HDR_TESTS_MAX)
+			return -1;
+		out[n++] = val.ptr[i];
+	}
+	out[n] = '\0';
+	return tests_ok(out, n) ? 0 : -1;
+}
+
 /* parse_decimal - "-12.5" into hundredths, bounded */
 static int parse_decimal(mw_slice s, long *v_r)
 {
@@ -888,15 +908,13 @@ int mw_hdr_spam_parse(const char *value, size_t len, struct mw_hdr_spam *v_r, mw
 			}
 			*seen = true;
 		} else if (mw_slice_ieq(name, "tests")) {
-			if (seen_tests || !tests_ok(val.ptr, val.len)) {
+			if (seen_tests || unfold_tests(val, v_r->tests) < 0) {
 				mw_error_set(error_r,
 				             "tests is repeated, longer than %d bytes or "
 				             "holds a character outside A-Z a-z 0-9 _ - . ,",
 				             MW_HDR_TESTS_MAX);
 				goto bad;
 			}
-			memcpy(v_r->tests, val.ptr, val.len);
-			v_r->tests[val.len] = '\0';
 			seen_tests = true;
 		}
 		/* unknown parameters: ignored (a later writer may add some) */
@@ -914,7 +932,29 @@ static int print_decimal(mw_str *out, const char *name, long v)
 	return mw_str_appendf(out, "; %s=%s%ld.%02ld", name, v < 0 ? "-" : "", a / 100, a % 100);
 }
 
-/* mw_hdr_spam_print - the X-Mailwarden-Spam value */
+/* print_tests - append the tests list, breaking the line ("\n\t") after a comma before a
+   name (or before the first) that would pass MW_HDR_FOLD_AT columns, so a long list never makes a header line
+   longer than RFC 5322 allows; start is where the header value began in out */
+static int print_tests(mw_str *out, size_t start, const char *tests, size_t n)
+{
+	size_t col = sizeof("X-Mailwarden-Spam: ") - 1 + (out->len - start), i = 0, len;
+	while (i < n) {
+		const char *comma = memchr(tests + i, ',', n - i);
+		len = (comma != NULL ? (size_t)(comma - tests) + 1 : n) - i;
+		if (col > 8 && col + len > MW_HDR_FOLD_AT) {
+			if (mw_str_appends(out, "\n\t") < 0)
+				return -1;
+			col = 8;
+		}
+		if (mw_str_append(out, tests + i, len) < 0)
+			return -1;
+		col += len;
+		i += len;
+	}
+	return 0;
+}
+
+/* mw_hdr_spam_print - the X-Mailwarden-Spam value, folded like Authentication-Results */
 int mw_hdr_spam_print(const struct mw_hdr_spam *v, mw_str *out, mw_error *error_r)
 {
 	size_t mark = out->len, n = strnlen(v->tests, sizeof(v->tests));
@@ -927,7 +967,7 @@ int mw_hdr_spam_print(const struct mw_hdr_spam *v, mw_str *out, mw_error *error_
 	if (mw_str_appends(out, v->spam ? "yes" : "no") < 0 ||
 	    print_decimal(out, "score", v->score) < 0 ||
 	    print_decimal(out, "required", v->required) < 0 ||
-	    mw_str_appendf(out, "; tests=%s", v->tests) < 0) {
+	    mw_str_appends(out, "; tests=") < 0 || print_tests(out, mark, v->tests, n) < 0) {
 		out->len = mark;
 		if (out->buf != NULL)
 			out->buf[mark] = '\0';

@@ -158,10 +158,23 @@ def imap_text(port, user, password, token, mailbox='INBOX', timeout=40):
 
 
 def spam_headers(raw):
-    """spam_headers - the values of RAW's X-Mailwarden-Spam: header lines."""
+    """spam_headers - the values of RAW's X-Mailwarden-Spam: header lines, unfolded (the
+    milter folds a long tests list after its commas; the folding is dropped here, so the
+    list reads "A,B,C")."""
     head = raw.replace('\r\n', '\n').split('\n\n', 1)[0]
-    return [line.split(':', 1)[1].strip() for line in head.split('\n')
-            if line.lower().startswith('x-mailwarden-spam:')]
+    out, cur = [], None
+    for line in head.split('\n'):
+        if line[:1] in (' ', '\t'):
+            if cur is not None:
+                cur += line.strip()
+            continue
+        if cur is not None:
+            out.append(cur)
+        cur = (line.split(':', 1)[1].strip()
+               if line.lower().startswith('x-mailwarden-spam:') else None)
+    if cur is not None:
+        out.append(cur)
+    return out
 
 
 class MilterCase(LabCase):

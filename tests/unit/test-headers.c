@@ -35,7 +35,9 @@ static const struct {
     {"maybe; score=3", -1, false, 0, 0, ""},
     {"", -1, false, 0, 0, ""},
     {"yesno", -1, false, 0, 0, ""},
+    {"yes; tests=A,\r\n\tB,\n\tC", 0, true, 0, 0, "A,B,C"},
     {"yes; tests=A B", -1, false, 0, 0, ""},
+    {"yes; tests=A\r\n\t,B", -1, false, 0, 0, ""},
     {"yes; tests=A;B", -1, false, 0, 0, ""},
     {"yes; tests=<script>", -1, false, 0, 0, ""},
     {"yes; tests=A,,B", -1, false, 0, 0, ""},
@@ -94,6 +96,54 @@ static void test_spam_limits(void **state)
 	/* a NUL inside: what follows it must not be read past, nor the header believed */
 	assert_int_equal(mw_hdr_spam_parse("no\0; tests=X", 12, &v, NULL), -1);
 	assert_int_equal(mw_hdr_spam_parse("yes; tests=A\x7f", 13, &v, NULL), -1);
+}
+
+/* test_spam_folded - a long tests list is printed in lines of at most MW_HDR_FOLD_AT
+   columns (unfolded, the longest allowed list made a line longer than RFC 5322's 998
+   octets), and parses back to the same list */
+static void test_spam_folded(void **state)
+{
+	static const size_t sizes[] = {1, 7, 40};
+	size_t k;
+	(void)state;
+	for (k = 0; k < MW_N_ELEMENTS(sizes); k++) {
+		struct mw_hdr_spam v, back;
+		mw_error err = {""};
+		mw_str out;
+		size_t i, col, n = 0;
+		memset(&v, 0, sizeof(v));
+		v.spam = true;
+		v.score = MW_HDR_SCORE_MAX;
+		/* names of sizes[k] letters, as many as the longest allowed list holds */
+		for (i = 0; n + sizes[k] + 1 <= MW_HDR_TESTS_MAX; i++) {
+			if (n > 0)
+				v.tests[n++] = ',';
+			memset(v.tests + n, 'A' + (int)(i % 26), sizes[k]);
+			n += sizes[k];
+		}
+		v.tests[n] = '\0';
+		mw_str_init(&out, 0);
+		assert_int_equal(mw_hdr_spam_print(&v, &out, &err), 0);
+		col = sizeof("X-Mailwarden-Spam: ") - 1;
+		for (i = 0; i < out.len; i++) {
+			if (out.buf[i] == '\n') {
+				if (out.buf[i + 1] != '\t')
+					fail_msg("fold without a tab at %zu", i);
+				col = 0;
+				continue;
+			}
+			col++;
+			if (col > MW_HDR_FOLD_AT)
+				fail_msg("size %zu: line passes column %d: %s", sizes[k],
+				         MW_HDR_FOLD_AT, out.buf);
+		}
+		assert_non_null(strchr(out.buf, '\n'));
+		if (mw_hdr_spam_parse(out.buf, out.len, &back, &err) != 0 ||
+		    !mw_hdr_spam_equal(&v, &back))
+			fail_msg("size %zu: folded list does not parse back (%s)", sizes[k],
+			         err.msg);
+		mw_str_free(&out);
+	}
 }
 
 /* test_spam_round_trip - print -> parse -> equal for every verdict, sign and tests list */
@@ -737,6 +787,7 @@ int main(void)
 	    cmocka_unit_test(test_spam),
 	    cmocka_unit_test(test_spam_limits),
 	    cmocka_unit_test(test_spam_round_trip),
+	    cmocka_unit_test(test_spam_folded),
 	    cmocka_unit_test(test_has_test),
 	    cmocka_unit_test(test_virus),
 	    cmocka_unit_test(test_virus_round_trip),
