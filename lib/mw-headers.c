@@ -933,8 +933,8 @@ static int print_decimal(mw_str *out, const char *name, long v)
 }
 
 /* print_tests - append the tests list, breaking the line ("\n\t") after a comma before a
-   name (or before the first) that would pass MW_HDR_FOLD_AT columns, so a long list never makes a header line
-   longer than RFC 5322 allows; start is where the header value began in out */
+   name (or before the first) that would pass MW_HDR_FOLD_AT columns, so a long list never makes a
+   header line longer than RFC 5322 allows; start is where the header value began in out */
 static int print_tests(mw_str *out, size_t start, const char *tests, size_t n)
 {
 	size_t col = sizeof("X-Mailwarden-Spam: ") - 1 + (out->len - start), i = 0, len;
