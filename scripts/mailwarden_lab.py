@@ -1415,16 +1415,21 @@ class Nginx(Service):
 
     def render_config(self):
         """render_config - the nginx.conf text."""
-        fcgi = ''
+        fcgi = upstream = ''
         if self.fastcgi:
             loc, addr = self.fastcgi
-            fcgi = ('    location %s {\n      include /etc/nginx/fastcgi_params;\n'
-                '      fastcgi_pass %s;\n    }\n' % (loc, addr))
+            # as conf.d/nginx-mailwarden.conf.sample: FastCGI connections kept open between
+            # requests (each API worker polls all the connections it holds)
+            upstream = ('  upstream mailwarden_api {\n    server %s;\n    keepalive 8;\n  }\n'
+                        % addr)
+            pass_ = '      fastcgi_keep_conn on;\n      fastcgi_pass mailwarden_api;\n'
+            fcgi = ('    location %s {\n      include /etc/nginx/fastcgi_params;\n%s    }\n'
+                    % (loc, pass_))
             # as conf.d/nginx-mailwarden.conf.sample: the internal routes (Dovecot's auth
             # policy hook) answer 127.0.0.1 and ::1 only
             fcgi += ('    location %sv1/internal/ {\n      allow 127.0.0.1;\n      allow ::1;\n'
-                '      deny all;\n      include /etc/nginx/fastcgi_params;\n'
-                '      fastcgi_pass %s;\n    }\n' % (loc, addr))
+                '      deny all;\n      include /etc/nginx/fastcgi_params;\n%s    }\n'
+                % (loc, pass_))
         t = self.dir
         return ('# mailwarden lab nginx (generated)\n'
             'daemon on;\nworker_processes 1;\npid %s;\nerror_log %s info;\n'
@@ -1432,11 +1437,11 @@ class Nginx(Service):
             'http {\n  access_log %s;\n  client_body_temp_path %s/tmp/body;\n'
             '  proxy_temp_path %s/tmp/proxy;\n  fastcgi_temp_path %s/tmp/fastcgi;\n'
             '  uwsgi_temp_path %s/tmp/uwsgi;\n  scgi_temp_path %s/tmp/scgi;\n'
-            '  default_type application/octet-stream;\n'
+            '  default_type application/octet-stream;\n%s'
             '  server {\n    listen 127.0.0.1:%d;\n    server_name localhost;\n'
             '    root %s;\n%s%s  }\n}\n'
-            % (self.pidfile, self.error_log, self.access_log, t, t, t, t, t, self.port,
-               self.static_root, fcgi, self.extra_server))
+            % (self.pidfile, self.error_log, self.access_log, t, t, t, t, t, upstream,
+               self.port, self.static_root, fcgi, self.extra_server))
 
     def _start(self):
         nginx = find_binary('nginx', 'nginx')

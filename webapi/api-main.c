@@ -4,6 +4,8 @@
  * signals) as a prefork pool: the master opens or inherits the one listening socket, drops
  * privileges, and forks [api] workers processes that each accept on it and serve one request
  * at a time, so a slow request (a password check: argon2) holds up only its own worker.
+ * Each worker runs api-fcgi.c's loop: it holds several connections (nginx may keep them
+ * open between requests: fastcgi_keep_conn) and answers whichever request completes.
  * A worker that dies is restarted; SIGHUP re-reads the configuration and replaces the
  * workers once each has finished its request; SIGTERM/SIGINT let every worker finish its
  * request and exit. The socket is inherited from spawn-fcgi (descriptor 0) or opened with
@@ -12,7 +14,7 @@
  * connection after the fork (a database handle never crosses a fork).
  *
  * Per request: the FastCGI parameters are read with limits (URI, header lengths, body size
- * [api] max_body: a larger CONTENT_LENGTH is drained and answered 413 without parsing),
+ * [api] max_body: a larger body is read and dropped and answered 413 without parsing),
  * then api_dispatch (api-routes.c) answers; the answer always carries the security headers
  * (api_render_head). Nothing in the request path exits the process.
  *
@@ -23,12 +25,12 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "api-fcgi.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
 #include "mw-service.h"
 
 #include <errno.h>
-#include <fcgiapp.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -141,34 +143,31 @@ static int api_listen(const mw_config *cfg, const char *listen_addr, bool *inet_
 		*inet_r = true;
 		return 0;
 	}
-	if ((size_t)snprintf(spec, sizeof(spec), "%s%s", listen_addr[0] == '/' ? "unix:" : "inet:",
-	                     listen_addr) >= sizeof(spec))
-		mw_fatal("-s %s: too long", listen_addr);
-	l.spec = spec;
 	if (listen_addr[0] == '/') {
-		if (mw_daemon_listen(&l, 64, &fd, &err) < 0)
-			mw_fatal("%s", err.msg);
-		return fd;
+		if ((size_t)snprintf(spec, sizeof(spec), "unix:%s", listen_addr) >= sizeof(spec))
+			mw_fatal("-s %s: too long", listen_addr);
+	} else {
+		/* HOST:PORT, [V6]:PORT or :PORT (every IPv4 address) as inet:PORT@HOST */
+		const char *colon = strrchr(listen_addr, ':'), *host = listen_addr;
+		size_t hlen = colon != NULL ? (size_t)(colon - listen_addr) : 0;
+		bool v6 = hlen >= 2 && listen_addr[0] == '[' && listen_addr[hlen - 1] == ']';
+		if (v6) {
+			host++;
+			hlen -= 2;
+		} else if (hlen == 0) {
+			host = "0.0.0.0";
+			hlen = 7;
+		}
+		if (colon == NULL || colon[1] == '\0' ||
+		    (size_t)snprintf(spec, sizeof(spec), "%s:%s@%.*s", v6 ? "inet6" : "inet",
+		                     colon + 1, (int)hlen, host) >= sizeof(spec))
+			mw_fatal("-s %s: expected /path, HOST:PORT or :PORT", listen_addr);
+		*inet_r = true;
 	}
-	if (mw_daemon_inet_allowed(&l, &err) < 0)
+	l.spec = spec;
+	if (mw_daemon_listen(&l, 64, &fd, &err) < 0)
 		mw_fatal("%s", err.msg);
-	fd = FCGX_OpenSocket(listen_addr, 64);
-	if (fd < 0)
-		mw_fatal("cannot listen on %s", listen_addr);
-	*inet_r = true;
 	return fd;
-}
-
-/* peer_refused - an inet connection from outside [api] inet_peers: 403, nothing read */
-static bool peer_refused(const mw_config *cfg, FCGX_Request *r)
-{
-	char peer[64];
-	if (mw_daemon_peer_allowed(r->ipcFd, mw_config_str(cfg, MWK_API_INET_PEERS), peer,
-	                           sizeof(peer)))
-		return false;
-	mw_warn("FastCGI connection from %s refused: not in [api] inet_peers", peer);
-	(void)FCGX_PutS("Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\n", r->out);
-	return true;
 }
 
 /* parse_length - CONTENT_LENGTH: absent or "" = 0; digits only; -1 when malformed */
@@ -185,66 +184,46 @@ static long long parse_length(const char *s)
 	return n;
 }
 
-/* read_body - read exactly len bytes of the request body */
-static int read_body(FCGX_Request *r, struct api_request *req, size_t len)
-{
-	size_t got = 0;
-	int n;
-	req->body = mw_malloc(len + 1);
-	while (got < len) {
-		n = FCGX_GetStr(req->body + got, (int)(len - got), r->in);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	req->body[got] = '\0';
-	req->body_len = got;
-	return got == len ? 0 : -1;
-}
-
-/* drain_body - read and discard what the client sent (nginx is still sending it) */
-static void drain_body(FCGX_Request *r)
-{
-	char buf[8192];
-	while (FCGX_GetStr(buf, sizeof(buf), r->in) > 0)
-		;
-}
-
 /* header_ok - an optional header within API_HEADER_MAX bytes */
 static bool header_ok(const char *v)
 {
 	return v == NULL || strnlen(v, API_HEADER_MAX + 1) <= API_HEADER_MAX;
 }
 
-/* handle - read, dispatch and answer one request */
-static void handle(struct api_ctx *ctx, FCGX_Request *r)
+/* handle - dispatch one request and append its answer to out (api-fcgi.c's handler) */
+static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 {
+	struct api_main *m = arg;
+	struct api_ctx *ctx = m->ctx;
 	struct api_request req;
 	struct api_response res;
 	long long len, max = mw_config_int(ctx->cfg, MWK_API_MAX_BODY);
 	char *text = NULL, safe[256];
-	mw_str head;
 	memset(&req, 0, sizeof(req));
 	memset(&res, 0, sizeof(res));
-	req.method = FCGX_GetParam("REQUEST_METHOD", r->envp);
-	req.request_uri = FCGX_GetParam("REQUEST_URI", r->envp);
-	req.content_type = FCGX_GetParam("CONTENT_TYPE", r->envp);
-	req.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", r->envp);
-	req.remote_addr = FCGX_GetParam("REMOTE_ADDR", r->envp);
-	req.user_agent = FCGX_GetParam("HTTP_USER_AGENT", r->envp);
-	req.origin = FCGX_GetParam("HTTP_ORIGIN", r->envp);
-	req.cookie = FCGX_GetParam("HTTP_COOKIE", r->envp);
-	req.csrf_header = FCGX_GetParam("HTTP_X_CSRF_TOKEN", r->envp);
-	req.sec_fetch_site = FCGX_GetParam("HTTP_SEC_FETCH_SITE", r->envp);
-	req.host = FCGX_GetParam("HTTP_HOST", r->envp);
-	req.https = FCGX_GetParam("HTTPS", r->envp);
-	req.server_port = FCGX_GetParam("SERVER_PORT", r->envp);
+	req.method = api_fcgi_param(r, "REQUEST_METHOD");
+	req.request_uri = api_fcgi_param(r, "REQUEST_URI");
+	req.content_type = api_fcgi_param(r, "CONTENT_TYPE");
+	req.authorization = api_fcgi_param(r, "HTTP_AUTHORIZATION");
+	req.remote_addr = api_fcgi_param(r, "REMOTE_ADDR");
+	req.user_agent = api_fcgi_param(r, "HTTP_USER_AGENT");
+	req.origin = api_fcgi_param(r, "HTTP_ORIGIN");
+	req.cookie = api_fcgi_param(r, "HTTP_COOKIE");
+	req.csrf_header = api_fcgi_param(r, "HTTP_X_CSRF_TOKEN");
+	req.sec_fetch_site = api_fcgi_param(r, "HTTP_SEC_FETCH_SITE");
+	req.host = api_fcgi_param(r, "HTTP_HOST");
+	req.https = api_fcgi_param(r, "HTTPS");
+	req.server_port = api_fcgi_param(r, "SERVER_PORT");
 	if (req.remote_addr != NULL && strlen(req.remote_addr) > MW_CLIENT_IP_MAX)
 		req.remote_addr = "";
-	len = parse_length(FCGX_GetParam("CONTENT_LENGTH", r->envp));
-	if (!header_ok(req.authorization) || !header_ok(req.user_agent) || !header_ok(req.origin) ||
-	    !header_ok(req.content_type) || !header_ok(req.cookie) || !header_ok(req.csrf_header) ||
-	    !header_ok(req.sec_fetch_site) || !header_ok(req.host) || !header_ok(req.server_port)) {
+	len = parse_length(api_fcgi_param(r, "CONTENT_LENGTH"));
+	if (r->bad != NULL) {
+		api_error(&res, 400, "bad_request", "%s", r->bad);
+	} else if (!header_ok(req.authorization) || !header_ok(req.user_agent) ||
+	           !header_ok(req.origin) || !header_ok(req.content_type) ||
+	           !header_ok(req.cookie) || !header_ok(req.csrf_header) ||
+	           !header_ok(req.sec_fetch_site) || !header_ok(req.host) ||
+	           !header_ok(req.server_port)) {
 		api_error(&res, 400, "bad_request", "a request header is longer than %d bytes",
 		          API_HEADER_MAX);
 	} else if (req.request_uri != NULL &&
@@ -253,25 +232,26 @@ static void handle(struct api_ctx *ctx, FCGX_Request *r)
 		          API_URI_MAX);
 	} else if (len < 0) {
 		api_error(&res, 400, "bad_request", "invalid Content-Length");
-	} else if (len > max) {
-		drain_body(r);
+	} else if (len > max || r->body_too_large) {
 		api_error(&res, 413, "body_too_large", "the request body is larger than %lld bytes",
 		          max);
-	} else if (read_body(r, &req, (size_t)len) < 0) {
-		api_error(&res, 400, "bad_request", "the request body is shorter than announced");
+	} else if ((size_t)len != r->body_len) {
+		api_error(&res, 400, "bad_request", "the request body is not as long as announced");
 	} else {
+		req.body = mw_malloc(r->body_len + 1);
+		memcpy(req.body, r->body, r->body_len);
+		req.body[r->body_len] = '\0';
+		req.body_len = r->body_len;
 		api_dispatch(ctx, &req, &res);
 	}
 	if (res.status == 0)
 		api_error(&res, 500, "internal", "no answer");
-	mw_str_init(&head, 0);
-	api_render_head(&head, &res, mw_config_str(ctx->cfg, MWK_API_CORS_ORIGIN), req.origin);
-	(void)FCGX_PutStr(head.buf, (int)head.len, r->out);
+	api_render_head(out, &res, mw_config_str(ctx->cfg, MWK_API_CORS_ORIGIN), req.origin);
 	if (res.body != NULL) {
 		text = json_dumps(res.body, JSON_COMPACT);
 		if (text != NULL) {
-			(void)FCGX_PutStr(text, (int)strlen(text), r->out);
-			(void)FCGX_PutStr("\n", 1, r->out);
+			(void)mw_str_appends(out, text);
+			(void)mw_str_appendc(out, '\n');
 			mw_memzero(text, strlen(text));
 			free(text);
 		}
@@ -283,7 +263,6 @@ static void handle(struct api_ctx *ctx, FCGX_Request *r)
 	            : "-",
 	        res.status, req.actor[0] != '\0' ? req.actor : "api:-",
 	        req.remote_addr != NULL ? req.remote_addr : "-");
-	mw_str_free(&head);
 	api_request_free(&req);
 }
 
@@ -328,22 +307,18 @@ static void worker_run(void *arg)
 {
 	struct api_main *m = arg;
 	struct api_ctx *ctx = m->ctx;
-	FCGX_Request r;
-	int rc;
+	struct api_fcgi_conf conf = {
+	    .listen_fd = m->sock,
+	    .max_body = (size_t)mw_config_int(ctx->cfg, MWK_API_MAX_BODY),
+	    .inet_peers = m->inet ? mw_config_str(ctx->cfg, MWK_API_INET_PEERS) : NULL,
+	    .handler = handle,
+	    .ctx = m,
+	};
+	mw_error err = {{0}};
 
 	ctx->store = open_store(ctx->cfg);
-	if (FCGX_InitRequest(&r, m->sock, 0) != 0)
-		mw_fatal("FastCGI request set-up failed");
-	for (;;) {
-		mw_service_worker_idle(true); /* a stop now ends us: nothing is in hand */
-		rc = FCGX_Accept_r(&r);
-		mw_service_worker_idle(false); /* a stop now waits for the answer */
-		if (rc < 0)
-			break;
-		if (!m->inet || !peer_refused(ctx->cfg, &r))
-			handle(ctx, &r);
-		FCGX_Finish_r(&r);
-	}
+	if (api_fcgi_serve(&conf, &err) < 0)
+		mw_error_log("FastCGI: %s", err.msg);
 	mw_store_close(&ctx->store);
 }
 
@@ -390,8 +365,6 @@ int main(int argc, char **argv)
 	m.ctx->cfg = mw_service_config(&m.svc, &err);
 	if (m.ctx->cfg == NULL)
 		mw_fatal("%s", err.msg);
-	if (FCGX_Init() != 0)
-		mw_fatal("FastCGI library cannot start");
 	m.sock = api_listen(m.ctx->cfg, m.listen_addr, &m.inet);
 	if (!m.svc.check && mw_service_pidfile_open(&m.svc, &err) < 0)
 		mw_fatal("%s", err.msg);

@@ -1,0 +1,354 @@
+/* test-api-fcgi.c - the API's FastCGI record parser (webapi/api-fcgi.c) on well-formed,
+   split, multiplexed and hostile record streams. */
+#include "mw-build.h"
+#include "api-fcgi.h"
+#include "mw-test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned calls;
+static struct {
+	char method[64], uri[256];
+	const char *bad;
+	size_t body_len, nparams;
+	bool too_large;
+	char body[256];
+} seen;
+static size_t reply_size; /* 0: a short answer */
+
+/* handler - record what the loop passed and answer */
+static void handler(void *ctx, const struct api_fcgi_request *r, mw_str *out)
+{
+	const char *m = api_fcgi_param(r, "REQUEST_METHOD"), *u = api_fcgi_param(r, "REQUEST_URI");
+	(void)ctx;
+	calls++;
+	(void)mw_strlcpy(seen.method, m != NULL ? m : "-", sizeof(seen.method));
+	(void)mw_strlcpy(seen.uri, u != NULL ? u : "-", sizeof(seen.uri));
+	seen.bad = r->bad;
+	seen.nparams = r->nparams;
+	seen.body_len = r->body_len;
+	seen.too_large = r->body_too_large;
+	(void)mw_strlcpy(seen.body, (const char *)r->body, sizeof(seen.body));
+	(void)mw_str_appends(out, "Status: 200 OK\r\n\r\n");
+	if (reply_size == 0) {
+		(void)mw_str_appends(out, "hello");
+	} else {
+		size_t i;
+		for (i = 0; i < reply_size; i++)
+			(void)mw_str_appendc(out, (char)('a' + i % 26));
+	}
+}
+
+static const struct api_fcgi_conf conf = {.max_body = 100, .handler = handler};
+
+/* rec - append a record */
+static void rec(mw_str *s, unsigned type, unsigned id, const void *p, size_t len)
+{
+	char h[8] = {1, (char)type, (char)(id >> 8), (char)id, (char)(len >> 8), (char)len, 0, 0};
+	(void)mw_str_append(s, h, 8);
+	(void)mw_str_append(s, p, len);
+}
+
+/* pair - append a name-value pair with 1-byte lengths */
+static void pair(mw_str *s, const char *n, const char *v)
+{
+	(void)mw_str_appendc(s, (char)strlen(n));
+	(void)mw_str_appendc(s, (char)strlen(v));
+	(void)mw_str_appends(s, n);
+	(void)mw_str_appends(s, v);
+}
+
+/* request - a complete request: BEGIN (keep?), PARAMS, STDIN body */
+static void request(mw_str *s, unsigned id, bool keep, const char *uri, const char *body)
+{
+	char begin[8] = {0, 1, keep ? 1 : 0, 0, 0, 0, 0, 0};
+	mw_str p;
+	mw_str_init(&p, 0);
+	pair(&p, "REQUEST_METHOD", "POST");
+	pair(&p, "REQUEST_URI", uri);
+	rec(s, 1, id, begin, 8);
+	rec(s, 4, id, p.buf, p.len);
+	rec(s, 4, id, NULL, 0);
+	if (body[0] != '\0')
+		rec(s, 5, id, body, strlen(body));
+	rec(s, 5, id, NULL, 0);
+	mw_str_free(&p);
+}
+
+struct reply {
+	unsigned type, id;
+	size_t len;
+	const unsigned char *p;
+};
+
+/* records - split out into records; returns how many (at most max) */
+static size_t records(const mw_str *out, struct reply *r, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)out->buf;
+	size_t pos = 0, n = 0;
+	while (out->len - pos >= 8 && n < max) {
+		assert_int_equal(p[pos], 1);
+		r[n].type = p[pos + 1];
+		r[n].id = ((unsigned)p[pos + 2] << 8) | p[pos + 3];
+		r[n].len = ((size_t)p[pos + 4] << 8) | p[pos + 5];
+		r[n].p = p + pos + 8;
+		pos += 8 + r[n].len + p[pos + 6];
+		n++;
+	}
+	assert_int_equal(pos, out->len);
+	return n;
+}
+
+/* feed - everything at once */
+static int feed(struct api_fcgi_conn **c, const mw_str *in, mw_str *out)
+{
+	return api_fcgi_feed(c, &conf, in->buf, in->len, out);
+}
+
+/* test_one_request - answered with STDOUT, an empty STDOUT and END_REQUEST; not kept */
+static void test_one_request(void **state)
+{
+	struct api_fcgi_conn *c = NULL;
+	struct reply r[8];
+	mw_str in, out;
+	(void)state;
+	mw_str_init(&in, 0);
+	mw_str_init(&out, 0);
+	calls = 0;
+	request(&in, 7, false, "/api/v1/x", "{\"a\":1}");
+	assert_int_equal(feed(&c, &in, &out), -1); /* done, not kept: close */
+	assert_int_equal(calls, 1);
+	assert_string_equal(seen.method, "POST");
+	assert_string_equal(seen.uri, "/api/v1/x");
+	assert_null(seen.bad);
+	assert_string_equal(seen.body, "{\"a\":1}");
+	assert_int_equal(records(&out, r, 8), 3);
+	assert_int_equal(r[0].type, 6);
+	assert_int_equal(r[0].id, 7);
+	assert_memory_equal(r[0].p, "Status: 200 OK\r\n\r\nhello", r[0].len);
+	assert_int_equal(r[1].type, 6);
+	assert_int_equal(r[1].len, 0);
+	assert_int_equal(r[2].type, 3);
+	assert_int_equal(r[2].len, 8);
+	assert_int_equal(r[2].p[4], 0); /* FCGI_REQUEST_COMPLETE */
+	api_fcgi_feed_end(&c);
+	mw_str_free(&in);
+	mw_str_free(&out);
+}
+
+/* test_kept_and_split - two requests on a kept connection, fed one byte at a time */
+static void test_kept_and_split(void **state)
+{
+	struct api_fcgi_conn *c = NULL;
+	mw_str in, out;
+	size_t i;
+	(void)state;
+	mw_str_init(&in, 0);
+	mw_str_init(&out, 0);
+	calls = 0;
+	request(&in, 1, true, "/first", "");
+	request(&in, 2, true, "/second", "body");
+	for (i = 0; i < in.len; i++)
+		assert_int_equal(api_fcgi_feed(&c, &conf, in.buf + i, 1, &out), 0);
+	assert_int_equal(calls, 2);
+	assert_string_equal(seen.uri, "/second");
+	assert_string_equal(seen.body, "body");
+	api_fcgi_feed_end(&c);
+	mw_str_free(&in);
+	mw_str_free(&out);
+}
+
+/* test_protocol_errors - wrong version closes; other ids ignored; a second BEGIN is
+   refused (no multiplexing); another role is refused; ABORT ends the request */
+static void test_protocol_errors(void **state)
+{
+	static const char begin_keep[8] = {0, 1, 1, 0, 0, 0, 0, 0};
+	static const char authorizer[8] = {0, 2, 0, 0, 0, 0, 0, 0};
+	struct api_fcgi_conn *c = NULL;
+	struct reply r[8];
+	mw_str in, out;
+	(void)state;
+	mw_str_init(&in, 0);
+	mw_str_init(&out, 0);
+	(void)mw_str_append(&in, "\x02\x01\x00\x01\x00\x08\x00\x00", 8);
+	assert_int_equal(feed(&c, &in, &out), -1);
+	api_fcgi_feed_end(&c);
+
+	calls = 0;
+	mw_str_reset(&in);
+	mw_str_reset(&out);
+	rec(&in, 1, 1, begin_keep, 8);
+	rec(&in, 1, 2, begin_keep, 8); /* multiplexing: refused */
+	rec(&in, 5, 3, "zzz", 3);      /* another id: ignored */
+	rec(&in, 2, 1, NULL, 0);       /* abort the active request */
+	rec(&in, 1, 4, authorizer, 8); /* not a responder, not kept: close */
+	assert_int_equal(feed(&c, &in, &out), -1);
+	assert_int_equal(calls, 0);
+	assert_int_equal(records(&out, r, 8), 3);
+	assert_int_equal(r[0].type, 3);
+	assert_int_equal(r[0].id, 2);
+	assert_int_equal(r[0].p[4], 1); /* FCGI_CANT_MPX_CONN */
+	assert_int_equal(r[1].id, 1);
+	assert_int_equal(r[1].p[4], 0);
+	assert_int_equal(r[2].id, 4);
+	assert_int_equal(r[2].p[4], 3); /* FCGI_UNKNOWN_ROLE */
+	api_fcgi_feed_end(&c);
+	mw_str_free(&in);
+	mw_str_free(&out);
+}
+
+/* test_bad_params - lengths past the stream, NUL bytes, too many pairs, too many bytes:
+   the handler is told (it answers 400), nothing is read past the stream */
+static void test_bad_params(void **state)
+{
+	static const char begin[8] = {0, 1, 0, 0, 0, 0, 0, 0};
+	const char *why[4];
+	size_t k, i;
+	(void)state;
+	for (k = 0; k < 4; k++) {
+		struct api_fcgi_conn *c = NULL;
+		mw_str in, out, p;
+		mw_str_init(&in, 0);
+		mw_str_init(&out, 0);
+		mw_str_init(&p, 0);
+		rec(&in, 1, 1, begin, 8);
+		if (k == 0) {
+			(void)mw_str_append(&p,
+			                    "\x85\x00\x00\x00\x01"
+			                    "AB",
+			                    7); /* 4-byte length */
+			rec(&in, 4, 1, p.buf, p.len);
+		} else if (k == 1) {
+			(void)mw_str_append(&p,
+			                    "\x01\x03"
+			                    "Aa\0b",
+			                    6);
+			rec(&in, 4, 1, p.buf, p.len);
+		} else if (k == 2) {
+			for (i = 0; i <= API_FCGI_NPARAMS; i++)
+				pair(&p, "N", "v");
+			rec(&in, 4, 1, p.buf, p.len);
+		} else {
+			static char big[60000];
+			memset(big, 'x', sizeof(big));
+			rec(&in, 4, 1, big, sizeof(big));
+			rec(&in, 4, 1, big, sizeof(big));
+		}
+		rec(&in, 4, 1, NULL, 0);
+		rec(&in, 5, 1, NULL, 0);
+		calls = 0;
+		assert_int_equal(feed(&c, &in, &out), -1);
+		assert_int_equal(calls, 1);
+		assert_non_null(seen.bad);
+		why[k] = seen.bad;
+		api_fcgi_feed_end(&c);
+		mw_str_free(&in);
+		mw_str_free(&out);
+		mw_str_free(&p);
+	}
+	assert_string_equal(why[0], "malformed request parameters");
+	assert_string_equal(why[1], "a request parameter holds a NUL byte");
+	assert_string_equal(why[2], "too many request parameters");
+	assert_string_equal(why[3], "the request parameters are larger than allowed");
+}
+
+/* test_body_limit - a body over max_body is flagged and dropped, the stream read to its end */
+static void test_body_limit(void **state)
+{
+	struct api_fcgi_conn *c = NULL;
+	char body[300];
+	mw_str in, out;
+	(void)state;
+	memset(body, 'b', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	mw_str_init(&in, 0);
+	mw_str_init(&out, 0);
+	request(&in, 1, true, "/big", body);
+	request(&in, 2, true, "/small", "ok");
+	calls = 0;
+	assert_int_equal(api_fcgi_feed(&c, &conf, in.buf, in.len / 2, &out), 0);
+	assert_int_equal(api_fcgi_feed(&c, &conf, in.buf + in.len / 2, in.len - in.len / 2, &out),
+	                 0);
+	assert_int_equal(calls, 2);
+	assert_false(seen.too_large); /* the second one */
+	assert_string_equal(seen.body, "ok");
+	api_fcgi_feed_end(&c);
+	mw_str_reset(&in);
+	request(&in, 1, false, "/big", body);
+	assert_int_equal(feed(&c, &in, &out), -1);
+	assert_true(seen.too_large);
+	assert_int_equal(seen.body_len, 0);
+	api_fcgi_feed_end(&c);
+	mw_str_free(&in);
+	mw_str_free(&out);
+}
+
+/* test_big_answer - an answer longer than one record comes in several, in order */
+static void test_big_answer(void **state)
+{
+	struct api_fcgi_conn *c = NULL;
+	struct reply r[16];
+	mw_str in, out, back;
+	size_t n, i;
+	(void)state;
+	mw_str_init(&in, 0);
+	mw_str_init(&out, 0);
+	mw_str_init(&back, 0);
+	reply_size = 100000;
+	request(&in, 9, false, "/", "");
+	assert_int_equal(feed(&c, &in, &out), -1);
+	reply_size = 0;
+	n = records(&out, r, 16);
+	assert_true(n >= 5);
+	for (i = 0; i + 2 < n; i++) {
+		assert_int_equal(r[i].type, 6);
+		assert_true(r[i].len > 0 && r[i].len <= 65535);
+		(void)mw_str_append(&back, (const char *)r[i].p, r[i].len);
+	}
+	assert_int_equal(back.len, strlen("Status: 200 OK\r\n\r\n") + 100000);
+	assert_int_equal(back.buf[back.len - 1], 'a' + (100000 - 1) % 26);
+	api_fcgi_feed_end(&c);
+	mw_str_free(&in);
+	mw_str_free(&out);
+	mw_str_free(&back);
+}
+
+/* test_management - FCGI_GET_VALUES is answered (no multiplexing); other types unknown */
+static void test_management(void **state)
+{
+	struct api_fcgi_conn *c = NULL;
+	struct reply r[4];
+	mw_str in, out, p;
+	(void)state;
+	mw_str_init(&in, 0);
+	mw_str_init(&out, 0);
+	mw_str_init(&p, 0);
+	pair(&p, "FCGI_MPXS_CONNS", "");
+	pair(&p, "SOMETHING_ELSE", "");
+	rec(&in, 9, 0, p.buf, p.len);
+	rec(&in, 42, 0, NULL, 0);
+	assert_int_equal(feed(&c, &in, &out), 0);
+	assert_int_equal(records(&out, r, 4), 2);
+	assert_int_equal(r[0].type, 10);
+	assert_int_equal(r[0].len, 2 + 15 + 1);
+	assert_memory_equal(r[0].p + 2, "FCGI_MPXS_CONNS0", 16);
+	assert_int_equal(r[1].type, 11);
+	assert_int_equal(r[1].p[0], 42);
+	api_fcgi_feed_end(&c);
+	mw_str_free(&in);
+	mw_str_free(&out);
+	mw_str_free(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_one_request),     cmocka_unit_test(test_kept_and_split),
+	    cmocka_unit_test(test_protocol_errors), cmocka_unit_test(test_bad_params),
+	    cmocka_unit_test(test_body_limit),      cmocka_unit_test(test_big_answer),
+	    cmocka_unit_test(test_management),
+	};
+	MW_RUN_TESTS(tests);
+}

@@ -1,0 +1,58 @@
+/* api-fcgi.h - the API's own FastCGI responder loop (one per worker process).
+ *
+ * Each worker waits in poll() on the shared listening socket and on every connection it
+ * holds, so a connection nginx keeps open between requests (fastcgi_keep_conn with an
+ * upstream keepalive pool) never ties a worker up while another connection waits. Requests
+ * are answered one at a time, in the order they complete.
+ */
+#ifndef API_FCGI_H
+#define API_FCGI_H
+
+#include "mw-util.h"
+
+#define API_FCGI_PARAMS_MAX (64 * 1024) /* all name-value pairs of one request */
+#define API_FCGI_NPARAMS    256         /* name-value pairs in one request */
+#define API_FCGI_CONNS      64          /* connections one worker holds at once */
+#define API_FCGI_IDLE_S     300         /* a silent connection is closed after this */
+#define API_FCGI_WRITE_S    30          /* an answer nobody reads is dropped after this */
+
+/* One complete request: its parameters and its body (FCGI_STDIN). */
+struct api_fcgi_request {
+	char **names, **values; /* nparams NUL-terminated strings each (owned by the loop) */
+	size_t nparams;
+	const char *bad; /* non-NULL: malformed parameters; answer 400 with this, nothing else */
+	unsigned char *body; /* NUL-terminated for convenience; body_len bytes */
+	size_t body_len;
+	bool body_too_large; /* more than max_body bytes came: body holds none of it */
+};
+
+/* api_fcgi_param - the value of parameter name, NULL when absent */
+const char *api_fcgi_param(const struct api_fcgi_request *r, const char *name);
+
+/* Called once per request with an empty out; appends the CGI answer (Status and headers,
+   a blank line, the body). */
+typedef void api_fcgi_handler(void *ctx, const struct api_fcgi_request *r, mw_str *out);
+
+struct api_fcgi_conf {
+	int listen_fd;
+	size_t max_body;
+	const char *inet_peers; /* non-NULL: inet connections from elsewhere get 403 */
+	api_fcgi_handler *handler;
+	void *ctx;
+};
+
+/* api_fcgi_serve - serve until a fatal error (returns -1 with error_r); SIGTERM ends the
+   process while it waits (mw_service_worker_idle), never while it answers */
+int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r);
+
+/* api_fcgi_feed - the parser alone, for tests and the fuzzer: feed bytes as one connection
+   would receive them; answers (the records the loop would write) are appended to out.
+   Returns 0, or -1 when the loop would close the connection (a protocol error, or the
+   end of a request nginx did not ask to keep). state is created on first use (NULL) and
+   freed by api_fcgi_feed_end. */
+struct api_fcgi_conn;
+int api_fcgi_feed(struct api_fcgi_conn **state, const struct api_fcgi_conf *conf, const void *data,
+                  size_t len, mw_str *out);
+void api_fcgi_feed_end(struct api_fcgi_conn **state);
+
+#endif
