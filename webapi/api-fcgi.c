@@ -7,6 +7,15 @@
  * socket and every connection it holds (up to API_FCGI_CONNS), answers whichever request
  * completes, and keeps a connection only when nginx asked (FCGI_KEEP_CONN).
  *
+ * A kept connection belongs to no worker for good. When a worker starts on a request it
+ * first hands every other connection it holds idle (nothing of a request read yet) to the
+ * pool's hand-off socket (an AF_UNIX datagram pair the master made, SCM_RIGHTS); any worker
+ * waiting in poll() takes it from there. So a request nginx sends on a kept connection never
+ * waits behind a slow request (an argon2 check) its last worker is busy with: it waits only
+ * when every worker is busy. A worker holding one connection hands off nothing, so the
+ * steady state costs no system call. A hand-off the socket cannot take (its queue full)
+ * leaves the connection where it is.
+ *
  * Records are parsed from a per-connection buffer; nothing is trusted: a record for a
  * request that is not active is ignored, a second BEGIN_REQUEST on a busy connection is
  * answered FCGI_CANT_MPX_CONN, another role FCGI_UNKNOWN_ROLE, management records
@@ -29,8 +38,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 enum {
@@ -438,6 +449,99 @@ static struct api_fcgi_conn *accept_one(const struct api_fcgi_conf *conf)
 	return c;
 }
 
+/* handoff - pass c's descriptor to the hand-off socket (sock: the pair's sending end); true when it
+ * went (c is freed) */
+static bool handoff(struct api_fcgi_conn *c, int sock)
+{
+	char byte = 'c';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct msghdr msg = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = cm.buf,
+	                     .msg_controllen = sizeof(cm.buf)};
+	struct cmsghdr *h;
+	memset(&cm, 0, sizeof(cm));
+	h = CMSG_FIRSTHDR(&msg);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &c->fd, sizeof(int));
+	if (sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+		return false; /* the queue is full (or the pair is gone): keep serving it here */
+	conn_free(c);         /* closes our copy; the descriptor in flight keeps the socket */
+	return true;
+}
+
+/* adopt - take a connection another worker handed off; NULL when none waits */
+static struct api_fcgi_conn *adopt(const struct api_fcgi_conf *conf)
+{
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct msghdr msg = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = cm.buf,
+	                     .msg_controllen = sizeof(cm.buf)};
+	struct cmsghdr *h;
+	struct api_fcgi_conn *c;
+	int fd = -1;
+	if (recvmsg(conf->handoff_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+		return NULL; /* another worker was quicker */
+	for (h = CMSG_FIRSTHDR(&msg); h != NULL; h = CMSG_NXTHDR(&msg, h)) {
+		if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+		    h->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(h), sizeof(int));
+	}
+	if (fd < 0 || (msg.msg_flags & MSG_CTRUNC) != 0) {
+		if (fd >= 0)
+			(void)close(fd);
+		return NULL;
+	}
+	c = conn_new(fd, conf); /* still non-blocking: the flag is the connection's */
+	c->last_ms = mw_mono_ms();
+	return c;
+}
+
+/* handoff_idle - before serving conns[keep]: every other connection that holds no part of
+   a request goes to the hand-off socket; returns the new index of conns[keep] */
+static size_t handoff_idle(const struct api_fcgi_conf *conf, struct api_fcgi_conn **conns,
+                           size_t *nconns, size_t keep, struct api_fcgi_conn **ready,
+                           size_t *nready)
+{
+	struct api_fcgi_conn *mine = conns[keep];
+	size_t i, j, n = 0;
+	for (i = 0; i < *nconns; i++) {
+		struct api_fcgi_conn *c = conns[i];
+		if (c == mine || c->refused || c->active || c->in_len > 0) {
+			conns[n++] = c;
+			continue;
+		}
+		bool was_ready;
+		for (j = 0; j < *nready && ready[j] != c; j++)
+			;
+		was_ready = j < *nready;
+		if (was_ready) /* it leaves the list of those to serve before it is freed */
+			ready[j] = ready[--*nready];
+		if (!handoff(c, conf->handoff_out)) {
+			conns[n++] = c;
+			if (was_ready)
+				ready[(*nready)++] = c;
+		}
+	}
+	*nconns = n;
+	for (i = 0; i < n; i++)
+		if (conns[i] == mine)
+			return i;
+	return keep; /* not reached: mine is never handed off */
+}
+
 /* api_fcgi_serve - the worker's loop */
 int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 {
@@ -453,33 +557,58 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 	mw_str_init(&out, 0);
 	mw_service_worker_idle(true); /* a stop while waiting ends us: nothing is in hand */
 	for (;;) {
+		struct api_fcgi_conn *ready[API_FCGI_CONNS];
+		size_t np = 0, nready = 0, at_listen = SIZE_MAX, at_handoff = SIZE_MAX;
 		int64_t now;
-		size_t np = 0;
 		for (i = 0; i < nconns; i++)
 			pfd[np++] = (struct pollfd){.fd = conns[i]->fd, .events = POLLIN};
-		if (nconns < API_FCGI_CONNS)
+		if (nconns < API_FCGI_CONNS) {
+			at_listen = np;
 			pfd[np++] = (struct pollfd){.fd = conf->listen_fd, .events = POLLIN};
+			if (conf->handoff_fd >= 0) {
+				at_handoff = np;
+				pfd[np++] =
+				    (struct pollfd){.fd = conf->handoff_fd, .events = POLLIN};
+			}
+		}
 		if (poll(pfd, np, 10000) < 0 && errno != EINTR) {
 			mw_error_set(error_r, "poll: %s", strerror(errno));
 			break;
 		}
 		now = mw_mono_ms();
-		/* connections first (their order in pfd matches conns until one is removed) */
+		/* which connections spoke, which were silent too long */
 		for (i = nconns; i-- > 0;) {
-			bool gone = false;
-			if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0)
-				gone = conn_readable(conns[i], conf, &out) < 0;
-			else if (now - conns[i]->last_ms > API_FCGI_IDLE_S * 1000)
-				gone = true;
-			if (gone) {
+			if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+				ready[nready++] = conns[i];
+			} else if (now - conns[i]->last_ms > API_FCGI_IDLE_S * 1000) {
 				conn_free(conns[i]);
 				conns[i] = conns[--nconns];
 			}
 		}
-		if (np > 0 && pfd[np - 1].fd == conf->listen_fd &&
-		    (pfd[np - 1].revents & POLLIN) != 0) {
-			/* one per wake-up: the other waiting workers take the rest */
+		/* serve them one at a time; each time, what else is idle goes to a free worker
+		   (a ready one too: another worker reads it sooner than we would) */
+		while (nready > 0) {
+			struct api_fcgi_conn *c = ready[--nready];
+			size_t at;
+			for (at = 0; at < nconns && conns[at] != c; at++)
+				;
+			if (conf->handoff_fd >= 0 && nconns > 1)
+				at = handoff_idle(conf, conns, &nconns, at, ready, &nready);
+			if (conn_readable(c, conf, &out) < 0) {
+				conn_free(c);
+				conns[at] = conns[--nconns];
+			}
+		}
+		/* one new connection per wake-up: the other waiting workers take the rest */
+		if (at_listen != SIZE_MAX && (pfd[at_listen].revents & POLLIN) != 0 &&
+		    nconns < API_FCGI_CONNS) {
 			struct api_fcgi_conn *c = accept_one(conf);
+			if (c != NULL)
+				conns[nconns++] = c;
+		}
+		if (at_handoff != SIZE_MAX && (pfd[at_handoff].revents & POLLIN) != 0 &&
+		    nconns < API_FCGI_CONNS) {
+			struct api_fcgi_conn *c = adopt(conf);
 			if (c != NULL)
 				conns[nconns++] = c;
 		}

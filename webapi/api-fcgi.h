@@ -3,7 +3,8 @@
  * Each worker waits in poll() on the shared listening socket and on every connection it
  * holds, so a connection nginx keeps open between requests (fastcgi_keep_conn with an
  * upstream keepalive pool) never ties a worker up while another connection waits. Requests
- * are answered one at a time, in the order they complete.
+ * are answered one at a time, in the order they complete; before each, a worker hands the
+ * idle connections it holds to the pool (handoff_fd), so none waits behind a slow request.
  */
 #ifndef API_FCGI_H
 #define API_FCGI_H
@@ -35,6 +36,9 @@ typedef void api_fcgi_handler(void *ctx, const struct api_fcgi_request *r, mw_st
 
 struct api_fcgi_conf {
 	int listen_fd;
+	/* -1/-1, or the pool's AF_UNIX datagram pair for idle connections: a worker sends
+	   them on handoff_out, and waits for them on handoff_fd (the other end) */
+	int handoff_fd, handoff_out;
 	size_t max_body;
 	const char *inet_peers; /* non-NULL: inet connections from elsewhere get 403 */
 	api_fcgi_handler *handler;

@@ -5,7 +5,9 @@
  * privileges, and forks [api] workers processes that each accept on it and serve one request
  * at a time, so a slow request (a password check: argon2) holds up only its own worker.
  * Each worker runs api-fcgi.c's loop: it holds several connections (nginx may keep them
- * open between requests: fastcgi_keep_conn) and answers whichever request completes.
+ * open between requests: fastcgi_keep_conn) and answers whichever request completes;
+ * before each request it hands the idle ones to the other workers through a socket pair
+ * the master makes (api-fcgi.c), so a kept connection never waits behind a slow request.
  * A worker that dies is restarted; SIGHUP re-reads the configuration and replaces the
  * workers once each has finished its request; SIGTERM/SIGINT let every worker finish its
  * request and exit. The socket is inherited from spawn-fcgi (descriptor 0) or opened with
@@ -31,6 +33,7 @@
 #include "mw-service.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -87,6 +90,7 @@ struct api_main {
 	struct api_ctx *ctx;
 	const char *listen_addr; /* -s */
 	int sock;                /* the FastCGI listening socket */
+	int handoff[2];          /* idle kept connections between workers (api-fcgi.c) */
 	bool inet;               /* peers are checked against [api] inet_peers */
 };
 
@@ -309,6 +313,8 @@ static void worker_run(void *arg)
 	struct api_ctx *ctx = m->ctx;
 	struct api_fcgi_conf conf = {
 	    .listen_fd = m->sock,
+	    .handoff_fd = -1,
+	    .handoff_out = -1,
 	    .max_body = (size_t)mw_config_int(ctx->cfg, MWK_API_MAX_BODY),
 	    .inet_peers = m->inet ? mw_config_str(ctx->cfg, MWK_API_INET_PEERS) : NULL,
 	    .handler = handle,
@@ -316,6 +322,10 @@ static void worker_run(void *arg)
 	};
 	mw_error err = {{0}};
 
+	if (mw_config_int(ctx->cfg, MWK_API_WORKERS) > 1) { /* alone, there is nobody to hand to */
+		conf.handoff_fd = m->handoff[1];
+		conf.handoff_out = m->handoff[0];
+	}
 	ctx->store = open_store(ctx->cfg);
 	if (api_fcgi_serve(&conf, &err) < 0)
 		mw_error_log("FastCGI: %s", err.msg);
@@ -383,6 +393,10 @@ int main(int argc, char **argv)
 	}
 	if (mw_service_detach(&m.svc, m.ctx->cfg, &m.sock, &err) < 0)
 		mw_fatal("%s", err.msg);
+	/* made after detaching (which closes what it does not know); each worker inherits it */
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, m.handoff) < 0 ||
+	    fcntl(m.handoff[1], F_SETFL, O_NONBLOCK) < 0)
+		mw_fatal("hand-off socket pair: %s", strerror(errno));
 	mw_info("ready (store %s, %ld workers)", backend,
 	        (long)mw_config_int(m.ctx->cfg, MWK_API_WORKERS));
 	memset(&pool, 0, sizeof(pool));

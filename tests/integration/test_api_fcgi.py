@@ -11,9 +11,15 @@ with ONE worker and a raw FastCGI client (this file) on its socket:
   NUL byte is answered 400 in JSON; a body over [api] max_body is answered 413; an unknown
   management record gets FCGI_UNKNOWN_TYPE; a multiplexed second request is refused with
   FCGI_CANT_MPX_CONN; after all of it the worker is the same process and still answers.
+And with TWO workers: a request on a kept connection whose worker is busy with a slow request
+(a failing login, argon2 made slow) is answered by the other worker (the busy one handed its
+idle connections over before it started), while the slow one still runs. Which worker holds
+which connection is read from /proc (socket inodes), so the case is built, not hoped for.
 """
 
 import json
+import os
+import select
 import socket
 import struct
 import time
@@ -194,6 +200,97 @@ class ApiFcgiTest(unittest.TestCase):
         rtype, rid, _ = c.read_record()
         self.assertEqual((rtype, rid), (END, 6))
         self.assertEqual(self.workers(), worker, 'the worker died on hostile input')
+
+
+def server_inode(api_port, client_port):
+    """server_inode - the inode of the API's end of the TCP connection from CLIENT_PORT."""
+    with open('/proc/net/tcp') as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if (int(local.split(':')[1], 16) == api_port
+                    and int(remote.split(':')[1], 16) == client_port):
+                return inode
+    return None
+
+
+def holder(pids, inode):
+    """holder - which of PIDS has socket INODE open; None while none does (in flight)."""
+    want = 'socket:[%s]' % inode
+    for pid in pids:
+        try:
+            fds = os.listdir('/proc/%d/fd' % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink('/proc/%d/fd/%s' % (pid, fd)) == want:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+class ApiFcgiHandoffTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        import test_api_workers as W
+        cls.lab = lab_mod.Lab()
+        try:
+            cls.store = cls.lab.store(argon2_memory=W.SLOW_MEMORY, argon2_passes=W.SLOW_PASSES)
+            cls.api = cls.lab.api(cls.store, name='api-handoff',
+                                  api_config={'workers': '2', 'login_max_failures': '1000',
+                                              'ip_max_failures': '1000'})
+            lab_mod.wait_until(lambda: len(W.children(cls.api.proc.pid)) == 2, 120,
+                               'two API workers')
+        except Exception:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+
+    def tearDown(self):
+        self.assertEqual(self.api.sanitizer_report(), '', 'sanitizer report in the API log')
+
+    def test_busy_workers_idle_connections_go_to_the_other(self):
+        import test_api_workers as W
+        workers = W.children(self.api.proc.pid)
+        conns = []
+        for _ in range(6):
+            c = Conn(self.api.port)
+            self.addCleanup(c.close)
+            c.send(request(1))
+            self.assertEqual(c.answer(1)[0], 200)
+            conns.append(c)
+        inodes = [server_inode(self.api.port, c.sock.getsockname()[1]) for c in conns]
+        self.assertNotIn(None, inodes, 'an API end of a kept connection is not in /proc')
+        held = {}
+        lab_mod.wait_until(lambda: all(holder(workers, i) for i in inodes), 10,
+                           'every kept connection held by a worker')
+        for c, i in zip(conns, inodes):
+            held.setdefault(holder(workers, i), []).append(c)
+        busy = max(held.values(), key=len)
+        self.assertGreaterEqual(len(busy), 2, held)  # 6 connections, 2 workers
+        slow, cheap = busy[0], busy[1]
+        body = json.dumps({'username': 'nobody@' + lab_mod.DOMAIN,
+                           'password': 'wrong-password-1'}).encode()
+        slow.send(request(2, method='POST', uri='/api/v1/sessions', body=body))
+        time.sleep(0.5)  # the login is under way (its argon2 check takes seconds)
+        cheap.send(request(2))
+        self.assertEqual(cheap.answer(2)[0], 200)
+        waiting, _, _ = select.select([slow.sock], [], [], 0)
+        self.assertEqual(waiting, [], 'the slow login answered before the cheap request: the '
+                         'case did not test anything (is argon2 slow enough?)')
+        self.assertEqual(slow.answer(2)[0], 401)
+        # every connection still answers, wherever it went
+        for c in conns:
+            c.send(request(3))
+            self.assertEqual(c.answer(3)[0], 200)
+        self.assertEqual(W.children(self.api.proc.pid), workers, 'a worker was replaced')
 
 
 if __name__ == '__main__':
