@@ -2021,12 +2021,24 @@ class Lab:
 
 
 def main(argv):
-    """main - `mailwarden_lab.py samples DIR`: write the conf.d samples into DIR."""
+    """main - `mailwarden_lab.py samples DIR`: write the conf.d samples into DIR.
+	`mailwarden_lab.py postgresql start|stop DIR`: a throwaway PostgreSQL under DIR (for the
+	unit tests, scripts/test); start prints its URL."""
     if len(argv) == 3 and argv[1] == 'samples':
         for name, render in SAMPLES.items():
             write_file(os.path.join(argv[2], name), render())
         return 0
-    print('usage: %s samples DIR' % argv[0])
+    if len(argv) == 4 and argv[1] == 'postgresql' and argv[2] in ('start', 'stop'):
+        os.makedirs(argv[3], exist_ok=True)
+        os.chmod(argv[3], 0o755)
+        pg = PostgreSQL(argv[3], autostop=False)
+        if argv[2] == 'start':
+            pg.start()
+            print(pg.url)
+        else:
+            pg.stop()
+        return 0
+    print('usage: %s samples DIR | postgresql start|stop DIR' % argv[0])
     return 2
 
 
