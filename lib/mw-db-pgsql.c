@@ -583,14 +583,13 @@ static void pgsql_rollback(mw_db *db)
 	PQclear(res);
 }
 
-/* pgsql_migrate_prepare - inside the migration transaction: no statement timeout, and the
-   advisory lock that serialises migrating processes (held until commit or rollback) */
+/* pgsql_migrate_prepare - inside each migration's transaction: no statement timeout, and
+   the advisory lock that serialises migrating processes (held until commit or rollback).
+   Called once outside a transaction too: nothing to create there. */
 static int pgsql_migrate_prepare(mw_db *db, mw_error *error_r)
 {
-	if (!db->in_tx) {
-		mw_error_set(error_r, "migrating: the advisory lock needs a transaction");
-		return MW_STORE_ERROR;
-	}
+	if (!db->in_tx)
+		return MW_STORE_OK;
 	return pg_simple(db, "taking the migration lock",
 	                 "SET LOCAL statement_timeout = 0; "
 	                 "SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK_KEY ")",

@@ -138,3 +138,10 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 	FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 	FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+
+-- SQLite's instr() and unixepoch(), so that Dovecot's passdb and userdb queries
+-- (conf.d/dovecot-sql-mailwarden*.conf.ext) are one text for its sqlite and pgsql drivers.
+CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS INTEGER
+	LANGUAGE sql IMMUTABLE STRICT AS 'SELECT strpos(haystack, needle)';
+CREATE FUNCTION unixepoch() RETURNS BIGINT
+	LANGUAGE sql STABLE AS 'SELECT CAST(extract(epoch FROM now()) AS BIGINT)';
