@@ -693,6 +693,53 @@ static const void *pgsql_get_blob(const mw_db_row *row, unsigned col, size_t *le
 	return r->blobs[col];
 }
 
+/* mw_db_url_redact - the URL with its password replaced by "***" (for messages) */
+void mw_db_url_redact(const char *url, char *buf, size_t size)
+{
+	const char *p, *auth, *end, *at = NULL, *colon = NULL;
+	mw_str s;
+
+	if (size == 0)
+		return;
+	if (mw_ascii_strncasecmp(url, "postgresql://", 13) != 0 &&
+	    mw_ascii_strncasecmp(url, "postgres://", 11) != 0) {
+		(void)mw_strlcpy(buf, url, size);
+		return;
+	}
+	mw_str_init(&s, 0);
+	auth = strstr(url, "://") + 3;
+	end = auth + strcspn(auth, "/?");
+	for (p = auth; p < end; p++)
+		if (*p == '@')
+			at = p;
+	for (p = auth; at != NULL && p < at; p++) {
+		if (*p == ':') {
+			colon = p;
+			break;
+		}
+	}
+	if (colon != NULL) {
+		(void)mw_str_append(&s, url, (size_t)(colon + 1 - url));
+		(void)mw_str_appends(&s, "***");
+		(void)mw_str_append(&s, at, (size_t)(end - at));
+	} else {
+		(void)mw_str_append(&s, url, (size_t)(end - url));
+	}
+	/* the path and the parameters; password=VALUE up to the next & */
+	for (p = end; *p != '\0';) {
+		size_t n = strcspn(p + 1, "?&") + 1;
+		if ((*p == '?' || *p == '&') && mw_ascii_strncasecmp(p + 1, "password=", 9) == 0) {
+			(void)mw_str_append(&s, p, 10);
+			(void)mw_str_appends(&s, "***");
+		} else {
+			(void)mw_str_append(&s, p, n);
+		}
+		p += n;
+	}
+	(void)mw_strlcpy(buf, mw_str_c(&s), size);
+	mw_str_free(&s);
+}
+
 const struct mw_db_driver mw_db_driver_pgsql = {
     .name = "postgresql",
     .dialect = MW_DB_PGSQL,

@@ -76,6 +76,9 @@ typedef int mw_db_row_cb(const mw_db_row *row, void *ctx);
 mw_db *mw_db_open(const char *url, unsigned busy_timeout_ms, mw_error *error_r);
 void mw_db_close(mw_db **db);
 enum mw_db_dialect mw_db_dialect(const mw_db *db);
+/* mw_db_url_redact - url as messages may show it: a postgresql URL's password (user:PW@
+   and a password= parameter) becomes "***"; other URLs are unchanged. Truncated to size. */
+void mw_db_url_redact(const char *url, char *buf, size_t size);
 const char *mw_db_driver_name(const mw_db *db); /* "sqlite", "postgresql" */
 
 /* mw_db_run - run q with args, calling cb (may be NULL) for each row. *rows_r (may be NULL):

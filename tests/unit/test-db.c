@@ -516,6 +516,34 @@ static void test_open_unavailable(void **state)
 	assert_null(strstr(err.msg, "sekrit-pw"));
 }
 
+/* test_url_redact - a URL in a message never shows its password */
+static void test_url_redact(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"postgresql://u:pw@db.example/mw", "postgresql://u:***@db.example/mw"},
+	    {"postgres://u:p%40w@h:5432/mw?sslmode=require",
+	     "postgres://u:***@h:5432/mw?sslmode=require"},
+	    {"postgresql://u@/mw?host=/run/pg&password=sekrit&port=5",
+	     "postgresql://u@/mw?host=/run/pg&password=***&port=5"},
+	    {"postgresql:///mw?password=sekrit", "postgresql:///mw?password=***"},
+	    {"postgresql://h/mw?passfile=/etc/pgpass", "postgresql://h/mw?passfile=/etc/pgpass"},
+	    {"POSTGRESQL://u:x@h", "POSTGRESQL://u:***@h"},
+	    {"postgresql://u:a@b@h/x", "postgresql://u:***@h/x"},
+	    {"sqlite:/var/lib/mailwarden/mailwarden.db",
+	     "sqlite:/var/lib/mailwarden/mailwarden.db"},
+	};
+	char buf[256], small[12];
+	(void)state;
+	for (size_t i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		mw_db_url_redact(cases[i].in, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].out);
+	}
+	mw_db_url_redact("postgresql://u:sekrit@h/x", small, sizeof(small));
+	assert_null(strstr(small, "sekrit"));
+}
+
 /* One column of one table, as both catalogs describe it. */
 struct column {
 	char table[64], name[64], kind[16];
@@ -681,6 +709,7 @@ int main(void)
 	    {"test_connection_loss [postgresql]", test_connection_loss, setup, teardown,
 	     (void *)&mw_test_pgsql},
 	    cmocka_unit_test(test_open_unavailable),
+	    cmocka_unit_test(test_url_redact),
 	    cmocka_unit_test(test_same_schema),
 	};
 	MW_RUN_TESTS(tests);
