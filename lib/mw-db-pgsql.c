@@ -371,20 +371,15 @@ static int pgsql_prepare(mw_db *db, const char *what, const char *sql, void **st
 	return MW_STORE_OK;
 }
 
-/* pgsql_finalize - forget a statement (DEALLOCATE while its connection is alive) */
+/* pgsql_finalize - forget a statement. The cache finalizes only when the connection closes
+   or was lost, when the server forgets it anyway: no DEALLOCATE round trip. */
 static void pgsql_finalize(mw_db *db, void *stmt)
 {
 	struct pg_stmt *st = stmt;
-	struct pg_conn *pg = pg_of(db);
 
+	(void)db;
 	if (st == NULL)
 		return;
-	if (pg != NULL && pg->conn != NULL && st->prepared && st->generation == pg->generation &&
-	    !db->in_tx) {
-		char cmd[64];
-		snprintf(cmd, sizeof(cmd), "DEALLOCATE %s", st->name);
-		PQclear(PQexec(pg->conn, cmd));
-	}
 	free(st->sql);
 	free(st);
 }
