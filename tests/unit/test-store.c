@@ -218,9 +218,9 @@ static void test_url(void **state)
 	static const struct {
 		const char *url, *msg;
 	} bad[] = {
-	    {"postgresql://mw@localhost/mailwarden", "PostgreSQL backend not built yet"},
-	    {"postgres://localhost/mw", "PostgreSQL backend not built yet"},
-	    {"POSTGRESQL://x", "PostgreSQL backend not built yet"},
+	    {"postgresql://mw@localhost/mailwarden", "PostgreSQL driver not built"},
+	    {"postgres://localhost/mw", "PostgreSQL driver not built"},
+	    {"POSTGRESQL://x", "PostgreSQL driver not built"},
 	    {"sqlite:relative.db", "absolute"},
 	    {"sqlite:", "absolute"},
 	    {"relative.db", "must be sqlite:"},
