@@ -410,7 +410,7 @@ static int pgsql_exec(mw_db *db, void *stmt, const char *what, const struct mw_d
 	struct pg_stmt *st = stmt;
 	const char **values = NULL;
 	int *lengths = NULL, *formats = NULL;
-	char(*ints)[24] = NULL;
+	char(*ints)[32] = NULL; /* integers and doubles as text */
 	PGresult *res = NULL;
 	ExecStatusType status;
 	bool lost = false, savepoint = false;
@@ -449,6 +449,11 @@ static int pgsql_exec(mw_db *db, void *stmt, const char *what, const struct mw_d
 			break;
 		case MW_DB_INT:
 			snprintf(ints[i], sizeof(ints[i]), "%" PRId64, args[i].i);
+			values[i] = ints[i];
+			break;
+		case MW_DB_DOUBLE:
+			/* 17 significant digits: the same double comes back */
+			snprintf(ints[i], sizeof(ints[i]), "%.17g", args[i].d);
 			values[i] = ints[i];
 			break;
 		case MW_DB_TEXT:
@@ -657,6 +662,15 @@ static int64_t pgsql_get_int(const mw_db_row *row, unsigned col)
 	return strtoll(v, NULL, 10);
 }
 
+/* pgsql_get_double - a column as a double (NULL as 0) */
+static double pgsql_get_double(const mw_db_row *row, unsigned col)
+{
+	const struct pg_row *r = row->impl;
+	if (pgsql_is_null(row, col))
+		return 0;
+	return strtod(PQgetvalue(r->res, r->row, (int)col), NULL);
+}
+
 /* pgsql_get_text - a column as text (NULL for NULL) */
 static const char *pgsql_get_text(const mw_db_row *row, unsigned col)
 {
@@ -754,4 +768,6 @@ const struct mw_db_driver mw_db_driver_pgsql = {
     .get_blob = pgsql_get_blob,
     .migrations = mw_pgsql_migrations,
     .migrations_count = &mw_pgsql_migrations_count,
+    .get_double = pgsql_get_double,
+    .absent = NULL,
 };
