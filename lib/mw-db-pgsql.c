@@ -601,20 +601,31 @@ static int pgsql_open(mw_db *db, const char *location, unsigned busy_timeout_ms,
 {
 	struct pg_conn *pg;
 	PQconninfoOption *opts;
-	char *err = NULL;
+	char *err = NULL, *url = mw_strdup(location), *p;
 
-	opts = PQconninfoParse(location, &err);
+	/* mw-db.c takes the scheme in any case, libpq only in lower case */
+	for (p = url; *p != '\0' && *p != ':'; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+	opts = PQconninfoParse(url, &err);
 	if (opts == NULL) {
-		/* libpq's parse errors name the bad part, not the password's value */
-		char line[200];
+		/* libpq's parse errors quote the bad part, which may be in the password: show
+		   them only for a URL without one */
+		char line[200], shown[512];
 		pg_one_line(line, sizeof(line), err != NULL ? err : "out of memory");
-		mw_error_set(error_r, "bad PostgreSQL URL: %s", line);
+		mw_db_url_redact(url, shown, sizeof(shown));
+		if (strcmp(shown, url) == 0)
+			mw_error_set(error_r, "bad PostgreSQL URL: %s", line);
+		else
+			mw_error_set(error_r, "bad PostgreSQL URL (libpq cannot parse it; its "
+			                      "message is not shown: it may quote the password)");
 		PQfreemem(err);
+		mw_memzero(url, strlen(url));
+		free(url);
 		return MW_STORE_ERROR;
 	}
 	PQconninfoFree(opts);
 	pg = mw_calloc(1, sizeof(*pg));
-	pg->location = mw_strdup(location);
+	pg->location = url;
 	pg->busy_timeout_ms = busy_timeout_ms;
 	db->ctx = pg;
 	if (pg_connect(pg, error_r) < 0) {

@@ -28,15 +28,19 @@ static const struct mw_db_query q_audit_add = {
    ?6 until, ?7 limit */
 #define AUDIT_SELECT "SELECT id, at, actor, action, target, client, details FROM audit_log "
 #define AUDIT_FILTER                                                                               \
-	"AND (?2 IS NULL OR actor = ?2) "                                                          \
-	"AND (?3 IS NULL OR action IN (?3, ?8, ?9, ?10, ?11)) AND (?4 IS NULL OR target = ?4) "    \
-	"AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6) "
+	"AND (CAST(?2 AS TEXT) IS NULL OR actor = ?2) "                                            \
+	"AND (CAST(?3 AS TEXT) IS NULL OR action IN (?3, ?8, ?9, ?10, ?11)) "                      \
+	"AND (CAST(?4 AS TEXT) IS NULL OR target = ?4) "                                           \
+	"AND (CAST(?5 AS BIGINT) IS NULL OR at >= ?5) AND (CAST(?6 AS BIGINT) IS NULL OR at <= "   \
+	"?6) "
 static const struct mw_db_query q_audit_list = {
     "listing the audit log", AUDIT_SELECT "WHERE id > ?1 " AUDIT_FILTER "ORDER BY id LIMIT ?7",
     NULL};
 static const struct mw_db_query q_audit_list_desc = {
     "listing the audit log",
-    AUDIT_SELECT "WHERE (?1 = 0 OR id < ?1) " AUDIT_FILTER "ORDER BY id DESC LIMIT ?7", NULL};
+    AUDIT_SELECT "WHERE (CAST(?1 AS BIGINT) = 0 OR id < ?1) " AUDIT_FILTER
+                 "ORDER BY id DESC LIMIT ?7",
+    NULL};
 
 /* mw_store_audit_append - add one entry to the append-only audit log */
 int mw_store_audit_append(mw_store *store, const char *actor, const char *action,

@@ -62,7 +62,7 @@ static const struct mw_db_query q_authfail_get = {
     "SELECT failures, first_at, last_at FROM auth_failures WHERE key = ?1 AND net = ?2", NULL};
 static const struct mw_db_query q_authfail_clear = {
     "clearing failed authentications",
-    "DELETE FROM auth_failures WHERE key = ?1 AND (?2 IS NULL OR net = ?2)", NULL};
+    "DELETE FROM auth_failures WHERE key = ?1 AND (CAST(?2 AS TEXT) IS NULL OR net = ?2)", NULL};
 static const struct mw_db_query q_authfail_sum = {
     "summing failed authentications",
     "SELECT coalesce(sum(failures), 0), count(*) FROM auth_failures "

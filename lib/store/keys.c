@@ -29,13 +29,14 @@ static const struct mw_db_query q_dkim_deactivate = {
 static const struct mw_db_query q_dkim_activate = {
     "activating a DKIM key", "UPDATE dkim_keys SET active = 1 WHERE domain = ?1 AND selector = ?2",
     NULL};
-/* pgsql: ORDER BY domain COLLATE "C" (SQLite compares bytes; a locale collation ignores
-   the dots and hyphens of domains) */
-static const struct mw_db_query q_dkim_list = {"listing DKIM keys",
-                                               "SELECT " DKIM_COLUMNS
-                                               " FROM dkim_keys WHERE (?1 IS NULL OR domain = ?1) "
-                                               "ORDER BY domain, created_at, id",
-                                               NULL};
+/* ORDER BY domain compares bytes in both dialects: SQLite's BINARY collation, and the
+   PostgreSQL schema declares text columns COLLATE "C" (a locale collation would ignore the
+   dots and hyphens of domains) */
+static const struct mw_db_query q_dkim_list = {
+    "listing DKIM keys",
+    "SELECT " DKIM_COLUMNS " FROM dkim_keys WHERE (CAST(?1 AS TEXT) IS NULL OR domain = ?1) "
+    "ORDER BY domain, created_at, id",
+    NULL};
 static const struct mw_db_query q_dkim_get = {
     "reading a DKIM key",
     "SELECT " DKIM_COLUMNS " FROM dkim_keys WHERE domain = ?1 AND selector = ?2", NULL};

@@ -39,7 +39,7 @@ static const struct mw_db_query q_session_revoke_id = {
 static const struct mw_db_query q_session_revoke_user = {
     "revoking sessions",
     "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL "
-    "AND (?3 IS NULL OR token_hash <> ?3)",
+    "AND (CAST(?3 AS TEXT) IS NULL OR token_hash <> ?3)",
     NULL};
 static const struct mw_db_query q_session_list = {
     "listing sessions",

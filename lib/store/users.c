@@ -38,8 +38,8 @@ static const struct mw_db_query q_user_get_id = {
     "reading a user", "SELECT " USER_COLUMNS " FROM users WHERE id = ?1", NULL};
 static const struct mw_db_query q_user_list = {
     "listing users",
-    "SELECT " USER_COLUMNS " FROM users WHERE id > ?1 AND (?2 IS NULL OR status = ?2) "
-    "AND (?3 IS NULL OR role = ?3) ORDER BY id LIMIT ?4",
+    "SELECT " USER_COLUMNS " FROM users WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR "
+    "status = ?2) AND (CAST(?3 AS TEXT) IS NULL OR role = ?3) ORDER BY id LIMIT ?4",
     NULL};
 static const struct mw_db_query q_user_id = {"looking up a user",
                                              "SELECT id FROM users WHERE username = ?1", NULL};
@@ -66,8 +66,8 @@ static const struct mw_db_query q_af_add = {
     "adding a pattern", "INSERT INTO allowed_from (user_id, pattern) VALUES (?1, ?2)", NULL};
 static const struct mw_db_query q_af_del = {
     "deleting a pattern", "DELETE FROM allowed_from WHERE user_id = ?1 AND pattern = ?2", NULL};
-/* pgsql: ORDER BY a.pattern COLLATE "C" (SQLite compares bytes; a locale collation
-   ignores the punctuation of patterns) */
+/* ORDER BY a.pattern compares bytes in both dialects (the PostgreSQL schema declares
+   text columns COLLATE "C"; a locale collation would ignore the punctuation of patterns) */
 static const struct mw_db_query q_af_list = {
     "listing patterns",
     "SELECT a.pattern FROM users u LEFT JOIN allowed_from a ON a.user_id = u.id "
@@ -78,7 +78,7 @@ static const struct mw_db_query q_totp_get = {
 static const struct mw_db_query q_totp_set = {
     "changing TOTP state",
     "UPDATE users SET totp_secret = ?3 WHERE username = ?1 "
-    "AND (totp_secret = ?2 OR (totp_secret IS NULL AND ?2 IS NULL))",
+    "AND (totp_secret = ?2 OR (totp_secret IS NULL AND CAST(?2 AS TEXT) IS NULL))",
     NULL};
 static const struct mw_db_query q_mainproto_get = {
     "reading main password protocols",

@@ -515,6 +515,11 @@ static void test_open_unavailable(void **state)
 	db = mw_db_open("postgresql://u:sekrit-pw@/x?nosuchoption=1", 1000, &err);
 	assert_null(db);
 	assert_null(strstr(err.msg, "sekrit-pw"));
+	/* a malformed password: libpq's message would quote it */
+	db = mw_db_open("postgresql://u:sek%zzrit@/x", 1000, &err);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "bad PostgreSQL URL"));
+	assert_null(strstr(err.msg, "sek"));
 }
 
 /* test_same_migrations - both dialects have the same numbered migrations, by name */
