@@ -224,6 +224,7 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 	    {"markdown", no_argument, NULL, OPT_MARKDOWN},
 	    {"limit", required_argument, NULL, OPT_LIMIT},
 	    {"after-id", required_argument, NULL, OPT_AFTER},
+	    {"force", no_argument, NULL, OPT_FORCE},
 	    {NULL, 0, NULL, 0},
 	};
 	int c, i;
@@ -266,6 +267,9 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 			break;
 		case OPT_SHOW_SECRETS:
 			o->show_secrets = true;
+			break;
+		case OPT_FORCE:
+			o->force = true;
 			break;
 		case OPT_MARKDOWN:
 			o->markdown = true;

@@ -6,6 +6,7 @@
  */
 #include "mw-build.h"
 #include "ctl.h"
+#include "mw-db.h"
 #include "mw-password.h"
 #include "mw-pattern.h"
 #include "mw-secret.h"
@@ -42,29 +43,31 @@ int cmd_init(struct mw_ctl *ctl, int argc, char **argv)
 	const char *keypath = mw_config_str(ctl->cfg, MWK_MASTER_KEY);
 	struct stat st;
 	int first, before = 0, after = 0;
+	char shown[512]; /* the URL without its password, for messages and the audit log */
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
 	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
 		return EXIT_USAGE;
+	mw_db_url_redact(url, shown, sizeof(shown));
 
 	if (strncmp(url, "sqlite:", 7) == 0 && ctl_mkdir_parent(url + 7, 0750) < 0)
 		return EXIT_ERROR;
 	ctl->store = mw_store_open(
 	    url, (unsigned)mw_config_int(ctl->cfg, MWK_STORE_BUSY_TIMEOUT) * 1000, &err);
 	if (ctl->store == NULL) {
-		ctl_err("store %s: %s", url, err.msg);
+		ctl_err("store %s: %s", shown, err.msg);
 		return EXIT_ERROR;
 	}
 	if (mw_store_schema_version(ctl->store, &before, &err) < 0 ||
 	    mw_store_migrate(ctl->store, &err) < 0 ||
 	    mw_store_schema_version(ctl->store, &after, &err) < 0) {
-		ctl_err("store %s: %s", url, err.msg);
+		ctl_err("store %s: %s", shown, err.msg);
 		return EXIT_ERROR;
 	}
 	if (before == after)
-		printf("store %s: schema version %d, up to date\n", url, after);
+		printf("store %s: schema version %d, up to date\n", shown, after);
 	else
-		printf("store %s: schema version %d -> %d\n", url, before, after);
+		printf("store %s: schema version %d -> %d\n", shown, before, after);
 
 	if (stat(keypath, &st) == 0) {
 		mw_master_key key;
@@ -84,7 +87,7 @@ int cmd_init(struct mw_ctl *ctl, int argc, char **argv)
 		printf("master key %s: created\n", keypath);
 	}
 	if (before != after)
-		return ctl_audit(ctl, MW_AUDIT_STORE_INIT, url, NULL);
+		return ctl_audit(ctl, MW_AUDIT_STORE_INIT, shown, NULL);
 	return EXIT_OK;
 }
 

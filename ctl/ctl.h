@@ -155,10 +155,11 @@ enum {
 	OPT_MARKDOWN,
 	OPT_LIMIT,
 	OPT_AFTER,
+	OPT_FORCE,
 };
 
 struct ctl_opts {
-	bool json, yes, origin, show_secrets, markdown, help;
+	bool json, yes, origin, show_secrets, markdown, help, force;
 	const char *role, *status, *description;
 	enum ctl_pw_source pw;
 	bool pw_set;

@@ -18,6 +18,7 @@
  */
 #include "mw-build.h"
 #include "ctl.h"
+#include "mw-db.h"
 #include "mw-log.h"
 
 #include <getopt.h>
@@ -113,14 +114,16 @@ static int ctl_open_store(struct mw_ctl *ctl)
 {
 	mw_error err = {""};
 	const char *url = mw_config_str(ctl->cfg, MWK_STORE);
+	char shown[512];
+	mw_db_url_redact(url, shown, sizeof(shown));
 	ctl->store = mw_store_open(
 	    url, (unsigned)mw_config_int(ctl->cfg, MWK_STORE_BUSY_TIMEOUT) * 1000, &err);
 	if (ctl->store == NULL) {
-		ctl_err("store %s: %s", url, err.msg);
+		ctl_err("store %s: %s", shown, err.msg);
 		return EXIT_ERROR;
 	}
 	if (mw_store_check_schema(ctl->store, &err) < 0) {
-		ctl_err("store %s: %s", url, err.msg);
+		ctl_err("store %s: %s", shown, err.msg);
 		return EXIT_ERROR;
 	}
 	return EXIT_OK;

@@ -48,7 +48,10 @@ struct mw_db_driver {
 	int (*commit)(mw_db *db, mw_error *error_r);
 	void (*rollback)(mw_db *db);
 	/* called by mw_db_migrate before the first migration: create the SQLite file; take the
-	   PostgreSQL advisory lock inside the transaction */
+	   PostgreSQL advisory lock inside the transaction. mw-db.c calls it once outside any
+	   transaction before the first migration (SQLite creates and opens the file here) and
+	   again right after each migration's begin (PostgreSQL: pg_advisory_xact_lock);
+	   mw_db_in_transaction(db) tells the two calls apart. */
 	int (*migrate_prepare)(mw_db *db, mw_error *error_r);
 	/* row accessors */
 	bool (*is_null)(const mw_db_row *row, unsigned col);
@@ -57,6 +60,11 @@ struct mw_db_driver {
 	const void *(*get_blob)(const mw_db_row *row, unsigned col, size_t *len_r);
 	const struct mw_migration *migrations;
 	const unsigned *migrations_count;
+	/* added for the store (may be NULL): a double column (NULL: strtod of get_text) */
+	double (*get_double)(const mw_db_row *row, unsigned col);
+	/* may be NULL: true when the database does not exist yet (a SQLite file that
+	   mw_db_migrate will create), so mw_db_schema_version reports 0 without creating it */
+	bool (*absent)(mw_db *db);
 };
 
 struct mw_db_cache_entry {

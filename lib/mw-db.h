@@ -1,6 +1,6 @@
 /* mw-db.h - one small SQL interface, one driver per database (SQLite, PostgreSQL).
  *
- * The store's operations (lib/store/*.c) are written once over this interface; only the
+ * The store's operations (the files of lib/store/) are written once over this interface; only the
  * drivers (mw-db-sqlite.c, mw-db-pgsql.c) speak to a database library. The model is
  * Dovecot's lib-sql: prepared statements cached per connection, typed binds, rows handed
  * to a callback, transactions, and one mapping of database errors to store statuses.
@@ -35,13 +35,14 @@ struct mw_db_query {
 	const char *sql_pgsql; /* PostgreSQL text where it differs; NULL = sql */
 };
 
-enum mw_db_type { MW_DB_NULL, MW_DB_INT, MW_DB_TEXT, MW_DB_BLOB };
+enum mw_db_type { MW_DB_NULL, MW_DB_INT, MW_DB_TEXT, MW_DB_BLOB, MW_DB_DOUBLE };
 
 struct mw_db_arg {
 	enum mw_db_type type;
 	int64_t i;     /* MW_DB_INT */
 	const void *p; /* MW_DB_TEXT (NUL-terminated), MW_DB_BLOB */
 	size_t len;    /* MW_DB_BLOB */
+	double d;      /* MW_DB_DOUBLE (a REAL / double precision column) */
 };
 
 /* Argument constructors. MW_DB_TEXT_OR_NULL(NULL) binds SQL NULL. The pointed-to data must
@@ -50,6 +51,7 @@ struct mw_db_arg {
 #define MW_DB_T(s)      ((struct mw_db_arg){.type = (s) != NULL ? MW_DB_TEXT : MW_DB_NULL, .p = (s)})
 #define MW_DB_B(ptr, n) ((struct mw_db_arg){.type = MW_DB_BLOB, .p = (ptr), .len = (n)})
 #define MW_DB_NUL       ((struct mw_db_arg){.type = MW_DB_NULL})
+#define MW_DB_D(v)      ((struct mw_db_arg){.type = MW_DB_DOUBLE, .d = (double)(v)})
 /* MW_DB_ARGS(a, b, c) expands to the two parameters args, nargs */
 #define MW_DB_ARGS(...)                                                                            \
 	(const struct mw_db_arg[]){__VA_ARGS__},                                                   \
@@ -62,6 +64,7 @@ bool mw_db_is_null(const mw_db_row *row, unsigned col);
 int64_t mw_db_int(const mw_db_row *row, unsigned col);
 const char *mw_db_text(const mw_db_row *row, unsigned col);
 const void *mw_db_blob(const mw_db_row *row, unsigned col, size_t *len_r);
+double mw_db_double(const mw_db_row *row, unsigned col);
 /* mw_db_text_dup - an owned copy of a text column ("" for NULL) */
 char *mw_db_text_dup(const mw_db_row *row, unsigned col);
 
@@ -76,6 +79,9 @@ typedef int mw_db_row_cb(const mw_db_row *row, void *ctx);
 mw_db *mw_db_open(const char *url, unsigned busy_timeout_ms, mw_error *error_r);
 void mw_db_close(mw_db **db);
 enum mw_db_dialect mw_db_dialect(const mw_db *db);
+/* mw_db_url_redact - url as messages may show it: a postgresql URL's password (user:PW@
+   and a password= parameter) becomes "***"; other URLs are unchanged. Truncated to size. */
+void mw_db_url_redact(const char *url, char *buf, size_t size);
 const char *mw_db_driver_name(const mw_db *db); /* "sqlite", "postgresql" */
 
 /* mw_db_run - run q with args, calling cb (may be NULL) for each row. *rows_r (may be NULL):

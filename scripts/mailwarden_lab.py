@@ -316,20 +316,24 @@ class Service:
 # the store
 
 class Store(Service):
-    """Store - mailwarden.conf + SQLite store via `mailwardenctl init`; ctl() runs the CLI."""
+    """Store - mailwarden.conf + store via `mailwardenctl init`; ctl() runs the CLI.
+
+	SQLite in the lab directory by default; PGSQL (a started PostgreSQL) puts it there
+	instead (db is then None: no file to share)."""
     name = 'store'
 
     def __init__(self, root, builddir=None, group='dovecot', argon2_memory='8M',
-             argon2_passes=1, extra_config='', autostop=True):
+             argon2_passes=1, extra_config='', autostop=True, pgsql=None):
         super().__init__(root, autostop)
         self.builddir = os.path.abspath(builddir or DEFAULT_BUILDDIR)
         self.group = group
         self.etc = os.path.join(self.dir, 'etc')
         self.data = os.path.join(self.dir, 'data')
-        self.db = os.path.join(self.data, 'mailwarden.db')
+        self.pgsql = pgsql
+        self.db = os.path.join(self.data, 'mailwarden.db') if pgsql is None else None
         self.config = os.path.join(self.etc, 'mailwarden.conf')
         self.master_key = os.path.join(self.etc, 'master.key')
-        self.url = 'sqlite:' + self.db
+        self.url = 'sqlite:' + self.db if pgsql is None else pgsql.url
         self.ctl_log = os.path.join(self.dir, 'mailwardenctl.log')
         self.argon2_memory = argon2_memory
         self.argon2_passes = argon2_passes
@@ -369,13 +373,25 @@ class Store(Service):
             % (self.url, self.master_key, self.extra_config, self.argon2_memory,
                self.argon2_passes))
 
+    def db_files(self):
+        """db_files - the SQLite store's files (none for PostgreSQL)."""
+        return glob.glob(self.db + '*') if self.db is not None else []
+
+    def dovecot_sql(self):
+        """dovecot_sql - (driver, connect) of Dovecot's sql files for this store."""
+        if self.pgsql is None:
+            return 'sqlite', self.db
+        pg = self.pgsql
+        return 'pgsql', 'host=%s port=%d dbname=%s user=%s' % (pg.socket_dir, pg.port,
+                                                               pg.dbname, pg.user)
+
     def fix_permissions(self):
         """fix_permissions - check the db files are group-readable by the store group.
 
 		mailwardenctl should create them so (in the setgid store directory); this only
 		repairs what it did not, and notes it in the ctl log so a regression stays visible."""
         gid = grp.getgrnam(self.group).gr_gid
-        for path in glob.glob(self.db + '*'):
+        for path in self.db_files():
             st = os.stat(path)
             if st.st_gid != gid or (st.st_mode & 0o040) != 0o040:
                 with open(self.ctl_log, 'a') as f:
@@ -392,7 +408,7 @@ class Store(Service):
         are 0660 (SQLite gives new -wal/-shm files the db file's mode) and mailwarden.conf
         is root:GROUP 0640."""
         gid = grp.getgrnam(self.group).gr_gid
-        for path in glob.glob(self.db + '*'):
+        for path in self.db_files():
             os.chown(path, -1, gid)
             os.chmod(path, 0o660)
         os.chown(self.config, 0, gid)
@@ -475,7 +491,7 @@ class Dovecot(Service):
 
     def render_sql_config(self):
         """render_sql_config - the passdb sql connect file (SQLite store)."""
-        return render_dovecot_sql(self.store.db)
+        return render_dovecot_sql(*reversed(self.store.dovecot_sql()))
 
     def render_config(self):
         """render_config - the dovecot.conf text of this instance."""
@@ -509,9 +525,11 @@ class Dovecot(Service):
         os.chmod(self.mail_root, 0o770)
         write_file(self.sql_config, self.render_sql_config(), 0o640)
         os.chown(self.sql_config, 0, grp.getgrnam('dovecot').gr_gid)
-        write_file(self.apppw_config, render_dovecot_sql_apppw(self.store.db), 0o640)
+        write_file(self.apppw_config, render_dovecot_sql_apppw(*reversed(self.store.dovecot_sql())),
+                   0o640)
         os.chown(self.apppw_config, 0, grp.getgrnam('dovecot').gr_gid)
-        write_file(self.userdb_config, render_dovecot_sql_userdb(self.store.db), 0o640)
+        write_file(self.userdb_config,
+                   render_dovecot_sql_userdb(*reversed(self.store.dovecot_sql())), 0o640)
         os.chown(self.userdb_config, 0, grp.getgrnam('dovecot').gr_gid)
         write_file(self.config, self.render_config(), 0o644)
         run([dovecot, '-c', self.config])
@@ -605,32 +623,37 @@ DOVECOT_SQL_FILES = {
 DOVECOT_SQL_DB = '/var/lib/mailwarden/mailwarden.db'
 
 
-def render_dovecot_sql_file(kind, db=DOVECOT_SQL_DB):
+def render_dovecot_sql_file(kind, db=DOVECOT_SQL_DB, driver='sqlite'):
     """render_dovecot_sql_file - conf.d's Dovecot sql file of KIND (main | apppw | userdb)
 	with its connect line pointing at the SQLite store DB (the file's own when DB is the
-	default); a file without exactly one `connect = ` line is an error."""
+	default); a file without exactly one `connect = ` line is an error. DRIVER 'pgsql': the
+	same queries through Dovecot's pgsql driver, DB a libpq connect string (the PostgreSQL
+	schema has the two SQLite functions the queries use, instr and unixepoch)."""
     with open(os.path.join(CONF_DIR, DOVECOT_SQL_FILES[kind])) as f:
         text = f.read()
     line = 'connect = %s\n' % DOVECOT_SQL_DB
     if text.count('\nconnect = ') != 1 or text.count('\n' + line) != 1:
         raise LabError('conf.d/%s: expected one line "%s"' % (DOVECOT_SQL_FILES[kind],
                                                              line.strip()))
+    if text.count('\ndriver = sqlite\n') != 1:
+        raise LabError('conf.d/%s: expected one line "driver = sqlite"' % DOVECOT_SQL_FILES[kind])
+    text = text.replace('\ndriver = sqlite\n', '\ndriver = %s\n' % driver)
     return text.replace('\n' + line, '\nconnect = %s\n' % db)
 
 
-def render_dovecot_sql(db):
+def render_dovecot_sql(db, driver='sqlite'):
     """render_dovecot_sql - the first passdb's file (the main password) for a store at DB."""
-    return render_dovecot_sql_file('main', db)
+    return render_dovecot_sql_file('main', db, driver)
 
 
-def render_dovecot_sql_apppw(db):
+def render_dovecot_sql_apppw(db, driver='sqlite'):
     """render_dovecot_sql_apppw - the second passdb's file (app passwords) for a store at DB."""
-    return render_dovecot_sql_file('apppw', db)
+    return render_dovecot_sql_file('apppw', db, driver)
 
 
-def render_dovecot_sql_userdb(db):
+def render_dovecot_sql_userdb(db, driver='sqlite'):
     """render_dovecot_sql_userdb - the userdb's file (which users exist) for a store at DB."""
-    return render_dovecot_sql_file('userdb', db)
+    return render_dovecot_sql_file('userdb', db, driver)
 
 
 AUTH_POLICY_PATH = '/api/v1/internal/auth-policy'
@@ -1526,7 +1549,7 @@ class Api(Service):
         # the API encrypts TOTP seeds with the master key: it must own the 0600 file
         if os.path.exists(self.store.master_key):
             os.chown(self.store.master_key, pwd.getpwnam(self.run_as).pw_uid, -1)
-        for path in glob.glob(self.store.db + '*'):
+        for path in self.store.db_files():
             os.chmod(path, (os.stat(path).st_mode & 0o7777) | 0o060)
         log = open(self.log_path, 'ab')
         env = dict(os.environ, ASAN_OPTIONS='detect_leaks=0:abort_on_error=0')
@@ -1819,6 +1842,20 @@ class PostgreSQL(Service):
                  '-t', '60', 'start')
         self.as_postgres(createdb, '-h', self.socket_dir, '-p', str(self.port), self.dbname)
 
+    def pg_ctl(self, *args):
+        """pg_ctl - run pg_ctl ARGS on this instance's data directory (as postgres)."""
+        return self.as_postgres(find_binary('pg_ctl', 'postgresql'), '-D', self.data, *args)
+
+    def halt(self):
+        """halt - stop the server (fast shutdown: clients are disconnected), keep its data."""
+        self.pg_ctl('-m', 'fast', '-w', '-t', '30', 'stop')
+
+    def resume(self):
+        """resume - start a halted server again, same port and socket."""
+        opts = ("-p %d -k %s -c listen_addresses='' -c fsync=off -c full_page_writes=off"
+                % (self.port, self.socket_dir))
+        self.pg_ctl('-l', self.log_path, '-o', opts, '-w', '-t', '60', 'start')
+
     def _stop(self):
         if not os.path.exists(os.path.join(self.data, 'postmaster.pid')):
             return
@@ -2049,12 +2086,24 @@ class Lab:
 
 
 def main(argv):
-    """main - `mailwarden_lab.py samples DIR`: write the conf.d samples into DIR."""
+    """main - `mailwarden_lab.py samples DIR`: write the conf.d samples into DIR.
+	`mailwarden_lab.py postgresql start|stop DIR`: a throwaway PostgreSQL under DIR (for the
+	unit tests, scripts/test); start prints its URL."""
     if len(argv) == 3 and argv[1] == 'samples':
         for name, render in SAMPLES.items():
             write_file(os.path.join(argv[2], name), render())
         return 0
-    print('usage: %s samples DIR' % argv[0])
+    if len(argv) == 4 and argv[1] == 'postgresql' and argv[2] in ('start', 'stop'):
+        os.makedirs(argv[3], exist_ok=True)
+        os.chmod(argv[3], 0o755)
+        pg = PostgreSQL(argv[3], autostop=False)
+        if argv[2] == 'start':
+            pg.start()
+            print(pg.url)
+        else:
+            pg.stop()
+        return 0
+    print('usage: %s samples DIR | postgresql start|stop DIR' % argv[0])
     return 2
 
 

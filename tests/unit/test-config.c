@@ -732,7 +732,7 @@ static void test_describe_text(void **state)
 		assert_contains(text, want);
 	}
 	assert_contains(text, "[store]\n  busy_timeout (duration, default 5s)\n      How long");
-	assert_contains(text, "process.\n      Accepted: 0s..10m.\n");
+	assert_contains(text, "and lock_timeout. Accepted:\n      0s..10m.\n");
 	assert_contains(text, "  argon2_memory (size, default 64M)\n");
 	assert_contains(text, "Accepted: 8k..256M.\n");
 	assert_contains(text, "  user (string, default mailwarden)\n");

@@ -1,0 +1,302 @@
+/* training.c - the store's training events (spam/ham feedback from the Dovecot plugin)
+ * and the statistical spam classifier's model (issue 10).
+ *
+ * A model lives in a scope (0: global). spam_learn applies one learned message (the
+ * message counts, every token's deltas, the digest's label) in one transaction, or inside
+ * the caller's open batch (mw_store_spam_batch_begin/_end: the connection's transaction).
+ * Counts never go below 0. Token hashes are 64-bit values stored as signed integers.
+ *
+ * Public: mw_training_verdict_name, mw_store_training_add/_list, mw_training_events_free,
+ * mw_store_spam_meta_get, mw_store_spam_tokens_load/_get, mw_store_spam_learned_get,
+ * mw_store_spam_learn, mw_store_spam_batch_begin/_end.
+ *
+ * Diagnostics: through error_r.
+ */
+#include "mw-build.h"
+#include "mw-store-private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct mw_db_query q_train_add = {
+    "recording a training event",
+    "INSERT INTO training_events (user_id, message_id, verdict, created_at) "
+    "SELECT id, ?2, ?3, ?4 FROM users WHERE username = ?1",
+    NULL};
+static const struct mw_db_query q_train_list = {
+    "listing training events",
+    "SELECT e.id, u.username, e.message_id, e.verdict, e.created_at, e.consumed_at "
+    "FROM training_events e JOIN users u ON u.id = e.user_id "
+    "WHERE e.id > ?1 AND (?2 = 0 OR e.consumed_at IS NULL) ORDER BY e.id LIMIT ?3",
+    NULL};
+static const struct mw_db_query q_spam_meta_get = {
+    "reading the spam model", "SELECT nspam, nham, generation FROM spam_meta WHERE scope = ?1",
+    NULL};
+/* the new generation comes back: the token rows of this message are stamped with it */
+static const struct mw_db_query q_spam_meta_bump = {
+    "updating the spam model",
+    "INSERT INTO spam_meta (scope, nspam, nham, generation) "
+    "VALUES (?1, CASE WHEN ?2 > 0 THEN ?2 ELSE 0 END, CASE WHEN ?3 > 0 THEN ?3 ELSE 0 END, 1) "
+    "ON CONFLICT (scope) DO UPDATE SET "
+    "nspam = CASE WHEN spam_meta.nspam + ?2 > 0 THEN spam_meta.nspam + ?2 ELSE 0 END, "
+    "nham = CASE WHEN spam_meta.nham + ?3 > 0 THEN spam_meta.nham + ?3 ELSE 0 END, "
+    "generation = spam_meta.generation + 1 RETURNING generation",
+    NULL};
+static const struct mw_db_query q_spam_tokens_load = {
+    "reading spam tokens",
+    "SELECT hash, nspam, nham, weight FROM spam_tokens WHERE scope = ?1 AND gen > ?2", NULL};
+static const struct mw_db_query q_spam_token_upsert = {
+    "updating spam tokens",
+    "INSERT INTO spam_tokens (scope, hash, nspam, nham, weight, gen) "
+    "VALUES (?1, ?2, CASE WHEN ?3 > 0 THEN ?3 ELSE 0 END, CASE WHEN ?4 > 0 THEN ?4 ELSE 0 END, "
+    "?5, ?6) ON CONFLICT (scope, hash) DO UPDATE SET "
+    "nspam = CASE WHEN spam_tokens.nspam + ?3 > 0 THEN spam_tokens.nspam + ?3 ELSE 0 END, "
+    "nham = CASE WHEN spam_tokens.nham + ?4 > 0 THEN spam_tokens.nham + ?4 ELSE 0 END, "
+    "weight = spam_tokens.weight + ?5, gen = ?6",
+    NULL};
+static const struct mw_db_query q_spam_token_get = {
+    "reading spam tokens",
+    "SELECT hash, nspam, nham, weight FROM spam_tokens WHERE scope = ?1 AND hash = ?2", NULL};
+static const struct mw_db_query q_spam_learned_get = {
+    "reading learned messages", "SELECT spam FROM spam_learned WHERE scope = ?1 AND digest = ?2",
+    NULL};
+static const struct mw_db_query q_spam_learned_set = {
+    "recording a learned message",
+    "INSERT INTO spam_learned (scope, digest, spam, learned_at) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (scope, digest) DO UPDATE "
+    "SET spam = excluded.spam, learned_at = excluded.learned_at",
+    NULL};
+
+/* mw_training_verdict_name - "spam" or "ham", NULL for a bad value */
+const char *mw_training_verdict_name(enum mw_training_verdict v)
+{
+	switch (v) {
+	case MW_TRAINING_SPAM:
+		return "spam";
+	case MW_TRAINING_HAM:
+		return "ham";
+	}
+	return NULL;
+}
+
+/* mw_store_training_add - record one spam/ham event (none when the user is unknown) */
+int mw_store_training_add(mw_store *store, const char *username, const char *message_id,
+                          enum mw_training_verdict verdict, mw_error *error_r)
+{
+	int ret;
+	if (mw_training_verdict_name(verdict) == NULL) {
+		mw_error_set(error_r, "invalid training verdict %d", (int)verdict);
+		return MW_STORE_ERROR;
+	}
+	if (message_id == NULL)
+		message_id = "";
+	if (mw_store_check_text("message id", message_id, MW_MESSAGE_ID_MAX, true, error_r) < 0)
+		return MW_STORE_ERROR;
+	if (mw_store_username_check(username, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	ret =
+	    mw_db_change(store->db, &q_train_add,
+	                 MW_DB_ARGS(MW_DB_T(username), MW_DB_T(message_id),
+	                            MW_DB_T(mw_training_verdict_name(verdict)), MW_DB_I(mw_now())),
+	                 error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no such user");
+	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
+}
+
+/* read_event - one row of q_train_list */
+static int read_event(const mw_db_row *row, void *elem, mw_error *error_r)
+{
+	struct mw_training_event *e = elem;
+	const char *verdict = mw_db_text(row, 3);
+	e->id = mw_db_int(row, 0);
+	if (mw_db_is_null(row, 1) || verdict == NULL ||
+	    mw_store_text_copy(row, 1, e->username, sizeof(e->username)) < 0 ||
+	    (strcmp(verdict, "spam") != 0 && strcmp(verdict, "ham") != 0)) {
+		mw_error_set(error_r, "training event %lld is malformed", (long long)e->id);
+		return MW_STORE_ERROR;
+	}
+	e->verdict = strcmp(verdict, "spam") == 0 ? MW_TRAINING_SPAM : MW_TRAINING_HAM;
+	e->message_id = mw_db_text_dup(row, 2);
+	e->created_at = mw_db_int(row, 4);
+	e->consumed_at = mw_db_int(row, 5);
+	return MW_STORE_OK;
+}
+
+/* mw_store_training_list - events after after_id, oldest first */
+int mw_store_training_list(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
+                           struct mw_training_event **events_r, size_t *count_r, mw_error *error_r)
+{
+	struct mw_store_rows rows =
+	    MW_STORE_ROWS(struct mw_training_event, read_event, false, error_r);
+	int ret;
+	*events_r = NULL;
+	*count_r = 0;
+	ret = mw_db_run(store->db, &q_train_list,
+	                MW_DB_ARGS(MW_DB_I(after_id < 0 ? 0 : after_id),
+	                           MW_DB_I(pending_only ? 1 : 0),
+	                           MW_DB_I(limit == 0 ? INT64_MAX : (int64_t)limit)),
+	                mw_store_rows_cb, &rows, NULL, error_r);
+	if (ret != MW_STORE_OK) {
+		mw_training_events_free(rows.v, rows.count);
+		return ret;
+	}
+	*events_r = rows.v;
+	*count_r = rows.count;
+	return MW_STORE_OK;
+}
+
+/* mw_training_events_free - free what mw_store_training_list returned */
+void mw_training_events_free(struct mw_training_event *events, size_t count)
+{
+	size_t i;
+	if (events == NULL)
+		return;
+	for (i = 0; i < count; i++)
+		free(events[i].message_id);
+	free(events);
+}
+
+/* ---- statistical spam classifier (issue 10) ---- */
+
+/* read_meta - counts and generation of a model */
+static int read_meta(const mw_db_row *row, void *ctx)
+{
+	struct mw_spam_meta *m = ctx;
+	m->nspam = mw_db_int(row, 0);
+	m->nham = mw_db_int(row, 1);
+	m->generation = mw_db_int(row, 2);
+	return 0;
+}
+
+/* mw_store_spam_meta_get - learned message counts and generation (zeros when never learned) */
+int mw_store_spam_meta_get(mw_store *store, int64_t scope, struct mw_spam_meta *meta_r,
+                           mw_error *error_r)
+{
+	memset(meta_r, 0, sizeof(*meta_r));
+	return mw_db_run(store->db, &q_spam_meta_get, MW_DB_ARGS(MW_DB_I(scope)), read_meta, meta_r,
+	                 NULL, error_r);
+}
+
+struct token_cb {
+	mw_spam_token_cb *cb;
+	void *ctx;
+};
+
+/* read_token - one token row to the caller's callback */
+static int read_token(const mw_db_row *row, void *ctx)
+{
+	const struct token_cb *tc = ctx;
+	struct mw_spam_token t;
+	t.hash = (uint64_t)mw_db_int(row, 0);
+	t.nspam = mw_db_int(row, 1);
+	t.nham = mw_db_int(row, 2);
+	t.weight = mw_db_double(row, 3);
+	tc->cb(tc->ctx, &t);
+	return 0;
+}
+
+/* mw_store_spam_tokens_load - every token row changed after since_gen, to cb */
+int mw_store_spam_tokens_load(mw_store *store, int64_t scope, int64_t since_gen,
+                              mw_spam_token_cb *cb, void *ctx, mw_error *error_r)
+{
+	struct token_cb tc = {cb, ctx};
+	return mw_db_run(store->db, &q_spam_tokens_load,
+	                 MW_DB_ARGS(MW_DB_I(scope), MW_DB_I(since_gen < 0 ? 0 : since_gen)),
+	                 read_token, &tc, NULL, error_r);
+}
+
+/* mw_store_spam_tokens_get - the rows of the given tokens, to cb */
+int mw_store_spam_tokens_get(mw_store *store, int64_t scope, const uint64_t *hash, size_t count,
+                             mw_spam_token_cb *cb, void *ctx, mw_error *error_r)
+{
+	struct token_cb tc = {cb, ctx};
+	size_t i;
+	int ret = MW_STORE_OK;
+	for (i = 0; i < count && ret == MW_STORE_OK; i++)
+		ret = mw_db_run(store->db, &q_spam_token_get,
+		                MW_DB_ARGS(MW_DB_I(scope), MW_DB_I((int64_t)hash[i])), read_token,
+		                &tc, NULL, error_r);
+	return ret;
+}
+
+/* read_flag - column 0 as a bool */
+static int read_flag(const mw_db_row *row, void *ctx)
+{
+	*(bool *)ctx = mw_db_int(row, 0) != 0;
+	return 0;
+}
+
+/* mw_store_spam_learned_get - the label a message digest was learned with */
+int mw_store_spam_learned_get(mw_store *store, int64_t scope, const unsigned char *digest,
+                              bool *spam_r, mw_error *error_r)
+{
+	*spam_r = false;
+	return mw_db_one(store->db, &q_spam_learned_get,
+	                 MW_DB_ARGS(MW_DB_I(scope), MW_DB_B(digest, MW_SPAM_DIGEST_LEN)), read_flag,
+	                 spam_r, error_r);
+}
+
+/* spam_learn_rows - the statements of one learned message (inside a transaction) */
+static int spam_learn_rows(mw_store *store, const struct mw_spam_learn *l, mw_error *error_r)
+{
+	int64_t generation = 0;
+	size_t i;
+	int ret = mw_db_int_one(store->db, &q_spam_meta_bump,
+	                        MW_DB_ARGS(MW_DB_I(l->scope), MW_DB_I(l->dspam), MW_DB_I(l->dham)),
+	                        &generation, error_r);
+	for (i = 0; ret == MW_STORE_OK && i < l->count; i++) {
+		const struct mw_spam_token *t = &l->tokens[i];
+		ret = mw_db_change(store->db, &q_spam_token_upsert,
+		                   MW_DB_ARGS(MW_DB_I(l->scope), MW_DB_I((int64_t)t->hash),
+		                              MW_DB_I(t->nspam), MW_DB_I(t->nham),
+		                              MW_DB_D(t->weight), MW_DB_I(generation)),
+		                   error_r);
+	}
+	if (ret == MW_STORE_OK)
+		ret = mw_db_change(store->db, &q_spam_learned_set,
+		                   MW_DB_ARGS(MW_DB_I(l->scope),
+		                              MW_DB_B(l->digest, MW_SPAM_DIGEST_LEN),
+		                              MW_DB_I(l->spam ? 1 : 0), MW_DB_I(mw_now())),
+		                   error_r);
+	return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
+}
+
+/* mw_store_spam_learn - apply one learned message: its own transaction unless in a batch */
+int mw_store_spam_learn(mw_store *store, const struct mw_spam_learn *learn, mw_error *error_r)
+{
+	int ret;
+	if (learn->digest == NULL || (learn->count > 0 && learn->tokens == NULL)) {
+		mw_error_set(error_r, "spam learn: no digest or tokens");
+		return MW_STORE_ERROR;
+	}
+	if (mw_db_in_transaction(store->db))
+		return spam_learn_rows(store, learn, error_r);
+	ret = mw_db_begin(store->db, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	return mw_db_end(store->db, spam_learn_rows(store, learn, error_r), error_r);
+}
+
+/* mw_store_spam_batch_begin - start one transaction for many spam_learn calls */
+int mw_store_spam_batch_begin(mw_store *store, mw_error *error_r)
+{
+	if (mw_db_in_transaction(store->db)) {
+		mw_error_set(error_r, "spam learn batch already open");
+		return MW_STORE_ERROR;
+	}
+	return mw_db_begin(store->db, error_r);
+}
+
+/* mw_store_spam_batch_end - commit (or roll back) a batch */
+int mw_store_spam_batch_end(mw_store *store, bool commit, mw_error *error_r)
+{
+	if (!mw_db_in_transaction(store->db)) {
+		mw_error_set(error_r, "no spam learn batch open");
+		return MW_STORE_ERROR;
+	}
+	if (commit)
+		return mw_db_end(store->db, MW_STORE_OK, error_r);
+	(void)mw_db_end(store->db, MW_STORE_ERROR, NULL);
+	return MW_STORE_OK;
+}
