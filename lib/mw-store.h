@@ -1,7 +1,9 @@
 /* mw-store.h - the shared store: one interface, SQLite (and later PostgreSQL) behind it.
  *
- * Every component opens the store through this interface; only the backend files
- * (mw-store-sqlite.c, ...) know SQL dialects. Prepared statements only.
+ * Every component opens the store through this interface. The operations (lib/store/, one
+ * file per entity) are written once over the SQL layer lib/mw-db.h; only its drivers
+ * (mw-db-sqlite.c, mw-db-pgsql.c) speak to a database library. Prepared statements only,
+ * cached per connection.
  *
  * Threads: an mw_store is one database connection and must not be used by two threads at
  * once; open one store per thread (SQLite's own locking then arbitrates between them).
@@ -55,7 +57,8 @@ struct mw_user_filter {
 
 typedef struct mw_store mw_store;
 
-/* url: "sqlite:/path/file.db" (or a bare absolute path), later "postgresql://...".
+/* url: "sqlite:/path/file.db" (or a bare absolute path), or "postgresql://..." when the
+   PostgreSQL driver is built in (else refused: "PostgreSQL driver not built").
    busy_timeout_ms: how long SQLite waits for a lock. Does not create or migrate: the
    directory must exist; a missing database file is created by mw_store_migrate, and any
    other operation on it fails saying so. */

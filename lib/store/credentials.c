@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* pgsql: BEGIN takes no write lock there, so two adds could both pass the count: lock the
+   user's row first (SELECT id FROM users WHERE username = ?1 FOR UPDATE), as SQLite's
+   BEGIN IMMEDIATE serialises them */
 static const struct mw_db_query q_apppw_count = {
     "counting app passwords",
     "SELECT u.id, count(a.id) FROM users u LEFT JOIN app_passwords a ON a.user_id = u.id "
@@ -63,6 +66,7 @@ static const struct mw_db_query q_authfail_get = {
 static const struct mw_db_query q_authfail_clear = {
     "clearing failed authentications",
     "DELETE FROM auth_failures WHERE key = ?1 AND (CAST(?2 AS TEXT) IS NULL OR net = ?2)", NULL};
+/* pgsql: sum(bigint) is numeric there: the driver's get_int reads its text */
 static const struct mw_db_query q_authfail_sum = {
     "summing failed authentications",
     "SELECT coalesce(sum(failures), 0), count(*) FROM auth_failures "

@@ -30,6 +30,8 @@ static const struct mw_db_query q_rate_list = {
     NULL};
 static const struct mw_db_query q_rate_del = {"deleting a rate policy",
                                               "DELETE FROM rate_policies WHERE id = ?1", NULL};
+/* pgsql: runs after mw_store_user_id in the transaction; to serialise two adds as SQLite's
+   BEGIN IMMEDIATE does, the user's row needs a lock (FOR UPDATE) there */
 static const struct mw_db_query q_tag_count = {
     "counting tag rules",
     "SELECT count(*), coalesce(max(position), 0) FROM tag_rules WHERE user_id = ?1", NULL};

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* pgsql: parameters in a SELECT list have no column to take their type from: unless the
+   driver sends parameter types, write ?2::text, ?3::text, ?4::bigint */
 static const struct mw_db_query q_train_add = {
     "recording a training event",
     "INSERT INTO training_events (user_id, message_id, verdict, created_at) "
@@ -32,7 +34,9 @@ static const struct mw_db_query q_train_list = {
 static const struct mw_db_query q_spam_meta_get = {
     "reading the spam model", "SELECT nspam, nham, generation FROM spam_meta WHERE scope = ?1",
     NULL};
-/* the new generation comes back: the token rows of this message are stamped with it */
+/* the new generation comes back: the token rows of this message are stamped with it.
+   pgsql: `?2 > 0` makes PostgreSQL infer int4 for an untyped parameter: the driver sends
+   parameter types (int8), or the text casts ?2::bigint (also in q_spam_token_upsert) */
 static const struct mw_db_query q_spam_meta_bump = {
     "updating the spam model",
     "INSERT INTO spam_meta (scope, nspam, nham, generation) "

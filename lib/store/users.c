@@ -41,6 +41,8 @@ static const struct mw_db_query q_user_list = {
     "SELECT " USER_COLUMNS " FROM users WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR "
     "status = ?2) AND (CAST(?3 AS TEXT) IS NULL OR role = ?3) ORDER BY id LIMIT ?4",
     NULL};
+/* pgsql: append FOR UPDATE, so the changes of one user's belongings (tag rules, patterns)
+   serialise inside their transactions as SQLite's BEGIN IMMEDIATE makes them */
 static const struct mw_db_query q_user_id = {"looking up a user",
                                              "SELECT id FROM users WHERE username = ?1", NULL};
 static const struct mw_db_query q_user_touch = {
