@@ -1158,8 +1158,16 @@ static void arm_refresh(struct pd_daemon *d)
 static void restart_only(const mw_config *old, const mw_config *cfg)
 {
 	static const enum mw_config_key_id keys[] = {
-	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS,    MWK_USER,
-	    MWK_STORE,     MWK_PD_MAX_KEYS,       MWK_PD_SOCKET_MODE, MWK_PD_SOCKET_GROUP,
+	    MWK_PD_SOCKET,
+	    MWK_PD_CONTROL_SOCKET,
+	    MWK_PD_COUNTERS,
+	    MWK_USER,
+	    MWK_STORE,
+	    MWK_PD_MAX_KEYS,
+	    MWK_PD_SOCKET_MODE,
+	    MWK_PD_SOCKET_GROUP,
+	    MWK_PD_COUNTERS_LEASE_MS,
+	    MWK_PD_COUNTERS_LEASE_MAX,
 	};
 	size_t i;
 	for (i = 0; i < MW_N_ELEMENTS(keys); i++)
@@ -1241,6 +1249,10 @@ static struct pd_counters *open_counters(struct pd_daemon *d, const mw_config *c
 	                          (unsigned)mw_config_int(cfg, MWK_PD_COUNTERS_TIMEOUT_MS), &err);
 	if (c == NULL)
 		mw_fatal("policyd: counters: %s", err.msg);
+	if (mw_config_int(cfg, MWK_PD_COUNTERS_LEASE_MS) > 0) /* slices of each budget */
+		c = pd_counters_lease_new(
+		    c, d->base, (unsigned)mw_config_int(cfg, MWK_PD_COUNTERS_LEASE_MS),
+		    (unsigned)mw_config_int(cfg, MWK_PD_COUNTERS_LEASE_MAX), max_keys);
 	return c;
 }
 
