@@ -231,28 +231,38 @@ static void lease_answer(struct lease_store *ls, const struct pd_limit_req *reqs
                          pd_counters_cb *cb, void *ctx)
 {
 	struct pd_batch_res res;
+	bool local[PD_BATCH_MAX], named = false;
 	size_t i;
 	(void)ls;
 	res.degraded = false;
 	res.allowed = true;
 	res.count = n;
 	for (i = 0; i < n; i++) {
-		struct pd_limit_res *r = &res.res[i];
-		memset(r, 0, sizeof(*r));
-		r->allowed = reqs[i].cost == 0 || lease_usable(entry[i], reqs[i].cost, now_us);
-		if (r->allowed)
-			continue;
-		res.allowed = false;
-		/* the details of a refusal come from the key's TAT as Redis last reported it */
-		{
-			int64_t tat = entry[i] != NULL ? entry[i]->tat_us : 0;
-			if (pd_gcra(&tat, &reqs[i], now_us, false, r) < 0)
-				memset(r, 0, sizeof(*r));
-			r->allowed = false;
-			if (r->retry_after_us <= 0)
-				r->retry_after_us = lease_interval(&reqs[i]);
-		}
+		local[i] = reqs[i].cost == 0 || lease_usable(entry[i], reqs[i].cost, now_us);
+		if (!local[i])
+			res.allowed = false;
 	}
+	/* a refusal names the limits Redis had no room for (the action text comes from the
+	   first refused one), not those that only lacked a lease when another refused */
+	for (i = 0; i < n; i++) {
+		struct pd_limit_res *r = &res.res[i];
+		int64_t tat = entry[i] != NULL ? entry[i]->tat_us : 0;
+		memset(r, 0, sizeof(*r));
+		r->allowed = true;
+		if (local[i])
+			continue;
+		if (pd_gcra(&tat, &reqs[i], now_us, false, r) < 0)
+			memset(r, 0, sizeof(*r));
+		r->allowed = !(entry[i] != NULL && now_us < entry[i]->deny_until_us &&
+		               reqs[i].cost >= entry[i]->deny_cost);
+		if (r->retry_after_us <= 0)
+			r->retry_after_us = lease_interval(&reqs[i]);
+		if (!r->allowed)
+			named = true;
+	}
+	for (i = 0; i < n && !res.allowed && !named; i++)
+		if (!local[i]) /* a race spent them: refuse as what is missing */
+			res.res[i].allowed = false;
 	if (commit && res.allowed)
 		for (i = 0; i < n; i++)
 			if (reqs[i].cost > 0)
