@@ -225,6 +225,16 @@ static int64_t lease_slice(const struct lease_store *ls, const struct pd_limit_r
 	return s > r->limit ? r->limit : s;
 }
 
+/* lease_low - a usable lease that is nearly spent or nearly expired: renewed together with
+   a key of the same batch that needs a lease anyway (one call instead of two soon) */
+static bool lease_low(const struct lease_store *ls, const struct lease *e,
+                      const struct pd_limit_req *r, int64_t now_us)
+{
+	int64_t t = lease_interval(r);
+	int64_t life = ls->lease_us < t ? ls->lease_us : t;
+	return e->units < 2 * r->cost || e->expires_us - now_us < life / 4;
+}
+
 /* lease_answer - decide the batch from the local leases; with commit take the units */
 static void lease_answer(struct lease_store *ls, const struct pd_limit_req *reqs, size_t n,
                          struct lease *const *entry, bool commit, int64_t now_us,
@@ -418,7 +428,8 @@ static void lease_apply_try(struct lease_store *ls, const struct pd_limit_req *r
 	op->nl = 0;
 	for (i = 0; i < n; i++) {
 		struct pd_lease_req *q;
-		if (reqs[i].cost == 0 || lease_usable(entry[i], reqs[i].cost, now_us))
+		if (reqs[i].cost == 0 || (lease_usable(entry[i], reqs[i].cost, now_us) &&
+		                          !lease_low(ls, entry[i], &reqs[i], now_us)))
 			continue;
 		if (entry[i] == NULL)
 			entry[i] = lease_add(ls, &reqs[i], lease_hash(reqs[i].key), now_us);
