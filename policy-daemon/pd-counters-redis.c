@@ -1,7 +1,10 @@
 /*
  * pd-counters-redis.c - rate-limit counters in Redis, shared by several policyd hosts.
  *
- * Public: pd_counters_redis_new (the store's apply/reset/free are its ops table).
+ * Public: pd_counters_redis_new (the store's apply/reset/free are its ops table),
+ * pd_counters_redis_lease (lease batches for pd-counters-lease.c: a return and a grant per
+ * key, grouped into the same script calls as the exact batches; a reply is checked against
+ * what was asked and never trusted beyond it).
  *
  * URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?pool=N&prefix=STR]
  *   pool    connections kept open (1..16, default 2); batches go round-robin over them
