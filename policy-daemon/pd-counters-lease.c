@@ -317,7 +317,9 @@ static void lease_on_reply(const struct pd_lease_res *res, size_t n, bool ok, vo
 			int64_t t = lease_interval(r);
 			int64_t life = ls->lease_us < t ? ls->lease_us : t;
 			int64_t exp = op->now_us + life, end = res[j].base_us + res[j].granted * t;
-			if (e->units > 0 && e->expires_us > op->now_us) {
+			if (e->units > 0 && e->expires_us <= op->now_us)
+				e->units = 0; /* a raced grant already expired: never spent later */
+			if (e->units > 0) {
 				/* merged with a grant that raced this one: the earlier limits hold
 				 */
 				if (exp > e->expires_us)

@@ -538,6 +538,24 @@ class PolicydLeaseTest(labcase.LabCase):
                 return int(line.split('calls=')[1].split(',')[0])
         return 0
 
+    def test_concurrent_requests_of_one_host(self):
+        """Batches handed over together (requests of one host in flight at once, as the
+        daemon's connections make them) each need a lease for the same key: the grants that
+        race are merged and the limit still holds exactly."""
+        d = self.driver('a')
+        url = self.url(self.redis, 'mw:l5:')
+        self.open_lease(d, url, pct=20)
+        d.open_redis('x', url)
+        key = 'sasl_username:dee@example.org:messages:3600:20'
+        got = []
+        for k in range(3):
+            got += d.group('l', [(T0 + k * 100 + i, [(key, HOUR, 20, 1)], True)
+                                 for i in range(16)])
+        self.assertEqual(sum(g['allowed'] for g in got), 20, got)
+        self.assertFalse(any(g['degraded'] for g in got))
+        self.assertEqual(d.cmd('units l'), 'units 0')
+        self.assertEqual(self.usage(d, key, HOUR, 20, T0 + 1000), 20)
+
     def test_lease_expires_and_budget_comes_back(self):
         d = self.driver('a')
         url = self.url(self.redis, 'mw:l2:')
