@@ -127,7 +127,8 @@ void pd_counters_redis_lease(struct pd_counters *redis, const struct pd_lease_re
    pd_counters_lease_sweep does it. */
 struct pd_counters *pd_counters_lease_new(struct pd_counters *redis, struct event_base *base,
                                           unsigned lease_ms, unsigned max_pct, size_t max_keys);
-/* pd_counters_lease_sweep - give back every lease expired at now_us; the number of keys */
+/* pd_counters_lease_sweep - give back every lease due at now_us (lease_ms after its grant:
+   every lease has expired by then); the number of keys given back */
 size_t pd_counters_lease_sweep(struct pd_counters *c, int64_t now_us);
 /* Units leased and not spent, over every key (tests, status). */
 int64_t pd_counters_lease_units(struct pd_counters *c);

@@ -10,7 +10,8 @@
  * connection (one that never sent a byte first, then one idle between requests, then one
  * still sending its first request); only when every candidate is busy is it closed at once. A
  * request is decided by pd-policy.c and, when limits apply, by one atomic batch on the counter
- * store (memory, or Redis through pd-counters-redis.c); the answer goes back on the same
+ * store (memory, or Redis through pd-counters-redis.c, by default answered from leased slices
+ * of each budget by pd-counters-lease.c); the answer goes back on the same
  * connection, which stays open for the next request. The hot path is kept short: one read() per
  * request into a per-connection buffer, the request parsed and indexed once, the answer sent with
  * one send() (the write event only when the socket does not take it), no allocation and no event
