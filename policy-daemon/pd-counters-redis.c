@@ -1,7 +1,10 @@
 /*
  * pd-counters-redis.c - rate-limit counters in Redis, shared by several policyd hosts.
  *
- * Public: pd_counters_redis_new (the store's apply/reset/free are its ops table).
+ * Public: pd_counters_redis_new (the store's apply/reset/free are its ops table),
+ * pd_counters_redis_lease (lease batches for pd-counters-lease.c: a return and a grant per
+ * key, grouped into the same script calls as the exact batches; a reply is checked against
+ * what was asked and never trusted beyond it).
  *
  * URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?pool=N&prefix=STR]
  *   pool    connections kept open (1..16, default 2); batches go round-robin over them
@@ -108,7 +111,7 @@ struct redis_store {
 	bool closing;
 };
 
-enum redis_op_kind { OP_APPLY, OP_RESET };
+enum redis_op_kind { OP_APPLY, OP_RESET, OP_LEASE };
 
 /* One apply or reset in flight. It is freed once it has been answered and hiredis no longer
    holds it (every sent command gets its callback: a reply, or NULL when the link goes). */
@@ -124,10 +127,12 @@ struct redis_op {
 	pd_counters_cb *cb;
 	void *ctx;
 	int64_t now_us;
-	/* apply */
+	/* apply, lease (reqs holds the lease's keys, windows and limits) */
 	bool commit;
 	size_t n;
 	struct pd_limit_req *reqs;
+	struct pd_lease_req *lreqs;
+	pd_lease_cb *lcb;
 	/* reset */
 	char *match;
 	char *cursor;
@@ -146,6 +151,7 @@ struct redis_group {
 static void redis_send_group(struct redis_group *g);
 static void redis_conn_connect(struct redis_conn *conn);
 static void redis_queue_fallback(struct redis_conn *conn);
+static void redis_op_enqueue(struct redis_store *s, struct redis_op *op);
 
 /* redis_store_of - the store behind the public handle */
 static struct redis_store *redis_store_of(struct pd_counters *c)
@@ -557,6 +563,7 @@ static void redis_op_maybe_free(struct redis_op *op)
 		return;
 	evtimer_del(&op->timer);
 	free(op->reqs);
+	free(op->lreqs);
 	free(op->match);
 	free(op->cursor);
 	free(op);
@@ -582,6 +589,8 @@ static void redis_op_fallback(struct redis_op *op)
 	if (op->kind == OP_APPLY) {
 		s->fallback->ops->apply(s->fallback, op->reqs, op->n, op->commit, op->now_us,
 		                        redis_fallback_cb, op);
+	} else if (op->kind == OP_LEASE) {
+		op->lcb(NULL, op->n, false, op->ctx);
 	} else {
 		struct pd_batch_res res;
 		memset(&res, 0, sizeof(res));
@@ -671,6 +680,41 @@ static int redis_parse_apply(struct redis_op *op, const redisReply *r, size_t *a
 	return 0;
 }
 
+/* redis_parse_lease - one lease batch's part of the script's reply (as redis_parse_apply):
+   {1, 1, granted, base, tat per key}; a grant outside what was asked is never trusted */
+static int redis_parse_lease(struct redis_op *op, const redisReply *r, size_t *at,
+                             struct pd_lease_res *res, char *err, size_t errsize)
+{
+	size_t i, base = *at;
+	if (base + 2 > r->elements || r->element[base]->type != REDIS_REPLY_INTEGER)
+		return -1;
+	if (r->element[base]->integer == -1) {
+		const redisReply *m = r->element[base + 1];
+		if (m->type != REDIS_REPLY_STRING)
+			return -1;
+		(void)mw_log_value(err, errsize, m->str, m->len);
+		*at = base + 2;
+		return -2;
+	}
+	if (base + 2 + 3 * op->n > r->elements || r->element[base]->integer != 1)
+		return -1;
+	for (i = base + 1; i < base + 2 + 3 * op->n; i++)
+		if (r->element[i]->type != REDIS_REPLY_INTEGER)
+			return -1;
+	*at = base + 2 + 3 * op->n;
+	for (i = 0; i < op->n; i++) {
+		const struct pd_lease_req *q = &op->lreqs[i];
+		res[i].granted = r->element[base + 2 + 3 * i]->integer;
+		res[i].base_us = r->element[base + 3 + 3 * i]->integer;
+		res[i].tat_us = r->element[base + 4 + 3 * i]->integer;
+		if (res[i].granted < 0 || res[i].granted > q->want_max ||
+		    (res[i].granted > 0 && res[i].granted < q->want_min) ||
+		    res[i].base_us < op->now_us || res[i].tat_us < res[i].base_us)
+			return -1;
+	}
+	return 0;
+}
+
 /* redis_group_fallback - answer the group's unanswered batches from memory and let go */
 static void redis_group_fallback(struct redis_group *g, size_t from)
 {
@@ -721,7 +765,10 @@ static void redis_on_group_reply(redisAsyncContext *ac, void *reply, void *privd
 	for (i = 0; i < g->n; i++) {
 		struct redis_op *op = g->ops[i];
 		struct pd_batch_res res;
-		int rc = redis_parse_apply(op, r, &at, &res, buf, sizeof(buf));
+		struct pd_lease_res lres[PD_BATCH_MAX];
+		int rc = op->kind == OP_LEASE
+		             ? redis_parse_lease(op, r, &at, lres, buf, sizeof(buf))
+		             : redis_parse_apply(op, r, &at, &res, buf, sizeof(buf));
 		if (rc == -1) {
 			redis_degraded(s, "unexpected script reply from %s:%d", s->host, s->port);
 			redis_group_fallback(g, i);
@@ -734,7 +781,10 @@ static void redis_on_group_reply(redisAsyncContext *ac, void *reply, void *privd
 			op->answered = true;
 			evtimer_del(&op->timer);
 			redis_recovered(s, "answering again from");
-			op->cb(&res, op->ctx);
+			if (op->kind == OP_LEASE)
+				op->lcb(lres, op->n, true, op->ctx);
+			else
+				op->cb(&res, op->ctx);
 		}
 		redis_op_maybe_free(op);
 	}
@@ -751,14 +801,17 @@ static void redis_send_group(struct redis_group *g)
 	struct redis_store *s = g->conn->store;
 	mw_str *b = &s->cmd;
 	const char *body = g->sent_eval ? pd_redis_script : s->sha;
-	size_t plen = strlen(s->prefix), nkeys = 0, i, j;
+	size_t plen = strlen(s->prefix), nkeys = 0, nargs = 0, i, j;
 	if (g->conn->ac == NULL)
 		return;
-	for (i = 0; i < g->n; i++)
+	for (i = 0; i < g->n; i++) {
 		nkeys += g->ops[i]->n;
+		nargs += 3 + (g->ops[i]->kind == OP_LEASE ? 6 : 3) * g->ops[i]->n;
+	}
 	mw_str_reset(b);
-	/* EVALSHA sha numkeys, the keys; per batch: now, commit, n and 3 numbers per key */
-	resp_len(b, '*', 3 + nkeys + 3 * g->n + 3 * nkeys);
+	/* EVALSHA sha numkeys, the keys; per batch: now, mode, n and 3 (lease: 6) numbers per
+	   key */
+	resp_len(b, '*', 3 + nkeys + nargs);
 	if (g->sent_eval)
 		resp_arg(b, "EVAL", 4, "", 0);
 	else
@@ -772,6 +825,20 @@ static void redis_send_group(struct redis_group *g)
 	for (i = 0; i < g->n; i++) {
 		const struct redis_op *op = g->ops[i];
 		resp_num(b, op->now_us);
+		if (op->kind == OP_LEASE) {
+			resp_arg(b, "L", 1, "", 0);
+			resp_num(b, (int64_t)op->n);
+			for (j = 0; j < op->n; j++) {
+				const struct pd_lease_req *q = &op->lreqs[j];
+				resp_num(b, q->lim.window_us);
+				resp_num(b, q->lim.limit);
+				resp_num(b, q->want_min);
+				resp_num(b, q->want_max);
+				resp_num(b, q->ret);
+				resp_num(b, q->ret_end_us);
+			}
+			continue;
+		}
 		resp_arg(b, op->commit ? "1" : "0", 1, "", 0);
 		resp_num(b, (int64_t)op->n);
 		for (j = 0; j < op->n; j++) {
@@ -872,6 +939,14 @@ static void redis_apply(struct pd_counters *c, const struct pd_limit_req *reqs, 
 	op->n = n;
 	op->reqs = mw_calloc(n, sizeof(*reqs));
 	memcpy(op->reqs, reqs, n * sizeof(*reqs));
+	redis_op_enqueue(s, op);
+}
+
+/* redis_op_enqueue - queue an apply or lease op for this iteration's call, or answer it from
+   memory when no connection is up */
+static void redis_op_enqueue(struct redis_store *s, struct redis_op *op)
+{
+	size_t i;
 	op->conn = NULL;
 	for (i = 0; i < s->pool_size && op->conn == NULL; i++)
 		if (s->conns[i].queue_head != NULL && s->conns[i].state == CONN_UP)
@@ -898,6 +973,28 @@ static void redis_apply(struct pd_counters *c, const struct pd_limit_req *reqs, 
 	redis_degraded(s, "no connection to %s:%d", s->host, s->port);
 	redis_op_fallback(op);
 	redis_op_maybe_free(op);
+}
+
+/* pd_counters_redis_lease - one lease batch through the script (pd-counters.h) */
+void pd_counters_redis_lease(struct pd_counters *c, const struct pd_lease_req *reqs, size_t n,
+                             int64_t now_us, pd_lease_cb *cb, void *ctx)
+{
+	struct redis_store *s = redis_store_of(c);
+	struct redis_op *op;
+	size_t i;
+	if (n == 0 || n > PD_BATCH_MAX) {
+		cb(NULL, n, false, ctx);
+		return;
+	}
+	op = redis_op_new(s, OP_LEASE, now_us, NULL, ctx);
+	op->lcb = cb;
+	op->n = n;
+	op->reqs = mw_calloc(n, sizeof(*op->reqs));
+	op->lreqs = mw_calloc(n, sizeof(*op->lreqs));
+	memcpy(op->lreqs, reqs, n * sizeof(*reqs));
+	for (i = 0; i < n; i++)
+		op->reqs[i] = reqs[i].lim;
+	redis_op_enqueue(s, op);
 }
 
 /* ---- reset ------------------------------------------------------------------------- */

@@ -11,8 +11,20 @@
 -- KEYS         the counter keys of every batch in order, already prefixed ("mw:rl:...")
 -- ARGV         per batch: now, microseconds, from the caller's clock (never Redis TIME: tests
 --              fix the clock, and every policyd host must keep its clock synchronised); "1" to
---              charge when every limit of the batch allows, "0" to evaluate only; the number
---              n of its keys; and per key: window W (microseconds), limit N > 0, cost c >= 0
+--              charge when every limit of the batch allows, "0" to evaluate only, "L" for a
+--              lease batch (below); the number n of its keys; and per key: window W
+--              (microseconds), limit N > 0, cost c >= 0 (a lease batch: W, N, want_min,
+--              want_max, ret, ret_end)
+--
+-- A lease batch (pd-counters-lease.c) treats each key on its own: first it takes back ret
+-- unused units of the host's previous lease, crediting only the part of that lease's
+-- reservation that still lies in the future (at most ret * T and at most ret_end - now:
+-- time that has passed is never given back, so a return never makes room that an exact
+-- counter would not have); then it grants g units, charged like a cost of g:
+--   avail = floor((now + N * T - max(tat, now)) / T)
+--   g = clamp(floor(avail / 4), want_min, want_max), 0 when want_min > avail
+-- (a quarter of what is left: slices shrink as the key nears its limit). It returns
+-- {1, 1, g_1, base_1, tat_1, ...}: base is max(tat, now) before the grant, tat the TAT after.
 --
 -- Arithmetic, exactly as pd_gcra() in pd-counters.c (contract in pd-counters.h):
 --   T = ceil(W / N), at least 1;  new_tat = max(tat, now) + c * T;  allowed <=> new_tat - now <= N * T
@@ -102,6 +114,96 @@ local function run_batch(now, commit, n, k0, a0)
 	return res
 end
 
+-- read_tat: the TAT stored at key (0 when absent), or nil and a message
+local function read_tat(key)
+	local stored = redis.pcall('GET', key)
+	if type(stored) == 'table' and stored.err then
+		return nil, 'mw-gcra: ' .. stored.err .. ': ' .. key
+	end
+	if not stored then
+		return 0
+	end
+	local tat = tonumber(stored)
+	if tat == nil then
+		return nil, 'mw-gcra: not a counter: ' .. key
+	end
+	return tat
+end
+
+-- run_lease: one lease batch of n keys (see the header): a return and a grant per key
+local function run_lease(now, n, k0, a0)
+	local res = {1, 1}
+	local plan = {}
+	for i = 1, n do
+		local key = KEYS[k0 + i - 1]
+		local v = {}
+		for j = 1, 6 do
+			v[j] = tonumber(ARGV[a0 + 6 * (i - 1) + j - 1])
+			if v[j] == nil then
+				return {-1, 'mw-gcra: bad lease for ' .. key}
+			end
+		end
+		local w, lim, wmin, wmax, ret, rend = v[1], v[2], v[3], v[4], v[5], v[6]
+		if w <= 0 or lim <= 0 or wmin < 0 or wmax < wmin or ret < 0 or
+			w > 31622400000000 or lim > 1000000000000000 or wmax > lim or ret > lim then
+			return {-1, 'mw-gcra: bad lease for ' .. key}
+		end
+		local tat, err = read_tat(key)
+		if tat == nil then
+			return {-1, err}
+		end
+		plan[i] = {key, w, lim, wmin, wmax, ret, rend, tat}
+	end
+	for i = 1, n do
+		local key, w, lim, wmin, wmax, ret, rend, tat = unpack(plan[i])
+		local old = tat
+		local t = math.floor(w / lim)
+		if t * lim < w then
+			t = t + 1
+		end
+		if t < 1 then
+			t = 1
+		end
+		if ret > 0 and tat > now then
+			local credit = ret * t
+			if rend - now < credit then
+				credit = rend - now
+			end
+			if credit > 0 then
+				tat = tat - credit
+			end
+		end
+		local base = tat
+		if base < now then
+			base = now
+		end
+		local avail = math.floor((now + lim * t - base) / t)
+		local g = math.floor(avail / 4)
+		if g > wmax then
+			g = wmax
+		end
+		if g < wmin then
+			g = wmin
+		end
+		if g > avail then
+			g = 0
+		end
+		local new_tat = base + g * t
+		if new_tat ~= old then
+			if new_tat > now then
+				local ttl_ms = math.floor((new_tat - now + 999) / 1000) + GRACE_MS
+				redis.call('SET', key, string.format('%.0f', new_tat), 'PX', ttl_ms)
+			else
+				redis.call('DEL', key)
+			end
+		end
+		res[#res + 1] = g
+		res[#res + 1] = base
+		res[#res + 1] = new_tat
+	end
+	return res
+end
+
 while a <= #ARGV do
 	local now = tonumber(ARGV[a])
 	local commit = ARGV[a + 1] == '1'
@@ -109,12 +211,22 @@ while a <= #ARGV do
 	if now == nil or n == nil or n < 1 or k + n - 1 > nkeys or a + 2 + 3 * n > #ARGV then
 		return redis.error_reply('ERR mw-gcra: bad arguments')
 	end
-	local res = run_batch(now, commit, n, k, a + 3)
+	local lease = ARGV[a + 1] == 'L'
+	local per = lease and 6 or 3
+	if n == nil or a + 2 + per * n > #ARGV then
+		return redis.error_reply('ERR mw-gcra: bad arguments')
+	end
+	local res
+	if lease then
+		res = run_lease(now, n, k, a + 3)
+	else
+		res = run_batch(now, commit, n, k, a + 3)
+	end
 	for j = 1, #res do
 		out[#out + 1] = res[j]
 	end
 	k = k + n
-	a = a + 3 + 3 * n
+	a = a + 3 + per * n
 end
 if k == 1 or k ~= nkeys + 1 then
 	return redis.error_reply('ERR mw-gcra: bad arguments')

@@ -95,4 +95,44 @@ struct pd_counters *pd_counters_redis_new(const char *url, struct event_base *ba
                                           struct pd_counters *fallback, unsigned timeout_ms,
                                           mw_error *error_r);
 
+/* Leases (pd-counters-lease.c over the Redis store). One lease request per key: give back
+   ret unused units of the previous lease (whose reservation ended at ret_end_us) and ask for
+   want_min..want_max units; the script grants 0 when want_min does not fit. */
+struct pd_lease_req {
+	struct pd_limit_req lim; /* key, window, limit (cost unused) */
+	int64_t want_min, want_max;
+	int64_t ret, ret_end_us;
+};
+
+struct pd_lease_res {
+	int64_t granted;
+	int64_t base_us; /* max(TAT, now) before the grant: the reservation starts there */
+	int64_t tat_us;  /* the key's TAT after the grant */
+};
+
+/* ok false: Redis did not answer (res NULL); the caller answers from elsewhere */
+typedef void pd_lease_cb(const struct pd_lease_res *res, size_t n, bool ok, void *ctx);
+
+/* pd_counters_redis_lease - one lease batch (n <= PD_BATCH_MAX) through the Redis store's
+   script, grouped with the other calls of this loop iteration; cb is always called, maybe
+   before this returns (no connection). */
+void pd_counters_redis_lease(struct pd_counters *redis, const struct pd_lease_req *reqs, size_t n,
+                             int64_t now_us, pd_lease_cb *cb, void *ctx);
+
+/* Lease store: answers from slices of each key's budget leased from the Redis store
+   (owned, freed with it); see pd-counters-lease.c for the design and the bound. lease_ms:
+   longest life of a lease (a key's own interval W/N when shorter); max_pct: most of a limit
+   one lease takes (percent, 1..100); max_keys bounds the lease table. With base set, a timer
+   gives back expired leases every LEASE_SWEEP_MS on the wall clock; without (tests),
+   pd_counters_lease_sweep does it. */
+struct pd_counters *pd_counters_lease_new(struct pd_counters *redis, struct event_base *base,
+                                          unsigned lease_ms, unsigned max_pct, size_t max_keys);
+/* pd_counters_lease_sweep - give back every lease due at now_us (lease_ms after its grant:
+   every lease has expired by then); the number of keys given back */
+size_t pd_counters_lease_sweep(struct pd_counters *c, int64_t now_us);
+/* Units leased and not spent, over every key (tests, status). */
+int64_t pd_counters_lease_units(struct pd_counters *c);
+/* Return calls (from the sweep) not answered yet (tests wait for them). */
+size_t pd_counters_lease_returns_out(struct pd_counters *c);
+
 #endif

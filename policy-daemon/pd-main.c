@@ -10,7 +10,8 @@
  * connection (one that never sent a byte first, then one idle between requests, then one
  * still sending its first request); only when every candidate is busy is it closed at once. A
  * request is decided by pd-policy.c and, when limits apply, by one atomic batch on the counter
- * store (memory, or Redis through pd-counters-redis.c); the answer goes back on the same
+ * store (memory, or Redis through pd-counters-redis.c, by default answered from leased slices
+ * of each budget by pd-counters-lease.c); the answer goes back on the same
  * connection, which stays open for the next request. The hot path is kept short: one read() per
  * request into a per-connection buffer, the request parsed and indexed once, the answer sent with
  * one send() (the write event only when the socket does not take it), no allocation and no event
@@ -1158,8 +1159,16 @@ static void arm_refresh(struct pd_daemon *d)
 static void restart_only(const mw_config *old, const mw_config *cfg)
 {
 	static const enum mw_config_key_id keys[] = {
-	    MWK_PD_SOCKET, MWK_PD_CONTROL_SOCKET, MWK_PD_COUNTERS,    MWK_USER,
-	    MWK_STORE,     MWK_PD_MAX_KEYS,       MWK_PD_SOCKET_MODE, MWK_PD_SOCKET_GROUP,
+	    MWK_PD_SOCKET,
+	    MWK_PD_CONTROL_SOCKET,
+	    MWK_PD_COUNTERS,
+	    MWK_USER,
+	    MWK_STORE,
+	    MWK_PD_MAX_KEYS,
+	    MWK_PD_SOCKET_MODE,
+	    MWK_PD_SOCKET_GROUP,
+	    MWK_PD_COUNTERS_LEASE_MS,
+	    MWK_PD_COUNTERS_LEASE_MAX,
 	};
 	size_t i;
 	for (i = 0; i < MW_N_ELEMENTS(keys); i++)
@@ -1241,6 +1250,10 @@ static struct pd_counters *open_counters(struct pd_daemon *d, const mw_config *c
 	                          (unsigned)mw_config_int(cfg, MWK_PD_COUNTERS_TIMEOUT_MS), &err);
 	if (c == NULL)
 		mw_fatal("policyd: counters: %s", err.msg);
+	if (mw_config_int(cfg, MWK_PD_COUNTERS_LEASE_MS) > 0) /* slices of each budget */
+		c = pd_counters_lease_new(
+		    c, d->base, (unsigned)mw_config_int(cfg, MWK_PD_COUNTERS_LEASE_MS),
+		    (unsigned)mw_config_int(cfg, MWK_PD_COUNTERS_LEASE_MAX), max_keys);
 	return c;
 }
 

@@ -423,6 +423,253 @@ class PolicydRedisTest(labcase.LabCase):
         self.fail('store did not recover within %ds:\n%s' % (limit_s, d.stderr()))
 
 
+class PolicydLeaseTest(labcase.LabCase):
+    """Leases (pd-counters-lease.c): slices of a key's budget taken from Redis and spent from
+	memory. The bound (docs/admin-guide.md): across all hosts a key admits at most one unit
+	more than one exact GCRA counter would in the same period."""
+
+    @classmethod
+    def start_lab(cls):
+        cls.redis = cls.lab.redis()
+        cls.builddir = cls.lab.builddir
+
+    def setUp(self):
+        self.drivers = []
+
+    def tearDown(self):
+        for d in self.drivers:
+            d.close()
+
+    def driver(self, tag):
+        d = Driver(self.builddir, os.path.join(self.lab.root, 'driver-%s-%s.log'
+                               % (self._testMethodName, tag)))
+        self.drivers.append(d)
+        return d
+
+    def url(self, redis, prefix):
+        return '%s?pool=2&prefix=%s' % (redis.url, prefix)
+
+    def open_lease(self, d, url, lease_ms=5000, pct=5):
+        return d.cmd('open l lease %s %d %d %d' % (url, TIMEOUT_MS, lease_ms, pct))
+
+    def usage(self, d, key, w, n, now):
+        """usage - the key's usage as the exact Redis path reads it (leased units count)."""
+        return d.apply('x', now, [(key, w, n, 0)], commit=False)['res'][0][1]
+
+    def two_hosts(self, prefix, n, w, per_host, step, lease_ms=5000):
+        """two_hosts - two hosts (two driver processes, each its own lease store) spend one
+        limit N per W at once, each asking PER_HOST times with its clock advancing STEP us
+        per request; returns (accepted per host, exact, unspent, script calls)."""
+        url = self.url(self.redis, prefix)
+        key = 'sasl_username:both@example.org:messages:%d:%d' % (w // 1000000, n)
+        hosts = [self.driver('%s-a' % prefix), self.driver('%s-b' % prefix)]
+        for d in hosts:
+            self.open_lease(d, url, lease_ms=lease_ms)
+        calls0 = self.evalsha_calls()
+        accepted = [0, 0]
+        errors = []
+        admitted = []
+
+        def run(i):
+            try:
+                for j in range(per_host):
+                    # the two clocks advance together: both hosts send during the same span
+                    now = T0 + j * step
+                    r = hosts[i].apply('l', now, [(key, w, n, 1)])
+                    if r['degraded']:
+                        raise AssertionError('degraded at %d' % j)
+                    accepted[i] += r['allowed']
+                    if r['allowed']:
+                        admitted.append(now)
+                    if j % 50 == 49:
+                        hosts[i].cmd('sweep l %d' % now)
+            except Exception as e:  # reported by the main thread
+                errors.append(e)
+        threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        self.assertEqual(errors, [])
+        t_us = -(-w // n)
+        exact = n + (per_host * step) // t_us   # what one exact counter admits in the span
+        left = sum(int(d.cmd('units l').split()[1]) for d in hosts)
+        total = sum(accepted)
+        # the bound holds for every period, not only the whole run: over every pair of
+        # admissions, units admitted minus what an exact counter allows (N + X/T)
+        admitted.sort()
+        worst = max((j - i + 1) - (n + (admitted[j] - admitted[i]) / t_us)
+                    for i in range(len(admitted)) for j in range(i, len(admitted)))
+        print('\nworst period: %+.2f units over an exact counter\'s envelope' % worst)
+        self.assertLessEqual(worst, 1.0)
+        print('\nleases, 2 hosts, %d per %d s, %d asked over %.1f s of clock: accepted %d '
+              '(a %d, b %d), exact counter %d, bound %d, error %+d (%+.2f %% of N), unspent '
+              '%d, script calls %d' % (n, w // 1000000, 2 * per_host, per_host * step / 1e6,
+                                       total, accepted[0], accepted[1], exact, exact + 1,
+                                       total - exact, 100.0 * (total - exact) / n, left,
+                                       self.evalsha_calls() - calls0))
+        return accepted, exact, left, self.evalsha_calls() - calls0
+
+    def test_two_hosts_at_once_within_bound(self):
+        """1000/h, 800 asked by each host at once: the accepted total stays within the bound
+        (one unit over an exact counter) and close to it, with far fewer script calls than
+        requests."""
+        accepted, exact, left, calls = self.two_hosts('mw:l1:', 1000, HOUR, 800, 2000)
+        total = sum(accepted)
+        self.assertLessEqual(total, exact + 1)
+        self.assertGreaterEqual(total + left, exact - 1)
+        self.assertGreaterEqual(total, 1000 * 0.99)
+        self.assertGreater(min(accepted), 1000 // 4, accepted)
+        self.assertLess(calls, 1600 / 10, calls)
+
+    def test_two_hosts_refilling_within_bound(self):
+        """100 per 10 s (one unit every 100 ms, so a lease lives 100 ms), 3000 asked by each
+        host over 3 s of clock: refills, expiries, returns and sweeps all happen, and the
+        total still stays within one unit of an exact counter's."""
+        accepted, exact, left, calls = self.two_hosts('mw:l1r:', 100, 10 * 1000000, 3000,
+                                                      1000)
+        total = sum(accepted)
+        self.assertLessEqual(total, exact + 1)
+        self.assertGreaterEqual(total, exact - 10)
+
+    def evalsha_calls(self):
+        for line in self.redis.cli('INFO', 'commandstats').splitlines():
+            if line.startswith('cmdstat_evalsha:'):
+                return int(line.split('calls=')[1].split(',')[0])
+        return 0
+
+    def test_concurrent_requests_of_one_host(self):
+        """Batches handed over together (requests of one host in flight at once, as the
+        daemon's connections make them) each need a lease for the same key: the grants that
+        race are merged and the limit still holds exactly."""
+        d = self.driver('a')
+        url = self.url(self.redis, 'mw:l5:')
+        self.open_lease(d, url, pct=20)
+        d.open_redis('x', url)
+        key = 'sasl_username:dee@example.org:messages:3600:20'
+        got = []
+        for k in range(3):
+            got += d.group('l', [(T0 + k * 100 + i, [(key, HOUR, 20, 1)], True)
+                                 for i in range(16)])
+        self.assertEqual(sum(g['allowed'] for g in got), 20, got)
+        self.assertFalse(any(g['degraded'] for g in got))
+        self.assertEqual(d.cmd('units l'), 'units 0')
+        self.assertEqual(self.usage(d, key, HOUR, 20, T0 + 1000), 20)
+
+    def test_lease_expires_and_budget_comes_back(self):
+        d = self.driver('a')
+        url = self.url(self.redis, 'mw:l2:')
+        self.open_lease(d, url, lease_ms=1000, pct=20)
+        d.open_redis('x', url)
+        key = 'sasl_username:amy@example.org:messages:3600:100'
+        # the first request leases 20 units (20 % of 100; a quarter of 100 is more)
+        r = d.apply('l', T0, [(key, HOUR, 100, 1)])
+        self.assertEqual((r['allowed'], r['degraded']), (True, False))
+        self.assertEqual(d.cmd('units l'), 'units 19')
+        self.assertEqual(self.usage(d, key, HOUR, 100, T0), 20)
+        # spent from memory: Redis does not move
+        for i in range(4):
+            self.assertTrue(d.apply('l', T0 + 1 + i, [(key, HOUR, 100, 1)])['allowed'])
+        self.assertEqual(d.cmd('units l'), 'units 15')
+        self.assertEqual(self.usage(d, key, HOUR, 100, T0 + 10), 20)
+        # not due yet: nothing goes back
+        self.assertEqual(d.cmd('sweep l %d' % (T0 + 500000)), 'swept 0')
+        # the lease expires: its 15 unspent units go back, Redis counts the 5 spent
+        self.assertEqual(d.cmd('sweep l %d' % (T0 + 1000001)), 'swept 1')
+        self.assertEqual(d.cmd('units l'), 'units 0')
+        self.assertEqual(self.usage(d, key, HOUR, 100, T0 + 1000002), 5)
+        # an expired lease is never spent: the next request leases afresh
+        r = d.apply('l', T0 + 1000003, [(key, HOUR, 100, 1)])
+        self.assertTrue(r['allowed'])
+        self.assertEqual(self.usage(d, key, HOUR, 100, T0 + 1000004), 25)
+        # a lease that expired without a sweep is given back by the next call for its key
+        r = d.apply('l', T0 + 2500000, [(key, HOUR, 100, 1)])
+        self.assertTrue(r['allowed'])
+        self.assertEqual(self.usage(d, key, HOUR, 100, T0 + 2500001), 26)
+
+    def test_slices_shrink_near_the_limit(self):
+        d = self.driver('a')
+        url = self.url(self.redis, 'mw:l3:')
+        self.open_lease(d, url, lease_ms=5000, pct=20)
+        d.open_redis('x', url)
+        key = 'sasl_username:bo@example.org:messages:3600:100'
+        # another host (exact path) has used 92: 8 left, a quarter of it is 2
+        self.assertTrue(d.apply('x', T0, [(key, HOUR, 100, 92)])['allowed'])
+        self.assertTrue(d.apply('l', T0 + 1, [(key, HOUR, 100, 1)])['allowed'])
+        self.assertEqual(d.cmd('units l'), 'units 1')
+        self.assertEqual(self.usage(d, key, HOUR, 100, T0 + 2), 94)
+        got = [d.apply('l', T0 + 3 + i, [(key, HOUR, 100, 1)])['allowed'] for i in range(10)]
+        self.assertEqual(got, [True] * 7 + [False] * 3)
+        self.assertEqual(self.usage(d, key, HOUR, 100, T0 + 20), 100)
+        # the refusal carries the exact counter's retry time (one interval of 36 s)
+        r = d.apply('l', T0 + 21, [(key, HOUR, 100, 1)])
+        self.assertFalse(r['allowed'])
+        self.assertTrue(0 < r['res'][0][2] <= 36000000, r)
+        # a batch is atomic: a second limit with room is not charged when the first refuses
+        # (refused here without asking Redis: it said no for this key moments ago)
+        other = 'sasl_username:bo@example.org:messages:86400:500'
+        calls = self.evalsha_calls()
+        r = d.apply('l', T0 + 22, [(other, DAY, 500, 1), (key, HOUR, 100, 1)])
+        self.assertFalse(r['allowed'])
+        self.assertEqual([x[0] for x in r['res']], [1, 0])	# the refusal names the full one
+        self.assertTrue(0 < r['res'][1][2] <= 36000000, r)
+        self.assertEqual(self.evalsha_calls(), calls)
+        self.assertEqual(self.usage(d, other, DAY, 500, T0 + 23), 0)
+        # once the refusal is older than the key's interval, Redis is asked again: the key
+        # has refilled one unit (36 s), the other limit gets a lease of 100 (20 %)
+        r = d.apply('l', T0 + 36000000, [(other, DAY, 500, 1), (key, HOUR, 100, 1)])
+        self.assertTrue(r['allowed'])
+        self.assertEqual(self.usage(d, other, DAY, 500, T0 + 36000001), 100)
+        self.assertEqual(d.cmd('units l'), 'units 99')
+        r = d.apply('l', T0 + 36000002, [(other, DAY, 500, 1), (key, HOUR, 100, 1)])
+        self.assertFalse(r['allowed'])
+        self.assertEqual(d.cmd('units l'), 'units 99')	# leased units a refusal did not use
+        r = d.apply('l', T0 + 36000003, [(other, DAY, 500, 1)])
+        self.assertTrue(r['allowed'])
+        self.assertEqual(d.cmd('units l'), 'units 98')
+
+    def test_redis_killed_mid_run(self):
+        redis = lab_mod.Redis(self.lab.root + '/lease-outage')
+        os.makedirs(redis.root, exist_ok=True)
+        redis.start()
+        self.lab.services.append(redis)
+        d = self.driver('a')
+        d.cmd('open l lease %s %d 60000 5' % (self.url(redis, 'mw:l4:'), TIMEOUT_MS))
+        key = ('sasl_username:cy@example.org:messages:3600:1000', HOUR, 1000, 1)
+        r = d.apply('l', T0, [key])
+        self.assertEqual((r['allowed'], r['degraded']), (True, False))
+        self.assertEqual(d.cmd('units l'), 'units 49')	# 5 % of 1000
+        redis.kill()
+        # units already leased were charged: they are still spent, without Redis
+        for i in range(49):
+            r = d.apply('l', T0 + 1 + i, [key])
+            self.assertEqual((r['allowed'], r['degraded']), (True, False), i)
+        # the next needs a lease: the Redis store's exact path answers from memory, degraded,
+        # within the timeout (the documented behaviour of counters = redis:// when Redis is
+        # down), and the memory fallback enforces the limit meanwhile
+        r = d.apply('l', T0 + 60, [key])
+        self.assertEqual((r['allowed'], r['degraded']), (True, True))
+        self.assertLess(r['elapsed_ms'], TIMEOUT_MS + SLACK_MS, r)
+        r = d.apply('l', T0 + 61, [(key[0], HOUR, 1000, 1000)])
+        self.assertEqual((r['allowed'], r['degraded']), (False, True))
+        self.assertEqual(d.stderr().count('counters=redis degraded'), 1, d.stderr())
+        # Redis returns (empty): leases resume without reopening the store
+        time.sleep(0.3)
+        redis.start()
+        deadline = time.monotonic() + 20
+        while True:
+            r = d.apply('l', T0 + 100, [key])
+            if not r['degraded']:
+                break
+            self.assertLess(time.monotonic(), deadline, d.stderr())
+            d.cmd('sleep 200')
+        self.assertTrue(r['allowed'])
+        self.assertEqual(d.cmd('units l'), 'units 49')
+        self.assertEqual(redis.cli('EXISTS', 'mw:l4:' + key[0]).strip(), '1')
+        self.assertIn('counters=redis recovered', d.stderr())
+        redis.stop()
+
+
 def policy_request(port, attrs, timeout=5):
     """policy_request - one policy request (dict) to the daemon on PORT; returns (action,
     seconds taken)."""
@@ -591,6 +838,132 @@ class PolicydSharedRedisTest(labcase.LabCase):
         self.assertEqual(submit(smtp, zed, zpw, 2)[0], 250)
         code, text, _ = submit(smtp, zed, zpw, 3)
         self.assertEqual(code, 450, text)
+
+
+def eom_many(port, user, count, tag, timeout=10):
+    """eom_many - COUNT END-OF-MESSAGE requests of USER on one connection to PORT, one after
+    the other; returns the list of actions (None where the connection failed)."""
+    out = []
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as sock:
+        f = sock.makefile('rwb')
+        for i in range(count):
+            f.write(('request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n'
+                     'client_address=127.0.0.1\nsasl_username=%s\nrecipient_count=1\n'
+                     'size=10\ninstance=%s.%d\n\n' % (user, tag, i)).encode())
+            f.flush()
+            a = b''
+            while not a.endswith(b'\n\n'):
+                line = f.readline()
+                if not line:
+                    raise AssertionError('policyd on port %d closed the connection' % port)
+                a += line
+            out.append(a.decode().strip())
+    return out
+
+
+class PolicydLeaseDaemonTest(labcase.LabCase):
+    """Two mailwarden-policyd with leases (the default) on one Redis, asked at once over
+	their policy sockets: one limit of 1000/h holds across both within the documented
+	bound, and Redis killed mid-run keeps every request answered and service resumes."""
+
+    N = 1000
+
+    @classmethod
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.redis = cls.lab.redis()
+        cls.daemons = [cls.lab.policyd(cls.store, name=name,
+                                       counters=cls.redis.url + '?prefix=mw:ld:',
+                                       limits=['sasl_username messages %d/1h defer' % cls.N],
+                                       extra='counters_timeout_ms = %d\n' % TIMEOUT_MS)
+                       for name in ('policyd-la', 'policyd-lb')]
+
+    def tearDown(self):
+        for d in self.daemons:
+            self.assertEqual(d.sanitizer_errors(), '')
+            self.assertTrue(d.alive(), '%s died' % d.name)
+
+    def blast(self, user, per_conn, conns_per_daemon=2):
+        """blast - every daemon asked at once by CONNS_PER_DAEMON connections of PER_CONN
+        requests each; returns (actions per daemon, seconds taken)."""
+        results = {d.name: [] for d in self.daemons}
+        errors = []
+        lock = threading.Lock()
+
+        def run(d, k):
+            try:
+                got = eom_many(d.port, user, per_conn, '%s%d' % (d.name[-1], k))
+                with lock:
+                    results[d.name] += got
+            except Exception as e:  # reported by the caller
+                errors.append(e)
+        threads = [threading.Thread(target=run, args=(d, k))
+                   for d in self.daemons for k in range(conns_per_daemon)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        return threads, results, errors, t0
+
+    def test_shared_limit_within_bound(self):
+        user = 'lease-%s@%s' % (uuid.uuid4().hex[:6], lab_mod.DOMAIN)
+        degraded = [d.log_text().count('degraded') for d in self.daemons]
+        threads, results, errors, t0 = self.blast(user, 350)
+        for t in threads:
+            t.join(600)
+        took = time.monotonic() - t0
+        self.assertEqual(errors, [])
+        ok = {name: sum(a == 'action=DUNNO' for a in got) for name, got in results.items()}
+        refused = sum(a.startswith('action=450 4.7.1 rate limit') for got in results.values()
+                      for a in got)
+        total = sum(ok.values())
+        t_s = 3600.0 / self.N
+        bound = self.N + int(took / t_s) + 1   # exact GCRA over the run, plus one unit
+        print('\nleases, 2 policyd, %d/h, 1400 asked in %.1f s: accepted %d (%s), refused '
+              '%d, bound %d, error vs N %+d (%+.2f %%)' % (
+                  self.N, took, total, ', '.join('%s %d' % kv for kv in sorted(ok.items())),
+                  refused, bound, total - self.N, 100.0 * (total - self.N) / self.N))
+        self.assertEqual(total + refused, 1400)
+        self.assertLessEqual(total, bound)
+        self.assertGreaterEqual(total, self.N * 0.99)
+        # every answer came through Redis leases, none from a degraded host's memory
+        self.assertEqual([d.log_text().count('degraded') for d in self.daemons], degraded)
+
+    def test_redis_killed_mid_run(self):
+        user = 'kill-%s@%s' % (uuid.uuid4().hex[:6], lab_mod.DOMAIN)
+        threads, results, errors, t0 = self.blast(user, 300, conns_per_daemon=1)
+        time.sleep(0.5)
+        self.redis.kill()
+        try:
+            for t in threads:
+                t.join(600)
+            # every request was answered: accepted (leases, then the memory fallback) or
+            # refused by a limit; none failed, none waited past the timeout
+            self.assertEqual(errors, [])
+            for name, got in results.items():
+                self.assertEqual(len(got), 300, name)
+                for a in got:
+                    self.assertTrue(a == 'action=DUNNO' or
+                                    a.startswith('action=450 4.7.1 rate limit'), a)
+            for d in self.daemons:
+                lab_mod.wait_until(lambda: 'counters=redis degraded' in d.log_text(), 10,
+                                   '%s to log degraded' % d.name)
+        finally:
+            time.sleep(0.3)
+            self.redis.start()
+        # back without restarting either daemon: leases again, one limit for both
+        for d in self.daemons:
+            lab_mod.wait_until(lambda: 'counters=redis recovered' in d.log_text(), 20,
+                               '%s to log recovered' % d.name)
+        user2 = 'back-%s@%s' % (uuid.uuid4().hex[:6], lab_mod.DOMAIN)
+        threads, results, errors, t0 = self.blast(user2, 300)
+        for t in threads:
+            t.join(600)
+        self.assertEqual(errors, [])
+        total = sum(a == 'action=DUNNO' for got in results.values() for a in got)
+        self.assertTrue(self.N * 0.99 <= total <= self.N + 1 +
+                        int((time.monotonic() - t0) / (3600.0 / self.N)), total)
+        self.assertEqual(self.redis.cli(
+            'EXISTS', 'mw:ld:sasl_username:%s:messages:3600:%d' % (user2, self.N)).strip(), '1')
 
 
 if __name__ == '__main__':

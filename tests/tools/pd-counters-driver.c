@@ -5,6 +5,11 @@
  * per line on stdin, one answer line on stdout (flushed); stores are named by the test:
  *   open NAME memory                      -> ok
  *   open NAME redis URL TIMEOUT_MS        -> ok | error MESSAGE
+ *   open NAME lease URL TIMEOUT_MS LEASE_MS MAX_PCT
+ *                                         -> ok | error MESSAGE  (leases over Redis, no timer)
+ *   sweep NAME NOW_US                     -> swept COUNT  (leases due given back; waits for
+ *                                            Redis to take them)
+ *   units NAME                            -> units COUNT  (leased, not spent)
  *   apply NAME check|commit NOW_US N KEY W LIMIT COST ... (N times)
  *       -> res ALLOWED DEGRADED ELAPSED_US ALLOWED,USAGE,RETRY_US,RESET_US ... (N times)
  *   group NAME ; check|commit NOW_US N KEY W LIMIT COST... ; ...   (up to 16 batches)
@@ -105,6 +110,7 @@ static void driver_open(char **save)
 	const char *name = strtok_r(NULL, " ", save), *kind = strtok_r(NULL, " ", save);
 	struct driver_store *slot = NULL;
 	mw_error err = {""};
+	bool lease = false;
 	size_t i;
 	if (name == NULL || kind == NULL || driver_find(name) != NULL) {
 		printf("error open NAME KIND (name unused)\n");
@@ -119,13 +125,16 @@ static void driver_open(char **save)
 	}
 	if (strcmp(kind, "memory") == 0) {
 		slot->c = pd_counters_memory_new(100000);
-	} else if (strcmp(kind, "redis") == 0) {
+	} else if (strcmp(kind, "redis") == 0 || (lease = strcmp(kind, "lease") == 0)) {
 		const char *url = strtok_r(NULL, " ", save);
-		int64_t timeout;
+		int64_t timeout, lease_ms = 0, pct = 0;
 		struct pd_counters *fallback;
 		if (url == NULL || driver_parse_i64(strtok_r(NULL, " ", save), &timeout) < 0 ||
-		    timeout < 0 || timeout > 100000) {
-			printf("error open NAME redis URL TIMEOUT_MS\n");
+		    timeout < 0 || timeout > 100000 ||
+		    (lease && (driver_parse_i64(strtok_r(NULL, " ", save), &lease_ms) < 0 ||
+		               driver_parse_i64(strtok_r(NULL, " ", save), &pct) < 0 ||
+		               lease_ms < 1 || lease_ms > 3600000 || pct < 1 || pct > 100))) {
+			printf("error open NAME redis|lease URL TIMEOUT_MS [LEASE_MS MAX_PCT]\n");
 			return;
 		}
 		fallback = pd_counters_memory_new(100000);
@@ -136,6 +145,9 @@ static void driver_open(char **save)
 			printf("error %s\n", err.msg);
 			return;
 		}
+		if (lease)
+			slot->c = pd_counters_lease_new(slot->c, NULL, (unsigned)lease_ms,
+			                                (unsigned)pct, 100000);
 	} else {
 		printf("error unknown store kind\n");
 		return;
@@ -243,6 +255,34 @@ static void driver_group(char **save)
 	printf("\n");
 }
 
+/* driver_sweep - sweep NAME NOW_US: give back the leases due, wait until Redis has them */
+static void driver_sweep(char **save)
+{
+	struct driver_store *st = driver_find(strtok_r(NULL, " ", save) ?: "");
+	int64_t now, t0 = driver_now_us();
+	size_t n;
+	if (st == NULL || strncmp(st->c->ops->name, "redis (leases)", 14) != 0 ||
+	    driver_parse_i64(strtok_r(NULL, " ", save), &now) < 0) {
+		printf("error sweep NAME NOW_US (a lease store)\n");
+		return;
+	}
+	n = pd_counters_lease_sweep(st->c, now);
+	while (pd_counters_lease_returns_out(st->c) > 0 && driver_now_us() - t0 < 30000000)
+		event_base_loop(driver_base, EVLOOP_ONCE);
+	printf("swept %zu\n", n);
+}
+
+/* driver_units - units NAME: leased units not spent */
+static void driver_units(char **save)
+{
+	struct driver_store *st = driver_find(strtok_r(NULL, " ", save) ?: "");
+	if (st == NULL || strncmp(st->c->ops->name, "redis (leases)", 14) != 0) {
+		printf("error units NAME (a lease store)\n");
+		return;
+	}
+	printf("units %" PRId64 "\n", pd_counters_lease_units(st->c));
+}
+
 /* driver_reset - reset NAME PREFIX NOW_US */
 static void driver_reset(char **save)
 {
@@ -321,6 +361,10 @@ int main(void)
 			driver_apply(&save);
 		else if (strcmp(cmd, "reset") == 0)
 			driver_reset(&save);
+		else if (strcmp(cmd, "sweep") == 0)
+			driver_sweep(&save);
+		else if (strcmp(cmd, "units") == 0)
+			driver_units(&save);
 		else if (strcmp(cmd, "group") == 0)
 			driver_group(&save);
 		else if (strcmp(cmd, "sleep") == 0)
