@@ -86,6 +86,13 @@ struct mw_auth_results {
 	char sender_domain[MW_DNS_NAME_MAX + 1];
 	bool sender_authenticated;
 	char reason[160]; /* why dmarc is temperror/permerror, for the log */
+	/* DMARCbis (dmarc_mode = dmarcbis): the record's t=y (the policy is not applied), the
+	   name the governing record was found at, and which of its tags applied ("p", "sp",
+	   "np"); DNS names asked for the DMARC records of this message (the walk's cost) */
+	bool dmarc_testing;
+	char dmarc_record_domain[MW_DNS_NAME_MAX + 1];
+	char dmarc_policy_tag[3];
+	unsigned dmarc_lookups;
 
 	bool temperror; /* some check met a temporary DNS failure */
 };
@@ -97,6 +104,8 @@ struct mw_authcheck_settings {
 	const char *psl_file; /* public suffix list (Mozilla format) for libopendmarc's
 	                         alignment; NULL = the Debian default
 	                         /usr/share/publicsuffix/public_suffix_list.dat */
+	bool dmarc_rfc7489;   /* RFC 7489 (libopendmarc, public suffix list) instead of RFC 9989
+	                         (DNS tree walk, psd=, np=, t=; mw-dmarc) */
 };
 
 typedef struct mw_authcheck_lib mw_authcheck_lib;

@@ -1864,13 +1864,19 @@ class DNSServer(Service):
                 '  zonelistfile: "%s"' % os.path.join(self.dir, 'zone.list'),
                 '  xfrdir: "%s"' % self.dir, '  server-count: 1', '  verbosity: 1',
                 '  hide-version: yes', 'remote-control:', '  control-enable: no']
-        for domain, records in sorted(self.zones.items()):
+        # every top-level label of a zone is served too (empty unless a test gives it
+        # records): a DMARC tree walk (RFC 9989) asks _dmarc.TLD, and a name NSD is not
+        # authoritative for is REFUSED, which a resolver reports as a temporary failure
+        zones = dict(self.zones)
+        for domain in self.zones:
+            zones.setdefault(domain.rsplit('.', 1)[-1], [])
+        for domain, records in sorted(zones.items()):
             path = os.path.join(self.dir, '%s.zone' % domain)
             write_file(path, self._zone_text(domain, records))
             conf += ['zone:', '  name: "%s"' % domain, '  zonefile: "%s"' % path]
         write_file(self.config, '\n'.join(conf) + '\n')
         run([find_binary('nsd-checkconf', 'nsd'), self.config])
-        for domain in self.zones:
+        for domain in zones:
             run([find_binary('nsd-checkzone', 'nsd'), domain,
                  os.path.join(self.dir, '%s.zone' % domain)])
 

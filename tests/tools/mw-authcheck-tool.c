@@ -4,7 +4,8 @@
  * Usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]
  *          [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]
  *          [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]
- *          [--dns-error-action tempfail|accept] [--repeat N] MESSAGE-FILE
+ *          [--dns-error-action tempfail|accept] [--dmarc-mode dmarcbis|rfc7489]
+ *          [--repeat N] MESSAGE-FILE
  *        mw-authcheck-tool ... --stdin
  *
  * The message is split into header fields (with their continuation lines) and the body,
@@ -76,7 +77,8 @@ static int usage(void)
 	        "usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]\n"
 	        "  [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]\n"
 	        "  [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]\n"
-	        "  [--dns-error-action tempfail|accept] [--repeat N] MESSAGE-FILE | --stdin\n");
+	        "  [--dns-error-action tempfail|accept] [--dmarc-mode dmarcbis|rfc7489]\n"
+	        "  [--repeat N] MESSAGE-FILE | --stdin\n");
 	return 2;
 }
 
@@ -173,6 +175,12 @@ static void print_json(const char *ar, const struct mw_auth_results *res,
 	       res->dmarc_spf_aligned ? "true" : "false",
 	       res->dmarc_dkim_aligned ? "true" : "false");
 	json_str(stdout, res->from_domain);
+	printf(", \"dmarc_testing\": %s, \"dmarc_policy_tag\": ",
+	       res->dmarc_testing ? "true" : "false");
+	json_str(stdout, res->dmarc_policy_tag);
+	printf(", \"dmarc_record_domain\": ");
+	json_str(stdout, res->dmarc_record_domain);
+	printf(", \"dmarc_lookups\": %u", res->dmarc_lookups);
 	printf(", \"reason\": ");
 	json_str(stdout, res->reason);
 	printf(", \"from_problem\": ");
@@ -288,9 +296,10 @@ int main(int argc, char **argv)
 	    {"dns-error-action", required_argument, NULL, 'e'},
 	    {"repeat", required_argument, NULL, 'r'},
 	    {"stdin", no_argument, NULL, 's'},
+	    {"dmarc-mode", required_argument, NULL, 'm'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct mw_authcheck_settings settings = {"", 5000, NULL};
+	struct mw_authcheck_settings settings = {"", 5000, NULL, false};
 	struct run run = {
 	    NULL, {true, true, true, "", false, false}, NULL, NULL, NULL, "mx.example.net"};
 	struct mw_verdict_policy *policy = &run.policy;
@@ -346,6 +355,11 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			from_stdin = true;
+			break;
+		case 'm':
+			if (strcmp(optarg, "rfc7489") != 0 && strcmp(optarg, "dmarcbis") != 0)
+				return usage();
+			settings.dmarc_rfc7489 = strcmp(optarg, "rfc7489") == 0;
 			break;
 		default:
 			return usage();
