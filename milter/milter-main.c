@@ -171,6 +171,7 @@ static struct milter_auth *auth_new(const mw_config *cfg, mw_error *error_r)
 	settings.dns_timeout_ms = (unsigned)mw_config_int(cfg, MWK_MILTER_DNS_TIMEOUT) * 1000u;
 	settings.psl_file = NULL;
 	settings.dmarc_rfc7489 = strcmp(mw_config_str(cfg, MWK_MILTER_DMARC_MODE), "rfc7489") == 0;
+	settings.arc_trusted = mw_config_str(cfg, MWK_MILTER_ARC_TRUSTED_FORWARDERS);
 	auth = mw_calloc(1, sizeof(*auth));
 	auth->refs = 1;
 	auth->lib = mw_authcheck_lib_new(&settings, error_r);

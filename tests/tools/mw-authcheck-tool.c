@@ -5,6 +5,7 @@
  *          [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]
  *          [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]
  *          [--dns-error-action tempfail|accept] [--dmarc-mode dmarcbis|rfc7489]
+ *          [--arc-trusted DOMAINS]
  *          [--repeat N] MESSAGE-FILE
  *        mw-authcheck-tool ... --stdin
  *
@@ -78,6 +79,7 @@ static int usage(void)
 	        "  [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]\n"
 	        "  [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]\n"
 	        "  [--dns-error-action tempfail|accept] [--dmarc-mode dmarcbis|rfc7489]\n"
+	        "  [--arc-trusted DOMAINS]\n"
 	        "  [--repeat N] MESSAGE-FILE | --stdin\n");
 	return 2;
 }
@@ -181,6 +183,12 @@ static void print_json(const char *ar, const struct mw_auth_results *res,
 	printf(", \"dmarc_record_domain\": ");
 	json_str(stdout, res->dmarc_record_domain);
 	printf(", \"dmarc_lookups\": %u", res->dmarc_lookups);
+	printf(", \"arc\": \"%s\", \"arc_sets\": %u, \"arc_seal_domain\": ",
+	       mw_auth_result_str(res->arc), res->arc_sets);
+	json_str(stdout, res->arc_seal_domain);
+	printf(", \"arc_reason\": ");
+	json_str(stdout, res->arc_reason);
+	printf(", \"dmarc_override\": %s", res->dmarc_override ? "true" : "false");
 	printf(", \"reason\": ");
 	json_str(stdout, res->reason);
 	printf(", \"from_problem\": ");
@@ -297,9 +305,10 @@ int main(int argc, char **argv)
 	    {"repeat", required_argument, NULL, 'r'},
 	    {"stdin", no_argument, NULL, 's'},
 	    {"dmarc-mode", required_argument, NULL, 'm'},
+	    {"arc-trusted", required_argument, NULL, 'R'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct mw_authcheck_settings settings = {"", 5000, NULL, false};
+	struct mw_authcheck_settings settings = {"", 5000, NULL, false, ""};
 	struct run run = {
 	    NULL, {true, true, true, "", false, false}, NULL, NULL, NULL, "mx.example.net"};
 	struct mw_verdict_policy *policy = &run.policy;
@@ -355,6 +364,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			from_stdin = true;
+			break;
+		case 'R':
+			settings.arc_trusted = optarg;
 			break;
 		case 'm':
 			if (strcmp(optarg, "rfc7489") != 0 && strcmp(optarg, "dmarcbis") != 0)
