@@ -784,9 +784,9 @@ static enum mw_auth_result verify_ams(mw_arc_verify *v, mw_dns *dns, char *reaso
 	return r;
 }
 
-/* seal_data - the canonical data ARC-Seal K signs: sets 1..K (AAR, AMS, AS), AS(K) without
-   its b= value and without the final CRLF */
-static void seal_data(const mw_arc_verify *v, unsigned k, mw_str *out)
+/* seal_data - the canonical data ARC-Seal K signs: sets 1..K (AAR, AMS, AS); with open_last,
+   AS(K) without its b= value and without the final CRLF */
+static void seal_data(const mw_arc_verify *v, unsigned k, mw_str *out, bool open_last)
 {
 	unsigned j;
 	for (j = 1; j <= k; j++) {
@@ -794,7 +794,7 @@ static void seal_data(const mw_arc_verify *v, unsigned k, mw_str *out)
 		size_t m;
 		for (m = 0; m < 3; m++) {
 			const struct field *f = &v->fields[idx[m]];
-			bool last = j == k && m == 2;
+			bool last = open_last && j == k && m == 2;
 			canon_relaxed(out, v->store.buf + f->off, f->len, f->name_len, !last, last);
 		}
 	}
@@ -815,7 +815,7 @@ static enum mw_auth_result verify_seal(mw_arc_verify *v, mw_dns *dns, unsigned k
 		return MW_AUTH_FAIL;
 	}
 	mw_str_init(&data, 0);
-	seal_data(v, k, &data);
+	seal_data(v, k, &data, true);
 	r = verify_sig(dns, tags, n, &data, reason, rsize);
 	mw_str_free(&data);
 	return r;
@@ -890,4 +890,133 @@ void mw_arc_verify_eom(mw_arc_verify *v, mw_dns *dns, struct mw_arc_result *res)
 		if (semi != NULL)
 			res->aar = mw_strndup(semi + 1, len - (size_t)(semi + 1 - val));
 	}
+}
+
+/* ---- sealing ----------------------------------------------------------------------- */
+
+/* Header fields our ARC-Message-Signature signs, when present (never ARC-* or
+   Authentication-Results, which every hop adds to) */
+static const char *const seal_names[] = {
+    "from",           "to",           "cc",           "subject",
+    "date",           "message-id",   "reply-to",     "in-reply-to",
+    "references",     "mime-version", "content-type", "content-transfer-encoding",
+    "dkim-signature", "list-id",      "list-post",    "list-unsubscribe",
+    "sender",
+};
+
+/* text_field - "Name:" + value as a field in a scratch verifier-like form, canonicalised */
+static void canon_text(mw_str *out, const char *name, const char *value, bool crlf, bool skip_b)
+{
+	mw_str f;
+	mw_str_init(&f, 0);
+	(void)mw_str_appends(&f, name);
+	(void)mw_str_appendc(&f, ':');
+	(void)mw_str_appends(&f, value);
+	canon_relaxed(out, f.buf, f.len, strlen(name), crlf, skip_b);
+	mw_str_free(&f);
+}
+
+/* sign_data - sha256(DATA) signed with KEY, base64 appended to out */
+static int sign_data(const struct mw_dkim_key *key, const mw_str *data, mw_str *out,
+                     mw_error *error_r)
+{
+	unsigned char digest[32];
+	unsigned int dl = 32;
+	if (EVP_Digest(data->buf, data->len, digest, &dl, EVP_sha256(), NULL) != 1) {
+		mw_error_set(error_r, "SHA-256 failed");
+		return -1;
+	}
+	return mw_dkim_key_sign_digest(key, digest, out, error_r);
+}
+
+/* mw_arc_seal - the next ARC set for the message the verifier saw */
+int mw_arc_seal(mw_arc_verify *v, const struct mw_dkim_key *key, const char *ar,
+                enum mw_auth_result cv, unsigned long now, mw_str *seal_r, mw_str *ams_r,
+                mw_str *aar_r, mw_error *error_r)
+{
+	const char *cvs = cv == MW_AUTH_PASS ? "pass" : cv == MW_AUTH_NONE ? "none" : "fail";
+	unsigned inst;
+	char bh[64];
+	mw_str hlist, data;
+	size_t i, k;
+	int ret = -1;
+
+	if (!v->finished) {
+		mw_error_set(error_r, "mw_arc_seal before mw_arc_verify_eom");
+		return -1;
+	}
+	/* a chain we found broken is sealed as failed (RFC 8617 5.1.2) */
+	if (v->structural_fail && cv != MW_AUTH_NONE)
+		cvs = "fail";
+	if (v->sets == 0 && v->structural_fail)
+		cvs = "fail";
+	if (v->sets == 0 && !v->structural_fail)
+		cvs = "none";
+	inst = v->sets + 1;
+	if (inst > MW_ARC_MAX_SETS) {
+		mw_error_set(error_r, "the message already has %d ARC sets", MW_ARC_MAX_SETS);
+		return -1;
+	}
+	mw_str_init(&hlist, 0);
+	mw_str_init(&data, 0);
+
+	/* ARC-Authentication-Results */
+	mw_str_reset(aar_r);
+	(void)mw_str_appendf(aar_r, "i=%u; %s", inst, ar);
+
+	/* ARC-Message-Signature: the fields of seal_names present, bottom-up per name */
+	for (k = 0; k < sizeof(seal_names) / sizeof(seal_names[0]); k++) {
+		bool *used = mw_calloc(v->nfields + 1, sizeof(bool));
+		for (;;) {
+			bool found = false;
+			for (i = v->nfields; i-- > 0;) {
+				if (used[i] || !field_is(v, i, seal_names[k]))
+					continue;
+				used[i] = true;
+				found = true;
+				canon_relaxed(&data, v->store.buf + v->fields[i].off,
+				              v->fields[i].len, v->fields[i].name_len, true, false);
+				(void)mw_str_appends(&hlist, hlist.len > 0 ? ":" : "");
+				(void)mw_str_appends(&hlist, seal_names[k]);
+				break;
+			}
+			if (!found)
+				break;
+		}
+		free(used);
+	}
+	if (hlist.len == 0) {
+		mw_error_set(error_r, "nothing to sign (no From)");
+		goto out;
+	}
+	(void)EVP_EncodeBlock((unsigned char *)bh, v->digest_relaxed, 32);
+	mw_str_reset(ams_r);
+	(void)mw_str_appendf(
+	    ams_r,
+	    "i=%u; a=%s; c=relaxed/relaxed; d=%s; s=%s;\n\tt=%lu; h=%s;\n\tbh=%s;\n\tb=", inst,
+	    mw_dkim_key_algorithm(key), mw_dkim_key_domain(key), mw_dkim_key_selector(key), now,
+	    hlist.buf, bh);
+	canon_text(&data, "ARC-Message-Signature", ams_r->buf, false, true);
+	if (sign_data(key, &data, ams_r, error_r) < 0)
+		goto out;
+
+	/* ARC-Seal over the sets before ours and ours (RFC 8617 5.1.1; a cv=fail seal too, as
+	   dkimpy's verifier reads it), unless those sets are not whole */
+	mw_str_reset(&data);
+	if (v->sets > 0 && !v->structural_fail)
+		seal_data(v, v->sets, &data, false);
+	canon_text(&data, "ARC-Authentication-Results", aar_r->buf, true, false);
+	canon_text(&data, "ARC-Message-Signature", ams_r->buf, true, false);
+	mw_str_reset(seal_r);
+	(void)mw_str_appendf(seal_r, "i=%u; cv=%s; a=%s; d=%s; s=%s;\n\tt=%lu;\n\tb=", inst, cvs,
+	                     mw_dkim_key_algorithm(key), mw_dkim_key_domain(key),
+	                     mw_dkim_key_selector(key), now);
+	canon_text(&data, "ARC-Seal", seal_r->buf, false, true);
+	if (sign_data(key, &data, seal_r, error_r) < 0)
+		goto out;
+	ret = 0;
+out:
+	mw_str_free(&hlist);
+	mw_str_free(&data);
+	return ret;
 }

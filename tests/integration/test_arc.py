@@ -55,8 +55,9 @@ class ArcTest(labcase.LabCase):
                                  ('@', 'TXT', 'v=spf1 ip4:192.0.2.10 -all')],
             'list.example.org': [('@', 'TXT', 'v=spf1 ip4:192.0.2.99 -all')],
             'hop.example.net': [],
+            'fwd.example.net': [],
         }
-        for dom in ('list.example.org', 'hop.example.net'):
+        for dom in ('list.example.org', 'hop.example.net', 'fwd.example.net'):
             key, txt = labcase.genkey(keydir, dom, 'arc1')
             os.rename(key, key + '.' + dom)
             with open(key + '.' + dom, 'rb') as f:
@@ -103,6 +104,57 @@ class ArcTest(labcase.LabCase):
         out = json.loads(p.stdout)
         out['authentication_results'] = out['authentication_results'].replace('\n\t', ' ')
         return out
+
+    def our_seal(self, raw, extra=()):
+        """our_seal - (JSON, sealed message): RAW checked and sealed by fwd.example.net."""
+        out = os.path.join(self.lab.root, 'sealed-%d.eml' % time.monotonic_ns())
+        key = os.path.join(self.lab.root, 'keys', 'arc1.private.fwd.example.net')
+        r = self.check(raw, extra=['--arc-seal', 'fwd.example.net:arc1:' + key,
+                                   '--arc-seal-out', out] + list(extra))
+        with open(out, 'rb') as f:
+            sealed = f.read()
+        os.unlink(out)
+        return r, sealed
+
+    # ---- seals made by us, verified by dkimpy and by us ----------------------------------
+
+    def test_our_first_seal(self):
+        r, sealed = self.our_seal(original())
+        self.assertEqual(r['arc'], 'none')
+        self.assertIn(b'ARC-Seal: i=1; cv=none; a=rsa-sha256; d=fwd.example.net; s=arc1;',
+                      sealed)
+        cv, results, why = dkim.arc_verify(sealed, dnsfunc=self.dnsfunc)
+        self.assertEqual(cv, dkim.CV_Pass, (results, why))
+        r2 = self.check(sealed)
+        self.assertEqual((r2['arc'], r2['arc_sets'], r2['arc_seal_domain']),
+                         ('pass', 1, 'fwd.example.net'), r2['arc_reason'])
+
+    def test_our_seal_on_dkimpy_chain_and_dkimpy_on_ours(self):
+        r, sealed = self.our_seal(self.listed())
+        self.assertEqual(r['arc'], 'pass')
+        self.assertIn(b'ARC-Seal: i=2; cv=pass;', sealed)
+        cv, results, why = dkim.arc_verify(sealed, dnsfunc=self.dnsfunc)
+        self.assertEqual(cv, dkim.CV_Pass, (results, why))
+        self.assertEqual(self.check(sealed)['arc_sets'], 2)
+        # the next hop (dkimpy) seals on top of ours: i=3, still passing for both
+        third = self.seal(sealed, 'hop.example.net', 'arc=pass')
+        self.assertIn(b'cv=pass', third.split(b'\r\n')[0])
+        self.assertEqual(dkim.arc_verify(third, dnsfunc=self.dnsfunc)[0], dkim.CV_Pass)
+        r3 = self.check(third)
+        self.assertEqual((r3['arc'], r3['arc_sets']), ('pass', 3), r3['arc_reason'])
+
+    def test_our_seal_of_a_broken_chain_says_fail(self):
+        bad = self.listed().replace(b'Hello list.', b'Hello lists')
+        r, sealed = self.our_seal(bad)
+        self.assertEqual(r['arc'], 'fail')
+        self.assertIn(b'ARC-Seal: i=2; cv=fail;', sealed)
+        # dkimpy: our set's signatures are valid, and the chain is terminated (None)
+        cv, results, why = dkim.arc_verify(sealed, dnsfunc=self.dnsfunc)
+        self.assertEqual((results[0]['instance'], results[0]['ams-valid'],
+                          results[0]['as-valid'], results[0]['cv']), (2, True, True, b'fail'),
+                         why)
+        self.assertIsNone(cv, why)
+        self.assertEqual(self.check(sealed)['arc'], 'fail')
 
     # ---- chains made by dkimpy -----------------------------------------------------------
 
