@@ -931,8 +931,8 @@ static int sign_data(const struct mw_dkim_key *key, const mw_str *data, mw_str *
 
 /* mw_arc_seal - the next ARC set for the message the verifier saw */
 int mw_arc_seal(mw_arc_verify *v, const struct mw_dkim_key *key, const char *ar,
-                enum mw_auth_result cv, unsigned long now, mw_str *seal_r, mw_str *ams_r,
-                mw_str *aar_r, mw_error *error_r)
+                enum mw_auth_result cv, bool sign_subject, unsigned long now, mw_str *seal_r,
+                mw_str *ams_r, mw_str *aar_r, mw_error *error_r)
 {
 	const char *cvs = cv == MW_AUTH_PASS ? "pass" : cv == MW_AUTH_NONE ? "none" : "fail";
 	unsigned inst;
@@ -966,7 +966,10 @@ int mw_arc_seal(mw_arc_verify *v, const struct mw_dkim_key *key, const char *ar,
 
 	/* ARC-Message-Signature: the fields of seal_names present, bottom-up per name */
 	for (k = 0; k < sizeof(seal_names) / sizeof(seal_names[0]); k++) {
-		bool *used = mw_calloc(v->nfields + 1, sizeof(bool));
+		bool *used;
+		if (!sign_subject && strcmp(seal_names[k], "subject") == 0)
+			continue;
+		used = mw_calloc(v->nfields + 1, sizeof(bool));
 		for (;;) {
 			bool found = false;
 			for (i = v->nfields; i-- > 0;) {

@@ -52,10 +52,11 @@ void mw_arc_verify_eom(mw_arc_verify *v, mw_dns *dns, struct mw_arc_result *res_
    folded with "\n\t") of ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results of
    instance N+1, to insert at the top in that order (ARC-Seal first). AR is the value of our
    Authentication-Results (authserv-id first). CV is the chain's result as verified: pass,
-   none or fail (anything else: fail). Refused (-1) when the chain already has 50 sets. Call
-   after mw_arc_verify_eom. */
+   none or fail (anything else: fail). sign_subject false leaves Subject out of the
+   ARC-Message-Signature (for a caller that changes it afterwards, e.g. a spam prefix).
+   Refused (-1) when the chain already has 50 sets. Call after mw_arc_verify_eom. */
 int mw_arc_seal(mw_arc_verify *v, const struct mw_dkim_key *key, const char *ar,
-                enum mw_auth_result cv, unsigned long now, mw_str *seal_r, mw_str *ams_r,
-                mw_str *aar_r, mw_error *error_r);
+                enum mw_auth_result cv, bool sign_subject, unsigned long now, mw_str *seal_r,
+                mw_str *ams_r, mw_str *aar_r, mw_error *error_r);
 
 #endif

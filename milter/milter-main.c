@@ -188,6 +188,11 @@ static int check_milter_values(const mw_config *cfg, mw_error *error_r)
 	const char *nets = mw_config_str(cfg, MWK_MILTER_TRUSTED_NETWORKS);
 	char servers[MW_DNS_SERVERS_MAX][64];
 	mw_error err;
+	if (mw_config_bool(cfg, MWK_MILTER_ARC_SEAL) &&
+	    mw_config_str(cfg, MWK_MILTER_ARC_SEAL_DOMAIN)[0] == '\0') {
+		mw_error_set(error_r, "[milter] arc_seal = yes needs arc_seal_domain");
+		return -1;
+	}
 	if (strcmp(nets, "none") != 0 && mw_authcheck_ip_in_networks(nets, "127.0.0.1", &err) < 0) {
 		mw_error_set(error_r, "[milter] trusted_networks: %s", err.msg);
 		return -1;

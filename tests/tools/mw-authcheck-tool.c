@@ -251,7 +251,7 @@ static int seal(const struct run *run, mw_authcheck *ac, const struct mw_auth_re
 	mw_str_init(&as, 0);
 	mw_str_init(&ams, 0);
 	mw_str_init(&aar, 0);
-	if (mw_arc_seal(mw_authcheck_arc(ac), run->seal_key, ar, res->arc,
+	if (mw_arc_seal(mw_authcheck_arc(ac), run->seal_key, ar, res->arc, true,
 	                (unsigned long)time(NULL), &as, &ams, &aar, &err) < 0) {
 		fprintf(stderr, "mw-authcheck-tool: seal: %s\n", err.msg);
 	} else if ((f = fopen(run->seal_out, "wb")) != NULL) {
