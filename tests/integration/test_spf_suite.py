@@ -40,6 +40,13 @@ ENVELOPE = ('our envelope parser refuses this MAIL FROM (no local part, blanks i
             'is not run (none); the verdict refuses such an envelope for local domains')
 BADNAME = ('libspf2 asks for a name that is not a host name; mw-dns refuses to send the '
            'query and the check reports temperror (never a pass)')
+# cases whose outcome depends on the order the resolver hands back more than 10 MX or PTR
+# records: libspf2 looks at the first 10 (RFC 7208 4.6.4 wants permerror / the limit
+# counted), so it passes or fails with the shuffle; either outcome is accepted
+VARIES = {
+    'mx-limit': 'libspf2 matches within the first 10 MX names it gets, in resolver order',
+    'ptr-limit': 'libspf2 validates the first 10 PTR names it gets, in resolver order',
+}
 LIBSPF2 = ('libspf2 1.2.10 differs from RFC 7208 here (CIDR /0, macro and syntax errors '
            'evaluated as neutral/fail instead of permerror, void and include limits, '
            'redirect with mechanisms, IPv4-mapped addresses, exp= handling)')
@@ -110,7 +117,6 @@ KNOWN = {
     'p-macro-multiple': LIBSPF2,
     'ptr-case-change': LIBSPF2,
     'ptr-empty-domain': LIBSPF2,
-    'ptr-limit': LIBSPF2,
     'redirect-after-mechanisms1': LIBSPF2,
     'redirect-after-mechanisms2': LIBSPF2,
     'redirect-empty-domain': LIBSPF2,
@@ -208,7 +214,7 @@ class SpfSuiteTest(labcase.LabCase):
             f.write(b'From: <x@example.org>\r\nSubject: spf\r\n\r\nHi.\r\n')
             path = f.name
         cmd = [self.tool, '--client-ip', case['host'], '--helo', helo,
-               '--mail-from', '<%s>' % mailfrom, '--dns', dns.server, '--timeout', '1500',
+               '--mail-from', '<%s>' % mailfrom, '--dns', dns.server, '--timeout', '5000',
                path]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         os.unlink(path)
@@ -241,7 +247,7 @@ class SpfSuiteTest(labcase.LabCase):
         for name, why in sorted(disagree.items()):
             print('  %s: ours %s' % (name, why))
         self.assertGreater(total, 200)
-        self.assertEqual(sorted(disagree), sorted(KNOWN))
+        self.assertEqual(sorted(set(disagree) - set(VARIES)), sorted(KNOWN))
 
 
 if __name__ == '__main__':
