@@ -30,6 +30,8 @@
 #include "mw-authcheck.h"
 #include "mw-net.h"
 #include "mw-addr.h"
+#include "mw-dmarc.h"
+#include "mw-arc.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -66,6 +68,8 @@ struct mw_authcheck_lib {
 	mw_dns *dns;
 	DKIM_LIB *dkim;
 	psl_ctx_t *psl;
+	bool dmarc_rfc7489;
+	char *arc_trusted;
 	pthread_mutex_t spf_lock;
 	struct spf_slot *spf_free; /* idle servers, one per concurrent check at most */
 };
@@ -98,6 +102,7 @@ struct mw_authcheck {
 	struct keyrec keyrec[MAX_KEYREC];
 	size_t nkeyrec;
 	mw_str field; /* scratch for one header field in DKIM's form, reused per field */
+	mw_arc_verify *arc;
 
 	struct mw_auth_results res;
 	bool done;
@@ -501,6 +506,8 @@ mw_authcheck_lib *mw_authcheck_lib_new(const struct mw_authcheck_settings *s, mw
 	__atomic_add_fetch(&lib_count, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&pkey_lock);
 
+	lib->dmarc_rfc7489 = s->dmarc_rfc7489;
+	lib->arc_trusted = mw_strdup(s->arc_trusted != NULL ? s->arc_trusted : "");
 	lib->psl = psl_latest(NULL);
 	if (lib->psl == NULL)
 		lib->psl = (psl_ctx_t *)psl_builtin();
@@ -554,6 +561,7 @@ void mw_authcheck_lib_free(mw_authcheck_lib **libp)
 	}
 	if (lib->psl != NULL && lib->psl != psl_builtin())
 		psl_free(lib->psl);
+	free(lib->arc_trusted);
 	mw_dns_free(&lib->dns);
 	free(lib);
 }
@@ -574,6 +582,7 @@ mw_authcheck *mw_authcheck_new(mw_authcheck_lib *lib)
 
 	ac->lib = lib;
 	mw_str_init(&ac->field, 0);
+	ac->arc = mw_arc_verify_new();
 	ac->dkim = dkim_verify(lib->dkim, (const unsigned char *)"mailwarden", NULL, &st);
 	if (ac->dkim == NULL)
 		ac->dkim_off = true;
@@ -596,6 +605,7 @@ void mw_authcheck_free(mw_authcheck **acp)
 	for (i = 0; i < ac->from_headers && i < MAX_FROM_HEADERS; i++)
 		free(ac->from_value[i]);
 	free(ac->sender_value);
+	mw_arc_verify_free(&ac->arc);
 	mw_str_free(&ac->field);
 	free(ac);
 }
@@ -619,6 +629,7 @@ int mw_authcheck_connect(mw_authcheck *ac, const char *client_ip, const char *he
 		mw_error_set(error_r, "client address is not an IP address");
 		return -1;
 	}
+	(void)mw_strlcpy(ac->res.client_ip, ac->client_ip, sizeof(ac->res.client_ip));
 	ac->helo[0] = '\0';
 	if (helo != NULL && *helo != '\0' &&
 	    mw_addr_domain_normalize(helo, strlen(helo), ac->helo, sizeof(ac->helo), NULL) < 0)
@@ -704,6 +715,7 @@ int mw_authcheck_header(mw_authcheck *ac, const char *name, const char *value, s
 		if (ac->sender_headers++ == 0)
 			ac->sender_value = mw_strndup(value, len);
 	}
+	(void)mw_arc_verify_header(ac->arc, name, value, len); /* over its limit: arc=fail */
 	if (ac->dkim_off)
 		return 0;
 	mw_str_reset(&ac->field);
@@ -718,6 +730,7 @@ void mw_authcheck_eoh(mw_authcheck *ac)
 {
 	DKIM_STAT st;
 
+	mw_arc_verify_eoh(ac->arc);
 	if (ac->dkim_off)
 		return;
 	st = dkim_eoh(ac->dkim);
@@ -731,6 +744,7 @@ void mw_authcheck_eoh(mw_authcheck *ac)
 /* mw_authcheck_body - a chunk of the body (CRLF line ends) */
 void mw_authcheck_body(mw_authcheck *ac, const char *chunk, size_t len)
 {
+	mw_arc_verify_body(ac->arc, chunk, len);
 	if (ac->dkim_off || ac->dkim_eoh_err || len == 0)
 		return;
 	if (dkim_body(ac->dkim, (u_char *)chunk, len) != DKIM_STAT_OK)
@@ -1211,6 +1225,261 @@ static void run_dmarc(mw_authcheck *ac)
 	(void)opendmarc_policy_connect_shutdown(pctx);
 }
 
+/* ---- DMARCbis (RFC 9989) ----------------------------------------------------------- */
+
+/* bis_fetch - the DMARC records at _dmarc.DOMAIN, for mw-dmarc's walk */
+static enum mw_dmarc_fetch bis_fetch(void *ctx, const char *domain, char *rec, size_t recsize)
+{
+	mw_authcheck *ac = ctx;
+	struct mw_dns_answer ans;
+	enum mw_dns_status st;
+	enum mw_dmarc_fetch ret = MW_DMARC_FETCH_NONE;
+	char name[MW_DNS_NAME_MAX + 16];
+	size_t i, found = 0, idx = 0;
+
+	if ((size_t)snprintf(name, sizeof(name), "_dmarc.%s", domain) >= sizeof(name))
+		return MW_DMARC_FETCH_NONE; /* no such name can exist */
+	st = mw_dns_query(ac->lib->dns, name, MW_DNS_TXT, &ans, NULL);
+	switch (st) {
+	case MW_DNS_TEMPFAIL:
+	case MW_DNS_PERMFAIL:
+		/* an answer we could not read (corrupt, oversized) decides nothing either */
+		return MW_DMARC_FETCH_TEMPFAIL;
+	case MW_DNS_NXDOMAIN:
+	case MW_DNS_NODATA:
+		return MW_DMARC_FETCH_NONE;
+	case MW_DNS_OK:
+		break;
+	}
+	for (i = 0; i < ans.count; i++) {
+		if (mw_dmarc_is_record(ans.rec[i], ans.len[i])) {
+			found++;
+			idx = i;
+		}
+	}
+	if (found > 1) {
+		ret = MW_DMARC_FETCH_MULTIPLE;
+	} else if (found == 1) {
+		ret = MW_DMARC_FETCH_ONE;
+		/* a record longer than we take is malformed, never cut short */
+		if (mw_strlcpy(rec, ans.rec[idx], recsize) < 0)
+			rec[0] = '\0';
+	}
+	mw_dns_answer_free(&ans);
+	return ret;
+}
+
+/* domain_exists - RFC 9989 np=: a name with no A, AAAA or MX record (NXDOMAIN or NODATA for
+   all three) does not exist; 1 exists, 0 not, -1 a lookup failed temporarily */
+static int domain_exists(mw_authcheck *ac, const char *domain)
+{
+	static const int types[] = {MW_DNS_A, MW_DNS_AAAA, MW_DNS_MX};
+	struct mw_dns_answer ans;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]) && ret == 0; i++) {
+		enum mw_dns_status st = mw_dns_query(ac->lib->dns, domain, types[i], &ans, NULL);
+
+		if (st == MW_DNS_OK)
+			mw_dns_answer_free(&ans);
+		if (st == MW_DNS_OK)
+			ret = 1;
+		else if (st == MW_DNS_TEMPFAIL || st == MW_DNS_PERMFAIL)
+			ret = -1;
+	}
+	return ret;
+}
+
+/* bis_aligned - any passing identifier aligned with the From domain: 1, 0, or -1 when a walk
+   (or an identifier's own check) failed temporarily and might have aligned */
+static int bis_aligned(mw_authcheck *ac, struct mw_dmarc_walk *w, const struct mw_dmarc_record *r)
+{
+	struct mw_auth_results *res = &ac->res;
+	bool unknown = false;
+	size_t i;
+
+	if (res->spf_domain[0] != '\0' &&
+	    (res->spf == MW_AUTH_PASS || res->spf == MW_AUTH_TEMPERROR)) {
+		enum mw_dmarc_walk_status st =
+		    mw_dmarc_aligned(w, res->from_domain, res->spf_domain, r->strict_spf);
+		if (st == MW_DMARC_WALK_TEMPFAIL ||
+		    (st == MW_DMARC_WALK_FOUND && res->spf != MW_AUTH_PASS))
+			unknown = true;
+		else if (st == MW_DMARC_WALK_FOUND)
+			res->dmarc_spf_aligned = true;
+	}
+	for (i = 0; i < res->dkim_count; i++) {
+		const struct mw_auth_dkim *d = &res->dkim[i];
+		enum mw_dmarc_walk_status st;
+
+		if (d->domain[0] == '\0' ||
+		    (d->result != MW_AUTH_PASS && d->result != MW_AUTH_TEMPERROR))
+			continue;
+		st = mw_dmarc_aligned(w, res->from_domain, d->domain, r->strict_dkim);
+		if (st == MW_DMARC_WALK_TEMPFAIL ||
+		    (st == MW_DMARC_WALK_FOUND && d->result != MW_AUTH_PASS))
+			unknown = true;
+		else if (st == MW_DMARC_WALK_FOUND)
+			res->dmarc_dkim_aligned = true;
+	}
+	if (res->dmarc_spf_aligned || res->dmarc_dkim_aligned)
+		return 1;
+	return unknown ? -1 : 0;
+}
+
+/* run_dmarcbis - DMARC for the header From domain, as RFC 9989 writes it */
+static void run_dmarcbis(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+	const struct mw_dmarc_cached *found;
+	const struct mw_dmarc_record *r;
+	struct mw_dmarc_walk *w;
+	enum mw_dmarc_walk_status st;
+	enum mw_dmarc_p p;
+	int al;
+
+	res->dmarc = MW_AUTH_NONE;
+	res->policy = MW_DMARC_POLICY_ABSENT;
+	if (from_domain(ac, res->reason, sizeof(res->reason)) < 0) {
+		res->dmarc = MW_AUTH_PERMERROR;
+		return;
+	}
+	w = mw_malloc(sizeof(*w));
+	mw_dmarc_walk_init(w, bis_fetch, ac);
+	st = mw_dmarc_policy_walk(w, res->from_domain, &found);
+	if (st == MW_DMARC_WALK_TEMPFAIL) {
+		res->dmarc = MW_AUTH_TEMPERROR;
+		snprintf(res->reason, sizeof(res->reason), "DMARC record lookup failed");
+		goto out;
+	}
+	if (st == MW_DMARC_WALK_NONE)
+		goto out; /* no policy anywhere on the walk: dmarc=none */
+	(void)mw_strlcpy(res->dmarc_record_domain, found->name, sizeof(res->dmarc_record_domain));
+	if (st == MW_DMARC_WALK_MALFORMED) {
+		/* the domain owner's intent cannot be read: not a pass, not a guess */
+		res->dmarc = MW_AUTH_PERMERROR;
+		snprintf(res->reason, sizeof(res->reason), "invalid DMARC record at %.100s",
+		         found->name);
+		goto out;
+	}
+	r = &found->rec;
+	res->dmarc_testing = r->testing;
+	al = bis_aligned(ac, w, r);
+
+	/* the policy that applies: the From domain's own record's p=; a record found above it:
+	   np= when the From domain does not exist, else sp=, else p= */
+	p = r->p;
+	(void)mw_strlcpy(res->dmarc_policy_tag, "p", sizeof(res->dmarc_policy_tag));
+	if (mw_ascii_strcasecmp(found->name, res->from_domain) != 0) {
+		int ex =
+		    r->np != MW_DMARC_P_UNSET && al != 1 ? domain_exists(ac, res->from_domain) : 1;
+
+		if (ex < 0) {
+			res->dmarc = MW_AUTH_TEMPERROR;
+			snprintf(res->reason, sizeof(res->reason), "existence of %.100s unknown",
+			         res->from_domain);
+			goto out;
+		}
+		if (ex == 0) {
+			p = r->np;
+			(void)mw_strlcpy(res->dmarc_policy_tag, "np",
+			                 sizeof(res->dmarc_policy_tag));
+		} else if (r->sp != MW_DMARC_P_UNSET) {
+			p = r->sp;
+			(void)mw_strlcpy(res->dmarc_policy_tag, "sp",
+			                 sizeof(res->dmarc_policy_tag));
+		}
+	}
+	/* RFC 9989: a record without p= is taken as p=none */
+	res->policy = p == MW_DMARC_P_REJECT       ? MW_DMARC_POLICY_REJECT
+	              : p == MW_DMARC_P_QUARANTINE ? MW_DMARC_POLICY_QUARANTINE
+	                                           : MW_DMARC_POLICY_NONE;
+	if (al == 1) {
+		res->dmarc = MW_AUTH_PASS;
+	} else if (al < 0) {
+		res->dmarc = MW_AUTH_TEMPERROR;
+		snprintf(res->reason, sizeof(res->reason),
+		         "SPF, DKIM or alignment failed temporarily");
+	} else {
+		res->dmarc = MW_AUTH_FAIL;
+	}
+out:
+	res->dmarc_lookups = w->lookups;
+	free(w);
+}
+
+/* ---- ARC --------------------------------------------------------------------------- */
+
+/* covers - identity ID is DOMAIN or a parent of it (with at least one dot) */
+static bool covers(const char *id, const char *domain)
+{
+	size_t il = strlen(id), dl = strlen(domain);
+	if (il == 0 || strchr(id, '.') == NULL || il > dl)
+		return false;
+	if (il == dl)
+		return mw_ascii_strcasecmp(id, domain) == 0;
+	return domain[dl - il - 1] == '.' && mw_ascii_strcasecmp(domain + dl - il, id) == 0;
+}
+
+/* mw_authcheck_aar_vouches - the forwarder saw DMARC, or an aligned DKIM/SPF, pass */
+bool mw_authcheck_aar_vouches(const char *aar, const char *from_domain)
+{
+	struct mw_hdr_authres *ar;
+	bool ok = false;
+	size_t i, j;
+
+	if (aar == NULL || from_domain[0] == '\0')
+		return false;
+	ar = mw_calloc(1, sizeof(*ar));
+	if (mw_hdr_authres_parse(aar, strlen(aar), ar, NULL) < 0) {
+		free(ar);
+		return false; /* what we cannot read vouches for nothing */
+	}
+	for (i = 0; i < ar->count && !ok; i++) {
+		const struct mw_hdr_ar_result *r = &ar->results[i];
+		if (r->result != MW_AUTH_PASS)
+			continue;
+		for (j = 0; j < r->nprops && !ok; j++) {
+			const struct mw_hdr_ar_prop *p = &r->props[j];
+			const char *at = strrchr(p->value, '@');
+			if (strcmp(r->method, "dmarc") == 0 && strcmp(p->name, "header.from") == 0)
+				ok = mw_ascii_strcasecmp(p->value, from_domain) == 0;
+			else if (strcmp(r->method, "dkim") == 0 && strcmp(p->name, "header.d") == 0)
+				ok = covers(p->value, from_domain);
+			else if (strcmp(r->method, "spf") == 0 &&
+			         strcmp(p->name, "smtp.mailfrom") == 0)
+				ok = covers(at != NULL ? at + 1 : p->value, from_domain);
+		}
+	}
+	free(ar);
+	return ok;
+}
+
+/* run_arc - the chain's result, and whether a trusted forwarder's seal overrides DMARC */
+static void run_arc(mw_authcheck *ac)
+{
+	struct mw_auth_results *res = &ac->res;
+	struct mw_arc_result ar;
+
+	mw_arc_verify_eom(ac->arc, ac->lib->dns, &ar);
+	res->arc = ar.result;
+	res->arc_sets = ar.sets;
+	(void)mw_strlcpy(res->arc_reason, ar.reason, sizeof(res->arc_reason));
+	(void)mw_strlcpy(res->arc_seal_domain, ar.seal_domain, sizeof(res->arc_seal_domain));
+	if (res->dmarc == MW_AUTH_FAIL && ar.result == MW_AUTH_PASS &&
+	    mw_authcheck_domain_listed(ac->lib->arc_trusted, ar.seal_domain) &&
+	    mw_authcheck_aar_vouches(ar.aar, res->from_domain))
+		res->dmarc_override = true;
+	free(ar.aar);
+}
+
+/* mw_authcheck_arc - the message's ARC verifier */
+struct mw_arc_verify *mw_authcheck_arc(mw_authcheck *ac)
+{
+	return ac->arc;
+}
+
 /* mw_authcheck_eom - run every check; see mw-authcheck.h */
 const struct mw_auth_results *mw_authcheck_eom(mw_authcheck *ac)
 {
@@ -1222,9 +1491,15 @@ const struct mw_auth_results *mw_authcheck_eom(mw_authcheck *ac)
 	ac->done = true;
 	run_spf(ac);
 	run_dkim(ac);
-	run_dmarc(ac);
+	if (ac->lib->dmarc_rfc7489)
+		run_dmarc(ac);
+	else
+		run_dmarcbis(ac);
+	run_arc(ac);
 	run_sender(ac);
 	res->temperror = res->spf == MW_AUTH_TEMPERROR || res->dmarc == MW_AUTH_TEMPERROR;
+	/* an ARC temperror decides nothing by itself (only a passing chain can help), so it
+	   is not a temperror of the message */
 	for (i = 0; i < res->dkim_count; i++)
 		if (res->dkim[i].result == MW_AUTH_TEMPERROR)
 			res->temperror = true;
@@ -1302,12 +1577,35 @@ int mw_authcheck_format_ar(const char *authserv_id, const struct mw_auth_results
 	}
 	r = add_result(ar, "dmarc", res->dmarc, res->policy != MW_DMARC_POLICY_ABSENT ? "" : NULL);
 	if (r != NULL && res->policy != MW_DMARC_POLICY_ABSENT)
-		(void)snprintf(r->comment, sizeof(r->comment), "p=%s",
+		(void)snprintf(r->comment, sizeof(r->comment), "%s=%s%s",
+		               res->dmarc_policy_tag[0] != '\0' ? res->dmarc_policy_tag : "p",
+		               mw_dmarc_policy_str(res->policy), res->dmarc_testing ? " t=y" : "");
+	if (r != NULL && res->dmarc_override)
+		(void)snprintf(r->comment, sizeof(r->comment),
+		               "%s=%s; override: trusted ARC forwarder",
+		               res->dmarc_policy_tag[0] != '\0' ? res->dmarc_policy_tag : "p",
 		               mw_dmarc_policy_str(res->policy));
 	if (r == NULL)
 		ret = -1;
 	else if (res->from_domain[0] != '\0')
 		ret |= add_prop(r, "header.from", res->from_domain);
+	/* arc= only for a message with ARC header fields (no chain: nothing to say) */
+	if (res->arc != MW_AUTH_NONE || res->arc_sets > 0) {
+		char comment[MW_HDR_AR_COMMENT + 1];
+
+		if (res->dmarc_override)
+			(void)snprintf(comment, sizeof(comment), "trusted forwarder %.60s",
+			               res->arc_seal_domain);
+		else if (res->arc != MW_AUTH_PASS)
+			(void)mw_strlcpy(comment, res->arc_reason, sizeof(comment));
+		else
+			(void)snprintf(comment, sizeof(comment), "i=%u", res->arc_sets);
+		r = add_result(ar, "arc", res->arc, comment);
+		if (r == NULL)
+			ret = -1;
+		else if (res->client_ip[0] != '\0')
+			ret |= add_prop(r, "smtp.remote-ip", res->client_ip);
+	}
 	if (ret != 0) {
 		free(ar);
 		mw_error_set(error_r, "Authentication-Results: unsafe value or too long");
@@ -1500,7 +1798,8 @@ void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_ver
 		return;
 	}
 
-	if (!policy->dmarc_enforce)
+	/* t=y (RFC 9989): the domain owner asks that the policy not be applied yet */
+	if (!policy->dmarc_enforce || res->dmarc_testing || res->dmarc_override)
 		return;
 	if (res->dmarc == MW_AUTH_TEMPERROR && res->policy != MW_DMARC_POLICY_NONE) {
 		if (policy->tempfail_on_dns_error)

@@ -86,6 +86,25 @@ struct mw_auth_results {
 	char sender_domain[MW_DNS_NAME_MAX + 1];
 	bool sender_authenticated;
 	char reason[160]; /* why dmarc is temperror/permerror, for the log */
+	/* DMARCbis (dmarc_mode = dmarcbis): the record's t=y (the policy is not applied), the
+	   name the governing record was found at, and which of its tags applied ("p", "sp",
+	   "np"); DNS names asked for the DMARC records of this message (the walk's cost) */
+	bool dmarc_testing;
+	char dmarc_record_domain[MW_DNS_NAME_MAX + 1];
+	char dmarc_policy_tag[3];
+	unsigned dmarc_lookups;
+
+	/* ARC (RFC 8617): the chain's result (none when the message has no ARC header field),
+	   its sets, the sealer of the newest set; dmarc_override: DMARC failed but the chain
+	   passes, its newest seal is a trusted forwarder's and that forwarder's
+	   ARC-Authentication-Results shows DMARC, or an aligned DKIM/SPF, passing: the
+	   verdict does not apply the DMARC policy (the A-R header says so) */
+	enum mw_auth_result arc;
+	unsigned arc_sets;
+	char arc_seal_domain[MW_DNS_NAME_MAX + 1];
+	char arc_reason[96];
+	bool dmarc_override;
+	char client_ip[46]; /* for smtp.remote-ip */
 
 	bool temperror; /* some check met a temporary DNS failure */
 };
@@ -94,9 +113,13 @@ struct mw_auth_results {
 struct mw_authcheck_settings {
 	const char *dns_servers; /* mw_dns_new() form; "" = /etc/resolv.conf */
 	unsigned dns_timeout_ms;
-	const char *psl_file; /* public suffix list (Mozilla format) for libopendmarc's
-	                         alignment; NULL = the Debian default
-	                         /usr/share/publicsuffix/public_suffix_list.dat */
+	const char *psl_file;    /* public suffix list (Mozilla format) for libopendmarc's
+	                            alignment; NULL = the Debian default
+	                            /usr/share/publicsuffix/public_suffix_list.dat */
+	bool dmarc_rfc7489;      /* RFC 7489 (libopendmarc, public suffix list) instead of RFC 9989
+	                            (DNS tree walk, psd=, np=, t=; mw-dmarc) */
+	const char *arc_trusted; /* ARC sealing domains (d= of ARC-Seal) trusted to vouch for
+	                            mail whose DMARC fails after forwarding; blank/comma list */
 };
 
 typedef struct mw_authcheck_lib mw_authcheck_lib;
@@ -142,6 +165,11 @@ const char *mw_dmarc_policy_str(enum mw_dmarc_policy p);
    non-ASCII, an id that is not a host name) is refused: -1. */
 int mw_authcheck_format_ar(const char *authserv_id, const struct mw_auth_results *res, mw_str *out,
                            mw_error *error_r);
+/* The ARC verifier that saw this message (for a seal: mw_arc_seal), valid after eom. */
+struct mw_arc_verify *mw_authcheck_arc(mw_authcheck *ac);
+/* Whether an ARC-Authentication-Results text (after "i=N;") shows DMARC passing for
+   FROM_DOMAIN, or DKIM (header.d) or SPF (smtp.mailfrom) passing for it or a parent of it. */
+bool mw_authcheck_aar_vouches(const char *aar, const char *from_domain);
 
 enum mw_verdict_action {
 	MW_VERDICT_ACCEPT,

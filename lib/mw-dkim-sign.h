@@ -58,6 +58,10 @@ const char *mw_dkim_key_selector(const mw_dkim_key *key);
 enum mw_dkim_key_type mw_dkim_key_type(const mw_dkim_key *key);
 /* "rsa-sha256" or "ed25519-sha256" */
 const char *mw_dkim_key_algorithm(const mw_dkim_key *key);
+/* Appends the base64 signature of a SHA-256 digest made with key (RSA PKCS#1 v1.5 with
+   SHA-256, or Ed25519 over the digest as RFC 8463 does): what an ARC seal needs. */
+int mw_dkim_key_sign_digest(const mw_dkim_key *key, const unsigned char digest[32], mw_str *b64_r,
+                            mw_error *error_r);
 
 /* Checks a PEM private key as mw_dkim_key_new does and appends to pub_r the p= value of
    its DNS record (base64; SubjectPublicKeyInfo DER for RSA, the raw 32 bytes for Ed25519). */

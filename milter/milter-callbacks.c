@@ -778,6 +778,8 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		return reply(ctx, conn, &r, "end_of_data");
 	if (milter_scan_eom(ctx, conn, &r, extra, sizeof(extra)) != 0)
 		return reply(ctx, conn, &r, "end_of_data");
+	if (!msg->outbound && milter_inbound_seal(ctx, conn, &r, extra, sizeof(extra)) != 0)
+		return reply(ctx, conn, &r, "end_of_data");
 	len = strlen(extra);
 	(void)snprintf(extra + len, sizeof(extra) - len, "%sstripped=%zu", len > 0 ? " " : "",
 	               msg->nstrip);

@@ -1,14 +1,16 @@
 /*
  * milter-dkim.c - DKIM signing keys for outbound mail: the master key and a per-domain cache.
  *
- * Public: milter_dkim_init, milter_dkim_reload, milter_dkim_signer, milter_dkim_deinit.
+ * Public: milter_dkim_init, milter_dkim_reload, milter_dkim_signer, milter_arc_seal,
+ * milter_dkim_deinit.
  *
  * A key is looked up by the header-From domain with mw_dkim_key_lookup (the store's active
  * key, decrypted with the master key, then [milter] dkim_key_dir) and kept in a small hash
  * table for cache_ttl seconds (the same TTL as user data), so a message does not pay for a
  * store read and a decryption; "no key for this domain" is cached too, errors never are.
  * SIGHUP empties the cache (milter_dkim_reload). A signer copies the key it is made from,
- * so the cache lock is held only while the signer is made.
+ * so the cache lock is held only while the signer is made (or, for milter_arc_seal, while
+ * the ARC set of [milter] arc_seal_domain is signed).
  *
  * The master key is read at start, before privileges are dropped (it is normally
  * root-only). On SIGHUP it is read again; when that fails (the file is not readable by the
@@ -20,6 +22,7 @@
 #include "mw-build.h"
 #include "milter.h"
 #include "mw-ttlcache.h"
+#include "mw-arc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -95,25 +98,34 @@ int milter_dkim_reload(const char *master_key_path, unsigned ttl_secs, mw_error 
 	return ret;
 }
 
+/* key_use - what to do with a domain's key while the cache holds it (key NULL: no key) */
+typedef int key_use_fn(const mw_dkim_key *key, void *arg, mw_error *error_r);
+
+struct signer_arg {
+	const mw_config *cfg;
+	const char *job_id;
+	mw_dkim_signer **signer_r;
+	char *selector_r;
+	size_t selsize;
+};
+
 /* make_signer - a signer from KEY (dkim_lock held: the key belongs to the cache) */
-static int make_signer(const mw_dkim_key *key, const mw_config *cfg, const char *job_id,
-                       mw_dkim_signer **signer_r, char *selector_r, size_t selsize,
-                       mw_error *error_r)
+static int make_signer(const mw_dkim_key *key, void *arg, mw_error *error_r)
 {
+	struct signer_arg *a = arg;
 	if (key == NULL)
 		return MW_DKIM_LOOKUP_NONE;
-	*signer_r =
-	    mw_dkim_signer_new(key, job_id, mw_config_str(cfg, MWK_MILTER_DKIM_HEADERS), error_r);
-	if (*signer_r == NULL)
+	*a->signer_r = mw_dkim_signer_new(key, a->job_id,
+	                                  mw_config_str(a->cfg, MWK_MILTER_DKIM_HEADERS), error_r);
+	if (*a->signer_r == NULL)
 		return MW_DKIM_LOOKUP_ERROR;
-	(void)mw_strlcpy(selector_r, mw_dkim_key_selector(key), selsize);
+	(void)mw_strlcpy(a->selector_r, mw_dkim_key_selector(key), a->selsize);
 	return MW_DKIM_LOOKUP_FOUND;
 }
 
-/* milter_dkim_signer - a signer for DOMAIN's key (cache, then store and key directory) */
-int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job_id,
-                       mw_dkim_signer **signer_r, char *selector_r, size_t selsize,
-                       mw_error *error_r)
+/* with_key - run USE on DOMAIN's key (cache, then store and key directory) */
+static int with_key(const mw_config *cfg, const char *domain, key_use_fn *use, void *arg,
+                    mw_error *error_r)
 {
 	char dom[MW_ADDR_DOMAIN_MAX + 1];
 	mw_master_key mk;
@@ -122,7 +134,6 @@ int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job
 	int64_t now = mw_mono_s();
 	int ret;
 
-	*signer_r = NULL;
 	if (mw_dkim_domain_normalize(domain, dom, sizeof(dom), error_r) < 0)
 		return MW_DKIM_LOOKUP_ERROR;
 	(void)pthread_mutex_lock(&dkim_lock);
@@ -130,8 +141,7 @@ int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job
 		bool hit;
 		const mw_dkim_key *cached = mw_ttlcache_get(kcache, dom, now, &hit);
 		if (hit) {
-			ret = make_signer(cached, cfg, job_id, signer_r, selector_r, selsize,
-			                  error_r);
+			ret = use(cached, arg, error_r);
 			(void)pthread_mutex_unlock(&dkim_lock);
 			return ret;
 		}
@@ -152,14 +162,55 @@ int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job
 		if (kcache == NULL)
 			kcache = mw_ttlcache_new(KCACHE_BUCKETS, KCACHE_MAX, kcache_value_free);
 		key = mw_ttlcache_put(kcache, dom, key, now, now + (int64_t)kcache_ttl);
-		ret = make_signer(key, cfg, job_id, signer_r, selector_r, selsize, error_r);
+		ret = use(key, arg, error_r);
 		(void)pthread_mutex_unlock(&dkim_lock);
 		return ret;
 	}
 	(void)pthread_mutex_unlock(&dkim_lock);
-	ret = make_signer(key, cfg, job_id, signer_r, selector_r, selsize, error_r);
+	ret = use(key, arg, error_r);
 	mw_dkim_key_free(&key);
 	return ret;
+}
+
+/* milter_dkim_signer - a signer for DOMAIN's key (cache, then store and key directory) */
+int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job_id,
+                       mw_dkim_signer **signer_r, char *selector_r, size_t selsize,
+                       mw_error *error_r)
+{
+	struct signer_arg a = {cfg, job_id, signer_r, selector_r, selsize};
+	*signer_r = NULL;
+	return with_key(cfg, domain, make_signer, &a, error_r);
+}
+
+struct seal_arg {
+	mw_arc_verify *v;
+	const char *ar;
+	enum mw_auth_result cv;
+	bool sign_subject;
+	mw_str *as, *ams, *aar;
+};
+
+/* make_seal - our ARC set with KEY (dkim_lock held) */
+static int make_seal(const mw_dkim_key *key, void *arg, mw_error *error_r)
+{
+	struct seal_arg *a = arg;
+	if (key == NULL)
+		return MW_DKIM_LOOKUP_NONE;
+	if (mw_arc_seal(a->v, key, a->ar, a->cv, a->sign_subject, (unsigned long)time(NULL), a->as,
+	                a->ams, a->aar, error_r) < 0)
+		return MW_DKIM_LOOKUP_ERROR;
+	return MW_DKIM_LOOKUP_FOUND;
+}
+
+/* milter_arc_seal - ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results values for
+   the message V saw, with [milter] arc_seal_domain's key; an mw_dkim_lookup value */
+int milter_arc_seal(const mw_config *cfg, mw_arc_verify *v, const char *ar, enum mw_auth_result cv,
+                    bool sign_subject, mw_str *as_r, mw_str *ams_r, mw_str *aar_r,
+                    mw_error *error_r)
+{
+	struct seal_arg a = {v, ar, cv, sign_subject, as_r, ams_r, aar_r};
+	return with_key(cfg, mw_config_str(cfg, MWK_MILTER_ARC_SEAL_DOMAIN), make_seal, &a,
+	                error_r);
 }
 
 /* milter_dkim_deinit - empty the cache, wipe the master key */

@@ -1,7 +1,7 @@
 /*
  * milter-inbound.c - the SPF/DKIM/DMARC verdict for mail from unauthenticated clients.
  *
- * Public: milter_inbound_eom.
+ * Public: milter_inbound_eom, milter_inbound_seal.
  *
  * By the time this runs, every X-Mailwarden-* header and every Authentication-Results
  * header carrying our authserv-id has been deleted (milter-callbacks.c does that for all
@@ -18,12 +18,16 @@
  * with dns_error_action = tempfail). Trusted clients get no header: we never claim a check we did
  * not make. An untrusted client's message whose checks could not start is never accepted.
  *
+ * milter_inbound_seal (after the scan stages, which may change the Subject) adds our ARC set
+ * (lib/mw-arc) with [milter] arc_seal: the ARC-Authentication-Results is the header above.
+ *
  * Diagnostics: the results go into the caller's log line (extra_r); a header that cannot be
  * formatted or inserted is logged and the message is tempfailed (an MTA action failed).
  */
 #include "mw-build.h"
 #include "milter.h"
 #include "mw-log.h"
+#include "mw-arc.h"
 
 #include <libmilter/mfapi.h>
 
@@ -137,4 +141,80 @@ int milter_inbound_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 		(void)snprintf(extra_r + len, extra_size - len, " quarantine=tag");
 	}
 	return 0;
+}
+
+/* insert_top - smfi_insheader at index 0, with a leading blank when negotiated */
+static int insert_top(SMFICTX *ctx, const struct milter_conn *conn, const char *name,
+                      const char *value)
+{
+	char *v1 = NULL;
+	int ret;
+	if (conn->leadspc) {
+		size_t n = strlen(value);
+		v1 = mw_malloc(n + 2);
+		v1[0] = ' ';
+		memcpy(v1 + 1, value, n + 1);
+	}
+	ret = smfi_insheader(ctx, 0, (char *)name, v1 != NULL ? v1 : (char *)value);
+	free(v1);
+	return ret == MI_SUCCESS ? 0 : -1;
+}
+
+/* milter_inbound_seal - our ARC set on top of a checked inbound message */
+int milter_inbound_seal(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *reply_r,
+                        char *extra_r, size_t extra_size)
+{
+	struct milter_msg *msg = &conn->msg;
+	const mw_config *cfg = conn->cfg;
+	const struct mw_auth_results *res;
+	mw_str ar, as, ams, aar;
+	mw_error err = {{0}};
+	char e[MILTER_LOGV];
+	size_t len;
+	int ret = 0, st;
+
+	if (!mw_config_bool(cfg, MWK_MILTER_ARC_SEAL) || msg->ac == NULL || msg->outbound)
+		return 0;
+	res = mw_authcheck_eom(msg->ac);
+	mw_str_init(&ar, 0);
+	mw_str_init(&as, 0);
+	mw_str_init(&ams, 0);
+	mw_str_init(&aar, 0);
+	if (mw_authcheck_format_ar(milter_authserv_id(cfg), res, &ar, &err) < 0)
+		st = MW_DKIM_LOOKUP_ERROR;
+	else
+		st = milter_arc_seal(cfg, mw_authcheck_arc(msg->ac), mw_str_c(&ar), res->arc,
+		                     mw_config_str(cfg, MWK_SPAM_SUBJECT_PREFIX)[0] == '\0', &as,
+		                     &ams, &aar, &err);
+	if (st == MW_DKIM_LOOKUP_FOUND) {
+		/* bottom to top: the seal ends up first */
+		if (insert_top(ctx, conn, "ARC-Authentication-Results", mw_str_c(&aar)) < 0 ||
+		    insert_top(ctx, conn, "ARC-Message-Signature", mw_str_c(&ams)) < 0 ||
+		    insert_top(ctx, conn, "ARC-Seal", mw_str_c(&as)) < 0) {
+			milter_reply_set(reply_r, "451", "4.7.1", "mta_action_failed",
+			                 "internal error, try again later");
+			ret = 1;
+		} else {
+			len = strlen(extra_r);
+			(void)snprintf(extra_r + len, extra_size - len, " arc_sealed=%u",
+			               res->arc_sets + 1);
+		}
+	} else {
+		if (st == MW_DKIM_LOOKUP_NONE)
+			mw_error_set(&err, "no DKIM key for the ARC seal domain");
+		mw_error_log("event=arc_seal_failed qid=%s domain=%s error=%s",
+		             msg->qid[0] != '\0' ? msg->qid : "-",
+		             mw_config_str(cfg, MWK_MILTER_ARC_SEAL_DOMAIN),
+		             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		if (strcmp(mw_config_str(cfg, MWK_MILTER_DKIM_ON_ERROR), "tempfail") == 0) {
+			milter_reply_set(reply_r, "451", "4.7.1", "arc_seal_failed",
+			                 "cannot seal the message now, try again later");
+			ret = 1;
+		}
+	}
+	mw_str_free(&ar);
+	mw_str_free(&as);
+	mw_str_free(&ams);
+	mw_str_free(&aar);
+	return ret;
 }

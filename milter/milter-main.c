@@ -170,6 +170,8 @@ static struct milter_auth *auth_new(const mw_config *cfg, mw_error *error_r)
 	settings.dns_servers = mw_config_str(cfg, MWK_MILTER_DNS_SERVERS);
 	settings.dns_timeout_ms = (unsigned)mw_config_int(cfg, MWK_MILTER_DNS_TIMEOUT) * 1000u;
 	settings.psl_file = NULL;
+	settings.dmarc_rfc7489 = strcmp(mw_config_str(cfg, MWK_MILTER_DMARC_MODE), "rfc7489") == 0;
+	settings.arc_trusted = mw_config_str(cfg, MWK_MILTER_ARC_TRUSTED_FORWARDERS);
 	auth = mw_calloc(1, sizeof(*auth));
 	auth->refs = 1;
 	auth->lib = mw_authcheck_lib_new(&settings, error_r);
@@ -186,6 +188,11 @@ static int check_milter_values(const mw_config *cfg, mw_error *error_r)
 	const char *nets = mw_config_str(cfg, MWK_MILTER_TRUSTED_NETWORKS);
 	char servers[MW_DNS_SERVERS_MAX][64];
 	mw_error err;
+	if (mw_config_bool(cfg, MWK_MILTER_ARC_SEAL) &&
+	    mw_config_str(cfg, MWK_MILTER_ARC_SEAL_DOMAIN)[0] == '\0') {
+		mw_error_set(error_r, "[milter] arc_seal = yes needs arc_seal_domain");
+		return -1;
+	}
 	if (strcmp(nets, "none") != 0 && mw_authcheck_ip_in_networks(nets, "127.0.0.1", &err) < 0) {
 		mw_error_set(error_r, "[milter] trusted_networks: %s", err.msg);
 		return -1;

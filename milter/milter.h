@@ -95,6 +95,10 @@ int milter_dkim_reload(const char *master_key_path, unsigned ttl_secs, mw_error 
    else the store's active key, else dkim_key_dir's. Returns MW_DKIM_LOOKUP_FOUND with
    *signer_r set, MW_DKIM_LOOKUP_NONE (no key for the domain: sign nothing) or
    MW_DKIM_LOOKUP_ERROR (a broken key, a wrong master key, the store down). */
+struct mw_arc_verify;
+int milter_arc_seal(const mw_config *cfg, struct mw_arc_verify *v, const char *ar,
+                    enum mw_auth_result cv, bool sign_subject, mw_str *as_r, mw_str *ams_r,
+                    mw_str *aar_r, mw_error *error_r);
 int milter_dkim_signer(const mw_config *cfg, const char *domain, const char *job_id,
                        mw_dkim_signer **signer_r, char *selector_r, size_t selsize,
                        mw_error *error_r);
@@ -210,6 +214,11 @@ struct smfi_str;
    for the log line ("spf=pass dkim=pass dmarc=pass ..."). */
 int milter_inbound_eom(struct smfi_str *ctx, struct milter_conn *conn, struct milter_reply *reply_r,
                        char *extra_r, size_t extra_size);
+/* With [milter] arc_seal: our ARC set on top of a checked inbound message (after every other
+   change to it). 0 sealed or nothing to do, 1 with *reply_r (a key that cannot be used, with
+   dkim_on_error = tempfail). */
+int milter_inbound_seal(struct smfi_str *ctx, struct milter_conn *conn,
+                        struct milter_reply *reply_r, char *extra_r, size_t extra_size);
 
 /* ---- milter-scan.c: the message as received and the scan stages ---- */
 

@@ -1903,10 +1903,11 @@ class DNSServer(Service):
         return [self.log_path]
 
     def _zone_text(self, domain, records):
-        lines = ['$ORIGIN %s.' % domain, '$TTL 60',
-                 '@ IN SOA ns.%s. hostmaster.%s. %d 3600 600 86400 60' % (domain, domain,
-                                                                           self.serial),
-                 '@ IN NS ns.%s.' % domain, 'ns IN A 127.0.0.1']
+        base = '' if domain == '.' else domain + '.'  # '.': the root zone
+        lines = ['$ORIGIN %s' % (base or '.'), '$TTL 60',
+                 '@ IN SOA ns.%s hostmaster.%s %d 3600 600 86400 60' % (base, base,
+                                                                         self.serial),
+                 '@ IN NS ns.%s' % base, 'ns IN A 127.0.0.1']
         for rec in records:
             # (owner, type, rdata) or (owner, type, rdata, ttl seconds)
             owner, rtype, rdata = rec[:3]
@@ -1926,15 +1927,22 @@ class DNSServer(Service):
                 '  zonelistfile: "%s"' % os.path.join(self.dir, 'zone.list'),
                 '  xfrdir: "%s"' % self.dir, '  server-count: 1', '  verbosity: 1',
                 '  hide-version: yes', 'remote-control:', '  control-enable: no']
-        for domain, records in sorted(self.zones.items()):
-            path = os.path.join(self.dir, '%s.zone' % domain)
+        # every top-level label of a zone is served too (empty unless a test gives it
+        # records): a DMARC tree walk (RFC 9989) asks _dmarc.TLD, and a name NSD is not
+        # authoritative for is REFUSED, which a resolver reports as a temporary failure
+        zones = dict(self.zones)
+        for domain in self.zones:
+            if domain != '.':
+                zones.setdefault(domain.rsplit('.', 1)[-1], [])
+        for domain, records in sorted(zones.items()):
+            path = os.path.join(self.dir, '%s.zone' % (domain if domain != '.' else 'root'))
             write_file(path, self._zone_text(domain, records))
             conf += ['zone:', '  name: "%s"' % domain, '  zonefile: "%s"' % path]
         write_file(self.config, '\n'.join(conf) + '\n')
         run([find_binary('nsd-checkconf', 'nsd'), self.config])
-        for domain in self.zones:
+        for domain in zones:
             run([find_binary('nsd-checkzone', 'nsd'), domain,
-                 os.path.join(self.dir, '%s.zone' % domain)])
+                 os.path.join(self.dir, '%s.zone' % (domain if domain != '.' else 'root'))])
 
     def set_zone(self, domain, records):
         """set_zone - replace (or add) DOMAIN's records; call reload() to serve them."""

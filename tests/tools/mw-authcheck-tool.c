@@ -4,7 +4,13 @@
  * Usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]
  *          [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]
  *          [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]
- *          [--dns-error-action tempfail|accept] [--repeat N] MESSAGE-FILE
+ *          [--dns-error-action tempfail|accept] [--dmarc-mode dmarcbis|rfc7489]
+ *          [--arc-trusted DOMAINS] [--arc-seal DOMAIN:SELECTOR:KEYFILE --arc-seal-out FILE]
+ *
+ * --arc-seal: after the checks, seal the message as this host would (lib/mw-arc) and write
+ * ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results, our Authentication-Results
+ * and the message to the --arc-seal-out file.
+ *          [--repeat N] MESSAGE-FILE
  *        mw-authcheck-tool ... --stdin
  *
  * The message is split into header fields (with their continuation lines) and the body,
@@ -20,10 +26,13 @@
  */
 #include "mw-build.h"
 #include "mw-authcheck.h"
+#include "mw-arc.h"
+#include "mw-dkim-sign.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,11 +81,14 @@ static char *read_file(const char *path, size_t *len_r)
 /* usage - print the synopsis */
 static int usage(void)
 {
-	fprintf(stderr,
-	        "usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]\n"
-	        "  [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]\n"
-	        "  [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]\n"
-	        "  [--dns-error-action tempfail|accept] [--repeat N] MESSAGE-FILE | --stdin\n");
+	fprintf(
+	    stderr,
+	    "usage: mw-authcheck-tool --client-ip IP [--helo NAME] [--mail-from ADDR]\n"
+	    "  [--authserv-id ID] [--dns SERVERS] [--timeout MS] [--local-domains LIST]\n"
+	    "  [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]\n"
+	    "  [--dns-error-action tempfail|accept] [--dmarc-mode dmarcbis|rfc7489]\n"
+	    "  [--arc-trusted DOMAINS] [--arc-seal DOMAIN:SELECTOR:KEYFILE --arc-seal-out FILE]\n"
+	    "  [--repeat N] MESSAGE-FILE | --stdin\n");
 	return 2;
 }
 
@@ -173,6 +185,18 @@ static void print_json(const char *ar, const struct mw_auth_results *res,
 	       res->dmarc_spf_aligned ? "true" : "false",
 	       res->dmarc_dkim_aligned ? "true" : "false");
 	json_str(stdout, res->from_domain);
+	printf(", \"dmarc_testing\": %s, \"dmarc_policy_tag\": ",
+	       res->dmarc_testing ? "true" : "false");
+	json_str(stdout, res->dmarc_policy_tag);
+	printf(", \"dmarc_record_domain\": ");
+	json_str(stdout, res->dmarc_record_domain);
+	printf(", \"dmarc_lookups\": %u", res->dmarc_lookups);
+	printf(", \"arc\": \"%s\", \"arc_sets\": %u, \"arc_seal_domain\": ",
+	       mw_auth_result_str(res->arc), res->arc_sets);
+	json_str(stdout, res->arc_seal_domain);
+	printf(", \"arc_reason\": ");
+	json_str(stdout, res->arc_reason);
+	printf(", \"dmarc_override\": %s", res->dmarc_override ? "true" : "false");
 	printf(", \"reason\": ");
 	json_str(stdout, res->reason);
 	printf(", \"from_problem\": ");
@@ -198,7 +222,52 @@ struct run {
 	mw_authcheck_lib *lib;
 	struct mw_verdict_policy policy;
 	const char *client_ip, *helo, *mail_from, *id;
+	mw_dkim_key *seal_key; /* --arc-seal */
+	const char *seal_out;
 };
+
+/* put_field - "Name: value" with "\n\t" folds as CRLF, to F */
+static void put_field(FILE *f, const char *name, const char *value)
+{
+	const char *p;
+	fprintf(f, "%s: ", name);
+	for (p = value; *p != '\0'; p++) {
+		if (*p == '\n' && (p == value || p[-1] != '\r'))
+			fputc('\r', f);
+		fputc(*p, f);
+	}
+	fputs("\r\n", f);
+}
+
+/* seal - write our ARC set, our Authentication-Results and MSG to run->seal_out */
+static int seal(const struct run *run, mw_authcheck *ac, const struct mw_auth_results *res,
+                const char *ar, const char *msg, size_t len)
+{
+	mw_str as, ams, aar;
+	mw_error err = {{0}};
+	FILE *f;
+	int ret = -1;
+
+	mw_str_init(&as, 0);
+	mw_str_init(&ams, 0);
+	mw_str_init(&aar, 0);
+	if (mw_arc_seal(mw_authcheck_arc(ac), run->seal_key, ar, res->arc, true,
+	                (unsigned long)time(NULL), &as, &ams, &aar, &err) < 0) {
+		fprintf(stderr, "mw-authcheck-tool: seal: %s\n", err.msg);
+	} else if ((f = fopen(run->seal_out, "wb")) != NULL) {
+		put_field(f, "ARC-Seal", mw_str_c(&as));
+		put_field(f, "ARC-Message-Signature", mw_str_c(&ams));
+		put_field(f, "ARC-Authentication-Results", mw_str_c(&aar));
+		put_field(f, "Authentication-Results", ar);
+		ret = fwrite(msg, 1, len, f) == len ? 0 : -1;
+		if (fclose(f) != 0)
+			ret = -1;
+	}
+	mw_str_free(&as);
+	mw_str_free(&ams);
+	mw_str_free(&aar);
+	return ret;
+}
 
 /* check_one - run the checks on MSG as the milter does; print the JSON when PRINT */
 static int check_one(const struct run *run, const char *msg, size_t len, bool print)
@@ -227,6 +296,11 @@ static int check_one(const struct run *run, const char *msg, size_t len, bool pr
 		return -1;
 	}
 	mw_authcheck_verdict(res, &run->policy, &v);
+	if (run->seal_key != NULL && seal(run, ac, res, mw_str_c(&ar), msg, len) < 0) {
+		mw_str_free(&ar);
+		mw_authcheck_free(&ac);
+		return -1;
+	}
 	if (print)
 		print_json(mw_str_c(&ar), res, &v);
 	mw_str_free(&ar);
@@ -288,11 +362,16 @@ int main(int argc, char **argv)
 	    {"dns-error-action", required_argument, NULL, 'e'},
 	    {"repeat", required_argument, NULL, 'r'},
 	    {"stdin", no_argument, NULL, 's'},
+	    {"dmarc-mode", required_argument, NULL, 'm'},
+	    {"arc-trusted", required_argument, NULL, 'R'},
+	    {"arc-seal", required_argument, NULL, 'S'},
+	    {"arc-seal-out", required_argument, NULL, 'O'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct mw_authcheck_settings settings = {"", 5000, NULL};
+	struct mw_authcheck_settings settings = {"", 5000, NULL, false, ""};
 	struct run run = {
-	    NULL, {true, true, true, "", false, false}, NULL, NULL, NULL, "mx.example.net"};
+	    NULL, {true, true, true, "", false, false}, NULL, NULL, NULL, "mx.example.net", NULL,
+	    NULL};
 	struct mw_verdict_policy *policy = &run.policy;
 	mw_error err = {{0}};
 	unsigned long repeat = 1, i;
@@ -347,6 +426,30 @@ int main(int argc, char **argv)
 		case 's':
 			from_stdin = true;
 			break;
+		case 'S': {
+			/* DOMAIN:SELECTOR:KEYFILE */
+			char *dom = optarg, *sel = strchr(optarg, ':'), *file;
+			if (sel == NULL || (file = strchr(sel + 1, ':')) == NULL)
+				return usage();
+			*sel++ = '\0';
+			*file++ = '\0';
+			if (mw_dkim_key_load_file(file, dom, sel, &run.seal_key, &err) < 0) {
+				fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
+				return 2;
+			}
+			break;
+		}
+		case 'O':
+			run.seal_out = optarg;
+			break;
+		case 'R':
+			settings.arc_trusted = optarg;
+			break;
+		case 'm':
+			if (strcmp(optarg, "rfc7489") != 0 && strcmp(optarg, "dmarcbis") != 0)
+				return usage();
+			settings.dmarc_rfc7489 = strcmp(optarg, "rfc7489") == 0;
+			break;
 		default:
 			return usage();
 		}
@@ -358,14 +461,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mw-authcheck-tool: %s\n", err.msg);
 		return 2;
 	}
+	if ((run.seal_key != NULL) != (run.seal_out != NULL)) {
+		mw_dkim_key_free(&run.seal_key);
+		mw_authcheck_lib_free(&run.lib);
+		return usage();
+	}
 	if (from_stdin) {
 		ret = run_stdin(&run);
+		mw_dkim_key_free(&run.seal_key);
 		mw_authcheck_lib_free(&run.lib);
 		return ret;
 	}
 	msg = read_file(argv[optind], &len);
 	if (msg == NULL) {
 		fprintf(stderr, "mw-authcheck-tool: cannot read %s\n", argv[optind]);
+		mw_dkim_key_free(&run.seal_key);
 		mw_authcheck_lib_free(&run.lib);
 		return 2;
 	}
@@ -391,6 +501,7 @@ int main(int argc, char **argv)
 	} else if (check_one(&run, msg, len, true) < 0) {
 		ret = 2;
 	}
+	mw_dkim_key_free(&run.seal_key);
 	mw_authcheck_lib_free(&run.lib);
 	free(msg);
 	return ret;

@@ -102,6 +102,63 @@ static void test_format_ar(void **state)
 	mw_str_free(&s);
 }
 
+/* test_format_ar_arc - arc=, the trusted-forwarder override and t=y: printed, read back by
+   the one parser (the Dovecot plugin's), and the verdict skips the DMARC policy for both */
+static void test_format_ar_arc(void **state)
+{
+	struct mw_auth_results r =
+	    results(MW_AUTH_FAIL, MW_AUTH_NONE, MW_AUTH_FAIL, MW_DMARC_POLICY_REJECT,
+	            "orig.example.com", "b@list.example.org");
+	struct mw_hdr_authres *ar = calloc(1, sizeof(*ar));
+	struct mw_hdr_auth_summary sum;
+	struct mw_verdict_policy pol = {true, true, true, "", false, false};
+	struct mw_verdict v;
+	mw_str s;
+	mw_error err;
+
+	(void)state;
+	r.arc = MW_AUTH_PASS;
+	r.arc_sets = 2;
+	snprintf(r.arc_seal_domain, sizeof(r.arc_seal_domain), "list.example.org");
+	snprintf(r.client_ip, sizeof(r.client_ip), "2001:db8::5");
+	mw_authcheck_verdict(&r, &pol, &v);
+	assert_int_equal(v.action, MW_VERDICT_REJECT);
+	r.dmarc_override = true;
+	mw_authcheck_verdict(&r, &pol, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_authcheck_format_ar("mx.example.net", &r, &s, &err), 0);
+	assert_string_equal(unfolded(&s),
+	                    "mx.example.net; spf=fail smtp.mailfrom=b@list.example.org; dkim=none; "
+	                    "dmarc=fail (p=reject; override: trusted ARC forwarder) "
+	                    "header.from=orig.example.com; arc=pass (trusted forwarder "
+	                    "list.example.org) smtp.remote-ip=2001:db8::5");
+	assert_int_equal(mw_hdr_authres_parse(s.buf, s.len, ar, &err), 0);
+	assert_int_equal(ar->count, 4);
+	assert_string_equal(ar->results[3].method, "arc");
+	assert_int_equal(ar->results[3].result, MW_AUTH_PASS);
+	assert_string_equal(ar->results[3].props[0].value, "2001:db8::5");
+	mw_hdr_authres_summary(ar, &sum);
+	assert_true(sum.dmarc_fail);
+	mw_str_free(&s);
+
+	/* t=y: recorded, not applied */
+	r.dmarc_override = false;
+	r.arc = MW_AUTH_NONE;
+	r.arc_sets = 0;
+	r.dmarc_testing = true;
+	mw_authcheck_verdict(&r, &pol, &v);
+	assert_int_equal(v.action, MW_VERDICT_ACCEPT);
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_authcheck_format_ar("mx", &r, &s, &err), 0);
+	assert_string_equal(unfolded(&s), "mx; spf=fail smtp.mailfrom=b@list.example.org; "
+	                                  "dkim=none; dmarc=fail (p=reject t=y) "
+	                                  "header.from=orig.example.com");
+	assert_int_equal(mw_hdr_authres_parse(s.buf, s.len, ar, &err), 0);
+	mw_str_free(&s);
+	free(ar);
+}
+
 /* test_format_ar_hostile - unsafe ids refused, odd local parts quoted, controls refused */
 static void test_format_ar_hostile(void **state)
 {
@@ -388,7 +445,7 @@ static void test_dns_servers(void **state)
 /* test_hostile_headers - limits on header input, DMARC with odd From fields */
 static void test_hostile_headers(void **state)
 {
-	struct mw_authcheck_settings s = {"127.0.0.1@9", 200, NULL};
+	struct mw_authcheck_settings s = {"127.0.0.1@9", 200, NULL, false, ""};
 	mw_authcheck_lib *lib;
 	mw_authcheck *ac;
 	mw_error err;
@@ -581,7 +638,7 @@ static EVP_PKEY *parse(const unsigned char *der, int len, int *left_r)
 /* test_key_cache - parsed public keys are shared only for exactly the same bytes */
 static void test_key_cache(void **state)
 {
-	struct mw_authcheck_settings s = {"127.0.0.1@1", 100, NULL};
+	struct mw_authcheck_settings s = {"127.0.0.1@1", 100, NULL, false, ""};
 	unsigned char a[256], b[256], junk[300];
 	unsigned long hits0, misses0, hits, misses;
 	EVP_PKEY *k1, *k2, *k3, *k4;
@@ -649,11 +706,12 @@ static void test_key_cache(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_format_ar),       cmocka_unit_test(test_format_ar_hostile),
-	    cmocka_unit_test(test_verdict_table),   cmocka_unit_test(test_verdict_envelope),
-	    cmocka_unit_test(test_verdict_sender),  cmocka_unit_test(test_domain_listed),
-	    cmocka_unit_test(test_networks),        cmocka_unit_test(test_dns_servers),
-	    cmocka_unit_test(test_hostile_headers), cmocka_unit_test(test_key_cache),
+	    cmocka_unit_test(test_format_ar),         cmocka_unit_test(test_format_ar_arc),
+	    cmocka_unit_test(test_format_ar_hostile), cmocka_unit_test(test_verdict_table),
+	    cmocka_unit_test(test_verdict_envelope),  cmocka_unit_test(test_verdict_sender),
+	    cmocka_unit_test(test_domain_listed),     cmocka_unit_test(test_networks),
+	    cmocka_unit_test(test_dns_servers),       cmocka_unit_test(test_hostile_headers),
+	    cmocka_unit_test(test_key_cache),
 	};
 
 	MW_RUN_TESTS(tests);
