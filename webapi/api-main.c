@@ -267,7 +267,11 @@ static void handle(struct api_ctx *ctx, FCGX_Request *r)
 	mw_str_init(&head, 0);
 	api_render_head(&head, &res, mw_config_str(ctx->cfg, MWK_API_CORS_ORIGIN), req.origin);
 	(void)FCGX_PutStr(head.buf, (int)head.len, r->out);
-	if (res.body != NULL) {
+	if (res.raw != NULL) {
+		(void)FCGX_PutStr(res.raw, (int)res.raw_len, r->out);
+		mw_memzero(res.raw, res.raw_len); /* a profile may hold an app password */
+		free(res.raw);
+	} else if (res.body != NULL) {
 		text = json_dumps(res.body, JSON_COMPACT);
 		if (text != NULL) {
 			(void)FCGX_PutStr(text, (int)strlen(text), r->out);
