@@ -94,7 +94,7 @@ static bool address_check(struct api_ctx *ctx, const char *in, size_t len, char 
 	for (i = 0; i < local; i++)
 		if (!atext(in[i]) || (in[i] == '.' && in[i + 1] == '.'))
 			return false;
-	if (len - local - 1 > MW_DNS_NAME_MAX)
+	if (len - local - 1 > MW_DNS_NAME_MAX || in[len - 1] == '.')
 		return false;
 	{
 		char dom[MW_DNS_NAME_MAX + 1];
@@ -218,23 +218,48 @@ void api_autoconfig(struct api_ctx *ctx, struct api_request *req, struct api_res
 	mw_str_free(&x);
 }
 
-/* pox_address - the one <EMailAddress>...</EMailAddress> of an autodiscover request; the
-   body must be short, NUL-free and name it exactly once */
-static const char *pox_address(const struct api_request *req, size_t *len_r)
+/* pox_address - the one <EMailAddress>...</EMailAddress> of an autodiscover request, its
+   predefined entities decoded into out (ADDRESS_MAX + 1 bytes); the body must be NUL-free
+   and name it exactly once. 0, -1 when it does not; *len_r 0 when the value is unusable
+   (too long, another entity or a character reference: nothing an address needs). */
+static int pox_address(const struct api_request *req, char *out, size_t *len_r)
 {
 	static const char open[] = "<EMailAddress>", close[] = "</EMailAddress>";
-	const char *a, *b;
+	static const struct {
+		const char *ref;
+		char c;
+	} ents[] = {
+	    {"&amp;", '&'}, {"&apos;", '\''}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}};
+	const char *a, *b, *p;
+	size_t n = 0, k;
+	*len_r = 0;
 	if (req->body == NULL || req->body_len == 0 || memchr(req->body, '\0', req->body_len))
-		return NULL;
+		return -1;
 	a = strstr(req->body, open);
 	if (a == NULL || strstr(a + 1, open) != NULL)
-		return NULL;
+		return -1;
 	a += sizeof(open) - 1;
 	b = strstr(a, close);
 	if (b == NULL)
-		return NULL;
-	*len_r = (size_t)(b - a);
-	return a;
+		return -1;
+	for (p = a; p < b; n++) {
+		if (n >= ADDRESS_MAX)
+			return 0;
+		if (*p != '&') {
+			out[n] = *p++;
+			continue;
+		}
+		for (k = 0; k < MW_N_ELEMENTS(ents); k++)
+			if (strncmp(p, ents[k].ref, strlen(ents[k].ref)) == 0)
+				break;
+		if (k == MW_N_ELEMENTS(ents))
+			return 0;
+		out[n] = ents[k].c;
+		p += strlen(ents[k].ref);
+	}
+	out[n] = '\0';
+	*len_r = n;
+	return 0;
 }
 
 /* pox_protocol - one <Protocol> of the autodiscover answer */
@@ -262,15 +287,14 @@ void api_autodiscover(struct api_ctx *ctx, struct api_request *req, struct api_r
 	char address[ADDRESS_MAX + 1], domain[MW_DNS_NAME_MAX + 1];
 	struct mw_dnsrec_service svc[MW_DNSREC_SERVICES];
 	const struct mw_dnsrec_service *imap, *smtp;
-	const char *addr_in;
+	char addr_in[ADDRESS_MAX + 1];
 	size_t len = 0;
 	mw_str x;
 	if (req->nquery > 0) {
 		not_found(res);
 		return;
 	}
-	addr_in = pox_address(req, &len);
-	if (addr_in == NULL) {
+	if (pox_address(req, addr_in, &len) < 0) {
 		api_error(res, 400, "bad_request", "the body names no single EMailAddress");
 		return;
 	}
