@@ -19,6 +19,7 @@
 #include "mw-build.h"
 #include "mw-dnsrec.h"
 #include "mw-dkim-sign.h"
+#include "mw-net.h"
 
 #include <arpa/inet.h>
 #include <sodium.h>
@@ -52,17 +53,17 @@ static bool host_ok(const char *h, bool pattern)
 	for (i = 0; i < n; i++) {
 		char c = h[i];
 		if (c == '.') {
-			if (label == 0)
+			if (label == 0 || h[i - 1] == '-')
 				return false;
 			label = 0;
 			continue;
 		}
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-') ||
+		      (c == '-' && label > 0)) ||
 		    ++label > 63)
 			return false;
 	}
-	return label > 0;
+	return label > 0 && h[n - 1] != '-';
 }
 
 /* mw_dnsrec_domain - normalise a domain the way DKIM keys are stored */
@@ -222,12 +223,13 @@ static int spf_text(const mw_config *cfg, mw_str *out, mw_error *error_r)
 		(void)mw_str_appends(out, " mx");
 	for (i = 0; i < n; i++) {
 		char *slash = strchr(items[i], '/');
+		bool net_ok = slash == NULL || mw_cidr_valid(items[i]);
 		(void)mw_strlcpy(addr, items[i], sizeof(addr));
 		if (slash != NULL && (size_t)(slash - items[i]) < sizeof(addr))
 			addr[slash - items[i]] = '\0';
-		if (inet_pton(AF_INET, addr, bin) == 1)
+		if (net_ok && inet_pton(AF_INET, addr, bin) == 1)
 			(void)mw_str_appendf(out, " ip4:%s", items[i]);
-		else if (inet_pton(AF_INET6, addr, bin) == 1)
+		else if (net_ok && inet_pton(AF_INET6, addr, bin) == 1)
 			(void)mw_str_appendf(out, " ip6:%s", items[i]);
 		else if (slash == NULL && host_ok(items[i], false))
 			(void)mw_str_appendf(out, " a:%s", items[i]);
