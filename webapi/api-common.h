@@ -60,6 +60,7 @@ struct api_request {
 	struct mw_user user;
 	struct mw_session session;
 	char actor[MW_USERNAME_MAX + 8]; /* "api:USERNAME" or "api:-" */
+	const char *route;               /* the matched route's pattern (metrics), NULL = none */
 };
 
 struct api_response {
@@ -197,7 +198,7 @@ api_handler_fn api_user_list, api_user_create, api_user_get, api_user_update, ap
     api_user_password, api_af_get, api_af_replace, api_af_add, api_af_delete;
 
 /* api-misc.c */
-api_handler_fn api_healthz, api_audit_list;
+api_handler_fn api_healthz, api_audit_list, api_metrics;
 
 /* api-totp-state.c: api_totp_login checks the second factor of a user with active TOTP
    (code NULL: none given) and consumes the code. api-totp.c: the enrolment routes. */

@@ -25,6 +25,7 @@
 #include "api-common.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
+#include "mw-metrics.h"
 #include "mw-service.h"
 
 #include <errno.h>
@@ -216,13 +217,32 @@ static bool header_ok(const char *v)
 	return v == NULL || strnlen(v, API_HEADER_MAX + 1) <= API_HEADER_MAX;
 }
 
+/* method_label - the method as a metrics label (a bounded set) */
+static const char *method_label(const char *m)
+{
+	static const char *const known[] = {"GET",   "HEAD",   "POST",   "PUT",
+	                                    "PATCH", "DELETE", "OPTIONS"};
+	size_t i;
+	for (i = 0; m != NULL && i < MW_N_ELEMENTS(known); i++)
+		if (strcmp(m, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+/* status_label - the status as a metrics label */
+static const char *status_label(int status, char *buf, size_t size)
+{
+	(void)snprintf(buf, size, "%d", status);
+	return buf;
+}
+
 /* handle - read, dispatch and answer one request */
 static void handle(struct api_ctx *ctx, FCGX_Request *r)
 {
 	struct api_request req;
 	struct api_response res;
 	long long len, max = mw_config_int(ctx->cfg, MWK_API_MAX_BODY);
-	char *text = NULL, safe[256];
+	char *text = NULL, safe[256], status[16];
 	mw_str head;
 	memset(&req, 0, sizeof(req));
 	memset(&res, 0, sizeof(res));
@@ -281,6 +301,8 @@ static void handle(struct api_ctx *ctx, FCGX_Request *r)
 		}
 		json_decref(res.body);
 	}
+	mw_metrics_inc(MWM_API_REQUESTS, method_label(req.method), req.route ? req.route : "none",
+	               status_label(res.status, status, sizeof(status)));
 	mw_info("%s %s %d actor=%s client=%s", req.method != NULL ? req.method : "-",
 	        req.request_uri != NULL
 	            ? mw_log_value(safe, sizeof(safe), req.request_uri, strlen(req.request_uri))
@@ -416,6 +438,9 @@ int main(int argc, char **argv)
 		mw_fatal("%s", err.msg);
 	mw_info("ready (store %s, %ld workers)", backend,
 	        (long)mw_config_int(m.ctx->cfg, MWK_API_WORKERS));
+	/* the request counters, in memory every worker forked from here shares */
+	if (mw_metrics_init(true, &err) < 0)
+		mw_fatal("%s", err.msg);
 	memset(&pool, 0, sizeof(pool));
 	pool.service = &m.svc;
 	pool.workers = (unsigned)mw_config_int(m.ctx->cfg, MWK_API_WORKERS);

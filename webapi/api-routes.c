@@ -68,6 +68,8 @@ const struct api_route api_routes[] = {
     {"POST", API_PREFIX "/users/{username}/mobileconfig", API_ROLE_SELF, api_mobileconfig},
     /* Dovecot's auth policy reports: the handler checks the shared secret (api-authpolicy.c) */
     {"POST", API_PREFIX "/internal/auth-policy", API_ROLE_NONE, api_auth_policy},
+    /* Prometheus scrapes the workers' counters (loopback only, as every internal route) */
+    {"GET", API_PREFIX "/internal/metrics", API_ROLE_NONE, api_metrics},
 };
 const size_t api_routes_count = MW_N_ELEMENTS(api_routes);
 
@@ -163,6 +165,7 @@ void api_dispatch(struct api_ctx *ctx, struct api_request *req, struct api_respo
 		api_error(res, 405, "method_not_allowed", "allowed: %s", res->allow);
 		return;
 	}
+	req->route = route->pattern;
 	if (route->role != API_ROLE_NONE) {
 		if (api_cookie_prepare(ctx, req, res) < 0 || api_authenticate(ctx, req, res) < 0) {
 			api_cookie_finish(ctx, req, res);
