@@ -7,13 +7,15 @@ prometheus_client.parser), so a format mistake fails here rather than in a scrap
     (the table is shared memory set up before the workers fork);
   - mailwarden-milter: [milter] metrics_file, rewritten every metrics_interval, counts each
     decision (action, direction, reason) as its decision log line says it, through real
-    Postfix.
+    Postfix;
+  - mailwarden-policyd: [policyd] metrics_file counts every answer by stage and verdict.
 Every metric name in lib/mw-metrics.def is listed in docs/operations.md.
 """
 
 import os
 import re
 import smtplib
+import socket
 import time
 import unittest
 import uuid
@@ -51,6 +53,14 @@ class MetricNamesDocumentedTest(unittest.TestCase):
             doc = f.read()
         for name in names + ['mailwarden_metrics_dropped_total']:
             self.assertIn('`%s`' % name, doc, name)
+        # the alert rules are YAML naming only metrics that exist
+        import yaml  # python3-yaml
+        block = doc.split('```\ngroups:')[1].split('```')[0]
+        rules = yaml.safe_load('groups:' + block)['groups'][0]['rules']
+        self.assertGreaterEqual(len(rules), 3)
+        for r in rules:
+            for used in re.findall(r'mailwarden_[a-z_]+', r['expr']):
+                self.assertIn(used, names, r['alert'])
 
 
 class ApiMetricsTest(labcase.ApiBase):
@@ -159,6 +169,64 @@ class MilterMetricsTest(labcase.MilterCase):
             self.assertIn('reason=%s' % reason, log)
         st = os.stat(self.metrics)
         self.assertEqual(st.st_mode & 0o777, 0o644)
+
+
+class PolicydMetricsTest(labcase.PolicydCase):
+    @classmethod
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.metrics = os.path.join(cls.lab.root, 'pdprom', 'policyd.prom')
+        os.makedirs(os.path.dirname(cls.metrics))
+        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.policyd = cls.lab.policyd(
+            cls.store, limits=['sasl_username messages 2/1h defer'],
+            extra='metrics_file = %s\nmetrics_interval = 1s\n' % cls.metrics)
+
+    def ask(self, c, **attrs):
+        req = dict(request='smtpd_access_policy', protocol_state='RCPT',
+                   client_address='127.0.0.1', instance=uuid.uuid4().hex[:8])
+        req.update(attrs)
+        c.sendall(''.join('%s=%s\n' % kv for kv in req.items()).encode() + b'\n')
+        buf = b''
+        while not buf.endswith(b'\n\n'):
+            chunk = c.recv(4096)
+            self.assertTrue(chunk, 'policyd closed the connection')
+            buf += chunk
+        return buf.decode().strip()
+
+    def read(self):
+        with open(self.metrics) as f:
+            return samples(f.read())
+
+    def test_decisions_counted_by_stage_and_verdict(self):
+        n = 'mailwarden_policyd_decisions_total'
+        deadline = time.time() + 20
+        while not os.path.exists(self.metrics) and time.time() < deadline:
+            time.sleep(0.2)
+        before = self.read()
+        user = 'p%s@%s' % (uuid.uuid4().hex[:8], DOMAIN)
+        c = socket.create_connection(('127.0.0.1', self.policyd.port), timeout=10)
+        self.addCleanup(c.close)
+        actions = []
+        for _ in range(3):
+            actions.append(self.ask(c, sasl_username=user, protocol_state='RCPT'))
+            actions.append(self.ask(c, sasl_username=user, protocol_state='END-OF-MESSAGE',
+                                    recipient_count='1', size='100'))
+        self.assertEqual(actions[0], 'action=DUNNO')
+        self.assertTrue(actions[4].startswith('action=DEFER_IF_PERMIT 4.7.1'), actions)
+        self.assertTrue(actions[5].startswith('action=450 4.7.1'), actions)
+        # the third message: deferred at RCPT (DEFER_IF_PERMIT) and at END-OF-MESSAGE (450)
+        want = {('rcpt', 'DUNNO'): 2, ('rcpt', 'DEFER_IF_PERMIT'): 1,
+                ('end_of_message', 'DUNNO'): 2, ('end_of_message', 'tempfail'): 1}
+        deadline = time.time() + 20
+        while True:
+            after = self.read()
+            got = {k: value(after, n, stage=k[0], verdict=k[1]) -
+                   value(before, n, stage=k[0], verdict=k[1]) for k in want}
+            if got == want or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        self.assertEqual(got, want, open(self.metrics).read())
 
 
 if __name__ == '__main__':
