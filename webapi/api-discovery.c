@@ -405,7 +405,15 @@ void api_mobileconfig(struct api_ctx *ctx, struct api_request *req, struct api_r
 		req->json = outer;
 		if (res->status != 201)
 			return;
-		password = mw_strdup(json_string_value(json_object_get(res->body, "password")));
+		{
+			/* the answer of the app-password code is replaced by the profile: wipe its
+			   copy of the password before jansson frees it */
+			char *pw =
+			    (char *)json_string_value(json_object_get(res->body, "password"));
+			password = mw_strdup(pw != NULL ? pw : "");
+			if (pw != NULL)
+				mw_memzero(pw, strlen(pw));
+		}
 	}
 	uuid(u1);
 	uuid(u2);
