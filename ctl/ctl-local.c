@@ -11,6 +11,7 @@
  */
 #include "mw-build.h"
 #include "ctl.h"
+#include "mw-dnsrec.h"
 #include "mw-dkim-sign.h"
 #include "mw-password.h"
 #include "mw-pattern.h"
@@ -420,6 +421,32 @@ static int local_rl_policy_del(struct mw_ctl *ctl, int64_t id)
 	return ctl_audit(ctl, MW_AUDIT_RATELIMIT_POLICY_DELETE, target, NULL);
 }
 
+/* local_dns_records - the records from the configuration and the store's DKIM keys,
+   resolved through [milter] dns_servers when check */
+static int local_dns_records(struct mw_ctl *ctl, const char *domain, bool check, json_t **set_r)
+{
+	struct mw_dnsrec_set set;
+	mw_error err = {""};
+	mw_dns *dns;
+	if (mw_dnsrec_build(ctl->cfg, ctl->store, domain, &set, &err) < 0) {
+		ctl_err("dns %s: %s", domain, err.msg);
+		return EXIT_ERROR;
+	}
+	if (check) {
+		dns = mw_dnsrec_resolver(ctl->cfg, &err);
+		if (dns == NULL) {
+			ctl_err("dns %s: the resolver cannot be used: %s", domain, err.msg);
+			mw_dnsrec_set_free(&set);
+			return EXIT_ERROR;
+		}
+		(void)mw_dnsrec_check(&set, dns, &err);
+		mw_dns_free(&dns);
+	}
+	*set_r = mw_dnsrec_json(&set);
+	mw_dnsrec_set_free(&set);
+	return EXIT_OK;
+}
+
 const struct ctl_ops ctl_local_ops = {
     .name = "local",
     .user_add = local_user_add,
@@ -442,4 +469,5 @@ const struct ctl_ops ctl_local_ops = {
     .rl_policy_add = local_rl_policy_add,
     .rl_policy_list = local_rl_policy_list,
     .rl_policy_del = local_rl_policy_del,
+    .dns_records = local_dns_records,
 };

@@ -1069,6 +1069,38 @@ static int remote_rl_policy_del(struct mw_ctl *ctl, int64_t id)
 	return ret;
 }
 
+/* remote_dns_records - GET /domains/{domain}/dns[?check=1]; a 409 (nothing configured to
+   publish) says what the local mode says */
+static int remote_dns_records(struct mw_ctl *ctl, const char *domain, bool check, json_t **set_r)
+{
+	struct api_answer a;
+	mw_str path;
+	int ret;
+	mw_str_init(&path, 0);
+	(void)mw_str_appends(&path, "/api/v1/domains/");
+	url_escape(&path, domain);
+	(void)mw_str_appends(&path, check ? "/dns?check=1" : "/dns");
+	if (api_request(ctl->remote, "GET", mw_str_c(&path), NULL, &a) < 0) {
+		mw_str_free(&path);
+		return EXIT_ERROR;
+	}
+	mw_str_free(&path);
+	if (a.status == 409) {
+		ctl_err("dns %s: %s", domain, answer_message(&a));
+		ret = EXIT_ERROR;
+	} else if (a.status != 200) {
+		ret = answer_exit(&a, domain);
+	} else if (!json_is_array(json_object_get(a.json, "records"))) {
+		ctl_err("api: the answer has no record list");
+		ret = EXIT_ERROR;
+	} else {
+		*set_r = json_incref(a.json);
+		ret = EXIT_OK;
+	}
+	json_decref(a.json);
+	return ret;
+}
+
 const struct ctl_ops ctl_remote_ops = {
     .name = "api",
     .user_add = remote_user_add,
@@ -1091,6 +1123,7 @@ const struct ctl_ops ctl_remote_ops = {
     .rl_policy_add = remote_rl_policy_add,
     .rl_policy_list = remote_rl_policy_list,
     .rl_policy_del = remote_rl_policy_del,
+    .dns_records = remote_dns_records,
 };
 
 /* ctl_remote_open - parse --api URL and read the token into ctl->remote */

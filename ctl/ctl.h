@@ -131,6 +131,9 @@ struct ctl_ops {
 	int (*rl_policy_add)(struct mw_ctl *ctl, const struct mw_rate_policy *p, int64_t *id_r);
 	int (*rl_policy_list)(struct mw_ctl *ctl, struct mw_rate_policy **v_r, size_t *n_r);
 	int (*rl_policy_del)(struct mw_ctl *ctl, int64_t id);
+	/* the records DOMAIN (normalised) publishes, checked through DNS when check (JSON object
+	   of lib/mw-dnsrec.h's mw_dnsrec_json, owned by the caller) */
+	int (*dns_records)(struct mw_ctl *ctl, const char *domain, bool check, json_t **set_r);
 };
 
 extern const struct ctl_ops ctl_local_ops;  /* ctl-local.c */

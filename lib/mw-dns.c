@@ -395,6 +395,19 @@ static int convert_record(int type, const unsigned char *d, size_t len, struct m
 		ans->len[n] = strlen(name);
 		break;
 	}
+	case MW_DNS_SRV: {
+		char text[MW_DNS_NAME_MAX + 24];
+
+		if (len < 7 || wire_name(d + 6, len - 6, name, sizeof(name)) < 0)
+			return -1;
+		(void)snprintf(text, sizeof(text), "%u %u %u %s", (unsigned)(d[0] << 8 | d[1]),
+		               (unsigned)(d[2] << 8 | d[3]), (unsigned)(d[4] << 8 | d[5]),
+		               name[0] != '\0' ? name : ".");
+		ans->pref[n] = (unsigned)(d[0] << 8 | d[1]);
+		ans->rec[n] = mw_strdup(text);
+		ans->len[n] = strlen(text);
+		break;
+	}
 	default:
 		return -1;
 	}

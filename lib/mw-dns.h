@@ -23,6 +23,7 @@ enum {
 	MW_DNS_MX = 15,
 	MW_DNS_TXT = 16,
 	MW_DNS_AAAA = 28,
+	MW_DNS_SRV = 33,
 };
 
 enum mw_dns_status {
@@ -36,7 +37,8 @@ enum mw_dns_status {
 /* One answer. For TXT each record is the concatenation of its character-strings
    (NUL-terminated; len excludes the NUL; embedded NULs are kept in len). For A (4 bytes)
    and AAAA (16 bytes) records the raw address; for MX and PTR the target host name in
-   presentation form without the trailing dot (MX preference in pref[]). */
+   presentation form without the trailing dot (MX preference in pref[]); for SRV
+   "PRIORITY WEIGHT PORT TARGET" (TARGET without the trailing dot, "." for the root). */
 struct mw_dns_answer {
 	enum mw_dns_status status;
 	size_t count;

@@ -48,6 +48,7 @@
 #include "mw-build.h"
 #include "milter.h"
 #include "mw-log.h"
+#include "mw-metrics.h"
 
 #include <libmilter/mfapi.h>
 
@@ -108,6 +109,7 @@ static void log_decision(enum mw_log_level level, const struct milter_conn *conn
 {
 	const struct milter_msg *msg = &conn->msg;
 	char q[MILTER_LOGV], u[MILTER_LOGV], c[MILTER_LOGV], f[MILTER_LOGV];
+	mw_metrics_inc(MWM_MILTER_MESSAGES, action, msg->outbound ? "outbound" : "inbound", reason);
 	mw_log(level,
 	       "event=mail action=%s stage=%s direction=%s qid=%s user=%s client=%s from=%s "
 	       "rcpts=%u reason=%s%s%s",

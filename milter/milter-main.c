@@ -40,6 +40,7 @@
 #include "mw-spam.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
+#include "mw-metrics.h"
 #include "mw-service.h"
 
 #include <libmilter/mfapi.h>
@@ -412,6 +413,28 @@ static void *milter_thread(void *arg)
 	return NULL;
 }
 
+/* metrics_thread - write the counters to [milter] metrics_file every metrics_interval */
+static void *metrics_thread(void *arg)
+{
+	char e[MILTER_LOGV];
+	bool warned = false;
+	(void)arg;
+	for (;;) {
+		mw_config *cfg = milter_config_get();
+		const char *path = mw_config_str(cfg, MWK_MILTER_METRICS_FILE);
+		unsigned secs = (unsigned)mw_config_int(cfg, MWK_MILTER_METRICS_INTERVAL);
+		mw_error err = {{0}};
+		if (path[0] != '\0' && mw_metrics_write_file(path, &err) < 0 && !warned) {
+			mw_warn("event=metrics_write_failed error=%s",
+			        mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+			warned = true; /* once: the file's directory is the admin's to fix */
+		}
+		milter_config_put(&cfg);
+		(void)sleep(secs);
+	}
+	return NULL;
+}
+
 /* drain - stop taking messages; wait until none is in flight, at most SECS seconds */
 static int drain(long long secs)
 {
@@ -443,7 +466,7 @@ int main(int argc, char **argv)
 	const struct passwd *pwp;
 	struct passwd pw;
 	mw_config *cfg;
-	pthread_t mt, rt;
+	pthread_t mt, rt, wt;
 	mw_error err;
 	bool not_root;
 
@@ -512,8 +535,10 @@ int main(int argc, char **argv)
 	main_thread = pthread_self();
 	if (milter_scan_init(&err) < 0)
 		mw_error_log("event=start virus_engine=none error=\"%s\"", err.msg);
-	if (pthread_create(&rt, NULL, reload_thread, NULL) != 0 ||
-	    pthread_create(&mt, NULL, milter_thread, NULL) != 0)
+	if (mw_metrics_init(false, &err) < 0 ||
+	    pthread_create(&rt, NULL, reload_thread, NULL) != 0 ||
+	    pthread_create(&mt, NULL, milter_thread, NULL) != 0 ||
+	    pthread_create(&wt, NULL, metrics_thread, NULL) != 0 || pthread_detach(wt) != 0)
 		mw_fatal("event=start status=failed error=\"cannot create threads\"");
 	mw_info("event=start socket=%s user=%s pid=%ld", mw_config_str(cur_cfg, MWK_MILTER_SOCKET),
 	        pw.pw_name, (long)getpid());
@@ -541,6 +566,10 @@ int main(int argc, char **argv)
 	(void)pthread_cond_signal(&reload_cond);
 	(void)pthread_mutex_unlock(&reload_lock);
 	(void)pthread_join(rt, NULL);
+	cfg = milter_config_get(); /* the last counts, for whoever reads the file next */
+	if (mw_config_str(cfg, MWK_MILTER_METRICS_FILE)[0] != '\0')
+		(void)mw_metrics_write_file(mw_config_str(cfg, MWK_MILTER_METRICS_FILE), &err);
+	milter_config_put(&cfg);
 	milter_users_deinit();
 	milter_dkim_deinit();
 	milter_scan_deinit();

@@ -53,6 +53,7 @@
 #include "mw-classify.h"
 #include "mw-headers.h"
 #include "mw-log.h"
+#include "mw-metrics.h"
 #include "mw-spam.h"
 #include "mw-virus.h"
 
@@ -326,6 +327,7 @@ out:
 static int unscannable(struct milter_conn *conn, const char *why, struct milter_reply *r,
                        char *extra, size_t extra_size)
 {
+	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "unscanned");
 	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_SCAN_OVER_LIMIT);
 	char w[MILTER_LOGV], q[MILTER_LOGV];
 	mw_warn("event=virus_unscanned qid=%s reason=over_limit action=%s detail=%s",
@@ -349,6 +351,7 @@ static int unscannable(struct milter_conn *conn, const char *why, struct milter_
 static int no_verdict(struct milter_conn *conn, const char *why, struct milter_reply *r,
                       char *extra, size_t extra_size)
 {
+	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "unscanned");
 	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_VIRUS_ON_ERROR);
 	char w[MILTER_LOGV], q[MILTER_LOGV];
 	mw_error_log("event=virus_unscanned qid=%s reason=engine_error action=%s error=%s",
@@ -396,6 +399,7 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	case MW_VIRUS_LIMIT:
 		return unscannable(conn, err.msg, r, extra, extra_size);
 	case MW_VIRUS_CLEAN:
+		mw_metrics_inc(MWM_MILTER_SCANS, "virus", "clean");
 		(void)snprintf(extra, extra_size, "virus=clean");
 		if (strcmp(action, "tag") == 0 && insert_virus_header(ctx, conn, false, "") < 0)
 			goto mta_failed;
@@ -403,6 +407,7 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	case MW_VIRUS_FOUND:
 		break;
 	}
+	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "infected");
 	(void)snprintf(extra, extra_size, "virus=found signature=%s",
 	               mw_log_value(e, sizeof(e), name, strlen(name)));
 	{
@@ -717,6 +722,7 @@ static int spam_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_repl
 	} else
 		builtin_score(conn, &s, &res, q);
 
+	mw_metrics_inc(MWM_MILTER_SCANS, "spam", res.spam ? "spam" : "ham");
 	a = res.score < 0 ? -res.score : res.score;
 	(void)snprintf(scorebuf, sizeof(scorebuf), "%s%ld.%02ld", res.score < 0 ? "-" : "", a / 100,
 	               a % 100);

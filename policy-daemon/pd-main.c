@@ -44,6 +44,7 @@
 #include "mw-config.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
+#include "mw-metrics.h"
 #include "mw-pdctl.h"
 #include "mw-service.h"
 #include "mw-store.h"
@@ -109,6 +110,8 @@ struct pd_daemon {
 	unsigned nconns;
 	struct pd_peer *peers[PD_PEER_BUCKETS];
 	struct event *refresh_timer;
+	struct event *metrics_timer; /* [policyd] metrics_file every metrics_interval */
+	bool metrics_warned;
 	uint64_t next_id;
 	int64_t warn_second; /* the slot warnings' rate limit: the current second ... */
 	unsigned warn_count; /* ... the warnings logged in it, and those left out */
@@ -410,6 +413,22 @@ static void conn_reading(struct pd_conn *c, bool on)
 	c->reading = on;
 }
 
+/* verdict_label - the first word of an answer as a metrics label (a bounded set) */
+static const char *verdict_label(const char *action)
+{
+	static const char *const words[] = {"DUNNO",   "OK",   "DEFER_IF_PERMIT", "DEFER", "REJECT",
+	                                    "PREPEND", "HOLD", "DISCARD"};
+	size_t i, n;
+	if (action[0] == '4' || action[0] == '5')
+		return action[0] == '4' ? "tempfail" : "reject";
+	for (i = 0; i < MW_N_ELEMENTS(words); i++) {
+		n = strlen(words[i]);
+		if (strncmp(action, words[i], n) == 0 && (action[n] == '\0' || action[n] == ' '))
+			return words[i];
+	}
+	return "other";
+}
+
 /* pending_done - answer a request and go on with the connection's input */
 static void pending_done(struct pd_pending *pp, const char *action, bool passed)
 {
@@ -417,6 +436,11 @@ static void pending_done(struct pd_pending *pp, const char *action, bool passed)
 	if (c != NULL) {
 		c->pending = NULL;
 		if (!c->control) {
+			mw_metrics_inc(MWM_POLICYD_DECISIONS,
+			               pp->ev.stage == PD_STAGE_RCPT  ? "rcpt"
+			               : pp->ev.stage == PD_STAGE_EOM ? "end_of_message"
+			                                              : "other",
+			               verdict_label(action));
 			if (passed)
 				pd_policy_note_rcpt(pp->rt->policy, &c->req, &c->msg);
 			if (pp->ev.stage == PD_STAGE_EOM)
@@ -1147,6 +1171,22 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 		mw_warn("policyd: store limits not applied: %s", err.msg);
 }
 
+/* metrics_cb - write the counters to [policyd] metrics_file, then wait metrics_interval */
+static void metrics_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_daemon *d = arg;
+	const char *path = mw_config_str(d->rt->cfg, MWK_PD_METRICS_FILE);
+	struct timeval tv = {(time_t)mw_config_int(d->rt->cfg, MWK_PD_METRICS_INTERVAL), 0};
+	mw_error err = {{0}};
+	(void)fd;
+	(void)what;
+	if (path[0] != '\0' && mw_metrics_write_file(path, &err) < 0 && !d->metrics_warned) {
+		mw_warn("policyd: %s", err.msg);
+		d->metrics_warned = true; /* once: the directory is the admin's to fix */
+	}
+	event_add(d->metrics_timer, &tv);
+}
+
 /* arm_refresh - (re)start the refresh timer with the configured period */
 static void arm_refresh(struct pd_daemon *d)
 {
@@ -1316,6 +1356,10 @@ int main(int argc, char **argv)
 	if (load_store_limits(&d) && rebuild(&d, d.rt->cfg, &err) < 0)
 		mw_warn("policyd: store limits not applied: %s", err.msg);
 	arm_refresh(&d);
+	if (mw_metrics_init(false, &err) < 0)
+		mw_fatal("policyd: %s", err.msg);
+	d.metrics_timer = evtimer_new(d.base, metrics_cb, &d);
+	metrics_cb(-1, 0, &d);
 	sigfd = mw_service_signal_fd(&err);
 	if (sigfd < 0)
 		mw_fatal("policyd: %s", err.msg);
@@ -1336,6 +1380,9 @@ int main(int argc, char **argv)
 	event_free(sigev);
 	(void)close(sigfd);
 	event_free(d.refresh_timer);
+	if (mw_config_str(d.rt->cfg, MWK_PD_METRICS_FILE)[0] != '\0')
+		(void)mw_metrics_write_file(mw_config_str(d.rt->cfg, MWK_PD_METRICS_FILE), &err);
+	event_free(d.metrics_timer);
 	d.counters->ops->free(d.counters);
 	event_base_free(d.base);
 	mw_store_close(&d.store);

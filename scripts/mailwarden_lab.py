@@ -1399,6 +1399,20 @@ def web_page_block(web_dir):
     return re.sub(r'(?m)^', '    ', block)
 
 
+def discovery_block(fastcgi_addr):
+    """discovery_block - conf.d/nginx-mailwarden.conf.sample's MTA-STS and client autoconfig
+    locations (issue 18), their fastcgi_pass set to FASTCGI_ADDR."""
+    with open(os.path.join(CONF_DIR, 'nginx-mailwarden.conf.sample')) as f:
+        text = f.read()
+    m = re.search(r'# BEGIN discovery[^\n]*\n(.*?)# END discovery', text, re.S)
+    if not m:
+        raise LabError('nginx sample: no discovery block')
+    block, n = re.subn(r'fastcgi_pass [^;]*;', 'fastcgi_pass %s;' % fastcgi_addr, m.group(1))
+    if n < 3:
+        raise LabError('nginx sample: the discovery block has no fastcgi_pass lines')
+    return re.sub(r'(?m)^', '    ', block)
+
+
 class Nginx(Service):
     """Nginx - own prefix and config on a loopback port, a static root, optional fastcgi_pass.
 

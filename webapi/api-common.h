@@ -60,6 +60,7 @@ struct api_request {
 	struct mw_user user;
 	struct mw_session session;
 	char actor[MW_USERNAME_MAX + 8]; /* "api:USERNAME" or "api:-" */
+	const char *route;               /* the matched route's pattern (metrics), NULL = none */
 };
 
 struct api_response {
@@ -69,6 +70,11 @@ struct api_response {
 	char allow[128];      /* Allow header of a 405, "" = none */
 	bool cors_preflight;  /* answer to an allowed CORS preflight (OPTIONS) */
 	char set_cookie[160]; /* Set-Cookie value, "" = none (api-cookie.c) */
+	/* a body that is not JSON (api_raw): MTA-STS policy, autoconfig XML, profiles */
+	char *raw; /* owned; NULL = the JSON body (or none) */
+	size_t raw_len;
+	const char *content_type; /* static */
+	char disposition[128];    /* Content-Disposition, "" = none */
 };
 
 /* Per worker process (api-main.c), which serves one request at a time. Failure counts
@@ -114,6 +120,8 @@ void api_request_free(struct api_request *req);
 void api_error(struct api_response *res, int status, const char *code, const char *fmt, ...)
     MW_PRINTF(4, 5);
 void api_ok(struct api_response *res, int status, json_t *body);
+/* api_raw: answer status with body (its text taken over) of content_type (static). */
+void api_raw(struct api_response *res, int status, const char *content_type, mw_str *body);
 /* Body field helpers: each sets a 422 naming the field and returns -1 on a wrong type.
    api_fields_check: every member of the body is one of names (NULL-terminated).
    api_field_string: 1 and *value_r set, 0 when absent (a 422 when required), -1. */
@@ -190,7 +198,7 @@ api_handler_fn api_user_list, api_user_create, api_user_get, api_user_update, ap
     api_user_password, api_af_get, api_af_replace, api_af_add, api_af_delete;
 
 /* api-misc.c */
-api_handler_fn api_healthz, api_audit_list;
+api_handler_fn api_healthz, api_audit_list, api_metrics;
 
 /* api-totp-state.c: api_totp_login checks the second factor of a user with active TOTP
    (code NULL: none given) and consumes the code. api-totp.c: the enrolment routes. */
@@ -207,6 +215,12 @@ api_handler_fn api_rl_policy_list, api_rl_policy_create, api_rl_policy_delete,
     api_user_ratelimit_get, api_user_ratelimit_reset;
 api_handler_fn api_tag_rule_list, api_tag_rule_create, api_tag_rule_delete;
 api_handler_fn api_dkim_list, api_dkim_generate, api_dkim_activate, api_dkim_delete;
+
+/* api-dns.c: the records a domain publishes (admin) */
+api_handler_fn api_domain_dns;
+/* api-discovery.c: MTA-STS policy, Thunderbird autoconfig, Outlook autodiscover (public),
+   Apple configuration profile (self) */
+api_handler_fn api_mta_sts, api_autoconfig, api_autodiscover, api_mobileconfig;
 
 /* api-authpolicy.c: Dovecot's auth policy hook (no session; [api] auth_policy_secret) */
 api_handler_fn api_auth_policy;

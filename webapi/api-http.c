@@ -269,8 +269,12 @@ void api_render_head(mw_str *out, const struct api_response *res, const char *co
                      const char *req_origin)
 {
 	(void)mw_str_appendf(out, "Status: %d %s\r\n", res->status, api_status_text(res->status));
-	if (res->body != NULL)
+	if (res->raw != NULL)
+		(void)mw_str_appendf(out, "Content-Type: %s\r\n", res->content_type);
+	else if (res->body != NULL)
 		(void)mw_str_appends(out, "Content-Type: application/json\r\n");
+	if (res->disposition[0] != '\0')
+		(void)mw_str_appendf(out, "Content-Disposition: %s\r\n", res->disposition);
 	(void)mw_str_appends(out, "Cache-Control: no-store\r\n"
 	                          "X-Content-Type-Options: nosniff\r\n"
 	                          "Content-Security-Policy: default-src 'none'; "
@@ -328,13 +332,31 @@ void api_error(struct api_response *res, int status, const char *code, const cha
 	va_end(ap);
 	if (res->body != NULL)
 		json_decref(res->body);
+	free(res->raw);
+	res->raw = NULL;
+	res->disposition[0] = '\0';
 	res->status = status;
 	res->body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+}
+
+/* api_raw - answer status with a body that is not JSON */
+void api_raw(struct api_response *res, int status, const char *content_type, mw_str *body)
+{
+	if (res->body != NULL)
+		json_decref(res->body);
+	res->body = NULL;
+	free(res->raw);
+	res->status = status;
+	res->raw_len = body->len;
+	res->raw = mw_str_steal(body);
+	res->content_type = content_type;
 }
 
 /* api_ok - answer status with body (owned; NULL = none) */
 void api_ok(struct api_response *res, int status, json_t *body)
 {
+	free(res->raw);
+	res->raw = NULL;
 	if (res->body != NULL)
 		json_decref(res->body);
 	res->status = status;

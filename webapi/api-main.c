@@ -30,6 +30,7 @@
 #include "api-fcgi.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
+#include "mw-metrics.h"
 #include "mw-service.h"
 
 #include <errno.h>
@@ -194,6 +195,25 @@ static bool header_ok(const char *v)
 	return v == NULL || strnlen(v, API_HEADER_MAX + 1) <= API_HEADER_MAX;
 }
 
+/* method_label - the method as a metrics label (a bounded set) */
+static const char *method_label(const char *m)
+{
+	static const char *const known[] = {"GET",   "HEAD",   "POST",   "PUT",
+	                                    "PATCH", "DELETE", "OPTIONS"};
+	size_t i;
+	for (i = 0; m != NULL && i < MW_N_ELEMENTS(known); i++)
+		if (strcmp(m, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+/* status_label - the status as a metrics label */
+static const char *status_label(int status, char *buf, size_t size)
+{
+	(void)snprintf(buf, size, "%d", status);
+	return buf;
+}
+
 /* handle - dispatch one request and append its answer to out (api-fcgi.c's handler) */
 static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 {
@@ -202,7 +222,7 @@ static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 	struct api_request req;
 	struct api_response res;
 	long long len, max = mw_config_int(ctx->cfg, MWK_API_MAX_BODY);
-	char *text = NULL, safe[256];
+	char *text = NULL, safe[256], status[16];
 	memset(&req, 0, sizeof(req));
 	memset(&res, 0, sizeof(res));
 	req.method = api_fcgi_param(r, "REQUEST_METHOD");
@@ -251,7 +271,11 @@ static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 	if (res.status == 0)
 		api_error(&res, 500, "internal", "no answer");
 	api_render_head(out, &res, mw_config_str(ctx->cfg, MWK_API_CORS_ORIGIN), req.origin);
-	if (res.body != NULL) {
+	if (res.raw != NULL) {
+		(void)mw_str_append(out, res.raw, res.raw_len);
+		mw_memzero(res.raw, res.raw_len); /* a profile may hold an app password */
+		free(res.raw);
+	} else if (res.body != NULL) {
 		text = json_dumps(res.body, JSON_COMPACT);
 		if (text != NULL) {
 			(void)mw_str_appends(out, text);
@@ -261,6 +285,8 @@ static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 		}
 		json_decref(res.body);
 	}
+	mw_metrics_inc(MWM_API_REQUESTS, method_label(req.method), req.route ? req.route : "none",
+	               status_label(res.status, status, sizeof(status)));
 	mw_info("%s %s %d actor=%s client=%s", req.method != NULL ? req.method : "-",
 	        req.request_uri != NULL
 	            ? mw_log_value(safe, sizeof(safe), req.request_uri, strlen(req.request_uri))
@@ -399,6 +425,9 @@ int main(int argc, char **argv)
 		mw_fatal("hand-off socket pair: %s", strerror(errno));
 	mw_info("ready (store %s, %ld workers)", backend,
 	        (long)mw_config_int(m.ctx->cfg, MWK_API_WORKERS));
+	/* the request counters, in memory every worker forked from here shares */
+	if (mw_metrics_init(true, &err) < 0)
+		mw_fatal("%s", err.msg);
 	memset(&pool, 0, sizeof(pool));
 	pool.service = &m.svc;
 	pool.workers = (unsigned)mw_config_int(m.ctx->cfg, MWK_API_WORKERS);

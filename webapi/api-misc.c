@@ -3,11 +3,13 @@
  * Public: api_healthz (GET /healthz, no session: 200 when the store answers with the schema
  * this build expects, 503 otherwise), api_audit_list (GET /audit, admin: filters actor,
  * action, target, since, until (unix seconds, inclusive), paging with after and limit,
- * oldest first; order=desc: newest first, paging with before instead of after).
+ * oldest first; order=desc: newest first, paging with before instead of after),
+ * api_metrics (GET /internal/metrics: lib/mw-metrics.c's counters, shared by the workers).
  */
 #include "mw-build.h"
 #include "api-common.h"
 #include "mw-log.h"
+#include "mw-metrics.h"
 
 #include <string.h>
 
@@ -25,6 +27,21 @@ void api_healthz(struct api_ctx *ctx, struct api_request *req, struct api_respon
 	}
 	api_ok(res, 200,
 	       json_pack("{s:s,s:s}", "status", "ok", "store", mw_store_backend_name(ctx->store)));
+}
+
+/* api_metrics - GET /internal/metrics: the counters of every worker (Prometheus text format;
+   nginx lets only loopback reach /api/v1/internal/) */
+void api_metrics(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
+{
+	static const char *const params[] = {NULL};
+	mw_str text;
+	(void)ctx;
+	if (api_query_check(req, res, params) < 0)
+		return;
+	mw_str_init(&text, 0);
+	mw_metrics_render(&text);
+	api_raw(res, 200, "text/plain; version=0.0.4; charset=utf-8", &text);
+	mw_str_free(&text);
 }
 
 /* text_param - a text filter: NULL when absent, 422 when empty or too long */

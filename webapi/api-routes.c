@@ -58,8 +58,18 @@ const struct api_route api_routes[] = {
     {"POST", API_PREFIX "/dkim/keys/{domain}/{selector}/activate", API_ROLE_ADMIN,
      api_dkim_activate},
     {"DELETE", API_PREFIX "/dkim/keys/{domain}/{selector}", API_ROLE_ADMIN, api_dkim_delete},
+    /* DNS records, MTA-STS, client autoconfig (api-dns.c, api-discovery.c); nginx maps the
+       public paths (/.well-known/mta-sts.txt, /mail/config-v1.1.xml,
+       /autodiscover/autodiscover.xml) onto these */
+    {"GET", API_PREFIX "/domains/{domain}/dns", API_ROLE_ADMIN, api_domain_dns},
+    {"GET", API_PREFIX "/well-known/mta-sts.txt", API_ROLE_NONE, api_mta_sts},
+    {"GET", API_PREFIX "/autoconfig/mail/config-v1.1.xml", API_ROLE_NONE, api_autoconfig},
+    {"POST", API_PREFIX "/autodiscover/autodiscover.xml", API_ROLE_NONE, api_autodiscover},
+    {"POST", API_PREFIX "/users/{username}/mobileconfig", API_ROLE_SELF, api_mobileconfig},
     /* Dovecot's auth policy reports: the handler checks the shared secret (api-authpolicy.c) */
     {"POST", API_PREFIX "/internal/auth-policy", API_ROLE_NONE, api_auth_policy},
+    /* Prometheus scrapes the workers' counters (loopback only, as every internal route) */
+    {"GET", API_PREFIX "/internal/metrics", API_ROLE_NONE, api_metrics},
 };
 const size_t api_routes_count = MW_N_ELEMENTS(api_routes);
 
@@ -155,6 +165,7 @@ void api_dispatch(struct api_ctx *ctx, struct api_request *req, struct api_respo
 		api_error(res, 405, "method_not_allowed", "allowed: %s", res->allow);
 		return;
 	}
+	req->route = route->pattern;
 	if (route->role != API_ROLE_NONE) {
 		if (api_cookie_prepare(ctx, req, res) < 0 || api_authenticate(ctx, req, res) < 0) {
 			api_cookie_finish(ctx, req, res);
@@ -167,7 +178,8 @@ void api_dispatch(struct api_ctx *ctx, struct api_request *req, struct api_respo
 			return;
 		}
 	}
-	if (parse_body(req, res) < 0)
+	/* Outlook's autodiscover request is XML: its handler reads the body itself */
+	if (route->fn != api_autodiscover && parse_body(req, res) < 0)
 		return;
 	route->fn(ctx, req, res);
 	api_cookie_finish(ctx, req, res);

@@ -438,6 +438,27 @@ class ApiTest(ApiBase):
             ('DELETE', '/api/v1/dkim/keys/{domain}/{selector}'): (
                 lambda: '/api/v1/dkim/keys/authz.example/nosuch', None,
                 dict(anon=401, user=403, other=403, admin=404)),
+            # DNS records, MTA-STS, client autoconfig (test_discovery.py tests what they do;
+            # this lab has no [mailhost], so records and profiles are 409 for whoever may ask,
+            # and the public ones 404 for everyone), metrics (test_metrics.py)
+            ('GET', '/api/v1/domains/{domain}/dns'): (
+                lambda: '/api/v1/domains/%s/dns' % DOMAIN, None,
+                dict(anon=401, user=403, other=403, admin=409)),
+            ('GET', '/api/v1/well-known/mta-sts.txt'): (
+                lambda: '/api/v1/well-known/mta-sts.txt', None,
+                dict(anon=404, user=404, other=404, admin=404)),
+            ('GET', '/api/v1/autoconfig/mail/config-v1.1.xml'): (
+                lambda: '/api/v1/autoconfig/mail/config-v1.1.xml?emailaddress=' + user, None,
+                dict(anon=404, user=404, other=404, admin=404)),
+            ('POST', '/api/v1/autodiscover/autodiscover.xml'): (
+                lambda: '/api/v1/autodiscover/autodiscover.xml', lambda c: {},
+                dict(anon=400, user=400, other=400, admin=400)),
+            ('POST', '/api/v1/users/{username}/mobileconfig'): (
+                lambda: U + '/mobileconfig', lambda c: {},
+                dict(anon=401, user=409, other=403, admin=409)),
+            ('GET', '/api/v1/internal/metrics'): (
+                lambda: '/api/v1/internal/metrics', None,
+                dict(anon=200, user=200, other=200, admin=200)),
             # Dovecot's auth policy hook: no session opens it, only the shared secret (below)
             ('POST', '/api/v1/internal/auth-policy'): (
                 lambda: '/api/v1/internal/auth-policy?command=report',

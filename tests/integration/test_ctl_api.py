@@ -30,7 +30,8 @@ class CtlApiTest(labcase.PolicydCase):
 
     @classmethod
     def start_lab(cls):
-        cls.store = cls.lab.store()
+        # [mailhost] mx_host: `dns DOMAIN` has records to print (test_ctl_modes)
+        cls.store = cls.lab.store(extra_config='\n[mailhost]\nmx_host = mx.example.org\n')
         cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS)
         # the policy daemon's control socket answers root and its own user only: the
         # API runs as that user (dovecot), as it must in production for these routes

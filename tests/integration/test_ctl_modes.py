@@ -128,6 +128,9 @@ CASES = [
     ('ratelimit policy del', add_policy, ['ratelimit', 'policy', 'del', '{policy}'], None, 0,
      ['ratelimit.policy.delete'], '{policy}'),
     ('ratelimit policy list', None, ['ratelimit', 'policy', 'list'], None, 0, [], None),
+    ('dns', add_key, ['dns', '{domain}'], None, 0, [], None),
+    ('dns --json', add_key, ['dns', '{domain}', '--json'], None, 0, [], None),
+    ('dns bad domain', None, ['dns', 'bad..{domain}'], None, 2, [], None),
 ]
 
 
@@ -212,10 +215,12 @@ class CtlModesTest(labcase.PolicydCase):
                 usages[-1] += ' ' + l.strip()
             elif l.startswith('  '):
                 usages.append(l.strip())
-        api = [' '.join(l.split()[:2]) for l in usages if l.endswith('[api]')]
+        # "GROUP NAME ..." or a top-level "NAME ARG ..." (dns DOMAIN)
+        api = [l.split()[0] if l.split()[1].isupper() else ' '.join(l.split()[:2])
+               for l in usages if l.endswith('[api]')]
         local = [l for l in usages if not l.endswith('[api]')]
         self.assertGreaterEqual(len(api), 21, usages)
-        covered = {' '.join(c[2][:2]) for c in CASES}
+        covered = {' '.join(c[2][:2]) for c in CASES} | {c[2][0] for c in CASES}
         for name in api:
             self.assertIn(name, covered, 'no both-mode case for ' + name)
         # the rest of the table: refused with --api, naming the command

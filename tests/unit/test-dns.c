@@ -253,6 +253,12 @@ static void test_answer_host_names(void **state)
 	    {MW_DNS_PTR, "\4good\3com\5\0evil\0", 16, MW_DNS_PERMFAIL, NULL},
 	    {MW_DNS_PTR, "\4ma l\3com", 10, MW_DNS_PERMFAIL, NULL},
 	    {MW_DNS_MX, "\0\1\4m+x1\3com", 12, MW_DNS_PERMFAIL, NULL},
+	    /* SRV (RFC 2782): priority, weight, port, target; "." is "no such service" */
+	    {MW_DNS_SRV, "\0\0\0\1\3\341\4imap\7example\3org", 24, MW_DNS_OK,
+	     "0 1 993 imap.example.org"},
+	    {MW_DNS_SRV, "\0\0\0\0\0\0\0", 7, MW_DNS_OK, "0 0 0 ."},
+	    {MW_DNS_SRV, "\0\0\0\0\0", 5, MW_DNS_PERMFAIL, NULL},
+	    {MW_DNS_SRV, "\0\0\0\0\0\0\4im p\0", 13, MW_DNS_PERMFAIL, NULL},
 	};
 	char longname[300];
 	struct mw_dns_answer ans;
