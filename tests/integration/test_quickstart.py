@@ -219,7 +219,14 @@ class QuickstartSurvives(unittest.TestCase):
         # the API answers through nginx again (401 without a session)
         c = http.client.HTTPConnection('127.0.0.1', int(self.env['MW_API_PORT']), timeout=10)
         c.request('GET', '/api/v1/users')
-        self.assertEqual(c.getresponse().status, 401)
+        r = c.getresponse()
+        r.read()
+        self.assertEqual(r.status, 401)
+        # and the web page
+        c.request('GET', '/')
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertIn(b'<html', r.read().lower())
 
     def test_4_printed_ctl_reaches_the_policy_daemon(self):
         p = subprocess.run(shlex.split(self.env['MW_CTL']) + ['ratelimit', 'status',

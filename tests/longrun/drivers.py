@@ -133,7 +133,10 @@ class LongLab:
         plugin = L.mailwarden_plugin_options(self.store, builddir=builddir)
         extra = plugin.pop('extra_config', '')
         # one lmtp process serving every delivery, reused (its memory is what we measure)
+        # the plugin's memory is measured, not the disk: no fsync per delivery
+        extra += 'mail_fsync = never\n'
         extra += ('service lmtp {\n  process_limit = 1\n  service_count = 0\n'
+                  '  vsz_limit = 0\n'
                   '  client_limit = 1\n%s}\n'
                   % ('  executable = %s /usr/lib/dovecot/lmtp\n' % ' '.join(lmtp_wrap)
                      if lmtp_wrap else ''))
@@ -144,7 +147,7 @@ class LongLab:
             wrap=wrap, autostop=True))
         self.milter = self.lab.add(WrappedMilter(
             root, self.store, builddir=builddir, wrap=wrap, config=(
-                'dns_servers = %s\ndns_timeout = 5s\nlog_level = info\n' % self.dns.server),
+                'dns_servers = %s\ndns_timeout = 5s\n' % self.dns.server),
             autostop=True))
         self.api = self.lab.add(WrappedApi(root, self.store, wrap=wrap_api or wrap,
                                            api_config={'max_sessions_per_user': '1000'},
@@ -201,6 +204,53 @@ def rss_kb(pids):
         except OSError:
             pass
     return total
+
+
+# ---------------------------------------------------------------------------------------------
+# the load of each daemon
+
+def message_text(n, sender, rcpt):
+    return ('From: %s\r\nTo: %s\r\nSubject: long run %d\r\nMessage-ID: <lr.%d@longrun.test>\r\n'
+            'Date: Mon, 07 Dec 2026 06:00:00 +0000\r\n\r\nLong run message %d.\r\n'
+            'The quick brown fox jumps over the lazy dog.\r\n' % (sender, rcpt, n, n, n))
+
+
+def drive(lab, which):
+    """drive - a function sending message / request number n to WHICH."""
+    users = sorted(lab.users)
+    if which == 'policyd':
+        c = PolicyClient(lab.policyd.port)
+        return lambda n: c.message(n)
+    if which == 'milter':
+        m = MilterClient(lab.milter.sock_path)
+
+        def one(n):
+            if n % 2:
+                u = users[n % len(users)]
+                sender, auth, ip = u, u, '127.0.0.1'
+            else:
+                sender, auth, ip = 'news@%s' % SENDER_DOMAIN, '', CLIENT_IP
+            rcpt = users[(n + 1) % len(users)]
+            body = message_text(n, sender, rcpt).split('\r\n\r\n', 1)
+            headers = [tuple(h.split(': ', 1)) for h in body[0].split('\r\n')]
+            r = m.send('Q%08X' % n, ip, 'mx.%s' % SENDER_DOMAIN, sender, rcpt, headers,
+                       body[1], auth=auth)
+            if r not in ('a', 'c'):
+                raise MilterError('message %d: milter answered %r' % (n, r))
+        return one
+    if which == 'api':
+        c = ApiClient(lab.nginx.port, lab.admin, lab.admin_pw)
+
+        def get(n):
+            st = c.get(users[n % len(users)])
+            if st != 200:
+                raise MilterError('request %d: HTTP %d' % (n, st))
+        return get
+    if which == 'lmtp':
+        c = LmtpClient(lab.dovecot.lmtp_port, users)
+        return lambda n: c.deliver(n, message_text(n, 'x@%s' % SENDER_DOMAIN,
+                                                   users[n % len(users)]))
+    raise KeyError(which)
 
 
 # ---------------------------------------------------------------------------------------------
