@@ -240,7 +240,7 @@ class Client:
         self.stopping = False
         self.tempfailed = 0	# attempts answered 4xx or not answered
         self.tempfail_times = []	# attempt start time of each
-        self.accepts = []	# (attempt start time, kind) of each accepted attempt
+        self.accepts = []	# (attempt start, reply time, kind) of each accepted attempt
         self.replies = {}	# 'CODE text' of refusals -> count
         self.threads = []
 
@@ -292,7 +292,7 @@ class Client:
                 msg.attempts += 1
                 if result == 'ok':
                     msg.accepted_at = started
-                    self.accepts.append((time.monotonic(), msg.kind))
+                    self.accepts.append((started, time.monotonic(), msg.kind))
                     continue
                 key = '%s %s' % (code, re.sub(r'[0-9A-F]{6,}', 'ID', text)[:90])
                 self.replies[key] = self.replies.get(key, 0) + 1
@@ -360,8 +360,10 @@ class Client:
         return ('temp' if 400 <= code < 500 else 'perm'), code, text
 
     def first_accept_after(self, t, kind=None):
+        """first_accept_after - when the first attempt begun at T or later was accepted."""
         with self.lock:
-            times = [a for a, k in self.accepts if a >= t and (kind is None or k == kind)]
+            times = [end for start, end, k in self.accepts
+                     if start >= t and (kind is None or k == kind)]
         return min(times) if times else None
 
     def tempfails_between(self, t1, t2):
