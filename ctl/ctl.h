@@ -155,6 +155,12 @@ enum {
 	OPT_MARKDOWN,
 	OPT_LIMIT,
 	OPT_AFTER,
+	OPT_APPLY,
+	OPT_POSTFIX_DIR,
+	OPT_DOVECOT_DIR,
+	OPT_DOVECOT_CONFIG,
+	OPT_NGINX_DIR,
+	OPT_EXAMPLES,
 };
 
 struct ctl_opts {
@@ -163,6 +169,9 @@ struct ctl_opts {
 	enum ctl_pw_source pw;
 	bool pw_set;
 	long long limit, after;
+	bool apply;                                        /* setup --apply */
+	const char *postfix_dir, *dovecot_dir, *nginx_dir; /* setup, doctor: config dirs */
+	const char *dovecot_config, *examples;
 };
 
 /* The command being run (for messages). */
