@@ -158,8 +158,18 @@ class InstallDocsTest(unittest.TestCase):
                          'nginx-mailwarden.conf.sample'):
                 self.assertIn(name, found)
                 self.assertIn('/doc/mailwarden/examples/', '/' + found[name])
-            for name in ('admin-guide.md', 'configuration.md', 'mailwarden-policyd.8'):
+            for name in ('admin-guide.md', 'configuration.md', 'mailwarden-policyd.8',
+                         'mailwarden.conf.5'):
                 self.assertIn(name, found)
+            # mailwarden.conf(5) is generated from the key table: every key is in it
+            with open(os.path.join(dest, found['mailwarden.conf.5'])) as f:
+                man = f.read().replace('\\-', '-')
+            keys = re.findall(r'^MW_KEY\(\w+, "(\w+)", "(\w+)"', read('lib/mw-config-keys.def'),
+                              re.M)
+            self.assertGreater(len(keys), 50)
+            for section, key in keys:
+                self.assertIn('.SS [%s]' % section, man)
+                self.assertIn('\\fB%s\\fR (' % key, man)
 
 
 if __name__ == '__main__':
