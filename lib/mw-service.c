@@ -305,7 +305,8 @@ int mw_service_reload_check(const struct mw_service *s, const char *user, mw_err
 	mw_error_set(error_r,
 	             "as user %s (config key user) the configuration cannot be read again, so a "
 	             "SIGHUP reload would fail: %s; make %s and its directory readable by that "
-	             "user's group (e.g. /etc/mailwarden root:mailwarden 0750, its files 0640)",
+	             "user's group (e.g. /etc/mailwarden root:dovecot 0750 and its files 0640, the "
+	             "user in group dovecot: docs/admin-guide.md section 1)",
 	             user, got > 0 ? msg : "the check ended abnormally", s->config_path);
 	return -1;
 }
