@@ -225,6 +225,12 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 	    {"limit", required_argument, NULL, OPT_LIMIT},
 	    {"after-id", required_argument, NULL, OPT_AFTER},
 	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"apply", no_argument, NULL, OPT_APPLY},
+	    {"postfix-dir", required_argument, NULL, OPT_POSTFIX_DIR},
+	    {"dovecot-dir", required_argument, NULL, OPT_DOVECOT_DIR},
+	    {"dovecot-config", required_argument, NULL, OPT_DOVECOT_CONFIG},
+	    {"nginx-dir", required_argument, NULL, OPT_NGINX_DIR},
+	    {"examples", required_argument, NULL, OPT_EXAMPLES},
 	    {NULL, 0, NULL, 0},
 	};
 	int c, i;
@@ -273,6 +279,24 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 			break;
 		case OPT_MARKDOWN:
 			o->markdown = true;
+			break;
+		case OPT_APPLY:
+			o->apply = true;
+			break;
+		case OPT_POSTFIX_DIR:
+			o->postfix_dir = optarg;
+			break;
+		case OPT_DOVECOT_DIR:
+			o->dovecot_dir = optarg;
+			break;
+		case OPT_DOVECOT_CONFIG:
+			o->dovecot_config = optarg;
+			break;
+		case OPT_NGINX_DIR:
+			o->nginx_dir = optarg;
+			break;
+		case OPT_EXAMPLES:
+			o->examples = optarg;
 			break;
 		case OPT_PASSWORD_STDIN:
 		case OPT_GENERATE:

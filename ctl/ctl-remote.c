@@ -347,6 +347,23 @@ static int api_request(const struct ctl_remote *t, const char *method, const cha
 		json_error_t jerr;
 		a->json = json_loadb(resp.buf, resp.len, JSON_REJECT_DUPLICATES, &jerr);
 	}
+	/* every refusal of mailwarden-api carries {"error":{...}}: one without it came from
+	   something else (a web server without the API's location, a proxy whose backend is
+	   down), and its 404 must not read as "the user does not exist" */
+	if (a->status >= 300 && !json_is_object(json_object_get(a->json, "error"))) {
+		if (a->status == 502 || a->status == 503 || a->status == 504)
+			ctl_err("api %s: HTTP %d from the web server, not from mailwarden-api: is "
+			        "mailwarden-api running behind it (its FastCGI socket)?",
+			        mw_str_c(&url), a->status);
+		else
+			ctl_err("api %s: HTTP %d without a mailwarden answer: no mailwarden-api "
+			        "there (--api names the server whose location /api/v1/ passes to "
+			        "mailwarden-api, e.g. https://mail.example.org)",
+			        mw_str_c(&url), a->status);
+		json_decref(a->json);
+		a->json = NULL;
+		goto out;
+	}
 	ret = 0;
 out:
 	if (h != NULL)

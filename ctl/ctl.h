@@ -159,6 +159,12 @@ enum {
 	OPT_LIMIT,
 	OPT_AFTER,
 	OPT_FORCE,
+	OPT_APPLY,
+	OPT_POSTFIX_DIR,
+	OPT_DOVECOT_DIR,
+	OPT_DOVECOT_CONFIG,
+	OPT_NGINX_DIR,
+	OPT_EXAMPLES,
 };
 
 struct ctl_opts {
@@ -167,6 +173,9 @@ struct ctl_opts {
 	enum ctl_pw_source pw;
 	bool pw_set;
 	long long limit, after;
+	bool apply;                                        /* setup --apply */
+	const char *postfix_dir, *dovecot_dir, *nginx_dir; /* setup, doctor: config dirs */
+	const char *dovecot_config, *examples;
 };
 
 /* The command being run (for messages). */

@@ -339,7 +339,8 @@ static int parse_value(const struct mw_config_key *k, const char *s, struct mw_c
 	switch (k->type) {
 	case MW_CFG_STRING:
 	case MW_CFG_PATH:
-		if (*s == '\0' && *k->def != '\0') {
+		/* "" is a value where the default is "" or the doc says what "" means */
+		if (*s == '\0' && *k->def != '\0' && strstr(k->doc, "\"\" = ") == NULL) {
 			mw_error_set(error_r, "must not be empty");
 			return -1;
 		}
@@ -364,7 +365,8 @@ static int parse_value(const struct mw_config_key *k, const char *s, struct mw_c
 	case MW_CFG_ORIGIN:
 		return check_origin(s, error_r);
 	case MW_CFG_STRLIST:
-		if (*s == '\0' && *k->def != '\0') {
+		/* "" is a value where the default is "" or the doc says what "" means */
+		if (*s == '\0' && *k->def != '\0' && strstr(k->doc, "\"\" = ") == NULL) {
 			mw_error_set(error_r, "must not be empty");
 			return -1;
 		}

@@ -4,8 +4,8 @@
  * prefork pool of workers.
  *
  * Public: mw_service_args, mw_service_help, mw_service_config, mw_service_log_init,
- * mw_service_pidfile_open, mw_service_detach, mw_service_end, mw_service_signal_wait,
- * mw_service_signal_fd, mw_service_signal_read, mw_service_pool_run,
+ * mw_service_reload_check, mw_service_pidfile_open, mw_service_detach, mw_service_end,
+ * mw_service_signal_wait, mw_service_signal_fd, mw_service_signal_read, mw_service_pool_run,
  * mw_service_worker_idle.
  *
  * Options (each defined here once, the same for every daemon): -c/--config FILE,
@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +249,66 @@ void mw_service_args(struct mw_service *s, const struct mw_service_info *info, i
 mw_config *mw_service_config(const struct mw_service *s, mw_error *error_r)
 {
 	return mw_config_load(s->config_path, !s->config_explicit, error_r);
+}
+
+/* mw_service_reload_check - can USER read the configuration again (a SIGHUP reload)? */
+int mw_service_reload_check(const struct mw_service *s, const char *user, mw_error *error_r)
+{
+	char msg[sizeof(error_r->msg)];
+	int pfd[2], status = 0;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid;
+
+	/* not root: nothing to drop; no such user: the daemon's own drop says so */
+	if (geteuid() != 0 || getpwnam(user) == NULL)
+		return 0;
+	if (pipe(pfd) < 0) {
+		mw_error_set(error_r, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		mw_error_set(error_r, "fork: %s", strerror(errno));
+		(void)close(pfd[0]);
+		(void)close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/* the child: become USER and load the configuration as a reload would */
+		mw_error err = {{0}};
+		mw_config *cfg = NULL;
+		(void)close(pfd[0]);
+		if (mw_daemon_drop_privileges(user, NULL, &err) == 0)
+			cfg = mw_service_config(s, &err);
+		if (cfg == NULL) {
+			(void)!write(pfd[1], err.msg, strnlen(err.msg, sizeof(err.msg)));
+			_exit(1);
+		}
+		_exit(0);
+	}
+	(void)close(pfd[1]);
+	while (got < sizeof(msg) - 1) {
+		n = read(pfd[0], msg + got, sizeof(msg) - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	msg[got] = '\0';
+	(void)close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	mw_error_set(error_r,
+	             "as user %s (config key user) the configuration cannot be read again, so a "
+	             "SIGHUP reload would fail: %s; make %s and its directory readable by that "
+	             "user's group (e.g. /etc/mailwarden root:dovecot 0750 and its files 0640, the "
+	             "user in group dovecot: docs/admin-guide.md section 1)",
+	             user, got > 0 ? msg : "the check ended abnormally", s->config_path);
+	return -1;
 }
 
 /* log_init - logging as configured */

@@ -59,6 +59,11 @@ void mw_service_help(const struct mw_service_info *info, FILE *out);
 /* The configuration S names (a reload uses the same call); NULL with error_r. */
 mw_config *mw_service_config(const struct mw_service *s, mw_error *error_r);
 
+/* When root: whether USER (the account the daemon drops to) can read the configuration
+   again, as a SIGHUP reload will (tried in a child that drops to USER); -1 with the reason
+   and the fix in error_r. Does nothing when not root. */
+int mw_service_reload_check(const struct mw_service *s, const char *user, mw_error *error_r);
+
 /* Opens and locks -p FILE (as root, before dropping privileges); nothing without -p. */
 int mw_service_pidfile_open(struct mw_service *s, mw_error *error_r);
 

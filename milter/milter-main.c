@@ -478,6 +478,8 @@ int main(int argc, char **argv)
 	cur_cfg = mw_service_config(&svc, &err);
 	if (cur_cfg == NULL || check_milter_values(cur_cfg, &err) < 0)
 		mw_fatal("%s", err.msg);
+	if (mw_service_reload_check(&svc, mw_config_str(cur_cfg, MWK_USER), &err) < 0)
+		mw_fatal("%s", err.msg);
 	if (svc.check) {
 		cur_auth = auth_new(cur_cfg, &err);
 		if (cur_auth == NULL)

@@ -1323,6 +1323,8 @@ int main(int argc, char **argv)
 	if (d.rt == NULL)
 		mw_fatal("%s", err.msg);
 	mw_config_unref(&cfg);
+	if (mw_service_reload_check(&svc, mw_config_str(d.rt->cfg, MWK_USER), &err) < 0)
+		mw_fatal("policyd: %s", err.msg);
 	if (svc.check) {
 		printf("%s: configuration OK (%zu limits)\n", svc.config_path, d.rt->policy->count);
 		rt_unref(d.rt);

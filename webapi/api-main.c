@@ -51,8 +51,10 @@ static const char api_summary[] =
     "socket. Normally started by spawn-fcgi, which passes the listening socket as\n"
     "descriptor 0:\n"
     "  spawn-fcgi -s /run/mailwarden-api/api.sock -M 0660 -U root -G www-data \\\n"
-    "      -u mailwarden -- /usr/sbin/mailwarden-api -f -c FILE\n"
-    "(the socket in a directory only root and nginx's group can enter), or with -s. An\n"
+    "      -u mailwarden -- " MW_SBINDIR "/mailwarden-api -f -c FILE\n"
+    "(the path this build installs to; spawn-fcgi's \"child exited with: 2\" is ENOENT:\n"
+    "the program named after -- does not exist there)\n"
+    "The socket lives in a directory only root and nginx's group can enter. Or with -s. An\n"
     "inet socket (spawn-fcgi -a/-p, -s HOST:PORT) is refused unless [api] allow_inet = yes\n"
     "and inet_peers names who may connect: whoever connects sets REMOTE_ADDR. nginx\n"
     "reaches it with fastcgi_pass (see conf.d/nginx-mailwarden.conf.sample).\n";
@@ -400,6 +402,8 @@ int main(int argc, char **argv)
 	m.ctx = mw_calloc(1, sizeof(*m.ctx));
 	m.ctx->cfg = mw_service_config(&m.svc, &err);
 	if (m.ctx->cfg == NULL)
+		mw_fatal("%s", err.msg);
+	if (mw_service_reload_check(&m.svc, mw_config_str(m.ctx->cfg, MWK_USER), &err) < 0)
 		mw_fatal("%s", err.msg);
 	m.sock = api_listen(m.ctx->cfg, m.listen_addr, &m.inet);
 	if (!m.svc.check && mw_service_pidfile_open(&m.svc, &err) < 0)

@@ -297,6 +297,44 @@ static void test_limits(void **state)
 	mw_config_unref(&cfg);
 }
 
+/* test_documented_empty - every STRING/PATH key whose doc says what "" means takes "" (issue
+   13: control_socket = "" was documented as "none" and refused); the others with a
+   non-empty default refuse it */
+static void test_documented_empty(void **state)
+{
+	char text[256];
+	mw_config *cfg;
+	mw_error error;
+	size_t i, documented = 0;
+	(void)state;
+	for (i = 0; i < MWK__COUNT; i++) {
+		const struct mw_config_key *k = &mw_config_keys[i];
+		if (k->type != MW_CFG_STRING && k->type != MW_CFG_PATH)
+			continue;
+		if (strcmp(k->section, "main") == 0)
+			(void)snprintf(text, sizeof(text), "%s = \"\"\n", k->name);
+		else
+			(void)snprintf(text, sizeof(text), "[%s]\n%s = \"\"\n", k->section,
+			               k->name);
+		cfg = mw_config_load_string(text, strlen(text), "t.conf", &error);
+		if (strstr(k->doc, "\"\" = ") != NULL || *k->def == '\0') {
+			if (cfg == NULL)
+				fail_msg("[%s] %s = \"\" refused: %s", k->section, k->name,
+				         error.msg);
+			assert_string_equal(mw_config_str(cfg, k->id), "");
+			mw_config_unref(&cfg);
+			documented += *k->def != '\0';
+		} else {
+			if (cfg != NULL)
+				fail_msg("[%s] %s = \"\" accepted but undocumented", k->section,
+				         k->name);
+			assert_contains(error.msg, "must not be empty");
+		}
+	}
+	/* policyd control_socket and socket_group, api socket_group at least */
+	assert_true(documented >= 3);
+}
+
 /* test_value_parsers - durations, sizes and booleans on their own */
 static void test_value_parsers(void **state)
 {
@@ -837,6 +875,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_secret_not_echoed),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_value_parsers),
+	    cmocka_unit_test(test_documented_empty),
 	    cmocka_unit_test(test_conf_d),
 	    cmocka_unit_test(test_missing),
 	    cmocka_unit_test(test_dump_masks_secrets),
