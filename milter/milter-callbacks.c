@@ -675,23 +675,6 @@ static int strip_headers(SMFICTX *ctx, struct milter_msg *msg)
 	return 0;
 }
 
-/* insert_top - a header at the very top, with the leading blank LEADSPC asks for */
-static int insert_top(SMFICTX *ctx, const struct milter_conn *conn, const char *name,
-                      const char *value)
-{
-	char *v = NULL;
-	int ret;
-	if (conn->leadspc) {
-		size_t n = strlen(value);
-		v = mw_malloc(n + 2);
-		v[0] = ' ';
-		memcpy(v + 1, value, n + 1);
-	}
-	ret = smfi_insheader(ctx, 0, (char *)name, v != NULL ? v : (char *)value);
-	free(v);
-	return ret == MI_SUCCESS ? 0 : -1;
-}
-
 /* sign_eom - the DKIM-Signature of an outbound message, or dkim_on_error's choice */
 static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply *r, char *extra,
                     size_t extra_size)
@@ -705,7 +688,7 @@ static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply 
 		mw_str_init(&sig, 0);
 		if (mw_dkim_signer_eom(msg->signer, &sig, &err) < 0)
 			sign_fail(msg, err.msg);
-		else if (insert_top(ctx, conn, "DKIM-Signature", mw_str_c(&sig)) < 0)
+		else if (milter_insert_top(ctx, conn, "DKIM-Signature", mw_str_c(&sig)) < 0)
 			sign_fail(msg, "smfi_insheader failed");
 		mw_str_free(&sig);
 	}

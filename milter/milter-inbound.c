@@ -1,7 +1,7 @@
 /*
  * milter-inbound.c - the SPF/DKIM/DMARC verdict for mail from unauthenticated clients.
  *
- * Public: milter_inbound_eom, milter_inbound_seal.
+ * Public: milter_inbound_eom, milter_inbound_seal, milter_insert_top.
  *
  * By the time this runs, every X-Mailwarden-* header and every Authentication-Results
  * header carrying our authserv-id has been deleted (milter-callbacks.c does that for all
@@ -143,8 +143,8 @@ int milter_inbound_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	return 0;
 }
 
-/* insert_top - smfi_insheader at index 0, with a leading blank when negotiated */
-static int insert_top(SMFICTX *ctx, const struct milter_conn *conn, const char *name,
+/* milter_insert_top - smfi_insheader at index 0, with a leading blank when negotiated */
+int milter_insert_top(SMFICTX *ctx, const struct milter_conn *conn, const char *name,
                       const char *value)
 {
 	char *v1 = NULL;
@@ -188,9 +188,10 @@ int milter_inbound_seal(SMFICTX *ctx, struct milter_conn *conn, struct milter_re
 		                     &ams, &aar, &err);
 	if (st == MW_DKIM_LOOKUP_FOUND) {
 		/* bottom to top: the seal ends up first */
-		if (insert_top(ctx, conn, "ARC-Authentication-Results", mw_str_c(&aar)) < 0 ||
-		    insert_top(ctx, conn, "ARC-Message-Signature", mw_str_c(&ams)) < 0 ||
-		    insert_top(ctx, conn, "ARC-Seal", mw_str_c(&as)) < 0) {
+		if (milter_insert_top(ctx, conn, "ARC-Authentication-Results", mw_str_c(&aar)) <
+		        0 ||
+		    milter_insert_top(ctx, conn, "ARC-Message-Signature", mw_str_c(&ams)) < 0 ||
+		    milter_insert_top(ctx, conn, "ARC-Seal", mw_str_c(&as)) < 0) {
 			milter_reply_set(reply_r, "451", "4.7.1", "mta_action_failed",
 			                 "internal error, try again later");
 			ret = 1;

@@ -219,6 +219,10 @@ int milter_inbound_eom(struct smfi_str *ctx, struct milter_conn *conn, struct mi
    dkim_on_error = tempfail). */
 int milter_inbound_seal(struct smfi_str *ctx, struct milter_conn *conn,
                         struct milter_reply *reply_r, char *extra_r, size_t extra_size);
+/* A header at the very top (index 0), with the leading blank SMFIP_HDR_LEADSPC asks for;
+   0, or -1 when libmilter refused it. */
+int milter_insert_top(struct smfi_str *ctx, const struct milter_conn *conn, const char *name,
+                      const char *value);
 
 /* ---- milter-scan.c: the message as received and the scan stages ---- */
 

@@ -449,28 +449,42 @@ static struct api_fcgi_conn *accept_one(const struct api_fcgi_conf *conf)
 	return c;
 }
 
-/* handoff - pass c's descriptor to the hand-off socket (sock: the pair's sending end); true when it
- * went (c is freed) */
-static bool handoff(struct api_fcgi_conn *c, int sock)
-{
-	char byte = 'c';
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+/* A one-byte datagram carrying (at most) one descriptor: the hand-off message. */
+struct fd_msg {
+	char byte;
+	struct iovec iov;
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} cm;
-	struct msghdr msg = {.msg_iov = &iov,
-	                     .msg_iovlen = 1,
-	                     .msg_control = cm.buf,
-	                     .msg_controllen = sizeof(cm.buf)};
+	struct msghdr msg;
+};
+
+/* fd_msg_init - point m's header at its own byte and control buffer */
+static void fd_msg_init(struct fd_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->byte = 'c';
+	m->iov = (struct iovec){.iov_base = &m->byte, .iov_len = 1};
+	m->msg.msg_iov = &m->iov;
+	m->msg.msg_iovlen = 1;
+	m->msg.msg_control = m->cm.buf;
+	m->msg.msg_controllen = sizeof(m->cm.buf);
+}
+
+/* handoff - pass c's descriptor to the hand-off socket (sock: the pair's sending end);
+   true when it went (c is freed) */
+static bool handoff(struct api_fcgi_conn *c, int sock)
+{
+	struct fd_msg m;
 	struct cmsghdr *h;
-	memset(&cm, 0, sizeof(cm));
-	h = CMSG_FIRSTHDR(&msg);
+	fd_msg_init(&m);
+	h = CMSG_FIRSTHDR(&m.msg);
 	h->cmsg_level = SOL_SOCKET;
 	h->cmsg_type = SCM_RIGHTS;
 	h->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(h), &c->fd, sizeof(int));
-	if (sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+	if (sendmsg(sock, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
 		return false; /* the queue is full (or the pair is gone): keep serving it here */
 	conn_free(c);         /* closes our copy; the descriptor in flight keeps the socket */
 	return true;
@@ -479,27 +493,19 @@ static bool handoff(struct api_fcgi_conn *c, int sock)
 /* adopt - take a connection another worker handed off; NULL when none waits */
 static struct api_fcgi_conn *adopt(const struct api_fcgi_conf *conf)
 {
-	char byte;
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct msghdr msg = {.msg_iov = &iov,
-	                     .msg_iovlen = 1,
-	                     .msg_control = cm.buf,
-	                     .msg_controllen = sizeof(cm.buf)};
+	struct fd_msg m;
 	struct cmsghdr *h;
 	struct api_fcgi_conn *c;
 	int fd = -1;
-	if (recvmsg(conf->handoff_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+	fd_msg_init(&m);
+	if (recvmsg(conf->handoff_fd, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
 		return NULL; /* another worker was quicker */
-	for (h = CMSG_FIRSTHDR(&msg); h != NULL; h = CMSG_NXTHDR(&msg, h)) {
+	for (h = CMSG_FIRSTHDR(&m.msg); h != NULL; h = CMSG_NXTHDR(&m.msg, h)) {
 		if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
 		    h->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(h), sizeof(int));
 	}
-	if (fd < 0 || (msg.msg_flags & MSG_CTRUNC) != 0) {
+	if (fd < 0 || (m.msg.msg_flags & MSG_CTRUNC) != 0) {
 		if (fd >= 0)
 			(void)close(fd);
 		return NULL;

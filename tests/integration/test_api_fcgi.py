@@ -278,13 +278,15 @@ class ApiFcgiHandoffTest(unittest.TestCase):
         slow, cheap = busy[0], busy[1]
         body = json.dumps({'username': 'nobody@' + lab_mod.DOMAIN,
                            'password': 'wrong-password-1'}).encode()
+        hashing = W.Hashing(self.api.proc.pid)
         slow.send(request(2, method='POST', uri='/api/v1/sessions', body=body))
-        time.sleep(0.5)  # the login is under way (its argon2 check takes seconds)
+        hashing.wait()  # the login's argon2 check is under way
         cheap.send(request(2))
         self.assertEqual(cheap.answer(2)[0], 200)
         waiting, _, _ = select.select([slow.sock], [], [], 0)
         self.assertEqual(waiting, [], 'the slow login answered before the cheap request: the '
                          'case did not test anything (is argon2 slow enough?)')
+        slow.sock.settimeout(300)  # seconds of argon2, many more on a loaded machine
         self.assertEqual(slow.answer(2)[0], 401)
         # every connection still answers, wherever it went
         for c in conns:

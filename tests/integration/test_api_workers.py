@@ -22,9 +22,10 @@ import mailwarden_lab as lab_mod
 from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
-# argon2 with these costs takes seconds (with 64M and 40 passes it took under one): the failed login below is the
-# slow request
-SLOW_MEMORY, SLOW_PASSES = '128M', 64
+# the failed login below is the slow request: argon2 over 128 MiB, 16 passes (about a second
+# on a quiet machine, far more on a loaded one). Tests send their next request once a worker's
+# memory shows the hash under way (Hashing), not after a guessed sleep.
+SLOW_MEMORY, SLOW_PASSES = '128M', 16
 
 
 def children(pid):
@@ -41,6 +42,33 @@ def children(pid):
         if int(fields[1]) == pid:
             found.append(int(entry))
     return sorted(found)
+
+
+def rss_kb(pid):
+    """rss_kb - PID's resident memory in KiB (0 once it is gone)."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Hashing:
+    """Hashing - notes the API's workers' memory now; wait() returns once one of them has
+    grown by a quarter of SLOW_MEMORY: a login's argon2 check is under way there."""
+
+    def __init__(self, api_pid):
+        self.api_pid = api_pid
+        self.base = {p: rss_kb(p) for p in children(api_pid)}
+
+    def wait(self, timeout=120):
+        grow = int(SLOW_MEMORY.rstrip('M')) * 1024 // 4
+        lab_mod.wait_until(lambda: any(rss_kb(p) > base + grow
+                                       for p, base in self.base.items()), timeout,
+                           'a worker hashing (its memory grown by %d KiB)' % grow)
 
 
 class Pool:
@@ -77,9 +105,10 @@ class Pool:
                                body={'username': 'nobody-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN),
                                      'password': 'wrong-password-1'})
 
+        hashing = Hashing(self.api.proc.pid)
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(1.0)  # the login is in a worker by now (it takes seconds there)
+        hashing.wait()  # the login is in a worker now
         cheap = call(self.port, 'GET', cheap_path)
         t.join(120)
         with open(self.api.log_path, 'rb') as f:
@@ -160,9 +189,10 @@ class ApiStopTest(unittest.TestCase):
                                 body={'username': 'stop-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN),
                                       'password': 'wrong-password-2'})
 
+            hashing = Hashing(api.proc.pid)
             t = threading.Thread(target=slow)
             t.start()
-            time.sleep(1.0)
+            hashing.wait()  # the request is in a worker's hands
             api.proc.send_signal(signal.SIGTERM)
             status = api.proc.wait(120)
             t.join(120)
