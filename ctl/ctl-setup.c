@@ -145,6 +145,29 @@ static int read_text(const char *path, mw_str *out)
 	return n < 0 ? -1 : 0;
 }
 
+/* sample_with_line - the sample file PATH (read into SCRATCH) appended to OUT, each line
+   that starts with PREFIX replaced by the line REPLACEMENT; -1 (said) when unreadable */
+static int sample_with_line(const char *path, mw_str *scratch, const char *prefix,
+                            const char *replacement, mw_str *out)
+{
+	const char *p, *line;
+	size_t plen = strlen(prefix);
+	if (read_text(path, scratch) < 0) {
+		ctl_err("%s: %s (--examples DIR names where the samples are)", path,
+		        strerror(errno));
+		return -1;
+	}
+	for (p = mw_str_c(scratch); *p != '\0'; p = line) {
+		const char *nl = strchr(p, '\n');
+		line = nl != NULL ? nl + 1 : p + strlen(p);
+		if (strncmp(p, prefix, plen) == 0)
+			(void)mw_str_appendf(out, "%s\n", replacement);
+		else
+			(void)mw_str_append(out, p, (size_t)(line - p));
+	}
+	return 0;
+}
+
 /* write_new - PATH with TEXT, mode MODE and group GID (-1: unchanged); refuses to replace */
 static int write_new(const char *path, const char *text, mode_t mode, gid_t gid)
 {
@@ -625,22 +648,15 @@ int cmd_setup_dovecot(struct mw_ctl *ctl, int argc, char **argv)
 	}
 	for (i = 0; i < 3; i++) {
 		char path[4096];
-		const char *p, *line;
+		char repl[4200];
 		(void)snprintf(path, sizeof(path), "%s/%s", examples, sql[i]);
-		if (read_text(path, &sample) < 0) {
-			ctl_err("%s: %s (--examples DIR names where the samples are)", path,
-			        strerror(errno));
+		/* the sample with this host's store in its connect line */
+		if ((size_t)snprintf(repl, sizeof(repl), "connect = %s", db) >= sizeof(repl)) {
+			ctl_err("setup dovecot: the store path is too long");
 			goto out;
 		}
-		/* the sample with this host's store in its connect line */
-		for (p = mw_str_c(&sample); *p != '\0'; p = line) {
-			const char *nl = strchr(p, '\n');
-			line = nl != NULL ? nl + 1 : p + strlen(p);
-			if (strncmp(p, "connect = ", 10) == 0)
-				(void)mw_str_appendf(&f[i + 1].text, "connect = %s\n", db);
-			else
-				(void)mw_str_append(&f[i + 1].text, p, (size_t)(line - p));
-		}
+		if (sample_with_line(path, &sample, "connect = ", repl, &f[i + 1].text) < 0)
+			goto out;
 		(void)snprintf(f[i + 1].path, sizeof(f[i + 1].path), "%s/%s", dir, sql[i]);
 	}
 	(void)snprintf(f[0].path, sizeof(f[0].path), "%s/conf.d/90-mailwarden.conf", dir);
@@ -707,7 +723,7 @@ int cmd_setup_nginx(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct own_file f;
 	struct ctl_opts o;
-	const char *dir, *examples, *p, *line;
+	const char *dir, *examples;
 	char path[4096];
 	mw_str sample;
 	int first, ret = EXIT_ERROR;
@@ -723,20 +739,9 @@ int cmd_setup_nginx(struct mw_ctl *ctl, int argc, char **argv)
 	f.mode = 0644;
 	f.gid = (gid_t)-1;
 	(void)snprintf(path, sizeof(path), "%s/nginx-mailwarden.conf.sample", examples);
-	if (read_text(path, &sample) < 0) {
-		ctl_err("%s: %s (--examples DIR names where the samples are)", path,
-		        strerror(errno));
-		goto out;
-	}
 	/* the web page's root where this build installed it */
-	for (p = mw_str_c(&sample); *p != '\0'; p = line) {
-		const char *nl = strchr(p, '\n');
-		line = nl != NULL ? nl + 1 : p + strlen(p);
-		if (strncmp(p, "    root ", 9) == 0)
-			(void)mw_str_appendf(&f.text, "    root %s;\n", MW_WEBDIR);
-		else
-			(void)mw_str_append(&f.text, p, (size_t)(line - p));
-	}
+	if (sample_with_line(path, &sample, "    root ", "    root " MW_WEBDIR ";", &f.text) < 0)
+		goto out;
 	(void)snprintf(f.path, sizeof(f.path), "%s/snippets/mailwarden.conf", dir);
 	printf("# include it inside the server { } block of your HTTPS server:\n"
 	       "#   include %s;\n",

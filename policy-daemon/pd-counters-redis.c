@@ -637,6 +637,25 @@ static void redis_op_arm(struct redis_op *op)
 	evtimer_add(&op->timer, &tv);
 }
 
+/* redis_parse_refused - the start of one batch's part of the script's reply, at element *at:
+   0 when it is a batch's answer; -2 with the message in err (and *at past it) when the script
+   refused the batch ({-1, message}); -1 when malformed */
+static int redis_parse_refused(const redisReply *r, size_t *at, char *err, size_t errsize)
+{
+	size_t base = *at;
+	const redisReply *m;
+	if (base + 2 > r->elements || r->element[base]->type != REDIS_REPLY_INTEGER)
+		return -1;
+	if (r->element[base]->integer != -1)
+		return 0;
+	m = r->element[base + 1];
+	if (m->type != REDIS_REPLY_STRING)
+		return -1;
+	(void)mw_log_value(err, errsize, m->str, m->len);
+	*at = base + 2;
+	return -2;
+}
+
 /* redis_parse_apply - one batch's part of the script's reply, from element *at on: fill the
    batch result (0), or -1 for a malformed reply; *at moves past the batch. A batch the script
    refused ({-1, message}) is -2 with the message in err. */
@@ -645,16 +664,9 @@ static int redis_parse_apply(struct redis_op *op, const redisReply *r, size_t *a
 {
 	size_t i, base = *at;
 	bool all = true, committed;
-	if (base + 2 > r->elements || r->element[base]->type != REDIS_REPLY_INTEGER)
-		return -1;
-	if (r->element[base]->integer == -1) {
-		const redisReply *m = r->element[base + 1];
-		if (m->type != REDIS_REPLY_STRING)
-			return -1;
-		(void)mw_log_value(err, errsize, m->str, m->len);
-		*at = base + 2;
-		return -2;
-	}
+	int ret = redis_parse_refused(r, at, err, errsize);
+	if (ret != 0)
+		return ret;
 	if (base + 2 + 2 * op->n > r->elements)
 		return -1;
 	for (i = base; i < base + 2 + 2 * op->n; i++)
@@ -686,16 +698,9 @@ static int redis_parse_lease(struct redis_op *op, const redisReply *r, size_t *a
                              struct pd_lease_res *res, char *err, size_t errsize)
 {
 	size_t i, base = *at;
-	if (base + 2 > r->elements || r->element[base]->type != REDIS_REPLY_INTEGER)
-		return -1;
-	if (r->element[base]->integer == -1) {
-		const redisReply *m = r->element[base + 1];
-		if (m->type != REDIS_REPLY_STRING)
-			return -1;
-		(void)mw_log_value(err, errsize, m->str, m->len);
-		*at = base + 2;
-		return -2;
-	}
+	int ret = redis_parse_refused(r, at, err, errsize);
+	if (ret != 0)
+		return ret;
 	if (base + 2 + 3 * op->n > r->elements || r->element[base]->integer != 1)
 		return -1;
 	for (i = base + 1; i < base + 2 + 3 * op->n; i++)
