@@ -135,11 +135,15 @@ static bool read_length(const unsigned char *p, size_t len, size_t *pos, size_t 
 	return true;
 }
 
-/* parse_params - the parameter stream into NUL-terminated names and values; sets r->bad */
-static void parse_params(const mw_str *params, struct api_fcgi_request *r)
+/* parse_params - the parameter stream into NUL-terminated names and values, all copied into
+   one allocation (*text_r, freed by the caller): a pair takes at least two length bytes
+   besides its name and value, so len bytes hold every name and value with its NUL; sets
+   r->bad */
+static void parse_params(const mw_str *params, struct api_fcgi_request *r, char **text_r)
 {
 	const unsigned char *p = (const unsigned char *)params->buf;
-	size_t len = params->len, pos = 0, nlen, vlen;
+	size_t len = params->len, pos = 0, nlen, vlen, o = 0;
+	char *text = *text_r = mw_malloc(len + 1);
 	while (pos < len) {
 		if (r->nparams == API_FCGI_NPARAMS) {
 			r->bad = "too many request parameters";
@@ -154,8 +158,12 @@ static void parse_params(const mw_str *params, struct api_fcgi_request *r)
 			r->bad = "a request parameter holds a NUL byte";
 			return;
 		}
-		r->names[r->nparams] = mw_strndup((const char *)p + pos, nlen);
-		r->values[r->nparams] = mw_strndup((const char *)p + pos + nlen, vlen);
+		r->names[r->nparams] = memcpy(text + o, p + pos, nlen);
+		text[o + nlen] = '\0';
+		o += nlen + 1;
+		r->values[r->nparams] = memcpy(text + o, p + pos + nlen, vlen);
+		text[o + vlen] = '\0';
+		o += vlen + 1;
 		r->nparams++;
 		pos += nlen + vlen;
 	}
@@ -166,6 +174,7 @@ static void answer(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf, mw
 {
 	char *names[API_FCGI_NPARAMS], *values[API_FCGI_NPARAMS];
 	struct api_fcgi_request r = {.names = names, .values = values};
+	char *text = NULL;
 	mw_str reply;
 	size_t i, n;
 	mw_str_init(&reply, 0);
@@ -176,15 +185,14 @@ static void answer(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf, mw
 		if (c->params_too_large)
 			r.bad = "the request parameters are larger than allowed";
 		else
-			parse_params(&c->params, &r);
+			parse_params(&c->params, &r, &text);
 		r.body = (unsigned char *)(c->body.buf != NULL ? c->body.buf : "");
 		r.body_len = c->body.len;
 		r.body_too_large = c->body_too_large;
 		conf->handler(conf->ctx, &r, &reply);
-		for (i = 0; i < r.nparams; i++) {
-			free(names[i]);
-			free(values[i]);
-		}
+		if (text != NULL) /* the parameters carry the bearer token and the cookie */
+			mw_memzero(text, c->params.len);
+		free(text);
 	}
 	for (i = 0; i < reply.len; i += n) {
 		n = reply.len - i < CHUNK ? reply.len - i : CHUNK;
