@@ -28,6 +28,7 @@
  *
  * Public: api_fcgi_serve, api_fcgi_param, api_fcgi_feed, api_fcgi_feed_end.
  */
+#define _GNU_SOURCE /* ppoll */
 #include "mw-build.h"
 #include "api-fcgi.h"
 #include "mw-daemon.h"
@@ -37,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -421,11 +423,9 @@ static int conn_readable(struct api_fcgi_conn *c, const struct api_fcgi_conf *co
 	c->in_len += (size_t)n;
 	c->last_ms = mw_mono_ms();
 	mw_str_reset(out);
-	mw_service_worker_idle(false); /* a stop now waits for the answer */
 	ret = conn_parse(c, conf, out);
 	if (out->len > 0 && write_all(c->fd, out) < 0)
 		ret = -1;
-	mw_service_worker_idle(true);
 	return ret;
 }
 
@@ -556,14 +556,23 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 	struct api_fcgi_conn *conns[API_FCGI_CONNS];
 	struct pollfd pfd[API_FCGI_CONNS + 1];
 	size_t nconns = 0, i;
+	const struct timespec wait = {.tv_sec = 10};
+	sigset_t waiting;
 	mw_str out;
 	int flags = fcntl(conf->listen_fd, F_GETFL);
 	if (flags < 0 || fcntl(conf->listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
 		mw_error_set(error_r, "FastCGI socket: %s", strerror(errno));
 		return -1;
 	}
+	/* SIGTERM stays blocked while we serve, so a stop never cuts an answer; ppoll lets it in
+	   only while we wait, when nothing is in hand (its handler exits). One mask for the
+	   wait instead of a sigprocmask pair around every request. */
+	mw_service_worker_idle(false);
+	if (sigprocmask(SIG_BLOCK, NULL, &waiting) < 0 || sigdelset(&waiting, SIGTERM) < 0) {
+		mw_error_set(error_r, "signal mask: %s", strerror(errno));
+		return -1;
+	}
 	mw_str_init(&out, 0);
-	mw_service_worker_idle(true); /* a stop while waiting ends us: nothing is in hand */
 	for (;;) {
 		struct api_fcgi_conn *ready[API_FCGI_CONNS];
 		size_t np = 0, nready = 0, at_listen = SIZE_MAX, at_handoff = SIZE_MAX;
@@ -579,8 +588,8 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 				    (struct pollfd){.fd = conf->handoff_fd, .events = POLLIN};
 			}
 		}
-		if (poll(pfd, np, 10000) < 0 && errno != EINTR) {
-			mw_error_set(error_r, "poll: %s", strerror(errno));
+		if (ppoll(pfd, np, &wait, &waiting) < 0 && errno != EINTR) {
+			mw_error_set(error_r, "ppoll: %s", strerror(errno));
 			break;
 		}
 		now = mw_mono_ms();
