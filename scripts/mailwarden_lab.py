@@ -1580,16 +1580,21 @@ class Api(Service):
 	Its config is the store's plus an [api] section (API_CONFIG: dict or text). spawn-fcgi
 	drops to nobody:dovecot before exec, so the API never runs as root; the store files are
 	made group-writable for it (the store directory is already root:dovecot 2770). NAME lets
-	two instances share a lab. fastcgi() is the (location, address) pair for Nginx."""
+	two instances share a lab. fastcgi() is the (location, address) pair for Nginx.
+	UNIX=True: spawn-fcgi -s on a unix socket instead (the deployment of
+	conf.d/nginx-mailwarden.conf.sample; bench/api uses it), owned by nobody, nginx's worker
+	user here; port is then None."""
     name = 'api'
 
     def __init__(self, root, store, port=None, api_config=None, name=None, run_as='nobody',
-             autostop=True):
+             autostop=True, unix=False):
         if name:
             self.name = name
         super().__init__(root, autostop)
         self.store = store
-        self.port = port or free_port()
+        self.unix = unix
+        self.socket = os.path.join(self.dir, 'sock', 'api.sock') if unix else None
+        self.port = None if unix else (port or free_port())
         self.api_config = api_config or {}
         self.run_as = run_as
         self.config = os.path.join(self.dir, 'api.conf')
@@ -1606,6 +1611,8 @@ class Api(Service):
 
     def fastcgi(self):
         """fastcgi - the Nginx fastcgi hook value for this instance."""
+        if self.unix:
+            return ('/api/', 'unix:' + self.socket)
         return ('/api/', '127.0.0.1:%d' % self.port)
 
     def render_config(self):
@@ -1614,7 +1621,7 @@ class Api(Service):
         if isinstance(extra, dict):
             extra = ''.join('%s = %s\n' % kv for kv in sorted(extra.items()))
         # spawn-fcgi listens on loopback TCP here: the API refuses that unless told so
-        if 'allow_inet' not in extra:
+        if not self.unix and 'allow_inet' not in extra:
             extra = 'allow_inet = yes\ninet_peers = 127.0.0.1\n' + extra
         return self.store.render_config() + '\n[api]\n' + extra
 
@@ -1638,13 +1645,19 @@ class Api(Service):
             os.chmod(path, (os.stat(path).st_mode & 0o7777) | 0o060)
         log = open(self.log_path, 'ab')
         env = dict(os.environ, ASAN_OPTIONS='detect_leaks=0:abort_on_error=0')
+        if self.unix:
+            os.makedirs(os.path.dirname(self.socket), mode=0o755, exist_ok=True)
+            os.chmod(self.dir, os.stat(self.dir).st_mode | 0o111)
+            where = ['-s', self.socket, '-M', '0600', '-U', 'nobody']
+        else:
+            where = ['-a', '127.0.0.1', '-p', str(self.port)]
         self.proc = subprocess.Popen(
-            [spawn, '-n', '-a', '127.0.0.1', '-p', str(self.port), '-u', self.run_as,
+            [spawn, '-n'] + where + ['-u', self.run_as,
              '-g', 'dovecot', '--', self.binary, '-f', '-c', self.config],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
-        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, 15,
-               'mailwarden-api on port %d' % self.port)
+        wait_until(lambda: self._listening() or self.proc.poll() is not None, 15,
+               'mailwarden-api on %s' % (self.socket or 'port %d' % self.port))
         if self.proc.poll() is not None:
             raise LabError('mailwarden-api exited with %d' % self.proc.returncode)
 
@@ -1658,8 +1671,21 @@ class Api(Service):
             self.proc.kill()
             self.proc.wait(10)
 
+    def _listening(self):
+        """_listening - the socket accepts connections."""
+        if not self.unix:
+            return port_open(self.port)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.socket)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
     def alive(self):
-        return self.proc is not None and self.proc.poll() is None and port_open(self.port)
+        return self.proc is not None and self.proc.poll() is None and self._listening()
 
 
 # ---------------------------------------------------------------------------------------------

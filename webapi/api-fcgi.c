@@ -28,6 +28,7 @@
  *
  * Public: api_fcgi_serve, api_fcgi_param, api_fcgi_feed, api_fcgi_feed_end.
  */
+#define _GNU_SOURCE /* ppoll */
 #include "mw-build.h"
 #include "api-fcgi.h"
 #include "mw-daemon.h"
@@ -37,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -135,11 +137,15 @@ static bool read_length(const unsigned char *p, size_t len, size_t *pos, size_t 
 	return true;
 }
 
-/* parse_params - the parameter stream into NUL-terminated names and values; sets r->bad */
-static void parse_params(const mw_str *params, struct api_fcgi_request *r)
+/* parse_params - the parameter stream into NUL-terminated names and values, all copied into
+   one allocation (*text_r, freed by the caller): a pair takes at least two length bytes
+   besides its name and value, so len bytes hold every name and value with its NUL; sets
+   r->bad */
+static void parse_params(const mw_str *params, struct api_fcgi_request *r, char **text_r)
 {
 	const unsigned char *p = (const unsigned char *)params->buf;
-	size_t len = params->len, pos = 0, nlen, vlen;
+	size_t len = params->len, pos = 0, nlen, vlen, o = 0;
+	char *text = *text_r = mw_malloc(len + 1);
 	while (pos < len) {
 		if (r->nparams == API_FCGI_NPARAMS) {
 			r->bad = "too many request parameters";
@@ -154,8 +160,12 @@ static void parse_params(const mw_str *params, struct api_fcgi_request *r)
 			r->bad = "a request parameter holds a NUL byte";
 			return;
 		}
-		r->names[r->nparams] = mw_strndup((const char *)p + pos, nlen);
-		r->values[r->nparams] = mw_strndup((const char *)p + pos + nlen, vlen);
+		r->names[r->nparams] = memcpy(text + o, p + pos, nlen);
+		text[o + nlen] = '\0';
+		o += nlen + 1;
+		r->values[r->nparams] = memcpy(text + o, p + pos + nlen, vlen);
+		text[o + vlen] = '\0';
+		o += vlen + 1;
 		r->nparams++;
 		pos += nlen + vlen;
 	}
@@ -166,6 +176,7 @@ static void answer(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf, mw
 {
 	char *names[API_FCGI_NPARAMS], *values[API_FCGI_NPARAMS];
 	struct api_fcgi_request r = {.names = names, .values = values};
+	char *text = NULL;
 	mw_str reply;
 	size_t i, n;
 	mw_str_init(&reply, 0);
@@ -176,15 +187,14 @@ static void answer(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf, mw
 		if (c->params_too_large)
 			r.bad = "the request parameters are larger than allowed";
 		else
-			parse_params(&c->params, &r);
+			parse_params(&c->params, &r, &text);
 		r.body = (unsigned char *)(c->body.buf != NULL ? c->body.buf : "");
 		r.body_len = c->body.len;
 		r.body_too_large = c->body_too_large;
 		conf->handler(conf->ctx, &r, &reply);
-		for (i = 0; i < r.nparams; i++) {
-			free(names[i]);
-			free(values[i]);
-		}
+		if (text != NULL) /* the parameters carry the bearer token and the cookie */
+			mw_memzero(text, c->params.len);
+		free(text);
 	}
 	for (i = 0; i < reply.len; i += n) {
 		n = reply.len - i < CHUNK ? reply.len - i : CHUNK;
@@ -413,11 +423,9 @@ static int conn_readable(struct api_fcgi_conn *c, const struct api_fcgi_conf *co
 	c->in_len += (size_t)n;
 	c->last_ms = mw_mono_ms();
 	mw_str_reset(out);
-	mw_service_worker_idle(false); /* a stop now waits for the answer */
 	ret = conn_parse(c, conf, out);
 	if (out->len > 0 && write_all(c->fd, out) < 0)
 		ret = -1;
-	mw_service_worker_idle(true);
 	return ret;
 }
 
@@ -554,14 +562,23 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 	struct api_fcgi_conn *conns[API_FCGI_CONNS];
 	struct pollfd pfd[API_FCGI_CONNS + 1];
 	size_t nconns = 0, i;
+	const struct timespec wait = {.tv_sec = 10};
+	sigset_t waiting;
 	mw_str out;
 	int flags = fcntl(conf->listen_fd, F_GETFL);
 	if (flags < 0 || fcntl(conf->listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
 		mw_error_set(error_r, "FastCGI socket: %s", strerror(errno));
 		return -1;
 	}
+	/* SIGTERM stays blocked while we serve, so a stop never cuts an answer; ppoll lets it in
+	   only while we wait, when nothing is in hand (its handler exits). One mask for the
+	   wait instead of a sigprocmask pair around every request. */
+	mw_service_worker_idle(false);
+	if (sigprocmask(SIG_BLOCK, NULL, &waiting) < 0 || sigdelset(&waiting, SIGTERM) < 0) {
+		mw_error_set(error_r, "signal mask: %s", strerror(errno));
+		return -1;
+	}
 	mw_str_init(&out, 0);
-	mw_service_worker_idle(true); /* a stop while waiting ends us: nothing is in hand */
 	for (;;) {
 		struct api_fcgi_conn *ready[API_FCGI_CONNS];
 		size_t np = 0, nready = 0, at_listen = SIZE_MAX, at_handoff = SIZE_MAX;
@@ -577,8 +594,8 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 				    (struct pollfd){.fd = conf->handoff_fd, .events = POLLIN};
 			}
 		}
-		if (poll(pfd, np, 10000) < 0 && errno != EINTR) {
-			mw_error_set(error_r, "poll: %s", strerror(errno));
+		if (ppoll(pfd, np, &wait, &waiting) < 0 && errno != EINTR) {
+			mw_error_set(error_r, "ppoll: %s", strerror(errno));
 			break;
 		}
 		now = mw_mono_ms();

@@ -46,7 +46,7 @@ struct api_fcgi_conf {
 };
 
 /* api_fcgi_serve - serve until a fatal error (returns -1 with error_r); SIGTERM ends the
-   process while it waits (mw_service_worker_idle), never while it answers */
+   process while it waits in ppoll (whose mask alone lets it in), never while it answers */
 int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r);
 
 /* api_fcgi_feed - the parser alone, for tests and the fuzzer: feed bytes as one connection

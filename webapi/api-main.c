@@ -216,6 +216,47 @@ static const char *status_label(int status, char *buf, size_t size)
 	return buf;
 }
 
+/* take_params - the parameters the API reads, in one pass over the request's (nginx sends
+   ~30; one api_fcgi_param per name was ~400 strcmp a request). The first of a repeated
+   name wins, as with api_fcgi_param. */
+static void take_params(const struct api_fcgi_request *r, struct api_request *req,
+                        const char **content_length_r)
+{
+	const struct {
+		const char *name;
+		size_t len;
+		const char **slot;
+	} want[] = {
+#define WANT(name, slot) {name, sizeof(name) - 1, slot}
+	    WANT("REQUEST_METHOD", &req->method),
+	    WANT("REQUEST_URI", &req->request_uri),
+	    WANT("CONTENT_TYPE", &req->content_type),
+	    WANT("CONTENT_LENGTH", content_length_r),
+	    WANT("HTTP_AUTHORIZATION", &req->authorization),
+	    WANT("REMOTE_ADDR", &req->remote_addr),
+	    WANT("HTTP_USER_AGENT", &req->user_agent),
+	    WANT("HTTP_ORIGIN", &req->origin),
+	    WANT("HTTP_COOKIE", &req->cookie),
+	    WANT("HTTP_X_CSRF_TOKEN", &req->csrf_header),
+	    WANT("HTTP_SEC_FETCH_SITE", &req->sec_fetch_site),
+	    WANT("HTTP_HOST", &req->host),
+	    WANT("HTTPS", &req->https),
+	    WANT("SERVER_PORT", &req->server_port),
+#undef WANT
+	};
+	size_t i, k, len;
+	*content_length_r = NULL;
+	for (i = 0; i < r->nparams; i++) {
+		len = strlen(r->names[i]);
+		for (k = 0; k < MW_N_ELEMENTS(want); k++)
+			if (want[k].len == len && *want[k].slot == NULL &&
+			    memcmp(want[k].name, r->names[i], len) == 0) {
+				*want[k].slot = r->values[i];
+				break;
+			}
+	}
+}
+
 /* handle - dispatch one request and append its answer to out (api-fcgi.c's handler) */
 static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 {
@@ -224,25 +265,14 @@ static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 	struct api_request req;
 	struct api_response res;
 	long long len, max = mw_config_int(ctx->cfg, MWK_API_MAX_BODY);
+	const char *content_length;
 	char *text = NULL, safe[256], status[16];
 	memset(&req, 0, sizeof(req));
 	memset(&res, 0, sizeof(res));
-	req.method = api_fcgi_param(r, "REQUEST_METHOD");
-	req.request_uri = api_fcgi_param(r, "REQUEST_URI");
-	req.content_type = api_fcgi_param(r, "CONTENT_TYPE");
-	req.authorization = api_fcgi_param(r, "HTTP_AUTHORIZATION");
-	req.remote_addr = api_fcgi_param(r, "REMOTE_ADDR");
-	req.user_agent = api_fcgi_param(r, "HTTP_USER_AGENT");
-	req.origin = api_fcgi_param(r, "HTTP_ORIGIN");
-	req.cookie = api_fcgi_param(r, "HTTP_COOKIE");
-	req.csrf_header = api_fcgi_param(r, "HTTP_X_CSRF_TOKEN");
-	req.sec_fetch_site = api_fcgi_param(r, "HTTP_SEC_FETCH_SITE");
-	req.host = api_fcgi_param(r, "HTTP_HOST");
-	req.https = api_fcgi_param(r, "HTTPS");
-	req.server_port = api_fcgi_param(r, "SERVER_PORT");
+	take_params(r, &req, &content_length);
 	if (req.remote_addr != NULL && strlen(req.remote_addr) > MW_CLIENT_IP_MAX)
 		req.remote_addr = "";
-	len = parse_length(api_fcgi_param(r, "CONTENT_LENGTH"));
+	len = parse_length(content_length);
 	if (r->bad != NULL) {
 		api_error(&res, 400, "bad_request", "%s", r->bad);
 	} else if (!header_ok(req.authorization) || !header_ok(req.user_agent) ||

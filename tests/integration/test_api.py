@@ -186,6 +186,14 @@ class ApiTest(ApiBase):
         utok = self.login(user, pw)
         a = self.expect(self.call('GET', '/api/v1/users/' + user.upper(), token=utok), 200)
         self.assertEqual(a.json['username'], user)
+        # one's own account comes from the row the session check read (one query fewer):
+        # the same answer as the admin's view, and a change between requests shows at once
+        self.expect(self.call('PATCH', '/api/v1/users/' + user, token=tok,
+                              body={'description': 'changed by the admin'}), 200)
+        mine = self.expect(self.call('GET', '/api/v1/users/' + user, token=utok), 200).json
+        theirs = self.expect(self.call('GET', '/api/v1/users/' + user, token=tok), 200).json
+        self.assertEqual(mine['description'], 'changed by the admin')
+        self.assertEqual(mine, theirs)
         self.expect(self.call('GET', '/api/v1/users/' + other, token=utok), 403, 'forbidden')
         # own password: the current one is required and checked
         new = 'Mine-pass-' + uuid.uuid4().hex[:8]

@@ -44,6 +44,13 @@ def pairs(params):
     return out
 
 
+def raw_request(rid, pair_list):
+    """raw_request - a kept request whose parameters are PAIR_LIST, repeats allowed."""
+    params = b''.join(pairs({k: v}) for k, v in pair_list)
+    return (record(BEGIN, rid, struct.pack('>HB5x', 1, 1)) + record(PARAMS, rid, params)
+            + record(PARAMS, rid) + record(STDIN, rid))
+
+
 def request(rid, method='GET', uri='/api/v1/healthz', body=b'', keep=True, extra=None):
     params = {'REQUEST_METHOD': method, 'REQUEST_URI': uri, 'REMOTE_ADDR': '127.0.0.1',
               'CONTENT_LENGTH': str(len(body)), 'CONTENT_TYPE': 'application/json'}
@@ -159,6 +166,22 @@ class ApiFcgiTest(unittest.TestCase):
             a.send(request(rid))
             self.assertEqual(a.answer(rid)[0], 200)
         self.assertEqual(self.workers(), worker, 'the worker was replaced')
+
+    def test_repeated_parameter_first_wins(self):
+        # a name sent twice: the first value counts, whichever it is (api-main.c reads the
+        # parameters in one pass and must keep api_fcgi_param's first-wins meaning)
+        c = self.conn()
+        base = [('REQUEST_METHOD', 'GET'), ('REMOTE_ADDR', '127.0.0.1'),
+                ('HTTP_USER_AGENT', 'u' * 300)]  # a 4-byte value length
+        c.send(raw_request(1, [('REQUEST_URI', '/api/v1/healthz'),
+                               ('REQUEST_URI', '/api/v1/nowhere')] + base))
+        self.assertEqual(c.answer(1)[0], 200)
+        c.send(raw_request(2, [('REQUEST_URI', '/api/v1/nowhere'),
+                               ('REQUEST_URI', '/api/v1/healthz')] + base))
+        self.assertEqual(c.answer(2)[0], 404)
+        c.send(raw_request(3, [('REQUEST_URI', '/api/v1/healthz'), ('REQUEST_METHOD', 'DELETE')]
+                           + base))
+        self.assertEqual(c.answer(3)[0], 405)
 
     def test_hostile_records(self):
         worker = self.workers()

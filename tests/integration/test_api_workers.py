@@ -202,6 +202,22 @@ class ApiStopTest(unittest.TestCase):
         finally:
             pool.lab.stop()
 
+    def test_sigterm_ends_waiting_workers_at_once(self):
+        # workers waiting for a request (kept connections idle in their poll) take SIGTERM
+        # there and exit; a worker that never let it in would be killed after the 30 s grace
+        pool = Pool(2)
+        try:
+            api = pool.api
+            for _ in range(4):
+                self.assertEqual(call(pool.port, 'GET', '/api/v1/healthz').status, 200)
+            t0 = time.monotonic()
+            api.proc.send_signal(signal.SIGTERM)
+            status = api.proc.wait(120)
+            self.assertEqual(status, 0)
+            self.assertLess(time.monotonic() - t0, 15, 'idle workers waited for the grace')
+        finally:
+            pool.lab.stop()
+
 
 if __name__ == '__main__':
     unittest.main()
