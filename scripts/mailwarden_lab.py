@@ -35,6 +35,7 @@ import glob
 import grp
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -76,18 +77,36 @@ def find_binary(name, package, extra_dirs=()):
 
 
 def free_port():
-    """free_port - a TCP port on 127.0.0.1 that nothing listens on now (and not handed out)."""
-    for _ in range(100):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(('127.0.0.1', 0))
-            port = s.getsockname()[1]
-        finally:
-            s.close()
-        if port not in _PORTS:
+    """free_port - a port on 127.0.0.1 that nothing listens on now, TCP and UDP (and not
+    handed out), chosen BELOW the kernel's ephemeral range (ip_local_port_range, 32768 and up
+    on Debian): a port from that range can be taken meanwhile as the source port of some
+    outgoing connection, and a client that retries connecting to one while its server is down
+    can connect to itself (TCP simultaneous open: a reconnecting policyd once "recovered" to
+    its own socket)."""
+    low = 32768
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(10000, max(low, 10001))
+        if port in _PORTS:
+            continue
+        ok = True
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            s = socket.socket(socket.AF_INET, kind)
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
             _PORTS.add(port)
             return port
-    raise LabError('no free port found')
+    raise LabError('no free port found below %d' % low)
 
 
 def udp_soa_answers(port, zone, host='127.0.0.1'):
