@@ -13,8 +13,11 @@
  * waiting in poll() takes it from there. So a request nginx sends on a kept connection never
  * waits behind a slow request (an argon2 check) its last worker is busy with: it waits only
  * when every worker is busy. A worker holding one connection hands off nothing, so the
- * steady state costs no system call. A hand-off the socket cannot take (its queue full)
- * leaves the connection where it is.
+ * steady state costs no system call; nor does a worker hand off while no other worker
+ * waits (idle_workers, a counter the workers share; a worker stopped while it waits takes
+ * itself off it; one killed by SIGKILL there leaves it one too high, which only brings back
+ * a hand-off that moves a wait). A hand-off the socket cannot take (its
+ * queue full) leaves the connection where it is.
  *
  * Records are parsed from a per-connection buffer; nothing is trusted: a record for a
  * request that is not active is ignored, a second BEGIN_REQUEST on a busy connection is
@@ -556,6 +559,19 @@ static size_t handoff_idle(const struct api_fcgi_conf *conf, struct api_fcgi_con
 	return keep; /* not reached: mine is never handed off */
 }
 
+/* the shared waiting-worker counter of this worker, for term_waiting */
+static unsigned *waiting_counter;
+
+/* term_waiting - SIGTERM, which ppoll lets in only while we wait (counted in
+   idle_workers): uncount ourselves, then end (nothing is in hand) */
+static void term_waiting(int sig)
+{
+	(void)sig;
+	if (waiting_counter != NULL)
+		(void)__atomic_sub_fetch(waiting_counter, 1, __ATOMIC_RELAXED);
+	_exit(0);
+}
+
 /* api_fcgi_serve - the worker's loop */
 int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 {
@@ -578,6 +594,14 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 		mw_error_set(error_r, "signal mask: %s", strerror(errno));
 		return -1;
 	}
+	if (conf->idle_workers != NULL) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = term_waiting;
+		(void)sigemptyset(&sa.sa_mask);
+		waiting_counter = conf->idle_workers;
+		(void)sigaction(SIGTERM, &sa, NULL);
+	}
 	mw_str_init(&out, 0);
 	for (;;) {
 		struct api_fcgi_conn *ready[API_FCGI_CONNS];
@@ -594,10 +618,14 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 				    (struct pollfd){.fd = conf->handoff_fd, .events = POLLIN};
 			}
 		}
+		if (conf->idle_workers != NULL)
+			(void)__atomic_add_fetch(conf->idle_workers, 1, __ATOMIC_RELAXED);
 		if (ppoll(pfd, np, &wait, &waiting) < 0 && errno != EINTR) {
 			mw_error_set(error_r, "ppoll: %s", strerror(errno));
 			break;
 		}
+		if (conf->idle_workers != NULL)
+			(void)__atomic_sub_fetch(conf->idle_workers, 1, __ATOMIC_RELAXED);
 		now = mw_mono_ms();
 		/* which connections spoke, which were silent too long */
 		for (i = nconns; i-- > 0;) {
@@ -615,7 +643,11 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 			size_t at;
 			for (at = 0; at < nconns && conns[at] != c; at++)
 				;
-			if (conf->handoff_fd >= 0 && nconns > 1)
+			/* only while another worker waits: with every worker busy a hand-off would
+			   only move the wait (and cost two system calls a connection) */
+			if (conf->handoff_fd >= 0 && nconns > 1 &&
+			    (conf->idle_workers == NULL ||
+			     __atomic_load_n(conf->idle_workers, __ATOMIC_RELAXED) > 0))
 				at = handoff_idle(conf, conns, &nconns, at, ready, &nready);
 			if (conn_readable(c, conf, &out) < 0) {
 				conn_free(c);

@@ -39,6 +39,9 @@ struct api_fcgi_conf {
 	/* -1/-1, or the pool's AF_UNIX datagram pair for idle connections: a worker sends
 	   them on handoff_out, and waits for them on handoff_fd (the other end) */
 	int handoff_fd, handoff_out;
+	/* NULL, or a counter in memory every worker shares: how many wait in poll() now (a
+	   hand-off happens only while one does) */
+	unsigned *idle_workers;
 	size_t max_body;
 	const char *inet_peers; /* non-NULL: inet connections from elsewhere get 403 */
 	api_fcgi_handler *handler;

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -94,6 +95,7 @@ struct api_main {
 	const char *listen_addr; /* -s */
 	int sock;                /* the FastCGI listening socket */
 	int handoff[2];          /* idle kept connections between workers (api-fcgi.c) */
+	unsigned *idle_workers;  /* shared by the workers: how many wait for work */
 	bool inet;               /* peers are checked against [api] inet_peers */
 };
 
@@ -383,6 +385,7 @@ static void worker_run(void *arg)
 	if (mw_config_int(ctx->cfg, MWK_API_WORKERS) > 1) { /* alone, there is nobody to hand to */
 		conf.handoff_fd = m->handoff[1];
 		conf.handoff_out = m->handoff[0];
+		conf.idle_workers = m->idle_workers;
 	}
 	ctx->store = open_store(ctx->cfg);
 	if (api_fcgi_serve(&conf, &err) < 0)
@@ -457,6 +460,11 @@ int main(int argc, char **argv)
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, m.handoff) < 0 ||
 	    fcntl(m.handoff[1], F_SETFL, O_NONBLOCK) < 0)
 		mw_fatal("hand-off socket pair: %s", strerror(errno));
+	m.idle_workers = mmap(NULL, sizeof(*m.idle_workers), PROT_READ | PROT_WRITE,
+	                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m.idle_workers == MAP_FAILED)
+		mw_fatal("shared worker counter: %s", strerror(errno));
+	*m.idle_workers = 0;
 	mw_info("ready (store %s, %ld workers)", backend,
 	        (long)mw_config_int(m.ctx->cfg, MWK_API_WORKERS));
 	/* the request counters, in memory every worker forked from here shares */
