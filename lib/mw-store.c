@@ -125,41 +125,10 @@ static const char *const role_names[] = {
     [MW_ROLE_ADMIN] = "admin",
 };
 
-/* mw_user_status_name - the name stored in the status column, NULL for a bad value */
-const char *mw_user_status_name(enum mw_user_status s)
-{
-	if ((unsigned)s >= MW_N_ELEMENTS(status_names))
-		return NULL;
-	return status_names[s];
-}
-
-/* mw_user_status_parse - a status name (ASCII case-insensitive) to its value */
-int mw_user_status_parse(const char *name, enum mw_user_status *s_r)
-{
-	int i = mw_name_index(status_names, MW_N_ELEMENTS(status_names), name);
-	if (i < 0)
-		return -1;
-	*s_r = (enum mw_user_status)i;
-	return 0;
-}
-
-/* mw_user_role_name - the name stored in the role column, NULL for a bad value */
-const char *mw_user_role_name(enum mw_user_role r)
-{
-	if ((unsigned)r >= MW_N_ELEMENTS(role_names))
-		return NULL;
-	return role_names[r];
-}
-
-/* mw_user_role_parse - a role name (ASCII case-insensitive) to its value */
-int mw_user_role_parse(const char *name, enum mw_user_role *r_r)
-{
-	int i = mw_name_index(role_names, MW_N_ELEMENTS(role_names), name);
-	if (i < 0)
-		return -1;
-	*r_r = (enum mw_user_role)i;
-	return 0;
-}
+/* mw_user_status_name, mw_user_status_parse: the status column's names (ASCII
+   case-insensitive when parsed); mw_user_role_name, mw_user_role_parse: the role column's */
+MW_ENUM_NAMES(mw_user_status_name, mw_user_status_parse, enum mw_user_status, status_names)
+MW_ENUM_NAMES(mw_user_role_name, mw_user_role_parse, enum mw_user_role, role_names)
 
 /* mw_store_open - open the database the URL names */
 mw_store *mw_store_open(const char *url, unsigned busy_timeout_ms, mw_error *error_r)

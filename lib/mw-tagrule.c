@@ -26,23 +26,9 @@ static const char *const match_names[] = {
     [MW_TAGRULE_DOMAIN] = "domain",
 };
 
-/* mw_tagrule_match_name - the stored name of a match type, NULL for a bad value */
-const char *mw_tagrule_match_name(enum mw_tagrule_match m)
-{
-	if ((unsigned)m >= MW_N_ELEMENTS(match_names))
-		return NULL;
-	return match_names[m];
-}
-
-/* mw_tagrule_match_parse - a match type name (ASCII case-insensitive) to its value */
-int mw_tagrule_match_parse(const char *name, enum mw_tagrule_match *m_r)
-{
-	int i = mw_name_index(match_names, MW_N_ELEMENTS(match_names), name);
-	if (i < 0)
-		return -1;
-	*m_r = (enum mw_tagrule_match)i;
-	return 0;
-}
+/* mw_tagrule_match_name, mw_tagrule_match_parse: the stored names of the match types (ASCII
+   case-insensitive when parsed) */
+MW_ENUM_NAMES(mw_tagrule_match_name, mw_tagrule_match_parse, enum mw_tagrule_match, match_names)
 
 /* check_len - s is not NULL and 1..max bytes */
 static int check_len(const char *what, const char *s, size_t max, size_t *len_r, mw_error *error_r)

@@ -372,6 +372,21 @@ bool mw_unichar_is_control(uint32_t cp)
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
 }
 
+/* mw_i64_digits - v in decimal at the end of tmp; its start, its length in *len_r */
+const char *mw_i64_digits(char tmp[MW_I64_DIGITS], int64_t v, size_t *len_r)
+{
+	size_t i = MW_I64_DIGITS;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do {
+		tmp[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		tmp[--i] = '-';
+	*len_r = MW_I64_DIGITS - i;
+	return tmp + i;
+}
+
 /* mw_name_index - look a name up in an enum's name table */
 int mw_name_index(const char *const *names, size_t n, const char *name)
 {

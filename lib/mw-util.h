@@ -79,9 +79,30 @@ bool mw_utf8_valid(const char *s, size_t len, size_t *bad_r);
 /* C0 controls, DEL and C1 controls. */
 bool mw_unichar_is_control(uint32_t cp);
 
+/* Writes v in decimal at the END of tmp (no NUL) and returns where it starts; *len_r gets
+   its length. For hot paths that must not go through printf (policy keys, Redis RESP). */
+#define MW_I64_DIGITS 24
+const char *mw_i64_digits(char tmp[MW_I64_DIGITS], int64_t v, size_t *len_r);
+
 /* The index of name in names[0..n) (ASCII case-insensitive), or -1: for the small
    enum <-> name tables (user status, role, tag-rule match, ...). */
 int mw_name_index(const char *const *names, size_t n, const char *name);
+
+/* Defines the two functions of one such table: NAME_FN(value) -> its name (NULL for a value
+   outside the table) and PARSE_FN(name, &value) -> 0, or -1 for a name not in it. */
+#define MW_ENUM_NAMES(name_fn, parse_fn, type, table)                                              \
+	const char *name_fn(type v)                                                                \
+	{                                                                                          \
+		return (unsigned)v < MW_N_ELEMENTS(table) ? table[v] : NULL;                       \
+	}                                                                                          \
+	int parse_fn(const char *name, type *v_r)                                                  \
+	{                                                                                          \
+		int i_ = mw_name_index(table, MW_N_ELEMENTS(table), name);                         \
+		if (i_ < 0)                                                                        \
+			return -1;                                                                 \
+		*v_r = (type)i_;                                                                   \
+		return 0;                                                                          \
+	}
 
 /* Writes a duration in seconds as people read it: "1h30m", "7m", "3s" (at most two units,
    the last rounded up; below 1 s is "1s"). Used for reset times in replies and tools. */

@@ -111,16 +111,21 @@ static void cache_put(const char *username, bool found, const struct milter_user
 	(void)pthread_mutex_unlock(&cache_lock);
 }
 
+/* open_checked - the store at url with a schema this build knows; NULL with error_r */
+static mw_store *open_checked(const char *url, unsigned busy_ms, mw_error *error_r)
+{
+	mw_store *store = mw_store_open(url, busy_ms, error_r);
+	if (store != NULL && mw_store_check_schema(store, error_r) < 0)
+		mw_store_close(&store);
+	return store;
+}
+
 /* milter_users_init - open the store, set the cache TTL */
 int milter_users_init(const char *url, unsigned busy_ms, unsigned ttl_secs, mw_error *error_r)
 {
-	mw_store *store = mw_store_open(url, busy_ms, error_r);
+	mw_store *store = open_checked(url, busy_ms, error_r);
 	if (store == NULL)
 		return -1;
-	if (mw_store_check_schema(store, error_r) < 0) {
-		mw_store_close(&store);
-		return -1;
-	}
 	(void)pthread_mutex_lock(&store_lock);
 	users_store = store;
 	cache_ttl = ttl_secs;
@@ -132,13 +137,9 @@ int milter_users_init(const char *url, unsigned busy_ms, unsigned ttl_secs, mw_e
    when the new one cannot be opened */
 int milter_users_reload(const char *url, unsigned busy_ms, unsigned ttl_secs, mw_error *error_r)
 {
-	mw_store *store = mw_store_open(url, busy_ms, error_r), *old;
+	mw_store *store = open_checked(url, busy_ms, error_r), *old;
 	if (store == NULL)
 		return -1;
-	if (mw_store_check_schema(store, error_r) < 0) {
-		mw_store_close(&store);
-		return -1;
-	}
 	(void)pthread_mutex_lock(&store_lock);
 	old = users_store;
 	users_store = store;

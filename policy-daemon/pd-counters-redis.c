@@ -354,16 +354,10 @@ static void resp_arg(mw_str *b, const char *p1, size_t n1, const char *p2, size_
 /* resp_num - a decimal number as a bulk string */
 static void resp_num(mw_str *b, int64_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
-	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-	do {
-		tmp[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (v < 0)
-		tmp[--i] = '-';
-	resp_arg(b, tmp + i, sizeof(tmp) - i, "", 0);
+	char tmp[MW_I64_DIGITS];
+	size_t n;
+	const char *d = mw_i64_digits(tmp, v, &n);
+	resp_arg(b, d, n, "", 0);
 }
 
 /* ---- connections ------------------------------------------------------------------- */

@@ -458,16 +458,10 @@ static bool key_put(char *buf, size_t size, size_t *off, const char *s, size_t n
 /* key_put_num - append a decimal number */
 static bool key_put_num(char *buf, size_t size, size_t *off, int64_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
-	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-	do {
-		tmp[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (v < 0)
-		tmp[--i] = '-';
-	return key_put(buf, size, off, tmp + i, sizeof(tmp) - i);
+	char tmp[MW_I64_DIGITS];
+	size_t n;
+	const char *d = mw_i64_digits(tmp, v, &n);
+	return key_put(buf, size, off, d, n);
 }
 
 /* pd_limit_req_make - "SCOPE:VALUE:METRIC:WINDOW:COUNT" with window and cost (built by hand:

@@ -464,11 +464,12 @@ static struct api_fcgi_conn *accept_one(const struct api_fcgi_conf *conf)
 struct fd_msg {
 	char byte;
 	struct iovec iov;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
 	struct msghdr msg;
+	struct {
+		/* >= CMSG_SPACE(sizeof(int)); aligned as a struct cmsghdr (not a member: glibc's
+		   ends in a flexible array, which clang refuses inside another struct) */
+		_Alignas(size_t) char buf[64];
+	} cm;
 };
 
 /* fd_msg_init - point m's header at its own byte and control buffer */
@@ -480,7 +481,7 @@ static void fd_msg_init(struct fd_msg *m)
 	m->msg.msg_iov = &m->iov;
 	m->msg.msg_iovlen = 1;
 	m->msg.msg_control = m->cm.buf;
-	m->msg.msg_controllen = sizeof(m->cm.buf);
+	m->msg.msg_controllen = CMSG_SPACE(sizeof(int));
 }
 
 /* handoff - pass c's descriptor to the hand-off socket (sock: the pair's sending end);
