@@ -13,9 +13,11 @@ policyd's counters); the mail storage is shared, as a site's NFS or cluster stor
     accepted count lies within the bound of docs/admin-guide.md ("Rate limits shared by
     several hosts"): at most N + X*N/W + 1 over a run of X seconds, and no unit lost.
   - PostgreSQL halted and resumed, then Redis killed and started (empty), while both hosts
-    submit mail: every attempt is accepted or tempfailed (4xx), never refused for good,
-    every accepted message arrives in the mailbox (read over IMAP), and both hosts take
-    mail again on their own: no daemon restarted (same pids).
+    submit mail: every attempt is accepted or tempfailed (4xx), except SMTP AUTH while
+    PostgreSQL is down, which Postfix answers 535 (its Dovecot SASL client turns Dovecot's
+    temporary failure into a permanent one; IMAP shows Dovecot's [UNAVAILABLE], asserted);
+    every accepted message arrives in the mailbox (read over IMAP on both hosts), both
+    hosts take mail again on their own, and no daemon was restarted (same pids).
 
 One lab for the module (setting it up takes most of the time).
 """
@@ -224,6 +226,10 @@ class MultihostTest(labcase.LabCase):
                      body={'username': user, 'password': pw, 'allowed_from': [user]})
         self.assertEqual(a.status, 201, a)
         created = time.monotonic()
+        # API sessions live in the store too: A's token works on B's API
+        a = self.api(self.b, 'GET', '/api/v1/users/' + user, token=token)
+        self.assertEqual(a.status, 200, a)
+        self.assertEqual(a.json['username'], user)
         # at once on host B: the first attempt of each works
         self.assertTrue(labcase.smtp_login(self.b.postfix.smtp_port, user, pw))
         self.assertIsNone(imap_login(self.b.dovecot.imap_port, user, pw))
@@ -390,6 +396,7 @@ class MultihostTest(labcase.LabCase):
                 lambda: self.api(self.b, 'GET', '/api/v1/users', token=token).status == 200,
                 30, 'the API of host B to answer again')
             # Redis dies and comes back empty
+            t_kill = time.monotonic()
             self.redis.kill()
             time.sleep(1.5)
             t_redis = time.monotonic()
@@ -411,10 +418,12 @@ class MultihostTest(labcase.LabCase):
                 out[k] = out.get(k, 0) + 1
             return ', '.join('%s: %d' % kv for kv in sorted(out.items())) or 'none'
         outage = [e for e in log if e.end >= t_down and e.start <= t_pg_back]
+        redis_out = [e for e in log if e.end >= t_kill and e.start <= t_redis_back]
         print('\n%d attempts in all (%s)\nduring the PostgreSQL outage %d (%s)\n'
+              'during the Redis outage %d (%s)\n'
               'service back %.1f s after PostgreSQL, %.1f s after Redis returned'
-              % (len(log), kinds(log), len(outage), kinds(outage), t_pg_back - t_up,
-                 t_redis_back - t_redis))
+              % (len(log), kinds(log), len(outage), kinds(outage), len(redis_out),
+                 kinds(redis_out), t_pg_back - t_up, t_redis_back - t_redis))
         # accepted or tempfailed; the one exception: Postfix's Dovecot SASL client turns
         # every failed AUTH into 535, also Dovecot's temporary failure (code=temp_fail)
         # while the store is unreachable (Postfix 3.7: 454 only when the auth server's
