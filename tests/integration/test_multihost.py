@@ -294,6 +294,28 @@ class MultihostTest(labcase.LabCase):
         got = submit(self.b.postfix.smtp_port, user, pw, sink, 'disabled-' + user)
         self.assertEqual(got[:2], ('perm', 535), got)
 
+    def test_app_password_created_and_deleted_on_a_honoured_by_b(self):
+        token = self.admin_token(self.a)
+        user, _ = self.new_user('apppw')
+        a = self.api(self.a, 'POST', '/api/v1/users/%s/app-passwords' % user, token=token,
+                     body={'name': 'phone'})
+        self.assertEqual(a.status, 201, a)
+        secret, ident = a.json['password'], a.json['id']
+        # the first attempt on B works, for both protocols
+        self.assertTrue(labcase.smtp_login(self.b.postfix.smtp_port, user, secret))
+        self.assertIsNone(imap_login(self.b.dovecot.imap_port, user, secret))
+        a = self.api(self.a, 'DELETE', '/api/v1/users/%s/app-passwords/%d' % (user, ident),
+                     token=token)
+        self.assertEqual(a.status, 204, a)
+        t0 = time.monotonic()
+        # and the first attempt on B after the delete is refused
+        self.assertFalse(labcase.smtp_login(self.b.postfix.smtp_port, user, secret))
+        self.assertIn('AUTHENTICATIONFAILED', imap_login(self.b.dovecot.imap_port, user,
+                                                         secret))
+        print('\napp password deleted through A\'s API: B\'s SMTP AUTH and IMAP refused the '
+              'first attempts, made right after A answered (%.3f s for both, Dovecot\'s '
+              'failure delay included)' % (time.monotonic() - t0))
+
     # -- shared rate limit -----------------------------------------------------------------
 
     def send_many(self, jobs):
