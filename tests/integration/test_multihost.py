@@ -387,12 +387,18 @@ class MultihostTest(labcase.LabCase):
                 i += 1
                 time.sleep(0.2)
 
-        def sent_after(t):
+        def sent_after(t, runs):
+            """the hosts whose last RUNS attempts started after T were all accepted"""
             with lock:
-                return {e.host for e in log if e.start > t and e.outcome == 'sent'}
+                out = set()
+                for h in self.hosts:
+                    last = [e for e in log if e.host == h.name and e.start > t][-runs:]
+                    if len(last) == runs and all(e.outcome == 'sent' for e in last):
+                        out.add(h.name)
+                return out
 
-        def wait_both(t, what, timeout=90):
-            lab_mod.wait_until(lambda: sent_after(t) == {'a', 'b'}, timeout,
+        def wait_both(t, what, runs=1, timeout=90):
+            lab_mod.wait_until(lambda: sent_after(t, runs) == {'a', 'b'}, timeout,
                                'both hosts to accept mail again ' + what)
             return time.monotonic()
 
@@ -413,7 +419,9 @@ class MultihostTest(labcase.LabCase):
             time.sleep(1)
             t_up = time.monotonic()
             self.pg.resume()
-            t_pg_back = wait_both(t_up, 'after PostgreSQL returned')
+            # back: three messages in a row accepted by each host (every Dovecot auth
+            # process has its own connection and reconnects on its own)
+            t_pg_back = wait_both(t_up, 'after PostgreSQL returned', runs=3)
             lab_mod.wait_until(
                 lambda: self.api(self.b, 'GET', '/api/v1/users', token=token).status == 200,
                 30, 'the API of host B to answer again')
