@@ -169,7 +169,14 @@ class QuickstartSurvives(unittest.TestCase):
         lab_mod.wait_until(lambda: self.pid_of('milter/milter.pid') not in (None, old)
                            and lab_mod.pid_alive(self.pid_of('milter/milter.pid')), 30,
                            'the supervisor to restart the milter')
-        with open(os.path.join(self.state, 'supervisor.log')) as f:
+        # the new pid file comes first; the supervisor says "restarted" once the milter serves
+        sup_log = os.path.join(self.state, 'supervisor.log')
+
+        def said_restarted():
+            with open(sup_log) as f:
+                return 'milter restarted' in f.read()
+        lab_mod.wait_until(said_restarted, 30, 'the supervisor to log the restart')
+        with open(sup_log) as f:
             log = f.read()
         self.assertIn('milter is down', log)
         self.assertIn('milter restarted', log)
