@@ -94,7 +94,10 @@ int mw_rate_policy_check(const struct mw_rate_policy *p, mw_error *error_r)
 	struct mw_rate_scope sc;
 	if (memchr(p->scope, '\0', sizeof(p->scope)) == NULL ||
 	    mw_rate_scope_parse(p->scope, strlen(p->scope), &sc, error_r) < 0) {
-		mw_error_prefix(error_r, "rate policy scope: ");
+		if (strncmp(error_r != NULL ? error_r->msg : "", "unknown scope", 13) == 0)
+			mw_error_set(error_r, "unknown rate policy scope");
+		else
+			mw_error_prefix(error_r, "rate policy scope: ");
 		return -1;
 	}
 	if (sc.dir != MW_RATE_OUTBOUND && memchr(p->username, '\0', sizeof(p->username)) != NULL &&
