@@ -246,7 +246,8 @@ class ApiResourcesTest(labcase.PolicydCase, ApiBase):
         self.assertEqual(inbound('127.0.0.77')[0], 250)
         code, text = inbound('127.0.0.77')
         self.assertEqual(code, 450, text)
-        self.assertIn(b'4.7.1 rate limit: 1 messages per 1h for 127.0.0.77/32', text)
+        self.assertTrue(text.startswith(b'4.7.1 '), text)
+        self.assertIn(b'rate limit: 1 messages per 1h for 127.0.0.77/32', text)
         self.assertEqual(inbound('127.0.0.78')[0], 250)
         # outbound from the same address: the inbound policy does not count it
         s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=30,
