@@ -683,27 +683,55 @@ enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_reque
 	return ev->n > 0 ? PD_COUNTERS : PD_DUNNO;
 }
 
-/* pd_policy_status - the rate limits that apply to one value of a scope, at cost 0 */
+/* pd_policy_status - the rate limits that apply to one value of a scope, at cost 0 (a
+   client_address value is the address itself: each limit groups it its own way) */
 void pd_policy_status(const struct pd_policy *p, enum pd_scope scope, const char *value,
                       struct pd_eval *ev)
 {
 	const char *user = scope == PD_SCOPE_SASL_USERNAME ? value : "";
+	char v[PD_VALUE_MAX + 1];
 	size_t i, j;
 	memset(ev, 0, sizeof(*ev));
 	for (i = 0; i < p->count; i++) {
 		const struct pd_limit *l = &p->limits[i];
 		bool beaten = false;
-		if (l->scope != scope || l->window_s == 0 || !limit_fits(l, user, value) ||
-		    (scope == PD_SCOPE_CLIENT_ADDRESS &&
-		     (limit_v4(p, l) != p->v4_prefix || limit_v6(p, l) != p->v6_prefix)))
-			continue; /* a limit with its own prefix counts another value */
+		if (l->scope != scope || l->window_s == 0)
+			continue;
+		if (scope != PD_SCOPE_CLIENT_ADDRESS)
+			(void)mw_strlcpy(v, value, sizeof(v));
+		else if (pd_addr_group(value, limit_v4(p, l), limit_v6(p, l), v, sizeof(v), NULL) <
+		         0)
+			continue;
+		if (!limit_fits(l, user, v))
+			continue;
 		for (j = 0; j < p->count && !beaten; j++)
 			if (j != i && same_group(&p->limits[j], l) && p->limits[j].dir == l->dir &&
 			    specificity(&p->limits[j]) > specificity(l) &&
-			    limit_fits(&p->limits[j], user, value))
+			    limit_fits(&p->limits[j], user, v))
 				beaten = true;
-		if (!beaten && !add_req(ev, l, value, 0))
+		if (!beaten && !add_req(ev, l, v, 0))
 			return;
+	}
+}
+
+/* pd_policy_client_groups - the distinct networks an address is counted under */
+void pd_policy_client_groups(const struct pd_policy *p, const char *ip, struct pd_eval *ev)
+{
+	size_t i, j;
+	ev->n = 0;
+	for (i = 0; i <= p->count && ev->n < PD_BATCH_MAX; i++) {
+		const struct pd_limit *l = i < p->count ? &p->limits[i] : NULL;
+		char *v = ev->value_of[ev->n];
+		if (l != NULL && l->scope != PD_SCOPE_CLIENT_ADDRESS)
+			continue;
+		if (pd_addr_group(ip, l != NULL ? limit_v4(p, l) : p->v4_prefix,
+		                  l != NULL ? limit_v6(p, l) : p->v6_prefix, v, PD_VALUE_MAX + 1,
+		                  NULL) < 0)
+			continue;
+		for (j = 0; j < ev->n && strcmp(ev->value_of[j], v) != 0; j++)
+			;
+		if (j == ev->n)
+			ev->n++;
 	}
 }
 

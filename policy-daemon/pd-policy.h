@@ -116,10 +116,14 @@ void pd_policy_note_rcpt(const struct pd_policy *p, const struct pd_request *req
    or the cap. */
 void pd_policy_action(const struct pd_eval *ev, const struct pd_batch_res *res, char *buf,
                       size_t size);
-/* For status: the rate limits of SCOPE's VALUE (sasl_username or client_address, the value
-   already normalised/grouped) as cost-0 requests; per-message caps are not included. */
+/* For status: the rate limits of SCOPE's VALUE (a normalised sasl_username, or the client's
+   IP address, which each client_address limit groups its own way) as cost-0 requests;
+   per-message caps are not included. */
 void pd_policy_status(const struct pd_policy *p, enum pd_scope scope, const char *value,
                       struct pd_eval *ev);
+/* For reset: the distinct networks IP is counted under (the policy's ipv4_prefix/ipv6_prefix
+   grouping first, then each client_address limit's own), in ev->value_of[0..ev->n). */
+void pd_policy_client_groups(const struct pd_policy *p, const char *ip, struct pd_eval *ev);
 /* The counter key prefix of SCOPE's VALUE ("sasl_username:john@example.org:"). */
 int pd_key_prefix(enum pd_scope scope, const char *value, char *buf, size_t size);
 /* Builds the counter request for limit l and value (cost c). */

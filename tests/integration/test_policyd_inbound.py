@@ -122,6 +122,24 @@ class InboundBase:
         # and those messages did not spend the inbound budget of the address's network
         self.assertPasses('127.0.10.2', self.local_user()[0])
 
+    def test_ctl_status_and_reset_of_an_address(self):
+        """ratelimit status|reset IP: every network the address is counted under (its own
+        /32 and its /24 here), not only the ipv4_prefix grouping."""
+        rcpt, _ = self.local_user()
+        for _ in range(3):
+            self.assertPasses('127.0.11.1', rcpt)
+        self.assertDeferred('127.0.11.1', rcpt, '127.0.11.1/32')
+        out = self.policyd.ctl('ratelimit', 'status', '127.0.11.1').stdout
+        self.assertRegex(out, r'inbound:client_address/32 messages 3/1h defer  used 3/3  '
+                         r'resets in \d+[hm]')
+        # (Redis: a lease slice taken from the budget counts as used)
+        self.assertRegex(out, r'inbound:client_address/24 messages 5/1h defer  used [345]/5  ')
+        out = self.policyd.ctl('ratelimit', 'reset', '127.0.11.1').stdout
+        self.assertRegex(out, r'cleared [2-9] counters of client_address 127.0.11.0/24')
+        out = self.policyd.ctl('ratelimit', 'status', '127.0.11.1').stdout
+        self.assertIn('inbound:client_address/32 messages 3/1h defer  used 0/3  idle', out)
+        self.assertPasses('127.0.11.1', rcpt)
+
 
 class InboundMemoryTest(InboundBase, labcase.PolicydCase):
     counters = 'memory'

@@ -415,6 +415,20 @@ static void test_inbound(void **state)
 	assert_true(has_key(&ev, "client_address:192.0.2.0/24:messages:3600:5", 1));
 	assert_true(has_key(&ev, "recipient_domain:example.org:messages@both:3600:9", 1));
 	assert_int_equal(ev.n, 3);
+
+	/* status of an address: every client_address limit, each grouping it its own way */
+	pd_policy_status(p, PD_SCOPE_CLIENT_ADDRESS, "192.0.2.7", &ev);
+	assert_true(has_key(&ev, "client_address:192.0.2.0/24:messages:3600:5", 0));
+	assert_true(has_key(&ev, "client_address:192.0.2.7/32:messages@inbound:3600:10", 0));
+	assert_true(has_key(&ev, "client_address:192.0.2.0/24:messages@inbound:3600:100", 0));
+	assert_int_equal(ev.n, 3);
+	/* reset of an address: each network it is counted under, once */
+	pd_policy_client_groups(p, "192.0.2.7", &ev);
+	assert_int_equal(ev.n, 2);
+	assert_string_equal(ev.value_of[0], "192.0.2.0/24");
+	assert_string_equal(ev.value_of[1], "192.0.2.7/32");
+	pd_policy_client_groups(p, "not-an-ip", &ev);
+	assert_int_equal(ev.n, 0);
 	pd_policy_free(p);
 
 	/* without an inbound limit, inbound mail is not looked at (as before) */
