@@ -30,7 +30,8 @@
  * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) speaks the typed
  * records of lib/mw-pdctl.c (the one encoder and decoder, shared with the API and
  * mailwardenctl): "status USER|IP" (usage of each limit, reset times in whole seconds) and
- * "reset USER|IP" (counters cleared); every reply ends with an ok or an error record.
+ * "reset USER|IP" (counters cleared; for an IP, of every network its client_address limits
+ * group it by, inbound ones too); every reply ends with an ok or an error record.
  *
  * The store is read every store_refresh; when it cannot be read the last good rate_policies
  * (and always the config limits) stay in force and a warning is logged.

@@ -1,7 +1,7 @@
 /* pd-policy.c - what mailwarden-policyd decides for one policy request.
  *
- * Limits come from the config (`limit = SCOPE[=MATCH] METRIC COUNT/WINDOW [defer|reject]`
- * lines) and from the store's rate_policies. For one request:
+ * Limits come from the config (`limit = [DIRECTION:]SCOPE[=MATCH] METRIC COUNT/WINDOW
+ * [defer|reject]` lines) and from the store's rate_policies. For one request:
  *   1. allow list (client_address in a CIDR): DUNNO, nothing counted;
  *   2. block list: 550 5.7.1, at every stage;
  *   3. the request's direction: outbound when sasl_username is set or policy_context equals
@@ -13,10 +13,10 @@
  *   4. the limits that apply: each scope's value is taken from the request (sasl_username
  *      and addresses case-folded, client_address grouped to its /ipv4_prefix or /ipv6_prefix
  *      network, or the limit's own /V4/V6: /32 counts one address, /24 its network); a
- *      limit applies when its user (per-user override) and match (if any) fit.
- *      Among the limits of one (scope, prefix, metric, kind) only the most specific apply: a
- * per-user limit replaces matched and general ones, a matched one replaces general ones; limits of
- * the same specificity are layered (all apply);
+ *      limit applies when its user (per-user override) and match (if any) fit. Among the
+ *      limits of one (scope, prefix, metric, kind) only the most specific apply: a per-user
+ *      limit replaces matched and general ones, a matched one replaces general ones;
+ *      limits of the same specificity are layered (all apply);
  *   5. costs. At RCPT (check only, nothing charged): messages 1, recipients = RCPTs already
  *      let through in this message + 1, size = the SIZE= the client announced. At
  *      END-OF-MESSAGE (charged, all or nothing): messages 1, recipients = recipient_count,
@@ -114,7 +114,7 @@ static int limit_scope(const char *s, size_t len, struct pd_limit *l, mw_error *
 	return 0;
 }
 
-/* pd_limit_parse - "SCOPE[=MATCH] METRIC COUNT/WINDOW [defer|reject]" */
+/* pd_limit_parse - "[DIRECTION:]SCOPE[/V4[/V6]][=MATCH] METRIC COUNT/WINDOW [defer|reject]" */
 int pd_limit_parse(const char *spec, struct pd_limit *l, mw_error *error_r)
 {
 	const char *s = spec;
