@@ -36,6 +36,7 @@
 #include "ctl.h"
 #include "mw-dkim-sign.h"
 #include "mw-pattern.h"
+#include "mw-ratescope.h"
 #include "mw-tagrule.h"
 
 #include <arpa/inet.h>
@@ -1010,15 +1011,21 @@ static int remote_rl_policy_add(struct mw_ctl *ctl, const struct mw_rate_policy 
 	static const char what[] = "adding a rate policy";
 	mw_error err = {""};
 	struct api_answer a;
+	struct mw_rate_scope sc;
+	const char *colon = strchr(p->scope, ':');
 	json_t *body;
 	int ret;
-	if (mw_rate_policy_check(p, &err) < 0) {
+	if (mw_rate_policy_check(p, &err) < 0 ||
+	    mw_rate_scope_parse(p->scope, strlen(p->scope), &sc, &err) < 0) {
 		ctl_err("%s: %s", what, err.msg);
 		return EXIT_ERROR;
 	}
-	body = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "scope", p->scope, "match", p->match,
-	                 "metric", p->metric, "count", (json_int_t)p->limit_count, "window_seconds",
-	                 (json_int_t)p->window_seconds, "action", p->action);
+	/* the API takes the scope word's direction as a field of its own */
+	body =
+	    json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "scope",
+	              colon != NULL ? colon + 1 : p->scope, "direction", mw_rate_dir_name(sc.dir),
+	              "match", p->match, "metric", p->metric, "count", (json_int_t)p->limit_count,
+	              "window_seconds", (json_int_t)p->window_seconds, "action", p->action);
 	if (p->username[0] != '\0')
 		json_object_set_new(body, "username", json_string(p->username));
 	if (api_request(ctl->remote, "POST", "/api/v1/ratelimit/policies", body, &a) < 0)
@@ -1058,7 +1065,12 @@ static int remote_rl_policy_list(struct mw_ctl *ctl, struct mw_rate_policy **v_r
 	json_array_foreach(pols, i, p)
 	{
 		v[i].id = jint(p, "id");
-		(void)mw_strlcpy(v[i].scope, jstr(p, "scope"), sizeof(v[i].scope));
+		if (strcmp(jstr(p, "direction"), "inbound") == 0 ||
+		    strcmp(jstr(p, "direction"), "both") == 0)
+			(void)snprintf(v[i].scope, sizeof(v[i].scope), "%s:%s",
+			               jstr(p, "direction"), jstr(p, "scope"));
+		else
+			(void)mw_strlcpy(v[i].scope, jstr(p, "scope"), sizeof(v[i].scope));
 		(void)mw_strlcpy(v[i].match, jstr(p, "match"), sizeof(v[i].match));
 		(void)mw_strlcpy(v[i].metric, jstr(p, "metric"), sizeof(v[i].metric));
 		(void)mw_strlcpy(v[i].action, jstr(p, "action"), sizeof(v[i].action));

@@ -61,7 +61,8 @@ struct mw_config_value {
 	char *str;     /* the value as text (ENUM: the table's spelling) */
 	long long num; /* INT, DURATION (seconds), SIZE (bytes), BOOL (0/1) */
 	bool b;
-	char *origin; /* "file:line", NULL = default */
+	char *origin;       /* "file:line", NULL = default */
+	char *item_origins; /* STRLIST: "file:line" of each item, joined by '\n' (NULL = default) */
 };
 
 struct mw_config {
@@ -434,10 +435,13 @@ static int set_value(mw_config *cfg, const struct mw_config_key *k, const char *
 	}
 	free(v->str);
 	free(v->origin);
+	free(v->item_origins);
 	v->str = mw_strndup(text.ptr, text.len);
 	v->num = nv.num;
 	v->b = nv.b;
 	v->origin = origin;
+	v->item_origins =
+	    k->type == MW_CFG_STRLIST && origin != NULL ? mw_strndup(origin, strlen(origin)) : NULL;
 	return 0;
 }
 
@@ -448,11 +452,17 @@ static int list_append(mw_config *cfg, const struct mw_config_key *k, const mw_s
 {
 	struct mw_config_value *v = &cfg->v[k->id];
 	mw_str joined;
-	free(origin);
 	if (text->len == 0) {
 		mw_error_set(error_r, "bad value for %s: an item must not be empty", k->name);
+		free(origin);
 		return -1;
 	}
+	mw_str_init(&joined, 0);
+	(void)mw_str_appendf(&joined, "%s\n%s", v->item_origins != NULL ? v->item_origins : "",
+	                     origin);
+	free(origin);
+	free(v->item_origins);
+	v->item_origins = mw_str_steal(&joined);
 	mw_str_init(&joined, 0);
 	if (*v->str != '\0')
 		(void)mw_str_appendf(&joined, "%s\n", v->str);
@@ -537,6 +547,7 @@ void mw_config_unref(mw_config **cfg)
 	for (i = 0; i < MWK__COUNT; i++) {
 		free(c->v[i].str);
 		free(c->v[i].origin);
+		free(c->v[i].item_origins);
 	}
 	free(c);
 }
@@ -893,6 +904,28 @@ const char *mw_config_origin(const mw_config *cfg, enum mw_config_key_id id)
 {
 	const struct mw_config_value *v = value_of(cfg, id, ~0u);
 	return v->origin != NULL ? v->origin : "default";
+}
+
+/* mw_config_list_origin - "file:line" of a STRLIST's item (0-based), or the key's origin */
+const char *mw_config_list_origin(const mw_config *cfg, enum mw_config_key_id id, size_t item,
+                                  char *buf, size_t size)
+{
+	const struct mw_config_value *v = value_of(cfg, id, 1u << MW_CFG_STRLIST);
+	const char *s = v->item_origins;
+	size_t n;
+	for (; s != NULL && item > 0; item--) {
+		s = strchr(s, '\n');
+		if (s != NULL)
+			s++;
+	}
+	if (s == NULL)
+		return mw_config_origin(cfg, id);
+	n = strcspn(s, "\n");
+	if (n >= size)
+		return mw_config_origin(cfg, id);
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return buf;
 }
 
 /* needs_quotes - whether a value would not read back the same unquoted */

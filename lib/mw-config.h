@@ -91,6 +91,9 @@ bool mw_config_bool(const mw_config *cfg, enum mw_config_key_id id);
 const char *mw_config_list(const mw_config *cfg, enum mw_config_key_id id);
 /* Where a key's value came from: "file:line" or "default". */
 const char *mw_config_origin(const mw_config *cfg, enum mw_config_key_id id);
+/* Where a STRLIST's item (0-based) came from: "file:line" (in buf), else mw_config_origin. */
+const char *mw_config_list_origin(const mw_config *cfg, enum mw_config_key_id id, size_t item,
+                                  char *buf, size_t size);
 
 /* Value parsers, exposed for tests and for other input (API, CLI flags).
    On failure error_r holds the reason only (the caller names the input). No blanks are

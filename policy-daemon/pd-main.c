@@ -30,7 +30,8 @@
  * The control socket (unix, mode 0600, peer uid 0 or the daemon's own) speaks the typed
  * records of lib/mw-pdctl.c (the one encoder and decoder, shared with the API and
  * mailwardenctl): "status USER|IP" (usage of each limit, reset times in whole seconds) and
- * "reset USER|IP" (counters cleared); every reply ends with an ok or an error record.
+ * "reset USER|IP" (counters cleared; for an IP, of every network its client_address limits
+ * group it by, inbound ones too); every reply ends with an ok or an error record.
  *
  * The store is read every store_refresh; when it cannot be read the last good rate_policies
  * (and always the config limits) stay in force and a warning is logged.
@@ -158,6 +159,8 @@ struct pd_pending {
 	struct pd_runtime *rt;
 	struct pd_eval ev;
 	char label[PD_VALUE_MAX + 64]; /* control: what was asked */
+	size_t reset_next;             /* control reset of an IP: next network in ev.value_of */
+	int64_t cleared;               /* control reset: keys cleared so far */
 };
 
 static void conn_process(struct pd_conn *c);
@@ -728,20 +731,43 @@ static void ctl_status_cb(const struct pd_batch_res *res, void *ctx)
 	pending_done(pp, "", false);
 }
 
-/* ctl_reset_cb - report how many keys were cleared */
+/* ctl_reset_next - clear the keys of the next network of an IP reset; false when none is left */
+static bool ctl_reset_next(struct pd_pending *pp);
+
+/* ctl_reset_cb - report how many keys were cleared (after the last network of an IP) */
 static void ctl_reset_cb(const struct pd_batch_res *res, void *ctx)
 {
 	struct pd_pending *pp = ctx;
+	pp->cleared += (int64_t)res->count;
+	if (pp->conn != NULL && ctl_reset_next(pp))
+		return;
 	if (pp->conn != NULL) {
 		struct mw_pdctl_reply *reply = mw_calloc(1, sizeof(*reply));
 		reply->ok = true;
-		reply->cleared = (int64_t)res->count;
+		reply->cleared = pp->cleared;
 		(void)mw_strlcpy(reply->subject, pp->label, sizeof(reply->subject));
 		ctl_send(pp->conn, reply);
 		free(reply);
-		mw_info("policyd: control: reset %s (%zu counters)", pp->label, res->count);
+		mw_info("policyd: control: reset %s (%" PRId64 " counters)", pp->label,
+		        pp->cleared);
 	}
 	pending_done(pp, "", false);
+}
+
+/* ctl_reset_next - one reset per network an IP is counted under (each client_address limit
+   may group it its own way: /32, /24, ...) */
+static bool ctl_reset_next(struct pd_pending *pp)
+{
+	char prefix[PD_COUNTER_KEY_MAX];
+	while (pp->reset_next < pp->ev.n) {
+		const char *v = pp->ev.value_of[pp->reset_next++];
+		if (pd_key_prefix(PD_SCOPE_CLIENT_ADDRESS, v, prefix, sizeof(prefix)) < 0)
+			continue;
+		pp->conn->d->counters->ops->reset(pp->conn->d->counters, prefix, now_us(),
+		                                  ctl_reset_cb, pp);
+		return true;
+	}
+	return false;
 }
 
 /* ctl_subject - "USER" or "IP" of a control command as scope and value */
@@ -775,11 +801,23 @@ static void ctl_command(struct pd_conn *c, const struct mw_pdctl_request *req)
 		return;
 	}
 	pp = pending_new(c);
+	pp->cleared = 0;
+	pp->reset_next = 0;
+	pp->ev.n = 0;
 	(void)snprintf(pp->label, sizeof(pp->label), "%s %s", pd_scope_name(scope), value);
 	if (req->command == MW_PDCTL_STATUS) {
-		pd_policy_status(pp->rt->policy, scope, value, &pp->ev);
+		pd_policy_status(pp->rt->policy, scope,
+		                 scope == PD_SCOPE_CLIENT_ADDRESS ? req->subject : value, &pp->ev);
 		d->counters->ops->apply(d->counters, pp->ev.reqs, pp->ev.n, false, now_us(),
 		                        ctl_status_cb, pp);
+		return;
+	}
+	if (scope == PD_SCOPE_CLIENT_ADDRESS) {
+		pd_policy_client_groups(pp->rt->policy, req->subject, &pp->ev);
+		if (!ctl_reset_next(pp)) {
+			ctl_refuse(c, "not an IP address");
+			pending_done(pp, "", false);
+		}
 		return;
 	}
 	if (pd_key_prefix(scope, value, prefix, sizeof(prefix)) < 0) {

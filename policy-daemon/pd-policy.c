@@ -1,18 +1,22 @@
 /* pd-policy.c - what mailwarden-policyd decides for one policy request.
  *
- * Limits come from the config (`limit = SCOPE[=MATCH] METRIC COUNT/WINDOW [defer|reject]`
- * lines) and from the store's rate_policies. For one request:
+ * Limits come from the config (`limit = [DIRECTION:]SCOPE[=MATCH] METRIC COUNT/WINDOW
+ * [defer|reject]` lines) and from the store's rate_policies. For one request:
  *   1. allow list (client_address in a CIDR): DUNNO, nothing counted;
  *   2. block list: 550 5.7.1, at every stage;
- *   3. only outbound traffic is limited: a request with sasl_username set, or whose
- *      policy_context equals originating_context. Anything else (inbound mail to local
- *      users) is DUNNO;
+ *   3. the request's direction: outbound when sasl_username is set or policy_context equals
+ *      originating_context, inbound otherwise (mail from the Internet to local users). Each
+ *      limit names the direction it counts (the scope word's DIRECTION: prefix, see
+ *      lib/mw-ratescope.h): outbound (the default, so old configs keep their meaning),
+ *      inbound or both; only the limits of the request's direction take part below. Inbound
+ *      and outbound counters of the same scope and value are kept apart;
  *   4. the limits that apply: each scope's value is taken from the request (sasl_username
  *      and addresses case-folded, client_address grouped to its /ipv4_prefix or /ipv6_prefix
- *      network); a limit applies when its user (per-user override) and match (if any) fit.
- *      Among the limits of one (scope, metric, kind) only the most specific apply: a per-user
- *      limit replaces matched and general ones, a matched one replaces general ones; limits
- *      of the same specificity are layered (all apply);
+ *      network, or the limit's own /V4/V6: /32 counts one address, /24 its network); a
+ *      limit applies when its user (per-user override) and match (if any) fit. Among the
+ *      limits of one (scope, prefix, metric, kind) only the most specific apply: a per-user
+ *      limit replaces matched and general ones, a matched one replaces general ones;
+ *      limits of the same specificity are layered (all apply);
  *   5. costs. At RCPT (check only, nothing charged): messages 1, recipients = RCPTs already
  *      let through in this message + 1, size = the SIZE= the client announced. At
  *      END-OF-MESSAGE (charged, all or nothing): messages 1, recipients = recipient_count,
@@ -37,6 +41,7 @@
 static const char *const scope_names[PD_SCOPE_COUNT] = {
     "sasl_username", "client_address", "sender", "sender_domain", "recipient", "recipient_domain",
 };
+_Static_assert(PD_SCOPE_COUNT == MW_RATE_SCOPE_NAMES, "pd_scope follows lib/mw-ratescope.c");
 static const char *const metric_names[PD_METRIC_COUNT] = {"messages", "recipients", "size"};
 
 /* pd_scope_name - the config spelling of a scope */
@@ -96,7 +101,20 @@ static mw_slice next_word(const char **sp)
 	return w;
 }
 
-/* pd_limit_parse - "SCOPE[=MATCH] METRIC COUNT/WINDOW [defer|reject]" */
+/* limit_scope - the scope word (lib/mw-ratescope.c) into l */
+static int limit_scope(const char *s, size_t len, struct pd_limit *l, mw_error *error_r)
+{
+	struct mw_rate_scope sc;
+	if (mw_rate_scope_parse(s, len, &sc, error_r) < 0)
+		return -1;
+	l->scope = (enum pd_scope)sc.name;
+	l->dir = sc.dir;
+	l->v4_prefix = sc.v4_prefix;
+	l->v6_prefix = sc.v6_prefix;
+	return 0;
+}
+
+/* pd_limit_parse - "[DIRECTION:]SCOPE[/V4[/V6]][=MATCH] METRIC COUNT/WINDOW [defer|reject]" */
 int pd_limit_parse(const char *spec, struct pd_limit *l, mw_error *error_r)
 {
 	const char *s = spec;
@@ -108,15 +126,13 @@ int pd_limit_parse(const char *spec, struct pd_limit *l, mw_error *error_r)
 	char *end;
 	memset(l, 0, sizeof(*l));
 	if (scope.len == 0 || metric.len == 0 || rate.len == 0 || extra.len != 0) {
-		mw_error_set(error_r, "expected SCOPE[=MATCH] METRIC COUNT/WINDOW [defer|reject]");
+		mw_error_set(error_r, "expected [DIRECTION:]SCOPE[=MATCH] METRIC COUNT/WINDOW "
+		                      "[defer|reject]");
 		return -1;
 	}
-	if (pd_scope_parse(scope.ptr, eq != NULL ? (size_t)(eq - scope.ptr) : scope.len,
-	                   &l->scope) < 0) {
-		mw_error_set(error_r, "unknown scope (expected sasl_username, client_address, "
-		                      "sender, sender_domain, recipient or recipient_domain)");
+	if (limit_scope(scope.ptr, eq != NULL ? (size_t)(eq - scope.ptr) : scope.len, l, error_r) <
+	    0)
 		return -1;
-	}
 	if (eq != NULL) {
 		size_t n = scope.len - (size_t)(eq + 1 - scope.ptr);
 		if (n == 0 || n > PD_MATCH_MAX) {
@@ -204,12 +220,15 @@ static void fmt_window(int64_t s, char *buf, size_t size)
 /* pd_limit_format - the limit in config syntax */
 void pd_limit_format(const struct pd_limit *l, char *buf, size_t size)
 {
-	char win[32];
+	char win[32], scope[MW_RATE_SCOPE_TEXT_MAX + 1];
+	struct mw_rate_scope sc = {(unsigned)l->scope, l->dir, l->v4_prefix, l->v6_prefix};
 	if (l->window_s == 0)
 		mw_strlcpy(win, "message", sizeof(win));
 	else
 		fmt_window(l->window_s, win, sizeof(win));
-	(void)snprintf(buf, size, "%s%s%s %s %" PRId64 "/%s %s", pd_scope_name(l->scope),
+	if (mw_rate_scope_format(&sc, scope, sizeof(scope)) < 0)
+		mw_strlcpy(scope, pd_scope_name(l->scope), sizeof(scope));
+	(void)snprintf(buf, size, "%s%s%s %s %" PRId64 "/%s %s", scope,
 	               l->match[0] != '\0' ? "=" : "", l->match, pd_metric_name(l->metric),
 	               l->count, win, l->action == PD_ACTION_DEFER ? "defer" : "reject");
 }
@@ -218,7 +237,9 @@ void pd_limit_format(const struct pd_limit *l, char *buf, size_t size)
 int pd_limit_from_store(const struct mw_rate_policy *p, struct pd_limit *l, mw_error *error_r)
 {
 	memset(l, 0, sizeof(*l));
-	if (pd_scope_parse(p->scope, strlen(p->scope), &l->scope) < 0 ||
+	if (memchr(p->scope, '\0', sizeof(p->scope)) == NULL ||
+	    limit_scope(p->scope, strlen(p->scope), l, NULL) < 0 ||
+	    (l->dir != MW_RATE_OUTBOUND && p->username[0] != '\0') ||
 	    pd_metric_parse(p->metric, strlen(p->metric), &l->metric) < 0 ||
 	    (strcmp(p->action, "defer") != 0 && strcmp(p->action, "reject") != 0) ||
 	    mw_rate_limit_check(p->limit_count, p->window_seconds, false, NULL) < 0 ||
@@ -313,8 +334,11 @@ struct pd_policy *pd_policy_new(const mw_config *cfg, const struct pd_limit *sto
 		p->limits = mw_realloc(p->limits, (p->count + 1) * sizeof(*p->limits));
 		l = &p->limits[p->count];
 		if (pd_limit_parse(line, l, error_r) < 0) {
-			mw_error_prefix(error_r, "[policyd] limit #%zu (%s): ", lineno,
-			                mw_config_origin(cfg, MWK_PD_LIMIT));
+			char where[128];
+			mw_error_prefix(error_r, "%s: [policyd] limit #%zu: ",
+			                mw_config_list_origin(cfg, MWK_PD_LIMIT, lineno - 1, where,
+			                                      sizeof(where)),
+			                lineno);
 			goto fail;
 		}
 		(void)snprintf(l->origin, sizeof(l->origin), "config #%zu", lineno);
@@ -325,10 +349,13 @@ struct pd_policy *pd_policy_new(const mw_config *cfg, const struct pd_limit *sto
 		memcpy(p->limits + p->count, store_limits, store_count * sizeof(*p->limits));
 		p->count += store_count;
 	}
-	for (i = 0; i < p->count; i++)
+	for (i = 0; i < p->count; i++) {
 		if (p->limits[i].scope == PD_SCOPE_RECIPIENT ||
 		    p->limits[i].scope == PD_SCOPE_RECIPIENT_DOMAIN)
 			p->has_rcpt_scopes = true;
+		if (p->limits[i].dir != MW_RATE_OUTBOUND)
+			p->has_inbound = true;
+	}
 	if (add_cidrs(mw_config_list(cfg, MWK_PD_ALLOW), &p->allow, &p->allow_count,
 	              "[policyd] allow", error_r) < 0 ||
 	    add_cidrs(mw_config_list(cfg, MWK_PD_BLOCK), &p->block, &p->block_count,
@@ -371,11 +398,22 @@ static const char *domain_of(const char *addr)
 	return at != NULL ? at + 1 : "";
 }
 
-/* scope_value - a scope's value in this request ("" = the scope does not apply) */
-static void scope_value(const struct pd_policy *p, enum pd_scope scope,
+/* limit_v4, limit_v6 - the prefixes a client_address limit groups clients by */
+static unsigned limit_v4(const struct pd_policy *p, const struct pd_limit *l)
+{
+	return l->v4_prefix != 0 ? l->v4_prefix : p->v4_prefix;
+}
+static unsigned limit_v6(const struct pd_policy *p, const struct pd_limit *l)
+{
+	return l->v6_prefix != 0 ? l->v6_prefix : p->v6_prefix;
+}
+
+/* scope_value - a limit's value in this request ("" = the scope does not apply) */
+static void scope_value(const struct pd_policy *p, const struct pd_limit *l,
                         const struct pd_request *req, const char *rcpt, char *out, size_t size)
 {
 	char tmp[PD_VALUE_MAX + 1];
+	enum pd_scope scope = l->scope;
 	out[0] = '\0';
 	switch (scope) {
 	case PD_SCOPE_SASL_USERNAME:
@@ -383,8 +421,8 @@ static void scope_value(const struct pd_policy *p, enum pd_scope scope,
 			out[0] = '\0';
 		break;
 	case PD_SCOPE_CLIENT_ADDRESS:
-		if (pd_addr_group(pd_request_known(req, PD_A_CLIENT_ADDRESS), p->v4_prefix,
-		                  p->v6_prefix, out, size, NULL) < 0)
+		if (pd_addr_group(pd_request_known(req, PD_A_CLIENT_ADDRESS), limit_v4(p, l),
+		                  limit_v6(p, l), out, size, NULL) < 0)
 			out[0] = '\0';
 		break;
 	case PD_SCOPE_SENDER:
@@ -431,11 +469,18 @@ static int specificity(const struct pd_limit *l)
 	return l->user[0] != '\0' ? 2 : l->match[0] != '\0' ? 1 : 0;
 }
 
-/* same_group - two limits compete for specificity */
+/* same_group - two limits compete for specificity (a per-IP and a per-network limit do not) */
 static bool same_group(const struct pd_limit *a, const struct pd_limit *b)
 {
 	return a->scope == b->scope && a->metric == b->metric &&
-	       (a->window_s == 0) == (b->window_s == 0);
+	       (a->window_s == 0) == (b->window_s == 0) && a->v4_prefix == b->v4_prefix &&
+	       a->v6_prefix == b->v6_prefix;
+}
+
+/* applies - the limit counts mail of this direction */
+static bool applies(const struct pd_limit *l, bool inbound)
+{
+	return l->dir == MW_RATE_BOTH || (l->dir == MW_RATE_INBOUND) == inbound;
 }
 
 /* pd_key_prefix - "SCOPE:VALUE:" */
@@ -464,8 +509,10 @@ static bool key_put_num(char *buf, size_t size, size_t *off, int64_t v)
 	return key_put(buf, size, off, d, n);
 }
 
-/* pd_limit_req_make - "SCOPE:VALUE:METRIC:WINDOW:COUNT" with window and cost (built by hand:
-   snprintf was a visible part of every request) */
+/* pd_limit_req_make - "SCOPE:VALUE:METRIC[@DIRECTION]:WINDOW:COUNT" with window and cost
+   (built by hand: snprintf was a visible part of every request). Outbound keys carry no
+   direction, as before; inbound and both keys do, so that they never share a counter with an
+   outbound limit, and still begin with "SCOPE:VALUE:" for a reset. */
 int pd_limit_req_make(const struct pd_limit *l, const char *value, int64_t cost,
                       struct pd_limit_req *r)
 {
@@ -476,6 +523,9 @@ int pd_limit_req_make(const struct pd_limit *l, const char *value, int64_t cost,
 	    !key_put(r->key, size, &off, value, strlen(value)) ||
 	    !key_put(r->key, size, &off, ":", 1) ||
 	    !key_put(r->key, size, &off, metric, strlen(metric)) ||
+	    (l->dir != MW_RATE_OUTBOUND && (!key_put(r->key, size, &off, "@", 1) ||
+	                                    !key_put(r->key, size, &off, mw_rate_dir_name(l->dir),
+	                                             strlen(mw_rate_dir_name(l->dir))))) ||
 	    !key_put(r->key, size, &off, ":", 1) || !key_put_num(r->key, size, &off, l->window_s) ||
 	    !key_put(r->key, size, &off, ":", 1) || !key_put_num(r->key, size, &off, l->count))
 		return -1;
@@ -550,6 +600,7 @@ enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_reque
 	const struct pd_msg_state *st = instance_matches(st_in, req) ? st_in : &empty_state;
 	char user[MW_USERNAME_MAX + 1];
 	char value[PD_VALUE_MAX + 1];
+	bool inbound;
 	size_t i, j, r;
 	/* not a memset: the batch arrays are large and only their first n entries are read */
 	ev->stage = PD_STAGE_OTHER;
@@ -577,17 +628,18 @@ enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_reque
 	ev->commit = ev->stage == PD_STAGE_EOM;
 	if (!lower_copy(pd_request_known(req, PD_A_SASL_USERNAME), user, sizeof(user)))
 		user[0] = '\0';
-	if (user[0] == '\0' &&
-	    (p->originating_context[0] == '\0' ||
-	     strcmp(pd_request_known(req, PD_A_POLICY_CONTEXT), p->originating_context) != 0))
-		return PD_DUNNO; /* inbound: never limited */
+	inbound = user[0] == '\0' &&
+	          (p->originating_context[0] == '\0' ||
+	           strcmp(pd_request_known(req, PD_A_POLICY_CONTEXT), p->originating_context) != 0);
+	if (inbound && !p->has_inbound)
+		return PD_DUNNO; /* inbound, and no limit counts inbound mail */
 	for (i = 0; i < p->count; i++) {
 		const struct pd_limit *l = &p->limits[i];
 		bool rcpt_scope =
 		    l->scope == PD_SCOPE_RECIPIENT || l->scope == PD_SCOPE_RECIPIENT_DOMAIN;
 		bool beaten = false;
 		size_t nvalues = 1;
-		if (l->user[0] != '\0' && strcmp(l->user, user) != 0)
+		if (!applies(l, inbound) || (l->user[0] != '\0' && strcmp(l->user, user) != 0))
 			continue;
 		if (rcpt_scope && ev->stage == PD_STAGE_EOM)
 			nvalues = st->nrcpt_values;
@@ -595,12 +647,13 @@ enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_reque
 			const char *rcpt = ev->stage == PD_STAGE_RCPT
 			                       ? pd_request_known(req, PD_A_RECIPIENT)
 			                       : st->rcpt_values[r];
-			scope_value(p, l->scope, req, rcpt, value, sizeof(value));
+			scope_value(p, l, req, rcpt, value, sizeof(value));
 			if (value[0] == '\0' || !limit_fits(l, user, value))
 				continue;
 			beaten = false;
 			for (j = 0; j < p->count && !beaten; j++)
 				if (j != i && same_group(&p->limits[j], l) &&
+				    applies(&p->limits[j], inbound) &&
 				    specificity(&p->limits[j]) > specificity(l) &&
 				    limit_fits(&p->limits[j], user, value))
 					beaten = true;
@@ -624,25 +677,55 @@ enum pd_decision pd_policy_eval(const struct pd_policy *p, const struct pd_reque
 	return ev->n > 0 ? PD_COUNTERS : PD_DUNNO;
 }
 
-/* pd_policy_status - the rate limits that apply to one value of a scope, at cost 0 */
+/* pd_policy_status - the rate limits that apply to one value of a scope, at cost 0 (a
+   client_address value is the address itself: each limit groups it its own way) */
 void pd_policy_status(const struct pd_policy *p, enum pd_scope scope, const char *value,
                       struct pd_eval *ev)
 {
 	const char *user = scope == PD_SCOPE_SASL_USERNAME ? value : "";
+	char v[PD_VALUE_MAX + 1];
 	size_t i, j;
 	memset(ev, 0, sizeof(*ev));
 	for (i = 0; i < p->count; i++) {
 		const struct pd_limit *l = &p->limits[i];
 		bool beaten = false;
-		if (l->scope != scope || l->window_s == 0 || !limit_fits(l, user, value))
+		if (l->scope != scope || l->window_s == 0)
+			continue;
+		if (scope != PD_SCOPE_CLIENT_ADDRESS)
+			(void)mw_strlcpy(v, value, sizeof(v));
+		else if (pd_addr_group(value, limit_v4(p, l), limit_v6(p, l), v, sizeof(v), NULL) <
+		         0)
+			continue;
+		if (!limit_fits(l, user, v))
 			continue;
 		for (j = 0; j < p->count && !beaten; j++)
-			if (j != i && same_group(&p->limits[j], l) &&
+			if (j != i && same_group(&p->limits[j], l) && p->limits[j].dir == l->dir &&
 			    specificity(&p->limits[j]) > specificity(l) &&
-			    limit_fits(&p->limits[j], user, value))
+			    limit_fits(&p->limits[j], user, v))
 				beaten = true;
-		if (!beaten && !add_req(ev, l, value, 0))
+		if (!beaten && !add_req(ev, l, v, 0))
 			return;
+	}
+}
+
+/* pd_policy_client_groups - the distinct networks an address is counted under */
+void pd_policy_client_groups(const struct pd_policy *p, const char *ip, struct pd_eval *ev)
+{
+	size_t i, j;
+	ev->n = 0;
+	for (i = 0; i <= p->count && ev->n < PD_BATCH_MAX; i++) {
+		const struct pd_limit *l = i < p->count ? &p->limits[i] : NULL;
+		char *v = ev->value_of[ev->n];
+		if (l != NULL && l->scope != PD_SCOPE_CLIENT_ADDRESS)
+			continue;
+		if (pd_addr_group(ip, l != NULL ? limit_v4(p, l) : p->v4_prefix,
+		                  l != NULL ? limit_v6(p, l) : p->v6_prefix, v, PD_VALUE_MAX + 1,
+		                  NULL) < 0)
+			continue;
+		for (j = 0; j < ev->n && strcmp(ev->value_of[j], v) != 0; j++)
+			;
+		if (j == ev->n)
+			ev->n++;
 	}
 }
 

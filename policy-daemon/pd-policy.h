@@ -5,6 +5,7 @@
 
 #include "mw-config.h"
 #include "mw-net.h"
+#include "mw-ratescope.h"
 #include "mw-store.h"
 #include "pd-counters.h"
 #include "pd-proto.h"
@@ -27,7 +28,9 @@ enum pd_action { PD_ACTION_DEFER, PD_ACTION_REJECT };
 
 struct pd_limit {
 	enum pd_scope scope;
-	char match[PD_MATCH_MAX + 1]; /* "" = every value; client_address: a CIDR */
+	enum mw_rate_dir dir;          /* which mail it counts: outbound (default), inbound, both */
+	unsigned v4_prefix, v6_prefix; /* client_address: own grouping (0 = the policy's) */
+	char match[PD_MATCH_MAX + 1];  /* "" = every value; client_address: a CIDR */
 	enum pd_metric metric;
 	int64_t count;    /* > 0 */
 	int64_t window_s; /* 0 = a cap per message */
@@ -44,6 +47,7 @@ struct pd_policy {
 	unsigned v4_prefix, v6_prefix;
 	char originating_context[128];
 	bool has_rcpt_scopes;
+	bool has_inbound; /* some limit counts inbound mail */
 };
 
 /* Per-connection message state: ties the RCPT requests of one message (same instance)
@@ -82,8 +86,9 @@ const char *pd_metric_name(enum pd_metric m);
 int pd_scope_parse(const char *s, size_t len, enum pd_scope *s_r);
 int pd_metric_parse(const char *s, size_t len, enum pd_metric *m_r);
 
-/* Parses "SCOPE[=MATCH] METRIC COUNT/WINDOW [defer|reject]" (WINDOW a duration or
-   "message"). user and origin are left empty. */
+/* Parses "[DIRECTION:]SCOPE[/V4[/V6]][=MATCH] METRIC COUNT/WINDOW [defer|reject]" (the
+   scope word: lib/mw-ratescope.h; WINDOW a duration or "message"). user and origin are left
+   empty. */
 int pd_limit_parse(const char *spec, struct pd_limit *l, mw_error *error_r);
 /* The limit back in that syntax. */
 void pd_limit_format(const struct pd_limit *l, char *buf, size_t size);
@@ -111,10 +116,14 @@ void pd_policy_note_rcpt(const struct pd_policy *p, const struct pd_request *req
    or the cap. */
 void pd_policy_action(const struct pd_eval *ev, const struct pd_batch_res *res, char *buf,
                       size_t size);
-/* For status: the rate limits of SCOPE's VALUE (sasl_username or client_address, the value
-   already normalised/grouped) as cost-0 requests; per-message caps are not included. */
+/* For status: the rate limits of SCOPE's VALUE (a normalised sasl_username, or the client's
+   IP address, which each client_address limit groups its own way) as cost-0 requests;
+   per-message caps are not included. */
 void pd_policy_status(const struct pd_policy *p, enum pd_scope scope, const char *value,
                       struct pd_eval *ev);
+/* For reset: the distinct networks IP is counted under (the policy's ipv4_prefix/ipv6_prefix
+   grouping first, then each client_address limit's own), in ev->value_of[0..ev->n). */
+void pd_policy_client_groups(const struct pd_policy *p, const char *ip, struct pd_eval *ev);
 /* The counter key prefix of SCOPE's VALUE ("sasl_username:john@example.org:"). */
 int pd_key_prefix(enum pd_scope scope, const char *value, char *buf, size_t size);
 /* Builds the counter request for limit l and value (cost c). */

@@ -460,7 +460,8 @@
       if (!ok(a)) return;
       var tb = clearBody('rl-table');
       (a.json.policies || []).forEach(function (p) {
-        addRow(tb, row(p.scope, p.match || '(every)', p.metric, p.count, p.window_seconds, p.action, p.username || '',
+        var scope = p.direction && p.direction !== 'outbound' ? p.direction + ':' + p.scope : p.scope;
+        addRow(tb, row(scope, p.match || '(every)', p.metric, p.count, p.window_seconds, p.action, p.username || '',
           el('button', { type: 'button', text: 'Delete', 'aria-label': 'Delete policy ' + p.id, onclick: function () {
             api('DELETE', '/ratelimit/policies/' + u(String(p.id))).then(function (d) { if (ok(d)) { say('Policy deleted.'); loaders['rate-limits'](); } });
           } })));
@@ -470,7 +471,8 @@
   $('rl-form').addEventListener('submit', function (ev) {
     ev.preventDefault();
     var body = { scope: fieldValue('rl-scope'), metric: fieldValue('rl-metric'), count: parseInt(fieldValue('rl-count'), 10),
-                 window_seconds: parseInt(fieldValue('rl-window'), 10), action: fieldValue('rl-action') };
+                 window_seconds: parseInt(fieldValue('rl-window'), 10), action: fieldValue('rl-action'),
+                 direction: fieldValue('rl-direction') };
     optional(body, 'match', fieldValue('rl-match'));
     optional(body, 'username', fieldValue('rl-username'));
     api('POST', '/ratelimit/policies', body).then(function (a) { if (ok(a)) { $('rl-form').reset(); say('Policy added.'); loaders['rate-limits'](); } });

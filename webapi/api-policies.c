@@ -21,6 +21,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-ratescope.h"
 #include "mw-audit.h"
 #include "mw-log.h"
 #include "mw-net.h"
@@ -34,12 +35,20 @@
 
 #define API_PD_TIMEOUT_MS 5000
 
-/* policy_json - the public view of a rate policy */
+/* policy_json - the public view of a rate policy (the stored scope word split into scope and
+   direction) */
 static json_t *policy_json(const struct mw_rate_policy *p)
 {
-	return json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:s,s:o,s:I}", "id", (json_int_t)p->id, "scope",
-	                 p->scope, "match", p->match, "metric", p->metric, "count",
-	                 (json_int_t)p->limit_count, "window_seconds",
+	struct mw_rate_scope sc;
+	char scope[MW_RATE_SCOPE_TEXT_MAX + 1];
+	const char *dir = "outbound", *colon;
+	if (mw_rate_scope_parse(p->scope, strlen(p->scope), &sc, NULL) == 0)
+		dir = mw_rate_dir_name(sc.dir);
+	colon = strchr(p->scope, ':');
+	(void)mw_strlcpy(scope, colon != NULL ? colon + 1 : p->scope, sizeof(scope));
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:o,s:I}", "id", (json_int_t)p->id,
+	                 "scope", scope, "direction", dir, "match", p->match, "metric", p->metric,
+	                 "count", (json_int_t)p->limit_count, "window_seconds",
 	                 (json_int_t)p->window_seconds, "action", p->action, "username",
 	                 p->username[0] != '\0' ? json_string(p->username) : json_null(),
 	                 "created_at", (json_int_t)p->created_at);
@@ -105,11 +114,11 @@ static int field_int(struct api_request *req, struct api_response *res, const ch
    window_seconds, action, username?} */
 void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	static const char *const fields[] = {"scope",          "match",  "metric",   "count",
-	                                     "window_seconds", "action", "username", NULL};
-	static const char scopes[] =
-	    "sasl_username|client_address|sender|sender_domain|recipient|recipient_domain";
-	const char *scope, *match, *metric, *action, *username;
+	static const char *const fields[] = {"scope",    "match",          "metric",
+	                                     "count",    "window_seconds", "action",
+	                                     "username", "direction",      NULL};
+	const char *scope, *match, *metric, *action, *username, *direction;
+	struct mw_rate_scope sc;
 	struct mw_rate_policy p, *v = NULL;
 	long long count, window;
 	mw_error err = {{0}};
@@ -125,7 +134,8 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 	    field_int(req, res, "count", LLONG_MIN, LLONG_MAX, &count) < 0 ||
 	    field_int(req, res, "window_seconds", LLONG_MIN, LLONG_MAX, &window) < 0 ||
 	    api_field_string(req, res, "action", true, sizeof(p.action) - 1, &action) < 0 ||
-	    api_field_string(req, res, "username", false, MW_USERNAME_MAX * 4, &username) < 0)
+	    api_field_string(req, res, "username", false, MW_USERNAME_MAX * 4, &username) < 0 ||
+	    api_field_string(req, res, "direction", false, 16, &direction) < 0)
 		return;
 	/* the bounds are those of the counters' arithmetic: one check for every entry point */
 	if (mw_rate_limit_check(count, window, false, &err) < 0) {
@@ -133,8 +143,24 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 		          strncmp(err.msg, "count", 5) == 0 ? "count" : "window_seconds", err.msg);
 		return;
 	}
-	if (!one_of(scope, scopes)) {
-		api_error(res, 422, "invalid_field", "field scope must be one of %s", scopes);
+	/* the scope word's one parser (lib/mw-ratescope.c); the direction is its own field */
+	if (strchr(scope, ':') != NULL ||
+	    mw_rate_scope_parse(scope, strlen(scope), &sc, &err) < 0) {
+		api_error(res, 422, "invalid_field", "field scope: %s",
+		          strchr(scope, ':') != NULL ? "give the direction in field direction"
+		                                     : err.msg);
+		return;
+	}
+	if (direction != NULL &&
+	    mw_rate_dir_parse(direction, strlen(direction), &sc.dir, &err) < 0) {
+		api_error(res, 422, "invalid_field", "field direction: %s", err.msg);
+		return;
+	}
+	if (sc.dir != MW_RATE_OUTBOUND &&
+	    (sc.name == 0 || (username != NULL && username[0] != '\0'))) {
+		api_error(res, 422, "invalid_field",
+		          "field direction: %s counts outbound mail only",
+		          sc.name == 0 ? "sasl_username" : "a per-user policy");
 		return;
 	}
 	if (!one_of(metric, "messages|recipients|size")) {
@@ -146,13 +172,13 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 		api_error(res, 422, "invalid_field", "field action must be defer or reject");
 		return;
 	}
-	if (match != NULL && match[0] != '\0' && strcmp(scope, "client_address") == 0 &&
+	if (match != NULL && match[0] != '\0' && sc.name == 1 /* client_address */ &&
 	    !mw_cidr_valid(match)) {
 		api_error(res, 422, "invalid_field",
 		          "field match must be an IP address or network (CIDR) for client_address");
 		return;
 	}
-	(void)mw_strlcpy(p.scope, scope, sizeof(p.scope));
+	(void)mw_rate_scope_format(&sc, p.scope, sizeof(p.scope));
 	(void)mw_strlcpy(p.metric, metric, sizeof(p.metric));
 	(void)mw_strlcpy(p.action, action, sizeof(p.action));
 	(void)mw_strlcpy(p.match, match != NULL ? match : "", sizeof(p.match));

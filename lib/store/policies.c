@@ -11,6 +11,7 @@
  * Diagnostics: through error_r.
  */
 #include "mw-build.h"
+#include "mw-ratescope.h"
 #include "mw-store-private.h"
 #include "mw-tagrule.h"
 
@@ -90,10 +91,21 @@ static bool rate_word(const char *list, const char *value)
    mw_store_rate_policy_add checks; mailwardenctl --api checks the same before sending) */
 int mw_rate_policy_check(const struct mw_rate_policy *p, mw_error *error_r)
 {
-	if (!rate_word("sasl_username|client_address|sender|sender_domain|recipient|"
-	               "recipient_domain",
-	               p->scope)) {
-		mw_error_set(error_r, "unknown rate policy scope");
+	struct mw_rate_scope sc;
+	if (memchr(p->scope, '\0', sizeof(p->scope)) == NULL ||
+	    mw_rate_scope_parse(p->scope, strlen(p->scope), &sc, error_r) < 0) {
+		if (strncmp(error_r != NULL ? error_r->msg : "", "unknown scope", 13) == 0)
+			mw_error_set(error_r, "unknown rate policy scope");
+		else
+			mw_error_prefix(error_r, "rate policy scope: ");
+		return -1;
+	}
+	if (sc.dir != MW_RATE_OUTBOUND && memchr(p->username, '\0', sizeof(p->username)) != NULL &&
+	    p->username[0] != '\0') {
+		mw_error_set(error_r,
+		             "rate policy direction %s: a per-user policy counts the "
+		             "user's outbound mail only",
+		             mw_rate_dir_name(sc.dir));
 		return -1;
 	}
 	if (!rate_word("messages|recipients|size", p->metric)) {

@@ -200,6 +200,66 @@ class ApiResourcesTest(labcase.PolicydCase, ApiBase):
         self.assertIn('ratelimit.policy.add', actions)
         self.assertIn('ratelimit.policy.delete', self.audit_actions(tok, str(pid)))
 
+    def test_inbound_policy_through_api_is_enforced(self):
+        """A store policy with direction inbound: counted per client address for mail from
+        outside, never for logged-in mail; a bad direction is 422 naming the field."""
+        tok = self.token()
+        for bad, field in (({'direction': 'sideways'}, 'field direction'),
+                           ({'direction': 'inbound', 'scope': 'sasl_username'},
+                            'field direction'),
+                           ({'scope': 'inbound:client_address'}, 'field scope'),
+                           ({'scope': 'client_address/33'}, 'field scope')):
+            body = {'scope': 'client_address/32', 'match': '127.0.0.77', 'metric': 'messages',
+                    'count': 1, 'window_seconds': 3600, 'action': 'defer'}
+            body.update(bad)
+            a = self.expect(self.call('POST', '/api/v1/ratelimit/policies', body=body,
+                                      token=tok), 422, 'invalid_field')
+            self.assertTrue(a.message.startswith(field), (bad, a.message))
+        body = {'scope': 'client_address/32', 'match': '127.0.0.77', 'metric': 'messages',
+                'count': 1, 'window_seconds': 3600, 'action': 'defer', 'direction': 'inbound'}
+        a = self.expect(self.call('POST', '/api/v1/ratelimit/policies', body=body, token=tok),
+                        201)
+        pid = a.json['id']
+        self.addCleanup(self.call, 'DELETE', '/api/v1/ratelimit/policies/%d' % pid, token=tok)
+        self.assertEqual((a.json['scope'], a.json['direction']), ('client_address/32', 'inbound'))
+        listed = {p['id']: p for p in self.expect(
+            self.call('GET', '/api/v1/ratelimit/policies', token=tok), 200).json['policies']}
+        self.assertEqual(listed[pid]['direction'], 'inbound')
+        self.assertTrue(all(p['direction'] == 'outbound' for i, p in listed.items() if i != pid))
+        user, pw = self.new_user(tok)
+        time.sleep(1.5)  # store_refresh
+
+        def inbound(source):
+            s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=30,
+                             source_address=(source, 0))
+            try:
+                s.ehlo('mx.remote.example')
+                s.mail('someone@' + REMOTE)
+                code, text = s.rcpt(user)
+                if code == 250:
+                    code = s.data(('From: <someone@%s>\r\nTo: <%s>\r\nSubject: in\r\n'
+                                   '\r\nbody\r\n' % (REMOTE, user)).encode())[0]
+                return code, text
+            finally:
+                labcase.quit_quietly(s)
+
+        self.assertEqual(inbound('127.0.0.77')[0], 250)
+        code, text = inbound('127.0.0.77')
+        self.assertEqual(code, 450, text)
+        self.assertTrue(text.startswith(b'4.7.1 '), text)
+        self.assertIn(b'rate limit: 1 messages per 1h for 127.0.0.77/32', text)
+        self.assertEqual(inbound('127.0.0.78')[0], 250)
+        # outbound from the same address: the inbound policy does not count it
+        s = smtplib.SMTP('127.0.0.1', self.postfix.smtp_port, timeout=30,
+                         source_address=('127.0.0.77', 0))
+        try:
+            s.ehlo('client.example.org')
+            s.login(user, pw)
+            s.mail(user)
+            self.assertEqual(s.rcpt('out@' + REMOTE)[0], 250)
+        finally:
+            labcase.quit_quietly(s)
+
     def test_reset_time_is_exact_seconds(self):
         """Issue 9: the reset time reaches the API as whole seconds from the daemon, not
         re-parsed from the text shown to people ("4h48m" was 17280 for 17279 s)."""

@@ -325,6 +325,50 @@ class CtlApiTest(labcase.PolicydCase):
         for pid in ids:
             self.assertEqual(self.ctl('api', ['ratelimit', 'policy', 'del', pid])[0], 0)
 
+    def test_ratelimit_inbound_policies_same_in_both_modes(self):
+        """The scope word's direction and /PREFIX: added, listed and refused alike."""
+        def script(mode, user):
+            r = []
+            run = lambda *a: r.append(self.ctl(mode, a)) or r[-1]
+            self.store.add_user(user, 'Rl-pass-' + uuid.uuid4().hex[:8])
+            pid = run('ratelimit', 'policy', 'add', 'inbound:client_address/24/64=192.0.2.0/22',
+                      'messages', '200/1h', 'defer')[1].strip()
+            run('ratelimit', 'policy', 'list')
+            run('ratelimit', 'policy', 'list', '--json')
+            run('ratelimit', 'policy', 'add', 'sideways:client_address', 'messages', '1/1h',
+                'defer')  # 1
+            run('ratelimit', 'policy', 'add', 'inbound:recipient', 'messages', '1/1h',
+                'defer', user)  # 1: per-user is outbound only
+            run('ratelimit', 'policy', 'add', 'both:sasl_username', 'messages', '1/1h',
+                'defer')  # 1
+            run('ratelimit', 'policy', 'del', pid)
+            return [(rc, re.sub(r'^\d+\n$', 'ID\n', so), se) for rc, so, se in r], pid
+
+        res = {}
+        for mode in ('store', 'api'):
+            user = 'i%s@%s' % (uuid.uuid4().hex[:10], DOMAIN)
+            steps, pid = script(mode, user)
+            res[mode] = [(rc, re.sub(r'^%s\t' % pid, 'ID\t', so, flags=re.M),
+                          se.replace(user, 'USER')) for rc, so, se in steps]
+        store, api = res['store'], res['api']
+        self.assertEqual([x[0] for x in store], [0, 0, 0, 1, 1, 1, 0])
+        self.assertIn('ID\tinbound:client_address/24/64=192.0.2.0/22 messages 200/3600s '
+                      'defer\t(everyone)\n', store[1][1])
+        for listed in (store[2][1], api[2][1]):
+            mine = [p for p in json.loads(listed)
+                    if p['scope'] == 'inbound:client_address/24/64']
+            self.assertEqual([(p['match'], p['count']) for p in mine], [('192.0.2.0/22', 200)])
+        self.assertIn('unknown direction "sideways" (expected outbound, inbound or both)',
+                      store[3][2])
+        self.assertIn('direction inbound', store[4][2])
+        self.assertIn('sasl_username limits count outbound mail only', store[5][2])
+        # the lists hold other tests' policies too: compare only the lines of this one
+        for i in (1,):
+            store[i] = api[i] = (0, [l for l in store[i][1].splitlines() if '/24/64' in l] ==
+                                 [l for l in api[i][1].splitlines() if '/24/64' in l], '')
+        store[2] = api[2] = None
+        self.assertEqual(store, api)
+
     def test_ratelimit_status_and_reset_same_in_both_modes(self):
         user = 's%s@%s' % (uuid.uuid4().hex[:10], DOMAIN)
         self.store.add_user(user, 'St-pass-' + uuid.uuid4().hex[:8])

@@ -46,6 +46,27 @@ static const struct {
     {"client_address=not-an-ip messages 1/1h", NULL},
     {"sasl_username= messages 1/1h", NULL},
     {"", NULL},
+    /* directions and per-limit client grouping (lib/mw-ratescope.c) */
+    {"outbound:sasl_username messages 3/1h", "sasl_username messages 3/1h defer"},
+    {"inbound:client_address/32/128 messages 30/1m",
+     "inbound:client_address/32/128 messages 30/1m defer"},
+    {"both:client_address/24=192.0.2.0/22 recipients 100/1h reject",
+     "both:client_address/24=192.0.2.0/22 recipients 100/1h reject"},
+    {"inbound:recipient messages 50/1h", "inbound:recipient messages 50/1h defer"},
+    {"inbound:recipient_domain recipients 100/message",
+     "inbound:recipient_domain recipients 100/message defer"},
+    {"sideways:client_address messages 1/1h", NULL},
+    {"Inbound:client_address messages 1/1h", NULL},
+    {":client_address messages 1/1h", NULL},
+    {"inbound:sasl_username messages 1/1h", NULL},
+    {"both:sasl_username messages 1/1h", NULL},
+    {"inbound:sender/24 messages 1/1h", NULL},
+    {"inbound:client_address/33 messages 1/1h", NULL},
+    {"inbound:client_address/7 messages 1/1h", NULL},
+    {"inbound:client_address/24/129 messages 1/1h", NULL},
+    {"inbound:client_address/24/64/1 messages 1/1h", NULL},
+    {"inbound:client_address/ messages 1/1h", NULL},
+    {"inbound:client_address/x messages 1/1h", NULL},
 };
 
 static void test_limit_parse(void **state)
@@ -315,6 +336,162 @@ static void test_overrides(void **state)
 	pd_policy_free(p);
 }
 
+/* inbound_request - an unauthenticated RCPT (or END-OF-MESSAGE) from IP to RCPT */
+static void inbound_request(struct pd_request *r, char store[][128], const char *state,
+                            const char *ip, const char *rcpt, const char *user)
+{
+	char a[4][128];
+	snprintf(a[0], sizeof(a[0]), "protocol_state=%s", state);
+	snprintf(a[1], sizeof(a[1]), "client_address=%s", ip);
+	snprintf(a[2], sizeof(a[2]), "recipient=%s", rcpt);
+	snprintf(a[3], sizeof(a[3]), "sasl_username=%s", user);
+	build(r,
+	      (const char *const[]){"request=smtpd_access_policy", a[0], a[1],
+	                            "sender=x@remote.example", a[2], a[3], "recipient_count=1",
+	                            "size=10", "instance=in1", NULL},
+	      store);
+}
+
+static const char inbound_conf[] = "[policyd]\n"
+                                   "limit = sasl_username messages 3/1h\n"
+                                   "limit = client_address messages 5/1h\n"
+                                   "limit = inbound:client_address/32/128 messages 10/1h\n"
+                                   "limit = inbound:client_address/24/64 messages 100/1h\n"
+                                   "limit = inbound:recipient messages 20/1h\n"
+                                   "limit = both:recipient_domain=example.org messages 9/1h\n"
+                                   "limit = inbound:client_address=198.51.100.0/24 "
+                                   "messages 1/1h\n"
+                                   "allow = 192.0.2.128/25\n";
+
+static void test_inbound(void **state)
+{
+	struct pd_policy *p = load(inbound_conf, 0, NULL);
+	struct pd_msg_state st;
+	struct pd_eval ev;
+	struct pd_request r;
+	char store[32][128];
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	assert_true(p->has_inbound);
+
+	/* inbound: per IP, per /24, per recipient, per domain; no outbound limit */
+	inbound_request(&r, store, "RCPT", "192.0.2.7", "Bob@Example.org", "");
+	assert_int_equal(pd_policy_eval(p, &r, &st, &ev), PD_COUNTERS);
+	assert_true(has_key(&ev, "client_address:192.0.2.7/32:messages@inbound:3600:10", 1));
+	assert_true(has_key(&ev, "client_address:192.0.2.0/24:messages@inbound:3600:100", 1));
+	assert_true(has_key(&ev, "recipient:bob@example.org:messages@inbound:3600:20", 1));
+	assert_true(has_key(&ev, "recipient_domain:example.org:messages@both:3600:9", 1));
+	assert_int_equal(ev.n, 4);
+	/* IPv6: /128 and /64 */
+	inbound_request(&r, store, "RCPT", "2001:db8:1:2::99", "bob@example.org", "");
+	assert_int_equal(pd_policy_eval(p, &r, &st, &ev), PD_COUNTERS);
+	assert_true(
+	    has_key(&ev, "client_address:2001:db8:1:2::99/128:messages@inbound:3600:10", 1));
+	assert_true(has_key(&ev, "client_address:2001:db8:1:2::/64:messages@inbound:3600:100", 1));
+	/* a matched inbound limit replaces the general one of its group (default prefix) only */
+	inbound_request(&r, store, "RCPT", "198.51.100.9", "carol@remote.example", "");
+	assert_int_equal(pd_policy_eval(p, &r, &st, &ev), PD_COUNTERS);
+	assert_true(has_key(&ev, "client_address:198.51.100.0/24:messages@inbound:3600:1", 1));
+	assert_true(has_key(&ev, "client_address:198.51.100.9/32:messages@inbound:3600:10", 1));
+	assert_true(has_key(&ev, "client_address:198.51.100.0/24:messages@inbound:3600:100", 1));
+	assert_false(has_key(&ev, "client_address:198.51.100.0/24:messages:3600:5", 1));
+	/* the allow list exempts inbound mail too */
+	inbound_request(&r, store, "RCPT", "192.0.2.200", "bob@example.org", "");
+	assert_int_equal(pd_policy_eval(p, &r, &st, &ev), PD_DUNNO);
+	/* END-OF-MESSAGE charges the remembered recipient */
+	inbound_request(&r, store, "RCPT", "192.0.2.7", "bob@example.org", "");
+	pd_policy_note_rcpt(p, &r, &st);
+	inbound_request(&r, store, "END-OF-MESSAGE", "192.0.2.7", "", "");
+	assert_int_equal(pd_policy_eval(p, &r, &st, &ev), PD_COUNTERS);
+	assert_true(ev.commit);
+	assert_true(has_key(&ev, "recipient:bob@example.org:messages@inbound:3600:20", 1));
+	assert_true(has_key(&ev, "client_address:192.0.2.7/32:messages@inbound:3600:10", 1));
+
+	/* outbound (authenticated): only outbound and both limits, keys as before */
+	pd_msg_reset(&st);
+	inbound_request(&r, store, "RCPT", "192.0.2.7", "bob@example.org", "john@example.org");
+	assert_int_equal(pd_policy_eval(p, &r, &st, &ev), PD_COUNTERS);
+	assert_true(has_key(&ev, "sasl_username:john@example.org:messages:3600:3", 1));
+	assert_true(has_key(&ev, "client_address:192.0.2.0/24:messages:3600:5", 1));
+	assert_true(has_key(&ev, "recipient_domain:example.org:messages@both:3600:9", 1));
+	assert_int_equal(ev.n, 3);
+
+	/* status of an address: every client_address limit, each grouping it its own way */
+	pd_policy_status(p, PD_SCOPE_CLIENT_ADDRESS, "192.0.2.7", &ev);
+	assert_true(has_key(&ev, "client_address:192.0.2.0/24:messages:3600:5", 0));
+	assert_true(has_key(&ev, "client_address:192.0.2.7/32:messages@inbound:3600:10", 0));
+	assert_true(has_key(&ev, "client_address:192.0.2.0/24:messages@inbound:3600:100", 0));
+	assert_int_equal(ev.n, 3);
+	/* reset of an address: each network it is counted under, once */
+	pd_policy_client_groups(p, "192.0.2.7", &ev);
+	assert_int_equal(ev.n, 2);
+	assert_string_equal(ev.value_of[0], "192.0.2.0/24");
+	assert_string_equal(ev.value_of[1], "192.0.2.7/32");
+	pd_policy_client_groups(p, "not-an-ip", &ev);
+	assert_int_equal(ev.n, 0);
+	pd_policy_free(p);
+
+	/* without an inbound limit, inbound mail is not looked at (as before) */
+	p = load(conf, 0, NULL);
+	assert_false(p->has_inbound);
+	inbound_request(&r, store, "RCPT", "192.0.2.7", "bob@example.org", "");
+	assert_int_equal(pd_policy_eval(p, &r, &st, &ev), PD_DUNNO);
+	pd_policy_free(p);
+}
+
+static void test_inbound_store(void **state)
+{
+	struct mw_rate_policy rp;
+	struct pd_limit l;
+	mw_error err = {""};
+	char back[256];
+	(void)state;
+	memset(&rp, 0, sizeof(rp));
+	rp.id = 3;
+	mw_strlcpy(rp.scope, "inbound:client_address/32", sizeof(rp.scope));
+	mw_strlcpy(rp.metric, "messages", sizeof(rp.metric));
+	mw_strlcpy(rp.action, "defer", sizeof(rp.action));
+	rp.limit_count = 5;
+	rp.window_seconds = 60;
+	assert_int_equal(mw_rate_policy_check(&rp, &err), 0);
+	assert_int_equal(pd_limit_from_store(&rp, &l, &err), 0);
+	assert_int_equal(l.dir, MW_RATE_INBOUND);
+	assert_int_equal(l.v4_prefix, 32);
+	pd_limit_format(&l, back, sizeof(back));
+	assert_string_equal(back, "inbound:client_address/32 messages 5/1m defer");
+	/* a bad direction is named */
+	mw_strlcpy(rp.scope, "upward:client_address", sizeof(rp.scope));
+	assert_int_equal(mw_rate_policy_check(&rp, &err), -1);
+	assert_non_null(strstr(err.msg, "unknown direction \"upward\""));
+	assert_int_equal(pd_limit_from_store(&rp, &l, &err), -1);
+	/* a per-user policy counts that user's outbound mail only */
+	mw_strlcpy(rp.scope, "inbound:recipient", sizeof(rp.scope));
+	mw_strlcpy(rp.username, "vip@example.org", sizeof(rp.username));
+	assert_int_equal(mw_rate_policy_check(&rp, &err), -1);
+	assert_non_null(strstr(err.msg, "direction inbound"));
+	assert_int_equal(pd_limit_from_store(&rp, &l, &err), -1);
+	/* old rows keep their meaning */
+	mw_strlcpy(rp.scope, "client_address", sizeof(rp.scope));
+	rp.username[0] = '\0';
+	assert_int_equal(pd_limit_from_store(&rp, &l, &err), 0);
+	assert_int_equal(l.dir, MW_RATE_OUTBOUND);
+}
+
+static void test_bad_direction_config(void **state)
+{
+	static const char text[] = "[policyd]\nlimit = sasl_username messages 1/1h\n"
+	                           "limit = sideways:client_address messages 1/1h\n";
+	mw_error err = {""};
+	mw_config *cfg = mw_config_load_string(text, strlen(text), "bad.conf", &err);
+	(void)state;
+	assert_non_null(cfg);
+	assert_null(pd_policy_new(cfg, NULL, 0, &err));
+	assert_non_null(strstr(err.msg, "bad.conf:3"));
+	assert_non_null(strstr(err.msg, "limit"));
+	assert_non_null(strstr(err.msg, "unknown direction \"sideways\""));
+	mw_config_unref(&cfg);
+}
+
 static void test_strlist_config(void **state)
 {
 	static const char two_files[] = "[policyd]\nlimit = sasl_username messages 1/1h\n";
@@ -423,7 +600,8 @@ int main(void)
 	    cmocka_unit_test(test_limit_parse),    cmocka_unit_test(test_addr_group),
 	    cmocka_unit_test(test_policy_eval),    cmocka_unit_test(test_overrides),
 	    cmocka_unit_test(test_strlist_config), cmocka_unit_test(test_fmt_duration),
-	    cmocka_unit_test(test_limit_req_make),
+	    cmocka_unit_test(test_limit_req_make), cmocka_unit_test(test_inbound),
+	    cmocka_unit_test(test_inbound_store),  cmocka_unit_test(test_bad_direction_config),
 	};
 	MW_RUN_TESTS(tests);
 }
