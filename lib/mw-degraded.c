@@ -3,14 +3,16 @@
  * reader of the gauges (one printer and one parser of the format, rule 12 of STYLE.md).
  *
  * A process keeps one small table indexed by the components of mw-degraded.def, guarded by a
- * mutex (the milter's threads change it). A change of state is decided under the lock and
+ * mutex (the milter's threads change it); a prefork pool (the API) moves it into shared
+ * memory with mw_degraded_share before forking, so its workers share one state and one
+ * change is logged once, by the worker that saw it. A change of state is decided under the lock and
  * logged after it, so a component failing on every request logs once when it fails and once
  * when it works again, never per request. The detail text goes to the log only; the gauges
  * carry the component, the reason word and the time the state began, so the number of series
  * stays bounded.
  *
- * Public: mw_degraded_watch, mw_degraded_enter, mw_degraded_leave, mw_degraded_get,
- * mw_degraded_name, mw_degraded_lookup, mw_degraded_render, mw_degraded_parse,
+ * Public: mw_degraded_share, mw_degraded_watch, mw_degraded_enter, mw_degraded_leave,
+ * mw_degraded_get, mw_degraded_name, mw_degraded_lookup, mw_degraded_render, mw_degraded_parse,
  * mw_degraded_describe.
  * Diagnostics: event=degraded (warning) and event=recovered (info) lines; the parser's
  * errors through error_r.
@@ -19,11 +21,13 @@
 #include "mw-degraded.h"
 #include "mw-log.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static const struct {
@@ -40,8 +44,14 @@ struct state {
 	char reason[MW_DEGRADED_REASON_MAX + 1];
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct state table[MW_DEGRADED_COUNT_];
+struct dtable {
+	pthread_mutex_t lock;
+	struct state s[MW_DEGRADED_COUNT_];
+};
+
+/* The process's table; mw_degraded_share moves it into shared memory (before forking). */
+static struct dtable private_table = {PTHREAD_MUTEX_INITIALIZER, {{0}}};
+static struct dtable *dt = &private_table;
 
 #define GAUGE "mailwarden_degraded"
 #define SINCE "mailwarden_degraded_since_seconds"
@@ -56,6 +66,38 @@ static bool word_ok(const char *s, size_t n, size_t max)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
 			return false;
 	return true;
+}
+
+/* dlock - take the table's mutex; a worker that died holding it left it consistent (each
+   change is a few fields of one slot) */
+static void dlock(void)
+{
+	if (pthread_mutex_lock(&dt->lock) == EOWNERDEAD)
+		(void)pthread_mutex_consistent(&dt->lock);
+}
+
+/* mw_degraded_share - the table in shared memory, for the processes forked after this */
+int mw_degraded_share(mw_error *error_r)
+{
+	pthread_mutexattr_t a;
+	struct dtable *t;
+	if (dt != &private_table)
+		return 0;
+	t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (t == MAP_FAILED) {
+		mw_error_set(error_r, "degraded states: mmap: %s", strerror(errno));
+		return -1;
+	}
+	(void)pthread_mutexattr_init(&a);
+	(void)pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	(void)pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	(void)pthread_mutex_init(&t->lock, &a);
+	(void)pthread_mutexattr_destroy(&a);
+	(void)pthread_mutex_lock(&private_table.lock);
+	memcpy(t->s, private_table.s, sizeof(t->s));
+	(void)pthread_mutex_unlock(&private_table.lock);
+	dt = t;
+	return 0;
 }
 
 /* mw_degraded_name - the component label of id */
@@ -78,9 +120,9 @@ void mw_degraded_watch(enum mw_degraded_id id)
 {
 	if ((int)id < 0 || id >= MW_DEGRADED_COUNT_)
 		return;
-	(void)pthread_mutex_lock(&lock);
-	table[id].watched = true;
-	(void)pthread_mutex_unlock(&lock);
+	dlock();
+	dt->s[id].watched = true;
+	(void)pthread_mutex_unlock(&dt->lock);
 }
 
 /* mw_degraded_enter - healthy to degraded: logged once */
@@ -92,15 +134,15 @@ bool mw_degraded_enter(enum mw_degraded_id id, const char *reason, const char *d
 		return false;
 	if (reason == NULL || !word_ok(reason, strlen(reason), MW_DEGRADED_REASON_MAX))
 		reason = "unknown";
-	(void)pthread_mutex_lock(&lock);
-	table[id].watched = true;
-	if (!table[id].degraded) {
-		table[id].degraded = true;
-		table[id].since = mw_now();
-		(void)mw_strlcpy(table[id].reason, reason, sizeof(table[id].reason));
+	dlock();
+	dt->s[id].watched = true;
+	if (!dt->s[id].degraded) {
+		dt->s[id].degraded = true;
+		dt->s[id].since = mw_now();
+		(void)mw_strlcpy(dt->s[id].reason, reason, sizeof(dt->s[id].reason));
 		changed = true;
 	}
-	(void)pthread_mutex_unlock(&lock);
+	(void)pthread_mutex_unlock(&dt->lock);
 	if (changed) {
 		if (detail == NULL)
 			detail = "";
@@ -121,16 +163,16 @@ bool mw_degraded_leave(enum mw_degraded_id id, const char *detail)
 	bool changed = false;
 	if ((int)id < 0 || id >= MW_DEGRADED_COUNT_)
 		return false;
-	(void)pthread_mutex_lock(&lock);
-	table[id].watched = true;
-	if (table[id].degraded) {
-		since = table[id].since;
-		table[id].degraded = false;
-		table[id].since = 0;
-		table[id].reason[0] = '\0';
+	dlock();
+	dt->s[id].watched = true;
+	if (dt->s[id].degraded) {
+		since = dt->s[id].since;
+		dt->s[id].degraded = false;
+		dt->s[id].since = 0;
+		dt->s[id].reason[0] = '\0';
 		changed = true;
 	}
-	(void)pthread_mutex_unlock(&lock);
+	(void)pthread_mutex_unlock(&dt->lock);
 	if (changed) {
 		int64_t after = mw_now() - since;
 		if (detail == NULL)
@@ -149,11 +191,11 @@ void mw_degraded_get(enum mw_degraded_id id, struct mw_degraded_state *state_r)
 	if ((int)id < 0 || id >= MW_DEGRADED_COUNT_)
 		return;
 	(void)mw_strlcpy(state_r->component, components[id].name, sizeof(state_r->component));
-	(void)pthread_mutex_lock(&lock);
-	state_r->degraded = table[id].degraded;
-	state_r->since = table[id].since;
-	(void)mw_strlcpy(state_r->reason, table[id].reason, sizeof(state_r->reason));
-	(void)pthread_mutex_unlock(&lock);
+	dlock();
+	state_r->degraded = dt->s[id].degraded;
+	state_r->since = dt->s[id].since;
+	(void)mw_strlcpy(state_r->reason, dt->s[id].reason, sizeof(state_r->reason));
+	(void)pthread_mutex_unlock(&dt->lock);
 }
 
 /* mw_degraded_render - the gauges of the watched components */
@@ -161,9 +203,9 @@ void mw_degraded_render(mw_str *out)
 {
 	struct state copy[MW_DEGRADED_COUNT_];
 	size_t i;
-	(void)pthread_mutex_lock(&lock);
-	memcpy(copy, table, sizeof(copy));
-	(void)pthread_mutex_unlock(&lock);
+	dlock();
+	memcpy(copy, dt->s, sizeof(copy));
+	(void)pthread_mutex_unlock(&dt->lock);
 	(void)mw_str_appends(out, "# HELP " GAUGE " 1 while the component serves from a fallback "
 	                          "(logged as event=degraded), else 0.\n# TYPE " GAUGE " gauge\n");
 	for (i = 0; i < MW_N_ELEMENTS(copy); i++)

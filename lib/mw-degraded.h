@@ -24,6 +24,9 @@ struct mw_degraded_state {
 	int64_t since;                           /* mw_now() when it entered the state; 0 if not */
 };
 
+/* Moves the table into shared memory (a robust process-shared mutex), keeping what it holds:
+   call it before forking workers that must share one state. -1 with the reason. */
+int mw_degraded_share(mw_error *error_r);
 /* This process has the component: the gauge shows it (0 until it degrades). */
 void mw_degraded_watch(enum mw_degraded_id id);
 /* The component serves from its fallback. Logs "event=degraded component=NAME reason=REASON

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* count - occurrences of needle in the file at path */
@@ -160,12 +161,54 @@ static void test_parse_refuses(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* test_shared - forked workers share one state: one line in all, seen by the parent */
+static void test_shared(void **state)
+{
+	char path[] = "/tmp/mw-degraded-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2), i, st;
+	struct mw_degraded_state s;
+	mw_error err = {""};
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	(void)mw_degraded_enter(MW_DEGRADED_POLICYD_STORE, "kept", "");
+	assert_int_equal(mw_degraded_share(&err), 0);
+	mw_degraded_get(MW_DEGRADED_POLICYD_STORE, &s); /* what the table held is kept */
+	assert_true(s.degraded);
+	assert_string_equal(s.reason, "kept");
+	assert_int_equal(dup2(fd, 2), 2);
+	for (i = 0; i < 3; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			for (int k = 0; k < 200; k++)
+				(void)mw_degraded_enter(MW_DEGRADED_API_STORE, "store_error",
+				                        "down");
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 3; i++) {
+		assert_true(wait(&st) > 0);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	mw_degraded_get(MW_DEGRADED_API_STORE, &s);
+	assert_true(s.degraded);
+	assert_true(mw_degraded_leave(MW_DEGRADED_API_STORE, "back"));
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	assert_int_equal(count(path, "event=degraded component=api_store "), 1);
+	assert_int_equal(count(path, "event=recovered component=api_store "), 1);
+	(void)close(fd);
+	(void)close(saved);
+	(void)unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_transitions),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_parse_refuses),
+	    cmocka_unit_test(test_shared),
 	};
 	MW_RUN_TESTS(tests);
 }
