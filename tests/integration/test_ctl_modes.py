@@ -226,7 +226,7 @@ class CtlModesTest(labcase.PolicydCase):
         # the rest of the table: refused with --api, naming the command
         for line in local:
             words = line.split()
-            argv = words[:1] if words[0] in ('init', 'classify') else words[:2]
+            argv = words[:1] if words[0] in ('init', 'classify', 'doctor') else words[:2]
             rc, _, err = self.ctl('api', argv + ['x'])
             self.assertEqual(rc, 2, (argv, err))
             self.assertIn('%s is not available with --api' % ' '.join(argv), err)
