@@ -94,7 +94,9 @@ def udp_soa_answers(port, zone, host='127.0.0.1'):
     """udp_soa_answers - True when a DNS server on HOST:PORT answers a UDP SOA query for
 	ZONE with NOERROR (authoritative data loaded), within 0.5 s."""
     qid = os.getpid() & 0xffff
-    name = b''.join(bytes([len(p)]) + p.encode('ascii') for p in zone.strip('.').split('.'))
+    # the root zone '.' has no labels: its name is the empty name alone
+    name = b''.join(bytes([len(p)]) + p.encode('ascii')
+                    for p in zone.strip('.').split('.') if p)
     query = struct.pack('>HHHHHH', qid, 0, 1, 0, 0, 0) + name + b'\0' + struct.pack('>HH', 6, 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.5)
