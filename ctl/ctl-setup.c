@@ -15,14 +15,19 @@
  * "problem: ... (fix: ...)"; exit 1 when there is a problem: the configuration and the
  * daemons' user, the milter, policy and control sockets, Postfix and Dovecot configured to
  * use them, the store's permissions and the master key's, the resolver, the DKIM keys
- * published in DNS.
+ * published in DNS, and each daemon serving from a fallback (issue 17): the policy daemon
+ * answers "health" on its control socket; the milter has no control socket, so its
+ * metrics_file (the mailwarden_degraded gauges, read by lib/mw-degraded.c's one parser) is
+ * what tells, and a file not rewritten for three metrics_interval is reported as unknown.
  *
  * Public: cmd_setup_postfix, cmd_setup_dovecot, cmd_setup_nginx, cmd_doctor.
  * Diagnostics: ctl_err; external programs' output is shown when they fail.
  */
 #include "mw-build.h"
 #include "ctl.h"
+#include "mw-degraded.h"
 #include "mw-dns.h"
+#include "mw-pdctl.h"
 #include "mw-service.h"
 
 #include <errno.h>
@@ -990,6 +995,90 @@ static void doctor_dns(struct doctor *d, struct mw_ctl *ctl)
 	mw_dns_free(&dns);
 }
 
+/* doctor_degraded_file - the degraded gauges of a daemon's metrics file (the milter's way to
+   tell: it has no control socket); a file older than three intervals is not believed */
+static void doctor_degraded_file(struct doctor *d, const char *daemon, const char *path,
+                                 int64_t interval)
+{
+	struct mw_degraded_state st[MW_DEGRADED_COUNT_];
+	char line[1024];
+	struct stat sb;
+	mw_error err = {""};
+	size_t n = 0, i, bad = 0;
+	mw_str text;
+	if (path[0] == '\0')
+		return; /* no metrics_file: nothing tells the state */
+	mw_str_init(&text, 4 * 1024 * 1024);
+	if (stat(path, &sb) < 0 || read_text(path, &text) < 0) {
+		finding(d, false, "%s's metrics file %s cannot be read: %s (fix: start %s)", daemon,
+		        path, strerror(errno), daemon);
+		goto out;
+	}
+	if ((int64_t)time(NULL) - (int64_t)sb.st_mtime > 3 * interval + 5) {
+		finding(d, false,
+		        "%s's metrics file %s was not written for %lld s: its state is unknown "
+		        "(fix: start %s)",
+		        daemon, path, (long long)((int64_t)time(NULL) - (int64_t)sb.st_mtime),
+		        daemon);
+		goto out;
+	}
+	if (mw_degraded_parse(text.buf != NULL ? text.buf : "", text.len, st, MW_N_ELEMENTS(st), &n,
+	                      &err) < 0) {
+		finding(d, false, "%s's metrics file %s: %s", daemon, path, err.msg);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (st[i].degraded) {
+			mw_degraded_describe(&st[i], line, sizeof(line));
+			finding(d, false, "%s", line);
+			bad++;
+		}
+	if (bad == 0)
+		finding(d, true, "%s serves without a fallback (%s)", daemon, path);
+out:
+	mw_str_free(&text);
+}
+
+/* doctor_degraded_policyd - the policy daemon's degraded components, asked over its control
+   socket ("health"); without one, from its metrics file */
+static void doctor_degraded_policyd(struct doctor *d, struct mw_ctl *ctl, const char *control)
+{
+	struct mw_pdctl_request req;
+	struct mw_pdctl_reply *reply;
+	char line[1024];
+	mw_error err = {""};
+	size_t i;
+	if (control[0] == '\0') {
+		doctor_degraded_file(d, "mailwarden-policyd",
+		                     mw_config_str(ctl->cfg, MWK_PD_METRICS_FILE),
+		                     mw_config_int(ctl->cfg, MWK_PD_METRICS_INTERVAL));
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	req.command = MW_PDCTL_HEALTH;
+	(void)mw_strlcpy(req.subject, "daemon", sizeof(req.subject));
+	reply = mw_calloc(1, sizeof(*reply));
+	if (mw_pdctl_call(control, &req, 5000, reply, &err) < 0) {
+		free(reply);
+		return; /* the control socket's own finding says it does not answer */
+	}
+	if (!reply->ok)
+		finding(d, false, "mailwarden-policyd refused the health query: %s", reply->error);
+	for (i = 0; i < reply->ndegraded; i++) {
+		struct mw_degraded_state st;
+		memset(&st, 0, sizeof(st));
+		(void)mw_strlcpy(st.component, reply->degraded[i].component, sizeof(st.component));
+		(void)mw_strlcpy(st.reason, reply->degraded[i].reason, sizeof(st.reason));
+		st.degraded = true;
+		st.since = reply->degraded[i].since;
+		mw_degraded_describe(&st, line, sizeof(line));
+		finding(d, false, "%s", line);
+	}
+	if (reply->ok && reply->ndegraded == 0)
+		finding(d, true, "mailwarden-policyd serves without a fallback");
+	free(reply);
+}
+
 /* cmd_doctor - check the host end to end, one line per finding */
 int cmd_doctor(struct mw_ctl *ctl, int argc, char **argv)
 {
@@ -1026,6 +1115,10 @@ int cmd_doctor(struct mw_ctl *ctl, int argc, char **argv)
 	if (control[0] != '\0')
 		doctor_socket(&d, "mailwarden-policyd's control socket", control,
 		              "mailwarden-policyd");
+	doctor_degraded_policyd(&d, ctl, control);
+	doctor_degraded_file(&d, "mailwarden-milter",
+	                     mw_config_str(ctl->cfg, MWK_MILTER_METRICS_FILE),
+	                     mw_config_int(ctl->cfg, MWK_MILTER_METRICS_INTERVAL));
 	doctor_postfix(&d, ctl, o.postfix_dir != NULL ? o.postfix_dir : "/etc/postfix");
 	doctor_dovecot(&d,
 	               o.dovecot_config != NULL ? o.dovecot_config : "/etc/dovecot/dovecot.conf");

@@ -11,6 +11,7 @@
  */
 #include "mw-build.h"
 #include "mw-metrics.h"
+#include "mw-degraded.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -161,6 +162,7 @@ void mw_metrics_render(mw_str *out)
 	    "the series table was full.\n# TYPE mailwarden_metrics_dropped_total "
 	    "counter\nmailwarden_metrics_dropped_total %llu\n",
 	    (unsigned long long)__atomic_load_n(&table->dropped, __ATOMIC_RELAXED));
+	mw_degraded_render(out); /* the gauges of lib/mw-degraded.c */
 }
 
 /* mw_metrics_write_file - the text format into path, atomically */

@@ -8,14 +8,17 @@
  * fields follow, each exactly once, in any order. Values are text (printable bytes, no
  * control byte, at most MW_PDCTL_TEXT_MAX), integers (decimal 0..INT64_MAX, no sign, no
  * leading zero) or booleans (0 or 1). Times are whole seconds.
- *   request:  record=status|reset, subject=USER|IP
+ *   request:  record=status|reset|health, subject=USER|IP (health: not looked at)
  *   reply:    any number of record=limit (limit, origin, used, count, reset_after,
- *             degraded), then for a reset one record=cleared (count), then record=ok
+ *             degraded) and record=degraded (component, reason, since: a component
+ *             serving from its fallback, lib/mw-degraded.h), then for a reset one
+ *             record=cleared (count), then record=ok
  *             (subject) or record=error (reason); nothing after it.
  * The decoders refuse whatever is not exactly that (unknown record or field, a field twice
  * or missing, a value out of its type or range, an over-long line, trailing bytes).
  *
- * Public: mw_pdctl_encode_request, mw_pdctl_encode_limit, mw_pdctl_encode_cleared,
+ * Public: mw_pdctl_encode_request, mw_pdctl_encode_limit, mw_pdctl_encode_degraded,
+ * mw_pdctl_encode_cleared,
  * mw_pdctl_encode_ok, mw_pdctl_encode_error, mw_pdctl_encode_reply, mw_pdctl_frame,
  * mw_pdctl_decode_request, mw_pdctl_decode_reply, mw_pdctl_call, mw_pdctl_format_limit.
  * Diagnostics: every failure comes back in error_r, naming the record and field; the client
@@ -75,11 +78,25 @@ static const struct field limit_fields[] = {
     INT(struct mw_pdctl_limit, used),        INT(struct mw_pdctl_limit, count),
     INT(struct mw_pdctl_limit, reset_after), BOOL(struct mw_pdctl_limit, degraded),
 };
+static const struct field degraded_fields[] = {
+    TEXT(struct mw_pdctl_degraded, component),
+    TEXT(struct mw_pdctl_degraded, reason),
+    INT(struct mw_pdctl_degraded, since),
+};
 static const struct field cleared_fields[] = {INT(struct rec_cleared, count)};
 static const struct field ok_fields[] = {TEXT(struct rec_ok, subject)};
 static const struct field error_fields[] = {TEXT(struct rec_error, reason)};
 
-enum rec_type { REC_STATUS, REC_RESET, REC_LIMIT, REC_CLEARED, REC_OK, REC_ERROR };
+enum rec_type {
+	REC_STATUS,
+	REC_RESET,
+	REC_LIMIT,
+	REC_CLEARED,
+	REC_OK,
+	REC_ERROR,
+	REC_HEALTH,
+	REC_DEGRADED
+};
 
 static const struct {
 	const char *name;
@@ -92,6 +109,8 @@ static const struct {
     [REC_CLEARED] = {"cleared", cleared_fields, MW_N_ELEMENTS(cleared_fields)},
     [REC_OK] = {"ok", ok_fields, MW_N_ELEMENTS(ok_fields)},
     [REC_ERROR] = {"error", error_fields, MW_N_ELEMENTS(error_fields)},
+    [REC_HEALTH] = {"health", request_fields, MW_N_ELEMENTS(request_fields)},
+    [REC_DEGRADED] = {"degraded", degraded_fields, MW_N_ELEMENTS(degraded_fields)},
 };
 
 /* ---- encoding ---------------------------------------------------------------------- */
@@ -161,7 +180,16 @@ static int encode(mw_str *out, enum rec_type type, const void *base, mw_error *e
 /* mw_pdctl_encode_request - a status or reset request */
 int mw_pdctl_encode_request(mw_str *out, const struct mw_pdctl_request *req, mw_error *error_r)
 {
-	return encode(out, req->command == MW_PDCTL_RESET ? REC_RESET : REC_STATUS, req, error_r);
+	enum rec_type t = req->command == MW_PDCTL_RESET    ? REC_RESET
+	                  : req->command == MW_PDCTL_HEALTH ? REC_HEALTH
+	                                                    : REC_STATUS;
+	return encode(out, t, req, error_r);
+}
+
+/* mw_pdctl_encode_degraded - one degraded component */
+int mw_pdctl_encode_degraded(mw_str *out, const struct mw_pdctl_degraded *dg, mw_error *error_r)
+{
+	return encode(out, REC_DEGRADED, dg, error_r);
 }
 
 /* mw_pdctl_encode_limit - one limit's usage */
@@ -208,8 +236,14 @@ int mw_pdctl_encode_reply(mw_str *out, const struct mw_pdctl_reply *reply, mw_er
 		mw_error_set(error_r, "more than %d limit records", MW_PDCTL_LIMITS_MAX);
 		return -1;
 	}
+	if (reply->ndegraded > MW_PDCTL_DEGRADED_MAX) {
+		mw_error_set(error_r, "more than %d degraded records", MW_PDCTL_DEGRADED_MAX);
+		return -1;
+	}
 	for (i = 0; i < reply->nlimits && rc == 0; i++)
 		rc = mw_pdctl_encode_limit(out, &reply->limits[i], error_r);
+	for (i = 0; i < reply->ndegraded && rc == 0; i++)
+		rc = mw_pdctl_encode_degraded(out, &reply->degraded[i], error_r);
 	if (rc == 0 && reply->cleared >= 0)
 		rc = mw_pdctl_encode_cleared(out, reply->cleared, error_r);
 	if (rc == 0)
@@ -386,7 +420,8 @@ static int decode_record(const char *buf, size_t len, size_t *pos, unsigned allo
 int mw_pdctl_decode_request(const char *buf, size_t len, struct mw_pdctl_request *req_r,
                             mw_error *error_r)
 {
-	void *bases[MW_N_ELEMENTS(records)] = {[REC_STATUS] = req_r, [REC_RESET] = req_r};
+	void *bases[MW_N_ELEMENTS(records)] = {
+	    [REC_STATUS] = req_r, [REC_RESET] = req_r, [REC_HEALTH] = req_r};
 	enum rec_type t;
 	size_t pos = 0;
 	int r;
@@ -395,7 +430,8 @@ int mw_pdctl_decode_request(const char *buf, size_t len, struct mw_pdctl_request
 		mw_error_set(error_r, "request longer than %d bytes", MW_PDCTL_REQUEST_MAX);
 		return -1;
 	}
-	r = decode_record(buf, len, &pos, 1u << REC_STATUS | 1u << REC_RESET, bases, &t, error_r);
+	r = decode_record(buf, len, &pos, 1u << REC_STATUS | 1u << REC_RESET | 1u << REC_HEALTH,
+	                  bases, &t, error_r);
 	if (r == 0)
 		mw_error_set(error_r, "request cut short");
 	if (r <= 0)
@@ -404,7 +440,9 @@ int mw_pdctl_decode_request(const char *buf, size_t len, struct mw_pdctl_request
 		mw_error_set(error_r, "bytes after the request");
 		return -1;
 	}
-	req_r->command = t == REC_RESET ? MW_PDCTL_RESET : MW_PDCTL_STATUS;
+	req_r->command = t == REC_RESET    ? MW_PDCTL_RESET
+	                 : t == REC_HEALTH ? MW_PDCTL_HEALTH
+	                                   : MW_PDCTL_STATUS;
 	return 0;
 }
 
@@ -413,12 +451,17 @@ int mw_pdctl_decode_reply(const char *buf, size_t len, struct mw_pdctl_reply *re
                           mw_error *error_r)
 {
 	struct mw_pdctl_limit lim;
+	struct mw_pdctl_degraded dg;
 	struct rec_cleared cleared;
 	struct rec_ok ok;
 	struct rec_error err;
-	void *bases[MW_N_ELEMENTS(records)] = {
-	    [REC_LIMIT] = &lim, [REC_CLEARED] = &cleared, [REC_OK] = &ok, [REC_ERROR] = &err};
-	unsigned allowed = 1u << REC_LIMIT | 1u << REC_CLEARED | 1u << REC_OK | 1u << REC_ERROR;
+	void *bases[MW_N_ELEMENTS(records)] = {[REC_LIMIT] = &lim,
+	                                       [REC_CLEARED] = &cleared,
+	                                       [REC_OK] = &ok,
+	                                       [REC_ERROR] = &err,
+	                                       [REC_DEGRADED] = &dg};
+	unsigned allowed = 1u << REC_LIMIT | 1u << REC_DEGRADED | 1u << REC_CLEARED | 1u << REC_OK |
+	                   1u << REC_ERROR;
 	size_t pos = 0;
 	memset(reply_r, 0, sizeof(*reply_r));
 	reply_r->cleared = -1;
@@ -440,6 +483,15 @@ int mw_pdctl_decode_reply(const char *buf, size_t len, struct mw_pdctl_reply *re
 			}
 			reply_r->limits[reply_r->nlimits++] = lim;
 			memset(&lim, 0, sizeof(lim));
+			break;
+		case REC_DEGRADED:
+			if (reply_r->ndegraded == MW_PDCTL_DEGRADED_MAX) {
+				mw_error_set(error_r, "more than %d degraded records",
+				             MW_PDCTL_DEGRADED_MAX);
+				return -1;
+			}
+			reply_r->degraded[reply_r->ndegraded++] = dg;
+			memset(&dg, 0, sizeof(dg));
 			break;
 		case REC_CLEARED:
 			reply_r->cleared = cleared.count;

@@ -5,18 +5,28 @@
 
 #include "mw-util.h"
 
-#define MW_PDCTL_TEXT_MAX    512          /* bytes of a text value */
-#define MW_PDCTL_LINE_MAX    600          /* bytes of one name=value line, without its LF */
-#define MW_PDCTL_REQUEST_MAX 1024         /* bytes of a whole request record */
-#define MW_PDCTL_REPLY_MAX   (256 * 1024) /* bytes of a whole reply */
-#define MW_PDCTL_LIMITS_MAX  64           /* limit records in one reply */
-#define MW_PDCTL_INT_MAX     INT64_MAX    /* integers are 0..MW_PDCTL_INT_MAX, decimal */
+#define MW_PDCTL_TEXT_MAX     512          /* bytes of a text value */
+#define MW_PDCTL_LINE_MAX     600          /* bytes of one name=value line, without its LF */
+#define MW_PDCTL_REQUEST_MAX  1024         /* bytes of a whole request record */
+#define MW_PDCTL_REPLY_MAX    (256 * 1024) /* bytes of a whole reply */
+#define MW_PDCTL_LIMITS_MAX   64           /* limit records in one reply */
+#define MW_PDCTL_INT_MAX      INT64_MAX    /* integers are 0..MW_PDCTL_INT_MAX, decimal */
+#define MW_PDCTL_DEGRADED_MAX 16           /* degraded records in one reply */
 
-enum mw_pdctl_command { MW_PDCTL_STATUS, MW_PDCTL_RESET };
+/* status/reset: one subject's limits; health: the daemon's degraded components (its subject
+   is not looked at: "daemon") */
+enum mw_pdctl_command { MW_PDCTL_STATUS, MW_PDCTL_RESET, MW_PDCTL_HEALTH };
 
 struct mw_pdctl_request {
 	enum mw_pdctl_command command;
 	char subject[MW_PDCTL_TEXT_MAX + 1]; /* a user name or an IP address */
+};
+
+/* A component of the daemon serving from its fallback (lib/mw-degraded.h). */
+struct mw_pdctl_degraded {
+	char component[MW_PDCTL_TEXT_MAX + 1]; /* a name of lib/mw-degraded.def */
+	char reason[MW_PDCTL_TEXT_MAX + 1];    /* the reason word */
+	int64_t since;                         /* Unix time it entered the state */
 };
 
 /* The usage of one limit. */
@@ -36,6 +46,8 @@ struct mw_pdctl_reply {
 	int64_t cleared; /* reset: counters cleared; -1 = no such record */
 	size_t nlimits;
 	struct mw_pdctl_limit limits[MW_PDCTL_LIMITS_MAX];
+	size_t ndegraded; /* health: the degraded components (none: all healthy) */
+	struct mw_pdctl_degraded degraded[MW_PDCTL_DEGRADED_MAX];
 };
 
 /* Encoders: append one record to out. -1 (out unchanged) when a value does not fit the
@@ -43,10 +55,12 @@ struct mw_pdctl_reply {
    or out's bound. */
 int mw_pdctl_encode_request(mw_str *out, const struct mw_pdctl_request *req, mw_error *error_r);
 int mw_pdctl_encode_limit(mw_str *out, const struct mw_pdctl_limit *l, mw_error *error_r);
+int mw_pdctl_encode_degraded(mw_str *out, const struct mw_pdctl_degraded *dg, mw_error *error_r);
 int mw_pdctl_encode_cleared(mw_str *out, int64_t count, mw_error *error_r);
 int mw_pdctl_encode_ok(mw_str *out, const char *subject, mw_error *error_r);
 int mw_pdctl_encode_error(mw_str *out, const char *reason, mw_error *error_r);
-/* A whole reply (limit records, the cleared record when cleared >= 0, then ok or error). */
+/* A whole reply (limit records, degraded records, the cleared record when cleared >= 0, then ok or
+ * error). */
 int mw_pdctl_encode_reply(mw_str *out, const struct mw_pdctl_reply *reply, mw_error *error_r);
 
 /* mw_pdctl_frame: the first record of buf[0..len) ends at *len_r (its blank line included):

@@ -44,6 +44,12 @@
  * unscored always carries X-Mailwarden-Spam: no; score=0 and is logged
  * (event=spam_unscored ... action=accept_unscored).
  *
+ * Degraded states (lib/mw-degraded.c: one event=degraded line when entered, one
+ * event=recovered when left, the mailwarden_degraded gauge): milter_virus while no engine
+ * can judge a message (none built, or clamd failing: reason no_engine or scan_error; left at
+ * the next verdict or when an engine is built), milter_classifier while the classifier's
+ * store cannot be opened (left when it opens; the retries in between are debug lines).
+ *
  * Diagnostics: event=virus_found, event=virus_reload, event=virus_unscanned,
  * event=spam_unscored lines; the verdict goes into the caller's decision line (extra:
  * virus=..., spam=...).
@@ -51,6 +57,7 @@
 #include "mw-build.h"
 #include "milter.h"
 #include "mw-classify.h"
+#include "mw-degraded.h"
 #include "mw-headers.h"
 #include "mw-log.h"
 #include "mw-metrics.h"
@@ -123,6 +130,8 @@ static mw_virus *engine_get(void)
 static int build(const char *why, bool watcher)
 {
 	struct mw_virus_settings s;
+	struct mw_degraded_state ds;
+	bool none;
 	int64_t t0;
 	mw_virus *v = NULL, *old;
 	char e[MILTER_LOGV];
@@ -136,6 +145,7 @@ static int build(const char *why, bool watcher)
 	if (watcher && strcmp(mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), "libclamav") != 0)
 		goto out;
 	if (settings_of(cfg, &s)) {
+		mw_degraded_watch(MW_DEGRADED_MILTER_VIRUS);
 		t0 = mw_mono_ms();
 		v = mw_virus_new(&s, &err);
 		if (v == NULL) {
@@ -143,12 +153,23 @@ static int build(const char *why, bool watcher)
 			             "note=\"the previous engine stays\" error=%s",
 			             why, mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN),
 			             mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+			(void)pthread_mutex_lock(&engine_lock);
+			none = cur_engine == NULL;
+			(void)pthread_mutex_unlock(&engine_lock);
+			if (none)
+				(void)mw_degraded_enter(MW_DEGRADED_MILTER_VIRUS, "no_engine",
+				                        err.msg);
 			ret = -1;
 			goto out;
 		}
 		ms = (long)(mw_mono_ms() - t0);
 		mw_info("event=virus_reload status=ok why=%s engine=%s signatures=%u build_ms=%ld",
 		        why, mw_config_str(cfg, MWK_MILTER_VIRUS_SCAN), mw_virus_signatures(v), ms);
+		mw_degraded_get(MW_DEGRADED_MILTER_VIRUS, &ds);
+		if (ds.degraded && strcmp(ds.reason, "no_engine") == 0)
+			(void)mw_degraded_leave(MW_DEGRADED_MILTER_VIRUS, "an engine was built");
+	} else {
+		(void)mw_degraded_leave(MW_DEGRADED_MILTER_VIRUS, "virus scanning is off");
 	}
 	(void)pthread_mutex_lock(&engine_lock);
 	old = cur_engine;
@@ -348,8 +369,8 @@ static int unscannable(struct milter_conn *conn, const char *why, struct milter_
 }
 
 /* no_verdict - virus_on_error's choice when no engine could judge the message */
-static int no_verdict(struct milter_conn *conn, const char *why, struct milter_reply *r,
-                      char *extra, size_t extra_size)
+static int no_verdict(struct milter_conn *conn, bool engine, const char *why,
+                      struct milter_reply *r, char *extra, size_t extra_size)
 {
 	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "unscanned");
 	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_VIRUS_ON_ERROR);
@@ -357,6 +378,7 @@ static int no_verdict(struct milter_conn *conn, const char *why, struct milter_r
 	mw_error_log("event=virus_unscanned qid=%s reason=engine_error action=%s error=%s",
 	             mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
 	             mw_log_value(w, sizeof(w), why, strlen(why)));
+	(void)mw_degraded_enter(MW_DEGRADED_MILTER_VIRUS, engine ? "scan_error" : "no_engine", why);
 	if (strcmp(mode, "accept") == 0) {
 		(void)snprintf(extra, extra_size, "virus=unscanned_error action=accept_unscanned");
 		return 0;
@@ -389,16 +411,17 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	}
 	v = engine_get();
 	if (v == NULL)
-		return no_verdict(conn, "no virus engine", r, extra, extra_size);
+		return no_verdict(conn, false, "no virus engine", r, extra, extra_size);
 	st = mw_virus_scan(v, msg->scan_buf.buf != NULL ? msg->scan_buf.buf : "", msg->scan_buf.len,
 	                   name, sizeof(name), &err);
 	mw_virus_unref(&v);
 	switch (st) {
 	case MW_VIRUS_ERROR:
-		return no_verdict(conn, err.msg, r, extra, extra_size);
+		return no_verdict(conn, true, err.msg, r, extra, extra_size);
 	case MW_VIRUS_LIMIT:
 		return unscannable(conn, err.msg, r, extra, extra_size);
 	case MW_VIRUS_CLEAN:
+		(void)mw_degraded_leave(MW_DEGRADED_MILTER_VIRUS, "a scan answered");
 		mw_metrics_inc(MWM_MILTER_SCANS, "virus", "clean");
 		(void)snprintf(extra, extra_size, "virus=clean");
 		if (strcmp(action, "tag") == 0 && insert_virus_header(ctx, conn, false, "") < 0)
@@ -407,6 +430,7 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	case MW_VIRUS_FOUND:
 		break;
 	}
+	(void)mw_degraded_leave(MW_DEGRADED_MILTER_VIRUS, "a scan answered");
 	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "infected");
 	(void)snprintf(extra, extra_size, "virus=found signature=%s",
 	               mw_log_value(e, sizeof(e), name, strlen(name)));
@@ -450,6 +474,7 @@ static void classifier_ensure(const mw_config *cfg)
 	mw_classifier *c = NULL;
 	char e[MILTER_LOGV];
 
+	mw_degraded_watch(MW_DEGRADED_MILTER_CLASSIFIER);
 	(void)pthread_rwlock_rdlock(&cls_rw);
 	current = cls != NULL && strcmp(cls_url, url) == 0;
 	(void)pthread_rwlock_unlock(&cls_rw);
@@ -469,8 +494,12 @@ static void classifier_ensure(const mw_config *cfg)
 	if (store == NULL || mw_classifier_open(store, &c, &err) < 0) {
 		mw_store_close(&store);
 		cls_next_try = now + CLS_RETRY_SECS;
-		mw_warn("event=spam_classifier status=unavailable retry_secs=%d error=%s",
-		        CLS_RETRY_SECS, mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
+		/* the first failure is the degraded line; the retries are debug lines */
+		mw_log(mw_degraded_enter(MW_DEGRADED_MILTER_CLASSIFIER, "store_error", err.msg)
+		           ? MW_LOG_WARNING
+		           : MW_LOG_DEBUG,
+		       "event=spam_classifier status=unavailable retry_secs=%d error=%s",
+		       CLS_RETRY_SECS, mw_log_value(e, sizeof(e), err.msg, strlen(err.msg)));
 		goto out;
 	}
 	mw_classifier_settings_from_config(cfg, &cs);
@@ -483,6 +512,7 @@ static void classifier_ensure(const mw_config *cfg)
 	(void)mw_strlcpy(cls_url, url, sizeof(cls_url));
 	(void)pthread_rwlock_unlock(&cls_rw);
 	mw_info("event=spam_classifier status=open");
+	(void)mw_degraded_leave(MW_DEGRADED_MILTER_CLASSIFIER, "the classifier is open");
 out:
 	(void)pthread_mutex_unlock(&cls_open_lock);
 }

@@ -12,11 +12,18 @@
  * none had expired the whole table is emptied. Unknown users are cached too (as NOTFOUND);
  * store errors never are. Lock order: store_lock, then cache_lock (never the other way).
  *
+ * While the store fails the milter answers from the cache alone (entries still within
+ * cache_ttl; the others get on_error): the component milter_store is degraded
+ * (lib/mw-degraded.c logs event=degraded at the first failed lookup and event=recovered at
+ * the first one the store answers again; the mailwarden_degraded gauge in metrics_file is
+ * what mailwardenctl doctor reads).
+ *
  * Diagnostics: store errors come back through error_r; the callbacks log them.
  */
 #include "mw-build.h"
 #include "milter.h"
 #include "mw-ttlcache.h"
+#include "mw-degraded.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -130,6 +137,7 @@ int milter_users_init(const char *url, unsigned busy_ms, unsigned ttl_secs, mw_e
 	users_store = store;
 	cache_ttl = ttl_secs;
 	(void)pthread_mutex_unlock(&store_lock);
+	mw_degraded_watch(MW_DEGRADED_MILTER_STORE);
 	return 0;
 }
 
@@ -160,6 +168,7 @@ enum milter_lookup milter_users_lookup(const char *username, struct milter_user_
 	char **patterns = NULL;
 	size_t n = 0;
 	bool found = false;
+	mw_error err = {""};
 	int ret;
 
 	memset(info_r, 0, sizeof(*info_r));
@@ -170,14 +179,15 @@ enum milter_lookup milter_users_lookup(const char *username, struct milter_user_
 	if (users_store == NULL) {
 		(void)pthread_mutex_unlock(&store_lock);
 		mw_error_set(error_r, "store not open");
+		(void)mw_degraded_enter(MW_DEGRADED_MILTER_STORE, "store_closed", "store not open");
 		return MILTER_LOOKUP_ERROR;
 	}
 	memset(&user, 0, sizeof(user));
-	ret = mw_store_user_get(users_store, username, &user, error_r);
+	ret = mw_store_user_get(users_store, username, &user, &err);
 	if (ret == MW_STORE_OK) {
 		info_r->status = user.status;
 		mw_user_clear(&user);
-		ret = mw_store_allowed_from_list(users_store, username, &patterns, &n, error_r);
+		ret = mw_store_allowed_from_list(users_store, username, &patterns, &n, &err);
 		if (ret == MW_STORE_NOTFOUND) { /* deleted between the two reads */
 			ret = MW_STORE_OK;
 			patterns = NULL;
@@ -186,6 +196,13 @@ enum milter_lookup milter_users_lookup(const char *username, struct milter_user_
 	}
 	(void)pthread_mutex_unlock(&store_lock);
 
+	if (ret != MW_STORE_OK && ret != MW_STORE_NOTFOUND) {
+		/* once per outage: a failing store must not log twice per message */
+		(void)mw_degraded_enter(MW_DEGRADED_MILTER_STORE, "store_error", err.msg);
+		mw_error_set(error_r, "%s", err.msg);
+	} else {
+		(void)mw_degraded_leave(MW_DEGRADED_MILTER_STORE, "a user lookup was answered");
+	}
 	if (ret == MW_STORE_NOTFOUND) {
 		cache_put(username, false, info_r);
 		return MILTER_LOOKUP_NOTFOUND;

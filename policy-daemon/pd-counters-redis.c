@@ -33,12 +33,15 @@
  * reconnected with exponential backoff (100 ms doubling to 10 s). reset(prefix) is SCAN +
  * DEL in batches, each step bounded by timeout_ms; it also clears the fallback's keys.
  *
- * Diagnostics: "counters=redis degraded: REASON" (warning) once when Redis stops answering,
- * "counters=redis recovered: ..." (info) once when it answers again; URL errors from
+ * Diagnostics: "event=degraded component=policyd_counters reason=WORD detail=..." (warning,
+ * lib/mw-degraded.c) once when Redis stops answering, "event=recovered
+ * component=policyd_counters ..." (info) once when it answers again; the state is the
+ * mailwarden_degraded gauge and the control socket's health reply. URL errors from
  * pd_counters_redis_new through error_r.
  */
 #include "mw-build.h"
 #include "pd-counters.h"
+#include "mw-degraded.h"
 #include "mw-log.h"
 
 #include <errno.h>
@@ -159,8 +162,10 @@ static struct redis_store *redis_store_of(struct pd_counters *c)
 	return (struct redis_store *)c;
 }
 
-/* redis_degraded - note a failure; logs only when the store was healthy until now */
-static MW_PRINTF(2, 3) void redis_degraded(struct redis_store *s, const char *fmt, ...)
+/* redis_degraded - note a failure; logs only when the store was healthy until now (reason:
+   a word for the gauge, fmt: the detail for the log) */
+static MW_PRINTF(3, 4) void redis_degraded(struct redis_store *s, const char *reason,
+                                           const char *fmt, ...)
 {
 	mw_str msg;
 	va_list ap;
@@ -171,7 +176,7 @@ static MW_PRINTF(2, 3) void redis_degraded(struct redis_store *s, const char *fm
 	(void)mw_str_vappendf(&msg, fmt, ap); /* unbounded: cannot fail */
 	va_end(ap);
 	s->degraded = true;
-	mw_warn("counters=redis degraded: %s (answering from memory counters)", mw_str_c(&msg));
+	(void)mw_degraded_enter(MW_DEGRADED_POLICYD_COUNTERS, reason, mw_str_c(&msg));
 	mw_str_free(&msg);
 }
 
@@ -180,8 +185,10 @@ static void redis_recovered(struct redis_store *s, const char *how)
 {
 	if (!s->degraded)
 		return;
+	char detail[300];
 	s->degraded = false;
-	mw_info("counters=redis recovered: %s %s:%d", how, s->host, s->port);
+	(void)snprintf(detail, sizeof(detail), "%s %s:%d", how, s->host, s->port);
+	(void)mw_degraded_leave(MW_DEGRADED_POLICYD_COUNTERS, detail);
 }
 
 /* redis_reply_error - a short, log-safe text of an error reply */
@@ -406,8 +413,8 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
 	struct redis_conn *conn = ac->data;
 	if (status == REDIS_OK)
 		return; /* ready once SCRIPT LOAD answers */
-	redis_degraded(conn->store, "cannot connect to %s:%d: %s", conn->store->host,
-	               conn->store->port, ac->errstr);
+	redis_degraded(conn->store, "connect_failed", "cannot connect to %s:%d: %s",
+	               conn->store->host, conn->store->port, ac->errstr);
 	/* hiredis frees the context after this callback */
 	redis_conn_lost(conn, ac);
 }
@@ -418,8 +425,9 @@ static void redis_on_disconnect(const redisAsyncContext *ac, int status)
 	struct redis_conn *conn = ac->data;
 	if (conn->ac != ac)
 		return; /* dropped by us */
-	redis_degraded(conn->store, "connection to %s:%d lost: %s", conn->store->host,
-	               conn->store->port, status == REDIS_OK ? "closed" : ac->errstr);
+	redis_degraded(conn->store, "connection_lost", "connection to %s:%d lost: %s",
+	               conn->store->host, conn->store->port,
+	               status == REDIS_OK ? "closed" : ac->errstr);
 	redis_conn_lost(conn, ac);
 }
 
@@ -432,8 +440,9 @@ static void redis_on_setup_reply(redisAsyncContext *ac, void *reply, void *privd
 	if (r == NULL || conn->ac != ac)
 		return;
 	if (r->type == REDIS_REPLY_ERROR) {
-		redis_degraded(conn->store, "setting up connection to %s:%d: %s", conn->store->host,
-		               conn->store->port, redis_reply_error(buf, sizeof(buf), r));
+		redis_degraded(conn->store, "connect_failed", "setting up connection to %s:%d: %s",
+		               conn->store->host, conn->store->port,
+		               redis_reply_error(buf, sizeof(buf), r));
 		redis_conn_drop(conn);
 	}
 }
@@ -448,7 +457,7 @@ static void redis_on_script_loaded(redisAsyncContext *ac, void *reply, void *pri
 	if (r == NULL || conn->ac != ac)
 		return;
 	if (r->type != REDIS_REPLY_STRING || r->len != 40 || memcmp(r->str, s->sha, 40) != 0) {
-		redis_degraded(s, "SCRIPT LOAD on %s:%d: %s", s->host, s->port,
+		redis_degraded(s, "script_error", "SCRIPT LOAD on %s:%d: %s", s->host, s->port,
 		               r->type == REDIS_REPLY_ERROR ? redis_reply_error(buf, sizeof(buf), r)
 		                                            : "unexpected reply");
 		redis_conn_drop(conn);
@@ -467,8 +476,8 @@ static void redis_on_setup_timeout(evutil_socket_t fd, short what, void *arg)
 	struct redis_conn *conn = arg;
 	if (conn->state != CONN_CONNECTING)
 		return;
-	redis_degraded(conn->store, "connecting to %s:%d timed out", conn->store->host,
-	               conn->store->port);
+	redis_degraded(conn->store, "connect_failed", "connecting to %s:%d timed out",
+	               conn->store->host, conn->store->port);
 	redis_conn_drop(conn);
 }
 
@@ -482,7 +491,7 @@ static void redis_conn_connect(struct redis_conn *conn)
 		return;
 	ac = redisAsyncConnect(s->addr, s->port);
 	if (ac == NULL || ac->err != 0) {
-		redis_degraded(s, "cannot connect to %s:%d: %s", s->host, s->port,
+		redis_degraded(s, "connect_failed", "cannot connect to %s:%d: %s", s->host, s->port,
 		               ac != NULL ? ac->errstr : "out of memory");
 		if (ac != NULL)
 			redisAsyncFree(ac);
@@ -601,7 +610,8 @@ static void redis_on_timeout(evutil_socket_t fd, short what, void *arg)
 	struct redis_op *op = arg;
 	struct redis_store *s = op->store;
 	unsigned i;
-	redis_degraded(s, "no answer from %s:%d within %u ms", s->host, s->port, s->timeout_ms);
+	redis_degraded(s, "timeout", "no answer from %s:%d within %u ms", s->host, s->port,
+	               s->timeout_ms);
 	redis_op_fallback(op);
 	/* frees op through its NULL-reply callback: do not touch op after this */
 	for (i = 0; i < s->pool_size; i++)
@@ -737,7 +747,7 @@ static void redis_on_group_reply(redisAsyncContext *ac, void *reply, void *privd
 	for (i = 0; i < g->n; i++)
 		g->ops[i]->in_hiredis = false;
 	if (r == NULL) {
-		redis_degraded(s, "connection to %s:%d lost", s->host, s->port);
+		redis_degraded(s, "connection_lost", "connection to %s:%d lost", s->host, s->port);
 		redis_group_fallback(g, 0);
 		return;
 	}
@@ -751,13 +761,14 @@ static void redis_on_group_reply(redisAsyncContext *ac, void *reply, void *privd
 		return;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		redis_degraded(s, "script error from %s:%d: %s", s->host, s->port,
+		redis_degraded(s, "script_error", "script error from %s:%d: %s", s->host, s->port,
 		               redis_reply_error(buf, sizeof(buf), r));
 		redis_group_fallback(g, 0);
 		return;
 	}
 	if (r->type != REDIS_REPLY_ARRAY) {
-		redis_degraded(s, "unexpected script reply from %s:%d", s->host, s->port);
+		redis_degraded(s, "bad_reply", "unexpected script reply from %s:%d", s->host,
+		               s->port);
 		redis_group_fallback(g, 0);
 		return;
 	}
@@ -769,12 +780,14 @@ static void redis_on_group_reply(redisAsyncContext *ac, void *reply, void *privd
 		             ? redis_parse_lease(op, r, &at, lres, buf, sizeof(buf))
 		             : redis_parse_apply(op, r, &at, &res, buf, sizeof(buf));
 		if (rc == -1) {
-			redis_degraded(s, "unexpected script reply from %s:%d", s->host, s->port);
+			redis_degraded(s, "bad_reply", "unexpected script reply from %s:%d",
+			               s->host, s->port);
 			redis_group_fallback(g, i);
 			return;
 		}
 		if (rc == -2) {
-			redis_degraded(s, "script error from %s:%d: %s", s->host, s->port, buf);
+			redis_degraded(s, "script_error", "script error from %s:%d: %s", s->host,
+			               s->port, buf);
 			redis_op_fallback(op);
 		} else if (!op->answered) {
 			op->answered = true;
@@ -788,7 +801,8 @@ static void redis_on_group_reply(redisAsyncContext *ac, void *reply, void *privd
 		redis_op_maybe_free(op);
 	}
 	if (at != r->elements)
-		redis_degraded(s, "unexpected script reply from %s:%d", s->host, s->port);
+		redis_degraded(s, "bad_reply", "unexpected script reply from %s:%d", s->host,
+		               s->port);
 	free(g);
 }
 
@@ -889,7 +903,8 @@ static void redis_on_send(evutil_socket_t fd, short what, void *arg)
 		struct redis_group *g;
 		struct redis_op *op;
 		if (conn->ac == NULL) {
-			redis_degraded(s, "connection to %s:%d lost", s->host, s->port);
+			redis_degraded(s, "connection_lost", "connection to %s:%d lost", s->host,
+			               s->port);
 			redis_queue_fallback(conn);
 			return;
 		}
@@ -910,7 +925,7 @@ static void redis_on_send(evutil_socket_t fd, short what, void *arg)
 		}
 		redis_send_group(g);
 		if (!g->ops[0]->in_hiredis) {
-			redis_degraded(s, "cannot send to %s:%d", s->host, s->port);
+			redis_degraded(s, "send_failed", "cannot send to %s:%d", s->host, s->port);
 			redis_group_fallback(g, 0);
 		}
 	}
@@ -969,7 +984,7 @@ static void redis_op_enqueue(struct redis_store *s, struct redis_op *op)
 		redis_op_arm(op);
 		return;
 	}
-	redis_degraded(s, "no connection to %s:%d", s->host, s->port);
+	redis_degraded(s, "no_connection", "no connection to %s:%d", s->host, s->port);
 	redis_op_fallback(op);
 	redis_op_maybe_free(op);
 }
@@ -1045,9 +1060,9 @@ static void redis_on_reset_reply(redisAsyncContext *ac, void *reply, void *privd
 		return;
 	}
 	if (r == NULL) {
-		redis_degraded(s, "connection to %s:%d lost", s->host, s->port);
+		redis_degraded(s, "connection_lost", "connection to %s:%d lost", s->host, s->port);
 	} else if (r->type == REDIS_REPLY_ERROR) {
-		redis_degraded(s, "reset on %s:%d: %s", s->host, s->port,
+		redis_degraded(s, "reset_failed", "reset on %s:%d: %s", s->host, s->port,
 		               redis_reply_error(buf, sizeof(buf), r));
 	} else if (r->type == REDIS_REPLY_INTEGER) {
 		/* DEL done: go on from the cursor of the last SCAN */
@@ -1083,7 +1098,8 @@ static void redis_on_reset_reply(redisAsyncContext *ac, void *reply, void *privd
 			free(lens);
 		}
 	} else {
-		redis_degraded(s, "unexpected reply to SCAN/DEL from %s:%d", s->host, s->port);
+		redis_degraded(s, "bad_reply", "unexpected reply to SCAN/DEL from %s:%d", s->host,
+		               s->port);
 	}
 	if (!op->answered && !op->in_hiredis)
 		redis_op_fallback(op);
@@ -1131,7 +1147,7 @@ static void redis_reset(struct pd_counters *c, const char *prefix, int64_t now_u
 	if (op->conn != NULL)
 		redis_reset_scan(op, "0");
 	if (!op->in_hiredis) {
-		redis_degraded(s, "no connection to %s:%d", s->host, s->port);
+		redis_degraded(s, "no_connection", "no connection to %s:%d", s->host, s->port);
 		redis_op_fallback(op);
 	}
 	redis_op_maybe_free(op);
@@ -1381,6 +1397,7 @@ struct pd_counters *pd_counters_redis_new(const char *url, struct event_base *ba
 		event_assign(&conn->send_ev, base, -1, 0, redis_on_send, conn);
 		redis_conn_connect(conn);
 	}
+	mw_degraded_watch(MW_DEGRADED_POLICYD_COUNTERS); /* the gauge shows 0 until it fails */
 	return &s->c;
 fail:
 	mw_memzero(s->password, sizeof(s->password));

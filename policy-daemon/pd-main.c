@@ -34,7 +34,10 @@
  * group it by, inbound ones too); every reply ends with an ok or an error record.
  *
  * The store is read every store_refresh; when it cannot be read the last good rate_policies
- * (and always the config limits) stay in force and a warning is logged.
+ * (and always the config limits) stay in force: the component policyd_store is degraded
+ * (lib/mw-degraded.c: one event=degraded line when the first read fails, one event=recovered
+ * when a read works again; the failures in between are debug lines). "health" on the control
+ * socket answers with the degraded components (mailwardenctl doctor asks it).
  *
  * Public: main.
  * Diagnostics: start-up problems are fatal (exit 1); at run time everything is logged with
@@ -47,6 +50,7 @@
 #include "mw-log.h"
 #include "mw-metrics.h"
 #include "mw-pdctl.h"
+#include "mw-degraded.h"
 #include "mw-service.h"
 #include "mw-store.h"
 #include "pd-counters.h"
@@ -700,6 +704,29 @@ static void ctl_refuse(struct pd_conn *c, const char *reason)
 	free(reply);
 }
 
+/* ctl_health - the degraded components of this daemon, answered at once */
+static void ctl_health(struct pd_conn *c)
+{
+	struct mw_pdctl_reply *reply = mw_calloc(1, sizeof(*reply));
+	struct mw_degraded_state st;
+	int id;
+	reply->ok = true;
+	reply->cleared = -1;
+	(void)mw_strlcpy(reply->subject, "daemon", sizeof(reply->subject));
+	for (id = 0; id < MW_DEGRADED_COUNT_ && reply->ndegraded < MW_PDCTL_DEGRADED_MAX; id++) {
+		struct mw_pdctl_degraded *dg;
+		mw_degraded_get((enum mw_degraded_id)id, &st);
+		if (!st.degraded)
+			continue;
+		dg = &reply->degraded[reply->ndegraded++];
+		(void)mw_strlcpy(dg->component, st.component, sizeof(dg->component));
+		(void)mw_strlcpy(dg->reason, st.reason, sizeof(dg->reason));
+		dg->since = st.since > 0 ? st.since : 0;
+	}
+	ctl_send(c, reply);
+	free(reply);
+}
+
 /* ctl_status_cb - the usage of each limit, in whole seconds */
 static void ctl_status_cb(const struct pd_batch_res *res, void *ctx)
 {
@@ -796,6 +823,10 @@ static void ctl_command(struct pd_conn *c, const struct mw_pdctl_request *req)
 	char value[PD_VALUE_MAX + 1], prefix[PD_COUNTER_KEY_MAX];
 	enum pd_scope scope;
 	struct pd_pending *pp;
+	if (req->command == MW_PDCTL_HEALTH) {
+		ctl_health(c);
+		return;
+	}
 	if (ctl_subject(d->rt->policy, req->subject, &scope, value, sizeof(value)) < 0) {
 		ctl_refuse(c, "not a user name or IP address");
 		return;
@@ -1149,6 +1180,16 @@ static void open_listeners(const mw_config *cfg, int *fd_r, int *cfd_r)
 		mw_fatal("policyd: %s", err.msg);
 }
 
+/* store_failed - the store could not be read: degraded (logged once), then debug lines */
+static void store_failed(struct pd_daemon *d, const char *reason, const mw_error *err)
+{
+	char detail[sizeof(err->msg) + 64];
+	(void)snprintf(detail, sizeof(detail), "%s; keeping %zu store limits", err->msg,
+	               d->store_count);
+	if (!mw_degraded_enter(MW_DEGRADED_POLICYD_STORE, reason, detail))
+		mw_debug("policyd: store still unreadable: %s", detail);
+}
+
 /* load_store_limits - re-read rate_policies; false when the store could not be read */
 static bool load_store_limits(struct pd_daemon *d)
 {
@@ -1162,17 +1203,16 @@ static bool load_store_limits(struct pd_daemon *d)
 		    mw_config_str(cfg, MWK_STORE),
 		    (unsigned)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000, &err);
 		if (d->store == NULL) {
-			mw_warn("policyd: store unreachable (%s): keeping %zu store limits",
-			        err.msg, d->store_count);
+			store_failed(d, "connect_failed", &err);
 			return false;
 		}
 	}
 	if (mw_store_rate_policy_list(d->store, &v, &count, &err) != MW_STORE_OK) {
-		mw_warn("policyd: reading rate_policies failed (%s): keeping %zu store limits",
-		        err.msg, d->store_count);
+		store_failed(d, "read_failed", &err);
 		mw_store_close(&d->store);
 		return false;
 	}
+	(void)mw_degraded_leave(MW_DEGRADED_POLICYD_STORE, "rate_policies read again");
 	limits = mw_calloc(count + 1, sizeof(*limits));
 	for (i = 0; i < count; i++) {
 		if (pd_limit_from_store(&v[i], &limits[n], &err) < 0) {
@@ -1393,6 +1433,7 @@ int main(int argc, char **argv)
 	}
 	d.counters = open_counters(&d, d.rt->cfg);
 	d.refresh_timer = event_new(d.base, -1, EV_PERSIST, refresh_cb, &d);
+	mw_degraded_watch(MW_DEGRADED_POLICYD_STORE);
 	if (load_store_limits(&d) && rebuild(&d, d.rt->cfg, &err) < 0)
 		mw_warn("policyd: store limits not applied: %s", err.msg);
 	arm_refresh(&d);

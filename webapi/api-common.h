@@ -181,6 +181,8 @@ json_t *api_qr_svg(const char *text);
 void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action, const char *target,
                json_t *details);
 void api_store_error(struct api_response *res, const char *what, const mw_error *err);
+/* The store answered (a session was read): the api_store degraded state ends. */
+void api_store_answered(void);
 int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r);
 /* api_protocols_parse turns a JSON array of "imap"/"smtp" (users and app passwords)
    into the store's form ("imap,smtp", ...; "" only when allow_empty); 422 naming field. */

@@ -29,6 +29,7 @@
 #include "api-common.h"
 #include "api-fcgi.h"
 #include "mw-daemon.h"
+#include "mw-degraded.h"
 #include "mw-log.h"
 #include "mw-metrics.h"
 #include "mw-service.h"
@@ -468,8 +469,9 @@ int main(int argc, char **argv)
 	mw_info("ready (store %s, %ld workers)", backend,
 	        (long)mw_config_int(m.ctx->cfg, MWK_API_WORKERS));
 	/* the request counters, in memory every worker forked from here shares */
-	if (mw_metrics_init(true, &err) < 0)
+	if (mw_metrics_init(true, &err) < 0 || mw_degraded_share(&err) < 0)
 		mw_fatal("%s", err.msg);
+	mw_degraded_watch(MW_DEGRADED_API_STORE);
 	memset(&pool, 0, sizeof(pool));
 	pool.service = &m.svc;
 	pool.workers = (unsigned)mw_config_int(m.ctx->cfg, MWK_API_WORKERS);

@@ -8,6 +8,7 @@
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-degraded.h"
 #include "mw-log.h"
 #include "mw-metrics.h"
 
@@ -22,9 +23,11 @@ void api_healthz(struct api_ctx *ctx, struct api_request *req, struct api_respon
 		return;
 	if (mw_store_check_schema(ctx->store, &err) < 0) {
 		mw_error_log("health check: %s", err.msg);
+		(void)mw_degraded_enter(MW_DEGRADED_API_STORE, "store_error", err.msg);
 		api_error(res, 503, "store_unavailable", "the store is unavailable");
 		return;
 	}
+	api_store_answered();
 	api_ok(res, 200,
 	       json_pack("{s:s,s:s}", "status", "ok", "store", mw_store_backend_name(ctx->store)));
 }

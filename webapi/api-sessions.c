@@ -125,6 +125,7 @@ int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_re
 	}
 	req->session.last_seen_at = now;
 	req->authed = true;
+	api_store_answered();
 	(void)snprintf(req->actor, sizeof(req->actor), "api:%s", req->user.username);
 	return 0;
 }

@@ -6,14 +6,17 @@
  * Every api-*.c module may call these; this file calls none of them (it depends only on
  * lib/ and api-http.c's api_error), so the handler modules depend on it in one direction.
  *
- * Public: api_store_error, api_audit, api_master_key, api_protocols_parse,
- * api_protocols_json.
+ * Public: api_store_error, api_store_answered, api_audit, api_master_key,
+ * api_protocols_parse, api_protocols_json.
  * Diagnostics: a store error and a master key that cannot be read are logged with the
  * reason and answered 503 (store_unavailable, master_key_unavailable) without it; a failed
- * audit append is logged.
+ * audit append is logged. A store error also makes the component api_store degraded
+ * (lib/mw-degraded.c: event=degraded once, shared by the workers); api_store_answered,
+ * called where every authenticated request has read the store, ends it (event=recovered).
  */
 #include "mw-build.h"
 #include "api-common.h"
+#include "mw-degraded.h"
 #include "mw-log.h"
 
 #include <stdlib.h>
@@ -23,7 +26,14 @@
 void api_store_error(struct api_response *res, const char *what, const mw_error *err)
 {
 	mw_error_log("store error while %s: %s", what, err->msg);
+	(void)mw_degraded_enter(MW_DEGRADED_API_STORE, "store_error", err->msg);
 	api_error(res, 503, "store_unavailable", "the store is unavailable, try again later");
+}
+
+/* api_store_answered - the store answered a request: api_store is not degraded (any more) */
+void api_store_answered(void)
+{
+	(void)mw_degraded_leave(MW_DEGRADED_API_STORE, "the store answered a request");
 }
 
 /* api_audit - append an audit entry for a change (actor api:USER, client IP) */

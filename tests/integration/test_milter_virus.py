@@ -224,6 +224,9 @@ class MilterVirusTest(labcase.MilterCase):
         self.milter.stop()
         self.milter.write_config(self.base.replace(self.sigs, self.empty) +
                                  'virus_scan = libclamav\n')
+        enter = 'event=degraded component=milter_virus reason=no_engine '
+        leave = 'event=recovered component=milter_virus '
+        enters, leaves = self.log().count(enter), self.log().count(leave)
         self.restart(stopped=True)
         try:
             code, resp = self.send(plain(uuid.uuid4().hex[:10], 'clean text'))
@@ -231,11 +234,15 @@ class MilterVirusTest(labcase.MilterCase):
             self.assertIn('4.7.1 virus scanner unavailable', resp)
             code, resp = self.send(plain(uuid.uuid4().hex[:10], EICAR))
             self.assertEqual(code, 451, resp)
+            # issue 17: the state is logged once (at start), not per message
+            self.assertEqual(self.log().count(enter), enters + 1, self.log())
             # signatures arrive (freshclam's first run): the watcher builds the engine
             write_ndb(self.empty, 'eicar.ndb', 'Mailwarden.Test.EICAR', EICAR)
             lab_mod.wait_until(lambda: 'why=no_engine engine=libclamav signatures=1'
                                in self.log(), 20, 'the engine to be built')
             self.assert_refused(plain(uuid.uuid4().hex[:10], EICAR), EICAR_NAME)
+            self.assertEqual(self.log().count(leave), leaves + 1, self.log())
+            self.assertEqual(self.log().count(enter), enters + 1, self.log())
         finally:
             self.milter.stop()
             self.milter.write_config(self.base + 'virus_scan = libclamav\n')
@@ -244,6 +251,9 @@ class MilterVirusTest(labcase.MilterCase):
     def test_5_clamd_down(self):
         down = self.base.replace(self.clamd.socket,
                                  'unix:' + os.path.join(self.lab.root, 'no-clamd.sock'))
+        enter = 'event=degraded component=milter_virus reason=scan_error '
+        leave = 'event=recovered component=milter_virus '
+        enters, leaves = self.log().count(enter), self.log().count(leave)
         self.configure('virus_scan = clamd\n', base=down)
         try:
             code, resp = self.send(plain(uuid.uuid4().hex[:10], 'clean text'))
@@ -252,8 +262,13 @@ class MilterVirusTest(labcase.MilterCase):
             self.configure('virus_scan = clamd\nvirus_on_error = reject\n', base=down)
             code, resp = self.send(plain(uuid.uuid4().hex[:10], 'clean text'))
             self.assertEqual(code, 554, resp)
+            # issue 17: two messages refused, one degraded line
+            self.assertEqual(self.log().count(enter), enters + 1, self.log())
         finally:
             self.configure('virus_scan = libclamav\n')
+        self.assert_accepted(plain(uuid.uuid4().hex[:10], 'clean text'))
+        self.assertEqual(self.log().count(leave), leaves + 1, self.log())
+        self.assertEqual(self.log().count(enter), enters + 1, self.log())
 
     def test_6_outbound_and_size_limit(self):
         auth = (self.sender, self.sender_pw)

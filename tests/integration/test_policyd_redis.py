@@ -312,9 +312,9 @@ class PolicydRedisTest(labcase.LabCase):
         r = d.apply('red', T0 + 6, [other])
         self.assertEqual((r['allowed'], r['degraded'], r['res'][0][1]), (True, False, 2))
         log = d.stderr()
-        self.assertIn('counters=redis degraded: script error', log)
+        self.assertIn('event=degraded component=policyd_counters reason=script_error', log)
         self.assertIn('not a counter: mw:t1c:atom:junk', log)
-        self.assertEqual(log.count('counters=redis recovered'), 1, log)
+        self.assertEqual(log.count('event=recovered component=policyd_counters '), 1, log)
 
     # -- two hosts -------------------------------------------------------------------
 
@@ -392,9 +392,9 @@ class PolicydRedisTest(labcase.LabCase):
             self.assertEqual([r['allowed'] for r in results], [True, True, False, False])
         finally:
             redis.pause(False)
-        self.assertEqual(d.stderr().count('counters=redis degraded'), 1, d.stderr())
+        self.assertEqual(d.stderr().count('event=degraded component=policyd_counters '), 1, d.stderr())
         self.wait_recovered(d, key)
-        self.assertEqual(d.stderr().count('counters=redis recovered'), 1, d.stderr())
+        self.assertEqual(d.stderr().count('event=recovered component=policyd_counters '), 1, d.stderr())
 
         # 2. Redis dies: answered from memory at once; back (empty) on the same port
         redis.kill()
@@ -407,8 +407,8 @@ class PolicydRedisTest(labcase.LabCase):
         redis.start()
         self.wait_recovered(d, key)
         log = d.stderr()
-        self.assertEqual(log.count('counters=redis degraded'), 2, log)
-        self.assertEqual(log.count('counters=redis recovered'), 2, log)
+        self.assertEqual(log.count('event=degraded component=policyd_counters '), 2, log)
+        self.assertEqual(log.count('event=recovered component=policyd_counters '), 2, log)
         redis.stop()
 
     def wait_recovered(self, d, key, limit_s=15):
@@ -654,7 +654,7 @@ class PolicydLeaseTest(labcase.LabCase):
         self.assertLess(r['elapsed_ms'], TIMEOUT_MS + SLACK_MS, r)
         r = d.apply('l', T0 + 61, [(key[0], HOUR, 1000, 1000)])
         self.assertEqual((r['allowed'], r['degraded']), (False, True))
-        self.assertEqual(d.stderr().count('counters=redis degraded'), 1, d.stderr())
+        self.assertEqual(d.stderr().count('event=degraded component=policyd_counters '), 1, d.stderr())
         # Redis returns (empty): leases resume without reopening the store
         time.sleep(0.3)
         redis.start()
@@ -668,7 +668,7 @@ class PolicydLeaseTest(labcase.LabCase):
         self.assertTrue(r['allowed'])
         self.assertEqual(d.cmd('units l'), 'units 49')
         self.assertEqual(redis.cli('EXISTS', 'mw:l4:' + key[0]).strip(), '1')
-        self.assertIn('counters=redis recovered', d.stderr())
+        self.assertIn('event=recovered component=policyd_counters ', d.stderr())
         redis.stop()
 
 
@@ -824,7 +824,7 @@ class PolicydSharedRedisTest(labcase.LabCase):
                 self.assertEqual((rcpt, eom), ('DUNNO', 'DUNNO'))
                 self.assertLess(slowest, (TIMEOUT_MS + SLACK_MS) / 1000.0)
             for d in (a, b):
-                self.assertEqual(d.log_text().count('counters=redis degraded'), 1,
+                self.assertEqual(d.log_text().count('event=degraded component=policyd_counters '), 1,
                                  d.log_text())
         finally:
             time.sleep(0.3)
@@ -832,7 +832,7 @@ class PolicydSharedRedisTest(labcase.LabCase):
 
         # 3. Redis is back (empty): both recover and share the limit again
         for d in (a, b):
-            lab_mod.wait_until(lambda: 'counters=redis recovered' in d.log_text(), 15,
+            lab_mod.wait_until(lambda: 'event=recovered component=policyd_counters ' in d.log_text(), 15,
                                '%s to log recovered' % d.name)
         zed, zpw = self.new_user('zed')
         self.assertEqual(send_message(b.port, zed, 0)[:2], ('DUNNO', 'DUNNO'))
@@ -951,14 +951,14 @@ class PolicydLeaseDaemonTest(labcase.LabCase):
                     self.assertTrue(a == 'action=DUNNO' or
                                     a.startswith('action=450 4.7.1 rate limit'), a)
             for d in self.daemons:
-                lab_mod.wait_until(lambda: 'counters=redis degraded' in d.log_text(), 10,
+                lab_mod.wait_until(lambda: 'event=degraded component=policyd_counters ' in d.log_text(), 10,
                                    '%s to log degraded' % d.name)
         finally:
             time.sleep(0.3)
             self.redis.start()
         # back without restarting either daemon: leases again, one limit for both
         for d in self.daemons:
-            lab_mod.wait_until(lambda: 'counters=redis recovered' in d.log_text(), 20,
+            lab_mod.wait_until(lambda: 'event=recovered component=policyd_counters ' in d.log_text(), 20,
                                '%s to log recovered' % d.name)
         user2 = 'back-%s@%s' % (uuid.uuid4().hex[:6], lab_mod.DOMAIN)
         threads, results, errors, t0 = self.blast(user2, 300)

@@ -9,6 +9,7 @@ databases and SQLite files.
 """
 
 import os
+import re
 import sqlite3
 import time
 import unittest
@@ -59,12 +60,29 @@ class StorePgsqlTest(labcase.ApiBase):
             time.sleep(0.2)
         self.fail('the API did not recover after PostgreSQL came back: %s' % seen)
 
+    def api_log(self):
+        with open(self.api.log_path, errors='replace') as f:
+            return f.read()
+
+    def api_store_gauge(self):
+        """api_store_gauge - mailwarden_degraded{component="api_store"} from the API."""
+        a = self.call('GET', '/api/v1/internal/metrics')
+        self.assertEqual(a.status, 200, a)
+        text = a.raw.decode()
+        m = re.search(r'^mailwarden_degraded\{component="api_store"\} ([01])$', text, re.M)
+        self.assertIsNotNone(m, text)
+        return int(m.group(1))
+
     # -- connection loss -------------------------------------------------------------------
 
     def test_api_survives_postgresql_restart(self):
         token = self.login(self.admin, self.admin_pw)
         self.expect(self.users_answer(token), 200)
         pid = self.api.proc.pid
+        enter = 'event=degraded component=api_store reason=store_error '
+        leave = 'event=recovered component=api_store '
+        self.assertEqual(self.api_store_gauge(), 0)
+        enters, leaves = self.api_log().count(enter), self.api_log().count(leave)
         self.pg.halt()
         try:
             for _ in range(3):  # every answer while it is down: 503, quickly
@@ -72,9 +90,15 @@ class StorePgsqlTest(labcase.ApiBase):
                 a = self.users_answer(token)
                 self.expect(a, 503, 'store_unavailable')
                 self.assertLess(time.monotonic() - t0, 10)
+            # issue 17: one degraded line for all the workers and requests, and the gauge
+            self.assertEqual(self.api_log().count(enter), enters + 1, self.api_log())
+            self.assertEqual(self.api_store_gauge(), 1)
         finally:
             self.pg.resume()
         seen = self.until_ok(token)
+        self.assertEqual(self.api_log().count(leave), leaves + 1, self.api_log())
+        self.assertEqual(self.api_log().count(enter), enters + 1, self.api_log())
+        self.assertEqual(self.api_store_gauge(), 0)
         # the same API process serves again: nobody restarted it
         self.assertEqual(self.api.proc.pid, pid)
         self.assertIsNone(self.api.proc.poll())

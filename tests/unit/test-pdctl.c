@@ -35,6 +35,12 @@ static void same_reply(const struct mw_pdctl_reply *a, const struct mw_pdctl_rep
 		assert_true(a->limits[i].reset_after == b->limits[i].reset_after);
 		assert_int_equal(a->limits[i].degraded, b->limits[i].degraded);
 	}
+	assert_int_equal(a->ndegraded, b->ndegraded);
+	for (i = 0; i < a->ndegraded; i++) {
+		assert_string_equal(a->degraded[i].component, b->degraded[i].component);
+		assert_string_equal(a->degraded[i].reason, b->degraded[i].reason);
+		assert_true(a->degraded[i].since == b->degraded[i].since);
+	}
 }
 
 /* sample - a reply with n limits, the extreme values among them */
@@ -58,6 +64,14 @@ static struct mw_pdctl_reply *sample(size_t n, bool ok, int64_t cleared)
 		l->count = i == 2 ? INT64_MAX : (int64_t)i + 1;
 		l->reset_after = i == 0 ? 0 : i == 3 ? INT64_MAX : 3601 + (int64_t)i;
 		l->degraded = i % 3 == 1;
+	}
+	r->ndegraded = n % MW_PDCTL_DEGRADED_MAX; /* health records beside limits */
+	for (i = 0; i < r->ndegraded; i++) {
+		(void)snprintf(r->degraded[i].component, sizeof(r->degraded[i].component),
+		               "component_%zu", i);
+		(void)mw_strlcpy(r->degraded[i].reason, "connect_failed",
+		                 sizeof(r->degraded[i].reason));
+		r->degraded[i].since = i == 1 ? INT64_MAX : 1796644800 + (int64_t)i;
 	}
 	if (n > 4) { /* a text of exactly the maximum length, with '=' and spaces in it */
 		memset(r->limits[4].origin, 'o', MW_PDCTL_TEXT_MAX);
@@ -101,14 +115,16 @@ static void test_request_round_trip(void **state)
 	                                       "x=y z"};
 	size_t i;
 	(void)state;
-	for (i = 0; i < MW_N_ELEMENTS(subjects) * 2; i++) {
+	for (i = 0; i < MW_N_ELEMENTS(subjects) * 3; i++) {
 		struct mw_pdctl_request in, out;
 		mw_str s;
 		mw_error err = {""};
 		size_t framed = 0;
 		memset(&in, 0, sizeof(in));
-		in.command = i % 2 ? MW_PDCTL_RESET : MW_PDCTL_STATUS;
-		(void)mw_strlcpy(in.subject, subjects[i / 2], sizeof(in.subject));
+		in.command = i % 3 == 2 ? MW_PDCTL_HEALTH
+		             : i % 3    ? MW_PDCTL_RESET
+		                        : MW_PDCTL_STATUS;
+		(void)mw_strlcpy(in.subject, subjects[i / 3], sizeof(in.subject));
 		mw_str_init(&s, MW_PDCTL_REQUEST_MAX);
 		assert_int_equal(mw_pdctl_encode_request(&s, &in, &err), 0);
 		assert_int_equal(mw_pdctl_frame(s.buf, s.len, MW_PDCTL_REQUEST_MAX, &framed), 1);
@@ -197,6 +213,13 @@ static const struct {
     {"record=cleared\ncount=3\n\n" OK_END, 0, NULL},
     {"record=error\nreason=no\n\n", 0, NULL},
     {"record=error\nreason=no\n\nrecord=limit\n", 0, "bytes after the end"},
+    {"record=degraded\ncomponent=policyd_counters\nreason=connect_failed\nsince=5\n\n" OK_END, 0,
+     NULL},
+    {"record=degraded\ncomponent=policyd_counters\nreason=connect_failed\n\n" OK_END, 0,
+     "since missing"},
+    {"record=degraded\ncomponent=policyd_counters\nreason=x\nsince=-1\n\n" OK_END, 0,
+     "since is not a number"},
+    {"record=health\nsubject=daemon\n\n" OK_END, 0, "unknown or unexpected record"},
 };
 
 static void test_decoder_refuses(void **state)

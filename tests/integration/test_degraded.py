@@ -1,0 +1,290 @@
+"""test_degraded - degraded modes are visible (issue 17, last section).
+
+A daemon serving from a fallback says so, once per change of state and never per request:
+an `event=degraded component=NAME reason=WORD ...` log line when it enters the state, an
+`event=recovered component=NAME ...` line when it leaves it, the mailwarden_degraded gauge
+(1/0, with mailwarden_degraded_since_seconds while degraded) in its metrics, and a
+"problem:" line of `mailwardenctl doctor` (the policy daemon answers "health" on its control
+socket; the milter's state is read from its metrics_file). Each case makes the dependency
+fail for real and then come back:
+  - policyd counters: Redis killed and started again (lab Redis on loopback);
+  - policyd store: the SQLite store's rate_policies table renamed away and back;
+  - milter store: the users table renamed away and back, messages through miltertest.
+"""
+
+import os
+import socket
+import sqlite3
+import subprocess
+import time
+import unittest
+import uuid
+
+from prometheus_client.parser import text_string_to_metric_families  # python3-prometheus-client
+
+import labcase
+import mailwarden_lab as lab_mod
+from test_milter_inbound_from import SCRIPTS, script
+
+DOMAIN = lab_mod.DOMAIN
+
+
+def gauges(path):
+    """gauges - {component: value} of mailwarden_degraded and {component: (reason, since)}
+    of mailwarden_degraded_since_seconds in the metrics file PATH (Prometheus's own parser)."""
+    with open(path) as f:
+        text = f.read()
+    state, since = {}, {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == 'mailwarden_degraded':
+                assert fam.type == 'gauge', fam
+                state[s.labels['component']] = s.value
+            elif s.name == 'mailwarden_degraded_since_seconds':
+                since[s.labels['component']] = (s.labels['reason'], s.value)
+    return state, since
+
+
+def wait_gauge(path, component, want, timeout=20):
+    """wait_gauge - until the metrics file shows COMPONENT at WANT; returns both dicts."""
+    got = [None]
+
+    def check():
+        if not os.path.exists(path):
+            return False
+        got[0] = gauges(path)
+        return got[0][0].get(component) == want
+    lab_mod.wait_until(check, timeout, '%s gauge %s = %s in %s' % (component, path, want,
+                                                                     got[0]))
+    return got[0]
+
+
+def doctor(ctl_path, config, tmp):
+    """doctor - mailwardenctl doctor's stdout lines (it exits 1: the lab has no Postfix)."""
+    p = subprocess.run([ctl_path, '-c', config, 'doctor', '--postfix-dir',
+                        os.path.join(tmp, 'no-postfix'), '--dovecot-config',
+                        '/nonexistent.conf'], capture_output=True, text=True, timeout=120)
+    assert 'AddressSanitizer' not in p.stderr, p.stderr
+    return p.stdout.splitlines()
+
+
+class PolicydDegradedTest(labcase.PolicydCase):
+    """The policy daemon: Redis counters and the store's rate_policies."""
+
+    @classmethod
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.redis = cls.lab.redis()
+        cls.metrics = os.path.join(cls.lab.root, 'pd-degraded', 'policyd.prom')
+        os.makedirs(os.path.dirname(cls.metrics))
+        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.policyd = cls.lab.policyd(
+            cls.store, limits=['sasl_username messages 100/1h defer'],
+            counters=cls.redis.url,
+            extra='metrics_file = %s\nmetrics_interval = 1s\nstore_refresh = 1s\n'
+                  'counters_timeout_ms = 300\n' % cls.metrics)
+
+    def ask(self, user):
+        """ask - one END-OF-MESSAGE request of USER on a new connection; the action line."""
+        req = ('request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n'
+               'client_address=127.0.0.1\nsasl_username=%s\nrecipient_count=1\nsize=10\n'
+               'instance=%s\n\n' % (user, uuid.uuid4().hex[:8]))
+        with socket.create_connection(('127.0.0.1', self.policyd.port), timeout=20) as c:
+            c.sendall(req.encode())
+            buf = b''
+            while not buf.endswith(b'\n\n'):
+                chunk = c.recv(4096)
+                self.assertTrue(chunk, 'policyd closed the connection')
+                buf += chunk
+        return buf.decode().strip()
+
+    def count(self, text):
+        return self.policyd.log_text().count(text)
+
+    def doctor(self):
+        return doctor(self.store.ctl_path, self.policyd.config, self.lab.root)
+
+    def test_redis_outage_is_logged_once_gauged_and_doctored(self):
+        enter = 'event=degraded component=policyd_counters '
+        leave = 'event=recovered component=policyd_counters '
+        user = 'rd-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        self.assertEqual(self.ask(user), 'action=DUNNO')
+        state, _ = wait_gauge(self.metrics, 'policyd_counters', 0)
+        self.assertEqual(state.get('policyd_store'), 0, state)
+        lines = self.doctor()
+        self.assertIn('ok: mailwarden-policyd serves without a fallback', lines)
+        enters, leaves = self.count(enter), self.count(leave)
+
+        self.redis.kill()
+        try:
+            # many requests while Redis is down: all answered (from memory), one line
+            for _ in range(8):
+                self.assertEqual(self.ask(user), 'action=DUNNO')
+            self.assertEqual(self.count(enter), enters + 1, self.policyd.log_text())
+            line = [l for l in self.policyd.log_text().splitlines() if enter in l][-1]
+            self.assertRegex(line, r'reason=(connect_failed|connection_lost|no_connection) ')
+            self.assertIn('fallback="policyd counts rate limits in memory', line)
+            state, since = wait_gauge(self.metrics, 'policyd_counters', 1)
+            self.assertIn(since['policyd_counters'][0],
+                          ('connect_failed', 'connection_lost', 'no_connection'))
+            self.assertLessEqual(abs(since['policyd_counters'][1] - time.time()), 120)
+            problems = [l for l in self.doctor() if 'Redis unreachable since' in l]
+            self.assertEqual(len(problems), 1, problems)
+            self.assertTrue(problems[0].startswith(
+                'problem: policyd counts rate limits in memory (per host, not shared): '
+                'Redis unreachable since '), problems)
+            self.assertIn('(fix: start Redis', problems[0])
+            self.assertEqual(self.count(enter), enters + 1, self.policyd.log_text())
+        finally:
+            self.redis.start()
+
+        # back: the reconnect (backoff at most 10 s) logs one recovered line
+        def recovered():
+            self.ask(user)
+            return self.count(leave) > leaves
+        lab_mod.wait_until(recovered, 30, 'policyd to log recovered')
+        for _ in range(5):
+            self.assertEqual(self.ask(user), 'action=DUNNO')
+        self.assertEqual(self.count(leave), leaves + 1, self.policyd.log_text())
+        self.assertEqual(self.count(enter), enters + 1, self.policyd.log_text())
+        wait_gauge(self.metrics, 'policyd_counters', 0)
+        lines = self.doctor()
+        self.assertIn('ok: mailwarden-policyd serves without a fallback', lines)
+        self.assertFalse([l for l in lines if 'Redis unreachable' in l], lines)
+
+    def test_store_refresh_failure_is_logged_once(self):
+        enter = 'event=degraded component=policyd_store '
+        leave = 'event=recovered component=policyd_store '
+        enters, leaves = self.count(enter), self.count(leave)
+        db = sqlite3.connect(self.store.db)
+        try:
+            db.execute('ALTER TABLE rate_policies RENAME TO rate_policies_gone')
+            db.commit()
+        finally:
+            db.close()
+        try:
+            lab_mod.wait_until(lambda: self.count(enter) > enters, 20, 'store degraded line')
+            state, since = wait_gauge(self.metrics, 'policyd_store', 1)
+            self.assertEqual(since['policyd_store'][0], 'read_failed')
+            # several refresh periods (1 s) later: still the one line
+            time.sleep(3.5)
+            self.assertEqual(self.count(enter), enters + 1, self.policyd.log_text())
+            self.assertIn('policyd: store still unreadable', self.policyd.log_text())  # debug
+            problems = [l for l in self.doctor() if 'rate_policies it read last' in l]
+            self.assertEqual(len(problems), 1, problems)
+            self.assertIn('the store unreachable since', problems[0])
+            self.assertIn('(reason read_failed)', problems[0])
+            # the requests are answered meanwhile
+            self.assertEqual(self.ask('st-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)),
+                             'action=DUNNO')
+        finally:
+            db = sqlite3.connect(self.store.db)
+            try:
+                db.execute('ALTER TABLE rate_policies_gone RENAME TO rate_policies')
+                db.commit()
+            finally:
+                db.close()
+        lab_mod.wait_until(lambda: self.count(leave) > leaves, 20, 'store recovered line')
+        time.sleep(2.5)
+        self.assertEqual(self.count(leave), leaves + 1, self.policyd.log_text())
+        self.assertEqual(self.count(enter), enters + 1, self.policyd.log_text())
+        wait_gauge(self.metrics, 'policyd_store', 0)
+        self.assertFalse([l for l in self.doctor() if 'rate_policies it read last' in l])
+
+
+class MilterDegradedTest(labcase.MilterCase):
+    """The milter: its store unreadable, users answered from the cache only."""
+
+    @classmethod
+    def start_lab(cls):
+        cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
+        cls.store = cls.lab.store()
+        cls.users = ['md%d@%s' % (i, DOMAIN) for i in range(6)]
+        for u in cls.users:
+            cls.store.add_user(u)
+            cls.store.allow_from(u, u)
+        cls.metrics = os.path.join(cls.lab.root, 'milter-degraded', 'milter.prom')
+        os.makedirs(os.path.dirname(cls.metrics))
+        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.milter = cls.lab.milter(cls.store, socket='inet', cache_ttl='0s', config=(
+            'on_error = tempfail\nmetrics_file = %s\nmetrics_interval = 1s\n' % cls.metrics))
+
+    def mail_from(self, user, want):
+        """mail_from - one MAIL FROM of USER (authenticated as USER) through miltertest;
+        WANT 'continue' (accepted at MAIL FROM) or 'mail' (refused there)."""
+        if want == 'mail':
+            text = script('127.0.0.1', '<%s>' % user, [], ('mail',), auth=user)
+        else:
+            text = '\n'.join([
+                'dofile(dir .. "/common.lua")', 'function main()',
+                '  local conn = mt.connect(socket, 20, 0.25)',
+                '  check(conn ~= nil, "mt.connect failed")',
+                '  expect(SMFIR_CONTINUE, "conninfo", mt.conninfo, conn, "client.example", '
+                '"127.0.0.1")',
+                '  expect(SMFIR_CONTINUE, "helo", mt.helo, conn, "client.example")',
+                '  mt.macro(conn, SMFIC_MAIL, "{auth_authen}", "%s", "i", "QIDDG")' % user,
+                '  expect(SMFIR_CONTINUE, "mailfrom", mt.mailfrom, conn, "<%s>")' % user,
+                '  mt.disconnect(conn)', 'end', 'run(main)']) + '\n'
+        path = os.path.join(self.milter.dir, 'degraded-%s.lua' % uuid.uuid4().hex[:8])
+        with open(path, 'w') as f:
+            f.write(text)
+        p = subprocess.run([self.miltertest, '-s', path, '-D',
+                            'socket=' + self.milter.miltertest_spec, '-D', 'dir=' + SCRIPTS],
+                           capture_output=True, text=True, timeout=120)
+        self.assertIn('RESULT ok', p.stdout + p.stderr, p.stdout + p.stderr)
+
+    def log(self):
+        with open(self.milter.log_path, errors='replace') as f:
+            return f.read()
+
+    def rename(self, old, new):
+        db = sqlite3.connect(self.store.db)
+        try:
+            db.execute('ALTER TABLE %s RENAME TO %s' % (old, new))
+            db.commit()
+        finally:
+            db.close()
+
+    def test_store_outage_is_logged_once_gauged_and_doctored(self):
+        enter = 'event=degraded component=milter_store '
+        leave = 'event=recovered component=milter_store '
+        self.mail_from(self.users[0], 'continue')
+        wait_gauge(self.metrics, 'milter_store', 0)
+        self.assertIn('ok: mailwarden-milter serves without a fallback (%s)' % self.metrics,
+                      doctor(self.store.ctl_path, self.milter.config, self.lab.root))
+        enters, leaves = self.log().count(enter), self.log().count(leave)
+
+        self.rename('users', 'users_gone')
+        try:
+            for u in self.users:  # one store_error per message, one degraded line in all
+                self.mail_from(u, 'mail')
+            log = self.log()
+            self.assertEqual(log.count(enter), enters + 1, log)
+            self.assertGreaterEqual(log.count('event=store_error'), len(self.users), log)
+            line = [l for l in log.splitlines() if enter in l][-1]
+            self.assertIn('reason=store_error ', line)
+            self.assertIn('no such table', line)
+            _, since = wait_gauge(self.metrics, 'milter_store', 1)
+            self.assertEqual(since['milter_store'][0], 'store_error')
+            problems = [l for l in doctor(self.store.ctl_path, self.milter.config,
+                                          self.lab.root) if 'milter answers senders' in l]
+            self.assertEqual(len(problems), 1, problems)
+            self.assertTrue(problems[0].startswith(
+                'problem: milter answers senders from its user cache only (on_error for the '
+                'others): the store unreachable since '), problems)
+            self.assertIn('(reason store_error)', problems[0])
+        finally:
+            self.rename('users_gone', 'users')
+
+        for u in self.users:
+            self.mail_from(u, 'continue')
+        log = self.log()
+        self.assertEqual(log.count(leave), leaves + 1, log)
+        self.assertEqual(log.count(enter), enters + 1, log)
+        wait_gauge(self.metrics, 'milter_store', 0)
+        self.assertIn('ok: mailwarden-milter serves without a fallback (%s)' % self.metrics,
+                      doctor(self.store.ctl_path, self.milter.config, self.lab.root))
+
+
+if __name__ == '__main__':
+    unittest.main()
