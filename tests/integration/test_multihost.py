@@ -433,7 +433,7 @@ class MultihostTest(labcase.LabCase):
             self.redis.start()
             for h in self.hosts:
                 lab_mod.wait_until(
-                    lambda: 'counters=redis recovered' in h.policyd.log_text(), 30,
+                    lambda: 'event=recovered component=policyd_counters' in h.policyd.log_text(), 30,
                     'policyd-%s to log recovered' % h.name)
             t_redis_back = wait_both(t_redis, 'after Redis returned')
         finally:
