@@ -250,3 +250,65 @@ class DkimRotateTest(labcase.MilterCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class DkimRotateApiTest(labcase.ApiBase):
+    """The same run through mailwarden-api (POST /api/v1/dkim/rotate) and `--api`."""
+
+    @classmethod
+    def start_lab(cls):
+        cls.dns = cls.lab.dns(zones={DOMAIN: []})
+        cls.store = cls.lab.store(extra_config=(
+            '[milter]\ndns_servers = %s\ndns_timeout = 3s\n[dkim]\nrotation_grace = 1h\n'
+            % cls.dns.server))
+        cls.api = cls.lab.api(cls.store, api_config=labcase.MANY_LOGINS)
+        cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi())
+        cls.add_admin()
+        cls.store.ctl('dkim', 'generate', DOMAIN, '--selector', 'a1')
+
+    def ctl_api(self, *args):
+        token = self.login(self.admin, self.admin_pw)
+        env = dict(os.environ, MAILWARDEN_TOKEN=token)
+        p = subprocess.run(self.store.ctl_command() + ['--api', 'http://127.0.0.1:%d' % self.port]
+                           + list(args), capture_output=True, text=True, env=env, timeout=120)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_rotate_through_the_api(self):
+        token = self.login(self.admin, self.admin_pw)
+        self.expect(self.call('POST', '/api/v1/dkim/rotate', body={}, token=token), 422)
+        self.expect(self.call('POST', '/api/v1/dkim/rotate',
+                              body={'domain': DOMAIN, 'due': True}, token=token), 422)
+        self.expect(self.call('POST', '/api/v1/dkim/rotate',
+                              body={'domain': DOMAIN, 'bits': 1024}, token=token), 422)
+        rc, out, err = self.ctl_api('dkim', 'rotate', DOMAIN)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('generated', out)
+        self.assertIn('publish:', out)
+        a = self.expect(self.call('GET', '/api/v1/dkim/keys?domain=' + DOMAIN, token=token), 200)
+        states = {k['selector']: k['state'] for k in a.json['keys']}
+        new = [s for s, st in states.items() if st == 'pending']
+        self.assertEqual(len(new), 1, states)
+        new = new[0]
+        # --api list shows the state too
+        rc, out, err = self.ctl_api('dkim', 'list', '--json')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual({k['selector']: k['state'] for k in json.loads(out)}, states)
+        # published: the API's run activates it, audited with the API user as actor
+        txt = self.store.ctl('dkim', 'txt', DOMAIN, new).stdout
+        self.dns.set_zone(DOMAIN, [('%s._domainkey' % new, 'TXT',
+                                    ''.join(re.findall(r'"([^"]*)"', txt)))])
+        self.dns.reload()
+        a = self.expect(self.call('POST', '/api/v1/dkim/rotate', body={'due': True},
+                                  token=token), 200)
+        self.assertIn('activated', [e['event'] for e in a.json['events']], a.json)
+        a = self.expect(self.call('GET', '/api/v1/dkim/keys?domain=' + DOMAIN, token=token), 200)
+        states = {k['selector']: k['state'] for k in a.json['keys']}
+        self.assertEqual(states, {'a1': 'retiring', new: 'active'})
+        with sqlite3.connect(self.store.db) as c:
+            actors = [r[0] for r in c.execute(
+                "SELECT actor FROM audit_log WHERE action IN ('dkim.rotate', 'dkim.promote')")]
+        self.assertEqual(actors, ['api:' + self.admin] * 2)
+        # a rotation cannot start while the previous key still signs: exit 1, says why
+        rc, out, err = self.ctl_api('dkim', 'rotate', DOMAIN)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('not over', out)
