@@ -421,7 +421,8 @@ int cmd_dkim_txt(struct mw_ctl *ctl, int argc, char **argv)
 		return ret;
 	for (i = 0; i < n && found == NULL; i++)
 		if (strcmp(rows[i].domain, domain) == 0 &&
-		    (by_sel ? strcmp(rows[i].selector, selector) == 0 : rows[i].active))
+		    (by_sel ? strcmp(rows[i].selector, selector) == 0
+		            : rows[i].active && strcmp(rows[i].state, "retiring") != 0))
 			found = &rows[i];
 	if (found == NULL) {
 		if (by_sel)

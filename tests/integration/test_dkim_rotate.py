@@ -203,6 +203,8 @@ class DkimRotateTest(labcase.MilterCase):
         self.assertEqual(sorted(self.signatures(self.send())), sorted([new, 'old1']))
         with open(self.milter.log_path) as f:
             self.assertIn('selector=%s signatures=2' % new, f.read())
+        # dkim txt DOMAIN is the active key's record, not the retiring one's
+        self.assertIn('%s._domainkey' % new, self.store.ctl('dkim', 'txt', DOMAIN).stdout)
         # the table view shows the states and dates
         table = self.store.ctl('dkim', 'list').stdout
         self.assertRegex(table, r'old1\s+rsa\s+yes\s+retiring\s')
