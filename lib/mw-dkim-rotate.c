@@ -102,6 +102,8 @@ void mw_dkim_rotate_plan(const struct mw_dkim_key_row *rows, size_t n,
 		return;
 	if (plan_r->promote[0] != '\0')
 		return; /* a rotation is under way: this run checks its key */
+	if (still != NULL && !opts->start)
+		return; /* due, but the previous key still signs: a later run starts it */
 	if (still != NULL) {
 		(void)snprintf(plan_r->why, sizeof(plan_r->why),
 		               "the previous rotation is not over: key %s signs until %s",

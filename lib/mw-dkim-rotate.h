@@ -40,7 +40,9 @@ struct mw_dkim_rotate_plan {
 /* The plan for one domain's keys (rows of that domain only). A rotation starts (generate)
    when asked (opts->start) or due (period > 0 and the active key is at least period old),
    and only when no key is pending and no key is still retiring after this run's
-   retirements; the new selector is the day, YYYYMMDD, with "-2".."-9" when taken. */
+   retirements; the new selector is the day, YYYYMMDD, with "-2".."-9" when taken. why says
+   why a rotation asked for (start) cannot begin; a due one that must wait for a retiring
+   key just waits. */
 void mw_dkim_rotate_plan(const struct mw_dkim_key_row *rows, size_t n,
                          const struct mw_dkim_rotate_opts *opts,
                          struct mw_dkim_rotate_plan *plan_r);

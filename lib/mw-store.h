@@ -293,13 +293,15 @@ struct mw_dkim_key_row {
 /* DKIM keys. domain and selector must be lower-case LDH names (letters, digits, '-',
    '_' in selectors, dots between labels) within their limits; anything else is
    MW_STORE_ERROR on add and MW_STORE_NOTFOUND on lookups. private_key is the encrypted
-   text, public_key the base64 p= value. Each domain has at most one active key: adding
-   an active key (or set_active) deactivates the domain's others in the same
-   transaction. (domain, selector) taken is MW_STORE_EXISTS. list: every key (domain
-   NULL) or a domain's, ordered by domain then created_at, as an owned array (free with
-   mw_dkim_key_rows_free). get_active: the active key of domain, MW_STORE_NOTFOUND when
-   it has none. The key type is not a column of dkim_keys: it is kept as a "k=TYPE;"
-   prefix of the stored public_key text and split off again here. */
+   text, public_key the base64 p= value. Each domain has at most one active key (two
+   during a rotation's overlap: the active and the retiring one): adding an active key (or
+   set_active) deactivates the domain's others in the same transaction. (domain,
+   selector) taken is MW_STORE_EXISTS. list: every key (domain NULL) or a domain's,
+   ordered by domain then created_at, as an owned array (free with
+   mw_dkim_key_rows_free). get_active: the active key of domain (during an overlap the
+   newest, the one a rotation activated), MW_STORE_NOTFOUND when it has none. The key
+   type is not a column of dkim_keys: it is kept as a "k=TYPE;" prefix of the stored
+   public_key text and split off again here. */
 int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selector,
                           const char *key_type, const char *private_key, const char *public_key,
                           bool active, mw_error *error_r);

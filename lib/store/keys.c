@@ -2,8 +2,9 @@
  *
  * The private key is stored encrypted (mw_secret_encrypt, "v1:..."); the key type is not a
  * column of dkim_keys but a "k=TYPE; " prefix of the stored public key text, split off
- * again when a row is read. A domain has at most one active key: adding an active key or
- * activating one deactivates the domain's others in the same transaction.
+ * again when a row is read. Outside a rotation's overlap a domain has at most one active
+ * key: adding an active key or activating one deactivates the domain's others (retiring
+ * ones too) in the same transaction.
  *
  * Rotation (issue 18, migration 004): each key has a state (pending, active, retiring,
  * retired, inactive); active = 1 exactly for the keys that sign (active and retiring), so
