@@ -11,6 +11,9 @@
  * ctl->ops (the store or the API); import only where the store is. The TXT record is made
  * here from the public key in both modes.
  *
+ * rotate runs the key rotation of lib/mw-dkim-rotate.h (pending -> active -> retiring ->
+ * retired) through ctl->ops as well; list shows each key's state and dates.
+ *
  * Public: the cmd_dkim_* handlers, ctl_dkim_names, ctl_dkim_parse_generate,
  * ctl_dkim_store_key.
  *
@@ -264,13 +267,13 @@ int cmd_dkim_import(struct mw_ctl *ctl, int argc, char **argv)
 	return ret == EXIT_OK ? dkim_new_key(&key) : ret;
 }
 
-/* cmd_dkim_list - every key: domain, selector, type, state, creation time */
+/* cmd_dkim_list - every key: domain, selector, type, state, dates */
 int cmd_dkim_list(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct mw_dkim_key_row *rows = NULL;
 	struct ctl_opts o;
 	size_t n = 0, i;
-	char t[32];
+	char t[32], ta[32], tr[32];
 	json_t *arr;
 	int first, ret;
 
@@ -282,24 +285,117 @@ int cmd_dkim_list(struct mw_ctl *ctl, int argc, char **argv)
 		return ret;
 	if (o.json) {
 		arr = json_array();
-		for (i = 0; i < n; i++)
-			(void)json_array_append_new(
-			    arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:s}", "domain",
-			                   rows[i].domain, "selector", rows[i].selector, "type",
-			                   rows[i].key_type, "active", rows[i].active, "created_at",
-			                   (json_int_t)rows[i].created_at, "public_key",
-			                   rows[i].public_key != NULL ? rows[i].public_key : ""));
+		for (i = 0; i < n; i++) {
+			json_t *k = json_pack("{s:s, s:s, s:s, s:b, s:s, s:I, s:s}", "domain",
+			                      rows[i].domain, "selector", rows[i].selector, "type",
+			                      rows[i].key_type, "active", rows[i].active, "state",
+			                      rows[i].state, "created_at",
+			                      (json_int_t)rows[i].created_at, "public_key",
+			                      rows[i].public_key != NULL ? rows[i].public_key : "");
+			json_object_set_new(k, "activated_at",
+			                    rows[i].activated_at != 0
+			                        ? json_integer((json_int_t)rows[i].activated_at)
+			                        : json_null());
+			json_object_set_new(k, "retire_at",
+			                    rows[i].retire_at != 0
+			                        ? json_integer((json_int_t)rows[i].retire_at)
+			                        : json_null());
+			(void)json_array_append_new(arr, k);
+		}
 		ctl_json_print(arr);
 	} else {
-		printf("%-40s %-20s %-8s %-7s %s\n", "DOMAIN", "SELECTOR", "TYPE", "ACTIVE",
-		       "CREATED");
+		printf("%-40s %-20s %-8s %-7s %-9s %-20s %-20s %s\n", "DOMAIN", "SELECTOR", "TYPE",
+		       "ACTIVE", "STATE", "CREATED", "ACTIVATED", "RETIRE");
 		for (i = 0; i < n; i++)
-			printf("%-40s %-20s %-8s %-7s %s\n", rows[i].domain, rows[i].selector,
-			       rows[i].key_type, rows[i].active ? "yes" : "no",
-			       ctl_time(rows[i].created_at, t, sizeof(t)));
+			printf("%-40s %-20s %-8s %-7s %-9s %-20s %-20s %s\n", rows[i].domain,
+			       rows[i].selector, rows[i].key_type, rows[i].active ? "yes" : "no",
+			       rows[i].state, ctl_time(rows[i].created_at, t, sizeof(t)),
+			       ctl_time(rows[i].activated_at, ta, sizeof(ta)),
+			       ctl_time(rows[i].retire_at, tr, sizeof(tr)));
 	}
 	mw_dkim_key_rows_free(rows, n);
 	return EXIT_OK;
+}
+
+/* cmd_dkim_rotate - one rotation run: dkim rotate DOMAIN starts one (or checks the one under
+   way), dkim rotate --due makes what is due for every domain (a timer runs it) */
+int cmd_dkim_rotate(struct mw_ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"due", no_argument, NULL, 'd'},
+	    {"bits", required_argument, NULL, 'b'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char domain[MW_DKIM_DOMAIN_MAX + 2], selector[4];
+	bool due = false, json = false, refused = false, failed = false;
+	unsigned bits = 0;
+	json_t *events = NULL, *ev;
+	size_t i;
+	int c, ret;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			due = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'b':
+			if (strcmp(optarg, "2048") == 0 || strcmp(optarg, "3072") == 0 ||
+			    strcmp(optarg, "4096") == 0) {
+				bits = (unsigned)atoi(optarg);
+				break;
+			}
+			ctl_err("--bits: expected 2048, 3072 or 4096, not \"%s\"", optarg);
+			return EXIT_USAGE;
+		case 'h':
+			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
+			       ctl_current->help);
+			return EXIT_OK;
+		default:
+			ctl_err("dkim rotate: unknown or misplaced option %s", argv[optind - 1]);
+			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (due ? argc - optind != 0 : argc - optind != 1) {
+		ctl_err("dkim rotate: give DOMAIN, or --due alone");
+		fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
+		return EXIT_USAGE;
+	}
+	if (!due) {
+		ret = ctl_dkim_names(argv[optind], NULL, domain, sizeof(domain), selector,
+		                     sizeof(selector));
+		if (ret != EXIT_OK)
+			return ret;
+	}
+	ret = ctl->ops->dkim_rotate(ctl, due ? NULL : domain, bits, &events);
+	if (ret != EXIT_OK)
+		return ret;
+	json_array_foreach(events, i, ev)
+	{
+		const char *what = json_string_value(json_object_get(ev, "event"));
+		const char *sel = json_string_value(json_object_get(ev, "selector"));
+		const char *rec = json_string_value(json_object_get(ev, "record"));
+		refused |= what != NULL && strcmp(what, "refused") == 0;
+		failed |= what != NULL && strcmp(what, "error") == 0;
+		if (json)
+			continue;
+		printf("%s %s %s: %s\n", json_string_value(json_object_get(ev, "domain")),
+		       sel != NULL && sel[0] != '\0' ? sel : "-", what != NULL ? what : "?",
+		       json_string_value(json_object_get(ev, "message")));
+		if (rec != NULL && what != NULL && strcmp(what, "waiting") == 0)
+			printf("  publish: %s\n", rec);
+	}
+	if (json)
+		ctl_json_print(json_incref(events));
+	json_decref(events);
+	return failed || refused ? EXIT_ERROR : EXIT_OK;
 }
 
 /* cmd_dkim_txt - the DNS record of a key (the active one when no selector is given) */
@@ -325,7 +421,8 @@ int cmd_dkim_txt(struct mw_ctl *ctl, int argc, char **argv)
 		return ret;
 	for (i = 0; i < n && found == NULL; i++)
 		if (strcmp(rows[i].domain, domain) == 0 &&
-		    (by_sel ? strcmp(rows[i].selector, selector) == 0 : rows[i].active))
+		    (by_sel ? strcmp(rows[i].selector, selector) == 0
+		            : rows[i].active && strcmp(rows[i].state, "retiring") != 0))
 			found = &rows[i];
 	if (found == NULL) {
 		if (by_sel)

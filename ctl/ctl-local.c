@@ -12,6 +12,7 @@
 #include "mw-build.h"
 #include "ctl.h"
 #include "mw-dnsrec.h"
+#include "mw-dkim-rotate.h"
 #include "mw-dkim-sign.h"
 #include "mw-password.h"
 #include "mw-pattern.h"
@@ -326,6 +327,20 @@ static int local_dkim_list(struct mw_ctl *ctl, const char *domain, struct mw_dki
 	return EXIT_OK;
 }
 
+/* local_dkim_rotate - a rotation run on the store */
+static int local_dkim_rotate(struct mw_ctl *ctl, const char *domain, unsigned bits,
+                             json_t **events_r)
+{
+	mw_error err = {""};
+	*events_r = json_array();
+	if (mw_dkim_rotate_run(ctl->cfg, ctl->store, domain, bits, ctl->actor, "local", *events_r,
+	                       &err) < 0) {
+		ctl_err("dkim rotate: %s", err.msg);
+		return EXIT_ERROR;
+	}
+	return EXIT_OK;
+}
+
 /* local_dkim_activate - sign with this key from now on */
 static int local_dkim_activate(struct mw_ctl *ctl, const char *domain, const char *selector)
 {
@@ -465,6 +480,7 @@ const struct ctl_ops ctl_local_ops = {
     .dkim_list = local_dkim_list,
     .dkim_activate = local_dkim_activate,
     .dkim_delete = local_dkim_delete,
+    .dkim_rotate = local_dkim_rotate,
     .rl_ask = local_rl_ask,
     .rl_policy_add = local_rl_policy_add,
     .rl_policy_list = local_rl_policy_list,

@@ -835,6 +835,10 @@ static void dk_copy(json_t *k, struct mw_dkim_key_row *row)
 	row->public_key = mw_strdup(jstr(k, "public_key"));
 	row->created_at = jint(k, "created_at");
 	row->active = json_is_true(json_object_get(k, "active"));
+	(void)mw_strlcpy(row->state, jstr_or(k, "state", row->active ? "active" : "inactive"),
+	                 sizeof(row->state));
+	row->activated_at = jint(k, "activated_at");
+	row->retire_at = jint(k, "retire_at");
 }
 
 /* remote_dkim_generate - POST /dkim/keys with activate (the local mode's key is always the
@@ -923,6 +927,28 @@ static int remote_dkim_activate(struct mw_ctl *ctl, const char *domain, const ch
 static int remote_dkim_delete(struct mw_ctl *ctl, const char *domain, const char *selector)
 {
 	return remote_dkim_change(ctl, domain, selector, true);
+}
+
+/* remote_dkim_rotate - POST /dkim/rotate {domain} or {due: true} */
+static int remote_dkim_rotate(struct mw_ctl *ctl, const char *domain, unsigned bits,
+                              json_t **events_r)
+{
+	struct api_answer a;
+	json_t *body =
+	    domain != NULL ? json_pack("{s:s}", "domain", domain) : json_pack("{s:b}", "due", true);
+	int ret;
+	if (bits != 0)
+		json_object_set_new(body, "bits", json_integer(bits));
+	ret = call(ctl->remote, "POST", "/api/v1/dkim/rotate", body, 200,
+	           domain != NULL ? domain : "dkim rotate --due", &a);
+	if (ret == EXIT_OK && !json_is_array(json_object_get(a.json, "events"))) {
+		ctl_err("api: the answer has no event list");
+		ret = EXIT_ERROR;
+	}
+	if (ret == EXIT_OK)
+		*events_r = json_incref(json_object_get(a.json, "events"));
+	json_decref(a.json);
+	return ret;
 }
 
 /* ---- rate limits ------------------------------------------------------------------------- */
@@ -1148,6 +1174,7 @@ const struct ctl_ops ctl_remote_ops = {
     .dkim_list = remote_dkim_list,
     .dkim_activate = remote_dkim_activate,
     .dkim_delete = remote_dkim_delete,
+    .dkim_rotate = remote_dkim_rotate,
     .rl_ask = remote_rl_ask,
     .rl_policy_add = remote_rl_policy_add,
     .rl_policy_list = remote_rl_policy_list,

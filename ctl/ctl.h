@@ -125,6 +125,10 @@ struct ctl_ops {
 	                 size_t *n_r);
 	int (*dkim_activate)(struct mw_ctl *ctl, const char *domain, const char *selector);
 	int (*dkim_delete)(struct mw_ctl *ctl, const char *domain, const char *selector);
+	/* one rotation run (lib/mw-dkim-rotate.h): domain NULL = --due; *events_r: the JSON
+	   array of events, owned by the caller */
+	int (*dkim_rotate)(struct mw_ctl *ctl, const char *domain, unsigned bits,
+	                   json_t **events_r);
 	/* rate limits: status or reset of SUBJECT (a user, or locally also an IP) */
 	int (*rl_ask)(struct mw_ctl *ctl, const char *subject, bool reset,
 	              struct mw_pdctl_reply *reply);

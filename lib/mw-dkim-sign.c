@@ -49,7 +49,8 @@ struct mw_dkim_key {
 	enum mw_dkim_key_type type;
 	char *pem; /* NUL-terminated, wiped on free */
 	size_t pem_len;
-	EVP_PKEY *pkey; /* parsed once, shared (by reference) with the signers */
+	EVP_PKEY *pkey;           /* parsed once, shared (by reference) with the signers */
+	struct mw_dkim_key *also; /* owned: a second key that signs too (rotation overlap) */
 };
 
 enum signer_state { SIGNER_HEADERS, SIGNER_BODY, SIGNER_DONE, SIGNER_FAILED };
@@ -60,7 +61,8 @@ enum signer_state { SIGNER_HEADERS, SIGNER_BODY, SIGNER_DONE, SIGNER_FAILED };
 struct mw_dkim_signer {
 	enum signer_state state;
 	enum mw_dkim_key_type type;
-	EVP_PKEY *pkey; /* a reference to the key's */
+	EVP_PKEY *pkey;              /* a reference to the key's */
+	struct mw_dkim_signer *also; /* owned: the signer of the key's second key, or NULL */
 	char domain[MW_DKIM_DOMAIN_MAX + 1];
 	char selector[MW_DKIM_SELECTOR_MAX + 1];
 	size_t header_bytes;
@@ -413,6 +415,7 @@ void mw_dkim_key_free(mw_dkim_key **key)
 {
 	if (key == NULL || *key == NULL)
 		return;
+	mw_dkim_key_free(&(*key)->also);
 	mw_memzero((*key)->pem, (*key)->pem_len);
 	free((*key)->pem);
 	EVP_PKEY_free((*key)->pkey);
@@ -445,13 +448,41 @@ const char *mw_dkim_key_algorithm(const mw_dkim_key *key)
 	return key->type == MW_DKIM_KEY_ED25519 ? "ed25519-sha256" : "rsa-sha256";
 }
 
+/* key_from_row - decrypt and parse a store row's key */
+static int key_from_row(const struct mw_dkim_key_row *row, const mw_master_key *master_key,
+                        mw_dkim_key **key_r, mw_error *error_r)
+{
+	mw_str ad, plain;
+	int ret;
+	mw_str_init(&ad, 0);
+	mw_str_init(&plain, MW_DKIM_KEY_PEM_MAX);
+	(void)mw_dkim_key_ad(row->domain, row->selector, &ad);
+	if (mw_secret_decrypt(master_key, row->private_key, mw_str_c(&ad), &plain, error_r) < 0) {
+		mw_error_prefix(error_r,
+		                "DKIM key %s for %s: cannot decrypt (wrong master key "
+		                "or tampered row)",
+		                row->selector, row->domain);
+		ret = MW_DKIM_LOOKUP_ERROR;
+	} else {
+		*key_r = mw_dkim_key_new(row->domain, row->selector, plain.buf, plain.len, error_r);
+		if (*key_r == NULL)
+			mw_error_prefix(error_r, "DKIM key %s for %s", row->selector, row->domain);
+		ret = *key_r != NULL ? MW_DKIM_LOOKUP_FOUND : MW_DKIM_LOOKUP_ERROR;
+	}
+	if (plain.buf != NULL)
+		mw_memzero(plain.buf, plain.cap);
+	mw_str_free(&plain);
+	mw_str_free(&ad);
+	return ret;
+}
+
 /* mw_dkim_key_from_store - the active key of domain, decrypted */
 int mw_dkim_key_from_store(mw_store *store, const mw_master_key *master_key, const char *domain,
                            mw_dkim_key **key_r, mw_error *error_r)
 {
-	struct mw_dkim_key_row row;
+	struct mw_dkim_key_row row, *rows = NULL;
 	char d[MW_DKIM_DOMAIN_MAX + 2];
-	mw_str ad, plain;
+	size_t n = 0, i;
 	int ret;
 	*key_r = NULL;
 	if (mw_dkim_domain_normalize(domain, d, sizeof(d), error_r) < 0)
@@ -461,26 +492,24 @@ int mw_dkim_key_from_store(mw_store *store, const mw_master_key *master_key, con
 		return MW_DKIM_LOOKUP_NONE;
 	if (ret != MW_STORE_OK)
 		return MW_DKIM_LOOKUP_ERROR;
-	mw_str_init(&ad, 0);
-	mw_str_init(&plain, MW_DKIM_KEY_PEM_MAX);
-	(void)mw_dkim_key_ad(row.domain, row.selector, &ad);
-	if (mw_secret_decrypt(master_key, row.private_key, mw_str_c(&ad), &plain, error_r) < 0) {
-		mw_error_prefix(error_r,
-		                "DKIM key %s for %s: cannot decrypt (wrong master key "
-		                "or tampered row)",
-		                row.selector, row.domain);
-		ret = MW_DKIM_LOOKUP_ERROR;
-	} else {
-		*key_r = mw_dkim_key_new(row.domain, row.selector, plain.buf, plain.len, error_r);
-		if (*key_r == NULL)
-			mw_error_prefix(error_r, "DKIM key %s for %s", row.selector, row.domain);
-		ret = *key_r != NULL ? MW_DKIM_LOOKUP_FOUND : MW_DKIM_LOOKUP_ERROR;
-	}
-	if (plain.buf != NULL)
-		mw_memzero(plain.buf, plain.cap);
-	mw_str_free(&plain);
-	mw_str_free(&ad);
+	ret = key_from_row(&row, master_key, key_r, error_r);
 	mw_dkim_key_row_clear(&row);
+	if (ret != MW_DKIM_LOOKUP_FOUND)
+		return ret;
+	/* a rotation's overlap: the previous key (retiring) signs too, the newest one */
+	if (mw_store_dkim_key_list(store, d, &rows, &n, error_r) != MW_STORE_OK) {
+		mw_dkim_key_free(key_r);
+		return MW_DKIM_LOOKUP_ERROR;
+	}
+	for (i = n; i-- > 0;)
+		if (rows[i].active && strcmp(rows[i].state, "retiring") == 0 &&
+		    strcmp(rows[i].selector, (*key_r)->selector) != 0) {
+			ret = key_from_row(&rows[i], master_key, &(*key_r)->also, error_r);
+			break;
+		}
+	mw_dkim_key_rows_free(rows, n);
+	if (ret != MW_DKIM_LOOKUP_FOUND)
+		mw_dkim_key_free(key_r);
 	return ret;
 }
 
@@ -732,13 +761,30 @@ mw_dkim_signer *mw_dkim_signer_new(const mw_dkim_key *key, const char *job_id,
 	(void)mw_strlcpy(s->selector, key->selector, sizeof(s->selector));
 	mw_str_init(&s->hdrs, MW_DKIM_HEADERS_MAX + 1);
 	s->state = SIGNER_HEADERS;
+	if (key->also != NULL) {
+		s->also = mw_dkim_signer_new(key->also, job_id, sign_headers, error_r);
+		if (s->also == NULL)
+			mw_dkim_signer_free(&s);
+	}
 	return s;
 }
 
-/* mw_dkim_signer_header - keep one header field to sign (name NUL value NUL) for the end;
-   a field not signed only counts towards MW_DKIM_HEADERS_MAX */
-int mw_dkim_signer_header(mw_dkim_signer *signer, const char *name, const char *value,
-                          mw_error *error_r)
+/* mw_dkim_key_also - the second key that signs beside key (rotation overlap), or NULL */
+const mw_dkim_key *mw_dkim_key_also(const mw_dkim_key *key)
+{
+	return key != NULL ? key->also : NULL;
+}
+
+/* mw_dkim_signer_also - the signer of the second key, finished by its own eom */
+mw_dkim_signer *mw_dkim_signer_also(mw_dkim_signer *signer)
+{
+	return signer != NULL ? signer->also : NULL;
+}
+
+/* signer_header - keep one header field to sign (name NUL value NUL) for the end; a field
+   not signed only counts towards MW_DKIM_HEADERS_MAX */
+static int signer_header(mw_dkim_signer *signer, const char *name, const char *value,
+                         mw_error *error_r)
 {
 	size_t nlen, vlen, i;
 	if (signer_state_check(signer, SIGNER_HEADERS, "header", error_r) < 0)
@@ -782,6 +828,15 @@ int mw_dkim_signer_header(mw_dkim_signer *signer, const char *name, const char *
 	return 0;
 }
 
+/* mw_dkim_signer_header - one header field, to this signer and its second one */
+int mw_dkim_signer_header(mw_dkim_signer *signer, const char *name, const char *value,
+                          mw_error *error_r)
+{
+	if (signer_header(signer, name, value, error_r) < 0)
+		return -1;
+	return signer->also != NULL ? signer_header(signer->also, name, value, error_r) : 0;
+}
+
 /* mw_dkim_signer_too_many - the signer failed on more than MW_DKIM_SIGNED_FIELDS_MAX
    header fields to sign (a property of the message, not a passing failure) */
 bool mw_dkim_signer_too_many(const mw_dkim_signer *signer)
@@ -795,7 +850,7 @@ int mw_dkim_signer_eoh(mw_dkim_signer *signer, mw_error *error_r)
 	if (signer_state_check(signer, SIGNER_HEADERS, "end of header", error_r) < 0)
 		return -1;
 	signer->state = SIGNER_BODY;
-	return 0;
+	return signer->also != NULL ? mw_dkim_signer_eoh(signer->also, error_r) : 0;
 }
 
 /* bh_put - one byte of canonical body into the hash (buffered) */
@@ -840,8 +895,8 @@ static int bh_eol(mw_dkim_signer *s)
 	return bh_put(s, '\r') < 0 ? -1 : bh_put(s, '\n');
 }
 
-/* mw_dkim_signer_body - a chunk of the body, canonicalised (relaxed) into the body hash */
-int mw_dkim_signer_body(mw_dkim_signer *signer, const void *chunk, size_t len, mw_error *error_r)
+/* signer_body - a chunk of the body, canonicalised (relaxed) into the body hash */
+static int signer_body(mw_dkim_signer *signer, const void *chunk, size_t len, mw_error *error_r)
 {
 	const char *p = chunk;
 	size_t i;
@@ -1144,6 +1199,14 @@ out:
 	return ret;
 }
 
+/* mw_dkim_signer_body - a chunk of the body, to this signer and its second one */
+int mw_dkim_signer_body(mw_dkim_signer *signer, const void *chunk, size_t len, mw_error *error_r)
+{
+	if (signer_body(signer, chunk, len, error_r) < 0)
+		return -1;
+	return signer->also != NULL ? signer_body(signer->also, chunk, len, error_r) : 0;
+}
+
 /* mw_dkim_signer_free - release the handle and its key reference */
 void mw_dkim_signer_free(mw_dkim_signer **signer)
 {
@@ -1151,6 +1214,7 @@ void mw_dkim_signer_free(mw_dkim_signer **signer)
 	if (signer == NULL || *signer == NULL)
 		return;
 	s = *signer;
+	mw_dkim_signer_free(&s->also);
 	EVP_MD_CTX_free(s->bh);
 	EVP_PKEY_free(s->pkey);
 	mw_str_free(&s->hdrs);

@@ -90,6 +90,9 @@ enum mw_dkim_lookup {
    and a key that does not parse are errors. */
 int mw_dkim_key_from_store(mw_store *store, const mw_master_key *master_key, const char *domain,
                            mw_dkim_key **key_r, mw_error *error_r);
+/* During a rotation's overlap (lib/mw-dkim-rotate.h) the key also carries the domain's
+   retiring key (mw_dkim_key_also), and a signer made from it signs with both. */
+const mw_dkim_key *mw_dkim_key_also(const mw_dkim_key *key);
 /* A key file: refused unless a regular file (no symlink), not readable or writable by group
    or others, at most MW_DKIM_KEY_PEM_MAX bytes. */
 int mw_dkim_key_load_file(const char *path, const char *domain, const char *selector,
@@ -131,5 +134,9 @@ int mw_dkim_signer_body(mw_dkim_signer *signer, const void *chunk, size_t len, m
    trailing newline. */
 int mw_dkim_signer_eom(mw_dkim_signer *signer, mw_str *value_r, mw_error *error_r);
 void mw_dkim_signer_free(mw_dkim_signer **signer);
+/* The signer of the key's second key (mw_dkim_key_also), fed every header and body chunk
+   given to signer; finish it with its own mw_dkim_signer_eom (a second DKIM-Signature).
+   NULL when the key has none. Owned by signer. */
+mw_dkim_signer *mw_dkim_signer_also(mw_dkim_signer *signer);
 
 #endif

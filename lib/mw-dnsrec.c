@@ -278,8 +278,9 @@ int mw_dnsrec_build(const mw_config *cfg, mw_store *store, const char *domain,
 	(void)add(set_r, "mx", "", "MX", "%lld %s.", mw_config_int(cfg, MWK_MAILHOST_MX_PRIORITY),
 	          mx);
 	(void)add(set_r, "spf", "", "TXT", "%s", mw_str_c(&spf));
+	/* the keys that sign, and a rotation's pending key (it needs its record first) */
 	for (i = 0; i < n; i++)
-		if (rows[i].active) {
+		if (rows[i].active || strcmp(rows[i].state, "pending") == 0) {
 			char prefix[MW_DKIM_SELECTOR_MAX + 16];
 			(void)snprintf(prefix, sizeof(prefix), "%s._domainkey", rows[i].selector);
 			if (add(set_r, "dkim", prefix, "TXT", "v=DKIM1; k=%s; p=%s",
@@ -313,6 +314,26 @@ out:
 	if (ret < 0)
 		mw_dnsrec_set_free(set_r);
 	return ret;
+}
+
+/* mw_dnsrec_dkim_set - a set of one record: a DKIM key's TXT (the rotation's check) */
+int mw_dnsrec_dkim_set(const char *domain, const char *selector, const char *key_type,
+                       const char *pub_b64, struct mw_dnsrec_set *set_r, mw_error *error_r)
+{
+	char prefix[MW_DKIM_SELECTOR_MAX + 16];
+	memset(set_r, 0, sizeof(*set_r));
+	if (mw_strlcpy(set_r->domain, domain, sizeof(set_r->domain)) < 0 ||
+	    !host_ok(domain, false)) {
+		mw_error_set(error_r, "not a domain name");
+		return -1;
+	}
+	(void)snprintf(prefix, sizeof(prefix), "%s._domainkey", selector);
+	if (add(set_r, "dkim", prefix, "TXT", "v=DKIM1; k=%s; p=%s", key_type, pub_b64) == NULL) {
+		mw_error_set(error_r, "DKIM selector %s: the record name is too long", selector);
+		mw_dnsrec_set_free(set_r);
+		return -1;
+	}
+	return 0;
 }
 
 /* mw_dnsrec_set_free - free what the set owns */

@@ -75,6 +75,10 @@ int mw_dnsrec_mta_sts_policy(const mw_config *cfg, mw_str *policy_r, char id[24]
 int mw_dnsrec_build(const mw_config *cfg, mw_store *store, const char *domain,
                     struct mw_dnsrec_set *set_r, mw_error *error_r);
 void mw_dnsrec_set_free(struct mw_dnsrec_set *set);
+/* A set holding only the TXT record of one DKIM key (purpose "dkim"): what DKIM rotation
+   checks before it lets a key sign. -1 with a reason. Free with mw_dnsrec_set_free. */
+int mw_dnsrec_dkim_set(const char *domain, const char *selector, const char *key_type,
+                       const char *pub_b64, struct mw_dnsrec_set *set_r, mw_error *error_r);
 /* Resolves each record through dns and records its status. -1 only when dns is NULL. */
 int mw_dnsrec_check(struct mw_dnsrec_set *set, mw_dns *dns, mw_error *error_r);
 /* A resolver from [milter] dns_servers / dns_timeout (NULL with a reason). */

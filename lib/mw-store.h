@@ -284,19 +284,24 @@ struct mw_dkim_key_row {
 	char *public_key;  /* base64 p= value, owned */
 	char key_type[16]; /* "rsa" or "ed25519", as recorded in public_key's row */
 	int64_t created_at;
-	bool active;
+	bool active;          /* the key signs (state active or retiring) */
+	char state[16];       /* pending|active|retiring|retired|inactive (migration 004) */
+	int64_t activated_at; /* when it became active; 0 = never */
+	int64_t retire_at;    /* retiring: when it stops signing; retired: when it did; 0 = - */
 };
 
 /* DKIM keys. domain and selector must be lower-case LDH names (letters, digits, '-',
    '_' in selectors, dots between labels) within their limits; anything else is
    MW_STORE_ERROR on add and MW_STORE_NOTFOUND on lookups. private_key is the encrypted
-   text, public_key the base64 p= value. Each domain has at most one active key: adding
-   an active key (or set_active) deactivates the domain's others in the same
-   transaction. (domain, selector) taken is MW_STORE_EXISTS. list: every key (domain
-   NULL) or a domain's, ordered by domain then created_at, as an owned array (free with
-   mw_dkim_key_rows_free). get_active: the active key of domain, MW_STORE_NOTFOUND when
-   it has none. The key type is not a column of dkim_keys: it is kept as a "k=TYPE;"
-   prefix of the stored public_key text and split off again here. */
+   text, public_key the base64 p= value. Each domain has at most one active key (two
+   during a rotation's overlap: the active and the retiring one): adding an active key (or
+   set_active) deactivates the domain's others in the same transaction. (domain,
+   selector) taken is MW_STORE_EXISTS. list: every key (domain NULL) or a domain's,
+   ordered by domain then created_at, as an owned array (free with
+   mw_dkim_key_rows_free). get_active: the active key of domain (during an overlap the
+   newest, the one a rotation activated), MW_STORE_NOTFOUND when it has none. The key
+   type is not a column of dkim_keys: it is kept as a "k=TYPE;" prefix of the stored
+   public_key text and split off again here. */
 int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selector,
                           const char *key_type, const char *private_key, const char *public_key,
                           bool active, mw_error *error_r);
@@ -309,6 +314,18 @@ int mw_store_dkim_key_get_active(mw_store *store, const char *domain, struct mw_
 int mw_store_dkim_key_set_active(mw_store *store, const char *domain, const char *selector,
                                  mw_error *error_r);
 int mw_store_dkim_key_delete(mw_store *store, const char *domain, const char *selector,
+                             mw_error *error_r);
+/* Rotation (issue 18). add_pending: a key in state pending (never signs); a domain has at
+   most one (a second, or a taken selector, is MW_STORE_EXISTS). promote: pending -> active
+   and the domain's active key -> retiring until retire_at, in one transaction
+   (MW_STORE_NOTFOUND when the key is not pending: another host did it). retire: a
+   retiring key whose retire_at <= now -> retired (MW_STORE_NOTFOUND otherwise). */
+int mw_store_dkim_key_add_pending(mw_store *store, const char *domain, const char *selector,
+                                  const char *key_type, const char *private_key,
+                                  const char *public_key, mw_error *error_r);
+int mw_store_dkim_key_promote(mw_store *store, const char *domain, const char *selector,
+                              int64_t now, int64_t retire_at, mw_error *error_r);
+int mw_store_dkim_key_retire(mw_store *store, const char *domain, const char *selector, int64_t now,
                              mw_error *error_r);
 /* Wipes and frees what a row owns. */
 void mw_dkim_key_row_clear(struct mw_dkim_key_row *row);

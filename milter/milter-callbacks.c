@@ -681,8 +681,10 @@ static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply 
 {
 	struct milter_msg *msg = &conn->msg;
 	char e[MILTER_LOGV], d[MILTER_LOGV];
+	mw_dkim_signer *also;
 	mw_error err;
 	mw_str sig;
+	int n_sig = 1;
 
 	if (msg->signer != NULL) {
 		mw_str_init(&sig, 0);
@@ -690,6 +692,17 @@ static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply 
 			sign_fail(msg, err.msg);
 		else if (milter_insert_top(ctx, conn, "DKIM-Signature", mw_str_c(&sig)) < 0)
 			sign_fail(msg, "smfi_insheader failed");
+		mw_str_free(&sig);
+	}
+	/* a DKIM rotation's overlap: the previous key signs too (lib/mw-dkim-rotate.h) */
+	if (msg->signer != NULL && (also = mw_dkim_signer_also(msg->signer)) != NULL) {
+		mw_str_init(&sig, 0);
+		if (mw_dkim_signer_eom(also, &sig, &err) < 0)
+			sign_fail(msg, err.msg);
+		else if (insert_top(ctx, conn, "DKIM-Signature", mw_str_c(&sig)) < 0)
+			sign_fail(msg, "smfi_insheader failed");
+		else
+			n_sig = 2;
 		mw_str_free(&sig);
 	}
 	mw_log_value(d, sizeof(d), msg->sign_domain, strlen(msg->sign_domain));
@@ -716,8 +729,8 @@ static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply 
 		}
 		(void)snprintf(extra, extra_size, "dkim=unsigned_error domain=%s", d);
 	} else if (msg->signer != NULL) {
-		(void)snprintf(extra, extra_size, "dkim=signed domain=%s selector=%s", d,
-		               msg->sign_selector);
+		(void)snprintf(extra, extra_size, "dkim=signed domain=%s selector=%s signatures=%d",
+		               d, msg->sign_selector, n_sig);
 	} else if (msg->sign_wanted) {
 		(void)snprintf(extra, extra_size, "dkim=no_key domain=%s", d[0] != '\0' ? d : "-");
 	}

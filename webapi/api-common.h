@@ -216,7 +216,8 @@ api_handler_fn api_apppw_list, api_apppw_create, api_apppw_delete;
 api_handler_fn api_rl_policy_list, api_rl_policy_create, api_rl_policy_delete,
     api_user_ratelimit_get, api_user_ratelimit_reset;
 api_handler_fn api_tag_rule_list, api_tag_rule_create, api_tag_rule_delete;
-api_handler_fn api_dkim_list, api_dkim_generate, api_dkim_activate, api_dkim_delete;
+api_handler_fn api_dkim_list, api_dkim_generate, api_dkim_activate, api_dkim_delete,
+    api_dkim_rotate;
 
 /* api-dns.c: the records a domain publishes (admin) */
 api_handler_fn api_domain_dns;

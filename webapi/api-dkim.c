@@ -10,13 +10,19 @@
  * The master key file ([main] master_key) must be readable by the API's user for generate.
  * Every change is audited (dkim.generate, dkim.activate, dkim.del; target DOMAIN/SELECTOR).
  *
- * Public: api_dkim_list, api_dkim_generate, api_dkim_activate, api_dkim_delete.
+ * rotate runs the key rotation (lib/mw-dkim-rotate.h) for one domain or what is due for
+ * all, exactly as mailwardenctl's local mode does (audited dkim.rotate, dkim.promote,
+ * dkim.retire with this API user as the actor).
+ *
+ * Public: api_dkim_list, api_dkim_generate, api_dkim_activate, api_dkim_delete,
+ * api_dkim_rotate.
  *
  * Diagnostics: key generation and master key failures are logged and answered 503.
  */
 #include "mw-build.h"
 #include "api-common.h"
 #include "mw-audit.h"
+#include "mw-dkim-rotate.h"
 #include "mw-dkim-sign.h"
 #include "mw-log.h"
 #include "mw-secret.h"
@@ -46,6 +52,13 @@ static json_t *key_json(const struct mw_dkim_key_row *row)
 	              mw_str_c(&txt));
 	json_object_set_new(o, "dns_name",
 	                    json_sprintf("%s._domainkey.%s", row->selector, row->domain));
+	json_object_set_new(o, "state", json_string(row->state));
+	json_object_set_new(o, "activated_at",
+	                    row->activated_at != 0 ? json_integer((json_int_t)row->activated_at)
+	                                           : json_null());
+	json_object_set_new(o, "retire_at",
+	                    row->retire_at != 0 ? json_integer((json_int_t)row->retire_at)
+	                                        : json_null());
 	mw_str_free(&txt);
 	return o;
 }
@@ -288,4 +301,49 @@ void api_dkim_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
 	api_audit(ctx, req, mw_audit_name(MW_AUDIT_DKIM_DELETE), target, NULL);
 	api_ok(res, 204, NULL);
+}
+
+/* api_dkim_rotate - POST /dkim/rotate {domain} or {due: true}, bits? */
+void api_dkim_rotate(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
+{
+	static const char *const fields[] = {"domain", "due", "bits", NULL};
+	json_t *bits_v = json_object_get(req->json, "bits");
+	json_t *due_v = json_object_get(req->json, "due");
+	char domain[MW_DKIM_DOMAIN_MAX + 1];
+	const char *dom_in = NULL;
+	mw_error err = {{0}};
+	unsigned bits = 0;
+	json_t *events;
+	if (api_fields_check(req, res, fields) < 0 ||
+	    api_field_string(req, res, "domain", false, MW_DKIM_DOMAIN_MAX * 4, &dom_in) < 0)
+		return;
+	if (due_v != NULL && !json_is_boolean(due_v)) {
+		api_error(res, 422, "invalid_field", "field due must be true or false");
+		return;
+	}
+	if ((dom_in == NULL) == !json_is_true(due_v)) {
+		api_error(res, 422, "invalid_field", "give either domain or due: true");
+		return;
+	}
+	if (bits_v != NULL) {
+		json_int_t b = json_is_integer(bits_v) ? json_integer_value(bits_v) : 0;
+		if (b != 2048 && b != 3072 && b != 4096) {
+			api_error(res, 422, "invalid_field",
+			          "field bits must be 2048, 3072 or 4096");
+			return;
+		}
+		bits = (unsigned)b;
+	}
+	if (dom_in != NULL && names(res, 422, dom_in, NULL, domain, NULL) < 0)
+		return;
+	events = json_array();
+	if (mw_dkim_rotate_run(ctx->cfg, ctx->store, dom_in != NULL ? domain : NULL, bits,
+	                       req->actor, req->remote_addr != NULL ? req->remote_addr : "", events,
+	                       &err) < 0 &&
+	    dom_in != NULL) {
+		json_decref(events);
+		api_store_error(res, "rotating DKIM keys", &err);
+		return;
+	}
+	api_ok(res, 200, json_pack("{s:o}", "events", events));
 }

@@ -58,6 +58,7 @@ const struct api_route api_routes[] = {
     {"POST", API_PREFIX "/dkim/keys/{domain}/{selector}/activate", API_ROLE_ADMIN,
      api_dkim_activate},
     {"DELETE", API_PREFIX "/dkim/keys/{domain}/{selector}", API_ROLE_ADMIN, api_dkim_delete},
+    {"POST", API_PREFIX "/dkim/rotate", API_ROLE_ADMIN, api_dkim_rotate},
     /* DNS records, MTA-STS, client autoconfig (api-dns.c, api-discovery.c); nginx maps the
        public paths (/.well-known/mta-sts.txt, /mail/config-v1.1.xml,
        /autodiscover/autodiscover.xml) onto these */

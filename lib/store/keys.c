@@ -2,11 +2,19 @@
  *
  * The private key is stored encrypted (mw_secret_encrypt, "v1:..."); the key type is not a
  * column of dkim_keys but a "k=TYPE; " prefix of the stored public key text, split off
- * again when a row is read. A domain has at most one active key: adding an active key or
- * activating one deactivates the domain's others in the same transaction.
+ * again when a row is read. Outside a rotation's overlap a domain has at most one active
+ * key: adding an active key or activating one deactivates the domain's others (retiring
+ * ones too) in the same transaction.
  *
- * Public: mw_store_dkim_key_add/_list/_get/_get_active/_set_active/_delete,
- * mw_dkim_key_row_clear, mw_dkim_key_rows_free.
+ * Rotation (issue 18, migration 004): each key has a state (pending, active, retiring,
+ * retired, inactive); active = 1 exactly for the keys that sign (active and retiring), so
+ * during a rotation's overlap a domain has two. Every rotation step is one conditional
+ * UPDATE (or an INSERT guarded by a unique index) inside a transaction: when several hosts
+ * run the rotation at once, exactly one makes each step and the others see
+ * MW_STORE_NOTFOUND / MW_STORE_EXISTS.
+ *
+ * Public: mw_store_dkim_key_add/_add_pending/_list/_get/_get_active/_set_active/_promote/
+ * _retire/_delete, mw_dkim_key_row_clear, mw_dkim_key_rows_free.
  *
  * Diagnostics: through error_r; never a private key.
  */
@@ -16,18 +24,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DKIM_COLUMNS "id, domain, selector, private_key, public_key, created_at, active"
+#define DKIM_COLUMNS                                                                               \
+	"id, domain, selector, private_key, public_key, created_at, active, state, activated_at, " \
+	"retire_at"
 
 static const struct mw_db_query q_dkim_add = {
     "adding a DKIM key",
-    "INSERT INTO dkim_keys (domain, selector, private_key, public_key, created_at, active) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    "INSERT INTO dkim_keys (domain, selector, private_key, public_key, created_at, active, "
+    "state, activated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     NULL};
 static const struct mw_db_query q_dkim_deactivate = {
     "deactivating DKIM keys",
-    "UPDATE dkim_keys SET active = 0 WHERE domain = ?1 AND selector <> ?2 AND active <> 0", NULL};
+    "UPDATE dkim_keys SET active = 0, state = 'inactive', retire_at = NULL "
+    "WHERE domain = ?1 AND selector <> ?2 AND active <> 0",
+    NULL};
 static const struct mw_db_query q_dkim_activate = {
-    "activating a DKIM key", "UPDATE dkim_keys SET active = 1 WHERE domain = ?1 AND selector = ?2",
+    "activating a DKIM key",
+    "UPDATE dkim_keys SET active = 1, state = 'active', activated_at = ?3, retire_at = NULL "
+    "WHERE domain = ?1 AND selector = ?2",
+    NULL};
+static const struct mw_db_query q_dkim_promote = {
+    "activating a pending DKIM key",
+    "UPDATE dkim_keys SET active = 1, state = 'active', activated_at = ?3 "
+    "WHERE domain = ?1 AND selector = ?2 AND state = 'pending'",
+    NULL};
+static const struct mw_db_query q_dkim_to_retiring = {
+    "retiring the previous DKIM key",
+    "UPDATE dkim_keys SET state = 'retiring', retire_at = ?3 "
+    "WHERE domain = ?1 AND selector <> ?2 AND state = 'active'",
+    NULL};
+static const struct mw_db_query q_dkim_retire = {
+    "retiring a DKIM key",
+    "UPDATE dkim_keys SET active = 0, state = 'retired', retire_at = ?3 "
+    "WHERE domain = ?1 AND selector = ?2 AND state = 'retiring' AND retire_at <= ?3",
     NULL};
 /* ORDER BY domain compares bytes in both dialects: SQLite's BINARY collation, and the
    PostgreSQL schema declares text columns COLLATE "C" (a locale collation would ignore the
@@ -140,6 +169,10 @@ static int read_dkim_row(const mw_db_row *row, void *elem, mw_error *error_r)
 	r->public_key = mw_db_text_dup(row, 4);
 	r->created_at = mw_db_int(row, 5);
 	r->active = mw_db_int(row, 6) != 0;
+	if (mw_db_is_null(row, 7) || mw_store_text_copy(row, 7, r->state, sizeof(r->state)) < 0)
+		(void)mw_strlcpy(r->state, r->active ? "active" : "inactive", sizeof(r->state));
+	r->activated_at = mw_db_is_null(row, 8) ? 0 : mw_db_int(row, 8);
+	r->retire_at = mw_db_is_null(row, 9) ? 0 : mw_db_int(row, 9);
 	if (dkim_row_split(r, error_r) != MW_STORE_OK) {
 		mw_dkim_key_row_clear(r);
 		return MW_STORE_ERROR;
@@ -160,12 +193,13 @@ static int read_dkim_one(const mw_db_row *row, void *ctx)
 	return read_dkim_row(row, one->row, one->error_r);
 }
 
-/* mw_store_dkim_key_add - store a new (encrypted) DKIM key; an active one deactivates the
-   domain's others */
-int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selector,
-                          const char *key_type, const char *private_key, const char *public_key,
-                          bool active, mw_error *error_r)
+/* dkim_add - store a new (encrypted) DKIM key in STATE ("active", "inactive", "pending") */
+static int dkim_add(mw_store *store, const char *domain, const char *selector, const char *key_type,
+                    const char *private_key, const char *public_key, const char *state,
+                    mw_error *error_r)
 {
+	bool active = strcmp(state, "active") == 0;
+	int64_t now = mw_now();
 	mw_str stored;
 	size_t i;
 	int ret;
@@ -201,17 +235,78 @@ int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selec
 	(void)mw_str_appendf(&stored, "k=%s; p=%s", key_type, public_key);
 	ret = mw_db_change(store->db, &q_dkim_add,
 	                   MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector), MW_DB_T(private_key),
-	                              MW_DB_T(mw_str_c(&stored)), MW_DB_I(mw_now()),
-	                              MW_DB_I(active ? 1 : 0)),
+	                              MW_DB_T(mw_str_c(&stored)), MW_DB_I(now),
+	                              MW_DB_I(active ? 1 : 0), MW_DB_T(state),
+	                              active ? MW_DB_I(now) : MW_DB_NUL),
 	                   error_r);
 	mw_str_free(&stored);
-	if (ret == MW_STORE_EXISTS)
+	if (ret == MW_STORE_EXISTS && strcmp(state, "pending") == 0)
+		mw_error_set(error_r, "DKIM key %s for %s already exists, or %s has a pending key",
+		             selector, domain, domain);
+	else if (ret == MW_STORE_EXISTS)
 		mw_error_set(error_r, "DKIM key %s for %s already exists", selector, domain);
 	if (ret == MW_STORE_OK && active)
 		ret = mw_db_run(store->db, &q_dkim_deactivate,
 		                MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector)), NULL, NULL, NULL,
 		                error_r);
 	return mw_db_end(store->db, ret, error_r);
+}
+
+/* mw_store_dkim_key_add - store a new (encrypted) DKIM key; an active one deactivates the
+   domain's others */
+int mw_store_dkim_key_add(mw_store *store, const char *domain, const char *selector,
+                          const char *key_type, const char *private_key, const char *public_key,
+                          bool active, mw_error *error_r)
+{
+	return dkim_add(store, domain, selector, key_type, private_key, public_key,
+	                active ? "active" : "inactive", error_r);
+}
+
+/* mw_store_dkim_key_add_pending - a rotation's next key: stored, not signing; at most one
+   per domain (the unique index on pending keys decides between hosts) */
+int mw_store_dkim_key_add_pending(mw_store *store, const char *domain, const char *selector,
+                                  const char *key_type, const char *private_key,
+                                  const char *public_key, mw_error *error_r)
+{
+	return dkim_add(store, domain, selector, key_type, private_key, public_key, "pending",
+	                error_r);
+}
+
+/* mw_store_dkim_key_promote - a pending key becomes active; the domain's active key becomes
+   retiring until retire_at (both sign until then) */
+int mw_store_dkim_key_promote(mw_store *store, const char *domain, const char *selector,
+                              int64_t now, int64_t retire_at, mw_error *error_r)
+{
+	int ret;
+	if (selector == NULL || check_dkim_pair(domain, selector, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	ret = mw_db_begin(store->db, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	ret = mw_db_change(store->db, &q_dkim_promote,
+	                   MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector), MW_DB_I(now)), error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no pending DKIM key %s for %s", selector, domain);
+	if (ret == MW_STORE_OK)
+		ret = mw_db_run(store->db, &q_dkim_to_retiring,
+		                MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector), MW_DB_I(retire_at)),
+		                NULL, NULL, NULL, error_r);
+	return mw_db_end(store->db, ret, error_r);
+}
+
+/* mw_store_dkim_key_retire - a retiring key whose retire_at has come stops signing */
+int mw_store_dkim_key_retire(mw_store *store, const char *domain, const char *selector, int64_t now,
+                             mw_error *error_r)
+{
+	int ret;
+	if (selector == NULL || check_dkim_pair(domain, selector, error_r) < 0)
+		return MW_STORE_NOTFOUND;
+	ret = mw_db_change(store->db, &q_dkim_retire,
+	                   MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector), MW_DB_I(now)), error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		mw_error_set(error_r, "no retiring DKIM key %s for %s due by now", selector,
+		             domain);
+	return ret;
 }
 
 /* mw_store_dkim_key_list - every DKIM key, or a domain's, by domain then age */
@@ -291,7 +386,8 @@ int mw_store_dkim_key_set_active(mw_store *store, const char *domain, const char
 	if (ret != MW_STORE_OK)
 		return ret;
 	ret = mw_db_change(store->db, &q_dkim_activate,
-	                   MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector)), error_r);
+	                   MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector), MW_DB_I(mw_now())),
+	                   error_r);
 	if (ret == MW_STORE_NOTFOUND)
 		mw_error_set(error_r, "no DKIM key %s for %s", selector, domain);
 	if (ret == MW_STORE_OK)

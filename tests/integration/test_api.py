@@ -446,6 +446,9 @@ class ApiTest(ApiBase):
             ('DELETE', '/api/v1/dkim/keys/{domain}/{selector}'): (
                 lambda: '/api/v1/dkim/keys/authz.example/nosuch', None,
                 dict(anon=401, user=403, other=403, admin=404)),
+            ('POST', '/api/v1/dkim/rotate'): (
+                lambda: '/api/v1/dkim/rotate', lambda c: {'domain': 'authz.example', 'bits': 1000},
+                dict(anon=401, user=403, other=403, admin=422)),
             # DNS records, MTA-STS, client autoconfig (test_discovery.py tests what they do;
             # this lab has no [mailhost], so records and profiles are 409 for whoever may ask,
             # and the public ones 404 for everyone), metrics (test_metrics.py)

@@ -414,9 +414,12 @@ class ApiResourcesTest(labcase.PolicydCase, ApiBase):
         keys = self.expect(self.call('GET', '/api/v1/dkim/keys?domain=' + domain, token=tok),
                            200).json['keys']
         self.assertEqual({k['selector']: k['active'] for k in keys}, {'one': False, 'two': True})
+        self.assertEqual({k['selector']: k['state'] for k in keys},
+                         {'one': 'inactive', 'two': 'active'})
         for k in keys:
             self.assertEqual(set(k), {'domain', 'selector', 'type', 'active', 'created_at',
-                                      'public_key', 'dns_name', 'txt_record'})
+                                      'public_key', 'dns_name', 'txt_record', 'state',
+                                      'activated_at', 'retire_at'})
         self.assertEqual(self.store.ctl('dkim', 'txt', domain).stdout.strip(),
                          k2['txt_record'])
         # the old one can go now

@@ -24,6 +24,7 @@ import sqlite3
 import ssl
 import subprocess
 import threading
+import time
 import unittest
 import uuid
 
@@ -120,6 +121,11 @@ CASES = [
      ['dkim.activate'], '{domain}/k1'),
     ('dkim del', add_key, ['dkim', 'del', '{domain}', 'k1', '--yes'], None, 0,
      ['dkim.delete'], '{domain}/k1'),
+    # a rotation: the new key (selector: today) is pending, its record not visible through
+    # the lab's resolver; the same events and audit from both paths
+    ('dkim rotate', add_key, ['dkim', 'rotate', '{domain}'], None, 0, ['dkim.rotate'],
+     '{domain}/' + time.strftime('%Y%m%d', time.gmtime())),
+    ('dkim rotate bad domain', None, ['dkim', 'rotate', 'bad..{domain}'], None, 2, [], None),
     ('ratelimit status', add_user, ['ratelimit', 'status', '{user}'], None, 0, [], None),
     ('ratelimit reset', add_user, ['ratelimit', 'reset', '{user}'], None, 0, None, None),
     ('ratelimit policy add', add_user, ['ratelimit', 'policy', 'add', 'sasl_username',

@@ -61,6 +61,9 @@ static int group_setup(void **state)
 	mw_str_init(&line, 0);
 	(void)mw_str_appendf(&line, "s1._domainkey.example.org v=DKIM1; k=rsa; p=%s\n",
 	                     mw_str_c(&g.pub));
+	/* the rotation test's second selector (the same key under another name) */
+	(void)mw_str_appendf(&line, "r2._domainkey.example.org v=DKIM1; k=rsa; p=%s\n",
+	                     mw_str_c(&g.pub));
 	write_file(g.keyinfo, line.buf, line.len, 0600);
 	mw_str_free(&line);
 	g.vlib = dkim_init(NULL, NULL);
@@ -710,6 +713,111 @@ static int add_key(mw_store *st, const mw_master_key *mk, const char *domain, co
 	return ret;
 }
 
+/* sign_with - the DKIM-Signature values a signer made from KEY gives a small message: the
+   key's own into sig_r, the second key's (rotation overlap) into also_r (left empty when
+   there is none) */
+static void sign_with(const mw_dkim_key *key, mw_str *sig_r, mw_str *also_r)
+{
+	static const char body[] = "hello\r\n";
+	mw_error err = {""};
+	mw_dkim_signer *s = mw_dkim_signer_new(key, NULL, NULL, &err), *a;
+	assert_non_null(s);
+	assert_int_equal(mw_dkim_signer_header(s, "From", "a@example.org", &err), 0);
+	assert_int_equal(mw_dkim_signer_header(s, "Subject", "rot", &err), 0);
+	assert_int_equal(mw_dkim_signer_eoh(s, &err), 0);
+	assert_int_equal(mw_dkim_signer_body(s, body, sizeof(body) - 1, &err), 0);
+	assert_int_equal(mw_dkim_signer_eom(s, sig_r, &err), 0);
+	a = mw_dkim_signer_also(s);
+	if (a != NULL)
+		assert_int_equal(mw_dkim_signer_eom(a, also_r, &err), 0);
+	mw_dkim_signer_free(&s);
+}
+
+/* verify_sig - the message of sign_with carrying SIG verifies */
+static void verify_sig(const mw_str *sig, const char *selector)
+{
+	mw_str m, want;
+	mw_str_init(&m, 0);
+	mw_str_init(&want, 0);
+	(void)mw_str_appendf(&want, "s=%s;", selector);
+	assert_non_null(strstr(sig->buf, want.buf));
+	(void)mw_str_appendf(&m,
+	                     "DKIM-Signature: %s\r\nFrom: a@example.org\r\nSubject: rot\r\n"
+	                     "\r\nhello\r\n",
+	                     mw_str_c(sig));
+	assert_int_equal(verify(m.buf, m.len), DKIM_STAT_OK);
+	mw_str_free(&m);
+	mw_str_free(&want);
+}
+
+/* test_store_rotation_overlap - a rotation's retiring key signs beside the active one (two
+   signatures, both verify); the pending key never signs; once retired, one signature */
+static void test_store_rotation_overlap(void **state)
+{
+	char url[128], mkpath[128];
+	mw_error err = {""};
+	mw_master_key mk;
+	mw_dkim_key *key = NULL;
+	mw_str sig, also, ad, enc;
+	mw_store *st;
+	(void)state;
+	(void)snprintf(url, sizeof(url), "sqlite:%s/rot.db", g.dir);
+	(void)snprintf(mkpath, sizeof(mkpath), "%s/rot.key", g.dir);
+	assert_int_equal(mw_secret_key_create(mkpath, &err), 0);
+	assert_int_equal(mw_secret_key_load(mkpath, &mk, &err), 0);
+	st = mw_store_open(url, 1000, &err);
+	assert_non_null(st);
+	assert_int_equal(mw_store_migrate(st, &err), 0);
+	assert_int_equal(add_key(st, &mk, "example.org", "s1", "example.org", true), MW_STORE_OK);
+	mw_str_init(&ad, 0);
+	mw_str_init(&enc, 0);
+	(void)mw_dkim_key_ad("example.org", "r2", &ad);
+	assert_int_equal(mw_secret_encrypt(&mk, g.pem.buf, g.pem.len, ad.buf, &enc, &err), 0);
+	assert_int_equal(
+	    mw_store_dkim_key_add_pending(st, "example.org", "r2", "rsa", enc.buf, g.pub.buf, &err),
+	    MW_STORE_OK);
+	mw_str_free(&ad);
+	mw_str_free(&enc);
+
+	/* pending: s1 alone signs */
+	mw_str_init(&sig, 0);
+	mw_str_init(&also, 0);
+	assert_int_equal(mw_dkim_key_from_store(st, &mk, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_FOUND);
+	assert_string_equal(mw_dkim_key_selector(key), "s1");
+	assert_null(mw_dkim_key_also(key));
+	sign_with(key, &sig, &also);
+	assert_int_equal(also.len, 0);
+	verify_sig(&sig, "s1");
+	mw_dkim_key_free(&key);
+
+	/* overlap: r2 signs, s1 beside it */
+	assert_int_equal(mw_store_dkim_key_promote(st, "example.org", "r2", 100, 200, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(mw_dkim_key_from_store(st, &mk, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_FOUND);
+	assert_string_equal(mw_dkim_key_selector(key), "r2");
+	assert_non_null(mw_dkim_key_also(key));
+	assert_string_equal(mw_dkim_key_selector(mw_dkim_key_also(key)), "s1");
+	mw_str_reset(&sig);
+	sign_with(key, &sig, &also);
+	verify_sig(&sig, "r2");
+	verify_sig(&also, "s1");
+	mw_dkim_key_free(&key);
+
+	/* retired: r2 alone */
+	assert_int_equal(mw_store_dkim_key_retire(st, "example.org", "s1", 200, &err), MW_STORE_OK);
+	assert_int_equal(mw_dkim_key_from_store(st, &mk, "example.org", &key, &err),
+	                 MW_DKIM_LOOKUP_FOUND);
+	assert_string_equal(mw_dkim_key_selector(key), "r2");
+	assert_null(mw_dkim_key_also(key));
+	mw_dkim_key_free(&key);
+	mw_str_free(&sig);
+	mw_str_free(&also);
+	mw_store_close(&st);
+	mw_secret_key_wipe(&mk);
+}
+
 /* test_store_round_trip - encrypted keys in the store: add, active, list, wrong key, delete */
 static void test_store_round_trip(void **state)
 {
@@ -793,10 +901,15 @@ static void test_store_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sign_table),        cmocka_unit_test(test_header_list),
-	    cmocka_unit_test(test_signed_fields_cap), cmocka_unit_test(test_call_order),
-	    cmocka_unit_test(test_bad_keys),          cmocka_unit_test(test_txt_record),
-	    cmocka_unit_test(test_key_files),         cmocka_unit_test(test_store_round_trip),
+	    cmocka_unit_test(test_sign_table),
+	    cmocka_unit_test(test_header_list),
+	    cmocka_unit_test(test_signed_fields_cap),
+	    cmocka_unit_test(test_call_order),
+	    cmocka_unit_test(test_bad_keys),
+	    cmocka_unit_test(test_txt_record),
+	    cmocka_unit_test(test_key_files),
+	    cmocka_unit_test(test_store_round_trip),
+	    cmocka_unit_test(test_store_rotation_overlap),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -8,6 +8,7 @@
  * (URLs, creation, modes, WAL) run on SQLite only.
  */
 #include "mw-build.h"
+#include "mw-db-private.h"
 #include "mw-store.h"
 #include "mw-test-db.h"
 #include "mw-test.h"
@@ -390,19 +391,19 @@ static void test_migrate(void **state)
 	int version = 0;
 	raw_db *db;
 	size_t i;
-	assert_int_equal(mw_store_latest_schema_version(), 3);
+	assert_int_equal(mw_store_latest_schema_version(), 4);
 	assert_int_equal(mw_store_migrate(f->store, &err), MW_STORE_OK); /* again */
 	second = mw_store_open(f->path, 100, &err);
 	assert_non_null(second);
 	assert_int_equal(mw_store_migrate(second, &err), MW_STORE_OK); /* from another store */
 	assert_int_equal(mw_store_schema_version(second, &version, &err), 0);
-	assert_int_equal(version, 3);
+	assert_int_equal(version, 4);
 	assert_int_equal(mw_store_check_schema(second, &err), 0);
 	mw_store_close(&second);
 
 	db = raw_open(f);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 1);
-	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 3);
+	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 4);
 	for (i = 0; i < MW_N_ELEMENTS(tables); i++) {
 		assert_true(snprintf(sql, sizeof(sql),
 		                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
@@ -843,6 +844,134 @@ static void test_cascade(void **state)
 	raw_close(db);
 }
 
+/* key_state - the state and active flag of one DKIM key */
+static void key_state(mw_store *st, const char *sel, const char *state, bool active)
+{
+	struct mw_dkim_key_row row;
+	mw_error err = {""};
+	if (mw_store_dkim_key_get(st, "example.org", sel, &row, &err) != MW_STORE_OK)
+		fail_msg("get %s: %s", sel, err.msg);
+	assert_string_equal(row.state, state);
+	assert_int_equal(row.active, active);
+	mw_dkim_key_row_clear(&row);
+}
+
+/* test_dkim_rotation - the rotation's store steps (migration 004): one pending key per
+   domain, promote and retire are conditional (a second run of a step is NOTFOUND), both
+   keys sign during the overlap */
+static void test_dkim_rotation(void **state)
+{
+	struct fixture *f = *state;
+	struct mw_dkim_key_row row;
+	mw_error err = {""};
+	assert_int_equal(
+	    mw_store_dkim_key_add(f->store, "example.org", "s1", "rsa", "v1:x", "AAAA", true, &err),
+	    MW_STORE_OK);
+	key_state(f->store, "s1", "active", true);
+	assert_int_equal(mw_store_dkim_key_add_pending(f->store, "example.org", "p1", "rsa", "v1:y",
+	                                               "BBBB", &err),
+	                 MW_STORE_OK);
+	key_state(f->store, "p1", "pending", false);
+	/* a second pending key of the domain is refused: two hosts cannot both start one */
+	assert_int_equal(mw_store_dkim_key_add_pending(f->store, "example.org", "p2", "rsa", "v1:z",
+	                                               "CCCC", &err),
+	                 MW_STORE_EXISTS);
+	assert_int_equal(mw_store_dkim_key_add_pending(f->store, "example.net", "p2", "rsa", "v1:z",
+	                                               "CCCC", &err),
+	                 MW_STORE_OK);
+	/* the pending key never signs */
+	assert_int_equal(mw_store_dkim_key_get_active(f->store, "example.org", &row, &err),
+	                 MW_STORE_OK);
+	assert_string_equal(row.selector, "s1");
+	mw_dkim_key_row_clear(&row);
+	assert_int_equal(mw_store_dkim_key_retire(f->store, "example.org", "s1", 5000, &err),
+	                 MW_STORE_NOTFOUND);
+	assert_int_equal(mw_store_dkim_key_promote(f->store, "example.org", "p1", 1000, 2000, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(mw_store_dkim_key_promote(f->store, "example.org", "p1", 1000, 2000, &err),
+	                 MW_STORE_NOTFOUND);
+	key_state(f->store, "p1", "active", true);
+	key_state(f->store, "s1", "retiring", true);
+	assert_int_equal(mw_store_dkim_key_get(f->store, "example.org", "p1", &row, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(row.activated_at, 1000);
+	mw_dkim_key_row_clear(&row);
+	assert_int_equal(mw_store_dkim_key_get_active(f->store, "example.org", &row, &err),
+	                 MW_STORE_OK);
+	assert_string_equal(row.selector, "p1");
+	mw_dkim_key_row_clear(&row);
+	/* not before retire_at; then once */
+	assert_int_equal(mw_store_dkim_key_retire(f->store, "example.org", "s1", 1999, &err),
+	                 MW_STORE_NOTFOUND);
+	key_state(f->store, "s1", "retiring", true);
+	assert_int_equal(mw_store_dkim_key_retire(f->store, "example.org", "s1", 2000, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(mw_store_dkim_key_retire(f->store, "example.org", "s1", 2000, &err),
+	                 MW_STORE_NOTFOUND);
+	key_state(f->store, "s1", "retired", false);
+	assert_int_equal(mw_store_dkim_key_get(f->store, "example.org", "s1", &row, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(row.retire_at, 2000);
+	mw_dkim_key_row_clear(&row);
+	/* a new pending key may start once the last one is promoted */
+	assert_int_equal(mw_store_dkim_key_add_pending(f->store, "example.org", "p3", "rsa", "v1:w",
+	                                               "DDDD", &err),
+	                 MW_STORE_OK);
+	/* activating by hand ends the rotation's states: one active key */
+	assert_int_equal(mw_store_dkim_key_set_active(f->store, "example.org", "s1", &err),
+	                 MW_STORE_OK);
+	key_state(f->store, "s1", "active", true);
+	key_state(f->store, "p1", "inactive", false);
+}
+
+/* setup_fresh - a fresh database of the test's backend, not migrated, no store open */
+static int setup_fresh(void **state)
+{
+	struct fixture *f = mw_calloc(1, sizeof(*f));
+	f->tdb = mw_test_db_create(*state);
+	*state = f;
+	assert_int_equal(mw_strlcpy(f->url, f->tdb->url, sizeof(f->url)), 0);
+	return 0;
+}
+
+/* test_dkim_migration_004 - a store of schema 3 with an active and an inactive key: after
+   migration 004 they are in state active (activated when created) and inactive */
+static void test_dkim_migration_004(void **state)
+{
+	struct fixture *f = *state;
+	const struct mw_migration *m = pg(f) ? mw_pgsql_migrations : mw_sqlite_migrations;
+	mw_error err = {""};
+	raw_db *db;
+	unsigned i;
+	if (!pg(f)) { /* the file, as the store would create it */
+		sqlite3 *lite = NULL;
+		char path[160];
+		(void)snprintf(path, sizeof(path), "%s/mw.db", f->tdb->dir);
+		assert_int_equal(sqlite3_open(path, &lite), SQLITE_OK);
+		sqlite3_close(lite);
+	}
+	db = raw_open(f);
+	for (i = 0; i < 3; i++)
+		mw_test_raw_exec(db, m[i].sql);
+	mw_test_raw_exec(db, "INSERT INTO schema_version (version) VALUES (3)");
+	mw_test_raw_exec(db, "INSERT INTO dkim_keys (domain, selector, private_key, public_key, "
+	                     "created_at, active) VALUES ('example.org', 'on', 'v1:x', 'k=rsa; "
+	                     "p=AAAA', 100, 1), ('example.org', 'off', 'v1:y', 'k=rsa; p=BBBB', "
+	                     "50, 0)");
+	mw_test_raw_close(&db);
+	f->store = mw_store_open(f->url, 2000, &err);
+	if (f->store == NULL || mw_store_migrate(f->store, &err) != MW_STORE_OK)
+		fail_msg("migrate: %s", err.msg);
+	key_state(f->store, "on", "active", true);
+	key_state(f->store, "off", "inactive", false);
+	db = raw_open(f);
+	assert_int_equal(raw_int(db, "SELECT activated_at FROM dkim_keys WHERE selector = 'on'"),
+	                 100);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM dkim_keys WHERE activated_at IS NULL"),
+	                 1);
+	mw_test_raw_close(&db);
+}
+
 /* test_audit - append, and the table refuses UPDATE and DELETE */
 static void test_audit(void **state)
 {
@@ -1194,6 +1323,8 @@ int main(void)
 	    MW_TEST_DB_BOTH(test_allowed_from, setup_both, teardown),
 	    MW_TEST_DB_BOTH(test_cascade, setup_both, teardown),
 	    MW_TEST_DB_BOTH(test_audit, setup_both, teardown),
+	    MW_TEST_DB_BOTH(test_dkim_rotation, setup_both, teardown),
+	    MW_TEST_DB_BOTH(test_dkim_migration_004, setup_fresh, teardown),
 	    MW_TEST_DB_BOTH(test_metacharacters, setup_both, teardown),
 	    MW_TEST_DB_BOTH(test_dovecot_query, setup_both, teardown),
 	    MW_TEST_DB_BOTH(test_busy, setup_both, teardown),
