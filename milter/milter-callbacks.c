@@ -699,7 +699,7 @@ static int sign_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_reply 
 		mw_str_init(&sig, 0);
 		if (mw_dkim_signer_eom(also, &sig, &err) < 0)
 			sign_fail(msg, err.msg);
-		else if (insert_top(ctx, conn, "DKIM-Signature", mw_str_c(&sig)) < 0)
+		else if (milter_insert_top(ctx, conn, "DKIM-Signature", mw_str_c(&sig)) < 0)
 			sign_fail(msg, "smfi_insheader failed");
 		else
 			n_sig = 2;
