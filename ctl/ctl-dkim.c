@@ -142,6 +142,17 @@ int ctl_dkim_store_key(struct mw_ctl *ctl, enum mw_audit_action action, const ch
 	return ret;
 }
 
+/* opt_bits - --bits ARG: an RSA size a new key may have; -1 (said) otherwise */
+static int opt_bits(const char *arg, unsigned *bits_r)
+{
+	if (strcmp(arg, "2048") != 0 && strcmp(arg, "3072") != 0 && strcmp(arg, "4096") != 0) {
+		ctl_err("--bits: expected " MW_DKIM_RSA_BITS_TEXT ", not \"%s\"", arg);
+		return -1;
+	}
+	*bits_r = (unsigned)atoi(arg);
+	return 0;
+}
+
 /* ctl_dkim_parse_generate - dkim generate's arguments (both modes): DOMAIN, --selector
    (default the month, YYYYMM) and --bits; EXIT_OK, an exit code, or -1 after --help */
 int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, char *selector,
@@ -166,13 +177,9 @@ int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, c
 			sel_in = optarg;
 			break;
 		case 'b':
-			if (strcmp(optarg, "2048") == 0 || strcmp(optarg, "3072") == 0 ||
-			    strcmp(optarg, "4096") == 0) {
-				*bits_r = (unsigned)atoi(optarg);
-				break;
-			}
-			ctl_err("--bits: expected 2048, 3072 or 4096, not \"%s\"", optarg);
-			return EXIT_USAGE;
+			if (opt_bits(optarg, bits_r) < 0)
+				return EXIT_USAGE;
+			break;
 		case 'h':
 			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
 			       ctl_current->help);
@@ -346,13 +353,9 @@ int cmd_dkim_rotate(struct mw_ctl *ctl, int argc, char **argv)
 			json = true;
 			break;
 		case 'b':
-			if (strcmp(optarg, "2048") == 0 || strcmp(optarg, "3072") == 0 ||
-			    strcmp(optarg, "4096") == 0) {
-				bits = (unsigned)atoi(optarg);
-				break;
-			}
-			ctl_err("--bits: expected 2048, 3072 or 4096, not \"%s\"", optarg);
-			return EXIT_USAGE;
+			if (opt_bits(optarg, &bits) < 0)
+				return EXIT_USAGE;
+			break;
 		case 'h':
 			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
 			       ctl_current->help);

@@ -314,6 +314,12 @@ int mw_dkim_pem_public(const char *pem, size_t pem_len, enum mw_dkim_key_type *t
 	return ret;
 }
 
+/* mw_dkim_rsa_bits_ok - bits is a size a new RSA key may have */
+bool mw_dkim_rsa_bits_ok(long long bits)
+{
+	return bits == 2048 || bits == 3072 || bits == 4096;
+}
+
 /* mw_dkim_generate_rsa - a new RSA key: PKCS#8 PEM and p= value */
 int mw_dkim_generate_rsa(unsigned bits, mw_str *pem_r, mw_str *pub_r, mw_error *error_r)
 {
@@ -322,8 +328,8 @@ int mw_dkim_generate_rsa(unsigned bits, mw_str *pem_r, mw_str *pub_r, mw_error *
 	char *data;
 	long n;
 	int ret = -1;
-	if (bits != 2048 && bits != 3072 && bits != 4096) {
-		mw_error_set(error_r, "RSA key size must be 2048, 3072 or 4096 bits");
+	if (!mw_dkim_rsa_bits_ok(bits)) {
+		mw_error_set(error_r, "RSA key size must be " MW_DKIM_RSA_BITS_TEXT " bits");
 		return -1;
 	}
 	ERR_clear_error();

@@ -67,6 +67,9 @@ int mw_dkim_key_sign_digest(const mw_dkim_key *key, const unsigned char digest[3
    its DNS record (base64; SubjectPublicKeyInfo DER for RSA, the raw 32 bytes for Ed25519). */
 int mw_dkim_pem_public(const char *pem, size_t pem_len, enum mw_dkim_key_type *type_r,
                        mw_str *pub_r, mw_error *error_r);
+/* The RSA sizes a new key may have (tools and the API check with this). */
+#define MW_DKIM_RSA_BITS_TEXT "2048, 3072 or 4096"
+bool mw_dkim_rsa_bits_ok(long long bits);
 /* A new RSA key of bits (2048, 3072 or 4096) through OpenSSL EVP: PKCS#8 PEM appended to
    pem_r (the caller wipes it), the p= value to pub_r. */
 int mw_dkim_generate_rsa(unsigned bits, mw_str *pem_r, mw_str *pub_r, mw_error *error_r);

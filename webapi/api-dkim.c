@@ -144,6 +144,22 @@ static int default_selector(char *out, size_t size)
 	return gmtime_r(&now, &tm) != NULL && strftime(out, size, "%Y%m", &tm) != 0 ? 0 : -1;
 }
 
+/* field_bits - the optional field bits (NULL: *bits_r unchanged): an RSA size a new key may
+   have; -1 with the 422 answer otherwise */
+static int field_bits(struct api_response *res, const json_t *bits_v, unsigned *bits_r)
+{
+	json_int_t b;
+	if (bits_v == NULL)
+		return 0;
+	b = json_is_integer(bits_v) ? json_integer_value(bits_v) : 0;
+	if (!mw_dkim_rsa_bits_ok((long long)b)) {
+		api_error(res, 422, "invalid_field", "field bits must be " MW_DKIM_RSA_BITS_TEXT);
+		return -1;
+	}
+	*bits_r = (unsigned)b;
+	return 0;
+}
+
 /* api_dkim_generate - POST /dkim/keys {domain, selector?, bits?, activate?} */
 void api_dkim_generate(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
@@ -164,15 +180,8 @@ void api_dkim_generate(struct api_ctx *ctx, struct api_request *req, struct api_
 	    api_field_string(req, res, "domain", true, MW_DKIM_DOMAIN_MAX * 4, &dom_in) < 0 ||
 	    api_field_string(req, res, "selector", false, MW_DKIM_SELECTOR_MAX, &sel_in) < 0)
 		return;
-	if (bits_v != NULL) {
-		json_int_t b = json_is_integer(bits_v) ? json_integer_value(bits_v) : 0;
-		if (b != 2048 && b != 3072 && b != 4096) {
-			api_error(res, 422, "invalid_field",
-			          "field bits must be 2048, 3072 or 4096");
-			return;
-		}
-		bits = (unsigned)b;
-	}
+	if (field_bits(res, bits_v, &bits) < 0)
+		return;
 	if (act_v != NULL && !json_is_boolean(act_v)) {
 		api_error(res, 422, "invalid_field", "field activate must be true or false");
 		return;
@@ -325,15 +334,8 @@ void api_dkim_rotate(struct api_ctx *ctx, struct api_request *req, struct api_re
 		api_error(res, 422, "invalid_field", "give either domain or due: true");
 		return;
 	}
-	if (bits_v != NULL) {
-		json_int_t b = json_is_integer(bits_v) ? json_integer_value(bits_v) : 0;
-		if (b != 2048 && b != 3072 && b != 4096) {
-			api_error(res, 422, "invalid_field",
-			          "field bits must be 2048, 3072 or 4096");
-			return;
-		}
-		bits = (unsigned)b;
-	}
+	if (field_bits(res, bits_v, &bits) < 0)
+		return;
 	if (dom_in != NULL && names(res, 422, dom_in, NULL, domain, NULL) < 0)
 		return;
 	events = json_array();
