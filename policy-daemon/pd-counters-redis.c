@@ -447,6 +447,14 @@ static void redis_on_setup_reply(redisAsyncContext *ac, void *reply, void *privd
 	}
 }
 
+/* peer_gone - the server has closed fd (its end is waiting behind what we read) */
+static bool peer_gone(int fd)
+{
+	char b;
+	ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* redis_on_script_loaded - SCRIPT LOAD answered: the connection is ready for batches */
 static void redis_on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -463,6 +471,11 @@ static void redis_on_script_loaded(redisAsyncContext *ac, void *reply, void *pri
 		redis_conn_drop(conn);
 		return;
 	}
+	/* an answer read from the buffer of a server that has died since (killed after it
+	   replied, before we read) is no recovery: hiredis reads the end next and
+	   redis_on_disconnect handles it (a "recovered" here made the state flap) */
+	if (peer_gone(ac->c.fd))
+		return;
 	conn->state = CONN_UP;
 	conn->backoff_ms = REDIS_BACKOFF_MIN_MS;
 	evtimer_del(&conn->setup_timer);
