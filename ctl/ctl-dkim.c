@@ -22,6 +22,7 @@
 #include "mw-build.h"
 #include "ctl.h"
 #include "mw-daemon.h"
+#include "mw-dkim-rotate.h"
 #include "mw-dkim-sign.h"
 #include "mw-secret.h"
 
@@ -81,7 +82,7 @@ int ctl_dkim_store_key(struct mw_ctl *ctl, enum mw_audit_action action, const ch
 	mw_error err = {""};
 	mw_master_key mk;
 	enum mw_dkim_key_type type;
-	mw_str pub, enc, ad, target;
+	mw_str pub, target;
 	int ret;
 	mw_str_init(&pub, 0);
 	if (mw_dkim_pem_public(pem->buf, pem->len, &type, &pub, &err) < 0) {
@@ -102,21 +103,13 @@ int ctl_dkim_store_key(struct mw_ctl *ctl, enum mw_audit_action action, const ch
 		json_decref(details);
 		return EXIT_ERROR;
 	}
-	mw_str_init(&enc, 0);
-	mw_str_init(&ad, 0);
 	mw_str_init(&target, 0);
-	(void)mw_dkim_key_ad(domain, selector, &ad);
 	(void)mw_str_appendf(&target, "%s/%s", domain, selector);
-	if (mw_secret_encrypt(&mk, pem->buf, pem->len, mw_str_c(&ad), &enc, &err) < 0) {
-		ctl_err("encrypting the key: %s", err.msg);
-		ret = EXIT_ERROR;
-	} else {
-		ret = ctl_store_exit(
-		    mw_store_dkim_key_add(ctl->store, domain, selector,
-		                          type == MW_DKIM_KEY_ED25519 ? "ed25519" : "rsa",
-		                          mw_str_c(&enc), mw_str_c(&pub), true, &err),
-		    &err, mw_str_c(&target));
-	}
+	ret = ctl_store_exit(mw_dkim_key_save(ctl->store, &mk, domain, selector,
+	                                      type == MW_DKIM_KEY_ED25519 ? "ed25519" : "rsa",
+	                                      pem->buf, pem->len, mw_str_c(&pub),
+	                                      MW_DKIM_SAVE_ACTIVE, &err),
+	                     &err, mw_str_c(&target));
 	mw_secret_key_wipe(&mk);
 	if (ret == EXIT_OK) {
 		json_object_set_new(details, "type",
@@ -136,8 +129,6 @@ int ctl_dkim_store_key(struct mw_ctl *ctl, enum mw_audit_action action, const ch
 		key_r->active = true;
 	}
 	mw_str_free(&pub);
-	mw_str_free(&enc);
-	mw_str_free(&ad);
 	mw_str_free(&target);
 	return ret;
 }

@@ -155,35 +155,46 @@ static int audit(mw_store *store, const struct mw_dkim_rotate_opts *o, enum mw_a
 	return ret == MW_STORE_OK ? 0 : -1;
 }
 
+/* mw_dkim_key_save - encrypt a private key and add it to the store in the state asked */
+int mw_dkim_key_save(mw_store *store, const mw_master_key *master_key, const char *domain,
+                     const char *selector, const char *type, const char *pem, size_t pem_len,
+                     const char *pub, enum mw_dkim_save_state state, mw_error *error_r)
+{
+	mw_str enc, ad;
+	int ret = MW_STORE_ERROR;
+	mw_str_init(&enc, 0);
+	mw_str_init(&ad, 0);
+	if (master_key == NULL)
+		mw_error_set(error_r, "no master key to encrypt the new key with");
+	else if (mw_dkim_key_ad(domain, selector, &ad) < 0)
+		mw_error_set(error_r, "out of memory");
+	else if (mw_secret_encrypt(master_key, pem, pem_len, mw_str_c(&ad), &enc, error_r) == 0)
+		ret = state == MW_DKIM_SAVE_PENDING
+		          ? mw_store_dkim_key_add_pending(store, domain, selector, type,
+		                                          mw_str_c(&enc), pub, error_r)
+		          : mw_store_dkim_key_add(store, domain, selector, type, mw_str_c(&enc),
+		                                  pub, state == MW_DKIM_SAVE_ACTIVE, error_r);
+	mw_str_free(&enc);
+	mw_str_free(&ad);
+	return ret;
+}
+
 /* generate - a new RSA key stored as DOMAIN's pending key; MW_STORE_EXISTS when another
    host was first */
 static int generate(mw_store *store, const mw_master_key *mk, const char *domain,
                     const char *selector, unsigned bits, mw_error *error_r)
 {
-	mw_str pem, pub, enc, ad;
+	mw_str pem, pub;
 	int ret = MW_STORE_ERROR;
 	mw_str_init(&pem, 0);
 	mw_str_init(&pub, 0);
-	mw_str_init(&enc, 0);
-	mw_str_init(&ad, 0);
-	if (mk == NULL) {
-		mw_error_set(error_r, "no master key to encrypt the new key with");
-		goto out;
-	}
-	if (mw_dkim_generate_rsa(bits, &pem, &pub, error_r) < 0)
-		goto out;
-	(void)mw_dkim_key_ad(domain, selector, &ad);
-	if (mw_secret_encrypt(mk, pem.buf, pem.len, mw_str_c(&ad), &enc, error_r) < 0)
-		goto out;
-	ret = mw_store_dkim_key_add_pending(store, domain, selector, "rsa", mw_str_c(&enc),
-	                                    mw_str_c(&pub), error_r);
-out:
+	if (mw_dkim_generate_rsa(bits, &pem, &pub, error_r) == 0)
+		ret = mw_dkim_key_save(store, mk, domain, selector, "rsa", pem.buf, pem.len,
+		                       mw_str_c(&pub), MW_DKIM_SAVE_PENDING, error_r);
 	if (pem.buf != NULL)
 		mw_memzero(pem.buf, pem.cap);
 	mw_str_free(&pem);
 	mw_str_free(&pub);
-	mw_str_free(&enc);
-	mw_str_free(&ad);
 	return ret;
 }
 

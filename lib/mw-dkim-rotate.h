@@ -37,6 +37,22 @@ struct mw_dkim_rotate_plan {
 	char why[MW_DKIM_SELECTOR_MAX + 128];    /* why nothing starts although asked, or "" */
 };
 
+/* How mw_dkim_key_save stores a key. */
+enum mw_dkim_save_state {
+	MW_DKIM_SAVE_INACTIVE, /* stored, not signing (dkim activate later) */
+	MW_DKIM_SAVE_ACTIVE,   /* the domain's only active key (the previous one stops) */
+	MW_DKIM_SAVE_PENDING,  /* a rotation's next key (mw_store_dkim_key_add_pending) */
+};
+
+/* Encrypts the private key PEM (pem_len bytes) with master_key, bound to domain/selector
+   (mw_dkim_key_ad), and adds it to the store with its public key PUB (base64) and type
+   ("rsa", "ed25519") in STATE: what every path that makes a key (API, CLI, rotation) calls.
+   Returns the store's status (MW_STORE_EXISTS: the selector or, pending, another pending
+   key exists); MW_STORE_ERROR with a reason also when encryption fails. */
+int mw_dkim_key_save(mw_store *store, const mw_master_key *master_key, const char *domain,
+                     const char *selector, const char *type, const char *pem, size_t pem_len,
+                     const char *pub, enum mw_dkim_save_state state, mw_error *error_r);
+
 /* The plan for one domain's keys (rows of that domain only). A rotation starts (generate)
    when asked (opts->start) or due (period > 0 and the active key is at least period old),
    and only when no key is pending and no key is still retiring after this run's

@@ -15,10 +15,16 @@
  * caches as well, but asking it costs two thread switches through its pipe per query,
  * several queries per message.
  *
- * Diagnostics: everything comes back through error_r; nothing is logged here.
+ * Diagnostics: everything comes back through error_r. The one exception, for a daemon that
+ * asked for it with mw_dns_watch: when DNS_DEGRADED_AFTER queries in a row get no answer
+ * (timeout, the resolver unreachable, SERVFAIL) the component given is degraded
+ * (lib/mw-degraded.c logs one event=degraded line), and the next query answered by the
+ * resolver (records, NXDOMAIN, NODATA; not a cache hit) ends it. One domain's broken
+ * servers rarely fail that many queries in a row; a dead resolver fails every one.
  */
 #include "mw-build.h"
 #include "mw-dns.h"
+#include "mw-degraded.h"
 #include "mw-ttlcache.h"
 
 #include <errno.h>
@@ -31,9 +37,10 @@
 #include <arpa/inet.h>
 #include <unbound.h>
 
-#define DNS_CACHE_BUCKETS 256
-#define DNS_CACHE_MAX     4096
-#define DNS_CACHE_MAX_TTL 300
+#define DNS_CACHE_BUCKETS  256
+#define DNS_CACHE_MAX      4096
+#define DNS_CACHE_MAX_TTL  300
+#define DNS_DEGRADED_AFTER 5 /* queries in a row without an answer: the resolver is degraded */
 
 struct mw_dns {
 	pthread_mutex_t cache_lock;
@@ -42,7 +49,10 @@ struct mw_dns {
 	unsigned timeout_ms;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool leader; /* a thread is polling libunbound's fd */
+	bool leader;        /* a thread is polling libunbound's fd */
+	int watch;          /* mw_dns_watch's component, -1: none */
+	unsigned no_answer; /* queries in a row without an answer (atomic) */
+	bool recheck;       /* the first answer after mw_dns_watch ends an older state */
 };
 
 struct dns_query {
@@ -156,6 +166,7 @@ mw_dns *mw_dns_new(const char *servers, unsigned timeout_ms, mw_error *error_r)
 		return NULL;
 	dns = mw_calloc(1, sizeof(*dns));
 	dns->timeout_ms = timeout_ms;
+	dns->watch = -1;
 	dns->ctx = ub_ctx_create();
 	if (dns->ctx == NULL) {
 		mw_error_set(error_r, "ub_ctx_create failed");
@@ -485,6 +496,38 @@ static bool wait_for(mw_dns *dns, struct dns_query *q, long long deadline)
 	return true;
 }
 
+/* mw_dns_watch - report the resolver's health as component ID (see the file comment) */
+void mw_dns_watch(mw_dns *dns, int id)
+{
+	dns->watch = id;
+	dns->recheck = true; /* a reload's new resolver: the old one's state ends at an answer */
+	if (id >= 0)
+		mw_degraded_watch((enum mw_degraded_id)id);
+}
+
+/* watched - count a query the resolver answered or did not, for mw_dns_watch; STATUS back */
+static enum mw_dns_status watched(mw_dns *dns, enum mw_dns_status status, const mw_error *err)
+{
+	unsigned n;
+	if (dns->watch < 0 || status == MW_DNS_PERMFAIL)
+		return status;
+	if (status != MW_DNS_TEMPFAIL) {
+		if (__atomic_exchange_n(&dns->no_answer, 0, __ATOMIC_RELAXED) >=
+		        DNS_DEGRADED_AFTER ||
+		    __atomic_exchange_n(&dns->recheck, false, __ATOMIC_RELAXED))
+			(void)mw_degraded_leave((enum mw_degraded_id)dns->watch,
+			                        "the resolver answered a query");
+		return status;
+	}
+	n = __atomic_add_fetch(&dns->no_answer, 1, __ATOMIC_RELAXED);
+	if (n == DNS_DEGRADED_AFTER)
+		(void)mw_degraded_enter((enum mw_degraded_id)dns->watch, "no_answer",
+		                        err != NULL && err->msg[0] != '\0'
+		                            ? err->msg
+		                            : "queries in a row got no answer");
+	return status;
+}
+
 /* mw_dns_query - look NAME up; see mw-dns.h */
 enum mw_dns_status mw_dns_query(mw_dns *dns, const char *name, int type,
                                 struct mw_dns_answer *ans_r, mw_error *error_r)
@@ -528,7 +571,7 @@ enum mw_dns_status mw_dns_query(mw_dns *dns, const char *name, int type,
 		mw_error_set(error_r, "DNS query for %s (type %d) timed out after %u ms", qname,
 		             type, dns->timeout_ms);
 		ans_r->status = MW_DNS_TEMPFAIL;
-		return ans_r->status;
+		return watched(dns, ans_r->status, error_r);
 	}
 	pthread_mutex_unlock(&dns->lock);
 
@@ -540,12 +583,12 @@ enum mw_dns_status mw_dns_query(mw_dns *dns, const char *name, int type,
 		if (r != NULL)
 			ub_resolve_free(r);
 		ans_r->status = MW_DNS_TEMPFAIL;
-		return ans_r->status;
+		return watched(dns, ans_r->status, error_r);
 	}
 	(void)mw_dns_answer_from_result(r, qname, type, ans_r, error_r);
 	if (ans_r->status == MW_DNS_OK || ans_r->status == MW_DNS_NXDOMAIN ||
 	    ans_r->status == MW_DNS_NODATA)
 		cache_put(dns, qname, type, ans_r, r->ttl > 0 ? (unsigned)r->ttl : 0);
 	ub_resolve_free(r);
-	return ans_r->status;
+	return watched(dns, ans_r->status, error_r);
 }

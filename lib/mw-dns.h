@@ -79,5 +79,9 @@ enum mw_dns_status mw_dns_answer_from_result(const struct ub_result *r, const ch
 /* Parses a server list as mw_dns_new() does, writing each entry in libunbound's
    "ADDR@PORT" form to out[] (at most MW_DNS_SERVERS_MAX). Returns the count or -1. */
 int mw_dns_parse_servers(const char *servers, char out[][64], size_t max, mw_error *error_r);
+/* A daemon's resolver health as mw-degraded.def component ID (e.g. MW_DEGRADED_MILTER_DNS):
+   degraded after several queries in a row got no answer (timeout, unreachable, SERVFAIL),
+   recovered at the next answered one. Call before the first query; -1: off (the default). */
+void mw_dns_watch(mw_dns *dns, int id);
 
 #endif

@@ -74,6 +74,16 @@ static void sync_parent_dir(const char *path)
 	free(dir);
 }
 
+/* open_failed - why open(2) of the key file failed: errno EXPECTED has its own words */
+static void open_failed(const char *path, int expected, const char *expected_msg, const char *verb,
+                        mw_error *error_r)
+{
+	if (errno == expected)
+		mw_error_set(error_r, "%s: %s", path, expected_msg);
+	else
+		mw_error_set(error_r, "%s: cannot %s: %s", path, verb, strerror(errno));
+}
+
 /* mw_secret_key_create - a new key file of 32 random bytes, mode 0600, never overwriting */
 int mw_secret_key_create(const char *path, mw_error *error_r)
 {
@@ -83,13 +93,8 @@ int mw_secret_key_create(const char *path, mw_error *error_r)
 		return -1;
 	fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		if (errno == EEXIST)
-			mw_error_set(error_r,
-			             "%s: already exists; refusing to overwrite a master "
-			             "key",
-			             path);
-		else
-			mw_error_set(error_r, "%s: cannot create: %s", path, strerror(errno));
+		open_failed(path, EEXIST, "already exists; refusing to overwrite a master key",
+		            "create", error_r);
 		return -1;
 	}
 	randombytes_buf(key, sizeof(key));
@@ -122,13 +127,9 @@ int mw_secret_key_load(const char *path, mw_master_key *key_r, mw_error *error_r
 	/* O_NONBLOCK: a FIFO planted at the path must not hang us before fstat refuses it */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		if (errno == ELOOP)
-			mw_error_set(error_r,
-			             "%s: is a symbolic link; the master key must be a "
-			             "regular file",
-			             path);
-		else
-			mw_error_set(error_r, "%s: cannot open: %s", path, strerror(errno));
+		open_failed(path, ELOOP,
+		            "is a symbolic link; the master key must be a regular file", "open",
+		            error_r);
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {

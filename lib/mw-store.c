@@ -28,8 +28,7 @@
 int mw_store_check_text(const char *what, const char *s, size_t max, bool allow_empty,
                         mw_error *error_r)
 {
-	size_t len, i, n;
-	uint32_t cp;
+	size_t len;
 	if (s == NULL) {
 		mw_error_set(error_r, "%s is missing", what);
 		return -1;
@@ -43,18 +42,7 @@ int mw_store_check_text(const char *what, const char *s, size_t max, bool allow_
 		mw_error_set(error_r, "%s is empty", what);
 		return -1;
 	}
-	for (i = 0; i < len; i += n) {
-		n = mw_utf8_decode(s + i, len - i, &cp);
-		if (n == 0) {
-			mw_error_set(error_r, "%s is not valid UTF-8", what);
-			return -1;
-		}
-		if (mw_unichar_is_control(cp)) {
-			mw_error_set(error_r, "%s contains a control character", what);
-			return -1;
-		}
-	}
-	return 0;
+	return mw_utf8_text_check(what, s, len, error_r);
 }
 
 /* mw_store_username_normalize - validate a login name and fold its ASCII letters */

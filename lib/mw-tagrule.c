@@ -47,25 +47,6 @@ static int check_len(const char *what, const char *s, size_t max, size_t *len_r,
 	return 0;
 }
 
-/* check_utf8_text - valid UTF-8 without control characters */
-static int check_utf8_text(const char *what, const char *s, size_t len, mw_error *error_r)
-{
-	size_t i, n;
-	uint32_t cp;
-	for (i = 0; i < len; i += n) {
-		n = mw_utf8_decode(s + i, len - i, &cp);
-		if (n == 0) {
-			mw_error_set(error_r, "%s is not valid UTF-8", what);
-			return -1;
-		}
-		if (mw_unichar_is_control(cp)) {
-			mw_error_set(error_r, "%s contains a control character", what);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 /* mw_tagrule_check_field - an RFC 5322 field name: printable ASCII except ':' */
 int mw_tagrule_check_field(const char *field, mw_error *error_r)
 {
@@ -137,7 +118,7 @@ int mw_tagrule_check_value(enum mw_tagrule_match m, const char *value, mw_error 
 		return -1;
 	}
 	if (check_len("value", value, MW_TAGRULE_VALUE_MAX, &len, error_r) < 0 ||
-	    check_utf8_text("value", value, len, error_r) < 0)
+	    mw_utf8_text_check("value", value, len, error_r) < 0)
 		return -1;
 	if (m == MW_TAGRULE_DOMAIN)
 		return check_domain(value, len, error_r);
@@ -149,7 +130,7 @@ int mw_tagrule_check_mailbox(const char *mailbox, mw_error *error_r)
 {
 	size_t len;
 	if (check_len("mailbox", mailbox, MW_TAGRULE_MAILBOX_MAX, &len, error_r) < 0 ||
-	    check_utf8_text("mailbox", mailbox, len, error_r) < 0)
+	    mw_utf8_text_check("mailbox", mailbox, len, error_r) < 0)
 		return -1;
 	if (strpbrk(mailbox, "*%") != NULL) {
 		mw_error_set(error_r, "mailbox contains a wildcard (* or %%)");
@@ -628,10 +609,5 @@ void mw_tag_rule_clear(struct mw_tag_rule *rule)
 /* mw_tag_rules_free - free an array of rules */
 void mw_tag_rules_free(struct mw_tag_rule *rules, size_t count)
 {
-	size_t i;
-	if (rules == NULL)
-		return;
-	for (i = 0; i < count; i++)
-		mw_tag_rule_clear(&rules[i]);
-	free(rules);
+	MW_ARRAY_FREE(rules, count, mw_tag_rule_clear);
 }

@@ -366,6 +366,25 @@ bool mw_utf8_valid(const char *s, size_t len, size_t *bad_r)
 	return true;
 }
 
+/* mw_utf8_text_check - valid UTF-8 without control characters */
+int mw_utf8_text_check(const char *what, const char *s, size_t len, mw_error *error_r)
+{
+	size_t i, n;
+	uint32_t cp;
+	for (i = 0; i < len; i += n) {
+		n = mw_utf8_decode(s + i, len - i, &cp);
+		if (n == 0) {
+			mw_error_set(error_r, "%s is not valid UTF-8", what);
+			return -1;
+		}
+		if (mw_unichar_is_control(cp)) {
+			mw_error_set(error_r, "%s contains a control character", what);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* mw_unichar_is_control - C0, DEL and C1 control characters */
 bool mw_unichar_is_control(uint32_t cp)
 {

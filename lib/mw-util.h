@@ -78,6 +78,9 @@ size_t mw_utf8_decode(const char *s, size_t len, uint32_t *cp_r);
 bool mw_utf8_valid(const char *s, size_t len, size_t *bad_r);
 /* C0 controls, DEL and C1 controls. */
 bool mw_unichar_is_control(uint32_t cp);
+/* s[0..len) is valid UTF-8 without control characters; else -1, "WHAT is not valid UTF-8"
+   or "WHAT contains a control character". */
+int mw_utf8_text_check(const char *what, const char *s, size_t len, mw_error *error_r);
 
 /* Writes v in decimal at the END of tmp (no NUL) and returns where it starts; *len_r gets
    its length. For hot paths that must not go through printf (policy keys, Redis RESP). */
@@ -87,6 +90,18 @@ const char *mw_i64_digits(char tmp[MW_I64_DIGITS], int64_t v, size_t *len_r);
 /* The index of name in names[0..n) (ASCII case-insensitive), or -1: for the small
    enum <-> name tables (user status, role, tag-rule match, ...). */
 int mw_name_index(const char *const *names, size_t n, const char *name);
+
+/* MW_ARRAY_FREE - clear each of COUNT elements of the array ARR with CLEAR(&ARR[i]), then
+   free ARR (NULL: nothing). The body of every "free an array of rows" function. */
+#define MW_ARRAY_FREE(arr, count, clear)                                                           \
+	do {                                                                                       \
+		size_t mw_i_;                                                                      \
+		if ((arr) == NULL)                                                                 \
+			break;                                                                     \
+		for (mw_i_ = 0; mw_i_ < (count); mw_i_++)                                          \
+			clear(&(arr)[mw_i_]);                                                      \
+		free(arr);                                                                         \
+	} while (0)
 
 /* Defines the two functions of one such table: NAME_FN(value) -> its name (NULL for a value
    outside the table) and PARSE_FN(name, &value) -> 0, or -1 for a name not in it. */

@@ -37,6 +37,7 @@
  */
 #include "mw-build.h"
 #include "milter.h"
+#include "mw-degraded.h"
 #include "mw-spam.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
@@ -180,6 +181,7 @@ static struct milter_auth *auth_new(const mw_config *cfg, mw_error *error_r)
 		free(auth);
 		return NULL;
 	}
+	mw_dns_watch(mw_authcheck_lib_dns(auth->lib), MW_DEGRADED_MILTER_DNS);
 	return auth;
 }
 

@@ -48,7 +48,9 @@
  * event=recovered when left, the mailwarden_degraded gauge): milter_virus while no engine
  * can judge a message (none built, or clamd failing: reason no_engine or scan_error; left at
  * the next verdict or when an engine is built), milter_classifier while the classifier's
- * store cannot be opened (left when it opens; the retries in between are debug lines).
+ * store cannot be opened (left when it opens; the retries in between are debug lines),
+ * milter_spamd from a spamd check that failed to the next one answered (spam_backend
+ * spamd). milter_dns is lib/mw-dns.c's (mw_dns_watch, set up in milter-main.c).
  *
  * Diagnostics: event=virus_found, event=virus_reload, event=virus_unscanned,
  * event=spam_unscored lines; the verdict goes into the caller's decision line (extra:
@@ -658,6 +660,7 @@ static int spamd_score(struct milter_conn *conn, const struct mw_spam_settings *
 	err.msg[0] = '\0';
 	if (mw_spamd_check(&s->spamd, buf, len, &sr, &err) < 0) {
 		const char *mode = mw_config_str(conn->cfg, MWK_SPAM_SPAMD_ON_ERROR);
+		(void)mw_degraded_enter(MW_DEGRADED_MILTER_SPAMD, "spamd_error", err.msg);
 		if (strcmp(mode, "accept") == 0) {
 			spam_unscored_accept(conn, "spamd_error", "SPAMD_UNAVAILABLE", err.msg,
 			                     res);
@@ -665,6 +668,7 @@ static int spamd_score(struct milter_conn *conn, const struct mw_spam_settings *
 		}
 		return spam_refuse(conn, "spamd_error", mode, err.msg, r, extra, extra_size);
 	}
+	(void)mw_degraded_leave(MW_DEGRADED_MILTER_SPAMD, "spamd answered");
 	mw_spam_from_spamd(s, &sr, res);
 	if (truncated) {
 		size_t n = strlen(res->tests);

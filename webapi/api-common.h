@@ -184,6 +184,11 @@ void api_store_error(struct api_response *res, const char *what, const mw_error 
 /* The store answered (a session was read): the api_store degraded state ends. */
 void api_store_answered(void);
 int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key *key_r);
+/* api_target_user: the route's {username} (params[0]) normalised into NAME
+   (MW_USERNAME_MAX + 1) and loaded; 404 unknown, 503 store, with self_only 403 unless the
+   caller; the caller frees USER with mw_user_clear. */
+int api_target_user(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+                    char *name, struct mw_user *user, bool self_only);
 /* api_protocols_parse turns a JSON array of "imap"/"smtp" (users and app passwords)
    into the store's form ("imap,smtp", ...; "" only when allow_empty); 422 naming field. */
 int api_protocols_parse(struct api_response *res, json_t *arr, const char *field, bool allow_empty,

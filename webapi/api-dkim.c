@@ -171,7 +171,7 @@ void api_dkim_generate(struct api_ctx *ctx, struct api_request *req, struct api_
 	json_t *act_v = json_object_get(req->json, "activate");
 	struct mw_dkim_key_row active;
 	mw_master_key mk;
-	mw_str pem, pub, enc, ad;
+	mw_str pem, pub;
 	mw_error err = {{0}};
 	unsigned bits = 2048;
 	bool activate;
@@ -217,17 +217,14 @@ void api_dkim_generate(struct api_ctx *ctx, struct api_request *req, struct api_
 		return;
 	mw_str_init(&pem, 0);
 	mw_str_init(&pub, 0);
-	mw_str_init(&enc, 0);
-	mw_str_init(&ad, 0);
-	(void)mw_dkim_key_ad(domain, selector, &ad);
-	if (mw_dkim_generate_rsa(bits, &pem, &pub, &err) < 0 ||
-	    mw_secret_encrypt(&mk, pem.buf, pem.len, mw_str_c(&ad), &enc, &err) < 0) {
+	if (mw_dkim_generate_rsa(bits, &pem, &pub, &err) < 0) {
 		mw_error_log("DKIM generate for %s: %s", domain, err.msg);
 		api_error(res, 503, "internal", "cannot make the key now (see the log)");
 		goto out;
 	}
-	ret = mw_store_dkim_key_add(ctx->store, domain, selector, "rsa", mw_str_c(&enc),
-	                            mw_str_c(&pub), activate, &err);
+	ret = mw_dkim_key_save(ctx->store, &mk, domain, selector, "rsa", pem.buf, pem.len,
+	                       mw_str_c(&pub),
+	                       activate ? MW_DKIM_SAVE_ACTIVE : MW_DKIM_SAVE_INACTIVE, &err);
 	if (ret == MW_STORE_EXISTS) {
 		api_error(res, 409, "exists", "%s already has a key with selector %s", domain,
 		          selector);
@@ -247,8 +244,6 @@ out:
 		mw_memzero(pem.buf, pem.cap);
 	mw_str_free(&pem);
 	mw_str_free(&pub);
-	mw_str_free(&enc);
-	mw_str_free(&ad);
 }
 
 /* api_dkim_activate - POST /dkim/keys/{domain}/{selector}/activate */

@@ -1,12 +1,12 @@
 /*
  * api-support.c - mailwarden-api: what every handler module uses and nothing else owns:
- * the audit entry of a change, the answer to a store error, the master key, the mail
- * protocols field of users and app passwords.
+ * the audit entry of a change, the answer to a store error, the master key, the route's
+ * {username} user, the mail protocols field of users and app passwords.
  *
  * Every api-*.c module may call these; this file calls none of them (it depends only on
  * lib/ and api-http.c's api_error), so the handler modules depend on it in one direction.
  *
- * Public: api_store_error, api_store_answered, api_audit, api_master_key,
+ * Public: api_store_error, api_store_answered, api_audit, api_master_key, api_target_user,
  * api_protocols_parse, api_protocols_json.
  * Diagnostics: a store error and a master key that cannot be read are logged with the
  * reason and answered 503 (store_unavailable, master_key_unavailable) without it; a failed
@@ -49,6 +49,42 @@ void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action,
 	free(text);
 	if (details != NULL)
 		json_decref(details);
+}
+
+/* api_target_user - the route's {username} normalised into name and loaded into user (404
+   unknown; with self_only, 403 unless it is the caller). When it names the caller, the row
+   api_authenticate read in this same request is copied instead of read again. */
+int api_target_user(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+                    char *name, struct mw_user *user, bool self_only)
+{
+	mw_error err = {{0}};
+	int ret = MW_STORE_NOTFOUND;
+	bool named =
+	    mw_store_username_normalize(req->params[0], name, MW_USERNAME_MAX + 1, NULL) == 0;
+	memset(user, 0, sizeof(*user));
+	if (named && req->authed && strcmp(name, req->user.username) == 0) {
+		*user = req->user;
+		user->password = req->user.password != NULL ? mw_strdup(req->user.password) : NULL;
+		user->description =
+		    req->user.description != NULL ? mw_strdup(req->user.description) : NULL;
+		ret = MW_STORE_OK;
+	} else if (named) {
+		ret = mw_store_user_get(ctx->store, name, user, &err);
+	}
+	if (ret == MW_STORE_NOTFOUND) {
+		api_error(res, 404, "not_found", "no such user");
+		return -1;
+	}
+	if (ret != MW_STORE_OK) {
+		api_store_error(res, "reading a user", &err);
+		return -1;
+	}
+	if (self_only && user->id != req->user.id) {
+		mw_user_clear(user);
+		api_error(res, 403, "forbidden", "only the user themself can do this");
+		return -1;
+	}
+	return 0;
 }
 
 /* api_master_key - load the master key (config key master_key); 503 when it cannot be */

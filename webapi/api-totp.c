@@ -44,31 +44,6 @@
 #include <sodium.h>
 #include <string.h>
 
-/* self_target - the route's user, who must be the caller (404 unknown, 403 someone else) */
-static int self_target(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
-                       char *name, struct mw_user *user, bool self_only)
-{
-	mw_error err = {{0}};
-	int ret = MW_STORE_NOTFOUND;
-	memset(user, 0, sizeof(*user));
-	if (mw_store_username_normalize(req->params[0], name, MW_USERNAME_MAX + 1, NULL) == 0)
-		ret = mw_store_user_get(ctx->store, name, user, &err);
-	if (ret == MW_STORE_NOTFOUND) {
-		api_error(res, 404, "not_found", "no such user");
-		return -1;
-	}
-	if (ret != MW_STORE_OK) {
-		api_store_error(res, "reading a user", &err);
-		return -1;
-	}
-	if (self_only && user->id != req->user.id) {
-		mw_user_clear(user);
-		api_error(res, 403, "forbidden", "only the user themself can do this");
-		return -1;
-	}
-	return 0;
-}
-
 /* uri_escape - percent-encode everything but RFC 3986 unreserved characters */
 static void uri_escape(mw_str *out, const char *s)
 {
@@ -80,6 +55,23 @@ static void uri_escape(mw_str *out, const char *s)
 		else
 			(void)mw_str_appendf(out, "%%%02X", c);
 	}
+}
+
+/* self_totp - the route's user, who must be the caller, and their TOTP state text (NULL:
+   none); on -1 answered (404, 403, 503) and nothing is left to free */
+static int self_totp(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+                     char *name, struct mw_user *user, char **text_r)
+{
+	mw_error err = {{0}};
+	*text_r = NULL;
+	if (api_target_user(ctx, req, res, name, user, true) < 0)
+		return -1;
+	if (mw_store_user_totp_get(ctx->store, name, text_r, &err) != MW_STORE_OK) {
+		mw_user_clear(user);
+		api_store_error(res, "reading TOTP state", &err);
+		return -1;
+	}
+	return 0;
 }
 
 /* api_totp_enrol - POST /users/{username}/totp {current_password}: a new pending
@@ -100,14 +92,8 @@ void api_totp_enrol(struct api_ctx *ctx, struct api_request *req, struct api_res
 	int ret;
 	if (api_fields_check(req, res, fields) < 0 ||
 	    api_field_string(req, res, "current_password", true, MW_PASSWORD_MAX, &current) < 0 ||
-	    self_target(ctx, req, res, name, &user, true) < 0)
+	    self_totp(ctx, req, res, name, &user, &text) < 0)
 		return;
-	ret = mw_store_user_totp_get(ctx->store, name, &text, &err);
-	if (ret != MW_STORE_OK) {
-		mw_user_clear(&user);
-		api_store_error(res, "reading TOTP state", &err);
-		return;
-	}
 	/* on already: 409 below, before any password is checked (nothing to guess there) */
 	if ((text == NULL || strncmp(text, "v1:", 3) != 0) &&
 	    api_reauth(ctx, req, res, current, NULL, "TOTP enrolment") < 0) {
@@ -205,14 +191,8 @@ void api_totp_confirm(struct api_ctx *ctx, struct api_request *req, struct api_r
 	int ret;
 	if (api_fields_check(req, res, fields) < 0 ||
 	    api_field_string(req, res, "code", true, TOTP_CODE_MAX, &code) < 0 ||
-	    self_target(ctx, req, res, name, &user, true) < 0)
+	    self_totp(ctx, req, res, name, &user, &text) < 0)
 		return;
-	ret = mw_store_user_totp_get(ctx->store, name, &text, &err);
-	if (ret != MW_STORE_OK) {
-		mw_user_clear(&user);
-		api_store_error(res, "reading TOTP state", &err);
-		return;
-	}
 	if (text == NULL || strncmp(text, TOTP_PENDING, strlen(TOTP_PENDING)) != 0) {
 		free(text);
 		mw_user_clear(&user);
@@ -279,7 +259,7 @@ void api_totp_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 	mw_error err = {{0}};
 	bool self;
 	int ret;
-	if (self_target(ctx, req, res, name, &user, false) < 0)
+	if (api_target_user(ctx, req, res, name, &user, false) < 0)
 		return;
 	self = user.id == req->user.id;
 	if (api_fields_check(req, res, self ? self_fields : admin_fields) < 0 ||

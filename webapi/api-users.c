@@ -50,37 +50,6 @@ static json_t *user_json(const struct mw_user *u, char **patterns)
 	return o;
 }
 
-/* target_user - the route's {username}: normalised into name and loaded into user. When it
-   names the caller, the row api_authenticate read in this same request is copied instead of
-   read again (the common GET of one's own account: one store query fewer). */
-static int target_user(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
-                       char *name, struct mw_user *user)
-{
-	mw_error err = {{0}};
-	int ret = MW_STORE_NOTFOUND;
-	bool named =
-	    mw_store_username_normalize(req->params[0], name, MW_USERNAME_MAX + 1, NULL) == 0;
-	memset(user, 0, sizeof(*user));
-	if (named && req->authed && strcmp(name, req->user.username) == 0) {
-		*user = req->user;
-		user->password = req->user.password != NULL ? mw_strdup(req->user.password) : NULL;
-		user->description =
-		    req->user.description != NULL ? mw_strdup(req->user.description) : NULL;
-		ret = MW_STORE_OK;
-	} else if (named) {
-		ret = mw_store_user_get(ctx->store, name, user, &err);
-	}
-	if (ret == MW_STORE_NOTFOUND) {
-		api_error(res, 404, "not_found", "no such user");
-		return -1;
-	}
-	if (ret != MW_STORE_OK) {
-		api_store_error(res, "reading a user", &err);
-		return -1;
-	}
-	return 0;
-}
-
 /* hash_password - argon2id with the configured costs; 503 on failure */
 static int hash_password(struct api_ctx *ctx, struct api_response *res, const char *pw, char *out,
                          size_t outsize)
@@ -320,7 +289,7 @@ void api_user_get(struct api_ctx *ctx, struct api_request *req, struct api_respo
 	char **patterns = NULL, protocols[MW_PROTOCOLS_MAX + 1];
 	struct mw_user user;
 	mw_error err = {{0}};
-	if (target_user(ctx, req, res, name, &user) < 0)
+	if (api_target_user(ctx, req, res, name, &user, false) < 0)
 		return;
 	if (mw_store_allowed_from_list(ctx->store, name, &patterns, NULL, &err) != MW_STORE_OK ||
 	    mw_store_user_main_protocols_get(ctx->store, name, protocols, &err) != MW_STORE_OK) {
@@ -381,7 +350,7 @@ void api_user_update(struct api_ctx *ctx, struct api_request *req, struct api_re
 		api_error(res, 422, "invalid_field", "field role must be admin or user");
 		return;
 	}
-	if (target_user(ctx, req, res, name, &user) < 0)
+	if (api_target_user(ctx, req, res, name, &user, false) < 0)
 		return;
 	self = strcmp(name, req->user.username) == 0;
 	uid = user.id;
@@ -425,7 +394,7 @@ void api_user_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 	struct mw_user user;
 	mw_error err = {{0}};
 	int ret;
-	if (target_user(ctx, req, res, name, &user) < 0)
+	if (api_target_user(ctx, req, res, name, &user, false) < 0)
 		return;
 	mw_user_clear(&user);
 	if (strcmp(name, req->user.username) == 0) {
@@ -460,7 +429,7 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 	unsigned revoked = 0, apppw_revoked = 0;
 	mw_error err = {{0}};
 	int ret;
-	if (target_user(ctx, req, res, name, &user) < 0)
+	if (api_target_user(ctx, req, res, name, &user, false) < 0)
 		return;
 	self = user.id == req->user.id;
 	if (api_fields_check(req, res, self ? self_fields : admin_fields) < 0 ||
@@ -537,7 +506,7 @@ static int af_target(struct api_ctx *ctx, struct api_request *req, struct api_re
                      char *name)
 {
 	struct mw_user user;
-	if (target_user(ctx, req, res, name, &user) < 0)
+	if (api_target_user(ctx, req, res, name, &user, false) < 0)
 		return -1;
 	mw_user_clear(&user);
 	return 0;

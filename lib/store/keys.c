@@ -272,26 +272,40 @@ int mw_store_dkim_key_add_pending(mw_store *store, const char *domain, const cha
 	                error_r);
 }
 
-/* mw_store_dkim_key_promote - a pending key becomes active; the domain's active key becomes
-   retiring until retire_at (both sign until then) */
-int mw_store_dkim_key_promote(mw_store *store, const char *domain, const char *selector,
-                              int64_t now, int64_t retire_at, mw_error *error_r)
+/* dkim_switch - in one transaction, MAKE (domain, selector, at) changes the key (none:
+   "no WHICH DKIM key"), then OTHERS changes the domain's other keys (with OTHERS_AT as ?3
+   when not NULL) */
+static int dkim_switch(mw_store *store, const char *domain, const char *selector,
+                       const struct mw_db_query *make, int64_t at, const char *which,
+                       const struct mw_db_query *others, const int64_t *others_at,
+                       mw_error *error_r)
 {
+	struct mw_db_arg args[3] = {MW_DB_T(domain), MW_DB_T(selector), MW_DB_I(at)};
 	int ret;
 	if (selector == NULL || check_dkim_pair(domain, selector, error_r) < 0)
 		return MW_STORE_NOTFOUND;
 	ret = mw_db_begin(store->db, error_r);
 	if (ret != MW_STORE_OK)
 		return ret;
-	ret = mw_db_change(store->db, &q_dkim_promote,
-	                   MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector), MW_DB_I(now)), error_r);
+	ret = mw_db_change(store->db, make, args, 3, error_r);
 	if (ret == MW_STORE_NOTFOUND)
-		mw_error_set(error_r, "no pending DKIM key %s for %s", selector, domain);
-	if (ret == MW_STORE_OK)
-		ret = mw_db_run(store->db, &q_dkim_to_retiring,
-		                MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector), MW_DB_I(retire_at)),
-		                NULL, NULL, NULL, error_r);
+		mw_error_set(error_r, "no %sDKIM key %s for %s", which, selector, domain);
+	if (ret == MW_STORE_OK) {
+		if (others_at != NULL)
+			args[2] = MW_DB_I(*others_at);
+		ret = mw_db_run(store->db, others, args, others_at != NULL ? 3 : 2, NULL, NULL,
+		                NULL, error_r);
+	}
 	return mw_db_end(store->db, ret, error_r);
+}
+
+/* mw_store_dkim_key_promote - a pending key becomes active; the domain's active key becomes
+   retiring until retire_at (both sign until then) */
+int mw_store_dkim_key_promote(mw_store *store, const char *domain, const char *selector,
+                              int64_t now, int64_t retire_at, mw_error *error_r)
+{
+	return dkim_switch(store, domain, selector, &q_dkim_promote, now, "pending ",
+	                   &q_dkim_to_retiring, &retire_at, error_r);
 }
 
 /* mw_store_dkim_key_retire - a retiring key whose retire_at has come stops signing */
@@ -379,22 +393,8 @@ int mw_store_dkim_key_get_active(mw_store *store, const char *domain, struct mw_
 int mw_store_dkim_key_set_active(mw_store *store, const char *domain, const char *selector,
                                  mw_error *error_r)
 {
-	int ret;
-	if (selector == NULL || check_dkim_pair(domain, selector, error_r) < 0)
-		return MW_STORE_NOTFOUND;
-	ret = mw_db_begin(store->db, error_r);
-	if (ret != MW_STORE_OK)
-		return ret;
-	ret = mw_db_change(store->db, &q_dkim_activate,
-	                   MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector), MW_DB_I(mw_now())),
-	                   error_r);
-	if (ret == MW_STORE_NOTFOUND)
-		mw_error_set(error_r, "no DKIM key %s for %s", selector, domain);
-	if (ret == MW_STORE_OK)
-		ret = mw_db_run(store->db, &q_dkim_deactivate,
-		                MW_DB_ARGS(MW_DB_T(domain), MW_DB_T(selector)), NULL, NULL, NULL,
-		                error_r);
-	return mw_db_end(store->db, ret, error_r);
+	return dkim_switch(store, domain, selector, &q_dkim_activate, mw_now(), "",
+	                   &q_dkim_deactivate, NULL, error_r);
 }
 
 /* mw_store_dkim_key_delete - delete one key */
@@ -427,10 +427,5 @@ void mw_dkim_key_row_clear(struct mw_dkim_key_row *row)
 /* mw_dkim_key_rows_free - free an array of rows from mw_store_dkim_key_list */
 void mw_dkim_key_rows_free(struct mw_dkim_key_row *rows, size_t count)
 {
-	size_t i;
-	if (rows == NULL)
-		return;
-	for (i = 0; i < count; i++)
-		mw_dkim_key_row_clear(&rows[i]);
-	free(rows);
+	MW_ARRAY_FREE(rows, count, mw_dkim_key_row_clear);
 }

@@ -9,11 +9,15 @@ socket; the milter's state is read from its metrics_file). Each case makes the d
 fail for real and then come back:
   - policyd counters: Redis killed and started again (lab Redis on loopback);
   - policyd store: the SQLite store's rate_policies table renamed away and back;
-  - milter store: the users table renamed away and back, messages through miltertest.
+  - milter store: the users table renamed away and back, messages through miltertest;
+  - milter DNS: the milter's resolver (a small DNS server in this test) answers SERVFAIL to
+    everything, then NXDOMAIN again (spamd: test_milter_spamd's test_9).
 """
 
 import os
 import socket
+import struct
+import threading
 import sqlite3
 import subprocess
 import time
@@ -284,6 +288,140 @@ class MilterDegradedTest(labcase.MilterCase):
         wait_gauge(self.metrics, 'milter_store', 0)
         self.assertIn('ok: mailwarden-milter serves without a fallback (%s)' % self.metrics,
                       doctor(self.store.ctl_path, self.milter.config, self.lab.root))
+
+
+class ToyResolver:
+    """ToyResolver - a DNS server on a loopback UDP port that answers every query with the
+    rcode of .rcode (2 SERVFAIL, 3 NXDOMAIN) and counts the queries it saw."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.rcode = 3
+        self.queries = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            qid, flags = struct.unpack('!HH', data[:4])
+            end = 12
+            while end < len(data) and data[end] != 0:  # the question's name, label by label
+                end += 1 + data[end]
+            question = data[12:end + 5]
+            self.queries += 1
+            reply = struct.pack('!HHHHHH', qid, 0x8000 | (flags & 0x0100) | 0x0080 | self.rcode,
+                                1, 0, 0, 0) + question
+            try:
+                self.sock.sendto(reply, peer)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.running = False
+        self.thread.join(5)
+        self.sock.close()
+
+
+class MilterDnsDegradedTest(labcase.MilterCase):
+    """The milter's resolver: SERVFAIL for everything, then answering again."""
+
+    @classmethod
+    def start_lab(cls):
+        cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
+        cls.resolver = ToyResolver()
+        cls.store = cls.lab.store()
+        cls.metrics = os.path.join(cls.lab.root, 'milter-dns', 'milter.prom')
+        os.makedirs(os.path.dirname(cls.metrics))
+        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.milter = cls.lab.milter(cls.store, socket='inet', config=(
+            'dns_servers = 127.0.0.1@%d\ndns_timeout = 3s\ndkim_sign = no\n'
+            'trusted_networks = 127.0.0.0/8\nmetrics_file = %s\nmetrics_interval = 1s\n'
+            % (cls.resolver.port, cls.metrics)))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.resolver.stop()
+
+    def inbound(self):
+        """inbound - one message from an untrusted client and a sender domain never asked
+        before (the milter's lookups: SPF, DMARC, ...), whatever the milter answers."""
+        dom = 'd%s.example' % uuid.uuid4().hex[:10]
+        text = '\n'.join([
+            'dofile(dir .. "/common.lua")',
+            'function step(conn, what, f, ...)',
+            '  check(f(conn, ...) == nil, what .. ": call failed")',
+            '  local r = mt.getreply(conn)',
+            '  return r == SMFIR_CONTINUE or r == SMFIR_SKIP',
+            'end',
+            'function main()',
+            '  local conn = mt.connect(socket, 20, 0.25)',
+            '  check(conn ~= nil, "mt.connect failed")',
+            '  check(step(conn, "conninfo", mt.conninfo, "mx.%s", "192.0.2.77"), "conninfo")' % dom,
+            '  check(step(conn, "helo", mt.helo, "mx.%s"), "helo")' % dom,
+            '  mt.macro(conn, SMFIC_MAIL, "{auth_authen}", "", "i", "QIDDNS")',
+            '  if step(conn, "mail", mt.mailfrom, "<a@%s>") and' % dom,
+            '     step(conn, "rcpt", mt.rcptto, "<inbox@%s>") and' % DOMAIN,
+            '     step(conn, "from", mt.header, "From", "<a@%s>") and' % dom,
+            '     step(conn, "eoh", mt.eoh) and step(conn, "body", mt.bodystring, "hi\\r\\n") then',
+            '    check(mt.eom(conn) == nil, "eom failed")',
+            '  end',
+            '  mt.disconnect(conn)',
+            'end',
+            'run(main)']) + '\n'
+        path = os.path.join(self.milter.dir, 'dns-%s.lua' % uuid.uuid4().hex[:8])
+        with open(path, 'w') as f:
+            f.write(text)
+        p = subprocess.run([self.miltertest, '-s', path, '-D',
+                            'socket=' + self.milter.miltertest_spec, '-D', 'dir=' + SCRIPTS],
+                           capture_output=True, text=True, timeout=120)
+        self.assertIn('RESULT ok', p.stdout + p.stderr, p.stdout + p.stderr)
+
+    def log(self):
+        with open(self.milter.log_path, errors='replace') as f:
+            return f.read()
+
+    def test_resolver_outage_is_logged_once_and_gauged(self):
+        enter = 'event=degraded component=milter_dns reason=no_answer '
+        leave = 'event=recovered component=milter_dns '
+        self.resolver.rcode = 3
+        self.inbound()
+        self.assertGreater(self.resolver.queries, 0, 'the milter asked its resolver nothing')
+        wait_gauge(self.metrics, 'milter_dns', 0)
+        self.assertNotIn(enter, self.log())
+
+        self.resolver.rcode = 2  # SERVFAIL: every query fails
+        asked = self.resolver.queries
+        for _ in range(4):  # several lookups each: well over the 5 in a row
+            self.inbound()
+        self.assertGreater(self.resolver.queries, asked)
+        log = self.log()
+        self.assertEqual(log.count(enter), 1, log[-4000:])
+        _, since = wait_gauge(self.metrics, 'milter_dns', 1)
+        self.assertEqual(since['milter_dns'][0], 'no_answer')
+        self.assertEqual(log.count(leave), 0, log[-4000:])
+
+        self.resolver.rcode = 3  # answering again
+        for _ in range(2):
+            self.inbound()
+        log = self.log()
+        self.assertEqual(log.count(leave), 1, log[-4000:])
+        self.assertEqual(log.count(enter), 1, log[-4000:])
+        wait_gauge(self.metrics, 'milter_dns', 0)
 
 
 if __name__ == '__main__':

@@ -15,7 +15,8 @@ spamd answering garbage, or too slowly, gives 451 4.7.1 (and with spamd_on_error
 delivery with tests=SPAMD_UNAVAILABLE); a message over spamd_max_size is truncated (scored on
 its first part, tests=SPAMD_TRUNCATED), or 451 / 552 / accepted with tests=SPAMD_TOO_BIG as
 spamd_over_size says; a message over scan_max_size with virus scanning off gets
-scan_over_limit (451), never passes unscored; spamd killed gives 451 4.7.1.
+scan_over_limit (451), never passes unscored; spamd killed gives 451 4.7.1, and one
+event=degraded component=milter_spamd line until spamd answers again (one event=recovered).
 """
 
 import signal
@@ -319,6 +320,13 @@ class MilterSpamdTest(labcase.MilterCase):
             self.restore()
 
     def test_9_spamd_killed_tempfails(self):
+        """spamd killed: 451 4.7.1 for each message, ONE event=degraded component=milter_spamd
+        line for all of them; spamd back: scored again and ONE event=recovered line."""
+        enter = 'event=degraded component=milter_spamd reason=spamd_error '
+        leave = 'event=recovered component=milter_spamd '
+        r = self.send(message(self.rcpt, uniq('before')))  # spamd answers: not degraded
+        self.assertEqual(r[0], 'sent', r)
+        enters, leaves = self.log().count(enter), self.log().count(leave)
         token = uniq('killed')
         self.spamd.kill()
         try:
@@ -328,6 +336,10 @@ class MilterSpamdTest(labcase.MilterCase):
             self.assertRegex(self.log(), r'event=spam_unscored qid=\S+ reason=spamd_error '
                              r'action=tempfail error=.*connect')
             self.assertIsNone(self.find(token, timeout=2))
+            self.assert_tempfail(self.send(message(self.rcpt, uniq('killed2'))))
+            log = self.log()
+            self.assertEqual(log.count(enter), enters + 1, log[-3000:])
+            self.assertEqual(log.count(leave), leaves, log[-3000:])
         finally:
             self.spamd.start()
         # back: scored again
@@ -335,6 +347,11 @@ class MilterSpamdTest(labcase.MilterCase):
         r = self.send(message(self.rcpt, token, 'mwtagword'))
         self.assertEqual(r[0], 'sent', r)
         self.delivered_header(token, 'Junk')
+        r = self.send(message(self.rcpt, uniq('back2')))
+        self.assertEqual(r[0], 'sent', r)
+        log = self.log()
+        self.assertEqual(log.count(leave), leaves + 1, log[-3000:])
+        self.assertEqual(log.count(enter), enters + 1, log[-3000:])
 
 
 if __name__ == '__main__':
