@@ -253,6 +253,26 @@ def processes_under(roots):
 _CLAIMED_DIRS = set()  # (lab root, service directory name) taken in this process
 
 
+def stop_by_pidfile(pidfile, what, stop=signal.SIGTERM, timeout=10, last=None):
+    """stop_by_pidfile - stop the process named by PIDFILE (nothing when there is none or it
+    is gone): STOP (a signal, or a callable that asks it), wait up to TIMEOUT seconds; if it
+    is still there, LAST() (when given) and SIGKILL."""
+    pid = read_pidfile(pidfile)
+    if pid is None or not pid_alive(pid):
+        return
+    if callable(stop):
+        stop()
+    else:
+        os.kill(pid, stop)
+    try:
+        wait_until(lambda: not pid_alive(pid), timeout, '%s to stop' % what)
+    except LabError:
+        if last is not None:
+            last()
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 class Service:
     """Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager."""
     name = 'service'
@@ -557,15 +577,9 @@ class Dovecot(Service):
                and os.path.exists(self.auth_socket), 20, 'dovecot (IMAP, LMTP, auth socket)')
 
     def _stop(self):
-        pid = read_pidfile(self.pidfile)
-        if pid is None or not pid_alive(pid):
-            return
         doveadm = find_binary('doveadm', 'dovecot-core')
-        run([doveadm, '-c', self.config, 'stop'], check=False)
-        try:
-            wait_until(lambda: not pid_alive(pid), 15, 'dovecot to stop')
-        except LabError:
-            os.kill(pid, signal.SIGKILL)
+        stop_by_pidfile(self.pidfile, 'dovecot', timeout=15,
+                        stop=lambda: run([doveadm, '-c', self.config, 'stop'], check=False))
 
     def alive(self):
         pid = read_pidfile(self.pidfile)
@@ -887,16 +901,9 @@ class Postfix(Service):
                % self.smtp_port)
 
     def _stop(self):
-        pid = read_pidfile(self.pidfile)
-        if pid is None or not pid_alive(pid):
-            return
-        self.postfix('stop', check=False)
-        try:
-            wait_until(lambda: not pid_alive(pid), 15, 'postfix to stop')
-        except LabError:
-            self.postfix('abort', check=False)
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        stop_by_pidfile(self.pidfile, 'postfix', timeout=15,
+                        stop=lambda: self.postfix('stop', check=False),
+                        last=lambda: self.postfix('abort', check=False))
 
     def alive(self):
         pid = read_pidfile(self.pidfile)
@@ -1287,14 +1294,7 @@ class Milter(Service):
                 self.proc.wait(10)
             return
         # started by another process (quickstart): by its pid file
-        pid = read_pidfile(self.pidfile)
-        if pid is None or not pid_alive(pid):
-            return
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_until(lambda: not pid_alive(pid), 20, 'mailwarden-milter to stop')
-        except LabError:
-            os.kill(pid, signal.SIGKILL)
+        stop_by_pidfile(self.pidfile, 'mailwarden-milter', timeout=20)
 
     def alive(self):
         if self.proc is not None:
@@ -1580,14 +1580,7 @@ class Nginx(Service):
         wait_until(lambda: port_open(self.port), 15, 'nginx on port %d' % self.port)
 
     def _stop(self):
-        pid = read_pidfile(self.pidfile)
-        if pid is None or not pid_alive(pid):
-            return
-        os.kill(pid, signal.SIGQUIT)
-        try:
-            wait_until(lambda: not pid_alive(pid), 10, 'nginx to stop')
-        except LabError:
-            os.kill(pid, signal.SIGKILL)
+        stop_by_pidfile(self.pidfile, 'nginx', stop=signal.SIGQUIT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1837,10 +1830,7 @@ class Policyd(Service):
 
     def _stop(self):
         if self.proc is None:  # started by an earlier process (quickstart): the pid file
-            pid = read_pidfile(self.pidfile)
-            if pid is not None and pid_alive(pid):
-                os.kill(pid, signal.SIGTERM)
-                wait_until(lambda: not pid_alive(pid), 10, 'policyd to stop')
+            stop_by_pidfile(self.pidfile, 'policyd')
             return
         if self.proc.poll() is not None:
             return
@@ -1885,14 +1875,7 @@ class Redis(Service):
         wait_until(lambda: port_open(self.port), 15, 'redis on port %d' % self.port)
 
     def _stop(self):
-        pid = read_pidfile(self.pidfile)
-        if pid is None or not pid_alive(pid):
-            return
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_until(lambda: not pid_alive(pid), 10, 'redis to stop')
-        except LabError:
-            os.kill(pid, signal.SIGKILL)
+        stop_by_pidfile(self.pidfile, 'redis')
 
     def kill(self):
         """kill - SIGKILL the server (a crash: no clean close); start() brings it back on

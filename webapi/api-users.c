@@ -200,6 +200,23 @@ void api_user_list(struct api_ctx *ctx, struct api_request *req, struct api_resp
 	                                                          : json_null()));
 }
 
+/* status_role - the status and role fields (NULL: absent, left as they are); 422 naming
+   the field */
+static int status_role(struct api_response *res, const char *status_s,
+                       enum mw_user_status *status, const char *role_s, enum mw_user_role *role)
+{
+	if (status_s != NULL && mw_user_status_parse(status_s, status) < 0) {
+		api_error(res, 422, "invalid_field",
+		          "field status must be pending, active or disabled");
+		return -1;
+	}
+	if (role_s != NULL && mw_user_role_parse(role_s, role) < 0) {
+		api_error(res, 422, "invalid_field", "field role must be admin or user");
+		return -1;
+	}
+	return 0;
+}
+
 /* api_user_create - POST /users {username, password?, status?, role?, description?,
    allowed_from?} */
 void api_user_create(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
@@ -228,15 +245,8 @@ void api_user_create(struct api_ctx *ctx, struct api_request *req, struct api_re
 		api_error(res, 422, "invalid_field", "field username: %s", err.msg);
 		return;
 	}
-	if (status_s != NULL && mw_user_status_parse(status_s, &status) < 0) {
-		api_error(res, 422, "invalid_field",
-		          "field status must be pending, active or disabled");
+	if (status_role(res, status_s, &status, role_s, &role) < 0)
 		return;
-	}
-	if (role_s != NULL && mw_user_role_parse(role_s, &role) < 0) {
-		api_error(res, 422, "invalid_field", "field role must be admin or user");
-		return;
-	}
 	if (afv != NULL && (patterns = normalize_patterns(afv, "allowed_from", res)) == NULL)
 		return;
 	if (choose_password(ctx, res, password, "password", pw, sizeof(pw), &generated) < 0 ||
@@ -341,15 +351,8 @@ void api_user_update(struct api_ctx *ctx, struct api_request *req, struct api_re
 	if (mpp != NULL &&
 	    api_protocols_parse(res, mpp, "main_password_protocols", true, protocols) < 0)
 		return;
-	if (status_s != NULL && mw_user_status_parse(status_s, &status) < 0) {
-		api_error(res, 422, "invalid_field",
-		          "field status must be pending, active or disabled");
+	if (status_role(res, status_s, &status, role_s, &role) < 0)
 		return;
-	}
-	if (role_s != NULL && mw_user_role_parse(role_s, &role) < 0) {
-		api_error(res, 422, "invalid_field", "field role must be admin or user");
-		return;
-	}
 	if (api_target_user(ctx, req, res, name, &user, false) < 0)
 		return;
 	self = strcmp(name, req->user.username) == 0;

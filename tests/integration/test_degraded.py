@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families  # python3-p
 
 import labcase
 import mailwarden_lab as lab_mod
-from test_milter_inbound_from import SCRIPTS, script
+from test_milter_inbound_from import run_lua, script
 
 DOMAIN = lab_mod.DOMAIN
 
@@ -229,13 +229,7 @@ class MilterDegradedTest(labcase.MilterCase):
                 '  mt.macro(conn, SMFIC_MAIL, "{auth_authen}", "%s", "i", "QIDDG")' % user,
                 '  expect(SMFIR_CONTINUE, "mailfrom", mt.mailfrom, conn, "<%s>")' % user,
                 '  mt.disconnect(conn)', 'end', 'run(main)']) + '\n'
-        path = os.path.join(self.milter.dir, 'degraded-%s.lua' % uuid.uuid4().hex[:8])
-        with open(path, 'w') as f:
-            f.write(text)
-        p = subprocess.run([self.miltertest, '-s', path, '-D',
-                            'socket=' + self.milter.miltertest_spec, '-D', 'dir=' + SCRIPTS],
-                           capture_output=True, text=True, timeout=120)
-        self.assertIn('RESULT ok', p.stdout + p.stderr, p.stdout + p.stderr)
+        run_lua(self, self.miltertest, self.milter, 'degraded-' + uuid.uuid4().hex[:8], text)
 
     def log(self):
         with open(self.milter.log_path, errors='replace') as f:
@@ -383,13 +377,7 @@ class MilterDnsDegradedTest(labcase.MilterCase):
             '  mt.disconnect(conn)',
             'end',
             'run(main)']) + '\n'
-        path = os.path.join(self.milter.dir, 'dns-%s.lua' % uuid.uuid4().hex[:8])
-        with open(path, 'w') as f:
-            f.write(text)
-        p = subprocess.run([self.miltertest, '-s', path, '-D',
-                            'socket=' + self.milter.miltertest_spec, '-D', 'dir=' + SCRIPTS],
-                           capture_output=True, text=True, timeout=120)
-        self.assertIn('RESULT ok', p.stdout + p.stderr, p.stdout + p.stderr)
+        run_lua(self, self.miltertest, self.milter, 'dns-' + uuid.uuid4().hex[:8], text)
 
     def log(self):
         with open(self.milter.log_path, errors='replace') as f:

@@ -88,6 +88,18 @@ def script(ip, envfrom, headers, want, auth=''):
     return '\n'.join(lines) + '\n'
 
 
+def run_lua(case, miltertest, milter, name, text):
+    """run_lua - write the miltertest script TEXT as NAME.lua in MILTER's directory, run it
+    against MILTER (-D socket, -D dir) and assert it printed RESULT ok (CASE: the TestCase)."""
+    path = os.path.join(milter.dir, '%s.lua' % re.sub(r'\W+', '-', name))
+    with open(path, 'w') as f:
+        f.write(text)
+    p = subprocess.run([miltertest, '-s', path, '-D', 'socket=' + milter.miltertest_spec,
+                        '-D', 'dir=' + SCRIPTS], capture_output=True, text=True, timeout=120)
+    out = p.stdout + p.stderr
+    case.assertIn('RESULT ok', out, '%s (exit %d):\n%s' % (name, p.returncode, out))
+
+
 class MilterInboundFromTest(labcase.MilterCase):
     """Unusable From headers and unverifiable senders, straight through the milter protocol."""
 
@@ -109,14 +121,7 @@ class MilterInboundFromTest(labcase.MilterCase):
             % (cls.dns.server, DOMAIN)))
 
     def run_case(self, name, text):
-        path = os.path.join(self.milter.dir, 'case-%s.lua' % re.sub(r'\W+', '-', name))
-        with open(path, 'w') as f:
-            f.write(text)
-        p = subprocess.run([self.miltertest, '-s', path, '-D',
-                            'socket=' + self.milter.miltertest_spec, '-D', 'dir=' + SCRIPTS],
-                           capture_output=True, text=True, timeout=120)
-        out = p.stdout + p.stderr
-        self.assertIn('RESULT ok', out, '%s (exit %d):\n%s' % (name, p.returncode, out))
+        run_lua(self, self.miltertest, self.milter, 'case-' + name, text)
 
     def base_headers(self, from_values, name='From'):
         return ([(name, ' ' + v) for v in from_values] +
@@ -224,13 +229,7 @@ class MilterStoreErrorLogTest(labcase.LabCase):
         finally:
             db.close()
         text = script('127.0.0.1', '<%s>' % USER, [], ('mail',), auth=USER)
-        path = os.path.join(self.milter.dir, 'store-error.lua')
-        with open(path, 'w') as f:
-            f.write(text)
-        p = subprocess.run([self.miltertest, '-s', path, '-D',
-                            'socket=' + self.milter.miltertest_spec, '-D', 'dir=' + SCRIPTS],
-                           capture_output=True, text=True, timeout=120)
-        self.assertIn('RESULT ok', p.stdout + p.stderr, p.stdout + p.stderr)
+        run_lua(self, self.miltertest, self.milter, 'store-error', text)
         deadline = time.monotonic() + 10
         line = None
         while line is None and time.monotonic() < deadline:
