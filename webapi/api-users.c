@@ -202,8 +202,8 @@ void api_user_list(struct api_ctx *ctx, struct api_request *req, struct api_resp
 
 /* status_role - the status and role fields (NULL: absent, left as they are); 422 naming
    the field */
-static int status_role(struct api_response *res, const char *status_s,
-                       enum mw_user_status *status, const char *role_s, enum mw_user_role *role)
+static int status_role(struct api_response *res, const char *status_s, enum mw_user_status *status,
+                       const char *role_s, enum mw_user_role *role)
 {
 	if (status_s != NULL && mw_user_status_parse(status_s, status) < 0) {
 		api_error(res, 422, "invalid_field",
