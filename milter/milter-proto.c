@@ -788,70 +788,142 @@ static void conn_run(SMFICTX *ctx)
 	}
 }
 
-/* conn_thread - one MTA connection from accept to close */
-static void *conn_thread(void *arg)
+/* conn_serve - one MTA connection from accept to close; CTX is reused for the next */
+static void conn_serve(SMFICTX *ctx, int fd)
 {
-	SMFICTX *ctx = arg;
 	struct timeval tv = {.tv_sec = MILTER_PROTO_TIMEOUT, .tv_usec = 0};
-	(void)setsockopt(ctx->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(ctx->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	unsigned char *in = ctx->in, *out = ctx->out;
+	size_t in_size = ctx->in_size, out_size = ctx->out_size;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->fd = fd;
+	ctx->in = in;
+	ctx->in_size = in_size;
+	ctx->out = out;
+	ctx->out_size = out_size;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	conn_run(ctx);
 	/* the filter's context ends with the connection, message or not */
 	if (ctx->state == ST_MAIL && proto_desc.xxfi_abort != NULL)
 		(void)proto_desc.xxfi_abort(ctx);
 	if ((ctx->state != ST_NEW || ctx->priv != NULL) && proto_desc.xxfi_close != NULL)
 		(void)proto_desc.xxfi_close(ctx);
-	(void)close(ctx->fd);
+	(void)close(fd);
 	clear_macros(ctx, SMFIM_CONNECT);
+	if (ctx->in_size > MILTER_PROTO_READ) { /* a long command grew it: back to normal */
+		free(ctx->in);
+		ctx->in_size = MILTER_PROTO_READ;
+		ctx->in = mw_malloc(ctx->in_size);
+	}
+}
+
+/* The connection threads wait in accept() themselves (the kernel wakes one per
+   connection), so a new connection costs no hand-off between threads. A thread that takes
+   a connection while no other waits starts one more; a thread that finishes one while
+   POOL_MAX_IDLE others wait ends. */
+#define POOL_MAX_IDLE 32
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
+static int pool_idle, pool_threads;
+
+static void *pool_thread(void *arg);
+
+/* pool_spawn - one more connection thread (under pool_lock); -1 when none can be made */
+static int pool_spawn(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+	if (pthread_attr_init(&attr) != 0)
+		return -1;
+	(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &attr, pool_thread, NULL);
+	(void)pthread_attr_destroy(&attr);
+	if (ret != 0) {
+		mw_warn("event=milter_protocol error=\"cannot create a connection thread\"");
+		return -1;
+	}
+	pool_threads++;
+	return 0;
+}
+
+/* pool_thread - accept a connection, serve it, again; ends when enough others wait */
+static void *pool_thread(void *arg)
+{
+	SMFICTX *ctx = mw_calloc(1, sizeof(*ctx));
+	(void)arg;
+	ctx->in_size = MILTER_PROTO_READ;
+	ctx->in = mw_malloc(ctx->in_size);
+	(void)pthread_mutex_lock(&pool_lock);
+	while (!proto_stop) {
+		int fd, err;
+		pool_idle++;
+		(void)pthread_mutex_unlock(&pool_lock);
+		/* the listening socket's receive timeout wakes us to see smfi_stop */
+		fd = accept(listen_fd, NULL, NULL);
+		err = errno;
+		(void)pthread_mutex_lock(&pool_lock);
+		pool_idle--;
+		if (fd < 0) {
+			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+				(void)pthread_mutex_unlock(&pool_lock);
+				(void)poll(NULL, 0, 100); /* out of something: do not spin */
+				(void)pthread_mutex_lock(&pool_lock);
+			}
+			continue;
+		}
+		if (pool_idle == 0 && !proto_stop)
+			(void)pool_spawn(); /* none made: the next free thread accepts */
+		(void)pthread_mutex_unlock(&pool_lock);
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		conn_serve(ctx, fd);
+		(void)pthread_mutex_lock(&pool_lock);
+		if (pool_idle >= POOL_MAX_IDLE)
+			break;
+	}
+	pool_threads--;
+	(void)pthread_cond_broadcast(&pool_cond);
+	(void)pthread_mutex_unlock(&pool_lock);
 	free(ctx->in);
 	free(ctx->out);
 	free(ctx);
 	return NULL;
 }
 
-/* smfi_main - accept connections until smfi_stop; each gets a thread */
+/* smfi_main - serve connections until smfi_stop */
 int smfi_main(void)
 {
-	pthread_attr_t attr;
-	if (listen_fd < 0 || pthread_attr_init(&attr) != 0)
+	struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+	if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
 		return MI_FAILURE;
-	(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	while (!proto_stop) {
-		struct pollfd pfd = {.fd = listen_fd, .events = POLLIN, .revents = 0};
-		SMFICTX *ctx;
-		pthread_t t;
-		int fd;
-		/* a timeout so smfi_stop is seen even where close() does not wake accept() */
-		if (poll(&pfd, 1, 1000) <= 0)
-			continue;
-		fd = accept(listen_fd, NULL, NULL);
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM)
-				(void)poll(NULL, 0, 100); /* out of something: do not spin */
-			continue;
-		}
-		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-		ctx = mw_calloc(1, sizeof(*ctx));
-		ctx->fd = fd;
-		ctx->in_size = MILTER_PROTO_READ;
-		ctx->in = mw_malloc(ctx->in_size);
-		if (pthread_create(&t, &attr, conn_thread, ctx) != 0) {
-			mw_warn(
-			    "event=milter_protocol error=\"cannot create a connection thread\"");
-			(void)close(fd);
-			free(ctx->in);
-			free(ctx);
-		}
+	(void)pthread_mutex_lock(&pool_lock);
+	if (pool_spawn() < 0) {
+		(void)pthread_mutex_unlock(&pool_lock);
+		return MI_FAILURE;
 	}
-	(void)pthread_attr_destroy(&attr);
+	while (!proto_stop) {
+		if (pool_threads == 0 && pool_spawn() < 0) {
+			(void)pthread_mutex_unlock(&pool_lock);
+			(void)poll(NULL, 0, 1000);
+			(void)pthread_mutex_lock(&pool_lock);
+			continue;
+		}
+		(void)pthread_cond_wait(&pool_cond, &pool_lock);
+	}
+	(void)pthread_mutex_unlock(&pool_lock);
 	return MI_SUCCESS;
 }
 
-/* smfi_stop - accept no more connections; smfi_main returns */
+/* smfi_stop - accept no more connections; smfi_main returns (connections being served
+   go on until they end or the process does) */
 int smfi_stop(void)
 {
+	(void)pthread_mutex_lock(&pool_lock);
 	proto_stop = 1;
+	(void)pthread_cond_broadcast(&pool_cond);
+	(void)pthread_mutex_unlock(&pool_lock);
 	if (listen_fd >= 0)
 		(void)shutdown(listen_fd, SHUT_RDWR);
 	return MI_SUCCESS;
