@@ -12,9 +12,12 @@
  * poll set, each burst of commands wakes the controller, which signals a worker thread,
  * which reads the commands and hands the session back through a pipe. Three or four thread
  * switches per burst, about seven bursts per message: most of the milter's CPU per message
- * (bench/README.md). Here every MTA connection has one thread of its own that blocks in
- * read() on its socket, takes every command that arrived with one read, and answers with
- * one write (the header changes made at end of message and the final reply together).
+ * (bench/README.md). Here a connection is served from accept() to close by one thread,
+ * which blocks in read() on its socket, takes every command that arrived with one read, and
+ * answers with one write (the header changes made at end of message and the final reply
+ * together). Idle threads wait in accept() themselves and are kept for the next
+ * connection (at most POOL_MAX_IDLE of them), so there is no hand-off between threads and
+ * no thread made per connection.
  *
  * Limits: a command is at most MILTER_PROTO_MAX_CMD bytes (Postfix sends body chunks of at
  * most 65535 bytes; over the limit the connection is closed, never truncated); commands
@@ -27,6 +30,9 @@
  * Diagnostics: smfi_* return MI_FAILURE on misuse; protocol errors are logged through
  * mw_log (event=milter_protocol) and end that connection only.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4 */
+#endif
 #include "mw-build.h"
 #include "milter.h"
 #include "mw-daemon.h"
@@ -37,7 +43,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -644,13 +649,17 @@ static int dispatch(SMFICTX *ctx, char cmd, char *data, size_t len)
 	case SMFIC_CONNECT:
 		return do_connect(ctx, data, len);
 	case SMFIC_HELO:
-		if (need_state(ctx, ST_CONNECTED, cmd) < 0 || !strings_ok(data, len, 1))
+		if (need_state(ctx, ST_CONNECTED, cmd) < 0)
+			return -1;
+		if (!strings_ok(data, len, 1))
 			return proto_error("bad HELO", cmd);
 		if (proto_desc.xxfi_helo != NULL)
 			r = proto_desc.xxfi_helo(ctx, data);
 		return answer(ctx, r, SMFIP_NR_HELO);
 	case SMFIC_MAIL:
-		if (need_state(ctx, ST_CONNECTED, cmd) < 0 || argv_of(data, len, argv, 64) < 0)
+		if (need_state(ctx, ST_CONNECTED, cmd) < 0)
+			return -1;
+		if (argv_of(data, len, argv, 64) < 0)
 			return proto_error("bad MAIL", cmd);
 		clear_macros(ctx, SMFIM_ENVRCPT); /* RCPT, DATA, EOM, EOH of an earlier message */
 		ctx->state = ST_MAIL;
@@ -658,7 +667,9 @@ static int dispatch(SMFICTX *ctx, char cmd, char *data, size_t len)
 			r = proto_desc.xxfi_envfrom(ctx, argv);
 		return answer(ctx, r, SMFIP_NR_MAIL);
 	case SMFIC_RCPT:
-		if (need_state(ctx, ST_MAIL, cmd) < 0 || argv_of(data, len, argv, 64) < 0)
+		if (need_state(ctx, ST_MAIL, cmd) < 0)
+			return -1;
+		if (argv_of(data, len, argv, 64) < 0)
 			return proto_error("bad RCPT", cmd);
 		if (proto_desc.xxfi_envrcpt != NULL)
 			r = proto_desc.xxfi_envrcpt(ctx, argv);
@@ -670,7 +681,9 @@ static int dispatch(SMFICTX *ctx, char cmd, char *data, size_t len)
 			r = proto_desc.xxfi_data(ctx);
 		return answer(ctx, r, SMFIP_NR_DATA);
 	case SMFIC_HEADER:
-		if (need_state(ctx, ST_MAIL, cmd) < 0 || !strings_ok(data, len, 2))
+		if (need_state(ctx, ST_MAIL, cmd) < 0)
+			return -1;
+		if (!strings_ok(data, len, 2))
 			return proto_error("bad header", cmd);
 		if (proto_desc.xxfi_header != NULL)
 			r = proto_desc.xxfi_header(ctx, data, data + strlen(data) + 1);
@@ -801,8 +814,9 @@ static void conn_serve(SMFICTX *ctx, int fd)
 	ctx->in_size = in_size;
 	ctx->out = out;
 	ctx->out_size = out_size;
+	/* no send timeout: what we write is a few small replies, never near the socket's
+	   buffer, so a write does not wait for the MTA to read */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	conn_run(ctx);
 	/* the filter's context ends with the connection, message or not */
 	if (ctx->state == ST_MAIL && proto_desc.xxfi_abort != NULL)
@@ -862,7 +876,7 @@ static void *pool_thread(void *arg)
 		pool_idle++;
 		(void)pthread_mutex_unlock(&pool_lock);
 		/* the listening socket's receive timeout wakes us to see smfi_stop */
-		fd = accept(listen_fd, NULL, NULL);
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		err = errno;
 		(void)pthread_mutex_lock(&pool_lock);
 		pool_idle--;
@@ -877,7 +891,6 @@ static void *pool_thread(void *arg)
 		if (pool_idle == 0 && !proto_stop)
 			(void)pool_spawn(); /* none made: the next free thread accepts */
 		(void)pthread_mutex_unlock(&pool_lock);
-		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 		conn_serve(ctx, fd);
 		(void)pthread_mutex_lock(&pool_lock);
 		if (pool_idle >= POOL_MAX_IDLE)
