@@ -25,7 +25,9 @@
  * before MAIL) close the connection: the MTA then applies its milter_default_action. A
  * connection that sends nothing for MILTER_PROTO_TIMEOUT seconds is closed (libmilter's
  * default timeout). Header changes and quarantine are taken only during end of message and
- * only when the MTA granted that action, as libmilter does.
+ * only when the MTA granted that action, as libmilter does. After smfi_stop no callback
+ * runs any more (the daemon is tearing its state down): a command on a connection still
+ * open closes it, and the MTA applies its default action.
  *
  * Diagnostics: smfi_* return MI_FAILURE on misuse; protocol errors are logged through
  * mw_log (event=milter_protocol) and end that connection only.
@@ -419,8 +421,9 @@ static int answer(SMFICTX *ctx, sfsistat status, unsigned long nr_flag)
 	return ret;
 }
 
-/* clear_macros - forget the macros of stage FROM and every later one (a new MAIL, an
-   aborted message) */
+/* clear_macros - forget the macros of stage FROM and every later one (SMFIM_* numbers
+   follow the session up to DATA; EOM and EOH come after all of them), as libmilter does
+   when a command of an earlier stage arrives */
 static void clear_macros(SMFICTX *ctx, int from)
 {
 	for (int i = from; i <= SMFIM_LAST; i++) {
@@ -605,6 +608,7 @@ static int do_connect(SMFICTX *ctx, char *data, size_t len)
 		}
 	}
 	ctx->state = ST_CONNECTED;
+	clear_macros(ctx, SMFIM_HELO); /* the connect macros stay, everything later goes */
 	if (proto_desc.xxfi_connect != NULL)
 		r = proto_desc.xxfi_connect(ctx, data, sa);
 	return answer(ctx, r, SMFIP_NR_CONN);
@@ -639,6 +643,8 @@ static int dispatch(SMFICTX *ctx, char cmd, char *data, size_t len)
 	char *argv[64];
 	sfsistat r = SMFIS_CONTINUE;
 
+	if (proto_stop)
+		return -1; /* stopping: the filter's state is going away, no callback runs */
 	if (cmd != SMFIC_OPTNEG && ctx->state == ST_NEW)
 		return proto_error("command before negotiation", cmd);
 	switch (cmd) {
@@ -653,6 +659,7 @@ static int dispatch(SMFICTX *ctx, char cmd, char *data, size_t len)
 			return -1;
 		if (!strings_ok(data, len, 1))
 			return proto_error("bad HELO", cmd);
+		clear_macros(ctx, SMFIM_ENVFROM); /* a new HELO: MAIL and later are stale */
 		if (proto_desc.xxfi_helo != NULL)
 			r = proto_desc.xxfi_helo(ctx, data);
 		return answer(ctx, r, SMFIP_NR_HELO);
