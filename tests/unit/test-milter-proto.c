@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@
 
 /* what the filter saw, for the tests to check (one connection at a time) */
 static char seen_auth[128], seen_helo[128], seen_client[64], seen_qid[64];
-static int n_negotiate, n_abort, n_connect, eom_outside_ok;
+static int n_negotiate, n_abort, n_connect, n_envfrom, eom_outside_ok;
 static volatile int n_close; /* counted in the connection's thread */
 
 /* f_negotiate - every action offered, no reply for connect, HELO, RCPT and headers */
@@ -67,6 +68,7 @@ static sfsistat f_helo(SMFICTX *ctx, char *helo)
 static sfsistat f_envfrom(SMFICTX *ctx, char **argv)
 {
 	const char *a = smfi_getsymval(ctx, (char *)"{auth_authen}");
+	n_envfrom++;
 	snprintf(seen_auth, sizeof(seen_auth), "%s", a != NULL ? a : "(none)");
 	eom_outside_ok = smfi_addheader(ctx, (char *)"X-Early", (char *)"1") == MI_SUCCESS;
 	if (strcmp(argv[0], "<bad@x>") == 0) {
@@ -167,8 +169,7 @@ static int start(void **state)
 static int stop(void **state)
 {
 	(void)state;
-	(void)smfi_stop();
-	(void)pthread_join(main_thread, NULL);
+	(void)smfi_stop(); /* test_stop joined smfi_main's thread already */
 	(void)unlink(sock_path);
 	return 0;
 }
@@ -408,6 +409,26 @@ static void test_bad_input(void **state)
 	(void)close(fd);
 }
 
+/* test_stop - after smfi_stop a connection still open gets no callback: its next command
+   closes it (the daemon is tearing its state down); no new connection is served */
+static void test_stop(void **state)
+{
+	unsigned char buf[8];
+	int fd = mta_connect(), before;
+	(void)state;
+	negotiate(fd);
+	connect_helo(fd);
+	send_cmd(fd, SMFIC_MAIL, "<a@x>", sizeof("<a@x>"));
+	expect(fd, SMFIR_CONTINUE, NULL); /* everything before was handled */
+	before = n_envfrom;
+	(void)smfi_stop();
+	(void)pthread_join(main_thread, NULL); /* smfi_main returned */
+	send_cmd(fd, SMFIC_MAIL, "<a@x>", sizeof("<a@x>"));
+	assert_int_equal(read(fd, buf, 1), 0);
+	assert_int_equal(n_envfrom, before);
+	(void)close(fd);
+}
+
 /* test_reply_text - smfi_setreply refuses what would break the SMTP reply */
 static void test_reply_text(void **state)
 {
@@ -420,11 +441,11 @@ static void test_reply_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_message),
-	    cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_bad_input),
-	    cmocka_unit_test(test_reply_text),
+	    cmocka_unit_test(test_message),   cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_bad_input), cmocka_unit_test(test_reply_text),
+	    cmocka_unit_test(test_stop), /* last: stops the filter */
 	};
+	(void)signal(SIGPIPE, SIG_IGN); /* a write to a connection the filter closed fails */
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, start, stop);
 }
