@@ -1,26 +1,27 @@
 /*
  * milter-main.c - mailwarden-milter: options, the listening socket, privileges, signals
- * and configuration reloads around libmilter.
+ * and configuration reloads around the milter protocol (milter-proto.c).
  *
  * Public: main, milter_config_get, milter_config_put, milter_authserv_id,
  * milter_auth_get, milter_auth_put, milter_auth_lib, milter_inflight_begin,
  * milter_inflight_end.
  *
+ * The milter protocol is milter-proto.c's (libmilter's smfi_* interface, without libmilter).
+ *
  * Start-up order: config (and the [milter] values the table cannot check: trusted_networks,
- * dns_servers) -> logging -> socket checked by hand (libmilter only logs to syslog and
- * exits silently when it cannot bind) and opened with smfi_opensocket -> socket
+ * dns_servers) -> logging -> socket checked by hand (a clear error on stderr when it cannot
+ * be bound) and opened with smfi_opensocket -> socket
  * mode/group (lib/mw-daemon.c: private directory, umask around bind, group set without
  * following links; inet only with allow_inet = yes) -> pid file opened and locked -> master key
  * read (dkim_sign) -> privileges dropped to main.user -> store opened and the SPF/DKIM/DMARC state
  * tried (errors still on stderr) -> daemonised (unless -f) -> the SPF/DKIM/DMARC state made for
  * good (libunbound's resolver thread must be started in the process that uses it) -> threads.
  *
- * Threads: libmilter's own signal thread treats SIGHUP like SIGTERM (it stops the milter),
- * so smfi_main runs in a thread of its own and the main thread waits for SIGHUP, SIGTERM and
- * SIGINT in mw_service_signal_wait (the daemon skeleton, lib/mw-service.c, which also owns
- * the options, --help, the pid file and detaching). Linux hands a signal sent to the process to the
- * main thread when that thread is waiting for it; the main thread only ever hands work to the
- * reload thread and goes straight back to waiting, so libmilter's thread never sees our SIGHUPs.
+ * Threads: smfi_main (the connection threads) runs in a thread of its own and the main
+ * thread waits for SIGHUP, SIGTERM and SIGINT in mw_service_signal_wait (the daemon skeleton,
+ * lib/mw-service.c, which also owns the options, --help, the pid file and detaching); every
+ * other thread has them blocked. The main thread only ever hands work to the reload thread
+ * and goes straight back to waiting.
  * Virus engines (milter-scan.c) are built after daemonising, once signals are blocked;
  * SIGHUP builds a new one in the reload thread and a watcher thread rebuilds it when the
  * signature files change; scans go on with the old engine until the new one is swapped in.
@@ -29,8 +30,7 @@
  * empty the user and DKIM key caches and re-read the master key when it is readable; on
  * any error the old ones stay. socket*, user and log* take effect only on restart.
  * SIGTERM/SIGINT: new messages get 451 4.7.1; the messages in flight (MAIL FROM seen, end
- * not yet) may finish for up to shutdown_timeout; then smfi_stop and exit 0. (libmilter's
- * sessions stall once smfi_stop has run, so it comes last.)
+ * not yet) may finish for up to shutdown_timeout; then smfi_stop and exit 0.
  *
  * Diagnostics: start-up errors on stderr ("mailwarden-milter: ...") with exit status 1;
  * afterwards through mw_log (event=start, event=reload, event=stop ...).
@@ -280,7 +280,7 @@ static void check_inet_socket(const char *spec, bool v6)
 	(void)close(fd);
 }
 
-/* open_socket - check the spec ourselves, then let libmilter open it: a unix socket in a
+/* open_socket - check the spec, then open it (milter-proto.c): a unix socket in a
    private directory, born with its mode (umask around smfi_opensocket), its group set
    without following links (lib/mw-daemon.c); inet only with [milter] allow_inet = yes */
 static void open_socket(const mw_config *cfg, gid_t user_gid)
@@ -295,7 +295,7 @@ static void open_socket(const mw_config *cfg, gid_t user_gid)
 	    .gid = user_gid,
 	    .uid = (uid_t)-1,
 	    .allow_inet = mw_config_bool(cfg, MWK_MILTER_ALLOW_INET),
-	    .peers_unchecked = true, /* libmilter accepts: we never see the peer */
+	    .peers_unchecked = true, /* the milter has no inet_peers */
 	    .allow_key = "[milter] allow_inet",
 	};
 	unsigned mode = 0;
@@ -317,14 +317,14 @@ static void open_socket(const mw_config *cfg, gid_t user_gid)
 		         spec);
 	}
 	if (smfi_setconn((char *)spec) != MI_SUCCESS)
-		mw_fatal("socket %s: libmilter does not take it", spec);
+		mw_fatal("socket %s: not a socket spec the milter takes", spec);
 	if (path != NULL)
 		old = mw_daemon_unix_umask(mode);
 	ret = smfi_opensocket(true);
 	if (path != NULL)
 		(void)umask(old);
 	if (ret != MI_SUCCESS)
-		mw_fatal("socket %s: libmilter could not open it", spec);
+		mw_fatal("socket %s: cannot open it: %s", spec, strerror(errno));
 	if (path != NULL && mw_daemon_unix_finish(path, mode, (uid_t)-1, gid, &err) < 0)
 		mw_fatal("%s", err.msg);
 	if (path == NULL)
@@ -406,7 +406,7 @@ static void *reload_thread(void *arg)
 	return NULL;
 }
 
-/* milter_thread - libmilter's accept loop; wakes the main thread when it ends */
+/* milter_thread - the connection threads (smfi_main); wakes the main thread when it ends */
 static void *milter_thread(void *arg)
 {
 	(void)arg;
@@ -454,7 +454,7 @@ static int drain(long long secs)
 	return left;
 }
 
-/* main - options, configuration, socket, privileges, then libmilter and the signals */
+/* main - options, configuration, socket, privileges, then the connection threads and the signals */
 int main(int argc, char **argv)
 {
 	static const struct mw_service_info info = {
@@ -556,7 +556,7 @@ int main(int argc, char **argv)
 		(void)pthread_mutex_unlock(&reload_lock);
 	}
 
-	/* messages in flight finish first; libmilter's sessions stall once smfi_stop ran */
+	/* messages in flight finish first, then no new connections are taken */
 	mw_info("event=stop");
 	cfg = milter_config_get();
 	left = drain(mw_config_int(cfg, MWK_MILTER_SHUTDOWN_TIMEOUT));

@@ -4,7 +4,8 @@
  * authserv-id of an Authentication-Results value; no libmilter, unit-tested),
  * milter-users.c (user status + allowed-From patterns from the store, cached),
  * milter-dkim.c (DKIM signing keys per domain, cached; the master key),
- * milter-callbacks.c (libmilter callbacks, connection and message contexts),
+ * milter-callbacks.c (milter callbacks, connection and message contexts),
+ * milter-proto.c (the milter protocol: libmilter's smfi_* interface, no libmilter),
  * milter-inbound.c (SPF/DKIM/DMARC verdict for unauthenticated mail),
  * milter-scan.c (the message as received, kept for the scan stages; virus scanning),
  * milter-main.c (options, socket, privileges, signals, reload).
