@@ -149,6 +149,16 @@ class PackageTest(unittest.TestCase):
         p = subprocess.run(['sh', '-n', os.path.join(d, 'postinst')], capture_output=True,
                            text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
+        # the store is migrated before the units are (re)started on upgrade; the rotation
+        # timer is enabled and started, its oneshot service only ever run by the timer
+        init = postinst.index('mailwardenctl init')
+        for unit in ('mailwarden-milter.service', 'mailwarden-policyd.service',
+                     'mailwarden-api.service', 'mailwarden-dkim-rotate.timer'):
+            m = re.search(r"deb-systemd-invoke \$_dh_action '?%s" % re.escape(unit), postinst)
+            self.assertTrue(m, '%s is not started by postinst' % unit)
+            self.assertGreater(m.start(), init, unit)
+        self.assertRegex(postinst, r"deb-systemd-helper enable '?mailwarden-dkim-rotate\.timer")
+        self.assertNotIn('mailwarden-dkim-rotate.service', postinst)
 
     def test_lintian_clean(self):
         need('lintian')
@@ -168,7 +178,14 @@ class PackageTest(unittest.TestCase):
         for u in units:
             with open(os.path.join(unitdir, u)) as f:
                 text = f.read()
-            if u.endswith('.service'):
+            if u == 'mailwarden-dkim-rotate.service':
+                # the timer's oneshot: sandboxed like the daemons, no reload, no [Install]
+                for want in ('Type=oneshot', 'ProtectSystem=strict', 'PrivateTmp=yes',
+                             'NoNewPrivileges=yes', 'ReadWritePaths=/var/lib/mailwarden',
+                             'ExecStart=/usr/sbin/mailwardenctl dkim rotate --due\n'):
+                    self.assertIn(want, text, u)
+                self.assertNotIn('[Install]', text)
+            elif u.endswith('.service'):
                 for want in ('ProtectSystem=strict', 'PrivateTmp=yes', 'NoNewPrivileges=yes',
                              'ReadWritePaths=/var/lib/mailwarden',
                              'ExecReload=/bin/kill -HUP $MAINPID'):
@@ -179,10 +196,15 @@ class PackageTest(unittest.TestCase):
                     self.assertIn('RuntimeDirectory=mailwarden', text, u)
                 else:
                     self.assertIn('StandardInput=socket', text)
+            elif u.endswith('.timer'):
+                for want in ('OnCalendar=hourly', 'Persistent=true', 'WantedBy=timers.target'):
+                    self.assertIn(want, text, u)
             # executables where systemd-analyze can check them: the extracted package
             with open(os.path.join(checked, u), 'w') as f:
                 f.write(text.replace('/usr/sbin/', root + '/usr/sbin/'))
         self.assertEqual(units, ['mailwarden-api.service', 'mailwarden-api.socket',
+                                 'mailwarden-dkim-rotate.service',
+                                 'mailwarden-dkim-rotate.timer',
                                  'mailwarden-milter.service', 'mailwarden-policyd.service'])
         need('systemd-analyze')
         p = subprocess.run(['systemd-analyze', 'verify', '--man=no'] +
