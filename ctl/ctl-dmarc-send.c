@@ -226,8 +226,8 @@ static int one_domain(struct send_env *env, const char *domain)
 		if (ds == MW_DMARC_AGG_DEST_OK) {
 			ok[nok++] = dests[i];
 		} else if (ds == MW_DMARC_AGG_DEST_TEMPFAIL) {
-			printf("%s: %s not checked (%s): not sent to it now\n", domain, dests[i].addr,
-			       why);
+			printf("%s: %s not checked (%s): not sent to it now\n", domain,
+			       dests[i].addr, why);
 			tempfail = true;
 		} else {
 			printf("%s: %s is an external destination without authorisation (%s): "
@@ -274,8 +274,9 @@ static int one_domain(struct send_env *env, const char *domain)
 	nd = nok;
 	for (i = 0, nok = 0; i < nd; i++) {
 		if (ok[i].max_size != 0 && mail.len > ok[i].max_size) {
-			printf("%s: report of %zu bytes is over %s's limit of %llu bytes: skipped\n",
-			       domain, mail.len, ok[i].addr, (unsigned long long)ok[i].max_size);
+			printf(
+			    "%s: report of %zu bytes is over %s's limit of %llu bytes: skipped\n",
+			    domain, mail.len, ok[i].addr, (unsigned long long)ok[i].max_size);
 			continue;
 		}
 		ok[nok++] = ok[i];
@@ -321,7 +322,8 @@ static int one_domain(struct send_env *env, const char *domain)
 	if (run_sendmail(env, &mail, ok, nok, &err) < 0) {
 		mw_error err2 = {""};
 		ctl_err("%s: report not sent: %s", domain, err.msg);
-		if (mw_store_dmarc_report_unclaim(store, domain, env->o.begin, &err2) != MW_STORE_OK)
+		if (mw_store_dmarc_report_unclaim(store, domain, env->o.begin, &err2) !=
+		    MW_STORE_OK)
 			ctl_err("%s: %s (the day stays marked as sent)", domain, err2.msg);
 		ret = EXIT_ERROR;
 		goto out;
@@ -367,7 +369,8 @@ int cmd_dmarc_send_reports(struct mw_ctl *ctl, int argc, char **argv)
 		switch (c) {
 		case 'd':
 			if (parse_date(optarg, &env.o.begin) < 0) {
-				ctl_err("dmarc send-reports: --date wants YYYY-MM-DD, not %s", optarg);
+				ctl_err("dmarc send-reports: --date wants YYYY-MM-DD, not %s",
+				        optarg);
 				return EXIT_USAGE;
 			}
 			have_date = true;
@@ -383,7 +386,8 @@ int cmd_dmarc_send_reports(struct mw_ctl *ctl, int argc, char **argv)
 			       ctl_current->help);
 			return EXIT_OK;
 		default:
-			ctl_err("dmarc send-reports: unknown or misplaced option %s", argv[optind - 1]);
+			ctl_err("dmarc send-reports: unknown or misplaced option %s",
+			        argv[optind - 1]);
 			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
 			return EXIT_USAGE;
 		}
@@ -414,9 +418,9 @@ int cmd_dmarc_send_reports(struct mw_ctl *ctl, int argc, char **argv)
 		env.org_name = env.submitter;
 	env.sendmail = mw_config_str(ctl->cfg, MWK_DMARC_SENDMAIL);
 	env.config_dir = mw_config_str(ctl->cfg, MWK_DMARC_SENDMAIL_CONFIG_DIR);
-	env.dns = mw_dns_new(mw_config_str(ctl->cfg, MWK_MILTER_DNS_SERVERS),
-	                     (unsigned)mw_config_int(ctl->cfg, MWK_MILTER_DNS_TIMEOUT) * 1000u,
-	                     &err);
+	env.dns =
+	    mw_dns_new(mw_config_str(ctl->cfg, MWK_MILTER_DNS_SERVERS),
+	               (unsigned)mw_config_int(ctl->cfg, MWK_MILTER_DNS_TIMEOUT) * 1000u, &err);
 	if (env.dns == NULL) {
 		ctl_err("dmarc send-reports: resolver: %s", err.msg);
 		return EXIT_ERROR;

@@ -132,7 +132,8 @@ int mw_dmarc_eval_from_results(const struct mw_auth_results *res,
 	}
 	e->dkim_aligned = res->dmarc_dkim_aligned;
 	e->spf_aligned = res->dmarc_spf_aligned;
-	copy(e->dmarc_result, sizeof(e->dmarc_result), res->dmarc == MW_AUTH_PASS ? "pass" : "fail");
+	copy(e->dmarc_result, sizeof(e->dmarc_result),
+	     res->dmarc == MW_AUTH_PASS ? "pass" : "fail");
 
 	switch (v->action) {
 	case MW_VERDICT_REJECT:
@@ -202,6 +203,13 @@ static void elem(mw_str *out, int indent, const char *name, const char *text)
 	(void)mw_str_appendf(out, "</%s>\n", name);
 }
 
+/* num - V in decimal (NUL-terminated) in BUF */
+static const char *num(char buf[MW_I64_DIGITS], int64_t v)
+{
+	(void)snprintf(buf, MW_I64_DIGITS, "%lld", (long long)v);
+	return buf;
+}
+
 /* in_list - WORD is one of the '|' separated LIST */
 static bool in_list(const char *word, const char *list)
 {
@@ -220,7 +228,8 @@ static bool in_list(const char *word, const char *list)
 #define DISPOSITIONS "none|quarantine|reject"
 #define SPF_RESULTS  "none|neutral|pass|fail|softfail|temperror|permerror"
 #define DKIM_RESULTS "none|pass|fail|policy|neutral|temperror|permerror"
-#define OVERRIDES    "trusted_forwarder|local_policy|sampled_out|policy_test_mode|forwarded|mailing_list|other"
+#define OVERRIDES                                                                                  \
+	"trusted_forwarder|local_policy|sampled_out|policy_test_mode|forwarded|mailing_list|other"
 
 /* row_cmp - the order of records in a report (and what makes two rows one group) */
 static int row_cmp(const void *a, const void *b)
@@ -280,19 +289,19 @@ static int dkim_results(mw_str *out, const char *dkim, mw_error *error_r)
 static int record(mw_str *out, const struct mw_dmarc_agg_row *r, mw_error *error_r)
 {
 	char count[MW_I64_DIGITS];
-	size_t n;
 
 	if (!in_list(r->disposition, DISPOSITIONS) || !in_list(r->spf_result, SPF_RESULTS) ||
 	    (strcmp(r->spf_scope, "mfrom") != 0 && strcmp(r->spf_scope, "helo") != 0) ||
 	    (r->override[0] != '\0' && !in_list(r->override, OVERRIDES)) || r->count == 0 ||
 	    r->source_ip[0] == '\0' || r->header_from[0] == '\0') {
-		mw_error_set(error_r, "evaluation from %.64s with a value outside the report schema",
+		mw_error_set(error_r,
+		             "evaluation from %.64s with a value outside the report schema",
 		             r->source_ip);
 		return -1;
 	}
 	(void)mw_str_appends(out, "  <record>\n    <row>\n");
 	elem(out, 6, "source_ip", r->source_ip);
-	elem(out, 6, "count", mw_i64_digits(count, (int64_t)r->count, &n));
+	elem(out, 6, "count", num(count, (int64_t)r->count));
 	(void)mw_str_appends(out, "      <policy_evaluated>\n");
 	elem(out, 8, "disposition", r->disposition);
 	elem(out, 8, "dkim", r->dkim_aligned ? "pass" : "fail");
@@ -324,16 +333,18 @@ int mw_dmarc_agg_xml(const struct mw_dmarc_agg_meta *meta, const struct mw_dmarc
                      mw_error *error_r)
 {
 	struct mw_dmarc_agg_row *v;
-	char num[MW_I64_DIGITS];
-	size_t i, n = 0, len;
+	char nb[MW_I64_DIGITS];
+	size_t i, n = 0;
 	int ret = 0;
 
 	if (nrows == 0) {
 		mw_error_set(error_r, "no evaluations to report");
 		return -1;
 	}
-	if (!in_list(pol->p, DISPOSITIONS) || (pol->sp[0] != '\0' && !in_list(pol->sp, DISPOSITIONS))) {
-		mw_error_set(error_r, "policy of %.100s outside the report schema", pol->policy_domain);
+	if (!in_list(pol->p, DISPOSITIONS) ||
+	    (pol->sp[0] != '\0' && !in_list(pol->sp, DISPOSITIONS))) {
+		mw_error_set(error_r, "policy of %.100s outside the report schema",
+		             pol->policy_domain);
 		return -1;
 	}
 	v = mw_malloc(nrows * sizeof(*v));
@@ -356,16 +367,17 @@ int mw_dmarc_agg_xml(const struct mw_dmarc_agg_meta *meta, const struct mw_dmarc
 	elem(out, 4, "email", meta->email);
 	elem(out, 4, "report_id", meta->report_id);
 	(void)mw_str_appends(out, "    <date_range>\n");
-	elem(out, 6, "begin", mw_i64_digits(num, meta->begin, &len));
-	elem(out, 6, "end", mw_i64_digits(num, meta->end, &len));
-	(void)mw_str_appends(out, "    </date_range>\n  </report_metadata>\n  <policy_published>\n");
+	elem(out, 6, "begin", num(nb, meta->begin));
+	elem(out, 6, "end", num(nb, meta->end));
+	(void)mw_str_appends(out,
+	                     "    </date_range>\n  </report_metadata>\n  <policy_published>\n");
 	elem(out, 4, "domain", pol->policy_domain);
 	elem(out, 4, "adkim", pol->adkim[0] == 's' ? "s" : "r");
 	elem(out, 4, "aspf", pol->aspf[0] == 's' ? "s" : "r");
 	elem(out, 4, "p", pol->p);
 	/* sp= defaults to p= (RFC 7489 6.3) */
 	elem(out, 4, "sp", pol->sp[0] != '\0' ? pol->sp : pol->p);
-	elem(out, 4, "pct", mw_i64_digits(num, pol->pct >= 0 ? pol->pct : 100, &len));
+	elem(out, 4, "pct", num(nb, pol->pct >= 0 ? pol->pct : 100));
 	(void)mw_str_appends(out, "  </policy_published>\n");
 	for (i = 0; i < n && ret == 0; i++)
 		ret = record(out, &v[i], error_r);

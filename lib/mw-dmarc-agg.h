@@ -39,13 +39,13 @@ struct mw_dmarc_eval {
 	char rua[MW_DMARC_AGG_RUA_MAX + 1];
 	char envelope_from[MW_DNS_NAME_MAX + 1]; /* the SPF domain */
 	char spf_result[12];
-	char spf_scope[6];                     /* mfrom | helo */
+	char spf_scope[6];                    /* mfrom | helo */
 	char dkim[MW_DMARC_AGG_DKIM_MAX + 1]; /* "DOMAIN SELECTOR RESULT\n" per signature */
 	bool dkim_aligned, spf_aligned;
-	char dmarc_result[8];  /* pass | fail */
-	char disposition[12];  /* none | quarantine | reject */
-	char override[24];     /* "", trusted_forwarder, local_policy, sampled_out,
-	                          policy_test_mode */
+	char dmarc_result[8]; /* pass | fail */
+	char disposition[12]; /* none | quarantine | reject */
+	char override[24];    /* "", trusted_forwarder, local_policy, sampled_out,
+	                         policy_test_mode */
 };
 
 /* What the milter decided: the verdict's action and why, and whether policy was enforced. */

@@ -145,18 +145,17 @@ int mw_store_dmarc_eval_add(mw_store *store, const struct mw_dmarc_eval *e, mw_e
 {
 	if (eval_check(e, error_r) < 0)
 		return MW_STORE_ERROR;
-	return mw_db_run(store->db, &q_eval_add,
-	                 MW_DB_ARGS(MW_DB_I(e->evaluated_at), MW_DB_T(e->source_ip),
-	                            MW_DB_T(e->header_from), MW_DB_T(e->policy_domain),
-	                            MW_DB_T(e->org_domain), MW_DB_T(e->p), MW_DB_T(e->sp),
-	                            MW_DB_T(e->np), MW_DB_T(e->adkim), MW_DB_T(e->aspf),
-	                            MW_DB_I(e->testing ? 1 : 0), MW_DB_I(e->pct), MW_DB_T(e->rua),
-	                            MW_DB_T(e->envelope_from), MW_DB_T(e->spf_result),
-	                            MW_DB_T(e->spf_scope), MW_DB_T(e->dkim),
-	                            MW_DB_I(e->dkim_aligned ? 1 : 0), MW_DB_I(e->spf_aligned ? 1 : 0),
-	                            MW_DB_T(e->dmarc_result), MW_DB_T(e->disposition),
-	                            MW_DB_T(e->override)),
-	                 NULL, NULL, NULL, error_r);
+	return mw_db_run(
+	    store->db, &q_eval_add,
+	    MW_DB_ARGS(MW_DB_I(e->evaluated_at), MW_DB_T(e->source_ip), MW_DB_T(e->header_from),
+	               MW_DB_T(e->policy_domain), MW_DB_T(e->org_domain), MW_DB_T(e->p),
+	               MW_DB_T(e->sp), MW_DB_T(e->np), MW_DB_T(e->adkim), MW_DB_T(e->aspf),
+	               MW_DB_I(e->testing ? 1 : 0), MW_DB_I(e->pct), MW_DB_T(e->rua),
+	               MW_DB_T(e->envelope_from), MW_DB_T(e->spf_result), MW_DB_T(e->spf_scope),
+	               MW_DB_T(e->dkim), MW_DB_I(e->dkim_aligned ? 1 : 0),
+	               MW_DB_I(e->spf_aligned ? 1 : 0), MW_DB_T(e->dmarc_result),
+	               MW_DB_T(e->disposition), MW_DB_T(e->override)),
+	    NULL, NULL, NULL, error_r);
 }
 
 struct strv {
@@ -248,10 +247,11 @@ static int read_row(const mw_db_row *row, void *elem, mw_error *error_r)
 int mw_store_dmarc_rows(mw_store *store, const char *domain, int64_t begin, int64_t end,
                         struct mw_dmarc_agg_row **rows_r, size_t *n_r, mw_error *error_r)
 {
-	struct mw_store_rows rows = MW_STORE_ROWS(struct mw_dmarc_agg_row, read_row, false, error_r);
-	int ret = mw_db_run(store->db, &q_rows,
-	                    MW_DB_ARGS(MW_DB_T(domain), MW_DB_I(begin), MW_DB_I(end)),
-	                    mw_store_rows_cb, &rows, NULL, error_r);
+	struct mw_store_rows rows =
+	    MW_STORE_ROWS(struct mw_dmarc_agg_row, read_row, false, error_r);
+	int ret =
+	    mw_db_run(store->db, &q_rows, MW_DB_ARGS(MW_DB_T(domain), MW_DB_I(begin), MW_DB_I(end)),
+	              mw_store_rows_cb, &rows, NULL, error_r);
 	if (ret != MW_STORE_OK) {
 		free(rows.v);
 		return ret;
@@ -272,10 +272,11 @@ int mw_store_dmarc_report_claim(mw_store *store, const char *domain, int64_t beg
 		mw_error_set(error_r, "DMARC report record: invalid text");
 		return MW_STORE_ERROR;
 	}
-	ret = mw_db_run(store->db, &q_claim,
-	                MW_DB_ARGS(MW_DB_T(domain), MW_DB_I(begin), MW_DB_I(end), MW_DB_T(report_id),
-	                           MW_DB_T(recipients), MW_DB_I(messages), MW_DB_I(now)),
-	                NULL, NULL, NULL, error_r);
+	ret =
+	    mw_db_run(store->db, &q_claim,
+	              MW_DB_ARGS(MW_DB_T(domain), MW_DB_I(begin), MW_DB_I(end), MW_DB_T(report_id),
+	                         MW_DB_T(recipients), MW_DB_I(messages), MW_DB_I(now)),
+	              NULL, NULL, NULL, error_r);
 	if (ret == MW_STORE_EXISTS)
 		mw_error_set(error_r, "the report of %s for this period was sent already", domain);
 	return ret;
