@@ -322,6 +322,7 @@ static int record(mw_str *out, const struct mw_dmarc_agg_row *r, mw_error *error
 	(void)mw_str_appends(out, "      <spf>\n");
 	/* the schema wants a domain: the null sender with no HELO has none to name */
 	elem(out, 8, "domain", r->envelope_from[0] != '\0' ? r->envelope_from : ".");
+	elem(out, 8, "scope", r->spf_scope);
 	elem(out, 8, "result", r->spf_result);
 	(void)mw_str_appends(out, "      </spf>\n    </auth_results>\n  </record>\n");
 	return 0;
