@@ -743,7 +743,14 @@ int mw_dmarc_agg_mail(const struct mw_dmarc_agg_meta *meta, const char *policy_d
 	gmtime_r(&te, &tm);
 	strftime(b2, sizeof(b2), "%Y-%m-%d %H:%M:%S", &tm);
 	snprintf(boundary, sizeof(boundary), "=_mw_dmarc_%lld_%zu", (long long)now, gzlen);
-	(void)mw_str_appendf(out, "From: %s <%s>\r\nTo: ", meta->org_name, meta->email);
+	/* the organisation's name as a quoted-string: a comma in it is no second address */
+	(void)mw_str_appends(out, "From: \"");
+	for (i = 0; meta->org_name[i] != '\0'; i++) {
+		if (meta->org_name[i] == '"' || meta->org_name[i] == '\\')
+			(void)mw_str_appendc(out, '\\');
+		(void)mw_str_appendc(out, meta->org_name[i]);
+	}
+	(void)mw_str_appendf(out, "\" <%s>\r\nTo: ", meta->email);
 	for (i = 0; i < ndests; i++)
 		(void)mw_str_appendf(out, "%s<%s>", i > 0 ? ",\r\n " : "", dests[i].addr);
 	(void)mw_str_appendf(out,

@@ -367,7 +367,7 @@ static void test_dest_check(void **state)
 
 static void test_mail(void **state)
 {
-	struct mw_dmarc_agg_meta meta = {"mx.example.net", "dmarc@mx.example.net", "20231114.abc",
+	struct mw_dmarc_agg_meta meta = {"Mail, \"Inc\"", "dmarc@mx.example.net", "20231114.abc",
 	                                 1699920000, 1700006399};
 	struct mw_dmarc_agg_dest d[2];
 	unsigned char gz[100];
@@ -384,6 +384,9 @@ static void test_mail(void **state)
 	                                   sizeof(gz), 1700010000, &m, fname, NULL),
 	                 0);
 	assert_string_equal(fname, "mx.example.net!example.com!1699920000!1700006399.xml.gz");
+	/* the organisation's name is one quoted display name, whatever it holds */
+	assert_non_null(
+	    strstr(mw_str_c(&m), "From: \"Mail, \\\"Inc\\\"\" <dmarc@mx.example.net>\r\n"));
 	assert_non_null(strstr(mw_str_c(&m), "\r\nSubject: Report Domain: example.com Submitter: "
 	                                     "mx.example.net Report-ID: <20231114.abc>\r\n"));
 	assert_non_null(
