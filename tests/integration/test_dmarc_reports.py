@@ -11,6 +11,7 @@ The lab DNS (NSD) publishes three policy domains:
                     ext-ok.example._report._dmarc.example.org TXT "v=DMARC1"
   ext-no.example    p=none,   rua external (dmarc-no@example.org), no authorisation record:
                     nothing may reach it
+  small.example     p=none,   rua external and authorised, but !1k: its report is larger
 Running send-reports again for the same day sends nothing more.
 """
 
@@ -52,10 +53,14 @@ class DmarcReportsTest(labcase.MilterCase):
         zones = {
             DOMAIN: [('_dmarc', 'TXT', 'v=DMARC1; p=none; rua=mailto:dmarc-own@%s' % DOMAIN),
                      ('@', 'TXT', 'v=spf1 ip4:192.0.2.99 -all'),
-                     ('ext-ok.example._report._dmarc', 'TXT', 'v=DMARC1')],
+                     ('ext-ok.example._report._dmarc', 'TXT', 'v=DMARC1'),
+                     ('small.example._report._dmarc', 'TXT', 'v=DMARC1')],
             'ext-ok.example': [('_dmarc', 'TXT', 'v=DMARC1; p=reject; adkim=s; '
                                 'rua=mailto:dmarc-ext@%s!10m' % DOMAIN),
                                ('@', 'TXT', 'v=spf1 ip4:192.0.2.99 -all')],
+            # authorised, but takes reports of at most 1 kB
+            'small.example': [('_dmarc', 'TXT',
+                               'v=DMARC1; p=none; rua=mailto:dmarc-ext@%s!1k' % DOMAIN)],
             'ext-no.example': [('_dmarc', 'TXT',
                                 'v=DMARC1; p=none; rua=mailto:dmarc-no@%s' % DOMAIN)],
         }
@@ -108,6 +113,7 @@ class DmarcReportsTest(labcase.MilterCase):
             ('192.0.2.99', 'y@ext-ok.example', 'y@ext-ok.example', 'sent'),
             ('192.0.2.98', 'z@ext-ok.example', 'z@ext-ok.example', 'data'),  # p=reject
             ('192.0.2.98', 'n@ext-no.example', 'n@ext-no.example', 'sent'),
+            ('192.0.2.98', 's@small.example', 's@small.example', 'sent'),
         ]
         for ip, envfrom, hfrom, stage in cases:
             r = self.send_from(ip, 'client.example.net', envfrom,
@@ -165,13 +171,19 @@ class DmarcReportsTest(labcase.MilterCase):
         self.assertIn('(3 messages, 2 records', p.stdout)
         self.assertIn('dmarc-no@%s is an external destination without authorisation'
                       % DOMAIN, p.stdout)
+        # !1k: the report is larger, so that destination is skipped
+        self.assertRegex(p.stdout, r'small\.example: report of \d+ bytes is over '
+                         r'dmarc-ext@%s\'s limit of 1024 bytes: skipped' % DOMAIN)
+        self.assertIn('small.example: no destination takes the report, nothing sent', p.stdout)
         p = self.ctl('dmarc', 'send-reports', '--date', self.day, '--output', self.outdir)
         lines = p.stdout.splitlines()
+        self.assertFalse(any(l.startswith('small.example: sent') for l in lines), p.stdout)
         self.assertTrue(any(l.startswith('%s: sent report ' % DOMAIN) for l in lines), p.stdout)
         self.assertTrue(any(l.startswith('ext-ok.example: sent report ') for l in lines),
                         p.stdout)
         self.assertFalse(any(l.startswith('ext-no.example: sent') for l in lines), p.stdout)
-        self.assertEqual(len([n for n in os.listdir(self.outdir) if n.endswith('.xml.gz')]), 2)
+        # every report built is written, the one no destination takes too
+        self.assertEqual(len([n for n in os.listdir(self.outdir) if n.endswith('.xml.gz')]), 3)
 
         msg, root = self.report_of('dmarc-own', DOMAIN)
         self.assertRegex(msg['Subject'], r'^Report Domain: %s Submitter: %s Report-ID: <[^>]+>$'
