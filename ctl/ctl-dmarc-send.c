@@ -191,9 +191,9 @@ static int one_domain(struct send_env *env, const char *domain)
 	struct mw_dmarc_agg_dest dests[MW_DMARC_AGG_DEST_MAX], ok[MW_DMARC_AGG_DEST_MAX];
 	struct mw_dmarc_agg_row *rows = NULL;
 	struct mw_dmarc_agg_meta meta;
-	char report_id[64], fname[600], why[256], rcpts[1200], date[16];
+	char report_id[64], fname[600], why[256], date[16];
 	unsigned char rnd[8];
-	mw_str skipped, xml, gz, mail;
+	mw_str skipped, xml, gz, mail, rcpts;
 	size_t nd, nok = 0, nrows = 0, i;
 	uint64_t messages = 0;
 	int64_t end = env->o.begin + 86400;
@@ -207,6 +207,7 @@ static int one_domain(struct send_env *env, const char *domain)
 	mw_str_init(&xml, 0);
 	mw_str_init(&gz, 0);
 	mw_str_init(&mail, 0);
+	mw_str_init(&rcpts, 0);
 	st = mw_store_dmarc_policy(store, domain, env->o.begin, end, pol, &err);
 	if (st != MW_STORE_OK) {
 		ctl_err("%s: %s", domain, err.msg);
@@ -298,18 +299,16 @@ static int one_domain(struct send_env *env, const char *domain)
 			goto out;
 		}
 	}
-	rcpts[0] = '\0';
-	for (i = 0; i < nok; i++) {
-		size_t len = strlen(rcpts);
-		snprintf(rcpts + len, sizeof(rcpts) - len, "%s%s", i > 0 ? "," : "", ok[i].addr);
-	}
+	for (i = 0; i < nok; i++)
+		(void)mw_str_appendf(&rcpts, "%s%s", i > 0 ? "," : "", ok[i].addr);
 	if (env->o.dry_run) {
 		printf("%s: would send report %s (%llu messages, %zu records, %zu bytes) to %s\n",
-		       domain, report_id, (unsigned long long)messages, nrows, gz.len, rcpts);
+		       domain, report_id, (unsigned long long)messages, nrows, gz.len,
+		       mw_str_c(&rcpts));
 		goto out;
 	}
-	st = mw_store_dmarc_report_claim(store, domain, env->o.begin, end - 1, report_id, rcpts,
-	                                 messages, mw_now(), &err);
+	st = mw_store_dmarc_report_claim(store, domain, env->o.begin, end - 1, report_id,
+	                                 mw_str_c(&rcpts), messages, mw_now(), &err);
 	if (st == MW_STORE_EXISTS) {
 		printf("%s: report for this day already sent\n", domain);
 		goto out;
@@ -329,7 +328,7 @@ static int one_domain(struct send_env *env, const char *domain)
 		goto out;
 	}
 	printf("%s: sent report %s (%llu messages, %zu records, %zu bytes) to %s\n", domain,
-	       report_id, (unsigned long long)messages, nrows, gz.len, rcpts);
+	       report_id, (unsigned long long)messages, nrows, gz.len, mw_str_c(&rcpts));
 out:
 	(void)fflush(stdout);
 	free(rows);
@@ -338,6 +337,7 @@ out:
 	mw_str_free(&xml);
 	mw_str_free(&gz);
 	mw_str_free(&mail);
+	mw_str_free(&rcpts);
 	return ret;
 }
 
