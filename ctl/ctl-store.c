@@ -30,9 +30,9 @@
 
 /* Every table of the latest schema but schema_version, parents first. */
 static const char *const copy_tables[] = {
-    "users",     "allowed_from", "sessions",        "app_passwords", "rate_policies",
-    "tag_rules", "dkim_keys",    "training_events", "audit_log",     "auth_failures",
-    "spam_meta", "spam_tokens",  "spam_learned",
+    "users",     "allowed_from", "sessions",        "app_passwords",     "rate_policies",
+    "tag_rules", "dkim_keys",    "training_events", "audit_log",         "auth_failures",
+    "spam_meta", "spam_tokens",  "spam_learned",    "dmarc_evaluations", "dmarc_reports_sent",
 };
 
 enum col_kind { KIND_INT, KIND_TEXT, KIND_BLOB, KIND_REAL };

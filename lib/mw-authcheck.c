@@ -69,6 +69,7 @@ struct mw_authcheck_lib {
 	DKIM_LIB *dkim;
 	psl_ctx_t *psl;
 	bool dmarc_rfc7489;
+	bool want_org_domain;
 	char *arc_trusted;
 	pthread_mutex_t spf_lock;
 	struct spf_slot *spf_free; /* idle servers, one per concurrent check at most */
@@ -507,6 +508,7 @@ mw_authcheck_lib *mw_authcheck_lib_new(const struct mw_authcheck_settings *s, mw
 	pthread_mutex_unlock(&pkey_lock);
 
 	lib->dmarc_rfc7489 = s->dmarc_rfc7489;
+	lib->want_org_domain = s->want_org_domain;
 	lib->arc_trusted = mw_strdup(s->arc_trusted != NULL ? s->arc_trusted : "");
 	lib->psl = psl_latest(NULL);
 	if (lib->psl == NULL)
@@ -842,6 +844,7 @@ static void run_spf(mw_authcheck *ac)
 		/* null sender: RFC 7208 2.4, the MAIL FROM identity is postmaster@HELO */
 		(void)mw_strlcpy(res->spf_domain, ac->helo, sizeof(res->spf_domain));
 		res->spf = res->spf_helo;
+		res->spf_scope_helo = true;
 	}
 }
 
@@ -1155,6 +1158,11 @@ static void run_dmarc(mw_authcheck *ac)
 	}
 	if (st != MW_DNS_OK)
 		return; /* no record: dmarc=none */
+	(void)mw_strlcpy(res->dmarc_record, rec, sizeof(res->dmarc_record));
+	(void)mw_strlcpy(res->dmarc_record_domain, used_org ? org : res->from_domain,
+	                 sizeof(res->dmarc_record_domain));
+	(void)mw_strlcpy(res->dmarc_org_domain, org[0] != '\0' ? org : res->from_domain,
+	                 sizeof(res->dmarc_org_domain));
 
 	pctx = opendmarc_policy_connect_init((u_char *)ac->client_ip, ac->ipv6);
 	if (pctx == NULL) {
@@ -1365,6 +1373,7 @@ static void run_dmarcbis(mw_authcheck *ac)
 	}
 	r = &found->rec;
 	res->dmarc_testing = r->testing;
+	(void)mw_strlcpy(res->dmarc_record, found->text, sizeof(res->dmarc_record));
 	al = bis_aligned(ac, w, r);
 
 	/* the policy that applies: the From domain's own record's p=; a record found above it:
@@ -1406,6 +1415,9 @@ static void run_dmarcbis(mw_authcheck *ac)
 	}
 out:
 	res->dmarc_lookups = w->lookups;
+	if (ac->lib->want_org_domain && res->dmarc_record[0] != '\0' &&
+	    mw_dmarc_org_domain(w, res->from_domain, res->dmarc_org_domain) != MW_DMARC_WALK_FOUND)
+		res->dmarc_org_domain[0] = '\0';
 	free(w);
 }
 

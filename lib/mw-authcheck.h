@@ -30,6 +30,7 @@
 #ifndef MW_AUTHCHECK_H
 #define MW_AUTHCHECK_H
 
+#include "mw-dmarc.h"
 #include "mw-dns.h"
 #include "mw-headers.h"
 #include "mw-util.h"
@@ -93,6 +94,13 @@ struct mw_auth_results {
 	char dmarc_record_domain[MW_DNS_NAME_MAX + 1];
 	char dmarc_policy_tag[3];
 	unsigned dmarc_lookups;
+	/* for aggregate reports (lib/mw-dmarc-agg): the governing record's text (both modes;
+	   "" without one), the SPF identity's scope (the null sender's is HELO), and the From
+	   domain's organisational domain (RFC 7489: public suffix list; DMARCbis: the tree walk,
+	   computed only with settings.want_org_domain, its lookups not in dmarc_lookups) */
+	char dmarc_record[MW_DMARC_RECORD_MAX];
+	bool spf_scope_helo;
+	char dmarc_org_domain[MW_DNS_NAME_MAX + 1];
 
 	/* ARC (RFC 8617): the chain's result (none when the message has no ARC header field),
 	   its sets, the sealer of the newest set; dmarc_override: DMARC failed but the chain
@@ -120,6 +128,8 @@ struct mw_authcheck_settings {
 	                            (DNS tree walk, psd=, np=, t=; mw-dmarc) */
 	const char *arc_trusted; /* ARC sealing domains (d= of ARC-Seal) trusted to vouch for
 	                            mail whose DMARC fails after forwarding; blank/comma list */
+	bool want_org_domain;    /* DMARCbis: also find the From domain's organisational
+	                            domain when it has a policy (more lookups: reports) */
 };
 
 typedef struct mw_authcheck_lib mw_authcheck_lib;

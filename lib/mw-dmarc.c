@@ -208,6 +208,8 @@ static const struct mw_dmarc_cached *lookup(struct mw_dmarc_walk *w, const char 
 	c->status = w->fetch(w->ctx, name, rec, sizeof(rec));
 	if (c->status == MW_DMARC_FETCH_ONE && mw_dmarc_record_parse(rec, &c->rec, NULL) < 0)
 		c->malformed = true;
+	if (c->status == MW_DMARC_FETCH_ONE)
+		(void)mw_strlcpy(c->text, rec, sizeof(c->text));
 	w->ncache++;
 	return c;
 }

@@ -64,6 +64,7 @@ struct mw_dmarc_cached {
 	enum mw_dmarc_fetch status;
 	bool malformed;
 	struct mw_dmarc_record rec;
+	char text[MW_DMARC_RECORD_MAX]; /* the record as fetched (status ONE) */
 };
 
 struct mw_dmarc_walk {

@@ -21,6 +21,9 @@
  * milter_inbound_seal (after the scan stages, which may change the Subject) adds our ARC set
  * (lib/mw-arc) with [milter] arc_seal: the ARC-Authentication-Results is the header above.
  *
+ * With [dmarc] record = yes the evaluation of a message accepted, quarantined or refused here
+ * is recorded for the aggregate reports (milter-dmarc-record.c; never a tempfailed one).
+ *
  * Diagnostics: the results go into the caller's log line (extra_r); a header that cannot be
  * formatted or inserted is logged and the message is tempfailed (an MTA action failed).
  */
@@ -98,6 +101,7 @@ int milter_inbound_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	switch (v.action) {
 	case MW_VERDICT_REJECT:
 	case MW_VERDICT_TEMPFAIL:
+		milter_dmarc_record(conn, res, &v); /* a tempfail is not recorded */
 		milter_reply_value(text, sizeof(text), v.reason);
 		milter_reply_set(reply_r, v.smtp_code, v.xcode, v.why, "%s", text);
 		return 1;
@@ -136,6 +140,7 @@ int milter_inbound_eom(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 		                 "internal error, try again later");
 		return 1;
 	}
+	milter_dmarc_record(conn, res, &v);
 	if (v.action == MW_VERDICT_QUARANTINE && v.tag) {
 		size_t len = strlen(extra_r);
 		(void)snprintf(extra_r + len, extra_size - len, " quarantine=tag");

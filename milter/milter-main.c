@@ -174,6 +174,7 @@ static struct milter_auth *auth_new(const mw_config *cfg, mw_error *error_r)
 	settings.psl_file = NULL;
 	settings.dmarc_rfc7489 = strcmp(mw_config_str(cfg, MWK_MILTER_DMARC_MODE), "rfc7489") == 0;
 	settings.arc_trusted = mw_config_str(cfg, MWK_MILTER_ARC_TRUSTED_FORWARDERS);
+	settings.want_org_domain = mw_config_bool(cfg, MWK_DMARC_RECORD);
 	auth = mw_calloc(1, sizeof(*auth));
 	auth->refs = 1;
 	auth->lib = mw_authcheck_lib_new(&settings, error_r);
@@ -575,6 +576,7 @@ int main(int argc, char **argv)
 		(void)mw_metrics_write_file(mw_config_str(cfg, MWK_MILTER_METRICS_FILE), &err);
 	milter_config_put(&cfg);
 	milter_users_deinit();
+	milter_dmarc_record_deinit();
 	milter_dkim_deinit();
 	milter_scan_deinit();
 	if (left == 0) {

@@ -7,6 +7,7 @@
  * milter-callbacks.c (milter callbacks, connection and message contexts),
  * milter-proto.c (the milter protocol: libmilter's smfi_* interface, no libmilter),
  * milter-inbound.c (SPF/DKIM/DMARC verdict for unauthenticated mail),
+ * milter-dmarc-record.c (DMARC evaluations into the store, for aggregate reports),
  * milter-scan.c (the message as received, kept for the scan stages; virus scanning),
  * milter-main.c (options, socket, privileges, signals, reload).
  */
@@ -224,6 +225,16 @@ int milter_inbound_seal(struct smfi_str *ctx, struct milter_conn *conn,
    0, or -1 when libmilter refused it. */
 int milter_insert_top(struct smfi_str *ctx, const struct milter_conn *conn, const char *name,
                       const char *value);
+
+/* ---- milter-dmarc-record.c ---- */
+
+/* With [dmarc] record = yes: the message's DMARC evaluation (results and the verdict
+   applied) into the store; nothing when the From domain has no policy or the verdict is a
+   tempfail. Never fails the message (a store failure is logged once, degraded
+   milter_dmarc_record). */
+void milter_dmarc_record(const struct milter_conn *conn, const struct mw_auth_results *res,
+                         const struct mw_verdict *v);
+void milter_dmarc_record_deinit(void);
 
 /* ---- milter-scan.c: the message as received and the scan stages ---- */
 

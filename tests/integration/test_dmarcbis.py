@@ -177,6 +177,22 @@ class DmarcbisTest(labcase.LabCase):
         r = self.check('x@x.badsub.com')
         self.assertEqual((r['dmarc'], r['dmarc_testing']), ('permerror', False))
 
+    def test_org_domain_for_reports(self):
+        # [dmarc] record = yes also finds the organisational domain (the tree walk), its
+        # lookups not counted in the policy walk's dmarc_lookups
+        plain = self.check('x@a.b.c.walk.com')
+        r = self.check('x@a.b.c.walk.com', extra=['--org-domain'])
+        self.assertEqual(plain['dmarc_org_domain'], '')
+        self.assertEqual(r['dmarc_org_domain'], 'walk.com')
+        self.assertEqual(r['dmarc_lookups'], plain['dmarc_lookups'])
+        # psd=y: the organisation is the name below the public suffix domain
+        r = self.check('x@shop.co.uk', mail_from='b@other.co.uk', extra=['--org-domain'])
+        self.assertEqual((r['dmarc_record_domain'], r['dmarc_org_domain']),
+                         ('co.uk', 'shop.co.uk'))
+        # RFC 7489: the public suffix list's registrable domain
+        r = self.check('x@sub.multi.com', extra=['--dmarc-mode', 'rfc7489'])
+        self.assertEqual(r['dmarc_org_domain'], 'multi.com')
+
     def test_dns_failure_is_temperror(self):
         dns = self.lab.dns(zones=self.zones)
         dns.stop()

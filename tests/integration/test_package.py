@@ -185,6 +185,12 @@ class PackageTest(unittest.TestCase):
                              'ExecStart=/usr/sbin/mailwardenctl dkim rotate --due\n'):
                     self.assertIn(want, text, u)
                 self.assertNotIn('[Install]', text)
+            if u.endswith('.service') and 'Type=oneshot' in text:
+                # a timer's job (mailwardenctl): sandboxed too, nothing to reload
+                for want in ('ProtectSystem=strict', 'PrivateTmp=yes', 'NoNewPrivileges=yes',
+                             'ReadWritePaths=/var/lib/mailwarden'):
+                    self.assertIn(want, text, u)
+                self.assertRegex(text, r'ExecStart=/usr/sbin/mailwardenctl ', u)
             elif u.endswith('.service'):
                 for want in ('ProtectSystem=strict', 'PrivateTmp=yes', 'NoNewPrivileges=yes',
                              'ReadWritePaths=/var/lib/mailwarden',
@@ -205,6 +211,8 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(units, ['mailwarden-api.service', 'mailwarden-api.socket',
                                  'mailwarden-dkim-rotate.service',
                                  'mailwarden-dkim-rotate.timer',
+                                 'mailwarden-dmarc-reports.service',
+                                 'mailwarden-dmarc-reports.timer',
                                  'mailwarden-milter.service', 'mailwarden-policyd.service'])
         need('systemd-analyze')
         p = subprocess.run(['systemd-analyze', 'verify', '--man=no'] +

@@ -21,7 +21,7 @@ import mailwarden_lab as lab_mod
 DOMAIN = lab_mod.DOMAIN
 TABLES = ['users', 'allowed_from', 'sessions', 'app_passwords', 'rate_policies', 'tag_rules',
           'dkim_keys', 'training_events', 'audit_log', 'auth_failures', 'spam_meta',
-          'spam_tokens', 'spam_learned']
+          'spam_tokens', 'spam_learned', 'dmarc_evaluations', 'dmarc_reports_sent']
 
 
 class StorePgsqlTest(labcase.ApiBase):

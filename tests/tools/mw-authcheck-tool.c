@@ -6,6 +6,7 @@
  *          [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]
  *          [--dns-error-action tempfail|accept] [--dmarc-mode dmarcbis|rfc7489]
  *          [--arc-trusted DOMAINS] [--arc-seal DOMAIN:SELECTOR:KEYFILE --arc-seal-out FILE]
+ *          [--org-domain]
  *
  * --arc-seal: after the checks, seal the message as this host would (lib/mw-arc) and write
  * ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results, our Authentication-Results
@@ -88,6 +89,7 @@ static int usage(void)
 	    "  [--no-enforce] [--quarantine hold|tag] [--trusted] [--authenticated]\n"
 	    "  [--dns-error-action tempfail|accept] [--dmarc-mode dmarcbis|rfc7489]\n"
 	    "  [--arc-trusted DOMAINS] [--arc-seal DOMAIN:SELECTOR:KEYFILE --arc-seal-out FILE]\n"
+	    "  [--org-domain]\n"
 	    "  [--repeat N] MESSAGE-FILE | --stdin\n");
 	return 2;
 }
@@ -191,6 +193,8 @@ static void print_json(const char *ar, const struct mw_auth_results *res,
 	printf(", \"dmarc_record_domain\": ");
 	json_str(stdout, res->dmarc_record_domain);
 	printf(", \"dmarc_lookups\": %u", res->dmarc_lookups);
+	printf(", \"dmarc_org_domain\": ");
+	json_str(stdout, res->dmarc_org_domain);
 	printf(", \"arc\": \"%s\", \"arc_sets\": %u, \"arc_seal_domain\": ",
 	       mw_auth_result_str(res->arc), res->arc_sets);
 	json_str(stdout, res->arc_seal_domain);
@@ -366,9 +370,10 @@ int main(int argc, char **argv)
 	    {"arc-trusted", required_argument, NULL, 'R'},
 	    {"arc-seal", required_argument, NULL, 'S'},
 	    {"arc-seal-out", required_argument, NULL, 'O'},
+	    {"org-domain", no_argument, NULL, 'g'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct mw_authcheck_settings settings = {"", 5000, NULL, false, ""};
+	struct mw_authcheck_settings settings = {"", 5000, NULL, false, "", false};
 	struct run run = {
 	    NULL, {true, true, true, "", false, false}, NULL, NULL, NULL, "mx.example.net", NULL,
 	    NULL};
@@ -444,6 +449,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			settings.arc_trusted = optarg;
+			break;
+		case 'g': /* the organisational domain too, as with [dmarc] record = yes */
+			settings.want_org_domain = true;
 			break;
 		case 'm':
 			if (strcmp(optarg, "rfc7489") != 0 && strcmp(optarg, "dmarcbis") != 0)

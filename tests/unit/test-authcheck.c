@@ -445,7 +445,7 @@ static void test_dns_servers(void **state)
 /* test_hostile_headers - limits on header input, DMARC with odd From fields */
 static void test_hostile_headers(void **state)
 {
-	struct mw_authcheck_settings s = {"127.0.0.1@9", 200, NULL, false, ""};
+	struct mw_authcheck_settings s = {"127.0.0.1@9", 200, NULL, false, "", false};
 	mw_authcheck_lib *lib;
 	mw_authcheck *ac;
 	mw_error err;
@@ -638,7 +638,7 @@ static EVP_PKEY *parse(const unsigned char *der, int len, int *left_r)
 /* test_key_cache - parsed public keys are shared only for exactly the same bytes */
 static void test_key_cache(void **state)
 {
-	struct mw_authcheck_settings s = {"127.0.0.1@1", 100, NULL, false, ""};
+	struct mw_authcheck_settings s = {"127.0.0.1@1", 100, NULL, false, "", false};
 	unsigned char a[256], b[256], junk[300];
 	unsigned long hits0, misses0, hits, misses;
 	EVP_PKEY *k1, *k2, *k3, *k4;
