@@ -207,12 +207,12 @@ static int unzip_one(const unsigned char *d, size_t len, mw_str *out, mw_error *
 		return -1;
 	}
 	data_at = (size_t)loff + 30 + le16(d + loff + 26) + le16(d + loff + 28);
-	if (le16(d + loff + 26) != name_len || memcmp(d + loff + 30, c + 46, name_len) != 0) {
-		mw_error_set(error_r, "zip: local and central file names differ");
-		return -1;
-	}
 	if (data_at > cd_off || (size_t)csize > cd_off - data_at) {
 		mw_error_set(error_r, "zip: file data out of bounds");
+		return -1;
+	}
+	if (le16(d + loff + 26) != name_len || memcmp(d + loff + 30, c + 46, name_len) != 0) {
+		mw_error_set(error_r, "zip: local and central file names differ");
 		return -1;
 	}
 	if (method == 0) {
@@ -527,8 +527,10 @@ static int record(struct xp *x, const xmlNode *rec, unsigned idx, const char *pd
 		(void)inet_ntop(AF_INET, addr, row->source_ip, sizeof(row->source_ip));
 	else if (inet_pton(AF_INET6, buf, addr) == 1)
 		(void)inet_ntop(AF_INET6, addr, row->source_ip, sizeof(row->source_ip));
-	else
-		return xp_fail(x, r, "row/source_ip", "\"%s\" is not an IP address", buf);
+	else {
+		(void)snprintf(path, sizeof(path), "%s/row/source_ip", rpath);
+		return xp_fail(x, r, path, "\"%s\" is not an IP address", buf);
+	}
 	if (number(x, r, path, "count", true, 0, MW_DMARC_RPT_COUNT_MAX, &row->count, &present) <
 	    0)
 		return -1;
@@ -916,7 +918,7 @@ int mw_dmarc_rpt_parse_message(const char *msg, size_t len, struct mw_dmarc_rpt 
 		ret = mw_dmarc_rpt_unpack(raw.buf != NULL ? raw.buf : "", raw.len, f.kind == K_ZIP,
 		                          &xml, error_r);
 		if (ret < 0)
-			mw_error_prefix(error_r, "%s: ", name);
+			mw_error_prefix(error_r, "%s", name);
 	}
 	if (ret == 0) {
 		const mw_str *doc = f.kind == K_XML ? &raw : &xml;
