@@ -408,13 +408,17 @@ static void print_summary(const json_t *s, const char *domain, const char *since
 	const json_t *d, *src;
 	size_t i, j;
 	int64_t max = 0;
+	int ipw = 9; /* "SOURCE IP" */
 	char pct[32], b[BAR_WIDTH + 1];
 	json_array_foreach(domains, i, d)
 	{
 		json_array_foreach(json_object_get(d, "sources"), j, src)
 		{
+			const char *ip = json_string_value(json_object_get(src, "source_ip"));
 			if (jint(src, "messages") > max)
 				max = jint(src, "messages");
+			if (ip != NULL && (int)strlen(ip) > ipw && strlen(ip) <= 45)
+				ipw = (int)strlen(ip);
 		}
 	}
 	printf("DMARC aggregate reports received%s%s%s%s%s%s\n", domain != NULL ? " for " : "",
@@ -432,7 +436,7 @@ static void print_summary(const json_t *s, const char *domain, const char *since
 		       (long long)jint(d, "messages"), (long long)jint(d, "dmarc_pass"),
 		       (long long)jint(d, "dmarc_fail"),
 		       fmt_pct(json_real_value(json_object_get(d, "fail_share")), pct, sizeof(pct)));
-		printf("  %-39s %-22s %10s %13s %13s %16s  %s\n", "SOURCE IP", "REPORTER", "MESSAGES",
+		printf("  %-*s %-22s %10s %14s %13s %16s  %s\n", ipw, "SOURCE IP", "REPORTER", "MESSAGES",
 		       "DKIM pass/fail", "SPF pass/fail", "none/quar/reject",
 		       "VOLUME (# pass, x fail)");
 		json_array_foreach(json_object_get(d, "sources"), j, src)
@@ -447,7 +451,7 @@ static void print_summary(const json_t *s, const char *domain, const char *since
 			               (long long)jint(disp, "quarantine"),
 			               (long long)jint(disp, "reject"));
 			bar(jint(src, "messages"), jint(src, "dmarc_fail"), max, b);
-			printf("  %-39s %-22.22s %10lld %13s %13s %16s  %s\n",
+			printf("  %-*s %-22.22s %10lld %14s %13s %16s  %s\n", ipw,
 			       json_string_value(json_object_get(src, "source_ip")),
 			       json_string_value(json_object_get(src, "org_name")),
 			       (long long)jint(src, "messages"), dk, sp, di, b);
@@ -523,10 +527,11 @@ int cmd_dmarc_report(struct mw_ctl *ctl, int argc, char **argv)
 	ret = ctl->ops->dmarc_summary(ctl, &f, &summary);
 	if (ret != EXIT_OK)
 		return ret;
-	if (json)
-		ctl_json_print(summary);
-	else
-		print_summary(summary, f.domain, since, until);
+	if (json) {
+		ctl_json_print(summary); /* consumes it */
+		return EXIT_OK;
+	}
+	print_summary(summary, f.domain, since, until);
 	json_decref(summary);
 	return EXIT_OK;
 }

@@ -1,8 +1,7 @@
+/* FUZZ_PKGS: jansson */
 /*
  * fuzz-dmarcreport.c - fuzz target for DMARC aggregate reports received (lib/mw-dmarc-report:
  * the mail, gzip and zip unpacking, the XML; libFuzzer entry point).
- *
- * FUZZ_PKGS: jansson
  *
  * Public: LLVMFuzzerTestOneInput.
  *
