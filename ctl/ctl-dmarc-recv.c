@@ -82,6 +82,7 @@ static int import_one(struct import_run *r, const char *msg, size_t len, const c
 	if (mw_dmarc_rpt_parse_message(msg, len, &rpt, &err) < 0) {
 		r->malformed++;
 		printf("%s: malformed: %s\n", label, err.msg);
+		progress(r, false);
 		return 0;
 	}
 	if (!mw_dmarc_rpt_ours(r->ctl->cfg, rpt)) {
@@ -90,6 +91,7 @@ static int import_one(struct import_run *r, const char *msg, size_t len, const c
 		       "local_domains\n",
 		       label, rpt->report_id, rpt->org_name, rpt->domain);
 		mw_dmarc_rpt_free(&rpt);
+		progress(r, false);
 		return 0;
 	}
 	ret = mw_store_dmarc_report_add(r->ctl->store, rpt, NULL, &err);
@@ -97,7 +99,8 @@ static int import_one(struct import_run *r, const char *msg, size_t len, const c
 		r->imported++;
 		*done_r = true;
 		printf("%s: imported: %s report %s for %s, %zu rows, %lld messages\n", label,
-		       rpt->org_name, rpt->report_id, rpt->domain, rpt->nrows, (long long)rpt->messages);
+		       rpt->org_name, rpt->report_id, rpt->domain, rpt->nrows,
+		       (long long)rpt->messages);
 	} else if (ret == MW_STORE_EXISTS) {
 		r->duplicate++;
 		*done_r = true;
@@ -220,7 +223,7 @@ static int import_file(struct import_run *r, const char *path)
 	else
 		ret = import_one(r, data, len, path, 0, &done);
 	munmap((void *)data, len);
-	if (done && r->delete && unlink(path) < 0) {
+	if (done && r->delete &&unlink(path) < 0) {
 		r->errors++;
 		ctl_err("%s: cannot delete: %s", path, strerror(errno));
 	}
@@ -324,7 +327,8 @@ int cmd_dmarc_import(struct mw_ctl *ctl, int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == O_HELP) {
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage, ctl_current->help);
+			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
+			       ctl_current->help);
 			return EXIT_OK;
 		}
 		if (c != O_DELETE)
@@ -401,10 +405,10 @@ static void bar(int64_t msgs, int64_t fail, int64_t max, char *out)
 }
 
 /* print_summary - the summary for a person */
-static void print_summary(const json_t *s, const char *domain, const char *since,
-                          const char *until)
+static void print_summary(const json_t *s, const char *domain, const char *since, const char *until)
 {
-	const json_t *domains = json_object_get(s, "domains"), *totals = json_object_get(s, "totals");
+	const json_t *domains = json_object_get(s, "domains"),
+	             *totals = json_object_get(s, "totals");
 	const json_t *d, *src;
 	size_t i, j;
 	int64_t max = 0;
@@ -431,25 +435,27 @@ static void print_summary(const json_t *s, const char *domain, const char *since
 	}
 	json_array_foreach(domains, i, d)
 	{
-		printf("\n%s: %lld messages, %lld pass DMARC, %lld fail (%s)\n",
-		       json_string_value(json_object_get(d, "domain")),
-		       (long long)jint(d, "messages"), (long long)jint(d, "dmarc_pass"),
-		       (long long)jint(d, "dmarc_fail"),
-		       fmt_pct(json_real_value(json_object_get(d, "fail_share")), pct, sizeof(pct)));
-		printf("  %-*s %-22s %10s %14s %13s %16s  %s\n", ipw, "SOURCE IP", "REPORTER", "MESSAGES",
-		       "DKIM pass/fail", "SPF pass/fail", "none/quar/reject",
+		printf(
+		    "\n%s: %lld messages, %lld pass DMARC, %lld fail (%s)\n",
+		    json_string_value(json_object_get(d, "domain")), (long long)jint(d, "messages"),
+		    (long long)jint(d, "dmarc_pass"), (long long)jint(d, "dmarc_fail"),
+		    fmt_pct(json_real_value(json_object_get(d, "fail_share")), pct, sizeof(pct)));
+		printf("  %-*s %-22s %10s %14s %13s %16s  %s\n", ipw, "SOURCE IP", "REPORTER",
+		       "MESSAGES", "DKIM pass/fail", "SPF pass/fail", "none/quar/reject",
 		       "VOLUME (# pass, x fail)");
 		json_array_foreach(json_object_get(d, "sources"), j, src)
 		{
 			const json_t *disp = json_object_get(src, "disposition");
 			char dk[32], sp[32], di[48];
-			(void)snprintf(dk, sizeof(dk), "%lld/%lld", (long long)jint(src, "dkim_pass"),
+			(void)snprintf(dk, sizeof(dk), "%lld/%lld",
+			               (long long)jint(src, "dkim_pass"),
 			               (long long)jint(src, "dkim_fail"));
-			(void)snprintf(sp, sizeof(sp), "%lld/%lld", (long long)jint(src, "spf_pass"),
+			(void)snprintf(sp, sizeof(sp), "%lld/%lld",
+			               (long long)jint(src, "spf_pass"),
 			               (long long)jint(src, "spf_fail"));
-			(void)snprintf(di, sizeof(di), "%lld/%lld/%lld", (long long)jint(disp, "none"),
-			               (long long)jint(disp, "quarantine"),
-			               (long long)jint(disp, "reject"));
+			(void)snprintf(
+			    di, sizeof(di), "%lld/%lld/%lld", (long long)jint(disp, "none"),
+			    (long long)jint(disp, "quarantine"), (long long)jint(disp, "reject"));
 			bar(jint(src, "messages"), jint(src, "dmarc_fail"), max, b);
 			printf("  %-*s %-22.22s %10lld %14s %13s %16s  %s\n", ipw,
 			       json_string_value(json_object_get(src, "source_ip")),
@@ -466,11 +472,13 @@ static void print_summary(const json_t *s, const char *domain, const char *since
 /* cmd_dmarc_report - dmarc report [--domain D] [--since DATE] [--until DATE] [--json] */
 int cmd_dmarc_report(struct mw_ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"help", no_argument, NULL, O_HELP},          {"domain", required_argument, NULL, O_DOMAIN},
-	    {"since", required_argument, NULL, O_SINCE},  {"until", required_argument, NULL, O_UNTIL},
-	    {"json", no_argument, NULL, O_JSON},          {"limit", required_argument, NULL, O_LIMIT},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"help", no_argument, NULL, O_HELP},
+	                                     {"domain", required_argument, NULL, O_DOMAIN},
+	                                     {"since", required_argument, NULL, O_SINCE},
+	                                     {"until", required_argument, NULL, O_UNTIL},
+	                                     {"json", no_argument, NULL, O_JSON},
+	                                     {"limit", required_argument, NULL, O_LIMIT},
+	                                     {NULL, 0, NULL, 0}};
 	struct mw_dmarc_filter f;
 	const char *dom_in = NULL, *since = NULL, *until = NULL;
 	char domain[MW_DMARC_RPT_DOMAIN_MAX + 1];
@@ -486,7 +494,8 @@ int cmd_dmarc_report(struct mw_ctl *ctl, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_HELP:
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage, ctl_current->help);
+			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
+			       ctl_current->help);
 			return EXIT_OK;
 		case O_DOMAIN:
 			dom_in = optarg;
@@ -494,14 +503,14 @@ int cmd_dmarc_report(struct mw_ctl *ctl, int argc, char **argv)
 		case O_SINCE:
 			since = optarg;
 			if (parse_date(optarg, false, &f.since) < 0)
-				return usage_error("--since: not a date (YYYY-MM-DD or unix seconds):",
-				                   optarg);
+				return usage_error(
+				    "--since: not a date (YYYY-MM-DD or unix seconds):", optarg);
 			break;
 		case O_UNTIL:
 			until = optarg;
 			if (parse_date(optarg, true, &f.until) < 0)
-				return usage_error("--until: not a date (YYYY-MM-DD or unix seconds):",
-				                   optarg);
+				return usage_error(
+				    "--until: not a date (YYYY-MM-DD or unix seconds):", optarg);
 			break;
 		case O_JSON:
 			json = true;
@@ -510,7 +519,8 @@ int cmd_dmarc_report(struct mw_ctl *ctl, int argc, char **argv)
 			errno = 0;
 			lim = strtoll(optarg, &end, 10);
 			if (errno != 0 || *end != '\0' || end == optarg || lim < 1 || lim > 100000)
-				return usage_error("--limit: not a number from 1 to 100000:", optarg);
+				return usage_error("--limit: not a number from 1 to 100000:",
+				                   optarg);
 			f.limit = (unsigned)lim;
 			break;
 		default:

@@ -73,7 +73,8 @@ static int inflate_bounded(const unsigned char *in, size_t len, int windowbits, 
 			return -1;
 		}
 		got = sizeof(buf) - z.avail_out;
-		if (out->len + got > MW_DMARC_RPT_XML_MAX || mw_str_append(out, (char *)buf, got) < 0) {
+		if (out->len + got > MW_DMARC_RPT_XML_MAX ||
+		    mw_str_append(out, (char *)buf, got) < 0) {
 			mw_error_set(error_r,
 			             "%s: decompressed data larger than %u bytes (refused: a "
 			             "compression bomb?)",
@@ -291,8 +292,8 @@ static bool is_elem(const xmlNode *n, const char *name)
 }
 
 /* child - the one child element called name; NULL when absent (-1 in *bad when twice) */
-static const xmlNode *child(struct xp *x, const xmlNode *parent, const char *name,
-                            const char *path, bool required, int *bad)
+static const xmlNode *child(struct xp *x, const xmlNode *parent, const char *name, const char *path,
+                            bool required, int *bad)
 {
 	const xmlNode *c, *found = NULL;
 	for (c = parent->children; c != NULL; c = c->next) {
@@ -388,8 +389,8 @@ static int number(struct xp *x, const xmlNode *parent, const char *ppath, const 
 	(void)snprintf(path, sizeof(path), "%s/%s", ppath, name);
 	for (p = buf; *p != '\0'; p++) {
 		if (*p < '0' || *p > '9' || v > (max - (*p - '0')) / 10)
-			return xp_fail(x, parent, path, "\"%s\" is not a number from %lld to %lld", buf,
-			               (long long)min, (long long)max);
+			return xp_fail(x, parent, path, "\"%s\" is not a number from %lld to %lld",
+			               buf, (long long)min, (long long)max);
 		v = v * 10 + (*p - '0');
 	}
 	if (v < min)
@@ -418,8 +419,8 @@ static int one_of(struct xp *x, const xmlNode *parent, const char *ppath, const 
 }
 
 /* domain_field - a domain name, normalised */
-static int domain_field(struct xp *x, const xmlNode *parent, const char *ppath,
-                        const char *name, char *out)
+static int domain_field(struct xp *x, const xmlNode *parent, const char *ppath, const char *name,
+                        char *out)
 {
 	char raw[MW_DMARC_RPT_TEXT_MAX + 1], path[160];
 	mw_error e = {""};
@@ -436,21 +437,22 @@ static int domain_field(struct xp *x, const xmlNode *parent, const char *ppath,
 static bool under(const char *d, const char *top)
 {
 	size_t dl = strlen(d), tl = strlen(top);
-	return strcmp(d, top) == 0 || (dl > tl && d[dl - tl - 1] == '.' && strcmp(d + dl - tl, top) == 0);
+	return strcmp(d, top) == 0 ||
+	       (dl > tl && d[dl - tl - 1] == '.' && strcmp(d + dl - tl, top) == 0);
 }
 
 static const char *const pass_fail[] = {"pass", "fail", NULL};
 static const char *const dispositions[] = {"none", "quarantine", "reject", NULL};
 static const char *const policies[] = {"none", "quarantine", "reject", NULL};
 static const char *const alignments[] = {"r", "s", NULL};
-static const char *const dkim_results[] = {"none",      "pass",     "fail", "policy", "neutral",
-                                           "temperror", "permerror", NULL};
-static const char *const spf_results[] = {"none", "neutral",   "pass",      "fail",
+static const char *const dkim_results[] = {"none",    "pass",      "fail",      "policy",
+                                           "neutral", "temperror", "permerror", NULL};
+static const char *const spf_results[] = {"none",     "neutral",   "pass",      "fail",
                                           "softfail", "temperror", "permerror", NULL};
 static const char *const spf_scopes[] = {"helo", "mfrom", NULL};
-static const char *const reason_types[] = {"forwarded",    "sampled_out", "trusted_forwarder",
-                                           "mailing_list", "local_policy", "other",
-                                           "policy_test_mode", NULL};
+static const char *const reason_types[] = {
+    "forwarded",    "sampled_out", "trusted_forwarder", "mailing_list",
+    "local_policy", "other",       "policy_test_mode",  NULL};
 
 /* auth_results - a record's auth_results as JSON text */
 static int auth_results(struct xp *x, const xmlNode *ar, const char *rpath, char **json_r)
@@ -484,14 +486,14 @@ static int auth_results(struct xp *x, const xmlNode *ar, const char *rpath, char
 			json_array_append_new(dkim, json_pack("{s:s,s:s,s:s}", "domain", dom,
 			                                      "selector", sel, "result", res));
 		} else {
-			if (one_of(x, c, path, "scope", false, spf_scopes, scope, sizeof(scope) - 1) <
-			    0) {
+			if (one_of(x, c, path, "scope", false, spf_scopes, scope,
+			           sizeof(scope) - 1) < 0) {
 				ret = -1;
 				break;
 			}
-			json_array_append_new(spf, json_pack("{s:s,s:s,s:s}", "domain", dom, "scope",
-			                                     scope[0] != '\0' ? scope : "mfrom",
-			                                     "result", res));
+			json_array_append_new(
+			    spf, json_pack("{s:s,s:s,s:s}", "domain", dom, "scope",
+			                   scope[0] != '\0' ? scope : "mfrom", "result", res));
 		}
 	}
 	if (ret == 0) {
@@ -531,8 +533,7 @@ static int record(struct xp *x, const xmlNode *rec, unsigned idx, const char *pd
 		(void)snprintf(path, sizeof(path), "%s/row/source_ip", rpath);
 		return xp_fail(x, r, path, "\"%s\" is not an IP address", buf);
 	}
-	if (number(x, r, path, "count", true, 0, MW_DMARC_RPT_COUNT_MAX, &row->count, &present) <
-	    0)
+	if (number(x, r, path, "count", true, 0, MW_DMARC_RPT_COUNT_MAX, &row->count, &present) < 0)
 		return -1;
 	pe = child(x, r, "policy_evaluated", path, true, &bad);
 	if (pe == NULL)
@@ -570,12 +571,13 @@ static int record(struct xp *x, const xmlNode *rec, unsigned idx, const char *pd
 		return -1;
 	(void)snprintf(path, sizeof(path), "%s/identifiers", rpath);
 	if (domain_field(x, ids, path, "header_from", row->header_from) < 0 ||
-	    field(x, ids, path, "envelope_from", false, row->envelope_from,
-	          MW_DMARC_RPT_TEXT_MAX) < 0 ||
+	    field(x, ids, path, "envelope_from", false, row->envelope_from, MW_DMARC_RPT_TEXT_MAX) <
+	        0 ||
 	    field(x, ids, path, "envelope_to", false, row->envelope_to, MW_DMARC_RPT_TEXT_MAX) < 0)
 		return -1;
 	if (!under(row->header_from, pdomain))
-		return xp_fail(x, ids, path, "header_from %s is not the policy domain %s or under it",
+		return xp_fail(x, ids, path,
+		               "header_from %s is not the policy domain %s or under it",
 		               row->header_from, pdomain);
 	ar = child(x, rec, "auth_results", rpath, true, &bad);
 	if (ar == NULL)
@@ -608,7 +610,8 @@ static int metadata(struct xp *x, const xmlNode *root, struct mw_dmarc_rpt *rpt)
 	    number(x, dr, "report_metadata/date_range", "end", true, MIN_TIME, MAX_TIME,
 	           &rpt->date_end, &present) < 0)
 		return -1;
-	if (rpt->date_end < rpt->date_begin || rpt->date_end - rpt->date_begin > MW_DMARC_RPT_MAX_SPAN)
+	if (rpt->date_end < rpt->date_begin ||
+	    rpt->date_end - rpt->date_begin > MW_DMARC_RPT_MAX_SPAN)
 		return xp_fail(x, dr, "report_metadata/date_range",
 		               "end %lld before begin %lld or more than 31 days after it",
 		               (long long)rpt->date_end, (long long)rpt->date_begin);
@@ -681,7 +684,8 @@ int mw_dmarc_rpt_parse_xml(const char *xml, size_t len, const char *name,
 		const xmlError *e = xmlCtxtGetLastError(ctxt);
 		char msg[200];
 		size_t l;
-		(void)mw_strlcpy(msg, e != NULL && e->message != NULL ? e->message : "not well-formed",
+		(void)mw_strlcpy(msg,
+		                 e != NULL && e->message != NULL ? e->message : "not well-formed",
 		                 sizeof(msg));
 		l = strlen(msg);
 		while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == ' '))
@@ -792,10 +796,12 @@ static enum kind part_kind(GMimeObject *part)
 	     mw_ascii_strcasecmp(sub, "gzip-compressed") == 0))
 		return K_GZIP;
 	if (mw_ascii_strcasecmp(type, "application") == 0 &&
-	    (mw_ascii_strcasecmp(sub, "zip") == 0 || mw_ascii_strcasecmp(sub, "x-zip-compressed") == 0 ||
+	    (mw_ascii_strcasecmp(sub, "zip") == 0 ||
+	     mw_ascii_strcasecmp(sub, "x-zip-compressed") == 0 ||
 	     mw_ascii_strcasecmp(sub, "x-zip") == 0))
 		return K_ZIP;
-	if ((mw_ascii_strcasecmp(type, "text") == 0 || mw_ascii_strcasecmp(type, "application") == 0) &&
+	if ((mw_ascii_strcasecmp(type, "text") == 0 ||
+	     mw_ascii_strcasecmp(type, "application") == 0) &&
 	    mw_ascii_strcasecmp(sub, "xml") == 0)
 		return K_XML;
 	if (fn != NULL && mw_ascii_strcasecmp(type, "application") == 0 &&
@@ -922,8 +928,8 @@ int mw_dmarc_rpt_parse_message(const char *msg, size_t len, struct mw_dmarc_rpt 
 	}
 	if (ret == 0) {
 		const mw_str *doc = f.kind == K_XML ? &raw : &xml;
-		ret = mw_dmarc_rpt_parse_xml(doc->buf != NULL ? doc->buf : "", doc->len, name, rpt_r,
-		                             error_r);
+		ret = mw_dmarc_rpt_parse_xml(doc->buf != NULL ? doc->buf : "", doc->len, name,
+		                             rpt_r, error_r);
 	}
 	mw_str_free(&raw);
 	mw_str_free(&xml);
@@ -961,17 +967,18 @@ json_t *mw_dmarc_summary_json(const struct mw_dmarc_sum_row *rows, size_t n)
 			pass += r->dmarc_pass;
 			json_array_append_new(
 			    sources,
-			    json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:I}",
-			              "source_ip", r->source_ip, "org_name", r->org_name, "messages",
-			              (json_int_t)r->messages, "dkim_pass", (json_int_t)r->dkim_pass,
-			              "dkim_fail", (json_int_t)(r->messages - r->dkim_pass), "spf_pass",
-			              (json_int_t)r->spf_pass, "spf_fail",
-			              (json_int_t)(r->messages - r->spf_pass), "dmarc_pass",
-			              (json_int_t)r->dmarc_pass, "dmarc_fail",
-			              (json_int_t)(r->messages - r->dmarc_pass), "disposition", "none",
-			              (json_int_t)(r->messages - r->quarantined - r->rejected),
-			              "quarantine", (json_int_t)r->quarantined, "reject",
-			              (json_int_t)r->rejected, "reports", (json_int_t)r->reports));
+			    json_pack(
+			        "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:I}",
+			        "source_ip", r->source_ip, "org_name", r->org_name, "messages",
+			        (json_int_t)r->messages, "dkim_pass", (json_int_t)r->dkim_pass,
+			        "dkim_fail", (json_int_t)(r->messages - r->dkim_pass), "spf_pass",
+			        (json_int_t)r->spf_pass, "spf_fail",
+			        (json_int_t)(r->messages - r->spf_pass), "dmarc_pass",
+			        (json_int_t)r->dmarc_pass, "dmarc_fail",
+			        (json_int_t)(r->messages - r->dmarc_pass), "disposition", "none",
+			        (json_int_t)(r->messages - r->quarantined - r->rejected),
+			        "quarantine", (json_int_t)r->quarantined, "reject",
+			        (json_int_t)r->rejected, "reports", (json_int_t)r->reports));
 		}
 		d = json_pack("{s:s,s:I,s:I,s:I,s:f,s:o}", "domain", rows[i].domain, "messages",
 		              (json_int_t)msgs, "dmarc_pass", (json_int_t)pass, "dmarc_fail",
@@ -991,9 +998,9 @@ json_t *mw_dmarc_summary_json(const struct mw_dmarc_sum_row *rows, size_t n)
 /* mw_dmarc_rpt_info_json - one stored report */
 json_t *mw_dmarc_rpt_info_json(const struct mw_dmarc_rpt_info *r)
 {
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "id", (json_int_t)r->id,
-	                 "org_name", r->org_name, "email", r->email, "report_id", r->report_id,
-	                 "domain", r->domain, "policy", r->policy, "date_begin",
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "id",
+	                 (json_int_t)r->id, "org_name", r->org_name, "email", r->email, "report_id",
+	                 r->report_id, "domain", r->domain, "policy", r->policy, "date_begin",
 	                 (json_int_t)r->date_begin, "date_end", (json_int_t)r->date_end,
 	                 "imported_at", (json_int_t)r->imported_at, "messages",
 	                 (json_int_t)r->messages, "dmarc_fail", (json_int_t)r->dmarc_fail, "rows",

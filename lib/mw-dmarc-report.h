@@ -43,14 +43,15 @@ struct mw_dmarc_rpt_row {
 	char envelope_from[MW_DMARC_RPT_TEXT_MAX + 1]; /* "" when absent */
 	char envelope_to[MW_DMARC_RPT_TEXT_MAX + 1];
 	char reasons[MW_DMARC_RPT_TEXT_MAX + 1]; /* reason types, comma separated, "" none */
-	char *auth_results; /* JSON {"dkim":[{domain,selector,result}],"spf":[{domain,scope,result}]} */
+	char *auth_results;                      /* JSON
+	                                            {"dkim":[{domain,selector,result}],"spf":[{domain,scope,result}]} */
 };
 
 struct mw_dmarc_rpt {
 	char org_name[MW_DMARC_RPT_TEXT_MAX + 1];
 	char email[MW_DMARC_RPT_TEXT_MAX + 1];
 	char report_id[MW_DMARC_RPT_TEXT_MAX + 1];
-	int64_t date_begin, date_end; /* unix seconds */
+	int64_t date_begin, date_end;             /* unix seconds */
 	char domain[MW_DMARC_RPT_DOMAIN_MAX + 1]; /* policy_published/domain, normalised */
 	char adkim[2], aspf[2];                   /* "r", "s" or "" */
 	char p[11], sp[11], np[11];               /* none|quarantine|reject, sp/np may be "" */
@@ -69,8 +70,7 @@ int mw_dmarc_rpt_parse_xml(const char *xml, size_t len, const char *name,
 /* The XML of a gzip (zip false) or zip (zip true) attachment into xml_r (an mw_str the
    caller initialised and frees): bounded by MW_DMARC_RPT_XML_MAX; a zip must hold exactly
    one file, named *.xml with no directory part. -1 with error_r. */
-int mw_dmarc_rpt_unpack(const char *data, size_t len, bool zip, mw_str *xml_r,
-                        mw_error *error_r);
+int mw_dmarc_rpt_unpack(const char *data, size_t len, bool zip, mw_str *xml_r, mw_error *error_r);
 /* The report in a mail message (its one report attachment, or the body). -1 with error_r
    naming the part. */
 int mw_dmarc_rpt_parse_message(const char *msg, size_t len, struct mw_dmarc_rpt **rpt_r,
@@ -83,10 +83,10 @@ bool mw_dmarc_rpt_ours(const mw_config *cfg, const struct mw_dmarc_rpt *rpt);
 
 /* What the summary and the list cover. */
 struct mw_dmarc_filter {
-	const char *domain;  /* NULL: all; else the policy domain or a row's header_from */
-	int64_t since;       /* reports whose date range ends at or after since (0: any) */
-	int64_t until;       /* reports whose date range begins before until (0: any) */
-	unsigned limit;      /* rows of the answer, 0: no limit */
+	const char *domain; /* NULL: all; else the policy domain or a row's header_from */
+	int64_t since;      /* reports whose date range ends at or after since (0: any) */
+	int64_t until;      /* reports whose date range begins before until (0: any) */
+	unsigned limit;     /* rows of the answer, 0: no limit */
 };
 
 /* One (header_from, source IP, reporting org) of the summary. */

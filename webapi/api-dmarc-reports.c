@@ -58,8 +58,7 @@ void api_dmarc_reports(struct api_ctx *ctx, struct api_request *req, struct api_
 	size_t n = 0, i;
 	mw_error err = {{0}};
 	json_t *arr;
-	if (filter_params(req, res, &f, domain, sizeof(domain), API_PAGE_DEFAULT, API_PAGE_MAX) <
-	    0)
+	if (filter_params(req, res, &f, domain, sizeof(domain), API_PAGE_DEFAULT, API_PAGE_MAX) < 0)
 		return;
 	if (mw_store_dmarc_report_list(ctx->store, &f, &v, &n, &err) != MW_STORE_OK) {
 		api_store_error(res, "listing DMARC reports", &err);

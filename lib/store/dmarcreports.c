@@ -109,15 +109,15 @@ int mw_store_dmarc_report_add(mw_store *store, const struct mw_dmarc_rpt *rpt, i
 	    &id, error_r);
 	for (i = 0; ret == MW_STORE_OK && i < rpt->nrows; i++) {
 		const struct mw_dmarc_rpt_row *w = &rpt->rows[i];
-		ret = mw_db_run(
-		    store->db, &q_row_add,
-		    MW_DB_ARGS(MW_DB_I(id), MW_DB_T(w->source_ip), MW_DB_I(w->count),
-		               MW_DB_T(mw_dmarc_disposition_name(w->disposition)),
-		               MW_DB_T(w->dkim_pass ? "pass" : "fail"),
-		               MW_DB_T(w->spf_pass ? "pass" : "fail"), MW_DB_T(w->header_from),
-		               MW_DB_T(w->envelope_from), MW_DB_T(w->envelope_to), MW_DB_T(w->reasons),
-		               MW_DB_T(w->auth_results)),
-		    NULL, NULL, NULL, error_r);
+		ret = mw_db_run(store->db, &q_row_add,
+		                MW_DB_ARGS(MW_DB_I(id), MW_DB_T(w->source_ip), MW_DB_I(w->count),
+		                           MW_DB_T(mw_dmarc_disposition_name(w->disposition)),
+		                           MW_DB_T(w->dkim_pass ? "pass" : "fail"),
+		                           MW_DB_T(w->spf_pass ? "pass" : "fail"),
+		                           MW_DB_T(w->header_from), MW_DB_T(w->envelope_from),
+		                           MW_DB_T(w->envelope_to), MW_DB_T(w->reasons),
+		                           MW_DB_T(w->auth_results)),
+		                NULL, NULL, NULL, error_r);
 	}
 	ret = mw_db_end(store->db, ret, error_r);
 	if (ret == MW_STORE_EXISTS)
@@ -161,7 +161,8 @@ static int read_sum(const mw_db_row *row, void *elem, mw_error *error_r)
 int mw_store_dmarc_summary(mw_store *store, const struct mw_dmarc_filter *f,
                            struct mw_dmarc_sum_row **rows_r, size_t *n_r, mw_error *error_r)
 {
-	struct mw_store_rows rows = MW_STORE_ROWS(struct mw_dmarc_sum_row, read_sum, false, error_r);
+	struct mw_store_rows rows =
+	    MW_STORE_ROWS(struct mw_dmarc_sum_row, read_sum, false, error_r);
 	struct mw_db_arg a[4];
 	int ret;
 	*rows_r = NULL;

@@ -100,8 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ret = mw_dmarc_rpt_unpack(in, len, data[0] == 'z', &xml, &err);
 		check(xml.len <= MW_DMARC_RPT_XML_MAX, "unpacked over the limit");
 		if (ret == 0)
-			ret = mw_dmarc_rpt_parse_xml(xml.buf != NULL ? xml.buf : "", xml.len, "f.xml",
-			                             &r, &err);
+			ret = mw_dmarc_rpt_parse_xml(xml.buf != NULL ? xml.buf : "", xml.len,
+			                             "f.xml", &r, &err);
 		mw_str_free(&xml);
 	} else {
 		ret = mw_dmarc_rpt_parse_xml(in, len, "f.xml", &r, &err);

@@ -125,22 +125,25 @@ static void test_yahoo_gzip_and_body(void **state)
 /* ---- XML refused ---- */
 
 #define HEAD                                                                                       \
-	"<feedback><report_metadata><org_name>r.example</org_name><email>a@r.example</email>"     \
-	"<report_id>1</report_id><date_range><begin>1796515200</begin><end>1796601599</end>"      \
-	"</date_range></report_metadata><policy_published><domain>example.org</domain>"           \
+	"<feedback><report_metadata><org_name>r.example</org_name><email>a@r.example</email>"      \
+	"<report_id>1</report_id><date_range><begin>1796515200</begin><end>1796601599</end>"       \
+	"</date_range></report_metadata><policy_published><domain>example.org</domain>"            \
 	"<p>none</p></policy_published>"
 #define ROW(ip, count, disp, from)                                                                 \
-	"<record><row><source_ip>" ip "</source_ip><count>" count "</count><policy_evaluated>"   \
-	"<disposition>" disp "</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated>" \
-	"</row><identifiers><header_from>" from "</header_from></identifiers><auth_results><spf>" \
+	"<record><row><source_ip>" ip "</source_ip><count>" count "</count><policy_evaluated>"     \
+	"<disposition>" disp "</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated>"   \
+	"</row><identifiers><header_from>" from "</header_from></identifiers><auth_results><spf>"  \
 	"<domain>example.org</domain><result>pass</result></spf></auth_results></record>"
 #define GOOD_ROW ROW("192.0.2.1", "5", "none", "example.org")
 #define TAIL     "</feedback>"
 #define LAUGHS                                                                                     \
-	"<?xml version=\"1.0\"?><!DOCTYPE feedback [<!ENTITY a \"aaaaaaaaaa\">"                   \
-	"<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">" \
-	"<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">" \
-	"<!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\"><!ENTITY g \"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\">" \
+	"<?xml version=\"1.0\"?><!DOCTYPE feedback [<!ENTITY a \"aaaaaaaaaa\">"                    \
+	"<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c "                                \
+	"\"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"                                                      \
+	"<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e "                                \
+	"\"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">"                                                      \
+	"<!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\"><!ENTITY g "                                \
+	"\"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\">"                                                      \
 	"]>"
 
 static const struct bad_xml {
@@ -173,8 +176,7 @@ static const struct bad_xml {
      "record[1]/row/count: \"99999999999999999999999\" is not a number from 0 to 4294967295"},
     {"count over the limit", HEAD ROW("192.0.2.1", "4294967296", "none", "example.org") TAIL,
      "is not a number"},
-    {"negative count", HEAD ROW("192.0.2.1", "-1", "none", "example.org") TAIL,
-     "is not a number"},
+    {"negative count", HEAD ROW("192.0.2.1", "-1", "none", "example.org") TAIL, "is not a number"},
     {"count with a sign", HEAD ROW("192.0.2.1", "+5", "none", "example.org") TAIL,
      "is not a number"},
     {"empty count", HEAD ROW("192.0.2.1", "", "none", "example.org") TAIL, "count: empty"},
@@ -188,7 +190,8 @@ static const struct bad_xml {
      "not the policy domain"},
     {"element in a value", HEAD ROW("192.0.2.1", "<b>5</b>", "none", "example.org") TAIL,
      "element content where a value belongs"},
-    {"second record bad (line and index)", HEAD GOOD_ROW "\n" ROW("x", "5", "none", "example.org") TAIL,
+    {"second record bad (line and index)",
+     HEAD GOOD_ROW "\n" ROW("x", "5", "none", "example.org") TAIL,
      "line 2: feedback/record[2]/row/source_ip"},
     {"dates reversed",
      "<feedback><report_metadata><org_name>r</org_name><email>a@b</email><report_id>1"
@@ -238,7 +241,8 @@ static void test_bad_xml(void **state)
 			fail_msg("%s: accepted", t->what);
 		assert_null(r);
 		if (strstr(err.msg, t->error) == NULL || strncmp(err.msg, "t.xml: ", 7) != 0)
-			fail_msg("%s: message \"%s\" does not say \"%s\"", t->what, err.msg, t->error);
+			fail_msg("%s: message \"%s\" does not say \"%s\"", t->what, err.msg,
+			         t->error);
 	}
 }
 
@@ -344,8 +348,12 @@ static void test_zip(void **state)
 	struct zentry one = {"report.xml", doc, sizeof(doc) - 1, 0, false};
 	struct zentry two[2] = {{"a.xml", doc, sizeof(doc) - 1, 0, false},
 	                        {"b.xml", doc, sizeof(doc) - 1, 0, false}};
-	static const char *const bad_names[] = {"../../etc/cron.d/x.xml", "/tmp/x.xml", "dir/r.xml",
-	                                        "..\\win.xml", "report.txt", ".hidden.xml"};
+	static const char *const bad_names[] = {"../../etc/cron.d/x.xml",
+	                                        "/tmp/x.xml",
+	                                        "dir/r.xml",
+	                                        "..\\win.xml",
+	                                        "report.txt",
+	                                        ".hidden.xml"};
 	size_t i;
 	char *zeros;
 
@@ -365,7 +373,8 @@ static void test_zip(void **state)
 		struct zentry e = {bad_names[i], doc, sizeof(doc) - 1, 0, false};
 		msg = unpack_zip(&e, 1, &err, &xml);
 		if (msg == NULL || strstr(msg, "file name") == NULL)
-			fail_msg("zip entry named %s: %s", bad_names[i], msg != NULL ? msg : "accepted");
+			fail_msg("zip entry named %s: %s", bad_names[i],
+			         msg != NULL ? msg : "accepted");
 		mw_str_free(&xml);
 	}
 
@@ -572,11 +581,13 @@ static void test_store_reports(void **state)
 
 	j = mw_dmarc_summary_json(s, n);
 	{
-		json_t *t = json_object_get(j, "totals"), *d0 = json_array_get(json_object_get(j, "domains"), 0);
+		json_t *t = json_object_get(j, "totals"),
+		       *d0 = json_array_get(json_object_get(j, "domains"), 0);
 		assert_int_equal(json_integer_value(json_object_get(t, "messages")), 182);
 		assert_int_equal(json_integer_value(json_object_get(t, "dmarc_fail")), 19);
 		assert_int_equal(json_array_size(json_object_get(j, "domains")), 2);
-		assert_string_equal(json_string_value(json_object_get(d0, "domain")), "example.org");
+		assert_string_equal(json_string_value(json_object_get(d0, "domain")),
+		                    "example.org");
 		assert_int_equal(json_integer_value(json_object_get(d0, "messages")), 179);
 		assert_int_equal(json_array_size(json_object_get(d0, "sources")), 4);
 		assert_true(json_real_value(json_object_get(t, "fail_share")) > 0.104 &&
@@ -595,10 +606,12 @@ static void test_store_reports(void **state)
 		assert_int_equal(n, 1);
 		assert_string_equal(s[0].domain, "news.example.org");
 		free(s);
-		assert_int_equal(mw_store_dmarc_summary(f->store, &late, &s, &n, &err), MW_STORE_OK);
+		assert_int_equal(mw_store_dmarc_summary(f->store, &late, &s, &n, &err),
+		                 MW_STORE_OK);
 		assert_int_equal(n, 0);
 		free(s);
-		assert_int_equal(mw_store_dmarc_summary(f->store, &early, &s, &n, &err), MW_STORE_OK);
+		assert_int_equal(mw_store_dmarc_summary(f->store, &early, &s, &n, &err),
+		                 MW_STORE_OK);
 		assert_int_equal(n, 0);
 		free(s);
 		assert_int_equal(mw_store_dmarc_summary(f->store, &lim, &s, &n, &err), MW_STORE_OK);
@@ -616,12 +629,14 @@ static void test_store_reports(void **state)
 				assert_int_equal(v[i].messages, 127);
 				assert_int_equal(v[i].dmarc_fail, 7);
 				assert_int_equal(v[i].rows, 2);
-				assert_string_equal(v[i].policy, "p=quarantine sp=quarantine adkim=r aspf=r "
-				                                 "pct=100");
+				assert_string_equal(v[i].policy,
+				                    "p=quarantine sp=quarantine adkim=r aspf=r "
+				                    "pct=100");
 				seen++;
 			}
 			if (strcmp(v[i].org_name, "Yahoo") == 0) {
-				assert_string_equal(v[i].policy, "p=quarantine adkim=r aspf=r pct=100");
+				assert_string_equal(v[i].policy,
+				                    "p=quarantine adkim=r aspf=r pct=100");
 				assert_int_equal(v[i].dmarc_fail, 12);
 				seen++;
 			}
