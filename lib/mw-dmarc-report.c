@@ -341,11 +341,15 @@ static int text_of(struct xp *x, const xmlNode *n, const char *path, char *out, 
 		mw_str_free(&s);
 		return xp_fail(x, n, path, "value is not valid UTF-8");
 	}
-	for (i = b; i < e; i++)
-		if ((unsigned char)s.buf[i] < 0x20 || s.buf[i] == 0x7f) {
+	for (i = b; i < e;) {
+		uint32_t cp = 0;
+		size_t l = mw_utf8_decode(s.buf + i, e - i, &cp);
+		if (l == 0 || mw_unichar_is_control(cp)) {
 			mw_str_free(&s);
 			return xp_fail(x, n, path, "control character in the value");
 		}
+		i += l;
+	}
 	if (e > b)
 		memcpy(out, s.buf + b, e - b);
 	out[e - b] = '\0';
@@ -571,9 +575,10 @@ static int record(struct xp *x, const xmlNode *rec, unsigned idx, const char *pd
 		return -1;
 	(void)snprintf(path, sizeof(path), "%s/identifiers", rpath);
 	if (domain_field(x, ids, path, "header_from", row->header_from) < 0 ||
-	    field(x, ids, path, "envelope_from", false, row->envelope_from, MW_DMARC_RPT_TEXT_MAX) <
-	        0 ||
-	    field(x, ids, path, "envelope_to", false, row->envelope_to, MW_DMARC_RPT_TEXT_MAX) < 0)
+	    field(x, ids, path, "envelope_from", false, row->envelope_from,
+	          MW_DMARC_RPT_DOMAIN_MAX) < 0 ||
+	    field(x, ids, path, "envelope_to", false, row->envelope_to, MW_DMARC_RPT_DOMAIN_MAX) <
+	        0)
 		return -1;
 	if (!under(row->header_from, pdomain))
 		return xp_fail(x, ids, path,
@@ -869,6 +874,29 @@ static int part_bytes(GMimePart *part, mw_str *out, mw_error *error_r)
 	return ret;
 }
 
+/* count_content_types - Content-Type header lines anywhere in raw, counting stops past
+   the limit: bounds the nesting GMime's recursive parser can reach */
+static unsigned count_content_types(const char *raw, size_t len)
+{
+	unsigned n = 0;
+	size_t i = 0;
+	while (i < len && n <= MW_DMARC_RPT_MIME_MAX) {
+		const char *nl;
+		if (len - i >= 13 && mw_ascii_strncasecmp(raw + i, "content-type", 12) == 0) {
+			size_t j = i + 12;
+			while (j < len && (raw[j] == ' ' || raw[j] == '\t'))
+				j++;
+			if (j < len && raw[j] == ':')
+				n++;
+		}
+		nl = memchr(raw + i, '\n', len - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - raw) + 1;
+	}
+	return n;
+}
+
 /* mw_dmarc_rpt_parse_message - the report in a mail */
 int mw_dmarc_rpt_parse_message(const char *msg, size_t len, struct mw_dmarc_rpt **rpt_r,
                                mw_error *error_r)
@@ -884,6 +912,10 @@ int mw_dmarc_rpt_parse_message(const char *msg, size_t len, struct mw_dmarc_rpt 
 	*rpt_r = NULL;
 	if (len > MW_DMARC_RPT_MESSAGE_MAX) {
 		mw_error_set(error_r, "message larger than %u bytes", MW_DMARC_RPT_MESSAGE_MAX);
+		return -1;
+	}
+	if (count_content_types(msg, len) > MW_DMARC_RPT_MIME_MAX) {
+		mw_error_set(error_r, "more than %d MIME parts", MW_DMARC_RPT_MIME_MAX);
 		return -1;
 	}
 	pthread_once(&gmime_once, gmime_init_once);

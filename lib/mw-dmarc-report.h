@@ -23,14 +23,15 @@
 /* Limits at the input boundary. */
 #define MW_DMARC_RPT_MESSAGE_MAX    (32u * 1024 * 1024) /* a report mail */
 #define MW_DMARC_RPT_COMPRESSED_MAX (10u * 1024 * 1024) /* the attachment, transfer-decoded */
-#define MW_DMARC_RPT_XML_MAX        (32u * 1024 * 1024) /* the XML after decompression */
-#define MW_DMARC_RPT_ROWS_MAX       100000              /* <record> elements of one report */
+#define MW_DMARC_RPT_XML_MAX        (16u * 1024 * 1024) /* the XML after decompression */
+#define MW_DMARC_RPT_ROWS_MAX       50000               /* <record> elements of one report */
 #define MW_DMARC_RPT_COUNT_MAX      4294967295LL        /* one row's message count */
 #define MW_DMARC_RPT_AUTH_MAX       32                  /* auth_results entries of one row */
 #define MW_DMARC_RPT_TEXT_MAX       256                 /* org_name, report_id, ... */
 #define MW_DMARC_RPT_DOMAIN_MAX     253
 #define MW_DMARC_RPT_IP_MAX         45
 #define MW_DMARC_RPT_MAX_SPAN       (31 * 86400) /* date_range end - begin */
+#define MW_DMARC_RPT_MIME_MAX       200          /* Content-Type lines of a report mail */
 
 enum mw_dmarc_disposition { MW_DMARC_DISP_NONE, MW_DMARC_DISP_QUARANTINE, MW_DMARC_DISP_REJECT };
 
@@ -40,11 +41,11 @@ struct mw_dmarc_rpt_row {
 	enum mw_dmarc_disposition disposition;
 	bool dkim_pass, spf_pass; /* policy_evaluated: the aligned results */
 	char header_from[MW_DMARC_RPT_DOMAIN_MAX + 1];
-	char envelope_from[MW_DMARC_RPT_TEXT_MAX + 1]; /* "" when absent */
-	char envelope_to[MW_DMARC_RPT_TEXT_MAX + 1];
-	char reasons[MW_DMARC_RPT_TEXT_MAX + 1]; /* reason types, comma separated, "" none */
-	char *auth_results;                      /* JSON
-	                                            {"dkim":[{domain,selector,result}],"spf":[{domain,scope,result}]} */
+	char envelope_from[MW_DMARC_RPT_DOMAIN_MAX + 1]; /* "" when absent */
+	char envelope_to[MW_DMARC_RPT_DOMAIN_MAX + 1];
+	char reasons[128];  /* reason types, comma separated, "" none */
+	char *auth_results; /* JSON
+	                       {"dkim":[{domain,selector,result}],"spf":[{domain,scope,result}]} */
 };
 
 struct mw_dmarc_rpt {

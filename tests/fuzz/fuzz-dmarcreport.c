@@ -37,11 +37,14 @@ static void check(bool ok, const char *what)
 /* text - valid UTF-8 without control characters, at most max bytes */
 static void text(const char *s, size_t max, bool nonempty, const char *what)
 {
-	size_t len = strlen(s), i;
+	size_t len = strlen(s), i, l;
+	uint32_t cp = 0;
 	check(len <= max && (!nonempty || len > 0), what);
 	check(mw_utf8_valid(s, len, NULL), what);
-	for (i = 0; i < len; i++)
-		check((unsigned char)s[i] >= 0x20 && s[i] != 0x7f, what);
+	for (i = 0; i < len; i += l) {
+		l = mw_utf8_decode(s + i, len - i, &cp);
+		check(l > 0 && !mw_unichar_is_control(cp), what);
+	}
 }
 
 /* verify - the promises of an accepted report */
@@ -71,8 +74,8 @@ static void verify(const struct mw_dmarc_rpt *r)
 		          (hl > dl && w->header_from[hl - dl - 1] == '.' &&
 		           strcmp(w->header_from + hl - dl, r->domain) == 0),
 		      "header_from outside the policy domain");
-		text(w->envelope_from, MW_DMARC_RPT_TEXT_MAX, false, "envelope_from");
-		text(w->envelope_to, MW_DMARC_RPT_TEXT_MAX, false, "envelope_to");
+		text(w->envelope_from, MW_DMARC_RPT_DOMAIN_MAX, false, "envelope_from");
+		text(w->envelope_to, MW_DMARC_RPT_DOMAIN_MAX, false, "envelope_to");
 		check(w->auth_results != NULL, "auth_results");
 		j = json_loads(w->auth_results, 0, &je);
 		check(j != NULL && json_is_array(json_object_get(j, "dkim")) &&

@@ -220,6 +220,21 @@ static const struct bad_xml {
      "<feedback><report_metadata><org_name>a\tb</org_name><email>a@b</email><report_id>1"
      "</report_id></report_metadata></feedback>",
      "org_name: control character"},
+    {"C1 control (a terminal's CSI) inside a value",
+     "<feedback><report_metadata><org_name>a\xc2\x9b"
+     "2Jb</org_name><email>a@b</email>"
+     "<report_id>1</report_id></report_metadata></feedback>",
+     "org_name: control character"},
+    {"envelope_from longer than a domain",
+     HEAD "<record><row><source_ip>192.0.2.1</source_ip><count>1</count><policy_evaluated>"
+          "<disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated>"
+          "</row><identifiers><header_from>example.org</header_from><envelope_from>"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "</envelope_from></identifiers><auth_results/></record>" TAIL,
+     "envelope_from: value longer than 253 bytes"},
     {"empty document", "", "empty"},
 };
 
@@ -464,6 +479,21 @@ static void test_messages_refused(void **state)
 	    "Content-Transfer-Encoding: base64\r\n\r\nUEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==\r\n";
 	struct mw_dmarc_rpt *r = NULL;
 	mw_error err = {""};
+	mw_str deep;
+	int i;
+	/* nesting GMime would have to recurse through is refused before it parses */
+	mw_str_init(&deep, 0);
+	assert_int_equal(mw_str_appends(&deep, "From: a@b\r\nMIME-Version: 1.0\r\n"), 0);
+	for (i = 0; i < 201; i++)
+		assert_int_equal(
+		    mw_str_appendf(&deep,
+		                   "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n"
+		                   "--b%d\r\n",
+		                   i, i),
+		    0);
+	assert_int_equal(mw_dmarc_rpt_parse_message(deep.buf, deep.len, &r, &err), -1);
+	assert_non_null(strstr(err.msg, "more than 200 MIME parts"));
+	mw_str_free(&deep);
 	assert_int_equal(mw_dmarc_rpt_parse_message(plain, strlen(plain), &r, &err), -1);
 	assert_non_null(strstr(err.msg, "no report in the message"));
 	assert_int_equal(mw_dmarc_rpt_parse_message(two, strlen(two), &r, &err), -1);
