@@ -597,7 +597,6 @@ static int metadata(struct xp *x, const xmlNode *root, struct mw_dmarc_rpt *rpt)
 	int bad = 0;
 	int64_t v = 0;
 	bool present;
-	char buf[16];
 	md = child(x, root, "report_metadata", "feedback", true, &bad);
 	if (md == NULL)
 		return -1;
@@ -632,7 +631,6 @@ static int metadata(struct xp *x, const xmlNode *root, struct mw_dmarc_rpt *rpt)
 	    number(x, pp, "policy_published", "pct", false, 0, 100, &v, &present) < 0)
 		return -1;
 	rpt->pct = present ? (int)v : -1;
-	(void)buf;
 	return 0;
 }
 

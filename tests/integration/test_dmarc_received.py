@@ -1,4 +1,4 @@
-"""test_dmarc_reports - DMARC aggregate reports received for our domains (issue 14).
+"""test_dmarc_received - DMARC aggregate reports received for our domains (issue 14).
 
 Real parts: the store ([milter] local_domains = example.org), Postfix accepting the reports
 from outside and delivering them over LMTP to Dovecot, the rua user's Maildir, mailwardenctl
@@ -47,7 +47,7 @@ def broken_report(rcpt):
             % (rcpt, DOMAIN, uuid.uuid4().hex, junk))
 
 
-class DmarcReportsTest(labcase.ApiBase):
+class DmarcReceivedTest(labcase.ApiBase):
     """Reports mailed to the rua mailbox, imported from its Maildir, summarised."""
 
     @classmethod
@@ -85,9 +85,9 @@ class DmarcReportsTest(labcase.ApiBase):
                       glob.glob(os.path.join(cls.maildir, 'cur', '*')))
 
     def admin_token(self):
-        if DmarcReportsTest.token is None:
-            DmarcReportsTest.token = self.login(self.admin, self.admin_pw)
-        return DmarcReportsTest.token
+        if DmarcReceivedTest.token is None:
+            DmarcReceivedTest.token = self.login(self.admin, self.admin_pw)
+        return DmarcReceivedTest.token
 
     def ctl(self, *args, check=True):
         return self.store.ctl(*args, check=check)
