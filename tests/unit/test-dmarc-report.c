@@ -122,6 +122,23 @@ static void test_yahoo_gzip_and_body(void **state)
 	mw_dmarc_rpt_free(&r);
 }
 
+/* what mailwarden's own sender (mailwardenctl dmarc send-reports) writes: the null sender's
+   SPF domain ".", a t=y evaluation as reason other */
+static void test_mailwarden_gzip(void **state)
+{
+	struct mw_dmarc_rpt *r = parse_file("mailwarden.eml");
+	assert_string_equal(r->org_name, "mail.example.net");
+	assert_string_equal(r->report_id, "example.org.1796515200");
+	assert_string_equal(r->p, "reject");
+	assert_int_equal(r->nrows, 2);
+	assert_int_equal(r->messages, 11);
+	assert_string_equal(r->rows[1].reasons, "other");
+	assert_string_equal(r->rows[1].auth_results,
+	                    "{\"dkim\":[],\"spf\":[{\"domain\":\".\",\"scope\":\"helo\","
+	                    "\"result\":\"none\"}]}");
+	mw_dmarc_rpt_free(&r);
+}
+
 /* ---- XML refused ---- */
 
 #define HEAD                                                                                       \
@@ -703,6 +720,7 @@ int main(void)
 	    cmocka_unit_test(test_google_zip),
 	    cmocka_unit_test(test_microsoft_gzip),
 	    cmocka_unit_test(test_yahoo_gzip_and_body),
+	    cmocka_unit_test(test_mailwarden_gzip),
 	    cmocka_unit_test(test_bad_xml),
 	    cmocka_unit_test(test_zip),
 	    cmocka_unit_test(test_gzip),
