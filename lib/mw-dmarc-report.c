@@ -1,7 +1,8 @@
 /* mw-dmarc-report.c - DMARC aggregate reports as other receivers send them: the mail, the
  * compressed attachment, the XML (RFC 7489 Appendix C), each field checked.
  *
- * Layers, outside in: the message is walked with GMime for its one report part
+ * Layers, outside in: the message is walked with GMime (into attached messages: a
+ * forwarded report) for its one report part
  * (application/gzip or x-gzip, application/zip or x-zip-compressed, text/xml or
  * application/xml, or application/octet-stream named *.xml.gz, *.zip or *.xml); the part is
  * transfer-decoded (at most MW_DMARC_RPT_COMPRESSED_MAX bytes) and unpacked with zlib (a gzip
@@ -835,6 +836,11 @@ static void find_report(GMimeObject *obj, unsigned depth, struct found *f)
 		int i, n = g_mime_multipart_get_count(mp);
 		for (i = 0; i < n; i++)
 			find_report(g_mime_multipart_get_part(mp, i), depth + 1, f);
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
+		/* a report forwarded as an attached message (message/rfc822) */
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+		if (inner != NULL)
+			find_report(g_mime_message_get_mime_part(inner), depth + 1, f);
 	} else if (GMIME_IS_PART(obj)) {
 		enum kind k = part_kind(obj);
 		if (k != K_NONE) {

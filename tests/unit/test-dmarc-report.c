@@ -124,6 +124,31 @@ static void test_yahoo_gzip_and_body(void **state)
 
 /* what mailwarden's own sender (mailwardenctl dmarc send-reports) writes: the null sender's
    SPF domain ".", a t=y evaluation as reason other */
+/* a report forwarded by a person (the original mail attached as message/rfc822) */
+static void test_forwarded(void **state)
+{
+	size_t len;
+	char *orig = read_data("yahoo.eml", &len);
+	struct mw_dmarc_rpt *r = NULL;
+	mw_error err = {""};
+	mw_str fwd;
+	mw_str_init(&fwd, 0);
+	assert_int_equal(mw_str_appends(&fwd, "From: admin@example.org\r\nSubject: Fwd: report\r\n"
+	                                      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+	                                      "boundary=FW\r\n\r\n--FW\r\nContent-Type: text/plain"
+	                                      "\r\n\r\nsee attached\r\n--FW\r\nContent-Type: "
+	                                      "message/rfc822\r\n\r\n"),
+	                 0);
+	assert_int_equal(mw_str_append(&fwd, orig, len), 0);
+	assert_int_equal(mw_str_appends(&fwd, "\r\n--FW--\r\n"), 0);
+	if (mw_dmarc_rpt_parse_message(fwd.buf, fwd.len, &r, &err) < 0)
+		fail_msg("forwarded: %s", err.msg);
+	assert_string_equal(r->report_id, "1796601600.661203");
+	mw_dmarc_rpt_free(&r);
+	mw_str_free(&fwd);
+	free(orig);
+}
+
 static void test_mailwarden_gzip(void **state)
 {
 	struct mw_dmarc_rpt *r = parse_file("mailwarden.eml");
@@ -721,6 +746,7 @@ int main(void)
 	    cmocka_unit_test(test_microsoft_gzip),
 	    cmocka_unit_test(test_yahoo_gzip_and_body),
 	    cmocka_unit_test(test_mailwarden_gzip),
+	    cmocka_unit_test(test_forwarded),
 	    cmocka_unit_test(test_bad_xml),
 	    cmocka_unit_test(test_zip),
 	    cmocka_unit_test(test_gzip),
