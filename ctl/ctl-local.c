@@ -12,6 +12,7 @@
 #include "mw-build.h"
 #include "ctl.h"
 #include "mw-dnsrec.h"
+#include "mw-dmarc-report.h"
 #include "mw-dkim-rotate.h"
 #include "mw-dkim-sign.h"
 #include "mw-password.h"
@@ -462,6 +463,21 @@ static int local_dns_records(struct mw_ctl *ctl, const char *domain, bool check,
 	return EXIT_OK;
 }
 
+/* local_dmarc_summary - the received DMARC reports summarised from the store */
+static int local_dmarc_summary(struct mw_ctl *ctl, const struct mw_dmarc_filter *f,
+                               json_t **summary_r)
+{
+	struct mw_dmarc_sum_row *rows = NULL;
+	size_t n = 0;
+	mw_error err = {""};
+	int ret = mw_store_dmarc_summary(ctl->store, f, &rows, &n, &err);
+	if (ret != MW_STORE_OK)
+		return ctl_store_exit(ret, &err, "dmarc report");
+	*summary_r = mw_dmarc_summary_json(rows, n);
+	free(rows);
+	return EXIT_OK;
+}
+
 const struct ctl_ops ctl_local_ops = {
     .name = "local",
     .user_add = local_user_add,
@@ -486,4 +502,5 @@ const struct ctl_ops ctl_local_ops = {
     .rl_policy_list = local_rl_policy_list,
     .rl_policy_del = local_rl_policy_del,
     .dns_records = local_dns_records,
+    .dmarc_summary = local_dmarc_summary,
 };

@@ -34,6 +34,7 @@
  */
 #include "mw-build.h"
 #include "ctl.h"
+#include "mw-dmarc-report.h"
 #include "mw-dkim-sign.h"
 #include "mw-pattern.h"
 #include "mw-ratescope.h"
@@ -1156,6 +1157,50 @@ static int remote_dns_records(struct mw_ctl *ctl, const char *domain, bool check
 	return ret;
 }
 
+/* remote_dmarc_summary - GET /dmarc/summary?domain=&since=&until=&limit= */
+static int remote_dmarc_summary(struct mw_ctl *ctl, const struct mw_dmarc_filter *f,
+                                json_t **summary_r)
+{
+	struct api_answer a;
+	mw_str path;
+	int ret;
+	char sep = '?';
+	mw_str_init(&path, 0);
+	(void)mw_str_appends(&path, "/api/v1/dmarc/summary");
+	if (f->domain != NULL) {
+		(void)mw_str_appends(&path, "?domain=");
+		url_escape(&path, f->domain);
+		sep = '&';
+	}
+	if (f->since > 0) {
+		(void)mw_str_appendf(&path, "%csince=%lld", sep, (long long)f->since);
+		sep = '&';
+	}
+	if (f->until > 0) {
+		(void)mw_str_appendf(&path, "%cuntil=%lld", sep, (long long)f->until);
+		sep = '&';
+	}
+	if (f->limit > 0)
+		(void)mw_str_appendf(&path, "%climit=%u", sep, f->limit);
+	if (api_request(ctl->remote, "GET", mw_str_c(&path), NULL, &a) < 0) {
+		mw_str_free(&path);
+		return EXIT_ERROR;
+	}
+	mw_str_free(&path);
+	if (a.status != 200) {
+		ret = answer_exit(&a, "dmarc report");
+	} else if (!json_is_array(json_object_get(a.json, "domains")) ||
+	           !json_is_object(json_object_get(a.json, "totals"))) {
+		ctl_err("api: the answer has no DMARC summary");
+		ret = EXIT_ERROR;
+	} else {
+		*summary_r = json_incref(a.json);
+		ret = EXIT_OK;
+	}
+	json_decref(a.json);
+	return ret;
+}
+
 const struct ctl_ops ctl_remote_ops = {
     .name = "api",
     .user_add = remote_user_add,
@@ -1180,6 +1225,7 @@ const struct ctl_ops ctl_remote_ops = {
     .rl_policy_list = remote_rl_policy_list,
     .rl_policy_del = remote_rl_policy_del,
     .dns_records = remote_dns_records,
+    .dmarc_summary = remote_dmarc_summary,
 };
 
 /* ctl_remote_open - parse --api URL and read the token into ctl->remote */

@@ -28,11 +28,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every table of the latest schema but schema_version, parents first. */
+/* Every table of the latest schema but schema_version, parents first (the last two: the
+   DMARC aggregate reports received, migration 006). */
 static const char *const copy_tables[] = {
-    "users",     "allowed_from", "sessions",        "app_passwords",     "rate_policies",
-    "tag_rules", "dkim_keys",    "training_events", "audit_log",         "auth_failures",
-    "spam_meta", "spam_tokens",  "spam_learned",    "dmarc_evaluations", "dmarc_reports_sent",
+    "users",
+    "allowed_from",
+    "sessions",
+    "app_passwords",
+    "rate_policies",
+    "tag_rules",
+    "dkim_keys",
+    "training_events",
+    "audit_log",
+    "auth_failures",
+    "spam_meta",
+    "spam_tokens",
+    "spam_learned",
+    "dmarc_evaluations",
+    "dmarc_reports_sent",
+    "dmarc_received_reports",
+    "dmarc_received_rows",
 };
 
 enum col_kind { KIND_INT, KIND_TEXT, KIND_BLOB, KIND_REAL };

@@ -88,6 +88,7 @@ struct mw_tag_rule;
 struct mw_rate_policy;
 struct mw_dkim_key_row;
 struct mw_pdctl_reply;
+struct mw_dmarc_filter;
 
 /* Each returns an exit code (EXIT_OK, ...) after printing the failure's message. */
 struct ctl_ops {
@@ -138,6 +139,10 @@ struct ctl_ops {
 	/* the records DOMAIN (normalised) publishes, checked through DNS when check (JSON object
 	   of lib/mw-dnsrec.h's mw_dnsrec_json, owned by the caller) */
 	int (*dns_records)(struct mw_ctl *ctl, const char *domain, bool check, json_t **set_r);
+	/* the summary of the DMARC aggregate reports received (lib/mw-dmarc-report.h's
+	   mw_dmarc_summary_json, owned by the caller) */
+	int (*dmarc_summary)(struct mw_ctl *ctl, const struct mw_dmarc_filter *f,
+	                     json_t **summary_r);
 };
 
 extern const struct ctl_ops ctl_local_ops;  /* ctl-local.c */

@@ -230,6 +230,9 @@ api_handler_fn api_domain_dns;
    Apple configuration profile (self) */
 api_handler_fn api_mta_sts, api_autoconfig, api_autodiscover, api_mobileconfig;
 
+/* api-dmarc-reports.c: DMARC aggregate reports received for our domains (admin) */
+api_handler_fn api_dmarc_reports, api_dmarc_summary;
+
 /* api-authpolicy.c: Dovecot's auth policy hook (no session; [api] auth_policy_secret) */
 api_handler_fn api_auth_policy;
 

@@ -67,6 +67,9 @@ const struct api_route api_routes[] = {
     {"GET", API_PREFIX "/autoconfig/mail/config-v1.1.xml", API_ROLE_NONE, api_autoconfig},
     {"POST", API_PREFIX "/autodiscover/autodiscover.xml", API_ROLE_NONE, api_autodiscover},
     {"POST", API_PREFIX "/users/{username}/mobileconfig", API_ROLE_SELF, api_mobileconfig},
+    /* DMARC aggregate reports received for our domains (api-dmarc-reports.c) */
+    {"GET", API_PREFIX "/dmarc/reports", API_ROLE_ADMIN, api_dmarc_reports},
+    {"GET", API_PREFIX "/dmarc/summary", API_ROLE_ADMIN, api_dmarc_summary},
     /* Dovecot's auth policy reports: the handler checks the shared secret (api-authpolicy.c) */
     {"POST", API_PREFIX "/internal/auth-policy", API_ROLE_NONE, api_auth_policy},
     /* Prometheus scrapes the workers' counters (loopback only, as every internal route) */

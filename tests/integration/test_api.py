@@ -467,6 +467,13 @@ class ApiTest(ApiBase):
             ('POST', '/api/v1/users/{username}/mobileconfig'): (
                 lambda: U + '/mobileconfig', lambda c: {},
                 dict(anon=401, user=409, other=403, admin=409)),
+            # DMARC aggregate reports received (test_dmarc_received.py tests what they say)
+            ('GET', '/api/v1/dmarc/reports'): (
+                lambda: '/api/v1/dmarc/reports', None,
+                dict(anon=401, user=403, other=403, admin=200)),
+            ('GET', '/api/v1/dmarc/summary'): (
+                lambda: '/api/v1/dmarc/summary?domain=' + DOMAIN, None,
+                dict(anon=401, user=403, other=403, admin=200)),
             ('GET', '/api/v1/internal/metrics'): (
                 lambda: '/api/v1/internal/metrics', None,
                 dict(anon=200, user=200, other=200, admin=200)),

@@ -137,6 +137,13 @@ CASES = [
     ('dns', add_key, ['dns', '{domain}'], None, 0, [], None),
     ('dns --json', add_key, ['dns', '{domain}', '--json'], None, 0, [], None),
     ('dns bad domain', None, ['dns', 'bad..{domain}'], None, 2, [], None),
+    # no reports in this lab: the same empty summary from both paths (test_dmarc_received.py
+    # compares them with reports)
+    ('dmarc report', None, ['dmarc', 'report'], None, 0, [], None),
+    ('dmarc report --json', None, ['dmarc', 'report', '--domain', '{domain}', '--json'], None,
+     0, [], None),
+    ('dmarc report bad date', None, ['dmarc', 'report', '--since', 'yesterday'], None, 2, [],
+     None),
 ]
 
 

@@ -108,6 +108,9 @@ class PackageTest(unittest.TestCase):
             self.assertIn('/lib/systemd/system/' + unit, files)
         for sample in os.listdir(os.path.join(TOP, 'conf.d')):
             self.assertIn('/usr/share/doc/mailwarden/examples/' + sample, files)
+        # the DMARC report import timer: an example to copy, not an installed unit
+        for unit in ('mailwarden-dmarc-import.service', 'mailwarden-dmarc-import.timer'):
+            self.assertIn('/usr/share/doc/mailwarden/examples/' + unit, files)
         self.assertIn('/etc/mailwarden/mailwarden.conf', files)
         self.assertIn('/usr/share/man/man5/mailwarden.conf.5.gz', files)
         self.assertIn('/usr/share/mailwarden/web/index.html', files)

@@ -381,30 +381,43 @@ static void test_not_a_database(void **state)
 static void test_migrate(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const tables[] = {
-	    "schema_version",  "users",         "allowed_from",      "sessions",
-	    "app_passwords",   "rate_policies", "tag_rules",         "dkim_keys",
-	    "training_events", "audit_log",     "auth_failures",     "spam_meta",
-	    "spam_tokens",     "spam_learned",  "dmarc_evaluations", "dmarc_reports_sent"};
+	static const char *const tables[] = {"schema_version",
+	                                     "users",
+	                                     "allowed_from",
+	                                     "sessions",
+	                                     "app_passwords",
+	                                     "rate_policies",
+	                                     "tag_rules",
+	                                     "dkim_keys",
+	                                     "training_events",
+	                                     "audit_log",
+	                                     "auth_failures",
+	                                     "spam_meta",
+	                                     "spam_tokens",
+	                                     "spam_learned",
+	                                     "dmarc_evaluations",
+	                                     "dmarc_reports_sent",
+	                                     "dmarc_received_reports",
+	                                     "dmarc_received_rows"};
 	char sql[200];
 	mw_error err = {""};
 	mw_store *second;
 	int version = 0;
 	raw_db *db;
 	size_t i;
-	assert_int_equal(mw_store_latest_schema_version(), 5);
+	assert_int_equal(mw_store_latest_schema_version(), 6);
 	assert_int_equal(mw_store_migrate(f->store, &err), MW_STORE_OK); /* again */
 	second = mw_store_open(f->path, 100, &err);
 	assert_non_null(second);
 	assert_int_equal(mw_store_migrate(second, &err), MW_STORE_OK); /* from another store */
 	assert_int_equal(mw_store_schema_version(second, &version, &err), 0);
-	assert_int_equal(version, 5);
+	assert_int_equal(version, 6);
 	assert_int_equal(mw_store_check_schema(second, &err), 0);
 	mw_store_close(&second);
 
 	db = raw_open(f);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 1);
-	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 5);
+	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 6);
 	for (i = 0; i < MW_N_ELEMENTS(tables); i++) {
 		assert_true(snprintf(sql, sizeof(sql),
 		                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
