@@ -67,6 +67,10 @@ const struct api_route api_routes[] = {
     {"GET", API_PREFIX "/autoconfig/mail/config-v1.1.xml", API_ROLE_NONE, api_autoconfig},
     {"POST", API_PREFIX "/autodiscover/autodiscover.xml", API_ROLE_NONE, api_autodiscover},
     {"POST", API_PREFIX "/users/{username}/mobileconfig", API_ROLE_SELF, api_mobileconfig},
+    /* public contact forms (api-forms.c) */
+    {"GET", API_PREFIX "/forms/{form}/token", API_ROLE_NONE, api_form_token},
+    {"POST", API_PREFIX "/forms/{form}", API_ROLE_NONE, api_form_submit},
+    {"OPTIONS", API_PREFIX "/forms/{form}", API_ROLE_NONE, api_form_preflight},
     /* Dovecot's auth policy reports: the handler checks the shared secret (api-authpolicy.c) */
     {"POST", API_PREFIX "/internal/auth-policy", API_ROLE_NONE, api_auth_policy},
     /* Prometheus scrapes the workers' counters (loopback only, as every internal route) */

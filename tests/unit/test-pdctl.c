@@ -344,7 +344,7 @@ static pid_t serve(const char *path, const char *reply, size_t len, bool close_e
 static void test_client(void **state)
 {
 	char path[64];
-	struct mw_pdctl_request req = {MW_PDCTL_STATUS, "u@example.org"};
+	struct mw_pdctl_request req = {.command = MW_PDCTL_STATUS, .subject = "u@example.org"};
 	struct mw_pdctl_reply *r = mw_calloc(1, sizeof(*r));
 	mw_error err = {""};
 	static const char good[] = "record=limit\n" LIMIT_FIELDS "\n" OK_END;
