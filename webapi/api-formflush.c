@@ -1,8 +1,10 @@
 /*
  * api-formflush.c - mailwarden-api: the flusher that submits spooled contact forms to Postfix.
  *
- * One process per API master (the pool's helper, lib/mw-service.c), never one per worker, so
- * two processes never send the same spool file. It watches [forms] spool_dir/new (inotify,
+ * One process per API master (the pool's helper, lib/mw-service.c), never one per worker; and
+ * one per spool: it sends only while it holds an exclusive lock on DIR/flusher.lock (flock),
+ * so two API masters given the same spool_dir never send the same file twice (the second
+ * waits and takes over when the first is gone). It watches [forms] spool_dir/new (inotify,
  * and a scan every second), and submits each form, oldest first, over SMTP to [forms] smtp
  * (libcurl; SMTP AUTH as smtp_user when set, so the milter DKIM-signs it and Postfix logs it
  * like any mail). A form leaves the spool only after Postfix's 250 to the data: unlinked, the
@@ -35,6 +37,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
@@ -135,6 +139,28 @@ static char *password_load(const mw_config *cfg)
 	return mw_str_steal(&s);
 }
 
+/* spool_lock - the spool's flusher lock, taken without waiting: true once held */
+static bool spool_lock(const char *dir, int *fd, bool *told)
+{
+	char path[4096];
+	if (*fd < 0) {
+		(void)snprintf(path, sizeof(path), "%s/flusher.lock", dir);
+		*fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (*fd < 0) {
+			mw_error_log("event=form_flusher error=\"%s: %s\"", path, strerror(errno));
+			return false;
+		}
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return true;
+	if (!*told)
+		mw_warn("event=form_flusher status=waiting reason=\"another flusher holds "
+		        "%s/flusher.lock\"",
+		        dir);
+	*told = true;
+	return false;
+}
+
 /* api_form_flusher - the helper process's loop; returns only when stopped */
 void api_form_flusher(const mw_config *cfg)
 {
@@ -146,7 +172,8 @@ void api_form_flusher(const mw_config *cfg)
 	long long breaker = mw_config_int(cfg, MWK_FORMS_BREAKER_FAILURES), failures = 0;
 	char *password = NULL, newdir[4096];
 	mw_error err = {{0}};
-	int ino = -1;
+	int ino = -1, lock = -1;
+	bool locked = false, told = false;
 	if (mw_forms_load(cfg, &forms, &err) < 0 || forms->n == 0) {
 		mw_forms_free(&forms);
 		mw_service_worker_idle(true);
@@ -182,6 +209,8 @@ void api_form_flusher(const mw_config *cfg)
 				;
 		}
 		if (mw_mono_ms() < next_try)
+			continue;
+		if (!locked && !(locked = spool_lock(dir, &lock, &told)))
 			continue;
 		if (mw_form_spool_list(dir, &ids, &n, FLUSH_BATCH, &err) < 0) {
 			mw_error_log("event=form_flusher error=\"%s\"", err.msg);
