@@ -93,11 +93,12 @@ static const char *const api_sections[] = {"main", "store", "password", "api", "
 struct api_main {
 	struct mw_service svc;
 	struct api_ctx *ctx;
-	const char *listen_addr; /* -s */
-	int sock;                /* the FastCGI listening socket */
-	int handoff[2];          /* idle kept connections between workers (api-fcgi.c) */
-	unsigned *idle_workers;  /* shared by the workers: how many wait for work */
-	bool inet;               /* peers are checked against [api] inet_peers */
+	const char *listen_addr;      /* -s */
+	int sock;                     /* the FastCGI listening socket */
+	int handoff[2];               /* idle kept connections between workers (api-fcgi.c) */
+	unsigned *idle_workers;       /* shared by the workers: how many wait for work */
+	bool inet;                    /* peers are checked against [api] inet_peers */
+	struct mw_service_pool *pool; /* its helper: the forms' flusher, only with forms */
 };
 
 static void print_routes(void);
@@ -398,8 +399,8 @@ static void worker_run(void *arg)
 	mw_store_close(&ctx->store);
 }
 
-/* flusher_run - the pool's helper: delivers the spooled forms (api-formflush.c); with no form
-   configured it only waits to be stopped (so a reload that adds forms starts one) */
+/* flusher_run - the pool's helper: delivers the spooled forms (api-formflush.c); started only
+   when forms are configured */
 static void flusher_run(void *arg)
 {
 	struct api_main *m = arg;
@@ -429,6 +430,9 @@ static int api_reload(void *arg, unsigned *workers_r)
 		mw_forms_free(&m->ctx->forms);
 		m->ctx->forms = probe.forms;
 		m->ctx->form_key_set = false;
+		/* a reload that adds the first form starts the flusher, one that removes the last
+		   ends it (the pool stops the old helper on every reload) */
+		m->pool->helper = probe.forms->n > 0 ? flusher_run : NULL;
 	}
 	mw_config_unref(&m->ctx->cfg);
 	m->ctx->cfg = cfg;
@@ -465,14 +469,15 @@ int main(int argc, char **argv)
 		mw_fatal("%s", err.msg);
 	if (mw_service_reload_check(&m.svc, mw_config_str(m.ctx->cfg, MWK_USER), &err) < 0)
 		mw_fatal("%s", err.msg);
+	if (api_forms_load(m.ctx, &err) < 0) /* [forms] lines as a whole */
+		mw_fatal("%s", err.msg);
 	m.sock = api_listen(m.ctx->cfg, m.listen_addr, &m.inet);
 	if (!m.svc.check && mw_service_pidfile_open(&m.svc, &err) < 0)
 		mw_fatal("%s", err.msg);
 	if (mw_daemon_drop_privileges(mw_config_str(m.ctx->cfg, MWK_USER), &not_root, &err) < 0)
 		mw_fatal("%s: refusing to serve requests as root", err.msg);
-	/* the contact forms and their spool ([forms]); one flusher beside the workers */
-	if (api_forms_load(m.ctx, &err) < 0)
-		mw_fatal("%s", err.msg);
+	/* the contact forms' spool (made as the user that writes it); one flusher beside the
+	   workers */
 	if (m.ctx->forms->n > 0 &&
 	    mw_form_spool_init(mw_config_str(m.ctx->cfg, MWK_FORMS_SPOOL_DIR), &err) < 0)
 		mw_fatal("%s", err.msg);
@@ -510,7 +515,8 @@ int main(int argc, char **argv)
 	pool.workers = (unsigned)mw_config_int(m.ctx->cfg, MWK_API_WORKERS);
 	pool.grace_s = 30;
 	pool.run = worker_run;
-	pool.helper = flusher_run;
+	pool.helper = m.ctx->forms->n > 0 ? flusher_run : NULL;
+	m.pool = &pool;
 	pool.reload = api_reload;
 	pool.ctx = &m;
 	if (mw_service_pool_run(&pool, &err) < 0)

@@ -25,6 +25,7 @@ import os
 import pwd
 import re
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -128,6 +129,12 @@ class FormsTest(labcase.MilterCase, labcase.ApiBase):
                                          cls.spool, cls.own_spool('formspool-nopd')))
         cls.nginx_nopd = cls.lab.nginx(fastcgi=cls.api_nopd.fastcgi())
 
+        # a third API started without forms: no flusher until a reload adds them
+        cls.api_later = cls.lab.api(cls.store, run_as='dovecot', name='api-later',
+                                    api_config='workers = 2\n')
+        cls.nginx_later = cls.lab.nginx(fastcgi=cls.api_later.fastcgi())
+        cls.later_forms = forms.replace(cls.spool, cls.own_spool('formspool-later'))
+
     @classmethod
     def own_spool(cls, name):
         """own_spool - a spool directory the API (running as dovecot) owns."""
@@ -195,6 +202,23 @@ class FormsTest(labcase.MilterCase, labcase.ApiBase):
         return '%d.%s.%s' % (expiry, nonce, mac)
 
     # -- tests -----------------------------------------------------------------------------
+
+    def test_config_check_names_the_bad_form_line(self):
+        """mailwardenctl config check (and mailwarden-api --check) refuse a [forms] line that
+        names no declared form, naming the file and line."""
+        path = os.path.join(self.lab.root, 'badforms.conf')
+        with open(path, 'w') as f:
+            f.write('user = dovecot\n[forms]\nform = c info@example.com https://a.example\n'
+                    'field = c a\nfield = nosuch b\n')
+        ctl = os.path.join(self.store.builddir, 'ctl', 'mailwardenctl')
+        p = subprocess.run([ctl, '-c', path, 'config', 'check'], capture_output=True,
+                           text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn('%s:5' % path, p.stderr)
+        p = subprocess.run([self.api.binary, '-c', path, '--check'], capture_output=True,
+                           text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn('%s:5' % path, p.stderr)
 
     def test_delivered_signed(self):
         tag = 'sig%s' % uuid.uuid4().hex[:8]
@@ -365,6 +389,31 @@ class FormsTest(labcase.MilterCase, labcase.ApiBase):
         for t in tags:
             self.assertEqual(imap_count(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, t), 1, t)
         self.assertIn('event=form_breaker state=closed', self.api.logs(400))
+
+    def test_reload_adding_forms_starts_the_flusher(self):
+        """Without forms the API runs its workers only; a reload (SIGHUP) that adds forms
+        starts the one flusher, which delivers."""
+        master = self.api_later.proc.pid
+        lab_mod.wait_until(lambda: len(children_of(master)) == 2, 60, 'two workers')
+        time.sleep(1)
+        self.assertEqual(len(children_of(master)), 2, 'a process beside the workers')
+        a = labcase.call(self.nginx_later.port, 'GET', '/api/v1/forms/contact/token',
+                         headers={'Origin': ORIGIN})
+        self.assertEqual(a.status, 404, a)
+        self.api_later.api_config = 'workers = 2\n\n' + self.later_forms
+        lab_mod.write_file(self.api_later.config, self.api_later.render_config(), 0o640)
+        os.chown(self.api_later.config, 0, pwd.getpwnam('dovecot').pw_gid)
+        os.kill(master, signal.SIGHUP)
+        lab_mod.wait_until(lambda: len(children_of(master)) == 3, 60, 'workers and a flusher')
+        tag = 'later%s' % uuid.uuid4().hex[:8]
+        lab_mod.wait_until(lambda: labcase.call(
+            self.nginx_later.port, 'GET', '/api/v1/forms/contact/token',
+            headers={'Origin': ORIGIN}).status == 200, 60, 'the new workers')
+        tok = self.token(port=self.nginx_later.port)
+        a = self.post({'_token': tok, 'name': tag, 'message': 'm'}, port=self.nginx_later.port)
+        self.assertEqual(a.status, 202, a)
+        self.assertIsNotNone(self.fetch(tag))
+        self.assertEqual(self.api_later.sanitizer_report(), '')
 
     def test_api_killed_with_spool(self):
         self.postfix.stop()
