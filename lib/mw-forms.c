@@ -365,6 +365,17 @@ int mw_forms_load(const mw_config *cfg, struct mw_forms **forms_r, mw_error *err
 	    load_lines(cfg, f, MWK_FORMS_LIMIT, error_r) < 0 ||
 	    load_lines(cfg, f, MWK_FORMS_HONEYPOT, error_r) < 0)
 		goto fail;
+	if (f->n > 0 && mw_config_str(cfg, MWK_FORMS_SENDER)[0] != '\0') {
+		struct mw_addr a;
+		const char *sender = mw_config_str(cfg, MWK_FORMS_SENDER);
+		mw_error err;
+		if (mw_addr_parse_envelope(sender, strlen(sender), true, &a, &err) < 0 ||
+		    a.null_path || strchr(a.domain, '.') == NULL || a.local[0] == '"') {
+			mw_error_set(error_r, "%s: [forms] sender is not a plain address",
+			             mw_config_origin(cfg, MWK_FORMS_SENDER));
+			goto fail;
+		}
+	}
 	for (i = 0; i < f->n; i++) {
 		if (f->forms[i].nfields == 0) {
 			mw_error_set(error_r, "[forms] form %s has no field line",

@@ -415,6 +415,38 @@ class FormsTest(labcase.MilterCase, labcase.ApiBase):
         self.assertIsNotNone(self.fetch(tag))
         self.assertEqual(self.api_later.sanitizer_report(), '')
 
+    def flusher_pid(self):
+        """flusher_pid - the API child holding the spool's flusher.lock (None: none yet)."""
+        lock = os.path.join(self.spool, 'flusher.lock')
+        for pid in children_of(self.api.proc.pid):
+            try:
+                fds = os.listdir('/proc/%d/fd' % pid)
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink('/proc/%d/fd/%s' % (pid, fd)) == lock:
+                        return pid
+                except OSError:
+                    pass
+        return None
+
+    def test_flusher_killed_is_replaced(self):
+        """The master restarts a flusher that died; the spooled forms still go out once."""
+        self.postfix.stop()
+        tag = 'fk%s' % uuid.uuid4().hex[:8]
+        self.submit(tag)
+        lab_mod.wait_until(lambda: self.flusher_pid() is not None, 30, 'the flusher')
+        old = self.flusher_pid()
+        os.kill(old, signal.SIGKILL)
+        lab_mod.wait_until(lambda: self.flusher_pid() not in (None, old), 30, 'a new flusher')
+        spooled = b''.join(open(os.path.join(self.spool, 'new', f), 'rb').read()
+                           for f in self.spooled())
+        self.assertIn(tag.encode(), spooled)
+        self.postfix.start()
+        self.assertIsNotNone(self.fetch(tag))
+        self.assertEqual(imap_count(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, tag), 1)
+
     def test_api_killed_with_spool(self):
         self.postfix.stop()
         tags = ['kill%d%s' % (i, uuid.uuid4().hex[:6]) for i in range(3)]

@@ -88,6 +88,10 @@ static void test_config_errors(void **state)
 	    "[forms]\nform = c info@example.com https://a.example\nform = c x@example.com "
 	    "https://a.example\nfield = c a\n",
 	    "[forms]\nform = c info@example.com https://a.example\nfield = c a email multiline\n",
+	    "[forms]\nsender = \"a b@example.com\"\nform = c info@example.com https://a.example\n"
+	    "field = c a\n",
+	    "[forms]\nsender = nodomain\nform = c info@example.com https://a.example\nfield = c "
+	    "a\n",
 	};
 	size_t i;
 	(void)state;
