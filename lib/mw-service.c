@@ -507,8 +507,12 @@ static unsigned reap(struct pool_worker *ws, size_t n, unsigned gen, bool stoppi
 	size_t i;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (helper->pid == pid) {
-			if (helper->gen == gen && !stopping)
-				mw_warn("event=helper_ended pid=%ld status=%d", (long)pid, status);
+			if (helper->gen == gen && !stopping && WIFSIGNALED(status))
+				mw_error_log("event=helper_died pid=%ld signal=%d", (long)pid,
+				             WTERMSIG(status));
+			else if (helper->gen == gen && !stopping)
+				mw_warn("event=helper_exited pid=%ld status=%d", (long)pid,
+				        WEXITSTATUS(status));
 			helper->pid = 0;
 			continue;
 		}
