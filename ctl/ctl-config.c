@@ -1,8 +1,10 @@
 /*
- * ctl-config.c - mailwardenctl config check, dump and keys.
+ * ctl-config.c - mailwardenctl config check, dump and keys. config check also checks the
+ * [forms] lines as a whole (each names a declared form), as mailwarden-api does at start.
  */
 #include "mw-build.h"
 #include "ctl.h"
+#include "mw-forms.h"
 
 #include <string.h>
 
@@ -24,6 +26,15 @@ int cmd_config_check(struct mw_ctl *ctl, int argc, char **argv)
 	if (cfg == NULL) {
 		ctl_err("%s", err.msg);
 		return EXIT_ERROR;
+	}
+	{ /* the lines that only make sense together: [forms] (lib/mw-forms.c) */
+		struct mw_forms *forms = NULL;
+		if (mw_forms_load(cfg, &forms, &err) < 0) {
+			ctl_err("%s", err.msg);
+			mw_config_unref(&cfg);
+			return EXIT_ERROR;
+		}
+		mw_forms_free(&forms);
 	}
 	mw_config_unref(&cfg);
 	printf("%s: ok\n", path);

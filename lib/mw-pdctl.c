@@ -8,11 +8,14 @@
  * fields follow, each exactly once, in any order. Values are text (printable bytes, no
  * control byte, at most MW_PDCTL_TEXT_MAX), integers (decimal 0..INT64_MAX, no sign, no
  * leading zero) or booleans (0 or 1). Times are whole seconds.
- *   request:  record=status|reset|health, subject=USER|IP (health: not looked at)
+ *   request:  record=status|reset|health, subject=USER|IP (health: not looked at);
+ *             record=charge, subject=FORM, client=IP, ip_count, ip_window, form_count,
+ *             form_window (a contact form submission, counted by the daemon)
  *   reply:    any number of record=limit (limit, origin, used, count, reset_after,
  *             degraded) and record=degraded (component, reason, since: a component
  *             serving from its fallback, lib/mw-degraded.h), then for a reset one
- *             record=cleared (count), then record=ok
+ *             record=cleared (count), for a charge one record=verdict (allowed,
+ *             retry_after), then record=ok
  *             (subject) or record=error (reason); nothing after it.
  * The decoders refuse whatever is not exactly that (unknown record or field, a field twice
  * or missing, a value out of its type or range, an over-long line, trailing bytes).
@@ -71,8 +74,19 @@ struct rec_ok {
 struct rec_error {
 	char reason[MW_PDCTL_TEXT_MAX + 1];
 };
+struct rec_verdict {
+	bool allowed;
+	int64_t retry_after;
+};
 
 static const struct field request_fields[] = {TEXT(struct mw_pdctl_request, subject)};
+static const struct field charge_fields[] = {
+    TEXT(struct mw_pdctl_request, subject),   TEXT(struct mw_pdctl_request, client),
+    INT(struct mw_pdctl_request, ip_count),   INT(struct mw_pdctl_request, ip_window),
+    INT(struct mw_pdctl_request, form_count), INT(struct mw_pdctl_request, form_window),
+};
+static const struct field verdict_fields[] = {BOOL(struct rec_verdict, allowed),
+                                              INT(struct rec_verdict, retry_after)};
 static const struct field limit_fields[] = {
     TEXT(struct mw_pdctl_limit, limit),      TEXT(struct mw_pdctl_limit, origin),
     INT(struct mw_pdctl_limit, used),        INT(struct mw_pdctl_limit, count),
@@ -95,7 +109,9 @@ enum rec_type {
 	REC_OK,
 	REC_ERROR,
 	REC_HEALTH,
-	REC_DEGRADED
+	REC_DEGRADED,
+	REC_CHARGE,
+	REC_VERDICT
 };
 
 static const struct {
@@ -111,6 +127,8 @@ static const struct {
     [REC_ERROR] = {"error", error_fields, MW_N_ELEMENTS(error_fields)},
     [REC_HEALTH] = {"health", request_fields, MW_N_ELEMENTS(request_fields)},
     [REC_DEGRADED] = {"degraded", degraded_fields, MW_N_ELEMENTS(degraded_fields)},
+    [REC_CHARGE] = {"charge", charge_fields, MW_N_ELEMENTS(charge_fields)},
+    [REC_VERDICT] = {"verdict", verdict_fields, MW_N_ELEMENTS(verdict_fields)},
 };
 
 /* ---- encoding ---------------------------------------------------------------------- */
@@ -182,6 +200,7 @@ int mw_pdctl_encode_request(mw_str *out, const struct mw_pdctl_request *req, mw_
 {
 	enum rec_type t = req->command == MW_PDCTL_RESET    ? REC_RESET
 	                  : req->command == MW_PDCTL_HEALTH ? REC_HEALTH
+	                  : req->command == MW_PDCTL_CHARGE ? REC_CHARGE
 	                                                    : REC_STATUS;
 	return encode(out, t, req, error_r);
 }
@@ -203,6 +222,13 @@ int mw_pdctl_encode_cleared(mw_str *out, int64_t count, mw_error *error_r)
 {
 	struct rec_cleared r = {count};
 	return encode(out, REC_CLEARED, &r, error_r);
+}
+
+/* mw_pdctl_encode_verdict - a charge's outcome */
+int mw_pdctl_encode_verdict(mw_str *out, bool allowed, int64_t retry_after, mw_error *error_r)
+{
+	struct rec_verdict r = {allowed, retry_after};
+	return encode(out, REC_VERDICT, &r, error_r);
 }
 
 /* mw_pdctl_encode_ok - the end of a successful reply */
@@ -246,6 +272,8 @@ int mw_pdctl_encode_reply(mw_str *out, const struct mw_pdctl_reply *reply, mw_er
 		rc = mw_pdctl_encode_degraded(out, &reply->degraded[i], error_r);
 	if (rc == 0 && reply->cleared >= 0)
 		rc = mw_pdctl_encode_cleared(out, reply->cleared, error_r);
+	if (rc == 0 && reply->verdict)
+		rc = mw_pdctl_encode_verdict(out, reply->allowed, reply->retry_after, error_r);
 	if (rc == 0)
 		rc = reply->ok ? mw_pdctl_encode_ok(out, reply->subject, error_r)
 		               : mw_pdctl_encode_error(out, reply->error, error_r);
@@ -421,7 +449,7 @@ int mw_pdctl_decode_request(const char *buf, size_t len, struct mw_pdctl_request
                             mw_error *error_r)
 {
 	void *bases[MW_N_ELEMENTS(records)] = {
-	    [REC_STATUS] = req_r, [REC_RESET] = req_r, [REC_HEALTH] = req_r};
+	    [REC_STATUS] = req_r, [REC_RESET] = req_r, [REC_HEALTH] = req_r, [REC_CHARGE] = req_r};
 	enum rec_type t;
 	size_t pos = 0;
 	int r;
@@ -430,7 +458,8 @@ int mw_pdctl_decode_request(const char *buf, size_t len, struct mw_pdctl_request
 		mw_error_set(error_r, "request longer than %d bytes", MW_PDCTL_REQUEST_MAX);
 		return -1;
 	}
-	r = decode_record(buf, len, &pos, 1u << REC_STATUS | 1u << REC_RESET | 1u << REC_HEALTH,
+	r = decode_record(buf, len, &pos,
+	                  1u << REC_STATUS | 1u << REC_RESET | 1u << REC_HEALTH | 1u << REC_CHARGE,
 	                  bases, &t, error_r);
 	if (r == 0)
 		mw_error_set(error_r, "request cut short");
@@ -442,6 +471,7 @@ int mw_pdctl_decode_request(const char *buf, size_t len, struct mw_pdctl_request
 	}
 	req_r->command = t == REC_RESET    ? MW_PDCTL_RESET
 	                 : t == REC_HEALTH ? MW_PDCTL_HEALTH
+	                 : t == REC_CHARGE ? MW_PDCTL_CHARGE
 	                                   : MW_PDCTL_STATUS;
 	return 0;
 }
@@ -455,13 +485,12 @@ int mw_pdctl_decode_reply(const char *buf, size_t len, struct mw_pdctl_reply *re
 	struct rec_cleared cleared;
 	struct rec_ok ok;
 	struct rec_error err;
-	void *bases[MW_N_ELEMENTS(records)] = {[REC_LIMIT] = &lim,
-	                                       [REC_CLEARED] = &cleared,
-	                                       [REC_OK] = &ok,
-	                                       [REC_ERROR] = &err,
-	                                       [REC_DEGRADED] = &dg};
+	struct rec_verdict verdict;
+	void *bases[MW_N_ELEMENTS(records)] = {
+	    [REC_VERDICT] = &verdict, [REC_LIMIT] = &lim, [REC_CLEARED] = &cleared,
+	    [REC_OK] = &ok,           [REC_ERROR] = &err, [REC_DEGRADED] = &dg};
 	unsigned allowed = 1u << REC_LIMIT | 1u << REC_DEGRADED | 1u << REC_CLEARED | 1u << REC_OK |
-	                   1u << REC_ERROR;
+	                   1u << REC_ERROR | 1u << REC_VERDICT;
 	size_t pos = 0;
 	memset(reply_r, 0, sizeof(*reply_r));
 	reply_r->cleared = -1;
@@ -497,6 +526,12 @@ int mw_pdctl_decode_reply(const char *buf, size_t len, struct mw_pdctl_reply *re
 			reply_r->cleared = cleared.count;
 			allowed =
 			    1u << REC_OK | 1u << REC_ERROR; /* at most one, after the limits */
+			break;
+		case REC_VERDICT:
+			reply_r->verdict = true;
+			reply_r->allowed = verdict.allowed;
+			reply_r->retry_after = verdict.retry_after;
+			allowed = 1u << REC_OK | 1u << REC_ERROR;
 			break;
 		case REC_OK:
 		case REC_ERROR:

@@ -14,12 +14,19 @@
 #define MW_PDCTL_DEGRADED_MAX 16           /* degraded records in one reply */
 
 /* status/reset: one subject's limits; health: the daemon's degraded components (its subject
-   is not looked at: "daemon") */
-enum mw_pdctl_command { MW_PDCTL_STATUS, MW_PDCTL_RESET, MW_PDCTL_HEALTH };
+   is not looked at: "daemon"); charge: one submission of the contact form named by subject
+   from client, counted against its per-IP and per-form limits (the API's [forms] limit
+   lines) atomically: both allow and both are charged, or neither */
+enum mw_pdctl_command { MW_PDCTL_STATUS, MW_PDCTL_RESET, MW_PDCTL_HEALTH, MW_PDCTL_CHARGE };
 
 struct mw_pdctl_request {
 	enum mw_pdctl_command command;
-	char subject[MW_PDCTL_TEXT_MAX + 1]; /* a user name or an IP address */
+	char subject[MW_PDCTL_TEXT_MAX + 1]; /* a user name or an IP address; charge: a form */
+	/* charge only */
+	char client[MW_PDCTL_TEXT_MAX + 1]; /* the submitter's IP address */
+	int64_t ip_count, ip_window;        /* per client network: count per window seconds;
+	                                       count 0 = no such limit */
+	int64_t form_count, form_window;    /* per form */
 };
 
 /* A component of the daemon serving from its fallback (lib/mw-degraded.h). */
@@ -46,7 +53,10 @@ struct mw_pdctl_reply {
 	int64_t cleared; /* reset: counters cleared; -1 = no such record */
 	size_t nlimits;
 	struct mw_pdctl_limit limits[MW_PDCTL_LIMITS_MAX];
-	size_t ndegraded; /* health: the degraded components (none: all healthy) */
+	size_t ndegraded;    /* health: the degraded components (none: all healthy) */
+	bool verdict;        /* charge: a verdict record came (allowed, retry_after) */
+	bool allowed;        /* charge: every limit allowed, all were charged */
+	int64_t retry_after; /* charge refused: whole seconds until it would pass */
 	struct mw_pdctl_degraded degraded[MW_PDCTL_DEGRADED_MAX];
 };
 
@@ -57,10 +67,11 @@ int mw_pdctl_encode_request(mw_str *out, const struct mw_pdctl_request *req, mw_
 int mw_pdctl_encode_limit(mw_str *out, const struct mw_pdctl_limit *l, mw_error *error_r);
 int mw_pdctl_encode_degraded(mw_str *out, const struct mw_pdctl_degraded *dg, mw_error *error_r);
 int mw_pdctl_encode_cleared(mw_str *out, int64_t count, mw_error *error_r);
+int mw_pdctl_encode_verdict(mw_str *out, bool allowed, int64_t retry_after, mw_error *error_r);
 int mw_pdctl_encode_ok(mw_str *out, const char *subject, mw_error *error_r);
 int mw_pdctl_encode_error(mw_str *out, const char *reason, mw_error *error_r);
-/* A whole reply (limit records, degraded records, the cleared record when cleared >= 0, then ok or
- * error). */
+/* A whole reply (limit records, degraded records, the cleared record when cleared >= 0, the
+ * verdict record when verdict is set, then ok or error). */
 int mw_pdctl_encode_reply(mw_str *out, const struct mw_pdctl_reply *reply, mw_error *error_r);
 
 /* mw_pdctl_frame: the first record of buf[0..len) ends at *len_r (its blank line included):

@@ -467,8 +467,9 @@ struct pool_worker {
 	unsigned gen;   /* the generation (reload count) it was started in */
 };
 
-/* worker_start - fork one worker into slot W */
-static int worker_start(const struct mw_service_pool *pool, struct pool_worker *w, unsigned gen)
+/* worker_start - fork one worker (or, with helper, the helper) into slot W */
+static int worker_start(const struct mw_service_pool *pool, struct pool_worker *w, unsigned gen,
+                        bool helper)
 {
 	struct sigaction sa;
 	pid_t pid = fork();
@@ -483,7 +484,10 @@ static int worker_start(const struct mw_service_pool *pool, struct pool_worker *
 		(void)sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: accept() is interrupted */
 		(void)signal(SIGINT, SIG_IGN);       /* ^C reaches the group: the master decides */
 		(void)signal(SIGHUP, SIG_IGN);
-		pool->run(pool->ctx);
+		if (helper)
+			pool->helper(pool->ctx);
+		else
+			pool->run(pool->ctx);
 		exit(0);
 	}
 	w->pid = pid;
@@ -494,13 +498,24 @@ static int worker_start(const struct mw_service_pool *pool, struct pool_worker *
 
 /* reap - collect every ended child; a worker of generation GEN that ended unasked is
    logged; the number of those that ended within a second of their start */
-static unsigned reap(struct pool_worker *ws, size_t n, unsigned gen, bool stopping)
+static unsigned reap(struct pool_worker *ws, size_t n, unsigned gen, bool stopping,
+                     struct pool_worker *helper)
 {
 	unsigned early = 0;
 	int status;
 	pid_t pid;
 	size_t i;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (helper->pid == pid) {
+			if (helper->gen == gen && !stopping && WIFSIGNALED(status))
+				mw_error_log("event=helper_died pid=%ld signal=%d", (long)pid,
+				             WTERMSIG(status));
+			else if (helper->gen == gen && !stopping)
+				mw_warn("event=helper_exited pid=%ld status=%d", (long)pid,
+				        WEXITSTATUS(status));
+			helper->pid = 0;
+			continue;
+		}
 		for (i = 0; i < n; i++)
 			if (ws[i].pid == pid)
 				break;
@@ -559,7 +574,7 @@ static void fill(const struct mw_service_pool *pool, struct pool_worker **ws, si
 			memset(&(*ws)[*n], 0, sizeof(**ws));
 			(*n)++;
 		}
-		if (worker_start(pool, &(*ws)[i], gen) < 0) {
+		if (worker_start(pool, &(*ws)[i], gen, false) < 0) {
 			*hold_until = (time_t)mw_mono_s() + 1;
 			return;
 		}
@@ -576,7 +591,10 @@ int mw_service_pool_run(const struct mw_service_pool *pool, mw_error *error_r)
 	time_t hold_until = 0, deadline;
 	enum mw_service_event ev;
 
+	struct pool_worker helper = {0, 0, 0};
 	fill(pool, &ws, &n, gen, want, &hold_until);
+	if (pool->helper != NULL)
+		(void)worker_start(pool, &helper, gen, true);
 	if (live(ws, n) == 0) {
 		free(ws);
 		mw_error_set(error_r, "no worker could be started");
@@ -593,26 +611,32 @@ int mw_service_pool_run(const struct mw_service_pool *pool, mw_error *error_r)
 				continue; /* the reload logged why; the workers stay */
 			/* the old generation finishes what it serves and goes */
 			signal_gen(ws, n, gen, false, SIGTERM);
+			signal_gen(&helper, 1, gen, false, SIGTERM);
 			gen++;
 			want = w > 0 ? w : 1;
 			hold_until = 0;
 			mw_info("event=reload status=ok workers=%u", want);
 		}
-		died = reap(ws, n, gen, false);
+		died = reap(ws, n, gen, false, &helper);
 		if (died > 0) /* dying right after the start: a crash loop must not fork-loop */
 			hold_until = (time_t)mw_mono_s() + 1;
 		fill(pool, &ws, &n, gen, want, &hold_until);
+		/* one helper at a time: a replaced one is restarted once it has ended */
+		if (pool->helper != NULL && helper.pid == 0 && (time_t)mw_mono_s() >= hold_until)
+			(void)worker_start(pool, &helper, gen, true);
 	}
 	mw_info("event=stop workers=%zu", live(ws, n));
 	signal_gen(ws, n, gen, true, SIGTERM);
+	signal_gen(&helper, 1, gen, true, SIGTERM);
 	deadline = (time_t)mw_mono_s() + (time_t)pool->grace_s;
-	while (live(ws, n) > 0) {
-		(void)reap(ws, n, gen, true);
-		if (live(ws, n) == 0)
+	while (live(ws, n) + live(&helper, 1) > 0) {
+		(void)reap(ws, n, gen, true, &helper);
+		if (live(ws, n) + live(&helper, 1) == 0)
 			break;
 		if ((time_t)mw_mono_s() >= deadline) {
-			mw_warn("event=stop workers_killed=%zu", live(ws, n));
+			mw_warn("event=stop workers_killed=%zu", live(ws, n) + live(&helper, 1));
 			signal_gen(ws, n, gen, true, SIGKILL);
+			signal_gen(&helper, 1, gen, true, SIGKILL);
 			deadline = (time_t)mw_mono_s() + 5;
 		}
 		(void)mw_service_signal_wait(200);

@@ -102,6 +102,10 @@ struct mw_service_pool {
 	unsigned workers;
 	unsigned grace_s;
 	void (*run)(void *ctx); /* in the child; returns = the worker exits 0 */
+	/* one helper process beside the workers (NULL = none): started with them, restarted
+	   when it dies, replaced on a reload, stopped with them; it serves no request (the API's
+	   form flusher). It takes SIGTERM like a worker (mw_service_worker_idle). */
+	void (*helper)(void *ctx);
 	int (*reload)(void *ctx, unsigned *workers_r); /* in the master: a new config */
 	void *ctx;
 };

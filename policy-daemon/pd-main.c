@@ -816,6 +816,107 @@ static int ctl_subject(const struct pd_policy *p, const char *arg, enum pd_scope
 	return 0;
 }
 
+/* ctl_charge_cb - a form submission's verdict: limit records, then allowed and retry_after */
+static void ctl_charge_cb(const struct pd_batch_res *res, void *ctx)
+{
+	struct pd_pending *pp = ctx;
+	struct mw_pdctl_reply *reply;
+	int64_t wait_us = 0;
+	size_t i;
+	if (pp->conn == NULL) {
+		pending_done(pp, "", false);
+		return;
+	}
+	reply = mw_calloc(1, sizeof(*reply));
+	reply->ok = true;
+	reply->cleared = -1;
+	reply->verdict = true;
+	reply->allowed = res->allowed && res->count == pp->ev.n;
+	(void)mw_strlcpy(reply->subject, pp->label, sizeof(reply->subject));
+	for (i = 0; i < res->count && i < pp->ev.n && i < MW_PDCTL_LIMITS_MAX; i++) {
+		const struct pd_limit_res *r = &res->res[i];
+		struct mw_pdctl_limit *l = &reply->limits[reply->nlimits++];
+		(void)mw_strlcpy(l->limit, pp->ev.value_of[i], sizeof(l->limit));
+		(void)mw_strlcpy(l->origin, "api forms", sizeof(l->origin));
+		l->used = r->usage;
+		l->count = pp->ev.reqs[i].limit;
+		l->reset_after = r->reset_after_us > 0 ? r->reset_after_us / 1000000 +
+		                                             (r->reset_after_us % 1000000 != 0)
+		                                       : 0;
+		l->degraded = res->degraded;
+		if (!r->allowed && r->retry_after_us > wait_us)
+			wait_us = r->retry_after_us;
+	}
+	if (!reply->allowed)
+		reply->retry_after = wait_us / 1000000 + 1;
+	ctl_send(pp->conn, reply);
+	free(reply);
+	pending_done(pp, "", false);
+}
+
+/* ctl_charge_add - one limit of a charge: its key, label and counts; -1 when out of range */
+static int ctl_charge_add(struct pd_pending *pp, const char *key, const char *label, int64_t count,
+                          int64_t window)
+{
+	struct pd_limit_req *r = &pp->ev.reqs[pp->ev.n];
+	if (count < 1 || count > MW_RATE_COUNT_MAX || window < 1 || window > MW_RATE_WINDOW_MAX ||
+	    mw_strlcpy(r->key, key, sizeof(r->key)) < 0)
+		return -1;
+	r->window_us = window * 1000000;
+	r->limit = count;
+	r->cost = 1;
+	pp->ev.limit_of[pp->ev.n] = NULL;
+	(void)mw_strlcpy(pp->ev.value_of[pp->ev.n], label, sizeof(pp->ev.value_of[0]));
+	pp->ev.n++;
+	return 0;
+}
+
+/* ctl_charge - a contact form submission (mailwarden-api): per client network and per form,
+   charged together or not at all. Keys "form:NAME:..." and "form_ip:NAME:NET:..." live beside
+   the mail limits' keys (which start with a scope name) in the same counter store. */
+static void ctl_charge(struct pd_conn *c, const struct mw_pdctl_request *req)
+{
+	struct pd_daemon *d = c->d;
+	const struct pd_policy *p = d->rt->policy;
+	char net[PD_VALUE_MAX + 1], key[PD_COUNTER_KEY_MAX], label[PD_VALUE_MAX + 64];
+	struct pd_pending *pp;
+	size_t i;
+	bool bad = req->subject[0] == '\0' || strlen(req->subject) > 64;
+	for (i = 0; req->subject[i] != '\0'; i++)
+		if ((unsigned char)req->subject[i] <= 0x20 || req->subject[i] == ':')
+			bad = true;
+	if (bad ||
+	    pd_addr_group(req->client, p->v4_prefix, p->v6_prefix, net, sizeof(net), NULL) < 0) {
+		ctl_refuse(c, "charge: not a form name and IP address");
+		return;
+	}
+	pp = pending_new(c);
+	pp->ev.n = 0;
+	(void)snprintf(pp->label, sizeof(pp->label), "form %s client %s", req->subject, net);
+	if (req->ip_count > 0) {
+		(void)snprintf(key, sizeof(key), "form_ip:%s:%s:%" PRId64 ":%" PRId64, req->subject,
+		               net, req->ip_window, req->ip_count);
+		(void)snprintf(label, sizeof(label), "form %s per_ip %s %" PRId64 "/%" PRId64 "s",
+		               req->subject, net, req->ip_count, req->ip_window);
+		if (ctl_charge_add(pp, key, label, req->ip_count, req->ip_window) < 0)
+			goto bad;
+	}
+	if (req->form_count > 0) {
+		(void)snprintf(key, sizeof(key), "form:%s:%" PRId64 ":%" PRId64, req->subject,
+		               req->form_window, req->form_count);
+		(void)snprintf(label, sizeof(label), "form %s per_form %" PRId64 "/%" PRId64 "s",
+		               req->subject, req->form_count, req->form_window);
+		if (ctl_charge_add(pp, key, label, req->form_count, req->form_window) < 0)
+			goto bad;
+	}
+	d->counters->ops->apply(d->counters, pp->ev.reqs, pp->ev.n, true, now_us(), ctl_charge_cb,
+	                        pp);
+	return;
+bad:
+	ctl_refuse(c, "charge: a count or window out of range");
+	pending_done(pp, "", false);
+}
+
 /* ctl_command - run one decoded control request */
 static void ctl_command(struct pd_conn *c, const struct mw_pdctl_request *req)
 {
@@ -825,6 +926,10 @@ static void ctl_command(struct pd_conn *c, const struct mw_pdctl_request *req)
 	struct pd_pending *pp;
 	if (req->command == MW_PDCTL_HEALTH) {
 		ctl_health(c);
+		return;
+	}
+	if (req->command == MW_PDCTL_CHARGE) {
+		ctl_charge(c, req);
 		return;
 	}
 	if (ctl_subject(d->rt->policy, req->subject, &scope, value, sizeof(value)) < 0) {

@@ -491,24 +491,63 @@
   });
 
   /* ---- admin: DKIM ---- */
+  /* Keys grouped by domain, one table each: selector, state (pending, active, retiring,
+     retired, inactive: lib/mw-dkim-rotate.c), when it was created, became active and
+     retires (or retired), and the TXT record to publish. */
+  var dkimStateHelp = {
+    pending: 'made by a rotation; signs once its TXT record is visible in DNS',
+    active: 'signs the domain\'s mail',
+    retiring: 'still signs beside the new key until its retire time',
+    retired: 'no longer signs; withdraw its record some days later',
+    inactive: 'does not sign (another key was activated by hand)'
+  };
+  function dkimKeyRow(k) {
+    var id = k.domain + '/' + k.selector;
+    var state = k.state || (k.active ? 'active' : 'inactive');
+    var mayActivate = state === 'inactive' || state === 'pending';
+    return el('tr', { 'class': 'dkim-key', 'data-selector': k.selector, 'data-state': state },
+      el('td', { 'data-label': 'Selector' }, el('code', { text: k.selector })),
+      el('td', { 'data-label': 'State' },
+        el('span', { 'class': 'state state-' + state, text: state, title: dkimStateHelp[state] || '' })),
+      el('td', { 'data-label': 'Created', text: when(k.created_at) || '-' }),
+      el('td', { 'data-label': 'Activated', text: when(k.activated_at) || '-' }),
+      el('td', { 'data-label': state === 'retired' ? 'Retired' : 'Retires', text: when(k.retire_at) || '-' }),
+      el('td', { 'data-label': 'Publish in DNS' },
+        el('code', { text: k.dns_name || (k.selector + '._domainkey.' + k.domain) }), ' TXT',
+        el('pre', { 'class': 'txt', text: k.txt_record || '' })),
+      el('td', { 'data-label': 'Actions' },
+        mayActivate ? el('button', { type: 'button', text: 'Activate', 'aria-label': 'Activate ' + id, onclick: function () {
+          api('POST', '/dkim/keys/' + u(k.domain) + '/' + u(k.selector) + '/activate').then(function (d) { if (ok(d)) { say(id + ' is active.'); loaders.dkim(); } });
+        } }) : null, ' ',
+        k.active ? null : el('button', { type: 'button', text: 'Delete', 'aria-label': 'Delete ' + id, onclick: function () {
+          if (!window.confirm('Delete the key ' + id + '?')) return;
+          api('DELETE', '/dkim/keys/' + u(k.domain) + '/' + u(k.selector)).then(function (d) { if (ok(d)) { say(id + ' deleted.'); loaders.dkim(); } });
+        } })));
+  }
   loaders.dkim = function () {
     api('GET', '/dkim/keys').then(function (a) {
       if (!ok(a)) return;
-      var box = $('dkim-list');
+      var box = $('dkim-list'), domains = [], byDomain = {};
       while (box.firstChild) box.removeChild(box.firstChild);
       (a.json.keys || []).forEach(function (k) {
-        var id = k.domain + '/' + k.selector;
-        box.appendChild(el('article', { 'class': 'key' },
-          el('h3', { text: id + (k.active ? ' (active)' : '') }),
-          el('p', null, 'Publish in DNS: ', el('code', { text: k.dns_name || (k.selector + '._domainkey.' + k.domain) }), ' TXT'),
-          el('pre', { text: k.txt_record || '' }),
-          k.active ? null : el('button', { type: 'button', text: 'Activate', 'aria-label': 'Activate ' + id, onclick: function () {
-            api('POST', '/dkim/keys/' + u(k.domain) + '/' + u(k.selector) + '/activate').then(function (d) { if (ok(d)) { say(id + ' is active.'); loaders.dkim(); } });
-          } }), ' ',
-          k.active ? null : el('button', { type: 'button', text: 'Delete', 'aria-label': 'Delete ' + id, onclick: function () {
-            if (!window.confirm('Delete the key ' + id + '?')) return;
-            api('DELETE', '/dkim/keys/' + u(k.domain) + '/' + u(k.selector)).then(function (d) { if (ok(d)) { say(id + ' deleted.'); loaders.dkim(); } });
-          } })));
+        if (!byDomain[k.domain]) { byDomain[k.domain] = []; domains.push(k.domain); }
+        byDomain[k.domain].push(k);
+      });
+      domains.sort();
+      if (!domains.length) box.appendChild(el('p', { text: 'No DKIM keys yet.' }));
+      domains.forEach(function (d) {
+        var tbody = el('tbody');
+        byDomain[d].forEach(function (k) { tbody.appendChild(dkimKeyRow(k)); });
+        box.appendChild(el('section', { 'class': 'dkim-domain', 'data-domain': d, 'aria-label': 'DKIM keys of ' + d },
+          el('h3', { text: d }),
+          el('table', { 'class': 'dkim-table' },
+            el('caption', { text: byDomain[d].length + (byDomain[d].length === 1 ? ' key' : ' keys') + ' (times in UTC)' }),
+            el('thead', null, el('tr', null,
+              el('th', { scope: 'col', text: 'Selector' }), el('th', { scope: 'col', text: 'State' }),
+              el('th', { scope: 'col', text: 'Created' }), el('th', { scope: 'col', text: 'Activated' }),
+              el('th', { scope: 'col', text: 'Retires / retired' }),
+              el('th', { scope: 'col', text: 'Publish in DNS' }), el('th', { scope: 'col', text: 'Actions' }))),
+            tbody)));
       });
     });
   };

@@ -3,6 +3,7 @@
 #define API_COMMON_H
 
 #include "mw-config.h"
+#include "mw-forms.h"
 #include "mw-password.h"
 #include "mw-secret.h"
 #include "mw-store.h"
@@ -75,6 +76,9 @@ struct api_response {
 	size_t raw_len;
 	const char *content_type; /* static */
 	char disposition[128];    /* Content-Disposition, "" = none */
+	/* a contact form's allowed origin to answer with Access-Control-Allow-Origin, "" = none
+	   (api-forms.c) */
+	char cors_allow[MW_FORM_ORIGIN_MAX + 1];
 };
 
 /* Per worker process (api-main.c), which serves one request at a time. Failure counts
@@ -83,6 +87,9 @@ struct api_ctx {
 	mw_config *cfg;
 	mw_store *store;
 	char dummy_hash[MW_PASSWORD_HASH_MAX]; /* verified when a login names no usable user */
+	struct mw_forms *forms;                /* [forms] (api-forms.c) */
+	bool form_key_set;                     /* form_key derived (once per worker) */
+	mw_form_key form_key;
 };
 
 typedef void api_handler_fn(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
@@ -232,6 +239,10 @@ api_handler_fn api_mta_sts, api_autoconfig, api_autodiscover, api_mobileconfig;
 
 /* api-dmarc-reports.c: DMARC aggregate reports received for our domains (admin) */
 api_handler_fn api_dmarc_reports, api_dmarc_summary;
+/* api-forms.c: public contact forms; api-formflush.c: the flusher (the pool's helper) */
+int api_forms_load(struct api_ctx *ctx, mw_error *error_r);
+api_handler_fn api_form_token, api_form_submit, api_form_preflight;
+void api_form_flusher(const mw_config *cfg);
 
 /* api-authpolicy.c: Dovecot's auth policy hook (no session; [api] auth_policy_secret) */
 api_handler_fn api_auth_policy;

@@ -87,17 +87,18 @@ static const struct mw_service_opt api_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
-static const char *const api_sections[] = {"main", "store", "password", "api", NULL};
+static const char *const api_sections[] = {"main", "store", "password", "api", "forms", NULL};
 
 /* What the master hands its workers. */
 struct api_main {
 	struct mw_service svc;
 	struct api_ctx *ctx;
-	const char *listen_addr; /* -s */
-	int sock;                /* the FastCGI listening socket */
-	int handoff[2];          /* idle kept connections between workers (api-fcgi.c) */
-	unsigned *idle_workers;  /* shared by the workers: how many wait for work */
-	bool inet;               /* peers are checked against [api] inet_peers */
+	const char *listen_addr;      /* -s */
+	int sock;                     /* the FastCGI listening socket */
+	int handoff[2];               /* idle kept connections between workers (api-fcgi.c) */
+	unsigned *idle_workers;       /* shared by the workers: how many wait for work */
+	bool inet;                    /* peers are checked against [api] inet_peers */
+	struct mw_service_pool *pool; /* its helper: the forms' flusher, only with forms */
 };
 
 static void print_routes(void);
@@ -305,7 +306,11 @@ static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 	}
 	if (res.status == 0)
 		api_error(&res, 500, "internal", "no answer");
-	api_render_head(out, &res, mw_config_str(ctx->cfg, MWK_API_CORS_ORIGIN), req.origin);
+	if (res.cors_allow[0] != '\0') /* a contact form's own origin (api-forms.c) */
+		api_render_head(out, &res, res.cors_allow, req.origin);
+	else
+		api_render_head(out, &res, mw_config_str(ctx->cfg, MWK_API_CORS_ORIGIN),
+		                req.origin);
 	if (res.raw != NULL) {
 		(void)mw_str_append(out, res.raw, res.raw_len);
 		mw_memzero(res.raw, res.raw_len); /* a profile may hold an app password */
@@ -394,6 +399,14 @@ static void worker_run(void *arg)
 	mw_store_close(&ctx->store);
 }
 
+/* flusher_run - the pool's helper: delivers the spooled forms (api-formflush.c); started only
+   when forms are configured */
+static void flusher_run(void *arg)
+{
+	struct api_main *m = arg;
+	api_form_flusher(m->ctx->cfg);
+}
+
 /* api_reload - SIGHUP in the master: a new configuration for the next workers */
 static int api_reload(void *arg, unsigned *workers_r)
 {
@@ -403,6 +416,23 @@ static int api_reload(void *arg, unsigned *workers_r)
 	if (cfg == NULL) {
 		mw_error_log("event=reload status=failed error=\"%s\"", err.msg);
 		return -1;
+	}
+	{
+		struct api_ctx probe = {.cfg = cfg};
+		if (api_forms_load(&probe, &err) < 0 ||
+		    (probe.forms->n > 0 &&
+		     mw_form_spool_init(mw_config_str(cfg, MWK_FORMS_SPOOL_DIR), &err) < 0)) {
+			mw_error_log("event=reload status=failed error=\"%s\"", err.msg);
+			mw_forms_free(&probe.forms);
+			mw_config_unref(&cfg);
+			return -1;
+		}
+		mw_forms_free(&m->ctx->forms);
+		m->ctx->forms = probe.forms;
+		m->ctx->form_key_set = false;
+		/* a reload that adds the first form starts the flusher, one that removes the last
+		   ends it (the pool stops the old helper on every reload) */
+		m->pool->helper = probe.forms->n > 0 ? flusher_run : NULL;
 	}
 	mw_config_unref(&m->ctx->cfg);
 	m->ctx->cfg = cfg;
@@ -439,11 +469,18 @@ int main(int argc, char **argv)
 		mw_fatal("%s", err.msg);
 	if (mw_service_reload_check(&m.svc, mw_config_str(m.ctx->cfg, MWK_USER), &err) < 0)
 		mw_fatal("%s", err.msg);
+	if (api_forms_load(m.ctx, &err) < 0) /* [forms] lines as a whole */
+		mw_fatal("%s", err.msg);
 	m.sock = api_listen(m.ctx->cfg, m.listen_addr, &m.inet);
 	if (!m.svc.check && mw_service_pidfile_open(&m.svc, &err) < 0)
 		mw_fatal("%s", err.msg);
 	if (mw_daemon_drop_privileges(mw_config_str(m.ctx->cfg, MWK_USER), &not_root, &err) < 0)
 		mw_fatal("%s: refusing to serve requests as root", err.msg);
+	/* the contact forms' spool (made as the user that writes it); one flusher beside the
+	   workers */
+	if (m.ctx->forms->n > 0 &&
+	    mw_form_spool_init(mw_config_str(m.ctx->cfg, MWK_FORMS_SPOOL_DIR), &err) < 0)
+		mw_fatal("%s", err.msg);
 	/* the store is checked here, then closed: each worker opens its own */
 	m.ctx->store = open_store(m.ctx->cfg);
 	(void)mw_strlcpy(backend, mw_store_backend_name(m.ctx->store), sizeof(backend));
@@ -451,6 +488,7 @@ int main(int argc, char **argv)
 	dummy_hash(m.ctx);
 	if (m.svc.check) {
 		printf("configuration and store are fine\n");
+		mw_forms_free(&m.ctx->forms);
 		mw_config_unref(&m.ctx->cfg);
 		free(m.ctx);
 		return 0;
@@ -477,11 +515,14 @@ int main(int argc, char **argv)
 	pool.workers = (unsigned)mw_config_int(m.ctx->cfg, MWK_API_WORKERS);
 	pool.grace_s = 30;
 	pool.run = worker_run;
+	pool.helper = m.ctx->forms->n > 0 ? flusher_run : NULL;
+	m.pool = &pool;
 	pool.reload = api_reload;
 	pool.ctx = &m;
 	if (mw_service_pool_run(&pool, &err) < 0)
 		mw_fatal("%s", err.msg);
 	mw_service_end(&m.svc);
+	mw_forms_free(&m.ctx->forms);
 	mw_config_unref(&m.ctx->cfg);
 	free(m.ctx);
 	return 0;

@@ -70,6 +70,10 @@ const struct api_route api_routes[] = {
     /* DMARC aggregate reports received for our domains (api-dmarc-reports.c) */
     {"GET", API_PREFIX "/dmarc/reports", API_ROLE_ADMIN, api_dmarc_reports},
     {"GET", API_PREFIX "/dmarc/summary", API_ROLE_ADMIN, api_dmarc_summary},
+    /* public contact forms (api-forms.c) */
+    {"GET", API_PREFIX "/forms/{form}/token", API_ROLE_NONE, api_form_token},
+    {"POST", API_PREFIX "/forms/{form}", API_ROLE_NONE, api_form_submit},
+    {"OPTIONS", API_PREFIX "/forms/{form}", API_ROLE_NONE, api_form_preflight},
     /* Dovecot's auth policy reports: the handler checks the shared secret (api-authpolicy.c) */
     {"POST", API_PREFIX "/internal/auth-policy", API_ROLE_NONE, api_auth_policy},
     /* Prometheus scrapes the workers' counters (loopback only, as every internal route) */

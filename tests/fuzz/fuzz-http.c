@@ -2,7 +2,8 @@
  * webapi/api-users.c webapi/api-misc.c webapi/api-totp-state.c webapi/api-totp.c webapi/api-apppw.c
  * webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c
  * webapi/api-guard.c webapi/api-net.c webapi/api-cookie.c webapi/api-qr.c webapi/api-dns.c
- * webapi/api-discovery.c webapi/api-dmarc-reports.c */
+ * webapi/api-discovery.c webapi/api-dmarc-reports.c
+ * webapi/api-forms.c */
 /* FUZZ_PKGS: jansson liboath libqrencode */
 /*
  * fuzz-http.c - fuzz target for mailwarden-api's request line: path and query decoding,

@@ -477,6 +477,17 @@ class ApiTest(ApiBase):
             ('GET', '/api/v1/internal/metrics'): (
                 lambda: '/api/v1/internal/metrics', None,
                 dict(anon=200, user=200, other=200, admin=200)),
+            # public contact forms (test_forms.py tests what they do; this lab has no
+            # [forms], so every caller finds no such form)
+            ('GET', '/api/v1/forms/{form}/token'): (
+                lambda: '/api/v1/forms/contact/token', None,
+                dict(anon=404, user=404, other=404, admin=404)),
+            ('POST', '/api/v1/forms/{form}'): (
+                lambda: '/api/v1/forms/contact', lambda c: {'_token': 'x'},
+                dict(anon=404, user=404, other=404, admin=404)),
+            ('OPTIONS', '/api/v1/forms/{form}'): (
+                lambda: '/api/v1/forms/contact', None,
+                dict(anon=404, user=404, other=404, admin=404)),
             # Dovecot's auth policy hook: no session opens it, only the shared secret (below)
             ('POST', '/api/v1/internal/auth-policy'): (
                 lambda: '/api/v1/internal/auth-policy?command=report',

@@ -19,7 +19,7 @@ import mailwarden_lab as lab_mod
 SECTIONS = {
     'milter': ('milter/mailwarden-milter', ['main', 'store', 'milter', 'spam', 'classifier']),
     'policyd': ('policy-daemon/mailwarden-policyd', ['main', 'store', 'policyd']),
-    'api': ('webapi/mailwarden-api', ['main', 'store', 'password', 'api']),
+    'api': ('webapi/mailwarden-api', ['main', 'store', 'password', 'api', 'forms']),
 }
 
 

@@ -396,6 +396,66 @@ class WebBrowserTest(BrowserCase):
         self.assertIn('webtest._domainkey.web.example', ab.el('dkim-list').text)
         ab.shot('2x-admin-dkim-generated')
 
+    def test_admin_sees_dkim_key_states(self):
+        """The DKIM page shows each domain's keys with selector, state, created / activated /
+        retire-at times and the TXT record to publish, as the API lists them (keys in every
+        state of a rotation: set in the store, as a rotation leaves them), at desktop and
+        phone width."""
+        import sqlite3
+        dom = 'states%s.example' % uuid.uuid4().hex[:6]
+        states = (('s1', 'retired', 0, 1700000000, 1700500000),
+                  ('s2', 'retiring', 1, 1700500000, 4102444800),
+                  ('s3', 'active', 1, 1790000000, None),
+                  ('s4', 'pending', 0, None, None))
+        for sel, *_ in states:
+            self.store.ctl('dkim', 'generate', dom, '--selector', sel)
+        db = sqlite3.connect(self.store.db)
+        with db:
+            for sel, state, active, activated, retire in states:
+                db.execute('UPDATE dkim_keys SET state = ?, active = ?, activated_at = ?, '
+                           'retire_at = ? WHERE domain = ? AND selector = ?',
+                           (state, active, activated, retire, dom, sel))
+        db.close()
+        admin, apw = self.new_user(role='admin')
+        for phone in (False, True):
+            b = self.browser(width=375, height=740, phone=True) if phone else self.browser()
+            self.log_in(b, admin, apw)
+            b.go('dkim')
+            sel = 'section[data-domain="%s"] tr.dkim-key' % dom
+            b.wait(lambda: len(b.d.find_elements(By.CSS_SELECTOR, sel)) == 4, 'the keys')
+            rows = b.d.execute_script(
+                'return Array.from(document.querySelectorAll(arguments[0])).map(function (r) {'
+                ' return [r.dataset.selector, r.dataset.state, r.innerText]; });', sel)
+            got = {r[0]: (r[1], r[2]) for r in rows}
+            self.assertEqual({k: v[0] for k, v in got.items()},
+                             {'s1': 'retired', 's2': 'retiring', 's3': 'active',
+                              's4': 'pending'})
+            # the state is shown as a word, and the times in UTC
+            for sel_, state, _a, activated, retire in states:
+                text = got[sel_][1]
+                self.assertIn(state, text)
+                self.assertIn('%s._domainkey.%s' % (sel_, dom), text)
+                self.assertIn('v=DKIM1', text)
+                for t in (activated, retire):
+                    if t:
+                        self.assertIn(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(t)),
+                                      text)
+            self.assertIn('2100-01-01 00:00:00 UTC', got['s2'][1])  # retire-at of retiring
+            # the pending key may be activated by hand, the signing ones not deleted
+            self.assertEqual(len(b.d.find_elements(
+                By.CSS_SELECTOR, 'tr[data-selector="s4"] button[aria-label^="Activate"]')), 1)
+            self.assertEqual(len(b.d.find_elements(
+                By.CSS_SELECTOR, 'tr[data-selector="s3"] button[aria-label^="Delete"]')), 0)
+            heading = b.d.find_element(By.CSS_SELECTOR, 'section[data-domain="%s"] h3' % dom)
+            b.d.execute_script('arguments[0].scrollIntoView()', heading)
+            if phone:
+                self.assertLessEqual(
+                    b.d.execute_script('return document.documentElement.scrollWidth'), 375,
+                    'the DKIM page scrolls sideways on a phone')
+                b.shot('16-phone-admin-dkim-states')
+            else:
+                b.shot('2x-admin-dkim-states')
+
     def test_own_usage_when_policyd_is_not_reachable(self):
         """No mailwarden-policyd in this lab: the Account page says the counters cannot be
         shown, in a sentence, without the API's error text (no socket path reaches a user)."""

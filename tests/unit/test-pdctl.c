@@ -136,6 +136,61 @@ static void test_request_round_trip(void **state)
 	}
 }
 
+/* A contact form's charge (mailwarden-api -> policyd) and its verdict round trip; a verdict
+   record after the ok, a charge missing a field and a status record with charge fields are
+   refused. */
+static void test_charge_round_trip(void **state)
+{
+	struct mw_pdctl_request in, out;
+	struct mw_pdctl_reply *rin = mw_calloc(1, sizeof(*rin)),
+	                      *rout = mw_calloc(1, sizeof(*rout));
+	mw_str s;
+	mw_error err = {""};
+	static const char no_field[] = "record=charge\nsubject=contact\nclient=192.0.2.1\n"
+	                               "ip_count=5\nip_window=600\nform_count=100\n\n";
+	static const char status_extra[] = "record=status\nsubject=x\nclient=192.0.2.1\n\n";
+	static const char after_ok[] = "record=ok\nsubject=x\n\nrecord=verdict\nallowed=1\n"
+	                               "retry_after=0\n\n";
+	(void)state;
+	memset(&in, 0, sizeof(in));
+	in.command = MW_PDCTL_CHARGE;
+	strcpy(in.subject, "contact");
+	strcpy(in.client, "2001:db8::7");
+	in.ip_count = 5;
+	in.ip_window = 600;
+	in.form_count = 0;
+	in.form_window = 0;
+	mw_str_init(&s, MW_PDCTL_REQUEST_MAX);
+	assert_int_equal(mw_pdctl_encode_request(&s, &in, &err), 0);
+	assert_int_equal(mw_pdctl_decode_request(s.buf, s.len, &out, &err), 0);
+	assert_int_equal(out.command, MW_PDCTL_CHARGE);
+	assert_string_equal(out.subject, "contact");
+	assert_string_equal(out.client, "2001:db8::7");
+	assert_int_equal(out.ip_count, 5);
+	assert_int_equal(out.ip_window, 600);
+	assert_int_equal(out.form_count, 0);
+	mw_str_free(&s);
+	assert_int_equal(mw_pdctl_decode_request(no_field, strlen(no_field), &out, &err), -1);
+	assert_int_equal(mw_pdctl_decode_request(status_extra, strlen(status_extra), &out, &err),
+	                 -1);
+	rin->ok = true;
+	rin->cleared = -1;
+	strcpy(rin->subject, "form contact client 2001:db8::/64");
+	rin->verdict = true;
+	rin->allowed = false;
+	rin->retry_after = 42;
+	mw_str_init(&s, MW_PDCTL_REPLY_MAX);
+	assert_int_equal(mw_pdctl_encode_reply(&s, rin, &err), 0);
+	assert_int_equal(mw_pdctl_decode_reply(s.buf, s.len, rout, &err), 1);
+	assert_true(rout->verdict);
+	assert_false(rout->allowed);
+	assert_int_equal(rout->retry_after, 42);
+	mw_str_free(&s);
+	assert_int_equal(mw_pdctl_decode_reply(after_ok, strlen(after_ok), rout, &err), -1);
+	free(rin);
+	free(rout);
+}
+
 /* What the encoder refuses: texts with control bytes or too long, negative numbers. */
 static void test_encoder_refuses(void **state)
 {
@@ -344,7 +399,7 @@ static pid_t serve(const char *path, const char *reply, size_t len, bool close_e
 static void test_client(void **state)
 {
 	char path[64];
-	struct mw_pdctl_request req = {MW_PDCTL_STATUS, "u@example.org"};
+	struct mw_pdctl_request req = {.command = MW_PDCTL_STATUS, .subject = "u@example.org"};
 	struct mw_pdctl_reply *r = mw_calloc(1, sizeof(*r));
 	mw_error err = {""};
 	static const char good[] = "record=limit\n" LIMIT_FIELDS "\n" OK_END;
@@ -406,7 +461,7 @@ int main(void)
 	    cmocka_unit_test(test_reply_round_trip), cmocka_unit_test(test_request_round_trip),
 	    cmocka_unit_test(test_encoder_refuses),  cmocka_unit_test(test_decoder_refuses),
 	    cmocka_unit_test(test_decoder_limits),   cmocka_unit_test(test_client),
-	    cmocka_unit_test(test_format_limit),
+	    cmocka_unit_test(test_format_limit),     cmocka_unit_test(test_charge_round_trip),
 	};
 	MW_RUN_TESTS(tests);
 }

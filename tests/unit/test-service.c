@@ -1,5 +1,6 @@
 /* test-service.c - unit tests for mw-service: the one command line of every daemon (common
-   and own options, usage errors, --help with the daemon's keys) and the prefork pool (a dead
+   and own options, usage errors, --help with the daemon's keys) and the prefork pool (its
+   helper process: started once, replaced when it dies, ended with the pool; a dead
    worker replaced, a stop that lets the request in hand finish, the master exiting 0). */
 #include "mw-build.h"
 #include "mw-service.h"
@@ -252,12 +253,89 @@ static void test_pool(void **state)
 	(void)close(p[0]);
 }
 
+/* pool_helper - tells its pid, then waits idle (SIGTERM ends it at once) */
+static void pool_helper(void *ctx)
+{
+	char line[64];
+	int n;
+	(void)ctx;
+	n = snprintf(line, sizeof(line), "helper %ld\n", (long)getpid());
+	assert_true(write(pool_pipe, line, (size_t)n) == n);
+	mw_service_worker_idle(true);
+	for (;;)
+		pause();
+}
+
+/* next_helper - the pid of the next "helper PID" line (worker lines are skipped); 0 at end */
+static long next_helper(int fd)
+{
+	char line[64];
+	long pid;
+	for (;;) {
+		read_line(fd, line, sizeof(line));
+		if (line[0] == '\0')
+			return 0;
+		if (sscanf(line, "helper %ld", &pid) == 1)
+			return pid;
+	}
+}
+
+/* test_pool_helper - the helper runs once beside the workers, is replaced when it dies, and
+   ends with the pool */
+static void test_pool_helper(void **state)
+{
+	char *argv[] = {"d", "-f", NULL};
+	char line[64];
+	long h1, h2;
+	int p[2], status;
+	pid_t master;
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	master = fork();
+	assert_true(master >= 0);
+	if (master == 0) {
+		struct seen seen = {0};
+		struct mw_service_info info = info_for(&seen);
+		struct mw_service s;
+		struct mw_service_pool pool = {0};
+		mw_error err = {{0}};
+		(void)close(p[0]);
+		pool_pipe = p[1];
+		optind = 1;
+		mw_service_args(&s, &info, 2, argv);
+		pool.service = &s;
+		pool.workers = 1;
+		pool.grace_s = 20;
+		pool.run = pool_worker;
+		pool.helper = pool_helper;
+		_exit(mw_service_pool_run(&pool, &err) == 0 ? 0 : 3);
+	}
+	(void)close(p[1]);
+	h1 = next_helper(p[0]);
+	assert_true(h1 > 0);
+	assert_int_equal(kill((pid_t)h1, SIGKILL), 0);
+	h2 = next_helper(p[0]);
+	assert_true(h2 > 0 && h2 != h1);
+	usleep(500 * 1000); /* the worker's first request is done */
+	assert_int_equal(kill(master, SIGTERM), 0);
+	assert_int_equal(waitpid(master, &status, 0), master);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	do /* every process gone: the pipe ends, and no third helper was started */
+		read_line(p[0], line, sizeof(line));
+	while (line[0] != '\0' && strncmp(line, "helper ", 7) != 0);
+	assert_string_equal(line, "");
+	assert_int_equal(kill((pid_t)h2, 0), -1);
+	(void)close(p[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_common_and_own_options),
 	    cmocka_unit_test(test_usage_help_version),
 	    cmocka_unit_test(test_pool),
+	    cmocka_unit_test(test_pool_helper),
 	};
 	MW_RUN_TESTS(tests);
 }
