@@ -167,39 +167,11 @@ int mw_dmarc_eval_from_results(const struct mw_auth_results *res,
 
 /* ---- the XML report ----------------------------------------------------------------- */
 
-/* xml_text - TEXT escaped for XML character data and attribute values */
-static void xml_text(mw_str *out, const char *text)
-{
-	const unsigned char *p;
-	for (p = (const unsigned char *)text; *p != '\0'; p++) {
-		switch (*p) {
-		case '&':
-			(void)mw_str_appends(out, "&amp;");
-			break;
-		case '<':
-			(void)mw_str_appends(out, "&lt;");
-			break;
-		case '>':
-			(void)mw_str_appends(out, "&gt;");
-			break;
-		case '"':
-			(void)mw_str_appends(out, "&quot;");
-			break;
-		case '\'':
-			(void)mw_str_appends(out, "&apos;");
-			break;
-		default:
-			(void)mw_str_appendc(out, *p >= 0x20 && *p < 0x7f ? (char)*p : '?');
-			break;
-		}
-	}
-}
-
 /* elem - <NAME>TEXT</NAME> on its own line, indented */
 static void elem(mw_str *out, int indent, const char *name, const char *text)
 {
 	(void)mw_str_appendf(out, "%*s<%s>", indent, "", name);
-	xml_text(out, text);
+	(void)mw_str_append_markup(out, text, MW_MARKUP_XML | MW_MARKUP_ASCII);
 	(void)mw_str_appendf(out, "</%s>\n", name);
 }
 

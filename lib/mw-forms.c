@@ -4,7 +4,7 @@
  *
  * Public: mw_forms_load, mw_forms_free, mw_forms_find, mw_form_origin_allowed,
  * mw_form_key_derive, mw_form_token_make, mw_form_token_check, mw_form_validate,
- * mw_form_value_get, mw_form_message, mw_form_html_escape, mw_form_subject,
+ * mw_form_value_get, mw_form_message, mw_form_subject,
  * mw_form_spool_init, mw_form_spool_id, mw_form_spool_write, mw_form_spool_read,
  * mw_form_spool_list, mw_form_spool_done.
  *
@@ -628,39 +628,6 @@ int mw_form_validate(const struct mw_form *form, const struct mw_form_value *v, 
 
 /* ---- the message ------------------------------------------------------------------- */
 
-/* mw_form_html_escape - s as HTML text */
-int mw_form_html_escape(mw_str *out, const char *s)
-{
-	int rc = 0;
-	for (; *s != '\0' && rc == 0; s++) {
-		switch (*s) {
-		case '&':
-			rc = mw_str_appends(out, "&amp;");
-			break;
-		case '<':
-			rc = mw_str_appends(out, "&lt;");
-			break;
-		case '>':
-			rc = mw_str_appends(out, "&gt;");
-			break;
-		case '"':
-			rc = mw_str_appends(out, "&quot;");
-			break;
-		case '\'':
-			rc = mw_str_appends(out, "&#39;");
-			break;
-		case '\n':
-			rc = mw_str_appends(out, "<br>\n");
-			break;
-		case '\r':
-			break;
-		default:
-			rc = mw_str_appendc(out, *s);
-		}
-	}
-	return rc;
-}
-
 /* mw_form_subject - the template with {field} replaced, one line, cut at a character */
 int mw_form_subject(const struct mw_form *form, const struct mw_form_value *v, size_t n,
                     mw_str *out)
@@ -796,7 +763,7 @@ int mw_form_message(const struct mw_form *form, const struct mw_form_value *v, s
 	                     date);
 	(void)mw_str_appends(&html, "<!DOCTYPE html>\r\n<html><head><meta charset=\"utf-8\"></head>"
 	                            "<body>\r\n<h1>Form ");
-	(void)mw_form_html_escape(&html, form->name);
+	(void)mw_str_append_markup(&html, form->name, MW_MARKUP_HTML);
 	(void)mw_str_appends(&html, "</h1>\r\n<table>\r\n");
 	for (k = 0; k < form->nfields; k++) {
 		const char *val = mw_form_value_get(v, n, form->fields[k].name), *p;
@@ -814,13 +781,13 @@ int mw_form_message(const struct mw_form *form, const struct mw_form_value *v, s
 		}
 		(void)mw_str_appends(&text, "\r\n\r\n");
 		(void)mw_str_appends(&html, "<tr><th>");
-		(void)mw_form_html_escape(&html, form->fields[k].name);
+		(void)mw_str_append_markup(&html, form->fields[k].name, MW_MARKUP_HTML);
 		(void)mw_str_appends(&html, "</th><td>");
-		(void)mw_form_html_escape(&html, val);
+		(void)mw_str_append_markup(&html, val, MW_MARKUP_HTML);
 		(void)mw_str_appends(&html, "</td></tr>\r\n");
 	}
 	(void)mw_str_appends(&html, "</table>\r\n<p>Sent from ");
-	(void)mw_form_html_escape(&html, client);
+	(void)mw_str_append_markup(&html, client, MW_MARKUP_HTML);
 	(void)mw_str_appendf(&html, " at %s</p>\r\n</body></html>\r\n", date);
 
 	(void)mw_str_appendf(out, "From: <%s>\r\nTo: <%s>\r\n", sender, form->to);

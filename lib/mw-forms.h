@@ -88,8 +88,6 @@ const char *mw_form_value_get(const struct mw_form_value *v, size_t n, const cha
 int mw_form_message(const struct mw_form *form, const struct mw_form_value *v, size_t n,
                     const char *sender, const char *client, const char *id, int64_t now,
                     mw_str *out, mw_error *error_r);
-/* The HTML text of s (& < > " ' escaped) appended to out. */
-int mw_form_html_escape(mw_str *out, const char *s);
 /* The subject the template gives (no CR/LF, at most MW_FORM_SUBJECT_OUT characters). */
 int mw_form_subject(const struct mw_form *form, const struct mw_form_value *v, size_t n,
                     mw_str *out);

@@ -202,6 +202,44 @@ int mw_str_appends(mw_str *s, const char *p)
 	return mw_str_append(s, p, strlen(p));
 }
 
+/* mw_str_append_markup - s escaped for XML or HTML text and attribute values */
+int mw_str_append_markup(mw_str *out, const char *s, unsigned flags)
+{
+	bool html = (flags & MW_MARKUP_HTML) != 0, ascii = (flags & MW_MARKUP_ASCII) != 0;
+	int rc = 0;
+	for (; *s != '\0' && rc == 0; s++) {
+		unsigned char c = (unsigned char)*s;
+		switch (c) {
+		case '&':
+			rc = mw_str_appends(out, "&amp;");
+			break;
+		case '<':
+			rc = mw_str_appends(out, "&lt;");
+			break;
+		case '>':
+			rc = mw_str_appends(out, "&gt;");
+			break;
+		case '"':
+			rc = mw_str_appends(out, "&quot;");
+			break;
+		case '\'':
+			rc = mw_str_appends(out, html ? "&#39;" : "&apos;");
+			break;
+		case '\n':
+			if (html) {
+				rc = mw_str_appends(out, "<br>\n");
+				break;
+			}
+			/* fall through */
+		default:
+			if (html && c == '\r')
+				break;
+			rc = mw_str_appendc(out, ascii && (c < 0x20 || c >= 0x7f) ? '?' : (char)c);
+		}
+	}
+	return rc;
+}
+
 /* mw_str_appendc - append one byte */
 int mw_str_appendc(mw_str *s, char c)
 {

@@ -57,6 +57,13 @@ int mw_str_appendc(mw_str *s, char c);
 int mw_str_appendf(mw_str *s, const char *fmt, ...) MW_PRINTF(2, 3);
 int mw_str_vappendf(mw_str *s, const char *fmt, va_list ap) MW_PRINTF(2, 0);
 const char *mw_str_c(const mw_str *s);
+/* Appends s with & < > " ' as entities (MW_MARKUP_XML: &apos;; MW_MARKUP_HTML: &#39;, a
+   line break as <br> and CR dropped); | MW_MARKUP_ASCII: bytes outside printable ASCII
+   become '?'. 0, or -1 when out would exceed its max. */
+#define MW_MARKUP_XML   0u
+#define MW_MARKUP_HTML  1u
+#define MW_MARKUP_ASCII 2u
+int mw_str_append_markup(mw_str *out, const char *s, unsigned flags);
 /* Hands the buffer to the caller (who frees it) and resets s. */
 char *mw_str_steal(mw_str *s);
 

@@ -34,37 +34,11 @@
 #define LOCAL_PART_MAX 64
 #define ADDRESS_MAX    (LOCAL_PART_MAX + 1 + MW_DNS_NAME_MAX)
 
-/* xml_escape - text with & < > " ' as entities (input is checked ASCII or UTF-8 already) */
-static void xml_escape(mw_str *out, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '&':
-			(void)mw_str_appends(out, "&amp;");
-			break;
-		case '<':
-			(void)mw_str_appends(out, "&lt;");
-			break;
-		case '>':
-			(void)mw_str_appends(out, "&gt;");
-			break;
-		case '"':
-			(void)mw_str_appends(out, "&quot;");
-			break;
-		case '\'':
-			(void)mw_str_appends(out, "&apos;");
-			break;
-		default:
-			(void)mw_str_appendc(out, *s);
-		}
-	}
-}
-
 /* xml_elem - "<name>escaped text</name>\n" with indent */
 static void xml_elem(mw_str *out, int indent, const char *name, const char *text)
 {
 	(void)mw_str_appendf(out, "%*s<%s>", indent, "", name);
-	xml_escape(out, text);
+	(void)mw_str_append_markup(out, text, MW_MARKUP_XML);
 	(void)mw_str_appendf(out, "</%s>\n", name);
 }
 
@@ -193,7 +167,7 @@ void api_autoconfig(struct api_ctx *ctx, struct api_request *req, struct api_res
 	(void)mw_str_appends(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 	                         "<clientConfig version=\"1.1\">\n");
 	(void)mw_str_appends(&x, "  <emailProvider id=\"");
-	xml_escape(&x, domain);
+	(void)mw_str_append_markup(&x, domain, MW_MARKUP_XML);
 	(void)mw_str_appends(&x, "\">\n");
 	xml_elem(&x, 4, "domain", domain);
 	xml_elem(&x, 4, "displayName", domain);
@@ -441,7 +415,7 @@ void api_mobileconfig(struct api_ctx *ctx, struct api_request *req, struct api_r
 	(void)mw_str_appends(&x, "      <integer>1</integer>\n    </dict>\n  </array>\n");
 	xml_elem(&x, 2, "key", "PayloadDisplayName");
 	(void)mw_str_appends(&x, "  <string>Mail: ");
-	xml_escape(&x, address);
+	(void)mw_str_append_markup(&x, address, MW_MARKUP_XML);
 	(void)mw_str_appends(&x, "</string>\n");
 	xml_elem(&x, 2, "key", "PayloadIdentifier");
 	xml_elem(&x, 2, "string", ident);

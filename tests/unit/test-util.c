@@ -202,6 +202,27 @@ static void test_fake_now(void **state)
 	assert_true(mw_now() >= 1000000000 && mw_now() < 1000000000 + 60);
 }
 
+/* test_markup - XML and HTML escaping: every special character, line breaks, non-ASCII */
+static void test_markup(void **state)
+{
+	mw_str s;
+	(void)state;
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_str_append_markup(&s, "a&b<c>\"d'e\r\n\xc3\xa9", MW_MARKUP_XML), 0);
+	assert_string_equal(mw_str_c(&s), "a&amp;b&lt;c&gt;&quot;d&apos;e\r\n\xc3\xa9");
+	mw_str_reset(&s);
+	assert_int_equal(mw_str_append_markup(&s, "a'b\r\nc\xc3\xa9", MW_MARKUP_HTML), 0);
+	assert_string_equal(mw_str_c(&s), "a&#39;b<br>\nc\xc3\xa9");
+	mw_str_reset(&s);
+	assert_int_equal(
+	    mw_str_append_markup(&s, "x\x01\xc3\xa9\x7f<", MW_MARKUP_XML | MW_MARKUP_ASCII), 0);
+	assert_string_equal(mw_str_c(&s), "x????&lt;");
+	mw_str_free(&s);
+	mw_str_init(&s, 8); /* bounded: -1 when it would not fit */
+	assert_int_equal(mw_str_append_markup(&s, "<<<", MW_MARKUP_XML), -1);
+	mw_str_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,7 +231,7 @@ int main(void)
 	    cmocka_unit_test(test_ascii_case), cmocka_unit_test(test_error_prefix),
 	    cmocka_unit_test(test_log_value),  cmocka_unit_test(test_fake_now),
 	    cmocka_unit_test(test_hexval),     cmocka_unit_test(test_text_escape),
-	    cmocka_unit_test(test_mono),
+	    cmocka_unit_test(test_markup),     cmocka_unit_test(test_mono),
 	};
 	MW_RUN_TESTS(tests);
 }
