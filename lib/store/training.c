@@ -107,7 +107,9 @@ static const struct mw_db_query q_spam_meta_expired = {
     "recording the spam expiry", "UPDATE spam_meta SET expired_at = ?2 WHERE scope = ?1", NULL};
 static const struct mw_db_query q_spam_expire_claim = {
     "claiming the spam expiry",
-    "UPDATE spam_meta SET expired_at = ?2 WHERE scope = ?1 AND expired_at <= ?2 - ?3", NULL};
+    "UPDATE spam_meta SET expired_at = ?2 WHERE scope = ?1 AND expired_at <= ?2 - ?3",
+    "UPDATE spam_meta SET expired_at = ?2 WHERE scope = ?1 AND expired_at <= ?2::bigint - "
+    "?3::bigint"};
 static const struct mw_db_query q_spam_stats = {
     "reading spam token statistics",
     "SELECT count(*), coalesce(min(last_seen), 0), coalesce(max(last_seen), 0) "
