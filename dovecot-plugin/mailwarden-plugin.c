@@ -741,6 +741,7 @@ static mw_classifier *mw_learner(struct mw_plugin_user *muser, mw_error *err)
 static int64_t mw_user_scope(struct mw_plugin_user *muser, const char *username, mw_error *err)
 {
 	struct mw_user u;
+	int64_t id;
 	int ret;
 	if (!muser->cls_set.per_user)
 		return 0;
@@ -751,10 +752,11 @@ static int64_t mw_user_scope(struct mw_plugin_user *muser, const char *username,
 		return 0;
 	if (ret != MW_STORE_OK)
 		return -1;
+	id = u.id;
 	mw_user_clear(&u);
 	if (strcmp(username, muser->username) == 0)
-		muser->user_scope = u.id;
-	return u.id;
+		muser->user_scope = id;
+	return id;
 }
 
 /* mw_expire_after_learn - the automatic expiry of a model just taught, when it is due */
