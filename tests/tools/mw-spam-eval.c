@@ -25,6 +25,8 @@
  * with --flip-user, user 0 ("flip") wants hard ham (commercial mail: paths with "hard-ham")
  * filtered: its hard ham is spam in its own training and in how its test messages are
  * judged, while the global model learns the corpus labels (user_learn_global = no).
+ * --max-tokens N: after each fold's training, token expiry by size down to N rows (the
+ * least useful first, as [classifier] max_tokens), then scoring: "expired FOLD N BEFORE".
  */
 #include "mw-build.h"
 #include "mw-classify.h"
@@ -223,6 +225,8 @@ int main(int argc, char **argv)
 			set.normalize = false;
 		else if (strcmp(argv[a], "--users") == 0 && a + 1 < argc)
 			users = (unsigned)atoi(argv[++a]);
+		else if (strcmp(argv[a], "--max-tokens") == 0 && a + 1 < argc)
+			set.max_tokens = atoll(argv[++a]);
 		else if (strcmp(argv[a], "--flip-user") == 0)
 			flip_user = true;
 		else if (strcmp(argv[a], "--folds-out") == 0)
@@ -330,6 +334,16 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("train %u %.3f %zu\n", fold, wall_now() - t0, k);
+		if (set.max_tokens > 0) {
+			/* token expiry by size before scoring: what the bound costs in accuracy */
+			struct mw_spam_expire_result x;
+			if (mw_classifier_expire(store, 0, &set, false, 0, &x, &err) < 0) {
+				fprintf(stderr, "mw-spam-eval: expire: %s\n", err.msg);
+				return 1;
+			}
+			printf("expired %u %lld %lld\n", fold, (long long)x.by_size,
+			       (long long)x.tokens_before);
+		}
 		if (users > 0 &&
 		    per_user_fold(store, c, &set, items, order, k, fold, n, users, flip_user) < 0)
 			return 1;

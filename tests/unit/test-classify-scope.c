@@ -7,6 +7,7 @@
  */
 #include "mw-build.h"
 #include "mw-classify.h"
+#include "mw-db-private.h"
 #include "mw-test-db.h"
 #include "mw-test.h"
 
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DAY 86400
 
@@ -393,6 +395,56 @@ static void test_expire_auto_claim(void **state)
 	free(m);
 }
 
+/* Migration 007 on a store of schema 6 with a learned token: the row counts as seen when
+   the migration ran, the model is not marked reset or expired, and learning goes on. */
+static void test_migration_007(void **state)
+{
+	struct fixture *f = mw_calloc(1, sizeof(*f));
+	const struct mw_migration *m;
+	struct mw_test_raw *db;
+	mw_error err = {""};
+	int64_t seen, now = (int64_t)time(NULL);
+	unsigned i;
+	f->tdb = mw_test_db_create(*state);
+	*state = f;
+	m = f->tdb->dialect == MW_DB_PGSQL ? mw_pgsql_migrations : mw_sqlite_migrations;
+	if (f->tdb->dialect == MW_DB_SQLITE) { /* the file, as the store would create it */
+		sqlite3 *lite = NULL;
+		char path[160];
+		(void)snprintf(path, sizeof(path), "%s/mw.db", f->tdb->dir);
+		assert_int_equal(sqlite3_open(path, &lite), SQLITE_OK);
+		sqlite3_close(lite);
+	}
+	db = mw_test_raw_open(f->tdb);
+	for (i = 0; i < 6; i++)
+		mw_test_raw_exec(db, m[i].sql);
+	mw_test_raw_exec(db, "INSERT INTO schema_version (version) VALUES (6)");
+	mw_test_raw_exec(db, "INSERT INTO spam_meta (scope, nspam, nham, generation) "
+	                     "VALUES (0, 1, 0, 1)");
+	mw_test_raw_exec(db, "INSERT INTO spam_tokens (scope, hash, nspam, nham, weight, gen) "
+	                     "VALUES (0, 12345, 1, 0, 0.5, 1)");
+	mw_test_raw_close(&db);
+	f->store = mw_store_open(f->tdb->url, 2000, &err);
+	if (f->store == NULL || mw_store_migrate(f->store, &err) != MW_STORE_OK)
+		fail_msg("migrate: %s", err.msg);
+	db = mw_test_raw_open(f->tdb);
+	seen = mw_test_raw_int(db, "SELECT last_seen FROM spam_tokens WHERE hash = 12345");
+	assert_true(seen >= now - 60 && seen <= now + 60);
+	assert_int_equal(mw_test_raw_int(db, "SELECT reset_gen + expired_at FROM spam_meta"), 0);
+	mw_test_raw_close(&db);
+	assert_int_equal(mw_classifier_open_learner(f->store, &f->learner, &err), 0);
+	mw_classifier_settings_default(&f->set);
+	f->set.clock = fake_clock;
+	mw_classifier_configure(f->learner, &f->set);
+	fake_now = now + 1000;
+	{
+		char *msg = msg_of(1, "afterword");
+		assert_int_equal(learn_in(f, 0, NULL, msg, true), 0);
+		free(msg);
+	}
+	assert_int_equal(meta_of(f, 0).nspam, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +453,7 @@ int main(void)
 	    MW_TEST_DB_BOTH(test_expire_by_age, setup, teardown),
 	    MW_TEST_DB_BOTH(test_expire_by_size, setup, teardown),
 	    MW_TEST_DB_BOTH(test_expire_auto_claim, setup, teardown),
+	    MW_TEST_DB_BOTH(test_migration_007, NULL, teardown),
 	};
 	MW_RUN_TESTS(tests);
 }
