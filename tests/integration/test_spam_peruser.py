@@ -222,6 +222,21 @@ class SpamPerUserTest(labcase.MilterCase):
         finally:
             self.set_per_user(True)
 
+    def test_5_ctl_expire_and_unknown_user(self):
+        out = self.store.ctl('spam', 'expire', '--dry-run').stdout
+        self.assertIn('global model: would expire 0 of', out)
+        self.assertIn('%s: would expire 0 of' % self.user_a, out)
+        self.assertIn('%s: would expire 0 of' % self.user_b, out)
+        out = self.store.ctl('spam', 'expire', '--user', self.user_a).stdout
+        self.assertIn('%s: expired 0 of' % self.user_a, out)
+        self.assertEqual(self.stats(self.user_a), (6, 6))
+        # a user the store does not know: refused, nothing learned
+        nobody = 'nobody%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
+        p = self.store.ctl('learn', 'spam', '--user', nobody, os.devnull, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        p = self.store.ctl('spam', 'stats', '--user', nobody, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('not found', p.stderr)
 
 if __name__ == '__main__':
     unittest.main()
