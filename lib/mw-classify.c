@@ -144,8 +144,9 @@ static int refresh(mw_classifier *c, mw_error *error_r)
 	c->last_check_ms = mw_mono_ms();
 	if (meta.generation == c->generation && c->map.cap != 0)
 		return 0;
-	if (meta.reset_gen > c->generation && c->generation > 0) {
-		/* rows were expired since our load: a delta cannot say which, reload it all */
+	if (meta.reset_gen > c->generation) {
+		/* rows were expired since our load (or since the start of our own learns, which
+		   leave our generation behind): a delta cannot say which, reload it all */
 		free(c->map.v);
 		memset(&c->map, 0, sizeof(c->map));
 		c->generation = 0;

@@ -335,6 +335,38 @@ static void test_expire_by_age(void **state)
 	free(probe);
 }
 
+/* A reader that learned itself (its generation still that of its empty start) also drops
+   expired rows at its next refresh (mailwardenctl, bench/spam-eval). */
+static void test_expire_reader_that_learned(void **state)
+{
+	struct fixture *f = *state;
+	struct mw_spam_expire_result x;
+	struct mw_classifier_clue clues[32];
+	mw_classifier *g;
+	mw_error err = {""};
+	char *old = msg_of(1, "oldword sharedword");
+	char *recent = msg_of(2, "newword sharedword");
+	char *probe = msg_of(3, "oldword");
+	size_t n;
+	double p;
+
+	assert_int_equal(mw_classifier_open(f->store, &g, &err), 0);
+	mw_classifier_configure(g, &f->set);
+	assert_int_equal(mw_classifier_learn(g, old, strlen(old), true, NULL, &err), 0);
+	fake_now += 100 * DAY;
+	assert_int_equal(mw_classifier_learn(g, recent, strlen(recent), false, NULL, &err), 0);
+	f->set.expire_age = 30 * DAY;
+	assert_int_equal(mw_classifier_expire(f->store, 0, &f->set, false, 0, &x, &err), 0);
+	assert_true(x.by_age >= 1);
+	(void)mw_classifier_score(g, probe, strlen(probe), &p, &err);
+	assert_int_equal(mw_classifier_explain(g, probe, strlen(probe), clues, 32, &n, &err), 0);
+	assert_false(has_clue(clues, n, "oldword"));
+	mw_classifier_close(&g);
+	free(old);
+	free(recent);
+	free(probe);
+}
+
 /* Expiry by size: beyond max_tokens the hapaxes (one learned message) go first, oldest
    first, at most limit per run; a user's model has its own bound. */
 static void test_expire_by_size(void **state)
@@ -451,6 +483,7 @@ int main(void)
 	    MW_TEST_DB_BOTH(test_scope_separation, setup, teardown),
 	    MW_TEST_DB_BOTH(test_combine_and_min_count, setup, teardown),
 	    MW_TEST_DB_BOTH(test_expire_by_age, setup, teardown),
+	    MW_TEST_DB_BOTH(test_expire_reader_that_learned, setup, teardown),
 	    MW_TEST_DB_BOTH(test_expire_by_size, setup, teardown),
 	    MW_TEST_DB_BOTH(test_expire_auto_claim, setup, teardown),
 	    MW_TEST_DB_BOTH(test_migration_007, NULL, teardown),
