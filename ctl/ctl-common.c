@@ -231,6 +231,8 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 	    {"dovecot-config", required_argument, NULL, OPT_DOVECOT_CONFIG},
 	    {"nginx-dir", required_argument, NULL, OPT_NGINX_DIR},
 	    {"examples", required_argument, NULL, OPT_EXAMPLES},
+	    {"user", required_argument, NULL, OPT_USER},
+	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	    {NULL, 0, NULL, 0},
 	};
 	int c, i;
@@ -297,6 +299,12 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 			break;
 		case OPT_EXAMPLES:
 			o->examples = optarg;
+			break;
+		case OPT_USER:
+			o->user = optarg;
+			break;
+		case OPT_DRY_RUN:
+			o->dry_run = true;
 			break;
 		case OPT_PASSWORD_STDIN:
 		case OPT_GENERATE:

@@ -8,6 +8,14 @@
  * LEARN_BATCH messages per store transaction; a message already learned with the same
  * label is counted and skipped. Errors name the file (and the message number in an
  * mbox) and do not stop the run; the exit status is 1 when any message failed.
+ *
+ * learn --user U learns as the Dovecot plugin does for U: under U's digest of the message,
+ * into U's own model ([classifier] per_user) and, with user_learn_global, into the global
+ * one, through a learner (lib/mw-classify: no model loaded). After a learn run the
+ * automatic expiry of each model it taught runs when due (expire_interval).
+ *
+ * spam stats [--user U] shows learned counts, token rows and their learn times; spam
+ * expire [--dry-run] [--user U] expires tokens now (every model, or U's only).
  */
 #include "mw-build.h"
 #include "ctl.h"
@@ -29,6 +37,11 @@
 struct learn_run {
 	mw_classifier *c;
 	bool spam;
+	/* --user: U's digest, U's model (scope), the global one too (learn_global) */
+	const char *who;
+	int64_t user_scope;
+	bool user_model, global_model;
+	unsigned token_flags;
 	unsigned long learned, known, failed, in_batch;
 	int64_t start_us, last_progress_us; /* mw_mono_us */
 	bool tty;
@@ -54,6 +67,31 @@ static void progress(struct learn_run *r, bool final)
 		fputc('\n', stderr);
 }
 
+/* learn_user - one message as user r->who taught it: 0 learned into some model, 1 every
+   model knew it, -1 error */
+static int learn_user(struct learn_run *r, const char *msg, size_t len, mw_error *err)
+{
+	unsigned char dg[MW_SPAM_DIGEST_LEN];
+	struct mw_tokens t;
+	int ret = 1, rr;
+	mw_tokens_init(&t, false);
+	if (mw_classifier_prepare(r->token_flags, msg, len, r->who, &t, dg, err) < 0) {
+		mw_tokens_free(&t);
+		return -1;
+	}
+	if (r->user_model) {
+		rr = mw_classifier_learn_tokens_in(r->c, r->user_scope, t.hash, t.count, dg,
+		                                   r->spam, err);
+		ret = rr < 0 ? -1 : rr == 0 ? 0 : ret;
+	}
+	if (ret >= 0 && r->global_model) {
+		rr = mw_classifier_learn_tokens_in(r->c, 0, t.hash, t.count, dg, r->spam, err);
+		ret = rr < 0 ? -1 : rr == 0 ? 0 : ret;
+	}
+	mw_tokens_free(&t);
+	return ret;
+}
+
 /* learn_one - one message; errors name where it came from */
 static int learn_one(struct learn_run *r, const char *msg, size_t len, const char *where,
                      unsigned long number)
@@ -63,8 +101,10 @@ static int learn_one(struct learn_run *r, const char *msg, size_t len, const cha
 	if (len > MESSAGE_MAX) {
 		ret = -1;
 		mw_error_set(&err, "message too large (%zu bytes)", len);
-	} else {
+	} else if (r->who == NULL) {
 		ret = mw_classifier_learn(r->c, msg, len, r->spam, NULL, &err);
+	} else {
+		ret = learn_user(r, msg, len, &err);
 	}
 	if (ret < 0) {
 		r->failed++;
@@ -293,21 +333,83 @@ static int open_classifier(struct mw_ctl *ctl, mw_classifier **c_r)
 	return EXIT_OK;
 }
 
-/* cmd_learn - learn spam|ham PATH... */
+/* user_scope - the scope of --user U (its users.id): EXIT_OK, or an exit status */
+static int user_scope(struct mw_ctl *ctl, const char *arg, char *username, size_t size,
+                      int64_t *scope_r)
+{
+	struct mw_user u;
+	mw_error err = {""};
+	int ret;
+	if (ctl_username(arg, username, size) < 0)
+		return EXIT_USAGE;
+	ret = mw_store_user_get(ctl->store, username, &u, &err);
+	if (ret != MW_STORE_OK)
+		return ctl_store_exit(ret, &err, username);
+	*scope_r = u.id;
+	mw_user_clear(&u);
+	return EXIT_OK;
+}
+
+/* print_expiry - one line for an expiry run that deleted something */
+static void print_expiry(const char *model, const struct mw_spam_expire_result *x, bool dry)
+{
+	printf("%s: %s %lld of %lld token rows (%lld by age, %lld over the size bound), %lld "
+	       "learned-message records\n",
+	       model, dry ? "would expire" : "expired", (long long)(x->by_age + x->by_size),
+	       (long long)x->tokens_before, (long long)x->by_age, (long long)x->by_size,
+	       (long long)x->digests);
+}
+
+/* auto_expire - the automatic expiry of one model after a learn run (when due) */
+static int auto_expire(struct mw_ctl *ctl, int64_t scope, const char *model)
+{
+	struct mw_classifier_settings set;
+	struct mw_spam_expire_result x;
+	mw_error err = {""};
+	int ret;
+	mw_classifier_settings_from_config(ctl->cfg, &set);
+	ret = mw_classifier_expire_auto(ctl->store, scope, &set, &x, &err);
+	if (ret < 0) {
+		ctl_err("expiry of %s: %s", model, err.msg);
+		return -1;
+	}
+	if (ret > 0 && x.by_age + x.by_size + x.digests > 0)
+		print_expiry(model, &x, false);
+	return 0;
+}
+
+/* cmd_learn - learn spam|ham [--user U] PATH... */
 int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct learn_run r;
 	struct ctl_opts o;
+	struct mw_classifier_settings set;
 	mw_error err = {""};
+	char username[MW_USERNAME_MAX + 1];
 	int first, i, ret = 0;
 	int64_t ns, nh;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_USER);
 	if (ctl_want_args(ctl_current, argc - first, 1, 1000000) != EXIT_OK)
 		return EXIT_USAGE;
 	memset(&r, 0, sizeof(r));
 	r.spam = strcmp(ctl_current->name, "spam") == 0;
 	r.tty = isatty(STDERR_FILENO) == 1;
-	if (open_classifier(ctl, &r.c) != EXIT_OK)
+	mw_classifier_settings_from_config(ctl->cfg, &set);
+	r.token_flags = set.token_flags;
+	r.global_model = true;
+	if (o.user != NULL) {
+		int st = user_scope(ctl, o.user, username, sizeof(username), &r.user_scope);
+		if (st != EXIT_OK)
+			return st;
+		r.who = username;
+		r.user_model = set.per_user;
+		r.global_model = !set.per_user || set.learn_global;
+		if (mw_classifier_open_learner(ctl->store, &r.c, &err) < 0) {
+			ctl_err("%s", err.msg);
+			return EXIT_ERROR;
+		}
+		mw_classifier_configure(r.c, &set);
+	} else if (open_classifier(ctl, &r.c) != EXIT_OK)
 		return EXIT_ERROR;
 	r.start_us = mw_mono_us();
 	if (mw_classifier_batch_begin(r.c, &err) < 0) {
@@ -322,12 +424,35 @@ int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 		ret = -1;
 	}
 	progress(&r, true);
-	mw_classifier_counts(r.c, &ns, &nh);
-	printf("%s: %lu learned, %lu already known, %lu failed in %.1f s; the model now holds "
-	       "%lld spam and %lld ham\n",
-	       r.spam ? "spam" : "ham", r.learned, r.known, r.failed, elapsed(r.start_us),
-	       (long long)ns, (long long)nh);
+	if (r.who == NULL) {
+		mw_classifier_counts(r.c, &ns, &nh);
+		printf("%s: %lu learned, %lu already known, %lu failed in %.1f s; the model now "
+		       "holds %lld spam and %lld ham\n",
+		       r.spam ? "spam" : "ham", r.learned, r.known, r.failed, elapsed(r.start_us),
+		       (long long)ns, (long long)nh);
+	} else {
+		struct mw_spam_meta m;
+		memset(&m, 0, sizeof(m));
+		if (r.user_model)
+			(void)mw_store_spam_meta_get(ctl->store, r.user_scope, &m, &err);
+		printf("%s for %s: %lu learned, %lu already known, %lu failed in %.1f s; %s\n",
+		       r.spam ? "spam" : "ham", r.who, r.learned, r.known, r.failed,
+		       elapsed(r.start_us),
+		       r.user_model ? "into the user's model and the global one"
+		                    : "into the global model (per_user is off)");
+		if (r.user_model)
+			printf("%s's model now holds %lld spam and %lld ham\n", r.who,
+			       (long long)m.nspam, (long long)m.nham);
+		if (r.user_model && !r.global_model)
+			printf("(user_learn_global = no: the global model was not taught)\n");
+	}
 	mw_classifier_close(&r.c);
+	if (ret == 0 && r.learned > 0) {
+		if (r.global_model && auto_expire(ctl, 0, "global model") < 0)
+			ret = -1;
+		if (r.user_model && auto_expire(ctl, r.user_scope, r.who) < 0)
+			ret = -1;
+	}
 	if (r.learned > 0) {
 		if (ctl_audit(ctl, MW_AUDIT_CLASSIFIER_LEARN, "classifier",
 		              json_pack("{s:s,s:I}", "class", r.spam ? "spam" : "ham", "messages",
@@ -387,4 +512,140 @@ int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 	if (data != NULL)
 		munmap((void *)data, len);
 	return ret;
+}
+
+/* print_stats - one model's counts */
+static void print_stats(const char *model, const struct mw_spam_stats *st)
+{
+	char a[40], b[40], c[40];
+	printf("%s: %lld spam, %lld ham learned; %lld token rows, learned %s .. %s; last "
+	       "expiry %s\n",
+	       model, (long long)st->meta.nspam, (long long)st->meta.nham, (long long)st->tokens,
+	       ctl_time(st->oldest, a, sizeof(a)), ctl_time(st->newest, b, sizeof(b)),
+	       ctl_time(st->meta.expired_at, c, sizeof(c)));
+}
+
+/* scope_line - one per-user model of spam stats */
+static void scope_line(void *ctx, int64_t scope, const char *username, int64_t nspam, int64_t nham)
+{
+	unsigned *n = ctx;
+	(*n)++;
+	printf("  %-40s %8lld spam %8lld ham\n", username[0] != '\0' ? username : "(deleted user)",
+	       (long long)nspam, (long long)nham);
+	(void)scope;
+}
+
+/* cmd_spam_stats - spam stats [--user U] */
+int cmd_spam_stats(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	struct mw_spam_stats st;
+	struct mw_classifier_settings set;
+	mw_error err = {""};
+	char username[MW_USERNAME_MAX + 1];
+	int first, ret;
+	int64_t scope = 0;
+	unsigned n = 0;
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_USER);
+	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
+		return EXIT_USAGE;
+	mw_classifier_settings_from_config(ctl->cfg, &set);
+	if (o.user != NULL) {
+		ret = user_scope(ctl, o.user, username, sizeof(username), &scope);
+		if (ret != EXIT_OK)
+			return ret;
+	}
+	ret = mw_store_spam_stats(ctl->store, scope, &st, &err);
+	if (ret != MW_STORE_OK)
+		return ctl_store_exit(ret, &err, "spam statistics");
+	if (o.user != NULL) {
+		print_stats(username, &st);
+		printf("per_user %s; the model counts from %u spam and %u ham on\n",
+		       set.per_user ? "on" : "off", set.user_min_spam, set.user_min_ham);
+		return EXIT_OK;
+	}
+	print_stats("global model", &st);
+	printf("per-user models (per_user %s):\n", set.per_user ? "on" : "off");
+	ret = mw_store_spam_scopes(ctl->store, scope_line, &n, &err);
+	if (ret != MW_STORE_OK)
+		return ctl_store_exit(ret, &err, "spam statistics");
+	if (n == 0)
+		printf("  none\n");
+	return EXIT_OK;
+}
+
+struct expire_all {
+	struct mw_ctl *ctl;
+	const struct mw_classifier_settings *set;
+	bool dry_run;
+	int64_t scope[1024];
+	char name[1024][MW_USERNAME_MAX + 1];
+	unsigned n;
+};
+
+/* collect_scope - remember one per-user model to expire (expiry runs after the listing) */
+static void collect_scope(void *ctx, int64_t scope, const char *username, int64_t nspam,
+                          int64_t nham)
+{
+	struct expire_all *ea = ctx;
+	(void)nspam;
+	(void)nham;
+	if (ea->n >= MW_N_ELEMENTS(ea->scope))
+		return;
+	ea->scope[ea->n] = scope;
+	(void)mw_strlcpy(ea->name[ea->n], username[0] != '\0' ? username : "(deleted user)",
+	                 sizeof(ea->name[0]));
+	ea->n++;
+}
+
+/* expire_one - spam expire of one model */
+static int expire_one(struct mw_ctl *ctl, const struct mw_classifier_settings *set, int64_t scope,
+                      const char *model, bool dry_run)
+{
+	struct mw_spam_expire_result x;
+	mw_error err = {""};
+	if (mw_classifier_expire(ctl->store, scope, set, dry_run, 0, &x, &err) < 0) {
+		ctl_err("%s: %s", model, err.msg);
+		return -1;
+	}
+	print_expiry(model, &x, dry_run);
+	return 0;
+}
+
+/* cmd_spam_expire - spam expire [--dry-run] [--user U] */
+int cmd_spam_expire(struct mw_ctl *ctl, int argc, char **argv)
+{
+	struct ctl_opts o;
+	struct mw_classifier_settings set;
+	struct expire_all *ea;
+	mw_error err = {""};
+	char username[MW_USERNAME_MAX + 1];
+	int first, ret = 0;
+	int64_t scope;
+	unsigned i;
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_USER, OPT_DRY_RUN);
+	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
+		return EXIT_USAGE;
+	mw_classifier_settings_from_config(ctl->cfg, &set);
+	if (o.user != NULL) {
+		int st = user_scope(ctl, o.user, username, sizeof(username), &scope);
+		if (st != EXIT_OK)
+			return st;
+		return expire_one(ctl, &set, scope, username, o.dry_run) < 0 ? EXIT_ERROR : EXIT_OK;
+	}
+	if (expire_one(ctl, &set, 0, "global model", o.dry_run) < 0)
+		return EXIT_ERROR;
+	ea = mw_calloc(1, sizeof(*ea));
+	if (mw_store_spam_scopes(ctl->store, collect_scope, ea, &err) != MW_STORE_OK) {
+		ctl_err("%s", err.msg);
+		free(ea);
+		return EXIT_ERROR;
+	}
+	for (i = 0; i < ea->n; i++)
+		if (expire_one(ctl, &set, ea->scope[i], ea->name[i], o.dry_run) < 0)
+			ret = -1;
+	if (ea->n == MW_N_ELEMENTS(ea->scope))
+		printf("(the first %u per-user models only: run again for the rest)\n", ea->n);
+	free(ea);
+	return ret == 0 ? EXIT_OK : EXIT_ERROR;
 }

@@ -174,6 +174,8 @@ enum {
 	OPT_DOVECOT_CONFIG,
 	OPT_NGINX_DIR,
 	OPT_EXAMPLES,
+	OPT_USER,    /* learn, spam stats|expire: --user U */
+	OPT_DRY_RUN, /* spam expire */
 };
 
 struct ctl_opts {
@@ -185,6 +187,8 @@ struct ctl_opts {
 	bool apply;                                        /* setup --apply */
 	const char *postfix_dir, *dovecot_dir, *nginx_dir; /* setup, doctor: config dirs */
 	const char *dovecot_config, *examples;
+	const char *user; /* --user */
+	bool dry_run;     /* --dry-run */
 };
 
 /* The command being run (for messages). */

@@ -28,7 +28,12 @@
  * under a digest of the user and the message (mw_classifier_prepare), so one user's
  * judgement counts once however often it is repeated, and moving a message back out of
  * Junk unlearns the spam and learns ham. A newly learned event also writes a
- * training_events row (user, Message-ID, verdict).
+ * training_events row (user, Message-ID, verdict). With [classifier] per_user (read from
+ * mailwarden_config) the event teaches the user's own model (scope = the user's id) and,
+ * with user_learn_global (the default), the global one, each in its own transaction and
+ * with its own learned-digest check, so a retried event counts once per model. After a
+ * learn, each model taught gets the automatic expiry when it is due (expire_interval,
+ * claimed by one process in the store).
  *
  * Store outages: an event the store does not take is written to the spool
  * (mailwarden_learn_spool, default HOME/mailwarden-learn; lib/mw-learnspool: one file per
@@ -130,6 +135,8 @@ struct mw_plugin_user {
 	const char *spool_dir; /* NULL: no spool (events are lost while the store is down) */
 	unsigned int spool_max, spool_retry_secs;
 	struct timeout *spool_to, *startup_to;
+	struct mw_classifier_settings cls_set; /* [classifier] of mailwarden_config */
+	int64_t user_scope;                    /* the user's id once looked up (per_user) */
 
 	/* the keywords mw_deliver_mail decided for delivery_mail, taken by the save that
 	   follows (mw_copy) so the headers and rules are looked at once per delivery */
@@ -262,6 +269,10 @@ static mw_store *mw_user_store(struct mw_plugin_user *muser)
 		url = mw_config_str(cfg, MWK_STORE);
 		busy_ms = (unsigned int)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000;
 	}
+	if (cfg == NULL && muser->config_path != NULL && *muser->config_path != '\0')
+		cfg = mw_config_load(muser->config_path, false, &err); /* for [classifier] only */
+	if (cfg != NULL)
+		mw_classifier_settings_from_config(cfg, &muser->cls_set);
 	muser->store = mw_store_open(url, busy_ms, &err);
 	if (muser->store != NULL && mw_store_check_schema(muser->store, &err) < 0)
 		mw_store_close(&muser->store);
@@ -725,20 +736,81 @@ static mw_classifier *mw_learner(struct mw_plugin_user *muser, mw_error *err)
 	return muser->learner;
 }
 
-/* mw_apply - learn one prepared event in the store and record its training_events row:
-   0 done (learned now or before), -1 the store failed (err) */
+/* mw_user_scope - the scope of the user's own model: 0 when there is none (per_user off,
+   or no such user in the store), -1 the store failed */
+static int64_t mw_user_scope(struct mw_plugin_user *muser, const char *username, mw_error *err)
+{
+	struct mw_user u;
+	int64_t id;
+	int ret;
+	if (!muser->cls_set.per_user)
+		return 0;
+	if (muser->user_scope > 0 && strcmp(username, muser->username) == 0)
+		return muser->user_scope;
+	ret = mw_store_user_get(mw_user_store(muser), username, &u, err);
+	if (ret == MW_STORE_NOTFOUND)
+		return 0;
+	if (ret != MW_STORE_OK)
+		return -1;
+	id = u.id;
+	mw_user_clear(&u);
+	if (strcmp(username, muser->username) == 0)
+		muser->user_scope = id;
+	return id;
+}
+
+/* mw_expire_after_learn - the automatic expiry of a model just taught, when it is due */
+static void mw_expire_after_learn(struct mw_plugin_user *muser, int64_t scope)
+{
+	struct mw_spam_expire_result x;
+	mw_error err = {""};
+	int ret = mw_classifier_expire_auto(mw_user_store(muser), scope, &muser->cls_set, &x, &err);
+	if (ret < 0)
+		e_warning(muser->user->event, "mailwarden: token expiry of model %lld: %s",
+		          (long long)scope, err.msg);
+	else if (ret > 0 && x.by_age + x.by_size > 0)
+		e_info(muser->user->event,
+		       "mailwarden: expired %lld of %lld tokens of model %lld (%lld by age)",
+		       (long long)(x.by_age + x.by_size), (long long)x.tokens_before,
+		       (long long)scope, (long long)x.by_age);
+}
+
+/* mw_apply - learn one prepared event in the store (the user's model and/or the global
+   one) and record its training_events row: 0 done (learned now or before), -1 the store
+   failed (err) */
 static int mw_apply(struct mw_plugin_user *muser, const struct mw_learn_item *it, mw_error *err)
 {
 	enum mw_training_verdict v = it->spam ? MW_TRAINING_SPAM : MW_TRAINING_HAM;
 	mw_classifier *c = mw_learner(muser, err);
 	mw_error terr = {""};
-	int ret;
+	int64_t scope;
+	bool global;
+	int ret = 1, r;
 
 	if (c == NULL)
 		return -1;
-	ret = mw_classifier_learn_tokens(c, it->hash, it->count, it->digest, it->spam, err);
-	if (ret < 0)
+	scope = mw_user_scope(muser, it->username, err);
+	if (scope < 0)
 		return -1;
+	global = scope == 0 || muser->cls_set.learn_global;
+	if (scope > 0) {
+		r = mw_classifier_learn_tokens_in(c, scope, it->hash, it->count, it->digest,
+		                                  it->spam, err);
+		if (r < 0)
+			return -1;
+		ret = r;
+	}
+	if (global) {
+		r = mw_classifier_learn_tokens_in(c, 0, it->hash, it->count, it->digest, it->spam,
+		                                  err);
+		if (r < 0)
+			return -1;
+		ret = r == 0 ? 0 : ret;
+	}
+	if (scope > 0)
+		mw_expire_after_learn(muser, scope);
+	if (global)
+		mw_expire_after_learn(muser, 0);
 	if (ret > 0) {
 		e_info(muser->user->event, "mailwarden: %s msgid=%s already learned for %s",
 		       mw_training_verdict_name(v), str_sanitize(it->message_id, 120),
@@ -1310,6 +1382,7 @@ static void mw_mail_user_created(struct mail_user *user)
 	if (mw_store_username_normalize(user->username, muser->username, sizeof(muser->username),
 	                                &err) < 0)
 		muser->username[0] = '\0';
+	mw_classifier_settings_default(&muser->cls_set);
 	mw_learn_settings(user, muser);
 	MODULE_CONTEXT_SET(user, mw_user_module, muser);
 }

@@ -144,6 +144,13 @@ static int refresh(mw_classifier *c, mw_error *error_r)
 	c->last_check_ms = mw_mono_ms();
 	if (meta.generation == c->generation && c->map.cap != 0)
 		return 0;
+	if (meta.reset_gen > c->generation) {
+		/* rows were expired since our load (or since the start of our own learns, which
+		   leave our generation behind): a delta cannot say which, reload it all */
+		free(c->map.v);
+		memset(&c->map, 0, sizeof(c->map));
+		c->generation = 0;
+	}
 	ret =
 	    mw_store_spam_tokens_load(c->store, c->scope, c->generation, load_cb, &c->map, error_r);
 	if (ret != MW_STORE_OK) {
@@ -170,6 +177,17 @@ void mw_classifier_settings_default(struct mw_classifier_settings *s)
 	s->max_steps = 8;
 	s->margin = 0.1;
 	s->token_flags = MW_TOK_BIGRAMS;
+	s->per_user = false;
+	s->user_min_spam = 20;
+	s->user_min_ham = 20;
+	s->user_weight = 0.5;
+	s->learn_global = true;
+	s->expire_age = 0;
+	s->max_tokens = 0;
+	s->user_max_tokens = 0;
+	s->expire_interval = 12 * 3600;
+	s->expire_limit = 100000;
+	s->clock = NULL;
 }
 
 /* mw_classifier_settings_from_config - the [classifier] keys */
@@ -183,6 +201,31 @@ void mw_classifier_settings_from_config(const mw_config *cfg, struct mw_classifi
 	s->min_spam = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_MIN_SPAM);
 	s->min_ham = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_MIN_HAM);
 	s->refresh_ms = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_REFRESH) * 1000;
+	s->per_user = mw_config_bool(cfg, MWK_CLASSIFIER_PER_USER);
+	s->user_min_spam = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_USER_MIN_SPAM);
+	s->user_min_ham = (unsigned)mw_config_int(cfg, MWK_CLASSIFIER_USER_MIN_HAM);
+	s->user_weight = (double)mw_config_int(cfg, MWK_CLASSIFIER_USER_WEIGHT) / 100.0;
+	s->learn_global = mw_config_bool(cfg, MWK_CLASSIFIER_USER_LEARN_GLOBAL);
+	s->expire_age = mw_config_int(cfg, MWK_CLASSIFIER_EXPIRE_AGE);
+	s->max_tokens = mw_config_int(cfg, MWK_CLASSIFIER_MAX_TOKENS);
+	s->user_max_tokens = mw_config_int(cfg, MWK_CLASSIFIER_USER_MAX_TOKENS);
+	s->expire_interval = mw_config_int(cfg, MWK_CLASSIFIER_EXPIRE_INTERVAL);
+	s->expire_limit = mw_config_int(cfg, MWK_CLASSIFIER_EXPIRE_LIMIT);
+}
+
+/* mw_classifier_user_settings - s as a user's model is judged: the per-user minimum */
+void mw_classifier_user_settings(const struct mw_classifier_settings *global,
+                                 struct mw_classifier_settings *user_r)
+{
+	*user_r = *global;
+	user_r->min_spam = global->user_min_spam;
+	user_r->min_ham = global->user_min_ham;
+}
+
+/* now_of - the settings' clock (tests) or mw_now */
+static int64_t now_of(const struct mw_classifier_settings *s)
+{
+	return s->clock != NULL ? s->clock() : mw_now();
 }
 
 /* mw_classifier_method_name - "combined", "logistic" or "robinson" */
@@ -230,6 +273,28 @@ int mw_classifier_open(mw_store *store, mw_classifier **c_r, mw_error *error_r)
 	}
 	*c_r = c;
 	return 0;
+}
+
+/* mw_classifier_open_scope - the model of one scope (0 global, a users.id), loaded */
+int mw_classifier_open_scope(mw_store *store, int64_t scope, mw_classifier **c_r, mw_error *error_r)
+{
+	mw_classifier *c = classifier_new(store, false, error_r);
+	*c_r = NULL;
+	if (c == NULL)
+		return -1;
+	c->scope = scope;
+	if (refresh(c, error_r) < 0) {
+		mw_classifier_close(&c);
+		return -1;
+	}
+	*c_r = c;
+	return 0;
+}
+
+/* mw_classifier_scope - the scope a classifier's model lives in */
+int64_t mw_classifier_scope(const mw_classifier *c)
+{
+	return c->scope;
 }
 
 /* mw_classifier_open_learner - a classifier that only learns: nothing loaded (see .h) */
@@ -570,6 +635,14 @@ static int learner_begin(mw_classifier *c, const uint64_t *hash, size_t count, b
 int mw_classifier_learn_tokens(mw_classifier *c, const uint64_t *hash, size_t count,
                                const unsigned char *dg, bool spam, mw_error *error_r)
 {
+	return mw_classifier_learn_tokens_in(c, c->scope, hash, count, dg, spam, error_r);
+}
+
+/* mw_classifier_learn_tokens_in - learn one prepared message into a scope (see .h) */
+int mw_classifier_learn_tokens_in(mw_classifier *c, int64_t scope, const uint64_t *hash,
+                                  size_t count, const unsigned char *dg, bool spam,
+                                  mw_error *error_r)
+{
 	struct mw_spam_token *deltas;
 	struct mw_spam_learn l;
 	bool was_spam = false, flip = false, own_tx = false;
@@ -578,7 +651,12 @@ int mw_classifier_learn_tokens(mw_classifier *c, const uint64_t *hash, size_t co
 	size_t i, n;
 	int ret;
 
+	if (!c->learner && scope != c->scope) {
+		mw_error_set(error_r, "a loaded model learns only into its own scope");
+		return -1;
+	}
 	pthread_rwlock_wrlock(&c->lock);
+	c->scope = scope; /* a learner serves every scope, one learn at a time */
 	if (c->learner && learner_begin(c, hash, count, &own_tx, error_r) < 0) {
 		pthread_rwlock_unlock(&c->lock);
 		mw_error_prefix(error_r, "store");
@@ -630,6 +708,7 @@ int mw_classifier_learn_tokens(mw_classifier *c, const uint64_t *hash, size_t co
 	l.dham = (spam ? 0 : 1) - (flip && !was_spam ? 1 : 0);
 	l.tokens = deltas;
 	l.count = n;
+	l.now = now_of(&c->set);
 	c->nspam += l.dspam;
 	c->nham += l.dham;
 	ret = mw_store_spam_learn(c->store, &l, error_r);
@@ -704,7 +783,8 @@ int mw_classifier_batch_end(mw_classifier *c, bool commit, mw_error *error_r)
 		memset(&c->map, 0, sizeof(c->map));
 		c->generation = 0;
 		c->nspam = c->nham = 0;
-		(void)refresh(c, NULL);
+		if (!c->learner)
+			(void)refresh(c, NULL);
 	}
 	pthread_rwlock_unlock(&c->lock);
 	if (ret != MW_STORE_OK) {
@@ -712,6 +792,112 @@ int mw_classifier_batch_end(mw_classifier *c, bool commit, mw_error *error_r)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- per-user models ---- */
+
+/* refresh_if_due - the periodic look at the store, as mw_classifier_score does it */
+static int refresh_if_due(mw_classifier *c, mw_error *error_r)
+{
+	int ret = 0;
+	pthread_rwlock_rdlock(&c->lock);
+	if (refresh_due(c) && !c->batch) {
+		pthread_rwlock_unlock(&c->lock);
+		pthread_rwlock_wrlock(&c->lock);
+		if (refresh_due(c) && !c->batch)
+			ret = refresh(c, error_r);
+	}
+	pthread_rwlock_unlock(&c->lock);
+	return ret;
+}
+
+/* mw_classifier_combine - the verdict of a user's model beside the global one (see .h) */
+double mw_classifier_combine(double p_global, double p_user, double user_weight)
+{
+	if (p_user < 0.0)
+		return p_global;
+	if (p_global < 0.0)
+		return p_user;
+	return user_weight * p_user + (1.0 - user_weight) * p_global;
+}
+
+/* mw_classifier_score_user - a message for one user: the global model and the user's */
+int mw_classifier_score_user(mw_classifier *g, mw_classifier *u, const char *msg, size_t len,
+                             double *p_spam_r, bool *used_user_r, mw_error *error_r)
+{
+	struct mw_tokens t;
+	double pg = -1.0, pu = -1.0;
+	int rg, ru = 1;
+	*p_spam_r = -1.0;
+	if (used_user_r != NULL)
+		*used_user_r = false;
+	if (refresh_if_due(g, error_r) < 0 || (u != NULL && refresh_if_due(u, error_r) < 0))
+		return -1;
+	mw_tokens_init(&t, false);
+	if (message_tokens(g, msg, len, g->set.token_flags, &t, NULL, error_r) < 0) {
+		mw_tokens_free(&t);
+		return -1;
+	}
+	pthread_rwlock_rdlock(&g->lock);
+	rg = score_tokens(g, g->set.method, &t, &pg);
+	pthread_rwlock_unlock(&g->lock);
+	if (u != NULL) {
+		pthread_rwlock_rdlock(&u->lock);
+		ru = score_tokens(u, u->set.method, &t, &pu);
+		pthread_rwlock_unlock(&u->lock);
+	}
+	mw_tokens_free(&t);
+	if (rg != 0 && ru != 0)
+		return 1;
+	*p_spam_r =
+	    mw_classifier_combine(rg == 0 ? pg : -1.0, ru == 0 ? pu : -1.0, g->set.user_weight);
+	if (used_user_r != NULL)
+		*used_user_r = ru == 0;
+	return 0;
+}
+
+/* ---- expiry ---- */
+
+/* mw_classifier_expire - expire one scope's tokens by the settings (see mw-classify.h) */
+int mw_classifier_expire(mw_store *store, int64_t scope, const struct mw_classifier_settings *s,
+                         bool dry_run, int64_t limit, struct mw_spam_expire_result *res_r,
+                         mw_error *error_r)
+{
+	struct mw_spam_expire x;
+	memset(&x, 0, sizeof(x));
+	x.scope = scope;
+	x.now = now_of(s);
+	x.max_age = s->expire_age;
+	x.max_tokens = scope == 0 ? s->max_tokens : s->user_max_tokens;
+	x.keep = mw_token_hash(BIAS_TOKEN, strlen(BIAS_TOKEN));
+	x.limit = limit;
+	x.dry_run = dry_run;
+	if (mw_store_spam_expire(store, &x, res_r, error_r) != MW_STORE_OK) {
+		mw_error_prefix(error_r, "store");
+		return -1;
+	}
+	return 0;
+}
+
+/* mw_classifier_expire_auto - the automatic expiry of a scope, when it is due */
+int mw_classifier_expire_auto(mw_store *store, int64_t scope,
+                              const struct mw_classifier_settings *s,
+                              struct mw_spam_expire_result *res_r, mw_error *error_r)
+{
+	int ret;
+	memset(res_r, 0, sizeof(*res_r));
+	if (s->expire_age == 0 && (scope == 0 ? s->max_tokens : s->user_max_tokens) == 0)
+		return 0;
+	ret = mw_store_spam_expire_claim(store, scope, now_of(s), s->expire_interval, error_r);
+	if (ret == MW_STORE_NOTFOUND)
+		return 0;
+	if (ret != MW_STORE_OK) {
+		mw_error_prefix(error_r, "store");
+		return -1;
+	}
+	if (mw_classifier_expire(store, scope, s, false, s->expire_limit, res_r, error_r) < 0)
+		return -1;
+	return 1;
 }
 
 /* ---- explaining ---- */

@@ -11,6 +11,20 @@
  *     (bench/README.md) and keeps half of the verdict independent of learning order.
  * Learning always updates both, so the method can be switched without relearning.
  *
+ * Scopes: a model lives in a scope of the store: 0 the global model, a users.id that user's
+ * own model ([classifier] per_user). A message for one local user is scored with both
+ * (mw_classifier_score_user): the user's model counts only once the user has learned
+ * user_min_spam spam and user_min_ham ham; then the two probabilities are mixed,
+ * p = user_weight * p_user + (1 - user_weight) * p_global (bench/README.md measured the
+ * weights). Learning from a user feeds the user's model and, with user_learn_global, the
+ * global one; each scope keeps its own learned digests, so a message counts once per
+ * scope and user.
+ *
+ * Expiry: token rows carry the time of the last learn that carried them (never updated
+ * by scoring); mw_classifier_expire deletes rows older than expire_age and the least
+ * useful beyond max_tokens (user_max_tokens for a user's model), at most expire_limit
+ * per run; readers notice (spam_meta.reset_gen) and reload the model whole.
+ *
  * Threads: one mw_classifier may be shared by threads. Scoring takes a read lock on the
  * in-memory model; learning and the periodic refresh from the store take the write lock
  * and are the only users of the store handle, which must therefore be the classifier's
@@ -41,15 +55,34 @@ struct mw_classifier_settings {
 	double margin;        /* logistic: stop when |label - p| < margin */
 	bool normalize;       /* logistic: token features 1/sqrt(tokens) instead of 1 */
 	unsigned token_flags; /* enum mw_tokenize_flag */
+	/* per-user models */
+	bool per_user;                        /* score local mail with the recipient's model */
+	unsigned user_min_spam, user_min_ham; /* a user's model counts from these counts on */
+	double user_weight;                   /* the user's share of the mixed probability */
+	bool learn_global;                    /* a user's judgement also teaches the global model */
+	/* expiry */
+	int64_t expire_age;      /* seconds since a token was last learned; 0: never by age */
+	int64_t max_tokens;      /* global model's token rows, at most; 0: unbounded */
+	int64_t user_max_tokens; /* a user's model's token rows, at most; 0: unbounded */
+	int64_t expire_interval; /* seconds between automatic expiry runs of a scope */
+	int64_t expire_limit;    /* rows one automatic run deletes, at most */
+	int64_t (*clock)(void);  /* tests: the time learns and expiry see; NULL: mw_now */
 };
 
 void mw_classifier_settings_default(struct mw_classifier_settings *s);
 /* The [classifier] keys of cfg into s (defaults for the rest). */
 void mw_classifier_settings_from_config(const mw_config *cfg, struct mw_classifier_settings *s);
 const char *mw_classifier_method_name(enum mw_classifier_method m);
+/* The settings a user's model is judged by: s with min_spam/min_ham = user_min_*. */
+void mw_classifier_user_settings(const struct mw_classifier_settings *s,
+                                 struct mw_classifier_settings *user_r);
 
 /* Loads the global model from the store into memory. */
 int mw_classifier_open(mw_store *store, mw_classifier **c_r, mw_error *error_r);
+/* Loads the model of one scope (0 global, a users.id) from the store into memory. */
+int mw_classifier_open_scope(mw_store *store, int64_t scope, mw_classifier **c_r,
+                             mw_error *error_r);
+int64_t mw_classifier_scope(const mw_classifier *c);
 void mw_classifier_configure(mw_classifier *c, const struct mw_classifier_settings *s);
 void mw_classifier_close(mw_classifier **c);
 
@@ -83,6 +116,31 @@ int mw_classifier_prepare(unsigned token_flags, const char *msg, size_t len, con
                           struct mw_tokens *t, unsigned char *digest_r, mw_error *error_r);
 int mw_classifier_learn_tokens(mw_classifier *c, const uint64_t *hash, size_t count,
                                const unsigned char *digest, bool spam, mw_error *error_r);
+
+/* The same into a given scope: any scope for a learner, only its own for a loaded model. */
+int mw_classifier_learn_tokens_in(mw_classifier *c, int64_t scope, const uint64_t *hash,
+                                  size_t count, const unsigned char *digest, bool spam,
+                                  mw_error *error_r);
+
+/* A message for one user: global is the global model, user that user's (NULL: none); each
+   is refreshed from the store when due (user's store must not be used by another thread
+   meanwhile). Returns as mw_classifier_score; *used_user_r: the user's model counted. */
+int mw_classifier_score_user(mw_classifier *global, mw_classifier *user, const char *msg,
+                             size_t len, double *p_spam_r, bool *used_user_r, mw_error *error_r);
+/* The mixing rule: p_user < 0 (untrained) gives p_global, p_global < 0 gives p_user. */
+double mw_classifier_combine(double p_global, double p_user, double user_weight);
+
+/* Expires a scope's tokens by s (expire_age, max_tokens or user_max_tokens), at most limit
+   rows (0: no bound); dry_run counts only. 0 or -1. */
+int mw_classifier_expire(mw_store *store, int64_t scope, const struct mw_classifier_settings *s,
+                         bool dry_run, int64_t limit, struct mw_spam_expire_result *res_r,
+                         mw_error *error_r);
+/* The automatic expiry: runs mw_classifier_expire (expire_limit rows at most) when the scope
+   has not been expired for expire_interval and this caller claims the run: 1 it ran, 0 not
+   due (or nothing configured), -1 error. */
+int mw_classifier_expire_auto(mw_store *store, int64_t scope,
+                              const struct mw_classifier_settings *s,
+                              struct mw_spam_expire_result *res_r, mw_error *error_r);
 
 /* A learn run: learns between begin and end go to the store in one transaction per batch
    (end commits, or rolls back and reloads the model when commit is false). */

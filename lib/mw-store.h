@@ -419,14 +419,16 @@ int mw_store_app_password_revoke_all(mw_store *store, const char *username, unsi
                                      mw_error *error_r);
 
 /* ---- statistical spam classifier (issue 10) ----
-   A model lives in a scope (0: the global model; per-user scopes are reserved). Tokens are
-   64-bit hashes (lib/mw-tokenize). spam_learn applies one learned message: the token
+   A model lives in a scope (0: the global model; a users.id: that user's own model). Tokens
+   are 64-bit hashes (lib/mw-tokenize). spam_learn applies one learned message: the token
    deltas (counts and weight), the message count deltas and the digest's label, in one
    transaction (or inside the caller's open spam_batch). Counts never go below 0. */
 #define MW_SPAM_DIGEST_LEN 32
 struct mw_spam_meta {
 	int64_t nspam, nham; /* learned messages */
 	int64_t generation;  /* bumped by every spam_learn */
+	int64_t reset_gen;   /* generation of the last expiry: older readers reload it all */
+	int64_t expired_at;  /* when the last expiry of the scope ran (0: never) */
 };
 struct mw_spam_token {
 	uint64_t hash;
@@ -440,6 +442,7 @@ struct mw_spam_learn {
 	int64_t dspam, dham;         /* message count deltas */
 	const struct mw_spam_token *tokens;
 	size_t count;
+	int64_t now; /* learned_at and the tokens' last_seen; 0: mw_now() */
 };
 typedef void mw_spam_token_cb(void *ctx, const struct mw_spam_token *token);
 int mw_store_spam_meta_get(mw_store *store, int64_t scope, struct mw_spam_meta *meta_r,
@@ -459,5 +462,45 @@ int mw_store_spam_learn(mw_store *store, const struct mw_spam_learn *learn, mw_e
    when commit is true, else rolls back). */
 int mw_store_spam_batch_begin(mw_store *store, mw_error *error_r);
 int mw_store_spam_batch_end(mw_store *store, bool commit, mw_error *error_r);
+
+/* Token expiry of one scope (migration 007). Age: rows whose last_seen (the last learn
+   that carried them) is more than max_age before the scope's newest last_seen (now at the
+   latest), oldest first. Size: while more than
+   max_tokens rows remain, the least useful go (seen in at most one learned message first,
+   then the least recently learned). keep: a hash never expired (the logistic bias). At
+   most limit rows go per call (0: no bound), so a run is bounded in time. Learned-message
+   digests older than max_age go too (such a message may be learned again). A call that
+   deletes rows bumps the generation and sets reset_gen to it (readers reload). dry_run:
+   counts only. Its own transaction (not inside a batch). */
+struct mw_spam_expire {
+	int64_t scope, now;
+	int64_t max_age;    /* seconds; 0: no expiry by age */
+	int64_t max_tokens; /* 0: no bound on size */
+	uint64_t keep;      /* a hash never expired */
+	int64_t limit;      /* rows deleted per call, at most; 0: no bound */
+	bool dry_run;
+};
+struct mw_spam_expire_result {
+	int64_t tokens_before, by_age, by_size, digests;
+};
+int mw_store_spam_expire(mw_store *store, const struct mw_spam_expire *x,
+                         struct mw_spam_expire_result *res_r, mw_error *error_r);
+/* The automatic expiry's turn: MW_STORE_OK when this caller claimed the scope's run (its
+   last run is at least interval seconds before now; expired_at set to now), NOTFOUND when
+   it is not due or another process claimed it. */
+int mw_store_spam_expire_claim(mw_store *store, int64_t scope, int64_t now, int64_t interval,
+                               mw_error *error_r);
+/* Token rows of a scope and the range of their last_seen (0 when none). */
+struct mw_spam_stats {
+	struct mw_spam_meta meta;
+	int64_t tokens, oldest, newest;
+};
+int mw_store_spam_stats(mw_store *store, int64_t scope, struct mw_spam_stats *stats_r,
+                        mw_error *error_r);
+/* The per-user models (scopes other than 0), in scope order: cb(ctx, scope, username or ""
+   when the user is gone, nspam, nham). */
+typedef void mw_spam_scope_cb(void *ctx, int64_t scope, const char *username, int64_t nspam,
+                              int64_t nham);
+int mw_store_spam_scopes(mw_store *store, mw_spam_scope_cb *cb, void *ctx, mw_error *error_r);
 
 #endif

@@ -408,13 +408,26 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	return SMFIS_CONTINUE;
 }
 
-/* cb_envrcpt - count recipients (for the log) */
+/* cb_envrcpt - count recipients (for the log); keep the first (per-user spam models) */
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct milter_conn *conn = conn_of(ctx);
-	(void)argv;
 	if (conn == NULL)
 		return SMFIS_TEMPFAIL;
+	if (conn->msg.nrcpt == 0 && argv != NULL && argv[0] != NULL) {
+		/* "<local@domain>" as Postfix passes it; anything that is no username stays "" */
+		char addr[MW_USERNAME_MAX + 3];
+		size_t n = strlen(argv[0]);
+		mw_error err;
+		conn->msg.rcpt1[0] = '\0';
+		if (n >= 2 && n < sizeof(addr) && argv[0][0] == '<' && argv[0][n - 1] == '>') {
+			memcpy(addr, argv[0] + 1, n - 2);
+			addr[n - 2] = '\0';
+			if (mw_store_username_normalize(addr, conn->msg.rcpt1,
+			                                sizeof(conn->msg.rcpt1), &err) < 0)
+				conn->msg.rcpt1[0] = '\0';
+		}
+	}
 	if (conn->msg.nrcpt < UINT32_MAX)
 		conn->msg.nrcpt++;
 	return conn->nr_rcpt ? SMFIS_NOREPLY : SMFIS_CONTINUE;

@@ -44,6 +44,15 @@
  * unscored always carries X-Mailwarden-Spam: no; score=0 and is logged
  * (event=spam_unscored ... action=accept_unscored).
  *
+ * Per-user models ([classifier] per_user): a message with exactly one recipient that is a
+ * user of the store is scored with the global model and that user's own model mixed
+ * (lib/mw-classify: mw_classifier_score_user; the user's model counts once it has learned
+ * user_min_spam/user_min_ham). A message for several recipients is scored once with the
+ * global model: one copy carries one X-Mailwarden-Spam header for every recipient, and a
+ * per-recipient verdict would need the message split per recipient (the MTA's job, not a
+ * milter's). User models are kept in a small LRU cache (UCACHE_SIZE users) on a store
+ * connection of their own; scoring with one is serialised by ucache_lock.
+ *
  * Degraded states (lib/mw-degraded.c: one event=degraded line when entered, one
  * event=recovered when left, the mailwarden_degraded gauge): milter_virus while no engine
  * can judge a message (none built, or clamd failing: reason no_engine or scan_error; left at
@@ -89,6 +98,23 @@ static mw_classifier *cls;
 static mw_store *cls_store;
 static char cls_url[1024];
 static int64_t cls_next_try; /* mw_mono_s */
+
+/* Per-user models: the UCACHE_SIZE most recently used users, their scope (users.id; 0:
+   not a user of the store, looked up again after UCACHE_NEG_SECS) and loaded model. */
+#define UCACHE_SIZE     64
+#define UCACHE_NEG_SECS 60
+struct ucache_entry {
+	char username[MW_USERNAME_MAX + 1];
+	int64_t scope;
+	mw_classifier *c;
+	int64_t looked_up; /* mw_mono_s */
+	uint64_t used;     /* LRU tick */
+};
+static pthread_mutex_t ucache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ucache_entry ucache[UCACHE_SIZE];
+static mw_store *ucache_store;
+static char ucache_url[1024];
+static uint64_t ucache_tick;
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t watch_cond = PTHREAD_COND_INITIALIZER;
@@ -231,6 +257,18 @@ void milter_scan_reload(void)
 	(void)build("sighup", false);
 }
 
+/* ucache_clear - close every cached user model and the cache's store (ucache_lock held) */
+static void ucache_clear(void)
+{
+	size_t i;
+	for (i = 0; i < UCACHE_SIZE; i++) {
+		mw_classifier_close(&ucache[i].c);
+		memset(&ucache[i], 0, sizeof(ucache[i]));
+	}
+	mw_store_close(&ucache_store);
+	ucache_url[0] = '\0';
+}
+
 /* milter_scan_deinit - stop the watcher, drop the engine */
 void milter_scan_deinit(void)
 {
@@ -252,6 +290,9 @@ void milter_scan_deinit(void)
 	mw_classifier_close(&cls);
 	mw_store_close(&cls_store);
 	(void)pthread_rwlock_unlock(&cls_rw);
+	(void)pthread_mutex_lock(&ucache_lock);
+	ucache_clear();
+	(void)pthread_mutex_unlock(&ucache_lock);
 }
 
 /* milter_scan_begin - at MAIL FROM (direction known): whether to keep this message */
@@ -535,6 +576,95 @@ static int classify(void *ctx, const char *m, size_t len, double *p_r, mw_error 
 	return rc;
 }
 
+/* ucache_get - the cache entry of username, looked up and loaded as needed (ucache_lock
+   held); NULL when the store fails (error_r) */
+static struct ucache_entry *ucache_get(const mw_config *cfg, const char *username,
+                                       mw_error *error_r)
+{
+	const char *url = mw_config_str(cfg, MWK_STORE);
+	struct ucache_entry *e = NULL;
+	struct mw_classifier_settings gs, us;
+	int64_t now = mw_mono_s();
+	size_t i;
+
+	if (ucache_store == NULL || strcmp(ucache_url, url) != 0) {
+		ucache_clear();
+		ucache_store = mw_store_open(
+		    url, (unsigned)mw_config_int(cfg, MWK_STORE_BUSY_TIMEOUT) * 1000u, error_r);
+		if (ucache_store == NULL)
+			return NULL;
+		(void)mw_strlcpy(ucache_url, url, sizeof(ucache_url));
+	}
+	for (i = 0; i < UCACHE_SIZE && e == NULL; i++)
+		if (ucache[i].username[0] != '\0' && strcmp(ucache[i].username, username) == 0)
+			e = &ucache[i];
+	if (e == NULL) {
+		e = &ucache[0];
+		for (i = 1; i < UCACHE_SIZE; i++)
+			if (ucache[i].used < e->used)
+				e = &ucache[i];
+		mw_classifier_close(&e->c);
+		memset(e, 0, sizeof(*e));
+	}
+	e->used = ++ucache_tick;
+	if (e->username[0] == '\0' || (e->scope == 0 && now - e->looked_up >= UCACHE_NEG_SECS)) {
+		struct mw_user u;
+		int ret = mw_store_user_get(ucache_store, username, &u, error_r);
+		if (ret == MW_STORE_ERROR) {
+			memset(e, 0, sizeof(*e));
+			return NULL;
+		}
+		(void)mw_strlcpy(e->username, username, sizeof(e->username));
+		e->scope = ret == MW_STORE_OK ? u.id : 0;
+		e->looked_up = now;
+		if (ret == MW_STORE_OK)
+			mw_user_clear(&u);
+	}
+	if (e->scope > 0 && e->c == NULL &&
+	    mw_classifier_open_scope(ucache_store, e->scope, &e->c, error_r) < 0) {
+		memset(e, 0, sizeof(*e));
+		return NULL;
+	}
+	if (e->c != NULL) {
+		mw_classifier_settings_from_config(cfg, &gs);
+		mw_classifier_user_settings(&gs, &us);
+		mw_classifier_configure(e->c, &us);
+	}
+	return e;
+}
+
+/* classify_user - mw_spam's classifier callback for a message with one recipient: the
+   global model mixed with the recipient's own (ctx: the connection) */
+static int classify_user(void *ctx, const char *m, size_t len, double *p_r, mw_error *error_r)
+{
+	const struct milter_conn *conn = ctx;
+	struct ucache_entry *e;
+	int rc;
+	(void)pthread_mutex_lock(&ucache_lock);
+	e = ucache_get(conn->cfg, conn->msg.rcpt1, error_r);
+	(void)pthread_rwlock_rdlock(&cls_rw);
+	if (cls == NULL) {
+		(void)pthread_rwlock_unlock(&cls_rw);
+		(void)pthread_mutex_unlock(&ucache_lock);
+		mw_error_set(error_r, "classifier store unavailable");
+		return -1;
+	}
+	if (e == NULL) {
+		/* the user cannot be looked up: the global model alone, as for several
+		   recipients (logged, not refused) */
+		char q[MILTER_LOGV], w[MILTER_LOGV];
+		mw_warn("event=spam_classifier qid=%s status=user_model_unavailable error=%s",
+		        mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)),
+		        mw_log_value(w, sizeof(w), error_r->msg, strlen(error_r->msg)));
+		error_r->msg[0] = '\0';
+		rc = mw_classifier_score(cls, m, len, p_r, error_r);
+	} else
+		rc = mw_classifier_score_user(cls, e->c, m, len, p_r, NULL, error_r);
+	(void)pthread_rwlock_unlock(&cls_rw);
+	(void)pthread_mutex_unlock(&ucache_lock);
+	return rc;
+}
+
 /* list_lookup - mw_spam's block-list callback over the milter's resolver */
 static int list_lookup(void *ctx, const char *name, unsigned char a_r[4], mw_error *error_r)
 {
@@ -700,6 +830,11 @@ static void builtin_score(struct milter_conn *conn, struct mw_spam_settings *s,
 	if (mw_config_bool(conn->cfg, MWK_SPAM_CLASSIFIER)) {
 		classifier_ensure(conn->cfg);
 		s->classify = classify;
+		if (mw_config_bool(conn->cfg, MWK_CLASSIFIER_PER_USER) && msg->nrcpt == 1 &&
+		    msg->rcpt1[0] != '\0') {
+			s->classify = classify_user;
+			s->classify_ctx = conn;
+		}
 	}
 	memset(&in, 0, sizeof(in));
 	in.msg = msg->scan_buf.buf != NULL ? msg->scan_buf.buf : "";

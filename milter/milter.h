@@ -152,6 +152,7 @@ struct milter_msg {
 	char envfrom[MW_ADDR_MAX + 3];
 	struct milter_user_info info; /* outbound: status and patterns */
 	unsigned nrcpt;
+	char rcpt1[MW_USERNAME_MAX + 1]; /* the first recipient, as a store username ("": none) */
 	char *from_first, *sender_first; /* first From:/Sender: values (owned) */
 	size_t n_from, n_sender;
 	struct milter_strip strip[MILTER_MAX_STRIP];

@@ -15,6 +15,18 @@
  * per held-out message (SCORE in hundredths, TESTS the fired tests or "-"),
  * "cpu whole SECONDS MESSAGES" (process CPU in mw_spam_score, classifier included),
  * "fold FOLD LABEL PATH" per held-out message with --folds-out (for the SpamAssassin peer).
+ *
+ * --users N (per-user models, [classifier] per_user): every message is given to one of N
+ * simulated users (seeded); each fold's training messages also go into their user's own
+ * model (scope user+1, through a learner under the user's digest, as the Dovecot plugin
+ * learns), and each held-out message is scored for its user with the global model and the
+ * user's mixed (mw_classifier_score_user) at user_weight 0, 25, 50, 75 and 100 %:
+ * "user FOLD WEIGHT KIND LABEL P". KIND "agree": the user labels as the corpus does;
+ * with --flip-user, user 0 ("flip") wants hard ham (commercial mail: paths with "hard-ham")
+ * filtered: its hard ham is spam in its own training and in how its test messages are
+ * judged, while the global model learns the corpus labels (user_learn_global = no).
+ * --max-tokens N: after each fold's training, token expiry by size down to N rows (the
+ * least useful first, as [classifier] max_tokens), then scoring: "expired FOLD N BEFORE".
  */
 #include "mw-build.h"
 #include "mw-classify.h"
@@ -35,6 +47,7 @@ struct item {
 	char *data;
 	size_t len;
 	unsigned fold;
+	unsigned user; /* --users */
 };
 
 static uint64_t rng_state;
@@ -102,6 +115,82 @@ static double wall_now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* user_label - how the item's user labels it (the flip user wants hard ham filtered) */
+static bool user_label(const struct item *it, bool flip_user)
+{
+	return it->spam || (flip_user && it->user == 0 && strstr(it->path, "hard-ham") != NULL);
+}
+
+/* per_user_fold - --users: train each user's model on its training messages, score the
+   held-out fold for each message's user at several user weights */
+static int per_user_fold(mw_store *store, mw_classifier *g, const struct mw_classifier_settings *gs,
+                         const struct item *items, const size_t *order, size_t k, unsigned fold,
+                         size_t n, unsigned users, bool flip_user)
+{
+	static const unsigned weights[] = {0, 25, 50, 75, 100};
+	struct mw_classifier_settings set = *gs, us;
+	mw_classifier *learner, **um;
+	mw_error err = {""};
+	size_t i;
+	unsigned u, w;
+	if (mw_classifier_open_learner(store, &learner, &err) < 0 ||
+	    mw_classifier_batch_begin(learner, &err) < 0) {
+		fprintf(stderr, "mw-spam-eval: %s\n", err.msg);
+		return -1;
+	}
+	for (i = 0; i < k; i++) {
+		const struct item *it = &items[order[i]];
+		unsigned char dg[MW_SPAM_DIGEST_LEN];
+		struct mw_tokens t;
+		char who[32];
+		(void)snprintf(who, sizeof(who), "user%u", it->user);
+		mw_tokens_init(&t, false);
+		if (mw_classifier_prepare(set.token_flags, it->data, it->len, who, &t, dg, &err) <
+		        0 ||
+		    mw_classifier_learn_tokens_in(learner, (int64_t)it->user + 1, t.hash, t.count,
+		                                  dg, user_label(it, flip_user), &err) < 0)
+			fprintf(stderr, "mw-spam-eval: user learn %s: %s\n", it->path, err.msg);
+		mw_tokens_free(&t);
+	}
+	if (mw_classifier_batch_end(learner, true, &err) < 0) {
+		fprintf(stderr, "mw-spam-eval: %s\n", err.msg);
+		return -1;
+	}
+	mw_classifier_close(&learner);
+	um = mw_calloc(users, sizeof(*um));
+	set.min_spam = set.min_ham = 20;
+	mw_classifier_user_settings(&set, &us);
+	for (u = 0; u < users; u++) {
+		if (mw_classifier_open_scope(store, (int64_t)u + 1, &um[u], &err) < 0) {
+			fprintf(stderr, "mw-spam-eval: %s\n", err.msg);
+			return -1;
+		}
+		mw_classifier_configure(um[u], &us);
+	}
+	for (i = 0; i < n; i++) {
+		const struct item *it = &items[i];
+		if (it->fold != fold)
+			continue;
+		for (w = 0; w < MW_N_ELEMENTS(weights); w++) {
+			double p;
+			set.user_weight = weights[w] / 100.0;
+			mw_classifier_configure(g, &set);
+			if (mw_classifier_score_user(g, um[it->user], it->data, it->len, &p, NULL,
+			                             &err) != 0)
+				p = 0.5;
+			printf("user %u %u %s %s %.9f\n", fold, weights[w],
+			       flip_user && it->user == 0 ? "flip" : "agree",
+			       user_label(it, flip_user) ? "spam" : "ham", p);
+		}
+	}
+	set = *gs;
+	mw_classifier_configure(g, &set);
+	for (u = 0; u < users; u++)
+		mw_classifier_close(&um[u]);
+	free(um);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct mw_classifier_settings set;
@@ -111,7 +200,8 @@ int main(int argc, char **argv)
 	double cpu[3] = {0, 0, 0}, cpu_whole = 0;
 	unsigned long scored[3] = {0, 0, 0}, scored_whole = 0;
 	struct mw_spam_settings spam;
-	bool folds_out = false;
+	bool folds_out = false, flip_user = false;
+	unsigned users = 0;
 	const char *tmpdir, *list;
 	char line[4096];
 	FILE *f;
@@ -133,6 +223,12 @@ int main(int argc, char **argv)
 			set.normalize = true;
 		else if (strcmp(argv[a], "--no-normalize") == 0)
 			set.normalize = false;
+		else if (strcmp(argv[a], "--users") == 0 && a + 1 < argc)
+			users = (unsigned)atoi(argv[++a]);
+		else if (strcmp(argv[a], "--max-tokens") == 0 && a + 1 < argc)
+			set.max_tokens = atoll(argv[++a]);
+		else if (strcmp(argv[a], "--flip-user") == 0)
+			flip_user = true;
 		else if (strcmp(argv[a], "--folds-out") == 0)
 			folds_out = true;
 		else if (strcmp(argv[a], "--no-bigrams") == 0)
@@ -197,6 +293,8 @@ int main(int argc, char **argv)
 			for (i = 0; i < k; i++)
 				items[order[i]].fold = (unsigned)(i % folds);
 		}
+		for (i = 0; users > 0 && i < n; i++)
+			items[i].user = (unsigned)(rnd() % users);
 	}
 	if (folds_out)
 		for (i = 0; i < n; i++)
@@ -236,6 +334,19 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("train %u %.3f %zu\n", fold, wall_now() - t0, k);
+		if (set.max_tokens > 0) {
+			/* token expiry by size before scoring: what the bound costs in accuracy */
+			struct mw_spam_expire_result x;
+			if (mw_classifier_expire(store, 0, &set, false, 0, &x, &err) < 0) {
+				fprintf(stderr, "mw-spam-eval: expire: %s\n", err.msg);
+				return 1;
+			}
+			printf("expired %u %lld %lld\n", fold, (long long)x.by_size,
+			       (long long)x.tokens_before);
+		}
+		if (users > 0 &&
+		    per_user_fold(store, c, &set, items, order, k, fold, n, users, flip_user) < 0)
+			return 1;
 		{
 			/* untimed: the scorer's first refresh reloads every row learned above from
 			   the store (its generation is behind its own learns), once per fold; a

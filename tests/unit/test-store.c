@@ -405,19 +405,19 @@ static void test_migrate(void **state)
 	int version = 0;
 	raw_db *db;
 	size_t i;
-	assert_int_equal(mw_store_latest_schema_version(), 6);
+	assert_int_equal(mw_store_latest_schema_version(), 7);
 	assert_int_equal(mw_store_migrate(f->store, &err), MW_STORE_OK); /* again */
 	second = mw_store_open(f->path, 100, &err);
 	assert_non_null(second);
 	assert_int_equal(mw_store_migrate(second, &err), MW_STORE_OK); /* from another store */
 	assert_int_equal(mw_store_schema_version(second, &version, &err), 0);
-	assert_int_equal(version, 6);
+	assert_int_equal(version, 7);
 	assert_int_equal(mw_store_check_schema(second, &err), 0);
 	mw_store_close(&second);
 
 	db = raw_open(f);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 1);
-	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 6);
+	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 7);
 	for (i = 0; i < MW_N_ELEMENTS(tables); i++) {
 		assert_true(snprintf(sql, sizeof(sql),
 		                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
