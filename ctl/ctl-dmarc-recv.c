@@ -117,200 +117,28 @@ static int import_one(struct import_run *r, const char *msg, size_t len, const c
 	return 0;
 }
 
-/* map_file - the whole file, read-only (NULL and *len_r = 0 for an empty file) */
-static int map_file(const char *path, const char **data_r, size_t *len_r)
+/* import_trouble - an unreadable path is an error, an empty or oversized message malformed */
+static void import_trouble(void *ctx, enum ctl_mail_trouble kind, const char *where,
+                           unsigned long number, const char *why)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	void *p;
-	*data_r = NULL;
-	*len_r = 0;
-	if (fd < 0) {
-		ctl_err("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		ctl_err("%s: not a regular file", path);
-		close(fd);
-		return -1;
-	}
-	if (st.st_size == 0) {
-		close(fd);
-		return 0;
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		ctl_err("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	*data_r = p;
-	*len_r = (size_t)st.st_size;
-	return 0;
-}
-
-/* is_from_line - an mbox separator "From " at s */
-static bool is_from_line(const char *s, size_t len)
-{
-	return len >= 5 && memcmp(s, "From ", 5) == 0;
-}
-
-/* import_mbox - every message of an mbox (mboxrd unescaping of >From lines) */
-static int import_mbox(struct import_run *r, const char *path, const char *data, size_t len)
-{
-	size_t pos = 0;
-	unsigned long number = 0;
-	mw_str msg;
-	int ret = 0;
-	bool done;
-	if (r->delete)
-		printf("%s: an mbox: --delete leaves its messages in place\n", path);
-	mw_str_init(&msg, MW_DMARC_RPT_MESSAGE_MAX);
-	while (pos < len && ret == 0) {
-		const char *nl = memchr(data + pos, '\n', len - pos);
-		bool over = false;
-		pos = nl != NULL ? (size_t)(nl - data) + 1 : len; /* past the "From " line */
-		mw_str_reset(&msg);
-		number++;
-		while (pos < len) {
-			const char *l = data + pos;
-			size_t end;
-			nl = memchr(l, '\n', len - pos);
-			end = nl != NULL ? (size_t)(nl - data) + 1 : len;
-			if (is_from_line(l, end - pos))
-				break;
-			if (l[0] == '>') {
-				size_t k = 0;
-				while (pos + k < end && l[k] == '>')
-					k++;
-				if (is_from_line(l + k, end - pos - k))
-					l++, pos++;
-			}
-			if (!over && mw_str_append(&msg, l, end - pos) < 0)
-				over = true;
-			pos = end;
-		}
-		if (over) {
-			r->malformed++;
-			printf("%s: message %lu: malformed: larger than %u bytes\n", path, number,
-			       MW_DMARC_RPT_MESSAGE_MAX);
-			continue;
-		}
-		ret = import_one(r, msg.buf != NULL ? msg.buf : "", msg.len, path, number, &done);
-	}
-	mw_str_free(&msg);
-	return ret;
-}
-
-/* import_file - one message file (removed with --delete once stored) or an mbox */
-static int import_file(struct import_run *r, const char *path)
-{
-	const char *data;
-	size_t len;
-	int ret;
-	bool done = false;
-	if (map_file(path, &data, &len) < 0) {
+	struct import_run *r = ctx;
+	char at[32] = "";
+	if (number > 0)
+		(void)snprintf(at, sizeof(at), " message %lu:", number);
+	if (kind == CTL_MAIL_UNREADABLE) {
 		r->errors++;
-		return 0;
-	}
-	if (len == 0) {
-		r->malformed++;
-		printf("%s: malformed: empty file\n", path);
-		return 0;
-	}
-	if (is_from_line(data, len))
-		ret = import_mbox(r, path, data, len);
-	else
-		ret = import_one(r, data, len, path, 0, &done);
-	munmap((void *)data, len);
-	if (done && r->delete &&unlink(path) < 0) {
-		r->errors++;
-		ctl_err("%s: cannot delete: %s", path, strerror(errno));
-	}
-	return ret;
-}
-
-/* cmp_str - qsort of names */
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* import_dir - every regular file in a directory (not recursive, dot files skipped) */
-static int import_dir(struct import_run *r, const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0, i;
-	int ret = 0;
-	if (d == NULL) {
-		r->errors++;
-		ctl_err("%s: %s", dir, strerror(errno));
-		return 0;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			names = mw_realloc(names, cap * sizeof(*names));
-		}
-		names[n++] = mw_strdup(de->d_name);
-	}
-	closedir(d);
-	if (n > 0)
-		qsort(names, n, sizeof(*names), cmp_str);
-	for (i = 0; i < n; i++) {
-		mw_str p;
-		struct stat st;
-		mw_str_init(&p, 0);
-		(void)mw_str_appendf(&p, "%s/%s", dir, names[i]);
-		if (ret == 0 && lstat(p.buf, &st) == 0 && S_ISREG(st.st_mode))
-			ret = import_file(r, p.buf);
-		mw_str_free(&p);
-		free(names[i]);
-	}
-	free(names);
-	return ret;
-}
-
-/* is_dir - path names a directory */
-static bool is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* import_path - a file, an mbox, a maildir or a directory */
-static int import_path(struct import_run *r, const char *path)
-{
-	mw_str cur, nw;
-	int ret = 0;
-	if (!is_dir(path)) {
-		struct stat st;
-		if (stat(path, &st) < 0) {
-			r->errors++;
-			ctl_err("%s: %s", path, strerror(errno));
-			return 0;
-		}
-		return import_file(r, path);
-	}
-	mw_str_init(&cur, 0);
-	mw_str_init(&nw, 0);
-	(void)mw_str_appendf(&cur, "%s/cur", path);
-	(void)mw_str_appendf(&nw, "%s/new", path);
-	if (is_dir(cur.buf) || is_dir(nw.buf)) {
-		if (is_dir(cur.buf))
-			ret = import_dir(r, cur.buf);
-		if (ret == 0 && is_dir(nw.buf))
-			ret = import_dir(r, nw.buf);
+		ctl_err("%s:%s %s", where, at, why);
 	} else {
-		ret = import_dir(r, path);
+		r->malformed++;
+		printf("%s:%s malformed: %s\n", where, at, why);
 	}
-	mw_str_free(&cur);
-	mw_str_free(&nw);
-	return ret;
+}
+
+/* import_message - ctl_mail_read_path's message callback */
+static int import_message(void *ctx, const char *msg, size_t len, const char *where,
+                          unsigned long number, bool *done_r)
+{
+	return import_one(ctx, msg, len, where, number, done_r);
 }
 
 /* cmd_dmarc_import - dmarc import [--delete] PATH... */
@@ -339,8 +167,13 @@ int cmd_dmarc_import(struct mw_ctl *ctl, int argc, char **argv)
 		return EXIT_USAGE;
 	r.tty = isatty(STDERR_FILENO) == 1;
 	r.start_us = mw_mono_us();
+	struct ctl_mail_reader rd = {.max = MW_DMARC_RPT_MESSAGE_MAX,
+	                             .delete_done = r.delete,
+	                             .ctx = &r,
+	                             .message = import_message,
+	                             .trouble = import_trouble};
 	for (i = optind; i < argc && ret == 0; i++)
-		ret = import_path(&r, argv[i]);
+		ret = ctl_mail_read_path(&rd, argv[i]);
 	progress(&r, true);
 	printf("%lu messages: %lu imported, %lu duplicate, %lu not ours, %lu malformed, %lu "
 	       "errors\n",

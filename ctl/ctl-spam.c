@@ -133,190 +133,25 @@ static int learn_one(struct learn_run *r, const char *msg, size_t len, const cha
 	return 0;
 }
 
-/* map_file - the whole file, read-only (NULL and *len_r = 0 for an empty file) */
-static int map_file(const char *path, const char **data_r, size_t *len_r)
+/* learn_trouble - what could not be read is a failed message */
+static void learn_trouble(void *ctx, enum ctl_mail_trouble kind, const char *where,
+                          unsigned long number, const char *why)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	void *p;
-	*data_r = NULL;
-	*len_r = 0;
-	if (fd < 0) {
-		ctl_err("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		ctl_err("%s: not a regular file", path);
-		close(fd);
-		return -1;
-	}
-	if (st.st_size == 0) {
-		close(fd);
-		return 0;
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		ctl_err("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	*data_r = p;
-	*len_r = (size_t)st.st_size;
-	return 0;
-}
-
-/* is_from_line - an mbox separator "From " at s */
-static bool is_from_line(const char *s, size_t len)
-{
-	return len >= 5 && memcmp(s, "From ", 5) == 0;
-}
-
-/* learn_mbox - every message of an mbox (mboxrd unescaping of >From lines) */
-static int learn_mbox(struct learn_run *r, const char *path, const char *data, size_t len)
-{
-	size_t pos = 0;
-	unsigned long number = 0;
-	mw_str msg;
-	int ret = 0;
-	mw_str_init(&msg, MESSAGE_MAX);
-	while (pos < len && ret == 0) {
-		const char *nl = memchr(data + pos, '\n', len - pos);
-		size_t end, line_end = nl != NULL ? (size_t)(nl - data) + 1 : len;
-		bool over = false;
-		/* pos is at a "From " line: the message runs to the next one */
-		pos = line_end;
-		mw_str_reset(&msg);
-		number++;
-		while (pos < len) {
-			const char *l = data + pos;
-			nl = memchr(l, '\n', len - pos);
-			end = nl != NULL ? (size_t)(nl - data) + 1 : len;
-			if (is_from_line(l, end - pos))
-				break;
-			if (l[0] == '>') { /* ">From " and ">>From ": one level less */
-				size_t k = 0;
-				while (pos + k < end && l[k] == '>')
-					k++;
-				if (is_from_line(l + k, end - pos - k))
-					l++, pos++;
-			}
-			if (!over && mw_str_append(&msg, l, end - pos) < 0)
-				over = true;
-			pos = end;
-		}
-		if (over) {
-			r->failed++;
-			ctl_err("%s: message %lu: larger than %u bytes", path, number, MESSAGE_MAX);
-			continue;
-		}
-		/* the empty line before the next "From " belongs to the separator */
-		if (msg.len >= 2 && msg.buf[msg.len - 1] == '\n' && msg.buf[msg.len - 2] == '\n')
-			msg.buf[--msg.len] = '\0';
-		ret = learn_one(r, msg.buf != NULL ? msg.buf : "", msg.len, path, number);
-	}
-	mw_str_free(&msg);
-	return ret;
-}
-
-/* learn_file - one message file or an mbox */
-static int learn_file(struct learn_run *r, const char *path)
-{
-	const char *data;
-	size_t len;
-	int ret;
-	if (map_file(path, &data, &len) < 0) {
-		r->failed++;
-		return 0;
-	}
-	if (len == 0) {
-		r->failed++;
-		ctl_err("%s: empty file", path);
-		return 0;
-	}
-	if (is_from_line(data, len))
-		ret = learn_mbox(r, path, data, len);
+	struct learn_run *r = ctx;
+	(void)kind;
+	r->failed++;
+	if (number > 0)
+		ctl_err("%s: message %lu: %s", where, number, why);
 	else
-		ret = learn_one(r, data, len, path, 0);
-	munmap((void *)data, len);
-	return ret;
+		ctl_err("%s: %s", where, why);
 }
 
-/* cmp_str - qsort of names */
-static int cmp_str(const void *a, const void *b)
+/* learn_message - ctl_mail_read_path's message callback */
+static int learn_message(void *ctx, const char *msg, size_t len, const char *where,
+                         unsigned long number, bool *done_r)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* learn_dir - every regular file in a directory (not recursive, dot files skipped) */
-static int learn_dir(struct learn_run *r, const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0, i;
-	int ret = 0;
-	if (d == NULL) {
-		r->failed++;
-		ctl_err("%s: %s", dir, strerror(errno));
-		return 0;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			cap = cap == 0 ? 256 : cap * 2;
-			names = mw_realloc(names, cap * sizeof(*names));
-		}
-		names[n++] = mw_strdup(de->d_name);
-	}
-	closedir(d);
-	if (n > 0)
-		qsort(names, n, sizeof(*names), cmp_str);
-	for (i = 0; i < n; i++) {
-		mw_str p;
-		struct stat st;
-		mw_str_init(&p, 0);
-		(void)mw_str_appendf(&p, "%s/%s", dir, names[i]);
-		if (ret == 0 && lstat(p.buf, &st) == 0 && S_ISREG(st.st_mode))
-			ret = learn_file(r, p.buf);
-		mw_str_free(&p);
-		free(names[i]);
-	}
-	free(names);
-	return ret;
-}
-
-/* learn_path - a file, an mbox, a directory or a maildir */
-static int learn_path(struct learn_run *r, const char *path)
-{
-	struct stat st;
-	if (stat(path, &st) < 0) {
-		r->failed++;
-		ctl_err("%s: %s", path, strerror(errno));
-		return 0;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		mw_str cur, nw;
-		struct stat cs, ns;
-		int ret = 0;
-		mw_str_init(&cur, 0);
-		mw_str_init(&nw, 0);
-		(void)mw_str_appendf(&cur, "%s/cur", path);
-		(void)mw_str_appendf(&nw, "%s/new", path);
-		if ((stat(cur.buf, &cs) == 0 && S_ISDIR(cs.st_mode)) ||
-		    (stat(nw.buf, &ns) == 0 && S_ISDIR(ns.st_mode))) {
-			if (stat(cur.buf, &cs) == 0 && S_ISDIR(cs.st_mode))
-				ret = learn_dir(r, cur.buf);
-			if (ret == 0 && stat(nw.buf, &ns) == 0 && S_ISDIR(ns.st_mode))
-				ret = learn_dir(r, nw.buf);
-		} else {
-			ret = learn_dir(r, path);
-		}
-		mw_str_free(&cur);
-		mw_str_free(&nw);
-		return ret;
-	}
-	return learn_file(r, path);
+	*done_r = false;
+	return learn_one(ctx, msg, len, where, number);
 }
 
 /* open_classifier - the global model with the [classifier] settings */
@@ -417,8 +252,10 @@ int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 		mw_classifier_close(&r.c);
 		return EXIT_ERROR;
 	}
+	struct ctl_mail_reader rd = {
+	    .max = MESSAGE_MAX, .ctx = &r, .message = learn_message, .trouble = learn_trouble};
 	for (i = first; i < argc && ret == 0; i++)
-		ret = learn_path(&r, argv[i]);
+		ret = ctl_mail_read_path(&rd, argv[i]);
 	if (mw_classifier_batch_end(r.c, ret == 0, &err) < 0) {
 		ctl_err("%s", err.msg);
 		ret = -1;
@@ -476,8 +313,11 @@ int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
 	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
 		return EXIT_USAGE;
-	if (map_file(argv[first], &data, &len) < 0)
+	if (ctl_mail_map(argv[first], &data, &len) < 0) {
+		ctl_err("%s: %s", argv[first],
+		        errno == EINVAL ? "not a regular file" : strerror(errno));
 		return EXIT_ERROR;
+	}
 	if (open_classifier(ctl, &c) != EXIT_OK) {
 		if (data != NULL)
 			munmap((void *)data, len);

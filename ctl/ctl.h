@@ -222,6 +222,30 @@ int ctl_dkim_store_key(struct mw_ctl *ctl, enum mw_audit_action action, const ch
 /* ratelimit policy add's "SCOPE[=MATCH] METRIC COUNT/WINDOW ACTION" (ctl-ratelimit.c). */
 int ctl_rl_parse_policy(char **argv, struct mw_rate_policy *p);
 
+/* Reading mail from paths (ctl-mailsrc.c: learn, dmarc import): a message file, an mbox, a
+   maildir or a directory of message files. */
+enum ctl_mail_trouble {
+	CTL_MAIL_UNREADABLE, /* a path, file or directory that cannot be read (or deleted) */
+	CTL_MAIL_BAD,        /* no message: an empty file, an mbox message over max */
+};
+struct ctl_mail_reader {
+	size_t max;       /* the largest mbox message */
+	bool delete_done; /* remove a message file once message() set *done_r (never an mbox) */
+	void *ctx;
+	/* One message of WHERE (NUMBER: its place in an mbox, 0 for a whole file); -1 stops the
+	   walk (e.g. the store failed). */
+	int (*message)(void *ctx, const char *msg, size_t len, const char *where,
+	               unsigned long number, bool *done_r);
+	/* What could not be read, or is no message: the caller counts and reports it. */
+	void (*trouble)(void *ctx, enum ctl_mail_trouble kind, const char *where,
+	                unsigned long number, const char *why);
+};
+/* Every message of PATH in turn; -1 when message() stopped the walk. */
+int ctl_mail_read_path(const struct ctl_mail_reader *rd, const char *path);
+/* A regular file mapped read-only (munmap it; NULL and 0 for an empty one); -1 with errno
+   (EINVAL: not a regular file). */
+int ctl_mail_map(const char *path, const char **data_r, size_t *len_r);
+
 /* Parses the options listed (ids from the enum above, at least one: -1 for none); on
    --help prints the command's usage and returns EXIT_OK from the calling handler. */
 #define CTL_OPTS(cmd, argc, argv, o, first, ...)                                                   \
