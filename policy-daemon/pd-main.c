@@ -727,20 +727,30 @@ static void ctl_health(struct pd_conn *c)
 	free(reply);
 }
 
-/* ctl_status_cb - the usage of each limit, in whole seconds */
-static void ctl_status_cb(const struct pd_batch_res *res, void *ctx)
+/* ctl_answer_new - the reply to a request whose batch answered: ok, about pp's subject;
+   NULL (and the request done) when its connection went away meanwhile */
+static struct mw_pdctl_reply *ctl_answer_new(struct pd_pending *pp)
 {
-	struct pd_pending *pp = ctx;
 	struct mw_pdctl_reply *reply;
-	size_t i;
 	if (pp->conn == NULL) {
 		pending_done(pp, "", false);
-		return;
+		return NULL;
 	}
 	reply = mw_calloc(1, sizeof(*reply));
 	reply->ok = true;
 	reply->cleared = -1;
 	(void)mw_strlcpy(reply->subject, pp->label, sizeof(reply->subject));
+	return reply;
+}
+
+/* ctl_status_cb - the usage of each limit, in whole seconds */
+static void ctl_status_cb(const struct pd_batch_res *res, void *ctx)
+{
+	struct pd_pending *pp = ctx;
+	struct mw_pdctl_reply *reply = ctl_answer_new(pp);
+	size_t i;
+	if (reply == NULL)
+		return;
 	for (i = 0; i < res->count && i < pp->ev.n && i < MW_PDCTL_LIMITS_MAX; i++) {
 		const struct pd_limit_res *r = &res->res[i];
 		struct mw_pdctl_limit *l = &reply->limits[reply->nlimits++];
@@ -820,19 +830,13 @@ static int ctl_subject(const struct pd_policy *p, const char *arg, enum pd_scope
 static void ctl_charge_cb(const struct pd_batch_res *res, void *ctx)
 {
 	struct pd_pending *pp = ctx;
-	struct mw_pdctl_reply *reply;
+	struct mw_pdctl_reply *reply = ctl_answer_new(pp);
 	int64_t wait_us = 0;
 	size_t i;
-	if (pp->conn == NULL) {
-		pending_done(pp, "", false);
+	if (reply == NULL)
 		return;
-	}
-	reply = mw_calloc(1, sizeof(*reply));
-	reply->ok = true;
-	reply->cleared = -1;
 	reply->verdict = true;
 	reply->allowed = res->allowed && res->count == pp->ev.n;
-	(void)mw_strlcpy(reply->subject, pp->label, sizeof(reply->subject));
 	for (i = 0; i < res->count && i < pp->ev.n && i < MW_PDCTL_LIMITS_MAX; i++) {
 		const struct pd_limit_res *r = &res->res[i];
 		struct mw_pdctl_limit *l = &reply->limits[reply->nlimits++];
