@@ -206,7 +206,10 @@ class PackageTest(unittest.TestCase):
                 else:
                     self.assertIn('StandardInput=socket', text)
             elif u.endswith('.timer'):
-                for want in ('OnCalendar=hourly', 'Persistent=true', 'WantedBy=timers.target'):
+                # dkim rotate --due hourly, the DMARC reports of a day once a day
+                when = ('OnCalendar=hourly' if u == 'mailwarden-dkim-rotate.timer'
+                        else 'OnCalendar=*-*-* 00:20:00 UTC')
+                for want in (when, 'Persistent=true', 'WantedBy=timers.target'):
                     self.assertIn(want, text, u)
             # executables where systemd-analyze can check them: the extracted package
             with open(os.path.join(checked, u), 'w') as f:
