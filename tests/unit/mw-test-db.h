@@ -10,6 +10,8 @@
  * a throwaway one and sets it). Without that variable every PostgreSQL test FAILS, naming
  * the variable: a backend that could not be tested is never counted as passed.
  *
+ * mw_test_store_open: a store on such a database, opened and migrated.
+ *
  * mw_test_raw_*: a plain connection of the database's own library (sqlite3, libpq), as
  * Dovecot has, to look at or change what the interface cannot show.
  */
@@ -17,6 +19,7 @@
 #define MW_TEST_DB_H
 
 #include "mw-db.h"
+#include "mw-store.h"
 #include "mw-test.h"
 
 #include <libpq-fe.h>
@@ -213,6 +216,18 @@ static inline int64_t mw_test_raw_int(struct mw_test_raw *r, const char *sql)
 		PQclear(res);
 	}
 	return v;
+}
+
+/* mw_test_store_open - a store on URL, opened and migrated (else the test fails) */
+static inline mw_store *mw_test_store_open(const char *url)
+{
+	mw_error err = {""};
+	mw_store *store = mw_store_open(url, 2000, &err);
+	if (store == NULL)
+		fail_msg("open: %s", err.msg);
+	if (mw_store_migrate(store, &err) != MW_STORE_OK)
+		fail_msg("migrate: %s", err.msg);
+	return store;
 }
 
 #endif

@@ -40,11 +40,7 @@ static int setup(void **state)
 	mw_error err = {""};
 	f->tdb = mw_test_db_create(*state);
 	*state = f;
-	f->store = mw_store_open(f->tdb->url, 2000, &err);
-	if (f->store == NULL)
-		fail_msg("open: %s", err.msg);
-	if (mw_store_migrate(f->store, &err) != MW_STORE_OK)
-		fail_msg("migrate: %s", err.msg);
+	f->store = mw_test_store_open(f->tdb->url);
 	assert_int_equal(mw_classifier_open_learner(f->store, &f->learner, &err), 0);
 	mw_classifier_settings_default(&f->set);
 	f->set.min_spam = f->set.min_ham = 10;

@@ -578,14 +578,9 @@ struct fixture {
 static int setup_both(void **state)
 {
 	struct fixture *f = mw_calloc(1, sizeof(*f));
-	mw_error err = {""};
 	f->tdb = mw_test_db_create(*state);
 	*state = f;
-	f->store = mw_store_open(f->tdb->url, 2000, &err);
-	if (f->store == NULL)
-		fail_msg("open: %s", err.msg);
-	if (mw_store_migrate(f->store, &err) != MW_STORE_OK)
-		fail_msg("migrate: %s", err.msg);
+	f->store = mw_test_store_open(f->tdb->url);
 	return 0;
 }
 

@@ -56,14 +56,9 @@ static int setup(void **state)
 static int setup_migrated(void **state)
 {
 	struct fixture *f;
-	mw_error err = {""};
 	setup(state);
 	f = *state;
-	f->store = mw_store_open(f->url, 2000, &err);
-	if (f->store == NULL)
-		fail_msg("open: %s", err.msg);
-	if (mw_store_migrate(f->store, &err) != MW_STORE_OK)
-		fail_msg("migrate: %s", err.msg);
+	f->store = mw_test_store_open(f->url);
 	return 0;
 }
 
@@ -72,15 +67,10 @@ static int setup_migrated(void **state)
 static int setup_both(void **state)
 {
 	struct fixture *f = mw_calloc(1, sizeof(*f));
-	mw_error err = {""};
 	f->tdb = mw_test_db_create(*state);
 	*state = f;
 	assert_int_equal(mw_strlcpy(f->url, f->tdb->url, sizeof(f->url)), 0);
-	f->store = mw_store_open(f->url, 2000, &err);
-	if (f->store == NULL)
-		fail_msg("open: %s", err.msg);
-	if (mw_store_migrate(f->store, &err) != MW_STORE_OK)
-		fail_msg("migrate: %s", err.msg);
+	f->store = mw_test_store_open(f->url);
 	return 0;
 }
 
