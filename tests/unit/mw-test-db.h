@@ -230,4 +230,32 @@ static inline mw_store *mw_test_store_open(const char *url)
 	return store;
 }
 
+/* A suite's store on a fresh database of the test's backend: MW_TEST_DB_BOTH(test,
+   mw_test_store_setup, mw_test_store_teardown); the test's state is the fixture. */
+struct mw_test_store_fx {
+	struct mw_test_db *tdb;
+	mw_store *store;
+};
+
+/* mw_test_store_setup - a fresh database of the backend in *state, its store migrated */
+static inline int mw_test_store_setup(void **state)
+{
+	struct mw_test_store_fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	f->tdb = mw_test_db_create(*state);
+	*state = f;
+	f->store = mw_test_store_open(f->tdb->url);
+	return 0;
+}
+
+/* mw_test_store_teardown - close the store, drop its database */
+static inline int mw_test_store_teardown(void **state)
+{
+	struct mw_test_store_fx *f = *state;
+	mw_store_close(&f->store);
+	mw_test_db_drop(&f->tdb);
+	free(f);
+	return 0;
+}
+
 #endif

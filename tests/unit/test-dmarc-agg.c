@@ -410,29 +410,6 @@ static void test_mail(void **state)
 
 /* ---- the store, both backends ---- */
 
-struct fixture {
-	struct mw_test_db *tdb;
-	mw_store *store;
-};
-
-static int setup_both(void **state)
-{
-	struct fixture *f = mw_calloc(1, sizeof(*f));
-	f->tdb = mw_test_db_create(*state);
-	*state = f;
-	f->store = mw_test_store_open(f->tdb->url);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	mw_store_close(&f->store);
-	mw_test_db_drop(&f->tdb);
-	free(f);
-	return 0;
-}
-
 /* eval - an evaluation of DOMAIN at T from IP */
 static void eval(struct mw_dmarc_eval *e, const char *domain, int64_t t, const char *ip)
 {
@@ -460,7 +437,7 @@ static void eval(struct mw_dmarc_eval *e, const char *domain, int64_t t, const c
 
 static void test_store(void **state)
 {
-	struct fixture *f = *state;
+	struct mw_test_store_fx *f = *state;
 	struct mw_dmarc_eval e, pol;
 	struct mw_dmarc_agg_row *rows;
 	char **domains;
@@ -577,7 +554,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_rua),
 	    cmocka_unit_test(test_dest_check),
 	    cmocka_unit_test(test_mail),
-	    MW_TEST_DB_BOTH(test_store, setup_both, teardown),
+	    MW_TEST_DB_BOTH(test_store, mw_test_store_setup, mw_test_store_teardown),
 	};
 	MW_RUN_TESTS(tests);
 }

@@ -570,29 +570,6 @@ static void test_ours(void **state)
 
 /* ---- store, both backends ---- */
 
-struct fixture {
-	struct mw_test_db *tdb;
-	mw_store *store;
-};
-
-static int setup_both(void **state)
-{
-	struct fixture *f = mw_calloc(1, sizeof(*f));
-	f->tdb = mw_test_db_create(*state);
-	*state = f;
-	f->store = mw_test_store_open(f->tdb->url);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	mw_store_close(&f->store);
-	mw_test_db_drop(&f->tdb);
-	free(f);
-	return 0;
-}
-
 /* add_file - store a report mail; the store status */
 static int add_file(mw_store *store, const char *name)
 {
@@ -610,7 +587,7 @@ static int add_file(mw_store *store, const char *name)
 
 static void test_store_reports(void **state)
 {
-	struct fixture *f = *state;
+	struct mw_test_store_fx *f = *state;
 	struct mw_dmarc_filter all = {NULL, 0, 0, 0};
 	struct mw_dmarc_sum_row *s = NULL;
 	struct mw_dmarc_rpt_info *v = NULL;
@@ -716,7 +693,7 @@ static void test_store_reports(void **state)
 /* a report whose second row breaks a check is stored not at all (one transaction) */
 static void test_store_atomic(void **state)
 {
-	struct fixture *f = *state;
+	struct mw_test_store_fx *f = *state;
 	struct mw_dmarc_rpt *r = parse_file("google.eml");
 	struct mw_dmarc_filter all = {NULL, 0, 0, 0};
 	struct mw_dmarc_sum_row *s = NULL;
@@ -747,8 +724,8 @@ int main(void)
 	    cmocka_unit_test(test_gzip),
 	    cmocka_unit_test(test_messages_refused),
 	    cmocka_unit_test(test_ours),
-	    MW_TEST_DB_BOTH(test_store_reports, setup_both, teardown),
-	    MW_TEST_DB_BOTH(test_store_atomic, setup_both, teardown),
+	    MW_TEST_DB_BOTH(test_store_reports, mw_test_store_setup, mw_test_store_teardown),
+	    MW_TEST_DB_BOTH(test_store_atomic, mw_test_store_setup, mw_test_store_teardown),
 	};
 	MW_RUN_TESTS(tests);
 }
