@@ -214,9 +214,10 @@ char *smfi_getsymval(SMFICTX *ctx, char *name)
 	if (ctx == NULL || name == NULL)
 		return NULL;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		char *p = ctx->macros[order[i]], *end = p + ctx->macros_len[order[i]];
+		char *p = ctx->macros[order[i]], *end;
 		if (p == NULL)
-			continue;
+			continue; /* (no arithmetic on NULL, even of zero: undefined) */
+		end = p + ctx->macros_len[order[i]];
 		/* name\0value\0 pairs, checked complete when they arrived */
 		while (p < end) {
 			char *value = p + strlen(p) + 1;
