@@ -407,7 +407,6 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 	const char *value, *const *values;
 	struct mw_hdr_spam spam;
 	struct mw_hdr_virus virus;
-	struct mw_hdr_authres *ar;
 	struct mw_hdr_auth_summary auth;
 	mw_error err = {""};
 	unsigned int n;
@@ -446,15 +445,14 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 		return;
 	for (n = 0; values[n] != NULL; n++)
 		;
-	/* only the header the milter wrote: the one claiming our authserv-id, first */
-	ar = t_malloc_no0(sizeof(*ar)); /* ~30 KB, cleared by mw_hdr_authres_pick itself */
-	ret = mw_hdr_authres_pick(values, n, muser->authserv_id, ar, &err);
+	/* only the header the milter wrote: the one claiming our authserv-id, first; read for
+	   the summary only (no ~30 KB struct mw_hdr_authres per delivery) */
+	ret = mw_hdr_authres_pick_summary(values, n, muser->authserv_id, &auth, &err);
 	if (ret < 0)
 		e_warning(muser->user->event, "mailwarden: Authentication-Results ignored: %s",
 		          err.msg);
 	if (ret <= 0)
 		return;
-	mw_hdr_authres_summary(ar, &auth);
 	if (auth.dkim_fail && !auth.dkim_pass)
 		mw_add_keyword(d, muser->kw_dkim_fail);
 	if (auth.dmarc_fail)
