@@ -723,18 +723,25 @@ bool mw_hdr_authres_equal(const struct mw_hdr_authres *a, const struct mw_hdr_au
 	return true;
 }
 
-/* authres_pick - which value is the one the milter wrote: 1 and *first_r (the first
+/* authres_pick - whether the milter wrote one value we may read: 1 (values[0], the first
    value, the only claimant), 0 when none claims our id, -1 when ambiguous */
 static int authres_pick(const char *const *values, size_t n, const char *ours, mw_error *error_r)
 {
+	enum mw_hdr_id_class first = MW_HDR_ID_UNKNOWN;
 	size_t i, claimants = 0;
 	if (ours == NULL || *ours == '\0')
 		return 0;
-	for (i = 0; i < n; i++)
-		if (values[i] == NULL ||
-		    mw_hdr_authres_id(values[i], strnlen(values[i], MW_HDR_VALUE_MAX + 1), ours) !=
-		        MW_HDR_ID_FOREIGN)
+	for (i = 0; i < n; i++) {
+		enum mw_hdr_id_class c =
+		    values[i] == NULL
+		        ? MW_HDR_ID_UNKNOWN
+		        : mw_hdr_authres_id(values[i], strnlen(values[i], MW_HDR_VALUE_MAX + 1),
+		                            ours);
+		if (i == 0)
+			first = c;
+		if (c != MW_HDR_ID_FOREIGN)
 			claimants++;
+	}
 	if (claimants == 0)
 		return 0;
 	if (claimants > 1) {
@@ -742,9 +749,7 @@ static int authres_pick(const char *const *values, size_t n, const char *ours, m
 		             claimants);
 		return -1;
 	}
-	if (values[0] == NULL ||
-	    mw_hdr_authres_id(values[0], strnlen(values[0], MW_HDR_VALUE_MAX + 1), ours) !=
-	        MW_HDR_ID_OURS) {
+	if (first != MW_HDR_ID_OURS) {
 		mw_error_set(error_r, "the header claiming our authserv-id is not the first one "
 		                      "or does not parse: not believed");
 		return -1;
