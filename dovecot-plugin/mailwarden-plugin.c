@@ -11,7 +11,10 @@
  * mailbox_save_using_mail(), which calls the mailbox's copy method on a box opened with
  * MAILBOX_FLAG_POST_SESSION; our copy override merges those keywords into the save
  * context (deciding itself when no hook call came before, e.g. a second save of the same
- * message). The rules' header fields are parsed once per decision.
+ * message). The rules' header fields are parsed once per decision. The rule cache is
+ * prepared when it is filled (the distinct fields, each rule's field and value compiled),
+ * and our Authentication-Results is read for its summary only, so a delivery's own work
+ * is a few header lookups and the matching itself (bench/README.md, "Dovecot plugin").
  *
  * Learning (imap and anything else that is not a delivery): a message copied, moved or
  * APPENDed into the Junk mailbox is learned as spam and gets $Junk (and loses $NotJunk);
@@ -100,7 +103,6 @@
 #define MW_FAIL_CACHE_SECS   5   /* a failed rule read is not retried sooner */
 #define MW_MAX_ADDRS         100 /* addresses read from one header */
 #define MW_MAX_HEADER_VALUES 20  /* occurrences of one field a rule looks at */
-#define MW_FIELD_CACHE_SIZE  16  /* distinct fields one decision keeps parsed */
 
 #define MW_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mw_user_module)
 #define MW_BOX_CONTEXT(obj)  MODULE_CONTEXT(obj, mw_storage_module)
@@ -165,15 +167,12 @@ struct mw_decision {
 	bool spam;
 };
 
-/* The parsed occurrences of the header fields one decision's rules have looked at. */
-struct mw_field_cache_entry {
-	const char *field;
+/* The parsed occurrences of one header field the decision's rules look at (parsed when
+   the first rule on it is evaluated). */
+struct mw_field_subjects {
 	const struct mw_tagrule_subject *subjects;
 	unsigned int n;
-};
-struct mw_field_cache {
-	struct mw_field_cache_entry entries[MW_FIELD_CACHE_SIZE];
-	unsigned int count;
+	bool parsed;
 };
 
 struct mw_rule_cache_entry {
@@ -182,6 +181,15 @@ struct mw_rule_cache_entry {
 	size_t count;
 	time_t expires;
 	bool failed;
+	/* prepared at fill, so a delivery compares no field names: the distinct fields of
+	   the enabled rules (pointing into rules), whether each holds addresses, and the
+	   index of each rule's field */
+	const char **fields;
+	bool *field_is_address;
+	unsigned int *field_of;
+	unsigned int n_fields;
+	/* each enabled rule's value compiled for matching (NULL: compiled per match) */
+	struct mw_tagrule_prep **preps;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(mw_user_module, &mail_user_module_register);
@@ -294,12 +302,48 @@ static void mw_rule_cache_clear(struct mw_rule_cache_entry *e)
 {
 	free(e->username);
 	mw_tag_rules_free(e->rules, e->count);
+	i_free(e->fields);
+	i_free(e->field_is_address);
+	i_free(e->field_of);
+	for (size_t i = 0; e->preps != NULL && i < e->count; i++)
+		mw_tagrule_prep_free(e->preps[i]);
+	i_free(e->preps);
 	memset(e, 0, sizeof(*e));
 	mw_announce_stale = true;
 }
 
-/* mw_user_rules - the user's tag rules, from the cache or the store; count 0 on failure */
-static const struct mw_tag_rule *mw_user_rules(struct mw_plugin_user *muser, size_t *count_r)
+/* mw_rule_cache_prepare - the distinct fields of the entry's enabled rules, the index of
+   each rule's field, each rule's value compiled */
+static void mw_rule_cache_prepare(struct mw_rule_cache_entry *e)
+{
+	size_t i;
+	unsigned int j;
+
+	e->fields = i_new(const char *, e->count + 1);
+	e->field_is_address = i_new(bool, e->count + 1);
+	e->field_of = i_new(unsigned int, e->count + 1);
+	e->preps = i_new(struct mw_tagrule_prep *, e->count + 1);
+	e->n_fields = 0;
+	for (i = 0; i < e->count; i++) {
+		const struct mw_tag_rule *r = &e->rules[i];
+		if (!r->enabled)
+			continue;
+		for (j = 0; j < e->n_fields; j++)
+			if (strcasecmp(e->fields[j], r->field) == 0)
+				break;
+		if (j == e->n_fields) {
+			e->fields[j] = r->field;
+			e->field_is_address[j] = mw_tagrule_field_is_address(r->field);
+			e->n_fields++;
+		}
+		e->field_of[i] = j;
+		e->preps[i] = mw_tagrule_prepare(r);
+	}
+}
+
+/* mw_user_rules - the user's rule cache entry, from the cache or the store; NULL or an
+   entry with no rules on failure */
+static const struct mw_rule_cache_entry *mw_user_rules(struct mw_plugin_user *muser)
 {
 	struct mw_rule_cache_entry *e = NULL, *victim = &mw_rule_cache[0];
 	struct mw_tag_rule *rules = NULL;
@@ -308,7 +352,6 @@ static const struct mw_tag_rule *mw_user_rules(struct mw_plugin_user *muser, siz
 	size_t count = 0, i;
 	int ret;
 
-	*count_r = 0;
 	if (muser->username[0] == '\0')
 		return NULL;
 	for (i = 0; i < MW_RULE_CACHE_SIZE; i++) {
@@ -320,10 +363,8 @@ static const struct mw_tag_rule *mw_user_rules(struct mw_plugin_user *muser, siz
 		if (c->username == NULL || c->expires < victim->expires)
 			victim = c;
 	}
-	if (e != NULL && e->expires > ioloop_time) {
-		*count_r = e->count;
-		return e->rules;
-	}
+	if (e != NULL && e->expires > ioloop_time)
+		return e;
 	if (e == NULL)
 		e = victim;
 	mw_rule_cache_clear(e);
@@ -360,8 +401,8 @@ static const struct mw_tag_rule *mw_user_rules(struct mw_plugin_user *muser, siz
 	e->rules = rules;
 	e->count = count;
 	e->expires = ioloop_time + muser->cache_ttl;
-	*count_r = count;
-	return rules;
+	mw_rule_cache_prepare(e);
+	return e;
 }
 
 /* ---- delivery: the decision ---------------------------------------------------------- */
@@ -407,7 +448,6 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 	const char *value, *const *values;
 	struct mw_hdr_spam spam;
 	struct mw_hdr_virus virus;
-	struct mw_hdr_authres *ar;
 	struct mw_hdr_auth_summary auth;
 	mw_error err = {""};
 	unsigned int n;
@@ -446,15 +486,14 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 		return;
 	for (n = 0; values[n] != NULL; n++)
 		;
-	/* only the header the milter wrote: the one claiming our authserv-id, first */
-	ar = t_malloc_no0(sizeof(*ar)); /* ~30 KB, cleared by mw_hdr_authres_pick itself */
-	ret = mw_hdr_authres_pick(values, n, muser->authserv_id, ar, &err);
+	/* only the header the milter wrote: the one claiming our authserv-id, first; read for
+	   the summary only (no ~30 KB struct mw_hdr_authres per delivery) */
+	ret = mw_hdr_authres_pick_summary(values, n, muser->authserv_id, &auth, &err);
 	if (ret < 0)
 		e_warning(muser->user->event, "mailwarden: Authentication-Results ignored: %s",
 		          err.msg);
 	if (ret <= 0)
 		return;
-	mw_hdr_authres_summary(ar, &auth);
 	if (auth.dkim_fail && !auth.dkim_pass)
 		mw_add_keyword(d, muser->kw_dkim_fail);
 	if (auth.dmarc_fail)
@@ -463,19 +502,32 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 		mw_add_keyword(d, muser->kw_spf_fail);
 }
 
+/* mw_plain_ascii - no byte a UTF-8 decoding of the header would change: 7-bit, and no
+   RFC 2047 encoded-word ("=?") */
+static bool mw_plain_ascii(const char *const *values)
+{
+	for (; *values != NULL; values++) {
+		const unsigned char *p;
+		for (p = (const unsigned char *)*values; *p != '\0'; p++)
+			if (*p >= 0x80 || (*p == '=' && p[1] == '?'))
+				return false;
+	}
+	return true;
+}
+
 /* mw_subjects - the occurrences of field in mail as match subjects (data stack) */
-static unsigned int mw_subjects(struct mail *mail, const char *field,
+static unsigned int mw_subjects(struct mail *mail, const char *field, bool address,
                                 const struct mw_tagrule_subject **subjects_r)
 {
 	const char *const *raw, *const *decoded;
-	bool address = mw_tagrule_field_is_address(field);
 	struct mw_tagrule_subject *subjects;
 	unsigned int n = 0;
 
 	*subjects_r = NULL;
 	if (mail_get_headers(mail, field, &raw) <= 0)
 		return 0;
-	if (mail_get_headers_utf8(mail, field, &decoded) <= 0)
+	/* the decoded lookup costs as much again and returns the same text for plain ASCII */
+	if (mw_plain_ascii(raw) || mail_get_headers_utf8(mail, field, &decoded) <= 0)
 		decoded = raw;
 	subjects = t_new(struct mw_tagrule_subject, MW_MAX_HEADER_VALUES);
 	*subjects_r = subjects;
@@ -508,55 +560,42 @@ static unsigned int mw_subjects(struct mail *mail, const char *field,
 	return n;
 }
 
-/* mw_field_subjects - the subjects of field, read and parsed once per decision: each
-   header lookup on the delivered mail costs a pass over its header, and a user's rules
-   name the same few fields over and over (data stack) */
-static unsigned int mw_field_subjects(struct mail *mail, const char *field,
-                                      struct mw_field_cache *cache,
-                                      const struct mw_tagrule_subject **subjects_r)
-{
-	struct mw_field_cache_entry *e;
-	unsigned int i;
-
-	for (i = 0; i < cache->count; i++) {
-		if (strcasecmp(cache->entries[i].field, field) == 0) {
-			*subjects_r = cache->entries[i].subjects;
-			return cache->entries[i].n;
-		}
-	}
-	if (cache->count == MW_FIELD_CACHE_SIZE)
-		return mw_subjects(mail, field, subjects_r); /* rare: many distinct fields */
-	e = &cache->entries[cache->count++];
-	e->field = field;
-	e->n = mw_subjects(mail, field, &e->subjects);
-	*subjects_r = e->subjects;
-	return e->n;
-}
-
 /* mw_apply_rules - keywords and mailbox from the user's tag rules, in order, within the
-   delivery's matching budget: once it is spent the remaining rules are not evaluated */
-static void mw_apply_rules(struct mail *mail, const struct mw_tag_rule *rules, size_t count,
+   delivery's matching budget: once it is spent the remaining rules are not evaluated.
+   Each field is read and parsed once, when the first rule on it is evaluated: a header
+   lookup on the delivered mail is costly, and a user's rules name the same few fields
+   over and over. */
+static void mw_apply_rules(struct mail *mail, const struct mw_rule_cache_entry *e,
                            struct mw_plugin_user *muser, struct mw_decision *d)
 {
-	const struct mw_tagrule_subject *subjects;
-	struct mw_field_cache *cache;
+	const struct mw_tag_rule *rules;
+	struct mw_field_subjects *fields;
 	struct mw_tagrule_work work;
-	size_t i;
+	size_t i, count;
 
-	if (count == 0)
+	if (e == NULL || e->count == 0 || e->n_fields == 0)
 		return;
+	rules = e->rules;
+	count = e->count;
 	i_zero(&work);
 	work.text_max = muser->rules_text_max;
 	work.budget = muser->rules_budget;
-	cache = t_new(struct mw_field_cache, 1);
+	fields = t_new(struct mw_field_subjects, e->n_fields);
 	for (i = 0; i < count; i++) {
 		const struct mw_tag_rule *r = &rules[i];
-		unsigned int n;
+		struct mw_field_subjects *f;
 		bool matched;
 		if (!r->enabled) /* disabled, or invalid (logged when the cache was filled) */
 			continue;
-		n = mw_field_subjects(mail, r->field, cache, &subjects);
-		matched = n > 0 && mw_tagrule_matches_work(r, subjects, n, &work);
+		f = &fields[e->field_of[i]];
+		if (!f->parsed) {
+			f->n = mw_subjects(mail, e->fields[e->field_of[i]],
+			                   e->field_is_address[e->field_of[i]], &f->subjects);
+			f->parsed = true;
+		}
+		matched = f->n > 0 && mw_tagrule_matches_prep(r, e->preps[i],
+		                                              e->field_is_address[e->field_of[i]],
+		                                              f->subjects, f->n, &work);
 		if (work.exhausted) {
 			e_warning(muser->user->event,
 			          "mailwarden: tag rule budget spent (mailwarden_rules_budget=%llu "
@@ -604,12 +643,12 @@ static bool mw_all_announced(struct mail *mail, const ARRAY_TYPE(const_string) *
    first lookup parses the header once for all of them: a lookup of a field not parsed
    yet costs a pass over the whole header (data stack) */
 static void mw_want_headers(struct mw_plugin_user *muser, struct mail *mail,
-                            const struct mw_tag_rule *rules, size_t count)
+                            const struct mw_rule_cache_entry *e)
 {
 	ARRAY_TYPE(const_string) names;
 	struct mailbox_header_lookup_ctx *hctx;
 	const char *name;
-	size_t i;
+	unsigned int i, verdicts;
 
 	t_array_init(&names, 16);
 	name = "X-Mailwarden-Spam";
@@ -620,14 +659,15 @@ static void mw_want_headers(struct mw_plugin_user *muser, struct mail *mail,
 		name = "Authentication-Results";
 		array_push_back(&names, &name);
 	}
-	for (i = 0; i < count; i++) {
-		const char *const *n;
-		bool seen = false;
-		if (!rules[i].enabled)
-			continue;
-		array_foreach(&names, n) if (strcasecmp(*n, rules[i].field) == 0) seen = true;
-		if (!seen)
-			array_push_back(&names, (const char *const *)&rules[i].field);
+	verdicts = array_count(&names);
+	for (i = 0; e != NULL && i < e->n_fields; i++) {
+		/* the entry's fields are distinct already: compare with the verdict headers */
+		unsigned int j;
+		for (j = 0; j < verdicts; j++)
+			if (strcasecmp(array_idx_elem(&names, j), e->fields[i]) == 0)
+				break;
+		if (j == verdicts)
+			array_push_back(&names, &e->fields[i]);
 	}
 	if (mw_all_announced(mail, &names)) {
 		/* parsed with lmtp's own pass already: asking again would cost a pass */
@@ -647,15 +687,14 @@ static void mw_want_headers(struct mw_plugin_user *muser, struct mail *mail,
 /* mw_decide - everything the plugin does to one delivered message (data stack) */
 static void mw_decide(struct mw_plugin_user *muser, struct mail *mail, struct mw_decision *d)
 {
-	const struct mw_tag_rule *rules;
-	size_t count;
+	const struct mw_rule_cache_entry *e;
 
 	i_zero(d);
 	t_array_init(&d->keywords, 8);
-	rules = mw_user_rules(muser, &count);
-	mw_want_headers(muser, mail, rules, count);
+	e = mw_user_rules(muser);
+	mw_want_headers(muser, mail, e);
 	mw_header_verdicts(muser, mail, d);
-	mw_apply_rules(mail, rules, count, muser, d);
+	mw_apply_rules(mail, e, muser, d);
 	if (d->spam && muser->file_spam)
 		d->mailbox = muser->junk_box;
 }

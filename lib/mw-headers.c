@@ -4,7 +4,8 @@
  *
  * Public: mw_auth_result_str, mw_auth_result_parse, mw_hdr_name_is_authres,
  * mw_hdr_name_is_ours, mw_hdr_authres_id, mw_hdr_authres_parse, mw_hdr_authres_print,
- * mw_hdr_authres_equal, mw_hdr_authres_pick, mw_hdr_authres_summary, mw_hdr_spam_parse,
+ * mw_hdr_authres_equal, mw_hdr_authres_pick, mw_hdr_authres_pick_summary,
+ * mw_hdr_authres_summary, mw_hdr_spam_parse,
  * mw_hdr_spam_print, mw_hdr_spam_equal, mw_hdr_tests_has, mw_hdr_virus_parse,
  * mw_hdr_virus_print, mw_hdr_virus_equal.
  *
@@ -393,14 +394,23 @@ static bool at_end_or_semi(const struct scan *sc)
 	return sc->pos >= sc->len || at(sc) == ';';
 }
 
-/* parse_result - "method[/version] = result [comment] [reason=v] [ptype.property=v ...]" */
-static int parse_result(struct scan *sc, struct mw_hdr_ar_result *r, mw_error *error_r)
+/* parse_result - "method[/version] = result [comment] [reason=v] [ptype.property=v ...]";
+   CLEAR: zero all of r first (a result kept), else only what a result always sets (a scratch
+   result read for its method and result: every field read is written before) */
+static int parse_result(struct scan *sc, struct mw_hdr_ar_result *r, bool clear, mw_error *error_r)
 {
 	char word[MW_HDR_AR_WORD_MAX + 1], prop[MW_HDR_AR_WORD_MAX + 1];
 	char scratch[MW_HDR_AR_PVALUE_MAX + 1];
 	int n;
 
-	memset(r, 0, sizeof(*r));
+	if (clear) {
+		memset(r, 0, sizeof(*r));
+	} else {
+		r->method[0] = '\0';
+		r->comment[0] = '\0';
+		r->result = MW_AUTH_NONE;
+		r->nprops = 0;
+	}
 	if (cfws(sc, NULL, 0) < 0 || keyword(sc, r->method, sizeof(r->method)) <= 0 ||
 	    cfws(sc, NULL, 0) < 0) {
 		mw_error_set(error_r, "malformed method");
@@ -500,15 +510,37 @@ static int parse_result(struct scan *sc, struct mw_hdr_ar_result *r, mw_error *e
 	return 0;
 }
 
-/* mw_hdr_authres_parse - the whole header, strictly */
-int mw_hdr_authres_parse(const char *value, size_t len, struct mw_hdr_authres *ar_r,
-                         mw_error *error_r)
+/* summary_add - one result into the summary (what mw_hdr_authres_summary counts) */
+static void summary_add(const struct mw_hdr_ar_result *r, struct mw_hdr_auth_summary *s)
+{
+	bool pass = r->result == MW_AUTH_PASS, fail = r->result == MW_AUTH_FAIL;
+	if (strcmp(r->method, "dkim") == 0) {
+		s->dkim_pass |= pass;
+		s->dkim_fail |= fail || r->result == MW_AUTH_PERMERROR;
+	} else if (strcmp(r->method, "dmarc") == 0) {
+		s->dmarc_pass |= pass;
+		s->dmarc_fail |= fail;
+	} else if (strcmp(r->method, "spf") == 0) {
+		s->spf_pass |= pass;
+		s->spf_fail |= fail;
+	}
+}
+
+/* authres_parse - the whole header, strictly: into *ar_r, or (ar_r NULL) only into the
+   summary *s_r, each result read into one scratch result; the same grammar and limits
+   either way, so both accept and refuse the same values */
+static int authres_parse(const char *value, size_t len, struct mw_hdr_authres *ar_r,
+                         struct mw_hdr_auth_summary *s_r, mw_error *error_r)
 {
 	struct scan sc = {value, len, 0};
+	struct mw_hdr_ar_result scratch;
 	char id[MW_HDR_ID_MAX + 2], word[8];
-	size_t mark;
+	size_t mark, count = 0;
 
-	memset(ar_r, 0, sizeof(*ar_r));
+	if (ar_r != NULL)
+		memset(ar_r, 0, sizeof(*ar_r));
+	if (s_r != NULL)
+		memset(s_r, 0, sizeof(*s_r));
 	if (value == NULL) {
 		mw_error_set(error_r, "header is missing");
 		return -1;
@@ -519,7 +551,8 @@ int mw_hdr_authres_parse(const char *value, size_t len, struct mw_hdr_authres *a
 		mw_error_set(error_r, "authserv-id is not a host name");
 		return -1;
 	}
-	memcpy(ar_r->authserv_id, id, strlen(id) + 1);
+	if (ar_r != NULL)
+		memcpy(ar_r->authserv_id, id, strlen(id) + 1);
 	/* "; none" */
 	mark = sc.pos;
 	if (cfws(&sc, NULL, 0) == 0 && keyword(&sc, word, sizeof(word)) == 4 &&
@@ -527,20 +560,34 @@ int mw_hdr_authres_parse(const char *value, size_t len, struct mw_hdr_authres *a
 		return 0;
 	sc.pos = mark;
 	for (;;) {
-		if (ar_r->count >= MW_HDR_AR_RESULTS) {
+		struct mw_hdr_ar_result *r = ar_r != NULL ? &ar_r->results[count] : &scratch;
+		if (count >= MW_HDR_AR_RESULTS) {
 			mw_error_set(error_r, "more than %d results", MW_HDR_AR_RESULTS);
-			memset(ar_r, 0, sizeof(*ar_r));
-			return -1;
+			break;
 		}
-		if (parse_result(&sc, &ar_r->results[ar_r->count], error_r) < 0) {
-			memset(ar_r, 0, sizeof(*ar_r));
-			return -1;
-		}
-		ar_r->count++;
+		if (parse_result(&sc, r, ar_r != NULL, error_r) < 0)
+			break;
+		if (s_r != NULL && ar_r == NULL)
+			summary_add(r, s_r);
+		count++;
+		if (ar_r != NULL)
+			ar_r->count = count;
 		if (sc.pos >= sc.len)
 			return 0;
 		sc.pos++; /* ';' */
 	}
+	if (ar_r != NULL)
+		memset(ar_r, 0, sizeof(*ar_r));
+	if (s_r != NULL)
+		memset(s_r, 0, sizeof(*s_r));
+	return -1;
+}
+
+/* mw_hdr_authres_parse - the whole header, strictly */
+int mw_hdr_authres_parse(const char *value, size_t len, struct mw_hdr_authres *ar_r,
+                         mw_error *error_r)
+{
+	return authres_parse(value, len, ar_r, NULL, error_r);
 }
 
 /* print_safe - printable ASCII (blanks allowed only where quoting keeps them) */
@@ -676,19 +723,25 @@ bool mw_hdr_authres_equal(const struct mw_hdr_authres *a, const struct mw_hdr_au
 	return true;
 }
 
-/* mw_hdr_authres_pick - the one header the milter wrote, or nothing */
-int mw_hdr_authres_pick(const char *const *values, size_t n, const char *ours,
-                        struct mw_hdr_authres *ar_r, mw_error *error_r)
+/* authres_pick - whether the milter wrote one value we may read: 1 (values[0], the first
+   value, the only claimant), 0 when none claims our id, -1 when ambiguous */
+static int authres_pick(const char *const *values, size_t n, const char *ours, mw_error *error_r)
 {
+	enum mw_hdr_id_class first = MW_HDR_ID_UNKNOWN;
 	size_t i, claimants = 0;
-	memset(ar_r, 0, sizeof(*ar_r));
 	if (ours == NULL || *ours == '\0')
 		return 0;
-	for (i = 0; i < n; i++)
-		if (values[i] == NULL ||
-		    mw_hdr_authres_id(values[i], strnlen(values[i], MW_HDR_VALUE_MAX + 1), ours) !=
-		        MW_HDR_ID_FOREIGN)
+	for (i = 0; i < n; i++) {
+		enum mw_hdr_id_class c =
+		    values[i] == NULL
+		        ? MW_HDR_ID_UNKNOWN
+		        : mw_hdr_authres_id(values[i], strnlen(values[i], MW_HDR_VALUE_MAX + 1),
+		                            ours);
+		if (i == 0)
+			first = c;
+		if (c != MW_HDR_ID_FOREIGN)
 			claimants++;
+	}
 	if (claimants == 0)
 		return 0;
 	if (claimants > 1) {
@@ -696,15 +749,43 @@ int mw_hdr_authres_pick(const char *const *values, size_t n, const char *ours,
 		             claimants);
 		return -1;
 	}
-	if (values[0] == NULL ||
-	    mw_hdr_authres_id(values[0], strnlen(values[0], MW_HDR_VALUE_MAX + 1), ours) !=
-	        MW_HDR_ID_OURS) {
+	if (first != MW_HDR_ID_OURS) {
 		mw_error_set(error_r, "the header claiming our authserv-id is not the first one "
 		                      "or does not parse: not believed");
 		return -1;
 	}
-	if (mw_hdr_authres_parse(values[0], strnlen(values[0], MW_HDR_VALUE_MAX + 1), ar_r,
-	                         error_r) < 0) {
+	return 1;
+}
+
+/* mw_hdr_authres_pick - the one header the milter wrote, or nothing */
+int mw_hdr_authres_pick(const char *const *values, size_t n, const char *ours,
+                        struct mw_hdr_authres *ar_r, mw_error *error_r)
+{
+	int ret;
+	memset(ar_r, 0, sizeof(*ar_r));
+	ret = authres_pick(values, n, ours, error_r);
+	if (ret <= 0)
+		return ret;
+	if (authres_parse(values[0], strnlen(values[0], MW_HDR_VALUE_MAX + 1), ar_r, NULL,
+	                  error_r) < 0) {
+		mw_error_prefix(error_r, "our header is malformed: ");
+		return -1;
+	}
+	return 1;
+}
+
+/* mw_hdr_authres_pick_summary - mw_hdr_authres_pick then mw_hdr_authres_summary, without
+   keeping the results */
+int mw_hdr_authres_pick_summary(const char *const *values, size_t n, const char *ours,
+                                struct mw_hdr_auth_summary *s_r, mw_error *error_r)
+{
+	int ret;
+	memset(s_r, 0, sizeof(*s_r));
+	ret = authres_pick(values, n, ours, error_r);
+	if (ret <= 0)
+		return ret;
+	if (authres_parse(values[0], strnlen(values[0], MW_HDR_VALUE_MAX + 1), NULL, s_r, error_r) <
+	    0) {
 		mw_error_prefix(error_r, "our header is malformed: ");
 		return -1;
 	}
@@ -716,20 +797,8 @@ void mw_hdr_authres_summary(const struct mw_hdr_authres *ar, struct mw_hdr_auth_
 {
 	size_t i;
 	memset(s_r, 0, sizeof(*s_r));
-	for (i = 0; i < ar->count; i++) {
-		const struct mw_hdr_ar_result *r = &ar->results[i];
-		bool pass = r->result == MW_AUTH_PASS, fail = r->result == MW_AUTH_FAIL;
-		if (strcmp(r->method, "dkim") == 0) {
-			s_r->dkim_pass |= pass;
-			s_r->dkim_fail |= fail || r->result == MW_AUTH_PERMERROR;
-		} else if (strcmp(r->method, "dmarc") == 0) {
-			s_r->dmarc_pass |= pass;
-			s_r->dmarc_fail |= fail;
-		} else if (strcmp(r->method, "spf") == 0) {
-			s_r->spf_pass |= pass;
-			s_r->spf_fail |= fail;
-		}
-	}
+	for (i = 0; i < ar->count; i++)
+		summary_add(&ar->results[i], s_r);
 }
 
 /* ---- X-Mailwarden-Spam / -Virus --------------------------------------------------------- */

@@ -116,6 +116,11 @@ struct mw_hdr_auth_summary {
 	bool spf_pass, spf_fail;
 };
 void mw_hdr_authres_summary(const struct mw_hdr_authres *ar, struct mw_hdr_auth_summary *s_r);
+/* mw_hdr_authres_pick and mw_hdr_authres_summary in one, the same return and the same
+   summary (all false unless 1), without the ~30 KB struct mw_hdr_authres: the same parser
+   reads each result into one scratch result (the plugin's per-delivery path). */
+int mw_hdr_authres_pick_summary(const char *const *values, size_t n, const char *ours,
+                                struct mw_hdr_auth_summary *s_r, mw_error *error_r);
 
 /* ---- X-Mailwarden-Spam ---- */
 

@@ -7,8 +7,8 @@
  * Public: mw_tagrule_match_name, mw_tagrule_match_parse, mw_tagrule_check_field,
  * mw_tagrule_check_keyword, mw_tagrule_check_value, mw_tagrule_check_mailbox,
  * mw_tagrule_check, mw_tagrule_field_is_address, mw_tagrule_matches,
- * mw_tagrule_matches_work, mw_tagrule_glob, mw_tagrule_glob_work, mw_tag_rule_clear,
- * mw_tag_rules_free.
+ * mw_tagrule_matches_work, mw_tagrule_matches_field, mw_tagrule_glob, mw_tagrule_glob_work,
+ * mw_tag_rule_clear, mw_tag_rules_free.
  *
  * Diagnostics: through error_r only; messages never echo the rejected text.
  */
@@ -195,12 +195,27 @@ struct tr_seg {
 	bool wild;            /* the core (between them) holds a '?' */
 };
 
-/* A value compiled for matching: glob segments, or one literal core for substring. */
+/* A value compiled for matching: glob segments, or one literal core for substring. The
+   arrays are in a struct tr_store while compiling; a prepared rule keeps a copy sized to
+   its value (mw_tagrule_prepare). */
 struct tr_prog {
-	char pat[MW_TAGRULE_VALUE_MAX + 1]; /* lower-cased */
+	char *pat; /* lower-cased, len bytes and a NUL */
 	size_t len, nseg;
+	struct tr_seg *seg;
+	uint16_t *fail; /* KMP table of each literal core, at its offset */
+};
+struct tr_store {
+	char pat[MW_TAGRULE_VALUE_MAX + 1];
 	struct tr_seg seg[TR_SEG_MAX];
-	uint16_t fail[MW_TAGRULE_VALUE_MAX]; /* KMP table of each literal core, at its offset */
+	uint16_t fail[MW_TAGRULE_VALUE_MAX];
+};
+
+/* A rule prepared for matching many messages: its value compiled once. */
+struct mw_tagrule_prep {
+	struct tr_prog g;
+	bool compiled; /* false: substring/glob value over the limit (never matches), or an
+	                  exact/domain rule (nothing to compile) */
+	               /* then the arrays of g */
 };
 
 /* lower - ASCII lower case of one byte */
@@ -235,9 +250,13 @@ static void kmp_table(const char *p, size_t c, uint16_t *fail)
 }
 
 /* prog_compile - lower-case VALUE and, for glob, cut it into segments; -1 when too long */
-static int prog_compile(struct tr_prog *g, const char *value, bool glob, struct mw_tagrule_work *w)
+static int prog_compile(struct tr_prog *g, struct tr_store *st, const char *value, bool glob,
+                        struct mw_tagrule_work *w)
 {
 	size_t i, start, len = strnlen(value, MW_TAGRULE_VALUE_MAX + 1);
+	g->pat = st->pat;
+	g->seg = st->seg;
+	g->fail = st->fail;
 	if (len > MW_TAGRULE_VALUE_MAX)
 		return -1;
 	for (i = 0; i < len; i++)
@@ -435,7 +454,8 @@ static size_t text_len(const char *text, struct mw_tagrule_work *w)
 bool mw_tagrule_glob_work(const char *pattern, const char *text, struct mw_tagrule_work *work)
 {
 	struct tr_prog g;
-	if (pattern == NULL || text == NULL || prog_compile(&g, pattern, true, work) < 0)
+	struct tr_store st;
+	if (pattern == NULL || text == NULL || prog_compile(&g, &st, pattern, true, work) < 0)
 		return false;
 	return prog_glob(&g, text, text_len(text, work), work) &&
 	       (work == NULL || !work->exhausted);
@@ -565,18 +585,93 @@ bool mw_tagrule_matches_work(const struct mw_tag_rule *rule,
                              const struct mw_tagrule_subject *subjects, size_t n,
                              struct mw_tagrule_work *work)
 {
-	struct tr_prog prog, *g = NULL;
-	bool address, found = false;
+	if (rule == NULL || rule->field == NULL)
+		return false;
+	return mw_tagrule_matches_field(rule, mw_tagrule_field_is_address(rule->field), subjects, n,
+	                                work);
+}
+
+/* mw_tagrule_prepare - compile the rule's value once; NULL when out of memory */
+struct mw_tagrule_prep *mw_tagrule_prepare(const struct mw_tag_rule *rule)
+{
+	struct mw_tagrule_prep *p;
+	struct tr_prog g;
+	struct tr_store *st;
+	size_t segs, pat, fail;
+	char *mem;
+
+	if (rule == NULL || rule->value == NULL ||
+	    (rule->match != MW_TAGRULE_SUBSTRING && rule->match != MW_TAGRULE_GLOB))
+		return calloc(1, sizeof(*p));
+	st = malloc(sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	if (prog_compile(&g, st, rule->value, rule->match == MW_TAGRULE_GLOB, NULL) < 0) {
+		free(st);
+		return calloc(1, sizeof(*p)); /* over the limit: never matches */
+	}
+	segs = g.nseg * sizeof(struct tr_seg);
+	fail = g.len * sizeof(uint16_t);
+	pat = g.len + 1;
+	p = calloc(1, sizeof(*p) + segs + fail + pat);
+	if (p == NULL) {
+		free(st);
+		return NULL;
+	}
+	mem = (char *)(p + 1);
+	p->g = g;
+	p->g.seg = (struct tr_seg *)(void *)mem;
+	memcpy(p->g.seg, st->seg, segs);
+	p->g.fail = (uint16_t *)(void *)(mem + segs);
+	memcpy(p->g.fail, st->fail, fail);
+	p->g.pat = mem + segs + fail;
+	memcpy(p->g.pat, st->pat, pat);
+	p->compiled = true;
+	free(st);
+	return p;
+}
+
+/* mw_tagrule_prep_free - free a prepared rule (NULL is fine) */
+void mw_tagrule_prep_free(struct mw_tagrule_prep *prep)
+{
+	free(prep);
+}
+
+/* mw_tagrule_matches_field - mw_tagrule_matches_work with the field's kind given */
+bool mw_tagrule_matches_field(const struct mw_tag_rule *rule, bool address,
+                              const struct mw_tagrule_subject *subjects, size_t n,
+                              struct mw_tagrule_work *work)
+{
+	return mw_tagrule_matches_prep(rule, NULL, address, subjects, n, work);
+}
+
+/* mw_tagrule_matches_prep - the rule against every occurrence of its field, its value
+   compiled already (prep) or now (prep NULL); the same steps counted either way */
+bool mw_tagrule_matches_prep(const struct mw_tag_rule *rule, const struct mw_tagrule_prep *prep,
+                             bool address, const struct mw_tagrule_subject *subjects, size_t n,
+                             struct mw_tagrule_work *work)
+{
+	struct tr_prog prog;
+	const struct tr_prog *g = NULL;
+	struct tr_store st;
+	bool found = false;
 	size_t i;
 	if (rule == NULL || rule->value == NULL || rule->field == NULL || !rule->enabled ||
 	    (work != NULL && work->exhausted))
 		return false;
 	if (rule->match == MW_TAGRULE_SUBSTRING || rule->match == MW_TAGRULE_GLOB) {
-		g = &prog;
-		if (prog_compile(g, rule->value, rule->match == MW_TAGRULE_GLOB, work) < 0)
-			return false; /* longer than a valid value: never matches */
+		if (prep != NULL) {
+			if (!prep->compiled)
+				return false; /* longer than a valid value: never matches */
+			g = &prep->g;
+			(void)work_add(work, g->len); /* what compiling counts */
+		} else {
+			if (prog_compile(&prog, &st, rule->value, rule->match == MW_TAGRULE_GLOB,
+			                 work) < 0)
+				return false; /* longer than a valid value: never matches */
+			g = &prog;
+		}
 	}
-	address = mw_tagrule_field_is_address(rule->field);
 	for (i = 0; i < n && !found; i++) {
 		found = one_matches(rule, g, &subjects[i], address, work);
 		if (work != NULL && work->exhausted)

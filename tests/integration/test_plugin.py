@@ -279,6 +279,35 @@ class PluginTest(labcase.LabCase):
         none = self.flags_in(m, 'INBOX', toks['none'])
         self.assertFalse({'boss', 'invoice', 'team', 'shopping', 'list'} & none, none)
 
+    def test_rules_see_decoded_text_only_when_encoded(self):
+        """Rules match the RFC 2047-decoded text of a field; a plain-ASCII field (the plugin
+        skips the decoding lookup for it) and a raw 8-bit one are matched as they are, and a
+        "=?" that is no encoded-word stays literal."""
+        user, pw = self.new_user()
+        self.add_rule(user, 'Subject', 'substring', 'rechnung f\u00e4llig', keyword='due')
+        self.add_rule(user, 'Subject', 'substring', 'UTF-8?Q', keyword='raw')
+        self.add_rule(user, 'From', 'substring', 'M\u00fcller', keyword='mueller')
+        self.add_rule(user, 'Subject', 'substring', 'price =?bad', keyword='literal')
+        self.add_rule(user, 'Subject', 'exact', 'gr\u00fc\u00dfe aus bern', keyword='greeting')
+        self.add_rule(user, 'To', 'exact', 'team@%s' % DOMAIN, keyword='team')
+        toks = {k: uuid.uuid4().hex for k in ('encoded', 'from', 'literal', 'eightbit')}
+        self.deliver(user, message(toks['encoded'],
+                                   subject='=?UTF-8?Q?Rechnung_f=C3=A4llig?= (Nr. 7)'))
+        self.deliver(user, message(toks['from'], sender='m@x.example').replace(
+            'From: Sender <m@x.example>', 'From: =?ISO-8859-1?Q?M=FCller?= <m@x.example>'))
+        self.deliver(user, message(toks['literal'], subject='price =?bad deal',
+                                   to='team@%s' % DOMAIN))
+        self.deliver(user, message(toks['eightbit'], subject='Gr\u00fc\u00dfe aus Bern'))
+        m = self.imap(user, pw)
+        self.assertEqual({'due'}, self.flags_in(m, 'INBOX', toks['encoded']) &
+                         {'due', 'raw', 'mueller', 'literal', 'greeting', 'team'})
+        self.assertEqual({'mueller'}, self.flags_in(m, 'INBOX', toks['from']) &
+                         {'due', 'raw', 'mueller', 'literal', 'greeting', 'team'})
+        self.assertEqual({'literal', 'team'}, self.flags_in(m, 'INBOX', toks['literal']) &
+                         {'due', 'raw', 'mueller', 'literal', 'greeting', 'team'})
+        self.assertEqual({'greeting'}, self.flags_in(m, 'INBOX', toks['eightbit']) &
+                         {'due', 'raw', 'mueller', 'literal', 'greeting', 'team'})
+
     def test_costly_rules_capped_and_budgeted(self):
         """Issue 16 item 5: five glob rules "*???...?b" against five 100 KB Subject headers
         took 2.7 s of CPU per delivery with the backtracking matcher. Now matching is

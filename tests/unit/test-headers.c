@@ -781,6 +781,115 @@ static void test_issue9_forged_ids(void **state)
 	}
 }
 
+/* summary_agrees - mw_hdr_authres_pick_summary gives what mw_hdr_authres_pick then
+   mw_hdr_authres_summary give: the same return, the same summary (all false unless 1) */
+static void summary_agrees(const char *const *values, size_t n)
+{
+	struct mw_hdr_authres ar;
+	struct mw_hdr_auth_summary want, got;
+	int r1, r2;
+	memset(&want, 0, sizeof(want));
+	r1 = mw_hdr_authres_pick(values, n, OURS, &ar, NULL);
+	if (r1 == 1)
+		mw_hdr_authres_summary(&ar, &want);
+	memset(&got, 0xff, sizeof(got));
+	r2 = mw_hdr_authres_pick_summary(values, n, OURS, &got, NULL);
+	if (r1 != r2 || memcmp(&want, &got, sizeof(want)) != 0)
+		fail_msg("pick %d, pick_summary %d (summary %s) for \"%.120s\"", r1, r2,
+		         memcmp(&want, &got, sizeof(want)) == 0 ? "same" : "differs",
+		         n > 0 && values[0] != NULL ? values[0] : "(null)");
+}
+
+/* test_pick_summary_hostile - the plugin's cheap reader of our header (summary only, no
+   30 KB struct) believes exactly what the full reader believes, on hostile input: several
+   headers, ours forged further down, huge ones, broken quoting, a verdict that parses
+   before the part that does not (the summary must not keep it) */
+static void test_pick_summary_hostile(void **state)
+{
+	char *huge = malloc(MW_HDR_VALUE_MAX + 64), *many = malloc(4096);
+	struct mw_hdr_auth_summary s;
+	size_t i, len;
+	(void)state;
+	assert_non_null(huge);
+	assert_non_null(many);
+	for (i = 0; i < MW_N_ELEMENTS(ar_cases); i++) {
+		const char *v[] = {ar_cases[i].in};
+		summary_agrees(v, 1);
+	}
+	for (i = 0; i < MW_N_ELEMENTS(id_cases); i++) {
+		const char *alone[] = {id_cases[i].value};
+		const char *above[] = {id_cases[i].value, MINE};
+		const char *below[] = {MINE, id_cases[i].value};
+		summary_agrees(alone, 1);
+		summary_agrees(above, 2);
+		summary_agrees(below, 2);
+	}
+	{
+		/* ours first, a forged one of ours further down: nothing believed */
+		const char *v[] = {MINE, "other.example; dkim=pass", "x.example; spf=pass",
+		                   OURS "; dkim=pass; dmarc=pass"};
+		summary_agrees(v, 4);
+		memset(&s, 0xff, sizeof(s));
+		assert_int_equal(mw_hdr_authres_pick_summary(v, 4, OURS, &s, NULL), -1);
+		assert_false(s.dkim_fail || s.dkim_pass || s.dmarc_pass || s.spf_pass);
+	}
+	{
+		/* fails after verdicts that parsed: the summary keeps none of them */
+		static const char *const broken[] = {
+		    OURS "; dkim=fail; dmarc=fail; spf=fail; garbage",
+		    OURS "; dkim=fail reason=\"unclosed; dmarc=fail",
+		    OURS "; dkim=fail header.d=\"a\"b.example",
+		    OURS "; dkim=fail (unbalanced comment; dmarc=fail",
+		    OURS "; dkim=fail header.d=x\\y.example",
+		    OURS "; dmarc=fail; spf=fail\r\nx=1",
+		    OURS "; dkim=fail; dmarc=fail\x01",
+		    "\"" OURS "; dkim=fail",
+		};
+		for (i = 0; i < MW_N_ELEMENTS(broken); i++) {
+			const char *v[] = {broken[i]};
+			summary_agrees(v, 1);
+			memset(&s, 0xff, sizeof(s));
+			assert_int_equal(mw_hdr_authres_pick_summary(v, 1, OURS, &s, NULL), -1);
+			assert_false(s.dkim_fail || s.dmarc_fail || s.spf_fail);
+		}
+	}
+	/* huge: longer than MW_HDR_VALUE_MAX (refused), and just within it */
+	len = (size_t)snprintf(huge, 64, "%s; dkim=fail header.d=", OURS);
+	memset(huge + len, 'a', MW_HDR_VALUE_MAX + 10 - len);
+	huge[MW_HDR_VALUE_MAX + 10] = '\0';
+	{
+		const char *v[] = {huge};
+		summary_agrees(v, 1);
+		assert_int_equal(mw_hdr_authres_pick_summary(v, 1, OURS, &s, NULL), -1);
+		assert_false(s.dkim_fail);
+		huge[MW_HDR_VALUE_MAX - 20] = '\0';
+		summary_agrees(v, 1);
+	}
+	/* as many results as allowed, and one more: the extra refuses the whole header even
+	   though every result before it counted */
+	len = (size_t)snprintf(many, 4096, "%s", OURS);
+	for (i = 0; i < MW_HDR_AR_RESULTS; i++)
+		len += (size_t)snprintf(many + len, 4096 - len, "; dkim=fail");
+	{
+		const char *v[] = {many};
+		summary_agrees(v, 1);
+		assert_int_equal(mw_hdr_authres_pick_summary(v, 1, OURS, &s, NULL), 1);
+		assert_true(s.dkim_fail);
+		(void)snprintf(many + len, 4096 - len, "; dmarc=fail");
+		summary_agrees(v, 1);
+		assert_int_equal(mw_hdr_authres_pick_summary(v, 1, OURS, &s, NULL), -1);
+		assert_false(s.dkim_fail || s.dmarc_fail);
+	}
+	{
+		const char *v[] = {NULL, MINE};
+		summary_agrees(v, 2);
+		assert_int_equal(mw_hdr_authres_pick_summary(v, 1, "", &s, NULL), 0);
+		assert_int_equal(mw_hdr_authres_pick_summary(v, 0, OURS, &s, NULL), 0);
+	}
+	free(huge);
+	free(many);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -800,6 +909,7 @@ int main(void)
 	    cmocka_unit_test(test_authres_print_refuses),
 	    cmocka_unit_test(test_pick),
 	    cmocka_unit_test(test_issue9_forged_ids),
+	    cmocka_unit_test(test_pick_summary_hostile),
 	};
 	MW_RUN_TESTS(tests);
 }

@@ -479,6 +479,89 @@ static void test_worst_case_reported(void **state)
 	free(value);
 }
 
+/* prep_agrees - a prepared rule matches what the rule matches, with the same steps, the
+   same truncation and the same exhaustion under work W (copied for each) */
+static void prep_agrees(const struct mw_tag_rule *r, const struct mw_tagrule_subject *s, size_t n,
+                        const struct mw_tagrule_work *w, size_t casenr)
+{
+	struct mw_tagrule_prep *prep = mw_tagrule_prepare(r);
+	struct mw_tagrule_work w1 = *w, w2 = *w;
+	bool address = mw_tagrule_field_is_address(r->field);
+	bool m1, m2;
+	assert_non_null(prep);
+	m1 = mw_tagrule_matches_work(r, s, n, &w1);
+	m2 = mw_tagrule_matches_prep(r, prep, address, s, n, &w2);
+	if (m1 != m2 || w1.steps != w2.steps || w1.truncated != w2.truncated ||
+	    w1.exhausted != w2.exhausted)
+		fail_msg("case %zu (%s %s %s): match %d/%d steps %llu/%llu", casenr, r->field,
+		         mw_tagrule_match_name(r->match), r->value, m1, m2,
+		         (unsigned long long)w1.steps, (unsigned long long)w2.steps);
+	w2 = *w;
+	assert_int_equal(mw_tagrule_matches_field(r, address, s, n, &w2), m1);
+	assert_int_equal(w2.steps, w1.steps);
+	mw_tagrule_prep_free(prep);
+}
+
+/* test_prepared - rules compiled once (the plugin's rule cache) decide and count exactly as
+   rules compiled per match: every match case, every glob case, a capped text, a budget
+   that runs out, a value over the limit, an empty value */
+static void test_prepared(void **state)
+{
+	static const struct mw_tagrule_work unlimited, capped = {8, 0, 0, false, false},
+	                                               tight = {0, 40, 0, false, false};
+	char *big = malloc(MW_TAGRULE_VALUE_MAX + 2);
+	size_t i;
+	(void)state;
+	assert_non_null(big);
+	for (i = 0; i < MW_N_ELEMENTS(match_cases); i++) {
+		const struct match_case *c = &match_cases[i];
+		const char *addrs[1] = {c->addr};
+		struct mw_tagrule_subject s = {c->text, addrs, c->addr != NULL ? 1 : 0};
+		struct mw_tag_rule r = {0};
+		r.field = (char *)c->field;
+		r.match = c->match;
+		r.value = (char *)c->value;
+		r.keyword = (char *)"k";
+		r.enabled = true;
+		prep_agrees(&r, &s, 1, &unlimited, i);
+		prep_agrees(&r, &s, 1, &capped, i);
+		prep_agrees(&r, &s, 1, &tight, i);
+	}
+	for (i = 0; i < MW_N_ELEMENTS(glob_cases); i++) {
+		struct mw_tagrule_subject s = {glob_cases[i].text, NULL, 0};
+		struct mw_tag_rule r = {0};
+		r.field = (char *)"Subject";
+		r.match = MW_TAGRULE_GLOB;
+		r.value = (char *)glob_cases[i].pattern;
+		r.keyword = (char *)"k";
+		r.enabled = true;
+		prep_agrees(&r, &s, 1, &unlimited, 1000 + i);
+		prep_agrees(&r, &s, 1, &tight, 1000 + i);
+		r.match = MW_TAGRULE_SUBSTRING;
+		prep_agrees(&r, &s, 1, &unlimited, 2000 + i);
+	}
+	{
+		/* over the limit: never matches, compiled or not; empty: occurs everywhere */
+		struct mw_tagrule_subject s = {"aaaa", NULL, 0};
+		struct mw_tag_rule r = {0};
+		memset(big, 'a', MW_TAGRULE_VALUE_MAX + 1);
+		big[MW_TAGRULE_VALUE_MAX + 1] = '\0';
+		r.field = (char *)"Subject";
+		r.value = big;
+		r.keyword = (char *)"k";
+		r.enabled = true;
+		r.match = MW_TAGRULE_SUBSTRING;
+		prep_agrees(&r, &s, 1, &unlimited, 3000);
+		r.match = MW_TAGRULE_GLOB;
+		prep_agrees(&r, &s, 1, &unlimited, 3001);
+		r.value = (char *)"";
+		prep_agrees(&r, &s, 1, &unlimited, 3002);
+		r.match = MW_TAGRULE_SUBSTRING;
+		prep_agrees(&r, &s, 1, &unlimited, 3003);
+	}
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -492,6 +575,7 @@ int main(void)
 	    cmocka_unit_test(test_glob_reference),
 	    cmocka_unit_test(test_glob_linear),
 	    cmocka_unit_test(test_cap_and_budget),
+	    cmocka_unit_test(test_prepared),
 	};
 	MW_RUN_TESTS(tests);
 }
