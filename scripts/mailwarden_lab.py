@@ -273,6 +273,44 @@ def stop_by_pidfile(pidfile, what, stop=signal.SIGTERM, timeout=10, last=None):
             os.kill(pid, signal.SIGKILL)
 
 
+def stop_process(proc, timeout=10, kill=None):
+    """stop_process - SIGTERM the child PROC (nothing when it is None or gone), wait up to
+    TIMEOUT seconds; if it is still there, KILL() (SIGKILL to PROC by default) and wait."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        (kill or proc.kill)()
+        proc.wait(10)
+
+
+def wait_started(proc, ready, timeout, what, name, log_path=None):
+    """wait_started - poll READY until true (LabError after TIMEOUT seconds saying WHAT);
+    LabError as soon as the child PROC, the daemon NAME, exits (with the tail of LOG_PATH
+    when given)."""
+    def up():
+        if proc.poll() is not None:
+            raise LabError('%s exited with status %d%s' % (
+                name, proc.returncode, ': ' + tail(log_path) if log_path else ''))
+        return ready()
+    wait_until(up, timeout, what)
+
+
+def unix_socket_open(path, timeout=1):
+    """unix_socket_open - True when something accepts connections on the unix socket PATH."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 class Service:
     """Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager."""
     name = 'service'
@@ -1235,15 +1273,7 @@ class Milter(Service):
         """ready - the socket accepts connections."""
         if self.port is not None:
             return port_open(self.port)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.settimeout(1)
-            s.connect(self.sock_path)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+        return unix_socket_open(self.sock_path)
 
     def _start(self):
         if not os.access(self.binary, os.X_OK):
@@ -1259,12 +1289,8 @@ class Milter(Service):
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                          start_new_session=True)
         log.close()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise LabError('mailwarden-milter exited with status %d' % self.proc.returncode)
-            return self.ready()
-        wait_until(up, 20, 'mailwarden-milter on %s' % self.socket)
+        wait_started(self.proc, self.ready, 20, 'mailwarden-milter on %s' % self.socket,
+                     'mailwarden-milter')
 
     def signal(self, sig):
         """signal - send SIG to the daemon."""
@@ -1284,14 +1310,7 @@ class Milter(Service):
 
     def _stop(self):
         if self.proc is not None:
-            if self.proc.poll() is not None:
-                return
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            stop_process(self.proc, 20)
             return
         # started by another process (quickstart): by its pid file
         stop_by_pidfile(self.pidfile, 'mailwarden-milter', timeout=20)
@@ -1363,23 +1382,11 @@ class Clamd(Service):
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      start_new_session=True)
         log.close()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise LabError('clamd exited with status %d: %s'
-                               % (self.proc.returncode, tail(self.log_path)))
-            return self.ready()
-        wait_until(up, 30, 'clamd on %s' % self.sock_path)
+        wait_started(self.proc, self.ready, 30, 'clamd on %s' % self.sock_path, 'clamd',
+                     self.log_path)
 
     def _stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc, 15)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -1440,13 +1447,8 @@ class Spamd(Service):
              '--helper-home-dir=' + home, '--pidfile=' + os.path.join(self.dir, 'spamd.pid')],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise LabError('spamd exited with status %d: %s'
-                               % (self.proc.returncode, tail(self.log_path)))
-            return self.ready()
-        wait_until(up, 90, 'spamd on 127.0.0.1:%d' % self.port)
+        wait_started(self.proc, self.ready, 90, 'spamd on 127.0.0.1:%d' % self.port, 'spamd',
+                     self.log_path)
 
     def kill(self):
         """kill - SIGKILL to spamd and its children (a crash)."""
@@ -1459,14 +1461,7 @@ class Spamd(Service):
         self.stop()
 
     def _stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_process(self.proc, 20, kill=lambda: os.killpg(self.proc.pid, signal.SIGKILL))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -1668,33 +1663,18 @@ class Api(Service):
              '-g', 'dovecot', '--', self.binary, '-f', '-c', self.config],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
-        wait_until(lambda: self._listening() or self.proc.poll() is not None, 15,
-               'mailwarden-api on %s' % (self.socket or 'port %d' % self.port))
-        if self.proc.poll() is not None:
-            raise LabError('mailwarden-api exited with %d' % self.proc.returncode)
+        wait_started(self.proc, self._listening, 15,
+                     'mailwarden-api on %s' % (self.socket or 'port %d' % self.port),
+                     'mailwarden-api')
 
     def _stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
     def _listening(self):
         """_listening - the socket accepts connections."""
         if not self.unix:
             return port_open(self.port)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.socket)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+        return unix_socket_open(self.socket)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None and self._listening()
@@ -1755,15 +1735,7 @@ class Policyd(Service):
         """ready - the policy socket accepts connections."""
         if self.sock_path is None:
             return port_open(self.port)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.settimeout(1)
-            s.connect(self.sock_path)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+        return unix_socket_open(self.sock_path)
 
     def log_files(self):
         return [self.log_path]
@@ -1823,23 +1795,13 @@ class Policyd(Service):
                          stdin=subprocess.DEVNULL,
                          stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_until(lambda: self.ready() or self.proc.poll() is not None, 15,
-               'policyd on %s' % self.service)
-        if self.proc.poll() is not None:
-            raise LabError('policyd exited with %d' % self.proc.returncode)
+        wait_started(self.proc, self.ready, 15, 'policyd on %s' % self.service, 'policyd')
 
     def _stop(self):
         if self.proc is None:  # started by an earlier process (quickstart): the pid file
             stop_by_pidfile(self.pidfile, 'policyd')
             return
-        if self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
     def alive(self):
         if self.proc is None:
@@ -2077,24 +2039,14 @@ class DNSServer(Service):
         finally:
             log.close()
         def ready():
-            if self.proc.poll() is not None:
-                raise LabError('nsd exited with status %d' % self.proc.returncode)
             if not self.zones:
                 return port_open(self.port)
             # NSD listens before it has loaded the zones: ready means it answers for one
             return udp_soa_answers(self.port, sorted(self.zones)[0])
-        wait_until(ready, 15, 'nsd on port %d' % self.port)
+        wait_started(self.proc, ready, 15, 'nsd on port %d' % self.port, 'nsd')
 
     def _stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self.proc = None
 
 
