@@ -1470,32 +1470,34 @@ class Spamd(Service):
 # ---------------------------------------------------------------------------------------------
 # nginx
 
+def nginx_sample_block(block_name, pattern, replacement, what, least, most=None):
+    """nginx_sample_block - the block BLOCK_NAME (between "# BEGIN NAME" and "# END NAME")
+    of conf.d/nginx-mailwarden.conf.sample, indented for a server block, with PATTERN
+    replaced by REPLACEMENT; LabError unless it was replaced LEAST to MOST (None: any
+    number) times (the block has no WHAT)."""
+    with open(os.path.join(CONF_DIR, 'nginx-mailwarden.conf.sample')) as f:
+        text = f.read()
+    m = re.search(r'# BEGIN %s[^\n]*\n(.*?)# END %s' % (block_name, block_name), text, re.S)
+    if not m:
+        raise LabError('nginx sample: no %s block' % block_name)
+    block, n = re.subn(pattern, replacement, m.group(1))
+    if n < least or (most is not None and n > most):
+        raise LabError('nginx sample: the %s block has no %s' % (block_name, what))
+    return re.sub(r'(?m)^', '    ', block)
+
+
 def web_page_block(web_dir):
     """web_page_block - conf.d/nginx-mailwarden.conf.sample's web-page location, its root
     set to WEB_DIR."""
-    with open(os.path.join(CONF_DIR, 'nginx-mailwarden.conf.sample')) as f:
-        text = f.read()
-    m = re.search(r'# BEGIN web-page[^\n]*\n(.*?)# END web-page', text, re.S)
-    if not m:
-        raise LabError('nginx sample: no web-page block')
-    block, n = re.subn(r'(?m)^    root [^;]*;', '    root %s;' % web_dir, m.group(1))
-    if n != 1:
-        raise LabError('nginx sample: the web-page block has no root line')
-    return re.sub(r'(?m)^', '    ', block)
+    return nginx_sample_block('web-page', r'(?m)^    root [^;]*;', '    root %s;' % web_dir,
+                              'root line', 1, 1)
 
 
 def discovery_block(fastcgi_addr):
     """discovery_block - conf.d/nginx-mailwarden.conf.sample's MTA-STS and client autoconfig
     locations (issue 18), their fastcgi_pass set to FASTCGI_ADDR."""
-    with open(os.path.join(CONF_DIR, 'nginx-mailwarden.conf.sample')) as f:
-        text = f.read()
-    m = re.search(r'# BEGIN discovery[^\n]*\n(.*?)# END discovery', text, re.S)
-    if not m:
-        raise LabError('nginx sample: no discovery block')
-    block, n = re.subn(r'fastcgi_pass [^;]*;', 'fastcgi_pass %s;' % fastcgi_addr, m.group(1))
-    if n < 3:
-        raise LabError('nginx sample: the discovery block has no fastcgi_pass lines')
-    return re.sub(r'(?m)^', '    ', block)
+    return nginx_sample_block('discovery', r'fastcgi_pass [^;]*;',
+                              'fastcgi_pass %s;' % fastcgi_addr, 'fastcgi_pass lines', 3)
 
 
 class Nginx(Service):
