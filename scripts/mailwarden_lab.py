@@ -33,6 +33,8 @@ store: it validates recipients by asking Dovecot's LMTP server (reject_unverifie
 import atexit
 import glob
 import grp
+import importlib.machinery
+import importlib.util
 import os
 import pwd
 import random
@@ -217,6 +219,18 @@ def tail(path, lines=LOG_TAIL_LINES):
 def active_logs(lines=LOG_TAIL_LINES):
     """active_logs - the log tails of every running service, as one text."""
     return ''.join(s.logs(lines) for s in list(_ACTIVE))
+
+
+QUICKSTART = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'quickstart')
+
+
+def load_quickstart():
+    """load_quickstart - scripts/quickstart as a module (it has no .py name)."""
+    loader = importlib.machinery.SourceFileLoader('mw_quickstart', QUICKSTART)
+    spec = importlib.util.spec_from_loader('mw_quickstart', loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
 
 MADE_ROOTS = []  # every lab directory this process made (run.py checks none is left in use)
