@@ -155,6 +155,39 @@ def pid_alive(pid):
         return False
 
 
+def children_of(pid):
+    """children_of - the pids of PID's child processes, in order (/proc)."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
+
+
+def pid_holding(pids, target):
+    """pid_holding - which of PIDS has TARGET open (what a /proc/PID/fd link reads: a path,
+    'socket:[INODE]'); None while none does."""
+    for pid in pids:
+        try:
+            fds = os.listdir('/proc/%d/fd' % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink('/proc/%d/fd/%s' % (pid, fd)) == target:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
 def read_pidfile(path):
     """read_pidfile - the pid in PATH (first word), or None."""
     try:

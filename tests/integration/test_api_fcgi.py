@@ -18,7 +18,6 @@ which connection is read from /proc (socket inodes), so the case is built, not h
 """
 
 import json
-import os
 import select
 import socket
 import struct
@@ -240,19 +239,7 @@ def server_inode(api_port, client_port):
 
 def holder(pids, inode):
     """holder - which of PIDS has socket INODE open; None while none does (in flight)."""
-    want = 'socket:[%s]' % inode
-    for pid in pids:
-        try:
-            fds = os.listdir('/proc/%d/fd' % pid)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink('/proc/%d/fd/%s' % (pid, fd)) == want:
-                    return pid
-            except OSError:
-                continue
-    return None
+    return lab_mod.pid_holding(pids, 'socket:[%s]' % inode)
 
 
 class ApiFcgiHandoffTest(unittest.TestCase):
