@@ -9,6 +9,7 @@ LabCase: setUpClass makes cls.lab and calls the class's start_lab(); when that f
 is stopped before the error goes on; tearDownClass stops the lab. start_api(): API + nginx.
 PolicydCase: LabCase that fails the class when cls.policyd's sanitizer reported anything.
 MilterCase: LabCase whose tearDown checks the milter's sanitizer report (and that it lives);
+start_mail_path() starts the milter, a Postfix through it and the users mail goes between;
 log(), xclient() and send_from() for mail through Postfix from a chosen client address.
 imap_fetch() / imap_text(): poll a mailbox for the message carrying a token.
 DkimSigner (mixin) and genkey(): keys by opendkim-genkey, signatures by dkimsign.
@@ -87,6 +88,11 @@ class PolicydCase(LabCase):
 
 
 # -- mail --------------------------------------------------------------------------------------
+
+def new_address(prefix):
+    """new_address - PREFIX, a random tag and @DOMAIN: an address no test used before."""
+    return '%s%s@%s' % (prefix, uuid.uuid4().hex[:6], DOMAIN)
+
 
 def quit_quietly(s):
     """quit_quietly - QUIT on SMTP session S, whatever state it is in."""
@@ -181,6 +187,24 @@ class MilterCase(LabCase):
     """MilterCase - a lab with cls.milter (and for the mail helpers cls.postfix, cls.rcpt)."""
 
     milter_must_live = True  # tearDown: the milter is still running after every test
+
+    @classmethod
+    def start_mail_path(cls, xclient=False, rcpt=None, sender=None, **milter_kw):
+        """start_mail_path - cls.milter on cls.store (MILTER_KW: Lab.milter's options) and
+        cls.postfix on cls.dovecot through it, taking XCLIENT from loopback when XCLIENT
+        (for xclient() and send_from()). RCPT, SENDER: prefixes of new users cls.rcpt
+        (password cls.rcpt_pw) and cls.sender (cls.sender_pw; allowed to send as itself)."""
+        cls.milter = cls.lab.milter(cls.store, **milter_kw)
+        extra = {'smtpd_authorized_xclient_hosts': '127.0.0.0/8'} if xclient else None
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                      extra_main=extra)
+        if rcpt is not None:
+            cls.rcpt = new_address(rcpt)
+            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
+        if sender is not None:
+            cls.sender = new_address(sender)
+            cls.sender_pw = cls.store.add_user(cls.sender)
+            cls.store.allow_from(cls.sender, cls.sender)
 
     def tearDown(self):
         report = self.milter.sanitizer_report()

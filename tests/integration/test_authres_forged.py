@@ -101,13 +101,8 @@ class ForgedAuthResultsTest(labcase.DkimSigner, labcase.MilterCase):
         opts = lab_mod.mailwarden_plugin_options(cls.store,
                                                  mailwarden_authserv_id=AUTHSERV_ID)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='forged', config=(
             'dns_servers = %s\ndns_timeout = 1s\n' % cls.dns.server))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'forged%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -62,17 +62,12 @@ class MilterSpamTest(labcase.MilterCase):
         cls.store = cls.lab.store()
         opts = lab_mod.mailwarden_plugin_options(cls.store)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='spamrcpt', config=(
             'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
             'trusted_networks = 127.0.0.0/8 192.0.2.99/32\n'
             '[spam]\nenable = yes\ndnsbl_zones = bl.example.net\nuribl_zones = uri.example.net\n'
             'spam_score = 5\nreject_score = 12\nsubject_prefix = "[SPAM] "\n'
             % (cls.dns.server, DOMAIN)))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'spamrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -210,15 +205,10 @@ class MilterClassifierOnlyTest(labcase.MilterCase):
         opts = lab_mod.mailwarden_plugin_options(cls.store)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
         # no spam_score, no score_* keys: the defaults; only the training minimum lowered
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='bayesrcpt', config=(
             'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
             'trusted_networks = 127.0.0.0/8\n[spam]\nenable = yes\n'
             '[classifier]\nmin_spam = 20\nmin_ham = 20\n' % (cls.dns.server, DOMAIN)))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'bayesrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
         cls.rng = rng
 
     def deliver(self, spam):

@@ -92,13 +92,8 @@ class MilterVirusTest(labcase.MilterCase):
         cls.base = ('virus_signatures = %s\nvirus_reload_check = 1s\n'
                     'virus_clamd_socket = %s\nvirus_clamd_timeout = 10s\n'
                     'dkim_sign = no\n' % (cls.sigs, cls.clamd.socket))
-        cls.milter = cls.lab.milter(cls.store, config=cls.base + 'virus_scan = libclamav\n')
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
-        cls.rcpt = 'vrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-        cls.sender = 'vsend%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.sender_pw = cls.store.add_user(cls.sender)
-        cls.store.allow_from(cls.sender, cls.sender)
+        cls.start_mail_path(rcpt='vrcpt', sender='vsend',
+                            config=cls.base + 'virus_scan = libclamav\n')
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -66,10 +66,7 @@ class SpamPerUserTest(labcase.MilterCase):
         cls.milter_base = ('dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\n'
                            'dkim_sign = no\ntrusted_networks = 127.0.0.0/8\n'
                            '[spam]\nenable = yes\n' % (cls.dns.server, DOMAIN))
-        cls.milter = cls.lab.milter(cls.store, config=cls.milter_base + CLASSIFIER % 'yes')
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+        cls.start_mail_path(xclient=True, config=cls.milter_base + CLASSIFIER % 'yes')
         tag = uuid.uuid4().hex[:6]
         cls.user_a = 'gardena%s@%s' % (tag, DOMAIN)
         cls.user_b = 'gardenb%s@%s' % (tag, DOMAIN)
