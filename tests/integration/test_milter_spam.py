@@ -180,6 +180,24 @@ def trained_message(rng, spam, n, rcpt='user@example.org'):
                             ' '.join(words[:15]), ' '.join(words[15:])))
 
 
+def write_trained(rng, directory, spam, count, first=0):
+    """write_trained - COUNT trained_message()s numbered FIRST and up, as N.eml in the new
+    DIRECTORY; DIRECTORY."""
+    os.makedirs(directory)
+    for i in range(count):
+        with open(os.path.join(directory, '%d.eml' % i), 'w') as f:
+            f.write(trained_message(rng, spam, first + i))
+    return directory
+
+
+def learn_global(store, rng, train, count=40):
+    """learn_global - COUNT spam and COUNT ham messages written under TRAIN/spam and
+    TRAIN/ham, learned into STORE's global model."""
+    for label in ('spam', 'ham'):
+        store.ctl('learn', label, write_trained(rng, os.path.join(train, label),
+                                                label == 'spam', count))
+
+
 class MilterClassifierOnlyTest(labcase.MilterCase):
     """The classifier alone tags spam with the DEFAULT [spam] weights and spam_score (issue
     10's tuning: BAYES_67 and above weigh at least 5.0; BAYES_99 weighed 4.0 before, so
@@ -196,12 +214,7 @@ class MilterClassifierOnlyTest(labcase.MilterCase):
         cls.store = cls.lab.store()
         rng = random.Random(10)
         train = os.path.join(cls.lab.root, 'train')
-        for label in ('spam', 'ham'):
-            os.makedirs(os.path.join(train, label))
-            for i in range(40):
-                with open(os.path.join(train, label, '%d.eml' % i), 'w') as f:
-                    f.write(trained_message(rng, label == 'spam', i))
-            cls.store.ctl('learn', label, os.path.join(train, label))
+        learn_global(cls.store, rng, train)
         opts = lab_mod.mailwarden_plugin_options(cls.store)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
         # no spam_score, no score_* keys: the defaults; only the training minimum lowered
