@@ -24,6 +24,7 @@ import json
 import os
 import re
 import smtplib
+import socket
 import subprocess
 import time
 import unittest
@@ -116,6 +117,36 @@ def smtp_login(port, user, password, source=None):
         return False
     finally:
         quit_quietly(s)
+    return True
+
+
+class SourcedIMAP(imaplib.IMAP4):
+    """SourcedIMAP - imaplib.IMAP4 connecting from a chosen local address."""
+
+    def __init__(self, port, source):
+        self.source = source
+        super().__init__('127.0.0.1', port, timeout=20)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.source, 0))
+
+
+def imap_login(port, user, password, source=None, refusals=('AUTHENTICATIONFAILED',)):
+    """imap_login - True when LOGIN (from SOURCE when given) succeeds, False when refused
+    with a NO naming one of REFUSALS."""
+    m = SourcedIMAP(port, source) if source else imaplib.IMAP4('127.0.0.1', port, timeout=20)
+    try:
+        m.login(user, password)
+    except imaplib.IMAP4.error as e:
+        if not any(r in str(e) for r in refusals):
+            raise
+        return False
+    finally:
+        try:
+            m.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
     return True
 
 

@@ -9,12 +9,11 @@ GET /users/{u}/app-passwords must then show last_used_at and last_ip. Reports ar
 asynchronous: the tests count the report requests in nginx's access log and wait for them.
 """
 
-import imaplib
 import os
-import socket
 import time
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 from labcase import ApiBase, smtp_login
 
@@ -24,33 +23,9 @@ ROUTE = lab_mod.AUTH_POLICY_PATH
 REPORT_WAIT = 10  # seconds for Dovecot's report to reach the API
 
 
-class SourcedIMAP(imaplib.IMAP4):
-    """SourcedIMAP - imaplib.IMAP4 connecting from a chosen local address."""
-
-    def __init__(self, port, source):
-        self.source = source
-        super().__init__('127.0.0.1', port, timeout=20)
-
-    def _create_socket(self, timeout):
-        return socket.create_connection((self.host, self.port), timeout,
-                                        source_address=(self.source, 0))
-
-
 def imap_login(port, user, password, source='127.0.0.1'):
     """imap_login - True when LOGIN from SOURCE succeeds, False when refused."""
-    m = SourcedIMAP(port, source)
-    try:
-        m.login(user, password)
-    except imaplib.IMAP4.error as e:
-        if 'AUTHENTICATIONFAILED' not in str(e):
-            raise
-        return False
-    finally:
-        try:
-            m.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
-    return True
+    return labcase.imap_login(port, user, password, source)
 
 
 class AppPasswordLastUseTest(ApiBase):
