@@ -13,6 +13,7 @@ start_mail_path() starts the milter, a Postfix through it and the users mail goe
 log(), xclient() and send_from() for mail through Postfix from a chosen client address.
 imap_fetch() / imap_text(): poll a mailbox for the message carrying a token.
 DkimSigner (mixin) and genkey(): keys by opendkim-genkey, signatures by dkimsign.
+AuthcheckTool (mixin): authcheck() runs tests/tools/mw-authcheck-tool on a message.
 ApiBase: LabCase with the API's request helpers (call, expect, login), add_admin(),
 store_user(), and a tearDown that checks the API's sanitizer report.
 """
@@ -26,6 +27,7 @@ import re
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 import uuid
@@ -312,6 +314,37 @@ class DkimSigner:
         out = self.signed(text, selector, domain, key or self.key_com)
         self.assertTrue(out.startswith(b'DKIM-Signature:'), out[:200])
         return out.decode()
+
+
+# -- mw-authcheck-tool ------------------------------------------------------------------------
+
+class AuthcheckTool:
+    """AuthcheckTool - mixin of a lab case running tests/tools/mw-authcheck-tool (cls.tool,
+    set in start_lab) on messages, with its resolver on the lab's DNS server."""
+
+    def authcheck(self, raw, ip, mail_from, dns, helo=None, authserv_id=None,
+                  timeout_ms=3000, extra=()):
+        """authcheck - the tool's JSON for the message RAW (bytes) from client IP, envelope
+        MAIL_FROM, resolver DNS (and HELO, AUTHSERV_ID when given; EXTRA: more options); the
+        tool must exit 0 with no sanitizer report. authentication_results is as the tool
+        printed it (folded)."""
+        with tempfile.NamedTemporaryFile('wb', suffix='.eml', dir=self.lab.root,
+                                         delete=False) as f:
+            f.write(raw)
+            path = f.name
+        cmd = [self.tool, '--client-ip', ip, '--mail-from', mail_from, '--dns', dns,
+               '--timeout', str(timeout_ms)]
+        if helo is not None:
+            cmd += ['--helo', helo]
+        if authserv_id is not None:
+            cmd += ['--authserv-id', authserv_id]
+        cmd += list(extra) + [path]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        os.unlink(path)
+        for bad in ('AddressSanitizer', 'runtime error:', 'LeakSanitizer'):
+            self.assertNotIn(bad, p.stderr)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
 
 
 # -- API ---------------------------------------------------------------------------------------
