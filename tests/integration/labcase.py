@@ -71,6 +71,15 @@ class LabCase(unittest.TestCase):
         cls.lab.stop()
 
     @classmethod
+    def lab_dir(cls, *parts, mode=0o755):
+        """lab_dir - a new directory PARTS under the lab root, with MODE (0755: daemons
+        running as other users reach it; 0777: they write into it); its path."""
+        path = os.path.join(cls.lab.root, *parts)
+        os.makedirs(path)
+        os.chmod(path, mode)
+        return path
+
+    @classmethod
     def start_api(cls, web=None, **api_kw):
         """start_api - cls.api, a mailwarden-api on cls.store (API_KW: Lab.api's options),
         behind a new cls.nginx (serving the static files of WEB when given)."""

@@ -42,9 +42,7 @@ class DaemonOptionsTest(labcase.LabCase):
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
-        cls.tmp = os.path.join(cls.lab.root, 'options-test')
-        os.makedirs(cls.tmp)
-        os.chmod(cls.tmp, 0o755)
+        cls.tmp = cls.lab_dir('options-test')
         p = subprocess.run(cls.store.ctl_command() + ['config', 'keys'], capture_output=True,
                            text=True, timeout=30, check=True)
         cls.all_keys = keys_by_section(p.stdout)

@@ -79,9 +79,7 @@ class PolicydDegradedTest(labcase.PolicydCase):
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.redis = cls.lab.redis()
-        cls.metrics = os.path.join(cls.lab.root, 'pd-degraded', 'policyd.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('pd-degraded', mode=0o777), 'policyd.prom')
         cls.policyd = cls.lab.policyd(
             cls.store, limits=['sasl_username messages 100/1h defer'],
             counters=cls.redis.url,
@@ -207,9 +205,7 @@ class MilterDegradedTest(labcase.MilterCase):
         for u in cls.users:
             cls.store.add_user(u)
             cls.store.allow_from(u, u)
-        cls.metrics = os.path.join(cls.lab.root, 'milter-degraded', 'milter.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('milter-degraded', mode=0o777), 'milter.prom')
         cls.milter = cls.lab.milter(cls.store, socket='inet', cache_ttl='0s', config=(
             'on_error = tempfail\nmetrics_file = %s\nmetrics_interval = 1s\n' % cls.metrics))
 
@@ -336,9 +332,7 @@ class MilterDnsDegradedTest(labcase.MilterCase):
         cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
         cls.resolver = ToyResolver()
         cls.store = cls.lab.store()
-        cls.metrics = os.path.join(cls.lab.root, 'milter-dns', 'milter.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('milter-dns', mode=0o777), 'milter.prom')
         cls.milter = cls.lab.milter(cls.store, socket='inet', config=(
             'dns_servers = 127.0.0.1@%d\ndns_timeout = 3s\ndkim_sign = no\n'
             'trusted_networks = 127.0.0.0/8\nmetrics_file = %s\nmetrics_interval = 1s\n'

@@ -33,9 +33,7 @@ class InstallDefectsTest(labcase.LabCase):
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
-        cls.tmp = os.path.join(cls.lab.root, 'install-test')
-        os.makedirs(cls.tmp)
-        os.chmod(cls.tmp, 0o755)
+        cls.tmp = cls.lab_dir('install-test')
 
     def binary(self, name):
         return os.path.join(self.store.builddir, BINARIES[name])

@@ -123,9 +123,7 @@ class MilterMetricsTest(labcase.MilterCase):
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
-        cls.metrics = os.path.join(cls.lab.root, 'prom', 'milter.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('prom', mode=0o777), 'milter.prom')
         cls.milter = cls.lab.milter(cls.store, config='metrics_file = %s\nmetrics_interval = 1s\n'
                                     % cls.metrics)
         cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
@@ -182,9 +180,7 @@ class PolicydMetricsTest(labcase.PolicydCase):
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
-        cls.metrics = os.path.join(cls.lab.root, 'pdprom', 'policyd.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('pdprom', mode=0o777), 'policyd.prom')
         cls.policyd = cls.lab.policyd(
             cls.store, limits=['sasl_username messages 2/1h defer'],
             extra='metrics_file = %s\nmetrics_interval = 1s\n' % cls.metrics)

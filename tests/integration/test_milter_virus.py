@@ -79,13 +79,9 @@ class MilterVirusTest(labcase.MilterCase):
 
     @classmethod
     def start_lab(cls):
-        cls.sigs = os.path.join(cls.lab.root, 'signatures')
-        os.makedirs(cls.sigs)
-        os.chmod(cls.sigs, 0o755)
+        cls.sigs = cls.lab_dir('signatures')
         write_ndb(cls.sigs, 'eicar.ndb', 'Mailwarden.Test.EICAR', EICAR)
-        cls.empty = os.path.join(cls.lab.root, 'nosignatures')
-        os.makedirs(cls.empty)
-        os.chmod(cls.empty, 0o777)
+        cls.empty = cls.lab_dir('nosignatures', mode=0o777)
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
         cls.clamd = cls.lab.clamd(cls.sigs)
