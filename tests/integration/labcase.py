@@ -26,6 +26,7 @@ import os
 import re
 import smtplib
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -97,6 +98,19 @@ class PolicydCase(LabCase):
         cls.lab.stop()
         if errors:
             raise AssertionError('policyd sanitizer report:\n' + errors)
+
+
+# -- store -------------------------------------------------------------------------------------
+
+def rename_table(db_path, old, new):
+    """rename_table - ALTER TABLE OLD RENAME TO NEW in the SQLite store DB_PATH (a store
+    outage for the daemons reading that table, and its repair)."""
+    db = sqlite3.connect(db_path)
+    try:
+        db.execute('ALTER TABLE %s RENAME TO %s' % (old, new))
+        db.commit()
+    finally:
+        db.close()
 
 
 # -- mail --------------------------------------------------------------------------------------

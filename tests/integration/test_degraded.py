@@ -18,7 +18,6 @@ import os
 import socket
 import struct
 import threading
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -158,12 +157,7 @@ class PolicydDegradedTest(labcase.PolicydCase):
         enter = 'event=degraded component=policyd_store '
         leave = 'event=recovered component=policyd_store '
         enters, leaves = self.count(enter), self.count(leave)
-        db = sqlite3.connect(self.store.db)
-        try:
-            db.execute('ALTER TABLE rate_policies RENAME TO rate_policies_gone')
-            db.commit()
-        finally:
-            db.close()
+        labcase.rename_table(self.store.db, 'rate_policies', 'rate_policies_gone')
         try:
             lab_mod.wait_until(lambda: self.count(enter) > enters, 20, 'store degraded line')
             state, since = wait_gauge(self.metrics, 'policyd_store', 1)
@@ -180,12 +174,7 @@ class PolicydDegradedTest(labcase.PolicydCase):
             self.assertEqual(self.ask('st-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)),
                              'action=DUNNO')
         finally:
-            db = sqlite3.connect(self.store.db)
-            try:
-                db.execute('ALTER TABLE rate_policies_gone RENAME TO rate_policies')
-                db.commit()
-            finally:
-                db.close()
+            labcase.rename_table(self.store.db, 'rate_policies_gone', 'rate_policies')
         lab_mod.wait_until(lambda: self.count(leave) > leaves, 20, 'store recovered line')
         time.sleep(2.5)
         self.assertEqual(self.count(leave), leaves + 1, self.policyd.log_text())
@@ -232,12 +221,7 @@ class MilterDegradedTest(labcase.MilterCase):
             return f.read()
 
     def rename(self, old, new):
-        db = sqlite3.connect(self.store.db)
-        try:
-            db.execute('ALTER TABLE %s RENAME TO %s' % (old, new))
-            db.commit()
-        finally:
-            db.close()
+        labcase.rename_table(self.store.db, old, new)
 
     def test_store_outage_is_logged_once_gauged_and_doctored(self):
         enter = 'event=degraded component=milter_store '

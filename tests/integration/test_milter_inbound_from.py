@@ -20,7 +20,6 @@ missing miltertest is an error, not a skip.
 
 import os
 import re
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -222,12 +221,7 @@ class MilterStoreErrorLogTest(labcase.LabCase):
         cls.milter = cls.lab.milter(cls.store, socket='inet', config='on_error = tempfail')
 
     def test_store_error_logged_with_its_text(self):
-        db = sqlite3.connect(self.store.db)
-        try:
-            db.execute('ALTER TABLE users RENAME TO users_gone')
-            db.commit()
-        finally:
-            db.close()
+        labcase.rename_table(self.store.db, 'users', 'users_gone')
         text = script('127.0.0.1', '<%s>' % USER, [], ('mail',), auth=USER)
         run_lua(self, self.miltertest, self.milter, 'store-error', text)
         deadline = time.monotonic() + 10
