@@ -88,6 +88,28 @@ class LabCase(unittest.TestCase):
         cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=web)
 
 
+def policy_ask(c, **attrs):
+    """policy_ask - one policy request (a RCPT one from 127.0.0.1, with ATTRS) on the raw
+    connection C to the policy daemon; the action it answers."""
+    req = dict(request='smtpd_access_policy', protocol_state='RCPT',
+               client_address='127.0.0.1', instance=uuid.uuid4().hex[:8])
+    req.update(attrs)
+    return policy_answer(c, ''.join('%s=%s\n' % kv for kv in req.items()).encode() + b'\n')
+
+
+def policy_answer(c, request):
+    """policy_answer - send REQUEST (bytes, ending in the empty line) on the raw connection C
+    to the policy daemon; the action it answers."""
+    c.sendall(request)
+    buf = b''
+    while not buf.endswith(b'\n\n'):
+        chunk = c.recv(4096)
+        if not chunk:
+            raise AssertionError('policyd closed the connection')
+        buf += chunk
+    return buf.decode().strip()
+
+
 class PolicydCase(LabCase):
     """PolicydCase - a lab with cls.policyd, whose sanitizer report fails the class."""
 

@@ -185,17 +185,7 @@ class PolicydMetricsTest(labcase.PolicydCase):
             cls.store, limits=['sasl_username messages 2/1h defer'],
             extra='metrics_file = %s\nmetrics_interval = 1s\n' % cls.metrics)
 
-    def ask(self, c, **attrs):
-        req = dict(request='smtpd_access_policy', protocol_state='RCPT',
-                   client_address='127.0.0.1', instance=uuid.uuid4().hex[:8])
-        req.update(attrs)
-        c.sendall(''.join('%s=%s\n' % kv for kv in req.items()).encode() + b'\n')
-        buf = b''
-        while not buf.endswith(b'\n\n'):
-            chunk = c.recv(4096)
-            self.assertTrue(chunk, 'policyd closed the connection')
-            buf += chunk
-        return buf.decode().strip()
+    ask = staticmethod(labcase.policy_ask)
 
     def read(self):
         with open(self.metrics) as f:

@@ -93,20 +93,7 @@ class PolicydTest(labcase.PolicydCase):
         self.addCleanup(c.close)
         return c
 
-    @staticmethod
-    def ask(c, **attrs):
-        """ask - one policy request on raw connection C; returns the action."""
-        req = dict(request='smtpd_access_policy', protocol_state='RCPT',
-               client_address='127.0.0.1', instance=uuid.uuid4().hex[:8])
-        req.update(attrs)
-        c.sendall(''.join('%s=%s\n' % kv for kv in req.items()).encode() + b'\n')
-        buf = b''
-        while not buf.endswith(b'\n\n'):
-            chunk = c.recv(4096)
-            if not chunk:
-                raise AssertionError('policyd closed the connection')
-            buf += chunk
-        return buf.decode().strip()
+    ask = staticmethod(labcase.policy_ask)
 
     def assertClosed(self, c, what):
         """assertClosed - the daemon closed C (EOF, or a reset when input was unread)."""

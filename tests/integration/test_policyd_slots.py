@@ -174,14 +174,7 @@ class PolicydSlotsTest(labcase.PolicydCase):
         req = ('request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.7\n'
                'sender=a@remote.example\nrecipient=b@%s\ninstance=%s\n\n'
                % (DOMAIN, uuid.uuid4().hex[:8]))
-        c.sendall(req.encode())
-        buf = b''
-        while not buf.endswith(b'\n\n'):
-            chunk = c.recv(4096)
-            if not chunk:
-                raise AssertionError('policyd closed the connection')
-            buf += chunk
-        return buf.decode().strip()
+        return labcase.policy_answer(c, req.encode())
 
     def test_silent_connection_closed_after_first_request_timeout(self):
         t0 = time.monotonic()
