@@ -7,7 +7,8 @@ test from them either: they have no test methods).
 
 LabCase: setUpClass makes cls.lab and calls the class's start_lab(); when that fails the lab
 is stopped before the error goes on; tearDownClass stops the lab. start_api(): API + nginx.
-PolicydCase: LabCase that fails the class when cls.policyd's sanitizer reported anything.
+PolicydCase: LabCase that fails the class when cls.policyd's sanitizer reported anything;
+start_policy_path() starts policyd and a Postfix asking it.
 MilterCase: LabCase whose tearDown checks the milter's sanitizer report (and that it lives);
 start_mail_path() starts the milter, a Postfix through it and the users mail goes between;
 log(), xclient() and send_from() for mail through Postfix from a chosen client address.
@@ -112,6 +113,24 @@ def policy_answer(c, request):
 
 class PolicydCase(LabCase):
     """PolicydCase - a lab with cls.policyd, whose sanitizer report fails the class."""
+
+    policyd_must_live = False  # tearDown: no sanitizer report and policyd runs after each test
+
+    @classmethod
+    def start_policy_path(cls, local=None, **policyd_kw):
+        """start_policy_path - cls.policyd on cls.store (POLICYD_KW: Lab.policyd's options)
+        and cls.postfix on cls.dovecot asking it; LOCAL: the prefix of a new user cls.local."""
+        cls.policyd = cls.lab.policyd(cls.store, **policyd_kw)
+        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
+        if local is not None:
+            cls.local = new_address(local)
+            cls.store.add_user(cls.local)
+
+    def tearDown(self):
+        if self.policyd_must_live:
+            self.assertEqual(self.policyd.sanitizer_errors(), '')
+            self.assertTrue(self.policyd.alive(), 'policyd died')
+        super().tearDown()
 
     @classmethod
     def tearDownClass(cls):

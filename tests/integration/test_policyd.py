@@ -65,19 +65,13 @@ class Session:
 
 
 class PolicydTest(labcase.PolicydCase):
+    policyd_must_live = True
 
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
-        cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS, extra=EXTRA)
-        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-        cls.local = 'bob-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.store.add_user(cls.local)
-
-    def tearDown(self):
-        self.assertEqual(self.policyd.sanitizer_errors(), '')
-        self.assertTrue(self.policyd.alive(), 'policyd died')
+        cls.start_policy_path('bob-', limits=LIMITS, extra=EXTRA)
 
     def new_user(self):
         user = 'u%s@%s' % (uuid.uuid4().hex[:10], DOMAIN)

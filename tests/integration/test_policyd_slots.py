@@ -144,20 +144,17 @@ class PolicydSlotsUnixTest(labcase.PolicydCase):
 
 
 class PolicydSlotsTest(labcase.PolicydCase):
+    policyd_must_live = True
 
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
         # every 127/8 address may connect: the test's peers are 127.0.0.2 and .4
-        cls.policyd = cls.lab.policyd(cls.store, extra=EXTRA, inet_peers='127.0.0.0/8')
-        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-        cls.local = 'slots-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.store.add_user(cls.local)
+        cls.start_policy_path('slots-', extra=EXTRA, inet_peers='127.0.0.0/8')
 
     def tearDown(self):
-        self.assertEqual(self.policyd.sanitizer_errors(), '')
-        self.assertTrue(self.policyd.alive(), 'policyd died')
+        super().tearDown()
         time.sleep(FIRST + 0.5)  # every silent connection of this test is gone
 
     def connect(self, src='127.0.0.1'):
