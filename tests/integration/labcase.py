@@ -82,6 +82,17 @@ class LabCase(unittest.TestCase):
         return path
 
     @classmethod
+    def start_inet_milter(cls, sender, **milter_kw):
+        """start_inet_milter - for miltertest scripts: cls.miltertest (the binary), cls.store
+        with the user SENDER allowed to send as itself, cls.milter on an inet socket
+        (MILTER_KW: Lab.milter's options)."""
+        cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
+        cls.store = cls.lab.store()
+        cls.store.add_user(sender)
+        cls.store.allow_from(sender, sender)
+        cls.milter = cls.lab.milter(cls.store, socket='inet', **milter_kw)
+
+    @classmethod
     def start_api(cls, web=None, **api_kw):
         """start_api - cls.api, a mailwarden-api on cls.store (API_KW: Lab.api's options),
         behind a new cls.nginx (serving the static files of WEB when given)."""

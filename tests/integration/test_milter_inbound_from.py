@@ -214,11 +214,7 @@ class MilterStoreErrorLogTest(labcase.LabCase):
 
     @classmethod
     def start_lab(cls):
-        cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
-        cls.store = cls.lab.store()
-        cls.store.add_user(USER)
-        cls.store.allow_from(USER, USER)
-        cls.milter = cls.lab.milter(cls.store, socket='inet', config='on_error = tempfail')
+        cls.start_inet_milter(USER, config='on_error = tempfail')
 
     def test_store_error_logged_with_its_text(self):
         labcase.rename_table(self.store.db, 'users', 'users_gone')
