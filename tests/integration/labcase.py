@@ -16,7 +16,8 @@ imap_fetch() / imap_text(): poll a mailbox for the message carrying a token.
 DkimSigner (mixin) and genkey(): keys by opendkim-genkey, signatures by dkimsign.
 AuthcheckTool (mixin): authcheck() runs tests/tools/mw-authcheck-tool on a message.
 ApiBase: LabCase with the API's request helpers (call, expect, login), add_admin(),
-store_user(), and a tearDown that checks the API's sanitizer report.
+store_user(), and a tearDown that checks the API's sanitizer report. AppPasswordUsers (mixin):
+new_user() logged in, create() an app password.
 """
 
 import contextlib
@@ -514,3 +515,26 @@ class ApiBase(LabCase):
     def tearDown(self):
         report = self.api.sanitizer_report()
         self.assertEqual(report, '', 'sanitizer report in the API log')
+
+
+class AppPasswordUsers:
+    """AppPasswordUsers - mixin of an ApiBase case making users and their app passwords."""
+
+    own_password = {}  # token -> its user's password (creating your own needs it)
+
+    def new_user(self):
+        """new_user - (name, password, session token) of a new user, logged in."""
+        user, pw = self.store_user()
+        tok = self.login(user, pw)
+        self.own_password[tok] = pw
+        return user, pw, tok
+
+    def create(self, user, token, status=201, **body):
+        """create - POST an app password for USER with TOKEN (BODY: its fields; a name and
+        the session's own password by default); the answer's JSON, its status STATUS."""
+        body.setdefault('name', 'dev-' + uuid.uuid4().hex[:6])
+        if token in self.own_password:
+            body.setdefault('current_password', self.own_password[token])
+        a = self.expect(self.call('POST', '/api/v1/users/%s/app-passwords' % user,
+                                  body=body, token=token), status)
+        return a.json

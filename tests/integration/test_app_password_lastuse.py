@@ -28,7 +28,7 @@ def imap_login(port, user, password, source='127.0.0.1'):
     return labcase.imap_login(port, user, password, source)
 
 
-class AppPasswordLastUseTest(ApiBase):
+class AppPasswordLastUseTest(labcase.AppPasswordUsers, ApiBase):
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
@@ -48,21 +48,6 @@ class AppPasswordLastUseTest(ApiBase):
             self.assertNotIn('AddressSanitizer', text)
 
     # ---- helpers -------------------------------------------------------------------------
-
-    own_password = {}  # token -> its user's password (creating your own needs it)
-
-    def new_user(self):
-        user, pw = self.store_user()
-        tok = self.login(user, pw)
-        self.own_password[tok] = pw
-        return user, pw, tok
-
-    def create(self, user, token, **body):
-        body.setdefault('name', 'dev-' + uuid.uuid4().hex[:6])
-        if token in self.own_password:
-            body.setdefault('current_password', self.own_password[token])
-        return self.expect(self.call('POST', '/api/v1/users/%s/app-passwords' % user,
-                                     body=body, token=token), 201).json
 
     def listing(self, user, token):
         """listing - {id: (last_used_at, last_ip)} of USER's app passwords."""
