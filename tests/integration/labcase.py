@@ -123,6 +123,22 @@ def policy_answer(c, request):
     return buf.decode().strip()
 
 
+def daemon_config(store, tmp, name, directory=None, extra=''):
+    """daemon_config - write a valid configuration for daemon NAME ('milter' and 'policyd'
+    get their sockets under TMP; others the store's keys only) plus EXTRA as NAME.conf in
+    DIRECTORY (default TMP); its path."""
+    text = 'user = dovecot\n' + store.render_config()
+    if name == 'milter':
+        text += '\n[milter]\nsocket = unix:%s\n' % os.path.join(tmp, 'm', 'm.sock')
+    elif name == 'policyd':
+        text += '\n[policyd]\nsocket = unix:%s\ncontrol_socket = %s\n' % (
+            os.path.join(tmp, 'p', 'p.sock'), os.path.join(tmp, 'p', 'c.sock'))
+    text += extra
+    path = os.path.join(directory or tmp, name + '.conf')
+    lab_mod.write_file(path, text, 0o644)
+    return path
+
+
 class PolicydCase(LabCase):
     """PolicydCase - a lab with cls.policyd, whose sanitizer report fails the class."""
 
