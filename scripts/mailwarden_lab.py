@@ -33,6 +33,8 @@ store: it validates recipients by asking Dovecot's LMTP server (reject_unverifie
 import atexit
 import glob
 import grp
+import importlib.machinery
+import importlib.util
 import os
 import pwd
 import random
@@ -153,6 +155,39 @@ def pid_alive(pid):
         return False
 
 
+def children_of(pid):
+    """children_of - the pids of PID's child processes, in order (/proc)."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
+
+
+def pid_holding(pids, target):
+    """pid_holding - which of PIDS has TARGET open (what a /proc/PID/fd link reads: a path,
+    'socket:[INODE]'); None while none does."""
+    for pid in pids:
+        try:
+            fds = os.listdir('/proc/%d/fd' % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink('/proc/%d/fd/%s' % (pid, fd)) == target:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
 def read_pidfile(path):
     """read_pidfile - the pid in PATH (first word), or None."""
     try:
@@ -219,6 +254,18 @@ def active_logs(lines=LOG_TAIL_LINES):
     return ''.join(s.logs(lines) for s in list(_ACTIVE))
 
 
+QUICKSTART = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'quickstart')
+
+
+def load_quickstart():
+    """load_quickstart - scripts/quickstart as a module (it has no .py name)."""
+    loader = importlib.machinery.SourceFileLoader('mw_quickstart', QUICKSTART)
+    spec = importlib.util.spec_from_loader('mw_quickstart', loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
 MADE_ROOTS = []  # every lab directory this process made (run.py checks none is left in use)
 
 
@@ -271,6 +318,44 @@ def stop_by_pidfile(pidfile, what, stop=signal.SIGTERM, timeout=10, last=None):
             last()
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def stop_process(proc, timeout=10, kill=None):
+    """stop_process - SIGTERM the child PROC (nothing when it is None or gone), wait up to
+    TIMEOUT seconds; if it is still there, KILL() (SIGKILL to PROC by default) and wait."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        (kill or proc.kill)()
+        proc.wait(10)
+
+
+def wait_started(proc, ready, timeout, what, name, log_path=None):
+    """wait_started - poll READY until true (LabError after TIMEOUT seconds saying WHAT);
+    LabError as soon as the child PROC, the daemon NAME, exits (with the tail of LOG_PATH
+    when given)."""
+    def up():
+        if proc.poll() is not None:
+            raise LabError('%s exited with status %d%s' % (
+                name, proc.returncode, ': ' + tail(log_path) if log_path else ''))
+        return ready()
+    wait_until(up, timeout, what)
+
+
+def unix_socket_open(path, timeout=1):
+    """unix_socket_open - True when something accepts connections on the unix socket PATH."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 class Service:
@@ -1235,15 +1320,7 @@ class Milter(Service):
         """ready - the socket accepts connections."""
         if self.port is not None:
             return port_open(self.port)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.settimeout(1)
-            s.connect(self.sock_path)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+        return unix_socket_open(self.sock_path)
 
     def _start(self):
         if not os.access(self.binary, os.X_OK):
@@ -1259,12 +1336,8 @@ class Milter(Service):
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                          start_new_session=True)
         log.close()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise LabError('mailwarden-milter exited with status %d' % self.proc.returncode)
-            return self.ready()
-        wait_until(up, 20, 'mailwarden-milter on %s' % self.socket)
+        wait_started(self.proc, self.ready, 20, 'mailwarden-milter on %s' % self.socket,
+                     'mailwarden-milter')
 
     def signal(self, sig):
         """signal - send SIG to the daemon."""
@@ -1284,14 +1357,7 @@ class Milter(Service):
 
     def _stop(self):
         if self.proc is not None:
-            if self.proc.poll() is not None:
-                return
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            stop_process(self.proc, 20)
             return
         # started by another process (quickstart): by its pid file
         stop_by_pidfile(self.pidfile, 'mailwarden-milter', timeout=20)
@@ -1363,23 +1429,11 @@ class Clamd(Service):
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      start_new_session=True)
         log.close()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise LabError('clamd exited with status %d: %s'
-                               % (self.proc.returncode, tail(self.log_path)))
-            return self.ready()
-        wait_until(up, 30, 'clamd on %s' % self.sock_path)
+        wait_started(self.proc, self.ready, 30, 'clamd on %s' % self.sock_path, 'clamd',
+                     self.log_path)
 
     def _stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc, 15)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -1440,13 +1494,8 @@ class Spamd(Service):
              '--helper-home-dir=' + home, '--pidfile=' + os.path.join(self.dir, 'spamd.pid')],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise LabError('spamd exited with status %d: %s'
-                               % (self.proc.returncode, tail(self.log_path)))
-            return self.ready()
-        wait_until(up, 90, 'spamd on 127.0.0.1:%d' % self.port)
+        wait_started(self.proc, self.ready, 90, 'spamd on 127.0.0.1:%d' % self.port, 'spamd',
+                     self.log_path)
 
     def kill(self):
         """kill - SIGKILL to spamd and its children (a crash)."""
@@ -1459,14 +1508,7 @@ class Spamd(Service):
         self.stop()
 
     def _stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_process(self.proc, 20, kill=lambda: os.killpg(self.proc.pid, signal.SIGKILL))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -1475,32 +1517,34 @@ class Spamd(Service):
 # ---------------------------------------------------------------------------------------------
 # nginx
 
+def nginx_sample_block(block_name, pattern, replacement, what, least, most=None):
+    """nginx_sample_block - the block BLOCK_NAME (between "# BEGIN NAME" and "# END NAME")
+    of conf.d/nginx-mailwarden.conf.sample, indented for a server block, with PATTERN
+    replaced by REPLACEMENT; LabError unless it was replaced LEAST to MOST (None: any
+    number) times (the block has no WHAT)."""
+    with open(os.path.join(CONF_DIR, 'nginx-mailwarden.conf.sample')) as f:
+        text = f.read()
+    m = re.search(r'# BEGIN %s[^\n]*\n(.*?)# END %s' % (block_name, block_name), text, re.S)
+    if not m:
+        raise LabError('nginx sample: no %s block' % block_name)
+    block, n = re.subn(pattern, replacement, m.group(1))
+    if n < least or (most is not None and n > most):
+        raise LabError('nginx sample: the %s block has no %s' % (block_name, what))
+    return re.sub(r'(?m)^', '    ', block)
+
+
 def web_page_block(web_dir):
     """web_page_block - conf.d/nginx-mailwarden.conf.sample's web-page location, its root
     set to WEB_DIR."""
-    with open(os.path.join(CONF_DIR, 'nginx-mailwarden.conf.sample')) as f:
-        text = f.read()
-    m = re.search(r'# BEGIN web-page[^\n]*\n(.*?)# END web-page', text, re.S)
-    if not m:
-        raise LabError('nginx sample: no web-page block')
-    block, n = re.subn(r'(?m)^    root [^;]*;', '    root %s;' % web_dir, m.group(1))
-    if n != 1:
-        raise LabError('nginx sample: the web-page block has no root line')
-    return re.sub(r'(?m)^', '    ', block)
+    return nginx_sample_block('web-page', r'(?m)^    root [^;]*;', '    root %s;' % web_dir,
+                              'root line', 1, 1)
 
 
 def discovery_block(fastcgi_addr):
     """discovery_block - conf.d/nginx-mailwarden.conf.sample's MTA-STS and client autoconfig
     locations (issue 18), their fastcgi_pass set to FASTCGI_ADDR."""
-    with open(os.path.join(CONF_DIR, 'nginx-mailwarden.conf.sample')) as f:
-        text = f.read()
-    m = re.search(r'# BEGIN discovery[^\n]*\n(.*?)# END discovery', text, re.S)
-    if not m:
-        raise LabError('nginx sample: no discovery block')
-    block, n = re.subn(r'fastcgi_pass [^;]*;', 'fastcgi_pass %s;' % fastcgi_addr, m.group(1))
-    if n < 3:
-        raise LabError('nginx sample: the discovery block has no fastcgi_pass lines')
-    return re.sub(r'(?m)^', '    ', block)
+    return nginx_sample_block('discovery', r'fastcgi_pass [^;]*;',
+                              'fastcgi_pass %s;' % fastcgi_addr, 'fastcgi_pass lines', 3)
 
 
 class Nginx(Service):
@@ -1668,33 +1712,18 @@ class Api(Service):
              '-g', 'dovecot', '--', self.binary, '-f', '-c', self.config],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
-        wait_until(lambda: self._listening() or self.proc.poll() is not None, 15,
-               'mailwarden-api on %s' % (self.socket or 'port %d' % self.port))
-        if self.proc.poll() is not None:
-            raise LabError('mailwarden-api exited with %d' % self.proc.returncode)
+        wait_started(self.proc, self._listening, 15,
+                     'mailwarden-api on %s' % (self.socket or 'port %d' % self.port),
+                     'mailwarden-api')
 
     def _stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
     def _listening(self):
         """_listening - the socket accepts connections."""
         if not self.unix:
             return port_open(self.port)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.socket)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+        return unix_socket_open(self.socket)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None and self._listening()
@@ -1755,15 +1784,7 @@ class Policyd(Service):
         """ready - the policy socket accepts connections."""
         if self.sock_path is None:
             return port_open(self.port)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.settimeout(1)
-            s.connect(self.sock_path)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+        return unix_socket_open(self.sock_path)
 
     def log_files(self):
         return [self.log_path]
@@ -1823,23 +1844,13 @@ class Policyd(Service):
                          stdin=subprocess.DEVNULL,
                          stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_until(lambda: self.ready() or self.proc.poll() is not None, 15,
-               'policyd on %s' % self.service)
-        if self.proc.poll() is not None:
-            raise LabError('policyd exited with %d' % self.proc.returncode)
+        wait_started(self.proc, self.ready, 15, 'policyd on %s' % self.service, 'policyd')
 
     def _stop(self):
         if self.proc is None:  # started by an earlier process (quickstart): the pid file
             stop_by_pidfile(self.pidfile, 'policyd')
             return
-        if self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
     def alive(self):
         if self.proc is None:
@@ -2077,24 +2088,14 @@ class DNSServer(Service):
         finally:
             log.close()
         def ready():
-            if self.proc.poll() is not None:
-                raise LabError('nsd exited with status %d' % self.proc.returncode)
             if not self.zones:
                 return port_open(self.port)
             # NSD listens before it has loaded the zones: ready means it answers for one
             return udp_soa_answers(self.port, sorted(self.zones)[0])
-        wait_until(ready, 15, 'nsd on port %d' % self.port)
+        wait_started(self.proc, ready, 15, 'nsd on port %d' % self.port, 'nsd')
 
     def _stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self.proc = None
 
 

@@ -35,8 +35,6 @@ import argparse
 import heapq
 import http.client
 import imaplib
-import importlib.machinery
-import importlib.util
 import os
 import random
 import re
@@ -59,16 +57,7 @@ STORE_FS_SIZE = '32m'
 KINDS = ('submission', 'inbound')
 
 
-def load_quickstart():
-    """load_quickstart - scripts/quickstart as a module (it has no .py name)."""
-    loader = importlib.machinery.SourceFileLoader('mw_quickstart', QUICKSTART)
-    spec = importlib.util.spec_from_loader('mw_quickstart', loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-QS = load_quickstart()
+QS = L.load_quickstart()
 
 
 def log(msg):

@@ -7,13 +7,17 @@ test from them either: they have no test methods).
 
 LabCase: setUpClass makes cls.lab and calls the class's start_lab(); when that fails the lab
 is stopped before the error goes on; tearDownClass stops the lab. start_api(): API + nginx.
-PolicydCase: LabCase that fails the class when cls.policyd's sanitizer reported anything.
+PolicydCase: LabCase that fails the class when cls.policyd's sanitizer reported anything;
+start_policy_path() starts policyd and a Postfix asking it.
 MilterCase: LabCase whose tearDown checks the milter's sanitizer report (and that it lives);
+start_mail_path() starts the milter, a Postfix through it and the users mail goes between;
 log(), xclient() and send_from() for mail through Postfix from a chosen client address.
 imap_fetch() / imap_text(): poll a mailbox for the message carrying a token.
 DkimSigner (mixin) and genkey(): keys by opendkim-genkey, signatures by dkimsign.
+AuthcheckTool (mixin): authcheck() runs tests/tools/mw-authcheck-tool on a message.
 ApiBase: LabCase with the API's request helpers (call, expect, login), add_admin(),
-store_user(), and a tearDown that checks the API's sanitizer report.
+store_user(), and a tearDown that checks the API's sanitizer report. AppPasswordUsers (mixin):
+new_user() logged in, create() an app password.
 """
 
 import contextlib
@@ -23,7 +27,10 @@ import json
 import os
 import re
 import smtplib
+import socket
+import sqlite3
 import subprocess
+import tempfile
 import time
 import unittest
 import uuid
@@ -67,6 +74,26 @@ class LabCase(unittest.TestCase):
         cls.lab.stop()
 
     @classmethod
+    def lab_dir(cls, *parts, mode=0o755):
+        """lab_dir - a new directory PARTS under the lab root, with MODE (0755: daemons
+        running as other users reach it; 0777: they write into it); its path."""
+        path = os.path.join(cls.lab.root, *parts)
+        os.makedirs(path)
+        os.chmod(path, mode)
+        return path
+
+    @classmethod
+    def start_inet_milter(cls, sender, **milter_kw):
+        """start_inet_milter - for miltertest scripts: cls.miltertest (the binary), cls.store
+        with the user SENDER allowed to send as itself, cls.milter on an inet socket
+        (MILTER_KW: Lab.milter's options)."""
+        cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
+        cls.store = cls.lab.store()
+        cls.store.add_user(sender)
+        cls.store.allow_from(sender, sender)
+        cls.milter = cls.lab.milter(cls.store, socket='inet', **milter_kw)
+
+    @classmethod
     def start_api(cls, web=None, **api_kw):
         """start_api - cls.api, a mailwarden-api on cls.store (API_KW: Lab.api's options),
         behind a new cls.nginx (serving the static files of WEB when given)."""
@@ -74,8 +101,64 @@ class LabCase(unittest.TestCase):
         cls.nginx = cls.lab.nginx(fastcgi=cls.api.fastcgi(), web=web)
 
 
+def policy_ask(c, **attrs):
+    """policy_ask - one policy request (a RCPT one from 127.0.0.1, with ATTRS) on the raw
+    connection C to the policy daemon; the action it answers."""
+    req = dict(request='smtpd_access_policy', protocol_state='RCPT',
+               client_address='127.0.0.1', instance=uuid.uuid4().hex[:8])
+    req.update(attrs)
+    return policy_answer(c, ''.join('%s=%s\n' % kv for kv in req.items()).encode() + b'\n')
+
+
+def policy_answer(c, request):
+    """policy_answer - send REQUEST (bytes, ending in the empty line) on the raw connection C
+    to the policy daemon; the action it answers."""
+    c.sendall(request)
+    buf = b''
+    while not buf.endswith(b'\n\n'):
+        chunk = c.recv(4096)
+        if not chunk:
+            raise AssertionError('policyd closed the connection')
+        buf += chunk
+    return buf.decode().strip()
+
+
+def daemon_config(store, tmp, name, directory=None, extra=''):
+    """daemon_config - write a valid configuration for daemon NAME ('milter' and 'policyd'
+    get their sockets under TMP; others the store's keys only) plus EXTRA as NAME.conf in
+    DIRECTORY (default TMP); its path."""
+    text = 'user = dovecot\n' + store.render_config()
+    if name == 'milter':
+        text += '\n[milter]\nsocket = unix:%s\n' % os.path.join(tmp, 'm', 'm.sock')
+    elif name == 'policyd':
+        text += '\n[policyd]\nsocket = unix:%s\ncontrol_socket = %s\n' % (
+            os.path.join(tmp, 'p', 'p.sock'), os.path.join(tmp, 'p', 'c.sock'))
+    text += extra
+    path = os.path.join(directory or tmp, name + '.conf')
+    lab_mod.write_file(path, text, 0o644)
+    return path
+
+
 class PolicydCase(LabCase):
     """PolicydCase - a lab with cls.policyd, whose sanitizer report fails the class."""
+
+    policyd_must_live = False  # tearDown: no sanitizer report and policyd runs after each test
+
+    @classmethod
+    def start_policy_path(cls, local=None, **policyd_kw):
+        """start_policy_path - cls.policyd on cls.store (POLICYD_KW: Lab.policyd's options)
+        and cls.postfix on cls.dovecot asking it; LOCAL: the prefix of a new user cls.local."""
+        cls.policyd = cls.lab.policyd(cls.store, **policyd_kw)
+        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
+        if local is not None:
+            cls.local = new_address(local)
+            cls.store.add_user(cls.local)
+
+    def tearDown(self):
+        if self.policyd_must_live:
+            self.assertEqual(self.policyd.sanitizer_errors(), '')
+            self.assertTrue(self.policyd.alive(), 'policyd died')
+        super().tearDown()
 
     @classmethod
     def tearDownClass(cls):
@@ -86,7 +169,25 @@ class PolicydCase(LabCase):
             raise AssertionError('policyd sanitizer report:\n' + errors)
 
 
+# -- store -------------------------------------------------------------------------------------
+
+def rename_table(db_path, old, new):
+    """rename_table - ALTER TABLE OLD RENAME TO NEW in the SQLite store DB_PATH (a store
+    outage for the daemons reading that table, and its repair)."""
+    db = sqlite3.connect(db_path)
+    try:
+        db.execute('ALTER TABLE %s RENAME TO %s' % (old, new))
+        db.commit()
+    finally:
+        db.close()
+
+
 # -- mail --------------------------------------------------------------------------------------
+
+def new_address(prefix):
+    """new_address - PREFIX, a random tag and @DOMAIN: an address no test used before."""
+    return '%s%s@%s' % (prefix, uuid.uuid4().hex[:6], DOMAIN)
+
 
 def quit_quietly(s):
     """quit_quietly - QUIT on SMTP session S, whatever state it is in."""
@@ -110,6 +211,36 @@ def smtp_login(port, user, password, source=None):
         return False
     finally:
         quit_quietly(s)
+    return True
+
+
+class SourcedIMAP(imaplib.IMAP4):
+    """SourcedIMAP - imaplib.IMAP4 connecting from a chosen local address."""
+
+    def __init__(self, port, source):
+        self.source = source
+        super().__init__('127.0.0.1', port, timeout=20)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.source, 0))
+
+
+def imap_login(port, user, password, source=None, refusals=('AUTHENTICATIONFAILED',)):
+    """imap_login - True when LOGIN (from SOURCE when given) succeeds, False when refused
+    with a NO naming one of REFUSALS."""
+    m = SourcedIMAP(port, source) if source else imaplib.IMAP4('127.0.0.1', port, timeout=20)
+    try:
+        m.login(user, password)
+    except imaplib.IMAP4.error as e:
+        if not any(r in str(e) for r in refusals):
+            raise
+        return False
+    finally:
+        try:
+            m.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
     return True
 
 
@@ -181,6 +312,24 @@ class MilterCase(LabCase):
     """MilterCase - a lab with cls.milter (and for the mail helpers cls.postfix, cls.rcpt)."""
 
     milter_must_live = True  # tearDown: the milter is still running after every test
+
+    @classmethod
+    def start_mail_path(cls, xclient=False, rcpt=None, sender=None, **milter_kw):
+        """start_mail_path - cls.milter on cls.store (MILTER_KW: Lab.milter's options) and
+        cls.postfix on cls.dovecot through it, taking XCLIENT from loopback when XCLIENT
+        (for xclient() and send_from()). RCPT, SENDER: prefixes of new users cls.rcpt
+        (password cls.rcpt_pw) and cls.sender (cls.sender_pw; allowed to send as itself)."""
+        cls.milter = cls.lab.milter(cls.store, **milter_kw)
+        extra = {'smtpd_authorized_xclient_hosts': '127.0.0.0/8'} if xclient else None
+        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
+                                      extra_main=extra)
+        if rcpt is not None:
+            cls.rcpt = new_address(rcpt)
+            cls.rcpt_pw = cls.store.add_user(cls.rcpt)
+        if sender is not None:
+            cls.sender = new_address(sender)
+            cls.sender_pw = cls.store.add_user(cls.sender)
+            cls.store.allow_from(cls.sender, cls.sender)
 
     def tearDown(self):
         report = self.milter.sanitizer_report()
@@ -257,6 +406,37 @@ class DkimSigner:
         out = self.signed(text, selector, domain, key or self.key_com)
         self.assertTrue(out.startswith(b'DKIM-Signature:'), out[:200])
         return out.decode()
+
+
+# -- mw-authcheck-tool ------------------------------------------------------------------------
+
+class AuthcheckTool:
+    """AuthcheckTool - mixin of a lab case running tests/tools/mw-authcheck-tool (cls.tool,
+    set in start_lab) on messages, with its resolver on the lab's DNS server."""
+
+    def authcheck(self, raw, ip, mail_from, dns, helo=None, authserv_id=None,
+                  timeout_ms=3000, extra=()):
+        """authcheck - the tool's JSON for the message RAW (bytes) from client IP, envelope
+        MAIL_FROM, resolver DNS (and HELO, AUTHSERV_ID when given; EXTRA: more options); the
+        tool must exit 0 with no sanitizer report. authentication_results is as the tool
+        printed it (folded)."""
+        with tempfile.NamedTemporaryFile('wb', suffix='.eml', dir=self.lab.root,
+                                         delete=False) as f:
+            f.write(raw)
+            path = f.name
+        cmd = [self.tool, '--client-ip', ip, '--mail-from', mail_from, '--dns', dns,
+               '--timeout', str(timeout_ms)]
+        if helo is not None:
+            cmd += ['--helo', helo]
+        if authserv_id is not None:
+            cmd += ['--authserv-id', authserv_id]
+        cmd += list(extra) + [path]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        os.unlink(path)
+        for bad in ('AddressSanitizer', 'runtime error:', 'LeakSanitizer'):
+            self.assertNotIn(bad, p.stderr)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
 
 
 # -- API ---------------------------------------------------------------------------------------
@@ -351,3 +531,26 @@ class ApiBase(LabCase):
     def tearDown(self):
         report = self.api.sanitizer_report()
         self.assertEqual(report, '', 'sanitizer report in the API log')
+
+
+class AppPasswordUsers:
+    """AppPasswordUsers - mixin of an ApiBase case making users and their app passwords."""
+
+    own_password = {}  # token -> its user's password (creating your own needs it)
+
+    def new_user(self):
+        """new_user - (name, password, session token) of a new user, logged in."""
+        user, pw = self.store_user()
+        tok = self.login(user, pw)
+        self.own_password[tok] = pw
+        return user, pw, tok
+
+    def create(self, user, token, status=201, **body):
+        """create - POST an app password for USER with TOKEN (BODY: its fields; a name and
+        the session's own password by default); the answer's JSON, its status STATUS."""
+        body.setdefault('name', 'dev-' + uuid.uuid4().hex[:6])
+        if token in self.own_password:
+            body.setdefault('current_password', self.own_password[token])
+        a = self.expect(self.call('POST', '/api/v1/users/%s/app-passwords' % user,
+                                  body=body, token=token), status)
+        return a.json

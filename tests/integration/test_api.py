@@ -596,23 +596,17 @@ class ApiTest(ApiBase):
             self.expect(self.call('GET', '/api/v1/audit?' + q, token=tok), 422)
 
 
-class Nginx2(lab_mod.Nginx):
-    """A second nginx in the same lab (own directory)."""
-    name = 'nginx-timing'
-
-
 class ApiTimingTest(ApiBase):
     """Short session and lock times on a second API instance."""
 
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
-        cls.api = cls.lab.api(cls.store, name='api-timing', api_config={
+        cls.start_api(name='api-timing', api_config={
             'session_idle_timeout': '2s', 'session_lifetime': '5s',
             'login_max_failures': '3', 'login_lock_time': '3s', 'ip_max_failures': '5',
             'login_delay': '2s', 'login_delay_max': '60s',
             'cors_origin': 'https://admin.example.org', 'max_sessions_per_user': '3'})
-        cls.nginx = cls.lab.add(Nginx2(cls.lab.root, fastcgi=cls.api.fastcgi()))
         cls.port = cls.nginx.port
 
     def new_user(self):

@@ -18,13 +18,13 @@ which connection is read from /proc (socket inodes), so the case is built, not h
 """
 
 import json
-import os
 import select
 import socket
 import struct
 import time
 import unittest
 
+import labcase
 import mailwarden_lab as lab_mod
 
 BEGIN, ABORT, END, PARAMS, STDIN, STDOUT, GET_VALUES, UNKNOWN_TYPE = 1, 2, 3, 4, 5, 6, 9, 11
@@ -117,27 +117,17 @@ class Conn:
         self.sock.close()
 
 
-class ApiFcgiTest(unittest.TestCase):
+class ApiFcgiTest(labcase.LabCase):
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store()
-            cls.api = cls.lab.api(cls.store, api_config={'workers': '1', 'max_body': '1k'})
-            lab_mod.wait_until(lambda: len(cls.workers()) == 1, 120, 'one API worker')
-        except Exception:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        cls.api = cls.lab.api(cls.store, api_config={'workers': '1', 'max_body': '1k'})
+        lab_mod.wait_until(lambda: len(cls.workers()) == 1, 120, 'one API worker')
 
     @classmethod
     def workers(cls):
-        import test_api_workers
-        return test_api_workers.children(cls.api.proc.pid)
+        return lab_mod.children_of(cls.api.proc.pid)
 
     def conn(self):
         c = Conn(self.api.port)
@@ -240,41 +230,20 @@ def server_inode(api_port, client_port):
 
 def holder(pids, inode):
     """holder - which of PIDS has socket INODE open; None while none does (in flight)."""
-    want = 'socket:[%s]' % inode
-    for pid in pids:
-        try:
-            fds = os.listdir('/proc/%d/fd' % pid)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink('/proc/%d/fd/%s' % (pid, fd)) == want:
-                    return pid
-            except OSError:
-                continue
-    return None
+    return lab_mod.pid_holding(pids, 'socket:[%s]' % inode)
 
 
-class ApiFcgiHandoffTest(unittest.TestCase):
+class ApiFcgiHandoffTest(labcase.LabCase):
 
     @classmethod
-    def setUpClass(cls):
+    def start_lab(cls):
         import test_api_workers as W
-        cls.lab = lab_mod.Lab()
-        try:
-            cls.store = cls.lab.store(argon2_memory=W.SLOW_MEMORY, argon2_passes=W.SLOW_PASSES)
-            cls.api = cls.lab.api(cls.store, name='api-handoff',
-                                  api_config={'workers': '2', 'login_max_failures': '1000',
-                                              'ip_max_failures': '1000'})
-            lab_mod.wait_until(lambda: len(W.children(cls.api.proc.pid)) == 2, 120,
-                               'two API workers')
-        except Exception:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
+        cls.store = cls.lab.store(argon2_memory=W.SLOW_MEMORY, argon2_passes=W.SLOW_PASSES)
+        cls.api = cls.lab.api(cls.store, name='api-handoff',
+                              api_config={'workers': '2', 'login_max_failures': '1000',
+                                          'ip_max_failures': '1000'})
+        lab_mod.wait_until(lambda: len(lab_mod.children_of(cls.api.proc.pid)) == 2, 120,
+                           'two API workers')
 
     def tearDown(self):
         self.assertEqual(self.api.sanitizer_report(), '', 'sanitizer report in the API log')

@@ -108,15 +108,22 @@ class ApiGuardTest(ApiBase):
         self.expect(self.session(user, pw, '127.0.0.62'), 201)
         self.assertEqual(self.user_row(user)['failed_logins'], 3)
 
-    def test_wrong_password_on_totp_removal_is_counted(self):
+    def totp_user(self, src):
+        """totp_user - a new user logged in from SRC with TOTP enrolled and confirmed (by the
+        code of the step now): (user, password, token, TOTP path, secret, that step)."""
         user, pw = self.new_user()
-        src = '127.0.0.63'
         tok = self.login(user, pw, source=src)
         base = '/api/v1/users/%s/totp' % user
         secret = self.expect(self.call('POST', base, token=tok, source=src,
                                        body={'current_password': pw}), 201).json['secret']
+        step = int(time.time() // 30)
         self.expect(self.call('POST', base + '/confirm', token=tok, source=src,
-                              body={'code': totp(secret)}), 200)
+                              body={'code': totp(secret, step)}), 200)
+        return user, pw, tok, base, secret, step
+
+    def test_wrong_password_on_totp_removal_is_counted(self):
+        src = '127.0.0.63'
+        user, pw, tok, base, secret, _ = self.totp_user(src)
         for i in range(3):
             self.expect(self.call('DELETE', base, token=tok, source=src, body={
                 'password': 'guess-%d-xxxxxx' % i, 'code': '000000'}), 403,
@@ -124,15 +131,8 @@ class ApiGuardTest(ApiBase):
         self.expect(self.call('DELETE', base, token=tok, source=src, body={
             'password': pw, 'code': totp(secret)}), 429, 'too_many_attempts')
         # a wrong code after a right password counts the same way
-        user2, pw2 = self.new_user()
         src2 = '127.0.0.64'
-        tok2 = self.login(user2, pw2, source=src2)
-        base2 = '/api/v1/users/%s/totp' % user2
-        secret2 = self.expect(self.call('POST', base2, token=tok2, source=src2,
-                                        body={'current_password': pw2}), 201).json['secret']
-        step = int(time.time() // 30)
-        self.expect(self.call('POST', base2 + '/confirm', token=tok2, source=src2,
-                              body={'code': totp(secret2, step)}), 200)
+        user2, pw2, tok2, base2, secret2, step = self.totp_user(src2)
         for _ in range(3):
             self.expect(self.call('DELETE', base2, token=tok2, source=src2, body={
                 'password': pw2, 'code': totp(secret2, step)}), 403)  # spent step

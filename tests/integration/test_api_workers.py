@@ -28,20 +28,7 @@ DOMAIN = lab_mod.DOMAIN
 SLOW_MEMORY, SLOW_PASSES = '128M', 16
 
 
-def children(pid):
-    """children - the pids of PID's child processes."""
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return sorted(found)
+children = lab_mod.children_of  # the pids of a process's children (test_api_fcgi too)
 
 
 def rss_kb(pid):

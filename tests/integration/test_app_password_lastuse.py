@@ -9,12 +9,11 @@ GET /users/{u}/app-passwords must then show last_used_at and last_ip. Reports ar
 asynchronous: the tests count the report requests in nginx's access log and wait for them.
 """
 
-import imaplib
 import os
-import socket
 import time
 import uuid
 
+import labcase
 import mailwarden_lab as lab_mod
 from labcase import ApiBase, smtp_login
 
@@ -24,36 +23,12 @@ ROUTE = lab_mod.AUTH_POLICY_PATH
 REPORT_WAIT = 10  # seconds for Dovecot's report to reach the API
 
 
-class SourcedIMAP(imaplib.IMAP4):
-    """SourcedIMAP - imaplib.IMAP4 connecting from a chosen local address."""
-
-    def __init__(self, port, source):
-        self.source = source
-        super().__init__('127.0.0.1', port, timeout=20)
-
-    def _create_socket(self, timeout):
-        return socket.create_connection((self.host, self.port), timeout,
-                                        source_address=(self.source, 0))
-
-
 def imap_login(port, user, password, source='127.0.0.1'):
     """imap_login - True when LOGIN from SOURCE succeeds, False when refused."""
-    m = SourcedIMAP(port, source)
-    try:
-        m.login(user, password)
-    except imaplib.IMAP4.error as e:
-        if 'AUTHENTICATIONFAILED' not in str(e):
-            raise
-        return False
-    finally:
-        try:
-            m.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
-    return True
+    return labcase.imap_login(port, user, password, source)
 
 
-class AppPasswordLastUseTest(ApiBase):
+class AppPasswordLastUseTest(labcase.AppPasswordUsers, ApiBase):
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
@@ -73,21 +48,6 @@ class AppPasswordLastUseTest(ApiBase):
             self.assertNotIn('AddressSanitizer', text)
 
     # ---- helpers -------------------------------------------------------------------------
-
-    own_password = {}  # token -> its user's password (creating your own needs it)
-
-    def new_user(self):
-        user, pw = self.store_user()
-        tok = self.login(user, pw)
-        self.own_password[tok] = pw
-        return user, pw, tok
-
-    def create(self, user, token, **body):
-        body.setdefault('name', 'dev-' + uuid.uuid4().hex[:6])
-        if token in self.own_password:
-            body.setdefault('current_password', self.own_password[token])
-        return self.expect(self.call('POST', '/api/v1/users/%s/app-passwords' % user,
-                                     body=body, token=token), 201).json
 
     def listing(self, user, token):
         """listing - {id: (last_used_at, last_ip)} of USER's app passwords."""

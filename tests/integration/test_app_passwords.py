@@ -15,13 +15,13 @@ import unittest
 import uuid
 
 import mailwarden_lab as lab_mod
-from labcase import ApiBase
+from labcase import ApiBase, AppPasswordUsers
 from test_login import imap_login, make_message, smtp_login
 
 DOMAIN = lab_mod.DOMAIN
 
 
-class AppPasswordTest(ApiBase):
+class AppPasswordTest(AppPasswordUsers, ApiBase):
     @classmethod
     def start_lab(cls):
         cls.store, cls.dovecot, cls.postfix = cls.lab.mail_stack()
@@ -32,22 +32,6 @@ class AppPasswordTest(ApiBase):
         super().tearDown()
         log = lab_mod.tail(self.dovecot.log_path, 400)
         self.assertNotIn('Error: sql', log, 'Dovecot passdb sql errors')
-
-    own_password = {}  # token -> its user's password (creating your own needs it)
-
-    def new_user(self):
-        user, pw = self.store_user()
-        tok = self.login(user, pw)
-        self.own_password[tok] = pw
-        return user, pw, tok
-
-    def create(self, user, token, status=201, **body):
-        body.setdefault('name', 'dev-' + uuid.uuid4().hex[:6])
-        if token in self.own_password:
-            body.setdefault('current_password', self.own_password[token])
-        a = self.expect(self.call('POST', '/api/v1/users/%s/app-passwords' % user,
-                                  body=body, token=token), status)
-        return a.json
 
     def logins(self, user, password):
         return (imap_login(self.dovecot.imap_port, user, password),

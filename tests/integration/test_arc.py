@@ -9,10 +9,7 @@ mailing list at list.example.org, which changes the Subject and sends the messag
 the result it saw on receipt.
 """
 
-import json
 import os
-import subprocess
-import tempfile
 import time
 import unittest
 
@@ -36,7 +33,7 @@ def original():
             % time.monotonic_ns()).encode()
 
 
-class ArcTest(labcase.LabCase):
+class ArcTest(labcase.AuthcheckTool, labcase.LabCase):
     """ARC verification against dkimpy's chains."""
 
     @classmethod
@@ -89,19 +86,8 @@ class ArcTest(labcase.LabCase):
 
     def check(self, raw, extra=(), mail_from='<bounce@list.example.org>'):
         """check - the tool's JSON for RAW."""
-        with tempfile.NamedTemporaryFile('wb', suffix='.eml', dir=self.lab.root,
-                                         delete=False) as f:
-            f.write(raw)
-            path = f.name
-        cmd = [self.tool, '--client-ip', IP, '--helo', 'list.example.org',
-               '--mail-from', mail_from, '--authserv-id', ID, '--dns', self.dns.server,
-               '--timeout', '3000'] + list(extra) + [path]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        os.unlink(path)
-        for bad in ('AddressSanitizer', 'runtime error:', 'LeakSanitizer'):
-            self.assertNotIn(bad, p.stderr)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        out = json.loads(p.stdout)
+        out = self.authcheck(raw, IP, mail_from, self.dns.server, 'list.example.org', ID,
+                             extra=extra)
         out['authentication_results'] = out['authentication_results'].replace('\n\t', ' ')
         return out
 
@@ -262,17 +248,8 @@ class ArcTest(labcase.LabCase):
         raw = self.listed()
         dns = self.lab.dns(zones={})
         dns.stop()
-        with tempfile.NamedTemporaryFile('wb', suffix='.eml', dir=self.lab.root,
-                                         delete=False) as f:
-            f.write(raw)
-            path = f.name
-        p = subprocess.run([self.tool, '--client-ip', IP, '--mail-from', '<b@list.example.org>',
-                            '--dns', dns.server, '--timeout', '500', '--arc-trusted',
-                            'list.example.org', path], capture_output=True, text=True,
-                           timeout=120)
-        os.unlink(path)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        r = json.loads(p.stdout)
+        r = self.authcheck(raw, IP, '<b@list.example.org>', dns.server, timeout_ms=500,
+                           extra=['--arc-trusted', 'list.example.org'])
         self.assertEqual(r['arc'], 'temperror')
         self.assertFalse(r['dmarc_override'])
         self.assertNotEqual(r['verdict']['action'], 'accept')

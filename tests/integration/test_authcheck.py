@@ -17,7 +17,6 @@ import json
 import os
 import select
 import subprocess
-import tempfile
 import time
 import unittest
 
@@ -34,7 +33,7 @@ def message(sender, subject='hello', body='Hello there.\r\nSecond line.\r\n'):
             % (sender, subject, time.monotonic_ns(), body))
 
 
-class AuthcheckTest(labcase.DkimSigner, labcase.LabCase):
+class AuthcheckTest(labcase.AuthcheckTool, labcase.DkimSigner, labcase.LabCase):
     """SPF/DKIM/DMARC results and verdicts through the real DNS server."""
 
     @classmethod
@@ -64,19 +63,8 @@ class AuthcheckTest(labcase.DkimSigner, labcase.LabCase):
               timeout_ms=3000):
         """check - run the tool on TEXT; returns the parsed JSON."""
         raw = text if isinstance(text, bytes) else text.encode()
-        with tempfile.NamedTemporaryFile('wb', suffix='.eml', dir=self.lab.root,
-                                         delete=False) as f:
-            f.write(raw)
-            path = f.name
-        cmd = [self.tool, '--client-ip', ip, '--helo', helo, '--mail-from', mail_from,
-               '--authserv-id', ID, '--dns', dns or self.dns.server,
-               '--timeout', str(timeout_ms)] + list(extra) + [path]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        os.unlink(path)
-        for bad in ('AddressSanitizer', 'runtime error:', 'LeakSanitizer'):
-            self.assertNotIn(bad, p.stderr)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        out = json.loads(p.stdout)
+        out = self.authcheck(raw, ip, mail_from, dns or self.dns.server, helo, ID, timeout_ms,
+                             extra)
         ar = out['authentication_results']
         self.assertTrue(ar.startswith(ID + '; '))
         # folded ('\n\t') into short lines; compared unfolded

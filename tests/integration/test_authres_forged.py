@@ -32,40 +32,39 @@ AUTHSERV_ID = 'mail.' + DOMAIN
 DELIVERY_TIMEOUT = 30
 CLAIMS = 'dkim=pass header.d=example.com; dmarc=fail header.from=example.com; spf=fail'
 
-# (name, raw header line(s) without the final CRLF); each is sent in its own message
-FORGED = [
+# (name, raw header line(s) without the final CRLF and the forged CLAIMS that end them);
+# each is sent in its own message
+FORGED_HEADS = [
     # the four from the report
-    ('quoted_domain', b'Authentication-Results: mail."example.org"; ' + CLAIMS.encode()),
-    ('empty_quote_before', b'Authentication-Results: ""mail.example.org; ' + CLAIMS.encode()),
-    ('quoted_label', b'Authentication-Results: "mail".example.org; ' + CLAIMS.encode()),
-    ('quote_inside', b'Authentication-Results: mail.exa"mple.org"; ' + CLAIMS.encode()),
+    ('quoted_domain', b'Authentication-Results: mail."example.org"; '),
+    ('empty_quote_before', b'Authentication-Results: ""mail.example.org; '),
+    ('quoted_label', b'Authentication-Results: "mail".example.org; '),
+    ('quote_inside', b'Authentication-Results: mail.exa"mple.org"; '),
     # every other normalisation of our id
-    ('plain', b'Authentication-Results: mail.example.org; ' + CLAIMS.encode()),
-    ('upper_case', b'Authentication-Results: MAIL.EXAMPLE.ORG; ' + CLAIMS.encode()),
-    ('quoted', b'Authentication-Results: "mail.example.org"; ' + CLAIMS.encode()),
-    ('quoted_pairs', b'Authentication-Results: "mail\\.example\\.org"; ' + CLAIMS.encode()),
-    ('trailing_dot', b'Authentication-Results: mail.example.org.; ' + CLAIMS.encode()),
-    ('comment_first', b'Authentication-Results: (ours) mail.example.org (really); '
-     + CLAIMS.encode()),
-    ('version', b'Authentication-Results: mail.example.org 1; ' + CLAIMS.encode()),
-    ('folded', b'Authentication-Results:\r\n mail.example.org\r\n\t;\r\n ' + CLAIMS.encode()),
-    ('name_lower_case', b'authentication-results: mail.example.org; ' + CLAIMS.encode()),
-    ('blank_before_colon', b'Authentication-Results : mail.example.org; ' + CLAIMS.encode()),
-    ('encoded_word', b'Authentication-Results: =?utf-8?q?mail.example.org?=; '
-     + CLAIMS.encode()),
-    ('encoded_word_quoted', b'Authentication-Results: "=?us-ascii?q?mail.example.org?="; '
-     + CLAIMS.encode()),
-    ('eight_bit', b'Authentication-Results: m\xc3\xa0il.example.org; ' + CLAIMS.encode()),
-    ('nbsp', b'Authentication-Results: mail.example.org\xc2\xa0; ' + CLAIMS.encode()),
-    ('no_semicolon', b'Authentication-Results: mail.example.org ' + CLAIMS.encode()),
-    ('nul', b'Authentication-Results: mail.example.org\x00; ' + CLAIMS.encode()),
+    ('plain', b'Authentication-Results: mail.example.org; '),
+    ('upper_case', b'Authentication-Results: MAIL.EXAMPLE.ORG; '),
+    ('quoted', b'Authentication-Results: "mail.example.org"; '),
+    ('quoted_pairs', b'Authentication-Results: "mail\\.example\\.org"; '),
+    ('trailing_dot', b'Authentication-Results: mail.example.org.; '),
+    ('comment_first', b'Authentication-Results: (ours) mail.example.org (really); '),
+    ('version', b'Authentication-Results: mail.example.org 1; '),
+    ('folded', b'Authentication-Results:\r\n mail.example.org\r\n\t;\r\n '),
+    ('name_lower_case', b'authentication-results: mail.example.org; '),
+    ('blank_before_colon', b'Authentication-Results : mail.example.org; '),
+    ('encoded_word', b'Authentication-Results: =?utf-8?q?mail.example.org?=; '),
+    ('encoded_word_quoted', b'Authentication-Results: "=?us-ascii?q?mail.example.org?="; '),
+    ('eight_bit', b'Authentication-Results: m\xc3\xa0il.example.org; '),
+    ('nbsp', b'Authentication-Results: mail.example.org\xc2\xa0; '),
+    ('no_semicolon', b'Authentication-Results: mail.example.org '),
+    ('nul', b'Authentication-Results: mail.example.org\x00; '),
     ('over_long', b'Authentication-Results: other.example; dkim=pass header.b='
-     + b'a' * 9000 + b'; ' + CLAIMS.encode()),
+     + b'a' * 9000 + b'; '),
     # two of ours, one of them with a foreign header between
     ('two_headers', b'Authentication-Results: mail.example.org; dkim=pass\r\n'
      b'Authentication-Results: other.example; dkim=fail\r\n'
-     b'Authentication-Results: "mail.example.org"; ' + CLAIMS.encode()),
+     b'Authentication-Results: "mail.example.org"; '),
 ]
+FORGED = [(name, head + CLAIMS.encode()) for name, head in FORGED_HEADS]
 
 
 def uniq(prefix):
@@ -102,13 +101,8 @@ class ForgedAuthResultsTest(labcase.DkimSigner, labcase.MilterCase):
         opts = lab_mod.mailwarden_plugin_options(cls.store,
                                                  mailwarden_authserv_id=AUTHSERV_ID)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='forged', config=(
             'dns_servers = %s\ndns_timeout = 1s\n' % cls.dns.server))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'forged%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -150,6 +144,27 @@ class ForgedAuthResultsTest(labcase.DkimSigner, labcase.MilterCase):
         self.assertEqual(ar[1:], list(foreign), fields)
         self.assertEqual([n for n, _ in fields if n.startswith('x-mailwarden')], [], fields)
 
+    def forged_flags(self, name, line, failures, foreign=()):
+        """forged_flags - the keywords of a tampered() message with the header LINE(s)
+        below the signed ones, once delivered to INBOX; what went wrong on the way (refused,
+        not delivered, not ours_only(FOREIGN)) is appended to FAILURES as NAME: why, and
+        None comes back when it never arrived."""
+        token = uniq('f')
+        code, resp = self.send(self.tampered(token, line + b'\r\n'))
+        if code != 250:
+            failures.append('%s: refused %d %s' % (name, code, resp))
+            return None
+        got = self.delivered(token)
+        if got is None:
+            failures.append('%s: not delivered to INBOX (filed as spam?)' % name)
+            return None
+        flags, raw = got
+        try:
+            self.ours_only(raw, foreign)
+        except AssertionError as e:
+            failures.append('%s: forged header delivered: %s' % (name, e))
+        return flags
+
     # -- tests -------------------------------------------------------------------------------
 
     def test_control_only_our_header(self):
@@ -167,21 +182,10 @@ class ForgedAuthResultsTest(labcase.DkimSigner, labcase.MilterCase):
     def test_forged_authentication_results_removed_and_not_believed(self):
         failures = []
         for name, line in FORGED:
-            token = uniq('f')
-            code, resp = self.send(self.tampered(token, line + b'\r\n'))
-            if code != 250:
-                failures.append('%s: refused %d %s' % (name, code, resp))
-                continue
-            got = self.delivered(token)
-            if got is None:
-                failures.append('%s: not delivered' % name)
-                continue
-            flags, raw = got
             foreign = ['other.example; dkim=fail'] if name == 'two_headers' else []
-            try:
-                self.ours_only(raw, foreign)
-            except AssertionError as e:
-                failures.append('%s: forged header delivered: %s' % (name, e))
+            flags = self.forged_flags(name, line, failures, foreign)
+            if flags is None:
+                continue
             want = ['$DKIMFail']
             have = sorted(f for f in flags if f in ('$DKIMFail', '$DMARCFail', '$SPFFail'))
             if have != want:
@@ -214,20 +218,9 @@ class ForgedAuthResultsTest(labcase.DkimSigner, labcase.MilterCase):
         ]
         failures = []
         for i, line in enumerate(variants):
-            token = uniq('mw')
-            code, resp = self.send(self.tampered(token, line + b'\r\n'))
-            if code != 250:
-                failures.append('%d: refused %d %s' % (i, code, resp))
+            flags = self.forged_flags(str(i), line, failures)
+            if flags is None:
                 continue
-            got = self.delivered(token)
-            if got is None:
-                failures.append('%d: not delivered to INBOX (filed as spam?)' % i)
-                continue
-            flags, raw = got
-            try:
-                self.ours_only(raw)
-            except AssertionError as e:
-                failures.append('%d: %s' % (i, e))
             if '$Junk' in flags or '$Virus' in flags:
                 failures.append('%d: keywords %r' % (i, flags))
         self.assertEqual(failures, [], '\n'.join(failures))

@@ -42,9 +42,7 @@ class DaemonOptionsTest(labcase.LabCase):
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
-        cls.tmp = os.path.join(cls.lab.root, 'options-test')
-        os.makedirs(cls.tmp)
-        os.chmod(cls.tmp, 0o755)
+        cls.tmp = cls.lab_dir('options-test')
         p = subprocess.run(cls.store.ctl_command() + ['config', 'keys'], capture_output=True,
                            text=True, timeout=30, check=True)
         cls.all_keys = keys_by_section(p.stdout)
@@ -60,15 +58,7 @@ class DaemonOptionsTest(labcase.LabCase):
 
     def config(self, name):
         """config - a valid configuration for daemon NAME."""
-        text = 'user = dovecot\n' + self.store.render_config()
-        if name == 'milter':
-            text += '\n[milter]\nsocket = unix:%s\n' % os.path.join(self.tmp, 'm', 'm.sock')
-        elif name == 'policyd':
-            text += '\n[policyd]\nsocket = unix:%s\ncontrol_socket = %s\n' % (
-                os.path.join(self.tmp, 'p', 'p.sock'), os.path.join(self.tmp, 'p', 'c.sock'))
-        path = os.path.join(self.tmp, name + '.conf')
-        lab_mod.write_file(path, text, 0o644)
-        return path
+        return labcase.daemon_config(self.store, self.tmp, name)
 
     def test_help_lists_every_key_of_the_daemons_sections(self):
         for name, (_, sections) in SECTIONS.items():

@@ -45,9 +45,7 @@ class DaemonSocketsTest(labcase.LabCase):
         cls.store = cls.lab.store()
         cls.milter = cls.lab.milter(cls.store)
         cls.policyd = cls.lab.policyd(cls.store, socket='unix')
-        cls.tmp = os.path.join(cls.lab.root, 'sockets-test')
-        os.makedirs(cls.tmp)
-        os.chmod(cls.tmp, 0o755)
+        cls.tmp = cls.lab_dir('sockets-test')
 
     def run_daemon(self, argv, timeout=30):
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,

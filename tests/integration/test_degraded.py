@@ -18,7 +18,6 @@ import os
 import socket
 import struct
 import threading
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -79,9 +78,7 @@ class PolicydDegradedTest(labcase.PolicydCase):
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.redis = cls.lab.redis()
-        cls.metrics = os.path.join(cls.lab.root, 'pd-degraded', 'policyd.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('pd-degraded', mode=0o777), 'policyd.prom')
         cls.policyd = cls.lab.policyd(
             cls.store, limits=['sasl_username messages 100/1h defer'],
             counters=cls.redis.url,
@@ -160,12 +157,7 @@ class PolicydDegradedTest(labcase.PolicydCase):
         enter = 'event=degraded component=policyd_store '
         leave = 'event=recovered component=policyd_store '
         enters, leaves = self.count(enter), self.count(leave)
-        db = sqlite3.connect(self.store.db)
-        try:
-            db.execute('ALTER TABLE rate_policies RENAME TO rate_policies_gone')
-            db.commit()
-        finally:
-            db.close()
+        labcase.rename_table(self.store.db, 'rate_policies', 'rate_policies_gone')
         try:
             lab_mod.wait_until(lambda: self.count(enter) > enters, 20, 'store degraded line')
             state, since = wait_gauge(self.metrics, 'policyd_store', 1)
@@ -182,12 +174,7 @@ class PolicydDegradedTest(labcase.PolicydCase):
             self.assertEqual(self.ask('st-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)),
                              'action=DUNNO')
         finally:
-            db = sqlite3.connect(self.store.db)
-            try:
-                db.execute('ALTER TABLE rate_policies_gone RENAME TO rate_policies')
-                db.commit()
-            finally:
-                db.close()
+            labcase.rename_table(self.store.db, 'rate_policies_gone', 'rate_policies')
         lab_mod.wait_until(lambda: self.count(leave) > leaves, 20, 'store recovered line')
         time.sleep(2.5)
         self.assertEqual(self.count(leave), leaves + 1, self.policyd.log_text())
@@ -207,9 +194,7 @@ class MilterDegradedTest(labcase.MilterCase):
         for u in cls.users:
             cls.store.add_user(u)
             cls.store.allow_from(u, u)
-        cls.metrics = os.path.join(cls.lab.root, 'milter-degraded', 'milter.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('milter-degraded', mode=0o777), 'milter.prom')
         cls.milter = cls.lab.milter(cls.store, socket='inet', cache_ttl='0s', config=(
             'on_error = tempfail\nmetrics_file = %s\nmetrics_interval = 1s\n' % cls.metrics))
 
@@ -236,12 +221,7 @@ class MilterDegradedTest(labcase.MilterCase):
             return f.read()
 
     def rename(self, old, new):
-        db = sqlite3.connect(self.store.db)
-        try:
-            db.execute('ALTER TABLE %s RENAME TO %s' % (old, new))
-            db.commit()
-        finally:
-            db.close()
+        labcase.rename_table(self.store.db, old, new)
 
     def test_store_outage_is_logged_once_gauged_and_doctored(self):
         enter = 'event=degraded component=milter_store '
@@ -336,9 +316,7 @@ class MilterDnsDegradedTest(labcase.MilterCase):
         cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
         cls.resolver = ToyResolver()
         cls.store = cls.lab.store()
-        cls.metrics = os.path.join(cls.lab.root, 'milter-dns', 'milter.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('milter-dns', mode=0o777), 'milter.prom')
         cls.milter = cls.lab.milter(cls.store, socket='inet', config=(
             'dns_servers = 127.0.0.1@%d\ndns_timeout = 3s\ndkim_sign = no\n'
             'trusted_networks = 127.0.0.0/8\nmetrics_file = %s\nmetrics_interval = 1s\n'

@@ -66,13 +66,7 @@ class DkimRotateTest(labcase.MilterCase):
         cls.zone = [('old1._domainkey', 'TXT', cls.txt_value('old1'))]
         cls.publish()
         cls.dovecot = cls.lab.dovecot(cls.store)
-        cls.milter = cls.lab.milter(cls.store, cache_ttl='1s')
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
-        cls.rcpt = 'rotrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-        cls.sender = 'rot%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.sender_pw = cls.store.add_user(cls.sender)
-        cls.store.allow_from(cls.sender, cls.sender)
+        cls.start_mail_path(rcpt='rotrcpt', sender='rot', cache_ttl='1s')
 
     # -- helpers ---------------------------------------------------------------------------
 

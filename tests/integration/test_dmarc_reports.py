@@ -69,13 +69,8 @@ class DmarcReportsTest(labcase.MilterCase):
         cls.dovecot = cls.lab.dovecot(cls.store)
         # the milter (user dovecot) writes the store: group-writable files
         cls.store.share_with_group()
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='inbox', config=(
             'dns_servers = %s\ndns_timeout = 2s\n[dmarc]\nrecord = yes\n' % cls.dns.server))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'inbox%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
         cls.pw = {}
         for box in ('dmarc-own', 'dmarc-ext', 'dmarc-no'):
             cls.pw[box] = cls.store.add_user('%s@%s' % (box, DOMAIN))

@@ -8,10 +8,7 @@ _dmarc names the message cost). Client 192.0.2.99 is in no SPF record (SPF fails
 zone names it.
 """
 
-import json
 import os
-import subprocess
-import tempfile
 import time
 import unittest
 
@@ -29,7 +26,7 @@ def message(sender):
             % (sender, time.monotonic_ns()))
 
 
-class DmarcbisTest(labcase.LabCase):
+class DmarcbisTest(labcase.AuthcheckTool, labcase.LabCase):
     """RFC 9989 policy discovery through a real DNS server."""
 
     @classmethod
@@ -69,19 +66,8 @@ class DmarcbisTest(labcase.LabCase):
 
     def check(self, sender, mail_from=None, extra=()):
         """check - the tool's JSON for a message from SENDER (envelope MAIL_FROM)."""
-        with tempfile.NamedTemporaryFile('wb', suffix='.eml', dir=self.lab.root,
-                                         delete=False) as f:
-            f.write(message(sender).encode())
-            path = f.name
-        cmd = [self.tool, '--client-ip', IP, '--helo', 'client.example.net',
-               '--mail-from', '<%s>' % (mail_from or sender), '--authserv-id', ID,
-               '--dns', self.dns.server, '--timeout', '3000'] + list(extra) + [path]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        os.unlink(path)
-        for bad in ('AddressSanitizer', 'runtime error:', 'LeakSanitizer'):
-            self.assertNotIn(bad, p.stderr)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        out = json.loads(p.stdout)
+        out = self.authcheck(message(sender).encode(), IP, '<%s>' % (mail_from or sender),
+                             self.dns.server, 'client.example.net', ID, extra=extra)
         out['authentication_results'] = out['authentication_results'].replace('\n\t', ' ')
         return out
 
@@ -196,16 +182,8 @@ class DmarcbisTest(labcase.LabCase):
     def test_dns_failure_is_temperror(self):
         dns = self.lab.dns(zones=self.zones)
         dns.stop()
-        with tempfile.NamedTemporaryFile('wb', suffix='.eml', dir=self.lab.root,
-                                         delete=False) as f:
-            f.write(message('x@a.b.c.walk.com').encode())
-            path = f.name
-        p = subprocess.run([self.tool, '--client-ip', IP, '--mail-from', '<x@walk.com>',
-                            '--dns', dns.server, '--timeout', '500', path],
-                           capture_output=True, text=True, timeout=120)
-        os.unlink(path)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        r = json.loads(p.stdout)
+        r = self.authcheck(message('x@a.b.c.walk.com').encode(), IP, '<x@walk.com>',
+                           dns.server, timeout_ms=500)
         self.assertEqual(r['dmarc'], 'temperror')
         self.assertEqual(r['verdict']['code'], '451')
 

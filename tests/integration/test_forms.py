@@ -60,20 +60,7 @@ def imap_count(port, user, password, token):
             pass
 
 
-def children_of(pid):
-    """children_of - the pids whose parent is PID (/proc)."""
-    out = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % d) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(d))
-    return out
+children_of = lab_mod.children_of
 
 
 class FormsTest(labcase.MilterCase, labcase.ApiBase):
@@ -417,19 +404,8 @@ class FormsTest(labcase.MilterCase, labcase.ApiBase):
 
     def flusher_pid(self):
         """flusher_pid - the API child holding the spool's flusher.lock (None: none yet)."""
-        lock = os.path.join(self.spool, 'flusher.lock')
-        for pid in children_of(self.api.proc.pid):
-            try:
-                fds = os.listdir('/proc/%d/fd' % pid)
-            except OSError:
-                continue
-            for fd in fds:
-                try:
-                    if os.readlink('/proc/%d/fd/%s' % (pid, fd)) == lock:
-                        return pid
-                except OSError:
-                    pass
-        return None
+        return lab_mod.pid_holding(children_of(self.api.proc.pid),
+                                   os.path.join(self.spool, 'flusher.lock'))
 
     def test_flusher_killed_is_replaced(self):
         """The master restarts a flusher that died; the spooled forms still go out once."""

@@ -33,26 +33,14 @@ class InstallDefectsTest(labcase.LabCase):
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
-        cls.tmp = os.path.join(cls.lab.root, 'install-test')
-        os.makedirs(cls.tmp)
-        os.chmod(cls.tmp, 0o755)
+        cls.tmp = cls.lab_dir('install-test')
 
     def binary(self, name):
         return os.path.join(self.store.builddir, BINARIES[name])
 
     def config(self, name, directory=None, extra=''):
         """config - a valid configuration for daemon NAME (in DIRECTORY, default self.tmp)."""
-        directory = directory or self.tmp
-        text = 'user = dovecot\n' + self.store.render_config()
-        if name == 'milter':
-            text += '\n[milter]\nsocket = unix:%s\n' % os.path.join(self.tmp, 'm', 'm.sock')
-        elif name == 'policyd':
-            text += '\n[policyd]\nsocket = unix:%s\ncontrol_socket = %s\n' % (
-                os.path.join(self.tmp, 'p', 'p.sock'), os.path.join(self.tmp, 'p', 'c.sock'))
-        text += extra
-        path = os.path.join(directory, name + '.conf')
-        lab_mod.write_file(path, text, 0o644)
-        return path
+        return labcase.daemon_config(self.store, self.tmp, name, directory, extra)
 
     def argv(self, name, conf):
         argv = [self.binary(name), '-c', conf]

@@ -21,19 +21,8 @@ DELIVERY_TIMEOUT = 30
 
 def imap_login(port, user, password):
     """imap_login - True when LOGIN succeeds, False when refused (NO)."""
-    m = imaplib.IMAP4('127.0.0.1', port, timeout=20)
-    try:
-        m.login(user, password)
-    except imaplib.IMAP4.error as e:
-        if 'AUTHENTICATIONFAILED' not in str(e) and 'Authentication failed' not in str(e):
-            raise
-        return False
-    finally:
-        try:
-            m.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
-    return True
+    return labcase.imap_login(port, user, password,
+                              refusals=('AUTHENTICATIONFAILED', 'Authentication failed'))
 
 
 def make_message(sender, rcpt, token):

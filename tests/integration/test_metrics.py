@@ -123,9 +123,7 @@ class MilterMetricsTest(labcase.MilterCase):
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
-        cls.metrics = os.path.join(cls.lab.root, 'prom', 'milter.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('prom', mode=0o777), 'milter.prom')
         cls.milter = cls.lab.milter(cls.store, config='metrics_file = %s\nmetrics_interval = 1s\n'
                                     % cls.metrics)
         cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
@@ -182,24 +180,12 @@ class PolicydMetricsTest(labcase.PolicydCase):
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
-        cls.metrics = os.path.join(cls.lab.root, 'pdprom', 'policyd.prom')
-        os.makedirs(os.path.dirname(cls.metrics))
-        os.chmod(os.path.dirname(cls.metrics), 0o777)
+        cls.metrics = os.path.join(cls.lab_dir('pdprom', mode=0o777), 'policyd.prom')
         cls.policyd = cls.lab.policyd(
             cls.store, limits=['sasl_username messages 2/1h defer'],
             extra='metrics_file = %s\nmetrics_interval = 1s\n' % cls.metrics)
 
-    def ask(self, c, **attrs):
-        req = dict(request='smtpd_access_policy', protocol_state='RCPT',
-                   client_address='127.0.0.1', instance=uuid.uuid4().hex[:8])
-        req.update(attrs)
-        c.sendall(''.join('%s=%s\n' % kv for kv in req.items()).encode() + b'\n')
-        buf = b''
-        while not buf.endswith(b'\n\n'):
-            chunk = c.recv(4096)
-            self.assertTrue(chunk, 'policyd closed the connection')
-            buf += chunk
-        return buf.decode().strip()
+    ask = staticmethod(labcase.policy_ask)
 
     def read(self):
         with open(self.metrics) as f:

@@ -66,16 +66,11 @@ class MilterArcTest(labcase.MilterCase):
         cls.dns = cls.lab.dns(zones=zones)
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='arc', config=(
             'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\n'
             'arc_trusted_forwarders = list.example.org\narc_seal = yes\n'
             'arc_seal_domain = seal.example.org\ndkim_key_dir = %s\n'
             % (cls.dns.server, DOMAIN, cls.keydir)))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'arc%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     def dnsfunc(self, name, timeout=5):
         """dnsfunc - dkimpy's key lookup, from the keys we published."""

@@ -76,14 +76,9 @@ class MilterAuthTest(labcase.DkimSigner, labcase.MilterCase):
         cls.dns = cls.lab.dns(zones=cls.zones)
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='inbox', config=(
             'dns_servers = %s\ndns_timeout = 1s\nlocal_domains = %s\n'
             'dmarc_quarantine = hold\n' % (cls.dns.server, DOMAIN)))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'inbox%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -100,6 +100,18 @@ class MilterFromTest(labcase.MilterCase):
         self.assertEqual(result[1], code, result)
         self.assertIn(text, result[2])
 
+    def refused_froms(self, s, user, cases):
+        """refused_froms - one message as USER on session S for each (From: header, reply)
+        of CASES, each refused at end of data with 550 and that reply; their tokens."""
+        tokens = []
+        for from_hdr, want in cases:
+            with self.subTest(from_hdr=from_hdr):
+                token = uniq('tok')
+                tokens.append(token)
+                r = self.send(s, user, user, message(from_hdr, user, token))
+                self.assert_refused(r, 'data', 550, want)
+        return tokens
+
     # -- tests -------------------------------------------------------------------------------
 
     def test_allowed_send_delivered(self):
@@ -131,13 +143,7 @@ class MilterFromTest(labcase.MilterCase):
             ('=?utf-8?q?%s?= <evil@x.org>' % user.replace('@', '=40'), '5.7.1 <evil@x.org>'),
             ('undisclosed:;', '5.6.0 From: header has no address'),
         ]
-        tokens = []
-        for from_hdr, want in cases:
-            with self.subTest(from_hdr=from_hdr):
-                token = uniq('tok')
-                tokens.append(token)
-                r = self.send(s, user, user, message(from_hdr, user, token))
-                self.assert_refused(r, 'data', 550, want)
+        tokens = self.refused_froms(s, user, cases)
         # a second From: header
         token = uniq('tok')
         r = self.send(s, user, user, message(user, user, token, 'From: <%s>\r\n' % user))
@@ -177,13 +183,7 @@ class MilterFromTest(labcase.MilterCase):
             ('=?x-unknown?q?Boss?= <%s>' % user,
              '5.7.1 From: display name cannot be decoded'),
         ]
-        tokens = []
-        for from_hdr, want in cases:
-            with self.subTest(from_hdr=from_hdr):
-                token = uniq('tok')
-                tokens.append(token)
-                r = self.send(s, user, user, message(from_hdr, user, token))
-                self.assert_refused(r, 'data', 550, want)
+        tokens = self.refused_froms(s, user, cases)
         # Sender: the same
         token = uniq('tok')
         tokens.append(token)

@@ -20,7 +20,6 @@ missing miltertest is an error, not a skip.
 
 import os
 import re
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -215,19 +214,10 @@ class MilterStoreErrorLogTest(labcase.LabCase):
 
     @classmethod
     def start_lab(cls):
-        cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
-        cls.store = cls.lab.store()
-        cls.store.add_user(USER)
-        cls.store.allow_from(USER, USER)
-        cls.milter = cls.lab.milter(cls.store, socket='inet', config='on_error = tempfail')
+        cls.start_inet_milter(USER, config='on_error = tempfail')
 
     def test_store_error_logged_with_its_text(self):
-        db = sqlite3.connect(self.store.db)
-        try:
-            db.execute('ALTER TABLE users RENAME TO users_gone')
-            db.commit()
-        finally:
-            db.close()
+        labcase.rename_table(self.store.db, 'users', 'users_gone')
         text = script('127.0.0.1', '<%s>' % USER, [], ('mail',), auth=USER)
         run_lua(self, self.miltertest, self.milter, 'store-error', text)
         deadline = time.monotonic() + 10

@@ -24,13 +24,8 @@ class MilterProtocolTest(labcase.MilterCase):
 
     @classmethod
     def start_lab(cls):
-        cls.miltertest = lab_mod.find_binary('miltertest', 'miltertest')
-        cls.store = cls.lab.store()
-        cls.store.add_user(USER)
-        cls.store.allow_from(USER, USER)
         # miltertest cannot send headers over ~1 kB: a small From: limit to test it
-        cls.milter = cls.lab.milter(cls.store, socket='inet',
-                                    config='max_address_header = 512')
+        cls.start_inet_milter(USER, config='max_address_header = 512')
 
     def run_script(self, name):
         p = subprocess.run([self.miltertest, '-s', os.path.join(SCRIPTS, name),

@@ -62,17 +62,12 @@ class MilterSpamTest(labcase.MilterCase):
         cls.store = cls.lab.store()
         opts = lab_mod.mailwarden_plugin_options(cls.store)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='spamrcpt', config=(
             'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
             'trusted_networks = 127.0.0.0/8 192.0.2.99/32\n'
             '[spam]\nenable = yes\ndnsbl_zones = bl.example.net\nuribl_zones = uri.example.net\n'
             'spam_score = 5\nreject_score = 12\nsubject_prefix = "[SPAM] "\n'
             % (cls.dns.server, DOMAIN)))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'spamrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -185,6 +180,24 @@ def trained_message(rng, spam, n, rcpt='user@example.org'):
                             ' '.join(words[:15]), ' '.join(words[15:])))
 
 
+def write_trained(rng, directory, spam, count, first=0):
+    """write_trained - COUNT trained_message()s numbered FIRST and up, as N.eml in the new
+    DIRECTORY; DIRECTORY."""
+    os.makedirs(directory)
+    for i in range(count):
+        with open(os.path.join(directory, '%d.eml' % i), 'w') as f:
+            f.write(trained_message(rng, spam, first + i))
+    return directory
+
+
+def learn_global(store, rng, train, count=40):
+    """learn_global - COUNT spam and COUNT ham messages written under TRAIN/spam and
+    TRAIN/ham, learned into STORE's global model."""
+    for label in ('spam', 'ham'):
+        store.ctl('learn', label, write_trained(rng, os.path.join(train, label),
+                                                label == 'spam', count))
+
+
 class MilterClassifierOnlyTest(labcase.MilterCase):
     """The classifier alone tags spam with the DEFAULT [spam] weights and spam_score (issue
     10's tuning: BAYES_67 and above weigh at least 5.0; BAYES_99 weighed 4.0 before, so
@@ -201,24 +214,14 @@ class MilterClassifierOnlyTest(labcase.MilterCase):
         cls.store = cls.lab.store()
         rng = random.Random(10)
         train = os.path.join(cls.lab.root, 'train')
-        for label in ('spam', 'ham'):
-            os.makedirs(os.path.join(train, label))
-            for i in range(40):
-                with open(os.path.join(train, label, '%d.eml' % i), 'w') as f:
-                    f.write(trained_message(rng, label == 'spam', i))
-            cls.store.ctl('learn', label, os.path.join(train, label))
+        learn_global(cls.store, rng, train)
         opts = lab_mod.mailwarden_plugin_options(cls.store)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
         # no spam_score, no score_* keys: the defaults; only the training minimum lowered
-        cls.milter = cls.lab.milter(cls.store, config=(
+        cls.start_mail_path(xclient=True, rcpt='bayesrcpt', config=(
             'dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\ndkim_sign = no\n'
             'trusted_networks = 127.0.0.0/8\n[spam]\nenable = yes\n'
             '[classifier]\nmin_spam = 20\nmin_ham = 20\n' % (cls.dns.server, DOMAIN)))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'bayesrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
         cls.rng = rng
 
     def deliver(self, spam):

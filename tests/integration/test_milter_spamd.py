@@ -118,12 +118,7 @@ class MilterSpamdTest(labcase.MilterCase):
                     % (cls.dns.server, DOMAIN))
         cls.spam_base = ('[spam]\nenable = yes\nspam_score = 5\nreject_score = 12\n'
                          'subject_prefix = "[SPAM] "\nspamd_user = mailwarden\n')
-        cls.milter = cls.lab.milter(cls.store, config=cls.config(cls.spamd.backend))
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
-        cls.rcpt = 'spamdrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
+        cls.start_mail_path(xclient=True, rcpt='spamdrcpt', config=cls.config(cls.spamd.backend))
 
     @classmethod
     def config(cls, backend, milter_extra='', spam_extra=''):

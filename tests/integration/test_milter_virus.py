@@ -79,26 +79,17 @@ class MilterVirusTest(labcase.MilterCase):
 
     @classmethod
     def start_lab(cls):
-        cls.sigs = os.path.join(cls.lab.root, 'signatures')
-        os.makedirs(cls.sigs)
-        os.chmod(cls.sigs, 0o755)
+        cls.sigs = cls.lab_dir('signatures')
         write_ndb(cls.sigs, 'eicar.ndb', 'Mailwarden.Test.EICAR', EICAR)
-        cls.empty = os.path.join(cls.lab.root, 'nosignatures')
-        os.makedirs(cls.empty)
-        os.chmod(cls.empty, 0o777)
+        cls.empty = cls.lab_dir('nosignatures', mode=0o777)
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
         cls.clamd = cls.lab.clamd(cls.sigs)
         cls.base = ('virus_signatures = %s\nvirus_reload_check = 1s\n'
                     'virus_clamd_socket = %s\nvirus_clamd_timeout = 10s\n'
                     'dkim_sign = no\n' % (cls.sigs, cls.clamd.socket))
-        cls.milter = cls.lab.milter(cls.store, config=cls.base + 'virus_scan = libclamav\n')
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec])
-        cls.rcpt = 'vrcpt%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.rcpt_pw = cls.store.add_user(cls.rcpt)
-        cls.sender = 'vsend%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.sender_pw = cls.store.add_user(cls.sender)
-        cls.store.allow_from(cls.sender, cls.sender)
+        cls.start_mail_path(rcpt='vrcpt', sender='vsend',
+                            config=cls.base + 'virus_scan = libclamav\n')
 
     # -- helpers ---------------------------------------------------------------------------
 

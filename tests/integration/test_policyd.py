@@ -65,19 +65,13 @@ class Session:
 
 
 class PolicydTest(labcase.PolicydCase):
+    policyd_must_live = True
 
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
-        cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS, extra=EXTRA)
-        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-        cls.local = 'bob-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.store.add_user(cls.local)
-
-    def tearDown(self):
-        self.assertEqual(self.policyd.sanitizer_errors(), '')
-        self.assertTrue(self.policyd.alive(), 'policyd died')
+        cls.start_policy_path('bob-', limits=LIMITS, extra=EXTRA)
 
     def new_user(self):
         user = 'u%s@%s' % (uuid.uuid4().hex[:10], DOMAIN)
@@ -93,20 +87,7 @@ class PolicydTest(labcase.PolicydCase):
         self.addCleanup(c.close)
         return c
 
-    @staticmethod
-    def ask(c, **attrs):
-        """ask - one policy request on raw connection C; returns the action."""
-        req = dict(request='smtpd_access_policy', protocol_state='RCPT',
-               client_address='127.0.0.1', instance=uuid.uuid4().hex[:8])
-        req.update(attrs)
-        c.sendall(''.join('%s=%s\n' % kv for kv in req.items()).encode() + b'\n')
-        buf = b''
-        while not buf.endswith(b'\n\n'):
-            chunk = c.recv(4096)
-            if not chunk:
-                raise AssertionError('policyd closed the connection')
-            buf += chunk
-        return buf.decode().strip()
+    ask = staticmethod(labcase.policy_ask)
 
     def assertClosed(self, c, what):
         """assertClosed - the daemon closed C (EOF, or a reset when input was unread)."""

@@ -30,18 +30,14 @@ class InboundBase:
     """InboundBase - the tests; subclasses pick the counter store."""
 
     counters = 'memory'
+    policyd_must_live = True
 
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
         counters = cls.lab.redis().url if cls.counters == 'redis' else 'memory'
-        cls.policyd = cls.lab.policyd(cls.store, limits=LIMITS, extra=EXTRA, counters=counters)
-        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-
-    def tearDown(self):
-        self.assertEqual(self.policyd.sanitizer_errors(), '')
-        self.assertTrue(self.policyd.alive(), 'policyd died')
+        cls.start_policy_path(limits=LIMITS, extra=EXTRA, counters=counters)
 
     def local_user(self):
         user = 'in%s@%s' % (uuid.uuid4().hex[:8], DOMAIN)

@@ -144,20 +144,17 @@ class PolicydSlotsUnixTest(labcase.PolicydCase):
 
 
 class PolicydSlotsTest(labcase.PolicydCase):
+    policyd_must_live = True
 
     @classmethod
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.dovecot = cls.lab.dovecot(cls.store)
         # every 127/8 address may connect: the test's peers are 127.0.0.2 and .4
-        cls.policyd = cls.lab.policyd(cls.store, extra=EXTRA, inet_peers='127.0.0.0/8')
-        cls.postfix = cls.lab.postfix(cls.dovecot, policy_services=[cls.policyd.service])
-        cls.local = 'slots-%s@%s' % (uuid.uuid4().hex[:6], DOMAIN)
-        cls.store.add_user(cls.local)
+        cls.start_policy_path('slots-', extra=EXTRA, inet_peers='127.0.0.0/8')
 
     def tearDown(self):
-        self.assertEqual(self.policyd.sanitizer_errors(), '')
-        self.assertTrue(self.policyd.alive(), 'policyd died')
+        super().tearDown()
         time.sleep(FIRST + 0.5)  # every silent connection of this test is gone
 
     def connect(self, src='127.0.0.1'):
@@ -174,14 +171,7 @@ class PolicydSlotsTest(labcase.PolicydCase):
         req = ('request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.7\n'
                'sender=a@remote.example\nrecipient=b@%s\ninstance=%s\n\n'
                % (DOMAIN, uuid.uuid4().hex[:8]))
-        c.sendall(req.encode())
-        buf = b''
-        while not buf.endswith(b'\n\n'):
-            chunk = c.recv(4096)
-            if not chunk:
-                raise AssertionError('policyd closed the connection')
-            buf += chunk
-        return buf.decode().strip()
+        return labcase.policy_answer(c, req.encode())
 
     def test_silent_connection_closed_after_first_request_timeout(self):
         t0 = time.monotonic()

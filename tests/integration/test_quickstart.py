@@ -11,8 +11,6 @@ Tests run in name order (test_1_ ... test_5_), each on the host the one before l
 
 import http.client
 import imaplib
-import importlib.machinery
-import importlib.util
 import json
 import os
 import shlex
@@ -31,16 +29,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 QUICKSTART = os.path.join(TOP, 'scripts', 'quickstart')
 
 
-def load_quickstart():
-    """load_quickstart - scripts/quickstart as a module (it has no .py name)."""
-    loader = importlib.machinery.SourceFileLoader('mw_quickstart', QUICKSTART)
-    spec = importlib.util.spec_from_loader('mw_quickstart', loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-qs_mod = load_quickstart()
+qs_mod = lab_mod.load_quickstart()
 
 
 class QuickstartSurvives(unittest.TestCase):

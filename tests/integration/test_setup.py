@@ -26,9 +26,7 @@ class SetupTest(labcase.LabCase):
     def start_lab(cls):
         cls.store = cls.lab.store()
         cls.dns = cls.lab.dns(zones={'example.org': []})
-        cls.tmp = os.path.join(cls.lab.root, 'setup-test')
-        os.makedirs(cls.tmp)
-        os.chmod(cls.tmp, 0o755)
+        cls.tmp = cls.lab_dir('setup-test')
         cls.sockdir = os.path.join(cls.tmp, 'spool', 'mailwarden')
         os.makedirs(cls.sockdir)
         cls.milter_path = os.path.join(cls.sockdir, 'milter.sock')

@@ -24,7 +24,7 @@ import uuid
 
 import labcase
 import mailwarden_lab as lab_mod
-from test_milter_spam import trained_message
+from test_milter_spam import learn_global, write_trained
 
 DOMAIN = lab_mod.DOMAIN
 GARDEN = ['tulip', 'compost', 'seedling', 'mulch', 'perennial', 'trellis', 'greenhouse',
@@ -55,21 +55,13 @@ class SpamPerUserTest(labcase.MilterCase):
         cls.store = cls.lab.store(extra_config=CLASSIFIER % 'yes')
         rng = random.Random(11)
         train = os.path.join(cls.lab.root, 'train')
-        for label in ('spam', 'ham'):
-            os.makedirs(os.path.join(train, label))
-            for i in range(40):
-                with open(os.path.join(train, label, '%d.eml' % i), 'w') as f:
-                    f.write(trained_message(rng, label == 'spam', i))
-            cls.store.ctl('learn', label, os.path.join(train, label))
+        learn_global(cls.store, rng, train)
         opts = lab_mod.mailwarden_plugin_options(cls.store)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
         cls.milter_base = ('dns_servers = %s\ndns_timeout = 2s\nlocal_domains = %s\n'
                            'dkim_sign = no\ntrusted_networks = 127.0.0.0/8\n'
                            '[spam]\nenable = yes\n' % (cls.dns.server, DOMAIN))
-        cls.milter = cls.lab.milter(cls.store, config=cls.milter_base + CLASSIFIER % 'yes')
-        cls.postfix = cls.lab.postfix(cls.dovecot, milters=[cls.milter.postfix_spec],
-                                      extra_main={
-                                          'smtpd_authorized_xclient_hosts': '127.0.0.0/8'})
+        cls.start_mail_path(xclient=True, config=cls.milter_base + CLASSIFIER % 'yes')
         tag = uuid.uuid4().hex[:6]
         cls.user_a = 'gardena%s@%s' % (tag, DOMAIN)
         cls.user_b = 'gardenb%s@%s' % (tag, DOMAIN)
@@ -83,11 +75,8 @@ class SpamPerUserTest(labcase.MilterCase):
         """train_users - A: the pattern is spam (IMAP MOVE into Junk), B: ham ($NotJunk);
         each gets 6 messages of the other class through mailwardenctl learn --user."""
         for user, label in ((cls.user_a, 'ham'), (cls.user_b, 'spam')):
-            d = os.path.join(train, 'fill-%s' % user.split('@')[0])
-            os.makedirs(d)
-            for i in range(6):
-                with open(os.path.join(d, '%d.eml' % i), 'w') as f:
-                    f.write(trained_message(rng, label == 'spam', 500 + i))
+            d = write_trained(rng, os.path.join(train, 'fill-%s' % user.split('@')[0]),
+                              label == 'spam', 6, 500)
             out = cls.store.ctl('learn', label, '--user', user, d).stdout
             assert "into the user's model" in out, out
         for user, pw, junk in ((cls.user_a, cls.pw_a, True), (cls.user_b, cls.pw_b, False)):
