@@ -394,8 +394,10 @@ static void worker_run(void *arg)
 		conf.idle_workers = m->idle_workers;
 	}
 	ctx->store = open_store(ctx->cfg);
+	ctx->authcache = api_authcache_new();
 	if (api_fcgi_serve(&conf, &err) < 0)
 		mw_error_log("FastCGI: %s", err.msg);
+	api_authcache_free(&ctx->authcache);
 	mw_store_close(&ctx->store);
 }
 
