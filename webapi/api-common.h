@@ -125,6 +125,9 @@ int api_route_match(const struct api_route *routes, size_t n, struct api_request
 const char *api_status_text(int status);
 /* The CGI head (Status line, headers, blank line) of res; cors_origin: the configured
    origin or "" (its headers are added only when it equals req_origin). */
+/* api_json_render - append v as json_dumps(v, JSON_COMPACT) would write it; -1 (out
+   unchanged) for what jansson would not dump either */
+int api_json_render(mw_str *out, const json_t *v);
 void api_render_head(mw_str *out, const struct api_response *res, const char *cors_origin,
                      const char *req_origin);
 void api_request_free(struct api_request *req);
