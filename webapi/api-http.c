@@ -272,11 +272,19 @@ static int json_string_out(mw_str *out, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i, from = 0;
+	bool plain = true, ascii = true;
 	int ret = 0;
-	if (!mw_utf8_valid(s, len, NULL))
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x80)
+			ascii = false;
+		else if (c < 0x20 || c == '"' || c == '\\')
+			plain = false;
+	}
+	if (!ascii && !mw_utf8_valid(s, len, NULL))
 		return -1;
 	ret |= mw_str_appendc(out, '"');
-	for (i = 0; i < len; i++) {
+	for (i = plain ? len : 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
 		size_t n = 2;
