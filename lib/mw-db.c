@@ -18,8 +18,9 @@
  *
  * Public: mw_db_open, mw_db_close, mw_db_dialect, mw_db_driver_name, mw_db_run, mw_db_one,
  * mw_db_change, mw_db_int_one, mw_db_begin, mw_db_end, mw_db_in_transaction, mw_db_migrate,
- * mw_db_schema_version, mw_db_latest_schema_version, mw_db_data_version(_local), the row accessors
- * mw_db_is_null/_int/ _text/_blob/_double/_text_dup; mw_db_cache_clear (drivers only).
+ * mw_db_schema_version, mw_db_latest_schema_version, mw_db_data_version(_local), the row
+ * accessors mw_db_is_null/_int/_text/_blob/_double/_text_dup; mw_db_cache_clear (drivers
+ * only).
  *
  * Diagnostics: through error_r, naming the query's `what`; never a bound value.
  */

@@ -10,8 +10,8 @@
  *
  * Public: mw_store_open, mw_store_close, mw_store_migrate, mw_store_schema_version,
  * mw_store_latest_schema_version, mw_store_check_schema, mw_store_data_version(_local),
- * mw_store_backend_name,
- * mw_store_username_normalize, mw_user_status_name/_parse, mw_user_role_name/_parse.
+ * mw_store_backend_name, mw_store_username_normalize, mw_user_status_name/_parse,
+ * mw_user_role_name/_parse.
  * Shared with lib/store/ (mw-store-private.h): mw_store_check_text,
  * mw_store_username_check, mw_store_hex_check, mw_store_text_copy, mw_store_text_or_null,
  * mw_store_rows_cb, mw_store_read_ints.
