@@ -65,6 +65,10 @@ struct mw_db_driver {
 	/* may be NULL: true when the database does not exist yet (a SQLite file that
 	   mw_db_migrate will create), so mw_db_schema_version reports 0 without creating it */
 	bool (*absent)(mw_db *db);
+	/* may be NULL (the driver cannot tell): a number that differs between two calls when
+	   another connection committed a change in between (SQLite: PRAGMA data_version). The
+	   driver adds its own connection's changes to db->changes itself (mw_db_data_version). */
+	int (*data_version)(mw_db *db, int64_t *raw_r, mw_error *error_r);
 };
 
 struct mw_db_cache_entry {
@@ -78,6 +82,11 @@ struct mw_db {
 	bool in_tx;
 	struct mw_db_cache_entry *cache; /* open addressing on the query's address */
 	size_t cache_size, cache_used;
+	/* mw_db_data_version: changes seen (the driver adds one per statement of its own that
+	   can write); the driver's last data_version value */
+	uint64_t changes;
+	int64_t data_version_raw;
+	bool data_version_known;
 };
 
 extern const struct mw_db_driver mw_db_driver_sqlite;

@@ -39,7 +39,7 @@ struct sqlite_conn {
 	sqlite3 *db; /* NULL until the file exists (mw_db_migrate creates it) */
 	char *path;
 	unsigned busy_timeout_ms;
-	sqlite3_stmt *begin, *commit, *rollback;
+	sqlite3_stmt *begin, *commit, *rollback, *data_version;
 };
 
 /* conn_of - the driver state of a connection */
@@ -224,6 +224,7 @@ static void sq_close(mw_db *db)
 	sqlite3_finalize(c->begin);
 	sqlite3_finalize(c->commit);
 	sqlite3_finalize(c->rollback);
+	sqlite3_finalize(c->data_version);
 	sqlite3_close_v2(c->db);
 	free(c->path);
 	free(c);
@@ -302,6 +303,8 @@ static int sq_exec(mw_db *db, void *stmt, const char *what, const struct mw_db_a
 	struct mw_db_row row = {&mw_db_driver_sqlite, st};
 	uint64_t rows = 0;
 	int rc = bind_args(st, args, nargs), ret = MW_STORE_OK;
+	if (!sqlite3_stmt_readonly(st))
+		db->changes++; /* mw_db_data_version: our own change, seen before it is made */
 	if (rc == SQLITE_RANGE) {
 		mw_error_set(error_r, "%s: %zu arguments for %d parameters", what, nargs,
 		             sqlite3_bind_parameter_count(st));
@@ -334,6 +337,7 @@ static int sq_exec_script(mw_db *db, const char *what, const char *sql, mw_error
 	int rc;
 	if (connect_db(c, false, error_r) != 0)
 		return MW_STORE_ERROR;
+	db->changes++; /* a script can change anything (mw_db_data_version) */
 	rc = sqlite3_exec(c->db, sql, NULL, NULL, &errmsg);
 	if (rc != SQLITE_OK) {
 		if ((rc & 0xff) == SQLITE_BUSY) {
@@ -392,6 +396,29 @@ static void sq_rollback(mw_db *db)
 	struct sqlite_conn *c = conn_of(db);
 	if (c->db != NULL && !sqlite3_get_autocommit(c->db))
 		(void)step_own(c, &c->rollback, "ROLLBACK", "rollback", NULL);
+}
+
+/* sq_data_version - PRAGMA data_version: moves when another connection committed */
+static int sq_data_version(mw_db *db, int64_t *raw_r, mw_error *error_r)
+{
+	struct sqlite_conn *c = conn_of(db);
+	int rc;
+	*raw_r = 0;
+	if (connect_db(c, false, error_r) != 0)
+		return MW_STORE_ERROR;
+	if (c->data_version == NULL) {
+		rc = sqlite3_prepare_v3(c->db, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT,
+		                        &c->data_version, NULL);
+		if (rc != SQLITE_OK)
+			return db_fail(c, rc, "reading the data version", error_r);
+	}
+	rc = sqlite3_step(c->data_version);
+	if (rc == SQLITE_ROW)
+		*raw_r = sqlite3_column_int64(c->data_version, 0);
+	(void)sqlite3_reset(c->data_version);
+	if (rc != SQLITE_ROW)
+		return db_fail(c, rc, "reading the data version", error_r);
+	return MW_STORE_OK;
 }
 
 /* sq_migrate_prepare - before the first migration: create the file and connect (the
@@ -464,4 +491,5 @@ const struct mw_db_driver mw_db_driver_sqlite = {
     .migrations_count = &mw_sqlite_migrations_count,
     .get_double = sq_get_double,
     .absent = sq_absent,
+    .data_version = sq_data_version,
 };

@@ -18,8 +18,9 @@
  *
  * Public: mw_db_open, mw_db_close, mw_db_dialect, mw_db_driver_name, mw_db_run, mw_db_one,
  * mw_db_change, mw_db_int_one, mw_db_begin, mw_db_end, mw_db_in_transaction, mw_db_migrate,
- * mw_db_schema_version, mw_db_latest_schema_version, the row accessors mw_db_is_null/_int/
- * _text/_blob/_double/_text_dup; mw_db_cache_clear (drivers only).
+ * mw_db_schema_version, mw_db_latest_schema_version, mw_db_data_version(_local), the row
+ * accessors mw_db_is_null/_int/_text/_blob/_double/_text_dup; mw_db_cache_clear (drivers
+ * only).
  *
  * Diagnostics: through error_r, naming the query's `what`; never a bound value.
  */
@@ -256,6 +257,34 @@ int mw_db_int_one(mw_db *db, const struct mw_db_query *q, const struct mw_db_arg
 {
 	*value_r = 0;
 	return mw_db_one(db, q, args, nargs, read_int0, value_r, error_r);
+}
+
+/* mw_db_data_version - the changes seen, asking the driver whether others committed */
+int mw_db_data_version(mw_db *db, uint64_t *version_r, mw_error *error_r)
+{
+	int64_t raw = 0;
+	int ret;
+	*version_r = 0;
+	if (db->driver->data_version == NULL) {
+		mw_error_set(error_r, "the %s driver cannot tell whether the database changed",
+		             db->driver->name);
+		return MW_STORE_NOTFOUND;
+	}
+	ret = db->driver->data_version(db, &raw, error_r);
+	if (ret != MW_STORE_OK)
+		return ret;
+	if (!db->data_version_known || raw != db->data_version_raw)
+		db->changes++;
+	db->data_version_known = true;
+	db->data_version_raw = raw;
+	*version_r = db->changes;
+	return MW_STORE_OK;
+}
+
+/* mw_db_data_version_local - the changes seen, without asking the database */
+uint64_t mw_db_data_version_local(const mw_db *db)
+{
+	return db->changes;
 }
 
 /* ---- rows ---- */

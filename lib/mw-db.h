@@ -106,6 +106,20 @@ int mw_db_begin(mw_db *db, mw_error *error_r);
 int mw_db_end(mw_db *db, int ret, mw_error *error_r);
 bool mw_db_in_transaction(const mw_db *db);
 
+/* mw_db_data_version - a counter of the changes this connection has seen: it moves when
+   another connection (of any process) committed a change since the previous call, and with
+   every statement of this connection that can change the database (counted before it runs,
+   whether it succeeds or not). Two calls giving the same value mean nothing in the database
+   changed in between, so what was read after the first is still what the store holds at the
+   second: the freshness check of a per-process cache. SQLite: PRAGMA data_version (a read
+   of the WAL index, no table read). MW_STORE_NOTFOUND when the driver cannot tell
+   (PostgreSQL): the caller then reads the store. */
+int mw_db_data_version(mw_db *db, uint64_t *version_r, mw_error *error_r);
+/* mw_db_data_version_local - the counter as of the last mw_db_data_version plus this
+   connection's own changes since, without asking the database (a later read within the same
+   request) */
+uint64_t mw_db_data_version_local(const mw_db *db);
+
 /* Numbered migrations of the connection's dialect (lib/sql/DIALECT/NNN_name.sql), each
    applied in its own transaction together with the schema_version row, serialised between
    processes (SQLite's write lock, a PostgreSQL advisory lock). Creates the SQLite file

@@ -9,8 +9,9 @@
  * keys.c (DKIM keys), audit.c, training.c (training events, the spam classifier).
  *
  * Public: mw_store_open, mw_store_close, mw_store_migrate, mw_store_schema_version,
- * mw_store_latest_schema_version, mw_store_check_schema, mw_store_backend_name,
- * mw_store_username_normalize, mw_user_status_name/_parse, mw_user_role_name/_parse.
+ * mw_store_latest_schema_version, mw_store_check_schema, mw_store_data_version(_local),
+ * mw_store_backend_name, mw_store_username_normalize, mw_user_status_name/_parse,
+ * mw_user_role_name/_parse.
  * Shared with lib/store/ (mw-store-private.h): mw_store_check_text,
  * mw_store_username_check, mw_store_hex_check, mw_store_text_copy, mw_store_text_or_null,
  * mw_store_rows_cb, mw_store_read_ints.
@@ -184,6 +185,18 @@ int mw_store_check_schema(mw_store *store, mw_error *error_r)
 		return -1;
 	}
 	return 0;
+}
+
+/* mw_store_data_version - the changes this handle has seen (mw_db_data_version) */
+int mw_store_data_version(mw_store *store, uint64_t *version_r, mw_error *error_r)
+{
+	return mw_db_data_version(store->db, version_r, error_r);
+}
+
+/* mw_store_data_version_local - the same, without asking the database */
+uint64_t mw_store_data_version_local(const mw_store *store)
+{
+	return mw_db_data_version_local(store->db);
 }
 
 /* mw_store_backend_name - "sqlite" or "postgresql" */

@@ -73,6 +73,14 @@ int mw_store_migrate(mw_store *store, mw_error *error_r);
    refuses a store newer than the code and one that still needs migrating. */
 int mw_store_schema_version(mw_store *store, int *version_r, mw_error *error_r);
 int mw_store_latest_schema_version(void);
+/* mw_store_data_version - a counter that moves whenever the store may have changed since
+   the previous call on this store handle (a commit by any process, or a change made through
+   this handle): equal values mean what was read in between is still current (mw-db.h,
+   mw_db_data_version). MW_STORE_NOTFOUND when the backend cannot tell (PostgreSQL): read
+   the store. _local: the same counter without asking the database (this handle's own
+   changes since the last call only). */
+int mw_store_data_version(mw_store *store, uint64_t *version_r, mw_error *error_r);
+uint64_t mw_store_data_version_local(const mw_store *store);
 int mw_store_check_schema(mw_store *store, mw_error *error_r);
 /* "sqlite" or "postgresql" */
 const char *mw_store_backend_name(const mw_store *store);

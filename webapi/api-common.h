@@ -60,6 +60,9 @@ struct api_request {
 	bool authed;
 	struct mw_user user;
 	struct mw_session session;
+	/* the store's data version api_authenticate read first (api-authcache.c) */
+	bool version_known;
+	uint64_t version;
 	char actor[MW_USERNAME_MAX + 8]; /* "api:USERNAME" or "api:-" */
 	const char *route;               /* the matched route's pattern (metrics), NULL = none */
 };
@@ -90,6 +93,7 @@ struct api_ctx {
 	struct mw_forms *forms;                /* [forms] (api-forms.c) */
 	bool form_key_set;                     /* form_key derived (once per worker) */
 	mw_form_key form_key;
+	struct api_authcache *authcache; /* the worker's (api-authcache.c); NULL = none */
 };
 
 typedef void api_handler_fn(struct api_ctx *ctx, struct api_request *req, struct api_response *res);
@@ -121,6 +125,9 @@ int api_route_match(const struct api_route *routes, size_t n, struct api_request
 const char *api_status_text(int status);
 /* The CGI head (Status line, headers, blank line) of res; cors_origin: the configured
    origin or "" (its headers are added only when it equals req_origin). */
+/* api_json_render - append v as json_dumps(v, JSON_COMPACT) would write it; -1 (out
+   unchanged) for what jansson would not dump either */
+int api_json_render(mw_str *out, const json_t *v);
 void api_render_head(mw_str *out, const struct api_response *res, const char *cors_origin,
                      const char *req_origin);
 void api_request_free(struct api_request *req);
@@ -201,6 +208,19 @@ int api_target_user(struct api_ctx *ctx, struct api_request *req, struct api_res
 int api_protocols_parse(struct api_response *res, json_t *arr, const char *field, bool allow_empty,
                         char out[MW_PROTOCOLS_MAX + 1]);
 json_t *api_protocols_json(const char *protocols);
+
+/* api-authcache.c: a worker's cache of an authenticated request's rows, fresh only at the
+   store data version they were read at */
+struct api_authcache *api_authcache_new(void);
+void api_authcache_free(struct api_authcache **c);
+bool api_authcache_get(struct api_authcache *c, uint64_t version, const char *hash,
+                       struct mw_session *session_r, struct mw_user *user_r);
+void api_authcache_put(struct api_authcache *c, uint64_t version, const struct mw_session *se,
+                       const struct mw_user *user);
+bool api_authcache_user_extra_get(struct api_authcache *c, uint64_t version, const char *hash,
+                                  char ***patterns_r, char protocols[MW_PROTOCOLS_MAX + 1]);
+void api_authcache_user_extra_put(struct api_authcache *c, uint64_t version, const char *hash,
+                                  char *const *patterns, const char *protocols);
 
 /* api-sessions.c */
 int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_response *res);

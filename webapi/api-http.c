@@ -8,7 +8,8 @@
  * length. Nothing over a limit is truncated: it is refused.
  *
  * Public: api_path_split, api_query_parse, api_query_get, api_content_type_is_json,
- * api_route_match, api_status_text, api_render_head, api_request_free, api_error, api_ok,
+ * api_route_match, api_status_text, api_render_head, api_json_render, api_request_free,
+ * api_error, api_ok,
  * api_fields_check, api_field_string, api_query_int, api_query_check.
  *
  * Diagnostics: parse failures come back through error_r (the caller answers 400); the
@@ -262,6 +263,150 @@ const char *api_status_text(int status)
 	default:
 		return "Internal Server Error";
 	}
+}
+
+/* json_string_out - a JSON string as jansson writes it (JSON_COMPACT, no ensure-ASCII, no
+   escaped '/'): '"', '\\' and control characters escaped, the rest as is; -1 for invalid
+   UTF-8 (jansson refuses to dump it too) */
+static int json_string_out(mw_str *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, from = 0;
+	bool plain = true, ascii = true;
+	int ret = 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x80)
+			ascii = false;
+		else if (c < 0x20 || c == '"' || c == '\\')
+			plain = false;
+	}
+	if (!ascii && !mw_utf8_valid(s, len, NULL))
+		return -1;
+	ret |= mw_str_appendc(out, '"');
+	for (i = plain ? len : 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
+		size_t n = 2;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[1] = (char)c;
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+		}
+		ret |= mw_str_append(out, s + from, i - from);
+		ret |= mw_str_append(out, esc, n);
+		from = i + 1;
+	}
+	ret |= mw_str_append(out, s + from, len - from);
+	ret |= mw_str_appendc(out, '"');
+	return ret < 0 ? -1 : 0;
+}
+
+/* json_value_out - one value, recursively (depth-bounded like jansson's dump) */
+static int json_value_out(mw_str *out, const json_t *v, unsigned depth)
+{
+	char digits[24], *p = digits + sizeof(digits);
+	void *iter;
+	json_t *item;
+	size_t i;
+	int ret = 0;
+	bool first = true;
+	if (depth > 2048)
+		return -1;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		ret |= mw_str_appendc(out, '{');
+		for (iter = json_object_iter((json_t *)v); iter != NULL;
+		     iter = json_object_iter_next((json_t *)v, iter)) {
+			item = json_object_iter_value(iter);
+			if (!first)
+				ret |= mw_str_appendc(out, ',');
+			first = false;
+			if (json_string_out(out, json_object_iter_key(iter),
+			                    json_object_iter_key_len(iter)) < 0 ||
+			    mw_str_appendc(out, ':') < 0 ||
+			    json_value_out(out, item, depth + 1) < 0)
+				return -1;
+		}
+		ret |= mw_str_appendc(out, '}');
+		break;
+	case JSON_ARRAY:
+		ret |= mw_str_appendc(out, '[');
+		json_array_foreach(v, i, item)
+		{
+			if ((i > 0 && mw_str_appendc(out, ',') < 0) ||
+			    json_value_out(out, item, depth + 1) < 0)
+				return -1;
+		}
+		ret |= mw_str_appendc(out, ']');
+		break;
+	case JSON_STRING:
+		return json_string_out(out, json_string_value(v), json_string_length(v));
+	case JSON_INTEGER: {
+		json_int_t n = json_integer_value(v);
+		unsigned long long u = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+		do {
+			*--p = (char)('0' + u % 10);
+			u /= 10;
+		} while (u != 0);
+		if (n < 0)
+			*--p = '-';
+		return mw_str_append(out, p, (size_t)(digits + sizeof(digits) - p));
+	}
+	case JSON_TRUE:
+		return mw_str_appends(out, "true");
+	case JSON_FALSE:
+		return mw_str_appends(out, "false");
+	case JSON_NULL:
+		return mw_str_appends(out, "null");
+	default: { /* a real: jansson's own formatting */
+		char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (text == NULL)
+			return -1;
+		ret = mw_str_appends(out, text);
+		free(text);
+	}
+	}
+	return ret < 0 ? -1 : 0;
+}
+
+/* api_json_render - append v as compact JSON, byte for byte what json_dumps(v,
+   JSON_COMPACT) gives, without its per-container loop check (an answer is a tree built by
+   the handler) and its intermediate copies; on failure out is left as it was and -1 */
+int api_json_render(mw_str *out, const json_t *v)
+{
+	size_t mark = out->len;
+	if (json_value_out(out, v, 0) < 0) {
+		if (out->buf != NULL) {
+			mw_memzero(out->buf + mark, out->len - mark);
+			out->len = mark;
+		}
+		return -1;
+	}
+	return 0;
 }
 
 /* api_render_head - the CGI head: status, security headers, optional CORS */

@@ -270,7 +270,7 @@ static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 	struct api_response res;
 	long long len, max = mw_config_int(ctx->cfg, MWK_API_MAX_BODY);
 	const char *content_length;
-	char *text = NULL, safe[256], status[16];
+	char safe[256], status[16];
 	memset(&req, 0, sizeof(req));
 	memset(&res, 0, sizeof(res));
 	take_params(r, &req, &content_length);
@@ -316,13 +316,9 @@ static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 		mw_memzero(res.raw, res.raw_len); /* a profile may hold an app password */
 		free(res.raw);
 	} else if (res.body != NULL) {
-		text = json_dumps(res.body, JSON_COMPACT);
-		if (text != NULL) {
-			(void)mw_str_appends(out, text);
+		/* straight into the answer (api-fcgi.c wipes it once sent): no copy to wipe */
+		if (api_json_render(out, res.body) == 0)
 			(void)mw_str_appendc(out, '\n');
-			mw_memzero(text, strlen(text));
-			free(text);
-		}
 		json_decref(res.body);
 	}
 	mw_metrics_inc(MWM_API_REQUESTS, method_label(req.method), req.route ? req.route : "none",
@@ -394,8 +390,10 @@ static void worker_run(void *arg)
 		conf.idle_workers = m->idle_workers;
 	}
 	ctx->store = open_store(ctx->cfg);
+	ctx->authcache = api_authcache_new();
 	if (api_fcgi_serve(&conf, &err) < 0)
 		mw_error_log("FastCGI: %s", err.msg);
+	api_authcache_free(&ctx->authcache);
 	mw_store_close(&ctx->store);
 }
 

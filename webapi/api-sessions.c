@@ -20,6 +20,9 @@
  * so the answer, its timing and the delays do not tell whether the account exists. An
  * account locked at the ceiling (login_account_lock = yes) gets the wrong-password answer.
  *
+ * A worker keeps the rows it read for a session (api-authcache.c) and uses them again only
+ * while the store's data version has not moved: the checks above still run on every request.
+ *
  * Public: api_authenticate, api_session_create,
  * api_session_refresh, api_session_delete_current, api_session_list, api_session_delete,
  * api_user_sessions_delete.
@@ -81,6 +84,7 @@ int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_re
 	char hash[MW_TOKEN_HASH_HEX + 1];
 	int64_t now = mw_now();
 	mw_error err = {{0}};
+	bool hit;
 	int ret;
 	if (auth == NULL || mw_ascii_strncasecmp(auth, "Bearer ", 7) != 0) {
 		api_error(res, 401, "unauthenticated",
@@ -94,12 +98,23 @@ int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_re
 		return -1;
 	}
 	token_hash_hex(token, hash);
-	ret = mw_store_session_get(ctx->store, hash, &req->session, &err);
-	if (ret == MW_STORE_ERROR) {
-		api_store_error(res, "reading a session", &err);
-		return -1;
+	/* the worker's cache (api-authcache.c) serves the rows only at the data version they
+	   were read at; a store that cannot tell is read every time */
+	req->version_known = mw_store_data_version(ctx->store, &req->version, NULL) == MW_STORE_OK;
+	hit = req->version_known &&
+	      api_authcache_get(ctx->authcache, req->version, hash, &req->session, &req->user);
+	if (!hit) {
+		ret = mw_store_session_get(ctx->store, hash, &req->session, &err);
+		if (ret == MW_STORE_ERROR) {
+			api_store_error(res, "reading a session", &err);
+			return -1;
+		}
+		if (ret != MW_STORE_OK) {
+			api_error(res, 401, "invalid_session", "the session token is not valid");
+			return -1;
+		}
 	}
-	if (ret != MW_STORE_OK || req->session.revoked_at != 0) {
+	if (req->session.revoked_at != 0) {
 		api_error(res, 401, "invalid_session", "the session token is not valid");
 		return -1;
 	}
@@ -108,10 +123,15 @@ int api_authenticate(struct api_ctx *ctx, struct api_request *req, struct api_re
 		api_error(res, 401, "session_expired", "the session has expired");
 		return -1;
 	}
-	ret = mw_store_user_get_by_id(ctx->store, req->session.user_id, &req->user, &err);
-	if (ret == MW_STORE_ERROR) {
-		api_store_error(res, "reading a user", &err);
-		return -1;
+	ret = MW_STORE_OK;
+	if (!hit) {
+		ret = mw_store_user_get_by_id(ctx->store, req->session.user_id, &req->user, &err);
+		if (ret == MW_STORE_ERROR) {
+			api_store_error(res, "reading a user", &err);
+			return -1;
+		}
+		if (ret == MW_STORE_OK && req->user.status == MW_USER_ACTIVE && req->version_known)
+			api_authcache_put(ctx->authcache, req->version, &req->session, &req->user);
 	}
 	if (ret != MW_STORE_OK || req->user.status != MW_USER_ACTIVE) {
 		(void)mw_store_session_revoke(ctx->store, hash, NULL);

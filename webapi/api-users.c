@@ -299,14 +299,28 @@ void api_user_get(struct api_ctx *ctx, struct api_request *req, struct api_respo
 	char **patterns = NULL, protocols[MW_PROTOCOLS_MAX + 1];
 	struct mw_user user;
 	mw_error err = {{0}};
+	bool self, fresh;
 	if (api_target_user(ctx, req, res, name, &user, false) < 0)
 		return;
-	if (mw_store_allowed_from_list(ctx->store, name, &patterns, NULL, &err) != MW_STORE_OK ||
-	    mw_store_user_main_protocols_get(ctx->store, name, protocols, &err) != MW_STORE_OK) {
+	/* the caller's own rows may come from the worker's cache (api-authcache.c) while the
+	   store's data version is the one api_authenticate read and nothing changed since */
+	self = req->authed && user.id == req->user.id;
+	fresh =
+	    self && req->version_known && mw_store_data_version_local(ctx->store) == req->version;
+	if (fresh && api_authcache_user_extra_get(ctx->authcache, req->version,
+	                                          req->session.token_hash, &patterns, protocols)) {
+		/* served from the cache */
+	} else if (mw_store_allowed_from_list(ctx->store, name, &patterns, NULL, &err) !=
+	               MW_STORE_OK ||
+	           mw_store_user_main_protocols_get(ctx->store, name, protocols, &err) !=
+	               MW_STORE_OK) {
 		mw_store_strv_free(patterns);
 		mw_user_clear(&user);
 		api_store_error(res, "listing patterns", &err);
 		return;
+	} else if (fresh && mw_store_data_version_local(ctx->store) == req->version) {
+		api_authcache_user_extra_put(ctx->authcache, req->version, req->session.token_hash,
+		                             patterns, protocols);
 	}
 	api_ok(res, 200, user_json(&user, patterns));
 	/* 2FA (api-totp.c, api-apppw.c): where the main password works now; with TOTP on that

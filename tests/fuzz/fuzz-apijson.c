@@ -3,7 +3,7 @@
  * webapi/api-policies.c webapi/api-tagrules.c webapi/api-dkim.c webapi/api-authpolicy.c
  * webapi/api-guard.c webapi/api-net.c webapi/api-cookie.c webapi/api-qr.c webapi/api-dns.c
  * webapi/api-discovery.c webapi/api-dmarc-reports.c
- * webapi/api-forms.c */
+ * webapi/api-forms.c webapi/api-authcache.c */
 /* FUZZ_PKGS: jansson liboath libqrencode */
 /* FUZZ_LDFLAGS: -Wl,--wrap=mw_dkim_generate_rsa */
 /*

@@ -265,13 +265,81 @@ static void test_client_net(void **state)
 	}
 }
 
+/* test_json_render - api_json_render writes what json_dumps(JSON_COMPACT) writes, byte for
+   byte, for what answers hold (and more); what jansson will not dump, it refuses too */
+static void test_json_render(void **state)
+{
+	static const char *const texts[] = {
+	    "{}",
+	    "[]",
+	    "{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"e\"}}",
+	    "{\"username\":\"b\u00e9nch@example.org\",\"n\":-9223372036854775808,"
+	    "\"m\":9223372036854775807,\"z\":0,\"r\":1.5,\"e\":1e300,\"f\":-0.0}",
+	    "[\"quote \\\" back \\\\ slash / tab \\t nl \\n cr \\r bs \\b ff \\f\"]",
+	    "[\"\\u0001\\u001f\\u007f\\u0000 nul\", \"\u20ac \\ud83d\\ude00 \u00ff\", \"\"]",
+	    "{\"z\":1,\"a\":2,\"m\":{\"y\":[],\"b\":{}}}",
+	    "[[[[[[1]]]]],{\"\":\"\"}]",
+	    "\"a bare string\"",
+	    "42",
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(texts); i++) {
+		json_error_t jerr;
+		json_t *v = json_loads(texts[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+		char *want;
+		mw_str out;
+		if (v == NULL)
+			fail_msg("case %zu: %s", i, jerr.text);
+		want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		assert_non_null(want);
+		mw_str_init(&out, 0);
+		(void)mw_str_appends(&out, "head ");
+		assert_int_equal(api_json_render(&out, v), 0);
+		if (strcmp(mw_str_c(&out) + 5, want) != 0)
+			fail_msg("case %zu: %s, json_dumps %s", i, mw_str_c(&out) + 5, want);
+		free(want);
+		mw_str_free(&out);
+		json_decref(v);
+	}
+	/* a key with a NUL in it */
+	{
+		json_t *o = json_object();
+		char *want;
+		mw_str out;
+		json_object_setn_new(o, "k\0ey", 4, json_string("v"));
+		want = json_dumps(o, JSON_COMPACT);
+		mw_str_init(&out, 0);
+		assert_int_equal(api_json_render(&out, o), 0);
+		assert_non_null(want);
+		assert_int_equal(out.len, strlen(want));
+		assert_memory_equal(out.buf, want, out.len);
+		free(want);
+		mw_str_free(&out);
+		json_decref(o);
+	}
+	/* invalid UTF-8 (only through _nocheck): jansson dumps nothing, neither does the
+	   renderer, and out keeps what it had */
+	{
+		json_t *o = json_pack("{s:o}", "a", json_stringn_nocheck("\xff\xfe", 2));
+		mw_str out;
+		assert_null(json_dumps(o, JSON_COMPACT));
+		mw_str_init(&out, 0);
+		(void)mw_str_appends(&out, "head");
+		assert_int_equal(api_json_render(&out, o), -1);
+		assert_string_equal(mw_str_c(&out), "head");
+		mw_str_free(&out);
+		json_decref(o);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_path_split),   cmocka_unit_test(test_query),
 	    cmocka_unit_test(test_content_type), cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_head),         cmocka_unit_test(test_fields),
-	    cmocka_unit_test(test_client_net),
+	    cmocka_unit_test(test_client_net),   cmocka_unit_test(test_json_render),
 	};
 	MW_RUN_TESTS(tests);
 }

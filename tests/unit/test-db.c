@@ -369,6 +369,59 @@ static void test_callback_stop(void **state)
 	assert_int_equal(count(f), 6);
 }
 
+/* test_data_version - the counter moves with another connection's commit and with this
+   connection's own changes, and only then; PostgreSQL cannot tell and says so */
+static void test_data_version(void **state)
+{
+	struct fixture *f = *state;
+	static const struct mw_db_query q_all = {"listing test rows",
+	                                         "SELECT id FROM t ORDER BY id", NULL};
+	static const struct mw_db_query q_upd_none = {"changing a test row",
+	                                              "UPDATE t SET i = 0 WHERE id = ?1", NULL};
+	mw_error err = {""};
+	uint64_t v1 = 0, v2 = 0, v3 = 0;
+	mw_db *other;
+
+	if (mw_db_dialect(f->db) == MW_DB_PGSQL) {
+		assert_int_equal(mw_db_data_version(f->db, &v1, &err), MW_STORE_NOTFOUND);
+		assert_non_null(strstr(err.msg, "cannot tell"));
+		return;
+	}
+	other = mw_db_open(f->tdb->url, 5000, &err);
+	assert_non_null(other);
+	assert_int_equal(mw_db_data_version(f->db, &v1, &err), MW_STORE_OK);
+	/* reads (ours and the other connection's) change nothing */
+	assert_int_equal(mw_db_run(f->db, &q_all, MW_DB_NOARGS, NULL, NULL, NULL, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(mw_db_run(other, &q_all, MW_DB_NOARGS, NULL, NULL, NULL, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(mw_db_data_version(f->db, &v2, &err), MW_STORE_OK);
+	assert_int_equal(v1, v2);
+	assert_int_equal(mw_db_data_version_local(f->db), v2);
+	/* another connection's commit (another process's, in the API) */
+	assert_int_equal(mw_db_run(other, &q_insert,
+	                           MW_DB_ARGS(MW_DB_I(1), MW_DB_I(1), MW_DB_T("a"), MW_DB_NUL),
+	                           NULL, NULL, NULL, &err),
+	                 MW_STORE_OK);
+	assert_int_equal(mw_db_data_version(f->db, &v3, &err), MW_STORE_OK);
+	assert_true(v3 != v2);
+	assert_int_equal(mw_db_data_version(f->db, &v2, &err), MW_STORE_OK);
+	assert_int_equal(v3, v2);
+	/* our own change moves it at once, even without asking the database */
+	assert_int_equal(insert(f, 2, MW_DB_I(2), MW_DB_T("b"), MW_DB_NUL, &err), MW_STORE_OK);
+	assert_true(mw_db_data_version_local(f->db) != v2);
+	assert_int_equal(mw_db_data_version(f->db, &v3, &err), MW_STORE_OK);
+	assert_true(v3 != v2);
+	/* an UPDATE that matched no row still counts (the check is before it runs) */
+	assert_int_equal(mw_db_data_version(f->db, &v1, &err), MW_STORE_OK);
+	assert_int_equal(mw_db_change(other, &q_upd_none, MW_DB_ARGS(MW_DB_I(99)), &err),
+	                 MW_STORE_NOTFOUND);
+	assert_int_equal(mw_db_change(f->db, &q_upd_none, MW_DB_ARGS(MW_DB_I(99)), &err),
+	                 MW_STORE_NOTFOUND);
+	assert_true(mw_db_data_version_local(f->db) != v1);
+	mw_db_close(&other);
+}
+
 /* test_migrate_twice - migrating again changes nothing; the version is the latest */
 static void test_migrate_twice(void **state)
 {
@@ -723,6 +776,7 @@ int main(void)
 	    MW_TEST_DB_BOTH(test_transactions, setup, teardown),
 	    MW_TEST_DB_BOTH(test_one_change, setup, teardown),
 	    MW_TEST_DB_BOTH(test_callback_stop, setup, teardown),
+	    MW_TEST_DB_BOTH(test_data_version, setup, teardown),
 	    MW_TEST_DB_BOTH(test_migrate_twice, setup, teardown),
 	    MW_TEST_DB_BOTH(test_migrate_concurrently, NULL, NULL),
 	    {"test_connection_loss [postgresql]", test_connection_loss, setup, teardown,
