@@ -5,7 +5,7 @@
  * default weights; no DNS lists, no SPF/DKIM/DMARC, no client IP or HELO: the corpus has
  * only the messages).
  *
- * Usage: mw-spam-eval [--folds K] [--seed N] [--rate R] [--steps N] [--margin M]
+ * Usage: mw-spam-eval [--folds K] [--seed N] [--rate R] [--ham-rate R] [--steps N] [--margin M]
  *                     [--normalize] [--no-bigrams] TMPDIR LIST
  * LIST: one "spam PATH" or "ham PATH" per line. Methods: robinson, logistic, combined. Folds are
  * stratified (each label shuffled with the seed, dealt round-robin); the training order is shuffled
@@ -215,6 +215,8 @@ int main(int argc, char **argv)
 			seed = (unsigned)atoi(argv[++a]);
 		else if (strcmp(argv[a], "--rate") == 0 && a + 1 < argc)
 			set.rate = atof(argv[++a]);
+		else if (strcmp(argv[a], "--ham-rate") == 0 && a + 1 < argc)
+			set.ham_rate = atof(argv[++a]);
 		else if (strcmp(argv[a], "--steps") == 0 && a + 1 < argc)
 			set.max_steps = (unsigned)atoi(argv[++a]);
 		else if (strcmp(argv[a], "--margin") == 0 && a + 1 < argc)
