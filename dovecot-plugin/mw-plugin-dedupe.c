@@ -7,7 +7,7 @@
  * user would get the message twice.
  *
  * How: a deliver_mail hook (registered after, so called before, the plugin's own decision
- * hook) computes the message's key (lib/mw-dedupe: a digest of the message as Postfix sent
+ * hook) computes the message's key (lib/mw-dedupe: a BLAKE2b digest of the message as Postfix sent
  * it, without lmtp's own lines), and looks it up in the user's record, HOME/mailwarden-dedupe.
  * Found within mailwarden_dedupe_window (default 5d, Postfix's maximal_queue_lifetime; 0
  * turns this off): the hook answers success without saving and logs one info line. Not
@@ -184,6 +184,8 @@ void mw_dedupe_init(void)
 	void *save = dlsym(RTLD_DEFAULT, "mail_deliver_save");
 	if (set == NULL || save == NULL)
 		return;
+	if (sodium_init() < 0) /* picks libsodium's fastest hash code for this CPU */
+		i_warning("mailwarden: sodium_init failed");
 	memcpy(&mw_dedupe_hook_set, &set, sizeof(set));
 	memcpy(&mw_dedupe_save, &save, sizeof(save));
 	mw_dedupe_next = mw_dedupe_hook_set(mw_dedupe_deliver);

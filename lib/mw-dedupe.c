@@ -82,7 +82,7 @@ size_t mw_dedupe_lmtp_prefix(const char *data, size_t len)
 /* mw_dedupe_hash_init - start a key */
 void mw_dedupe_hash_init(struct mw_dedupe_hash *h)
 {
-	crypto_hash_sha256_init(&h->st);
+	crypto_generichash_init(&h->st, NULL, 0, crypto_generichash_BYTES);
 }
 
 /* mw_dedupe_hash_update - add bytes to a key, CR bytes left out */
@@ -94,7 +94,7 @@ void mw_dedupe_hash_update(struct mw_dedupe_hash *h, const char *data, size_t le
 		if (cr == NULL)
 			cr = end;
 		if (cr > p)
-			crypto_hash_sha256_update(&h->st, (const unsigned char *)p,
+			crypto_generichash_update(&h->st, (const unsigned char *)p,
 			                          (size_t)(cr - p));
 		p = cr + 1;
 	}
@@ -104,9 +104,9 @@ void mw_dedupe_hash_update(struct mw_dedupe_hash *h, const char *data, size_t le
 void mw_dedupe_hash_final(struct mw_dedupe_hash *h, char key_r[MW_DEDUPE_KEY_LEN + 1])
 {
 	static const char digits[] = "0123456789abcdef";
-	unsigned char d[crypto_hash_sha256_BYTES];
+	unsigned char d[crypto_generichash_BYTES];
 	size_t i;
-	crypto_hash_sha256_final(&h->st, d);
+	crypto_generichash_final(&h->st, d, sizeof(d));
 	for (i = 0; i < sizeof(d); i++) {
 		key_r[2 * i] = digits[d[i] >> 4];
 		key_r[2 * i + 1] = digits[d[i] & 15];

@@ -7,11 +7,13 @@
  * digest of the message as Postfix sent it and, per user, skips a save whose key it saved
  * within a window (mailwarden_dedupe_window), answering as if it had saved it.
  *
- * Key: SHA-256 (hex) of the message without the header lines lmtp prepends itself (its
- * Return-Path, Delivered-To and "Received: ... with LMTP" trace, which carry its session
- * id and the time, so they differ between two deliveries of one queue file), CR bytes not
- * hashed (a message read back from a maildir has LF line ends where lmtp received CRLF:
- * lmtp hands later recipients of one transaction the first recipient's saved copy).
+ * Key: BLAKE2b-256 in hex (libsodium's crypto_generichash: cryptographic, so no message can
+ * be made to stand for another, and about four times cheaper per byte than its SHA-256) of
+ * the message without the header lines lmtp prepends itself (its Return-Path, Delivered-To
+ * and "Received: ... with LMTP" trace, which carry its session id and the time, so they
+ * differ between two deliveries of one queue file), CR bytes not hashed (a message read
+ * back from a maildir has LF line ends where lmtp received CRLF: lmtp hands later
+ * recipients of one transaction the first recipient's saved copy).
  * Postfix's own Received header (with its queue id) is hashed: two genuine copies of one
  * message (the same Message-ID through two queue files) have different keys.
  *
@@ -39,7 +41,7 @@
 #define MW_DEDUPE_SWEEP_EVERY 3600 /* seconds between two sweeps of one directory */
 
 struct mw_dedupe_hash {
-	crypto_hash_sha256_state st;
+	crypto_generichash_state st; /* BLAKE2b-256 */
 };
 
 /* Bytes at the start of data (the first len bytes of a message, at most
