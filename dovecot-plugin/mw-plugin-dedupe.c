@@ -14,7 +14,7 @@
  * found: the next hooks run (the plugin's decision, Sieve if chained) and, when none of them
  * saved, the hook saves into the default mailbox itself (lib-lda's mail_deliver_save, as
  * lib-lda would), so it knows the save committed (ctx->saved_mail) before it records the
- * key. The record is an fsync'ed file (unless mail_fsync = never), so it survives lmtp,
+ * key. The record's directory is fsync'ed (unless mail_fsync = never), so it survives lmtp,
  * Dovecot and machine restarts.
  *
  * What can go wrong, and which way: a crash between the save's commit and the record, or

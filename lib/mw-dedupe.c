@@ -222,12 +222,11 @@ int mw_dedupe_record(const char *dir, const char *key, time_t now, unsigned wind
 	}
 	if (touch(path, now, &fd, error_r) < 0)
 		return -1;
-	if (sync && fsync(fd) < 0) {
-		mw_error_set(error_r, "dedupe record %s: fsync: %s", path, strerror(errno));
-		ret = -1;
-	}
 	(void)close(fd);
-	if (ret == 0 && sync) {
+	/* one fsync, of the directory: it makes the new name durable, and on a journalling file
+	   system the new inode (with its time) with it; a record lost all the same costs at
+	   most a duplicate */
+	if (sync) {
 		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0 || fsync(dfd) < 0) {
 			mw_error_set(error_r, "dedupe record %s: fsync: %s", dir, strerror(errno));

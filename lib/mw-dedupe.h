@@ -61,8 +61,8 @@ void mw_dedupe_hash_final(struct mw_dedupe_hash *h, char key_r[MW_DEDUPE_KEY_LEN
    not (no record, or an older one), -1: cannot tell (error_r says why). */
 int mw_dedupe_seen(const char *dir, const char *key, time_t now, unsigned window, time_t *saved_r,
                    mw_error *error_r);
-/* Records key as saved at now (dir created 0700 when missing); sync: fsync the directory
-   (and the file) so the record survives a crash of the machine, not only of the process.
+/* Records key as saved at now (dir created 0700 when missing); sync: fsync the directory so
+   the record survives a crash of the machine, not only of the process.
    Sweeps dir when the last sweep is MW_DEDUPE_SWEEP_EVERY old. 0, or -1 on an I/O error. */
 int mw_dedupe_record(const char *dir, const char *key, time_t now, unsigned window, bool sync,
                      mw_error *error_r);
