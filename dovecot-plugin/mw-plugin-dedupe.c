@@ -81,7 +81,8 @@ static int mw_dedupe_key(struct mail *mail, char key_r[MW_DEDUPE_KEY_LEN + 1], c
 	struct mw_dedupe_hash h;
 	struct istream *input;
 	const unsigned char *data;
-	size_t size, skip;
+	unsigned char head[MW_DEDUPE_PREFIX_MAX];
+	size_t size, n = 0, skip;
 	int ret;
 
 	if (mail_get_stream(mail, NULL, NULL, &input) < 0) {
@@ -89,10 +90,17 @@ static int mw_dedupe_key(struct mail *mail, char key_r[MW_DEDUPE_KEY_LEN + 1], c
 		return -1;
 	}
 	mw_dedupe_hash_init(&h);
-	/* lmtp's own lines are at the start: look for them in the first bytes */
-	(void)i_stream_read_bytes(input, &data, &size, MW_DEDUPE_PREFIX_MAX);
-	skip = mw_dedupe_lmtp_prefix((const char *)data, size);
-	i_stream_skip(input, skip);
+	/* lmtp's own lines are at the start: gather the first bytes, however the stream
+	   buffers them (a large message's stream hands them out in smaller pieces) */
+	while (n < sizeof(head) && (ret = i_stream_read_more(input, &data, &size)) > 0) {
+		if (size > sizeof(head) - n)
+			size = sizeof(head) - n;
+		memcpy(head + n, data, size);
+		n += size;
+		i_stream_skip(input, size);
+	}
+	skip = mw_dedupe_lmtp_prefix((const char *)head, n);
+	mw_dedupe_hash_update(&h, (const char *)head + skip, n - skip);
 	while ((ret = i_stream_read_more(input, &data, &size)) > 0) {
 		mw_dedupe_hash_update(&h, (const char *)data, size);
 		i_stream_skip(input, size);

@@ -5,7 +5,9 @@ twice (issue 17: lmtp saved the message, its master was killed and it answered P
 A real Dovecot (LMTP + IMAP, the build's plugin, mailwarden_dedupe_window = 10s): the same
 raw message (with a Postfix Received header carrying the queue id) delivered twice over LMTP
 is answered 250 both times and is in the mailbox once, also after Dovecot's master was
-killed with kill -9 and Dovecot started again, also when it was filed into Junk, and for each
+killed with kill -9 and Dovecot started again, and in the 421 case itself (the master killed
+while lmtp saves a large message: lmtp saves it, answers 421, and the retry after Dovecot's
+restart is not saved again), also when it was filed into Junk, and for each
 of two recipients of one transaction; the same Message-ID through another queue file (another
 Received) is saved twice; a re-delivery after the window is saved; a record that cannot be
 read (cannot tell) saves the message and logs it; a save that failed leaves no record, so the
@@ -194,6 +196,49 @@ class PluginDedupeTest(labcase.LabCase):
         self.dovecot.start()
         self.assertEqual(self.deliver([user], text), [250])
         self.assertEqual(self.count(user, pw, tok), 1)
+
+    def test_master_killed_during_save_421_then_redelivered_once(self):
+        # the 421 itself: Dovecot's master killed while lmtp saves a large message; lmtp
+        # finishes the save and answers 421 (or 250, when its reply got out first). Either
+        # way Postfix's retry must leave one copy.
+        user, pw = self.new_user()
+        self.assertEqual(self.deliver([user], message(uuid.uuid4().hex, '2B3C4D5E6F')), [250])
+        tmp = os.path.join(self.dovecot.maildir(user), 'tmp')
+        replies = []
+        for attempt in range(4):
+            tok = uuid.uuid4().hex
+            text = message(tok, '3C4D5E6F%02X' % attempt,
+                           ['X-Pad: %d' % attempt]) + ('y' * 998 + '\r\n') * 40000
+            lmtp = smtplib.LMTP('127.0.0.1', self.dovecot.lmtp_port, timeout=120)
+            lmtp.ehlo_or_helo_if_needed()
+            self.assertEqual(lmtp.mail('sender@remote.example')[0], 250)
+            self.assertEqual(lmtp.rcpt(user)[0], 250)
+            self.assertEqual(lmtp.docmd('DATA')[0], 354)
+            # TEXT ends in CRLF: the end of data is then a line of one dot
+            lmtp.send(text.encode().replace(b'\r\n.', b'\r\n..') + b'.\r\n')
+            master = lab_mod.read_pidfile(self.dovecot.pidfile)
+            # the save has begun when lmtp's file appears in tmp/
+            deadline = time.monotonic() + 60
+            while not os.listdir(tmp) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            os.kill(master, signal.SIGKILL)
+            try:
+                code = lmtp.getreply()[0]
+            except smtplib.SMTPServerDisconnected:
+                code = 0
+            lmtp.close()
+            replies.append(code)
+            lab_mod.wait_until(lambda: not lab_mod.port_open(self.dovecot.lmtp_port), 20,
+                               'lmtp listener closed')
+            os.unlink(self.dovecot.pidfile)
+            self.dovecot.stop()
+            self.dovecot.start()
+            # Postfix's retry of the same queue file
+            self.assertEqual(self.deliver([user], text), [250])
+            self.assertEqual(self.count(user, pw, tok), 1, 'reply to the first try: %d' % code)
+            if code == 421:
+                break
+        self.assertIn(421, replies, 'lmtp never answered 421 after its master was killed')
 
     def test_record_unreadable_saves_and_logs(self):
         # a check that cannot decide saves the message (a duplicate is better than a loss)
