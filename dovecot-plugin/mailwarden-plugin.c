@@ -61,6 +61,9 @@
  * once it is spent the remaining rules are not evaluated and a warning is logged (rule id
  * and counts only, no message content). The delivery itself never fails for either.
  *
+ * Re-deliveries of a queue file already saved (lmtp saved it but its 250 was lost) are
+ * answered as delivered and not saved again: mw-plugin-dedupe.c.
+ *
  * Public: mailwarden_plugin_version, mailwarden_plugin_init, mailwarden_plugin_deinit.
  *
  * Diagnostics: Dovecot's log through the user's event, prefixed "mailwarden:"; header and
@@ -88,6 +91,7 @@
 #pragma GCC diagnostic pop
 #include "buffer.h"
 #include "mailwarden-plugin.h"
+#include "mw-plugin-dedupe.h"
 
 #include "mw-config.h"
 #include "mw-store.h"
@@ -1475,12 +1479,14 @@ void mailwarden_plugin_init(struct module *module)
 		memcpy(&mw_deliver_hook_set, &sym, sizeof(sym));
 		mw_next_deliver_mail = mw_deliver_hook_set(mw_deliver_mail);
 	}
+	mw_dedupe_init(); /* after ours: a re-delivery is skipped before it is decided */
 }
 
 /* mailwarden_plugin_deinit - unregister and free the rule cache */
 void mailwarden_plugin_deinit(void)
 {
 	size_t i;
+	mw_dedupe_deinit();
 	if (mw_deliver_hook_set != NULL) {
 		(void)mw_deliver_hook_set(mw_next_deliver_mail);
 		mw_deliver_hook_set = NULL;

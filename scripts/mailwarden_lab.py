@@ -726,6 +726,9 @@ def render_plugin_sample():
             + '  # keyword names; quote values starting with $ (variable expansion)\n'
             + '  #mailwarden_keyword_spam = "$Junk"\n'
             + '  #mailwarden_keyword_dmarc_fail = "$DMARCFail"\n'
+            + '  # how long a saved delivery is remembered against a re-delivery of its queue\n'
+            + '  # file (lmtp saved it, then its 250 was lost); 0 turns this off\n'
+            + '  #mailwarden_dedupe_window = 5d\n'
             + '}\n')
     return '\n' + comment_block(text)
 
