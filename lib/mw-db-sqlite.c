@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +86,19 @@ static int set_pragmas(struct sqlite_conn *c, mw_error *error_r)
 	                          c->busy_timeout_ms > INT_MAX ? INT_MAX : (int)c->busy_timeout_ms);
 	if (rc != SQLITE_OK)
 		return db_fail(c, rc, "setting the busy timeout", error_r);
-	/* journal_mode answers with the mode now in force: insist it is WAL */
+	/* journal_mode answers with the mode now in force: insist it is WAL. While several
+	   processes open a new file at once, the switch can answer BUSY without waiting in the
+	   busy handler (a deadlock SQLite breaks by refusing): try again until the timeout */
 	rc = sqlite3_prepare_v3(c->db, "PRAGMA journal_mode = WAL", -1, 0, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
+	if (rc == SQLITE_OK) {
+		int64_t deadline = mw_mono_ms() + (int64_t)c->busy_timeout_ms;
+		while ((rc = sqlite3_step(st)) != SQLITE_ROW &&
+		       ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) &&
+		       mw_mono_ms() < deadline) {
+			(void)sqlite3_reset(st);
+			(void)poll(NULL, 0, 10);
+		}
+	}
 	if (rc != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		return db_fail(c, rc, "switching to WAL", error_r);
