@@ -165,17 +165,11 @@ int mw_store_dmarc_summary(mw_store *store, const struct mw_dmarc_filter *f,
 	    MW_STORE_ROWS(struct mw_dmarc_sum_row, read_sum, false, error_r);
 	struct mw_db_arg a[4];
 	int ret;
-	*rows_r = NULL;
-	*n_r = 0;
 	filter_args(f, a);
-	ret = mw_db_run(store->db, &q_summary, a, 4, mw_store_rows_cb, &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		free(rows.v);
-		return ret;
-	}
+	ret = mw_store_list(store, &q_summary, a, 4, &rows, NULL, false);
 	*rows_r = rows.v;
 	*n_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
 
 /* read_info - one row of q_list */
@@ -222,15 +216,9 @@ int mw_store_dmarc_report_list(mw_store *store, const struct mw_dmarc_filter *f,
 	    MW_STORE_ROWS(struct mw_dmarc_rpt_info, read_info, false, error_r);
 	struct mw_db_arg a[4];
 	int ret;
-	*v_r = NULL;
-	*n_r = 0;
 	filter_args(f, a);
-	ret = mw_db_run(store->db, &q_list, a, 4, mw_store_rows_cb, &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		free(rows.v);
-		return ret;
-	}
+	ret = mw_store_list(store, &q_list, a, 4, &rows, NULL, false);
 	*v_r = rows.v;
 	*n_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
