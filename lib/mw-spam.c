@@ -28,10 +28,9 @@
 #include "mw-spam.h"
 #include "mw-addr.h"
 #include "mw-mime.h"
+#include "mw-tokenize.h"
 
 #include <arpa/inet.h>
-#include <libpsl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,17 +78,6 @@ static const char *const doc_ext[] = {
     "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg",
     "png", "gif", "zip",  "rtf", "csv",  "htm", "html", "mp3", "mp4", "odt",
 };
-
-static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
-static const psl_ctx_t *psl_ctx;
-
-/* psl_init_once - the public suffix list, loaded once per process */
-static void psl_init_once(void)
-{
-	psl_ctx = psl_latest(NULL);
-	if (psl_ctx == NULL)
-		psl_ctx = psl_builtin();
-}
 
 /* mw_spam_test_name - a test's name */
 const char *mw_spam_test_name(enum mw_spam_test t)
@@ -530,12 +518,11 @@ static void uribl_tests(const struct mw_spam_settings *s, struct mw_spam_result 
 {
 	char seen[32][MW_DNS_NAME_MAX + 1], host[MW_DNS_NAME_MAX + 1];
 	size_t nseen = 0, i, j;
-	(void)pthread_once(&psl_once, psl_init_once);
 	for (i = 0; i < m->nurls && !r->fired[MW_SPAM_URIBL]; i++) {
 		const char *reg;
 		if (!url_host(m->urls[i], host, sizeof(host)))
 			continue;
-		reg = psl_ctx != NULL ? psl_registrable_domain(psl_ctx, host) : NULL;
+		reg = mw_tokenize_registrable_domain(host);
 		if (reg == NULL)
 			reg = host;
 		for (j = 0; j < nseen && strcmp(seen[j], reg) != 0; j++)
