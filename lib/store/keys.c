@@ -83,15 +83,8 @@ static int check_dkim_name(const char *what, const char *s, size_t max, bool und
                            mw_error *error_r)
 {
 	size_t len, i, label = 0;
-	if (s == NULL || *s == '\0') {
-		mw_error_set(error_r, "%s is empty", what);
+	if (mw_text_len_check(what, s, max, &len, error_r) < 0)
 		return -1;
-	}
-	len = strnlen(s, max + 1);
-	if (len > max) {
-		mw_error_set(error_r, "%s is longer than %zu bytes", what, max);
-		return -1;
-	}
 	for (i = 0; i <= len; i++) {
 		char c = s[i];
 		if (c == '.' || c == '\0') {
