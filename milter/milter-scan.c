@@ -387,6 +387,33 @@ out:
 	return ret;
 }
 
+/* A message that goes unscanned: what accepting it adds to the log line, the reply when the
+   config says reject (a tempfail is 451 4.7.1 with the same text and "try again later") */
+struct unscanned {
+	const char *accepted, *rcode, *xcode, *reason, *text;
+};
+static const struct unscanned over_limit = {"virus=unscanned_over_limit action=accept_unscanned",
+                                            "552", "5.3.4", "scan_over_limit",
+                                            "message too large or too complex to scan"};
+static const struct unscanned scan_error = {"virus=unscanned_error action=accept_unscanned", "554",
+                                            "5.7.1", "virus_scan_error",
+                                            "virus scanner unavailable"};
+
+/* unscanned_reply - accept (0, noted in extra), reject or tempfail (1) as mode says */
+static int unscanned_reply(const struct unscanned *u, const char *mode, struct milter_reply *r,
+                           char *extra, size_t extra_size)
+{
+	if (strcmp(mode, "accept") == 0) {
+		(void)snprintf(extra, extra_size, "%s", u->accepted);
+		return 0;
+	}
+	if (strcmp(mode, "reject") == 0)
+		milter_reply_set(r, u->rcode, u->xcode, u->reason, "%s", u->text);
+	else
+		milter_reply_set(r, "451", "4.7.1", u->reason, "%s, try again later", u->text);
+	return 1;
+}
+
 /* unscannable - scan_over_limit's choice for a message that cannot be scanned whole */
 static int unscannable(struct milter_conn *conn, const char *why, struct milter_reply *r,
                        char *extra, size_t extra_size)
@@ -397,18 +424,7 @@ static int unscannable(struct milter_conn *conn, const char *why, struct milter_
 	mw_warn("event=virus_unscanned qid=%s reason=over_limit action=%s detail=%s",
 	        mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
 	        mw_log_value(w, sizeof(w), why, strlen(why)));
-	if (strcmp(mode, "accept") == 0) {
-		(void)snprintf(extra, extra_size,
-		               "virus=unscanned_over_limit action=accept_unscanned");
-		return 0;
-	}
-	if (strcmp(mode, "reject") == 0)
-		milter_reply_set(r, "552", "5.3.4", "scan_over_limit",
-		                 "message too large or too complex to scan");
-	else
-		milter_reply_set(r, "451", "4.7.1", "scan_over_limit",
-		                 "message too large or too complex to scan, try again later");
-	return 1;
+	return unscanned_reply(&over_limit, mode, r, extra, extra_size);
 }
 
 /* no_verdict - virus_on_error's choice when no engine could judge the message */
@@ -422,17 +438,7 @@ static int no_verdict(struct milter_conn *conn, bool engine, const char *why,
 	             mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
 	             mw_log_value(w, sizeof(w), why, strlen(why)));
 	(void)mw_degraded_enter(MW_DEGRADED_MILTER_VIRUS, engine ? "scan_error" : "no_engine", why);
-	if (strcmp(mode, "accept") == 0) {
-		(void)snprintf(extra, extra_size, "virus=unscanned_error action=accept_unscanned");
-		return 0;
-	}
-	if (strcmp(mode, "reject") == 0)
-		milter_reply_set(r, "554", "5.7.1", "virus_scan_error",
-		                 "virus scanner unavailable");
-	else
-		milter_reply_set(r, "451", "4.7.1", "virus_scan_error",
-		                 "virus scanner unavailable, try again later");
-	return 1;
+	return unscanned_reply(&scan_error, mode, r, extra, extra_size);
 }
 
 /* virus_stage - scan the kept message and act on the verdict */
