@@ -152,22 +152,29 @@ int mw_spam_settings_from_config(const mw_config *cfg, struct mw_spam_settings *
 		mw_error_set(error_r, "[spam] reject_score: not a decimal with at most two places");
 		return -1;
 	}
-	if (copy_list(s->dnsbl_zones, sizeof(s->dnsbl_zones),
-	              mw_config_str(cfg, MWK_SPAM_DNSBL_ZONES), "[spam] dnsbl_zones",
-	              error_r) < 0 ||
-	    copy_list(s->rhsbl_zones, sizeof(s->rhsbl_zones),
-	              mw_config_str(cfg, MWK_SPAM_RHSBL_ZONES), "[spam] rhsbl_zones",
-	              error_r) < 0 ||
-	    copy_list(s->uribl_zones, sizeof(s->uribl_zones),
-	              mw_config_str(cfg, MWK_SPAM_URIBL_ZONES), "[spam] uribl_zones",
-	              error_r) < 0 ||
-	    copy_list(s->freemail_domains, sizeof(s->freemail_domains),
-	              mw_config_str(cfg, MWK_SPAM_FREEMAIL_DOMAINS), "[spam] freemail_domains",
-	              error_r) < 0 ||
-	    copy_list(s->local_domains, sizeof(s->local_domains),
-	              mw_config_str(cfg, MWK_MILTER_LOCAL_DOMAINS), "[milter] local_domains",
-	              error_r) < 0)
-		return -1;
+	{
+		const struct {
+			char *dst;
+			size_t size;
+			enum mw_config_key_id key;
+			const char *name;
+		} lists[] = {
+		    {s->dnsbl_zones, sizeof(s->dnsbl_zones), MWK_SPAM_DNSBL_ZONES,
+		     "[spam] dnsbl_zones"},
+		    {s->rhsbl_zones, sizeof(s->rhsbl_zones), MWK_SPAM_RHSBL_ZONES,
+		     "[spam] rhsbl_zones"},
+		    {s->uribl_zones, sizeof(s->uribl_zones), MWK_SPAM_URIBL_ZONES,
+		     "[spam] uribl_zones"},
+		    {s->freemail_domains, sizeof(s->freemail_domains), MWK_SPAM_FREEMAIL_DOMAINS,
+		     "[spam] freemail_domains"},
+		    {s->local_domains, sizeof(s->local_domains), MWK_MILTER_LOCAL_DOMAINS,
+		     "[milter] local_domains"},
+		};
+		for (i = 0; i < MW_N_ELEMENTS(lists); i++)
+			if (copy_list(lists[i].dst, lists[i].size, mw_config_str(cfg, lists[i].key),
+			              lists[i].name, error_r) < 0)
+				return -1;
+	}
 	s->max_lookups = (unsigned)mw_config_int(cfg, MWK_SPAM_MAX_LOOKUPS);
 	{
 		const char *be = mw_config_str(cfg, MWK_SPAM_SPAM_BACKEND);
