@@ -387,22 +387,50 @@ out:
 	return ret;
 }
 
-/* A message that goes unscanned: what accepting it adds to the log line, the reply when the
-   config says reject (a tempfail is 451 4.7.1 with the same text and "try again later") */
+/* A message that goes unscanned: the key that says what to do with it, its log line's
+   reason (an error or a warning), what accepting it adds to the log line, the reply when
+   the config says reject (a tempfail is 451 4.7.1 with the same text and "try again later") */
 struct unscanned {
+	enum mw_config_key_id mode_key;
+	const char *log_reason;
+	bool error;
 	const char *accepted, *rcode, *xcode, *reason, *text;
 };
-static const struct unscanned over_limit = {"virus=unscanned_over_limit action=accept_unscanned",
-                                            "552", "5.3.4", "scan_over_limit",
+/* scan_over_limit's choice for a message that cannot be scanned whole */
+static const struct unscanned over_limit = {MWK_MILTER_SCAN_OVER_LIMIT,
+                                            "over_limit",
+                                            false,
+                                            "virus=unscanned_over_limit action=accept_unscanned",
+                                            "552",
+                                            "5.3.4",
+                                            "scan_over_limit",
                                             "message too large or too complex to scan"};
-static const struct unscanned scan_error = {"virus=unscanned_error action=accept_unscanned", "554",
-                                            "5.7.1", "virus_scan_error",
+/* virus_on_error's choice when no engine could judge the message */
+static const struct unscanned scan_error = {MWK_MILTER_VIRUS_ON_ERROR,
+                                            "engine_error",
+                                            true,
+                                            "virus=unscanned_error action=accept_unscanned",
+                                            "554",
+                                            "5.7.1",
+                                            "virus_scan_error",
                                             "virus scanner unavailable"};
 
-/* unscanned_reply - accept (0, noted in extra), reject or tempfail (1) as mode says */
-static int unscanned_reply(const struct unscanned *u, const char *mode, struct milter_reply *r,
-                           char *extra, size_t extra_size)
+/* unscanned - log it, then accept (0, noted in extra), reject or tempfail (1) as the config
+   says */
+static int unscanned(struct milter_conn *conn, const struct unscanned *u, const char *why,
+                     struct milter_reply *r, char *extra, size_t extra_size)
 {
+	const char *mode = mw_config_str(conn->cfg, u->mode_key);
+	char wb[MILTER_LOGV], qb[MILTER_LOGV];
+	const char *q = mw_log_value(qb, sizeof(qb), conn->msg.qid, strlen(conn->msg.qid));
+	const char *w = mw_log_value(wb, sizeof(wb), why, strlen(why));
+	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "unscanned");
+	if (u->error)
+		mw_error_log("event=virus_unscanned qid=%s reason=%s action=%s error=%s", q,
+		             u->log_reason, mode, w);
+	else
+		mw_warn("event=virus_unscanned qid=%s reason=%s action=%s detail=%s", q,
+		        u->log_reason, mode, w);
 	if (strcmp(mode, "accept") == 0) {
 		(void)snprintf(extra, extra_size, "%s", u->accepted);
 		return 0;
@@ -414,31 +442,13 @@ static int unscanned_reply(const struct unscanned *u, const char *mode, struct m
 	return 1;
 }
 
-/* unscannable - scan_over_limit's choice for a message that cannot be scanned whole */
-static int unscannable(struct milter_conn *conn, const char *why, struct milter_reply *r,
-                       char *extra, size_t extra_size)
-{
-	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "unscanned");
-	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_SCAN_OVER_LIMIT);
-	char w[MILTER_LOGV], q[MILTER_LOGV];
-	mw_warn("event=virus_unscanned qid=%s reason=over_limit action=%s detail=%s",
-	        mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
-	        mw_log_value(w, sizeof(w), why, strlen(why)));
-	return unscanned_reply(&over_limit, mode, r, extra, extra_size);
-}
-
-/* no_verdict - virus_on_error's choice when no engine could judge the message */
+/* no_verdict - no engine could judge the message: unscanned, and the milter degraded */
 static int no_verdict(struct milter_conn *conn, bool engine, const char *why,
                       struct milter_reply *r, char *extra, size_t extra_size)
 {
-	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "unscanned");
-	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_VIRUS_ON_ERROR);
-	char w[MILTER_LOGV], q[MILTER_LOGV];
-	mw_error_log("event=virus_unscanned qid=%s reason=engine_error action=%s error=%s",
-	             mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
-	             mw_log_value(w, sizeof(w), why, strlen(why)));
+	int ret = unscanned(conn, &scan_error, why, r, extra, extra_size);
 	(void)mw_degraded_enter(MW_DEGRADED_MILTER_VIRUS, engine ? "scan_error" : "no_engine", why);
-	return unscanned_reply(&scan_error, mode, r, extra, extra_size);
+	return ret;
 }
 
 /* virus_stage - scan the kept message and act on the verdict */
@@ -456,7 +466,7 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 		char why[80];
 		(void)snprintf(why, sizeof(why), "message over scan_max_size (%lld bytes)",
 		               mw_config_int(conn->cfg, MWK_MILTER_SCAN_MAX_SIZE));
-		return unscannable(conn, why, r, extra, extra_size);
+		return unscanned(conn, &over_limit, why, r, extra, extra_size);
 	}
 	v = engine_get();
 	if (v == NULL)
@@ -468,7 +478,7 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	case MW_VIRUS_ERROR:
 		return no_verdict(conn, true, err.msg, r, extra, extra_size);
 	case MW_VIRUS_LIMIT:
-		return unscannable(conn, err.msg, r, extra, extra_size);
+		return unscanned(conn, &over_limit, err.msg, r, extra, extra_size);
 	case MW_VIRUS_CLEAN:
 		(void)mw_degraded_leave(MW_DEGRADED_MILTER_VIRUS, "a scan answered");
 		mw_metrics_inc(MWM_MILTER_SCANS, "virus", "clean");
