@@ -141,6 +141,21 @@ static int unterminated(struct addr_parser *p, const char *what, size_t start)
 	return -1;
 }
 
+/* quoted_pair - the quoted-pair at pos (at '\\') is complete and quotes VCHAR or WSP; what
+   and start name the comment or quoted string it stands in */
+static int quoted_pair(struct addr_parser *p, const char *what, size_t start)
+{
+	unsigned char d;
+	if (p->pos + 1 >= p->len)
+		return unterminated(p, what, start);
+	d = (unsigned char)p->s[p->pos + 1];
+	if (!is_vchar(d) && !is_wsp(d)) {
+		mw_error_set(p->error_r, "invalid quoted-pair at offset %zu", p->pos);
+		return -1;
+	}
+	return 0;
+}
+
 /* peek - the byte at pos, or -1 at the end */
 static int peek(const struct addr_parser *p)
 {
@@ -207,15 +222,8 @@ static int skip_comment(struct addr_parser *p)
 			depth--;
 			p->pos++;
 		} else if (c == '\\') {
-			unsigned char d;
-			if (p->pos + 1 >= p->len)
-				return unterminated(p, "comment", start);
-			d = (unsigned char)p->s[p->pos + 1];
-			if (!is_vchar(d) && !is_wsp(d)) {
-				mw_error_set(p->error_r, "invalid quoted-pair at offset %zu",
-				             p->pos);
+			if (quoted_pair(p, "comment", start) < 0)
 				return -1;
-			}
 			p->pos += 2;
 		} else if (c == '\r' || c == '\n') {
 			if (skip_line_break(p) < 0)
@@ -271,15 +279,8 @@ static int parse_quoted(struct addr_parser *p, mw_str *text)
 			return 0;
 		}
 		if (c == '\\') {
-			unsigned char d;
-			if (p->pos + 1 >= p->len)
-				return unterminated(p, "quoted string", start);
-			d = (unsigned char)p->s[p->pos + 1];
-			if (!is_vchar(d) && !is_wsp(d)) {
-				mw_error_set(p->error_r, "invalid quoted-pair at offset %zu",
-				             p->pos);
+			if (quoted_pair(p, "quoted string", start) < 0)
 				return -1;
-			}
 			if (text_append(p, text, (const char *)&p->s[p->pos + 1], 1) < 0)
 				return -1;
 			p->pos += 2;
