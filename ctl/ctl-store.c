@@ -50,12 +50,10 @@ static const char *const copy_tables[] = {
     "dmarc_received_rows",
 };
 
-enum col_kind { KIND_INT, KIND_TEXT, KIND_BLOB, KIND_REAL };
-
 struct copy_table {
 	const char *name;
 	char **cols;
-	enum col_kind *kinds;
+	enum mw_db_type *kinds;
 	size_t ncols;
 	/* query objects live until both stores are closed: the statement cache is keyed by
 	   their addresses */
@@ -64,28 +62,6 @@ struct copy_table {
 	uint64_t rows_src, rows_dst;
 	unsigned char sum_src[16], sum_dst[16];
 };
-
-/* kind_of - the storage class of a declared column type (SQLite's affinity rules, which
-   also cover PostgreSQL's type names) */
-static int kind_of(const char *type, enum col_kind *kind_r)
-{
-	char t[64];
-	size_t i;
-	for (i = 0; type[i] != '\0' && i + 1 < sizeof(t); i++)
-		t[i] = (char)(type[i] >= 'a' && type[i] <= 'z' ? type[i] - 32 : type[i]);
-	t[i] = '\0';
-	if (strstr(t, "INT") != NULL)
-		*kind_r = KIND_INT;
-	else if (strstr(t, "TEXT") != NULL || strstr(t, "CHAR") != NULL)
-		*kind_r = KIND_TEXT;
-	else if (strstr(t, "BLOB") != NULL || strstr(t, "BYTEA") != NULL)
-		*kind_r = KIND_BLOB;
-	else if (strstr(t, "REAL") != NULL || strstr(t, "DOUBLE") != NULL)
-		*kind_r = KIND_REAL;
-	else
-		return -1;
-	return 0;
-}
 
 static const struct mw_db_query q_tables = {
     "listing the tables",
@@ -195,9 +171,10 @@ static int load_columns(mw_db *src, mw_db *dst, struct copy_table *t)
 	t->cols = mw_calloc(t->ncols, sizeof(*t->cols));
 	t->kinds = mw_calloc(t->ncols, sizeof(*t->kinds));
 	for (size_t i = 0; i < t->ncols; i++) {
-		enum col_kind ka, kb;
-		if (strcmp(a.names.v[i], b.names.v[i]) != 0 || kind_of(a.types.v[i], &ka) < 0 ||
-		    kind_of(b.types.v[i], &kb) < 0 || ka != kb) {
+		enum mw_db_type ka, kb;
+		if (strcmp(a.names.v[i], b.names.v[i]) != 0 ||
+		    mw_db_decltype(a.types.v[i], &ka) < 0 ||
+		    mw_db_decltype(b.types.v[i], &kb) < 0 || ka != kb) {
 			ctl_err("%s: column %zu differs: %s %s in the source, %s %s in the target",
 			        t->name, i + 1, a.names.v[i], a.types.v[i], b.names.v[i],
 			        b.types.v[i]);
@@ -259,20 +236,23 @@ static void row_args(const struct copy_table *t, const mw_db_row *row, struct mw
 			continue;
 		}
 		switch (t->kinds[i]) {
-		case KIND_INT:
+		case MW_DB_INT:
 			args[i] = MW_DB_I(mw_db_int(row, c));
 			break;
-		case KIND_TEXT:
+		case MW_DB_TEXT:
 			args[i] = MW_DB_T(mw_db_text(row, c));
 			break;
-		case KIND_BLOB: {
+		case MW_DB_BLOB: {
 			size_t len = 0;
 			const void *p = mw_db_blob(row, c, &len);
 			args[i] = MW_DB_B(p != NULL ? p : "", len);
 			break;
 		}
-		case KIND_REAL:
+		case MW_DB_DOUBLE:
 			args[i] = MW_DB_D(mw_db_double(row, c));
+			break;
+		case MW_DB_NULL: /* not a storage class mw_db_decltype gives */
+			args[i] = MW_DB_NUL;
 			break;
 		}
 	}

@@ -133,6 +133,29 @@ static int unexpected(struct addr_parser *p)
 	return -1;
 }
 
+/* unterminated - error for a WHAT (comment, quoted string, ...) that starts at START and
+   runs to the end of the input */
+static int unterminated(struct addr_parser *p, const char *what, size_t start)
+{
+	mw_error_set(p->error_r, "unterminated %s starting at offset %zu", what, start);
+	return -1;
+}
+
+/* quoted_pair - the quoted-pair at pos (at '\\') is complete and quotes VCHAR or WSP; what
+   and start name the comment or quoted string it stands in */
+static int quoted_pair(struct addr_parser *p, const char *what, size_t start)
+{
+	unsigned char d;
+	if (p->pos + 1 >= p->len)
+		return unterminated(p, what, start);
+	d = (unsigned char)p->s[p->pos + 1];
+	if (!is_vchar(d) && !is_wsp(d)) {
+		mw_error_set(p->error_r, "invalid quoted-pair at offset %zu", p->pos);
+		return -1;
+	}
+	return 0;
+}
+
 /* peek - the byte at pos, or -1 at the end */
 static int peek(const struct addr_parser *p)
 {
@@ -184,11 +207,8 @@ static int skip_comment(struct addr_parser *p)
 	int depth = 0;
 	do {
 		unsigned char c;
-		if (p->pos >= p->len) {
-			mw_error_set(p->error_r, "unterminated comment starting at offset %zu",
-			             start);
-			return -1;
-		}
+		if (p->pos >= p->len)
+			return unterminated(p, "comment", start);
 		c = (unsigned char)p->s[p->pos];
 		if (c == '(') {
 			if (++depth > MW_ADDR_COMMENT_DEPTH_MAX) {
@@ -202,18 +222,8 @@ static int skip_comment(struct addr_parser *p)
 			depth--;
 			p->pos++;
 		} else if (c == '\\') {
-			unsigned char d;
-			if (p->pos + 1 >= p->len) {
-				mw_error_set(p->error_r,
-				             "unterminated comment starting at offset %zu", start);
+			if (quoted_pair(p, "comment", start) < 0)
 				return -1;
-			}
-			d = (unsigned char)p->s[p->pos + 1];
-			if (!is_vchar(d) && !is_wsp(d)) {
-				mw_error_set(p->error_r, "invalid quoted-pair at offset %zu",
-				             p->pos);
-				return -1;
-			}
 			p->pos += 2;
 		} else if (c == '\r' || c == '\n') {
 			if (skip_line_break(p) < 0)
@@ -261,30 +271,16 @@ static int parse_quoted(struct addr_parser *p, mw_str *text)
 	size_t start = p->pos++;
 	for (;;) {
 		unsigned char c;
-		if (p->pos >= p->len) {
-			mw_error_set(p->error_r,
-			             "unterminated quoted string starting at offset %zu", start);
-			return -1;
-		}
+		if (p->pos >= p->len)
+			return unterminated(p, "quoted string", start);
 		c = (unsigned char)p->s[p->pos];
 		if (c == '"') {
 			p->pos++;
 			return 0;
 		}
 		if (c == '\\') {
-			unsigned char d;
-			if (p->pos + 1 >= p->len) {
-				mw_error_set(p->error_r,
-				             "unterminated quoted string starting at offset %zu",
-				             start);
+			if (quoted_pair(p, "quoted string", start) < 0)
 				return -1;
-			}
-			d = (unsigned char)p->s[p->pos + 1];
-			if (!is_vchar(d) && !is_wsp(d)) {
-				mw_error_set(p->error_r, "invalid quoted-pair at offset %zu",
-				             p->pos);
-				return -1;
-			}
 			if (text_append(p, text, (const char *)&p->s[p->pos + 1], 1) < 0)
 				return -1;
 			p->pos += 2;
@@ -642,11 +638,8 @@ static int parse_literal(struct addr_parser *p, char *out, size_t outsize)
 	size_t start = p->pos++, b = p->pos;
 	for (;;) {
 		unsigned char c;
-		if (p->pos >= p->len) {
-			mw_error_set(p->error_r,
-			             "unterminated domain literal starting at offset %zu", start);
-			return -1;
-		}
+		if (p->pos >= p->len)
+			return unterminated(p, "domain literal", start);
 		c = (unsigned char)p->s[p->pos];
 		if (c == ']')
 			break;
@@ -1054,12 +1047,8 @@ static int env_local(struct addr_parser *p, struct addr_words *w)
 		p->pos++;
 		for (;;) {
 			unsigned char c;
-			if (p->pos >= p->len) {
-				mw_error_set(p->error_r,
-				             "unterminated quoted string starting at offset %zu",
-				             start);
-				return -1;
-			}
+			if (p->pos >= p->len)
+				return unterminated(p, "quoted string", start);
 			c = (unsigned char)p->s[p->pos];
 			if (c == '"') {
 				p->pos++;

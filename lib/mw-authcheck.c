@@ -1708,6 +1708,20 @@ static void set_verdict(struct mw_verdict *v, enum mw_verdict_action action, con
 	va_end(ap);
 }
 
+/* local_spoof - step 3's verdict: a local domain claimed without authentication is refused,
+   unless the check that failed was a temperror (451 with tempfail_on_dns_error, else no
+   verdict); claim names who claims it in the reply */
+static void local_spoof(struct mw_verdict *v, const struct mw_verdict_policy *policy,
+                        bool temperror, const char *claim, const char *domain)
+{
+	if (!temperror)
+		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
+		            "%s local domain %s but is not authenticated", claim, domain);
+	else if (policy->tempfail_on_dns_error)
+		set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
+		            "Cannot verify the sender %s now, try again later", domain);
+}
+
 /* mw_authcheck_verdict - what to do with a message, in this order:
  *   1. authenticated or trusted client                         -> accept
  *   2. no single header From domain (From missing, repeated, unparseable, without an
@@ -1759,54 +1773,27 @@ void mw_authcheck_verdict(const struct mw_auth_results *res, const struct mw_ver
 			return;
 		}
 		if (mw_authcheck_domain_listed(local, res->envelope_domain)) {
-			set_verdict(
-			    v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
-			    "Envelope sender claims local domain %s but is not authenticated",
-			    res->envelope_domain);
+			local_spoof(v, policy, false, "Envelope sender claims",
+			            res->envelope_domain);
 			return;
 		}
 	}
 
 	if (mw_authcheck_domain_listed(local, res->from_domain) && res->dmarc != MW_AUTH_PASS) {
-		if (res->temperror && res->dmarc == MW_AUTH_TEMPERROR) {
-			if (policy->tempfail_on_dns_error)
-				set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
-				            "Cannot verify the sender %s now, try again later",
-				            res->from_domain);
-			return;
-		}
-		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
-		            "Message claims to be from local domain %s but is not authenticated",
-		            res->from_domain);
+		local_spoof(v, policy, res->temperror && res->dmarc == MW_AUTH_TEMPERROR,
+		            "Message claims to be from", res->from_domain);
 		return;
 	}
 	if (res->spf_mailfrom[0] != '\0' && mw_authcheck_domain_listed(local, res->spf_domain) &&
 	    res->spf != MW_AUTH_PASS) {
-		if (res->spf == MW_AUTH_TEMPERROR) {
-			if (policy->tempfail_on_dns_error)
-				set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
-				            "Cannot verify the sender %s now, try again later",
-				            res->spf_domain);
-			return;
-		}
-		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
-		            "Envelope sender claims local domain %s but is not authenticated",
+		local_spoof(v, policy, res->spf == MW_AUTH_TEMPERROR, "Envelope sender claims",
 		            res->spf_domain);
 		return;
 	}
 
 	if (res->sender_domain[0] != '\0' && !res->sender_authenticated &&
 	    mw_authcheck_domain_listed(local, res->sender_domain)) {
-		if (res->temperror) {
-			if (policy->tempfail_on_dns_error)
-				set_verdict(v, MW_VERDICT_TEMPFAIL, "auth_tempfail", "451", "4.7.1",
-				            "Cannot verify the sender %s now, try again later",
-				            res->sender_domain);
-			return;
-		}
-		set_verdict(v, MW_VERDICT_REJECT, "local_domain_spoof", "550", "5.7.1",
-		            "Sender header claims local domain %s but is not authenticated",
-		            res->sender_domain);
+		local_spoof(v, policy, res->temperror, "Sender header claims", res->sender_domain);
 		return;
 	}
 

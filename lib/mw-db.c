@@ -19,8 +19,8 @@
  * Public: mw_db_open, mw_db_close, mw_db_dialect, mw_db_driver_name, mw_db_run, mw_db_one,
  * mw_db_change, mw_db_int_one, mw_db_begin, mw_db_end, mw_db_in_transaction, mw_db_migrate,
  * mw_db_schema_version, mw_db_latest_schema_version, mw_db_data_version(_local), the row
- * accessors mw_db_is_null/_int/_text/_blob/_double/_text_dup; mw_db_cache_clear (drivers
- * only).
+ * accessors mw_db_is_null/_int/_text/_blob/_double/_text_dup, mw_db_decltype;
+ * mw_db_cache_clear (drivers only).
  *
  * Diagnostics: through error_r, naming the query's `what`; never a bound value.
  */
@@ -488,4 +488,25 @@ int mw_db_migrate(mw_db *db, mw_error *error_r)
 			return MW_STORE_ERROR;
 	}
 	return MW_STORE_OK;
+}
+
+/* mw_db_decltype - the storage class of a declared column type */
+int mw_db_decltype(const char *type, enum mw_db_type *type_r)
+{
+	char t[64];
+	size_t i;
+	for (i = 0; type[i] != '\0' && i + 1 < sizeof(t); i++)
+		t[i] = (char)(type[i] >= 'a' && type[i] <= 'z' ? type[i] - 32 : type[i]);
+	t[i] = '\0';
+	if (strstr(t, "INT") != NULL)
+		*type_r = MW_DB_INT;
+	else if (strstr(t, "TEXT") != NULL || strstr(t, "CHAR") != NULL)
+		*type_r = MW_DB_TEXT;
+	else if (strstr(t, "BLOB") != NULL || strstr(t, "BYTEA") != NULL)
+		*type_r = MW_DB_BLOB;
+	else if (strstr(t, "REAL") != NULL || strstr(t, "DOUBLE") != NULL)
+		*type_r = MW_DB_DOUBLE;
+	else
+		return -1;
+	return 0;
 }

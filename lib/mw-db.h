@@ -82,6 +82,10 @@ enum mw_db_dialect mw_db_dialect(const mw_db *db);
 /* mw_db_url_redact - url as messages may show it: a postgresql URL's password (user:PW@
    and a password= parameter) becomes "***"; other URLs are unchanged. Truncated to size. */
 void mw_db_url_redact(const char *url, char *buf, size_t size);
+/* mw_db_decltype - the storage class of a declared column type by SQLite's affinity rules,
+   which also cover PostgreSQL's type names ("bigint", "character varying", "bytea",
+   "double precision"): MW_DB_INT, _TEXT, _BLOB or _DOUBLE; -1 for any other type. */
+int mw_db_decltype(const char *type, enum mw_db_type *type_r);
 const char *mw_db_driver_name(const mw_db *db); /* "sqlite", "postgresql" */
 
 /* mw_db_run - run q with args, calling cb (may be NULL) for each row. *rows_r (may be NULL):

@@ -24,12 +24,12 @@
 #include "mw-dmarc-report.h"
 #include "mw-dnsrec.h"
 #include "mw-log.h"
+#include "mw-mime.h"
 
 #include <arpa/inet.h>
 #include <gmime/gmime.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -771,14 +771,6 @@ bool mw_dmarc_rpt_ours(const mw_config *cfg, const struct mw_dmarc_rpt *rpt)
 
 enum kind { K_NONE, K_XML, K_GZIP, K_ZIP };
 
-static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-
-/* gmime_init_once - GMime's global set-up (counted by GMime: mw-mime.c's call is harmless) */
-static void gmime_init_once(void)
-{
-	g_mime_init();
-}
-
 /* ends_with - case-insensitive suffix */
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -878,35 +870,10 @@ static int part_bytes(GMimePart *part, mw_str *out, mw_error *error_r)
 	return ret;
 }
 
-/* count_content_types - Content-Type header lines anywhere in raw, counting stops past
-   the limit: bounds the nesting GMime's recursive parser can reach */
-static unsigned count_content_types(const char *raw, size_t len)
-{
-	unsigned n = 0;
-	size_t i = 0;
-	while (i < len && n <= MW_DMARC_RPT_MIME_MAX) {
-		const char *nl;
-		if (len - i >= 13 && mw_ascii_strncasecmp(raw + i, "content-type", 12) == 0) {
-			size_t j = i + 12;
-			while (j < len && (raw[j] == ' ' || raw[j] == '\t'))
-				j++;
-			if (j < len && raw[j] == ':')
-				n++;
-		}
-		nl = memchr(raw + i, '\n', len - i);
-		if (nl == NULL)
-			break;
-		i = (size_t)(nl - raw) + 1;
-	}
-	return n;
-}
-
 /* mw_dmarc_rpt_parse_message - the report in a mail */
 int mw_dmarc_rpt_parse_message(const char *msg, size_t len, struct mw_dmarc_rpt **rpt_r,
                                mw_error *error_r)
 {
-	GMimeStream *stream;
-	GMimeParser *parser;
 	GMimeMessage *message;
 	struct found f = {NULL, K_NONE, 0, 0};
 	mw_str raw, xml;
@@ -918,16 +885,10 @@ int mw_dmarc_rpt_parse_message(const char *msg, size_t len, struct mw_dmarc_rpt 
 		mw_error_set(error_r, "message larger than %u bytes", MW_DMARC_RPT_MESSAGE_MAX);
 		return -1;
 	}
-	if (count_content_types(msg, len) > MW_DMARC_RPT_MIME_MAX) {
+	if (mw_mime_gmime_parse(msg, len, MW_DMARC_RPT_MIME_MAX, &message) < 0) {
 		mw_error_set(error_r, "more than %d MIME parts", MW_DMARC_RPT_MIME_MAX);
 		return -1;
 	}
-	pthread_once(&gmime_once, gmime_init_once);
-	stream = g_mime_stream_mem_new_with_buffer(msg, len);
-	parser = g_mime_parser_new_with_stream(stream);
-	g_object_unref(stream);
-	message = g_mime_parser_construct_message(parser, NULL);
-	g_object_unref(parser);
 	if (message == NULL) {
 		mw_error_set(error_r, "not a mail message");
 		return -1;

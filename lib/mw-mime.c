@@ -1,7 +1,8 @@
 /* mw-mime.c - MIME walking for spam scoring, over GMime 3.
  *
  * Public: mw_mime_parse, mw_mime_free, mw_mime_header, mw_mime_html_to_text,
- * mw_mime_text_urls, mw_mime_default_limits (see mw-mime.h for the limits).
+ * mw_mime_text_urls, mw_mime_default_limits (see mw-mime.h for the limits),
+ * mw_mime_gmime_parse (for the lib/ modules that walk GMime themselves).
  *
  * GMime is initialised once per process (pthread_once) and never shut down; each call
  * builds and drops its own GMime objects, so threads share nothing but GMime's own
@@ -592,14 +593,30 @@ static unsigned count_content_types(const char *raw, size_t len, unsigned stop)
 	return n;
 }
 
+/* mw_mime_gmime_parse - GMime's parse of a message of bounded nesting */
+int mw_mime_gmime_parse(const char *raw, size_t len, unsigned max_content_types,
+                        GMimeMessage **message_r)
+{
+	GMimeStream *stream;
+	GMimeParser *parser;
+	*message_r = NULL;
+	if (count_content_types(raw, len, max_content_types) > max_content_types)
+		return -1;
+	pthread_once(&gmime_once, gmime_init_once);
+	stream = g_mime_stream_mem_new_with_buffer(raw, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_object_unref(stream);
+	*message_r = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	return 0;
+}
+
 /* mw_mime_parse - a raw message into headers, texts, parts, attachments and URLs */
 int mw_mime_parse(const char *raw, size_t len, const struct mw_mime_limits *limits,
                   struct mw_mime_msg **msg_r, mw_error *error_r)
 {
 	struct walk w;
 	struct mw_mime_msg *m;
-	GMimeStream *stream;
-	GMimeParser *parser;
 	GMimeMessage *message;
 	GMimeHeaderList *hl;
 	size_t cap_headers = 0;
@@ -612,17 +629,11 @@ int mw_mime_parse(const char *raw, size_t len, const struct mw_mime_limits *limi
 		             limits->max_input);
 		return -1;
 	}
-	if (count_content_types(raw, len, limits->max_content_types) > limits->max_content_types) {
+	if (mw_mime_gmime_parse(raw, len, limits->max_content_types, &message) < 0) {
 		mw_error_set(error_r, "too many Content-Type header lines (limit %u)",
 		             limits->max_content_types);
 		return -1;
 	}
-	pthread_once(&gmime_once, gmime_init_once);
-	stream = g_mime_stream_mem_new_with_buffer(raw, len);
-	parser = g_mime_parser_new_with_stream(stream);
-	g_object_unref(stream);
-	message = g_mime_parser_construct_message(parser, NULL);
-	g_object_unref(parser);
 	m = mw_calloc(1, sizeof(*m));
 	memset(&w, 0, sizeof(w));
 	w.lim = limits;

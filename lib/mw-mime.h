@@ -87,6 +87,14 @@ struct mw_mime_msg {
 	unsigned flags; /* enum mw_mime_flag */
 };
 
+/* For the lib/ modules that walk GMime themselves (mw-dmarc-report.c): GMime's parse of a raw
+   message into *message_r (a GMimeMessage to g_object_unref; NULL when GMime finds no
+   message), after the check that bounds GMime's recursion: -1 (nothing parsed) when the
+   input holds more than max_content_types Content-Type header lines. */
+struct _GMimeMessage;
+int mw_mime_gmime_parse(const char *raw, size_t len, unsigned max_content_types,
+                        struct _GMimeMessage **message_r);
+
 /* 0 with *msg_r (free with mw_mime_free), -1 when refused (error_r says why). limits may be
    NULL for the defaults. */
 int mw_mime_parse(const char *raw, size_t len, const struct mw_mime_limits *limits,

@@ -28,10 +28,9 @@
 #include "mw-spam.h"
 #include "mw-addr.h"
 #include "mw-mime.h"
+#include "mw-tokenize.h"
 
 #include <arpa/inet.h>
-#include <libpsl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,17 +78,6 @@ static const char *const doc_ext[] = {
     "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg",
     "png", "gif", "zip",  "rtf", "csv",  "htm", "html", "mp3", "mp4", "odt",
 };
-
-static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
-static const psl_ctx_t *psl_ctx;
-
-/* psl_init_once - the public suffix list, loaded once per process */
-static void psl_init_once(void)
-{
-	psl_ctx = psl_latest(NULL);
-	if (psl_ctx == NULL)
-		psl_ctx = psl_builtin();
-}
 
 /* mw_spam_test_name - a test's name */
 const char *mw_spam_test_name(enum mw_spam_test t)
@@ -164,22 +152,29 @@ int mw_spam_settings_from_config(const mw_config *cfg, struct mw_spam_settings *
 		mw_error_set(error_r, "[spam] reject_score: not a decimal with at most two places");
 		return -1;
 	}
-	if (copy_list(s->dnsbl_zones, sizeof(s->dnsbl_zones),
-	              mw_config_str(cfg, MWK_SPAM_DNSBL_ZONES), "[spam] dnsbl_zones",
-	              error_r) < 0 ||
-	    copy_list(s->rhsbl_zones, sizeof(s->rhsbl_zones),
-	              mw_config_str(cfg, MWK_SPAM_RHSBL_ZONES), "[spam] rhsbl_zones",
-	              error_r) < 0 ||
-	    copy_list(s->uribl_zones, sizeof(s->uribl_zones),
-	              mw_config_str(cfg, MWK_SPAM_URIBL_ZONES), "[spam] uribl_zones",
-	              error_r) < 0 ||
-	    copy_list(s->freemail_domains, sizeof(s->freemail_domains),
-	              mw_config_str(cfg, MWK_SPAM_FREEMAIL_DOMAINS), "[spam] freemail_domains",
-	              error_r) < 0 ||
-	    copy_list(s->local_domains, sizeof(s->local_domains),
-	              mw_config_str(cfg, MWK_MILTER_LOCAL_DOMAINS), "[milter] local_domains",
-	              error_r) < 0)
-		return -1;
+	{
+		const struct {
+			char *dst;
+			size_t size;
+			enum mw_config_key_id key;
+			const char *name;
+		} lists[] = {
+		    {s->dnsbl_zones, sizeof(s->dnsbl_zones), MWK_SPAM_DNSBL_ZONES,
+		     "[spam] dnsbl_zones"},
+		    {s->rhsbl_zones, sizeof(s->rhsbl_zones), MWK_SPAM_RHSBL_ZONES,
+		     "[spam] rhsbl_zones"},
+		    {s->uribl_zones, sizeof(s->uribl_zones), MWK_SPAM_URIBL_ZONES,
+		     "[spam] uribl_zones"},
+		    {s->freemail_domains, sizeof(s->freemail_domains), MWK_SPAM_FREEMAIL_DOMAINS,
+		     "[spam] freemail_domains"},
+		    {s->local_domains, sizeof(s->local_domains), MWK_MILTER_LOCAL_DOMAINS,
+		     "[milter] local_domains"},
+		};
+		for (i = 0; i < MW_N_ELEMENTS(lists); i++)
+			if (copy_list(lists[i].dst, lists[i].size, mw_config_str(cfg, lists[i].key),
+			              lists[i].name, error_r) < 0)
+				return -1;
+	}
 	s->max_lookups = (unsigned)mw_config_int(cfg, MWK_SPAM_MAX_LOOKUPS);
 	{
 		const char *be = mw_config_str(cfg, MWK_SPAM_SPAM_BACKEND);
@@ -530,12 +525,11 @@ static void uribl_tests(const struct mw_spam_settings *s, struct mw_spam_result 
 {
 	char seen[32][MW_DNS_NAME_MAX + 1], host[MW_DNS_NAME_MAX + 1];
 	size_t nseen = 0, i, j;
-	(void)pthread_once(&psl_once, psl_init_once);
 	for (i = 0; i < m->nurls && !r->fired[MW_SPAM_URIBL]; i++) {
 		const char *reg;
 		if (!url_host(m->urls[i], host, sizeof(host)))
 			continue;
-		reg = psl_ctx != NULL ? psl_registrable_domain(psl_ctx, host) : NULL;
+		reg = mw_tokenize_registrable_domain(host);
 		if (reg == NULL)
 			reg = host;
 		for (j = 0; j < nseen && strcmp(seen[j], reg) != 0; j++)

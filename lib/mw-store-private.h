@@ -47,6 +47,13 @@ struct mw_store_rows {
 		NULL, 0, 0, sizeof(type), (readfn), (skip), (err)                                  \
 	}
 int mw_store_rows_cb(const mw_db_row *row, void *ctx);
+/* mw_store_list - run q collecting its rows into rows (a list operation's body). user_rows:
+   q joins from users, so no row at all means "no such user" (MW_STORE_NOTFOUND). On failure
+   what was collected is freed (free_rows, or only the array when NULL) and rows is left
+   empty, so the caller hands out rows->v and rows->count whatever the result. */
+int mw_store_list(mw_store *store, const struct mw_db_query *q, const struct mw_db_arg *args,
+                  size_t nargs, struct mw_store_rows *rows, void (*free_rows)(void *v, size_t n),
+                  bool user_rows);
 /* mw_store_read_ints - the row callback reading columns 0 and 1 into int64_t ctx[2] */
 int mw_store_read_ints(const mw_db_row *row, void *ctx);
 

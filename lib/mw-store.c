@@ -14,7 +14,7 @@
  * mw_user_role_name/_parse.
  * Shared with lib/store/ (mw-store-private.h): mw_store_check_text,
  * mw_store_username_check, mw_store_hex_check, mw_store_text_copy, mw_store_text_or_null,
- * mw_store_rows_cb, mw_store_read_ints.
+ * mw_store_rows_cb, mw_store_list, mw_store_read_ints.
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
@@ -248,6 +248,29 @@ int mw_store_rows_cb(const mw_db_row *row, void *ctx)
 		return MW_STORE_ERROR;
 	r->count++;
 	return 0;
+}
+
+/* mw_store_list - run q collecting its rows, freeing them on failure */
+int mw_store_list(mw_store *store, const struct mw_db_query *q, const struct mw_db_arg *args,
+                  size_t nargs, struct mw_store_rows *rows, void (*free_rows)(void *v, size_t n),
+                  bool user_rows)
+{
+	uint64_t seen = 0;
+	int ret =
+	    mw_db_run(store->db, q, args, nargs, mw_store_rows_cb, rows, &seen, rows->error_r);
+	if (ret == MW_STORE_OK && user_rows && seen == 0) {
+		mw_error_set(rows->error_r, "no such user");
+		ret = MW_STORE_NOTFOUND;
+	}
+	if (ret != MW_STORE_OK) {
+		if (free_rows != NULL)
+			free_rows(rows->v, rows->count);
+		else
+			free(rows->v);
+		rows->v = NULL;
+		rows->count = 0;
+	}
+	return ret;
 }
 
 /* mw_store_read_ints - columns 0 and 1 as integers */

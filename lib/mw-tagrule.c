@@ -30,28 +30,11 @@ static const char *const match_names[] = {
    case-insensitive when parsed) */
 MW_ENUM_NAMES(mw_tagrule_match_name, mw_tagrule_match_parse, enum mw_tagrule_match, match_names)
 
-/* check_len - s is not NULL and 1..max bytes */
-static int check_len(const char *what, const char *s, size_t max, size_t *len_r, mw_error *error_r)
-{
-	size_t len;
-	if (s == NULL || *s == '\0') {
-		mw_error_set(error_r, "%s is empty", what);
-		return -1;
-	}
-	len = strnlen(s, max + 1);
-	if (len > max) {
-		mw_error_set(error_r, "%s is longer than %zu bytes", what, max);
-		return -1;
-	}
-	*len_r = len;
-	return 0;
-}
-
 /* mw_tagrule_check_field - an RFC 5322 field name: printable ASCII except ':' */
 int mw_tagrule_check_field(const char *field, mw_error *error_r)
 {
 	size_t len, i;
-	if (check_len("field", field, MW_TAGRULE_FIELD_MAX, &len, error_r) < 0)
+	if (mw_text_len_check("field", field, MW_TAGRULE_FIELD_MAX, &len, error_r) < 0)
 		return -1;
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)field[i];
@@ -69,7 +52,7 @@ int mw_tagrule_check_keyword(const char *keyword, mw_error *error_r)
 {
 	static const char specials[] = "(){ %*\"\\]";
 	size_t len, i;
-	if (check_len("keyword", keyword, MW_TAGRULE_KEYWORD_MAX, &len, error_r) < 0)
+	if (mw_text_len_check("keyword", keyword, MW_TAGRULE_KEYWORD_MAX, &len, error_r) < 0)
 		return -1;
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)keyword[i];
@@ -117,7 +100,7 @@ int mw_tagrule_check_value(enum mw_tagrule_match m, const char *value, mw_error 
 		mw_error_set(error_r, "invalid match type");
 		return -1;
 	}
-	if (check_len("value", value, MW_TAGRULE_VALUE_MAX, &len, error_r) < 0 ||
+	if (mw_text_len_check("value", value, MW_TAGRULE_VALUE_MAX, &len, error_r) < 0 ||
 	    mw_utf8_text_check("value", value, len, error_r) < 0)
 		return -1;
 	if (m == MW_TAGRULE_DOMAIN)
@@ -129,7 +112,7 @@ int mw_tagrule_check_value(enum mw_tagrule_match m, const char *value, mw_error 
 int mw_tagrule_check_mailbox(const char *mailbox, mw_error *error_r)
 {
 	size_t len;
-	if (check_len("mailbox", mailbox, MW_TAGRULE_MAILBOX_MAX, &len, error_r) < 0 ||
+	if (mw_text_len_check("mailbox", mailbox, MW_TAGRULE_MAILBOX_MAX, &len, error_r) < 0 ||
 	    mw_utf8_text_check("mailbox", mailbox, len, error_r) < 0)
 		return -1;
 	if (strpbrk(mailbox, "*%") != NULL) {

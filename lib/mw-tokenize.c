@@ -1,7 +1,7 @@
 /* mw-tokenize.c - tokens for the statistical classifier.
  *
  * Public: mw_tokens_init, mw_tokens_reset, mw_tokens_free, mw_tokens_add, mw_token_hash,
- * mw_tokenize (see mw-tokenize.h).
+ * mw_tokenize, mw_tokenize_registrable_domain (see mw-tokenize.h).
  *
  * What becomes a token (all case-folded; body words without a prefix):
  *   - words of the decoded text: whitespace-separated runs with surrounding punctuation
@@ -50,6 +50,13 @@ static void psl_init_once(void)
 	psl_ctx = psl_latest(NULL);
 	if (psl_ctx == NULL)
 		psl_ctx = psl_builtin();
+}
+
+/* mw_tokenize_registrable_domain - the public suffix list's registrable domain of a host */
+const char *mw_tokenize_registrable_domain(const char *host)
+{
+	(void)pthread_once(&psl_once, psl_init_once);
+	return psl_ctx != NULL ? psl_registrable_domain(psl_ctx, host) : NULL;
 }
 
 /* mw_token_hash - 64-bit keyed hash of a token's text (never 0) */
@@ -282,10 +289,7 @@ static void words(struct mw_tokens *t, const char *prefix, const char *s, size_t
 /* registrable - the registrable domain of a lower-case host name (or the last two labels) */
 static const char *registrable(const char *host)
 {
-	const char *r = NULL, *p;
-	pthread_once(&psl_once, psl_init_once);
-	if (psl_ctx != NULL)
-		r = psl_registrable_domain(psl_ctx, host);
+	const char *r = mw_tokenize_registrable_domain(host), *p;
 	if (r != NULL)
 		return r;
 	p = strrchr(host, '.');

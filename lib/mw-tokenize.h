@@ -34,6 +34,11 @@ void mw_tokens_free(struct mw_tokens *t);
 void mw_tokens_add(struct mw_tokens *t, const char *s, size_t len);
 uint64_t mw_token_hash(const char *s, size_t len);
 
+/* The registrable domain of a lower-case host name by the public suffix list (libpsl's
+   latest, else its built-in list; loaded once per process), a suffix of HOST; NULL when the
+   list gives none (HOST is a public suffix or not a domain). */
+const char *mw_tokenize_registrable_domain(const char *host);
+
 /* The tokens of a parsed message (flags: enum mw_tokenize_flag), added to t. */
 void mw_tokenize(const struct mw_mime_msg *msg, unsigned flags, struct mw_tokens *t);
 

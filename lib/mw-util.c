@@ -3,7 +3,7 @@
  *
  * Public: mw_malloc, mw_calloc, mw_realloc, mw_strdup, mw_strndup, mw_error_set,
  * mw_error_prefix, mw_slice_*, mw_str_*, mw_strlcpy, mw_ascii_*, mw_memzero, mw_now, mw_mono_us,
- * mw_mono_ms, mw_mono_s.
+ * mw_mono_ms, mw_mono_s, mw_utf8_*, mw_text_len_check.
  *
  * Diagnostics: allocation failure aborts with a message on stderr; nothing else here
  * logs.
@@ -402,6 +402,23 @@ bool mw_utf8_valid(const char *s, size_t len, size_t *bad_r)
 		i += n;
 	}
 	return true;
+}
+
+/* mw_text_len_check - a string of 1..max bytes */
+int mw_text_len_check(const char *what, const char *s, size_t max, size_t *len_r, mw_error *error_r)
+{
+	size_t len;
+	if (s == NULL || *s == '\0') {
+		mw_error_set(error_r, "%s is empty", what);
+		return -1;
+	}
+	len = strnlen(s, max + 1);
+	if (len > max) {
+		mw_error_set(error_r, "%s is longer than %zu bytes", what, max);
+		return -1;
+	}
+	*len_r = len;
+	return 0;
 }
 
 /* mw_utf8_text_check - valid UTF-8 without control characters */

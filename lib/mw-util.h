@@ -88,6 +88,10 @@ bool mw_unichar_is_control(uint32_t cp);
 /* s[0..len) is valid UTF-8 without control characters; else -1, "WHAT is not valid UTF-8"
    or "WHAT contains a control character". */
 int mw_utf8_text_check(const char *what, const char *s, size_t len, mw_error *error_r);
+/* s is not NULL and 1..max bytes long (its length in *len_r); else -1, "WHAT is empty" or
+   "WHAT is longer than MAX bytes". */
+int mw_text_len_check(const char *what, const char *s, size_t max, size_t *len_r,
+                      mw_error *error_r);
 
 /* Writes v in decimal at the END of tmp (no NUL) and returns where it starts; *len_r gets
    its length. For hot paths that must not go through printf (policy keys, Redis RESP). */

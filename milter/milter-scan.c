@@ -387,52 +387,68 @@ out:
 	return ret;
 }
 
-/* unscannable - scan_over_limit's choice for a message that cannot be scanned whole */
-static int unscannable(struct milter_conn *conn, const char *why, struct milter_reply *r,
-                       char *extra, size_t extra_size)
+/* A message that goes unscanned: the key that says what to do with it, its log line's
+   reason (an error or a warning), what accepting it adds to the log line, the reply when
+   the config says reject (a tempfail is 451 4.7.1 with the same text and "try again later") */
+struct unscanned {
+	enum mw_config_key_id mode_key;
+	const char *log_reason;
+	bool error;
+	const char *accepted, *rcode, *xcode, *reason, *text;
+};
+/* scan_over_limit's choice for a message that cannot be scanned whole */
+static const struct unscanned over_limit = {MWK_MILTER_SCAN_OVER_LIMIT,
+                                            "over_limit",
+                                            false,
+                                            "virus=unscanned_over_limit action=accept_unscanned",
+                                            "552",
+                                            "5.3.4",
+                                            "scan_over_limit",
+                                            "message too large or too complex to scan"};
+/* virus_on_error's choice when no engine could judge the message */
+static const struct unscanned scan_error = {MWK_MILTER_VIRUS_ON_ERROR,
+                                            "engine_error",
+                                            true,
+                                            "virus=unscanned_error action=accept_unscanned",
+                                            "554",
+                                            "5.7.1",
+                                            "virus_scan_error",
+                                            "virus scanner unavailable"};
+
+/* unscanned - log it, then accept (0, noted in extra), reject or tempfail (1) as the config
+   says */
+static int unscanned(struct milter_conn *conn, const struct unscanned *u, const char *why,
+                     struct milter_reply *r, char *extra, size_t extra_size)
 {
+	const char *mode = mw_config_str(conn->cfg, u->mode_key);
+	char wb[MILTER_LOGV], qb[MILTER_LOGV];
+	const char *q = mw_log_value(qb, sizeof(qb), conn->msg.qid, strlen(conn->msg.qid));
+	const char *w = mw_log_value(wb, sizeof(wb), why, strlen(why));
 	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "unscanned");
-	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_SCAN_OVER_LIMIT);
-	char w[MILTER_LOGV], q[MILTER_LOGV];
-	mw_warn("event=virus_unscanned qid=%s reason=over_limit action=%s detail=%s",
-	        mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
-	        mw_log_value(w, sizeof(w), why, strlen(why)));
+	if (u->error)
+		mw_error_log("event=virus_unscanned qid=%s reason=%s action=%s error=%s", q,
+		             u->log_reason, mode, w);
+	else
+		mw_warn("event=virus_unscanned qid=%s reason=%s action=%s detail=%s", q,
+		        u->log_reason, mode, w);
 	if (strcmp(mode, "accept") == 0) {
-		(void)snprintf(extra, extra_size,
-		               "virus=unscanned_over_limit action=accept_unscanned");
+		(void)snprintf(extra, extra_size, "%s", u->accepted);
 		return 0;
 	}
 	if (strcmp(mode, "reject") == 0)
-		milter_reply_set(r, "552", "5.3.4", "scan_over_limit",
-		                 "message too large or too complex to scan");
+		milter_reply_set(r, u->rcode, u->xcode, u->reason, "%s", u->text);
 	else
-		milter_reply_set(r, "451", "4.7.1", "scan_over_limit",
-		                 "message too large or too complex to scan, try again later");
+		milter_reply_set(r, "451", "4.7.1", u->reason, "%s, try again later", u->text);
 	return 1;
 }
 
-/* no_verdict - virus_on_error's choice when no engine could judge the message */
+/* no_verdict - no engine could judge the message: unscanned, and the milter degraded */
 static int no_verdict(struct milter_conn *conn, bool engine, const char *why,
                       struct milter_reply *r, char *extra, size_t extra_size)
 {
-	mw_metrics_inc(MWM_MILTER_SCANS, "virus", "unscanned");
-	const char *mode = mw_config_str(conn->cfg, MWK_MILTER_VIRUS_ON_ERROR);
-	char w[MILTER_LOGV], q[MILTER_LOGV];
-	mw_error_log("event=virus_unscanned qid=%s reason=engine_error action=%s error=%s",
-	             mw_log_value(q, sizeof(q), conn->msg.qid, strlen(conn->msg.qid)), mode,
-	             mw_log_value(w, sizeof(w), why, strlen(why)));
+	int ret = unscanned(conn, &scan_error, why, r, extra, extra_size);
 	(void)mw_degraded_enter(MW_DEGRADED_MILTER_VIRUS, engine ? "scan_error" : "no_engine", why);
-	if (strcmp(mode, "accept") == 0) {
-		(void)snprintf(extra, extra_size, "virus=unscanned_error action=accept_unscanned");
-		return 0;
-	}
-	if (strcmp(mode, "reject") == 0)
-		milter_reply_set(r, "554", "5.7.1", "virus_scan_error",
-		                 "virus scanner unavailable");
-	else
-		milter_reply_set(r, "451", "4.7.1", "virus_scan_error",
-		                 "virus scanner unavailable, try again later");
-	return 1;
+	return ret;
 }
 
 /* virus_stage - scan the kept message and act on the verdict */
@@ -450,7 +466,7 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 		char why[80];
 		(void)snprintf(why, sizeof(why), "message over scan_max_size (%lld bytes)",
 		               mw_config_int(conn->cfg, MWK_MILTER_SCAN_MAX_SIZE));
-		return unscannable(conn, why, r, extra, extra_size);
+		return unscanned(conn, &over_limit, why, r, extra, extra_size);
 	}
 	v = engine_get();
 	if (v == NULL)
@@ -462,7 +478,7 @@ static int virus_stage(SMFICTX *ctx, struct milter_conn *conn, struct milter_rep
 	case MW_VIRUS_ERROR:
 		return no_verdict(conn, true, err.msg, r, extra, extra_size);
 	case MW_VIRUS_LIMIT:
-		return unscannable(conn, err.msg, r, extra, extra_size);
+		return unscanned(conn, &over_limit, err.msg, r, extra, extra_size);
 	case MW_VIRUS_CLEAN:
 		(void)mw_degraded_leave(MW_DEGRADED_MILTER_VIRUS, "a scan answered");
 		mw_metrics_inc(MWM_MILTER_SCANS, "virus", "clean");

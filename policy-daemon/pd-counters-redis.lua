@@ -46,6 +46,19 @@ local a = 1 -- next ARGV
 local k = 1 -- next key
 local nkeys = #KEYS
 
+-- emission_interval: T = ceil(w / lim), at least 1, without trusting the rounding of the
+-- division
+local function emission_interval(w, lim)
+	local t = math.floor(w / lim)
+	if t * lim < w then
+		t = t + 1
+	end
+	if t < 1 then
+		t = 1
+	end
+	return t
+end
+
 -- run_batch: one batch of n keys starting at KEYS[k0], its numbers at ARGV[a0]; returns its
 -- result (nothing is written unless every limit of the batch allows and commit is set)
 local function run_batch(now, commit, n, k0, a0)
@@ -75,14 +88,7 @@ local function run_batch(now, commit, n, k0, a0)
 				return {-1, 'mw-gcra: not a counter: ' .. key}
 			end
 		end
-		-- ceil(w / lim) without trusting the rounding of the division
-		local t = math.floor(w / lim)
-		if t * lim < w then
-			t = t + 1
-		end
-		if t < 1 then
-			t = 1
-		end
+		local t = emission_interval(w, lim)
 		local base = tat
 		if base < now then
 			base = now
@@ -157,13 +163,7 @@ local function run_lease(now, n, k0, a0)
 	for i = 1, n do
 		local key, w, lim, wmin, wmax, ret, rend, tat = unpack(plan[i])
 		local old = tat
-		local t = math.floor(w / lim)
-		if t * lim < w then
-			t = t + 1
-		end
-		if t < 1 then
-			t = 1
-		end
+		local t = emission_interval(w, lim)
 		if ret > 0 and tat > now then
 			local credit = ret * t
 			if rend - now < credit then

@@ -101,6 +101,12 @@ static int action_aliases(const char *action, char *aliases[ALIASES_MAX], mw_err
 	return 0;
 }
 
+/* free_entries - mw_audit_entries_free for mw_store_list */
+static void free_entries(void *v, size_t n)
+{
+	mw_audit_entries_free(v, n);
+}
+
 /* read_entry - one audit row, its action under the current name */
 static int read_entry(const mw_db_row *row, void *elem, mw_error *error_r)
 {
@@ -143,19 +149,15 @@ int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *f,
 		ret = MW_STORE_ERROR;
 		goto out;
 	}
-	ret = mw_db_run(store->db, f->newest_first ? &q_audit_list_desc : &q_audit_list,
-	                MW_DB_ARGS(MW_DB_I(f->newest_first ? f->before_id : f->after_id),
-	                           MW_DB_T(f->actor), MW_DB_T(action), MW_DB_T(f->target),
-	                           f->since != 0 ? MW_DB_I(f->since) : MW_DB_NUL,
-	                           f->until != 0 ? MW_DB_I(f->until) : MW_DB_NUL,
-	                           MW_DB_I(f->limit == 0 ? INT64_MAX : (int64_t)f->limit),
-	                           MW_DB_T(aliases[0]), MW_DB_T(aliases[1]), MW_DB_T(aliases[2]),
-	                           MW_DB_T(aliases[3])),
-	                mw_store_rows_cb, &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		mw_audit_entries_free(rows.v, rows.count);
-		goto out;
-	}
+	ret = mw_store_list(store, f->newest_first ? &q_audit_list_desc : &q_audit_list,
+	                    MW_DB_ARGS(MW_DB_I(f->newest_first ? f->before_id : f->after_id),
+	                               MW_DB_T(f->actor), MW_DB_T(action), MW_DB_T(f->target),
+	                               f->since != 0 ? MW_DB_I(f->since) : MW_DB_NUL,
+	                               f->until != 0 ? MW_DB_I(f->until) : MW_DB_NUL,
+	                               MW_DB_I(f->limit == 0 ? INT64_MAX : (int64_t)f->limit),
+	                               MW_DB_T(aliases[0]), MW_DB_T(aliases[1]),
+	                               MW_DB_T(aliases[2]), MW_DB_T(aliases[3])),
+	                    &rows, free_entries, false);
 	*entries_r = rows.v;
 	*count_r = rows.count;
 out:

@@ -166,25 +166,15 @@ int mw_store_app_password_list(mw_store *store, const char *username,
 {
 	struct mw_store_rows rows =
 	    MW_STORE_ROWS(struct mw_app_password, read_app_password, true, error_r);
-	uint64_t seen = 0;
 	int ret;
 	*list_r = NULL;
 	*count_r = 0;
 	if (mw_store_username_check(username, error_r) < 0)
 		return MW_STORE_NOTFOUND;
-	ret = mw_db_run(store->db, &q_apppw_list, MW_DB_ARGS(MW_DB_T(username)), mw_store_rows_cb,
-	                &rows, &seen, error_r);
-	if (ret == MW_STORE_OK && seen == 0) {
-		mw_error_set(error_r, "no such user");
-		ret = MW_STORE_NOTFOUND;
-	}
-	if (ret != MW_STORE_OK) {
-		free(rows.v);
-		return ret;
-	}
+	ret = mw_store_list(store, &q_apppw_list, MW_DB_ARGS(MW_DB_T(username)), &rows, NULL, true);
 	*list_r = rows.v;
 	*count_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
 
 /* check_user_and_id - the username and app password id of a del or used */

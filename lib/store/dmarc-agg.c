@@ -250,15 +250,11 @@ int mw_store_dmarc_rows(mw_store *store, const char *domain, int64_t begin, int6
 	struct mw_store_rows rows =
 	    MW_STORE_ROWS(struct mw_dmarc_agg_row, read_row, false, error_r);
 	int ret =
-	    mw_db_run(store->db, &q_rows, MW_DB_ARGS(MW_DB_T(domain), MW_DB_I(begin), MW_DB_I(end)),
-	              mw_store_rows_cb, &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		free(rows.v);
-		return ret;
-	}
+	    mw_store_list(store, &q_rows, MW_DB_ARGS(MW_DB_T(domain), MW_DB_I(begin), MW_DB_I(end)),
+	                  &rows, NULL, false);
 	*rows_r = rows.v;
 	*n_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
 
 /* mw_store_dmarc_report_claim - the period's report is ours to send */

@@ -157,25 +157,25 @@ static int read_sum(const mw_db_row *row, void *elem, mw_error *error_r)
 	return MW_STORE_OK;
 }
 
+/* list_filtered - the rows of q (summary or list) under the filter */
+static int list_filtered(mw_store *store, const struct mw_db_query *q,
+                         const struct mw_dmarc_filter *f, struct mw_store_rows *rows)
+{
+	struct mw_db_arg a[4];
+	filter_args(f, a);
+	return mw_store_list(store, q, a, 4, rows, NULL, false);
+}
+
 /* mw_store_dmarc_summary - messages per header_from, source IP and reporter */
 int mw_store_dmarc_summary(mw_store *store, const struct mw_dmarc_filter *f,
                            struct mw_dmarc_sum_row **rows_r, size_t *n_r, mw_error *error_r)
 {
 	struct mw_store_rows rows =
 	    MW_STORE_ROWS(struct mw_dmarc_sum_row, read_sum, false, error_r);
-	struct mw_db_arg a[4];
-	int ret;
-	*rows_r = NULL;
-	*n_r = 0;
-	filter_args(f, a);
-	ret = mw_db_run(store->db, &q_summary, a, 4, mw_store_rows_cb, &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		free(rows.v);
-		return ret;
-	}
+	int ret = list_filtered(store, &q_summary, f, &rows);
 	*rows_r = rows.v;
 	*n_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
 
 /* read_info - one row of q_list */
@@ -220,17 +220,8 @@ int mw_store_dmarc_report_list(mw_store *store, const struct mw_dmarc_filter *f,
 {
 	struct mw_store_rows rows =
 	    MW_STORE_ROWS(struct mw_dmarc_rpt_info, read_info, false, error_r);
-	struct mw_db_arg a[4];
-	int ret;
-	*v_r = NULL;
-	*n_r = 0;
-	filter_args(f, a);
-	ret = mw_db_run(store->db, &q_list, a, 4, mw_store_rows_cb, &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		free(rows.v);
-		return ret;
-	}
+	int ret = list_filtered(store, &q_list, f, &rows);
 	*v_r = rows.v;
 	*n_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }

@@ -83,15 +83,8 @@ static int check_dkim_name(const char *what, const char *s, size_t max, bool und
                            mw_error *error_r)
 {
 	size_t len, i, label = 0;
-	if (s == NULL || *s == '\0') {
-		mw_error_set(error_r, "%s is empty", what);
+	if (mw_text_len_check(what, s, max, &len, error_r) < 0)
 		return -1;
-	}
-	len = strnlen(s, max + 1);
-	if (len > max) {
-		mw_error_set(error_r, "%s is longer than %zu bytes", what, max);
-		return -1;
-	}
 	for (i = 0; i <= len; i++) {
 		char c = s[i];
 		if (c == '.' || c == '\0') {
@@ -323,6 +316,12 @@ int mw_store_dkim_key_retire(mw_store *store, const char *domain, const char *se
 	return ret;
 }
 
+/* free_dkim_rows - mw_dkim_key_rows_free for mw_store_list */
+static void free_dkim_rows(void *v, size_t n)
+{
+	mw_dkim_key_rows_free(v, n);
+}
+
 /* mw_store_dkim_key_list - every DKIM key, or a domain's, by domain then age */
 int mw_store_dkim_key_list(mw_store *store, const char *domain, struct mw_dkim_key_row **rows_r,
                            size_t *count_r, mw_error *error_r)
@@ -334,15 +333,11 @@ int mw_store_dkim_key_list(mw_store *store, const char *domain, struct mw_dkim_k
 	*count_r = 0;
 	if (domain != NULL && check_dkim_pair(domain, NULL, error_r) < 0)
 		return MW_STORE_NOTFOUND;
-	ret = mw_db_run(store->db, &q_dkim_list, MW_DB_ARGS(MW_DB_T(domain)), mw_store_rows_cb,
-	                &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		mw_dkim_key_rows_free(rows.v, rows.count);
-		return ret;
-	}
+	ret = mw_store_list(store, &q_dkim_list, MW_DB_ARGS(MW_DB_T(domain)), &rows, free_dkim_rows,
+	                    false);
 	*rows_r = rows.v;
 	*count_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
 
 /* dkim_get - the shared body of get (selector) and get_active (selector NULL) */

@@ -177,18 +177,10 @@ int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_
 {
 	struct mw_store_rows rows =
 	    MW_STORE_ROWS(struct mw_rate_policy, read_rate_policy, false, error_r);
-	int ret;
-	*policies_r = NULL;
-	*count_r = 0;
-	ret = mw_db_run(store->db, &q_rate_list, MW_DB_NOARGS, mw_store_rows_cb, &rows, NULL,
-	                error_r);
-	if (ret != MW_STORE_OK) {
-		free(rows.v);
-		return ret;
-	}
+	int ret = mw_store_list(store, &q_rate_list, MW_DB_NOARGS, &rows, NULL, false);
 	*policies_r = rows.v;
 	*count_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
 
 /* mw_store_rate_policy_del - delete a rate policy by id */
@@ -270,31 +262,28 @@ static int read_tag_rule(const mw_db_row *row, void *elem, mw_error *error_r)
 	return MW_STORE_OK;
 }
 
+/* free_tag_rules - mw_tag_rules_free for mw_store_list */
+static void free_tag_rules(void *v, size_t n)
+{
+	mw_tag_rules_free(v, n);
+}
+
 /* mw_store_tag_rule_list - a user's rules in position order, in one read (an unknown user
    has no row, a user without rules one row of NULLs) */
 int mw_store_tag_rule_list(mw_store *store, const char *username, struct mw_tag_rule **rules_r,
                            size_t *count_r, mw_error *error_r)
 {
 	struct mw_store_rows rows = MW_STORE_ROWS(struct mw_tag_rule, read_tag_rule, true, error_r);
-	uint64_t seen = 0;
 	int ret;
 	*rules_r = NULL;
 	*count_r = 0;
 	if (mw_store_username_check(username, error_r) < 0)
 		return MW_STORE_NOTFOUND;
-	ret = mw_db_run(store->db, &q_tag_list, MW_DB_ARGS(MW_DB_T(username)), mw_store_rows_cb,
-	                &rows, &seen, error_r);
-	if (ret == MW_STORE_OK && seen == 0) {
-		mw_error_set(error_r, "no such user");
-		ret = MW_STORE_NOTFOUND;
-	}
-	if (ret != MW_STORE_OK) {
-		mw_tag_rules_free(rows.v, rows.count);
-		return ret;
-	}
+	ret = mw_store_list(store, &q_tag_list, MW_DB_ARGS(MW_DB_T(username)), &rows,
+	                    free_tag_rules, true);
 	*rules_r = rows.v;
 	*count_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
 
 /* mw_store_tag_rule_del - delete one of the user's rules */

@@ -177,27 +177,26 @@ static int read_event(const mw_db_row *row, void *elem, mw_error *error_r)
 	return MW_STORE_OK;
 }
 
+/* free_events - mw_training_events_free for mw_store_list */
+static void free_events(void *v, size_t n)
+{
+	mw_training_events_free(v, n);
+}
+
 /* mw_store_training_list - events after after_id, oldest first */
 int mw_store_training_list(mw_store *store, int64_t after_id, unsigned limit, bool pending_only,
                            struct mw_training_event **events_r, size_t *count_r, mw_error *error_r)
 {
 	struct mw_store_rows rows =
 	    MW_STORE_ROWS(struct mw_training_event, read_event, false, error_r);
-	int ret;
-	*events_r = NULL;
-	*count_r = 0;
-	ret = mw_db_run(store->db, &q_train_list,
-	                MW_DB_ARGS(MW_DB_I(after_id < 0 ? 0 : after_id),
-	                           MW_DB_I(pending_only ? 1 : 0),
-	                           MW_DB_I(limit == 0 ? INT64_MAX : (int64_t)limit)),
-	                mw_store_rows_cb, &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		mw_training_events_free(rows.v, rows.count);
-		return ret;
-	}
+	int ret = mw_store_list(store, &q_train_list,
+	                        MW_DB_ARGS(MW_DB_I(after_id < 0 ? 0 : after_id),
+	                                   MW_DB_I(pending_only ? 1 : 0),
+	                                   MW_DB_I(limit == 0 ? INT64_MAX : (int64_t)limit)),
+	                        &rows, free_events, false);
 	*events_r = rows.v;
 	*count_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }
 
 /* mw_training_events_free - free what mw_store_training_list returned */

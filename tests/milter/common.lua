@@ -38,6 +38,12 @@ function outbound_mail(conn, user_name, envfrom, want)
 	expect(want or SMFIR_CONTINUE, "mailfrom " .. envfrom, mt.mailfrom, conn, envfrom)
 end
 
+-- user_mail - MAIL FROM <user> as the authenticated user, RCPT TO <a@example.net>
+function user_mail(conn)
+	outbound_mail(conn, user, "<" .. user .. ">")
+	expect(SMFIR_CONTINUE, "rcpt", mt.rcptto, conn, "<a@example.net>")
+end
+
 function inbound_mail(conn, envfrom)
 	mt.macro(conn, SMFIC_MAIL, "{auth_authen}", "", "i", "QID2")
 	expect(SMFIR_CONTINUE, "mailfrom " .. envfrom, mt.mailfrom, conn, envfrom)

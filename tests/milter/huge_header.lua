@@ -24,16 +24,14 @@ function main()
 	local big = string.rep("a", 900)
 
 	-- a long Subject: not ours to limit
-	outbound_mail(conn, user, "<" .. user .. ">")
-	expect(SMFIR_CONTINUE, "rcpt", mt.rcptto, conn, "<a@example.net>")
+	user_mail(conn)
 	expect(SMFIR_CONTINUE, "Subject", mt.header, conn, "Subject", big)
 	expect(SMFIR_CONTINUE, "From", mt.header, conn, "From", user)
 	expect(SMFIR_CONTINUE, "eoh", mt.eoh, conn)
 	expect(SMFIR_CONTINUE, "eom", mt.eom, conn)
 
 	-- From: over max_address_header: refused by the end of the headers
-	outbound_mail(conn, user, "<" .. user .. ">")
-	expect(SMFIR_CONTINUE, "rcpt", mt.rcptto, conn, "<a@example.net>")
+	user_mail(conn)
 	check(mt.header(conn, "From", "\"" .. big .. "\" <" .. user .. ">") == nil,
 	      "huge From: call failed")
 	if mt.getreply(conn) ~= SMFIR_REPLYCODE then

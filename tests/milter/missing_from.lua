@@ -4,16 +4,14 @@ dofile(dir .. "/common.lua")
 
 function main()
 	local conn = open()
-	outbound_mail(conn, user, "<" .. user .. ">")
-	expect(SMFIR_CONTINUE, "rcpt", mt.rcptto, conn, "<a@example.net>")
+	user_mail(conn)
 	expect(SMFIR_CONTINUE, "Subject", mt.header, conn, "Subject", "no From")
 	expect(SMFIR_CONTINUE, "eoh", mt.eoh, conn)
 	expect(SMFIR_REPLYCODE, "eom", mt.eom, conn)
 	check(mt.eom_check(conn, MT_SMTPREPLY, "550", "5.6.0", "message has no From: header"),
 	      "missing From: not refused with 550 5.6.0")
 
-	outbound_mail(conn, user, "<" .. user .. ">")
-	expect(SMFIR_CONTINUE, "rcpt", mt.rcptto, conn, "<a@example.net>")
+	user_mail(conn)
 	expect(SMFIR_CONTINUE, "From", mt.header, conn, "From", user)
 	expect(SMFIR_CONTINUE, "From 2", mt.header, conn, "from", user)
 	expect(SMFIR_CONTINUE, "eoh", mt.eoh, conn)

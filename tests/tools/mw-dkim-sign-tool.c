@@ -23,6 +23,7 @@
 #include "mw-addr.h"
 #include "mw-config.h"
 #include "mw-dkim-sign.h"
+#include "../unit/mw-test-dkim.h"
 
 #include <opendkim/dkim.h>
 
@@ -137,17 +138,6 @@ static int feed(mw_dkim_signer *s, const char *msg, size_t len, size_t chunk, mw
 	return 0;
 }
 
-/* crlf_append - append p[0..n) with every bare LF made CRLF */
-static void crlf_append(mw_str *out, const char *p, size_t n)
-{
-	size_t k;
-	for (k = 0; k < n; k++) {
-		if (p[k] == '\n' && (k == 0 || p[k - 1] != '\r'))
-			(void)mw_str_appendc(out, '\r');
-		(void)mw_str_appendc(out, p[k]);
-	}
-}
-
 /* verify_message - libopendkim's verdict on msg with keys from keylist: 0 pass, 4 fail,
    1 error */
 static int verify_message(const char *keylist, const char *msg, size_t len)
@@ -156,11 +146,8 @@ static int verify_message(const char *keylist, const char *msg, size_t len)
 	DKIM_LIB *lib = dkim_init(NULL, NULL);
 	DKIM *d = NULL;
 	DKIM_STAT st;
-	mw_str h, b;
-	size_t i = 0;
+	bool refused;
 	int ret = 1;
-	mw_str_init(&h, 0);
-	mw_str_init(&b, 0);
 	if (lib == NULL ||
 	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYMETHOD, &q, sizeof(q)) != 0 ||
 	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYINFO, (void *)keylist,
@@ -169,32 +156,11 @@ static int verify_message(const char *keylist, const char *msg, size_t len)
 		fprintf(stderr, "mw-dkim-sign-tool: libopendkim could not be set up\n");
 		goto out;
 	}
-	while (i < len &&
-	       !(msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n'))) {
-		size_t e = i;
-		while (e < len && msg[e] != '\n')
-			e++;
-		while (e + 1 < len && (msg[e + 1] == ' ' || msg[e + 1] == '\t')) {
-			e++;
-			while (e < len && msg[e] != '\n')
-				e++;
-		}
-		mw_str_reset(&h);
-		crlf_append(&h, msg + i, e > i && msg[e - 1] == '\r' ? e - i - 1 : e - i);
-		if (dkim_header(d, (unsigned char *)h.buf, h.len) != DKIM_STAT_OK) {
-			fprintf(stderr, "mw-dkim-sign-tool: libopendkim refused a header field\n");
-			goto out;
-		}
-		i = e + 1;
+	st = mw_test_dkim_verify(d, msg, len, &refused);
+	if (refused) {
+		fprintf(stderr, "mw-dkim-sign-tool: libopendkim refused a header field\n");
+		goto out;
 	}
-	if (i < len)
-		i += msg[i] == '\r' ? 2 : 1;
-	crlf_append(&b, msg + i, i < len ? len - i : 0);
-	st = dkim_eoh(d);
-	if (st == DKIM_STAT_OK && b.len > 0)
-		st = dkim_body(d, (unsigned char *)b.buf, b.len);
-	if (st == DKIM_STAT_OK)
-		st = dkim_eom(d, NULL);
 	printf("%s\n", st == DKIM_STAT_OK ? "pass" : dkim_getresultstr(st));
 	ret = st == DKIM_STAT_OK ? 0 : 4;
 out:
@@ -202,8 +168,6 @@ out:
 		(void)dkim_free(d);
 	if (lib != NULL)
 		dkim_close(lib);
-	mw_str_free(&h);
-	mw_str_free(&b);
 	return ret;
 }
 

@@ -626,23 +626,18 @@ struct columns {
 	size_t n;
 };
 
-/* type_kind - the storage class of a declared type: integer, text, blob, real */
+/* type_kind - the storage class of a declared type (mw_db_decltype): integer, text, blob,
+   real; other or none */
 static const char *type_kind(const char *type)
 {
-	char t[64];
-	size_t i;
-	for (i = 0; type[i] != '\0' && i + 1 < sizeof(t); i++)
-		t[i] = (char)(type[i] >= 'a' && type[i] <= 'z' ? type[i] - 32 : type[i]);
-	t[i] = '\0';
-	if (strstr(t, "INT") != NULL)
-		return "integer";
-	if (strstr(t, "TEXT") != NULL || strstr(t, "CHAR") != NULL)
-		return "text";
-	if (strstr(t, "BLOB") != NULL || strstr(t, "BYTEA") != NULL)
-		return "blob";
-	if (strstr(t, "REAL") != NULL || strstr(t, "DOUBLE") != NULL)
-		return "real";
-	return t[0] != '\0' ? "other" : "none";
+	static const char *const names[] = {[MW_DB_INT] = "integer",
+	                                    [MW_DB_TEXT] = "text",
+	                                    [MW_DB_BLOB] = "blob",
+	                                    [MW_DB_DOUBLE] = "real"};
+	enum mw_db_type t;
+	if (mw_db_decltype(type, &t) < 0)
+		return type[0] != '\0' ? "other" : "none";
+	return names[t];
 }
 
 /* add_column - a catalog row (table, column, type, notnull) */

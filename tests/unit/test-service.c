@@ -195,16 +195,12 @@ static void read_line(int fd, char *buf, size_t size)
 	buf[got] = '\0';
 }
 
-/* test_pool - two workers; one killed is replaced; SIGTERM lets a busy one finish and the
-   master exits 0 */
-static void test_pool(void **state)
+/* start_pool - a master ("d -f") running a pool of pool_worker (and helper, when not NULL)
+   in a child; p gets the pipe whose read end p[0] carries their lines */
+static pid_t start_pool(int p[2], unsigned workers, void (*helper)(void *ctx))
 {
 	char *argv[] = {"d", "-f", NULL};
-	char line[64], want[64];
-	long pids[3];
-	int p[2], status, i;
 	pid_t master;
-	(void)state;
 	assert_int_equal(pipe(p), 0);
 	master = fork();
 	assert_true(master >= 0);
@@ -219,12 +215,26 @@ static void test_pool(void **state)
 		optind = 1;
 		mw_service_args(&s, &info, 2, argv);
 		pool.service = &s;
-		pool.workers = 2;
+		pool.workers = workers;
 		pool.grace_s = 20;
 		pool.run = pool_worker;
+		pool.helper = helper;
 		_exit(mw_service_pool_run(&pool, &err) == 0 ? 0 : 3);
 	}
 	(void)close(p[1]);
+	return master;
+}
+
+/* test_pool - two workers; one killed is replaced; SIGTERM lets a busy one finish and the
+   master exits 0 */
+static void test_pool(void **state)
+{
+	char line[64], want[64];
+	long pids[3];
+	int p[2], status, i;
+	pid_t master;
+	(void)state;
+	master = start_pool(p, 2, NULL);
 	for (i = 0; i < 2; i++) {
 		read_line(p[0], line, sizeof(line));
 		assert_int_equal(sscanf(line, "start %ld", &pids[i]), 1);
@@ -284,33 +294,12 @@ static long next_helper(int fd)
    ends with the pool */
 static void test_pool_helper(void **state)
 {
-	char *argv[] = {"d", "-f", NULL};
 	char line[64];
 	long h1, h2;
 	int p[2], status;
 	pid_t master;
 	(void)state;
-	assert_int_equal(pipe(p), 0);
-	master = fork();
-	assert_true(master >= 0);
-	if (master == 0) {
-		struct seen seen = {0};
-		struct mw_service_info info = info_for(&seen);
-		struct mw_service s;
-		struct mw_service_pool pool = {0};
-		mw_error err = {{0}};
-		(void)close(p[0]);
-		pool_pipe = p[1];
-		optind = 1;
-		mw_service_args(&s, &info, 2, argv);
-		pool.service = &s;
-		pool.workers = 1;
-		pool.grace_s = 20;
-		pool.run = pool_worker;
-		pool.helper = pool_helper;
-		_exit(mw_service_pool_run(&pool, &err) == 0 ? 0 : 3);
-	}
-	(void)close(p[1]);
+	master = start_pool(p, 1, pool_helper);
 	h1 = next_helper(p[0]);
 	assert_true(h1 > 0);
 	assert_int_equal(kill((pid_t)h1, SIGKILL), 0);

@@ -223,6 +223,23 @@ static void test_markup(void **state)
 	mw_str_free(&s);
 }
 
+/* test_text_len - NULL and "" are empty, max bytes fit, max + 1 do not (the tag rule and DKIM
+   name checks share it) */
+static void test_text_len(void **state)
+{
+	mw_error err = {{0}};
+	size_t len = 99;
+	(void)state;
+	assert_int_equal(mw_text_len_check("field", NULL, 4, &len, &err), -1);
+	assert_string_equal(err.msg, "field is empty");
+	assert_int_equal(mw_text_len_check("field", "", 4, &len, &err), -1);
+	assert_int_equal(mw_text_len_check("field", "abcde", 4, &len, &err), -1);
+	assert_string_equal(err.msg, "field is longer than 4 bytes");
+	assert_int_equal(len, 99);
+	assert_int_equal(mw_text_len_check("field", "abcd", 4, &len, &err), 0);
+	assert_int_equal(len, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +249,7 @@ int main(void)
 	    cmocka_unit_test(test_log_value),  cmocka_unit_test(test_fake_now),
 	    cmocka_unit_test(test_hexval),     cmocka_unit_test(test_text_escape),
 	    cmocka_unit_test(test_markup),     cmocka_unit_test(test_mono),
+	    cmocka_unit_test(test_text_len),
 	};
 	MW_RUN_TESTS(tests);
 }
