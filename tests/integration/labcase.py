@@ -7,6 +7,7 @@ test from them either: they have no test methods).
 
 LabCase: setUpClass makes cls.lab and calls the class's start_lab(); when that fails the lab
 is stopped before the error goes on; tearDownClass stops the lab. start_api(): API + nginx.
+DovecotCase: LabCase whose tearDown checks cls.dovecot's log for crashes.
 PolicydCase: LabCase that fails the class when cls.policyd's sanitizer reported anything;
 start_policy_path() starts policyd and a Postfix asking it.
 MilterCase: LabCase whose tearDown checks the milter's sanitizer report (and that it lives);
@@ -137,6 +138,17 @@ def daemon_config(store, tmp, name, directory=None, extra=''):
     path = os.path.join(directory or tmp, name + '.conf')
     lab_mod.write_file(path, text, 0o644)
     return path
+
+
+class DovecotCase(LabCase):
+    """DovecotCase - LabCase whose tearDown fails the test when cls.dovecot's log shows a
+    crash or a sanitizer report (the plugin runs inside Dovecot's processes)."""
+
+    def tearDown(self):
+        with open(self.dovecot.log_path, errors='replace') as f:
+            log = f.read()
+        for bad in ('AddressSanitizer', 'runtime error:', 'Panic:', 'Fatal:', 'segfault'):
+            self.assertNotIn(bad, log, 'dovecot log shows a crash or sanitizer report')
 
 
 class PolicydCase(LabCase):

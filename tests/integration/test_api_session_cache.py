@@ -10,7 +10,6 @@ those answers must show the change (401, or the new data). A cache that served w
 had would answer 200 from at least one worker.
 """
 
-import os
 import threading
 import unittest
 import uuid
@@ -21,22 +20,6 @@ from labcase import call
 
 DOMAIN = lab_mod.DOMAIN
 WORKERS = 3
-
-
-def children(pid):
-    """children - the pids of PID's child processes (the API's workers)."""
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return sorted(found)
 
 
 def writes(pid):
@@ -55,13 +38,13 @@ class SessionCacheTest(labcase.ApiBase):
         cls.start_api(api_config={'workers': str(WORKERS), 'login_max_failures': '1000',
                                   'ip_max_failures': '1000'})
         cls.add_admin()
-        lab_mod.wait_until(lambda: len(children(cls.api.proc.pid)) == WORKERS, 120,
+        lab_mod.wait_until(lambda: len(lab_mod.children_of(cls.api.proc.pid)) == WORKERS, 120,
                            '%d API workers' % WORKERS)
 
     def on_every_worker(self, method, path, token, body=None):
         """on_every_worker - concurrent requests (threads of keep-alive-less calls) until
         every worker has answered at least one; returns every answer."""
-        workers = children(self.api.proc.pid)
+        workers = lab_mod.children_of(self.api.proc.pid)
         self.assertEqual(len(workers), WORKERS)
         before = {p: writes(p) for p in workers}
         answers, lock = [], threading.Lock()

@@ -50,7 +50,7 @@ def key_of(text):
     return hashlib.blake2b(text.replace('\r', '').encode(), digest_size=32).hexdigest()
 
 
-class PluginDedupeTest(labcase.LabCase):
+class PluginDedupeTest(labcase.DovecotCase):
     """lib90_mailwarden_plugin.so in the lab's Dovecot, with a short dedupe window."""
 
     @classmethod
@@ -59,11 +59,6 @@ class PluginDedupeTest(labcase.LabCase):
         opts = lab_mod.mailwarden_plugin_options(cls.store,
                                                  mailwarden_dedupe_window='%ds' % WINDOW)
         cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-
-    def tearDown(self):
-        log = open(self.dovecot.log_path, errors='replace').read()
-        for bad in ('AddressSanitizer', 'runtime error:', 'Panic:', 'Fatal:', 'segfault'):
-            self.assertNotIn(bad, log, 'dovecot log shows a crash or sanitizer report')
 
     # ---- helpers ------------------------------------------------------------------------
 

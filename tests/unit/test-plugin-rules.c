@@ -207,6 +207,23 @@ static const struct match_case match_cases[] = {
     {"X-Custom", MW_TAGRULE_SUBSTRING, "yes", "maybe yes", NULL, true},
 };
 
+/* case_rule - the enabled rule (keyword "k") and the subject of match case C; ADDRS is
+   the subject's one-address array */
+static void case_rule(const struct match_case *c, const char *addrs[1],
+                      struct mw_tagrule_subject *s, struct mw_tag_rule *r)
+{
+	addrs[0] = c->addr;
+	s->text = c->text;
+	s->addrs = addrs;
+	s->n_addrs = c->addr != NULL ? 1 : 0;
+	memset(r, 0, sizeof(*r));
+	r->field = (char *)c->field;
+	r->match = c->match;
+	r->value = (char *)c->value;
+	r->keyword = (char *)"k";
+	r->enabled = true;
+}
+
 /* test_matching - each kind of rule against texts and addresses */
 static void test_matching(void **state)
 {
@@ -214,14 +231,10 @@ static void test_matching(void **state)
 	(void)state;
 	for (i = 0; i < MW_N_ELEMENTS(match_cases); i++) {
 		const struct match_case *c = &match_cases[i];
-		const char *addrs[1] = {c->addr};
-		struct mw_tagrule_subject s = {c->text, addrs, c->addr != NULL ? 1 : 0};
-		struct mw_tag_rule r = {0};
-		r.field = (char *)c->field;
-		r.match = c->match;
-		r.value = (char *)c->value;
-		r.keyword = (char *)"k";
-		r.enabled = true;
+		const char *addrs[1];
+		struct mw_tagrule_subject s;
+		struct mw_tag_rule r;
+		case_rule(c, addrs, &s, &r);
 		if (mw_tagrule_matches(&r, &s, 1) != c->want)
 			fail_msg("match case %zu (%s %s %s vs %s)", i, c->field,
 			         mw_tagrule_match_name(c->match), c->value, c->text);
@@ -515,14 +528,10 @@ static void test_prepared(void **state)
 	assert_non_null(big);
 	for (i = 0; i < MW_N_ELEMENTS(match_cases); i++) {
 		const struct match_case *c = &match_cases[i];
-		const char *addrs[1] = {c->addr};
-		struct mw_tagrule_subject s = {c->text, addrs, c->addr != NULL ? 1 : 0};
-		struct mw_tag_rule r = {0};
-		r.field = (char *)c->field;
-		r.match = c->match;
-		r.value = (char *)c->value;
-		r.keyword = (char *)"k";
-		r.enabled = true;
+		const char *addrs[1];
+		struct mw_tagrule_subject s;
+		struct mw_tag_rule r;
+		case_rule(c, addrs, &s, &r);
 		prep_agrees(&r, &s, 1, &unlimited, i);
 		prep_agrees(&r, &s, 1, &capped, i);
 		prep_agrees(&r, &s, 1, &tight, i);
