@@ -951,6 +951,11 @@ class Postfix(Service):
             'queue_run_delay': '10s',
             'minimal_backoff_time': '10s',
             'maximal_backoff_time': '20s',
+            # an smtpd that starts while Dovecot's auth is down exits ("fatal: no SASL
+            # authentication mechanisms") and the master then throttles the service for
+            # service_throttle_time (60 s by default): mail refused for a minute after
+            # Dovecot is back (the chaos run's Dovecot kills); the admin guide recommends it
+            'service_throttle_time': '5s',
         })
         s.update(self.extra_main)
         return s
