@@ -233,11 +233,28 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 	    {"examples", required_argument, NULL, OPT_EXAMPLES},
 	    {"user", required_argument, NULL, OPT_USER},
 	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	    {"selector", required_argument, NULL, OPT_SELECTOR},
+	    {"bits", required_argument, NULL, OPT_BITS},
+	    {"due", no_argument, NULL, OPT_DUE},
+	    {"date", required_argument, NULL, OPT_DATE},
+	    {"output", required_argument, NULL, OPT_OUTPUT},
+	    {"field", required_argument, NULL, OPT_FIELD},
+	    {"match", required_argument, NULL, OPT_MATCH},
+	    {"value", required_argument, NULL, OPT_VALUE},
+	    {"keyword", required_argument, NULL, OPT_KEYWORD},
+	    {"mailbox", required_argument, NULL, OPT_MAILBOX},
+	    {"disabled", no_argument, NULL, OPT_DISABLED},
 	    {NULL, 0, NULL, 0},
 	};
 	int c, i;
 	memset(o, 0, sizeof(*o));
 	o->pw = PW_TTY;
+	/* the defaults of setup and doctor's directories, here once */
+	o->postfix_dir = "/etc/postfix";
+	o->dovecot_dir = "/etc/dovecot";
+	o->nginx_dir = "/etc/nginx";
+	o->dovecot_config = "/etc/dovecot/dovecot.conf";
+	o->examples = MW_DOCDIR "/examples";
 	optind = 0; /* 0: GNU getopt re-initialises (options may follow arguments) */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", all, NULL)) != -1) {
@@ -305,6 +322,39 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 			break;
 		case OPT_DRY_RUN:
 			o->dry_run = true;
+			break;
+		case OPT_SELECTOR:
+			o->selector = optarg;
+			break;
+		case OPT_BITS:
+			o->bits = optarg;
+			break;
+		case OPT_DUE:
+			o->due = true;
+			break;
+		case OPT_DATE:
+			o->date = optarg;
+			break;
+		case OPT_OUTPUT:
+			o->output = optarg;
+			break;
+		case OPT_FIELD:
+			o->field = optarg;
+			break;
+		case OPT_MATCH:
+			o->match = optarg;
+			break;
+		case OPT_VALUE:
+			o->value = optarg;
+			break;
+		case OPT_KEYWORD:
+			o->keyword = optarg;
+			break;
+		case OPT_MAILBOX:
+			o->mailbox = optarg;
+			break;
+		case OPT_DISABLED:
+			o->disabled = true;
 			break;
 		case OPT_PASSWORD_STDIN:
 		case OPT_GENERATE:

@@ -28,7 +28,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -149,39 +148,20 @@ static int opt_bits(const char *arg, unsigned *bits_r)
 int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, char *selector,
                             size_t ssize, unsigned *bits_r)
 {
-	static const struct option opts[] = {
-	    {"selector", required_argument, NULL, 's'},
-	    {"bits", required_argument, NULL, 'b'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
+	static const int allowed[] = {OPT_SELECTOR, OPT_BITS, 0};
+	struct ctl_opts o;
 	char month[16];
-	const char *sel_in = NULL;
-	int c;
+	const char *sel_in;
+	int first, ret;
 
 	*bits_r = 2048;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			sel_in = optarg;
-			break;
-		case 'b':
-			if (opt_bits(optarg, bits_r) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
-			       ctl_current->help);
-			return -1;
-		default:
-			ctl_err("dkim generate: unknown or misplaced option %s", argv[optind - 1]);
-			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (ctl_want_args(ctl_current, argc - optind, 1, 1) != EXIT_OK)
+	ret = ctl_parse_opts(ctl_current, argc, argv, allowed, &o, &first);
+	if (ret != EXIT_OK)
+		return ret;
+	if (o.bits != NULL && opt_bits(o.bits, bits_r) < 0)
+		return EXIT_USAGE;
+	sel_in = o.selector;
+	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
 		return EXIT_USAGE;
 	if (sel_in == NULL) {
 		/* default selector: the month, YYYYMM (rotate by generating next month's) */
@@ -194,7 +174,7 @@ int ctl_dkim_parse_generate(int argc, char **argv, char *domain, size_t dsize, c
 		}
 		sel_in = month;
 	}
-	return ctl_dkim_names(argv[optind], sel_in, domain, dsize, selector, ssize);
+	return ctl_dkim_names(argv[first], sel_in, domain, dsize, selector, ssize);
 }
 
 /* dkim_new_key - print what dkim generate and import print about the new key */
@@ -319,56 +299,29 @@ int cmd_dkim_list(struct mw_ctl *ctl, int argc, char **argv)
    way), dkim rotate --due makes what is due for every domain (a timer runs it) */
 int cmd_dkim_rotate(struct mw_ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"due", no_argument, NULL, 'd'},
-	    {"bits", required_argument, NULL, 'b'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
+	struct ctl_opts o;
 	char domain[MW_DKIM_DOMAIN_MAX + 2], selector[4];
-	bool due = false, json = false, refused = false, failed = false;
+	bool refused = false, failed = false;
 	unsigned bits = 0;
 	json_t *events = NULL, *ev;
 	size_t i;
-	int c, ret;
+	int first, ret;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			due = true;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'b':
-			if (opt_bits(optarg, &bits) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
-			       ctl_current->help);
-			return EXIT_OK;
-		default:
-			ctl_err("dkim rotate: unknown or misplaced option %s", argv[optind - 1]);
-			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (due ? argc - optind != 0 : argc - optind != 1) {
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_DUE, OPT_BITS, OPT_JSON);
+	if (o.bits != NULL && opt_bits(o.bits, &bits) < 0)
+		return EXIT_USAGE;
+	if (o.due ? argc - first != 0 : argc - first != 1) {
 		ctl_err("dkim rotate: give DOMAIN, or --due alone");
 		fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
 		return EXIT_USAGE;
 	}
-	if (!due) {
-		ret = ctl_dkim_names(argv[optind], NULL, domain, sizeof(domain), selector,
+	if (!o.due) {
+		ret = ctl_dkim_names(argv[first], NULL, domain, sizeof(domain), selector,
 		                     sizeof(selector));
 		if (ret != EXIT_OK)
 			return ret;
 	}
-	ret = ctl->ops->dkim_rotate(ctl, due ? NULL : domain, bits, &events);
+	ret = ctl->ops->dkim_rotate(ctl, o.due ? NULL : domain, bits, &events);
 	if (ret != EXIT_OK)
 		return ret;
 	json_array_foreach(events, i, ev)
@@ -378,7 +331,7 @@ int cmd_dkim_rotate(struct mw_ctl *ctl, int argc, char **argv)
 		const char *rec = json_string_value(json_object_get(ev, "record"));
 		refused |= what != NULL && strcmp(what, "refused") == 0;
 		failed |= what != NULL && strcmp(what, "error") == 0;
-		if (json)
+		if (o.json)
 			continue;
 		printf("%s %s %s: %s\n", json_string_value(json_object_get(ev, "domain")),
 		       sel != NULL && sel[0] != '\0' ? sel : "-", what != NULL ? what : "?",
@@ -386,7 +339,7 @@ int cmd_dkim_rotate(struct mw_ctl *ctl, int argc, char **argv)
 		if (rec != NULL && what != NULL && strcmp(what, "waiting") == 0)
 			printf("  publish: %s\n", rec);
 	}
-	if (json)
+	if (o.json)
 		ctl_json_print(json_incref(events));
 	json_decref(events);
 	return failed || refused ? EXIT_ERROR : EXIT_OK;

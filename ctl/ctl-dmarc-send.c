@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -344,60 +343,31 @@ out:
 /* cmd_dmarc_send_reports - mailwardenctl dmarc send-reports */
 int cmd_dmarc_send_reports(struct mw_ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"date", required_argument, NULL, 'd'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"output", required_argument, NULL, 'o'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
+	struct ctl_opts o;
 	struct send_env env;
 	const char *at;
 	char **domains = NULL;
 	size_t n = 0, i;
 	uint64_t pruned = 0;
 	mw_error err = {""};
-	int c, ret = EXIT_OK, st;
-	bool have_date = false;
+	int first, ret = EXIT_OK, st;
 	struct stat sb;
 
+	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_DATE, OPT_DRY_RUN, OPT_OUTPUT);
 	memset(&env, 0, sizeof(env));
 	env.ctl = ctl;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			if (parse_date(optarg, &env.o.begin) < 0) {
-				ctl_err("dmarc send-reports: --date wants YYYY-MM-DD, not %s",
-				        optarg);
-				return EXIT_USAGE;
-			}
-			have_date = true;
-			break;
-		case 'n':
-			env.o.dry_run = true;
-			break;
-		case 'o':
-			env.o.output = optarg;
-			break;
-		case 'h':
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
-			       ctl_current->help);
-			return EXIT_OK;
-		default:
-			ctl_err("dmarc send-reports: unknown or misplaced option %s",
-			        argv[optind - 1]);
-			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
-			return EXIT_USAGE;
-		}
+	if (o.date != NULL && parse_date(o.date, &env.o.begin) < 0) {
+		ctl_err("dmarc send-reports: --date wants YYYY-MM-DD, not %s", o.date);
+		return EXIT_USAGE;
 	}
-	if (argc - optind != 0) {
+	env.o.dry_run = o.dry_run;
+	env.o.output = o.output;
+	if (argc - first != 0) {
 		ctl_err("dmarc send-reports: no arguments but options");
 		fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
 		return EXIT_USAGE;
 	}
-	if (!have_date) /* yesterday, UTC */
+	if (o.date == NULL) /* yesterday, UTC */
 		env.o.begin = (mw_now() / 86400 - 1) * 86400;
 	if (env.o.output != NULL && (stat(env.o.output, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
 		ctl_err("dmarc send-reports: --output %s is not a directory", env.o.output);

@@ -398,7 +398,7 @@ int cmd_setup_postfix(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_APPLY, OPT_POSTFIX_DIR, OPT_YES);
 	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
 		return EXIT_USAGE;
-	dir = o.postfix_dir != NULL ? o.postfix_dir : "/etc/postfix";
+	dir = o.postfix_dir;
 	mw_str_init(&cur, SETUP_OUT_MAX);
 	mw_str_init(&expl, SETUP_OUT_MAX);
 	mw_str_init(&qdir, SETUP_OUT_MAX);
@@ -617,7 +617,7 @@ int cmd_setup_dovecot(struct mw_ctl *ctl, int argc, char **argv)
 	struct ctl_opts o;
 	struct stat st;
 	struct group *gr;
-	const char *dir, *examples, *db;
+	const char *dir, *db;
 	char store_dir[4096], group[64] = "dovecot", plugin[4096];
 	mw_str sample, outp;
 	size_t i;
@@ -626,8 +626,7 @@ int cmd_setup_dovecot(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_APPLY, OPT_DOVECOT_DIR, OPT_EXAMPLES);
 	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
 		return EXIT_USAGE;
-	dir = o.dovecot_dir != NULL ? o.dovecot_dir : "/etc/dovecot";
-	examples = o.examples != NULL ? o.examples : MW_DOCDIR "/examples";
+	dir = o.dovecot_dir;
 	db = sqlite_path(mw_config_str(ctl->cfg, MWK_STORE));
 	if (db == NULL) {
 		ctl_err("setup dovecot: the samples are for the sqlite store; with %s write the "
@@ -654,7 +653,7 @@ int cmd_setup_dovecot(struct mw_ctl *ctl, int argc, char **argv)
 	for (i = 0; i < 3; i++) {
 		char path[4096];
 		char repl[4200];
-		(void)snprintf(path, sizeof(path), "%s/%s", examples, sql[i]);
+		(void)snprintf(path, sizeof(path), "%s/%s", o.examples, sql[i]);
 		/* the sample with this host's store in its connect line */
 		if ((size_t)snprintf(repl, sizeof(repl), "connect = %s", db) >= sizeof(repl)) {
 			ctl_err("setup dovecot: the store path is too long");
@@ -728,7 +727,7 @@ int cmd_setup_nginx(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct own_file f;
 	struct ctl_opts o;
-	const char *dir, *examples;
+	const char *dir;
 	char path[4096];
 	mw_str sample;
 	int first, ret = EXIT_ERROR;
@@ -736,14 +735,13 @@ int cmd_setup_nginx(struct mw_ctl *ctl, int argc, char **argv)
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_APPLY, OPT_NGINX_DIR, OPT_EXAMPLES);
 	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
 		return EXIT_USAGE;
-	dir = o.nginx_dir != NULL ? o.nginx_dir : "/etc/nginx";
-	examples = o.examples != NULL ? o.examples : MW_DOCDIR "/examples";
+	dir = o.nginx_dir;
 	memset(&f, 0, sizeof(f));
 	mw_str_init(&sample, SETUP_FILE_MAX);
 	mw_str_init(&f.text, SETUP_FILE_MAX);
 	f.mode = 0644;
 	f.gid = (gid_t)-1;
-	(void)snprintf(path, sizeof(path), "%s/nginx-mailwarden.conf.sample", examples);
+	(void)snprintf(path, sizeof(path), "%s/nginx-mailwarden.conf.sample", o.examples);
 	/* the web page's root where this build installed it */
 	if (sample_with_line(path, &sample, "    root ", "    root " MW_WEBDIR ";", &f.text) < 0)
 		goto out;
@@ -1119,9 +1117,8 @@ int cmd_doctor(struct mw_ctl *ctl, int argc, char **argv)
 	doctor_degraded_file(&d, "mailwarden-milter",
 	                     mw_config_str(ctl->cfg, MWK_MILTER_METRICS_FILE),
 	                     mw_config_int(ctl->cfg, MWK_MILTER_METRICS_INTERVAL));
-	doctor_postfix(&d, ctl, o.postfix_dir != NULL ? o.postfix_dir : "/etc/postfix");
-	doctor_dovecot(&d,
-	               o.dovecot_config != NULL ? o.dovecot_config : "/etc/dovecot/dovecot.conf");
+	doctor_postfix(&d, ctl, o.postfix_dir);
+	doctor_dovecot(&d, o.dovecot_config);
 	doctor_store(&d, ctl);
 	doctor_dns(&d, ctl);
 	if (d.problems > 0) {

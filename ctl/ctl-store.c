@@ -13,9 +13,9 @@
  * --force, which empties a PostgreSQL DST first (TRUNCATE; a SQLite DST must be a new file:
  * its audit log cannot be emptied). Progress: one line per table.
  *
- * The tables are the fixed list below, parents before children (foreign keys); the columns
- * and their storage classes come from each side's catalog and must agree. A table in the
- * source that the list lacks is refused rather than skipped.
+ * The tables are the fixed list mw_store_tables (lib/mw-store.c), parents before children
+ * (foreign keys); the columns and their storage classes come from each side's catalog and
+ * must agree. A table in the source that the list lacks is refused rather than skipped.
  *
  * Public: cmd_store_migrate, cmd_store_copy (the command table).
  */
@@ -27,28 +27,6 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Every table of the latest schema but schema_version, parents first (the last two: the
-   DMARC aggregate reports received, migration 006). */
-static const char *const copy_tables[] = {
-    "users",
-    "allowed_from",
-    "sessions",
-    "app_passwords",
-    "rate_policies",
-    "tag_rules",
-    "dkim_keys",
-    "training_events",
-    "audit_log",
-    "auth_failures",
-    "spam_meta",
-    "spam_tokens",
-    "spam_learned",
-    "dmarc_evaluations",
-    "dmarc_reports_sent",
-    "dmarc_received_reports",
-    "dmarc_received_rows",
-};
 
 struct copy_table {
 	const char *name;
@@ -111,18 +89,18 @@ static int check_tables(mw_db *db, const char *side)
 	}
 	for (size_t i = 0; i < l.n && ret == EXIT_OK; i++) {
 		size_t j;
-		for (j = 0; j < MW_N_ELEMENTS(copy_tables); j++)
-			if (strcmp(l.v[i], copy_tables[j]) == 0)
+		for (j = 0; j < MW_STORE_TABLES_COUNT; j++)
+			if (strcmp(l.v[i], mw_store_tables[j]) == 0)
 				break;
-		if (j == MW_N_ELEMENTS(copy_tables)) {
+		if (j == MW_STORE_TABLES_COUNT) {
 			ctl_err("%s: table %s is not known to store copy: refusing to leave it "
 			        "behind",
 			        side, l.v[i]);
 			ret = EXIT_ERROR;
 		}
 	}
-	if (ret == EXIT_OK && l.n != MW_N_ELEMENTS(copy_tables)) {
-		ctl_err("%s: %zu tables, expected %zu", side, l.n, MW_N_ELEMENTS(copy_tables));
+	if (ret == EXIT_OK && l.n != MW_STORE_TABLES_COUNT) {
+		ctl_err("%s: %zu tables, expected %zu", side, l.n, MW_STORE_TABLES_COUNT);
 		ret = EXIT_ERROR;
 	}
 	names_free(&l);
@@ -474,8 +452,8 @@ static int copy_all(mw_db *src, mw_db *dst, struct copy_table *tables, size_t n,
 int cmd_store_copy(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
-	struct copy_table tables[MW_N_ELEMENTS(copy_tables)];
-	size_t n = MW_N_ELEMENTS(copy_tables);
+	struct copy_table tables[MW_STORE_TABLES_COUNT];
+	size_t n = MW_STORE_TABLES_COUNT;
 	struct mw_db_query truncate = {NULL, NULL, NULL};
 	mw_str truncate_sql;
 	mw_db *src = NULL, *dst = NULL;
@@ -492,7 +470,7 @@ int cmd_store_copy(struct mw_ctl *ctl, int argc, char **argv)
 	memset(tables, 0, sizeof(tables));
 	mw_str_init(&truncate_sql, 0);
 	for (size_t i = 0; i < n; i++) {
-		tables[i].name = copy_tables[i];
+		tables[i].name = mw_store_tables[i];
 		mw_str_init(&tables[i].select_sql, 0);
 		mw_str_init(&tables[i].insert_sql, 0);
 		build_fixed(&tables[i]);

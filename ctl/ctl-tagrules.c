@@ -16,72 +16,36 @@
 #include "mw-tagrule.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { TR_FIELD = 2000, TR_MATCH, TR_VALUE, TR_KEYWORD, TR_MAILBOX, TR_DISABLED };
 
 /* tagrule_parse_add - the arguments of tag-rule add: USER and a checked rule whose strings
    point into argv; EXIT_OK, an exit code, or -1 after --help */
 static int tagrule_parse_add(int argc, char **argv, char *username, size_t size,
                              struct mw_tag_rule *rule_r)
 {
-	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"field", required_argument, NULL, TR_FIELD},
-	    {"match", required_argument, NULL, TR_MATCH},
-	    {"value", required_argument, NULL, TR_VALUE},
-	    {"keyword", required_argument, NULL, TR_KEYWORD},
-	    {"mailbox", required_argument, NULL, TR_MAILBOX},
-	    {"disabled", no_argument, NULL, TR_DISABLED},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *match = NULL;
+	static const int allowed[] = {OPT_FIELD,   OPT_MATCH,    OPT_VALUE, OPT_KEYWORD,
+	                              OPT_MAILBOX, OPT_DISABLED, 0};
+	struct ctl_opts o;
 	mw_error err = {""};
-	int c;
+	int first, ret;
 
 	memset(rule_r, 0, sizeof(*rule_r));
-	rule_r->enabled = true;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
-			       ctl_current->help);
-			return -1;
-		case TR_FIELD:
-			rule_r->field = optarg;
-			break;
-		case TR_MATCH:
-			match = optarg;
-			break;
-		case TR_VALUE:
-			rule_r->value = optarg;
-			break;
-		case TR_KEYWORD:
-			rule_r->keyword = optarg;
-			break;
-		case TR_MAILBOX:
-			rule_r->mailbox = optarg;
-			break;
-		case TR_DISABLED:
-			rule_r->enabled = false;
-			break;
-		default:
-			ctl_err("tag-rule add: unknown or misplaced option %s", argv[optind - 1]);
-			fprintf(stderr, "usage: mailwardenctl %s\n", ctl_current->usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (ctl_one_user(argc, argv, optind, username, size) != EXIT_OK)
+	ret = ctl_parse_opts(ctl_current, argc, argv, allowed, &o, &first);
+	if (ret != EXIT_OK)
+		return ret;
+	rule_r->field = o.field;
+	rule_r->value = o.value;
+	rule_r->keyword = o.keyword;
+	rule_r->mailbox = o.mailbox;
+	rule_r->enabled = !o.disabled;
+	if (ctl_one_user(argc, argv, first, username, size) != EXIT_OK)
 		return EXIT_USAGE;
-	if (rule_r->field == NULL || match == NULL || rule_r->value == NULL) {
+	if (rule_r->field == NULL || o.match == NULL || rule_r->value == NULL) {
 		ctl_err("tag-rule add: --field, --match and --value are required");
 		return EXIT_USAGE;
 	}
-	if (mw_tagrule_match_parse(match, &rule_r->match) < 0) {
+	if (mw_tagrule_match_parse(o.match, &rule_r->match) < 0) {
 		ctl_err("--match: expected exact, substring, glob or domain");
 		return EXIT_USAGE;
 	}

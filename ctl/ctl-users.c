@@ -176,11 +176,13 @@ int cmd_user_passwd(struct mw_ctl *ctl, int argc, char **argv)
 	return ret;
 }
 
-/* user_set_status - enable or disable */
-static int user_set_status(struct mw_ctl *ctl, int argc, char **argv, enum mw_user_status status)
+/* cmd_user_status - user enable|disable USER: the command's name is the new status */
+int cmd_user_status(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	char username[MW_USERNAME_MAX + 1];
+	enum mw_user_status status =
+	    strcmp(ctl_current->name, "disable") == 0 ? MW_USER_DISABLED : MW_USER_ACTIVE;
 	int first, ret;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
@@ -190,18 +192,6 @@ static int user_set_status(struct mw_ctl *ctl, int argc, char **argv, enum mw_us
 	if (ret == EXIT_OK)
 		fprintf(stderr, "user %s: %s\n", username, mw_user_status_name(status));
 	return ret;
-}
-
-/* cmd_user_disable - refuse the user's logins from now on */
-int cmd_user_disable(struct mw_ctl *ctl, int argc, char **argv)
-{
-	return user_set_status(ctl, argc, argv, MW_USER_DISABLED);
-}
-
-/* cmd_user_enable - allow the user's logins again */
-int cmd_user_enable(struct mw_ctl *ctl, int argc, char **argv)
-{
-	return user_set_status(ctl, argc, argv, MW_USER_ACTIVE);
 }
 
 /* cmd_user_del - delete a user and everything that belongs to them */
@@ -339,12 +329,14 @@ int cmd_user_show(struct mw_ctl *ctl, int argc, char **argv)
 
 /* ---- allow-from ------------------------------------------------------------------------ */
 
-/* allow_from_change - add or delete each pattern given (all checked before the first) */
-static int allow_from_change(struct mw_ctl *ctl, int argc, char **argv, bool add)
+/* cmd_allow_from_change - allow-from add|del USER PATTERN...: add or delete each pattern
+   given (all checked before the first) */
+int cmd_allow_from_change(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	mw_error err = {""};
 	char username[MW_USERNAME_MAX + 1], canon[MW_PATTERN_MAX + 1];
+	bool add = strcmp(ctl_current->name, "add") == 0;
 	int first, i, ret, worst = EXIT_OK;
 
 	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
@@ -368,18 +360,6 @@ static int allow_from_change(struct mw_ctl *ctl, int argc, char **argv, bool add
 		fprintf(stderr, "%s: %s %s\n", username, add ? "added" : "removed", canon);
 	}
 	return worst;
-}
-
-/* cmd_allow_from_add - allow the user to send as addresses matching the patterns */
-int cmd_allow_from_add(struct mw_ctl *ctl, int argc, char **argv)
-{
-	return allow_from_change(ctl, argc, argv, true);
-}
-
-/* cmd_allow_from_del - remove patterns */
-int cmd_allow_from_del(struct mw_ctl *ctl, int argc, char **argv)
-{
-	return allow_from_change(ctl, argc, argv, false);
 }
 
 /* cmd_allow_from_list - one pattern per line */

@@ -174,8 +174,19 @@ enum {
 	OPT_DOVECOT_CONFIG,
 	OPT_NGINX_DIR,
 	OPT_EXAMPLES,
-	OPT_USER,    /* learn, spam stats|expire: --user U */
-	OPT_DRY_RUN, /* spam expire */
+	OPT_USER,     /* learn, spam stats|expire: --user U */
+	OPT_DRY_RUN,  /* spam expire, dmarc send-reports */
+	OPT_SELECTOR, /* dkim generate */
+	OPT_BITS,     /* dkim generate, dkim rotate */
+	OPT_DUE,      /* dkim rotate */
+	OPT_DATE,     /* dmarc send-reports */
+	OPT_OUTPUT,   /* dmarc send-reports */
+	OPT_FIELD,    /* tag-rule add: --field --match --value --keyword --mailbox --disabled */
+	OPT_MATCH,
+	OPT_VALUE,
+	OPT_KEYWORD,
+	OPT_MAILBOX,
+	OPT_DISABLED,
 };
 
 struct ctl_opts {
@@ -187,8 +198,14 @@ struct ctl_opts {
 	bool apply;                                        /* setup --apply */
 	const char *postfix_dir, *dovecot_dir, *nginx_dir; /* setup, doctor: config dirs */
 	const char *dovecot_config, *examples;
-	const char *user; /* --user */
-	bool dry_run;     /* --dry-run */
+	const char *user;            /* --user */
+	bool dry_run;                /* --dry-run */
+	const char *selector, *bits; /* dkim: --selector, --bits (checked by the command) */
+	bool due;                    /* dkim rotate --due */
+	const char *date, *output;   /* dmarc send-reports --date, --output */
+	/* tag-rule add (pointing into argv, as struct mw_tag_rule's strings do) */
+	char *field, *match, *value, *keyword, *mailbox;
+	bool disabled;
 };
 
 /* The command being run (for messages). */

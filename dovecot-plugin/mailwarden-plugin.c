@@ -69,26 +69,16 @@
  * Diagnostics: Dovecot's log through the user's event, prefixed "mailwarden:"; header and
  * rule text is sanitised (str_sanitize) before it is logged.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* RTLD_DEFAULT */
-#endif
-#include "lib.h"
+#include "mw-plugin-dovecot.h"
 #include "array.h"
-#include "ioloop.h"
 #include "str.h"
 #include "str-sanitize.h"
 #include "strnum.h"
 #include "message-address.h"
-#include "mail-user.h"
 #include "mail-namespace.h"
 #include "mail-storage-private.h"
 #include "mail-storage-hooks.h"
-#include "mail-deliver.h"
 #include "module-context.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#include "istream.h"
-#pragma GCC diagnostic pop
 #include "buffer.h"
 #include "mailwarden-plugin.h"
 #include "mw-plugin-dedupe.h"

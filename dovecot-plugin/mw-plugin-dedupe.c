@@ -31,19 +31,8 @@
  * Diagnostics: Dovecot's log through the delivery's event, prefixed "mailwarden:"; the key
  * is logged, never message text.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* RTLD_DEFAULT */
-#endif
-#include "lib.h"
-#include "ioloop.h"
-#include "mail-user.h"
-#include "mail-storage.h"
+#include "mw-plugin-dovecot.h"
 #include "mail-storage-settings.h"
-#include "mail-deliver.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#include "istream.h"
-#pragma GCC diagnostic pop
 #include "mw-plugin-dedupe.h"
 
 #include "mw-config.h"

@@ -9,12 +9,11 @@
  * keys.c (DKIM keys), audit.c, training.c (training events, the spam classifier).
  *
  * Public: mw_store_open, mw_store_close, mw_store_migrate, mw_store_schema_version,
- * mw_store_latest_schema_version, mw_store_check_schema, mw_store_data_version(_local),
- * mw_store_backend_name, mw_store_username_normalize, mw_user_status_name/_parse,
- * mw_user_role_name/_parse.
- * Shared with lib/store/ (mw-store-private.h): mw_store_check_text,
- * mw_store_username_check, mw_store_hex_check, mw_store_text_copy, mw_store_text_or_null,
- * mw_store_rows_cb, mw_store_list, mw_store_read_ints.
+ * mw_store_latest_schema_version, mw_store_tables, mw_store_check_schema,
+ * mw_store_data_version(_local), mw_store_backend_name, mw_store_username_normalize,
+ * mw_user_status_name/_parse, mw_user_role_name/_parse. Shared with lib/store/
+ * (mw-store-private.h): mw_store_check_text, mw_store_username_check, mw_store_hex_check,
+ * mw_store_text_copy, mw_store_text_or_null, mw_store_rows_cb, mw_store_list, mw_store_read_ints.
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
@@ -157,6 +156,29 @@ int mw_store_schema_version(mw_store *store, int *version_r, mw_error *error_r)
 {
 	return mw_db_schema_version(store->db, version_r, error_r);
 }
+
+/* the last two: the DMARC aggregate reports received, migration 006 */
+const char *const mw_store_tables[] = {
+    "users",
+    "allowed_from",
+    "sessions",
+    "app_passwords",
+    "rate_policies",
+    "tag_rules",
+    "dkim_keys",
+    "training_events",
+    "audit_log",
+    "auth_failures",
+    "spam_meta",
+    "spam_tokens",
+    "spam_learned",
+    "dmarc_evaluations",
+    "dmarc_reports_sent",
+    "dmarc_received_reports",
+    "dmarc_received_rows",
+};
+_Static_assert(MW_N_ELEMENTS(mw_store_tables) == MW_STORE_TABLES_COUNT,
+               "MW_STORE_TABLES_COUNT is the length of mw_store_tables");
 
 /* mw_store_latest_schema_version - the newest migration this code carries */
 int mw_store_latest_schema_version(void)

@@ -73,6 +73,10 @@ int mw_store_migrate(mw_store *store, mw_error *error_r);
    refuses a store newer than the code and one that still needs migrating. */
 int mw_store_schema_version(mw_store *store, int *version_r, mw_error *error_r);
 int mw_store_latest_schema_version(void);
+/* Every table of the latest schema but schema_version, parents before children (foreign
+   keys): what store copy moves, and what a migrated store holds. */
+#define MW_STORE_TABLES_COUNT ((size_t)17)
+extern const char *const mw_store_tables[MW_STORE_TABLES_COUNT];
 /* mw_store_data_version - a counter that moves whenever the store may have changed since
    the previous call on this store handle (a commit by any process, or a change made through
    this handle): equal values mean what was read in between is still current (mw-db.h,

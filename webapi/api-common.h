@@ -203,6 +203,14 @@ int api_master_key(struct api_ctx *ctx, struct api_response *res, mw_master_key 
    caller; the caller frees USER with mw_user_clear. */
 int api_target_user(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
                     char *name, struct mw_user *user, bool self_only);
+/* api_target_reauth: api_target_user, then the body: the caller acting on themself sends
+   SELF_FIELDS with PW_FIELD (required) and "code" (optional, CODE_MAX bytes) to re-check
+   with api_reauth, an admin acting on another user sends ADMIN_FIELDS; *self_r says which.
+   -1 with res set and USER cleared. */
+int api_target_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+                      char *name, struct mw_user *user, const char *const *self_fields,
+                      const char *const *admin_fields, const char *pw_field, size_t code_max,
+                      const char **password_r, const char **code_r, bool *self_r);
 /* api_protocols_parse turns a JSON array of "imap"/"smtp" (users and app passwords)
    into the store's form ("imap,smtp", ...; "" only when allow_empty); 422 naming field. */
 int api_protocols_parse(struct api_response *res, json_t *arr, const char *field, bool allow_empty,

@@ -7,7 +7,7 @@
  * lib/ and api-http.c's api_error), so the handler modules depend on it in one direction.
  *
  * Public: api_store_error, api_store_answered, api_audit, api_master_key, api_target_user,
- * api_protocols_parse, api_protocols_json.
+ * api_target_reauth, api_protocols_parse, api_protocols_json.
  * Diagnostics: a store error and a master key that cannot be read are logged with the
  * reason and answered 503 (store_unavailable, master_key_unavailable) without it; a failed
  * audit append is logged. A store error also makes the component api_store degraded
@@ -82,6 +82,26 @@ int api_target_user(struct api_ctx *ctx, struct api_request *req, struct api_res
 	if (self_only && user->id != req->user.id) {
 		mw_user_clear(user);
 		api_error(res, 403, "forbidden", "only the user themself can do this");
+		return -1;
+	}
+	return 0;
+}
+
+/* api_target_reauth - the target user and, when it is the caller, the password and code to
+   check again (a stolen session alone must not do what needs them) */
+int api_target_reauth(struct api_ctx *ctx, struct api_request *req, struct api_response *res,
+                      char *name, struct mw_user *user, const char *const *self_fields,
+                      const char *const *admin_fields, const char *pw_field, size_t code_max,
+                      const char **password_r, const char **code_r, bool *self_r)
+{
+	if (api_target_user(ctx, req, res, name, user, false) < 0)
+		return -1;
+	*self_r = user->id == req->user.id;
+	if (api_fields_check(req, res, *self_r ? self_fields : admin_fields) < 0 ||
+	    (*self_r &&
+	     (api_field_string(req, res, pw_field, true, MW_PASSWORD_MAX, password_r) < 0 ||
+	      api_field_string(req, res, "code", false, code_max, code_r) < 0))) {
+		mw_user_clear(user);
 		return -1;
 	}
 	return 0;

@@ -259,14 +259,9 @@ void api_totp_delete(struct api_ctx *ctx, struct api_request *req, struct api_re
 	mw_error err = {{0}};
 	bool self;
 	int ret;
-	if (api_target_user(ctx, req, res, name, &user, false) < 0)
+	if (api_target_reauth(ctx, req, res, name, &user, self_fields, admin_fields, "password",
+	                      TOTP_CODE_MAX, &password, &code, &self) < 0)
 		return;
-	self = user.id == req->user.id;
-	if (api_fields_check(req, res, self ? self_fields : admin_fields) < 0 ||
-	    (self &&
-	     (api_field_string(req, res, "password", true, MW_PASSWORD_MAX, &password) < 0 ||
-	      api_field_string(req, res, "code", false, TOTP_CODE_MAX, &code) < 0)))
-		goto out;
 	ret = mw_store_user_totp_get(ctx->store, name, &text, &err);
 	if (ret != MW_STORE_OK) {
 		api_store_error(res, "reading TOTP state", &err);

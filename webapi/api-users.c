@@ -446,14 +446,10 @@ void api_user_password(struct api_ctx *ctx, struct api_request *req, struct api_
 	unsigned revoked = 0, apppw_revoked = 0;
 	mw_error err = {{0}};
 	int ret;
-	if (api_target_user(ctx, req, res, name, &user, false) < 0)
+	if (api_target_reauth(ctx, req, res, name, &user, self_fields, admin_fields,
+	                      "current_password", 64, &current, &code, &self) < 0)
 		return;
-	self = user.id == req->user.id;
-	if (api_fields_check(req, res, self ? self_fields : admin_fields) < 0 ||
-	    (self &&
-	     (api_field_string(req, res, "current_password", true, MW_PASSWORD_MAX, &current) < 0 ||
-	      api_field_string(req, res, "code", false, 64, &code) < 0)) ||
-	    api_field_string(req, res, "password", false, MW_PASSWORD_MAX, &given) < 0) {
+	if (api_field_string(req, res, "password", false, MW_PASSWORD_MAX, &given) < 0) {
 		mw_user_clear(&user);
 		return;
 	}

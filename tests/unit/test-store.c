@@ -371,24 +371,6 @@ static void test_not_a_database(void **state)
 static void test_migrate(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const tables[] = {"schema_version",
-	                                     "users",
-	                                     "allowed_from",
-	                                     "sessions",
-	                                     "app_passwords",
-	                                     "rate_policies",
-	                                     "tag_rules",
-	                                     "dkim_keys",
-	                                     "training_events",
-	                                     "audit_log",
-	                                     "auth_failures",
-	                                     "spam_meta",
-	                                     "spam_tokens",
-	                                     "spam_learned",
-	                                     "dmarc_evaluations",
-	                                     "dmarc_reports_sent",
-	                                     "dmarc_received_reports",
-	                                     "dmarc_received_rows"};
 	char sql[200];
 	mw_error err = {""};
 	mw_store *second;
@@ -408,14 +390,18 @@ static void test_migrate(void **state)
 	db = raw_open(f);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 1);
 	assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 7);
-	for (i = 0; i < MW_N_ELEMENTS(tables); i++) {
+	for (i = 0; i < MW_STORE_TABLES_COUNT; i++) {
 		assert_true(snprintf(sql, sizeof(sql),
 		                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
 		                     "AND name = '%s'",
-		                     tables[i]) < (int)sizeof(sql));
+		                     mw_store_tables[i]) < (int)sizeof(sql));
 		if (raw_int(db, sql) != 1)
-			fail_msg("table %s missing", tables[i]);
+			fail_msg("table %s missing", mw_store_tables[i]);
 	}
+	/* and no other table: the list is what store copy moves */
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+	                             "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"),
+	                 MW_STORE_TABLES_COUNT + 1);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
 	                             "AND tbl_name = 'audit_log'"),
 	                 2);
