@@ -26,9 +26,7 @@ int cmd_audit_actions(struct mw_ctl *ctl, int argc, char **argv)
 	size_t i;
 	int first;
 	(void)ctl;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_MARKDOWN);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_MARKDOWN);
 	if (o.markdown)
 		fputs("| action | details (JSON members) | older name | meaning |\n"
 		      "|---|---|---|---|\n",

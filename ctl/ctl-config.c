@@ -17,9 +17,7 @@ int cmd_config_check(struct mw_ctl *ctl, int argc, char **argv)
 	mw_config *cfg;
 	int first;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 0, 1) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 1, -1);
 	if (argc - first == 1)
 		path = argv[first];
 	cfg = mw_config_load(path, false, &err);
@@ -46,9 +44,7 @@ int cmd_config_dump(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	int first;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_ORIGIN, OPT_SHOW_SECRETS);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_ORIGIN, OPT_SHOW_SECRETS);
 	mw_config_dump(ctl->cfg, stdout,
 	               (o.origin ? MW_CONFIG_DUMP_ORIGIN : 0) |
 	                   (o.show_secrets ? MW_CONFIG_DUMP_SECRETS : 0));
@@ -60,9 +56,7 @@ int cmd_config_keys(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	int first;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_MARKDOWN);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_MARKDOWN);
 	mw_config_describe(stdout, o.markdown);
 	return EXIT_OK;
 }

@@ -227,9 +227,7 @@ int cmd_dkim_import(struct mw_ctl *ctl, int argc, char **argv)
 	mw_str pem;
 	int first, ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 3, 3) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 3, 3, -1);
 	ret = ctl_dkim_names(argv[first], argv[first + 1], domain, sizeof(domain), selector,
 	                     sizeof(selector));
 	if (ret != EXIT_OK)
@@ -255,9 +253,7 @@ int cmd_dkim_list(struct mw_ctl *ctl, int argc, char **argv)
 	json_t *arr;
 	int first, ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_JSON);
 	ret = ctl->ops->dkim_list(ctl, NULL, &rows, &n);
 	if (ret != EXIT_OK)
 		return ret;
@@ -355,9 +351,7 @@ int cmd_dkim_txt(struct mw_ctl *ctl, int argc, char **argv)
 	bool by_sel;
 	int first, ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 1, 2) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, 2, -1);
 	by_sel = argc - first == 2;
 	ret = ctl_dkim_names(argv[first], by_sel ? argv[first + 1] : NULL, domain, sizeof(domain),
 	                     selector, sizeof(selector));
@@ -391,11 +385,9 @@ static int dkim_change(struct mw_ctl *ctl, int argc, char **argv, bool del)
 	int first, ret;
 
 	if (del)
-		CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_YES);
+		CTL_ARGS(ctl_current, argc, argv, &o, &first, 2, 2, OPT_YES);
 	else
-		CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 2, 2) != EXIT_OK)
-		return EXIT_USAGE;
+		CTL_ARGS(ctl_current, argc, argv, &o, &first, 2, 2, -1);
 	if (del && !o.yes) {
 		ctl_err("dkim del: add --yes to delete the key for good");
 		return EXIT_USAGE;

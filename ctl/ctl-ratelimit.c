@@ -39,9 +39,7 @@ static int rl_ask(struct mw_ctl *ctl, int argc, char **argv, bool reset)
 	struct mw_pdctl_reply *reply;
 	struct ctl_opts o;
 	int first, ret;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, 1, -1);
 	reply = mw_calloc(1, sizeof(*reply));
 	ret = ctl->ops->rl_ask(ctl, argv[first], reset, reply);
 	if (ret == EXIT_OK)

@@ -316,7 +316,9 @@ static void postfix_name(const char *spec, const char *queue_dir, char *out, siz
 
 /* ---- setup postfix --------------------------------------------------------------------- */
 
-enum want_kind { WANT_SCALAR, WANT_LIST };
+/* WANT_SCALAR: needed, another value set in main.cf is a conflict; WANT_LIST: an item of a
+   list; WANT_ADVISED: set only over Postfix's default, a value main.cf sets is kept */
+enum want_kind { WANT_SCALAR, WANT_LIST, WANT_ADVISED };
 
 struct want {
 	const char *key;
@@ -325,6 +327,7 @@ struct want {
 	bool daemons;          /* defers mail until the daemons answer */
 	const char *before[3]; /* WANT_LIST: insert before the first of these (else append) */
 	char result[4096];     /* the value to set ("" = nothing to do) */
+	char kept[256];        /* WANT_ADVISED: the value main.cf sets, kept */
 };
 
 /* postconf_get - KEY's value (explicit: only what main.cf sets, "" when it does not) */
@@ -395,9 +398,7 @@ int cmd_setup_postfix(struct mw_ctl *ctl, int argc, char **argv)
 	mw_str cur, expl, qdir;
 	int first, ret = EXIT_ERROR;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_APPLY, OPT_POSTFIX_DIR, OPT_YES);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_APPLY, OPT_POSTFIX_DIR, OPT_YES);
 	dir = o.postfix_dir;
 	mw_str_init(&cur, SETUP_OUT_MAX);
 	mw_str_init(&expl, SETUP_OUT_MAX);
@@ -436,15 +437,23 @@ int cmd_setup_postfix(struct mw_ctl *ctl, int argc, char **argv)
 	WANT("non_smtpd_milters", WANT_SCALAR, true, "$smtpd_milters");
 	WANT("milter_default_action", WANT_SCALAR, true, "tempfail");
 	WANT("milter_protocol", WANT_SCALAR, true, "6");
+	/* an smtpd started while Dovecot's auth socket is gone exits, and master then starts no
+	   smtpd for service_throttle_time (60 s by default) after Dovecot is back; master-wide,
+	   so only the default is replaced (docs/admin-guide.md section 5) */
+	WANT("service_throttle_time", WANT_ADVISED, false, "5s");
 #undef WANT
 
 	for (i = 0; i < n; i++) {
 		if (postconf_get(dir, w[i].key, false, &cur) < 0 ||
 		    postconf_get(dir, w[i].key, true, &expl) < 0)
 			goto out;
-		if (w[i].kind == WANT_SCALAR) {
+		if (w[i].kind != WANT_LIST) {
 			if (strcmp(mw_str_c(&cur), w[i].value) == 0)
 				continue;
+			if (w[i].kind == WANT_ADVISED && expl.len > 0) {
+				(void)snprintf(w[i].kept, sizeof(w[i].kept), "%s", mw_str_c(&expl));
+				continue;
+			}
 			if (expl.len > 0 && strcmp(mw_str_c(&expl), w[i].value) != 0) {
 				ctl_err("conflict: %s = %s in %s/main.cf; mailwarden needs %s = %s",
 				        w[i].key, mw_str_c(&expl), dir, w[i].key, w[i].value);
@@ -468,6 +477,9 @@ int cmd_setup_postfix(struct mw_ctl *ctl, int argc, char **argv)
 	for (i = 0; i < n; i++)
 		if (w[i].result[0] != '\0')
 			printf("%s = %s\n", w[i].key, w[i].result);
+		else if (w[i].kept[0] != '\0')
+			printf("# kept: %s = %s (main.cf sets it; mailwarden advises %s)\n",
+			       w[i].key, w[i].kept, w[i].value);
 		else
 			printf("# already: %s has %s\n", w[i].key, w[i].value);
 	if (conflicts > 0) {
@@ -623,9 +635,8 @@ int cmd_setup_dovecot(struct mw_ctl *ctl, int argc, char **argv)
 	size_t i;
 	int first, ret = EXIT_ERROR;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_APPLY, OPT_DOVECOT_DIR, OPT_EXAMPLES);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_APPLY, OPT_DOVECOT_DIR,
+	         OPT_EXAMPLES);
 	dir = o.dovecot_dir;
 	db = sqlite_path(mw_config_str(ctl->cfg, MWK_STORE));
 	if (db == NULL) {
@@ -732,9 +743,7 @@ int cmd_setup_nginx(struct mw_ctl *ctl, int argc, char **argv)
 	mw_str sample;
 	int first, ret = EXIT_ERROR;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_APPLY, OPT_NGINX_DIR, OPT_EXAMPLES);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_APPLY, OPT_NGINX_DIR, OPT_EXAMPLES);
 	dir = o.nginx_dir;
 	memset(&f, 0, sizeof(f));
 	mw_str_init(&sample, SETUP_FILE_MAX);
@@ -1088,9 +1097,7 @@ int cmd_doctor(struct mw_ctl *ctl, int argc, char **argv)
 	mw_error err = {""};
 	int first;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_POSTFIX_DIR, OPT_DOVECOT_CONFIG);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_POSTFIX_DIR, OPT_DOVECOT_CONFIG);
 	if (getpwnam(user) == NULL)
 		finding(&d, false,
 		        "user %s (config key user) does not exist (fix: adduser --system "

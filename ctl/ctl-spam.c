@@ -223,9 +223,7 @@ int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 	char username[MW_USERNAME_MAX + 1];
 	int first, i, ret = 0;
 	int64_t ns, nh;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_USER);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1000000) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, 1000000, OPT_USER);
 	memset(&r, 0, sizeof(r));
 	r.spam = strcmp(ctl_current->name, "spam") == 0;
 	r.tty = isatty(STDERR_FILENO) == 1;
@@ -310,9 +308,7 @@ int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 	size_t len, n, i;
 	int first, ret = EXIT_OK, m;
 	int64_t ns, nh;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, 1, -1);
 	if (ctl_mail_map(argv[first], &data, &len) < 0) {
 		ctl_err("%s: %s", argv[first],
 		        errno == EINVAL ? "not a regular file" : strerror(errno));
@@ -386,9 +382,7 @@ int cmd_spam_stats(struct mw_ctl *ctl, int argc, char **argv)
 	int first, ret;
 	int64_t scope = 0;
 	unsigned n = 0;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_USER);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_USER);
 	mw_classifier_settings_from_config(ctl->cfg, &set);
 	if (o.user != NULL) {
 		ret = user_scope(ctl, o.user, username, sizeof(username), &scope);
@@ -463,9 +457,7 @@ int cmd_spam_expire(struct mw_ctl *ctl, int argc, char **argv)
 	int first, ret = 0;
 	int64_t scope;
 	unsigned i;
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_USER, OPT_DRY_RUN);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_USER, OPT_DRY_RUN);
 	mw_classifier_settings_from_config(ctl->cfg, &set);
 	if (o.user != NULL) {
 		int st = user_scope(ctl, o.user, username, sizeof(username), &scope);

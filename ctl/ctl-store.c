@@ -460,9 +460,7 @@ int cmd_store_copy(struct mw_ctl *ctl, int argc, char **argv)
 	mw_error err = {""};
 	int first, ret = EXIT_ERROR;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_FORCE);
-	if (ctl_want_args(ctl_current, argc - first, 2, 2) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 2, 2, OPT_FORCE);
 	if (strcmp(argv[first], argv[first + 1]) == 0) {
 		ctl_err("source and target are the same store");
 		return EXIT_USAGE;
@@ -525,9 +523,7 @@ int cmd_store_migrate(struct mw_ctl *ctl, int argc, char **argv)
 	int first, before = 0, after = 0;
 	mw_db *db;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 0, 1) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 1, -1);
 	url = argc > first ? argv[first] : mw_config_str(ctl->cfg, MWK_STORE);
 	mw_db_url_redact(url, shown, sizeof(shown));
 	db =

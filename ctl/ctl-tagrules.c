@@ -82,9 +82,7 @@ int cmd_tag_rule_list(struct mw_ctl *ctl, int argc, char **argv)
 	size_t n = 0, i;
 	int first, ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, 1, OPT_JSON);
 	if (ctl_username(argv[first], username, sizeof(username)) < 0)
 		return EXIT_USAGE;
 	ret = ctl->ops->tag_rule_list(ctl, username, &rules, &n);
@@ -130,9 +128,7 @@ int cmd_tag_rule_del(struct mw_ctl *ctl, int argc, char **argv)
 	char *end;
 	int first;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 2, 2) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 2, 2, -1);
 	if (ctl_username(argv[first], username, sizeof(username)) < 0)
 		return EXIT_USAGE;
 	errno = 0;
@@ -154,9 +150,7 @@ int cmd_training_list(struct mw_ctl *ctl, int argc, char **argv)
 	size_t n = 0, i;
 	int first, ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON, OPT_LIMIT, OPT_AFTER);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_JSON, OPT_LIMIT, OPT_AFTER);
 	if (o.limit > 1000000) {
 		ctl_err("--limit: at most 1000000");
 		return EXIT_USAGE;

@@ -45,9 +45,7 @@ int cmd_init(struct mw_ctl *ctl, int argc, char **argv)
 	int first, before = 0, after = 0;
 	char shown[512]; /* the URL without its password, for messages and the audit log */
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, -1);
 	mw_db_url_redact(url, shown, sizeof(shown));
 
 	if (strncmp(url, "sqlite:", 7) == 0 && ctl_mkdir_parent(url + 7, 0750) < 0)
@@ -201,9 +199,7 @@ int cmd_user_del(struct mw_ctl *ctl, int argc, char **argv)
 	char username[MW_USERNAME_MAX + 1];
 	int first, ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_YES);
-	if (ctl_want_args(ctl_current, argc - first, 1, 1) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, 1, OPT_YES);
 	if (!o.yes) {
 		ctl_err("user del deletes the user, their patterns and sessions: add --yes");
 		return EXIT_USAGE;
@@ -262,10 +258,8 @@ int cmd_user_list(struct mw_ctl *ctl, int argc, char **argv)
 	enum mw_user_status status = MW_USER_ACTIVE;
 	int first, ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON, OPT_ROLE, OPT_STATUS, OPT_LIMIT,
-	         OPT_AFTER);
-	if (ctl_want_args(ctl_current, argc - first, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_JSON, OPT_ROLE, OPT_STATUS,
+	         OPT_LIMIT, OPT_AFTER);
 	if (user_options(&o, &role, &status) != EXIT_OK)
 		return EXIT_USAGE;
 	if (o.json)
@@ -339,9 +333,7 @@ int cmd_allow_from_change(struct mw_ctl *ctl, int argc, char **argv)
 	bool add = strcmp(ctl_current->name, "add") == 0;
 	int first, i, ret, worst = EXIT_OK;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_want_args(ctl_current, argc - first, 2, -1) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 2, -1, -1);
 	if (ctl_username(argv[first], username, sizeof(username)) < 0)
 		return EXIT_USAGE;
 	for (i = first + 1; i < argc; i++)

@@ -272,5 +272,13 @@ int ctl_mail_map(const char *path, const char **data_r, size_t *len_r);
 		if (r_ != EXIT_OK)                                                                 \
 			return r_ < 0 ? EXIT_OK : r_;                                              \
 	} while (0)
+/* CTL_OPTS, then from min to max positional arguments (max -1: any number), else the
+   handler returns EXIT_USAGE (the message names the command and shows its usage). */
+#define CTL_ARGS(cmd, argc, argv, o, first, min, max, ...)                                         \
+	do {                                                                                       \
+		CTL_OPTS(cmd, argc, argv, o, first, __VA_ARGS__);                                  \
+		if (ctl_want_args(cmd, (argc) - *(first), min, max) != EXIT_OK)                    \
+			return EXIT_USAGE;                                                         \
+	} while (0)
 
 #endif

@@ -111,6 +111,22 @@
 
   function route() { show(location.hash.replace(/^#/, '') || 'account'); }
 
+  /* reauthFields - each <div class="reauth" data-id="P"> becomes the fields a change asks
+     for again (a stolen session alone must not make it): the current password P-current
+     and, shown only when TOTP is on, the authenticator code P-code */
+  function reauthFields() {
+    var d = document.querySelectorAll('.reauth'), i, p;
+    for (i = 0; i < d.length; i++) {
+      p = d[i].getAttribute('data-id');
+      d[i].parentNode.insertBefore(el('label', { 'for': p + '-current', text: 'Current password' }), d[i]);
+      d[i].parentNode.insertBefore(el('input', { id: p + '-current', type: 'password',
+        autocomplete: 'current-password', required: '' }), d[i]);
+      d[i].parentNode.replaceChild(el('div', { 'class': 'totp-needed' },
+        el('label', { 'for': p + '-code', text: 'Authenticator code (when two-factor login is on)' }),
+        el('input', { id: p + '-code', autocomplete: 'one-time-code', inputmode: 'numeric' })), d[i]);
+    }
+  }
+
   /* totpFields - the code fields of the forms are shown only when TOTP is on */
   function totpFields(on) {
     var f = document.querySelectorAll('.totp-needed'), i;
@@ -595,6 +611,7 @@
     while (list.firstChild) list.removeChild(list.firstChild);
   }
 
+  reauthFields();
   window.addEventListener('hashchange', function () {
     say(''); $('error').textContent = ''; forgetShown(); moved = true; route();
   });

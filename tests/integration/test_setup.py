@@ -125,6 +125,29 @@ class SetupTest(labcase.LabCase):
         self.assertIn('postfix: nothing to change', p.stdout)
         self.assertEqual(len([f for f in os.listdir(d) if 'backup' in f]), 1)
 
+    def test_postfix_service_throttle_time_over_the_default_only(self):
+        # Postfix's default (60s) is shortened: an smtpd started while Dovecot's auth
+        # socket is gone exits, and master then starts no smtpd for that long
+        d = self.postfix_dir('pf-throttle')
+        self.assertEqual(self.postconf(d, 'service_throttle_time'), '60s')
+        p = self.ctl('setup', 'postfix', '--postfix-dir', d, check=0)
+        self.assertIn('\nservice_throttle_time = 5s\n', p.stdout)
+        self.listen(self.milter_path)
+        self.listen(self.policy_path)
+        self.ctl('setup', 'postfix', '--postfix-dir', d, '--apply', check=0)
+        self.assertEqual(self.postconf(d, 'service_throttle_time'), '5s')
+        # a value the admin chose (even 60s, written out) is kept: no conflict, no change
+        for chosen in ('30s', '60s'):
+            d = self.postfix_dir('pf-throttle-' + chosen)
+            subprocess.run(['postconf', '-c', d, '-e', 'service_throttle_time=' + chosen],
+                           check=True)
+            p = self.ctl('setup', 'postfix', '--postfix-dir', d, '--apply', check=0)
+            self.assertNotIn('conflict', p.stderr)
+            self.assertIn('# kept: service_throttle_time = %s' % chosen, p.stdout)
+            self.assertNotIn('\nservice_throttle_time =', p.stdout)
+            self.assertIn('settings applied', p.stdout)
+            self.assertEqual(self.postconf(d, 'service_throttle_time'), chosen)
+
     def test_postfix_conflict_refused(self):
         d = self.postfix_dir('pf-conflict')
         subprocess.run(['postconf', '-c', d, '-e', 'smtpd_sasl_type=cyrus',
