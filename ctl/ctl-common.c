@@ -244,6 +244,10 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 	    {"keyword", required_argument, NULL, OPT_KEYWORD},
 	    {"mailbox", required_argument, NULL, OPT_MAILBOX},
 	    {"disabled", no_argument, NULL, OPT_DISABLED},
+	    {"delete", no_argument, NULL, OPT_DELETE},
+	    {"domain", required_argument, NULL, OPT_DOMAIN},
+	    {"since", required_argument, NULL, OPT_SINCE},
+	    {"until", required_argument, NULL, OPT_UNTIL},
 	    {NULL, 0, NULL, 0},
 	};
 	int c, i;
@@ -356,6 +360,18 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 		case OPT_DISABLED:
 			o->disabled = true;
 			break;
+		case OPT_DELETE:
+			o->delete_done = true;
+			break;
+		case OPT_DOMAIN:
+			o->domain = optarg;
+			break;
+		case OPT_SINCE:
+			o->since = optarg;
+			break;
+		case OPT_UNTIL:
+			o->until = optarg;
+			break;
 		case OPT_PASSWORD_STDIN:
 		case OPT_GENERATE:
 			if (o->pw_set) {
@@ -376,9 +392,10 @@ int ctl_parse_opts(const struct mw_ctl_command *cmd, int argc, char **argv, cons
 				        c == OPT_LIMIT ? "limit" : "after-id", optarg);
 				return EXIT_USAGE;
 			}
-			if (c == OPT_LIMIT)
+			if (c == OPT_LIMIT) {
 				o->limit = v;
-			else
+				o->limit_given = true;
+			} else
 				o->after = v;
 			break;
 		}

@@ -25,15 +25,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-enum { O_HELP = 'h', O_DELETE = 2000, O_DOMAIN, O_SINCE, O_UNTIL, O_JSON, O_LIMIT };
 
 struct import_run {
 	struct mw_ctl *ctl;
@@ -144,27 +141,13 @@ static int import_message(void *ctx, const char *msg, size_t len, const char *wh
 /* cmd_dmarc_import - dmarc import [--delete] PATH... */
 int cmd_dmarc_import(struct mw_ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, O_HELP},
-	                                     {"delete", no_argument, NULL, O_DELETE},
-	                                     {NULL, 0, NULL, 0}};
+	struct ctl_opts o;
 	struct import_run r;
-	int c, i, ret = 0;
+	int first, i, ret = 0;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, -1, OPT_DELETE);
 	memset(&r, 0, sizeof(r));
 	r.ctl = ctl;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == O_HELP) {
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
-			       ctl_current->help);
-			return EXIT_OK;
-		}
-		if (c != O_DELETE)
-			return usage_error("unknown or misplaced option", argv[optind - 1]);
-		r.delete = true;
-	}
-	if (ctl_want_args(ctl_current, argc - optind, 1, -1) != EXIT_OK)
-		return EXIT_USAGE;
+	r.delete = o.delete_done;
 	r.tty = isatty(STDERR_FILENO) == 1;
 	r.start_us = mw_mono_us();
 	struct ctl_mail_reader rd = {.max = MW_DMARC_RPT_MESSAGE_MAX,
@@ -172,7 +155,7 @@ int cmd_dmarc_import(struct mw_ctl *ctl, int argc, char **argv)
 	                             .ctx = &r,
 	                             .message = import_message,
 	                             .trouble = import_trouble};
-	for (i = optind; i < argc && ret == 0; i++)
+	for (i = first; i < argc && ret == 0; i++)
 		ret = ctl_mail_read_path(&rd, argv[i]);
 	progress(&r, true);
 	printf("%lu messages: %lu imported, %lu duplicate, %lu not ours, %lu malformed, %lu "
@@ -305,76 +288,40 @@ static void print_summary(const json_t *s, const char *domain, const char *since
 /* cmd_dmarc_report - dmarc report [--domain D] [--since DATE] [--until DATE] [--json] */
 int cmd_dmarc_report(struct mw_ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, O_HELP},
-	                                     {"domain", required_argument, NULL, O_DOMAIN},
-	                                     {"since", required_argument, NULL, O_SINCE},
-	                                     {"until", required_argument, NULL, O_UNTIL},
-	                                     {"json", no_argument, NULL, O_JSON},
-	                                     {"limit", required_argument, NULL, O_LIMIT},
-	                                     {NULL, 0, NULL, 0}};
+	struct ctl_opts o;
 	struct mw_dmarc_filter f;
-	const char *dom_in = NULL, *since = NULL, *until = NULL;
 	char domain[MW_DMARC_RPT_DOMAIN_MAX + 1];
 	mw_error err = {""};
 	json_t *summary = NULL;
-	bool json = false;
-	int c, ret;
-	long long lim;
-	char *end;
+	int first, ret;
+	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_DOMAIN, OPT_SINCE, OPT_UNTIL,
+	         OPT_JSON, OPT_LIMIT);
 	memset(&f, 0, sizeof(f));
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case O_HELP:
-			printf("usage: mailwardenctl %s\n\n%s\n", ctl_current->usage,
-			       ctl_current->help);
-			return EXIT_OK;
-		case O_DOMAIN:
-			dom_in = optarg;
-			break;
-		case O_SINCE:
-			since = optarg;
-			if (parse_date(optarg, false, &f.since) < 0)
-				return usage_error(
-				    "--since: not a date (YYYY-MM-DD or unix seconds):", optarg);
-			break;
-		case O_UNTIL:
-			until = optarg;
-			if (parse_date(optarg, true, &f.until) < 0)
-				return usage_error(
-				    "--until: not a date (YYYY-MM-DD or unix seconds):", optarg);
-			break;
-		case O_JSON:
-			json = true;
-			break;
-		case O_LIMIT:
-			errno = 0;
-			lim = strtoll(optarg, &end, 10);
-			if (errno != 0 || *end != '\0' || end == optarg || lim < 1 || lim > 100000)
-				return usage_error("--limit: not a number from 1 to 100000:",
-				                   optarg);
-			f.limit = (unsigned)lim;
-			break;
-		default:
-			return usage_error("unknown or misplaced option", argv[optind - 1]);
+	if (o.since != NULL && parse_date(o.since, false, &f.since) < 0)
+		return usage_error("--since: not a date (YYYY-MM-DD or unix seconds):", o.since);
+	if (o.until != NULL && parse_date(o.until, true, &f.until) < 0)
+		return usage_error("--until: not a date (YYYY-MM-DD or unix seconds):", o.until);
+	if (o.limit_given) {
+		if (o.limit < 1 || o.limit > 100000) {
+			char text[32];
+			(void)snprintf(text, sizeof(text), "%lld", o.limit);
+			return usage_error("--limit: not a number from 1 to 100000:", text);
 		}
+		f.limit = (unsigned)o.limit;
 	}
-	if (ctl_want_args(ctl_current, argc - optind, 0, 0) != EXIT_OK)
-		return EXIT_USAGE;
-	if (dom_in != NULL) {
-		if (mw_dnsrec_domain(dom_in, domain, sizeof(domain), &err) < 0)
+	if (o.domain != NULL) {
+		if (mw_dnsrec_domain(o.domain, domain, sizeof(domain), &err) < 0)
 			return usage_error("--domain:", err.msg);
 		f.domain = domain;
 	}
 	ret = ctl->ops->dmarc_summary(ctl, &f, &summary);
 	if (ret != EXIT_OK)
 		return ret;
-	if (json) {
+	if (o.json) {
 		ctl_json_print(summary); /* consumes it */
 		return EXIT_OK;
 	}
-	print_summary(summary, f.domain, since, until);
+	print_summary(summary, f.domain, o.since, o.until);
 	json_decref(summary);
 	return EXIT_OK;
 }

@@ -187,6 +187,10 @@ enum {
 	OPT_KEYWORD,
 	OPT_MAILBOX,
 	OPT_DISABLED,
+	OPT_DELETE, /* dmarc import */
+	OPT_DOMAIN, /* dmarc report: --domain --since --until */
+	OPT_SINCE,
+	OPT_UNTIL,
 };
 
 struct ctl_opts {
@@ -206,6 +210,9 @@ struct ctl_opts {
 	/* tag-rule add (pointing into argv, as struct mw_tag_rule's strings do) */
 	char *field, *match, *value, *keyword, *mailbox;
 	bool disabled;
+	bool delete_done;                   /* dmarc import --delete */
+	const char *domain, *since, *until; /* dmarc report */
+	bool limit_given;                   /* --limit was given */
 };
 
 /* The command being run (for messages). */
