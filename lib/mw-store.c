@@ -9,11 +9,12 @@
  * keys.c (DKIM keys), audit.c, training.c (training events, the spam classifier).
  *
  * Public: mw_store_open, mw_store_close, mw_store_migrate, mw_store_schema_version,
- * mw_store_latest_schema_version, mw_store_tables, mw_store_check_schema,
- * mw_store_data_version(_local), mw_store_backend_name, mw_store_username_normalize,
- * mw_user_status_name/_parse, mw_user_role_name/_parse. Shared with lib/store/
- * (mw-store-private.h): mw_store_check_text, mw_store_username_check, mw_store_hex_check,
- * mw_store_text_copy, mw_store_text_or_null, mw_store_rows_cb, mw_store_list, mw_store_read_ints.
+ * mw_store_latest_schema_version, mw_store_check_schema, mw_store_data_version(_local),
+ * mw_store_backend_name, mw_store_username_normalize, mw_user_status_name/_parse,
+ * mw_user_role_name/_parse, mw_store_tables.
+ * Shared with lib/store/ (mw-store-private.h): mw_store_check_text,
+ * mw_store_username_check, mw_store_hex_check, mw_store_text_copy, mw_store_text_or_null,
+ * mw_store_rows_cb, mw_store_list, mw_store_read_ints.
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
