@@ -205,6 +205,14 @@ int api_route_match(const struct api_route *routes, size_t n, struct api_request
 	size_t i;
 	bool path_seen = false;
 	*route_r = NULL;
+	/* the first route of this method and path: the method compared first (most routes are
+	   of another method); only when none matches, the scan below for 405 or 404 */
+	for (i = 0; i < n; i++)
+		if (strcmp(routes[i].method, req->method) == 0 &&
+		    match_pattern(routes[i].pattern, req)) {
+			*route_r = &routes[i];
+			return 0;
+		}
 	mw_str_init(&methods, allowsize > 0 ? allowsize - 1 : 1);
 	for (i = 0; i < n; i++) {
 		if (!match_pattern(routes[i].pattern, req))
