@@ -12,6 +12,7 @@
 #include "mw-build.h"
 #include "mw-log.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +144,11 @@ const char *mw_text_escape(char *dst, size_t dstsize, const char *src, size_t le
                            bool quote)
 {
 	static const char hex[] = "0123456789abcdef";
+	uint64_t set[2] = {0, 0}; /* the printable ASCII bytes of also (one strchr a byte before) */
 	size_t i, o = 0;
+	for (i = 0; also[i] != '\0'; i++)
+		if ((unsigned char)also[i] < 0x80)
+			set[(unsigned char)also[i] >> 6] |= (uint64_t)1 << (also[i] & 63);
 	if (dstsize < 8) {
 		if (dstsize > 0)
 			dst[0] = '\0';
@@ -165,7 +170,7 @@ const char *mw_text_escape(char *dst, size_t dstsize, const char *src, size_t le
 			o += 3;
 			break;
 		}
-		if (c < 0x20 || c >= 0x7f || (c != '\0' && strchr(also, c) != NULL)) {
+		if (c < 0x20 || c >= 0x7f || ((set[c >> 6] >> (c & 63)) & 1) != 0) {
 			dst[o++] = '\\';
 			dst[o++] = 'x';
 			dst[o++] = hex[c >> 4];

@@ -84,9 +84,15 @@ static void lock(void)
 		(void)pthread_mutex_consistent(&table->lock);
 }
 
-/* escape - a label value as the text format writes it */
+/* escape - a label value as the text format writes it (in one piece when nothing needs
+   escaping and it fits: the API counts every request) */
 static void escape(mw_str *out, const char *v)
 {
+	size_t plain = strcspn(v, "\\\"\n");
+	if (v[plain] == '\0' && (out->max == 0 || out->len + plain <= out->max)) {
+		(void)mw_str_append(out, v, plain);
+		return;
+	}
 	for (; *v != '\0'; v++) {
 		if (*v == '\\' || *v == '"')
 			(void)mw_str_appendc(out, '\\');
@@ -113,7 +119,13 @@ void mw_metrics_inc(enum mw_metric_id id, ...)
 	va_start(ap, id);
 	for (name = strtok_r(names, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save)) {
 		const char *v = va_arg(ap, const char *);
-		(void)mw_str_appendf(&labels, "%s%s=\"", labels.len ? "," : "", name);
+		char piece[sizeof(names) + 3];
+		size_t n = strlen(name), at = labels.len ? 1 : 0;
+		/* ",NAME=\"" in one piece (appended whole or not at all, as before) */
+		piece[0] = ',';
+		memcpy(piece + at, name, n);
+		memcpy(piece + at + n, "=\"", 2);
+		(void)mw_str_append(&labels, piece, at + n + 2);
 		escape(&labels, v != NULL ? v : "");
 		(void)mw_str_appendc(&labels, '"');
 	}

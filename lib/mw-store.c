@@ -61,7 +61,12 @@ int mw_store_username_normalize(const char *in, char *out, size_t outsize, mw_er
 		return -1;
 	}
 	for (i = 0; i < len; i += n) {
-		n = mw_utf8_decode(in + i, len - i, &cp);
+		if ((unsigned char)in[i] < 0x80) { /* ASCII, as mw_utf8_decode reads it */
+			cp = (unsigned char)in[i];
+			n = 1;
+		} else {
+			n = mw_utf8_decode(in + i, len - i, &cp);
+		}
 		if (n == 0) {
 			mw_error_set(error_r, "username is not valid UTF-8");
 			return -1;

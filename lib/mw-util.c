@@ -240,9 +240,15 @@ int mw_str_append_markup(mw_str *out, const char *s, unsigned flags)
 	return rc;
 }
 
-/* mw_str_appendc - append one byte */
+/* mw_str_appendc - append one byte (in place when it fits: the JSON and metrics writers
+   call this per byte) */
 int mw_str_appendc(mw_str *s, char c)
 {
+	if (s->len + 2 <= s->cap && (s->max == 0 || s->len + 1 <= s->max)) {
+		s->buf[s->len++] = c;
+		s->buf[s->len] = '\0';
+		return 0;
+	}
 	return mw_str_append(s, &c, 1);
 }
 
@@ -250,10 +256,22 @@ int mw_str_appendc(mw_str *s, char c)
 int mw_str_vappendf(mw_str *s, const char *fmt, va_list ap)
 {
 	va_list ap2;
+	size_t room = s->cap - s->len; /* with the NUL; 0 before the first byte */
 	int n;
+	/* one pass when it fits in the room the buffer has (the usual case), else measure */
 	va_copy(ap2, ap);
-	n = vsnprintf(NULL, 0, fmt, ap2);
+	n = vsnprintf(room > 0 ? s->buf + s->len : NULL, room, fmt, ap2);
 	va_end(ap2);
+	if (n >= 0 && (size_t)n < room) {
+		if (s->max != 0 && s->len + (size_t)n > s->max) {
+			s->buf[s->len] = '\0';
+			return -1;
+		}
+		s->len += (size_t)n;
+		return 0;
+	}
+	if (room > 0)
+		s->buf[s->len] = '\0'; /* what did not fit is not appended */
 	if (n < 0 || mw_str_reserve(s, (size_t)n) < 0)
 		return -1;
 	if (vsnprintf(s->buf + s->len, (size_t)n + 1, fmt, ap) != n)

@@ -68,6 +68,7 @@ enum {
 	HEADER = 8,
 	CHUNK = 32768, /* STDOUT record size written */
 	READ = 16384,
+	REPLY_KEEP = 65536, /* a kept answer buffer's largest size */
 };
 
 struct api_fcgi_conn {
@@ -79,6 +80,7 @@ struct api_fcgi_conn {
 	bool active, keep, params_done, stdin_done, params_too_large, body_too_large;
 	unsigned id;
 	mw_str params, body;
+	mw_str reply; /* the handler's answer; its buffer is kept (wiped) for the next one */
 };
 
 /* api_fcgi_param - the value of parameter name, NULL when absent */
@@ -180,12 +182,12 @@ static void answer(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf, mw
 	char *names[API_FCGI_NPARAMS], *values[API_FCGI_NPARAMS];
 	struct api_fcgi_request r = {.names = names, .values = values};
 	char *text = NULL;
-	mw_str reply;
+	mw_str *reply = &c->reply;
 	size_t i, n;
-	mw_str_init(&reply, 0);
+	mw_str_reset(reply);
 	if (c->refused) {
-		(void)mw_str_appends(&reply, "Status: 403 Forbidden\r\n"
-		                             "Content-Type: text/plain\r\n\r\n");
+		(void)mw_str_appends(reply, "Status: 403 Forbidden\r\n"
+		                            "Content-Type: text/plain\r\n\r\n");
 	} else {
 		if (c->params_too_large)
 			r.bad = "the request parameters are larger than allowed";
@@ -194,20 +196,25 @@ static void answer(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf, mw
 		r.body = (unsigned char *)(c->body.buf != NULL ? c->body.buf : "");
 		r.body_len = c->body.len;
 		r.body_too_large = c->body_too_large;
-		conf->handler(conf->ctx, &r, &reply);
+		conf->handler(conf->ctx, &r, reply);
 		if (text != NULL) /* the parameters carry the bearer token and the cookie */
 			mw_memzero(text, c->params.len);
 		free(text);
 	}
-	for (i = 0; i < reply.len; i += n) {
-		n = reply.len - i < CHUNK ? reply.len - i : CHUNK;
-		put_record(out, FCGI_STDOUT, c->id, reply.buf + i, n);
+	for (i = 0; i < reply->len; i += n) {
+		n = reply->len - i < CHUNK ? reply->len - i : CHUNK;
+		put_record(out, FCGI_STDOUT, c->id, reply->buf + i, n);
 	}
 	put_record(out, FCGI_STDOUT, c->id, NULL, 0);
 	put_end(out, c->id, FCGI_REQUEST_COMPLETE);
-	if (reply.buf != NULL)
-		mw_memzero(reply.buf, reply.len); /* answers may carry tokens */
-	mw_str_free(&reply);
+	if (reply->buf != NULL)
+		mw_memzero(reply->buf, reply->len); /* answers may carry tokens */
+	/* the buffer serves the connection's next answer (no growth from 64 bytes each time),
+	   unless a large answer made it large */
+	if (reply->cap > REPLY_KEEP)
+		mw_str_free(reply);
+	else
+		mw_str_reset(reply);
 }
 
 /* management - a record for request id 0 */
@@ -339,6 +346,7 @@ static struct api_fcgi_conn *conn_new(int fd, const struct api_fcgi_conf *conf)
 	c->fd = fd;
 	mw_str_init(&c->params, API_FCGI_PARAMS_MAX);
 	mw_str_init(&c->body, conf->max_body);
+	mw_str_init(&c->reply, 0);
 	return c;
 }
 
@@ -352,6 +360,7 @@ static void conn_free(struct api_fcgi_conn *c)
 	free(c->in);
 	mw_str_free(&c->params);
 	mw_str_free(&c->body);
+	mw_str_free(&c->reply); /* wiped after each answer */
 	free(c);
 }
 

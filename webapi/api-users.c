@@ -34,14 +34,35 @@
 /* user_json - the public view of a user (never the hash); patterns: NULL = left out */
 static json_t *user_json(const struct mw_user *u, char **patterns)
 {
-	json_t *o = json_pack(
-	    "{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:I}", "username", u->username, "status",
-	    mw_user_status_name(u->status), "role", mw_user_role_name(u->role), "description",
-	    u->description, "created_at", (json_int_t)u->created_at, "updated_at",
-	    (json_int_t)u->updated_at, "password_changed_at", (json_int_t)u->password_changed_at,
-	    "failed_logins", u->failed_logins, "locked_until", (json_int_t)u->locked_until);
+	/* member by member, as json_pack("{s:s,...}") built it (same order; NULL when a string
+	   is not UTF-8): parsing the format was a tenth of a GET /users/{u}'s instructions */
+	const struct {
+		const char *key;
+		json_t *value;
+	} m[] = {
+	    {"username", json_string(u->username)},
+	    {"status", json_string(mw_user_status_name(u->status))},
+	    {"role", json_string(mw_user_role_name(u->role))},
+	    {"description", json_string(u->description)},
+	    {"created_at", json_integer((json_int_t)u->created_at)},
+	    {"updated_at", json_integer((json_int_t)u->updated_at)},
+	    {"password_changed_at", json_integer((json_int_t)u->password_changed_at)},
+	    {"failed_logins", json_integer(u->failed_logins)},
+	    {"locked_until", json_integer((json_int_t)u->locked_until)},
+	};
+	json_t *o = json_object();
 	size_t i;
-	if (patterns != NULL) {
+	for (i = 0; i < MW_N_ELEMENTS(m); i++) {
+		if (o != NULL && (m[i].value == NULL ||
+		                  json_object_set_new_nocheck(o, m[i].key, m[i].value) < 0)) {
+			json_decref(o);
+			o = NULL;
+			continue; /* set_new took m[i].value, even when it failed */
+		}
+		if (o == NULL)
+			json_decref(m[i].value);
+	}
+	if (o != NULL && patterns != NULL) {
 		json_t *arr = json_array();
 		for (i = 0; patterns[i] != NULL; i++)
 			json_array_append_new(arr, json_string(patterns[i]));

@@ -24,6 +24,7 @@ static void handler(void *ctx, const struct api_fcgi_request *r, mw_str *out)
 	const char *m = api_fcgi_param(r, "REQUEST_METHOD"), *u = api_fcgi_param(r, "REQUEST_URI");
 	(void)ctx;
 	calls++;
+	assert_int_equal(out->len, 0); /* every answer starts empty, kept buffer or not */
 	(void)mw_strlcpy(seen.method, m != NULL ? m : "-", sizeof(seen.method));
 	(void)mw_strlcpy(seen.uri, u != NULL ? u : "-", sizeof(seen.uri));
 	seen.bad = r->bad;
@@ -315,6 +316,54 @@ static void test_big_answer(void **state)
 	mw_str_free(&back);
 }
 
+/* one_answer - feed one kept request of an answer of size bytes (0: "hello") and return
+   its STDOUT text, which must be the whole answer */
+static void one_answer(struct api_fcgi_conn **c, unsigned id, size_t size, mw_str *back)
+{
+	struct reply r[16];
+	mw_str in, out;
+	size_t n, i;
+	mw_str_init(&in, 0);
+	mw_str_init(&out, 0);
+	mw_str_reset(back);
+	reply_size = size;
+	request(&in, id, true, "/kept", "");
+	assert_int_equal(feed(c, &in, &out), 0);
+	reply_size = 0;
+	n = records(&out, r, 16);
+	assert_true(n >= 3);
+	for (i = 0; i + 2 < n; i++)
+		(void)mw_str_append(back, (const char *)r[i].p, r[i].len);
+	assert_int_equal(r[n - 1].type, 3);
+	mw_str_free(&in);
+	mw_str_free(&out);
+}
+
+/* test_kept_answer_buffer - the connection keeps its answer buffer between requests: a short
+   answer after a long one (kept buffer) and after a very long one (buffer let go) is exactly
+   itself */
+static void test_kept_answer_buffer(void **state)
+{
+	struct api_fcgi_conn *c = NULL;
+	mw_str back;
+	(void)state;
+	mw_str_init(&back, 0);
+	calls = 0;
+	one_answer(&c, 1, 0, &back);
+	assert_int_equal(back.len, strlen("Status: 200 OK\r\n\r\nhello"));
+	one_answer(&c, 2, 5000, &back);
+	assert_int_equal(back.len, strlen("Status: 200 OK\r\n\r\n") + 5000);
+	one_answer(&c, 3, 0, &back);
+	assert_string_equal(back.buf, "Status: 200 OK\r\n\r\nhello");
+	one_answer(&c, 4, 200000, &back);
+	assert_int_equal(back.len, strlen("Status: 200 OK\r\n\r\n") + 200000);
+	one_answer(&c, 5, 0, &back);
+	assert_string_equal(back.buf, "Status: 200 OK\r\n\r\nhello");
+	assert_int_equal(calls, 5);
+	api_fcgi_feed_end(&c);
+	mw_str_free(&back);
+}
+
 /* test_management - FCGI_GET_VALUES is answered (no multiplexing); other types unknown */
 static void test_management(void **state)
 {
@@ -348,7 +397,7 @@ int main(void)
 	    cmocka_unit_test(test_one_request),     cmocka_unit_test(test_kept_and_split),
 	    cmocka_unit_test(test_protocol_errors), cmocka_unit_test(test_bad_params),
 	    cmocka_unit_test(test_body_limit),      cmocka_unit_test(test_big_answer),
-	    cmocka_unit_test(test_management),
+	    cmocka_unit_test(test_management),      cmocka_unit_test(test_kept_answer_buffer),
 	};
 	MW_RUN_TESTS(tests);
 }

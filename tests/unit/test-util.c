@@ -27,6 +27,42 @@ static void test_str_bound(void **state)
 	mw_str_free(&s);
 }
 
+/* test_str_room - appendf formats in place when the buffer has room and measures first when
+   not; appendc fills the buffer to its last byte, then grows; the bound holds on each path
+   and a refused append leaves the string as it was */
+static void test_str_room(void **state)
+{
+	mw_str s;
+	char want[80];
+	(void)state;
+	memset(want, 'x', sizeof(want));
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_str_append(&s, want, 60), 0); /* a 64-byte buffer, 4 bytes of room */
+	assert_int_equal(mw_str_appendf(&s, "%s", "0123456789"), 0);
+	assert_int_equal(s.len, 70);
+	assert_memory_equal(s.buf + 58, "xx0123456789", 13); /* and its NUL */
+	mw_str_free(&s);
+	mw_str_init(&s, 62);
+	assert_int_equal(mw_str_append(&s, want, 60), 0);
+	assert_int_equal(mw_str_appendf(&s, "%d", 123), -1); /* fits the buffer, not the bound */
+	assert_int_equal(s.len, 60);
+	assert_int_equal(s.buf[60], '\0');
+	assert_int_equal(mw_str_appendf(&s, "%s", "0123456789"), -1); /* fits neither */
+	assert_int_equal(s.len, 60);
+	assert_int_equal(s.buf[60], '\0');
+	assert_int_equal(mw_str_appendf(&s, "%d", 12), 0);
+	assert_int_equal(mw_str_appendc(&s, 'y'), -1);
+	assert_memory_equal(s.buf + 59, "x12", 4);
+	mw_str_free(&s);
+	mw_str_init(&s, 0);
+	assert_int_equal(mw_str_append(&s, want, 62), 0);
+	assert_int_equal(mw_str_appendc(&s, 'a'), 0); /* the buffer's last byte before the NUL */
+	assert_int_equal(mw_str_appendc(&s, 'b'), 0); /* grows */
+	assert_int_equal(s.len, 64);
+	assert_memory_equal(s.buf + 61, "xab", 4);
+	mw_str_free(&s);
+}
+
 /* test_str_grow - an unbounded string grows past its first allocation */
 static void test_str_grow(void **state)
 {
@@ -243,13 +279,13 @@ static void test_text_len(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_str_bound),  cmocka_unit_test(test_str_grow),
-	    cmocka_unit_test(test_strlcpy),    cmocka_unit_test(test_slices),
-	    cmocka_unit_test(test_ascii_case), cmocka_unit_test(test_error_prefix),
-	    cmocka_unit_test(test_log_value),  cmocka_unit_test(test_fake_now),
-	    cmocka_unit_test(test_hexval),     cmocka_unit_test(test_text_escape),
-	    cmocka_unit_test(test_markup),     cmocka_unit_test(test_mono),
-	    cmocka_unit_test(test_text_len),
+	    cmocka_unit_test(test_str_bound),    cmocka_unit_test(test_str_room),
+	    cmocka_unit_test(test_str_grow),     cmocka_unit_test(test_strlcpy),
+	    cmocka_unit_test(test_slices),       cmocka_unit_test(test_ascii_case),
+	    cmocka_unit_test(test_error_prefix), cmocka_unit_test(test_log_value),
+	    cmocka_unit_test(test_fake_now),     cmocka_unit_test(test_hexval),
+	    cmocka_unit_test(test_text_escape),  cmocka_unit_test(test_markup),
+	    cmocka_unit_test(test_mono),         cmocka_unit_test(test_text_len),
 	};
 	MW_RUN_TESTS(tests);
 }
