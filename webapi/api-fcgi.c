@@ -116,11 +116,16 @@ static void put_end(mw_str *out, unsigned id, unsigned status)
 	put_record(out, FCGI_END_REQUEST, id, b, sizeof(b));
 }
 
-/* request_reset - forget the active request (the connection stays) */
+/* request_reset - forget the active request (the connection stays); its parameters (the
+   bearer token) and body (passwords) are wiped, not only emptied */
 static void request_reset(struct api_fcgi_conn *c)
 {
 	c->active = c->keep = c->params_done = c->stdin_done = false;
 	c->params_too_large = c->body_too_large = false;
+	if (c->params.buf != NULL)
+		mw_memzero(c->params.buf, c->params.len);
+	if (c->body.buf != NULL)
+		mw_memzero(c->body.buf, c->body.len);
 	mw_str_reset(&c->params);
 	mw_str_reset(&c->body);
 }
@@ -335,6 +340,7 @@ static int conn_parse(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf,
 	if (pos > 0) {
 		memmove(c->in, c->in + pos, c->in_len - pos);
 		c->in_len -= pos;
+		mw_memzero(c->in + c->in_len, pos); /* consumed records held the token */
 	}
 	return ret;
 }
@@ -355,8 +361,9 @@ static void conn_free(struct api_fcgi_conn *c)
 {
 	if (c->fd >= 0)
 		(void)close(c->fd);
-	if (c->body.buf != NULL)
-		mw_memzero(c->body.buf, c->body.len); /* request bodies carry passwords */
+	request_reset(c); /* wipes what an unfinished request left */
+	if (c->in != NULL)
+		mw_memzero(c->in, c->in_cap);
 	free(c->in);
 	mw_str_free(&c->params);
 	mw_str_free(&c->body);
@@ -370,8 +377,14 @@ static void in_room(struct api_fcgi_conn *c, size_t n)
 {
 	if (c->in_cap - c->in_len >= n)
 		return;
+	unsigned char *in = mw_malloc(c->in_len + n);
+	if (c->in_len > 0)
+		memcpy(in, c->in, c->in_len);
+	if (c->in != NULL) /* not realloc: the old block may hold a token */
+		mw_memzero(c->in, c->in_cap);
+	free(c->in);
+	c->in = in;
 	c->in_cap = c->in_len + n;
-	c->in = mw_realloc(c->in, c->in_cap);
 }
 
 /* api_fcgi_feed - the parser alone (tests, fuzzing) */
@@ -396,6 +409,14 @@ void api_fcgi_feed_end(struct api_fcgi_conn **state)
 	if (*state != NULL)
 		conn_free(*state);
 	*state = NULL;
+}
+
+/* api_fcgi_feed_retains - needle anywhere in the connection's buffers */
+bool api_fcgi_feed_retains(const struct api_fcgi_conn *c, const void *needle, size_t n)
+{
+	return (c->in != NULL && memmem(c->in, c->in_cap, needle, n) != NULL) ||
+	       (c->params.buf != NULL && memmem(c->params.buf, c->params.cap, needle, n) != NULL) ||
+	       (c->body.buf != NULL && memmem(c->body.buf, c->body.cap, needle, n) != NULL);
 }
 
 /* write_all - write out to a non-blocking socket, waiting up to API_FCGI_WRITE_S */

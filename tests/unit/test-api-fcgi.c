@@ -339,6 +339,46 @@ static void one_answer(struct api_fcgi_conn **c, unsigned id, size_t size, mw_st
 	mw_str_free(&out);
 }
 
+/* test_secrets_wiped - once a kept connection's request is answered, neither its bearer
+   token (a parameter) nor its body (a password) is left in any of the connection's buffers,
+   also when the request arrived a byte at a time (the received-bytes buffer grew) */
+static void test_secrets_wiped(void **state)
+{
+	static const char token[] = "Bearer 0123456789abcdefTOKENSECRET";
+	static const char body[] = "{\"password\":\"hunter2-SECRET\"}";
+	char begin[8] = {0, 1, 1, 0, 0, 0, 0, 0};
+	struct api_fcgi_conn *c = NULL;
+	mw_str in, out, p;
+	size_t i;
+	(void)state;
+	mw_str_init(&in, 0);
+	mw_str_init(&out, 0);
+	mw_str_init(&p, 0);
+	pair(&p, "REQUEST_METHOD", "POST");
+	pair(&p, "REQUEST_URI", "/api/v1/x");
+	pair(&p, "HTTP_AUTHORIZATION", token);
+	rec(&in, 1, 3, begin, 8);
+	rec(&in, 4, 3, p.buf, p.len);
+	rec(&in, 4, 3, NULL, 0);
+	rec(&in, 5, 3, body, strlen(body));
+	rec(&in, 5, 3, NULL, 0);
+	calls = 0;
+	for (i = 0; i < in.len; i++)
+		assert_int_equal(api_fcgi_feed(&c, &conf, in.buf + i, 1, &out), 0);
+	assert_int_equal(calls, 1);
+	assert_string_equal(seen.body, body);
+	assert_false(api_fcgi_feed_retains(c, "TOKENSECRET", 11));
+	assert_false(api_fcgi_feed_retains(c, "hunter2-SECRET", 14));
+	/* and the probe itself finds what is still there: a next request but for its last
+	   record (the empty STDIN that ends it) */
+	assert_int_equal(api_fcgi_feed(&c, &conf, in.buf, in.len - 8, &out), 0);
+	assert_true(api_fcgi_feed_retains(c, "TOKENSECRET", 11));
+	api_fcgi_feed_end(&c);
+	mw_str_free(&p);
+	mw_str_free(&in);
+	mw_str_free(&out);
+}
+
 /* test_kept_answer_buffer - the connection keeps its answer buffer between requests: a short
    answer after a long one (kept buffer) and after a very long one (buffer let go) is exactly
    itself */
@@ -398,6 +438,7 @@ int main(void)
 	    cmocka_unit_test(test_protocol_errors), cmocka_unit_test(test_bad_params),
 	    cmocka_unit_test(test_body_limit),      cmocka_unit_test(test_big_answer),
 	    cmocka_unit_test(test_management),      cmocka_unit_test(test_kept_answer_buffer),
+	    cmocka_unit_test(test_secrets_wiped),
 	};
 	MW_RUN_TESTS(tests);
 }
