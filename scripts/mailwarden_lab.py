@@ -1279,13 +1279,15 @@ class Milter(Service):
 	unix socket is group postfix, mode 0660, so Postfix's smtpd reaches it. postfix_spec is
 	what goes into Postfix(milters=[...]); miltertest_spec what miltertest -D socket= wants.
 	CONFIG: extra lines for the [milter] section. sanitizer_report() returns the ASan/UBSan
-	lines of the log (tests assert it is empty)."""
+	lines of the log (tests assert it is empty). WRAP, START_TIMEOUT: as for Policyd."""
     name = 'milter'
 
     def __init__(self, root, store, builddir=None, socket='unix', user='dovecot',
-             cache_ttl='5s', config='', autostop=True):
+             cache_ttl='5s', config='', autostop=True, wrap=(), start_timeout=20):
         super().__init__(root, autostop)
         self.store = store
+        self.wrap = list(wrap)
+        self.start_timeout = start_timeout
         self.builddir = os.path.abspath(builddir or store.builddir)
         self.binary = os.path.join(self.builddir, 'milter', 'mailwarden-milter')
         self.user = user
@@ -1340,12 +1342,12 @@ class Milter(Service):
         env = dict(os.environ)
         env.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=0')
         env.setdefault('UBSAN_OPTIONS', 'print_stacktrace=1')
-        self.proc = subprocess.Popen([self.binary, '-f', '-c', self.config, '-p', self.pidfile],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                         start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.wrap + [self.binary, '-f', '-c', self.config, '-p', self.pidfile],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
         log.close()
-        wait_started(self.proc, self.ready, 20, 'mailwarden-milter on %s' % self.socket,
-                     'mailwarden-milter')
+        wait_started(self.proc, self.ready, self.start_timeout,
+                     'mailwarden-milter on %s' % self.socket, 'mailwarden-milter')
 
     def signal(self, sig):
         """signal - send SIG to the daemon."""
@@ -1647,15 +1649,18 @@ class Api(Service):
 	two instances share a lab. fastcgi() is the (location, address) pair for Nginx.
 	UNIX=True: spawn-fcgi -s on a unix socket instead (the deployment of
 	conf.d/nginx-mailwarden.conf.sample; bench/api uses it), owned by nobody, nginx's worker
-	user here; port is then None."""
+	user here; port is then None. WRAP (the API, not spawn-fcgi), START_TIMEOUT: as for
+	Policyd."""
     name = 'api'
 
     def __init__(self, root, store, port=None, api_config=None, name=None, run_as='nobody',
-             autostop=True, unix=False):
+             autostop=True, unix=False, wrap=(), start_timeout=15):
         if name:
             self.name = name
         super().__init__(root, autostop)
         self.store = store
+        self.wrap = list(wrap)
+        self.start_timeout = start_timeout
         self.unix = unix
         self.socket = os.path.join(self.dir, 'sock', 'api.sock') if unix else None
         self.port = None if unix else (port or free_port())
@@ -1717,10 +1722,10 @@ class Api(Service):
             where = ['-a', '127.0.0.1', '-p', str(self.port)]
         self.proc = subprocess.Popen(
             [spawn, '-n'] + where + ['-u', self.run_as,
-             '-g', 'dovecot', '--', self.binary, '-f', '-c', self.config],
+             '-g', 'dovecot', '--'] + self.wrap + [self.binary, '-f', '-c', self.config],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
-        wait_started(self.proc, self._listening, 15,
+        wait_started(self.proc, self._listening, self.start_timeout,
                      'mailwarden-api on %s' % (self.socket or 'port %d' % self.port),
                      'mailwarden-api')
 
@@ -1744,16 +1749,20 @@ class Policyd(Service):
     """Policyd - mailwarden-policyd in the foreground on an inet port, its own config file
 	(the store's settings plus [policyd]), control socket in its directory; runs as the
 	store group's user (dovecot) so it can read the SQLite store. LIMITS: `limit` values;
-	EXTRA: more [policyd] lines. Postfix gets it with policy_services=[p.service]."""
+	EXTRA: more [policyd] lines. Postfix gets it with policy_services=[p.service].
+	WRAP: a command the daemon runs under (valgrind and its options: tests/longrun);
+	START_TIMEOUT: seconds it may take to listen."""
     name = 'policyd'
 
     def __init__(self, root, store, limits=(), extra='', port=None, user='dovecot',
              counters='memory', autostop=True, name=None, socket='inet',
-             inet_peers='127.0.0.1'):
+             inet_peers='127.0.0.1', wrap=(), start_timeout=15):
         if name:
             self.name = name
         super().__init__(root, autostop)
         self.store = store
+        self.wrap = list(wrap)
+        self.start_timeout = start_timeout
         self.port = port or free_port()
         self.limits = list(limits)
         self.extra = extra
@@ -1848,11 +1857,12 @@ class Policyd(Service):
         # readable by the daemon after it dropped privileges (SIGHUP re-reads it)
         write_file(self.config, self.render_config(), 0o644)
         log = open(self.log_path, 'a')
-        self.proc = subprocess.Popen([self.binary, '-f', '-c', self.config, '-p', self.pidfile],
-                         stdin=subprocess.DEVNULL,
-                         stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.wrap + [self.binary, '-f', '-c', self.config, '-p', self.pidfile],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_started(self.proc, self.ready, 15, 'policyd on %s' % self.service, 'policyd')
+        wait_started(self.proc, self.ready, self.start_timeout, 'policyd on %s' % self.service,
+                     'policyd')
 
     def _stop(self):
         if self.proc is None:  # started by an earlier process (quickstart): the pid file
