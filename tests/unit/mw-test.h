@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mw-util.h"
+
 #define MW_RUN_TESTS(tests)                                                                        \
 	do {                                                                                       \
 		cmocka_set_message_output(CM_OUTPUT_TAP);                                          \
@@ -76,18 +78,6 @@ static inline char *mw_test_data_read(const char *rel, size_t *len_r)
 	return NULL;
 }
 
-/* mw_test_hex - the value of a hex digit, or -1 */
-static inline int mw_test_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* mw_test_unescape - decode S (N bytes) in place: \t \n \r \\ \0 and \xNN (two hex digits)
    stand for their byte; the decoded length (a NUL is written after it). Fails the test
    naming WHERE on any other backslash. */
@@ -118,9 +108,11 @@ static inline size_t mw_test_unescape(char *s, size_t n, const char *where)
 			s[o++] = '\\';
 			break;
 		case 'x':
-			if (i + 2 >= n || mw_test_hex(s[i + 1]) < 0 || mw_test_hex(s[i + 2]) < 0)
+			if (i + 2 >= n || mw_hexval((unsigned char)s[i + 1]) < 0 ||
+			    mw_hexval((unsigned char)s[i + 2]) < 0)
 				fail_msg("%s: \\x wants two hex digits", where);
-			s[o++] = (char)(mw_test_hex(s[i + 1]) * 16 + mw_test_hex(s[i + 2]));
+			s[o++] = (char)(mw_hexval((unsigned char)s[i + 1]) * 16 +
+			                mw_hexval((unsigned char)s[i + 2]));
 			i += 2;
 			break;
 		default:
