@@ -359,11 +359,16 @@ def unix_socket_open(path, timeout=1):
 
 
 class Service:
-    """Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager."""
+    """Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager.
+	WRAP: a command the daemon runs under (valgrind and its options: tests/longrun), and
+	START_TIMEOUT: the seconds it may take to listen, for the services that start one of
+	our daemons (Milter, Api, Policyd)."""
     name = 'service'
 
-    def __init__(self, root, autostop=True):
+    def __init__(self, root, autostop=True, wrap=(), start_timeout=15):
         self.root = os.path.abspath(root)
+        self.wrap = list(wrap)
+        self.start_timeout = start_timeout
         # Two instances of one kind in one lab (two nginx, two APIs) get their own
         # directories (NAME, NAME-2, ...): sharing one would lose the first one's pid file
         # and leave it running after stop().
@@ -1279,15 +1284,13 @@ class Milter(Service):
 	unix socket is group postfix, mode 0660, so Postfix's smtpd reaches it. postfix_spec is
 	what goes into Postfix(milters=[...]); miltertest_spec what miltertest -D socket= wants.
 	CONFIG: extra lines for the [milter] section. sanitizer_report() returns the ASan/UBSan
-	lines of the log (tests assert it is empty). WRAP, START_TIMEOUT: as for Policyd."""
+	lines of the log (tests assert it is empty). WRAP, START_TIMEOUT: see Service."""
     name = 'milter'
 
     def __init__(self, root, store, builddir=None, socket='unix', user='dovecot',
              cache_ttl='5s', config='', autostop=True, wrap=(), start_timeout=20):
-        super().__init__(root, autostop)
+        super().__init__(root, autostop, wrap, start_timeout)
         self.store = store
-        self.wrap = list(wrap)
-        self.start_timeout = start_timeout
         self.builddir = os.path.abspath(builddir or store.builddir)
         self.binary = os.path.join(self.builddir, 'milter', 'mailwarden-milter')
         self.user = user
@@ -1649,18 +1652,16 @@ class Api(Service):
 	two instances share a lab. fastcgi() is the (location, address) pair for Nginx.
 	UNIX=True: spawn-fcgi -s on a unix socket instead (the deployment of
 	conf.d/nginx-mailwarden.conf.sample; bench/api uses it), owned by nobody, nginx's worker
-	user here; port is then None. WRAP (the API, not spawn-fcgi), START_TIMEOUT: as for
-	Policyd."""
+	user here; port is then None. WRAP (runs the API, not spawn-fcgi), START_TIMEOUT: see
+	Service."""
     name = 'api'
 
     def __init__(self, root, store, port=None, api_config=None, name=None, run_as='nobody',
              autostop=True, unix=False, wrap=(), start_timeout=15):
         if name:
             self.name = name
-        super().__init__(root, autostop)
+        super().__init__(root, autostop, wrap, start_timeout)
         self.store = store
-        self.wrap = list(wrap)
-        self.start_timeout = start_timeout
         self.unix = unix
         self.socket = os.path.join(self.dir, 'sock', 'api.sock') if unix else None
         self.port = None if unix else (port or free_port())
@@ -1750,8 +1751,7 @@ class Policyd(Service):
 	(the store's settings plus [policyd]), control socket in its directory; runs as the
 	store group's user (dovecot) so it can read the SQLite store. LIMITS: `limit` values;
 	EXTRA: more [policyd] lines. Postfix gets it with policy_services=[p.service].
-	WRAP: a command the daemon runs under (valgrind and its options: tests/longrun);
-	START_TIMEOUT: seconds it may take to listen."""
+	WRAP, START_TIMEOUT: see Service."""
     name = 'policyd'
 
     def __init__(self, root, store, limits=(), extra='', port=None, user='dovecot',
@@ -1759,10 +1759,8 @@ class Policyd(Service):
              inet_peers='127.0.0.1', wrap=(), start_timeout=15):
         if name:
             self.name = name
-        super().__init__(root, autostop)
+        super().__init__(root, autostop, wrap, start_timeout)
         self.store = store
-        self.wrap = list(wrap)
-        self.start_timeout = start_timeout
         self.port = port or free_port()
         self.limits = list(limits)
         self.extra = extra
