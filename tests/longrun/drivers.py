@@ -100,13 +100,8 @@ class LongLab:
 def children(pid):
     """children - every descendant of PID."""
     out = []
-    try:
-        kids = open('/proc/%d/task/%d/children' % (pid, pid)).read().split()
-    except OSError:
-        return out
-    for k in kids:
-        out.append(int(k))
-        out += children(int(k))
+    for k in L.children_of(pid):
+        out += [k] + children(k)
     return out
 
 
