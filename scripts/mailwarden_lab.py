@@ -359,11 +359,16 @@ def unix_socket_open(path, timeout=1):
 
 
 class Service:
-    """Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager."""
+    """Service - one throwaway instance under ROOT/NAME; start()/stop(), context manager.
+	WRAP: a command the daemon runs under (valgrind and its options: tests/longrun), and
+	START_TIMEOUT: the seconds it may take to listen, for the services that start one of
+	our daemons (Milter, Api, Policyd)."""
     name = 'service'
 
-    def __init__(self, root, autostop=True):
+    def __init__(self, root, autostop=True, wrap=(), start_timeout=15):
         self.root = os.path.abspath(root)
+        self.wrap = list(wrap)
+        self.start_timeout = start_timeout
         # Two instances of one kind in one lab (two nginx, two APIs) get their own
         # directories (NAME, NAME-2, ...): sharing one would lose the first one's pid file
         # and leave it running after stop().
@@ -1279,12 +1284,12 @@ class Milter(Service):
 	unix socket is group postfix, mode 0660, so Postfix's smtpd reaches it. postfix_spec is
 	what goes into Postfix(milters=[...]); miltertest_spec what miltertest -D socket= wants.
 	CONFIG: extra lines for the [milter] section. sanitizer_report() returns the ASan/UBSan
-	lines of the log (tests assert it is empty)."""
+	lines of the log (tests assert it is empty). WRAP, START_TIMEOUT: see Service."""
     name = 'milter'
 
     def __init__(self, root, store, builddir=None, socket='unix', user='dovecot',
-             cache_ttl='5s', config='', autostop=True):
-        super().__init__(root, autostop)
+             cache_ttl='5s', config='', autostop=True, wrap=(), start_timeout=20):
+        super().__init__(root, autostop, wrap, start_timeout)
         self.store = store
         self.builddir = os.path.abspath(builddir or store.builddir)
         self.binary = os.path.join(self.builddir, 'milter', 'mailwarden-milter')
@@ -1340,12 +1345,12 @@ class Milter(Service):
         env = dict(os.environ)
         env.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=0')
         env.setdefault('UBSAN_OPTIONS', 'print_stacktrace=1')
-        self.proc = subprocess.Popen([self.binary, '-f', '-c', self.config, '-p', self.pidfile],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                         start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.wrap + [self.binary, '-f', '-c', self.config, '-p', self.pidfile],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
         log.close()
-        wait_started(self.proc, self.ready, 20, 'mailwarden-milter on %s' % self.socket,
-                     'mailwarden-milter')
+        wait_started(self.proc, self.ready, self.start_timeout,
+                     'mailwarden-milter on %s' % self.socket, 'mailwarden-milter')
 
     def signal(self, sig):
         """signal - send SIG to the daemon."""
@@ -1647,14 +1652,15 @@ class Api(Service):
 	two instances share a lab. fastcgi() is the (location, address) pair for Nginx.
 	UNIX=True: spawn-fcgi -s on a unix socket instead (the deployment of
 	conf.d/nginx-mailwarden.conf.sample; bench/api uses it), owned by nobody, nginx's worker
-	user here; port is then None."""
+	user here; port is then None. WRAP (runs the API, not spawn-fcgi), START_TIMEOUT: see
+	Service."""
     name = 'api'
 
     def __init__(self, root, store, port=None, api_config=None, name=None, run_as='nobody',
-             autostop=True, unix=False):
+             autostop=True, unix=False, wrap=(), start_timeout=15):
         if name:
             self.name = name
-        super().__init__(root, autostop)
+        super().__init__(root, autostop, wrap, start_timeout)
         self.store = store
         self.unix = unix
         self.socket = os.path.join(self.dir, 'sock', 'api.sock') if unix else None
@@ -1717,10 +1723,10 @@ class Api(Service):
             where = ['-a', '127.0.0.1', '-p', str(self.port)]
         self.proc = subprocess.Popen(
             [spawn, '-n'] + where + ['-u', self.run_as,
-             '-g', 'dovecot', '--', self.binary, '-f', '-c', self.config],
+             '-g', 'dovecot', '--'] + self.wrap + [self.binary, '-f', '-c', self.config],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
-        wait_started(self.proc, self._listening, 15,
+        wait_started(self.proc, self._listening, self.start_timeout,
                      'mailwarden-api on %s' % (self.socket or 'port %d' % self.port),
                      'mailwarden-api')
 
@@ -1744,15 +1750,16 @@ class Policyd(Service):
     """Policyd - mailwarden-policyd in the foreground on an inet port, its own config file
 	(the store's settings plus [policyd]), control socket in its directory; runs as the
 	store group's user (dovecot) so it can read the SQLite store. LIMITS: `limit` values;
-	EXTRA: more [policyd] lines. Postfix gets it with policy_services=[p.service]."""
+	EXTRA: more [policyd] lines. Postfix gets it with policy_services=[p.service].
+	WRAP, START_TIMEOUT: see Service."""
     name = 'policyd'
 
     def __init__(self, root, store, limits=(), extra='', port=None, user='dovecot',
              counters='memory', autostop=True, name=None, socket='inet',
-             inet_peers='127.0.0.1'):
+             inet_peers='127.0.0.1', wrap=(), start_timeout=15):
         if name:
             self.name = name
-        super().__init__(root, autostop)
+        super().__init__(root, autostop, wrap, start_timeout)
         self.store = store
         self.port = port or free_port()
         self.limits = list(limits)
@@ -1848,11 +1855,12 @@ class Policyd(Service):
         # readable by the daemon after it dropped privileges (SIGHUP re-reads it)
         write_file(self.config, self.render_config(), 0o644)
         log = open(self.log_path, 'a')
-        self.proc = subprocess.Popen([self.binary, '-f', '-c', self.config, '-p', self.pidfile],
-                         stdin=subprocess.DEVNULL,
-                         stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.wrap + [self.binary, '-f', '-c', self.config, '-p', self.pidfile],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_started(self.proc, self.ready, 15, 'policyd on %s' % self.service, 'policyd')
+        wait_started(self.proc, self.ready, self.start_timeout, 'policyd on %s' % self.service,
+                     'policyd')
 
     def _stop(self):
         if self.proc is None:  # started by an earlier process (quickstart): the pid file

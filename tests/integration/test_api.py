@@ -11,7 +11,6 @@ Clients connect from distinct 127.0.0.x source addresses so per-IP counters stay
 """
 
 import json
-import os
 import subprocess
 import time
 import unittest

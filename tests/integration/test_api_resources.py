@@ -12,7 +12,6 @@ import json
 import os
 import pwd
 import smtplib
-import subprocess
 import time
 import unittest
 import uuid

@@ -9,7 +9,6 @@ GET /users/{u}/app-passwords must then show last_used_at and last_ip. Reports ar
 asynchronous: the tests count the report requests in nginx's access log and wait for them.
 """
 
-import os
 import time
 import uuid
 

@@ -15,7 +15,6 @@ grows, Postfix started: each delivered exactly once and the spool empties; the A
 (SIGKILL, master, workers and flusher) with forms in the spool and started again: delivered.
 """
 
-import base64
 import email
 import email.policy
 import hashlib

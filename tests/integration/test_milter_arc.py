@@ -11,7 +11,6 @@ dkim_key_dir. Clients appear as 192.0.2.99 through XCLIENT (see test_milter_auth
 import grp
 import os
 import pwd
-import time
 import unittest
 import uuid
 

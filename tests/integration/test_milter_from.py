@@ -7,7 +7,6 @@ milter_default_action = tempfail) for the module; users are made per test with d
 names. The cache TTL is 2 s so changes through mailwardenctl show within the test.
 """
 
-import os
 import signal
 import smtplib
 import time

@@ -17,12 +17,9 @@ default), spam the classifier recognises is tagged into Junk on the classifier's
 and ham is not.
 """
 
-import imaplib
 import os
 import random
 import re
-import smtplib
-import time
 import unittest
 import uuid
 

@@ -11,7 +11,6 @@ mailwardenctl on the PostgreSQL store, rows changed through psql.
 import re
 import unittest
 
-import mailwarden_lab as lab_mod
 import test_passdb_services as base
 
 

@@ -9,7 +9,6 @@ One Store + Dovecot + Postfix for the module; users are made per test.
 """
 
 import hashlib
-import os
 import secrets
 import smtplib
 import sqlite3

@@ -101,6 +101,25 @@ class PluginDedupeTest(labcase.DovecotCase):
         finally:
             m.logout()
 
+    def delivered_once(self, queue_id, headers=()):
+        """delivered_once - a new user and a new message (from queue file QUEUE_ID) delivered
+        to it once: (user, password, token, text)."""
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        text = message(tok, queue_id, headers)
+        self.assertEqual(self.deliver([user], text), [250])
+        return user, pw, tok, text
+
+    def restart_dovecot(self):
+        """restart_dovecot - after Dovecot's master was killed: once its children closed the
+        LMTP listener, a new Dovecot on the same ports (the pid file removed: an unreaped
+        master would still count as running)."""
+        lab_mod.wait_until(lambda: not lab_mod.port_open(self.dovecot.lmtp_port), 20,
+                           'lmtp listener closed')
+        os.unlink(self.dovecot.pidfile)
+        self.dovecot.stop()
+        self.dovecot.start()
+
     def log_size(self):
         return os.path.getsize(self.dovecot.log_path)
 
@@ -112,10 +131,7 @@ class PluginDedupeTest(labcase.DovecotCase):
     # ---- tests --------------------------------------------------------------------------
 
     def test_same_queue_file_twice_saved_once(self):
-        user, pw = self.new_user()
-        tok = uuid.uuid4().hex
-        text = message(tok, '4A1B2C3D4E')
-        self.assertEqual(self.deliver([user], text), [250])
+        user, pw, tok, text = self.delivered_once('4A1B2C3D4E')
         off = self.log_size()
         self.assertEqual(self.deliver([user], text), [250])
         self.assertEqual(self.count(user, pw, tok), 1)
@@ -136,20 +152,15 @@ class PluginDedupeTest(labcase.DovecotCase):
         self.assertEqual(self.count(user, pw, tok), 2)
 
     def test_redelivery_after_window_saved(self):
-        user, pw = self.new_user()
-        tok = uuid.uuid4().hex
-        text = message(tok, '6B7C8D9E0F')
-        self.assertEqual(self.deliver([user], text), [250])
+        user, pw, tok, text = self.delivered_once('6B7C8D9E0F')
         time.sleep(WINDOW + 1)
         self.assertEqual(self.deliver([user], text), [250])
         self.assertEqual(self.count(user, pw, tok), 2)
 
     def test_filed_into_junk_then_redelivered(self):
         # the key is per user, not per mailbox
-        user, pw = self.new_user()
-        tok = uuid.uuid4().hex
-        text = message(tok, '7C8D9E0F1A', ['X-Mailwarden-Spam: yes; score=9; required=5'])
-        self.assertEqual(self.deliver([user], text), [250])
+        user, pw, tok, text = self.delivered_once(
+            '7C8D9E0F1A', ['X-Mailwarden-Spam: yes; score=9; required=5'])
         self.assertEqual(self.deliver([user], text), [250])
         self.assertEqual(self.count(user, pw, tok, 'Junk'), 1)
         self.assertEqual(self.count(user, pw, tok, 'INBOX'), 0)
@@ -174,21 +185,12 @@ class PluginDedupeTest(labcase.DovecotCase):
     def test_survives_dovecot_killed_and_restarted(self):
         # the 421 case: Dovecot's master is killed after lmtp saved; Postfix tries again
         # once Dovecot is back
-        user, pw = self.new_user()
-        tok = uuid.uuid4().hex
-        text = message(tok, '9E0F1A2B3C')
-        self.assertEqual(self.deliver([user], text), [250])
+        user, pw, tok, text = self.delivered_once('9E0F1A2B3C')
         master = lab_mod.read_pidfile(self.dovecot.pidfile)
         self.assertIsNotNone(master)
         os.kill(master, signal.SIGKILL)
         lab_mod.wait_until(lambda: not lab_mod.pid_alive(master), 10, 'dovecot master gone')
-        # its children notice and exit; then a new Dovecot on the same ports (its pid file
-        # removed: an unreaped master would still count as running)
-        lab_mod.wait_until(lambda: not lab_mod.port_open(self.dovecot.lmtp_port), 20,
-                           'lmtp listener closed')
-        os.unlink(self.dovecot.pidfile)
-        self.dovecot.stop()
-        self.dovecot.start()
+        self.restart_dovecot()
         self.assertEqual(self.deliver([user], text), [250])
         self.assertEqual(self.count(user, pw, tok), 1)
 
@@ -223,11 +225,7 @@ class PluginDedupeTest(labcase.DovecotCase):
                 code = 0
             lmtp.close()
             replies.append(code)
-            lab_mod.wait_until(lambda: not lab_mod.port_open(self.dovecot.lmtp_port), 20,
-                               'lmtp listener closed')
-            os.unlink(self.dovecot.pidfile)
-            self.dovecot.stop()
-            self.dovecot.start()
+            self.restart_dovecot()
             # Postfix's retry of the same queue file
             self.assertEqual(self.deliver([user], text), [250])
             self.assertEqual(self.count(user, pw, tok), 1, 'reply to the first try: %d' % code)

@@ -9,7 +9,6 @@ and a 2 s first-request timeout; attackers connect from 127.0.0.2 and 127.0.0.3 
 on the loopback), Postfix and the good clients from 127.0.0.1 and 127.0.0.4.
 """
 
-import os
 import select
 import smtplib
 import socket

@@ -18,7 +18,6 @@ import signal
 import os
 import random
 import re
-import time
 import unittest
 import uuid
 

@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import os
-import shutil
 import struct
 import time
 import unittest

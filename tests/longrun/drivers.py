@@ -4,7 +4,8 @@ talk to each daemon directly, fast enough for 100 000 messages / requests in min
 LongLab: a Lab (scripts/mailwarden_lab.py) with an NSD (the inbound sender's SPF/DMARC),
 the store (users, the demo domain's DKIM key), Dovecot with the mailwarden plugin (LMTP),
 mailwarden-policyd, mailwarden-milter and mailwarden-api behind nginx. WRAP (a list, e.g.
-valgrind and its options) runs policyd, the milter and the API under it.
+valgrind and its options) runs policyd, the milter and the API under it (the lab's own
+daemons with its wrap option: the same start and the same checks as every other test).
 
 Clients: MilterClient (the milter protocol, version 6, as Postfix speaks it: one connection
 per message, macros, connect ... end-of-message, quit), PolicyClient (the Postfix policy
@@ -20,7 +21,6 @@ import os
 import smtplib
 import socket
 import struct
-import subprocess
 import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,85 +32,11 @@ SENDER_DOMAIN = 'longrun-sender.example'
 CLIENT_IP = '192.0.2.10'
 USERS = 20		# mailbox users (LMTP recipients, milter senders)
 PD_SENDERS = 1000	# distinct sasl_username values in policy requests
+START_TIMEOUT = 120	# seconds a daemon may take to listen (under valgrind)
 
 
 # ---------------------------------------------------------------------------------------------
 # the lab
-
-class WrappedPolicyd(L.Policyd):
-    """WrappedPolicyd - mailwarden-policyd started under WRAP (e.g. valgrind ...)."""
-
-    def __init__(self, *a, wrap=None, **kw):
-        super().__init__(*a, **kw)
-        self.wrap = list(wrap or [])
-
-    def _start(self):
-        L.write_file(self.config, self.render_config(), 0o644)
-        log = open(self.log_path, 'a')
-        self.proc = subprocess.Popen(self.wrap + [self.binary, '-f', '-c', self.config, '-p',
-                                                  self.pidfile],
-                                     stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT)
-        log.close()
-        L.wait_until(lambda: self.ready() or self.proc.poll() is not None, 120,
-                     'policyd on %s' % self.service)
-        if self.proc.poll() is not None:
-            raise L.LabError('policyd exited with %d' % self.proc.returncode)
-
-
-class WrappedMilter(L.Milter):
-    """WrappedMilter - mailwarden-milter started under WRAP."""
-
-    def __init__(self, *a, wrap=None, **kw):
-        super().__init__(*a, **kw)
-        self.wrap = list(wrap or [])
-
-    def _start(self):
-        if not os.path.exists(self.config):
-            self.write_config()
-        log = open(self.log_path, 'a')
-        self.proc = subprocess.Popen(self.wrap + [self.binary, '-f', '-c', self.config, '-p',
-                                                  self.pidfile],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     start_new_session=True)
-        log.close()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise L.LabError('mailwarden-milter exited with status %d'
-                                 % self.proc.returncode)
-            return self.ready()
-        L.wait_until(up, 120, 'mailwarden-milter on %s' % self.socket)
-
-
-class WrappedApi(L.Api):
-    """WrappedApi - mailwarden-api under spawn-fcgi, the API itself under WRAP."""
-
-    def __init__(self, *a, wrap=None, **kw):
-        super().__init__(*a, **kw)
-        self.wrap = list(wrap or [])
-
-    def _start(self):
-        import grp
-        import pwd
-        spawn = L.find_binary('spawn-fcgi', 'spawn-fcgi')
-        L.write_file(self.config, self.render_config(), 0o640)
-        os.chown(self.config, 0, grp.getgrnam('dovecot').gr_gid)
-        if os.path.exists(self.store.master_key):
-            os.chown(self.store.master_key, pwd.getpwnam(self.run_as).pw_uid, -1)
-        for path in __import__('glob').glob(self.store.db + '*'):
-            os.chmod(path, (os.stat(path).st_mode & 0o7777) | 0o060)
-        log = open(self.log_path, 'ab')
-        self.proc = subprocess.Popen(
-            [spawn, '-n', '-a', '127.0.0.1', '-p', str(self.port), '-u', self.run_as,
-             '-g', 'dovecot', '--'] + self.wrap + [self.binary, '-f', '-c', self.config],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
-        L.wait_until(lambda: L.port_open(self.port) or self.proc.poll() is not None, 120,
-                     'mailwarden-api on port %d' % self.port)
-        if self.proc.poll() is not None:
-            raise L.LabError('mailwarden-api exited with %d' % self.proc.returncode)
-
 
 class LongLab:
     """LongLab - the daemons of a mail host on loopback, for long runs."""
@@ -141,17 +67,17 @@ class LongLab:
                   % ('  executable = %s /usr/lib/dovecot/lmtp\n' % ' '.join(lmtp_wrap)
                      if lmtp_wrap else ''))
         self.dovecot = self.lab.dovecot(self.store, extra_config=extra, **plugin)
-        self.policyd = self.lab.add(WrappedPolicyd(
+        # the lab's daemons under WRAP; valgrind takes its time to start them
+        self.policyd = self.lab.add(L.Policyd(
             root, self.store, limits=['sasl_username messages 1000000/1h defer',
                                       'sasl_username recipients 100/message reject'],
-            wrap=wrap, autostop=True))
-        self.milter = self.lab.add(WrappedMilter(
-            root, self.store, builddir=builddir, wrap=wrap, config=(
-                'dns_servers = %s\ndns_timeout = 5s\n' % self.dns.server),
-            autostop=True))
-        self.api = self.lab.add(WrappedApi(root, self.store, wrap=wrap_api or wrap,
-                                           api_config={'max_sessions_per_user': '1000'},
-                                           autostop=True))
+            wrap=wrap or (), start_timeout=START_TIMEOUT))
+        self.milter = self.lab.add(L.Milter(
+            root, self.store, builddir=builddir, wrap=wrap or (), start_timeout=START_TIMEOUT,
+            config='dns_servers = %s\ndns_timeout = 5s\n' % self.dns.server))
+        self.api = self.lab.add(L.Api(root, self.store, wrap=wrap_api or wrap or (),
+                                      start_timeout=START_TIMEOUT,
+                                      api_config={'max_sessions_per_user': '1000'}))
         self.nginx = self.lab.nginx(fastcgi=self.api.fastcgi())
 
     def pids(self, which):
@@ -174,13 +100,8 @@ class LongLab:
 def children(pid):
     """children - every descendant of PID."""
     out = []
-    try:
-        kids = open('/proc/%d/task/%d/children' % (pid, pid)).read().split()
-    except OSError:
-        return out
-    for k in kids:
-        out.append(int(k))
-        out += children(int(k))
+    for k in L.children_of(pid):
+        out += [k] + children(k)
     return out
 
 

@@ -102,30 +102,55 @@ static size_t records(const mw_str *out, struct reply *r, size_t max)
 	return n;
 }
 
-/* feed - everything at once */
-static int feed(struct api_fcgi_conn **c, const mw_str *in, mw_str *out)
+/* Each test's connection: the parser state, the stream fed in, the records written out */
+struct io {
+	struct api_fcgi_conn *c;
+	mw_str in, out;
+};
+
+/* setup - a new connection, nothing fed, no call seen, short answers */
+static int setup(void **state)
 {
-	return api_fcgi_feed(c, &conf, in->buf, in->len, out);
+	struct io *t = calloc(1, sizeof(*t));
+	assert_non_null(t);
+	mw_str_init(&t->in, 0);
+	mw_str_init(&t->out, 0);
+	calls = 0;
+	reply_size = 0;
+	*state = t;
+	return 0;
+}
+
+/* teardown - end the connection and free the streams */
+static int teardown(void **state)
+{
+	struct io *t = *state;
+	api_fcgi_feed_end(&t->c);
+	mw_str_free(&t->in);
+	mw_str_free(&t->out);
+	free(t);
+	return 0;
+}
+
+/* feed - everything fed in at once */
+static int feed(struct io *t)
+{
+	return api_fcgi_feed(&t->c, &conf, t->in.buf, t->in.len, &t->out);
 }
 
 /* test_one_request - answered with STDOUT, an empty STDOUT and END_REQUEST; not kept */
 static void test_one_request(void **state)
 {
-	struct api_fcgi_conn *c = NULL;
+	struct io *t = *state;
 	struct reply r[8];
-	mw_str in, out;
-	(void)state;
-	mw_str_init(&in, 0);
-	mw_str_init(&out, 0);
-	calls = 0;
-	request(&in, 7, false, "/api/v1/x", "{\"a\":1}");
-	assert_int_equal(feed(&c, &in, &out), -1); /* done, not kept: close */
+	request(&t->in, 7, false, "/api/v1/x", "{\"a\":1}");
+	assert_int_equal(feed(t), -1); /* done, not kept: close */
 	assert_int_equal(calls, 1);
 	assert_string_equal(seen.method, "POST");
 	assert_string_equal(seen.uri, "/api/v1/x");
 	assert_null(seen.bad);
 	assert_string_equal(seen.body, "{\"a\":1}");
-	assert_int_equal(records(&out, r, 8), 3);
+	assert_int_equal(records(&t->out, r, 8), 3);
 	assert_int_equal(r[0].type, 6);
 	assert_int_equal(r[0].id, 7);
 	assert_memory_equal(r[0].p, "Status: 200 OK\r\n\r\nhello", r[0].len);
@@ -134,31 +159,20 @@ static void test_one_request(void **state)
 	assert_int_equal(r[2].type, 3);
 	assert_int_equal(r[2].len, 8);
 	assert_int_equal(r[2].p[4], 0); /* FCGI_REQUEST_COMPLETE */
-	api_fcgi_feed_end(&c);
-	mw_str_free(&in);
-	mw_str_free(&out);
 }
 
 /* test_kept_and_split - two requests on a kept connection, fed one byte at a time */
 static void test_kept_and_split(void **state)
 {
-	struct api_fcgi_conn *c = NULL;
-	mw_str in, out;
+	struct io *t = *state;
 	size_t i;
-	(void)state;
-	mw_str_init(&in, 0);
-	mw_str_init(&out, 0);
-	calls = 0;
-	request(&in, 1, true, "/first", "");
-	request(&in, 2, true, "/second", "body");
-	for (i = 0; i < in.len; i++)
-		assert_int_equal(api_fcgi_feed(&c, &conf, in.buf + i, 1, &out), 0);
+	request(&t->in, 1, true, "/first", "");
+	request(&t->in, 2, true, "/second", "body");
+	for (i = 0; i < t->in.len; i++)
+		assert_int_equal(api_fcgi_feed(&t->c, &conf, t->in.buf + i, 1, &t->out), 0);
 	assert_int_equal(calls, 2);
 	assert_string_equal(seen.uri, "/second");
 	assert_string_equal(seen.body, "body");
-	api_fcgi_feed_end(&c);
-	mw_str_free(&in);
-	mw_str_free(&out);
 }
 
 /* test_protocol_errors - wrong version closes; other ids ignored; a second BEGIN is
@@ -167,27 +181,23 @@ static void test_protocol_errors(void **state)
 {
 	static const char begin_keep[8] = {0, 1, 1, 0, 0, 0, 0, 0};
 	static const char authorizer[8] = {0, 2, 0, 0, 0, 0, 0, 0};
-	struct api_fcgi_conn *c = NULL;
+	struct io *t = *state;
 	struct reply r[8];
-	mw_str in, out;
-	(void)state;
-	mw_str_init(&in, 0);
-	mw_str_init(&out, 0);
-	(void)mw_str_append(&in, "\x02\x01\x00\x01\x00\x08\x00\x00", 8);
-	assert_int_equal(feed(&c, &in, &out), -1);
-	api_fcgi_feed_end(&c);
+	(void)mw_str_append(&t->in, "\x02\x01\x00\x01\x00\x08\x00\x00", 8);
+	assert_int_equal(feed(t), -1);
+	api_fcgi_feed_end(&t->c);
 
 	calls = 0;
-	mw_str_reset(&in);
-	mw_str_reset(&out);
-	rec(&in, 1, 1, begin_keep, 8);
-	rec(&in, 1, 2, begin_keep, 8); /* multiplexing: refused */
-	rec(&in, 5, 3, "zzz", 3);      /* another id: ignored */
-	rec(&in, 2, 1, NULL, 0);       /* abort the active request */
-	rec(&in, 1, 4, authorizer, 8); /* not a responder, not kept: close */
-	assert_int_equal(feed(&c, &in, &out), -1);
+	mw_str_reset(&t->in);
+	mw_str_reset(&t->out);
+	rec(&t->in, 1, 1, begin_keep, 8);
+	rec(&t->in, 1, 2, begin_keep, 8); /* multiplexing: refused */
+	rec(&t->in, 5, 3, "zzz", 3);      /* another id: ignored */
+	rec(&t->in, 2, 1, NULL, 0);       /* abort the active request */
+	rec(&t->in, 1, 4, authorizer, 8); /* not a responder, not kept: close */
+	assert_int_equal(feed(t), -1);
 	assert_int_equal(calls, 0);
-	assert_int_equal(records(&out, r, 8), 3);
+	assert_int_equal(records(&t->out, r, 8), 3);
 	assert_int_equal(r[0].type, 3);
 	assert_int_equal(r[0].id, 2);
 	assert_int_equal(r[0].p[4], 1); /* FCGI_CANT_MPX_CONN */
@@ -195,9 +205,6 @@ static void test_protocol_errors(void **state)
 	assert_int_equal(r[1].p[4], 0);
 	assert_int_equal(r[2].id, 4);
 	assert_int_equal(r[2].p[4], 3); /* FCGI_UNKNOWN_ROLE */
-	api_fcgi_feed_end(&c);
-	mw_str_free(&in);
-	mw_str_free(&out);
 }
 
 /* test_bad_params - lengths past the stream, NUL bytes, too many pairs, too many bytes:
@@ -205,48 +212,45 @@ static void test_protocol_errors(void **state)
 static void test_bad_params(void **state)
 {
 	static const char begin[8] = {0, 1, 0, 0, 0, 0, 0, 0};
+	struct io *t = *state;
 	const char *why[4];
 	size_t k, i;
-	(void)state;
 	for (k = 0; k < 4; k++) {
-		struct api_fcgi_conn *c = NULL;
-		mw_str in, out, p;
-		mw_str_init(&in, 0);
-		mw_str_init(&out, 0);
+		mw_str p;
 		mw_str_init(&p, 0);
-		rec(&in, 1, 1, begin, 8);
+		mw_str_reset(&t->in);
+		mw_str_reset(&t->out);
+		rec(&t->in, 1, 1, begin, 8);
 		if (k == 0) {
 			(void)mw_str_append(&p,
 			                    "\x85\x00\x00\x00\x01"
 			                    "AB",
 			                    7); /* 4-byte length */
-			rec(&in, 4, 1, p.buf, p.len);
+			rec(&t->in, 4, 1, p.buf, p.len);
 		} else if (k == 1) {
 			(void)mw_str_append(&p,
 			                    "\x01\x03"
 			                    "Aa\0b",
 			                    6);
-			rec(&in, 4, 1, p.buf, p.len);
+			rec(&t->in, 4, 1, p.buf, p.len);
 		} else if (k == 2) {
 			for (i = 0; i <= API_FCGI_NPARAMS; i++)
 				pair(&p, "N", "v");
-			rec(&in, 4, 1, p.buf, p.len);
+			rec(&t->in, 4, 1, p.buf, p.len);
 		} else {
 			static char big[60000];
 			memset(big, 'x', sizeof(big));
-			rec(&in, 4, 1, big, sizeof(big));
-			rec(&in, 4, 1, big, sizeof(big));
+			rec(&t->in, 4, 1, big, sizeof(big));
+			rec(&t->in, 4, 1, big, sizeof(big));
 		}
-		rec(&in, 4, 1, NULL, 0);
-		rec(&in, 5, 1, NULL, 0);
+		rec(&t->in, 4, 1, NULL, 0);
+		rec(&t->in, 5, 1, NULL, 0);
 		calls = 0;
-		assert_int_equal(feed(&c, &in, &out), -1);
+		assert_int_equal(feed(t), -1);
 		assert_int_equal(calls, 1);
 		assert_non_null(seen.bad);
 		why[k] = seen.bad;
-		api_fcgi_feed_end(&c);
-		mw_str_free(&in);
-		mw_str_free(&out);
+		api_fcgi_feed_end(&t->c);
 		mw_str_free(&p);
 	}
 	assert_string_equal(why[0], "malformed request parameters");
@@ -258,50 +262,41 @@ static void test_bad_params(void **state)
 /* test_body_limit - a body over max_body is flagged and dropped, the stream read to its end */
 static void test_body_limit(void **state)
 {
-	struct api_fcgi_conn *c = NULL;
+	struct io *t = *state;
 	char body[300];
-	mw_str in, out;
-	(void)state;
 	memset(body, 'b', sizeof(body) - 1);
 	body[sizeof(body) - 1] = '\0';
-	mw_str_init(&in, 0);
-	mw_str_init(&out, 0);
-	request(&in, 1, true, "/big", body);
-	request(&in, 2, true, "/small", "ok");
+	request(&t->in, 1, true, "/big", body);
+	request(&t->in, 2, true, "/small", "ok");
 	calls = 0;
-	assert_int_equal(api_fcgi_feed(&c, &conf, in.buf, in.len / 2, &out), 0);
-	assert_int_equal(api_fcgi_feed(&c, &conf, in.buf + in.len / 2, in.len - in.len / 2, &out),
+	assert_int_equal(api_fcgi_feed(&t->c, &conf, t->in.buf, t->in.len / 2, &t->out), 0);
+	assert_int_equal(api_fcgi_feed(&t->c, &conf, t->in.buf + t->in.len / 2,
+	                               t->in.len - t->in.len / 2, &t->out),
 	                 0);
 	assert_int_equal(calls, 2);
 	assert_false(seen.too_large); /* the second one */
 	assert_string_equal(seen.body, "ok");
-	api_fcgi_feed_end(&c);
-	mw_str_reset(&in);
-	request(&in, 1, false, "/big", body);
-	assert_int_equal(feed(&c, &in, &out), -1);
+	api_fcgi_feed_end(&t->c);
+	mw_str_reset(&t->in);
+	request(&t->in, 1, false, "/big", body);
+	assert_int_equal(feed(t), -1);
 	assert_true(seen.too_large);
 	assert_int_equal(seen.body_len, 0);
-	api_fcgi_feed_end(&c);
-	mw_str_free(&in);
-	mw_str_free(&out);
 }
 
 /* test_big_answer - an answer longer than one record comes in several, in order */
 static void test_big_answer(void **state)
 {
-	struct api_fcgi_conn *c = NULL;
+	struct io *t = *state;
 	struct reply r[16];
-	mw_str in, out, back;
+	mw_str back;
 	size_t n, i;
-	(void)state;
-	mw_str_init(&in, 0);
-	mw_str_init(&out, 0);
 	mw_str_init(&back, 0);
 	reply_size = 100000;
-	request(&in, 9, false, "/", "");
-	assert_int_equal(feed(&c, &in, &out), -1);
+	request(&t->in, 9, false, "/", "");
+	assert_int_equal(feed(t), -1);
 	reply_size = 0;
-	n = records(&out, r, 16);
+	n = records(&t->out, r, 16);
 	assert_true(n >= 5);
 	for (i = 0; i + 2 < n; i++) {
 		assert_int_equal(r[i].type, 6);
@@ -310,33 +305,27 @@ static void test_big_answer(void **state)
 	}
 	assert_int_equal(back.len, strlen("Status: 200 OK\r\n\r\n") + 100000);
 	assert_int_equal(back.buf[back.len - 1], 'a' + (100000 - 1) % 26);
-	api_fcgi_feed_end(&c);
-	mw_str_free(&in);
-	mw_str_free(&out);
 	mw_str_free(&back);
 }
 
 /* one_answer - feed one kept request of an answer of size bytes (0: "hello") and return
    its STDOUT text, which must be the whole answer */
-static void one_answer(struct api_fcgi_conn **c, unsigned id, size_t size, mw_str *back)
+static void one_answer(struct io *t, unsigned id, size_t size, mw_str *back)
 {
 	struct reply r[16];
-	mw_str in, out;
 	size_t n, i;
-	mw_str_init(&in, 0);
-	mw_str_init(&out, 0);
+	mw_str_reset(&t->in);
+	mw_str_reset(&t->out);
 	mw_str_reset(back);
 	reply_size = size;
-	request(&in, id, true, "/kept", "");
-	assert_int_equal(feed(c, &in, &out), 0);
+	request(&t->in, id, true, "/kept", "");
+	assert_int_equal(feed(t), 0);
 	reply_size = 0;
-	n = records(&out, r, 16);
+	n = records(&t->out, r, 16);
 	assert_true(n >= 3);
 	for (i = 0; i + 2 < n; i++)
 		(void)mw_str_append(back, (const char *)r[i].p, r[i].len);
 	assert_int_equal(r[n - 1].type, 3);
-	mw_str_free(&in);
-	mw_str_free(&out);
 }
 
 /* test_secrets_wiped - once a kept connection's request is answered, neither its bearer
@@ -347,36 +336,29 @@ static void test_secrets_wiped(void **state)
 	static const char token[] = "Bearer 0123456789abcdefTOKENSECRET";
 	static const char body[] = "{\"password\":\"hunter2-SECRET\"}";
 	char begin[8] = {0, 1, 1, 0, 0, 0, 0, 0};
-	struct api_fcgi_conn *c = NULL;
-	mw_str in, out, p;
+	struct io *t = *state;
+	mw_str p;
 	size_t i;
-	(void)state;
-	mw_str_init(&in, 0);
-	mw_str_init(&out, 0);
 	mw_str_init(&p, 0);
 	pair(&p, "REQUEST_METHOD", "POST");
 	pair(&p, "REQUEST_URI", "/api/v1/x");
 	pair(&p, "HTTP_AUTHORIZATION", token);
-	rec(&in, 1, 3, begin, 8);
-	rec(&in, 4, 3, p.buf, p.len);
-	rec(&in, 4, 3, NULL, 0);
-	rec(&in, 5, 3, body, strlen(body));
-	rec(&in, 5, 3, NULL, 0);
-	calls = 0;
-	for (i = 0; i < in.len; i++)
-		assert_int_equal(api_fcgi_feed(&c, &conf, in.buf + i, 1, &out), 0);
+	rec(&t->in, 1, 3, begin, 8);
+	rec(&t->in, 4, 3, p.buf, p.len);
+	rec(&t->in, 4, 3, NULL, 0);
+	rec(&t->in, 5, 3, body, strlen(body));
+	rec(&t->in, 5, 3, NULL, 0);
+	for (i = 0; i < t->in.len; i++)
+		assert_int_equal(api_fcgi_feed(&t->c, &conf, t->in.buf + i, 1, &t->out), 0);
 	assert_int_equal(calls, 1);
 	assert_string_equal(seen.body, body);
-	assert_false(api_fcgi_feed_retains(c, "TOKENSECRET", 11));
-	assert_false(api_fcgi_feed_retains(c, "hunter2-SECRET", 14));
+	assert_false(api_fcgi_feed_retains(t->c, "TOKENSECRET", 11));
+	assert_false(api_fcgi_feed_retains(t->c, "hunter2-SECRET", 14));
 	/* and the probe itself finds what is still there: a next request but for its last
 	   record (the empty STDIN that ends it) */
-	assert_int_equal(api_fcgi_feed(&c, &conf, in.buf, in.len - 8, &out), 0);
-	assert_true(api_fcgi_feed_retains(c, "TOKENSECRET", 11));
-	api_fcgi_feed_end(&c);
+	assert_int_equal(api_fcgi_feed(&t->c, &conf, t->in.buf, t->in.len - 8, &t->out), 0);
+	assert_true(api_fcgi_feed_retains(t->c, "TOKENSECRET", 11));
 	mw_str_free(&p);
-	mw_str_free(&in);
-	mw_str_free(&out);
 }
 
 /* test_kept_answer_buffer - the connection keeps its answer buffer between requests: a short
@@ -384,61 +366,56 @@ static void test_secrets_wiped(void **state)
    itself */
 static void test_kept_answer_buffer(void **state)
 {
-	struct api_fcgi_conn *c = NULL;
+	struct io *t = *state;
 	mw_str back;
-	(void)state;
 	mw_str_init(&back, 0);
-	calls = 0;
-	one_answer(&c, 1, 0, &back);
+	one_answer(t, 1, 0, &back);
 	assert_int_equal(back.len, strlen("Status: 200 OK\r\n\r\nhello"));
-	one_answer(&c, 2, 5000, &back);
+	one_answer(t, 2, 5000, &back);
 	assert_int_equal(back.len, strlen("Status: 200 OK\r\n\r\n") + 5000);
-	one_answer(&c, 3, 0, &back);
+	one_answer(t, 3, 0, &back);
 	assert_string_equal(back.buf, "Status: 200 OK\r\n\r\nhello");
-	one_answer(&c, 4, 200000, &back);
+	one_answer(t, 4, 200000, &back);
 	assert_int_equal(back.len, strlen("Status: 200 OK\r\n\r\n") + 200000);
-	one_answer(&c, 5, 0, &back);
+	one_answer(t, 5, 0, &back);
 	assert_string_equal(back.buf, "Status: 200 OK\r\n\r\nhello");
 	assert_int_equal(calls, 5);
-	api_fcgi_feed_end(&c);
 	mw_str_free(&back);
 }
 
 /* test_management - FCGI_GET_VALUES is answered (no multiplexing); other types unknown */
 static void test_management(void **state)
 {
-	struct api_fcgi_conn *c = NULL;
+	struct io *t = *state;
 	struct reply r[4];
-	mw_str in, out, p;
-	(void)state;
-	mw_str_init(&in, 0);
-	mw_str_init(&out, 0);
+	mw_str p;
 	mw_str_init(&p, 0);
 	pair(&p, "FCGI_MPXS_CONNS", "");
 	pair(&p, "SOMETHING_ELSE", "");
-	rec(&in, 9, 0, p.buf, p.len);
-	rec(&in, 42, 0, NULL, 0);
-	assert_int_equal(feed(&c, &in, &out), 0);
-	assert_int_equal(records(&out, r, 4), 2);
+	rec(&t->in, 9, 0, p.buf, p.len);
+	rec(&t->in, 42, 0, NULL, 0);
+	assert_int_equal(feed(t), 0);
+	assert_int_equal(records(&t->out, r, 4), 2);
 	assert_int_equal(r[0].type, 10);
 	assert_int_equal(r[0].len, 2 + 15 + 1);
 	assert_memory_equal(r[0].p + 2, "FCGI_MPXS_CONNS0", 16);
 	assert_int_equal(r[1].type, 11);
 	assert_int_equal(r[1].p[0], 42);
-	api_fcgi_feed_end(&c);
-	mw_str_free(&in);
-	mw_str_free(&out);
 	mw_str_free(&p);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_one_request),     cmocka_unit_test(test_kept_and_split),
-	    cmocka_unit_test(test_protocol_errors), cmocka_unit_test(test_bad_params),
-	    cmocka_unit_test(test_body_limit),      cmocka_unit_test(test_big_answer),
-	    cmocka_unit_test(test_management),      cmocka_unit_test(test_kept_answer_buffer),
-	    cmocka_unit_test(test_secrets_wiped),
+	    cmocka_unit_test_setup_teardown(test_one_request, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kept_and_split, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_big_answer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_management, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kept_answer_buffer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secrets_wiped, setup, teardown),
 	};
 	MW_RUN_TESTS(tests);
 }

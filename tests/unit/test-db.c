@@ -65,6 +65,22 @@ static const struct mw_db_query q_insert = {
 static const struct mw_db_query q_get = {"reading a test row",
                                          "SELECT i, s, b, id FROM t WHERE id = ?1", NULL};
 static const struct mw_db_query q_count = {"counting test rows", "SELECT count(*) FROM t", NULL};
+static const struct mw_db_query q_all = {"listing test rows", "SELECT id FROM t ORDER BY id", NULL};
+static const struct mw_db_query q_upd = {"changing a test row", "UPDATE t SET i = ?2 WHERE id = ?1",
+                                         NULL};
+static const struct mw_db_query q_bad = {"a query that cannot work", "SELECT no_such_column FROM t",
+                                         NULL};
+static const struct mw_db_query q_check = {
+    "adding a user with a bad status",
+    "INSERT INTO users (username, password, status, role, created_at, updated_at, "
+    "password_changed_at) VALUES (?1, 'x', ?2, 'user', 0, 0, 0)",
+    NULL};
+static const struct mw_db_query q_ret = {
+    "adding a user",
+    "INSERT INTO users (username, password, status, role, created_at, "
+    "updated_at, password_changed_at) VALUES (?1, 'x', 'active', 'user', "
+    "?2, ?2, ?2) RETURNING id",
+    NULL};
 
 struct row_copy {
 	bool i_null, s_null, b_null;
@@ -233,13 +249,6 @@ static void test_unique(void **state)
 static void test_errors(void **state)
 {
 	struct fixture *f = *state;
-	static const struct mw_db_query q_bad = {"a query that cannot work",
-	                                         "SELECT no_such_column FROM t", NULL};
-	static const struct mw_db_query q_check = {
-	    "adding a user with a bad status",
-	    "INSERT INTO users (username, password, status, role, created_at, updated_at, "
-	    "password_changed_at) VALUES (?1, 'x', ?2, 'user', 0, 0, 0)",
-	    NULL};
 	mw_error err = {""};
 
 	assert_int_equal(mw_db_run(f->db, &q_bad, MW_DB_NOARGS, NULL, NULL, NULL, &err),
@@ -293,16 +302,6 @@ static void test_transactions(void **state)
 static void test_one_change(void **state)
 {
 	struct fixture *f = *state;
-	static const struct mw_db_query q_upd = {"changing a test row",
-	                                         "UPDATE t SET i = ?2 WHERE id = ?1", NULL};
-	static const struct mw_db_query q_ret = {
-	    "adding a user",
-	    "INSERT INTO users (username, password, status, role, created_at, "
-	    "updated_at, password_changed_at) VALUES (?1, 'x', 'active', 'user', "
-	    "?2, ?2, ?2) RETURNING id",
-	    NULL};
-	static const struct mw_db_query q_all = {"listing test rows",
-	                                         "SELECT id FROM t ORDER BY id", NULL};
 	struct row_copy c;
 	mw_error err = {""};
 	int64_t id1 = 0, id2 = 0;
@@ -351,8 +350,6 @@ static int stop_at_two(const mw_db_row *row, void *ctx)
 static void test_callback_stop(void **state)
 {
 	struct fixture *f = *state;
-	static const struct mw_db_query q_all = {"listing test rows",
-	                                         "SELECT id FROM t ORDER BY id", NULL};
 	struct stop_ctx s = {0};
 	mw_error err = {""};
 	for (int i = 1; i <= 5; i++)
@@ -374,8 +371,6 @@ static void test_callback_stop(void **state)
 static void test_data_version(void **state)
 {
 	struct fixture *f = *state;
-	static const struct mw_db_query q_all = {"listing test rows",
-	                                         "SELECT id FROM t ORDER BY id", NULL};
 	static const struct mw_db_query q_upd_none = {"changing a test row",
 	                                              "UPDATE t SET i = 0 WHERE id = ?1", NULL};
 	mw_error err = {""};
@@ -640,15 +635,21 @@ static const char *type_kind(const char *type)
 	return names[t];
 }
 
-/* add_column - a catalog row (table, column, type, notnull) */
-static int add_column(const mw_db_row *row, void *ctx)
+/* next_column - the next entry of CS with the table and column name of a catalog row */
+static struct column *next_column(struct columns *cs, const mw_db_row *row)
 {
-	struct columns *cs = ctx;
 	struct column *c;
 	assert_true(cs->n < MW_N_ELEMENTS(cs->c));
 	c = &cs->c[cs->n++];
 	snprintf(c->table, sizeof(c->table), "%s", mw_db_text(row, 0));
 	snprintf(c->name, sizeof(c->name), "%s", mw_db_text(row, 1));
+	return c;
+}
+
+/* add_column - a catalog row (table, column, type, notnull) */
+static int add_column(const mw_db_row *row, void *ctx)
+{
+	struct column *c = next_column(ctx, row);
 	snprintf(c->kind, sizeof(c->kind), "%s", type_kind(mw_db_text(row, 2)));
 	c->notnull = (int)mw_db_int(row, 3);
 	return 0;
@@ -657,12 +658,7 @@ static int add_column(const mw_db_row *row, void *ctx)
 /* add_name - a catalog row of names, joined into one "a.b.c" entry */
 static int add_name(const mw_db_row *row, void *ctx)
 {
-	struct columns *cs = ctx;
-	struct column *c;
-	assert_true(cs->n < MW_N_ELEMENTS(cs->c));
-	c = &cs->c[cs->n++];
-	snprintf(c->table, sizeof(c->table), "%s", mw_db_text(row, 0));
-	snprintf(c->name, sizeof(c->name), "%s", mw_db_text(row, 1));
+	struct column *c = next_column(ctx, row);
 	snprintf(c->kind, sizeof(c->kind), "%s", mw_db_is_null(row, 2) ? "" : mw_db_text(row, 2));
 	return 0;
 }

@@ -38,82 +38,148 @@ static void results(struct mw_auth_results *r)
 	strcpy(r->dkim[1].selector, "bad sel");
 }
 
+/* One string field of an evaluation and the value it must have */
+struct eval_field {
+	const char *name, *got, *want;
+};
+
+/* expect_fields - every field has its value; names each one that has not, then fails */
+static void expect_fields(const struct eval_field *f, size_t n)
+{
+	size_t i, wrong = 0;
+	for (i = 0; i < n; i++)
+		if (strcmp(f[i].got, f[i].want) != 0) {
+			print_error("%s: [%s], want [%s]\n", f[i].name, f[i].got, f[i].want);
+			wrong++;
+		}
+	if (wrong > 0)
+		fail_msg("%zu field(s) wrong", wrong);
+}
+
+/* evaluate - the evaluation of R from 192.0.2.1 at 1700000000 under a verdict of ACTION,
+   with DMARC policy enforced or not: mw_dmarc_eval_from_results's return */
+static int evaluate(const struct mw_auth_results *r, enum mw_verdict_action action, bool enforce,
+                    struct mw_dmarc_eval *e)
+{
+	struct mw_verdict v;
+	struct mw_dmarc_eval_context c = {"192.0.2.1", 1700000000, &v, enforce};
+	memset(&v, 0, sizeof(v));
+	v.action = action;
+	memset(e, 0, sizeof(*e));
+	return mw_dmarc_eval_from_results(r, &c, e);
+}
+
+/* test_eval_from_results - a failing message's evaluation, field by field */
 static void test_eval_from_results(void **state)
 {
 	struct mw_auth_results r;
-	struct mw_verdict v;
 	struct mw_dmarc_eval e;
-	struct mw_dmarc_eval_context c = {"192.0.2.1", 1700000000, &v, true};
 	(void)state;
 
 	results(&r);
-	memset(&v, 0, sizeof(v));
-	v.action = MW_VERDICT_REJECT;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 0);
-	assert_string_equal(e.header_from, "example.com");
-	assert_string_equal(e.policy_domain, "example.com");
-	assert_string_equal(e.p, "reject");
-	assert_string_equal(e.sp, "quarantine");
-	assert_string_equal(e.np, "");
-	assert_string_equal(e.adkim, "s");
-	assert_string_equal(e.aspf, "r");
+	assert_int_equal(evaluate(&r, MW_VERDICT_REJECT, true, &e), 0);
+	{
+		const struct eval_field fields[] = {
+		    {"header_from", e.header_from, "example.com"},
+		    {"policy_domain", e.policy_domain, "example.com"},
+		    {"p", e.p, "reject"},
+		    {"sp", e.sp, "quarantine"},
+		    {"np", e.np, ""},
+		    {"adkim", e.adkim, "s"},
+		    {"aspf", e.aspf, "r"},
+		    {"rua", e.rua, "mailto:agg@example.com,mailto:x@other.example!10m"},
+		    {"envelope_from", e.envelope_from, "bounce.example.net"},
+		    {"spf_result", e.spf_result, "softfail"},
+		    {"spf_scope", e.spf_scope, "mfrom"},
+		    /* a blank inside a value never becomes a separator */
+		    {"dkim", e.dkim, "example.net s1 pass\nexample.com bad?sel fail\n"},
+		    {"dmarc_result", e.dmarc_result, "fail"},
+		    {"disposition", e.disposition, "reject"},
+		    {"override", e.override, ""},
+		};
+		expect_fields(fields, MW_N_ELEMENTS(fields));
+	}
 	assert_int_equal(e.pct, 50);
-	assert_string_equal(e.rua, "mailto:agg@example.com,mailto:x@other.example!10m");
-	assert_string_equal(e.envelope_from, "bounce.example.net");
-	assert_string_equal(e.spf_result, "softfail");
-	assert_string_equal(e.spf_scope, "mfrom");
-	/* a blank inside a value never becomes a separator */
-	assert_string_equal(e.dkim, "example.net s1 pass\nexample.com bad?sel fail\n");
-	assert_string_equal(e.dmarc_result, "fail");
-	assert_string_equal(e.disposition, "reject");
-	assert_string_equal(e.override, "");
 	assert_int_equal(e.evaluated_at, 1700000000);
+}
 
-	/* accepted in spite of p=reject: why */
-	v.action = MW_VERDICT_ACCEPT;
-	r.dmarc_override = true;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 0);
-	assert_string_equal(e.disposition, "none");
-	assert_string_equal(e.override, "trusted_forwarder");
-	r.dmarc_override = false;
-	r.dmarc_testing = true;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 0);
-	assert_string_equal(e.override, "policy_test_mode");
-	r.dmarc_testing = false;
-	c.dmarc_enforce = false;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 0);
-	assert_string_equal(e.override, "local_policy");
-	c.dmarc_enforce = true;
-	v.action = MW_VERDICT_QUARANTINE;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 0);
-	assert_string_equal(e.disposition, "quarantine");
-	assert_string_equal(e.override, "");
-	/* refused although DMARC passed: a local decision */
-	v.action = MW_VERDICT_REJECT;
-	r.dmarc = MW_AUTH_PASS;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 0);
-	assert_string_equal(e.dmarc_result, "pass");
-	assert_string_equal(e.override, "local_policy");
+/* test_eval_decisions - the disposition and why it differs from the policy, and when there
+   is nothing to record: each case the failing message of results() changed as it says */
+static void test_eval_decisions(void **state)
+{
+	static const struct {
+		const char *name;
+		enum mw_verdict_action action;
+		bool forwarded, testing, enforce; /* dmarc_override, dmarc_testing, dmarc_enforce */
+		enum mw_auth_result dmarc;
+		bool no_record;
+		int ret; /* then NULL: not looked at */
+		const char *disposition, *override, *dmarc_result;
+	} cases[] = {
+	    /* accepted in spite of p=reject: why */
+	    {"trusted forwarder", MW_VERDICT_ACCEPT, true, false, true, MW_AUTH_FAIL, false, 0,
+	     "none", "trusted_forwarder", NULL},
+	    {"test mode", MW_VERDICT_ACCEPT, false, true, true, MW_AUTH_FAIL, false, 0, NULL,
+	     "policy_test_mode", NULL},
+	    {"not enforced", MW_VERDICT_ACCEPT, false, false, false, MW_AUTH_FAIL, false, 0, NULL,
+	     "local_policy", NULL},
+	    {"quarantined", MW_VERDICT_QUARANTINE, false, false, true, MW_AUTH_FAIL, false, 0,
+	     "quarantine", "", NULL},
+	    /* refused although DMARC passed: a local decision */
+	    {"refused, DMARC passed", MW_VERDICT_REJECT, false, false, true, MW_AUTH_PASS, false, 0,
+	     NULL, "local_policy", "pass"},
+	    /* nothing to record */
+	    {"tempfail", MW_VERDICT_TEMPFAIL, false, false, true, MW_AUTH_PASS, false, 1, NULL,
+	     NULL, NULL},
+	    {"DMARC temperror", MW_VERDICT_ACCEPT, false, false, true, MW_AUTH_TEMPERROR, false, 1,
+	     NULL, NULL, NULL},
+	    {"no record", MW_VERDICT_ACCEPT, false, false, true, MW_AUTH_PASS, true, 1, NULL, NULL,
+	     NULL},
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		struct mw_auth_results r;
+		struct mw_dmarc_eval e;
+		int ret;
+		results(&r);
+		r.dmarc_override = cases[i].forwarded;
+		r.dmarc_testing = cases[i].testing;
+		r.dmarc = cases[i].dmarc;
+		if (cases[i].no_record)
+			r.dmarc_record[0] = '\0';
+		ret = evaluate(&r, cases[i].action, cases[i].enforce, &e);
+		if (ret != cases[i].ret ||
+		    (cases[i].disposition != NULL &&
+		     strcmp(e.disposition, cases[i].disposition) != 0) ||
+		    (cases[i].override != NULL && strcmp(e.override, cases[i].override) != 0) ||
+		    (cases[i].dmarc_result != NULL &&
+		     strcmp(e.dmarc_result, cases[i].dmarc_result) != 0))
+			fail_msg("case \"%s\": %d, disposition \"%s\" override \"%s\" dmarc \"%s\"",
+			         cases[i].name, ret, e.disposition, e.override, e.dmarc_result);
+	}
+}
 
-	/* nothing to record */
-	v.action = MW_VERDICT_TEMPFAIL;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 1);
-	v.action = MW_VERDICT_ACCEPT;
-	r.dmarc = MW_AUTH_TEMPERROR;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 1);
-	r.dmarc = MW_AUTH_PASS;
-	r.dmarc_record[0] = '\0';
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 1);
-	/* the null sender: SPF of HELO; no p=: none */
+/* test_eval_null_sender - the null sender: SPF of HELO; no p=: none */
+static void test_eval_null_sender(void **state)
+{
+	struct mw_auth_results r;
+	struct mw_dmarc_eval e;
+	(void)state;
 	results(&r);
 	strcpy(r.dmarc_record, "v=DMARC1");
 	r.spf_scope_helo = true;
 	r.dkim_count = 0;
-	assert_int_equal(mw_dmarc_eval_from_results(&r, &c, &e), 0);
-	assert_string_equal(e.p, "none");
-	assert_string_equal(e.spf_scope, "helo");
-	assert_string_equal(e.dkim, "");
-	assert_string_equal(e.rua, "");
+	assert_int_equal(evaluate(&r, MW_VERDICT_ACCEPT, true, &e), 0);
+	{
+		const struct eval_field fields[] = {
+		    {"p", e.p, "none"},
+		    {"spf_scope", e.spf_scope, "helo"},
+		    {"dkim", e.dkim, ""},
+		    {"rua", e.rua, ""},
+		};
+		expect_fields(fields, MW_N_ELEMENTS(fields));
+	}
 	assert_int_equal(e.pct, -1);
 }
 
@@ -329,38 +395,41 @@ static int txt_stub(void *ctx, const char *name, struct mw_dmarc_agg_txt *t)
 	return 0;
 }
 
+/* test_dest_check - the same organisation, an authorised external destination, and the
+   ones that are not (or cannot be told) */
 static void test_dest_check(void **state)
 {
-	char why[256];
+	static const struct {
+		const char *domain, *dest;
+		int want;
+		const char *why; /* in the reason; NULL: not looked at */
+	} cases[] = {
+	    {"example.com", "EXAMPLE.com", MW_DMARC_AGG_DEST_OK, NULL},
+	    /* a subdomain of the same organisation needs no authorisation */
+	    {"example.com", "reports.example.com", MW_DMARC_AGG_DEST_OK,
+	     "same organisational domain example.com"},
+	    /* external, authorised */
+	    {"example.com", "reports.example.net", MW_DMARC_AGG_DEST_OK,
+	     "authorised by example.com._report._dmarc.reports.example.net"},
+	    /* external: a TXT record that is not v=DMARC1 authorises nothing, nor does none */
+	    {"example.com", "other.example", MW_DMARC_AGG_DEST_UNAUTHORISED, NULL},
+	    {"example.net", "example.com", MW_DMARC_AGG_DEST_UNAUTHORISED,
+	     "no v=DMARC1 record at example.net._report._dmarc.example.com"},
+	    /* a failed lookup decides nothing */
+	    {"example.com", "x.broken.example", MW_DMARC_AGG_DEST_TEMPFAIL, NULL},
+	};
+	size_t i;
 	(void)state;
-	assert_int_equal(
-	    mw_dmarc_agg_dest_check(txt_stub, NULL, "example.com", "EXAMPLE.com", why, sizeof(why)),
-	    MW_DMARC_AGG_DEST_OK);
-	/* a subdomain of the same organisation needs no authorisation */
-	txt_lookups = 0;
-	assert_int_equal(mw_dmarc_agg_dest_check(txt_stub, NULL, "example.com",
-	                                         "reports.example.com", why, sizeof(why)),
-	                 MW_DMARC_AGG_DEST_OK);
-	assert_non_null(strstr(why, "same organisational domain example.com"));
-	/* external, authorised */
-	assert_int_equal(mw_dmarc_agg_dest_check(txt_stub, NULL, "example.com",
-	                                         "reports.example.net", why, sizeof(why)),
-	                 MW_DMARC_AGG_DEST_OK);
-	assert_non_null(
-	    strstr(why, "authorised by example.com._report._dmarc.reports.example.net"));
-	/* external: a TXT record that is not v=DMARC1 authorises nothing, nor does none */
-	assert_int_equal(mw_dmarc_agg_dest_check(txt_stub, NULL, "example.com", "other.example",
-	                                         why, sizeof(why)),
-	                 MW_DMARC_AGG_DEST_UNAUTHORISED);
-	assert_int_equal(
-	    mw_dmarc_agg_dest_check(txt_stub, NULL, "example.net", "example.com", why, sizeof(why)),
-	    MW_DMARC_AGG_DEST_UNAUTHORISED);
-	assert_non_null(
-	    strstr(why, "no v=DMARC1 record at example.net._report._dmarc.example.com"));
-	/* a failed lookup decides nothing */
-	assert_int_equal(mw_dmarc_agg_dest_check(txt_stub, NULL, "example.com", "x.broken.example",
-	                                         why, sizeof(why)),
-	                 MW_DMARC_AGG_DEST_TEMPFAIL);
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		char why[256] = "";
+		int got = mw_dmarc_agg_dest_check(txt_stub, NULL, cases[i].domain, cases[i].dest,
+		                                  why, sizeof(why));
+		if (got != cases[i].want ||
+		    (cases[i].why != NULL && strstr(why, cases[i].why) == NULL))
+			fail_msg("case %zu: %s for %s: %d \"%s\", want %d \"%s\"", i, cases[i].dest,
+			         cases[i].domain, got, why, cases[i].want,
+			         cases[i].why != NULL ? cases[i].why : "");
+	}
 }
 
 /* ---- the mail ---- */
@@ -549,6 +618,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_eval_from_results),
+	    cmocka_unit_test(test_eval_decisions),
+	    cmocka_unit_test(test_eval_null_sender),
 	    cmocka_unit_test(test_xml),
 	    cmocka_unit_test(test_gzip),
 	    cmocka_unit_test(test_parse_rua),

@@ -54,44 +54,75 @@ static void test_keywords(void **state)
 	assert_int_equal(mw_tagrule_check_keyword(NULL, NULL), -1);
 }
 
+/* The other parts of a rule: a field name, a value (for its kind of match), a mailbox */
+enum rule_part { PART_FIELD, PART_VALUE, PART_MAILBOX };
+
+static const struct {
+	enum rule_part part;
+	enum mw_tagrule_match match; /* PART_VALUE only */
+	const char *text;
+	bool ok;
+} part_cases[] = {
+    {PART_FIELD, 0, "From", true},
+    {PART_FIELD, 0, "List-Id", true},
+    {PART_FIELD, 0, "X-Spam_Flag", true},
+    {PART_FIELD, 0, "From:", false},
+    {PART_FIELD, 0, "Fr om", false},
+    {PART_FIELD, 0, "", false},
+    {PART_FIELD, 0, "Fr\xc3\xb6m", false},
+    {PART_VALUE, MW_TAGRULE_SUBSTRING, "Rechnung f\xc3\xbcr", true},
+    {PART_VALUE, MW_TAGRULE_SUBSTRING, "bad\xc3", false},
+    {PART_VALUE, MW_TAGRULE_EXACT, "ctl\x01", false},
+    {PART_VALUE, MW_TAGRULE_DOMAIN, "example.com", true},
+    {PART_VALUE, MW_TAGRULE_DOMAIN, "xn--bcher-kva.example", true},
+    {PART_VALUE, MW_TAGRULE_DOMAIN, ".example.com", false},
+    {PART_VALUE, MW_TAGRULE_DOMAIN, "example.com.", false},
+    {PART_VALUE, MW_TAGRULE_DOMAIN, "a..b", false},
+    {PART_VALUE, MW_TAGRULE_DOMAIN, "*.example.com", false},
+    {PART_VALUE, MW_TAGRULE_DOMAIN, "a@b.com", false},
+    {PART_VALUE, (enum mw_tagrule_match)9, "x", false},
+    {PART_MAILBOX, 0, "Lists/dev", true},
+    {PART_MAILBOX, 0, "Entw\xc3\xbcrfe", true},
+    {PART_MAILBOX, 0, "a*", false},
+    {PART_MAILBOX, 0, "a%", false},
+    {PART_MAILBOX, 0, "a\nb", false},
+    {PART_MAILBOX, 0, "", false},
+};
+
+/* check_part - the check of one part case: 0 or -1 */
+static int check_part(enum rule_part part, enum mw_tagrule_match match, const char *text)
+{
+	switch (part) {
+	case PART_FIELD:
+		return mw_tagrule_check_field(text, NULL);
+	case PART_VALUE:
+		return mw_tagrule_check_value(match, text, NULL);
+	case PART_MAILBOX:
+		return mw_tagrule_check_mailbox(text, NULL);
+	}
+	fail_msg("no such part %d", (int)part);
+	return -1;
+}
+
 /* test_fields_values_mailboxes - the other parts of a rule */
 static void test_fields_values_mailboxes(void **state)
 {
+	static const char *const part_names[] = {"field", "value", "mailbox"};
 	char big[MW_TAGRULE_VALUE_MAX + 2];
+	size_t i;
 	(void)state;
-	assert_int_equal(mw_tagrule_check_field("From", NULL), 0);
-	assert_int_equal(mw_tagrule_check_field("List-Id", NULL), 0);
-	assert_int_equal(mw_tagrule_check_field("X-Spam_Flag", NULL), 0);
-	assert_int_equal(mw_tagrule_check_field("From:", NULL), -1);
-	assert_int_equal(mw_tagrule_check_field("Fr om", NULL), -1);
-	assert_int_equal(mw_tagrule_check_field("", NULL), -1);
-	assert_int_equal(mw_tagrule_check_field("Fr\xc3\xb6m", NULL), -1);
-
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_SUBSTRING, "Rechnung f\xc3\xbcr", NULL),
-	                 0);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_SUBSTRING, "bad\xc3", NULL), -1);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_EXACT, "ctl\x01", NULL), -1);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_DOMAIN, "example.com", NULL), 0);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_DOMAIN, "xn--bcher-kva.example", NULL),
-	                 0);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_DOMAIN, ".example.com", NULL), -1);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_DOMAIN, "example.com.", NULL), -1);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_DOMAIN, "a..b", NULL), -1);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_DOMAIN, "*.example.com", NULL), -1);
-	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_DOMAIN, "a@b.com", NULL), -1);
-	assert_int_equal(mw_tagrule_check_value((enum mw_tagrule_match)9, "x", NULL), -1);
+	for (i = 0; i < MW_N_ELEMENTS(part_cases); i++) {
+		int ret = check_part(part_cases[i].part, part_cases[i].match, part_cases[i].text);
+		if (ret != (part_cases[i].ok ? 0 : -1))
+			fail_msg("part case %zu: %s [%s]: got %d, want %s", i,
+			         part_names[part_cases[i].part], part_cases[i].text, ret,
+			         part_cases[i].ok ? "0" : "-1");
+	}
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_SUBSTRING, big, NULL), -1);
 	big[MW_TAGRULE_VALUE_MAX] = '\0';
 	assert_int_equal(mw_tagrule_check_value(MW_TAGRULE_SUBSTRING, big, NULL), 0);
-
-	assert_int_equal(mw_tagrule_check_mailbox("Lists/dev", NULL), 0);
-	assert_int_equal(mw_tagrule_check_mailbox("Entw\xc3\xbcrfe", NULL), 0);
-	assert_int_equal(mw_tagrule_check_mailbox("a*", NULL), -1);
-	assert_int_equal(mw_tagrule_check_mailbox("a%", NULL), -1);
-	assert_int_equal(mw_tagrule_check_mailbox("a\nb", NULL), -1);
-	assert_int_equal(mw_tagrule_check_mailbox("", NULL), -1);
 }
 
 /* test_rule_check - a whole rule needs something to do */
@@ -207,21 +238,26 @@ static const struct match_case match_cases[] = {
     {"X-Custom", MW_TAGRULE_SUBSTRING, "yes", "maybe yes", NULL, true},
 };
 
-/* case_rule - the enabled rule (keyword "k") and the subject of match case C; ADDRS is
-   the subject's one-address array */
-static void case_rule(const struct match_case *c, const char *addrs[1],
-                      struct mw_tagrule_subject *s, struct mw_tag_rule *r)
+/* A match case as the rule and the subject it is tried on */
+struct case_try {
+	const char *addrs[1]; /* the subject's one address */
+	struct mw_tagrule_subject s;
+	struct mw_tag_rule r;
+};
+
+/* case_rule - the enabled rule (keyword "k") and the subject of match case C */
+static void case_rule(const struct match_case *c, struct case_try *t)
 {
-	addrs[0] = c->addr;
-	s->text = c->text;
-	s->addrs = addrs;
-	s->n_addrs = c->addr != NULL ? 1 : 0;
-	memset(r, 0, sizeof(*r));
-	r->field = (char *)c->field;
-	r->match = c->match;
-	r->value = (char *)c->value;
-	r->keyword = (char *)"k";
-	r->enabled = true;
+	t->addrs[0] = c->addr;
+	t->s.text = c->text;
+	t->s.addrs = t->addrs;
+	t->s.n_addrs = c->addr != NULL ? 1 : 0;
+	memset(&t->r, 0, sizeof(t->r));
+	t->r.field = (char *)c->field;
+	t->r.match = c->match;
+	t->r.value = (char *)c->value;
+	t->r.keyword = (char *)"k";
+	t->r.enabled = true;
 }
 
 /* test_matching - each kind of rule against texts and addresses */
@@ -231,15 +267,13 @@ static void test_matching(void **state)
 	(void)state;
 	for (i = 0; i < MW_N_ELEMENTS(match_cases); i++) {
 		const struct match_case *c = &match_cases[i];
-		const char *addrs[1];
-		struct mw_tagrule_subject s;
-		struct mw_tag_rule r;
-		case_rule(c, addrs, &s, &r);
-		if (mw_tagrule_matches(&r, &s, 1) != c->want)
+		struct case_try t;
+		case_rule(c, &t);
+		if (mw_tagrule_matches(&t.r, &t.s, 1) != c->want)
 			fail_msg("match case %zu (%s %s %s vs %s)", i, c->field,
 			         mw_tagrule_match_name(c->match), c->value, c->text);
-		r.enabled = false;
-		assert_false(mw_tagrule_matches(&r, &s, 1));
+		t.r.enabled = false;
+		assert_false(mw_tagrule_matches(&t.r, &t.s, 1));
 	}
 }
 
@@ -527,14 +561,11 @@ static void test_prepared(void **state)
 	(void)state;
 	assert_non_null(big);
 	for (i = 0; i < MW_N_ELEMENTS(match_cases); i++) {
-		const struct match_case *c = &match_cases[i];
-		const char *addrs[1];
-		struct mw_tagrule_subject s;
-		struct mw_tag_rule r;
-		case_rule(c, addrs, &s, &r);
-		prep_agrees(&r, &s, 1, &unlimited, i);
-		prep_agrees(&r, &s, 1, &capped, i);
-		prep_agrees(&r, &s, 1, &tight, i);
+		struct case_try t;
+		case_rule(&match_cases[i], &t);
+		prep_agrees(&t.r, &t.s, 1, &unlimited, i);
+		prep_agrees(&t.r, &t.s, 1, &capped, i);
+		prep_agrees(&t.r, &t.s, 1, &tight, i);
 	}
 	for (i = 0; i < MW_N_ELEMENTS(glob_cases); i++) {
 		struct mw_tagrule_subject s = {glob_cases[i].text, NULL, 0};

@@ -11,31 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* read_file - a whole file, failing the test when it is missing */
-static char *read_file(const char *rel, size_t *len_r)
-{
-	const char *top = getenv("top_srcdir");
-	char path[4096];
-	FILE *f;
-	char *buf;
-	long n;
-	if (top == NULL)
-		fail_msg("top_srcdir is not set (run through make check)");
-	snprintf(path, sizeof(path), "%s/%s", top, rel);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		fail_msg("cannot open %s", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = mw_malloc((size_t)n + 1);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len_r = (size_t)n;
-	return buf;
-}
-
 /* cmp_str - qsort of strings */
 static int cmp_str(const void *a, const void *b)
 {
@@ -52,7 +27,7 @@ static void golden(const char *name)
 	mw_str got;
 	size_t len, i;
 	snprintf(rel, sizeof(rel), "tests/data/tokenize/%s.eml", name);
-	raw = read_file(rel, &len);
+	raw = mw_test_data_read(rel, &len);
 	assert_int_equal(mw_mime_parse(raw, len, NULL, &m, &err), 0);
 	mw_tokens_init(&t, true);
 	mw_tokenize(m, MW_TOK_BIGRAMS, &t);
@@ -73,7 +48,7 @@ static void golden(const char *name)
 		fputs(got.buf, f);
 		fclose(f);
 	}
-	want = read_file(rel, &len);
+	want = mw_test_data_read(rel, &len);
 	assert_string_equal(got.buf, want);
 	free(want);
 	mw_str_free(&got);
