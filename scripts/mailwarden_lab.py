@@ -155,6 +155,18 @@ def pid_alive(pid):
         return False
 
 
+def rss_kib(pid):
+    """rss_kib - PID's resident memory (VmRSS) in KiB; 0 once the process is gone."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def children_of(pid):
     """children_of - the pids of PID's child processes, in order (/proc)."""
     found = []

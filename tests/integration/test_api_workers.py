@@ -31,29 +31,17 @@ SLOW_MEMORY, SLOW_PASSES = '128M', 16
 children = lab_mod.children_of  # the pids of a process's children (test_api_fcgi too)
 
 
-def rss_kb(pid):
-    """rss_kb - PID's resident memory in KiB (0 once it is gone)."""
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 class Hashing:
     """Hashing - notes the API's workers' memory now; wait() returns once one of them has
     grown by a quarter of SLOW_MEMORY: a login's argon2 check is under way there."""
 
     def __init__(self, api_pid):
         self.api_pid = api_pid
-        self.base = {p: rss_kb(p) for p in children(api_pid)}
+        self.base = {p: lab_mod.rss_kib(p) for p in children(api_pid)}
 
     def wait(self, timeout=120):
         grow = int(SLOW_MEMORY.rstrip('M')) * 1024 // 4
-        lab_mod.wait_until(lambda: any(rss_kb(p) > base + grow
+        lab_mod.wait_until(lambda: any(lab_mod.rss_kib(p) > base + grow
                                        for p, base in self.base.items()), timeout,
                            'a worker hashing (its memory grown by %d KiB)' % grow)
 

@@ -115,16 +115,7 @@ def proc_name(pid):
 
 def rss_kb(pids):
     """rss_kb - the sum of VmRSS (kB) of PIDS."""
-    total = 0
-    for pid in pids:
-        try:
-            with open('/proc/%d/status' % pid) as f:
-                for line in f:
-                    if line.startswith('VmRSS:'):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    return sum(L.rss_kib(pid) for pid in pids)
 
 
 # ---------------------------------------------------------------------------------------------
