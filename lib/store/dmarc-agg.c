@@ -1,5 +1,5 @@
 /* dmarc-agg.c - the store's DMARC evaluations and the aggregate reports sent from them
- * (issue 14, the sending side; tables of lib/sql/{sqlite,pgsql}/005_dmarc_aggregate.sql).
+ * (issue 14, the sending side; tables of lib/sql/005_dmarc_aggregate.sql).
  *
  * The milter adds one row per evaluation (one prepared INSERT, cached per connection);
  * mailwardenctl dmarc send-reports lists a period's policy domains, reads each domain's

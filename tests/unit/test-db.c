@@ -5,7 +5,8 @@
  * (MW_TEST_PGSQL_URL; without it the PostgreSQL half fails). Binds and NULLs, blobs, unique
  * violations, transactions, the _one/_change helpers, migrations (twice, and from two
  * processes at once), and for PostgreSQL a connection killed under an open mw_db. One test
- * compares the two dialects' schemas column by column.
+ * compares the two dialects' schemas column by column; one compares each dialect's rendering
+ * of the shipped migrations with tests/data/migrations (needs top_srcdir, as make check sets).
  */
 #include "mw-build.h"
 #include "mw-db-private.h"
@@ -587,6 +588,124 @@ static void test_same_migrations(void **state)
 	}
 }
 
+/* Migrations 001-007 shipped before each migration had one source (lib/sql/NNN_name.sql
+   rendered by scripts/embed-sql): their frozen renderings must all exist. */
+#define FROZEN_MIGRATIONS 7
+
+/* read_frozen - tests/data/migrations/DIALECT/NAME.sql.frozen, NULL when there is none */
+static char *read_frozen(const char *dialect, const char *name)
+{
+	const char *top = getenv("top_srcdir");
+	char path[4096];
+	FILE *f;
+	long size;
+	char *buf;
+
+	if (top == NULL || *top == '\0')
+		fail_msg("top_srcdir is not set: run through `make check` (or set it to the source "
+		         "tree)");
+	if (snprintf(path, sizeof(path), "%s/tests/data/migrations/%s/%s.sql.frozen", top, dialect,
+	             name) >= (int)sizeof(path))
+		fail_msg("path too long");
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	size = ftell(f);
+	assert_true(size >= 0);
+	rewind(f);
+	buf = mw_malloc((size_t)size + 1);
+	assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
+	buf[size] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* sql_statements - sql without "--" comments (outside '...' and $$...$$), trailing blanks
+   and blank lines: the text PostgreSQL keeps of a migration (function bodies verbatim) */
+static char *sql_statements(const char *sql)
+{
+	size_t n = strlen(sql), len = 0, line = 0;
+	char *out = mw_malloc(n + 1);
+	bool quote = false, dollar = false, comment = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = sql[i];
+		if (c == '\n') {
+			while (len > line && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+				len--;
+			if (len > line)
+				out[len++] = '\n';
+			line = len;
+			comment = false;
+			continue;
+		}
+		if (comment)
+			continue;
+		if (!quote && !dollar && c == '-' && sql[i + 1] == '-') {
+			comment = true;
+			continue;
+		}
+		if (!dollar && c == '\'')
+			quote = !quote;
+		else if (!quote && c == '$' && sql[i + 1] == '$') {
+			dollar = !dollar;
+			out[len++] = sql[i++];
+		}
+		out[len++] = c;
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* test_frozen_migrations - a shipped migration renders as it did when it shipped: SQLite's
+   text byte for byte (sqlite_master keeps each CREATE statement as written, comments and
+   all), PostgreSQL's statement for statement (it keeps no comments) */
+static void test_frozen_migrations(void **state)
+{
+	static const struct {
+		const char *dialect;
+		const struct mw_migration *list;
+		const unsigned *count;
+		bool exact;
+	} dialects[] = {
+	    {"sqlite", mw_sqlite_migrations, &mw_sqlite_migrations_count, true},
+	    {"pgsql", mw_pgsql_migrations, &mw_pgsql_migrations_count, false},
+	};
+	(void)state;
+	for (size_t d = 0; d < sizeof(dialects) / sizeof(dialects[0]); d++) {
+		unsigned checked = 0;
+		for (unsigned i = 0; i < *dialects[d].count; i++) {
+			const struct mw_migration *m = &dialects[d].list[i];
+			char *frozen = read_frozen(dialects[d].dialect, m->name);
+			if (frozen == NULL) {
+				if (m->version <= FROZEN_MIGRATIONS)
+					fail_msg("%s %s: no frozen text in tests/data/migrations",
+					         dialects[d].dialect, m->name);
+				continue;
+			}
+			if (dialects[d].exact) {
+				if (strcmp(m->sql, frozen) != 0)
+					fail_msg(
+					    "%s %s: the rendering differs from its frozen text",
+					    dialects[d].dialect, m->name);
+			} else {
+				char *got = sql_statements(m->sql), *want = sql_statements(frozen);
+				if (strcmp(got, want) != 0)
+					fail_msg("%s %s: the rendering's statements differ from "
+					         "the frozen "
+					         "text's:\n%s\n---- frozen:\n%s",
+					         dialects[d].dialect, m->name, got, want);
+				free(got);
+				free(want);
+			}
+			free(frozen);
+			checked++;
+		}
+		assert_true(checked >= FROZEN_MIGRATIONS);
+	}
+}
+
 /* test_url_redact - a URL in a message never shows its password */
 static void test_url_redact(void **state)
 {
@@ -779,6 +898,7 @@ int main(void)
 	    cmocka_unit_test(test_open_unavailable),
 	    cmocka_unit_test(test_url_redact),
 	    cmocka_unit_test(test_same_migrations),
+	    cmocka_unit_test(test_frozen_migrations),
 	    cmocka_unit_test(test_same_schema),
 	};
 	MW_RUN_TESTS(tests);
