@@ -11,6 +11,7 @@
 #include "mw-build.h"
 #include "mw-db-private.h"
 #include "mw-db.h"
+#include "mw-store-private.h"
 #include "mw-store.h"
 #include "mw-test-db.h"
 
@@ -368,6 +369,100 @@ static void test_callback_stop(void **state)
 	assert_int_equal(insert(f, 6, MW_DB_I(6), MW_DB_T(NULL), MW_DB_NUL, &err), MW_STORE_OK);
 	assert_int_equal(mw_db_end(f->db, MW_STORE_OK, &err), MW_STORE_OK);
 	assert_int_equal(count(f), 6);
+}
+
+/* An element of the row-reader test: one field of each column type. */
+struct rr_elem {
+	int64_t id;
+	char key[4];
+	char *dup, *opt;
+	bool flag;
+	char lax[4];
+	char text[5];
+	int finished;
+};
+/* rr_finish - the reader's finish: counts its calls, fails on demand */
+static int rr_finish(const mw_db_row *row, void *elem)
+{
+	struct rr_elem *e = elem;
+	(void)row;
+	e->finished++;
+	return e->id == 13 ? -1 : 0;
+}
+#define RR(type, field) MW_STORE_COL(struct rr_elem, type, field)
+static const struct mw_store_col rr_cols[] = {
+    RR(INT, id),    RR(KEY, key),      RR(DUP, dup),         RR(OPT, opt),
+    RR(BOOL, flag), RR(TEXT_LAX, lax), MW_STORE_COL_SKIPPED, RR(TEXT, text)};
+static const struct mw_store_reader rr_reader =
+    MW_STORE_READER(rr_cols, "test row", true, rr_finish);
+struct rr_ctx {
+	struct rr_elem e;
+	int ret;
+	mw_error err;
+};
+/* rr_read - the row callback: mw_store_read_row into a zeroed element */
+static int rr_read(const mw_db_row *row, void *ctx)
+{
+	struct rr_ctx *c = ctx;
+	memset(&c->e, 0, sizeof(c->e));
+	c->ret = mw_store_read_row(row, &c->e, &rr_reader, &c->err);
+	return 0;
+}
+
+/* test_row_reader - mw_store_read_row copies each column as its type says, and a row that
+   fails (a NULL or too long KEY, a too long TEXT, a failed finish) keeps nothing and says
+   "WHAT ID is malformed" */
+static void test_row_reader(void **state)
+{
+	struct fixture *f = *state;
+	/* static queries: the driver keeps a prepared statement per query object */
+	static const struct {
+		struct mw_db_query q;
+		int ret;
+	} cases[] = {
+	    {{"reading a test row",
+	      "SELECT 7, 'abc', CAST(NULL AS TEXT), 'o', 2, 'longer', 'skip', 'four'", NULL},
+	     MW_STORE_OK},
+	    {{"reading a test row",
+	      "SELECT 8, CAST(NULL AS TEXT), 'd', 'o', 0, 'x', 'skip', 'four'", NULL},
+	     MW_STORE_ERROR},
+	    {{"reading a test row", "SELECT 9, 'abcd', 'd', 'o', 0, 'x', 'skip', 'four'", NULL},
+	     MW_STORE_ERROR},
+	    {{"reading a test row", "SELECT 10, 'abc', 'd', 'o', 0, 'x', 'skip', 'fives'", NULL},
+	     MW_STORE_ERROR},
+	    {{"reading a test row", "SELECT 13, 'abc', 'd', 'o', 0, 'x', 'skip', 'four'", NULL},
+	     MW_STORE_ERROR},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rr_ctx c = {.ret = 99};
+		mw_error err = {""};
+		char want[64];
+		assert_int_equal(
+		    mw_db_run(f->db, &cases[i].q, MW_DB_NOARGS, rr_read, &c, NULL, &err),
+		    MW_STORE_OK);
+		if (c.ret != cases[i].ret)
+			fail_msg("%s: %d, not %d", cases[i].q.sql, c.ret, cases[i].ret);
+		if (cases[i].ret == MW_STORE_OK) {
+			assert_int_equal(c.e.id, 7);
+			assert_string_equal(c.e.key, "abc");
+			assert_string_equal(c.e.dup, ""); /* DUP: "" for NULL */
+			assert_string_equal(c.e.opt, "o");
+			assert_true(c.e.flag);
+			assert_string_equal(c.e.lax, ""); /* TEXT_LAX: too long reads as "" */
+			assert_string_equal(c.e.text, "four");
+			assert_int_equal(c.e.finished, 1);
+			free(c.e.dup);
+			free(c.e.opt);
+			continue;
+		}
+		/* nothing kept (ASan's leak check sees a DUP or OPT not freed) */
+		assert_null(c.e.dup);
+		assert_null(c.e.opt);
+		(void)snprintf(want, sizeof(want), "test row %lld is malformed", (long long)c.e.id);
+		assert_string_equal(c.err.msg, want);
+		/* finish runs only after the copies succeeded */
+		assert_int_equal(c.e.finished, c.e.id == 13 ? 1 : 0);
+	}
 }
 
 /* test_data_version - the counter moves with another connection's commit and with this
@@ -891,6 +986,7 @@ int main(void)
 	    MW_TEST_DB_BOTH(test_one_change, setup, teardown),
 	    MW_TEST_DB_BOTH(test_callback_stop, setup, teardown),
 	    MW_TEST_DB_BOTH(test_data_version, setup, teardown),
+	    MW_TEST_DB_BOTH(test_row_reader, setup, teardown),
 	    MW_TEST_DB_BOTH(test_migrate_twice, setup, teardown),
 	    MW_TEST_DB_BOTH(test_migrate_concurrently, NULL, NULL),
 	    {"test_connection_loss [postgresql]", test_connection_loss, setup, teardown,
