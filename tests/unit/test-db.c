@@ -690,30 +690,11 @@ static void test_same_migrations(void **state)
 /* read_frozen - tests/data/migrations/DIALECT/NAME.sql.frozen, NULL when there is none */
 static char *read_frozen(const char *dialect, const char *name)
 {
-	const char *top = getenv("top_srcdir");
-	char path[4096];
-	FILE *f;
-	long size;
-	char *buf;
-
-	if (top == NULL || *top == '\0')
-		fail_msg("top_srcdir is not set: run through `make check` (or set it to the source "
-		         "tree)");
-	if (snprintf(path, sizeof(path), "%s/tests/data/migrations/%s/%s.sql.frozen", top, dialect,
-	             name) >= (int)sizeof(path))
-		fail_msg("path too long");
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size >= 0);
-	rewind(f);
-	buf = mw_malloc((size_t)size + 1);
-	assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-	buf[size] = '\0';
-	fclose(f);
-	return buf;
+	char rel[256];
+	if (snprintf(rel, sizeof(rel), "tests/data/migrations/%s/%s.sql.frozen", dialect, name) >=
+	    (int)sizeof(rel))
+		fail_msg("%s: name too long", name);
+	return mw_test_srcdir_file(rel, NULL);
 }
 
 /* sql_statements - sql without "--" comments (outside '...' and $$...$$), trailing blanks

@@ -22,24 +22,13 @@
 /* read_data - a file of tests/data/dmarc/ into memory */
 static char *read_data(const char *name, size_t *len_r)
 {
-	char path[1024];
-	FILE *f;
+	char rel[1024];
 	char *buf;
-	long n;
-	snprintf(path, sizeof(path), "%s/tests/data/dmarc/%s",
-	         getenv("top_srcdir") != NULL ? getenv("top_srcdir") : ".", name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		fail_msg("%s: cannot open", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	buf = mw_malloc((size_t)n + 1);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len_r = (size_t)n;
+	(void)snprintf(rel, sizeof(rel), "tests/data/dmarc/%s", name);
+	buf = mw_test_srcdir_file(rel, len_r);
+	if (buf == NULL)
+		fail_msg("%s: cannot open", rel);
+	assert_true(*len_r > 0);
 	return buf;
 }
 
