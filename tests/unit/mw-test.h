@@ -11,22 +11,13 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-/* mw_test_srcdir_file - $top_srcdir/rel into memory (NUL-terminated, free() it; its length
-   in *len_r when not NULL), NULL when there is no such file; fails the test when make
-   check's top_srcdir is not set */
-static inline char *mw_test_srcdir_file(const char *rel, size_t *len_r)
+/* mw_test_file - a whole file into memory (NUL-terminated, free() it; its length in *len_r
+   when not NULL), NULL (errno set) when it cannot be opened */
+static inline char *mw_test_file(const char *path, size_t *len_r)
 {
-	const char *top = getenv("top_srcdir");
-	char path[4096];
-	FILE *f;
+	FILE *f = fopen(path, "rb");
 	long n;
 	char *buf;
-	if (top == NULL || *top == '\0')
-		fail_msg("top_srcdir is not set: run through `make check` (or set it to the source "
-		         "tree)");
-	if (snprintf(path, sizeof(path), "%s/%s", top, rel) >= (int)sizeof(path))
-		fail_msg("%s: path too long", rel);
-	f = fopen(path, "rb");
 	if (f == NULL)
 		return NULL;
 	assert_int_equal(fseek(f, 0, SEEK_END), 0);
@@ -41,6 +32,20 @@ static inline char *mw_test_srcdir_file(const char *rel, size_t *len_r)
 	if (len_r != NULL)
 		*len_r = (size_t)n;
 	return buf;
+}
+
+/* mw_test_srcdir_file - mw_test_file of $top_srcdir/rel; fails the test when make check's
+   top_srcdir is not set */
+static inline char *mw_test_srcdir_file(const char *rel, size_t *len_r)
+{
+	const char *top = getenv("top_srcdir");
+	char path[4096];
+	if (top == NULL || *top == '\0')
+		fail_msg("top_srcdir is not set: run through `make check` (or set it to the source "
+		         "tree)");
+	if (snprintf(path, sizeof(path), "%s/%s", top, rel) >= (int)sizeof(path))
+		fail_msg("%s: path too long", rel);
+	return mw_test_file(path, len_r);
 }
 
 #define MW_RUN_TESTS(tests)                                                                        \
