@@ -13,8 +13,8 @@
  * exist. Until the file exists every query fails with a hint to run 'mailwardenctl init';
  * a query on a file without the schema says "schema missing".
  *
- * Migrations are lib/sql/sqlite/NNN_name.sql, embedded by scripts/embed-sql as
- * mw_sqlite_migrations[].
+ * Migrations are lib/sql/NNN_name.sql, rendered into SQLite's dialect and embedded by
+ * scripts/embed-sql as mw_sqlite_migrations[].
  *
  * Public: mw_db_driver_sqlite (through mw-db-private.h only).
  *

@@ -124,7 +124,7 @@ int mw_db_data_version(mw_db *db, uint64_t *version_r, mw_error *error_r);
    request) */
 uint64_t mw_db_data_version_local(const mw_db *db);
 
-/* Numbered migrations of the connection's dialect (lib/sql/DIALECT/NNN_name.sql), each
+/* Numbered migrations (lib/sql/NNN_name.sql) in the connection's dialect, each
    applied in its own transaction together with the schema_version row, serialised between
    processes (SQLite's write lock, a PostgreSQL advisory lock). Creates the SQLite file
    (mode 0640) if needed. Refuses a database newer than the code. */

@@ -11,6 +11,8 @@
 #include "mw-db.h"
 #include "mw-store.h"
 
+#include <stddef.h>
+
 struct mw_store {
 	mw_db *db;
 };
@@ -30,21 +32,75 @@ int mw_store_text_copy(const mw_db_row *row, unsigned col, char *buf, size_t siz
 /* mw_store_text_or_null - an owned copy of a text column, NULL for NULL */
 char *mw_store_text_or_null(const mw_db_row *row, unsigned col);
 
+/* A row reader as a table: column i of the row goes where cols[i] says in the element (a
+   struct), converted as its type says; what a copy cannot do (parsing an enum, clamping,
+   building a text from several columns) is the reader's finish, run after the copies. */
+enum mw_store_col_type {
+	MW_STORE_COL_SKIP,     /* not copied: finish reads it */
+	MW_STORE_COL_INT,      /* int64_t (or uint64_t): mw_db_int */
+	MW_STORE_COL_BOOL,     /* bool: the column is not 0 */
+	MW_STORE_COL_TEXT,     /* char[N]: NULL reads as ""; a value too long fails the row */
+	MW_STORE_COL_KEY,      /* char[N]: NULL or a value too long fails the row */
+	MW_STORE_COL_TEXT_LAX, /* char[N]: NULL or a value too long reads as "" */
+	MW_STORE_COL_DUP,      /* char *, owned: "" for NULL (mw_db_text_dup) */
+	MW_STORE_COL_OPT,      /* char *, owned: NULL for NULL (mw_store_text_or_null) */
+};
+struct mw_store_col {
+	enum mw_store_col_type type;
+	size_t offset, size;
+};
+/* MW_STORE_COL(struct mw_user, INT, id): one column of a table (the field's size is checked
+   against the type on every read: a mismatch is a bug, mw_panic) */
+#define MW_STORE_COL(stype, type, field)                                                           \
+	{                                                                                          \
+		MW_STORE_COL_##type, offsetof(stype, field), sizeof(((stype *)0)->field)           \
+	}
+/* a column the table does not copy (the reader's finish reads it) */
+#define MW_STORE_COL_SKIPPED                                                                       \
+	{                                                                                          \
+		MW_STORE_COL_SKIP, 0, 0                                                            \
+	}
+struct mw_store_reader {
+	const struct mw_store_col *cols;
+	size_t ncols;
+	/* a row that fails is "WHAT ID is malformed" (ID: column 0) or, without with_id,
+	   "WHAT is malformed" */
+	const char *what;
+	bool with_id;
+	/* may be NULL: after the copies; 0, or -1 for a malformed row (nothing to free: the
+	   reader frees the owned texts of the table) */
+	int (*finish)(const mw_db_row *row, void *elem);
+};
+/* MW_STORE_READER(cols, what, with_id, finish): a reader over a static table */
+#define MW_STORE_READER(cols, what, with_id, finish)                                               \
+	{                                                                                          \
+		(cols), sizeof(cols) / sizeof((cols)[0]), (what), (with_id), (finish)              \
+	}
+/* mw_store_read_row - fill elem (zeroed by the caller) from row as rd says: MW_STORE_OK, or
+   MW_STORE_ERROR with error_r set and nothing of the row kept */
+int mw_store_read_row(const mw_db_row *row, void *elem, const struct mw_store_reader *rd,
+                      mw_error *error_r);
+
 /* Rows collected into a growing array of elements of `size` bytes, each zeroed and filled
-   by read (0, or MW_STORE_ERROR with error_r set, which stops the query; a read that fails
-   frees what it took). skip_null0: a row whose column 0 is NULL (a LEFT JOIN's "the user
-   exists but has none") is counted by mw_db_run but not kept. On failure the caller frees
-   the elements collected so far. */
+   by reader (a table, mw_store_read_row) or read (0, or MW_STORE_ERROR with error_r set,
+   which stops the query; a read that fails frees what it took). skip_null0: a row whose
+   column 0 is NULL (a LEFT JOIN's "the user exists but has none") is counted by mw_db_run
+   but not kept. On failure the caller frees the elements collected so far. */
 struct mw_store_rows {
 	void *v;
 	size_t count, cap, size;
 	int (*read)(const mw_db_row *row, void *elem, mw_error *error_r);
 	bool skip_null0;
 	mw_error *error_r;
+	const struct mw_store_reader *reader;
 };
 #define MW_STORE_ROWS(type, readfn, skip, err)                                                     \
 	{                                                                                          \
-		NULL, 0, 0, sizeof(type), (readfn), (skip), (err)                                  \
+		NULL, 0, 0, sizeof(type), (readfn), (skip), (err), NULL                            \
+	}
+#define MW_STORE_ROWS_OF(type, rd, skip, err)                                                      \
+	{                                                                                          \
+		NULL, 0, 0, sizeof(type), NULL, (skip), (err), (rd)                                \
 	}
 int mw_store_rows_cb(const mw_db_row *row, void *ctx);
 /* mw_store_list - run q collecting its rows into rows (a list operation's body). user_rows:

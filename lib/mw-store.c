@@ -14,12 +14,13 @@
  * mw_user_role_name/_parse, mw_store_tables.
  * Shared with lib/store/ (mw-store-private.h): mw_store_check_text,
  * mw_store_username_check, mw_store_hex_check, mw_store_text_copy, mw_store_text_or_null,
- * mw_store_rows_cb, mw_store_list, mw_store_read_ints.
+ * mw_store_read_row, mw_store_rows_cb, mw_store_list, mw_store_read_ints.
  *
  * Diagnostics: through error_r only; nothing here logs. Messages name the offending
  * argument but never a password hash.
  */
 #include "mw-build.h"
+#include "mw-log.h"
 #include "mw-store-private.h"
 
 #include <stdlib.h>
@@ -259,6 +260,101 @@ char *mw_store_text_or_null(const mw_db_row *row, unsigned col)
 	return t != NULL ? mw_strdup(t) : NULL;
 }
 
+/* col_size_ok - the field's size fits the column type (a table naming the wrong field is a
+   bug; the text types' char[N] cannot be told from a pointer by size, the tests do) */
+static bool col_size_ok(const struct mw_store_col *c)
+{
+	switch (c->type) {
+	case MW_STORE_COL_SKIP:
+		return true;
+	case MW_STORE_COL_INT:
+		return c->size == sizeof(int64_t);
+	case MW_STORE_COL_BOOL:
+		return c->size == sizeof(bool);
+	case MW_STORE_COL_DUP:
+	case MW_STORE_COL_OPT:
+		return c->size == sizeof(char *);
+	case MW_STORE_COL_TEXT:
+	case MW_STORE_COL_KEY:
+	case MW_STORE_COL_TEXT_LAX:
+		return c->size > 0;
+	}
+	return false;
+}
+
+/* free_owned - wipe and free the owned texts (DUP, OPT) of elem that rd's table filled (a
+   password hash may be one of them) */
+static void free_owned(void *elem, const struct mw_store_reader *rd)
+{
+	for (size_t i = 0; i < rd->ncols; i++) {
+		const struct mw_store_col *c = &rd->cols[i];
+		char *p;
+		if (c->type != MW_STORE_COL_DUP && c->type != MW_STORE_COL_OPT)
+			continue;
+		memcpy(&p, (char *)elem + c->offset, sizeof(p));
+		if (p != NULL)
+			mw_memzero(p, strlen(p));
+		free(p);
+		p = NULL;
+		memcpy((char *)elem + c->offset, &p, sizeof(p));
+	}
+}
+
+/* mw_store_read_row - copy each column of the table into elem, then finish */
+int mw_store_read_row(const mw_db_row *row, void *elem, const struct mw_store_reader *rd,
+                      mw_error *error_r)
+{
+	bool ok = true;
+	for (size_t i = 0; i < rd->ncols; i++) {
+		const struct mw_store_col *c = &rd->cols[i];
+		char *field = (char *)elem + c->offset, *p;
+		int64_t v;
+		bool b;
+		if (!col_size_ok(c))
+			mw_panic("store: %s column %zu does not fit its field", rd->what, i);
+		switch (c->type) {
+		case MW_STORE_COL_SKIP:
+			break;
+		case MW_STORE_COL_INT:
+			v = mw_db_int(row, (unsigned)i);
+			memcpy(field, &v, sizeof(v));
+			break;
+		case MW_STORE_COL_BOOL:
+			b = mw_db_int(row, (unsigned)i) != 0;
+			memcpy(field, &b, sizeof(b));
+			break;
+		case MW_STORE_COL_KEY:
+			if (mw_db_is_null(row, (unsigned)i))
+				ok = false;
+			/* fall through */
+		case MW_STORE_COL_TEXT:
+			if (mw_store_text_copy(row, (unsigned)i, field, c->size) < 0)
+				ok = false;
+			break;
+		case MW_STORE_COL_TEXT_LAX:
+			(void)mw_store_text_copy(row, (unsigned)i, field, c->size);
+			break;
+		case MW_STORE_COL_DUP:
+		case MW_STORE_COL_OPT:
+			p = c->type == MW_STORE_COL_DUP ? mw_db_text_dup(row, (unsigned)i)
+			                                : mw_store_text_or_null(row, (unsigned)i);
+			memcpy(field, &p, sizeof(p));
+			break;
+		}
+	}
+	if (ok && rd->finish != NULL && rd->finish(row, elem) < 0)
+		ok = false;
+	if (ok)
+		return MW_STORE_OK;
+	free_owned(elem, rd);
+	if (rd->with_id)
+		mw_error_set(error_r, "%s %lld is malformed", rd->what,
+		             (long long)mw_db_int(row, 0));
+	else
+		mw_error_set(error_r, "%s is malformed", rd->what);
+	return MW_STORE_ERROR;
+}
+
 /* mw_store_rows_cb - the row callback that collects rows into an array */
 int mw_store_rows_cb(const mw_db_row *row, void *ctx)
 {
@@ -272,7 +368,8 @@ int mw_store_rows_cb(const mw_db_row *row, void *ctx)
 	}
 	elem = (char *)r->v + r->count * r->size;
 	memset(elem, 0, r->size);
-	if (r->read(row, elem, r->error_r) != 0)
+	if ((r->reader != NULL ? mw_store_read_row(row, elem, r->reader, r->error_r)
+	                       : r->read(row, elem, r->error_r)) != 0)
 		return MW_STORE_ERROR;
 	r->count++;
 	return 0;

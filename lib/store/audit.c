@@ -107,28 +107,29 @@ static void free_entries(void *v, size_t n)
 	mw_audit_entries_free(v, n);
 }
 
-/* read_entry - one audit row, its action under the current name */
-static int read_entry(const mw_db_row *row, void *elem, mw_error *error_r)
+/* entry_action - an audit row's action (column 3) under the current name */
+static int entry_action(const mw_db_row *row, void *elem)
 {
 	struct mw_audit_entry *e = elem;
 	const char *action = mw_db_text(row, 3);
-	(void)error_r;
-	e->id = mw_db_int(row, 0);
-	e->at = mw_db_int(row, 1);
-	e->actor = mw_db_text_dup(row, 2);
 	e->action = mw_strdup(action != NULL ? mw_audit_canonical(action) : "");
-	e->target = mw_db_text_dup(row, 4);
-	e->client = mw_db_text_dup(row, 5);
-	e->details = mw_db_text_dup(row, 6);
-	return MW_STORE_OK;
+	return 0;
 }
+
+/* the columns of an audit row */
+#define ENTRY(type, field) MW_STORE_COL(struct mw_audit_entry, type, field)
+static const struct mw_store_col entry_cols[] = {
+    ENTRY(INT, id),     ENTRY(INT, at),     ENTRY(DUP, actor),  MW_STORE_COL_SKIPPED,
+    ENTRY(DUP, target), ENTRY(DUP, client), ENTRY(DUP, details)};
+static const struct mw_store_reader entry_reader =
+    MW_STORE_READER(entry_cols, "audit entry", true, entry_action);
 
 /* mw_store_audit_list - one page of audit entries in id order (or newest first) */
 int mw_store_audit_list(mw_store *store, const struct mw_audit_filter *f,
                         struct mw_audit_entry **entries_r, size_t *count_r, mw_error *error_r)
 {
 	struct mw_store_rows rows =
-	    MW_STORE_ROWS(struct mw_audit_entry, read_entry, false, error_r);
+	    MW_STORE_ROWS_OF(struct mw_audit_entry, &entry_reader, false, error_r);
 	char *aliases[ALIASES_MAX] = {NULL};
 	const char *action;
 	size_t i;

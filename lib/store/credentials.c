@@ -142,22 +142,19 @@ int mw_store_app_password_add(mw_store *store, const char *username,
 	return mw_db_end(store->db, ret, error_r);
 }
 
-/* read_app_password - one row of q_apppw_list */
-static int read_app_password(const mw_db_row *row, void *elem, mw_error *error_r)
-{
-	struct mw_app_password *ap = elem;
-	(void)error_r;
-	ap->id = mw_db_int(row, 0);
-	(void)mw_store_text_copy(row, 1, ap->name, sizeof(ap->name));
-	(void)mw_store_text_copy(row, 2, ap->protocols, sizeof(ap->protocols));
-	(void)mw_store_text_copy(row, 3, ap->hash, sizeof(ap->hash));
-	ap->created_at = mw_db_int(row, 4);
-	ap->expires_at = mw_db_int(row, 5);
-	(void)mw_store_text_copy(row, 6, ap->allow_nets, sizeof(ap->allow_nets));
-	ap->last_used_at = mw_db_int(row, 7);
-	(void)mw_store_text_copy(row, 8, ap->last_ip, sizeof(ap->last_ip));
-	return MW_STORE_OK;
-}
+/* the columns of q_apppw_list */
+#define APPPW(type, field) MW_STORE_COL(struct mw_app_password, type, field)
+static const struct mw_store_col apppw_cols[] = {APPPW(INT, id),
+                                                 APPPW(TEXT_LAX, name),
+                                                 APPPW(TEXT_LAX, protocols),
+                                                 APPPW(TEXT_LAX, hash),
+                                                 APPPW(INT, created_at),
+                                                 APPPW(INT, expires_at),
+                                                 APPPW(TEXT_LAX, allow_nets),
+                                                 APPPW(INT, last_used_at),
+                                                 APPPW(TEXT_LAX, last_ip)};
+static const struct mw_store_reader apppw_reader =
+    MW_STORE_READER(apppw_cols, "app password", true, NULL);
 
 /* mw_store_app_password_list - a user's app passwords in id order (an unknown user has no
    row, a user without app passwords one row of NULLs) */
@@ -165,7 +162,7 @@ int mw_store_app_password_list(mw_store *store, const char *username,
                                struct mw_app_password **list_r, size_t *count_r, mw_error *error_r)
 {
 	struct mw_store_rows rows =
-	    MW_STORE_ROWS(struct mw_app_password, read_app_password, true, error_r);
+	    MW_STORE_ROWS_OF(struct mw_app_password, &apppw_reader, true, error_r);
 	int ret;
 	*list_r = NULL;
 	*count_r = 0;

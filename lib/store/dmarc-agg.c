@@ -1,5 +1,5 @@
 /* dmarc-agg.c - the store's DMARC evaluations and the aggregate reports sent from them
- * (issue 14, the sending side; tables of lib/sql/{sqlite,pgsql}/005_dmarc_aggregate.sql).
+ * (issue 14, the sending side; tables of lib/sql/005_dmarc_aggregate.sql).
  *
  * The milter adds one row per evaluation (one prepared INSERT, cached per connection);
  * mailwardenctl dmarc send-reports lists a period's policy domains, reads each domain's
@@ -224,31 +224,28 @@ int mw_store_dmarc_policy(mw_store *store, const char *domain, int64_t begin, in
 	                 eval_r, error_r);
 }
 
-/* read_row - one group of q_rows */
-static int read_row(const mw_db_row *row, void *elem, mw_error *error_r)
-{
-	struct mw_dmarc_agg_row *r = elem;
-	(void)error_r;
-	(void)mw_store_text_copy(row, 0, r->source_ip, sizeof(r->source_ip));
-	(void)mw_store_text_copy(row, 1, r->header_from, sizeof(r->header_from));
-	(void)mw_store_text_copy(row, 2, r->envelope_from, sizeof(r->envelope_from));
-	(void)mw_store_text_copy(row, 3, r->spf_result, sizeof(r->spf_result));
-	(void)mw_store_text_copy(row, 4, r->spf_scope, sizeof(r->spf_scope));
-	(void)mw_store_text_copy(row, 5, r->dkim, sizeof(r->dkim));
-	r->dkim_aligned = mw_db_int(row, 6) != 0;
-	r->spf_aligned = mw_db_int(row, 7) != 0;
-	(void)mw_store_text_copy(row, 8, r->disposition, sizeof(r->disposition));
-	(void)mw_store_text_copy(row, 9, r->override, sizeof(r->override));
-	r->count = (uint64_t)mw_db_int(row, 10);
-	return MW_STORE_OK;
-}
+/* the columns of q_rows (count: uint64_t, read as INT) */
+#define AGG(type, field) MW_STORE_COL(struct mw_dmarc_agg_row, type, field)
+static const struct mw_store_col agg_cols[] = {AGG(TEXT_LAX, source_ip),
+                                               AGG(TEXT_LAX, header_from),
+                                               AGG(TEXT_LAX, envelope_from),
+                                               AGG(TEXT_LAX, spf_result),
+                                               AGG(TEXT_LAX, spf_scope),
+                                               AGG(TEXT_LAX, dkim),
+                                               AGG(BOOL, dkim_aligned),
+                                               AGG(BOOL, spf_aligned),
+                                               AGG(TEXT_LAX, disposition),
+                                               AGG(TEXT_LAX, override),
+                                               AGG(INT, count)};
+static const struct mw_store_reader agg_reader =
+    MW_STORE_READER(agg_cols, "a DMARC evaluation group", false, NULL);
 
 /* mw_store_dmarc_rows - DOMAIN's evaluations of the period, grouped */
 int mw_store_dmarc_rows(mw_store *store, const char *domain, int64_t begin, int64_t end,
                         struct mw_dmarc_agg_row **rows_r, size_t *n_r, mw_error *error_r)
 {
 	struct mw_store_rows rows =
-	    MW_STORE_ROWS(struct mw_dmarc_agg_row, read_row, false, error_r);
+	    MW_STORE_ROWS_OF(struct mw_dmarc_agg_row, &agg_reader, false, error_r);
 	int ret =
 	    mw_store_list(store, &q_rows, MW_DB_ARGS(MW_DB_T(domain), MW_DB_I(begin), MW_DB_I(end)),
 	                  &rows, NULL, false);

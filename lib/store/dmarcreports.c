@@ -137,25 +137,14 @@ static void filter_args(const struct mw_dmarc_filter *f, struct mw_db_arg a[4])
 	a[3] = MW_DB_I(f->limit > 0 ? (int64_t)f->limit : INT64_MAX);
 }
 
-/* read_sum - one row of q_summary */
-static int read_sum(const mw_db_row *row, void *elem, mw_error *error_r)
-{
-	struct mw_dmarc_sum_row *s = elem;
-	if (mw_store_text_copy(row, 0, s->domain, sizeof(s->domain)) < 0 ||
-	    mw_store_text_copy(row, 1, s->source_ip, sizeof(s->source_ip)) < 0 ||
-	    mw_store_text_copy(row, 2, s->org_name, sizeof(s->org_name)) < 0) {
-		mw_error_set(error_r, "a DMARC report row is malformed");
-		return MW_STORE_ERROR;
-	}
-	s->messages = mw_db_int(row, 3);
-	s->dkim_pass = mw_db_int(row, 4);
-	s->spf_pass = mw_db_int(row, 5);
-	s->dmarc_pass = mw_db_int(row, 6);
-	s->quarantined = mw_db_int(row, 7);
-	s->rejected = mw_db_int(row, 8);
-	s->reports = mw_db_int(row, 9);
-	return MW_STORE_OK;
-}
+/* the columns of q_summary */
+#define SUM(type, field) MW_STORE_COL(struct mw_dmarc_sum_row, type, field)
+static const struct mw_store_col sum_cols[] = {
+    SUM(TEXT, domain),   SUM(TEXT, source_ip), SUM(TEXT, org_name),  SUM(INT, messages),
+    SUM(INT, dkim_pass), SUM(INT, spf_pass),   SUM(INT, dmarc_pass), SUM(INT, quarantined),
+    SUM(INT, rejected),  SUM(INT, reports)};
+static const struct mw_store_reader sum_reader =
+    MW_STORE_READER(sum_cols, "a DMARC report row", false, NULL);
 
 /* list_filtered - the rows of q (summary or list) under the filter */
 static int list_filtered(mw_store *store, const struct mw_db_query *q,
@@ -171,28 +160,20 @@ int mw_store_dmarc_summary(mw_store *store, const struct mw_dmarc_filter *f,
                            struct mw_dmarc_sum_row **rows_r, size_t *n_r, mw_error *error_r)
 {
 	struct mw_store_rows rows =
-	    MW_STORE_ROWS(struct mw_dmarc_sum_row, read_sum, false, error_r);
+	    MW_STORE_ROWS_OF(struct mw_dmarc_sum_row, &sum_reader, false, error_r);
 	int ret = list_filtered(store, &q_summary, f, &rows);
 	*rows_r = rows.v;
 	*n_r = rows.count;
 	return ret;
 }
 
-/* read_info - one row of q_list */
-static int read_info(const mw_db_row *row, void *elem, mw_error *error_r)
+/* info_policy - the policy columns (5-9) of a q_list row as one text */
+static int info_policy(const mw_db_row *row, void *elem)
 {
 	struct mw_dmarc_rpt_info *r = elem;
 	const char *p = mw_db_text(row, 5), *sp = mw_db_text(row, 6), *adkim = mw_db_text(row, 7),
 	           *aspf = mw_db_text(row, 8);
 	mw_str pol;
-	r->id = mw_db_int(row, 0);
-	if (mw_store_text_copy(row, 1, r->org_name, sizeof(r->org_name)) < 0 ||
-	    mw_store_text_copy(row, 2, r->email, sizeof(r->email)) < 0 ||
-	    mw_store_text_copy(row, 3, r->report_id, sizeof(r->report_id)) < 0 ||
-	    mw_store_text_copy(row, 4, r->domain, sizeof(r->domain)) < 0) {
-		mw_error_set(error_r, "DMARC report %lld is malformed", (long long)r->id);
-		return MW_STORE_ERROR;
-	}
 	mw_str_init(&pol, sizeof(r->policy) - 1);
 	(void)mw_str_appendf(&pol, "p=%s", p != NULL ? p : "?");
 	if (sp != NULL && sp[0] != '\0')
@@ -205,21 +186,25 @@ static int read_info(const mw_db_row *row, void *elem, mw_error *error_r)
 		(void)mw_str_appendf(&pol, " pct=%lld", (long long)mw_db_int(row, 9));
 	(void)mw_strlcpy(r->policy, mw_str_c(&pol), sizeof(r->policy));
 	mw_str_free(&pol);
-	r->date_begin = mw_db_int(row, 10);
-	r->date_end = mw_db_int(row, 11);
-	r->imported_at = mw_db_int(row, 12);
-	r->messages = mw_db_int(row, 13);
-	r->dmarc_fail = mw_db_int(row, 14);
-	r->rows = mw_db_int(row, 15);
-	return MW_STORE_OK;
+	return 0;
 }
+
+/* the columns of q_list */
+#define INFO(type, field) MW_STORE_COL(struct mw_dmarc_rpt_info, type, field)
+static const struct mw_store_col info_cols[] = {
+    INFO(INT, id),          INFO(TEXT, org_name), INFO(TEXT, email),     INFO(TEXT, report_id),
+    INFO(TEXT, domain),     MW_STORE_COL_SKIPPED, MW_STORE_COL_SKIPPED,  MW_STORE_COL_SKIPPED,
+    MW_STORE_COL_SKIPPED,   MW_STORE_COL_SKIPPED, INFO(INT, date_begin), INFO(INT, date_end),
+    INFO(INT, imported_at), INFO(INT, messages),  INFO(INT, dmarc_fail), INFO(INT, rows)};
+static const struct mw_store_reader info_reader =
+    MW_STORE_READER(info_cols, "DMARC report", true, info_policy);
 
 /* mw_store_dmarc_report_list - the reports, newest first */
 int mw_store_dmarc_report_list(mw_store *store, const struct mw_dmarc_filter *f,
                                struct mw_dmarc_rpt_info **v_r, size_t *n_r, mw_error *error_r)
 {
 	struct mw_store_rows rows =
-	    MW_STORE_ROWS(struct mw_dmarc_rpt_info, read_info, false, error_r);
+	    MW_STORE_ROWS_OF(struct mw_dmarc_rpt_info, &info_reader, false, error_r);
 	int ret = list_filtered(store, &q_list, f, &rows);
 	*v_r = rows.v;
 	*n_r = rows.count;

@@ -154,29 +154,21 @@ int mw_store_rate_policy_add(mw_store *store, const struct mw_rate_policy *polic
 	return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
 }
 
-/* read_rate_policy - one row of q_rate_list */
-static int read_rate_policy(const mw_db_row *row, void *elem, mw_error *error_r)
-{
-	struct mw_rate_policy *p = elem;
-	(void)error_r;
-	p->id = mw_db_int(row, 0);
-	(void)mw_store_text_copy(row, 1, p->scope, sizeof(p->scope));
-	(void)mw_store_text_copy(row, 2, p->match, sizeof(p->match));
-	(void)mw_store_text_copy(row, 3, p->metric, sizeof(p->metric));
-	p->limit_count = mw_db_int(row, 4);
-	p->window_seconds = mw_db_int(row, 5);
-	(void)mw_store_text_copy(row, 6, p->action, sizeof(p->action));
-	(void)mw_store_text_copy(row, 7, p->username, sizeof(p->username));
-	p->created_at = mw_db_int(row, 8);
-	return MW_STORE_OK;
-}
+/* the columns of q_rate_list */
+#define RATE(type, field) MW_STORE_COL(struct mw_rate_policy, type, field)
+static const struct mw_store_col rate_cols[] = {
+    RATE(INT, id),          RATE(TEXT_LAX, scope),    RATE(TEXT_LAX, match),
+    RATE(TEXT_LAX, metric), RATE(INT, limit_count),   RATE(INT, window_seconds),
+    RATE(TEXT_LAX, action), RATE(TEXT_LAX, username), RATE(INT, created_at)};
+static const struct mw_store_reader rate_reader =
+    MW_STORE_READER(rate_cols, "rate policy", true, NULL);
 
 /* mw_store_rate_policy_list - every rate policy, id order */
 int mw_store_rate_policy_list(mw_store *store, struct mw_rate_policy **policies_r, size_t *count_r,
                               mw_error *error_r)
 {
 	struct mw_store_rows rows =
-	    MW_STORE_ROWS(struct mw_rate_policy, read_rate_policy, false, error_r);
+	    MW_STORE_ROWS_OF(struct mw_rate_policy, &rate_reader, false, error_r);
 	int ret = mw_store_list(store, &q_rate_list, MW_DB_NOARGS, &rows, NULL, false);
 	*policies_r = rows.v;
 	*count_r = rows.count;
@@ -243,24 +235,24 @@ int mw_store_tag_rule_add(mw_store *store, const char *username, const struct mw
 	return mw_db_end(store->db, ret, error_r);
 }
 
-/* read_tag_rule - one row of q_tag_list (an unknown match type is kept as an invalid
-   value: the caller skips the rule) */
-static int read_tag_rule(const mw_db_row *row, void *elem, mw_error *error_r)
+/* tag_rule_match - a q_tag_list row's match type (column 3; an unknown one is kept as an
+   invalid value: the caller skips the rule) */
+static int tag_rule_match(const mw_db_row *row, void *elem)
 {
 	struct mw_tag_rule *r = elem;
 	const char *m = mw_db_text(row, 3);
-	(void)error_r;
-	r->id = mw_db_int(row, 0);
-	r->position = mw_db_int(row, 1);
-	r->field = mw_store_text_or_null(row, 2);
 	if (m == NULL || mw_tagrule_match_parse(m, &r->match) < 0)
 		r->match = (enum mw_tagrule_match) - 1;
-	r->value = mw_store_text_or_null(row, 4);
-	r->keyword = mw_store_text_or_null(row, 5);
-	r->mailbox = mw_store_text_or_null(row, 6);
-	r->enabled = mw_db_int(row, 7) != 0;
-	return MW_STORE_OK;
+	return 0;
 }
+
+/* the columns of q_tag_list */
+#define TAG(type, field) MW_STORE_COL(struct mw_tag_rule, type, field)
+static const struct mw_store_col tag_cols[] = {
+    TAG(INT, id),    TAG(INT, position), TAG(OPT, field),   MW_STORE_COL_SKIPPED,
+    TAG(OPT, value), TAG(OPT, keyword),  TAG(OPT, mailbox), TAG(BOOL, enabled)};
+static const struct mw_store_reader tag_reader =
+    MW_STORE_READER(tag_cols, "tag rule", true, tag_rule_match);
 
 /* free_tag_rules - mw_tag_rules_free for mw_store_list */
 static void free_tag_rules(void *v, size_t n)
@@ -273,7 +265,8 @@ static void free_tag_rules(void *v, size_t n)
 int mw_store_tag_rule_list(mw_store *store, const char *username, struct mw_tag_rule **rules_r,
                            size_t *count_r, mw_error *error_r)
 {
-	struct mw_store_rows rows = MW_STORE_ROWS(struct mw_tag_rule, read_tag_rule, true, error_r);
+	struct mw_store_rows rows =
+	    MW_STORE_ROWS_OF(struct mw_tag_rule, &tag_reader, true, error_r);
 	int ret;
 	*rules_r = NULL;
 	*count_r = 0;

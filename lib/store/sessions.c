@@ -87,28 +87,20 @@ int mw_store_session_add(mw_store *store, const struct mw_session *se, mw_error 
 	return ret == MW_STORE_NOTFOUND ? MW_STORE_ERROR : ret;
 }
 
-/* read_session - one SESSION_COLUMNS row */
-static int read_session(const mw_db_row *row, void *elem, mw_error *error_r)
-{
-	struct mw_session *se = elem;
-	(void)error_r;
-	(void)mw_store_text_copy(row, 0, se->token_hash, sizeof(se->token_hash));
-	se->user_id = mw_db_int(row, 1);
-	se->created_at = mw_db_int(row, 2);
-	se->last_seen_at = mw_db_int(row, 3);
-	se->idle_timeout = mw_db_int(row, 4);
-	se->expires_at = mw_db_int(row, 5);
-	(void)mw_store_text_copy(row, 6, se->client_ip, sizeof(se->client_ip));
-	(void)mw_store_text_copy(row, 7, se->user_agent, sizeof(se->user_agent));
-	se->revoked_at = mw_db_int(row, 8);
-	return MW_STORE_OK;
-}
+/* the SESSION_COLUMNS (a reader that cannot fail: every text is TEXT_LAX) */
+#define SESSION(type, field) MW_STORE_COL(struct mw_session, type, field)
+static const struct mw_store_col session_cols[] = {
+    SESSION(TEXT_LAX, token_hash), SESSION(INT, user_id),         SESSION(INT, created_at),
+    SESSION(INT, last_seen_at),    SESSION(INT, idle_timeout),    SESSION(INT, expires_at),
+    SESSION(TEXT_LAX, client_ip),  SESSION(TEXT_LAX, user_agent), SESSION(INT, revoked_at)};
+static const struct mw_store_reader session_reader =
+    MW_STORE_READER(session_cols, "session", false, NULL);
 
-/* read_session_cb - read_session as the callback of a single-row query */
+/* read_session_cb - the session reader as the callback of a single-row query */
 static int read_session_cb(const mw_db_row *row, void *ctx)
 {
 	memset(ctx, 0, sizeof(struct mw_session));
-	return read_session(row, ctx, NULL);
+	return mw_store_read_row(row, ctx, &session_reader, NULL);
 }
 
 /* mw_store_session_get - a session by token hash, whatever its state */
@@ -185,7 +177,8 @@ int mw_store_session_revoke_user(mw_store *store, int64_t user_id, const char *e
 int mw_store_session_list(mw_store *store, int64_t user_id, int64_t now,
                           struct mw_session **sessions_r, size_t *count_r, mw_error *error_r)
 {
-	struct mw_store_rows rows = MW_STORE_ROWS(struct mw_session, read_session, false, error_r);
+	struct mw_store_rows rows =
+	    MW_STORE_ROWS_OF(struct mw_session, &session_reader, false, error_r);
 	int ret;
 	*sessions_r = NULL;
 	*count_r = 0;

@@ -158,24 +158,24 @@ int mw_store_training_add(mw_store *store, const char *username, const char *mes
 	return ret == MW_STORE_EXISTS ? MW_STORE_ERROR : ret;
 }
 
-/* read_event - one row of q_train_list */
-static int read_event(const mw_db_row *row, void *elem, mw_error *error_r)
+/* event_verdict - a q_train_list row's verdict (column 3): spam or ham, else malformed */
+static int event_verdict(const mw_db_row *row, void *elem)
 {
 	struct mw_training_event *e = elem;
 	const char *verdict = mw_db_text(row, 3);
-	e->id = mw_db_int(row, 0);
-	if (mw_db_is_null(row, 1) || verdict == NULL ||
-	    mw_store_text_copy(row, 1, e->username, sizeof(e->username)) < 0 ||
-	    (strcmp(verdict, "spam") != 0 && strcmp(verdict, "ham") != 0)) {
-		mw_error_set(error_r, "training event %lld is malformed", (long long)e->id);
-		return MW_STORE_ERROR;
-	}
+	if (verdict == NULL || (strcmp(verdict, "spam") != 0 && strcmp(verdict, "ham") != 0))
+		return -1;
 	e->verdict = strcmp(verdict, "spam") == 0 ? MW_TRAINING_SPAM : MW_TRAINING_HAM;
-	e->message_id = mw_db_text_dup(row, 2);
-	e->created_at = mw_db_int(row, 4);
-	e->consumed_at = mw_db_int(row, 5);
-	return MW_STORE_OK;
+	return 0;
 }
+
+/* the columns of q_train_list */
+#define EVENT(type, field) MW_STORE_COL(struct mw_training_event, type, field)
+static const struct mw_store_col event_cols[] = {EVENT(INT, id),         EVENT(KEY, username),
+                                                 EVENT(DUP, message_id), MW_STORE_COL_SKIPPED,
+                                                 EVENT(INT, created_at), EVENT(INT, consumed_at)};
+static const struct mw_store_reader event_reader =
+    MW_STORE_READER(event_cols, "training event", true, event_verdict);
 
 /* free_events - mw_training_events_free for mw_store_list */
 static void free_events(void *v, size_t n)
@@ -188,7 +188,7 @@ int mw_store_training_list(mw_store *store, int64_t after_id, unsigned limit, bo
                            struct mw_training_event **events_r, size_t *count_r, mw_error *error_r)
 {
 	struct mw_store_rows rows =
-	    MW_STORE_ROWS(struct mw_training_event, read_event, false, error_r);
+	    MW_STORE_ROWS_OF(struct mw_training_event, &event_reader, false, error_r);
 	int ret = mw_store_list(store, &q_train_list,
 	                        MW_DB_ARGS(MW_DB_I(after_id < 0 ? 0 : after_id),
 	                                   MW_DB_I(pending_only ? 1 : 0),

@@ -103,30 +103,29 @@ static int check_hash(const char *hash, mw_error *error_r)
 	return mw_store_check_text("password hash", hash, MW_STORE_HASH_MAX, false, error_r);
 }
 
-/* read_user - fill a struct mw_user from a USER_COLUMNS row */
-static int read_user(const mw_db_row *row, void *elem, mw_error *error_r)
+/* user_state - a USER_COLUMNS row's status and role (columns 3, 4: known names, else the
+   row is malformed) and failed_logins (column 10, clamped to an int) */
+static int user_state(const mw_db_row *row, void *elem)
 {
 	struct mw_user *u = elem;
 	const char *status = mw_db_text(row, 3), *role = mw_db_text(row, 4);
 	int64_t failed = mw_db_int(row, 10);
-	u->id = mw_db_int(row, 0);
-	if (mw_db_is_null(row, 1) ||
-	    mw_store_text_copy(row, 1, u->username, sizeof(u->username)) < 0 || status == NULL ||
-	    role == NULL || mw_user_status_parse(status, &u->status) < 0 ||
-	    mw_user_role_parse(role, &u->role) < 0) {
-		mw_error_set(error_r, "user row %lld is malformed", (long long)u->id);
-		return MW_STORE_ERROR;
-	}
-	u->password = mw_db_text_dup(row, 2);
-	u->description = mw_db_text_dup(row, 5);
-	u->created_at = mw_db_int(row, 6);
-	u->updated_at = mw_db_int(row, 7);
-	u->password_changed_at = mw_db_int(row, 8);
-	u->has_totp = mw_db_int(row, 9) != 0;
+	if (status == NULL || role == NULL || mw_user_status_parse(status, &u->status) < 0 ||
+	    mw_user_role_parse(role, &u->role) < 0)
+		return -1;
 	u->failed_logins = failed < 0 ? 0 : failed > INT_MAX ? INT_MAX : (int)failed;
-	u->locked_until = mw_db_int(row, 11);
-	return MW_STORE_OK;
+	return 0;
 }
+
+/* the USER_COLUMNS */
+#define USER(type, field) MW_STORE_COL(struct mw_user, type, field)
+static const struct mw_store_col user_cols[] = {
+    USER(INT, id),         USER(KEY, username),   USER(DUP, password),
+    MW_STORE_COL_SKIPPED,  MW_STORE_COL_SKIPPED,  USER(DUP, description),
+    USER(INT, created_at), USER(INT, updated_at), USER(INT, password_changed_at),
+    USER(BOOL, has_totp),  MW_STORE_COL_SKIPPED,  USER(INT, locked_until)};
+static const struct mw_store_reader user_reader =
+    MW_STORE_READER(user_cols, "user row", true, user_state);
 
 struct user_one {
 	struct mw_user *user;
@@ -138,7 +137,7 @@ static int read_user_cb(const mw_db_row *row, void *ctx)
 {
 	struct user_one *one = ctx;
 	mw_user_clear(one->user);
-	return read_user(row, one->user, one->error_r);
+	return mw_store_read_row(row, one->user, &user_reader, one->error_r);
 }
 
 /* get_user - run a single-user query */
@@ -236,7 +235,7 @@ int mw_store_user_list(mw_store *store, const struct mw_user_filter *filter,
                        mw_error *error_r)
 {
 	struct mw_user_filter any = {.status = -1, .role = -1, .after_id = 0, .limit = 0};
-	struct mw_store_rows rows = MW_STORE_ROWS(struct mw_user, read_user, false, error_r);
+	struct mw_store_rows rows = MW_STORE_ROWS_OF(struct mw_user, &user_reader, false, error_r);
 	struct mw_user *users;
 	size_t i;
 	int ret;

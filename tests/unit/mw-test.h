@@ -1,10 +1,12 @@
 /* mw-test.h - common set-up for the cmocka unit tests: TAP output for the test driver,
    mw_test_expect_text (strings a text must and must not hold), and the case files of
-   tests/data: mw_test_data_read (a file below $top_srcdir, which the test driver sets) and
-   mw_test_unescape (the escapes those files use for bytes a line cannot hold). */
+   tests/data: mw_test_file (a whole file), mw_test_srcdir_file / mw_test_data_read (a file
+   below $top_srcdir, which the test driver sets; optional / required) and mw_test_unescape
+   (the escapes those files use for bytes a line cannot hold). */
 #ifndef MW_TEST_H
 #define MW_TEST_H
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,39 +45,51 @@ static inline void mw_test_expect_text(const char *text, const char *const *show
 		fail_msg("%zu string(s) wrong in the text:\n%s", wrong, text);
 }
 
-/* mw_test_data_read - the file REL below $top_srcdir, NUL-terminated (its length in
-   *len_r); the caller frees it. Fails the test when top_srcdir is not set or the file cannot
-   be read: a test without its cases must not pass. */
-static inline char *mw_test_data_read(const char *rel, size_t *len_r)
+/* mw_test_file - a whole file into memory (NUL-terminated, free() it; its length in *len_r
+   when not NULL), NULL (errno set) when it cannot be opened */
+static inline char *mw_test_file(const char *path, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+	char *buf;
+	if (f == NULL)
+		return NULL;
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	if (len_r != NULL)
+		*len_r = (size_t)n;
+	return buf;
+}
+
+/* mw_test_srcdir_file - mw_test_file of $top_srcdir/REL (NULL when there is no such file);
+   fails the test when the test driver's top_srcdir is not set */
+static inline char *mw_test_srcdir_file(const char *rel, size_t *len_r)
 {
 	const char *top = getenv("top_srcdir");
 	char path[4096];
-	char *buf = NULL;
-	long size = -1;
-	FILE *f;
-	if (top == NULL) {
+	if (top == NULL || *top == '\0')
 		fail_msg("top_srcdir is not set: run through `make check` (or set it to the source "
 		         "tree)");
-		return NULL;
-	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", top, rel) >= sizeof(path)) {
-		fail_msg("path too long: %s/%s", top, rel);
-		return NULL;
-	}
-	f = fopen(path, "rb");
-	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)size + 1)) != NULL &&
-	    fread(buf, 1, (size_t)size, f) == (size_t)size) {
-		fclose(f);
-		buf[size] = '\0';
-		*len_r = (size_t)size;
-		return buf;
-	}
-	if (f != NULL)
-		fclose(f);
-	free(buf);
-	fail_msg("cannot read %s", path);
-	return NULL;
+	if (snprintf(path, sizeof(path), "%s/%s", top, rel) >= (int)sizeof(path))
+		fail_msg("%s: path too long", rel);
+	return mw_test_file(path, len_r);
+}
+
+/* mw_test_data_read - mw_test_srcdir_file of a file the test needs: fails the test when it
+   cannot be read (a test without its cases must not pass) */
+static inline char *mw_test_data_read(const char *rel, size_t *len_r)
+{
+	char *buf = mw_test_srcdir_file(rel, len_r);
+	if (buf == NULL)
+		fail_msg("cannot read %s below top_srcdir: %s", rel, strerror(errno));
+	return buf;
 }
 
 /* mw_test_unescape - decode S (N bytes) in place: \t \n \r \\ \0 and \xNN (two hex digits)

@@ -688,20 +688,9 @@ static void test_dump_roundtrip(void **state)
 /* read_all - a file's whole text (NUL-terminated), failing the test when unreadable */
 static char *read_all(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long size;
-	if (f == NULL)
+	char *buf = mw_test_file(path, NULL);
+	if (buf == NULL)
 		fail_msg("cannot open %s: %s", path, strerror(errno));
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size >= 0);
-	rewind(f);
-	buf = malloc((size_t)size + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-	buf[size] = '\0';
-	fclose(f);
 	return buf;
 }
 

@@ -5,11 +5,13 @@
  * (MW_TEST_PGSQL_URL; without it the PostgreSQL half fails). Binds and NULLs, blobs, unique
  * violations, transactions, the _one/_change helpers, migrations (twice, and from two
  * processes at once), and for PostgreSQL a connection killed under an open mw_db. One test
- * compares the two dialects' schemas column by column.
+ * compares the two dialects' schemas column by column; one compares each dialect's rendering
+ * of the shipped migrations with tests/data/migrations (needs top_srcdir, as make check sets).
  */
 #include "mw-build.h"
 #include "mw-db-private.h"
 #include "mw-db.h"
+#include "mw-store-private.h"
 #include "mw-store.h"
 #include "mw-test-db.h"
 
@@ -366,6 +368,100 @@ static void test_callback_stop(void **state)
 	assert_int_equal(count(f), 6);
 }
 
+/* An element of the row-reader test: one field of each column type. */
+struct rr_elem {
+	int64_t id;
+	char key[4];
+	char *dup, *opt;
+	bool flag;
+	char lax[4];
+	char text[5];
+	int finished;
+};
+/* rr_finish - the reader's finish: counts its calls, fails on demand */
+static int rr_finish(const mw_db_row *row, void *elem)
+{
+	struct rr_elem *e = elem;
+	(void)row;
+	e->finished++;
+	return e->id == 13 ? -1 : 0;
+}
+#define RR(type, field) MW_STORE_COL(struct rr_elem, type, field)
+static const struct mw_store_col rr_cols[] = {
+    RR(INT, id),    RR(KEY, key),      RR(DUP, dup),         RR(OPT, opt),
+    RR(BOOL, flag), RR(TEXT_LAX, lax), MW_STORE_COL_SKIPPED, RR(TEXT, text)};
+static const struct mw_store_reader rr_reader =
+    MW_STORE_READER(rr_cols, "test row", true, rr_finish);
+struct rr_ctx {
+	struct rr_elem e;
+	int ret;
+	mw_error err;
+};
+/* rr_read - the row callback: mw_store_read_row into a zeroed element */
+static int rr_read(const mw_db_row *row, void *ctx)
+{
+	struct rr_ctx *c = ctx;
+	memset(&c->e, 0, sizeof(c->e));
+	c->ret = mw_store_read_row(row, &c->e, &rr_reader, &c->err);
+	return 0;
+}
+
+/* test_row_reader - mw_store_read_row copies each column as its type says, and a row that
+   fails (a NULL or too long KEY, a too long TEXT, a failed finish) keeps nothing and says
+   "WHAT ID is malformed" */
+static void test_row_reader(void **state)
+{
+	struct fixture *f = *state;
+	/* static queries: the driver keeps a prepared statement per query object */
+	static const struct {
+		struct mw_db_query q;
+		int ret;
+	} cases[] = {
+	    {{"reading a test row",
+	      "SELECT 7, 'abc', CAST(NULL AS TEXT), 'o', 2, 'longer', 'skip', 'four'", NULL},
+	     MW_STORE_OK},
+	    {{"reading a test row",
+	      "SELECT 8, CAST(NULL AS TEXT), 'd', 'o', 0, 'x', 'skip', 'four'", NULL},
+	     MW_STORE_ERROR},
+	    {{"reading a test row", "SELECT 9, 'abcd', 'd', 'o', 0, 'x', 'skip', 'four'", NULL},
+	     MW_STORE_ERROR},
+	    {{"reading a test row", "SELECT 10, 'abc', 'd', 'o', 0, 'x', 'skip', 'fives'", NULL},
+	     MW_STORE_ERROR},
+	    {{"reading a test row", "SELECT 13, 'abc', 'd', 'o', 0, 'x', 'skip', 'four'", NULL},
+	     MW_STORE_ERROR},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rr_ctx c = {.ret = 99};
+		mw_error err = {""};
+		char want[64];
+		assert_int_equal(
+		    mw_db_run(f->db, &cases[i].q, MW_DB_NOARGS, rr_read, &c, NULL, &err),
+		    MW_STORE_OK);
+		if (c.ret != cases[i].ret)
+			fail_msg("%s: %d, not %d", cases[i].q.sql, c.ret, cases[i].ret);
+		if (cases[i].ret == MW_STORE_OK) {
+			assert_int_equal(c.e.id, 7);
+			assert_string_equal(c.e.key, "abc");
+			assert_string_equal(c.e.dup, ""); /* DUP: "" for NULL */
+			assert_string_equal(c.e.opt, "o");
+			assert_true(c.e.flag);
+			assert_string_equal(c.e.lax, ""); /* TEXT_LAX: too long reads as "" */
+			assert_string_equal(c.e.text, "four");
+			assert_int_equal(c.e.finished, 1);
+			free(c.e.dup);
+			free(c.e.opt);
+			continue;
+		}
+		/* nothing kept (ASan's leak check sees a DUP or OPT not freed) */
+		assert_null(c.e.dup);
+		assert_null(c.e.opt);
+		(void)snprintf(want, sizeof(want), "test row %lld is malformed", (long long)c.e.id);
+		assert_string_equal(c.err.msg, want);
+		/* finish runs only after the copies succeeded */
+		assert_int_equal(c.e.finished, c.e.id == 13 ? 1 : 0);
+	}
+}
+
 /* test_data_version - the counter moves with another connection's commit and with this
    connection's own changes, and only then; PostgreSQL cannot tell and says so */
 static void test_data_version(void **state)
@@ -582,6 +678,105 @@ static void test_same_migrations(void **state)
 	}
 }
 
+/* Migrations 001-007 shipped before each migration had one source (lib/sql/NNN_name.sql
+   rendered by scripts/embed-sql): their frozen renderings must all exist. */
+#define FROZEN_MIGRATIONS 7
+
+/* read_frozen - tests/data/migrations/DIALECT/NAME.sql.frozen, NULL when there is none */
+static char *read_frozen(const char *dialect, const char *name)
+{
+	char rel[256];
+	if (snprintf(rel, sizeof(rel), "tests/data/migrations/%s/%s.sql.frozen", dialect, name) >=
+	    (int)sizeof(rel))
+		fail_msg("%s: name too long", name);
+	return mw_test_srcdir_file(rel, NULL);
+}
+
+/* sql_statements - sql without "--" comments (outside '...' and $$...$$), trailing blanks
+   and blank lines: the text PostgreSQL keeps of a migration (function bodies verbatim) */
+static char *sql_statements(const char *sql)
+{
+	size_t n = strlen(sql), len = 0, line = 0;
+	char *out = mw_malloc(n + 1);
+	bool quote = false, dollar = false, comment = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = sql[i];
+		if (c == '\n') {
+			while (len > line && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+				len--;
+			if (len > line)
+				out[len++] = '\n';
+			line = len;
+			comment = false;
+			continue;
+		}
+		if (comment)
+			continue;
+		if (!quote && !dollar && c == '-' && sql[i + 1] == '-') {
+			comment = true;
+			continue;
+		}
+		if (!dollar && c == '\'')
+			quote = !quote;
+		else if (!quote && c == '$' && sql[i + 1] == '$') {
+			dollar = !dollar;
+			out[len++] = sql[i++];
+		}
+		out[len++] = c;
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* test_frozen_migrations - a shipped migration renders as it did when it shipped: SQLite's
+   text byte for byte (sqlite_master keeps each CREATE statement as written, comments and
+   all), PostgreSQL's statement for statement (it keeps no comments) */
+static void test_frozen_migrations(void **state)
+{
+	static const struct {
+		const char *dialect;
+		const struct mw_migration *list;
+		const unsigned *count;
+		bool exact;
+	} dialects[] = {
+	    {"sqlite", mw_sqlite_migrations, &mw_sqlite_migrations_count, true},
+	    {"pgsql", mw_pgsql_migrations, &mw_pgsql_migrations_count, false},
+	};
+	(void)state;
+	for (size_t d = 0; d < sizeof(dialects) / sizeof(dialects[0]); d++) {
+		unsigned checked = 0;
+		for (unsigned i = 0; i < *dialects[d].count; i++) {
+			const struct mw_migration *m = &dialects[d].list[i];
+			char *frozen = read_frozen(dialects[d].dialect, m->name);
+			if (frozen == NULL) {
+				if (m->version <= FROZEN_MIGRATIONS)
+					fail_msg("%s %s: no frozen text in tests/data/migrations",
+					         dialects[d].dialect, m->name);
+				continue;
+			}
+			if (dialects[d].exact) {
+				if (strcmp(m->sql, frozen) != 0)
+					fail_msg(
+					    "%s %s: the rendering differs from its frozen text",
+					    dialects[d].dialect, m->name);
+			} else {
+				char *got = sql_statements(m->sql), *want = sql_statements(frozen);
+				if (strcmp(got, want) != 0)
+					fail_msg("%s %s: the rendering's statements differ from "
+					         "the frozen "
+					         "text's:\n%s\n---- frozen:\n%s",
+					         dialects[d].dialect, m->name, got, want);
+				free(got);
+				free(want);
+			}
+			free(frozen);
+			checked++;
+		}
+		assert_true(checked >= FROZEN_MIGRATIONS);
+	}
+}
+
 /* test_url_redact - a URL in a message never shows its password */
 static void test_url_redact(void **state)
 {
@@ -768,6 +963,7 @@ int main(void)
 	    MW_TEST_DB_BOTH(test_one_change, setup, teardown),
 	    MW_TEST_DB_BOTH(test_callback_stop, setup, teardown),
 	    MW_TEST_DB_BOTH(test_data_version, setup, teardown),
+	    MW_TEST_DB_BOTH(test_row_reader, setup, teardown),
 	    MW_TEST_DB_BOTH(test_migrate_twice, setup, teardown),
 	    MW_TEST_DB_BOTH(test_migrate_concurrently, NULL, NULL),
 	    {"test_connection_loss [postgresql]", test_connection_loss, setup, teardown,
@@ -775,6 +971,7 @@ int main(void)
 	    cmocka_unit_test(test_open_unavailable),
 	    cmocka_unit_test(test_url_redact),
 	    cmocka_unit_test(test_same_migrations),
+	    cmocka_unit_test(test_frozen_migrations),
 	    cmocka_unit_test(test_same_schema),
 	};
 	MW_RUN_TESTS(tests);
