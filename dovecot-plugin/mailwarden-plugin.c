@@ -105,10 +105,11 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 
-#define MW_RULE_CACHE_SIZE   128 /* users whose rules one process keeps */
-#define MW_FAIL_CACHE_SECS   5   /* a failed rule read is not retried sooner */
-#define MW_MAX_ADDRS         100 /* addresses read from one header */
-#define MW_MAX_HEADER_VALUES 20  /* occurrences of one field a rule looks at */
+#define MW_RULE_CACHE_SIZE   128          /* users whose rules one process keeps */
+#define MW_FAIL_CACHE_SECS   5            /* a failed rule read is not retried sooner */
+#define MW_MAX_ADDRS         100          /* addresses read from one header */
+#define MW_MAX_HEADER_VALUES 20           /* occurrences of one field a rule looks at */
+#define MW_HEADER_MEM_MAX    (256 * 1024) /* a larger header is parsed from the stream */
 
 #define MW_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mw_user_module)
 #define MW_BOX_CONTEXT(obj)  MODULE_CONTEXT(obj, mw_storage_module)
@@ -221,19 +222,42 @@ static const char *mw_setting(struct mail_user *user, enum mw_plugin_key_id id)
 	return v != NULL ? v : mw_plugin_keys[id].def;
 }
 
-/* mw_setting_keyword - a keyword setting; an invalid one is logged and disabled */
+/* mw_setting_keyword - a keyword setting; an invalid one is logged and disabled. lmtp
+   creates a mail user per delivery: the last valid value of each key is remembered for the
+   process (the check is a pure function of the text), so a delivery compares it instead of
+   checking it again. */
 static const char *mw_setting_keyword(struct mail_user *user, enum mw_plugin_key_id id)
 {
+	static char *valid[MWP__COUNT];
 	const char *v = mw_setting(user, id);
 	mw_error err = {""};
 	if (*v == '\0')
 		return NULL;
+	if (valid[id] != NULL && strcmp(valid[id], v) == 0)
+		return v;
 	if (mw_tagrule_check_keyword(v, &err) < 0) {
 		e_error(user->event, "mailwarden: %s = %s: %s; keyword disabled",
 		        mw_plugin_keys[id].name, str_sanitize(v, 80), err.msg);
 		return NULL;
 	}
+	i_free(valid[id]);
+	valid[id] = i_strdup(v);
 	return v;
+}
+
+/* mw_plugin_key_default - the default of a number setting, parsed once per process (the
+   table is constant; lmtp creates a mail user per delivery) */
+long long mw_plugin_key_default(enum mw_plugin_key_id id)
+{
+	static long long parsed[MWP__COUNT];
+	static bool done[MWP__COUNT];
+	const struct mw_config_key *k = &mw_plugin_keys[id];
+	if (!done[id]) {
+		if (mw_plugin_key_parse(id, k->def, &parsed[id], NULL) < 0)
+			i_panic("mailwarden: bad default %s = %s", k->name, k->def);
+		done[id] = true;
+	}
+	return parsed[id];
 }
 
 /* mw_setting_number - a bool, count, size or duration setting checked against its row of
@@ -243,9 +267,7 @@ static long long mw_setting_number(struct mail_user *user, enum mw_plugin_key_id
 	const struct mw_config_key *k = &mw_plugin_keys[id];
 	const char *v = mail_user_plugin_getenv(user, k->name);
 	mw_error err = {""};
-	long long n, def;
-	if (mw_plugin_key_parse(id, k->def, &def, NULL) < 0)
-		i_panic("mailwarden: bad default %s = %s", k->name, k->def);
+	long long n, def = mw_plugin_key_default(id);
 	if (v == NULL || *v == '\0')
 		return def;
 	if (mw_plugin_key_parse(id, v, &n, &err) < 0) {
@@ -465,6 +487,25 @@ static void mw_headers_value(ARRAY_TYPE(const_string) * values, const string_t *
 	array_push_back(values, &value);
 }
 
+/* mw_header_end - the length of the header block at the start of data, with the empty
+   line that ends it; 0 when data does not hold the whole of it */
+static size_t mw_header_end(const unsigned char *data, size_t size)
+{
+	const unsigned char *p = data, *end = data + size, *nl;
+	if (size > 0 && data[0] == '\n')
+		return 1;
+	if (size > 1 && data[0] == '\r' && data[1] == '\n')
+		return 2;
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (nl + 1 < end && nl[1] == '\n')
+			return (size_t)(nl + 2 - data);
+		if (nl + 2 < end && nl[1] == '\r' && nl[2] == '\n')
+			return (size_t)(nl + 3 - data);
+		p = nl + 1;
+	}
+	return 0;
+}
+
 /* mw_headers_read - the values of h's fields, in one pass over the message's header with
    Dovecot's own header parser and the flags Dovecot's mail parsing uses: -1 when the
    message cannot be read (error_r). The delivered message's stream is in memory or a
@@ -474,7 +515,9 @@ static int mw_headers_read(struct mw_headers *h, const char **error_r)
 {
 	struct message_header_parser_ctx *parser;
 	struct message_header_line *hdr;
-	struct istream *input;
+	struct istream *input, *hinput;
+	const unsigned char *data;
+	size_t size = 0, hdr_len = 0;
 	string_t *lines = NULL;
 	ARRAY_TYPE(const_string) *cur = NULL;
 	unsigned int i;
@@ -488,7 +531,20 @@ static int mw_headers_read(struct mw_headers *h, const char **error_r)
 		return -1;
 	}
 	i_stream_seek(input, 0);
-	parser = message_parse_header_init(input, NULL,
+	/* the header block in the stream's buffer, parsed from memory: each line then costs no
+	   stream read (a header of more than MW_HEADER_MEM_MAX is parsed from the stream) */
+	while (i_stream_read_bytes(input, &data, &size, size + 1) > 0) {
+		hdr_len = mw_header_end(data, size);
+		if (hdr_len > 0 || size >= MW_HEADER_MEM_MAX)
+			break;
+	}
+	if (hdr_len > 0) {
+		hinput = i_stream_create_from_data(data, hdr_len);
+	} else {
+		hinput = input;
+		i_stream_ref(hinput);
+	}
+	parser = message_parse_header_init(hinput, NULL,
 	                                   MESSAGE_HEADER_PARSER_FLAG_SKIP_INITIAL_LWSP |
 	                                       MESSAGE_HEADER_PARSER_FLAG_DROP_CR);
 	while ((ret = message_parse_header_next(parser, &hdr)) > 0) {
@@ -519,11 +575,14 @@ static int mw_headers_read(struct mw_headers *h, const char **error_r)
 	message_parse_header_deinit(&parser);
 	for (i = 0; i < h->n; i++)
 		array_append_zero(&h->values[i]); /* NULL-terminated, as Dovecot's */
-	if (input->stream_errno != 0 || ret == 0) {
-		*error_r = input->stream_errno != 0 ? i_stream_get_error(input)
-		                                    : "the header stream would block";
+	if (hinput->stream_errno != 0 || input->stream_errno != 0 || ret == 0) {
+		*error_r = hinput->stream_errno != 0  ? i_stream_get_error(hinput)
+		           : input->stream_errno != 0 ? i_stream_get_error(input)
+		                                      : "the header stream would block";
+		i_stream_unref(&hinput);
 		return -1;
 	}
+	i_stream_unref(&hinput);
 	i_stream_seek(input, 0);
 	return 0;
 }
