@@ -11,10 +11,14 @@
  * mailbox_save_using_mail(), which calls the mailbox's copy method on a box opened with
  * MAILBOX_FLAG_POST_SESSION; our copy override merges those keywords into the save
  * context (deciding itself when no hook call came before, e.g. a second save of the same
- * message). The rules' header fields are parsed once per decision. The rule cache is
- * prepared when it is filled (the distinct fields, each rule's field and value compiled),
- * and our Authentication-Results is read for its summary only, so a delivery's own work
- * is a few header lookups and the matching itself (bench/README.md, "Dovecot plugin").
+ * message). The fields a decision reads (the verdict headers and the rules' fields) are
+ * read in one pass over the message's header with Dovecot's own header parser and the
+ * flags Dovecot's mail parsing uses, each value as mail_get_headers() would return it:
+ * cheaper than announcing them to the raw mail's cache and looking each up there. The
+ * rule cache is prepared when it is filled (the distinct fields, each rule's field and
+ * value compiled), and our Authentication-Results is read for its summary only, so a
+ * delivery's own work is that pass and the matching itself (bench/README.md, "Dovecot
+ * plugin").
  *
  * Learning (imap and anything else that is not a delivery): a message copied, moved or
  * APPENDed into the Junk mailbox is learned as spam and gets $Junk (and loses $NotJunk);
@@ -555,7 +559,8 @@ static int mw_headers_read(struct mw_headers *h, const char **error_r)
 			if (hdr->eoh || hdr->middle_len == 0)
 				continue; /* no colon: not a field Dovecot would return */
 			for (i = 0; i < h->n; i++)
-				if (strcasecmp(h->names[i], hdr->name) == 0)
+				if (i_toupper(h->names[i][0]) == i_toupper(hdr->name[0]) &&
+				    strcasecmp(h->names[i], hdr->name) == 0)
 					break;
 			if (i == h->n)
 				continue;
