@@ -106,6 +106,7 @@
 #include "mw-classify.h"
 #include "mw-learnspool.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <sys/stat.h>
 
