@@ -215,6 +215,8 @@ static MODULE_CONTEXT_DEFINE_INIT(mw_storage_module, &mail_storage_module_regist
 static MODULE_CONTEXT_DEFINE_INIT(mw_mail_module, &mail_module_register);
 
 static struct mw_rule_cache_entry mw_rule_cache[MW_RULE_CACHE_SIZE];
+/* per keyword setting, the last value found valid (mw_setting_keyword) */
+static char *mw_valid_keyword[MWP__COUNT];
 static deliver_mail_func_t *mw_next_deliver_mail;
 static deliver_mail_func_t *(*mw_deliver_hook_set)(deliver_mail_func_t *);
 
@@ -233,7 +235,7 @@ static const char *mw_setting(struct mail_user *user, enum mw_plugin_key_id id)
    checking it again. */
 static const char *mw_setting_keyword(struct mail_user *user, enum mw_plugin_key_id id)
 {
-	static char *valid[MWP__COUNT];
+	char **valid = mw_valid_keyword;
 	const char *v = mw_setting(user, id);
 	mw_error err = {""};
 	if (*v == '\0')
@@ -1612,7 +1614,7 @@ void mailwarden_plugin_init(struct module *module)
 	mw_dedupe_init(); /* after ours: a re-delivery is skipped before it is decided */
 }
 
-/* mailwarden_plugin_deinit - unregister and free the rule cache */
+/* mailwarden_plugin_deinit - unregister and free the rule cache and the keyword memo */
 void mailwarden_plugin_deinit(void)
 {
 	size_t i;
@@ -1624,4 +1626,6 @@ void mailwarden_plugin_deinit(void)
 	mail_storage_hooks_remove(&mw_mail_storage_hooks);
 	for (i = 0; i < MW_RULE_CACHE_SIZE; i++)
 		mw_rule_cache_clear(&mw_rule_cache[i]);
+	for (i = 0; i < MWP__COUNT; i++)
+		i_free(mw_valid_keyword[i]);
 }
