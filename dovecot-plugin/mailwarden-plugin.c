@@ -11,10 +11,14 @@
  * mailbox_save_using_mail(), which calls the mailbox's copy method on a box opened with
  * MAILBOX_FLAG_POST_SESSION; our copy override merges those keywords into the save
  * context (deciding itself when no hook call came before, e.g. a second save of the same
- * message). The rules' header fields are parsed once per decision. The rule cache is
- * prepared when it is filled (the distinct fields, each rule's field and value compiled),
- * and our Authentication-Results is read for its summary only, so a delivery's own work
- * is a few header lookups and the matching itself (bench/README.md, "Dovecot plugin").
+ * message). The fields a decision reads (the verdict headers and the rules' fields) are
+ * read in one pass over the message's header with Dovecot's own header parser and the
+ * flags Dovecot's mail parsing uses, each value as mail_get_headers() would return it:
+ * cheaper than announcing them to the raw mail's cache and looking each up there. The
+ * rule cache is prepared when it is filled (the distinct fields, each rule's field and
+ * value compiled), and our Authentication-Results is read for its summary only, so a
+ * delivery's own work is that pass and the matching itself (bench/README.md, "Dovecot
+ * plugin").
  *
  * Learning (imap and anything else that is not a delivery): a message copied, moved or
  * APPENDed into the Junk mailbox is learned as spam and gets $Junk (and loses $NotJunk);
@@ -75,6 +79,8 @@
 #include "str-sanitize.h"
 #include "strnum.h"
 #include "message-address.h"
+#include "message-header-decode.h"
+#include "message-header-parser.h"
 #include "mail-namespace.h"
 #include "mail-storage-private.h"
 #include "mail-storage-hooks.h"
@@ -90,18 +96,19 @@
 #include "mw-classify.h"
 #include "mw-learnspool.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <sys/stat.h>
 
-#define MW_RULE_CACHE_SIZE   128 /* users whose rules one process keeps */
-#define MW_FAIL_CACHE_SECS   5   /* a failed rule read is not retried sooner */
-#define MW_MAX_ADDRS         100 /* addresses read from one header */
-#define MW_MAX_HEADER_VALUES 20  /* occurrences of one field a rule looks at */
+#define MW_RULE_CACHE_SIZE   128          /* users whose rules one process keeps */
+#define MW_FAIL_CACHE_SECS   5            /* a failed rule read is not retried sooner */
+#define MW_MAX_ADDRS         100          /* addresses read from one header */
+#define MW_MAX_HEADER_VALUES 20           /* occurrences of one field a rule looks at */
+#define MW_HEADER_MEM_MAX    (256 * 1024) /* a larger header is parsed from the stream */
 
 #define MW_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mw_user_module)
 #define MW_BOX_CONTEXT(obj)  MODULE_CONTEXT(obj, mw_storage_module)
 #define MW_MAIL_CONTEXT(obj) MODULE_CONTEXT_REQUIRE(obj, mw_mail_module)
-#define MW_MAX_ANNOUNCED     32 /* header fields announced on a delivered message */
 
 const char *mailwarden_plugin_version = DOVECOT_ABI_VERSION;
 
@@ -145,13 +152,20 @@ struct mw_mailbox {
 	bool is_junk, is_trash;
 };
 
-/* Our context of every mail of a plugin user. For the message being delivered (a mail of
-   lmtp's or dovecot-lda's raw mailbox) it lists the header fields we announced when the
-   mail was set up, so lmtp's own header pass (for its log line) collected them as well
-   and the decision finds them parsed. */
+/* Our context of every mail of a plugin user (update_keywords: learning from $Junk). */
 struct mw_mail {
 	union mail_module_context module_ctx; /* first: MODULE_CONTEXT_SET_SELF */
-	const char **announced;               /* NULL-terminated (mail pool); NULL: none */
+};
+
+/* The header fields one decision reads (the verdict headers and the rules' fields), with
+   their values as mail_get_headers() would return them, read in one pass over the
+   message's header (mw_headers_read). */
+struct mw_headers {
+	const char **names;                /* distinct, case-insensitive */
+	ARRAY_TYPE(const_string) * values; /* per name: raw values, NULL-terminated */
+	unsigned int n;
+	struct mail *mail; /* !ok: the values are looked up through mail_get_headers */
+	bool ok;
 };
 
 /* What the headers and rules say about one delivered message. */
@@ -191,10 +205,8 @@ static MODULE_CONTEXT_DEFINE_INIT(mw_storage_module, &mail_storage_module_regist
 static MODULE_CONTEXT_DEFINE_INIT(mw_mail_module, &mail_module_register);
 
 static struct mw_rule_cache_entry mw_rule_cache[MW_RULE_CACHE_SIZE];
-/* the header fields a delivery announces (mw_announce_fields), rebuilt only after the rule
-   cache changed: the cache's fields, the verdict headers */
-static char **mw_announce_cache;
-static bool mw_announce_stale = true;
+/* per keyword setting, the last value found valid (mw_setting_keyword) */
+static char *mw_valid_keyword[MWP__COUNT];
 static deliver_mail_func_t *mw_next_deliver_mail;
 static deliver_mail_func_t *(*mw_deliver_hook_set)(deliver_mail_func_t *);
 
@@ -207,19 +219,42 @@ static const char *mw_setting(struct mail_user *user, enum mw_plugin_key_id id)
 	return v != NULL ? v : mw_plugin_keys[id].def;
 }
 
-/* mw_setting_keyword - a keyword setting; an invalid one is logged and disabled */
+/* mw_setting_keyword - a keyword setting; an invalid one is logged and disabled. lmtp
+   creates a mail user per delivery: the last valid value of each key is remembered for the
+   process (the check is a pure function of the text), so a delivery compares it instead of
+   checking it again. */
 static const char *mw_setting_keyword(struct mail_user *user, enum mw_plugin_key_id id)
 {
+	char **valid = mw_valid_keyword;
 	const char *v = mw_setting(user, id);
 	mw_error err = {""};
 	if (*v == '\0')
 		return NULL;
+	if (valid[id] != NULL && strcmp(valid[id], v) == 0)
+		return v;
 	if (mw_tagrule_check_keyword(v, &err) < 0) {
 		e_error(user->event, "mailwarden: %s = %s: %s; keyword disabled",
 		        mw_plugin_keys[id].name, str_sanitize(v, 80), err.msg);
 		return NULL;
 	}
+	i_free(valid[id]);
+	valid[id] = i_strdup(v);
 	return v;
+}
+
+/* mw_plugin_key_default - the default of a number setting, parsed once per process (the
+   table is constant; lmtp creates a mail user per delivery) */
+long long mw_plugin_key_default(enum mw_plugin_key_id id)
+{
+	static long long parsed[MWP__COUNT];
+	static bool done[MWP__COUNT];
+	const struct mw_config_key *k = &mw_plugin_keys[id];
+	if (!done[id]) {
+		if (mw_plugin_key_parse(id, k->def, &parsed[id], NULL) < 0)
+			i_panic("mailwarden: bad default %s = %s", k->name, k->def);
+		done[id] = true;
+	}
+	return parsed[id];
 }
 
 /* mw_setting_number - a bool, count, size or duration setting checked against its row of
@@ -229,9 +264,7 @@ static long long mw_setting_number(struct mail_user *user, enum mw_plugin_key_id
 	const struct mw_config_key *k = &mw_plugin_keys[id];
 	const char *v = mail_user_plugin_getenv(user, k->name);
 	mw_error err = {""};
-	long long n, def;
-	if (mw_plugin_key_parse(id, k->def, &def, NULL) < 0)
-		i_panic("mailwarden: bad default %s = %s", k->name, k->def);
+	long long n, def = mw_plugin_key_default(id);
 	if (v == NULL || *v == '\0')
 		return def;
 	if (mw_plugin_key_parse(id, v, &n, &err) < 0) {
@@ -303,7 +336,6 @@ static void mw_rule_cache_clear(struct mw_rule_cache_entry *e)
 		mw_tagrule_prep_free(e->preps[i]);
 	i_free(e->preps);
 	memset(e, 0, sizeof(*e));
-	mw_announce_stale = true;
 }
 
 /* mw_rule_cache_prepare - the distinct fields of the entry's enabled rules, the index of
@@ -421,13 +453,248 @@ static void mw_add_keyword(struct mw_decision *d, const char *kw)
 	array_push_back(&d->keywords, &kw);
 }
 
+/* mw_headers_add - add field to the names h reads, once */
+static void mw_headers_add(struct mw_headers *h, const char *field, unsigned int max)
+{
+	unsigned int i;
+	if (field == NULL)
+		return;
+	for (i = 0; i < h->n; i++)
+		if (strcasecmp(h->names[i], field) == 0)
+			return;
+	i_assert(h->n < max);
+	h->names[h->n++] = field;
+}
+
+/* mw_headers_value - one field's value from its physical lines (joined with LF) as
+   mail_get_headers() returns it: the LWSP after the colon skipped, the last LF dropped,
+   NULs replaced (Dovecot's index_mail_get_parsed_header) */
+static void mw_headers_value(ARRAY_TYPE(const_string) * values, const string_t *lines)
+{
+	const unsigned char *p = str_data(lines);
+	size_t len = str_len(lines);
+	const char *value;
+	while (len > 0 && IS_LWSP(*p)) {
+		p++;
+		len--;
+	}
+	if (len > 0 && p[len - 1] == '\n')
+		len--;
+	value = message_header_strdup(pool_datastack_create(), p, len);
+	array_push_back(values, &value);
+}
+
+/* mw_header_end - the length of the header block at the start of data, with the empty
+   line that ends it; 0 when data does not hold the whole of it */
+static size_t mw_header_end(const unsigned char *data, size_t size)
+{
+	const unsigned char *p = data, *end = data + size, *nl;
+	if (size > 0 && data[0] == '\n')
+		return 1;
+	if (size > 1 && data[0] == '\r' && data[1] == '\n')
+		return 2;
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (nl + 1 < end && nl[1] == '\n')
+			return (size_t)(nl + 2 - data);
+		if (nl + 2 < end && nl[1] == '\r' && nl[2] == '\n')
+			return (size_t)(nl + 3 - data);
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/* mw_headers_read - the values of h's fields, in one pass over the message's header with
+   Dovecot's own header parser and the flags Dovecot's mail parsing uses: -1 when the
+   message cannot be read (error_r). The delivered message's stream is in memory or a
+   temporary file of lmtp; reading its header here costs less than announcing the fields
+   to Dovecot's mail cache and looking each one up there (data stack). */
+static int mw_headers_read(struct mw_headers *h, const char **error_r)
+{
+	struct message_header_parser_ctx *parser;
+	struct message_header_line *hdr;
+	struct istream *input, *hinput;
+	const unsigned char *data;
+	size_t size = 0, hdr_len = 0;
+	string_t *lines = NULL;
+	ARRAY_TYPE(const_string) *cur = NULL;
+	unsigned int i;
+	int ret;
+
+	h->values = t_new(ARRAY_TYPE(const_string), h->n);
+	for (i = 0; i < h->n; i++)
+		t_array_init(&h->values[i], 2);
+	if (mail_get_stream(h->mail, NULL, NULL, &input) < 0) {
+		*error_r = mailbox_get_last_internal_error(h->mail->box, NULL);
+		return -1;
+	}
+	i_stream_seek(input, 0);
+	/* the header block in the stream's buffer, parsed from memory: each line then costs no
+	   stream read (a header of more than MW_HEADER_MEM_MAX is parsed from the stream) */
+	while (i_stream_read_bytes(input, &data, &size, size + 1) > 0) {
+		hdr_len = mw_header_end(data, size);
+		if (hdr_len > 0 || size >= MW_HEADER_MEM_MAX)
+			break;
+	}
+	if (hdr_len > 0) {
+		hinput = i_stream_create_from_data(data, hdr_len);
+	} else {
+		hinput = input;
+		i_stream_ref(hinput);
+	}
+	parser = message_parse_header_init(hinput, NULL,
+	                                   MESSAGE_HEADER_PARSER_FLAG_SKIP_INITIAL_LWSP |
+	                                       MESSAGE_HEADER_PARSER_FLAG_DROP_CR);
+	while ((ret = message_parse_header_next(parser, &hdr)) > 0) {
+		if (!hdr->continued) {
+			if (cur != NULL)
+				mw_headers_value(cur, lines);
+			cur = NULL;
+			if (hdr->eoh || hdr->middle_len == 0)
+				continue; /* no colon: not a field Dovecot would return */
+			for (i = 0; i < h->n; i++)
+				if (i_toupper(h->names[i][0]) == i_toupper(hdr->name[0]) &&
+				    strcasecmp(h->names[i], hdr->name) == 0)
+					break;
+			if (i == h->n)
+				continue;
+			cur = &h->values[i];
+			if (lines == NULL)
+				lines = t_str_new(256);
+			str_truncate(lines, 0);
+		}
+		if (cur == NULL)
+			continue;
+		str_append_data(lines, hdr->value, hdr->value_len);
+		if (!hdr->no_newline)
+			str_append_c(lines, '\n');
+	}
+	if (cur != NULL)
+		mw_headers_value(cur, lines);
+	message_parse_header_deinit(&parser);
+	for (i = 0; i < h->n; i++)
+		array_append_zero(&h->values[i]); /* NULL-terminated, as Dovecot's */
+	if (hinput->stream_errno != 0 || input->stream_errno != 0 || ret == 0) {
+		*error_r = hinput->stream_errno != 0  ? i_stream_get_error(hinput)
+		           : input->stream_errno != 0 ? i_stream_get_error(input)
+		                                      : "the header stream would block";
+		i_stream_unref(&hinput);
+		return -1;
+	}
+	i_stream_unref(&hinput);
+	i_stream_seek(input, 0);
+	return 0;
+}
+
+/* mw_headers_init - the fields a decision reads: the verdict headers and the fields of
+   the user's rules, read from mail in one pass; when that fails (logged) each lookup
+   goes through mail_get_headers as before */
+static void mw_headers_init(struct mw_plugin_user *muser, struct mail *mail,
+                            const struct mw_rule_cache_entry *e, struct mw_headers *h)
+{
+	unsigned int max = 3 + (e != NULL ? e->n_fields : 0), i;
+	const char *error;
+
+	i_zero(h);
+	h->mail = mail;
+	h->names = t_new(const char *, max);
+	mw_headers_add(h, "X-Mailwarden-Spam", max);
+	mw_headers_add(h, "X-Mailwarden-Virus", max);
+	if (muser->authserv_id != NULL)
+		mw_headers_add(h, "Authentication-Results", max);
+	for (i = 0; e != NULL && i < e->n_fields; i++)
+		mw_headers_add(h, e->fields[i], max);
+	if (mw_headers_read(h, &error) < 0) {
+		e_error(muser->user->event,
+		        "mailwarden: reading the message header: %s; looking the fields up one "
+		        "by one",
+		        error);
+		return;
+	}
+	h->ok = true;
+	e_debug(muser->user->event, "mailwarden: %u header fields read in one pass", h->n);
+}
+
+/* mw_headers_get - the raw values of field (one h holds): 1 and *values_r, 0 when it does
+   not occur */
+static int mw_headers_get(const struct mw_headers *h, const char *field,
+                          const char *const **values_r)
+{
+	unsigned int i;
+	if (!h->ok)
+		return mail_get_headers(h->mail, field, values_r) <= 0 || (*values_r)[0] == NULL
+		           ? 0
+		           : 1;
+	for (i = 0; i < h->n; i++) {
+		if (strcasecmp(h->names[i], field) != 0)
+			continue;
+		if (array_count(&h->values[i]) <= 1)
+			return 0;
+		*values_r = array_front(&h->values[i]);
+		return 1;
+	}
+	i_unreached();
+}
+
+/* mw_headers_utf8 - the values RFC 2047-decoded to UTF-8 as mail_get_headers_utf8()
+   returns them (Dovecot's index_mail_headers_decode: unfolded, decoded, NULs of the
+   decoding made spaces); NULL when a value is not a parsed header value (data stack) */
+static const char *const *mw_headers_utf8(const struct mw_headers *h, const char *field,
+                                          const char *const *raw)
+{
+	const char **decoded;
+	string_t *str = t_str_new(256);
+	unsigned int n, i;
+
+	if (!h->ok) {
+		const char *const *v;
+		return mail_get_headers_utf8(h->mail, field, &v) <= 0 ? NULL : v;
+	}
+	n = str_array_length(raw);
+	decoded = t_new(const char *, n + 1);
+	for (i = 0; i < n; i++) {
+		const char *in = raw[i], *nl = strchr(in, '\n');
+		if (nl != NULL) {
+			/* unfold: each LF and the LWSP after it become one space */
+			string_t *u = t_str_new(strlen(in));
+			const char *p;
+			for (p = in; *p != '\0'; p++) {
+				if (*p != '\n') {
+					str_append_c(u, *p);
+					continue;
+				}
+				str_append_c(u, ' ');
+				if (p[1] == '\0')
+					break;
+				if (!IS_LWSP(p[1]))
+					return NULL; /* Dovecot calls this corrupted */
+				p++;
+			}
+			in = str_c(u);
+		}
+		str_truncate(str, 0);
+		message_header_decode_utf8((const unsigned char *)in, strlen(in), str, NULL);
+		if (strcmp(str_c(str), in) != 0) {
+			if (strlen(str_c(str)) != str_len(str)) {
+				char *d = str_c_modifiable(str);
+				size_t k;
+				for (k = 0; k < str_len(str); k++)
+					if (d[k] == '\0')
+						d[k] = ' ';
+			}
+			in = t_strdup(str_c(str));
+		}
+		decoded[i] = in;
+	}
+	return decoded;
+}
+
 /* mw_single_header - the only value of field: 1 and *value_r; 0 when absent; -1 when the
    field occurs more than once (the milter deletes every X-Mailwarden-* header that arrives
    and writes at most one of each, so two are not the milter's: none is believed) */
-static int mw_single_header(struct mail *mail, const char *field, const char **value_r)
+static int mw_single_header(const struct mw_headers *h, const char *field, const char **value_r)
 {
 	const char *const *values;
-	if (mail_get_headers(mail, field, &values) <= 0 || values[0] == NULL)
+	if (mw_headers_get(h, field, &values) <= 0)
 		return 0;
 	if (values[1] != NULL)
 		return -1;
@@ -436,7 +703,7 @@ static int mw_single_header(struct mail *mail, const char *field, const char **v
 }
 
 /* mw_header_verdicts - keywords from the milter's headers, read by lib/mw-headers */
-static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
+static void mw_header_verdicts(struct mw_plugin_user *muser, const struct mw_headers *h,
                                struct mw_decision *d)
 {
 	const char *value, *const *values;
@@ -447,7 +714,7 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 	unsigned int n;
 	int ret;
 
-	ret = mw_single_header(mail, "X-Mailwarden-Spam", &value);
+	ret = mw_single_header(h, "X-Mailwarden-Spam", &value);
 	if (ret < 0) {
 		e_warning(muser->user->event,
 		          "mailwarden: X-Mailwarden-Spam ignored: more than one header");
@@ -464,7 +731,7 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 				mw_add_keyword(d, muser->kw_phishing);
 		}
 	}
-	ret = mw_single_header(mail, "X-Mailwarden-Virus", &value);
+	ret = mw_single_header(h, "X-Mailwarden-Virus", &value);
 	if (ret < 0) {
 		e_warning(muser->user->event,
 		          "mailwarden: X-Mailwarden-Virus ignored: more than one header");
@@ -475,8 +742,7 @@ static void mw_header_verdicts(struct mw_plugin_user *muser, struct mail *mail,
 		else if (virus.infected)
 			mw_add_keyword(d, muser->kw_virus);
 	}
-	if (muser->authserv_id == NULL ||
-	    mail_get_headers(mail, "Authentication-Results", &values) <= 0)
+	if (muser->authserv_id == NULL || mw_headers_get(h, "Authentication-Results", &values) <= 0)
 		return;
 	for (n = 0; values[n] != NULL; n++)
 		;
@@ -510,7 +776,7 @@ static bool mw_plain_ascii(const char *const *values)
 }
 
 /* mw_subjects - the occurrences of field in mail as match subjects (data stack) */
-static unsigned int mw_subjects(struct mail *mail, const char *field, bool address,
+static unsigned int mw_subjects(const struct mw_headers *h, const char *field, bool address,
                                 const struct mw_tagrule_subject **subjects_r)
 {
 	const char *const *raw, *const *decoded;
@@ -518,10 +784,10 @@ static unsigned int mw_subjects(struct mail *mail, const char *field, bool addre
 	unsigned int n = 0;
 
 	*subjects_r = NULL;
-	if (mail_get_headers(mail, field, &raw) <= 0)
+	if (mw_headers_get(h, field, &raw) <= 0)
 		return 0;
-	/* the decoded lookup costs as much again and returns the same text for plain ASCII */
-	if (mw_plain_ascii(raw) || mail_get_headers_utf8(mail, field, &decoded) <= 0)
+	/* decoding returns the same text for plain ASCII */
+	if (mw_plain_ascii(raw) || (decoded = mw_headers_utf8(h, field, raw)) == NULL)
 		decoded = raw;
 	subjects = t_new(struct mw_tagrule_subject, MW_MAX_HEADER_VALUES);
 	*subjects_r = subjects;
@@ -559,7 +825,7 @@ static unsigned int mw_subjects(struct mail *mail, const char *field, bool addre
    Each field is read and parsed once, when the first rule on it is evaluated: a header
    lookup on the delivered mail is costly, and a user's rules name the same few fields
    over and over. */
-static void mw_apply_rules(struct mail *mail, const struct mw_rule_cache_entry *e,
+static void mw_apply_rules(const struct mw_headers *h, const struct mw_rule_cache_entry *e,
                            struct mw_plugin_user *muser, struct mw_decision *d)
 {
 	const struct mw_tag_rule *rules;
@@ -583,7 +849,7 @@ static void mw_apply_rules(struct mail *mail, const struct mw_rule_cache_entry *
 			continue;
 		f = &fields[e->field_of[i]];
 		if (!f->parsed) {
-			f->n = mw_subjects(mail, e->fields[e->field_of[i]],
+			f->n = mw_subjects(h, e->fields[e->field_of[i]],
 			                   e->field_is_address[e->field_of[i]], &f->subjects);
 			f->parsed = true;
 		}
@@ -613,82 +879,18 @@ static void mw_apply_rules(struct mail *mail, const struct mw_rule_cache_entry *
 		       work.text_max, work.text_max);
 }
 
-/* mw_all_announced - every field of names was announced when mail was set up */
-static bool mw_all_announced(struct mail *mail, const ARRAY_TYPE(const_string) * names)
-{
-	struct mw_mail *mm =
-	    (struct mw_mail *)MODULE_CONTEXT((struct mail_private *)mail, mw_mail_module);
-	const char *const *n;
-	if (mm == NULL || mm->announced == NULL)
-		return false;
-	array_foreach(names, n)
-	{
-		const char *const *a;
-		bool found = false;
-		for (a = mm->announced; *a != NULL && !found; a++)
-			found = strcasecmp(*a, *n) == 0;
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
-/* mw_want_headers - tell the mail every header field the decision reads, so that the
-   first lookup parses the header once for all of them: a lookup of a field not parsed
-   yet costs a pass over the whole header (data stack) */
-static void mw_want_headers(struct mw_plugin_user *muser, struct mail *mail,
-                            const struct mw_rule_cache_entry *e)
-{
-	ARRAY_TYPE(const_string) names;
-	struct mailbox_header_lookup_ctx *hctx;
-	const char *name;
-	unsigned int i, verdicts;
-
-	t_array_init(&names, 16);
-	name = "X-Mailwarden-Spam";
-	array_push_back(&names, &name);
-	name = "X-Mailwarden-Virus";
-	array_push_back(&names, &name);
-	if (muser->authserv_id != NULL) {
-		name = "Authentication-Results";
-		array_push_back(&names, &name);
-	}
-	verdicts = array_count(&names);
-	for (i = 0; e != NULL && i < e->n_fields; i++) {
-		/* the entry's fields are distinct already: compare with the verdict headers */
-		unsigned int j;
-		for (j = 0; j < verdicts; j++)
-			if (strcasecmp(array_idx_elem(&names, j), e->fields[i]) == 0)
-				break;
-		if (j == verdicts)
-			array_push_back(&names, &e->fields[i]);
-	}
-	if (mw_all_announced(mail, &names)) {
-		/* parsed with lmtp's own pass already: asking again would cost a pass */
-		e_debug(muser->user->event,
-		        "mailwarden: header fields parsed in the delivery's first pass");
-		return;
-	}
-	e_debug(muser->user->event,
-	        "mailwarden: %u header fields wanted, not all announced: one more header pass",
-	        array_count(&names));
-	array_append_zero(&names);
-	hctx = mailbox_header_lookup_init(mail->box, array_front(&names));
-	mail_add_temp_wanted_fields(mail, 0, hctx);
-	mailbox_header_lookup_unref(&hctx);
-}
-
 /* mw_decide - everything the plugin does to one delivered message (data stack) */
 static void mw_decide(struct mw_plugin_user *muser, struct mail *mail, struct mw_decision *d)
 {
 	const struct mw_rule_cache_entry *e;
+	struct mw_headers h;
 
 	i_zero(d);
 	t_array_init(&d->keywords, 8);
 	e = mw_user_rules(muser);
-	mw_want_headers(muser, mail, e);
-	mw_header_verdicts(muser, mail, d);
-	mw_apply_rules(mail, e, muser, d);
+	mw_headers_init(muser, mail, e, &h);
+	mw_header_verdicts(muser, &h, d);
+	mw_apply_rules(&h, e, muser, d);
 	if (d->spam && muser->file_spam)
 		d->mailbox = muser->junk_box;
 }
@@ -1240,75 +1442,7 @@ static void mw_update_keywords(struct mail *_mail, enum modify_type modify_type,
 	}
 }
 
-/* mw_announce_add - add field to the list once, within MW_MAX_ANNOUNCED */
-static void mw_announce_add(ARRAY_TYPE(const_string) * names, const char *field)
-{
-	const char *const *n;
-	if (field == NULL || array_count(names) >= MW_MAX_ANNOUNCED)
-		return;
-	array_foreach(names, n) if (strcasecmp(*n, field) == 0) return;
-	array_push_back(names, &field);
-}
-
-/* mw_announce_fields - the header fields a delivery decision will read: the verdict
-   headers and the fields of every tag rule this process has cached (the recipients'
-   rules are not known yet when the message is set up; the cache holds those of the
-   users delivered to lately). Rebuilt only when the rule cache changed. */
-static const char *const *mw_announce_fields(struct mw_plugin_user *muser)
-{
-	ARRAY_TYPE(const_string) names;
-	size_t i, j, n;
-
-	if (!mw_announce_stale && mw_announce_cache != NULL)
-		return (const char *const *)mw_announce_cache;
-	t_array_init(&names, MW_MAX_ANNOUNCED);
-	mw_announce_add(&names, "X-Mailwarden-Spam");
-	mw_announce_add(&names, "X-Mailwarden-Virus");
-	/* plugin settings are the same for every user of the process */
-	if (muser->authserv_id != NULL)
-		mw_announce_add(&names, "Authentication-Results");
-	for (i = 0; i < MW_RULE_CACHE_SIZE; i++) {
-		const struct mw_rule_cache_entry *e = &mw_rule_cache[i];
-		for (j = 0; e->username != NULL && j < e->count; j++)
-			if (e->rules[j].enabled)
-				mw_announce_add(&names, e->rules[j].field);
-	}
-	if (mw_announce_cache != NULL)
-		for (i = 0; mw_announce_cache[i] != NULL; i++)
-			i_free(mw_announce_cache[i]);
-	i_free(mw_announce_cache);
-	n = array_count(&names);
-	mw_announce_cache = i_new(char *, n + 1);
-	for (i = 0; i < n; i++)
-		mw_announce_cache[i] = i_strdup(array_idx_elem(&names, i));
-	mw_announce_stale = false;
-	return (const char *const *)mw_announce_cache;
-}
-
-/* mw_mail_set_seq - a delivered message being set up: announce the fields the decision
-   will read, so that the first header pass (lmtp's, for its log line) parses them too */
-static void mw_mail_set_seq(struct mail *_mail, uint32_t seq, bool saving)
-{
-	struct mail_private *mail = (struct mail_private *)_mail;
-	struct mw_mail *mm = (struct mw_mail *)MW_MAIL_CONTEXT(mail);
-	struct mw_plugin_user *muser = MW_USER_CONTEXT(_mail->box->storage->user);
-
-	mm->module_ctx.super.set_seq(_mail, seq, saving);
-	if (muser == NULL)
-		return;
-	T_BEGIN
-	{
-		struct mailbox_header_lookup_ctx *hctx;
-		mm->announced = p_strarray_dup(mail->pool, mw_announce_fields(muser));
-		hctx = mailbox_header_lookup_init(_mail->box, mm->announced);
-		mail_add_temp_wanted_fields(_mail, 0, hctx);
-		mailbox_header_lookup_unref(&hctx);
-	}
-	T_END;
-}
-
-/* mw_mail_allocated - hook update_keywords on every mail of a plugin user, and set_seq
-   on the message a delivery reads (a mail of the raw storage lmtp and lda open it in) */
+/* mw_mail_allocated - hook update_keywords on every mail of a plugin user */
 static void mw_mail_allocated(struct mail *_mail)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
@@ -1321,8 +1455,6 @@ static void mw_mail_allocated(struct mail *_mail)
 	mm->module_ctx.super = *v;
 	mail->vlast = &mm->module_ctx.super;
 	v->update_keywords = mw_update_keywords;
-	if (strcmp(_mail->box->storage->name, "raw") == 0)
-		v->set_seq = mw_mail_set_seq;
 	MODULE_CONTEXT_SET_SELF(mail, mw_mail_module, &mm->module_ctx);
 }
 
@@ -1472,7 +1604,7 @@ void mailwarden_plugin_init(struct module *module)
 	mw_dedupe_init(); /* after ours: a re-delivery is skipped before it is decided */
 }
 
-/* mailwarden_plugin_deinit - unregister and free the rule cache */
+/* mailwarden_plugin_deinit - unregister and free the rule cache and the keyword memo */
 void mailwarden_plugin_deinit(void)
 {
 	size_t i;
@@ -1484,8 +1616,6 @@ void mailwarden_plugin_deinit(void)
 	mail_storage_hooks_remove(&mw_mail_storage_hooks);
 	for (i = 0; i < MW_RULE_CACHE_SIZE; i++)
 		mw_rule_cache_clear(&mw_rule_cache[i]);
-	if (mw_announce_cache != NULL)
-		for (i = 0; mw_announce_cache[i] != NULL; i++)
-			i_free(mw_announce_cache[i]);
-	i_free(mw_announce_cache);
+	for (i = 0; i < MWP__COUNT; i++)
+		i_free(mw_valid_keyword[i]);
 }

@@ -33,6 +33,7 @@
  */
 #include "mw-plugin-dovecot.h"
 #include "mail-storage-settings.h"
+#include "mailwarden-plugin.h"
 #include "mw-plugin-dedupe.h"
 
 #include "mw-config.h"
@@ -59,9 +60,7 @@ static unsigned mw_dedupe_window(struct mail_deliver_context *ctx)
 		return (unsigned)n;
 	if (v != NULL && *v != '\0')
 		e_error(ctx->event, "mailwarden: %s: %s; using %s", k->name, err.msg, k->def);
-	if (mw_plugin_key_parse(MWP_DEDUPE_WINDOW, k->def, &n, NULL) < 0)
-		i_panic("mailwarden: bad default %s = %s", k->name, k->def);
-	return (unsigned)n;
+	return (unsigned)mw_plugin_key_default(MWP_DEDUPE_WINDOW);
 }
 
 /* mw_dedupe_key - the key of the delivered message; -1 when it cannot be read */

@@ -11,7 +11,8 @@ restart is not saved again), also when it was filed into Junk, and for each
 of two recipients of one transaction; the same Message-ID through another queue file (another
 Received) is saved twice; a re-delivery after the window is saved; a record that cannot be
 read (cannot tell) saves the message and logs it; a save that failed leaves no record, so the
-retry is saved.
+retry is saved. A second Dovecot with mailwarden_dedupe_window = 0: a re-delivery is saved
+again and no record is written.
 """
 
 import hashlib
@@ -50,17 +51,8 @@ def key_of(text):
     return hashlib.blake2b(text.replace('\r', '').encode(), digest_size=32).hexdigest()
 
 
-class PluginDedupeTest(labcase.DovecotCase):
-    """lib90_mailwarden_plugin.so in the lab's Dovecot, with a short dedupe window."""
-
-    @classmethod
-    def start_lab(cls):
-        cls.store = cls.lab.store()
-        opts = lab_mod.mailwarden_plugin_options(cls.store,
-                                                 mailwarden_dedupe_window='%ds' % WINDOW)
-        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
-
-    # ---- helpers ------------------------------------------------------------------------
+class DedupeHelpers:
+    """DedupeHelpers - users, LMTP delivery, IMAP counts and the log of cls.dovecot."""
 
     def new_user(self):
         user = 'd%s@%s' % (uuid.uuid4().hex[:10], DOMAIN)
@@ -127,6 +119,18 @@ class PluginDedupeTest(labcase.DovecotCase):
         with open(self.dovecot.log_path, errors='replace') as f:
             f.seek(offset)
             return f.read()
+
+
+
+class PluginDedupeTest(DedupeHelpers, labcase.DovecotCase):
+    """lib90_mailwarden_plugin.so in the lab's Dovecot, with a short dedupe window."""
+
+    @classmethod
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        opts = lab_mod.mailwarden_plugin_options(cls.store,
+                                                 mailwarden_dedupe_window='%ds' % WINDOW)
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
 
     # ---- tests --------------------------------------------------------------------------
 
@@ -274,6 +278,32 @@ class PluginDedupeTest(labcase.DovecotCase):
                                                      key_of(text))))
         self.assertEqual(self.deliver([user], text), [250])
         self.assertEqual(self.count(user, pw, tok), 1)
+
+
+class PluginDedupeOffTest(DedupeHelpers, labcase.DovecotCase):
+    """mailwarden_dedupe_window = 0 turns the dedupe off (issue 10): through real Dovecot, a
+    re-delivery of one queue file is saved again and no record is written, while the plugin
+    still decides (the spam verdict files both copies into Junk)."""
+
+    @classmethod
+    def start_lab(cls):
+        cls.store = cls.lab.store()
+        opts = lab_mod.mailwarden_plugin_options(cls.store, mailwarden_dedupe_window='0')
+        cls.dovecot = cls.lab.dovecot(cls.store, **opts)
+
+    def test_window_zero_saves_redelivery_no_record(self):
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        text = message(tok, '2B3C4D5E6F', ['X-Mailwarden-Spam: yes; score=9; required=5'])
+        off = self.log_size()
+        self.assertEqual(self.deliver([user], text), [250])
+        self.assertEqual(self.deliver([user], text), [250])
+        self.assertEqual(self.count(user, pw, tok, 'Junk'), 2)
+        self.assertEqual(self.count(user, pw, tok, 'INBOX'), 0)
+        self.assertFalse(os.path.exists(os.path.join(self.home(user), 'mailwarden-dedupe')))
+        log = self.log_since(off)
+        self.assertNotIn('re-delivery', log)
+        self.assertNotIn('mailwarden_dedupe_window', log)  # 0 is valid, not a bad value
 
 
 if __name__ == '__main__':

@@ -1,7 +1,9 @@
 /* test-dedupe.c - lib/mw-dedupe: which of lmtp's prepended lines are left out of the key
    (table), the key of one queue file delivered twice equal and of two copies of one message
-   different, CR bytes not hashed, and the record: seen within the window, not after it, not
-   when unreadable (cannot tell), swept when old, invalid keys refused. */
+   different, CR bytes not hashed (known answer: BLAKE2b-256 of the text without CRs, over
+   more than one internal buffer of the hash update and fed in pieces), and the record: seen within
+   the window, not after it, not when unreadable (cannot tell), swept when old, invalid keys
+   refused. */
 #include "mw-build.h"
 #include "mw-dedupe.h"
 #include "mw-test.h"
@@ -106,6 +108,36 @@ static void test_keys(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/* test_known_answer - the key is BLAKE2b-256 of the text without its CR bytes (the record
+   names of earlier versions must still be found), also when the text is longer than the
+   update's gathering buffer and arrives in pieces split anywhere */
+static void test_known_answer(void **state)
+{
+	static const size_t pieces[] = {9300, 1, 4095, 4096, 4097, 61, 62, 63};
+	char text[9301], key[MW_DEDUPE_KEY_LEN + 1];
+	struct mw_dedupe_hash h;
+	size_t i, off, used = 0, n;
+	(void)state;
+	for (i = 0; i < 150; i++) {
+		n = (size_t)snprintf(
+		    text + used, sizeof(text) - used,
+		    "line %04zu of the test message, with some words to fill it up\r\n", i);
+		used += n;
+	}
+	assert_int_equal(used, 9300);
+	for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		mw_dedupe_hash_init(&h);
+		for (off = 0; off < used; off += n) {
+			n = pieces[i] < used - off ? pieces[i] : used - off;
+			mw_dedupe_hash_update(&h, text + off, n);
+		}
+		mw_dedupe_hash_final(&h, key);
+		/* python3: hashlib.blake2b(text.replace('\r', '').encode(), digest_size=32) */
+		assert_string_equal(
+		    key, "a42dbcfdb71df54f76ad300dfe4192d322163abd7129f8929b7dd7aa837419bd");
+	}
+}
+
 static void test_record(void **state)
 {
 	char base[64], dir[128], path[256], key[MW_DEDUPE_KEY_LEN + 1],
@@ -179,6 +211,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lmtp_prefix),
 	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_known_answer),
 	    cmocka_unit_test(test_record),
 	};
 	MW_RUN_TESTS(tests);
