@@ -11,14 +11,27 @@
  *     domain ("from:name:", "from:dom:", "from:reg:"), Reply-To / Return-Path / Message-ID
  *     domains, X-Mailer / User-Agent words ("xm:"), Received host hints ("rcvd:" registrable
  *     domains of host names, "rcvd:ip:" /24 of IPv4 addresses), the header field names
- *     present ("h:"), the time zone of Date ("date:tz:"), the words of the first 200 bytes
- *     of every other field ("NAME:word"), the Content-Type / charset / transfer encoding
- *     of every part;
+ *     present ("h:"), the time zone of Date and of every other "...-Date" field
+ *     ("date:tz:"), the words of the first 200 bytes of every other field ("NAME:word";
+ *     in To and Cc without the recipients' addresses), the Content-Type / charset /
+ *     transfer encoding of every part;
  *   - attachments: "att:ext:" and "att:ct:";
  *   - URLs: scheme, host, registrable domain (libpsl), "url:ip" for a literal address,
  *     words of the path and query;
  *   - mw-mime flags: "mime:hidden", "mime:htmlonly", "mime:truncated", "mime:badcharset",
  *     "mime:badutf8", "mime:unparsed".
+ *
+ * Not tokens at all (not even "h:"): the fields the receiving side writes once the sender
+ * is done (receiver_field: delivery trace such as Delivered-To and Delivery-Date, the mail
+ * store's bookkeeping such as Status, X-Status, X-Keywords, X-UID, and our own
+ * X-Mailwarden-* verdicts). The milter scores a message before any of them exists; they
+ * appear only in a stored copy that is learned (the Dovecot plugin, mailwardenctl learn
+ * on a mailbox), and there they say where, when and in which folder the copy was kept,
+ * which is the label itself, not what the sender wrote. Likewise the recipients' own
+ * addresses in To and Cc: in a model shared by every user they would teach "mail for
+ * this user is spam" to whoever receives (and reports) much spam, against that user's ham.
+ * Dates say when a message was sent, not what it is: of every date field only the time
+ * zone is kept.
  *
  * The public suffix list is loaded once per process (psl_latest, else libpsl's built-in
  * list, else the last two labels are used) and kept for the process's life.
@@ -202,6 +215,7 @@ struct words {
 	struct mw_tokens *t;
 	const char *prefix;
 	bool bigrams;
+	bool no_addresses; /* words holding an '@' are not tokens (recipients) */
 	char prev[MW_TOKEN_TEXT_MAX + 1];
 	size_t prev_len;
 };
@@ -221,6 +235,10 @@ static void word(struct words *w, const char *s, size_t len)
 		len--;
 	if (len == 0)
 		return;
+	if (w->no_addresses && memchr(s, '@', len) != NULL) {
+		w->prev_len = 0;
+		return;
+	}
 	if (len > 4 * WORD_MAX) {
 		char skip[32];
 		int sl =
@@ -263,8 +281,9 @@ static void word(struct words *w, const char *s, size_t len)
 	}
 }
 
-/* words - every whitespace-separated word of a UTF-8 text */
-static void words(struct mw_tokens *t, const char *prefix, const char *s, size_t len, bool bigrams)
+/* words_of - every whitespace-separated word of a UTF-8 text (no_addresses: but addresses) */
+static void words_of(struct mw_tokens *t, const char *prefix, const char *s, size_t len,
+                     bool bigrams, bool no_addresses)
 {
 	struct words w;
 	size_t i = 0;
@@ -272,6 +291,7 @@ static void words(struct mw_tokens *t, const char *prefix, const char *s, size_t
 	w.t = t;
 	w.prefix = prefix;
 	w.bigrams = bigrams;
+	w.no_addresses = no_addresses;
 	while (i < len) {
 		size_t start;
 		while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
@@ -284,6 +304,55 @@ static void words(struct mw_tokens *t, const char *prefix, const char *s, size_t
 		if (t->count >= MW_TOKENS_MAX)
 			return;
 	}
+}
+
+/* words - every whitespace-separated word of a UTF-8 text */
+static void words(struct mw_tokens *t, const char *prefix, const char *s, size_t len, bool bigrams)
+{
+	words_of(t, prefix, s, len, bigrams, false);
+}
+
+/* Header fields the receiving side writes (see the file comment): never tokens. */
+static const char *const receiver_fields[] = {
+    "Delivered-To",
+    "X-Original-To",
+    "Envelope-To",
+    "X-Envelope-To",
+    "X-Apparently-To",
+    "X-Delivered-To",
+    "Delivery-Date",
+    "Status",
+    "X-Status",
+    "X-Keywords",
+    "X-UID",
+    "X-UIDL",
+    "X-IMAP",
+    "X-IMAPbase",
+    "X-Mozilla-Status",
+    "X-Mozilla-Status2",
+    "X-Mozilla-Keys",
+    "Lines",
+    "Content-Length",
+};
+
+/* receiver_field - a field written by the receiving side, not by the sender */
+static bool receiver_field(const char *name)
+{
+	size_t i;
+	if (mw_ascii_strncasecmp(name, "X-Mailwarden-", 13) == 0)
+		return true;
+	for (i = 0; i < MW_N_ELEMENTS(receiver_fields); i++)
+		if (mw_ascii_strcasecmp(name, receiver_fields[i]) == 0)
+			return true;
+	return false;
+}
+
+/* date_field - Date and every "...-Date" field (Resent-Date, X-Original-Date, ...) */
+static bool date_field(const char *name)
+{
+	size_t n = strlen(name);
+	return mw_ascii_strcasecmp(name, "Date") == 0 ||
+	       (n > 5 && mw_ascii_strcasecmp(name + n - 5, "-Date") == 0);
 }
 
 /* registrable - the registrable domain of a lower-case host name (or the last two labels) */
@@ -422,8 +491,9 @@ static void received_tokens(struct mw_tokens *t, const char *v)
 			if (!alpha || host[hl - 1] == '.')
 				continue;
 			p = strrchr(host, '.');
-			if (strspn(p + 1, "0123456789") == strlen(p + 1))
-				continue; /* a version number, not a host name */
+			if (strspn(p + 1, "abcdefghijklmnopqrstuvwxyz") != strlen(p + 1) &&
+			    strncmp(p + 1, "xn--", 4) != 0)
+				continue; /* a version ("1.0.63s", "v1.1b"), not a host name */
 			adds(t, "rcvd:", registrable(host));
 		}
 	}
@@ -491,6 +561,8 @@ void mw_tokenize(const struct mw_mime_msg *m, unsigned flags, struct mw_tokens *
 		const char *name = m->headers[i].name, *v = m->headers[i].value, *d;
 		char lname[48];
 		size_t dl;
+		if (receiver_field(name))
+			continue;
 		if (strlen(name) < sizeof(lname)) {
 			mw_strlcpy(lname, name, sizeof(lname));
 			mw_ascii_lower(lname);
@@ -518,16 +590,19 @@ void mw_tokenize(const struct mw_mime_msg *m, unsigned flags, struct mw_tokens *
 		} else if (mw_ascii_strcasecmp(name, "Received") == 0) {
 			if (received++ < 8)
 				received_tokens(t, v);
-		} else if (mw_ascii_strcasecmp(name, "Date") == 0) {
+		} else if (date_field(name)) {
 			const char *tz = strrchr(v, ' ');
 			if (tz != NULL && (tz[1] == '+' || tz[1] == '-'))
 				adds(t, "date:tz:", tz + 1);
 		} else if (strlen(name) < sizeof(lname) - 2) {
-			/* any other field: its first words, prefixed with its name */
+			/* any other field: its first words, prefixed with its name (in To and Cc
+			   not the recipients' addresses) */
 			char pfx[sizeof(lname) + 1];
 			size_t vl = strlen(v);
 			snprintf(pfx, sizeof(pfx), "%s:", lname);
-			words(t, pfx, v, vl > 200 ? 200 : vl, false);
+			words_of(t, pfx, v, vl > 200 ? 200 : vl, false,
+			         mw_ascii_strcasecmp(name, "To") == 0 ||
+			             mw_ascii_strcasecmp(name, "Cc") == 0);
 		}
 	}
 	if (mw_mime_header(m, "Message-ID") == NULL)

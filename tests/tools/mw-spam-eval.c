@@ -27,6 +27,9 @@
  * judged, while the global model learns the corpus labels (user_learn_global = no).
  * --max-tokens N: after each fold's training, token expiry by size down to N rows (the
  * least useful first, as [classifier] max_tokens), then scoring: "expired FOLD N BEFORE".
+ * --explain N: for every held-out ham the whole scorer puts at or over spam_score (a false
+ * positive), "explain FOLD PATH" and its N strongest known tokens (mw_classifier_explain:
+ * by |logistic weight|) as "clue FOLD NSPAM NHAM F WEIGHT TEXT" (F: Robinson's f(w)).
  */
 #include "mw-build.h"
 #include "mw-classify.h"
@@ -121,6 +124,23 @@ static bool user_label(const struct item *it, bool flip_user)
 	return it->spam || (flip_user && it->user == 0 && strstr(it->path, "hard-ham") != NULL);
 }
 
+/* explain_message - --explain: a false positive's strongest known tokens */
+static void explain_message(mw_classifier *c, unsigned fold, const struct item *it, unsigned max)
+{
+	struct mw_classifier_clue *clues = mw_calloc(max, sizeof(*clues));
+	mw_error err = {""};
+	size_t k, n;
+	printf("explain %u %s\n", fold, it->path);
+	if (mw_classifier_explain(c, it->data, it->len, clues, max, &n, &err) < 0)
+		fprintf(stderr, "mw-spam-eval: explain %s: %s\n", it->path, err.msg);
+	else
+		for (k = 0; k < n; k++)
+			printf("clue %u %lld %lld %.3f %.3f %s\n", fold, (long long)clues[k].nspam,
+			       (long long)clues[k].nham, clues[k].prob, clues[k].weight,
+			       clues[k].text);
+	free(clues);
+}
+
 /* per_user_fold - --users: train each user's model on its training messages, score the
    held-out fold for each message's user at several user weights */
 static int per_user_fold(mw_store *store, mw_classifier *g, const struct mw_classifier_settings *gs,
@@ -201,7 +221,7 @@ int main(int argc, char **argv)
 	unsigned long scored[3] = {0, 0, 0}, scored_whole = 0;
 	struct mw_spam_settings spam;
 	bool folds_out = false, flip_user = false;
-	unsigned users = 0;
+	unsigned users = 0, explain = 0;
 	const char *tmpdir, *list;
 	char line[4096];
 	FILE *f;
@@ -231,6 +251,8 @@ int main(int argc, char **argv)
 			set.max_tokens = atoll(argv[++a]);
 		else if (strcmp(argv[a], "--flip-user") == 0)
 			flip_user = true;
+		else if (strcmp(argv[a], "--explain") == 0 && a + 1 < argc)
+			explain = (unsigned)atoi(argv[++a]);
 		else if (strcmp(argv[a], "--folds-out") == 0)
 			folds_out = true;
 		else if (strcmp(argv[a], "--no-bigrams") == 0)
@@ -392,6 +414,8 @@ int main(int argc, char **argv)
 				scored_whole++;
 				printf("whole %u %s %ld %s\n", fold, items[i].spam ? "spam" : "ham",
 				       res.score, res.tests[0] != '\0' ? res.tests : "-");
+				if (explain > 0 && !items[i].spam && res.score >= spam.required)
+					explain_message(c, fold, &items[i], explain);
 			}
 		}
 		mw_classifier_close(&c);

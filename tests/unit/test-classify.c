@@ -230,6 +230,54 @@ static void test_ham_learns_faster(void **state)
 	assert_true(-wh > 1.45 * ws);
 }
 
+/* with_field - FIELD (a header line) in front of a synthetic message */
+static char *with_field(const char *field, bool spam, unsigned id)
+{
+	char *m = make_msg(spam, id);
+	mw_str s;
+	mw_str_init(&s, 0);
+	mw_str_appends(&s, field);
+	mw_str_appends(&s, m);
+	free(m);
+	return mw_str_steal(&s);
+}
+
+/* The stored copies users train on carry our own verdict (X-Mailwarden-Spam) and the mail
+   store's fields; the milter scores the message as received, where a sender can write
+   them. Learned from stored copies, they must not move a score. */
+static void test_forged_verdict_header(void **state)
+{
+	struct fixture *f = *state;
+	mw_error err = {""};
+	unsigned i;
+	double plain, forged;
+	char *m;
+	for (i = 0; i < 60; i++) {
+		m = with_field("X-Mailwarden-Spam: yes; score=7.00; tests=BAYES_99\r\n"
+		               "X-Keywords: $Junk\r\nDelivered-To: bob@example.net\r\n",
+		               true, i);
+		assert_int_equal(mw_classifier_learn(f->c, m, strlen(m), true, NULL, &err), 0);
+		free(m);
+		m = with_field("X-Mailwarden-Spam: no; score=-1.50; tests=BAYES_00\r\n"
+		               "X-Keywords: NonJunk\r\nDelivered-To: alice@example.net\r\n",
+		               false, i);
+		assert_int_equal(mw_classifier_learn(f->c, m, strlen(m), false, NULL, &err), 0);
+		free(m);
+	}
+	rng = 0xfeedbeef;
+	m = make_msg(true, 5000);
+	assert_int_equal(mw_classifier_score(f->c, m, strlen(m), &plain, &err), 0);
+	free(m);
+	rng = 0xfeedbeef; /* the same message, with a forged verdict and store fields */
+	m = with_field("X-Mailwarden-Spam: no; score=-1.50; tests=BAYES_00\r\n"
+	               "X-Keywords: NonJunk\r\nDelivered-To: alice@example.net\r\n",
+	               true, 5000);
+	assert_int_equal(mw_classifier_score(f->c, m, strlen(m), &forged, &err), 0);
+	free(m);
+	assert_true(plain > 0.5);
+	assert_true(fabs(forged - plain) < 1e-9);
+}
+
 static void test_dedupe_and_flip(void **state)
 {
 	struct fixture *f = *state;
@@ -508,6 +556,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_too_little_training, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_separates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_combined_is_sharpened_mean, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_forged_verdict_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ham_learns_faster, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dedupe_and_flip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_round_trip_and_refresh, setup, teardown),

@@ -69,6 +69,162 @@ static void test_golden_plain_ham(void **state)
 	golden("plain-ham");
 }
 
+/* tokens_of - the sorted token texts of a message, one a line */
+static char *tokens_of(const char *raw)
+{
+	struct mw_mime_msg *m = NULL;
+	struct mw_tokens t;
+	mw_error err = {""};
+	mw_str got;
+	size_t i;
+	assert_int_equal(mw_mime_parse(raw, strlen(raw), NULL, &m, &err), 0);
+	mw_tokens_init(&t, true);
+	mw_tokenize(m, MW_TOK_BIGRAMS, &t);
+	qsort(t.text, t.count, sizeof(*t.text), cmp_str);
+	mw_str_init(&got, 0);
+	for (i = 0; i < t.count; i++) {
+		mw_str_appends(&got, t.text[i]);
+		mw_str_appendc(&got, '\n');
+	}
+	mw_tokens_free(&t);
+	mw_mime_free(&m);
+	return mw_str_steal(&got);
+}
+
+/* has_line - TEXT (one token a line) holds the token exactly */
+static bool has_line(const char *text, const char *tok)
+{
+	size_t n = strlen(tok);
+	const char *p = text;
+	while ((p = strstr(p, tok)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[n] == '\n')
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+#define BODY "\r\nHello Bob, the quarterly figures are attached as promised.\r\n"
+
+static void test_receiver_fields(void **state)
+{
+	/* what the receiving side writes (delivery trace, the mail store's flags and
+	   keywords, our own verdicts) says where and in which folder a copy was kept, not
+	   what the sender wrote: a stored copy learned from a mailbox tokenizes as the
+	   message did when the milter scored it */
+	static const char sent[] = "From: Alice <alice@example.org>\r\n"
+	                           "Subject: figures\r\n"
+	                           "Date: Tue, 7 May 2002 09:37:01 -0500\r\n"
+	                           "Message-ID: <f1@example.org>\r\n" BODY;
+	static const char stored[] = "Return-Path: <alice@example.org>\r\n"
+	                             "Delivered-To: bob@example.net\r\n"
+	                             "X-Original-To: bob@example.net\r\n"
+	                             "Delivery-Date: Tue May  7 15:40:00 2002\r\n"
+	                             "X-Mailwarden-Spam: no; score=-1.50; tests=BAYES_00\r\n"
+	                             "X-Mailwarden-Virus: clean\r\n"
+	                             "From: Alice <alice@example.org>\r\n"
+	                             "Subject: figures\r\n"
+	                             "Date: Tue, 7 May 2002 09:37:01 -0500\r\n"
+	                             "Message-ID: <f1@example.org>\r\n"
+	                             "Status: RO\r\n"
+	                             "X-Status: A\r\n"
+	                             "X-Keywords: $Junk NonJunk\r\n"
+	                             "X-UID: 42\r\n"
+	                             "Content-Length: 63\r\n"
+	                             "Lines: 1\r\n" BODY;
+	char *a, *b;
+	(void)state;
+	a = tokens_of(sent);
+	b = tokens_of(stored);
+	/* the stored copy adds only its Return-Path (the envelope sender: the sender's) */
+	assert_true(has_line(b, "h:return-path"));
+	assert_true(has_line(b, "retpath:reg:example.org"));
+	assert_false(has_line(b, "h:delivered-to"));
+	assert_false(has_line(b, "h:x-keywords"));
+	assert_false(has_line(b, "h:x-mailwarden-spam"));
+	assert_false(has_line(b, "x-mailwarden-spam:no"));
+	assert_false(has_line(b, "delivery-date:may"));
+	{
+		char *c = b;
+		/* drop the Return-Path tokens, the rest is the sent message's */
+		mw_str rest;
+		mw_str_init(&rest, 0);
+		while (*c != '\0') {
+			size_t n = strcspn(c, "\n");
+			if (!(n >= 8 && (strncmp(c, "retpath:", 8) == 0 ||
+			                 strncmp(c, "h:return-path", 13) == 0))) {
+				mw_str_append(&rest, c, n);
+				mw_str_appendc(&rest, '\n');
+			}
+			c += n + (c[n] == '\n');
+		}
+		assert_string_equal(rest.buf, a);
+		mw_str_free(&rest);
+	}
+	free(a);
+	free(b);
+}
+
+static void test_recipient_addresses(void **state)
+{
+	/* the recipients' own addresses are not tokens (a model shared by all users would
+	   learn who receives much spam); the rest of To and Cc is */
+	char *t = tokens_of("From: Alice <alice@example.org>\r\n"
+	                    "To: \"Bob Builder\" <bob@example.net>, undisclosed-recipients:;\r\n"
+	                    "Cc: carol@example.com\r\n"
+	                    "Subject: figures\r\n" BODY);
+	(void)state;
+	assert_true(has_line(t, "to:builder"));
+	assert_true(has_line(t, "to:skip:u:20")); /* undisclosed-recipients */
+	assert_true(has_line(t, "h:cc"));
+	assert_null(strstr(t, "to:bob@"));
+	assert_null(strstr(t, "example.net"));
+	assert_null(strstr(t, "cc:carol"));
+	assert_null(strstr(t, "example.com"));
+	/* the sender's address still counts */
+	assert_true(has_line(t, "from:reg:example.org"));
+	free(t);
+}
+
+static void test_date_fields(void **state)
+{
+	/* of every date field only the time zone: the day and month say when, not what */
+	char *t = tokens_of("From: Alice <alice@example.org>\r\n"
+	                    "Date: Tue, 7 May 2002 09:37:01 -0500\r\n"
+	                    "X-Original-Date: Mon, 6 May 2002 23:01:00 +0200\r\n"
+	                    "Resent-Date: Wed, 8 May 2002 10:00:00 +0000\r\n"
+	                    "Subject: figures\r\n" BODY);
+	(void)state;
+	assert_true(has_line(t, "date:tz:-0500"));
+	assert_true(has_line(t, "date:tz:+0200"));
+	assert_true(has_line(t, "date:tz:+0000"));
+	assert_true(has_line(t, "h:x-original-date"));
+	assert_null(strstr(t, "may"));
+	assert_null(strstr(t, "2002"));
+	free(t);
+}
+
+static void test_received_versions(void **state)
+{
+	/* "rcvd:" is for host names: a software version with a letter in it is none */
+	char *t = tokens_of("Received: from www.example.com (209.238.222.187)\r\n"
+	                    "\tby mail01d.rapidsite.net (RS ver 1.0.63s) with SMTP id 1;\r\n"
+	                    "\tFri, 23 Aug 2002 07:17:57 -0400\r\n"
+	                    "Received: from x.example.org by relay.example.xn--p1ai "
+	                    "(Mailer v1.1b); Fri, 23 Aug 2002 07:17:57 -0400\r\n"
+	                    "From: Alice <alice@example.org>\r\n"
+	                    "Subject: figures\r\n" BODY);
+	(void)state;
+	assert_true(has_line(t, "rcvd:rapidsite.net"));
+	assert_true(has_line(t, "rcvd:example.com"));
+	assert_true(has_line(t, "rcvd:ip:209.238.222"));
+	assert_true(has_line(t, "rcvd:example.xn--p1ai"));
+	assert_false(has_line(t, "rcvd:0.63s"));
+	assert_false(has_line(t, "rcvd:1.0.63s"));
+	assert_false(has_line(t, "rcvd:v1.1b"));
+	free(t);
+}
+
 static void test_set(void **state)
 {
 	struct mw_tokens t;
@@ -109,6 +265,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_golden_html_spam),
 	    cmocka_unit_test(test_golden_plain_ham),
+	    cmocka_unit_test(test_receiver_fields),
+	    cmocka_unit_test(test_recipient_addresses),
+	    cmocka_unit_test(test_date_fields),
+	    cmocka_unit_test(test_received_versions),
 	    cmocka_unit_test(test_set),
 	    cmocka_unit_test(test_stable_hash),
 	};
