@@ -329,6 +329,37 @@ class PluginTest(labcase.DovecotCase):
                          flags & {'folded1', 'folded2', 'second', 'first', 'team', 'empty',
                                   'nocolon', '$Junk'})
 
+    def test_rules_see_fields_past_the_in_memory_header_limit(self):
+        """The one-pass header reader parses a header block from memory when the stream's
+        buffer holds all of it, else from the stream (a block over 256 KiB, over lmtp's
+        buffer, or one that never ends): a rule field after ~252 KiB and after ~297 KiB of
+        other fields is seen, and so is one in a message that is all header (no empty line,
+        no body), each by the one-pass reader, not by the per-field fallback. (With the
+        stream path broken all three fail: lmtp's buffer is smaller than 252 KiB.)"""
+        user, pw = self.new_user()
+        self.add_rule(user, 'X-Team', 'exact', 'blue', keyword='team')
+        line = 'X-Filler-%04d: ' + 'f' * 1000
+        toks = {}
+        offset = self.log_size()
+        for label, count in (('under', 254), ('over', 300)):
+            toks[label] = uuid.uuid4().hex
+            filler = [line % i for i in range(count)]
+            self.deliver(user, message(toks[label], filler + ['X-Team: blue']))
+        toks['headonly'] = uuid.uuid4().hex
+        self.deliver(user, message(toks['headonly'], ['X-Team: blue']).split('\r\n\r\n')[0]
+                     + '\r\n')
+        # each of the three read by the one-pass reader, none by the fallback
+        lab_mod.wait_until(lambda: self.log_since(offset).count('mailwarden: reading the '
+                                                               'message header') +
+                           self.log_since(offset).count('header fields read in one pass') >= 3,
+                           30, 'the plugin logging how it read three headers')
+        log = self.log_since(offset)
+        self.assertEqual(log.count('header fields read in one pass'), 3, log[-2000:])
+        self.assertNotIn('looking the fields up one by one', log)
+        m = self.imap(user, pw)
+        for label, tok in toks.items():
+            self.assertIn('team', self.flags_in(m, 'INBOX', tok), label)
+
     def test_costly_rules_capped_and_budgeted(self):
         """Issue 16 item 5: five glob rules "*???...?b" against five 100 KB Subject headers
         took 2.7 s of CPU per delivery with the backtracking matcher. Now matching is
