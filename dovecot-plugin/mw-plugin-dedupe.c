@@ -55,7 +55,8 @@ static unsigned mw_dedupe_window(struct mail_deliver_context *ctx)
 	const struct mw_config_key *k = &mw_plugin_keys[MWP_DEDUPE_WINDOW];
 	const char *v = mail_user_plugin_getenv(ctx->rcpt_user, k->name);
 	long long n = 0;
-	mw_error err = {""};
+	mw_error err;
+	err.msg[0] = '\0';
 	if (v != NULL && *v != '\0' && mw_plugin_key_parse(MWP_DEDUPE_WINDOW, v, &n, &err) == 0)
 		return (unsigned)n;
 	if (v != NULL && *v != '\0')
@@ -119,10 +120,11 @@ static int mw_dedupe_deliver(struct mail_deliver_context *ctx, struct mail_stora
 	char key[MW_DEDUPE_KEY_LEN + 1];
 	const char *home = NULL, *dir = NULL, *error;
 	unsigned window = mw_dedupe_window(ctx);
-	mw_error err = {""};
+	mw_error err;
 	time_t saved;
 	int ret;
 
+	err.msg[0] = '\0';
 	if (window > 0 && mail_user_get_home(ctx->rcpt_user, &home) > 0 && home != NULL &&
 	    *home != '\0') {
 		dir = t_strconcat(home, "/mailwarden-dedupe", NULL);

@@ -297,7 +297,22 @@ static bool seg_at(const struct tr_prog *g, const struct tr_seg *s, const char *
 	return true;
 }
 
-/* kmp_find - leftmost start of the literal core p[0..c) in t[from..to), or -1 */
+/* first_start - the offset in t[0..n) of the first byte whose lower case is p0 (lower
+   case already), n for none (memchr: the C library's vectorised search) */
+static size_t first_start(const char *t, size_t n, char p0)
+{
+	const char *a = memchr(t, p0, n), *b = NULL;
+	if (p0 >= 'a' && p0 <= 'z')
+		b = memchr(t, p0 - 'a' + 'A', a != NULL ? (size_t)(a - t) : n);
+	if (b != NULL)
+		return (size_t)(b - t);
+	return a != NULL ? (size_t)(a - t) : n;
+}
+
+/* kmp_find - leftmost start of the literal core p[0..c) in t[from..to), or -1. While
+   nothing of the core is matched (q == 0) a byte that cannot start it costs one step and
+   changes nothing, so the run of such bytes is skipped with one search and counted as
+   the loop would count it: the steps are those of the plain loop. */
 static ptrdiff_t kmp_find(const char *p, size_t c, const uint16_t *fail, const char *t, size_t from,
                           size_t to, struct mw_tagrule_work *w)
 {
@@ -305,7 +320,15 @@ static ptrdiff_t kmp_find(const char *p, size_t c, const uint16_t *fail, const c
 	uint64_t steps = 0;
 	ptrdiff_t found = -1;
 	for (i = from; i < to; i++) {
-		char ch = lower(t[i]);
+		char ch;
+		if (q == 0) {
+			size_t skip = first_start(t + i, to - i, p[0]);
+			steps += skip;
+			i += skip;
+			if (i == to)
+				break;
+		}
+		ch = lower(t[i]);
 		while (q > 0 && p[q] != ch) {
 			q = fail[q - 1];
 			steps++;

@@ -602,6 +602,90 @@ static void test_prepared(void **state)
 	free(big);
 }
 
+/* ref_kmp_steps - Knuth-Morris-Pratt over t for p, ASCII case-insensitive, counted as
+   lib/mw-tagrule.c counts it (one step per text byte and per fall-back); the plain loop
+   the skip in kmp_find must count exactly like. *found_r: whether p occurs. */
+static uint64_t ref_kmp_steps(const char *p, const char *t, bool *found_r)
+{
+	size_t c = strlen(p), n = strlen(t), i, k = 0, q = 0, fail[64];
+	uint64_t steps = 0;
+	assert_true(c > 0 && c <= 64);
+	fail[0] = 0;
+	for (i = 1; i < c; i++) {
+		while (k > 0 && p[i] != p[k])
+			k = fail[k - 1];
+		if (p[i] == p[k])
+			k++;
+		fail[i] = k;
+	}
+	*found_r = false;
+	for (i = 0; i < n; i++) {
+		char ch = t[i] >= 'A' && t[i] <= 'Z' ? (char)(t[i] - 'A' + 'a') : t[i];
+		while (q > 0 && p[q] != ch) {
+			q = fail[q - 1];
+			steps++;
+		}
+		steps++;
+		if (p[q] == ch && ++q == c) {
+			*found_r = true;
+			break;
+		}
+	}
+	return steps;
+}
+
+/* test_substring_steps - a substring rule decides and counts its steps as the plain
+   Knuth-Morris-Pratt loop does (issue 10: kmp_find skips the bytes that cannot start a
+   match in one search; the budget must see the same count): random texts and values over
+   a small alphabet, so partial matches and fall-backs are common */
+static void test_substring_steps(void **state)
+{
+	static const char text_chars[] = "aAbB.c";
+	static const char value_chars[] = "ab.";
+	uint32_t x = 88172645u;
+	char text[48], value[8];
+	size_t iter, i, n, c;
+	(void)state;
+	for (iter = 0; iter < 20000; iter++) {
+		struct mw_tagrule_subject s = {text, NULL, 0};
+		struct mw_tag_rule r = {0};
+		struct mw_tagrule_work w = {0};
+		struct mw_tagrule_prep *prep;
+		uint64_t want;
+		bool found, m;
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		n = x % (sizeof(text) - 1);
+		c = 1 + (x >> 8) % (sizeof(value) - 1);
+		for (i = 0; i < n; i++) {
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			text[i] = text_chars[x % (sizeof(text_chars) - 1)];
+		}
+		text[n] = '\0';
+		for (i = 0; i < c; i++) {
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			value[i] = value_chars[x % (sizeof(value_chars) - 1)];
+		}
+		value[c] = '\0';
+		r.field = (char *)"Subject";
+		r.match = MW_TAGRULE_SUBSTRING;
+		r.value = value;
+		r.keyword = (char *)"k";
+		r.enabled = true;
+		want = c + n; /* compiling, measuring the text */
+		found = false;
+		if (c <= n)
+			want += ref_kmp_steps(value, text, &found);
+		prep = mw_tagrule_prepare(&r);
+		assert_non_null(prep);
+		m = mw_tagrule_matches_prep(&r, prep, false, &s, 1, &w);
+		mw_tagrule_prep_free(prep);
+		if (m != found || w.steps != want)
+			fail_msg("\"%s\" in \"%s\": match %d (want %d), steps %llu (want %llu)",
+			         value, text, m, found, (unsigned long long)w.steps,
+			         (unsigned long long)want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -616,6 +700,7 @@ int main(void)
 	    cmocka_unit_test(test_glob_linear),
 	    cmocka_unit_test(test_cap_and_budget),
 	    cmocka_unit_test(test_prepared),
+	    cmocka_unit_test(test_substring_steps),
 	};
 	MW_RUN_TESTS(tests);
 }
