@@ -12,9 +12,10 @@
  * MAILBOX_FLAG_POST_SESSION; our copy override merges those keywords into the save
  * context (deciding itself when no hook call came before, e.g. a second save of the same
  * message). The fields a decision reads (the verdict headers and the rules' fields) are
- * read in one pass over the message's header with Dovecot's own header parser and the
- * flags Dovecot's mail parsing uses, each value as mail_get_headers() would return it:
- * cheaper than announcing them to the raw mail's cache and looking each up there. The
+ * read in one pass over the message's header block, held in memory and read as Dovecot's
+ * own header parser reads it (mw-plugin-header.c; Dovecot's parser itself for a block over
+ * 256 KiB), each value as mail_get_headers() would return it: cheaper than announcing them
+ * to the raw mail's cache and looking each up there. The
  * rule cache is prepared when it is filled (the distinct fields, each rule's field and
  * value compiled), and our Authentication-Results is read for its summary only, so a
  * delivery's own work is that pass and the matching itself (bench/README.md, "Dovecot

@@ -23,8 +23,8 @@
  * be read to compute its key): the message is saved and the error logged. A save that
  * fails leaves no record, so Postfix's retry saves it. The key is per user (HOME), not per
  * mailbox: a message filed into Junk or a rule's mailbox is found whatever mailbox holds it.
- * When lib-lda falls back to INBOX after the default mailbox refused the save, that save is
- * not recorded (a later re-delivery could duplicate it).
+ * When the default mailbox refuses the save (not temporarily), the hook saves into INBOX
+ * itself as lib-lda would next, so that save is recorded too.
  *
  * Public: mw_dedupe_init, mw_dedupe_deinit (mw-plugin-dedupe.h).
  *
@@ -158,11 +158,18 @@ static int mw_dedupe_deliver(struct mail_deliver_context *ctx, struct mail_stora
 	ret = mw_dedupe_next != NULL ? mw_dedupe_next(ctx, storage_r) : -1;
 	if (dir == NULL)
 		return ret;
-	if (!ctx->saved_mail && ret <= 0 && !ctx->tried_default_save &&
-	    !mw_dedupe_tempfailed(ctx, *storage_r)) {
-		/* what lib-lda would do next, done here to learn that the save committed */
-		if (mw_dedupe_save(ctx, ctx->rcpt_default_mailbox, 0, NULL, storage_r) < 0)
-			return -1; /* lib-lda goes on: INBOX when the default was another mailbox */
+	if (!ctx->saved_mail && ret <= 0 && !mw_dedupe_tempfailed(ctx, *storage_r)) {
+		/* what lib-lda's mail_do_deliver would do next, done here to learn that the save
+		   committed: the default mailbox unless a hook tried it, then INBOX when the
+		   default is another mailbox and did not fail temporarily */
+		ret = -1;
+		if (!ctx->tried_default_save)
+			ret = mw_dedupe_save(ctx, ctx->rcpt_default_mailbox, 0, NULL, storage_r);
+		if (ret < 0 && !mw_dedupe_tempfailed(ctx, *storage_r) &&
+		    strcasecmp(ctx->rcpt_default_mailbox, "INBOX") != 0)
+			ret = mw_dedupe_save(ctx, "INBOX", 0, NULL, storage_r);
+		if (ret < 0)
+			return -1; /* lib-lda tries nothing else after both */
 		ret = 1;
 	}
 	if (ctx->saved_mail &&

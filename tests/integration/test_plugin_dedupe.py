@@ -169,6 +169,27 @@ class PluginDedupeTest(DedupeHelpers, labcase.DovecotCase):
         self.assertEqual(self.count(user, pw, tok, 'Junk'), 1)
         self.assertEqual(self.count(user, pw, tok, 'INBOX'), 0)
 
+    def test_default_mailbox_refused_inbox_save_recorded(self):
+        # a rule files the message into a mailbox Dovecot refuses to create (an empty
+        # hierarchy level: not a temporary failure), so the message lands in INBOX as
+        # lib-lda's fallback would put it; that save is recorded like any other, so the
+        # re-delivery of the queue file is not saved again (issue 10: it was saved twice)
+        user, pw = self.new_user()
+        tok = uuid.uuid4().hex
+        self.store.ctl('tag-rule', 'add', user, '--field', 'Subject', '--match',
+                       'substring', '--value', tok, '--mailbox', 'Bad//Name')
+        text = message(tok, '3C4D5E6F7A')
+        off = self.log_size()
+        self.assertEqual(self.deliver([user], text), [250])
+        self.assertEqual(self.count(user, pw, tok, 'INBOX'), 1)
+        self.assertTrue(os.path.exists(os.path.join(self.home(user), 'mailwarden-dedupe',
+                                                    key_of(text))))
+        self.assertEqual(self.deliver([user], text), [250])
+        self.assertEqual(self.count(user, pw, tok, 'INBOX'), 1)
+        log = self.log_since(off)
+        self.assertIn('Bad//Name', log)  # the refused save, so the fallback was exercised
+        self.assertIn('answered as delivered, not saved again', log)
+
     def test_two_recipients_each_once(self):
         # lmtp saves the second recipient's copy from the first one's saved mail (LF line
         # ends): the key is the same for both, and each user is checked separately
