@@ -330,12 +330,12 @@ class PluginTest(labcase.DovecotCase):
                                   'nocolon', '$Junk'})
 
     def test_rules_see_fields_past_the_in_memory_header_limit(self):
-        """The one-pass header reader parses a header block from memory when the stream's
-        buffer holds all of it, else from the stream (a block over 256 KiB, over lmtp's
-        buffer, or one that never ends): a rule field after ~252 KiB and after ~297 KiB of
-        other fields is seen, and so is one in a message that is all header (no empty line,
-        no body), each by the one-pass reader, not by the per-field fallback. (With the
-        stream path broken all three fail: lmtp's buffer is smaller than 252 KiB.)"""
+        """The one-pass header reader gathers a header block of up to 256 KiB into memory
+        (across lmtp's stream pieces) and parses it there, else parses the stream (a larger
+        block, or one that never ends): a rule field after ~252 KiB (just within the limit)
+        and after ~297 KiB of other fields is seen, and so is one in a message that is all
+        header (no empty line, no body), each by the one-pass reader, not by the per-field
+        fallback. (With the stream path broken the last two fail.)"""
         user, pw = self.new_user()
         self.add_rule(user, 'X-Team', 'exact', 'blue', keyword='team')
         line = 'X-Filler-%04d: ' + 'f' * 1000
