@@ -162,13 +162,21 @@ struct mw_mail {
 	union mail_module_context module_ctx; /* first: MODULE_CONTEXT_SET_SELF */
 };
 
+/* The values one header field has in a message, NULL-terminated once read (a plain list on
+   the data stack: a Dovecot array per field cost a pool and a buffer each, ~250
+   instructions, for fields that mostly occur once or not at all). */
+struct mw_header_values {
+	const char **v;
+	unsigned int n, cap;
+};
+
 /* The header fields one decision reads (the verdict headers and the rules' fields), with
    their values as mail_get_headers() would return them, read in one pass over the
    message's header (mw_headers_read). */
 struct mw_headers {
 	const char **names; /* distinct, case-insensitive */
 	size_t *name_lens;
-	ARRAY_TYPE(const_string) * values; /* per name: raw values, NULL-terminated */
+	struct mw_header_values *values; /* per name: its raw values, in order */
 	unsigned int n;
 	struct mail *mail; /* !ok: the values are looked up through mail_get_headers */
 	bool ok;
@@ -477,10 +485,24 @@ static void mw_headers_add(struct mw_headers *h, const char *field, unsigned int
 	h->names[h->n++] = field;
 }
 
+/* mw_header_values_add - append value (NULL: the terminator) to the list (data stack) */
+static void mw_header_values_add(struct mw_header_values *values, const char *value)
+{
+	if (values->n == values->cap) {
+		const char **grown;
+		values->cap = values->cap == 0 ? 2 : values->cap * 2;
+		grown = t_new(const char *, values->cap);
+		if (values->n > 0)
+			memcpy(grown, values->v, values->n * sizeof(*grown));
+		values->v = grown;
+	}
+	values->v[values->n++] = value;
+}
+
 /* mw_headers_value - one field's value from its physical lines (joined with LF) as
    mail_get_headers() returns it: the LWSP after the colon skipped, the last LF dropped,
    NULs replaced (Dovecot's index_mail_get_parsed_header) */
-static void mw_headers_value(ARRAY_TYPE(const_string) * values, const string_t *lines)
+static void mw_headers_value(struct mw_header_values *values, const string_t *lines)
 {
 	const unsigned char *p = str_data(lines);
 	size_t len = str_len(lines);
@@ -492,7 +514,7 @@ static void mw_headers_value(ARRAY_TYPE(const_string) * values, const string_t *
 	if (len > 0 && p[len - 1] == '\n')
 		len--;
 	value = message_header_strdup(pool_datastack_create(), p, len);
-	array_push_back(values, &value);
+	mw_header_values_add(values, value);
 }
 
 /* mw_headers_find - the index of the field name[0..len) among h's names, h->n for none */
@@ -514,7 +536,7 @@ static int mw_headers_read_stream(struct mw_headers *h, struct istream *input, c
 	struct message_header_parser_ctx *parser;
 	struct message_header_line *hdr;
 	string_t *lines = NULL;
-	ARRAY_TYPE(const_string) *cur = NULL;
+	struct mw_header_values *cur = NULL;
 	unsigned int i;
 	int ret;
 
@@ -573,7 +595,7 @@ static void mw_headers_read_block(struct mw_headers *h, const unsigned char *blo
 		value = (const char *)v;
 		if (memchr(v, '\0', n) != NULL) /* NULs replaced as index_mail does */
 			value = message_header_strdup(pool_datastack_create(), v, n);
-		array_push_back(&h->values[i], &value);
+		mw_header_values_add(&h->values[i], value);
 	}
 }
 
@@ -589,9 +611,7 @@ static int mw_headers_read(struct mw_headers *h, const char **error_r)
 	size_t size, used = 0, cap = 0, hdr_len = 0;
 	unsigned int i;
 
-	h->values = t_new(ARRAY_TYPE(const_string), h->n);
-	for (i = 0; i < h->n; i++)
-		t_array_init(&h->values[i], 2);
+	h->values = t_new(struct mw_header_values, h->n);
 	if (mail_get_stream(h->mail, NULL, NULL, &input) < 0) {
 		*error_r = mailbox_get_last_internal_error(h->mail->box, NULL);
 		return -1;
@@ -631,7 +651,7 @@ static int mw_headers_read(struct mw_headers *h, const char **error_r)
 	else if (mw_headers_read_stream(h, input, error_r) < 0)
 		return -1;
 	for (i = 0; i < h->n; i++)
-		array_append_zero(&h->values[i]); /* NULL-terminated, as Dovecot's */
+		mw_header_values_add(&h->values[i], NULL); /* NULL-terminated, as Dovecot's */
 	i_stream_seek(input, 0);
 	return 0;
 }
@@ -679,9 +699,9 @@ static int mw_headers_get(const struct mw_headers *h, const char *field,
 	for (i = 0; i < h->n; i++) {
 		if (strcasecmp(h->names[i], field) != 0)
 			continue;
-		if (array_count(&h->values[i]) <= 1)
+		if (h->values[i].n <= 1)
 			return 0;
-		*values_r = array_front(&h->values[i]);
+		*values_r = h->values[i].v;
 		return 1;
 	}
 	i_unreached();
