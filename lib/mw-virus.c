@@ -115,6 +115,22 @@ static bool name_is_scantime(const char *name)
 	return strncmp(name, MW_VIRUS_LIMIT_PREFIX, n) == 0 && strstr(name + n, "MaxScanTime");
 }
 
+/* found_status - what a scanner's alert NAME means: the scan-time alert is an error (the
+   message was not scanned whole), another limit alert MW_VIRUS_LIMIT, any other name a
+   virus; WHO names the scanner in the error */
+static enum mw_virus_status found_status(const char *who, const char *name, mw_error *error_r)
+{
+	if (name_is_scantime(name)) {
+		mw_error_set(error_r, "%s: scan time limit exceeded", who);
+		return MW_VIRUS_ERROR;
+	}
+	if (mw_virus_name_is_limit(name)) {
+		mw_error_set(error_r, "%s: %s", who, name);
+		return MW_VIRUS_LIMIT;
+	}
+	return MW_VIRUS_FOUND;
+}
+
 static void set_name(char *name_r, size_t namesize, const char *name);
 
 /* parse_clamd_spec - unix:/path or inet:PORT@ADDRESS into a socket address */
@@ -348,15 +364,7 @@ static enum mw_virus_status scan_libclamav(mw_virus *v, const void *data, size_t
 		if (virname == NULL)
 			virname = found.name[0] != '\0' ? found.name : "unnamed";
 		set_name(name_r, namesize, virname);
-		if (name_is_scantime(virname)) {
-			mw_error_set(error_r, "libclamav: scan time limit exceeded");
-			return MW_VIRUS_ERROR;
-		}
-		if (mw_virus_name_is_limit(virname)) {
-			mw_error_set(error_r, "libclamav: %s", virname);
-			return MW_VIRUS_LIMIT;
-		}
-		return MW_VIRUS_FOUND;
+		return found_status("libclamav", virname, error_r);
 	case CL_EMAXSIZE:
 	case CL_EMAXFILES:
 	case CL_EMAXREC:
@@ -570,15 +578,7 @@ enum mw_virus_status mw_virus_clamd_parse(const char *reply, size_t len, char *n
 		}
 		memcpy(name_r, p, n);
 		name_r[n] = '\0';
-		if (name_is_scantime(name_r)) {
-			mw_error_set(error_r, "clamd: scan time limit exceeded");
-			return MW_VIRUS_ERROR;
-		}
-		if (mw_virus_name_is_limit(name_r)) {
-			mw_error_set(error_r, "clamd: %s", name_r);
-			return MW_VIRUS_LIMIT;
-		}
-		return MW_VIRUS_FOUND;
+		return found_status("clamd", name_r, error_r);
 	}
 	if (n >= sizeof(error) - 1 &&
 	    memcmp(p + n - (sizeof(error) - 1), error, sizeof(error) - 1) == 0) {
