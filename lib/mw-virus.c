@@ -28,6 +28,7 @@
 #include "mw-build.h"
 #include "mw-virus.h"
 #include "mw-log.h"
+#include "mw-net.h"
 
 #include <clamav.h>
 
@@ -154,26 +155,8 @@ static int parse_clamd_spec(const char *spec, struct sockaddr_storage *ss, sockl
 	}
 	if (strncmp(spec, "inet:", 5) == 0 || strncmp(spec, "inet6:", 6) == 0) {
 		bool v6 = spec[4] == '6';
-		const char *rest = spec + (v6 ? 6 : 5), *at = strchr(rest, '@');
-		char *end;
-		long port = strtol(rest, &end, 10);
-		if (at == NULL || end != at || rest == at || port < 1 || port > 65535)
+		if (mw_sockaddr_port_at(spec + (v6 ? 6 : 5), v6, ss, len_r) < 0)
 			goto bad;
-		if (v6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons((uint16_t)port);
-			if (inet_pton(AF_INET6, at + 1, &s6->sin6_addr) != 1)
-				goto bad;
-			*len_r = sizeof(*s6);
-		} else {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons((uint16_t)port);
-			if (inet_pton(AF_INET, at + 1, &s4->sin_addr) != 1)
-				goto bad;
-			*len_r = sizeof(*s4);
-		}
 		return 0;
 	}
 bad:
