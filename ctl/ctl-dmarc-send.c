@@ -154,7 +154,6 @@ static int write_output(const char *dir, const char *name, const mw_str *gz)
 {
 	char path[4096];
 	int fd;
-	size_t off = 0;
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
 		ctl_err("--output: path too long");
 		return -1;
@@ -164,16 +163,10 @@ static int write_output(const char *dir, const char *name, const mw_str *gz)
 		ctl_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (off < gz->len) {
-		ssize_t w = write(fd, gz->buf + off, gz->len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			ctl_err("%s: %s", path, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		off += (size_t)w;
+	if (mw_write_all(fd, gz->buf, gz->len) < 0) {
+		ctl_err("%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
 	}
 	if (close(fd) < 0) {
 		ctl_err("%s: %s", path, strerror(errno));

@@ -342,32 +342,34 @@ static int local_dkim_rotate(struct mw_ctl *ctl, const char *domain, unsigned bi
 	return EXIT_OK;
 }
 
-/* local_dkim_activate - sign with this key from now on */
-static int local_dkim_activate(struct mw_ctl *ctl, const char *domain, const char *selector)
+/* local_dkim_change - one change of the key DOMAIN/SELECTOR in the store, audited as action */
+static int local_dkim_change(struct mw_ctl *ctl, const char *domain, const char *selector,
+                             int (*change)(mw_store *store, const char *domain,
+                                           const char *selector, mw_error *error_r),
+                             enum mw_audit_action action)
 {
 	char target[MW_DKIM_DOMAIN_MAX + MW_DKIM_SELECTOR_MAX + 4];
 	mw_error err = {""};
 	int ret;
 	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
-	ret = ctl_store_exit(mw_store_dkim_key_set_active(ctl->store, domain, selector, &err), &err,
-	                     target);
+	ret = ctl_store_exit(change(ctl->store, domain, selector, &err), &err, target);
 	if (ret == EXIT_OK)
-		ret = ctl_audit(ctl, MW_AUDIT_DKIM_ACTIVATE, target, NULL);
+		ret = ctl_audit(ctl, action, target, NULL);
 	return ret;
+}
+
+/* local_dkim_activate - sign with this key from now on */
+static int local_dkim_activate(struct mw_ctl *ctl, const char *domain, const char *selector)
+{
+	return local_dkim_change(ctl, domain, selector, mw_store_dkim_key_set_active,
+	                         MW_AUDIT_DKIM_ACTIVATE);
 }
 
 /* local_dkim_delete - delete a key */
 static int local_dkim_delete(struct mw_ctl *ctl, const char *domain, const char *selector)
 {
-	char target[MW_DKIM_DOMAIN_MAX + MW_DKIM_SELECTOR_MAX + 4];
-	mw_error err = {""};
-	int ret;
-	(void)snprintf(target, sizeof(target), "%s/%s", domain, selector);
-	ret = ctl_store_exit(mw_store_dkim_key_delete(ctl->store, domain, selector, &err), &err,
-	                     target);
-	if (ret == EXIT_OK)
-		ret = ctl_audit(ctl, MW_AUDIT_DKIM_DELETE, target, NULL);
-	return ret;
+	return local_dkim_change(ctl, domain, selector, mw_store_dkim_key_delete,
+	                         MW_AUDIT_DKIM_DELETE);
 }
 
 /* ---- rate limits ------------------------------------------------------------------------- */

@@ -443,6 +443,18 @@ static void user_path(mw_str *out, const char *username, const char *tail)
 	(void)mw_str_appends(out, tail);
 }
 
+/* call_user - call() on "/api/v1/users/USER" + tail; failures name the user */
+static int call_user(const struct mw_ctl *ctl, const char *method, const char *username,
+                     const char *tail, json_t *body, int want, struct api_answer *a)
+{
+	mw_str path;
+	int ret;
+	user_path(&path, username, tail);
+	ret = call(ctl->remote, method, mw_str_c(&path), body, want, username, a);
+	mw_str_free(&path);
+	return ret;
+}
+
 /* jstr - a string member ("" when absent) */
 static const char *jstr(json_t *o, const char *name)
 {
@@ -529,12 +541,9 @@ static int remote_user_add(struct mw_ctl *ctl, const char *username, const char 
 static int remote_user_exists(struct mw_ctl *ctl, const char *username)
 {
 	struct api_answer a;
-	mw_str path;
 	int ret;
-	user_path(&path, username, "");
-	ret = call(ctl->remote, "GET", mw_str_c(&path), NULL, 200, username, &a);
+	ret = call_user(ctl, "GET", username, "", NULL, 200, &a);
 	json_decref(a.json);
-	mw_str_free(&path);
 	return ret;
 }
 
@@ -546,12 +555,10 @@ static int remote_user_passwd(struct mw_ctl *ctl, const char *username, const ch
 {
 	struct api_answer a;
 	json_t *body = json_object();
-	mw_str path;
 	int ret;
 	if (password != NULL)
 		json_object_set_new(body, "password", json_string(password));
-	user_path(&path, username, "/password");
-	ret = call(ctl->remote, "POST", mw_str_c(&path), body, 200, username, &a);
+	ret = call_user(ctl, "POST", username, "/password", body, 200, &a);
 	if (ret == EXIT_OK) {
 		if (password == NULL)
 			(void)mw_strlcpy(generated, jstr(a.json, "password"), gsize);
@@ -559,7 +566,6 @@ static int remote_user_passwd(struct mw_ctl *ctl, const char *username, const ch
 		*apppws_r = (unsigned)jint(a.json, "app_passwords_revoked");
 	}
 	json_decref(a.json);
-	mw_str_free(&path);
 	return ret;
 }
 
@@ -568,13 +574,10 @@ static int remote_user_set_status(struct mw_ctl *ctl, const char *username,
                                   enum mw_user_status status)
 {
 	struct api_answer a;
-	mw_str path;
 	int ret;
-	user_path(&path, username, "");
-	ret = call(ctl->remote, "PATCH", mw_str_c(&path),
-	           json_pack("{s:s}", "status", mw_user_status_name(status)), 200, username, &a);
+	ret = call_user(ctl, "PATCH", username, "",
+	                json_pack("{s:s}", "status", mw_user_status_name(status)), 200, &a);
 	json_decref(a.json);
-	mw_str_free(&path);
 	return ret;
 }
 
@@ -582,12 +585,9 @@ static int remote_user_set_status(struct mw_ctl *ctl, const char *username,
 static int remote_user_delete(struct mw_ctl *ctl, const char *username)
 {
 	struct api_answer a;
-	mw_str path;
 	int ret;
-	user_path(&path, username, "");
-	ret = call(ctl->remote, "DELETE", mw_str_c(&path), NULL, 204, username, &a);
+	ret = call_user(ctl, "DELETE", username, "", NULL, 204, &a);
 	json_decref(a.json);
-	mw_str_free(&path);
 	return ret;
 }
 
@@ -596,11 +596,8 @@ static int remote_user_get(struct mw_ctl *ctl, const char *username, struct ctl_
                            char ***patterns_r, size_t *n_r)
 {
 	struct api_answer a;
-	mw_str path;
 	int ret;
-	user_path(&path, username, "");
-	ret = call(ctl->remote, "GET", mw_str_c(&path), NULL, 200, username, &a);
-	mw_str_free(&path);
+	ret = call_user(ctl, "GET", username, "", NULL, 200, &a);
 	if (ret == EXIT_OK) {
 		remote_user_copy(a.json, u);
 		*patterns_r = jstrv(json_object_get(a.json, "allowed_from"), n_r);
@@ -693,11 +690,8 @@ static int remote_allowed_from_list(struct mw_ctl *ctl, const char *username, ch
                                     size_t *n_r)
 {
 	struct api_answer a;
-	mw_str path;
 	int ret;
-	user_path(&path, username, "/allowed-from");
-	ret = call(ctl->remote, "GET", mw_str_c(&path), NULL, 200, username, &a);
-	mw_str_free(&path);
+	ret = call_user(ctl, "GET", username, "/allowed-from", NULL, 200, &a);
 	if (ret == EXIT_OK)
 		*patterns_r = jstrv(json_object_get(a.json, "patterns"), n_r);
 	json_decref(a.json);
@@ -746,12 +740,9 @@ static int remote_tag_rule_list(struct mw_ctl *ctl, const char *username,
 	struct api_answer a;
 	struct mw_tag_rule *v;
 	json_t *rules, *r;
-	mw_str path;
 	size_t i;
 	int ret;
-	user_path(&path, username, "/tag-rules");
-	ret = call(ctl->remote, "GET", mw_str_c(&path), NULL, 200, username, &a);
-	mw_str_free(&path);
+	ret = call_user(ctl, "GET", username, "/tag-rules", NULL, 200, &a);
 	rules = json_object_get(a.json, "rules");
 	if (ret == EXIT_OK && !json_is_array(rules)) {
 		ctl_err("api: the answer has no rule list");

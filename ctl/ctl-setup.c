@@ -176,23 +176,15 @@ static int sample_with_line(const char *path, mw_str *scratch, const char *prefi
 /* write_new - PATH with TEXT, mode MODE and group GID (-1: unchanged); refuses to replace */
 static int write_new(const char *path, const char *text, mode_t mode, gid_t gid)
 {
-	size_t len = strlen(text), off = 0;
-	ssize_t n;
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0) {
 		ctl_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (off < len) {
-		n = write(fd, text + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ctl_err("%s: %s", path, strerror(errno));
-			(void)close(fd);
-			return -1;
-		}
-		off += (size_t)n;
+	if (mw_write_all(fd, text, strlen(text)) < 0) {
+		ctl_err("%s: %s", path, strerror(errno));
+		(void)close(fd);
+		return -1;
 	}
 	if (fchmod(fd, mode) < 0 || (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0)) {
 		ctl_err("%s: %s", path, strerror(errno));

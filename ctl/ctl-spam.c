@@ -154,12 +154,15 @@ static int learn_message(void *ctx, const char *msg, size_t len, const char *whe
 	return learn_one(ctx, msg, len, where, number);
 }
 
-/* open_classifier - the global model with the [classifier] settings */
-static int open_classifier(struct mw_ctl *ctl, mw_classifier **c_r)
+/* open_classifier - the global model (LEARNER: a learner, which loads no model) with the
+   [classifier] settings */
+static int open_classifier(struct mw_ctl *ctl, bool learner, mw_classifier **c_r)
 {
 	struct mw_classifier_settings set;
 	mw_error err = {""};
-	if (mw_classifier_open(ctl->store, c_r, &err) < 0) {
+	int ret = learner ? mw_classifier_open_learner(ctl->store, c_r, &err)
+	                  : mw_classifier_open(ctl->store, c_r, &err);
+	if (ret < 0) {
 		ctl_err("%s", err.msg);
 		return EXIT_ERROR;
 	}
@@ -168,19 +171,30 @@ static int open_classifier(struct mw_ctl *ctl, mw_classifier **c_r)
 	return EXIT_OK;
 }
 
-/* user_scope - the scope of --user U (its users.id): EXIT_OK, or an exit status */
-static int user_scope(struct mw_ctl *ctl, const char *arg, char *username, size_t size,
-                      int64_t *scope_r)
+/* What a command with [--user U] works on. */
+struct spam_target {
+	struct mw_classifier_settings set; /* the [classifier] settings */
+	char name[MW_USERNAME_MAX + 1];    /* U normalised; "" without --user */
+	int64_t scope;                     /* U's model (U's users.id); 0, the global one */
+};
+
+/* spam_target - the target of --user (in o): EXIT_OK, or an exit status */
+static int spam_target(struct mw_ctl *ctl, const struct ctl_opts *o, struct spam_target *t)
 {
 	struct mw_user u;
 	mw_error err = {""};
 	int ret;
-	if (ctl_username(arg, username, size) < 0)
+	mw_classifier_settings_from_config(ctl->cfg, &t->set);
+	t->name[0] = '\0';
+	t->scope = 0;
+	if (o->user == NULL)
+		return EXIT_OK;
+	if (ctl_username(o->user, t->name, sizeof(t->name)) < 0)
 		return EXIT_USAGE;
-	ret = mw_store_user_get(ctl->store, username, &u, &err);
+	ret = mw_store_user_get(ctl->store, t->name, &u, &err);
 	if (ret != MW_STORE_OK)
-		return ctl_store_exit(ret, &err, username);
-	*scope_r = u.id;
+		return ctl_store_exit(ret, &err, t->name);
+	t->scope = u.id;
 	mw_user_clear(&u);
 	return EXIT_OK;
 }
@@ -218,31 +232,26 @@ int cmd_learn(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct learn_run r;
 	struct ctl_opts o;
-	struct mw_classifier_settings set;
+	struct spam_target t;
 	mw_error err = {""};
-	char username[MW_USERNAME_MAX + 1];
 	int first, i, ret = 0;
 	int64_t ns, nh;
 	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, 1000000, OPT_USER);
 	memset(&r, 0, sizeof(r));
 	r.spam = strcmp(ctl_current->name, "spam") == 0;
 	r.tty = isatty(STDERR_FILENO) == 1;
-	mw_classifier_settings_from_config(ctl->cfg, &set);
-	r.token_flags = set.token_flags;
+	ret = spam_target(ctl, &o, &t);
+	if (ret != EXIT_OK)
+		return ret;
+	r.token_flags = t.set.token_flags;
 	r.global_model = true;
 	if (o.user != NULL) {
-		int st = user_scope(ctl, o.user, username, sizeof(username), &r.user_scope);
-		if (st != EXIT_OK)
-			return st;
-		r.who = username;
-		r.user_model = set.per_user;
-		r.global_model = !set.per_user || set.learn_global;
-		if (mw_classifier_open_learner(ctl->store, &r.c, &err) < 0) {
-			ctl_err("%s", err.msg);
-			return EXIT_ERROR;
-		}
-		mw_classifier_configure(r.c, &set);
-	} else if (open_classifier(ctl, &r.c) != EXIT_OK)
+		r.who = t.name;
+		r.user_scope = t.scope;
+		r.user_model = t.set.per_user;
+		r.global_model = !t.set.per_user || t.set.learn_global;
+	}
+	if (open_classifier(ctl, o.user != NULL, &r.c) != EXIT_OK)
 		return EXIT_ERROR;
 	r.start_us = mw_mono_us();
 	if (mw_classifier_batch_begin(r.c, &err) < 0) {
@@ -314,7 +323,7 @@ int cmd_classify(struct mw_ctl *ctl, int argc, char **argv)
 		        errno == EINVAL ? "not a regular file" : strerror(errno));
 		return EXIT_ERROR;
 	}
-	if (open_classifier(ctl, &c) != EXIT_OK) {
+	if (open_classifier(ctl, false, &c) != EXIT_OK) {
 		if (data != NULL)
 			munmap((void *)data, len);
 		return EXIT_ERROR;
@@ -376,30 +385,25 @@ int cmd_spam_stats(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
 	struct mw_spam_stats st;
-	struct mw_classifier_settings set;
+	struct spam_target t;
 	mw_error err = {""};
-	char username[MW_USERNAME_MAX + 1];
 	int first, ret;
-	int64_t scope = 0;
 	unsigned n = 0;
 	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_USER);
-	mw_classifier_settings_from_config(ctl->cfg, &set);
-	if (o.user != NULL) {
-		ret = user_scope(ctl, o.user, username, sizeof(username), &scope);
-		if (ret != EXIT_OK)
-			return ret;
-	}
-	ret = mw_store_spam_stats(ctl->store, scope, &st, &err);
+	ret = spam_target(ctl, &o, &t);
+	if (ret != EXIT_OK)
+		return ret;
+	ret = mw_store_spam_stats(ctl->store, t.scope, &st, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, "spam statistics");
 	if (o.user != NULL) {
-		print_stats(username, &st);
+		print_stats(t.name, &st);
 		printf("per_user %s; the model counts from %u spam and %u ham on\n",
-		       set.per_user ? "on" : "off", set.user_min_spam, set.user_min_ham);
+		       t.set.per_user ? "on" : "off", t.set.user_min_spam, t.set.user_min_ham);
 		return EXIT_OK;
 	}
 	print_stats("global model", &st);
-	printf("per-user models (per_user %s):\n", set.per_user ? "on" : "off");
+	printf("per-user models (per_user %s):\n", t.set.per_user ? "on" : "off");
 	ret = mw_store_spam_scopes(ctl->store, scope_line, &n, &err);
 	if (ret != MW_STORE_OK)
 		return ctl_store_exit(ret, &err, "spam statistics");
@@ -450,22 +454,19 @@ static int expire_one(struct mw_ctl *ctl, const struct mw_classifier_settings *s
 int cmd_spam_expire(struct mw_ctl *ctl, int argc, char **argv)
 {
 	struct ctl_opts o;
-	struct mw_classifier_settings set;
+	struct spam_target t;
 	struct expire_all *ea;
 	mw_error err = {""};
-	char username[MW_USERNAME_MAX + 1];
 	int first, ret = 0;
-	int64_t scope;
 	unsigned i;
 	CTL_ARGS(ctl_current, argc, argv, &o, &first, 0, 0, OPT_USER, OPT_DRY_RUN);
-	mw_classifier_settings_from_config(ctl->cfg, &set);
-	if (o.user != NULL) {
-		int st = user_scope(ctl, o.user, username, sizeof(username), &scope);
-		if (st != EXIT_OK)
-			return st;
-		return expire_one(ctl, &set, scope, username, o.dry_run) < 0 ? EXIT_ERROR : EXIT_OK;
-	}
-	if (expire_one(ctl, &set, 0, "global model", o.dry_run) < 0)
+	ret = spam_target(ctl, &o, &t);
+	if (ret != EXIT_OK)
+		return ret;
+	if (o.user != NULL)
+		return expire_one(ctl, &t.set, t.scope, t.name, o.dry_run) < 0 ? EXIT_ERROR
+		                                                               : EXIT_OK;
+	if (expire_one(ctl, &t.set, 0, "global model", o.dry_run) < 0)
 		return EXIT_ERROR;
 	ea = mw_calloc(1, sizeof(*ea));
 	if (mw_store_spam_scopes(ctl->store, collect_scope, ea, &err) != MW_STORE_OK) {
@@ -474,7 +475,7 @@ int cmd_spam_expire(struct mw_ctl *ctl, int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	for (i = 0; i < ea->n; i++)
-		if (expire_one(ctl, &set, ea->scope[i], ea->name[i], o.dry_run) < 0)
+		if (expire_one(ctl, &t.set, ea->scope[i], ea->name[i], o.dry_run) < 0)
 			ret = -1;
 	if (ea->n == MW_N_ELEMENTS(ea->scope))
 		printf("(the first %u per-user models only: run again for the rest)\n", ea->n);

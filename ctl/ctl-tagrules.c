@@ -80,11 +80,9 @@ int cmd_tag_rule_list(struct mw_ctl *ctl, int argc, char **argv)
 	char username[MW_USERNAME_MAX + 1];
 	struct mw_tag_rule *rules = NULL;
 	size_t n = 0, i;
-	int first, ret;
+	int ret;
 
-	CTL_ARGS(ctl_current, argc, argv, &o, &first, 1, 1, OPT_JSON);
-	if (ctl_username(argv[first], username, sizeof(username)) < 0)
-		return EXIT_USAGE;
+	CTL_ONE_USER(argc, argv, &o, username, OPT_JSON);
 	ret = ctl->ops->tag_rule_list(ctl, username, &rules, &n);
 	if (ret != EXIT_OK)
 		return ret;

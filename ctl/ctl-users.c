@@ -114,12 +114,10 @@ int cmd_user_add(struct mw_ctl *ctl, int argc, char **argv)
 	char generated[MW_PASSWORD_MAX + 2] = "";
 	enum mw_user_role role = MW_ROLE_USER;
 	enum mw_user_status status = MW_USER_ACTIVE;
-	int first, ret;
+	int ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_ROLE, OPT_STATUS, OPT_DESCRIPTION,
-	         OPT_PASSWORD_STDIN, OPT_GENERATE);
-	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ONE_USER(argc, argv, &o, username, OPT_ROLE, OPT_STATUS, OPT_DESCRIPTION,
+	             OPT_PASSWORD_STDIN, OPT_GENERATE);
 	if (user_options(&o, &role, &status) != EXIT_OK)
 		return EXIT_USAGE;
 	if (o.description != NULL && strlen(o.description) > MW_DESCRIPTION_MAX) {
@@ -150,11 +148,9 @@ int cmd_user_passwd(struct mw_ctl *ctl, int argc, char **argv)
 	char username[MW_USERNAME_MAX + 1], password[MW_PASSWORD_MAX + 2];
 	char generated[MW_PASSWORD_MAX + 2] = "";
 	unsigned sessions = 0, apppws = 0;
-	int first, ret;
+	int ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_PASSWORD_STDIN, OPT_GENERATE);
-	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ONE_USER(argc, argv, &o, username, OPT_PASSWORD_STDIN, OPT_GENERATE);
 	/* fail on an unknown user before asking for a password */
 	ret = ctl->ops->user_exists(ctl, username);
 	if (ret == EXIT_OK && o.pw != PW_GENERATE)
@@ -181,11 +177,9 @@ int cmd_user_status(struct mw_ctl *ctl, int argc, char **argv)
 	char username[MW_USERNAME_MAX + 1];
 	enum mw_user_status status =
 	    strcmp(ctl_current->name, "disable") == 0 ? MW_USER_DISABLED : MW_USER_ACTIVE;
-	int first, ret;
+	int ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, -1);
-	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ONE_USER(argc, argv, &o, username, -1);
 	ret = ctl->ops->user_set_status(ctl, username, status);
 	if (ret == EXIT_OK)
 		fprintf(stderr, "user %s: %s\n", username, mw_user_status_name(status));
@@ -229,6 +223,16 @@ static json_t *user_json(const struct ctl_user *u)
 	if (u->totp >= 0)
 		json_object_set_new(o, "totp", json_boolean(u->totp > 0));
 	return o;
+}
+
+/* patterns_json - a user's allowed-From patterns as a JSON array of strings */
+static json_t *patterns_json(char **patterns, size_t n)
+{
+	json_t *arr = json_array();
+	size_t i;
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, json_string(patterns[i]));
+	return arr;
 }
 
 struct list_ctx {
@@ -286,19 +290,15 @@ int cmd_user_show(struct mw_ctl *ctl, int argc, char **argv)
 	struct ctl_user u;
 	char **patterns = NULL;
 	size_t n = 0, i;
-	int first, ret;
+	int ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
-	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ONE_USER(argc, argv, &o, username, OPT_JSON);
 	ret = ctl->ops->user_get(ctl, username, &u, &patterns, &n);
 	if (ret != EXIT_OK)
 		return ret;
 	if (o.json) {
-		json_t *obj = user_json(&u), *arr = json_array();
-		for (i = 0; i < n; i++)
-			json_array_append_new(arr, json_string(patterns[i]));
-		json_object_set_new(obj, "allowed_from", arr);
+		json_t *obj = user_json(&u);
+		json_object_set_new(obj, "allowed_from", patterns_json(patterns, n));
 		ctl_json_print(obj);
 	} else {
 		printf("username:            %s\n", u.username);
@@ -361,19 +361,14 @@ int cmd_allow_from_list(struct mw_ctl *ctl, int argc, char **argv)
 	char username[MW_USERNAME_MAX + 1];
 	char **patterns = NULL;
 	size_t n = 0, i;
-	int first, ret;
+	int ret;
 
-	CTL_OPTS(ctl_current, argc, argv, &o, &first, OPT_JSON);
-	if (ctl_one_user(argc, argv, first, username, sizeof(username)) != EXIT_OK)
-		return EXIT_USAGE;
+	CTL_ONE_USER(argc, argv, &o, username, OPT_JSON);
 	ret = ctl->ops->allowed_from_list(ctl, username, &patterns, &n);
 	if (ret != EXIT_OK)
 		return ret;
 	if (o.json) {
-		json_t *arr = json_array();
-		for (i = 0; i < n; i++)
-			json_array_append_new(arr, json_string(patterns[i]));
-		ctl_json_print(arr);
+		ctl_json_print(patterns_json(patterns, n));
 	} else {
 		for (i = 0; i < n; i++)
 			printf("%s\n", patterns[i]);

@@ -287,5 +287,14 @@ int ctl_mail_map(const char *path, const char **data_r, size_t *len_r);
 		if (ctl_want_args(cmd, (argc) - *(first), min, max) != EXIT_OK)                    \
 			return EXIT_USAGE;                                                         \
 	} while (0)
+/* CTL_OPTS for the current command, then exactly one USER argument, checked and normalised
+   into the char array username (ctl_one_user), else the handler returns EXIT_USAGE. */
+#define CTL_ONE_USER(argc, argv, o, username, ...)                                                 \
+	do {                                                                                       \
+		int first_;                                                                        \
+		CTL_OPTS(ctl_current, argc, argv, o, &first_, __VA_ARGS__);                        \
+		if (ctl_one_user(argc, argv, first_, username, sizeof(username)) != EXIT_OK)       \
+			return EXIT_USAGE;                                                         \
+	} while (0)
 
 #endif

@@ -265,8 +265,16 @@ static int text_append(struct addr_parser *p, mw_str *text, const char *b, size_
 	return 0;
 }
 
-/* parse_quoted - parse a quoted string (pos at '"'), appending its content to text */
-static int parse_quoted(struct addr_parser *p, mw_str *text)
+/* The two grammars of a quoted string. QUOTED_HEADER is RFC 5322 3.2.4: FWS may fold inside,
+   and a quoted-pair quotes VCHAR or WSP, UTF-8 included (RFC 6532). QUOTED_ENVELOPE is
+   RFC 5321 4.1.2's Quoted-string: no line break, and a quoted-pair quotes printable ASCII
+   only (quoted-pairSMTP = %d92 %d32-126); its caller refused every control character of
+   the input before. */
+enum quoted_grammar { QUOTED_HEADER, QUOTED_ENVELOPE };
+
+/* parse_quoted - parse a quoted string of grammar g (pos at '"'), appending its content
+   (quoted-pairs undone, folds removed) to text */
+static int parse_quoted(struct addr_parser *p, enum quoted_grammar g, mw_str *text)
 {
 	size_t start = p->pos++;
 	for (;;) {
@@ -279,17 +287,27 @@ static int parse_quoted(struct addr_parser *p, mw_str *text)
 			return 0;
 		}
 		if (c == '\\') {
-			if (quoted_pair(p, "quoted string", start) < 0)
+			if (g == QUOTED_ENVELOPE) {
+				/* the error names the quoted byte */
+				if (++p->pos >= p->len)
+					return unterminated(p, "quoted string", start);
+				c = (unsigned char)p->s[p->pos];
+				if (c < 32 || c > 126)
+					return unexpected(p);
+			} else {
+				if (quoted_pair(p, "quoted string", start) < 0)
+					return -1;
+				p->pos++;
+			}
+			if (text_append(p, text, &p->s[p->pos], 1) < 0)
 				return -1;
-			if (text_append(p, text, (const char *)&p->s[p->pos + 1], 1) < 0)
-				return -1;
-			p->pos += 2;
-		} else if (c == '\r' || c == '\n') {
+			p->pos++;
+		} else if ((c == '\r' || c == '\n') && g == QUOTED_HEADER) {
 			/* a fold inside a quoted string: the line break is removed, WSP kept */
 			if (skip_line_break(p) < 0)
 				return -1;
 		} else if (is_vchar(c) || is_wsp(c)) {
-			if (text_append(p, text, (const char *)&p->s[p->pos], 1) < 0)
+			if (text_append(p, text, &p->s[p->pos], 1) < 0)
 				return -1;
 			p->pos++;
 		} else {
@@ -324,7 +342,7 @@ static int collect_words(struct addr_parser *p, struct addr_words *w)
 			if (w->nwords + w->ndots > 0 && !w->last_dot)
 				words_problem(w, "words not separated by '.'", off);
 			if (c == '"') {
-				if (parse_quoted(p, &w->text) < 0)
+				if (parse_quoted(p, QUOTED_HEADER, &w->text) < 0)
 					return -1;
 			} else {
 				size_t b = p->pos;
@@ -1044,30 +1062,8 @@ static int env_local(struct addr_parser *p, struct addr_words *w)
 {
 	size_t start = p->pos;
 	if (peek(p) == '"') {
-		p->pos++;
-		for (;;) {
-			unsigned char c;
-			if (p->pos >= p->len)
-				return unterminated(p, "quoted string", start);
-			c = (unsigned char)p->s[p->pos];
-			if (c == '"') {
-				p->pos++;
-				break;
-			}
-			if (c == '\\') {
-				p->pos++;
-				if (p->pos >= p->len)
-					continue;
-				c = (unsigned char)p->s[p->pos];
-				if (c < 32 || c > 126)
-					return unexpected(p);
-			} else if (c < 32 || c == 127) {
-				return unexpected(p);
-			}
-			if (text_append(p, &w->text, (const char *)&c, 1) < 0)
-				return -1;
-			p->pos++;
-		}
+		if (parse_quoted(p, QUOTED_ENVELOPE, &w->text) < 0)
+			return -1;
 		w->nwords = 1;
 		return 0;
 	}

@@ -892,21 +892,6 @@ void mw_form_spool_id(char id[MW_FORM_SPOOL_ID_MAX + 1])
 	               (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u, hex);
 }
 
-/* write_all - the whole buffer */
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* mw_form_spool_write - durable before it returns */
 int mw_form_spool_write(const char *dir, const char *id, const char *sender, const char *rcpt,
                         const char *message, size_t len, mw_error *error_r)
@@ -928,8 +913,8 @@ int mw_form_spool_write(const char *dir, const char *id, const char *sender, con
 		return -1;
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, head.buf, head.len) < 0 || write_all(fd, message, len) < 0 ||
-	    fsync(fd) < 0) {
+	if (fd < 0 || mw_write_all(fd, head.buf, head.len) < 0 ||
+	    mw_write_all(fd, message, len) < 0 || fsync(fd) < 0) {
 		mw_error_set(error_r, "spool %s: %s", tmp, strerror(errno));
 		if (fd >= 0) {
 			close(fd);

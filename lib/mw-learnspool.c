@@ -205,9 +205,9 @@ int mw_learnspool_write(const char *dir, unsigned max_files, const struct mw_lea
 {
 	mw_str path, tmp;
 	char *text;
-	size_t len, off = 0;
+	size_t len;
 	struct stat st;
-	int fd, n, ret = -1;
+	int fd, n, written, ret = -1;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		mw_error_set(error_r, "learning spool %s: mkdir: %s", dir, strerror(errno));
@@ -236,16 +236,9 @@ int mw_learnspool_write(const char *dir, unsigned max_files, const struct mw_lea
 		goto out;
 	}
 	text = mw_learnspool_format(it, &len);
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
+	written = mw_write_all(fd, text, len);
 	free(text);
-	if (off != len || fsync(fd) < 0) {
+	if (written < 0 || fsync(fd) < 0) {
 		mw_error_set(error_r, "learning spool %s: write: %s", dir, strerror(errno));
 		close(fd);
 		(void)unlink(mw_str_c(&tmp));

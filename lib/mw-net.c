@@ -5,7 +5,8 @@
  *
  * Public: mw_ip_parse, mw_ip_bits, mw_ip_mask, mw_cidr_parse, mw_cidr_contains,
  * mw_cidr_match, mw_cidr_valid, mw_ip_network (the client network a counter keys on: the
- * policy daemon's client_address scope, the API's login throttling).
+ * policy daemon's client_address scope, the API's login throttling), mw_sockaddr_port_at
+ * (inet:PORT@ADDRESS socket specs: the milter's own socket, clamd's).
  *
  * Strict at the boundary: the address must be all that inet_pton reads, the prefix 1..3
  * digits within the family's bits, and nothing may follow it. Matching never fails: an
@@ -20,6 +21,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -168,4 +170,27 @@ int mw_ip_network(const char *ip, unsigned v4_prefix, unsigned v6_prefix, bool u
 		return -1;
 	}
 	return 0;
+}
+
+/* mw_sockaddr_port_at - PORT@ADDRESS into a socket address */
+int mw_sockaddr_port_at(const char *s, bool v6, struct sockaddr_storage *ss, socklen_t *len_r)
+{
+	const char *at = strchr(s, '@');
+	char *end;
+	long port = strtol(s, &end, 10);
+	memset(ss, 0, sizeof(*ss));
+	if (at == NULL || end != at || port < 1 || port > 65535)
+		return -1;
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len_r = sizeof(*s6);
+		return inet_pton(AF_INET6, at + 1, &s6->sin6_addr) == 1 ? 0 : -2;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	*len_r = sizeof(*s4);
+	return inet_pton(AF_INET, at + 1, &s4->sin_addr) == 1 ? 0 : -2;
 }

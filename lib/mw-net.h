@@ -5,6 +5,7 @@
 #include "mw-util.h"
 
 #include <stdbool.h>
+#include <sys/socket.h>
 
 /* Longest "ADDRESS/PREFIX" text accepted (an IPv6 address with an embedded IPv4 and /128). */
 #define MW_CIDR_TEXT_MAX 50
@@ -47,5 +48,10 @@ bool mw_cidr_valid(const char *s);
    (::ffff:a.b.c.d) counts as IPv4. -1 when ip is not a bare address or out is too small. */
 int mw_ip_network(const char *ip, unsigned v4_prefix, unsigned v6_prefix, bool unmap_v4, char *out,
                   size_t size);
+
+/* Parses the "PORT@ADDRESS" of a Sendmail-style socket spec (what follows "inet:" or
+   "inet6:": PORT 1-65535 as strtol reads it, ADDRESS an IPv4 literal, with v6 an IPv6 one)
+   into ss and *len_r: 0; -1 when the PORT@ part is wrong, -2 when the address is. */
+int mw_sockaddr_port_at(const char *s, bool v6, struct sockaddr_storage *ss, socklen_t *len_r);
 
 #endif

@@ -40,22 +40,6 @@ static int sodium_ready(mw_error *error_r)
 	return 0;
 }
 
-/* write_all - write n bytes, retrying short writes and EINTR */
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* sync_parent_dir - make the new directory entry durable (best effort) */
 static void sync_parent_dir(const char *path)
 {
@@ -98,7 +82,7 @@ int mw_secret_key_create(const char *path, mw_error *error_r)
 		return -1;
 	}
 	randombytes_buf(key, sizeof(key));
-	if (write_all(fd, key, sizeof(key)) < 0 || fsync(fd) < 0) {
+	if (mw_write_all(fd, key, sizeof(key)) < 0 || fsync(fd) < 0) {
 		err = errno;
 		sodium_memzero(key, sizeof(key));
 		(void)close(fd);

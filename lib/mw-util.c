@@ -3,7 +3,7 @@
  *
  * Public: mw_malloc, mw_calloc, mw_realloc, mw_strdup, mw_strndup, mw_error_set,
  * mw_error_prefix, mw_slice_*, mw_str_*, mw_strlcpy, mw_ascii_*, mw_memzero, mw_now, mw_mono_us,
- * mw_mono_ms, mw_mono_s, mw_utf8_*, mw_text_len_check.
+ * mw_mono_ms, mw_mono_s, mw_utf8_*, mw_text_len_check, mw_write_all.
  *
  * Diagnostics: allocation failure aborts with a message on stderr; nothing else here
  * logs.
@@ -12,11 +12,13 @@
 #include "mw-util.h"
 
 #include <sodium.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* mw_oom - report allocation failure and abort: there is no sane way to go on. */
 static MW_NORETURN void mw_oom(size_t size)
@@ -562,4 +564,24 @@ int64_t mw_mono_s(void)
 	struct timespec ts;
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec;
+}
+
+/* mw_write_all - the whole buffer, retrying short writes and EINTR */
+int mw_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
 }

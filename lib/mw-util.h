@@ -148,4 +148,8 @@ int64_t mw_mono_us(void);
 int64_t mw_mono_ms(void);
 int64_t mw_mono_s(void);
 
+/* Writes all len bytes of buf to fd, through short writes and EINTR: 0, or -1 with errno
+   set (EIO when write() made no progress without saying why). */
+int mw_write_all(int fd, const void *buf, size_t len);
+
 #endif

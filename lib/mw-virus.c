@@ -28,6 +28,7 @@
 #include "mw-build.h"
 #include "mw-virus.h"
 #include "mw-log.h"
+#include "mw-net.h"
 
 #include <clamav.h>
 
@@ -115,6 +116,22 @@ static bool name_is_scantime(const char *name)
 	return strncmp(name, MW_VIRUS_LIMIT_PREFIX, n) == 0 && strstr(name + n, "MaxScanTime");
 }
 
+/* found_status - what a scanner's alert NAME means: the scan-time alert is an error (the
+   message was not scanned whole), another limit alert MW_VIRUS_LIMIT, any other name a
+   virus; WHO names the scanner in the error */
+static enum mw_virus_status found_status(const char *who, const char *name, mw_error *error_r)
+{
+	if (name_is_scantime(name)) {
+		mw_error_set(error_r, "%s: scan time limit exceeded", who);
+		return MW_VIRUS_ERROR;
+	}
+	if (mw_virus_name_is_limit(name)) {
+		mw_error_set(error_r, "%s: %s", who, name);
+		return MW_VIRUS_LIMIT;
+	}
+	return MW_VIRUS_FOUND;
+}
+
 static void set_name(char *name_r, size_t namesize, const char *name);
 
 /* parse_clamd_spec - unix:/path or inet:PORT@ADDRESS into a socket address */
@@ -138,26 +155,8 @@ static int parse_clamd_spec(const char *spec, struct sockaddr_storage *ss, sockl
 	}
 	if (strncmp(spec, "inet:", 5) == 0 || strncmp(spec, "inet6:", 6) == 0) {
 		bool v6 = spec[4] == '6';
-		const char *rest = spec + (v6 ? 6 : 5), *at = strchr(rest, '@');
-		char *end;
-		long port = strtol(rest, &end, 10);
-		if (at == NULL || end != at || rest == at || port < 1 || port > 65535)
+		if (mw_sockaddr_port_at(spec + (v6 ? 6 : 5), v6, ss, len_r) < 0)
 			goto bad;
-		if (v6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons((uint16_t)port);
-			if (inet_pton(AF_INET6, at + 1, &s6->sin6_addr) != 1)
-				goto bad;
-			*len_r = sizeof(*s6);
-		} else {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons((uint16_t)port);
-			if (inet_pton(AF_INET, at + 1, &s4->sin_addr) != 1)
-				goto bad;
-			*len_r = sizeof(*s4);
-		}
 		return 0;
 	}
 bad:
@@ -348,15 +347,7 @@ static enum mw_virus_status scan_libclamav(mw_virus *v, const void *data, size_t
 		if (virname == NULL)
 			virname = found.name[0] != '\0' ? found.name : "unnamed";
 		set_name(name_r, namesize, virname);
-		if (name_is_scantime(virname)) {
-			mw_error_set(error_r, "libclamav: scan time limit exceeded");
-			return MW_VIRUS_ERROR;
-		}
-		if (mw_virus_name_is_limit(virname)) {
-			mw_error_set(error_r, "libclamav: %s", virname);
-			return MW_VIRUS_LIMIT;
-		}
-		return MW_VIRUS_FOUND;
+		return found_status("libclamav", virname, error_r);
 	case CL_EMAXSIZE:
 	case CL_EMAXFILES:
 	case CL_EMAXREC:
@@ -570,15 +561,7 @@ enum mw_virus_status mw_virus_clamd_parse(const char *reply, size_t len, char *n
 		}
 		memcpy(name_r, p, n);
 		name_r[n] = '\0';
-		if (name_is_scantime(name_r)) {
-			mw_error_set(error_r, "clamd: scan time limit exceeded");
-			return MW_VIRUS_ERROR;
-		}
-		if (mw_virus_name_is_limit(name_r)) {
-			mw_error_set(error_r, "clamd: %s", name_r);
-			return MW_VIRUS_LIMIT;
-		}
-		return MW_VIRUS_FOUND;
+		return found_status("clamd", name_r, error_r);
 	}
 	if (n >= sizeof(error) - 1 &&
 	    memcmp(p + n - (sizeof(error) - 1), error, sizeof(error) - 1) == 0) {

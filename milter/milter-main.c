@@ -42,6 +42,7 @@
 #include "mw-daemon.h"
 #include "mw-log.h"
 #include "mw-metrics.h"
+#include "mw-net.h"
 #include "mw-service.h"
 
 #include <libmilter/mfapi.h>
@@ -246,32 +247,15 @@ void milter_inflight_end(void)
 /* check_inet_socket - PORT@ADDRESS parses and can be bound right now */
 static void check_inet_socket(const char *spec, bool v6)
 {
-	const char *rest = spec + (v6 ? 6 : 5), *at = strchr(rest, '@');
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char *end;
-	long port;
-	int fd, one = 1;
+	int fd, one = 1, r = mw_sockaddr_port_at(spec + (v6 ? 6 : 5), v6, &ss, &len);
 
-	memset(&ss, 0, sizeof(ss));
-	port = strtol(rest, &end, 10);
-	if (at == NULL || end != at || port < 1 || port > 65535)
+	if (r == -1)
 		mw_fatal("socket %s: expected inet:PORT@ADDRESS with a port 1-65535", spec);
-	if (v6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, at + 1, &s6->sin6_addr) != 1)
-			mw_fatal("socket %s: the address must be an IPv6 literal", spec);
-		len = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, at + 1, &s4->sin_addr) != 1)
-			mw_fatal("socket %s: the address must be an IPv4 literal", spec);
-		len = sizeof(*s4);
-	}
+	if (r < 0)
+		mw_fatal("socket %s: the address must be an %s literal", spec,
+		         v6 ? "IPv6" : "IPv4");
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0)
 		mw_fatal("socket(): %s", strerror(errno));

@@ -39,6 +39,7 @@
 #include "milter.h"
 #include "mw-daemon.h"
 #include "mw-log.h"
+#include "mw-net.h"
 
 #include <libmilter/mfapi.h>
 #include <libmilter/mfdef.h>
@@ -110,29 +111,6 @@ int smfi_setconn(char *spec)
 	return MI_SUCCESS;
 }
 
-/* inet_addr_of - the sockaddr of PORT@ADDRESS (an IP literal) */
-static int inet_addr_of(const char *rest, bool v6, struct sockaddr_storage *ss, socklen_t *len)
-{
-	const char *at = strchr(rest, '@');
-	char *end;
-	long port = strtol(rest, &end, 10);
-	memset(ss, 0, sizeof(*ss));
-	if (at == NULL || end != at || port < 1 || port > 65535)
-		return -1;
-	if (v6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*s6);
-		return inet_pton(AF_INET6, at + 1, &s6->sin6_addr) == 1 ? 0 : -1;
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons((uint16_t)port);
-	*len = sizeof(*s4);
-	return inet_pton(AF_INET, at + 1, &s4->sin_addr) == 1 ? 0 : -1;
-}
-
 /* smfi_opensocket - bind and listen on the spec of smfi_setconn; RMSOCKET: remove a unix
    socket left from an earlier run first (the caller has checked its directory) */
 int smfi_opensocket(bool rmsocket)
@@ -155,10 +133,10 @@ int smfi_opensocket(bool rmsocket)
 				return MI_FAILURE;
 		}
 	} else if (strncmp(proto_spec, "inet:", 5) == 0) {
-		if (inet_addr_of(proto_spec + 5, false, &ss, &len) < 0)
+		if (mw_sockaddr_port_at(proto_spec + 5, false, &ss, &len) < 0)
 			return MI_FAILURE;
 	} else if (strncmp(proto_spec, "inet6:", 6) == 0) {
-		if (inet_addr_of(proto_spec + 6, true, &ss, &len) < 0)
+		if (mw_sockaddr_port_at(proto_spec + 6, true, &ss, &len) < 0)
 			return MI_FAILURE;
 	} else {
 		return MI_FAILURE;

@@ -28,7 +28,6 @@
 #include "mw-log.h"
 #include "mw-net.h"
 
-#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,16 +250,13 @@ void api_apppw_create(struct api_ctx *ctx, struct api_request *req, struct api_r
 /* api_apppw_delete - DELETE /users/{username}/app-passwords/{id} */
 void api_apppw_delete(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
-	char name[MW_USERNAME_MAX + 1], *end;
-	const char *ids = req->params[1];
+	char name[MW_USERNAME_MAX + 1];
 	long long id;
 	mw_error err = {{0}};
 	int ret;
 	if (route_user(req, res, name) < 0)
 		return;
-	errno = 0;
-	id = strtoll(ids, &end, 10);
-	if (ids[0] < '1' || ids[0] > '9' || *end != '\0' || errno != 0) {
+	if (!api_path_id(req->params[1], &id)) {
 		api_error(res, 404, "not_found", "no such app password");
 		return;
 	}

@@ -146,6 +146,9 @@ int api_field_string(struct api_request *req, struct api_response *res, const ch
 int api_query_int(struct api_request *req, struct api_response *res, const char *name,
                   long long def, long long min, long long max, long long *value_r);
 int api_query_check(struct api_request *req, struct api_response *res, const char *const *names);
+/* A route's {id}: a positive decimal number (no sign, blank or leading zero) into *id_r;
+   false for anything else (the caller answers 404 naming what has no such id). */
+bool api_path_id(const char *s, long long *id_r);
 
 /* api-guard.c: every check of a password, TOTP code, recovery code or internal secret,
    counted per (account, client network) and per client network (see the file header).

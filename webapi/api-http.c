@@ -10,7 +10,7 @@
  * Public: api_path_split, api_query_parse, api_query_get, api_content_type_is_json,
  * api_route_match, api_status_text, api_render_head, api_json_render, api_request_free,
  * api_error, api_ok,
- * api_fields_check, api_field_string, api_query_int, api_query_check.
+ * api_fields_check, api_field_string, api_query_int, api_query_check, api_path_id.
  *
  * Diagnostics: parse failures come back through error_r (the caller answers 400); the
  * field helpers answer 422 themselves, naming the field.
@@ -594,6 +594,21 @@ int api_query_int(struct api_request *req, struct api_response *res, const char 
 	}
 	*value_r = n;
 	return 0;
+}
+
+/* api_path_id - a route's {id} */
+bool api_path_id(const char *s, long long *id_r)
+{
+	char *end;
+	long long n;
+	if (s[0] < '1' || s[0] > '9')
+		return false;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (*end != '\0' || errno != 0)
+		return false;
+	*id_r = n;
+	return true;
 }
 
 /* api_query_check - refuse query parameters the route does not know */

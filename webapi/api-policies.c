@@ -27,7 +27,6 @@
 #include "mw-net.h"
 #include "mw-pdctl.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -224,13 +223,10 @@ void api_rl_policy_create(struct api_ctx *ctx, struct api_request *req, struct a
 void api_rl_policy_delete(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
 	const char *s = req->params[0];
-	char *end;
 	long long id;
 	mw_error err = {{0}};
 	int ret;
-	errno = 0;
-	id = s[0] >= '1' && s[0] <= '9' ? strtoll(s, &end, 10) : 0;
-	if (id <= 0 || errno != 0 || *end != '\0') {
+	if (!api_path_id(s, &id)) {
 		api_error(res, 404, "not_found", "no such rate policy");
 		return;
 	}

@@ -13,7 +13,6 @@
 #include "mw-log.h"
 #include "mw-tagrule.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,16 +173,12 @@ void api_tag_rule_create(struct api_ctx *ctx, struct api_request *req, struct ap
 void api_tag_rule_delete(struct api_ctx *ctx, struct api_request *req, struct api_response *res)
 {
 	char name[MW_USERNAME_MAX + 1];
-	const char *s = req->params[1];
-	char *end;
 	long long id;
 	mw_error err = {{0}};
 	int ret;
 	if (tr_target(req, res, name) < 0)
 		return;
-	errno = 0;
-	id = s[0] >= '1' && s[0] <= '9' ? strtoll(s, &end, 10) : 0;
-	if (id <= 0 || errno != 0 || *end != '\0') {
+	if (!api_path_id(req->params[1], &id)) {
 		api_error(res, 404, "not_found", "no such tag rule");
 		return;
 	}

@@ -179,16 +179,9 @@ int mw_store_session_list(mw_store *store, int64_t user_id, int64_t now,
 {
 	struct mw_store_rows rows =
 	    MW_STORE_ROWS_OF(struct mw_session, &session_reader, false, error_r);
-	int ret;
-	*sessions_r = NULL;
-	*count_r = 0;
-	ret = mw_db_run(store->db, &q_session_list, MW_DB_ARGS(MW_DB_I(user_id), MW_DB_I(now)),
-	                mw_store_rows_cb, &rows, NULL, error_r);
-	if (ret != MW_STORE_OK) {
-		free(rows.v);
-		return ret;
-	}
+	int ret = mw_store_list(store, &q_session_list, MW_DB_ARGS(MW_DB_I(user_id), MW_DB_I(now)),
+	                        &rows, NULL, false);
 	*sessions_r = rows.v;
 	*count_r = rows.count;
-	return MW_STORE_OK;
+	return ret;
 }

@@ -4,6 +4,8 @@
 
 #include "mw-test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -189,12 +191,72 @@ static void test_ip_network(void **state)
 	assert_string_equal(out, "192.0.2.0/24");
 }
 
+/* test_sockaddr_port_at - inet:PORT@ADDRESS specs (the milter's socket, clamd's): the
+   address and port of each accepted one, and which part of a refused one is wrong */
+static void test_sockaddr_port_at(void **state)
+{
+	static const struct {
+		const char *s;
+		bool v6;
+		int want;         /* 0, -1 (PORT@) or -2 (ADDRESS) */
+		const char *addr; /* accepted: the address as inet_ntop writes it */
+		unsigned port;
+	} cases[] = {
+	    {"10025@127.0.0.1", false, 0, "127.0.0.1", 10025},
+	    {"1@192.0.2.1", false, 0, "192.0.2.1", 1},
+	    {"65535@192.0.2.1", false, 0, "192.0.2.1", 65535},
+	    {"3310@::1", true, 0, "::1", 3310},
+	    {"3310@2001:DB8::7", true, 0, "2001:db8::7", 3310},
+	    {"0@127.0.0.1", false, -1, NULL, 0},
+	    {"65536@127.0.0.1", false, -1, NULL, 0},
+	    {"@127.0.0.1", false, -1, NULL, 0},
+	    {"10025", false, -1, NULL, 0},
+	    {"10025x@127.0.0.1", false, -1, NULL, 0},
+	    {"99999999999999999999@127.0.0.1", false, -1, NULL, 0},
+	    {"10025@", false, -2, NULL, 0},
+	    {"10025@localhost", false, -2, NULL, 0},
+	    {"10025@::1", false, -2, NULL, 0},
+	    {"10025@127.0.0.1", true, -2, NULL, 0},
+	    {"10025@127.0.0.1 ", false, -2, NULL, 0},
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = 0;
+		char text[INET6_ADDRSTRLEN];
+		const void *a;
+		unsigned port;
+		int r = mw_sockaddr_port_at(cases[i].s, cases[i].v6, &ss, &len);
+		if (r != cases[i].want)
+			fail_msg("%s: %d, want %d", cases[i].s, r, cases[i].want);
+		if (r != 0)
+			continue;
+		if (cases[i].v6) {
+			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+			assert_int_equal(s6->sin6_family, AF_INET6);
+			assert_int_equal(len, sizeof(*s6));
+			a = &s6->sin6_addr;
+			port = ntohs(s6->sin6_port);
+		} else {
+			const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+			assert_int_equal(s4->sin_family, AF_INET);
+			assert_int_equal(len, sizeof(*s4));
+			a = &s4->sin_addr;
+			port = ntohs(s4->sin_port);
+		}
+		assert_non_null(inet_ntop(ss.ss_family, a, text, sizeof(text)));
+		assert_string_equal(text, cases[i].addr);
+		assert_int_equal(port, cases[i].port);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cidr_parse), cmocka_unit_test(test_cidr_huge),
 	    cmocka_unit_test(test_cidr_match), cmocka_unit_test(test_ip_parse_mask),
-	    cmocka_unit_test(test_ip_network),
+	    cmocka_unit_test(test_ip_network), cmocka_unit_test(test_sockaddr_port_at),
 	};
 	MW_RUN_TESTS(tests);
 }

@@ -5,8 +5,13 @@
 
 #include "mw-test.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* test_str_bound - appending past the bound fails and leaves the string unchanged */
 static void test_str_bound(void **state)
@@ -276,6 +281,64 @@ static void test_text_len(void **state)
 	assert_int_equal(len, 4);
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* test_write_all - 4 MiB through a pipe while a timer interrupts the writer every
+   millisecond; the reader pauses 5 ms every 256 KiB, so the writer is interrupted with the
+   pipe full (EINTR) and part way (short writes): every byte arrives, in order; a closed
+   descriptor is -1 with errno */
+static void test_write_all(void **state)
+{
+	static unsigned char buf[4 * 1024 * 1024];
+	const size_t len = sizeof(buf);
+	struct sigaction sa;
+	struct itimerval tv = {{0, 1000}, {0, 1000}}, off = {{0, 0}, {0, 0}};
+	int pfd[2], status;
+	size_t i;
+	pid_t pid;
+	(void)state;
+	for (i = 0; i < len; i++)
+		buf[i] = (unsigned char)(i * 7 % 251);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* the reader: exit 0 when exactly buf arrived */
+		unsigned char chunk[4096];
+		size_t got = 0;
+		ssize_t n;
+		close(pfd[1]);
+		usleep(5000);
+		while ((n = read(pfd[0], chunk, sizeof(chunk))) > 0) {
+			for (i = 0; i < (size_t)n; i++)
+				if (got + i >= len ||
+				    chunk[i] != (unsigned char)((got + i) * 7 % 251))
+					_exit(1);
+			if (got / (256 * 1024) != (got + (size_t)n) / (256 * 1024))
+				usleep(5000);
+			got += (size_t)n;
+		}
+		_exit(n == 0 && got == len ? 0 : 2);
+	}
+	close(pfd[0]);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm; /* no SA_RESTART: write() returns early */
+	assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+	assert_int_equal(setitimer(ITIMER_REAL, &tv, NULL), 0);
+	assert_int_equal(mw_write_all(pfd[1], buf, len), 0);
+	assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
+	close(pfd[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	errno = 0;
+	assert_int_equal(mw_write_all(pfd[1], buf, 1), -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(mw_write_all(pfd[1], buf, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +349,7 @@ int main(void)
 	    cmocka_unit_test(test_fake_now),     cmocka_unit_test(test_hexval),
 	    cmocka_unit_test(test_text_escape),  cmocka_unit_test(test_markup),
 	    cmocka_unit_test(test_mono),         cmocka_unit_test(test_text_len),
+	    cmocka_unit_test(test_write_all),
 	};
 	MW_RUN_TESTS(tests);
 }
