@@ -7,9 +7,6 @@
  *   - words of the decoded text: whitespace-separated runs with surrounding punctuation
  *     stripped, 3..20 code points (case folded with GLib's Unicode tables); longer runs
  *     become "skip:FIRSTCHAR:LEN/10" as SpamBayes does; with MW_TOK_BIGRAMS, adjacent pairs;
- *     runs of CJK letters (Han, Kana, Hangul: scripts without spaces between words, or with
- *     words shorter than 3) become their pairs of adjacent letters (a lone letter itself),
- *     the text around them words as above ("日本語のメール" is 日本, 本語, 語の, のメ, メー, ール);
  *   - Subject words ("s:"), From display name words, address domain and registrable
  *     domain ("from:name:", "from:dom:", "from:reg:"), Reply-To / Return-Path / Message-ID
  *     domains, X-Mailer / User-Agent words ("xm:"), Received host hints ("rcvd:" registrable
@@ -223,77 +220,8 @@ struct words {
 	size_t prev_len;
 };
 
-/* is_cjk - a letter of a script written without spaces between words (Han, Hiragana,
-   Katakana) or whose words are often shorter than WORD_MIN (Hangul): such runs become
-   character pairs, not words */
-static bool is_cjk(uint32_t cp)
-{
-	return (cp >= 0x3040 && cp <= 0x30ff) || /* Hiragana, Katakana */
-	       (cp >= 0x3400 && cp <= 0x4dbf) || /* CJK Extension A */
-	       (cp >= 0x4e00 && cp <= 0x9fff) || /* CJK Unified Ideographs */
-	       (cp >= 0xac00 && cp <= 0xd7a3) || /* Hangul syllables */
-	       (cp >= 0xf900 && cp <= 0xfaff) || /* CJK Compatibility Ideographs */
-	       (cp >= 0x31f0 && cp <= 0x31ff) || /* Katakana extensions */
-	       (cp >= 0xff66 && cp <= 0xff9f) || /* half-width Katakana */
-	       (cp >= 0x20000 && cp <= 0x3134f); /* CJK Extensions B-G */
-}
-
-/* cjk_pairs - a run of CJK letters s[0..len): each pair of adjacent letters is a token (a
-   lone letter is one), as word pairs would be, but within the run; no word pair crosses it */
-static void cjk_pairs(struct words *w, const char *s, size_t len)
-{
-	size_t i = 0, prev = 0, prevlen = 0;
-	while (i < len) {
-		uint32_t cp;
-		size_t k = mw_utf8_decode(s + i, len - i, &cp);
-		if (k == 0) /* is_cjk runs hold valid sequences only */
-			break;
-		if (prevlen > 0)
-			addp(w->t, w->prefix, s + prev, prevlen + k);
-		else if (i + k >= len)
-			addp(w->t, w->prefix, s + i, k);
-		prev = i;
-		prevlen = k;
-		i += k;
-	}
-	w->prev_len = 0;
-}
-
-static void word_plain(struct words *w, const char *s, size_t len);
-
-/* word - one whitespace-separated run: its CJK runs as character pairs (cjk_pairs), the
-   text between them as words (word_plain) */
+/* word - one whitespace-separated run: stripped, folded, kept or summarised */
 static void word(struct words *w, const char *s, size_t len)
-{
-	size_t i, start = 0;
-	bool in_cjk = false;
-	for (i = 0; i < len && (unsigned char)s[i] < 0x80; i++)
-		;
-	if (i == len) { /* ASCII: the common case */
-		word_plain(w, s, len);
-		return;
-	}
-	i = 0;
-	while (i < len) {
-		uint32_t cp;
-		size_t k = mw_utf8_decode(s + i, len - i, &cp);
-		bool c = k > 0 && is_cjk(cp);
-		if (k == 0)
-			k = 1;
-		if (c != in_cjk) {
-			if (i > start)
-				(in_cjk ? cjk_pairs : word_plain)(w, s + start, i - start);
-			start = i;
-			in_cjk = c;
-		}
-		i += k;
-	}
-	if (len > start)
-		(in_cjk ? cjk_pairs : word_plain)(w, s + start, len - start);
-}
-
-/* word_plain - one run without CJK letters: stripped, folded, kept or summarised */
-static void word_plain(struct words *w, const char *s, size_t len)
 {
 	char buf[4 * WORD_MAX + 8];
 	size_t n, chars;
