@@ -2,7 +2,8 @@
  * mw-addr.c - strict parsing of RFC 5322 header addresses and RFC 5321 envelope paths.
  *
  * Public: mw_addr_parse_header, mw_addr_parse_envelope, mw_addr_list_free,
- * mw_addr_domain_normalize, mw_addr_header_name_is, mw_addr_display_check.
+ * mw_addr_domain_normalize, mw_addr_header_name_is, mw_addr_display_check,
+ * mw_addr_display_scan.
  *
  * This is the ground under From enforcement: a user may send only as addresses an admin
  * allowed, so what this module returns must be exactly what the header says, and a header
@@ -1244,8 +1245,16 @@ static bool display_listed(const char *local, size_t llen, const char *domain, s
 	return false;
 }
 
+/* What display_judge reports to: the sender's addresses, and who decides on an address
+   found (NULL: every one ends the scan with 1). */
+struct display_scan {
+	const struct mw_addr_list *list;
+	mw_addr_display_fn *fn;
+	void *ctx;
+};
+
 /* display_judge - one piece of shown text (raw, before decoding): 0, 1 or -1 */
-static int display_judge(const char *raw, size_t rlen, const struct mw_addr_list *list,
+static int display_judge(const char *raw, size_t rlen, const struct display_scan *ds,
                          mw_error *error_r)
 {
 	mw_str dec, t;
@@ -1295,7 +1304,8 @@ static int display_judge(const char *raw, size_t rlen, const struct mw_addr_list
 		while (r < t.len && !is_display_sep((unsigned char)t.buf[r]))
 			r++;
 		if (lend > l && r > rs &&
-		    !display_listed(t.buf + l, lend - l, t.buf + rs, r - rs, list)) {
+		    !display_listed(t.buf + l, lend - l, t.buf + rs, r - rs, ds->list) &&
+		    (ds->fn == NULL || ds->fn(t.buf + l, lend - l, t.buf + rs, r - rs, ds->ctx))) {
 			mw_error_set(error_r, "display text shows an address other than the "
 			                      "sender's");
 			ret = 1;
@@ -1356,10 +1366,11 @@ static int display_comment(const char *s, size_t len, size_t *pos, mw_str *out)
 	return -1;
 }
 
-/* mw_addr_display_check - see mw-addr.h */
-int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *list,
-                          mw_error *error_r)
+/* mw_addr_display_scan - see mw-addr.h */
+int mw_addr_display_scan(const char *s, size_t len, const struct mw_addr_list *list,
+                         mw_addr_display_fn *fn, void *ctx, mw_error *error_r)
 {
+	const struct display_scan ds = {list, fn, ctx};
 	mw_str phrase, com;
 	size_t pos = 0;
 	bool angle = false, bare = false, space = false;
@@ -1384,7 +1395,7 @@ int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *
 				mw_error_set(error_r, "comment at offset %zu does not parse", pos);
 				ret = -1;
 			} else {
-				ret = display_judge(com.buf, com.len, list, error_r);
+				ret = display_judge(com.buf, com.len, &ds, error_r);
 			}
 			space = true;
 			continue;
@@ -1417,7 +1428,7 @@ int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *
 			continue;
 		}
 		if (c == '<' || c == ':') { /* what came before was a display or group name */
-			ret = display_judge(phrase.buf, phrase.len, list, error_r);
+			ret = display_judge(phrase.buf, phrase.len, &ds, error_r);
 			mw_str_reset(&phrase);
 			angle = c == '<';
 		} else if (c == ',' || c == ';') {
@@ -1438,4 +1449,11 @@ int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *
 	mw_str_free(&phrase);
 	mw_str_free(&com);
 	return ret;
+}
+
+/* mw_addr_display_check - see mw-addr.h */
+int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *list,
+                          mw_error *error_r)
+{
+	return mw_addr_display_scan(s, len, list, NULL, NULL, error_r);
 }

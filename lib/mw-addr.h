@@ -77,6 +77,21 @@ int mw_addr_domain_normalize(const char *domain, size_t len, char *out, size_t o
 int mw_addr_display_check(const char *s, size_t len, const struct mw_addr_list *list,
                           mw_error *error_r);
 
+/* Told by mw_addr_display_scan of one address-like text that is not an address of LIST,
+   as shown (decoded; neither normalised nor validated, so the domain may end in shown
+   punctuation such as "'" or be a single label): LOCAL and DOMAIN are the runs before and
+   after the '@' (blanks around it dropped). Returns true when it counts (the scan stops
+   with 1), false to look on. */
+typedef bool mw_addr_display_fn(const char *local, size_t llen, const char *domain, size_t dlen,
+                                void *ctx);
+
+/* mw_addr_display_check with the decision on each address found handed to FN (CTX passed
+   on): 1 as soon as FN returns true, 0 when it never does (or nothing is found), -1 as
+   mw_addr_display_check. FN NULL is mw_addr_display_check itself. The spam tests use it
+   to judge what the address shows; From enforcement refuses any such address. */
+int mw_addr_display_scan(const char *s, size_t len, const struct mw_addr_list *list,
+                         mw_addr_display_fn *fn, void *ctx, mw_error *error_r);
+
 /* True when header field NAME is WANT (ASCII case-insensitive), ignoring blanks between the
    name and the colon ("From :" is a From field to every mail reader, RFC 5322 4.5.1). */
 bool mw_addr_header_name_is(const char *name, const char *want);

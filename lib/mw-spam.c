@@ -460,6 +460,43 @@ static bool one_addr(const char *v, struct mw_addr *a_r, struct mw_addr_list *li
 	return true;
 }
 
+/* What other_org judges against: the From address and the settings (freemail_domains). */
+struct display_from {
+	const struct mw_spam_settings *s;
+	const struct mw_addr *fa;
+};
+
+/* other_org - mw_addr_display_fn for FROM_DISPLAY_ADDR: the shown address is a real one
+   (its domain, up to the first byte that cannot be in a host name, normalises and has a
+   registrable domain, so "name@host" and "a@localhost" are not) of another organisation
+   than the From address: another registrable domain, or the same free-mail domain (where
+   the domain says nothing about who writes). Another address of the sender's own
+   organisation ("news@lists.example.com" <bounce@example.com>) is not impersonation. */
+static bool other_org(const char *local, size_t llen, const char *domain, size_t dlen, void *ctx)
+{
+	const struct display_from *d = ctx;
+	char dom[MW_ADDR_DOMAIN_MAX + 1];
+	const char *reg, *freg;
+	size_t n;
+
+	(void)local, (void)llen;
+	for (n = 0; n < dlen; n++) {
+		unsigned char c = (unsigned char)domain[n];
+		if (!(c >= 0x80 || c == '.' || c == '-' || (c >= 'a' && c <= 'z') ||
+		      (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			break;
+	}
+	if (mw_addr_domain_normalize(domain, n, dom, sizeof(dom), NULL) < 0 ||
+	    strchr(dom, '.') == NULL || (reg = mw_tokenize_registrable_domain(dom)) == NULL)
+		return false;
+	freg = mw_tokenize_registrable_domain(d->fa->domain);
+	if (freg == NULL)
+		freg = d->fa->domain;
+	if (strcmp(reg, freg) != 0)
+		return true;
+	return in_list(d->s->freemail_domains, dom);
+}
+
 /* display_tests - From's display name: another address, a local domain look-alike */
 static void display_tests(const struct mw_spam_settings *s, struct mw_spam_result *r,
                           const char *from, const struct mw_addr *fa, const struct mw_addr_list *fl)
@@ -467,8 +504,9 @@ static void display_tests(const struct mw_spam_settings *s, struct mw_spam_resul
 	const char *lt = strchr(from, '<');
 	char word[MW_DNS_NAME_MAX + 2];
 	size_t i, n, end = lt != NULL ? (size_t)(lt - from) : 0;
+	struct display_from df = {s, fa};
 
-	if (mw_addr_display_check(from, strlen(from), fl, NULL) == 1)
+	if (mw_addr_display_scan(from, strlen(from), fl, other_org, &df, NULL) == 1)
 		fire(s, r, MW_SPAM_FROM_DISPLAY_ADDR);
 	if (s->local_domains[0] == '\0')
 		return;

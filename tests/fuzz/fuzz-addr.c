@@ -4,13 +4,14 @@
  * Public: LLVMFuzzerTestOneInput.
  *
  * Feeds the input to mw_addr_parse_header, mw_addr_parse_envelope (bracketed and bare),
- * mw_addr_domain_normalize, mw_pattern_normalize, mw_addr_display_check (on a header that
- * parsed) and mw_rfc2047_decode, and checks what a success promises:
+ * mw_addr_domain_normalize, mw_pattern_normalize, mw_addr_display_check and
+ * mw_addr_display_scan (on a header that parsed) and mw_rfc2047_decode, and checks what a
+ * success promises:
  * every address has local@domain within the limits, the canonical address re-parses as
  * the envelope "<addr>" to exactly itself, canonical domains and patterns are fixed points
  * of their normalisation, the display check answers 0, 1 or -1 with a message for the
- * last two, decoded text from valid UTF-8 is valid UTF-8 and text without "=?" decodes to
- * itself. A failed parse must leave an error message and an empty result.
+ * last two and is the full scan's first find, decoded text from valid UTF-8 is valid UTF-8 and text
+ * without "=?" decodes to itself. A failed parse must leave an error message and an empty result.
  * The same target runs under libFuzzer (scripts/fuzz) and over the corpus in make check
  * (replay-main.c).
  *
@@ -150,6 +151,16 @@ static void fuzz_rfc2047(const char *s, size_t size)
 	mw_str_free(&out);
 }
 
+/* count_found - mw_addr_display_fn: counts what the scan hands out, never stops it */
+static bool count_found(const char *local, size_t llen, const char *domain, size_t dlen, void *ctx)
+{
+	if (llen == 0 || dlen == 0 || memchr(local, '@', llen) != NULL ||
+	    memchr(domain, '@', dlen) != NULL)
+		broken("display scan handed out an empty or '@' part", "");
+	(*(size_t *)ctx)++;
+	return false;
+}
+
 /* LLVMFuzzerTestOneInput - run every parser over one input */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -174,6 +185,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		b = mw_addr_display_check(s, size, &list, &err);
 		if (b < -1 || b > 1 || (b != 0 && err.msg[0] == '\0'))
 			broken("display check answer", err.msg);
+		{ /* the whole scan, every address passed over: the check is its first find */
+			size_t found = 0;
+			int sc = mw_addr_display_scan(s, size, &list, count_found, &found, NULL);
+			if (b != (found > 0 ? 1 : sc) || sc == 1)
+				broken("display scan against the check", "");
+		}
 		mw_addr_list_free(&list);
 	} else {
 		if (err.msg[0] == '\0' || list.count != 0 || list.addrs != NULL)

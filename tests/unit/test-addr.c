@@ -472,6 +472,61 @@ static void test_rfc2047(void **state)
 	}
 }
 
+/* What mw_addr_display_scan hands out: each found address as shown, "local|domain;" */
+struct scan_seen {
+	char buf[256];
+	const char *stop_at; /* the domain (as shown) at which to answer true */
+};
+
+/* scan_note - mw_addr_display_fn: records the address, true at stop_at */
+static bool scan_note(const char *local, size_t llen, const char *domain, size_t dlen, void *ctx)
+{
+	struct scan_seen *seen = ctx;
+	size_t n = strlen(seen->buf);
+	snprintf(seen->buf + n, sizeof(seen->buf) - n, "%.*s|%.*s;", (int)llen, local, (int)dlen,
+	         domain);
+	return seen->stop_at != NULL && strlen(seen->stop_at) == dlen &&
+	       memcmp(seen->stop_at, domain, dlen) == 0;
+}
+
+/* test_display_scan - every address-like text other than the header's own, as shown (decoded,
+   blanks around '@' dropped, punctuation kept), in order; the verdict is the callback's;
+   mw_addr_display_check is the scan that refuses the first */
+static void test_display_scan(void **state)
+{
+	static const struct {
+		const char *hdr, *stop_at, *seen;
+		int ret, check;
+	} cases[] = {
+	    {"\"john@example.com\" <john@example.com>", NULL, "", 0, 0},
+	    {"\"'jane@example.com'\" <john@example.com>", NULL, "'jane|example.com';", 0, 1},
+	    {"\"a @ x.org (b@y.org)\" <john@example.com> (c@z.org)", "y.org", "a|x.org;b|y.org;", 1,
+	     1},
+	    {"\"a@x.org\" <john@example.com> (c@z.org)", "nothing", "a|x.org;c|z.org;", 0, 1},
+	    {"=?utf-8?q?hyatt=40mozilla?= <john@example.com>", "mozilla", "hyatt|mozilla;", 1, 1},
+	    {"\"=?x-unknown?q?a=40b?=\" <john@example.com>", NULL, "", -1, -1},
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < MW_N_ELEMENTS(cases); i++) {
+		struct mw_addr_list list;
+		struct scan_seen seen = {"", cases[i].stop_at};
+		mw_error err = {""};
+		int ret;
+		assert_int_equal(
+		    mw_addr_parse_header(cases[i].hdr, strlen(cases[i].hdr), &list, &err), 0);
+		ret = mw_addr_display_scan(cases[i].hdr, strlen(cases[i].hdr), &list, scan_note,
+		                           &seen, &err);
+		if (ret != cases[i].ret || strcmp(seen.buf, cases[i].seen) != 0)
+			fail_msg("scan case %zu: ret %d seen [%s], want %d [%s]", i, ret, seen.buf,
+			         cases[i].ret, cases[i].seen);
+		assert_int_equal(
+		    mw_addr_display_check(cases[i].hdr, strlen(cases[i].hdr), &list, &err),
+		    cases[i].check);
+		mw_addr_list_free(&list);
+	}
+}
+
 /* Header field names: "From", "from", "From " and "FROM\t" are From; others not. */
 static const struct {
 	const char *name, *want;
@@ -502,6 +557,7 @@ int main(void)
 	    cmocka_unit_test(test_envelope_table),   cmocka_unit_test(test_envelope_nul),
 	    cmocka_unit_test(test_domain_normalize), cmocka_unit_test(test_roundtrip),
 	    cmocka_unit_test(test_rfc2047),          cmocka_unit_test(test_header_name_is),
+	    cmocka_unit_test(test_display_scan),
 	};
 	MW_RUN_TESTS(tests);
 }

@@ -195,6 +195,12 @@ static const struct {
      {"john@example.com", "sales@example.com"},
      NULL,
      NULL},
+    /* another address of the sender's own domain, or one without a dot, is still another
+       address here (the spam test FROM_DISPLAY_ADDR lets these pass; this check must not) */
+    {{"\"jane@example.com\" " J}, NULL, P, SHOWS},
+    {{"\"John <john@sub.example.com>\" " J}, NULL, P, SHOWS},
+    {{"\"john@example\" " J}, NULL, P, SHOWS},
+    {{"\"'john@example.com'\" " J}, NULL, P, SHOWS},
     /* the same for Sender: */
     {{"john@example.com"}, "\"ceo@bank.com\" " J, P, "5.7.1", "Sender: display name shows"},
     {{"john@example.com"}, "=?koi8-r?q?ceo=40bank.com?= " J, P, "5.7.1", "Sender: display"},

@@ -49,7 +49,7 @@ static char *tokens_of(const char *raw)
 static void golden(const char *name)
 {
 	char rel[256], *raw, *want, *got;
-	size_t len;
+	size_t len = 0;
 	snprintf(rel, sizeof(rel), "tests/data/tokenize/%s.eml", name);
 	raw = mw_test_data_read(rel, &len);
 	got = tokens_of_len(raw, len);
