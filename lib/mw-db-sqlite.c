@@ -3,10 +3,10 @@
  * One sqlite3 connection per mw_db, opened without SQLite's full mutex: a connection is not
  * shared between threads (each thread opens its own). The connection runs in WAL mode with
  * foreign_keys=ON (deleting a user cascades), synchronous=NORMAL, trusted_schema=OFF and
- * the caller's busy timeout. Statements are prepared with SQLITE_PREPARE_PERSISTENT
- * (mw-db.c caches them per query object); every value reaches SQL through a bound
- * parameter. Transactions start with BEGIN IMMEDIATE, so a writer waits for the lock (up
- * to the busy timeout) at the start instead of failing half-way.
+ * the caller's busy timeout (a lock is waited for in steps of 50 us to 2 ms: busy_wait). Statements
+ * are prepared with SQLITE_PREPARE_PERSISTENT (mw-db.c caches them per query object); every value
+ * reaches SQL through a bound parameter. Transactions start with BEGIN IMMEDIATE, so a writer waits
+ * for the lock (up to the busy timeout) at the start instead of failing half-way.
  *
  * The database file is not created by open: mw_db_migrate creates it (migrate_prepare,
  * mode 0640 whatever the umask; an existing file keeps its mode). Its directory must
@@ -34,12 +34,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct sqlite_conn {
 	sqlite3 *db; /* NULL until the file exists (mw_db_migrate creates it) */
 	char *path;
 	unsigned busy_timeout_ms;
+	int64_t busy_since_us; /* busy_wait: when the lock was first found taken */
 	sqlite3_stmt *begin, *commit, *rollback, *data_version;
 };
 
@@ -69,6 +71,28 @@ static int db_fail(struct sqlite_conn *c, int rc, const char *what, mw_error *er
 	return MW_STORE_ERROR;
 }
 
+/* busy_wait - SQLite's busy handler: wait for a lock another connection holds in steps of
+   50 us doubling to 2 ms, until busy_timeout_ms have passed since the first refusal (0 gives
+   up). SQLite's own (sqlite3_busy_timeout) sleeps 1, 2, 5, 10, 15 ... ms: the API's workers
+   touching one session in the same second met at the write lock, held ~0.1 ms by the first,
+   and the others slept 1-11 ms (bench/README.md, apip99 of session 9). */
+static int busy_wait(void *arg, int count)
+{
+	struct sqlite_conn *c = arg;
+	int64_t now = mw_mono_us(), left, step;
+	if (count == 0)
+		c->busy_since_us = now;
+	left = (int64_t)c->busy_timeout_ms * 1000 - (now - c->busy_since_us);
+	if (left <= 0)
+		return 0;
+	step = count < 6 ? (int64_t)50 << count : 2000;
+	if (step > left)
+		step = left;
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)step * 1000};
+	(void)nanosleep(&ts, NULL);
+	return 1;
+}
+
 /* set_pragmas - connection settings every store needs */
 static int set_pragmas(struct sqlite_conn *c, mw_error *error_r)
 {
@@ -82,8 +106,7 @@ static int set_pragmas(struct sqlite_conn *c, mw_error *error_r)
 	size_t i;
 	int rc;
 	(void)sqlite3_extended_result_codes(c->db, 1);
-	rc = sqlite3_busy_timeout(c->db,
-	                          c->busy_timeout_ms > INT_MAX ? INT_MAX : (int)c->busy_timeout_ms);
+	rc = sqlite3_busy_handler(c->db, busy_wait, c);
 	if (rc != SQLITE_OK)
 		return db_fail(c, rc, "setting the busy timeout", error_r);
 	/* journal_mode answers with the mode now in force: insist it is WAL. While several

@@ -3,7 +3,8 @@
  * reader of the gauges (one printer and one parser of the format, rule 12 of STYLE.md).
  *
  * A process keeps one small table indexed by the components of mw-degraded.def, guarded by a
- * mutex (the milter's threads change it); a prefork pool (the API) moves it into shared
+ * mutex (the milter's threads change it; a leave that finds the component watched and
+ * healthy returns without it); a prefork pool (the API) moves it into shared
  * memory with mw_degraded_share before forking, so its workers share one state and one
  * change is logged once, by the worker that saw it. A change of state is decided under the lock and
  * logged after it, so a component failing on every request logs once when it fails and once
@@ -121,7 +122,7 @@ void mw_degraded_watch(enum mw_degraded_id id)
 	if ((int)id < 0 || id >= MW_DEGRADED_COUNT_)
 		return;
 	dlock();
-	dt->s[id].watched = true;
+	__atomic_store_n(&dt->s[id].watched, true, __ATOMIC_RELEASE);
 	(void)pthread_mutex_unlock(&dt->lock);
 }
 
@@ -135,9 +136,9 @@ bool mw_degraded_enter(enum mw_degraded_id id, const char *reason, const char *d
 	if (reason == NULL || !word_ok(reason, strlen(reason), MW_DEGRADED_REASON_MAX))
 		reason = "unknown";
 	dlock();
-	dt->s[id].watched = true;
+	__atomic_store_n(&dt->s[id].watched, true, __ATOMIC_RELEASE);
 	if (!dt->s[id].degraded) {
-		dt->s[id].degraded = true;
+		__atomic_store_n(&dt->s[id].degraded, true, __ATOMIC_RELEASE);
 		dt->s[id].since = mw_now();
 		(void)mw_strlcpy(dt->s[id].reason, reason, sizeof(dt->s[id].reason));
 		changed = true;
@@ -163,11 +164,17 @@ bool mw_degraded_leave(enum mw_degraded_id id, const char *detail)
 	bool changed = false;
 	if ((int)id < 0 || id >= MW_DEGRADED_COUNT_)
 		return false;
+	/* watched and healthy, the common case, without the lock: the API's workers come here
+	   on every request, and one descheduled while it held the shared lock kept the others
+	   waiting (watched and degraded change only under the lock, stored atomically) */
+	if (__atomic_load_n(&dt->s[id].watched, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&dt->s[id].degraded, __ATOMIC_ACQUIRE))
+		return false;
 	dlock();
-	dt->s[id].watched = true;
+	__atomic_store_n(&dt->s[id].watched, true, __ATOMIC_RELEASE);
 	if (dt->s[id].degraded) {
 		since = dt->s[id].since;
-		dt->s[id].degraded = false;
+		__atomic_store_n(&dt->s[id].degraded, false, __ATOMIC_RELEASE);
 		dt->s[id].since = 0;
 		dt->s[id].reason[0] = '\0';
 		changed = true;

@@ -2,8 +2,12 @@
  * their Prometheus text form.
  *
  * The table is a fixed array of series (metric id, rendered labels, value). A series is
- * looked up and added under a robust mutex (process-shared when the table is); the value is
- * incremented with an atomic add, so rendering needs the lock only to walk the table. Label
+ * added under a robust mutex (process-shared when the table is): its slot is written whole
+ * before the count n is published (release), so a series already there is found without
+ * the lock (n read with acquire; slots below it never change again), and the value is
+ * incremented with an atomic add. The steady state takes no lock: the API's workers counted
+ * every request under the one process-shared mutex, a worker descheduled while holding it
+ * stalled the others' requests. Rendering needs the lock only to walk the table. Label
  * values are escaped as the format wants (backslash, double quote, newline).
  *
  * Public: mw_metrics_init, mw_metrics_inc, mw_metrics_render, mw_metrics_write_file.
@@ -104,6 +108,16 @@ static void escape(mw_str *out, const char *v)
 	}
 }
 
+/* find - the series of id with labels among those published; NULL when not there */
+static struct series *find(enum mw_metric_id id, const char *labels)
+{
+	size_t i, n = __atomic_load_n(&table->n, __ATOMIC_ACQUIRE);
+	for (i = 0; i < n; i++)
+		if (table->s[i].id == (int)id && strcmp(table->s[i].labels, labels) == 0)
+			return &table->s[i];
+	return NULL;
+}
+
 /* mw_metrics_inc - one more in a series */
 void mw_metrics_inc(enum mw_metric_id id, ...)
 {
@@ -111,7 +125,6 @@ void mw_metrics_inc(enum mw_metric_id id, ...)
 	struct series *hit = NULL;
 	mw_str labels;
 	va_list ap;
-	size_t i;
 	if (table == NULL || (int)id < 0 || id >= MWM_COUNT_)
 		return;
 	mw_str_init(&labels, MW_METRICS_LABELS_MAX - 1);
@@ -130,22 +143,23 @@ void mw_metrics_inc(enum mw_metric_id id, ...)
 		(void)mw_str_appendc(&labels, '"');
 	}
 	va_end(ap);
-	lock();
-	for (i = 0; i < table->n && hit == NULL; i++)
-		if (table->s[i].id == (int)id && strcmp(table->s[i].labels, mw_str_c(&labels)) == 0)
-			hit = &table->s[i];
-	if (hit == NULL && table->n < MW_METRICS_SERIES_MAX) {
-		hit = &table->s[table->n];
-		hit->id = (int)id;
-		(void)mw_strlcpy(hit->labels, mw_str_c(&labels), sizeof(hit->labels));
-		hit->value = 0;
-		table->n++;
+	hit = find(id, mw_str_c(&labels));
+	if (hit == NULL) {
+		lock();
+		hit = find(id, mw_str_c(&labels)); /* another may have added it meanwhile */
+		if (hit == NULL && table->n < MW_METRICS_SERIES_MAX) {
+			hit = &table->s[table->n];
+			hit->id = (int)id;
+			(void)mw_strlcpy(hit->labels, mw_str_c(&labels), sizeof(hit->labels));
+			hit->value = 0;
+			__atomic_store_n(&table->n, table->n + 1, __ATOMIC_RELEASE);
+		}
+		(void)pthread_mutex_unlock(&table->lock);
 	}
 	if (hit != NULL)
 		__atomic_fetch_add(&hit->value, 1, __ATOMIC_RELAXED);
 	else
 		__atomic_fetch_add(&table->dropped, 1, __ATOMIC_RELAXED);
-	(void)pthread_mutex_unlock(&table->lock);
 	mw_str_free(&labels);
 }
 

@@ -1615,9 +1615,10 @@ class Nginx(Service):
         if self.fastcgi:
             loc, addr = self.fastcgi
             # as conf.d/nginx-mailwarden.conf.sample: FastCGI connections kept open between
-            # requests (each API worker polls all the connections it holds)
-            upstream = ('  upstream mailwarden_api {\n    server %s;\n    keepalive 8;\n  }\n'
-                        % addr)
+            # requests (each API worker polls all the connections it holds), and not closed
+            # after nginx's default 1000 requests each
+            upstream = ('  upstream mailwarden_api {\n    server %s;\n    keepalive 8;\n'
+                        '    keepalive_requests 1000000;\n  }\n' % addr)
             pass_ = '      fastcgi_keep_conn on;\n      fastcgi_pass mailwarden_api;\n'
             fcgi = ('    location %s {\n      include /etc/nginx/fastcgi_params;\n%s    }\n'
                     % (loc, pass_))

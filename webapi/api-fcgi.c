@@ -459,6 +459,8 @@ static int conn_readable(struct api_fcgi_conn *c, const struct api_fcgi_conf *co
 	ret = conn_parse(c, conf, out);
 	if (out->len > 0 && write_all(c->fd, out) < 0)
 		ret = -1;
+	if (conf->answered != NULL)
+		conf->answered(conf->ctx);
 	return ret;
 }
 

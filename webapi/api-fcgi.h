@@ -45,6 +45,9 @@ struct api_fcgi_conf {
 	size_t max_body;
 	const char *inet_peers; /* non-NULL: inet connections from elsewhere get 403 */
 	api_fcgi_handler *handler;
+	/* NULL, or called with ctx once the answers a read completed are written (or failed
+	   to be): the handler's work that need not delay them (the API's request log line) */
+	void (*answered)(void *ctx);
 	void *ctx;
 };
 

@@ -22,8 +22,10 @@
  *
  * Public: main.
  * Diagnostics: start-up errors go to stderr and exit 1; requests are logged at info
- * level (method, path, status, actor, client) through mw_log; workers that die, reloads
- * and the stop as event=... lines.
+ * level (method, path, status, actor, client) through mw_log, each right after its answer
+ * is written (log_answered), so a log write that waits (the workers share the log file's
+ * lock, or a slow journald) never holds up an answer; workers that die, reloads and the
+ * stop as event=... lines.
  */
 #include "mw-build.h"
 #include "api-common.h"
@@ -98,6 +100,7 @@ struct api_main {
 	int handoff[2];               /* idle kept connections between workers (api-fcgi.c) */
 	unsigned *idle_workers;       /* shared by the workers: how many wait for work */
 	bool inet;                    /* peers are checked against [api] inet_peers */
+	mw_str log_pending;           /* the worker's request log lines not yet written */
 	struct mw_service_pool *pool; /* its helper: the forms' flusher, only with forms */
 };
 
@@ -323,13 +326,30 @@ static void handle(void *arg, const struct api_fcgi_request *r, mw_str *out)
 	}
 	mw_metrics_inc(MWM_API_REQUESTS, method_label(req.method), req.route ? req.route : "none",
 	               status_label(res.status, status, sizeof(status)));
-	mw_info("%s %s %d actor=%s client=%s", req.method != NULL ? req.method : "-",
-	        req.request_uri != NULL
-	            ? mw_log_value(safe, sizeof(safe), req.request_uri, strlen(req.request_uri))
-	            : "-",
-	        res.status, req.actor[0] != '\0' ? req.actor : "api:-",
-	        req.remote_addr != NULL ? req.remote_addr : "-");
+	/* logged by log_answered once the answer is written */
+	(void)mw_str_appendf(
+	    &m->log_pending, "%s %s %d actor=%s client=%s\n", req.method != NULL ? req.method : "-",
+	    req.request_uri != NULL
+	        ? mw_log_value(safe, sizeof(safe), req.request_uri, strlen(req.request_uri))
+	        : "-",
+	    res.status, req.actor[0] != '\0' ? req.actor : "api:-",
+	    req.remote_addr != NULL ? req.remote_addr : "-");
 	api_request_free(&req);
+}
+
+/* log_answered - the request lines of the answers just written (api-fcgi.c's answered);
+   each is one line (mw_log_value escapes the URI, the other fields hold no newline) */
+static void log_answered(void *arg)
+{
+	struct api_main *m = arg;
+	char *line, *end;
+	if (m->log_pending.len == 0)
+		return;
+	for (line = m->log_pending.buf; (end = strchr(line, '\n')) != NULL; line = end + 1) {
+		*end = '\0';
+		mw_info("%s", line);
+	}
+	mw_str_reset(&m->log_pending);
 }
 
 /* print_routes - the route table, one "METHOD PATH ROLE" line each */
@@ -380,6 +400,7 @@ static void worker_run(void *arg)
 	    .max_body = (size_t)mw_config_int(ctx->cfg, MWK_API_MAX_BODY),
 	    .inet_peers = m->inet ? mw_config_str(ctx->cfg, MWK_API_INET_PEERS) : NULL,
 	    .handler = handle,
+	    .answered = log_answered,
 	    .ctx = m,
 	};
 	mw_error err = {{0}};
@@ -393,6 +414,8 @@ static void worker_run(void *arg)
 	ctx->authcache = api_authcache_new();
 	if (api_fcgi_serve(&conf, &err) < 0)
 		mw_error_log("FastCGI: %s", err.msg);
+	log_answered(m);
+	mw_str_free(&m->log_pending);
 	api_authcache_free(&ctx->authcache);
 	mw_store_close(&ctx->store);
 }

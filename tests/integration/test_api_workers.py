@@ -69,8 +69,8 @@ class Pool:
     def slow_then_cheap(self):
         """slow_then_cheap - a failing login, and while it runs a cheap request;
         (cheap answer, slow answer, which the API finished first: 'cheap' or 'slow').
-        The order comes from the API's own log (each request is logged when answered),
-        not from clocks."""
+        The order comes from the API's own log (each request is logged right after its
+        answer is written, so the lines are waited for), not from clocks."""
         out = {}
         cheap_path = '/api/v1/users/cheap-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN)
         start = os.path.getsize(self.api.log_path)
@@ -86,13 +86,20 @@ class Pool:
         hashing.wait()  # the login is in a worker now
         cheap = call(self.port, 'GET', cheap_path)
         t.join(120)
-        with open(self.api.log_path, 'rb') as f:
-            f.seek(start)
-            log = f.read().decode(errors='replace')
+
+        def logged():
+            with open(self.api.log_path, 'rb') as f:
+                f.seek(start)
+                return f.read().decode(errors='replace')
+        try:
+            lab_mod.wait_until(lambda: 'POST /api/v1/sessions 401' in logged()
+                               and 'GET %s 401' % cheap_path in logged(), 20,
+                               'both requests in the API log')
+        except lab_mod.LabError:
+            raise AssertionError('requests not in the API log:\n' + logged())
+        log = logged()
         slow_at = log.find('POST /api/v1/sessions 401')
         cheap_at = log.find('GET %s 401' % cheap_path)
-        if slow_at < 0 or cheap_at < 0:
-            raise AssertionError('requests not in the API log:\n' + log)
         return cheap, out['slow'], 'cheap' if cheap_at < slow_at else 'slow'
 
 
@@ -150,6 +157,73 @@ class ApiOneWorkerTest(unittest.TestCase):
             self.assertEqual(first, 'slow')
         finally:
             pool.lab.stop()
+
+
+class ApiLogAfterAnswerTest(unittest.TestCase):
+    """A request's log line is written after its answer: with the API's log (stderr) a pipe
+    that is full and not read, a request is still answered, and its line follows once the
+    pipe is read again. Before, the worker wrote the line first and waited in that write,
+    so the answer never came (nor would it, behind a slow journald or the workers' shared
+    log file lock, for as long as the write waited)."""
+
+    def test_answer_does_not_wait_for_the_log_line(self):
+        lab = lab_mod.Lab()
+        reader = filler = t = None
+        got = []
+        draining, stop = threading.Event(), threading.Event()
+        draining.set()
+        try:
+            store = lab.store()
+            api = lab_mod.Api(lab.root, store, api_config={'workers': '1'})
+            os.makedirs(api.dir, exist_ok=True)
+            os.mkfifo(api.log_path)
+            reader = os.open(api.log_path, os.O_RDONLY | os.O_NONBLOCK)
+
+            def drain():
+                while not stop.is_set():
+                    if draining.is_set():
+                        try:
+                            chunk = os.read(reader, 65536)
+                            if chunk:
+                                got.append(chunk)
+                                continue
+                        except BlockingIOError:
+                            pass
+                    time.sleep(0.01)
+            t = threading.Thread(target=drain, daemon=True)
+            t.start()
+            lab.add(api)
+            nginx = lab.nginx(fastcgi=api.fastcgi())
+            lab_mod.wait_until(lambda: len(children(api.proc.pid)) == 1
+                               and b'ready' in b''.join(got), 120, 'the API worker')
+            self.assertEqual(call(nginx.port, 'GET', '/api/v1/healthz').status, 200)
+            lab_mod.wait_until(lambda: b'GET /api/v1/healthz 200' in b''.join(got), 20,
+                               'the first request in the log')
+            # stop reading and fill the pipe: the API's next log write cannot complete
+            draining.clear()
+            time.sleep(0.1)
+            filler = os.open(api.log_path, os.O_WRONLY | os.O_NONBLOCK)
+            while True:
+                try:
+                    os.write(filler, b'.' * 4096)
+                except BlockingIOError:
+                    break
+            path = '/api/v1/users/blocked-%s@%s' % (uuid.uuid4().hex[:8], DOMAIN)
+            a = call(nginx.port, 'GET', path)  # 30 s timeout: the old order never answers
+            self.assertEqual(a.status, 401, a)
+            self.assertNotIn(path.encode(), b''.join(got))
+            draining.set()
+            lab_mod.wait_until(lambda: ('GET %s 401' % path).encode() in b''.join(got), 20,
+                               'the request\'s line once the log is read again')
+        finally:
+            draining.set()  # read while the API stops: a pipe without a reader kills it
+            lab.stop()
+            stop.set()
+            if t is not None:
+                t.join(5)
+            for fd in (reader, filler):
+                if fd is not None:
+                    os.close(fd)
 
 
 class ApiStopTest(unittest.TestCase):

@@ -72,6 +72,38 @@ static void test_all(void **state)
 	assert_non_null(strstr(t, "route=\"/w\",status=\"201\"} 3000\n"));
 	free(t);
 
+	/* workers adding the same new series at once (found without the lock, added under
+	   it): each series exactly once, every increment in it */
+	for (i = 0; i < 4; i++) {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int k;
+			for (k = 0; k < 20 * 50; k++) {
+				char route[16];
+				(void)snprintf(route, sizeof(route), "/c%d", (k + i * 7) % 20);
+				mw_metrics_inc(MWM_API_REQUESTS, "PUT", route, "200");
+			}
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 4; i++) {
+		assert_true(wait(&st) > 0);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	t = render();
+	for (i = 0; i < 20; i++) {
+		char series[96];
+		const char *at;
+		(void)snprintf(series, sizeof(series),
+		               "{method=\"PUT\",route=\"/c%d\",status=\"200\"} ", i);
+		at = strstr(t, series);
+		assert_non_null(at);
+		assert_null(strstr(at + 1, series)); /* once */
+		assert_int_equal(atoi(at + strlen(series)), 200);
+	}
+	free(t);
+
 	/* the file: written whole, 0644 */
 	assert_non_null(mkdtemp(path));
 	(void)snprintf(file, sizeof(file), "%s/m.prom", path);
