@@ -9,9 +9,12 @@ both. A body keeps its NULs (both get them). Postfix offers no BINARYMIME. So wh
 milter judges is what the mailbox holds. Should that change (a Postfix that hands the NUL to
 the milter, or delivers more than it showed the milter), these tests fail: the milter
 protocol layer closes the connection on a header value with a NUL in it
-(tests/unit/test-milter-proto.c), which Postfix turns into a temporary failure.
+(tests/unit/test-milter-proto.c), which Postfix turns into a temporary failure. Mail that
+bypasses Postfix (straight to Dovecot's LMTP) keeps its NUL; the Dovecot plugin then gets
+the value with the NUL replaced (Dovecot's own header parsing) and does not believe such a
+verdict.
 
-One Store + Dovecot + milter (ASan build, unix socket) + Postfix (SASL via Dovecot, XCLIENT
+One Store + Dovecot (with the plugin) + milter (ASan build, unix socket) + Postfix (SASL via Dovecot, XCLIENT
 from loopback) + the lab DNS server:
   example.com        SPF ip4:192.0.2.10 -all, DMARC p=reject
   elsewhere.example  no SPF, no DMARC
@@ -59,7 +62,8 @@ class HeaderNulTest(labcase.MilterCase):
             'elsewhere.example': [('@', 'A', '192.0.2.99'), ('mx', 'A', '192.0.2.99')],
         })
         cls.store = cls.lab.store()
-        cls.dovecot = cls.lab.dovecot(cls.store)
+        cls.dovecot = cls.lab.dovecot(cls.store, **lab_mod.mailwarden_plugin_options(
+            cls.store, mailwarden_authserv_id='mail.' + DOMAIN))
         cls.start_mail_path(xclient=True, rcpt='nulin', sender='nulout', config=(
             'dns_servers = %s\ndns_timeout = 1s\nlocal_domains = %s\n'
             % (cls.dns.server, DOMAIN)))
@@ -199,6 +203,33 @@ class HeaderNulTest(labcase.MilterCase):
         self.assertNotIn(b'mple.org; dmarc=pass', head)
         results = [l for l in head.split(b'\n') if l.lower().startswith(b'authentication-')]
         self.assertEqual(results, [b'Authentication-Results: mail.example.org; spf=none'])
+
+    def test_plugin_ignores_verdict_with_nul(self):
+        # Only mail that bypassed Postfix (straight to Dovecot's LMTP) can hold a NUL in a
+        # header: Dovecot stores it and gives the plugin the value with the NUL replaced, so
+        # a verdict whose part before the NUL would read as spam is not believed (a reader
+        # stopping at the NUL would file it into Junk); the same verdict without the NUL is
+        # (the control: the check can see a verdict)
+        cases = [(b'yes; score=9.0; required=5.0; tests=BAYES\x00,OTHER', 'INBOX', False),
+                 (b'yes\x00; score=9.0; required=5.0; tests=BAYES', 'INBOX', False),
+                 (b'yes; score=9.0; required=5.0; tests=BAYES', 'Junk', True)]
+        for value, box, junk in cases:
+            with self.subTest(value=value):
+                token = uniq('lmtp')
+                c = smtplib.LMTP('127.0.0.1', self.dovecot.lmtp_port, timeout=30)
+                try:
+                    self.assertEqual(c.ehlo('lab')[0], 250)
+                    self.assertEqual(c.mail('x@elsewhere.example')[0], 250)
+                    self.assertEqual(c.rcpt(self.rcpt)[0], 250)
+                    code, resp = c.data(message(b'From: <x@elsewhere.example>', self.rcpt,
+                                                token, b'X-Mailwarden-Spam: ' + value + b'\r\n'))
+                    self.assertEqual(code, 250, resp)
+                finally:
+                    labcase.quit_quietly(c)
+                got = labcase.imap_fetch(self.dovecot.imap_port, self.rcpt, self.rcpt_pw,
+                                         token, mailbox=box)
+                self.assertIsNotNone(got, 'not in %s' % box)
+                self.assertEqual('$Junk' in got[0], junk, got[0])
 
     def test_nul_in_field_name_ends_header(self):
         # a NUL in a field name makes the line no field: the header ends there (for the
