@@ -128,6 +128,9 @@ const char *api_status_text(int status);
 /* api_json_render - append v as json_dumps(v, JSON_COMPACT) would write it; -1 (out
    unchanged) for what jansson would not dump either */
 int api_json_render(mw_str *out, const json_t *v);
+/* api_json_wipe_init - from here on jansson wipes every block before it frees it (request
+   bodies hold passwords and TOTP secrets); release: what then frees it (NULL: free) */
+void api_json_wipe_init(void (*release)(void *));
 void api_render_head(mw_str *out, const struct api_response *res, const char *cors_origin,
                      const char *req_origin);
 void api_request_free(struct api_request *req);

@@ -484,6 +484,7 @@ int main(int argc, char **argv)
 	mw_service_args(&m.svc, &own, argc, argv);
 	if (sodium_init() < 0)
 		mw_fatal("libsodium cannot start");
+	api_json_wipe_init(NULL); /* before anything is parsed; the workers inherit it */
 	m.ctx = mw_calloc(1, sizeof(*m.ctx));
 	m.ctx->cfg = mw_service_config(&m.svc, &err);
 	if (m.ctx->cfg == NULL)

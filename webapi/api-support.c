@@ -36,7 +36,10 @@ void api_store_answered(void)
 	(void)mw_degraded_leave(MW_DEGRADED_API_STORE, "the store answered a request");
 }
 
-/* api_audit - append an audit entry for a change (actor api:USER, client IP) */
+/* api_audit - append an audit entry for a change (actor api:USER, client IP). The details
+   are stored text, not an answer: keys sorted (JSON_SORT_KEYS), byte for byte what
+   mailwardenctl (ctl_audit) and the DKIM rotation (lib/mw-dkim-rotate.c) store for the same
+   change, which api_json_render (insertion order) would not give. */
 void api_audit(struct api_ctx *ctx, struct api_request *req, const char *action, const char *target,
                json_t *details)
 {

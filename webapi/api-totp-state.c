@@ -120,6 +120,9 @@ int api_totp_state_encode(const mw_master_key *mk, int64_t user_id, const struct
 	(void)sodium_bin2hex(hex, sizeof(hex), st->key, sizeof(st->key));
 	o = json_pack("{s:s,s:I,s:o}", "k", hex, "l", (json_int_t)st->last_step, "r", r);
 	mw_memzero(hex, sizeof(hex));
+	/* json_dumps, not api_json_render: its buffer grows through jansson's allocator, which
+	   wipes every block it lets go (api_json_wipe_init); an mw_str grows by realloc, which
+	   would leave copies of the secret in freed memory */
 	text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (text == NULL) {

@@ -177,6 +177,23 @@ class MilterSignTest(labcase.MilterCase):
         with open(self.milter.log_path) as f:
             self.assertIn('dkim=signed domain=%s selector=mw1' % DOMAIN, f.read())
 
+    def test_nul_in_signed_header(self):
+        # Postfix ends a header line at a NUL before the milter sees it and stores the same
+        # shortened line (test_header_nul): the signer signs exactly what is delivered, so
+        # the signature verifies, over a Subject that does not show the tail
+        user, pw = self.user(DOMAIN)
+        token = uniq('sig')
+        text = message(user, self.rcpt, token).replace(
+            'Subject: signed %s' % token, 'Subject: signed %s\0 hidden tail' % token, 1)
+        code, resp = self.submit(user, pw, token, text)
+        self.assertEqual(code, 250, resp)
+        raw = fetch_raw(self.dovecot.imap_port, self.rcpt, self.rcpt_pw, token)
+        self.assertIsNotNone(raw, 'signed message not delivered')
+        self.assertIn(b'\nSubject: signed %s\r\n' % token.encode(), raw)
+        self.assertNotIn(b'hidden tail', raw)
+        self.assertIn('subject', self.signature(raw)['h'].lower().split(':'))
+        self.assertTrue(self.verify(raw)[0], raw[:1500])
+
     def test_key_file_signature_verifies(self):
         user, pw = self.user(FILEDOM)
         token = uniq('file')

@@ -1,8 +1,12 @@
 /* test-api-http.c - mailwarden-api request parsing, routing and response headers. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include "mw-build.h"
 #include "api-common.h"
 #include "mw-test.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -333,6 +337,65 @@ static void test_json_render(void **state)
 	}
 }
 
+#define SECRET "hunter2-SECRET-pw"
+
+static size_t released, released_holding;
+
+/* probe_release - the last look at a block jansson frees: does it still hold SECRET? */
+static void probe_release(void *p)
+{
+	released++;
+	if (memmem(p, malloc_usable_size(p), SECRET, strlen(SECRET)) != NULL)
+		released_holding++;
+	free(p);
+}
+
+/* parse_and_answer - what a request with a password does with jansson: parse the body
+   (each string copied out of it), build an answer holding the value, render and dump it */
+static void parse_and_answer(void)
+{
+	static const char body[] = "{\"username\":\"u@example.org\",\"password\":\"" SECRET
+	                           "\",\"padding\":\"" SECRET SECRET SECRET SECRET "\"}";
+	json_error_t jerr;
+	json_t *o = json_loadb(body, strlen(body), JSON_REJECT_DUPLICATES, &jerr), *a;
+	char *text;
+	mw_str out;
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "password")), SECRET);
+	a = json_pack("{s:O}", "password", json_object_get(o, "password"));
+	mw_str_init(&out, 0);
+	assert_int_equal(api_json_render(&out, a), 0);
+	mw_memzero(out.buf, out.len);
+	mw_str_free(&out);
+	text = json_dumps(a, JSON_COMPACT);
+	assert_non_null(text);
+	mw_memzero(text, strlen(text));
+	free(text);
+	json_decref(a);
+	json_decref(o);
+}
+
+/* test_json_wiped - with the API's allocation functions no block jansson frees still holds
+   a password from a request body: the copies json_loadb makes (values, its lexer's
+   buffer) and json_dumps' growing buffer are wiped first */
+static void test_json_wiped(void **state)
+{
+	(void)state;
+	/* the probe first: jansson left to itself gives blocks back with the password in */
+	json_set_alloc_funcs(malloc, probe_release);
+	released = released_holding = 0;
+	parse_and_answer();
+	assert_true(released_holding > 0);
+	/* the API's way: every block wiped before it is freed */
+	api_json_wipe_init(probe_release);
+	released = released_holding = 0;
+	parse_and_answer();
+	assert_true(released > 5);
+	assert_int_equal(released_holding, 0);
+	api_json_wipe_init(NULL);
+	json_set_alloc_funcs(malloc, free);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +403,7 @@ int main(void)
 	    cmocka_unit_test(test_content_type), cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_head),         cmocka_unit_test(test_fields),
 	    cmocka_unit_test(test_client_net),   cmocka_unit_test(test_json_render),
+	    cmocka_unit_test(test_json_wiped),
 	};
 	MW_RUN_TESTS(tests);
 }

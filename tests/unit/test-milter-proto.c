@@ -20,13 +20,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 /* what the filter saw, for the tests to check (one connection at a time) */
 static char seen_auth[128], seen_helo[128], seen_client[64], seen_qid[64];
 static int n_negotiate, n_abort, n_connect, n_envfrom, eom_outside_ok;
-static volatile int n_close; /* counted in the connection's thread */
+static volatile int n_header; /* counted in the connection's thread */
+static volatile int n_close;  /* counted in the connection's thread */
 
 /* f_negotiate - every action offered, no reply for connect, HELO, RCPT and headers */
 static sfsistat f_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
@@ -90,12 +92,13 @@ static sfsistat f_envrcpt(SMFICTX *ctx, char **argv)
 	return strcmp(argv[0], "<refuse@x>") == 0 ? SMFIS_TEMPFAIL : SMFIS_NOREPLY;
 }
 
-/* f_header - nothing to say */
+/* f_header - counted, nothing to say */
 static sfsistat f_header(SMFICTX *ctx, char *name, char *value)
 {
 	(void)ctx;
 	(void)name;
 	(void)value;
+	n_header++;
 	return SMFIS_NOREPLY;
 }
 
@@ -178,11 +181,13 @@ static int stop(void **state)
 static int mta_connect(void)
 {
 	struct sockaddr_un su;
+	struct timeval tv = {10, 0}; /* a connection the milter should have closed: a failure */
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	memset(&su, 0, sizeof(su));
 	su.sun_family = AF_UNIX;
 	snprintf(su.sun_path, sizeof(su.sun_path), "%s", sock_path);
 	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&su, sizeof(su)), 0);
 	return fd;
 }
@@ -406,6 +411,19 @@ static void test_bad_input(void **state)
 	expect(fd, SMFIR_CONTINUE, NULL);
 	send_cmd(fd, SMFIC_HEADER, "A", sizeof("A"));
 	assert_int_equal(read(fd, buf, 1), 0);
+	(void)close(fd);
+	/* a value with a NUL inside: the filter would see only what comes before it (a From
+	   whose second address a mail reader shows), so the connection is closed before any
+	   callback sees it; the MTA applies its default action (tempfail) */
+	fd = mta_connect();
+	negotiate(fd);
+	connect_helo(fd);
+	send_cmd(fd, SMFIC_MAIL, "<a@x>", sizeof("<a@x>"));
+	expect(fd, SMFIR_CONTINUE, NULL);
+	n_header = 0;
+	send_cmd(fd, SMFIC_HEADER, "From\0<a@x>\0, <b@y>", sizeof("From\0<a@x>\0, <b@y>"));
+	assert_int_equal(read(fd, buf, 1), 0);
+	assert_int_equal(n_header, 0);
 	(void)close(fd);
 }
 
