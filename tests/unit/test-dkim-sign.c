@@ -1,6 +1,6 @@
 /* test-dkim-sign.c - unit tests for mw-dkim-sign: signing (checked by libopendkim's verifier
  * reading the public key from a file), canonicalisation corner cases, over-signing, bad keys,
- * call order, key files and the store round trip of encrypted keys.
+ * call order, key files, the store round trip of encrypted keys and the cache of parsed keys.
  *
  * The RSA key is generated at run time; nothing depends on DNS or the wall clock.
  */
@@ -575,6 +575,89 @@ static void test_bad_keys(void **state)
 	mw_str_free(&p);
 }
 
+/* sig_of - KEY's base64 signature of a fixed digest (RSA PKCS#1 v1.5 is deterministic:
+   two keys sign alike exactly when they are the same key) */
+static void sig_of(const mw_dkim_key *key, mw_str *out)
+{
+	unsigned char digest[32];
+	mw_error err = {""};
+	memset(digest, 0x5a, sizeof(digest));
+	mw_str_reset(out);
+	assert_int_equal(mw_dkim_key_sign_digest(key, digest, out, &err), 0);
+}
+
+/* test_parsed_key_cache_by_text - the same PEM text is parsed once and signs as before; other text
+   (a rotated key, the same key with one more byte) is parsed anew; failures are never
+   kept; a flush parses again */
+static void test_parsed_key_cache_by_text(void **state)
+{
+	mw_error err = {""};
+	mw_dkim_key *k1, *k2, *k3;
+	mw_str s1, s2, other, longer;
+	char *copy;
+	unsigned long n0;
+	(void)state;
+	mw_str_init(&s1, 0);
+	mw_str_init(&s2, 0);
+	mw_str_init(&other, 0);
+	mw_str_init(&longer, 0);
+	mw_dkim_key_cache_flush();
+	n0 = mw_dkim_key_parses();
+	k1 = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
+	assert_non_null(k1);
+	assert_int_equal(mw_dkim_key_parses(), n0 + 1);
+	sig_of(k1, &s1);
+	/* the same text from another buffer, for another domain: not parsed again, same key */
+	copy = mw_strndup(g.pem.buf, g.pem.len);
+	k2 = mw_dkim_key_new("example.net", "s2", copy, g.pem.len, &err);
+	free(copy);
+	assert_non_null(k2);
+	assert_int_equal(mw_dkim_key_parses(), n0 + 1);
+	assert_string_equal(mw_dkim_key_domain(k2), "example.net");
+	sig_of(k2, &s2);
+	assert_string_equal(mw_str_c(&s1), mw_str_c(&s2));
+	/* the cache keeps its own reference: both keys gone, the text still finds it */
+	mw_dkim_key_free(&k1);
+	mw_dkim_key_free(&k2);
+	k2 = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
+	assert_non_null(k2);
+	assert_int_equal(mw_dkim_key_parses(), n0 + 1);
+	sig_of(k2, &s2);
+	assert_string_equal(mw_str_c(&s1), mw_str_c(&s2));
+	mw_dkim_key_free(&k2);
+	/* a rotated key: other text, parsed, signs differently */
+	pem_of("RSA", 2048, false, &other);
+	k3 = mw_dkim_key_new("example.org", "s1", other.buf, other.len, &err);
+	assert_non_null(k3);
+	assert_int_equal(mw_dkim_key_parses(), n0 + 2);
+	sig_of(k3, &s2);
+	assert_string_not_equal(mw_str_c(&s1), mw_str_c(&s2));
+	mw_dkim_key_free(&k3);
+	/* one byte more is other text (the same key, parsed once more) */
+	(void)mw_str_append(&longer, g.pem.buf, g.pem.len);
+	(void)mw_str_appendc(&longer, '\n');
+	k3 = mw_dkim_key_new("example.org", "s1", longer.buf, longer.len, &err);
+	assert_non_null(k3);
+	assert_int_equal(mw_dkim_key_parses(), n0 + 3);
+	mw_dkim_key_free(&k3);
+	/* a text that does not parse fails every time and leaves the count alone */
+	assert_null(mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len / 2, &err));
+	assert_null(mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len / 2, &err));
+	assert_int_equal(mw_dkim_key_parses(), n0 + 3);
+	/* after a flush the text is parsed again, and signs as it did */
+	mw_dkim_key_cache_flush();
+	k1 = mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len, &err);
+	assert_non_null(k1);
+	assert_int_equal(mw_dkim_key_parses(), n0 + 4);
+	sig_of(k1, &s2);
+	assert_string_equal(mw_str_c(&s1), mw_str_c(&s2));
+	mw_dkim_key_free(&k1);
+	mw_str_free(&s1);
+	mw_str_free(&s2);
+	mw_str_free(&other);
+	mw_str_free(&longer);
+}
+
 /* test_txt_record - split into 255-byte strings that join to the record */
 static void test_txt_record(void **state)
 {
@@ -857,6 +940,7 @@ int main(void)
 	    cmocka_unit_test(test_signed_fields_cap),
 	    cmocka_unit_test(test_call_order),
 	    cmocka_unit_test(test_bad_keys),
+	    cmocka_unit_test(test_parsed_key_cache_by_text),
 	    cmocka_unit_test(test_txt_record),
 	    cmocka_unit_test(test_key_files),
 	    cmocka_unit_test(test_store_round_trip),
