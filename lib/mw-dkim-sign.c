@@ -1,7 +1,8 @@
 /* mw-dkim-sign.c - DKIM signing for outbound mail: keys, key lookup and a streaming signer.
  *
  * This module holds the process's libopendkim handle (verification elsewhere uses it), parses
- * and checks private keys with OpenSSL, finds the key of a domain (the store's active key,
+ * and checks private keys with OpenSSL (a parsed key is kept by the SHA-256 of its text, so
+ * a key read again is not parsed again), finds the key of a domain (the store's active key,
  * decrypted with the master key, or a key file dir/DOMAIN.SELECTOR.key) and signs one
  * message per signer behind a header / eoh / body / eom interface that a milter drives from
  * its callbacks: relaxed/relaxed canonicalisation done here (RFC 6376 3.4.2, 3.4.4) and
@@ -10,7 +11,8 @@
  *
  * Public: mw_dkim_lib_get, mw_dkim_ed25519_supported, mw_dkim_domain_normalize,
  * mw_dkim_selector_normalize,
- * mw_dkim_key_new/_free/_domain/_selector/_type/_algorithm/_sign_digest, mw_dkim_pem_public,
+ * mw_dkim_key_new/_free/_domain/_selector/_type/_algorithm/_sign_digest,
+ * mw_dkim_key_cache_flush, mw_dkim_key_parses, mw_dkim_pem_public,
  * mw_dkim_generate_rsa, mw_dkim_txt_record, mw_dkim_key_ad, mw_dkim_key_from_store,
  * mw_dkim_key_load_file, mw_dkim_key_from_dir, mw_dkim_key_lookup,
  * mw_dkim_signer_new/_header/_too_many/_eoh/_body/_eom/_free.
@@ -264,6 +266,122 @@ static EVP_PKEY *pem_parse(const char *pem, size_t pem_len, enum mw_dkim_key_typ
 	return pkey;
 }
 
+/* Parsed keys, found by the SHA-256 of their PEM text. The milter's per-domain key cache
+   expires every cache_ttl, and each refresh reads (and for the store decrypts) the key
+   again; parsing it again as well, and with a new EVP_PKEY setting up OpenSSL's per-key
+   state anew (RSA blinding per thread, Montgomery contexts), cost about 14 M instructions
+   (callgrind, RSA-2048: several ms) for the next message. Here the same bytes give a
+   counted reference to the key parsed before; other bytes (a rotated or replaced key) are
+   parsed, so a key is never answered from the cache for text it was not parsed from, and
+   what fails to parse is never cached. At most PKEY_CACHE_MAX keys; one unused for
+   PKEY_CACHE_IDLE seconds is dropped at the next lookup (a retired key does not stay in
+   memory for long), and when full the least recently used goes. mw_dkim_key_cache_flush
+   empties it (the milter's SIGHUP). */
+#define PKEY_CACHE_MAX  32
+#define PKEY_CACHE_IDLE 600
+struct pkey_entry {
+	unsigned char digest[32];
+	EVP_PKEY *pkey; /* NULL: a free slot */
+	enum mw_dkim_key_type type;
+	int64_t used; /* mw_mono_s */
+};
+static pthread_mutex_t pkey_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pkey_entry pkey_cache[PKEY_CACHE_MAX];
+static unsigned long pkey_parses;
+
+/* pkey_drop - empty a slot (pkey_lock held) */
+static void pkey_drop(struct pkey_entry *e)
+{
+	EVP_PKEY_free(e->pkey);
+	mw_memzero(e, sizeof(*e));
+}
+
+/* pkey_put - remember PKEY parsed from the text of DIGEST (pkey_lock held) */
+static void pkey_put(const unsigned char *digest, EVP_PKEY *pkey, enum mw_dkim_key_type type,
+                     int64_t now)
+{
+	struct pkey_entry *slot = NULL;
+	size_t i;
+	for (i = 0; i < PKEY_CACHE_MAX; i++) {
+		struct pkey_entry *e = &pkey_cache[i];
+		if (e->pkey != NULL && memcmp(e->digest, digest, sizeof(e->digest)) == 0)
+			return; /* another thread parsed the same text meanwhile */
+		if (slot == NULL ||
+		    (slot->pkey != NULL && (e->pkey == NULL || e->used < slot->used)))
+			slot = e;
+	}
+	if (EVP_PKEY_up_ref(pkey) != 1)
+		return;
+	if (slot->pkey != NULL)
+		pkey_drop(slot);
+	memcpy(slot->digest, digest, sizeof(slot->digest));
+	slot->pkey = pkey;
+	slot->type = type;
+	slot->used = now;
+}
+
+/* pem_parse_cached - pem_parse through the cache of parsed keys */
+static EVP_PKEY *pem_parse_cached(const char *pem, size_t pem_len, enum mw_dkim_key_type *type_r,
+                                  mw_error *error_r)
+{
+	unsigned char digest[32];
+	unsigned int dlen = 0;
+	int64_t now = mw_mono_s();
+	EVP_PKEY *pkey = NULL;
+	size_t i;
+
+	if (pem == NULL || pem_len == 0 || pem_len > MW_DKIM_KEY_PEM_MAX ||
+	    EVP_Digest(pem, pem_len, digest, &dlen, EVP_sha256(), NULL) != 1 ||
+	    dlen != sizeof(digest))
+		return pem_parse(pem, pem_len, type_r, error_r); /* its error, nothing cached */
+	(void)pthread_mutex_lock(&pkey_lock);
+	for (i = 0; i < PKEY_CACHE_MAX; i++) {
+		struct pkey_entry *e = &pkey_cache[i];
+		if (e->pkey == NULL)
+			continue;
+		if (now - e->used > PKEY_CACHE_IDLE) {
+			pkey_drop(e);
+		} else if (pkey == NULL && memcmp(e->digest, digest, sizeof(digest)) == 0 &&
+		           EVP_PKEY_up_ref(e->pkey) == 1) {
+			pkey = e->pkey;
+			*type_r = e->type;
+			e->used = now;
+		}
+	}
+	(void)pthread_mutex_unlock(&pkey_lock);
+	if (pkey != NULL)
+		return pkey;
+	pkey = pem_parse(pem, pem_len, type_r, error_r);
+	if (pkey == NULL)
+		return NULL;
+	(void)pthread_mutex_lock(&pkey_lock);
+	pkey_parses++;
+	pkey_put(digest, pkey, *type_r, now);
+	(void)pthread_mutex_unlock(&pkey_lock);
+	return pkey;
+}
+
+/* mw_dkim_key_cache_flush - forget every parsed key (keys and signers keep theirs) */
+void mw_dkim_key_cache_flush(void)
+{
+	size_t i;
+	(void)pthread_mutex_lock(&pkey_lock);
+	for (i = 0; i < PKEY_CACHE_MAX; i++)
+		if (pkey_cache[i].pkey != NULL)
+			pkey_drop(&pkey_cache[i]);
+	(void)pthread_mutex_unlock(&pkey_lock);
+}
+
+/* mw_dkim_key_parses - how many keys mw_dkim_key_new has parsed (not found in the cache) */
+unsigned long mw_dkim_key_parses(void)
+{
+	unsigned long n;
+	(void)pthread_mutex_lock(&pkey_lock);
+	n = pkey_parses;
+	(void)pthread_mutex_unlock(&pkey_lock);
+	return n;
+}
+
 /* b64_append - append base64 of len bytes to out */
 static void b64_append(mw_str *out, const unsigned char *p, size_t len)
 {
@@ -398,7 +516,7 @@ mw_dkim_key *mw_dkim_key_new(const char *domain, const char *selector, const cha
 	if (mw_dkim_domain_normalize(domain, d, sizeof(d), error_r) < 0 ||
 	    mw_dkim_selector_normalize(selector, s, sizeof(s), error_r) < 0)
 		return NULL;
-	pkey = pem_parse(pem, pem_len, &type, error_r);
+	pkey = pem_parse_cached(pem, pem_len, &type, error_r);
 	if (pkey == NULL)
 		return NULL;
 	if (type == MW_DKIM_KEY_ED25519 && !mw_dkim_ed25519_supported()) {

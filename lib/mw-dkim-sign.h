@@ -53,6 +53,12 @@ enum mw_dkim_key_type { MW_DKIM_KEY_RSA, MW_DKIM_KEY_ED25519 };
 mw_dkim_key *mw_dkim_key_new(const char *domain, const char *selector, const char *pem,
                              size_t pem_len, mw_error *error_r);
 void mw_dkim_key_free(mw_dkim_key **key);
+/* A key made again from the same PEM text shares the EVP_PKEY parsed the first time (a
+   process-wide cache by the SHA-256 of the text: other text is parsed anew, failures are
+   not kept; keys unused for 10 minutes are dropped). Flush forgets every parsed key (keys
+   and signers that exist keep theirs); parses counts the keys actually parsed. */
+void mw_dkim_key_cache_flush(void);
+unsigned long mw_dkim_key_parses(void);
 const char *mw_dkim_key_domain(const mw_dkim_key *key);
 const char *mw_dkim_key_selector(const mw_dkim_key *key);
 enum mw_dkim_key_type mw_dkim_key_type(const mw_dkim_key *key);

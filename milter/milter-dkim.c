@@ -8,7 +8,9 @@
  * key, decrypted with the master key, then [milter] dkim_key_dir) and kept in a small hash
  * table for cache_ttl seconds (the same TTL as user data), so a message does not pay for a
  * store read and a decryption; "no key for this domain" is cached too, errors never are.
- * SIGHUP empties the cache (milter_dkim_reload). A signer copies the key it is made from,
+ * SIGHUP empties the cache (milter_dkim_reload), and lib/mw-dkim-sign's cache of parsed
+ * keys with it; between SIGHUPs a key read again after cache_ttl is not parsed again unless
+ * its text changed (rotation, replacement). A signer copies the key it is made from,
  * so the cache lock is held only while the signer is made (or, for milter_arc_seal, while
  * the ARC set of [milter] arc_seal_domain is signed).
  *
@@ -95,6 +97,7 @@ int milter_dkim_reload(const char *master_key_path, unsigned ttl_secs, mw_error 
 	kcache_ttl = ttl_secs;
 	kcache_clear_locked();
 	(void)pthread_mutex_unlock(&dkim_lock);
+	mw_dkim_key_cache_flush();
 	return ret;
 }
 
@@ -221,4 +224,5 @@ void milter_dkim_deinit(void)
 	mw_secret_key_wipe(&master_key);
 	have_master_key = false;
 	(void)pthread_mutex_unlock(&dkim_lock);
+	mw_dkim_key_cache_flush();
 }

@@ -1,6 +1,6 @@
 /* test-dkim-sign.c - unit tests for mw-dkim-sign: signing (checked by libopendkim's verifier
  * reading the public key from a file), canonicalisation corner cases, over-signing, bad keys,
- * call order, key files and the store round trip of encrypted keys.
+ * call order, key files, the store round trip of encrypted keys and the cache of parsed keys.
  *
  * The RSA key is generated at run time; nothing depends on DNS or the wall clock.
  */
@@ -575,6 +575,78 @@ static void test_bad_keys(void **state)
 	mw_str_free(&p);
 }
 
+/* sig_of - KEY's base64 signature of a fixed digest (RSA PKCS#1 v1.5 is deterministic:
+   two keys sign alike exactly when they are the same key) */
+static void sig_of(const mw_dkim_key *key, mw_str *out)
+{
+	unsigned char digest[32];
+	mw_error err = {""};
+	memset(digest, 0x5a, sizeof(digest));
+	mw_str_reset(out);
+	assert_int_equal(mw_dkim_key_sign_digest(key, digest, out, &err), 0);
+}
+
+/* key_made - a key from PEM for DOMAIN that must be made, after which mw_dkim_key_parses
+   must be WANT; its signature of the fixed digest in SIG_R (the key is freed again) */
+static void key_made(const char *domain, const char *pem, size_t len, unsigned long want,
+                     mw_str *sig_r)
+{
+	mw_error err = {""};
+	mw_dkim_key *k = mw_dkim_key_new(domain, "s1", pem, len, &err);
+	assert_non_null(k);
+	assert_int_equal(mw_dkim_key_parses(), want);
+	assert_string_equal(mw_dkim_key_domain(k), domain);
+	sig_of(k, sig_r);
+	mw_dkim_key_free(&k);
+}
+
+/* test_parsed_key_cache_by_text - the same PEM text is parsed once and signs as before,
+   also after every key made from it is gone; other text (a rotated key, the same key with
+   one more byte) is parsed anew; failures are never kept; a flush parses again */
+static void test_parsed_key_cache_by_text(void **state)
+{
+	mw_error err = {""};
+	mw_str s1, s2, other, longer;
+	char *copy;
+	unsigned long n0;
+	(void)state;
+	mw_str_init(&s1, 0);
+	mw_str_init(&s2, 0);
+	mw_str_init(&other, 0);
+	mw_str_init(&longer, 0);
+	mw_dkim_key_cache_flush();
+	n0 = mw_dkim_key_parses();
+	key_made("example.org", g.pem.buf, g.pem.len, n0 + 1, &s1);
+	/* the same text from another buffer, for another domain: not parsed again, same key */
+	copy = mw_strndup(g.pem.buf, g.pem.len);
+	key_made("example.net", copy, g.pem.len, n0 + 1, &s2);
+	free(copy);
+	assert_string_equal(mw_str_c(&s1), mw_str_c(&s2));
+	/* a rotated key: other text, parsed, signs differently */
+	pem_of("RSA", 2048, false, &other);
+	key_made("example.org", other.buf, other.len, n0 + 2, &s2);
+	assert_string_not_equal(mw_str_c(&s1), mw_str_c(&s2));
+	/* one byte more is other text: parsed once more (and the same key) */
+	(void)mw_str_append(&longer, g.pem.buf, g.pem.len);
+	(void)mw_str_appendc(&longer, '\n');
+	key_made("example.org", longer.buf, longer.len, n0 + 3, &s2);
+	assert_string_equal(mw_str_c(&s1), mw_str_c(&s2));
+	/* a text that does not parse fails every time and leaves the count alone */
+	assert_null(mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len / 2, &err));
+	assert_null(mw_dkim_key_new("example.org", "s1", g.pem.buf, g.pem.len / 2, &err));
+	assert_int_equal(mw_dkim_key_parses(), n0 + 3);
+	key_made("example.org", g.pem.buf, g.pem.len, n0 + 3, &s2); /* still the first parse */
+	assert_string_equal(mw_str_c(&s1), mw_str_c(&s2));
+	/* after a flush the text is parsed again, and signs as it did */
+	mw_dkim_key_cache_flush();
+	key_made("example.org", g.pem.buf, g.pem.len, n0 + 4, &s2);
+	assert_string_equal(mw_str_c(&s1), mw_str_c(&s2));
+	mw_str_free(&s1);
+	mw_str_free(&s2);
+	mw_str_free(&other);
+	mw_str_free(&longer);
+}
+
 /* test_txt_record - split into 255-byte strings that join to the record */
 static void test_txt_record(void **state)
 {
@@ -857,6 +929,7 @@ int main(void)
 	    cmocka_unit_test(test_signed_fields_cap),
 	    cmocka_unit_test(test_call_order),
 	    cmocka_unit_test(test_bad_keys),
+	    cmocka_unit_test(test_parsed_key_cache_by_text),
 	    cmocka_unit_test(test_txt_record),
 	    cmocka_unit_test(test_key_files),
 	    cmocka_unit_test(test_store_round_trip),
