@@ -149,11 +149,21 @@ void mw_str_init(mw_str *s, size_t max)
 	s->len = 0;
 	s->cap = 0;
 	s->max = max;
+	s->wipe = false;
+}
+
+/* mw_str_init_wiped - an empty string whose given-up blocks are wiped */
+void mw_str_init_wiped(mw_str *s, size_t max)
+{
+	mw_str_init(s, max);
+	s->wipe = true;
 }
 
 /* mw_str_free - release the buffer; the string is empty and reusable after */
 void mw_str_free(mw_str *s)
 {
+	if (s->wipe && s->buf != NULL)
+		mw_memzero(s->buf, s->cap);
 	free(s->buf);
 	s->buf = NULL;
 	s->len = s->cap = 0;
@@ -181,7 +191,15 @@ static int mw_str_reserve(mw_str *s, size_t n)
 	cap = s->cap ? s->cap : 64;
 	while (cap < need + 1)
 		cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
-	s->buf = mw_realloc(s->buf, cap);
+	if (s->wipe && s->buf != NULL) { /* not realloc: it would leave the old block as is */
+		char *buf = mw_malloc(cap);
+		memcpy(buf, s->buf, s->len + 1);
+		mw_memzero(s->buf, s->cap);
+		free(s->buf);
+		s->buf = buf;
+	} else {
+		s->buf = mw_realloc(s->buf, cap);
+	}
 	s->cap = cap;
 	return 0;
 }

@@ -46,9 +46,14 @@ typedef struct mw_str {
 	size_t len;
 	size_t cap;
 	size_t max; /* 0 = no bound */
+	bool wipe;  /* mw_str_init_wiped: a block given up (growth, free) is wiped first */
 } mw_str;
 
 void mw_str_init(mw_str *s, size_t max);
+/* mw_str_init_wiped - as mw_str_init, for a string that may hold a secret: growing moves
+   the bytes to a new block and wipes the old one (no realloc), freeing wipes the buffer.
+   Appending within the buffer costs what it costs any string. */
+void mw_str_init_wiped(mw_str *s, size_t max);
 void mw_str_free(mw_str *s);
 void mw_str_reset(mw_str *s);
 int mw_str_append(mw_str *s, const char *p, size_t n);

@@ -80,7 +80,9 @@ struct api_fcgi_conn {
 	bool active, keep, params_done, stdin_done, params_too_large, body_too_large;
 	unsigned id;
 	mw_str params, body;
-	mw_str reply; /* the handler's answer; its buffer is kept (wiped) for the next one */
+	/* the handler's answer; its buffer is kept (wiped) for the next one. It, params and
+	   body are mw_str_init_wiped: a block given up when one grows is wiped, not left as is */
+	mw_str reply;
 };
 
 /* api_fcgi_param - the value of parameter name, NULL when absent */
@@ -212,14 +214,15 @@ static void answer(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf, mw
 	}
 	put_record(out, FCGI_STDOUT, c->id, NULL, 0);
 	put_end(out, c->id, FCGI_REQUEST_COMPLETE);
-	if (reply->buf != NULL)
-		mw_memzero(reply->buf, reply->len); /* answers may carry tokens */
-	/* the buffer serves the connection's next answer (no growth from 64 bytes each time),
-	   unless a large answer made it large */
-	if (reply->cap > REPLY_KEEP)
-		mw_str_free(reply);
-	else
+	/* answers may carry tokens: wiped. The buffer serves the connection's next answer (no
+	   growth from 64 bytes each time), unless a large answer made it large */
+	if (reply->cap > REPLY_KEEP) {
+		mw_str_free(reply); /* wipes it */
+	} else {
+		if (reply->buf != NULL)
+			mw_memzero(reply->buf, reply->len);
 		mw_str_reset(reply);
+	}
 }
 
 /* management - a record for request id 0 */
@@ -303,7 +306,7 @@ static int record(struct api_fcgi_conn *c, const struct api_fcgi_conf *conf, uns
 		         mw_str_append(&c->body, (const char *)p, len) < 0) {
 			c->body_too_large = true;
 			mw_str_free(&c->body);
-			mw_str_init(&c->body, conf->max_body);
+			mw_str_init_wiped(&c->body, conf->max_body);
 		}
 		break;
 	default:
@@ -350,9 +353,9 @@ static struct api_fcgi_conn *conn_new(int fd, const struct api_fcgi_conf *conf)
 {
 	struct api_fcgi_conn *c = mw_calloc(1, sizeof(*c));
 	c->fd = fd;
-	mw_str_init(&c->params, API_FCGI_PARAMS_MAX);
-	mw_str_init(&c->body, conf->max_body);
-	mw_str_init(&c->reply, 0);
+	mw_str_init_wiped(&c->params, API_FCGI_PARAMS_MAX);
+	mw_str_init_wiped(&c->body, conf->max_body);
+	mw_str_init_wiped(&c->reply, 0);
 	return c;
 }
 
@@ -416,7 +419,8 @@ bool api_fcgi_feed_retains(const struct api_fcgi_conn *c, const void *needle, si
 {
 	return (c->in != NULL && memmem(c->in, c->in_cap, needle, n) != NULL) ||
 	       (c->params.buf != NULL && memmem(c->params.buf, c->params.cap, needle, n) != NULL) ||
-	       (c->body.buf != NULL && memmem(c->body.buf, c->body.cap, needle, n) != NULL);
+	       (c->body.buf != NULL && memmem(c->body.buf, c->body.cap, needle, n) != NULL) ||
+	       (c->reply.buf != NULL && memmem(c->reply.buf, c->reply.cap, needle, n) != NULL);
 }
 
 /* write_all - write out to a non-blocking socket, waiting up to API_FCGI_WRITE_S */
@@ -459,6 +463,8 @@ static int conn_readable(struct api_fcgi_conn *c, const struct api_fcgi_conf *co
 	ret = conn_parse(c, conf, out);
 	if (out->len > 0 && write_all(c->fd, out) < 0)
 		ret = -1;
+	if (out->buf != NULL) /* the records copy the answer (a token, a TOTP secret) */
+		mw_memzero(out->buf, out->len);
 	if (conf->answered != NULL)
 		conf->answered(conf->ctx);
 	return ret;
@@ -635,7 +641,7 @@ int api_fcgi_serve(const struct api_fcgi_conf *conf, mw_error *error_r)
 		waiting_counter = conf->idle_workers;
 		(void)sigaction(SIGTERM, &sa, NULL);
 	}
-	mw_str_init(&out, 0);
+	mw_str_init_wiped(&out, 0);
 	for (;;) {
 		struct api_fcgi_conn *ready[API_FCGI_CONNS];
 		size_t np = 0, nready = 0, at_listen = SIZE_MAX, at_handoff = SIZE_MAX;

@@ -65,8 +65,8 @@ int api_fcgi_feed(struct api_fcgi_conn **state, const struct api_fcgi_conf *conf
                   size_t len, mw_str *out);
 void api_fcgi_feed_end(struct api_fcgi_conn **state);
 /* api_fcgi_feed_retains - whether the bytes of needle are anywhere in the connection's
-   buffers (received bytes, parameters, body: their whole allocations), for the tests that
-   check a request's secrets are wiped once it is answered */
+   buffers (received bytes, parameters, body, answer: their whole allocations), for the tests
+   that check a request's and an answer's secrets are wiped once it is answered */
 bool api_fcgi_feed_retains(const struct api_fcgi_conn *c, const void *needle, size_t n);
 
 #endif

@@ -1,5 +1,6 @@
 /* test-api-fcgi.c - the API's FastCGI record parser (webapi/api-fcgi.c) on well-formed,
    split, multiplexed and hostile record streams. */
+#define _GNU_SOURCE /* memmem */
 #include "mw-build.h"
 #include "api-fcgi.h"
 #include "mw-test.h"
@@ -7,6 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN 1
+#endif
+#endif
+#ifdef ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 static unsigned calls;
 static struct {
@@ -17,6 +29,13 @@ static struct {
 	char body[256];
 } seen;
 static size_t reply_size; /* 0: a short answer */
+#define MARKER "TOTPSECRET-JBSWY3DPEHPK3PXP"
+static bool reply_secret; /* the answer starts with MARKER; the blocks it grew out of: */
+static struct {
+	char *p;
+	size_t cap;
+} given_up[32];
+static size_t ngiven_up;
 
 /* handler - record what the loop passed and answer */
 static void handler(void *ctx, const struct api_fcgi_request *r, mw_str *out)
@@ -33,7 +52,18 @@ static void handler(void *ctx, const struct api_fcgi_request *r, mw_str *out)
 	seen.too_large = r->body_too_large;
 	(void)mw_strlcpy(seen.body, (const char *)r->body, sizeof(seen.body));
 	(void)mw_str_appends(out, "Status: 200 OK\r\n\r\n");
-	if (reply_size == 0) {
+	if (reply_secret) {
+		(void)mw_str_appends(out, MARKER);
+		while (out->len < reply_size) {
+			char *was = out->buf;
+			size_t cap = out->cap;
+			(void)mw_str_appendc(out, 'x');
+			if (out->buf != was && ngiven_up < MW_N_ELEMENTS(given_up)) {
+				given_up[ngiven_up].p = was;
+				given_up[ngiven_up++].cap = cap;
+			}
+		}
+	} else if (reply_size == 0) {
 		(void)mw_str_appends(out, "hello");
 	} else {
 		size_t i;
@@ -117,6 +147,8 @@ static int setup(void **state)
 	mw_str_init(&t->out, 0);
 	calls = 0;
 	reply_size = 0;
+	reply_secret = false;
+	ngiven_up = 0;
 	*state = t;
 	return 0;
 }
@@ -361,6 +393,43 @@ static void test_secrets_wiped(void **state)
 	mw_str_free(&p);
 }
 
+/* test_answer_secret_wiped - an answer carrying a secret (a TOTP enrolment secret, a new
+   app password, a session cookie) grows the connection's answer buffer from empty: no block
+   it grew out of, nor the kept buffer once the answer is written, holds the secret */
+static void test_answer_secret_wiped(void **state)
+{
+	struct io *t = *state;
+	struct reply r[8];
+	size_t i, n;
+	reply_secret = true;
+	reply_size = 3000; /* 64 bytes doubled six times */
+	request(&t->in, 1, true, "/api/v1/totp", "");
+	assert_int_equal(feed(t), 0);
+	assert_int_equal(calls, 1);
+	n = records(&t->out, r, 8);
+	assert_true(n >= 3);
+	assert_int_equal(r[0].type, 6); /* the answer went out whole, marker included */
+	assert_memory_equal(r[0].p + strlen("Status: 200 OK\r\n\r\n"), MARKER, strlen(MARKER));
+	assert_false(api_fcgi_feed_retains(t->c, MARKER, strlen(MARKER)));
+	assert_true(ngiven_up >= 5);
+#ifdef ASAN
+	/* the blocks given up sit in ASan's quarantine, not reused: read them as they were left
+	   (past their first 16 bytes, which ASan's free bookkeeping may overwrite) */
+	for (i = 0; i < ngiven_up; i++) {
+		__asan_unpoison_memory_region(given_up[i].p, given_up[i].cap);
+		bool found = memmem(given_up[i].p + 16, given_up[i].cap - 16, MARKER,
+		                    strlen(MARKER)) != NULL;
+		__asan_poison_memory_region(given_up[i].p, given_up[i].cap);
+		if (found)
+			fail_msg("block %zu of %zu (%zu bytes) given up unwiped", i + 1, ngiven_up,
+			         given_up[i].cap);
+	}
+#else
+	(void)i;
+	skip(); /* freed blocks can be read safely only from ASan's quarantine */
+#endif
+}
+
 /* test_kept_answer_buffer - the connection keeps its answer buffer between requests: a short
    answer after a long one (kept buffer) and after a very long one (buffer let go) is exactly
    itself */
@@ -416,6 +485,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_management, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kept_answer_buffer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secrets_wiped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_answer_secret_wiped, setup, teardown),
 	};
 	MW_RUN_TESTS(tests);
 }
