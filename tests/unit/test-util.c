@@ -68,24 +68,43 @@ static void test_str_room(void **state)
 	mw_str_free(&s);
 }
 
-/* test_str_grow - an unbounded string grows past its first allocation */
+/* test_str_grow - an unbounded string grows past its first allocation, keeping every byte;
+   so does one whose given-up blocks are wiped (it copies instead of realloc), within its
+   bound as any other */
 static void test_str_grow(void **state)
 {
 	mw_str s;
-	char *p;
-	int i;
+	char *p, want[4];
+	int i, wiped;
 	(void)state;
-	mw_str_init(&s, 0);
-	assert_string_equal(mw_str_c(&s), "");
-	for (i = 0; i < 1000; i++)
-		assert_int_equal(mw_str_appendf(&s, "%03d", i), 0);
-	assert_int_equal(s.len, 3000);
-	assert_memory_equal(s.buf + 2997, "999", 3);
-	assert_int_equal(s.buf[3000], '\0');
-	p = mw_str_steal(&s);
+	for (wiped = 0; wiped <= 1; wiped++) {
+		if (wiped)
+			mw_str_init_wiped(&s, 0);
+		else
+			mw_str_init(&s, 0);
+		assert_string_equal(mw_str_c(&s), "");
+		for (i = 0; i < 1000; i++)
+			assert_int_equal(mw_str_appendf(&s, "%03d", i), 0);
+		assert_int_equal(s.len, 3000);
+		for (i = 0; i < 1000; i++) {
+			(void)snprintf(want, sizeof(want), "%03d", i);
+			assert_memory_equal(s.buf + 3 * i, want, 3);
+		}
+		assert_int_equal(s.buf[3000], '\0');
+		p = mw_str_steal(&s);
+		assert_null(s.buf);
+		assert_int_equal(strlen(p), 3000);
+		free(p);
+	}
+	mw_str_init_wiped(&s, 100);
+	assert_int_equal(mw_str_append(&s, "0123456789", 10), 0);
+	for (i = 0; i < 9; i++)
+		assert_int_equal(mw_str_append(&s, "0123456789", 10), 0);
+	assert_int_equal(mw_str_appendc(&s, 'x'), -1);
+	assert_int_equal(s.len, 100);
+	assert_memory_equal(s.buf + 90, "0123456789", 10);
+	mw_str_free(&s);
 	assert_null(s.buf);
-	assert_int_equal(strlen(p), 3000);
-	free(p);
 }
 
 /* test_strlcpy - refuses to truncate */
